@@ -1,0 +1,1 @@
+//! Load generator and benchmarks for berth against etcd (filled in by a later issue).

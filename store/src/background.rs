@@ -1,0 +1,174 @@
+//! The store's background duties: following leadership (lessor promotion, member
+//! publication), expiring leases, and automatic compaction. Each is a loop that
+//! stops when the store shuts down.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use berth_proto::berthpb::{Command, MemberChange, command, member_change};
+use berth_proto::etcdserverpb::{CompactionRequest, LeaseRevokeRequest};
+use openraft::ServerState;
+
+use crate::config::AutoCompaction;
+use crate::store::Store;
+
+const LEASE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+
+pub fn start(store: Store) {
+    tokio::spawn(follow_leadership(store.clone()));
+    tokio::spawn(expire_leases(store.clone()));
+    if let Some(policy) = store.config().auto_compaction.clone() {
+        tokio::spawn(auto_compact(store, policy));
+    }
+}
+
+async fn follow_leadership(store: Store) {
+    let mut metrics = store.raft().metrics();
+    let mut shutdown = store.shutdown_signal();
+    let mut was_leader = false;
+    let mut published = false;
+    loop {
+        let (is_leader, leader) = {
+            let m = metrics.borrow_and_update();
+            (m.state == ServerState::Leader, m.current_leader)
+        };
+        if is_leader != was_leader {
+            if is_leader {
+                let leases: Vec<(i64, i64)> = store.state().read().leases.ids().collect();
+                tracing::info!(
+                    leases = leases.len(),
+                    "became leader; lease deadlines start afresh"
+                );
+                store.lessor().promote(leases.into_iter());
+            } else {
+                store.lessor().demote();
+            }
+            was_leader = is_leader;
+        }
+        if !published && leader.is_some() {
+            published = publish(&store).await;
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)), if !published => {}
+        }
+    }
+}
+
+/// Records this member's name and client URLs in the membership.
+async fn publish(store: &Store) -> bool {
+    let me = store.id();
+    let config = store.config();
+    let wanted = (config.name.clone(), config.advertise_client_urls.clone());
+    let current = store.members().into_iter().find(|m| m.id == me);
+    match current {
+        None => false,
+        Some(m) if (m.name.clone(), m.client_ur_ls.clone()) == wanted => true,
+        Some(m) => {
+            let change = MemberChange {
+                action: member_change::Action::Publish as i32,
+                id: me,
+                peer_urls: m.peer_ur_ls,
+                name: wanted.0,
+                client_urls: wanted.1,
+                ..Default::default()
+            };
+            match store.change_member(change).await {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "publishing member attributes failed; will retry");
+                    false
+                }
+            }
+        }
+    }
+}
+
+async fn expire_leases(store: Store) {
+    let mut shutdown = store.shutdown_signal();
+    let mut tick = tokio::time::interval(LEASE_CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        if !store.lessor().is_primary() {
+            continue;
+        }
+        let expired = {
+            let state = store.state().read();
+            store.lessor().take_expired(state.leases.ids())
+        };
+        for id in expired {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let cmd = Command {
+                    command: Some(command::Command::LeaseRevoke(LeaseRevokeRequest { id })),
+                };
+                match store.propose(cmd).await {
+                    Ok(_) => tracing::debug!(lease = id, "lease expired and was revoked"),
+                    Err(e) => {
+                        tracing::warn!(lease = id, error = %e, "revoking an expired lease failed; will retry")
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// etcd's compactors: `periodic` keeps `retention` worth of history, sampling the
+/// revision every tenth of it; `revision` keeps the last `retention` revisions,
+/// checked every five minutes. Only the leader proposes.
+async fn auto_compact(store: Store, policy: AutoCompaction) {
+    let mut shutdown = store.shutdown_signal();
+    let every = match &policy {
+        AutoCompaction::Periodic(retention) => (*retention / 10).max(Duration::from_secs(1)),
+        AutoCompaction::Revision(_) => Duration::from_secs(300),
+    };
+    let mut samples: VecDeque<(Instant, i64)> = VecDeque::new();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let (current, compacted) = {
+            let state = store.state().read();
+            (state.kv.current_revision(), state.kv.compact_revision())
+        };
+        samples.push_back((Instant::now(), current));
+        let target = match &policy {
+            AutoCompaction::Periodic(retention) => {
+                let cutoff = Instant::now().checked_sub(*retention);
+                let mut target = None;
+                while let (Some(cutoff), Some((at, rev))) = (cutoff, samples.front().copied()) {
+                    if at > cutoff {
+                        break;
+                    }
+                    target = Some(rev);
+                    samples.pop_front();
+                }
+                target
+            }
+            AutoCompaction::Revision(keep) => {
+                samples.clear();
+                Some(current - keep)
+            }
+        };
+        let Some(target) = target else { continue };
+        if target <= compacted || !store.is_leader() {
+            continue;
+        }
+        let cmd = Command {
+            command: Some(command::Command::Compaction(CompactionRequest {
+                revision: target,
+                physical: false,
+            })),
+        };
+        match store.propose(cmd).await {
+            Ok(_) => tracing::info!(revision = target, "auto-compacted"),
+            Err(e) => tracing::warn!(revision = target, error = %e, "auto-compaction failed"),
+        }
+    }
+}

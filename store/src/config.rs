@@ -1,0 +1,115 @@
+//! What a store replica is told at start-up. The command line (`berth store`) fills
+//! this from etcd's flags; embedded users build it directly.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    /// Bootstrap a new cluster from `initial_cluster`.
+    New,
+    /// Join a cluster that already runs (after `MemberAdd`).
+    Existing,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AutoCompaction {
+    /// Keep this much history (by time).
+    Periodic(Duration),
+    /// Keep this many revisions.
+    Revision(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_client_urls: Vec<String>,
+    pub advertise_client_urls: Vec<String>,
+    pub listen_peer_urls: Vec<String>,
+    pub initial_advertise_peer_urls: Vec<String>,
+    /// Every initial member: name and peer URLs.
+    pub initial_cluster: Vec<(String, Vec<String>)>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+    pub heartbeat_interval: Duration,
+    pub election_timeout: Duration,
+    /// Applied entries between snapshots.
+    pub snapshot_count: u64,
+    pub quota_backend_bytes: u64,
+    pub max_request_bytes: usize,
+    pub auto_compaction: Option<AutoCompaction>,
+    pub listen_metrics_urls: Vec<String>,
+    pub watch_progress_notify_interval: Duration,
+}
+
+pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+
+impl StoreConfig {
+    /// A single replica on the given ports with etcd's defaults otherwise.
+    pub fn single(
+        name: &str,
+        data_dir: impl Into<PathBuf>,
+        client_port: u16,
+        peer_port: u16,
+    ) -> Self {
+        let client = format!("http://127.0.0.1:{client_port}");
+        let peer = format!("http://127.0.0.1:{peer_port}");
+        Self {
+            name: name.to_string(),
+            data_dir: data_dir.into(),
+            listen_client_urls: vec![client.clone()],
+            advertise_client_urls: vec![client],
+            listen_peer_urls: vec![peer.clone()],
+            initial_advertise_peer_urls: vec![peer.clone()],
+            initial_cluster: vec![(name.to_string(), vec![peer])],
+            initial_cluster_state: ClusterState::New,
+            initial_cluster_token: "etcd-cluster".into(),
+            heartbeat_interval: Duration::from_millis(100),
+            election_timeout: Duration::from_millis(1000),
+            snapshot_count: 100_000,
+            quota_backend_bytes: DEFAULT_QUOTA_BACKEND_BYTES,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            auto_compaction: None,
+            listen_metrics_urls: Vec::new(),
+            watch_progress_notify_interval: Duration::from_secs(600),
+        }
+    }
+
+    /// The minimum lease TTL: etcd's `ceil(1.5 × election timeout)`, at least 1 s.
+    pub fn min_lease_ttl_seconds(&self) -> i64 {
+        let ms = self.election_timeout.as_millis() as i64 * 3 / 2;
+        ((ms + 999) / 1000).max(1)
+    }
+}
+
+/// FNV-1a, 64 bits: deterministic IDs that every replica derives alike.
+fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in parts {
+        for b in *part {
+            hash ^= u64::from(*b);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash ^= 0xff;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// A member's ID from its peer URLs and the cluster token, as etcd derives it
+/// (etcd hashes with SHA-1; berth's IDs need only be stable and distinct).
+pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
+    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
+    urls.sort_unstable();
+    let joined = urls.join(",");
+    fnv64(&[joined.as_bytes(), cluster_token.as_bytes()]).max(1)
+}
+
+pub fn cluster_id(member_ids: &[u64], cluster_token: &str) -> u64 {
+    let mut ids = member_ids.to_vec();
+    ids.sort_unstable();
+    let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    fnv64(&[&bytes, cluster_token.as_bytes()]).max(1)
+}

@@ -1,0 +1,124 @@
+//! The peer service: Raft RPCs from other replicas, and what followers hand to the
+//! leader (writes, read index, lease keepalives, membership changes).
+
+use berth_proto::berthpb::peer_server::Peer;
+use berth_proto::berthpb::{
+    Command, CommandResult, MemberChange, MemberChangeResponse, RaftPayload, ReadIndexRequest,
+    ReadIndexResponse,
+};
+use berth_proto::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
+use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use tonic::{Request, Response, Status};
+
+use super::status::{NOT_LEADER, to_status};
+use crate::error::StoreError;
+use crate::proposer::ProposeError;
+use crate::raft::{NodeId, TypeConfig, decode, encode};
+use crate::store::Store;
+
+pub struct PeerService {
+    pub store: Store,
+}
+
+fn decode_payload<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, Status> {
+    decode(&payload.data)
+        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+}
+
+fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Status> {
+    encode(value)
+        .map(|data| Response::new(RaftPayload { data }))
+        .map_err(|e| Status::internal(e.to_string()))
+}
+
+impl PeerService {
+    fn require_leader(&self) -> Result<(), Status> {
+        if self.store.is_leader() {
+            Ok(())
+        } else {
+            Err(Status::failed_precondition(NOT_LEADER))
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Peer for PeerService {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
+        encode_payload(&self.store.raft().append_entries(rpc).await)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc: VoteRequest<NodeId> = decode_payload(request.into_inner())?;
+        encode_payload(&self.store.raft().vote(rpc).await)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc: InstallSnapshotRequest<TypeConfig> = decode_payload(request.into_inner())?;
+        encode_payload(&self.store.raft().install_snapshot(rpc).await)
+    }
+
+    async fn forward(&self, request: Request<Command>) -> Result<Response<CommandResult>, Status> {
+        self.require_leader()?;
+        match self.store.propose_local(request.into_inner()).await {
+            Ok(result) => Ok(Response::new(result)),
+            Err(ProposeError::NotLeader(_)) => Err(Status::failed_precondition(NOT_LEADER)),
+            Err(ProposeError::Failed(e)) => Err(to_status(e)),
+        }
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexResponse>, Status> {
+        self.require_leader()?;
+        let read_index = self.store.read_index_local().await.map_err(to_status)?;
+        Ok(Response::new(ReadIndexResponse { read_index }))
+    }
+
+    async fn lease_keep_alive(
+        &self,
+        request: Request<LeaseKeepAliveRequest>,
+    ) -> Result<Response<LeaseKeepAliveResponse>, Status> {
+        self.require_leader()?;
+        self.store
+            .lease_keep_alive_local(request.into_inner())
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        request: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.require_leader()?;
+        self.store
+            .lease_time_to_live_local(request.into_inner())
+            .map(Response::new)
+            .map_err(to_status)
+    }
+
+    async fn change_member(
+        &self,
+        request: Request<MemberChange>,
+    ) -> Result<Response<MemberChangeResponse>, Status> {
+        self.require_leader()?;
+        let member = self
+            .store
+            .change_member_local(request.into_inner())
+            .await
+            .map_err(|e| match e {
+                StoreError::LeaderChanged => Status::failed_precondition(NOT_LEADER),
+                other => to_status(other),
+            })?;
+        Ok(Response::new(MemberChangeResponse { member }))
+    }
+}

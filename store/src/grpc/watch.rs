@@ -1,0 +1,205 @@
+//! The etcd Watch service: one bidirectional stream carries many watchers.
+//!
+//! Every response of a stream passes through one queue in order: `created` before
+//! a watcher's events, a watcher's events before a progress response that covers
+//! them, and its events before the `canceled` response.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use berth_proto::etcdserverpb::watch_server::Watch;
+use berth_proto::etcdserverpb::{WatchRequest, WatchResponse, watch_request};
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::mvcc::KeyRange;
+use crate::store::Store;
+use crate::watch::{WatchSpec, Watcher, WatcherProgress};
+
+/// etcd's `clientv3.InvalidWatchID`: a progress response belongs to no watcher.
+const PROGRESS_WATCH_ID: i64 = -1;
+const STREAM_QUEUE: usize = 256;
+
+pub struct WatchService {
+    pub store: Store,
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Watch for WatchService {
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<Streaming<WatchRequest>>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let incoming = request.into_inner();
+        let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
+        tokio::spawn(WatchStreamTask::new(self.store.clone(), out_tx).run(incoming));
+        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+    }
+}
+
+struct WatchStreamTask {
+    store: Store,
+    out: mpsc::Sender<Result<WatchResponse, Status>>,
+    queue_tx: mpsc::Sender<WatchResponse>,
+    queue_rx: mpsc::Receiver<WatchResponse>,
+    watchers: HashMap<i64, (JoinHandle<()>, WatcherProgress)>,
+    next_watch_id: i64,
+}
+
+impl WatchStreamTask {
+    fn new(store: Store, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+        let (queue_tx, queue_rx) = mpsc::channel(STREAM_QUEUE);
+        Self {
+            store,
+            out,
+            queue_tx,
+            queue_rx,
+            watchers: HashMap::new(),
+            next_watch_id: 0,
+        }
+    }
+
+    async fn run(mut self, mut incoming: Streaming<WatchRequest>) {
+        loop {
+            tokio::select! {
+                request = incoming.message() => match request {
+                    Ok(Some(request)) => self.on_request(request),
+                    Ok(None) | Err(_) => break,
+                },
+                Some(response) = self.queue_rx.recv() => {
+                    if response.canceled {
+                        if let Some((task, _)) = self.watchers.remove(&response.watch_id) {
+                            task.abort();
+                        }
+                    }
+                    if !self.send(response).await {
+                        break;
+                    }
+                }
+            }
+        }
+        for (_, (task, _)) in self.watchers.drain() {
+            task.abort();
+        }
+    }
+
+    async fn send(&self, mut response: WatchResponse) -> bool {
+        let revision = response.header.as_ref().map_or(0, |h| h.revision);
+        response.header = Some(self.store.header(revision));
+        self.out.send(Ok(response)).await.is_ok()
+    }
+
+    /// Queues a response behind everything already queued, without blocking the
+    /// loop that drains the queue.
+    fn enqueue(&self, response: WatchResponse) {
+        let tx = self.queue_tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(response).await;
+        });
+    }
+
+    fn on_request(&mut self, request: WatchRequest) {
+        match request.request_union {
+            Some(watch_request::RequestUnion::CreateRequest(create)) => {
+                let watch_id = if create.watch_id != 0 {
+                    create.watch_id
+                } else {
+                    self.allocate_id()
+                };
+                if self.watchers.contains_key(&watch_id) {
+                    self.enqueue(WatchResponse {
+                        watch_id,
+                        created: true,
+                        canceled: true,
+                        cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream"
+                            .into(),
+                        ..Default::default()
+                    });
+                    return;
+                }
+                let spec = WatchSpec {
+                    watch_id,
+                    range: KeyRange::new(&create.key, &create.range_end),
+                    start_revision: create.start_revision,
+                    prev_kv: create.prev_kv,
+                    filter_put: false,
+                    filter_delete: false,
+                    progress_notify: create.progress_notify.then(|| self.progress_interval()),
+                }
+                .with_filters(&create.filters);
+                let (watcher, progress) = Watcher::new(
+                    spec,
+                    self.store.state().clone(),
+                    self.store.hub(),
+                    self.queue_tx.clone(),
+                );
+                let created = WatchResponse {
+                    header: Some(berth_proto::etcdserverpb::ResponseHeader {
+                        revision: self.store.current_revision(),
+                        ..Default::default()
+                    }),
+                    watch_id,
+                    created: true,
+                    ..Default::default()
+                };
+                // `created` must precede the watcher's first event on the queue.
+                let tx = self.queue_tx.clone();
+                let task = tokio::spawn(async move {
+                    if tx.send(created).await.is_ok() {
+                        watcher.run().await;
+                    }
+                });
+                self.watchers.insert(watch_id, (task, progress));
+            }
+            Some(watch_request::RequestUnion::CancelRequest(cancel)) => {
+                if let Some((task, _)) = self.watchers.remove(&cancel.watch_id) {
+                    task.abort();
+                    self.enqueue(WatchResponse {
+                        watch_id: cancel.watch_id,
+                        canceled: true,
+                        ..Default::default()
+                    });
+                }
+            }
+            Some(watch_request::RequestUnion::ProgressRequest(_)) => {
+                // Only what every watcher of this stream has already queued.
+                let revision = self
+                    .watchers
+                    .values()
+                    .map(|(_, progress)| progress.get())
+                    .min()
+                    .unwrap_or_else(|| self.store.current_revision());
+                self.enqueue(WatchResponse {
+                    header: Some(berth_proto::etcdserverpb::ResponseHeader {
+                        revision,
+                        ..Default::default()
+                    }),
+                    watch_id: PROGRESS_WATCH_ID,
+                    ..Default::default()
+                });
+            }
+            None => {}
+        }
+    }
+
+    fn allocate_id(&mut self) -> i64 {
+        while self.watchers.contains_key(&self.next_watch_id) {
+            self.next_watch_id += 1;
+        }
+        let id = self.next_watch_id;
+        self.next_watch_id += 1;
+        id
+    }
+
+    fn progress_interval(&self) -> Duration {
+        self.store.config().watch_progress_notify_interval
+    }
+}

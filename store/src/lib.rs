@@ -1,0 +1,24 @@
+//! berth's store: a Raft-replicated MVCC key-value store that speaks the etcd v3 API.
+//!
+//! Use it embedded ([`Store::open`]) or as a server ([`Server::start`]); the layout
+//! of the crate follows the data path described in the project's DESIGN.md.
+
+pub mod backend;
+mod background;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod lease;
+pub mod mvcc;
+mod proposer;
+pub mod raft;
+pub mod server;
+pub mod state_machine;
+pub mod store;
+pub mod validate;
+pub mod watch;
+
+pub use config::{AutoCompaction, ClusterState, StoreConfig};
+pub use error::StoreError;
+pub use server::Server;
+pub use store::Store;

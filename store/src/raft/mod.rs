@@ -1,0 +1,10 @@
+//! openraft glue: the type configuration, the log storage, and the transport.
+//! The peer gRPC service that receives these RPCs lives in `server::peer`.
+
+mod log_store;
+mod network;
+mod types;
+
+pub use log_store::LogStore;
+pub use network::{Network, peer_channel};
+pub use types::*;

@@ -1,0 +1,150 @@
+//! The Raft transport: openraft's RPCs over the gRPC `Peer` service, with the
+//! openraft messages encoded by bincode inside a `RaftPayload`.
+
+use std::time::Duration;
+
+use berth_proto::berthpb::RaftPayload;
+use berth_proto::berthpb::peer_client::PeerClient;
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tonic::transport::{Channel, Endpoint};
+
+use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
+
+/// Opens a lazily connected channel to a peer URL.
+pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .connect_timeout(Duration::from_millis(500))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(10))
+        .keep_alive_timeout(Duration::from_secs(5))
+        .connect_lazy())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Network;
+
+pub struct PeerConnection {
+    target: NodeId,
+    client: Option<PeerClient<Channel>>,
+    url: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &MemberInfo) -> PeerConnection {
+        let url = node.peer_urls.first().cloned().unwrap_or_default();
+        let client = peer_channel(&url).ok().map(|ch| {
+            PeerClient::new(ch)
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX)
+        });
+        PeerConnection {
+            target,
+            client,
+            url,
+        }
+    }
+}
+
+type RpcResult<T, E> = Result<T, RPCError<NodeId, MemberInfo, E>>;
+
+impl PeerConnection {
+    fn client(&self) -> Result<PeerClient<Channel>, Unreachable> {
+        self.client.clone().ok_or_else(|| {
+            Unreachable::new(&std::io::Error::other(format!(
+                "bad peer url {:?} for {}",
+                self.url, self.target
+            )))
+        })
+    }
+}
+
+fn to_payload<T: serde::Serialize>(value: &T) -> Result<RaftPayload, NetworkError> {
+    encode(value)
+        .map(|data| RaftPayload { data })
+        .map_err(|e| NetworkError::new(&e))
+}
+
+fn from_payload<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, NetworkError> {
+    decode(&payload.data).map_err(|e| NetworkError::new(&e))
+}
+
+fn status_error<E: std::error::Error>(status: tonic::Status) -> RPCError<NodeId, MemberInfo, E> {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+            RPCError::Unreachable(Unreachable::new(&status))
+        }
+        _ => RPCError::Network(NetworkError::new(&status)),
+    }
+}
+
+/// Decodes the peer's `Result` and lifts its error into the RPC error.
+fn lift<T, E>(
+    result: Result<T, RaftError<NodeId, E>>,
+    target: NodeId,
+) -> RpcResult<T, RaftError<NodeId, E>>
+where
+    E: std::error::Error,
+{
+    result.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(target, e)))
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        let mut client = self.client().map_err(RPCError::Unreachable)?;
+        let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
+        request.set_timeout(option.hard_ttl());
+        let reply = client.append_entries(request).await.map_err(status_error)?;
+        let result: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+            from_payload(reply.into_inner()).map_err(RPCError::Network)?;
+        lift(result, self.target)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> {
+        let mut client = self.client().map_err(RPCError::Unreachable)?;
+        let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
+        request.set_timeout(option.hard_ttl());
+        let reply = client
+            .install_snapshot(request)
+            .await
+            .map_err(status_error)?;
+        let result: Result<
+            InstallSnapshotResponse<NodeId>,
+            RaftError<NodeId, InstallSnapshotError>,
+        > = from_payload(reply.into_inner()).map_err(RPCError::Network)?;
+        lift(result, self.target)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
+        let mut client = self.client().map_err(RPCError::Unreachable)?;
+        let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
+        request.set_timeout(option.hard_ttl());
+        let reply = client.vote(request).await.map_err(status_error)?;
+        let result: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
+            from_payload(reply.into_inner()).map_err(RPCError::Network)?;
+        lift(result, self.target)
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        // A peer that is down is retried at the heartbeat pace, not openraft's 500 ms.
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}

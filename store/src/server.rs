@@ -1,0 +1,282 @@
+//! Serving a store replica: the etcd API on the client URLs, the peer service on
+//! the peer URLs, and `/metrics` and `/health` on the metrics URLs.
+//!
+//! Listeners are bound before the store opens, so a port in use fails start-up with
+//! a clear error instead of a replica that cannot be reached.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use berth_proto::berthpb::peer_server::PeerServer;
+use berth_proto::etcdserverpb::cluster_server::ClusterServer;
+use berth_proto::etcdserverpb::kv_server::KvServer;
+use berth_proto::etcdserverpb::lease_server::LeaseServer;
+use berth_proto::etcdserverpb::maintenance_server::MaintenanceServer;
+use berth_proto::etcdserverpb::watch_server::WatchServer;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::config::StoreConfig;
+use crate::error::{Result, StoreError};
+use crate::grpc::{cluster, kv, lease, maintenance, peer, watch};
+use crate::store::Store;
+
+/// gRPC framing and headers on top of the request itself (etcd allows the same).
+const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+/// `http://host:port` → a socket address (`localhost` is loopback).
+pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        StoreError::InvalidArgument(format!("URL {url:?} must start with http://"))
+    })?;
+    let host_port = rest.trim_end_matches('/');
+    let (host, port) = host_port
+        .rsplit_once(':')
+        .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} has no port")))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| StoreError::InvalidArgument(format!("URL {url:?} has a bad port")))?;
+    let ip = host.parse().map_err(|_| {
+        StoreError::InvalidArgument(format!("URL {url:?}: listen on an IP address or localhost"))
+    })?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+async fn bind_all(urls: &[String], what: &str) -> Result<Vec<TcpListener>> {
+    let mut listeners = Vec::new();
+    for url in urls {
+        let addr = parse_listen_url(url)?;
+        let listener = TcpListener::bind(addr).await.map_err(|e| {
+            StoreError::InvalidArgument(format!("cannot listen for {what} on {url}: {e}"))
+        })?;
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+/// A running replica with its listeners.
+pub struct Server {
+    store: Store,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start(config: StoreConfig) -> Result<Server> {
+        let client_listeners = bind_all(&config.listen_client_urls, "clients").await?;
+        let peer_listeners = bind_all(&config.listen_peer_urls, "peers").await?;
+        let metrics_listeners = bind_all(&config.listen_metrics_urls, "metrics").await?;
+        let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
+        let store = Store::open(config).await?;
+        let mut tasks = Vec::new();
+        for listener in peer_listeners {
+            let svc = PeerServer::new(peer::PeerService {
+                store: store.clone(),
+            })
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+            let router = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .add_service(svc);
+            let shutdown = shutdown_future(&store);
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "peer server failed");
+                }
+            }));
+        }
+        for listener in client_listeners {
+            let router = tonic::transport::Server::builder()
+                .tcp_nodelay(true)
+                .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .add_service(
+                    KvServer::new(kv::KvService {
+                        store: store.clone(),
+                    })
+                    .max_decoding_message_size(max_message),
+                )
+                .add_service(
+                    WatchServer::new(watch::WatchService {
+                        store: store.clone(),
+                    })
+                    .max_decoding_message_size(max_message),
+                )
+                .add_service(LeaseServer::new(lease::LeaseService {
+                    store: store.clone(),
+                }))
+                .add_service(ClusterServer::new(cluster::ClusterService {
+                    store: store.clone(),
+                }))
+                .add_service(MaintenanceServer::new(maintenance::MaintenanceService {
+                    store: store.clone(),
+                }));
+            let shutdown = shutdown_future(&store);
+            tasks.push(tokio::spawn(async move {
+                if let Err(e) = router
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "client server failed");
+                }
+            }));
+        }
+        for listener in metrics_listeners {
+            tasks.push(tokio::spawn(serve_metrics(listener, store.clone())));
+        }
+        Ok(Server { store, tasks })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops serving, shuts Raft down and flushes the backend.
+    pub async fn shutdown(self) {
+        self.store.shutdown().await;
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+    }
+}
+
+fn shutdown_future(store: &Store) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let mut signal = store.shutdown_signal();
+    async move {
+        while !*signal.borrow_and_update() {
+            if signal.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 responder for `/metrics` (Prometheus text) and `/health`.
+async fn serve_metrics(listener: TcpListener, store: Store) {
+    let mut shutdown = store.shutdown_signal();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let store = store.clone();
+        tokio::spawn(async move {
+            let _ = answer_http(stream, &store).await;
+        });
+    }
+}
+
+async fn answer_http(mut stream: TcpStream, store: &Store) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .map_err(std::io::Error::other)??;
+    let request = String::from_utf8_lossy(&buf[..n]);
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let (status, content_type, body) = match path.split('?').next().unwrap_or("/") {
+        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics_text(store)),
+        "/health" => {
+            if store.current_leader().is_some() {
+                (
+                    "200 OK",
+                    "application/json",
+                    "{\"health\":\"true\"}".to_string(),
+                )
+            } else {
+                (
+                    "503 Service Unavailable",
+                    "application/json",
+                    "{\"health\":\"false\",\"reason\":\"no leader\"}".to_string(),
+                )
+            }
+        }
+        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
+    };
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).await?;
+    stream.shutdown().await
+}
+
+fn metrics_text(store: &Store) -> String {
+    let metrics = store.raft().metrics().borrow().clone();
+    let (revision, compacted, keys, leases, applied) = {
+        let state = store.state().read();
+        (
+            state.kv.current_revision(),
+            state.kv.compact_revision(),
+            state.kv.key_count(),
+            state.leases.len(),
+            state.last_applied.map_or(0, |l| l.index),
+        )
+    };
+    let gauges: [(&str, &str, f64); 9] = [
+        (
+            "etcd_server_has_leader",
+            "Whether a leader exists.",
+            f64::from(u8::from(metrics.current_leader.is_some())),
+        ),
+        (
+            "etcd_server_is_leader",
+            "Whether this member is the leader.",
+            f64::from(u8::from(store.is_leader())),
+        ),
+        (
+            "etcd_server_proposals_committed_total",
+            "The last committed log index.",
+            metrics.last_log_index.unwrap_or(0) as f64,
+        ),
+        (
+            "etcd_server_proposals_applied_total",
+            "The last applied log index.",
+            applied as f64,
+        ),
+        (
+            "etcd_server_term",
+            "The current Raft term.",
+            metrics.current_term as f64,
+        ),
+        (
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Backend size on disk.",
+            store.backend().size_bytes() as f64,
+        ),
+        (
+            "etcd_debugging_mvcc_current_revision",
+            "The current revision.",
+            revision as f64,
+        ),
+        (
+            "etcd_debugging_mvcc_compact_revision",
+            "The last compacted revision.",
+            compacted as f64,
+        ),
+        (
+            "etcd_debugging_mvcc_keys_total",
+            "Keys with history.",
+            keys as f64,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, value) in gauges {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "# HELP etcd_debugging_lease_total Leases granted and alive.\n# TYPE etcd_debugging_lease_total gauge\netcd_debugging_lease_total {leases}\n"
+    ));
+    out
+}

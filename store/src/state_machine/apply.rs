@@ -1,0 +1,470 @@
+//! The deterministic heart of the store: one command in, one result and the events
+//! it caused out. No clock, no randomness, no I/O beyond the staged writes of
+//! [`KvStore`]: every replica that applies the same log reaches the same state.
+
+use berth_proto::berthpb::{
+    ApplyError, Command, CommandResult, apply_error::Code, command, command_result,
+};
+use berth_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
+    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
+    TxnResponse, compare, request_op, response_op,
+};
+use berth_proto::mvccpb::KeyValue;
+
+use crate::backend::WriteBatch;
+use crate::lease::LeaseTable;
+use crate::mvcc::{KeyRange, KvStore, MvccError, RangeOptions, RevisionEvents, WriteCtx};
+use crate::raft::{LogId, StoredMembership};
+
+/// The replicated state that commands change, and how far the log has been
+/// applied to it.
+#[derive(Debug)]
+pub struct AppliedState {
+    pub kv: KvStore,
+    pub leases: LeaseTable,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// What applying one command produced.
+#[derive(Debug)]
+pub struct Applied {
+    pub result: CommandResult,
+    pub events: Option<RevisionEvents>,
+}
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
+}
+
+fn apply_error(code: Code, message: impl Into<String>) -> CommandResult {
+    CommandResult {
+        result: Some(command_result::Result::Error(ApplyError {
+            code: code as i32,
+            message: message.into(),
+        })),
+    }
+}
+
+impl From<MvccError> for CommandResult {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::Compacted { .. } => apply_error(Code::Compacted, e.to_string()),
+            MvccError::FutureRevision { .. } => apply_error(Code::FutureRevision, e.to_string()),
+            other => apply_error(Code::Unknown, other.to_string()),
+        }
+    }
+}
+
+/// An error that aborts a whole command before it changes anything.
+type Rejected = CommandResult;
+
+impl AppliedState {
+    /// Applies one command. Errors that clients see (unknown lease, compacted
+    /// revision, …) are results, not failures: they are the same on every replica.
+    /// Only a backend failure is returned as `Err`, and then the replica must stop.
+    pub fn apply(
+        &mut self,
+        cmd: &Command,
+        lease_batch: &mut WriteBatch,
+    ) -> Result<Applied, MvccError> {
+        let Some(inner) = &cmd.command else {
+            // An empty oneof is what a newer replica's unknown command decodes to.
+            return Err(MvccError::CorruptRecord {
+                revision: Default::default(),
+                reason:
+                    "log entry holds a command this version does not know; upgrade this replica"
+                        .into(),
+            });
+        };
+        let mut ctx = self.kv.begin_write();
+        let result = match inner {
+            command::Command::Put(req) => match self.check_put(req) {
+                Err(rejected) => rejected,
+                Ok(()) => {
+                    let resp = self.put(&mut ctx, req)?;
+                    CommandResult {
+                        result: Some(command_result::Result::Put(resp)),
+                    }
+                }
+            },
+            command::Command::DeleteRange(req) => {
+                let resp = self.delete_range(&mut ctx, req)?;
+                CommandResult {
+                    result: Some(command_result::Result::DeleteRange(resp)),
+                }
+            }
+            command::Command::Txn(req) => {
+                match self.check_txn_ops(branch(req, self.txn_succeeds(req)?)) {
+                    Err(rejected) => rejected,
+                    Ok(()) => {
+                        let resp = self.txn(&mut ctx, req)?;
+                        CommandResult {
+                            result: Some(command_result::Result::Txn(resp)),
+                        }
+                    }
+                }
+            }
+            command::Command::Compaction(req) => self.compact(req)?,
+            command::Command::LeaseGrant(req) => self.lease_grant(req, lease_batch),
+            command::Command::LeaseRevoke(req) => self.lease_revoke(&mut ctx, req, lease_batch)?,
+        };
+        let events = self.kv.end_write(ctx);
+        let mut result = result;
+        if let Some(events) = &events {
+            set_header_revision(&mut result, events.revision);
+        } else {
+            set_header_revision(&mut result, self.kv.current_revision());
+        }
+        Ok(Applied { result, events })
+    }
+
+    /// Serves a transaction without writes against the current state (no log entry).
+    pub fn read_only_txn(&self, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        let at = self.kv.current_revision();
+        let succeeded = self.txn_succeeds(req)?;
+        let mut responses = Vec::new();
+        for op in branch(req, succeeded) {
+            let response = match &op.request {
+                Some(request_op::Request::RequestRange(r)) => {
+                    response_op::Response::ResponseRange(self.range(r, at)?)
+                }
+                Some(request_op::Request::RequestTxn(t)) => {
+                    response_op::Response::ResponseTxn(self.read_only_txn(t)?)
+                }
+                _ => continue,
+            };
+            responses.push(ResponseOp {
+                response: Some(response),
+            });
+        }
+        let mut resp = TxnResponse {
+            header: header(at),
+            succeeded,
+            responses,
+        };
+        for op in &mut resp.responses {
+            set_op_header(op, at);
+        }
+        Ok(resp)
+    }
+
+    fn check_put(&self, req: &PutRequest) -> Result<(), Rejected> {
+        if req.lease != 0 && !self.leases.contains(req.lease) {
+            return Err(apply_error(
+                Code::LeaseNotFound,
+                format!("lease {:x} not found", req.lease),
+            ));
+        }
+        if req.ignore_value || req.ignore_lease {
+            let current = self
+                .kv
+                .get_at(&req.key, self.kv.current_revision())
+                .map_err(CommandResult::from)?;
+            if current.is_none() {
+                return Err(apply_error(Code::KeyNotFound, "key not found"));
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, ctx: &mut WriteCtx, req: &PutRequest) -> Result<PutResponse, MvccError> {
+        let existing = if req.ignore_value || req.ignore_lease {
+            self.kv.get_at(&req.key, ctx.revision())?
+        } else {
+            None
+        };
+        let value = match (&existing, req.ignore_value) {
+            (Some(kv), true) => kv.value.clone(),
+            _ => req.value.clone(),
+        };
+        let lease = match (&existing, req.ignore_lease) {
+            (Some(kv), true) => kv.lease,
+            _ => req.lease,
+        };
+        let prev = self.kv.put(ctx, &req.key, value, lease)?;
+        if let Some(prev) = &prev
+            && prev.lease != 0
+            && prev.lease != lease
+        {
+            self.leases.detach(prev.lease, &req.key);
+        }
+        if lease != 0 {
+            self.leases.attach(lease, &req.key);
+        }
+        Ok(PutResponse {
+            header: None,
+            prev_kv: if req.prev_kv { prev } else { None },
+        })
+    }
+
+    fn delete_range(
+        &mut self,
+        ctx: &mut WriteCtx,
+        req: &DeleteRangeRequest,
+    ) -> Result<DeleteRangeResponse, MvccError> {
+        let deleted = self
+            .kv
+            .delete_range(ctx, &KeyRange::new(&req.key, &req.range_end))?;
+        self.detach_all(&deleted);
+        Ok(DeleteRangeResponse {
+            header: None,
+            deleted: deleted.len() as i64,
+            prev_kvs: if req.prev_kv { deleted } else { Vec::new() },
+        })
+    }
+
+    fn detach_all(&mut self, deleted: &[KeyValue]) {
+        for kv in deleted.iter().filter(|kv| kv.lease != 0) {
+            self.leases.detach(kv.lease, &kv.key);
+        }
+    }
+
+    fn range(&self, req: &RangeRequest, at: i64) -> Result<RangeResponse, MvccError> {
+        let opts = range_options(req);
+        let at = if req.revision > 0 {
+            self.kv.check_revision(req.revision)?
+        } else {
+            at
+        };
+        let result = self
+            .kv
+            .range_at(&KeyRange::new(&req.key, &req.range_end), &opts, at)?;
+        Ok(RangeResponse {
+            header: None,
+            kvs: result.kvs,
+            more: result.more,
+            count: result.count,
+        })
+    }
+
+    /// Whether a transaction takes its success branch, decided against the state
+    /// before it.
+    fn txn_succeeds(&self, req: &TxnRequest) -> Result<bool, MvccError> {
+        let at = self.kv.current_revision();
+        for cmp in &req.compare {
+            if !self.compare_holds(cmp, at)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Rejects a branch that would fail halfway, before anything is written.
+    fn check_txn_ops(&self, ops: &[RequestOp]) -> Result<(), Rejected> {
+        for op in ops {
+            match &op.request {
+                Some(request_op::Request::RequestPut(put)) => self.check_put(put)?,
+                Some(request_op::Request::RequestRange(range)) => {
+                    self.kv
+                        .check_revision(range.revision)
+                        .map_err(CommandResult::from)?;
+                }
+                Some(request_op::Request::RequestTxn(txn)) => {
+                    let succeeds = self.txn_succeeds(txn).map_err(CommandResult::from)?;
+                    self.check_txn_ops(branch(txn, succeeds))?;
+                }
+                Some(request_op::Request::RequestDeleteRange(_)) | None => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn txn(&mut self, ctx: &mut WriteCtx, req: &TxnRequest) -> Result<TxnResponse, MvccError> {
+        let succeeded = self.txn_succeeds(req)?;
+        let ops = branch(req, succeeded);
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            let response = match &op.request {
+                Some(request_op::Request::RequestRange(r)) => {
+                    response_op::Response::ResponseRange(self.range(r, ctx.revision())?)
+                }
+                Some(request_op::Request::RequestPut(p)) => {
+                    response_op::Response::ResponsePut(self.put(ctx, p)?)
+                }
+                Some(request_op::Request::RequestDeleteRange(d)) => {
+                    response_op::Response::ResponseDeleteRange(self.delete_range(ctx, d)?)
+                }
+                Some(request_op::Request::RequestTxn(t)) => {
+                    response_op::Response::ResponseTxn(self.txn(ctx, t)?)
+                }
+                None => continue,
+            };
+            responses.push(ResponseOp {
+                response: Some(response),
+            });
+        }
+        Ok(TxnResponse {
+            header: None,
+            succeeded,
+            responses,
+        })
+    }
+
+    fn compare_holds(&self, cmp: &Compare, at: i64) -> Result<bool, MvccError> {
+        let range = KeyRange::new(&cmp.key, &cmp.range_end);
+        let kvs = self.kv.range_at(&range, &RangeOptions::default(), at)?.kvs;
+        let target =
+            compare::CompareTarget::try_from(cmp.target).unwrap_or(compare::CompareTarget::Version);
+        if kvs.is_empty() {
+            if target == compare::CompareTarget::Value {
+                return Ok(false);
+            }
+            return Ok(compare_one(&KeyValue::default(), cmp, target));
+        }
+        Ok(kvs.iter().all(|kv| compare_one(kv, cmp, target)))
+    }
+
+    fn compact(&mut self, req: &CompactionRequest) -> Result<CommandResult, MvccError> {
+        match self.kv.compact(req.revision) {
+            Ok(()) => Ok(CommandResult {
+                result: Some(command_result::Result::Compaction(CompactionResponse {
+                    header: None,
+                })),
+            }),
+            Err(e @ (MvccError::Compacted { .. } | MvccError::FutureRevision { .. })) => {
+                Ok(e.into())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lease_grant(&mut self, req: &LeaseGrantRequest, batch: &mut WriteBatch) -> CommandResult {
+        if self.leases.contains(req.id) {
+            return apply_error(
+                Code::LeaseExists,
+                format!("lease {:x} already exists", req.id),
+            );
+        }
+        self.leases.grant(req.id, req.ttl, batch);
+        CommandResult {
+            result: Some(command_result::Result::LeaseGrant(LeaseGrantResponse {
+                header: None,
+                id: req.id,
+                ttl: req.ttl,
+                error: String::new(),
+            })),
+        }
+    }
+
+    fn lease_revoke(
+        &mut self,
+        ctx: &mut WriteCtx,
+        req: &LeaseRevokeRequest,
+        batch: &mut WriteBatch,
+    ) -> Result<CommandResult, MvccError> {
+        let Some(keys) = self.leases.revoke(req.id, batch) else {
+            return Ok(apply_error(
+                Code::LeaseNotFound,
+                format!("lease {:x} not found", req.id),
+            ));
+        };
+        // All of a lease's keys go in one revision, as etcd does.
+        for key in keys {
+            self.kv.delete_range(ctx, &KeyRange::single(&key))?;
+        }
+        Ok(CommandResult {
+            result: Some(command_result::Result::LeaseRevoke(LeaseRevokeResponse {
+                header: None,
+            })),
+        })
+    }
+}
+
+fn branch(req: &TxnRequest, succeeded: bool) -> &[RequestOp] {
+    if succeeded {
+        &req.success
+    } else {
+        &req.failure
+    }
+}
+
+pub fn range_options(req: &RangeRequest) -> RangeOptions {
+    RangeOptions {
+        revision: req.revision,
+        limit: req.limit,
+        keys_only: req.keys_only,
+        count_only: req.count_only,
+        sort_order: req.sort_order,
+        sort_target: req.sort_target,
+        min_mod_revision: req.min_mod_revision,
+        max_mod_revision: req.max_mod_revision,
+        min_create_revision: req.min_create_revision,
+        max_create_revision: req.max_create_revision,
+    }
+}
+
+fn compare_one(kv: &KeyValue, cmp: &Compare, target: compare::CompareTarget) -> bool {
+    use compare::{CompareResult, CompareTarget, TargetUnion};
+    use std::cmp::Ordering;
+    let ordering = match target {
+        CompareTarget::Value => {
+            let want: &[u8] = match &cmp.target_union {
+                Some(TargetUnion::Value(v)) => v,
+                _ => &[],
+            };
+            kv.value.as_slice().cmp(want)
+        }
+        _ => {
+            let (have, want) = match (target, &cmp.target_union) {
+                (CompareTarget::Version, Some(TargetUnion::Version(v))) => (kv.version, *v),
+                (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => {
+                    (kv.create_revision, *v)
+                }
+                (CompareTarget::Mod, Some(TargetUnion::ModRevision(v))) => (kv.mod_revision, *v),
+                (CompareTarget::Lease, Some(TargetUnion::Lease(v))) => (kv.lease, *v),
+                (CompareTarget::Version, _) => (kv.version, 0),
+                (CompareTarget::Create, _) => (kv.create_revision, 0),
+                (CompareTarget::Mod, _) => (kv.mod_revision, 0),
+                (CompareTarget::Lease, _) => (kv.lease, 0),
+                (CompareTarget::Value, _) => unreachable!("handled above"),
+            };
+            have.cmp(&want)
+        }
+    };
+    match CompareResult::try_from(cmp.result).unwrap_or(CompareResult::Equal) {
+        CompareResult::Equal => ordering == Ordering::Equal,
+        CompareResult::Greater => ordering == Ordering::Greater,
+        CompareResult::Less => ordering == Ordering::Less,
+        CompareResult::NotEqual => ordering != Ordering::Equal,
+    }
+}
+
+fn set_header_revision(result: &mut CommandResult, revision: i64) {
+    use command_result::Result as R;
+    match &mut result.result {
+        Some(R::Put(r)) => r.header = header(revision),
+        Some(R::DeleteRange(r)) => r.header = header(revision),
+        Some(R::Txn(r)) => {
+            r.header = header(revision);
+            for op in &mut r.responses {
+                set_op_header(op, revision);
+            }
+        }
+        Some(R::Compaction(r)) => r.header = header(revision),
+        Some(R::LeaseGrant(r)) => r.header = header(revision),
+        Some(R::LeaseRevoke(r)) => r.header = header(revision),
+        Some(R::Error(_)) | None => {}
+    }
+}
+
+fn set_op_header(op: &mut ResponseOp, revision: i64) {
+    use response_op::Response as R;
+    match &mut op.response {
+        Some(R::ResponseRange(r)) => r.header = header(revision),
+        Some(R::ResponsePut(r)) => r.header = header(revision),
+        Some(R::ResponseDeleteRange(r)) => r.header = header(revision),
+        Some(R::ResponseTxn(r)) => {
+            r.header = header(revision);
+            for inner in &mut r.responses {
+                set_op_header(inner, revision);
+            }
+        }
+        None => {}
+    }
+}

@@ -1,0 +1,274 @@
+//! The adapter between openraft and the applied state.
+//!
+//! ```text
+//!  committed entries ──► apply each command (pure) ──► staged writes
+//!                                                        │ + applied log id + membership
+//!                                                        ▼
+//!                                       one atomic backend batch (State tree)
+//!                                                        │
+//!                                         watch hub ◄────┘ (after the write)
+//! ```
+//!
+//! The batch is not flushed here: the Raft log's next flush (same database) makes it
+//! durable, and until then a crash only means re-applying entries the log still has,
+//! because the applied log id rolls back with the data it covers. Before a snapshot
+//! lets the log be purged, the state is flushed.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+
+use berth_proto::berthpb::Command;
+use openraft::storage::RaftStateMachine;
+use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
+
+use super::snapshot::{self, SnapshotFile};
+use super::{AppliedState, StateHandle};
+use crate::backend::{SharedBackend, Tree, WriteBatch};
+use crate::lease::LeaseTable;
+use crate::mvcc::{KvStore, MvccError};
+use crate::raft::{
+    Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    decode, encode,
+};
+use crate::watch::WatchHub;
+
+const META_APPLIED: &[u8] = b"m/applied";
+
+fn sm_write_error(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
+}
+
+fn sm_read_error(e: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_state_machine(AnyError::error(e.to_string())).into()
+}
+
+impl AppliedState {
+    /// Loads the applied state from the backend and checks its invariants.
+    pub fn load(backend: &SharedBackend) -> Result<Self, MvccError> {
+        let (kv, leased) = KvStore::open(backend.clone())?;
+        let leases = LeaseTable::open(backend, leased)?;
+        let (last_applied, membership) = match backend.get(Tree::State, META_APPLIED)? {
+            Some(bytes) => decode::<(Option<LogId>, StoredMembership)>(&bytes).map_err(|e| {
+                MvccError::CorruptRecord {
+                    revision: Default::default(),
+                    reason: format!("applied log id record: {e}"),
+                }
+            })?,
+            None => (None, StoredMembership::default()),
+        };
+        Ok(Self {
+            kv,
+            leases,
+            last_applied,
+            membership,
+        })
+    }
+}
+
+pub struct StateMachineStore {
+    state: StateHandle,
+    backend: SharedBackend,
+    hub: WatchHub,
+    snapshot_dir: PathBuf,
+    snapshot_seq: u64,
+}
+
+impl StateMachineStore {
+    pub fn new(
+        state: StateHandle,
+        backend: SharedBackend,
+        hub: WatchHub,
+        snapshot_dir: PathBuf,
+    ) -> Self {
+        Self {
+            state,
+            backend,
+            hub,
+            snapshot_dir,
+            snapshot_seq: 0,
+        }
+    }
+
+    fn applied_record(
+        last_applied: &Option<LogId>,
+        membership: &StoredMembership,
+    ) -> Result<Vec<u8>, StorageError> {
+        encode(&(last_applied, membership)).map_err(sm_write_error)
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        // Hold the read lock so that the dump and its meta describe the same state.
+        let (meta, data) = {
+            let state = self.state.read();
+            self.backend.flush().map_err(sm_write_error)?;
+            let data = snapshot::dump_state(&self.backend).map_err(sm_read_error)?;
+            self.snapshot_seq += 1;
+            let snapshot_id = match &state.last_applied {
+                Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.snapshot_seq),
+                None => format!("0-0-{}", self.snapshot_seq),
+            };
+            let meta = SnapshotMeta {
+                last_log_id: state.last_applied,
+                last_membership: state.membership.clone(),
+                snapshot_id,
+            };
+            (meta, data)
+        };
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data,
+        };
+        let dir = self.snapshot_dir.clone();
+        let file = tokio::task::spawn_blocking(move || snapshot::save(&dir, &file).map(|()| file))
+            .await
+            .map_err(sm_write_error)?
+            .map_err(|e| {
+                StorageError::from(StorageIOError::write_snapshot(
+                    Some(meta.signature()),
+                    AnyError::new(&e),
+                ))
+            })?;
+        tracing::info!(snapshot = %file.meta.snapshot_id, bytes = file.data.len(), "built snapshot");
+        Ok(Snapshot {
+            meta: file.meta,
+            snapshot: Box::new(Cursor::new(file.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let state = self.state.read();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Response>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + Send,
+        I::IntoIter: Send,
+    {
+        let mut responses = Vec::new();
+        let mut events = Vec::new();
+        {
+            let mut state = self.state.write();
+            let mut lease_batch = WriteBatch::new();
+            for entry in entries {
+                state.last_applied = Some(entry.log_id);
+                let results = match entry.payload {
+                    EntryPayload::Blank => Vec::new(),
+                    EntryPayload::Membership(membership) => {
+                        state.membership = StoredMembership::new(Some(entry.log_id), membership);
+                        Vec::new()
+                    }
+                    EntryPayload::Normal(request) => {
+                        let mut results = Vec::with_capacity(request.0.commands.len());
+                        for command in &request.0.commands {
+                            let applied =
+                                apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
+                            results.push(applied.result);
+                            events.extend(applied.events);
+                        }
+                        results
+                    }
+                };
+                responses.push(Response(results));
+            }
+            let mut batch = state.kv.take_batch();
+            batch.ops.append(&mut lease_batch.ops);
+            batch.put(
+                META_APPLIED.to_vec(),
+                Self::applied_record(&state.last_applied, &state.membership)?,
+            );
+            self.backend
+                .write(Tree::State, batch)
+                .map_err(sm_write_error)?;
+            state.kv.debug_validate();
+        }
+        self.hub.publish(events);
+        Ok(responses)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        Self {
+            state: self.state.clone(),
+            backend: self.backend.clone(),
+            hub: self.hub.clone(),
+            snapshot_dir: self.snapshot_dir.clone(),
+            snapshot_seq: self.snapshot_seq + 1_000_000,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let signature = Some(meta.signature());
+        let snapshot_err = |e: String| {
+            StorageError::from(StorageIOError::write_snapshot(
+                signature.clone(),
+                AnyError::error(e),
+            ))
+        };
+        {
+            let mut state = self.state.write();
+            let applied = Self::applied_record(&meta.last_log_id, &meta.last_membership)?;
+            snapshot::restore_state(&self.backend, &data, META_APPLIED, applied)
+                .map_err(snapshot_err)?;
+            *state = AppliedState::load(&self.backend).map_err(|e| snapshot_err(e.to_string()))?;
+            tracing::info!(
+                snapshot = %meta.snapshot_id,
+                revision = state.kv.current_revision(),
+                "installed snapshot from the leader"
+            );
+        }
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data,
+        };
+        let dir = self.snapshot_dir.clone();
+        tokio::task::spawn_blocking(move || snapshot::save(&dir, &file))
+            .await
+            .map_err(|e| snapshot_err(e.to_string()))?
+            .map_err(|e| snapshot_err(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let dir = self.snapshot_dir.clone();
+        let file = tokio::task::spawn_blocking(move || snapshot::load(&dir))
+            .await
+            .map_err(sm_read_error)?
+            .map_err(|e| {
+                StorageError::from(StorageIOError::read_snapshot(None, AnyError::new(&e)))
+            })?;
+        Ok(file.map(|f| Snapshot {
+            meta: f.meta,
+            snapshot: Box::new(Cursor::new(f.data)),
+        }))
+    }
+}
+
+fn apply_one(
+    state: &mut AppliedState,
+    command: &Command,
+    lease_batch: &mut WriteBatch,
+    log_id: LogId,
+) -> Result<super::Applied, StorageError> {
+    state.apply(command, lease_batch).map_err(|e| {
+        tracing::error!(%log_id, error = %e, "apply failed; this replica stops");
+        StorageError::from(StorageIOError::apply(
+            log_id,
+            AnyError::error(e.to_string()),
+        ))
+    })
+}

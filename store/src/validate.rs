@@ -1,0 +1,249 @@
+//! Checks a request before it reaches the log, with etcd's rules and errors. What
+//! fails here writes nothing and costs no consensus round.
+
+use berth_proto::Message;
+use berth_proto::etcdserverpb::{
+    DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, range_request, request_op,
+};
+
+use crate::error::{Result, StoreError};
+use crate::mvcc::KeyRange;
+
+/// etcd's default `--max-txn-ops`.
+pub const MAX_TXN_OPS: usize = 128;
+
+pub fn size<M: Message>(req: &M, max_request_bytes: usize) -> Result<()> {
+    let bytes = req.encoded_len();
+    if bytes > max_request_bytes {
+        return Err(StoreError::RequestTooLarge {
+            bytes,
+            max: max_request_bytes,
+        });
+    }
+    Ok(())
+}
+
+pub fn put(req: &PutRequest) -> Result<()> {
+    if req.key.is_empty() {
+        return Err(StoreError::EmptyKey);
+    }
+    if req.ignore_value && !req.value.is_empty() {
+        return Err(StoreError::ValueProvided);
+    }
+    if req.ignore_lease && req.lease != 0 {
+        return Err(StoreError::LeaseProvided);
+    }
+    Ok(())
+}
+
+pub fn range(req: &RangeRequest) -> Result<()> {
+    if req.key.is_empty() {
+        return Err(StoreError::EmptyKey);
+    }
+    if range_request::SortOrder::try_from(req.sort_order).is_err() {
+        return Err(StoreError::InvalidArgument(format!(
+            "invalid sort order {}",
+            req.sort_order
+        )));
+    }
+    if range_request::SortTarget::try_from(req.sort_target).is_err() {
+        return Err(StoreError::InvalidArgument(format!(
+            "invalid sort target {}",
+            req.sort_target
+        )));
+    }
+    Ok(())
+}
+
+pub fn delete_range(req: &DeleteRangeRequest) -> Result<()> {
+    if req.key.is_empty() {
+        return Err(StoreError::EmptyKey);
+    }
+    Ok(())
+}
+
+pub fn txn(req: &TxnRequest) -> Result<()> {
+    for (ops, n) in [
+        (req.compare.len(), "compare"),
+        (req.success.len(), "success"),
+        (req.failure.len(), "failure"),
+    ] {
+        if ops > MAX_TXN_OPS {
+            tracing::debug!(branch = n, ops, "txn has too many operations");
+            return Err(StoreError::TooManyOps {
+                ops,
+                max: MAX_TXN_OPS,
+            });
+        }
+    }
+    for cmp in &req.compare {
+        if cmp.key.is_empty() {
+            return Err(StoreError::EmptyKey);
+        }
+    }
+    for branch in [&req.success, &req.failure] {
+        ops(branch)?;
+        let mut writes = Vec::new();
+        collect_writes(branch, &mut writes)?;
+        check_overlaps(&writes)?;
+    }
+    Ok(())
+}
+
+fn ops(ops: &[RequestOp]) -> Result<()> {
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestRange(r)) => range(r)?,
+            Some(request_op::Request::RequestPut(p)) => put(p)?,
+            Some(request_op::Request::RequestDeleteRange(d)) => delete_range(d)?,
+            Some(request_op::Request::RequestTxn(t)) => txn(t)?,
+            None => {
+                return Err(StoreError::InvalidArgument(
+                    "txn operation has no request".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The keys and ranges a branch writes, nested transactions included (only the
+/// branches of a nested transaction each count once: they never both run).
+fn collect_writes(ops: &[RequestOp], out: &mut Vec<(KeyRange, bool)>) -> Result<()> {
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestPut(p)) => out.push((KeyRange::single(&p.key), true)),
+            Some(request_op::Request::RequestDeleteRange(d)) => {
+                out.push((KeyRange::new(&d.key, &d.range_end), false))
+            }
+            Some(request_op::Request::RequestTxn(t)) => {
+                let mut success = Vec::new();
+                collect_writes(&t.success, &mut success)?;
+                let mut failure = Vec::new();
+                collect_writes(&t.failure, &mut failure)?;
+                out.extend(if success.len() >= failure.len() {
+                    success
+                } else {
+                    failure
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// etcd rejects a transaction that puts one key twice, or puts a key that the same
+/// transaction deletes.
+fn check_overlaps(writes: &[(KeyRange, bool)]) -> Result<()> {
+    let puts: Vec<&KeyRange> = writes
+        .iter()
+        .filter(|(_, is_put)| *is_put)
+        .map(|(r, _)| r)
+        .collect();
+    for (i, a) in puts.iter().enumerate() {
+        if puts[i + 1..].iter().any(|b| b.start == a.start) {
+            return Err(StoreError::DuplicateKey);
+        }
+    }
+    for (range, _) in writes.iter().filter(|(_, is_put)| !*is_put) {
+        if puts.iter().any(|p| range.contains(&p.start)) {
+            return Err(StoreError::DuplicateKey);
+        }
+    }
+    Ok(())
+}
+
+pub fn txn_has_writes(req: &TxnRequest) -> bool {
+    fn any_writes(ops: &[RequestOp]) -> bool {
+        ops.iter().any(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_))
+            | Some(request_op::Request::RequestDeleteRange(_)) => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_has_writes(t),
+            _ => false,
+        })
+    }
+    any_writes(&req.success) || any_writes(&req.failure)
+}
+
+/// A read-only transaction whose every range asks for serializable reads.
+pub fn txn_is_serializable(req: &TxnRequest) -> bool {
+    fn all_serializable(ops: &[RequestOp]) -> bool {
+        ops.iter().all(|op| match &op.request {
+            Some(request_op::Request::RequestRange(r)) => r.serializable,
+            Some(request_op::Request::RequestTxn(t)) => txn_is_serializable(t),
+            _ => true,
+        })
+    }
+    all_serializable(&req.success) && all_serializable(&req.failure)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_proto::etcdserverpb::request_op::Request;
+
+    fn put_op(key: &str) -> RequestOp {
+        RequestOp {
+            request: Some(Request::RequestPut(PutRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn duplicate_puts_are_rejected() {
+        let req = TxnRequest {
+            success: vec![put_op("a"), put_op("a")],
+            ..Default::default()
+        };
+        assert!(matches!(txn(&req), Err(StoreError::DuplicateKey)));
+        let ok = TxnRequest {
+            success: vec![put_op("a")],
+            failure: vec![put_op("a")],
+            ..Default::default()
+        };
+        assert!(txn(&ok).is_ok());
+    }
+
+    #[test]
+    fn put_inside_a_deleted_range_is_rejected() {
+        let del = RequestOp {
+            request: Some(Request::RequestDeleteRange(DeleteRangeRequest {
+                key: "a".into(),
+                range_end: "b".into(),
+                ..Default::default()
+            })),
+        };
+        let req = TxnRequest {
+            success: vec![del, put_op("ab")],
+            ..Default::default()
+        };
+        assert!(matches!(txn(&req), Err(StoreError::DuplicateKey)));
+    }
+
+    #[test]
+    fn too_many_ops_are_rejected() {
+        let req = TxnRequest {
+            success: (0..129).map(|i| put_op(&format!("k{i}"))).collect(),
+            ..Default::default()
+        };
+        assert!(matches!(
+            txn(&req),
+            Err(StoreError::TooManyOps { ops: 129, max: 128 })
+        ));
+    }
+
+    #[test]
+    fn empty_keys_are_rejected() {
+        assert!(matches!(
+            put(&PutRequest::default()),
+            Err(StoreError::EmptyKey)
+        ));
+        assert!(matches!(
+            range(&RangeRequest::default()),
+            Err(StoreError::EmptyKey)
+        ));
+    }
+}
