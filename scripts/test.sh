@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The one command that verifies berth: formatting, lints, the benches' build and every
+# test. CI runs it through .ci/run (with CI=true); `make verify` runs it locally.
+#
+# Environment:
+#   BERTH_SKIP_CLIPPY=1   skip the clippy step (it type-checks everything a second time)
+#   CI=true               use the nextest `ci` profile (.config/nextest.toml)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+run() {
+    printf '+ %s\n' "$*"
+    "$@"
+}
+have() { command -v "$1" >/dev/null 2>&1; }
+
+# --- Tools the tests need -------------------------------------------------------------
+# Installed here rather than assumed, because CI may run on a fresh machine that has
+# only the Rust toolchain:
+#   etcdctl  the etcd compatibility tests drive berth with the real etcd client
+#   protoc   the etcd-client crate's build script compiles etcd's .proto files with it
+#   runc     the OCI runtime tests
+# runc lives in /usr/sbin, which is not on every user's PATH.
+missing_packages=()
+have etcdctl || missing_packages+=(etcd-client)
+have protoc || missing_packages+=(protobuf-compiler)
+have runc || [[ -x /usr/sbin/runc ]] || missing_packages+=(runc)
+
+if ((${#missing_packages[@]} > 0)); then
+    step "installing ${missing_packages[*]}"
+    sudo=()
+    if [[ $(id -u) -ne 0 ]] && have sudo; then
+        sudo=(sudo)
+    fi
+    if ! have apt-get; then
+        echo "warning: apt-get is not available; install these Debian packages (or their" >&2
+        echo "         equivalents) by hand: ${missing_packages[*]}" >&2
+        echo "         Tests that need them will fail." >&2
+    elif [[ $(id -u) -ne 0 ]] && ((${#sudo[@]} == 0)); then
+        echo "warning: not root and no sudo; as root run: apt-get install ${missing_packages[*]}" >&2
+    else
+        # A failed install is reported, not fatal: protoc has a fallback below, and the
+        # rest of the suite is still worth running.
+        if ! run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq ||
+            ! run "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq --no-install-recommends "${missing_packages[@]}"; then
+            echo "warning: apt-get could not install ${missing_packages[*]}" >&2
+        fi
+    fi
+fi
+
+# Without a system protoc, use the one the protoc-bin-vendored crate ships (the proto
+# crate builds with it already; etcd-client's build script only looks at PROTOC and PATH).
+if ! have protoc && [[ -z ${PROTOC:-} ]]; then
+    case "$(uname -m)" in
+        x86_64) protoc_arch=x86_64 ;;
+        aarch64 | arm64) protoc_arch=aarch_64 ;;
+        i?86) protoc_arch=x86_32 ;;
+        ppc64le) protoc_arch=ppcle_64 ;;
+        s390x) protoc_arch=s390_64 ;;
+        *) protoc_arch=unknown ;;
+    esac
+    registry="${CARGO_HOME:-$HOME/.cargo}/registry/src"
+    find_vendored_protoc() {
+        compgen -G "$registry/*/protoc-bin-vendored-linux-$protoc_arch-*/bin/protoc" |
+            sort -V | tail -n 1
+    }
+    vendored_protoc="$(find_vendored_protoc || true)"
+    if [[ -z $vendored_protoc ]]; then
+        # A fresh machine has not downloaded the crate yet.
+        step "fetching crates to find the vendored protoc"
+        run cargo fetch
+        vendored_protoc="$(find_vendored_protoc || true)"
+    fi
+    if [[ -n $vendored_protoc ]]; then
+        export PROTOC="$vendored_protoc"
+    else
+        echo "warning: no protoc found; build scripts that need it will fail" >&2
+    fi
+fi
+
+step "tools"
+tool_path() {
+    command -v "$1" 2>/dev/null || { [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"; } || echo "not found"
+}
+for tool in etcdctl runc cargo-nextest; do
+    printf '  %-14s %s\n' "$tool" "$(tool_path "$tool")"
+done
+printf '  %-14s %s\n' protoc "${PROTOC:-$(tool_path protoc)}"
+run cargo --version
+
+# --- Checks -------------------------------------------------------------------------
+step "formatting"
+run cargo fmt --all -- --check
+
+if [[ ${BERTH_SKIP_CLIPPY:-0} == 1 ]]; then
+    step "clippy skipped (BERTH_SKIP_CLIPPY=1)"
+else
+    step "clippy"
+    run cargo clippy --workspace --all-targets -- -D warnings
+fi
+
+step "building the benches"
+run cargo build -p berth-benches
+
+# --- Tests --------------------------------------------------------------------------
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    profile=default
+    if [[ ${CI:-} == true ]]; then
+        profile=ci
+    fi
+    run cargo nextest run --workspace --no-fail-fast --profile "$profile"
+    # nextest does not run doctests.
+    run cargo test --workspace --doc
+else
+    echo "cargo-nextest not found; using cargo test"
+    run cargo test --workspace --no-fail-fast
+fi
+
+step "all checks passed"
