@@ -1036,6 +1036,10 @@ pub fn parse_retention(mode: CompactionMode, s: &str) -> Result<CompactionRetent
                         .to_string(),
                 )
             })?;
+            // etcd's revisions are i64s; a larger retention could only be a mistake.
+            if i64::try_from(revisions).is_err() {
+                return Err(invalid("too many revisions".to_string()));
+            }
             CompactionRetention::Revision { revisions }
         }
         CompactionMode::Periodic => {
@@ -1783,6 +1787,7 @@ mod tests {
             Ok(CompactionRetention::Disabled)
         );
         assert!(parse_retention(Revision, "1h").is_err());
+        assert!(parse_retention(Revision, &u64::MAX.to_string()).is_err());
         assert!(parse_retention(Periodic, "-1").is_err());
         assert!(parse_retention(Periodic, "one").is_err());
     }
