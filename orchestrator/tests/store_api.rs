@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{Cluster, eventually, stdout};
 use etcd_client::{
-    Compare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
-    WatchOptions,
+    Compare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions, SortOrder, SortTarget,
+    Txn, TxnOp, WatchOptions,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -17,33 +17,60 @@ async fn etcdctl_works_against_the_cluster() {
     let all = cluster.endpoints();
     let one = vec![cluster.replicas[1].endpoint()];
 
-    assert_eq!(stdout(&cluster.etcdctl(&one, &["put", "greeting", "hello"])).trim(), "OK");
+    assert_eq!(
+        stdout(&cluster.etcdctl(&one, &["put", "greeting", "hello"])).trim(),
+        "OK"
+    );
     let got = stdout(&cluster.etcdctl(&[cluster.replicas[2].endpoint()], &["get", "greeting"]));
     assert_eq!(got.lines().collect::<Vec<_>>(), ["greeting", "hello"]);
 
     let txn = "value(\"greeting\") = \"hello\"\n\nput greeting bye\n\nput greeting never\n\n";
     let mut child = std::process::Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints={}", all.join(",").replace("http://", "")))
+        .arg(format!(
+            "--endpoints={}",
+            all.join(",").replace("http://", "")
+        ))
         .arg("txn")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(txn.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(txn.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("SUCCESS"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("SUCCESS"),
+        "{out:?}"
+    );
     let got = stdout(&cluster.etcdctl(&all, &["get", "greeting", "--print-value-only"]));
     assert_eq!(got.trim(), "bye");
 
-    assert_eq!(stdout(&cluster.etcdctl(&all, &["del", "greeting"])).trim(), "1");
-    assert_eq!(stdout(&cluster.etcdctl(&all, &["get", "greeting"])).trim(), "");
+    assert_eq!(
+        stdout(&cluster.etcdctl(&all, &["del", "greeting"])).trim(),
+        "1"
+    );
+    assert_eq!(
+        stdout(&cluster.etcdctl(&all, &["get", "greeting"])).trim(),
+        ""
+    );
 
     let members = stdout(&cluster.etcdctl(&all, &["member", "list"]));
     for r in &cluster.replicas {
-        assert!(members.contains(&r.name), "member list lacks {}: {members}", r.name);
-        assert!(members.contains(&format!("127.0.0.1:{}", r.peer_port)), "{members}");
+        assert!(
+            members.contains(&r.name),
+            "member list lacks {}: {members}",
+            r.name
+        );
+        assert!(
+            members.contains(&format!("127.0.0.1:{}", r.peer_port)),
+            "{members}"
+        );
     }
     let status = stdout(&cluster.etcdctl(&all, &["endpoint", "status", "-w", "json"]));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -54,8 +81,16 @@ async fn etcdctl_works_against_the_cluster() {
         .map(|s| s["Status"]["leader"].as_u64().unwrap())
         .collect();
     assert_eq!(leaders.len(), 3);
-    assert!(leaders.iter().all(|l| *l == leaders[0] && *l != 0), "replicas disagree on the leader: {leaders:?}");
-    assert!(status[0]["Status"]["version"].as_str().unwrap().starts_with("3.4"));
+    assert!(
+        leaders.iter().all(|l| *l == leaders[0] && *l != 0),
+        "replicas disagree on the leader: {leaders:?}"
+    );
+    assert!(
+        status[0]["Status"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("3.4")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,8 +100,15 @@ async fn kv_semantics_match_etcd() {
 
     let first = c.put("k1", "v1", None).await.unwrap();
     let rev1 = first.header().unwrap().revision();
-    let second = c.put("k1", "v2", Some(PutOptions::new().with_prev_key())).await.unwrap();
-    assert_eq!(second.header().unwrap().revision(), rev1 + 1, "one revision per write");
+    let second = c
+        .put("k1", "v2", Some(PutOptions::new().with_prev_key()))
+        .await
+        .unwrap();
+    assert_eq!(
+        second.header().unwrap().revision(),
+        rev1 + 1,
+        "one revision per write"
+    );
     assert_eq!(second.prev_key().unwrap().value(), b"v1");
     for k in ["k2", "k3", "k4"] {
         c.put(k, k, None).await.unwrap();
@@ -74,32 +116,60 @@ async fn kv_semantics_match_etcd() {
 
     let kv = c.get("k1", None).await.unwrap();
     let kv = &kv.kvs()[0];
-    assert_eq!((kv.create_revision(), kv.mod_revision(), kv.version()), (rev1, rev1 + 1, 2));
+    assert_eq!(
+        (kv.create_revision(), kv.mod_revision(), kv.version()),
+        (rev1, rev1 + 1, 2)
+    );
 
     // Historical read.
-    let old = c.get("k1", Some(GetOptions::new().with_revision(rev1))).await.unwrap();
+    let old = c
+        .get("k1", Some(GetOptions::new().with_revision(rev1)))
+        .await
+        .unwrap();
     assert_eq!(old.kvs()[0].value(), b"v1");
 
     // Prefix with limit: count is the full count, more says there is more.
-    let page = c.get("k", Some(GetOptions::new().with_prefix().with_limit(2))).await.unwrap();
+    let page = c
+        .get("k", Some(GetOptions::new().with_prefix().with_limit(2)))
+        .await
+        .unwrap();
     assert_eq!(page.kvs().len(), 2);
     assert_eq!(page.count(), 4);
     assert!(page.more());
 
     let sorted = c
-        .get("k", Some(GetOptions::new().with_prefix().with_sort(SortTarget::Key, SortOrder::Descend)))
+        .get(
+            "k",
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_sort(SortTarget::Key, SortOrder::Descend),
+            ),
+        )
         .await
         .unwrap();
     let keys: Vec<&[u8]> = sorted.kvs().iter().map(|kv| kv.key()).collect();
     assert_eq!(keys, [b"k4", b"k3", b"k2", b"k1"]);
 
-    let from = c.get("k3", Some(GetOptions::new().with_from_key())).await.unwrap();
+    let from = c
+        .get("k3", Some(GetOptions::new().with_from_key()))
+        .await
+        .unwrap();
     assert_eq!(from.count(), 2);
-    let count_only = c.get("k", Some(GetOptions::new().with_prefix().with_count_only())).await.unwrap();
+    let count_only = c
+        .get("k", Some(GetOptions::new().with_prefix().with_count_only()))
+        .await
+        .unwrap();
     assert_eq!((count_only.count(), count_only.kvs().len()), (4, 0));
-    let keys_only = c.get("k2", Some(GetOptions::new().with_keys_only())).await.unwrap();
+    let keys_only = c
+        .get("k2", Some(GetOptions::new().with_keys_only()))
+        .await
+        .unwrap();
     assert!(keys_only.kvs()[0].value().is_empty());
-    let serializable = c.get("k2", Some(GetOptions::new().with_serializable())).await.unwrap();
+    let serializable = c
+        .get("k2", Some(GetOptions::new().with_serializable()))
+        .await
+        .unwrap();
     assert_eq!(serializable.kvs()[0].value(), b"k2");
 
     // Txn: compares on value, version, create and mod revision; both branches.
@@ -128,19 +198,49 @@ async fn kv_semantics_match_etcd() {
     assert_eq!(c.get("never", None).await.unwrap().count(), 0);
 
     // Delete with prev_kv over a range.
-    let del = c.delete("k", Some(DeleteOptions::new().with_prefix().with_prev_key())).await.unwrap();
+    let del = c
+        .delete(
+            "k",
+            Some(DeleteOptions::new().with_prefix().with_prev_key()),
+        )
+        .await
+        .unwrap();
     assert_eq!(del.deleted(), 4);
     assert_eq!(del.prev_kvs().len(), 4);
 
     // Compaction: reads before it fail, reads after it work.
-    let current = c.get("else", None).await.unwrap().header().unwrap().revision();
+    let current = c
+        .get("else", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
     c.compact(current - 1, None).await.unwrap();
-    let err = c.get("k1", Some(GetOptions::new().with_revision(rev1))).await.unwrap_err();
-    assert!(err.to_string().contains("required revision has been compacted"), "{err}");
-    let err = c.get("k1", Some(GetOptions::new().with_revision(current + 100))).await.unwrap_err();
-    assert!(err.to_string().contains("required revision is a future revision"), "{err}");
+    let err = c
+        .get("k1", Some(GetOptions::new().with_revision(rev1)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required revision has been compacted"),
+        "{err}"
+    );
+    let err = c
+        .get("k1", Some(GetOptions::new().with_revision(current + 100)))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("required revision is a future revision"),
+        "{err}"
+    );
     let err = c.compact(current - 2, None).await.unwrap_err();
-    assert!(err.to_string().contains("required revision has been compacted"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("required revision has been compacted"),
+        "{err}"
+    );
 
     // Every replica reports the same hash of the key space.
     let mut hashes = Vec::new();
@@ -157,7 +257,10 @@ async fn kv_semantics_match_etcd() {
         ci.status().await.unwrap();
         hashes.push(hash);
     }
-    assert!(hashes.iter().all(|h| *h == hashes[0]), "replicas diverge: {hashes:?}");
+    assert!(
+        hashes.iter().all(|h| *h == hashes[0]),
+        "replicas diverge: {hashes:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,12 +268,22 @@ async fn bad_requests_get_etcds_errors_and_change_nothing() {
     let cluster = Cluster::start(3, &[]).await;
     let mut c = cluster.client().await;
     c.put("keep", "me", None).await.unwrap();
-    let before = c.get("keep", None).await.unwrap().header().unwrap().revision();
+    let before = c
+        .get("keep", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
 
     let err = c.put("", "v", None).await.unwrap_err().to_string();
     assert!(err.contains("key is not provided"), "{err}");
 
-    let too_many = Txn::new().and_then((0..129).map(|i| TxnOp::put(format!("t{i}"), "v", None)).collect::<Vec<_>>());
+    let too_many = Txn::new().and_then(
+        (0..129)
+            .map(|i| TxnOp::put(format!("t{i}"), "v", None))
+            .collect::<Vec<_>>(),
+    );
     let err = c.txn(too_many).await.unwrap_err().to_string();
     assert!(err.contains("too many operations in txn request"), "{err}");
 
@@ -186,13 +299,25 @@ async fn bad_requests_get_etcds_errors_and_change_nothing() {
     let huge = vec![b'x'; 3 * 1024 * 1024];
     assert!(c.put("huge", huge, None).await.is_err());
 
-    let err = c.put("leased", "v", Some(PutOptions::new().with_lease(0x1234))).await.unwrap_err().to_string();
+    let err = c
+        .put("leased", "v", Some(PutOptions::new().with_lease(0x1234)))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("requested lease not found"), "{err}");
 
-    let err = c.lease_grant(9_000_000_001, None).await.unwrap_err().to_string();
+    let err = c
+        .lease_grant(9_000_000_001, None)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("too large lease TTL"), "{err}");
 
-    let err = c.put("x", "", Some(PutOptions::new().with_ignore_value())).await.unwrap_err().to_string();
+    let err = c
+        .put("x", "", Some(PutOptions::new().with_ignore_value()))
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("key not found"), "{err}");
 
     // Nothing above wrote anything, and the store still serves.
@@ -208,14 +333,28 @@ async fn watches_deliver_every_change_in_order() {
     let mut writer = cluster.client_of(0).await;
     let mut watcher_client = cluster.client_of(2).await;
 
-    let start = writer.put("w/a", "1", None).await.unwrap().header().unwrap().revision();
+    let start = writer
+        .put("w/a", "1", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
     writer.put("w/b", "2", None).await.unwrap();
     writer.put("other", "x", None).await.unwrap();
     writer.delete("w/a", None).await.unwrap();
 
     // Replay from history with prev_kv, then live events.
     let mut stream = watcher_client
-        .watch("w/", Some(WatchOptions::new().with_prefix().with_start_revision(start).with_prev_key()))
+        .watch(
+            "w/",
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(start)
+                    .with_prev_key(),
+            ),
+        )
         .await
         .unwrap();
     let created = stream.message().await.unwrap().unwrap();
@@ -226,57 +365,114 @@ async fn watches_deliver_every_change_in_order() {
 
     let mut seen = Vec::new();
     while seen.len() < 6 {
-        let resp = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
-        let revisions: Vec<i64> = resp.events().iter().map(|e| e.kv().unwrap().mod_revision()).collect();
-        if resp.events().iter().any(|e| e.kv().unwrap().key() == b"w/d") {
+        let resp = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let revisions: Vec<i64> = resp
+            .events()
+            .iter()
+            .map(|e| e.kv().unwrap().mod_revision())
+            .collect();
+        if resp
+            .events()
+            .iter()
+            .any(|e| e.kv().unwrap().key() == b"w/d")
+        {
             assert!(
-                resp.events().iter().any(|e| e.kv().unwrap().key() == b"w/e"),
+                resp.events()
+                    .iter()
+                    .any(|e| e.kv().unwrap().key() == b"w/e"),
                 "a transaction's events arrive together"
             );
         }
         for event in resp.events() {
             let kv = event.kv().unwrap();
-            seen.push((event.event_type(), String::from_utf8_lossy(kv.key()).into_owned(), kv.mod_revision(), event.prev_kv().map(|p| p.value().to_vec())));
+            seen.push((
+                event.event_type(),
+                String::from_utf8_lossy(kv.key()).into_owned(),
+                kv.mod_revision(),
+                event.prev_kv().map(|p| p.value().to_vec()),
+            ));
         }
         assert!(revisions.windows(2).all(|w| w[0] <= w[1]));
     }
     assert_eq!(seen[0].0, EventType::Put);
     assert_eq!(seen[0].1, "w/a");
     assert_eq!(seen[2].0, EventType::Delete);
-    assert_eq!(seen[2].3.as_deref(), Some(b"1".as_slice()), "a delete carries the deleted value as prev_kv");
+    assert_eq!(
+        seen[2].3.as_deref(),
+        Some(b"1".as_slice()),
+        "a delete carries the deleted value as prev_kv"
+    );
     let revs: Vec<i64> = seen.iter().map(|s| s.2).collect();
-    assert!(revs.windows(2).all(|w| w[0] < w[1] || (w[0] == w[1])), "in order: {revs:?}");
+    assert!(
+        revs.windows(2).all(|w| w[0] < w[1] || (w[0] == w[1])),
+        "in order: {revs:?}"
+    );
     assert!(!seen.iter().any(|s| s.1 == "other"), "only the prefix");
 
     // Progress: the reported revision covers everything delivered.
     stream.request_progress().await.unwrap();
-    let progress = tokio::time::timeout(Duration::from_secs(10), stream.message()).await.unwrap().unwrap().unwrap();
+    let progress = tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(progress.events().is_empty());
     assert!(progress.header().unwrap().revision() >= *revs.last().unwrap());
 
     // NOPUT filter and cancel.
     let mut deletes = watcher_client
-        .watch("f", Some(WatchOptions::new().with_filters([etcd_client::WatchFilterType::NoPut])))
+        .watch(
+            "f",
+            Some(WatchOptions::new().with_filters([etcd_client::WatchFilterType::NoPut])),
+        )
         .await
         .unwrap();
     assert!(deletes.message().await.unwrap().unwrap().created());
     writer.put("f", "1", None).await.unwrap();
     writer.delete("f", None).await.unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), deletes.message()).await.unwrap().unwrap().unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), deletes.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.events().len(), 1);
     assert_eq!(resp.events()[0].event_type(), EventType::Delete);
     let id = resp.watch_id();
     deletes.cancel(id).await.unwrap();
-    let canceled = tokio::time::timeout(Duration::from_secs(10), deletes.message()).await.unwrap().unwrap().unwrap();
+    let canceled = tokio::time::timeout(Duration::from_secs(10), deletes.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert!(canceled.canceled());
 
     // A watch on a compacted revision is cancelled with the compact revision.
-    let current = writer.put("late", "x", None).await.unwrap().header().unwrap().revision();
+    let current = writer
+        .put("late", "x", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
     writer.compact(current, None).await.unwrap();
-    let mut old = watcher_client.watch("w/", Some(WatchOptions::new().with_prefix().with_start_revision(start))).await.unwrap();
+    let mut old = watcher_client
+        .watch(
+            "w/",
+            Some(WatchOptions::new().with_prefix().with_start_revision(start)),
+        )
+        .await
+        .unwrap();
     let mut compacted = None;
     for _ in 0..3 {
-        let resp = tokio::time::timeout(Duration::from_secs(10), old.message()).await.unwrap().unwrap().unwrap();
+        let resp = tokio::time::timeout(Duration::from_secs(10), old.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
         if resp.canceled() {
             compacted = Some(resp.compact_revision());
             break;
@@ -292,28 +488,78 @@ async fn leases_keep_keys_alive_and_expire_them() {
 
     // Keepalive holds a 2-second lease well past its TTL (sent to a follower).
     let kept = c.lease_grant(2, None).await.unwrap().id();
-    c.put("kept", "v", Some(PutOptions::new().with_lease(kept))).await.unwrap();
+    c.put("kept", "v", Some(PutOptions::new().with_lease(kept)))
+        .await
+        .unwrap();
     let (mut keeper, mut responses) = c.lease_keep_alive(kept).await.unwrap();
     // Revoked and expiring leases, with keys attached.
     let revoked = c.lease_grant(60, None).await.unwrap().id();
-    c.put("revoked/a", "v", Some(PutOptions::new().with_lease(revoked))).await.unwrap();
-    c.put("revoked/b", "v", Some(PutOptions::new().with_lease(revoked))).await.unwrap();
+    c.put(
+        "revoked/a",
+        "v",
+        Some(PutOptions::new().with_lease(revoked)),
+    )
+    .await
+    .unwrap();
+    c.put(
+        "revoked/b",
+        "v",
+        Some(PutOptions::new().with_lease(revoked)),
+    )
+    .await
+    .unwrap();
     let expiring = c.lease_grant(2, None).await.unwrap().id();
-    c.put("expiring", "v", Some(PutOptions::new().with_lease(expiring))).await.unwrap();
+    c.put(
+        "expiring",
+        "v",
+        Some(PutOptions::new().with_lease(expiring)),
+    )
+    .await
+    .unwrap();
 
-    let ttl = c.lease_time_to_live(revoked, Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys())).await.unwrap();
+    let ttl = c
+        .lease_time_to_live(
+            revoked,
+            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
+        )
+        .await
+        .unwrap();
     assert_eq!(ttl.granted_ttl(), 60);
     assert_eq!(ttl.keys().len(), 2);
     let listed = c.leases().await.unwrap();
     assert_eq!(listed.leases().len(), 3);
 
-    let from = c.get("revoked/a", None).await.unwrap().header().unwrap().revision();
-    let mut events = c.watch("revoked/", Some(WatchOptions::new().with_prefix().with_start_revision(from + 1))).await.unwrap();
+    let from = c
+        .get("revoked/a", None)
+        .await
+        .unwrap()
+        .header()
+        .unwrap()
+        .revision();
+    let mut events = c
+        .watch(
+            "revoked/",
+            Some(
+                WatchOptions::new()
+                    .with_prefix()
+                    .with_start_revision(from + 1),
+            ),
+        )
+        .await
+        .unwrap();
     assert!(events.message().await.unwrap().unwrap().created());
     c.lease_revoke(revoked).await.unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(10), events.message()).await.unwrap().unwrap().unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), events.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.events().len(), 2, "both keys deleted in one revision");
-    assert!(resp.events().iter().all(|e| e.event_type() == EventType::Delete));
+    assert!(
+        resp.events()
+            .iter()
+            .all(|e| e.event_type() == EventType::Delete)
+    );
 
     for _ in 0..8 {
         keeper.keep_alive().await.unwrap();
@@ -323,10 +569,14 @@ async fn leases_keep_keys_alive_and_expire_them() {
     }
     // 4 s have passed: the kept lease lives, the other is gone with its key.
     assert_eq!(c.get("kept", None).await.unwrap().count(), 1);
-    eventually(Duration::from_secs(10), "the expiring key to be deleted", || {
-        let mut c = c.clone();
-        async move { (c.get("expiring", None).await.ok()?.count() == 0).then_some(()) }
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the expiring key to be deleted",
+        || {
+            let mut c = c.clone();
+            async move { (c.get("expiring", None).await.ok()?.count() == 0).then_some(()) }
+        },
+    )
     .await;
     let gone = c.lease_time_to_live(expiring, None).await.unwrap();
     assert_eq!(gone.ttl(), -1);
@@ -341,8 +591,15 @@ async fn follower_reads_are_linearizable() {
     let mut to_follower = cluster.client_of(follower).await;
     for i in 0..50 {
         let value = format!("v{i}");
-        to_leader.put("register", value.clone(), None).await.unwrap();
+        to_leader
+            .put("register", value.clone(), None)
+            .await
+            .unwrap();
         let read = to_follower.get("register", None).await.unwrap();
-        assert_eq!(read.kvs()[0].value(), value.as_bytes(), "a read after an acknowledged write sees it");
+        assert_eq!(
+            read.kvs()[0].value(),
+            value.as_bytes(),
+            "a read after an acknowledged write sees it"
+        );
     }
 }

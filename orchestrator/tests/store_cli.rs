@@ -10,7 +10,10 @@ use common::{BERTH, Cluster};
 
 fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(BERTH).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -36,7 +39,10 @@ async fn a_corrupt_data_dir_is_refused_not_reinitialised() {
     drop(client);
     cluster.stop(0);
 
-    let member_file = cluster.replicas[0].data_dir.join("member").join("member.json");
+    let member_file = cluster.replicas[0]
+        .data_dir
+        .join("member")
+        .join("member.json");
     let original = std::fs::read(&member_file).unwrap();
     std::fs::write(&member_file, b"{not json").unwrap();
     let args = cluster.store_args(0);

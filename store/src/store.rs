@@ -627,7 +627,7 @@ impl Store {
             }
             let result = self
                 .propose(Command {
-                    command: Some(command::Command::LeaseGrant(req.clone())),
+                    command: Some(command::Command::LeaseGrant(req)),
                 })
                 .await?;
             match unwrap_result(result) {

@@ -42,7 +42,11 @@ pub struct Cluster {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Cluster {
@@ -62,7 +66,11 @@ impl Cluster {
                 }
             })
             .collect();
-        let mut cluster = Cluster { dir, replicas, extra_args: extra_args.iter().map(|s| s.to_string()).collect() };
+        let mut cluster = Cluster {
+            dir,
+            replicas,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
         for i in 0..n {
             cluster.start_replica(i);
         }
@@ -107,7 +115,11 @@ impl Cluster {
         let args = self.store_args(i);
         let r = &mut self.replicas[i];
         assert!(r.child.is_none(), "{} is already running", r.name);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&r.log).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&r.log)
+            .unwrap();
         let child = Command::new(BERTH)
             .args(&args)
             .env("RUST_LOG", "info,openraft=warn")
@@ -129,7 +141,10 @@ impl Cluster {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self, i: usize) {
         if let Some(mut child) = self.replicas[i].child.take() {
-            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -143,7 +158,11 @@ impl Cluster {
     }
 
     pub fn endpoints(&self) -> Vec<String> {
-        self.replicas.iter().filter(|r| r.is_running()).map(Replica::endpoint).collect()
+        self.replicas
+            .iter()
+            .filter(|r| r.is_running())
+            .map(Replica::endpoint)
+            .collect()
     }
 
     pub async fn client(&self) -> etcd_client::Client {
@@ -162,7 +181,11 @@ impl Cluster {
                 return leader;
             }
             if Instant::now() > deadline {
-                let logs: Vec<String> = self.replicas.iter().map(|r| format!("== {}\n{}", r.name, r.log_text())).collect();
+                let logs: Vec<String> = self
+                    .replicas
+                    .iter()
+                    .map(|r| format!("== {}\n{}", r.name, r.log_text()))
+                    .collect();
                 panic!("no leader within {timeout:?}\n{}", logs.join("\n"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -172,18 +195,31 @@ impl Cluster {
     async fn agreed_leader(&self) -> Option<usize> {
         let mut leader_id = None;
         for r in self.replicas.iter().filter(|r| r.is_running()) {
-            let mut client = tokio::time::timeout(Duration::from_secs(2), etcd_client::Client::connect([r.endpoint()], None))
+            let mut client = tokio::time::timeout(
+                Duration::from_secs(2),
+                etcd_client::Client::connect([r.endpoint()], None),
+            )
+            .await
+            .ok()?
+            .ok()?;
+            let status = tokio::time::timeout(Duration::from_secs(2), client.status())
                 .await
                 .ok()?
                 .ok()?;
-            let status = tokio::time::timeout(Duration::from_secs(2), client.status()).await.ok()?.ok()?;
             if status.leader() == 0 || leader_id.is_some_and(|l| l != status.leader()) {
                 return None;
             }
             leader_id = Some(status.leader());
         }
-        for (i, r) in self.replicas.iter().enumerate().filter(|(_, r)| r.is_running()) {
-            let mut client = etcd_client::Client::connect([r.endpoint()], None).await.ok()?;
+        for (i, r) in self
+            .replicas
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.is_running())
+        {
+            let mut client = etcd_client::Client::connect([r.endpoint()], None)
+                .await
+                .ok()?;
             let status = client.status().await.ok()?;
             if Some(status.header()?.member_id()) == leader_id {
                 return Some(i);
@@ -206,7 +242,10 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             // Keep the logs of a failed test where a person can read them.
             let kept = self.dir.path().to_path_buf();
-            std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
+            std::mem::forget(std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().unwrap(),
+            ));
             eprintln!("replica logs kept in {}", kept.display());
         }
     }
@@ -216,11 +255,16 @@ pub async fn connect(endpoints: &[String]) -> etcd_client::Client {
     let options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_secs(2))
         .with_timeout(Duration::from_secs(10));
-    etcd_client::Client::connect(endpoints, Some(options)).await.expect("connecting to berth")
+    etcd_client::Client::connect(endpoints, Some(options))
+        .await
+        .expect("connecting to berth")
 }
 
 pub fn etcdctl(endpoints: &[String], args: &[&str]) -> Output {
-    let endpoints: Vec<String> = endpoints.iter().map(|e| e.trim_start_matches("http://").to_string()).collect();
+    let endpoints: Vec<String> = endpoints
+        .iter()
+        .map(|e| e.trim_start_matches("http://").to_string())
+        .collect();
     Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", endpoints.join(",")))
@@ -251,7 +295,10 @@ where
         if let Some(value) = f().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -6,9 +6,11 @@ use std::sync::RwLock;
 
 use super::{Backend, BatchOp, Pair, Result, Tree, WriteBatch, bounds, is_empty_range};
 
+type Trees = BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>;
+
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
-    trees: RwLock<BTreeMap<Tree, BTreeMap<Vec<u8>, Vec<u8>>>>,
+    trees: RwLock<Trees>,
 }
 
 impl MemoryBackend {

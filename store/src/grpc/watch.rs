@@ -75,10 +75,10 @@ impl WatchStreamTask {
                     Ok(None) | Err(_) => break,
                 },
                 Some(response) = self.queue_rx.recv() => {
-                    if response.canceled {
-                        if let Some((task, _)) = self.watchers.remove(&response.watch_id) {
-                            task.abort();
-                        }
+                    if response.canceled
+                        && let Some((task, _)) = self.watchers.remove(&response.watch_id)
+                    {
+                        task.abort();
                     }
                     if !self.send(response).await {
                         break;

@@ -29,6 +29,9 @@ const RECORD_PUT: u8 = 0;
 const RECORD_TOMBSTONE: u8 = 1;
 const LOAD_CHUNK: usize = 4096;
 
+/// Live keys attached to a lease: `(key, lease ID)`.
+pub type LeasedKeys = Vec<(Vec<u8>, i64)>;
+
 /// The events of one main revision, in sub-revision order. `prev_kv` is always
 /// filled when the key had a live value; watchers that did not ask for it drop it.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +129,7 @@ fn read_i64(backend: &SharedBackend, key: &[u8]) -> Result<i64, MvccError> {
 impl KvStore {
     /// Loads the key index from the backend. Also returns every live key that is
     /// attached to a lease, so the lease table can be rebuilt.
-    pub fn open(backend: SharedBackend) -> Result<(Self, Vec<(Vec<u8>, i64)>), MvccError> {
+    pub fn open(backend: SharedBackend) -> Result<(Self, LeasedKeys), MvccError> {
         let current_revision = read_i64(&backend, META_CURRENT_REVISION)?;
         let compact_revision = read_i64(&backend, META_COMPACT_REVISION)?;
         let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
