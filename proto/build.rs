@@ -4,15 +4,10 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos: Vec<PathBuf> = [
-        "etcd/kv.proto",
-        "etcd/auth.proto",
-        "etcd/rpc.proto",
-        "berth/raft.proto",
-    ]
-    .into_iter()
-    .map(PathBuf::from)
-    .collect();
+    let protos: Vec<PathBuf> = ["etcd/kv.proto", "etcd/auth.proto", "etcd/rpc.proto", "berth/raft.proto"]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     for proto in &protos {
         println!("cargo:rerun-if-changed={}", proto.display());
     }

@@ -75,10 +75,7 @@ fn run_store(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berth store: cannot start the runtime: {e}");
@@ -110,12 +107,10 @@ fn run_store(args: &[String]) -> ExitCode {
 fn store_config(flags: &StoreFlags) -> Result<StoreConfig, FlagError> {
     let auto_compaction = match flags.compaction_retention()? {
         CompactionRetention::Disabled => None,
-        CompactionRetention::Periodic { retention_ms } => Some(AutoCompaction::Periodic(
-            Duration::from_millis(retention_ms),
-        )),
-        CompactionRetention::Revision { revisions } => {
-            Some(AutoCompaction::Revision(revisions as i64))
+        CompactionRetention::Periodic { retention_ms } => {
+            Some(AutoCompaction::Periodic(Duration::from_millis(retention_ms)))
         }
+        CompactionRetention::Revision { revisions } => Some(AutoCompaction::Revision(revisions as i64)),
     };
     Ok(StoreConfig {
         name: flags.name.clone(),
@@ -127,12 +122,7 @@ fn store_config(flags: &StoreFlags) -> Result<StoreConfig, FlagError> {
         initial_cluster: flags
             .initial_cluster_members()
             .into_iter()
-            .map(|(name, urls)| {
-                (
-                    name.to_string(),
-                    urls.into_iter().map(str::to_string).collect(),
-                )
-            })
+            .map(|(name, urls)| (name.to_string(), urls.into_iter().map(str::to_string).collect()))
             .collect(),
         initial_cluster_state: match flags.initial_cluster_state {
             store_flags::ClusterState::New => ClusterState::New,
@@ -146,9 +136,7 @@ fn store_config(flags: &StoreFlags) -> Result<StoreConfig, FlagError> {
         max_request_bytes: flags.max_request_bytes as usize,
         auto_compaction,
         listen_metrics_urls: flags.listen_metrics_urls.clone(),
-        watch_progress_notify_interval: Duration::from_millis(
-            flags.experimental_watch_progress_notify_interval_ms,
-        ),
+        watch_progress_notify_interval: Duration::from_millis(flags.experimental_watch_progress_notify_interval_ms),
     })
 }
 

@@ -110,10 +110,7 @@ impl Default for StoreFlags {
             advertise_client_urls: vec!["http://localhost:2379".to_string()],
             listen_peer_urls: vec!["http://localhost:2380".to_string()],
             initial_advertise_peer_urls: vec!["http://localhost:2380".to_string()],
-            initial_cluster: vec![(
-                DEFAULT_NAME.to_string(),
-                "http://localhost:2380".to_string(),
-            )],
+            initial_cluster: vec![(DEFAULT_NAME.to_string(), "http://localhost:2380".to_string())],
             initial_cluster_state: ClusterState::New,
             initial_cluster_token: "etcd-cluster".to_string(),
             heartbeat_interval_ms: 100,
@@ -248,11 +245,9 @@ impl fmt::Display for FlagError {
             }
             Self::NotAFlag { arg } => write!(f, "'{arg}' is not a valid flag"),
             Self::MissingValue { flag } => write!(f, "flag needs an argument: {flag}"),
-            Self::InvalidValue {
-                flag,
-                value,
-                reason,
-            } => write!(f, "invalid value {value:?} for flag {flag}: {reason}"),
+            Self::InvalidValue { flag, value, reason } => {
+                write!(f, "invalid value {value:?} for flag {flag}: {reason}")
+            }
             Self::InvalidUrl { flag, url, reason } => {
                 write!(f, "invalid URL {url:?} for flag {flag}: {reason}")
             }
@@ -270,9 +265,7 @@ impl fmt::Display for FlagError {
                 "--election-timeout[{election_timeout_ms}ms] should be at least as 5 times as \
                  --heartbeat-interval[{heartbeat_interval_ms}ms]"
             ),
-            Self::ElectionTimeoutTooLong {
-                election_timeout_ms,
-            } => write!(
+            Self::ElectionTimeoutTooLong { election_timeout_ms } => write!(
                 f,
                 "--election-timeout[{election_timeout_ms}ms] is too long, and should be set \
                  less than {MAX_ELECTION_TIMEOUT_MS}ms"
@@ -285,10 +278,7 @@ impl fmt::Display for FlagError {
                 "{advertise_flag} is required when {listen_flag} listens on all interfaces: \
                  other members and clients need an address they can reach"
             ),
-            Self::MemberNotInCluster {
-                name,
-                cluster_names,
-            } => write!(
+            Self::MemberNotInCluster { name, cluster_names } => write!(
                 f,
                 "couldn't find local name {name:?} (--name) in --initial-cluster, which has \
                  members: {}",
@@ -389,9 +379,7 @@ impl Flag {
             Flag::AutoCompactionMode => "auto-compaction-mode",
             Flag::ListenMetricsUrls => "listen-metrics-urls",
             Flag::LogLevel => "log-level",
-            Flag::ExperimentalWatchProgressNotifyInterval => {
-                "experimental-watch-progress-notify-interval"
-            }
+            Flag::ExperimentalWatchProgressNotifyInterval => "experimental-watch-progress-notify-interval",
         }
     }
 
@@ -469,18 +457,12 @@ const UNSUPPORTED_FLAG_PREFIXES: &[&str] = &[
 ];
 
 fn is_unsupported(name: &str) -> bool {
-    UNSUPPORTED_FLAGS.contains(&name)
-        || UNSUPPORTED_FLAG_PREFIXES
-            .iter()
-            .any(|prefix| name.starts_with(prefix))
+    UNSUPPORTED_FLAGS.contains(&name) || UNSUPPORTED_FLAG_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
 /// etcd's environment variable for a flag: `data-dir` → `ETCD_DATA_DIR`.
 fn env_var_name(flag_name: &str) -> String {
-    format!(
-        "{ENV_PREFIX}{}",
-        flag_name.to_ascii_uppercase().replace('-', "_")
-    )
+    format!("{ENV_PREFIX}{}", flag_name.to_ascii_uppercase().replace('-', "_"))
 }
 
 /// Where a raw value came from, so that errors can say so.
@@ -573,9 +555,7 @@ fn scan_args(args: &[String], raw: &mut [Option<(String, Source)>]) -> Result<()
             None => match args.next() {
                 Some(next) if !next.starts_with("--") => next.clone(),
                 _ => {
-                    return Err(FlagError::MissingValue {
-                        flag: flag.dashed(),
-                    });
+                    return Err(FlagError::MissingValue { flag: flag.dashed() });
                 }
             },
         };
@@ -587,10 +567,7 @@ fn scan_args(args: &[String], raw: &mut [Option<(String, Source)>]) -> Result<()
 /// Fills in flags the command line did not set from `ETCD_*` variables, and refuses
 /// variables that set unsupported etcd flags, as the flags themselves are refused.
 /// Empty variables are ignored, as etcd does.
-fn read_env(
-    env: &dyn Fn(&str) -> Option<String>,
-    raw: &mut [Option<(String, Source)>],
-) -> Result<(), FlagError> {
+fn read_env(env: &dyn Fn(&str) -> Option<String>, raw: &mut [Option<(String, Source)>]) -> Result<(), FlagError> {
     let lookup = |var: &str| env(var).filter(|value| !value.is_empty());
     for flag in Flag::ALL {
         if raw[flag.index()].is_some() {
@@ -662,16 +639,13 @@ fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(), FlagErro
         Flag::AutoCompactionRetention => flags.auto_compaction_retention = value.to_string(),
         Flag::LogLevel => {
             if !LOG_LEVELS.contains(&value) {
-                return Err(invalid(&format!(
-                    "must be one of {}",
-                    LOG_LEVELS.join(", ")
-                )));
+                return Err(invalid(&format!("must be one of {}", LOG_LEVELS.join(", "))));
             }
             flags.log_level = value.to_string();
         }
         Flag::ExperimentalWatchProgressNotifyInterval => {
-            flags.experimental_watch_progress_notify_interval_ms = parse_duration_ms(value)
-                .map_err(|error| match error {
+            flags.experimental_watch_progress_notify_interval_ms =
+                parse_duration_ms(value).map_err(|error| match error {
                     FlagError::InvalidDuration { reason, .. } => invalid(&reason),
                     other => other,
                 })?;
@@ -708,11 +682,7 @@ fn derive_unset(flags: &mut StoreFlags, is_set: &dyn Fn(Flag) -> bool) -> Result
 
 /// Listen URLs reused as advertised URLs, unless one listens on every interface and so
 /// names no address anyone could dial.
-fn advertisable(
-    listen_urls: &[String],
-    advertise_flag: Flag,
-    listen_flag: Flag,
-) -> Result<Vec<String>, FlagError> {
+fn advertisable(listen_urls: &[String], advertise_flag: Flag, listen_flag: Flag) -> Result<Vec<String>, FlagError> {
     let is_wildcard = |url: &String| {
         let host = url_host(url);
         host.is_empty() || host == "0.0.0.0" || host == "[::]"
@@ -729,9 +699,7 @@ fn advertisable(
 /// The host of a URL that [`check_url`] accepted (brackets kept for IPv6).
 fn url_host(url: &str) -> &str {
     let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
-    authority
-        .rsplit_once(':')
-        .map_or(authority, |(host, _port)| host)
+    authority.rsplit_once(':').map_or(authority, |(host, _port)| host)
 }
 
 /// The checks that involve several flags, in etcd's order.
@@ -743,13 +711,11 @@ fn check(flags: &StoreFlags, raw: &[Option<(String, Source)>]) -> Result<(), Fla
     };
 
     if flags.heartbeat_interval_ms == 0 {
-        return Err(
-            source_of(Flag::HeartbeatInterval).attach(FlagError::InvalidValue {
-                flag: Flag::HeartbeatInterval.dashed(),
-                value: "0".to_string(),
-                reason: "must be greater than 0".to_string(),
-            }),
-        );
+        return Err(source_of(Flag::HeartbeatInterval).attach(FlagError::InvalidValue {
+            flag: Flag::HeartbeatInterval.dashed(),
+            value: "0".to_string(),
+            reason: "must be greater than 0".to_string(),
+        }));
     }
     if flags.heartbeat_interval_ms.saturating_mul(5) > flags.election_timeout_ms {
         return Err(FlagError::ElectionTimeoutTooShort {
@@ -776,10 +742,7 @@ fn check(flags: &StoreFlags, raw: &[Option<(String, Source)>]) -> Result<(), Fla
 /// refuses a peer URL given to two members, which could never be told apart.
 fn check_local_member(flags: &StoreFlags) -> Result<(), FlagError> {
     for (index, (name, url)) in flags.initial_cluster.iter().enumerate() {
-        if flags.initial_cluster[..index]
-            .iter()
-            .any(|(_, earlier)| earlier == url)
-        {
+        if flags.initial_cluster[..index].iter().any(|(_, earlier)| earlier == url) {
             return Err(FlagError::InvalidClusterEntry {
                 entry: format!("{name}={url}"),
                 reason: format!("peer URL {url} appears more than once"),
@@ -799,11 +762,7 @@ fn check_local_member(flags: &StoreFlags) -> Result<(), FlagError> {
     }
     let mut cluster_sorted: Vec<&str> = cluster_urls.clone();
     cluster_sorted.sort_unstable();
-    let mut advertised_sorted: Vec<&str> = flags
-        .initial_advertise_peer_urls
-        .iter()
-        .map(String::as_str)
-        .collect();
+    let mut advertised_sorted: Vec<&str> = flags.initial_advertise_peer_urls.iter().map(String::as_str).collect();
     advertised_sorted.sort_unstable();
     advertised_sorted.dedup();
     if cluster_sorted != advertised_sorted {
@@ -907,11 +866,7 @@ fn check_url(url: &str) -> Result<(), String> {
 fn parse_initial_cluster(value: &str) -> Result<Vec<(String, String)>, FlagError> {
     let mut members = Vec::new();
     // Empty entries are skipped, as Go's url.ParseQuery (which etcd uses) skips them.
-    for entry in value
-        .split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-    {
+    for entry in value.split(',').map(str::trim).filter(|entry| !entry.is_empty()) {
         let invalid = |reason: String| FlagError::InvalidClusterEntry {
             entry: entry.to_string(),
             reason,
@@ -963,15 +918,11 @@ pub fn parse_duration_ms(s: &str) -> Result<u64, FlagError> {
     let mut rest = unsigned;
     let mut total_nanos: u128 = 0;
     while !rest.is_empty() {
-        let integer_len = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let integer_len = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         let (integer, after_integer) = rest.split_at(integer_len);
         let (fraction, after_number) = match after_integer.strip_prefix('.') {
             Some(after_dot) => {
-                let len = after_dot
-                    .find(|c: char| !c.is_ascii_digit())
-                    .unwrap_or(after_dot.len());
+                let len = after_dot.find(|c: char| !c.is_ascii_digit()).unwrap_or(after_dot.len());
                 after_dot.split_at(len)
             }
             None => ("", after_integer),
@@ -1031,10 +982,7 @@ pub fn parse_retention(mode: CompactionMode, s: &str) -> Result<CompactionRetent
     let retention = match mode {
         CompactionMode::Revision => {
             let revisions = s.parse::<u64>().map_err(|_| {
-                invalid(
-                    "not a number (in revision mode the retention is a count of revisions)"
-                        .to_string(),
-                )
+                invalid("not a number (in revision mode the retention is a count of revisions)".to_string())
             })?;
             // etcd's revisions are i64s; a larger retention could only be a mistake.
             if i64::try_from(revisions).is_err() {
@@ -1058,8 +1006,9 @@ pub fn parse_retention(mode: CompactionMode, s: &str) -> Result<CompactionRetent
         }
     };
     Ok(match retention {
-        CompactionRetention::Periodic { retention_ms: 0 }
-        | CompactionRetention::Revision { revisions: 0 } => CompactionRetention::Disabled,
+        CompactionRetention::Periodic { retention_ms: 0 } | CompactionRetention::Revision { revisions: 0 } => {
+            CompactionRetention::Disabled
+        }
         other => other,
     })
 }
@@ -1163,8 +1112,7 @@ mod tests {
         }
     }
 
-    const THREE_MEMBERS: &str =
-        "n1=http://127.0.0.1:2380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380";
+    const THREE_MEMBERS: &str = "n1=http://127.0.0.1:2380,n2=http://127.0.0.1:22380,n3=http://127.0.0.1:32380";
 
     #[test]
     fn no_flags_gives_etcd_defaults() {
@@ -1186,22 +1134,13 @@ mod tests {
         assert_eq!(flags.election_timeout_ms, 1000);
         assert_eq!(flags.snapshot_count, 100_000);
         assert_eq!(flags.quota_backend_bytes, 0);
-        assert_eq!(
-            flags.effective_quota_backend_bytes(),
-            2 * 1024 * 1024 * 1024
-        );
+        assert_eq!(flags.effective_quota_backend_bytes(), 2 * 1024 * 1024 * 1024);
         assert_eq!(flags.max_request_bytes, 1_572_864);
         assert_eq!(flags.auto_compaction_mode, CompactionMode::Periodic);
         assert_eq!(flags.auto_compaction_retention, "0");
-        assert_eq!(
-            flags.compaction_retention().unwrap(),
-            CompactionRetention::Disabled
-        );
+        assert_eq!(flags.compaction_retention().unwrap(), CompactionRetention::Disabled);
         assert!(flags.listen_metrics_urls.is_empty());
-        assert_eq!(
-            flags.experimental_watch_progress_notify_interval_ms,
-            600_000
-        );
+        assert_eq!(flags.experimental_watch_progress_notify_interval_ms, 600_000);
         assert_eq!(flags.log_level, "info");
     }
 
@@ -1260,20 +1199,13 @@ mod tests {
 
     #[test]
     fn an_empty_inline_value_is_a_value() {
-        assert_eq!(
-            parse("--initial-cluster-token=")
-                .unwrap()
-                .initial_cluster_token,
-            ""
-        );
+        assert_eq!(parse("--initial-cluster-token=").unwrap().initial_cluster_token, "");
     }
 
     #[test]
     fn the_last_occurrence_of_a_flag_wins() {
         assert_eq!(
-            parse("--snapshot-count 1 --snapshot-count 2")
-                .unwrap()
-                .snapshot_count,
+            parse("--snapshot-count 1 --snapshot-count 2").unwrap().snapshot_count,
             2
         );
     }
@@ -1286,11 +1218,7 @@ mod tests {
         assert_eq!(parse("--version"), Err(FlagError::Version));
         assert!(STORE_USAGE.contains("--initial-cluster"));
         for flag in Flag::ALL {
-            assert!(
-                STORE_USAGE.contains(&flag.dashed()),
-                "usage lacks {}",
-                flag.dashed()
-            );
+            assert!(STORE_USAGE.contains(&flag.dashed()), "usage lacks {}", flag.dashed());
         }
     }
 
@@ -1365,10 +1293,7 @@ mod tests {
     #[test]
     fn a_missing_value_names_the_flag() {
         assert_eq!(parse_err("--name"), "flag needs an argument: --name");
-        assert_eq!(
-            parse_err("--data-dir --name n1"),
-            "flag needs an argument: --data-dir"
-        );
+        assert_eq!(parse_err("--data-dir --name n1"), "flag needs an argument: --data-dir");
     }
 
     #[test]
@@ -1413,11 +1338,7 @@ mod tests {
             ),
             ("--advertise-client-urls", "http://127.0.0.1", "host:port"),
             ("--listen-peer-urls", "http://127.0.0.1:abc", "not a number"),
-            (
-                "--initial-advertise-peer-urls",
-                "http://h:99999",
-                "out of range",
-            ),
+            ("--initial-advertise-peer-urls", "http://h:99999", "out of range"),
             ("--listen-metrics-urls", "http://h:2381/metrics", "path"),
             ("--listen-client-urls", "127.0.0.1:2379", "http://host:port"),
             ("--listen-client-urls", "ftp://h:1", "scheme"),
@@ -1458,10 +1379,7 @@ mod tests {
         assert_eq!(flags.initial_advertise_peer_urls, ["http://127.0.0.1:2380"]);
 
         let message = parse_err("--listen-client-urls http://0.0.0.0:2379");
-        assert!(
-            message.starts_with("--advertise-client-urls is required"),
-            "{message}"
-        );
+        assert!(message.starts_with("--advertise-client-urls is required"), "{message}");
         assert!(message.contains("--listen-client-urls"), "{message}");
         let message = parse_err("--listen-peer-urls http://[::]:2380");
         assert!(
@@ -1480,14 +1398,10 @@ mod tests {
         let message = parse_err("--initial-cluster default=http://localhost:2380,=http://h:1");
         assert!(message.contains(r#"entry "=http://h:1""#), "{message}");
         let message = parse_err("--initial-cluster default=https://localhost:2380");
-        assert!(
-            message.contains("default=https://localhost:2380"),
-            "{message}"
-        );
+        assert!(message.contains("default=https://localhost:2380"), "{message}");
         assert!(message.contains("TLS is not supported yet"), "{message}");
         assert!(parse_err("--initial-cluster ,").contains("--initial-cluster"));
-        let message =
-            parse_err("--initial-cluster default=http://localhost:2380,n2=http://localhost:2380");
+        let message = parse_err("--initial-cluster default=http://localhost:2380,n2=http://localhost:2380");
         assert!(message.contains("n2=http://localhost:2380"), "{message}");
         assert!(message.contains("more than once"), "{message}");
     }
@@ -1511,10 +1425,8 @@ mod tests {
 
     #[test]
     fn initial_cluster_defaults_to_name_and_advertised_peer_urls() {
-        let flags = parse(
-            "--name n7 --initial-advertise-peer-urls http://127.0.0.1:7380,http://127.0.0.2:7380",
-        )
-        .unwrap();
+        let flags =
+            parse("--name n7 --initial-advertise-peer-urls http://127.0.0.1:7380,http://127.0.0.2:7380").unwrap();
         assert_eq!(
             flags.initial_cluster,
             [
@@ -1554,10 +1466,7 @@ mod tests {
             "--name n1 --initial-advertise-peer-urls http://a:1,http://b:1 \
              --initial-cluster n1=http://a:1",
         );
-        assert!(
-            message.contains("--initial-cluster has n1=http://a:1 but"),
-            "{message}"
-        );
+        assert!(message.contains("--initial-cluster has n1=http://a:1 but"), "{message}");
         // etcd only checks the URLs when bootstrapping a new cluster.
         parse(&format!(
             "--name n1 --initial-advertise-peer-urls http://127.0.0.1:9999 \
@@ -1569,10 +1478,7 @@ mod tests {
             "--initial-advertise-peer-urls http://127.0.0.1:2380 \
              --initial-cluster default=http://localhost:2380",
         );
-        assert!(
-            message.contains("default=http://localhost:2380"),
-            "{message}"
-        );
+        assert!(message.contains("default=http://localhost:2380"), "{message}");
         assert!(message.contains("http://127.0.0.1:2380"), "{message}");
     }
 
@@ -1609,9 +1515,7 @@ mod tests {
         );
         assert!(parse_err("--log-level loud").contains("--log-level"));
         assert_eq!(
-            parse("--initial-cluster-state existing")
-                .unwrap()
-                .initial_cluster_state,
+            parse("--initial-cluster-state existing").unwrap().initial_cluster_state,
             ClusterState::Existing
         );
     }
@@ -1639,9 +1543,7 @@ mod tests {
     fn bad_durations_name_the_flag() {
         let message = parse_err("--experimental-watch-progress-notify-interval abc");
         assert!(
-            message.starts_with(
-                r#"invalid value "abc" for flag --experimental-watch-progress-notify-interval"#
-            ),
+            message.starts_with(r#"invalid value "abc" for flag --experimental-watch-progress-notify-interval"#),
             "{message}"
         );
     }
@@ -1684,18 +1586,12 @@ mod tests {
         assert!(std::error::Error::source(&error).is_some());
 
         let env = |var: &str| (var == "ETCD_WAL_DIR").then(|| "/w".to_string());
-        let message = parse_store_flags_with_env(&[], &env)
-            .unwrap_err()
-            .to_string();
+        let message = parse_store_flags_with_env(&[], &env).unwrap_err().to_string();
         assert!(message.contains("--wal-dir"), "{message}");
         assert!(message.contains("ETCD_WAL_DIR"), "{message}");
 
-        let env = |var: &str| {
-            (var == "ETCD_INITIAL_CLUSTER").then(|| "other=http://127.0.0.1:1".to_string())
-        };
-        let message = parse_store_flags_with_env(&[], &env)
-            .unwrap_err()
-            .to_string();
+        let env = |var: &str| (var == "ETCD_INITIAL_CLUSTER").then(|| "other=http://127.0.0.1:1".to_string());
+        let message = parse_store_flags_with_env(&[], &env).unwrap_err().to_string();
         assert!(message.contains("ETCD_INITIAL_CLUSTER"), "{message}");
     }
 
@@ -1747,10 +1643,7 @@ mod tests {
             ("99999999999999999999999h", "too long"),
         ] {
             let message = parse_duration_ms(input).unwrap_err().to_string();
-            assert!(
-                message.starts_with(&format!("invalid duration {input:?}")),
-                "{message}"
-            );
+            assert!(message.starts_with(&format!("invalid duration {input:?}")), "{message}");
             assert!(message.contains(reason), "{input}: {message}");
         }
     }
@@ -1758,14 +1651,8 @@ mod tests {
     #[test]
     fn retention_parsing() {
         use CompactionMode::{Periodic, Revision};
-        assert_eq!(
-            parse_retention(Periodic, "0"),
-            Ok(CompactionRetention::Disabled)
-        );
-        assert_eq!(
-            parse_retention(Periodic, "0s"),
-            Ok(CompactionRetention::Disabled)
-        );
+        assert_eq!(parse_retention(Periodic, "0"), Ok(CompactionRetention::Disabled));
+        assert_eq!(parse_retention(Periodic, "0s"), Ok(CompactionRetention::Disabled));
         assert_eq!(
             parse_retention(Periodic, "1"),
             Ok(CompactionRetention::Periodic {
@@ -1782,10 +1669,7 @@ mod tests {
             parse_retention(Revision, "1000"),
             Ok(CompactionRetention::Revision { revisions: 1000 })
         );
-        assert_eq!(
-            parse_retention(Revision, "0"),
-            Ok(CompactionRetention::Disabled)
-        );
+        assert_eq!(parse_retention(Revision, "0"), Ok(CompactionRetention::Disabled));
         assert!(parse_retention(Revision, "1h").is_err());
         assert!(parse_retention(Revision, &u64::MAX.to_string()).is_err());
         assert!(parse_retention(Periodic, "-1").is_err());

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::{Cluster, eventually, stdout};
 use etcd_client::{
-    Compare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions, SortOrder, SortTarget,
-    Txn, TxnOp, WatchOptions,
+    Compare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions, SortOrder, SortTarget, Txn, TxnOp,
+    WatchOptions,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -27,50 +27,26 @@ async fn etcdctl_works_against_the_cluster() {
     let txn = "value(\"greeting\") = \"hello\"\n\nput greeting bye\n\nput greeting never\n\n";
     let mut child = std::process::Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
-        .arg(format!(
-            "--endpoints={}",
-            all.join(",").replace("http://", "")
-        ))
+        .arg(format!("--endpoints={}", all.join(",").replace("http://", "")))
         .arg("txn")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(txn.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(txn.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("SUCCESS"),
-        "{out:?}"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("SUCCESS"), "{out:?}");
     let got = stdout(&cluster.etcdctl(&all, &["get", "greeting", "--print-value-only"]));
     assert_eq!(got.trim(), "bye");
 
-    assert_eq!(
-        stdout(&cluster.etcdctl(&all, &["del", "greeting"])).trim(),
-        "1"
-    );
-    assert_eq!(
-        stdout(&cluster.etcdctl(&all, &["get", "greeting"])).trim(),
-        ""
-    );
+    assert_eq!(stdout(&cluster.etcdctl(&all, &["del", "greeting"])).trim(), "1");
+    assert_eq!(stdout(&cluster.etcdctl(&all, &["get", "greeting"])).trim(), "");
 
     let members = stdout(&cluster.etcdctl(&all, &["member", "list"]));
     for r in &cluster.replicas {
-        assert!(
-            members.contains(&r.name),
-            "member list lacks {}: {members}",
-            r.name
-        );
-        assert!(
-            members.contains(&format!("127.0.0.1:{}", r.peer_port)),
-            "{members}"
-        );
+        assert!(members.contains(&r.name), "member list lacks {}: {members}", r.name);
+        assert!(members.contains(&format!("127.0.0.1:{}", r.peer_port)), "{members}");
     }
     let status = stdout(&cluster.etcdctl(&all, &["endpoint", "status", "-w", "json"]));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
@@ -85,12 +61,7 @@ async fn etcdctl_works_against_the_cluster() {
         leaders.iter().all(|l| *l == leaders[0] && *l != 0),
         "replicas disagree on the leader: {leaders:?}"
     );
-    assert!(
-        status[0]["Status"]["version"]
-            .as_str()
-            .unwrap()
-            .starts_with("3.4")
-    );
+    assert!(status[0]["Status"]["version"].as_str().unwrap().starts_with("3.4"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,11 +75,7 @@ async fn kv_semantics_match_etcd() {
         .put("k1", "v2", Some(PutOptions::new().with_prev_key()))
         .await
         .unwrap();
-    assert_eq!(
-        second.header().unwrap().revision(),
-        rev1 + 1,
-        "one revision per write"
-    );
+    assert_eq!(second.header().unwrap().revision(), rev1 + 1, "one revision per write");
     assert_eq!(second.prev_key().unwrap().value(), b"v1");
     for k in ["k2", "k3", "k4"] {
         c.put(k, k, None).await.unwrap();
@@ -122,10 +89,7 @@ async fn kv_semantics_match_etcd() {
     );
 
     // Historical read.
-    let old = c
-        .get("k1", Some(GetOptions::new().with_revision(rev1)))
-        .await
-        .unwrap();
+    let old = c.get("k1", Some(GetOptions::new().with_revision(rev1))).await.unwrap();
     assert_eq!(old.kvs()[0].value(), b"v1");
 
     // Prefix with limit: count is the full count, more says there is more.
@@ -151,25 +115,16 @@ async fn kv_semantics_match_etcd() {
     let keys: Vec<&[u8]> = sorted.kvs().iter().map(|kv| kv.key()).collect();
     assert_eq!(keys, [b"k4", b"k3", b"k2", b"k1"]);
 
-    let from = c
-        .get("k3", Some(GetOptions::new().with_from_key()))
-        .await
-        .unwrap();
+    let from = c.get("k3", Some(GetOptions::new().with_from_key())).await.unwrap();
     assert_eq!(from.count(), 2);
     let count_only = c
         .get("k", Some(GetOptions::new().with_prefix().with_count_only()))
         .await
         .unwrap();
     assert_eq!((count_only.count(), count_only.kvs().len()), (4, 0));
-    let keys_only = c
-        .get("k2", Some(GetOptions::new().with_keys_only()))
-        .await
-        .unwrap();
+    let keys_only = c.get("k2", Some(GetOptions::new().with_keys_only())).await.unwrap();
     assert!(keys_only.kvs()[0].value().is_empty());
-    let serializable = c
-        .get("k2", Some(GetOptions::new().with_serializable()))
-        .await
-        .unwrap();
+    let serializable = c.get("k2", Some(GetOptions::new().with_serializable())).await.unwrap();
     assert_eq!(serializable.kvs()[0].value(), b"k2");
 
     // Txn: compares on value, version, create and mod revision; both branches.
@@ -199,31 +154,21 @@ async fn kv_semantics_match_etcd() {
 
     // Delete with prev_kv over a range.
     let del = c
-        .delete(
-            "k",
-            Some(DeleteOptions::new().with_prefix().with_prev_key()),
-        )
+        .delete("k", Some(DeleteOptions::new().with_prefix().with_prev_key()))
         .await
         .unwrap();
     assert_eq!(del.deleted(), 4);
     assert_eq!(del.prev_kvs().len(), 4);
 
     // Compaction: reads before it fail, reads after it work.
-    let current = c
-        .get("else", None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision();
+    let current = c.get("else", None).await.unwrap().header().unwrap().revision();
     c.compact(current - 1, None).await.unwrap();
     let err = c
         .get("k1", Some(GetOptions::new().with_revision(rev1)))
         .await
         .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("required revision has been compacted"),
+        err.to_string().contains("required revision has been compacted"),
         "{err}"
     );
     let err = c
@@ -231,14 +176,12 @@ async fn kv_semantics_match_etcd() {
         .await
         .unwrap_err();
     assert!(
-        err.to_string()
-            .contains("required revision is a future revision"),
+        err.to_string().contains("required revision is a future revision"),
         "{err}"
     );
     let err = c.compact(current - 2, None).await.unwrap_err();
     assert!(
-        err.to_string()
-            .contains("required revision has been compacted"),
+        err.to_string().contains("required revision has been compacted"),
         "{err}"
     );
 
@@ -257,10 +200,7 @@ async fn kv_semantics_match_etcd() {
         ci.status().await.unwrap();
         hashes.push(hash);
     }
-    assert!(
-        hashes.iter().all(|h| *h == hashes[0]),
-        "replicas diverge: {hashes:?}"
-    );
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "replicas diverge: {hashes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -268,13 +208,7 @@ async fn bad_requests_get_etcds_errors_and_change_nothing() {
     let cluster = Cluster::start(3, &[]).await;
     let mut c = cluster.client().await;
     c.put("keep", "me", None).await.unwrap();
-    let before = c
-        .get("keep", None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision();
+    let before = c.get("keep", None).await.unwrap().header().unwrap().revision();
 
     let err = c.put("", "v", None).await.unwrap_err().to_string();
     assert!(err.contains("key is not provided"), "{err}");
@@ -306,11 +240,7 @@ async fn bad_requests_get_etcds_errors_and_change_nothing() {
         .to_string();
     assert!(err.contains("requested lease not found"), "{err}");
 
-    let err = c
-        .lease_grant(9_000_000_001, None)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = c.lease_grant(9_000_000_001, None).await.unwrap_err().to_string();
     assert!(err.contains("too large lease TTL"), "{err}");
 
     let err = c
@@ -333,13 +263,7 @@ async fn watches_deliver_every_change_in_order() {
     let mut writer = cluster.client_of(0).await;
     let mut watcher_client = cluster.client_of(2).await;
 
-    let start = writer
-        .put("w/a", "1", None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision();
+    let start = writer.put("w/a", "1", None).await.unwrap().header().unwrap().revision();
     writer.put("w/b", "2", None).await.unwrap();
     writer.put("other", "x", None).await.unwrap();
     writer.delete("w/a", None).await.unwrap();
@@ -370,20 +294,10 @@ async fn watches_deliver_every_change_in_order() {
             .unwrap()
             .unwrap()
             .unwrap();
-        let revisions: Vec<i64> = resp
-            .events()
-            .iter()
-            .map(|e| e.kv().unwrap().mod_revision())
-            .collect();
-        if resp
-            .events()
-            .iter()
-            .any(|e| e.kv().unwrap().key() == b"w/d")
-        {
+        let revisions: Vec<i64> = resp.events().iter().map(|e| e.kv().unwrap().mod_revision()).collect();
+        if resp.events().iter().any(|e| e.kv().unwrap().key() == b"w/d") {
             assert!(
-                resp.events()
-                    .iter()
-                    .any(|e| e.kv().unwrap().key() == b"w/e"),
+                resp.events().iter().any(|e| e.kv().unwrap().key() == b"w/e"),
                 "a transaction's events arrive together"
             );
         }
@@ -457,10 +371,7 @@ async fn watches_deliver_every_change_in_order() {
         .revision();
     writer.compact(current, None).await.unwrap();
     let mut old = watcher_client
-        .watch(
-            "w/",
-            Some(WatchOptions::new().with_prefix().with_start_revision(start)),
-        )
+        .watch("w/", Some(WatchOptions::new().with_prefix().with_start_revision(start)))
         .await
         .unwrap();
     let mut compacted = None;
@@ -491,34 +402,19 @@ async fn leases_keep_keys_alive_and_expire_them() {
     let (mut keeper, mut responses) = c.lease_keep_alive(kept).await.unwrap();
     // Revoked and expiring leases, with keys attached.
     let revoked = c.lease_grant(60, None).await.unwrap().id();
-    c.put(
-        "revoked/a",
-        "v",
-        Some(PutOptions::new().with_lease(revoked)),
-    )
-    .await
-    .unwrap();
-    c.put(
-        "revoked/b",
-        "v",
-        Some(PutOptions::new().with_lease(revoked)),
-    )
-    .await
-    .unwrap();
+    c.put("revoked/a", "v", Some(PutOptions::new().with_lease(revoked)))
+        .await
+        .unwrap();
+    c.put("revoked/b", "v", Some(PutOptions::new().with_lease(revoked)))
+        .await
+        .unwrap();
     let expiring = c.lease_grant(2, None).await.unwrap().id();
-    c.put(
-        "expiring",
-        "v",
-        Some(PutOptions::new().with_lease(expiring)),
-    )
-    .await
-    .unwrap();
+    c.put("expiring", "v", Some(PutOptions::new().with_lease(expiring)))
+        .await
+        .unwrap();
 
     let ttl = c
-        .lease_time_to_live(
-            revoked,
-            Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()),
-        )
+        .lease_time_to_live(revoked, Some(etcd_client::LeaseTimeToLiveOptions::new().with_keys()))
         .await
         .unwrap();
     assert_eq!(ttl.granted_ttl(), 60);
@@ -526,21 +422,11 @@ async fn leases_keep_keys_alive_and_expire_them() {
     let listed = c.leases().await.unwrap();
     assert_eq!(listed.leases().len(), 3);
 
-    let from = c
-        .get("revoked/a", None)
-        .await
-        .unwrap()
-        .header()
-        .unwrap()
-        .revision();
+    let from = c.get("revoked/a", None).await.unwrap().header().unwrap().revision();
     let mut events = c
         .watch(
             "revoked/",
-            Some(
-                WatchOptions::new()
-                    .with_prefix()
-                    .with_start_revision(from + 1),
-            ),
+            Some(WatchOptions::new().with_prefix().with_start_revision(from + 1)),
         )
         .await
         .unwrap();
@@ -552,11 +438,7 @@ async fn leases_keep_keys_alive_and_expire_them() {
         .unwrap()
         .unwrap();
     assert_eq!(resp.events().len(), 2, "both keys deleted in one revision");
-    assert!(
-        resp.events()
-            .iter()
-            .all(|e| e.event_type() == EventType::Delete)
-    );
+    assert!(resp.events().iter().all(|e| e.event_type() == EventType::Delete));
 
     for _ in 0..8 {
         keeper.keep_alive().await.unwrap();
@@ -566,14 +448,10 @@ async fn leases_keep_keys_alive_and_expire_them() {
     }
     // 4 s have passed: the kept lease lives, the other is gone with its key.
     assert_eq!(c.get("kept", None).await.unwrap().count(), 1);
-    eventually(
-        Duration::from_secs(10),
-        "the expiring key to be deleted",
-        || {
-            let mut c = c.clone();
-            async move { (c.get("expiring", None).await.ok()?.count() == 0).then_some(()) }
-        },
-    )
+    eventually(Duration::from_secs(10), "the expiring key to be deleted", || {
+        let mut c = c.clone();
+        async move { (c.get("expiring", None).await.ok()?.count() == 0).then_some(()) }
+    })
     .await;
     let gone = c.lease_time_to_live(expiring, None).await.unwrap();
     assert_eq!(gone.ttl(), -1);
@@ -588,10 +466,7 @@ async fn follower_reads_are_linearizable() {
     let mut to_follower = cluster.client_of(follower).await;
     for i in 0..50 {
         let value = format!("v{i}");
-        to_leader
-            .put("register", value.clone(), None)
-            .await
-            .unwrap();
+        to_leader.put("register", value.clone(), None).await.unwrap();
         let read = to_follower.get("register", None).await.unwrap();
         assert_eq!(
             read.kvs()[0].value(),
@@ -599,4 +474,232 @@ async fn follower_reads_are_linearizable() {
             "a read after an acknowledged write sees it"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_added_as_learners_promoted_and_removed() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let all = cluster.endpoints();
+    let mut c = cluster.client().await;
+    c.put("before-join", "x", None).await.unwrap();
+
+    let new = cluster.push_replica();
+    let peer_url = format!("http://127.0.0.1:{}", cluster.replicas[new].peer_port);
+    let added = stdout(&cluster.etcdctl(
+        &all,
+        &[
+            "member",
+            "add",
+            &cluster.replicas[new].name,
+            "--learner",
+            "--peer-urls",
+            &peer_url,
+        ],
+    ));
+    assert!(added.contains("added to cluster"), "{added}");
+    let id = c
+        .member_list()
+        .await
+        .unwrap()
+        .members()
+        .iter()
+        .find(|m| m.peer_urls().contains(&peer_url))
+        .unwrap()
+        .id();
+    assert!(
+        c.member_list()
+            .await
+            .unwrap()
+            .members()
+            .iter()
+            .any(|m| m.id() == id && m.is_learner())
+    );
+
+    cluster.start_replica_with(new, &["--initial-cluster-state", "existing"]);
+    let mut learner = cluster.client_of(new).await;
+    eventually(Duration::from_secs(20), "the learner to replicate", || {
+        let mut learner = learner.clone();
+        async move {
+            let r = learner
+                .get("before-join", Some(GetOptions::new().with_serializable()))
+                .await
+                .ok()?;
+            (r.count() == 1).then_some(())
+        }
+    })
+    .await;
+    let promoted = eventually(Duration::from_secs(20), "promotion to succeed", || {
+        let mut c = c.clone();
+        async move { c.member_promote(id).await.ok() }
+    })
+    .await;
+    assert!(promoted.members().iter().any(|m| m.id() == id && !m.is_learner()));
+    let err = c.member_promote(id).await.unwrap_err().to_string();
+    assert!(err.contains("can only promote a learner member"), "{err}");
+    // The promoted member votes and serves linearizable reads.
+    c.put("after-promote", "y", None).await.unwrap();
+    assert_eq!(learner.get("after-promote", None).await.unwrap().count(), 1);
+
+    let removed = c.member_remove(id).await.unwrap();
+    assert!(!removed.members().iter().any(|m| m.id() == id));
+    let err = c.member_remove(id).await.unwrap_err().to_string();
+    assert!(err.contains("member not found"), "{err}");
+    c.put("after-remove", "z", None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stream_carries_many_watches_and_progress_notifications() {
+    let cluster = Cluster::start(1, &["--experimental-watch-progress-notify-interval", "1s"]).await;
+    let mut c = cluster.client().await;
+    let (mut sender, mut stream) = c.watch("a", None).await.unwrap().split();
+    assert!(stream.message().await.unwrap().unwrap().created());
+    sender
+        .watch("b", Some(WatchOptions::new().with_progress_notify()))
+        .await
+        .unwrap();
+    let created_b = stream.message().await.unwrap().unwrap();
+    assert!(created_b.created());
+    let (id_a, id_b) = (0, created_b.watch_id());
+    assert_ne!(id_a, id_b);
+
+    let rev_a = c.put("a", "1", None).await.unwrap().header().unwrap().revision();
+    let rev_b = c.put("b", "2", None).await.unwrap().header().unwrap().revision();
+    let mut got = Vec::new();
+    let mut progress_seen = false;
+    while got.len() < 2 || !progress_seen {
+        let resp = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if resp.events().is_empty() {
+            // A periodic progress notification for the idle watcher b.
+            if resp.watch_id() == id_b && got.len() == 2 {
+                assert!(resp.header().unwrap().revision() >= rev_b);
+                progress_seen = true;
+            }
+            continue;
+        }
+        for e in resp.events() {
+            got.push((resp.watch_id(), e.kv().unwrap().mod_revision()));
+        }
+    }
+    assert_eq!(got, vec![(id_a, rev_a), (id_b, rev_b)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_watcher_neither_blocks_writers_nor_misses_events() {
+    let cluster = Cluster::start(1, &[]).await;
+    let mut c = cluster.client().await;
+    // The slow watcher is another client, on its own connection.
+    let mut watcher = cluster.client().await;
+    let mut stream = watcher
+        .watch("slow/", Some(WatchOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert!(stream.message().await.unwrap().unwrap().created());
+
+    // Far more revisions than the hub keeps, and more bytes than the transport
+    // buffers, while nobody reads the stream.
+    const WRITES: usize = 3000;
+    let value = "v".repeat(4096);
+    let mut first = None;
+    for i in 0..WRITES {
+        let r = c.put(format!("slow/{i:05}"), value.clone(), None).await.unwrap();
+        first.get_or_insert(r.header().unwrap().revision());
+    }
+    let first = first.unwrap();
+    let mut next = first;
+    while next < first + WRITES as i64 {
+        let resp = tokio::time::timeout(Duration::from_secs(20), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        for e in resp.events() {
+            assert_eq!(e.kv().unwrap().mod_revision(), next, "no gap, no duplicate, in order");
+            next += 1;
+        }
+    }
+    assert!(
+        cluster.replicas[0].log_text().contains("watcher fell behind"),
+        "the test must exercise the catch-up from history"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_backend_refuses_writes_with_nospace_and_keeps_serving_reads() {
+    let cluster = Cluster::start(1, &["--quota-backend-bytes", "300000"]).await;
+    let mut c = cluster.client().await;
+    let value = "x".repeat(10_000);
+    let mut refused = None;
+    for i in 0..400 {
+        match c.put(format!("fill/{i}"), value.clone(), None).await {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("writes past the quota must be refused");
+    assert!(refused.contains("database space exceeded"), "{refused}");
+    let alarms = c
+        .alarm(etcd_client::AlarmAction::Get, etcd_client::AlarmType::None, None)
+        .await
+        .unwrap();
+    assert_eq!(alarms.alarms().len(), 1);
+    assert_eq!(alarms.alarms()[0].alarm(), etcd_client::AlarmType::Nospace);
+    assert!(c.get("fill/0", None).await.unwrap().count() == 1, "reads still work");
+    c.delete("fill/0", None).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_are_served_over_http() {
+    let port = common::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let cluster = Cluster::start(1, &["--listen-metrics-urls", &url]).await;
+    let mut c = cluster.client().await;
+    c.put("m", "1", None).await.unwrap();
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let health = get("/health");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(health.contains("{\"health\":\"true\"}"), "{health}");
+    let metrics = get("/metrics");
+    assert!(metrics.contains("etcd_server_has_leader 1"), "{metrics}");
+    assert!(metrics.contains("etcd_debugging_mvcc_current_revision 1"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn periodic_auto_compaction_forgets_old_revisions() {
+    let cluster = Cluster::start(
+        1,
+        &[
+            "--auto-compaction-mode",
+            "periodic",
+            "--auto-compaction-retention",
+            "2s",
+        ],
+    )
+    .await;
+    let mut c = cluster.client().await;
+    let old = c.put("ac", "1", None).await.unwrap().header().unwrap().revision();
+    c.put("ac", "2", None).await.unwrap();
+    eventually(Duration::from_secs(20), "auto-compaction past the first write", || {
+        let mut c = c.clone();
+        async move {
+            let _ = c.put("tick", "x", None).await;
+            let err = c.get("ac", Some(GetOptions::new().with_revision(old))).await.err()?;
+            err.to_string().contains("compacted").then_some(())
+        }
+    })
+    .await;
+    assert_eq!(c.get("ac", None).await.unwrap().kvs()[0].value(), b"2");
 }

@@ -39,10 +39,7 @@ async fn a_corrupt_data_dir_is_refused_not_reinitialised() {
     drop(client);
     cluster.stop(0);
 
-    let member_file = cluster.replicas[0]
-        .data_dir
-        .join("member")
-        .join("member.json");
+    let member_file = cluster.replicas[0].data_dir.join("member").join("member.json");
     let original = std::fs::read(&member_file).unwrap();
     std::fs::write(&member_file, b"{not json").unwrap();
     let args = cluster.store_args(0);

@@ -48,37 +48,23 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let killed_at = Instant::now();
     let new_leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
     assert_ne!(new_leader, leader);
-    eventually(
-        Duration::from_secs(15),
-        "writes to succeed after the failover",
-        || {
-            let n = acked.lock().unwrap().len();
-            async move { (n > before_kill + 20).then_some(()) }
-        },
-    )
+    eventually(Duration::from_secs(15), "writes to succeed after the failover", || {
+        let n = acked.lock().unwrap().len();
+        async move { (n > before_kill + 20).then_some(()) }
+    })
     .await;
-    eprintln!(
-        "writes resumed {:?} after kill -9 of the leader",
-        killed_at.elapsed()
-    );
+    eprintln!("writes resumed {:?} after kill -9 of the leader", killed_at.elapsed());
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
 
     let mut client = common::connect(&survivors).await;
     let stored = client
-        .get(
-            "ack/",
-            Some(GetOptions::new().with_prefix().with_keys_only()),
-        )
+        .get("ack/", Some(GetOptions::new().with_prefix().with_keys_only()))
         .await
         .unwrap();
-    let stored: std::collections::BTreeSet<Vec<u8>> =
-        stored.kvs().iter().map(|kv| kv.key().to_vec()).collect();
+    let stored: std::collections::BTreeSet<Vec<u8>> = stored.kvs().iter().map(|kv| kv.key().to_vec()).collect();
     let acked = acked.lock().unwrap().clone();
-    let lost: Vec<&String> = acked
-        .iter()
-        .filter(|k| !stored.contains(k.as_bytes()))
-        .collect();
+    let lost: Vec<&String> = acked.iter().filter(|k| !stored.contains(k.as_bytes())).collect();
     assert!(
         lost.is_empty(),
         "{} acknowledged writes lost, e.g. {:?}",
@@ -90,28 +76,19 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     cluster.start_replica(leader);
     let mut back = cluster.client_of(leader).await;
     let want = stored.len();
-    eventually(
-        Duration::from_secs(20),
-        "the restarted replica to catch up",
-        || {
-            let mut back = back.clone();
-            async move {
-                let r = back
-                    .get(
-                        "ack/",
-                        Some(
-                            GetOptions::new()
-                                .with_prefix()
-                                .with_count_only()
-                                .with_serializable(),
-                        ),
-                    )
-                    .await
-                    .ok()?;
-                (r.count() as usize == want).then_some(())
-            }
-        },
-    )
+    eventually(Duration::from_secs(20), "the restarted replica to catch up", || {
+        let mut back = back.clone();
+        async move {
+            let r = back
+                .get(
+                    "ack/",
+                    Some(GetOptions::new().with_prefix().with_count_only().with_serializable()),
+                )
+                .await
+                .ok()?;
+            (r.count() as usize == want).then_some(())
+        }
+    })
     .await;
     back.status().await.unwrap();
 }
@@ -128,11 +105,7 @@ async fn a_restarted_cluster_keeps_its_data() {
             .unwrap();
     }
     client
-        .put(
-            "leased",
-            "v",
-            Some(etcd_client::PutOptions::new().with_lease(lease)),
-        )
+        .put("leased", "v", Some(etcd_client::PutOptions::new().with_lease(lease)))
         .await
         .unwrap();
     let revision = client
@@ -158,11 +131,7 @@ async fn a_restarted_cluster_keeps_its_data() {
         .unwrap();
     assert_eq!(all.count(), 100);
     assert_eq!(all.kvs()[42].value(), b"value 42");
-    assert_eq!(
-        all.header().unwrap().revision(),
-        revision,
-        "no write was applied twice"
-    );
+    assert_eq!(all.header().unwrap().revision(), revision, "no write was applied twice");
     let ttl = client.lease_time_to_live(lease, None).await.unwrap();
     assert_eq!(ttl.granted_ttl(), 600, "leases survive a restart");
     assert_eq!(client.get("leased", None).await.unwrap().count(), 1);
@@ -179,10 +148,7 @@ async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
 
     let mut client = common::connect(&[cluster.replicas[leader].endpoint()]).await;
     for i in 0..400 {
-        client
-            .put(format!("snap/{i:04}"), "x".repeat(100), None)
-            .await
-            .unwrap();
+        client.put(format!("snap/{i:04}"), "x".repeat(100), None).await.unwrap();
     }
     let revision = client
         .get("snap/0000", None)
@@ -194,41 +160,27 @@ async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
 
     cluster.start_replica(lagging);
     let mut lagger = cluster.client_of(lagging).await;
-    eventually(
-        Duration::from_secs(30),
-        "the lagging replica to catch up",
-        || {
-            let mut lagger = lagger.clone();
-            async move {
-                let r = lagger
-                    .get(
-                        "snap/",
-                        Some(
-                            GetOptions::new()
-                                .with_prefix()
-                                .with_count_only()
-                                .with_serializable(),
-                        ),
-                    )
-                    .await
-                    .ok()?;
-                (r.count() == 400 && r.header()?.revision() >= revision).then_some(())
-            }
-        },
-    )
+    eventually(Duration::from_secs(30), "the lagging replica to catch up", || {
+        let mut lagger = lagger.clone();
+        async move {
+            let r = lagger
+                .get(
+                    "snap/",
+                    Some(GetOptions::new().with_prefix().with_count_only().with_serializable()),
+                )
+                .await
+                .ok()?;
+            (r.count() == 400 && r.header()?.revision() >= revision).then_some(())
+        }
+    })
     .await;
     assert!(
-        cluster.replicas[lagging]
-            .log_text()
-            .contains("installed snapshot"),
+        cluster.replicas[lagging].log_text().contains("installed snapshot"),
         "the replica should have caught up by snapshot, its log:\n{}",
         cluster.replicas[lagging].log_text()
     );
     let leader_hash = client.hash_kv(revision).await.unwrap().hash();
     let lagger_hash = lagger.hash_kv(revision).await.unwrap().hash();
-    assert_eq!(
-        leader_hash, lagger_hash,
-        "the snapshot carried the same history"
-    );
+    assert_eq!(leader_hash, lagger_hash, "the snapshot carried the same history");
     lagger.status().await.unwrap();
 }

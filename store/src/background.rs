@@ -35,10 +35,7 @@ async fn follow_leadership(store: Store) {
         if is_leader != was_leader {
             if is_leader {
                 let leases: Vec<(i64, i64)> = store.state().read().leases.ids().collect();
-                tracing::info!(
-                    leases = leases.len(),
-                    "became leader; lease deadlines start afresh"
-                );
+                tracing::info!(leases = leases.len(), "became leader; lease deadlines start afresh");
                 store.lessor().promote(leases.into_iter());
             } else {
                 store.lessor().demote();

@@ -48,12 +48,7 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
 
 impl StoreConfig {
     /// A single replica on the given ports with etcd's defaults otherwise.
-    pub fn single(
-        name: &str,
-        data_dir: impl Into<PathBuf>,
-        client_port: u16,
-        peer_port: u16,
-    ) -> Self {
+    pub fn single(name: &str, data_dir: impl Into<PathBuf>, client_port: u16, peer_port: u16) -> Self {
         let client = format!("http://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
         Self {
@@ -107,9 +102,9 @@ pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
     fnv64(&[joined.as_bytes(), cluster_token.as_bytes()]).max(1)
 }
 
-pub fn cluster_id(member_ids: &[u64], cluster_token: &str) -> u64 {
-    let mut ids = member_ids.to_vec();
-    ids.sort_unstable();
-    let bytes: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
-    fnv64(&[&bytes, cluster_token.as_bytes()]).max(1)
+/// The cluster's ID. etcd derives it from the initial members; berth derives it
+/// from the cluster token alone, so that a member that joins later (started with
+/// `--initial-cluster-state existing`) computes the same ID without asking.
+pub fn cluster_id(cluster_token: &str) -> u64 {
+    fnv64(&[b"cluster", cluster_token.as_bytes()]).max(1)
 }

@@ -62,13 +62,7 @@ impl From<crate::mvcc::MvccError> for StoreError {
     fn from(e: crate::mvcc::MvccError) -> Self {
         use crate::mvcc::MvccError;
         match e {
-            MvccError::Compacted {
-                requested,
-                compacted,
-            } => StoreError::Compacted {
-                requested,
-                compacted,
-            },
+            MvccError::Compacted { requested, compacted } => StoreError::Compacted { requested, compacted },
             MvccError::FutureRevision { requested, .. } => StoreError::FutureRevision { requested },
             other => StoreError::Internal(other.to_string()),
         }

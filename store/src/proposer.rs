@@ -46,8 +46,7 @@ impl Proposer {
             .send((command, reply))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Stopped))?;
-        rx.await
-            .map_err(|_| ProposeError::Failed(StoreError::Stopped))?
+        rx.await.map_err(|_| ProposeError::Failed(StoreError::Stopped))?
     }
 }
 
@@ -84,11 +83,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
                     }
                     let mut results = results.into_iter();
                     for reply in replies {
-                        let result = results.next().ok_or_else(|| {
-                            ProposeError::Failed(StoreError::Internal(
-                                "missing apply result".into(),
-                            ))
-                        });
+                        let result = results
+                            .next()
+                            .ok_or_else(|| ProposeError::Failed(StoreError::Internal("missing apply result".into())));
                         let _ = reply.send(result);
                     }
                 }
@@ -103,13 +100,9 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<(Command, Reply)>) {
     }
 }
 
-fn classify(
-    e: &RaftError<NodeId, ClientWriteError<NodeId, crate::raft::MemberInfo>>,
-) -> ProposeError {
+fn classify(e: &RaftError<NodeId, ClientWriteError<NodeId, crate::raft::MemberInfo>>) -> ProposeError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            ProposeError::NotLeader(f.leader_id)
-        }
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ProposeError::NotLeader(f.leader_id),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             ProposeError::Failed(StoreError::Internal(e.to_string()))
         }

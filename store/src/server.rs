@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::{Stream, StreamExt};
 
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
@@ -28,25 +29,21 @@ const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
 /// `http://host:port` → a socket address (`localhost` is loopback).
 pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| {
-        StoreError::InvalidArgument(format!("URL {url:?} must start with http://"))
-    })?;
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} must start with http://")))?;
     let host_port = rest.trim_end_matches('/');
     let (host, port) = host_port
         .rsplit_once(':')
         .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} has no port")))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host
-    };
+    let host = if host == "localhost" { "127.0.0.1" } else { host };
     let port: u16 = port
         .parse()
         .map_err(|_| StoreError::InvalidArgument(format!("URL {url:?} has a bad port")))?;
-    let ip = host.parse().map_err(|_| {
-        StoreError::InvalidArgument(format!("URL {url:?}: listen on an IP address or localhost"))
-    })?;
+    let ip = host
+        .parse()
+        .map_err(|_| StoreError::InvalidArgument(format!("URL {url:?}: listen on an IP address or localhost")))?;
     Ok(SocketAddr::new(ip, port))
 }
 
@@ -54,9 +51,9 @@ async fn bind_all(urls: &[String], what: &str) -> Result<Vec<TcpListener>> {
     let mut listeners = Vec::new();
     for url in urls {
         let addr = parse_listen_url(url)?;
-        let listener = TcpListener::bind(addr).await.map_err(|e| {
-            StoreError::InvalidArgument(format!("cannot listen for {what} on {url}: {e}"))
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| StoreError::InvalidArgument(format!("cannot listen for {what} on {url}: {e}")))?;
         listeners.push(listener);
     }
     Ok(listeners)
@@ -77,14 +74,10 @@ impl Server {
         let store = Store::open(config).await?;
         let mut tasks = Vec::new();
         for listener in peer_listeners {
-            let svc = PeerServer::new(peer::PeerService {
-                store: store.clone(),
-            })
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
-            let router = tonic::transport::Server::builder()
-                .tcp_nodelay(true)
-                .add_service(svc);
+            let svc = PeerServer::new(peer::PeerService { store: store.clone() })
+                .max_decoding_message_size(usize::MAX)
+                .max_encoding_message_size(usize::MAX);
+            let router = tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc);
             let shutdown = shutdown_future(&store);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router
@@ -100,23 +93,14 @@ impl Server {
                 .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
                 .add_service(
-                    KvServer::new(kv::KvService {
-                        store: store.clone(),
-                    })
-                    .max_decoding_message_size(max_message),
+                    KvServer::new(kv::KvService { store: store.clone() }).max_decoding_message_size(max_message),
                 )
                 .add_service(
-                    WatchServer::new(watch::WatchService {
-                        store: store.clone(),
-                    })
-                    .max_decoding_message_size(max_message),
+                    WatchServer::new(watch::WatchService { store: store.clone() })
+                        .max_decoding_message_size(max_message),
                 )
-                .add_service(LeaseServer::new(lease::LeaseService {
-                    store: store.clone(),
-                }))
-                .add_service(ClusterServer::new(cluster::ClusterService {
-                    store: store.clone(),
-                }))
+                .add_service(LeaseServer::new(lease::LeaseService { store: store.clone() }))
+                .add_service(ClusterServer::new(cluster::ClusterService { store: store.clone() }))
                 .add_service(MaintenanceServer::new(maintenance::MaintenanceService {
                     store: store.clone(),
                 }));
@@ -147,6 +131,17 @@ impl Server {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
         }
     }
+}
+
+/// Accepted connections with Nagle's algorithm off. tonic sets TCP_NODELAY only on
+/// listeners it binds itself; without it a small response queued behind another
+/// waits for the peer's delayed ACK (~40 ms).
+fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static {
+    TcpListenerStream::new(listener).map(|accepted| {
+        let stream = accepted?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    })
 }
 
 fn shutdown_future(store: &Store) -> impl std::future::Future<Output = ()> + Send + 'static {
@@ -187,11 +182,7 @@ async fn answer_http(mut stream: TcpStream, store: &Store) -> std::io::Result<()
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics_text(store)),
         "/health" => {
             if store.current_leader().is_some() {
-                (
-                    "200 OK",
-                    "application/json",
-                    "{\"health\":\"true\"}".to_string(),
-                )
+                ("200 OK", "application/json", "{\"health\":\"true\"}".to_string())
             } else {
                 (
                     "503 Service Unavailable",
@@ -263,17 +254,11 @@ fn metrics_text(store: &Store) -> String {
             "The last compacted revision.",
             compacted as f64,
         ),
-        (
-            "etcd_debugging_mvcc_keys_total",
-            "Keys with history.",
-            keys as f64,
-        ),
+        ("etcd_debugging_mvcc_keys_total", "Keys with history.", keys as f64),
     ];
     let mut out = String::new();
     for (name, help, value) in gauges {
-        out.push_str(&format!(
-            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"
-        ));
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
     }
     out.push_str(&format!(
         "# HELP etcd_debugging_lease_total Leases granted and alive.\n# TYPE etcd_debugging_lease_total gauge\netcd_debugging_lease_total {leases}\n"

@@ -16,21 +16,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_proto::berthpb::{
-    ApplyError, Command, CommandResult, MemberChange, ReadIndexRequest, apply_error, command,
-    command_result, member_change, peer_client::PeerClient,
+    ApplyError, Command, CommandResult, MemberChange, ReadIndexRequest, apply_error, command, command_result,
+    member_change, peer_client::PeerClient,
 };
 use berth_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
-    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
-    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, Member, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, Member, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
-use crate::backend::{SharedBackend, SledBackend};
+use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, cluster_id, member_id};
 use crate::error::{Result, StoreError};
 use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
@@ -82,11 +81,7 @@ fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
 }
 
 /// Reads or creates `member.json`; refuses a data dir that is not what it claims.
-fn open_member_dir(
-    config: &StoreConfig,
-    id: NodeId,
-    cluster_id: u64,
-) -> Result<(PathBuf, MemberRecord, bool)> {
+fn open_member_dir(config: &StoreConfig, id: NodeId, cluster_id: u64) -> Result<(PathBuf, MemberRecord, bool)> {
     let member_dir = config.data_dir.join("member");
     let record_path = member_dir.join(MEMBER_FILE);
     let db_dir = member_dir.join("db");
@@ -123,8 +118,7 @@ fn open_member_dir(
                     config.data_dir.display()
                 )));
             }
-            std::fs::create_dir_all(&member_dir)
-                .map_err(|e| io_error("creating", &member_dir, e))?;
+            std::fs::create_dir_all(&member_dir).map_err(|e| io_error("creating", &member_dir, e))?;
             let record = MemberRecord {
                 name: config.name.clone(),
                 id,
@@ -140,8 +134,7 @@ fn open_member_dir(
 fn write_member_record(member_dir: &Path, record: &MemberRecord) -> Result<()> {
     let path = member_dir.join(MEMBER_FILE);
     let tmp = member_dir.join(format!("{MEMBER_FILE}.tmp"));
-    let bytes =
-        serde_json::to_vec_pretty(record).map_err(|e| StoreError::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Internal(e.to_string()))?;
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
@@ -177,40 +170,22 @@ impl Store {
     /// Opens (or creates) the replica's data dir and starts its Raft node. The peer
     /// service must be served (see `server`) for other replicas to reach it.
     pub async fn open(config: StoreConfig) -> Result<Store> {
-        let initial_ids: Vec<NodeId> = config
-            .initial_cluster
-            .iter()
-            .map(|(_, urls)| member_id(urls, &config.initial_cluster_token))
-            .collect();
-        let my_id = member_id(
-            &config.initial_advertise_peer_urls,
-            &config.initial_cluster_token,
-        );
-        let fresh_cluster_id = cluster_id(&initial_ids, &config.initial_cluster_token);
+        let my_id = member_id(&config.initial_advertise_peer_urls, &config.initial_cluster_token);
+        let fresh_cluster_id = cluster_id(&config.initial_cluster_token);
         let (member_dir, record, is_restart) = open_member_dir(&config, my_id, fresh_cluster_id)?;
         let id = record.id;
-        let backend: SharedBackend = Arc::new(
-            SledBackend::open(&member_dir.join("db"))
-                .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?,
-        );
-        let applied = AppliedState::load(&backend).map_err(|e| {
-            StoreError::Internal(format!(
-                "data dir {} is corrupt: {e}",
-                config.data_dir.display()
-            ))
-        })?;
-        applied.kv.validate().map_err(|e| {
-            StoreError::Internal(format!("mvcc invariant broken after recovery: {e}"))
-        })?;
+        let backend: SharedBackend = backend::open_on_disk(&member_dir.join("db"))
+            .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?;
+        let applied = AppliedState::load(&backend)
+            .map_err(|e| StoreError::Internal(format!("data dir {} is corrupt: {e}", config.data_dir.display())))?;
+        applied
+            .kv
+            .validate()
+            .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
         let log_store = LogStore::new(backend.clone());
-        let sm = StateMachineStore::new(
-            state.clone(),
-            backend.clone(),
-            hub.clone(),
-            member_dir.join("snap"),
-        );
+        let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), Network, log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
@@ -335,10 +310,7 @@ impl Store {
             if let Some(leader) = metrics.borrow_and_update().current_leader {
                 return Ok(leader);
             }
-            if tokio::time::timeout_at(deadline, metrics.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
                 return Err(StoreError::NoLeader);
             }
         }
@@ -349,11 +321,7 @@ impl Store {
         let url = {
             let metrics = self.inner.raft.metrics();
             let metrics = metrics.borrow();
-            let node = metrics
-                .membership_config
-                .membership()
-                .get_node(&id)
-                .cloned();
+            let node = metrics.membership_config.membership().get_node(&id).cloned();
             node.and_then(|n| n.peer_urls.first().cloned())
                 .ok_or(StoreError::MemberNotFound { id })?
         };
@@ -363,8 +331,7 @@ impl Store {
         {
             return Ok(client.clone());
         }
-        let channel = crate::raft::peer_channel(&url)
-            .map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
+        let channel = crate::raft::peer_channel(&url).map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
         let client = PeerClient::new(channel).max_decoding_message_size(usize::MAX);
         peers.insert(id, (url, client.clone()));
         Ok(client)
@@ -411,27 +378,19 @@ impl Store {
         match client.forward(request).await {
             Ok(reply) => Ok(Ok(reply.into_inner())),
             Err(status)
-                if status.code() == tonic::Code::FailedPrecondition
-                    && status.message() == crate::grpc::NOT_LEADER =>
+                if status.code() == tonic::Code::FailedPrecondition && status.message() == crate::grpc::NOT_LEADER =>
             {
                 Ok(Err(ProposeError::NotLeader(None)))
             }
             // The leader may or may not have applied it: say so rather than retry.
-            Err(status) if status.code() == tonic::Code::DeadlineExceeded => {
-                Err(StoreError::Timeout)
-            }
-            Err(status) if status.code() == tonic::Code::Unavailable => {
-                Err(StoreError::LeaderChanged)
-            }
+            Err(status) if status.code() == tonic::Code::DeadlineExceeded => Err(StoreError::Timeout),
+            Err(status) if status.code() == tonic::Code::Unavailable => Err(StoreError::LeaderChanged),
             Err(status) => Err(crate::grpc::status_to_error(&status)),
         }
     }
 
     /// Proposes on this replica only (the leader's side of `Forward`).
-    pub async fn propose_local(
-        &self,
-        command: Command,
-    ) -> std::result::Result<CommandResult, ProposeError> {
+    pub async fn propose_local(&self, command: Command) -> std::result::Result<CommandResult, ProposeError> {
         tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose(command))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
@@ -532,24 +491,15 @@ impl Store {
     pub async fn read_barrier(&self) -> Result<()> {
         let leader = self.wait_for_leader().await?;
         let read_index = if leader == self.inner.id {
-            match self.inner.raft.get_read_log_id().await {
-                Ok((read_log_id, _)) => read_log_id.map(|l| l.index),
-                Err(e) => {
-                    tracing::debug!(error = %e, "read index on the leader failed");
-                    return Err(StoreError::LeaderChanged);
-                }
-            }
+            Some(self.read_index_local().await?)
         } else {
             let mut client = self.peer(leader)?;
             let mut request = tonic::Request::new(ReadIndexRequest {});
             request.set_timeout(REQUEST_TIMEOUT);
-            let reply = client
-                .read_index(request)
-                .await
-                .map_err(|s| match s.code() {
-                    tonic::Code::DeadlineExceeded => StoreError::Timeout,
-                    _ => StoreError::LeaderChanged,
-                })?;
+            let reply = client.read_index(request).await.map_err(|s| match s.code() {
+                tonic::Code::DeadlineExceeded => StoreError::Timeout,
+                _ => StoreError::LeaderChanged,
+            })?;
             Some(reply.into_inner().read_index)
         };
         self.wait_applied(read_index).await
@@ -557,21 +507,21 @@ impl Store {
 
     /// The leader's half of `ReadIndex`: confirms leadership, returns the index.
     pub async fn read_index_local(&self) -> Result<u64> {
-        match self.inner.raft.get_read_log_id().await {
-            Ok((read_log_id, _)) => Ok(read_log_id.map_or(0, |l| l.index)),
-            Err(_) => Err(StoreError::LeaderChanged),
+        // A leader cut off from its quorum cannot confirm itself: give up rather
+        // than wait for ever.
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.inner.raft.get_read_log_id()).await {
+            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |l| l.index)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "read index on the leader failed");
+                Err(StoreError::LeaderChanged)
+            }
+            Err(_) => Err(StoreError::Timeout),
         }
     }
 
     async fn wait_applied(&self, index: Option<u64>) -> Result<()> {
         let Some(index) = index else { return Ok(()) };
-        if self
-            .inner
-            .state
-            .read()
-            .last_applied
-            .is_some_and(|l| l.index >= index)
-        {
+        if self.inner.state.read().last_applied.is_some_and(|l| l.index >= index) {
             return Ok(());
         }
         self.inner
@@ -590,10 +540,9 @@ impl Store {
         }
         let result = {
             let state = self.inner.state.read();
-            state.kv.range(
-                &KeyRange::new(&req.key, &req.range_end),
-                &range_options(&req),
-            )?
+            state
+                .kv
+                .range(&KeyRange::new(&req.key, &req.range_end), &range_options(&req))?
         };
         Ok(RangeResponse {
             header: Some(self.header(result.current_revision)),
@@ -614,10 +563,7 @@ impl Store {
             return Err(StoreError::LeaseTtlTooLarge { ttl: req.ttl });
         }
         if req.id < 0 {
-            return Err(StoreError::InvalidArgument(format!(
-                "lease ID {} is negative",
-                req.id
-            )));
+            return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
         }
         req.ttl = self.inner.lessor.effective_ttl(req.ttl);
         let client_chose = req.id != 0;
@@ -672,10 +618,7 @@ impl Store {
     }
 
     /// Renews a lease in the leader's memory; TTL 0 in the reply means not found.
-    pub async fn lease_keep_alive(
-        &self,
-        req: LeaseKeepAliveRequest,
-    ) -> Result<LeaseKeepAliveResponse> {
+    pub async fn lease_keep_alive(&self, req: LeaseKeepAliveRequest) -> Result<LeaseKeepAliveResponse> {
         let leader = self.wait_for_leader().await?;
         if leader != self.inner.id {
             let mut client = self.peer(leader)?;
@@ -692,10 +635,7 @@ impl Store {
         self.lease_keep_alive_local(req)
     }
 
-    pub fn lease_keep_alive_local(
-        &self,
-        req: LeaseKeepAliveRequest,
-    ) -> Result<LeaseKeepAliveResponse> {
+    pub fn lease_keep_alive_local(&self, req: LeaseKeepAliveRequest) -> Result<LeaseKeepAliveResponse> {
         if !self.inner.lessor.is_primary() {
             return Err(StoreError::LeaderChanged);
         }
@@ -720,10 +660,7 @@ impl Store {
         })
     }
 
-    pub async fn lease_time_to_live(
-        &self,
-        req: LeaseTimeToLiveRequest,
-    ) -> Result<LeaseTimeToLiveResponse> {
+    pub async fn lease_time_to_live(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
         let leader = self.wait_for_leader().await?;
         if leader != self.inner.id {
             let mut client = self.peer(leader)?;
@@ -740,10 +677,7 @@ impl Store {
         self.lease_time_to_live_local(req)
     }
 
-    pub fn lease_time_to_live_local(
-        &self,
-        req: LeaseTimeToLiveRequest,
-    ) -> Result<LeaseTimeToLiveResponse> {
+    pub fn lease_time_to_live_local(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
         let state = self.inner.state.read();
         let revision = state.kv.current_revision();
         let Some(lease) = state.leases.get(req.id) else {
@@ -758,10 +692,7 @@ impl Store {
         Ok(LeaseTimeToLiveResponse {
             header: Some(self.header(revision)),
             id: req.id,
-            ttl: self
-                .inner
-                .lessor
-                .remaining_seconds(req.id, lease.ttl_seconds),
+            ttl: self.inner.lessor.remaining_seconds(req.id, lease.ttl_seconds),
             granted_ttl: lease.ttl_seconds,
             keys: if req.keys {
                 lease.keys.iter().cloned().collect()
@@ -775,11 +706,7 @@ impl Store {
         let state = self.inner.state.read();
         LeaseLeasesResponse {
             header: Some(self.header(state.kv.current_revision())),
-            leases: state
-                .leases
-                .ids()
-                .map(|(id, _)| LeaseStatus { id })
-                .collect(),
+            leases: state.leases.ids().map(|(id, _)| LeaseStatus { id }).collect(),
         }
     }
 
@@ -819,17 +746,13 @@ impl Store {
     pub async fn change_member_local(&self, change: MemberChange) -> Result<Option<Member>> {
         let raft = &self.inner.raft;
         let members = self.members();
-        let map_err = |e: openraft::error::RaftError<
-            NodeId,
-            openraft::error::ClientWriteError<NodeId, MemberInfo>,
-        >| {
-            match e {
-                openraft::error::RaftError::APIError(
-                    openraft::error::ClientWriteError::ForwardToLeader(_),
-                ) => StoreError::LeaderChanged,
+        let map_err =
+            |e: openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, MemberInfo>>| match e {
+                openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(_)) => {
+                    StoreError::LeaderChanged
+                }
                 other => StoreError::Internal(other.to_string()),
-            }
-        };
+            };
         match member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add) {
             member_change::Action::Add => {
                 if change.peer_urls.is_empty() {
@@ -867,21 +790,15 @@ impl Store {
                     return Err(StoreError::MemberNotFound { id: change.id });
                 };
                 if !member.is_learner {
-                    raft.change_membership(
-                        ChangeMembers::RemoveVoters(BTreeSet::from([change.id])),
-                        false,
-                    )
-                    .await
-                    .map_err(map_err)?;
+                    raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([change.id])), false)
+                        .await
+                        .map_err(map_err)?;
                 }
                 let still_there = self.members().iter().any(|m| m.id == change.id);
                 if still_there {
-                    raft.change_membership(
-                        ChangeMembers::RemoveNodes(BTreeSet::from([change.id])),
-                        false,
-                    )
-                    .await
-                    .map_err(map_err)?;
+                    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([change.id])), false)
+                        .await
+                        .map_err(map_err)?;
                 }
                 Ok(None)
             }
@@ -918,12 +835,9 @@ impl Store {
                 if (matched as f64) < last as f64 * 0.9 {
                     return Err(StoreError::LearnerNotReady { id: change.id });
                 }
-                raft.change_membership(
-                    ChangeMembers::AddVoterIds(BTreeSet::from([change.id])),
-                    true,
-                )
-                .await
-                .map_err(map_err)?;
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([change.id])), true)
+                    .await
+                    .map_err(map_err)?;
                 Ok(self.members().into_iter().find(|m| m.id == change.id))
             }
         }
@@ -940,9 +854,7 @@ impl Store {
     }
 
     pub fn is_learner(&self) -> bool {
-        self.members()
-            .iter()
-            .any(|m| m.id == self.inner.id && m.is_learner)
+        self.members().iter().any(|m| m.id == self.inner.id && m.is_learner)
     }
 
     pub fn server_state(&self) -> ServerState {

@@ -70,10 +70,7 @@ pub fn txn(req: &TxnRequest) -> Result<()> {
     ] {
         if ops > MAX_TXN_OPS {
             tracing::debug!(branch = n, ops, "txn has too many operations");
-            return Err(StoreError::TooManyOps {
-                ops,
-                max: MAX_TXN_OPS,
-            });
+            return Err(StoreError::TooManyOps { ops, max: MAX_TXN_OPS });
         }
     }
     for cmp in &req.compare {
@@ -98,9 +95,7 @@ fn ops(ops: &[RequestOp]) -> Result<()> {
             Some(request_op::Request::RequestDeleteRange(d)) => delete_range(d)?,
             Some(request_op::Request::RequestTxn(t)) => txn(t)?,
             None => {
-                return Err(StoreError::InvalidArgument(
-                    "txn operation has no request".into(),
-                ));
+                return Err(StoreError::InvalidArgument("txn operation has no request".into()));
             }
         }
     }
@@ -113,9 +108,7 @@ fn collect_writes(ops: &[RequestOp], out: &mut Vec<(KeyRange, bool)>) -> Result<
     for op in ops {
         match &op.request {
             Some(request_op::Request::RequestPut(p)) => out.push((KeyRange::single(&p.key), true)),
-            Some(request_op::Request::RequestDeleteRange(d)) => {
-                out.push((KeyRange::new(&d.key, &d.range_end), false))
-            }
+            Some(request_op::Request::RequestDeleteRange(d)) => out.push((KeyRange::new(&d.key, &d.range_end), false)),
             Some(request_op::Request::RequestTxn(t)) => {
                 let mut success = Vec::new();
                 collect_writes(&t.success, &mut success)?;
@@ -136,11 +129,7 @@ fn collect_writes(ops: &[RequestOp], out: &mut Vec<(KeyRange, bool)>) -> Result<
 /// etcd rejects a transaction that puts one key twice, or puts a key that the same
 /// transaction deletes.
 fn check_overlaps(writes: &[(KeyRange, bool)]) -> Result<()> {
-    let puts: Vec<&KeyRange> = writes
-        .iter()
-        .filter(|(_, is_put)| *is_put)
-        .map(|(r, _)| r)
-        .collect();
+    let puts: Vec<&KeyRange> = writes.iter().filter(|(_, is_put)| *is_put).map(|(r, _)| r).collect();
     for (i, a) in puts.iter().enumerate() {
         if puts[i + 1..].iter().any(|b| b.start == a.start) {
             return Err(StoreError::DuplicateKey);
@@ -157,8 +146,7 @@ fn check_overlaps(writes: &[(KeyRange, bool)]) -> Result<()> {
 pub fn txn_has_writes(req: &TxnRequest) -> bool {
     fn any_writes(ops: &[RequestOp]) -> bool {
         ops.iter().any(|op| match &op.request {
-            Some(request_op::Request::RequestPut(_))
-            | Some(request_op::Request::RequestDeleteRange(_)) => true,
+            Some(request_op::Request::RequestPut(_)) | Some(request_op::Request::RequestDeleteRange(_)) => true,
             Some(request_op::Request::RequestTxn(t)) => txn_has_writes(t),
             _ => false,
         })
@@ -229,21 +217,12 @@ mod tests {
             success: (0..129).map(|i| put_op(&format!("k{i}"))).collect(),
             ..Default::default()
         };
-        assert!(matches!(
-            txn(&req),
-            Err(StoreError::TooManyOps { ops: 129, max: 128 })
-        ));
+        assert!(matches!(txn(&req), Err(StoreError::TooManyOps { ops: 129, max: 128 })));
     }
 
     #[test]
     fn empty_keys_are_rejected() {
-        assert!(matches!(
-            put(&PutRequest::default()),
-            Err(StoreError::EmptyKey)
-        ));
-        assert!(matches!(
-            range(&RangeRequest::default()),
-            Err(StoreError::EmptyKey)
-        ));
+        assert!(matches!(put(&PutRequest::default()), Err(StoreError::EmptyKey)));
+        assert!(matches!(range(&RangeRequest::default()), Err(StoreError::EmptyKey)));
     }
 }

@@ -58,11 +58,7 @@ fn key(k: u8) -> Vec<u8> {
     vec![b'k', b'0' + k]
 }
 
-fn apply(
-    state: &mut AppliedState,
-    backend: &SharedBackend,
-    cmd: command::Command,
-) -> command_result::Result {
+fn apply(state: &mut AppliedState, backend: &SharedBackend, cmd: command::Command) -> command_result::Result {
     let mut lease_batch = WriteBatch::new();
     let applied = state
         .apply(&Command { command: Some(cmd) }, &mut lease_batch)
@@ -74,16 +70,8 @@ fn apply(
 }
 
 fn check(state: &AppliedState, model: &Model) {
-    assert_eq!(
-        state.kv.current_revision(),
-        model.current(),
-        "current revision"
-    );
-    assert_eq!(
-        state.kv.compact_revision(),
-        model.compacted,
-        "compact revision"
-    );
+    assert_eq!(state.kv.current_revision(), model.current(), "current revision");
+    assert_eq!(state.kv.compact_revision(), model.compacted, "compact revision");
     let all = KeyRange::new(b"k", b"l");
     for rev in 0..=model.current() {
         let read = state.kv.range(
@@ -104,12 +92,7 @@ fn check(state: &AppliedState, model: &Model) {
             .unwrap()
             .kvs
             .into_iter()
-            .map(|kv| {
-                (
-                    kv.key,
-                    (kv.value, kv.create_revision, kv.mod_revision, kv.version),
-                )
-            })
+            .map(|kv| (kv.key, (kv.value, kv.create_revision, kv.mod_revision, kv.version)))
             .collect();
         let at = if rev == 0 { model.current() } else { rev };
         assert_eq!(&got, model.at(at), "state at revision {rev}");

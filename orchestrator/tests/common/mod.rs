@@ -42,11 +42,7 @@ pub struct Cluster {
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Cluster {
@@ -111,8 +107,28 @@ impl Cluster {
         args
     }
 
+    /// Adds a replica that is not started yet (for MemberAdd); returns its index.
+    pub fn push_replica(&mut self) -> usize {
+        let i = self.replicas.len() + 1;
+        let name = format!("n{i}");
+        self.replicas.push(Replica {
+            data_dir: self.dir.path().join(&name),
+            log: self.dir.path().join(format!("{name}.log")),
+            name,
+            client_port: free_port(),
+            peer_port: free_port(),
+            child: None,
+        });
+        i - 1
+    }
+
     pub fn start_replica(&mut self, i: usize) {
-        let args = self.store_args(i);
+        self.start_replica_with(i, &[]);
+    }
+
+    pub fn start_replica_with(&mut self, i: usize, extra: &[&str]) {
+        let mut args = self.store_args(i);
+        args.extend(extra.iter().map(|s| s.to_string()));
         let r = &mut self.replicas[i];
         assert!(r.child.is_none(), "{} is already running", r.name);
         let log = std::fs::OpenOptions::new()
@@ -141,10 +157,7 @@ impl Cluster {
     /// SIGTERM and wait for a clean exit.
     pub fn stop(&mut self, i: usize) {
         if let Some(mut child) = self.replicas[i].child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -211,15 +224,8 @@ impl Cluster {
             }
             leader_id = Some(status.leader());
         }
-        for (i, r) in self
-            .replicas
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.is_running())
-        {
-            let mut client = etcd_client::Client::connect([r.endpoint()], None)
-                .await
-                .ok()?;
+        for (i, r) in self.replicas.iter().enumerate().filter(|(_, r)| r.is_running()) {
+            let mut client = etcd_client::Client::connect([r.endpoint()], None).await.ok()?;
             let status = client.status().await.ok()?;
             if Some(status.header()?.member_id()) == leader_id {
                 return Some(i);
@@ -242,10 +248,7 @@ impl Drop for Cluster {
         if std::thread::panicking() {
             // Keep the logs of a failed test where a person can read them.
             let kept = self.dir.path().to_path_buf();
-            std::mem::forget(std::mem::replace(
-                &mut self.dir,
-                tempfile::tempdir().unwrap(),
-            ));
+            std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
             eprintln!("replica logs kept in {}", kept.display());
         }
     }

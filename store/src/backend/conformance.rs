@@ -40,14 +40,8 @@ fn scan_is_ordered_bounded_and_limited(b: SharedBackend) {
             .map(|(k, _)| String::from_utf8(k).unwrap())
             .collect::<Vec<_>>()
     };
-    assert_eq!(
-        keys(b.scan(Tree::State, b"b", Some(b"e"), 0).unwrap()),
-        ["b", "c", "d"]
-    );
-    assert_eq!(
-        keys(b.scan(Tree::State, b"b", None, 0).unwrap()),
-        ["b", "c", "d", "e"]
-    );
+    assert_eq!(keys(b.scan(Tree::State, b"b", Some(b"e"), 0).unwrap()), ["b", "c", "d"]);
+    assert_eq!(keys(b.scan(Tree::State, b"b", None, 0).unwrap()), ["b", "c", "d", "e"]);
     assert_eq!(keys(b.scan(Tree::State, b"", None, 2).unwrap()), ["a", "b"]);
     let pairs = b.scan(Tree::State, b"c", Some(b"d"), 0).unwrap();
     assert_eq!(pairs, vec![(b"c".to_vec(), b"C".to_vec())]);
@@ -59,10 +53,7 @@ fn last_finds_the_greatest_key_in_range(b: SharedBackend) {
         batch.put(k.as_bytes().to_vec(), Vec::new());
     }
     b.write(Tree::State, batch).unwrap();
-    assert_eq!(
-        b.last(Tree::State, b"x", Some(b"y")).unwrap().unwrap().0,
-        b"x3"
-    );
+    assert_eq!(b.last(Tree::State, b"x", Some(b"y")).unwrap().unwrap().0, b"x3");
     assert_eq!(b.last(Tree::State, b"x", None).unwrap().unwrap().0, b"y1");
     assert_eq!(b.last(Tree::State, b"z", None).unwrap(), None);
 }
@@ -115,8 +106,5 @@ fn sled_backend_keeps_flushed_data_across_reopen() {
         b.flush().unwrap();
     }
     let b = SledBackend::open(dir.path()).unwrap();
-    assert_eq!(
-        b.get(Tree::RaftLog, b"durable").unwrap(),
-        Some(b"yes".to_vec())
-    );
+    assert_eq!(b.get(Tree::RaftLog, b"durable").unwrap(), Some(b"yes".to_vec()));
 }

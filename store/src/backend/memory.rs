@@ -25,13 +25,7 @@ impl Backend for MemoryBackend {
         Ok(trees.get(&tree).and_then(|t| t.get(key).cloned()))
     }
 
-    fn scan(
-        &self,
-        tree: Tree,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Pair>> {
+    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>> {
         if is_empty_range(start, end) {
             return Ok(Vec::new());
         }

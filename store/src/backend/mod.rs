@@ -95,8 +95,7 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Pairs with `start <= key < end` (no end: to the end of the tree), in key order,
     /// at most `limit` of them (0: no limit).
-    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize)
-    -> Result<Vec<Pair>>;
+    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>>;
 
     /// The pair with the greatest key in `[start, end)`.
     fn last(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Pair>>;
@@ -112,6 +111,11 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 pub type SharedBackend = Arc<dyn Backend>;
+
+/// Opens the on-disk backend the store runs on, in `dir`.
+pub fn open_on_disk(dir: &std::path::Path) -> Result<SharedBackend> {
+    Ok(Arc::new(SledBackend::open(dir)?))
+}
 
 /// Turns `[start, end)` into the bounds both engines understand.
 pub(crate) fn bounds(start: &[u8], end: Option<&[u8]>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {

@@ -4,9 +4,7 @@
 
 use std::path::Path;
 
-use super::{
-    Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, bounds, is_empty_range,
-};
+use super::{Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, bounds, is_empty_range};
 
 pub struct SledBackend {
     db: sled::Db,
@@ -48,10 +46,7 @@ impl SledBackend {
                 },
                 other => other,
             })?;
-        let trees = [
-            db.open_tree(Tree::RaftLog.name())?,
-            db.open_tree(Tree::State.name())?,
-        ];
+        let trees = [db.open_tree(Tree::RaftLog.name())?, db.open_tree(Tree::State.name())?];
         Ok(Self { db, trees })
     }
 
@@ -68,13 +63,7 @@ impl Backend for SledBackend {
         Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
     }
 
-    fn scan(
-        &self,
-        tree: Tree,
-        start: &[u8],
-        end: Option<&[u8]>,
-        limit: usize,
-    ) -> Result<Vec<Pair>> {
+    fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>> {
         if is_empty_range(start, end) {
             return Ok(Vec::new());
         }

@@ -4,10 +4,9 @@ use std::pin::Pin;
 
 use berth_proto::etcdserverpb::maintenance_server::Maintenance;
 use berth_proto::etcdserverpb::{
-    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse,
-    DowngradeRequest, DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse,
-    MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
-    StatusResponse,
+    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeRequest,
+    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -24,10 +23,7 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(
-        &self,
-        _request: Request<AlarmRequest>,
-    ) -> Result<Response<AlarmResponse>, Status> {
+    async fn alarm(&self, _request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         // The NOSPACE alarm is raised while the backend is over its quota and clears
         // itself when it is not; there is nothing to arm or disarm by hand.
         let alarms = if self.store.nospace_alarm() {
@@ -42,17 +38,11 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(AlarmResponse { header, alarms }))
     }
 
-    async fn status(
-        &self,
-        _request: Request<StatusRequest>,
-    ) -> Result<Response<StatusResponse>, Status> {
+    async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
         let metrics = self.store.raft().metrics().borrow().clone();
         let (revision, applied) = {
             let state = self.store.state().read();
-            (
-                state.kv.current_revision(),
-                state.last_applied.map_or(0, |l| l.index),
-            )
+            (state.kv.current_revision(), state.last_applied.map_or(0, |l| l.index))
         };
         let db_size = self.store.backend().size_bytes() as i64;
         let mut errors = Vec::new();
@@ -73,11 +63,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(
-        &self,
-        _request: Request<DefragmentRequest>,
-    ) -> Result<Response<DefragmentResponse>, Status> {
-        // sled reclaims space on its own; a defragment has nothing to do.
+    async fn defragment(&self, _request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        // The backend reclaims space on its own; a defragment has nothing to do.
         Ok(Response::new(DefragmentResponse {
             header: Some(self.store.header(self.store.current_revision())),
         }))
@@ -87,13 +74,7 @@ impl Maintenance for MaintenanceService {
         let (revision, hash) = {
             let state = self.store.state().read();
             let revision = state.kv.current_revision();
-            (
-                revision,
-                state
-                    .kv
-                    .hash_kv(revision)
-                    .map_err(|e| to_status(e.into()))?,
-            )
+            (revision, state.kv.hash_kv(revision).map_err(|e| to_status(e.into()))?)
         };
         Ok(Response::new(HashResponse {
             header: Some(self.store.header(revision)),
@@ -101,16 +82,10 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash_kv(
-        &self,
-        request: Request<HashKvRequest>,
-    ) -> Result<Response<HashKvResponse>, Status> {
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
         let requested = request.into_inner().revision;
         let state = self.store.state().read();
-        let at = state
-            .kv
-            .check_revision(requested)
-            .map_err(|e| to_status(e.into()))?;
+        let at = state.kv.check_revision(requested).map_err(|e| to_status(e.into()))?;
         let hash = state.kv.hash_kv(at).map_err(|e| to_status(e.into()))?;
         Ok(Response::new(HashKvResponse {
             header: Some(self.store.header(state.kv.current_revision())),
@@ -121,26 +96,17 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(
-        &self,
-        _request: Request<SnapshotRequest>,
-    ) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         Err(to_status(StoreError::Unsupported(
             "snapshot download (etcdctl snapshot save)".into(),
         )))
     }
 
-    async fn move_leader(
-        &self,
-        _request: Request<MoveLeaderRequest>,
-    ) -> Result<Response<MoveLeaderResponse>, Status> {
+    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
         Err(to_status(StoreError::Unsupported("MoveLeader".into())))
     }
 
-    async fn downgrade(
-        &self,
-        _request: Request<DowngradeRequest>,
-    ) -> Result<Response<DowngradeResponse>, Status> {
+    async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
         Err(to_status(StoreError::Unsupported("Downgrade".into())))
     }
 }

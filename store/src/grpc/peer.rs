@@ -3,8 +3,7 @@
 
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{
-    Command, CommandResult, MemberChange, MemberChangeResponse, RaftPayload, ReadIndexRequest,
-    ReadIndexResponse,
+    Command, CommandResult, MemberChange, MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse,
 };
 use berth_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
@@ -23,8 +22,7 @@ pub struct PeerService {
 }
 
 fn decode_payload<T: serde::de::DeserializeOwned>(payload: RaftPayload) -> Result<T, Status> {
-    decode(&payload.data)
-        .map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
+    decode(&payload.data).map_err(|e| Status::invalid_argument(format!("undecodable raft message: {e}")))
 }
 
 fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload>, Status> {
@@ -45,10 +43,7 @@ impl PeerService {
 
 #[tonic::async_trait]
 impl Peer for PeerService {
-    async fn append_entries(
-        &self,
-        request: Request<RaftPayload>,
-    ) -> Result<Response<RaftPayload>, Status> {
+    async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
         encode_payload(&self.store.raft().append_entries(rpc).await)
     }
@@ -58,10 +53,7 @@ impl Peer for PeerService {
         encode_payload(&self.store.raft().vote(rpc).await)
     }
 
-    async fn install_snapshot(
-        &self,
-        request: Request<RaftPayload>,
-    ) -> Result<Response<RaftPayload>, Status> {
+    async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode_payload(request.into_inner())?;
         encode_payload(&self.store.raft().install_snapshot(rpc).await)
     }
@@ -75,10 +67,7 @@ impl Peer for PeerService {
         }
     }
 
-    async fn read_index(
-        &self,
-        _request: Request<ReadIndexRequest>,
-    ) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
         self.require_leader()?;
         let read_index = self.store.read_index_local().await.map_err(to_status)?;
         Ok(Response::new(ReadIndexResponse { read_index }))
@@ -106,10 +95,7 @@ impl Peer for PeerService {
             .map_err(to_status)
     }
 
-    async fn change_member(
-        &self,
-        request: Request<MemberChange>,
-    ) -> Result<Response<MemberChangeResponse>, Status> {
+    async fn change_member(&self, request: Request<MemberChange>) -> Result<Response<MemberChangeResponse>, Status> {
         self.require_leader()?;
         let member = self
             .store

@@ -13,14 +13,8 @@ const MESSAGES: &[(&str, Code)] = &[
     ("etcdserver: key not found", Code::InvalidArgument),
     ("etcdserver: value is provided", Code::InvalidArgument),
     ("etcdserver: lease is provided", Code::InvalidArgument),
-    (
-        "etcdserver: too many operations in txn request",
-        Code::InvalidArgument,
-    ),
-    (
-        "etcdserver: duplicate key given in txn request",
-        Code::InvalidArgument,
-    ),
+    ("etcdserver: too many operations in txn request", Code::InvalidArgument),
+    ("etcdserver: duplicate key given in txn request", Code::InvalidArgument),
     ("etcdserver: request is too large", Code::InvalidArgument),
     (
         "etcdserver: mvcc: required revision has been compacted",
@@ -33,18 +27,12 @@ const MESSAGES: &[(&str, Code)] = &[
     ("etcdserver: requested lease not found", Code::NotFound),
     ("etcdserver: lease already exists", Code::FailedPrecondition),
     ("etcdserver: too large lease TTL", Code::OutOfRange),
-    (
-        "etcdserver: mvcc: database space exceeded",
-        Code::ResourceExhausted,
-    ),
+    ("etcdserver: mvcc: database space exceeded", Code::ResourceExhausted),
     ("etcdserver: no leader", Code::Unavailable),
     ("etcdserver: leader changed", Code::Unavailable),
     ("etcdserver: request timed out", Code::Unavailable),
     ("etcdserver: member not found", Code::NotFound),
-    (
-        "etcdserver: Peer URLs already exists",
-        Code::FailedPrecondition,
-    ),
+    ("etcdserver: Peer URLs already exists", Code::FailedPrecondition),
     (
         "etcdserver: can only promote a learner member",
         Code::FailedPrecondition,
@@ -93,9 +81,7 @@ pub fn to_status(e: StoreError) -> Status {
 
 /// Recovers the store error from a status a peer sent.
 pub fn status_to_error(status: &Status) -> StoreError {
-    let index = MESSAGES
-        .iter()
-        .position(|(message, _)| *message == status.message());
+    let index = MESSAGES.iter().position(|(message, _)| *message == status.message());
     match index {
         Some(0) => StoreError::EmptyKey,
         Some(1) => StoreError::KeyNotFound,

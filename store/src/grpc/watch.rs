@@ -34,10 +34,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Se
 impl Watch for WatchService {
     type WatchStream = WatchStream;
 
-    async fn watch(
-        &self,
-        request: Request<Streaming<WatchRequest>>,
-    ) -> Result<Response<WatchStream>, Status> {
+    async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
         let incoming = request.into_inner();
         let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
         tokio::spawn(WatchStreamTask::new(self.store.clone(), out_tx).run(incoming));
@@ -119,8 +116,7 @@ impl WatchStreamTask {
                         watch_id,
                         created: true,
                         canceled: true,
-                        cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream"
-                            .into(),
+                        cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
                         ..Default::default()
                     });
                     return;

@@ -43,9 +43,7 @@ impl Lessor {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Deadlines> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// This replica became leader: every lease gets its full TTL from now.
@@ -53,9 +51,7 @@ impl Lessor {
         let now = Instant::now();
         let mut state = self.lock();
         state.is_primary = true;
-        state.by_lease = leases
-            .map(|(id, ttl)| (id, now + ttl_duration(ttl)))
-            .collect();
+        state.by_lease = leases.map(|(id, ttl)| (id, now + ttl_duration(ttl))).collect();
     }
 
     /// This replica is no longer leader: its deadlines mean nothing any more.
@@ -72,9 +68,7 @@ impl Lessor {
     /// A keepalive: the lease lives for its granted TTL from now.
     pub fn renew(&self, id: i64, ttl_seconds: i64) {
         let mut state = self.lock();
-        state
-            .by_lease
-            .insert(id, Instant::now() + ttl_duration(ttl_seconds));
+        state.by_lease.insert(id, Instant::now() + ttl_duration(ttl_seconds));
     }
 
     /// Seconds left before the lease expires, as etcd reports them (rounded up).
@@ -102,10 +96,7 @@ impl Lessor {
         let mut alive = HashMap::with_capacity(state.by_lease.len());
         let mut expired = Vec::new();
         for (id, ttl) in leases {
-            let deadline = *state
-                .by_lease
-                .get(&id)
-                .unwrap_or(&(now + ttl_duration(ttl)));
+            let deadline = *state.by_lease.get(&id).unwrap_or(&(now + ttl_duration(ttl)));
             if deadline <= now {
                 expired.push(id);
                 alive.insert(id, now + REVOKE_RETRY);

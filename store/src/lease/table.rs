@@ -29,17 +29,9 @@ pub struct LeaseTable {
 
 impl LeaseTable {
     /// Loads the leases from the backend and attaches the given live keys.
-    pub fn open(
-        backend: &SharedBackend,
-        attached: Vec<(Vec<u8>, i64)>,
-    ) -> Result<Self, BackendError> {
+    pub fn open(backend: &SharedBackend, attached: Vec<(Vec<u8>, i64)>) -> Result<Self, BackendError> {
         let mut leases = BTreeMap::new();
-        for (key, value) in backend.scan(
-            Tree::State,
-            &[LEASE_KEY_PREFIX],
-            Some(&[LEASE_KEY_PREFIX + 1]),
-            0,
-        )? {
+        for (key, value) in backend.scan(Tree::State, &[LEASE_KEY_PREFIX], Some(&[LEASE_KEY_PREFIX + 1]), 0)? {
             let corrupt = |reason: &str| BackendError::Corrupt {
                 path: String::new(),
                 reason: reason.to_string(),
@@ -48,10 +40,7 @@ impl LeaseTable {
                 .get(1..9)
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| corrupt("bad lease key"))?;
-            let ttl_bytes: [u8; 8] = value
-                .as_slice()
-                .try_into()
-                .map_err(|_| corrupt("bad lease record"))?;
+            let ttl_bytes: [u8; 8] = value.as_slice().try_into().map_err(|_| corrupt("bad lease record"))?;
             let lease = Lease {
                 ttl_seconds: i64::from_be_bytes(ttl_bytes),
                 keys: BTreeSet::new(),
@@ -77,9 +66,7 @@ impl LeaseTable {
     }
 
     pub fn ids(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.leases
-            .iter()
-            .map(|(id, lease)| (*id, lease.ttl_seconds))
+        self.leases.iter().map(|(id, lease)| (*id, lease.ttl_seconds))
     }
 
     pub fn len(&self) -> usize {

@@ -8,10 +8,7 @@ pub enum MvccError {
     #[error("mvcc: required revision {requested} is a future revision (current {current})")]
     FutureRevision { requested: i64, current: i64 },
     #[error("mvcc: corrupt record at revision {revision:?}: {reason}")]
-    CorruptRecord {
-        revision: super::Revision,
-        reason: String,
-    },
+    CorruptRecord { revision: super::Revision, reason: String },
     #[error(transparent)]
     Backend(#[from] BackendError),
 }

@@ -20,16 +20,11 @@ pub struct KeyIndex {
 impl KeyIndex {
     pub fn push(&mut self, revision: Revision, is_tombstone: bool) {
         debug_assert!(
-            self.entries
-                .last()
-                .is_none_or(|last| last.revision < revision),
+            self.entries.last().is_none_or(|last| last.revision < revision),
             "key index revisions must increase: last {:?}, new {revision:?}",
             self.entries.last()
         );
-        self.entries.push(IndexEntry {
-            revision,
-            is_tombstone,
-        });
+        self.entries.push(IndexEntry { revision, is_tombstone });
     }
 
     /// The latest change at or before main revision `at`, if it is not a deletion.
@@ -64,10 +59,7 @@ impl KeyIndex {
         } else {
             after - 1
         };
-        self.entries
-            .drain(..keep_from)
-            .map(|e| e.revision)
-            .collect()
+        self.entries.drain(..keep_from).map(|e| e.revision).collect()
     }
 
     pub fn is_empty(&self) -> bool {

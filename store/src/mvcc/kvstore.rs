@@ -81,21 +81,14 @@ impl std::fmt::Debug for KvStore {
 
 fn encode_record(kv: &KeyValue, is_tombstone: bool) -> Vec<u8> {
     let mut buf = Vec::with_capacity(1 + kv.encoded_len());
-    buf.push(if is_tombstone {
-        RECORD_TOMBSTONE
-    } else {
-        RECORD_PUT
-    });
-    kv.encode(&mut buf)
-        .expect("encoding into a Vec cannot fail");
+    buf.push(if is_tombstone { RECORD_TOMBSTONE } else { RECORD_PUT });
+    kv.encode(&mut buf).expect("encoding into a Vec cannot fail");
     buf
 }
 
 fn decode_record(revision: Revision, bytes: &[u8]) -> Result<(KeyValue, bool), MvccError> {
     let corrupt = |reason: String| MvccError::CorruptRecord { revision, reason };
-    let (&kind, body) = bytes
-        .split_first()
-        .ok_or_else(|| corrupt("empty record".into()))?;
+    let (&kind, body) = bytes.split_first().ok_or_else(|| corrupt("empty record".into()))?;
     let is_tombstone = match kind {
         RECORD_PUT => false,
         RECORD_TOMBSTONE => true,
@@ -109,18 +102,10 @@ fn read_i64(backend: &SharedBackend, key: &[u8]) -> Result<i64, MvccError> {
     match backend.get(Tree::State, key)? {
         None => Ok(0),
         Some(bytes) => {
-            let raw: [u8; 8] =
-                bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| MvccError::CorruptRecord {
-                        revision: Revision::default(),
-                        reason: format!(
-                            "meta key {} has {} bytes",
-                            String::from_utf8_lossy(key),
-                            bytes.len()
-                        ),
-                    })?;
+            let raw: [u8; 8] = bytes.as_slice().try_into().map_err(|_| MvccError::CorruptRecord {
+                revision: Revision::default(),
+                reason: format!("meta key {} has {} bytes", String::from_utf8_lossy(key), bytes.len()),
+            })?;
             Ok(i64::from_be_bytes(raw))
         }
     }
@@ -146,10 +131,7 @@ impl KvStore {
             for (key, value) in &chunk {
                 let revision = Revision::from_key(key).ok_or_else(|| MvccError::CorruptRecord {
                     revision: Revision::default(),
-                    reason: format!(
-                        "revision key of {} bytes, want {REVISION_KEY_LEN}",
-                        key.len()
-                    ),
+                    reason: format!("revision key of {} bytes, want {REVISION_KEY_LEN}", key.len()),
                 })?;
                 let (kv, is_tombstone) = decode_record(revision, value)?;
                 if is_tombstone {
@@ -157,10 +139,7 @@ impl KvStore {
                 } else {
                     latest_lease.insert(kv.key.clone(), kv.lease);
                 }
-                index
-                    .entry(kv.key)
-                    .or_default()
-                    .push(revision, is_tombstone);
+                index.entry(kv.key).or_default().push(revision, is_tombstone);
             }
             if chunk.len() < LOAD_CHUNK {
                 break;
@@ -175,16 +154,11 @@ impl KvStore {
             pending: HashMap::new(),
             batch: WriteBatch::new(),
         };
-        store
-            .validate()
-            .map_err(|reason| MvccError::CorruptRecord {
-                revision: Revision::default(),
-                reason,
-            })?;
-        let leased = latest_lease
-            .into_iter()
-            .filter(|(_, lease)| *lease != 0)
-            .collect();
+        store.validate().map_err(|reason| MvccError::CorruptRecord {
+            revision: Revision::default(),
+            reason,
+        })?;
+        let leased = latest_lease.into_iter().filter(|(_, lease)| *lease != 0).collect();
         Ok((store, leased))
     }
 
@@ -220,10 +194,7 @@ impl KvStore {
         Ok(requested)
     }
 
-    fn index_range<'a>(
-        &'a self,
-        range: &'a KeyRange,
-    ) -> Box<dyn Iterator<Item = (&'a Vec<u8>, &'a KeyIndex)> + 'a> {
+    fn index_range<'a>(&'a self, range: &'a KeyRange) -> Box<dyn Iterator<Item = (&'a Vec<u8>, &'a KeyIndex)> + 'a> {
         if range.is_single {
             return Box::new(self.index.get_key_value(range.start.as_slice()).into_iter());
         }
@@ -282,12 +253,7 @@ impl KvStore {
 
     /// A range read at an already checked main revision (inside a write transaction
     /// this may be the revision being written).
-    pub fn range_at(
-        &self,
-        range: &KeyRange,
-        opts: &RangeOptions,
-        at: i64,
-    ) -> Result<RangeResult, MvccError> {
+    pub fn range_at(&self, range: &KeyRange, opts: &RangeOptions, at: i64) -> Result<RangeResult, MvccError> {
         let live = self.index_range(range).filter_map(|(_, k)| k.live_at(at));
         let mut result = RangeResult {
             current_revision: self.current_revision,
@@ -372,11 +338,7 @@ impl KvStore {
     }
 
     /// Deletes every live key in `range`; returns the deleted values in key order.
-    pub fn delete_range(
-        &mut self,
-        ctx: &mut WriteCtx,
-        range: &KeyRange,
-    ) -> Result<Vec<KeyValue>, MvccError> {
+    pub fn delete_range(&mut self, ctx: &mut WriteCtx, range: &KeyRange) -> Result<Vec<KeyValue>, MvccError> {
         let keys: Vec<(Vec<u8>, Revision)> = self
             .index_range(range)
             .filter_map(|(key, k)| k.live_at(ctx.main).map(|rev| (key.clone(), rev)))
@@ -406,10 +368,8 @@ impl KvStore {
             return None;
         }
         self.current_revision = ctx.main;
-        self.batch.put(
-            META_CURRENT_REVISION.to_vec(),
-            ctx.main.to_be_bytes().to_vec(),
-        );
+        self.batch
+            .put(META_CURRENT_REVISION.to_vec(), ctx.main.to_be_bytes().to_vec());
         Some(RevisionEvents {
             revision: ctx.main,
             events: ctx.events,
@@ -451,10 +411,8 @@ impl KvStore {
             self.index.remove(&key);
         }
         self.compact_revision = revision;
-        self.batch.put(
-            META_COMPACT_REVISION.to_vec(),
-            revision.to_be_bytes().to_vec(),
-        );
+        self.batch
+            .put(META_COMPACT_REVISION.to_vec(), revision.to_be_bytes().to_vec());
         Ok(())
     }
 
@@ -472,12 +430,7 @@ impl KvStore {
 
     /// The events of main revisions `from..=to` from history, at most `max_revisions`
     /// of them, for watchers that catch up. `prev_kv` is filled where it still exists.
-    pub fn events_between(
-        &self,
-        from: i64,
-        to: i64,
-        max_revisions: usize,
-    ) -> Result<Vec<RevisionEvents>, MvccError> {
+    pub fn events_between(&self, from: i64, to: i64, max_revisions: usize) -> Result<Vec<RevisionEvents>, MvccError> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -491,9 +444,7 @@ impl KvStore {
         let mut start = Revision::start_key(from).to_vec();
         let mut out: Vec<RevisionEvents> = Vec::new();
         'scan: loop {
-            let chunk = self
-                .backend
-                .scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
+            let chunk = self.backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
             for (key, value) in &chunk {
                 let Some(revision) = Revision::from_key(key) else {
                     continue;
@@ -508,11 +459,7 @@ impl KvStore {
                         events: Vec::new(),
                     });
                 }
-                let prev_kv = match self
-                    .index
-                    .get(&kv.key)
-                    .and_then(|k| k.live_before(revision))
-                {
+                let prev_kv = match self.index.get(&kv.key).and_then(|k| k.live_before(revision)) {
                     Some(prev) => self.record(prev)?.map(|(kv, _)| kv),
                     None => None,
                 };
@@ -544,9 +491,7 @@ impl KvStore {
         let end = Revision::start_key(at + 1);
         let mut start = Revision::start_key(self.compact_revision).to_vec();
         loop {
-            let chunk = self
-                .backend
-                .scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
+            let chunk = self.backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
             for (key, value) in &chunk {
                 hash.write(key);
                 hash.write(value);

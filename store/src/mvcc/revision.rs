@@ -54,12 +54,7 @@ mod tests {
             Revision::new(256, 3),
         ];
         for pair in revs.windows(2) {
-            assert!(
-                pair[0].to_key() < pair[1].to_key(),
-                "{:?} !< {:?}",
-                pair[0],
-                pair[1]
-            );
+            assert!(pair[0].to_key() < pair[1].to_key(), "{:?} !< {:?}", pair[0], pair[1]);
         }
     }
 

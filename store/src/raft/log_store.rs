@@ -80,10 +80,7 @@ impl LogStore {
         Self { backend, flusher }
     }
 
-    fn get_decoded<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError> {
+    fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
         match self.backend.get(Tree::RaftLog, key).map_err(read_err)? {
             Some(bytes) => decode(&bytes).map(Some).map_err(read_err),
             None => Ok(None),
@@ -102,9 +99,7 @@ impl LogStore {
             .last(Tree::RaftLog, &[ENTRY_PREFIX], Some(&[ENTRY_PREFIX + 1]))
             .map_err(read_err)?;
         match last {
-            Some((_, bytes)) => decode::<Entry>(&bytes)
-                .map(|e| Some(e.log_id))
-                .map_err(read_err),
+            Some((_, bytes)) => decode::<Entry>(&bytes).map(|e| Some(e.log_id)).map_err(read_err),
             None => Ok(None),
         }
     }
@@ -174,11 +169,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.get_decoded::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -190,9 +181,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 encode(&entry).map_err(write_err)?,
             );
         }
-        self.backend
-            .write(Tree::RaftLog, batch)
-            .map_err(write_err)?;
+        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
         self.flusher
             .tx
             .send(callback)
@@ -203,20 +192,13 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let pairs = self
             .backend
-            .scan(
-                Tree::RaftLog,
-                &entry_key(log_id.index),
-                Some(&[ENTRY_PREFIX + 1]),
-                0,
-            )
+            .scan(Tree::RaftLog, &entry_key(log_id.index), Some(&[ENTRY_PREFIX + 1]), 0)
             .map_err(read_err)?;
         let mut batch = WriteBatch::new();
         for (key, _) in pairs {
             batch.delete(key);
         }
-        self.backend
-            .write(Tree::RaftLog, batch)
-            .map_err(write_err)?;
+        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
         self.backend.flush().map_err(write_err)
     }
 
@@ -231,9 +213,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         {
             batch.delete(key);
         }
-        self.backend
-            .write(Tree::RaftLog, batch)
-            .map_err(write_err)?;
+        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
         tracing::debug!(upto = log_id.index, "purged raft log");
         Ok(())
     }

@@ -8,8 +8,8 @@ use berth_proto::berthpb::peer_client::PeerClient;
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use tonic::transport::{Channel, Endpoint};
 
@@ -44,11 +44,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX)
         });
-        PeerConnection {
-            target,
-            client,
-            url,
-        }
+        PeerConnection { target, client, url }
     }
 }
 
@@ -85,10 +81,7 @@ fn status_error<E: std::error::Error>(status: tonic::Status) -> RPCError<NodeId,
 }
 
 /// Decodes the peer's `Result` and lifts its error into the RPC error.
-fn lift<T, E>(
-    result: Result<T, RaftError<NodeId, E>>,
-    target: NodeId,
-) -> RpcResult<T, RaftError<NodeId, E>>
+fn lift<T, E>(result: Result<T, RaftError<NodeId, E>>, target: NodeId) -> RpcResult<T, RaftError<NodeId, E>>
 where
     E: std::error::Error,
 {
@@ -118,14 +111,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let mut client = self.client().map_err(RPCError::Unreachable)?;
         let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
         request.set_timeout(option.hard_ttl());
-        let reply = client
-            .install_snapshot(request)
-            .await
-            .map_err(status_error)?;
-        let result: Result<
-            InstallSnapshotResponse<NodeId>,
-            RaftError<NodeId, InstallSnapshotError>,
-        > = from_payload(reply.into_inner()).map_err(RPCError::Network)?;
+        let reply = client.install_snapshot(request).await.map_err(status_error)?;
+        let result: Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> =
+            from_payload(reply.into_inner()).map_err(RPCError::Network)?;
         lift(result, self.target)
     }
 

@@ -132,18 +132,14 @@ pub type StorageError = openraft::StorageError<NodeId>;
 /// bincode settings for everything berth writes with serde: fixed-width integers
 /// (so a log entry's size does not depend on its values) and big-endian order.
 pub fn bincode_config() -> impl bincode::config::Config {
-    bincode::config::standard()
-        .with_fixed_int_encoding()
-        .with_big_endian()
+    bincode::config::standard().with_fixed_int_encoding().with_big_endian()
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
     bincode::serde::encode_to_vec(value, bincode_config())
 }
 
-pub fn decode<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-) -> Result<T, bincode::error::DecodeError> {
+pub fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
     let (value, read) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
     if read != bytes.len() {
         return Err(bincode::error::DecodeError::OtherString(format!(

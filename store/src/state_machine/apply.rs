@@ -2,14 +2,11 @@
 //! it caused out. No clock, no randomness, no I/O beyond the staged writes of
 //! [`KvStore`]: every replica that applies the same log reaches the same state.
 
-use berth_proto::berthpb::{
-    ApplyError, Command, CommandResult, apply_error::Code, command, command_result,
-};
+use berth_proto::berthpb::{ApplyError, Command, CommandResult, apply_error::Code, command, command_result};
 use berth_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse,
-    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest,
-    PutResponse, RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest,
-    TxnResponse, compare, request_op, response_op,
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse, compare, request_op, response_op,
 };
 use berth_proto::mvccpb::KeyValue;
 
@@ -68,18 +65,12 @@ impl AppliedState {
     /// Applies one command. Errors that clients see (unknown lease, compacted
     /// revision, …) are results, not failures: they are the same on every replica.
     /// Only a backend failure is returned as `Err`, and then the replica must stop.
-    pub fn apply(
-        &mut self,
-        cmd: &Command,
-        lease_batch: &mut WriteBatch,
-    ) -> Result<Applied, MvccError> {
+    pub fn apply(&mut self, cmd: &Command, lease_batch: &mut WriteBatch) -> Result<Applied, MvccError> {
         let Some(inner) = &cmd.command else {
             // An empty oneof is what a newer replica's unknown command decodes to.
             return Err(MvccError::CorruptRecord {
                 revision: Default::default(),
-                reason:
-                    "log entry holds a command this version does not know; upgrade this replica"
-                        .into(),
+                reason: "log entry holds a command this version does not know; upgrade this replica".into(),
             });
         };
         let mut ctx = self.kv.begin_write();
@@ -99,17 +90,15 @@ impl AppliedState {
                     result: Some(command_result::Result::DeleteRange(resp)),
                 }
             }
-            command::Command::Txn(req) => {
-                match self.check_txn_ops(branch(req, self.txn_succeeds(req)?)) {
-                    Err(rejected) => rejected,
-                    Ok(()) => {
-                        let resp = self.txn(&mut ctx, req)?;
-                        CommandResult {
-                            result: Some(command_result::Result::Txn(resp)),
-                        }
+            command::Command::Txn(req) => match self.check_txn_ops(branch(req, self.txn_succeeds(req)?)) {
+                Err(rejected) => rejected,
+                Ok(()) => {
+                    let resp = self.txn(&mut ctx, req)?;
+                    CommandResult {
+                        result: Some(command_result::Result::Txn(resp)),
                     }
                 }
-            }
+            },
             command::Command::Compaction(req) => self.compact(req)?,
             command::Command::LeaseGrant(req) => self.lease_grant(req, lease_batch),
             command::Command::LeaseRevoke(req) => self.lease_revoke(&mut ctx, req, lease_batch)?,
@@ -131,12 +120,8 @@ impl AppliedState {
         let mut responses = Vec::new();
         for op in branch(req, succeeded) {
             let response = match &op.request {
-                Some(request_op::Request::RequestRange(r)) => {
-                    response_op::Response::ResponseRange(self.range(r, at)?)
-                }
-                Some(request_op::Request::RequestTxn(t)) => {
-                    response_op::Response::ResponseTxn(self.read_only_txn(t)?)
-                }
+                Some(request_op::Request::RequestRange(r)) => response_op::Response::ResponseRange(self.range(r, at)?),
+                Some(request_op::Request::RequestTxn(t)) => response_op::Response::ResponseTxn(self.read_only_txn(t)?),
                 _ => continue,
             };
             responses.push(ResponseOp {
@@ -203,14 +188,8 @@ impl AppliedState {
         })
     }
 
-    fn delete_range(
-        &mut self,
-        ctx: &mut WriteCtx,
-        req: &DeleteRangeRequest,
-    ) -> Result<DeleteRangeResponse, MvccError> {
-        let deleted = self
-            .kv
-            .delete_range(ctx, &KeyRange::new(&req.key, &req.range_end))?;
+    fn delete_range(&mut self, ctx: &mut WriteCtx, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, MvccError> {
+        let deleted = self.kv.delete_range(ctx, &KeyRange::new(&req.key, &req.range_end))?;
         self.detach_all(&deleted);
         Ok(DeleteRangeResponse {
             header: None,
@@ -232,9 +211,7 @@ impl AppliedState {
         } else {
             at
         };
-        let result = self
-            .kv
-            .range_at(&KeyRange::new(&req.key, &req.range_end), &opts, at)?;
+        let result = self.kv.range_at(&KeyRange::new(&req.key, &req.range_end), &opts, at)?;
         Ok(RangeResponse {
             header: None,
             kvs: result.kvs,
@@ -261,9 +238,7 @@ impl AppliedState {
             match &op.request {
                 Some(request_op::Request::RequestPut(put)) => self.check_put(put)?,
                 Some(request_op::Request::RequestRange(range)) => {
-                    self.kv
-                        .check_revision(range.revision)
-                        .map_err(CommandResult::from)?;
+                    self.kv.check_revision(range.revision).map_err(CommandResult::from)?;
                 }
                 Some(request_op::Request::RequestTxn(txn)) => {
                     let succeeds = self.txn_succeeds(txn).map_err(CommandResult::from)?;
@@ -284,15 +259,11 @@ impl AppliedState {
                 Some(request_op::Request::RequestRange(r)) => {
                     response_op::Response::ResponseRange(self.range(r, ctx.revision())?)
                 }
-                Some(request_op::Request::RequestPut(p)) => {
-                    response_op::Response::ResponsePut(self.put(ctx, p)?)
-                }
+                Some(request_op::Request::RequestPut(p)) => response_op::Response::ResponsePut(self.put(ctx, p)?),
                 Some(request_op::Request::RequestDeleteRange(d)) => {
                     response_op::Response::ResponseDeleteRange(self.delete_range(ctx, d)?)
                 }
-                Some(request_op::Request::RequestTxn(t)) => {
-                    response_op::Response::ResponseTxn(self.txn(ctx, t)?)
-                }
+                Some(request_op::Request::RequestTxn(t)) => response_op::Response::ResponseTxn(self.txn(ctx, t)?),
                 None => continue,
             };
             responses.push(ResponseOp {
@@ -309,8 +280,7 @@ impl AppliedState {
     fn compare_holds(&self, cmp: &Compare, at: i64) -> Result<bool, MvccError> {
         let range = KeyRange::new(&cmp.key, &cmp.range_end);
         let kvs = self.kv.range_at(&range, &RangeOptions::default(), at)?.kvs;
-        let target =
-            compare::CompareTarget::try_from(cmp.target).unwrap_or(compare::CompareTarget::Version);
+        let target = compare::CompareTarget::try_from(cmp.target).unwrap_or(compare::CompareTarget::Version);
         if kvs.is_empty() {
             if target == compare::CompareTarget::Value {
                 return Ok(false);
@@ -323,23 +293,16 @@ impl AppliedState {
     fn compact(&mut self, req: &CompactionRequest) -> Result<CommandResult, MvccError> {
         match self.kv.compact(req.revision) {
             Ok(()) => Ok(CommandResult {
-                result: Some(command_result::Result::Compaction(CompactionResponse {
-                    header: None,
-                })),
+                result: Some(command_result::Result::Compaction(CompactionResponse { header: None })),
             }),
-            Err(e @ (MvccError::Compacted { .. } | MvccError::FutureRevision { .. })) => {
-                Ok(e.into())
-            }
+            Err(e @ (MvccError::Compacted { .. } | MvccError::FutureRevision { .. })) => Ok(e.into()),
             Err(e) => Err(e),
         }
     }
 
     fn lease_grant(&mut self, req: &LeaseGrantRequest, batch: &mut WriteBatch) -> CommandResult {
         if self.leases.contains(req.id) {
-            return apply_error(
-                Code::LeaseExists,
-                format!("lease {:x} already exists", req.id),
-            );
+            return apply_error(Code::LeaseExists, format!("lease {:x} already exists", req.id));
         }
         self.leases.grant(req.id, req.ttl, batch);
         CommandResult {
@@ -377,11 +340,7 @@ impl AppliedState {
 }
 
 fn branch(req: &TxnRequest, succeeded: bool) -> &[RequestOp] {
-    if succeeded {
-        &req.success
-    } else {
-        &req.failure
-    }
+    if succeeded { &req.success } else { &req.failure }
 }
 
 pub fn range_options(req: &RangeRequest) -> RangeOptions {
@@ -413,9 +372,7 @@ fn compare_one(kv: &KeyValue, cmp: &Compare, target: compare::CompareTarget) -> 
         _ => {
             let (have, want) = match (target, &cmp.target_union) {
                 (CompareTarget::Version, Some(TargetUnion::Version(v))) => (kv.version, *v),
-                (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => {
-                    (kv.create_revision, *v)
-                }
+                (CompareTarget::Create, Some(TargetUnion::CreateRevision(v))) => (kv.create_revision, *v),
                 (CompareTarget::Mod, Some(TargetUnion::ModRevision(v))) => (kv.mod_revision, *v),
                 (CompareTarget::Lease, Some(TargetUnion::Lease(v))) => (kv.lease, *v),
                 (CompareTarget::Version, _) => (kv.version, 0),

@@ -22,14 +22,10 @@ impl StateHandle {
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, AppliedState> {
-        self.0
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn write(&self) -> RwLockWriteGuard<'_, AppliedState> {
-        self.0
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

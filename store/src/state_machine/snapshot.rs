@@ -23,9 +23,7 @@ pub struct SnapshotFile {
 
 /// Encodes every pair of the State tree.
 pub fn dump_state(backend: &SharedBackend) -> Result<Vec<u8>, String> {
-    let pairs: Vec<Pair> = backend
-        .scan(Tree::State, &[], None, 0)
-        .map_err(|e| e.to_string())?;
+    let pairs: Vec<Pair> = backend.scan(Tree::State, &[], None, 0).map_err(|e| e.to_string())?;
     encode(&pairs).map_err(|e| e.to_string())
 }
 
@@ -38,19 +36,14 @@ pub fn restore_state(
 ) -> Result<(), String> {
     let pairs: Vec<Pair> = decode(data).map_err(|e| format!("snapshot does not decode: {e}"))?;
     let mut batch = WriteBatch::new();
-    for (key, _) in backend
-        .scan(Tree::State, &[], None, 0)
-        .map_err(|e| e.to_string())?
-    {
+    for (key, _) in backend.scan(Tree::State, &[], None, 0).map_err(|e| e.to_string())? {
         batch.delete(key);
     }
     for (key, value) in pairs {
         batch.put(key, value);
     }
     batch.put(applied_key.to_vec(), applied_value);
-    backend
-        .write(Tree::State, batch)
-        .map_err(|e| e.to_string())?;
+    backend.write(Tree::State, batch).map_err(|e| e.to_string())?;
     backend.flush().map_err(|e| e.to_string())
 }
 

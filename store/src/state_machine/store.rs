@@ -27,8 +27,7 @@ use crate::backend::{SharedBackend, Tree, WriteBatch};
 use crate::lease::LeaseTable;
 use crate::mvcc::{KvStore, MvccError};
 use crate::raft::{
-    Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
-    decode, encode,
+    Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig, decode, encode,
 };
 use crate::watch::WatchHub;
 
@@ -48,12 +47,12 @@ impl AppliedState {
         let (kv, leased) = KvStore::open(backend.clone())?;
         let leases = LeaseTable::open(backend, leased)?;
         let (last_applied, membership) = match backend.get(Tree::State, META_APPLIED)? {
-            Some(bytes) => decode::<(Option<LogId>, StoredMembership)>(&bytes).map_err(|e| {
-                MvccError::CorruptRecord {
+            Some(bytes) => {
+                decode::<(Option<LogId>, StoredMembership)>(&bytes).map_err(|e| MvccError::CorruptRecord {
                     revision: Default::default(),
                     reason: format!("applied log id record: {e}"),
-                }
-            })?,
+                })?
+            }
             None => (None, StoredMembership::default()),
         };
         Ok(Self {
@@ -74,12 +73,7 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    pub fn new(
-        state: StateHandle,
-        backend: SharedBackend,
-        hub: WatchHub,
-        snapshot_dir: PathBuf,
-    ) -> Self {
+    pub fn new(state: StateHandle, backend: SharedBackend, hub: WatchHub, snapshot_dir: PathBuf) -> Self {
         Self {
             state,
             backend,
@@ -89,10 +83,7 @@ impl StateMachineStore {
         }
     }
 
-    fn applied_record(
-        last_applied: &Option<LogId>,
-        membership: &StoredMembership,
-    ) -> Result<Vec<u8>, StorageError> {
+    fn applied_record(last_applied: &Option<LogId>, membership: &StoredMembership) -> Result<Vec<u8>, StorageError> {
         encode(&(last_applied, membership)).map_err(sm_write_error)
     }
 }
@@ -167,8 +158,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(request) => {
                         let mut results = Vec::with_capacity(request.0.commands.len());
                         for command in &request.0.commands {
-                            let applied =
-                                apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
+                            let applied = apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
                             results.push(applied.result);
                             events.extend(applied.events);
                         }
@@ -183,9 +173,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 META_APPLIED.to_vec(),
                 Self::applied_record(&state.last_applied, &state.membership)?,
             );
-            self.backend
-                .write(Tree::State, batch)
-                .map_err(sm_write_error)?;
+            self.backend.write(Tree::State, batch).map_err(sm_write_error)?;
             state.kv.debug_validate();
         }
         self.hub.publish(events);
@@ -213,17 +201,12 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let signature = Some(meta.signature());
-        let snapshot_err = |e: String| {
-            StorageError::from(StorageIOError::write_snapshot(
-                signature.clone(),
-                AnyError::error(e),
-            ))
-        };
+        let snapshot_err =
+            |e: String| StorageError::from(StorageIOError::write_snapshot(signature.clone(), AnyError::error(e)));
         {
             let mut state = self.state.write();
             let applied = Self::applied_record(&meta.last_log_id, &meta.last_membership)?;
-            snapshot::restore_state(&self.backend, &data, META_APPLIED, applied)
-                .map_err(snapshot_err)?;
+            snapshot::restore_state(&self.backend, &data, META_APPLIED, applied).map_err(snapshot_err)?;
             *state = AppliedState::load(&self.backend).map_err(|e| snapshot_err(e.to_string()))?;
             tracing::info!(
                 snapshot = %meta.snapshot_id,
@@ -248,9 +231,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let file = tokio::task::spawn_blocking(move || snapshot::load(&dir))
             .await
             .map_err(sm_read_error)?
-            .map_err(|e| {
-                StorageError::from(StorageIOError::read_snapshot(None, AnyError::new(&e)))
-            })?;
+            .map_err(|e| StorageError::from(StorageIOError::read_snapshot(None, AnyError::new(&e))))?;
         Ok(file.map(|f| Snapshot {
             meta: f.meta,
             snapshot: Box::new(Cursor::new(f.data)),
@@ -266,9 +247,6 @@ fn apply_one(
 ) -> Result<super::Applied, StorageError> {
     state.apply(command, lease_batch).map_err(|e| {
         tracing::error!(%log_id, error = %e, "apply failed; this replica stops");
-        StorageError::from(StorageIOError::apply(
-            log_id,
-            AnyError::error(e.to_string()),
-        ))
+        StorageError::from(StorageIOError::apply(log_id, AnyError::error(e.to_string())))
     })
 }

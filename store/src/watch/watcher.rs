@@ -57,11 +57,7 @@ impl WatchSpec {
         Event {
             r#type: event.r#type,
             kv: event.kv.clone(),
-            prev_kv: if self.prev_kv {
-                event.prev_kv.clone()
-            } else {
-                None
-            },
+            prev_kv: if self.prev_kv { event.prev_kv.clone() } else { None },
         }
     }
 }
@@ -201,10 +197,7 @@ impl Watcher {
         }
     }
 
-    async fn on_broadcast(
-        &mut self,
-        received: Result<Arc<Vec<RevisionEvents>>, broadcast::error::RecvError>,
-    ) -> Step {
+    async fn on_broadcast(&mut self, received: Result<Arc<Vec<RevisionEvents>>, broadcast::error::RecvError>) -> Step {
         match received {
             Ok(batch) => {
                 let first_new = batch.iter().position(|r| r.revision >= self.next);
@@ -219,7 +212,15 @@ impl Watcher {
                 self.deliver(&batch[first_new..], upto).await
             }
             // Fell behind the hub: history has everything.
-            Err(broadcast::error::RecvError::Lagged(_)) => Step::Continue,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::info!(
+                    watch_id = self.spec.watch_id,
+                    missed,
+                    next = self.next,
+                    "watcher fell behind; catching up from history"
+                );
+                Step::Continue
+            }
             Err(broadcast::error::RecvError::Closed) => Step::Stop,
         }
     }
@@ -241,10 +242,7 @@ impl Watcher {
                 last_revision = rev.revision;
             }
             if events.len() >= MAX_EVENTS_PER_RESPONSE {
-                if !self
-                    .send_events(std::mem::take(&mut events), last_revision)
-                    .await
-                {
+                if !self.send_events(std::mem::take(&mut events), last_revision).await {
                     return Step::Stop;
                 }
                 self.next = rev.revision + 1;
