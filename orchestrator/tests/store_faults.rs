@@ -184,3 +184,108 @@ async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
     assert_eq!(leader_hash, lagger_hash, "the snapshot carried the same history");
     lagger.status().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_quorum_requests_fail_as_unavailable_and_recover() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut client = cluster.client_of(leader).await;
+    client.put("before", "quorum loss", None).await.unwrap();
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for f in &followers {
+        cluster.kill(*f);
+    }
+    let started = Instant::now();
+    let err = client.put("during", "x", None).await.unwrap_err();
+    match &err {
+        etcd_client::Error::GRpcStatus(status) => {
+            assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+            assert!(status.message().starts_with("etcdserver: "), "{status:?}");
+        }
+        other => panic!("want an Unavailable status, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(30), "the error must not hang");
+    let err = client.get("before", None).await.unwrap_err();
+    assert!(
+        matches!(&err, etcd_client::Error::GRpcStatus(s) if s.code() == tonic::Code::Unavailable),
+        "{err:?}"
+    );
+    // Serializable reads are still served locally.
+    let local = client
+        .get("before", Some(GetOptions::new().with_serializable()))
+        .await
+        .unwrap();
+    assert_eq!(local.count(), 1);
+
+    for f in followers {
+        cluster.start_replica(f);
+    }
+    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    let mut client = cluster.client().await;
+    eventually(Duration::from_secs(20), "writes after the quorum returns", || {
+        let mut client = client.clone();
+        async move { client.put("after", "quorum", None).await.ok() }
+    })
+    .await;
+    assert_eq!(client.get("before", None).await.unwrap().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_lease_survives_a_leader_failover() {
+    let mut cluster = Cluster::start(3, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let survivors: Vec<String> = (0..3)
+        .filter(|i| *i != leader)
+        .map(|i| cluster.replicas[i].endpoint())
+        .collect();
+    let mut client = common::connect(&survivors).await;
+    let lease = client.lease_grant(3, None).await.unwrap().id();
+    client
+        .put(
+            "owned",
+            "by lease",
+            Some(etcd_client::PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .unwrap();
+
+    let keeper = {
+        let mut client = client.clone();
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(12);
+            while Instant::now() < deadline {
+                // A keepalive that fails during the election is retried, as clients do.
+                if let Ok((mut k, _)) = client.lease_keep_alive(lease).await {
+                    let _ = k.keep_alive().await;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.kill(leader);
+    cluster.wait_for_leader(Duration::from_secs(15)).await;
+    keeper.await.unwrap();
+    // 12 s after the grant of a 3 s lease, across a failover: still alive.
+    let ttl = client.lease_time_to_live(lease, None).await.unwrap();
+    assert!(ttl.ttl() > 0, "the lease expired across the failover: {ttl:?}");
+    assert_eq!(client.get("owned", None).await.unwrap().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_replicas_tolerate_two_failures() {
+    let mut cluster = Cluster::start(5, &[]).await;
+    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut client = cluster.client().await;
+    client.put("five", "1", None).await.unwrap();
+    cluster.kill(leader);
+    cluster.kill((leader + 1) % 5);
+    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    let mut client = cluster.client().await;
+    eventually(Duration::from_secs(20), "writes with three of five", || {
+        let mut client = client.clone();
+        async move { client.put("five", "2", None).await.ok() }
+    })
+    .await;
+    assert_eq!(client.get("five", None).await.unwrap().kvs()[0].value(), b"2");
+}
