@@ -81,7 +81,7 @@ impl Server {
             let shutdown = shutdown_future(&store);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                    .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
                     .await
                 {
                     tracing::error!(error = %e, "peer server failed");
@@ -107,7 +107,7 @@ impl Server {
             let shutdown = shutdown_future(&store);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+                    .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
                     .await
                 {
                     tracing::error!(error = %e, "client server failed");
