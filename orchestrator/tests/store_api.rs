@@ -370,6 +370,8 @@ async fn watches_deliver_every_change_in_order() {
         .unwrap()
         .revision();
     writer.compact(current, None).await.unwrap();
+    // A linearizable read makes the watcher's replica apply the compaction first.
+    watcher_client.get("late", None).await.unwrap();
     let mut old = watcher_client
         .watch("w/", Some(WatchOptions::new().with_prefix().with_start_revision(start)))
         .await

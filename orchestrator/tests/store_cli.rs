@@ -55,6 +55,17 @@ async fn a_corrupt_data_dir_is_refused_not_reinitialised() {
     let mut client = cluster.client().await;
     let got = client.get("precious", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"data");
+
+    // A database whose member record is gone is damage too, not a fresh start.
+    drop(client);
+    cluster.stop(0);
+    std::fs::remove_file(&member_file).unwrap();
+    let (code, err) = run(&args);
+    assert_ne!(code, 0, "a database without its member record must not start");
+    assert!(
+        err.contains("corrupt") && err.contains("refusing to re-initialise"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -172,11 +172,19 @@ async fn serve_metrics(listener: TcpListener, store: Store) {
 }
 
 async fn answer_http(mut stream: TcpStream, store: &Store) -> std::io::Result<()> {
-    let mut buf = vec![0u8; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
-        .await
-        .map_err(std::io::Error::other)??;
-    let request = String::from_utf8_lossy(&buf[..n]);
+    // Read until the end of the request headers (a client may send them in pieces).
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .map_err(std::io::Error::other)??;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let request = String::from_utf8_lossy(&buf);
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path.split('?').next().unwrap_or("/") {
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics_text(store)),

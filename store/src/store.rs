@@ -112,12 +112,8 @@ fn open_member_dir(config: &StoreConfig, id: NodeId, cluster_id: u64) -> Result<
             Ok((member_dir, record, true))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if db_dir.exists() {
-                return Err(StoreError::Internal(format!(
-                    "data dir {} is corrupt: it has a database but no {MEMBER_FILE}; refusing to re-initialise",
-                    config.data_dir.display()
-                )));
-            }
+            // A database without a record is either a first start that was
+            // interrupted (the database is empty) or damage; `Store::open` tells which.
             std::fs::create_dir_all(&member_dir).map_err(|e| io_error("creating", &member_dir, e))?;
             let record = MemberRecord {
                 name: config.name.clone(),
@@ -176,6 +172,21 @@ impl Store {
         let id = record.id;
         let backend: SharedBackend = backend::open_on_disk(&member_dir.join("db"))
             .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?;
+        if !is_restart {
+            let holds_data = [backend::Tree::RaftLog, backend::Tree::State].into_iter().any(|tree| {
+                backend
+                    .scan(tree, &[], None, 1)
+                    .map(|pairs| !pairs.is_empty())
+                    .unwrap_or(true)
+            });
+            if holds_data {
+                return Err(StoreError::Internal(format!(
+                    "data dir {} is corrupt: it has a database but no {MEMBER_FILE}; refusing to re-initialise",
+                    config.data_dir.display()
+                )));
+            }
+            write_member_record(&member_dir, &record)?;
+        }
         let applied = AppliedState::load(&backend)
             .map_err(|e| StoreError::Internal(format!("data dir {} is corrupt: {e}", config.data_dir.display())))?;
         applied
@@ -189,31 +200,35 @@ impl Store {
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), Network, log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
-        if !is_restart {
-            if config.initial_cluster_state == ClusterState::New {
-                let members: BTreeMap<NodeId, MemberInfo> = config
-                    .initial_cluster
-                    .iter()
-                    .map(|(name, urls)| {
-                        let info = MemberInfo {
-                            name: name.clone(),
-                            peer_urls: urls.clone(),
-                            client_urls: Vec::new(),
-                        };
-                        (member_id(urls, &config.initial_cluster_token), info)
-                    })
-                    .collect();
-                if !members.contains_key(&id) {
-                    return Err(StoreError::InvalidArgument(format!(
-                        "--initial-cluster has no member with this member's peer URLs {:?}",
-                        config.initial_advertise_peer_urls
-                    )));
-                }
-                raft.initialize(members)
-                    .await
-                    .map_err(|e| StoreError::Internal(format!("bootstrapping: {e}")))?;
+        // Bootstrap once: a replica that crashed after writing its member record but
+        // before the membership reached its log bootstraps again, which is safe because
+        // every initial member bootstraps with the same membership.
+        let is_initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StoreError::Internal(format!("reading raft state: {e}")))?;
+        if !is_initialized && config.initial_cluster_state == ClusterState::New {
+            let members: BTreeMap<NodeId, MemberInfo> = config
+                .initial_cluster
+                .iter()
+                .map(|(name, urls)| {
+                    let info = MemberInfo {
+                        name: name.clone(),
+                        peer_urls: urls.clone(),
+                        client_urls: Vec::new(),
+                    };
+                    (member_id(urls, &config.initial_cluster_token), info)
+                })
+                .collect();
+            if !members.contains_key(&id) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "--initial-cluster has no member with this member's peer URLs {:?}",
+                    config.initial_advertise_peer_urls
+                )));
             }
-            write_member_record(&member_dir, &record)?;
+            raft.initialize(members)
+                .await
+                .map_err(|e| StoreError::Internal(format!("bootstrapping: {e}")))?;
         }
         let proposer = Proposer::start(raft.clone());
         let (shutdown, _) = watch::channel(false);
