@@ -115,6 +115,20 @@ async fn kv_semantics_match_etcd() {
     let keys: Vec<&[u8]> = sorted.kvs().iter().map(|kv| kv.key()).collect();
     assert_eq!(keys, [b"k4", b"k3", b"k2", b"k1"]);
 
+    let newer = c
+        .get(
+            "k",
+            Some(
+                GetOptions::new()
+                    .with_prefix()
+                    .with_min_mod_revision(rev1 + 2)
+                    .with_max_create_revision(rev1 + 3),
+            ),
+        )
+        .await
+        .unwrap();
+    let keys: Vec<&[u8]> = newer.kvs().iter().map(|kv| kv.key()).collect();
+    assert_eq!(keys, [b"k2", b"k3"], "filters on mod and create revision");
     let from = c.get("k3", Some(GetOptions::new().with_from_key())).await.unwrap();
     assert_eq!(from.count(), 2);
     let count_only = c
@@ -421,8 +435,18 @@ async fn leases_keep_keys_alive_and_expire_them() {
         .unwrap();
     assert_eq!(ttl.granted_ttl(), 60);
     assert_eq!(ttl.keys().len(), 2);
+    let chosen = c
+        .lease_grant(30, Some(etcd_client::LeaseGrantOptions::new().with_id(0x7777)))
+        .await
+        .unwrap();
+    assert_eq!(chosen.id(), 0x7777, "a client may choose the lease ID");
+    let err = c
+        .lease_grant(30, Some(etcd_client::LeaseGrantOptions::new().with_id(0x7777)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("lease already exists"), "{err}");
     let listed = c.leases().await.unwrap();
-    assert_eq!(listed.leases().len(), 3);
+    assert_eq!(listed.leases().len(), 4);
 
     let from = c.get("revoked/a", None).await.unwrap().header().unwrap().revision();
     let mut events = c

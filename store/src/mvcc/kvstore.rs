@@ -166,6 +166,10 @@ impl KvStore {
         self.current_revision
     }
 
+    pub fn backend(&self) -> &SharedBackend {
+        &self.backend
+    }
+
     pub fn compact_revision(&self) -> i64 {
         self.compact_revision
     }
