@@ -6,6 +6,9 @@ use std::path::Path;
 
 use super::{Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, bounds, is_empty_range};
 
+/// How long `open` waits for a lock that a closed database in this process still holds.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub struct SledBackend {
     db: sled::Db,
     trees: [sled::Tree; 2],
@@ -32,7 +35,29 @@ impl From<sled::Error> for BackendError {
 
 impl SledBackend {
     /// Opens (or creates) the database in `dir`.
+    ///
+    /// sled holds a file lock until the last of its background tasks lets go of a
+    /// closed database, so a reopen in the same process may briefly find it taken;
+    /// that is retried for a while. Another process holding it is still an error.
     pub fn open(dir: &Path) -> Result<Self> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match Self::open_once(dir) {
+                Err(BackendError::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(BackendError::Io(std::io::Error::other(format!(
+                            "{}: the database is in use by another process ({e})",
+                            dir.display()
+                        ))));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_once(dir: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
