@@ -426,35 +426,21 @@ impl Store {
         validate::put(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
         self.check_space()?;
-        match unwrap_result(
-            self.propose(Command {
-                command: Some(command::Command::Put(req)),
-            })
-            .await?,
-        )? {
-            command_result::Result::Put(mut resp) => {
-                self.fill_header(&mut resp.header);
-                Ok(resp)
-            }
-            other => Err(unexpected(other)),
-        }
+        self.write(command::Command::Put(req), |r| match r {
+            command_result::Result::Put(resp) => Some(resp),
+            _ => None,
+        })
+        .await
     }
 
     pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         validate::delete_range(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
-        match unwrap_result(
-            self.propose(Command {
-                command: Some(command::Command::DeleteRange(req)),
-            })
-            .await?,
-        )? {
-            command_result::Result::DeleteRange(mut resp) => {
-                self.fill_header(&mut resp.header);
-                Ok(resp)
-            }
-            other => Err(unexpected(other)),
-        }
+        self.write(command::Command::DeleteRange(req), |r| match r {
+            command_result::Result::DeleteRange(resp) => Some(resp),
+            _ => None,
+        })
+        .await
     }
 
     pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse> {
@@ -470,33 +456,32 @@ impl Store {
             return Ok(resp);
         }
         self.check_space()?;
-        match unwrap_result(
-            self.propose(Command {
-                command: Some(command::Command::Txn(req)),
-            })
-            .await?,
-        )? {
-            command_result::Result::Txn(mut resp) => {
-                self.fill_header(&mut resp.header);
-                Ok(resp)
-            }
-            other => Err(unexpected(other)),
-        }
+        self.write(command::Command::Txn(req), |r| match r {
+            command_result::Result::Txn(resp) => Some(resp),
+            _ => None,
+        })
+        .await
     }
 
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse> {
-        match unwrap_result(
-            self.propose(Command {
-                command: Some(command::Command::Compaction(req)),
-            })
-            .await?,
-        )? {
-            command_result::Result::Compaction(mut resp) => {
-                self.fill_header(&mut resp.header);
-                Ok(resp)
-            }
-            other => Err(unexpected(other)),
-        }
+        self.write(command::Command::Compaction(req), |r| match r {
+            command_result::Result::Compaction(resp) => Some(resp),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Proposes a write and takes the response of the expected kind from its result.
+    async fn write<T: HasHeader>(
+        &self,
+        command: command::Command,
+        expect: fn(command_result::Result) -> Option<T>,
+    ) -> Result<T> {
+        let result = unwrap_result(self.propose(Command { command: Some(command) }).await?)?;
+        let mut resp =
+            expect(result).ok_or_else(|| StoreError::Internal("apply returned a result of another kind".into()))?;
+        self.fill_header(resp.header_mut());
+        Ok(resp)
     }
 
     // ---- reads -----------------------------------------------------------------
@@ -586,19 +571,16 @@ impl Store {
             if !client_chose {
                 req.id = self.next_lease_id();
             }
-            let result = self
-                .propose(Command {
-                    command: Some(command::Command::LeaseGrant(req)),
+            let granted = self
+                .write(command::Command::LeaseGrant(req), |r| match r {
+                    command_result::Result::LeaseGrant(resp) => Some(resp),
+                    _ => None,
                 })
-                .await?;
-            match unwrap_result(result) {
-                Ok(command_result::Result::LeaseGrant(mut resp)) => {
-                    self.fill_header(&mut resp.header);
-                    return Ok(resp);
-                }
+                .await;
+            match granted {
+                // A server-chosen ID that happens to be taken: choose again.
                 Err(StoreError::LeaseExists { .. }) if !client_chose => continue,
-                Err(e) => return Err(e),
-                Ok(other) => return Err(unexpected(other)),
+                other => return other,
             }
         }
     }
@@ -618,36 +600,21 @@ impl Store {
     }
 
     pub async fn lease_revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse> {
-        match unwrap_result(
-            self.propose(Command {
-                command: Some(command::Command::LeaseRevoke(req)),
-            })
-            .await?,
-        )? {
-            command_result::Result::LeaseRevoke(mut resp) => {
-                self.fill_header(&mut resp.header);
-                Ok(resp)
-            }
-            other => Err(unexpected(other)),
-        }
+        self.write(command::Command::LeaseRevoke(req), |r| match r {
+            command_result::Result::LeaseRevoke(resp) => Some(resp),
+            _ => None,
+        })
+        .await
     }
 
     /// Renews a lease in the leader's memory; TTL 0 in the reply means not found.
     pub async fn lease_keep_alive(&self, req: LeaseKeepAliveRequest) -> Result<LeaseKeepAliveResponse> {
-        let leader = self.wait_for_leader().await?;
-        if leader != self.inner.id {
-            let mut client = self.peer(leader)?;
-            let mut request = tonic::Request::new(req);
-            request.set_timeout(REQUEST_TIMEOUT);
-            let mut resp = client
-                .lease_keep_alive(request)
-                .await
-                .map_err(|_| StoreError::LeaderChanged)?
-                .into_inner();
-            self.fill_header(&mut resp.header);
-            return Ok(resp);
-        }
-        self.lease_keep_alive_local(req)
+        let remote = req;
+        self.on_leader(
+            |store| store.lease_keep_alive_local(req),
+            |mut peer| async move { peer.lease_keep_alive(remote).await },
+        )
+        .await
     }
 
     pub fn lease_keep_alive_local(&self, req: LeaseKeepAliveRequest) -> Result<LeaseKeepAliveResponse> {
@@ -676,20 +643,36 @@ impl Store {
     }
 
     pub async fn lease_time_to_live(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
+        let remote = req;
+        self.on_leader(
+            |store| store.lease_time_to_live_local(req),
+            |mut peer| async move { peer.lease_time_to_live(remote).await },
+        )
+        .await
+    }
+
+    /// Runs `local` on the leader, or asks the leader through `remote` from a follower.
+    async fn on_leader<T, Fut>(
+        &self,
+        local: impl FnOnce(&Self) -> Result<T>,
+        remote: impl FnOnce(PeerClient<Channel>) -> Fut,
+    ) -> Result<T>
+    where
+        T: HasHeader,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
         let leader = self.wait_for_leader().await?;
-        if leader != self.inner.id {
-            let mut client = self.peer(leader)?;
-            let mut request = tonic::Request::new(req);
-            request.set_timeout(REQUEST_TIMEOUT);
-            let mut resp = client
-                .lease_time_to_live(request)
-                .await
-                .map_err(|_| StoreError::LeaderChanged)?
-                .into_inner();
-            self.fill_header(&mut resp.header);
-            return Ok(resp);
+        if leader == self.inner.id {
+            return local(self);
         }
-        self.lease_time_to_live_local(req)
+        let peer = self.peer(leader)?;
+        let reply = tokio::time::timeout(REQUEST_TIMEOUT, remote(peer))
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|_| StoreError::LeaderChanged)?;
+        let mut resp = reply.into_inner();
+        self.fill_header(resp.header_mut());
+        Ok(resp)
     }
 
     pub fn lease_time_to_live_local(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
@@ -759,15 +742,13 @@ impl Store {
     }
 
     pub async fn change_member_local(&self, change: MemberChange) -> Result<Option<Member>> {
-        let raft = &self.inner.raft;
         let members = self.members();
-        let map_err =
-            |e: openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, MemberInfo>>| match e {
-                openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(_)) => {
-                    StoreError::LeaderChanged
-                }
-                other => StoreError::Internal(other.to_string()),
-            };
+        let find = |id: NodeId| {
+            members
+                .iter()
+                .find(|m| m.id == id)
+                .ok_or(StoreError::MemberNotFound { id })
+        };
         match member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add) {
             member_change::Action::Add => {
                 if change.peer_urls.is_empty() {
@@ -787,11 +768,16 @@ impl Store {
                     peer_urls: change.peer_urls.clone(),
                     client_urls: Vec::new(),
                 };
-                raft.add_learner(id, info, false).await.map_err(map_err)?;
+                let added = self
+                    .inner
+                    .raft
+                    .add_learner(id, info, false)
+                    .await
+                    .map_err(membership_error)?;
+                self.wait_membership(added.log_id).await?;
                 if !change.is_learner {
-                    raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
-                        .await
-                        .map_err(map_err)?;
+                    self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                        .await?;
                 }
                 Ok(Some(Member {
                     id,
@@ -801,26 +787,18 @@ impl Store {
                 }))
             }
             member_change::Action::Remove => {
-                let Some(member) = members.iter().find(|m| m.id == change.id) else {
-                    return Err(StoreError::MemberNotFound { id: change.id });
+                let member = find(change.id)?;
+                // Removing a voter without retaining it removes the node as well.
+                let removal = if member.is_learner {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([change.id]))
+                } else {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([change.id]))
                 };
-                if !member.is_learner {
-                    raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([change.id])), false)
-                        .await
-                        .map_err(map_err)?;
-                }
-                let still_there = self.members().iter().any(|m| m.id == change.id);
-                if still_there {
-                    raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([change.id])), false)
-                        .await
-                        .map_err(map_err)?;
-                }
+                self.change_membership(removal, false).await?;
                 Ok(None)
             }
             member_change::Action::Publish => {
-                if !members.iter().any(|m| m.id == change.id) {
-                    return Err(StoreError::MemberNotFound { id: change.id });
-                }
+                find(change.id)?;
                 let info = MemberInfo {
                     name: change.name,
                     peer_urls: change.peer_urls,
@@ -830,14 +808,11 @@ impl Store {
                 Ok(None)
             }
             member_change::Action::Promote => {
-                let Some(member) = members.iter().find(|m| m.id == change.id) else {
-                    return Err(StoreError::MemberNotFound { id: change.id });
-                };
-                if !member.is_learner {
+                if !find(change.id)?.is_learner {
                     return Err(StoreError::MemberNotLearner { id: change.id });
                 }
                 let (matched, last) = {
-                    let metrics = raft.metrics();
+                    let metrics = self.inner.raft.metrics();
                     let metrics = metrics.borrow();
                     let matched = metrics
                         .replication
@@ -850,9 +825,8 @@ impl Store {
                 if (matched as f64) < last as f64 * 0.9 {
                     return Err(StoreError::LearnerNotReady { id: change.id });
                 }
-                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([change.id])), true)
-                    .await
-                    .map_err(map_err)?;
+                self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([change.id])), true)
+                    .await?;
                 Ok(self.members().into_iter().find(|m| m.id == change.id))
             }
         }
@@ -860,12 +834,33 @@ impl Store {
 
     /// Sets a node's attributes (the leader's side of a member publishing itself).
     pub async fn set_member_attributes(&self, id: NodeId, info: MemberInfo) -> Result<()> {
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, info)])), true)
+            .await
+    }
+
+    /// Changes the membership and waits until this replica's view shows the change,
+    /// so that a MemberList right after it answers with the new members.
+    async fn change_membership(&self, changes: ChangeMembers<NodeId, MemberInfo>, retain: bool) -> Result<()> {
+        let resp = self
+            .inner
+            .raft
+            .change_membership(changes, retain)
+            .await
+            .map_err(membership_error)?;
+        self.wait_membership(resp.log_id).await
+    }
+
+    async fn wait_membership(&self, log_id: crate::raft::LogId) -> Result<()> {
         self.inner
             .raft
-            .change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, info)])), true)
+            .wait(Some(REQUEST_TIMEOUT))
+            .metrics(
+                |m| m.membership_config.log_id().is_some_and(|l| l.index >= log_id.index),
+                "membership change to be visible",
+            )
             .await
             .map(|_| ())
-            .map_err(|e| StoreError::Internal(e.to_string()))
+            .map_err(|_| StoreError::Timeout)
     }
 
     pub fn is_learner(&self) -> bool {
@@ -899,6 +894,39 @@ fn apply_error_to_store(e: ApplyError) -> StoreError {
     }
 }
 
-fn unexpected(result: command_result::Result) -> StoreError {
-    StoreError::Internal(format!("apply returned an unexpected result: {result:?}"))
+fn membership_error(
+    e: openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, MemberInfo>>,
+) -> StoreError {
+    match e {
+        openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(_)) => {
+            StoreError::LeaderChanged
+        }
+        other => StoreError::Internal(other.to_string()),
+    }
 }
+
+/// A response that carries etcd's header.
+trait HasHeader {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! has_header {
+    ($($t:ty),*) => {
+        $(impl HasHeader for $t {
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        })*
+    };
+}
+
+has_header!(
+    PutResponse,
+    DeleteRangeResponse,
+    TxnResponse,
+    CompactionResponse,
+    LeaseGrantResponse,
+    LeaseRevokeResponse,
+    LeaseKeepAliveResponse,
+    LeaseTimeToLiveResponse
+);

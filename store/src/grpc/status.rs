@@ -6,107 +6,93 @@ use tonic::{Code, Status};
 
 use crate::error::StoreError;
 
+/// What a follower hears when it hands the leader's work to a replica that is not.
 pub const NOT_LEADER: &str = "etcdserver: not leader";
 
-const MESSAGES: &[(&str, Code)] = &[
-    ("etcdserver: key is not provided", Code::InvalidArgument),
-    ("etcdserver: key not found", Code::InvalidArgument),
-    ("etcdserver: value is provided", Code::InvalidArgument),
-    ("etcdserver: lease is provided", Code::InvalidArgument),
-    ("etcdserver: too many operations in txn request", Code::InvalidArgument),
-    ("etcdserver: duplicate key given in txn request", Code::InvalidArgument),
-    ("etcdserver: request is too large", Code::InvalidArgument),
-    (
-        "etcdserver: mvcc: required revision has been compacted",
-        Code::OutOfRange,
-    ),
-    (
-        "etcdserver: mvcc: required revision is a future revision",
-        Code::OutOfRange,
-    ),
-    ("etcdserver: requested lease not found", Code::NotFound),
-    ("etcdserver: lease already exists", Code::FailedPrecondition),
-    ("etcdserver: too large lease TTL", Code::OutOfRange),
-    ("etcdserver: mvcc: database space exceeded", Code::ResourceExhausted),
-    ("etcdserver: no leader", Code::Unavailable),
-    ("etcdserver: leader changed", Code::Unavailable),
-    ("etcdserver: request timed out", Code::Unavailable),
-    ("etcdserver: member not found", Code::NotFound),
-    ("etcdserver: Peer URLs already exists", Code::FailedPrecondition),
-    (
-        "etcdserver: can only promote a learner member",
-        Code::FailedPrecondition,
-    ),
-    (
-        "etcdserver: can only promote a learner member which is in sync with leader",
-        Code::FailedPrecondition,
-    ),
-    ("etcdserver: server stopped", Code::Unavailable),
-];
-
-fn etcd(index: usize) -> Status {
-    let (message, code) = MESSAGES[index];
-    Status::new(code, message)
-}
+const EMPTY_KEY: &str = "etcdserver: key is not provided";
+const KEY_NOT_FOUND: &str = "etcdserver: key not found";
+const VALUE_PROVIDED: &str = "etcdserver: value is provided";
+const LEASE_PROVIDED: &str = "etcdserver: lease is provided";
+const TOO_MANY_OPS: &str = "etcdserver: too many operations in txn request";
+const DUPLICATE_KEY: &str = "etcdserver: duplicate key given in txn request";
+const REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
+const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
+const FUTURE_REVISION: &str = "etcdserver: mvcc: required revision is a future revision";
+const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
+const LEASE_EXISTS: &str = "etcdserver: lease already exists";
+const LEASE_TTL_TOO_LARGE: &str = "etcdserver: too large lease TTL";
+const NO_SPACE: &str = "etcdserver: mvcc: database space exceeded";
+const NO_LEADER: &str = "etcdserver: no leader";
+const LEADER_CHANGED: &str = "etcdserver: leader changed";
+const TIMEOUT: &str = "etcdserver: request timed out";
+const MEMBER_NOT_FOUND: &str = "etcdserver: member not found";
+const PEER_URL_EXISTS: &str = "etcdserver: Peer URLs already exists";
+const MEMBER_NOT_LEARNER: &str = "etcdserver: can only promote a learner member";
+const LEARNER_NOT_READY: &str = "etcdserver: can only promote a learner member which is in sync with leader";
+const STOPPED: &str = "etcdserver: server stopped";
 
 pub fn to_status(e: StoreError) -> Status {
-    match e {
-        StoreError::EmptyKey => etcd(0),
-        StoreError::KeyNotFound => etcd(1),
-        StoreError::ValueProvided => etcd(2),
-        StoreError::LeaseProvided => etcd(3),
-        StoreError::TooManyOps { .. } => etcd(4),
-        StoreError::DuplicateKey => etcd(5),
-        StoreError::RequestTooLarge { .. } => etcd(6),
-        StoreError::Compacted { .. } => etcd(7),
-        StoreError::FutureRevision { .. } => etcd(8),
-        StoreError::LeaseNotFound { .. } => etcd(9),
-        StoreError::LeaseExists { .. } => etcd(10),
-        StoreError::LeaseTtlTooLarge { .. } => etcd(11),
-        StoreError::NoSpace => etcd(12),
-        StoreError::NoLeader => etcd(13),
-        StoreError::LeaderChanged => etcd(14),
-        StoreError::Timeout => etcd(15),
-        StoreError::MemberNotFound { .. } => etcd(16),
-        StoreError::PeerUrlExists => etcd(17),
-        StoreError::MemberNotLearner { .. } => etcd(18),
-        StoreError::LearnerNotReady { .. } => etcd(19),
-        StoreError::Stopped => etcd(20),
-        StoreError::InvalidArgument(message) => Status::invalid_argument(message),
-        StoreError::Unsupported(message) => Status::unimplemented(message),
-        StoreError::Internal(message) => Status::internal(message),
-        // `StoreError` is non-exhaustive for users of the crate, not for this match.
-    }
+    let (code, message) = match e {
+        StoreError::EmptyKey => (Code::InvalidArgument, EMPTY_KEY),
+        StoreError::KeyNotFound => (Code::InvalidArgument, KEY_NOT_FOUND),
+        StoreError::ValueProvided => (Code::InvalidArgument, VALUE_PROVIDED),
+        StoreError::LeaseProvided => (Code::InvalidArgument, LEASE_PROVIDED),
+        StoreError::TooManyOps { .. } => (Code::InvalidArgument, TOO_MANY_OPS),
+        StoreError::DuplicateKey => (Code::InvalidArgument, DUPLICATE_KEY),
+        StoreError::RequestTooLarge { .. } => (Code::InvalidArgument, REQUEST_TOO_LARGE),
+        StoreError::Compacted { .. } => (Code::OutOfRange, COMPACTED),
+        StoreError::FutureRevision { .. } => (Code::OutOfRange, FUTURE_REVISION),
+        StoreError::LeaseNotFound { .. } => (Code::NotFound, LEASE_NOT_FOUND),
+        StoreError::LeaseExists { .. } => (Code::FailedPrecondition, LEASE_EXISTS),
+        StoreError::LeaseTtlTooLarge { .. } => (Code::OutOfRange, LEASE_TTL_TOO_LARGE),
+        StoreError::NoSpace => (Code::ResourceExhausted, NO_SPACE),
+        StoreError::NoLeader => (Code::Unavailable, NO_LEADER),
+        StoreError::LeaderChanged => (Code::Unavailable, LEADER_CHANGED),
+        StoreError::Timeout => (Code::Unavailable, TIMEOUT),
+        StoreError::MemberNotFound { .. } => (Code::NotFound, MEMBER_NOT_FOUND),
+        StoreError::PeerUrlExists => (Code::FailedPrecondition, PEER_URL_EXISTS),
+        StoreError::MemberNotLearner { .. } => (Code::FailedPrecondition, MEMBER_NOT_LEARNER),
+        StoreError::LearnerNotReady { .. } => (Code::FailedPrecondition, LEARNER_NOT_READY),
+        StoreError::Stopped => (Code::Unavailable, STOPPED),
+        StoreError::InvalidArgument(message) => return Status::invalid_argument(message),
+        StoreError::Unsupported(message) => {
+            return Status::unimplemented(format!("berth does not support {message} yet"));
+        }
+        StoreError::Internal(message) => return Status::internal(message),
+    };
+    Status::new(code, message)
 }
 
 /// Recovers the store error from a status a peer sent.
 pub fn status_to_error(status: &Status) -> StoreError {
-    let index = MESSAGES.iter().position(|(message, _)| *message == status.message());
-    match index {
-        Some(0) => StoreError::EmptyKey,
-        Some(1) => StoreError::KeyNotFound,
-        Some(7) => StoreError::Compacted {
+    match status.message() {
+        EMPTY_KEY => StoreError::EmptyKey,
+        KEY_NOT_FOUND => StoreError::KeyNotFound,
+        VALUE_PROVIDED => StoreError::ValueProvided,
+        LEASE_PROVIDED => StoreError::LeaseProvided,
+        DUPLICATE_KEY => StoreError::DuplicateKey,
+        COMPACTED => StoreError::Compacted {
             requested: 0,
             compacted: 0,
         },
-        Some(8) => StoreError::FutureRevision { requested: 0 },
-        Some(9) => StoreError::LeaseNotFound { id: 0 },
-        Some(10) => StoreError::LeaseExists { id: 0 },
-        Some(11) => StoreError::LeaseTtlTooLarge { ttl: 0 },
-        Some(12) => StoreError::NoSpace,
-        Some(13) => StoreError::NoLeader,
-        Some(14) => StoreError::LeaderChanged,
-        Some(15) => StoreError::Timeout,
-        Some(16) => StoreError::MemberNotFound { id: 0 },
-        Some(17) => StoreError::PeerUrlExists,
-        Some(18) => StoreError::MemberNotLearner { id: 0 },
-        Some(19) => StoreError::LearnerNotReady { id: 0 },
-        Some(20) => StoreError::Stopped,
-        _ => match status.code() {
-            Code::InvalidArgument => StoreError::InvalidArgument(status.message().to_string()),
+        FUTURE_REVISION => StoreError::FutureRevision { requested: 0 },
+        LEASE_NOT_FOUND => StoreError::LeaseNotFound { id: 0 },
+        LEASE_EXISTS => StoreError::LeaseExists { id: 0 },
+        LEASE_TTL_TOO_LARGE => StoreError::LeaseTtlTooLarge { ttl: 0 },
+        NO_SPACE => StoreError::NoSpace,
+        NO_LEADER => StoreError::NoLeader,
+        LEADER_CHANGED | NOT_LEADER => StoreError::LeaderChanged,
+        TIMEOUT => StoreError::Timeout,
+        MEMBER_NOT_FOUND => StoreError::MemberNotFound { id: 0 },
+        PEER_URL_EXISTS => StoreError::PeerUrlExists,
+        MEMBER_NOT_LEARNER => StoreError::MemberNotLearner { id: 0 },
+        LEARNER_NOT_READY => StoreError::LearnerNotReady { id: 0 },
+        STOPPED => StoreError::Stopped,
+        other => match status.code() {
+            Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,
             Code::DeadlineExceeded => StoreError::Timeout,
-            _ => StoreError::Internal(status.message().to_string()),
+            _ => StoreError::Internal(other.to_string()),
         },
     }
 }
@@ -138,6 +124,11 @@ mod tests {
         assert_eq!(
             status.message(),
             "etcdserver: mvcc: required revision has been compacted"
+        );
+        let status = to_status(StoreError::NoLeader);
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::Unavailable, "etcdserver: no leader")
         );
     }
 }
