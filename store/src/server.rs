@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use berth_proto::berthpb::peer_server::PeerServer;
+use berth_proto::etcdserverpb::auth_server::AuthServer;
 use berth_proto::etcdserverpb::cluster_server::ClusterServer;
 use berth_proto::etcdserverpb::kv_server::KvServer;
 use berth_proto::etcdserverpb::lease_server::LeaseServer;
@@ -21,7 +22,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
-use crate::grpc::{cluster, kv, lease, maintenance, peer, watch};
+use crate::grpc::{auth, cluster, kv, lease, maintenance, peer, watch};
 use crate::store::Store;
 
 /// gRPC framing and headers on top of the request itself (etcd allows the same).
@@ -103,7 +104,8 @@ impl Server {
                 .add_service(ClusterServer::new(cluster::ClusterService { store: store.clone() }))
                 .add_service(MaintenanceServer::new(maintenance::MaintenanceService {
                     store: store.clone(),
-                }));
+                }))
+                .add_service(AuthServer::new(auth::AuthService { store: store.clone() }));
             let shutdown = shutdown_future(&store);
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router

@@ -1,6 +1,7 @@
 //! gRPC: the etcd v3 services clients use, the peer service replicas use, and the
 //! mapping of store errors to etcd's statuses.
 
+pub mod auth;
 pub mod cluster;
 pub mod kv;
 pub mod lease;
