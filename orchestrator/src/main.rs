@@ -6,7 +6,7 @@ mod store_flags;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use berth_store::{AutoCompaction, ClusterState, Server, StoreConfig};
+use berth_store::{AutoCompaction, ClusterState, Server, StoreConfig, TestFaults};
 use store_flags::{CompactionRetention, FlagError, StoreFlags};
 
 const USAGE: &str = "\
@@ -137,6 +137,10 @@ fn store_config(flags: &StoreFlags) -> Result<StoreConfig, FlagError> {
         auto_compaction,
         listen_metrics_urls: flags.listen_metrics_urls.clone(),
         watch_progress_notify_interval: Duration::from_millis(flags.experimental_watch_progress_notify_interval_ms),
+        dial_peer_urls: flags.dial_peer_urls.iter().cloned().collect(),
+        test_faults: TestFaults {
+            stale_reads: flags.test_fault.as_deref() == Some("stale-reads"),
+        },
     })
 }
 

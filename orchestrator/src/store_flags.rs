@@ -39,6 +39,9 @@ pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const MAX_ELECTION_TIMEOUT_MS: u64 = 50_000;
 
 const ENV_PREFIX: &str = "ETCD_";
+/// Faults `--test-fault` can switch on. `stale-reads`: serve linearizable reads from
+/// the local state without a read index, which the fault-injection suite must catch.
+const TEST_FAULTS: &[&str] = &["stale-reads"];
 const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "dpanic", "panic", "fatal"];
 
 /// `--initial-cluster-state`: bootstrap a new cluster or join an existing one.
@@ -98,6 +101,11 @@ pub struct StoreFlags {
     pub listen_metrics_urls: Vec<String>,
     pub experimental_watch_progress_notify_interval_ms: u64,
     pub log_level: String,
+    /// berth's own: `(member name, URL)` pairs through which this replica dials those
+    /// members instead of their advertised peer URLs (a proxy, a NAT).
+    pub dial_peer_urls: Vec<(String, String)>,
+    /// berth's own, for the fault-injection suite's self-test: a guarantee to break.
+    pub test_fault: Option<String>,
 }
 
 impl Default for StoreFlags {
@@ -123,6 +131,8 @@ impl Default for StoreFlags {
             listen_metrics_urls: Vec::new(),
             experimental_watch_progress_notify_interval_ms: 10 * 60 * 1000,
             log_level: "info".to_string(),
+            dial_peer_urls: Vec::new(),
+            test_fault: None,
         }
     }
 }
@@ -333,10 +343,12 @@ enum Flag {
     ListenMetricsUrls,
     LogLevel,
     ExperimentalWatchProgressNotifyInterval,
+    DialPeerUrls,
+    TestFault,
 }
 
 impl Flag {
-    const ALL: [Flag; 19] = [
+    const ALL: [Flag; 21] = [
         Flag::Name,
         Flag::DataDir,
         Flag::SnapshotCount,
@@ -356,6 +368,8 @@ impl Flag {
         Flag::ListenMetricsUrls,
         Flag::LogLevel,
         Flag::ExperimentalWatchProgressNotifyInterval,
+        Flag::DialPeerUrls,
+        Flag::TestFault,
     ];
 
     /// The name without dashes, as etcd spells it.
@@ -380,6 +394,8 @@ impl Flag {
             Flag::ListenMetricsUrls => "listen-metrics-urls",
             Flag::LogLevel => "log-level",
             Flag::ExperimentalWatchProgressNotifyInterval => "experimental-watch-progress-notify-interval",
+            Flag::DialPeerUrls => "dial-peer-urls",
+            Flag::TestFault => "test-fault",
         }
     }
 
@@ -642,6 +658,19 @@ fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(), FlagErro
                 return Err(invalid(&format!("must be one of {}", LOG_LEVELS.join(", "))));
             }
             flags.log_level = value.to_string();
+        }
+        Flag::DialPeerUrls => {
+            flags.dial_peer_urls = if value.trim().is_empty() {
+                Vec::new()
+            } else {
+                parse_initial_cluster(value)?
+            };
+        }
+        Flag::TestFault => {
+            if !TEST_FAULTS.contains(&value) {
+                return Err(invalid(&format!("must be one of {}", TEST_FAULTS.join(", "))));
+            }
+            flags.test_fault = Some(value.to_string());
         }
         Flag::ExperimentalWatchProgressNotifyInterval => {
             flags.experimental_watch_progress_notify_interval_ms =
@@ -1083,6 +1112,16 @@ Logging:
 Experimental feature:
   --experimental-watch-progress-notify-interval '10m'
     Duration of periodical watch progress notification.
+
+berth's own flags:
+  --dial-peer-urls ''
+    Reach the named members through these URLs instead of their advertised peer
+    URLs, as name=url,name=url (a proxy in front of them; the fault-injection
+    suite routes every peer link through one).
+  --test-fault ''
+    Deliberately break a guarantee, for the fault-injection suite's self-test:
+    stale-reads (linearizable reads served locally, without a read index).
+    Never use it for real data.
 
 URLs are http://host:port; TLS (https) and unix sockets are not supported yet.
 Other etcd flags (--wal-dir, --cert-file, --discovery, --proxy, ...) are refused

@@ -41,6 +41,18 @@ pub struct StoreConfig {
     pub auto_compaction: Option<AutoCompaction>,
     pub listen_metrics_urls: Vec<String>,
     pub watch_progress_notify_interval: Duration,
+    /// Member name → URL to dial instead of the member's advertised peer URL.
+    pub dial_peer_urls: std::collections::BTreeMap<String, String>,
+    /// Guarantees deliberately broken, so the fault-injection suite can prove it
+    /// notices. Empty in any real use.
+    pub test_faults: TestFaults,
+}
+
+/// Switches that break the store on purpose (see `--test-fault`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TestFaults {
+    /// Serve linearizable reads from local state without a read index.
+    pub stale_reads: bool,
 }
 
 pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
@@ -69,6 +81,8 @@ impl StoreConfig {
             auto_compaction: None,
             listen_metrics_urls: Vec::new(),
             watch_progress_notify_interval: Duration::from_secs(600),
+            dial_peer_urls: Default::default(),
+            test_faults: TestFaults::default(),
         }
     }
 

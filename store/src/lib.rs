@@ -18,7 +18,7 @@ pub mod store;
 pub mod validate;
 pub mod watch;
 
-pub use config::{AutoCompaction, ClusterState, StoreConfig};
+pub use config::{AutoCompaction, ClusterState, StoreConfig, TestFaults};
 pub use error::StoreError;
 pub use server::Server;
 pub use store::Store;

@@ -52,6 +52,7 @@ struct Inner {
     cluster_id: u64,
     config: StoreConfig,
     raft: Raft,
+    network: Network,
     state: StateHandle,
     backend: SharedBackend,
     hub: WatchHub,
@@ -197,7 +198,8 @@ impl Store {
         let hub = WatchHub::new();
         let log_store = LogStore::new(backend.clone());
         let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
-        let raft = Raft::new(id, Arc::new(raft_config(&config)?), Network, log_store, sm)
+        let network = Network::new(config.dial_peer_urls.clone());
+        let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
         // Bootstrap once: a replica that crashed after writing its member record but
@@ -239,6 +241,7 @@ impl Store {
                 lessor: Lessor::new(config.min_lease_ttl_seconds()),
                 config,
                 raft,
+                network,
                 state,
                 backend,
                 hub,
@@ -337,7 +340,8 @@ impl Store {
             let metrics = self.inner.raft.metrics();
             let metrics = metrics.borrow();
             let node = metrics.membership_config.membership().get_node(&id).cloned();
-            node.and_then(|n| n.peer_urls.first().cloned())
+            node.map(|n| self.inner.network.dial_url(&n))
+                .filter(|url| !url.is_empty())
                 .ok_or(StoreError::MemberNotFound { id })?
         };
         let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
@@ -535,7 +539,7 @@ impl Store {
 
     pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
         validate::range(&req)?;
-        if !req.serializable {
+        if !req.serializable && !self.inner.config.test_faults.stale_reads {
             self.read_barrier().await?;
         }
         let result = {

@@ -25,8 +25,27 @@ pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
+/// Opens connections to peers, through the URLs of `dial_peer_urls` where given.
 #[derive(Debug, Clone, Default)]
-pub struct Network;
+pub struct Network {
+    dial_overrides: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+}
+
+impl Network {
+    pub fn new(dial_overrides: std::collections::BTreeMap<String, String>) -> Self {
+        Self {
+            dial_overrides: std::sync::Arc::new(dial_overrides),
+        }
+    }
+
+    /// The URL to dial for a member.
+    pub fn dial_url(&self, node: &MemberInfo) -> String {
+        match self.dial_overrides.get(&node.name) {
+            Some(url) => url.clone(),
+            None => node.peer_urls.first().cloned().unwrap_or_default(),
+        }
+    }
+}
 
 pub struct PeerConnection {
     target: NodeId,
@@ -38,7 +57,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: NodeId, node: &MemberInfo) -> PeerConnection {
-        let url = node.peer_urls.first().cloned().unwrap_or_default();
+        let url = self.dial_url(node);
         let client = peer_channel(&url).ok().map(|ch| {
             PeerClient::new(ch)
                 .max_decoding_message_size(usize::MAX)
