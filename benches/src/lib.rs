@@ -1,1 +1,32 @@
-//! Load generator and benchmarks for berth against etcd (filled in by a later issue).
+//! berth's load generator and its comparison with etcd.
+//!
+//! `berth-bench` (src/bin/berth-bench.rs) speaks the etcd v3 API through the
+//! `etcd-client` crate, so the same load runs against berth and against etcd. It is
+//! modelled on etcd's own `benchmark` tool: a number of gRPC connections, a number of
+//! concurrent clients spread over them, and a budget of requests.
+//!
+//! ```text
+//!  options ──► workload (put, range, txn, watch, lease-keepalive)
+//!                 │ builds one Operation per client
+//!                 ▼
+//!              driver: clients take tickets from a Budget (bounded in count and time),
+//!                 │    time each request, count errors
+//!                 ▼
+//!              Report: throughput, latency percentiles, errors, workload counters
+//!                      (a human table and one JSON line)
+//! ```
+//!
+//! `compare` starts etcd and berth clusters with the same flags, runs the same workloads
+//! against each and prints a markdown table of the two side by side.
+
+pub mod budget;
+pub mod compare;
+pub mod connection;
+pub mod driver;
+pub mod duration;
+pub mod keys;
+pub mod latency;
+pub mod options;
+pub mod progress;
+pub mod report;
+pub mod workload;

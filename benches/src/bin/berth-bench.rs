@@ -1,0 +1,97 @@
+//! `berth-bench`: a load generator for etcd-v3-compatible stores (berth or etcd), and
+//! the berth-versus-etcd comparison. See benches/README.md.
+
+use std::time::Duration;
+
+use berth_benches::compare::{self, CompareOptions};
+use berth_benches::duration::parse_duration;
+use berth_benches::options::{Consistency, LoadOptions};
+use berth_benches::report::Report;
+use berth_benches::workload::{lease_keepalive, put, range, txn, watch};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth-bench",
+    about = "Load generator for etcd-v3 stores (berth, etcd), modelled on etcd's benchmark tool"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Workload,
+}
+
+#[derive(Subcommand)]
+enum Workload {
+    /// Put keys of the key space.
+    Put {
+        #[command(flatten)]
+        load: LoadOptions,
+    },
+    /// Read keys of a preloaded key space.
+    Range {
+        #[command(flatten)]
+        load: LoadOptions,
+        /// l (linearizable) or s (serializable).
+        #[arg(long, value_enum, default_value = "l")]
+        consistency: Consistency,
+    },
+    /// Compare-and-swap updates (read mod_revision, then Txn compare → put), as
+    /// kube-apiserver updates objects.
+    Txn {
+        #[command(flatten)]
+        load: LoadOptions,
+        /// Conflicts one update may retry before it counts as an error.
+        #[arg(long, default_value_t = 100)]
+        max_retries: u32,
+    },
+    /// Watchers on a prefix, each on its own connection; writers put under it.
+    Watch {
+        #[command(flatten)]
+        load: LoadOptions,
+        /// Number of watchers.
+        #[arg(long, default_value_t = 100)]
+        watchers: usize,
+        /// How long watchers may take to catch up after the last put.
+        #[arg(long, value_parser = parse_duration, default_value = "15s")]
+        drain_timeout: Duration,
+    },
+    /// One lease per client, kept alive over its own keep-alive stream.
+    LeaseKeepalive {
+        #[command(flatten)]
+        load: LoadOptions,
+        /// The leases' TTL in seconds.
+        #[arg(long, default_value_t = 60)]
+        ttl: i64,
+    },
+    /// Start etcd and berth clusters and run the same workloads against each.
+    Compare(CompareOptions),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let report = match Cli::parse().command {
+        Workload::Put { load } => put::run(&load).await?,
+        Workload::Range { load, consistency } => range::run(&load, consistency).await?,
+        Workload::Txn { load, max_retries } => txn::run(&load, max_retries).await?,
+        Workload::Watch {
+            load,
+            watchers,
+            drain_timeout,
+        } => {
+            let settings = watch::WatchSettings {
+                watchers,
+                drain_timeout,
+            };
+            watch::run(&load, settings).await?
+        }
+        Workload::LeaseKeepalive { load, ttl } => lease_keepalive::run(&load, ttl).await?,
+        Workload::Compare(options) => return compare::run(&options).await,
+    };
+    print_report(&report);
+    Ok(())
+}
+
+fn print_report(report: &Report) {
+    print!("{}", report.human());
+    println!("{}", report.to_json_line(&[]));
+}

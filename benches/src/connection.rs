@@ -1,0 +1,87 @@
+//! gRPC connections to the cluster.
+//!
+//! One `etcd_client::Client` is one HTTP/2 connection to one endpoint. As in etcd's
+//! benchmark, connection `i` goes to endpoint `i mod n`, so the load spreads evenly over
+//! the endpoints; with `--target-leader` the endpoints are first narrowed to the leader.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use etcd_client::{Client, ConnectOptions};
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Opens one connection to `endpoint`.
+pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
+    let options = ConnectOptions::new()
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    Client::connect([endpoint], Some(options))
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))
+}
+
+/// Opens `conns` connections, to the endpoints in turn.
+pub async fn connect_pool(endpoints: &[String], conns: usize) -> anyhow::Result<Vec<Client>> {
+    let mut pool = Vec::with_capacity(conns);
+    for index in 0..conns {
+        pool.push(connect(&endpoints[index % endpoints.len()]).await?);
+    }
+    Ok(pool)
+}
+
+/// The endpoints to load: all of them, or only the leader's with `target_leader`.
+pub async fn resolve_endpoints(endpoints: &[String], target_leader: bool) -> anyhow::Result<Vec<String>> {
+    if !target_leader {
+        return Ok(endpoints.to_vec());
+    }
+    let leader = find_leader(endpoints, Duration::from_secs(10)).await?;
+    Ok(vec![endpoints[leader].clone()])
+}
+
+/// The index of the endpoint whose member is the leader, asking each endpoint's Status
+/// until one reports itself as leader or `timeout` passes.
+pub async fn find_leader(endpoints: &[String], timeout: Duration) -> anyhow::Result<usize> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last_error = String::from("no endpoint reported a leader");
+    loop {
+        for (index, endpoint) in endpoints.iter().enumerate() {
+            match member_status(endpoint).await {
+                Ok(status) if status.leader_id != 0 && status.leader_id == status.member_id => {
+                    return Ok(index);
+                }
+                Ok(_) => {}
+                Err(error) => last_error = format!("{error:#}"),
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("no leader among {endpoints:?} within {timeout:?}: {last_error}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What an endpoint's Status says about itself and its leader.
+#[derive(Clone, Copy, Debug)]
+pub struct MemberStatus {
+    pub member_id: u64,
+    pub leader_id: u64,
+    pub raft_applied_index: u64,
+}
+
+pub async fn member_status(endpoint: &str) -> anyhow::Result<MemberStatus> {
+    let request = async {
+        let mut client = connect(endpoint).await?;
+        let status = client.status().await?;
+        let member_id = status.header().map(|header| header.member_id()).unwrap_or(0);
+        anyhow::Ok(MemberStatus {
+            member_id,
+            leader_id: status.leader(),
+            raft_applied_index: status.raft_applied_index(),
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(2), request)
+        .await
+        .with_context(|| format!("Status of {endpoint} timed out"))?
+        .with_context(|| format!("Status of {endpoint}"))
+}
