@@ -56,7 +56,7 @@ pub struct CompareOptions {
     pub systems: Vec<System>,
 
     /// Requests of the 100-client put; the other workloads are sized from it
-    /// [default: 20000, 1000 with --quick].
+    /// [default: 100000, 1000 with --quick].
     #[arg(long)]
     pub total: Option<u64>,
 
@@ -78,7 +78,7 @@ pub struct CompareOptions {
 }
 
 pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
-    let total = options.total.unwrap_or(if options.quick { 1000 } else { 20_000 });
+    let total = options.total.unwrap_or(if options.quick { 1000 } else { 100_000 });
     let duration = options
         .duration
         .unwrap_or(Duration::from_secs(if options.quick { 5 } else { 20 }));
@@ -112,7 +112,7 @@ pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
         }
     }
 
-    print_report(options, &binaries, &scenarios, &runs, temp.path());
+    print_report(&binaries, &scenarios, &runs, temp.path());
     Ok(())
 }
 
@@ -182,13 +182,7 @@ async fn measure_cluster(
     run
 }
 
-fn print_report(
-    options: &CompareOptions,
-    binaries: &[(System, PathBuf)],
-    scenarios: &[Scenario],
-    runs: &[SystemRun],
-    data_root: &Path,
-) {
+fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[SystemRun], data_root: &Path) {
     println!("## berth vs etcd\n");
     for (name, value) in machine::describe(data_root) {
         println!("- {name}: {value}");
@@ -238,9 +232,6 @@ fn print_report(
          kill -9 the leader; gap = kill to the next successful put; the replica is restarted",
         failover::WRITE_TIMEOUT
     );
-    if !options.quick {
-        println!("  - sizes: --total {:?}", options.total.unwrap_or(20_000));
-    }
 
     println!("\n### JSON\n\n```json");
     for run in runs {
@@ -279,14 +270,14 @@ fn print_report(
     for replicas in sizes {
         let group: Vec<&SystemRun> = runs.iter().filter(|run| run.replicas == replicas).collect();
         println!("\n### {replicas} replica{}\n", if replicas == 1 { "" } else { "s" });
-        print!("{}", table::markdown(replicas, &group));
+        println!("{}", table::markdown(replicas, &group));
         for run in &group {
             let rss: Vec<String> = run
                 .rss_kib
                 .iter()
                 .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
                 .collect();
-            print!("\n- {}: RSS per replica (MiB) [{}]", run.system.name(), rss.join(", "));
+            print!("- {}: RSS per replica (MiB) [{}]", run.system.name(), rss.join(", "));
             if !run.failover_gaps.is_empty() {
                 let gaps: Vec<String> = run
                     .failover_gaps

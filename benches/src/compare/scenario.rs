@@ -91,7 +91,7 @@ pub fn scenarios(total: u64, duration: Duration) -> Vec<Scenario> {
             options: LoadOptions {
                 clients: 10,
                 conns: 10,
-                total: (total / 8).max(50),
+                total: (total / 40).max(50),
                 key_space_size: 1000,
                 rate: 500.0,
                 ..base.clone()

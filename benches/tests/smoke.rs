@@ -1,0 +1,193 @@
+//! Smoke test: `berth-bench` runs every workload against one real `berth store` replica
+//! and reports zero errors, and for watch every event delivered exactly once, in order.
+//!
+//! The `berth` binary is taken from the same target directory as `berth-bench`
+//! (`target/debug/berth`); scripts/test.sh builds the whole workspace before the tests.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use berth_benches::connection::find_leader;
+use serde_json::Value;
+
+/// One `berth store` replica in a temp dir, killed on drop.
+struct Replica {
+    child: Child,
+    endpoint: String,
+    data: tempfile::TempDir,
+}
+
+impl Replica {
+    fn start() -> Self {
+        let berth = berth_binary();
+        let data = tempfile::tempdir().expect("temp dir");
+        let client_url = format!("http://127.0.0.1:{}", free_port());
+        let peer_url = format!("http://127.0.0.1:{}", free_port());
+        let log = std::fs::File::create(data.path().join("berth.log")).expect("log file");
+        let child = Command::new(&berth)
+            .arg("store")
+            .args(["--name", "n1"])
+            .arg("--data-dir")
+            .arg(data.path().join("n1"))
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
+            .args(["--initial-cluster", &format!("n1={peer_url}")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|error| panic!("starting {}: {error}", berth.display()));
+        let replica = Self {
+            child,
+            endpoint: client_url,
+            data,
+        };
+        let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+        runtime
+            .block_on(find_leader(
+                std::slice::from_ref(&replica.endpoint),
+                Duration::from_secs(30),
+            ))
+            .expect("the replica elects itself leader");
+        replica
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn berth_binary() -> PathBuf {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_berth-bench"));
+    let berth = bench.with_file_name("berth");
+    assert!(
+        berth.exists(),
+        "{} is missing: build it with `cargo build -p berth` (scripts/test.sh builds the whole workspace first)",
+        berth.display()
+    );
+    berth
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+impl Replica {
+    /// The end of the replica's log, for failure messages.
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.data.path().join("berth.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+}
+
+/// Runs `berth-bench ARGS --endpoints <the replica>` and returns its JSON line.
+fn bench(replica: &Replica, args: &[&str]) -> Value {
+    let endpoint = replica.endpoint.as_str();
+    let output = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .args(args)
+        .args(["--endpoints", endpoint, "--duration", "30s", "--request-timeout", "5s"])
+        .output()
+        .expect("running berth-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "berth-bench {args:?} failed ({}):\n{stdout}\n{}\n--- berth log tail ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        replica.log_tail()
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|line| line.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in the output of berth-bench {args:?}:\n{stdout}"));
+    serde_json::from_str(line).unwrap_or_else(|error| panic!("{error} in JSON line {line}"))
+}
+
+fn assert_clean(report: &Value, workload: &str, total: u64) {
+    assert_eq!(report["workload"], workload, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["total"], total, "{report}");
+    assert!(report["throughput_rps"].as_f64().unwrap() > 0.0, "{report}");
+    for field in ["avg", "p50", "p90", "p99", "max"] {
+        assert!(
+            report["latency_ms"][field].as_f64().unwrap() > 0.0,
+            "latency {field}: {report}"
+        );
+    }
+}
+
+#[test]
+fn every_workload_runs_cleanly_against_one_replica() {
+    let replica = Replica::start();
+    let many = ["--clients", "10", "--conns", "2", "--total", "300"];
+
+    let put = bench(&replica, &[&["put"][..], &many].concat());
+    assert_clean(&put, "put", 300);
+
+    let put_leader = bench(
+        &replica,
+        &["put", "--target-leader", "--sequential-keys", "--total", "50"],
+    );
+    assert_clean(&put_leader, "put", 50);
+
+    for consistency in ["l", "s"] {
+        let range = bench(
+            &replica,
+            &[&["range", "--consistency", consistency][..], &many].concat(),
+        );
+        assert_clean(&range, "range", 300);
+    }
+
+    let txn = bench(&replica, &[&["txn", "--key-space-size", "5"][..], &many].concat());
+    assert_clean(&txn, "txn", 300);
+    assert!(txn["conflicts"].as_u64().is_some(), "{txn}");
+
+    let watch = bench(
+        &replica,
+        &[
+            "watch",
+            "--watchers",
+            "5",
+            "--clients",
+            "2",
+            "--conns",
+            "2",
+            "--total",
+            "200",
+        ],
+    );
+    assert_clean(&watch, "watch", 200);
+    assert_eq!(watch["events_delivered"], 5 * 200, "{watch}");
+    for field in [
+        "missing",
+        "duplicates",
+        "out_of_order",
+        "watcher_errors",
+        "unacked_events",
+    ] {
+        assert_eq!(watch[field], 0, "watch {field}: {watch}");
+    }
+
+    let leases = bench(&replica, &[&["lease-keepalive", "--ttl", "30"][..], &many].concat());
+    assert_clean(&leases, "lease-keepalive", 300);
+}
