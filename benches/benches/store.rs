@@ -27,6 +27,9 @@ struct Settings {
     rounds: usize,
 }
 
+/// A named bench: sets itself up and calls [`measure`].
+type Bench = (&'static str, fn(&str, &Settings));
+
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let is_quick = arguments.iter().any(|argument| argument == "--quick");
@@ -34,7 +37,7 @@ fn main() {
     let settings = Settings {
         rounds: if is_quick { 3 } else { 10 },
     };
-    let benches: [(&str, fn(&str, &Settings)); 6] = [
+    let benches: [Bench; 6] = [
         ("mvcc_apply_batch_of_100_puts", mvcc_apply_batch),
         ("mvcc_range_over_10k_keys", mvcc_range_10k),
         ("mvcc_range_one_key_of_10k", mvcc_range_one_of_10k),
