@@ -129,7 +129,7 @@ async fn measure_cluster(
         replicas,
         reports: Vec::new(),
         rss_kib: Vec::new(),
-        failover_gaps: Vec::new(),
+        failovers: Vec::new(),
         failure: None,
     };
     let mut cluster = match Cluster::start(system, binary, replicas, root) {
@@ -164,13 +164,18 @@ async fn measure_cluster(
     }
     if replicas >= 3 {
         for attempt in 1..=failover_runs {
-            let gap = failover::measure_gap(&mut cluster).await;
-            match &gap {
-                Ok(gap) => eprintln!("-- {}: failover {attempt}: {:.0} ms", system.name(), ms(*gap)),
+            let sample = failover::measure_gap(&mut cluster).await;
+            match &sample {
+                Ok(sample) => eprintln!(
+                    "-- {}: failover {attempt}: gap {:.0} ms, new leader reported after {:?} ms",
+                    system.name(),
+                    ms(sample.gap),
+                    sample.new_leader_after.map(|after| ms(after).round())
+                ),
                 Err(error) => eprintln!("-- {}: failover {attempt} failed: {error:#}", system.name()),
             }
-            let is_failed = gap.is_err();
-            run.failover_gaps.push(gap.map_err(|error| format!("{error:#}")));
+            let is_failed = sample.is_err();
+            run.failovers.push(sample.map_err(|error| format!("{error:#}")));
             if is_failed {
                 break;
             }
@@ -250,15 +255,21 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
             }
         }
         let gaps: Vec<_> = run
-            .failover_gaps
+            .failovers
             .iter()
-            .map(|gap| gap.as_ref().map_or(json!(null), |gap| json!(ms(*gap))))
+            .map(|sample| sample.as_ref().map_or(json!(null), |sample| json!(ms(sample.gap))))
+            .collect();
+        let elections: Vec<_> = run
+            .failovers
+            .iter()
+            .map(|sample| json!(sample.as_ref().ok().and_then(|sample| sample.new_leader_after).map(ms)))
             .collect();
         let fields = [
             ("system", json!(run.system.name())),
             ("replicas", json!(run.replicas)),
             ("rss_kib", json!(run.rss_kib)),
             ("failover_gap_ms", json!(gaps)),
+            ("failover_new_leader_ms", json!(elections)),
             ("failure", json!(run.failure)),
         ];
         println!("{}", json_line(fields.map(|(name, value)| (name.to_owned(), value))));
@@ -278,13 +289,19 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
                 .map(|kib| format!("{:.1}", *kib as f64 / 1024.0))
                 .collect();
             print!("- {}: RSS per replica (MiB) [{}]", run.system.name(), rss.join(", "));
-            if !run.failover_gaps.is_empty() {
+            if !run.failovers.is_empty() {
                 let gaps: Vec<String> = run
-                    .failover_gaps
+                    .failovers
                     .iter()
-                    .map(|gap| {
-                        gap.as_ref()
-                            .map_or_else(|error| format!("failed: {error}"), |gap| format!("{:.0}", ms(*gap)))
+                    .map(|sample| match sample {
+                        Ok(sample) => format!(
+                            "{:.0} (new leader after {})",
+                            ms(sample.gap),
+                            sample
+                                .new_leader_after
+                                .map_or("?".to_owned(), |after| format!("{:.0}", ms(after)))
+                        ),
+                        Err(error) => format!("failed: {error}"),
                     })
                     .collect();
                 print!("; failover gaps (ms) [{}]", gaps.join(", "));

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::compare::cluster::System;
+use crate::compare::failover::FailoverSample;
 use crate::latency::ms;
 use crate::report::Report;
 
@@ -14,7 +15,7 @@ pub struct SystemRun {
     pub reports: Vec<(&'static str, Result<Report, String>)>,
     /// Per replica, after the load and before the failover runs.
     pub rss_kib: Vec<u64>,
-    pub failover_gaps: Vec<Result<Duration, String>>,
+    pub failovers: Vec<Result<FailoverSample, String>>,
     /// Why the cluster could not be measured at all, if it could not.
     pub failure: Option<String>,
 }
@@ -27,13 +28,18 @@ impl SystemRun {
             .and_then(|(_, report)| report.as_ref().ok())
     }
 
-    pub fn median_failover_gap(&self) -> Option<Duration> {
-        let mut gaps: Vec<Duration> = self.failover_gaps.iter().filter_map(|gap| gap.clone().ok()).collect();
-        if gaps.is_empty() || gaps.len() < self.failover_gaps.len() {
+    /// The median over the failover runs of `pick`; `None` if any run failed or lacks it.
+    pub fn median_failover(&self, pick: fn(&FailoverSample) -> Option<Duration>) -> Option<Duration> {
+        let mut values = self
+            .failovers
+            .iter()
+            .map(|sample| sample.as_ref().ok().and_then(pick))
+            .collect::<Option<Vec<Duration>>>()?;
+        if values.is_empty() {
             return None;
         }
-        gaps.sort_unstable();
-        Some(gaps[gaps.len() / 2])
+        values.sort_unstable();
+        Some(values[values.len() / 2])
     }
 }
 
@@ -201,7 +207,13 @@ fn rows(replicas: usize) -> Vec<Row> {
             "failover gap after kill -9 of the leader, median (ms)",
             lower,
             Some(Target::Ratio(1.0)),
-            Box::new(|run| number(run.median_failover_gap().map(ms), 0)),
+            Box::new(|run| number(run.median_failover(|sample| Some(sample.gap)).map(ms), 0)),
+        ));
+        rows.push(row(
+            "failover: a survivor's Status names a new leader, median (ms)",
+            lower,
+            None,
+            Box::new(|run| number(run.median_failover(|sample| sample.new_leader_after).map(ms), 0)),
         ));
     }
     rows.push(row(
