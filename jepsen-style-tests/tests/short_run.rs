@@ -1,0 +1,93 @@
+//! The suite in the project's tests: a short run against a real three-replica
+//! cluster with kill, partition and pause faults must find nothing wrong, and the
+//! same run against a store with reads deliberately made stale must find it out.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use berth_jepsen::check::Verdict;
+use berth_jepsen::nemesis::FaultKind;
+use berth_jepsen::runner::{self, RunOptions, WorkloadKind};
+
+/// The `berth` binary built next to this test's binary.
+fn berth_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/short_run-… → target/<profile>/berth
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let berth = profile_dir.join("berth");
+    assert!(
+        berth.exists(),
+        "{} is missing: build it first with `cargo build -p berth`",
+        berth.display()
+    );
+    berth
+}
+
+fn options(seed: u64, time: Duration, nemeses: &[&str], workloads: &[&str], test_fault: Option<&str>) -> RunOptions {
+    let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    RunOptions {
+        berth: berth_binary(),
+        nodes: 3,
+        time,
+        seed,
+        nemeses: FaultKind::parse_families(&names(nemeses)).unwrap(),
+        workloads: WorkloadKind::parse(&names(workloads)).unwrap(),
+        out: std::env::temp_dir().join("berth-jepsen-tests"),
+        test_fault: test_fault.map(str::to_string),
+        keys: 4,
+        clients: 6,
+        check_deadline: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_under_kill_partition_and_pause_is_valid() {
+    let report = runner::run(options(
+        20261121,
+        Duration::from_secs(40),
+        &["kill", "partition", "pause"],
+        &["register", "watch", "lease", "append"],
+        None,
+    ))
+    .await
+    .unwrap();
+    let summary = berth_jepsen::report::summary(&report);
+    eprintln!("{summary}");
+    assert!(!report.faults.is_empty(), "the nemesis must have injected faults");
+    assert!(report.ops.ok > 100, "the workloads must have made progress:\n{summary}");
+    for check in &report.checks {
+        assert_eq!(
+            check.verdict,
+            Verdict::Valid,
+            "{} found anomalies:\n{summary}",
+            check.name
+        );
+    }
+    assert!(report.valid);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_suite_catches_a_store_that_serves_stale_reads() {
+    let report = runner::run(options(
+        7,
+        Duration::from_secs(25),
+        &["partition"],
+        &["register"],
+        Some("stale-reads"),
+    ))
+    .await
+    .unwrap();
+    let summary = berth_jepsen::report::summary(&report);
+    eprintln!("{summary}");
+    let linearizable = report
+        .checks
+        .iter()
+        .find(|c| c.name == "linearizable")
+        .expect("the linearizability check ran");
+    assert_eq!(
+        linearizable.verdict,
+        Verdict::Invalid,
+        "stale reads went unnoticed:\n{summary}"
+    );
+    assert!(!report.valid);
+}
