@@ -44,6 +44,12 @@ struct Args {
     /// Register clients.
     #[arg(long, default_value_t = 6)]
     clients: u64,
+    /// Check the history of an earlier run folder again instead of running.
+    #[arg(long, value_name = "RUN_DIR")]
+    check: Option<PathBuf>,
+    /// How long the linearizability search may take (seconds).
+    #[arg(long, default_value_t = 60)]
+    check_deadline: u64,
 }
 
 fn default_berth() -> Option<PathBuf> {
@@ -55,6 +61,31 @@ fn default_berth() -> Option<PathBuf> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(run_dir) = &args.check {
+        return match runner::recheck(run_dir, Duration::from_secs(args.check_deadline)) {
+            Ok(checks) => {
+                let mut valid = true;
+                for c in &checks {
+                    println!(
+                        "{:<14} {:?} ({} ops, {:.2} s)",
+                        c.name,
+                        c.verdict,
+                        c.ops_checked,
+                        c.elapsed.as_secs_f64()
+                    );
+                    for a in &c.anomalies {
+                        println!("  {}: {}", a.kind, a.description);
+                    }
+                    valid &= c.verdict == berth_jepsen::check::Verdict::Valid;
+                }
+                if valid { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+            }
+            Err(e) => {
+                eprintln!("berth-jepsen: {e:#}");
+                ExitCode::from(3)
+            }
+        };
+    }
     let nemeses = if args.nemesis.iter().any(|n| n == "none") {
         Vec::new()
     } else {
@@ -97,7 +128,7 @@ fn main() -> ExitCode {
         test_fault: args.test_fault,
         keys: args.keys,
         clients: args.clients,
-        check_deadline: Duration::from_secs(60),
+        check_deadline: Duration::from_secs(args.check_deadline),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -175,20 +175,15 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let events = recorder.events();
     let completed = pair(&events);
 
-    let check_deadline = Instant::now() + options.check_deadline;
-    if options.workloads.contains(&WorkloadKind::Register) {
-        checks.push(check::linearizable::check(&completed, check_deadline));
-        checks.push(check::revisions::check(&completed));
-    }
-    if options.workloads.contains(&WorkloadKind::Watch) {
-        checks.push(check::watch::check(&sessions, &completed, register::PREFIX));
-    }
+    checks.extend(check_history(
+        &options.workloads,
+        &completed,
+        &sessions,
+        &finals.lists,
+        options.check_deadline,
+    ));
     if options.workloads.contains(&WorkloadKind::Lease) {
-        checks.push(check::lease::check(&completed, &sessions));
         checks.push(lease_expiry_check(&endpoints, &completed).await);
-    }
-    if options.workloads.contains(&WorkloadKind::Append) {
-        checks.push(check::append::check(&completed, &finals.lists));
     }
     checks.push(durability_check(&endpoints, &completed).await);
     checks.push(convergence_check(&cluster, &endpoints).await);
@@ -221,6 +216,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     cluster.lock().await.stop_all();
     std::fs::write(run_dir.join("history.jsonl"), crate::history::to_json_lines(&events))?;
     std::fs::write(run_dir.join("watch-sessions.json"), serde_json::to_string(&sessions)?)?;
+    std::fs::write(run_dir.join("final-lists.json"), serde_json::to_string(&finals.lists)?)?;
     std::fs::write(run_dir.join("report.json"), serde_json::to_string_pretty(&report)?)?;
     std::fs::write(
         run_dir.join("timeline.html"),
@@ -234,6 +230,54 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         }
     }
     Ok(report)
+}
+
+/// The checkers that need only the recorded history (and the final lists).
+pub fn check_history(
+    workloads: &[WorkloadKind],
+    completed: &[Completed],
+    sessions: &[crate::history::WatchSession],
+    final_lists: &BTreeMap<String, Vec<u64>>,
+    deadline: Duration,
+) -> Vec<CheckResult> {
+    let deadline = Instant::now() + deadline;
+    let mut checks = Vec::new();
+    if workloads.contains(&WorkloadKind::Register) {
+        checks.push(check::linearizable::check(completed, deadline));
+        checks.push(check::revisions::check(completed));
+    }
+    if workloads.contains(&WorkloadKind::Watch) {
+        checks.push(check::watch::check(sessions, completed, register::PREFIX));
+    }
+    if workloads.contains(&WorkloadKind::Lease) {
+        checks.push(check::lease::check(completed, sessions));
+    }
+    if workloads.contains(&WorkloadKind::Append) {
+        checks.push(check::append::check(completed, final_lists));
+    }
+    checks
+}
+
+/// Checks a run folder's history again (after a checker changed, or with a longer
+/// deadline), without a cluster.
+pub fn recheck(run_dir: &std::path::Path, deadline: Duration) -> Result<Vec<CheckResult>> {
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json"))?)?;
+    let workloads: Vec<String> = serde_json::from_value(report["workloads"].clone())?;
+    let workloads = WorkloadKind::parse(&workloads).map_err(anyhow::Error::msg)?;
+    let events = crate::history::from_json_lines(&std::fs::read_to_string(run_dir.join("history.jsonl"))?)?;
+    let sessions: Vec<crate::history::WatchSession> =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("watch-sessions.json"))?)?;
+    let final_lists = match std::fs::read_to_string(run_dir.join("final-lists.json")) {
+        Ok(text) => serde_json::from_str(&text)?,
+        Err(_) => BTreeMap::new(),
+    };
+    Ok(check_history(
+        &workloads,
+        &pair(&events),
+        &sessions,
+        &final_lists,
+        deadline,
+    ))
 }
 
 pub fn reproduce_command(options: &RunOptions) -> String {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use etcd_client::PutOptions;
 
-use super::{OP_TIMEOUT, WorkloadConfig, classify_write_error, connect};
+use super::{ERROR_BACKOFF, OP_TIMEOUT, WorkloadConfig, classify_write_error, connect};
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::rng::Rng;
@@ -65,11 +65,13 @@ async fn client(id: u64, config: WorkloadConfig, recorder: Recorder) {
             Ok(Err(e)) => {
                 recorder.complete(process, classify_write_error(&e), grant, None, Some(e.to_string()));
                 process += 100;
+                tokio::time::sleep(ERROR_BACKOFF).await;
                 continue;
             }
             Err(_) => {
                 recorder.complete(process, Kind::Info, grant, None, Some("timed out".into()));
                 process += 100;
+                tokio::time::sleep(ERROR_BACKOFF).await;
                 continue;
             }
         };
