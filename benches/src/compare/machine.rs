@@ -79,3 +79,75 @@ pub fn first_line(text: Option<String>) -> String {
     text.and_then(|text| text.lines().next().map(str::to_owned))
         .unwrap_or_else(|| "unknown".to_owned())
 }
+
+/// CPU time counters, in the kernel's clock ticks, to tell how much of the machine
+/// other processes used while a cluster was measured.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuSample {
+    /// All CPUs' busy and total time (/proc/stat).
+    machine_busy: u64,
+    machine_total: u64,
+    /// This process and its reaped children (the servers it ran): /proc/self/stat.
+    own: u64,
+}
+
+impl CpuSample {
+    pub fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let times: Vec<u64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|field| field.parse().ok())
+            .collect();
+        let machine_total: u64 = times.iter().take(8).sum();
+        // idle and iowait are the 4th and 5th fields.
+        let machine_idle = times.get(3)? + times.get(4)?;
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Fields after the command name (which is in parentheses and may hold spaces):
+        // utime, stime, cutime and cstime are the 12th to 15th.
+        let after_name = own_stat.rsplit_once(')')?.1;
+        let own: u64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|field| field.parse::<u64>().ok())
+            .sum();
+        Some(Self {
+            machine_busy: machine_total - machine_idle,
+            machine_total,
+            own,
+        })
+    }
+
+    /// The share of the machine's CPU time (0..1) that went to processes other than this
+    /// one and its reaped children between `self` and `later`.
+    pub fn others_share(&self, later: &CpuSample) -> f64 {
+        let total = later.machine_total.saturating_sub(self.machine_total);
+        let busy = later.machine_busy.saturating_sub(self.machine_busy);
+        let own = later.own.saturating_sub(self.own);
+        if total == 0 {
+            return 0.0;
+        }
+        busy.saturating_sub(own) as f64 / total as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_cpu_time() {
+        let before = CpuSample::now().expect("/proc is readable");
+        let mut spin = 0u64;
+        for value in 0..5_000_000u64 {
+            spin = spin.wrapping_add(value * value);
+        }
+        std::hint::black_box(spin);
+        let after = CpuSample::now().expect("/proc is readable");
+        let share = before.others_share(&after);
+        assert!((0.0..=1.0).contains(&share), "share {share}");
+    }
+}

@@ -106,7 +106,11 @@ pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
         for (system, binary) in &binaries {
             let root = temp.path().join(format!("{}-{replicas}", system.name()));
             eprintln!("== {} with {replicas} replica(s)", system.name());
-            let run = measure_cluster(*system, binary, replicas, &root, &scenarios, failover_runs).await;
+            let cpu_before = machine::CpuSample::now();
+            let mut run = measure_cluster(*system, binary, replicas, &root, &scenarios, failover_runs).await;
+            if let (Some(before), Some(after)) = (cpu_before, machine::CpuSample::now()) {
+                run.others_cpu_share = Some(before.others_share(&after));
+            }
             let _ = std::fs::remove_dir_all(&root);
             runs.push(run);
         }
@@ -131,6 +135,7 @@ async fn measure_cluster(
         rss_kib: Vec::new(),
         failovers: Vec::new(),
         failure: None,
+        others_cpu_share: None,
     };
     let mut cluster = match Cluster::start(system, binary, replicas, root) {
         Ok(cluster) => cluster,
@@ -206,7 +211,8 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
     println!(
         "- both servers: the same etcd flags, on 127.0.0.1, data dirs in one temp dir, \
          --heartbeat-interval {HEARTBEAT_INTERVAL_MS} --election-timeout {ELECTION_TIMEOUT_MS}; \
-         the load generator runs on the same machine"
+         the load generator runs on the same machine (the tables note how much CPU other processes \
+         took meanwhile)"
     );
     println!("- keys {KEY_SIZE} bytes, values {VAL_SIZE} bytes; workloads:");
     for scenario in scenarios {
@@ -270,6 +276,7 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
             ("rss_kib", json!(run.rss_kib)),
             ("failover_gap_ms", json!(gaps)),
             ("failover_new_leader_ms", json!(elections)),
+            ("others_cpu_share", json!(run.others_cpu_share)),
             ("failure", json!(run.failure)),
         ];
         println!("{}", json_line(fields.map(|(name, value)| (name.to_owned(), value))));

@@ -18,6 +18,8 @@ pub struct SystemRun {
     pub failovers: Vec<Result<FailoverSample, String>>,
     /// Why the cluster could not be measured at all, if it could not.
     pub failure: Option<String>,
+    /// The share of the machine's CPU (0..1) that other processes used meanwhile.
+    pub others_cpu_share: Option<f64>,
 }
 
 impl SystemRun {
@@ -216,6 +218,12 @@ fn rows(replicas: usize) -> Vec<Row> {
             Box::new(|run| number(run.median_failover(|sample| sample.new_leader_after).map(ms), 0)),
         ));
     }
+    rows.push(row(
+        "CPU used by other processes meanwhile (% of the machine)",
+        None,
+        None,
+        Box::new(|run| number(run.others_cpu_share.map(|share| share * 100.0), 1)),
+    ));
     rows.push(row(
         "request errors, all workloads",
         lower,
