@@ -282,7 +282,11 @@ pub fn markdown(replicas: usize, runs: &[&SystemRun]) -> String {
         let etcd_cell = etcd.map_or(Cell::Missing, |run| (row.cell)(run));
         let berth_cell = berth.map_or(Cell::Missing, |run| (row.cell)(run));
         let ratio = match (&etcd_cell, &berth_cell) {
-            (Cell::Number { value: etcd, .. }, Cell::Number { value: berth, .. }) if *etcd > 0.0 => Some(berth / etcd),
+            (Cell::Number { value: etcd, .. }, Cell::Number { value: berth, .. })
+                if *etcd > 0.0 && row.better.is_some() =>
+            {
+                Some(berth / etcd)
+            }
             _ => None,
         };
         let better = match row.better {
