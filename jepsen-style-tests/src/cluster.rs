@@ -57,12 +57,28 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     /// (from, to) → the proxy `from` dials `to` through.
     proxies: BTreeMap<(usize, usize), LinkProxy>,
+    /// Every crash seen so far (a replica that exited without being killed).
+    pub crashes: Vec<String>,
 }
 
 const CLUSTER_TOKEN: &str = "berth-jepsen";
 
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// A port for a replica to listen on for the whole run, restarts included. It is
+/// taken below the kernel's ephemeral range, so no outgoing connection can be
+/// holding it when a killed replica restarts.
+fn reserve_port(rng: &mut crate::rng::Rng) -> Result<u16> {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (lo, hi) = (10_000u64, u64::from(ephemeral_start.max(10_100)) - 1);
+    for _ in 0..1000 {
+        let port = rng.between(lo, hi) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port below the ephemeral range")
 }
 
 fn signal(pid: u32, signal: &str) -> Result<()> {
@@ -81,14 +97,17 @@ impl Cluster {
     pub async fn start(spec: ClusterSpec) -> Result<Cluster> {
         std::fs::create_dir_all(&spec.dir).with_context(|| format!("creating {}", spec.dir.display()))?;
         let mut nodes = Vec::new();
+        // Seeded by the process too, so concurrent runs with one seed do not collide.
+        let mut ports = crate::rng::Rng::new(spec.seed ^ u64::from(std::process::id()) << 20);
         for i in 0..spec.nodes {
             let name = format!("n{}", i + 1);
+            let (client_port, peer_port) = (reserve_port(&mut ports)?, reserve_port(&mut ports)?);
             nodes.push(Node {
                 data_dir: spec.dir.join(&name),
                 log: spec.dir.join(format!("{name}.log")),
                 name,
-                client_port: free_port()?,
-                peer_port: free_port()?,
+                client_port,
+                peer_port,
                 child: None,
                 is_paused: false,
             });
@@ -103,7 +122,12 @@ impl Cluster {
                 }
             }
         }
-        let mut cluster = Cluster { spec, nodes, proxies };
+        let mut cluster = Cluster {
+            spec,
+            nodes,
+            proxies,
+            crashes: Vec::new(),
+        };
         for i in 0..cluster.nodes.len() {
             cluster.spawn(i)?;
         }
@@ -169,6 +193,28 @@ impl Cluster {
         node.child = Some(child);
         node.is_paused = false;
         Ok(())
+    }
+
+    /// Replicas that exited without being killed (a crash), with how and the end of
+    /// their log. They are marked dead, so healing restarts them.
+    pub fn reap_crashed(&mut self) -> Vec<String> {
+        let mut crashed = Vec::new();
+        for node in &mut self.nodes {
+            let exited = node.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                node.child = None;
+                node.is_paused = false;
+                let log = std::fs::read_to_string(&node.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(5).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                crashed.push(format!(
+                    "{} exited by itself ({status}); its log ends: {}",
+                    node.name,
+                    tail.join(" | ")
+                ));
+            }
+        }
+        crashed
     }
 
     /// kill -9.
@@ -238,6 +284,8 @@ impl Cluster {
 
     /// Everything back: network healed, paused replicas resumed, dead ones restarted.
     pub fn heal_all(&mut self) -> Result<()> {
+        let crashed = self.reap_crashed();
+        self.crashes.extend(crashed);
         self.heal_network();
         for i in 0..self.nodes.len() {
             self.resume(i)?;

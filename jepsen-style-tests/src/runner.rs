@@ -187,6 +187,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     }
     checks.push(durability_check(&endpoints, &completed).await);
     checks.push(convergence_check(&cluster, &endpoints).await);
+    checks.push(crash_check(&cluster).await);
 
     let ops = count(&completed);
     let throughput = throughput(&completed, &faults, healed_ns);
@@ -545,6 +546,24 @@ async fn convergence_check(cluster: &Arc<Mutex<Cluster>>, endpoints: &[String]) 
         });
     }
     result("convergence", anomalies, hashes.len(), started)
+}
+
+/// No replica exited on its own (a panic, a fatal storage error) during the run.
+async fn crash_check(cluster: &Arc<Mutex<Cluster>>) -> CheckResult {
+    let started = Instant::now();
+    let mut c = cluster.lock().await;
+    let late = c.reap_crashed();
+    c.crashes.extend(late);
+    let anomalies = c
+        .crashes
+        .iter()
+        .map(|description| Anomaly {
+            kind: "crash".into(),
+            description: description.clone(),
+            ops: Vec::new(),
+        })
+        .collect();
+    result("crashes", anomalies, c.nodes.len(), started)
 }
 
 /// Once nothing keeps them alive, every lease expires and takes its key with it.
