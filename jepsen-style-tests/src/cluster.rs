@@ -32,6 +32,12 @@ pub struct Node {
     pub log: PathBuf,
     child: Option<Child>,
     is_paused: bool,
+    /// Taken out of the membership by the nemesis; not restarted by a heal.
+    pub is_removed: bool,
+    /// Restart with `--initial-cluster-state existing` (it was added back).
+    pub joins_existing: bool,
+    /// The member ID it reported last (it changes when the member is added back).
+    member_id: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Node {
@@ -110,6 +116,9 @@ impl Cluster {
                 peer_port,
                 child: None,
                 is_paused: false,
+                is_removed: false,
+                joins_existing: false,
+                member_id: Default::default(),
             });
         }
         let mut proxies = BTreeMap::new();
@@ -171,6 +180,10 @@ impl Cluster {
             "--dial-peer-urls".into(),
             dial.join(","),
         ];
+        if node.joins_existing {
+            args.push("--initial-cluster-state".into());
+            args.push("existing".into());
+        }
         if let Some(fault) = &self.spec.test_fault {
             args.push("--test-fault".into());
             args.push(fault.clone());
@@ -289,34 +302,52 @@ impl Cluster {
         self.heal_network();
         for i in 0..self.nodes.len() {
             self.resume(i)?;
-            self.restart(i)?;
+            if !self.nodes[i].is_removed {
+                self.restart(i)?;
+            }
         }
         Ok(())
+    }
+
+    /// Deletes a (stopped) replica's data dir, as for a replacement machine.
+    pub fn wipe(&mut self, i: usize) -> Result<()> {
+        self.kill(i);
+        let dir = &self.nodes[i].data_dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).with_context(|| format!("wiping {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    pub fn peer_url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.nodes[i].peer_port)
     }
 
     pub fn endpoints(&self) -> Vec<String> {
         self.nodes.iter().map(Node::endpoint).collect()
     }
 
-    /// A replica's member ID, derived as berth derives it from its peer URL and token.
-    pub fn member_id(&self, i: usize) -> u64 {
-        let url = format!("http://127.0.0.1:{}", self.nodes[i].peer_port);
-        berth_store::config::member_id(&[url], CLUSTER_TOKEN)
-    }
-
-    /// The replica that leads, as the running, unpaused replicas report it (the
-    /// first that names a leader wins).
+    /// The replica that leads, as the running, unpaused replicas report it. Member
+    /// IDs are learned from each replica's own answers (they change when a member is
+    /// removed and added back), so a leader that stopped answering is still known.
     pub async fn leader(&self) -> Option<usize> {
+        let mut leader = 0;
         for node in self.nodes.iter().filter(|n| n.is_running() && !n.is_paused()) {
             let Some(status) = status(&node.endpoint()).await else {
                 continue;
             };
-            if status.leader == 0 {
-                continue;
+            node.member_id
+                .store(status.member_id, std::sync::atomic::Ordering::Relaxed);
+            if leader == 0 {
+                leader = status.leader;
             }
-            return (0..self.nodes.len()).find(|i| self.member_id(*i) == status.leader);
         }
-        None
+        if leader == 0 {
+            return None;
+        }
+        self.nodes
+            .iter()
+            .position(|n| n.member_id.load(std::sync::atomic::Ordering::Relaxed) == leader)
     }
 
     /// Waits until a leader is known; the time it took.

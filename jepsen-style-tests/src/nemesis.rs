@@ -28,6 +28,8 @@ pub enum FaultKind {
     PartitionOneWay,
     Delay,
     Loss,
+    /// Remove a member, wipe it, and add it back as a new member.
+    Membership,
 }
 
 impl FaultKind {
@@ -41,6 +43,7 @@ impl FaultKind {
             | FaultKind::PartitionOneWay => "partition",
             FaultKind::Delay => "delay",
             FaultKind::Loss => "loss",
+            FaultKind::Membership => "membership",
         }
     }
 
@@ -60,6 +63,7 @@ impl FaultKind {
             PartitionOneWay,
             Delay,
             Loss,
+            Membership,
         ];
         let mut kinds = Vec::new();
         for name in names {
@@ -70,7 +74,7 @@ impl FaultKind {
                 .collect();
             if matched.is_empty() {
                 return Err(format!(
-                    "unknown nemesis {name:?}: choose from kill, pause, partition, delay, loss, all"
+                    "unknown nemesis {name:?}: choose from kill, pause, partition, delay, loss, membership, all"
                 ));
             }
             kinds.extend(matched);
@@ -132,11 +136,16 @@ pub async fn run(
         tokio::time::sleep(quiet).await;
         let kind = *rng.pick(&schedule.kinds);
         let start_ns = recorder.now_ns();
-        let description = match inject(&cluster, kind, &mut rng).await {
-            Ok(description) => description,
-            Err(e) => format!("could not inject: {e}"),
+        let (description, removed) = match inject(&cluster, kind, &mut rng).await {
+            Ok(Injected { description, removed }) => (description, removed),
+            Err(e) => (format!("could not inject: {e}"), None),
         };
         tokio::time::sleep(hold).await;
+        if let Some(i) = removed
+            && let Err(e) = add_back(&cluster, i).await
+        {
+            eprintln!("nemesis: adding a removed member back failed: {e:#}");
+        }
         if let Err(e) = cluster.lock().await.heal_all() {
             eprintln!("nemesis: healing failed: {e}");
         }
@@ -150,7 +159,95 @@ pub async fn run(
     records
 }
 
-async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -> anyhow::Result<String> {
+struct Injected {
+    description: String,
+    /// A member the fault removed, to add back when it heals.
+    removed: Option<usize>,
+}
+
+impl From<String> for Injected {
+    fn from(description: String) -> Self {
+        Self {
+            description,
+            removed: None,
+        }
+    }
+}
+
+async fn member_client(c: &Cluster, except: usize) -> anyhow::Result<etcd_client::Client> {
+    let endpoints: Vec<String> = (0..c.nodes.len())
+        .filter(|i| *i != except && !c.nodes[*i].is_removed)
+        .map(|i| c.nodes[i].endpoint())
+        .collect();
+    crate::workload::connect(&endpoints)
+        .await
+        .ok_or_else(|| anyhow::anyhow!("no member answers"))
+}
+
+/// Retries a membership call while the cluster is busy with another change.
+async fn retry<T, F, Fut>(mut f: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Removes a follower from the membership, kills it and wipes its data.
+async fn remove_member(c: &mut Cluster, victim: usize) -> anyhow::Result<Injected> {
+    let peer_url = c.peer_url(victim);
+    let client = member_client(c, victim).await?;
+    let members = retry(|| {
+        let mut client = client.clone();
+        async move { client.member_list().await }
+    })
+    .await?;
+    let id = members
+        .members()
+        .iter()
+        .find(|m| m.peer_urls().contains(&peer_url))
+        .map(|m| m.id())
+        .ok_or_else(|| anyhow::anyhow!("{} is not a member", c.nodes[victim].name))?;
+    retry(|| {
+        let mut client = client.clone();
+        async move { client.member_remove(id).await }
+    })
+    .await?;
+    c.wipe(victim)?;
+    c.nodes[victim].is_removed = true;
+    Ok(Injected {
+        description: format!("remove {} from the membership and wipe it", c.nodes[victim].name),
+        removed: Some(victim),
+    })
+}
+
+/// Adds a removed replica back as a new member and starts it empty.
+async fn add_back(cluster: &Arc<Mutex<Cluster>>, i: usize) -> anyhow::Result<()> {
+    let mut c = cluster.lock().await;
+    let peer_url = c.peer_url(i);
+    let client = member_client(&c, i).await?;
+    retry(|| {
+        let mut client = client.clone();
+        let urls = vec![peer_url.clone()];
+        async move { client.member_add(urls, None).await }
+    })
+    .await?;
+    c.nodes[i].is_removed = false;
+    c.nodes[i].joins_existing = true;
+    c.restart(i)
+}
+
+async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -> anyhow::Result<Injected> {
     let leader = cluster.lock().await.leader().await;
     let mut c = cluster.lock().await;
     let n = c.nodes.len();
@@ -162,6 +259,17 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -
         shuffled.swap(i, rng.below(i as u64 + 1) as usize);
     }
     let majority = n / 2 + 1;
+    if kind == FaultKind::Membership {
+        let Some(leader) = leader else {
+            return Ok("no leader to change the membership through".to_string().into());
+        };
+        let followers: Vec<usize> = (0..n).filter(|i| *i != leader && !c.nodes[*i].is_removed).collect();
+        if followers.len() + 1 <= majority {
+            return Ok("too few members to remove one".to_string().into());
+        }
+        let victim = *rng.pick(&followers);
+        return remove_member(&mut c, victim).await;
+    }
     Ok(match kind {
         FaultKind::KillLeader => {
             c.kill(leader_or_random);
@@ -229,22 +337,23 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -
             format!("one-way: {} cannot send to anyone", name(&c, leader_or_random))
         }
         FaultKind::Delay => {
+            // The links to and from one replica, chosen at random.
             let delay = Duration::from_millis(rng.between(20, 120));
-            for from in 0..n {
-                for to in 0..n {
-                    c.set_link(from, to, delay, 0);
-                }
+            for other in (0..n).filter(|o| *o != random) {
+                c.set_link(random, other, delay, 0);
+                c.set_link(other, random, delay, 0);
             }
-            format!("delay every peer link by {delay:?}")
+            format!("delay every link of {} by {delay:?}", name(&c, random))
         }
         FaultKind::Loss => {
             let percent = rng.between(5, 30);
-            for from in 0..n {
-                for to in 0..n {
-                    c.set_link(from, to, Duration::ZERO, percent);
-                }
+            for other in (0..n).filter(|o| *o != random) {
+                c.set_link(random, other, Duration::ZERO, percent);
+                c.set_link(other, random, Duration::ZERO, percent);
             }
-            format!("{percent}% of chunks stall on every peer link")
+            format!("{percent}% of chunks stall on every link of {}", name(&c, random))
         }
-    })
+        FaultKind::Membership => unreachable!("handled above"),
+    }
+    .into())
 }

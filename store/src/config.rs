@@ -116,6 +116,16 @@ pub fn member_id(peer_urls: &[String], cluster_token: &str) -> u64 {
     fnv64(&[joined.as_bytes(), cluster_token.as_bytes()]).max(1)
 }
 
+/// The ID MemberAdd gives a new member: unlike the initial members' IDs it also
+/// depends on where the log stood, so a member removed and added again with the same
+/// peer URLs is a new member (a fresh replica must never reuse an ID that voted).
+pub fn added_member_id(peer_urls: &[String], cluster_token: &str, log_index: u64) -> u64 {
+    let mut urls: Vec<&str> = peer_urls.iter().map(String::as_str).collect();
+    urls.sort_unstable();
+    let joined = urls.join(",");
+    fnv64(&[joined.as_bytes(), cluster_token.as_bytes(), &log_index.to_be_bytes()]).max(1)
+}
+
 /// The cluster's ID. etcd derives it from the initial members; berth derives it
 /// from the cluster token alone, so that a member that joins later (started with
 /// `--initial-cluster-state existing`) computes the same ID without asking.

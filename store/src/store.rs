@@ -30,7 +30,7 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 
 use crate::backend::{self, SharedBackend};
-use crate::config::{ClusterState, StoreConfig, cluster_id, member_id};
+use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
 use crate::error::{Result, StoreError};
 use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
 use crate::mvcc::KeyRange;
@@ -143,6 +143,38 @@ fn write_member_record(member_dir: &Path, record: &MemberRecord) -> Result<()> {
     write().map_err(|e| io_error("writing", &path, e))
 }
 
+/// Asks the running members, in turn, for the ID that MemberAdd gave this replica.
+async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
+    let me = &config.initial_advertise_peer_urls;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last_error = String::from("no other member in --initial-cluster");
+    while tokio::time::Instant::now() < deadline {
+        for (name, urls) in config.initial_cluster.iter().filter(|(_, urls)| urls != me) {
+            let url = config
+                .dial_peer_urls
+                .get(name)
+                .cloned()
+                .or_else(|| urls.first().cloned())
+                .unwrap_or_default();
+            let Ok(channel) = crate::raft::peer_channel(&url) else {
+                continue;
+            };
+            let mut client = PeerClient::new(channel);
+            let mut request = tonic::Request::new(berth_proto::berthpb::JoinRequest { peer_urls: me.clone() });
+            request.set_timeout(Duration::from_secs(2));
+            match client.join(request).await {
+                Ok(reply) => return Ok(reply.into_inner().member_id),
+                Err(status) => last_error = format!("{name} ({url}): {}", status.message()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(StoreError::InvalidArgument(format!(
+        "cannot join the cluster with --initial-cluster-state existing: {last_error} \
+         (add this member with `etcdctl member add` first)"
+    )))
+}
+
 fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
     let heartbeat_ms = config.heartbeat_interval.as_millis() as u64;
     let election_ms = config.election_timeout.as_millis() as u64;
@@ -167,7 +199,12 @@ impl Store {
     /// Opens (or creates) the replica's data dir and starts its Raft node. The peer
     /// service must be served (see `server`) for other replicas to reach it.
     pub async fn open(config: StoreConfig) -> Result<Store> {
-        let my_id = member_id(&config.initial_advertise_peer_urls, &config.initial_cluster_token);
+        let is_fresh = !config.data_dir.join("member").join(MEMBER_FILE).exists();
+        let my_id = if is_fresh && config.initial_cluster_state == ClusterState::Existing {
+            join_cluster(&config).await?
+        } else {
+            member_id(&config.initial_advertise_peer_urls, &config.initial_cluster_token)
+        };
         let fresh_cluster_id = cluster_id(&config.initial_cluster_token);
         let (member_dir, record, is_restart) = open_member_dir(&config, my_id, fresh_cluster_id)?;
         let id = record.id;
@@ -766,7 +803,8 @@ impl Store {
                 {
                     return Err(StoreError::PeerUrlExists);
                 }
-                let id = member_id(&change.peer_urls, &self.inner.config.initial_cluster_token);
+                let log_index = self.inner.raft.metrics().borrow().last_log_index.unwrap_or(0);
+                let id = added_member_id(&change.peer_urls, &self.inner.config.initial_cluster_token, log_index);
                 let info = MemberInfo {
                     name: String::new(),
                     peer_urls: change.peer_urls.clone(),
@@ -865,6 +903,14 @@ impl Store {
             .await
             .map(|_| ())
             .map_err(|_| StoreError::Timeout)
+    }
+
+    /// The ID of the member with these peer URLs (the answer to a joining replica).
+    pub fn member_with_peer_urls(&self, peer_urls: &[String]) -> Option<NodeId> {
+        self.members()
+            .into_iter()
+            .find(|m| m.peer_ur_ls.iter().any(|u| peer_urls.contains(u)))
+            .map(|m| m.id)
     }
 
     pub fn is_learner(&self) -> bool {

@@ -3,7 +3,8 @@
 
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{
-    Command, CommandResult, MemberChange, MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse,
+    Command, CommandResult, JoinRequest, JoinResponse, MemberChange, MemberChangeResponse, RaftPayload,
+    ReadIndexRequest, ReadIndexResponse,
 };
 use berth_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
@@ -106,5 +107,16 @@ impl Peer for PeerService {
                 other => to_status(other),
             })?;
         Ok(Response::new(MemberChangeResponse { member }))
+    }
+
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let peer_urls = request.into_inner().peer_urls;
+        match self.store.member_with_peer_urls(&peer_urls) {
+            Some(member_id) => Ok(Response::new(JoinResponse {
+                member_id,
+                cluster_id: self.store.cluster_id(),
+            })),
+            None => Err(Status::not_found(format!("no member has peer URLs {peer_urls:?}"))),
+        }
     }
 }
