@@ -264,7 +264,7 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -
             return Ok("no leader to change the membership through".to_string().into());
         };
         let followers: Vec<usize> = (0..n).filter(|i| *i != leader && !c.nodes[*i].is_removed).collect();
-        if followers.len() + 1 <= majority {
+        if followers.len() < majority {
             return Ok("too few members to remove one".to_string().into());
         }
         let victim = *rng.pick(&followers);
