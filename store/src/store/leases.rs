@@ -1,0 +1,156 @@
+//! Leases: grants and revocations go through the log; keepalives and TTL queries
+//! are the leader's, answered from its lessor's memory.
+
+use super::*;
+
+impl Store {
+    pub async fn lease_grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse> {
+        if req.ttl > MAX_LEASE_TTL_SECONDS {
+            return Err(StoreError::LeaseTtlTooLarge { ttl: req.ttl });
+        }
+        if req.id < 0 {
+            return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
+        }
+        req.ttl = self.inner.lessor.effective_ttl(req.ttl);
+        let client_chose = req.id != 0;
+        loop {
+            if !client_chose {
+                req.id = self.next_lease_id();
+            }
+            let granted = self
+                .write(command::Command::LeaseGrant(req), |r| match r {
+                    command_result::Result::LeaseGrant(resp) => Some(resp),
+                    _ => None,
+                })
+                .await;
+            match granted {
+                // A server-chosen ID that happens to be taken: choose again.
+                Err(StoreError::LeaseExists { .. }) if !client_chose => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// A lease ID nobody else will pick: this member's ID mixed with time and a counter.
+    fn next_lease_id(&self) -> i64 {
+        let seq = self.inner.lease_id_seq.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        let mut x = self.inner.id ^ now.rotate_left(17) ^ seq.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        ((x >> 1) as i64).max(1)
+    }
+
+    pub async fn lease_revoke(&self, req: LeaseRevokeRequest) -> Result<LeaseRevokeResponse> {
+        self.write(command::Command::LeaseRevoke(req), |r| match r {
+            command_result::Result::LeaseRevoke(resp) => Some(resp),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Renews a lease in the leader's memory; TTL 0 in the reply means not found.
+    pub async fn lease_keep_alive(&self, req: LeaseKeepAliveRequest) -> Result<LeaseKeepAliveResponse> {
+        let remote = req;
+        self.on_leader(
+            |store| store.lease_keep_alive_local(req),
+            |mut peer| async move { peer.lease_keep_alive(remote).await },
+        )
+        .await
+    }
+
+    pub fn lease_keep_alive_local(&self, req: LeaseKeepAliveRequest) -> Result<LeaseKeepAliveResponse> {
+        if !self.inner.lessor.is_primary() {
+            return Err(StoreError::LeaderChanged);
+        }
+        let (ttl, revision) = {
+            let state = self.inner.state.read();
+            (
+                state.leases.get(req.id).map(|l| l.ttl_seconds),
+                state.kv.current_revision(),
+            )
+        };
+        let ttl = match ttl {
+            Some(ttl) => {
+                self.inner.lessor.renew(req.id, ttl);
+                ttl
+            }
+            None => 0,
+        };
+        Ok(LeaseKeepAliveResponse {
+            header: Some(self.header(revision)),
+            id: req.id,
+            ttl,
+        })
+    }
+
+    pub async fn lease_time_to_live(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
+        let remote = req;
+        self.on_leader(
+            |store| store.lease_time_to_live_local(req),
+            |mut peer| async move { peer.lease_time_to_live(remote).await },
+        )
+        .await
+    }
+
+    /// Runs `local` on the leader, or asks the leader through `remote` from a follower.
+    async fn on_leader<T, Fut>(
+        &self,
+        local: impl FnOnce(&Self) -> Result<T>,
+        remote: impl FnOnce(PeerClient<Channel>) -> Fut,
+    ) -> Result<T>
+    where
+        T: HasHeader,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
+        let leader = self.wait_for_leader().await?;
+        if leader == self.inner.id {
+            return local(self);
+        }
+        let peer = self.peer(leader)?;
+        let reply = tokio::time::timeout(REQUEST_TIMEOUT, remote(peer))
+            .await
+            .map_err(|_| StoreError::Timeout)?
+            .map_err(|_| StoreError::LeaderChanged)?;
+        let mut resp = reply.into_inner();
+        self.fill_header(resp.header_mut());
+        Ok(resp)
+    }
+
+    pub fn lease_time_to_live_local(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
+        let state = self.inner.state.read();
+        let revision = state.kv.current_revision();
+        let Some(lease) = state.leases.get(req.id) else {
+            // etcd answers an unknown lease with TTL -1, not an error.
+            return Ok(LeaseTimeToLiveResponse {
+                header: Some(self.header(revision)),
+                id: req.id,
+                ttl: -1,
+                ..Default::default()
+            });
+        };
+        Ok(LeaseTimeToLiveResponse {
+            header: Some(self.header(revision)),
+            id: req.id,
+            ttl: self.inner.lessor.remaining_seconds(req.id, lease.ttl_seconds),
+            granted_ttl: lease.ttl_seconds,
+            keys: if req.keys {
+                lease.keys.iter().cloned().collect()
+            } else {
+                Vec::new()
+            },
+        })
+    }
+
+    pub fn lease_leases(&self) -> LeaseLeasesResponse {
+        let state = self.inner.state.read();
+        LeaseLeasesResponse {
+            header: Some(self.header(state.kv.current_revision())),
+            leases: state.leases.ids().map(|(id, _)| LeaseStatus { id }).collect(),
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! Membership: the etcd Cluster operations over openraft's learners and
+//! `change_membership`, and how a replica joining an existing cluster learns its ID.
+
+use super::*;
+
+impl Store {
+    /// The members as the latest membership (committed or not) has them.
+    pub fn members(&self) -> Vec<Member> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, info)| Member {
+                id: *id,
+                name: info.name.clone(),
+                peer_ur_ls: info.peer_urls.clone(),
+                client_ur_ls: info.client_urls.clone(),
+                is_learner: !voters.contains(id),
+            })
+            .collect()
+    }
+
+    pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {
+        let leader = self.wait_for_leader().await?;
+        if leader != self.inner.id {
+            let mut client = self.peer(leader)?;
+            let reply = client
+                .change_member(change)
+                .await
+                .map_err(|s| crate::grpc::status_to_error(&s))?;
+            return Ok(reply.into_inner().member);
+        }
+        self.change_member_local(change).await
+    }
+
+    pub async fn change_member_local(&self, change: MemberChange) -> Result<Option<Member>> {
+        let members = self.members();
+        let find = |id: NodeId| {
+            members
+                .iter()
+                .find(|m| m.id == id)
+                .ok_or(StoreError::MemberNotFound { id })
+        };
+        match member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add) {
+            member_change::Action::Add => {
+                if change.peer_urls.is_empty() {
+                    return Err(StoreError::InvalidArgument(
+                        "member add needs at least one peer URL".into(),
+                    ));
+                }
+                if members
+                    .iter()
+                    .any(|m| m.peer_ur_ls.iter().any(|u| change.peer_urls.contains(u)))
+                {
+                    return Err(StoreError::PeerUrlExists);
+                }
+                let log_index = self.inner.raft.metrics().borrow().last_log_index.unwrap_or(0);
+                let id = added_member_id(&change.peer_urls, &self.inner.config.initial_cluster_token, log_index);
+                let info = MemberInfo {
+                    name: String::new(),
+                    peer_urls: change.peer_urls.clone(),
+                    client_urls: Vec::new(),
+                };
+                let added = self
+                    .inner
+                    .raft
+                    .add_learner(id, info, false)
+                    .await
+                    .map_err(membership_error)?;
+                self.wait_membership(added.log_id).await?;
+                if !change.is_learner {
+                    self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), true)
+                        .await?;
+                }
+                Ok(Some(Member {
+                    id,
+                    peer_ur_ls: change.peer_urls,
+                    is_learner: change.is_learner,
+                    ..Default::default()
+                }))
+            }
+            member_change::Action::Remove => {
+                let member = find(change.id)?;
+                // Removing a voter without retaining it removes the node as well.
+                let removal = if member.is_learner {
+                    ChangeMembers::RemoveNodes(BTreeSet::from([change.id]))
+                } else {
+                    ChangeMembers::RemoveVoters(BTreeSet::from([change.id]))
+                };
+                self.change_membership(removal, false).await?;
+                Ok(None)
+            }
+            member_change::Action::Publish => {
+                find(change.id)?;
+                let info = MemberInfo {
+                    name: change.name,
+                    peer_urls: change.peer_urls,
+                    client_urls: change.client_urls,
+                };
+                self.set_member_attributes(change.id, info).await?;
+                Ok(None)
+            }
+            member_change::Action::Promote => {
+                if !find(change.id)?.is_learner {
+                    return Err(StoreError::MemberNotLearner { id: change.id });
+                }
+                let (matched, last) = {
+                    let metrics = self.inner.raft.metrics();
+                    let metrics = metrics.borrow();
+                    let matched = metrics
+                        .replication
+                        .as_ref()
+                        .and_then(|r| r.get(&change.id).cloned().flatten())
+                        .map_or(0, |l| l.index);
+                    (matched, metrics.last_log_index.unwrap_or(0))
+                };
+                // etcd's rule: a learner within 90% of the leader's log may be promoted.
+                if (matched as f64) < last as f64 * 0.9 {
+                    return Err(StoreError::LearnerNotReady { id: change.id });
+                }
+                self.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([change.id])), true)
+                    .await?;
+                Ok(self.members().into_iter().find(|m| m.id == change.id))
+            }
+        }
+    }
+
+    /// Sets a node's attributes (the leader's side of a member publishing itself).
+    pub async fn set_member_attributes(&self, id: NodeId, info: MemberInfo) -> Result<()> {
+        self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, info)])), true)
+            .await
+    }
+
+    /// Changes the membership and waits until this replica's view shows the change,
+    /// so that a MemberList right after it answers with the new members.
+    async fn change_membership(&self, changes: ChangeMembers<NodeId, MemberInfo>, retain: bool) -> Result<()> {
+        let resp = self
+            .inner
+            .raft
+            .change_membership(changes, retain)
+            .await
+            .map_err(membership_error)?;
+        self.wait_membership(resp.log_id).await
+    }
+
+    async fn wait_membership(&self, log_id: crate::raft::LogId) -> Result<()> {
+        self.inner
+            .raft
+            .wait(Some(REQUEST_TIMEOUT))
+            .metrics(
+                |m| m.membership_config.log_id().is_some_and(|l| l.index >= log_id.index),
+                "membership change to be visible",
+            )
+            .await
+            .map(|_| ())
+            .map_err(|_| StoreError::Timeout)
+    }
+
+    /// The ID of the member with these peer URLs (the answer to a joining replica).
+    pub fn member_with_peer_urls(&self, peer_urls: &[String]) -> Option<NodeId> {
+        self.members()
+            .into_iter()
+            .find(|m| m.peer_ur_ls.iter().any(|u| peer_urls.contains(u)))
+            .map(|m| m.id)
+    }
+
+    pub fn is_learner(&self) -> bool {
+        self.members().iter().any(|m| m.id == self.inner.id && m.is_learner)
+    }
+
+    pub fn server_state(&self) -> ServerState {
+        self.inner.raft.metrics().borrow().state
+    }
+}
+
+fn membership_error(
+    e: openraft::error::RaftError<NodeId, openraft::error::ClientWriteError<NodeId, MemberInfo>>,
+) -> StoreError {
+    match e {
+        openraft::error::RaftError::APIError(openraft::error::ClientWriteError::ForwardToLeader(_)) => {
+            StoreError::LeaderChanged
+        }
+        other => StoreError::Internal(other.to_string()),
+    }
+}
+
+/// Asks the running members, in turn, for the ID that MemberAdd gave this replica.
+pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
+    let me = &config.initial_advertise_peer_urls;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut last_error = String::from("no other member in --initial-cluster");
+    while tokio::time::Instant::now() < deadline {
+        for (name, urls) in config.initial_cluster.iter().filter(|(_, urls)| urls != me) {
+            let url = config
+                .dial_peer_urls
+                .get(name)
+                .cloned()
+                .or_else(|| urls.first().cloned())
+                .unwrap_or_default();
+            let Ok(channel) = crate::raft::peer_channel(&url) else {
+                continue;
+            };
+            let mut client = PeerClient::new(channel);
+            let mut request = tonic::Request::new(berth_proto::berthpb::JoinRequest { peer_urls: me.clone() });
+            request.set_timeout(Duration::from_secs(2));
+            match client.join(request).await {
+                Ok(reply) => return Ok(reply.into_inner().member_id),
+                Err(status) => last_error = format!("{name} ({url}): {}", status.message()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(StoreError::InvalidArgument(format!(
+        "cannot join the cluster with --initial-cluster-state existing: {last_error} \
+         (add this member with `etcdctl member add` first)"
+    )))
+}

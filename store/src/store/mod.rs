@@ -1,0 +1,324 @@
+//! The store handle: one replica, usable in-process (`Store::open`) or behind the
+//! gRPC services. Every client operation of the etcd API has a method here.
+//!
+//! ```text
+//!   write ──► leader? ── yes ──► Proposer (group commit) ──► Raft log ──► apply ──► result
+//!               │ no
+//!               └──► Peer.Forward to the leader (same path there)
+//!   linearizable read ──► read index (leader confirms with a quorum) ──► wait for
+//!                         local apply ──► read the local state
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_proto::berthpb::{
+    ApplyError, Command, CommandResult, MemberChange, ReadIndexRequest, apply_error, command, command_result,
+    member_change, peer_client::PeerClient,
+};
+use berth_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, Member, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
+};
+use openraft::{ChangeMembers, ServerState};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::backend::{self, SharedBackend};
+use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
+use crate::error::{Result, StoreError};
+use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
+use crate::mvcc::KeyRange;
+use crate::proposer::{ProposeError, Proposer};
+use crate::raft::{LogStore, MemberInfo, Network, NodeId, Raft};
+use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_options};
+use crate::validate;
+use crate::watch::WatchHub;
+
+mod data_dir;
+mod leases;
+mod membership;
+mod read;
+mod write;
+
+use data_dir::{open_member_dir, write_member_record};
+use membership::join_cluster;
+
+/// etcd's version string as Status reports it; clients read it to pick features.
+pub const ETCD_VERSION: &str = "3.4.0";
+const MEMBER_FILE: &str = "member.json";
+
+/// How long a request waits for a leader or for its entry to apply.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+
+struct Inner {
+    id: NodeId,
+    cluster_id: u64,
+    config: StoreConfig,
+    raft: Raft,
+    network: Network,
+    state: StateHandle,
+    backend: SharedBackend,
+    hub: WatchHub,
+    lessor: Lessor,
+    proposer: Proposer,
+    peers: Mutex<BTreeMap<NodeId, (String, PeerClient<Channel>)>>,
+    lease_id_seq: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+/// A running store replica. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
+    let heartbeat_ms = config.heartbeat_interval.as_millis() as u64;
+    let election_ms = config.election_timeout.as_millis() as u64;
+    let raft_config = openraft::Config {
+        cluster_name: config.initial_cluster_token.clone(),
+        heartbeat_interval: heartbeat_ms,
+        election_timeout_min: election_ms,
+        election_timeout_max: election_ms * 2,
+        install_snapshot_timeout: (election_ms * 5).max(2000),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_count.max(1)),
+        max_in_snapshot_log_to_keep: config.snapshot_count.clamp(1, 5000),
+        purge_batch_size: 256,
+        max_payload_entries: 256,
+        ..Default::default()
+    };
+    raft_config
+        .validate()
+        .map_err(|e| StoreError::InvalidArgument(e.to_string()))
+}
+
+impl Store {
+    /// Opens (or creates) the replica's data dir and starts its Raft node. The peer
+    /// service must be served (see `server`) for other replicas to reach it.
+    pub async fn open(config: StoreConfig) -> Result<Store> {
+        let is_fresh = !config.data_dir.join("member").join(MEMBER_FILE).exists();
+        let my_id = if is_fresh && config.initial_cluster_state == ClusterState::Existing {
+            join_cluster(&config).await?
+        } else {
+            member_id(&config.initial_advertise_peer_urls, &config.initial_cluster_token)
+        };
+        let fresh_cluster_id = cluster_id(&config.initial_cluster_token);
+        let (member_dir, record, is_restart) = open_member_dir(&config, my_id, fresh_cluster_id)?;
+        let id = record.id;
+        let backend: SharedBackend = backend::open_on_disk(&member_dir.join("db"))
+            .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?;
+        if !is_restart {
+            let holds_data = [backend::Tree::RaftLog, backend::Tree::State].into_iter().any(|tree| {
+                backend
+                    .scan(tree, &[], None, 1)
+                    .map(|pairs| !pairs.is_empty())
+                    .unwrap_or(true)
+            });
+            if holds_data {
+                return Err(StoreError::Internal(format!(
+                    "data dir {} is corrupt: it has a database but no {MEMBER_FILE}; refusing to re-initialise",
+                    config.data_dir.display()
+                )));
+            }
+            write_member_record(&member_dir, &record)?;
+        }
+        let applied = AppliedState::load(&backend)
+            .map_err(|e| StoreError::Internal(format!("data dir {} is corrupt: {e}", config.data_dir.display())))?;
+        applied
+            .kv
+            .validate()
+            .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
+        let state = StateHandle::new(applied);
+        let hub = WatchHub::new();
+        let log_store = LogStore::new(backend.clone());
+        let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
+        let network = Network::new(config.dial_peer_urls.clone());
+        let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
+            .await
+            .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
+        // Bootstrap once: a replica that crashed after writing its member record but
+        // before the membership reached its log bootstraps again, which is safe because
+        // every initial member bootstraps with the same membership.
+        let is_initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| StoreError::Internal(format!("reading raft state: {e}")))?;
+        if !is_initialized && config.initial_cluster_state == ClusterState::New {
+            let members: BTreeMap<NodeId, MemberInfo> = config
+                .initial_cluster
+                .iter()
+                .map(|(name, urls)| {
+                    let info = MemberInfo {
+                        name: name.clone(),
+                        peer_urls: urls.clone(),
+                        client_urls: Vec::new(),
+                    };
+                    (member_id(urls, &config.initial_cluster_token), info)
+                })
+                .collect();
+            if !members.contains_key(&id) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "--initial-cluster has no member with this member's peer URLs {:?}",
+                    config.initial_advertise_peer_urls
+                )));
+            }
+            raft.initialize(members)
+                .await
+                .map_err(|e| StoreError::Internal(format!("bootstrapping: {e}")))?;
+        }
+        let proposer = Proposer::start(raft.clone());
+        let (shutdown, _) = watch::channel(false);
+        let store = Store {
+            inner: Arc::new(Inner {
+                id,
+                cluster_id: record.cluster_id,
+                lessor: Lessor::new(config.min_lease_ttl_seconds()),
+                config,
+                raft,
+                network,
+                state,
+                backend,
+                hub,
+                proposer,
+                peers: Mutex::new(BTreeMap::new()),
+                lease_id_seq: AtomicU64::new(0),
+                shutdown,
+            }),
+        };
+        crate::background::start(store.clone());
+        Ok(store)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.inner.config
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub fn state(&self) -> &StateHandle {
+        &self.inner.state
+    }
+
+    pub fn hub(&self) -> &WatchHub {
+        &self.inner.hub
+    }
+
+    pub fn lessor(&self) -> &Lessor {
+        &self.inner.lessor
+    }
+
+    pub fn backend(&self) -> &SharedBackend {
+        &self.inner.backend
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.inner.shutdown.subscribe()
+    }
+
+    pub async fn shutdown(&self) {
+        let _ = self.inner.shutdown.send(true);
+        let _ = self.inner.raft.shutdown().await;
+        let _ = self.inner.backend.flush();
+    }
+
+    /// A response header as etcd fills it.
+    pub fn header(&self, revision: i64) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.inner.cluster_id,
+            member_id: self.inner.id,
+            revision,
+            raft_term: self.inner.raft.metrics().borrow().current_term,
+        }
+    }
+
+    fn fill_header(&self, header: &mut Option<ResponseHeader>) {
+        let revision = header.as_ref().map_or(0, |h| h.revision);
+        *header = Some(self.header(revision));
+    }
+
+    pub fn current_leader(&self) -> Option<NodeId> {
+        self.inner.raft.metrics().borrow().current_leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.current_leader() == Some(self.inner.id)
+    }
+
+    /// The leader, waiting up to a few election timeouts for one to emerge.
+    async fn wait_for_leader(&self) -> Result<NodeId> {
+        let mut metrics = self.inner.raft.metrics();
+        let deadline = tokio::time::Instant::now() + self.inner.config.election_timeout * 3;
+        loop {
+            if let Some(leader) = metrics.borrow_and_update().current_leader {
+                return Ok(leader);
+            }
+            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
+                return Err(StoreError::NoLeader);
+            }
+        }
+    }
+
+    /// A gRPC client for a peer replica, by ID, from the current membership.
+    pub(crate) fn peer(&self, id: NodeId) -> Result<PeerClient<Channel>> {
+        let url = {
+            let metrics = self.inner.raft.metrics();
+            let metrics = metrics.borrow();
+            let node = metrics.membership_config.membership().get_node(&id).cloned();
+            node.map(|n| self.inner.network.dial_url(&n))
+                .filter(|url| !url.is_empty())
+                .ok_or(StoreError::MemberNotFound { id })?
+        };
+        let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known_url, client)) = peers.get(&id)
+            && *known_url == url
+        {
+            return Ok(client.clone());
+        }
+        let channel = crate::raft::peer_channel(&url).map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
+        let client = PeerClient::new(channel).max_decoding_message_size(usize::MAX);
+        peers.insert(id, (url, client.clone()));
+        Ok(client)
+    }
+}
+
+/// A response that carries etcd's header.
+trait HasHeader {
+    fn header_mut(&mut self) -> &mut Option<ResponseHeader>;
+}
+
+macro_rules! has_header {
+    ($($t:ty),*) => {
+        $(impl HasHeader for $t {
+            fn header_mut(&mut self) -> &mut Option<ResponseHeader> {
+                &mut self.header
+            }
+        })*
+    };
+}
+
+has_header!(
+    PutResponse,
+    DeleteRangeResponse,
+    TxnResponse,
+    CompactionResponse,
+    LeaseGrantResponse,
+    LeaseRevokeResponse,
+    LeaseKeepAliveResponse,
+    LeaseTimeToLiveResponse
+);

@@ -1,0 +1,76 @@
+//! Reads: linearizable by read index (the leader confirms itself with a quorum and
+//! the replica waits until it has applied that far), serializable from local state.
+
+use super::*;
+
+impl Store {
+    /// Waits until this replica has applied everything committed before the call:
+    /// the read index, confirmed by the leader with a quorum.
+    pub async fn read_barrier(&self) -> Result<()> {
+        let leader = self.wait_for_leader().await?;
+        let read_index = if leader == self.inner.id {
+            Some(self.read_index_local().await?)
+        } else {
+            let mut client = self.peer(leader)?;
+            let mut request = tonic::Request::new(ReadIndexRequest {});
+            request.set_timeout(REQUEST_TIMEOUT);
+            let reply = client.read_index(request).await.map_err(|s| match s.code() {
+                tonic::Code::DeadlineExceeded => StoreError::Timeout,
+                _ => StoreError::LeaderChanged,
+            })?;
+            Some(reply.into_inner().read_index)
+        };
+        self.wait_applied(read_index).await
+    }
+
+    /// The leader's half of `ReadIndex`: confirms leadership, returns the index.
+    pub async fn read_index_local(&self) -> Result<u64> {
+        // A leader cut off from its quorum cannot confirm itself: give up rather
+        // than wait for ever.
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.inner.raft.get_read_log_id()).await {
+            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |l| l.index)),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "read index on the leader failed");
+                Err(StoreError::LeaderChanged)
+            }
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    async fn wait_applied(&self, index: Option<u64>) -> Result<()> {
+        let Some(index) = index else { return Ok(()) };
+        if self.inner.state.read().last_applied.is_some_and(|l| l.index >= index) {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .wait(Some(REQUEST_TIMEOUT))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map(|_| ())
+            .map_err(|_| StoreError::Timeout)
+    }
+
+    pub async fn range(&self, req: RangeRequest) -> Result<RangeResponse> {
+        validate::range(&req)?;
+        if !req.serializable && !self.inner.config.test_faults.stale_reads {
+            self.read_barrier().await?;
+        }
+        let result = {
+            let state = self.inner.state.read();
+            state
+                .kv
+                .range(&KeyRange::new(&req.key, &req.range_end), &range_options(&req))?
+        };
+        Ok(RangeResponse {
+            header: Some(self.header(result.current_revision)),
+            kvs: result.kvs,
+            more: result.more,
+            count: result.count,
+        })
+    }
+
+    pub fn current_revision(&self) -> i64 {
+        self.inner.state.read().kv.current_revision()
+    }
+}

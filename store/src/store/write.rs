@@ -1,0 +1,158 @@
+//! Writes: every change goes through the leader's proposer and the log; a follower
+//! forwards it (`Peer.Forward`) and retries only when nothing was written.
+
+use super::*;
+
+impl Store {
+    /// Proposes a command through the leader and returns what apply returned.
+    pub async fn propose(&self, command: Command) -> Result<CommandResult> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let leader = self.wait_for_leader().await?;
+            let outcome = if leader == self.inner.id {
+                tokio::time::timeout_at(deadline, self.inner.proposer.propose(command.clone()))
+                    .await
+                    .map_err(|_| StoreError::Timeout)?
+            } else {
+                self.forward(leader, command.clone(), deadline).await?
+            };
+            match outcome {
+                Ok(result) => return Ok(result),
+                // Nothing was written: the entry never entered a leader's log, or it
+                // was truncated away. Safe to send again.
+                Err(ProposeError::NotLeader(_)) => {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(StoreError::LeaderChanged);
+                    }
+                    tokio::time::sleep(self.inner.config.heartbeat_interval).await;
+                }
+                Err(ProposeError::Failed(e)) => return Err(e),
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: NodeId,
+        command: Command,
+        deadline: tokio::time::Instant,
+    ) -> Result<std::result::Result<CommandResult, ProposeError>> {
+        let mut client = self.peer(leader)?;
+        let mut request = tonic::Request::new(command);
+        request.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
+        match client.forward(request).await {
+            Ok(reply) => Ok(Ok(reply.into_inner())),
+            Err(status)
+                if status.code() == tonic::Code::FailedPrecondition && status.message() == crate::grpc::NOT_LEADER =>
+            {
+                Ok(Err(ProposeError::NotLeader(None)))
+            }
+            // The leader may or may not have applied it: say so rather than retry.
+            Err(status) if status.code() == tonic::Code::DeadlineExceeded => Err(StoreError::Timeout),
+            Err(status) if status.code() == tonic::Code::Unavailable => Err(StoreError::LeaderChanged),
+            Err(status) => Err(crate::grpc::status_to_error(&status)),
+        }
+    }
+
+    /// Proposes on this replica only (the leader's side of `Forward`).
+    pub async fn propose_local(&self, command: Command) -> std::result::Result<CommandResult, ProposeError> {
+        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose(command))
+            .await
+            .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
+    }
+
+    fn check_space(&self) -> Result<()> {
+        if self.inner.backend.size_bytes() > self.inner.config.quota_backend_bytes {
+            return Err(StoreError::NoSpace);
+        }
+        Ok(())
+    }
+
+    pub fn nospace_alarm(&self) -> bool {
+        self.inner.backend.size_bytes() > self.inner.config.quota_backend_bytes
+    }
+
+    pub async fn put(&self, req: PutRequest) -> Result<PutResponse> {
+        validate::put(&req)?;
+        validate::size(&req, self.inner.config.max_request_bytes)?;
+        self.check_space()?;
+        self.write(command::Command::Put(req), |r| match r {
+            command_result::Result::Put(resp) => Some(resp),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
+        validate::delete_range(&req)?;
+        validate::size(&req, self.inner.config.max_request_bytes)?;
+        self.write(command::Command::DeleteRange(req), |r| match r {
+            command_result::Result::DeleteRange(resp) => Some(resp),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn txn(&self, req: TxnRequest) -> Result<TxnResponse> {
+        validate::txn(&req)?;
+        validate::size(&req, self.inner.config.max_request_bytes)?;
+        if !validate::txn_has_writes(&req) {
+            // A read-only transaction is served like a read: no log entry.
+            if !validate::txn_is_serializable(&req) {
+                self.read_barrier().await?;
+            }
+            let mut resp = self.inner.state.read().read_only_txn(&req)?;
+            self.fill_header(&mut resp.header);
+            return Ok(resp);
+        }
+        self.check_space()?;
+        self.write(command::Command::Txn(req), |r| match r {
+            command_result::Result::Txn(resp) => Some(resp),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse> {
+        self.write(command::Command::Compaction(req), |r| match r {
+            command_result::Result::Compaction(resp) => Some(resp),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Proposes a write and takes the response of the expected kind from its result.
+    pub(super) async fn write<T: HasHeader>(
+        &self,
+        command: command::Command,
+        expect: fn(command_result::Result) -> Option<T>,
+    ) -> Result<T> {
+        let result = unwrap_result(self.propose(Command { command: Some(command) }).await?)?;
+        let mut resp =
+            expect(result).ok_or_else(|| StoreError::Internal("apply returned a result of another kind".into()))?;
+        self.fill_header(resp.header_mut());
+        Ok(resp)
+    }
+}
+
+pub(super) fn unwrap_result(result: CommandResult) -> Result<command_result::Result> {
+    match result.result {
+        Some(command_result::Result::Error(e)) => Err(apply_error_to_store(e)),
+        Some(other) => Ok(other),
+        None => Err(StoreError::Internal("empty apply result".into())),
+    }
+}
+
+fn apply_error_to_store(e: ApplyError) -> StoreError {
+    match apply_error::Code::try_from(e.code).unwrap_or(apply_error::Code::Unknown) {
+        apply_error::Code::Compacted => StoreError::Compacted {
+            requested: 0,
+            compacted: 0,
+        },
+        apply_error::Code::FutureRevision => StoreError::FutureRevision { requested: 0 },
+        apply_error::Code::LeaseNotFound => StoreError::LeaseNotFound { id: 0 },
+        apply_error::Code::LeaseExists => StoreError::LeaseExists { id: 0 },
+        apply_error::Code::KeyNotFound => StoreError::KeyNotFound,
+        apply_error::Code::Unknown => StoreError::Internal(e.message),
+    }
+}
