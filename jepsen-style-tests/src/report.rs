@@ -119,6 +119,11 @@ pub fn timeline_html(report: &RunReport, completed: &[Completed]) -> String {
     let left = 80.0;
     let x = |ns: u64| left + (ns as f64 / end_ns as f64) * (width - left - 10.0);
     let height = 40.0 + row * processes.len() as f64;
+    let flagged: std::collections::HashSet<usize> = report
+        .checks
+        .iter()
+        .flat_map(|c| c.anomalies.iter().flat_map(|a| a.ops.iter().copied()))
+        .collect();
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -138,6 +143,9 @@ pub fn timeline_html(report: &RunReport, completed: &[Completed]) -> String {
         let y = 20.0 + row * i as f64;
         let _ = write!(svg, r#"<text x="2" y="{:.1}">p{p}</text>"#, y + 10.0);
         for c in completed.iter().filter(|c| c.process == *p) {
+            // Details only where a person will look: failures, unknowns, anomalies
+            // (a tooltip on every operation makes the page too big to open).
+            let detailed = c.kind != Kind::Ok || flagged.contains(&c.index);
             let x0 = x(c.invoke_ns);
             let x1 = c.complete_ns.map_or(width - 10.0, x);
             let colour = match c.kind {
@@ -145,14 +153,24 @@ pub fn timeline_html(report: &RunReport, completed: &[Completed]) -> String {
                 Kind::Fail => "#d23c3c",
                 _ => "#999999",
             };
-            let _ = write!(
-                svg,
-                r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"><title>{}</title></rect>"#,
-                y + 2.0,
-                (x1 - x0).max(1.0),
-                row - 4.0,
-                escape(&format!("#{} {:?} {:?} rev {:?}", c.index, c.kind, c.op, c.revision))
-            );
+            let (y, w, h) = (y + 2.0, (x1 - x0).max(1.0), row - 4.0);
+            if detailed {
+                let title = escape(&format!("#{} {:?} {:?} rev {:?}", c.index, c.kind, c.op, c.revision));
+                let stroke = if flagged.contains(&c.index) {
+                    r#" stroke="black" stroke-width="2""#
+                } else {
+                    ""
+                };
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{colour}"{stroke}><title>{title}</title></rect>"#
+                );
+            } else {
+                let _ = write!(
+                    svg,
+                    r#"<rect x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}" fill="{colour}"/>"#
+                );
+            }
         }
     }
     svg.push_str("</svg>");
@@ -172,7 +190,7 @@ pub fn timeline_html(report: &RunReport, completed: &[Completed]) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>berth-jepsen seed {seed}</title></head><body>\
          <h1>berth-jepsen: {verdict}</h1><p>seed {seed}, {nodes} nodes, {ops} operations. Bars: green ok, red fail, grey unknown; \
-         yellow bands are faults (hover for details).</p>{svg}<h2>Anomalies</h2><ul>{anomalies}</ul>\
+         yellow bands are faults; operations named in an anomaly are outlined in black (hover for details).</p>{svg}<h2>Anomalies</h2><ul>{anomalies}</ul>\
          <p>Reproduce: <code>{repro}</code></p></body></html>",
         seed = report.seed,
         verdict = if report.valid { "valid" } else { "INVALID" },
