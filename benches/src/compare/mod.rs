@@ -202,7 +202,7 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
             System::Etcd => machine::first_line(machine::command_output(&binary.display().to_string(), &["--version"])),
             System::Berth => {
                 let version = machine::first_line(machine::command_output(&binary.display().to_string(), &["version"]));
-                format!("{version}{}", berth_commit())
+                format!("{version}{}", berth_provenance(binary))
             }
         };
         println!("- {}: {version}", system.name());
@@ -347,29 +347,46 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn berth_commit() -> String {
+/// Which source the berth binary was built from, as far as git and its modification
+/// time tell: the last commit to berth's sources before the build, and a warning when
+/// newer commits or uncommitted changes exist (then the binary may be stale; --build).
+fn berth_provenance(binary: &Path) -> String {
     let root = workspace_root().display().to_string();
-    let Some(commit) = machine::command_output("git", &["-C", &root, "rev-parse", "--short", "HEAD"]) else {
+    let sources = ["store", "orchestrator", "proto", "Cargo.lock"];
+    let Some(built_s) = std::fs::metadata(binary)
+        .and_then(|metadata| metadata.modified())
+        .ok()
+        .and_then(|modified| modified.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|since_epoch| since_epoch.as_secs())
+    else {
         return String::new();
     };
-    let is_dirty = machine::command_output(
-        "git",
-        &[
-            "-C",
-            &root,
-            "status",
-            "--porcelain",
-            "--",
-            "store",
-            "orchestrator",
-            "proto",
-        ],
-    )
-    .is_some_and(|status| !status.is_empty());
-    format!(
-        ", commit {commit}{}",
-        if is_dirty { " with uncommitted changes" } else { "" }
-    )
+    let built = machine::command_output("date", &["-u", "-d", &format!("@{built_s}"), "+%Y-%m-%d %H:%M UTC"])
+        .unwrap_or_else(|| format!("at {built_s} s since 1970"));
+    let git_log = |extra: &[&str]| {
+        let mut arguments = vec!["-C", root.as_str(), "log", "-1", "--format=%h"];
+        arguments.extend_from_slice(extra);
+        arguments.push("--");
+        arguments.extend_from_slice(&sources);
+        machine::command_output("git", &arguments).filter(|commit| !commit.is_empty())
+    };
+    let before = format!("--until=@{built_s}");
+    let after = format!("--since=@{}", built_s + 1);
+    let mut text = format!("; binary built {built}");
+    if let Some(commit) = git_log(&[&before]) {
+        text.push_str(&format!(", after commit {commit}"));
+    }
+    if let Some(newer) = git_log(&[&after]) {
+        text.push_str(&format!(
+            " (**stale**: commit {newer} changed berth's sources since; pass --build)"
+        ));
+    }
+    let mut status_arguments = vec!["-C", root.as_str(), "status", "--porcelain", "--"];
+    status_arguments.extend_from_slice(&sources);
+    if machine::command_output("git", &status_arguments).is_some_and(|status| !status.is_empty()) {
+        text.push_str(" (the work tree has uncommitted changes to berth's sources)");
+    }
+    text
 }
 
 fn ensure_etcd(path: &Path) -> anyhow::Result<PathBuf> {
