@@ -12,6 +12,7 @@ pub mod lease;
 pub mod mvcc;
 mod proposer;
 pub mod raft;
+mod read_index;
 pub mod server;
 pub mod state_machine;
 pub mod store;

@@ -36,6 +36,7 @@ use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
 use crate::mvcc::KeyRange;
 use crate::proposer::{ProposeError, Proposer};
 use crate::raft::{LogStore, MemberInfo, Network, NodeId, Raft};
+use crate::read_index::ReadIndexBatcher;
 use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_options};
 use crate::validate;
 use crate::watch::WatchHub;
@@ -69,6 +70,10 @@ struct Inner {
     proposer: Proposer,
     peers: Mutex<BTreeMap<NodeId, (String, PeerClient<Channel>)>>,
     lease_id_seq: AtomicU64,
+    /// Linearizable reads on this replica share read-index confirmations.
+    read_batcher: ReadIndexBatcher,
+    /// Followers' ReadIndex requests to this replica (as leader) share them too.
+    leader_read_batcher: ReadIndexBatcher,
     shutdown: watch::Sender<bool>,
 }
 
@@ -188,6 +193,8 @@ impl Store {
                 proposer,
                 peers: Mutex::new(BTreeMap::new()),
                 lease_id_seq: AtomicU64::new(0),
+                read_batcher: ReadIndexBatcher::default(),
+                leader_read_batcher: ReadIndexBatcher::default(),
                 shutdown,
             }),
         };

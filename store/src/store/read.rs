@@ -5,26 +5,51 @@ use super::*;
 
 impl Store {
     /// Waits until this replica has applied everything committed before the call:
-    /// the read index, confirmed by the leader with a quorum.
+    /// the read index, confirmed by the leader with a quorum. Concurrent reads share
+    /// one confirmation (see `read_index`).
     pub async fn read_barrier(&self) -> Result<()> {
-        let leader = self.wait_for_leader().await?;
-        let read_index = if leader == self.inner.id {
-            Some(self.read_index_local().await?)
-        } else {
-            let mut client = self.peer(leader)?;
-            let mut request = tonic::Request::new(ReadIndexRequest {});
-            request.set_timeout(REQUEST_TIMEOUT);
-            let reply = client.read_index(request).await.map_err(|s| match s.code() {
-                tonic::Code::DeadlineExceeded => StoreError::Timeout,
-                _ => StoreError::LeaderChanged,
-            })?;
-            Some(reply.into_inner().read_index)
-        };
-        self.wait_applied(read_index).await
+        let store = self.clone();
+        let index = self
+            .inner
+            .read_batcher
+            .read_index(move || {
+                let store = store.clone();
+                async move { store.fetch_read_index().await }
+            })
+            .await?;
+        self.wait_applied(Some(index)).await
     }
 
-    /// The leader's half of `ReadIndex`: confirms leadership, returns the index.
+    /// One read index: from this replica's Raft if it leads, else from the leader.
+    async fn fetch_read_index(&self) -> Result<u64> {
+        let leader = self.wait_for_leader().await?;
+        if leader == self.inner.id {
+            return self.confirm_leadership().await;
+        }
+        let mut client = self.peer(leader)?;
+        let mut request = tonic::Request::new(ReadIndexRequest {});
+        request.set_timeout(REQUEST_TIMEOUT);
+        let reply = client.read_index(request).await.map_err(|s| match s.code() {
+            tonic::Code::DeadlineExceeded => StoreError::Timeout,
+            _ => StoreError::LeaderChanged,
+        })?;
+        Ok(reply.into_inner().read_index)
+    }
+
+    /// The leader's half of `ReadIndex`, for followers: batched like local reads.
     pub async fn read_index_local(&self) -> Result<u64> {
+        let store = self.clone();
+        self.inner
+            .leader_read_batcher
+            .read_index(move || {
+                let store = store.clone();
+                async move { store.confirm_leadership().await }
+            })
+            .await
+    }
+
+    /// Confirms leadership with a quorum and returns the commit index to read at.
+    async fn confirm_leadership(&self) -> Result<u64> {
         // A leader cut off from its quorum cannot confirm itself: give up rather
         // than wait for ever.
         match tokio::time::timeout(REQUEST_TIMEOUT, self.inner.raft.get_read_log_id()).await {
