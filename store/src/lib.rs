@@ -10,6 +10,7 @@ pub mod error;
 pub mod grpc;
 pub mod lease;
 pub mod mvcc;
+mod peers;
 mod proposer;
 pub mod raft;
 mod read_index;

@@ -3,7 +3,7 @@
 
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{
-    Command, CommandResult, JoinRequest, JoinResponse, MemberChange, MemberChangeResponse, RaftPayload,
+    CommandBatch, CommandResultBatch, JoinRequest, JoinResponse, MemberChange, MemberChangeResponse, RaftPayload,
     ReadIndexRequest, ReadIndexResponse,
 };
 use berth_proto::etcdserverpb::{
@@ -59,10 +59,10 @@ impl Peer for PeerService {
         encode_payload(&self.store.raft().install_snapshot(rpc).await)
     }
 
-    async fn forward(&self, request: Request<Command>) -> Result<Response<CommandResult>, Status> {
+    async fn forward_batch(&self, request: Request<CommandBatch>) -> Result<Response<CommandResultBatch>, Status> {
         self.require_leader()?;
-        match self.store.propose_local(request.into_inner()).await {
-            Ok(result) => Ok(Response::new(result)),
+        match self.store.write_forwarded(request.into_inner()).await {
+            Ok(results) => Ok(Response::new(CommandResultBatch { results })),
             Err(ProposeError::NotLeader(_)) => Err(Status::failed_precondition(NOT_LEADER)),
             Err(ProposeError::Failed(e)) => Err(to_status(e)),
         }

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_proto::berthpb::{
@@ -34,6 +34,7 @@ use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, memb
 use crate::error::{Result, StoreError};
 use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
 use crate::mvcc::KeyRange;
+use crate::peers::PeerClients;
 use crate::proposer::{ProposeError, Proposer};
 use crate::raft::{LogStore, MemberInfo, Network, NodeId, Raft};
 use crate::read_index::ReadIndexBatcher;
@@ -62,13 +63,12 @@ struct Inner {
     cluster_id: u64,
     config: StoreConfig,
     raft: Raft,
-    network: Network,
     state: StateHandle,
     backend: SharedBackend,
     hub: WatchHub,
     lessor: Lessor,
     proposer: Proposer,
-    peers: Mutex<BTreeMap<NodeId, (String, PeerClient<Channel>)>>,
+    peers: Arc<PeerClients>,
     lease_id_seq: AtomicU64,
     /// Linearizable reads on this replica share read-index confirmations.
     read_batcher: ReadIndexBatcher,
@@ -177,7 +177,8 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::Internal(format!("bootstrapping: {e}")))?;
         }
-        let proposer = Proposer::start(raft.clone());
+        let peers = Arc::new(PeerClients::new(raft.clone(), network.clone()));
+        let proposer = Proposer::start(raft.clone(), id, peers.clone());
         let (shutdown, _) = watch::channel(false);
         let store = Store {
             inner: Arc::new(Inner {
@@ -186,12 +187,11 @@ impl Store {
                 lessor: Lessor::new(config.min_lease_ttl_seconds()),
                 config,
                 raft,
-                network,
                 state,
                 backend,
                 hub,
                 proposer,
-                peers: Mutex::new(BTreeMap::new()),
+                peers,
                 lease_id_seq: AtomicU64::new(0),
                 read_batcher: ReadIndexBatcher::default(),
                 leader_read_batcher: ReadIndexBatcher::default(),
@@ -283,24 +283,7 @@ impl Store {
 
     /// A gRPC client for a peer replica, by ID, from the current membership.
     pub(crate) fn peer(&self, id: NodeId) -> Result<PeerClient<Channel>> {
-        let url = {
-            let metrics = self.inner.raft.metrics();
-            let metrics = metrics.borrow();
-            let node = metrics.membership_config.membership().get_node(&id).cloned();
-            node.map(|n| self.inner.network.dial_url(&n))
-                .filter(|url| !url.is_empty())
-                .ok_or(StoreError::MemberNotFound { id })?
-        };
-        let mut peers = self.inner.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((known_url, client)) = peers.get(&id)
-            && *known_url == url
-        {
-            return Ok(client.clone());
-        }
-        let channel = crate::raft::peer_channel(&url).map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
-        let client = PeerClient::new(channel).max_decoding_message_size(usize::MAX);
-        peers.insert(id, (url, client.clone()));
-        Ok(client)
+        self.inner.peers.client(id)
     }
 }
 

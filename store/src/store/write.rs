@@ -1,5 +1,6 @@
 //! Writes: every change goes through the leader's proposer and the log; a follower
-//! forwards it (`Peer.Forward`) and retries only when nothing was written.
+//! forwards them in batches (`Peer.ForwardBatch`) and retries only when nothing was
+//! written.
 
 use super::*;
 
@@ -8,14 +9,10 @@ impl Store {
     pub async fn propose(&self, command: Command) -> Result<CommandResult> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
-            let leader = self.wait_for_leader().await?;
-            let outcome = if leader == self.inner.id {
-                tokio::time::timeout_at(deadline, self.inner.proposer.propose(command.clone()))
-                    .await
-                    .map_err(|_| StoreError::Timeout)?
-            } else {
-                self.forward(leader, command.clone(), deadline).await?
-            };
+            self.wait_for_leader().await?;
+            let outcome = tokio::time::timeout_at(deadline, self.inner.proposer.propose(command.clone()))
+                .await
+                .map_err(|_| StoreError::Timeout)?;
             match outcome {
                 Ok(result) => return Ok(result),
                 // Nothing was written: the entry never entered a leader's log, or it
@@ -31,32 +28,15 @@ impl Store {
         }
     }
 
-    async fn forward(
+    /// The leader's side of `ForwardBatch`: a follower's batch becomes one entry.
+    pub async fn write_forwarded(
         &self,
-        leader: NodeId,
-        command: Command,
-        deadline: tokio::time::Instant,
-    ) -> Result<std::result::Result<CommandResult, ProposeError>> {
-        let mut client = self.peer(leader)?;
-        let mut request = tonic::Request::new(command);
-        request.set_timeout(deadline.saturating_duration_since(tokio::time::Instant::now()));
-        match client.forward(request).await {
-            Ok(reply) => Ok(Ok(reply.into_inner())),
-            Err(status)
-                if status.code() == tonic::Code::FailedPrecondition && status.message() == crate::grpc::NOT_LEADER =>
-            {
-                Ok(Err(ProposeError::NotLeader(None)))
-            }
-            // The leader may or may not have applied it: say so rather than retry.
-            Err(status) if status.code() == tonic::Code::DeadlineExceeded => Err(StoreError::Timeout),
-            Err(status) if status.code() == tonic::Code::Unavailable => Err(StoreError::LeaderChanged),
-            Err(status) => Err(crate::grpc::status_to_error(&status)),
+        batch: berth_proto::berthpb::CommandBatch,
+    ) -> std::result::Result<Vec<CommandResult>, ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader(self.current_leader()));
         }
-    }
-
-    /// Proposes on this replica only (the leader's side of `Forward`).
-    pub async fn propose_local(&self, command: Command) -> std::result::Result<CommandResult, ProposeError> {
-        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose(command))
+        tokio::time::timeout(REQUEST_TIMEOUT, crate::proposer::write_locally(&self.inner.raft, batch))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }

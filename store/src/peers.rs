@@ -1,0 +1,52 @@
+//! gRPC clients for the other replicas, by member ID, for what a replica hands to
+//! the leader (forwarded writes, read index, keepalives, membership changes).
+//! Dialled lazily through `--dial-peer-urls` where given; rebuilt when a member's
+//! address changes.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use berth_proto::berthpb::peer_client::PeerClient;
+use tonic::transport::Channel;
+
+use crate::error::{Result, StoreError};
+use crate::raft::{Network, NodeId, Raft};
+
+pub struct PeerClients {
+    raft: Raft,
+    network: Network,
+    cache: Mutex<BTreeMap<NodeId, (String, PeerClient<Channel>)>>,
+}
+
+impl PeerClients {
+    pub fn new(raft: Raft, network: Network) -> Self {
+        Self {
+            raft,
+            network,
+            cache: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    pub fn client(&self, id: NodeId) -> Result<PeerClient<Channel>> {
+        let url = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            let node = metrics.membership_config.membership().get_node(&id).cloned();
+            node.map(|n| self.network.dial_url(&n))
+                .filter(|url| !url.is_empty())
+                .ok_or(StoreError::MemberNotFound { id })?
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known_url, client)) = cache.get(&id)
+            && *known_url == url
+        {
+            return Ok(client.clone());
+        }
+        let channel = crate::raft::peer_channel(&url).map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
+        let client = PeerClient::new(channel)
+            .max_decoding_message_size(usize::MAX)
+            .max_encoding_message_size(usize::MAX);
+        cache.insert(id, (url, client.clone()));
+        Ok(client)
+    }
+}
