@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             watch::run(&load, settings).await?
         }
         Workload::LeaseKeepalive { load, ttl } => lease_keepalive::run(&load, ttl).await?,
-        Workload::Compare(options) => return compare::run(&options).await,
+        Workload::Compare(options) => return compare::run_until_interrupted(&options).await,
     };
     print_report(&report);
     Ok(())

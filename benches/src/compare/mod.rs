@@ -77,6 +77,18 @@ pub struct CompareOptions {
     pub data_root: Option<PathBuf>,
 }
 
+/// [`run`], stopped by Ctrl-C or SIGTERM: dropping the comparison kills the clusters it
+/// started (each `Cluster` kills its replicas on drop) and deletes its temp dir.
+pub async fn run_until_interrupted(options: &CompareOptions) -> anyhow::Result<()> {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        result = run(options) => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; the clusters were stopped"),
+        _ = terminate.recv() => bail!("terminated; the clusters were stopped"),
+    }
+}
+
 pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
     let total = options.total.unwrap_or(if options.quick { 1000 } else { 100_000 });
     let duration = options
