@@ -1,6 +1,8 @@
 //! The `berth` binary. Today it runs a store replica (`berth store`, an
 //! etcd-compatible server); the orchestrator's roles join it in later issues.
 
+#[allow(dead_code)] // used by the API server and controllers that come next
+mod api;
 mod store_flags;
 
 use std::process::ExitCode;
