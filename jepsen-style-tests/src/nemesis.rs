@@ -33,6 +33,21 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
+    pub const ALL: [FaultKind; 12] = [
+        FaultKind::KillLeader,
+        FaultKind::KillRandom,
+        FaultKind::KillMajority,
+        FaultKind::PauseLeader,
+        FaultKind::PauseRandom,
+        FaultKind::PartitionMajority,
+        FaultKind::PartitionLeader,
+        FaultKind::PartitionBridge,
+        FaultKind::PartitionOneWay,
+        FaultKind::Delay,
+        FaultKind::Loss,
+        FaultKind::Membership,
+    ];
+
     pub fn family(self) -> &'static str {
         match self {
             FaultKind::KillLeader | FaultKind::KillRandom | FaultKind::KillMajority => "kill",
@@ -48,26 +63,11 @@ impl FaultKind {
     }
 
     /// The faults of the named families (`kill`, `pause`, `partition`, `delay`,
-    /// `loss`, or `all`).
+    /// `loss`, `membership`, or `all`).
     pub fn parse_families(names: &[String]) -> Result<Vec<FaultKind>, String> {
-        use FaultKind::*;
-        let all = [
-            KillLeader,
-            KillRandom,
-            KillMajority,
-            PauseLeader,
-            PauseRandom,
-            PartitionMajority,
-            PartitionLeader,
-            PartitionBridge,
-            PartitionOneWay,
-            Delay,
-            Loss,
-            Membership,
-        ];
         let mut kinds = Vec::new();
         for name in names {
-            let matched: Vec<FaultKind> = all
+            let matched: Vec<FaultKind> = Self::ALL
                 .iter()
                 .copied()
                 .filter(|k| name == "all" || k.family() == name)

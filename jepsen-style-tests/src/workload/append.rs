@@ -3,7 +3,7 @@
 
 use etcd_client::{Compare, CompareOp, Txn, TxnOp, TxnOpResponse};
 
-use super::{ERROR_BACKOFF, OP_TIMEOUT, THINK_TIME, WorkloadConfig, classify_write_error, connect, text};
+use super::{ERROR_BACKOFF, OP_TIMEOUT, THINK_TIME, WorkloadConfig, classify_write_error, text};
 use crate::history::{Kind, Op};
 use crate::recorder::Recorder;
 use crate::rng::Rng;
@@ -45,14 +45,9 @@ async fn client(id: u64, config: WorkloadConfig, recorder: Recorder, keys: u64) 
     let endpoint = config.endpoints[(id as usize) % config.endpoints.len()].clone();
     let mut client = None;
     while tokio::time::Instant::now() < config.deadline {
-        if client.is_none() {
-            client = connect(std::slice::from_ref(&endpoint)).await;
-            if client.is_none() {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        }
-        let c = client.as_mut().expect("connected above");
+        let Some(c) = super::ensure_connected(&mut client, &endpoint).await else {
+            continue;
+        };
         let first = rng.below(keys);
         let second = (first + 1 + rng.below(keys - 1)) % keys;
         let op_keys = vec![key(first), key(second)];

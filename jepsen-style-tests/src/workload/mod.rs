@@ -33,6 +33,21 @@ pub async fn connect(endpoints: &[String]) -> Option<etcd_client::Client> {
         .ok()
 }
 
+/// The client of a pinned workload client, connecting (again) when it has none.
+/// `None` after a short pause when the replica does not answer.
+pub async fn ensure_connected<'a>(
+    client: &'a mut Option<etcd_client::Client>,
+    endpoint: &str,
+) -> Option<&'a mut etcd_client::Client> {
+    if client.is_none() {
+        *client = connect(&[endpoint.to_string()]).await;
+        if client.is_none() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    client.as_mut()
+}
+
 /// Whether a failed write certainly did not happen (`fail`) or may have (`info`).
 /// Only errors etcd returns before proposing anything are definite.
 pub fn classify_write_error(e: &etcd_client::Error) -> Kind {

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use etcd_client::{Compare, CompareOp, GetOptions, Txn, TxnOp};
 
-use super::{ERROR_BACKOFF, OP_TIMEOUT, THINK_TIME, WorkloadConfig, classify_write_error, connect, text};
+use super::{ERROR_BACKOFF, OP_TIMEOUT, THINK_TIME, WorkloadConfig, classify_write_error, text};
 use crate::history::{Consistency, Kind, Op};
 use crate::recorder::Recorder;
 use crate::rng::Rng;
@@ -52,14 +52,9 @@ async fn client(
     let mut client = None;
     let mut counter = 0u64;
     while tokio::time::Instant::now() < config.deadline {
-        if client.is_none() {
-            client = connect(std::slice::from_ref(&endpoint)).await;
-            if client.is_none() {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                continue;
-            }
-        }
-        let c = client.as_mut().expect("connected above");
+        let Some(c) = super::ensure_connected(&mut client, &endpoint).await else {
+            continue;
+        };
         counter += 1;
         let k = key(rng.below(keys));
         let op = match rng.below(100) {
