@@ -30,6 +30,17 @@ impl Store {
                 .change_member(change)
                 .await
                 .map_err(|s| crate::grpc::status_to_error(&s))?;
+            // The leader answered once its own view showed the change; wait until this
+            // replica has applied that far too, so the response's member list (built
+            // here) and a MemberList right after it show the new members.
+            // Raft's metrics, not the state machine, hold the membership, so wait on them.
+            let index = self.fetch_read_index().await?;
+            self.inner
+                .raft
+                .wait(Some(REQUEST_TIMEOUT))
+                .applied_index_at_least(Some(index), "membership change to be visible")
+                .await
+                .map_err(|_| StoreError::Timeout)?;
             return Ok(reply.into_inner().member);
         }
         self.change_member_local(change).await

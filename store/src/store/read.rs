@@ -21,7 +21,7 @@ impl Store {
     }
 
     /// One read index: from this replica's Raft if it leads, else from the leader.
-    async fn fetch_read_index(&self) -> Result<u64> {
+    pub(super) async fn fetch_read_index(&self) -> Result<u64> {
         let leader = self.wait_for_leader().await?;
         if leader == self.inner.id {
             return self.confirm_leadership().await;
