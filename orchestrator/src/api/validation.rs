@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::meta::ObjectMeta;
-use super::objects::{Container, Object, PodSpec, PodTemplateSpec};
+use super::objects::{Container, KINDS, Object, PodSpec, PodTemplateSpec};
 use super::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,14 +30,6 @@ fn err(errors: &mut Errors, field: impl Into<String>, message: impl Into<String>
     });
 }
 
-const KINDS: &[(&str, &str)] = &[
-    ("Namespace", "v1"),
-    ("Node", "v1"),
-    ("Pod", "v1"),
-    ("ReplicaSet", "apps/v1"),
-    ("Deployment", "apps/v1"),
-];
-
 /// Parses a JSON manifest into an object and validates it.
 pub fn parse_object(json: &str) -> Result<Object, Errors> {
     let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
@@ -46,13 +38,18 @@ pub fn parse_object(json: &str) -> Result<Object, Errors> {
             message: format!("not valid JSON: {e}"),
         }]
     })?;
+    parse_value(value)
+}
+
+/// Checks a manifest already parsed (from JSON or YAML) and validates it.
+pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
     let kind = value
         .get("kind")
         .and_then(|k| k.as_str())
         .unwrap_or_default()
         .to_string();
-    let Some((_, api_version)) = KINDS.iter().find(|(k, _)| *k == kind) else {
-        let known: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+    let Some((_, api_version, _, _)) = KINDS.iter().find(|(k, ..)| *k == kind) else {
+        let known: Vec<&str> = KINDS.iter().map(|(k, ..)| *k).collect();
         let message = if kind.is_empty() {
             "required".to_string()
         } else {
@@ -70,11 +67,11 @@ pub fn parse_object(json: &str) -> Result<Object, Errors> {
             message: format!("{kind} is served as apiVersion {api_version:?}, not {given_version:?}"),
         }]);
     }
-    let object: Object = serde_json::from_value(value).map_err(|e| {
+    let object = Object::from_value(value).map_err(|message| {
         // serde names the missing or mistyped field in its message.
         vec![FieldError {
             field: "<document>".into(),
-            message: e.to_string(),
+            message,
         }]
     })?;
     let errors = validate(&object);
