@@ -5,4 +5,5 @@
 pub mod meta;
 pub mod objects;
 pub mod quantity;
+pub mod time;
 pub mod validation;
