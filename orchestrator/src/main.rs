@@ -6,6 +6,10 @@ mod api;
 #[allow(dead_code)] // driven by the leader's scheduling loop that comes next
 mod scheduler;
 mod store_flags;
+#[allow(dead_code)] // used by the API server, the controllers and the agent
+mod kv;
+#[allow(dead_code)]
+mod registry;
 
 use std::process::ExitCode;
 use std::time::Duration;

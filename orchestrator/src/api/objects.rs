@@ -317,8 +317,8 @@ pub struct DeploymentStatus {
 }
 
 /// What a spec type says about its kind.
-pub trait Spec: Serialize + DeserializeOwned + Clone + Default + PartialEq + Send + Sync + 'static {
-    type Status: Serialize + DeserializeOwned + Clone + Default + PartialEq + Send + Sync + 'static;
+pub trait Spec: Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+    type Status: Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static;
     const KIND: &'static str;
     const API_VERSION: &'static str;
     /// The plural resource name in URLs and store keys.
