@@ -610,6 +610,51 @@ pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conditional_writes_fences_and_watches_against_a_real_store() {
+        let t = crate::testing::store().await;
+        let kv = &t.kv;
+        let rev = kv.create("/registry/pods/default/a", b"1".to_vec(), 0, None).await.unwrap();
+        assert_eq!(
+            kv.create("/registry/pods/default/a", b"2".to_vec(), 0, None).await,
+            Err(KvError::AlreadyExists)
+        );
+        let rev2 = kv.update("/registry/pods/default/a", b"2".to_vec(), rev, None).await.unwrap();
+        assert_eq!(
+            kv.update("/registry/pods/default/a", b"3".to_vec(), rev, None).await,
+            Err(KvError::Conflict { current: rev2 })
+        );
+        assert_eq!(
+            kv.update("/registry/pods/default/b", b"3".to_vec(), rev, None).await,
+            Err(KvError::NotFound)
+        );
+
+        let leader = kv.put("/berth/leader", b"term 1".to_vec(), 0).await.unwrap();
+        let fence = Fence {
+            key: "/berth/leader".into(),
+            mod_revision: leader,
+        };
+        kv.create("/registry/pods/default/c", b"1".to_vec(), 0, Some(&fence)).await.unwrap();
+        kv.put("/berth/leader", b"term 2".to_vec(), 0).await.unwrap();
+        assert_eq!(
+            kv.create("/registry/pods/default/d", b"1".to_vec(), 0, Some(&fence)).await,
+            Err(KvError::Fenced)
+        );
+        assert_eq!(kv.get("/registry/pods/default/d").await.unwrap(), None);
+
+        let (items, at) = kv.list("/registry/pods/").await.unwrap();
+        assert_eq!(items.len(), 2);
+        let mut watch = kv.watch("/registry/pods/", at + 1).await.unwrap();
+        let deleted = kv.delete("/registry/pods/default/a", None, None).await.unwrap();
+        assert_eq!(deleted.value, b"2");
+        let (_, events) = watch.next().await.unwrap().unwrap();
+        assert!(matches!(&events[..], [Event::Delete { prev, .. }] if prev.value == b"2"), "{events:?}");
+        assert_eq!(
+            kv.delete("/registry/pods/default/a", None, None).await,
+            Err(KvError::NotFound)
+        );
+    }
+
     #[test]
     fn prefix_ends() {
         assert_eq!(prefix_end(b"/registry/pods/"), b"/registry/pods0".to_vec());

@@ -10,6 +10,9 @@ mod store_flags;
 mod kv;
 #[allow(dead_code)]
 mod registry;
+#[cfg(test)]
+#[allow(dead_code)]
+mod testing;
 
 use std::process::ExitCode;
 use std::time::Duration;

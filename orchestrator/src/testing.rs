@@ -1,0 +1,52 @@
+//! For unit tests that need a real store: one replica on free loopback ports in a
+//! temporary directory, and a client of it.
+
+use std::time::Duration;
+
+use berth_store::{Server, StoreConfig};
+
+use crate::kv::Kv;
+use crate::registry::Registry;
+
+pub struct TestStore {
+    pub server: Server,
+    pub kv: Kv,
+    pub client_url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub fn registry(&self) -> Registry {
+        Registry::new(self.kv.clone())
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Starts a one-replica store and waits until it serves writes.
+pub async fn store() -> TestStore {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let (client_port, peer_port) = (free_port(), free_port());
+    let server = Server::start(StoreConfig::single("test", dir.path(), client_port, peer_port))
+        .await
+        .expect("the store starts");
+    let client_url = format!("http://127.0.0.1:{client_port}");
+    let kv = Kv::connect(std::slice::from_ref(&client_url)).expect("a client");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while kv.put("/berth/test-ready", b"1".to_vec(), 0).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "the test store never served a write");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    TestStore {
+        server,
+        kv,
+        client_url,
+        _dir: dir,
+    }
+}
