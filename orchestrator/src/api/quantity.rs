@@ -84,6 +84,25 @@ pub fn parse_memory_bytes(s: &str) -> Result<u64, QuantityError> {
     scaled(number, scale, s)
 }
 
+/// Millicores as Kubernetes prints them: whole cores as `2`, else `1500m`.
+pub fn format_cpu_millis(millis: u64) -> String {
+    if millis % 1000 == 0 {
+        (millis / 1000).to_string()
+    } else {
+        format!("{millis}m")
+    }
+}
+
+/// Bytes in the largest binary unit that divides them: `2Gi`, `512Mi`, `1000`.
+pub fn format_memory_bytes(bytes: u64) -> String {
+    for (suffix, unit) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        if bytes >= unit && bytes % unit == 0 {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    bytes.to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,5 +128,18 @@ mod tests {
         let err = parse_memory_bytes("12XB").unwrap_err();
         assert!(err.0.contains("unknown suffix \"XB\""), "{err}");
         assert!(parse_memory_bytes("99999999999999Ei").is_err());
+    }
+
+    #[test]
+    fn formatting_round_trips() {
+        for millis in [0, 100, 1000, 1500, 4000] {
+            assert_eq!(parse_cpu_millis(&format_cpu_millis(millis)).unwrap(), millis);
+        }
+        assert_eq!(format_cpu_millis(2000), "2");
+        assert_eq!(format_memory_bytes(2 << 30), "2Gi");
+        assert_eq!(format_memory_bytes(3 << 20), "3Mi");
+        for bytes in [0, 1000, 1 << 20, (1 << 30) + 1] {
+            assert_eq!(parse_memory_bytes(&format_memory_bytes(bytes)).unwrap(), bytes);
+        }
     }
 }

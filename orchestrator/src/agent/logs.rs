@@ -1,0 +1,155 @@
+//! The agent's HTTP endpoint: `GET /containerLogs/{namespace}/{pod}/{container}`
+//! (`?follow=true`, `?tailLines=N`), the path the kubelet serves logs on, which the
+//! API server proxies `berth logs` to; and `/healthz`.
+
+use std::io::SeekFrom;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::PodIndex;
+use crate::runtime::Runtime;
+
+#[derive(Clone)]
+struct Logs {
+    runtime: Arc<dyn Runtime>,
+    index: PodIndex,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LogQuery {
+    #[serde(default)]
+    follow: Option<String>,
+    #[serde(default)]
+    tail_lines: Option<usize>,
+}
+
+pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Runtime>, index: PodIndex) {
+    let app = Router::new()
+        .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(Logs { runtime, index });
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "the agent's log server stopped");
+    }
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain")], message + "\n").into_response()
+}
+
+async fn container_logs(
+    State(logs): State<Logs>,
+    Path((namespace, pod, container)): Path<(String, String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    let key = (namespace.clone(), pod.clone());
+    let Some(uid) = logs.index.lock().expect("pod index lock").get(&key).cloned() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("pod {namespace}/{pod} does not run on this node"),
+        );
+    };
+    let path = logs.runtime.log_path(&uid, &container);
+    let mut file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("container {container:?} of pod {namespace}/{pod} has no logs (yet)"),
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the log: {e}")),
+    };
+    let mut start = 0;
+    if let Some(n) = query.tail_lines {
+        match tail_offset(&mut file, n).await {
+            Ok(offset) => start = offset,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the log: {e}")),
+        }
+    }
+    let follow = matches!(query.follow.as_deref(), Some("true" | "1"));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
+    let index = logs.index.clone();
+    tokio::spawn(async move {
+        if let Err(e) = file.seek(SeekFrom::Start(start)).await {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match file.read(&mut buf).await {
+                Ok(0) => {
+                    let still_here = index.lock().expect("pod index lock").get(&key) == Some(&uid);
+                    if !follow || !still_here || tx.is_closed() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Ok(n) => {
+                    if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                    return;
+                }
+            }
+        }
+    });
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)),
+    )
+        .into_response()
+}
+
+/// The offset at which the last `n` lines of the file begin.
+async fn tail_offset(file: &mut tokio::fs::File, n: usize) -> std::io::Result<u64> {
+    let mut contents = Vec::new();
+    file.read_to_end(&mut contents).await?;
+    Ok(tail_start(&contents, n) as u64)
+}
+
+fn tail_start(contents: &[u8], n: usize) -> usize {
+    if n == 0 {
+        return contents.len();
+    }
+    // A final newline ends the last line; it does not start another.
+    let body = contents.strip_suffix(b"\n").unwrap_or(contents);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tail_start;
+
+    #[test]
+    fn tails_count_lines_from_the_end() {
+        let text = b"a\nb\nc\n";
+        assert_eq!(&text[tail_start(text, 1)..], b"c\n");
+        assert_eq!(&text[tail_start(text, 2)..], b"b\nc\n");
+        assert_eq!(&text[tail_start(text, 10)..], b"a\nb\nc\n");
+        assert_eq!(&text[tail_start(text, 0)..], b"");
+        assert_eq!(&b"x\ny"[tail_start(b"x\ny", 1)..], b"y");
+    }
+}
