@@ -356,6 +356,90 @@ impl Kv {
         }
     }
 
+    /// Puts `value` only if `key` exists and its value sorts strictly before `than`
+    /// (byte order); returns the write's revision. `Conflict` when the stored value
+    /// is not smaller, `NotFound` when the key is absent. The leadership record uses
+    /// it: its value starts with a zero-padded term, so byte order is term order.
+    pub async fn put_if_value_less(&self, key: &str, than: &[u8], value: Vec<u8>) -> Result<i64> {
+        let compare = Compare {
+            result: CompareResult::Less as i32,
+            target: CompareTarget::Value as i32,
+            key: key.as_bytes().to_vec(),
+            target_union: Some(TargetUnion::Value(than.to_vec())),
+            ..Default::default()
+        };
+        let response = self
+            .txn(TxnRequest {
+                compare: vec![compare],
+                success: vec![put_op(key, value, 0)],
+                failure: vec![get_op(key)],
+            })
+            .await?;
+        if response.succeeded {
+            return Ok(response.header.map_or(0, |h| h.revision));
+        }
+        match first_read(&response, 0) {
+            None => Err(KvError::NotFound),
+            Some(kv) => Err(KvError::Conflict {
+                current: kv.mod_revision,
+            }),
+        }
+    }
+
+    /// Replaces `key` only if its mod_revision is still `mod_revision` and every
+    /// `(other key, mod_revision)` in `also` is unchanged too (a missing key has
+    /// mod_revision 0); fenced like [`Kv::update`]. The scheduler binds a pod with
+    /// it, comparing the node it read. A changed `also` key gives `Conflict` with
+    /// that key's current mod_revision.
+    pub async fn update_if(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        mod_revision: i64,
+        also: &[(&str, i64)],
+        fence: Option<&Fence>,
+    ) -> Result<i64> {
+        let mut compare = vec![mod_revision_is(key, mod_revision)];
+        let mut failure = vec![get_op(key)];
+        for (other, revision) in also {
+            compare.push(mod_revision_is(other, *revision));
+            failure.push(get_op(other));
+        }
+        if let Some(fence) = fence {
+            compare.push(mod_revision_is(&fence.key, fence.mod_revision));
+            failure.push(get_op(&fence.key));
+        }
+        let response = self
+            .txn(TxnRequest {
+                compare,
+                success: vec![put_op(key, value, 0)],
+                failure,
+            })
+            .await?;
+        if response.succeeded {
+            return Ok(response.header.map_or(0, |h| h.revision));
+        }
+        let mod_of = |n: usize| first_read(&response, n).map_or(0, |kv| kv.mod_revision);
+        if let Some(fence) = fence
+            && mod_of(1 + also.len()) != fence.mod_revision
+        {
+            return Err(KvError::Fenced);
+        }
+        match first_read(&response, 0) {
+            None => return Err(KvError::NotFound),
+            Some(kv) if kv.mod_revision != mod_revision => {
+                return Err(KvError::Conflict {
+                    current: kv.mod_revision,
+                });
+            }
+            Some(_) => {}
+        }
+        let changed = also.iter().enumerate().find(|(i, (_, revision))| mod_of(1 + i) != *revision);
+        Err(KvError::Conflict {
+            current: changed.map_or(0, |(i, _)| mod_of(1 + i)),
+        })
+    }
+
     /// Watches every key under `prefix` from `start_revision` (inclusive), with the
     /// previous value of deleted keys. Fails with `Compacted` when the start is
     /// older than the store keeps.
@@ -563,6 +647,14 @@ fn get_op(key: &str) -> RequestOp {
     }
 }
 
+/// The first key read by the `n`th operation of a txn's response, if any.
+fn first_read(response: &berth_proto::etcdserverpb::TxnResponse, n: usize) -> Option<KeyValue> {
+    match response.responses.get(n)?.response.as_ref()? {
+        OpResponse::ResponseRange(r) => r.kvs.first().cloned(),
+        _ => None,
+    }
+}
+
 fn put_op(key: &str, value: Vec<u8>, lease: i64) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestPut(PutRequest {
@@ -653,6 +745,53 @@ mod tests {
             kv.delete("/registry/pods/default/a", None, None).await,
             Err(KvError::NotFound)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn value_less_puts_and_multi_key_updates() {
+        let t = crate::testing::store().await;
+        let kv = &t.kv;
+        assert_eq!(kv.put_if_value_less("/r", b"5", b"5 x".to_vec()).await, Err(KvError::NotFound));
+        let at = kv.put("/r", b"3 a".to_vec(), 0).await.unwrap();
+        let put = kv.put_if_value_less("/r", b"5", b"5 b".to_vec()).await.unwrap();
+        assert!(put > at);
+        assert_eq!(
+            kv.put_if_value_less("/r", b"5", b"5 c".to_vec()).await,
+            Err(KvError::Conflict { current: put }),
+            "\"5 b\" does not sort before \"5\""
+        );
+        assert_eq!(kv.get("/r").await.unwrap().unwrap().value, b"5 b");
+
+        let pod = kv.put("/pod", b"1".to_vec(), 0).await.unwrap();
+        let node = kv.put("/node", b"1".to_vec(), 0).await.unwrap();
+        let fence = Fence {
+            key: "/r".into(),
+            mod_revision: put,
+        };
+        let bound = kv
+            .update_if("/pod", b"2".to_vec(), pod, &[("/node", node), ("/absent", 0)], Some(&fence))
+            .await
+            .unwrap();
+        let node2 = kv.put("/node", b"2".to_vec(), 0).await.unwrap();
+        assert_eq!(
+            kv.update_if("/pod", b"3".to_vec(), bound, &[("/node", node)], Some(&fence)).await,
+            Err(KvError::Conflict { current: node2 }),
+            "the other key changed"
+        );
+        assert_eq!(
+            kv.update_if("/pod", b"3".to_vec(), pod, &[("/node", node2)], None).await,
+            Err(KvError::Conflict { current: bound })
+        );
+        assert_eq!(
+            kv.update_if("/gone", b"3".to_vec(), 1, &[], None).await,
+            Err(KvError::NotFound)
+        );
+        kv.put("/r", b"6 z".to_vec(), 0).await.unwrap();
+        assert_eq!(
+            kv.update_if("/pod", b"3".to_vec(), bound, &[("/node", node2)], Some(&fence)).await,
+            Err(KvError::Fenced)
+        );
+        assert_eq!(kv.get("/pod").await.unwrap().unwrap().value, b"2");
     }
 
     #[test]

@@ -5,6 +5,12 @@
 mod api;
 #[allow(dead_code)] // driven by the leader's scheduling loop that comes next
 mod scheduler;
+#[allow(dead_code)] // the caches of the leader's control loops
+mod informer;
+#[allow(dead_code)] // run by `berth server` on the leader
+mod controllers;
+#[allow(dead_code)] // claimed and run by `berth server`
+mod leader;
 mod store_flags;
 #[allow(dead_code)] // used by the API server, the controllers and the agent
 mod kv;

@@ -11,6 +11,7 @@
 //! ```
 
 mod filter;
+pub mod run;
 mod snapshot;
 
 pub use filter::{FILTERS, Filter};

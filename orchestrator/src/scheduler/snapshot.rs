@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::api::objects::{PodSpec, Taint, Toleration};
+use crate::api::objects::{Node, PodSpec, Taint, Toleration};
 use crate::api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -22,6 +22,37 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// What a Node offers: its allocatable `cpu` and `memory` (its capacity when it
+    /// states no allocatable; a quantity that does not parse counts as none), labels,
+    /// taints and schedulability. It is ready only when its `Ready` condition is
+    /// `True` and its agent's heartbeat is live (the condition alone lags a dead
+    /// agent by the node monitor's grace period). Nothing is charged yet.
+    pub fn from_node(node: &Node, has_heartbeat: bool) -> Self {
+        let offered = if node.status.allocatable.is_empty() {
+            &node.status.capacity
+        } else {
+            &node.status.allocatable
+        };
+        let is_ready_condition = node
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        NodeInfo {
+            name: node.metadata.name.clone(),
+            is_ready: has_heartbeat && is_ready_condition,
+            is_unschedulable: node.spec.unschedulable,
+            labels: node.metadata.labels.clone(),
+            taints: node.spec.taints.clone(),
+            allocatable_cpu_millis: offered.get("cpu").and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
+            allocatable_memory_bytes: offered
+                .get("memory")
+                .and_then(|q| parse_memory_bytes(q).ok())
+                .unwrap_or(0),
+            ..Default::default()
+        }
+    }
+
     /// Accounts for a pod placed on this node.
     pub fn charge(&mut self, pod: &PodRequest) {
         self.used_cpu_millis += pod.cpu_millis;
