@@ -223,6 +223,19 @@ impl Kv {
         Ok(kvs.pop())
     }
 
+    /// A linearizable read of one key as it was at `revision` (its latest version at
+    /// or before it); fails once that revision has been compacted.
+    pub async fn get_at(&self, key: &str, revision: i64) -> Result<Option<KeyValue>> {
+        let (mut kvs, _) = self
+            .range(RangeRequest {
+                key: key.as_bytes().to_vec(),
+                revision,
+                ..Default::default()
+            })
+            .await?;
+        Ok(kvs.pop())
+    }
+
     /// A linearizable read of every key under `prefix`, in key order, and the
     /// store's revision at the read.
     pub async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, i64)> {

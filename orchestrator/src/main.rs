@@ -3,6 +3,8 @@
 
 #[allow(dead_code)] // used by the API server and controllers that come next
 mod api;
+#[allow(dead_code)] // started by `berth server`
+mod apiserver;
 #[allow(dead_code)] // driven by the leader's scheduling loop that comes next
 mod scheduler;
 #[allow(dead_code)] // the caches of the leader's control loops

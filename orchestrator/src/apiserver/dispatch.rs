@@ -1,0 +1,175 @@
+//! From an HTTP request to a verb: the route, the query parameters, the body, and
+//! which handler answers. Methods a route does not take are 405 `Status`es.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use axum::extract::{Query, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use super::codec::{content_type, decode_object, read_body, render, response_format};
+use super::logs::{LogRequest, logs};
+use super::prepare::Part;
+use super::route::{self, Kind, Route, Subresource, namespaces};
+use super::selector::{FieldSelector, Filter, LabelSelector};
+use super::status::ApiError;
+use super::watch::{WatchRequest, watch};
+use super::{ApiServer, discovery, rest, scale};
+
+/// The query parameters of a request.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn parse(uri: &Uri) -> Result<Params, ApiError> {
+        Query::<HashMap<String, String>>::try_from_uri(uri)
+            .map(|Query(params)| Params(params))
+            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
+    }
+
+    fn text(&self, name: &str) -> &str {
+        self.0.get(name).map_or("", String::as_str)
+    }
+
+    fn flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.text(name) {
+            "" | "0" | "false" => Ok(false),
+            "1" | "true" => Ok(true),
+            other => Err(ApiError::bad_request(format!("{name}: {other:?} is not a boolean"))),
+        }
+    }
+
+    fn non_negative(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.text(name) {
+            "" => Ok(None),
+            text => match text.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(Some(n)),
+                _ => Err(ApiError::bad_request(format!(
+                    "{name}: {text:?} is not a non-negative integer"
+                ))),
+            },
+        }
+    }
+
+    fn filter(&self, kind: &Kind) -> Result<Filter, ApiError> {
+        Ok(Filter {
+            labels: LabelSelector::parse(self.text("labelSelector")).map_err(ApiError::bad_request)?,
+            fields: FieldSelector::parse(self.text("fieldSelector"), kind).map_err(ApiError::bad_request)?,
+        })
+    }
+}
+
+fn text_ok() -> Response {
+    ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
+}
+
+/// Reads the body as an object (JSON, or YAML when the content type says so).
+async fn object_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Value, ApiError> {
+    let bytes = read_body(headers, body).await?;
+    decode_object(headers, &bytes)
+}
+
+pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let format = response_format(&parts.headers);
+    let route = route::parse(parts.uri.path()).ok_or_else(ApiError::path_not_found)?;
+    let params = Params::parse(&parts.uri)?;
+    let method = parts.method.clone();
+    let headers = &parts.headers;
+    let reply = |code: u16, value: Value| Ok(render(format, code, &value));
+    if !matches!(route, Route::Collection { .. } | Route::Object { .. }) && method != Method::GET {
+        return Err(ApiError::method_not_allowed());
+    }
+    match route {
+        Route::Healthz => Ok(text_ok()),
+        Route::Readyz => match api.kv.get(&(namespaces().key)("", "default")).await {
+            Ok(_) => Ok(text_ok()),
+            Err(e) => Err(ApiError::unavailable(format!(
+                "not ready: the store cannot be read: {e}"
+            ))),
+        },
+        Route::Version => reply(200, discovery::version()),
+        Route::CoreVersions => reply(200, discovery::core_versions()),
+        Route::Groups => reply(200, discovery::groups()),
+        Route::Resources { group_version } => reply(200, discovery::resources(group_version)),
+        Route::Collection { kind, namespace } => match method {
+            Method::GET if params.flag("watch")? => {
+                let request = WatchRequest {
+                    resource_version: params.non_negative("resourceVersion")?.unwrap_or(0),
+                    filter: params.filter(kind)?,
+                    allow_bookmarks: params.flag("allowWatchBookmarks")?,
+                    timeout: params
+                        .non_negative("timeoutSeconds")?
+                        .map(|s| Duration::from_secs(s as u64)),
+                };
+                watch(api, kind, namespace.as_deref(), request).await
+            }
+            Method::GET => reply(
+                200,
+                rest::list(api, kind, namespace.as_deref(), &params.filter(kind)?).await?,
+            ),
+            // A namespaced kind is created in a namespace, not in the all-namespaces list.
+            Method::POST if namespace.is_some() || !kind.namespaced => {
+                let object = object_body(headers, body).await?;
+                reply(201, rest::create(api, kind, namespace.as_deref(), object).await?)
+            }
+            _ => Err(ApiError::method_not_allowed()),
+        },
+        Route::Object {
+            kind,
+            namespace,
+            name,
+            subresource,
+        } => {
+            let namespace = namespace.as_deref().unwrap_or_default();
+            let part = match subresource {
+                Some(Subresource::Status) => Part::Status,
+                _ => Part::Main,
+            };
+            match (subresource, method) {
+                (None | Some(Subresource::Status), Method::GET) => {
+                    reply(200, rest::get(api, kind, namespace, &name).await?)
+                }
+                (None | Some(Subresource::Status), Method::PUT) => {
+                    let object = object_body(headers, body).await?;
+                    reply(200, rest::replace(api, kind, namespace, &name, part, object).await?)
+                }
+                (None | Some(Subresource::Status), Method::PATCH) => {
+                    rest::check_patch_type(&content_type(headers))?;
+                    let patch = object_body(headers, body).await?;
+                    reply(200, rest::patch(api, kind, namespace, &name, part, patch).await?)
+                }
+                (None, Method::DELETE) => {
+                    let bytes = read_body(headers, body).await?;
+                    let options = if bytes.iter().all(u8::is_ascii_whitespace) {
+                        None
+                    } else {
+                        Some(decode_object(headers, &bytes)?)
+                    };
+                    reply(200, rest::delete(api, kind, namespace, &name, options.as_ref()).await?)
+                }
+                (Some(Subresource::Scale), Method::GET) => reply(200, scale::read(api, kind, namespace, &name).await?),
+                (Some(Subresource::Scale), Method::PUT) => {
+                    let object = object_body(headers, body).await?;
+                    reply(200, scale::replace(api, kind, namespace, &name, object).await?)
+                }
+                (Some(Subresource::Scale), Method::PATCH) => {
+                    rest::check_patch_type(&content_type(headers))?;
+                    let patch = object_body(headers, body).await?;
+                    reply(200, scale::patch(api, kind, namespace, &name, patch).await?)
+                }
+                (Some(Subresource::Log), Method::GET) => {
+                    let request = LogRequest {
+                        container: Some(params.text("container").to_string()).filter(|c| !c.is_empty()),
+                        follow: params.flag("follow")?,
+                        tail_lines: params.non_negative("tailLines")?,
+                    };
+                    logs(api, namespace, &name, request).await
+                }
+                _ => Err(ApiError::method_not_allowed()),
+            }
+        }
+    }
+}
