@@ -5,6 +5,7 @@
 mod api;
 #[allow(dead_code)] // started by `berth server`
 mod apiserver;
+mod cli;
 #[allow(dead_code)] // driven by the leader's scheduling loop that comes next
 mod scheduler;
 #[allow(dead_code)] // the caches of the leader's control loops
@@ -21,6 +22,8 @@ mod registry;
 #[cfg(test)]
 #[allow(dead_code)]
 mod testing;
+#[allow(dead_code)]
+mod http_client;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,9 +36,20 @@ berth: a Raft-replicated, etcd-compatible cluster-state store (and, soon, an orc
 
 Usage:
   berth store [flags]     run a store replica; etcd's flags (berth store --help)
+  berth apply -f FILE     create or update objects from YAML or JSON manifests (a file, a directory, or -)
+  berth get TYPE [NAME]   list objects; TYPE: pods, deployments, replicasets, nodes, namespaces
+                          (-n NS | -A, -l SELECTOR, -o wide|yaml|json|name, -w to watch)
+  berth describe TYPE [NAME]
+                          show objects in detail
+  berth delete TYPE NAME  delete objects (or -f FILE, or TYPE -l SELECTOR)
+  berth logs POD          print a container's logs (-c CONTAINER, -f to follow)
+  berth scale deployment/NAME --replicas N
+                          set a deployment's number of replicas
   berth version           print the version
 
 Environment:
+  BERTH_SERVER            the API server(s) for the commands above, comma-separated
+                          (else --server/-s, else http://127.0.0.1:8080,:8081,:8082)
   RUST_LOG                log filter (overrides --log-level), e.g. RUST_LOG=berth_store=debug
 ";
 
@@ -43,6 +57,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("store") => run_store(&args[1..]),
+        Some(c @ ("apply" | "get" | "describe" | "delete" | "logs" | "scale")) => cli::run(c, &args[1..]),
         Some("version" | "--version") => {
             println!(
                 "berth {} (etcd API {})",

@@ -1,0 +1,464 @@
+//! A small HTTP/1.1 client for berth's own API servers and agents: plain `http://`,
+//! one TCP connection per request, and failover across several base URLs.
+//!
+//! ```text
+//!  request(method, path) ──► connect to the preferred base ──refused/timeout──► next base …
+//!                                   │ connected
+//!                                   ▼
+//!                  send the request, read the response (whole, or as it arrives)
+//! ```
+//!
+//! Failover happens only while connecting (and, for GET, when a fresh connection
+//! breaks before any response arrives), so a write is never sent twice. The base that
+//! last accepted a connection is tried first next time, so a dead replica costs one
+//! refused connection per command, not one per request.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// How long a connection attempt to one base may take before the next is tried.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a whole request (or a stream's response headers) may take. Generous: a
+/// write waits for a Raft commit, which takes an election's time during a failover.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HttpError {
+    /// A base URL that is not `http://host[:port][/prefix]`.
+    #[error("bad server URL {url:?}: {reason}")]
+    BadUrl { url: String, reason: String },
+    /// No base accepted a connection: `(base, why)` for each one tried, in order.
+    #[error("{}", describe_attempts(attempts))]
+    Unreachable { attempts: Vec<(String, String)> },
+    /// Connected, but the exchange failed (reset, malformed response, …).
+    #[error("{base}: {message}")]
+    Exchange { base: String, message: String },
+    /// Connected, but no (complete) response within the deadline.
+    #[error("{base}: no response within {timeout_ms} ms")]
+    Timeout { base: String, timeout_ms: u128 },
+}
+
+fn describe_attempts(attempts: &[(String, String)]) -> String {
+    let parts: Vec<String> = attempts.iter().map(|(base, why)| format!("{base}: {why}")).collect();
+    format!("cannot connect to {}", parts.join("; "))
+}
+
+/// A complete response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A response whose body is read as it arrives (watch streams, `logs -f`).
+#[derive(Debug)]
+pub struct StreamingResponse {
+    pub status: u16,
+    base: String,
+    body: Incoming,
+    /// Bytes received but not yet handed out (a partial line, for `next_line`).
+    buffered: Vec<u8>,
+}
+
+impl StreamingResponse {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The next piece of the body as the server sent it; `None` at its end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        if !self.buffered.is_empty() {
+            return Ok(Some(Bytes::from(std::mem::take(&mut self.buffered))));
+        }
+        self.next_data().await
+    }
+
+    /// The next line, without its `\n` (or `\r\n`); a last line without a newline is
+    /// returned too; `None` at the end of the body.
+    pub async fn next_line(&mut self) -> Result<Option<Vec<u8>>, HttpError> {
+        loop {
+            if let Some(at) = self.buffered.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buffered.drain(..=at).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            match self.next_data().await? {
+                Some(data) => self.buffered.extend_from_slice(&data),
+                None if self.buffered.is_empty() => return Ok(None),
+                None => return Ok(Some(std::mem::take(&mut self.buffered))),
+            }
+        }
+    }
+
+    /// The rest of the body (for an error response's `Status`).
+    pub async fn read_to_end(mut self) -> Result<Vec<u8>, HttpError> {
+        let mut all = std::mem::take(&mut self.buffered);
+        while let Some(data) = self.next_data().await? {
+            all.extend_from_slice(&data);
+        }
+        Ok(all)
+    }
+
+    async fn next_data(&mut self) -> Result<Option<Bytes>, HttpError> {
+        loop {
+            match self.body.frame().await {
+                None => return Ok(None),
+                Some(Err(e)) => return Err(exchange(&self.base, &e)),
+                // Trailers carry no data; skip them.
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data()
+                        && !data.is_empty()
+                    {
+                        return Ok(Some(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a base URL points: `host:port` to connect to, and a path prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Base {
+    authority: String,
+    path_prefix: String,
+}
+
+fn parse_base(url: &str) -> Result<Base, HttpError> {
+    let bad = |reason: &str| HttpError::BadUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = match url.split_once("://") {
+        Some(("http", rest)) => rest,
+        Some(("https", _)) => return Err(bad("https is not supported; berth's API server speaks plain http")),
+        Some(_) => return Err(bad("the scheme must be http://")),
+        None => url,
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
+        None => (rest, ""),
+    };
+    if authority.is_empty() {
+        return Err(bad("no host"));
+    }
+    // An IPv6 literal keeps its brackets; a port follows the last ':' after them.
+    let has_port = match authority.rfind(']') {
+        Some(close) => authority[close..].contains(':'),
+        None => authority.contains(':'),
+    };
+    let authority = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    Ok(Base {
+        authority,
+        path_prefix: path.to_string(),
+    })
+}
+
+/// An HTTP/1.1 client over one or more base URLs, tried in order.
+#[derive(Debug)]
+pub struct HttpClient {
+    bases: Vec<String>,
+    /// The index of the base that last accepted a connection; tried first.
+    preferred: AtomicUsize,
+}
+
+impl HttpClient {
+    /// One or more base URLs ("http://127.0.0.1:8080"); a request that cannot connect tries the next.
+    pub fn new(bases: Vec<String>) -> Self {
+        HttpClient {
+            bases,
+            preferred: AtomicUsize::new(0),
+        }
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> Result<Response, HttpError> {
+        let retry_after_connect = method.eq_ignore_ascii_case("GET");
+        let (content_type, body) = match body {
+            Some((content_type, body)) => (Some(content_type), Bytes::from(body)),
+            None => (None, Bytes::new()),
+        };
+        let (base, response) = self
+            .send(method, path_and_query, content_type, body, retry_after_connect)
+            .await?;
+        let status = response.status().as_u16();
+        let collected = tokio::time::timeout(RESPONSE_TIMEOUT, response.into_body().collect())
+            .await
+            .map_err(|_| timeout(&base))?
+            .map_err(|e| exchange(&base, &e))?;
+        Ok(Response {
+            status,
+            body: collected.to_bytes().to_vec(),
+        })
+    }
+
+    /// Like request, but the body is read as it arrives (watch, logs -f).
+    pub async fn stream(&self, method: &str, path_and_query: &str) -> Result<StreamingResponse, HttpError> {
+        let retry_after_connect = method.eq_ignore_ascii_case("GET");
+        let (base, response) = self
+            .send(method, path_and_query, None, Bytes::new(), retry_after_connect)
+            .await?;
+        Ok(StreamingResponse {
+            status: response.status().as_u16(),
+            base,
+            body: response.into_body(),
+            buffered: Vec::new(),
+        })
+    }
+
+    /// Sends one request to the first base that takes it; returns that base and the
+    /// response head (the body still to be read).
+    async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        content_type: Option<&str>,
+        body: Bytes,
+        retry_after_connect: bool,
+    ) -> Result<(String, hyper::Response<Incoming>), HttpError> {
+        let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| HttpError::Exchange {
+            base: self.bases.join(","),
+            message: format!("bad method {method:?}: {e}"),
+        })?;
+        if self.bases.is_empty() {
+            return Err(HttpError::Unreachable { attempts: Vec::new() });
+        }
+        let first = self.preferred.load(Ordering::Relaxed) % self.bases.len();
+        let mut attempts = Vec::new();
+        for offset in 0..self.bases.len() {
+            let index = (first + offset) % self.bases.len();
+            let url = &self.bases[index];
+            let base = parse_base(url)?;
+            let mut sender = match connect(&base).await {
+                Ok(sender) => sender,
+                Err(why) => {
+                    attempts.push((url.clone(), why));
+                    continue;
+                }
+            };
+            self.preferred.store(index, Ordering::Relaxed);
+            let mut request = hyper::Request::builder()
+                .method(method.clone())
+                .uri(format!("{}{path_and_query}", base.path_prefix))
+                .header(hyper::header::HOST, &base.authority)
+                .header(hyper::header::USER_AGENT, concat!("berth/", env!("CARGO_PKG_VERSION")));
+            if let Some(content_type) = content_type {
+                request = request.header(hyper::header::CONTENT_TYPE, content_type);
+            }
+            let request = request.body(Full::new(body.clone())).map_err(|e| HttpError::Exchange {
+                base: url.clone(),
+                message: format!("bad request {path_and_query:?}: {e}"),
+            })?;
+            match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(request)).await {
+                Err(_) => return Err(timeout(url)),
+                Ok(Ok(response)) => return Ok((url.clone(), response)),
+                // A replica that accepted the connection and then went away: a read
+                // can safely be asked of the next one, a write cannot (it may have
+                // been applied).
+                Ok(Err(e)) if retry_after_connect => attempts.push((url.clone(), e.to_string())),
+                Ok(Err(e)) => return Err(exchange(url, &e)),
+            }
+        }
+        Err(HttpError::Unreachable { attempts })
+    }
+}
+
+/// Opens a connection and completes the HTTP/1.1 handshake; the error says why not.
+async fn connect(base: &Base) -> Result<SendRequest<Full<Bytes>>, String> {
+    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&base.authority)).await {
+        Err(_) => return Err(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())),
+        Ok(Err(e)) => return Err(describe_io_error(&e)),
+        Ok(Ok(stream)) => stream,
+    };
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    // The connection task ends when the response body is read or dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
+
+/// `connection refused` rather than `Connection refused (os error 111)`.
+fn describe_io_error(e: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    match e.kind() {
+        ErrorKind::ConnectionRefused
+        | ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::TimedOut
+        | ErrorKind::AddrNotAvailable => e.kind().to_string(),
+        _ => e.to_string(),
+    }
+}
+
+fn exchange(base: &str, e: &dyn std::fmt::Display) -> HttpError {
+    HttpError::Exchange {
+        base: base.to_string(),
+        message: e.to_string(),
+    }
+}
+
+fn timeout(base: &str) -> HttpError {
+    HttpError::Timeout {
+        base: base.to_string(),
+        timeout_ms: RESPONSE_TIMEOUT.as_millis(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    #[test]
+    fn base_urls() {
+        let base = parse_base("http://127.0.0.1:8080").unwrap();
+        assert_eq!(base.authority, "127.0.0.1:8080");
+        assert_eq!(base.path_prefix, "");
+        assert_eq!(parse_base("localhost").unwrap().authority, "localhost:80");
+        assert_eq!(parse_base("http://h:1/api/").unwrap().path_prefix, "/api");
+        assert_eq!(parse_base("http://[::1]").unwrap().authority, "[::1]:80");
+        assert_eq!(parse_base("http://[::1]:9").unwrap().authority, "[::1]:9");
+        assert!(matches!(parse_base("https://h:1"), Err(HttpError::BadUrl { .. })));
+        assert!(matches!(parse_base("http://"), Err(HttpError::BadUrl { .. })));
+    }
+
+    /// Answers one request with `response`, returning the request it read.
+    async fn serve_once(listener: TcpListener, response: &'static str) -> String {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = socket.read(&mut buf).await.unwrap();
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request);
+            if let Some(head_end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_string)
+                    })
+                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                if request.len() >= head_end + 4 + length {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        socket.write_all(response.as_bytes()).await.unwrap();
+        socket.shutdown().await.unwrap();
+        String::from_utf8(request).unwrap()
+    }
+
+    /// A port nothing listens on: bound, then closed.
+    async fn dead_port() -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    }
+
+    #[tokio::test]
+    async fn a_refused_base_fails_over_to_the_next() {
+        let dead = dead_port().await;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let live = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(serve_once(
+            listener,
+            "HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}",
+        ));
+        let client = HttpClient::new(vec![
+            format!("http://127.0.0.1:{dead}"),
+            format!("http://127.0.0.1:{live}"),
+        ]);
+        let response = client
+            .request(
+                "POST",
+                "/api/v1/namespaces",
+                Some(("application/json", b"{\"a\":1}".to_vec())),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status, 201);
+        assert_eq!(response.body, b"{}");
+        let request = server.await.unwrap();
+        assert!(request.starts_with("POST /api/v1/namespaces HTTP/1.1\r\n"), "{request}");
+        assert!(
+            request.to_ascii_lowercase().contains("content-type: application/json"),
+            "{request}"
+        );
+        assert!(request.ends_with("{\"a\":1}"), "{request}");
+        assert_eq!(
+            client.preferred.load(Ordering::Relaxed),
+            1,
+            "the live base is tried first next time"
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_reachable_lists_every_base() {
+        let (a, b) = (dead_port().await, dead_port().await);
+        let client = HttpClient::new(vec![format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}")]);
+        match client.request("GET", "/", None).await {
+            Err(HttpError::Unreachable { attempts }) => {
+                assert_eq!(attempts.len(), 2);
+                assert_eq!(attempts[0].1, "connection refused");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_read_by_line_and_by_chunk() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(serve_once(
+            listener,
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+             5\r\none\nt\r\n5\r\nwo\nth\r\n3\r\nree\r\n0\r\n\r\n",
+        ));
+        let client = HttpClient::new(vec![format!("http://127.0.0.1:{port}")]);
+        let mut stream = client.stream("GET", "/api/v1/pods?watch=1").await.unwrap();
+        assert_eq!(stream.status, 200);
+        assert_eq!(stream.next_line().await.unwrap().unwrap(), b"one");
+        assert_eq!(stream.next_line().await.unwrap().unwrap(), b"two");
+        assert_eq!(stream.chunk().await.unwrap().unwrap().as_ref(), b"th");
+        assert_eq!(
+            stream.next_line().await.unwrap().unwrap(),
+            b"ree",
+            "a last line without newline"
+        );
+        assert_eq!(stream.next_line().await.unwrap(), None);
+        server.await.unwrap();
+    }
+}
