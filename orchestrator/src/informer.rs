@@ -154,6 +154,7 @@ impl<S: Spec> Clone for Snapshot<S> {
 impl<S: Spec> Snapshot<S> {
     /// A snapshot of the given objects (for tests of pure logic), create revisions
     /// in the order given.
+    #[cfg(test)]
     pub fn from_objects(objects: impl IntoIterator<Item = Resource<S>>, revision: i64) -> Self {
         let objects = objects
             .into_iter()
@@ -193,12 +194,9 @@ impl<S: Spec> Snapshot<S> {
         self.objects.get(key).map(|e| e.create_revision)
     }
 
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.objects.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.objects.is_empty()
     }
 }
 
@@ -324,6 +322,7 @@ impl<S: Spec> Informer<S> {
     }
 
     /// The store revision the cache reflects.
+    #[cfg(test)]
     pub fn revision(&self) -> i64 {
         self.sink.state.read().expect("informer lock").revision
     }

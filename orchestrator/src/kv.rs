@@ -88,7 +88,10 @@ pub struct Kv {
 pub enum Event {
     Put(KeyValue),
     /// The deleted key with its last value (`prev_kv`) and the deletion revision.
-    Delete { prev: KeyValue, revision: i64 },
+    Delete {
+        prev: KeyValue,
+        revision: i64,
+    },
 }
 
 impl Event {
@@ -107,7 +110,8 @@ pub struct Watch {
     _task: AbortOnDrop,
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+/// A task that ends with its owner.
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -133,10 +137,6 @@ pub struct KeepAlive {
 impl KeepAlive {
     pub async fn lost(&mut self) {
         let _ = self.lost.wait_for(|lost| *lost).await;
-    }
-
-    pub fn is_lost(&self) -> bool {
-        *self.lost.borrow()
     }
 }
 
@@ -178,9 +178,9 @@ impl Kv {
     /// Moves on from endpoint `i` after it failed (if no other call already did).
     fn failed(&self, i: usize, error: &KvError) {
         if matches!(error, KvError::Unavailable(_)) && self.endpoints.len() > 1 {
-            let _ = self
-                .current
-                .compare_exchange(i, (i + 1) % self.endpoints.len(), Ordering::Relaxed, Ordering::Relaxed);
+            let _ =
+                self.current
+                    .compare_exchange(i, (i + 1) % self.endpoints.len(), Ordering::Relaxed, Ordering::Relaxed);
             tracing::debug!(endpoint = %self.endpoints[i].url, %error, "store endpoint failed; trying the next");
         }
     }
@@ -191,35 +191,38 @@ impl Kv {
         request
     }
 
+    /// Reads are idempotent, so one that fails for want of a leader (an election
+    /// under way) or an endpoint is retried, on the next endpoint, for up to the
+    /// request timeout: callers see an election as a slow read, not an error.
     async fn range(&self, request: RangeRequest) -> Result<(Vec<KeyValue>, i64)> {
-        let mut last = KvError::Unavailable("no endpoint tried".into());
-        for _ in 0..self.endpoints.len() {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let mut pause = Duration::from_millis(50);
+        loop {
             let (i, mut c) = self.clients();
-            match c.kv.range(Self::request(request.clone())).await {
+            let error = match c.kv.range(Self::request(request.clone())).await {
                 Ok(r) => {
                     let r = r.into_inner();
                     return Ok((r.kvs, r.header.map_or(0, |h| h.revision)));
                 }
-                Err(s) => {
-                    let e = status_error(s);
-                    self.failed(i, &e);
-                    if !matches!(e, KvError::Unavailable(_)) {
-                        return Err(e);
-                    }
-                    last = e;
-                }
+                Err(s) => status_error(s),
+            };
+            self.failed(i, &error);
+            if !matches!(error, KvError::Unavailable(_)) || tokio::time::Instant::now() + pause >= deadline {
+                return Err(error);
             }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
         }
-        Err(last)
     }
 
     /// A linearizable read of one key.
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let (mut kvs, _) = self.range(RangeRequest {
-            key: key.as_bytes().to_vec(),
-            ..Default::default()
-        })
-        .await?;
+        let (mut kvs, _) = self
+            .range(RangeRequest {
+                key: key.as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await?;
         Ok(kvs.pop())
     }
 
@@ -447,7 +450,10 @@ impl Kv {
             }
             Some(_) => {}
         }
-        let changed = also.iter().enumerate().find(|(i, (_, revision))| mod_of(1 + i) != *revision);
+        let changed = also
+            .iter()
+            .enumerate()
+            .find(|(i, (_, revision))| mod_of(1 + i) != *revision);
         Err(KvError::Conflict {
             current: changed.map_or(0, |(i, _)| mod_of(1 + i)),
         })
@@ -560,7 +566,11 @@ impl Kv {
     /// Grants a lease of `ttl` seconds; returns its ID.
     pub async fn grant(&self, ttl: i64) -> Result<i64> {
         let (i, mut c) = self.clients();
-        match c.lease.lease_grant(Self::request(LeaseGrantRequest { ttl, id: 0 })).await {
+        match c
+            .lease
+            .lease_grant(Self::request(LeaseGrantRequest { ttl, id: 0 }))
+            .await
+        {
             Ok(r) => {
                 let r = r.into_inner();
                 if r.error.is_empty() {
@@ -719,12 +729,18 @@ mod tests {
     async fn conditional_writes_fences_and_watches_against_a_real_store() {
         let t = crate::testing::store().await;
         let kv = &t.kv;
-        let rev = kv.create("/registry/pods/default/a", b"1".to_vec(), 0, None).await.unwrap();
+        let rev = kv
+            .create("/registry/pods/default/a", b"1".to_vec(), 0, None)
+            .await
+            .unwrap();
         assert_eq!(
             kv.create("/registry/pods/default/a", b"2".to_vec(), 0, None).await,
             Err(KvError::AlreadyExists)
         );
-        let rev2 = kv.update("/registry/pods/default/a", b"2".to_vec(), rev, None).await.unwrap();
+        let rev2 = kv
+            .update("/registry/pods/default/a", b"2".to_vec(), rev, None)
+            .await
+            .unwrap();
         assert_eq!(
             kv.update("/registry/pods/default/a", b"3".to_vec(), rev, None).await,
             Err(KvError::Conflict { current: rev2 })
@@ -739,10 +755,13 @@ mod tests {
             key: "/berth/leader".into(),
             mod_revision: leader,
         };
-        kv.create("/registry/pods/default/c", b"1".to_vec(), 0, Some(&fence)).await.unwrap();
+        kv.create("/registry/pods/default/c", b"1".to_vec(), 0, Some(&fence))
+            .await
+            .unwrap();
         kv.put("/berth/leader", b"term 2".to_vec(), 0).await.unwrap();
         assert_eq!(
-            kv.create("/registry/pods/default/d", b"1".to_vec(), 0, Some(&fence)).await,
+            kv.create("/registry/pods/default/d", b"1".to_vec(), 0, Some(&fence))
+                .await,
             Err(KvError::Fenced)
         );
         assert_eq!(kv.get("/registry/pods/default/d").await.unwrap(), None);
@@ -752,8 +771,17 @@ mod tests {
         let mut watch = kv.watch("/registry/pods/", at + 1).await.unwrap();
         let deleted = kv.delete("/registry/pods/default/a", None, None).await.unwrap();
         assert_eq!(deleted.value, b"2");
-        let (_, events) = watch.next().await.unwrap().unwrap();
-        assert!(matches!(&events[..], [Event::Delete { prev, .. }] if prev.value == b"2"), "{events:?}");
+        // Progress notifications (empty batches) may come first.
+        let events = loop {
+            let (_, events) = watch.next().await.unwrap().unwrap();
+            if !events.is_empty() {
+                break events;
+            }
+        };
+        assert!(
+            matches!(&events[..], [Event::Delete { prev, .. }] if prev.value == b"2"),
+            "{events:?}"
+        );
         assert_eq!(
             kv.delete("/registry/pods/default/a", None, None).await,
             Err(KvError::NotFound)
@@ -764,7 +792,10 @@ mod tests {
     async fn value_less_puts_and_multi_key_updates() {
         let t = crate::testing::store().await;
         let kv = &t.kv;
-        assert_eq!(kv.put_if_value_less("/r", b"5", b"5 x".to_vec()).await, Err(KvError::NotFound));
+        assert_eq!(
+            kv.put_if_value_less("/r", b"5", b"5 x".to_vec()).await,
+            Err(KvError::NotFound)
+        );
         let at = kv.put("/r", b"3 a".to_vec(), 0).await.unwrap();
         let put = kv.put_if_value_less("/r", b"5", b"5 b".to_vec()).await.unwrap();
         assert!(put > at);
@@ -782,17 +813,25 @@ mod tests {
             mod_revision: put,
         };
         let bound = kv
-            .update_if("/pod", b"2".to_vec(), pod, &[("/node", node), ("/absent", 0)], Some(&fence))
+            .update_if(
+                "/pod",
+                b"2".to_vec(),
+                pod,
+                &[("/node", node), ("/absent", 0)],
+                Some(&fence),
+            )
             .await
             .unwrap();
         let node2 = kv.put("/node", b"2".to_vec(), 0).await.unwrap();
         assert_eq!(
-            kv.update_if("/pod", b"3".to_vec(), bound, &[("/node", node)], Some(&fence)).await,
+            kv.update_if("/pod", b"3".to_vec(), bound, &[("/node", node)], Some(&fence))
+                .await,
             Err(KvError::Conflict { current: node2 }),
             "the other key changed"
         );
         assert_eq!(
-            kv.update_if("/pod", b"3".to_vec(), pod, &[("/node", node2)], None).await,
+            kv.update_if("/pod", b"3".to_vec(), pod, &[("/node", node2)], None)
+                .await,
             Err(KvError::Conflict { current: bound })
         );
         assert_eq!(
@@ -801,7 +840,8 @@ mod tests {
         );
         kv.put("/r", b"6 z".to_vec(), 0).await.unwrap();
         assert_eq!(
-            kv.update_if("/pod", b"3".to_vec(), bound, &[("/node", node2)], Some(&fence)).await,
+            kv.update_if("/pod", b"3".to_vec(), bound, &[("/node", node2)], Some(&fence))
+                .await,
             Err(KvError::Fenced)
         );
         assert_eq!(kv.get("/pod").await.unwrap().unwrap().value, b"2");

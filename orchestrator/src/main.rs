@@ -1,29 +1,23 @@
-//! The `berth` binary. Today it runs a store replica (`berth store`, an
-//! etcd-compatible server); the orchestrator's roles join it in later issues.
+//! The `berth` binary: a store replica (`berth store`, an etcd-compatible server), a
+//! control-plane replica (`berth server`), a node supervisor (`berth agent`), a local
+//! cluster of both (`berth up`), and the kubectl-like commands that drive them.
 
-#[allow(dead_code)] // used by the API server and controllers that come next
+mod agent;
 mod api;
-#[allow(dead_code)] // started by `berth server`
 mod apiserver;
 mod cli;
-#[allow(dead_code)] // driven by the leader's scheduling loop that comes next
-mod scheduler;
-#[allow(dead_code)] // the caches of the leader's control loops
-mod informer;
-#[allow(dead_code)] // run by `berth server` on the leader
 mod controllers;
-#[allow(dead_code)] // claimed and run by `berth server`
-mod leader;
-mod store_flags;
-#[allow(dead_code)] // used by the API server, the controllers and the agent
-mod kv;
-#[allow(dead_code)]
-mod registry;
-#[cfg(test)]
-#[allow(dead_code)]
-mod testing;
-#[allow(dead_code)]
 mod http_client;
+mod informer;
+mod kv;
+mod leader;
+mod registry;
+mod roles;
+mod runtime;
+mod scheduler;
+mod store_flags;
+#[cfg(test)]
+mod testing;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -32,10 +26,15 @@ use berth_store::{AutoCompaction, ClusterState, Server, StoreConfig, TestFaults}
 use store_flags::{CompactionRetention, FlagError, StoreFlags};
 
 const USAGE: &str = "\
-berth: a Raft-replicated, etcd-compatible cluster-state store (and, soon, an orchestrator)
+berth: a Raft-replicated, etcd-compatible cluster-state store with a container orchestrator
 
 Usage:
-  berth store [flags]     run a store replica; etcd's flags (berth store --help)
+  berth up                start a local cluster: 3 control-plane replicas and 2 agents
+                          (berth up --help)
+  berth server [flags]    run a control-plane replica: store + API server + controllers
+                          (berth server --help)
+  berth agent [flags]     run a node agent (berth agent --help)
+  berth store [flags]     run a store replica alone; etcd's flags (berth store --help)
   berth apply -f FILE     create or update objects from YAML or JSON manifests (a file, a directory, or -)
   berth get TYPE [NAME]   list objects; TYPE: pods, deployments, replicasets, nodes, namespaces
                           (-n NS | -A, -l SELECTOR, -o wide|yaml|json|name, -w to watch)
@@ -57,6 +56,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("store") => run_store(&args[1..]),
+        Some("server") => roles::server::run(&args[1..]),
+        Some("agent") => roles::agent::run(&args[1..]),
+        Some("up") => roles::up::run(&args[1..]),
         Some(c @ ("apply" | "get" | "describe" | "delete" | "logs" | "scale")) => cli::run(c, &args[1..]),
         Some("version" | "--version") => {
             println!(

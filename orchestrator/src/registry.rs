@@ -209,7 +209,9 @@ impl<S: Spec> TypedWatch<S> {
                             }
                         }),
                     };
-                    change.map_err(|e| tracing::warn!(error = %e, "skipping an object")).ok()
+                    change
+                        .map_err(|e| tracing::warn!(error = %e, "skipping an object"))
+                        .ok()
                 })
                 .collect();
             (revision, changes)

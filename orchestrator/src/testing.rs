@@ -9,7 +9,8 @@ use crate::kv::Kv;
 use crate::registry::Registry;
 
 pub struct TestStore {
-    pub server: Server,
+    /// Kept so the replica runs as long as the test holds this.
+    _server: Server,
     pub kv: Kv,
     pub client_url: String,
     _dir: tempfile::TempDir,
@@ -40,11 +41,14 @@ pub async fn store() -> TestStore {
     let kv = Kv::connect(std::slice::from_ref(&client_url)).expect("a client");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while kv.put("/berth/test-ready", b"1".to_vec(), 0).await.is_err() {
-        assert!(tokio::time::Instant::now() < deadline, "the test store never served a write");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the test store never served a write"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     TestStore {
-        server,
+        _server: server,
         kv,
         client_url,
         _dir: dir,

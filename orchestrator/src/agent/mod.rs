@@ -85,9 +85,11 @@ pub async fn run(
         config.advertise_address.clone(),
     );
     tokio::pin!(shutdown);
+    let current_lease = std::sync::atomic::AtomicI64::new(0);
     loop {
         let session = async {
             let (lease, mut keep_alive) = register(&kv, &registry, &config, port).await;
+            current_lease.store(lease, std::sync::atomic::Ordering::Relaxed);
             tokio::select! {
                 () = keep_alive.lost() => {
                     tracing::warn!(node = %config.name, lease = format!("{lease:x}"),
@@ -105,18 +107,21 @@ pub async fn run(
     if config.stop_pods_on_exit {
         tracing::info!(node = %config.name, "stopping every workload before exiting");
         pods.stop_all(Duration::from_secs(5)).await;
+        // Nothing runs here any more: let the control plane know at once rather than
+        // after the lease's TTL.
+        let lease = current_lease.load(std::sync::atomic::Ordering::Relaxed);
+        if lease != 0
+            && let Err(e) = kv.revoke(lease).await
+        {
+            tracing::warn!(node = %config.name, error = %e, "cannot revoke the heartbeat lease");
+        }
     }
     Ok(())
 }
 
 /// Grants a lease, attaches the heartbeat key to it and writes the Node's status;
 /// retries until the store answers.
-async fn register(
-    kv: &Kv,
-    registry: &Registry,
-    config: &AgentConfig,
-    port: u16,
-) -> (i64, crate::kv::KeepAlive) {
+async fn register(kv: &Kv, registry: &Registry, config: &AgentConfig, port: u16) -> (i64, crate::kv::KeepAlive) {
     let ttl = config.lease_ttl.as_secs().max(1) as i64;
     loop {
         let attempt = async {

@@ -492,7 +492,11 @@ fn container_spec(uid: &str, pod: &str, namespace: &str, c: &Container) -> Conta
         env,
         working_dir: (!c.working_dir.is_empty()).then(|| c.working_dir.clone().into()),
         cpu_limit_millis: c.resources.limits.get("cpu").and_then(|q| parse_cpu_millis(q).ok()),
-        memory_limit_bytes: c.resources.limits.get("memory").and_then(|q| parse_memory_bytes(q).ok()),
+        memory_limit_bytes: c
+            .resources
+            .limits
+            .get("memory")
+            .and_then(|q| parse_memory_bytes(q).ok()),
     }
 }
 

@@ -109,7 +109,12 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
     })
     .await;
     assert_eq!(node.status.allocatable["cpu"], "2");
-    assert!(node.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    assert!(
+        node.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
     assert!(t.kv.get(&heartbeat_key("n1")).await.unwrap().is_some());
 
     registry
@@ -117,30 +122,47 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
         .await
         .unwrap();
     let running = eventually(20, "the pod to run", async || {
-        status_of(&registry, "web").await.filter(|p| p.status.phase == "Running")
+        status_of(&registry, "web")
+            .await
+            .filter(|p| p.status.phase == "Running")
     })
     .await;
     let status = &running.status.container_statuses[0];
     assert!(status.state.running.is_some(), "{status:?}");
-    assert!(running.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    assert!(
+        running
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
     let pids = running_pids(&agent.runtime);
     assert_eq!(pids.len(), 1);
     assert!(alive(pids[0]));
 
     let logs = crate::http_client::HttpClient::new(vec![format!("http://{}", agent.config.listen)]);
     let text = eventually(10, "the log to have the greeting", async || {
-        let r = logs.request("GET", "/containerLogs/default/web/main", None).await.ok()?;
+        let r = logs
+            .request("GET", "/containerLogs/default/web/main", None)
+            .await
+            .ok()?;
         let text = String::from_utf8(r.body).ok()?;
         text.contains("hello from web").then_some(text)
     })
     .await;
     assert_eq!(text.trim(), "hello from web");
-    let missing = logs.request("GET", "/containerLogs/default/nope/main", None).await.unwrap();
+    let missing = logs
+        .request("GET", "/containerLogs/default/nope/main", None)
+        .await
+        .unwrap();
     assert_eq!(missing.status, 404);
 
     registry.delete::<PodSpec>("default", "web", None, None).await.unwrap();
     eventually(20, "the process to stop", async || (!alive(pids[0])).then_some(())).await;
-    eventually(10, "the runtime to forget it", async || agent.runtime.list().is_empty().then_some(())).await;
+    eventually(10, "the runtime to forget it", async || {
+        agent.runtime.list().is_empty().then_some(())
+    })
+    .await;
     agent.task.abort();
 }
 
@@ -151,7 +173,10 @@ async fn restart_policies_and_growing_back_off() {
     let agent = start(config(&t, dir.path()));
     let registry = t.registry();
     registry.create(&pod("crash", "exit 3", "Always"), None).await.unwrap();
-    registry.create(&pod("done", "exit 0", "OnFailure"), None).await.unwrap();
+    registry
+        .create(&pod("done", "exit 0", "OnFailure"), None)
+        .await
+        .unwrap();
     registry.create(&pod("fail", "exit 4", "Never"), None).await.unwrap();
 
     // Record when each restart count is first seen; the gaps must grow.
@@ -159,7 +184,10 @@ async fn restart_policies_and_growing_back_off() {
     let mut saw_backoff = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while seen_at.len() < 5 {
-        assert!(tokio::time::Instant::now() < deadline, "restarts stalled at {seen_at:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restarts stalled at {seen_at:?}"
+        );
         if let Some(p) = status_of(&registry, "crash").await
             && let Some(s) = p.status.container_statuses.first()
         {
@@ -180,12 +208,16 @@ async fn restart_policies_and_growing_back_off() {
     );
 
     let done = eventually(20, "OnFailure + exit 0 to succeed", async || {
-        status_of(&registry, "done").await.filter(|p| p.status.phase == "Succeeded")
+        status_of(&registry, "done")
+            .await
+            .filter(|p| p.status.phase == "Succeeded")
     })
     .await;
     assert_eq!(done.status.container_statuses[0].restart_count, 0);
     let failed = eventually(20, "Never + exit 4 to fail", async || {
-        status_of(&registry, "fail").await.filter(|p| p.status.phase == "Failed")
+        status_of(&registry, "fail")
+            .await
+            .filter(|p| p.status.phase == "Failed")
     })
     .await;
     let terminated = failed.status.container_statuses[0].state.terminated.clone().unwrap();
@@ -203,7 +235,10 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     registry.create(&pod("keep", "exec sleep 60", ""), None).await.unwrap();
     registry.create(&pod("drop", "exec sleep 60", ""), None).await.unwrap();
     let first = start(config.clone());
-    eventually(20, "both pods to run", async || (running_pids(&first.runtime).len() == 2).then_some(())).await;
+    eventually(20, "both pods to run", async || {
+        (running_pids(&first.runtime).len() == 2).then_some(())
+    })
+    .await;
     let keep_pid = first
         .runtime
         .list()
@@ -214,7 +249,10 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
             ContainerState::Exited { .. } => None,
         })
         .unwrap();
-    let drop_pid = running_pids(&first.runtime).into_iter().find(|p| *p != keep_pid).unwrap();
+    let drop_pid = running_pids(&first.runtime)
+        .into_iter()
+        .find(|p| *p != keep_pid)
+        .unwrap();
 
     // The agent dies without stopping anything; meanwhile one pod is deleted.
     first.task.abort();
@@ -224,7 +262,10 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     assert!(alive(keep_pid) && alive(drop_pid));
 
     let second = start(config);
-    eventually(20, "the deleted pod's process to stop", async || (!alive(drop_pid)).then_some(())).await;
+    eventually(20, "the deleted pod's process to stop", async || {
+        (!alive(drop_pid)).then_some(())
+    })
+    .await;
     // The kept pod still runs in the same process: adopted, not started again.
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(alive(keep_pid));
@@ -232,7 +273,10 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     let keep = status_of(&registry, "keep").await.unwrap();
     assert_eq!(keep.status.container_statuses[0].restart_count, 0);
     registry.delete::<PodSpec>("default", "keep", None, None).await.unwrap();
-    eventually(20, "the kept pod's process to stop", async || (!alive(keep_pid)).then_some(())).await;
+    eventually(20, "the kept pod's process to stop", async || {
+        (!alive(keep_pid)).then_some(())
+    })
+    .await;
     second.task.abort();
 }
 
@@ -242,8 +286,14 @@ async fn an_agent_that_loses_its_lease_stops_its_workloads() {
     let dir = tempfile::tempdir().unwrap();
     let agent = start(config(&t, dir.path()));
     let registry = t.registry();
-    registry.create(&pod("fenced", "exec sleep 60", ""), None).await.unwrap();
-    let pid = eventually(20, "the pod to run", async || running_pids(&agent.runtime).first().copied()).await;
+    registry
+        .create(&pod("fenced", "exec sleep 60", ""), None)
+        .await
+        .unwrap();
+    let pid = eventually(20, "the pod to run", async || {
+        running_pids(&agent.runtime).first().copied()
+    })
+    .await;
     // The lease behind the heartbeat goes away (as when the store expires it).
     let heartbeat = t.kv.get(&heartbeat_key("n1")).await.unwrap().unwrap();
     t.kv.revoke(heartbeat.lease).await.unwrap();

@@ -280,7 +280,7 @@ pub struct PodStatus {
     pub reason: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, rename = "hostIP", skip_serializing_if = "String::is_empty")]
     pub host_ip: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub start_time: String,
@@ -317,7 +317,9 @@ pub struct DeploymentStatus {
 }
 
 /// What a spec type says about its kind.
-pub trait Spec: Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
+pub trait Spec:
+    Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static
+{
     type Status: Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static;
     const KIND: &'static str;
     const API_VERSION: &'static str;
@@ -341,8 +343,22 @@ macro_rules! spec {
 spec!(NamespaceSpec, NamespaceStatus, "Namespace", "v1", "namespaces", false);
 spec!(NodeSpec, NodeStatus, "Node", "v1", "nodes", false);
 spec!(PodSpec, PodStatus, "Pod", "v1", "pods", true);
-spec!(ReplicaSetSpec, ReplicaSetStatus, "ReplicaSet", "apps/v1", "replicasets", true);
-spec!(DeploymentSpec, DeploymentStatus, "Deployment", "apps/v1", "deployments", true);
+spec!(
+    ReplicaSetSpec,
+    ReplicaSetStatus,
+    "ReplicaSet",
+    "apps/v1",
+    "replicasets",
+    true
+);
+spec!(
+    DeploymentSpec,
+    DeploymentStatus,
+    "Deployment",
+    "apps/v1",
+    "deployments",
+    true
+);
 
 /// The common envelope: apiVersion, kind, metadata, spec, status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -413,11 +429,36 @@ pub enum Object {
 
 /// Every kind, as (kind, apiVersion, resource, namespaced).
 pub const KINDS: &[(&str, &str, &str, bool)] = &[
-    (NamespaceSpec::KIND, NamespaceSpec::API_VERSION, NamespaceSpec::RESOURCE, NamespaceSpec::NAMESPACED),
-    (NodeSpec::KIND, NodeSpec::API_VERSION, NodeSpec::RESOURCE, NodeSpec::NAMESPACED),
-    (PodSpec::KIND, PodSpec::API_VERSION, PodSpec::RESOURCE, PodSpec::NAMESPACED),
-    (ReplicaSetSpec::KIND, ReplicaSetSpec::API_VERSION, ReplicaSetSpec::RESOURCE, ReplicaSetSpec::NAMESPACED),
-    (DeploymentSpec::KIND, DeploymentSpec::API_VERSION, DeploymentSpec::RESOURCE, DeploymentSpec::NAMESPACED),
+    (
+        NamespaceSpec::KIND,
+        NamespaceSpec::API_VERSION,
+        NamespaceSpec::RESOURCE,
+        NamespaceSpec::NAMESPACED,
+    ),
+    (
+        NodeSpec::KIND,
+        NodeSpec::API_VERSION,
+        NodeSpec::RESOURCE,
+        NodeSpec::NAMESPACED,
+    ),
+    (
+        PodSpec::KIND,
+        PodSpec::API_VERSION,
+        PodSpec::RESOURCE,
+        PodSpec::NAMESPACED,
+    ),
+    (
+        ReplicaSetSpec::KIND,
+        ReplicaSetSpec::API_VERSION,
+        ReplicaSetSpec::RESOURCE,
+        ReplicaSetSpec::NAMESPACED,
+    ),
+    (
+        DeploymentSpec::KIND,
+        DeploymentSpec::API_VERSION,
+        DeploymentSpec::RESOURCE,
+        DeploymentSpec::NAMESPACED,
+    ),
 ];
 
 /// Calls `$body` with `$o` bound to the typed object inside an [`Object`].
@@ -437,7 +478,11 @@ impl Object {
     /// Reads an object whose `kind` is one of [`KINDS`]; serde's message names a
     /// missing or mistyped field.
     pub fn from_value(value: serde_json::Value) -> Result<Object, String> {
-        let kind = value.get("kind").and_then(|k| k.as_str()).unwrap_or_default().to_string();
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
         let e = |e: serde_json::Error| e.to_string();
         Ok(match kind.as_str() {
             "Namespace" => Object::Namespace(serde_json::from_value(value).map_err(e)?),
@@ -465,15 +510,6 @@ impl Object {
         each!(self, o => &mut o.metadata)
     }
 
-    pub fn api_version(&self) -> &str {
-        each!(self, o => &o.api_version)
-    }
-
-    /// The plural resource name in URLs and store keys.
-    pub fn resource(&self) -> &'static str {
-        self.kind_info().2
-    }
-
     pub fn is_namespaced(&self) -> bool {
         self.kind_info().3
     }
@@ -487,10 +523,5 @@ impl Object {
             Object::Deployment(_) => 4,
         };
         KINDS[index]
-    }
-
-    /// The store key (see [`key`]).
-    pub fn key(&self) -> String {
-        each!(self, o => o.key())
     }
 }

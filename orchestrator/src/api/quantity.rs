@@ -86,7 +86,7 @@ pub fn parse_memory_bytes(s: &str) -> Result<u64, QuantityError> {
 
 /// Millicores as Kubernetes prints them: whole cores as `2`, else `1500m`.
 pub fn format_cpu_millis(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -96,7 +96,7 @@ pub fn format_cpu_millis(millis: u64) -> String {
 /// Bytes in the largest binary unit that divides them: `2Gi`, `512Mi`, `1000`.
 pub fn format_memory_bytes(bytes: u64) -> String {
     for (suffix, unit) in [("Ti", 1u64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
-        if bytes >= unit && bytes % unit == 0 {
+        if bytes >= unit && bytes.is_multiple_of(unit) {
             return format!("{}{suffix}", bytes / unit);
         }
     }

@@ -30,17 +30,6 @@ fn err(errors: &mut Errors, field: impl Into<String>, message: impl Into<String>
     });
 }
 
-/// Parses a JSON manifest into an object and validates it.
-pub fn parse_object(json: &str) -> Result<Object, Errors> {
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| {
-        vec![FieldError {
-            field: "<document>".into(),
-            message: format!("not valid JSON: {e}"),
-        }]
-    })?;
-    parse_value(value)
-}
-
 /// Checks a manifest already parsed (from JSON or YAML) and validates it.
 pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
     let kind = value
@@ -301,6 +290,10 @@ mod tests {
         }
     }"#;
 
+    fn parse_object(json: &str) -> Result<Object, Errors> {
+        parse_value(serde_json::from_str(json).expect("test manifests are JSON"))
+    }
+
     fn errors_of(json: &str) -> Vec<String> {
         parse_object(json)
             .err()
@@ -314,7 +307,7 @@ mod tests {
     fn a_good_deployment_parses() {
         let object = parse_object(DEPLOYMENT).unwrap();
         assert_eq!(object.kind(), "Deployment");
-        assert_eq!(object.key(), "/registry/deployments/default/web");
+        assert_eq!(object.metadata().name, "web");
     }
 
     #[test]

@@ -240,7 +240,14 @@ spec:
         assert_eq!(documents[1].index, 3, "the empty document still counts");
         assert_eq!(documents[1].label(), "deployment \"web\"");
         let objects = prepare_all(&documents, None).unwrap();
-        assert_eq!(objects[1].key(), "/registry/deployments/shop/web");
+        assert_eq!(
+            (
+                objects[1].kind(),
+                objects[1].metadata().namespace.as_str(),
+                objects[1].metadata().name.as_str()
+            ),
+            ("Deployment", "shop", "web")
+        );
     }
 
     #[test]

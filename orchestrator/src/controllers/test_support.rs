@@ -14,7 +14,7 @@ use crate::api::objects::{
     ReplicaSet, ReplicaSetSpec, Resource, ResourceRequirements,
 };
 use crate::informer::HEARTBEAT_PREFIX;
-use crate::kv::{Fence, Kv};
+use crate::kv::Kv;
 use crate::leader::{ControlSettings, Exit, claim, run_while_leader};
 use crate::registry::Registry;
 use crate::testing::TestStore;
@@ -23,10 +23,10 @@ use crate::testing::TestStore;
 pub const CONVERGE: Duration = Duration::from_secs(30);
 
 pub struct ControlPlane {
-    pub store: TestStore,
+    /// Kept so the store runs as long as the loops.
+    _store: TestStore,
     pub registry: Registry,
     pub kv: Kv,
-    pub fence: Fence,
     stop: watch::Sender<bool>,
     running: Option<JoinHandle<Exit>>,
 }
@@ -59,9 +59,8 @@ pub async fn start(settings: ControlSettings) -> ControlPlane {
     let running = tokio::spawn(run_while_leader(kv.clone(), fence.clone(), settings, stop_rx));
     ControlPlane {
         registry: store.registry(),
-        store,
+        _store: store,
         kv,
-        fence,
         stop,
         running: Some(running),
     }

@@ -16,7 +16,10 @@ use crate::runtime::ProcessRuntime;
 use crate::store_flags::parse_duration_ms;
 
 #[derive(Parser, Debug)]
-#[command(name = "berth agent", about = "The node supervisor: runs the pods the scheduler binds to this node")]
+#[command(
+    name = "berth agent",
+    about = "The node supervisor: runs the pods the scheduler binds to this node"
+)]
 pub struct AgentFlags {
     /// The node's name (a DNS label); defaults to the host name.
     #[arg(long)]
@@ -118,11 +121,16 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let flags = match AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args.iter().cloned())) {
+    let flags = match AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args.iter().cloned()))
+    {
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     crate::init_logging(&flags.log_level);

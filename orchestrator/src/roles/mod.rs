@@ -37,13 +37,24 @@ mod tests {
 
     #[test]
     fn flags_are_taken_in_every_form() {
-        let mut args: Vec<String> = ["--name", "a", "--api-listen", "1.2.3.4:5", "-api-listen=x:1", "--data-dir=d"]
-            .map(String::from)
-            .to_vec();
+        let mut args: Vec<String> = [
+            "--name",
+            "a",
+            "--api-listen",
+            "1.2.3.4:5",
+            "-api-listen=x:1",
+            "--data-dir=d",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(take_flag(&mut args, "api-listen").unwrap().as_deref(), Some("x:1"));
         assert_eq!(args, ["--name", "a", "--data-dir=d"]);
         assert_eq!(take_flag(&mut args, "api-listen").unwrap(), None);
         let mut missing = vec!["--api-listen".to_string()];
-        assert!(take_flag(&mut missing, "api-listen").unwrap_err().contains("needs a value"));
+        assert!(
+            take_flag(&mut missing, "api-listen")
+                .unwrap_err()
+                .contains("needs a value")
+        );
     }
 }

@@ -104,7 +104,10 @@ pub fn run(args: &[String]) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(server_flags.api_listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!("berth server: cannot listen on {} (--api-listen): {e}", server_flags.api_listen);
+                eprintln!(
+                    "berth server: cannot listen on {} (--api-listen): {e}",
+                    server_flags.api_listen
+                );
                 return ExitCode::FAILURE;
             }
         };

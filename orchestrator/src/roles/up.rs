@@ -11,7 +11,10 @@ use clap::Parser;
 use crate::http_client::HttpClient;
 
 #[derive(Parser, Debug)]
-#[command(name = "berth up", about = "Start a local berth cluster: control-plane replicas and agents on this machine")]
+#[command(
+    name = "berth up",
+    about = "Start a local berth cluster: control-plane replicas and agents on this machine"
+)]
 pub struct UpFlags {
     /// Where the cluster keeps its data and logs.
     #[arg(long, default_value = "berth-local")]
@@ -45,7 +48,11 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(f) => f,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if ![1, 3, 5].contains(&flags.servers) {
@@ -78,7 +85,9 @@ fn spawn(name: &str, args: &[String], log: &Path) -> Result<Process, String> {
         .append(true)
         .open(log)
         .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
     let child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
@@ -206,9 +215,9 @@ async fn wait_ready(client: &HttpClient, agents: usize) -> bool {
         if let Ok(r) = client.request("GET", "/api/v1/nodes", None).await
             && r.status == 200
             && let Ok(list) = serde_json::from_slice::<serde_json::Value>(&r.body)
-            && list["items"].as_array().is_some_and(|items| {
-                items.iter().filter(|n| is_ready(n)).count() >= agents
-            })
+            && list["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().filter(|n| is_ready(n)).count() >= agents)
         {
             return true;
         }

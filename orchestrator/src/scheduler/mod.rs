@@ -63,22 +63,6 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Res
     }
 }
 
-/// Places several pods in order against one snapshot, charging each placement to
-/// its node so that no node is ever given more than it has.
-pub fn plan(pods: &[PodRequest], nodes: &mut [NodeInfo], strategy: Strategy) -> Vec<Result<String, Unschedulable>> {
-    pods.iter()
-        .map(|pod| {
-            let placed = schedule(pod, nodes, strategy);
-            if let Ok(name) = &placed
-                && let Some(node) = nodes.iter_mut().find(|n| &n.name == name)
-            {
-                node.charge(pod);
-            }
-            placed
-        })
-        .collect()
-}
-
 /// The fraction of the node that would be free after placing the pod (spread) or
 /// used (bin-pack), averaged over CPU and memory.
 fn score(pod: &PodRequest, node: &NodeInfo, strategy: Strategy) -> f64 {

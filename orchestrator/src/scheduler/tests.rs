@@ -47,6 +47,22 @@ fn no_fit_is_explained_by_reason() {
     assert_eq!(err.message, "0/2 nodes available: 1 insufficient memory, 1 not ready");
 }
 
+/// What the scheduling loop does with one snapshot: place each pod in turn and
+/// charge the placement to its node before placing the next.
+fn plan(pods: &[PodRequest], nodes: &mut [NodeInfo], strategy: Strategy) -> Vec<Result<String, Unschedulable>> {
+    pods.iter()
+        .map(|pod| {
+            let placed = schedule(pod, nodes, strategy);
+            if let Ok(name) = &placed
+                && let Some(node) = nodes.iter_mut().find(|n| &n.name == name)
+            {
+                node.charge(pod);
+            }
+            placed
+        })
+        .collect()
+}
+
 #[test]
 fn a_plan_never_over_commits_a_node() {
     let mut nodes = vec![node("a", 2000, 4 * GI), node("b", 1000, 2 * GI)];

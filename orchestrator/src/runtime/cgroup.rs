@@ -1,0 +1,267 @@
+//! Cgroup limits for the process runtime, where the host has cgroups and lets us write
+//! them: v1 (this project's hosts: a hybrid layout) and, best effort, v2.
+//!
+//! ```text
+//! v1: <memory mount>/berth/<id>/memory.limit_in_bytes (+ memory.memsw.limit_in_bytes)
+//!     <cpu mount>/berth/<id>/cpu.cfs_quota_us, cpu.cfs_period_us
+//!     (the cpu mount is /sys/fs/cgroup/cpu,cpuacct or /sys/fs/cgroup/cpu: read from
+//!     /proc/self/mounts)
+//! v2: /sys/fs/cgroup/berth/<id>/memory.max, memory.swap.max, cpu.max
+//! ```
+//!
+//! A directory is made only for a controller the spec limits. The runtime writes the
+//! limits before the container starts; the wrapper moves itself into the directories
+//! (`cgroup.procs`) before it runs the command, so the command never runs unlimited.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const PARENT: &str = "berth";
+const CPU_PERIOD_US: u64 = 100_000;
+/// The kernel refuses a CFS quota below 1 ms.
+const CPU_QUOTA_MIN_US: u64 = 1_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupLayout {
+    V1 {
+        memory: Option<PathBuf>,
+        cpu: Option<PathBuf>,
+    },
+    V2 {
+        root: PathBuf,
+    },
+    Unavailable,
+}
+
+/// A container's cgroups: the directories to remove with it and the `cgroup.procs`
+/// files its wrapper joins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerCgroup {
+    pub dirs: Vec<PathBuf>,
+    pub procs_files: Vec<PathBuf>,
+}
+
+impl CgroupLayout {
+    pub fn detect() -> CgroupLayout {
+        let root = Path::new("/sys/fs/cgroup");
+        if root.join("cgroup.controllers").exists() {
+            return CgroupLayout::V2 {
+                root: root.to_path_buf(),
+            };
+        }
+        match std::fs::read_to_string("/proc/self/mounts") {
+            Ok(mounts) => v1_layout(&mounts),
+            Err(_) => CgroupLayout::Unavailable,
+        }
+    }
+
+    /// Makes the container's cgroups with its limits; nothing when there are no limits.
+    /// On error, whatever was made is removed again, and the error says why.
+    pub fn create(
+        &self,
+        id: &str,
+        memory_limit_bytes: Option<u64>,
+        cpu_limit_millis: Option<u64>,
+    ) -> Result<ContainerCgroup, String> {
+        let mut made = ContainerCgroup::default();
+        if memory_limit_bytes.is_none() && cpu_limit_millis.is_none() {
+            return Ok(made);
+        }
+        let result = self.create_into(&mut made, id, memory_limit_bytes, cpu_limit_millis);
+        if result.is_err() {
+            remove_dirs(&made.dirs);
+        }
+        result.map(|()| made)
+    }
+
+    fn create_into(
+        &self,
+        made: &mut ContainerCgroup,
+        id: &str,
+        memory_limit_bytes: Option<u64>,
+        cpu_limit_millis: Option<u64>,
+    ) -> Result<(), String> {
+        match self {
+            CgroupLayout::Unavailable => Err("no cgroup hierarchy is mounted".to_owned()),
+            CgroupLayout::V1 { memory, cpu } => {
+                if let Some(bytes) = memory_limit_bytes {
+                    let mount = memory.as_ref().ok_or("no cgroup v1 memory controller is mounted")?;
+                    let dir = make_dir(made, &mount.join(PARENT).join(id))?;
+                    write(&dir.join("memory.limit_in_bytes"), &bytes.to_string())?;
+                    // With swap accounting, also cap memory+swap, so the limit kills
+                    // rather than swaps (absent without swap accounting: best effort).
+                    let _ = std::fs::write(dir.join("memory.memsw.limit_in_bytes"), bytes.to_string());
+                }
+                if let Some(millis) = cpu_limit_millis {
+                    let mount = cpu.as_ref().ok_or("no cgroup v1 cpu controller is mounted")?;
+                    let dir = make_dir(made, &mount.join(PARENT).join(id))?;
+                    write(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+                    write(&dir.join("cpu.cfs_quota_us"), &cpu_quota_us(millis).to_string())?;
+                }
+                Ok(())
+            }
+            CgroupLayout::V2 { root } => {
+                let parent = root.join(PARENT);
+                enable_controllers(root);
+                std::fs::create_dir_all(&parent).map_err(|e| describe(&parent, &e))?;
+                enable_controllers(&parent);
+                let dir = make_dir(made, &parent.join(id))?;
+                if let Some(bytes) = memory_limit_bytes {
+                    write(&dir.join("memory.max"), &bytes.to_string())?;
+                    let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+                }
+                if let Some(millis) = cpu_limit_millis {
+                    write(
+                        &dir.join("cpu.max"),
+                        &format!("{} {CPU_PERIOD_US}", cpu_quota_us(millis)),
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Best effort: the controllers may be enabled already, or not ours to enable.
+fn enable_controllers(dir: &Path) {
+    for controller in ["+memory", "+cpu"] {
+        let _ = std::fs::write(dir.join("cgroup.subtree_control"), controller);
+    }
+}
+
+fn make_dir(made: &mut ContainerCgroup, dir: &Path) -> Result<PathBuf, String> {
+    std::fs::create_dir_all(dir).map_err(|e| describe(dir, &e))?;
+    made.dirs.push(dir.to_path_buf());
+    made.procs_files.push(dir.join("cgroup.procs"));
+    Ok(dir.to_path_buf())
+}
+
+fn write(path: &Path, value: &str) -> Result<(), String> {
+    std::fs::write(path, value).map_err(|e| describe(path, &e))
+}
+
+fn describe(path: &Path, error: &io::Error) -> String {
+    format!("{}: {error}", path.display())
+}
+
+/// CFS quota per 100 ms period for a limit in millicores (1000 = one CPU).
+pub fn cpu_quota_us(millis: u64) -> u64 {
+    (millis.saturating_mul(CPU_PERIOD_US) / 1000).max(CPU_QUOTA_MIN_US)
+}
+
+/// The v1 memory and cpu mount points in a `/proc/self/mounts` text.
+pub fn v1_layout(mounts: &str) -> CgroupLayout {
+    let mut memory = None;
+    let mut cpu = None;
+    for line in mounts.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [_device, mount_point, "cgroup", options, ..] = fields[..] else {
+            continue;
+        };
+        let (is_memory, is_cpu) = options
+            .split(',')
+            .fold((false, false), |(m, c), o| (m || o == "memory", c || o == "cpu"));
+        if is_memory && memory.is_none() {
+            memory = Some(PathBuf::from(mount_point));
+        }
+        if is_cpu && cpu.is_none() {
+            cpu = Some(PathBuf::from(mount_point));
+        }
+    }
+    if memory.is_none() && cpu.is_none() {
+        CgroupLayout::Unavailable
+    } else {
+        CgroupLayout::V1 { memory, cpu }
+    }
+}
+
+/// Removes a stopped container's cgroup directories. The kernel may still count a
+/// process that has just died for a moment, so a busy directory is retried briefly;
+/// one that stays busy is left behind and named in a warning.
+pub fn remove_dirs(dirs: &[PathBuf]) {
+    for dir in dirs {
+        let mut attempts = 0;
+        loop {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) if attempts < 10 && e.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) => {
+                    attempts += 1;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %error, "cannot remove a container's cgroup");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID_MOUNTS: &str = "\
+tmpfs /sys/fs/cgroup tmpfs rw,relatime,mode=755 0 0
+cgroup /sys/fs/cgroup/cpu cgroup rw,relatime,cpu 0 0
+cgroup /sys/fs/cgroup/cpuacct cgroup rw,relatime,cpuacct 0 0
+cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0
+cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
+";
+
+    #[test]
+    fn finds_separate_v1_mounts() {
+        assert_eq!(
+            v1_layout(HYBRID_MOUNTS),
+            CgroupLayout::V1 {
+                memory: Some("/sys/fs/cgroup/memory".into()),
+                cpu: Some("/sys/fs/cgroup/cpu".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn finds_the_joint_cpu_cpuacct_mount_and_not_cpuset() {
+        let mounts = "\
+cgroup /sys/fs/cgroup/cpuset cgroup rw,nosuid,cpuset 0 0
+cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,nodev,noexec,relatime,cpu,cpuacct 0 0
+";
+        assert_eq!(
+            v1_layout(mounts),
+            CgroupLayout::V1 {
+                memory: None,
+                cpu: Some("/sys/fs/cgroup/cpu,cpuacct".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn no_v1_mounts_is_unavailable() {
+        assert_eq!(
+            v1_layout("cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n"),
+            CgroupLayout::Unavailable
+        );
+    }
+
+    #[test]
+    fn cpu_quota_is_per_100ms_and_at_least_1ms() {
+        assert_eq!(cpu_quota_us(1000), 100_000);
+        assert_eq!(cpu_quota_us(250), 25_000);
+        assert_eq!(cpu_quota_us(2500), 250_000);
+        assert_eq!(cpu_quota_us(1), 1_000);
+    }
+
+    #[test]
+    fn unavailable_needs_nothing_without_limits_and_says_why_with_them() {
+        let layout = CgroupLayout::Unavailable;
+        assert_eq!(layout.create("x", None, None), Ok(ContainerCgroup::default()));
+        assert!(
+            layout
+                .create("x", Some(1 << 20), None)
+                .unwrap_err()
+                .contains("no cgroup")
+        );
+    }
+}

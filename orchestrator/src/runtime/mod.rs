@@ -1,0 +1,171 @@
+//! Container runtimes for the node agent: the `Runtime` trait the agent drives, and
+//! the `process` runtime (a process group per container, cgroup limits where the host
+//! has them, logs to files).
+//!
+//! The agent holds an `Arc<dyn Runtime>` and is level-triggered: it compares the pods
+//! bound to its node with `list()` and starts, stops and removes until they agree. So
+//! the runtime's own state must survive the agent: a runtime created on the state
+//! directory of an agent that crashed adopts the containers still running and knows how
+//! the others ended, and never starts a second copy of anything by itself.
+//!
+//! ```text
+//!   start ──► Running { pid } ──(exits | stop: TERM, grace, KILL)──► Exited { exit_code }
+//!                                                                       │ remove
+//!                                                                       ▼
+//!                                                          forgotten (log file kept until
+//!                                                          remove_pod_logs)
+//! ```
+
+mod cgroup;
+mod process;
+mod record;
+mod wrapper;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+#[allow(unused_imports)] // until the agent names it
+pub use process::ProcessRuntime;
+
+/// What to run: one container of one pod.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerSpec {
+    /// Unique per pod incarnation. Letters, digits, `.`, `_` and `-` only.
+    pub pod_uid: String,
+    /// "namespace/name", for logs and messages.
+    pub pod: String,
+    /// The container's name. Letters, digits, `.`, `_` and `-` only.
+    pub name: String,
+    /// The command followed by its arguments; a command without a `/` is looked up in
+    /// the container's `PATH`, one with a `/` relative to its working directory.
+    pub argv: Vec<String>,
+    /// On top of a minimal base environment (`PATH` and `HOME`, taken from the agent's);
+    /// a later entry wins over an earlier one and over the base.
+    pub env: Vec<(String, String)>,
+    /// `/` when not given.
+    pub working_dir: Option<PathBuf>,
+    pub cpu_limit_millis: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Running {
+        pid: u32,
+        started_at: SystemTime,
+    },
+    /// `exit_code` follows the shell's convention (and Kubernetes'): 128 + n for a
+    /// death by signal n, which `signal` then names. A command that itself exits with a
+    /// status above 128 is reported as that signal too; the two cannot be told apart.
+    Exited {
+        exit_code: i32,
+        signal: Option<i32>,
+        started_at: SystemTime,
+        finished_at: SystemTime,
+    },
+}
+
+impl ContainerState {
+    pub fn is_running(&self) -> bool {
+        matches!(self, ContainerState::Running { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub pod_uid: String,
+    /// "namespace/name" as given at start.
+    pub pod: String,
+    pub name: String,
+    pub state: ContainerState,
+}
+
+/// The future `Runtime::stop` returns.
+pub type StopFuture<'a> = Pin<Box<dyn Future<Output = Result<(), RuntimeError>> + Send + 'a>>;
+
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts the container; returns its id ("<pod_uid>-<name>-<n>", never reused by
+    /// this state directory). A command that cannot be found fails here, not as an exit.
+    fn start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    /// Non-blocking: the container's state now (Exited once it exited, with its exit
+    /// code).
+    fn state(&self, id: &str) -> Result<ContainerState, RuntimeError>;
+    /// Every container this runtime knows, including ones found on disk from before an
+    /// agent restart; sorted by id.
+    fn list(&self) -> Vec<ContainerInfo>;
+    /// SIGTERM to the container's whole process group, then SIGKILL after `grace`;
+    /// returns once it is gone. Ok at once for a container that has already exited.
+    fn stop(&self, id: &str, grace: Duration) -> StopFuture<'_>;
+    /// Forgets a container that is no longer running: its record and its cgroup. Its
+    /// log file stays until `remove_pod_logs`.
+    fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// The log file of a container of a pod (stdout and stderr interleaved, appended
+    /// across restarts).
+    fn log_path(&self, pod_uid: &str, container: &str) -> PathBuf;
+    fn remove_pod_logs(&self, pod_uid: &str);
+    /// "process", for messages.
+    fn name(&self) -> &'static str;
+}
+
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum RuntimeError {
+    #[error("container {container}: no command given")]
+    EmptyCommand { container: String },
+    #[error("container {container}: invalid {field} {value:?}: only letters, digits, '.', '_' and '-' are allowed")]
+    InvalidName {
+        container: String,
+        field: &'static str,
+        value: String,
+    },
+    #[error("container {container}: cannot start {command:?}: {cause}")]
+    CommandNotFound {
+        container: String,
+        command: String,
+        cause: String,
+    },
+    #[error("container {container}: working directory {}: {cause}", dir.display())]
+    WorkingDir {
+        container: String,
+        dir: PathBuf,
+        cause: String,
+    },
+    #[error("container {container}: cannot start {command:?}: {source}")]
+    Spawn {
+        container: String,
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no container {id:?}")]
+    NotFound { id: String },
+    #[error("container {id}: still running (pid {pid}); stop it before removing it")]
+    StillRunning { id: String, pid: u32 },
+    #[error("container {id}: cannot signal its process group {pgid}: {source}")]
+    Signal {
+        id: String,
+        pgid: u32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {id}: still running {waited_ms} ms after SIGKILL (pid {pid})")]
+    StopTimeout { id: String, pid: u32, waited_ms: u64 },
+    /// The runtime's state directory (records, exit files, logs) failed us.
+    #[error("{what} {}: {source}", path.display())]
+    StateDir {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RuntimeError {
+    /// True for `NotFound`: the agent may treat removing an unknown id as done.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, RuntimeError::NotFound { .. })
+    }
+}
