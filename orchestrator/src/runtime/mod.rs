@@ -26,7 +26,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
-#[allow(unused_imports)] // until the agent names it
 pub use process::ProcessRuntime;
 
 /// What to run: one container of one pod.

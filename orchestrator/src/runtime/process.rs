@@ -20,11 +20,14 @@
 //! (SIGKILL: nothing survived to write anything). The result is written back to the
 //! record, so it stays the same across agent restarts.
 //!
-//! Locks: one, `containers`; never held across an await or while waiting on a process.
+//! Locks: one, `containers`; never held across an await or while waiting for a process
+//! (reaping a zombie aside, which does not wait; `remove` may retry a busy cgroup
+//! directory for up to 200 ms under it).
 //! Dropping the runtime leaves every container running (an agent that crashes must not
 //! take its pods down; the next one adopts them).
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -178,6 +181,11 @@ impl ProcessRuntime {
             let _ = child.wait();
             return Err(error);
         }
+        // The go-ahead the wrapper waits for before it runs anything (see `wrapper`).
+        // A wrapper that is gone already shows as exited at the next look.
+        if let Some(mut go_ahead) = child.stdin.take() {
+            let _ = go_ahead.write_all(b"go\n");
+        }
         tracing::info!(container = id, pod = %spec.pod, pid, "container started");
         Ok(Container {
             record,
@@ -290,12 +298,12 @@ impl Container {
                                 },
                             });
                         }
-                        Err(error) => tracing::warn!(container = %id, %error, "cannot reap"),
+                        Err(error) => tracing::warn!(container = %id, %error, "cannot reap the container's wrapper"),
                     }
                 }
                 // Someone else reaped it (ECHILD): fall back to what /proc and the exit
                 // file say.
-                Err(error) => tracing::warn!(container = %id, %error, "cannot wait for"),
+                Err(error) => tracing::warn!(container = %id, %error, "cannot wait for the container's wrapper"),
             }
             self.child = None;
         }

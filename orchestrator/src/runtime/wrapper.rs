@@ -6,6 +6,9 @@
 //!
 //! ```text
 //! agent ─spawn (own process group)─► sh -c WRAPPER berth-wrapper EXIT_FILE N PROCS_1..PROCS_N PROGRAM ARGS...
+//!   0. read a line on stdin  the runtime sends it once the container is recorded, so
+//!                            nothing runs that a restarted agent would not know of
+//!                            (EOF, the agent died first: exit 125, run nothing)
 //!   1. echo $$ > PROCS_i     join the cgroups first, so PROGRAM starts inside its limits
 //!   2. trap : TERM INT ...   caught (not ignored, which PROGRAM would inherit), so the
 //!                            shell survives a group-wide SIGTERM; sh runs a trap only
@@ -23,6 +26,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const WRAPPER_SCRIPT: &str = r#"exit_file=$1; n=$2; shift 2
+if ! IFS= read -r go; then
+  echo "berth: the runtime went away before it recorded the container" >&2
+  echo 125 > "$exit_file"
+  exit 125
+fi
+exec < /dev/null
 while [ "$n" -gt 0 ]; do
   if ! echo $$ > "$1"; then
     echo "berth: cannot join cgroup $1" >&2
@@ -107,7 +116,8 @@ pub struct Launch<'a> {
 
 impl Launch<'_> {
     /// The wrapper's command: its own process group (so `stop` signals the container
-    /// and nothing else), stdin from /dev/null, stdout and stderr to the log.
+    /// and nothing else), stdin a pipe for the go-ahead (then /dev/null), stdout and
+    /// stderr to the log.
     pub fn command(self) -> std::io::Result<Command> {
         use std::os::unix::process::CommandExt as _;
 
@@ -124,7 +134,7 @@ impl Launch<'_> {
             .env_clear()
             .envs(self.env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))))
             .current_dir(self.cwd)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(self.log.try_clone()?)
             .stderr(self.log)
             .process_group(0);
@@ -239,5 +249,30 @@ mod tests {
             rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL).unwrap();
             child.wait().unwrap();
         }
+    }
+
+    #[test]
+    fn without_the_go_ahead_the_wrapper_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let exit_file = dir.path().join("exit");
+        let marker = dir.path().join("ran");
+        let log = File::create(dir.path().join("log")).unwrap();
+        let args = [marker.display().to_string()];
+        let launch = Launch {
+            exit_file: &exit_file,
+            cgroup_procs: &[],
+            program: Path::new("/usr/bin/touch"),
+            args: &args,
+            env: &[],
+            cwd: dir.path(),
+            log,
+        };
+        let mut child = launch.command().unwrap().spawn().unwrap();
+        drop(child.stdin.take()); // the agent died before it recorded the container
+        assert_eq!(child.wait().unwrap().code(), Some(125));
+        assert!(!marker.exists());
+        assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "125\n");
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        assert!(log.contains("went away"), "{log}");
     }
 }
