@@ -519,7 +519,7 @@ spec:
 }
 
 #[test]
-fn bad_input_is_refused_by_name_and_nothing_is_written() {
+fn bad_input_is_refused_by_name_and_a_replica_without_quorum_says_unavailable() {
     let cluster = TestCluster::start();
     wait_for_nodes(&cluster);
     let bad = cluster.write_manifest(
@@ -560,4 +560,20 @@ spec:
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // A replica that cannot reach a quorum says so instead of answering stale data.
+    let mut cluster = cluster;
+    cluster.servers[1].proc.kill9();
+    cluster.servers[2].proc.kill9();
+    let (status, body) = http_get(cluster.servers[0].api_port, "/api/v1/namespaces/default/pods");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["reason"], "ServiceUnavailable", "{body}");
+    assert!(
+        body["message"].as_str().unwrap_or_default().contains("unavailable"),
+        "{body}"
+    );
+    let out = cluster.berth(&["get", "pods"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ServiceUnavailable"), "{err}");
 }

@@ -34,7 +34,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
 }
 
 fn start(config: AgentConfig) -> TestAgent {
-    let runtime = Arc::new(ProcessRuntime::new(config.data_dir.join("containers")).unwrap());
+    let runtime = Arc::new(ProcessRuntime::new(config.data_dir.clone()).unwrap());
     let task = tokio::spawn({
         let (config, runtime) = (config.clone(), runtime.clone());
         async move {

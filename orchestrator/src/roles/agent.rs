@@ -141,7 +141,7 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match ProcessRuntime::new(config.data_dir.join("containers")) {
+    let runtime = match ProcessRuntime::new(config.data_dir.clone()) {
         Ok(r) => Arc::new(r),
         Err(e) => {
             eprintln!("berth agent: {e}");
