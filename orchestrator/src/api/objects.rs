@@ -462,7 +462,7 @@ pub const KINDS: &[(&str, &str, &str, bool)] = &[
 ];
 
 /// Calls `$body` with `$o` bound to the typed object inside an [`Object`].
-macro_rules! each {
+macro_rules! each_kind {
     ($object:expr, $o:ident => $body:expr) => {
         match $object {
             Object::Namespace($o) => $body,
@@ -473,6 +473,7 @@ macro_rules! each {
         }
     };
 }
+pub(crate) use each_kind;
 
 impl Object {
     /// Reads an object whose `kind` is one of [`KINDS`]; serde's message names a
@@ -495,7 +496,7 @@ impl Object {
     }
 
     pub fn to_value(&self) -> serde_json::Value {
-        each!(self, o => serde_json::to_value(o).expect("objects serialize"))
+        each_kind!(self, o => serde_json::to_value(o).expect("objects serialize"))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -503,11 +504,11 @@ impl Object {
     }
 
     pub fn metadata(&self) -> &ObjectMeta {
-        each!(self, o => &o.metadata)
+        each_kind!(self, o => &o.metadata)
     }
 
     pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        each!(self, o => &mut o.metadata)
+        each_kind!(self, o => &mut o.metadata)
     }
 
     pub fn is_namespaced(&self) -> bool {

@@ -41,31 +41,18 @@ pub fn stamp(kind: &Kind, object: &mut Value, revision: i64) {
     object["metadata"]["resourceVersion"] = revision.to_string().into();
 }
 
-/// Calls `$body` with `$o` bound to the typed resource inside an [`Object`].
-macro_rules! typed {
-    ($object:expr, $o:ident => $body:expr) => {
-        match $object {
-            Object::Namespace($o) => $body,
-            Object::Node($o) => $body,
-            Object::Pod($o) => $body,
-            Object::ReplicaSet($o) => $body,
-            Object::Deployment($o) => $body,
-        }
-    };
-}
-
 fn to_value(object: &impl serde::Serialize) -> Value {
     serde_json::to_value(object).expect("objects serialize")
 }
 
 /// Creates a validated object (if its key is free and the fence, if any, holds).
 pub async fn create(registry: &Registry, object: &Object, fence: Option<&Fence>) -> Result<Value, KvError> {
-    typed!(object, o => registry.create(o, fence).await.map(|o| to_value(&o)))
+    crate::api::objects::each_kind!(object, o => registry.create(o, fence).await.map(|o| to_value(&o)))
 }
 
 /// Replaces a validated object if it is still at its `metadata.resourceVersion`.
 pub async fn update(registry: &Registry, object: &Object) -> Result<Value, KvError> {
-    typed!(object, o => registry.update(o, None).await.map(|o| to_value(&o)))
+    crate::api::objects::each_kind!(object, o => registry.update(o, None).await.map(|o| to_value(&o)))
 }
 
 #[cfg(test)]

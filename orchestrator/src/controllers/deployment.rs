@@ -175,40 +175,12 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::objects::{Container, DeploymentSpec, PodSpec};
 
+    /// A stored Deployment (with a uid, generation and resourceVersion).
     pub(crate) fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
-        let labels: std::collections::BTreeMap<String, String> = [("app".to_string(), name.to_string())].into();
-        let mut d = Resource::new(
-            ObjectMeta {
-                name: name.into(),
-                namespace: "default".into(),
-                uid: format!("uid-{name}"),
-                generation: 1,
-                ..Default::default()
-            },
-            DeploymentSpec {
-                replicas,
-                selector: LabelSelector {
-                    match_labels: labels.clone(),
-                },
-                template: PodTemplateSpec {
-                    metadata: ObjectMeta {
-                        labels,
-                        ..Default::default()
-                    },
-                    spec: PodSpec {
-                        containers: vec![Container {
-                            name: "c".into(),
-                            image: image.into(),
-                            command: vec!["sleep".into(), "1000".into()],
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    },
-                },
-            },
-        );
+        let mut d = crate::controllers::test_support::deployment(name, replicas, image, "100m");
+        d.metadata.uid = format!("uid-{name}");
+        d.metadata.generation = 1;
         d.metadata.resource_version = "5".into();
         d
     }
