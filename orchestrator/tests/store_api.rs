@@ -655,7 +655,7 @@ async fn a_full_backend_refuses_writes_with_nospace_and_keeps_serving_reads() {
     let mut c = cluster.client().await;
     let value = "x".repeat(10_000);
     let mut refused = None;
-    for i in 0..400 {
+    for i in 0..5000 {
         match c.put(format!("fill/{i}"), value.clone(), None).await {
             Ok(_) => {}
             Err(e) => {

@@ -9,9 +9,17 @@ use super::{Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, boun
 /// How long `open` waits for a lock that a closed database in this process still holds.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How stale the size reported by `size_bytes` may be. sled measures its size by
+/// listing and stat-ing its files, too costly for every write's quota check.
+const SIZE_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
+
 pub struct SledBackend {
     db: sled::Db,
     trees: [sled::Tree; 2],
+    /// The size on disk as last measured, and when (milliseconds since `opened`).
+    size: std::sync::atomic::AtomicU64,
+    size_measured_ms: std::sync::atomic::AtomicU64,
+    opened: std::time::Instant,
 }
 
 impl std::fmt::Debug for SledBackend {
@@ -72,7 +80,14 @@ impl SledBackend {
                 other => other,
             })?;
         let trees = [db.open_tree(Tree::RaftLog.name())?, db.open_tree(Tree::State.name())?];
-        Ok(Self { db, trees })
+        let size = db.size_on_disk().unwrap_or(0);
+        Ok(Self {
+            db,
+            trees,
+            size: size.into(),
+            size_measured_ms: 0.into(),
+            opened: std::time::Instant::now(),
+        })
     }
 
     fn tree(&self, tree: Tree) -> &sled::Tree {
@@ -131,7 +146,20 @@ impl Backend for SledBackend {
         Ok(())
     }
 
+    /// The size on disk, measured at most every `SIZE_REFRESH`.
     fn size_bytes(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        use std::sync::atomic::Ordering;
+        let now = self.opened.elapsed().as_millis() as u64;
+        let measured = self.size_measured_ms.load(Ordering::Relaxed);
+        // One caller measures; the others use the last measurement meanwhile.
+        if now.saturating_sub(measured) >= SIZE_REFRESH.as_millis() as u64
+            && self
+                .size_measured_ms
+                .compare_exchange(measured, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.size.store(self.db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
+        }
+        self.size.load(Ordering::Relaxed)
     }
 }
