@@ -188,19 +188,28 @@ async fn up(flags: UpFlags) -> ExitCode {
         );
         let client = HttpClient::new(api_urls.clone());
         tokio::select! {
-            ready = wait_ready(&client, flags.agents) => match ready {
-                true => print_usage(&api_urls, &store_urls, dir),
-                false => eprintln!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display()),
+            ready = wait_ready(&client, flags.agents) => if ready {
+                print_usage(&api_urls, &store_urls, dir);
+            } else {
+                eprintln!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display());
+                ok = false;
             },
+            name = watch_children(&mut processes) => {
+                eprintln!("berth up: {name} exited while starting; see {}", logs.join(format!("{name}.log")).display());
+                ok = false;
+            }
             () = crate::wait_for_signal() => {
                 stop(&mut processes).await;
                 return ExitCode::SUCCESS;
             }
         }
-        tokio::select! {
-            () = crate::wait_for_signal() => {}
-            name = watch_children(&mut processes) => {
-                eprintln!("berth up: {name} exited; see {}", logs.join(format!("{name}.log")).display());
+        if ok {
+            tokio::select! {
+                () = crate::wait_for_signal() => {}
+                name = watch_children(&mut processes) => {
+                    eprintln!("berth up: {name} exited; see {}", logs.join(format!("{name}.log")).display());
+                    ok = false;
+                }
             }
         }
     }
