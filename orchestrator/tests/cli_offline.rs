@@ -113,3 +113,28 @@ fn unknown_kinds_and_bad_flags() {
     assert_eq!(code, 0);
     assert!(stdout.contains("--all-namespaces"), "{stdout}");
 }
+
+#[test]
+fn the_roles_refuse_bad_flags_by_name() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["server", "--api-listen", "nope"], "--api-listen \"nope\""),
+        (
+            &["server", "--scheduler-strategy=fast"],
+            "--scheduler-strategy \"fast\"",
+        ),
+        (
+            &["server", "--node-monitor-grace-period", "soon"],
+            "--node-monitor-grace-period",
+        ),
+        (&["server", "--bogus-flag", "1"], "--bogus-flag"),
+        (&["agent", "--cpu", "lots"], "--cpu \"lots\""),
+        (&["agent", "--name", "Bad_Name"], "--name \"Bad_Name\""),
+        (&["agent", "--store", "127.0.0.1:2379"], "--store"),
+        (&["up", "--servers", "2"], "--servers 2"),
+    ];
+    for (args, named) in cases {
+        let (code, _, stderr) = berth(args);
+        assert_eq!(code, 2, "berth {args:?}: {stderr}");
+        assert!(stderr.contains(named), "berth {args:?} must name {named}: {stderr}");
+    }
+}
