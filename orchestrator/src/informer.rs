@@ -26,7 +26,7 @@ use berth_proto::mvccpb::KeyValue;
 use tokio::sync::watch;
 
 use crate::api::objects::{Resource, Spec, prefix};
-use crate::kv::{Event, Kv, KvError};
+use crate::kv::{AbortOnDrop, Event, Kv, KvError};
 use crate::registry::decode;
 
 mod heartbeats;
@@ -111,12 +111,13 @@ async fn reflect(kv: Kv, prefix: String, sink: Arc<dyn Sink>, changed: Arc<watch
     }
 }
 
-/// Aborts the reflector task when the last handle of its informer is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
+/// Resolves once `has_synced` holds, re-checking on every change the receiver sees
+/// (or at once if its sender is gone).
+pub(crate) async fn wait_until_synced(mut changes: watch::Receiver<u64>, has_synced: impl Fn() -> bool) {
+    while !has_synced() {
+        if changes.changed().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -333,12 +334,7 @@ impl<S: Spec> Informer<S> {
     }
 
     pub async fn wait_synced(&self) {
-        let mut changes = self.subscribe();
-        while !self.has_synced() {
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
+        wait_until_synced(self.subscribe(), || self.has_synced()).await;
     }
 }
 

@@ -111,12 +111,9 @@ fn run_store(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match roles::tokio_runtime("store") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth store: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let server = match Server::start(config).await {

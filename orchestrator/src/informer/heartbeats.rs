@@ -9,7 +9,8 @@ use berth_proto::mvccpb::KeyValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{AbortOnDrop, Sink, reflect};
+use super::{Sink, reflect};
+use crate::kv::AbortOnDrop;
 use crate::kv::{Event, Kv};
 
 /// Where the heartbeat keys of the agents live: `/berth/heartbeats/<node-name>`.
@@ -154,12 +155,7 @@ impl Heartbeats {
     }
 
     pub async fn wait_synced(&self) {
-        let mut changes = self.subscribe();
-        while !self.has_synced() {
-            if changes.changed().await.is_err() {
-                return;
-            }
-        }
+        super::wait_until_synced(self.subscribe(), || self.has_synced()).await;
     }
 }
 

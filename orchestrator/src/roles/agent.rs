@@ -121,17 +121,9 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let flags = match AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args.iter().cloned()))
-    {
+    let flags: AgentFlags = match super::parse_flags("agent", args) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     crate::init_logging(&flags.log_level);
     let config = match config(flags) {
@@ -148,12 +140,9 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tokio = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let tokio = match super::tokio_runtime("agent") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth agent: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     match tokio.block_on(agent::run(config, runtime, crate::wait_for_signal())) {
         Ok(()) => ExitCode::SUCCESS,

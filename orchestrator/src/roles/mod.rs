@@ -5,6 +5,32 @@ pub mod agent;
 pub mod server;
 pub mod up;
 
+use std::process::ExitCode;
+
+/// Parses `berth <command>`'s flags with clap; on an error (or `--help`) prints it
+/// and gives the exit code to leave with.
+pub fn parse_flags<T: clap::Parser>(command: &str, args: &[String]) -> Result<T, ExitCode> {
+    T::try_parse_from(std::iter::once(format!("berth {command}")).chain(args.iter().cloned())).map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        }
+    })
+}
+
+/// The multi-threaded runtime a long-running command runs on.
+pub fn tokio_runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("berth {command}: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// Removes `--name VALUE` / `--name=VALUE` / `-name=VALUE` from `args` and returns
 /// the last value given, so that the rest can go to the store's flag parser.
 pub fn take_flag(args: &mut Vec<String>, name: &str) -> Result<Option<String>, String> {

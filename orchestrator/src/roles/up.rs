@@ -44,16 +44,9 @@ pub fn server_ports(i: usize) -> (u16, u16, u16) {
 }
 
 pub fn run(args: &[String]) -> ExitCode {
-    let flags = match UpFlags::try_parse_from(std::iter::once("berth up".to_string()).chain(args.iter().cloned())) {
+    let flags: UpFlags = match super::parse_flags("up", args) {
         Ok(f) => f,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(code) => return code,
     };
     if ![1, 3, 5].contains(&flags.servers) {
         eprintln!("berth up: --servers {}: must be 1, 3 or 5", flags.servers);
@@ -63,12 +56,9 @@ pub fn run(args: &[String]) -> ExitCode {
         eprintln!("berth up: --agents {}: must be between 1 and 50", flags.agents);
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match super::tokio_runtime("up") {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("berth up: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(up(flags))
 }
