@@ -1,5 +1,6 @@
 //! The store's background duties: following leadership (lessor promotion, member
-//! publication), expiring leases, and automatic compaction. Each is a loop that
+//! publication), campaigning when the leader falls silent, expiring leases, and
+//! automatic compaction. Each is a loop that
 //! stops when the store shuts down.
 
 use std::collections::VecDeque;
@@ -16,6 +17,7 @@ const LEASE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
 
 pub fn start(store: Store) {
     tokio::spawn(follow_leadership(store.clone()));
+    tokio::spawn(crate::election::campaign_when_the_leader_is_silent(store.clone()));
     tokio::spawn(expire_leases(store.clone()));
     if let Some(policy) = store.config().auto_compaction.clone() {
         tokio::spawn(auto_compact(store, policy));

@@ -6,6 +6,7 @@
 pub mod backend;
 mod background;
 pub mod config;
+mod election;
 pub mod error;
 pub mod grpc;
 pub mod lease;

@@ -9,7 +9,7 @@ use berth_proto::berthpb::{
 use berth_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use openraft::raft::{AppendEntriesRequest, InstallSnapshotRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
 use tonic::{Request, Response, Status};
 
 use super::status::{NOT_LEADER, to_status};
@@ -46,12 +46,22 @@ impl PeerService {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
-        encode_payload(&self.store.raft().append_entries(rpc).await)
+        let result = self.store.raft().append_entries(rpc).await;
+        // Anything but a higher vote means the sender is the leader this replica follows.
+        if matches!(&result, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_))) {
+            self.store.leader_contact().note();
+        }
+        encode_payload(&result)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: VoteRequest<NodeId> = decode_payload(request.into_inner())?;
-        encode_payload(&self.store.raft().vote(rpc).await)
+        let result = self.store.raft().vote(rpc).await;
+        // As in Raft, granting a vote restarts the election timer.
+        if matches!(&result, Ok(response) if response.vote_granted) {
+            self.store.leader_contact().note();
+        }
+        encode_payload(&result)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

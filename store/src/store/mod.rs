@@ -31,6 +31,7 @@ use tonic::transport::Channel;
 
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
+use crate::election::LeaderContact;
 use crate::error::{Result, StoreError};
 use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
 use crate::mvcc::KeyRange;
@@ -74,6 +75,8 @@ struct Inner {
     read_batcher: ReadIndexBatcher,
     /// Followers' ReadIndex requests to this replica (as leader) share them too.
     leader_read_batcher: ReadIndexBatcher,
+    /// When a leader was last heard from, for the election timer (see `election`).
+    leader_contact: LeaderContact,
     shutdown: watch::Sender<bool>,
 }
 
@@ -89,11 +92,11 @@ fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
     let raft_config = openraft::Config {
         cluster_name: config.initial_cluster_token.clone(),
         heartbeat_interval: heartbeat_ms,
-        // openraft waits `election_timeout_max` (its leader lease) plus a random time in
-        // `[min, max)` after the last heartbeat before it campaigns. With these bounds a
-        // follower campaigns 1.0–1.2 × --election-timeout after losing its leader: no
-        // sooner than etcd's randomised [1, 2) × --election-timeout, and in the lower end
-        // of it, so a failover is not slower than etcd's.
+        // A follower campaigns on berth's own timer (see `election`), 0.95–1.05 ×
+        // --election-timeout after the leader falls silent. openraft's timer is the
+        // fallback behind it: it waits `election_timeout_max` (its leader lease, in which
+        // a replica refuses to vote for another) plus a random time in `[min, max)`, so
+        // 1.0–1.2 × --election-timeout, checked every 1.5 heartbeat intervals.
         election_timeout_min: election_ms * 2 / 5,
         election_timeout_max: election_ms * 3 / 5,
         install_snapshot_timeout: (election_ms * 5).max(2000),
@@ -200,6 +203,7 @@ impl Store {
                 lease_id_seq: AtomicU64::new(0),
                 read_batcher: ReadIndexBatcher::default(),
                 leader_read_batcher: ReadIndexBatcher::default(),
+                leader_contact: LeaderContact::default(),
                 shutdown,
             }),
         };
@@ -237,6 +241,10 @@ impl Store {
 
     pub fn backend(&self) -> &SharedBackend {
         &self.inner.backend
+    }
+
+    pub(crate) fn leader_contact(&self) -> &LeaderContact {
+        &self.inner.leader_contact
     }
 
     pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
