@@ -42,7 +42,10 @@ impl PeerClients {
         {
             return Ok(client.clone());
         }
-        let channel = crate::raft::peer_channel(&url).map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
+        let channel = self
+            .network
+            .channel(&url)
+            .map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
         let client = PeerClient::new(channel)
             .max_decoding_message_size(usize::MAX)
             .max_encoding_message_size(usize::MAX);

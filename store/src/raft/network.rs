@@ -1,6 +1,8 @@
 //! The Raft transport: openraft's RPCs over the gRPC `Peer` service, with the
 //! openraft messages encoded by bincode inside a `RaftPayload`.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_proto::berthpb::RaftPayload;
@@ -25,16 +27,20 @@ pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
         .connect_lazy())
 }
 
-/// Opens connections to peers, through the URLs of `dial_peer_urls` where given.
+/// Connections to peers, through the URLs of `dial_peer_urls` where given: one HTTP/2
+/// channel per peer URL, shared by replication, openraft's leadership checks (which ask
+/// for a new client each time) and what a follower hands to the leader.
 #[derive(Debug, Clone, Default)]
 pub struct Network {
-    dial_overrides: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+    dial_overrides: Arc<BTreeMap<String, String>>,
+    channels: Arc<Mutex<BTreeMap<String, Channel>>>,
 }
 
 impl Network {
-    pub fn new(dial_overrides: std::collections::BTreeMap<String, String>) -> Self {
+    pub fn new(dial_overrides: BTreeMap<String, String>) -> Self {
         Self {
-            dial_overrides: std::sync::Arc::new(dial_overrides),
+            dial_overrides: Arc::new(dial_overrides),
+            channels: Arc::default(),
         }
     }
 
@@ -44,6 +50,17 @@ impl Network {
             Some(url) => url.clone(),
             None => node.peer_urls.first().cloned().unwrap_or_default(),
         }
+    }
+
+    /// The channel to `url`, opened (lazily) on first use.
+    pub fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(channel) = channels.get(url) {
+            return Ok(channel.clone());
+        }
+        let channel = peer_channel(url)?;
+        channels.insert(url.to_string(), channel.clone());
+        Ok(channel)
     }
 }
 
@@ -58,7 +75,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &MemberInfo) -> PeerConnection {
         let url = self.dial_url(node);
-        let client = peer_channel(&url).ok().map(|ch| {
+        let client = self.channel(&url).ok().map(|ch| {
             PeerClient::new(ch)
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX)
