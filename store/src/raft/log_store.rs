@@ -3,10 +3,13 @@
 //! Keys: `e` + big-endian index → entry; `v` → vote; `c` → committed log id;
 //! `p` → last purged log id.
 //!
-//! An append is written at once and acknowledged by a flusher thread after a flush
-//! covers it. Appends that arrive while a flush is running share the next one (group
-//! fsync), and `LogFlushed` is never called before the entry is on disk. A vote is
-//! flushed before `save_vote` returns.
+//! A leader's append is written at once and acknowledged by a flusher thread after a
+//! flush covers it, so the leader replicates the entry while its own fsync runs.
+//! Appends that arrive while a flush is running share the next one (group fsync). A
+//! follower's append (entries another leader wrote) is flushed in place: the follower
+//! has nothing else to do meanwhile, and the hand-off to the thread and back would only
+//! delay its answer. Either way `LogFlushed` is never called before the entry is on
+//! disk. A vote is flushed before `save_vote` returns.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -16,7 +19,7 @@ use std::sync::mpsc as std_mpsc;
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, RaftLogReader, StorageIOError};
 
-use super::types::{Entry, LogId, StorageError, TypeConfig, Vote, decode, encode};
+use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, decode, encode};
 use crate::backend::{SharedBackend, Tree, WriteBatch};
 
 const ENTRY_PREFIX: u8 = b'e';
@@ -70,14 +73,16 @@ impl Flusher {
 
 #[derive(Clone)]
 pub struct LogStore {
+    /// This replica, to tell its own entries (it leads) from a leader's (it follows).
+    me: NodeId,
     backend: SharedBackend,
     flusher: Arc<Flusher>,
 }
 
 impl LogStore {
-    pub fn new(backend: SharedBackend) -> Self {
+    pub fn new(me: NodeId, backend: SharedBackend) -> Self {
         let flusher = Arc::new(Flusher::start(backend.clone()));
-        Self { backend, flusher }
+        Self { me, backend, flusher }
     }
 
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -175,13 +180,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let mut batch = WriteBatch::new();
+        let mut is_mine = true;
         for entry in entries {
+            is_mine &= entry.log_id.leader_id.node_id == self.me;
             batch.put(
                 entry_key(entry.log_id.index).to_vec(),
                 encode(&entry).map_err(write_err)?,
             );
         }
         self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+        if !is_mine {
+            let flushed = self.backend.flush().map_err(|e| std::io::Error::other(e.to_string()));
+            callback.log_io_completed(flushed);
+            return Ok(());
+        }
         self.flusher
             .tx
             .send(callback)

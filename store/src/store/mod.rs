@@ -149,7 +149,7 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
-        let log_store = LogStore::new(backend.clone());
+        let log_store = LogStore::new(id, backend.clone());
         let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
         let network = Network::new(config.dial_peer_urls.clone());
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
