@@ -85,6 +85,17 @@ fn memory_backend_conforms() {
 }
 
 #[test]
+fn write_behind_over_sled_conforms() {
+    let dirs = std::cell::RefCell::new(Vec::new());
+    suite(&mut || {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: SharedBackend = Arc::new(SledBackend::open(dir.path()).unwrap());
+        dirs.borrow_mut().push(dir);
+        Arc::new(WriteBehind::new(backend))
+    });
+}
+
+#[test]
 fn sled_backend_conforms() {
     let dirs = std::cell::RefCell::new(Vec::new());
     suite(&mut || {

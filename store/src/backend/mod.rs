@@ -8,6 +8,7 @@
 
 mod memory;
 mod sled_backend;
+mod write_behind;
 
 #[cfg(test)]
 mod conformance;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 pub use memory::MemoryBackend;
 pub use sled_backend::SledBackend;
+pub use write_behind::WriteBehind;
 
 /// The trees a backend keeps. Each is an independent ordered key space; a batch
 /// touches one tree, so the data that must change together lives in one tree.

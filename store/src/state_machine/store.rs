@@ -9,10 +9,12 @@
 //!                                         watch hub ◄────┘ (after the write)
 //! ```
 //!
-//! The batch is not flushed here: the Raft log's next flush (same database) makes it
-//! durable, and until then a crash only means re-applying entries the log still has,
-//! because the applied log id rolls back with the data it covers. Before a snapshot
-//! lets the log be purged, the state is flushed.
+//! The batch is neither written out nor flushed here: the backend the state machine
+//! is given gathers batches and writes many at once (see `backend::WriteBehind`), and
+//! the Raft log's flushes (same database) make what was written out durable. Until
+//! then a crash only means re-applying entries the log still has, because the applied
+//! log id rolls back with the data it covers. Before a snapshot lets the log be purged,
+//! and after one is installed, the state is written out and flushed.
 
 use std::io::Cursor;
 use std::path::PathBuf;
@@ -207,6 +209,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut state = self.state.write();
             let applied = Self::applied_record(&meta.last_log_id, &meta.last_membership)?;
             snapshot::restore_state(&self.backend, &data, META_APPLIED, applied).map_err(snapshot_err)?;
+            // openraft may purge the log up to the snapshot next: the state must be on disk.
+            self.backend.flush().map_err(|e| snapshot_err(e.to_string()))?;
             *state = AppliedState::load(&self.backend).map_err(|e| snapshot_err(e.to_string()))?;
             tracing::info!(
                 snapshot = %meta.snapshot_id,

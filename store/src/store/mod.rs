@@ -124,8 +124,11 @@ impl Store {
         let fresh_cluster_id = cluster_id(&config.initial_cluster_token);
         let (member_dir, record, is_restart) = open_member_dir(&config, my_id, fresh_cluster_id)?;
         let id = record.id;
-        let backend: SharedBackend = backend::open_on_disk(&member_dir.join("db"))
+        let engine: SharedBackend = backend::open_on_disk(&member_dir.join("db"))
             .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?;
+        // The log writes (and flushes) the engine directly; the state machine's writes
+        // are gathered and written behind (see `backend::WriteBehind`).
+        let backend: SharedBackend = Arc::new(backend::WriteBehind::new(engine.clone()));
         if !is_restart {
             let holds_data = [backend::Tree::RaftLog, backend::Tree::State].into_iter().any(|tree| {
                 backend
@@ -149,7 +152,7 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
-        let log_store = LogStore::new(id, backend.clone());
+        let log_store = LogStore::new(id, engine);
         let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
         let network = Network::new(config.dial_peer_urls.clone());
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
