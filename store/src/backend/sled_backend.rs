@@ -9,6 +9,11 @@ use super::{Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, boun
 /// How long `open` waits for a lock that a closed database in this process still holds.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// What sled keeps of the database in memory (its default is 1 GiB). The hot data is
+/// small: the log's tail, the newest revisions and their index nodes; history and the
+/// replicated log are read rarely.
+const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// How stale the size reported by `size_bytes` may be. sled measures its size by
 /// listing and stat-ing its files, too costly for every write's quota check.
 const SIZE_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
@@ -69,6 +74,7 @@ impl SledBackend {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(CACHE_BYTES)
             // Durability comes from explicit flushes, never from a timer.
             .flush_every_ms(None)
             .open()
