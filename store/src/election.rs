@@ -6,13 +6,15 @@
 //!
 //! openraft checks its own election timer only on its tick, every 1.5 heartbeat
 //! intervals, which adds up to that much to every failover. This timer runs on the
-//! replica's own clock: the peer service notes each AppendEntries the current leader
-//! sent (and each vote this replica granted), and a follower that has heard nothing for
-//! its timeout asks openraft to campaign at once. openraft's own timer stays armed
-//! behind it, and retries an election that does not conclude.
+//! replica's own clock: the peer service notes each AppendEntries or snapshot chunk from
+//! the current leader, when it arrives (a slow disk must not make a replica doubt a live
+//! leader) and when it is answered, and each vote this replica granted. A follower that
+//! has heard nothing for its timeout asks openraft to campaign at once. It never does
+//! while it installs a snapshot: the leader sends nothing else meanwhile. openraft's own
+//! timer stays armed behind it, and retries an election that does not conclude.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
@@ -25,6 +27,8 @@ use crate::store::Store;
 pub struct LeaderContact {
     epoch: Instant,
     last_ms: AtomicU64,
+    /// Snapshot installs in progress.
+    installing: AtomicUsize,
 }
 
 impl Default for LeaderContact {
@@ -32,7 +36,18 @@ impl Default for LeaderContact {
         Self {
             epoch: Instant::now(),
             last_ms: AtomicU64::new(0),
+            installing: AtomicUsize::new(0),
         }
+    }
+}
+
+/// Marks a snapshot install in progress until dropped.
+pub struct Installing<'a>(&'a LeaderContact);
+
+impl Drop for Installing<'_> {
+    fn drop(&mut self) {
+        self.0.installing.fetch_sub(1, Ordering::Relaxed);
+        self.0.note();
     }
 }
 
@@ -40,6 +55,16 @@ impl LeaderContact {
     pub fn note(&self) {
         let now = self.epoch.elapsed().as_millis() as u64;
         self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    pub fn installing(&self) -> Installing<'_> {
+        self.installing.fetch_add(1, Ordering::Relaxed);
+        self.note();
+        Installing(self)
+    }
+
+    fn is_installing(&self) -> bool {
+        self.installing.load(Ordering::Relaxed) > 0
     }
 
     fn last(&self) -> Instant {
@@ -55,9 +80,13 @@ fn randomised(election_timeout: Duration) -> Duration {
     election_timeout - tenth / 2 + Duration::from_nanos(extra_ns)
 }
 
-/// True when this replica is a follower and a voter among several voters: the only
-/// case where silence from the leader should start an election.
+/// True when this replica is a follower and a voter among several voters, and is not
+/// installing a snapshot: the only case where silence from the leader should start an
+/// election.
 fn may_campaign(store: &Store) -> bool {
+    if store.leader_contact().is_installing() {
+        return false;
+    }
     let metrics = store.raft().metrics();
     let metrics = metrics.borrow();
     let voters: Vec<_> = metrics.membership_config.membership().voter_ids().collect();
@@ -108,6 +137,20 @@ mod tests {
             "the draws are not random: {} distinct",
             distinct.len()
         );
+    }
+
+    #[test]
+    fn an_install_in_progress_counts_until_it_ends() {
+        let contact = LeaderContact::default();
+        let first = contact.installing();
+        let second = contact.installing();
+        drop(first);
+        assert!(contact.is_installing());
+        let before = contact.last();
+        std::thread::sleep(Duration::from_millis(5));
+        drop(second);
+        assert!(!contact.is_installing());
+        assert!(contact.last() > before, "the end of an install is word from the leader");
     }
 
     #[test]

@@ -46,6 +46,9 @@ impl PeerService {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
+        if rpc.vote >= self.store.raft().metrics().borrow().vote {
+            self.store.leader_contact().note();
+        }
         let result = self.store.raft().append_entries(rpc).await;
         // Anything but a higher vote means the sender is the leader this replica follows.
         if matches!(&result, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_))) {
@@ -66,7 +69,16 @@ impl Peer for PeerService {
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: InstallSnapshotRequest<TypeConfig> = decode_payload(request.into_inner())?;
-        encode_payload(&self.store.raft().install_snapshot(rpc).await)
+        // A leader streaming a snapshot sends no AppendEntries meanwhile: while a chunk
+        // from it is handled (installing the last one may take a while), this replica
+        // does not campaign.
+        let result = if rpc.vote >= self.store.raft().metrics().borrow().vote {
+            let _installing = self.store.leader_contact().installing();
+            self.store.raft().install_snapshot(rpc).await
+        } else {
+            self.store.raft().install_snapshot(rpc).await
+        };
+        encode_payload(&result)
     }
 
     async fn forward_batch(&self, request: Request<CommandBatch>) -> Result<Response<CommandResultBatch>, Status> {

@@ -3,13 +3,21 @@
 //! Keys: `e` + big-endian index → entry; `v` → vote; `c` → committed log id;
 //! `p` → last purged log id.
 //!
-//! A leader's append is written at once and acknowledged by a flusher thread after a
-//! flush covers it, so the leader replicates the entry while its own fsync runs.
-//! Appends that arrive while a flush is running share the next one (group fsync). A
-//! follower's append (entries another leader wrote) is flushed in place: the follower
-//! has nothing else to do meanwhile, and the hand-off to the thread and back would only
-//! delay its answer. Either way `LogFlushed` is never called before the entry is on
-//! disk. A vote is flushed before `save_vote` returns.
+//! An append is written at once and flushed before `LogFlushed` is called. openraft
+//! 0.9 waits for that callback before it does anything else, replication included. A
+//! follower (appending entries another leader wrote) flushes in place: it has nothing
+//! else to do meanwhile, and a hand-off to another thread and back would only delay its
+//! answer. The leader hands its flush to a thread instead, which keeps the tokio worker
+//! free for client requests during the fsync (in three alternating runs with 100
+//! clients, flushing in place on the leader as well took 80–109 µs of CPU per put,
+//! against 78–88 µs). A vote is flushed before `save_vote` returns.
+//!
+//! A purge never removes entries the state on disk still needs. The state machine
+//! writes behind (see `backend::WriteBehind`), and while a follower installs a snapshot
+//! openraft asks for the purge without waiting for the snapshot's state to reach the
+//! disk. So a purge first waits until the applied log id in the engine has reached the
+//! purge point: a crash in between then finds either the old state with the old log, or
+//! the new state.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -20,7 +28,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, RaftLogReader, StorageIOError};
 
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, decode, encode};
-use crate::backend::{SharedBackend, Tree, WriteBatch};
+use crate::backend::{SharedBackend, Tree, WriteBatch, WriteBehind};
 
 const ENTRY_PREFIX: u8 = b'e';
 const KEY_VOTE: &[u8] = b"v";
@@ -77,12 +85,21 @@ pub struct LogStore {
     me: NodeId,
     backend: SharedBackend,
     flusher: Arc<Flusher>,
+    /// The state machine's writes, gathered: a purge writes them out while it waits.
+    state: Arc<WriteBehind>,
 }
 
 impl LogStore {
-    pub fn new(me: NodeId, backend: SharedBackend) -> Self {
-        let flusher = Arc::new(Flusher::start(backend.clone()));
-        Self { me, backend, flusher }
+    /// Replica `me`'s log on `engine`, next to the state machine that writes through
+    /// `state`.
+    pub fn new(me: NodeId, engine: SharedBackend, state: Arc<WriteBehind>) -> Self {
+        let flusher = Arc::new(Flusher::start(engine.clone()));
+        Self {
+            me,
+            backend: engine,
+            flusher,
+            state,
+        }
     }
 
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -189,16 +206,20 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             );
         }
         self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
-        if !is_mine {
-            let flushed = self.backend.flush().map_err(|e| std::io::Error::other(e.to_string()));
-            callback.log_io_completed(flushed);
-            return Ok(());
+        if is_mine {
+            return self
+                .flusher
+                .tx
+                .send(callback)
+                .map_err(|_| write_err("log flush thread is gone"));
         }
-        self.flusher
-            .tx
-            .send(callback)
-            .map_err(|_| write_err("log flush thread is gone"))?;
-        Ok(())
+        let flushed = self.backend.flush().map_err(|e| std::io::Error::other(e.to_string()));
+        let failed = flushed.as_ref().err().map(|e| write_err(e.to_string()));
+        callback.log_io_completed(flushed);
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -215,6 +236,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.wait_for_state_on_disk(log_id).await?;
         let mut batch = WriteBatch::new();
         batch.put(KEY_PURGED.to_vec(), encode(&log_id).map_err(write_err)?);
         let end = entry_key(log_id.index + 1);
@@ -228,5 +250,113 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
         tracing::debug!(upto = log_id.index, "purged raft log");
         Ok(())
+    }
+}
+
+/// How long a purge waits for the state machine to write out the state it covers.
+const PURGE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl LogStore {
+    /// Waits until the engine holds a state applied at least up to `log_id`, so the
+    /// entries a purge removes are never needed to rebuild the state after a crash.
+    async fn wait_for_state_on_disk(&self, log_id: LogId) -> Result<(), StorageError> {
+        let deadline = tokio::time::Instant::now() + PURGE_WAIT;
+        loop {
+            // What the state machine applied and has not written out yet counts too.
+            self.state.write_out_now().map_err(write_err)?;
+            let on_disk = crate::state_machine::applied_on_disk(&self.backend).map_err(read_err)?;
+            if on_disk.is_some_and(|applied| applied.index >= log_id.index) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Only a state machine that failed to install a snapshot leaves it behind;
+                // openraft treats that failure as fatal on its own.
+                tracing::error!(
+                    purge = log_id.index,
+                    on_disk = ?on_disk.map(|l| l.index),
+                    "the state on disk does not cover the purge point; purging anyway"
+                );
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
+
+    use super::*;
+    use crate::backend::{Backend, MemoryBackend};
+    use crate::raft::StoredMembership;
+    use crate::state_machine::store::META_APPLIED;
+
+    fn log_id(index: u64) -> LogId {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    fn store_with_entries(upto: u64) -> (SharedBackend, LogStore) {
+        let engine: SharedBackend = Arc::new(MemoryBackend::new());
+        let mut batch = WriteBatch::new();
+        for index in 1..=upto {
+            let entry = Entry {
+                log_id: log_id(index),
+                payload: EntryPayload::Blank,
+            };
+            batch.put(entry_key(index).to_vec(), encode(&entry).unwrap());
+        }
+        engine.write(Tree::RaftLog, batch).unwrap();
+        let state = Arc::new(WriteBehind::new(engine.clone()));
+        (engine.clone(), LogStore::new(1, engine, state))
+    }
+
+    fn set_applied_on_disk(engine: &SharedBackend, index: u64) {
+        let mut batch = WriteBatch::new();
+        let record = encode(&(Some(log_id(index)), StoredMembership::default())).unwrap();
+        batch.put(META_APPLIED.to_vec(), record);
+        engine.write(Tree::State, batch).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_purge_waits_until_the_state_on_disk_covers_it() {
+        let (engine, log) = store_with_entries(10);
+        set_applied_on_disk(&engine, 4);
+        let purge = tokio::spawn({
+            let mut log = log.clone();
+            async move { log.purge(log_id(8)).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!purge.is_finished(), "purged past the state on disk");
+        let mut reader = log.clone();
+        assert_eq!(reader.try_get_log_entries(1..=10).await.unwrap().len(), 10);
+
+        set_applied_on_disk(&engine, 9);
+        tokio::time::timeout(std::time::Duration::from_secs(10), purge)
+            .await
+            .expect("the purge hangs once the state covers it")
+            .unwrap()
+            .unwrap();
+        let mut log = log;
+        assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(8)));
+        assert!(log.try_get_log_entries(1..=8).await.unwrap().is_empty());
+        assert_eq!(log.try_get_log_entries(9..=10).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_purge_writes_out_what_the_state_machine_gathered() {
+        let engine: SharedBackend = Arc::new(MemoryBackend::new());
+        let state = Arc::new(WriteBehind::new(engine.clone()));
+        let mut log = LogStore::new(1, engine.clone(), state.clone());
+        // An apply that is gathered, not yet in the engine.
+        let mut batch = WriteBatch::new();
+        let record = encode(&(Some(log_id(6)), StoredMembership::default())).unwrap();
+        batch.put(META_APPLIED.to_vec(), record);
+        state.write(Tree::State, batch).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(10), log.purge(log_id(5)))
+            .await
+            .expect("the purge waits for a write-out that only it can start")
+            .unwrap();
+        assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(5)));
     }
 }

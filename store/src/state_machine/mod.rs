@@ -4,12 +4,12 @@
 
 mod apply;
 mod snapshot;
-mod store;
+pub(crate) mod store;
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use apply::{Applied, AppliedState, range_options};
-pub use store::StateMachineStore;
+pub use store::{StateMachineStore, applied_on_disk};
 
 /// Shared access to the applied state. Lock order: this lock is never held across an
 /// `.await` and never taken while the backend is being flushed.

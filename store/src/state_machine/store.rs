@@ -33,7 +33,7 @@ use crate::raft::{
 };
 use crate::watch::WatchHub;
 
-const META_APPLIED: &[u8] = b"m/applied";
+pub(crate) const META_APPLIED: &[u8] = b"m/applied";
 
 fn sm_write_error(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
@@ -41,6 +41,17 @@ fn sm_write_error(e: impl std::fmt::Display) -> StorageError {
 
 fn sm_read_error(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::read_state_machine(AnyError::error(e.to_string())).into()
+}
+
+/// The applied log id the engine holds, written out or not yet flushed: what the state
+/// on disk covers once the next flush is done. The Raft log purges no further.
+pub fn applied_on_disk(engine: &SharedBackend) -> Result<Option<LogId>, String> {
+    match engine.get(Tree::State, META_APPLIED).map_err(|e| e.to_string())? {
+        Some(bytes) => decode::<(Option<LogId>, StoredMembership)>(&bytes)
+            .map(|(applied, _)| applied)
+            .map_err(|e| format!("applied log id record: {e}")),
+        None => Ok(None),
+    }
 }
 
 impl AppliedState {
@@ -209,7 +220,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut state = self.state.write();
             let applied = Self::applied_record(&meta.last_log_id, &meta.last_membership)?;
             snapshot::restore_state(&self.backend, &data, META_APPLIED, applied).map_err(snapshot_err)?;
-            // openraft may purge the log up to the snapshot next: the state must be on disk.
+            // The log's purge to the snapshot waits for this state to reach the engine.
             self.backend.flush().map_err(|e| snapshot_err(e.to_string()))?;
             *state = AppliedState::load(&self.backend).map_err(|e| snapshot_err(e.to_string()))?;
             tracing::info!(

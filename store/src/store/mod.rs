@@ -128,7 +128,8 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?;
         // The log writes (and flushes) the engine directly; the state machine's writes
         // are gathered and written behind (see `backend::WriteBehind`).
-        let backend: SharedBackend = Arc::new(backend::WriteBehind::new(engine.clone()));
+        let state_backend = Arc::new(backend::WriteBehind::new(engine.clone()));
+        let backend: SharedBackend = state_backend.clone();
         if !is_restart {
             let holds_data = [backend::Tree::RaftLog, backend::Tree::State].into_iter().any(|tree| {
                 backend
@@ -152,7 +153,7 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
-        let log_store = LogStore::new(id, engine);
+        let log_store = LogStore::new(id, engine, state_backend);
         let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
         let network = Network::new(config.dial_peer_urls.clone());
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
