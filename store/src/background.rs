@@ -36,6 +36,17 @@ async fn follow_leadership(store: Store) {
         };
         if is_leader != was_leader {
             if is_leader {
+                // The leases to keep are those of the whole log this leader holds: wait
+                // until it has applied it (a leader that restarted may have state on disk
+                // older than the writes it acknowledged). Keepalives are refused until then.
+                if !caught_up_with_own_log(&store).await {
+                    tokio::select! {
+                        changed = metrics.changed() => if changed.is_err() { return },
+                        _ = shutdown.changed() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                    continue;
+                }
                 let leases: Vec<(i64, i64)> = store.state().read().leases.ids().collect();
                 tracing::info!(leases = leases.len(), "became leader; lease deadlines start afresh");
                 store.lessor().promote(leases.into_iter());
@@ -53,6 +64,19 @@ async fn follow_leadership(store: Store) {
             _ = tokio::time::sleep(Duration::from_secs(1)), if !published => {}
         }
     }
+}
+
+/// Waits (a while) until this replica, as leader, has applied its whole log as it was
+/// when the wait began. False when it did not get there, or stopped leading.
+async fn caught_up_with_own_log(store: &Store) -> bool {
+    let last_log = store.raft().metrics().borrow().last_log_index;
+    let applied = store
+        .raft()
+        .wait(Some(Duration::from_secs(1)))
+        .applied_index_at_least(last_log, "a new leader applies its log")
+        .await
+        .is_ok();
+    applied && store.is_leader()
 }
 
 /// Records this member's name and client URLs in the membership.
@@ -105,7 +129,7 @@ async fn expire_leases(store: Store) {
                 let cmd = Command {
                     command: Some(command::Command::LeaseRevoke(LeaseRevokeRequest { id })),
                 };
-                match store.propose(cmd).await {
+                match store.propose_as_leader(cmd).await {
                     Ok(_) => tracing::debug!(lease = id, "lease expired and was revoked"),
                     Err(e) => {
                         tracing::warn!(lease = id, error = %e, "revoking an expired lease failed; will retry")

@@ -101,6 +101,8 @@ impl Peer for PeerService {
         request: Request<LeaseKeepAliveRequest>,
     ) -> Result<Response<LeaseKeepAliveResponse>, Status> {
         self.require_leader()?;
+        // Confirmed by a quorum first, as on the leader's own path (see `Store::on_leader`).
+        self.store.read_index_local().await.map_err(to_status)?;
         self.store
             .lease_keep_alive_local(request.into_inner())
             .map(Response::new)
@@ -112,6 +114,8 @@ impl Peer for PeerService {
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         self.require_leader()?;
+        // Confirmed by a quorum first, as on the leader's own path (see `Store::on_leader`).
+        self.store.read_index_local().await.map_err(to_status)?;
         self.store
             .lease_time_to_live_local(request.into_inner())
             .map(Response::new)

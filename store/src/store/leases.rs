@@ -109,6 +109,10 @@ impl Store {
     {
         let leader = self.wait_for_leader().await?;
         if leader == self.inner.id {
+            // A leader cut off from the others goes on believing it leads, and its lessor
+            // would keep renewing leases that the new leader expires: it answers only
+            // after a quorum confirms it (shared with concurrent reads and keepalives).
+            self.read_index_local().await?;
             return local(self);
         }
         let peer = self.peer(leader)?;
@@ -122,6 +126,10 @@ impl Store {
     }
 
     pub fn lease_time_to_live_local(&self, req: LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse> {
+        // Like a keepalive, only a leader whose lessor holds the leases of its whole log.
+        if !self.inner.lessor.is_primary() {
+            return Err(StoreError::LeaderChanged);
+        }
         let state = self.inner.state.read();
         let revision = state.kv.current_revision();
         let Some(lease) = state.leases.get(req.id) else {

@@ -48,12 +48,20 @@ impl Store {
             .await
     }
 
-    /// Confirms leadership with a quorum and returns the commit index to read at.
+    /// Confirms leadership with a quorum and returns the index to read at: the
+    /// leader's commit index, or its last log index when that is greater.
+    ///
+    /// openraft's read index is the commit index this replica knows. A leader that
+    /// restarted (openraft restores a replica that led as leader, in the same term)
+    /// knows only the commit index it had on disk, which may be older than writes it
+    /// acknowledged before the crash. Every write acknowledged before this read is in
+    /// the leader's log, so reading at its last log index (once applied) sees them all.
     async fn confirm_leadership(&self) -> Result<u64> {
+        let last_log = self.inner.raft.metrics().borrow().last_log_index.unwrap_or(0);
         // A leader cut off from its quorum cannot confirm itself: give up rather
         // than wait for ever.
         match tokio::time::timeout(REQUEST_TIMEOUT, self.inner.raft.get_read_log_id()).await {
-            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |l| l.index)),
+            Ok(Ok((read_log_id, _))) => Ok(read_log_id.map_or(0, |l| l.index).max(last_log)),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "read index on the leader failed");
                 Err(StoreError::LeaderChanged)

@@ -28,6 +28,25 @@ impl Store {
         }
     }
 
+    /// Proposes a command only if this replica leads, never through another: for what
+    /// only a leader may decide, such as revoking an expired lease. A replica that led,
+    /// was paused and resumed still counts lease deadlines that passed while it slept;
+    /// forwarded to the new leader, its revocation would end leases that clients kept
+    /// alive meanwhile. Proposed here, in its old term, it cannot commit.
+    pub async fn propose_as_leader(&self, command: Command) -> Result<CommandResult> {
+        let batch = berth_proto::berthpb::CommandBatch {
+            commands: vec![command],
+        };
+        match self.write_forwarded(batch).await {
+            Ok(mut results) if results.len() == 1 => Ok(results.remove(0)),
+            Ok(_) => Err(StoreError::Internal(
+                "apply returned a result count that does not match".into(),
+            )),
+            Err(ProposeError::NotLeader(_)) => Err(StoreError::LeaderChanged),
+            Err(ProposeError::Failed(e)) => Err(e),
+        }
+    }
+
     /// The leader's side of `ForwardBatch`: a follower's batch becomes one entry.
     pub async fn write_forwarded(
         &self,
