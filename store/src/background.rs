@@ -1,7 +1,6 @@
 //! The store's background duties: following leadership (lessor promotion, member
 //! publication), campaigning when the leader falls silent, expiring leases, and
-//! automatic compaction. Each is a loop that
-//! stops when the store shuts down.
+//! automatic compaction. Each is a loop that stops when the store shuts down.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

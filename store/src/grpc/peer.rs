@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use super::status::{NOT_LEADER, to_status};
 use crate::error::StoreError;
 use crate::proposer::ProposeError;
-use crate::raft::{NodeId, TypeConfig, decode, encode};
+use crate::raft::{NodeId, TypeConfig, Vote, decode, encode};
 use crate::store::Store;
 
 pub struct PeerService {
@@ -33,6 +33,12 @@ fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload
 }
 
 impl PeerService {
+    /// True when a request carrying `vote` comes from the leader this replica follows
+    /// (or a newer one), which is word from a leader for the election timer.
+    fn is_from_current_leader(&self, vote: &Vote) -> bool {
+        *vote >= self.store.raft().metrics().borrow().vote
+    }
+
     fn require_leader(&self) -> Result<(), Status> {
         if self.store.is_leader() {
             Ok(())
@@ -46,7 +52,7 @@ impl PeerService {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
-        if rpc.vote >= self.store.raft().metrics().borrow().vote {
+        if self.is_from_current_leader(&rpc.vote) {
             self.store.leader_contact().note();
         }
         let result = self.store.raft().append_entries(rpc).await;
@@ -72,12 +78,10 @@ impl Peer for PeerService {
         // A leader streaming a snapshot sends no AppendEntries meanwhile: while a chunk
         // from it is handled (installing the last one may take a while), this replica
         // does not campaign.
-        let result = if rpc.vote >= self.store.raft().metrics().borrow().vote {
-            let _installing = self.store.leader_contact().installing();
-            self.store.raft().install_snapshot(rpc).await
-        } else {
-            self.store.raft().install_snapshot(rpc).await
-        };
+        let _installing = self
+            .is_from_current_leader(&rpc.vote)
+            .then(|| self.store.leader_contact().installing());
+        let result = self.store.raft().install_snapshot(rpc).await;
         encode_payload(&result)
     }
 
