@@ -4,7 +4,7 @@
 //! The `berth` binary is taken from the same target directory as `berth-bench`
 //! (`target/debug/berth`); scripts/test.sh builds the whole workspace before the tests.
 
-use std::net::TcpListener;
+use berth_store::testing::free_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -81,13 +81,6 @@ fn berth_binary() -> PathBuf {
         berth.display()
     );
     berth
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 impl Replica {

@@ -22,13 +22,7 @@ impl TestStore {
     }
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+pub use berth_store::testing::free_port;
 
 /// Starts a one-replica store and waits until it serves writes.
 pub async fn store() -> TestStore {

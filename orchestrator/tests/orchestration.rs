@@ -12,13 +12,7 @@ use serde_json::Value;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use berth_store::testing::free_port;
 
 struct Proc {
     name: String,
@@ -43,6 +37,16 @@ impl Proc {
             .spawn()
             .unwrap();
         self.child = Some(child);
+    }
+
+    /// Panics with the process's log if it has exited (say, it could not bind a port).
+    fn assert_running(&mut self) {
+        if let Some(child) = &mut self.child
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("{} exited ({status}):\n{log}", self.name);
+        }
     }
 
     fn kill9(&mut self) {
@@ -354,8 +358,16 @@ fn sleeper_pods(cluster: &TestCluster) -> usize {
         .count()
 }
 
-fn wait_for_nodes(cluster: &TestCluster) {
+fn wait_for_nodes(cluster: &mut TestCluster) {
     eventually(60, "two Ready nodes", || {
+        for proc in cluster
+            .servers
+            .iter_mut()
+            .map(|s| &mut s.proc)
+            .chain(cluster.agents.iter_mut())
+        {
+            proc.assert_running();
+        }
         let (status, nodes) = cluster.get("/api/v1/nodes");
         let ready = nodes["items"]
             .as_array()?
@@ -373,7 +385,7 @@ fn wait_for_nodes(cluster: &TestCluster) {
 #[test]
 fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     let mut cluster = TestCluster::start();
-    wait_for_nodes(&cluster);
+    wait_for_nodes(&mut cluster);
     let marker = cluster.marker.clone();
     let manifest = cluster.write_manifest("sleeper.yaml", &deployment(&marker, 4));
     let applied = stdout(&cluster.berth(&["apply", "-f", manifest.to_str().unwrap()]));
@@ -413,7 +425,7 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     eventually(60, "the returning node to stop its evicted workloads", || {
         (workload_pids(&marker).len() == 4).then_some(())
     });
-    wait_for_nodes(&cluster);
+    wait_for_nodes(&mut cluster);
     assert_eq!(running_by_node(&cluster).get("node-1"), Some(&4));
 
     // kill -9 the leading server: a new leader takes over, the API answers through
@@ -464,8 +476,8 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
 
 #[test]
 fn crashing_containers_back_off_and_oversized_pods_stay_pending_with_a_reason() {
-    let cluster = TestCluster::start();
-    wait_for_nodes(&cluster);
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
     let manifest = cluster.write_manifest(
         "pods.yaml",
         "apiVersion: v1
@@ -520,8 +532,8 @@ spec:
 
 #[test]
 fn bad_input_is_refused_by_name_and_a_replica_without_quorum_says_unavailable() {
-    let cluster = TestCluster::start();
-    wait_for_nodes(&cluster);
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
     let bad = cluster.write_manifest(
         "bad.yaml",
         "apiVersion: apps/v1

@@ -18,6 +18,7 @@ mod read_index;
 pub mod server;
 pub mod state_machine;
 pub mod store;
+pub mod testing;
 pub mod validate;
 pub mod watch;
 
