@@ -1,5 +1,7 @@
 //! The in-memory history of one key: every revision that changed it, oldest first,
-//! with tombstones for deletions. Values live in the backend under their revision.
+//! with tombstones for deletions. Values live in the backend under their revision;
+//! what a put needs of the live value besides (its creation revision, version and
+//! lease) is kept here, so a put does not read the value it replaces.
 //!
 //! Invariant: revisions strictly increase; a tombstone is never the first entry and
 //! is never followed by another tombstone.
@@ -12,19 +14,46 @@ pub struct IndexEntry {
     pub is_tombstone: bool,
 }
 
+/// The fields of a key's live value that the next put carries over or replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveMeta {
+    pub create_revision: i64,
+    pub version: i64,
+    pub lease: i64,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyIndex {
     entries: Vec<IndexEntry>,
+    /// Of the latest entry, when it is not a tombstone.
+    live: Option<LiveMeta>,
 }
 
 impl KeyIndex {
-    pub fn push(&mut self, revision: Revision, is_tombstone: bool) {
+    /// Records a put at `revision` of a value with `meta`.
+    pub fn push_put(&mut self, revision: Revision, meta: LiveMeta) {
+        self.push(revision, false);
+        self.live = Some(meta);
+    }
+
+    /// Records a deletion at `revision`.
+    pub fn push_tombstone(&mut self, revision: Revision) {
+        self.push(revision, true);
+        self.live = None;
+    }
+
+    fn push(&mut self, revision: Revision, is_tombstone: bool) {
         debug_assert!(
             self.entries.last().is_none_or(|last| last.revision < revision),
             "key index revisions must increase: last {:?}, new {revision:?}",
             self.entries.last()
         );
         self.entries.push(IndexEntry { revision, is_tombstone });
+    }
+
+    /// What the latest value carries, unless the key is deleted.
+    pub fn live(&self) -> Option<LiveMeta> {
+        self.live
     }
 
     /// The latest change at or before main revision `at`, if it is not a deletion.
@@ -72,6 +101,14 @@ impl KeyIndex {
 
     /// Checks the invariant in the module doc; returns what is wrong.
     pub fn check(&self) -> Result<(), String> {
+        let latest_is_live = self.entries.last().is_some_and(|e| !e.is_tombstone);
+        if latest_is_live != self.live.is_some() {
+            return Err(format!(
+                "latest entry {:?} disagrees with the live value's fields {:?}",
+                self.entries.last(),
+                self.live
+            ));
+        }
         for pair in self.entries.windows(2) {
             if pair[0].revision >= pair[1].revision {
                 return Err(format!(
@@ -95,13 +132,34 @@ mod tests {
         Revision::new(main, 0)
     }
 
+    fn meta(create_revision: i64, version: i64) -> LiveMeta {
+        LiveMeta {
+            create_revision,
+            version,
+            lease: 0,
+        }
+    }
+
+    /// Pushes puts and deletions at these main revisions, numbering versions as the
+    /// store would.
+    fn history(changes: &[(i64, bool)]) -> KeyIndex {
+        let mut k = KeyIndex::default();
+        for &(main, is_tombstone) in changes {
+            if is_tombstone {
+                k.push_tombstone(rev(main));
+            } else {
+                let m = k
+                    .live()
+                    .map_or(meta(main, 1), |m| meta(m.create_revision, m.version + 1));
+                k.push_put(rev(main), m);
+            }
+        }
+        k
+    }
+
     #[test]
     fn live_at_sees_history_and_deletions() {
-        let mut k = KeyIndex::default();
-        k.push(rev(2), false);
-        k.push(rev(4), false);
-        k.push(rev(6), true);
-        k.push(rev(8), false);
+        let k = history(&[(2, false), (4, false), (6, true), (8, false)]);
         assert_eq!(k.live_at(1), None);
         assert_eq!(k.live_at(3), Some(rev(2)));
         assert_eq!(k.live_at(5), Some(rev(4)));
@@ -113,21 +171,30 @@ mod tests {
 
     #[test]
     fn compact_keeps_the_value_in_effect() {
-        let mut k = KeyIndex::default();
-        k.push(rev(2), false);
-        k.push(rev(4), false);
-        k.push(rev(6), false);
+        let mut k = history(&[(2, false), (4, false), (6, false)]);
         assert_eq!(k.compact(5), vec![rev(2)]);
         assert_eq!(k.live_at(5), Some(rev(4)));
         assert_eq!(k.live_at(6), Some(rev(6)));
+        assert_eq!(k.live(), Some(meta(2, 3)), "compaction keeps the live value's version");
+        assert_eq!(k.check(), Ok(()));
     }
 
     #[test]
     fn compact_drops_a_deleted_key_entirely() {
-        let mut k = KeyIndex::default();
-        k.push(rev(2), false);
-        k.push(rev(3), true);
+        let mut k = history(&[(2, false), (3, true)]);
         assert_eq!(k.compact(3), vec![rev(2), rev(3)]);
         assert!(k.is_empty());
+        assert_eq!(k.live(), None);
+    }
+
+    #[test]
+    fn the_live_value_fields_follow_puts_and_deletions() {
+        let mut k = history(&[(2, false), (4, false)]);
+        assert_eq!(k.live(), Some(meta(2, 2)));
+        k.push_tombstone(rev(5));
+        assert_eq!(k.live(), None);
+        k.push_put(rev(7), meta(7, 1));
+        assert_eq!(k.live(), Some(meta(7, 1)));
+        assert_eq!(k.check(), Ok(()));
     }
 }

@@ -18,7 +18,7 @@ use berth_proto::Message;
 use berth_proto::mvccpb::{Event, KeyValue, event::EventType};
 
 use super::MvccError;
-use super::key_index::KeyIndex;
+use super::key_index::{KeyIndex, LiveMeta};
 use super::range::{KeyRange, RangeOptions, RangeResult};
 use super::revision::{REVISION_KEY_LEN, Revision};
 use crate::backend::{SharedBackend, Tree, WriteBatch};
@@ -32,8 +32,9 @@ const LOAD_CHUNK: usize = 4096;
 /// Live keys attached to a lease: `(key, lease ID)`.
 pub type LeasedKeys = Vec<(Vec<u8>, i64)>;
 
-/// The events of one main revision, in sub-revision order. `prev_kv` is always
-/// filled when the key had a live value; watchers that did not ask for it drop it.
+/// The events of one main revision, in sub-revision order. A delete's `prev_kv` is
+/// always filled; a put's only while some watcher on this replica asks for previous
+/// values (see [`KvStore::set_events_carry_prev_kv`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RevisionEvents {
     pub revision: i64,
@@ -67,6 +68,17 @@ pub struct KvStore {
     /// Records written by the apply in progress and not yet committed to the backend.
     pending: HashMap<Revision, Vec<u8>>,
     batch: WriteBatch,
+    /// Whether a put's event carries the value it replaced. Reading that value costs
+    /// a backend read per put; nobody needs it unless a watcher asked for it.
+    events_carry_prev_kv: bool,
+}
+
+/// What a put replaced: the fields of the live value it followed, and that value
+/// itself when the caller asked for it.
+#[derive(Debug)]
+pub struct Replaced {
+    pub meta: LiveMeta,
+    pub kv: Option<KeyValue>,
 }
 
 impl std::fmt::Debug for KvStore {
@@ -139,7 +151,7 @@ impl KvStore {
                 } else {
                     latest_lease.insert(kv.key.clone(), kv.lease);
                 }
-                index.entry(kv.key).or_default().push(revision, is_tombstone);
+                push_to_index(&mut index, &kv, revision, is_tombstone);
             }
             if chunk.len() < LOAD_CHUNK {
                 break;
@@ -153,6 +165,7 @@ impl KvStore {
             compact_revision,
             pending: HashMap::new(),
             batch: WriteBatch::new(),
+            events_carry_prev_kv: true,
         };
         store.validate().map_err(|reason| MvccError::CorruptRecord {
             revision: Revision::default(),
@@ -168,6 +181,12 @@ impl KvStore {
 
     pub fn backend(&self) -> &SharedBackend {
         &self.backend
+    }
+
+    /// Whether puts from now on put the replaced value in their events (a watcher
+    /// that wants it and finds it missing reads it from history).
+    pub fn set_events_carry_prev_kv(&mut self, carry: bool) {
+        self.events_carry_prev_kv = carry;
     }
 
     pub fn compact_revision(&self) -> i64 {
@@ -308,37 +327,48 @@ impl KvStore {
         let record = encode_record(kv, is_tombstone);
         self.batch.put(revision.to_key().to_vec(), record.clone());
         self.pending.insert(revision, record);
-        self.index
-            .entry(kv.key.clone())
-            .or_default()
-            .push(revision, is_tombstone);
+        push_to_index(&mut self.index, kv, revision, is_tombstone);
         revision
     }
 
-    /// Puts `value` under `key` in the transaction; returns the replaced value.
+    /// Puts `value` under `key` in the transaction; says what it replaced, with the
+    /// replaced value itself if `want_prev_kv`.
     pub fn put(
         &mut self,
         ctx: &mut WriteCtx,
         key: &[u8],
         value: Vec<u8>,
         lease: i64,
-    ) -> Result<Option<KeyValue>, MvccError> {
-        let prev = self.get_at(key, ctx.main)?;
+        want_prev_kv: bool,
+    ) -> Result<Option<Replaced>, MvccError> {
+        let replaced = self.index.get(key).and_then(KeyIndex::live);
+        let prev_kv = match replaced {
+            Some(_) if want_prev_kv || self.events_carry_prev_kv => self.get_at(key, ctx.main)?,
+            _ => None,
+        };
         let kv = KeyValue {
             key: key.to_vec(),
-            create_revision: prev.as_ref().map_or(ctx.main, |p| p.create_revision),
+            create_revision: replaced.map_or(ctx.main, |m| m.create_revision),
             mod_revision: ctx.main,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            version: replaced.map_or(1, |m| m.version + 1),
             value,
             lease,
         };
         self.stage(ctx, &kv, false);
+        let (event_prev, returned_prev) = match (self.events_carry_prev_kv, want_prev_kv) {
+            (true, true) => (prev_kv.clone(), prev_kv),
+            (true, false) => (prev_kv, None),
+            (false, _) => (None, prev_kv),
+        };
         ctx.events.push(Event {
             r#type: EventType::Put as i32,
             kv: Some(kv),
-            prev_kv: prev.clone(),
+            prev_kv: event_prev,
         });
-        Ok(prev)
+        Ok(replaced.map(|meta| Replaced {
+            meta,
+            kv: returned_prev,
+        }))
     }
 
     /// Deletes every live key in `range`; returns the deleted values in key order.
@@ -433,8 +463,15 @@ impl KvStore {
     }
 
     /// The events of main revisions `from..=to` from history, at most `max_revisions`
-    /// of them, for watchers that catch up. `prev_kv` is filled where it still exists.
-    pub fn events_between(&self, from: i64, to: i64, max_revisions: usize) -> Result<Vec<RevisionEvents>, MvccError> {
+    /// of them, for watchers that catch up. With `with_prev_kv`, `prev_kv` is filled
+    /// where it still exists.
+    pub fn events_between(
+        &self,
+        from: i64,
+        to: i64,
+        max_revisions: usize,
+        with_prev_kv: bool,
+    ) -> Result<Vec<RevisionEvents>, MvccError> {
         if from > to {
             return Ok(Vec::new());
         }
@@ -464,8 +501,8 @@ impl KvStore {
                     });
                 }
                 let prev_kv = match self.index.get(&kv.key).and_then(|k| k.live_before(revision)) {
-                    Some(prev) => self.record(prev)?.map(|(kv, _)| kv),
-                    None => None,
+                    Some(prev) if with_prev_kv => self.record(prev)?.map(|(kv, _)| kv),
+                    _ => None,
                 };
                 let r#type = if is_tombstone {
                     EventType::Delete
@@ -543,6 +580,25 @@ impl KvStore {
         {
             panic!("mvcc invariant broken: {e}");
         }
+    }
+}
+
+fn push_to_index(index: &mut BTreeMap<Vec<u8>, KeyIndex>, kv: &KeyValue, revision: Revision, is_tombstone: bool) {
+    let key_index = match index.get_mut(&kv.key) {
+        Some(key_index) => key_index,
+        None => index.entry(kv.key.clone()).or_default(),
+    };
+    if is_tombstone {
+        key_index.push_tombstone(revision);
+    } else {
+        key_index.push_put(
+            revision,
+            LiveMeta {
+                create_revision: kv.create_revision,
+                version: kv.version,
+                lease: kv.lease,
+            },
+        );
     }
 }
 

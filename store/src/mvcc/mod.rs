@@ -17,7 +17,7 @@ mod range;
 mod revision;
 
 pub use error::MvccError;
-pub use key_index::{IndexEntry, KeyIndex};
+pub use key_index::{IndexEntry, KeyIndex, LiveMeta};
 pub use kvstore::{KvStore, RevisionEvents, WriteCtx};
 pub use range::{KeyRange, RangeOptions, RangeResult};
 pub use revision::{REVISION_KEY_PREFIX, Revision};

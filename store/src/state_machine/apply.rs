@@ -172,20 +172,20 @@ impl AppliedState {
             (Some(kv), true) => kv.lease,
             _ => req.lease,
         };
-        let prev = self.kv.put(ctx, &req.key, value, lease)?;
-        if let Some(prev) = &prev
-            && prev.lease != 0
-            && prev.lease != lease
-        {
-            self.leases.detach(prev.lease, &req.key);
-        }
+        let replaced = self.kv.put(ctx, &req.key, value, lease, req.prev_kv)?;
+        let prev_kv = match replaced {
+            Some(replaced) => {
+                if replaced.meta.lease != 0 && replaced.meta.lease != lease {
+                    self.leases.detach(replaced.meta.lease, &req.key);
+                }
+                replaced.kv
+            }
+            None => None,
+        };
         if lease != 0 {
             self.leases.attach(lease, &req.key);
         }
-        Ok(PutResponse {
-            header: None,
-            prev_kv: if req.prev_kv { prev } else { None },
-        })
+        Ok(PutResponse { header: None, prev_kv })
     }
 
     fn delete_range(&mut self, ctx: &mut WriteCtx, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, MvccError> {

@@ -160,6 +160,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         {
             let mut state = self.state.write();
             let mut lease_batch = WriteBatch::new();
+            state.kv.set_events_carry_prev_kv(self.hub.wants_prev_kv());
             for entry in entries {
                 state.last_applied = Some(entry.log_id);
                 let results = match entry.payload {

@@ -10,6 +10,7 @@ use berth_proto::mvccpb::{Event, event::EventType};
 use tokio::sync::{broadcast, mpsc};
 
 use super::WatchHub;
+use super::hub::PrevKvInterest;
 use crate::mvcc::{KeyRange, MvccError, RevisionEvents};
 use crate::state_machine::StateHandle;
 
@@ -52,14 +53,6 @@ impl WatchSpec {
         let is_put = event.r#type == EventType::Put as i32;
         !(is_put && self.filter_put || !is_put && self.filter_delete)
     }
-
-    fn shape(&self, event: &Event) -> Event {
-        Event {
-            r#type: event.r#type,
-            kv: event.kv.clone(),
-            prev_kv: if self.prev_kv { event.prev_kv.clone() } else { None },
-        }
-    }
 }
 
 /// The revision up to which a watcher has sent everything it owes. Shared with the
@@ -85,6 +78,8 @@ pub struct Watcher {
     progress: WatcherProgress,
     /// The next revision this watcher owes.
     next: i64,
+    /// Held while the watcher runs, when it wants previous values.
+    _prev_kv: Option<PrevKvInterest>,
 }
 
 enum Step {
@@ -101,6 +96,7 @@ impl Watcher {
         hub: &WatchHub,
         out: mpsc::Sender<WatchResponse>,
     ) -> (Self, WatcherProgress) {
+        let prev_kv = spec.prev_kv.then(|| hub.want_prev_kv());
         let rx = hub.subscribe();
         let current = state.read().kv.current_revision();
         let next = if spec.start_revision > 0 {
@@ -117,6 +113,7 @@ impl Watcher {
             out,
             progress: progress.clone(),
             next,
+            _prev_kv: prev_kv,
         };
         (watcher, progress)
     }
@@ -154,7 +151,7 @@ impl Watcher {
             }
             state
                 .kv
-                .events_between(self.next, current, CATCH_UP_REVISIONS)
+                .events_between(self.next, current, CATCH_UP_REVISIONS, self.spec.prev_kv)
                 .map(|events| (events, current))
         };
         match read {
@@ -236,7 +233,7 @@ impl Watcher {
                 rev.events
                     .iter()
                     .filter(|e| self.spec.accepts(e))
-                    .map(|e| self.spec.shape(e)),
+                    .map(|e| self.shape(e)),
             );
             if events.len() > before {
                 last_revision = rev.revision;
@@ -255,6 +252,25 @@ impl Watcher {
         self.next = upto + 1;
         self.progress.set(upto);
         Step::Continue
+    }
+
+    /// The event as this watcher sends it: with the previous value if it asked for
+    /// it. A put applied before the watcher registered its wish has none; it is read
+    /// from history then, and left out if compaction removed it, as etcd does.
+    fn shape(&self, event: &Event) -> Event {
+        let prev_kv = match (&event.kv, &event.prev_kv) {
+            _ if !self.spec.prev_kv => None,
+            (_, Some(prev)) => Some(prev.clone()),
+            (Some(kv), None) if event.r#type == EventType::Put as i32 && kv.version > 1 => {
+                self.state.read().kv.get_at(&kv.key, kv.mod_revision - 1).ok().flatten()
+            }
+            _ => None,
+        };
+        Event {
+            r#type: event.r#type,
+            kv: event.kv.clone(),
+            prev_kv,
+        }
     }
 
     async fn send_events(&self, events: Vec<Event>, revision: i64) -> bool {
@@ -293,5 +309,101 @@ async fn tick(ticker: &mut Option<tokio::time::Interval>) {
             t.tick().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use berth_proto::berthpb::{Command, command};
+    use berth_proto::etcdserverpb::PutRequest;
+
+    use super::*;
+    use crate::backend::{MemoryBackend, SharedBackend, Tree, WriteBatch};
+    use crate::state_machine::AppliedState;
+
+    /// Applies a put and commits it as the state machine does; returns its events.
+    fn put(state: &StateHandle, value: &str, events_carry_prev_kv: bool) -> RevisionEvents {
+        let mut state = state.write();
+        state.kv.set_events_carry_prev_kv(events_carry_prev_kv);
+        let request = PutRequest {
+            key: b"k".to_vec(),
+            value: value.as_bytes().to_vec(),
+            ..Default::default()
+        };
+        let command = Command {
+            command: Some(command::Command::Put(request)),
+        };
+        let applied = state.apply(&command, &mut WriteBatch::new()).unwrap();
+        let batch = state.kv.take_batch();
+        state.kv.backend().write(Tree::State, batch).unwrap();
+        applied.events.unwrap()
+    }
+
+    async fn watch(state: &StateHandle, hub: &WatchHub, prev_kv: bool) -> mpsc::Receiver<WatchResponse> {
+        let spec = WatchSpec {
+            watch_id: 1,
+            range: KeyRange::new(b"k", b""),
+            start_revision: 0,
+            prev_kv,
+            filter_put: false,
+            filter_delete: false,
+            progress_notify: None,
+        };
+        let (out, rx) = mpsc::channel(16);
+        let (watcher, _) = Watcher::new(spec, state.clone(), hub, out);
+        tokio::spawn(watcher.run());
+        // Let it catch up, so that what follows arrives through the hub.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rx
+    }
+
+    async fn next_event(rx: &mut mpsc::Receiver<WatchResponse>) -> Event {
+        let resp = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("an event within 10 s")
+            .expect("the watcher runs");
+        assert_eq!(resp.events.len(), 1, "{resp:?}");
+        resp.events[0].clone()
+    }
+
+    #[tokio::test]
+    async fn a_put_applied_without_its_previous_value_gets_it_from_history() {
+        let backend: SharedBackend = Arc::new(MemoryBackend::new());
+        let state = StateHandle::new(AppliedState::load(&backend).unwrap());
+        let hub = WatchHub::new();
+        put(&state, "v1", false);
+        let mut with_prev = watch(&state, &hub, true).await;
+        let mut without_prev = watch(&state, &hub, false).await;
+        assert!(hub.wants_prev_kv());
+
+        // Applied as if the check came before the watcher registered its wish.
+        let events = put(&state, "v2", false);
+        assert_eq!(events.events[0].prev_kv, None);
+        hub.publish(vec![events]);
+        let event = next_event(&mut with_prev).await;
+        assert_eq!(event.kv.unwrap().value, b"v2");
+        assert_eq!(event.prev_kv.expect("the previous value").value, b"v1");
+        assert_eq!(next_event(&mut without_prev).await.prev_kv, None);
+
+        // Applied while the wish is known: the event carries it, the watcher that did
+        // not ask still gets none.
+        let events = put(&state, "v3", hub.wants_prev_kv());
+        hub.publish(vec![events]);
+        assert_eq!(next_event(&mut with_prev).await.prev_kv.unwrap().value, b"v2");
+        assert_eq!(next_event(&mut without_prev).await.prev_kv, None);
+
+        drop(with_prev);
+        // The watcher notices its stream is gone at its next send.
+        hub.publish(vec![put(&state, "v4", true)]);
+        next_event(&mut without_prev).await;
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while hub.wants_prev_kv() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the wish ends with the watcher");
     }
 }
