@@ -62,6 +62,32 @@ async fn etcdctl_works_against_the_cluster() {
         "replicas disagree on the leader: {leaders:?}"
     );
     assert!(status[0]["Status"]["version"].as_str().unwrap().starts_with("3.4"));
+    // Every replica hashes the same history (a follower may be a moment behind).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let hashes = stdout(&cluster.etcdctl(&all, &["endpoint", "hashkv", "-w", "json"]));
+        let hashes: serde_json::Value = serde_json::from_str(&hashes).unwrap();
+        let hashes: Vec<(u64, i64)> = hashes
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                let h = &h["HashKV"];
+                (h["hash"].as_u64().unwrap(), h["header"]["revision"].as_i64().unwrap())
+            })
+            .collect();
+        assert_eq!(hashes.len(), 3);
+        if hashes.iter().all(|h| *h == hashes[0]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "replicas' hashes differ: {hashes:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let defrag = stdout(&cluster.etcdctl(&one, &["defrag"]));
+    assert!(defrag.starts_with("Finished defragmenting etcd member"), "{defrag}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -296,9 +322,10 @@ async fn watches_deliver_every_change_in_order() {
     writer.put("w/c", "3", None).await.unwrap();
     let txn = Txn::new().and_then([TxnOp::put("w/d", "4", None), TxnOp::put("w/e", "5", None)]);
     writer.txn(txn).await.unwrap();
+    writer.put("w/b", "2b", None).await.unwrap();
 
     let mut seen = Vec::new();
-    while seen.len() < 6 {
+    while seen.len() < 7 {
         let resp = tokio::time::timeout(Duration::from_secs(10), stream.message())
             .await
             .unwrap()
@@ -329,6 +356,12 @@ async fn watches_deliver_every_change_in_order() {
         seen[2].3.as_deref(),
         Some(b"1".as_slice()),
         "a delete carries the deleted value as prev_kv"
+    );
+    assert_eq!(seen[1].3, None, "a created key has no prev_kv");
+    assert_eq!(
+        (seen[6].1.as_str(), seen[6].3.as_deref()),
+        ("w/b", Some(b"2".as_slice())),
+        "an overwrite carries the value it replaced"
     );
     let revs: Vec<i64> = seen.iter().map(|s| s.2).collect();
     assert!(revs.windows(2).all(|w| w[0] <= w[1]), "in order: {revs:?}");

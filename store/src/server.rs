@@ -22,6 +22,7 @@ use tokio_stream::{Stream, StreamExt};
 
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
+use crate::grpc::authority::AuthorityFix;
 use crate::grpc::{auth, cluster, kv, lease, maintenance, peer, watch};
 use crate::store::Store;
 
@@ -108,10 +109,8 @@ impl Server {
                 .add_service(AuthServer::new(auth::AuthService { store: store.clone() }));
             let shutdown = shutdown_future(&store);
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = router
-                    .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
-                    .await
-                {
+                let incoming = nodelay_incoming(listener).map(|accepted| accepted.map(AuthorityFix::new));
+                if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "client server failed");
                 }
             }));

@@ -259,11 +259,10 @@ pub async fn connect(endpoints: &[String]) -> etcd_client::Client {
         .expect("connecting to berth")
 }
 
+/// Runs etcdctl against `endpoints`, given as URLs, the way etcd's docs write them.
+/// (etcdctl 3.4 then names the URL as the HTTP/2 authority of the connections it dials
+/// to one endpoint, for `endpoint status` and the like.)
 pub fn etcdctl(endpoints: &[String], args: &[&str]) -> Output {
-    let endpoints: Vec<String> = endpoints
-        .iter()
-        .map(|e| e.trim_start_matches("http://").to_string())
-        .collect();
     Command::new("etcdctl")
         .env("ETCDCTL_API", "3")
         .arg(format!("--endpoints={}", endpoints.join(",")))

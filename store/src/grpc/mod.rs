@@ -2,6 +2,7 @@
 //! mapping of store errors to etcd's statuses.
 
 pub mod auth;
+pub mod authority;
 pub mod cluster;
 pub mod kv;
 pub mod lease;
