@@ -1,9 +1,13 @@
-//! The Raft log on the backend's `RaftLog` tree.
+//! The Raft log: entries in the write-ahead log's segment files (see `wal`), the
+//! rest on the backend's `RaftLog` tree: `v` → vote; `c` → committed log id; `p` → last
+//! purged log id. (Entries once lived on that tree too, under `e` + big-endian index;
+//! a log found there is moved to the segment files at start.)
 //!
-//! Keys: `e` + big-endian index → entry; `v` → vote; `c` → committed log id;
-//! `p` → last purged log id.
+//! The entries left the backend because sled wakes its whole IO pool for every
+//! flush: with the log there, sled's threads took a third of a replica's CPU under
+//! load, most of it waking up and going back to sleep.
 //!
-//! An append is written at once and flushed before `LogFlushed` is called. openraft
+//! An append is written at once and synced before `LogFlushed` is called. openraft
 //! 0.9 waits for that callback before it does anything else, replication included. A
 //! follower (appending entries another leader wrote) flushes in place: it has nothing
 //! else to do meanwhile, and a hand-off to another thread and back would only delay its
@@ -20,14 +24,16 @@
 //! the new state.
 
 use std::fmt::Debug;
+use std::fs::File;
 use std::ops::{Bound, RangeBounds};
-use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{AnyError, RaftLogReader, StorageIOError};
 
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, decode, encode};
+use super::wal::Wal;
 use crate::backend::{SharedBackend, Tree, WriteBatch, WriteBehind};
 
 const ENTRY_PREFIX: u8 = b'e';
@@ -35,6 +41,8 @@ const KEY_VOTE: &[u8] = b"v";
 const KEY_COMMITTED: &[u8] = b"c";
 const KEY_PURGED: &[u8] = b"p";
 
+/// Where an earlier version kept entry `index` on the backend.
+#[cfg(test)]
 fn entry_key(index: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = ENTRY_PREFIX;
@@ -50,25 +58,41 @@ fn write_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_logs(AnyError::error(e.to_string())).into()
 }
 
-/// Acknowledges appends once a flush covers them, one flush for everything queued.
+/// An append waiting for its sync: the callback and the files it wrote.
+type Unsynced = (LogFlushed<TypeConfig>, Vec<Arc<File>>);
+
+/// Syncs the files in `unsynced` once each.
+fn sync_all(unsynced: &[Arc<File>]) -> std::io::Result<()> {
+    let mut synced: Vec<&Arc<File>> = Vec::new();
+    for file in unsynced {
+        if !synced.iter().any(|s| Arc::ptr_eq(s, file)) {
+            file.sync_data()?;
+            synced.push(file);
+        }
+    }
+    Ok(())
+}
+
+/// Acknowledges appends once a sync covers them, one sync for everything queued.
 struct Flusher {
-    tx: std_mpsc::Sender<LogFlushed<TypeConfig>>,
+    tx: std_mpsc::Sender<Unsynced>,
 }
 
 impl Flusher {
-    fn start(backend: SharedBackend) -> Self {
-        let (tx, rx) = std_mpsc::channel::<LogFlushed<TypeConfig>>();
+    fn start() -> Self {
+        let (tx, rx) = std_mpsc::channel::<Unsynced>();
         std::thread::Builder::new()
             .name("raft-log-flush".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(rx.try_iter());
-                    let result = backend.flush();
-                    for callback in waiting {
+                    let files: Vec<Arc<File>> = waiting.iter().flat_map(|(_, files)| files.iter().cloned()).collect();
+                    let result = sync_all(&files);
+                    for (callback, _) in waiting {
                         let outcome = match &result {
                             Ok(()) => Ok(()),
-                            Err(e) => Err(std::io::Error::other(e.to_string())),
+                            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
                         };
                         callback.log_io_completed(outcome);
                     }
@@ -84,22 +108,69 @@ pub struct LogStore {
     /// This replica, to tell its own entries (it leads) from a leader's (it follows).
     me: NodeId,
     backend: SharedBackend,
+    wal: Arc<Mutex<Wal>>,
     flusher: Arc<Flusher>,
     /// The state machine's writes, gathered: a purge writes them out while it waits.
     state: Arc<WriteBehind>,
 }
 
 impl LogStore {
-    /// Replica `me`'s log on `engine`, next to the state machine that writes through
-    /// `state`.
-    pub fn new(me: NodeId, engine: SharedBackend, state: Arc<WriteBehind>) -> Self {
-        let flusher = Arc::new(Flusher::start(engine.clone()));
-        Self {
+    /// Replica `me`'s log: entries in segment files under `wal_dir`, the rest on
+    /// `engine`, next to the state machine that writes through `state`.
+    pub fn open(
+        me: NodeId,
+        wal_dir: &std::path::Path,
+        engine: SharedBackend,
+        state: Arc<WriteBehind>,
+    ) -> Result<Self, StorageError> {
+        let wal = Wal::open(wal_dir).map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
+        let store = Self {
             me,
             backend: engine,
-            flusher,
+            wal: Arc::new(Mutex::new(wal)),
+            flusher: Arc::new(Flusher::start()),
             state,
+        };
+        store.move_entries_off_the_backend()?;
+        if let Some(purged) = store.get_decoded::<LogId>(KEY_PURGED)? {
+            store.wal().purge(purged.index).map_err(write_err)?;
         }
+        Ok(store)
+    }
+
+    fn wal(&self) -> MutexGuard<'_, Wal> {
+        self.wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Moves a log written by an earlier version (entries on the backend) into the
+    /// segment files: synced there before it is deleted here.
+    fn move_entries_off_the_backend(&self) -> Result<(), StorageError> {
+        let old = self
+            .backend
+            .scan(Tree::RaftLog, &[ENTRY_PREFIX], Some(&[ENTRY_PREFIX + 1]), 0)
+            .map_err(read_err)?;
+        if old.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::with_capacity(old.len());
+        for (_, bytes) in &old {
+            let entry: Entry = decode(bytes).map_err(read_err)?;
+            records.push((entry.log_id.index, bytes.clone()));
+        }
+        let mut wal = self.wal();
+        if wal.last_index().is_none() {
+            wal.append(&records).map_err(write_err)?;
+            sync_all(&wal.take_unsynced()).map_err(write_err)?;
+        }
+        drop(wal);
+        let mut batch = WriteBatch::new();
+        for (key, _) in old {
+            batch.delete(key);
+        }
+        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+        self.backend.flush().map_err(write_err)?;
+        tracing::info!(entries = records.len(), "moved the raft log into segment files");
+        Ok(())
     }
 
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -116,12 +187,13 @@ impl LogStore {
     }
 
     fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        let last = self
-            .backend
-            .last(Tree::RaftLog, &[ENTRY_PREFIX], Some(&[ENTRY_PREFIX + 1]))
-            .map_err(read_err)?;
-        match last {
-            Some((_, bytes)) => decode::<Entry>(&bytes).map(|e| Some(e.log_id)).map_err(read_err),
+        let wal = self.wal();
+        let Some(last) = wal.last_index() else {
+            return Ok(None);
+        };
+        let read = wal.read(last, last + 1).map_err(read_err)?;
+        match read.first() {
+            Some((_, bytes)) => decode::<Entry>(bytes).map(|e| Some(e.log_id)).map_err(read_err),
             None => Ok(None),
         }
     }
@@ -138,16 +210,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => 0,
         };
         let end = match range.end_bound() {
-            Bound::Included(i) => Some(i + 1),
-            Bound::Excluded(i) => Some(*i),
-            Bound::Unbounded => None,
+            Bound::Included(i) => i + 1,
+            Bound::Excluded(i) => *i,
+            Bound::Unbounded => u64::MAX,
         };
-        let end_key = end.map_or([ENTRY_PREFIX + 1, 0, 0, 0, 0, 0, 0, 0, 0], entry_key);
-        let pairs = self
-            .backend
-            .scan(Tree::RaftLog, &entry_key(start), Some(&end_key), 0)
-            .map_err(read_err)?;
-        pairs
+        let records = self.wal().read(start, end).map_err(read_err)?;
+        records
             .iter()
             .map(|(_, bytes)| decode::<Entry>(bytes).map_err(read_err))
             .collect()
@@ -196,24 +264,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut batch = WriteBatch::new();
+        let mut records = Vec::new();
         let mut is_mine = true;
         for entry in entries {
             is_mine &= entry.log_id.leader_id.node_id == self.me;
-            batch.put(
-                entry_key(entry.log_id.index).to_vec(),
-                encode(&entry).map_err(write_err)?,
-            );
+            records.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
         }
-        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+        let unsynced = {
+            let mut wal = self.wal();
+            wal.append(&records).map_err(write_err)?;
+            wal.take_unsynced()
+        };
         if is_mine {
             return self
                 .flusher
                 .tx
-                .send(callback)
+                .send((callback, unsynced))
                 .map_err(|_| write_err("log flush thread is gone"));
         }
-        let flushed = self.backend.flush().map_err(|e| std::io::Error::other(e.to_string()));
+        let flushed = sync_all(&unsynced);
         let failed = flushed.as_ref().err().map(|e| write_err(e.to_string()));
         callback.log_io_completed(flushed);
         match failed {
@@ -223,31 +292,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let pairs = self
-            .backend
-            .scan(Tree::RaftLog, &entry_key(log_id.index), Some(&[ENTRY_PREFIX + 1]), 0)
-            .map_err(read_err)?;
-        let mut batch = WriteBatch::new();
-        for (key, _) in pairs {
-            batch.delete(key);
-        }
-        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
-        self.backend.flush().map_err(write_err)
+        self.wal().truncate(log_id.index).map_err(write_err)
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.wait_for_state_on_disk(log_id).await?;
-        let mut batch = WriteBatch::new();
-        batch.put(KEY_PURGED.to_vec(), encode(&log_id).map_err(write_err)?);
-        let end = entry_key(log_id.index + 1);
-        for (key, _) in self
-            .backend
-            .scan(Tree::RaftLog, &entry_key(0), Some(&end), 0)
-            .map_err(read_err)?
-        {
-            batch.delete(key);
-        }
-        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+        // The purge point is durable before any segment goes: a crash in between
+        // leaves entries that are no longer needed, never a gap before the first one.
+        self.put_encoded(KEY_PURGED, &log_id)?;
+        self.backend.flush().map_err(write_err)?;
+        self.wal().purge(log_id.index).map_err(write_err)?;
         tracing::debug!(upto = log_id.index, "purged raft log");
         Ok(())
     }
@@ -296,7 +350,8 @@ mod tests {
         LogId::new(CommittedLeaderId::new(1, 1), index)
     }
 
-    fn store_with_entries(upto: u64) -> (SharedBackend, LogStore) {
+    /// A log whose entries an earlier version wrote on the backend (moved at open).
+    fn store_with_entries(upto: u64) -> (SharedBackend, LogStore, tempfile::TempDir) {
         let engine: SharedBackend = Arc::new(MemoryBackend::new());
         let mut batch = WriteBatch::new();
         for index in 1..=upto {
@@ -308,7 +363,9 @@ mod tests {
         }
         engine.write(Tree::RaftLog, batch).unwrap();
         let state = Arc::new(WriteBehind::new(engine.clone()));
-        (engine.clone(), LogStore::new(1, engine, state))
+        let dir = tempfile::tempdir().unwrap();
+        let log = LogStore::open(1, dir.path(), engine.clone(), state).unwrap();
+        (engine, log, dir)
     }
 
     fn set_applied_on_disk(engine: &SharedBackend, index: u64) {
@@ -320,7 +377,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_purge_waits_until_the_state_on_disk_covers_it() {
-        let (engine, log) = store_with_entries(10);
+        let (engine, log, _dir) = store_with_entries(10);
         set_applied_on_disk(&engine, 4);
         let purge = tokio::spawn({
             let mut log = log.clone();
@@ -347,7 +404,8 @@ mod tests {
     async fn a_purge_writes_out_what_the_state_machine_gathered() {
         let engine: SharedBackend = Arc::new(MemoryBackend::new());
         let state = Arc::new(WriteBehind::new(engine.clone()));
-        let mut log = LogStore::new(1, engine.clone(), state.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = LogStore::open(1, dir.path(), engine.clone(), state.clone()).unwrap();
         // An apply that is gathered, not yet in the engine.
         let mut batch = WriteBatch::new();
         let record = encode(&(Some(log_id(6)), StoredMembership::default())).unwrap();

@@ -137,7 +137,8 @@ impl Store {
                     .map(|pairs| !pairs.is_empty())
                     .unwrap_or(true)
             });
-            if holds_data {
+            let holds_log = std::fs::read_dir(member_dir.join("wal")).is_ok_and(|mut files| files.next().is_some());
+            if holds_data || holds_log {
                 return Err(StoreError::Internal(format!(
                     "data dir {} is corrupt: it has a database but no {MEMBER_FILE}; refusing to re-initialise",
                     config.data_dir.display()
@@ -153,7 +154,8 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
-        let log_store = LogStore::new(id, engine, state_backend);
+        let log_store = LogStore::open(id, &member_dir.join("wal"), engine, state_backend)
+            .map_err(|e| StoreError::Internal(format!("opening the raft log: {e}")))?;
         let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
         let network = Network::new(config.dial_peer_urls.clone());
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
