@@ -1,10 +1,13 @@
 //! The storage backend: a few ordered byte-keyed trees with atomic batches and an
-//! explicit flush. The Raft log and the state machine are written through this trait
-//! only; nothing else in the store knows which engine sits underneath.
+//! explicit flush. The state machine and the Raft log's metadata (vote, committed and
+//! purged log ids) are written through this trait only; nothing else in the store
+//! knows which engine sits underneath. The log's entries have segment files of their
+//! own (`raft::wal`).
 //!
 //! Durability contract: `write` makes a batch atomic (all or none of it survives a
 //! crash) but not durable; `flush` returns once every batch written before it is on
-//! disk. The Raft log calls `flush` before it acknowledges an append or a vote.
+//! disk. The Raft log calls `flush` before it acknowledges a vote and before it drops
+//! entries that a purge covers.
 
 mod memory;
 mod sled_backend;
@@ -24,7 +27,8 @@ pub use write_behind::WriteBehind;
 /// touches one tree, so the data that must change together lives in one tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Tree {
-    /// Raft log entries, the vote, the committed and purged log ids.
+    /// The vote, the committed and purged log ids (and, from earlier versions, log
+    /// entries, moved to the segment files at start).
     RaftLog,
     /// The state machine: MVCC revisions, leases, the applied log id, membership.
     State,
