@@ -1,15 +1,25 @@
 //! Group commit: client commands queue here and go into the log many at a time,
 //! one Raft entry (and so one fsync per replica) for all the commands that arrived
-//! while the previous entries were in flight.
+//! while the previous entry was in flight.
 //!
 //! ```text
 //!  commands ──► queue ──► batch ──┬─ this replica leads ──► raft.client_write(batch)
-//!                                 └─ another leads ──► Peer.ForwardBatch ──► its raft.client_write(batch)
+//!                                 └─ another leads ──► Peer.ForwardBatch ──► the leader's queue
 //! ```
 //!
-//! At most `MAX_IN_FLIGHT` batches are outstanding; while they are, new commands
-//! accumulate and form the next batch. A follower forwards whole batches, so its
-//! clients' writes also cost the leader one entry per batch, not one per command.
+//! One batch is outstanding at a time (`MAX_IN_FLIGHT`); meanwhile new commands
+//! accumulate and form the next batch. openraft 0.9's leader syncs each entry before
+//! it replicates it, one entry after another, so entries in flight together do not
+//! overlap their syncs; they only make the entries smaller. With 100 clients over three
+//! replicas, four batches in flight per replica made entries of 5 commands on
+//! average, one made entries of 16 and took a quarter less CPU per put.
+//!
+//! A follower forwards its batch whole, and the leader queues it whole, next to its
+//! own clients' commands: every replica's writes then share the leader's entries. A
+//! forwarded batch stays in one entry, so its follower learns one outcome for all of
+//! it. Some units may only be written by this replica as leader (lease revocations,
+//! forwarded batches): should it have lost the leadership by then, they are answered
+//! "not leader" instead of being passed on.
 
 use std::sync::Arc;
 
@@ -22,7 +32,7 @@ use crate::peers::PeerClients;
 use crate::raft::{MemberInfo, NodeId, Raft, Request};
 
 const MAX_BATCH: usize = 512;
-const MAX_IN_FLIGHT: usize = 4;
+const MAX_IN_FLIGHT: usize = 1;
 const QUEUE: usize = 8192;
 /// How long a forwarded batch may take before its outcome counts as unknown.
 const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(7);
@@ -36,11 +46,28 @@ pub enum ProposeError {
     Failed(StoreError),
 }
 
-type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
+impl ProposeError {
+    fn copy(&self) -> Self {
+        match self {
+            ProposeError::NotLeader(l) => ProposeError::NotLeader(*l),
+            ProposeError::Failed(f) => ProposeError::Failed(f.clone()),
+        }
+    }
+}
+
+type Outcome = Result<Vec<CommandResult>, ProposeError>;
+
+/// Commands that go into one entry together and share one outcome.
+struct Unit {
+    commands: Vec<Command>,
+    reply: oneshot::Sender<Outcome>,
+    /// Written only by this replica as leader, never passed on.
+    local_only: bool,
+}
 
 #[derive(Clone)]
 pub struct Proposer {
-    tx: mpsc::Sender<(Command, Reply)>,
+    tx: mpsc::Sender<Unit>,
 }
 
 impl Proposer {
@@ -50,38 +77,73 @@ impl Proposer {
         Self { tx }
     }
 
-    pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+    async fn submit(&self, commands: Vec<Command>, local_only: bool) -> Outcome {
         let (reply, rx) = oneshot::channel();
+        let unit = Unit {
+            commands,
+            reply,
+            local_only,
+        };
         self.tx
-            .send((command, reply))
+            .send(unit)
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Stopped))?;
         rx.await.map_err(|_| ProposeError::Failed(StoreError::Stopped))?
     }
+
+    /// Writes `command` through whichever replica leads.
+    pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+        let mut results = self.submit(vec![command], false).await?;
+        results
+            .pop()
+            .ok_or_else(|| ProposeError::Failed(StoreError::Internal("missing apply result".into())))
+    }
+
+    /// Writes `batch` in one entry of this replica's log, only while it leads.
+    pub async fn propose_as_leader(&self, batch: CommandBatch) -> Outcome {
+        self.submit(batch.commands, true).await
+    }
 }
 
-async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Receiver<(Command, Reply)>) {
+async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Receiver<Unit>) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
         let Some(first) = rx.recv().await else { return };
-        let mut commands = vec![first.0];
-        let mut replies = vec![first.1];
-        while commands.len() < MAX_BATCH {
+        let mut size = first.commands.len();
+        let mut units = vec![first];
+        while size < MAX_BATCH {
             match rx.try_recv() {
-                Ok((command, reply)) => {
-                    commands.push(command);
-                    replies.push(reply);
+                Ok(unit) => {
+                    size += unit.commands.len();
+                    units.push(unit);
                 }
                 Err(_) => break,
             }
         }
         let leader = raft.metrics().borrow().current_leader;
+        if leader != Some(me) {
+            // Another replica leads (or none): what only a leader may write is refused.
+            let (refused, kept): (Vec<Unit>, Vec<Unit>) = units.into_iter().partition(|u| u.local_only);
+            for unit in refused {
+                let _ = unit.reply.send(Err(ProposeError::NotLeader(leader)));
+            }
+            units = kept;
+            if units.is_empty() {
+                continue;
+            }
+        }
         let raft = raft.clone();
         let peers = peers.clone();
         tokio::spawn(async move {
+            let mut commands = Vec::with_capacity(units.iter().map(|u| u.commands.len()).sum());
+            let mut replies = Vec::with_capacity(units.len());
+            for unit in units {
+                replies.push((unit.reply, unit.commands.len()));
+                commands.extend(unit.commands);
+            }
             let batch = CommandBatch { commands };
             let outcome = match leader {
                 Some(leader) if leader == me => write_locally(&raft, batch).await,
@@ -122,31 +184,34 @@ async fn forward(peers: &PeerClients, leader: NodeId, batch: CommandBatch) -> Re
     }
 }
 
-fn dispatch(outcome: Result<Vec<CommandResult>, ProposeError>, replies: Vec<Reply>) {
+/// Hands each unit its share of the results, in order, or the batch's error.
+fn dispatch(outcome: Outcome, replies: Vec<(oneshot::Sender<Outcome>, usize)>) {
     match outcome {
         Ok(results) => {
-            if results.len() != replies.len() {
+            let expected: usize = replies.iter().map(|(_, n)| n).sum();
+            if results.len() != expected {
                 tracing::error!(
                     results = results.len(),
-                    commands = replies.len(),
+                    commands = expected,
                     "apply returned a result count that does not match"
                 );
             }
             let mut results = results.into_iter();
-            for reply in replies {
-                let result = results
-                    .next()
-                    .ok_or_else(|| ProposeError::Failed(StoreError::Internal("missing apply result".into())));
-                let _ = reply.send(result);
+            for (reply, n) in replies {
+                let share: Vec<CommandResult> = results.by_ref().take(n).collect();
+                let outcome = if share.len() == n {
+                    Ok(share)
+                } else {
+                    Err(ProposeError::Failed(StoreError::Internal(
+                        "missing apply result".into(),
+                    )))
+                };
+                let _ = reply.send(outcome);
             }
         }
         Err(e) => {
-            for reply in replies {
-                let copy = match &e {
-                    ProposeError::NotLeader(l) => ProposeError::NotLeader(*l),
-                    ProposeError::Failed(f) => ProposeError::Failed(f.clone()),
-                };
-                let _ = reply.send(Err(copy));
+            for (reply, _) in replies {
+                let _ = reply.send(Err(e.copy()));
             }
         }
     }
@@ -159,5 +224,50 @@ fn classify(e: &RaftError<NodeId, ClientWriteError<NodeId, MemberInfo>>) -> Prop
             ProposeError::Failed(StoreError::Internal(e.to_string()))
         }
         RaftError::Fatal(_) => ProposeError::Failed(StoreError::Stopped),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_proto::berthpb::command_result;
+    use berth_proto::etcdserverpb::{PutResponse, ResponseHeader};
+
+    use super::*;
+
+    fn result(revision: i64) -> CommandResult {
+        CommandResult {
+            result: Some(command_result::Result::Put(PutResponse {
+                header: Some(ResponseHeader {
+                    revision,
+                    ..Default::default()
+                }),
+                prev_kv: None,
+            })),
+        }
+    }
+
+    #[test]
+    fn each_unit_gets_its_own_share_of_the_results_in_order() {
+        let (a, mut ra) = oneshot::channel();
+        let (b, mut rb) = oneshot::channel();
+        let (c, mut rc) = oneshot::channel();
+        dispatch(Ok((1..=4).map(result).collect()), vec![(a, 1), (b, 2), (c, 1)]);
+        assert_eq!(ra.try_recv().unwrap().unwrap(), vec![result(1)]);
+        assert_eq!(rb.try_recv().unwrap().unwrap(), vec![result(2), result(3)]);
+        assert_eq!(rc.try_recv().unwrap().unwrap(), vec![result(4)]);
+
+        // Too few results: the units left short are told so, none gets another's.
+        let (a, mut ra) = oneshot::channel();
+        let (b, mut rb) = oneshot::channel();
+        dispatch(Ok(vec![result(1), result(2)]), vec![(a, 1), (b, 2)]);
+        assert_eq!(ra.try_recv().unwrap().unwrap(), vec![result(1)]);
+        assert!(matches!(rb.try_recv().unwrap(), Err(ProposeError::Failed(_))));
+
+        // An error reaches every unit.
+        let (a, mut ra) = oneshot::channel();
+        let (b, mut rb) = oneshot::channel();
+        dispatch(Err(ProposeError::NotLeader(Some(3))), vec![(a, 1), (b, 5)]);
+        assert!(matches!(ra.try_recv().unwrap(), Err(ProposeError::NotLeader(Some(3)))));
+        assert!(matches!(rb.try_recv().unwrap(), Err(ProposeError::NotLeader(Some(3)))));
     }
 }

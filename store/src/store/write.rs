@@ -47,7 +47,8 @@ impl Store {
         }
     }
 
-    /// The leader's side of `ForwardBatch`: a follower's batch becomes one entry.
+    /// The leader's side of `ForwardBatch`: a follower's batch joins this replica's
+    /// queue whole and goes into one entry with whatever else waits there.
     pub async fn write_forwarded(
         &self,
         batch: berth_proto::berthpb::CommandBatch,
@@ -55,7 +56,7 @@ impl Store {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader(self.current_leader()));
         }
-        tokio::time::timeout(REQUEST_TIMEOUT, crate::proposer::write_locally(&self.inner.raft, batch))
+        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose_as_leader(batch))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }
