@@ -86,6 +86,9 @@ async fn etcdctl_works_against_the_cluster() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    let members = stdout(&cluster.etcdctl(&one, &["endpoint", "status", "--cluster", "-w", "json"]));
+    let members: serde_json::Value = serde_json::from_str(&members).unwrap();
+    assert_eq!(members.as_array().unwrap().len(), 3, "every member answers: {members}");
     let defrag = stdout(&cluster.etcdctl(&one, &["defrag"]));
     assert!(defrag.starts_with("Finished defragmenting etcd member"), "{defrag}");
 }
