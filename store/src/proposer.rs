@@ -61,8 +61,8 @@ type Outcome = Result<Vec<CommandResult>, ProposeError>;
 struct Unit {
     commands: Vec<Command>,
     reply: oneshot::Sender<Outcome>,
-    /// Written only by this replica as leader, never passed on.
-    local_only: bool,
+    /// Written only by this replica as leader in this term, never passed on.
+    local_only: Option<u64>,
 }
 
 #[derive(Clone)]
@@ -77,7 +77,7 @@ impl Proposer {
         Self { tx }
     }
 
-    async fn submit(&self, commands: Vec<Command>, local_only: bool) -> Outcome {
+    async fn submit(&self, commands: Vec<Command>, local_only: Option<u64>) -> Outcome {
         let (reply, rx) = oneshot::channel();
         let unit = Unit {
             commands,
@@ -93,15 +93,17 @@ impl Proposer {
 
     /// Writes `command` through whichever replica leads.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
-        let mut results = self.submit(vec![command], false).await?;
+        let mut results = self.submit(vec![command], None).await?;
         results
             .pop()
             .ok_or_else(|| ProposeError::Failed(StoreError::Internal("missing apply result".into())))
     }
 
-    /// Writes `batch` in one entry of this replica's log, only while it leads.
-    pub async fn propose_as_leader(&self, batch: CommandBatch) -> Outcome {
-        self.submit(batch.commands, true).await
+    /// Writes `batch` in one entry of this replica's log, only while it leads in
+    /// `term`: a unit that waited while the replica lost and regained the leadership
+    /// is refused, as it would have been in the old term.
+    pub async fn propose_as_leader(&self, batch: CommandBatch, term: u64) -> Outcome {
+        self.submit(batch.commands, Some(term)).await
     }
 }
 
@@ -123,17 +125,25 @@ async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Rece
                 Err(_) => break,
             }
         }
-        let leader = raft.metrics().borrow().current_leader;
-        if leader != Some(me) {
-            // Another replica leads (or none): what only a leader may write is refused.
-            let (refused, kept): (Vec<Unit>, Vec<Unit>) = units.into_iter().partition(|u| u.local_only);
-            for unit in refused {
-                let _ = unit.reply.send(Err(ProposeError::NotLeader(leader)));
-            }
-            units = kept;
-            if units.is_empty() {
-                continue;
-            }
+        let (leader, term) = {
+            let metrics = raft.metrics();
+            let metrics = metrics.borrow();
+            (metrics.current_leader, metrics.current_term)
+        };
+        // Whoever stopped waiting (timed out, went away) is told nothing more, and
+        // their commands are not written. What only this replica may write as leader
+        // in a given term is refused outside it.
+        let leads = leader == Some(me);
+        units.retain(|unit| !unit.reply.is_closed());
+        let (refused, kept): (Vec<Unit>, Vec<Unit>) = units
+            .into_iter()
+            .partition(|u| u.local_only.is_some_and(|t| !leads || t != term));
+        for unit in refused {
+            let _ = unit.reply.send(Err(ProposeError::NotLeader(leader)));
+        }
+        units = kept;
+        if units.is_empty() {
+            continue;
         }
         let raft = raft.clone();
         let peers = peers.clone();
@@ -190,23 +200,22 @@ fn dispatch(outcome: Outcome, replies: Vec<(oneshot::Sender<Outcome>, usize)>) {
         Ok(results) => {
             let expected: usize = replies.iter().map(|(_, n)| n).sum();
             if results.len() != expected {
+                // Which result belongs to whom is unknown: nobody gets another's.
                 tracing::error!(
                     results = results.len(),
                     commands = expected,
                     "apply returned a result count that does not match"
                 );
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(ProposeError::Failed(StoreError::Internal(
+                        "apply returned a result count that does not match".into(),
+                    ))));
+                }
+                return;
             }
             let mut results = results.into_iter();
             for (reply, n) in replies {
-                let share: Vec<CommandResult> = results.by_ref().take(n).collect();
-                let outcome = if share.len() == n {
-                    Ok(share)
-                } else {
-                    Err(ProposeError::Failed(StoreError::Internal(
-                        "missing apply result".into(),
-                    )))
-                };
-                let _ = reply.send(outcome);
+                let _ = reply.send(Ok(results.by_ref().take(n).collect()));
             }
         }
         Err(e) => {
@@ -256,11 +265,11 @@ mod tests {
         assert_eq!(rb.try_recv().unwrap().unwrap(), vec![result(2), result(3)]);
         assert_eq!(rc.try_recv().unwrap().unwrap(), vec![result(4)]);
 
-        // Too few results: the units left short are told so, none gets another's.
+        // A count that does not match: nobody gets another's result.
         let (a, mut ra) = oneshot::channel();
         let (b, mut rb) = oneshot::channel();
         dispatch(Ok(vec![result(1), result(2)]), vec![(a, 1), (b, 2)]);
-        assert_eq!(ra.try_recv().unwrap().unwrap(), vec![result(1)]);
+        assert!(matches!(ra.try_recv().unwrap(), Err(ProposeError::Failed(_))));
         assert!(matches!(rb.try_recv().unwrap(), Err(ProposeError::Failed(_))));
 
         // An error reaches every unit.

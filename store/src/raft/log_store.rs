@@ -157,8 +157,11 @@ impl LogStore {
             let entry: Entry = decode(bytes).map_err(read_err)?;
             records.push((entry.log_id.index, bytes.clone()));
         }
+        let (first, last) = (records[0].0, records[records.len() - 1].0);
         let mut wal = self.wal();
-        if wal.last_index().is_none() {
+        // A move cut short by a crash left a prefix in the files: start it over.
+        if wal.last_index() != Some(last) {
+            wal.truncate(first).map_err(write_err)?;
             wal.append(&records).map_err(write_err)?;
             sync_all(&wal.take_unsynced()).map_err(write_err)?;
         }
@@ -366,6 +369,41 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::open(1, dir.path(), engine.clone(), state).unwrap();
         (engine, log, dir)
+    }
+
+    #[tokio::test]
+    async fn a_move_off_the_backend_cut_short_by_a_crash_is_done_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = |index| Entry {
+            log_id: log_id(index),
+            payload: EntryPayload::Blank,
+        };
+        // The crash left entries 1..=3 in the files, all ten still on the backend.
+        let mut wal = Wal::open(dir.path()).unwrap();
+        let prefix: Vec<(u64, Vec<u8>)> = (1..=3).map(|i| (i, encode(&entry(i)).unwrap())).collect();
+        wal.append(&prefix).unwrap();
+        sync_all(&wal.take_unsynced()).unwrap();
+        drop(wal);
+        let engine: SharedBackend = Arc::new(MemoryBackend::new());
+        let mut batch = WriteBatch::new();
+        for index in 1..=10 {
+            batch.put(entry_key(index).to_vec(), encode(&entry(index)).unwrap());
+        }
+        engine.write(Tree::RaftLog, batch).unwrap();
+        let state = Arc::new(WriteBehind::new(engine.clone()));
+        let mut log = LogStore::open(1, dir.path(), engine.clone(), state).unwrap();
+        let entries = log.try_get_log_entries(0..100).await.unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),
+            (1..=10).collect::<Vec<_>>()
+        );
+        assert!(
+            engine
+                .scan(Tree::RaftLog, &[ENTRY_PREFIX], Some(&[ENTRY_PREFIX + 1]), 0)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(log.get_log_state().await.unwrap().last_log_id, Some(log_id(10)));
     }
 
     fn set_applied_on_disk(engine: &SharedBackend, index: u64) {

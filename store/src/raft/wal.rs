@@ -61,6 +61,8 @@ pub struct Wal {
     unsynced: Vec<Arc<File>>,
     /// Entries before this one are purged, even where a segment still holds them.
     floor: u64,
+    /// An append failed halfway: what is in memory may not match the files.
+    broken: bool,
 }
 
 fn corrupt(what: String) -> io::Error {
@@ -119,7 +121,12 @@ pub fn checksum(index: u64, payload: &[u8]) -> u32 {
 impl Wal {
     /// Opens the log in `dir` (created if missing), recovering from a torn append.
     pub fn open(dir: &Path) -> io::Result<Wal> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         let mut firsts = Vec::new();
         for entry in std::fs::read_dir(dir)? {
             let name = entry?.file_name();
@@ -136,13 +143,17 @@ impl Wal {
             segments: Vec::new(),
             unsynced: Vec::new(),
             floor: 0,
+            broken: false,
         };
         let mut removed = false;
         for first in firsts {
             let path = dir.join(segment_name(first));
             let follows = wal.segments.last().is_none_or(|last| last.next_index() == first);
             if !follows {
-                tracing::warn!(segment = %path.display(), "removing a log segment past a gap (left by a truncation)");
+                tracing::warn!(
+                    segment = %path.display(),
+                    "removing a log segment past a gap (left by a truncation, or an append that never synced)"
+                );
                 std::fs::remove_file(&path)?;
                 removed = true;
                 continue;
@@ -161,14 +172,42 @@ impl Wal {
         Some(first.max(self.floor))
     }
 
+    /// The last entry held. (The last segment may be empty: cut back to its first
+    /// entry, or created just before a crash.)
     pub fn last_index(&self) -> Option<u64> {
-        self.segments.last().and_then(Segment::last_index)
+        self.segments.iter().rev().find_map(Segment::last_index)
     }
 
     /// Appends `(index, payload)` records; the first must follow the last one held
     /// (any index will do in an empty log). Not durable until the files from
     /// [`Wal::take_unsynced`] are synced.
     pub fn append(&mut self, records: &[(u64, Vec<u8>)]) -> io::Result<()> {
+        self.check()?;
+        if let (Some(next), Some((index, _))) = (self.segments.last().map(Segment::next_index), records.first())
+            && *index != next
+        {
+            // Refused before anything is written: the log stays as it was.
+            return Err(io::Error::other(format!(
+                "log append at index {index} does not follow the last entry (next is {next})"
+            )));
+        }
+        let result = self.append_records(records);
+        if result.is_err() {
+            self.broken = true;
+        }
+        result
+    }
+
+    fn check(&self) -> io::Result<()> {
+        if self.broken {
+            return Err(io::Error::other(
+                "an earlier append to the log failed; the log must be reopened",
+            ));
+        }
+        Ok(())
+    }
+
+    fn append_records(&mut self, records: &[(u64, Vec<u8>)]) -> io::Result<()> {
         let mut buf = Vec::new();
         for (index, payload) in records {
             let expected = self.segments.last().map(Segment::next_index);
@@ -214,6 +253,18 @@ impl Wal {
 
     /// Starts a segment at `first`, big enough for a record of `record_len`.
     fn roll(&mut self, first: u64, record_len: u64) -> io::Result<()> {
+        let capacity = SEGMENT_BYTES.max(record_len);
+        if let Some(last) = self.segments.last_mut()
+            && last.offsets.is_empty()
+        {
+            // An empty segment already starts here (the record is larger than it, or
+            // a crash left it unallocated): grow it rather than make a second one.
+            debug_assert_eq!(last.first, first);
+            allocate(&last.file, capacity)?;
+            last.file.sync_all()?;
+            last.capacity = last.capacity.max(capacity);
+            return Ok(());
+        }
         let path = self.dir.join(segment_name(first));
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -221,7 +272,6 @@ impl Wal {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        let capacity = SEGMENT_BYTES.max(record_len);
         allocate(&file, capacity)?;
         file.sync_all()?;
         sync_dir(&self.dir)?;
@@ -244,6 +294,7 @@ impl Wal {
 
     /// The payloads of indexes `start..end` that the log holds, in order.
     pub fn read(&self, start: u64, end: u64) -> io::Result<Vec<(u64, Vec<u8>)>> {
+        self.check()?;
         let start = start.max(self.floor);
         let mut out = Vec::new();
         for segment in &self.segments {
@@ -275,6 +326,7 @@ impl Wal {
 
     /// Removes every entry from `index` on; durable when it returns.
     pub fn truncate(&mut self, index: u64) -> io::Result<()> {
+        self.check()?;
         // Later segments first: a crash midway leaves a shorter log, never a gap
         // followed by stale entries.
         while let Some(last) = self.segments.last()
@@ -301,6 +353,7 @@ impl Wal {
     /// Forgets the entries up to `upto`, removing the segments that hold nothing
     /// after it (what remains may still hold some, which reads skip).
     pub fn purge(&mut self, upto: u64) -> io::Result<()> {
+        self.check()?;
         self.floor = self.floor.max(upto + 1);
         let mut removed = 0;
         while let Some(segment) = self.segments.first() {
@@ -471,6 +524,31 @@ mod tests {
         let read = wal.read(1, 100).unwrap();
         assert_eq!(read.len(), 6);
         assert_eq!(read[5].1.len(), 7);
+    }
+
+    #[test]
+    fn a_log_cut_back_to_a_segment_start_keeps_its_earlier_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut wal = Wal::open(dir.path()).unwrap();
+        append(&mut wal, 1..=20, 1 << 20);
+        let second = wal.segments[1].first;
+        // Cut back to exactly where the second segment starts: it stays, empty.
+        wal.truncate(second).unwrap();
+        assert_eq!(wal.last_index(), Some(second - 1));
+        drop(wal);
+        let mut wal = Wal::open(dir.path()).unwrap();
+        assert_eq!(
+            wal.last_index(),
+            Some(second - 1),
+            "an empty last segment hides nothing"
+        );
+        // A record larger than a segment lands in the empty one, grown; nothing else
+        // shares its file.
+        append(&mut wal, second..=second, (SEGMENT_BYTES + 10) as usize);
+        wal.purge(second - 1).unwrap();
+        drop(wal);
+        let wal = Wal::open(dir.path()).unwrap();
+        assert_eq!(indexes(&wal, 1, 100), vec![second], "the purge kept the live segment");
     }
 
     #[test]

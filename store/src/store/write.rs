@@ -53,10 +53,15 @@ impl Store {
         &self,
         batch: berth_proto::berthpb::CommandBatch,
     ) -> std::result::Result<Vec<CommandResult>, ProposeError> {
-        if !self.is_leader() {
-            return Err(ProposeError::NotLeader(self.current_leader()));
+        let (leader, term) = {
+            let metrics = self.inner.raft.metrics();
+            let metrics = metrics.borrow();
+            (metrics.current_leader, metrics.current_term)
+        };
+        if leader != Some(self.inner.id) {
+            return Err(ProposeError::NotLeader(leader));
         }
-        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose_as_leader(batch))
+        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose_as_leader(batch, term))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }
