@@ -18,6 +18,7 @@ use berth_proto::berthpb::{Command, command};
 use berth_proto::etcdserverpb::{PutRequest, WatchResponse};
 use berth_store::backend::{MemoryBackend, SharedBackend, Tree, WriteBatch, open_on_disk};
 use berth_store::mvcc::{KeyRange, RangeOptions};
+use berth_store::raft::wal::Wal;
 use berth_store::state_machine::{AppliedState, StateHandle};
 use berth_store::watch::{WatchHub, WatchSpec, Watcher};
 
@@ -37,11 +38,13 @@ fn main() {
     let settings = Settings {
         rounds: if is_quick { 3 } else { 10 },
     };
-    let benches: [Bench; 6] = [
+    let benches: [Bench; 8] = [
         ("mvcc_apply_batch_of_100_puts", mvcc_apply_batch),
         ("mvcc_range_over_10k_keys", mvcc_range_10k),
         ("mvcc_range_one_key_of_10k", mvcc_range_one_of_10k),
         ("watch_fan_out_to_1k_watchers", watch_fan_out),
+        ("log_append_1_entry_and_fdatasync", log_append_one),
+        ("log_append_100_entries_and_fdatasync", log_append_hundred),
         ("backend_append_1_entry_and_fsync", backend_append_one),
         ("backend_append_100_entries_and_fsync", backend_append_hundred),
     ];
@@ -196,6 +199,33 @@ fn watch_fan_out(name: &str, settings: &Settings) {
     });
 }
 
+/// The Raft log's append path: entries written to the log's segment files, then each
+/// file written to synced with `fdatasync`.
+fn log_append(name: &str, settings: &Settings, entries_per_sync: u64) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut wal = Wal::open(dir.path()).expect("open");
+    let entry = vec![b'e'; VALUE_SIZE + 64];
+    let mut index = 1u64;
+    measure(name, settings, 50, || {
+        let records: Vec<(u64, Vec<u8>)> = (index..index + entries_per_sync).map(|i| (i, entry.clone())).collect();
+        index += entries_per_sync;
+        wal.append(&records).expect("append");
+        for file in wal.take_unsynced() {
+            file.sync_data().expect("fdatasync");
+        }
+    });
+}
+
+fn log_append_one(name: &str, settings: &Settings) {
+    log_append(name, settings, 1);
+}
+
+fn log_append_hundred(name: &str, settings: &Settings) {
+    log_append(name, settings, 100);
+}
+
+/// The state machine's write-out path (and the vote's): a batch written to the on-disk
+/// backend, then flushed.
 fn backend_append(name: &str, settings: &Settings, entries_per_flush: u64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let backend = open_on_disk(dir.path()).expect("open");
@@ -212,7 +242,6 @@ fn backend_append(name: &str, settings: &Settings, entries_per_flush: u64) {
     });
 }
 
-/// The Raft log's append path: one entry written to the on-disk backend, then flushed.
 fn backend_append_one(name: &str, settings: &Settings) {
     backend_append(name, settings, 1);
 }

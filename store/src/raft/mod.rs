@@ -4,7 +4,7 @@
 mod log_store;
 mod network;
 mod types;
-mod wal;
+pub mod wal;
 
 pub use log_store::LogStore;
 pub use network::{Network, peer_channel};

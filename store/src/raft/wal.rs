@@ -111,7 +111,7 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
     }
 }
 
-pub fn checksum(index: u64, payload: &[u8]) -> u32 {
+fn checksum(index: u64, payload: &[u8]) -> u32 {
     let mut hasher = crc32fast::Hasher::new();
     hasher.update(&index.to_le_bytes());
     hasher.update(payload);
