@@ -157,22 +157,24 @@ impl<S> AuthorityFix<S> {
         self.mode = Mode::PassThrough;
     }
 
+    /// Stops mending and lets `frame` through after what was gathered, in order.
+    fn give_up_with(&mut self, frame: &[u8]) {
+        self.give_up();
+        self.ready.extend_from_slice(frame);
+    }
+
     fn on_header_frame(&mut self, frame: BytesMut) {
         let flags = frame[4];
         let stream_id = u32::from_be_bytes([frame[5], frame[6], frame[7], frame[8]]) & 0x7fff_ffff;
         let payload = &frame[FRAME_HEADER_LEN..];
         if frame[3] == TYPE_HEADERS {
-            let Some((priority, fragment)) = split_headers_payload(flags, payload) else {
-                // Malformed: the server says so.
-                self.block = Some(block_of(stream_id, frame));
-                self.give_up();
+            // Malformed (bad lengths, or a new block before the last one ended): the
+            // server says so.
+            let Some((priority, fragment)) = split_headers_payload(flags, payload).filter(|_| self.block.is_none())
+            else {
+                self.give_up_with(&frame);
                 return;
             };
-            if self.block.is_some() {
-                self.block = Some(block_of(stream_id, frame));
-                self.give_up();
-                return;
-            }
             let fragment = fragment.to_vec();
             self.block = Some(Block {
                 stream_id,
@@ -188,8 +190,7 @@ impl<S> AuthorityFix<S> {
                     block.raw.extend_from_slice(&frame);
                 }
                 _ => {
-                    self.ready.extend_from_slice(&frame);
-                    self.give_up();
+                    self.give_up_with(&frame);
                     return;
                 }
             }
@@ -242,16 +243,6 @@ impl<S> AuthorityFix<S> {
             }
         }
         write_block(&mut self.ready, &block, &encoded);
-    }
-}
-
-fn block_of(stream_id: u32, raw: BytesMut) -> Block {
-    Block {
-        stream_id,
-        end_stream: false,
-        priority: None,
-        fragment: Vec::new(),
-        raw,
     }
 }
 
@@ -543,6 +534,23 @@ mod tests {
             input.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, stream, &block));
             input.extend(frame(0x0, FLAG_END_STREAM, stream, b"\0\0\0\0\0"));
         }
+        assert_eq!(through(input.clone()).await, input);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_sequence_of_header_frames_passes_unchanged_and_in_order() {
+        let mut client = Encoder::default();
+        let block = encode(
+            &mut client,
+            &as_refs(&request("http://127.0.0.1:2379", "/etcdserverpb.KV/Put")),
+        );
+        let (a, b) = block.split_at(4);
+        let mut input = PREFACE.to_vec();
+        // A block left open, then a new HEADERS on another stream, then a stray
+        // CONTINUATION: the server is the one to refuse it, byte for byte.
+        input.extend(frame(TYPE_HEADERS, 0, 1, a));
+        input.extend(frame(TYPE_HEADERS, FLAG_END_HEADERS, 3, b));
+        input.extend(frame(TYPE_CONTINUATION, FLAG_END_HEADERS, 5, b));
         assert_eq!(through(input.clone()).await, input);
     }
 

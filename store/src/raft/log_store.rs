@@ -353,45 +353,48 @@ mod tests {
         LogId::new(CommittedLeaderId::new(1, 1), index)
     }
 
-    /// A log whose entries an earlier version wrote on the backend (moved at open).
-    fn store_with_entries(upto: u64) -> (SharedBackend, LogStore, tempfile::TempDir) {
+    fn blank(index: u64) -> Entry {
+        Entry {
+            log_id: log_id(index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    /// A backend holding entries `1..=upto` where an earlier version kept them.
+    fn backend_with_old_entries(upto: u64) -> SharedBackend {
         let engine: SharedBackend = Arc::new(MemoryBackend::new());
         let mut batch = WriteBatch::new();
         for index in 1..=upto {
-            let entry = Entry {
-                log_id: log_id(index),
-                payload: EntryPayload::Blank,
-            };
-            batch.put(entry_key(index).to_vec(), encode(&entry).unwrap());
+            batch.put(entry_key(index).to_vec(), encode(&blank(index)).unwrap());
         }
         engine.write(Tree::RaftLog, batch).unwrap();
+        engine
+    }
+
+    fn open(dir: &std::path::Path, engine: &SharedBackend) -> LogStore {
         let state = Arc::new(WriteBehind::new(engine.clone()));
+        LogStore::open(1, dir, engine.clone(), state).unwrap()
+    }
+
+    /// A log whose entries an earlier version wrote on the backend (moved at open).
+    fn store_with_entries(upto: u64) -> (SharedBackend, LogStore, tempfile::TempDir) {
+        let engine = backend_with_old_entries(upto);
         let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(1, dir.path(), engine.clone(), state).unwrap();
+        let log = open(dir.path(), &engine);
         (engine, log, dir)
     }
 
     #[tokio::test]
     async fn a_move_off_the_backend_cut_short_by_a_crash_is_done_again() {
         let dir = tempfile::tempdir().unwrap();
-        let entry = |index| Entry {
-            log_id: log_id(index),
-            payload: EntryPayload::Blank,
-        };
         // The crash left entries 1..=3 in the files, all ten still on the backend.
         let mut wal = Wal::open(dir.path()).unwrap();
-        let prefix: Vec<(u64, Vec<u8>)> = (1..=3).map(|i| (i, encode(&entry(i)).unwrap())).collect();
+        let prefix: Vec<(u64, Vec<u8>)> = (1..=3).map(|i| (i, encode(&blank(i)).unwrap())).collect();
         wal.append(&prefix).unwrap();
         sync_all(&wal.take_unsynced()).unwrap();
         drop(wal);
-        let engine: SharedBackend = Arc::new(MemoryBackend::new());
-        let mut batch = WriteBatch::new();
-        for index in 1..=10 {
-            batch.put(entry_key(index).to_vec(), encode(&entry(index)).unwrap());
-        }
-        engine.write(Tree::RaftLog, batch).unwrap();
-        let state = Arc::new(WriteBehind::new(engine.clone()));
-        let mut log = LogStore::open(1, dir.path(), engine.clone(), state).unwrap();
+        let engine = backend_with_old_entries(10);
+        let mut log = open(dir.path(), &engine);
         let entries = log.try_get_log_entries(0..100).await.unwrap();
         assert_eq!(
             entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>(),

@@ -183,13 +183,16 @@ impl Wal {
     /// [`Wal::take_unsynced`] are synced.
     pub fn append(&mut self, records: &[(u64, Vec<u8>)]) -> io::Result<()> {
         self.check()?;
-        if let (Some(next), Some((index, _))) = (self.segments.last().map(Segment::next_index), records.first())
-            && *index != next
-        {
-            // Refused before anything is written: the log stays as it was.
-            return Err(io::Error::other(format!(
-                "log append at index {index} does not follow the last entry (next is {next})"
-            )));
+        // Refused before anything is written: the log stays as it was.
+        let mut next = self.segments.last().map(Segment::next_index);
+        for (index, _) in records {
+            if next.is_some_and(|next| next != *index) {
+                return Err(io::Error::other(format!(
+                    "log append at index {index} does not follow the last entry (next is {})",
+                    next.unwrap_or_default()
+                )));
+            }
+            next = Some(index + 1);
         }
         let result = self.append_records(records);
         if result.is_err() {
@@ -210,13 +213,6 @@ impl Wal {
     fn append_records(&mut self, records: &[(u64, Vec<u8>)]) -> io::Result<()> {
         let mut buf = Vec::new();
         for (index, payload) in records {
-            let expected = self.segments.last().map(Segment::next_index);
-            if expected.is_some_and(|next| next != *index) {
-                return Err(io::Error::other(format!(
-                    "log append at index {index} does not follow the last entry (next is {})",
-                    expected.unwrap_or_default()
-                )));
-            }
             let record_len = (HEADER_LEN + payload.len()) as u64;
             let fits = self
                 .segments
