@@ -7,14 +7,16 @@
 //! flush: with the log there, sled's threads took a third of a replica's CPU under
 //! load, most of it waking up and going back to sleep.
 //!
-//! An append is written at once and synced before `LogFlushed` is called. openraft
-//! 0.9 waits for that callback before it does anything else, replication included. A
-//! follower (appending entries another leader wrote) flushes in place: it has nothing
-//! else to do meanwhile, and a hand-off to another thread and back would only delay its
-//! answer. The leader hands its flush to a thread instead, which keeps the tokio worker
-//! free for client requests during the fsync (in three alternating runs with 100
-//! clients, flushing in place on the leader as well took 80–109 µs of CPU per put,
-//! against 78–88 µs). A vote is flushed before `save_vote` returns.
+//! An append is written at once. A follower (appending entries a leader sent) syncs
+//! it in place before `LogFlushed` is called: its answer to the leader is what counts
+//! its copy towards a quorum, and it has nothing else to do meanwhile. The leader's own
+//! entries are reported flushed as soon as they are written, and a thread syncs them
+//! while openraft replicates them: openraft 0.9 waits for that callback before it does
+//! anything else, replication included, so a sync first would put the leader's
+//! `fdatasync` and the followers' one after the other on every write. What keeps an
+//! entry from being acted on before a quorum holds it on disk is in `durable`. A
+//! membership entry is synced before the callback, on the leader too. A vote is
+//! flushed before `save_vote` returns.
 //!
 //! A purge never removes entries the state on disk still needs. The state machine
 //! writes behind (see `backend::WriteBehind`), and while a follower installs a snapshot
@@ -30,8 +32,9 @@ use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{AnyError, RaftLogReader, StorageIOError};
+use openraft::{AnyError, EntryPayload, LeaderId, RaftLogReader, StorageIOError};
 
+use super::durable::Durable;
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, decode, encode};
 use super::wal::Wal;
 use crate::backend::{SharedBackend, Tree, WriteBatch, WriteBehind};
@@ -58,9 +61,6 @@ fn write_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_logs(AnyError::error(e.to_string())).into()
 }
 
-/// An append waiting for its sync: the callback and the files it wrote.
-type Unsynced = (LogFlushed<TypeConfig>, Vec<Arc<File>>);
-
 /// Syncs the files in `unsynced` once each.
 fn sync_all(unsynced: &[Arc<File>]) -> std::io::Result<()> {
     let mut synced: Vec<&Arc<File>> = Vec::new();
@@ -73,34 +73,80 @@ fn sync_all(unsynced: &[Arc<File>]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Acknowledges appends once a sync covers them, one sync for everything queued.
-struct Flusher {
-    tx: std_mpsc::Sender<Unsynced>,
+/// The segment files and what is known of their entries, under one lock.
+struct Files {
+    wal: Wal,
+    /// The last entry written.
+    appended: Option<LogId>,
+    /// The last entry a truncation left since the current sync took its files (the
+    /// lowest, after several): that sync covers no entry past it.
+    cut_to: Option<Option<LogId>>,
+    /// The leader this replica is, when its vote is its own and granted: entries with
+    /// this leader id are its own writes, in its current term.
+    leading: Option<LeaderId<NodeId>>,
 }
 
-impl Flusher {
-    fn start() -> Self {
-        let (tx, rx) = std_mpsc::channel::<Unsynced>();
-        std::thread::Builder::new()
-            .name("raft-log-flush".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut waiting = vec![first];
-                    waiting.extend(rx.try_iter());
-                    let files: Vec<Arc<File>> = waiting.iter().flat_map(|(_, files)| files.iter().cloned()).collect();
-                    let result = sync_all(&files);
-                    for (callback, _) in waiting {
-                        let outcome = match &result {
-                            Ok(()) => Ok(()),
-                            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                        };
-                        callback.log_io_completed(outcome);
-                    }
-                }
-            })
-            .expect("spawning the log flush thread");
-        Self { tx }
+/// What the log store and its sync thread share.
+struct Shared {
+    files: Mutex<Files>,
+    /// One sync at a time, so a finished one covers every append before it started.
+    syncing: Mutex<()>,
+    durable: Durable,
+}
+
+impl Shared {
+    fn files(&self) -> MutexGuard<'_, Files> {
+        self.files.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+
+    /// Syncs every append written so far and records how far the log is on disk.
+    fn sync(&self) -> std::io::Result<()> {
+        let _one_at_a_time = self.syncing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (unsynced, upto) = {
+            let mut files = self.files();
+            files.cut_to = None;
+            (files.wal.take_unsynced(), files.appended)
+        };
+        if let Err(e) = sync_all(&unsynced) {
+            self.durable.fail(format!("syncing the raft log: {e}"));
+            return Err(e);
+        }
+        let files = self.files();
+        let upto = match files.cut_to {
+            Some(cut_to) => upto.min(cut_to),
+            None => upto,
+        };
+        self.durable.reached(upto);
+        Ok(())
+    }
+}
+
+/// Syncs the leader's appends, all that are waiting at once.
+fn start_sync_thread(shared: Arc<Shared>) -> std_mpsc::Sender<()> {
+    let (tx, rx) = std_mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("raft-log-sync".into())
+        .spawn(move || {
+            while rx.recv().is_ok() {
+                rx.try_iter().for_each(drop);
+                if let Err(e) = shared.sync() {
+                    // Reported through `durable`: the state machine stops applying and
+                    // openraft stops on the error it then returns.
+                    tracing::error!(error = %e, "syncing the raft log failed; this replica stops writing");
+                    return;
+                }
+            }
+        })
+        .expect("spawning the log sync thread");
+    tx
+}
+
+/// What became of an append.
+enum Written {
+    /// Synced before `write` returned, with the sync's outcome.
+    Synced(std::io::Result<()>),
+    /// The sync thread syncs it; `Durable` tells when.
+    SyncBehind,
 }
 
 #[derive(Clone)]
@@ -108,8 +154,9 @@ pub struct LogStore {
     /// This replica, to tell its own entries (it leads) from a leader's (it follows).
     me: NodeId,
     backend: SharedBackend,
-    wal: Arc<Mutex<Wal>>,
-    flusher: Arc<Flusher>,
+    shared: Arc<Shared>,
+    /// Wakes the sync thread.
+    sync_soon: std_mpsc::Sender<()>,
     /// The state machine's writes, gathered: a purge writes them out while it waits.
     state: Arc<WriteBehind>,
 }
@@ -123,64 +170,84 @@ impl LogStore {
         engine: SharedBackend,
         state: Arc<WriteBehind>,
     ) -> Result<Self, StorageError> {
-        let wal = Wal::open(wal_dir).map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
-        let store = Self {
+        let mut wal =
+            Wal::open(wal_dir).map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
+        move_entries_off_the_backend(&engine, &mut wal)?;
+        if let Some(purged) = get_decoded::<LogId>(&engine, KEY_PURGED)? {
+            wal.purge(purged.index).map_err(write_err)?;
+        }
+        // What an earlier process wrote and never synced is synced now: from here on
+        // the log on disk is all of it.
+        wal.sync().map_err(write_err)?;
+        let appended = last_entry_id(&wal)?;
+        let vote: Option<Vote> = get_decoded(&engine, KEY_VOTE)?;
+        let shared = Arc::new(Shared {
+            files: Mutex::new(Files {
+                wal,
+                appended,
+                cut_to: None,
+                leading: vote.and_then(|vote| leading(me, &vote)),
+            }),
+            syncing: Mutex::new(()),
+            durable: Durable::new(appended),
+        });
+        Ok(Self {
             me,
             backend: engine,
-            wal: Arc::new(Mutex::new(wal)),
-            flusher: Arc::new(Flusher::start()),
+            sync_soon: start_sync_thread(shared.clone()),
+            shared,
             state,
-        };
-        store.move_entries_off_the_backend()?;
-        if let Some(purged) = store.get_decoded::<LogId>(KEY_PURGED)? {
-            store.wal().purge(purged.index).map_err(write_err)?;
-        }
-        Ok(store)
+        })
     }
 
-    fn wal(&self) -> MutexGuard<'_, Wal> {
-        self.wal.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn files(&self) -> MutexGuard<'_, Files> {
+        self.shared.files()
     }
 
-    /// Moves a log written by an earlier version (entries on the backend) into the
-    /// segment files: synced there before it is deleted here.
-    fn move_entries_off_the_backend(&self) -> Result<(), StorageError> {
-        let old = self
-            .backend
-            .scan(Tree::RaftLog, &[ENTRY_PREFIX], Some(&[ENTRY_PREFIX + 1]), 0)
-            .map_err(read_err)?;
-        if old.is_empty() {
-            return Ok(());
-        }
-        let mut records = Vec::with_capacity(old.len());
-        for (_, bytes) in &old {
-            let entry: Entry = decode(bytes).map_err(read_err)?;
-            records.push((entry.log_id.index, bytes.clone()));
-        }
-        let (first, last) = (records[0].0, records[records.len() - 1].0);
-        let mut wal = self.wal();
-        // A move cut short by a crash left a prefix in the files: start it over.
-        if wal.last_index() != Some(last) {
-            wal.truncate(first).map_err(write_err)?;
-            wal.append(&records).map_err(write_err)?;
-            sync_all(&wal.take_unsynced()).map_err(write_err)?;
-        }
-        drop(wal);
-        let mut batch = WriteBatch::new();
-        for (key, _) in old {
-            batch.delete(key);
-        }
-        self.backend.write(Tree::RaftLog, batch).map_err(write_err)?;
-        self.backend.flush().map_err(write_err)?;
-        tracing::info!(entries = records.len(), "moved the raft log into segment files");
-        Ok(())
+    /// How far this log is on disk.
+    pub fn durable(&self) -> Durable {
+        self.shared.durable.clone()
     }
 
     fn get_decoded<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.backend.get(Tree::RaftLog, key).map_err(read_err)? {
-            Some(bytes) => decode(&bytes).map(Some).map_err(read_err),
-            None => Ok(None),
+        get_decoded(&self.backend, key)
+    }
+
+    /// Writes `entries` and syncs them here and now, or leaves the sync to the sync
+    /// thread when they are this replica's own writes as the leader (and change no
+    /// membership).
+    fn write(&self, entries: impl IntoIterator<Item = Entry>) -> Result<Written, StorageError> {
+        if let Some(why) = self.shared.durable.failure() {
+            return Err(write_err(why));
         }
+        let mut records = Vec::new();
+        let mut last = None;
+        let mut leader_ids = Vec::new();
+        let mut changes_membership = false;
+        for entry in entries {
+            if !leader_ids.contains(&entry.log_id.leader_id) {
+                leader_ids.push(entry.log_id.leader_id);
+            }
+            changes_membership |= matches!(entry.payload, EntryPayload::Membership(_));
+            last = Some(entry.log_id);
+            records.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
+        }
+        let sync_here = {
+            let mut files = self.files();
+            files.wal.append(&records).map_err(write_err)?;
+            files.appended = last.or(files.appended);
+            let own_writes = files
+                .leading
+                .is_some_and(|leader| leader_ids.iter().all(|id| *id == leader));
+            changes_membership || !own_writes
+        };
+        if sync_here {
+            return Ok(Written::Synced(self.shared.sync()));
+        }
+        self.sync_soon
+            .send(())
+            .map_err(|_| write_err("the log sync thread is gone"))?;
+        Ok(Written::SyncBehind)
     }
 
     fn put_encoded<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
@@ -188,18 +255,61 @@ impl LogStore {
         batch.put(key.to_vec(), encode(value).map_err(write_err)?);
         self.backend.write(Tree::RaftLog, batch).map_err(write_err)
     }
+}
 
-    fn last_entry_id(&self) -> Result<Option<LogId>, StorageError> {
-        let wal = self.wal();
-        let Some(last) = wal.last_index() else {
-            return Ok(None);
-        };
-        let read = wal.read(last, last + 1).map_err(read_err)?;
-        match read.first() {
-            Some((_, bytes)) => decode::<Entry>(bytes).map(|e| Some(e.log_id)).map_err(read_err),
-            None => Ok(None),
-        }
+fn get_decoded<T: serde::de::DeserializeOwned>(backend: &SharedBackend, key: &[u8]) -> Result<Option<T>, StorageError> {
+    match backend.get(Tree::RaftLog, key).map_err(read_err)? {
+        Some(bytes) => decode(&bytes).map(Some).map_err(read_err),
+        None => Ok(None),
     }
+}
+
+fn last_entry_id(wal: &Wal) -> Result<Option<LogId>, StorageError> {
+    let Some(last) = wal.last_index() else {
+        return Ok(None);
+    };
+    let read = wal.read(last, last + 1).map_err(read_err)?;
+    match read.first() {
+        Some((_, bytes)) => decode::<Entry>(bytes).map(|e| Some(e.log_id)).map_err(read_err),
+        None => Ok(None),
+    }
+}
+
+/// The leader id replica `me` writes its entries with under `vote`, if that makes it
+/// the leader.
+fn leading(me: NodeId, vote: &Vote) -> Option<LeaderId<NodeId>> {
+    (vote.is_committed() && vote.leader_id().node_id == me).then(|| *vote.leader_id())
+}
+
+/// Moves a log written by an earlier version (entries on the backend) into the
+/// segment files: synced there before it is deleted here.
+fn move_entries_off_the_backend(backend: &SharedBackend, wal: &mut Wal) -> Result<(), StorageError> {
+    let old = backend
+        .scan(Tree::RaftLog, &[ENTRY_PREFIX], Some(&[ENTRY_PREFIX + 1]), 0)
+        .map_err(read_err)?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let mut records = Vec::with_capacity(old.len());
+    for (_, bytes) in &old {
+        let entry: Entry = decode(bytes).map_err(read_err)?;
+        records.push((entry.log_id.index, bytes.clone()));
+    }
+    let (first, last) = (records[0].0, records[records.len() - 1].0);
+    // A move cut short by a crash left a prefix in the files: start it over.
+    if wal.last_index() != Some(last) {
+        wal.truncate(first).map_err(write_err)?;
+        wal.append(&records).map_err(write_err)?;
+        sync_all(&wal.take_unsynced()).map_err(write_err)?;
+    }
+    let mut batch = WriteBatch::new();
+    for (key, _) in old {
+        batch.delete(key);
+    }
+    backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+    backend.flush().map_err(write_err)?;
+    tracing::info!(entries = records.len(), "moved the raft log into segment files");
+    Ok(())
 }
 
 impl RaftLogReader<TypeConfig> for LogStore {
@@ -217,7 +327,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(i) => *i,
             Bound::Unbounded => u64::MAX,
         };
-        let records = self.wal().read(start, end).map_err(read_err)?;
+        let records = self.files().wal.read(start, end).map_err(read_err)?;
         records
             .iter()
             .map(|(_, bytes)| decode::<Entry>(bytes).map_err(read_err))
@@ -230,7 +340,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged_log_id: Option<LogId> = self.get_decoded(KEY_PURGED)?;
-        let last_log_id = self.last_entry_id()?.or(last_purged_log_id);
+        // A snapshot installed past the last entry purges past it too.
+        let last_log_id = self.files().appended.max(last_purged_log_id);
         Ok(LogState {
             last_purged_log_id,
             last_log_id,
@@ -246,6 +357,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.backend
             .flush()
             .map_err(|e| StorageIOError::write_vote(AnyError::error(e.to_string())))?;
+        self.files().leading = leading(self.me, vote);
         Ok(())
     }
 
@@ -267,35 +379,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut records = Vec::new();
-        let mut is_mine = true;
-        for entry in entries {
-            is_mine &= entry.log_id.leader_id.node_id == self.me;
-            records.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
-        }
-        let unsynced = {
-            let mut wal = self.wal();
-            wal.append(&records).map_err(write_err)?;
-            wal.take_unsynced()
-        };
-        if is_mine {
-            return self
-                .flusher
-                .tx
-                .send((callback, unsynced))
-                .map_err(|_| write_err("log flush thread is gone"));
-        }
-        let flushed = sync_all(&unsynced);
-        let failed = flushed.as_ref().err().map(|e| write_err(e.to_string()));
-        callback.log_io_completed(flushed);
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(()),
+        match self.write(entries)? {
+            Written::SyncBehind => {
+                callback.log_io_completed(Ok(()));
+                Ok(())
+            }
+            Written::Synced(result) => {
+                let failed = result.as_ref().err().map(|e| write_err(e.to_string()));
+                callback.log_io_completed(result);
+                failed.map_or(Ok(()), Err)
+            }
         }
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        self.wal().truncate(log_id.index).map_err(write_err)
+        let mut files = self.files();
+        files.wal.truncate(log_id.index).map_err(write_err)?;
+        let last = last_entry_id(&files.wal)?;
+        files.appended = last;
+        files.cut_to = Some(match files.cut_to {
+            Some(earlier) => earlier.min(last),
+            None => last,
+        });
+        self.shared.durable.cut_back(last);
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -304,7 +411,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // leaves entries that are no longer needed, never a gap before the first one.
         self.put_encoded(KEY_PURGED, &log_id)?;
         self.backend.flush().map_err(write_err)?;
-        self.wal().purge(log_id.index).map_err(write_err)?;
+        self.files().wal.purge(log_id.index).map_err(write_err)?;
         tracing::debug!(upto = log_id.index, "purged raft log");
         Ok(())
     }
@@ -342,7 +449,7 @@ impl LogStore {
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, EntryPayload, RaftLogReader};
+    use openraft::{CommittedLeaderId, RaftLogReader};
 
     use super::*;
     use crate::backend::{Backend, MemoryBackend};
@@ -382,6 +489,83 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = open(dir.path(), &engine);
         (engine, log, dir)
+    }
+
+    fn written_by(term: u64, leader: NodeId, index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, leader), index),
+            payload: EntryPayload::Blank,
+        }
+    }
+
+    fn id_of(entry: &Entry) -> Option<LogId> {
+        Some(entry.log_id)
+    }
+
+    const A_WHILE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    #[tokio::test]
+    async fn the_leaders_own_entries_are_synced_behind_and_all_others_before_the_answer() {
+        let engine: SharedBackend = Arc::new(MemoryBackend::new());
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), &engine);
+        let durable = log.durable();
+
+        // Following node 2: synced before the answer.
+        log.save_vote(&Vote::new_committed(1, 2)).await.unwrap();
+        let first = written_by(1, 2, 1);
+        assert!(matches!(log.write([first.clone()]).unwrap(), Written::Synced(Ok(()))));
+        assert_eq!(durable.upto(), id_of(&first));
+
+        // Leading: its own entries are answered at once and synced by the thread.
+        log.save_vote(&Vote::new_committed(2, 1)).await.unwrap();
+        let own = [written_by(2, 1, 2), written_by(2, 1, 3)];
+        assert!(matches!(log.write(own.clone()).unwrap(), Written::SyncBehind));
+        durable.wait_for(id_of(&own[1]), Some(A_WHILE)).await.unwrap();
+
+        // A change of membership is synced before the answer, by the leader too.
+        let mut change = written_by(2, 1, 4);
+        change.payload = EntryPayload::Membership(openraft::Membership::new(
+            vec![std::collections::BTreeSet::from([1])],
+            std::collections::BTreeMap::from([(1, crate::raft::MemberInfo::default())]),
+        ));
+        assert!(matches!(log.write([change.clone()]).unwrap(), Written::Synced(Ok(()))));
+        assert_eq!(durable.upto(), id_of(&change));
+
+        // Its entries from an earlier term, sent back by a later leader, are a follower's.
+        log.save_vote(&Vote::new_committed(3, 2)).await.unwrap();
+        let resent = written_by(2, 1, 5);
+        assert!(matches!(log.write([resent.clone()]).unwrap(), Written::Synced(Ok(()))));
+        assert_eq!(durable.upto(), id_of(&resent));
+
+        // A restart that finds its own committed vote leads again.
+        log.save_vote(&Vote::new_committed(4, 1)).await.unwrap();
+        drop(log);
+        let log = open(dir.path(), &engine);
+        assert_eq!(log.durable().upto(), id_of(&resent), "what was on disk at the restart");
+        assert!(matches!(log.write([written_by(4, 1, 6)]).unwrap(), Written::SyncBehind));
+    }
+
+    #[tokio::test]
+    async fn a_truncation_moves_what_is_on_disk_back_to_the_entry_before_it() {
+        let engine: SharedBackend = Arc::new(MemoryBackend::new());
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = open(dir.path(), &engine);
+        let durable = log.durable();
+        log.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+        let own: Vec<Entry> = (1..=5).map(|i| written_by(1, 1, i)).collect();
+        assert!(matches!(log.write(own.clone()).unwrap(), Written::SyncBehind));
+        durable.wait_for(id_of(&own[4]), Some(A_WHILE)).await.unwrap();
+
+        // Node 2 leads in term 2 and replaces entries 3..=5.
+        log.save_vote(&Vote::new_committed(2, 2)).await.unwrap();
+        log.truncate(own[2].log_id).await.unwrap();
+        assert_eq!(durable.upto(), id_of(&own[1]));
+        assert_eq!(log.get_log_state().await.unwrap().last_log_id, id_of(&own[1]));
+        let theirs = written_by(2, 2, 3);
+        assert!(matches!(log.write([theirs.clone()]).unwrap(), Written::Synced(Ok(()))));
+        assert_eq!(durable.upto(), id_of(&theirs));
+        assert_eq!(log.get_log_state().await.unwrap().last_log_id, id_of(&theirs));
     }
 
     #[tokio::test]

@@ -1,11 +1,13 @@
 //! openraft glue: the type configuration, the log storage, and the transport.
 //! The peer gRPC service that receives these RPCs lives in `server::peer`.
 
+mod durable;
 mod log_store;
 mod network;
 mod types;
 pub mod wal;
 
+pub use durable::Durable;
 pub use log_store::LogStore;
 pub use network::{Network, peer_channel};
 pub use types::*;

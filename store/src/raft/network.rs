@@ -15,6 +15,7 @@ use openraft::raft::{
 };
 use tonic::transport::{Channel, Endpoint};
 
+use super::durable::Durable;
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
 
 /// Opens a lazily connected channel to a peer URL.
@@ -33,17 +34,21 @@ pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
 /// Connections to peers, through the URLs of `dial_peer_urls` where given: one HTTP/2
 /// channel per peer URL, shared by replication, openraft's leadership checks (which ask
 /// for a new client each time) and what a follower hands to the leader.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Network {
     dial_overrides: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
+    /// How far this replica's own log is on disk: the commit index it sends goes no
+    /// further (see `durable`).
+    log_on_disk: Durable,
 }
 
 impl Network {
-    pub fn new(dial_overrides: BTreeMap<String, String>) -> Self {
+    pub fn new(dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
         Self {
             dial_overrides: Arc::new(dial_overrides),
             channels: Arc::default(),
+            log_on_disk,
         }
     }
 
@@ -71,6 +76,7 @@ pub struct PeerConnection {
     target: NodeId,
     client: Option<PeerClient<Channel>>,
     url: String,
+    log_on_disk: Durable,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -83,7 +89,12 @@ impl RaftNetworkFactory<TypeConfig> for Network {
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX)
         });
-        PeerConnection { target, client, url }
+        PeerConnection {
+            target,
+            client,
+            url,
+            log_on_disk: self.log_on_disk.clone(),
+        }
     }
 }
 
@@ -134,6 +145,13 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         let mut client = self.client().map_err(RPCError::Unreachable)?;
+        // openraft may count the leader's copy of an entry before the leader's sync is
+        // done; a follower hears it committed only once it is on the leader's disk.
+        // The sync started before the entry left, so this wait is short, if any.
+        self.log_on_disk
+            .wait_for(rpc.leader_commit, Some(option.hard_ttl()))
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
         let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
         request.set_timeout(option.hard_ttl());
         let reply = client.append_entries(request).await.map_err(status_error)?;

@@ -282,6 +282,16 @@ impl Wal {
         Ok(())
     }
 
+    /// Syncs every segment, whatever wrote to it.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.check()?;
+        for segment in &self.segments {
+            segment.file.sync_data()?;
+        }
+        self.unsynced.clear();
+        Ok(())
+    }
+
     /// The files written since the last call: syncing them makes every append so far
     /// durable.
     pub fn take_unsynced(&mut self) -> Vec<Arc<File>> {

@@ -29,7 +29,7 @@ use crate::backend::{SharedBackend, Tree, WriteBatch};
 use crate::lease::LeaseTable;
 use crate::mvcc::{KvStore, MvccError};
 use crate::raft::{
-    Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig, decode, encode,
+    Durable, Entry, LogId, Response, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig, decode, encode,
 };
 use crate::watch::WatchHub;
 
@@ -83,16 +83,25 @@ pub struct StateMachineStore {
     hub: WatchHub,
     snapshot_dir: PathBuf,
     snapshot_seq: u64,
+    /// How far this replica's log is on disk: no entry is applied before that.
+    log_on_disk: Durable,
 }
 
 impl StateMachineStore {
-    pub fn new(state: StateHandle, backend: SharedBackend, hub: WatchHub, snapshot_dir: PathBuf) -> Self {
+    pub fn new(
+        state: StateHandle,
+        backend: SharedBackend,
+        hub: WatchHub,
+        snapshot_dir: PathBuf,
+        log_on_disk: Durable,
+    ) -> Self {
         Self {
             state,
             backend,
             hub,
             snapshot_dir,
             snapshot_seq: 0,
+            log_on_disk,
         }
     }
 
@@ -155,7 +164,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut responses = Vec::new();
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        // The leader's own entries may be committed before its sync is done (see
+        // `raft::durable`): an entry takes effect once it is on this disk as well.
+        if let Some(last) = entries.last() {
+            self.log_on_disk
+                .wait_for(Some(last.log_id), None)
+                .await
+                .map_err(sm_write_error)?;
+        }
+        let mut responses = Vec::with_capacity(entries.len());
         let mut events = Vec::new();
         {
             let mut state = self.state.write();
@@ -201,6 +219,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             hub: self.hub.clone(),
             snapshot_dir: self.snapshot_dir.clone(),
             snapshot_seq: self.snapshot_seq + 1_000_000,
+            log_on_disk: self.log_on_disk.clone(),
         }
     }
 
@@ -265,4 +284,89 @@ fn apply_one(
         tracing::error!(%log_id, error = %e, "apply failed; this replica stops");
         StorageError::from(StorageIOError::apply(log_id, AnyError::error(e.to_string())))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use berth_proto::berthpb::{CommandBatch, command};
+    use berth_proto::etcdserverpb::PutRequest;
+    use openraft::CommittedLeaderId;
+
+    use super::*;
+    use crate::backend::MemoryBackend;
+    use crate::raft::Request;
+
+    fn put_entry(index: u64) -> Entry {
+        let put = PutRequest {
+            key: b"k".to_vec(),
+            value: index.to_string().into_bytes(),
+            ..Default::default()
+        };
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request(CommandBatch {
+                commands: vec![Command {
+                    command: Some(command::Command::Put(put)),
+                }],
+            })),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_applied_only_once_the_log_here_holds_it_on_disk() {
+        let backend: SharedBackend = Arc::new(MemoryBackend::new());
+        let state = StateHandle::new(AppliedState::load(&backend).unwrap());
+        let snapshots = tempfile::tempdir().unwrap();
+        let on_disk = Durable::new(None);
+        let mut sm = StateMachineStore::new(
+            state.clone(),
+            backend,
+            WatchHub::new(),
+            snapshots.path().to_path_buf(),
+            on_disk.clone(),
+        );
+        let revision = state.read().kv.current_revision();
+        let apply = tokio::spawn(async move { sm.apply([put_entry(1), put_entry(2)]).await.map(|r| r.len()) });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        on_disk.reached(Some(put_entry(1).log_id));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!apply.is_finished(), "applied before entry 2 was on disk");
+        assert_eq!(state.read().last_applied, None);
+        assert_eq!(state.read().kv.current_revision(), revision);
+
+        on_disk.reached(Some(put_entry(2).log_id));
+        let applied = tokio::time::timeout(Duration::from_secs(10), apply)
+            .await
+            .expect("the apply hangs with its entries on disk")
+            .unwrap()
+            .unwrap();
+        assert_eq!(applied, 2);
+        assert_eq!(state.read().last_applied, Some(put_entry(2).log_id));
+        assert_eq!(state.read().kv.current_revision(), revision + 2);
+    }
+
+    #[tokio::test]
+    async fn a_failed_sync_of_the_log_fails_the_apply() {
+        let backend: SharedBackend = Arc::new(MemoryBackend::new());
+        let state = StateHandle::new(AppliedState::load(&backend).unwrap());
+        let snapshots = tempfile::tempdir().unwrap();
+        let on_disk = Durable::new(None);
+        let mut sm = StateMachineStore::new(
+            state.clone(),
+            backend,
+            WatchHub::new(),
+            snapshots.path().to_path_buf(),
+            on_disk.clone(),
+        );
+        on_disk.fail("syncing the raft log: input/output error".into());
+        let error = tokio::time::timeout(Duration::from_secs(10), sm.apply([put_entry(1)]))
+            .await
+            .expect("the apply hangs after a failed sync")
+            .unwrap_err();
+        assert!(error.to_string().contains("input/output error"), "{error}");
+        assert_eq!(state.read().last_applied, None);
+    }
 }

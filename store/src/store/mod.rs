@@ -156,8 +156,15 @@ impl Store {
         let hub = WatchHub::new();
         let log_store = LogStore::open(id, &member_dir.join("wal"), engine, state_backend)
             .map_err(|e| StoreError::Internal(format!("opening the raft log: {e}")))?;
-        let sm = StateMachineStore::new(state.clone(), backend.clone(), hub.clone(), member_dir.join("snap"));
-        let network = Network::new(config.dial_peer_urls.clone());
+        let log_on_disk = log_store.durable();
+        let sm = StateMachineStore::new(
+            state.clone(),
+            backend.clone(),
+            hub.clone(),
+            member_dir.join("snap"),
+            log_on_disk.clone(),
+        );
+        let network = Network::new(config.dial_peer_urls.clone(), log_on_disk);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
