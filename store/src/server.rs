@@ -24,6 +24,7 @@ use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::grpc::authority::AuthorityFix;
 use crate::grpc::{auth, cluster, kv, lease, maintenance, peer, watch};
+use crate::raft;
 use crate::store::Store;
 
 /// gRPC framing and headers on top of the request itself (etcd allows the same).
@@ -81,11 +82,9 @@ impl Server {
                 .max_encoding_message_size(usize::MAX);
             let router = tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc);
             let shutdown = shutdown_future(&store);
+            let incoming = peer_incoming(listener, peer::PeerService { store: store.clone() });
             tasks.push(tokio::spawn(async move {
-                if let Err(e) = router
-                    .serve_with_incoming_shutdown(nodelay_incoming(listener), shutdown)
-                    .await
-                {
+                if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "peer server failed");
                 }
             }));
@@ -143,6 +142,60 @@ fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result
         stream.set_nodelay(true)?;
         Ok(stream)
     })
+}
+
+/// The peer port's connections: raft streams (see `raft::wire`) are answered here,
+/// the rest go on to the gRPC peer service.
+fn peer_incoming(
+    listener: TcpListener,
+    service: peer::PeerService,
+) -> impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut accepted = Box::pin(nodelay_incoming(listener));
+    tokio::spawn(async move {
+        let mut closed = Box::pin(shutdown_future(&service.store));
+        loop {
+            let stream = tokio::select! {
+                next = accepted.next() => match next {
+                    Some(Ok(stream)) => stream,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "accepting a peer connection failed");
+                        continue;
+                    }
+                    None => return,
+                },
+                () = &mut closed => return,
+            };
+            let (tx, service) = (tx.clone(), service.clone());
+            tokio::spawn(async move {
+                let mut first = [0u8; 1];
+                let peeked = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
+                if !matches!(peeked, Ok(Ok(1))) {
+                    return;
+                }
+                if !raft::wire::is_raft_stream(first[0]) {
+                    let _ = tx.send(Ok(stream)).await;
+                    return;
+                }
+                let closed = shutdown_future(&service.store);
+                let answer = |kind, message| {
+                    let service = service.clone();
+                    async move { service.answer_raft_stream(kind, message).await }
+                };
+                // A replica that shuts down closes its streams, so that a peer's next
+                // request finds whatever listens on the port after it.
+                tokio::select! {
+                    served = raft::wire::serve(stream, answer) => {
+                        if let Err(e) = served {
+                            tracing::debug!(error = %e, "a raft stream ended");
+                        }
+                    }
+                    () = closed => {}
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 fn shutdown_future(store: &Store) -> impl std::future::Future<Output = ()> + Send + 'static {

@@ -9,15 +9,18 @@ use berth_proto::berthpb::{
 use berth_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest};
+use openraft::error::RaftError;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse};
 use tonic::{Request, Response, Status};
 
 use super::status::{NOT_LEADER, to_status};
 use crate::error::StoreError;
 use crate::proposer::ProposeError;
+use crate::raft::wire::Kind;
 use crate::raft::{NodeId, TypeConfig, Vote, decode, encode};
 use crate::store::Store;
 
+#[derive(Clone)]
 pub struct PeerService {
     pub store: Store,
 }
@@ -39,6 +42,41 @@ impl PeerService {
         *vote >= self.store.raft().metrics().borrow().vote
     }
 
+    async fn handle_append_entries(
+        &self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
+        if self.is_from_current_leader(&rpc.vote) {
+            self.store.leader_contact().note();
+        }
+        let result = self.store.raft().append_entries(rpc).await;
+        // Anything but a higher vote means the sender is the leader this replica follows.
+        if matches!(&result, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_))) {
+            self.store.leader_contact().note();
+        }
+        result
+    }
+
+    async fn handle_vote(&self, rpc: VoteRequest<NodeId>) -> Result<VoteResponse<NodeId>, RaftError<NodeId>> {
+        let result = self.store.raft().vote(rpc).await;
+        // As in Raft, granting a vote restarts the election timer.
+        if matches!(&result, Ok(response) if response.vote_granted) {
+            self.store.leader_contact().note();
+        }
+        result
+    }
+
+    /// Answers a request that came on a raft stream (see `raft::wire`): the encoded
+    /// result, or why the request could not be read.
+    pub async fn answer_raft_stream(&self, kind: Kind, message: Vec<u8>) -> Result<Vec<u8>, String> {
+        let undecodable = |e: bincode::error::DecodeError| format!("undecodable raft message: {e}");
+        let encoded = match kind {
+            Kind::AppendEntries => encode(&self.handle_append_entries(decode(&message).map_err(undecodable)?).await),
+            Kind::Vote => encode(&self.handle_vote(decode(&message).map_err(undecodable)?).await),
+        };
+        encoded.map_err(|e| e.to_string())
+    }
+
     fn require_leader(&self) -> Result<(), Status> {
         if self.store.is_leader() {
             Ok(())
@@ -52,25 +90,12 @@ impl PeerService {
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
-        if self.is_from_current_leader(&rpc.vote) {
-            self.store.leader_contact().note();
-        }
-        let result = self.store.raft().append_entries(rpc).await;
-        // Anything but a higher vote means the sender is the leader this replica follows.
-        if matches!(&result, Ok(response) if !matches!(response, AppendEntriesResponse::HigherVote(_))) {
-            self.store.leader_contact().note();
-        }
-        encode_payload(&result)
+        encode_payload(&self.handle_append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc: VoteRequest<NodeId> = decode_payload(request.into_inner())?;
-        let result = self.store.raft().vote(rpc).await;
-        // As in Raft, granting a vote restarts the election timer.
-        if matches!(&result, Ok(response) if response.vote_granted) {
-            self.store.leader_contact().note();
-        }
-        encode_payload(&result)
+        encode_payload(&self.handle_vote(rpc).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {

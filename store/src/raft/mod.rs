@@ -6,6 +6,7 @@ mod log_store;
 mod network;
 mod types;
 pub mod wal;
+pub mod wire;
 
 pub use durable::Durable;
 pub use log_store::LogStore;

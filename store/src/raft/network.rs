@@ -1,5 +1,6 @@
-//! The Raft transport: openraft's RPCs over the gRPC `Peer` service, with the
-//! openraft messages encoded by bincode inside a `RaftPayload`.
+//! The Raft transport: AppendEntries and votes on plain TCP connections (see
+//! `wire`), snapshots over the gRPC `Peer` service; openraft's messages encoded by
+//! bincode either way.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,7 @@ use openraft::raft::{
 use tonic::transport::{Channel, Endpoint};
 
 use super::durable::Durable;
+use super::wire::{CallError, Kind, Pools};
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
 
 /// Opens a lazily connected channel to a peer URL.
@@ -38,6 +40,7 @@ pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
 pub struct Network {
     dial_overrides: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
+    raft_streams: Arc<Pools>,
     /// How far this replica's own log is on disk: the commit index it sends goes no
     /// further (see `durable`).
     log_on_disk: Durable,
@@ -48,6 +51,7 @@ impl Network {
         Self {
             dial_overrides: Arc::new(dial_overrides),
             channels: Arc::default(),
+            raft_streams: Arc::default(),
             log_on_disk,
         }
     }
@@ -76,6 +80,7 @@ pub struct PeerConnection {
     target: NodeId,
     client: Option<PeerClient<Channel>>,
     url: String,
+    raft_streams: Arc<Pools>,
     log_on_disk: Durable,
 }
 
@@ -93,6 +98,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             target,
             client,
             url,
+            raft_streams: self.raft_streams.clone(),
             log_on_disk: self.log_on_disk.clone(),
         }
     }
@@ -138,13 +144,34 @@ where
     result.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(target, e)))
 }
 
+impl PeerConnection {
+    /// One request on a raft stream, answered with the peer's `Result`.
+    async fn call<Req, Resp>(&self, kind: Kind, rpc: &Req, option: RPCOption) -> RpcResult<Resp, RaftError<NodeId>>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+    {
+        let message = encode(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let answer = self
+            .raft_streams
+            .call(&self.url, kind, &message, option.hard_ttl())
+            .await
+            .map_err(|e| match e {
+                CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                CallError::Refused(_) | CallError::Unsendable(_) => RPCError::Network(NetworkError::new(&e)),
+            })?;
+        let result: Result<Resp, RaftError<NodeId>> =
+            decode(&answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        lift(result, self.target)
+    }
+}
+
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
-        let mut client = self.client().map_err(RPCError::Unreachable)?;
         // openraft may count the leader's copy of an entry before the leader's sync is
         // done; a follower hears it committed only once it is on the leader's disk.
         // The sync started before the entry left, so this wait is short, if any.
@@ -152,12 +179,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             .wait_for(rpc.leader_commit, Some(option.hard_ttl()))
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
-        let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
-        request.set_timeout(option.hard_ttl());
-        let reply = client.append_entries(request).await.map_err(status_error)?;
-        let result: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
-            from_payload(reply.into_inner()).map_err(RPCError::Network)?;
-        lift(result, self.target)
+        self.call(Kind::AppendEntries, &rpc, option).await
     }
 
     async fn install_snapshot(
@@ -179,13 +201,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
-        let mut client = self.client().map_err(RPCError::Unreachable)?;
-        let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
-        request.set_timeout(option.hard_ttl());
-        let reply = client.vote(request).await.map_err(status_error)?;
-        let result: Result<VoteResponse<NodeId>, RaftError<NodeId>> =
-            from_payload(reply.into_inner()).map_err(RPCError::Network)?;
-        lift(result, self.target)
+        self.call(Kind::Vote, &rpc, option).await
     }
 
     fn backoff(&self) -> openraft::network::Backoff {
