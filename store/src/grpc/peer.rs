@@ -1,5 +1,7 @@
 //! The peer service: Raft RPCs from other replicas, and what followers hand to the
-//! leader (writes, read index, lease keepalives, membership changes).
+//! leader (writes, read index, lease keepalives, membership changes). AppendEntries
+//! and votes come on raft streams (see `raft::wire`) and are answered here too, by the
+//! same handlers as over gRPC; snapshots come over gRPC.
 
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{

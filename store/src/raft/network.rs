@@ -17,8 +17,8 @@ use openraft::raft::{
 use tonic::transport::{Channel, Endpoint};
 
 use super::durable::Durable;
-use super::wire::{CallError, Kind, Pools};
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
+use super::wire::{CallError, Kind, Pools};
 
 /// Opens a lazily connected channel to a peer URL.
 pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {

@@ -250,7 +250,10 @@ mod tests {
         let (url, accepted, _server) = echo_server().await;
         let pools = Pools::default();
         for i in 0..5u8 {
-            let answer = pools.call(&url, Kind::AppendEntries, &[i, 1, 2], A_WHILE).await.unwrap();
+            let answer = pools
+                .call(&url, Kind::AppendEntries, &[i, 1, 2], A_WHILE)
+                .await
+                .unwrap();
             assert_eq!(answer, vec![2, 1, i]);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
@@ -263,7 +266,10 @@ mod tests {
         let (url, accepted, _server) = echo_server().await;
         let pools = Pools::default();
         let error = pools.call(&url, Kind::Vote, b"x", A_WHILE).await.unwrap_err();
-        assert!(matches!(&error, CallError::Refused(why) if why == "votes are not taken here"), "{error}");
+        assert!(
+            matches!(&error, CallError::Refused(why) if why == "votes are not taken here"),
+            "{error}"
+        );
         pools.call(&url, Kind::AppendEntries, b"ab", A_WHILE).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -286,7 +292,11 @@ mod tests {
             pools.call(&url, Kind::AppendEntries, b"cd", A_WHILE).await.unwrap(),
             b"cd".to_vec()
         );
-        assert_eq!(accepted.load(Ordering::SeqCst), 1, "the first server saw one connection");
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "the first server saw one connection"
+        );
         second.abort();
         let _ = second.await;
         let error = pools
