@@ -102,10 +102,10 @@ impl Pools {
     pub async fn call(&self, url: &str, kind: Kind, message: &[u8], timeout: Duration) -> Result<Vec<u8>, CallError> {
         let request = frame(kind as u8, message).map_err(CallError::Unsendable)?;
         let attempt = async {
-            if let Some(mut stream) = self.take(url) {
-                if let Ok(answer) = exchange(&mut stream, &request).await {
-                    return Ok((stream, answer));
-                }
+            if let Some(mut stream) = self.take(url)
+                && let Ok(answer) = exchange(&mut stream, &request).await
+            {
+                return Ok((stream, answer));
             }
             let mut stream = dial(url).await?;
             let answer = exchange(&mut stream, &request).await?;
