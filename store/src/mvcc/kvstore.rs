@@ -21,7 +21,7 @@ use super::MvccError;
 use super::key_index::{KeyIndex, LiveMeta};
 use super::range::{KeyRange, RangeOptions, RangeResult};
 use super::revision::{REVISION_KEY_LEN, Revision};
-use crate::backend::{SharedBackend, Tree, WriteBatch};
+use crate::backend::{BatchOp, SharedBackend, Tree, WriteBatch};
 
 const META_CURRENT_REVISION: &[u8] = b"m/current_revision";
 const META_COMPACT_REVISION: &[u8] = b"m/compact_revision";
@@ -65,8 +65,9 @@ pub struct KvStore {
     index: BTreeMap<Vec<u8>, KeyIndex>,
     current_revision: i64,
     compact_revision: i64,
-    /// Records written by the apply in progress and not yet committed to the backend.
-    pending: HashMap<Revision, Vec<u8>>,
+    /// Records written by the apply in progress and not yet committed to the backend:
+    /// where each one's put sits in `batch`.
+    pending: HashMap<Revision, usize>,
     batch: WriteBatch,
     /// Whether a put's event carries the value it replaced. Reading that value costs
     /// a backend read per put; nobody needs it unless a watcher asked for it.
@@ -236,7 +237,9 @@ impl KvStore {
 
     /// The record stored at `revision`, from the overlay or the backend.
     pub fn record(&self, revision: Revision) -> Result<Option<(KeyValue, bool)>, MvccError> {
-        if let Some(bytes) = self.pending.get(&revision) {
+        if let Some(&at) = self.pending.get(&revision)
+            && let Some(BatchOp::Put(_, bytes)) = self.batch.ops.get(at)
+        {
             return decode_record(revision, bytes).map(Some);
         }
         match self.backend.get(Tree::State, &revision.to_key())? {
@@ -325,8 +328,8 @@ impl KvStore {
         let revision = Revision::new(ctx.main, ctx.next_sub);
         ctx.next_sub += 1;
         let record = encode_record(kv, is_tombstone);
-        self.batch.put(revision.to_key().to_vec(), record.clone());
-        self.pending.insert(revision, record);
+        self.pending.insert(revision, self.batch.ops.len());
+        self.batch.put(revision.to_key().to_vec(), record);
         push_to_index(&mut self.index, kv, revision, is_tombstone);
         revision
     }
