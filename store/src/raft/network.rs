@@ -104,6 +104,9 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
+/// How long an AppendEntries waits for the leader's sync to cover its commit index.
+const COMMIT_WAIT: Duration = Duration::from_millis(20);
+
 type RpcResult<T, E> = Result<T, RPCError<NodeId, MemberInfo, E>>;
 
 impl PeerConnection {
@@ -169,16 +172,24 @@ impl PeerConnection {
 impl RaftNetwork<TypeConfig> for PeerConnection {
     async fn append_entries(
         &mut self,
-        rpc: AppendEntriesRequest<TypeConfig>,
+        mut rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, RaftError<NodeId>> {
         // openraft may count the leader's copy of an entry before the leader's sync is
         // done; a follower hears it committed only once it is on the leader's disk.
-        // The sync started before the entry left, so this wait is short, if any.
-        self.log_on_disk
-            .wait_for(rpc.leader_commit, Some(option.hard_ttl()))
-            .await
-            .map_err(|e| RPCError::Unreachable(Unreachable::new(&std::io::Error::other(e))))?;
+        // The sync started before the entry left, so a short wait usually sees it
+        // through; after that the request goes with the commit index cut back to what
+        // is on disk (the next request carries the rest), so a slow disk never holds
+        // back entries or heartbeats.
+        let wait = COMMIT_WAIT.min(option.hard_ttl());
+        if self.log_on_disk.wait_for(rpc.leader_commit, Some(wait)).await.is_err() {
+            if let Some(why) = self.log_on_disk.failure() {
+                return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
+                    why.to_string(),
+                ))));
+            }
+            rpc.leader_commit = rpc.leader_commit.min(self.log_on_disk.upto());
+        }
         self.call(Kind::AppendEntries, &rpc, option).await
     }
 
@@ -207,5 +218,89 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     fn backoff(&self) -> openraft::network::Backoff {
         // A peer that is down is retried at the heartbeat pace, not openraft's 500 ms.
         openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::CommittedLeaderId;
+    use tokio::net::TcpListener;
+
+    use super::*;
+    use crate::raft::{LogId, Vote, wire};
+
+    fn log_id(index: u64) -> Option<LogId> {
+        Some(LogId::new(CommittedLeaderId::new(1, 1), index))
+    }
+
+    fn heartbeat(leader_commit: Option<LogId>) -> AppendEntriesRequest<TypeConfig> {
+        AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: log_id(5),
+            entries: Vec::new(),
+            leader_commit,
+        }
+    }
+
+    /// A follower that notes the commit index of each AppendEntries it receives.
+    async fn follower() -> (String, Arc<Mutex<Vec<Option<LogId>>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen: Arc<Mutex<Vec<Option<LogId>>>> = Arc::default();
+        tokio::spawn({
+            let seen = seen.clone();
+            async move {
+                while let Ok((stream, _)) = listener.accept().await {
+                    let seen = seen.clone();
+                    tokio::spawn(wire::serve(stream, move |_, message| {
+                        let seen = seen.clone();
+                        async move {
+                            let rpc: AppendEntriesRequest<TypeConfig> = decode(&message).map_err(|e| e.to_string())?;
+                            seen.lock().unwrap().push(rpc.leader_commit);
+                            let answer: Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>> =
+                                Ok(AppendEntriesResponse::Success);
+                            encode(&answer).map_err(|e| e.to_string())
+                        }
+                    }));
+                }
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn a_follower_hears_a_commit_index_only_as_far_as_the_leaders_disk() {
+        let (url, seen) = follower().await;
+        let on_disk = Durable::new(log_id(5));
+        let mut network = Network::new(BTreeMap::new(), on_disk.clone());
+        let member = MemberInfo {
+            peer_urls: vec![url],
+            ..Default::default()
+        };
+        let mut peer = network.new_client(2, &member).await;
+        let option = || RPCOption::new(Duration::from_secs(10));
+
+        // On disk already: sent as it is.
+        peer.append_entries(heartbeat(log_id(5)), option()).await.unwrap();
+        // On disk within the short wait: sent as it is, once it is.
+        let sync = tokio::spawn({
+            let on_disk = on_disk.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                on_disk.reached(log_id(6));
+            }
+        });
+        peer.append_entries(heartbeat(log_id(6)), option()).await.unwrap();
+        sync.await.unwrap();
+        // Not on disk in time: sent with the commit index cut back to the disk.
+        peer.append_entries(heartbeat(log_id(9)), option()).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![log_id(5), log_id(6), log_id(6)]);
+
+        // After a failed sync nothing more is said committed.
+        on_disk.fail("syncing the raft log: input/output error".into());
+        let error = peer.append_entries(heartbeat(log_id(9)), option()).await.unwrap_err();
+        assert!(matches!(&error, RPCError::Unreachable(_)), "{error}");
+        assert!(error.to_string().contains("input/output error"), "{error}");
+        assert_eq!(seen.lock().unwrap().len(), 3);
     }
 }
