@@ -504,12 +504,18 @@ mod tests {
 
     const A_WHILE: std::time::Duration = std::time::Duration::from_secs(10);
 
-    #[tokio::test]
-    async fn the_leaders_own_entries_are_synced_behind_and_all_others_before_the_answer() {
+    /// An empty log on an in-memory backend, with its view of what is on disk.
+    fn empty_log() -> (SharedBackend, LogStore, Durable, tempfile::TempDir) {
         let engine: SharedBackend = Arc::new(MemoryBackend::new());
         let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path(), &engine);
+        let log = open(dir.path(), &engine);
         let durable = log.durable();
+        (engine, log, durable, dir)
+    }
+
+    #[tokio::test]
+    async fn the_leaders_own_entries_are_synced_behind_and_all_others_before_the_answer() {
+        let (engine, mut log, durable, dir) = empty_log();
 
         // Following node 2: synced before the answer.
         log.save_vote(&Vote::new_committed(1, 2)).await.unwrap();
@@ -548,10 +554,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_truncation_moves_what_is_on_disk_back_to_the_entry_before_it() {
-        let engine: SharedBackend = Arc::new(MemoryBackend::new());
-        let dir = tempfile::tempdir().unwrap();
-        let mut log = open(dir.path(), &engine);
-        let durable = log.durable();
+        let (_engine, mut log, durable, _dir) = empty_log();
         log.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
         let own: Vec<Entry> = (1..=5).map(|i| written_by(1, 1, i)).collect();
         assert!(matches!(log.write(own.clone()).unwrap(), Written::SyncBehind));

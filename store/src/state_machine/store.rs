@@ -315,19 +315,25 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn an_entry_is_applied_only_once_the_log_here_holds_it_on_disk() {
+    /// An empty state machine over a log with nothing on disk yet.
+    fn state_machine() -> (StateMachineStore, StateHandle, Durable, tempfile::TempDir) {
         let backend: SharedBackend = Arc::new(MemoryBackend::new());
         let state = StateHandle::new(AppliedState::load(&backend).unwrap());
         let snapshots = tempfile::tempdir().unwrap();
         let on_disk = Durable::new(None);
-        let mut sm = StateMachineStore::new(
+        let sm = StateMachineStore::new(
             state.clone(),
             backend,
             WatchHub::new(),
             snapshots.path().to_path_buf(),
             on_disk.clone(),
         );
+        (sm, state, on_disk, snapshots)
+    }
+
+    #[tokio::test]
+    async fn an_entry_is_applied_only_once_the_log_here_holds_it_on_disk() {
+        let (mut sm, state, on_disk, _snapshots) = state_machine();
         let revision = state.read().kv.current_revision();
         let apply = tokio::spawn(async move { sm.apply([put_entry(1), put_entry(2)]).await.map(|r| r.len()) });
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -350,17 +356,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_sync_of_the_log_fails_the_apply() {
-        let backend: SharedBackend = Arc::new(MemoryBackend::new());
-        let state = StateHandle::new(AppliedState::load(&backend).unwrap());
-        let snapshots = tempfile::tempdir().unwrap();
-        let on_disk = Durable::new(None);
-        let mut sm = StateMachineStore::new(
-            state.clone(),
-            backend,
-            WatchHub::new(),
-            snapshots.path().to_path_buf(),
-            on_disk.clone(),
-        );
+        let (mut sm, state, on_disk, _snapshots) = state_machine();
         on_disk.fail("syncing the raft log: input/output error".into());
         let error = tokio::time::timeout(Duration::from_secs(10), sm.apply([put_entry(1)]))
             .await
