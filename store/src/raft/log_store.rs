@@ -102,6 +102,11 @@ impl Shared {
     /// Syncs every append written so far and records how far the log is on disk.
     fn sync(&self) -> std::io::Result<()> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // After a failed sync the kernel may have dropped the pages it could not write:
+        // a later sync that succeeds says nothing about them.
+        if let Some(why) = self.durable.failure() {
+            return Err(std::io::Error::other(why.to_string()));
+        }
         let (unsynced, upto) = {
             let mut files = self.files();
             files.cut_to = None;
@@ -180,13 +185,13 @@ impl LogStore {
         // the log on disk is all of it.
         wal.sync().map_err(write_err)?;
         let appended = last_entry_id(&wal)?;
-        let vote: Option<Vote> = get_decoded(&engine, KEY_VOTE)?;
+        stand_down_after_a_restart(me, &engine)?;
         let shared = Arc::new(Shared {
             files: Mutex::new(Files {
                 wal,
                 appended,
                 cut_to: None,
-                leading: vote.and_then(|vote| leading(me, &vote)),
+                leading: None,
             }),
             syncing: Mutex::new(()),
             durable: Durable::new(appended),
@@ -281,6 +286,29 @@ fn leading(me: NodeId, vote: &Vote) -> Option<LeaderId<NodeId>> {
     (vote.is_committed() && vote.leader_id().node_id == me).then(|| *vote.leader_id())
 }
 
+/// A replica that led when it stopped comes back as a candidate of its old term.
+///
+/// openraft 0.9 would make it leader again at once, in the same term, appending after
+/// the last entry it finds. But a leader's entries reach the followers before its own
+/// disk (see `durable`): after a power cut it may have lost entries a follower holds,
+/// and would write new ones under the same log ids, which the follower takes for the
+/// ones it has. As a candidate it has to win a new term, whose log ids are new.
+fn stand_down_after_a_restart(me: NodeId, backend: &SharedBackend) -> Result<(), StorageError> {
+    let Some(vote) = get_decoded::<Vote>(backend, KEY_VOTE)? else {
+        return Ok(());
+    };
+    if leading(me, &vote).is_none() {
+        return Ok(());
+    }
+    let candidate = Vote::new(vote.leader_id().term, me);
+    let mut batch = WriteBatch::new();
+    batch.put(KEY_VOTE.to_vec(), encode(&candidate).map_err(write_err)?);
+    backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+    backend
+        .flush()
+        .map_err(|e| StorageIOError::write_vote(AnyError::error(e.to_string())).into())
+}
+
 /// Moves a log written by an earlier version (entries on the backend) into the
 /// segment files: synced there before it is deleted here.
 fn move_entries_off_the_backend(backend: &SharedBackend, wal: &mut Wal) -> Result<(), StorageError> {
@@ -367,11 +395,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Not flushed: a committed id that rolls back is only re-learned from the leader.
-        self.put_encoded(KEY_COMMITTED, &committed)
+        // No further than the log on disk: the leader's commit index may count its own
+        // copy before its sync, and a restart re-applies up to the saved one.
+        self.put_encoded(KEY_COMMITTED, &committed.min(self.shared.durable.upto()))
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.get_decoded::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        let saved = self.get_decoded::<Option<LogId>>(KEY_COMMITTED)?.flatten();
+        let purged: Option<LogId> = self.get_decoded(KEY_PURGED)?;
+        Ok(saved.min(self.files().appended.max(purged)))
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
@@ -544,12 +576,62 @@ mod tests {
         assert!(matches!(log.write([resent.clone()]).unwrap(), Written::Synced(Ok(()))));
         assert_eq!(durable.upto(), id_of(&resent));
 
-        // A restart that finds its own committed vote leads again.
+        // A restart that finds its own granted vote stands as a candidate of that term,
+        // and syncs before it answers until it leads again.
         log.save_vote(&Vote::new_committed(4, 1)).await.unwrap();
         drop(log);
-        let log = open(dir.path(), &engine);
+        let mut log = open(dir.path(), &engine);
         assert_eq!(log.durable().upto(), id_of(&resent), "what was on disk at the restart");
-        assert!(matches!(log.write([written_by(4, 1, 6)]).unwrap(), Written::SyncBehind));
+        assert_eq!(log.read_vote().await.unwrap(), Some(Vote::new(4, 1)));
+        assert!(matches!(
+            log.write([written_by(4, 1, 6)]).unwrap(),
+            Written::Synced(Ok(()))
+        ));
+        log.save_vote(&Vote::new_committed(5, 1)).await.unwrap();
+        assert!(matches!(log.write([written_by(5, 1, 7)]).unwrap(), Written::SyncBehind));
+    }
+
+    #[tokio::test]
+    async fn the_commit_index_saved_goes_no_further_than_the_log_on_disk() {
+        let (engine, mut log, durable, dir) = empty_log();
+        log.save_vote(&Vote::new_committed(1, 1)).await.unwrap();
+        let own: Vec<Entry> = (1..=3).map(|i| written_by(1, 1, i)).collect();
+        log.write(own.clone()).unwrap();
+        durable.wait_for(id_of(&own[2]), Some(A_WHILE)).await.unwrap();
+        log.save_committed(id_of(&own[2])).await.unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), id_of(&own[2]));
+
+        // Entry 4 is counted committed before the sync thread reached it (written here
+        // without waking that thread).
+        let fourth = written_by(1, 1, 4);
+        {
+            let mut files = log.files();
+            files.wal.append(&[(4, encode(&fourth).unwrap())]).unwrap();
+            files.appended = id_of(&fourth);
+        }
+        log.save_committed(id_of(&fourth)).await.unwrap();
+        assert_eq!(log.read_committed().await.unwrap(), id_of(&own[2]));
+
+        // A commit index saved past the log (by an earlier version) is read back cut
+        // to the last entry.
+        let mut batch = WriteBatch::new();
+        batch.put(
+            KEY_COMMITTED.to_vec(),
+            encode(&Some(written_by(1, 1, 9).log_id)).unwrap(),
+        );
+        engine.write(Tree::RaftLog, batch).unwrap();
+        drop(log);
+        let mut log = open(dir.path(), &engine);
+        assert_eq!(log.read_committed().await.unwrap(), id_of(&fourth));
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_sync_no_later_sync_reports_success() {
+        let (_engine, log, durable, _dir) = empty_log();
+        durable.fail("syncing the raft log: input/output error".into());
+        let error = log.shared.sync().unwrap_err();
+        assert!(error.to_string().contains("input/output error"), "{error}");
+        assert!(log.write([written_by(1, 2, 1)]).is_err());
     }
 
     #[tokio::test]

@@ -104,7 +104,8 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-/// How long an AppendEntries waits for the leader's sync to cover its commit index.
+/// How long an AppendEntries waits for the leader's sync to cover its commit index (a
+/// quarter of its time to live, if that is less).
 const COMMIT_WAIT: Duration = Duration::from_millis(20);
 
 type RpcResult<T, E> = Result<T, RPCError<NodeId, MemberInfo, E>>;
@@ -149,7 +150,7 @@ where
 
 impl PeerConnection {
     /// One request on a raft stream, answered with the peer's `Result`.
-    async fn call<Req, Resp>(&self, kind: Kind, rpc: &Req, option: RPCOption) -> RpcResult<Resp, RaftError<NodeId>>
+    async fn call<Req, Resp>(&self, kind: Kind, rpc: &Req, timeout: Duration) -> RpcResult<Resp, RaftError<NodeId>>
     where
         Req: serde::Serialize,
         Resp: serde::de::DeserializeOwned,
@@ -157,7 +158,7 @@ impl PeerConnection {
         let message = encode(rpc).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let answer = self
             .raft_streams
-            .call(&self.url, kind, &message, option.hard_ttl())
+            .call(&self.url, kind, &message, timeout)
             .await
             .map_err(|e| match e {
                 CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
@@ -181,7 +182,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         // through; after that the request goes with the commit index cut back to what
         // is on disk (the next request carries the rest), so a slow disk never holds
         // back entries or heartbeats.
-        let wait = COMMIT_WAIT.min(option.hard_ttl());
+        let started = std::time::Instant::now();
+        let wait = COMMIT_WAIT.min(option.hard_ttl() / 4);
         if self.log_on_disk.wait_for(rpc.leader_commit, Some(wait)).await.is_err() {
             if let Some(why) = self.log_on_disk.failure() {
                 return Err(RPCError::Unreachable(Unreachable::new(&std::io::Error::other(
@@ -190,7 +192,8 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             }
             rpc.leader_commit = rpc.leader_commit.min(self.log_on_disk.upto());
         }
-        self.call(Kind::AppendEntries, &rpc, option).await
+        let left = option.hard_ttl().saturating_sub(started.elapsed());
+        self.call(Kind::AppendEntries, &rpc, left).await
     }
 
     async fn install_snapshot(
@@ -212,7 +215,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, RaftError<NodeId>> {
-        self.call(Kind::Vote, &rpc, option).await
+        self.call(Kind::Vote, &rpc, option.hard_ttl()).await
     }
 
     fn backoff(&self) -> openraft::network::Backoff {
