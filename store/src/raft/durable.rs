@@ -15,7 +15,9 @@
 //!   itself (see `network`), so no follower applies an entry before that either.
 //!
 //! Membership entries are synced before openraft hears of them, so every change of
-//! membership is committed on disks alone.
+//! membership is committed on disks alone. The commit index saved for a restart goes no
+//! further than the log on disk, and a replica that led when it stopped comes back as a
+//! candidate, never as the leader of its old term (see `log_store`).
 
 use std::sync::Arc;
 use std::time::Duration;
