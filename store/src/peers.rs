@@ -1,5 +1,6 @@
-//! gRPC clients for the other replicas, by member ID, for what a replica hands to
-//! the leader (forwarded writes, read index, keepalives, membership changes).
+//! Clients for the other replicas, by member ID, for what a replica hands to the
+//! leader: forwarded writes on raft streams (see `raft::wire`); read index,
+//! keepalives and membership changes over gRPC.
 //! Dialled lazily through `--dial-peer-urls` where given; rebuilt when a member's
 //! address changes.
 
@@ -10,6 +11,7 @@ use berth_proto::berthpb::peer_client::PeerClient;
 use tonic::transport::Channel;
 
 use crate::error::{Result, StoreError};
+use crate::raft::wire::Pools;
 use crate::raft::{Network, NodeId, Raft};
 
 pub struct PeerClients {
@@ -27,15 +29,23 @@ impl PeerClients {
         }
     }
 
+    /// The URL to dial for member `id`.
+    pub fn url(&self, id: NodeId) -> Result<String> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let node = metrics.membership_config.membership().get_node(&id).cloned();
+        node.map(|n| self.network.dial_url(&n))
+            .filter(|url| !url.is_empty())
+            .ok_or(StoreError::MemberNotFound { id })
+    }
+
+    /// Idle raft streams to the other replicas.
+    pub fn raft_streams(&self) -> &Pools {
+        self.network.raft_streams()
+    }
+
     pub fn client(&self, id: NodeId) -> Result<PeerClient<Channel>> {
-        let url = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            let node = metrics.membership_config.membership().get_node(&id).cloned();
-            node.map(|n| self.network.dial_url(&n))
-                .filter(|url| !url.is_empty())
-                .ok_or(StoreError::MemberNotFound { id })?
-        };
+        let url = self.url(id)?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((known_url, client)) = cache.get(&id)
             && *known_url == url

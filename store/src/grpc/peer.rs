@@ -1,8 +1,9 @@
 //! The peer service: Raft RPCs from other replicas, and what followers hand to the
-//! leader (writes, read index, lease keepalives, membership changes). AppendEntries
-//! and votes come on raft streams (see `raft::wire`) and are answered here too, by the
-//! same handlers as over gRPC; snapshots come over gRPC.
+//! leader (writes, read index, lease keepalives, membership changes). AppendEntries,
+//! votes and forwarded writes come on raft streams (see `raft::wire`) and are answered
+//! here too; snapshots and the rest come over gRPC.
 
+use berth_proto::Message;
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{
     CommandBatch, CommandResultBatch, JoinRequest, JoinResponse, MemberChange, MemberChangeResponse, RaftPayload,
@@ -17,7 +18,7 @@ use tonic::{Request, Response, Status};
 
 use super::status::{NOT_LEADER, to_status};
 use crate::error::StoreError;
-use crate::proposer::ProposeError;
+use crate::proposer::{ForwardOutcome, ProposeError};
 use crate::raft::wire::Kind;
 use crate::raft::{NodeId, TypeConfig, Vote, decode, encode};
 use crate::store::Store;
@@ -75,8 +76,31 @@ impl PeerService {
         let encoded = match kind {
             Kind::AppendEntries => encode(&self.handle_append_entries(decode(&message).map_err(undecodable)?).await),
             Kind::Vote => encode(&self.handle_vote(decode(&message).map_err(undecodable)?).await),
+            Kind::ForwardBatch => {
+                let batch = CommandBatch::decode(message.as_slice())
+                    .map_err(|e| format!("undecodable forwarded batch: {e}"))?;
+                encode(&self.handle_forward(batch).await)
+            }
         };
         encoded.map_err(|e| e.to_string())
+    }
+
+    /// Writes a batch a follower forwarded, as this replica's own clients' commands.
+    async fn handle_forward(&self, batch: CommandBatch) -> ForwardOutcome {
+        if !self.store.is_leader() {
+            return ForwardOutcome::NotLeader;
+        }
+        match self.store.write_forwarded(batch).await {
+            Ok(results) => ForwardOutcome::Applied(CommandResultBatch { results }.encode_to_vec()),
+            Err(ProposeError::NotLeader(_)) => ForwardOutcome::NotLeader,
+            Err(ProposeError::Failed(e)) => {
+                let status = to_status(e);
+                ForwardOutcome::Failed {
+                    code: status.code() as i32,
+                    message: status.message().to_string(),
+                }
+            }
+        }
     }
 
     fn require_leader(&self) -> Result<(), Status> {

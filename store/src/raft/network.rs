@@ -64,6 +64,11 @@ impl Network {
         }
     }
 
+    /// Idle raft streams, by peer URL (see `wire`).
+    pub fn raft_streams(&self) -> &Pools {
+        &self.raft_streams
+    }
+
     /// The channel to `url`, opened (lazily) on first use.
     pub fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,7 +166,7 @@ impl PeerConnection {
             .call(&self.url, kind, &message, timeout)
             .await
             .map_err(|e| match e {
-                CallError::Unreachable(e) => RPCError::Unreachable(Unreachable::new(&e)),
+                CallError::Unreachable(e) | CallError::Lost(e) => RPCError::Unreachable(Unreachable::new(&e)),
                 CallError::Refused(_) | CallError::Unsendable(_) => RPCError::Network(NetworkError::new(&e)),
             })?;
         let result: Result<Resp, RaftError<NodeId>> =

@@ -1,5 +1,5 @@
-//! Raft's replication and vote RPCs on plain TCP connections, next to the gRPC peer
-//! service on the same port.
+//! Raft's replication and vote RPCs, and the batches followers forward to the leader,
+//! on plain TCP connections next to the gRPC peer service on the same port.
 //!
 //! ```text
 //!  client, once per connection:  "berth-raft/1\n"
@@ -35,6 +35,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub enum Kind {
     AppendEntries = 1,
     Vote = 2,
+    /// A follower's batch of client commands for the leader to write.
+    ForwardBatch = 3,
 }
 
 impl Kind {
@@ -42,6 +44,7 @@ impl Kind {
         match byte {
             1 => Some(Kind::AppendEntries),
             2 => Some(Kind::Vote),
+            3 => Some(Kind::ForwardBatch),
             _ => None,
         }
     }
@@ -64,6 +67,9 @@ pub enum CallError {
     /// The request cannot be sent (it is too large).
     #[error("{0}")]
     Unsendable(io::Error),
+    /// The request went out and no answer came back: the peer may have acted on it.
+    #[error("{0}")]
+    Lost(io::Error),
 }
 
 /// `http://host:port` (or `host:port`) → `host:port`.
@@ -126,6 +132,50 @@ impl Pools {
             _ => Err(CallError::Refused(String::from_utf8_lossy(&body).into_owned())),
         }
     }
+}
+
+impl Pools {
+    /// Sends one request that must not be delivered twice (a write) and returns its
+    /// answer, within `timeout`. A kept connection is used only if the peer has not
+    /// closed it; once the request is on its way it is never sent again.
+    pub async fn call_once(
+        &self,
+        url: &str,
+        kind: Kind,
+        message: &[u8],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let request = frame(kind as u8, message).map_err(CallError::Unsendable)?;
+        let attempt = async {
+            let mut stream = loop {
+                match self.take(url) {
+                    Some(stream) if is_open(&stream) => break stream,
+                    Some(_) => continue,
+                    None => break dial(url).await.map_err(CallError::Unreachable)?,
+                }
+            };
+            let answer = exchange(&mut stream, &request).await.map_err(CallError::Lost)?;
+            Ok::<_, CallError>((stream, answer))
+        };
+        let (stream, (status, body)) = tokio::time::timeout(timeout, attempt).await.map_err(|_| {
+            CallError::Lost(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer from {url} within {timeout:?}"),
+            ))
+        })??;
+        self.put_back(url, stream);
+        match status {
+            0 => Ok(body),
+            _ => Err(CallError::Refused(String::from_utf8_lossy(&body).into_owned())),
+        }
+    }
+}
+
+/// Whether a kept connection is still open: nothing is due on it between requests,
+/// so anything readable is the peer closing it (or garbage).
+fn is_open(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
 async fn dial(url: &str) -> io::Result<TcpStream> {
@@ -229,7 +279,7 @@ mod tests {
                     accepted.fetch_add(1, Ordering::SeqCst);
                     let _ = serve(stream, |kind, mut body| async move {
                         match kind {
-                            Kind::AppendEntries => {
+                            Kind::AppendEntries | Kind::ForwardBatch => {
                                 body.reverse();
                                 Ok(body)
                             }
@@ -301,6 +351,72 @@ mod tests {
         let _ = second.await;
         let error = pools
             .call(&url, Kind::AppendEntries, b"ef", Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CallError::Unreachable(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_write_goes_once_on_a_connection_the_peer_still_holds() {
+        let (url, accepted, server) = echo_server().await;
+        let pools = Pools::default();
+        for i in 0..3u8 {
+            let answer = pools
+                .call_once(&url, Kind::ForwardBatch, &[i, 9], A_WHILE)
+                .await
+                .unwrap();
+            assert_eq!(answer, vec![9, i]);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+
+        // The peer closed the kept connection: a new one is dialled before sending.
+        server.abort();
+        let _ = server.await;
+        let listener = TcpListener::bind(host_port(&url)).await.unwrap();
+        let second = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            serve(stream, |_, body| async move { Ok(body) }).await.unwrap();
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            pools.call_once(&url, Kind::ForwardBatch, b"ab", A_WHILE).await.unwrap(),
+            b"ab".to_vec()
+        );
+        second.abort();
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_answer_is_lost_is_not_sent_again() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let received = Arc::new(AtomicUsize::new(0));
+        tokio::spawn({
+            let received = received.clone();
+            async move {
+                // Reads each request and closes the connection without an answer.
+                while let Ok((mut stream, _)) = listener.accept().await {
+                    let mut magic = [0u8; MAGIC.len()];
+                    if stream.read_exact(&mut magic).await.is_ok() && read_frame(&mut stream).await.is_ok() {
+                        received.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            }
+        });
+        let pools = Pools::default();
+        let error = pools
+            .call_once(&url, Kind::ForwardBatch, b"put", A_WHILE)
+            .await
+            .unwrap_err();
+        assert!(matches!(error, CallError::Lost(_)), "{error}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(received.load(Ordering::SeqCst), 1, "the write went more than once");
+
+        // With nobody listening, nothing went out.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let nobody = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let error = pools
+            .call_once(&nobody, Kind::ForwardBatch, b"put", A_WHILE)
             .await
             .unwrap_err();
         assert!(matches!(error, CallError::Unreachable(_)), "{error}");
