@@ -256,9 +256,7 @@ impl LogStore {
     }
 
     fn put_encoded<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::new();
-        batch.put(key.to_vec(), encode(value).map_err(write_err)?);
-        self.backend.write(Tree::RaftLog, batch).map_err(write_err)
+        put_encoded(&self.backend, key, value)
     }
 }
 
@@ -267,6 +265,12 @@ fn get_decoded<T: serde::de::DeserializeOwned>(backend: &SharedBackend, key: &[u
         Some(bytes) => decode(&bytes).map(Some).map_err(read_err),
         None => Ok(None),
     }
+}
+
+fn put_encoded<T: serde::Serialize>(backend: &SharedBackend, key: &[u8], value: &T) -> Result<(), StorageError> {
+    let mut batch = WriteBatch::new();
+    batch.put(key.to_vec(), encode(value).map_err(write_err)?);
+    backend.write(Tree::RaftLog, batch).map_err(write_err)
 }
 
 fn last_entry_id(wal: &Wal) -> Result<Option<LogId>, StorageError> {
@@ -300,10 +304,7 @@ fn stand_down_after_a_restart(me: NodeId, backend: &SharedBackend) -> Result<(),
     if leading(me, &vote).is_none() {
         return Ok(());
     }
-    let candidate = Vote::new(vote.leader_id().term, me);
-    let mut batch = WriteBatch::new();
-    batch.put(KEY_VOTE.to_vec(), encode(&candidate).map_err(write_err)?);
-    backend.write(Tree::RaftLog, batch).map_err(write_err)?;
+    put_encoded(backend, KEY_VOTE, &Vote::new(vote.leader_id().term, me))?;
     backend
         .flush()
         .map_err(|e| StorageIOError::write_vote(AnyError::error(e.to_string())).into())

@@ -117,24 +117,13 @@ impl Pools {
             let answer = exchange(&mut stream, &request).await?;
             Ok((stream, answer))
         };
-        let (stream, (status, body)) = tokio::time::timeout(timeout, attempt)
+        let (stream, answer) = tokio::time::timeout(timeout, attempt)
             .await
-            .map_err(|_| {
-                CallError::Unreachable(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer from {url} within {timeout:?}"),
-                ))
-            })?
+            .map_err(|_| CallError::Unreachable(no_answer(url, timeout)))?
             .map_err(CallError::Unreachable)?;
-        self.put_back(url, stream);
-        match status {
-            0 => Ok(body),
-            _ => Err(CallError::Refused(String::from_utf8_lossy(&body).into_owned())),
-        }
+        self.finish(url, stream, answer)
     }
-}
 
-impl Pools {
     /// Sends one request that must not be delivered twice (a write) and returns its
     /// answer, within `timeout`. A kept connection is used only if the peer has not
     /// closed it; once the request is on its way it is never sent again.
@@ -157,18 +146,27 @@ impl Pools {
             let answer = exchange(&mut stream, &request).await.map_err(CallError::Lost)?;
             Ok::<_, CallError>((stream, answer))
         };
-        let (stream, (status, body)) = tokio::time::timeout(timeout, attempt).await.map_err(|_| {
-            CallError::Lost(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no answer from {url} within {timeout:?}"),
-            ))
-        })??;
+        let (stream, answer) = tokio::time::timeout(timeout, attempt)
+            .await
+            .map_err(|_| CallError::Lost(no_answer(url, timeout)))??;
+        self.finish(url, stream, answer)
+    }
+
+    /// Keeps the connection of a complete exchange and reads the peer's answer.
+    fn finish(&self, url: &str, stream: TcpStream, (status, body): (u8, Vec<u8>)) -> Result<Vec<u8>, CallError> {
         self.put_back(url, stream);
         match status {
             0 => Ok(body),
             _ => Err(CallError::Refused(String::from_utf8_lossy(&body).into_owned())),
         }
     }
+}
+
+fn no_answer(url: &str, timeout: Duration) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        format!("no answer from {url} within {timeout:?}"),
+    )
 }
 
 /// Whether a kept connection is still open: nothing is due on it between requests,
