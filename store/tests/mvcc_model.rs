@@ -1,30 +1,45 @@
 //! The MVCC layer against a model that is too simple to be wrong: a map from every
 //! revision to the whole key space at that revision. Restarts reload the state from
-//! the sled backend, so recovery is checked by the same assertions.
+//! the sled backend, so recovery is checked by the same assertions. Writes reach the
+//! backend only on a commit, several commands' worth at once as the state machine
+//! commits them, so records are read from packs, from the overlay and from both; a
+//! twin store that commits every command alone must agree on history and hash.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_proto::berthpb::{Command, command, command_result};
 use berth_proto::etcdserverpb::{CompactionRequest, DeleteRangeRequest, PutRequest};
-use berth_store::backend::{SharedBackend, SledBackend, Tree, WriteBatch};
+use berth_store::backend::{MemoryBackend, SharedBackend, SledBackend, Tree, WriteBatch};
 use berth_store::mvcc::{KeyRange, MvccError, RangeOptions};
 use berth_store::state_machine::AppliedState;
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Put { key: u8, value: u8 },
-    Delete { from: u8, to: u8 },
-    Compact { back: u8 },
+    /// A value of one byte, or of 1500 when `big` (so that records fill packs).
+    Put {
+        key: u8,
+        value: u8,
+        big: bool,
+    },
+    Delete {
+        from: u8,
+        to: u8,
+    },
+    Compact {
+        back: u8,
+    },
+    Commit,
     Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (0u8..8, any::<u8>()).prop_map(|(key, value)| Op::Put { key, value }),
+        6 => (0u8..8, any::<u8>(), proptest::bool::weighted(0.2)).prop_map(|(key, value, big)| Op::Put { key, value, big }),
         2 => (0u8..8, 0u8..9).prop_map(|(from, to)| Op::Delete { from, to }),
         1 => (0u8..6).prop_map(|back| Op::Compact { back }),
+        2 => Just(Op::Commit),
         1 => Just(Op::Restart),
     ]
 }
@@ -58,15 +73,54 @@ fn key(k: u8) -> Vec<u8> {
     vec![b'k', b'0' + k]
 }
 
-fn apply(state: &mut AppliedState, backend: &SharedBackend, cmd: command::Command) -> command_result::Result {
+/// Applies `cmd` to `state`; its writes wait for [`commit`].
+fn apply(state: &mut AppliedState, cmd: command::Command) -> command_result::Result {
     let mut lease_batch = WriteBatch::new();
     let applied = state
         .apply(&Command { command: Some(cmd) }, &mut lease_batch)
         .expect("apply");
-    let mut batch = state.kv.take_batch();
-    batch.ops.append(&mut lease_batch.ops);
-    backend.write(Tree::State, batch).unwrap();
+    assert!(lease_batch.is_empty(), "no leases here");
     applied.result.result.expect("a result")
+}
+
+fn commit(state: &mut AppliedState, backend: &SharedBackend) {
+    backend.write(Tree::State, state.kv.take_batch()).unwrap();
+}
+
+/// Applies `cmd` to the twin and commits at once; returns the main store's result.
+fn apply_both(
+    state: &mut AppliedState,
+    twin: &mut AppliedState,
+    twin_backend: &SharedBackend,
+    cmd: command::Command,
+) -> command_result::Result {
+    let result = apply(state, cmd.clone());
+    assert_eq!(
+        apply(twin, cmd),
+        result,
+        "the twin applied the same command differently"
+    );
+    commit(twin, twin_backend);
+    result
+}
+
+/// The backend holds what the key index says; history and hash read from it agree
+/// with the twin's.
+fn check_committed(state: &AppliedState, twin: &AppliedState, model: &Model) {
+    state.kv.check_stored().unwrap();
+    twin.kv.check_stored().unwrap();
+    let (current, from) = (model.current(), model.compacted.max(1));
+    let history = |s: &AppliedState| s.kv.events_between(from, current, usize::MAX, true).unwrap();
+    assert_eq!(history(state), history(twin), "history from revision {from}");
+    for first in from..=current {
+        let one = |s: &AppliedState| s.kv.events_between(first, first, 1, false).unwrap();
+        assert_eq!(one(state), one(twin), "history of revision {first} alone");
+    }
+    assert_eq!(
+        state.kv.hash_kv(current).unwrap(),
+        twin.kv.hash_kv(current).unwrap(),
+        "hash at revision {current}"
+    );
 }
 
 fn check(state: &AppliedState, model: &Model) {
@@ -120,23 +174,26 @@ proptest! {
             (backend, state)
         };
         let (mut backend, mut state) = open();
+        let twin_backend: SharedBackend = Arc::new(MemoryBackend::new());
+        let mut twin = AppliedState::load(&twin_backend).unwrap();
         let mut model = Model::new();
         for op in ops {
             match op {
-                Op::Put { key: k, value } => {
-                    apply(&mut state, &backend, command::Command::Put(PutRequest { key: key(k), value: vec![value], ..Default::default() }));
+                Op::Put { key: k, value, big } => {
+                    let value = vec![value; if big { 1500 } else { 1 }];
+                    apply_both(&mut state, &mut twin, &twin_backend, command::Command::Put(PutRequest { key: key(k), value: value.clone(), ..Default::default() }));
                     let mut next = model.at(model.current()).clone();
                     let rev = model.current() + 1;
                     let entry = match next.get(&key(k)) {
-                        Some((_, create, _, version)) => (vec![value], *create, rev, version + 1),
-                        None => (vec![value], rev, rev, 1),
+                        Some((_, create, _, version)) => (value, *create, rev, version + 1),
+                        None => (value, rev, rev, 1),
                     };
                     next.insert(key(k), entry);
                     model.history.push(next);
                 }
                 Op::Delete { from, to } => {
                     let (start, end) = (key(from), key(to));
-                    apply(&mut state, &backend, command::Command::DeleteRange(DeleteRangeRequest { key: start.clone(), range_end: end.clone(), ..Default::default() }));
+                    apply_both(&mut state, &mut twin, &twin_backend, command::Command::DeleteRange(DeleteRangeRequest { key: start.clone(), range_end: end.clone(), ..Default::default() }));
                     let mut next = model.at(model.current()).clone();
                     let before = next.len();
                     next.retain(|k, _| !(k >= &start && k < &end));
@@ -147,7 +204,7 @@ proptest! {
                 }
                 Op::Compact { back } => {
                     let target = model.current() - i64::from(back);
-                    let result = apply(&mut state, &backend, command::Command::Compaction(CompactionRequest { revision: target, physical: true }));
+                    let result = apply_both(&mut state, &mut twin, &twin_backend, command::Command::Compaction(CompactionRequest { revision: target, physical: true }));
                     if target > model.compacted && target <= model.current() {
                         prop_assert!(matches!(result, command_result::Result::Compaction(_)), "compaction to {} failed: {:?}", target, result);
                         model.compacted = target;
@@ -155,11 +212,17 @@ proptest! {
                         prop_assert!(matches!(result, command_result::Result::Error(_)));
                     }
                 }
+                Op::Commit => {
+                    commit(&mut state, &backend);
+                    check_committed(&state, &twin, &model);
+                }
                 Op::Restart => {
+                    commit(&mut state, &backend);
                     backend.flush().unwrap();
                     drop(state);
                     drop(backend);
                     (backend, state) = open();
+                    check_committed(&state, &twin, &model);
                 }
             }
             check(&state, &model);

@@ -4,7 +4,7 @@
 //! apply, through a [`WriteCtx`] that assigns sub-revisions and collects the events.
 //! Writes land in an in-memory overlay and a [`WriteBatch`] that the state machine
 //! commits together with the applied log id, so the backend never holds half an
-//! apply.
+//! apply. The records go to the backend in packs ([`super::packs`]).
 //!
 //! Invariants (checked by [`KvStore::validate`]):
 //! - `compact_revision <= current_revision`;
@@ -19,9 +19,10 @@ use berth_proto::mvccpb::{Event, KeyValue, event::EventType};
 
 use super::MvccError;
 use super::key_index::{KeyIndex, LiveMeta};
+use super::packs::{self, Records};
 use super::range::{KeyRange, RangeOptions, RangeResult};
-use super::revision::{REVISION_KEY_LEN, Revision};
-use crate::backend::{BatchOp, SharedBackend, Tree, WriteBatch};
+use super::revision::{REVISION_KEY_PREFIX, Revision};
+use crate::backend::{BatchOp, Pair, SharedBackend, Tree, WriteBatch};
 
 const META_CURRENT_REVISION: &[u8] = b"m/current_revision";
 const META_COMPACT_REVISION: &[u8] = b"m/compact_revision";
@@ -65,10 +66,19 @@ pub struct KvStore {
     index: BTreeMap<Vec<u8>, KeyIndex>,
     current_revision: i64,
     compact_revision: i64,
-    /// Records written by the apply in progress and not yet committed to the backend:
-    /// where each one's put sits in `batch`.
+    /// The key of every stored value, a pack or a lone record, in order: the record
+    /// at a revision is in the last one at or before it.
+    packs: Vec<Revision>,
+    /// Records written by the apply in progress, in revision order, for the backend;
+    /// `None` for one that a compaction in the same apply dropped.
+    staged: Vec<(Revision, Option<Vec<u8>>)>,
+    /// Where each record of `staged` sits in it.
     pending: HashMap<Revision, usize>,
+    /// The other writes of the apply in progress: meta keys and compaction's rewrites.
     batch: WriteBatch,
+    /// Where the last write of each pack that a compaction in the apply in progress
+    /// rewrote or deleted sits in `batch`.
+    rewritten: HashMap<Vec<u8>, usize>,
     /// Whether a put's event carries the value it replaced. Reading that value costs
     /// a backend read per put; nobody needs it unless a watcher asked for it.
     events_carry_prev_kv: bool,
@@ -132,40 +142,30 @@ impl KvStore {
         let compact_revision = read_i64(&backend, META_COMPACT_REVISION)?;
         let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
         let mut latest_lease: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
-        let mut start = Revision::start_key(0).to_vec();
-        let end = [super::REVISION_KEY_PREFIX + 1];
-        loop {
-            let chunk = backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
-            let Some((last_key, _)) = chunk.last() else {
-                break;
-            };
-            let mut next = last_key.clone();
-            next.push(0);
-            for (key, value) in &chunk {
-                let revision = Revision::from_key(key).ok_or_else(|| MvccError::CorruptRecord {
-                    revision: Revision::default(),
-                    reason: format!("revision key of {} bytes, want {REVISION_KEY_LEN}", key.len()),
-                })?;
-                let (kv, is_tombstone) = decode_record(revision, value)?;
-                if is_tombstone {
-                    latest_lease.remove(&kv.key);
-                } else {
-                    latest_lease.insert(kv.key.clone(), kv.lease);
-                }
-                push_to_index(&mut index, &kv, revision, is_tombstone);
+        let mut packs = Vec::new();
+        for_each_stored(&backend, 0, None, |pack, revision, record| {
+            if packs.last() != Some(&pack) {
+                packs.push(pack);
             }
-            if chunk.len() < LOAD_CHUNK {
-                break;
+            let (kv, is_tombstone) = decode_record(revision, record)?;
+            if is_tombstone {
+                latest_lease.remove(&kv.key);
+            } else {
+                latest_lease.insert(kv.key.clone(), kv.lease);
             }
-            start = next;
-        }
+            push_to_index(&mut index, &kv, revision, is_tombstone);
+            Ok(true)
+        })?;
         let store = Self {
             backend,
             index,
             current_revision,
             compact_revision,
+            packs,
+            staged: Vec::new(),
             pending: HashMap::new(),
             batch: WriteBatch::new(),
+            rewritten: HashMap::new(),
             events_carry_prev_kv: true,
         };
         store.validate().map_err(|reason| MvccError::CorruptRecord {
@@ -238,14 +238,23 @@ impl KvStore {
     /// The record stored at `revision`, from the overlay or the backend.
     pub fn record(&self, revision: Revision) -> Result<Option<(KeyValue, bool)>, MvccError> {
         if let Some(&at) = self.pending.get(&revision)
-            && let Some(BatchOp::Put(_, bytes)) = self.batch.ops.get(at)
+            && let Some((_, Some(bytes))) = self.staged.get(at)
         {
             return decode_record(revision, bytes).map(Some);
         }
-        match self.backend.get(Tree::State, &revision.to_key())? {
-            Some(bytes) => decode_record(revision, &bytes).map(Some),
-            None => Ok(None),
+        let Some((key, value)) = self.stored_around(revision)? else {
+            return Ok(None);
+        };
+        for item in Records::new(&key, &value)? {
+            let (at, bytes) = item?;
+            if at == revision {
+                return decode_record(revision, bytes).map(Some);
+            }
+            if at > revision {
+                break;
+            }
         }
+        Ok(None)
     }
 
     fn live_value(&self, revision: Revision) -> Result<KeyValue, MvccError> {
@@ -328,8 +337,8 @@ impl KvStore {
         let revision = Revision::new(ctx.main, ctx.next_sub);
         ctx.next_sub += 1;
         let record = encode_record(kv, is_tombstone);
-        self.pending.insert(revision, self.batch.ops.len());
-        self.batch.put(revision.to_key().to_vec(), record);
+        self.pending.insert(revision, self.staged.len());
+        self.staged.push((revision, Some(record)));
         push_to_index(&mut self.index, kv, revision, is_tombstone);
         revision
     }
@@ -435,10 +444,13 @@ impl KvStore {
     pub fn compact(&mut self, revision: i64) -> Result<(), MvccError> {
         self.check_compact(revision)?;
         let mut emptied = Vec::new();
+        let mut dropped = Vec::new();
         for (key, index) in self.index.iter_mut() {
             for removed in index.compact(revision) {
-                self.batch.delete(removed.to_key().to_vec());
-                self.pending.remove(&removed);
+                match self.pending.remove(&removed) {
+                    Some(at) => self.staged[at].1 = None,
+                    None => dropped.push(removed),
+                }
             }
             if index.is_empty() {
                 emptied.push(key.clone());
@@ -447,22 +459,103 @@ impl KvStore {
         for key in emptied {
             self.index.remove(&key);
         }
+        dropped.sort_unstable();
+        self.drop_stored(&dropped)?;
         self.compact_revision = revision;
         self.batch
             .put(META_COMPACT_REVISION.to_vec(), revision.to_be_bytes().to_vec());
         Ok(())
     }
 
+    /// Rewrites the stored packs that hold `dropped` (sorted) without them.
+    fn drop_stored(&mut self, dropped: &[Revision]) -> Result<(), MvccError> {
+        let mut emptied = Vec::new();
+        let mut next = 0;
+        while let Some(&first) = dropped.get(next) {
+            let Some((key, stored)) = self.stored_around(first)? else {
+                next += 1;
+                continue;
+            };
+            // A pack this apply already rewrote is read as rewritten.
+            let value = match self.rewritten.get(&key).map(|&at| &self.batch.ops[at]) {
+                Some(BatchOp::Put(_, value)) => value.clone(),
+                Some(BatchOp::Delete(_)) => Vec::new(),
+                None => stored,
+            };
+            let records = if value.is_empty() {
+                Vec::new()
+            } else {
+                Records::new(&key, &value)?.collect::<Result<Vec<_>, _>>()?
+            };
+            let last = records.last().map(|(revision, _)| *revision);
+            let end = next + dropped[next..].partition_point(|r| Some(*r) <= last);
+            if end == next {
+                // Not stored (any more): nothing to drop.
+                next += 1;
+                continue;
+            }
+            let here = &dropped[next..end];
+            next = end;
+            let kept: Vec<(Revision, &[u8])> = records
+                .into_iter()
+                .filter(|(revision, _)| here.binary_search(revision).is_err())
+                .collect();
+            self.rewritten.insert(key.clone(), self.batch.ops.len());
+            if kept.is_empty() {
+                emptied.push(Revision::from_key(&key).expect("a pack's key"));
+                self.batch.delete(key);
+            } else {
+                self.batch.put(key, packs::encode_pack(&kept));
+            }
+        }
+        self.packs.retain(|pack| emptied.binary_search(pack).is_err());
+        Ok(())
+    }
+
+    /// The stored value that holds the record at `revision` if any does: the pack
+    /// with the greatest key at or before the revision.
+    fn stored_around(&self, revision: Revision) -> Result<Option<Pair>, MvccError> {
+        let Some(at) = self.packs.partition_point(|pack| *pack <= revision).checked_sub(1) else {
+            return Ok(None);
+        };
+        let key = self.packs[at].to_key();
+        Ok(self.backend.get(Tree::State, &key)?.map(|value| (key.to_vec(), value)))
+    }
+
     /// Hands the staged writes to the caller, who commits them atomically with the
-    /// applied log id.
+    /// applied log id: the new records in packs, then the rest in the order written.
     pub fn take_batch(&mut self) -> WriteBatch {
         self.pending.clear();
-        std::mem::take(&mut self.batch)
+        self.rewritten.clear();
+        let mut batch = WriteBatch::new();
+        let mut pack: Vec<(Revision, &[u8])> = Vec::new();
+        let mut bytes = 0;
+        let records = self
+            .staged
+            .iter()
+            .filter_map(|(revision, record)| Some((*revision, record.as_deref()?)));
+        for (revision, record) in records {
+            pack.push((revision, record));
+            bytes += record.len();
+            if bytes >= packs::PACK_BYTES {
+                batch.put(pack[0].0.to_key().to_vec(), packs::encode(&pack));
+                self.packs.push(pack[0].0);
+                pack.clear();
+                bytes = 0;
+            }
+        }
+        if let Some(&(first, _)) = pack.first() {
+            batch.put(first.to_key().to_vec(), packs::encode(&pack));
+            self.packs.push(first);
+        }
+        self.staged.clear();
+        batch.ops.append(&mut self.batch.ops);
+        batch
     }
 
     /// Drops staged writes after a failed commit; the caller must reload from the backend.
     pub fn has_staged_writes(&self) -> bool {
-        !self.batch.is_empty()
+        !self.batch.is_empty() || !self.staged.is_empty()
     }
 
     /// The events of main revisions `from..=to` from history, at most `max_revisions`
@@ -484,69 +577,47 @@ impl KvStore {
                 compacted: self.compact_revision,
             });
         }
-        let end = Revision::start_key(to + 1);
-        let mut start = Revision::start_key(from).to_vec();
         let mut out: Vec<RevisionEvents> = Vec::new();
-        'scan: loop {
-            let chunk = self.backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
-            for (key, value) in &chunk {
-                let Some(revision) = Revision::from_key(key) else {
-                    continue;
-                };
-                let (kv, is_tombstone) = decode_record(revision, value)?;
-                if out.last().is_none_or(|last| last.revision != revision.main) {
-                    if out.len() == max_revisions {
-                        break 'scan;
-                    }
-                    out.push(RevisionEvents {
-                        revision: revision.main,
-                        events: Vec::new(),
-                    });
+        for_each_stored(&self.backend, from, Some(to), |_, revision, record| {
+            let (kv, is_tombstone) = decode_record(revision, record)?;
+            if out.last().is_none_or(|last| last.revision != revision.main) {
+                if out.len() == max_revisions {
+                    return Ok(false);
                 }
-                let prev_kv = match self.index.get(&kv.key).and_then(|k| k.live_before(revision)) {
-                    Some(prev) if with_prev_kv => self.record(prev)?.map(|(kv, _)| kv),
-                    _ => None,
-                };
-                let r#type = if is_tombstone {
-                    EventType::Delete
-                } else {
-                    EventType::Put
-                } as i32;
-                out.last_mut().expect("pushed above").events.push(Event {
-                    r#type,
-                    kv: Some(kv),
-                    prev_kv,
+                out.push(RevisionEvents {
+                    revision: revision.main,
+                    events: Vec::new(),
                 });
             }
-            if chunk.len() < LOAD_CHUNK {
-                break;
-            }
-            let mut next = chunk.last().expect("non-empty chunk").0.clone();
-            next.push(0);
-            start = next;
-        }
+            let prev_kv = match self.index.get(&kv.key).and_then(|k| k.live_before(revision)) {
+                Some(prev) if with_prev_kv => self.record(prev)?.map(|(kv, _)| kv),
+                _ => None,
+            };
+            let r#type = if is_tombstone {
+                EventType::Delete
+            } else {
+                EventType::Put
+            } as i32;
+            out.last_mut().expect("pushed above").events.push(Event {
+                r#type,
+                kv: Some(kv),
+                prev_kv,
+            });
+            Ok(true)
+        })?;
         Ok(out)
     }
 
-    /// A hash of every record with main revision in `compact..=at`; replicas that
-    /// applied the same log agree on it.
+    /// A hash of every record with main revision in `compact..=at`, each with its
+    /// revision; replicas that applied the same log agree on it, however their
+    /// records are packed.
     pub fn hash_kv(&self, at: i64) -> Result<u32, MvccError> {
         let mut hash = Fnv32::new();
-        let end = Revision::start_key(at + 1);
-        let mut start = Revision::start_key(self.compact_revision).to_vec();
-        loop {
-            let chunk = self.backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
-            for (key, value) in &chunk {
-                hash.write(key);
-                hash.write(value);
-            }
-            if chunk.len() < LOAD_CHUNK {
-                break;
-            }
-            let mut next = chunk.last().expect("non-empty chunk").0.clone();
-            next.push(0);
-            start = next;
-        }
+        for_each_stored(&self.backend, self.compact_revision, Some(at), |_, revision, record| {
+            hash.write(&revision.to_key());
+            hash.write(record);
+            Ok(true)
+        })?;
         Ok(hash.finish())
     }
 
@@ -576,6 +647,36 @@ impl KvStore {
         Ok(())
     }
 
+    /// Checks that the backend holds what this store has in memory: the key index
+    /// and the packs rebuilt from it are the ones kept. Reads the whole history;
+    /// staged writes must have been committed.
+    pub fn check_stored(&self) -> Result<(), String> {
+        let (stored, _) = Self::open(self.backend.clone()).map_err(|e| e.to_string())?;
+        fn differs<'a>(a: &'a KvStore, b: &KvStore) -> Option<&'a Vec<u8>> {
+            a.index
+                .iter()
+                .find(|(key, index)| b.index.get(*key) != Some(*index))
+                .map(|(key, _)| key)
+        }
+        if let Some(key) = differs(self, &stored).or_else(|| differs(&stored, self)) {
+            return Err(format!(
+                "the key index of {:?} differs from the one the backend's records make",
+                String::from_utf8_lossy(key)
+            ));
+        }
+        if stored.packs != self.packs {
+            return Err(format!(
+                "{} packs stored, {} known",
+                stored.packs.len(),
+                self.packs.len()
+            ));
+        }
+        if (stored.current_revision, stored.compact_revision) != (self.current_revision, self.compact_revision) {
+            return Err("the stored current or compact revision differs".into());
+        }
+        Ok(())
+    }
+
     /// Debug-build check of the invariants after every change.
     pub fn debug_validate(&self) {
         if cfg!(debug_assertions)
@@ -583,6 +684,51 @@ impl KvStore {
         {
             panic!("mvcc invariant broken: {e}");
         }
+    }
+}
+
+/// Calls `f` with every stored record of main revision `from..=to` (no `to`: to the
+/// last), in revision order, until it returns `false`: the key of the pack that
+/// holds it, its revision, the record.
+fn for_each_stored(
+    backend: &SharedBackend,
+    from: i64,
+    to: Option<i64>,
+    mut f: impl FnMut(Revision, Revision, &[u8]) -> Result<bool, MvccError>,
+) -> Result<(), MvccError> {
+    let first = Revision::start_key(from);
+    // The pack before `from`'s first key may hold records at or after it.
+    let mut start = match backend.last(Tree::State, &[REVISION_KEY_PREFIX], Some(&first))? {
+        Some((key, _)) => key,
+        None => first.to_vec(),
+    };
+    let end = match to.and_then(|to| to.checked_add(1)) {
+        Some(after) => Revision::start_key(after).to_vec(),
+        None => vec![REVISION_KEY_PREFIX + 1],
+    };
+    loop {
+        let chunk = backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
+        for (key, value) in &chunk {
+            let records = Records::new(key, value)?;
+            let pack = records.key_revision();
+            for item in records {
+                let (revision, record) = item?;
+                if revision.main < from {
+                    continue;
+                }
+                if to.is_some_and(|to| revision.main > to) || !f(pack, revision, record)? {
+                    return Ok(());
+                }
+            }
+        }
+        let Some((last, _)) = chunk.last() else {
+            return Ok(());
+        };
+        if chunk.len() < LOAD_CHUNK {
+            return Ok(());
+        }
+        start = last.clone();
+        start.push(0);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Multi-version concurrency control, as etcd's mvcc package: every write transaction
 //! gets one main revision; each key keeps its history of revisions in memory
-//! ([`KeyIndex`]); values live in the backend keyed by revision, so a read at any
-//! revision since the last compaction sees exactly the state at that revision.
+//! ([`KeyIndex`]); values live in the backend keyed by revision, a few kilobytes of
+//! them to a backend key ([`packs`]), so a read at any revision since the last
+//! compaction sees exactly the state at that revision.
 //!
 //! ```text
 //!   put/delete ──► KvStore::put / delete_range ──► pending overlay + WriteBatch
@@ -13,6 +14,7 @@
 mod error;
 mod key_index;
 mod kvstore;
+mod packs;
 mod range;
 mod revision;
 
