@@ -32,6 +32,9 @@ enum Op {
     },
     Commit,
     Restart,
+    /// A restart that loses what was not committed; the lost commands are applied
+    /// again, as the Raft log would apply them.
+    Crash,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -41,6 +44,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..6).prop_map(|back| Op::Compact { back }),
         2 => Just(Op::Commit),
         1 => Just(Op::Restart),
+        1 => Just(Op::Crash),
     ]
 }
 
@@ -87,13 +91,15 @@ fn commit(state: &mut AppliedState, backend: &SharedBackend) {
     backend.write(Tree::State, state.kv.take_batch()).unwrap();
 }
 
-/// Applies `cmd` to the twin and commits at once; returns the main store's result.
+/// Applies `cmd` to `state`, noting it among the commands since the last commit, and
+/// to the twin, which commits at once; returns the main store's result.
 fn apply_both(
-    state: &mut AppliedState,
+    (state, since_commit): (&mut AppliedState, &mut Vec<command::Command>),
     twin: &mut AppliedState,
     twin_backend: &SharedBackend,
     cmd: command::Command,
 ) -> command_result::Result {
+    since_commit.push(cmd.clone());
     let result = apply(state, cmd.clone());
     assert_eq!(
         apply(twin, cmd),
@@ -163,7 +169,7 @@ fn check(state: &AppliedState, model: &Model) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     #[test]
     fn mvcc_matches_the_model(ops in proptest::collection::vec(op(), 1..60)) {
@@ -177,11 +183,12 @@ proptest! {
         let twin_backend: SharedBackend = Arc::new(MemoryBackend::new());
         let mut twin = AppliedState::load(&twin_backend).unwrap();
         let mut model = Model::new();
+        let mut since_commit = Vec::new();
         for op in ops {
             match op {
                 Op::Put { key: k, value, big } => {
                     let value = vec![value; if big { 1500 } else { 1 }];
-                    apply_both(&mut state, &mut twin, &twin_backend, command::Command::Put(PutRequest { key: key(k), value: value.clone(), ..Default::default() }));
+                    apply_both((&mut state, &mut since_commit), &mut twin, &twin_backend, command::Command::Put(PutRequest { key: key(k), value: value.clone(), ..Default::default() }));
                     let mut next = model.at(model.current()).clone();
                     let rev = model.current() + 1;
                     let entry = match next.get(&key(k)) {
@@ -193,7 +200,7 @@ proptest! {
                 }
                 Op::Delete { from, to } => {
                     let (start, end) = (key(from), key(to));
-                    apply_both(&mut state, &mut twin, &twin_backend, command::Command::DeleteRange(DeleteRangeRequest { key: start.clone(), range_end: end.clone(), ..Default::default() }));
+                    apply_both((&mut state, &mut since_commit), &mut twin, &twin_backend, command::Command::DeleteRange(DeleteRangeRequest { key: start.clone(), range_end: end.clone(), ..Default::default() }));
                     let mut next = model.at(model.current()).clone();
                     let before = next.len();
                     next.retain(|k, _| !(k >= &start && k < &end));
@@ -204,7 +211,7 @@ proptest! {
                 }
                 Op::Compact { back } => {
                     let target = model.current() - i64::from(back);
-                    let result = apply_both(&mut state, &mut twin, &twin_backend, command::Command::Compaction(CompactionRequest { revision: target, physical: true }));
+                    let result = apply_both((&mut state, &mut since_commit), &mut twin, &twin_backend, command::Command::Compaction(CompactionRequest { revision: target, physical: true }));
                     if target > model.compacted && target <= model.current() {
                         prop_assert!(matches!(result, command_result::Result::Compaction(_)), "compaction to {} failed: {:?}", target, result);
                         model.compacted = target;
@@ -214,10 +221,21 @@ proptest! {
                 }
                 Op::Commit => {
                     commit(&mut state, &backend);
+                    since_commit.clear();
                     check_committed(&state, &twin, &model);
+                }
+                Op::Crash => {
+                    backend.flush().unwrap();
+                    drop(state);
+                    drop(backend);
+                    (backend, state) = open();
+                    for cmd in &since_commit {
+                        apply(&mut state, cmd.clone());
+                    }
                 }
                 Op::Restart => {
                     commit(&mut state, &backend);
+                    since_commit.clear();
                     backend.flush().unwrap();
                     drop(state);
                     drop(backend);
@@ -227,5 +245,93 @@ proptest! {
             }
             check(&state, &model);
         }
+    }
+}
+
+fn put(key: &[u8], value: Vec<u8>) -> command::Command {
+    command::Command::Put(PutRequest {
+        key: key.to_vec(),
+        value,
+        ..Default::default()
+    })
+}
+
+/// History read across many scans of the backend: one store stores every record
+/// alone, the other in packs of a few records.
+#[test]
+fn history_reads_across_many_stored_values() {
+    let lone: SharedBackend = Arc::new(MemoryBackend::new());
+    let packed: SharedBackend = Arc::new(MemoryBackend::new());
+    let (mut a, mut b) = (AppliedState::load(&lone).unwrap(), AppliedState::load(&packed).unwrap());
+    for i in 0..1200u32 {
+        let cmd = put(format!("k{}", i % 300).as_bytes(), vec![b'v'; 1000 + i as usize % 7]);
+        apply(&mut a, cmd.clone());
+        commit(&mut a, &lone);
+        apply(&mut b, cmd);
+        if i % 50 == 49 {
+            commit(&mut b, &packed);
+        }
+    }
+    for (from, to, max) in [(1, 1200, usize::MAX), (299, 1100, 700), (5, 5, 1), (1000, 1200, 256)] {
+        let history = |s: &AppliedState| s.kv.events_between(from, to, max, true).unwrap();
+        let (ha, hb) = (history(&a), history(&b));
+        assert_eq!(ha.len(), max.min((to - from + 1) as usize), "revisions {from}..={to}");
+        assert_eq!(ha.first().unwrap().revision, from);
+        assert_eq!(ha, hb, "revisions {from}..={to}, at most {max}");
+    }
+    assert_eq!(a.kv.hash_kv(1200).unwrap(), b.kv.hash_kv(1200).unwrap());
+    a.kv.check_stored().unwrap();
+    b.kv.check_stored().unwrap();
+    let reopened = AppliedState::load(&packed).unwrap();
+    let all = KeyRange::new(b"k", b"l");
+    for rev in [0, 1, 600, 1199] {
+        let opts = RangeOptions {
+            revision: rev,
+            ..Default::default()
+        };
+        assert_eq!(
+            reopened.kv.range(&all, &opts).unwrap(),
+            a.kv.range(&all, &opts).unwrap(),
+            "at {rev}"
+        );
+    }
+}
+
+/// Stored values whose records overlap are reported when the store opens.
+#[test]
+fn overlapping_stored_records_are_corrupt() {
+    use berth_proto::Message;
+    use berth_proto::mvccpb::KeyValue;
+    let key = |main: u64| [&[b'r'][..], &main.to_be_bytes(), &0u64.to_be_bytes()].concat();
+    let record = |main: i64| {
+        let kv = KeyValue {
+            key: b"k".to_vec(),
+            create_revision: 1,
+            mod_revision: main,
+            version: main,
+            value: b"v".to_vec(),
+            lease: 0,
+        };
+        [vec![0u8], kv.encode_to_vec()].concat()
+    };
+    // A pack of revisions 1 and 3 (kind 2; main, sub, length, record), then a lone
+    // record at revision 2, inside the pack's span.
+    let mut pack = vec![2u8];
+    for main in [1u64, 3] {
+        let body = record(main as i64);
+        pack.extend_from_slice(&main.to_be_bytes());
+        pack.extend_from_slice(&0u64.to_be_bytes());
+        pack.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        pack.extend_from_slice(&body);
+    }
+    let backend: SharedBackend = Arc::new(MemoryBackend::new());
+    let mut batch = WriteBatch::new();
+    batch.put(key(1), pack);
+    batch.put(key(2), record(2));
+    batch.put(b"m/current_revision".to_vec(), 3i64.to_be_bytes().to_vec());
+    backend.write(Tree::State, batch).unwrap();
+    match AppliedState::load(&backend) {
+        Err(e) => assert!(e.to_string().contains("stored after revision"), "{e}"),
+        Ok(_) => panic!("overlapping records must not load"),
     }
 }

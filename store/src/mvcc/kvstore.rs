@@ -28,7 +28,8 @@ const META_CURRENT_REVISION: &[u8] = b"m/current_revision";
 const META_COMPACT_REVISION: &[u8] = b"m/compact_revision";
 const RECORD_PUT: u8 = 0;
 const RECORD_TOMBSTONE: u8 = 1;
-const LOAD_CHUNK: usize = 4096;
+/// Stored values read per scan of history: packs of up to a few KiB each.
+const LOAD_CHUNK: usize = 256;
 
 /// Live keys attached to a lease: `(key, lease ID)`.
 pub type LeasedKeys = Vec<(Vec<u8>, i64)>;
@@ -459,9 +460,10 @@ impl KvStore {
         for key in emptied {
             self.index.remove(&key);
         }
+        // Reads below `revision` fail from here on, even if rewriting the packs does.
+        self.compact_revision = revision;
         dropped.sort_unstable();
         self.drop_stored(&dropped)?;
-        self.compact_revision = revision;
         self.batch
             .put(META_COMPACT_REVISION.to_vec(), revision.to_be_bytes().to_vec());
         Ok(())
@@ -551,11 +553,6 @@ impl KvStore {
         self.staged.clear();
         batch.ops.append(&mut self.batch.ops);
         batch
-    }
-
-    /// Drops staged writes after a failed commit; the caller must reload from the backend.
-    pub fn has_staged_writes(&self) -> bool {
-        !self.batch.is_empty() || !self.staged.is_empty()
     }
 
     /// The events of main revisions `from..=to` from history, at most `max_revisions`
@@ -706,6 +703,7 @@ fn for_each_stored(
         Some(after) => Revision::start_key(after).to_vec(),
         None => vec![REVISION_KEY_PREFIX + 1],
     };
+    let mut previous: Option<Revision> = None;
     loop {
         let chunk = backend.scan(Tree::State, &start, Some(&end), LOAD_CHUNK)?;
         for (key, value) in &chunk {
@@ -713,6 +711,15 @@ fn for_each_stored(
             let pack = records.key_revision();
             for item in records {
                 let (revision, record) = item?;
+                if let Some(before) = previous
+                    && revision <= before
+                {
+                    return Err(MvccError::CorruptRecord {
+                        revision,
+                        reason: format!("stored after revision {before:?}"),
+                    });
+                }
+                previous = Some(revision);
                 if revision.main < from {
                     continue;
                 }

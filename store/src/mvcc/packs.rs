@@ -44,6 +44,12 @@ impl<'a> Records<'a> {
             reason: format!("revision key of {} bytes, want {REVISION_KEY_LEN}", key.len()),
         })?;
         Ok(match value.split_first() {
+            Some((&PACK, [])) => {
+                return Err(MvccError::CorruptRecord {
+                    revision: key_revision,
+                    reason: "pack: no records".into(),
+                });
+            }
             Some((&PACK, rest)) => Self {
                 lone: None,
                 rest,
@@ -165,5 +171,6 @@ mod tests {
         let first = Records::new(&later_key, &value).unwrap().next().unwrap();
         assert!(first.is_err(), "a record before the pack's key is corrupt");
         assert!(Records::new(b"short", &value).is_err());
+        assert!(Records::new(&a.to_key(), &[PACK]).is_err(), "an empty pack is corrupt");
     }
 }
