@@ -77,6 +77,14 @@ fn key(k: u8) -> Vec<u8> {
     vec![b'k', b'0' + k]
 }
 
+fn put(key: &[u8], value: Vec<u8>) -> command::Command {
+    command::Command::Put(PutRequest {
+        key: key.to_vec(),
+        value,
+        ..Default::default()
+    })
+}
+
 /// Applies `cmd` to `state`; its writes wait for [`commit`].
 fn apply(state: &mut AppliedState, cmd: command::Command) -> command_result::Result {
     let mut lease_batch = WriteBatch::new();
@@ -188,7 +196,7 @@ proptest! {
             match op {
                 Op::Put { key: k, value, big } => {
                     let value = vec![value; if big { 1500 } else { 1 }];
-                    apply_both((&mut state, &mut since_commit), &mut twin, &twin_backend, command::Command::Put(PutRequest { key: key(k), value: value.clone(), ..Default::default() }));
+                    apply_both((&mut state, &mut since_commit), &mut twin, &twin_backend, put(&key(k), value.clone()));
                     let mut next = model.at(model.current()).clone();
                     let rev = model.current() + 1;
                     let entry = match next.get(&key(k)) {
@@ -246,14 +254,6 @@ proptest! {
             check(&state, &model);
         }
     }
-}
-
-fn put(key: &[u8], value: Vec<u8>) -> command::Command {
-    command::Command::Put(PutRequest {
-        key: key.to_vec(),
-        value,
-        ..Default::default()
-    })
 }
 
 /// History read across many scans of the backend: one store stores every record
