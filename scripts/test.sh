@@ -26,6 +26,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 missing_packages=()
 have etcdctl || missing_packages+=(etcd-client)
 have protoc || missing_packages+=(protobuf-compiler)
+# protoc alone lacks google/protobuf/*.proto, which etcd's protos import.
+[[ -f /usr/include/google/protobuf/descriptor.proto ]] || missing_packages+=(libprotobuf-dev)
 have runc || [[ -x /usr/sbin/runc ]] || missing_packages+=(runc)
 
 if ((${#missing_packages[@]} > 0)); then

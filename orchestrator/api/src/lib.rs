@@ -1,0 +1,15 @@
+//! The orchestrator's API objects (Kubernetes-shaped): metadata, the kinds, resource
+//! quantities, conditions, owner references, generated names, and validation that
+//! names the field at fault. Everything above builds on these; this crate depends on
+//! nothing of berth's and does no I/O.
+
+pub mod conditions;
+pub mod meta;
+pub mod names;
+pub mod objects;
+pub mod owners;
+pub mod quantity;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod time;
+pub mod validation;

@@ -1,0 +1,529 @@
+//! The object kinds of the orchestrator: Namespace, Node, Pod, ReplicaSet and
+//! Deployment, with `spec` (the user's) and `status` (the system's).
+//!
+//! Every kind is a [`Resource`] of its spec type; the spec type says, through
+//! [`Spec`], what the kind is called, where it is served and what its status is.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::meta::{LabelSelector, ObjectMeta};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    pub container_port: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_port: Option<i32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+}
+
+/// Quantities as written (`500m`, `128Mi`); parsed by validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRequirements {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub working_dir: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(default)]
+    pub resources: ResourceRequirements,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Toleration {
+    #[serde(default)]
+    pub key: String,
+    /// `Equal` (default) or `Exists`.
+    #[serde(default)]
+    pub operator: String,
+    #[serde(default)]
+    pub value: String,
+    #[serde(default)]
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    pub containers: Vec<Container>,
+    /// `Always` (default), `OnFailure` or `Never`.
+    #[serde(default)]
+    pub restart_policy: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    /// Set by the scheduler when it binds the pod.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateSpec {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    pub spec: PodSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetSpec {
+    #[serde(default = "one")]
+    pub replicas: i32,
+    pub selector: LabelSelector,
+    pub template: PodTemplateSpec,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentSpec {
+    #[serde(default = "one")]
+    pub replicas: i32,
+    pub selector: LabelSelector,
+    pub template: PodTemplateSpec,
+}
+
+fn one() -> i32 {
+    1
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Taint {
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    /// `NoSchedule` or `NoExecute`.
+    pub effect: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeSpec {
+    #[serde(default)]
+    pub unschedulable: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub taints: Vec<Taint>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSpec {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceStatus {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phase: String,
+}
+
+/// `type`/`status`/`reason`/`message`, as Kubernetes conditions are.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_transition_time: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeStatus {
+    /// `cpu` and `memory` quantities, as the agent detected or was told.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capacity: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allocatable: BTreeMap<String, String>,
+    /// `Ready`: `True` while the agent's lease is alive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// `InternalIP` and `Hostname`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<NodeAddress>,
+    /// The agent's HTTP port (logs), as `daemonEndpoints.kubeletEndpoint.Port`.
+    #[serde(default)]
+    pub daemon_endpoints: DaemonEndpoints,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DaemonEndpoints {
+    #[serde(default)]
+    pub kubelet_endpoint: DaemonEndpoint,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonEndpoint {
+    #[serde(rename = "Port", default)]
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateRunning {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started_at: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateWaiting {
+    /// `ContainerCreating`, `CrashLoopBackOff`, ...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateTerminated {
+    pub exit_code: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// `Completed`, `Error`, `OOMKilled`, ...
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub started_at: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub finished_at: String,
+}
+
+/// Exactly one of the three is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<ContainerStateWaiting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<ContainerStateRunning>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<ContainerStateTerminated>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    #[serde(default)]
+    pub state: ContainerState,
+    #[serde(default)]
+    pub last_state: ContainerState,
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default)]
+    pub restart_count: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    /// `Pending`, `Running`, `Succeeded`, `Failed` or `Unknown`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub phase: String,
+    /// `PodScheduled` (with the scheduler's explanation when `False`) and `Ready`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, rename = "hostIP", skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub start_time: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_statuses: Vec<ContainerStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetStatus {
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default)]
+    pub available_replicas: i32,
+    #[serde(default)]
+    pub observed_generation: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStatus {
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default)]
+    pub updated_replicas: i32,
+    #[serde(default)]
+    pub ready_replicas: i32,
+    #[serde(default)]
+    pub available_replicas: i32,
+    #[serde(default)]
+    pub observed_generation: i64,
+}
+
+/// What a spec type says about its kind.
+pub trait Spec:
+    Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static
+{
+    type Status: Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static;
+    const KIND: &'static str;
+    const API_VERSION: &'static str;
+    /// The plural resource name in URLs and store keys.
+    const RESOURCE: &'static str;
+    const NAMESPACED: bool;
+}
+
+macro_rules! spec {
+    ($spec:ty, $status:ty, $kind:literal, $version:literal, $resource:literal, $namespaced:literal) => {
+        impl Spec for $spec {
+            type Status = $status;
+            const KIND: &'static str = $kind;
+            const API_VERSION: &'static str = $version;
+            const RESOURCE: &'static str = $resource;
+            const NAMESPACED: bool = $namespaced;
+        }
+    };
+}
+
+spec!(NamespaceSpec, NamespaceStatus, "Namespace", "v1", "namespaces", false);
+spec!(NodeSpec, NodeStatus, "Node", "v1", "nodes", false);
+spec!(PodSpec, PodStatus, "Pod", "v1", "pods", true);
+spec!(
+    ReplicaSetSpec,
+    ReplicaSetStatus,
+    "ReplicaSet",
+    "apps/v1",
+    "replicasets",
+    true
+);
+spec!(
+    DeploymentSpec,
+    DeploymentStatus,
+    "Deployment",
+    "apps/v1",
+    "deployments",
+    true
+);
+
+/// The common envelope: apiVersion, kind, metadata, spec, status.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", bound = "")]
+pub struct Resource<S: Spec> {
+    #[serde(default)]
+    pub api_version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: S,
+    #[serde(default)]
+    pub status: S::Status,
+}
+
+pub type Namespace = Resource<NamespaceSpec>;
+pub type Node = Resource<NodeSpec>;
+pub type Pod = Resource<PodSpec>;
+pub type ReplicaSet = Resource<ReplicaSetSpec>;
+pub type Deployment = Resource<DeploymentSpec>;
+
+impl<S: Spec> Resource<S> {
+    /// A new object of this kind with `apiVersion` and `kind` filled in.
+    pub fn new(metadata: ObjectMeta, spec: S) -> Self {
+        Resource {
+            api_version: S::API_VERSION.to_string(),
+            kind: S::KIND.to_string(),
+            metadata,
+            spec,
+            status: S::Status::default(),
+        }
+    }
+
+    pub fn key(&self) -> String {
+        key::<S>(&self.metadata.namespace, &self.metadata.name)
+    }
+}
+
+/// The store key of an object: `/registry/<resource>/<namespace>/<name>`, or
+/// `/registry/<resource>/<name>` for cluster-scoped kinds.
+pub fn key<S: Spec>(namespace: &str, name: &str) -> String {
+    if S::NAMESPACED {
+        format!("/registry/{}/{namespace}/{name}", S::RESOURCE)
+    } else {
+        format!("/registry/{}/{name}", S::RESOURCE)
+    }
+}
+
+/// The key prefix of every object of a kind, in one namespace or (`None`) in all.
+pub fn prefix<S: Spec>(namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if S::NAMESPACED => format!("/registry/{}/{ns}/", S::RESOURCE),
+        _ => format!("/registry/{}/", S::RESOURCE),
+    }
+}
+
+/// An object of any kind the API knows, chosen by its `kind` field.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Namespace(Namespace),
+    Node(Node),
+    Pod(Pod),
+    ReplicaSet(ReplicaSet),
+    Deployment(Deployment),
+}
+
+/// Every kind, as (kind, apiVersion, resource, namespaced).
+pub const KINDS: &[(&str, &str, &str, bool)] = &[
+    (
+        NamespaceSpec::KIND,
+        NamespaceSpec::API_VERSION,
+        NamespaceSpec::RESOURCE,
+        NamespaceSpec::NAMESPACED,
+    ),
+    (
+        NodeSpec::KIND,
+        NodeSpec::API_VERSION,
+        NodeSpec::RESOURCE,
+        NodeSpec::NAMESPACED,
+    ),
+    (
+        PodSpec::KIND,
+        PodSpec::API_VERSION,
+        PodSpec::RESOURCE,
+        PodSpec::NAMESPACED,
+    ),
+    (
+        ReplicaSetSpec::KIND,
+        ReplicaSetSpec::API_VERSION,
+        ReplicaSetSpec::RESOURCE,
+        ReplicaSetSpec::NAMESPACED,
+    ),
+    (
+        DeploymentSpec::KIND,
+        DeploymentSpec::API_VERSION,
+        DeploymentSpec::RESOURCE,
+        DeploymentSpec::NAMESPACED,
+    ),
+];
+
+/// Calls `$body` with `$o` bound to the typed object inside an [`Object`].
+#[macro_export]
+macro_rules! each_kind {
+    ($object:expr, $o:ident => $body:expr) => {
+        match $object {
+            $crate::objects::Object::Namespace($o) => $body,
+            $crate::objects::Object::Node($o) => $body,
+            $crate::objects::Object::Pod($o) => $body,
+            $crate::objects::Object::ReplicaSet($o) => $body,
+            $crate::objects::Object::Deployment($o) => $body,
+        }
+    };
+}
+pub use each_kind;
+
+impl Object {
+    /// Reads an object whose `kind` is one of [`KINDS`]; serde's message names a
+    /// missing or mistyped field.
+    pub fn from_value(value: serde_json::Value) -> Result<Object, String> {
+        let kind = value
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let e = |e: serde_json::Error| e.to_string();
+        Ok(match kind.as_str() {
+            "Namespace" => Object::Namespace(serde_json::from_value(value).map_err(e)?),
+            "Node" => Object::Node(serde_json::from_value(value).map_err(e)?),
+            "Pod" => Object::Pod(serde_json::from_value(value).map_err(e)?),
+            "ReplicaSet" => Object::ReplicaSet(serde_json::from_value(value).map_err(e)?),
+            "Deployment" => Object::Deployment(serde_json::from_value(value).map_err(e)?),
+            other => return Err(format!("unknown kind {other:?}")),
+        })
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        each_kind!(self, o => serde_json::to_value(o).expect("objects serialize"))
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.kind_info().0
+    }
+
+    pub fn metadata(&self) -> &ObjectMeta {
+        each_kind!(self, o => &o.metadata)
+    }
+
+    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        each_kind!(self, o => &mut o.metadata)
+    }
+
+    pub fn is_namespaced(&self) -> bool {
+        self.kind_info().3
+    }
+
+    fn kind_info(&self) -> (&'static str, &'static str, &'static str, bool) {
+        let index = match self {
+            Object::Namespace(_) => 0,
+            Object::Node(_) => 1,
+            Object::Pod(_) => 2,
+            Object::ReplicaSet(_) => 3,
+            Object::Deployment(_) => 4,
+        };
+        KINDS[index]
+    }
+}

@@ -1,0 +1,178 @@
+//! `GET .../pods/{name}/log`: finds the node the pod runs on and streams the
+//! container's log from that node's agent, as the kubelet's log endpoint is proxied
+//! by Kubernetes' API server.
+//!
+//! ```text
+//! pod ──► spec.nodeName ──► Node: InternalIP + daemonEndpoints.kubeletEndpoint.Port
+//!     ──► GET http://IP:PORT/containerLogs/{ns}/{pod}/{container}?follow=..&tailLines=..
+//!     ──► streamed to the client as it arrives
+//! ```
+
+use axum::body::Body;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::Response;
+use serde_json::Value;
+
+use super::ApiServer;
+use super::codec::{Format, render};
+use super::rest::get;
+use super::route::SERVED;
+use super::status::ApiError;
+use berth_client::http_client::HttpClient;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogRequest {
+    pub container: Option<String>,
+    pub follow: bool,
+    pub tail_lines: Option<i64>,
+}
+
+fn kind(resource: &str) -> &'static super::route::Kind {
+    SERVED.iter().find(|k| k.resource == resource).expect("a served kind")
+}
+
+fn texts<'a>(object: &'a Value, pointer: &str, field: &str) -> Vec<&'a str> {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_array)
+        .map(|items| items.iter().filter_map(|i| i.get(field)?.as_str()).collect())
+        .unwrap_or_default()
+}
+
+/// The container whose log is asked for: the one named, or the pod's only one.
+pub fn choose_container<'a>(pod: &'a Value, name: &str, asked: Option<&'a str>) -> Result<&'a str, ApiError> {
+    let containers = texts(pod, "/spec/containers", "name");
+    match asked {
+        Some(asked) if containers.contains(&asked) => Ok(asked),
+        Some(asked) => Err(ApiError::bad_request(format!(
+            "container {asked} is not valid for pod {name}: it has [{}]",
+            containers.join(" ")
+        ))),
+        None => match containers[..] {
+            [only] => Ok(only),
+            _ => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                containers.join(" ")
+            ))),
+        },
+    }
+}
+
+/// The agent's base URL from a Node's status.
+pub fn agent_url(node: &Value) -> Result<String, String> {
+    let addresses = node
+        .pointer("/status/addresses")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let ip = addresses
+        .iter()
+        .find(|a| a.get("type").and_then(Value::as_str) == Some("InternalIP"))
+        .and_then(|a| a.get("address")?.as_str())
+        .ok_or("it reports no InternalIP address")?;
+    let port = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .filter(|p| *p > 0)
+        .ok_or("it reports no agent port (status.daemonEndpoints.kubeletEndpoint.Port)")?;
+    Ok(if ip.contains(':') {
+        format!("http://[{ip}]:{port}")
+    } else {
+        format!("http://{ip}:{port}")
+    })
+}
+
+pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequest) -> Result<Response, ApiError> {
+    let pod = get(api, kind("pods"), namespace, name).await?;
+    let container = choose_container(&pod, name, request.container.as_deref())?.to_string();
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if node_name.is_empty() {
+        return Err(ApiError::bad_request(format!("pod {name:?} is not scheduled yet")));
+    }
+    let node = get(api, kind("nodes"), "", node_name).await?;
+    let base = agent_url(&node)
+        .map_err(|why| ApiError::unavailable(format!("cannot reach the agent of node {node_name:?}: {why}")))?;
+    let mut path = format!(
+        "/containerLogs/{namespace}/{name}/{container}?follow={}",
+        request.follow
+    );
+    if let Some(lines) = request.tail_lines {
+        path.push_str(&format!("&tailLines={lines}"));
+    }
+    let upstream = HttpClient::new(vec![base.clone()])
+        .stream("GET", &path)
+        .await
+        .map_err(|e| ApiError::unavailable(format!("cannot reach the agent of node {node_name:?} at {base}: {e}")))?;
+    if !upstream.is_success() {
+        let status = upstream.status;
+        let body = upstream.read_to_end().await.unwrap_or_default();
+        if let Ok(object) = serde_json::from_slice::<Value>(&body)
+            && object.get("kind").and_then(Value::as_str) == Some("Status")
+        {
+            return Ok(render(Format::Json, status, &object));
+        }
+        let reason = match status {
+            400 => "BadRequest",
+            404 => "NotFound",
+            503 => "ServiceUnavailable",
+            _ => "InternalError",
+        };
+        let text = String::from_utf8_lossy(&body);
+        return Err(ApiError::new(
+            status,
+            reason,
+            format!("the agent of node {node_name:?} answered {status}: {}", text.trim()),
+        ));
+    }
+    let chunks = futures::stream::unfold(upstream, |mut upstream| async move {
+        match upstream.chunk().await {
+            Ok(Some(chunk)) => Some((Ok::<_, std::convert::Infallible>(chunk), upstream)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "the agent's log stream broke off");
+                None
+            }
+        }
+    });
+    Ok(Response::builder()
+        .status(200)
+        .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from_stream(chunks))
+        .expect("a valid response"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn chooses_the_container() {
+        let one = json!({"spec": {"containers": [{"name": "web"}]}});
+        assert_eq!(choose_container(&one, "p", None), Ok("web"));
+        assert_eq!(choose_container(&one, "p", Some("web")), Ok("web"));
+        let error = choose_container(&one, "p", Some("db")).unwrap_err();
+        assert_eq!(error.code, 400);
+        assert_eq!(error.message, "container db is not valid for pod p: it has [web]");
+        let two = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(
+            choose_container(&two, "p", None).unwrap_err().message,
+            "a container name must be specified for pod p, choose one of: [a b]"
+        );
+    }
+
+    #[test]
+    fn finds_the_agent() {
+        let node = |ip: &str, port: u16| {
+            json!({"status": {"addresses": [{"type": "Hostname", "address": "h"}, {"type": "InternalIP", "address": ip}],
+                              "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}})
+        };
+        assert_eq!(agent_url(&node("10.0.0.5", 10250)), Ok("http://10.0.0.5:10250".into()));
+        assert_eq!(agent_url(&node("::1", 9)), Ok("http://[::1]:9".into()));
+        assert!(agent_url(&node("10.0.0.5", 0)).unwrap_err().contains("no agent port"));
+        assert!(agent_url(&json!({"status": {}})).unwrap_err().contains("InternalIP"));
+    }
+}

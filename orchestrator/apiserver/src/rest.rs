@@ -1,0 +1,224 @@
+//! The verbs on objects and collections: get, list, create, replace (PUT), merge
+//! patch and delete. Reads are linearizable store reads; every write is validated
+//! first and is conditional on the revision it was prepared from.
+//!
+//! ```text
+//! PUT / PATCH:  read stored ──► prepare (pure) ──► validate ──► update if still at
+//!                   ▲                                            the read revision
+//!                   └──────── conflict, and the client gave no resourceVersion ┘
+//! ```
+
+use serde_json::{Value, json};
+
+use super::ApiServer;
+use super::merge_patch;
+use super::prepare::{
+    Part, check_identity, is_terminating, precondition, prepare_create, prepare_update, random_suffix,
+    resource_version, validate,
+};
+use super::route::{Kind, namespaces};
+use super::selector::Filter;
+use super::status::ApiError;
+use super::storage::{self, decode};
+use berth_client::kv::{Fence, KvError};
+
+/// How often a write prepared from a stale read is tried again before giving up.
+const MAX_ATTEMPTS: usize = 16;
+
+/// One object, as stored now.
+pub async fn get(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> Result<Value, ApiError> {
+    match api.kv.get(&(kind.key)(namespace, name)).await {
+        Ok(Some(kv)) => decode(kind, &kv),
+        Ok(None) => Err(ApiError::not_found(kind, name)),
+        Err(e) => Err(ApiError::from_kv(e, kind, name)),
+    }
+}
+
+/// The objects that pass `filter` and the store revision of the read, as a `<Kind>List`.
+pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter: &Filter) -> Result<Value, ApiError> {
+    let (kvs, revision) = api
+        .kv
+        .list(&(kind.prefix)(namespace))
+        .await
+        .map_err(|e| ApiError::from_kv(e, kind, ""))?;
+    let items: Vec<Value> = kvs
+        .iter()
+        .filter_map(|kv| {
+            decode(kind, kv)
+                .map_err(|e| tracing::warn!(error = %e, "skipping a stored object"))
+                .ok()
+        })
+        .filter(|object| filter.matches(object))
+        .collect();
+    Ok(json!({
+        "kind": kind.list_kind(),
+        "apiVersion": kind.api_version,
+        "metadata": {"resourceVersion": revision.to_string()},
+        "items": items,
+    }))
+}
+
+/// Creates an object from a request body; a namespaced one needs its namespace to
+/// exist and not be terminating.
+pub async fn create(api: &ApiServer, kind: &Kind, namespace: Option<&str>, mut body: Value) -> Result<Value, ApiError> {
+    check_identity(kind, &mut body, namespace, None)?;
+    let is_generated = prepare_create(kind, &mut body, random_suffix)?;
+    let mut object = validate(kind, body)?;
+    for _ in 0..MAX_ATTEMPTS {
+        let name = object.metadata().name.clone();
+        // The write is fenced by the namespace record: if the namespace is deleted
+        // (or marked terminating) after it was read here, the create fails.
+        let fence = if kind.namespaced {
+            Some(namespace_fence(api, kind, &object.metadata().namespace, &name).await?)
+        } else {
+            None
+        };
+        match storage::create(&api.registry, &object, fence.as_ref()).await {
+            Ok(created) => return Ok(created),
+            Err(KvError::Fenced) => continue,
+            Err(KvError::AlreadyExists) if is_generated => {
+                // Another object took the generated name: draw another suffix (it is
+                // five ASCII characters, so the prefix ends on a character boundary).
+                let prefix = &name[..name.len() - 5];
+                object.metadata_mut().name = format!("{prefix}{}", random_suffix());
+            }
+            Err(e) => return Err(ApiError::from_kv(e, kind, &name)),
+        }
+    }
+    Err(ApiError::conflict(kind, &object.metadata().name))
+}
+
+/// A fence on the namespace record, after checking the namespace can take new objects.
+async fn namespace_fence(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> Result<Fence, ApiError> {
+    let key = (namespaces().key)("", namespace);
+    let stored = match api.kv.get(&key).await {
+        Ok(Some(stored)) => stored,
+        Ok(None) => return Err(ApiError::not_found(namespaces(), namespace)),
+        Err(e) => return Err(ApiError::from_kv(e, namespaces(), namespace)),
+    };
+    if is_terminating(&decode(namespaces(), &stored)?) {
+        return Err(ApiError::forbidden(
+            kind,
+            name,
+            &format!("unable to create new content in namespace {namespace} because it is being terminated"),
+        ));
+    }
+    Ok(Fence {
+        key,
+        mod_revision: stored.mod_revision,
+    })
+}
+
+/// PUT: replaces the object (`Part::Main`) or its status.
+pub async fn replace(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    part: Part,
+    mut body: Value,
+) -> Result<Value, ApiError> {
+    check_identity(kind, &mut body, Some(namespace), Some(name))?;
+    let expected = precondition(&body);
+    write(api, kind, namespace, name, expected, |stored| {
+        Ok(prepare_update(part, stored, body.clone()))
+    })
+    .await
+}
+
+/// Which patches the server applies: merge patches (strategic ones read as merge
+/// patches; berth's objects have no list merge keys to honour).
+pub fn check_patch_type(content_type: &str) -> Result<(), ApiError> {
+    match content_type {
+        "application/merge-patch+json" | "application/strategic-merge-patch+json" => Ok(()),
+        "application/json-patch+json" => Err(ApiError::unsupported_media_type(
+            "JSON patches (application/json-patch+json) are not supported; \
+             send a merge patch (application/merge-patch+json)",
+        )),
+        "application/apply-patch+yaml" => Err(ApiError::unsupported_media_type(
+            "server-side apply (application/apply-patch+yaml) is not supported; \
+             send a merge patch (application/merge-patch+json)",
+        )),
+        other => Err(ApiError::unsupported_media_type(format!(
+            "the server does not support patches of media type {other:?}; \
+             send a merge patch (application/merge-patch+json)"
+        ))),
+    }
+}
+
+/// PATCH: applies a merge patch to the stored object (or its status), then validates.
+pub async fn patch(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    part: Part,
+    patch: Value,
+) -> Result<Value, ApiError> {
+    let expected = precondition(&patch);
+    write(api, kind, namespace, name, expected, |stored| {
+        let mut patched = stored.clone();
+        merge_patch::apply(&mut patched, &patch);
+        check_identity(kind, &mut patched, Some(namespace), Some(name))?;
+        Ok(prepare_update(part, stored, patched))
+    })
+    .await
+}
+
+/// Reads the object, lets `change` make the new one from it, validates that and
+/// writes it if the object is still as read. A client's `expected` resourceVersion
+/// must be the stored one; without one, a conflicting write is retried.
+pub async fn write(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    expected: Option<String>,
+    mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
+) -> Result<Value, ApiError> {
+    for _ in 0..MAX_ATTEMPTS {
+        let stored = get(api, kind, namespace, name).await?;
+        let stored_version = resource_version(&stored);
+        if expected.as_ref().is_some_and(|expected| *expected != stored_version) {
+            return Err(ApiError::conflict(kind, name));
+        }
+        let mut new = change(&stored)?;
+        if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("resourceVersion".into(), stored_version.into());
+        }
+        let object = validate(kind, new)?;
+        match storage::update(&api.registry, &object).await {
+            Ok(written) => return Ok(written),
+            Err(KvError::Conflict { .. }) if expected.is_none() => continue,
+            Err(e) => return Err(ApiError::from_kv(e, kind, name)),
+        }
+    }
+    Err(ApiError::conflict(kind, name))
+}
+
+/// DELETE: removes the object (if still at `preconditions.resourceVersion` of the
+/// DeleteOptions, when given) and returns it as it was. Namespaces go with their
+/// contents.
+pub async fn delete(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    options: Option<&Value>,
+) -> Result<Value, ApiError> {
+    if kind == namespaces() {
+        return super::namespace_deletion::delete(api, name).await;
+    }
+    let precondition = match options.and_then(|o| o.pointer("/preconditions/resourceVersion")) {
+        None | Some(Value::Null) => None,
+        Some(version) => Some(version.as_str().and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "preconditions.resourceVersion: {version} is not a resourceVersion"
+            ))
+        })?),
+    };
+    match api.kv.delete(&(kind.key)(namespace, name), precondition, None).await {
+        Ok(previous) => decode(kind, &previous),
+        Err(e) => Err(ApiError::from_kv(e, kind, name)),
+    }
+}

@@ -1,0 +1,154 @@
+//! `berth agent`: the node supervisor's command line.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
+use berth_api::validation::is_dns_label;
+use berth_node::agent::{self, AgentConfig};
+use berth_node::runtime::ProcessRuntime;
+use berth_store::flags::parse_duration_ms;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth agent",
+    about = "The node supervisor: runs the pods the scheduler binds to this node"
+)]
+pub struct AgentFlags {
+    /// The node's name (a DNS label); defaults to the host name.
+    #[arg(long)]
+    name: Option<String>,
+    /// The control plane's store (etcd API) endpoints, comma-separated.
+    #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
+    store: Vec<String>,
+    /// Where the agent keeps container records and logs (default: <name>.agent).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where the agent serves container logs to the API server.
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    listen: SocketAddr,
+    /// The address the API server reaches this node at (default: the --listen host).
+    #[arg(long)]
+    advertise_address: Option<String>,
+    /// CPU the node offers, as a quantity (`2`, `1500m`); default: the host's CPUs.
+    #[arg(long)]
+    cpu: Option<String>,
+    /// Memory the node offers, as a quantity (`4Gi`); default: the host's memory.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Node labels, `key=value` comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    labels: Vec<String>,
+    /// The heartbeat lease's TTL.
+    #[arg(long, default_value = "10s")]
+    lease_ttl: String,
+    /// The first back-off before restarting a crashed container (doubles up to 5m).
+    #[arg(long, default_value = "10s")]
+    restart_backoff: String,
+    /// Stop this node's workloads when the agent stops (by default they keep running
+    /// and a restarted agent adopts them).
+    #[arg(long)]
+    stop_pods_on_exit: bool,
+    /// Log level (error, warn, info, debug).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn duration(flag: &str, value: &str) -> Result<Duration, String> {
+    let ms = parse_duration_ms(value).map_err(|e| format!("--{flag}: {e}"))?;
+    if ms == 0 {
+        return Err(format!("--{flag} must be more than 0"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
+    let name = match flags.name {
+        Some(n) => n,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_lowercase())
+            .map_err(|e| format!("--name not given and the host name is unreadable: {e}"))?,
+    };
+    if !is_dns_label(&name) {
+        return Err(format!(
+            "--name {name:?}: a node name must be a DNS label (lower-case letters, digits and '-')"
+        ));
+    }
+    let (detected_cpu, detected_memory) = agent::detect_capacity();
+    let cpu_millis = match flags.cpu {
+        Some(q) => parse_cpu_millis(&q).map_err(|e| format!("--cpu {q:?}: {}", e.0))?,
+        None => detected_cpu,
+    };
+    let memory_bytes = match flags.memory {
+        Some(q) => parse_memory_bytes(&q).map_err(|e| format!("--memory {q:?}: {}", e.0))?,
+        None => detected_memory,
+    };
+    let mut labels = BTreeMap::new();
+    for label in flags.labels.iter().filter(|l| !l.is_empty()) {
+        let Some((k, v)) = label.split_once('=') else {
+            return Err(format!("--labels {label:?}: expected key=value"));
+        };
+        labels.insert(k.to_string(), v.to_string());
+    }
+    for url in &flags.store {
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(format!("--store {url:?}: expected a URL such as http://127.0.0.1:2379"));
+        }
+    }
+    let lease_ttl = duration("lease-ttl", &flags.lease_ttl)?;
+    if lease_ttl < Duration::from_secs(2) {
+        return Err("--lease-ttl must be at least 2s".into());
+    }
+    Ok(AgentConfig {
+        data_dir: flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent"))),
+        advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
+        name,
+        store_endpoints: flags.store,
+        listen: flags.listen,
+        cpu_millis,
+        memory_bytes,
+        labels,
+        lease_ttl,
+        restart_backoff: duration("restart-backoff", &flags.restart_backoff)?,
+        stop_pods_on_exit: flags.stop_pods_on_exit,
+    })
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let flags: AgentFlags = match super::parse_flags("agent", args) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    super::init_logging(&flags.log_level);
+    let config = match config(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berth agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match ProcessRuntime::new(config.data_dir.clone()) {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            eprintln!("berth agent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let tokio = match super::tokio_runtime("agent") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    match tokio.block_on(agent::run(config, runtime, super::wait_for_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berth agent: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! `berth up`: a whole cluster on this machine for trying berth out: control-plane
+//! replicas and agents as child processes of this one, their data and logs under one
+//! folder, stopped cleanly (workloads included) on Ctrl-C.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::Duration;
+
+use clap::Parser;
+
+use berth_client::http_client::HttpClient;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth up",
+    about = "Start a local berth cluster: control-plane replicas and agents on this machine"
+)]
+pub struct UpFlags {
+    /// Where the cluster keeps its data and logs.
+    #[arg(long, default_value = "berth-local")]
+    dir: PathBuf,
+    /// Control-plane replicas (1, 3 or 5).
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Worker nodes.
+    #[arg(long, default_value_t = 2)]
+    agents: usize,
+    /// CPU each agent offers (default: the host's).
+    #[arg(long)]
+    agent_cpu: Option<String>,
+    /// Memory each agent offers (default: the host's).
+    #[arg(long)]
+    agent_memory: Option<String>,
+    /// How long a node may miss its heartbeat before its pods move.
+    #[arg(long, default_value = "10s")]
+    node_monitor_grace_period: String,
+}
+
+/// The ports of replica `i`: etcd's local-cluster convention (2379, 22379, 32379, …)
+/// for the store, and 8080 + i for the API server.
+pub fn server_ports(i: usize) -> (u16, u16, u16) {
+    let client = if i == 0 { 2379 } else { 2379 + 10_000 * (i as u16 + 1) };
+    (client, client + 1, 8080 + i as u16)
+}
+
+pub fn run(args: &[String]) -> ExitCode {
+    let flags: UpFlags = match super::parse_flags("up", args) {
+        Ok(f) => f,
+        Err(code) => return code,
+    };
+    if ![1, 3, 5].contains(&flags.servers) {
+        eprintln!("berth up: --servers {}: must be 1, 3 or 5", flags.servers);
+        return ExitCode::from(2);
+    }
+    if flags.agents == 0 || flags.agents > 50 {
+        eprintln!("berth up: --agents {}: must be between 1 and 50", flags.agents);
+        return ExitCode::from(2);
+    }
+    let runtime = match super::tokio_runtime("up") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(up(flags))
+}
+
+struct Process {
+    name: String,
+    child: Child,
+}
+
+fn spawn(name: &str, args: &[String], log: &Path) -> Result<Process, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the berth executable: {e}"))?;
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let err = out
+        .try_clone()
+        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
+    let child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    Ok(Process {
+        name: name.to_string(),
+        child,
+    })
+}
+
+async fn up(flags: UpFlags) -> ExitCode {
+    let dir = &flags.dir;
+    let logs = dir.join("logs");
+    if let Err(e) = std::fs::create_dir_all(&logs) {
+        eprintln!("berth up: cannot create {}: {e}", logs.display());
+        return ExitCode::FAILURE;
+    }
+    let members: Vec<(String, u16, u16, u16)> = (0..flags.servers)
+        .map(|i| {
+            let (client, peer, api) = server_ports(i);
+            (format!("server-{i}"), client, peer, api)
+        })
+        .collect();
+    let initial_cluster = members
+        .iter()
+        .map(|(name, _, peer, _)| format!("{name}=http://127.0.0.1:{peer}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let store_urls: Vec<String> = members
+        .iter()
+        .map(|(_, client, ..)| format!("http://127.0.0.1:{client}"))
+        .collect();
+    let api_urls: Vec<String> = members
+        .iter()
+        .map(|(.., api)| format!("http://127.0.0.1:{api}"))
+        .collect();
+
+    let mut processes = Vec::new();
+    let mut start = |name: &str, args: Vec<String>| -> bool {
+        match spawn(name, &args, &logs.join(format!("{name}.log"))) {
+            Ok(p) => {
+                processes.push(p);
+                true
+            }
+            Err(e) => {
+                eprintln!("berth up: {e}");
+                false
+            }
+        }
+    };
+    let mut ok = true;
+    for (name, client, peer, api) in &members {
+        let client_url = format!("http://127.0.0.1:{client}");
+        let peer_url = format!("http://127.0.0.1:{peer}");
+        ok &= start(
+            name,
+            vec![
+                "server".into(),
+                format!("--name={name}"),
+                format!("--data-dir={}", dir.join(name).display()),
+                format!("--listen-client-urls={client_url}"),
+                format!("--advertise-client-urls={client_url}"),
+                format!("--listen-peer-urls={peer_url}"),
+                format!("--initial-advertise-peer-urls={peer_url}"),
+                format!("--initial-cluster={initial_cluster}"),
+                format!("--api-listen=127.0.0.1:{api}"),
+                format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
+            ],
+        );
+    }
+    for j in 0..flags.agents {
+        let name = format!("node-{j}");
+        let mut args = vec![
+            "agent".into(),
+            format!("--name={name}"),
+            format!("--store={}", store_urls.join(",")),
+            format!("--data-dir={}", dir.join(&name).display()),
+            format!("--listen=127.0.0.1:{}", 10250 + j),
+            "--stop-pods-on-exit".into(),
+        ];
+        if let Some(cpu) = &flags.agent_cpu {
+            args.push(format!("--cpu={cpu}"));
+        }
+        if let Some(memory) = &flags.agent_memory {
+            args.push(format!("--memory={memory}"));
+        }
+        ok &= start(&name, args);
+    }
+    if ok {
+        println!(
+            "berth up: starting {} control-plane replicas and {} agents (data and logs in {})",
+            flags.servers,
+            flags.agents,
+            dir.display()
+        );
+        let client = HttpClient::new(api_urls.clone());
+        tokio::select! {
+            ready = wait_ready(&client, flags.agents) => if ready {
+                print_usage(&api_urls, &store_urls, dir);
+            } else {
+                eprintln!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display());
+                ok = false;
+            },
+            name = watch_children(&mut processes) => {
+                eprintln!("berth up: {name} exited while starting; see {}", logs.join(format!("{name}.log")).display());
+                ok = false;
+            }
+            () = super::wait_for_signal() => {
+                stop(&mut processes).await;
+                return ExitCode::SUCCESS;
+            }
+        }
+        if ok {
+            tokio::select! {
+                () = super::wait_for_signal() => {}
+                name = watch_children(&mut processes) => {
+                    eprintln!("berth up: {name} exited; see {}", logs.join(format!("{name}.log")).display());
+                    ok = false;
+                }
+            }
+        }
+    }
+    println!("berth up: stopping");
+    stop(&mut processes).await;
+    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+async fn wait_ready(client: &HttpClient, agents: usize) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(r) = client.request("GET", "/api/v1/nodes", None).await
+            && r.status == 200
+            && let Ok(list) = serde_json::from_slice::<serde_json::Value>(&r.body)
+            && list["items"]
+                .as_array()
+                .is_some_and(|items| items.iter().filter(|n| is_ready(n)).count() >= agents)
+        {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    false
+}
+
+fn is_ready(node: &serde_json::Value) -> bool {
+    node["status"]["conditions"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path) {
+    println!(
+        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n\nTry:\n  berth apply -f examples/web.yaml\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} get /registry --prefix --keys-only\n\nLogs are in {}. Press Ctrl-C to stop everything.",
+        api_urls.join(","),
+        store_urls.join(","),
+        store_urls.join(","),
+        dir.join("logs").display()
+    );
+}
+
+/// Resolves with the name of the first child that exits.
+async fn watch_children(processes: &mut [Process]) -> String {
+    loop {
+        for p in processes.iter_mut() {
+            if let Ok(Some(_)) = p.child.try_wait() {
+                return p.name.clone();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Agents first (they stop their workloads), then the control plane.
+async fn stop(processes: &mut [Process]) {
+    let (agents, servers): (Vec<&mut Process>, Vec<&mut Process>) =
+        processes.iter_mut().partition(|p| p.name.starts_with("node-"));
+    for group in [agents, servers] {
+        for p in &group {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&p.child),
+                rustix::process::Signal::TERM,
+            );
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        for p in group {
+            loop {
+                match p.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if tokio::time::Instant::now() >= deadline => {
+                        let _ = p.child.kill();
+                        let _ = p.child.wait();
+                        break;
+                    }
+                    Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+    }
+}

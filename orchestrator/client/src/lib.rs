@@ -1,0 +1,11 @@
+//! berth's clients. [`kv`] is the orchestrator's one way into the store (the etcd v3
+//! API over gRPC: reads at a revision, conditional and fenced writes, watches,
+//! leases); [`registry`] reads and writes typed objects through it; [`http_client`]
+//! talks to berth's own API servers and agents.
+
+pub mod http_client;
+pub mod kv;
+pub mod leadership;
+pub mod registry;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

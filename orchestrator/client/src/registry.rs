@@ -1,0 +1,191 @@
+//! Typed objects in the store: each kind under `/registry/<resource>/...` as JSON,
+//! with `metadata.resourceVersion` taken from the key's mod_revision on every read
+//! (it is never stored), and writes that are conditional on it.
+
+use berth_proto::mvccpb::KeyValue;
+
+use crate::kv::{Event, Fence, Kv, KvError, Result, Watch};
+use berth_api::names::new_uid;
+use berth_api::objects::{Resource, Spec, key, prefix};
+use berth_api::time::now_rfc3339;
+
+/// Decodes a stored object and stamps its resourceVersion.
+pub fn decode<S: Spec>(kv: &KeyValue) -> Result<Resource<S>> {
+    let mut object: Resource<S> = serde_json::from_slice(&kv.value).map_err(|e| {
+        KvError::Other(format!(
+            "stored {} at {} does not decode: {e}",
+            S::KIND,
+            String::from_utf8_lossy(&kv.key)
+        ))
+    })?;
+    object.metadata.resource_version = kv.mod_revision.to_string();
+    Ok(object)
+}
+
+/// Encodes an object for the store (without its resourceVersion).
+pub fn encode<S: Spec>(object: &Resource<S>) -> Vec<u8> {
+    let mut object = object.clone();
+    object.metadata.resource_version.clear();
+    object.api_version = S::API_VERSION.to_string();
+    object.kind = S::KIND.to_string();
+    serde_json::to_vec(&object).expect("objects serialize")
+}
+
+/// Typed reads and conditional writes of objects.
+#[derive(Clone)]
+pub struct Registry {
+    pub kv: Kv,
+}
+
+impl Registry {
+    pub fn new(kv: Kv) -> Self {
+        Registry { kv }
+    }
+
+    pub async fn get<S: Spec>(&self, namespace: &str, name: &str) -> Result<Option<Resource<S>>> {
+        match self.kv.get(&key::<S>(namespace, name)).await? {
+            Some(kv) => Ok(Some(decode(&kv)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every object of a kind (in one namespace, or all with `None`), and the store
+    /// revision of the read: a watch from revision + 1 misses nothing.
+    pub async fn list<S: Spec>(&self, namespace: Option<&str>) -> Result<(Vec<Resource<S>>, i64)> {
+        let (kvs, revision) = self.kv.list(&prefix::<S>(namespace)).await?;
+        let objects = kvs.iter().map(decode).collect::<Result<Vec<_>>>()?;
+        Ok((objects, revision))
+    }
+
+    /// Creates an object, filling in uid, creationTimestamp and generation.
+    pub async fn create<S: Spec>(&self, object: &Resource<S>, fence: Option<&Fence>) -> Result<Resource<S>> {
+        let mut object = object.clone();
+        if object.metadata.uid.is_empty() {
+            object.metadata.uid = new_uid();
+        }
+        object.metadata.creation_timestamp = now_rfc3339();
+        object.metadata.generation = 1;
+        object.metadata.deletion_timestamp = None;
+        let revision = self.kv.create(&object.key(), encode(&object), 0, fence).await?;
+        object.metadata.resource_version = revision.to_string();
+        object.api_version = S::API_VERSION.to_string();
+        object.kind = S::KIND.to_string();
+        Ok(object)
+    }
+
+    /// Replaces an object if it is still at `metadata.resourceVersion`; bumps the
+    /// generation when the spec changed.
+    pub async fn update<S: Spec>(&self, object: &Resource<S>, fence: Option<&Fence>) -> Result<Resource<S>> {
+        let expected: i64 = object
+            .metadata
+            .resource_version
+            .parse()
+            .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
+        let key = object.key();
+        let mut object = object.clone();
+        object.metadata.generation = object.metadata.generation.max(1);
+        if let Some(current) = self.kv.get(&key).await?
+            && let Ok(current) = decode::<S>(&current)
+            && current.metadata.resource_version == object.metadata.resource_version
+            && current.spec != object.spec
+        {
+            object.metadata.generation = current.metadata.generation + 1;
+        }
+        let revision = self.kv.update(&key, encode(&object), expected, fence).await?;
+        object.metadata.resource_version = revision.to_string();
+        Ok(object)
+    }
+
+    /// Reads, changes and writes an object, retrying on conflicts; `change`
+    /// returns false to write nothing. Returns the object as written (or read).
+    pub async fn modify<S: Spec>(
+        &self,
+        namespace: &str,
+        name: &str,
+        fence: Option<&Fence>,
+        mut change: impl FnMut(&mut Resource<S>) -> bool,
+    ) -> Result<Resource<S>> {
+        loop {
+            let Some(mut object) = self.get::<S>(namespace, name).await? else {
+                return Err(KvError::NotFound);
+            };
+            if !change(&mut object) {
+                return Ok(object);
+            }
+            match self.update(&object, fence).await {
+                Err(KvError::Conflict { .. }) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Deletes an object (if still at `resource_version`, when given); returns it
+    /// as it was.
+    pub async fn delete<S: Spec>(
+        &self,
+        namespace: &str,
+        name: &str,
+        resource_version: Option<i64>,
+        fence: Option<&Fence>,
+    ) -> Result<Resource<S>> {
+        let prev = self
+            .kv
+            .delete(&key::<S>(namespace, name), resource_version, fence)
+            .await?;
+        decode(&prev)
+    }
+
+    /// Watches a kind from `start_revision` (inclusive).
+    pub async fn watch<S: Spec>(&self, namespace: Option<&str>, start_revision: i64) -> Result<TypedWatch<S>> {
+        Ok(TypedWatch {
+            inner: self.kv.watch(&prefix::<S>(namespace), start_revision).await?,
+            _kind: std::marker::PhantomData,
+        })
+    }
+}
+
+/// A change to an object, as a watch reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change<S: Spec> {
+    /// Created or updated (`created` when its create_revision is this revision).
+    Put { object: Resource<S>, created: bool },
+    /// Deleted; the object as it was, with the deletion revision.
+    Deleted { object: Resource<S>, revision: i64 },
+}
+
+pub struct TypedWatch<S: Spec> {
+    inner: Watch,
+    _kind: std::marker::PhantomData<S>,
+}
+
+impl<S: Spec> TypedWatch<S> {
+    /// The next batch: the header revision and the changes (empty for progress).
+    /// Objects that do not decode are logged and skipped.
+    pub async fn next(&mut self) -> Option<Result<(i64, Vec<Change<S>>)>> {
+        let batch = self.inner.next().await?;
+        Some(batch.map(|(revision, events)| {
+            let changes = events
+                .into_iter()
+                .filter_map(|event| {
+                    let change = match &event {
+                        Event::Put(kv) => decode(kv).map(|object| Change::Put {
+                            object,
+                            created: kv.create_revision == kv.mod_revision,
+                        }),
+                        Event::Delete { prev, revision } => decode(prev).map(|mut object| {
+                            object.metadata.resource_version = revision.to_string();
+                            Change::Deleted {
+                                object,
+                                revision: *revision,
+                            }
+                        }),
+                    };
+                    change
+                        .map_err(|e| tracing::warn!(error = %e, "skipping an object"))
+                        .ok()
+                })
+                .collect();
+            (revision, changes)
+        }))
+    }
+}

@@ -1,0 +1,154 @@
+//! The controllers together against a real store: Deployment → ReplicaSet → Pods,
+//! scaling, template changes, cascading deletion and node loss.
+
+use std::time::Duration;
+
+use crate::test_support::*;
+use berth_api::conditions::{condition, is_active};
+use berth_api::objects::{DeploymentSpec, Pod};
+use berth_api::owners::controller_of;
+use berth_controllers::deployment::TEMPLATE_HASH_LABEL;
+use berth_controllers::node_lifecycle::{MESSAGE_UNKNOWN, REASON_UNKNOWN};
+
+fn active(pods: Vec<Pod>) -> Vec<Pod> {
+    pods.into_iter().filter(is_active).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_deletion() {
+    let cp = start(settings(Duration::from_secs(60))).await;
+    let creations = count_pod_creations(&cp.kv).await;
+    let d = cp
+        .registry
+        .create(&deployment("web", 3, "img:1", "100m"), None)
+        .await
+        .unwrap();
+
+    let (rs, first_pods) = eventually("one ReplicaSet with 3 pods", async || {
+        let sets = replica_sets(&cp.registry).await;
+        let pods = active(pods(&cp.registry).await);
+        (sets.len() == 1 && pods.len() == 3).then(|| (sets[0].clone(), pods))
+    })
+    .await;
+    let owner = controller_of(&rs.metadata).unwrap();
+    assert_eq!(
+        (owner.kind.as_str(), owner.uid.as_str()),
+        ("Deployment", d.metadata.uid.as_str())
+    );
+    let hash = rs.metadata.labels[TEMPLATE_HASH_LABEL].clone();
+    assert_eq!(rs.metadata.name, format!("web-{hash}"));
+    assert_eq!(rs.spec.replicas, 3);
+    for pod in &first_pods {
+        let owner = controller_of(&pod.metadata).unwrap();
+        assert_eq!(
+            (owner.api_version.as_str(), owner.kind.as_str(), owner.uid.as_str()),
+            ("apps/v1", "ReplicaSet", rs.metadata.uid.as_str())
+        );
+        assert!(pod.metadata.name.starts_with(&format!("{}-", rs.metadata.name)));
+        assert_eq!(pod.metadata.labels[TEMPLATE_HASH_LABEL], hash);
+        assert_eq!(pod.metadata.namespace, "default");
+    }
+    eventually("the deployment's status", async || {
+        let d = cp.registry.get::<DeploymentSpec>("default", "web").await.unwrap()?;
+        (d.status.replicas == 3 && d.status.updated_replicas == 3 && d.status.observed_generation == 1).then_some(())
+    })
+    .await;
+    // A few more passes (resync is 1 s) must not create more than were needed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(*creations.borrow(), 3, "exactly three pods were ever created");
+
+    cp.registry
+        .modify::<DeploymentSpec>("default", "web", None, |d| {
+            d.spec.replicas = 1;
+            true
+        })
+        .await
+        .unwrap();
+    eventually("scaled to 1", async || {
+        let sets = replica_sets(&cp.registry).await;
+        let pods = active(pods(&cp.registry).await);
+        (pods.len() == 1 && sets.len() == 1 && sets[0].spec.replicas == 1).then_some(())
+    })
+    .await;
+    assert_eq!(*creations.borrow(), 3, "scaling down creates nothing");
+
+    // A new template: a new ReplicaSet takes over, the old one stays at 0.
+    cp.registry
+        .modify::<DeploymentSpec>("default", "web", None, |d| {
+            d.spec.template.spec.containers[0].image = "img:2".into();
+            true
+        })
+        .await
+        .unwrap();
+    let new_hash = eventually("the rollout", async || {
+        let sets = replica_sets(&cp.registry).await;
+        let pods = active(pods(&cp.registry).await);
+        let old = sets.iter().find(|rs| rs.metadata.name == format!("web-{hash}"))?;
+        let new = sets.iter().find(|rs| rs.metadata.name != old.metadata.name)?;
+        let done = sets.len() == 2
+            && old.spec.replicas == 0
+            && new.spec.replicas == 1
+            && pods.len() == 1
+            && pods[0].spec.containers[0].image == "img:2"
+            && controller_of(&pods[0].metadata).unwrap().uid == new.metadata.uid;
+        done.then(|| new.metadata.labels[TEMPLATE_HASH_LABEL].clone())
+    })
+    .await;
+    assert_ne!(new_hash, hash);
+
+    cp.registry
+        .delete::<DeploymentSpec>("default", "web", None, None)
+        .await
+        .unwrap();
+    eventually("the cascade", async || {
+        (replica_sets(&cp.registry).await.is_empty() && pods(&cp.registry).await.is_empty()).then_some(())
+    })
+    .await;
+    drop(creations);
+    assert_eq!(cp.stop().await, crate::Exit::Stopped);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_nodes_pods_are_replaced_on_another_node() {
+    let cp = start(settings(Duration::from_secs(1))).await;
+    let n1_lease = add_node(&cp.kv, "n1", "4").await;
+    add_node(&cp.kv, "n2", "4").await;
+    cp.registry
+        .create(&deployment("web", 2, "img:1", "100m"), None)
+        .await
+        .unwrap();
+    let placed = eventually("two pods bound, one per node (spread)", async || {
+        let pods = active(pods(&cp.registry).await);
+        let mut nodes: Vec<String> = pods.iter().map(|p| p.spec.node_name.clone()).collect();
+        nodes.sort();
+        (nodes == ["n1", "n2"]).then_some(pods)
+    })
+    .await;
+    let on_n1 = placed
+        .iter()
+        .find(|p| p.spec.node_name == "n1")
+        .unwrap()
+        .metadata
+        .name
+        .clone();
+
+    cp.kv.revoke(n1_lease).await.unwrap();
+    eventually("n1's pod replaced on n2", async || {
+        let pods = active(pods(&cp.registry).await);
+        let all_on_n2 = pods.len() == 2 && pods.iter().all(|p| p.spec.node_name == "n2");
+        (all_on_n2 && pods.iter().all(|p| p.metadata.name != on_n1)).then_some(())
+    })
+    .await;
+    let n1 = node(&cp.registry, "n1").await;
+    let ready = condition(&n1.status.conditions, "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str(), ready.message.as_str()),
+        ("False", REASON_UNKNOWN, MESSAGE_UNKNOWN)
+    );
+    let n2 = node(&cp.registry, "n2").await;
+    assert_eq!(
+        condition(&n2.status.conditions, "Ready").unwrap().status,
+        "True",
+        "n2 is untouched"
+    );
+}

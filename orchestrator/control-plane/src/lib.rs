@@ -1,0 +1,233 @@
+//! Leadership of the control loops: the leadership record, and the loops that run
+//! while it is ours.
+//!
+//! The record is the key `/berth/leader` with the value `"{term:020} {name}"` (the
+//! zero-padded term first, so byte order is term order). [`claim`] writes it only
+//! over an absent record or one of a smaller term, and returns a [`Fence`] on the
+//! write's mod_revision; every write of the controllers and the scheduler compares
+//! it, so once a newer leader has claimed, a deposed leader's late writes fail with
+//! `Fenced` instead of racing the new leader's.
+//!
+//! ```text
+//!  Raft leader at term T ──► claim(T) ──► fence ──► run_while_leader
+//!                                                    │ informers + controllers + scheduler
+//!                                                    ▼
+//!                       returns when `stop` flips, or the record changes / a write is Fenced
+//! ```
+
+#[cfg(test)]
+mod controller_tests;
+#[cfg(test)]
+mod scheduling_tests;
+#[cfg(test)]
+mod test_support;
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use berth_client::kv::{Event, Fence, Kv};
+use berth_client::registry::Registry;
+use berth_controller_runtime::{Caches, Context};
+
+pub use berth_client::leadership::{LEADER_KEY, claim, record};
+
+/// How the control loops behave.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlSettings {
+    /// How long a node's heartbeat may be absent before it is marked NotReady and its
+    /// pods are replaced elsewhere (Kubernetes' `--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
+    pub scheduler_strategy: berth_scheduler::Strategy,
+    /// Every loop does a full pass this often even without events.
+    pub resync: Duration,
+}
+
+impl Default for ControlSettings {
+    fn default() -> Self {
+        ControlSettings {
+            node_monitor_grace_period: Duration::from_secs(10),
+            scheduler_strategy: berth_scheduler::Strategy::default(),
+            resync: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why [`run_while_leader`] returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exit {
+    /// `stop` flipped (or its sender was dropped).
+    Stopped,
+    /// The leadership record is no longer the one we claimed: re-check leadership.
+    Fenced,
+    /// A loop panicked (a bug); the caller may claim again and restart them.
+    Failed(String),
+}
+
+/// Runs the informers, the controllers (deployment, replicaset, garbage collector,
+/// node lifecycle) and the scheduler, all writing with `fence`, until `stop` becomes
+/// true or the leadership record changes (a write fails with `Fenced`, or the watch
+/// of the record sees it replaced). Everything it started is stopped when it returns.
+pub async fn run_while_leader(
+    kv: Kv,
+    fence: Fence,
+    settings: ControlSettings,
+    mut stop: watch::Receiver<bool>,
+) -> Exit {
+    if *stop.borrow_and_update() {
+        return Exit::Stopped;
+    }
+    tracing::info!(record = %fence.key, revision = fence.mod_revision, "leading: starting the control loops");
+    let ctx = Context {
+        registry: Registry::new(kv.clone()),
+        caches: Caches::start(&kv),
+        fence: fence.clone(),
+    };
+    let mut loops: JoinSet<&'static str> = JoinSet::new();
+    let resync = settings.resync;
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::deployment::run(c, resync).await;
+        "deployment"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::replicaset::run(c, resync).await;
+        "replicaset"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::gc::run(c, resync).await;
+        "garbage-collector"
+    });
+    let c = ctx.clone();
+    let grace = settings.node_monitor_grace_period;
+    loops.spawn(async move {
+        berth_controllers::node_lifecycle::run(c, grace, resync).await;
+        "node-lifecycle"
+    });
+    let c = ctx.clone();
+    let strategy = settings.scheduler_strategy;
+    loops.spawn(async move {
+        berth_scheduler::run::run(c, strategy, resync).await;
+        "scheduler"
+    });
+    loops.spawn(async move {
+        watch_record(kv, fence).await;
+        "leadership-record"
+    });
+    let exit = tokio::select! {
+        _ = stop.wait_for(|stop| *stop) => Exit::Stopped,
+        Some(done) = loops.join_next() => match done {
+            Ok(name) => {
+                tracing::warn!(by = name, "lost the leadership record: stopping the control loops");
+                Exit::Fenced
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a control loop failed: stopping the control loops");
+                Exit::Failed(e.to_string())
+            }
+        },
+    };
+    loops.shutdown().await;
+    exit
+}
+
+/// Returns once the leadership record no longer has the fence's mod_revision.
+async fn watch_record(kv: Kv, fence: Fence) {
+    loop {
+        let at = match kv.list(&fence.key).await {
+            Ok((kvs, at)) => {
+                let current = kvs.iter().find(|kv| kv.key == fence.key.as_bytes());
+                if current.map(|kv| kv.mod_revision) != Some(fence.mod_revision) {
+                    return;
+                }
+                at
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the leadership record; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let Ok(mut watch) = kv.watch(&fence.key, at + 1).await else {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
+        while let Some(Ok((_, events))) = watch.next().await {
+            let key_of = |e: &Event| match e {
+                Event::Put(kv) => kv.key.clone(),
+                Event::Delete { prev, .. } => prev.key.clone(),
+            };
+            if events.iter().any(|e| key_of(e) == fence.key.as_bytes()) {
+                return;
+            }
+        }
+        // The watch ended: read the record again before watching anew.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::meta::ObjectMeta;
+    use berth_api::objects::{Pod, PodSpec};
+    use berth_client::kv::KvError;
+    use berth_client::registry::Registry;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_deposed_leader_stops_and_cannot_write() {
+        let t = berth_client::testing::store().await;
+        let old = claim(&t.kv, 1, "old").await.unwrap();
+        let (_stop, stop_rx) = watch::channel(false);
+        let running = tokio::spawn(run_while_leader(
+            t.kv.clone(),
+            old.clone(),
+            ControlSettings::default(),
+            stop_rx,
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!running.is_finished(), "the loops run while the record is ours");
+
+        claim(&t.kv, 2, "new").await.unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(20), running)
+            .await
+            .expect("the deposed leader's loops return")
+            .unwrap();
+        assert_eq!(exit, Exit::Fenced);
+
+        let pod = Pod::new(
+            ObjectMeta {
+                name: "late".into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            PodSpec::default(),
+        );
+        let registry = Registry::new(t.kv.clone());
+        assert_eq!(registry.create(&pod, Some(&old)).await, Err(KvError::Fenced));
+        assert_eq!(registry.get::<PodSpec>("default", "late").await.unwrap(), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stopping_returns() {
+        let t = berth_client::testing::store().await;
+        let fence = claim(&t.kv, 1, "a").await.unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let running = tokio::spawn(run_while_leader(
+            t.kv.clone(),
+            fence,
+            ControlSettings::default(),
+            stop_rx,
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stop.send(true).unwrap();
+        let exit = tokio::time::timeout(Duration::from_secs(20), running)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(exit, Exit::Stopped);
+    }
+}

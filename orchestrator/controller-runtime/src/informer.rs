@@ -1,0 +1,417 @@
+//! Informers: a local cache of one kind of object (or, in [`heartbeats`], of the
+//! agents' heartbeat keys) kept up to date by list-then-watch, so that controllers
+//! read memory, not the store.
+//!
+//! ```text
+//!  list prefix at R ──► replace the cache, revision = R ──► watch from R + 1
+//!        ▲                                                     │ events: apply, revision = last event's
+//!        │ compacted (the revision we need is gone)            │ progress only: ignored
+//!        └─────────────────────────────────────────────────────┤ stream ended or failed:
+//!                                                              └─► watch again from revision + 1
+//! ```
+//!
+//! Invariants: the cache is the store's content under the prefix at `revision`
+//! (once synced); `revision` never goes back; subscribers are told after every list
+//! and every batch of events (a `tokio::sync::watch` of a counter, so bursts coalesce
+//! and a change is never missed: level-triggered controllers only need "look again").
+//!
+//! Locks: each informer has one `std::sync::RwLock`, never held across an await and
+//! never together with another lock.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use berth_proto::mvccpb::KeyValue;
+use tokio::sync::watch;
+
+use berth_api::objects::{Resource, Spec, prefix};
+use berth_client::kv::{AbortOnDrop, Event, Kv, KvError};
+use berth_client::registry::decode;
+
+mod heartbeats;
+pub use heartbeats::{HEARTBEAT_PREFIX, HeartbeatSnapshot, Heartbeats};
+
+/// How long to wait before listing or watching again after the store failed.
+const RETRY_DELAY: Duration = Duration::from_millis(500);
+
+/// Receives what the reflector reads; implementations update a cache.
+trait Sink: Send + Sync + 'static {
+    /// The whole content of the prefix at `revision`.
+    fn replace(&self, kvs: Vec<KeyValue>, revision: i64);
+    /// Events up to `revision` (events are in revision order and none is older than
+    /// the revision of the previous call).
+    fn apply(&self, events: Vec<Event>, revision: i64);
+}
+
+/// Lists then watches `prefix` forever, feeding `sink` and bumping `changed` after
+/// every list and every non-empty batch. Starts with a list, or (tests) with a
+/// watch from `resume`.
+async fn reflect(kv: Kv, prefix: String, sink: Arc<dyn Sink>, changed: Arc<watch::Sender<u64>>, resume: Option<i64>) {
+    let mut resume = resume;
+    loop {
+        let mut next = match resume.take() {
+            Some(next) => next,
+            None => match kv.list(&prefix).await {
+                Ok((kvs, revision)) => {
+                    sink.replace(kvs, revision);
+                    changed.send_modify(|n| *n += 1);
+                    revision + 1
+                }
+                Err(e) => {
+                    tracing::debug!(%prefix, error = %e, "informer list failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+            },
+        };
+        // Watch from `next` until the revision we need has been compacted away.
+        loop {
+            let mut watch = match kv.watch(&prefix, next).await {
+                Ok(watch) => watch,
+                Err(KvError::Compacted { .. }) => break,
+                Err(e) => {
+                    tracing::debug!(%prefix, error = %e, "informer watch failed; retrying");
+                    tokio::time::sleep(RETRY_DELAY).await;
+                    continue;
+                }
+            };
+            let mut compacted = false;
+            while let Some(batch) = watch.next().await {
+                match batch {
+                    Ok((_, events)) => {
+                        // Events older than `next` were applied already (never expected).
+                        let events: Vec<Event> = events.into_iter().filter(|e| e.revision() >= next).collect();
+                        // Progress notifications (no events) are not trusted to move the
+                        // revision: the controllers' expectations and the scheduler's
+                        // assumed pods wait on it, and only events prove what was seen.
+                        let Some(revision) = events.last().map(Event::revision) else {
+                            continue;
+                        };
+                        sink.apply(events, revision);
+                        next = revision + 1;
+                        changed.send_modify(|n| *n += 1);
+                    }
+                    Err(KvError::Compacted { .. }) => {
+                        compacted = true;
+                        break;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%prefix, error = %e, "informer watch ended; resuming");
+                        break;
+                    }
+                }
+            }
+            if compacted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::info!(%prefix, next, "informer: the watch revision was compacted; listing again");
+    }
+}
+
+/// Resolves once `has_synced` holds, re-checking on every change the receiver sees
+/// (or at once if its sender is gone).
+pub(crate) async fn wait_until_synced(mut changes: watch::Receiver<u64>, has_synced: impl Fn() -> bool) {
+    while !has_synced() {
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// One cached object and its store create_revision (creation order finer than the
+/// one-second `creationTimestamp`).
+pub struct Entry<S: Spec> {
+    pub object: Arc<Resource<S>>,
+    pub create_revision: i64,
+}
+
+impl<S: Spec> Clone for Entry<S> {
+    fn clone(&self) -> Self {
+        Entry {
+            object: self.object.clone(),
+            create_revision: self.create_revision,
+        }
+    }
+}
+
+/// A consistent, immutable view of an informer's cache at one revision.
+pub struct Snapshot<S: Spec> {
+    objects: Arc<BTreeMap<String, Entry<S>>>,
+    pub revision: i64,
+}
+
+impl<S: Spec> Clone for Snapshot<S> {
+    fn clone(&self) -> Self {
+        Snapshot {
+            objects: self.objects.clone(),
+            revision: self.revision,
+        }
+    }
+}
+
+impl<S: Spec> Snapshot<S> {
+    /// A snapshot of the given objects (for tests of pure logic), create revisions
+    /// in the order given.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn from_objects(objects: impl IntoIterator<Item = Resource<S>>, revision: i64) -> Self {
+        let objects = objects
+            .into_iter()
+            .enumerate()
+            .map(|(i, object)| {
+                let entry = Entry {
+                    object: Arc::new(object.clone()),
+                    create_revision: i as i64 + 1,
+                };
+                (object.key(), entry)
+            })
+            .collect();
+        Snapshot {
+            objects: Arc::new(objects),
+            revision,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Resource<S>> {
+        self.objects.get(key).map(|e| &*e.object)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.objects.contains_key(key)
+    }
+
+    /// Every object, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &Resource<S>> {
+        self.objects.values().map(|e| &*e.object)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry<S>> {
+        self.objects.values()
+    }
+
+    pub fn create_revision(&self, key: &str) -> Option<i64> {
+        self.objects.get(key).map(|e| e.create_revision)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.objects.len()
+    }
+}
+
+struct TypedState<S: Spec> {
+    objects: Arc<BTreeMap<String, Entry<S>>>,
+    revision: i64,
+    has_synced: bool,
+}
+
+struct TypedSink<S: Spec> {
+    state: RwLock<TypedState<S>>,
+}
+
+fn entry<S: Spec>(kv: &KeyValue) -> Option<(String, Entry<S>)> {
+    match decode::<S>(kv) {
+        Ok(object) => Some((
+            String::from_utf8_lossy(&kv.key).into_owned(),
+            Entry {
+                object: Arc::new(object),
+                create_revision: kv.create_revision,
+            },
+        )),
+        Err(e) => {
+            tracing::warn!(error = %e, "informer: skipping an object that does not decode");
+            None
+        }
+    }
+}
+
+impl<S: Spec> Sink for TypedSink<S> {
+    fn replace(&self, kvs: Vec<KeyValue>, revision: i64) {
+        let objects = kvs.iter().filter_map(entry::<S>).collect();
+        let mut state = self.state.write().expect("informer lock");
+        state.objects = Arc::new(objects);
+        state.revision = state.revision.max(revision);
+        state.has_synced = true;
+    }
+
+    fn apply(&self, events: Vec<Event>, revision: i64) {
+        let mut state = self.state.write().expect("informer lock");
+        if !events.is_empty() {
+            let objects = Arc::make_mut(&mut state.objects);
+            for event in events {
+                match event {
+                    Event::Put(kv) => match entry::<S>(&kv) {
+                        Some((key, entry)) => {
+                            objects.insert(key, entry);
+                        }
+                        // An undecodable value replaces what we had: forget the old one.
+                        None => {
+                            objects.remove(String::from_utf8_lossy(&kv.key).as_ref());
+                        }
+                    },
+                    Event::Delete { prev, .. } => {
+                        objects.remove(String::from_utf8_lossy(&prev.key).as_ref());
+                    }
+                }
+            }
+        }
+        state.revision = state.revision.max(revision);
+    }
+}
+
+/// The cache of one kind of object, shared by the controllers; cloning shares it.
+pub struct Informer<S: Spec> {
+    sink: Arc<TypedSink<S>>,
+    changed: Arc<watch::Sender<u64>>,
+    _task: Arc<AbortOnDrop>,
+}
+
+impl<S: Spec> Clone for Informer<S> {
+    fn clone(&self) -> Self {
+        Informer {
+            sink: self.sink.clone(),
+            changed: self.changed.clone(),
+            _task: self._task.clone(),
+        }
+    }
+}
+
+impl<S: Spec> Informer<S> {
+    /// Starts caching every object of the kind (all namespaces); the task stops when
+    /// the last clone is dropped.
+    pub fn start(kv: Kv) -> Self {
+        Self::start_inner(kv, prefix::<S>(None), None)
+    }
+
+    /// A cache that syncs (empty, at the store's current revision) and then never
+    /// changes: for tests of how the controllers cope with a cache that lags.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn stalled(kv: Kv) -> Self {
+        Self::start_inner(kv, "/berth/tests/nothing-here/".into(), None)
+    }
+
+    fn start_inner(kv: Kv, prefix: String, resume: Option<i64>) -> Self {
+        let sink = Arc::new(TypedSink {
+            state: RwLock::new(TypedState {
+                objects: Arc::default(),
+                revision: resume.map_or(0, |r| r - 1),
+                has_synced: resume.is_some(),
+            }),
+        });
+        let changed = Arc::new(watch::channel(0).0);
+        let task = tokio::spawn(reflect(kv, prefix, sink.clone(), changed.clone(), resume));
+        Informer {
+            sink,
+            changed,
+            _task: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot<S> {
+        let state = self.sink.state.read().expect("informer lock");
+        Snapshot {
+            objects: state.objects.clone(),
+            revision: state.revision,
+        }
+    }
+
+    /// True once the first list has been applied.
+    pub fn has_synced(&self) -> bool {
+        self.sink.state.read().expect("informer lock").has_synced
+    }
+
+    /// The store revision the cache reflects.
+    #[cfg(test)]
+    pub fn revision(&self) -> i64 {
+        self.sink.state.read().expect("informer lock").revision
+    }
+
+    /// Changes whenever the cache changes (after a list or a batch of events).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub async fn wait_synced(&self) {
+        wait_until_synced(self.subscribe(), || self.has_synced()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::meta::ObjectMeta;
+    use berth_api::objects::{Pod, PodSpec};
+    use berth_client::registry::encode;
+    use tokio::time::Instant;
+
+    fn pod(name: &str) -> Pod {
+        Pod::new(
+            ObjectMeta {
+                name: name.into(),
+                namespace: "default".into(),
+                ..Default::default()
+            },
+            PodSpec::default(),
+        )
+    }
+
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn lists_then_follows_puts_and_deletes() {
+        let t = berth_client::testing::store().await;
+        let a = pod("a");
+        t.kv.create(&a.key(), encode(&a), 0, None).await.unwrap();
+        let informer = Informer::<PodSpec>::start(t.kv.clone());
+        let mut changes = informer.subscribe();
+        informer.wait_synced().await;
+        assert!(informer.snapshot().contains(&a.key()));
+
+        changes.borrow_and_update();
+        let b = pod("b");
+        let created = t.kv.create(&b.key(), encode(&b), 0, None).await.unwrap();
+        eventually("b in the cache", || informer.snapshot().contains(&b.key())).await;
+        assert!(informer.revision() >= created, "the revision follows the events");
+        assert_eq!(informer.snapshot().create_revision(&b.key()), Some(created));
+        assert!(changes.has_changed().unwrap(), "subscribers are told");
+
+        t.kv.delete(&a.key(), None, None).await.unwrap();
+        eventually("a gone from the cache", || !informer.snapshot().contains(&a.key())).await;
+        assert_eq!(informer.snapshot().len(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn relists_when_the_resume_revision_was_compacted() {
+        let t = berth_client::testing::store().await;
+        let a = pod("a");
+        let at = t.kv.create(&a.key(), encode(&a), 0, None).await.unwrap();
+        let b = pod("b");
+        let last = t.kv.create(&b.key(), encode(&b), 0, None).await.unwrap();
+        let mut client = berth_proto::etcdserverpb::kv_client::KvClient::connect(t.client_url.clone())
+            .await
+            .unwrap();
+        client
+            .compact(berth_proto::etcdserverpb::CompactionRequest {
+                revision: last,
+                physical: true,
+            })
+            .await
+            .unwrap();
+        // A cache that last saw revision `at - 1` (before "a" existed): the events it
+        // needs are gone, so only a fresh list can bring it up to date.
+        let informer = Informer::<PodSpec>::start_inner(t.kv.clone(), prefix::<PodSpec>(None), Some(at));
+        eventually("a relist", || {
+            let snapshot = informer.snapshot();
+            snapshot.contains(&a.key()) && snapshot.contains(&b.key())
+        })
+        .await;
+    }
+}

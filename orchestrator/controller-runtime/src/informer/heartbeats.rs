@@ -1,0 +1,204 @@
+//! The heartbeat informer: which agents keep their heartbeat key
+//! (`/berth/heartbeats/<node>`, attached to the agent's lease) alive, and when each
+//! key was seen appearing or disappearing, by this process's clock.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use berth_proto::mvccpb::KeyValue;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::{Sink, reflect};
+use berth_client::kv::AbortOnDrop;
+use berth_client::kv::{Event, Kv};
+
+/// Where the heartbeat keys of the agents live: `/berth/heartbeats/<node-name>`.
+pub const HEARTBEAT_PREFIX: &str = "/berth/heartbeats/";
+
+/// Which agents have a live heartbeat key, and since when each was seen appearing or
+/// disappearing, by this informer (so a new leader counts a node's absence from the
+/// moment it could first see it).
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatSnapshot {
+    /// Node name → when its key was seen appearing.
+    pub live: BTreeMap<String, Instant>,
+    /// Node name → when its key was seen disappearing.
+    pub gone: BTreeMap<String, Instant>,
+    /// When the first list was applied; `None` before.
+    pub synced_at: Option<Instant>,
+    pub revision: i64,
+}
+
+impl HeartbeatSnapshot {
+    pub fn is_live(&self, node: &str) -> bool {
+        self.live.contains_key(node)
+    }
+
+    /// `None` while the node's heartbeat is live; otherwise when this informer first
+    /// saw it absent (its disappearance, or the first list for a node never seen).
+    pub fn absent_since(&self, node: &str) -> Option<Instant> {
+        if self.is_live(node) {
+            return None;
+        }
+        Some(
+            self.gone
+                .get(node)
+                .copied()
+                .or(self.synced_at)
+                .unwrap_or_else(Instant::now),
+        )
+    }
+
+    fn set_live(&mut self, node: String, now: Instant) {
+        self.gone.remove(&node);
+        self.live.entry(node).or_insert(now);
+    }
+
+    fn set_gone(&mut self, node: &str, now: Instant) {
+        if self.live.remove(node).is_some() {
+            self.gone.insert(node.to_string(), now);
+        }
+    }
+}
+
+fn node_of(key: &[u8]) -> Option<String> {
+    let key = std::str::from_utf8(key).ok()?;
+    let node = key.strip_prefix(HEARTBEAT_PREFIX)?;
+    (!node.is_empty()).then(|| node.to_string())
+}
+
+struct HeartbeatSink {
+    state: RwLock<HeartbeatSnapshot>,
+}
+
+impl Sink for HeartbeatSink {
+    fn replace(&self, kvs: Vec<KeyValue>, revision: i64) {
+        let now = Instant::now();
+        let present: BTreeSet<String> = kvs.iter().filter_map(|kv| node_of(&kv.key)).collect();
+        let mut state = self.state.write().expect("heartbeat informer lock");
+        let vanished: Vec<String> = state.live.keys().filter(|n| !present.contains(*n)).cloned().collect();
+        for node in vanished {
+            state.set_gone(&node, now);
+        }
+        for node in present {
+            state.set_live(node, now);
+        }
+        state.synced_at.get_or_insert(now);
+        state.revision = state.revision.max(revision);
+    }
+
+    fn apply(&self, events: Vec<Event>, revision: i64) {
+        let now = Instant::now();
+        let mut state = self.state.write().expect("heartbeat informer lock");
+        for event in events {
+            match event {
+                Event::Put(kv) => {
+                    if let Some(node) = node_of(&kv.key) {
+                        state.set_live(node, now);
+                    }
+                }
+                Event::Delete { prev, .. } => {
+                    if let Some(node) = node_of(&prev.key) {
+                        state.set_gone(&node, now);
+                    }
+                }
+            }
+        }
+        state.revision = state.revision.max(revision);
+    }
+}
+
+/// The set of nodes with a live heartbeat key (`/berth/heartbeats/<node>`).
+#[derive(Clone)]
+pub struct Heartbeats {
+    sink: Arc<HeartbeatSink>,
+    changed: Arc<watch::Sender<u64>>,
+    _task: Arc<AbortOnDrop>,
+}
+
+impl Heartbeats {
+    pub fn start(kv: Kv) -> Self {
+        let sink = Arc::new(HeartbeatSink {
+            state: RwLock::new(HeartbeatSnapshot::default()),
+        });
+        let changed = Arc::new(watch::channel(0).0);
+        let task = tokio::spawn(reflect(
+            kv,
+            HEARTBEAT_PREFIX.to_string(),
+            sink.clone(),
+            changed.clone(),
+            None,
+        ));
+        Heartbeats {
+            sink,
+            changed,
+            _task: Arc::new(AbortOnDrop(task)),
+        }
+    }
+
+    pub fn snapshot(&self) -> HeartbeatSnapshot {
+        self.sink.state.read().expect("heartbeat informer lock").clone()
+    }
+
+    pub fn has_synced(&self) -> bool {
+        self.sink
+            .state
+            .read()
+            .expect("heartbeat informer lock")
+            .synced_at
+            .is_some()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    pub async fn wait_synced(&self) {
+        super::wait_until_synced(self.subscribe(), || self.has_synced()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn heartbeats_record_appearing_and_disappearing() {
+        let t = berth_client::testing::store().await;
+        let lease = t.kv.grant(30).await.unwrap();
+        t.kv.put(&format!("{HEARTBEAT_PREFIX}n1"), b"n1".to_vec(), lease)
+            .await
+            .unwrap();
+        let heartbeats = Heartbeats::start(t.kv.clone());
+        heartbeats.wait_synced().await;
+        let first = heartbeats.snapshot();
+        assert!(first.is_live("n1"));
+        assert_eq!(first.absent_since("n1"), None);
+        assert_eq!(
+            first.absent_since("never"),
+            first.synced_at,
+            "a node never seen counts from the first list"
+        );
+
+        t.kv.revoke(lease).await.unwrap();
+        eventually("n1 gone", || !heartbeats.snapshot().is_live("n1")).await;
+        let later = heartbeats.snapshot();
+        assert!(later.absent_since("n1").unwrap() > first.synced_at.unwrap());
+
+        t.kv.put(&format!("{HEARTBEAT_PREFIX}n1"), b"n1".to_vec(), 0)
+            .await
+            .unwrap();
+        eventually("n1 back", || heartbeats.snapshot().is_live("n1")).await;
+    }
+}

@@ -1,0 +1,163 @@
+//! The loop runtime the leader's controllers and the scheduler share: informers
+//! (local caches kept by list-then-watch), the [`Caches`] they read, and [`drive`],
+//! which runs a level-triggered pass whenever something it reads changed.
+//!
+//! ```text
+//!  informers (pods, nodes, replicasets, deployments, heartbeats)
+//!        │ "something changed" (coalesced)     resync tick      requeue-after
+//!        ▼                                         │                 │
+//!  drive: wait for the caches to sync ─► pass ◄────┴─────────────────┘
+//!                                         │ pure: snapshot → actions
+//!                                         ▼
+//!                               fenced writes into the store
+//! ```
+//!
+//! Level-triggered (kube-rs, swarmkit): a pass looks at every object of its kind and
+//! is not told why it runs; a full pass at start (events may have been lost across
+//! a leader change), on every resync tick, and after every change of a cache it
+//! reads. Every write carries the leadership fence; `Conflict`, `AlreadyExists` and
+//! `NotFound` only mean the cache was behind, so the pass asks to look again soon;
+//! `Fenced` ends the loop (the leader loop then returns).
+
+pub mod informer;
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use berth_api::objects::{DeploymentSpec, NodeSpec, PodSpec, ReplicaSetSpec};
+use berth_client::kv::{Fence, Kv, KvError};
+use berth_client::registry::Registry;
+
+use crate::informer::{Heartbeats, Informer};
+
+/// How soon a pass that met a benign race (the cache was behind) runs again.
+pub const RETRY_SOON: Duration = Duration::from_millis(200);
+/// How soon a pass that failed on the store runs again.
+const RETRY_AFTER_ERROR: Duration = Duration::from_secs(1);
+
+/// Every informer the controllers and the scheduler read.
+#[derive(Clone)]
+pub struct Caches {
+    pub pods: Informer<PodSpec>,
+    pub nodes: Informer<NodeSpec>,
+    pub replica_sets: Informer<ReplicaSetSpec>,
+    pub deployments: Informer<DeploymentSpec>,
+    pub heartbeats: Heartbeats,
+}
+
+impl Caches {
+    pub fn start(kv: &Kv) -> Caches {
+        Caches {
+            pods: Informer::start(kv.clone()),
+            nodes: Informer::start(kv.clone()),
+            replica_sets: Informer::start(kv.clone()),
+            deployments: Informer::start(kv.clone()),
+            heartbeats: Heartbeats::start(kv.clone()),
+        }
+    }
+
+    /// Waits until every cache has applied its first list.
+    pub async fn wait_synced(&self) {
+        self.pods.wait_synced().await;
+        self.nodes.wait_synced().await;
+        self.replica_sets.wait_synced().await;
+        self.deployments.wait_synced().await;
+        self.heartbeats.wait_synced().await;
+    }
+}
+
+/// What every controller gets: the store, the caches and the leadership fence.
+#[derive(Clone)]
+pub struct Context {
+    pub registry: Registry,
+    pub caches: Caches,
+    pub fence: Fence,
+}
+
+impl Context {
+    pub fn fence(&self) -> Option<&Fence> {
+        Some(&self.fence)
+    }
+}
+
+/// The outcome of one write inside a pass: `Ok(Some(_))` done, `Ok(None)` a benign
+/// race (look again soon), `Err` ends the pass (`Fenced`, or the store failing).
+pub fn benign<T>(result: Result<T, KvError>) -> Result<Option<T>, KvError> {
+    match result {
+        Ok(t) => Ok(Some(t)),
+        Err(KvError::Conflict { .. } | KvError::AlreadyExists | KvError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// What a pass asks for: to run again after a delay even without events (`None`:
+/// only on events and resync ticks).
+pub type Requeue = Option<Duration>;
+
+/// The earlier of two requeues.
+pub fn sooner(a: Requeue, b: Requeue) -> Requeue {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Runs `pass` at start, after every change of `triggers`, on every `resync` tick
+/// and when a pass asks to be requeued. Returns only when a pass fails with
+/// `Fenced`.
+pub async fn drive<F, Fut>(name: &'static str, mut triggers: Vec<watch::Receiver<u64>>, resync: Duration, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Requeue, KvError>>,
+{
+    let mut next_resync = Instant::now() + resync;
+    loop {
+        // Seen before the pass: a change during the pass wakes the next one.
+        for trigger in &mut triggers {
+            trigger.borrow_and_update();
+        }
+        let requeue = match pass().await {
+            Ok(requeue) => requeue,
+            Err(KvError::Fenced) => {
+                tracing::info!(controller = name, "fenced: another leader took over");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(controller = name, error = %e, "pass failed; retrying");
+                Some(RETRY_AFTER_ERROR)
+            }
+        };
+        let deadline = match requeue {
+            Some(after) => next_resync.min(Instant::now() + after),
+            None => next_resync,
+        };
+        tokio::select! {
+            () = changed_any(&mut triggers) => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+        if Instant::now() >= next_resync {
+            next_resync = Instant::now() + resync;
+        }
+    }
+}
+
+/// Resolves when any receiver sees a change; never, if there are none (or all
+/// senders are gone).
+async fn changed_any(triggers: &mut [watch::Receiver<u64>]) {
+    let waits: Vec<_> = triggers
+        .iter_mut()
+        .filter(|t| t.has_changed().is_ok())
+        .map(|t| Box::pin(t.changed()))
+        .collect();
+    if waits.is_empty() {
+        return std::future::pending().await;
+    }
+    let (result, _, _) = futures::future::select_all(waits).await;
+    if result.is_err() {
+        // A sender went away (the informers are shutting down): don't spin.
+        std::future::pending::<()>().await;
+    }
+}

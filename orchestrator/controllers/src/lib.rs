@@ -1,0 +1,9 @@
+//! The leader's controllers: each turns the cached state of the cluster into the
+//! writes that move it toward what the user asked for. Each is a pure pass
+//! (snapshot → actions) and a thin loop on [`berth_controller_runtime::drive`] that
+//! makes the fenced writes; `berth-control-plane` runs them while this replica leads.
+
+pub mod deployment;
+pub mod gc;
+pub mod node_lifecycle;
+pub mod replicaset;

@@ -1,0 +1,421 @@
+//! ReplicaSet → Pods: keeps `spec.replicas` active pods (not ended, not being
+//! deleted) controlled by each ReplicaSet, creating `<replicaset>-<suffix>` pods from
+//! its template or deleting the extras that matter least; deletes its pods that
+//! ended (so they are replaced); writes its status.
+//!
+//! Expectations (as Kubernetes names them): the pod cache lags our own writes, so a
+//! pass right after creating pods would not see them and would create more. Each
+//! create is remembered with its revision until the cache has reached that
+//! revision; each delete until the pod has left the cache. Both are counted as done.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use berth_api::conditions::{is_active, is_pod_ready, is_terminal};
+use berth_api::meta::ObjectMeta;
+use berth_api::names::random_suffix;
+use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetStatus, Resource};
+use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
+use berth_client::kv::KvError;
+use berth_controller_runtime::informer::Snapshot;
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
+
+/// At most this many pods are created for one ReplicaSet in one pass.
+const CREATE_BURST: usize = 100;
+
+/// A pod for `rs` from its template, named `<rs>-<suffix>`.
+pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
+    let template = &rs.spec.template;
+    let metadata = ObjectMeta {
+        name: format!("{}-{suffix}", rs.metadata.name),
+        namespace: rs.metadata.namespace.clone(),
+        labels: template.metadata.labels.clone(),
+        annotations: template.metadata.annotations.clone(),
+        owner_references: vec![controller_ref(rs)],
+        ..Default::default()
+    };
+    let mut pod = Resource::new(metadata, template.spec.clone());
+    pod.status = PodStatus {
+        phase: "Pending".into(),
+        ..Default::default()
+    };
+    pod
+}
+
+/// The order in which extra pods go: unscheduled before scheduled, Pending before
+/// Unknown before Running, not ready before ready, then the newest first (the one
+/// that has had least time to warm up). Smaller sorts first.
+fn deletion_rank(pod: &Pod) -> (bool, u8, bool, std::cmp::Reverse<&str>, &str) {
+    let phase = match pod.status.phase.as_str() {
+        "Pending" | "" => 0,
+        "Unknown" => 1,
+        _ => 2,
+    };
+    (
+        !pod.spec.node_name.is_empty(),
+        phase,
+        is_pod_ready(pod),
+        std::cmp::Reverse(pod.metadata.creation_timestamp.as_str()),
+        pod.metadata.name.as_str(),
+    )
+}
+
+/// The `n` pods to delete when a ReplicaSet has too many.
+pub fn pods_to_delete<'a>(pods: &[&'a Pod], n: usize) -> Vec<&'a Pod> {
+    let mut ranked = pods.to_vec();
+    ranked.sort_by(|a, b| deletion_rank(a).cmp(&deletion_rank(b)));
+    ranked.truncate(n);
+    ranked
+}
+
+/// What one ReplicaSet needs done.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan<'a> {
+    pub create: usize,
+    /// Extras, and pods that ended.
+    pub delete: Vec<&'a Pod>,
+    pub status: Option<ReplicaSetStatus>,
+}
+
+/// Plans for `rs` given the pods it controls (from the cache), the creates the cache
+/// does not show yet and the deletes it still shows. Pure.
+pub fn reconcile<'a>(
+    rs: &ReplicaSet,
+    owned: &[&'a Pod],
+    pending_creates: usize,
+    pending_deletes: &BTreeSet<String>,
+) -> Plan<'a> {
+    let mut plan = Plan::default();
+    let active: Vec<&Pod> = owned.iter().copied().filter(|p| is_active(p)).collect();
+    let status = ReplicaSetStatus {
+        replicas: active.len() as i32,
+        ready_replicas: active.iter().filter(|p| is_pod_ready(p)).count() as i32,
+        // No minReadySeconds: a ready pod is available.
+        available_replicas: active.iter().filter(|p| is_pod_ready(p)).count() as i32,
+        observed_generation: rs.metadata.generation,
+    };
+    if status != rs.status {
+        plan.status = Some(status);
+    }
+    if rs.metadata.deletion_timestamp.is_some() {
+        return plan;
+    }
+    let not_pending = |p: &&Pod| !pending_deletes.contains(&p.key());
+    plan.delete = owned
+        .iter()
+        .copied()
+        .filter(|p| is_terminal(p) && p.metadata.deletion_timestamp.is_none())
+        .filter(not_pending)
+        .collect();
+    let counted: Vec<&Pod> = active.iter().copied().filter(not_pending).collect();
+    let have = counted.len() + pending_creates;
+    let want = rs.spec.replicas.max(0) as usize;
+    if want > have {
+        plan.create = (want - have).min(CREATE_BURST);
+    } else if have > want {
+        // Only pods the cache shows can be chosen; pending creates count but wait.
+        let extra = (have - want).min(counted.len());
+        plan.delete.extend(pods_to_delete(&counted, extra));
+    }
+    plan
+}
+
+/// Our writes that the pod cache does not reflect yet, per ReplicaSet uid.
+#[derive(Debug, Default)]
+pub struct Expectations {
+    creates: BTreeMap<String, BTreeMap<String, i64>>,
+    deletes: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Expectations {
+    /// Forgets what the cache now shows: creates at or below its revision, deletes of
+    /// pods it no longer has, and ReplicaSets that are gone.
+    pub fn observe(&mut self, pods: &Snapshot<PodSpec>, live_uids: &BTreeSet<&str>) {
+        for creates in self.creates.values_mut() {
+            creates.retain(|_, revision| *revision > pods.revision);
+        }
+        for deletes in self.deletes.values_mut() {
+            deletes.retain(|key| pods.contains(key));
+        }
+        self.creates
+            .retain(|uid, c| !c.is_empty() && live_uids.contains(uid.as_str()));
+        self.deletes
+            .retain(|uid, d| !d.is_empty() && live_uids.contains(uid.as_str()));
+    }
+
+    pub fn created(&mut self, rs_uid: &str, pod_key: String, revision: i64) {
+        self.creates
+            .entry(rs_uid.to_string())
+            .or_default()
+            .insert(pod_key, revision);
+    }
+
+    pub fn deleted(&mut self, rs_uid: &str, pod_key: String) {
+        self.deletes.entry(rs_uid.to_string()).or_default().insert(pod_key);
+    }
+
+    pub fn pending_creates(&self, rs_uid: &str) -> usize {
+        self.creates.get(rs_uid).map_or(0, BTreeMap::len)
+    }
+
+    pub fn pending_deletes(&self, rs_uid: &str) -> BTreeSet<String> {
+        self.deletes.get(rs_uid).cloned().unwrap_or_default()
+    }
+}
+
+/// Runs the ReplicaSet controller until fenced.
+pub async fn run(ctx: Context, resync: Duration) {
+    ctx.caches.replica_sets.wait_synced().await;
+    ctx.caches.pods.wait_synced().await;
+    let triggers = vec![ctx.caches.replica_sets.subscribe(), ctx.caches.pods.subscribe()];
+    let expectations = std::sync::Mutex::new(Expectations::default());
+    drive("replicaset", triggers, resync, || pass(&ctx, &expectations)).await;
+}
+
+async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> Result<Requeue, KvError> {
+    let pods = ctx.caches.pods.snapshot();
+    let replica_sets = ctx.caches.replica_sets.snapshot();
+    // Only this controller's task uses the expectations; the lock is never held
+    // across an await.
+    let expect = || expectations.lock().expect("expectations lock");
+    let live: BTreeSet<&str> = replica_sets.iter().map(|rs| rs.metadata.uid.as_str()).collect();
+    expect().observe(&pods, &live);
+    let mut by_owner: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
+    for pod in pods.iter() {
+        if let Some(owner) = controller_of(&pod.metadata) {
+            by_owner.entry(owner.uid.as_str()).or_default().push(pod);
+        }
+    }
+    let mut requeue = None;
+    for rs in replica_sets.iter() {
+        let uid = rs.metadata.uid.as_str();
+        let owned: Vec<&Pod> = by_owner
+            .get(uid)
+            .map(|pods| {
+                pods.iter()
+                    .copied()
+                    .filter(|p| p.metadata.namespace == rs.metadata.namespace && is_controlled_by(&p.metadata, uid))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (pending_creates, pending_deletes) = {
+            let e = expect();
+            (e.pending_creates(uid), e.pending_deletes(uid))
+        };
+        let plan = reconcile(rs, &owned, pending_creates, &pending_deletes);
+        if plan.create > 0 {
+            tracing::info!(replicaset = %rs.key(), count = plan.create, "creating pods");
+        }
+        for _ in 0..plan.create {
+            let pod = new_pod(rs, &random_suffix(5));
+            match benign(ctx.registry.create(&pod, ctx.fence()).await)? {
+                Some(created) => {
+                    let revision = created.metadata.resource_version.parse().unwrap_or(i64::MAX);
+                    expect().created(uid, created.key(), revision);
+                }
+                // A name collision: try again with another suffix.
+                None => requeue = Some(RETRY_SOON),
+            }
+        }
+        for pod in plan.delete {
+            tracing::info!(pod = %pod.key(), phase = %pod.status.phase, "deleting a pod of {}", rs.key());
+            // Deleted (or already gone): either way the cache will drop it.
+            benign(
+                ctx.registry
+                    .delete::<PodSpec>(&pod.metadata.namespace, &pod.metadata.name, None, ctx.fence())
+                    .await,
+            )?;
+            expect().deleted(uid, pod.key());
+        }
+        if let Some(status) = plan.status {
+            let mut rs = rs.clone();
+            rs.status = status;
+            if benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_none() {
+                requeue = Some(RETRY_SOON);
+            }
+        }
+    }
+    Ok(requeue)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_api::objects::{Condition, ReplicaSetSpec};
+
+    fn rs(replicas: i32) -> ReplicaSet {
+        let mut rs = Resource::new(
+            ObjectMeta {
+                name: "web-abc".into(),
+                namespace: "default".into(),
+                uid: "rs-uid".into(),
+                generation: 2,
+                ..Default::default()
+            },
+            ReplicaSetSpec {
+                replicas,
+                ..Default::default()
+            },
+        );
+        rs.spec.template.metadata.labels.insert("app".into(), "web".into());
+        rs
+    }
+
+    fn pod(name: &str, node: &str, phase: &str, ready: bool, created: &str) -> Pod {
+        let mut pod = new_pod(&rs(1), "x");
+        pod.metadata.name = name.into();
+        pod.metadata.creation_timestamp = created.into();
+        pod.spec.node_name = node.into();
+        pod.status.phase = phase.into();
+        if ready {
+            pod.status.conditions.push(Condition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                ..Default::default()
+            });
+        }
+        pod
+    }
+
+    #[test]
+    fn new_pods_carry_the_template_and_a_controller_reference() {
+        let pod = new_pod(&rs(1), "b2x4z");
+        assert_eq!(pod.metadata.name, "web-abc-b2x4z");
+        assert_eq!(pod.metadata.namespace, "default");
+        assert_eq!(pod.metadata.labels["app"], "web");
+        let owner = &pod.metadata.owner_references[0];
+        assert_eq!(
+            (
+                owner.api_version.as_str(),
+                owner.kind.as_str(),
+                owner.uid.as_str(),
+                owner.controller
+            ),
+            ("apps/v1", "ReplicaSet", "rs-uid", Some(true))
+        );
+        assert!(is_controlled_by(&pod.metadata, "rs-uid"));
+    }
+
+    #[test]
+    fn extras_go_unscheduled_then_pending_then_unready_then_newest() {
+        let t1 = "2026-01-01T00:00:01Z";
+        let t2 = "2026-01-01T00:00:02Z";
+        let old_ready = pod("old-ready", "n1", "Running", true, t1);
+        let new_ready = pod("new-ready", "n1", "Running", true, t2);
+        let unready = pod("unready", "n1", "Running", false, t1);
+        let pending = pod("pending", "n2", "Pending", false, t1);
+        let unscheduled = pod("unscheduled", "", "Pending", false, t1);
+        let all = [&old_ready, &new_ready, &unready, &pending, &unscheduled];
+        let names = |n: usize| -> Vec<String> {
+            pods_to_delete(&all, n)
+                .iter()
+                .map(|p| p.metadata.name.clone())
+                .collect()
+        };
+        assert_eq!(
+            names(5),
+            ["unscheduled", "pending", "unready", "new-ready", "old-ready"]
+        );
+        assert_eq!(names(1), ["unscheduled"]);
+    }
+
+    #[test]
+    fn a_replica_set_creates_what_is_missing_counting_pending_creates() {
+        let plan = reconcile(&rs(3), &[], 0, &BTreeSet::new());
+        assert_eq!(plan.create, 3);
+        let plan = reconcile(&rs(3), &[], 2, &BTreeSet::new());
+        assert_eq!(plan.create, 1, "two creates the cache does not show yet count");
+        let plan = reconcile(&rs(3), &[], 3, &BTreeSet::new());
+        assert_eq!(plan.create, 0);
+        assert!(plan.delete.is_empty());
+    }
+
+    #[test]
+    fn a_replica_set_deletes_extras_and_ended_pods_but_not_twice() {
+        let t = "2026-01-01T00:00:01Z";
+        let a = pod("a", "n1", "Running", true, t);
+        let b = pod("b", "n1", "Running", false, t);
+        let c = pod("c", "", "Pending", false, t);
+        let failed = pod("failed", "n1", "Failed", false, t);
+        let owned = [&a, &b, &c, &failed];
+        let plan = reconcile(&rs(1), &owned, 0, &BTreeSet::new());
+        let deleted: Vec<&str> = plan.delete.iter().map(|p| p.metadata.name.as_str()).collect();
+        assert_eq!(deleted, ["failed", "c", "b"]);
+        assert_eq!(plan.create, 0, "the failed pod does not count, nor need replacing here");
+        let status = plan.status.unwrap();
+        assert_eq!(
+            (status.replicas, status.ready_replicas, status.observed_generation),
+            (3, 1, 2)
+        );
+
+        // The same pass again before the cache caught up deletes nothing more.
+        let pending: BTreeSet<String> = [&failed, &c, &b].iter().map(|p| p.key()).collect();
+        let plan = reconcile(&rs(1), &owned, 0, &pending);
+        assert!(plan.delete.is_empty(), "{:?}", plan.delete);
+        assert_eq!(plan.create, 0);
+
+        // A failed pod is replaced.
+        let plan = reconcile(&rs(2), &[&a, &failed], 0, &BTreeSet::new());
+        assert_eq!((plan.create, plan.delete.len()), (1, 1));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lagging_pod_cache_does_not_make_a_replica_set_create_twice() {
+        use berth_controller_runtime::Caches;
+        use berth_controller_runtime::informer::{Heartbeats, Informer};
+        let t = berth_client::testing::store().await;
+        let fence = berth_client::leadership::claim(&t.kv, 1, "test").await.unwrap();
+        let registry = t.registry();
+        registry.create(&rs(3), None).await.unwrap();
+        let ctx = Context {
+            registry: registry.clone(),
+            caches: Caches {
+                // Never shows the pods this controller creates.
+                pods: Informer::stalled(t.kv.clone()),
+                nodes: Informer::start(t.kv.clone()),
+                replica_sets: Informer::start(t.kv.clone()),
+                deployments: Informer::start(t.kv.clone()),
+                heartbeats: Heartbeats::start(t.kv.clone()),
+            },
+            fence,
+        };
+        ctx.caches.wait_synced().await;
+        let expectations = std::sync::Mutex::new(Expectations::default());
+        for _ in 0..3 {
+            pass(&ctx, &expectations).await.unwrap();
+        }
+        let (pods, _) = registry.list::<PodSpec>(None).await.unwrap();
+        assert_eq!(
+            pods.len(),
+            3,
+            "three passes over a cache without the pods created three pods in all"
+        );
+    }
+
+    #[test]
+    fn expectations_last_until_the_cache_reaches_them() {
+        let mut e = Expectations::default();
+        let live: BTreeSet<&str> = ["rs-uid"].into();
+        e.created("rs-uid", "/registry/pods/default/p1".into(), 10);
+        e.deleted("rs-uid", "/registry/pods/default/old".into());
+        let old = pod("old", "n1", "Running", true, "");
+        let mut old = old;
+        old.metadata.name = "old".into();
+        let behind = Snapshot::from_objects([old.clone()], 9);
+        e.observe(&behind, &live);
+        assert_eq!(e.pending_creates("rs-uid"), 1);
+        assert_eq!(e.pending_deletes("rs-uid").len(), 1);
+        let caught_up = Snapshot::from_objects(Vec::<Pod>::new(), 10);
+        e.observe(&caught_up, &live);
+        assert_eq!(e.pending_creates("rs-uid"), 0);
+        assert!(e.pending_deletes("rs-uid").is_empty());
+
+        e.created("gone-uid", "/registry/pods/default/p2".into(), 99);
+        e.observe(&caught_up, &live);
+        assert_eq!(
+            e.pending_creates("gone-uid"),
+            0,
+            "a deleted ReplicaSet's expectations go"
+        );
+    }
+}

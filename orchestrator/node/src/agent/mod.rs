@@ -1,0 +1,274 @@
+//! The node supervisor (`berth agent`): registers its Node, heartbeats through a
+//! store lease, runs the pods bound to it through a [`Runtime`], reports their
+//! status, and serves their logs.
+//!
+//! ```text
+//!  session: grant lease ─► heartbeat key + Node status ─► pods loop ──────────┐
+//!               ▲                                       (list, watch, sync)   │
+//!               └──── lease lost: stop every workload (self-fencing) ◄────────┘
+//! ```
+//!
+//! Fencing: a node whose lease expired is declared NotReady by the leader after a
+//! grace period and its pods are replaced elsewhere. The agent stops its workloads as
+//! soon as it cannot renew its lease within the TTL, so a replacement never runs
+//! beside a pod that the control plane has given up on.
+
+mod logs;
+mod pods;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::runtime::Runtime;
+use berth_api::objects::{
+    Condition, DaemonEndpoint, DaemonEndpoints, Node, NodeAddress, NodeSpec, NodeStatus, Pod, PodSpec,
+};
+use berth_api::quantity::{format_cpu_millis, format_memory_bytes};
+use berth_api::time::now_rfc3339;
+use berth_client::kv::{Kv, KvError};
+use berth_client::registry::{Change, Registry};
+
+/// The key a live agent keeps attached to its lease.
+pub fn heartbeat_key(node: &str) -> String {
+    format!("/berth/heartbeats/{node}")
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub name: String,
+    pub store_endpoints: Vec<String>,
+    pub data_dir: PathBuf,
+    /// Where the log server listens.
+    pub listen: SocketAddr,
+    /// The address the API server reaches this agent at.
+    pub advertise_address: String,
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub labels: BTreeMap<String, String>,
+    /// The heartbeat lease's TTL.
+    pub lease_ttl: Duration,
+    /// The first restart back-off of a crashing container (doubles up to 5 minutes).
+    pub restart_backoff: Duration,
+    /// Stop the workloads when the agent itself is stopped (otherwise they keep
+    /// running and a restarted agent adopts them).
+    pub stop_pods_on_exit: bool,
+}
+
+/// The pods this agent runs, by namespace/name, for the log server.
+pub(crate) type PodIndex = Arc<Mutex<BTreeMap<(String, String), String>>>;
+
+/// Runs the agent until `shutdown` resolves.
+pub async fn run(
+    config: AgentConfig,
+    runtime: Arc<dyn Runtime>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let kv = Kv::connect(&config.store_endpoints)?;
+    let registry = Registry::new(kv.clone());
+    let index: PodIndex = Arc::default();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
+    let port = listener.local_addr()?.port();
+    let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(listener, runtime.clone(), index.clone())));
+    tracing::info!(node = %config.name, logs = %config.listen, runtime = runtime.name(), "agent starting");
+
+    let mut pods = pods::PodSupervisor::new(
+        config.name.clone(),
+        registry.clone(),
+        runtime.clone(),
+        config.restart_backoff,
+        index,
+        config.advertise_address.clone(),
+    );
+    tokio::pin!(shutdown);
+    let current_lease = std::sync::atomic::AtomicI64::new(0);
+    loop {
+        let session = async {
+            let (lease, mut keep_alive) = register(&kv, &registry, &config, port).await;
+            current_lease.store(lease, std::sync::atomic::Ordering::Relaxed);
+            tokio::select! {
+                () = keep_alive.lost() => {
+                    tracing::warn!(node = %config.name, lease = format!("{lease:x}"),
+                        "lost the heartbeat lease: stopping every workload (self-fencing)");
+                    pods.stop_all(Duration::from_secs(1)).await;
+                }
+                () = pods.run() => {}
+            }
+        };
+        tokio::select! {
+            () = session => {}
+            () = &mut shutdown => break,
+        }
+    }
+    if config.stop_pods_on_exit {
+        tracing::info!(node = %config.name, "stopping every workload before exiting");
+        pods.stop_all(Duration::from_secs(5)).await;
+        // Nothing runs here any more: let the control plane know at once rather than
+        // after the lease's TTL.
+        let lease = current_lease.load(std::sync::atomic::Ordering::Relaxed);
+        if lease != 0
+            && let Err(e) = kv.revoke(lease).await
+        {
+            tracing::warn!(node = %config.name, error = %e, "cannot revoke the heartbeat lease");
+        }
+    }
+    Ok(())
+}
+
+/// Grants a lease, attaches the heartbeat key to it and writes the Node's status;
+/// retries until the store answers.
+async fn register(kv: &Kv, registry: &Registry, config: &AgentConfig, port: u16) -> (i64, berth_client::kv::KeepAlive) {
+    let ttl = config.lease_ttl.as_secs().max(1) as i64;
+    loop {
+        let attempt = async {
+            let lease = kv.grant(ttl).await?;
+            kv.put(&heartbeat_key(&config.name), config.name.clone().into_bytes(), lease)
+                .await?;
+            write_node(registry, config, port).await?;
+            Ok::<_, KvError>(lease)
+        };
+        match attempt.await {
+            Ok(lease) => {
+                tracing::info!(node = %config.name, lease = format!("{lease:x}"), "registered");
+                return (lease, kv.keep_alive(lease, ttl));
+            }
+            Err(e) => {
+                tracing::warn!(node = %config.name, error = %e, "cannot register yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+fn node_status(config: &AgentConfig, port: u16) -> NodeStatus {
+    let resources = BTreeMap::from([
+        ("cpu".to_string(), format_cpu_millis(config.cpu_millis)),
+        ("memory".to_string(), format_memory_bytes(config.memory_bytes)),
+    ]);
+    NodeStatus {
+        capacity: resources.clone(),
+        allocatable: resources,
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            reason: "KubeletReady".into(),
+            message: "berth agent is posting ready status".into(),
+            last_transition_time: now_rfc3339(),
+        }],
+        addresses: vec![
+            NodeAddress {
+                type_: "InternalIP".into(),
+                address: config.advertise_address.clone(),
+            },
+            NodeAddress {
+                type_: "Hostname".into(),
+                address: config.name.clone(),
+            },
+        ],
+        daemon_endpoints: DaemonEndpoints {
+            kubelet_endpoint: DaemonEndpoint { port },
+        },
+    }
+}
+
+/// Creates the Node or refreshes its status and labels (the spec — cordons and
+/// taints — is the users').
+async fn write_node(registry: &Registry, config: &AgentConfig, port: u16) -> Result<(), KvError> {
+    let status = node_status(config, port);
+    let mut labels = config.labels.clone();
+    labels.insert("kubernetes.io/hostname".into(), config.name.clone());
+    labels.insert("berth.io/version".into(), env!("CARGO_PKG_VERSION").into());
+    let mut node = Node::new(
+        berth_api::meta::ObjectMeta {
+            name: config.name.clone(),
+            labels: labels.clone(),
+            ..Default::default()
+        },
+        NodeSpec::default(),
+    );
+    node.status = status.clone();
+    match registry.create(&node, None).await {
+        Ok(_) => return Ok(()),
+        Err(KvError::AlreadyExists) => {}
+        Err(e) => return Err(e),
+    }
+    registry
+        .modify::<NodeSpec>("", &config.name, None, |node| {
+            node.metadata.labels.extend(labels.clone());
+            node.status = status.clone();
+            true
+        })
+        .await
+        .map(|_| ())
+}
+
+/// The pods bound to `node`, as one list-then-watch; `desired` gets the whole set
+/// after every change. Returns when the store fails it.
+pub(crate) async fn watch_bound_pods(
+    registry: &Registry,
+    node: &str,
+    desired_tx: &tokio::sync::watch::Sender<Option<BTreeMap<String, Pod>>>,
+) -> KvError {
+    loop {
+        let (pods, revision) = match registry.list::<PodSpec>(None).await {
+            Ok(listed) => listed,
+            Err(e) => return e,
+        };
+        let mut desired: BTreeMap<String, Pod> = pods
+            .into_iter()
+            .filter(|p| p.spec.node_name == node)
+            .map(|p| (p.key(), p))
+            .collect();
+        let _ = desired_tx.send(Some(desired.clone()));
+        let mut watch = match registry.watch::<PodSpec>(None, revision + 1).await {
+            Ok(w) => w,
+            Err(KvError::Compacted { .. }) => continue,
+            Err(e) => return e,
+        };
+        loop {
+            match watch.next().await {
+                Some(Ok((_, changes))) => {
+                    if changes.is_empty() {
+                        continue;
+                    }
+                    for change in changes {
+                        match change {
+                            Change::Put { object, .. } if object.spec.node_name == node => {
+                                desired.insert(object.key(), object);
+                            }
+                            Change::Put { object, .. } | Change::Deleted { object, .. } => {
+                                desired.remove(&object.key());
+                            }
+                        }
+                    }
+                    let _ = desired_tx.send(Some(desired.clone()));
+                }
+                Some(Err(KvError::Compacted { .. })) | None => break,
+                Some(Err(e)) => return e,
+            }
+        }
+    }
+}
+
+/// This host's CPUs (in millicores) and memory (bytes), for `--cpu`/`--memory`
+/// defaults.
+pub fn detect_capacity() -> (u64, u64) {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kb| kb * 1024);
+    (cpus * 1000, memory)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,315 @@
+//! The agent against a real store and real processes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::runtime::ContainerState;
+use crate::runtime::ProcessRuntime;
+use berth_api::meta::ObjectMeta;
+use berth_api::objects::{Container, PodSpec};
+use berth_client::testing::{TestStore, free_port, store};
+
+struct TestAgent {
+    config: AgentConfig,
+    runtime: Arc<ProcessRuntime>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
+    AgentConfig {
+        name: "n1".into(),
+        store_endpoints: vec![t.client_url.clone()],
+        data_dir: dir.to_path_buf(),
+        listen: ([127, 0, 0, 1], free_port()).into(),
+        advertise_address: "127.0.0.1".into(),
+        cpu_millis: 2000,
+        memory_bytes: 1 << 30,
+        labels: BTreeMap::new(),
+        lease_ttl: Duration::from_secs(3),
+        restart_backoff: Duration::from_millis(300),
+        stop_pods_on_exit: false,
+    }
+}
+
+fn start(config: AgentConfig) -> TestAgent {
+    let runtime = Arc::new(ProcessRuntime::new(config.data_dir.clone()).unwrap());
+    let task = tokio::spawn({
+        let (config, runtime) = (config.clone(), runtime.clone());
+        async move {
+            run(config, runtime, std::future::pending()).await.unwrap();
+        }
+    });
+    TestAgent { config, runtime, task }
+}
+
+fn pod(name: &str, script: &str, restart_policy: &str) -> Pod {
+    let mut pod = Pod::new(
+        ObjectMeta {
+            name: name.into(),
+            namespace: "default".into(),
+            ..Default::default()
+        },
+        PodSpec {
+            containers: vec![Container {
+                name: "main".into(),
+                command: vec!["sh".into(), "-c".into(), script.into()],
+                ..Default::default()
+            }],
+            restart_policy: restart_policy.into(),
+            node_name: "n1".into(),
+            termination_grace_period_seconds: Some(2),
+            ..Default::default()
+        },
+    );
+    pod.metadata.labels.insert("test".into(), name.into());
+    pod
+}
+
+/// Polls `f` until it returns `Some`, or fails after `secs` (meaning "it hangs").
+async fn eventually<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn status_of(registry: &Registry, name: &str) -> Option<Pod> {
+    registry.get::<PodSpec>("default", name).await.ok().flatten()
+}
+
+fn running_pids(runtime: &ProcessRuntime) -> Vec<u32> {
+    runtime
+        .list()
+        .into_iter()
+        .filter_map(|c| match c.state {
+            ContainerState::Running { pid, .. } => Some(pid),
+            ContainerState::Exited { .. } => None,
+        })
+        .collect()
+}
+
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registry = t.registry();
+    let node = eventually(20, "the node to register", async || {
+        registry.get::<NodeSpec>("", "n1").await.ok().flatten()
+    })
+    .await;
+    assert_eq!(node.status.allocatable["cpu"], "2");
+    assert!(
+        node.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    assert!(t.kv.get(&heartbeat_key("n1")).await.unwrap().is_some());
+
+    registry
+        .create(&pod("web", "echo hello from $BERTH_POD_NAME; exec sleep 60", ""), None)
+        .await
+        .unwrap();
+    let running = eventually(20, "the pod to run", async || {
+        status_of(&registry, "web")
+            .await
+            .filter(|p| p.status.phase == "Running")
+    })
+    .await;
+    let status = &running.status.container_statuses[0];
+    assert!(status.state.running.is_some(), "{status:?}");
+    assert!(
+        running
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    );
+    let pids = running_pids(&agent.runtime);
+    assert_eq!(pids.len(), 1);
+    assert!(alive(pids[0]));
+
+    let logs = berth_client::http_client::HttpClient::new(vec![format!("http://{}", agent.config.listen)]);
+    let text = eventually(10, "the log to have the greeting", async || {
+        let r = logs
+            .request("GET", "/containerLogs/default/web/main", None)
+            .await
+            .ok()?;
+        let text = String::from_utf8(r.body).ok()?;
+        text.contains("hello from web").then_some(text)
+    })
+    .await;
+    assert_eq!(text.trim(), "hello from web");
+    let missing = logs
+        .request("GET", "/containerLogs/default/nope/main", None)
+        .await
+        .unwrap();
+    assert_eq!(missing.status, 404);
+
+    registry.delete::<PodSpec>("default", "web", None, None).await.unwrap();
+    eventually(20, "the process to stop", async || (!alive(pids[0])).then_some(())).await;
+    eventually(10, "the runtime to forget it", async || {
+        agent.runtime.list().is_empty().then_some(())
+    })
+    .await;
+    agent.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_policies_and_growing_back_off() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registry = t.registry();
+    registry.create(&pod("crash", "exit 3", "Always"), None).await.unwrap();
+    registry
+        .create(&pod("done", "exit 0", "OnFailure"), None)
+        .await
+        .unwrap();
+    registry.create(&pod("fail", "exit 4", "Never"), None).await.unwrap();
+
+    // Record when each restart count is first seen; the gaps must grow.
+    let mut seen_at = Vec::new();
+    let mut saw_backoff = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while seen_at.len() < 5 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "restarts stalled at {seen_at:?}"
+        );
+        if let Some(p) = status_of(&registry, "crash").await
+            && let Some(s) = p.status.container_statuses.first()
+        {
+            saw_backoff |= s.state.waiting.as_ref().is_some_and(|w| w.reason == "CrashLoopBackOff");
+            if s.restart_count as usize > seen_at.len() {
+                assert_eq!(s.last_state.terminated.as_ref().map(|t| t.exit_code), Some(3), "{s:?}");
+                seen_at.push(tokio::time::Instant::now());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(saw_backoff, "a crashing container waits in CrashLoopBackOff");
+    let first_gap = seen_at[1] - seen_at[0];
+    let last_gap = seen_at[4] - seen_at[3];
+    assert!(
+        last_gap > first_gap * 2,
+        "back-off must grow: first gap {first_gap:?}, last gap {last_gap:?}"
+    );
+
+    let done = eventually(20, "OnFailure + exit 0 to succeed", async || {
+        status_of(&registry, "done")
+            .await
+            .filter(|p| p.status.phase == "Succeeded")
+    })
+    .await;
+    assert_eq!(done.status.container_statuses[0].restart_count, 0);
+    let failed = eventually(20, "Never + exit 4 to fail", async || {
+        status_of(&registry, "fail")
+            .await
+            .filter(|p| p.status.phase == "Failed")
+    })
+    .await;
+    let terminated = failed.status.container_statuses[0].state.terminated.clone().unwrap();
+    assert_eq!(terminated.exit_code, 4);
+    assert_eq!(failed.status.container_statuses[0].restart_count, 0);
+    agent.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_meanwhile() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&t, dir.path());
+    let registry = t.registry();
+    registry.create(&pod("keep", "exec sleep 60", ""), None).await.unwrap();
+    registry.create(&pod("drop", "exec sleep 60", ""), None).await.unwrap();
+    let first = start(config.clone());
+    eventually(20, "both pods to run", async || {
+        (running_pids(&first.runtime).len() == 2).then_some(())
+    })
+    .await;
+    let keep_pid = first
+        .runtime
+        .list()
+        .into_iter()
+        .find(|c| c.pod.ends_with("/keep"))
+        .and_then(|c| match c.state {
+            ContainerState::Running { pid, .. } => Some(pid),
+            ContainerState::Exited { .. } => None,
+        })
+        .unwrap();
+    let drop_pid = running_pids(&first.runtime)
+        .into_iter()
+        .find(|p| *p != keep_pid)
+        .unwrap();
+
+    // The agent dies without stopping anything; meanwhile one pod is deleted.
+    first.task.abort();
+    let _ = first.task.await;
+    drop(first.runtime);
+    registry.delete::<PodSpec>("default", "drop", None, None).await.unwrap();
+    assert!(alive(keep_pid) && alive(drop_pid));
+
+    let second = start(config);
+    eventually(20, "the deleted pod's process to stop", async || {
+        (!alive(drop_pid)).then_some(())
+    })
+    .await;
+    // The kept pod still runs in the same process: adopted, not started again.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(alive(keep_pid));
+    assert_eq!(running_pids(&second.runtime), vec![keep_pid]);
+    let keep = status_of(&registry, "keep").await.unwrap();
+    assert_eq!(keep.status.container_statuses[0].restart_count, 0);
+    registry.delete::<PodSpec>("default", "keep", None, None).await.unwrap();
+    eventually(20, "the kept pod's process to stop", async || {
+        (!alive(keep_pid)).then_some(())
+    })
+    .await;
+    second.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_that_loses_its_lease_stops_its_workloads() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registry = t.registry();
+    registry
+        .create(&pod("fenced", "exec sleep 60", ""), None)
+        .await
+        .unwrap();
+    let pid = eventually(20, "the pod to run", async || {
+        running_pids(&agent.runtime).first().copied()
+    })
+    .await;
+    // The lease behind the heartbeat goes away (as when the store expires it).
+    let heartbeat = t.kv.get(&heartbeat_key("n1")).await.unwrap().unwrap();
+    t.kv.revoke(heartbeat.lease).await.unwrap();
+    eventually(20, "the workload to be stopped", async || (!alive(pid)).then_some(())).await;
+    // It registers again with a new lease and runs the pod (still bound to it) anew.
+    let new_pid = eventually(30, "the pod to run again", async || {
+        running_pids(&agent.runtime).first().copied().filter(|p| *p != pid)
+    })
+    .await;
+    assert!(alive(new_pid));
+    let heartbeat_again = t.kv.get(&heartbeat_key("n1")).await.unwrap().unwrap();
+    assert_ne!(heartbeat_again.lease, heartbeat.lease);
+    agent.task.abort();
+    let _ = agent.task.await;
+    let runtime = agent.runtime;
+    for c in runtime.list() {
+        let _ = runtime.stop(&c.id, Duration::from_secs(1)).await;
+    }
+}

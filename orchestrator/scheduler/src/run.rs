@@ -1,0 +1,250 @@
+//! The scheduling loop on the leader: places the pods that have no node, in creation
+//! order, with the pure [`schedule`](super::schedule), and binds each in a
+//! transaction that compares the pod and the node as they were read (and the
+//! leadership fence), so a placement made from a stale view fails instead of
+//! over-committing a node.
+//!
+//! ```text
+//!  caches (nodes, pods, heartbeats) + assumed binds ──► NodeInfos (what is left)
+//!                                                          │
+//!  unbound pods, oldest first ──► schedule ──► bind: txn(pod rv, node rv, fence)
+//!                                    │            ok: charge the node, assume the pod
+//!                                    └─► no fit: PodScheduled=False "0/N nodes …"
+//! ```
+//!
+//! Assumed pods: a pod this loop bound stays charged to its node until the pod cache
+//! reaches the bind's revision (from then on the cache shows it bound, or gone), so
+//! the next pass, which may run before the cache catches up, does not see the room
+//! it took as free.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{NodeInfo, PodRequest, Strategy, schedule};
+use berth_api::conditions::{is_terminal, set_condition};
+use berth_api::objects::{Condition, Node, NodeSpec, Pod, PodSpec, key};
+use berth_api::time::now_rfc3339;
+use berth_client::kv::KvError;
+use berth_client::registry::encode;
+use berth_controller_runtime::informer::Snapshot;
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
+
+/// A pod this loop bound, until the pod cache shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assumed {
+    pub node: String,
+    pub request: PodRequest,
+    /// The revision of the bind.
+    pub revision: i64,
+}
+
+/// What each node has left: its offer (see [`NodeInfo::from_node`]; readiness needs
+/// `has_heartbeat`) minus the requests of the pods bound to it that have not ended,
+/// and of the assumed pods the cache still shows unbound. Pure.
+pub fn node_infos(
+    nodes: &Snapshot<NodeSpec>,
+    pods: &Snapshot<PodSpec>,
+    assumed: &BTreeMap<String, Assumed>,
+    has_heartbeat: impl Fn(&str) -> bool,
+) -> Vec<NodeInfo> {
+    let mut infos: BTreeMap<&str, NodeInfo> = nodes
+        .iter()
+        .map(|node| {
+            let name = node.metadata.name.as_str();
+            (name, NodeInfo::from_node(node, has_heartbeat(name)))
+        })
+        .collect();
+    for pod in pods.iter() {
+        if pod.spec.node_name.is_empty() || is_terminal(pod) {
+            continue;
+        }
+        let Some(info) = infos.get_mut(pod.spec.node_name.as_str()) else {
+            continue;
+        };
+        match PodRequest::from_spec(&pod.metadata.name, &pod.spec) {
+            Ok(request) => info.charge(&request),
+            Err(e) => tracing::warn!(pod = %pod.key(), error = %e.0, "a bound pod's requests do not parse"),
+        }
+    }
+    for (pod_key, assumed) in assumed {
+        let cached_unbound = pods.get(pod_key).is_some_and(|p| p.spec.node_name.is_empty());
+        if let (true, Some(info)) = (cached_unbound, infos.get_mut(assumed.node.as_str())) {
+            info.charge(&assumed.request);
+        }
+    }
+    infos.into_values().collect()
+}
+
+/// The pods waiting for a node, oldest first (creationTimestamp, then the store's
+/// create revision), without those this loop already bound. Pure.
+pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, Assumed>) -> Vec<&'a Pod> {
+    let mut pending: Vec<(&str, i64, &Pod)> = pods
+        .entries()
+        .map(|e| &*e.object)
+        .filter(|p| p.spec.node_name.is_empty() && p.metadata.deletion_timestamp.is_none() && !is_terminal(p))
+        .filter(|p| !assumed.contains_key(&p.key()))
+        .map(|p| {
+            let created = pods.create_revision(&p.key()).unwrap_or(i64::MAX);
+            (p.metadata.creation_timestamp.as_str(), created, p)
+        })
+        .collect();
+    pending.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    pending.into_iter().map(|(_, _, p)| p).collect()
+}
+
+/// The pod bound to `node`: `spec.nodeName` and `PodScheduled=True`.
+pub fn bound(pod: &Pod, node: &str) -> Pod {
+    let mut pod = pod.clone();
+    pod.spec.node_name = node.to_string();
+    set_condition(
+        &mut pod.status.conditions,
+        Condition {
+            type_: "PodScheduled".into(),
+            status: "True".into(),
+            ..Default::default()
+        },
+        &now_rfc3339(),
+    );
+    pod
+}
+
+/// The pod marked unschedulable with `message`, or `None` when it already says so
+/// (so an unchanged explanation is not rewritten on every pass).
+pub fn marked_unschedulable(pod: &Pod, message: &str) -> Option<Pod> {
+    let mut pod = pod.clone();
+    let changed = set_condition(
+        &mut pod.status.conditions,
+        Condition {
+            type_: "PodScheduled".into(),
+            status: "False".into(),
+            reason: "Unschedulable".into(),
+            message: message.to_string(),
+            last_transition_time: String::new(),
+        },
+        &now_rfc3339(),
+    );
+    let phase_changed = pod.status.phase != "Pending";
+    pod.status.phase = "Pending".into();
+    (changed || phase_changed).then_some(pod)
+}
+
+/// Runs the scheduling loop until fenced.
+pub async fn run(ctx: Context, strategy: Strategy, resync: Duration) {
+    ctx.caches.nodes.wait_synced().await;
+    ctx.caches.pods.wait_synced().await;
+    ctx.caches.heartbeats.wait_synced().await;
+    let triggers = vec![
+        ctx.caches.pods.subscribe(),
+        ctx.caches.nodes.subscribe(),
+        ctx.caches.heartbeats.subscribe(),
+    ];
+    let assumed = Mutex::new(BTreeMap::new());
+    drive("scheduler", triggers, resync, || pass(&ctx, strategy, &assumed)).await;
+}
+
+async fn pass(
+    ctx: &Context,
+    strategy: Strategy,
+    assumed: &Mutex<BTreeMap<String, Assumed>>,
+) -> Result<Requeue, KvError> {
+    let pods = ctx.caches.pods.snapshot();
+    let nodes = ctx.caches.nodes.snapshot();
+    let heartbeats = ctx.caches.heartbeats.snapshot();
+    // Only this loop's task uses `assumed`; the lock is never held across an await.
+    let assume = || assumed.lock().expect("assumed pods lock");
+    assume().retain(|_, a| a.revision > pods.revision);
+    let (mut infos, pending) = {
+        let assumed = assume();
+        let infos = node_infos(&nodes, &pods, &assumed, |n| heartbeats.is_live(n));
+        (infos, pending_pods(&pods, &assumed))
+    };
+    let mut requeue = None;
+    for pod in pending {
+        let request = match PodRequest::from_spec(&pod.metadata.name, &pod.spec) {
+            Ok(request) => request,
+            Err(e) => {
+                if !write_unschedulable(ctx, pod, &e.0).await? {
+                    requeue = Some(RETRY_SOON);
+                }
+                continue;
+            }
+        };
+        let placed = match schedule(&request, &infos, strategy) {
+            Ok(node) => node,
+            Err(unschedulable) => {
+                if !write_unschedulable(ctx, pod, &unschedulable.message).await? {
+                    requeue = Some(RETRY_SOON);
+                }
+                continue;
+            }
+        };
+        let Some(node) = nodes.get(&key::<NodeSpec>("", &placed)) else {
+            continue;
+        };
+        match bind(ctx, pod, node).await? {
+            Some(revision) => {
+                tracing::info!(pod = %pod.key(), node = %placed, "bound");
+                if let Some(info) = infos.iter_mut().find(|i| i.name == placed) {
+                    info.charge(&request);
+                }
+                assume().insert(
+                    pod.key(),
+                    Assumed {
+                        node: placed,
+                        request,
+                        revision,
+                    },
+                );
+            }
+            // The pod or the node changed since we read them: look again.
+            None => requeue = Some(RETRY_SOON),
+        }
+    }
+    Ok(requeue)
+}
+
+/// Binds `pod` to `node` if neither changed since read; the bind's revision, or
+/// `None` after a benign race.
+async fn bind(ctx: &Context, pod: &Pod, node: &Node) -> Result<Option<i64>, KvError> {
+    let (Ok(pod_version), Ok(node_version)) = (
+        pod.metadata.resource_version.parse::<i64>(),
+        node.metadata.resource_version.parse::<i64>(),
+    ) else {
+        return Ok(None);
+    };
+    let node_key = node.key();
+    let written = ctx
+        .registry
+        .kv
+        .update_if(
+            &pod.key(),
+            encode(&bound(pod, &node.metadata.name)),
+            pod_version,
+            &[(node_key.as_str(), node_version)],
+            ctx.fence(),
+        )
+        .await;
+    benign(written)
+}
+
+/// Writes the scheduler's explanation on a pod when it changed; false after a
+/// benign race.
+async fn write_unschedulable(ctx: &Context, pod: &Pod, message: &str) -> Result<bool, KvError> {
+    let Some(marked) = marked_unschedulable(pod, message) else {
+        return Ok(true);
+    };
+    let Ok(version) = pod.metadata.resource_version.parse::<i64>() else {
+        return Ok(true);
+    };
+    tracing::info!(pod = %pod.key(), %message, "unschedulable");
+    let written = ctx
+        .registry
+        .kv
+        .update(&pod.key(), encode(&marked), version, ctx.fence())
+        .await;
+    Ok(benign(written)?.is_some())
+}
+
+#[cfg(test)]
+mod tests;

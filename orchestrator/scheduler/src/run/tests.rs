@@ -1,0 +1,164 @@
+use super::*;
+use berth_api::conditions::condition;
+use berth_api::meta::ObjectMeta;
+use berth_api::objects::{Container, NodeStatus, Resource, ResourceRequirements};
+
+fn node(name: &str, cpu: &str, ready: bool) -> Node {
+    let mut node = Resource::new(
+        ObjectMeta {
+            name: name.into(),
+            ..Default::default()
+        },
+        NodeSpec::default(),
+    );
+    node.status = NodeStatus {
+        allocatable: [
+            ("cpu".to_string(), cpu.to_string()),
+            ("memory".to_string(), "1Gi".to_string()),
+        ]
+        .into(),
+        conditions: vec![Condition {
+            type_: "Ready".into(),
+            status: if ready { "True" } else { "False" }.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    node
+}
+
+fn pod(name: &str, node: &str, cpu: &str, created: &str) -> Pod {
+    let mut pod = Resource::new(
+        ObjectMeta {
+            name: name.into(),
+            namespace: "default".into(),
+            creation_timestamp: created.into(),
+            ..Default::default()
+        },
+        PodSpec {
+            containers: vec![Container {
+                name: "c".into(),
+                resources: ResourceRequirements {
+                    requests: [("cpu".to_string(), cpu.to_string())].into(),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }],
+            node_name: node.into(),
+            ..Default::default()
+        },
+    );
+    pod.status.phase = "Pending".into();
+    pod
+}
+
+fn request(name: &str, cpu_millis: u64) -> PodRequest {
+    PodRequest {
+        name: name.into(),
+        cpu_millis,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn node_infos_charge_bound_and_assumed_pods_but_not_ended_ones() {
+    let nodes = Snapshot::from_objects([node("n1", "1", true), node("n2", "2", true)], 10);
+    let mut done = pod("done", "n1", "300m", "");
+    done.status.phase = "Succeeded".into();
+    let pods = Snapshot::from_objects(
+        [
+            pod("bound", "n1", "200m", ""),
+            done,
+            // Bound by this loop; the cache does not show it yet.
+            pod("assumed", "", "400m", ""),
+            pod("waiting", "", "100m", ""),
+            // Bound by this loop, and the cache already shows it: charged once.
+            pod("seen", "n2", "500m", ""),
+        ],
+        10,
+    );
+    let assumed: BTreeMap<String, Assumed> = [
+        (
+            "/registry/pods/default/assumed".to_string(),
+            Assumed {
+                node: "n1".into(),
+                request: request("assumed", 400),
+                revision: 11,
+            },
+        ),
+        (
+            "/registry/pods/default/seen".to_string(),
+            Assumed {
+                node: "n2".into(),
+                request: request("seen", 500),
+                revision: 11,
+            },
+        ),
+    ]
+    .into();
+    let infos = node_infos(&nodes, &pods, &assumed, |n| n != "n2");
+    let n1 = infos.iter().find(|i| i.name == "n1").unwrap();
+    let n2 = infos.iter().find(|i| i.name == "n2").unwrap();
+    assert_eq!(n1.allocatable_cpu_millis, 1000);
+    assert_eq!(
+        n1.used_cpu_millis, 600,
+        "bound 200m + assumed 400m; the Succeeded pod frees its share"
+    );
+    assert!(n1.is_ready);
+    assert_eq!(n2.used_cpu_millis, 500, "not charged twice");
+    assert!(!n2.is_ready, "no live heartbeat: not ready whatever its condition says");
+
+    let pending: Vec<&str> = pending_pods(&pods, &assumed)
+        .iter()
+        .map(|p| p.metadata.name.as_str())
+        .collect();
+    assert_eq!(pending, ["waiting"], "assumed pods are not placed twice");
+}
+
+#[test]
+fn pending_pods_come_oldest_first() {
+    let pods = Snapshot::from_objects(
+        [
+            pod("c", "", "1m", "2026-01-01T00:00:02Z"),
+            pod("b", "", "1m", "2026-01-01T00:00:01Z"),
+            pod("a", "", "1m", "2026-01-01T00:00:02Z"),
+            pod("bound", "n1", "1m", "2026-01-01T00:00:00Z"),
+        ],
+        1,
+    );
+    let order: Vec<&str> = pending_pods(&pods, &BTreeMap::new())
+        .iter()
+        .map(|p| p.metadata.name.as_str())
+        .collect();
+    // Same second: the create revision decides (c was created before a).
+    assert_eq!(order, ["b", "c", "a"]);
+}
+
+#[test]
+fn a_node_with_a_ready_condition_but_no_heartbeat_or_unready_is_not_ready() {
+    assert!(NodeInfo::from_node(&node("n", "1", true), true).is_ready);
+    assert!(!NodeInfo::from_node(&node("n", "1", true), false).is_ready);
+    assert!(!NodeInfo::from_node(&node("n", "1", false), true).is_ready);
+    let mut no_allocatable = node("n", "1", true);
+    no_allocatable.status.allocatable.clear();
+    no_allocatable.status.capacity.insert("cpu".into(), "500m".into());
+    assert_eq!(NodeInfo::from_node(&no_allocatable, true).allocatable_cpu_millis, 500);
+}
+
+#[test]
+fn the_explanation_is_rewritten_only_when_it_changes() {
+    let p = pod("p", "", "1", "");
+    let marked = marked_unschedulable(&p, "0/1 nodes available: 1 insufficient cpu").unwrap();
+    let c = condition(&marked.status.conditions, "PodScheduled").unwrap();
+    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Unschedulable"));
+    assert_eq!(marked.status.phase, "Pending");
+    assert_eq!(
+        marked_unschedulable(&marked, "0/1 nodes available: 1 insufficient cpu"),
+        None
+    );
+    assert!(marked_unschedulable(&marked, "0/2 nodes available: 2 not ready").is_some());
+
+    let b = bound(&marked, "n1");
+    assert_eq!(b.spec.node_name, "n1");
+    assert_eq!(condition(&b.status.conditions, "PodScheduled").unwrap().status, "True");
+}

@@ -1,0 +1,99 @@
+//! What the scheduler sees: nodes with what they can hold and what is already
+//! bound to them, and a pod's needs, summed over its containers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use berth_api::objects::{Node, PodSpec, Taint, Toleration};
+use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub is_ready: bool,
+    pub is_unschedulable: bool,
+    pub labels: BTreeMap<String, String>,
+    pub taints: Vec<Taint>,
+    pub allocatable_cpu_millis: u64,
+    pub allocatable_memory_bytes: u64,
+    /// Requests of the pods already bound to the node.
+    pub used_cpu_millis: u64,
+    pub used_memory_bytes: u64,
+    pub used_host_ports: BTreeSet<i32>,
+}
+
+impl NodeInfo {
+    /// What a Node offers: its allocatable `cpu` and `memory` (its capacity when it
+    /// states no allocatable; a quantity that does not parse counts as none), labels,
+    /// taints and schedulability. It is ready only when its `Ready` condition is
+    /// `True` and its agent's heartbeat is live (the condition alone lags a dead
+    /// agent by the node monitor's grace period). Nothing is charged yet.
+    pub fn from_node(node: &Node, has_heartbeat: bool) -> Self {
+        let offered = if node.status.allocatable.is_empty() {
+            &node.status.capacity
+        } else {
+            &node.status.allocatable
+        };
+        let is_ready_condition = node
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        NodeInfo {
+            name: node.metadata.name.clone(),
+            is_ready: has_heartbeat && is_ready_condition,
+            is_unschedulable: node.spec.unschedulable,
+            labels: node.metadata.labels.clone(),
+            taints: node.spec.taints.clone(),
+            allocatable_cpu_millis: offered.get("cpu").and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
+            allocatable_memory_bytes: offered
+                .get("memory")
+                .and_then(|q| parse_memory_bytes(q).ok())
+                .unwrap_or(0),
+            ..Default::default()
+        }
+    }
+
+    /// Accounts for a pod placed on this node.
+    pub fn charge(&mut self, pod: &PodRequest) {
+        self.used_cpu_millis += pod.cpu_millis;
+        self.used_memory_bytes += pod.memory_bytes;
+        self.used_host_ports.extend(pod.host_ports.iter().copied());
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodRequest {
+    pub name: String,
+    pub cpu_millis: u64,
+    pub memory_bytes: u64,
+    pub node_selector: BTreeMap<String, String>,
+    pub tolerations: Vec<Toleration>,
+    pub host_ports: BTreeSet<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotError(pub String);
+
+impl PodRequest {
+    /// A pod's needs from its spec (validation has already checked the quantities).
+    pub fn from_spec(name: &str, spec: &PodSpec) -> Result<Self, SnapshotError> {
+        let mut request = PodRequest {
+            name: name.to_string(),
+            node_selector: spec.node_selector.clone(),
+            tolerations: spec.tolerations.clone(),
+            ..Default::default()
+        };
+        for container in &spec.containers {
+            if let Some(cpu) = container.resources.requests.get("cpu") {
+                request.cpu_millis += parse_cpu_millis(cpu).map_err(|e| SnapshotError(e.0))?;
+            }
+            if let Some(memory) = container.resources.requests.get("memory") {
+                request.memory_bytes += parse_memory_bytes(memory).map_err(|e| SnapshotError(e.0))?;
+            }
+            request
+                .host_ports
+                .extend(container.ports.iter().filter_map(|p| p.host_port));
+        }
+        Ok(request)
+    }
+}

@@ -1,0 +1,150 @@
+use super::*;
+use berth_api::objects::{Taint, Toleration};
+
+const GI: u64 = 1 << 30;
+
+fn node(name: &str, cpu_millis: u64, memory: u64) -> NodeInfo {
+    NodeInfo {
+        name: name.into(),
+        is_ready: true,
+        allocatable_cpu_millis: cpu_millis,
+        allocatable_memory_bytes: memory,
+        ..Default::default()
+    }
+}
+
+fn pod(cpu_millis: u64, memory: u64) -> PodRequest {
+    PodRequest {
+        name: "p".into(),
+        cpu_millis,
+        memory_bytes: memory,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_pod_goes_where_it_fits() {
+    let nodes = [node("small", 500, GI), node("big", 4000, 8 * GI)];
+    assert_eq!(schedule(&pod(1000, GI), &nodes, Strategy::Spread), Ok("big".into()));
+}
+
+#[test]
+fn spread_and_bin_pack_choose_differently() {
+    let mut busy = node("busy", 4000, 8 * GI);
+    busy.used_cpu_millis = 3000;
+    busy.used_memory_bytes = 6 * GI;
+    let nodes = [busy, node("idle", 4000, 8 * GI)];
+    assert_eq!(schedule(&pod(500, GI), &nodes, Strategy::Spread), Ok("idle".into()));
+    assert_eq!(schedule(&pod(500, GI), &nodes, Strategy::BinPack), Ok("busy".into()));
+}
+
+#[test]
+fn no_fit_is_explained_by_reason() {
+    let mut not_ready = node("a", 4000, 8 * GI);
+    not_ready.is_ready = false;
+    let nodes = [not_ready, node("b", 4000, GI)];
+    let err = schedule(&pod(100, 2 * GI), &nodes, Strategy::Spread).unwrap_err();
+    assert_eq!(err.message, "0/2 nodes available: 1 insufficient memory, 1 not ready");
+}
+
+/// What the scheduling loop does with one snapshot: place each pod in turn and
+/// charge the placement to its node before placing the next.
+fn plan(pods: &[PodRequest], nodes: &mut [NodeInfo], strategy: Strategy) -> Vec<Result<String, Unschedulable>> {
+    pods.iter()
+        .map(|pod| {
+            let placed = schedule(pod, nodes, strategy);
+            if let Ok(name) = &placed
+                && let Some(node) = nodes.iter_mut().find(|n| &n.name == name)
+            {
+                node.charge(pod);
+            }
+            placed
+        })
+        .collect()
+}
+
+#[test]
+fn a_plan_never_over_commits_a_node() {
+    let mut nodes = vec![node("a", 2000, 4 * GI), node("b", 1000, 2 * GI)];
+    let pods: Vec<PodRequest> = (0..10).map(|_| pod(500, GI / 2)).collect();
+    for strategy in [Strategy::Spread, Strategy::BinPack] {
+        let mut nodes = nodes.clone();
+        let placed = plan(&pods, &mut nodes, strategy);
+        assert_eq!(
+            placed.iter().filter(|p| p.is_ok()).count(),
+            6,
+            "3000 millicores hold six 500m pods"
+        );
+        for n in &nodes {
+            assert!(
+                n.used_cpu_millis <= n.allocatable_cpu_millis,
+                "{} over-committed: {n:?}",
+                n.name
+            );
+            assert!(
+                n.used_memory_bytes <= n.allocatable_memory_bytes,
+                "{} over-committed: {n:?}",
+                n.name
+            );
+        }
+        assert!(
+            placed[6..]
+                .iter()
+                .all(|p| p.as_ref().is_err_and(|e| e.message.contains("insufficient cpu")))
+        );
+    }
+    nodes[0].is_unschedulable = true;
+    let err = schedule(&pod(100, 1), &nodes[..1], Strategy::Spread).unwrap_err();
+    assert_eq!(err.message, "0/1 nodes available: 1 unschedulable");
+}
+
+#[test]
+fn selectors_taints_and_host_ports_filter_nodes() {
+    let mut gpu = node("gpu", 4000, 8 * GI);
+    gpu.labels.insert("accel".into(), "gpu".into());
+    gpu.taints.push(Taint {
+        key: "dedicated".into(),
+        value: "ml".into(),
+        effect: "NoSchedule".into(),
+    });
+    let plain = node("plain", 4000, 8 * GI);
+    let nodes = [gpu, plain];
+
+    let mut wants_gpu = pod(100, 1);
+    wants_gpu.node_selector.insert("accel".into(), "gpu".into());
+    let err = schedule(&wants_gpu, &nodes, Strategy::Spread).unwrap_err();
+    assert_eq!(
+        err.message,
+        "0/2 nodes available: 1 didn't match node selector, 1 had untolerated taint"
+    );
+    wants_gpu.tolerations.push(Toleration {
+        key: "dedicated".into(),
+        operator: "Equal".into(),
+        value: "ml".into(),
+        effect: "NoSchedule".into(),
+    });
+    assert_eq!(schedule(&wants_gpu, &nodes, Strategy::Spread), Ok("gpu".into()));
+
+    let mut web = pod(100, 1);
+    web.host_ports.insert(8080);
+    let mut nodes = vec![node("only", 4000, 8 * GI)];
+    let placed = plan(&[web.clone(), web], &mut nodes, Strategy::Spread);
+    assert_eq!(placed[0], Ok("only".into()));
+    assert_eq!(
+        placed[1].as_ref().unwrap_err().message,
+        "0/1 nodes available: 1 host port conflict"
+    );
+}
+
+#[test]
+fn a_pods_request_sums_its_containers() {
+    let manifest = r#"{"containers": [
+        {"name": "a", "command": ["x"], "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},
+         "ports": [{"containerPort": 80, "hostPort": 8080}]},
+        {"name": "b", "command": ["y"], "resources": {"requests": {"cpu": "0.5"}}}
+    ]}"#;
+    let spec: berth_api::objects::PodSpec = serde_json::from_str(manifest).unwrap();
+    let request = PodRequest::from_spec("web", &spec).unwrap();
+    assert_eq!((request.cpu_millis, request.memory_bytes), (750, 64 << 20));
+    assert!(request.host_ports.contains(&8080));
+}

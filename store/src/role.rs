@@ -1,0 +1,102 @@
+//! `berth store`: one store replica as an etcd-compatible server, configured by
+//! etcd's flags ([`crate::flags`]). The `berth` binary hands its arguments here; the
+//! process-wide pieces every long-running role shares (logging, the stop signal) live
+//! here too, since every role starts from a store replica or talks to one.
+
+use std::process::ExitCode;
+
+use crate::Server;
+use crate::flags::{self, FlagError};
+use crate::store::ETCD_VERSION;
+
+/// `berth version`'s line: berth's version and the etcd API it speaks.
+pub fn version_line(berth_version: &str) -> String {
+    format!("berth {berth_version} (etcd API {ETCD_VERSION})")
+}
+
+/// Runs `berth store ARGS` until SIGINT or SIGTERM; `berth_version` is the binary's.
+pub fn run(args: &[String], berth_version: &str) -> ExitCode {
+    let flags = match flags::parse_store_flags(args) {
+        Ok(flags) => flags,
+        Err(FlagError::Help) => {
+            print!("{}", flags::STORE_USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(FlagError::Version) => {
+            println!("{}", version_line(berth_version));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("berth store: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&flags.log_level);
+    let config = match flags.to_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("berth store: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio_runtime("store") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    runtime.block_on(async {
+        let server = match Server::start(config).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("berth store: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            name = %flags.name,
+            member_id = format!("{:x}", server.store().id()),
+            clients = ?flags.listen_client_urls,
+            peers = ?flags.listen_peer_urls,
+            "serving"
+        );
+        wait_for_signal().await;
+        tracing::info!("stopping");
+        server.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}
+
+/// The multi-threaded runtime a long-running command runs on.
+pub fn tokio_runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("berth {command}: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+/// Logs to stderr at etcd's `--log-level` (its panic levels read as `error`);
+/// `RUST_LOG` overrides it.
+pub fn init_logging(level: &str) {
+    let level = match level {
+        "dpanic" | "panic" | "fatal" => "error",
+        other => other,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
