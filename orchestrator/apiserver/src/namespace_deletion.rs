@@ -35,7 +35,7 @@ pub async fn delete(api: &ApiServer, name: &str) -> Result<Value, ApiError> {
             .await
             .map_err(|e| ApiError::from_kv(e, kind, name))?;
         for kv in kvs {
-            match api.kv.delete(&String::from_utf8_lossy(&kv.key), None, None).await {
+            match api.kv.delete(&kv.key, None, None).await {
                 Ok(_) | Err(KvError::NotFound) => {}
                 Err(e) => return Err(ApiError::from_kv(e, kind, name)),
             }

@@ -3,31 +3,19 @@
 //! registry (which fills uid, creationTimestamp and generation, and bumps the
 //! generation when a spec changes).
 
-use berth_proto::mvccpb::KeyValue;
 use serde_json::Value;
 
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::objects::Object;
-use berth_client::kv::{Fence, KvError};
-use berth_client::registry::Registry;
+use berth_client::kv::{Fence, KvError, Record};
+use berth_client::registry::{Registry, decode_value};
 
 /// A stored object as the API shows it: with `kind`, `apiVersion` and
 /// `metadata.resourceVersion` (the key's mod_revision).
-pub fn decode(kind: &Kind, kv: &KeyValue) -> Result<Value, ApiError> {
-    let mut object: Value = serde_json::from_slice(&kv.value).map_err(|e| {
-        ApiError::internal(format!(
-            "the stored object at {} does not decode: {e}",
-            String::from_utf8_lossy(&kv.key)
-        ))
-    })?;
-    if !object.is_object() {
-        return Err(ApiError::internal(format!(
-            "the stored object at {} is not an object",
-            String::from_utf8_lossy(&kv.key)
-        )));
-    }
-    stamp(kind, &mut object, kv.mod_revision);
+pub fn decode(kind: &Kind, record: &Record) -> Result<Value, ApiError> {
+    let mut object = decode_value(record, kind.kind).map_err(|e| ApiError::internal(e.to_string()))?;
+    stamp(kind, &mut object, record.mod_revision);
     Ok(object)
 }
 
@@ -63,8 +51,8 @@ mod tests {
     #[test]
     fn decoded_objects_carry_kind_and_revision() {
         let pods = SERVED.iter().find(|k| k.resource == "pods").unwrap();
-        let kv = KeyValue {
-            key: b"/registry/pods/default/p".to_vec(),
+        let kv = Record {
+            key: "/registry/pods/default/p".into(),
             value: br#"{"metadata":{"name":"p"},"spec":{"containers":[]}}"#.to_vec(),
             mod_revision: 42,
             ..Default::default()
@@ -73,7 +61,7 @@ mod tests {
         assert_eq!(object["kind"], "Pod");
         assert_eq!(object["apiVersion"], "v1");
         assert_eq!(object["metadata"]["resourceVersion"], "42");
-        let broken = KeyValue {
+        let broken = Record {
             value: b"{".to_vec(),
             ..kv
         };

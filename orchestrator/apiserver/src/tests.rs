@@ -4,8 +4,6 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use berth_proto::etcdserverpb::CompactionRequest;
-use berth_proto::etcdserverpb::kv_client::KvClient;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper_util::rt::TokioIo;
@@ -546,14 +544,7 @@ async fn watches_report_changes_in_order_and_refuse_compacted_revisions() {
     let current: i64 = version_of(&server.get(&format!("{PODS}/q")).await.json())
         .parse()
         .unwrap();
-    let mut client = KvClient::connect(server.store.client_url.clone()).await.unwrap();
-    client
-        .compact(CompactionRequest {
-            revision: current,
-            physical: true,
-        })
-        .await
-        .unwrap();
+    server.store.compact(current).await;
     let expired = server
         .get(&format!("{PODS}?watch=1&resourceVersion={start_version}"))
         .await;

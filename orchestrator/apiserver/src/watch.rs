@@ -21,7 +21,6 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::Response;
-use berth_proto::mvccpb::KeyValue;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -30,7 +29,7 @@ use super::route::Kind;
 use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{decode, stamp};
-use berth_client::kv::{Event, Kv, KvError, Watch};
+use berth_client::kv::{Event, Kv, KvError, Record, Watch};
 
 #[derive(Debug, Clone, Default)]
 pub struct WatchRequest {
@@ -141,7 +140,7 @@ struct Watcher {
     watch: Watch,
     filter: Filter,
     /// Whether each key seen passed the selectors (only kept when there are selectors).
-    passed: HashMap<Vec<u8>, bool>,
+    passed: HashMap<String, bool>,
     allow_bookmarks: bool,
     deadline: Option<Instant>,
     /// The ADDED events of the initial list.
@@ -233,9 +232,9 @@ impl Watcher {
     }
 
     /// Whether the object passed the selectors before this put, read from the store.
-    async fn passed_before(&self, kv: &KeyValue) -> Option<bool> {
-        let key = String::from_utf8_lossy(&kv.key);
-        match self.kv.get_at(&key, kv.mod_revision - 1).await {
+    async fn passed_before(&self, kv: &Record) -> Option<bool> {
+        let key = &kv.key;
+        match self.kv.get_at(key, kv.mod_revision - 1).await {
             Ok(None) => Some(false),
             Ok(Some(previous)) => decode(self.kind, &previous).ok().map(|o| self.filter.matches(&o)),
             Err(e) => {
@@ -248,8 +247,7 @@ impl Watcher {
 
 /// An object known only by its key (`/registry/<resource>/[<namespace>/]<name>`),
 /// for a deletion whose last value the store did not send.
-fn identity_of(kind: &Kind, key: &[u8]) -> Value {
-    let key = String::from_utf8_lossy(key);
+fn identity_of(kind: &Kind, key: &str) -> Value {
     let mut parts = key.rsplit('/');
     let name = parts.next().unwrap_or_default();
     let mut metadata = json!({"name": name});
@@ -284,11 +282,11 @@ mod tests {
     #[test]
     fn deleted_keys_name_their_object() {
         let pods = SERVED.iter().find(|k| k.resource == "pods").unwrap();
-        let object = identity_of(pods, b"/registry/pods/dev/p");
+        let object = identity_of(pods, "/registry/pods/dev/p");
         assert_eq!(object, json!({"metadata": {"name": "p", "namespace": "dev"}}));
         let nodes = SERVED.iter().find(|k| k.resource == "nodes").unwrap();
         assert_eq!(
-            identity_of(nodes, b"/registry/nodes/n1"),
+            identity_of(nodes, "/registry/nodes/n1"),
             json!({"metadata": {"name": "n1"}})
         );
     }

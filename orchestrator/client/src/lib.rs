@@ -6,6 +6,7 @@
 pub mod http_client;
 pub mod kv;
 pub mod leadership;
+pub mod reflector;
 pub mod registry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -2,24 +2,41 @@
 //! with `metadata.resourceVersion` taken from the key's mod_revision on every read
 //! (it is never stored), and writes that are conditional on it.
 
-use berth_proto::mvccpb::KeyValue;
-
-use crate::kv::{Event, Fence, Kv, KvError, Result, Watch};
 use berth_api::names::new_uid;
 use berth_api::objects::{Resource, Spec, key, prefix};
 use berth_api::time::now_rfc3339;
 
+use crate::kv::{Event, Fence, Kv, KvError, Record, Result, Watch};
+
 /// Decodes a stored object and stamps its resourceVersion.
-pub fn decode<S: Spec>(kv: &KeyValue) -> Result<Resource<S>> {
-    let mut object: Resource<S> = serde_json::from_slice(&kv.value).map_err(|e| {
-        KvError::Other(format!(
-            "stored {} at {} does not decode: {e}",
-            S::KIND,
-            String::from_utf8_lossy(&kv.key)
-        ))
-    })?;
-    object.metadata.resource_version = kv.mod_revision.to_string();
+pub fn decode<S: Spec>(record: &Record) -> Result<Resource<S>> {
+    let mut object: Resource<S> = parse(record, S::KIND)?;
+    object.metadata.resource_version = record.mod_revision.to_string();
     Ok(object)
+}
+
+/// Decodes a stored object of `kind` as JSON, whatever its fields, and stamps its
+/// resourceVersion (for the API server, which serves objects as they are stored).
+pub fn decode_value(record: &Record, kind: &str) -> Result<serde_json::Value> {
+    let mut object: serde_json::Value = parse(record, kind)?;
+    let Some(fields) = object.as_object_mut() else {
+        return Err(KvError::Other(format!(
+            "stored {kind} at {} is not an object",
+            record.key
+        )));
+    };
+    let metadata = fields.entry("metadata").or_insert_with(|| serde_json::json!({}));
+    if !metadata.is_object() {
+        *metadata = serde_json::json!({});
+    }
+    metadata["resourceVersion"] = record.mod_revision.to_string().into();
+    Ok(object)
+}
+
+/// The one way a stored value is read: JSON, with an error naming the kind and key.
+fn parse<T: serde::de::DeserializeOwned>(record: &Record, kind: &str) -> Result<T> {
+    serde_json::from_slice(&record.value)
+        .map_err(|e| KvError::Other(format!("stored {kind} at {} does not decode: {e}", record.key)))
 }
 
 /// Encodes an object for the store (without its resourceVersion).

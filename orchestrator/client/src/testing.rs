@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use berth_proto::etcdserverpb::CompactionRequest;
+use berth_proto::etcdserverpb::kv_client::KvClient;
 use berth_store::{Server, StoreConfig};
 
 use crate::kv::Kv;
@@ -19,6 +21,21 @@ pub struct TestStore {
 impl TestStore {
     pub fn registry(&self) -> Registry {
         Registry::new(self.kv.clone())
+    }
+
+    /// Compacts the store's history up to `revision`, as `etcdctl compact
+    /// --physical` does.
+    pub async fn compact(&self, revision: i64) {
+        let mut client = KvClient::connect(self.client_url.clone())
+            .await
+            .expect("a gRPC connection to the test store");
+        client
+            .compact(CompactionRequest {
+                revision,
+                physical: true,
+            })
+            .await
+            .expect("the compaction");
     }
 }
 

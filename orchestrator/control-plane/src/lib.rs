@@ -27,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use berth_client::kv::{Event, Fence, Kv};
+use berth_client::kv::{Fence, Kv};
 use berth_client::registry::Registry;
 use berth_controller_runtime::{Caches, Context};
 
@@ -139,7 +139,7 @@ async fn watch_record(kv: Kv, fence: Fence) {
     loop {
         let at = match kv.list(&fence.key).await {
             Ok((kvs, at)) => {
-                let current = kvs.iter().find(|kv| kv.key == fence.key.as_bytes());
+                let current = kvs.iter().find(|kv| kv.key == fence.key);
                 if current.map(|kv| kv.mod_revision) != Some(fence.mod_revision) {
                     return;
                 }
@@ -156,11 +156,7 @@ async fn watch_record(kv: Kv, fence: Fence) {
             continue;
         };
         while let Some(Ok((_, events))) = watch.next().await {
-            let key_of = |e: &Event| match e {
-                Event::Put(kv) => kv.key.clone(),
-                Event::Delete { prev, .. } => prev.key.clone(),
-            };
-            if events.iter().any(|e| key_of(e) == fence.key.as_bytes()) {
+            if events.iter().any(|e| e.key() == fence.key) {
                 return;
             }
         }

@@ -1,14 +1,6 @@
 //! Informers: a local cache of one kind of object (or, in [`heartbeats`], of the
-//! agents' heartbeat keys) kept up to date by list-then-watch, so that controllers
-//! read memory, not the store.
-//!
-//! ```text
-//!  list prefix at R ──► replace the cache, revision = R ──► watch from R + 1
-//!        ▲                                                     │ events: apply, revision = last event's
-//!        │ compacted (the revision we need is gone)            │ progress only: ignored
-//!        └─────────────────────────────────────────────────────┤ stream ended or failed:
-//!                                                              └─► watch again from revision + 1
-//! ```
+//! agents' heartbeat keys) kept up to date by the client's list-then-watch loop
+//! ([`berth_client::reflector`]), so that controllers read memory, not the store.
 //!
 //! Invariants: the cache is the store's content under the prefix at `revision`
 //! (once synced); `revision` never goes back; subscribers are told after every list
@@ -20,94 +12,32 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
-
-use berth_proto::mvccpb::KeyValue;
-use tokio::sync::watch;
 
 use berth_api::objects::{Resource, Spec, prefix};
-use berth_client::kv::{AbortOnDrop, Event, Kv, KvError};
+use berth_client::kv::{AbortOnDrop, Event, Kv, Record};
+use berth_client::reflector::{Sink, reflect};
 use berth_client::registry::decode;
+use tokio::sync::watch;
 
 mod heartbeats;
 pub use heartbeats::{HEARTBEAT_PREFIX, HeartbeatSnapshot, Heartbeats};
 
-/// How long to wait before listing or watching again after the store failed.
-const RETRY_DELAY: Duration = Duration::from_millis(500);
-
-/// Receives what the reflector reads; implementations update a cache.
-trait Sink: Send + Sync + 'static {
-    /// The whole content of the prefix at `revision`.
-    fn replace(&self, kvs: Vec<KeyValue>, revision: i64);
-    /// Events up to `revision` (events are in revision order and none is older than
-    /// the revision of the previous call).
-    fn apply(&self, events: Vec<Event>, revision: i64);
+/// Bumps `changed` after every list and every batch its cache applied, so that
+/// subscribers look again.
+pub(crate) struct Notifying<T: Sink> {
+    pub(crate) cache: Arc<T>,
+    pub(crate) changed: Arc<watch::Sender<u64>>,
 }
 
-/// Lists then watches `prefix` forever, feeding `sink` and bumping `changed` after
-/// every list and every non-empty batch. Starts with a list, or (tests) with a
-/// watch from `resume`.
-async fn reflect(kv: Kv, prefix: String, sink: Arc<dyn Sink>, changed: Arc<watch::Sender<u64>>, resume: Option<i64>) {
-    let mut resume = resume;
-    loop {
-        let mut next = match resume.take() {
-            Some(next) => next,
-            None => match kv.list(&prefix).await {
-                Ok((kvs, revision)) => {
-                    sink.replace(kvs, revision);
-                    changed.send_modify(|n| *n += 1);
-                    revision + 1
-                }
-                Err(e) => {
-                    tracing::debug!(%prefix, error = %e, "informer list failed; retrying");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                    continue;
-                }
-            },
-        };
-        // Watch from `next` until the revision we need has been compacted away.
-        loop {
-            let mut watch = match kv.watch(&prefix, next).await {
-                Ok(watch) => watch,
-                Err(KvError::Compacted { .. }) => break,
-                Err(e) => {
-                    tracing::debug!(%prefix, error = %e, "informer watch failed; retrying");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                    continue;
-                }
-            };
-            let mut compacted = false;
-            while let Some(batch) = watch.next().await {
-                match batch {
-                    Ok((_, events)) => {
-                        // Events older than `next` were applied already (never expected).
-                        let events: Vec<Event> = events.into_iter().filter(|e| e.revision() >= next).collect();
-                        // Progress notifications (no events) are not trusted to move the
-                        // revision: the controllers' expectations and the scheduler's
-                        // assumed pods wait on it, and only events prove what was seen.
-                        let Some(revision) = events.last().map(Event::revision) else {
-                            continue;
-                        };
-                        sink.apply(events, revision);
-                        next = revision + 1;
-                        changed.send_modify(|n| *n += 1);
-                    }
-                    Err(KvError::Compacted { .. }) => {
-                        compacted = true;
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::debug!(%prefix, error = %e, "informer watch ended; resuming");
-                        break;
-                    }
-                }
-            }
-            if compacted {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        tracing::info!(%prefix, next, "informer: the watch revision was compacted; listing again");
+impl<T: Sink> Sink for Notifying<T> {
+    fn replace(&self, records: Vec<Record>, revision: i64) {
+        self.cache.replace(records, revision);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    fn apply(&self, events: Vec<Event>, revision: i64) {
+        self.cache.apply(events, revision);
+        self.changed.send_modify(|n| *n += 1);
     }
 }
 
@@ -211,10 +141,10 @@ struct TypedSink<S: Spec> {
     state: RwLock<TypedState<S>>,
 }
 
-fn entry<S: Spec>(kv: &KeyValue) -> Option<(String, Entry<S>)> {
+fn entry<S: Spec>(kv: &Record) -> Option<(String, Entry<S>)> {
     match decode::<S>(kv) {
         Ok(object) => Some((
-            String::from_utf8_lossy(&kv.key).into_owned(),
+            kv.key.clone(),
             Entry {
                 object: Arc::new(object),
                 create_revision: kv.create_revision,
@@ -228,7 +158,7 @@ fn entry<S: Spec>(kv: &KeyValue) -> Option<(String, Entry<S>)> {
 }
 
 impl<S: Spec> Sink for TypedSink<S> {
-    fn replace(&self, kvs: Vec<KeyValue>, revision: i64) {
+    fn replace(&self, kvs: Vec<Record>, revision: i64) {
         let objects = kvs.iter().filter_map(entry::<S>).collect();
         let mut state = self.state.write().expect("informer lock");
         state.objects = Arc::new(objects);
@@ -248,11 +178,11 @@ impl<S: Spec> Sink for TypedSink<S> {
                         }
                         // An undecodable value replaces what we had: forget the old one.
                         None => {
-                            objects.remove(String::from_utf8_lossy(&kv.key).as_ref());
+                            objects.remove(&kv.key);
                         }
                     },
                     Event::Delete { prev, .. } => {
-                        objects.remove(String::from_utf8_lossy(&prev.key).as_ref());
+                        objects.remove(&prev.key);
                     }
                 }
             }
@@ -301,7 +231,11 @@ impl<S: Spec> Informer<S> {
             }),
         });
         let changed = Arc::new(watch::channel(0).0);
-        let task = tokio::spawn(reflect(kv, prefix, sink.clone(), changed.clone(), resume));
+        let notifying = Arc::new(Notifying {
+            cache: sink.clone(),
+            changed: changed.clone(),
+        });
+        let task = tokio::spawn(reflect(kv, prefix, notifying, resume));
         Informer {
             sink,
             changed,
@@ -344,6 +278,7 @@ mod tests {
     use berth_api::meta::ObjectMeta;
     use berth_api::objects::{Pod, PodSpec};
     use berth_client::registry::encode;
+    use std::time::Duration;
     use tokio::time::Instant;
 
     fn pod(name: &str) -> Pod {
@@ -395,16 +330,7 @@ mod tests {
         let at = t.kv.create(&a.key(), encode(&a), 0, None).await.unwrap();
         let b = pod("b");
         let last = t.kv.create(&b.key(), encode(&b), 0, None).await.unwrap();
-        let mut client = berth_proto::etcdserverpb::kv_client::KvClient::connect(t.client_url.clone())
-            .await
-            .unwrap();
-        client
-            .compact(berth_proto::etcdserverpb::CompactionRequest {
-                revision: last,
-                physical: true,
-            })
-            .await
-            .unwrap();
+        t.compact(last).await;
         // A cache that last saw revision `at - 1` (before "a" existed): the events it
         // needs are gone, so only a fresh list can bring it up to date.
         let informer = Informer::<PodSpec>::start_inner(t.kv.clone(), prefix::<PodSpec>(None), Some(at));

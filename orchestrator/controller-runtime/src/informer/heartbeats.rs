@@ -5,13 +5,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 
-use berth_proto::mvccpb::KeyValue;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{Sink, reflect};
+use super::Notifying;
 use berth_client::kv::AbortOnDrop;
+use berth_client::kv::Record;
 use berth_client::kv::{Event, Kv};
+use berth_client::reflector::{Sink, reflect};
 
 /// Where the heartbeat keys of the agents live: `/berth/heartbeats/<node-name>`.
 pub const HEARTBEAT_PREFIX: &str = "/berth/heartbeats/";
@@ -62,8 +63,7 @@ impl HeartbeatSnapshot {
     }
 }
 
-fn node_of(key: &[u8]) -> Option<String> {
-    let key = std::str::from_utf8(key).ok()?;
+fn node_of(key: &str) -> Option<String> {
     let node = key.strip_prefix(HEARTBEAT_PREFIX)?;
     (!node.is_empty()).then(|| node.to_string())
 }
@@ -73,7 +73,7 @@ struct HeartbeatSink {
 }
 
 impl Sink for HeartbeatSink {
-    fn replace(&self, kvs: Vec<KeyValue>, revision: i64) {
+    fn replace(&self, kvs: Vec<Record>, revision: i64) {
         let now = Instant::now();
         let present: BTreeSet<String> = kvs.iter().filter_map(|kv| node_of(&kv.key)).collect();
         let mut state = self.state.write().expect("heartbeat informer lock");
@@ -123,13 +123,11 @@ impl Heartbeats {
             state: RwLock::new(HeartbeatSnapshot::default()),
         });
         let changed = Arc::new(watch::channel(0).0);
-        let task = tokio::spawn(reflect(
-            kv,
-            HEARTBEAT_PREFIX.to_string(),
-            sink.clone(),
-            changed.clone(),
-            None,
-        ));
+        let notifying = Arc::new(Notifying {
+            cache: sink.clone(),
+            changed: changed.clone(),
+        });
+        let task = tokio::spawn(reflect(kv, HEARTBEAT_PREFIX.to_string(), notifying, None));
         Heartbeats {
             sink,
             changed,

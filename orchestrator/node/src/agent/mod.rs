@@ -28,8 +28,9 @@ use berth_api::objects::{
 };
 use berth_api::quantity::{format_cpu_millis, format_memory_bytes};
 use berth_api::time::now_rfc3339;
-use berth_client::kv::{Kv, KvError};
-use berth_client::registry::{Change, Registry};
+use berth_client::kv::{Event, Kv, KvError, Record};
+use berth_client::reflector::Sink;
+use berth_client::registry::{Registry, decode};
 
 /// The key a live agent keeps attached to its lease.
 pub fn heartbeat_key(node: &str) -> String {
@@ -206,51 +207,64 @@ async fn write_node(registry: &Registry, config: &AgentConfig, port: u16) -> Res
         .map(|_| ())
 }
 
-/// The pods bound to `node`, as one list-then-watch; `desired` gets the whole set
-/// after every change. Returns when the store fails it.
-pub(crate) async fn watch_bound_pods(
-    registry: &Registry,
-    node: &str,
-    desired_tx: &tokio::sync::watch::Sender<Option<BTreeMap<String, Pod>>>,
-) -> KvError {
-    loop {
-        let (pods, revision) = match registry.list::<PodSpec>(None).await {
-            Ok(listed) => listed,
-            Err(e) => return e,
-        };
-        let mut desired: BTreeMap<String, Pod> = pods
-            .into_iter()
-            .filter(|p| p.spec.node_name == node)
-            .map(|p| (p.key(), p))
-            .collect();
-        let _ = desired_tx.send(Some(desired.clone()));
-        let mut watch = match registry.watch::<PodSpec>(None, revision + 1).await {
-            Ok(w) => w,
-            Err(KvError::Compacted { .. }) => continue,
-            Err(e) => return e,
-        };
-        loop {
-            match watch.next().await {
-                Some(Ok((_, changes))) => {
-                    if changes.is_empty() {
-                        continue;
-                    }
-                    for change in changes {
-                        match change {
-                            Change::Put { object, .. } if object.spec.node_name == node => {
-                                desired.insert(object.key(), object);
-                            }
-                            Change::Put { object, .. } | Change::Deleted { object, .. } => {
-                                desired.remove(&object.key());
-                            }
-                        }
-                    }
-                    let _ = desired_tx.send(Some(desired.clone()));
-                }
-                Some(Err(KvError::Compacted { .. })) | None => break,
-                Some(Err(e)) => return e,
+/// The pods bound to this node, fed by the client's list-then-watch loop and
+/// published whole to the pod supervisor after every list and every batch.
+pub(crate) struct BoundPods {
+    node: String,
+    pods: Mutex<BTreeMap<String, Pod>>,
+    desired_tx: tokio::sync::watch::Sender<Option<BTreeMap<String, Pod>>>,
+}
+
+impl BoundPods {
+    pub(crate) fn new(node: String, desired_tx: tokio::sync::watch::Sender<Option<BTreeMap<String, Pod>>>) -> Self {
+        BoundPods {
+            node,
+            pods: Mutex::new(BTreeMap::new()),
+            desired_tx,
+        }
+    }
+
+    /// The pod a record holds, if it decodes (one that does not is logged and skipped).
+    fn pod(record: &Record) -> Option<Pod> {
+        decode::<PodSpec>(record)
+            .map_err(|e| tracing::warn!(error = %e, "skipping a pod that does not decode"))
+            .ok()
+    }
+
+    /// Keeps `record`'s pod if it is bound here, else forgets its key.
+    fn put(&self, pods: &mut BTreeMap<String, Pod>, record: &Record) {
+        match Self::pod(record) {
+            Some(pod) if pod.spec.node_name == self.node => {
+                pods.insert(record.key.clone(), pod);
+            }
+            _ => {
+                pods.remove(&record.key);
             }
         }
+    }
+}
+
+impl Sink for BoundPods {
+    fn replace(&self, records: Vec<Record>, _revision: i64) {
+        let mut pods = self.pods.lock().expect("bound pods lock");
+        pods.clear();
+        for record in &records {
+            self.put(&mut pods, record);
+        }
+        let _ = self.desired_tx.send(Some(pods.clone()));
+    }
+
+    fn apply(&self, events: Vec<Event>, _revision: i64) {
+        let mut pods = self.pods.lock().expect("bound pods lock");
+        for event in &events {
+            match event {
+                Event::Put(record) => self.put(&mut pods, record),
+                Event::Delete { prev, .. } => {
+                    pods.remove(&prev.key);
+                }
+            }
+        }
+        let _ = self.desired_tx.send(Some(pods.clone()));
     }
 }
 

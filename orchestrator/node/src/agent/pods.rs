@@ -12,11 +12,12 @@ use super::PodIndex;
 use crate::runtime::{ContainerSpec, ContainerState, Runtime};
 use berth_api::objects::{
     Condition, Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, Pod, PodSpec, PodStatus,
+    ContainerStateWaiting, ContainerStatus, Pod, PodSpec, PodStatus, prefix,
 };
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::time::{format_rfc3339, now_rfc3339};
 use berth_client::kv::AbortOnDrop;
+use berth_client::reflector::reflect;
 use berth_client::registry::Registry;
 
 /// The longest restart back-off, as the kubelet's.
@@ -89,15 +90,8 @@ impl PodSupervisor {
     /// the future is dropped.
     pub(crate) async fn run(&mut self) {
         let (tx, mut desired) = tokio::sync::watch::channel::<Option<BTreeMap<String, Pod>>>(None);
-        let registry = self.registry.clone();
-        let node = self.node.clone();
-        let follower = tokio::spawn(async move {
-            loop {
-                let error = super::watch_bound_pods(&registry, &node, &tx).await;
-                tracing::debug!(%node, %error, "following the node's pods failed; again in 1 s");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
+        let bound = Arc::new(super::BoundPods::new(self.node.clone(), tx));
+        let follower = tokio::spawn(reflect(self.registry.kv.clone(), prefix::<PodSpec>(None), bound, None));
         let _follower = AbortOnDrop(follower);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {

@@ -1,0 +1,160 @@
+//! The orchestrator's view of the store: the etcd v3 API over gRPC, narrowed to what
+//! the API server, the controllers, the scheduler and the agents need: reads at a
+//! revision, conditional writes (create if absent, update if unchanged since a
+//! revision, each optionally fenced by a leadership record), prefix watches from a
+//! revision, and leases.
+//!
+//! Every part of the orchestrator reaches the store through this, also inside a
+//! control-plane replica (over loopback), so there is one path to test. What it
+//! returns is its own [`Record`], not the store's protobuf messages.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use berth_proto::etcdserverpb::kv_client::KvClient;
+use berth_proto::etcdserverpb::lease_client::LeaseClient;
+use berth_proto::etcdserverpb::watch_client::WatchClient;
+use tonic::transport::{Channel, Endpoint};
+
+mod lease;
+mod read;
+mod record;
+#[cfg(test)]
+mod tests;
+mod watch;
+mod write;
+
+pub use lease::KeepAlive;
+pub use record::Record;
+pub use watch::{Event, Watch};
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum KvError {
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    /// The object changed since the revision the writer read it at.
+    #[error("the object has been modified (now at revision {current})")]
+    Conflict { current: i64 },
+    /// The leadership record the write was fenced by has been replaced.
+    #[error("no longer the leader: the leadership record changed")]
+    Fenced,
+    /// The requested revision has been compacted away.
+    #[error("revision {requested} has been compacted (compact revision {compacted})")]
+    Compacted { requested: i64, compacted: i64 },
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+pub type Result<T, E = KvError> = std::result::Result<T, E>;
+
+fn status_error(s: tonic::Status) -> KvError {
+    use tonic::Code;
+    match s.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {
+            KvError::Unavailable(s.message().to_string())
+        }
+        _ => KvError::Other(s.message().to_string()),
+    }
+}
+
+/// A write guard: the write happens only if `key` still has `mod_revision`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub key: String,
+    pub mod_revision: i64,
+}
+
+#[derive(Clone)]
+struct Clients {
+    url: String,
+    kv: KvClient<Channel>,
+    watch: WatchClient<Channel>,
+    lease: LeaseClient<Channel>,
+}
+
+/// A store client over one or more endpoints. A call that cannot reach its endpoint
+/// fails with `Unavailable` and the next call goes to the next endpoint; reads are
+/// retried on the others at once, writes are not (their outcome is unknown).
+#[derive(Clone)]
+pub struct Kv {
+    endpoints: Arc<Vec<Clients>>,
+    current: Arc<AtomicUsize>,
+}
+
+/// A task that ends with its owner.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Kv {
+    /// Clients for each endpoint (`http://host:port`); connections are made lazily.
+    pub fn connect(urls: &[String]) -> Result<Kv> {
+        if urls.is_empty() {
+            return Err(KvError::Other("no store endpoints given".into()));
+        }
+        let mut endpoints = Vec::new();
+        for url in urls {
+            let endpoint = Endpoint::from_shared(url.clone())
+                .map_err(|e| KvError::Other(format!("bad store endpoint {url:?}: {e}")))?
+                .connect_timeout(Duration::from_secs(2))
+                .tcp_nodelay(true)
+                .http2_keep_alive_interval(Duration::from_secs(2))
+                .keep_alive_timeout(Duration::from_secs(3));
+            let channel = endpoint.connect_lazy();
+            endpoints.push(Clients {
+                url: url.clone(),
+                kv: KvClient::new(channel.clone()),
+                watch: WatchClient::new(channel.clone()),
+                lease: LeaseClient::new(channel),
+            });
+        }
+        Ok(Kv {
+            endpoints: Arc::new(endpoints),
+            current: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    fn clients(&self) -> (usize, Clients) {
+        let i = self.current.load(Ordering::Relaxed) % self.endpoints.len();
+        (i, self.endpoints[i].clone())
+    }
+
+    /// Moves on from endpoint `i` after it failed (if no other call already did).
+    fn failed(&self, i: usize, error: &KvError) {
+        if matches!(error, KvError::Unavailable(_)) && self.endpoints.len() > 1 {
+            let _ =
+                self.current
+                    .compare_exchange(i, (i + 1) % self.endpoints.len(), Ordering::Relaxed, Ordering::Relaxed);
+            tracing::debug!(endpoint = %self.endpoints[i].url, %error, "store endpoint failed; trying the next");
+        }
+    }
+
+    fn request<T>(message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request.set_timeout(REQUEST_TIMEOUT);
+        request
+    }
+}
+
+/// The end of the range of keys that start with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![0]
+}
