@@ -2,7 +2,7 @@
 //! it caused out. No clock, no randomness, no I/O beyond the staged writes of
 //! [`KvStore`]: every replica that applies the same log reaches the same state.
 
-use berth_proto::berthpb::{ApplyError, Command, CommandResult, apply_error::Code, command, command_result};
+use berth_proto::berthpb::{Command, command, command_result};
 use berth_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
     LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
@@ -11,9 +11,10 @@ use berth_proto::etcdserverpb::{
 use berth_proto::mvccpb::KeyValue;
 
 use crate::backend::WriteBatch;
+use crate::error::StoreError;
 use crate::lease::LeaseTable;
 use crate::mvcc::{KeyRange, KvStore, MvccError, RangeOptions, RevisionEvents, WriteCtx};
-use crate::raft::{LogId, StoredMembership};
+use crate::raft::{CommandOutcome, LogId, StoredMembership};
 
 /// The replicated state that commands change, and how far the log has been
 /// applied to it.
@@ -28,7 +29,7 @@ pub struct AppliedState {
 /// What applying one command produced.
 #[derive(Debug)]
 pub struct Applied {
-    pub result: CommandResult,
+    pub result: CommandOutcome,
     pub events: Option<RevisionEvents>,
 }
 
@@ -39,27 +40,8 @@ fn header(revision: i64) -> Option<ResponseHeader> {
     })
 }
 
-fn apply_error(code: Code, message: impl Into<String>) -> CommandResult {
-    CommandResult {
-        result: Some(command_result::Result::Error(ApplyError {
-            code: code as i32,
-            message: message.into(),
-        })),
-    }
-}
-
-impl From<MvccError> for CommandResult {
-    fn from(e: MvccError) -> Self {
-        match e {
-            MvccError::Compacted { .. } => apply_error(Code::Compacted, e.to_string()),
-            MvccError::FutureRevision { .. } => apply_error(Code::FutureRevision, e.to_string()),
-            other => apply_error(Code::Unknown, other.to_string()),
-        }
-    }
-}
-
 /// An error that aborts a whole command before it changes anything.
-type Rejected = CommandResult;
+type Rejected = StoreError;
 
 impl AppliedState {
     /// Applies one command. Errors that clients see (unknown lease, compacted
@@ -76,28 +58,15 @@ impl AppliedState {
         let mut ctx = self.kv.begin_write();
         let result = match inner {
             command::Command::Put(req) => match self.check_put(req) {
-                Err(rejected) => rejected,
-                Ok(()) => {
-                    let resp = self.put(&mut ctx, req)?;
-                    CommandResult {
-                        result: Some(command_result::Result::Put(resp)),
-                    }
-                }
+                Err(rejected) => Err(rejected),
+                Ok(()) => Ok(command_result::Result::Put(self.put(&mut ctx, req)?)),
             },
             command::Command::DeleteRange(req) => {
-                let resp = self.delete_range(&mut ctx, req)?;
-                CommandResult {
-                    result: Some(command_result::Result::DeleteRange(resp)),
-                }
+                Ok(command_result::Result::DeleteRange(self.delete_range(&mut ctx, req)?))
             }
             command::Command::Txn(req) => match self.check_txn_ops(branch(req, self.txn_succeeds(req)?)) {
-                Err(rejected) => rejected,
-                Ok(()) => {
-                    let resp = self.txn(&mut ctx, req)?;
-                    CommandResult {
-                        result: Some(command_result::Result::Txn(resp)),
-                    }
-                }
+                Err(rejected) => Err(rejected),
+                Ok(()) => Ok(command_result::Result::Txn(self.txn(&mut ctx, req)?)),
             },
             command::Command::Compaction(req) => self.compact(req)?,
             command::Command::LeaseGrant(req) => self.lease_grant(req, lease_batch),
@@ -141,18 +110,12 @@ impl AppliedState {
 
     fn check_put(&self, req: &PutRequest) -> Result<(), Rejected> {
         if req.lease != 0 && !self.leases.contains(req.lease) {
-            return Err(apply_error(
-                Code::LeaseNotFound,
-                format!("lease {:x} not found", req.lease),
-            ));
+            return Err(StoreError::LeaseNotFound { id: req.lease });
         }
         if req.ignore_value || req.ignore_lease {
-            let current = self
-                .kv
-                .get_at(&req.key, self.kv.current_revision())
-                .map_err(CommandResult::from)?;
+            let current = self.kv.get_at(&req.key, self.kv.current_revision())?;
             if current.is_none() {
-                return Err(apply_error(Code::KeyNotFound, "key not found"));
+                return Err(StoreError::KeyNotFound);
             }
         }
         Ok(())
@@ -238,10 +201,10 @@ impl AppliedState {
             match &op.request {
                 Some(request_op::Request::RequestPut(put)) => self.check_put(put)?,
                 Some(request_op::Request::RequestRange(range)) => {
-                    self.kv.check_revision(range.revision).map_err(CommandResult::from)?;
+                    self.kv.check_revision(range.revision)?;
                 }
                 Some(request_op::Request::RequestTxn(txn)) => {
-                    let succeeds = self.txn_succeeds(txn).map_err(CommandResult::from)?;
+                    let succeeds = self.txn_succeeds(txn)?;
                     self.check_txn_ops(branch(txn, succeeds))?;
                 }
                 Some(request_op::Request::RequestDeleteRange(_)) | None => {}
@@ -290,29 +253,27 @@ impl AppliedState {
         Ok(kvs.iter().all(|kv| compare_one(kv, cmp, target)))
     }
 
-    fn compact(&mut self, req: &CompactionRequest) -> Result<CommandResult, MvccError> {
+    fn compact(&mut self, req: &CompactionRequest) -> Result<CommandOutcome, MvccError> {
         match self.kv.compact(req.revision) {
-            Ok(()) => Ok(CommandResult {
-                result: Some(command_result::Result::Compaction(CompactionResponse { header: None })),
-            }),
-            Err(e @ (MvccError::Compacted { .. } | MvccError::FutureRevision { .. })) => Ok(e.into()),
+            Ok(()) => Ok(Ok(command_result::Result::Compaction(CompactionResponse {
+                header: None,
+            }))),
+            Err(e @ (MvccError::Compacted { .. } | MvccError::FutureRevision { .. })) => Ok(Err(e.into())),
             Err(e) => Err(e),
         }
     }
 
-    fn lease_grant(&mut self, req: &LeaseGrantRequest, batch: &mut WriteBatch) -> CommandResult {
+    fn lease_grant(&mut self, req: &LeaseGrantRequest, batch: &mut WriteBatch) -> CommandOutcome {
         if self.leases.contains(req.id) {
-            return apply_error(Code::LeaseExists, format!("lease {:x} already exists", req.id));
+            return Err(StoreError::LeaseExists { id: req.id });
         }
         self.leases.grant(req.id, req.ttl, batch);
-        CommandResult {
-            result: Some(command_result::Result::LeaseGrant(LeaseGrantResponse {
-                header: None,
-                id: req.id,
-                ttl: req.ttl,
-                error: String::new(),
-            })),
-        }
+        Ok(command_result::Result::LeaseGrant(LeaseGrantResponse {
+            header: None,
+            id: req.id,
+            ttl: req.ttl,
+            error: String::new(),
+        }))
     }
 
     fn lease_revoke(
@@ -320,22 +281,17 @@ impl AppliedState {
         ctx: &mut WriteCtx,
         req: &LeaseRevokeRequest,
         batch: &mut WriteBatch,
-    ) -> Result<CommandResult, MvccError> {
+    ) -> Result<CommandOutcome, MvccError> {
         let Some(keys) = self.leases.revoke(req.id, batch) else {
-            return Ok(apply_error(
-                Code::LeaseNotFound,
-                format!("lease {:x} not found", req.id),
-            ));
+            return Ok(Err(StoreError::LeaseNotFound { id: req.id }));
         };
         // All of a lease's keys go in one revision, as etcd does.
         for key in keys {
             self.kv.delete_range(ctx, &KeyRange::single(&key))?;
         }
-        Ok(CommandResult {
-            result: Some(command_result::Result::LeaseRevoke(LeaseRevokeResponse {
-                header: None,
-            })),
-        })
+        Ok(Ok(command_result::Result::LeaseRevoke(LeaseRevokeResponse {
+            header: None,
+        })))
     }
 }
 
@@ -392,21 +348,22 @@ fn compare_one(kv: &KeyValue, cmp: &Compare, target: compare::CompareTarget) -> 
     }
 }
 
-fn set_header_revision(result: &mut CommandResult, revision: i64) {
+fn set_header_revision(outcome: &mut CommandOutcome, revision: i64) {
     use command_result::Result as R;
-    match &mut result.result {
-        Some(R::Put(r)) => r.header = header(revision),
-        Some(R::DeleteRange(r)) => r.header = header(revision),
-        Some(R::Txn(r)) => {
+    match outcome {
+        Ok(R::Put(r)) => r.header = header(revision),
+        Ok(R::DeleteRange(r)) => r.header = header(revision),
+        Ok(R::Txn(r)) => {
             r.header = header(revision);
             for op in &mut r.responses {
                 set_op_header(op, revision);
             }
         }
-        Some(R::Compaction(r)) => r.header = header(revision),
-        Some(R::LeaseGrant(r)) => r.header = header(revision),
-        Some(R::LeaseRevoke(r)) => r.header = header(revision),
-        Some(R::Error(_)) | None => {}
+        Ok(R::Compaction(r)) => r.header = header(revision),
+        Ok(R::LeaseGrant(r)) => r.header = header(revision),
+        Ok(R::LeaseRevoke(r)) => r.header = header(revision),
+        // Apply never answers with the protobuf error: its errors are `Err`.
+        Ok(R::Error(_)) | Err(_) => {}
     }
 }
 
@@ -450,8 +407,8 @@ mod tests {
         applied
     }
 
-    fn run(state: &mut AppliedState, cmd: command::Command) -> command_result::Result {
-        apply(state, cmd).result.result.unwrap()
+    fn run(state: &mut AppliedState, cmd: command::Command) -> CommandOutcome {
+        apply(state, cmd).result
     }
 
     fn put(key: &str, value: &str, lease: i64) -> command::Command {
@@ -479,10 +436,11 @@ mod tests {
         run(
             &mut s,
             command::Command::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 7 }),
-        );
-        run(&mut s, put("a", "a1", 0));
-        run(&mut s, put("a", "a2", 7));
-        run(&mut s, put("b", "b1", 0));
+        )
+        .unwrap();
+        run(&mut s, put("a", "a1", 0)).unwrap();
+        run(&mut s, put("a", "a2", 7)).unwrap();
+        run(&mut s, put("b", "b1", 0)).unwrap();
         s
     }
 
@@ -602,7 +560,7 @@ mod tests {
         };
         let result = run(&mut s, command::Command::Txn(txn));
         assert!(
-            matches!(result, command_result::Result::Error(ref e) if e.code == Code::LeaseNotFound as i32),
+            matches!(result, Err(StoreError::LeaseNotFound { id: 99 })),
             "{result:?}"
         );
         assert_eq!(s.kv.current_revision(), before);
@@ -612,7 +570,7 @@ mod tests {
     #[test]
     fn revoking_a_lease_deletes_its_keys_in_one_revision() {
         let mut s = fixture();
-        run(&mut s, put("c", "c1", 7));
+        run(&mut s, put("c", "c1", 7)).unwrap();
         let before = s.kv.current_revision();
         let mut batch = WriteBatch::new();
         let applied = s
