@@ -1,6 +1,7 @@
 //! Writes: every change goes through the leader's proposer and the log; a follower
-//! forwards them in batches (`Peer.ForwardBatch`) and retries only when nothing was
-//! written.
+//! forwards them in batches on a raft stream (see `raft::forward`) and retries only
+//! when nothing was written. What apply decided comes back whole: the response, or
+//! the error with its numbers.
 
 use super::*;
 
