@@ -1,7 +1,8 @@
 //! berth's store: a Raft-replicated MVCC key-value store that speaks the etcd v3 API.
 //!
 //! Use it embedded ([`Store::open`]) or as a server ([`Server::start`]); the layout
-//! of the crate follows the data path described in the project's DESIGN.md.
+//! of the crate follows the data path described in `ARCHITECTURE.md` at the root of
+//! the repository.
 
 pub mod backend;
 mod background;

@@ -24,14 +24,14 @@
 use std::sync::Arc;
 
 use berth_proto::Message;
-use berth_proto::berthpb::{Command, CommandBatch, CommandResult, CommandResultBatch};
+use berth_proto::berthpb::{Command, CommandBatch};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::StoreError;
 use crate::peers::PeerClients;
 use crate::raft::wire::{CallError, Kind};
-use crate::raft::{MemberInfo, NodeId, Raft, Request, decode};
+use crate::raft::{CommandOutcome, ForwardOutcome, MemberInfo, NodeId, Raft, Request, decode};
 
 const MAX_BATCH: usize = 512;
 const MAX_IN_FLIGHT: usize = 1;
@@ -57,7 +57,7 @@ impl ProposeError {
     }
 }
 
-type Outcome = Result<Vec<CommandResult>, ProposeError>;
+type Outcome = Result<Vec<CommandOutcome>, ProposeError>;
 
 /// Commands that go into one entry together and share one outcome.
 struct Unit {
@@ -94,7 +94,7 @@ impl Proposer {
     }
 
     /// Writes `command` through whichever replica leads.
-    pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+    pub async fn propose(&self, command: Command) -> Result<CommandOutcome, ProposeError> {
         let mut results = self.submit(vec![command], None).await?;
         results
             .pop()
@@ -169,25 +169,20 @@ async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Rece
 }
 
 /// Appends a batch to this replica's log (it leads) and waits for it to apply.
-pub async fn write_locally(raft: &Raft, batch: CommandBatch) -> Result<Vec<CommandResult>, ProposeError> {
+pub async fn write_locally(raft: &Raft, batch: CommandBatch) -> Result<Vec<CommandOutcome>, ProposeError> {
     raft.client_write(Request(batch))
         .await
         .map(|written| written.data.0)
         .map_err(|e| classify(&e))
 }
 
-/// What the leader answers a forwarded batch with (encoded by bincode).
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub enum ForwardOutcome {
-    /// The batch was written; its `CommandResultBatch`, encoded by protobuf.
-    Applied(Vec<u8>),
-    /// This replica does not lead (any more): nothing was written.
-    NotLeader,
-    /// The write failed, as a gRPC status would say it.
-    Failed { code: i32, message: String },
-}
-
-async fn forward(peers: &PeerClients, leader: NodeId, batch: CommandBatch) -> Result<Vec<CommandResult>, ProposeError> {
+/// Hands a batch to the leader on a raft stream and reads its answer: each command's
+/// outcome, or the batch's error, as the leader had them (see `raft::forward`).
+async fn forward(
+    peers: &PeerClients,
+    leader: NodeId,
+    batch: CommandBatch,
+) -> Result<Vec<CommandOutcome>, ProposeError> {
     let url = peers.url(leader).map_err(ProposeError::Failed)?;
     let answer = peers
         .raft_streams()
@@ -205,13 +200,9 @@ async fn forward(peers: &PeerClients, leader: NodeId, batch: CommandBatch) -> Re
         Err(e @ (CallError::Refused(_) | CallError::Unsendable(_))) => return Err(internal(e.to_string())),
     };
     match outcome {
-        ForwardOutcome::Applied(bytes) => CommandResultBatch::decode(bytes.as_slice())
-            .map(|batch| batch.results)
-            .map_err(|e| internal(format!("undecodable results from the leader: {e}"))),
+        ForwardOutcome::Applied(response) => Ok(response.0),
         ForwardOutcome::NotLeader => Err(ProposeError::NotLeader(None)),
-        ForwardOutcome::Failed { code, message } => Err(ProposeError::Failed(crate::grpc::status_to_error(
-            &tonic::Status::new(tonic::Code::from(code), message),
-        ))),
+        ForwardOutcome::Failed(e) => Err(ProposeError::Failed(e)),
     }
 }
 
@@ -268,16 +259,14 @@ mod tests {
 
     use super::*;
 
-    fn result(revision: i64) -> CommandResult {
-        CommandResult {
-            result: Some(command_result::Result::Put(PutResponse {
-                header: Some(ResponseHeader {
-                    revision,
-                    ..Default::default()
-                }),
-                prev_kv: None,
-            })),
-        }
+    fn result(revision: i64) -> CommandOutcome {
+        Ok(command_result::Result::Put(PutResponse {
+            header: Some(ResponseHeader {
+                revision,
+                ..Default::default()
+            }),
+            prev_kv: None,
+        }))
     }
 
     #[test]

@@ -6,8 +6,8 @@
 use berth_proto::Message;
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{
-    CommandBatch, CommandResultBatch, JoinRequest, JoinResponse, MemberChange, MemberChangeResponse, RaftPayload,
-    ReadIndexRequest, ReadIndexResponse,
+    ApplyError, CommandBatch, CommandResult, CommandResultBatch, JoinRequest, JoinResponse, MemberChange,
+    MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse, apply_error, command_result,
 };
 use berth_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
@@ -18,9 +18,9 @@ use tonic::{Request, Response, Status};
 
 use super::status::{NOT_LEADER, to_status};
 use crate::error::StoreError;
-use crate::proposer::{ForwardOutcome, ProposeError};
+use crate::proposer::ProposeError;
 use crate::raft::wire::Kind;
-use crate::raft::{NodeId, TypeConfig, Vote, decode, encode};
+use crate::raft::{CommandOutcome, ForwardOutcome, NodeId, Response as Applied, TypeConfig, Vote, decode, encode};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -91,15 +91,9 @@ impl PeerService {
             return ForwardOutcome::NotLeader;
         }
         match self.store.write_forwarded(batch).await {
-            Ok(results) => ForwardOutcome::Applied(CommandResultBatch { results }.encode_to_vec()),
+            Ok(outcomes) => ForwardOutcome::Applied(Applied(outcomes)),
             Err(ProposeError::NotLeader(_)) => ForwardOutcome::NotLeader,
-            Err(ProposeError::Failed(e)) => {
-                let status = to_status(e);
-                ForwardOutcome::Failed {
-                    code: status.code() as i32,
-                    message: status.message().to_string(),
-                }
-            }
+            Err(ProposeError::Failed(e)) => ForwardOutcome::Failed(e),
         }
     }
 
@@ -110,6 +104,33 @@ impl PeerService {
             Err(Status::failed_precondition(NOT_LEADER))
         }
     }
+}
+
+/// An outcome in the protobuf form that `Peer.ForwardBatch` over gRPC answers with,
+/// where an error is a code and a text: its numbers stay here. Followers forward on
+/// raft streams, which carry the error whole (see `raft::forward`).
+fn command_result(outcome: CommandOutcome) -> CommandResult {
+    use apply_error::Code;
+    let error = |code: Code, e: StoreError| ApplyError {
+        code: code as i32,
+        message: e.to_string(),
+    };
+    let result = match outcome {
+        Ok(result) => result,
+        Err(e) => command_result::Result::Error(match e {
+            StoreError::Compacted { .. } => error(Code::Compacted, e),
+            StoreError::FutureRevision { .. } => error(Code::FutureRevision, e),
+            StoreError::LeaseNotFound { .. } => error(Code::LeaseNotFound, e),
+            StoreError::LeaseExists { .. } => error(Code::LeaseExists, e),
+            StoreError::KeyNotFound => error(Code::KeyNotFound, e),
+            StoreError::Internal(message) => ApplyError {
+                code: Code::Unknown as i32,
+                message,
+            },
+            other => error(Code::Unknown, other),
+        }),
+    };
+    CommandResult { result: Some(result) }
 }
 
 #[tonic::async_trait]
@@ -139,7 +160,9 @@ impl Peer for PeerService {
     async fn forward_batch(&self, request: Request<CommandBatch>) -> Result<Response<CommandResultBatch>, Status> {
         self.require_leader()?;
         match self.store.write_forwarded(request.into_inner()).await {
-            Ok(results) => Ok(Response::new(CommandResultBatch { results })),
+            Ok(outcomes) => Ok(Response::new(CommandResultBatch {
+                results: outcomes.into_iter().map(command_result).collect(),
+            })),
             Err(ProposeError::NotLeader(_)) => Err(Status::failed_precondition(NOT_LEADER)),
             Err(ProposeError::Failed(e)) => Err(to_status(e)),
         }

@@ -2,6 +2,7 @@
 //! The peer gRPC service that receives these RPCs lives in `server::peer`.
 
 mod durable;
+mod forward;
 mod log_store;
 mod network;
 mod types;
@@ -9,6 +10,7 @@ pub mod wal;
 pub mod wire;
 
 pub use durable::Durable;
+pub use forward::ForwardOutcome;
 pub use log_store::LogStore;
 pub use network::{Network, peer_channel};
 pub use types::*;

@@ -4,8 +4,10 @@
 use std::io::Cursor;
 
 use berth_proto::Message;
-use berth_proto::berthpb::{CommandBatch, CommandResult};
+use berth_proto::berthpb::{CommandBatch, CommandResult, command_result};
 use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
 
 /// A replica's ID: etcd's member ID, derived from its name and the cluster token.
 pub type NodeId = u64;
@@ -31,9 +33,13 @@ impl std::fmt::Display for MemberInfo {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request(pub CommandBatch);
 
-/// What applying one entry returns: one result per command of the batch.
+/// What applying one command returns: its response, or the error that every replica
+/// decided alike (a compacted revision, an unknown lease), with the error's numbers.
+pub type CommandOutcome = Result<command_result::Result, StoreError>;
+
+/// What applying one entry returns: one outcome per command of the batch.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Response(pub Vec<CommandResult>);
+pub struct Response(pub Vec<CommandOutcome>);
 
 impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -56,21 +62,41 @@ impl<'de> Deserialize<'de> for Request {
     }
 }
 
+/// A response is never stored: it goes back to the proposer, and on a raft stream to
+/// a follower that forwarded the batch (see `raft::forward`). There each outcome is
+/// a `Result`: the response as the protobuf encoding of a `CommandResult`, or the
+/// error in serde's form (see `error`).
 impl Serialize for Response {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let batch = berth_proto::berthpb::CommandResultBatch {
-            results: self.0.clone(),
-        };
-        s.serialize_bytes(&batch.encode_to_vec())
+        s.collect_seq(self.0.iter().map(|outcome| outcome.as_ref().map(ProtobufResult)))
     }
 }
 
 impl<'de> Deserialize<'de> for Response {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let bytes: serde_bytes_compat::Bytes = Deserialize::deserialize(d)?;
-        berth_proto::berthpb::CommandResultBatch::decode(bytes.0.as_slice())
-            .map(|b| Response(b.results))
-            .map_err(serde::de::Error::custom)
+        let outcomes: Vec<Result<serde_bytes_compat::Bytes, StoreError>> = Deserialize::deserialize(d)?;
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Ok(bytes) => match CommandResult::decode(bytes.0.as_slice()).map_err(serde::de::Error::custom)? {
+                    CommandResult { result: Some(result) } => Ok(Ok(result)),
+                    CommandResult { result: None } => Err(serde::de::Error::custom("an empty command result")),
+                },
+                Err(e) => Ok(Err(e)),
+            })
+            .collect::<Result<_, _>>()
+            .map(Response)
+    }
+}
+
+/// A response, serialized as the protobuf encoding of the `CommandResult` holding it.
+struct ProtobufResult<'a>(&'a command_result::Result);
+
+impl Serialize for ProtobufResult<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(self.0.encoded_len());
+        self.0.encode(&mut bytes);
+        s.serialize_bytes(&bytes)
     }
 }
 

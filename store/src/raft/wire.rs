@@ -35,8 +35,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 pub enum Kind {
     AppendEntries = 1,
     Vote = 2,
-    /// A follower's batch of client commands for the leader to write.
-    ForwardBatch = 3,
+    /// A follower's batch of client commands for the leader to write, answered with a
+    /// [`ForwardOutcome`](super::ForwardOutcome). Kind 3 was this request with the
+    /// answer of earlier versions (errors as a gRPC status): it is not reused, so a
+    /// replica of an earlier version is refused before anything is written.
+    ForwardBatch = 4,
 }
 
 impl Kind {
@@ -44,7 +47,7 @@ impl Kind {
         match byte {
             1 => Some(Kind::AppendEntries),
             2 => Some(Kind::Vote),
-            3 => Some(Kind::ForwardBatch),
+            4 => Some(Kind::ForwardBatch),
             _ => None,
         }
     }
@@ -292,6 +295,12 @@ mod tests {
     }
 
     const A_WHILE: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn the_forward_kind_of_earlier_versions_is_unknown() {
+        assert_eq!(Kind::from_byte(Kind::ForwardBatch as u8), Some(Kind::ForwardBatch));
+        assert_eq!(Kind::from_byte(3), None, "an earlier version's forwarded batch");
+    }
 
     #[tokio::test]
     async fn requests_are_answered_in_turn_on_one_kept_connection() {

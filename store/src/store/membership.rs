@@ -26,10 +26,11 @@ impl Store {
         let leader = self.wait_for_leader().await?;
         if leader != self.inner.id {
             let mut client = self.peer(leader)?;
+            let id = change.id;
             let reply = client
                 .change_member(change)
                 .await
-                .map_err(|s| crate::grpc::status_to_error(&s))?;
+                .map_err(|s| naming_member(crate::grpc::status_to_error(&s), id))?;
             // The leader answered once its own view showed the change; wait until this
             // replica has applied that far too, so the response's member list (built
             // here) and a MemberList right after it show the new members.
@@ -227,4 +228,16 @@ pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
         "cannot join the cluster with --initial-cluster-state existing: {last_error} \
          (add this member with `etcdctl member add` first)"
     )))
+}
+
+/// An error the leader answered a membership change with, naming the member again:
+/// its gRPC status carries etcd's text only, and every member error of a change is
+/// about the member the change names (see `change_member_local`).
+fn naming_member(e: StoreError, id: NodeId) -> StoreError {
+    match e {
+        StoreError::MemberNotFound { .. } => StoreError::MemberNotFound { id },
+        StoreError::MemberNotLearner { .. } => StoreError::MemberNotLearner { id },
+        StoreError::LearnerNotReady { .. } => StoreError::LearnerNotReady { id },
+        other => other,
+    }
 }

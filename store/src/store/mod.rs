@@ -16,8 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use berth_proto::berthpb::{
-    ApplyError, Command, CommandResult, MemberChange, ReadIndexRequest, apply_error, command, command_result,
-    member_change, peer_client::PeerClient,
+    Command, MemberChange, ReadIndexRequest, command, command_result, member_change, peer_client::PeerClient,
 };
 use berth_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
@@ -37,7 +36,7 @@ use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
 use crate::mvcc::KeyRange;
 use crate::peers::PeerClients;
 use crate::proposer::{ProposeError, Proposer};
-use crate::raft::{LogStore, MemberInfo, Network, NodeId, Raft};
+use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, Raft};
 use crate::read_index::ReadIndexBatcher;
 use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_options};
 use crate::validate;

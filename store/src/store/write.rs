@@ -1,12 +1,13 @@
 //! Writes: every change goes through the leader's proposer and the log; a follower
-//! forwards them in batches (`Peer.ForwardBatch`) and retries only when nothing was
-//! written.
+//! forwards them in batches on a raft stream (see `raft::forward`) and retries only
+//! when nothing was written. What apply decided comes back whole: the response, or
+//! the error with its numbers.
 
 use super::*;
 
 impl Store {
     /// Proposes a command through the leader and returns what apply returned.
-    pub async fn propose(&self, command: Command) -> Result<CommandResult> {
+    pub async fn propose(&self, command: Command) -> Result<CommandOutcome> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             self.wait_for_leader().await?;
@@ -33,7 +34,7 @@ impl Store {
     /// was paused and resumed still counts lease deadlines that passed while it slept;
     /// forwarded to the new leader, its revocation would end leases that clients kept
     /// alive meanwhile. Proposed here, in its old term, it cannot commit.
-    pub async fn propose_as_leader(&self, command: Command) -> Result<CommandResult> {
+    pub async fn propose_as_leader(&self, command: Command) -> Result<CommandOutcome> {
         let batch = berth_proto::berthpb::CommandBatch {
             commands: vec![command],
         };
@@ -52,7 +53,7 @@ impl Store {
     pub async fn write_forwarded(
         &self,
         batch: berth_proto::berthpb::CommandBatch,
-    ) -> std::result::Result<Vec<CommandResult>, ProposeError> {
+    ) -> std::result::Result<Vec<CommandOutcome>, ProposeError> {
         let (leader, term) = {
             let metrics = self.inner.raft.metrics();
             let metrics = metrics.borrow();
@@ -126,38 +127,17 @@ impl Store {
         .await
     }
 
-    /// Proposes a write and takes the response of the expected kind from its result.
+    /// Proposes a write and takes the response of the expected kind from its outcome,
+    /// or the error that apply decided, numbers and all.
     pub(super) async fn write<T: HasHeader>(
         &self,
         command: command::Command,
         expect: fn(command_result::Result) -> Option<T>,
     ) -> Result<T> {
-        let result = unwrap_result(self.propose(Command { command: Some(command) }).await?)?;
+        let result = self.propose(Command { command: Some(command) }).await??;
         let mut resp =
             expect(result).ok_or_else(|| StoreError::Internal("apply returned a result of another kind".into()))?;
         self.fill_header(resp.header_mut());
         Ok(resp)
-    }
-}
-
-pub(super) fn unwrap_result(result: CommandResult) -> Result<command_result::Result> {
-    match result.result {
-        Some(command_result::Result::Error(e)) => Err(apply_error_to_store(e)),
-        Some(other) => Ok(other),
-        None => Err(StoreError::Internal("empty apply result".into())),
-    }
-}
-
-fn apply_error_to_store(e: ApplyError) -> StoreError {
-    match apply_error::Code::try_from(e.code).unwrap_or(apply_error::Code::Unknown) {
-        apply_error::Code::Compacted => StoreError::Compacted {
-            requested: 0,
-            compacted: 0,
-        },
-        apply_error::Code::FutureRevision => StoreError::FutureRevision { requested: 0 },
-        apply_error::Code::LeaseNotFound => StoreError::LeaseNotFound { id: 0 },
-        apply_error::Code::LeaseExists => StoreError::LeaseExists { id: 0 },
-        apply_error::Code::KeyNotFound => StoreError::KeyNotFound,
-        apply_error::Code::Unknown => StoreError::Internal(e.message),
     }
 }

@@ -1,0 +1,256 @@
+//! The deterministic heart of the store: one command in, one result and the events
+//! it caused out. No clock, no randomness, no I/O beyond the staged writes of
+//! [`KvStore`]: every replica that applies the same log reaches the same state.
+
+use berth_proto::berthpb::{Command, command, command_result};
+use berth_proto::etcdserverpb::{
+    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
+    LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
+    ResponseHeader, ResponseOp, response_op,
+};
+use berth_proto::mvccpb::KeyValue;
+
+use crate::backend::WriteBatch;
+use crate::error::StoreError;
+use crate::lease::LeaseTable;
+use crate::mvcc::{KeyRange, KvStore, MvccError, RangeOptions, RevisionEvents, WriteCtx};
+use crate::raft::{CommandOutcome, LogId, StoredMembership};
+
+#[cfg(test)]
+mod tests;
+mod txn;
+
+use txn::branch;
+
+/// The replicated state that commands change, and how far the log has been
+/// applied to it.
+#[derive(Debug)]
+pub struct AppliedState {
+    pub kv: KvStore,
+    pub leases: LeaseTable,
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+}
+
+/// What applying one command produced.
+#[derive(Debug)]
+pub struct Applied {
+    pub result: CommandOutcome,
+    pub events: Option<RevisionEvents>,
+}
+
+fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..Default::default()
+    })
+}
+
+/// An error that aborts a whole command before it changes anything.
+type Rejected = StoreError;
+
+impl AppliedState {
+    /// Applies one command. Errors that clients see (unknown lease, compacted
+    /// revision, …) are results, not failures: they are the same on every replica.
+    /// Only a backend failure is returned as `Err`, and then the replica must stop.
+    pub fn apply(&mut self, cmd: &Command, lease_batch: &mut WriteBatch) -> Result<Applied, MvccError> {
+        let Some(inner) = &cmd.command else {
+            // An empty oneof is what a newer replica's unknown command decodes to.
+            return Err(MvccError::CorruptRecord {
+                revision: Default::default(),
+                reason: "log entry holds a command this version does not know; upgrade this replica".into(),
+            });
+        };
+        let mut ctx = self.kv.begin_write();
+        let result = match inner {
+            command::Command::Put(req) => match self.check_put(req) {
+                Err(rejected) => Err(rejected),
+                Ok(()) => Ok(command_result::Result::Put(self.put(&mut ctx, req)?)),
+            },
+            command::Command::DeleteRange(req) => {
+                Ok(command_result::Result::DeleteRange(self.delete_range(&mut ctx, req)?))
+            }
+            command::Command::Txn(req) => match self.check_txn_ops(branch(req, self.txn_succeeds(req)?)) {
+                Err(rejected) => Err(rejected),
+                Ok(()) => Ok(command_result::Result::Txn(self.txn(&mut ctx, req)?)),
+            },
+            command::Command::Compaction(req) => self.compact(req)?,
+            command::Command::LeaseGrant(req) => self.lease_grant(req, lease_batch),
+            command::Command::LeaseRevoke(req) => self.lease_revoke(&mut ctx, req, lease_batch)?,
+        };
+        let events = self.kv.end_write(ctx);
+        let mut result = result;
+        if let Some(events) = &events {
+            set_header_revision(&mut result, events.revision);
+        } else {
+            set_header_revision(&mut result, self.kv.current_revision());
+        }
+        Ok(Applied { result, events })
+    }
+
+    fn check_put(&self, req: &PutRequest) -> Result<(), Rejected> {
+        if req.lease != 0 && !self.leases.contains(req.lease) {
+            return Err(StoreError::LeaseNotFound { id: req.lease });
+        }
+        if req.ignore_value || req.ignore_lease {
+            let current = self.kv.get_at(&req.key, self.kv.current_revision())?;
+            if current.is_none() {
+                return Err(StoreError::KeyNotFound);
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, ctx: &mut WriteCtx, req: &PutRequest) -> Result<PutResponse, MvccError> {
+        let existing = if req.ignore_value || req.ignore_lease {
+            self.kv.get_at(&req.key, ctx.revision())?
+        } else {
+            None
+        };
+        let value = match (&existing, req.ignore_value) {
+            (Some(kv), true) => kv.value.clone(),
+            _ => req.value.clone(),
+        };
+        let lease = match (&existing, req.ignore_lease) {
+            (Some(kv), true) => kv.lease,
+            _ => req.lease,
+        };
+        let replaced = self.kv.put(ctx, &req.key, value, lease, req.prev_kv)?;
+        let prev_kv = match replaced {
+            Some(replaced) => {
+                if replaced.meta.lease != 0 && replaced.meta.lease != lease {
+                    self.leases.detach(replaced.meta.lease, &req.key);
+                }
+                replaced.kv
+            }
+            None => None,
+        };
+        if lease != 0 {
+            self.leases.attach(lease, &req.key);
+        }
+        Ok(PutResponse { header: None, prev_kv })
+    }
+
+    fn delete_range(&mut self, ctx: &mut WriteCtx, req: &DeleteRangeRequest) -> Result<DeleteRangeResponse, MvccError> {
+        let deleted = self.kv.delete_range(ctx, &KeyRange::new(&req.key, &req.range_end))?;
+        self.detach_all(&deleted);
+        Ok(DeleteRangeResponse {
+            header: None,
+            deleted: deleted.len() as i64,
+            prev_kvs: if req.prev_kv { deleted } else { Vec::new() },
+        })
+    }
+
+    fn detach_all(&mut self, deleted: &[KeyValue]) {
+        for kv in deleted.iter().filter(|kv| kv.lease != 0) {
+            self.leases.detach(kv.lease, &kv.key);
+        }
+    }
+
+    fn range(&self, req: &RangeRequest, at: i64) -> Result<RangeResponse, MvccError> {
+        let opts = range_options(req);
+        let at = if req.revision > 0 {
+            self.kv.check_revision(req.revision)?
+        } else {
+            at
+        };
+        let result = self.kv.range_at(&KeyRange::new(&req.key, &req.range_end), &opts, at)?;
+        Ok(RangeResponse {
+            header: None,
+            kvs: result.kvs,
+            more: result.more,
+            count: result.count,
+        })
+    }
+
+    fn compact(&mut self, req: &CompactionRequest) -> Result<CommandOutcome, MvccError> {
+        match self.kv.compact(req.revision) {
+            Ok(()) => Ok(Ok(command_result::Result::Compaction(CompactionResponse {
+                header: None,
+            }))),
+            Err(e @ (MvccError::Compacted { .. } | MvccError::FutureRevision { .. })) => Ok(Err(e.into())),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn lease_grant(&mut self, req: &LeaseGrantRequest, batch: &mut WriteBatch) -> CommandOutcome {
+        if self.leases.contains(req.id) {
+            return Err(StoreError::LeaseExists { id: req.id });
+        }
+        self.leases.grant(req.id, req.ttl, batch);
+        Ok(command_result::Result::LeaseGrant(LeaseGrantResponse {
+            header: None,
+            id: req.id,
+            ttl: req.ttl,
+            error: String::new(),
+        }))
+    }
+
+    fn lease_revoke(
+        &mut self,
+        ctx: &mut WriteCtx,
+        req: &LeaseRevokeRequest,
+        batch: &mut WriteBatch,
+    ) -> Result<CommandOutcome, MvccError> {
+        let Some(keys) = self.leases.revoke(req.id, batch) else {
+            return Ok(Err(StoreError::LeaseNotFound { id: req.id }));
+        };
+        // All of a lease's keys go in one revision, as etcd does.
+        for key in keys {
+            self.kv.delete_range(ctx, &KeyRange::single(&key))?;
+        }
+        Ok(Ok(command_result::Result::LeaseRevoke(LeaseRevokeResponse {
+            header: None,
+        })))
+    }
+}
+
+pub fn range_options(req: &RangeRequest) -> RangeOptions {
+    RangeOptions {
+        revision: req.revision,
+        limit: req.limit,
+        keys_only: req.keys_only,
+        count_only: req.count_only,
+        sort_order: req.sort_order,
+        sort_target: req.sort_target,
+        min_mod_revision: req.min_mod_revision,
+        max_mod_revision: req.max_mod_revision,
+        min_create_revision: req.min_create_revision,
+        max_create_revision: req.max_create_revision,
+    }
+}
+
+fn set_header_revision(outcome: &mut CommandOutcome, revision: i64) {
+    use command_result::Result as R;
+    match outcome {
+        Ok(R::Put(r)) => r.header = header(revision),
+        Ok(R::DeleteRange(r)) => r.header = header(revision),
+        Ok(R::Txn(r)) => {
+            r.header = header(revision);
+            for op in &mut r.responses {
+                set_op_header(op, revision);
+            }
+        }
+        Ok(R::Compaction(r)) => r.header = header(revision),
+        Ok(R::LeaseGrant(r)) => r.header = header(revision),
+        Ok(R::LeaseRevoke(r)) => r.header = header(revision),
+        // Apply never answers with the protobuf error: its errors are `Err`.
+        Ok(R::Error(_)) | Err(_) => {}
+    }
+}
+
+fn set_op_header(op: &mut ResponseOp, revision: i64) {
+    use response_op::Response as R;
+    match &mut op.response {
+        Some(R::ResponseRange(r)) => r.header = header(revision),
+        Some(R::ResponsePut(r)) => r.header = header(revision),
+        Some(R::ResponseDeleteRange(r)) => r.header = header(revision),
+        Some(R::ResponseTxn(r)) => {
+            r.header = header(revision);
+            for inner in &mut r.responses {
+                set_op_header(inner, revision);
+            }
+        }
+        None => {}
+    }
+}
