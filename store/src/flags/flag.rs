@@ -1,0 +1,197 @@
+//! The table of flags berth implements, and how a value given for one of them lands in
+//! [`StoreFlags`]. Only what one value can say about itself is checked here (a number, a
+//! URL, one of a list of words); what needs two flags waits for the validation step.
+
+use std::path::PathBuf;
+
+use super::url::{parse_initial_cluster, parse_urls};
+use super::{ClusterState, CompactionMode, FlagError, StoreFlags, parse_duration_ms};
+
+/// Faults `--test-fault` can switch on. `stale-reads`: serve linearizable reads from
+/// the local state without a read index, which the fault-injection suite must catch.
+const TEST_FAULTS: &[&str] = &["stale-reads"];
+const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "dpanic", "panic", "fatal"];
+
+/// The flags berth implements, in the order [`STORE_USAGE`](super::STORE_USAGE) lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Flag {
+    Name,
+    DataDir,
+    SnapshotCount,
+    HeartbeatInterval,
+    ElectionTimeout,
+    ListenPeerUrls,
+    ListenClientUrls,
+    QuotaBackendBytes,
+    MaxRequestBytes,
+    InitialAdvertisePeerUrls,
+    InitialCluster,
+    InitialClusterState,
+    InitialClusterToken,
+    AdvertiseClientUrls,
+    AutoCompactionRetention,
+    AutoCompactionMode,
+    ListenMetricsUrls,
+    LogLevel,
+    ExperimentalWatchProgressNotifyInterval,
+    DialPeerUrls,
+    TestFault,
+}
+
+impl Flag {
+    pub(super) const ALL: [Flag; 21] = [
+        Flag::Name,
+        Flag::DataDir,
+        Flag::SnapshotCount,
+        Flag::HeartbeatInterval,
+        Flag::ElectionTimeout,
+        Flag::ListenPeerUrls,
+        Flag::ListenClientUrls,
+        Flag::QuotaBackendBytes,
+        Flag::MaxRequestBytes,
+        Flag::InitialAdvertisePeerUrls,
+        Flag::InitialCluster,
+        Flag::InitialClusterState,
+        Flag::InitialClusterToken,
+        Flag::AdvertiseClientUrls,
+        Flag::AutoCompactionRetention,
+        Flag::AutoCompactionMode,
+        Flag::ListenMetricsUrls,
+        Flag::LogLevel,
+        Flag::ExperimentalWatchProgressNotifyInterval,
+        Flag::DialPeerUrls,
+        Flag::TestFault,
+    ];
+
+    /// The name without dashes, as etcd spells it.
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            Flag::Name => "name",
+            Flag::DataDir => "data-dir",
+            Flag::SnapshotCount => "snapshot-count",
+            Flag::HeartbeatInterval => "heartbeat-interval",
+            Flag::ElectionTimeout => "election-timeout",
+            Flag::ListenPeerUrls => "listen-peer-urls",
+            Flag::ListenClientUrls => "listen-client-urls",
+            Flag::QuotaBackendBytes => "quota-backend-bytes",
+            Flag::MaxRequestBytes => "max-request-bytes",
+            Flag::InitialAdvertisePeerUrls => "initial-advertise-peer-urls",
+            Flag::InitialCluster => "initial-cluster",
+            Flag::InitialClusterState => "initial-cluster-state",
+            Flag::InitialClusterToken => "initial-cluster-token",
+            Flag::AdvertiseClientUrls => "advertise-client-urls",
+            Flag::AutoCompactionRetention => "auto-compaction-retention",
+            Flag::AutoCompactionMode => "auto-compaction-mode",
+            Flag::ListenMetricsUrls => "listen-metrics-urls",
+            Flag::LogLevel => "log-level",
+            Flag::ExperimentalWatchProgressNotifyInterval => "experimental-watch-progress-notify-interval",
+            Flag::DialPeerUrls => "dial-peer-urls",
+            Flag::TestFault => "test-fault",
+        }
+    }
+
+    pub(super) fn dashed(self) -> String {
+        format!("--{}", self.name())
+    }
+
+    pub(super) fn from_name(name: &str) -> Option<Flag> {
+        Flag::ALL.into_iter().find(|flag| flag.name() == name)
+    }
+
+    pub(super) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Sets one flag's value after checking its syntax. Checks that involve several flags
+/// wait for [`check`](super::validation::check), when every value is known.
+pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(), FlagError> {
+    let invalid = |reason: &str| FlagError::InvalidValue {
+        flag: flag.dashed(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    match flag {
+        Flag::Name => flags.name = value.to_string(),
+        Flag::DataDir => flags.data_dir = Some(PathBuf::from(value)),
+        Flag::SnapshotCount => flags.snapshot_count = parse_u64(flag, value)?,
+        Flag::HeartbeatInterval => flags.heartbeat_interval_ms = parse_u64(flag, value)?,
+        Flag::ElectionTimeout => flags.election_timeout_ms = parse_u64(flag, value)?,
+        Flag::QuotaBackendBytes => flags.quota_backend_bytes = parse_u64(flag, value)?,
+        Flag::MaxRequestBytes => flags.max_request_bytes = parse_u64(flag, value)?,
+        Flag::ListenPeerUrls => flags.listen_peer_urls = parse_urls(flag, value)?,
+        Flag::ListenClientUrls => flags.listen_client_urls = parse_urls(flag, value)?,
+        Flag::InitialAdvertisePeerUrls => {
+            flags.initial_advertise_peer_urls = parse_urls(flag, value)?;
+        }
+        Flag::AdvertiseClientUrls => flags.advertise_client_urls = parse_urls(flag, value)?,
+        Flag::ListenMetricsUrls => {
+            // Unlike the other URL lists, this one may be empty: no metrics listener.
+            flags.listen_metrics_urls = if value.trim().is_empty() {
+                Vec::new()
+            } else {
+                parse_urls(flag, value)?
+            };
+        }
+        Flag::InitialCluster => flags.initial_cluster = parse_initial_cluster(value)?,
+        Flag::InitialClusterState => {
+            flags.initial_cluster_state = match value {
+                "new" => ClusterState::New,
+                "existing" => ClusterState::Existing,
+                _ => return Err(invalid("must be 'new' or 'existing'")),
+            };
+        }
+        Flag::InitialClusterToken => flags.initial_cluster_token = value.to_string(),
+        Flag::AutoCompactionMode => {
+            flags.auto_compaction_mode = match value {
+                "periodic" => CompactionMode::Periodic,
+                "revision" => CompactionMode::Revision,
+                _ => return Err(invalid("must be 'periodic' or 'revision'")),
+            };
+        }
+        // Read against the mode in `check`, since the mode may come later.
+        Flag::AutoCompactionRetention => flags.auto_compaction_retention = value.to_string(),
+        Flag::LogLevel => {
+            if !LOG_LEVELS.contains(&value) {
+                return Err(invalid(&format!("must be one of {}", LOG_LEVELS.join(", "))));
+            }
+            flags.log_level = value.to_string();
+        }
+        Flag::DialPeerUrls => {
+            flags.dial_peer_urls = if value.trim().is_empty() {
+                Vec::new()
+            } else {
+                parse_initial_cluster(value)?
+            };
+        }
+        Flag::TestFault => {
+            if !TEST_FAULTS.contains(&value) {
+                return Err(invalid(&format!("must be one of {}", TEST_FAULTS.join(", "))));
+            }
+            flags.test_fault = Some(value.to_string());
+        }
+        Flag::ExperimentalWatchProgressNotifyInterval => {
+            flags.experimental_watch_progress_notify_interval_ms =
+                parse_duration_ms(value).map_err(|error| match error {
+                    FlagError::InvalidDuration { reason, .. } => invalid(&reason),
+                    other => other,
+                })?;
+        }
+    }
+    Ok(())
+}
+
+fn parse_u64(flag: Flag, value: &str) -> Result<u64, FlagError> {
+    value.parse::<u64>().map_err(|_| {
+        let is_negative = value.parse::<i64>().is_ok_and(|number| number < 0);
+        FlagError::InvalidValue {
+            flag: flag.dashed(),
+            value: value.to_string(),
+            reason: if is_negative {
+                "must not be negative".to_string()
+            } else {
+                "not a number".to_string()
+            },
+        }
+    })
+}
