@@ -209,7 +209,9 @@ impl Cluster {
         let args = self.args(index);
         let process = &mut self.replicas[index].process;
         process.set_args(args);
-        process.start().with_context(|| format!("{} replica {}", self.spec.system.name(), process.name()))
+        process
+            .start()
+            .with_context(|| format!("{} replica {}", self.spec.system.name(), process.name()))
     }
 
     /// SIGKILL, and reap it.
@@ -397,7 +399,10 @@ mod tests {
         let args = cluster.args(added);
         assert_eq!(args[..3], ["server", "--name", "n2"]);
         assert!(args.ends_with(&["--initial-cluster-state".into(), "existing".into()]));
-        assert!(cluster.args(0).iter().any(|a| a.contains("n2=")), "the initial cluster names it");
+        assert!(
+            cluster.args(0).iter().any(|a| a.contains("n2=")),
+            "the initial cluster names it"
+        );
     }
 
     #[test]

@@ -55,7 +55,10 @@ impl Cluster {
                 bail!("{} knows no leader", replica.name);
             }
             if let Some(other) = leader.filter(|other| *other != status.leader) {
-                bail!("the replicas name different leaders ({other:x} and {:x})", status.leader);
+                bail!(
+                    "the replicas name different leaders ({other:x} and {:x})",
+                    status.leader
+                );
             }
             leader = Some(status.leader);
             members.push((index, status.member_id));

@@ -260,10 +260,14 @@ mod tests {
     #[test]
     fn stop_sends_sigterm_and_an_exit_on_its_own_is_reaped() {
         let dir = tempfile::tempdir().unwrap();
-        let mut process = Process::new("trap", "sh", dir.path().join("trap.log"))
-            .with_args(["-c", "trap 'echo terminated; exit 0' TERM; echo ready; while :; do sleep 0.05; done"]);
+        let mut process = Process::new("trap", "sh", dir.path().join("trap.log")).with_args([
+            "-c",
+            "trap 'echo terminated; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
+        ]);
         process.start().unwrap();
-        crate::eventually_blocking("the trap to be set", || process.log_text().contains("ready").then_some(()));
+        crate::eventually_blocking("the trap to be set", || {
+            process.log_text().contains("ready").then_some(())
+        });
         process.stop(Duration::from_secs(10));
         assert!(!process.is_running());
         assert!(process.log_text().contains("terminated"), "{}", process.log_text());

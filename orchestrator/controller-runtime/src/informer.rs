@@ -370,7 +370,10 @@ mod tests {
         changes.borrow_and_update();
         let b = pod("b");
         let created = t.kv.create(&b.key(), encode(&b), 0, None).await.unwrap();
-        eventually("b in the cache", async || informer.snapshot().contains(&b.key()).then_some(())).await;
+        eventually("b in the cache", async || {
+            informer.snapshot().contains(&b.key()).then_some(())
+        })
+        .await;
         assert!(informer.revision() >= created, "the revision follows the events");
         assert_eq!(informer.snapshot().create_revision(&b.key()), Some(created));
         assert!(changes.has_changed().unwrap(), "subscribers are told");

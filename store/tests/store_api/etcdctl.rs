@@ -10,10 +10,7 @@ async fn etcdctl_works_against_the_cluster() {
     let all = cluster.endpoints();
     let one = vec![cluster.replicas[1].endpoint()];
 
-    assert_eq!(
-        stdout(&etcdctl(&one, &["put", "greeting", "hello"])).trim(),
-        "OK"
-    );
+    assert_eq!(stdout(&etcdctl(&one, &["put", "greeting", "hello"])).trim(), "OK");
     let got = stdout(&etcdctl(&[cluster.replicas[2].endpoint()], &["get", "greeting"]));
     assert_eq!(got.lines().collect::<Vec<_>>(), ["greeting", "hello"]);
 
