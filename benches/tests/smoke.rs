@@ -2,93 +2,34 @@
 //! and reports zero errors, and for watch every event delivered exactly once, in order.
 //!
 //! The `berth` binary is taken from the same target directory as `berth-bench`
-//! (`target/debug/berth`); scripts/test.sh builds the whole workspace before the tests.
+//! (`target/debug/berth`, found by `berth_testkit::berth_binary`); scripts/test.sh
+//! builds the whole workspace before the tests.
 
-use berth_store::testing::free_port;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-use berth_benches::connection::find_leader;
+use berth_testkit::{Cluster, ClusterSpec};
 use serde_json::Value;
 
-/// One `berth store` replica in a temp dir, killed on drop.
+/// One `berth store` replica in a temp dir, killed on drop, once it leads.
 struct Replica {
-    child: Child,
+    cluster: Cluster,
     endpoint: String,
-    data: tempfile::TempDir,
 }
 
 impl Replica {
     fn start() -> Self {
-        let berth = berth_binary();
-        let data = tempfile::tempdir().expect("temp dir");
-        let client_url = format!("http://127.0.0.1:{}", free_port());
-        let peer_url = format!("http://127.0.0.1:{}", free_port());
-        let log = std::fs::File::create(data.path().join("berth.log")).expect("log file");
-        let child = Command::new(&berth)
-            .arg("store")
-            .args(["--name", "n1"])
-            .arg("--data-dir")
-            .arg(data.path().join("n1"))
-            .args([
-                "--listen-client-urls",
-                &client_url,
-                "--advertise-client-urls",
-                &client_url,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer_url,
-                "--initial-advertise-peer-urls",
-                &peer_url,
-            ])
-            .args(["--initial-cluster", &format!("n1={peer_url}")])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|error| panic!("starting {}: {error}", berth.display()));
-        let replica = Self {
-            child,
-            endpoint: client_url,
-            data,
-        };
+        let mut cluster = Cluster::start(ClusterSpec::berth_store(1)).expect("starting berth store");
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
         runtime
-            .block_on(find_leader(
-                std::slice::from_ref(&replica.endpoint),
-                Duration::from_secs(30),
-            ))
+            .block_on(cluster.wait_for_leader())
             .expect("the replica elects itself leader");
-        replica
+        let endpoint = cluster.replicas[0].endpoint();
+        Self { cluster, endpoint }
     }
-}
 
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn berth_binary() -> PathBuf {
-    let bench = PathBuf::from(env!("CARGO_BIN_EXE_berth-bench"));
-    let berth = bench.with_file_name("berth");
-    assert!(
-        berth.exists(),
-        "{} is missing: build it with `cargo build -p berth` (scripts/test.sh builds the whole workspace first)",
-        berth.display()
-    );
-    berth
-}
-
-impl Replica {
     /// The end of the replica's log, for failure messages.
     fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(self.data.path().join("berth.log")).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
+        self.cluster.replicas[0].log_tail(20).join("\n")
     }
 }
 

@@ -175,9 +175,9 @@ impl From<String> for Injected {
 }
 
 async fn member_client(c: &Cluster, except: usize) -> anyhow::Result<etcd_client::Client> {
-    let endpoints: Vec<String> = (0..c.nodes.len())
-        .filter(|i| *i != except && !c.nodes[*i].is_removed)
-        .map(|i| c.nodes[i].endpoint())
+    let endpoints: Vec<String> = (0..c.len())
+        .filter(|i| *i != except && !c.is_removed(*i))
+        .map(|i| c.endpoint(i))
         .collect();
     crate::workload::connect(&endpoints)
         .await
@@ -217,16 +217,15 @@ async fn remove_member(c: &mut Cluster, victim: usize) -> anyhow::Result<Injecte
         .iter()
         .find(|m| m.peer_urls().contains(&peer_url))
         .map(|m| m.id())
-        .ok_or_else(|| anyhow::anyhow!("{} is not a member", c.nodes[victim].name))?;
+        .ok_or_else(|| anyhow::anyhow!("{} is not a member", c.name(victim)))?;
     retry(|| {
         let mut client = client.clone();
         async move { client.member_remove(id).await }
     })
     .await?;
-    c.wipe(victim)?;
-    c.nodes[victim].is_removed = true;
+    c.remove(victim)?;
     Ok(Injected {
-        description: format!("remove {} from the membership and wipe it", c.nodes[victim].name),
+        description: format!("remove {} from the membership and wipe it", c.name(victim)),
         removed: Some(victim),
     })
 }
@@ -242,16 +241,14 @@ async fn add_back(cluster: &Arc<Mutex<Cluster>>, i: usize) -> anyhow::Result<()>
         async move { client.member_add(urls, None).await }
     })
     .await?;
-    c.nodes[i].is_removed = false;
-    c.nodes[i].joins_existing = true;
-    c.restart(i)
+    c.rejoin(i)
 }
 
 async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -> anyhow::Result<Injected> {
     let leader = cluster.lock().await.leader().await;
     let mut c = cluster.lock().await;
-    let n = c.nodes.len();
-    let name = |c: &Cluster, i: usize| c.nodes[i].name.clone();
+    let n = c.len();
+    let name = |c: &Cluster, i: usize| c.name(i);
     let random = rng.below(n as u64) as usize;
     let leader_or_random = leader.unwrap_or(random);
     let mut shuffled: Vec<usize> = (0..n).collect();
@@ -263,7 +260,7 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -
         let Some(leader) = leader else {
             return Ok("no leader to change the membership through".to_string().into());
         };
-        let followers: Vec<usize> = (0..n).filter(|i| *i != leader && !c.nodes[*i].is_removed).collect();
+        let followers: Vec<usize> = (0..n).filter(|i| *i != leader && !c.is_removed(*i)).collect();
         if followers.len() < majority {
             return Ok("too few members to remove one".to_string().into());
         }

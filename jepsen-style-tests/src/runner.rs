@@ -514,7 +514,7 @@ async fn convergence_check(cluster: &Arc<Mutex<Cluster>>, endpoints: &[String]) 
         });
         return result("convergence", anomalies, 0, started);
     };
-    let names: Vec<String> = cluster.lock().await.nodes.iter().map(|n| n.name.clone()).collect();
+    let names: Vec<String> = cluster.lock().await.names();
     let mut hashes = Vec::new();
     for (endpoint, name) in endpoints.iter().zip(&names) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -566,7 +566,7 @@ async fn crash_check(cluster: &Arc<Mutex<Cluster>>) -> CheckResult {
             ops: Vec::new(),
         })
         .collect();
-    result("crashes", anomalies, c.nodes.len(), started)
+    result("crashes", anomalies, c.len(), started)
 }
 
 /// Once nothing keeps them alive, every lease expires and takes its key with it.

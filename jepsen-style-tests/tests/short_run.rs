@@ -2,26 +2,12 @@
 //! cluster with kill, partition and pause faults must find nothing wrong, and the
 //! same run against a store with reads deliberately made stale must find it out.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_jepsen::check::Verdict;
 use berth_jepsen::nemesis::FaultKind;
 use berth_jepsen::runner::{self, RunOptions, WorkloadKind};
-
-/// The `berth` binary built next to this test's binary.
-fn berth_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/short_run-… → target/<profile>/berth
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
-    let berth = profile_dir.join("berth");
-    assert!(
-        berth.exists(),
-        "{} is missing: build it first with `cargo build -p berth`",
-        berth.display()
-    );
-    berth
-}
+use berth_testkit::berth_binary;
 
 fn options(seed: u64, time: Duration, nemeses: &[&str], workloads: &[&str], test_fault: Option<&str>) -> RunOptions {
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();

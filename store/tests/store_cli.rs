@@ -4,12 +4,11 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
-use common::{BERTH, Cluster};
+use berth_testkit::{berth_binary, free_port};
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(&*BERTH).args(args).output().unwrap();
+    let out = Command::new(berth_binary()).args(args).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -33,7 +32,7 @@ fn unsupported_and_unknown_flags_are_refused_by_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_data_dir_is_refused_not_reinitialised() {
-    let mut cluster = Cluster::start(1, &[]).await;
+    let mut cluster = common::start(1, &[]).await;
     let mut client = cluster.client().await;
     client.put("precious", "data", None).await.unwrap();
     drop(client);
@@ -42,7 +41,7 @@ async fn a_corrupt_data_dir_is_refused_not_reinitialised() {
     let member_file = cluster.replicas[0].data_dir.join("member").join("member.json");
     let original = std::fs::read(&member_file).unwrap();
     std::fs::write(&member_file, b"{not json").unwrap();
-    let args = cluster.store_args(0);
+    let args = cluster.args(0);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, err) = run(&args);
     assert_ne!(code, 0, "a corrupt data dir must not start");
@@ -50,8 +49,8 @@ async fn a_corrupt_data_dir_is_refused_not_reinitialised() {
 
     // Put it back: the data is still there, nothing was re-initialised.
     std::fs::write(&member_file, original).unwrap();
-    cluster.start_replica(0);
-    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    cluster.start_replica(0).unwrap();
+    cluster.wait_for_leader().await.unwrap();
     let mut client = cluster.client().await;
     let got = client.get("precious", None).await.unwrap();
     assert_eq!(got.kvs()[0].value(), b"data");
@@ -73,7 +72,7 @@ async fn a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();
-    let peer = common::free_port();
+    let peer = free_port();
     let (code, err) = run(&[
         "store",
         "--data-dir",

@@ -6,13 +6,13 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Cluster, eventually};
+use berth_testkit::eventually;
 use etcd_client::GetOptions;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_leader_loses_no_acknowledged_write() {
-    let mut cluster = Cluster::start(3, &[]).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut cluster = common::start(3, &[]).await;
+    let leader = cluster.wait_for_leader().await.unwrap();
     let survivors: Vec<String> = (0..3)
         .filter(|i| *i != leader)
         .map(|i| cluster.replicas[i].endpoint())
@@ -37,7 +37,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
             }
         })
     };
-    eventually(Duration::from_secs(10), "writes before the crash", || {
+    eventually("writes before the crash", || {
         let n = acked.lock().unwrap().len();
         async move { (n >= 50).then_some(()) }
     })
@@ -46,9 +46,9 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let before_kill = acked.lock().unwrap().len();
     cluster.kill(leader);
     let killed_at = Instant::now();
-    let new_leader = cluster.wait_for_leader(Duration::from_secs(15)).await;
+    let new_leader = cluster.wait_for_leader().await.unwrap();
     assert_ne!(new_leader, leader);
-    eventually(Duration::from_secs(15), "writes to succeed after the failover", || {
+    eventually("writes to succeed after the failover", || {
         let n = acked.lock().unwrap().len();
         async move { (n > before_kill + 20).then_some(()) }
     })
@@ -73,10 +73,10 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     );
 
     // The killed replica comes back and catches up.
-    cluster.start_replica(leader);
+    cluster.start_replica(leader).unwrap();
     let mut back = cluster.client_of(leader).await;
     let want = stored.len();
-    eventually(Duration::from_secs(20), "the restarted replica to catch up", || {
+    eventually("the restarted replica to catch up", || {
         let mut back = back.clone();
         async move {
             let r = back
@@ -95,7 +95,7 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_cluster_keeps_its_data() {
-    let mut cluster = Cluster::start(3, &[]).await;
+    let mut cluster = common::start(3, &[]).await;
     let mut client = cluster.client().await;
     let lease = client.lease_grant(600, None).await.unwrap().id();
     for i in 0..100 {
@@ -124,9 +124,9 @@ async fn a_restarted_cluster_keeps_its_data() {
         cluster.kill(i);
     }
     for i in 0..3 {
-        cluster.start_replica(i);
+        cluster.start_replica(i).unwrap();
     }
-    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    cluster.wait_for_leader().await.unwrap();
     let mut client = cluster.client().await;
     let all = client
         .get("durable/", Some(GetOptions::new().with_prefix()))
@@ -164,8 +164,8 @@ async fn a_restarted_cluster_keeps_its_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
-    let mut cluster = Cluster::start(3, &["--snapshot-count", "50"]).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut cluster = common::start(3, &["--snapshot-count", "50"]).await;
+    let leader = cluster.wait_for_leader().await.unwrap();
     let lagging = (leader + 1) % 3;
     cluster.stop(lagging);
 
@@ -181,9 +181,9 @@ async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
         .unwrap()
         .revision();
 
-    cluster.start_replica(lagging);
+    cluster.start_replica(lagging).unwrap();
     let mut lagger = cluster.client_of(lagging).await;
-    eventually(Duration::from_secs(30), "the lagging replica to catch up", || {
+    eventually("the lagging replica to catch up", || {
         let mut lagger = lagger.clone();
         async move {
             let r = lagger
@@ -210,8 +210,8 @@ async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_quorum_requests_fail_as_unavailable_and_recover() {
-    let mut cluster = Cluster::start(3, &[]).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut cluster = common::start(3, &[]).await;
+    let leader = cluster.wait_for_leader().await.unwrap();
     let mut client = cluster.client_of(leader).await;
     client.put("before", "quorum loss", None).await.unwrap();
     let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
@@ -241,11 +241,11 @@ async fn without_a_quorum_requests_fail_as_unavailable_and_recover() {
     assert_eq!(local.count(), 1);
 
     for f in followers {
-        cluster.start_replica(f);
+        cluster.start_replica(f).unwrap();
     }
-    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    cluster.wait_for_leader().await.unwrap();
     let mut client = cluster.client().await;
-    eventually(Duration::from_secs(20), "writes after the quorum returns", || {
+    eventually("writes after the quorum returns", || {
         let mut client = client.clone();
         async move { client.put("after", "quorum", None).await.ok() }
     })
@@ -255,8 +255,8 @@ async fn without_a_quorum_requests_fail_as_unavailable_and_recover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_lease_survives_a_leader_failover() {
-    let mut cluster = Cluster::start(3, &[]).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut cluster = common::start(3, &[]).await;
+    let leader = cluster.wait_for_leader().await.unwrap();
     let survivors: Vec<String> = (0..3)
         .filter(|i| *i != leader)
         .map(|i| cluster.replicas[i].endpoint())
@@ -287,7 +287,7 @@ async fn a_kept_lease_survives_a_leader_failover() {
     };
     tokio::time::sleep(Duration::from_secs(1)).await;
     cluster.kill(leader);
-    cluster.wait_for_leader(Duration::from_secs(15)).await;
+    cluster.wait_for_leader().await.unwrap();
     keeper.await.unwrap();
     // 12 s after the grant of a 3 s lease, across a failover: still alive.
     let ttl = client.lease_time_to_live(lease, None).await.unwrap();
@@ -297,15 +297,15 @@ async fn a_kept_lease_survives_a_leader_failover() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_replicas_tolerate_two_failures() {
-    let mut cluster = Cluster::start(5, &[]).await;
-    let leader = cluster.wait_for_leader(Duration::from_secs(10)).await;
+    let mut cluster = common::start(5, &[]).await;
+    let leader = cluster.wait_for_leader().await.unwrap();
     let mut client = cluster.client().await;
     client.put("five", "1", None).await.unwrap();
     cluster.kill(leader);
     cluster.kill((leader + 1) % 5);
-    cluster.wait_for_leader(Duration::from_secs(20)).await;
+    cluster.wait_for_leader().await.unwrap();
     let mut client = cluster.client().await;
-    eventually(Duration::from_secs(20), "writes with three of five", || {
+    eventually("writes with three of five", || {
         let mut client = client.clone();
         async move { client.put("five", "2", None).await.ok() }
     })

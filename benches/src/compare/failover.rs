@@ -106,7 +106,7 @@ pub async fn measure_gap(cluster: &mut Cluster) -> anyhow::Result<FailoverSample
         let killed_at = Instant::now();
         let kill_ns = base.elapsed().as_nanos() as u64;
         killed_at_ns.store(kill_ns, Ordering::Release);
-        cluster.kill(leader)?;
+        cluster.kill(leader);
         let survivors: Vec<String> = endpoints
             .iter()
             .enumerate()
@@ -133,7 +133,7 @@ pub async fn measure_gap(cluster: &mut Cluster) -> anyhow::Result<FailoverSample
     let (leader, sample) = result?;
 
     cluster.restart(leader).context("restarting the killed leader")?;
-    cluster.wait_ready(Duration::from_secs(60)).await?;
+    cluster.wait_for_leader().await?;
     // Let the restarted replica catch up before anything else is measured.
     tokio::time::sleep(Duration::from_secs(2)).await;
     Ok(sample)

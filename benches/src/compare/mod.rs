@@ -27,7 +27,7 @@ use serde_json::json;
 use crate::duration::parse_duration;
 use crate::latency::ms;
 use crate::report::json_line;
-use cluster::{Cluster, ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, System};
+use cluster::{ELECTION_TIMEOUT_MS, HEARTBEAT_INTERVAL_MS, System};
 use scenario::{KEY_SIZE, Scenario, VAL_SIZE, scenarios};
 use table::SystemRun;
 
@@ -149,14 +149,14 @@ async fn measure_cluster(
         failure: None,
         others_cpu_share: None,
     };
-    let mut cluster = match Cluster::start(system, binary, replicas, root) {
+    let mut cluster = match cluster::start(system, binary, replicas, root) {
         Ok(cluster) => cluster,
         Err(error) => {
             run.failure = Some(format!("{error:#}"));
             return run;
         }
     };
-    if let Err(error) = cluster.wait_ready(Duration::from_secs(60)).await {
+    if let Err(error) = cluster.wait_for_leader().await {
         run.failure = Some(format!("{error:#}"));
         return run;
     }

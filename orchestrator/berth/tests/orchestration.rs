@@ -5,68 +5,20 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
 use serde_json::Value;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
-use berth_store::testing::free_port;
-
-struct Proc {
-    name: String,
-    args: Vec<String>,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn start(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let child = Command::new(BERTH)
-            .args(&self.args)
-            .env("RUST_LOG", "info,openraft=warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-    }
-
-    /// Panics with the process's log if it has exited (say, it could not bind a port).
-    fn assert_running(&mut self) {
-        if let Some(child) = &mut self.child
-            && let Ok(Some(status)) = child.try_wait()
-        {
-            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-            panic!("{} exited ({status}):\n{log}", self.name);
-        }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-struct Server {
-    proc: Proc,
-    client_port: u16,
-    api_port: u16,
-}
-
 struct TestCluster {
-    dir: tempfile::TempDir,
-    servers: Vec<Server>,
-    agents: Vec<Proc>,
+    /// `berth server` replicas; their temporary dir holds the agents' dirs and logs too.
+    servers: Cluster,
+    /// The REST API port of each server.
+    api_ports: Vec<u16>,
+    agents: Vec<Process>,
     /// Each workload of this cluster sleeps for this marker, so that its processes
     /// can be told from any other on the machine.
     marker: String,
@@ -75,107 +27,74 @@ struct TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         for agent in &mut self.agents {
-            agent.kill9();
-        }
-        for server in &mut self.servers {
-            server.proc.kill9();
+            agent.kill();
         }
         // Whatever workloads are left (the agents were killed) go too.
         for pid in workload_pids(&self.marker) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        if std::thread::panicking() {
-            eprintln!("logs kept in {}", self.dir.path().display());
-            std::mem::forget(std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()));
-        }
+        // The servers go with `servers`, which keeps the logs if a test panicked.
     }
 }
 
 impl TestCluster {
     fn start() -> TestCluster {
-        let dir = tempfile::tempdir().unwrap();
-        let ports: Vec<(u16, u16, u16)> = (0..3).map(|_| (free_port(), free_port(), free_port())).collect();
-        let initial_cluster = ports
-            .iter()
-            .enumerate()
-            .map(|(i, (_, peer, _))| format!("s{i}=http://127.0.0.1:{peer}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let servers: Vec<Server> = ports
-            .iter()
-            .enumerate()
-            .map(|(i, &(client, peer, api))| {
-                let name = format!("s{i}");
-                let args = vec![
-                    "server".to_string(),
-                    format!("--name={name}"),
-                    format!("--data-dir={}", dir.path().join(&name).display()),
-                    format!("--listen-client-urls=http://127.0.0.1:{client}"),
-                    format!("--advertise-client-urls=http://127.0.0.1:{client}"),
-                    format!("--listen-peer-urls=http://127.0.0.1:{peer}"),
-                    format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer}"),
-                    format!("--initial-cluster={initial_cluster}"),
-                    format!("--api-listen=127.0.0.1:{api}"),
-                    "--node-monitor-grace-period=3s".to_string(),
-                ];
-                Server {
-                    proc: Proc {
-                        log: dir.path().join(format!("{name}.log")),
-                        name,
-                        args,
-                        child: None,
-                    },
-                    client_port: client,
-                    api_port: api,
-                }
-            })
-            .collect();
-        let stores = servers
-            .iter()
-            .map(|s| format!("http://127.0.0.1:{}", s.client_port))
-            .collect::<Vec<_>>()
-            .join(",");
+        let spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
+            .args(["--node-monitor-grace-period=3s"])
+            .env("RUST_LOG", QUIET_RAFT_LOG);
+        let mut servers = Cluster::new(spec).unwrap();
+        let api_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        for (server, api_port) in servers.replicas.iter_mut().zip(&api_ports) {
+            server.args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+        }
+        let stores = servers.endpoints().join(",");
+        let dir = servers.dir().to_path_buf();
         let agents = (0..2)
             .map(|j| {
                 let name = format!("node-{j}");
-                Proc {
-                    args: vec![
+                Process::new(&name, BERTH, dir.join(format!("{name}.log")))
+                    .with_args([
                         "agent".into(),
                         format!("--name={name}"),
                         format!("--store={stores}"),
-                        format!("--data-dir={}", dir.path().join(&name).display()),
+                        format!("--data-dir={}", dir.join(&name).display()),
                         format!("--listen=127.0.0.1:{}", free_port()),
                         "--cpu=2".into(),
                         "--memory=2Gi".into(),
                         "--lease-ttl=3s".into(),
                         "--restart-backoff=500ms".into(),
-                    ],
-                    log: dir.path().join(format!("{name}.log")),
-                    name,
-                    child: None,
-                }
+                    ])
+                    .with_env("RUST_LOG", QUIET_RAFT_LOG)
             })
             .collect();
         let mut cluster = TestCluster {
             marker: format!("{}.{}", 100_000 + std::process::id(), free_port()),
-            dir,
             servers,
+            api_ports,
             agents,
         };
-        for server in &mut cluster.servers {
-            server.proc.start();
-        }
+        cluster.servers.start_all().unwrap();
         for agent in &mut cluster.agents {
-            agent.start();
+            agent.start().unwrap();
         }
         cluster
     }
 
-    fn api(&self) -> String {
+    /// The API ports of the running servers.
+    fn running_api_ports(&self) -> Vec<u16> {
         self.servers
+            .replicas
             .iter()
-            .filter(|s| s.proc.child.is_some())
-            .map(|s| format!("http://127.0.0.1:{}", s.api_port))
+            .zip(&self.api_ports)
+            .filter(|(server, _)| server.is_running())
+            .map(|(_, port)| *port)
+            .collect()
+    }
+
+    fn api(&self) -> String {
+        self.running_api_ports()
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}"))
             .collect::<Vec<_>>()
             .join(",")
     }
@@ -189,15 +108,14 @@ impl TestCluster {
     }
 
     fn write_manifest(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
+        let path = self.servers.dir().join(name);
         std::fs::write(&path, text).unwrap();
         path
     }
 
     /// GET on the API of the first running server, as JSON.
     fn get(&self, path: &str) -> (u16, Value) {
-        let server = self.servers.iter().find(|s| s.proc.child.is_some()).unwrap();
-        http_get(server.api_port, path)
+        http_get(self.running_api_ports()[0], path)
     }
 
     fn pods(&self) -> Vec<Value> {
@@ -208,7 +126,7 @@ impl TestCluster {
 
     /// The name of the server that holds the leadership record.
     fn leader(&self) -> usize {
-        let server = self.servers.iter().find(|s| s.proc.child.is_some()).unwrap();
+        let server = self.servers.replicas.iter().find(|s| s.is_running()).unwrap();
         let out = Command::new("etcdctl")
             .args([
                 "--endpoints",
@@ -223,8 +141,9 @@ impl TestCluster {
         let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
         let name = value.split_whitespace().nth(1).unwrap_or_default().to_string();
         self.servers
+            .replicas
             .iter()
-            .position(|s| s.proc.name == name)
+            .position(|s| s.name == name)
             .unwrap_or_else(|| panic!("no leader record: {value:?}"))
     }
 }
@@ -288,17 +207,6 @@ fn workload_pids(marker: &str) -> Vec<u32> {
     pids
 }
 
-fn eventually<T>(secs: u64, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
 fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -359,14 +267,12 @@ fn sleeper_pods(cluster: &TestCluster) -> usize {
 }
 
 fn wait_for_nodes(cluster: &mut TestCluster) {
-    eventually(60, "two Ready nodes", || {
-        for proc in cluster
-            .servers
-            .iter_mut()
-            .map(|s| &mut s.proc)
-            .chain(cluster.agents.iter_mut())
-        {
-            proc.assert_running();
+    eventually_blocking("two Ready nodes", || {
+        if let Err(exited) = cluster.servers.check_running() {
+            panic!("{exited:#}");
+        }
+        for agent in &mut cluster.agents {
+            agent.assert_running();
         }
         let (status, nodes) = cluster.get("/api/v1/nodes");
         let ready = nodes["items"]
@@ -392,7 +298,7 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     assert!(applied.contains("deployment.apps/sleeper created"), "{applied}");
 
     // Four processes run, spread over both nodes, and the pods say Running.
-    eventually(60, "4 running pods on 2 nodes", || {
+    eventually_blocking("4 running pods on 2 nodes", || {
         let by_node = running_by_node(&cluster);
         (by_node.values().sum::<usize>() == 4 && by_node.len() == 2).then_some(())
     });
@@ -400,7 +306,7 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
         running_by_node(&cluster).values().copied().collect::<Vec<_>>(),
         vec![2, 2]
     );
-    eventually(20, "4 workload processes", || {
+    eventually_blocking("4 workload processes", || {
         (workload_pids(&marker).len() == 4).then_some(())
     });
     let table = stdout(&cluster.berth(&["get", "pods", "-o", "wide"]));
@@ -408,8 +314,8 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     assert_eq!(table.matches("Running").count(), 4, "{table}");
 
     // kill -9 an agent: after the grace period its pods are replaced on the other node.
-    cluster.agents[0].kill9();
-    eventually(60, "4 running pods, all on node-1", || {
+    cluster.agents[0].kill();
+    eventually_blocking("4 running pods, all on node-1", || {
         (running_by_node(&cluster).get("node-1") == Some(&4) && sleeper_pods(&cluster) == 4).then_some(())
     });
     let (_, node) = cluster.get("/api/v1/nodes/node-0");
@@ -421,8 +327,8 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     // The dead agent's processes are still there (nothing could stop them); when it
     // comes back it stops them and does not bring the evicted pods back.
     assert_eq!(workload_pids(&marker).len(), 6);
-    cluster.agents[0].start();
-    eventually(60, "the returning node to stop its evicted workloads", || {
+    cluster.agents[0].start().unwrap();
+    eventually_blocking("the returning node to stop its evicted workloads", || {
         (workload_pids(&marker).len() == 4).then_some(())
     });
     wait_for_nodes(&mut cluster);
@@ -431,13 +337,8 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     // kill -9 the leading server: a new leader takes over, the API answers through
     // the other replicas throughout, and there are still exactly 4 pods.
     let leader = cluster.leader();
-    cluster.servers[leader].proc.kill9();
-    let others: Vec<u16> = cluster
-        .servers
-        .iter()
-        .filter(|s| s.proc.child.is_some())
-        .map(|s| s.api_port)
-        .collect();
+    cluster.servers.kill(leader);
+    let others = cluster.running_api_ports();
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
         for port in &others {
@@ -446,28 +347,28 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let new_leader = eventually(30, "a new leader record", || {
+    let new_leader = eventually_blocking("a new leader record", || {
         let l = cluster.leader();
         (l != leader).then_some(l)
     });
     assert_ne!(new_leader, leader);
     // Controllers resume on the new leader: scaling works, and converges exactly.
     assert!(stdout(&cluster.berth(&["scale", "deployment/sleeper", "--replicas", "6"])).contains("scaled"));
-    eventually(60, "6 running pods", || {
+    eventually_blocking("6 running pods", || {
         (running_by_node(&cluster).values().sum::<usize>() == 6 && sleeper_pods(&cluster) == 6).then_some(())
     });
-    eventually(20, "6 workload processes", || {
+    eventually_blocking("6 workload processes", || {
         (workload_pids(&marker).len() == 6).then_some(())
     });
     stdout(&cluster.berth(&["scale", "deployment", "sleeper", "--replicas=2"]));
-    eventually(60, "2 pods and 2 processes", || {
+    eventually_blocking("2 pods and 2 processes", || {
         (sleeper_pods(&cluster) == 2 && workload_pids(&marker).len() == 2).then_some(())
     });
 
     // Deleting the deployment removes its ReplicaSets, pods and processes.
     let deleted = stdout(&cluster.berth(&["delete", "deployment", "sleeper"]));
     assert!(deleted.contains("deleted"), "{deleted}");
-    eventually(60, "every workload process to be gone", || {
+    eventually_blocking("every workload process to be gone", || {
         (workload_pids(&marker).is_empty() && sleeper_pods(&cluster) == 0).then_some(())
     });
     let (_, sets) = cluster.get("/apis/apps/v1/namespaces/default/replicasets");
@@ -503,7 +404,7 @@ spec:
 ",
     );
     stdout(&cluster.berth(&["apply", "-f", manifest.to_str().unwrap()]));
-    let crasher = eventually(60, "the crasher to restart 3 times", || {
+    let crasher = eventually_blocking("the crasher to restart 3 times", || {
         let (_, pod) = cluster.get("/api/v1/namespaces/default/pods/crasher");
         (pod["status"]["containerStatuses"][0]["restartCount"].as_i64()? >= 3).then_some(pod)
     });
@@ -512,7 +413,7 @@ spec:
     let logs = stdout(&cluster.berth(&["logs", "crasher"]));
     assert!(logs.contains("crashing"), "{logs}");
 
-    let huge = eventually(30, "the huge pod to be explained", || {
+    let huge = eventually_blocking("the huge pod to be explained", || {
         let (_, pod) = cluster.get("/api/v1/namespaces/default/pods/huge");
         let condition = pod["status"]["conditions"]
             .as_array()?
@@ -575,9 +476,9 @@ spec:
 
     // A replica that cannot reach a quorum says so instead of answering stale data.
     let mut cluster = cluster;
-    cluster.servers[1].proc.kill9();
-    cluster.servers[2].proc.kill9();
-    let (status, body) = http_get(cluster.servers[0].api_port, "/api/v1/namespaces/default/pods");
+    cluster.servers.kill(1);
+    cluster.servers.kill(2);
+    let (status, body) = http_get(cluster.api_ports[0], "/api/v1/namespaces/default/pods");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["reason"], "ServiceUnavailable", "{body}");
     assert!(

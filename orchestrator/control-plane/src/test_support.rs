@@ -16,9 +16,9 @@ use berth_client::kv::Kv;
 use berth_client::registry::Registry;
 use berth_client::testing::TestStore;
 use berth_controller_runtime::informer::HEARTBEAT_PREFIX;
-
-/// How long a test waits for the loops to converge before it calls them hung.
-pub const CONVERGE: Duration = Duration::from_secs(30);
+use berth_testkit::HANG_TIMEOUT;
+/// Waits for a condition, with the testkit's generous "it hangs" timeout.
+pub use berth_testkit::eventually;
 
 pub struct ControlPlane {
     /// Kept so the store runs as long as the loops.
@@ -33,7 +33,7 @@ impl ControlPlane {
     pub async fn stop(mut self) -> Exit {
         let _ = self.stop.send(true);
         let running = self.running.take().expect("running");
-        tokio::time::timeout(CONVERGE, running)
+        tokio::time::timeout(HANG_TIMEOUT, running)
             .await
             .expect("the loops stop")
             .expect("the loops do not panic")
@@ -105,18 +105,6 @@ pub async fn add_node(kv: &Kv, name: &str, cpu: &str) -> i64 {
         .expect("the heartbeat key");
     Registry::new(kv.clone()).create(&node, None).await.expect("the node");
     lease
-}
-
-/// Polls `check` until it gives a value; panics after [`CONVERGE`] with `what`.
-pub async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + CONVERGE;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 pub async fn pods(registry: &Registry) -> Vec<Pod> {

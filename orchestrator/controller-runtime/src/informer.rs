@@ -278,8 +278,7 @@ mod tests {
     use berth_api::meta::ObjectMeta;
     use berth_api::objects::{Pod, PodSpec};
     use berth_client::registry::encode;
-    use std::time::Duration;
-    use tokio::time::Instant;
+    use berth_testkit::eventually;
 
     fn pod(name: &str) -> Pod {
         Pod::new(
@@ -290,14 +289,6 @@ mod tests {
             },
             PodSpec::default(),
         )
-    }
-
-    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,13 +304,19 @@ mod tests {
         changes.borrow_and_update();
         let b = pod("b");
         let created = t.kv.create(&b.key(), encode(&b), 0, None).await.unwrap();
-        eventually("b in the cache", || informer.snapshot().contains(&b.key())).await;
+        eventually("b in the cache", async || {
+            informer.snapshot().contains(&b.key()).then_some(())
+        })
+        .await;
         assert!(informer.revision() >= created, "the revision follows the events");
         assert_eq!(informer.snapshot().create_revision(&b.key()), Some(created));
         assert!(changes.has_changed().unwrap(), "subscribers are told");
 
         t.kv.delete(&a.key(), None, None).await.unwrap();
-        eventually("a gone from the cache", || !informer.snapshot().contains(&a.key())).await;
+        eventually("a gone from the cache", async || {
+            (!informer.snapshot().contains(&a.key())).then_some(())
+        })
+        .await;
         assert_eq!(informer.snapshot().len(), 1);
     }
 
@@ -334,9 +331,9 @@ mod tests {
         // A cache that last saw revision `at - 1` (before "a" existed): the events it
         // needs are gone, so only a fresh list can bring it up to date.
         let informer = Informer::<PodSpec>::start_inner(t.kv.clone(), prefix::<PodSpec>(None), Some(at));
-        eventually("a relist", || {
+        eventually("a relist", async || {
             let snapshot = informer.snapshot();
-            snapshot.contains(&a.key()) && snapshot.contains(&b.key())
+            (snapshot.contains(&a.key()) && snapshot.contains(&b.key())).then_some(())
         })
         .await;
     }

@@ -159,17 +159,9 @@ impl Heartbeats {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
+    use berth_testkit::eventually;
 
     use super::*;
-
-    async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !check() {
-            assert!(Instant::now() < deadline, "timed out waiting for {what}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn heartbeats_record_appearing_and_disappearing() {
@@ -190,13 +182,13 @@ mod tests {
         );
 
         t.kv.revoke(lease).await.unwrap();
-        eventually("n1 gone", || !heartbeats.snapshot().is_live("n1")).await;
+        eventually("n1 gone", async || (!heartbeats.snapshot().is_live("n1")).then_some(())).await;
         let later = heartbeats.snapshot();
         assert!(later.absent_since("n1").unwrap() > first.synced_at.unwrap());
 
         t.kv.put(&format!("{HEARTBEAT_PREFIX}n1"), b"n1".to_vec(), 0)
             .await
             .unwrap();
-        eventually("n1 back", || heartbeats.snapshot().is_live("n1")).await;
+        eventually("n1 back", async || heartbeats.snapshot().is_live("n1").then_some(())).await;
     }
 }

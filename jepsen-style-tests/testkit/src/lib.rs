@@ -1,0 +1,41 @@
+//! One way to launch, wait for and tear down real processes on loopback, shared by the
+//! fault-injection suite, the store's and the orchestrator's process tests and the
+//! benches.
+//!
+//! ```text
+//!  ClusterSpec (system, binary, size, token, args, env)
+//!     │ Cluster::new: names n1…nN, two reserved ports each, data dir + log under one dir
+//!     ▼
+//!  Cluster ── start / kill (SIGKILL) / stop (SIGTERM) / pause (SIGSTOP) / resume / restart
+//!     │        each replica is a Process: a child whose stdout and stderr go to its log
+//!     ▼
+//!  wait_for_leader ── every running replica answers Status and names one leader
+//!     │                (feature `etcd`); fails on an exited replica, with log tails
+//!     ▼
+//!  drop ── SIGKILL what still runs; a temporary dir is kept when a test panics
+//! ```
+//!
+//! Besides: [`berth_binary`] (the `berth` next to the running binary), [`free_port`]
+//! (a port no other test or outgoing connection holds) and [`eventually`] /
+//! [`eventually_blocking`] (poll until a condition holds; the timeout means "it
+//! hangs", never a timing assertion).
+//!
+//! This crate depends on no berth crate, so every berth crate can use it in tests.
+
+mod binary;
+mod cluster;
+mod eventually;
+#[cfg(feature = "etcd")]
+mod leader;
+mod ports;
+mod process;
+mod spec;
+
+pub use binary::berth_binary;
+pub use cluster::{Cluster, Replica};
+pub use eventually::{HANG_TIMEOUT, eventually, eventually_blocking};
+#[cfg(feature = "etcd")]
+pub use leader::{Status, connect, status};
+pub use ports::free_port;
+pub use process::Process;
+pub use spec::{ClusterSpec, QUIET_RAFT_LOG, System};

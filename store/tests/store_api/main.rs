@@ -1,0 +1,12 @@
+//! The etcd v3 API of a `berth store` cluster of real processes, driven by etcdctl and
+//! by the `etcd-client` crate as real users drive etcd; one file per concern.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod etcdctl;
+mod kv;
+mod lease;
+mod maintenance;
+mod members;
+mod watch;
