@@ -12,13 +12,21 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
     ("proto", "berth-proto", &[]),
     ("store", "berth-store", &["berth-proto"]),
     ("orchestrator/api", "berth-api", &[]),
-    ("orchestrator/client", "berth-client", &["berth-api", "berth-proto", "berth-store"]),
+    (
+        "orchestrator/client",
+        "berth-client",
+        &["berth-api", "berth-proto", "berth-store"],
+    ),
     (
         "orchestrator/controller-runtime",
         "berth-controller-runtime",
         &["berth-api", "berth-client"],
     ),
-    ("orchestrator/apiserver", "berth-apiserver", &["berth-api", "berth-client"]),
+    (
+        "orchestrator/apiserver",
+        "berth-apiserver",
+        &["berth-api", "berth-client"],
+    ),
     (
         "orchestrator/controllers",
         "berth-controllers",
@@ -42,6 +50,8 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
     ),
     ("orchestrator/node", "berth-node", &["berth-api", "berth-client"]),
     ("orchestrator/cli", "berth-cli", &["berth-api", "berth-client"]),
+    // Launches real processes for every crate's tests, so it may use none of them.
+    ("jepsen-style-tests/testkit", "berth-testkit", &[]),
 ];
 
 fn workspace_root() -> &'static Path {
@@ -131,14 +141,10 @@ fn every_workspace_member_has_a_layer() {
     let root = manifest(".");
     let members_start = root.find("members = [").expect("the workspace lists its members");
     let members_end = members_start + root[members_start..].find(']').expect("the list ends");
-    let members: Vec<&str> = root[members_start..members_end]
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .collect();
+    let members: Vec<&str> = root[members_start..members_end].split('"').skip(1).step_by(2).collect();
     let layered: BTreeSet<&str> = LAYERS.iter().map(|&(folder, ..)| folder).collect();
     // The binary uses every layer; the test and bench tools sit beside the product.
-    let beside = |m: &str| m == "orchestrator/berth" || m.starts_with("jepsen-style-tests") || m == "benches";
+    let beside = |m: &str| matches!(m, "orchestrator/berth" | "jepsen-style-tests" | "benches");
     for member in members {
         assert!(
             layered.contains(member) || beside(member),
