@@ -19,6 +19,7 @@
 mod cgroup;
 mod process;
 mod record;
+mod spec_check;
 mod wrapper;
 
 use std::future::Future;
