@@ -17,6 +17,11 @@ mod memory;
 mod plan;
 mod status;
 
+#[cfg(test)]
+mod executor_tests;
+#[cfg(test)]
+mod plan_tests;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
