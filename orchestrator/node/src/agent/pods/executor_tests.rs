@@ -3,60 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::executor::Executor;
+use super::fixtures::{BASE, desired, later, now, pod};
 use super::memory::Now;
 use super::plan::Action;
 use crate::runtime::{ContainerState, FakeRuntime, Runtime};
-use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Container, ContainerStatus, Pod, PodSpec, PodStatus};
-
-const BASE: Duration = Duration::from_secs(10);
-
-fn now() -> Now {
-    Now {
-        instant: Instant::now(),
-        wall: SystemTime::now(),
-    }
-}
-
-fn later(now: Now, by: Duration) -> Now {
-    Now {
-        instant: now.instant + by,
-        wall: now.wall + by,
-    }
-}
-
-fn pod(name: &str, policy: &str) -> Pod {
-    Pod::new(
-        ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            uid: format!("uid-{name}"),
-            ..Default::default()
-        },
-        PodSpec {
-            containers: vec![Container {
-                name: "main".into(),
-                command: vec!["serve".into()],
-                ..Default::default()
-            }],
-            restart_policy: policy.into(),
-            node_name: "n1".into(),
-            termination_grace_period_seconds: Some(2),
-            ..Default::default()
-        },
-    )
-}
-
-fn desired(pods: &[&Pod]) -> BTreeMap<String, Pod> {
-    pods.iter()
-        .map(|p| (format!("/pods/default/{}", p.metadata.name), (*p).clone()))
-        .collect()
-}
+use berth_api::objects::{ContainerStatus, Pod, PodStatus};
 
 fn executor(runtime: &Arc<FakeRuntime>) -> Executor {
     Executor::new(runtime.clone(), BASE, "10.0.0.1".into())

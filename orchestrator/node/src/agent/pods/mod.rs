@@ -20,7 +20,11 @@ mod status;
 #[cfg(test)]
 mod executor_tests;
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod plan_tests;
+#[cfg(test)]
+mod status_tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
