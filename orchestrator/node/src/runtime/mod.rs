@@ -1,6 +1,6 @@
-//! Container runtimes for the node agent: the `Runtime` trait the agent drives, and
-//! the `process` runtime (a process group per container, cgroup limits where the host
-//! has them, logs to files).
+//! Container runtimes for the node agent: the `Runtime` trait the agent drives, the
+//! `process` runtime (a process group per container, cgroup limits where the host
+//! has them, logs to files), and, for tests, the in-memory `fake` one.
 //!
 //! The agent holds an `Arc<dyn Runtime>` and is level-triggered: it compares the pods
 //! bound to its node with `list()` and starts, stops and removes until they agree. So
@@ -17,8 +17,11 @@
 //! ```
 
 mod cgroup;
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
 mod process;
 mod record;
+mod spec_check;
 mod wrapper;
 
 use std::future::Future;
@@ -26,6 +29,8 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 
+#[cfg(any(test, feature = "testing"))]
+pub use fake::FakeRuntime;
 pub use process::ProcessRuntime;
 
 /// What to run: one container of one pod.

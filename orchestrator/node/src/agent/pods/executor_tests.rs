@@ -1,0 +1,216 @@
+//! The executor against the fake runtime, with a made-up clock: crash loops, agent
+//! restarts, deletions and fencing without a process or a store.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::executor::Executor;
+use super::fixtures::{BASE, desired, later, now, pod};
+use super::memory::Now;
+use super::plan::Action;
+use crate::runtime::{ContainerState, FakeRuntime, Runtime};
+use berth_api::objects::{ContainerStatus, Pod, PodStatus};
+
+fn executor(runtime: &Arc<FakeRuntime>) -> Executor {
+    Executor::new(runtime.clone(), BASE, "10.0.0.1".into())
+}
+
+/// One pass; the statuses it reports, by pod uid, confirmed as written.
+fn pass(executor: &mut Executor, pods: &BTreeMap<String, Pod>, now: Now) -> BTreeMap<String, PodStatus> {
+    let mut written = BTreeMap::new();
+    for action in executor.pass(pods, now) {
+        let Action::ReportStatus { pod_uid, status } = action else {
+            panic!("a pass returns only statuses to write: {action:?}");
+        };
+        executor.reported(&pod_uid, status.clone());
+        written.insert(pod_uid, status);
+    }
+    written
+}
+
+fn main_status(statuses: &BTreeMap<String, PodStatus>, uid: &str) -> ContainerStatus {
+    statuses[uid].container_statuses[0].clone()
+}
+
+/// Lets the background stops run (time is paused: sleeps end at once when idle).
+async fn settle(runtime: &FakeRuntime, what: impl Fn(&FakeRuntime) -> bool) {
+    for _ in 0..1000 {
+        if what(runtime) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the background stops never finished");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_loop_backs_off_without_real_processes() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = executor(&runtime);
+    let crash = pod("crash", "Always");
+    let pods = desired(&[&crash]);
+    let t0 = now();
+    let statuses = pass(&mut executor, &pods, t0);
+    assert_eq!(
+        statuses["uid-crash"].phase, "Running",
+        "reported in the pass that started it"
+    );
+    let mut started_at = vec![Duration::ZERO];
+    let mut t = t0;
+    while started_at.len() < 5 {
+        let id = runtime.running().pop().expect("one container runs");
+        runtime.exit(&id, 3);
+        let statuses = pass(&mut executor, &pods, t);
+        assert_eq!(runtime.removed().last(), Some(&id));
+        let status = main_status(&statuses, "uid-crash");
+        assert_eq!(
+            status.state.waiting.as_ref().map(|w| w.reason.as_str()),
+            Some("CrashLoopBackOff")
+        );
+        assert_eq!(status.last_state.terminated.as_ref().map(|t| t.exit_code), Some(3));
+        // Step the clock 1 s at a time until it starts again.
+        let starts = runtime.starts().len();
+        while runtime.starts().len() == starts {
+            t = later(t, Duration::from_secs(1));
+            pass(&mut executor, &pods, t);
+        }
+        started_at.push(t.instant - t0.instant);
+        assert_eq!(
+            main_status(&executor_statuses(&executor), "uid-crash").restart_count as usize,
+            started_at.len() - 1
+        );
+    }
+    let secs: Vec<u64> = started_at.iter().map(Duration::as_secs).collect();
+    assert_eq!(secs, vec![0, 10, 30, 70, 150], "waits of 10, 20, 40, 80 s");
+    assert_eq!(runtime.running().len(), 1);
+}
+
+/// Every pod's status as the executor would report it now (none is pending a write).
+fn executor_statuses(executor: &Executor) -> BTreeMap<String, PodStatus> {
+    executor
+        .memory()
+        .pods
+        .iter()
+        .map(|(uid, p)| (uid.clone(), p.reported.clone().expect("reported")))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_agent_restart_adopts_what_runs_and_stops_what_was_deleted_meanwhile() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut keep = pod("keep", "");
+    let dropped = pod("drop", "");
+    let t = now();
+    let statuses = pass(&mut executor(&runtime), &desired(&[&keep, &dropped]), t);
+    let started = runtime.running();
+    assert_eq!(started.len(), 2);
+    let keep_id = started.iter().find(|id| id.starts_with("uid-keep")).unwrap().clone();
+
+    // The first executor is gone without stopping anything; the store still has the
+    // status it wrote; "drop" was deleted meanwhile.
+    keep.status = statuses["uid-keep"].clone();
+    let mut second = executor(&runtime);
+    let statuses = pass(&mut second, &desired(&[&keep]), later(t, Duration::from_secs(1)));
+    assert_eq!(runtime.starts().len(), 2, "adopted, not started again");
+    settle(&runtime, |r| r.removed_logs() == vec!["uid-drop".to_string()]).await;
+    assert_eq!(runtime.running(), vec![keep_id.clone()]);
+    let status = main_status(&statuses, "uid-keep");
+    assert!(status.state.running.is_some(), "{status:?}");
+    assert_eq!(status.restart_count, 0);
+    let ContainerState::Running { started_at, .. } = runtime.state(&keep_id).unwrap() else {
+        panic!("kept container stopped");
+    };
+    assert_eq!(
+        status.state.running.unwrap().started_at,
+        berth_api::time::format_rfc3339(started_at)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_pod_is_stopped_with_its_grace_then_removed_with_its_logs() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = executor(&runtime);
+    let mut web = pod("web", "");
+    let t = now();
+    pass(&mut executor, &desired(&[&web]), t);
+    let id = runtime.running().pop().unwrap();
+    runtime.ignore_sigterm(&id);
+    web.metadata.deletion_timestamp = Some("2023-11-14T22:13:20Z".into());
+    let begin = Instant::now();
+    let statuses = pass(&mut executor, &desired(&[&web]), t);
+    assert!(statuses.is_empty(), "a pod being deleted is no longer reported");
+    settle(&runtime, |r| !r.removed_logs().is_empty()).await;
+    assert_eq!(runtime.stops(), vec![(id.clone(), Duration::from_secs(2))]);
+    assert!(
+        begin.elapsed() >= Duration::from_secs(2),
+        "SIGKILL only after the grace"
+    );
+    assert_eq!(runtime.removed(), vec![id]);
+    assert_eq!(runtime.removed_logs(), vec!["uid-web".to_string()]);
+    assert!(runtime.list().is_empty());
+    assert_eq!(runtime.starts().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fencing_stops_everything_and_the_next_pass_starts_anew() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = executor(&runtime);
+    let pods = desired(&[&pod("a", ""), &pod("b", "")]);
+    let t = now();
+    pass(&mut executor, &pods, t);
+    let first = runtime.running();
+    assert_eq!(first.len(), 2);
+    executor.stop_all(Duration::from_secs(1)).await;
+    assert!(runtime.list().is_empty(), "stopped and removed");
+    assert!(executor.memory().pods.is_empty());
+    assert!(!executor.memory().adopted, "the next pass adopts afresh");
+    let statuses = pass(&mut executor, &pods, later(t, Duration::from_secs(1)));
+    let again = runtime.running();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|id| !first.contains(id)), "{again:?} {first:?}");
+    assert_eq!(statuses.len(), 2, "reported anew");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_start_is_reported_and_retried_after_the_back_off() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = executor(&runtime);
+    let pods = desired(&[&pod("p", "Always")]);
+    runtime.fail_starts(Some("not on this host"));
+    let t = now();
+    let statuses = pass(&mut executor, &pods, t);
+    let waiting = main_status(&statuses, "uid-p").state.waiting.unwrap();
+    assert_eq!(waiting.reason, "RunContainerError");
+    assert!(waiting.message.contains("not on this host"), "{}", waiting.message);
+    runtime.fail_starts(None);
+    pass(&mut executor, &pods, later(t, BASE - Duration::from_millis(1)));
+    assert_eq!(runtime.starts().len(), 1, "not before the back-off");
+    let statuses = pass(&mut executor, &pods, later(t, BASE));
+    assert_eq!(runtime.running().len(), 1);
+    assert_eq!(main_status(&statuses, "uid-p").restart_count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn never_and_on_failure_pods_complete() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = executor(&runtime);
+    let pods = desired(&[&pod("done", "OnFailure"), &pod("fail", "Never")]);
+    let t = now();
+    pass(&mut executor, &pods, t);
+    for id in runtime.running() {
+        runtime.exit(&id, if id.starts_with("uid-done") { 0 } else { 4 });
+    }
+    let statuses = pass(&mut executor, &pods, t);
+    assert_eq!(statuses["uid-done"].phase, "Succeeded");
+    assert_eq!(statuses["uid-fail"].phase, "Failed");
+    assert_eq!(
+        main_status(&statuses, "uid-fail").state.terminated.unwrap().exit_code,
+        4
+    );
+    assert_eq!(pass(&mut executor, &pods, later(t, Duration::from_secs(600))).len(), 0);
+    assert_eq!(runtime.starts().len(), 2, "neither restarts");
+    assert!(runtime.list().is_empty(), "both removed");
+}

@@ -1,0 +1,226 @@
+//! What the pod supervisor remembers between passes, and the pure transitions on it:
+//! a container's exit (with the restart decision and the back-off), and the outcome of
+//! a start. The runtime only says what runs and how things ended; restart counts,
+//! back-offs and the earlier exits live here.
+//!
+//! Back-off: the first restart waits `backoff_base`; each later one twice the one before,
+//! up to `MAX_BACKOFF`; a run of `BACKOFF_RESET` or more starts the sequence over. A
+//! start the runtime refuses backs off the same way.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use berth_api::objects::{ContainerStateTerminated, Pod, PodStatus};
+use berth_api::time::format_rfc3339;
+
+/// The longest restart back-off, as the kubelet's.
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// A container that ran this long starts its back-off over.
+pub(crate) const BACKOFF_RESET: Duration = Duration::from_secs(600);
+
+/// The clock, read once per pass by the executor and handed to the pure code.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Now {
+    /// For back-off deadlines.
+    pub(crate) instant: Instant,
+    /// For the times written into statuses.
+    pub(crate) wall: SystemTime,
+}
+
+impl Now {
+    pub(crate) fn read() -> Now {
+        Now {
+            instant: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+}
+
+/// The supervisor's memory of every pod it runs.
+#[derive(Debug)]
+pub(crate) struct Memory {
+    pub(crate) backoff_base: Duration,
+    /// By pod uid.
+    pub(crate) pods: BTreeMap<String, PodMemory>,
+    /// Whether the containers the runtime already had (from before an agent restart)
+    /// have been matched with the store's pods.
+    pub(crate) adopted: bool,
+}
+
+impl Memory {
+    pub(crate) fn new(backoff_base: Duration) -> Self {
+        Memory {
+            backoff_base,
+            pods: BTreeMap::new(),
+            adopted: false,
+        }
+    }
+
+    /// The id of every container the memory holds, for the executor to observe.
+    pub(crate) fn container_ids(&self) -> impl Iterator<Item = &str> {
+        self.pods
+            .values()
+            .flat_map(|p| p.containers.values())
+            .filter_map(|c| c.id.as_deref())
+    }
+
+    /// Forgets everything (after every container was stopped): the next pass adopts
+    /// again.
+    pub(crate) fn forget_all(&mut self) {
+        self.pods.clear();
+        self.adopted = false;
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PodMemory {
+    /// The pod as last seen in the store.
+    pub(crate) pod: Pod,
+    /// By container name.
+    pub(crate) containers: BTreeMap<String, ContainerMemory>,
+    pub(crate) start_time: String,
+    /// The status last written to the store.
+    pub(crate) reported: Option<PodStatus>,
+}
+
+impl PodMemory {
+    pub(crate) fn new(pod: &Pod, now: Now) -> Self {
+        let mut containers = BTreeMap::new();
+        // A restarted agent keeps counting restarts where the last one left off.
+        // A pod that already ended stays ended.
+        let ended = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
+        for status in &pod.status.container_statuses {
+            containers.insert(
+                status.name.clone(),
+                ContainerMemory {
+                    restart_count: status.restart_count,
+                    last_terminated: status.last_state.terminated.clone(),
+                    terminated: status.state.terminated.clone(),
+                    done: ended,
+                    ..Default::default()
+                },
+            );
+        }
+        PodMemory {
+            pod: pod.clone(),
+            containers,
+            start_time: if pod.status.start_time.is_empty() {
+                format_rfc3339(now.wall)
+            } else {
+                pod.status.start_time.clone()
+            },
+            reported: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ContainerMemory {
+    /// The runtime's id of the current run, while there is one.
+    pub(crate) id: Option<String>,
+    pub(crate) started_at: Option<SystemTime>,
+    pub(crate) restart_count: i32,
+    /// The latest exit, while the container is not running.
+    pub(crate) terminated: Option<ContainerStateTerminated>,
+    /// The exit before the current run.
+    pub(crate) last_terminated: Option<ContainerStateTerminated>,
+    /// The wait before the next restart; zero until the first pass sets the base.
+    pub(crate) backoff: Duration,
+    /// When the next (re)start may happen; `None`: now.
+    pub(crate) next_start: Option<Instant>,
+    /// The restartPolicy says this container is finished.
+    pub(crate) done: bool,
+    /// Why the last start failed: (reason, message).
+    pub(crate) error: Option<(String, String)>,
+}
+
+/// A container's exit as the runtime reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Exit {
+    pub(crate) exit_code: i32,
+    pub(crate) signal: Option<i32>,
+    pub(crate) started_at: SystemTime,
+    pub(crate) finished_at: SystemTime,
+}
+
+/// A pod's `restartPolicy`; anything but `Never` and `OnFailure` is `Always`, the
+/// default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RestartPolicy {
+    Always,
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub(crate) fn of(pod: &Pod) -> Self {
+        match pod.spec.restart_policy.as_str() {
+            "Never" => RestartPolicy::Never,
+            "OnFailure" => RestartPolicy::OnFailure,
+            _ => RestartPolicy::Always,
+        }
+    }
+
+    pub(crate) fn restarts_after(self, exit_code: i32) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => exit_code != 0,
+            RestartPolicy::Never => false,
+        }
+    }
+}
+
+impl ContainerMemory {
+    /// The run ended: remembers how, and either schedules the restart after the
+    /// back-off or marks the container done, as `policy` says.
+    pub(crate) fn exited(&mut self, exit: Exit, policy: RestartPolicy, backoff_base: Duration, now: Now) {
+        let ran = exit.finished_at.duration_since(exit.started_at).unwrap_or_default();
+        if ran >= BACKOFF_RESET {
+            self.backoff = backoff_base;
+        }
+        self.terminated = Some(ContainerStateTerminated {
+            exit_code: exit.exit_code,
+            signal: exit.signal,
+            reason: if exit.exit_code == 0 { "Completed" } else { "Error" }.into(),
+            started_at: format_rfc3339(exit.started_at),
+            finished_at: format_rfc3339(exit.finished_at),
+        });
+        self.id = None;
+        if policy.restarts_after(exit.exit_code) {
+            self.back_off(now);
+        } else {
+            self.done = true;
+        }
+    }
+
+    /// The runtime started a run as `id`.
+    pub(crate) fn started(&mut self, id: String, now: Now) {
+        let is_restart = self.terminated.is_some() || self.error.is_some() || self.started_at.is_some();
+        if is_restart {
+            self.restart_count += 1;
+        }
+        self.id = Some(id);
+        self.started_at = Some(now.wall);
+        self.last_terminated = self.terminated.take().or(self.last_terminated.take());
+        self.next_start = None;
+        self.error = None;
+    }
+
+    /// The runtime refused to start it: tries again after the back-off.
+    pub(crate) fn start_failed(&mut self, message: String, now: Now) {
+        self.error = Some(("RunContainerError".into(), message));
+        self.back_off(now);
+    }
+
+    /// Whether it may be (re)started now.
+    pub(crate) fn is_due(&self, now: Now) -> bool {
+        !self.done && self.next_start.is_none_or(|at| at <= now.instant)
+    }
+
+    fn back_off(&mut self, now: Now) {
+        self.next_start = Some(now.instant + self.backoff);
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
+}

@@ -1,0 +1,141 @@
+//! The agent's pod loop: keeps the containers of the pods bound to this node running
+//! as their restartPolicy says, stops what is no longer bound here, and reports each
+//! pod's status when it changes.
+//!
+//! Decisions apart from effects:
+//!
+//! - `memory`: what the supervisor remembers between passes (restart counts,
+//!   back-offs, earlier exits) and the pure transitions on it;
+//! - `plan`: the pure decisions — adoption, restarts, starts, stops, the statuses to
+//!   report — as `Action`s, given the memory, what the runtime reported and `now`;
+//! - `status`: a pod's status (phase, conditions, container states) from its memory;
+//! - `executor`: reads nothing but the runtime, carries out the actions;
+//! - here: the loop, the one clock read per pass, and the writes to the store.
+
+mod executor;
+mod memory;
+mod plan;
+mod status;
+
+#[cfg(test)]
+mod executor_tests;
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod plan_tests;
+#[cfg(test)]
+mod status_tests;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::PodIndex;
+use crate::runtime::Runtime;
+use berth_api::objects::{Pod, PodSpec, PodStatus, prefix};
+use berth_api::time::format_rfc3339;
+use berth_client::kv::{AbortOnDrop, KvError};
+use berth_client::reflector::reflect;
+use berth_client::registry::Registry;
+use executor::Executor;
+use memory::Now;
+use plan::{Action, pod_name};
+use status::merge_status;
+
+pub(crate) struct PodSupervisor {
+    node: String,
+    registry: Registry,
+    executor: Executor,
+    index: PodIndex,
+}
+
+impl PodSupervisor {
+    pub(crate) fn new(
+        node: String,
+        registry: Registry,
+        runtime: Arc<dyn Runtime>,
+        backoff_base: Duration,
+        index: PodIndex,
+        host_ip: String,
+    ) -> Self {
+        PodSupervisor {
+            node,
+            registry,
+            executor: Executor::new(runtime, backoff_base, host_ip),
+            index,
+        }
+    }
+
+    /// Follows the pods bound to this node and keeps them running; returns only if
+    /// the future is dropped.
+    pub(crate) async fn run(&mut self) {
+        let (tx, mut desired) = tokio::sync::watch::channel::<Option<BTreeMap<String, Pod>>>(None);
+        let bound = Arc::new(super::BoundPods::new(self.node.clone(), tx));
+        let follower = tokio::spawn(reflect(self.registry.kv.clone(), prefix::<PodSpec>(None), bound, None));
+        let _follower = AbortOnDrop(follower);
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tokio::select! {
+                changed = desired.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            let current = desired.borrow_and_update().clone();
+            if let Some(pods) = current {
+                self.sync(&pods).await;
+            }
+        }
+    }
+
+    /// Stops every container now (self-fencing or shutdown) and forgets the pods.
+    pub(crate) async fn stop_all(&mut self, grace: Duration) {
+        self.executor.stop_all(grace).await;
+        self.index.lock().expect("pod index lock").clear();
+    }
+
+    async fn sync(&mut self, desired: &BTreeMap<String, Pod>) {
+        let now = Now::read();
+        let writes = self.executor.pass(desired, now);
+        {
+            let mut index = self.index.lock().expect("pod index lock");
+            index.clear();
+            for (uid, pod) in &self.executor.memory().pods {
+                index.insert(
+                    (pod.pod.metadata.namespace.clone(), pod.pod.metadata.name.clone()),
+                    uid.clone(),
+                );
+            }
+        }
+        for write in writes {
+            if let Action::ReportStatus { pod_uid, status } = write {
+                self.report(&pod_uid, status, now).await;
+            }
+        }
+    }
+
+    /// Writes a pod's status over the stored one, if the pod is still this one and
+    /// still bound here.
+    async fn report(&mut self, uid: &str, status: PodStatus, now: Now) {
+        let Some(pod) = self.executor.memory().pods.get(uid).map(|p| p.pod.clone()) else {
+            return;
+        };
+        let now = format_rfc3339(now.wall);
+        let result = self
+            .registry
+            .modify::<PodSpec>(&pod.metadata.namespace, &pod.metadata.name, None, |stored| {
+                if stored.metadata.uid != uid || stored.spec.node_name != pod.spec.node_name {
+                    return false;
+                }
+                let merged = merge_status(&stored.status, &status, &now);
+                if merged == stored.status {
+                    return false;
+                }
+                stored.status = merged;
+                true
+            })
+            .await;
+        match result {
+            Ok(_) | Err(KvError::NotFound) => self.executor.reported(uid, status),
+            Err(e) => tracing::debug!(pod = %pod_name(&pod), error = %e, "cannot report pod status yet"),
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The status a pod's memory reports (container states, phase, Ready), and how it is
+//! laid over the stored one; the memory is brought there through the plan.
+
+use std::time::Duration;
+
+use super::fixtures::*;
+use super::memory::PodMemory;
+use super::plan::{Action, Observed, plan, plan_reports};
+use super::status::merge_status;
+use crate::runtime::ContainerState;
+use berth_api::objects::{Condition, ContainerStatus, PodStatus};
+
+#[test]
+fn a_crash_loop_waits_in_crash_loop_back_off_and_says_how_long() {
+    let p = pod("web", "Always");
+    let pods = desired(&[&p]);
+    let mut memory = memory();
+    let t = now();
+    plan_and_start(&mut memory, &pods, &Observed::default(), t, "c1");
+    plan(
+        &mut memory,
+        &pods,
+        &observed(&[("c1", exited(3, t, Duration::ZERO))]),
+        t,
+    );
+    let status = status_of(&memory, &p, t);
+    let c = &status.container_statuses[0];
+    let waiting = c.state.waiting.as_ref().unwrap();
+    assert_eq!(waiting.reason, "CrashLoopBackOff");
+    assert_eq!(waiting.message, "back-off 10s restarting failed container=main pod=web");
+    assert_eq!(c.last_state.terminated.as_ref().map(|t| t.exit_code), Some(3));
+    assert_eq!(
+        c.last_state.terminated.as_ref().map(|t| t.reason.as_str()),
+        Some("Error")
+    );
+    assert!(!c.ready);
+    assert_eq!(status.phase, "Running", "it has run");
+    assert_eq!(status.conditions[0].status, "False");
+    // Once the back-off has passed it is due, no longer backing off.
+    let due = status_of(&memory, &p, later(t, BASE));
+    assert_eq!(
+        due.container_statuses[0].state.waiting.as_ref().unwrap().reason,
+        "ContainerCreating"
+    );
+}
+
+#[test]
+fn containers_that_finish_end_the_pod_succeeded_or_failed() {
+    // (restartPolicy, each container's exit code or None for still running, phase)
+    let table: [(&str, &[Option<i32>], &str); 6] = [
+        ("Never", &[Some(0)], "Succeeded"),
+        ("Never", &[Some(4)], "Failed"),
+        ("OnFailure", &[Some(0)], "Succeeded"),
+        ("Never", &[Some(0), Some(1)], "Failed"),
+        ("Never", &[Some(0), None], "Running"),
+        ("OnFailure", &[Some(0), Some(2)], "Running"),
+    ];
+    for (policy, exits, phase) in table {
+        let case = format!("{policy} {exits:?}");
+        let names: Vec<String> = (0..exits.len()).map(|i| format!("c{i}")).collect();
+        let p = pod_of("job", policy, &names.iter().map(String::as_str).collect::<Vec<_>>());
+        let pods = desired(&[&p]);
+        let mut memory = memory();
+        let t = now();
+        plan(&mut memory, &pods, &Observed::default(), t);
+        for name in &names {
+            let c = memory
+                .pods
+                .get_mut("uid-job")
+                .unwrap()
+                .containers
+                .get_mut(name)
+                .unwrap();
+            c.started(format!("id-{name}"), t);
+        }
+        let ids: Vec<String> = names.iter().map(|n| format!("id-{n}")).collect();
+        let states: Vec<(&str, ContainerState)> = ids
+            .iter()
+            .zip(exits)
+            .map(|(id, exit)| {
+                (
+                    id.as_str(),
+                    exit.map_or(running(t), |code| exited(code, t, Duration::from_secs(1))),
+                )
+            })
+            .collect();
+        plan(&mut memory, &pods, &observed(&states), t);
+        let status = status_of(&memory, &p, t);
+        assert_eq!(status.phase, phase, "{case}");
+        for (c, exit) in status.container_statuses.iter().zip(exits) {
+            assert_eq!(c.restart_count, 0, "{case}");
+            if policy == "Never"
+                && let Some(code) = exit
+            {
+                assert_eq!(c.state.terminated.as_ref().map(|t| t.exit_code), Some(*code), "{case}");
+            }
+        }
+    }
+}
+
+#[test]
+fn statuses_are_reported_when_they_change_only() {
+    let p = pod("p", "Always");
+    let mut memory = memory();
+    let t = now();
+    plan_and_start(&mut memory, &desired(&[&p]), &Observed::default(), t, "c1");
+    let reports = plan_reports(&memory, "10.0.0.1", t);
+    let [Action::ReportStatus { pod_uid, status }] = &reports[..] else {
+        panic!("{reports:?}")
+    };
+    assert_eq!(
+        (pod_uid.as_str(), status.phase.as_str(), status.host_ip.as_str()),
+        ("uid-p", "Running", "10.0.0.1")
+    );
+    memory.pods.get_mut("uid-p").unwrap().reported = Some(status.clone());
+    assert_eq!(plan_reports(&memory, "10.0.0.1", t), vec![]);
+}
+
+#[test]
+fn merging_keeps_others_conditions_and_moves_transition_times_only_on_change() {
+    let condition = |type_: &str, status: &str, at: &str| Condition {
+        type_: type_.into(),
+        status: status.into(),
+        last_transition_time: at.into(),
+        ..Default::default()
+    };
+    let stored = PodStatus {
+        conditions: vec![
+            condition("PodScheduled", "True", "t0"),
+            condition("Ready", "False", "t0"),
+        ],
+        ..Default::default()
+    };
+    let ours = |ready: &str| PodStatus {
+        phase: "Running".into(),
+        conditions: vec![condition("Ready", ready, "")],
+        ..Default::default()
+    };
+    let same = merge_status(&stored, &ours("False"), "t1");
+    assert_eq!(
+        same.conditions,
+        vec![
+            condition("PodScheduled", "True", "t0"),
+            condition("Ready", "False", "t0")
+        ]
+    );
+    assert_eq!(same.phase, "Running");
+    let changed = merge_status(&stored, &ours("True"), "t1");
+    assert_eq!(
+        changed.conditions,
+        vec![
+            condition("PodScheduled", "True", "t0"),
+            condition("Ready", "True", "t1")
+        ]
+    );
+}
+
+#[test]
+fn a_new_pod_memory_counts_on_from_the_stored_status() {
+    let mut p = pod("p", "");
+    p.status.container_statuses = vec![ContainerStatus {
+        name: "main".into(),
+        restart_count: 5,
+        ..Default::default()
+    }];
+    let memory = PodMemory::new(&p, now());
+    assert_eq!(memory.containers["main"].restart_count, 5);
+    assert!(!memory.containers["main"].done, "a pod still running goes on");
+    assert_eq!(memory.start_time, "2023-11-14T22:13:20Z");
+}
