@@ -10,6 +10,7 @@ use crate::runtime::ProcessRuntime;
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::{Container, PodSpec};
 use berth_client::testing::{TestStore, free_port, store};
+use berth_testkit::eventually;
 
 struct TestAgent {
     config: AgentConfig,
@@ -67,18 +68,6 @@ fn pod(name: &str, script: &str, restart_policy: &str) -> Pod {
     pod
 }
 
-/// Polls `f` until it returns `Some`, or fails after `secs` (meaning "it hangs").
-async fn eventually<T>(secs: u64, what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn status_of(registry: &Registry, name: &str) -> Option<Pod> {
     registry.get::<PodSpec>("default", name).await.ok().flatten()
 }
@@ -104,7 +93,7 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let agent = start(config(&t, dir.path()));
     let registry = t.registry();
-    let node = eventually(20, "the node to register", async || {
+    let node = eventually("the node to register", async || {
         registry.get::<NodeSpec>("", "n1").await.ok().flatten()
     })
     .await;
@@ -121,7 +110,7 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
         .create(&pod("web", "echo hello from $BERTH_POD_NAME; exec sleep 60", ""), None)
         .await
         .unwrap();
-    let running = eventually(20, "the pod to run", async || {
+    let running = eventually("the pod to run", async || {
         status_of(&registry, "web")
             .await
             .filter(|p| p.status.phase == "Running")
@@ -141,7 +130,7 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
     assert!(alive(pids[0]));
 
     let logs = berth_client::http_client::HttpClient::new(vec![format!("http://{}", agent.config.listen)]);
-    let text = eventually(10, "the log to have the greeting", async || {
+    let text = eventually("the log to have the greeting", async || {
         let r = logs
             .request("GET", "/containerLogs/default/web/main", None)
             .await
@@ -158,8 +147,8 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
     assert_eq!(missing.status, 404);
 
     registry.delete::<PodSpec>("default", "web", None, None).await.unwrap();
-    eventually(20, "the process to stop", async || (!alive(pids[0])).then_some(())).await;
-    eventually(10, "the runtime to forget it", async || {
+    eventually("the process to stop", async || (!alive(pids[0])).then_some(())).await;
+    eventually("the runtime to forget it", async || {
         agent.runtime.list().is_empty().then_some(())
     })
     .await;
@@ -207,14 +196,14 @@ async fn restart_policies_and_growing_back_off() {
         "back-off must grow: first gap {first_gap:?}, last gap {last_gap:?}"
     );
 
-    let done = eventually(20, "OnFailure + exit 0 to succeed", async || {
+    let done = eventually("OnFailure + exit 0 to succeed", async || {
         status_of(&registry, "done")
             .await
             .filter(|p| p.status.phase == "Succeeded")
     })
     .await;
     assert_eq!(done.status.container_statuses[0].restart_count, 0);
-    let failed = eventually(20, "Never + exit 4 to fail", async || {
+    let failed = eventually("Never + exit 4 to fail", async || {
         status_of(&registry, "fail")
             .await
             .filter(|p| p.status.phase == "Failed")
@@ -235,7 +224,7 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     registry.create(&pod("keep", "exec sleep 60", ""), None).await.unwrap();
     registry.create(&pod("drop", "exec sleep 60", ""), None).await.unwrap();
     let first = start(config.clone());
-    eventually(20, "both pods to run", async || {
+    eventually("both pods to run", async || {
         (running_pids(&first.runtime).len() == 2).then_some(())
     })
     .await;
@@ -262,7 +251,7 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     assert!(alive(keep_pid) && alive(drop_pid));
 
     let second = start(config);
-    eventually(20, "the deleted pod's process to stop", async || {
+    eventually("the deleted pod's process to stop", async || {
         (!alive(drop_pid)).then_some(())
     })
     .await;
@@ -273,7 +262,7 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     let keep = status_of(&registry, "keep").await.unwrap();
     assert_eq!(keep.status.container_statuses[0].restart_count, 0);
     registry.delete::<PodSpec>("default", "keep", None, None).await.unwrap();
-    eventually(20, "the kept pod's process to stop", async || {
+    eventually("the kept pod's process to stop", async || {
         (!alive(keep_pid)).then_some(())
     })
     .await;
@@ -290,16 +279,13 @@ async fn an_agent_that_loses_its_lease_stops_its_workloads() {
         .create(&pod("fenced", "exec sleep 60", ""), None)
         .await
         .unwrap();
-    let pid = eventually(20, "the pod to run", async || {
-        running_pids(&agent.runtime).first().copied()
-    })
-    .await;
+    let pid = eventually("the pod to run", async || running_pids(&agent.runtime).first().copied()).await;
     // The lease behind the heartbeat goes away (as when the store expires it).
     let heartbeat = t.kv.get(&heartbeat_key("n1")).await.unwrap().unwrap();
     t.kv.revoke(heartbeat.lease).await.unwrap();
-    eventually(20, "the workload to be stopped", async || (!alive(pid)).then_some(())).await;
+    eventually("the workload to be stopped", async || (!alive(pid)).then_some(())).await;
     // It registers again with a new lease and runs the pod (still bound to it) anew.
-    let new_pid = eventually(30, "the pod to run again", async || {
+    let new_pid = eventually("the pod to run again", async || {
         running_pids(&agent.runtime).first().copied().filter(|p| *p != pid)
     })
     .await;
