@@ -78,6 +78,9 @@ pub fn parse(path: &str) -> Option<Route> {
         ("", version, rest)
     } else {
         let (group, rest) = path.strip_prefix("/apis/")?.split_once('/')?;
+        if group.is_empty() {
+            return None; // the core group is served under `/api` only
+        }
         let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));
         (group, version, rest)
     };
@@ -227,6 +230,9 @@ mod tests {
             "/api/v1/namespaces/dev/pods/p/status/x",
             "/api/v1/namespaces//pods",
             "/api/v1/namespaces/dev/widgets",
+            "/apis//v1/pods",
+            "/apis/apps",
+            "/api/apps/v1/deployments",
         ] {
             assert_eq!(parse(path), None, "{path}");
         }
