@@ -1,9 +1,11 @@
-//! The orchestrator's API objects (Kubernetes-shaped): metadata, the kinds, resource
-//! quantities, conditions, owner references, generated names, and validation that
-//! names the field at fault. Everything above builds on these; this crate depends on
-//! nothing of berth's and does no I/O.
+//! The orchestrator's API objects (Kubernetes-shaped): metadata, the kinds and the
+//! table that describes them (`kinds`), resource quantities, conditions, owner
+//! references, generated names, and validation that names the field at fault.
+//! Everything above builds on these; this crate depends on nothing of berth's and
+//! does no I/O.
 
 pub mod conditions;
+pub mod kinds;
 pub mod meta;
 pub mod names;
 pub mod objects;

@@ -8,6 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// without vowels and look-alikes, so suffixes never spell words.
 const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
+/// How many random characters end a generated name, in Kubernetes as here: a pod
+/// of a ReplicaSet, an object created with `metadata.generateName`.
+pub const GENERATED_SUFFIX_LEN: usize = 5;
+
 /// `n` random characters for a generated name (`<replicaset>-<suffix>`).
 pub fn random_suffix(n: usize) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -60,7 +64,8 @@ mod tests {
 
     #[test]
     fn suffixes_are_short_lowercase_and_vary() {
-        let a = random_suffix(5);
+        let (a, b) = (random_suffix(GENERATED_SUFFIX_LEN), random_suffix(GENERATED_SUFFIX_LEN));
+        assert_ne!(a, b);
         assert_eq!(a.len(), 5);
         assert!(a.bytes().all(|b| SUFFIX_ALPHABET.contains(&b)), "{a}");
         let distinct: std::collections::BTreeSet<String> = (0..50).map(|_| random_suffix(5)).collect();

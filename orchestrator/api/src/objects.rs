@@ -2,7 +2,9 @@
 //! Deployment, with `spec` (the user's) and `status` (the system's).
 //!
 //! Every kind is a [`Resource`] of its spec type; the spec type says, through
-//! [`Spec`], what the kind is called, where it is served and what its status is.
+//! [`Spec`], what its status is and which descriptor of [`crate::kinds`] says what
+//! the kind is called and where it is served. An object of a kind known only at run
+//! time is an [`Object`].
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::meta::{LabelSelector, ObjectMeta};
+use crate::kinds::KindDescriptor;
+pub use crate::kinds::Object;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -316,49 +320,14 @@ pub struct DeploymentStatus {
     pub observed_generation: i64,
 }
 
-/// What a spec type says about its kind.
+/// What a spec type says about its kind: its status type, and the kind's
+/// descriptor (in `crate::kinds`), where every fact about the kind is written.
 pub trait Spec:
     Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static
 {
     type Status: Serialize + DeserializeOwned + Clone + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static;
-    const KIND: &'static str;
-    const API_VERSION: &'static str;
-    /// The plural resource name in URLs and store keys.
-    const RESOURCE: &'static str;
-    const NAMESPACED: bool;
+    const DESCRIPTOR: &'static KindDescriptor;
 }
-
-macro_rules! spec {
-    ($spec:ty, $status:ty, $kind:literal, $version:literal, $resource:literal, $namespaced:literal) => {
-        impl Spec for $spec {
-            type Status = $status;
-            const KIND: &'static str = $kind;
-            const API_VERSION: &'static str = $version;
-            const RESOURCE: &'static str = $resource;
-            const NAMESPACED: bool = $namespaced;
-        }
-    };
-}
-
-spec!(NamespaceSpec, NamespaceStatus, "Namespace", "v1", "namespaces", false);
-spec!(NodeSpec, NodeStatus, "Node", "v1", "nodes", false);
-spec!(PodSpec, PodStatus, "Pod", "v1", "pods", true);
-spec!(
-    ReplicaSetSpec,
-    ReplicaSetStatus,
-    "ReplicaSet",
-    "apps/v1",
-    "replicasets",
-    true
-);
-spec!(
-    DeploymentSpec,
-    DeploymentStatus,
-    "Deployment",
-    "apps/v1",
-    "deployments",
-    true
-);
 
 /// The common envelope: apiVersion, kind, metadata, spec, status.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -386,8 +355,8 @@ impl<S: Spec> Resource<S> {
     /// A new object of this kind with `apiVersion` and `kind` filled in.
     pub fn new(metadata: ObjectMeta, spec: S) -> Self {
         Resource {
-            api_version: S::API_VERSION.to_string(),
-            kind: S::KIND.to_string(),
+            api_version: S::DESCRIPTOR.api_version(),
+            kind: S::DESCRIPTOR.kind.to_string(),
             metadata,
             spec,
             status: S::Status::default(),
@@ -402,128 +371,10 @@ impl<S: Spec> Resource<S> {
 /// The store key of an object: `/registry/<resource>/<namespace>/<name>`, or
 /// `/registry/<resource>/<name>` for cluster-scoped kinds.
 pub fn key<S: Spec>(namespace: &str, name: &str) -> String {
-    if S::NAMESPACED {
-        format!("/registry/{}/{namespace}/{name}", S::RESOURCE)
-    } else {
-        format!("/registry/{}/{name}", S::RESOURCE)
-    }
+    S::DESCRIPTOR.key(namespace, name)
 }
 
 /// The key prefix of every object of a kind, in one namespace or (`None`) in all.
 pub fn prefix<S: Spec>(namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) if S::NAMESPACED => format!("/registry/{}/{ns}/", S::RESOURCE),
-        _ => format!("/registry/{}/", S::RESOURCE),
-    }
-}
-
-/// An object of any kind the API knows, chosen by its `kind` field.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Object {
-    Namespace(Namespace),
-    Node(Node),
-    Pod(Pod),
-    ReplicaSet(ReplicaSet),
-    Deployment(Deployment),
-}
-
-/// Every kind, as (kind, apiVersion, resource, namespaced).
-pub const KINDS: &[(&str, &str, &str, bool)] = &[
-    (
-        NamespaceSpec::KIND,
-        NamespaceSpec::API_VERSION,
-        NamespaceSpec::RESOURCE,
-        NamespaceSpec::NAMESPACED,
-    ),
-    (
-        NodeSpec::KIND,
-        NodeSpec::API_VERSION,
-        NodeSpec::RESOURCE,
-        NodeSpec::NAMESPACED,
-    ),
-    (
-        PodSpec::KIND,
-        PodSpec::API_VERSION,
-        PodSpec::RESOURCE,
-        PodSpec::NAMESPACED,
-    ),
-    (
-        ReplicaSetSpec::KIND,
-        ReplicaSetSpec::API_VERSION,
-        ReplicaSetSpec::RESOURCE,
-        ReplicaSetSpec::NAMESPACED,
-    ),
-    (
-        DeploymentSpec::KIND,
-        DeploymentSpec::API_VERSION,
-        DeploymentSpec::RESOURCE,
-        DeploymentSpec::NAMESPACED,
-    ),
-];
-
-/// Calls `$body` with `$o` bound to the typed object inside an [`Object`].
-#[macro_export]
-macro_rules! each_kind {
-    ($object:expr, $o:ident => $body:expr) => {
-        match $object {
-            $crate::objects::Object::Namespace($o) => $body,
-            $crate::objects::Object::Node($o) => $body,
-            $crate::objects::Object::Pod($o) => $body,
-            $crate::objects::Object::ReplicaSet($o) => $body,
-            $crate::objects::Object::Deployment($o) => $body,
-        }
-    };
-}
-pub use each_kind;
-
-impl Object {
-    /// Reads an object whose `kind` is one of [`KINDS`]; serde's message names a
-    /// missing or mistyped field.
-    pub fn from_value(value: serde_json::Value) -> Result<Object, String> {
-        let kind = value
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let e = |e: serde_json::Error| e.to_string();
-        Ok(match kind.as_str() {
-            "Namespace" => Object::Namespace(serde_json::from_value(value).map_err(e)?),
-            "Node" => Object::Node(serde_json::from_value(value).map_err(e)?),
-            "Pod" => Object::Pod(serde_json::from_value(value).map_err(e)?),
-            "ReplicaSet" => Object::ReplicaSet(serde_json::from_value(value).map_err(e)?),
-            "Deployment" => Object::Deployment(serde_json::from_value(value).map_err(e)?),
-            other => return Err(format!("unknown kind {other:?}")),
-        })
-    }
-
-    pub fn to_value(&self) -> serde_json::Value {
-        each_kind!(self, o => serde_json::to_value(o).expect("objects serialize"))
-    }
-
-    pub fn kind(&self) -> &'static str {
-        self.kind_info().0
-    }
-
-    pub fn metadata(&self) -> &ObjectMeta {
-        each_kind!(self, o => &o.metadata)
-    }
-
-    pub fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        each_kind!(self, o => &mut o.metadata)
-    }
-
-    pub fn is_namespaced(&self) -> bool {
-        self.kind_info().3
-    }
-
-    fn kind_info(&self) -> (&'static str, &'static str, &'static str, bool) {
-        let index = match self {
-            Object::Namespace(_) => 0,
-            Object::Node(_) => 1,
-            Object::Pod(_) => 2,
-            Object::ReplicaSet(_) => 3,
-            Object::Deployment(_) => 4,
-        };
-        KINDS[index]
-    }
+    S::DESCRIPTOR.prefix(namespace)
 }

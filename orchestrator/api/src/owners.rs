@@ -7,8 +7,8 @@ use crate::objects::{Resource, Spec};
 /// The owner reference a controller puts on what it creates.
 pub fn controller_ref<S: Spec>(owner: &Resource<S>) -> OwnerReference {
     OwnerReference {
-        api_version: S::API_VERSION.to_string(),
-        kind: S::KIND.to_string(),
+        api_version: S::DESCRIPTOR.api_version(),
+        kind: S::DESCRIPTOR.kind.to_string(),
         name: owner.metadata.name.clone(),
         uid: owner.metadata.uid.clone(),
         controller: Some(true),

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
+use super::kinds::{KINDS, Object, by_kind};
 use super::meta::ObjectMeta;
-use super::objects::{Container, KINDS, Object, PodSpec, PodTemplateSpec};
+use super::objects::{Container, PodSpec, PodTemplateSpec, Taint};
 use super::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,8 +38,8 @@ pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
         .and_then(|k| k.as_str())
         .unwrap_or_default()
         .to_string();
-    let Some((_, api_version, _, _)) = KINDS.iter().find(|(k, ..)| *k == kind) else {
-        let known: Vec<&str> = KINDS.iter().map(|(k, ..)| *k).collect();
+    let Some(descriptor) = by_kind(&kind) else {
+        let known: Vec<&str> = KINDS.iter().map(|k| k.kind).collect();
         let message = if kind.is_empty() {
             "required".to_string()
         } else {
@@ -49,14 +50,15 @@ pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
             message,
         }]);
     };
+    let api_version = descriptor.api_version();
     let given_version = value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
-    if given_version != *api_version {
+    if given_version != api_version {
         return Err(vec![FieldError {
             field: "apiVersion".into(),
             message: format!("{kind} is served as apiVersion {api_version:?}, not {given_version:?}"),
         }]);
     }
-    let object = Object::from_value(value).map_err(|message| {
+    let object = (descriptor.decode)(value).map_err(|message| {
         // serde names the missing or mistyped field in its message.
         vec![FieldError {
             field: "<document>".into(),
@@ -67,33 +69,25 @@ pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
     if errors.is_empty() { Ok(object) } else { Err(errors) }
 }
 
+/// The metadata checks every kind has, then the kind's own.
 pub fn validate(object: &Object) -> Errors {
     let mut errors = Vec::new();
     validate_meta(object.metadata(), object.is_namespaced(), &mut errors);
-    match object {
-        Object::Pod(pod) => validate_pod_spec(&pod.spec, "spec", &mut errors),
-        Object::ReplicaSet(rs) => {
-            validate_replicas(rs.spec.replicas, &mut errors);
-            validate_template(&rs.spec.selector, &rs.spec.template, &mut errors);
-        }
-        Object::Deployment(d) => {
-            validate_replicas(d.spec.replicas, &mut errors);
-            validate_template(&d.spec.selector, &d.spec.template, &mut errors);
-        }
-        Object::Node(node) => {
-            for (i, taint) in node.spec.taints.iter().enumerate() {
-                if !["NoSchedule", "NoExecute", "PreferNoSchedule"].contains(&taint.effect.as_str()) {
-                    err(
-                        &mut errors,
-                        format!("spec.taints[{i}].effect"),
-                        "must be NoSchedule, NoExecute or PreferNoSchedule",
-                    );
-                }
-            }
-        }
-        Object::Namespace(_) => {}
-    }
+    (object.descriptor().validate)(object, &mut errors);
     errors
+}
+
+/// A node's taints.
+pub fn taints(taints: &[Taint], errors: &mut Errors) {
+    for (i, taint) in taints.iter().enumerate() {
+        if !["NoSchedule", "NoExecute", "PreferNoSchedule"].contains(&taint.effect.as_str()) {
+            err(
+                errors,
+                format!("spec.taints[{i}].effect"),
+                "must be NoSchedule, NoExecute or PreferNoSchedule",
+            );
+        }
+    }
 }
 
 /// RFC 1123 label: lower-case letters, digits and '-', starting and ending with a
@@ -136,13 +130,15 @@ fn validate_meta(meta: &ObjectMeta, is_namespaced: bool, errors: &mut Errors) {
     }
 }
 
-fn validate_replicas(replicas: i32, errors: &mut Errors) {
+/// `spec.replicas` of a ReplicaSet or Deployment.
+pub fn replicas(replicas: i32, errors: &mut Errors) {
     if replicas < 0 {
         err(errors, "spec.replicas", format!("must be 0 or more, not {replicas}"));
     }
 }
 
-fn validate_template(selector: &super::meta::LabelSelector, template: &PodTemplateSpec, errors: &mut Errors) {
+/// The selector and pod template of a ReplicaSet or Deployment.
+pub fn template(selector: &super::meta::LabelSelector, template: &PodTemplateSpec, errors: &mut Errors) {
     if selector.match_labels.is_empty() {
         err(
             errors,
@@ -156,10 +152,11 @@ fn validate_template(selector: &super::meta::LabelSelector, template: &PodTempla
             "does not match the labels of spec.template.metadata.labels",
         );
     }
-    validate_pod_spec(&template.spec, "spec.template.spec", errors);
+    pod_spec(&template.spec, "spec.template.spec", errors);
 }
 
-fn validate_pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
+/// A pod's spec, or a template's, at `path`.
+pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     if spec.containers.is_empty() {
         err(errors, format!("{path}.containers"), "required: at least one container");
     }

@@ -1,9 +1,11 @@
 //! What a client asks first: `/version`, and which groups, versions and resources
-//! the server has (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`), kept minimal.
+//! the server has (`/api`, `/apis`, `/api/v1`, `/apis/apps/v1`), kept minimal: each
+//! resource with its names, scope, verbs and subresources, from the kind table.
 
 use serde_json::{Value, json};
 
-use super::route::SERVED;
+use super::route::is_pods;
+use berth_api::kinds::{KINDS, group_version, group_versions};
 
 pub fn version() -> Value {
     let version = env!("CARGO_PKG_VERSION");
@@ -17,63 +19,94 @@ pub fn version() -> Value {
 }
 
 pub fn core_versions() -> Value {
+    let versions: Vec<&str> = group_versions()
+        .into_iter()
+        .filter(|(group, _)| group.is_empty())
+        .map(|(_, version)| version)
+        .collect();
     json!({
         "kind": "APIVersions",
-        "versions": ["v1"],
+        "versions": versions,
         "serverAddressByClientCIDRs": [],
     })
 }
 
+/// The named groups; a group's first version is its preferred one.
 pub fn groups() -> Value {
+    let mut groups: Vec<(&str, Vec<Value>)> = Vec::new();
+    for (group, version) in group_versions().into_iter().filter(|(group, _)| !group.is_empty()) {
+        let entry = json!({"groupVersion": group_version(group, version), "version": version});
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, versions)) => versions.push(entry),
+            None => groups.push((group, vec![entry])),
+        }
+    }
+    let groups: Vec<Value> = groups
+        .into_iter()
+        .map(|(name, versions)| {
+            let preferred = versions[0].clone();
+            json!({
+                "name": name,
+                "versions": versions,
+                "preferredVersion": preferred,
+            })
+        })
+        .collect();
     json!({
         "kind": "APIGroupList",
         "apiVersion": "v1",
-        "groups": [{
-            "name": "apps",
-            "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
-            "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
-        }],
+        "groups": groups,
     })
 }
 
 /// The resources of one group version, with their subresources.
-pub fn resources(group_version: &str) -> Value {
+pub fn resources(group: &str, version: &str) -> Value {
     let mut resources = Vec::new();
-    for kind in SERVED.iter().filter(|k| k.api_version == group_version) {
+    for kind in KINDS.iter().filter(|k| (k.group, k.version) == (group, version)) {
         let entry = |name: String, kind_name: &str, verbs: &[&str]| {
             json!({
                 "name": name,
-                "singularName": if name.contains('/') { String::new() } else { kind.kind.to_lowercase() },
+                "singularName": if name.contains('/') { "" } else { kind.singular },
                 "namespaced": kind.namespaced,
                 "kind": kind_name,
                 "verbs": verbs,
             })
         };
-        resources.push(entry(
-            kind.resource.to_string(),
+        let mut main = entry(
+            kind.plural.to_string(),
             kind.kind,
             &["create", "delete", "get", "list", "patch", "update", "watch"],
-        ));
-        resources.push(entry(
-            format!("{}/status", kind.resource),
-            kind.kind,
-            &["get", "patch", "update"],
-        ));
-        if kind.is_scalable() {
+        );
+        // Left out when empty, as Kubernetes leaves them out.
+        if !kind.short_names.is_empty() {
+            main["shortNames"] = kind.short_names.into();
+        }
+        if !kind.categories.is_empty() {
+            main["categories"] = kind.categories.into();
+        }
+        resources.push(main);
+        if kind.subresources.status {
             resources.push(entry(
-                format!("{}/scale", kind.resource),
+                format!("{}/status", kind.plural),
+                kind.kind,
+                &["get", "patch", "update"],
+            ));
+        }
+        if kind.subresources.scale {
+            resources.push(entry(
+                format!("{}/scale", kind.plural),
                 "Scale",
                 &["get", "patch", "update"],
             ));
         }
-        if kind.resource == "pods" {
-            resources.push(entry("pods/log".into(), "Pod", &["get"]));
+        if is_pods(kind) {
+            resources.push(entry(format!("{}/log", kind.plural), kind.kind, &["get"]));
         }
     }
     json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",
-        "groupVersion": group_version,
+        "groupVersion": group_version(group, version),
         "resources": resources,
     })
 }
@@ -85,7 +118,7 @@ mod tests {
     #[test]
     fn describes_the_server() {
         assert_eq!(version()["gitVersion"], format!("v{}-berth", env!("CARGO_PKG_VERSION")));
-        let apps = resources("apps/v1");
+        let apps = resources("apps", "v1");
         let names: Vec<&str> = apps["resources"]
             .as_array()
             .unwrap()

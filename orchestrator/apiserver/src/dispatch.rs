@@ -84,7 +84,7 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
     }
     match route {
         Route::Healthz => Ok(text_ok()),
-        Route::Readyz => match api.kv.get(&(namespaces().key)("", "default")).await {
+        Route::Readyz => match api.kv.get(&namespaces().key("", "default")).await {
             Ok(_) => Ok(text_ok()),
             Err(e) => Err(ApiError::unavailable(format!(
                 "not ready: the store cannot be read: {e}"
@@ -93,7 +93,7 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
         Route::Version => reply(200, discovery::version()),
         Route::CoreVersions => reply(200, discovery::core_versions()),
         Route::Groups => reply(200, discovery::groups()),
-        Route::Resources { group_version } => reply(200, discovery::resources(group_version)),
+        Route::Resources { group, version } => reply(200, discovery::resources(group, version)),
         Route::Collection { kind, namespace } => match method {
             Method::GET if params.flag("watch")? => {
                 let request = WatchRequest {

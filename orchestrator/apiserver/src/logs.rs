@@ -16,8 +16,8 @@ use serde_json::Value;
 use super::ApiServer;
 use super::codec::{Format, render};
 use super::rest::get;
-use super::route::SERVED;
 use super::status::ApiError;
+use berth_api::kinds::{node::NODE, pod::POD};
 use berth_client::http_client::HttpClient;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,10 +25,6 @@ pub struct LogRequest {
     pub container: Option<String>,
     pub follow: bool,
     pub tail_lines: Option<i64>,
-}
-
-fn kind(resource: &str) -> &'static super::route::Kind {
-    SERVED.iter().find(|k| k.resource == resource).expect("a served kind")
 }
 
 fn texts<'a>(object: &'a Value, pointer: &str, field: &str) -> Vec<&'a str> {
@@ -83,7 +79,7 @@ pub fn agent_url(node: &Value) -> Result<String, String> {
 }
 
 pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequest) -> Result<Response, ApiError> {
-    let pod = get(api, kind("pods"), namespace, name).await?;
+    let pod = get(api, &POD, namespace, name).await?;
     let container = choose_container(&pod, name, request.container.as_deref())?.to_string();
     let node_name = pod
         .pointer("/spec/nodeName")
@@ -92,7 +88,7 @@ pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequ
     if node_name.is_empty() {
         return Err(ApiError::bad_request(format!("pod {name:?} is not scheduled yet")));
     }
-    let node = get(api, kind("nodes"), "", node_name).await?;
+    let node = get(api, &NODE, "", node_name).await?;
     let base = agent_url(&node)
         .map_err(|why| ApiError::unavailable(format!("cannot reach the agent of node {node_name:?}: {why}")))?;
     let mut path = format!(

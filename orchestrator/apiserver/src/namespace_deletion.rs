@@ -16,9 +16,10 @@ use serde_json::Value;
 use super::ApiServer;
 use super::prepare::{is_terminating, resource_version, validate};
 use super::rest::get;
-use super::route::{SERVED, namespaces};
+use super::route::namespaces;
 use super::status::ApiError;
 use super::storage::{self, decode};
+use berth_api::kinds::KINDS;
 use berth_api::time::now_rfc3339;
 use berth_client::kv::KvError;
 
@@ -28,10 +29,10 @@ pub async fn delete(api: &ApiServer, name: &str) -> Result<Value, ApiError> {
         return Err(ApiError::forbidden(kind, name, "this namespace may not be deleted"));
     }
     let marked = mark_terminating(api, name).await?;
-    for contained in SERVED.iter().filter(|k| k.namespaced) {
+    for contained in KINDS.iter().filter(|k| k.namespaced) {
         let (kvs, _) = api
             .kv
-            .list(&(contained.prefix)(Some(name)))
+            .list(&contained.prefix(Some(name)))
             .await
             .map_err(|e| ApiError::from_kv(e, kind, name))?;
         for kv in kvs {
@@ -41,7 +42,7 @@ pub async fn delete(api: &ApiServer, name: &str) -> Result<Value, ApiError> {
             }
         }
     }
-    match api.kv.delete(&(kind.key)("", name), None, None).await {
+    match api.kv.delete(&kind.key("", name), None, None).await {
         Ok(previous) => decode(kind, &previous),
         // A concurrent deletion finished first.
         Err(KvError::NotFound) => Ok(marked),
@@ -60,7 +61,7 @@ async fn mark_terminating(api: &ApiServer, name: &str) -> Result<Value, ApiError
         marked["metadata"]["deletionTimestamp"] = now_rfc3339().into();
         marked["metadata"]["resourceVersion"] = resource_version(&stored).into();
         marked["status"] = serde_json::json!({"phase": "Terminating"});
-        match storage::update(&api.registry, &validate(kind, marked)?).await {
+        match storage::update(&api.kv, &validate(kind, marked)?).await {
             Ok(written) => return Ok(written),
             Err(KvError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_kv(e, kind, name)),

@@ -9,15 +9,12 @@
 //!   nothing else;
 //! - validation: the result must pass `parse_value`, or nothing is written.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use serde_json::{Map, Value, json};
 
 use super::route::Kind;
 use super::status::ApiError;
-use berth_api::objects::Object;
+use berth_api::kinds::{Object, StatusOnCreate};
+use berth_api::names::GENERATED_SUFFIX_LEN;
 use berth_api::validation::parse_value;
 
 /// Which part of an object a write replaces.
@@ -60,11 +57,9 @@ pub fn check_identity(
             kind.kind
         )
     })?;
-    fill_or_match(object, "apiVersion", kind.api_version, |given| {
-        format!(
-            "the API version in the data ({given}) does not match the expected API version ({})",
-            kind.api_version
-        )
+    let api_version = kind.api_version();
+    fill_or_match(object, "apiVersion", &api_version, |given| {
+        format!("the API version in the data ({given}) does not match the expected API version ({api_version})")
     })?;
     let metadata = metadata_mut(object)?;
     if let Some(namespace) = namespace.filter(|_| kind.namespaced) {
@@ -121,7 +116,7 @@ impl FieldsMut for Map<String, Value> {
 }
 
 /// Kubernetes keeps generated names to 63 characters: at most 58 of the prefix.
-const GENERATED_PREFIX_MAX: usize = 58;
+const GENERATED_PREFIX_MAX: usize = 63 - GENERATED_SUFFIX_LEN;
 
 /// Readies a new object: a generated name if asked for (`suffix` gives the random
 /// part), no server-owned metadata, and the status a new object of its kind starts
@@ -147,37 +142,16 @@ pub fn prepare_create(kind: &Kind, object: &mut Value, suffix: impl FnOnce() -> 
         metadata.remove(field);
     }
     let fields = object.fields()?;
-    match kind.kind {
-        // A node reports its own status when it registers.
-        "Node" => {}
-        "Namespace" => {
-            fields.insert("status".into(), json!({"phase": "Active"}));
+    match kind.status_on_create {
+        StatusOnCreate::Submitted => {}
+        StatusOnCreate::Phase(phase) => {
+            fields.insert("status".into(), json!({ "phase": phase }));
         }
-        "Pod" => {
-            fields.insert("status".into(), json!({"phase": "Pending"}));
-        }
-        _ => {
+        StatusOnCreate::Cleared => {
             fields.remove("status");
         }
     }
     Ok(generate.is_some())
-}
-
-/// Five random characters from Kubernetes' alphabet for generated names (lower-case
-/// letters and digits without vowels and look-alikes).
-pub fn random_suffix() -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    let mut bits = hasher.finish();
-    (0..5)
-        .map(|_| {
-            let c = ALPHABET[(bits % ALPHABET.len() as u64) as usize] as char;
-            bits /= ALPHABET.len() as u64;
-            c
-        })
-        .collect()
 }
 
 /// The object to write when `submitted` replaces `part` of `stored`.
@@ -252,25 +226,14 @@ pub fn is_terminating(namespace: &Value) -> bool {
 
 /// Validates an object of `kind`; the error names every field at fault.
 pub fn validate(kind: &Kind, object: Value) -> Result<Object, ApiError> {
-    parse_value(object.clone()).map_err(|errors| {
-        ApiError::invalid(
-            kind.kind,
-            kind.group(),
-            text(&object, "/metadata/name"),
-            &errors,
-            &object,
-        )
-    })
+    parse_value(object.clone())
+        .map_err(|errors| ApiError::invalid(kind.kind, kind.group, text(&object, "/metadata/name"), &errors, &object))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::SERVED;
-
-    fn kind(resource: &str) -> &'static Kind {
-        SERVED.iter().find(|k| k.resource == resource).unwrap()
-    }
+    use crate::tests::kind;
 
     #[test]
     fn identity_comes_from_the_url_and_must_agree_with_it() {
@@ -332,14 +295,6 @@ mod tests {
         let mut long = json!({"metadata": {"generateName": "a".repeat(70)}});
         prepare_create(kind("pods"), &mut long, || "bcdfg".into()).unwrap();
         assert_eq!(long["metadata"]["name"].as_str().unwrap().len(), 63);
-    }
-
-    #[test]
-    fn random_suffixes_are_five_lowercase_alphanumerics() {
-        let (a, b) = (random_suffix(), random_suffix());
-        assert_ne!(a, b);
-        assert_eq!(a.len(), 5);
-        assert!(a.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()), "{a}");
     }
 
     #[test]

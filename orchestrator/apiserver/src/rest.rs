@@ -13,13 +13,13 @@ use serde_json::{Value, json};
 use super::ApiServer;
 use super::merge_patch;
 use super::prepare::{
-    Part, check_identity, is_terminating, precondition, prepare_create, prepare_update, random_suffix,
-    resource_version, validate,
+    Part, check_identity, is_terminating, precondition, prepare_create, prepare_update, resource_version, validate,
 };
 use super::route::{Kind, namespaces};
 use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{self, decode};
+use berth_api::names::{GENERATED_SUFFIX_LEN, random_suffix};
 use berth_client::kv::{Fence, KvError};
 
 /// How often a write prepared from a stale read is tried again before giving up.
@@ -27,7 +27,7 @@ const MAX_ATTEMPTS: usize = 16;
 
 /// One object, as stored now.
 pub async fn get(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> Result<Value, ApiError> {
-    match api.kv.get(&(kind.key)(namespace, name)).await {
+    match api.kv.get(&kind.key(namespace, name)).await {
         Ok(Some(kv)) => decode(kind, &kv),
         Ok(None) => Err(ApiError::not_found(kind, name)),
         Err(e) => Err(ApiError::from_kv(e, kind, name)),
@@ -38,7 +38,7 @@ pub async fn get(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> R
 pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter: &Filter) -> Result<Value, ApiError> {
     let (kvs, revision) = api
         .kv
-        .list(&(kind.prefix)(namespace))
+        .list(&kind.prefix(namespace))
         .await
         .map_err(|e| ApiError::from_kv(e, kind, ""))?;
     let items: Vec<Value> = kvs
@@ -52,7 +52,7 @@ pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter:
         .collect();
     Ok(json!({
         "kind": kind.list_kind(),
-        "apiVersion": kind.api_version,
+        "apiVersion": kind.api_version(),
         "metadata": {"resourceVersion": revision.to_string()},
         "items": items,
     }))
@@ -62,7 +62,7 @@ pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter:
 /// exist and not be terminating.
 pub async fn create(api: &ApiServer, kind: &Kind, namespace: Option<&str>, mut body: Value) -> Result<Value, ApiError> {
     check_identity(kind, &mut body, namespace, None)?;
-    let is_generated = prepare_create(kind, &mut body, random_suffix)?;
+    let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut object = validate(kind, body)?;
     for _ in 0..MAX_ATTEMPTS {
         let name = object.metadata().name.clone();
@@ -73,14 +73,14 @@ pub async fn create(api: &ApiServer, kind: &Kind, namespace: Option<&str>, mut b
         } else {
             None
         };
-        match storage::create(&api.registry, &object, fence.as_ref()).await {
+        match storage::create(&api.kv, &object, fence.as_ref()).await {
             Ok(created) => return Ok(created),
             Err(KvError::Fenced) => continue,
             Err(KvError::AlreadyExists) if is_generated => {
                 // Another object took the generated name: draw another suffix (it is
-                // five ASCII characters, so the prefix ends on a character boundary).
-                let prefix = &name[..name.len() - 5];
-                object.metadata_mut().name = format!("{prefix}{}", random_suffix());
+                // ASCII, so the prefix ends on a character boundary).
+                let prefix = &name[..name.len() - GENERATED_SUFFIX_LEN];
+                object.metadata_mut().name = format!("{prefix}{}", random_suffix(GENERATED_SUFFIX_LEN));
             }
             Err(e) => return Err(ApiError::from_kv(e, kind, &name)),
         }
@@ -90,7 +90,7 @@ pub async fn create(api: &ApiServer, kind: &Kind, namespace: Option<&str>, mut b
 
 /// A fence on the namespace record, after checking the namespace can take new objects.
 async fn namespace_fence(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> Result<Fence, ApiError> {
-    let key = (namespaces().key)("", namespace);
+    let key = namespaces().key("", namespace);
     let stored = match api.kv.get(&key).await {
         Ok(Some(stored)) => stored,
         Ok(None) => return Err(ApiError::not_found(namespaces(), namespace)),
@@ -187,7 +187,7 @@ pub async fn write(
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
         let object = validate(kind, new)?;
-        match storage::update(&api.registry, &object).await {
+        match storage::update(&api.kv, &object).await {
             Ok(written) => return Ok(written),
             Err(KvError::Conflict { .. }) if expected.is_none() => continue,
             Err(e) => return Err(ApiError::from_kv(e, kind, name)),
@@ -217,7 +217,7 @@ pub async fn delete(
             ))
         })?),
     };
-    match api.kv.delete(&(kind.key)(namespace, name), precondition, None).await {
+    match api.kv.delete(&kind.key(namespace, name), precondition, None).await {
         Ok(previous) => decode(kind, &previous),
         Err(e) => Err(ApiError::from_kv(e, kind, name)),
     }

@@ -9,86 +9,22 @@
 //! /apis/apps/v1/namespaces/{ns}/{deployments|replicasets}[/{name}[/status|/scale]]
 //! /apis/apps/v1/{deployments|replicasets}              every namespace
 //! ```
+//!
+//! Which kinds are served, in which group version, with which subresources, is
+//! read from `berth_api::kinds::KINDS`.
 
-use berth_api::objects::{DeploymentSpec, NamespaceSpec, NodeSpec, PodSpec, ReplicaSetSpec, Spec, key, prefix};
-
-/// What the API server knows about one kind: its names and where it is stored.
-#[derive(Debug)]
-pub struct Kind {
-    pub kind: &'static str,
-    pub api_version: &'static str,
-    /// The plural resource name in URLs and store keys.
-    pub resource: &'static str,
-    pub namespaced: bool,
-    /// The store key of one object (the namespace is ignored for cluster-scoped kinds).
-    pub key: fn(&str, &str) -> String,
-    /// The key prefix of the objects in one namespace, or (`None`) in all.
-    pub prefix: fn(Option<&str>) -> String,
-}
-
-// Fn pointers do not compare reliably; a kind is named by its version and resource.
-impl PartialEq for Kind {
-    fn eq(&self, other: &Self) -> bool {
-        self.api_version == other.api_version && self.resource == other.resource
-    }
-}
-
-impl Eq for Kind {}
-
-const fn served<S: Spec>() -> Kind {
-    Kind {
-        kind: S::KIND,
-        api_version: S::API_VERSION,
-        resource: S::RESOURCE,
-        namespaced: S::NAMESPACED,
-        key: key::<S>,
-        prefix: prefix::<S>,
-    }
-}
-
-/// Every kind the API server serves (the same as `api::objects::KINDS`; a test checks).
-pub static SERVED: [Kind; 5] = [
-    served::<NamespaceSpec>(),
-    served::<NodeSpec>(),
-    served::<PodSpec>(),
-    served::<ReplicaSetSpec>(),
-    served::<DeploymentSpec>(),
-];
+pub use berth_api::kinds::KindDescriptor as Kind;
+use berth_api::kinds::{self, namespace::NAMESPACE, pod::POD};
 
 /// The Namespace kind, which namespaced creates and namespace deletion consult.
 pub fn namespaces() -> &'static Kind {
-    &SERVED[0]
+    &NAMESPACE
 }
 
-impl Kind {
-    /// The API group: `""` for the core group, `apps` for `apps/v1`.
-    pub fn group(&self) -> &'static str {
-        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
-    }
-
-    /// The resource as Kubernetes names it in messages: `pods`, `deployments.apps`.
-    pub fn qualified_resource(&self) -> String {
-        qualify(self.resource, self.group())
-    }
-
-    /// `PodList`, `DeploymentList`.
-    pub fn list_kind(&self) -> String {
-        format!("{}List", self.kind)
-    }
-
-    /// Whether the kind has a `scale` subresource.
-    pub fn is_scalable(&self) -> bool {
-        matches!(self.resource, "deployments" | "replicasets")
-    }
-}
-
-/// `name` qualified by its group, as Kubernetes prints it (`Deployment.apps`; core kinds alone).
-pub fn qualify(name: &str, group: &str) -> String {
-    if group.is_empty() {
-        name.to_string()
-    } else {
-        format!("{name}.{group}")
-    }
+/// Whether the kind is Pod, the one kind with a `log` subresource and selectable
+/// fields of its own.
+pub fn is_pods(kind: &Kind) -> bool {
+    *kind == POD
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,9 +43,11 @@ pub enum Route {
     CoreVersions,
     /// `/apis`: the named groups.
     Groups,
-    /// `/api/v1`, `/apis/apps/v1`: the resources of one group version.
+    /// `/api/v1`, `/apis/apps/v1`: the resources of one group version (`""` is the
+    /// core group).
     Resources {
-        group_version: &'static str,
+        group: &'static str,
+        version: &'static str,
     },
     /// A collection: in one namespace, or (`None`) in all of them or cluster-scoped.
     Collection {
@@ -135,25 +73,28 @@ pub fn parse(path: &str) -> Option<Route> {
         "/apis" | "/apis/" => return Some(Route::Groups),
         _ => {}
     }
-    let (group_version, rest) = if let Some(rest) = path.strip_prefix("/api/v1") {
-        ("v1", rest)
-    } else if let Some(rest) = path.strip_prefix("/apis/apps/v1") {
-        ("apps/v1", rest)
+    let (group, version, rest) = if let Some(rest) = path.strip_prefix("/api/") {
+        let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        ("", version, rest)
     } else {
-        return None;
+        let (group, rest) = path.strip_prefix("/apis/")?.split_once('/')?;
+        if group.is_empty() {
+            return None; // the core group is served under `/api` only
+        }
+        let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));
+        (group, version, rest)
     };
-    if rest.is_empty() || rest == "/" {
-        return Some(Route::Resources { group_version });
+    let (group, version) = kinds::group_versions()
+        .into_iter()
+        .find(|served| *served == (group, version))?;
+    if rest.is_empty() {
+        return Some(Route::Resources { group, version });
     }
-    let segments: Vec<&str> = rest.strip_prefix('/')?.split('/').collect();
+    let segments: Vec<&str> = rest.split('/').collect();
     if segments.iter().any(|s| s.is_empty()) {
         return None;
     }
-    let served_here = |resource: &str| {
-        SERVED
-            .iter()
-            .find(|k| k.resource == resource && k.api_version == group_version)
-    };
+    let served_here = |resource: &str| kinds::served(group, version, resource);
     // `namespaces/{ns}/{resource}...` when the third segment is a namespaced kind;
     // otherwise `namespaces/{name}[/status]` is the Namespace object itself.
     if let ["namespaces", namespace, resource, tail @ ..] = &segments[..]
@@ -184,9 +125,9 @@ fn object_or_collection(kind: &'static Kind, namespace: Option<&str>, tail: &[&s
             namespace,
             name: name.to_string(),
             subresource: Some(match *subresource {
-                "status" => Subresource::Status,
-                "scale" if kind.is_scalable() => Subresource::Scale,
-                "log" if kind.resource == "pods" => Subresource::Log,
+                "status" if kind.subresources.status => Subresource::Status,
+                "scale" if kind.subresources.scale => Subresource::Scale,
+                "log" if is_pods(kind) => Subresource::Log,
                 _ => return None,
             }),
         }),
@@ -197,11 +138,7 @@ fn object_or_collection(kind: &'static Kind, namespace: Option<&str>, tail: &[&s
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::objects::KINDS;
-
-    fn kind(resource: &str) -> &'static Kind {
-        SERVED.iter().find(|k| k.resource == resource).unwrap()
-    }
+    use crate::tests::kind;
 
     fn object(resource: &str, namespace: Option<&str>, name: &str, subresource: Option<Subresource>) -> Option<Route> {
         Some(Route::Object {
@@ -213,29 +150,24 @@ mod tests {
     }
 
     #[test]
-    fn serves_every_kind_the_api_knows() {
-        let served: Vec<_> = SERVED
-            .iter()
-            .map(|k| (k.kind, k.api_version, k.resource, k.namespaced))
-            .collect();
-        assert_eq!(served, KINDS.to_vec());
+    fn every_kind_is_served_where_its_paths_say() {
+        for kind in kinds::KINDS {
+            let collection = Some(Route::Collection { kind, namespace: None });
+            assert_eq!(parse(&kind.collection_path(None)), collection);
+            let object = Some(Route::Object {
+                kind,
+                namespace: kind.namespaced.then(|| "dev".to_string()),
+                name: "x".into(),
+                subresource: None,
+            });
+            assert_eq!(parse(&kind.object_path("dev", "x")), object);
+            let status = format!("{}/status", kind.object_path("dev", "x"));
+            assert_eq!(parse(&status).is_some(), kind.subresources.status, "{status}");
+            let scale = format!("{}/scale", kind.object_path("dev", "x"));
+            assert_eq!(parse(&scale).is_some(), kind.subresources.scale, "{scale}");
+        }
         assert_eq!(namespaces().kind, "Namespace");
-        assert_eq!(
-            (kind("deployments").key)("default", "web"),
-            "/registry/deployments/default/web"
-        );
-        assert_eq!((kind("nodes").key)("ignored", "n1"), "/registry/nodes/n1");
-        assert_eq!((kind("pods").prefix)(None), "/registry/pods/");
-    }
-
-    #[test]
-    fn names_as_kubernetes_prints_them() {
-        assert_eq!(kind("pods").qualified_resource(), "pods");
-        assert_eq!(kind("deployments").qualified_resource(), "deployments.apps");
-        assert_eq!(kind("deployments").group(), "apps");
-        assert_eq!(kind("nodes").group(), "");
-        assert_eq!(kind("replicasets").list_kind(), "ReplicaSetList");
-        assert_eq!(qualify("Scale", "autoscaling"), "Scale.autoscaling");
+        assert!(is_pods(kind("pods")) && !is_pods(kind("nodes")));
     }
 
     #[test]
@@ -268,7 +200,20 @@ mod tests {
             object("deployments", Some("default"), "web", Some(Subresource::Scale))
         );
         assert_eq!(parse("/apis/apps/v1/replicasets"), collection("replicasets", None));
-        assert_eq!(parse("/api/v1"), Some(Route::Resources { group_version: "v1" }));
+        assert_eq!(
+            parse("/api/v1"),
+            Some(Route::Resources {
+                group: "",
+                version: "v1"
+            })
+        );
+        assert_eq!(
+            parse("/apis/apps/v1/"),
+            Some(Route::Resources {
+                group: "apps",
+                version: "v1"
+            })
+        );
         assert_eq!(parse("/healthz"), Some(Route::Healthz));
     }
 
@@ -285,6 +230,9 @@ mod tests {
             "/api/v1/namespaces/dev/pods/p/status/x",
             "/api/v1/namespaces//pods",
             "/api/v1/namespaces/dev/widgets",
+            "/apis//v1/pods",
+            "/apis/apps",
+            "/api/apps/v1/deployments",
         ] {
             assert_eq!(parse(path), None, "{path}");
         }

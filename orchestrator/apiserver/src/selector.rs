@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::route::Kind;
+use super::route::{Kind, is_pods};
 use super::status::lookup;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl FieldSelector {
         }
         let allowed: Vec<&str> = COMMON_FIELDS
             .iter()
-            .chain(if kind.resource == "pods" { POD_FIELDS } else { &[] })
+            .chain(if is_pods(kind) { POD_FIELDS } else { &[] })
             .copied()
             .collect();
         for term in text.split(',') {
@@ -235,15 +235,11 @@ fn labels_of(object: &Value) -> BTreeMap<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::SERVED;
+    use crate::tests::kind;
     use serde_json::json;
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
-    }
-
-    fn kind(resource: &str) -> &'static Kind {
-        SERVED.iter().find(|k| k.resource == resource).unwrap()
     }
 
     #[test]

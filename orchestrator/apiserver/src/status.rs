@@ -3,7 +3,8 @@
 
 use serde_json::{Value, json};
 
-use super::route::{Kind, qualify};
+use super::route::Kind;
+use berth_api::kinds::qualify;
 use berth_api::validation::FieldError;
 use berth_client::kv::KvError;
 
@@ -24,7 +25,7 @@ impl std::fmt::Display for ApiError {
 }
 
 fn resource_details(kind: &Kind, name: &str) -> Value {
-    json!({"name": name, "group": kind.group(), "kind": kind.resource})
+    json!({"name": name, "group": kind.group, "kind": kind.plural})
 }
 
 impl ApiError {
@@ -215,11 +216,7 @@ fn scalar(value: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::SERVED;
-
-    fn kind(resource: &str) -> &'static Kind {
-        SERVED.iter().find(|k| k.resource == resource).unwrap()
-    }
+    use crate::tests::kind;
 
     #[test]
     fn statuses_read_like_kubernetes() {

@@ -65,7 +65,7 @@ pub async fn watch(
     namespace: Option<&str>,
     request: WatchRequest,
 ) -> Result<Response, ApiError> {
-    let prefix = (kind.prefix)(namespace);
+    let prefix = kind.prefix(namespace);
     let mut first = Vec::new();
     let mut passed = HashMap::new();
     let after = if request.resource_version > 0 {
@@ -178,7 +178,7 @@ impl Watcher {
             if events.is_empty() && self.allow_bookmarks {
                 let bookmark = json!({
                     "kind": self.kind.kind,
-                    "apiVersion": self.kind.api_version,
+                    "apiVersion": self.kind.api_version(),
                     "metadata": {"resourceVersion": revision.to_string()},
                 });
                 chunk.extend(line("BOOKMARK", &bookmark));
@@ -260,7 +260,6 @@ fn identity_of(kind: &Kind, key: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::route::SERVED;
 
     #[test]
     fn selector_transitions_follow_kubernetes() {
@@ -281,10 +280,10 @@ mod tests {
 
     #[test]
     fn deleted_keys_name_their_object() {
-        let pods = SERVED.iter().find(|k| k.resource == "pods").unwrap();
+        let pods = crate::tests::kind("pods");
         let object = identity_of(pods, "/registry/pods/dev/p");
         assert_eq!(object, json!({"metadata": {"name": "p", "namespace": "dev"}}));
-        let nodes = SERVED.iter().find(|k| k.resource == "nodes").unwrap();
+        let nodes = crate::tests::kind("nodes");
         assert_eq!(
             identity_of(nodes, "/registry/nodes/n1"),
             json!({"metadata": {"name": "n1"}})

@@ -24,7 +24,7 @@ use super::kinds::{KindInfo, all_kinds};
 use super::manifest::{load, prepare_all};
 use super::{Common, out};
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Object, PodSpec, Resource, Spec};
+use berth_api::objects::{Deployment, Object, Pod, PodSpec, PodTemplateSpec, ReplicaSet};
 
 #[derive(Parser, Debug)]
 #[command(name = "berth apply", about = "Create or update objects from YAML or JSON manifests")]
@@ -46,42 +46,58 @@ pub enum Plan {
 
 /// Decides from the manifest's object and the live one (of the same kind).
 pub fn plan(desired: &Object, live: &Object) -> Result<Plan, String> {
-    let configure = match (desired, live) {
-        (Object::Pod(d), Object::Pod(l)) => {
-            let mut spec = d.spec.clone();
-            if spec.node_name.is_empty() {
-                spec.node_name = l.spec.node_name.clone();
-            }
-            let same = same_pod_spec(&spec, &l.spec);
-            replace(d, l, spec, same).map(Object::Pod)
+    if desired.descriptor() != live.descriptor() {
+        return Err(format!(
+            "the server holds a {} where the manifest has a {}",
+            live.kind(),
+            desired.kind()
+        ));
+    }
+    let (spec, same_spec) = spec_to_apply(desired, live);
+    let annotations = merged_annotations(desired.metadata(), live.metadata());
+    if same_spec && desired.metadata().labels == live.metadata().labels && annotations == live.metadata().annotations {
+        return Ok(Plan::Unchanged);
+    }
+    // The live object with the manifest's spec, labels and annotations.
+    let mut put = live.to_value();
+    put["apiVersion"] = desired.to_value()["apiVersion"].clone();
+    put["kind"] = desired.to_value()["kind"].clone();
+    put["spec"] = spec;
+    let mut put = Object::from_value(put)?;
+    put.metadata_mut().labels = desired.metadata().labels.clone();
+    put.metadata_mut().annotations = annotations;
+    Ok(Plan::Configure(Box::new(put)))
+}
+
+/// The spec to PUT, and whether it is the live one: the manifest's, compared as
+/// it is for most kinds; a pod keeps its binding, and pod specs compare with the
+/// restart policy defaulted.
+fn spec_to_apply(desired: &Object, live: &Object) -> (serde_json::Value, bool) {
+    let spec_of = |object: &Object| object.to_value()["spec"].clone();
+    if let (Some(d), Some(l)) = (desired.downcast_ref::<Pod>(), live.downcast_ref::<Pod>()) {
+        let mut spec = d.spec.clone();
+        if spec.node_name.is_empty() {
+            spec.node_name = l.spec.node_name.clone();
         }
-        (Object::Deployment(d), Object::Deployment(l)) => {
-            let same = d.spec.replicas == l.spec.replicas
-                && d.spec.selector == l.spec.selector
-                && d.spec.template.metadata == l.spec.template.metadata
-                && same_pod_spec(&d.spec.template.spec, &l.spec.template.spec);
-            replace(d, l, d.spec.clone(), same).map(Object::Deployment)
-        }
-        (Object::ReplicaSet(d), Object::ReplicaSet(l)) => {
-            let same = d.spec.replicas == l.spec.replicas
-                && d.spec.selector == l.spec.selector
-                && d.spec.template.metadata == l.spec.template.metadata
-                && same_pod_spec(&d.spec.template.spec, &l.spec.template.spec);
-            replace(d, l, d.spec.clone(), same).map(Object::ReplicaSet)
-        }
-        (Object::Node(d), Object::Node(l)) => replace(d, l, d.spec.clone(), d.spec == l.spec).map(Object::Node),
-        (Object::Namespace(d), Object::Namespace(l)) => {
-            replace(d, l, d.spec.clone(), d.spec == l.spec).map(Object::Namespace)
-        }
-        (d, l) => {
-            return Err(format!(
-                "the server holds a {} where the manifest has a {}",
-                l.kind(),
-                d.kind()
-            ));
-        }
+        let same = same_pod_spec(&spec, &l.spec);
+        return (serde_json::to_value(spec).expect("specs serialize"), same);
+    }
+    let same = if let (Some(d), Some(l)) = (desired.downcast_ref::<Deployment>(), live.downcast_ref::<Deployment>()) {
+        d.spec.replicas == l.spec.replicas
+            && d.spec.selector == l.spec.selector
+            && same_template(&d.spec.template, &l.spec.template)
+    } else if let (Some(d), Some(l)) = (desired.downcast_ref::<ReplicaSet>(), live.downcast_ref::<ReplicaSet>()) {
+        d.spec.replicas == l.spec.replicas
+            && d.spec.selector == l.spec.selector
+            && same_template(&d.spec.template, &l.spec.template)
+    } else {
+        spec_of(desired) == spec_of(live)
     };
-    Ok(configure.map_or(Plan::Unchanged, |o| Plan::Configure(Box::new(o))))
+    (spec_of(desired), same)
+}
+
+fn same_template(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    a.metadata == b.metadata && same_pod_spec(&a.spec, &b.spec)
 }
 
 /// Pod specs equal once an unset restart policy reads as the default it means.
@@ -94,26 +110,6 @@ fn same_pod_spec(a: &PodSpec, b: &PodSpec) -> bool {
         spec
     };
     defaulted(a) == defaulted(b)
-}
-
-/// `None` when nothing differs; else the live object with the manifest's spec,
-/// labels and annotations.
-fn replace<S: Spec>(desired: &Resource<S>, live: &Resource<S>, spec: S, same_spec: bool) -> Option<Resource<S>> {
-    let annotations = merged_annotations(&desired.metadata, &live.metadata);
-    if same_spec && desired.metadata.labels == live.metadata.labels && annotations == live.metadata.annotations {
-        return None;
-    }
-    Some(Resource {
-        api_version: desired.api_version.clone(),
-        kind: desired.kind.clone(),
-        metadata: ObjectMeta {
-            labels: desired.metadata.labels.clone(),
-            annotations,
-            ..live.metadata.clone()
-        },
-        spec,
-        status: live.status.clone(),
-    })
 }
 
 fn merged_annotations(desired: &ObjectMeta, live: &ObjectMeta) -> BTreeMap<String, String> {
@@ -224,8 +220,8 @@ mod tests {
         let Ok(Plan::Configure(put)) = plan(&object(deployment(5)), &live(deployment(3))) else {
             panic!("expected configure");
         };
-        let Object::Deployment(put) = *put else {
-            panic!("{put:?}")
+        let Ok(put) = put.downcast::<Deployment>() else {
+            panic!("not a deployment")
         };
         assert_eq!(put.spec.replicas, 5);
         assert_eq!(
@@ -268,7 +264,9 @@ mod tests {
         let Ok(Plan::Configure(put)) = plan(&object(changed), &object(server)) else {
             panic!("expected configure");
         };
-        let Object::Pod(put) = *put else { panic!("{put:?}") };
+        let Ok(put) = put.downcast::<Pod>() else {
+            panic!("not a pod")
+        };
         assert_eq!(put.spec.node_name, "node-1", "the binding is kept");
         assert_eq!(put.status.phase, "Running");
     }

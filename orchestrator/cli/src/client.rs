@@ -103,7 +103,7 @@ pub fn with_kind(kind: &KindInfo, mut item: Value) -> Value {
         fields.entry("kind").or_insert_with(|| Value::from(kind.kind));
         fields
             .entry("apiVersion")
-            .or_insert_with(|| Value::from(kind.api_version));
+            .or_insert_with(|| Value::from(kind.api_version()));
     }
     item
 }

@@ -75,7 +75,7 @@ pub async fn run(args: DeleteArgs) -> Result<(), CliError> {
                     return Err(CliError::message(format!(
                         "resource(s) were provided, but no name was specified: name the {} to delete, \
                          or pass -l SELECTOR or --all",
-                        kind.resource
+                        kind.plural
                     )));
                 }
                 let selector = args.selector.as_deref().unwrap_or_default();

@@ -15,7 +15,7 @@ use super::kinds::{KindInfo, lookup, parse_targets};
 use super::table::selector_text;
 use super::{Common, out};
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Object, Pod, ReplicaSet};
+use berth_api::objects::{Deployment, Namespace, Node, Object, Pod, ReplicaSet};
 
 #[derive(Parser, Debug)]
 #[command(name = "berth describe", about = "Show the details of objects")]
@@ -70,36 +70,39 @@ pub async fn run(args: DescribeArgs) -> Result<(), CliError> {
 }
 
 async fn describe(client: &ApiClient, object: &Object) -> Result<String, CliError> {
-    Ok(match object {
-        Object::Pod(pod) => description::pod(pod),
-        Object::Namespace(ns) => description::namespace(ns),
-        Object::Deployment(d) => {
-            let selector = selector_text(&d.spec.selector);
-            let sets: Vec<ReplicaSet> = list(client, "rs", &d.metadata.namespace, &selector, "").await?;
-            let owned: Vec<ReplicaSet> = sets
-                .into_iter()
-                .filter(|rs| is_controlled_by(&rs.metadata, &d.metadata, "Deployment"))
-                .collect();
-            description::deployment(d, &owned)
-        }
-        Object::ReplicaSet(rs) => {
-            let selector = selector_text(&rs.spec.selector);
-            let pods: Vec<Pod> = list(client, "po", &rs.metadata.namespace, &selector, "").await?;
-            let owned: Vec<Pod> = pods
-                .into_iter()
-                .filter(|p| is_controlled_by(&p.metadata, &rs.metadata, "ReplicaSet"))
-                .collect();
-            description::replica_set(rs, &owned)
-        }
-        Object::Node(node) => {
-            let name = &node.metadata.name;
-            // The server may not filter by field; the pods are filtered here too.
-            let field_selector = format!("spec.nodeName={name}");
-            let pods: Vec<Pod> = list(client, "po", "", "", &field_selector).await?;
-            let bound: Vec<Pod> = pods.into_iter().filter(|p| &p.spec.node_name == name).collect();
-            description::node(node, &bound, SystemTime::now())
-        }
-    })
+    if let Some(pod) = object.downcast_ref::<Pod>() {
+        return Ok(description::pod(pod));
+    }
+    if let Some(ns) = object.downcast_ref::<Namespace>() {
+        return Ok(description::namespace(ns));
+    }
+    if let Some(d) = object.downcast_ref::<Deployment>() {
+        let selector = selector_text(&d.spec.selector);
+        let sets: Vec<ReplicaSet> = list(client, "rs", &d.metadata.namespace, &selector, "").await?;
+        let owned: Vec<ReplicaSet> = sets
+            .into_iter()
+            .filter(|rs| is_controlled_by(&rs.metadata, &d.metadata, "Deployment"))
+            .collect();
+        return Ok(description::deployment(d, &owned));
+    }
+    if let Some(rs) = object.downcast_ref::<ReplicaSet>() {
+        let selector = selector_text(&rs.spec.selector);
+        let pods: Vec<Pod> = list(client, "po", &rs.metadata.namespace, &selector, "").await?;
+        let owned: Vec<Pod> = pods
+            .into_iter()
+            .filter(|p| is_controlled_by(&p.metadata, &rs.metadata, "ReplicaSet"))
+            .collect();
+        return Ok(description::replica_set(rs, &owned));
+    }
+    if let Some(node) = object.downcast_ref::<Node>() {
+        let name = &node.metadata.name;
+        // The server may not filter by field; the pods are filtered here too.
+        let field_selector = format!("spec.nodeName={name}");
+        let pods: Vec<Pod> = list(client, "po", "", "", &field_selector).await?;
+        let bound: Vec<Pod> = pods.into_iter().filter(|p| &p.spec.node_name == name).collect();
+        return Ok(description::node(node, &bound, SystemTime::now()));
+    }
+    Ok(description::any(object))
 }
 
 /// The objects of a kind in a namespace (empty: all), typed; items that do not

@@ -1,78 +1,31 @@
 //! Resource types as the command line names them (`po`, `pods`, `deployment.apps`,
 //! `deploy/web`), and the REST paths they are served at.
 
-use berth_api::objects::KINDS;
+use std::ops::Deref;
 
-/// One kind of object, with the names kubectl users type for it.
+use berth_api::kinds::{KINDS, KindDescriptor};
+
+/// One kind of object, with the names kubectl users type for it: its descriptor
+/// in the kind table, and what the CLI makes of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindInfo {
-    /// `Deployment`
-    pub kind: &'static str,
-    /// `apps/v1`
-    pub api_version: &'static str,
-    /// `deployments`: the plural, in URLs.
-    pub resource: &'static str,
-    pub namespaced: bool,
-    /// `deployment`
-    pub singular: &'static str,
-    /// `deploy`
-    pub short: &'static str,
+pub struct KindInfo(&'static KindDescriptor);
+
+impl Deref for KindInfo {
+    type Target = KindDescriptor;
+
+    fn deref(&self) -> &KindDescriptor {
+        self.0
+    }
 }
 
-/// The singular and short names of each kind in [`KINDS`] (a test checks that none
-/// is missing).
-const CLI_NAMES: &[(&str, &str, &str)] = &[
-    ("Namespace", "namespace", "ns"),
-    ("Node", "node", "no"),
-    ("Pod", "pod", "po"),
-    ("ReplicaSet", "replicaset", "rs"),
-    ("Deployment", "deployment", "deploy"),
-];
-
 pub fn all_kinds() -> Vec<KindInfo> {
-    KINDS
-        .iter()
-        .filter_map(|&(kind, api_version, resource, namespaced)| {
-            let &(_, singular, short) = CLI_NAMES.iter().find(|(k, ..)| *k == kind)?;
-            Some(KindInfo {
-                kind,
-                api_version,
-                resource,
-                namespaced,
-                singular,
-                short,
-            })
-        })
-        .collect()
+    KINDS.iter().map(|&k| KindInfo(k)).collect()
 }
 
 impl KindInfo {
-    /// The API group (`apps`), empty for the core group.
-    pub fn group(&self) -> &'static str {
-        self.api_version.split_once('/').map_or("", |(group, _)| group)
-    }
-
     /// `deployment.apps` or `pod`, as kubectl prefixes names in its messages.
     pub fn qualified(&self) -> String {
-        match self.group() {
-            "" => self.singular.to_string(),
-            group => format!("{}.{group}", self.singular),
-        }
-    }
-
-    fn api_prefix(&self) -> String {
-        match self.group() {
-            "" => format!("/api/{}", self.api_version),
-            _ => format!("/apis/{}", self.api_version),
-        }
-    }
-
-    /// The collection: in one namespace, or (`None`, or a cluster-scoped kind) all.
-    pub fn collection_path(&self, namespace: Option<&str>) -> String {
-        match namespace {
-            Some(ns) if self.namespaced => format!("{}/namespaces/{ns}/{}", self.api_prefix(), self.resource),
-            _ => format!("{}/{}", self.api_prefix(), self.resource),
-        }
+        self.qualified_singular()
     }
 
     /// The collection with query parameters (values percent-encoded); empty values
@@ -89,11 +42,6 @@ impl KindInfo {
             format!("{}?{}", self.collection_path(namespace), query.join("&"))
         }
     }
-
-    /// One object; `namespace` is ignored for cluster-scoped kinds.
-    pub fn object_path(&self, namespace: &str, name: &str) -> String {
-        format!("{}/{name}", self.collection_path(Some(namespace)))
-    }
 }
 
 /// Finds a kind by any of kubectl's spellings, case-insensitively: `pods`, `pod`,
@@ -102,10 +50,9 @@ pub fn lookup(word: &str) -> Option<KindInfo> {
     let word = word.to_ascii_lowercase();
     let (name, group) = word.split_once('.').unwrap_or((&word, ""));
     all_kinds().into_iter().find(|k| {
-        let version = k.api_version.rsplit('/').next().unwrap_or_default();
         let group_matches =
-            group.is_empty() || group == k.group() || group == format!("{version}.{}", k.group()).trim_end_matches('.');
-        group_matches && (name == k.resource || name == k.singular || name == k.short)
+            group.is_empty() || group == k.group || group == format!("{}.{}", k.version, k.group).trim_end_matches('.');
+        group_matches && (name == k.plural || name == k.singular || k.short_names.contains(&name))
     })
 }
 
@@ -113,7 +60,10 @@ pub fn lookup(word: &str) -> Option<KindInfo> {
 pub fn unknown_kind(word: &str) -> String {
     let known: Vec<String> = all_kinds()
         .iter()
-        .map(|k| format!("{} ({})", k.resource, k.short))
+        .map(|k| match k.short_names {
+            [] => k.plural.to_string(),
+            short => format!("{} ({})", k.plural, short.join(", ")),
+        })
         .collect();
     format!(
         "the server doesn't have a resource type {word:?}; berth knows {}",
@@ -134,7 +84,7 @@ pub fn parse_targets(args: &[String]) -> Result<Vec<Target>, String> {
     let Some(first) = args.first() else {
         return Err(format!(
             "you must specify the type of resource: {}",
-            all_kinds().iter().map(|k| k.resource).collect::<Vec<_>>().join(", ")
+            all_kinds().iter().map(|k| k.plural).collect::<Vec<_>>().join(", ")
         ));
     };
     if first.contains('/') {
@@ -204,7 +154,17 @@ mod tests {
 
     #[test]
     fn every_kind_has_cli_names() {
-        assert_eq!(all_kinds().len(), KINDS.len(), "add the new kind to CLI_NAMES");
+        assert_eq!(all_kinds().len(), KINDS.len());
+        for kind in all_kinds() {
+            for word in [kind.plural, kind.singular].iter().chain(kind.short_names) {
+                assert_eq!(lookup(word), Some(kind), "{word}");
+            }
+        }
+        assert_eq!(
+            unknown_kind("flurbs"),
+            "the server doesn't have a resource type \"flurbs\"; berth knows namespaces (ns), nodes (no), \
+             pods (po), replicasets (rs), deployments (deploy)"
+        );
     }
 
     #[test]

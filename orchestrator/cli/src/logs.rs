@@ -7,7 +7,7 @@ use super::client::read_object;
 use super::error::CliError;
 use super::kinds::{encode_query_value, lookup};
 use super::{Common, out_bytes};
-use berth_api::objects::{Object, Pod};
+use berth_api::objects::Pod;
 
 #[derive(Parser, Debug)]
 #[command(name = "berth logs", about = "Print the logs of a container in a pod")]
@@ -61,7 +61,7 @@ pub async fn run(args: LogsArgs) -> Result<(), CliError> {
     let kind = lookup("pod").ok_or_else(|| CliError::message("berth's CLI does not know pods"))?;
     let client = args.common.client();
     let path = kind.object_path(args.common.namespace(), name);
-    let Object::Pod(pod) = read_object(&kind, client.get(&path).await?)? else {
+    let Ok(pod) = read_object(&kind, client.get(&path).await?)?.downcast::<Pod>() else {
         return Err(CliError::message(format!("{name} is not a pod")));
     };
     let container = choose_container(&pod, args.container.as_deref()).map_err(CliError::Message)?;

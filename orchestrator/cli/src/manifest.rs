@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::kinds::all_kinds;
-use berth_api::objects::{KINDS, Object};
+use berth_api::kinds::by_kind;
+use berth_api::objects::Object;
 use berth_api::validation::parse_value;
 
 /// One document of a manifest.
@@ -166,7 +167,7 @@ pub fn prepare(document: &Document, namespace_flag: Option<&str>) -> Result<Obje
 
 fn set_namespace(value: &mut Value, namespace_flag: Option<&str>) -> Result<(), String> {
     let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let is_namespaced = KINDS.iter().any(|&(k, _, _, namespaced)| k == kind && namespaced);
+    let is_namespaced = by_kind(kind).is_some_and(|k| k.namespaced);
     if !is_namespaced {
         return Ok(());
     }

@@ -32,7 +32,7 @@ pub fn scale_path(kind: &KindInfo, namespace: &str, name: &str) -> Result<String
         "ReplicaSet" => Ok(kind.object_path(namespace, name)),
         _ => Err(format!(
             "{} cannot be scaled: berth scales deployments and replicasets",
-            kind.resource
+            kind.plural
         )),
     }
 }
@@ -44,7 +44,7 @@ pub async fn run(args: ScaleArgs) -> Result<(), CliError> {
         if target.names.is_empty() {
             return Err(CliError::message(format!(
                 "name the {} to scale: berth scale {}/NAME --replicas N",
-                target.kind.resource, target.kind.singular
+                target.kind.plural, target.kind.singular
             )));
         }
         for name in &target.names {

@@ -5,6 +5,7 @@
 use std::time::SystemTime;
 
 use super::kinds::KindInfo;
+use berth_api::kinds::PrinterColumn;
 use berth_api::meta::LabelSelector;
 use berth_api::objects::{Deployment, Namespace, Node, Object, Pod, PodTemplateSpec, ReplicaSet};
 use berth_api::time::age;
@@ -22,30 +23,22 @@ pub struct TableOptions {
     pub with_kind: bool,
 }
 
+/// The kind's printer columns, upper-cased as kubectl prints them; the wide ones
+/// with `-o wide` (the kind table lists them last).
 pub fn header(kind: &KindInfo, options: TableOptions) -> Vec<String> {
-    let (columns, wide): (&[&str], &[&str]) = match kind.kind {
-        "Pod" => (&["NAME", "READY", "STATUS", "RESTARTS", "AGE"], &["IP", "NODE"]),
-        "Deployment" => (
-            &["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-        ),
-        "ReplicaSet" => (
-            &["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
-            &["CONTAINERS", "IMAGES", "SELECTOR"],
-        ),
-        "Node" => (&["NAME", "STATUS", "ROLES", "AGE", "VERSION"], &["INTERNAL-IP"]),
-        "Namespace" => (&["NAME", "STATUS", "AGE"], &[]),
-        _ => (&["NAME", "AGE"], &[]),
-    };
     let mut header: Vec<String> = Vec::new();
     if options.with_namespace && kind.namespaced {
         header.push("NAMESPACE".into());
     }
-    header.extend(columns.iter().map(|c| c.to_string()));
-    if options.wide {
-        header.extend(wide.iter().map(|c| c.to_string()));
-    }
+    let columns = shown_columns(kind, options);
+    header.extend(columns.map(|c| c.name.to_uppercase()));
     header
+}
+
+fn shown_columns(kind: &KindInfo, options: TableOptions) -> impl Iterator<Item = &'static PrinterColumn> {
+    kind.printer_columns()
+        .iter()
+        .filter(move |c| c.priority == 0 || options.wide)
 }
 
 /// One object's cells, in the order of [`header`].
@@ -57,20 +50,54 @@ pub fn row(object: &Object, kind: &KindInfo, options: TableOptions, now: SystemT
         metadata.name.clone()
     };
     let age = age(&metadata.creation_timestamp, now);
-    let (mut cells, wide) = match object {
-        Object::Pod(pod) => pod_row(pod, name, age),
-        Object::Deployment(d) => deployment_row(d, name, age),
-        Object::ReplicaSet(rs) => replica_set_row(rs, name, age),
-        Object::Node(node) => node_row(node, name, age),
-        Object::Namespace(ns) => namespace_row(ns, name, age),
+    let typed = if let Some(pod) = object.downcast_ref::<Pod>() {
+        Some(pod_row(pod, name.clone(), age.clone()))
+    } else if let Some(d) = object.downcast_ref::<Deployment>() {
+        Some(deployment_row(d, name.clone(), age.clone()))
+    } else if let Some(rs) = object.downcast_ref::<ReplicaSet>() {
+        Some(replica_set_row(rs, name.clone(), age.clone()))
+    } else if let Some(node) = object.downcast_ref::<Node>() {
+        Some(node_row(node, name.clone(), age.clone()))
+    } else {
+        object
+            .downcast_ref::<Namespace>()
+            .map(|ns| namespace_row(ns, name.clone(), age.clone()))
     };
-    if options.wide {
-        cells.extend(wide);
-    }
+    let mut cells = match typed {
+        Some((mut cells, wide)) => {
+            if options.wide {
+                cells.extend(wide);
+            }
+            cells
+        }
+        None => generic_row(object, kind, options, name, age),
+    };
     if options.with_namespace && kind.namespaced {
         cells.insert(0, metadata.namespace.clone());
     }
     cells
+}
+
+/// The cells of a kind the CLI has no printer of its own for, read from its
+/// printer columns' JSONPaths (simple ones: `.status.phase`), as kubectl prints a
+/// custom resource.
+fn generic_row(object: &Object, kind: &KindInfo, options: TableOptions, name: String, age: String) -> Vec<String> {
+    let value = object.to_value();
+    shown_columns(kind, options)
+        .map(|column| match column {
+            c if *c == PrinterColumn::NAME => name.clone(),
+            c if *c == PrinterColumn::AGE => age.clone(),
+            PrinterColumn { json_path: "", .. } => "<unknown>".to_string(),
+            PrinterColumn { json_path, .. } => {
+                let found = json_path.split('.').skip(1).try_fold(&value, |at, field| at.get(field));
+                match found {
+                    None | Some(serde_json::Value::Null) => "<none>".to_string(),
+                    Some(serde_json::Value::String(text)) => text.clone(),
+                    Some(other) => other.to_string(),
+                }
+            }
+        })
+        .collect()
 }
 
 type Cells = (Vec<String>, Vec<String>);
@@ -306,7 +333,7 @@ mod tests {
         let mut rows = vec![header(&kind, options)];
         for value in objects {
             let mut object = Object::from_value(value.clone()).unwrap();
-            if let Object::Pod(pod) = &mut object
+            if let Some(pod) = object.downcast_mut::<Pod>()
                 && pod.status.phase == "Running"
             {
                 pod.status.host_ip = "10.0.0.11".into();
@@ -383,7 +410,7 @@ default     web-7d4b9c-x2x7k   1/1     Running   0          5m    10.0.0.11   no
     fn pod_status_rules() {
         let mut terminating = Object::from_value(pod("p", 1, running(0))).unwrap();
         terminating.metadata_mut().deletion_timestamp = Some(ago(0));
-        let Object::Pod(terminating) = terminating else {
+        let Ok(terminating) = terminating.downcast::<Pod>() else {
             unreachable!()
         };
         assert_eq!(pod_status(&terminating), "Terminating");
@@ -393,7 +420,7 @@ default     web-7d4b9c-x2x7k   1/1     Running   0          5m    10.0.0.11   no
             json!({"phase": "Failed", "containerStatuses": [
             {"name": "http", "state": {"terminated": {"exitCode": 137, "signal": 9}}}]}),
         );
-        let Object::Pod(killed) = Object::from_value(killed).unwrap() else {
+        let Ok(killed) = Object::from_value(killed).unwrap().downcast::<Pod>() else {
             unreachable!()
         };
         assert_eq!(pod_status(&killed), "Signal:9");
@@ -487,6 +514,33 @@ node-2   NotReady,SchedulingDisabled   <none>   2d    0.1.0     10.0.0.11
             table("ns", &[ns], TableOptions::default()),
             "NAME      STATUS   AGE\ndefault   Active   90s\n"
         );
+    }
+
+    /// A kind without a printer of its own is printed from its columns' JSONPaths;
+    /// for namespaces, that reads as their own printer does.
+    #[test]
+    fn other_kinds_print_their_printer_columns() {
+        let ns = Object::from_value(json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "dev", "creationTimestamp": ago(90)}, "status": {"phase": "Active"}}))
+        .unwrap();
+        let kind = lookup("ns").unwrap();
+        let options = TableOptions::default();
+        let generic = generic_row(&ns, &kind, options, "dev".into(), "90s".into());
+        assert_eq!(generic, row(&ns, &kind, options, now()));
+        assert_eq!(generic, ["dev", "Active", "90s"]);
+        let mut no_phase = ns.to_value();
+        no_phase["status"] = json!({});
+        let no_phase = Object::from_value(no_phase).unwrap();
+        assert_eq!(
+            generic_row(&no_phase, &kind, options, "dev".into(), "90s".into())[1],
+            "<none>"
+        );
+        let pods = lookup("po").unwrap();
+        let wide = TableOptions { wide: true, ..options };
+        let pod = Object::from_value(pod("p", 1, running(0))).unwrap();
+        let cells = generic_row(&pod, &pods, wide, "p".into(), "1s".into());
+        assert_eq!(cells.len(), header(&pods, wide).len());
+        assert_eq!(cells[1], "<unknown>", "READY is computed, not read");
     }
 
     #[test]

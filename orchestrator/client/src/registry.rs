@@ -10,7 +10,7 @@ use crate::kv::{Event, Fence, Kv, KvError, Record, Result, Watch};
 
 /// Decodes a stored object and stamps its resourceVersion.
 pub fn decode<S: Spec>(record: &Record) -> Result<Resource<S>> {
-    let mut object: Resource<S> = parse(record, S::KIND)?;
+    let mut object: Resource<S> = parse(record, S::DESCRIPTOR.kind)?;
     object.metadata.resource_version = record.mod_revision.to_string();
     Ok(object)
 }
@@ -43,8 +43,8 @@ fn parse<T: serde::de::DeserializeOwned>(record: &Record, kind: &str) -> Result<
 pub fn encode<S: Spec>(object: &Resource<S>) -> Vec<u8> {
     let mut object = object.clone();
     object.metadata.resource_version.clear();
-    object.api_version = S::API_VERSION.to_string();
-    object.kind = S::KIND.to_string();
+    object.api_version = S::DESCRIPTOR.api_version();
+    object.kind = S::DESCRIPTOR.kind.to_string();
     serde_json::to_vec(&object).expect("objects serialize")
 }
 
@@ -85,8 +85,8 @@ impl Registry {
         object.metadata.deletion_timestamp = None;
         let revision = self.kv.create(&object.key(), encode(&object), 0, fence).await?;
         object.metadata.resource_version = revision.to_string();
-        object.api_version = S::API_VERSION.to_string();
-        object.kind = S::KIND.to_string();
+        object.api_version = S::DESCRIPTOR.api_version();
+        object.kind = S::DESCRIPTOR.kind.to_string();
         Ok(object)
     }
 

@@ -108,7 +108,7 @@ async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, K
         }
     }
     let version = object.metadata.resource_version.parse().ok();
-    tracing::info!(kind = S::KIND, object = %object.key(), "deleting: its owners are gone");
+    tracing::info!(kind = S::DESCRIPTOR.kind, object = %object.key(), "deleting: its owners are gone");
     let deleted = benign(
         ctx.registry
             .delete::<S>(&object.metadata.namespace, &object.metadata.name, version, ctx.fence())

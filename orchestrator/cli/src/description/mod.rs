@@ -8,6 +8,7 @@
 //! One file per kind, as kubectl has one describer per kind; the blocks that several
 //! kinds print (a container, a pod template, labels, times) live in their own files.
 
+mod any_kind;
 mod container;
 mod deployment;
 mod namespace;
@@ -17,6 +18,7 @@ mod pod_template;
 mod replica_set;
 mod text;
 
+pub use any_kind::any;
 pub use deployment::deployment;
 pub use namespace::namespace;
 pub use node::node;

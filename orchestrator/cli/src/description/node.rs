@@ -178,14 +178,15 @@ mod tests {
                        "addresses": [{"type": "InternalIP", "address": "10.0.0.11"}]}
         }));
         let now = parse_rfc3339("2026-11-22T02:28:30Z").unwrap();
-        let Object::Pod(pod) = Object::from_value(json!({
+        let Ok(pod) = Object::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": "web-1", "namespace": "default", "creationTimestamp": "2026-11-22T02:23:30Z"},
             "spec": {"nodeName": "node-1", "containers": [{"name": "a", "command": ["x"],
                      "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}]},
             "status": {"phase": "Running"}
         }))
-        .unwrap() else {
+        .unwrap()
+        .downcast::<Pod>() else {
             unreachable!()
         };
         // The Allocatable lines, the pods' count and the pods table form one run of

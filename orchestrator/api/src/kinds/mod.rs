@@ -1,0 +1,183 @@
+//! The kind table: one [`KindDescriptor`] per kind, each in its own file with the
+//! kind's `Spec` implementation, and [`KINDS`], the one list that the API server
+//! (routes, discovery, create and update), the CLI (names, tables) and the store
+//! keys read.
+//!
+//! Adding a kind takes a file here (its types, `Spec` implementation and
+//! descriptor) and one line in the table below; a controller, if it has one.
+
+mod descriptor;
+mod object;
+
+pub use descriptor::{KindDescriptor, PrinterColumn, StatusOnCreate, Subresources, group_version, qualify};
+pub use object::{Object, TypedObject};
+
+/// Declares each kind's module and lists its descriptor in [`KINDS`], in order.
+macro_rules! kind_table {
+    ($($module:ident::$descriptor:ident,)*) => {
+        $(pub mod $module;)*
+
+        /// Every kind the system serves, in the order discovery lists them.
+        pub static KINDS: &[&KindDescriptor] = &[$(&$module::$descriptor),*];
+    };
+}
+
+kind_table! {
+    namespace::NAMESPACE,
+    node::NODE,
+    pod::POD,
+    replica_set::REPLICA_SET,
+    deployment::DEPLOYMENT,
+}
+
+/// The kind of a `kind` field (`Pod`).
+pub fn by_kind(kind: &str) -> Option<&'static KindDescriptor> {
+    KINDS.iter().copied().find(|k| k.kind == kind)
+}
+
+/// The kind served as `plural` in a group version.
+pub fn served(group: &str, version: &str, plural: &str) -> Option<&'static KindDescriptor> {
+    KINDS
+        .iter()
+        .copied()
+        .find(|k| k.group == group && k.version == version && k.plural == plural)
+}
+
+/// Every group version that serves a kind, once each, in the order of [`KINDS`].
+pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    let mut found: Vec<(&'static str, &'static str)> = Vec::new();
+    for kind in KINDS {
+        if !found.contains(&(kind.group, kind.version)) {
+            found.push((kind.group, kind.version));
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_consistent() {
+        let mut words = BTreeSet::new();
+        for kind in KINDS {
+            assert!(!kind.version.is_empty() && !kind.kind.is_empty(), "{kind:?}");
+            assert_eq!(kind.singular, kind.kind.to_ascii_lowercase(), "{}", kind.kind);
+            assert!(kind.plural.starts_with(kind.singular), "{}: {}", kind.kind, kind.plural);
+            assert_eq!(by_kind(kind.kind), Some(*kind));
+            assert_eq!(served(kind.group, kind.version, kind.plural), Some(*kind));
+            // Every name the CLI accepts names one kind only.
+            for word in [kind.plural, kind.singular].iter().chain(kind.short_names) {
+                assert!(words.insert((kind.group, *word)), "{word} names two kinds");
+            }
+        }
+    }
+
+    #[test]
+    fn the_kinds_as_kubernetes_has_them() {
+        let facts: Vec<_> = KINDS
+            .iter()
+            .map(|k| {
+                (
+                    k.api_version(),
+                    k.kind,
+                    k.plural,
+                    k.namespaced,
+                    k.short_names,
+                    k.categories,
+                )
+            })
+            .collect();
+        let all: &[&str] = &["all"];
+        assert_eq!(
+            facts,
+            [
+                ("v1".to_string(), "Namespace", "namespaces", false, &["ns"][..], &[][..]),
+                ("v1".to_string(), "Node", "nodes", false, &["no"], &[]),
+                ("v1".to_string(), "Pod", "pods", true, &["po"], all),
+                ("apps/v1".to_string(), "ReplicaSet", "replicasets", true, &["rs"], all),
+                (
+                    "apps/v1".to_string(),
+                    "Deployment",
+                    "deployments",
+                    true,
+                    &["deploy"],
+                    all
+                ),
+            ]
+        );
+        let scalable: Vec<&str> = KINDS
+            .iter()
+            .filter(|k| k.subresources.scale)
+            .map(|k| k.plural)
+            .collect();
+        assert_eq!(scalable, ["replicasets", "deployments"]);
+        assert!(KINDS.iter().all(|k| k.subresources.status));
+        assert_eq!(group_versions(), [("", "v1"), ("apps", "v1")]);
+    }
+
+    #[test]
+    fn keys_and_paths() {
+        assert_eq!(
+            deployment::DEPLOYMENT.key("default", "web"),
+            "/registry/deployments/default/web"
+        );
+        assert_eq!(node::NODE.key("ignored", "n1"), "/registry/nodes/n1");
+        assert_eq!(pod::POD.prefix(None), "/registry/pods/");
+        assert_eq!(pod::POD.prefix(Some("dev")), "/registry/pods/dev/");
+        assert_eq!(node::NODE.prefix(Some("dev")), "/registry/nodes/");
+        assert_eq!(
+            deployment::DEPLOYMENT.object_path("default", "web"),
+            "/apis/apps/v1/namespaces/default/deployments/web"
+        );
+        assert_eq!(
+            deployment::DEPLOYMENT.collection_path(None),
+            "/apis/apps/v1/deployments"
+        );
+        assert_eq!(pod::POD.collection_path(Some("kube")), "/api/v1/namespaces/kube/pods");
+        assert_eq!(node::NODE.object_path("default", "n1"), "/api/v1/nodes/n1");
+        assert_eq!(deployment::DEPLOYMENT.qualified_resource(), "deployments.apps");
+        assert_eq!(pod::POD.qualified_resource(), "pods");
+        assert_eq!((deployment::DEPLOYMENT.group, node::NODE.group), ("apps", ""));
+        assert_eq!(deployment::DEPLOYMENT.qualified_singular(), "deployment.apps");
+        assert_eq!(pod::POD.qualified_singular(), "pod");
+        assert_eq!(replica_set::REPLICA_SET.list_kind(), "ReplicaSetList");
+        assert_eq!(qualify("Scale", "autoscaling"), "Scale.autoscaling");
+    }
+
+    /// The columns will be a server-side Table's `columnDefinitions`; the CLI's
+    /// tables print them already, normal columns first and wide ones after.
+    #[test]
+    fn printer_columns_are_well_formed() {
+        for kind in KINDS {
+            let columns = kind.printer_columns();
+            assert_eq!(columns.first(), Some(&PrinterColumn::NAME), "{}", kind.kind);
+            assert!(columns.contains(&PrinterColumn::AGE), "{}", kind.kind);
+            let mut names = BTreeSet::new();
+            for column in columns {
+                let at = format!("{} column {:?}", kind.kind, column.name);
+                assert!(names.insert(column.name.to_ascii_uppercase()), "{at}: twice");
+                assert!(!column.name.is_empty() && !column.description.is_empty(), "{at}");
+                assert!(
+                    ["string", "integer", "number", "boolean", "date"].contains(&column.type_),
+                    "{at}: type {}",
+                    column.type_
+                );
+                assert_eq!(column.format == "name", *column == PrinterColumn::NAME, "{at}: format");
+                assert!(column.format.is_empty() || column.format == "name", "{at}");
+                assert!(
+                    column.json_path.is_empty()
+                        || (column.json_path.starts_with('.') && !column.json_path.contains(char::is_whitespace)),
+                    "{at}: JSONPath {:?}",
+                    column.json_path
+                );
+                assert!(column.priority <= 1, "{at}: priority {}", column.priority);
+            }
+            let priorities: Vec<u8> = columns.iter().map(|c| c.priority).collect();
+            assert!(priorities.is_sorted(), "{}: wide columns come last", kind.kind);
+        }
+    }
+}

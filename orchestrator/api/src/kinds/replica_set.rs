@@ -1,0 +1,51 @@
+//! ReplicaSets: keep a number of pods like their template running.
+
+use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources};
+use crate::objects::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus, Spec};
+use crate::validation::{self, FieldError};
+
+pub static REPLICA_SET: KindDescriptor = KindDescriptor {
+    group: "apps",
+    version: "v1",
+    kind: "ReplicaSet",
+    plural: "replicasets",
+    singular: "replicaset",
+    short_names: &["rs"],
+    namespaced: true,
+    categories: &["all"],
+    subresources: Subresources {
+        status: true,
+        scale: true,
+    },
+    printer_columns: &[
+        PrinterColumn::NAME,
+        PrinterColumn::new("Desired", "integer", ".spec.replicas", "The number of pods wanted."),
+        PrinterColumn::new("Current", "integer", ".status.replicas", "The number of pods that exist."),
+        PrinterColumn::new("Ready", "integer", ".status.readyReplicas", "The number of ready pods."),
+        PrinterColumn::AGE,
+        PrinterColumn::new(
+            "Containers",
+            "string",
+            "",
+            "The names of the containers of the pod template.",
+        )
+        .wide(),
+        PrinterColumn::new("Images", "string", "", "The images of the containers of the pod template.").wide(),
+        PrinterColumn::new("Selector", "string", "", "The label selector of the pods.").wide(),
+    ],
+    status_on_create: StatusOnCreate::Cleared,
+    decode: Object::decode::<ReplicaSetSpec>,
+    validate,
+};
+
+impl Spec for ReplicaSetSpec {
+    type Status = ReplicaSetStatus;
+    const DESCRIPTOR: &'static KindDescriptor = &REPLICA_SET;
+}
+
+fn validate(object: &Object, errors: &mut Vec<FieldError>) {
+    if let Some(object) = object.downcast_ref::<ReplicaSet>() {
+        validation::replicas(object.spec.replicas, errors);
+        validation::template(&object.spec.selector, &object.spec.template, errors);
+    }
+}

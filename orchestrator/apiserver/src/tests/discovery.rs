@@ -1,0 +1,59 @@
+//! Discovery as kubectl reads it: the group versions, and each resource with its
+//! names, scope, verbs and subresources.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_lists_every_kind_with_its_names() {
+    let server = start().await;
+    assert_eq!(server.get("/api").await.json()["versions"], json!(["v1"]));
+    let groups = server.get("/apis").await.json();
+    assert_eq!(groups["kind"], "APIGroupList");
+    assert_eq!(
+        groups["groups"],
+        json!([{"name": "apps", "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"}}])
+    );
+
+    let core = server.get("/api/v1").await.json();
+    assert_eq!(core["kind"], "APIResourceList");
+    assert_eq!(core["groupVersion"], "v1");
+    let resource = |list: &Value, name: &str| {
+        list["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {list}"))
+            .clone()
+    };
+    assert_eq!(
+        resource(&core, "pods"),
+        json!({"name": "pods", "singularName": "pod", "namespaced": true, "kind": "Pod",
+               "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+               "shortNames": ["po"], "categories": ["all"]})
+    );
+    assert_eq!(
+        resource(&core, "pods/status"),
+        json!({"name": "pods/status", "singularName": "", "namespaced": true, "kind": "Pod",
+               "verbs": ["get", "patch", "update"]})
+    );
+    assert_eq!(resource(&core, "pods/log")["verbs"], json!(["get"]));
+    let namespaces = resource(&core, "namespaces");
+    assert_eq!(
+        (&namespaces["namespaced"], &namespaces["shortNames"]),
+        (&json!(false), &json!(["ns"]))
+    );
+    assert_eq!(namespaces.get("categories"), None, "namespaces are in no category");
+    assert_eq!(resource(&core, "nodes")["shortNames"], json!(["no"]));
+
+    let apps = server.get("/apis/apps/v1").await.json();
+    assert_eq!(apps["groupVersion"], "apps/v1");
+    assert_eq!(resource(&apps, "deployments")["shortNames"], json!(["deploy"]));
+    assert_eq!(resource(&apps, "replicasets")["categories"], json!(["all"]));
+    assert_eq!(resource(&apps, "deployments/scale")["kind"], "Scale");
+    assert_eq!(resource(&apps, "replicasets/scale")["singularName"], "");
+    assert_eq!(server.get("/apis/apps/v2").await.status, 404);
+}
