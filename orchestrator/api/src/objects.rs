@@ -366,6 +366,16 @@ impl<S: Spec> Resource<S> {
     pub fn key(&self) -> String {
         key::<S>(&self.metadata.namespace, &self.metadata.name)
     }
+
+    /// The form the store keeps: JSON with `kind` and `apiVersion`, without a
+    /// resourceVersion (that is the key's mod_revision, stamped on every read).
+    pub fn stored_form(&self) -> Vec<u8> {
+        let mut object = self.clone();
+        object.metadata.resource_version.clear();
+        object.api_version = S::DESCRIPTOR.api_version();
+        object.kind = S::DESCRIPTOR.kind.to_string();
+        serde_json::to_vec(&object).expect("objects serialize")
+    }
 }
 
 /// The store key of an object: `/registry/<resource>/<namespace>/<name>`, or

@@ -1,18 +1,15 @@
 //! Between JSON values and the store: stored objects read as values stamped with
-//! their kind and resourceVersion; validated objects of any kind written as the
-//! typed registry (`berth_client::registry::Registry`) writes one kind: uid,
-//! creationTimestamp and generation filled in on create, the generation bumped when
-//! an update changes the spec, never a resourceVersion in the stored value.
+//! their kind and resourceVersion; validated objects of any kind written through the
+//! registry (`berth_client::registry::Registry`), which fills uid, creationTimestamp
+//! and generation on create and bumps the generation when an update changes the spec.
 
 use serde_json::Value;
 
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::kinds::Object;
-use berth_api::names::new_uid;
-use berth_api::time::now_rfc3339;
 use berth_client::kv::{Fence, Kv, KvError, Record};
-use berth_client::registry::decode_value;
+use berth_client::registry::{Registry, decode_value};
 
 /// A stored object as the API shows it: with `kind`, `apiVersion` and
 /// `metadata.resourceVersion` (the key's mod_revision).
@@ -40,51 +37,18 @@ fn to_value(object: &Object) -> Value {
     value
 }
 
-/// The stored form: the object without its resourceVersion.
-fn encode(object: &Object) -> Vec<u8> {
-    let mut object = object.clone();
-    object.metadata_mut().resource_version.clear();
-    serde_json::to_vec(&to_value(&object)).expect("objects serialize")
-}
-
-/// Creates a validated object (if its key is free and the fence, if any, holds).
+/// Creates a validated object (if its key is free and the fence, if any, holds), by
+/// the registry's rules for every write.
 pub async fn create(kv: &Kv, object: &Object, fence: Option<&Fence>) -> Result<Value, KvError> {
-    let mut object = object.clone();
-    let metadata = object.metadata_mut();
-    if metadata.uid.is_empty() {
-        metadata.uid = new_uid();
-    }
-    metadata.creation_timestamp = now_rfc3339();
-    metadata.generation = 1;
-    metadata.deletion_timestamp = None;
-    let revision = kv.create(&object.key(), encode(&object), 0, fence).await?;
-    object.metadata_mut().resource_version = revision.to_string();
-    Ok(to_value(&object))
+    let created = Registry::new(kv.clone()).create(object, fence).await?;
+    Ok(to_value(&created))
 }
 
 /// Replaces a validated object if it is still at its `metadata.resourceVersion`;
 /// bumps the generation when the spec changed.
 pub async fn update(kv: &Kv, object: &Object) -> Result<Value, KvError> {
-    let expected: i64 = object
-        .metadata()
-        .resource_version
-        .parse()
-        .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
-    let key = object.key();
-    let mut object = object.clone();
-    let metadata = object.metadata_mut();
-    metadata.generation = metadata.generation.max(1);
-    if let Some(current) = kv.get(&key).await?
-        && let Ok(current) = decode_value(&current, object.kind())
-            .and_then(|value| (object.descriptor().decode)(value).map_err(KvError::Other))
-        && current.metadata().resource_version == object.metadata().resource_version
-        && current.to_value()["spec"] != object.to_value()["spec"]
-    {
-        object.metadata_mut().generation = current.metadata().generation + 1;
-    }
-    let revision = kv.update(&key, encode(&object), expected, None).await?;
-    object.metadata_mut().resource_version = revision.to_string();
-    Ok(to_value(&object))
+    let updated = Registry::new(kv.clone()).update(object, None).await?;
+    Ok(to_value(&updated))
 }
 
 #[cfg(test)]

@@ -2,6 +2,8 @@
 //! with `metadata.resourceVersion` taken from the key's mod_revision on every read
 //! (it is never stored), and writes that are conditional on it.
 
+use berth_api::kinds::Object;
+use berth_api::meta::ObjectMeta;
 use berth_api::names::new_uid;
 use berth_api::objects::{Resource, Spec, key, prefix};
 use berth_api::time::now_rfc3339;
@@ -41,11 +43,75 @@ fn parse<T: serde::de::DeserializeOwned>(record: &Record, kind: &str) -> Result<
 
 /// Encodes an object for the store (without its resourceVersion).
 pub fn encode<S: Spec>(object: &Resource<S>) -> Vec<u8> {
-    let mut object = object.clone();
-    object.metadata.resource_version.clear();
-    object.api_version = S::DESCRIPTOR.api_version();
-    object.kind = S::DESCRIPTOR.kind.to_string();
-    serde_json::to_vec(&object).expect("objects serialize")
+    object.stored_form()
+}
+
+/// What the registry's writes need of an object: typed objects ([`Resource`]) and
+/// objects of a kind known only at run time ([`Object`], the API server's) are
+/// written by the same rules, in [`Registry::create`] and [`Registry::update`].
+pub trait Stored: Clone {
+    fn key(&self) -> String;
+    fn metadata(&self) -> &ObjectMeta;
+    fn metadata_mut(&mut self) -> &mut ObjectMeta;
+    /// The stored form: with `kind` and `apiVersion`, without a resourceVersion.
+    fn encode(&self) -> Vec<u8>;
+    /// Reads a stored object of `self`'s kind.
+    fn decode_stored(&self, record: &Record) -> Result<Self>;
+    /// Whether `other` has the same spec (an update that changes it bumps the generation).
+    fn has_spec_of(&self, other: &Self) -> bool;
+}
+
+impl<S: Spec> Stored for Resource<S> {
+    fn key(&self) -> String {
+        Resource::key(self)
+    }
+
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        self.stored_form()
+    }
+
+    fn decode_stored(&self, record: &Record) -> Result<Self> {
+        decode::<S>(record)
+    }
+
+    fn has_spec_of(&self, other: &Self) -> bool {
+        self.spec == other.spec
+    }
+}
+
+impl Stored for Object {
+    fn key(&self) -> String {
+        Object::key(self)
+    }
+
+    fn metadata(&self) -> &ObjectMeta {
+        Object::metadata(self)
+    }
+
+    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+        Object::metadata_mut(self)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        self.stored_form()
+    }
+
+    fn decode_stored(&self, record: &Record) -> Result<Self> {
+        let value = decode_value(record, self.kind())?;
+        (self.descriptor().decode)(value).map_err(KvError::Other)
+    }
+
+    fn has_spec_of(&self, other: &Self) -> bool {
+        self.to_value()["spec"] == other.to_value()["spec"]
+    }
 }
 
 /// Typed reads and conditional writes of objects.
@@ -75,41 +141,41 @@ impl Registry {
     }
 
     /// Creates an object, filling in uid, creationTimestamp and generation.
-    pub async fn create<S: Spec>(&self, object: &Resource<S>, fence: Option<&Fence>) -> Result<Resource<S>> {
+    pub async fn create<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
         let mut object = object.clone();
-        if object.metadata.uid.is_empty() {
-            object.metadata.uid = new_uid();
+        let metadata = object.metadata_mut();
+        if metadata.uid.is_empty() {
+            metadata.uid = new_uid();
         }
-        object.metadata.creation_timestamp = now_rfc3339();
-        object.metadata.generation = 1;
-        object.metadata.deletion_timestamp = None;
-        let revision = self.kv.create(&object.key(), encode(&object), 0, fence).await?;
-        object.metadata.resource_version = revision.to_string();
-        object.api_version = S::DESCRIPTOR.api_version();
-        object.kind = S::DESCRIPTOR.kind.to_string();
+        metadata.creation_timestamp = now_rfc3339();
+        metadata.generation = 1;
+        metadata.deletion_timestamp = None;
+        let revision = self.kv.create(&object.key(), object.encode(), 0, fence).await?;
+        object.metadata_mut().resource_version = revision.to_string();
         Ok(object)
     }
 
     /// Replaces an object if it is still at `metadata.resourceVersion`; bumps the
     /// generation when the spec changed.
-    pub async fn update<S: Spec>(&self, object: &Resource<S>, fence: Option<&Fence>) -> Result<Resource<S>> {
+    pub async fn update<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
         let expected: i64 = object
-            .metadata
+            .metadata()
             .resource_version
             .parse()
             .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
         let key = object.key();
         let mut object = object.clone();
-        object.metadata.generation = object.metadata.generation.max(1);
+        let metadata = object.metadata_mut();
+        metadata.generation = metadata.generation.max(1);
         if let Some(current) = self.kv.get(&key).await?
-            && let Ok(current) = decode::<S>(&current)
-            && current.metadata.resource_version == object.metadata.resource_version
-            && current.spec != object.spec
+            && let Ok(current) = object.decode_stored(&current)
+            && current.metadata().resource_version == object.metadata().resource_version
+            && !current.has_spec_of(&object)
         {
-            object.metadata.generation = current.metadata.generation + 1;
+            object.metadata_mut().generation = current.metadata().generation + 1;
         }
-        let revision = self.kv.update(&key, encode(&object), expected, fence).await?;
-        object.metadata.resource_version = revision.to_string();
+        let revision = self.kv.update(&key, object.encode(), expected, fence).await?;
+        object.metadata_mut().resource_version = revision.to_string();
         Ok(object)
     }
 

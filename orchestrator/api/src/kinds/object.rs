@@ -19,6 +19,8 @@ pub trait TypedObject: Any + Send + Sync + fmt::Debug {
     fn metadata(&self) -> &ObjectMeta;
     fn metadata_mut(&mut self) -> &mut ObjectMeta;
     fn to_value(&self) -> Value;
+    /// The form the store keeps (see [`Resource::stored_form`]).
+    fn stored_form(&self) -> Vec<u8>;
     fn clone_boxed(&self) -> Box<dyn TypedObject>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
@@ -40,6 +42,10 @@ impl<S: Spec> TypedObject for Resource<S> {
 
     fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("objects serialize")
+    }
+
+    fn stored_form(&self) -> Vec<u8> {
+        Resource::stored_form(self)
     }
 
     fn clone_boxed(&self) -> Box<dyn TypedObject> {
@@ -87,6 +93,11 @@ impl Object {
 
     pub fn to_value(&self) -> Value {
         self.0.to_value()
+    }
+
+    /// The form the store keeps (see [`Resource::stored_form`]).
+    pub fn stored_form(&self) -> Vec<u8> {
+        self.0.stored_form()
     }
 
     pub fn descriptor(&self) -> &'static KindDescriptor {
