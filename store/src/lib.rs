@@ -21,7 +21,6 @@ pub mod role;
 pub mod server;
 pub mod state_machine;
 pub mod store;
-pub mod testing;
 pub mod validate;
 pub mod watch;
 

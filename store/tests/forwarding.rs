@@ -7,8 +7,8 @@ use berth_proto::berthpb::{MemberChange, member_change};
 use berth_proto::etcdserverpb::{
     CompactionRequest, LeaseRevokeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, request_op,
 };
-use berth_store::testing::free_port;
 use berth_store::{Server, StoreConfig, StoreError};
+use berth_testkit::free_port;
 
 async fn start_cluster(dir: &std::path::Path) -> Vec<Server> {
     let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();

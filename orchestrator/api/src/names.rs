@@ -12,8 +12,10 @@ const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 /// of a ReplicaSet, an object created with `metadata.generateName`.
 pub const GENERATED_SUFFIX_LEN: usize = 5;
 
-/// `n` random characters for a generated name (`<replicaset>-<suffix>`).
-pub fn random_suffix(n: usize) -> String {
+/// 64 random bits, different on every call: the process's random hasher keys, a
+/// call counter and the clock, hashed. Names need to be unlikely to collide, not
+/// secret; a collision is caught by the store's create-if-absent.
+fn random_bits() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
@@ -22,7 +24,12 @@ pub fn random_suffix(n: usize) -> String {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos()),
     );
-    let mut bits = h.finish();
+    h.finish()
+}
+
+/// `n` random characters for a generated name (`<replicaset>-<suffix>`).
+pub fn random_suffix(n: usize) -> String {
+    let mut bits = random_bits();
     (0..n)
         .map(|_| {
             let c = SUFFIX_ALPHABET[(bits % SUFFIX_ALPHABET.len() as u64) as usize];
@@ -34,20 +41,7 @@ pub fn random_suffix(n: usize) -> String {
 
 /// A new random UID in the usual 8-4-4-4-12 form.
 pub fn new_uid() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut words = [0u64; 2];
-    for (i, word) in words.iter_mut().enumerate() {
-        let mut h = RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_usize(i);
-        h.write_u128(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos()),
-        );
-        *word = h.finish();
-    }
-    let hex = format!("{:016x}{:016x}", words[0], words[1]);
+    let hex = format!("{:016x}{:016x}", random_bits(), random_bits());
     format!(
         "{}-{}-{}-{}-{}",
         &hex[0..8],

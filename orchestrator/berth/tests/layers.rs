@@ -15,7 +15,7 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
     (
         "orchestrator/client",
         "berth-client",
-        &["berth-api", "berth-proto", "berth-store"],
+        &["berth-api", "berth-proto", "berth-store", "berth-testkit"],
     ),
     (
         "orchestrator/controller-runtime",

@@ -39,7 +39,7 @@ impl TestStore {
     }
 }
 
-pub use berth_store::testing::free_port;
+pub use berth_testkit::free_port;
 
 /// Starts a one-replica store and waits until it serves writes.
 pub async fn store() -> TestStore {
