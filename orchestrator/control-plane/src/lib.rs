@@ -1,12 +1,8 @@
-//! Leadership of the control loops: the leadership record, and the loops that run
-//! while it is ours.
-//!
-//! The record is the key `/berth/leader` with the value `"{term:020} {name}"` (the
-//! zero-padded term first, so byte order is term order). [`claim`] writes it only
-//! over an absent record or one of a smaller term, and returns a [`Fence`] on the
-//! write's mod_revision; every write of the controllers and the scheduler compares
-//! it, so once a newer leader has claimed, a deposed leader's late writes fail with
-//! `Fenced` instead of racing the new leader's.
+//! The leader's control loops: the controllers and the scheduler, run while this
+//! replica holds the leadership record ([`berth_client::leadership`]: [`claim`]
+//! returns the [`Fence`] every write of the loops compares, so a deposed leader's
+//! late writes fail with `Fenced` instead of racing the new leader's). This is the
+//! one crate that sees both the controllers and the scheduler.
 //!
 //! ```text
 //!  Raft leader at term T ──► claim(T) ──► fence ──► run_while_leader
