@@ -77,16 +77,10 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
     let mut back = cluster.client_of(leader).await;
     let want = stored.len();
     eventually("the restarted replica to catch up", || {
-        let mut back = back.clone();
+        let back = back.clone();
         async move {
-            let r = back
-                .get(
-                    "ack/",
-                    Some(GetOptions::new().with_prefix().with_count_only().with_serializable()),
-                )
-                .await
-                .ok()?;
-            (r.count() as usize == want).then_some(())
+            let (count, _) = local_count(back, "ack/").await?;
+            (count == want).then_some(())
         }
     })
     .await;
@@ -184,16 +178,10 @@ async fn a_replica_that_missed_the_purged_log_catches_up_from_a_snapshot() {
     cluster.start_replica(lagging).unwrap();
     let mut lagger = cluster.client_of(lagging).await;
     eventually("the lagging replica to catch up", || {
-        let mut lagger = lagger.clone();
+        let lagger = lagger.clone();
         async move {
-            let r = lagger
-                .get(
-                    "snap/",
-                    Some(GetOptions::new().with_prefix().with_count_only().with_serializable()),
-                )
-                .await
-                .ok()?;
-            (r.count() == 400 && r.header()?.revision() >= revision).then_some(())
+            let (count, read_at) = local_count(lagger, "snap/").await?;
+            (count == 400 && read_at >= revision).then_some(())
         }
     })
     .await;
@@ -311,4 +299,13 @@ async fn five_replicas_tolerate_two_failures() {
     })
     .await;
     assert_eq!(client.get("five", None).await.unwrap().kvs()[0].value(), b"2");
+}
+
+/// How many keys under `prefix` the replica behind `client` holds, read locally
+/// (serializable, so a replica that lags answers with what it has), and the revision
+/// of that read.
+async fn local_count(mut client: etcd_client::Client, prefix: &str) -> Option<(usize, i64)> {
+    let options = GetOptions::new().with_prefix().with_count_only().with_serializable();
+    let r = client.get(prefix, Some(options)).await.ok()?;
+    Some((r.count() as usize, r.header()?.revision()))
 }
