@@ -13,10 +13,7 @@ use etcd_client::GetOptions;
 async fn killing_the_leader_loses_no_acknowledged_write() {
     let mut cluster = common::start(3, &[]).await;
     let leader = cluster.wait_for_leader().await.unwrap();
-    let survivors: Vec<String> = (0..3)
-        .filter(|i| *i != leader)
-        .map(|i| cluster.replicas[i].endpoint())
-        .collect();
+    let survivors = common::endpoints_except(&cluster, leader);
 
     // A writer that records every acknowledged write; it talks to the survivors, so
     // its writes are forwarded to the leader until the leader dies.
@@ -245,10 +242,7 @@ async fn without_a_quorum_requests_fail_as_unavailable_and_recover() {
 async fn a_kept_lease_survives_a_leader_failover() {
     let mut cluster = common::start(3, &[]).await;
     let leader = cluster.wait_for_leader().await.unwrap();
-    let survivors: Vec<String> = (0..3)
-        .filter(|i| *i != leader)
-        .map(|i| cluster.replicas[i].endpoint())
-        .collect();
+    let survivors = common::endpoints_except(&cluster, leader);
     let mut client = common::connect(&survivors).await;
     let lease = client.lease_grant(3, None).await.unwrap().id();
     client

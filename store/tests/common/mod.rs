@@ -15,6 +15,14 @@ pub async fn start(n: usize, extra_args: &[&str]) -> Cluster {
     cluster
 }
 
+/// The client endpoints of every replica but `excluded` (a leader about to be killed).
+pub fn endpoints_except(cluster: &Cluster, excluded: usize) -> Vec<String> {
+    (0..cluster.replicas.len())
+        .filter(|i| *i != excluded)
+        .map(|i| cluster.replicas[i].endpoint())
+        .collect()
+}
+
 pub async fn connect(endpoints: &[String]) -> etcd_client::Client {
     berth_testkit::connect(endpoints).await.expect("connecting to berth")
 }
