@@ -2,42 +2,39 @@
 
 use std::collections::BTreeMap;
 
-use crate::meta::{LabelSelector, ObjectMeta};
-use crate::objects::{Container, Deployment, DeploymentSpec, PodSpec, PodTemplateSpec, Resource, ResourceRequirements};
+use crate::meta::{ObjectMeta, match_labels, named};
+use crate::objects::{
+    Container, Deployment, DeploymentSpec, PodSpec, PodTemplateSpec, Quantity, Resource, ResourceRequirements,
+};
 
 /// A Deployment of `replicas` pods labelled `app=<name>`, each requesting `cpu`.
 pub fn deployment(name: &str, replicas: i32, image: &str, cpu: &str) -> Deployment {
     let labels: BTreeMap<String, String> = [("app".to_string(), name.to_string())].into();
     Resource::new(
-        ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            ..Default::default()
-        },
+        named("default", name),
         DeploymentSpec {
-            replicas,
-            selector: LabelSelector {
-                match_labels: labels.clone(),
-            },
+            replicas: Some(replicas),
+            selector: match_labels(labels.clone()),
             template: PodTemplateSpec {
-                metadata: ObjectMeta {
-                    labels,
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
                     ..Default::default()
-                },
-                spec: PodSpec {
+                }),
+                spec: Some(PodSpec {
                     containers: vec![Container {
                         name: "main".into(),
-                        image: image.into(),
-                        command: vec!["sleep".into(), "3600".into()],
-                        resources: ResourceRequirements {
-                            requests: [("cpu".to_string(), cpu.to_string())].into(),
+                        image: Some(image.into()),
+                        command: Some(vec!["sleep".into(), "3600".into()]),
+                        resources: Some(ResourceRequirements {
+                            requests: Some([("cpu".to_string(), Quantity(cpu.to_string()))].into()),
                             ..Default::default()
-                        },
+                        }),
                         ..Default::default()
                     }],
                     ..Default::default()
-                },
+                }),
             },
+            ..Default::default()
         },
     )
 }

@@ -3,6 +3,37 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use k8s_openapi::jiff::Timestamp;
+
+use crate::meta::Time;
+
+/// Now, as the `Time` of a Kubernetes field, in whole seconds as Kubernetes keeps them.
+pub fn now() -> Time {
+    from_system_time(SystemTime::now())
+}
+
+/// A `Time` of whole seconds.
+pub fn from_system_time(t: SystemTime) -> Time {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    Time(Timestamp::from_second(i64::try_from(secs).unwrap_or(i64::MAX)).unwrap_or(Timestamp::MAX))
+}
+
+pub fn to_system_time(t: &Time) -> SystemTime {
+    let secs = t.0.as_second();
+    match u64::try_from(secs) {
+        Ok(secs) => UNIX_EPOCH + Duration::from_secs(secs),
+        Err(_) => UNIX_EPOCH,
+    }
+}
+
+/// How long ago `t` was, as kubectl prints it; `<unknown>` without a time.
+pub fn age_of(t: Option<&Time>, now: SystemTime) -> String {
+    match t {
+        Some(t) => age(&format_rfc3339(to_system_time(t)), now),
+        None => "<unknown>".into(),
+    }
+}
+
 /// Now, as an RFC 3339 UTC timestamp.
 pub fn now_rfc3339() -> String {
     format_rfc3339(SystemTime::now())
@@ -111,6 +142,16 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn times_are_whole_seconds_and_read_back() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_400_310_750);
+        let time = from_system_time(t);
+        assert_eq!(serde_json::to_value(&time).unwrap(), "2026-11-23T02:18:30Z");
+        assert_eq!(to_system_time(&time), UNIX_EPOCH + Duration::from_secs(1_795_400_310));
+        assert_eq!(age_of(Some(&time), t + Duration::from_secs(300)), "5m");
+        assert_eq!(age_of(None, t), "<unknown>");
     }
 
     #[test]

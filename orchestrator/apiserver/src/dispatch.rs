@@ -12,12 +12,13 @@ use serde_json::Value;
 
 use super::codec::{content_type, decode_object, read_body, render, response_format};
 use super::logs::{LogRequest, logs};
-use super::prepare::Part;
+use super::prepare::{FieldValidation, Part};
+use super::rest::Written;
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::selector::{FieldSelector, Filter, LabelSelector};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
-use super::{ApiServer, discovery, rest, scale};
+use super::{ApiServer, discovery, openapi, rest, scale};
 
 /// The query parameters of a request.
 struct Params(HashMap<String, String>);
@@ -61,6 +62,17 @@ impl Params {
     }
 }
 
+/// Adds a `Warning: 299 - "<text>"` header per warning, as kube-apiserver does
+/// (kubectl prints them as `Warning: <text>`).
+fn add_warnings(response: &mut Response, warnings: &[String]) {
+    for warning in warnings {
+        let quoted = format!("299 - {}", serde_json::Value::from(warning.as_str()));
+        if let Ok(value) = axum::http::HeaderValue::from_str(&quoted) {
+            response.headers_mut().append("warning", value);
+        }
+    }
+}
+
 fn text_ok() -> Response {
     ([(CONTENT_TYPE, "text/plain; charset=utf-8")], "ok").into_response()
 }
@@ -79,6 +91,11 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
     let method = parts.method.clone();
     let headers = &parts.headers;
     let reply = |code: u16, value: Value| Ok(render(format, code, &value));
+    let written = |code: u16, written: Written| {
+        let mut response = render(format, code, &written.object);
+        add_warnings(&mut response, &written.warnings);
+        Ok(response)
+    };
     if !matches!(route, Route::Collection { .. } | Route::Object { .. }) && method != Method::GET {
         return Err(ApiError::method_not_allowed());
     }
@@ -91,6 +108,11 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             ))),
         },
         Route::Version => reply(200, discovery::version()),
+        Route::OpenApiIndex => reply(200, openapi::index()),
+        Route::OpenApiDocument(path) => match openapi::group_version_document(&path) {
+            Some(document) => reply(200, document.clone()),
+            None => Err(ApiError::path_not_found()),
+        },
         Route::CoreVersions => reply(200, discovery::core_versions()),
         Route::Groups => reply(200, discovery::groups()),
         Route::Resources { group, version } => reply(200, discovery::resources(group, version)),
@@ -113,7 +135,8 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
                 let object = object_body(headers, body).await?;
-                reply(201, rest::create(api, kind, namespace.as_deref(), object).await?)
+                let mode = FieldValidation::parse(params.text("fieldValidation"))?;
+                written(201, rest::create(api, kind, namespace.as_deref(), object, mode).await?)
             }
             _ => Err(ApiError::method_not_allowed()),
         },
@@ -134,12 +157,17 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
                     let object = object_body(headers, body).await?;
-                    reply(200, rest::replace(api, kind, namespace, &name, part, object).await?)
+                    let mode = FieldValidation::parse(params.text("fieldValidation"))?;
+                    written(
+                        200,
+                        rest::replace(api, kind, namespace, &name, part, object, mode).await?,
+                    )
                 }
                 (None | Some(Subresource::Status), Method::PATCH) => {
                     rest::check_patch_type(&content_type(headers))?;
                     let patch = object_body(headers, body).await?;
-                    reply(200, rest::patch(api, kind, namespace, &name, part, patch).await?)
+                    let mode = FieldValidation::parse(params.text("fieldValidation"))?;
+                    written(200, rest::patch(api, kind, namespace, &name, part, patch, mode).await?)
                 }
                 (None, Method::DELETE) => {
                     let bytes = read_body(headers, body).await?;

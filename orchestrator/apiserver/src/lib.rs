@@ -20,6 +20,7 @@ mod dispatch;
 mod logs;
 mod merge_patch;
 mod namespace_deletion;
+mod openapi;
 mod prepare;
 mod rest;
 mod route;
@@ -101,12 +102,15 @@ async fn answer(State(api): State<ApiServer>, request: Request) -> Response {
 pub async fn ensure_default_namespace(registry: Registry) {
     let mut namespace = Namespace::new(
         ObjectMeta {
-            name: "default".into(),
+            name: Some("default".into()),
             ..Default::default()
         },
-        NamespaceSpec {},
+        NamespaceSpec::default(),
     );
-    namespace.status = NamespaceStatus { phase: "Active".into() };
+    namespace.status = NamespaceStatus {
+        phase: Some("Active".into()),
+        ..Default::default()
+    };
     loop {
         match registry.create(&namespace, None).await {
             Ok(_) | Err(KvError::AlreadyExists) => return,

@@ -14,7 +14,7 @@
 use serde_json::Value;
 
 use super::ApiServer;
-use super::prepare::{is_terminating, resource_version, validate};
+use super::prepare::{FieldValidation, is_terminating, resource_version, validate};
 use super::rest::get;
 use super::route::namespaces;
 use super::status::ApiError;
@@ -61,7 +61,8 @@ async fn mark_terminating(api: &ApiServer, name: &str) -> Result<Value, ApiError
         marked["metadata"]["deletionTimestamp"] = now_rfc3339().into();
         marked["metadata"]["resourceVersion"] = resource_version(&stored).into();
         marked["status"] = serde_json::json!({"phase": "Terminating"});
-        match storage::update(&api.kv, &validate(kind, marked)?).await {
+        let object = validate(kind, marked, FieldValidation::Ignore, &mut Vec::new())?;
+        match storage::update(&api.kv, &object).await {
             Ok(written) => return Ok(written),
             Err(KvError::Conflict { .. }) => continue,
             Err(e) => return Err(ApiError::from_kv(e, kind, name)),

@@ -224,10 +224,62 @@ pub fn is_terminating(namespace: &Value) -> bool {
         .is_some_and(|t| !t.is_null())
 }
 
-/// Validates an object of `kind`; the error names every field at fault.
-pub fn validate(kind: &Kind, object: Value) -> Result<Object, ApiError> {
-    parse_value(object.clone())
-        .map_err(|errors| ApiError::invalid(kind.kind, kind.group, text(&object, "/metadata/name"), &errors, &object))
+/// What the server does with fields the object's kind does not define, as the
+/// `fieldValidation` query parameter says (Kubernetes' default is `Warn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FieldValidation {
+    /// Dropped silently.
+    Ignore,
+    /// Dropped, with a `Warning` header naming each.
+    #[default]
+    Warn,
+    /// The request fails with 400, naming each.
+    Strict,
+}
+
+impl FieldValidation {
+    pub fn parse(text: &str) -> Result<FieldValidation, ApiError> {
+        match text {
+            "" | "Warn" => Ok(FieldValidation::Warn),
+            "Ignore" => Ok(FieldValidation::Ignore),
+            "Strict" => Ok(FieldValidation::Strict),
+            other => Err(ApiError::bad_request(format!(
+                "fieldValidation: {other:?} is not one of Ignore, Warn, Strict"
+            ))),
+        }
+    }
+}
+
+/// Validates an object of `kind`; the error names every field at fault. Fields the
+/// kind does not define are refused or reported in `warnings`, as `mode` says.
+pub fn validate(
+    kind: &Kind,
+    object: Value,
+    mode: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<Object, ApiError> {
+    let parsed = parse_value(object.clone()).map_err(|errors| {
+        ApiError::invalid(kind.kind, kind.group, text(&object, "/metadata/name"), &errors, &object)
+    })?;
+    let unknown = parsed
+        .unknown_fields
+        .iter()
+        .map(|field| format!("unknown field {field:?}"));
+    match mode {
+        FieldValidation::Ignore => {}
+        FieldValidation::Warn => warnings.extend(unknown),
+        FieldValidation::Strict if !parsed.unknown_fields.is_empty() => {
+            return Err(ApiError::bad_request(format!(
+                "{} in version {:?} cannot be handled as a {}: strict decoding error: {}",
+                kind.kind,
+                kind.version,
+                kind.kind,
+                unknown.collect::<Vec<_>>().join(", ")
+            )));
+        }
+        FieldValidation::Strict => {}
+    }
+    Ok(parsed.object)
 }
 
 #[cfg(test)]
@@ -339,7 +391,13 @@ mod tests {
             "spec": {"replicas": -2, "selector": {"matchLabels": {"app": "web"}},
                      "template": {"metadata": {"labels": {"app": "web"}},
                                   "spec": {"containers": [{"name": "c", "command": ["sleep"]}]}}}});
-        let error = validate(kind("deployments"), deployment).unwrap_err();
+        let error = validate(
+            kind("deployments"),
+            deployment,
+            FieldValidation::Strict,
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert_eq!(error.code, 422);
         assert_eq!(
             error.message,

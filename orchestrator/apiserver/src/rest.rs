@@ -13,14 +13,22 @@ use serde_json::{Value, json};
 use super::ApiServer;
 use super::merge_patch;
 use super::prepare::{
-    Part, check_identity, is_terminating, precondition, prepare_create, prepare_update, resource_version, validate,
+    FieldValidation, Part, check_identity, is_terminating, precondition, prepare_create, prepare_update,
+    resource_version, validate,
 };
 use super::route::{Kind, namespaces};
 use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{self, decode};
+use berth_api::meta::MetaExt;
 use berth_api::names::{GENERATED_SUFFIX_LEN, random_suffix};
 use berth_client::kv::{Fence, KvError};
+
+/// An object as written, and the warnings for the client (fields dropped).
+pub struct Written {
+    pub object: Value,
+    pub warnings: Vec<String>,
+}
 
 /// How often a write prepared from a stale read is tried again before giving up.
 const MAX_ATTEMPTS: usize = 16;
@@ -60,32 +68,39 @@ pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter:
 
 /// Creates an object from a request body; a namespaced one needs its namespace to
 /// exist and not be terminating.
-pub async fn create(api: &ApiServer, kind: &Kind, namespace: Option<&str>, mut body: Value) -> Result<Value, ApiError> {
+pub async fn create(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: Option<&str>,
+    mut body: Value,
+    mode: FieldValidation,
+) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, namespace, None)?;
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
-    let mut object = validate(kind, body)?;
+    let mut warnings = Vec::new();
+    let mut object = validate(kind, body, mode, &mut warnings)?;
     for _ in 0..MAX_ATTEMPTS {
-        let name = object.metadata().name.clone();
+        let name = object.metadata().name().to_string();
         // The write is fenced by the namespace record: if the namespace is deleted
         // (or marked terminating) after it was read here, the create fails.
         let fence = if kind.namespaced {
-            Some(namespace_fence(api, kind, &object.metadata().namespace, &name).await?)
+            Some(namespace_fence(api, kind, object.metadata().namespace(), &name).await?)
         } else {
             None
         };
         match storage::create(&api.kv, &object, fence.as_ref()).await {
-            Ok(created) => return Ok(created),
+            Ok(object) => return Ok(Written { object, warnings }),
             Err(KvError::Fenced) => continue,
             Err(KvError::AlreadyExists) if is_generated => {
                 // Another object took the generated name: draw another suffix (it is
                 // ASCII, so the prefix ends on a character boundary).
                 let prefix = &name[..name.len() - GENERATED_SUFFIX_LEN];
-                object.metadata_mut().name = format!("{prefix}{}", random_suffix(GENERATED_SUFFIX_LEN));
+                object.metadata_mut().name = Some(format!("{prefix}{}", random_suffix(GENERATED_SUFFIX_LEN)));
             }
             Err(e) => return Err(ApiError::from_kv(e, kind, &name)),
         }
     }
-    Err(ApiError::conflict(kind, &object.metadata().name))
+    Err(ApiError::conflict(kind, object.metadata().name()))
 }
 
 /// A fence on the namespace record, after checking the namespace can take new objects.
@@ -117,10 +132,11 @@ pub async fn replace(
     name: &str,
     part: Part,
     mut body: Value,
-) -> Result<Value, ApiError> {
+    mode: FieldValidation,
+) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, Some(namespace), Some(name))?;
     let expected = precondition(&body);
-    write(api, kind, namespace, name, expected, |stored| {
+    write(api, kind, namespace, name, expected, mode, |stored| {
         Ok(prepare_update(part, stored, body.clone()))
     })
     .await
@@ -154,9 +170,10 @@ pub async fn patch(
     name: &str,
     part: Part,
     patch: Value,
-) -> Result<Value, ApiError> {
+    mode: FieldValidation,
+) -> Result<Written, ApiError> {
     let expected = precondition(&patch);
-    write(api, kind, namespace, name, expected, |stored| {
+    write(api, kind, namespace, name, expected, mode, |stored| {
         let mut patched = stored.clone();
         merge_patch::apply(&mut patched, &patch);
         check_identity(kind, &mut patched, Some(namespace), Some(name))?;
@@ -174,8 +191,9 @@ pub async fn write(
     namespace: &str,
     name: &str,
     expected: Option<String>,
+    mode: FieldValidation,
     mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
-) -> Result<Value, ApiError> {
+) -> Result<Written, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
         let stored = get(api, kind, namespace, name).await?;
         let stored_version = resource_version(&stored);
@@ -186,9 +204,10 @@ pub async fn write(
         if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
-        let object = validate(kind, new)?;
+        let mut warnings = Vec::new();
+        let object = validate(kind, new, mode, &mut warnings)?;
         match storage::update(&api.kv, &object).await {
-            Ok(written) => return Ok(written),
+            Ok(object) => return Ok(Written { object, warnings }),
             Err(KvError::Conflict { .. }) if expected.is_none() => continue,
             Err(e) => return Err(ApiError::from_kv(e, kind, name)),
         }

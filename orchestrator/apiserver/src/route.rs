@@ -39,6 +39,10 @@ pub enum Route {
     Healthz,
     Readyz,
     Version,
+    /// `/openapi/v3`: the OpenAPI documents, one per group version.
+    OpenApiIndex,
+    /// `/openapi/v3/apis/apps/v1`: one group version's OpenAPI document.
+    OpenApiDocument(String),
     /// `/api`: the core group's versions.
     CoreVersions,
     /// `/apis`: the named groups.
@@ -71,7 +75,11 @@ pub fn parse(path: &str) -> Option<Route> {
         "/version" => return Some(Route::Version),
         "/api" | "/api/" => return Some(Route::CoreVersions),
         "/apis" | "/apis/" => return Some(Route::Groups),
+        "/openapi/v3" | "/openapi/v3/" => return Some(Route::OpenApiIndex),
         _ => {}
+    }
+    if let Some(document) = path.strip_prefix("/openapi/v3/") {
+        return super::openapi::is_document(document).then(|| Route::OpenApiDocument(document.to_string()));
     }
     let (group, version, rest) = if let Some(rest) = path.strip_prefix("/api/") {
         let (version, rest) = rest.split_once('/').unwrap_or((rest, ""));

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::ApiServer;
 use super::merge_patch;
-use super::prepare::{fill_or_match, metadata_mut, precondition};
+use super::prepare::{FieldValidation, fill_or_match, metadata_mut, precondition};
 use super::rest::{get, write};
 use super::route::Kind;
 use super::status::ApiError;
@@ -26,23 +26,37 @@ pub async fn replace(
     mut scale: Value,
 ) -> Result<Value, ApiError> {
     let replicas = scale_replicas(&mut scale, namespace, name)?;
-    let written = write(api, kind, namespace, name, precondition(&scale), |stored| {
-        Ok(with_replicas(stored, replicas))
-    })
+    let written = write(
+        api,
+        kind,
+        namespace,
+        name,
+        precondition(&scale),
+        FieldValidation::Ignore,
+        |stored| Ok(with_replicas(stored, replicas)),
+    )
     .await?;
-    Ok(scale_of(&written))
+    Ok(scale_of(&written.object))
 }
 
 /// PATCH: a merge patch of the `Scale` view.
 pub async fn patch(api: &ApiServer, kind: &Kind, namespace: &str, name: &str, patch: Value) -> Result<Value, ApiError> {
-    let written = write(api, kind, namespace, name, precondition(&patch), |stored| {
-        let mut scale = scale_of(stored);
-        merge_patch::apply(&mut scale, &patch);
-        let replicas = scale_replicas(&mut scale, namespace, name)?;
-        Ok(with_replicas(stored, replicas))
-    })
+    let written = write(
+        api,
+        kind,
+        namespace,
+        name,
+        precondition(&patch),
+        FieldValidation::Ignore,
+        |stored| {
+            let mut scale = scale_of(stored);
+            merge_patch::apply(&mut scale, &patch);
+            let replicas = scale_replicas(&mut scale, namespace, name)?;
+            Ok(with_replicas(stored, replicas))
+        },
+    )
     .await?;
-    Ok(scale_of(&written))
+    Ok(scale_of(&written.object))
 }
 
 fn with_replicas(stored: &Value, replicas: i64) -> Value {

@@ -22,8 +22,9 @@ use super::client::{ApiClient, read_object};
 use super::error::CliError;
 use super::kinds::{KindInfo, all_kinds};
 use super::manifest::{load, prepare_all};
+use super::table::desired_replicas;
 use super::{Common, out};
-use berth_api::meta::ObjectMeta;
+use berth_api::meta::{MetaExt, ObjectMeta};
 use berth_api::objects::{Deployment, Object, Pod, PodSpec, PodTemplateSpec, ReplicaSet};
 
 #[derive(Parser, Debug)]
@@ -55,7 +56,8 @@ pub fn plan(desired: &Object, live: &Object) -> Result<Plan, String> {
     }
     let (spec, same_spec) = spec_to_apply(desired, live);
     let annotations = merged_annotations(desired.metadata(), live.metadata());
-    if same_spec && desired.metadata().labels == live.metadata().labels && annotations == live.metadata().annotations {
+    let labels = desired.metadata().labels();
+    if same_spec && labels == live.metadata().labels() && &annotations == live.metadata().annotations() {
         return Ok(Plan::Unchanged);
     }
     // The live object with the manifest's spec, labels and annotations.
@@ -63,9 +65,9 @@ pub fn plan(desired: &Object, live: &Object) -> Result<Plan, String> {
     put["apiVersion"] = desired.to_value()["apiVersion"].clone();
     put["kind"] = desired.to_value()["kind"].clone();
     put["spec"] = spec;
-    let mut put = Object::from_value(put)?;
-    put.metadata_mut().labels = desired.metadata().labels.clone();
-    put.metadata_mut().annotations = annotations;
+    let mut put = Object::from_value(put).map_err(|e| e.to_string())?;
+    put.metadata_mut().labels = non_empty(labels.clone());
+    put.metadata_mut().annotations = non_empty(annotations);
     Ok(Plan::Configure(Box::new(put)))
 }
 
@@ -76,36 +78,39 @@ fn spec_to_apply(desired: &Object, live: &Object) -> (serde_json::Value, bool) {
     let spec_of = |object: &Object| object.to_value()["spec"].clone();
     if let (Some(d), Some(l)) = (desired.downcast_ref::<Pod>(), live.downcast_ref::<Pod>()) {
         let mut spec = d.spec.clone();
-        if spec.node_name.is_empty() {
+        if spec.node_name.as_deref().unwrap_or_default().is_empty() {
             spec.node_name = l.spec.node_name.clone();
         }
         let same = same_pod_spec(&spec, &l.spec);
         return (serde_json::to_value(spec).expect("specs serialize"), same);
     }
     let same = if let (Some(d), Some(l)) = (desired.downcast_ref::<Deployment>(), live.downcast_ref::<Deployment>()) {
-        d.spec.replicas == l.spec.replicas
+        desired_replicas(d.spec.replicas) == desired_replicas(l.spec.replicas)
             && d.spec.selector == l.spec.selector
-            && same_template(&d.spec.template, &l.spec.template)
+            && same_template(Some(&d.spec.template), Some(&l.spec.template))
     } else if let (Some(d), Some(l)) = (desired.downcast_ref::<ReplicaSet>(), live.downcast_ref::<ReplicaSet>()) {
-        d.spec.replicas == l.spec.replicas
+        desired_replicas(d.spec.replicas) == desired_replicas(l.spec.replicas)
             && d.spec.selector == l.spec.selector
-            && same_template(&d.spec.template, &l.spec.template)
+            && same_template(d.spec.template.as_ref(), l.spec.template.as_ref())
     } else {
         spec_of(desired) == spec_of(live)
     };
     (spec_of(desired), same)
 }
 
-fn same_template(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
-    a.metadata == b.metadata && same_pod_spec(&a.spec, &b.spec)
+/// Templates equal once an absent template, metadata or spec reads as an empty one.
+fn same_template(a: Option<&PodTemplateSpec>, b: Option<&PodTemplateSpec>) -> bool {
+    let (a, b) = (a.cloned().unwrap_or_default(), b.cloned().unwrap_or_default());
+    a.metadata.unwrap_or_default() == b.metadata.unwrap_or_default()
+        && same_pod_spec(&a.spec.unwrap_or_default(), &b.spec.unwrap_or_default())
 }
 
 /// Pod specs equal once an unset restart policy reads as the default it means.
 fn same_pod_spec(a: &PodSpec, b: &PodSpec) -> bool {
     let defaulted = |spec: &PodSpec| {
         let mut spec = spec.clone();
-        if spec.restart_policy.is_empty() {
-            spec.restart_policy = "Always".into();
+        if spec.restart_policy.as_deref().unwrap_or_default().is_empty() {
+            spec.restart_policy = Some("Always".into());
         }
         spec
     };
@@ -113,9 +118,14 @@ fn same_pod_spec(a: &PodSpec, b: &PodSpec) -> bool {
 }
 
 fn merged_annotations(desired: &ObjectMeta, live: &ObjectMeta) -> BTreeMap<String, String> {
-    let mut annotations = live.annotations.clone();
-    annotations.extend(desired.annotations.clone());
+    let mut annotations = live.annotations().clone();
+    annotations.extend(desired.annotations().clone());
     annotations
+}
+
+/// A map to write into metadata: empty is absent, so the object stays as lean as the manifest.
+fn non_empty(map: BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
+    (!map.is_empty()).then_some(map)
 }
 
 pub fn kind_of(object: &Object) -> Result<KindInfo, CliError> {
@@ -144,7 +154,11 @@ pub async fn run(args: ApplyArgs) -> Result<(), CliError> {
     for object in &objects {
         let kind = kind_of(object)?;
         match apply_one(&client, &kind, object).await {
-            Ok(outcome) => out(&format!("{}/{} {outcome}\n", kind.qualified(), object.metadata().name)),
+            Ok(outcome) => out(&format!(
+                "{}/{} {outcome}\n",
+                kind.qualified(),
+                object.metadata().name()
+            )),
             Err(e @ CliError::Unreachable(_)) => return Err(e),
             Err(e) => {
                 eprintln!("{e}");
@@ -160,12 +174,12 @@ pub async fn run(args: ApplyArgs) -> Result<(), CliError> {
 async fn apply_one(client: &ApiClient, kind: &KindInfo, object: &Object) -> Result<&'static str, CliError> {
     const ATTEMPTS: usize = 3;
     let meta = object.metadata();
-    let path = kind.object_path(&meta.namespace, &meta.name);
+    let path = kind.object_path(meta.namespace(), meta.name());
     let mut attempt = 1;
     loop {
         let result = match client.get_optional(&path).await? {
             None => {
-                let collection = kind.collection_path(Some(&meta.namespace));
+                let collection = kind.collection_path(Some(meta.namespace()));
                 client.post(&collection, &object.to_value()).await.map(|_| "created")
             }
             Some(live) => match plan(object, &read_object(kind, live)?).map_err(CliError::Message)? {
@@ -223,14 +237,15 @@ mod tests {
         let Ok(put) = put.downcast::<Deployment>() else {
             panic!("not a deployment")
         };
-        assert_eq!(put.spec.replicas, 5);
+        assert_eq!(put.spec.replicas, Some(5));
         assert_eq!(
-            put.metadata.resource_version, "42",
+            put.metadata.resource_version(),
+            "42",
             "the PUT carries the fetched resourceVersion"
         );
-        assert_eq!(put.metadata.uid, "u-1");
-        assert_eq!(put.status.ready_replicas, 3, "the fetched status is kept");
-        assert_eq!(put.metadata.annotations["deployment.kubernetes.io/revision"], "1");
+        assert_eq!(put.metadata.uid(), "u-1");
+        assert_eq!(put.status.ready_replicas, Some(3), "the fetched status is kept");
+        assert_eq!(put.metadata.annotations()["deployment.kubernetes.io/revision"], "1");
     }
 
     #[test]
@@ -241,7 +256,7 @@ mod tests {
         let Plan::Configure(put) = plan else {
             panic!("expected configure")
         };
-        assert_eq!(put.metadata().labels.len(), 2);
+        assert_eq!(put.metadata().labels().len(), 2);
     }
 
     #[test]
@@ -267,8 +282,8 @@ mod tests {
         let Ok(put) = put.downcast::<Pod>() else {
             panic!("not a pod")
         };
-        assert_eq!(put.spec.node_name, "node-1", "the binding is kept");
-        assert_eq!(put.status.phase, "Running");
+        assert_eq!(put.spec.node_name.as_deref(), Some("node-1"), "the binding is kept");
+        assert_eq!(put.status.phase.as_deref(), Some("Running"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use super::error::CliError;
 use super::kinds::{KindInfo, lookup, parse_targets};
 use super::table::selector_text;
 use super::{Common, out};
-use berth_api::meta::ObjectMeta;
+use berth_api::meta::{MetaExt, ObjectMeta};
 use berth_api::objects::{Deployment, Namespace, Node, Object, Pod, ReplicaSet};
 
 #[derive(Parser, Debug)]
@@ -78,7 +78,7 @@ async fn describe(client: &ApiClient, object: &Object) -> Result<String, CliErro
     }
     if let Some(d) = object.downcast_ref::<Deployment>() {
         let selector = selector_text(&d.spec.selector);
-        let sets: Vec<ReplicaSet> = list(client, "rs", &d.metadata.namespace, &selector, "").await?;
+        let sets: Vec<ReplicaSet> = list(client, "rs", d.metadata.namespace(), &selector, "").await?;
         let owned: Vec<ReplicaSet> = sets
             .into_iter()
             .filter(|rs| is_controlled_by(&rs.metadata, &d.metadata, "Deployment"))
@@ -87,7 +87,7 @@ async fn describe(client: &ApiClient, object: &Object) -> Result<String, CliErro
     }
     if let Some(rs) = object.downcast_ref::<ReplicaSet>() {
         let selector = selector_text(&rs.spec.selector);
-        let pods: Vec<Pod> = list(client, "po", &rs.metadata.namespace, &selector, "").await?;
+        let pods: Vec<Pod> = list(client, "po", rs.metadata.namespace(), &selector, "").await?;
         let owned: Vec<Pod> = pods
             .into_iter()
             .filter(|p| is_controlled_by(&p.metadata, &rs.metadata, "ReplicaSet"))
@@ -95,11 +95,14 @@ async fn describe(client: &ApiClient, object: &Object) -> Result<String, CliErro
         return Ok(description::replica_set(rs, &owned));
     }
     if let Some(node) = object.downcast_ref::<Node>() {
-        let name = &node.metadata.name;
+        let name = node.metadata.name();
         // The server may not filter by field; the pods are filtered here too.
         let field_selector = format!("spec.nodeName={name}");
         let pods: Vec<Pod> = list(client, "po", "", "", &field_selector).await?;
-        let bound: Vec<Pod> = pods.into_iter().filter(|p| &p.spec.node_name == name).collect();
+        let bound: Vec<Pod> = pods
+            .into_iter()
+            .filter(|p| p.spec.node_name.as_deref().unwrap_or_default() == name)
+            .collect();
         return Ok(description::node(node, &bound, SystemTime::now()));
     }
     Ok(description::any(object))
@@ -131,13 +134,13 @@ async fn list<T: DeserializeOwned>(
 /// Whether `owner` (of kind `kind`) is the controller of the object with `meta`:
 /// by uid where both have one, else by name.
 fn is_controlled_by(meta: &ObjectMeta, owner: &ObjectMeta, kind: &str) -> bool {
-    meta.owner_references.iter().any(|r| {
+    meta.owner_references().iter().any(|r| {
         r.kind == kind
             && r.controller != Some(false)
-            && if r.uid.is_empty() || owner.uid.is_empty() {
-                r.name == owner.name
+            && if r.uid.is_empty() || owner.uid().is_empty() {
+                r.name == owner.name()
             } else {
-                r.uid == owner.uid
+                r.uid == owner.uid()
             }
     })
 }
@@ -150,18 +153,19 @@ mod tests {
     #[test]
     fn ownership_by_uid_else_by_name() {
         let owner = ObjectMeta {
-            name: "web".into(),
-            uid: "u1".into(),
+            name: Some("web".into()),
+            uid: Some("u1".into()),
             ..ObjectMeta::default()
         };
         let owned = |name: &str, uid: &str| ObjectMeta {
-            owner_references: vec![OwnerReference {
+            owner_references: Some(vec![OwnerReference {
                 api_version: "apps/v1".into(),
                 kind: "Deployment".into(),
                 name: name.into(),
                 uid: uid.into(),
                 controller: Some(true),
-            }],
+                block_owner_deletion: None,
+            }]),
             ..ObjectMeta::default()
         };
         assert!(is_controlled_by(&owned("web", "u1"), &owner, "Deployment"));

@@ -7,6 +7,7 @@ use super::client::read_object;
 use super::error::CliError;
 use super::kinds::{encode_query_value, lookup};
 use super::{Common, out_bytes};
+use berth_api::meta::MetaExt;
 use berth_api::objects::Pod;
 
 #[derive(Parser, Debug)]
@@ -44,13 +45,13 @@ pub fn choose_container(pod: &Pod, asked: Option<&str>) -> Result<String, String
         (Some(asked), _) if names.contains(&asked) => Ok(asked.to_string()),
         (Some(asked), _) => Err(format!(
             "container {asked} is not valid for pod {}: choose one of: [{}]",
-            pod.metadata.name,
+            pod.metadata.name(),
             names.join(" ")
         )),
         (None, [only]) => Ok(only.to_string()),
         (None, _) => Err(format!(
             "a container name must be specified for pod {}, choose one of: [{}]",
-            pod.metadata.name,
+            pod.metadata.name(),
             names.join(" ")
         )),
     }

@@ -1,6 +1,8 @@
 //! Manifests: files, directories or stdin of YAML (several documents split by `---`)
 //! or JSON, read into objects and validated before anything is sent, so a bad
-//! document stops the whole command and names its field.
+//! document stops the whole command and names its field. A field the kind does not
+//! define (a typo such as `spec.replicaz`) is refused, as kubectl's default
+//! `--validate=strict` refuses it, rather than silently dropped.
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use serde_json::Value;
 use super::kinds::all_kinds;
 use berth_api::kinds::by_kind;
 use berth_api::objects::Object;
-use berth_api::validation::parse_value;
+use berth_api::validation::{FieldError, Parsed, parse_value, unknown_fields};
 
 /// One document of a manifest.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,20 +151,34 @@ fn type_name(value: &Value) -> &'static str {
 }
 
 /// Gives a namespaced object its namespace (the manifest's, else `-n`'s, else
-/// `default`) and checks the object; every problem is one printable line.
+/// `default`) and checks the object; every problem is one printable line. A field
+/// the kind does not define is a problem (kubectl's `--validate=strict`), named
+/// with its path, beside whatever else is wrong with the object.
 pub fn prepare(document: &Document, namespace_flag: Option<&str>) -> Result<Object, Vec<String>> {
     let label = document.label();
     let mut value = document.value.clone();
     set_namespace(&mut value, namespace_flag).map_err(|e| vec![format!("{label}: {e}")])?;
-    parse_value(value).map_err(|errors| {
-        errors
-            .iter()
-            .map(|e| match e.field.as_str() {
-                "<document>" => format!("{label}: {}", e.message),
-                _ => format!("{label}: {e}"),
-            })
-            .collect()
-    })
+    let unknown_line = |field: &String| format!("{label}: unknown field {field:?}");
+    let invalid_line = |e: &FieldError| match e.field.as_str() {
+        "<document>" => format!("{label}: {}", e.message),
+        _ => format!("{label}: {e}"),
+    };
+    match parse_value(value.clone()) {
+        Ok(Parsed { object, unknown_fields }) if unknown_fields.is_empty() => Ok(object),
+        Ok(Parsed { unknown_fields, .. }) => Err(unknown_fields.iter().map(unknown_line).collect()),
+        Err(errors) => {
+            // An invalid object may have a misspelt field behind its error (`containerz`
+            // behind "containers: required"): both are named.
+            let unknown = Object::from_value(value.clone())
+                .map(|object| unknown_fields(&value, &object.to_value()))
+                .unwrap_or_default();
+            Err(unknown
+                .iter()
+                .map(unknown_line)
+                .chain(errors.iter().map(invalid_line))
+                .collect())
+        }
+    }
 }
 
 fn set_namespace(value: &mut Value, namespace_flag: Option<&str>) -> Result<(), String> {
@@ -206,6 +222,7 @@ pub fn prepare_all(documents: &[Document], namespace_flag: Option<&str>) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::meta::MetaExt;
 
     const TWO: &str = "\
 apiVersion: v1
@@ -244,8 +261,8 @@ spec:
         assert_eq!(
             (
                 objects[1].kind(),
-                objects[1].metadata().namespace.as_str(),
-                objects[1].metadata().name.as_str()
+                objects[1].metadata().namespace(),
+                objects[1].metadata().name()
             ),
             ("Deployment", "shop", "web")
         );
@@ -289,6 +306,40 @@ spec:
     }
 
     #[test]
+    fn unknown_fields_are_refused_naming_each_field() {
+        let typos = TWO
+            .replace("  replicas: 2", "  replicaz: 2")
+            .replace("      - name: http\n", "      - name: http\n        portz: [8000]\n");
+        let documents = parse_documents("app.yaml", &typos, false).unwrap();
+        assert_eq!(
+            prepare_all(&documents, None).unwrap_err(),
+            [
+                "deployment \"web\": unknown field \"spec.replicaz\"",
+                "deployment \"web\": unknown field \"spec.template.spec.containers[0].portz\"",
+            ]
+        );
+
+        let misspelt = TWO.replace("      containers:", "      containerz:");
+        let documents = parse_documents("app.yaml", &misspelt, false).unwrap();
+        assert_eq!(
+            prepare_all(&documents, None).unwrap_err(),
+            [
+                "deployment \"web\": unknown field \"spec.template.spec.containerz\"",
+                "deployment \"web\": spec.template.spec.containers: required: at least one container",
+            ],
+            "the unknown field is named beside the error it causes"
+        );
+
+        let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: p, labelz: {a: b}}\n\
+                   spec: {containers: [{name: a, command: [x]}]}\n";
+        let documents = parse_documents("pod.yaml", pod, false).unwrap();
+        assert_eq!(
+            prepare_all(&documents, None).unwrap_err(),
+            ["pod \"p\": unknown field \"metadata.labelz\""]
+        );
+    }
+
+    #[test]
     fn namespaces_from_the_manifest_the_flag_or_default() {
         let pod = |ns: &str| Document {
             source: "p.yaml".into(),
@@ -299,9 +350,9 @@ spec:
                 "spec": {"containers": [{"name": "a", "command": ["sleep", "1"]}]}
             }),
         };
-        assert_eq!(prepare(&pod(""), None).unwrap().metadata().namespace, "default");
-        assert_eq!(prepare(&pod(""), Some("dev")).unwrap().metadata().namespace, "dev");
-        assert_eq!(prepare(&pod("dev"), Some("dev")).unwrap().metadata().namespace, "dev");
+        assert_eq!(prepare(&pod(""), None).unwrap().metadata().namespace(), "default");
+        assert_eq!(prepare(&pod(""), Some("dev")).unwrap().metadata().namespace(), "dev");
+        assert_eq!(prepare(&pod("dev"), Some("dev")).unwrap().metadata().namespace(), "dev");
         let errors = prepare(&pod("prod"), Some("dev")).unwrap_err();
         assert!(errors[0].contains("does not match the namespace \"dev\""), "{errors:?}");
         let node = Document {
@@ -310,7 +361,7 @@ spec:
             value: serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}),
         };
         assert_eq!(
-            prepare(&node, Some("dev")).unwrap().metadata().namespace,
+            prepare(&node, Some("dev")).unwrap().metadata().namespace(),
             "",
             "nodes have none"
         );

@@ -5,10 +5,11 @@
 use std::time::SystemTime;
 
 use super::kinds::KindInfo;
+use berth_api::conditions::{Condition, condition, is_true};
 use berth_api::kinds::PrinterColumn;
-use berth_api::meta::LabelSelector;
-use berth_api::objects::{Deployment, Namespace, Node, Object, Pod, PodTemplateSpec, ReplicaSet};
-use berth_api::time::age;
+use berth_api::meta::{LabelSelector, MetaExt};
+use berth_api::objects::{ContainerState, Deployment, Namespace, Node, Object, Pod, PodTemplateSpec, ReplicaSet};
+use berth_api::time::age_of;
 
 const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;
@@ -45,11 +46,11 @@ fn shown_columns(kind: &KindInfo, options: TableOptions) -> impl Iterator<Item =
 pub fn row(object: &Object, kind: &KindInfo, options: TableOptions, now: SystemTime) -> Vec<String> {
     let metadata = object.metadata();
     let name = if options.with_kind {
-        format!("{}/{}", kind.qualified(), metadata.name)
+        format!("{}/{}", kind.qualified(), metadata.name())
     } else {
-        metadata.name.clone()
+        metadata.name().to_string()
     };
-    let age = age(&metadata.creation_timestamp, now);
+    let age = age_of(metadata.creation_timestamp.as_ref(), now);
     let typed = if let Some(pod) = object.downcast_ref::<Pod>() {
         Some(pod_row(pod, name.clone(), age.clone()))
     } else if let Some(d) = object.downcast_ref::<Deployment>() {
@@ -73,7 +74,7 @@ pub fn row(object: &Object, kind: &KindInfo, options: TableOptions, now: SystemT
         None => generic_row(object, kind, options, name, age),
     };
     if options.with_namespace && kind.namespaced {
-        cells.insert(0, metadata.namespace.clone());
+        cells.insert(0, metadata.namespace().to_string());
     }
     cells
 }
@@ -106,14 +107,30 @@ fn or_none(s: &str) -> String {
     if s.is_empty() { "<none>".into() } else { s.to_string() }
 }
 
+/// A string field as Kubernetes reads it: absent is empty.
+pub(crate) fn text(field: &Option<String>) -> &str {
+    field.as_deref().unwrap_or_default()
+}
+
+/// The replicas a ReplicaSet or Deployment asks for: absent is 1, Kubernetes' default.
+pub(crate) fn desired_replicas(replicas: Option<i32>) -> i32 {
+    replicas.unwrap_or(1)
+}
+
+/// A container's state as Kubernetes reads it: absent is none of the three.
+pub(crate) fn state_of(state: &Option<ContainerState>) -> ContainerState {
+    state.clone().unwrap_or_default()
+}
+
 fn pod_row(pod: &Pod, name: String, age: String) -> Cells {
     let (ready, restarts) = pod
         .status
         .container_statuses
         .iter()
+        .flatten()
         .fold((0, 0), |(ready, restarts), c| {
-            let is_ready =
-                c.ready && c.state.running.is_some() && c.state.waiting.is_none() && c.state.terminated.is_none();
+            let state = state_of(&c.state);
+            let is_ready = c.ready && state.running.is_some() && state.waiting.is_none() && state.terminated.is_none();
             (ready + usize::from(is_ready), restarts + c.restart_count)
         });
     (
@@ -124,7 +141,7 @@ fn pod_row(pod: &Pod, name: String, age: String) -> Cells {
             restarts.to_string(),
             age,
         ],
-        vec![or_none(&pod.status.host_ip), or_none(&pod.spec.node_name)],
+        vec![or_none(text(&pod.status.host_ip)), or_none(text(&pod.spec.node_name))],
     )
 }
 
@@ -132,20 +149,20 @@ fn pod_row(pod: &Pod, name: String, age: String) -> Cells {
 /// reason (the first container's wins) over the pod's reason over its phase, and
 /// `Terminating` once deletion has begun.
 pub fn pod_status(pod: &Pod) -> String {
-    let mut reason = match (pod.status.reason.as_str(), pod.status.phase.as_str()) {
+    let mut reason = match (text(&pod.status.reason), text(&pod.status.phase)) {
         ("", "") => "Pending".to_string(),
         ("", phase) => phase.to_string(),
         (reason, _) => reason.to_string(),
     };
     let mut has_running = false;
-    for container in pod.status.container_statuses.iter().rev() {
-        let state = &container.state;
+    for container in pod.status.container_statuses.iter().flatten().rev() {
+        let state = state_of(&container.state);
         if let Some(waiting) = &state.waiting
-            && !waiting.reason.is_empty()
+            && !text(&waiting.reason).is_empty()
         {
-            reason = waiting.reason.clone();
+            reason = text(&waiting.reason).to_string();
         } else if let Some(terminated) = &state.terminated {
-            reason = match (terminated.reason.as_str(), terminated.signal) {
+            reason = match (text(&terminated.reason), terminated.signal) {
                 ("", Some(signal)) if signal != 0 => format!("Signal:{signal}"),
                 ("", _) => format!("ExitCode:{}", terminated.exit_code),
                 (reason, _) => reason.to_string(),
@@ -155,15 +172,11 @@ pub fn pod_status(pod: &Pod) -> String {
         }
     }
     if reason == "Completed" && has_running {
-        let is_ready = pod
-            .status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let is_ready = is_true(pod.status.conditions.as_ref(), "Ready");
         reason = if is_ready { "Running" } else { "NotReady" }.to_string();
     }
-    if pod.metadata.deletion_timestamp.is_some() {
-        reason = if pod.status.reason == "NodeLost" {
+    if pod.metadata.is_deleting() {
+        reason = if text(&pod.status.reason) == "NodeLost" {
             "Unknown"
         } else {
             "Terminating"
@@ -173,22 +186,24 @@ pub fn pod_status(pod: &Pod) -> String {
     reason
 }
 
-/// `app=web,tier=front`, or `<none>`.
+/// `app=web,tier in (a,b)`, or `<none>`.
 pub fn selector_text(selector: &LabelSelector) -> String {
-    let pairs: Vec<String> = selector.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    if pairs.is_empty() {
-        "<none>".into()
-    } else {
-        pairs.join(",")
-    }
+    let text = berth_api::meta::selector_text(selector);
+    if text.is_empty() { "<none>".into() } else { text }
 }
 
-fn template_cells(template: &PodTemplateSpec, selector: &LabelSelector) -> Vec<String> {
-    let containers = &template.spec.containers;
+fn template_cells(template: Option<&PodTemplateSpec>, selector: &LabelSelector) -> Vec<String> {
+    let containers = template
+        .and_then(|t| t.spec.as_ref())
+        .map(|spec| spec.containers.as_slice())
+        .unwrap_or_default();
     let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
     let images: Vec<&str> = containers
         .iter()
-        .map(|c| if c.image.is_empty() { "<none>" } else { c.image.as_str() })
+        .map(|c| match text(&c.image) {
+            "" => "<none>",
+            image => image,
+        })
         .collect();
     vec![names.join(","), images.join(","), selector_text(selector)]
 }
@@ -198,12 +213,16 @@ fn deployment_row(d: &Deployment, name: String, age: String) -> Cells {
     (
         vec![
             name,
-            format!("{}/{}", status.ready_replicas, d.spec.replicas),
-            status.updated_replicas.to_string(),
-            status.available_replicas.to_string(),
+            format!(
+                "{}/{}",
+                status.ready_replicas.unwrap_or_default(),
+                desired_replicas(d.spec.replicas)
+            ),
+            status.updated_replicas.unwrap_or_default().to_string(),
+            status.available_replicas.unwrap_or_default().to_string(),
             age,
         ],
-        template_cells(&d.spec.template, &d.spec.selector),
+        template_cells(Some(&d.spec.template), &d.spec.selector),
     )
 }
 
@@ -211,24 +230,25 @@ fn replica_set_row(rs: &ReplicaSet, name: String, age: String) -> Cells {
     (
         vec![
             name,
-            rs.spec.replicas.to_string(),
+            desired_replicas(rs.spec.replicas).to_string(),
             rs.status.replicas.to_string(),
-            rs.status.ready_replicas.to_string(),
+            rs.status.ready_replicas.unwrap_or_default().to_string(),
             age,
         ],
-        template_cells(&rs.spec.template, &rs.spec.selector),
+        template_cells(rs.spec.template.as_ref(), &rs.spec.selector),
     )
 }
 
 /// `Ready`, `NotReady` or `Unknown` (no Ready condition yet), plus
 /// `,SchedulingDisabled` for a cordoned node.
 pub fn node_status(node: &Node) -> String {
-    let mut status = match node.status.conditions.iter().find(|c| c.type_ == "Ready") {
-        Some(c) if c.status == "True" => "Ready".to_string(),
+    let conditions = node.status.conditions.as_deref().unwrap_or_default();
+    let mut status = match condition(conditions, "Ready") {
+        Some(c) if c.status() == "True" => "Ready".to_string(),
         Some(_) => "NotReady".to_string(),
         None => "Unknown".to_string(),
     };
-    if node.spec.unschedulable {
+    if node.spec.unschedulable == Some(true) {
         status.push_str(",SchedulingDisabled");
     }
     status
@@ -238,7 +258,7 @@ pub fn node_status(node: &Node) -> String {
 pub fn node_roles(node: &Node) -> String {
     let roles: Vec<&str> = node
         .metadata
-        .labels
+        .labels()
         .keys()
         .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
         .filter(|role| !role.is_empty())
@@ -255,13 +275,18 @@ pub fn node_internal_ip(node: &Node) -> String {
         .status
         .addresses
         .iter()
+        .flatten()
         .find(|a| a.type_ == "InternalIP")
         .map_or("", |a| a.address.as_str());
     or_none(ip)
 }
 
 fn node_row(node: &Node, name: String, age: String) -> Cells {
-    let version = node.metadata.labels.get("berth.io/version").map_or("", String::as_str);
+    let version = node
+        .metadata
+        .labels()
+        .get("berth.io/version")
+        .map_or("", String::as_str);
     (
         vec![name, node_status(node), node_roles(node), age, or_none(version)],
         vec![node_internal_ip(node)],
@@ -269,10 +294,9 @@ fn node_row(node: &Node, name: String, age: String) -> Cells {
 }
 
 fn namespace_row(ns: &Namespace, name: String, age: String) -> Cells {
-    let phase = if ns.status.phase.is_empty() {
-        "Active"
-    } else {
-        &ns.status.phase
+    let phase = match text(&ns.status.phase) {
+        "" => "Active",
+        phase => phase,
     };
     (vec![name, phase.to_string(), age], Vec::new())
 }
@@ -318,7 +342,7 @@ mod tests {
 
     use super::*;
     use crate::kinds::lookup;
-    use berth_api::time::format_rfc3339;
+    use berth_api::time::{format_rfc3339, from_system_time};
 
     fn now() -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(1_800_000_000)
@@ -334,9 +358,9 @@ mod tests {
         for value in objects {
             let mut object = Object::from_value(value.clone()).unwrap();
             if let Some(pod) = object.downcast_mut::<Pod>()
-                && pod.status.phase == "Running"
+                && pod.status.phase.as_deref() == Some("Running")
             {
-                pod.status.host_ip = "10.0.0.11".into();
+                pod.status.host_ip = Some("10.0.0.11".into());
             }
             rows.push(row(&object, &kind, options, now()));
         }
@@ -409,7 +433,7 @@ default     web-7d4b9c-x2x7k   1/1     Running   0          5m    10.0.0.11   no
     #[test]
     fn pod_status_rules() {
         let mut terminating = Object::from_value(pod("p", 1, running(0))).unwrap();
-        terminating.metadata_mut().deletion_timestamp = Some(ago(0));
+        terminating.metadata_mut().deletion_timestamp = Some(from_system_time(now()));
         let Ok(terminating) = terminating.downcast::<Pod>() else {
             unreachable!()
         };
@@ -541,6 +565,15 @@ node-2   NotReady,SchedulingDisabled   <none>   2d    0.1.0     10.0.0.11
         let cells = generic_row(&pod, &pods, wide, "p".into(), "1s".into());
         assert_eq!(cells.len(), header(&pods, wide).len());
         assert_eq!(cells[1], "<unknown>", "READY is computed, not read");
+    }
+
+    #[test]
+    fn selectors_print_their_expressions_too() {
+        let selector: LabelSelector = serde_json::from_value(json!({"matchLabels": {"app": "web"},
+            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}))
+        .unwrap();
+        assert_eq!(selector_text(&selector), "app=web,tier in (a,b)");
+        assert_eq!(selector_text(&LabelSelector::default()), "<none>");
     }
 
     #[test]

@@ -3,17 +3,17 @@
 //! (it is never stored), and writes that are conditional on it.
 
 use berth_api::kinds::Object;
-use berth_api::meta::ObjectMeta;
+use berth_api::meta::{MetaExt, ObjectMeta};
 use berth_api::names::new_uid;
 use berth_api::objects::{Resource, Spec, key, prefix};
-use berth_api::time::now_rfc3339;
+use berth_api::time;
 
 use crate::kv::{Event, Fence, Kv, KvError, Record, Result, Watch};
 
 /// Decodes a stored object and stamps its resourceVersion.
 pub fn decode<S: Spec>(record: &Record) -> Result<Resource<S>> {
     let mut object: Resource<S> = parse(record, S::DESCRIPTOR.kind)?;
-    object.metadata.resource_version = record.mod_revision.to_string();
+    object.metadata.resource_version = Some(record.mod_revision.to_string());
     Ok(object)
 }
 
@@ -106,7 +106,7 @@ impl Stored for Object {
 
     fn decode_stored(&self, record: &Record) -> Result<Self> {
         let value = decode_value(record, self.kind())?;
-        (self.descriptor().decode)(value).map_err(KvError::Other)
+        (self.descriptor().decode)(value).map_err(|e| KvError::Other(e.to_string()))
     }
 
     fn has_spec_of(&self, other: &Self) -> bool {
@@ -144,14 +144,14 @@ impl Registry {
     pub async fn create<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
         let mut object = object.clone();
         let metadata = object.metadata_mut();
-        if metadata.uid.is_empty() {
-            metadata.uid = new_uid();
+        if metadata.uid().is_empty() {
+            metadata.uid = Some(new_uid());
         }
-        metadata.creation_timestamp = now_rfc3339();
-        metadata.generation = 1;
+        metadata.creation_timestamp = Some(time::now());
+        metadata.generation = Some(1);
         metadata.deletion_timestamp = None;
         let revision = self.kv.create(&object.key(), object.encode(), 0, fence).await?;
-        object.metadata_mut().resource_version = revision.to_string();
+        object.metadata_mut().resource_version = Some(revision.to_string());
         Ok(object)
     }
 
@@ -160,22 +160,22 @@ impl Registry {
     pub async fn update<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
         let expected: i64 = object
             .metadata()
-            .resource_version
+            .resource_version()
             .parse()
             .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
         let key = object.key();
         let mut object = object.clone();
         let metadata = object.metadata_mut();
-        metadata.generation = metadata.generation.max(1);
+        metadata.generation = Some(metadata.generation().max(1));
         if let Some(current) = self.kv.get(&key).await?
             && let Ok(current) = object.decode_stored(&current)
             && current.metadata().resource_version == object.metadata().resource_version
             && !current.has_spec_of(&object)
         {
-            object.metadata_mut().generation = current.metadata().generation + 1;
+            object.metadata_mut().generation = Some(current.metadata().generation() + 1);
         }
         let revision = self.kv.update(&key, object.encode(), expected, fence).await?;
-        object.metadata_mut().resource_version = revision.to_string();
+        object.metadata_mut().resource_version = Some(revision.to_string());
         Ok(object)
     }
 
@@ -256,7 +256,7 @@ impl<S: Spec> TypedWatch<S> {
                             created: kv.create_revision == kv.mod_revision,
                         }),
                         Event::Delete { prev, revision } => decode(prev).map(|mut object| {
-                            object.metadata.resource_version = revision.to_string();
+                            object.metadata.resource_version = Some(revision.to_string());
                             Change::Deleted {
                                 object,
                                 revision: *revision,

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use crate::test_support::*;
-use berth_api::conditions::{condition, is_active};
+use berth_api::conditions::{Condition, condition, is_active};
+use berth_api::meta::MetaExt;
 use berth_api::objects::{DeploymentSpec, Pod};
 use berth_api::owners::controller_of;
 use berth_controllers::deployment::TEMPLATE_HASH_LABEL;
@@ -12,6 +13,14 @@ use berth_controllers::node_lifecycle::{MESSAGE_UNKNOWN, REASON_UNKNOWN};
 
 fn active(pods: Vec<Pod>) -> Vec<Pod> {
     pods.into_iter().filter(is_active).collect()
+}
+
+fn node_name(pod: &Pod) -> &str {
+    pod.spec.node_name.as_deref().unwrap_or_default()
+}
+
+fn image(pod: &Pod) -> &str {
+    pod.spec.containers[0].image.as_deref().unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,24 +42,25 @@ async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_
     let owner = controller_of(&rs.metadata).unwrap();
     assert_eq!(
         (owner.kind.as_str(), owner.uid.as_str()),
-        ("Deployment", d.metadata.uid.as_str())
+        ("Deployment", d.metadata.uid())
     );
-    let hash = rs.metadata.labels[TEMPLATE_HASH_LABEL].clone();
-    assert_eq!(rs.metadata.name, format!("web-{hash}"));
-    assert_eq!(rs.spec.replicas, 3);
+    let hash = rs.metadata.labels()[TEMPLATE_HASH_LABEL].clone();
+    assert_eq!(rs.metadata.name(), format!("web-{hash}"));
+    assert_eq!(rs.spec.replicas, Some(3));
     for pod in &first_pods {
         let owner = controller_of(&pod.metadata).unwrap();
         assert_eq!(
             (owner.api_version.as_str(), owner.kind.as_str(), owner.uid.as_str()),
-            ("apps/v1", "ReplicaSet", rs.metadata.uid.as_str())
+            ("apps/v1", "ReplicaSet", rs.metadata.uid())
         );
-        assert!(pod.metadata.name.starts_with(&format!("{}-", rs.metadata.name)));
-        assert_eq!(pod.metadata.labels[TEMPLATE_HASH_LABEL], hash);
-        assert_eq!(pod.metadata.namespace, "default");
+        assert!(pod.metadata.name().starts_with(&format!("{}-", rs.metadata.name())));
+        assert_eq!(pod.metadata.labels()[TEMPLATE_HASH_LABEL], hash);
+        assert_eq!(pod.metadata.namespace(), "default");
     }
     eventually("the deployment's status", async || {
         let d = cp.registry.get::<DeploymentSpec>("default", "web").await.unwrap()?;
-        (d.status.replicas == 3 && d.status.updated_replicas == 3 && d.status.observed_generation == 1).then_some(())
+        let s = &d.status;
+        (s.replicas == Some(3) && s.updated_replicas == Some(3) && s.observed_generation == Some(1)).then_some(())
     })
     .await;
     // A few more passes (resync is 1 s) must not create more than were needed.
@@ -59,7 +69,7 @@ async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_
 
     cp.registry
         .modify::<DeploymentSpec>("default", "web", None, |d| {
-            d.spec.replicas = 1;
+            d.spec.replicas = Some(1);
             true
         })
         .await
@@ -67,7 +77,7 @@ async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_
     eventually("scaled to 1", async || {
         let sets = replica_sets(&cp.registry).await;
         let pods = active(pods(&cp.registry).await);
-        (pods.len() == 1 && sets.len() == 1 && sets[0].spec.replicas == 1).then_some(())
+        (pods.len() == 1 && sets.len() == 1 && sets[0].spec.replicas == Some(1)).then_some(())
     })
     .await;
     assert_eq!(*creations.borrow(), 3, "scaling down creates nothing");
@@ -75,7 +85,8 @@ async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_
     // A new template: a new ReplicaSet takes over, the old one stays at 0.
     cp.registry
         .modify::<DeploymentSpec>("default", "web", None, |d| {
-            d.spec.template.spec.containers[0].image = "img:2".into();
+            let spec = d.spec.template.spec.as_mut().expect("the template's spec");
+            spec.containers[0].image = Some("img:2".into());
             true
         })
         .await
@@ -83,15 +94,15 @@ async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_
     let new_hash = eventually("the rollout", async || {
         let sets = replica_sets(&cp.registry).await;
         let pods = active(pods(&cp.registry).await);
-        let old = sets.iter().find(|rs| rs.metadata.name == format!("web-{hash}"))?;
-        let new = sets.iter().find(|rs| rs.metadata.name != old.metadata.name)?;
+        let old = sets.iter().find(|rs| rs.metadata.name() == format!("web-{hash}"))?;
+        let new = sets.iter().find(|rs| rs.metadata.name() != old.metadata.name())?;
         let done = sets.len() == 2
-            && old.spec.replicas == 0
-            && new.spec.replicas == 1
+            && old.spec.replicas == Some(0)
+            && new.spec.replicas == Some(1)
             && pods.len() == 1
-            && pods[0].spec.containers[0].image == "img:2"
-            && controller_of(&pods[0].metadata).unwrap().uid == new.metadata.uid;
-        done.then(|| new.metadata.labels[TEMPLATE_HASH_LABEL].clone())
+            && image(&pods[0]) == "img:2"
+            && controller_of(&pods[0].metadata).unwrap().uid == new.metadata.uid();
+        done.then(|| new.metadata.labels()[TEMPLATE_HASH_LABEL].clone())
     })
     .await;
     assert_ne!(new_hash, hash);
@@ -119,35 +130,37 @@ async fn a_lost_nodes_pods_are_replaced_on_another_node() {
         .unwrap();
     let placed = eventually("two pods bound, one per node (spread)", async || {
         let pods = active(pods(&cp.registry).await);
-        let mut nodes: Vec<String> = pods.iter().map(|p| p.spec.node_name.clone()).collect();
+        let mut nodes: Vec<&str> = pods.iter().map(node_name).collect();
         nodes.sort();
         (nodes == ["n1", "n2"]).then_some(pods)
     })
     .await;
     let on_n1 = placed
         .iter()
-        .find(|p| p.spec.node_name == "n1")
+        .find(|p| node_name(p) == "n1")
         .unwrap()
         .metadata
-        .name
-        .clone();
+        .name()
+        .to_string();
 
     cp.kv.revoke(n1_lease).await.unwrap();
     eventually("n1's pod replaced on n2", async || {
         let pods = active(pods(&cp.registry).await);
-        let all_on_n2 = pods.len() == 2 && pods.iter().all(|p| p.spec.node_name == "n2");
-        (all_on_n2 && pods.iter().all(|p| p.metadata.name != on_n1)).then_some(())
+        let all_on_n2 = pods.len() == 2 && pods.iter().all(|p| node_name(p) == "n2");
+        (all_on_n2 && pods.iter().all(|p| p.metadata.name() != on_n1)).then_some(())
     })
     .await;
     let n1 = node(&cp.registry, "n1").await;
-    let ready = condition(&n1.status.conditions, "Ready").unwrap();
+    let ready = condition(n1.status.conditions.as_deref().unwrap_or_default(), "Ready").unwrap();
     assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str(), ready.message.as_str()),
+        (ready.status(), ready.reason(), ready.message()),
         ("False", REASON_UNKNOWN, MESSAGE_UNKNOWN)
     );
     let n2 = node(&cp.registry, "n2").await;
     assert_eq!(
-        condition(&n2.status.conditions, "Ready").unwrap().status,
+        condition(n2.status.conditions.as_deref().unwrap_or_default(), "Ready")
+            .unwrap()
+            .status,
         "True",
         "n2 is untouched"
     );

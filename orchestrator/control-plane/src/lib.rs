@@ -192,8 +192,8 @@ mod tests {
 
         let pod = Pod::new(
             ObjectMeta {
-                name: "late".into(),
-                namespace: "default".into(),
+                name: Some("late".into()),
+                namespace: Some("default".into()),
                 ..Default::default()
             },
             PodSpec::default(),

@@ -4,10 +4,15 @@
 
 use std::time::Duration;
 
-use berth_api::conditions::{condition, is_active};
+use berth_api::conditions::{Condition, condition, is_active};
+use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodSpec};
 
 use crate::test_support::*;
+
+fn node_name(pod: &Pod) -> &str {
+    pod.spec.node_name.as_deref().unwrap_or_default()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_fill_nodes_up_to_their_allocatable_and_the_rest_wait_with_a_reason() {
@@ -20,34 +25,34 @@ async fn pods_fill_nodes_up_to_their_allocatable_and_the_rest_wait_with_a_reason
         .unwrap();
     eventually("four pods bound two per node", async || {
         let pods: Vec<Pod> = pods(&cp.registry).await.into_iter().filter(is_active).collect();
-        let on = |n: &str| pods.iter().filter(|p| p.spec.node_name == n).count();
+        let on = |n: &str| pods.iter().filter(|p| node_name(p) == n).count();
         (pods.len() == 4 && on("n1") == 2 && on("n2") == 2).then_some(())
     })
     .await;
 
     cp.registry
         .modify::<berth_api::objects::DeploymentSpec>("default", "web", None, |d| {
-            d.spec.replicas = 5;
+            d.spec.replicas = Some(5);
             true
         })
         .await
         .unwrap();
     let waiting = eventually("the fifth pod explained", async || {
         let pods: Vec<Pod> = pods(&cp.registry).await.into_iter().filter(is_active).collect();
-        let unbound: Vec<&Pod> = pods.iter().filter(|p| p.spec.node_name.is_empty()).collect();
+        let unbound: Vec<&Pod> = pods.iter().filter(|p| node_name(p).is_empty()).collect();
         let [waiting] = unbound[..] else { return None };
-        let c = condition(&waiting.status.conditions, "PodScheduled")?;
-        (pods.len() == 5 && c.status == "False").then(|| waiting.clone())
+        let c = condition(waiting.status.conditions.as_deref()?, "PodScheduled")?;
+        (pods.len() == 5 && c.status() == "False").then(|| waiting.clone())
     })
     .await;
-    let c = condition(&waiting.status.conditions, "PodScheduled").unwrap();
-    assert_eq!(c.reason, "Unschedulable");
-    assert_eq!(c.message, "0/2 nodes available: 2 insufficient cpu");
-    assert_eq!(waiting.status.phase, "Pending");
+    let c = condition(waiting.status.conditions.as_deref().unwrap(), "PodScheduled").unwrap();
+    assert_eq!(c.reason(), "Unschedulable");
+    assert_eq!(c.message(), "0/2 nodes available: 2 insufficient cpu");
+    assert_eq!(waiting.status.phase.as_deref(), Some("Pending"));
     let pods: Vec<Pod> = pods(&cp.registry).await.into_iter().filter(is_active).collect();
     for n in ["n1", "n2"] {
         assert_eq!(
-            pods.iter().filter(|p| p.spec.node_name == n).count(),
+            pods.iter().filter(|p| node_name(p) == n).count(),
             2,
             "{n} is not over-committed"
         );
@@ -58,10 +63,10 @@ async fn pods_fill_nodes_up_to_their_allocatable_and_the_rest_wait_with_a_reason
     eventually("the fifth pod bound to the new node", async || {
         let pod = cp
             .registry
-            .get::<PodSpec>("default", &waiting.metadata.name)
+            .get::<PodSpec>("default", waiting.metadata.name())
             .await
             .unwrap()?;
-        (pod.spec.node_name == "n3").then_some(())
+        (node_name(&pod) == "n3").then_some(())
     })
     .await;
 }

@@ -9,8 +9,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::{ControlSettings, Exit, claim, run_while_leader};
+use berth_api::conditions::Condition;
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Condition, Node, NodeSpec, NodeStatus, Pod, PodSpec, ReplicaSet, ReplicaSetSpec, Resource};
+use berth_api::objects::{
+    Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodSpec, Quantity, ReplicaSet, ReplicaSetSpec, Resource,
+};
 pub use berth_api::testing::deployment;
 use berth_client::kv::Kv;
 use berth_client::registry::Registry;
@@ -76,27 +79,22 @@ pub fn settings(grace: Duration) -> ControlSettings {
 /// Registers a ready Node offering `cpu` and 4Gi, as its agent would, and its
 /// heartbeat key on a fresh lease (returned, for the test to revoke).
 pub async fn add_node(kv: &Kv, name: &str, cpu: &str) -> i64 {
-    let offer: BTreeMap<String, String> = [
-        ("cpu".to_string(), cpu.to_string()),
-        ("memory".to_string(), "4Gi".to_string()),
+    let offer: BTreeMap<String, Quantity> = [
+        ("cpu".to_string(), Quantity(cpu.to_string())),
+        ("memory".to_string(), Quantity("4Gi".to_string())),
     ]
     .into();
     let mut node = Resource::new(
         ObjectMeta {
-            name: name.into(),
+            name: Some(name.into()),
             ..Default::default()
         },
         NodeSpec::default(),
     );
     node.status = NodeStatus {
-        capacity: offer.clone(),
-        allocatable: offer,
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: "KubeletReady".into(),
-            ..Default::default()
-        }],
+        capacity: Some(offer.clone()),
+        allocatable: Some(offer),
+        conditions: Some(vec![NodeCondition::new("Ready", "True", "KubeletReady", "")]),
         ..Default::default()
     };
     let lease = kv.grant(60).await.expect("a lease");

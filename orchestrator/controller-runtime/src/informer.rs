@@ -283,8 +283,8 @@ mod tests {
     fn pod(name: &str) -> Pod {
         Pod::new(
             ObjectMeta {
-                name: name.into(),
-                namespace: "default".into(),
+                name: Some(name.into()),
+                namespace: Some("default".into()),
                 ..Default::default()
             },
             PodSpec::default(),

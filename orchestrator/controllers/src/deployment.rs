@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use berth_api::meta::{LabelSelector, ObjectMeta};
+use berth_api::meta::{LabelSelector, MetaExt, ObjectMeta};
 use berth_api::objects::{
     Deployment, DeploymentStatus, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, ReplicaSetStatus, Resource,
 };
@@ -16,18 +16,24 @@ use berth_api::owners::{controller_ref, is_controlled_by};
 use berth_client::kv::KvError;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
 
+use crate::spec_replicas;
+use crate::template_json::template_bytes;
+
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// A stable hash of a pod template: the first 10 hex digits of the 64-bit FNV-1a
-/// of its JSON (struct fields in declaration order, maps sorted: the same template
-/// always gives the same bytes). A `pod-template-hash` label in the template is
-/// ignored, so the hash of a ReplicaSet's template equals its Deployment's. New
-/// optional fields of the API types must skip serializing when empty, or the hash
-/// of every existing template changes (a golden test guards this).
+/// of its JSON in the layout of [`crate::template_json`] (fields in a fixed order,
+/// maps sorted: the same template always gives the same bytes). A
+/// `pod-template-hash` label in the template is ignored, so the hash of a
+/// ReplicaSet's template equals its Deployment's. A field that is absent or empty
+/// changes no hash, or the hash of every existing template would change (a golden
+/// test guards this).
 pub fn template_hash(template: &PodTemplateSpec) -> String {
     let mut template = template.clone();
-    template.metadata.labels.remove(TEMPLATE_HASH_LABEL);
-    let bytes = serde_json::to_vec(&template).expect("templates serialize");
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(TEMPLATE_HASH_LABEL);
+    }
+    let bytes = template_bytes(&serde_json::to_value(&template).expect("templates serialize"));
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {
         hash ^= u64::from(byte);
@@ -39,27 +45,28 @@ pub fn template_hash(template: &PodTemplateSpec) -> String {
 /// The ReplicaSet a Deployment wants for its current template.
 pub fn desired_replica_set(deployment: &Deployment, hash: &str) -> ReplicaSet {
     let mut template = deployment.spec.template.clone();
-    template
-        .metadata
-        .labels
-        .insert(TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
+    let labels = template.metadata.get_or_insert_default().labels_mut();
+    labels.insert(TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
+    let labels = labels.clone();
     let mut selector: LabelSelector = deployment.spec.selector.clone();
     selector
         .match_labels
+        .get_or_insert_default()
         .insert(TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
     let metadata = ObjectMeta {
-        name: format!("{}-{hash}", deployment.metadata.name),
+        name: Some(format!("{}-{hash}", deployment.metadata.name())),
         namespace: deployment.metadata.namespace.clone(),
-        labels: template.metadata.labels.clone(),
-        owner_references: vec![controller_ref(deployment)],
+        labels: Some(labels),
+        owner_references: Some(vec![controller_ref(deployment)]),
         ..Default::default()
     };
     Resource::new(
         metadata,
         ReplicaSetSpec {
-            replicas: deployment.spec.replicas.max(0),
+            replicas: Some(spec_replicas(deployment.spec.replicas).max(0)),
             selector,
-            template,
+            template: Some(template),
+            ..Default::default()
         },
     )
 }
@@ -79,23 +86,26 @@ pub enum Action {
 /// The actions that bring `owned` (the ReplicaSets the Deployment controls) in line
 /// with `deployment`. Pure.
 pub fn reconcile(deployment: &Deployment, owned: &[&ReplicaSet]) -> Vec<Action> {
-    if deployment.metadata.deletion_timestamp.is_some() {
+    if deployment.metadata.is_deleting() {
         return Vec::new();
     }
     let hash = template_hash(&deployment.spec.template);
-    let replicas = deployment.spec.replicas.max(0);
-    let is_current = |rs: &ReplicaSet| rs.metadata.labels.get(TEMPLATE_HASH_LABEL) == Some(&hash);
+    let replicas = spec_replicas(deployment.spec.replicas).max(0);
+    let is_current = |rs: &ReplicaSet| rs.metadata.labels().get(TEMPLATE_HASH_LABEL) == Some(&hash);
     let mut actions = Vec::new();
     let current = owned.iter().copied().find(|rs| is_current(rs));
     match current {
         None => actions.push(Action::CreateReplicaSet(desired_replica_set(deployment, &hash))),
-        Some(rs) if rs.spec.replicas != replicas => actions.push(Action::ScaleReplicaSet {
+        Some(rs) if spec_replicas(rs.spec.replicas) != replicas => actions.push(Action::ScaleReplicaSet {
             replica_set: rs.clone(),
             replicas,
         }),
         Some(_) => {}
     }
-    for old in owned.iter().filter(|rs| !is_current(rs) && rs.spec.replicas != 0) {
+    for old in owned
+        .iter()
+        .filter(|rs| !is_current(rs) && spec_replicas(rs.spec.replicas) != 0)
+    {
         actions.push(Action::ScaleReplicaSet {
             replica_set: (*old).clone(),
             replicas: 0,
@@ -110,13 +120,14 @@ pub fn reconcile(deployment: &Deployment, owned: &[&ReplicaSet]) -> Vec<Action> 
 
 /// The Deployment's status from its ReplicaSets' statuses.
 pub fn status_of(deployment: &Deployment, owned: &[&ReplicaSet], current: Option<&ReplicaSet>) -> DeploymentStatus {
-    let sum = |f: fn(&ReplicaSetStatus) -> i32| owned.iter().map(|rs| f(&rs.status)).sum();
+    let sum = |f: fn(&ReplicaSetStatus) -> i32| Some(owned.iter().map(|rs| f(&rs.status)).sum());
     DeploymentStatus {
         replicas: sum(|s| s.replicas),
-        updated_replicas: current.map_or(0, |rs| rs.status.replicas),
-        ready_replicas: sum(|s| s.ready_replicas),
-        available_replicas: sum(|s| s.available_replicas),
-        observed_generation: deployment.metadata.generation,
+        updated_replicas: Some(current.map_or(0, |rs| rs.status.replicas)),
+        ready_replicas: sum(|s| s.ready_replicas.unwrap_or_default()),
+        available_replicas: sum(|s| s.available_replicas.unwrap_or_default()),
+        observed_generation: Some(deployment.metadata.generation()),
+        ..Default::default()
     }
 }
 
@@ -136,8 +147,8 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
         let owned: Vec<&ReplicaSet> = replica_sets
             .iter()
             .filter(|rs| {
-                rs.metadata.namespace == deployment.metadata.namespace
-                    && is_controlled_by(&rs.metadata, &deployment.metadata.uid)
+                rs.metadata.namespace() == deployment.metadata.namespace()
+                    && is_controlled_by(&rs.metadata, deployment.metadata.uid())
             })
             .collect();
         for action in reconcile(deployment, &owned) {
@@ -150,13 +161,13 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
                         tracing::debug!(replicaset = %rs.key(), "name taken by a ReplicaSet of another owner");
                         continue;
                     }
-                    tracing::info!(replicaset = %rs.key(), replicas = rs.spec.replicas, "creating");
+                    tracing::info!(replicaset = %rs.key(), replicas = spec_replicas(rs.spec.replicas), "creating");
                     benign(ctx.registry.create(&rs, ctx.fence()).await)?.is_some()
                 }
                 Action::ScaleReplicaSet { replica_set, replicas } => {
-                    tracing::info!(replicaset = %replica_set.key(), from = replica_set.spec.replicas, to = replicas, "scaling");
+                    tracing::info!(replicaset = %replica_set.key(), from = spec_replicas(replica_set.spec.replicas), to = replicas, "scaling");
                     let mut rs = replica_set;
-                    rs.spec.replicas = replicas;
+                    rs.spec.replicas = Some(replicas);
                     benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_some()
                 }
                 Action::UpdateStatus(status) => {
@@ -176,13 +187,19 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_api::meta::selector_matches;
+
+    fn image_of(rs: &ReplicaSet) -> Option<&str> {
+        let spec = rs.spec.template.as_ref()?.spec.as_ref()?;
+        spec.containers[0].image.as_deref()
+    }
 
     /// A stored Deployment (with a uid, generation and resourceVersion).
     pub(crate) fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
         let mut d = berth_api::testing::deployment(name, replicas, image, "100m");
-        d.metadata.uid = format!("uid-{name}");
-        d.metadata.generation = 1;
-        d.metadata.resource_version = "5".into();
+        d.metadata.uid = Some(format!("uid-{name}"));
+        d.metadata.generation = Some(1);
+        d.metadata.resource_version = Some("5".into());
         d
     }
 
@@ -211,7 +228,7 @@ mod tests {
         assert_ne!(template_hash(&deployment("web", 3, "nginx:2").spec.template), hash);
         let rs = desired_replica_set(&a, &hash);
         assert_eq!(
-            template_hash(&rs.spec.template),
+            template_hash(rs.spec.template.as_ref().unwrap()),
             hash,
             "the label added to the template is ignored"
         );
@@ -225,13 +242,18 @@ mod tests {
             panic!("{actions:?}")
         };
         let hash = template_hash(&d.spec.template);
-        assert_eq!(rs.metadata.name, format!("web-{hash}"));
-        assert_eq!(rs.spec.replicas, 3);
-        assert_eq!(rs.metadata.labels[TEMPLATE_HASH_LABEL], hash);
-        assert_eq!(rs.spec.selector.match_labels[TEMPLATE_HASH_LABEL], hash);
-        assert_eq!(rs.spec.selector.match_labels["app"], "web");
-        assert!(rs.spec.selector.matches(&rs.spec.template.metadata.labels));
-        let owner = &rs.metadata.owner_references[0];
+        assert_eq!(rs.metadata.name(), format!("web-{hash}"));
+        assert_eq!(rs.spec.replicas, Some(3));
+        assert_eq!(rs.metadata.labels()[TEMPLATE_HASH_LABEL], hash);
+        let match_labels = rs.spec.selector.match_labels.as_ref().unwrap();
+        assert_eq!(match_labels[TEMPLATE_HASH_LABEL], hash);
+        assert_eq!(match_labels["app"], "web");
+        let template = rs.spec.template.as_ref().unwrap();
+        assert!(selector_matches(
+            &rs.spec.selector,
+            template.metadata.as_ref().unwrap().labels()
+        ));
+        let owner = &rs.metadata.owner_references()[0];
         assert_eq!(
             (
                 owner.api_version.as_str(),
@@ -242,7 +264,7 @@ mod tests {
             ("apps/v1", "Deployment", "web", "uid-web")
         );
         assert_eq!(owner.controller, Some(true));
-        assert!(matches!(actions.last(), Some(Action::UpdateStatus(s)) if s.observed_generation == 1));
+        assert!(matches!(actions.last(), Some(Action::UpdateStatus(s)) if s.observed_generation == Some(1)));
     }
 
     #[test]
@@ -252,9 +274,7 @@ mod tests {
         old.status.replicas = 3;
         let d = deployment("web", 3, "nginx:2");
         let actions = reconcile(&d, &[&old]);
-        assert!(
-            matches!(&actions[0], Action::CreateReplicaSet(rs) if rs.spec.template.spec.containers[0].image == "nginx:2")
-        );
+        assert!(matches!(&actions[0], Action::CreateReplicaSet(rs) if image_of(rs) == Some("nginx:2")));
         assert!(
             matches!(&actions[1], Action::ScaleReplicaSet { replica_set, replicas: 0 } if replica_set.metadata.name == old.metadata.name)
         );
@@ -262,18 +282,19 @@ mod tests {
         // Once the new one exists and the old is at 0, only the status is left to write.
         let mut new = desired_replica_set(&d, &template_hash(&d.spec.template));
         new.status.replicas = 3;
-        new.status.ready_replicas = 2;
-        old.spec.replicas = 0;
+        new.status.ready_replicas = Some(2);
+        old.spec.replicas = Some(0);
         old.status.replicas = 0;
         let actions = reconcile(&d, &[&old, &new]);
         assert_eq!(
             actions,
             vec![Action::UpdateStatus(DeploymentStatus {
-                replicas: 3,
-                updated_replicas: 3,
-                ready_replicas: 2,
-                available_replicas: 0,
-                observed_generation: 1,
+                replicas: Some(3),
+                updated_replicas: Some(3),
+                ready_replicas: Some(2),
+                available_replicas: Some(0),
+                observed_generation: Some(1),
+                ..Default::default()
             })]
         );
         let mut settled = d.clone();

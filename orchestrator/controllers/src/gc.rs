@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use berth_api::meta::{ObjectMeta, OwnerReference};
+use berth_api::meta::{MetaExt, ObjectMeta, OwnerReference};
 use berth_api::objects::{DeploymentSpec, PodSpec, ReplicaSetSpec, Resource, Spec, key};
 use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
@@ -35,11 +35,11 @@ pub fn owner_key(namespace: &str, owner: &OwnerReference) -> Option<(OwnerKind, 
 /// Whether every owner of an object is gone, by `exists(kind, key, uid)`. An object
 /// without owners, or with an owner of an unknown kind, is never an orphan.
 pub fn is_orphan(meta: &ObjectMeta, mut exists: impl FnMut(OwnerKind, &str, &str) -> bool) -> bool {
-    !meta.owner_references.is_empty()
+    !meta.owner_references().is_empty()
         && meta
-            .owner_references
+            .owner_references()
             .iter()
-            .all(|owner| owner_key(&meta.namespace, owner).is_some_and(|(kind, key)| !exists(kind, &key, &owner.uid)))
+            .all(|owner| owner_key(meta.namespace(), owner).is_some_and(|(kind, key)| !exists(kind, &key, &owner.uid)))
 }
 
 /// An owner exists in the caches when an object with its key has its uid.
@@ -48,8 +48,8 @@ fn in_caches<'a>(
     replica_sets: &'a Snapshot<ReplicaSetSpec>,
 ) -> impl FnMut(OwnerKind, &str, &str) -> bool + 'a {
     move |kind, key, uid| match kind {
-        OwnerKind::Deployment => deployments.get(key).is_some_and(|d| d.metadata.uid == uid),
-        OwnerKind::ReplicaSet => replica_sets.get(key).is_some_and(|r| r.metadata.uid == uid),
+        OwnerKind::Deployment => deployments.get(key).is_some_and(|d| d.metadata.uid() == uid),
+        OwnerKind::ReplicaSet => replica_sets.get(key).is_some_and(|r| r.metadata.uid() == uid),
     }
 }
 
@@ -93,8 +93,8 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
 /// Deletes `object` if the store confirms that all its owners are gone; returns
 /// false when the pass should look again (the object changed meanwhile).
 async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, KvError> {
-    for owner in &object.metadata.owner_references {
-        let Some((_, owner_key)) = owner_key(&object.metadata.namespace, owner) else {
+    for owner in object.metadata.owner_references() {
+        let Some((_, owner_key)) = owner_key(object.metadata.namespace(), owner) else {
             return Ok(true);
         };
         if let Some(kv) = ctx.registry.kv.get(&owner_key).await? {
@@ -107,11 +107,16 @@ async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, K
             }
         }
     }
-    let version = object.metadata.resource_version.parse().ok();
+    let version = object.metadata.resource_version().parse().ok();
     tracing::info!(kind = S::DESCRIPTOR.kind, object = %object.key(), "deleting: its owners are gone");
     let deleted = benign(
         ctx.registry
-            .delete::<S>(&object.metadata.namespace, &object.metadata.name, version, ctx.fence())
+            .delete::<S>(
+                object.metadata.namespace(),
+                object.metadata.name(),
+                version,
+                ctx.fence(),
+            )
             .await,
     )?;
     Ok(deleted.is_some())
@@ -123,15 +128,16 @@ mod tests {
 
     fn owned_by(kind: &str, name: &str, uid: &str) -> ObjectMeta {
         ObjectMeta {
-            name: "dependent".into(),
-            namespace: "ns".into(),
-            owner_references: vec![OwnerReference {
+            name: Some("dependent".into()),
+            namespace: Some("ns".into()),
+            owner_references: Some(vec![OwnerReference {
                 api_version: "apps/v1".into(),
                 kind: kind.into(),
                 name: name.into(),
                 uid: uid.into(),
                 controller: Some(true),
-            }],
+                block_owner_deletion: None,
+            }]),
             ..Default::default()
         }
     }
@@ -140,16 +146,16 @@ mod tests {
     fn owners_are_looked_up_in_the_dependents_namespace_by_kind() {
         let meta = owned_by("ReplicaSet", "web-1", "u1");
         assert_eq!(
-            owner_key("ns", &meta.owner_references[0]),
+            owner_key("ns", &meta.owner_references()[0]),
             Some((OwnerKind::ReplicaSet, "/registry/replicasets/ns/web-1".into()))
         );
         let meta = owned_by("Deployment", "web", "u1");
         assert_eq!(
-            owner_key("ns", &meta.owner_references[0]),
+            owner_key("ns", &meta.owner_references()[0]),
             Some((OwnerKind::Deployment, "/registry/deployments/ns/web".into()))
         );
         let meta = owned_by("CronJob", "x", "u1");
-        assert_eq!(owner_key("ns", &meta.owner_references[0]), None);
+        assert_eq!(owner_key("ns", &meta.owner_references()[0]), None);
     }
 
     #[test]
@@ -163,12 +169,13 @@ mod tests {
         assert!(is_orphan(&meta, |_, _, uid| uid == "u2"));
 
         let mut two = meta.clone();
-        two.owner_references.push(OwnerReference {
+        two.owner_references_mut().push(OwnerReference {
             api_version: "apps/v1".into(),
             kind: "Deployment".into(),
             name: "web".into(),
             uid: "d1".into(),
             controller: None,
+            block_owner_deletion: None,
         });
         assert!(
             !is_orphan(&two, |kind, _, _| kind == OwnerKind::Deployment),
@@ -189,14 +196,14 @@ mod tests {
     fn cache_lookups_compare_uids() {
         let mut d = Resource::new(
             ObjectMeta {
-                name: "web".into(),
-                namespace: "ns".into(),
-                uid: "d1".into(),
+                name: Some("web".into()),
+                namespace: Some("ns".into()),
+                uid: Some("d1".into()),
                 ..Default::default()
             },
             DeploymentSpec::default(),
         );
-        d.metadata.generation = 1;
+        d.metadata.generation = Some(1);
         let deployments = Snapshot::from_objects([d], 1);
         let replica_sets = Snapshot::<ReplicaSetSpec>::from_objects([], 1);
         let mut exists = in_caches(&deployments, &replica_sets);

@@ -7,3 +7,9 @@ pub mod deployment;
 pub mod gc;
 pub mod node_lifecycle;
 pub mod replicaset;
+mod template_json;
+
+/// `spec.replicas` of a ReplicaSet or Deployment as Kubernetes reads it: 1 when absent.
+pub(crate) fn spec_replicas(replicas: Option<i32>) -> i32 {
+    replicas.unwrap_or(1)
+}

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use berth_api::conditions::{condition, set_condition};
-use berth_api::objects::{Condition, Node, NodeSpec, Pod, PodSpec, key};
-use berth_api::time::now_rfc3339;
+use berth_api::conditions::{Condition, condition, set_condition};
+use berth_api::meta::MetaExt;
+use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodSpec, key};
+use berth_api::time;
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::{HEARTBEAT_PREFIX, HeartbeatSnapshot};
@@ -38,7 +39,8 @@ pub struct Assessment {
 
 /// Whether a node already carries the mark.
 pub fn is_marked_unknown(node: &Node) -> bool {
-    condition(&node.status.conditions, "Ready").is_some_and(|c| c.status == "False" && c.reason == REASON_UNKNOWN)
+    let conditions = node.status.conditions.as_deref().unwrap_or_default();
+    condition(conditions, "Ready").is_some_and(|c| c.status() == "False" && c.reason() == REASON_UNKNOWN)
 }
 
 /// Which nodes are lost at `now` and what to do about them. A node is lost once its
@@ -64,16 +66,16 @@ pub fn assess<'a>(
     };
     let mark = nodes
         .into_iter()
-        .filter(|node| is_lost(&node.metadata.name) && !is_marked_unknown(node))
-        .map(|node| node.metadata.name.clone())
+        .filter(|node| is_lost(node.metadata.name()) && !is_marked_unknown(node))
+        .map(|node| node.metadata.name().to_string())
         .collect();
     let evict = pods
         .into_iter()
         .filter(|pod| {
-            let node = pod.spec.node_name.as_str();
-            !node.is_empty() && pod.metadata.deletion_timestamp.is_none() && is_lost(node)
+            let node = pod.spec.node_name.as_deref().unwrap_or_default();
+            !node.is_empty() && !pod.metadata.is_deleting() && is_lost(node)
         })
-        .map(|pod| (pod.metadata.namespace.clone(), pod.metadata.name.clone()))
+        .map(|pod| (pod.metadata.namespace().to_string(), pod.metadata.name().to_string()))
         .collect();
     Assessment {
         mark,
@@ -86,15 +88,9 @@ pub fn assess<'a>(
 pub fn marked_unknown(node: &Node) -> Node {
     let mut node = node.clone();
     set_condition(
-        &mut node.status.conditions,
-        Condition {
-            type_: "Ready".into(),
-            status: "False".into(),
-            reason: REASON_UNKNOWN.into(),
-            message: MESSAGE_UNKNOWN.into(),
-            last_transition_time: String::new(),
-        },
-        &now_rfc3339(),
+        node.status.conditions.get_or_insert_default(),
+        NodeCondition::new("Ready", "False", REASON_UNKNOWN, MESSAGE_UNKNOWN),
+        &time::now(),
     );
     node
 }
@@ -121,7 +117,7 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
     for name in &assessment.mark {
         let node_key = key::<NodeSpec>("", name);
         let Some(node) = nodes.get(&node_key) else { continue };
-        let Ok(version) = node.metadata.resource_version.parse::<i64>() else {
+        let Ok(version) = node.metadata.resource_version().parse::<i64>() else {
             continue;
         };
         tracing::warn!(node = %name, grace_ms = grace.as_millis() as u64, "no heartbeat within the grace period: marking the node NotReady");
@@ -158,30 +154,28 @@ mod tests {
     fn node(name: &str, ready: &str, reason: &str) -> Node {
         let mut node = Resource::new(
             ObjectMeta {
-                name: name.into(),
+                name: Some(name.into()),
                 ..Default::default()
             },
             NodeSpec::default(),
         );
-        node.status.conditions.push(Condition {
-            type_: "Ready".into(),
-            status: ready.into(),
-            reason: reason.into(),
-            ..Default::default()
-        });
+        node.status
+            .conditions
+            .get_or_insert_default()
+            .push(NodeCondition::new("Ready", ready, reason, ""));
         node
     }
 
     fn pod(name: &str, node: &str) -> Pod {
         let mut pod = Resource::new(
             ObjectMeta {
-                name: name.into(),
-                namespace: "default".into(),
+                name: Some(name.into()),
+                namespace: Some("default".into()),
                 ..Default::default()
             },
             PodSpec::default(),
         );
-        pod.spec.node_name = node.into();
+        pod.spec.node_name = Some(node.into());
         pod
     }
 
@@ -230,9 +224,9 @@ mod tests {
         };
         let marked = marked_unknown(&node("n1", "True", ""));
         assert!(is_marked_unknown(&marked));
-        let ready = condition(&marked.status.conditions, "Ready").unwrap();
-        assert_eq!(ready.message, MESSAGE_UNKNOWN);
-        assert!(!ready.last_transition_time.is_empty());
+        let ready = condition(marked.status.conditions.as_deref().unwrap(), "Ready").unwrap();
+        assert_eq!(ready.message(), MESSAGE_UNKNOWN);
+        assert!(ready.last_transition_time.is_some());
         let a = assess(
             [&marked],
             [&pod("p", "n1")],

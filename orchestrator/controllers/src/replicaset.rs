@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use berth_api::conditions::{is_active, is_pod_ready, is_terminal};
-use berth_api::meta::ObjectMeta;
+use berth_api::meta::{MetaExt, ObjectMeta, Time};
 use berth_api::names::random_suffix;
 use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetStatus, Resource};
 use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
@@ -20,23 +20,28 @@ use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
 
+use crate::spec_replicas;
+
 /// At most this many pods are created for one ReplicaSet in one pass.
 const CREATE_BURST: usize = 100;
 
 /// A pod for `rs` from its template, named `<rs>-<suffix>`.
 pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
-    let template = &rs.spec.template;
+    let template = rs.spec.template.as_ref();
+    let template_meta = template.and_then(|t| t.metadata.as_ref());
+    let non_empty = |map: Option<&BTreeMap<String, String>>| map.filter(|m| !m.is_empty()).cloned();
     let metadata = ObjectMeta {
-        name: format!("{}-{suffix}", rs.metadata.name),
+        name: Some(format!("{}-{suffix}", rs.metadata.name())),
         namespace: rs.metadata.namespace.clone(),
-        labels: template.metadata.labels.clone(),
-        annotations: template.metadata.annotations.clone(),
-        owner_references: vec![controller_ref(rs)],
+        labels: non_empty(template_meta.and_then(|m| m.labels.as_ref())),
+        annotations: non_empty(template_meta.and_then(|m| m.annotations.as_ref())),
+        owner_references: Some(vec![controller_ref(rs)]),
         ..Default::default()
     };
-    let mut pod = Resource::new(metadata, template.spec.clone());
+    let spec = template.and_then(|t| t.spec.clone()).unwrap_or_default();
+    let mut pod = Resource::new(metadata, spec);
     pod.status = PodStatus {
-        phase: "Pending".into(),
+        phase: Some("Pending".into()),
         ..Default::default()
     };
     pod
@@ -45,18 +50,19 @@ pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
 /// The order in which extra pods go: unscheduled before scheduled, Pending before
 /// Unknown before Running, not ready before ready, then the newest first (the one
 /// that has had least time to warm up). Smaller sorts first.
-fn deletion_rank(pod: &Pod) -> (bool, u8, bool, std::cmp::Reverse<&str>, &str) {
-    let phase = match pod.status.phase.as_str() {
+fn deletion_rank(pod: &Pod) -> (bool, u8, bool, std::cmp::Reverse<Option<&Time>>, &str) {
+    let phase = match pod.status.phase.as_deref().unwrap_or_default() {
         "Pending" | "" => 0,
         "Unknown" => 1,
         _ => 2,
     };
     (
-        !pod.spec.node_name.is_empty(),
+        pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty()),
         phase,
         is_pod_ready(pod),
-        std::cmp::Reverse(pod.metadata.creation_timestamp.as_str()),
-        pod.metadata.name.as_str(),
+        // Without a creation time, a pod counts as the oldest (as an empty time did).
+        std::cmp::Reverse(pod.metadata.creation_timestamp.as_ref()),
+        pod.metadata.name(),
     )
 }
 
@@ -89,27 +95,28 @@ pub fn reconcile<'a>(
     let active: Vec<&Pod> = owned.iter().copied().filter(|p| is_active(p)).collect();
     let status = ReplicaSetStatus {
         replicas: active.len() as i32,
-        ready_replicas: active.iter().filter(|p| is_pod_ready(p)).count() as i32,
+        ready_replicas: Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32),
         // No minReadySeconds: a ready pod is available.
-        available_replicas: active.iter().filter(|p| is_pod_ready(p)).count() as i32,
-        observed_generation: rs.metadata.generation,
+        available_replicas: Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32),
+        observed_generation: Some(rs.metadata.generation()),
+        ..Default::default()
     };
     if status != rs.status {
         plan.status = Some(status);
     }
-    if rs.metadata.deletion_timestamp.is_some() {
+    if rs.metadata.is_deleting() {
         return plan;
     }
     let not_pending = |p: &&Pod| !pending_deletes.contains(&p.key());
     plan.delete = owned
         .iter()
         .copied()
-        .filter(|p| is_terminal(p) && p.metadata.deletion_timestamp.is_none())
+        .filter(|p| is_terminal(p) && !p.metadata.is_deleting())
         .filter(not_pending)
         .collect();
     let counted: Vec<&Pod> = active.iter().copied().filter(not_pending).collect();
     let have = counted.len() + pending_creates;
-    let want = rs.spec.replicas.max(0) as usize;
+    let want = spec_replicas(rs.spec.replicas).max(0) as usize;
     if want > have {
         plan.create = (want - have).min(CREATE_BURST);
     } else if have > want {
@@ -178,7 +185,7 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
     // Only this controller's task uses the expectations; the lock is never held
     // across an await.
     let expect = || expectations.lock().expect("expectations lock");
-    let live: BTreeSet<&str> = replica_sets.iter().map(|rs| rs.metadata.uid.as_str()).collect();
+    let live: BTreeSet<&str> = replica_sets.iter().map(|rs| rs.metadata.uid()).collect();
     expect().observe(&pods, &live);
     let mut by_owner: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
     for pod in pods.iter() {
@@ -188,13 +195,13 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
     }
     let mut requeue = None;
     for rs in replica_sets.iter() {
-        let uid = rs.metadata.uid.as_str();
+        let uid = rs.metadata.uid();
         let owned: Vec<&Pod> = by_owner
             .get(uid)
             .map(|pods| {
                 pods.iter()
                     .copied()
-                    .filter(|p| p.metadata.namespace == rs.metadata.namespace && is_controlled_by(&p.metadata, uid))
+                    .filter(|p| p.metadata.namespace() == rs.metadata.namespace() && is_controlled_by(&p.metadata, uid))
                     .collect()
             })
             .unwrap_or_default();
@@ -210,7 +217,7 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
             let pod = new_pod(rs, &random_suffix(5));
             match benign(ctx.registry.create(&pod, ctx.fence()).await)? {
                 Some(created) => {
-                    let revision = created.metadata.resource_version.parse().unwrap_or(i64::MAX);
+                    let revision = created.metadata.resource_version().parse().unwrap_or(i64::MAX);
                     expect().created(uid, created.key(), revision);
                 }
                 // A name collision: try again with another suffix.
@@ -218,11 +225,11 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
             }
         }
         for pod in plan.delete {
-            tracing::info!(pod = %pod.key(), phase = %pod.status.phase, "deleting a pod of {}", rs.key());
+            tracing::info!(pod = %pod.key(), phase = %pod.status.phase.as_deref().unwrap_or_default(), "deleting a pod of {}", rs.key());
             // Deleted (or already gone): either way the cache will drop it.
             benign(
                 ctx.registry
-                    .delete::<PodSpec>(&pod.metadata.namespace, &pod.metadata.name, None, ctx.fence())
+                    .delete::<PodSpec>(pod.metadata.namespace(), pod.metadata.name(), None, ctx.fence())
                     .await,
             )?;
             expect().deleted(uid, pod.key());
@@ -241,38 +248,45 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_api::objects::{Condition, ReplicaSetSpec};
+    use berth_api::conditions::Condition;
+    use berth_api::objects::{PodCondition, ReplicaSetSpec};
+    use berth_api::time::{from_system_time, parse_rfc3339};
 
     fn rs(replicas: i32) -> ReplicaSet {
         let mut rs = Resource::new(
             ObjectMeta {
-                name: "web-abc".into(),
-                namespace: "default".into(),
-                uid: "rs-uid".into(),
-                generation: 2,
+                name: Some("web-abc".into()),
+                namespace: Some("default".into()),
+                uid: Some("rs-uid".into()),
+                generation: Some(2),
                 ..Default::default()
             },
             ReplicaSetSpec {
-                replicas,
+                replicas: Some(replicas),
                 ..Default::default()
             },
         );
-        rs.spec.template.metadata.labels.insert("app".into(), "web".into());
+        rs.spec
+            .template
+            .get_or_insert_default()
+            .metadata
+            .get_or_insert_default()
+            .labels_mut()
+            .insert("app".into(), "web".into());
         rs
     }
 
     fn pod(name: &str, node: &str, phase: &str, ready: bool, created: &str) -> Pod {
         let mut pod = new_pod(&rs(1), "x");
-        pod.metadata.name = name.into();
-        pod.metadata.creation_timestamp = created.into();
-        pod.spec.node_name = node.into();
-        pod.status.phase = phase.into();
+        pod.metadata.name = Some(name.into());
+        pod.metadata.creation_timestamp = parse_rfc3339(created).map(from_system_time);
+        pod.spec.node_name = (!node.is_empty()).then(|| node.into());
+        pod.status.phase = Some(phase.into());
         if ready {
-            pod.status.conditions.push(Condition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                ..Default::default()
-            });
+            pod.status
+                .conditions
+                .get_or_insert_default()
+                .push(PodCondition::new("Ready", "True", "", ""));
         }
         pod
     }
@@ -280,10 +294,10 @@ mod tests {
     #[test]
     fn new_pods_carry_the_template_and_a_controller_reference() {
         let pod = new_pod(&rs(1), "b2x4z");
-        assert_eq!(pod.metadata.name, "web-abc-b2x4z");
-        assert_eq!(pod.metadata.namespace, "default");
-        assert_eq!(pod.metadata.labels["app"], "web");
-        let owner = &pod.metadata.owner_references[0];
+        assert_eq!(pod.metadata.name(), "web-abc-b2x4z");
+        assert_eq!(pod.metadata.namespace(), "default");
+        assert_eq!(pod.metadata.labels()["app"], "web");
+        let owner = &pod.metadata.owner_references()[0];
         assert_eq!(
             (
                 owner.api_version.as_str(),
@@ -309,7 +323,7 @@ mod tests {
         let names = |n: usize| -> Vec<String> {
             pods_to_delete(&all, n)
                 .iter()
-                .map(|p| p.metadata.name.clone())
+                .map(|p| p.metadata.name().to_string())
                 .collect()
         };
         assert_eq!(
@@ -339,13 +353,13 @@ mod tests {
         let failed = pod("failed", "n1", "Failed", false, t);
         let owned = [&a, &b, &c, &failed];
         let plan = reconcile(&rs(1), &owned, 0, &BTreeSet::new());
-        let deleted: Vec<&str> = plan.delete.iter().map(|p| p.metadata.name.as_str()).collect();
+        let deleted: Vec<&str> = plan.delete.iter().map(|p| p.metadata.name()).collect();
         assert_eq!(deleted, ["failed", "c", "b"]);
         assert_eq!(plan.create, 0, "the failed pod does not count, nor need replacing here");
         let status = plan.status.unwrap();
         assert_eq!(
             (status.replicas, status.ready_replicas, status.observed_generation),
-            (3, 1, 2)
+            (3, Some(1), Some(2))
         );
 
         // The same pass again before the cache caught up deletes nothing more.
@@ -400,7 +414,7 @@ mod tests {
         e.deleted("rs-uid", "/registry/pods/default/old".into());
         let old = pod("old", "n1", "Running", true, "");
         let mut old = old;
-        old.metadata.name = "old".into();
+        old.metadata.name = Some("old".into());
         let behind = Snapshot::from_objects([old.clone()], 9);
         e.observe(&behind, &live);
         assert_eq!(e.pending_creates("rs-uid"), 1);

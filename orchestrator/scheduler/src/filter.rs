@@ -48,9 +48,11 @@ impl Filter for Taints {
     fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
         let tolerated = |taint: &berth_api::objects::Taint| {
             pod.tolerations.iter().any(|t| {
-                let key_matches = t.key.is_empty() && t.operator == "Exists" || t.key == taint.key;
-                let value_matches = t.operator == "Exists" || t.value == taint.value;
-                let effect_matches = t.effect.is_empty() || t.effect == taint.effect;
+                let (key, operator) = (t.key.as_deref().unwrap_or(""), t.operator.as_deref().unwrap_or(""));
+                let (value, effect) = (t.value.as_deref().unwrap_or(""), t.effect.as_deref().unwrap_or(""));
+                let key_matches = key.is_empty() && operator == "Exists" || key == taint.key;
+                let value_matches = operator == "Exists" || value == taint.value.as_deref().unwrap_or("");
+                let effect_matches = effect.is_empty() || effect == taint.effect;
                 key_matches && value_matches && effect_matches
             })
         };

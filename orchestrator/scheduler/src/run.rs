@@ -22,16 +22,17 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{NodeInfo, PodRequest, Strategy, schedule};
-use berth_api::conditions::{is_terminal, set_condition};
-use berth_api::objects::{Condition, Node, NodeSpec, Pod, PodSpec, key};
-use berth_api::time::now_rfc3339;
+use berth_api::conditions::{Condition, is_terminal, set_condition};
+use berth_api::meta::{MetaExt, Time};
+use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, key};
+use berth_api::time::now;
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
 
 /// A pod this loop bound, until the pod cache shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Assumed {
     pub node: String,
     pub request: PodRequest,
@@ -51,24 +52,24 @@ pub fn node_infos(
     let mut infos: BTreeMap<&str, NodeInfo> = nodes
         .iter()
         .map(|node| {
-            let name = node.metadata.name.as_str();
+            let name = node.metadata.name();
             (name, NodeInfo::from_node(node, has_heartbeat(name)))
         })
         .collect();
     for pod in pods.iter() {
-        if pod.spec.node_name.is_empty() || is_terminal(pod) {
+        if node_name(pod).is_empty() || is_terminal(pod) {
             continue;
         }
-        let Some(info) = infos.get_mut(pod.spec.node_name.as_str()) else {
+        let Some(info) = infos.get_mut(node_name(pod)) else {
             continue;
         };
-        match PodRequest::from_spec(&pod.metadata.name, &pod.spec) {
+        match PodRequest::from_spec(pod.metadata.name(), &pod.spec) {
             Ok(request) => info.charge(&request),
             Err(e) => tracing::warn!(pod = %pod.key(), error = %e.0, "a bound pod's requests do not parse"),
         }
     }
     for (pod_key, assumed) in assumed {
-        let cached_unbound = pods.get(pod_key).is_some_and(|p| p.spec.node_name.is_empty());
+        let cached_unbound = pods.get(pod_key).is_some_and(|p| node_name(p).is_empty());
         if let (true, Some(info)) = (cached_unbound, infos.get_mut(assumed.node.as_str())) {
             info.charge(&assumed.request);
         }
@@ -79,32 +80,33 @@ pub fn node_infos(
 /// The pods waiting for a node, oldest first (creationTimestamp, then the store's
 /// create revision), without those this loop already bound. Pure.
 pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, Assumed>) -> Vec<&'a Pod> {
-    let mut pending: Vec<(&str, i64, &Pod)> = pods
+    let mut pending: Vec<(Option<&Time>, i64, &Pod)> = pods
         .entries()
         .map(|e| &*e.object)
-        .filter(|p| p.spec.node_name.is_empty() && p.metadata.deletion_timestamp.is_none() && !is_terminal(p))
+        .filter(|p| node_name(p).is_empty() && !p.metadata.is_deleting() && !is_terminal(p))
         .filter(|p| !assumed.contains_key(&p.key()))
         .map(|p| {
             let created = pods.create_revision(&p.key()).unwrap_or(i64::MAX);
-            (p.metadata.creation_timestamp.as_str(), created, p)
+            (p.metadata.creation_timestamp.as_ref(), created, p)
         })
         .collect();
     pending.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     pending.into_iter().map(|(_, _, p)| p).collect()
 }
 
+/// The node a pod is bound to; empty while it waits for one.
+fn node_name(pod: &Pod) -> &str {
+    pod.spec.node_name.as_deref().unwrap_or_default()
+}
+
 /// The pod bound to `node`: `spec.nodeName` and `PodScheduled=True`.
 pub fn bound(pod: &Pod, node: &str) -> Pod {
     let mut pod = pod.clone();
-    pod.spec.node_name = node.to_string();
+    pod.spec.node_name = Some(node.to_string());
     set_condition(
-        &mut pod.status.conditions,
-        Condition {
-            type_: "PodScheduled".into(),
-            status: "True".into(),
-            ..Default::default()
-        },
-        &now_rfc3339(),
+        pod.status.conditions.get_or_insert_default(),
+        PodCondition::new("PodScheduled", "True", "", ""),
+        &now(),
     );
     pod
 }
@@ -114,18 +116,12 @@ pub fn bound(pod: &Pod, node: &str) -> Pod {
 pub fn marked_unschedulable(pod: &Pod, message: &str) -> Option<Pod> {
     let mut pod = pod.clone();
     let changed = set_condition(
-        &mut pod.status.conditions,
-        Condition {
-            type_: "PodScheduled".into(),
-            status: "False".into(),
-            reason: "Unschedulable".into(),
-            message: message.to_string(),
-            last_transition_time: String::new(),
-        },
-        &now_rfc3339(),
+        pod.status.conditions.get_or_insert_default(),
+        PodCondition::new("PodScheduled", "False", "Unschedulable", message),
+        &now(),
     );
-    let phase_changed = pod.status.phase != "Pending";
-    pod.status.phase = "Pending".into();
+    let phase_changed = pod.status.phase.as_deref() != Some("Pending");
+    pod.status.phase = Some("Pending".into());
     (changed || phase_changed).then_some(pod)
 }
 
@@ -161,7 +157,7 @@ async fn pass(
     };
     let mut requeue = None;
     for pod in pending {
-        let request = match PodRequest::from_spec(&pod.metadata.name, &pod.spec) {
+        let request = match PodRequest::from_spec(pod.metadata.name(), &pod.spec) {
             Ok(request) => request,
             Err(e) => {
                 if !write_unschedulable(ctx, pod, &e.0).await? {
@@ -208,8 +204,8 @@ async fn pass(
 /// `None` after a benign race.
 async fn bind(ctx: &Context, pod: &Pod, node: &Node) -> Result<Option<i64>, KvError> {
     let (Ok(pod_version), Ok(node_version)) = (
-        pod.metadata.resource_version.parse::<i64>(),
-        node.metadata.resource_version.parse::<i64>(),
+        pod.metadata.resource_version().parse::<i64>(),
+        node.metadata.resource_version().parse::<i64>(),
     ) else {
         return Ok(None);
     };
@@ -219,7 +215,7 @@ async fn bind(ctx: &Context, pod: &Pod, node: &Node) -> Result<Option<i64>, KvEr
         .kv
         .update_if(
             &pod.key(),
-            encode(&bound(pod, &node.metadata.name)),
+            encode(&bound(pod, node.metadata.name())),
             pod_version,
             &[(node_key.as_str(), node_version)],
             ctx.fence(),
@@ -234,7 +230,7 @@ async fn write_unschedulable(ctx: &Context, pod: &Pod, message: &str) -> Result<
     let Some(marked) = marked_unschedulable(pod, message) else {
         return Ok(true);
     };
-    let Ok(version) = pod.metadata.resource_version.parse::<i64>() else {
+    let Ok(version) = pod.metadata.resource_version().parse::<i64>() else {
         return Ok(true);
     };
     tracing::info!(pod = %pod.key(), %message, "unschedulable");

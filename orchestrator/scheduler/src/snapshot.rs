@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use berth_api::objects::{Node, PodSpec, Taint, Toleration};
+use berth_api::meta::MetaExt;
+use berth_api::objects::{Node, PodSpec, Quantity, Taint, Toleration};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// Not `Eq`: Kubernetes' `Taint` is only `PartialEq`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeInfo {
     pub name: String,
     pub is_ready: bool,
@@ -28,25 +30,26 @@ impl NodeInfo {
     /// `True` and its agent's heartbeat is live (the condition alone lags a dead
     /// agent by the node monitor's grace period). Nothing is charged yet.
     pub fn from_node(node: &Node, has_heartbeat: bool) -> Self {
-        let offered = if node.status.allocatable.is_empty() {
-            &node.status.capacity
-        } else {
-            &node.status.allocatable
+        let offered = match &node.status.allocatable {
+            Some(allocatable) if !allocatable.is_empty() => Some(allocatable),
+            _ => node.status.capacity.as_ref(),
         };
         let is_ready_condition = node
             .status
             .conditions
             .iter()
+            .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True");
         NodeInfo {
-            name: node.metadata.name.clone(),
+            name: node.metadata.name().to_string(),
             is_ready: has_heartbeat && is_ready_condition,
-            is_unschedulable: node.spec.unschedulable,
-            labels: node.metadata.labels.clone(),
-            taints: node.spec.taints.clone(),
-            allocatable_cpu_millis: offered.get("cpu").and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
-            allocatable_memory_bytes: offered
-                .get("memory")
+            is_unschedulable: node.spec.unschedulable.unwrap_or(false),
+            labels: node.metadata.labels().clone(),
+            taints: node.spec.taints.clone().unwrap_or_default(),
+            allocatable_cpu_millis: quantity(offered, "cpu")
+                .and_then(|q| parse_cpu_millis(q).ok())
+                .unwrap_or(0),
+            allocatable_memory_bytes: quantity(offered, "memory")
                 .and_then(|q| parse_memory_bytes(q).ok())
                 .unwrap_or(0),
             ..Default::default()
@@ -61,7 +64,8 @@ impl NodeInfo {
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+// Not `Eq`: Kubernetes' `Toleration` is only `PartialEq`.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PodRequest {
     pub name: String,
     pub cpu_millis: u64,
@@ -79,21 +83,27 @@ impl PodRequest {
     pub fn from_spec(name: &str, spec: &PodSpec) -> Result<Self, SnapshotError> {
         let mut request = PodRequest {
             name: name.to_string(),
-            node_selector: spec.node_selector.clone(),
-            tolerations: spec.tolerations.clone(),
+            node_selector: spec.node_selector.clone().unwrap_or_default(),
+            tolerations: spec.tolerations.clone().unwrap_or_default(),
             ..Default::default()
         };
         for container in &spec.containers {
-            if let Some(cpu) = container.resources.requests.get("cpu") {
+            let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+            if let Some(cpu) = quantity(requests, "cpu") {
                 request.cpu_millis += parse_cpu_millis(cpu).map_err(|e| SnapshotError(e.0))?;
             }
-            if let Some(memory) = container.resources.requests.get("memory") {
+            if let Some(memory) = quantity(requests, "memory") {
                 request.memory_bytes += parse_memory_bytes(memory).map_err(|e| SnapshotError(e.0))?;
             }
             request
                 .host_ports
-                .extend(container.ports.iter().filter_map(|p| p.host_port));
+                .extend(container.ports.iter().flatten().filter_map(|p| p.host_port));
         }
         Ok(request)
     }
+}
+
+/// The quantity of `resource` in a (possibly absent) list of quantities.
+fn quantity<'a>(quantities: Option<&'a BTreeMap<String, Quantity>>, resource: &str) -> Option<&'a str> {
+    quantities?.get(resource).map(|q| q.0.as_str())
 }

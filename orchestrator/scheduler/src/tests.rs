@@ -104,8 +104,9 @@ fn selectors_taints_and_host_ports_filter_nodes() {
     gpu.labels.insert("accel".into(), "gpu".into());
     gpu.taints.push(Taint {
         key: "dedicated".into(),
-        value: "ml".into(),
+        value: Some("ml".into()),
         effect: "NoSchedule".into(),
+        time_added: None,
     });
     let plain = node("plain", 4000, 8 * GI);
     let nodes = [gpu, plain];
@@ -118,10 +119,11 @@ fn selectors_taints_and_host_ports_filter_nodes() {
         "0/2 nodes available: 1 didn't match node selector, 1 had untolerated taint"
     );
     wants_gpu.tolerations.push(Toleration {
-        key: "dedicated".into(),
-        operator: "Equal".into(),
-        value: "ml".into(),
-        effect: "NoSchedule".into(),
+        key: Some("dedicated".into()),
+        operator: Some("Equal".into()),
+        value: Some("ml".into()),
+        effect: Some("NoSchedule".into()),
+        toleration_seconds: None,
     });
     assert_eq!(schedule(&wants_gpu, &nodes, Strategy::Spread), Ok("gpu".into()));
 

@@ -51,6 +51,7 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Cleared,
     decode: Object::decode::<DeploymentSpec>,
     validate,
+    schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::Deployment>(),
 };
 
 impl Spec for DeploymentSpec {
@@ -61,6 +62,7 @@ impl Spec for DeploymentSpec {
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     if let Some(object) = object.downcast_ref::<Deployment>() {
         validation::replicas(object.spec.replicas, errors);
-        validation::template(&object.spec.selector, &object.spec.template, errors);
+        validation::template(&object.spec.selector, Some(&object.spec.template), errors);
+        validation::deployment_strategy(&object.spec, errors);
     }
 }

@@ -36,9 +36,13 @@ pub struct KindDescriptor {
     pub status_on_create: StatusOnCreate,
     /// Reads a JSON object into the kind's typed object (serde's message names a
     /// missing or mistyped field); [`Object::to_value`] is the way back.
-    pub decode: fn(serde_json::Value) -> Result<Object, String>,
+    pub decode: fn(serde_json::Value) -> Result<Object, FieldError>,
     /// The kind's own checks (metadata is checked for every kind), appended to `errors`.
     pub validate: fn(&Object, &mut Vec<FieldError>),
+    /// Adds the kind's JSON schema (and those of its fields) to a generator's
+    /// definitions, and returns the reference to it: what OpenAPI documents,
+    /// `kubectl explain` and patches read about the kind's fields.
+    pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
 }
 
 /// The subresources a kind serves besides the object itself.

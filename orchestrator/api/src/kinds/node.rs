@@ -44,6 +44,7 @@ pub static NODE: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Submitted,
     decode: Object::decode::<NodeSpec>,
     validate,
+    schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Node>(),
 };
 
 impl Spec for NodeSpec {
@@ -53,6 +54,6 @@ impl Spec for NodeSpec {
 
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     if let Some(node) = object.downcast_ref::<Node>() {
-        validation::taints(&node.spec.taints, errors);
+        validation::taints(node.spec.taints.as_ref(), errors);
     }
 }

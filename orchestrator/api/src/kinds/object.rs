@@ -10,8 +10,9 @@ use std::fmt;
 use serde_json::Value;
 
 use super::KindDescriptor;
-use crate::meta::ObjectMeta;
+use crate::meta::{MetaExt, ObjectMeta};
 use crate::objects::{Resource, Spec};
+use crate::validation::FieldError;
 
 /// What every typed object offers, whatever its kind.
 pub trait TypedObject: Any + Send + Sync + fmt::Debug {
@@ -75,20 +76,30 @@ impl Object {
 
     /// Reads an object whose `kind` is one of [`KINDS`](super::KINDS); serde's message names a
     /// missing or mistyped field.
-    pub fn from_value(value: Value) -> Result<Object, String> {
+    pub fn from_value(value: Value) -> Result<Object, FieldError> {
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
         match super::by_kind(kind) {
             Some(descriptor) => (descriptor.decode)(value),
-            None => Err(format!("unknown kind {kind:?}")),
+            None => Err(FieldError {
+                field: "kind".into(),
+                message: format!("unknown kind {kind:?}"),
+            }),
         }
     }
 
     /// Reads a JSON object as a typed one: the [`KindDescriptor::decode`] of a kind
     /// whose objects are [`Resource`]s.
-    pub fn decode<S: Spec>(value: Value) -> Result<Object, String> {
-        serde_json::from_value::<Resource<S>>(value)
+    /// A mistyped or missing field is named by its path (`spec.replicas`).
+    pub fn decode<S: Spec>(value: Value) -> Result<Object, FieldError> {
+        serde_path_to_error::deserialize::<_, Resource<S>>(value)
             .map(Object::new)
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                let field = e.path().to_string();
+                FieldError {
+                    field: if field == "." { "<document>".into() } else { field },
+                    message: e.into_inner().to_string(),
+                }
+            })
     }
 
     pub fn to_value(&self) -> Value {
@@ -123,7 +134,7 @@ impl Object {
     /// The object's store key.
     pub fn key(&self) -> String {
         let metadata = self.metadata();
-        self.descriptor().key(&metadata.namespace, &metadata.name)
+        self.descriptor().key(metadata.namespace(), metadata.name())
     }
 
     /// The typed object, if it is a `T` (`object.downcast_ref::<Pod>()`).
@@ -177,15 +188,15 @@ mod tests {
         assert_eq!(object.kind(), "Pod");
         assert!(object.is_namespaced());
         assert_eq!(object.key(), "/registry/pods/dev/p");
-        assert_eq!(object.downcast_ref::<Pod>().unwrap().metadata.name, "p");
+        assert_eq!(object.downcast_ref::<Pod>().unwrap().metadata.name(), "p");
         assert!(object.downcast_ref::<Namespace>().is_none());
         let mut object = object;
-        object.downcast_mut::<Pod>().unwrap().spec.node_name = "n1".into();
+        object.downcast_mut::<Pod>().unwrap().spec.node_name = Some("n1".into());
         assert_eq!(object.to_value()["spec"]["nodeName"], "n1");
         let object = object.downcast::<Namespace>().unwrap_err();
         assert_eq!(object.clone(), object);
-        assert_eq!(object.downcast::<Pod>().unwrap().metadata.namespace, "dev");
+        assert_eq!(object.downcast::<Pod>().unwrap().metadata.namespace(), "dev");
         let unknown = Object::from_value(serde_json::json!({"kind": "Flurb"})).unwrap_err();
-        assert_eq!(unknown, "unknown kind \"Flurb\"");
+        assert_eq!(unknown.to_string(), "kind: unknown kind \"Flurb\"");
     }
 }

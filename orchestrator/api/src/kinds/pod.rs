@@ -44,6 +44,7 @@ pub static POD: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Phase("Pending"),
     decode: Object::decode::<PodSpec>,
     validate,
+    schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Pod>(),
 };
 
 impl Spec for PodSpec {

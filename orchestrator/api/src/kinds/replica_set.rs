@@ -36,6 +36,7 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Cleared,
     decode: Object::decode::<ReplicaSetSpec>,
     validate,
+    schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::ReplicaSet>(),
 };
 
 impl Spec for ReplicaSetSpec {
@@ -46,6 +47,7 @@ impl Spec for ReplicaSetSpec {
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     if let Some(object) = object.downcast_ref::<ReplicaSet>() {
         validation::replicas(object.spec.replicas, errors);
-        validation::template(&object.spec.selector, &object.spec.template, errors);
+        validation::template(&object.spec.selector, object.spec.template.as_ref(), errors);
+        validation::min_ready_seconds(object.spec.min_ready_seconds, errors);
     }
 }

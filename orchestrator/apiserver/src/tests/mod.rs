@@ -3,6 +3,7 @@
 //! is the harness; the tests are grouped by what they exercise.
 
 mod discovery;
+mod fields;
 mod logs;
 mod namespaces;
 mod watches;
@@ -56,6 +57,8 @@ async fn start() -> Server {
 struct Reply {
     status: u16,
     content_type: String,
+    /// The `Warning` headers, as sent.
+    warnings: Vec<String>,
     body: Vec<u8>,
 }
 
@@ -103,6 +106,12 @@ impl Server {
             .get("content-type")
             .map(|v| v.to_str().unwrap().to_string())
             .unwrap_or_default();
+        let warnings = response
+            .headers()
+            .get_all("warning")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
         let body = tokio::time::timeout(TIMEOUT, response.into_body().collect())
             .await
             .expect("a body in time")
@@ -112,6 +121,7 @@ impl Server {
         Reply {
             status,
             content_type,
+            warnings,
             body,
         }
     }

@@ -2,14 +2,15 @@
 //! the spec and status as YAML, much as kubectl describes a custom resource.
 
 use super::text::{Text, meta_lines};
+use berth_api::meta::MetaExt;
 use berth_api::objects::Object;
 
 pub fn any(object: &Object) -> String {
     let mut text = Text::default();
     let metadata = object.metadata();
-    text.line(0, format!("Name:\t{}", metadata.name));
+    text.line(0, format!("Name:\t{}", metadata.name()));
     if object.is_namespaced() {
-        text.line(0, format!("Namespace:\t{}", metadata.namespace));
+        text.line(0, format!("Namespace:\t{}", metadata.namespace()));
     }
     meta_lines(&mut text, metadata);
     text.line(0, format!("API Version:\t{}", object.descriptor().api_version()));

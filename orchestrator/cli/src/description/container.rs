@@ -1,7 +1,8 @@
 //! One container's block, in a pod (with its status) and in a pod template (without).
 
-use super::text::{Text, bool_text, rfc1123z};
-use berth_api::objects::{Container, ContainerState, ContainerStatus};
+use super::text::{Text, bool_text, time_text};
+use crate::table::{state_of, text as field};
+use berth_api::objects::{Container, ContainerPort, ContainerState, ContainerStatus};
 
 fn ports(container: &Container) -> (String, String) {
     let join = |ports: Vec<String>| {
@@ -11,15 +12,15 @@ fn ports(container: &Container) -> (String, String) {
             ports.join(", ")
         }
     };
-    let container_ports = container
-        .ports
+    let ports = container.ports.as_deref().unwrap_or_default();
+    let protocol = |p: &ContainerPort| p.protocol.clone().unwrap_or_else(|| "TCP".into());
+    let container_ports = ports
         .iter()
-        .map(|p| format!("{}/TCP", p.container_port))
+        .map(|p| format!("{}/{}", p.container_port, protocol(p)))
         .collect();
-    let host_ports = container
-        .ports
+    let host_ports = ports
         .iter()
-        .map(|p| format!("{}/TCP", p.host_port.unwrap_or(0)))
+        .map(|p| format!("{}/{}", p.host_port.unwrap_or(0), protocol(p)))
         .collect();
     (join(container_ports), join(host_ports))
 }
@@ -30,13 +31,20 @@ pub(super) fn container(text: &mut Text, c: &Container, status: Option<&Containe
     text.line(1, format!("{}{}:", if in_template { " " } else { "" }, c.name));
     text.line(
         2,
-        format!("Image:\t{}", if c.image.is_empty() { "<none>" } else { &c.image }),
+        format!(
+            "Image:\t{}",
+            match field(&c.image) {
+                "" => "<none>",
+                image => image,
+            }
+        ),
     );
     let (ports, host_ports) = ports(c);
     let plural = if ports.contains(',') { "s" } else { "" };
     text.line(2, format!("Port{plural}:\t{ports}"));
     text.line(2, format!("Host Port{plural}:\t{host_ports}"));
     for (title, words) in [("Command", &c.command), ("Args", &c.args)] {
+        let words = words.as_deref().unwrap_or_default();
         if !words.is_empty() {
             text.line(2, format!("{title}:"));
             for word in words.iter().flat_map(|w| w.split('\n')) {
@@ -45,57 +53,61 @@ pub(super) fn container(text: &mut Text, c: &Container, status: Option<&Containe
         }
     }
     if let Some(status) = status {
-        state(text, "State", &status.state);
-        if status.last_state.terminated.is_some() {
-            state(text, "Last State", &status.last_state);
+        state(text, "State", &state_of(&status.state));
+        let last_state = state_of(&status.last_state);
+        if last_state.terminated.is_some() {
+            state(text, "Last State", &last_state);
         }
         text.line(2, format!("Ready:\t{}", bool_text(status.ready)));
         text.line(2, format!("Restart Count:\t{}", status.restart_count));
     }
-    for (title, quantities) in [("Limits", &c.resources.limits), ("Requests", &c.resources.requests)] {
-        if !quantities.is_empty() {
-            text.line(2, format!("{title}:"));
-            for (name, quantity) in quantities {
-                text.line(3, format!("{name}:\t{quantity}"));
-            }
+    let resources = c.resources.clone().unwrap_or_default();
+    for (title, quantities) in [("Limits", &resources.limits), ("Requests", &resources.requests)] {
+        let Some(quantities) = quantities.as_ref().filter(|q| !q.is_empty()) else {
+            continue;
+        };
+        text.line(2, format!("{title}:"));
+        for (name, quantity) in quantities {
+            text.line(3, format!("{name}:\t{}", quantity.0));
         }
     }
-    if c.env.is_empty() {
+    let env = c.env.as_deref().unwrap_or_default();
+    if env.is_empty() {
         text.line(2, "Environment:\t<none>");
     } else {
         text.line(2, "Environment:");
-        for env in &c.env {
-            text.line(3, format!("{}:\t{}", env.name, env.value));
+        for env in env {
+            text.line(3, format!("{}:\t{}", env.name, field(&env.value)));
         }
     }
-    if !c.working_dir.is_empty() {
-        text.line(2, format!("Working Dir:\t{}", c.working_dir));
+    if !field(&c.working_dir).is_empty() {
+        text.line(2, format!("Working Dir:\t{}", field(&c.working_dir)));
     }
 }
 
 fn state(text: &mut Text, title: &str, state: &ContainerState) {
     if let Some(running) = &state.running {
         text.line(2, format!("{title}:\tRunning"));
-        text.line(3, format!("Started:\t{}", rfc1123z(&running.started_at)));
+        text.line(3, format!("Started:\t{}", time_text(running.started_at.as_ref())));
     } else if let Some(terminated) = &state.terminated {
         text.line(2, format!("{title}:\tTerminated"));
-        if !terminated.reason.is_empty() {
-            text.line(3, format!("Reason:\t{}", terminated.reason));
+        if !field(&terminated.reason).is_empty() {
+            text.line(3, format!("Reason:\t{}", field(&terminated.reason)));
         }
         text.line(3, format!("Exit Code:\t{}", terminated.exit_code));
         if let Some(signal) = terminated.signal.filter(|s| *s > 0) {
             text.line(3, format!("Signal:\t{signal}"));
         }
-        text.line(3, format!("Started:\t{}", rfc1123z(&terminated.started_at)));
-        text.line(3, format!("Finished:\t{}", rfc1123z(&terminated.finished_at)));
+        text.line(3, format!("Started:\t{}", time_text(terminated.started_at.as_ref())));
+        text.line(3, format!("Finished:\t{}", time_text(terminated.finished_at.as_ref())));
     } else {
         text.line(2, format!("{title}:\tWaiting"));
         if let Some(waiting) = &state.waiting {
-            if !waiting.reason.is_empty() {
-                text.line(3, format!("Reason:\t{}", waiting.reason));
+            if !field(&waiting.reason).is_empty() {
+                text.line(3, format!("Reason:\t{}", field(&waiting.reason)));
             }
-            if !waiting.message.is_empty() {
-                text.line(3, format!("Message:\t{}", waiting.message));
+            if !field(&waiting.message).is_empty() {
+                text.line(3, format!("Message:\t{}", field(&waiting.message)));
             }
         }
     }

@@ -2,42 +2,64 @@
 //! runs its current template and the old ones still holding pods.
 
 use super::pod_template::pod_template;
-use super::text::{Text, meta_lines, rfc1123z};
-use crate::table::selector_text;
-use berth_api::objects::{Deployment, ReplicaSet};
+use std::collections::BTreeMap;
+
+use super::text::{Text, meta_lines, time_text};
+use crate::table::{desired_replicas, selector_text};
+use berth_api::meta::MetaExt;
+use berth_api::objects::{Deployment, PodTemplateSpec, ReplicaSet};
+
+/// A template's labels; absent is none.
+fn template_labels(template: Option<&PodTemplateSpec>) -> BTreeMap<String, String> {
+    template
+        .and_then(|t| t.metadata.as_ref())
+        .map(|m| m.labels().clone())
+        .unwrap_or_default()
+}
 
 /// Whether a ReplicaSet runs the deployment's current template (the controller
 /// adds `pod-template-hash` to the labels, so that one label is not compared).
 fn runs_template(rs: &ReplicaSet, d: &Deployment) -> bool {
-    let mut labels = rs.spec.template.metadata.labels.clone();
+    let mut labels = template_labels(rs.spec.template.as_ref());
     labels.remove("pod-template-hash");
-    rs.spec.template.spec == d.spec.template.spec && labels == d.spec.template.metadata.labels
+    let rs_spec = rs
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.spec.clone())
+        .unwrap_or_default();
+    rs_spec == d.spec.template.spec.clone().unwrap_or_default() && labels == template_labels(Some(&d.spec.template))
 }
 
 /// `replica_sets`: those the deployment owns.
 pub fn deployment(d: &Deployment, replica_sets: &[ReplicaSet]) -> String {
     let mut text = Text::default();
-    text.line(0, format!("Name:\t{}", d.metadata.name));
-    text.line(0, format!("Namespace:\t{}", d.metadata.namespace));
+    text.line(0, format!("Name:\t{}", d.metadata.name()));
+    text.line(0, format!("Namespace:\t{}", d.metadata.namespace()));
     text.line(
         0,
-        format!("CreationTimestamp:\t{}", rfc1123z(&d.metadata.creation_timestamp)),
+        format!(
+            "CreationTimestamp:\t{}",
+            time_text(d.metadata.creation_timestamp.as_ref())
+        ),
     );
     meta_lines(&mut text, &d.metadata);
     text.line(0, format!("Selector:\t{}", selector_text(&d.spec.selector)));
     let s = &d.status;
+    let (desired, available) = (
+        desired_replicas(d.spec.replicas),
+        s.available_replicas.unwrap_or_default(),
+    );
     text.line(
         0,
         format!(
-            "Replicas:\t{} desired | {} updated | {} total | {} available | {} unavailable",
-            d.spec.replicas,
-            s.updated_replicas,
-            s.replicas,
-            s.available_replicas,
-            (d.spec.replicas - s.available_replicas).max(0)
+            "Replicas:\t{desired} desired | {} updated | {} total | {available} available | {} unavailable",
+            s.updated_replicas.unwrap_or_default(),
+            s.replicas.unwrap_or_default(),
+            (desired - available).max(0)
         ),
     );
-    pod_template(&mut text, &d.spec.template);
+    pod_template(&mut text, Some(&d.spec.template));
     let describe = |sets: Vec<&ReplicaSet>| {
         if sets.is_empty() {
             return "<none>".to_string();
@@ -47,7 +69,9 @@ pub fn deployment(d: &Deployment, replica_sets: &[ReplicaSet]) -> String {
             .map(|rs| {
                 format!(
                     "{} ({}/{} replicas created)",
-                    rs.metadata.name, rs.status.replicas, rs.spec.replicas
+                    rs.metadata.name(),
+                    rs.status.replicas,
+                    desired_replicas(rs.spec.replicas)
                 )
             })
             .collect();
@@ -56,7 +80,7 @@ pub fn deployment(d: &Deployment, replica_sets: &[ReplicaSet]) -> String {
     let (new, old): (Vec<&ReplicaSet>, Vec<&ReplicaSet>) = replica_sets.iter().partition(|rs| runs_template(rs, d));
     let old = old
         .into_iter()
-        .filter(|rs| rs.spec.replicas > 0 || rs.status.replicas > 0)
+        .filter(|rs| desired_replicas(rs.spec.replicas) > 0 || rs.status.replicas > 0)
         .collect();
     text.line(0, format!("OldReplicaSets:\t{}", describe(old)));
     text.line(0, format!("NewReplicaSet:\t{}", describe(new)));

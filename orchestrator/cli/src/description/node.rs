@@ -3,25 +3,36 @@
 
 use std::time::SystemTime;
 
-use super::text::{Text, meta_lines, rfc1123z};
-use crate::table::node_roles;
-use berth_api::objects::{Node, Pod};
+use std::collections::BTreeMap;
+
+use super::text::{Text, meta_lines, time_text};
+use crate::table::{node_roles, text as field};
+use berth_api::conditions::{Condition, is_terminal};
+use berth_api::meta::MetaExt;
+use berth_api::objects::{Node, Pod, Quantity};
 use berth_api::quantity::{format_cpu_millis, format_memory_bytes, parse_cpu_millis, parse_memory_bytes};
-use berth_api::time::age;
+use berth_api::time::age_of;
+
+/// The cpu (millicores) and memory (bytes) of a map of quantities; absent or
+/// unreadable is 0.
+fn cpu_and_memory(values: Option<&BTreeMap<String, Quantity>>) -> (u64, u64) {
+    let get = |name: &str| values.and_then(|v| v.get(name)).map(|q| q.0.as_str());
+    (
+        get("cpu").and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0),
+        get("memory").and_then(|q| parse_memory_bytes(q).ok()).unwrap_or(0),
+    )
+}
 
 /// A pod's summed requests or limits, as (cpu millicores, memory bytes).
 fn pod_totals(pod: &Pod, limits: bool) -> (u64, u64) {
     pod.spec.containers.iter().fold((0, 0), |(cpu, memory), c| {
+        let resources = c.resources.as_ref();
         let values = if limits {
-            &c.resources.limits
+            resources.and_then(|r| r.limits.as_ref())
         } else {
-            &c.resources.requests
+            resources.and_then(|r| r.requests.as_ref())
         };
-        let cpu_of = values.get("cpu").and_then(|q| parse_cpu_millis(q).ok()).unwrap_or(0);
-        let memory_of = values
-            .get("memory")
-            .and_then(|q| parse_memory_bytes(q).ok())
-            .unwrap_or(0);
+        let (cpu_of, memory_of) = cpu_and_memory(values);
         (cpu + cpu_of, memory + memory_of)
     })
 }
@@ -35,70 +46,64 @@ fn percent(part: u64, whole: u64) -> u64 {
 pub fn node(node: &Node, pods: &[Pod], now: SystemTime) -> String {
     let mut text = Text::default();
     let (meta, status) = (&node.metadata, &node.status);
-    text.line(0, format!("Name:\t{}", meta.name));
+    text.line(0, format!("Name:\t{}", meta.name()));
     text.line(0, format!("Roles:\t{}", node_roles(node)));
     meta_lines(&mut text, meta);
-    text.line(0, format!("CreationTimestamp:\t{}", rfc1123z(&meta.creation_timestamp)));
-    if node.spec.taints.is_empty() {
+    text.line(
+        0,
+        format!("CreationTimestamp:\t{}", time_text(meta.creation_timestamp.as_ref())),
+    );
+    let taints = node.spec.taints.as_deref().unwrap_or_default();
+    if taints.is_empty() {
         text.line(0, "Taints:\t<none>");
     }
-    for (i, t) in node.spec.taints.iter().enumerate() {
+    for (i, t) in taints.iter().enumerate() {
         let head = if i == 0 { "Taints:" } else { "" };
-        let value = if t.value.is_empty() {
-            String::new()
-        } else {
-            format!("={}", t.value)
+        let value = match field(&t.value) {
+            "" => String::new(),
+            value => format!("={value}"),
         };
         text.line(0, format!("{head}\t{}{value}:{}", t.key, t.effect));
     }
-    text.line(0, format!("Unschedulable:\t{}", node.spec.unschedulable));
-    if !status.conditions.is_empty() {
+    text.line(
+        0,
+        format!("Unschedulable:\t{}", node.spec.unschedulable.unwrap_or_default()),
+    );
+    let conditions = status.conditions.as_deref().unwrap_or_default();
+    if !conditions.is_empty() {
         text.line(0, "Conditions:");
         text.line(1, "Type\tStatus\tLastTransitionTime\tReason\tMessage");
         text.line(1, "----\t------\t------------------\t------\t-------");
-        for c in &status.conditions {
+        for c in conditions {
             text.line(
                 1,
                 format!(
                     "{} \t{} \t{} \t{} \t{}",
-                    c.type_,
-                    c.status,
-                    rfc1123z(&c.last_transition_time),
-                    c.reason,
-                    c.message
+                    c.type_(),
+                    c.status(),
+                    time_text(c.last_transition_time()),
+                    c.reason(),
+                    c.message()
                 ),
             );
         }
     }
     text.line(0, "Addresses:");
-    for address in &status.addresses {
+    for address in status.addresses.iter().flatten() {
         text.line(1, format!("{}:\t{}", address.type_, address.address));
     }
-    for (title, resources) in [("Capacity", &status.capacity), ("Allocatable", &status.allocatable)] {
-        if !resources.is_empty() {
+    let non_empty = |resources: &Option<BTreeMap<String, Quantity>>| resources.clone().filter(|r| !r.is_empty());
+    let (capacity, allocatable) = (non_empty(&status.capacity), non_empty(&status.allocatable));
+    for (title, resources) in [("Capacity", &capacity), ("Allocatable", &allocatable)] {
+        if let Some(resources) = resources {
             text.line(0, format!("{title}:"));
             for (name, quantity) in resources {
-                text.line(1, format!("{name}:\t{quantity}"));
+                text.line(1, format!("{name}:\t{}", quantity.0));
             }
         }
     }
-    let allocatable = if status.allocatable.is_empty() {
-        &status.capacity
-    } else {
-        &status.allocatable
-    };
-    let cpu_allocatable = allocatable
-        .get("cpu")
-        .and_then(|q| parse_cpu_millis(q).ok())
-        .unwrap_or(0);
-    let memory_allocatable = allocatable
-        .get("memory")
-        .and_then(|q| parse_memory_bytes(q).ok())
-        .unwrap_or(0);
-    let running: Vec<&Pod> = pods
-        .iter()
-        .filter(|p| !matches!(p.status.phase.as_str(), "Succeeded" | "Failed"))
-        .collect();
+    let (cpu_allocatable, memory_allocatable) = cpu_and_memory(allocatable.as_ref().or(capacity.as_ref()));
+    let running: Vec<&Pod> = pods.iter().filter(|p| !is_terminal(p)).collect();
     text.line(0, format!("Non-terminated Pods:\t({} in total)", running.len()));
     text.line(
         1,
@@ -117,8 +122,8 @@ pub fn node(node: &Node, pods: &[Pod], now: SystemTime) -> String {
             1,
             format!(
                 "{}\t{}\t\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{} ({}%)\t{}",
-                pod.metadata.namespace,
-                pod.metadata.name,
+                pod.metadata.namespace(),
+                pod.metadata.name(),
                 format_cpu_millis(requests.0),
                 percent(requests.0, cpu_allocatable),
                 format_cpu_millis(limits.0),
@@ -127,7 +132,7 @@ pub fn node(node: &Node, pods: &[Pod], now: SystemTime) -> String {
                 percent(requests.1, memory_allocatable),
                 format_memory_bytes(limits.1),
                 percent(limits.1, memory_allocatable),
-                age(&pod.metadata.creation_timestamp, now)
+                age_of(pod.metadata.creation_timestamp.as_ref(), now)
             ),
         );
     }

@@ -3,26 +3,34 @@
 use std::fmt::Write;
 
 use super::container::container;
-use super::text::{Text, controlled_by, labels, meta_lines, rfc1123z};
-use berth_api::objects::{Condition, Pod};
+use super::text::{Text, controlled_by, labels, meta_lines, time_text};
+use crate::table::text as field;
+use berth_api::conditions::Condition;
+use berth_api::meta::MetaExt;
+use berth_api::objects::{Pod, PodCondition, Toleration};
 
-fn conditions(text: &mut Text, conditions: &[Condition]) {
+fn conditions(text: &mut Text, conditions: &[PodCondition]) {
     if conditions.is_empty() {
         return;
     }
-    let explained = conditions.iter().any(|c| !c.reason.is_empty() || !c.message.is_empty());
+    let explained = conditions
+        .iter()
+        .any(|c| !c.reason().is_empty() || !c.message().is_empty());
     if explained {
         text.line(0, "Conditions:");
         text.line(1, "Type\tStatus\tReason\tMessage");
         text.line(1, "----\t------\t------\t-------");
         for c in conditions {
-            text.line(1, format!("{} \t{} \t{} \t{}", c.type_, c.status, c.reason, c.message));
+            text.line(
+                1,
+                format!("{} \t{} \t{} \t{}", c.type_(), c.status(), c.reason(), c.message()),
+            );
         }
     } else {
         text.line(0, "Conditions:");
         text.line(1, "Type\tStatus");
         for c in conditions {
-            text.line(1, format!("{} \t{} ", c.type_, c.status));
+            text.line(1, format!("{} \t{} ", c.type_(), c.status()));
         }
     }
 }
@@ -30,65 +38,68 @@ fn conditions(text: &mut Text, conditions: &[Condition]) {
 pub fn pod(pod: &Pod) -> String {
     let mut text = Text::default();
     let (meta, spec, status) = (&pod.metadata, &pod.spec, &pod.status);
-    text.line(0, format!("Name:\t{}", meta.name));
-    text.line(0, format!("Namespace:\t{}", meta.namespace));
-    match spec.node_name.as_str() {
+    text.line(0, format!("Name:\t{}", meta.name()));
+    text.line(0, format!("Namespace:\t{}", meta.namespace()));
+    match field(&spec.node_name) {
         "" => text.line(0, "Node:\t<none>"),
-        node => text.line(0, format!("Node:\t{node}/{}", status.host_ip)),
+        node => text.line(0, format!("Node:\t{node}/{}", field(&status.host_ip))),
     }
-    if !status.start_time.is_empty() {
-        text.line(0, format!("Start Time:\t{}", rfc1123z(&status.start_time)));
+    if let Some(start_time) = &status.start_time {
+        text.line(0, format!("Start Time:\t{}", time_text(Some(start_time))));
     }
     meta_lines(&mut text, meta);
     match &meta.deletion_timestamp {
-        Some(at) => text.line(0, format!("Status:\tTerminating (since {})", rfc1123z(at))),
+        Some(at) => text.line(0, format!("Status:\tTerminating (since {})", time_text(Some(at)))),
         None => text.line(
             0,
             format!(
                 "Status:\t{}",
-                if status.phase.is_empty() {
-                    "Pending"
-                } else {
-                    &status.phase
+                match field(&status.phase) {
+                    "" => "Pending",
+                    phase => phase,
                 }
             ),
         ),
     }
-    if !status.reason.is_empty() {
-        text.line(0, format!("Reason:\t{}", status.reason));
+    if !field(&status.reason).is_empty() {
+        text.line(0, format!("Reason:\t{}", field(&status.reason)));
     }
-    if !status.message.is_empty() {
-        text.line(0, format!("Message:\t{}", status.message));
+    if !field(&status.message).is_empty() {
+        text.line(0, format!("Message:\t{}", field(&status.message)));
     }
     if let Some(owner) = controlled_by(meta) {
         text.line(0, format!("Controlled By:\t{owner}"));
     }
     text.line(0, "Containers:");
     for c in &spec.containers {
-        let container_status = status.container_statuses.iter().find(|s| s.name == c.name);
+        let container_status = status.container_statuses.iter().flatten().find(|s| s.name == c.name);
         container(&mut text, c, container_status, false);
     }
-    conditions(&mut text, &status.conditions);
-    labels(&mut text, "Node-Selectors", "", &spec.node_selector, "=");
-    tolerations(&mut text, "", &spec.tolerations);
+    conditions(&mut text, status.conditions.as_deref().unwrap_or_default());
+    let node_selector = spec.node_selector.clone().unwrap_or_default();
+    labels(&mut text, "Node-Selectors", "", &node_selector, "=");
+    tolerations(&mut text, "", spec.tolerations.as_deref().unwrap_or_default());
     text.finish()
 }
 
-pub(super) fn tolerations(text: &mut Text, indent: &str, tolerations: &[berth_api::objects::Toleration]) {
+pub(super) fn tolerations(text: &mut Text, indent: &str, tolerations: &[Toleration]) {
     if tolerations.is_empty() {
         text.line(0, format!("{indent}Tolerations:\t<none>"));
         return;
     }
     for (i, t) in tolerations.iter().enumerate() {
         let head = if i == 0 { "Tolerations:" } else { "" };
-        let mut what = t.key.clone();
-        if t.operator == "Exists" {
+        let mut what = field(&t.key).to_string();
+        if field(&t.operator) == "Exists" {
             what.push_str(" op=Exists");
-        } else if !t.value.is_empty() {
-            let _ = write!(what, "={}", t.value);
+        } else if !field(&t.value).is_empty() {
+            let _ = write!(what, "={}", field(&t.value));
         }
-        if !t.effect.is_empty() {
-            let _ = write!(what, ":{}", t.effect);
+        if !field(&t.effect).is_empty() {
+            let _ = write!(what, ":{}", field(&t.effect));
+        }
+        if let Some(seconds) = t.toleration_seconds {
+            let _ = write!(what, " for {seconds}s");
         }
         text.line(0, format!("{indent}{head}\t{what}"));
     }
@@ -119,7 +130,7 @@ mod tests {
                         "startedAt": "2026-11-22T02:20:00Z", "finishedAt": "2026-11-22T02:20:01Z"}}}]}
         }));
         let mut pod = pod;
-        pod.status.host_ip = "10.0.0.11".into();
+        pod.status.host_ip = Some("10.0.0.11".into());
         assert_eq!(
             super::pod(&pod),
             "\

@@ -5,22 +5,28 @@
 use super::container::container;
 use super::pod::tolerations;
 use super::text::{Text, labels};
+use berth_api::meta::MetaExt;
 use berth_api::objects::PodTemplateSpec;
 
-pub(super) fn pod_template(text: &mut Text, template: &PodTemplateSpec) {
+/// `template`: absent (or without metadata or spec) reads as empty.
+pub(super) fn pod_template(text: &mut Text, template: Option<&PodTemplateSpec>) {
+    let template = template.cloned().unwrap_or_default();
+    let (metadata, spec) = (template.metadata.unwrap_or_default(), template.spec.unwrap_or_default());
     text.line(0, "Pod Template:");
-    labels(text, "Labels", "  ", &template.metadata.labels, "=");
-    if !template.metadata.annotations.is_empty() {
-        labels(text, "Annotations", "  ", &template.metadata.annotations, ": ");
+    labels(text, "Labels", "  ", metadata.labels(), "=");
+    if !metadata.annotations().is_empty() {
+        labels(text, "Annotations", "  ", metadata.annotations(), ": ");
     }
     text.line(1, "Containers:");
-    for c in &template.spec.containers {
+    for c in &spec.containers {
         container(text, c, None, true);
     }
-    if !template.spec.node_selector.is_empty() {
-        labels(text, "Node-Selectors", "  ", &template.spec.node_selector, "=");
+    let node_selector = spec.node_selector.unwrap_or_default();
+    if !node_selector.is_empty() {
+        labels(text, "Node-Selectors", "  ", &node_selector, "=");
     }
-    if !template.spec.tolerations.is_empty() {
-        tolerations(text, "  ", &template.spec.tolerations);
+    let spec_tolerations = spec.tolerations.unwrap_or_default();
+    if !spec_tolerations.is_empty() {
+        tolerations(text, "  ", &spec_tolerations);
     }
 }

@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use std::time::UNIX_EPOCH;
 
 use crate::tabwriter::align;
-use berth_api::meta::ObjectMeta;
-use berth_api::time::{format_rfc3339, parse_rfc3339};
+use berth_api::meta::{MetaExt, ObjectMeta, Time};
+use berth_api::owners::controller_of;
+use berth_api::time::{format_rfc3339, parse_rfc3339, to_system_time};
 
 /// Lines with kubectl's indentation levels; cells separated by `\t`.
 #[derive(Default)]
@@ -53,6 +54,11 @@ pub(super) fn rfc1123z(timestamp: &str) -> String {
     )
 }
 
+/// A time of an object as [`rfc1123z`] prints it; `<unknown>` when absent.
+pub(super) fn time_text(time: Option<&Time>) -> String {
+    rfc1123z(&time.map(|t| format_rfc3339(to_system_time(t))).unwrap_or_default())
+}
+
 pub(super) fn labels(text: &mut Text, title: &str, indent: &str, labels: &BTreeMap<String, String>, separator: &str) {
     if labels.is_empty() {
         text.line(0, format!("{indent}{title}:\t<none>"));
@@ -65,15 +71,12 @@ pub(super) fn labels(text: &mut Text, title: &str, indent: &str, labels: &BTreeM
 }
 
 pub(super) fn meta_lines(text: &mut Text, meta: &ObjectMeta) {
-    labels(text, "Labels", "", &meta.labels, "=");
-    labels(text, "Annotations", "", &meta.annotations, ": ");
+    labels(text, "Labels", "", meta.labels(), "=");
+    labels(text, "Annotations", "", meta.annotations(), ": ");
 }
 
 pub(super) fn controlled_by(meta: &ObjectMeta) -> Option<String> {
-    meta.owner_references
-        .iter()
-        .find(|o| o.controller == Some(true))
-        .map(|o| format!("{}/{}", o.kind, o.name))
+    controller_of(meta).map(|o| format!("{}/{}", o.kind, o.name))
 }
 
 pub(super) fn bool_text(b: bool) -> &'static str {
@@ -89,5 +92,8 @@ mod tests {
         assert_eq!(rfc1123z("2026-11-22T02:18:30Z"), "Sun, 22 Nov 2026 02:18:30 +0000");
         assert_eq!(rfc1123z("1970-01-01T00:00:00Z"), "Thu, 01 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc1123z(""), "<unknown>");
+        let time = berth_api::time::from_system_time(parse_rfc3339("2026-11-22T02:18:30Z").unwrap());
+        assert_eq!(time_text(Some(&time)), "Sun, 22 Nov 2026 02:18:30 +0000");
+        assert_eq!(time_text(None), "<unknown>");
     }
 }

@@ -23,11 +23,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::runtime::Runtime;
+use berth_api::conditions::Condition;
+use berth_api::meta::MetaExt;
 use berth_api::objects::{
-    Condition, DaemonEndpoint, DaemonEndpoints, Node, NodeAddress, NodeSpec, NodeStatus, Pod, PodSpec,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, Pod, PodSpec, Quantity,
 };
 use berth_api::quantity::{format_cpu_millis, format_memory_bytes};
-use berth_api::time::now_rfc3339;
 use berth_client::kv::{Event, Kv, KvError, Record};
 use berth_client::reflector::Sink;
 use berth_client::registry::{Registry, decode};
@@ -147,20 +148,16 @@ async fn register(kv: &Kv, registry: &Registry, config: &AgentConfig, port: u16)
 
 fn node_status(config: &AgentConfig, port: u16) -> NodeStatus {
     let resources = BTreeMap::from([
-        ("cpu".to_string(), format_cpu_millis(config.cpu_millis)),
-        ("memory".to_string(), format_memory_bytes(config.memory_bytes)),
+        ("cpu".to_string(), Quantity(format_cpu_millis(config.cpu_millis))),
+        ("memory".to_string(), Quantity(format_memory_bytes(config.memory_bytes))),
     ]);
+    let mut ready = NodeCondition::new("Ready", "True", "KubeletReady", "berth agent is posting ready status");
+    ready.last_transition_time = Some(berth_api::time::now());
     NodeStatus {
-        capacity: resources.clone(),
-        allocatable: resources,
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            reason: "KubeletReady".into(),
-            message: "berth agent is posting ready status".into(),
-            last_transition_time: now_rfc3339(),
-        }],
-        addresses: vec![
+        capacity: Some(resources.clone()),
+        allocatable: Some(resources),
+        conditions: Some(vec![ready]),
+        addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".into(),
                 address: config.advertise_address.clone(),
@@ -169,10 +166,11 @@ fn node_status(config: &AgentConfig, port: u16) -> NodeStatus {
                 type_: "Hostname".into(),
                 address: config.name.clone(),
             },
-        ],
-        daemon_endpoints: DaemonEndpoints {
-            kubelet_endpoint: DaemonEndpoint { port },
-        },
+        ]),
+        daemon_endpoints: Some(NodeDaemonEndpoints {
+            kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(port) }),
+        }),
+        ..Default::default()
     }
 }
 
@@ -185,8 +183,8 @@ async fn write_node(registry: &Registry, config: &AgentConfig, port: u16) -> Res
     labels.insert("berth.io/version".into(), env!("CARGO_PKG_VERSION").into());
     let mut node = Node::new(
         berth_api::meta::ObjectMeta {
-            name: config.name.clone(),
-            labels: labels.clone(),
+            name: Some(config.name.clone()),
+            labels: Some(labels.clone()),
             ..Default::default()
         },
         NodeSpec::default(),
@@ -199,7 +197,7 @@ async fn write_node(registry: &Registry, config: &AgentConfig, port: u16) -> Res
     }
     registry
         .modify::<NodeSpec>("", &config.name, None, |node| {
-            node.metadata.labels.extend(labels.clone());
+            node.metadata.labels_mut().extend(labels.clone());
             node.status = status.clone();
             true
         })
@@ -234,7 +232,7 @@ impl BoundPods {
     /// Keeps `record`'s pod if it is bound here, else forgets its key.
     fn put(&self, pods: &mut BTreeMap<String, Pod>, record: &Record) {
         match Self::pod(record) {
-            Some(pod) if pod.spec.node_name == self.node => {
+            Some(pod) if pod.spec.node_name.as_deref() == Some(self.node.as_str()) => {
                 pods.insert(record.key.clone(), pod);
             }
             _ => {

@@ -8,7 +8,7 @@ use super::*;
 use crate::runtime::ContainerState;
 use crate::runtime::ProcessRuntime;
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Container, PodSpec};
+use berth_api::objects::{Container, ContainerStatus, PodSpec, PodStatus};
 use berth_client::testing::{TestStore, free_port, store};
 use berth_testkit::eventually;
 
@@ -48,28 +48,36 @@ fn start(config: AgentConfig) -> TestAgent {
 fn pod(name: &str, script: &str, restart_policy: &str) -> Pod {
     let mut pod = Pod::new(
         ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
+            name: Some(name.into()),
+            namespace: Some("default".into()),
             ..Default::default()
         },
         PodSpec {
             containers: vec![Container {
                 name: "main".into(),
-                command: vec!["sh".into(), "-c".into(), script.into()],
+                command: Some(vec!["sh".into(), "-c".into(), script.into()]),
                 ..Default::default()
             }],
-            restart_policy: restart_policy.into(),
-            node_name: "n1".into(),
+            restart_policy: Some(restart_policy.into()),
+            node_name: Some("n1".into()),
             termination_grace_period_seconds: Some(2),
             ..Default::default()
         },
     );
-    pod.metadata.labels.insert("test".into(), name.into());
+    pod.metadata.labels_mut().insert("test".into(), name.into());
     pod
 }
 
 async fn status_of(registry: &Registry, name: &str) -> Option<Pod> {
     registry.get::<PodSpec>("default", name).await.ok().flatten()
+}
+
+fn phase_of(status: &PodStatus) -> &str {
+    status.phase.as_deref().unwrap_or_default()
+}
+
+fn container_statuses(status: &PodStatus) -> &[ContainerStatus] {
+    status.container_statuses.as_deref().unwrap_or_default()
 }
 
 fn running_pids(runtime: &ProcessRuntime) -> Vec<u32> {
@@ -97,11 +105,13 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
         registry.get::<NodeSpec>("", "n1").await.ok().flatten()
     })
     .await;
-    assert_eq!(node.status.allocatable["cpu"], "2");
+    let allocatable = node.status.allocatable.as_ref();
+    assert_eq!(allocatable.and_then(|a| a.get("cpu")).map(|q| q.0.as_str()), Some("2"));
     assert!(
         node.status
             .conditions
             .iter()
+            .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
     assert!(t.kv.get(&heartbeat_key("n1")).await.unwrap().is_some());
@@ -113,16 +123,17 @@ async fn a_bound_pod_runs_reports_serves_logs_and_stops_when_deleted() {
     let running = eventually("the pod to run", async || {
         status_of(&registry, "web")
             .await
-            .filter(|p| p.status.phase == "Running")
+            .filter(|p| phase_of(&p.status) == "Running")
     })
     .await;
-    let status = &running.status.container_statuses[0];
-    assert!(status.state.running.is_some(), "{status:?}");
+    let status = &container_statuses(&running.status)[0];
+    assert!(status.state.as_ref().is_some_and(|s| s.running.is_some()), "{status:?}");
     assert!(
         running
             .status
             .conditions
             .iter()
+            .flatten()
             .any(|c| c.type_ == "Ready" && c.status == "True")
     );
     let pids = running_pids(&agent.runtime);
@@ -178,11 +189,13 @@ async fn restart_policies_and_growing_back_off() {
             "restarts stalled at {seen_at:?}"
         );
         if let Some(p) = status_of(&registry, "crash").await
-            && let Some(s) = p.status.container_statuses.first()
+            && let Some(s) = container_statuses(&p.status).first()
         {
-            saw_backoff |= s.state.waiting.as_ref().is_some_and(|w| w.reason == "CrashLoopBackOff");
+            let waiting = s.state.as_ref().and_then(|s| s.waiting.as_ref());
+            saw_backoff |= waiting.is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"));
             if s.restart_count as usize > seen_at.len() {
-                assert_eq!(s.last_state.terminated.as_ref().map(|t| t.exit_code), Some(3), "{s:?}");
+                let last_terminated = s.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                assert_eq!(last_terminated.map(|t| t.exit_code), Some(3), "{s:?}");
                 seen_at.push(tokio::time::Instant::now());
             }
         }
@@ -199,19 +212,20 @@ async fn restart_policies_and_growing_back_off() {
     let done = eventually("OnFailure + exit 0 to succeed", async || {
         status_of(&registry, "done")
             .await
-            .filter(|p| p.status.phase == "Succeeded")
+            .filter(|p| phase_of(&p.status) == "Succeeded")
     })
     .await;
-    assert_eq!(done.status.container_statuses[0].restart_count, 0);
+    assert_eq!(container_statuses(&done.status)[0].restart_count, 0);
     let failed = eventually("Never + exit 4 to fail", async || {
         status_of(&registry, "fail")
             .await
-            .filter(|p| p.status.phase == "Failed")
+            .filter(|p| phase_of(&p.status) == "Failed")
     })
     .await;
-    let terminated = failed.status.container_statuses[0].state.terminated.clone().unwrap();
+    let failed = &container_statuses(&failed.status)[0];
+    let terminated = failed.state.as_ref().and_then(|s| s.terminated.clone()).unwrap();
     assert_eq!(terminated.exit_code, 4);
-    assert_eq!(failed.status.container_statuses[0].restart_count, 0);
+    assert_eq!(failed.restart_count, 0);
     agent.task.abort();
 }
 
@@ -260,7 +274,7 @@ async fn a_restarted_agent_adopts_its_containers_and_stops_what_was_deleted_mean
     assert!(alive(keep_pid));
     assert_eq!(running_pids(&second.runtime), vec![keep_pid]);
     let keep = status_of(&registry, "keep").await.unwrap();
-    assert_eq!(keep.status.container_statuses[0].restart_count, 0);
+    assert_eq!(container_statuses(&keep.status)[0].restart_count, 0);
     registry.delete::<PodSpec>("default", "keep", None, None).await.unwrap();
     eventually("the kept pod's process to stop", async || {
         (!alive(keep_pid)).then_some(())

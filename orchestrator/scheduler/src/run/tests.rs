@@ -1,27 +1,31 @@
 use super::*;
 use berth_api::conditions::condition;
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Container, NodeStatus, Resource, ResourceRequirements};
+use berth_api::objects::{Container, NodeCondition, NodeStatus, Quantity, Resource, ResourceRequirements};
+use berth_api::time::{from_system_time, parse_rfc3339};
 
 fn node(name: &str, cpu: &str, ready: bool) -> Node {
     let mut node = Resource::new(
         ObjectMeta {
-            name: name.into(),
+            name: Some(name.into()),
             ..Default::default()
         },
         NodeSpec::default(),
     );
     node.status = NodeStatus {
-        allocatable: [
-            ("cpu".to_string(), cpu.to_string()),
-            ("memory".to_string(), "1Gi".to_string()),
-        ]
-        .into(),
-        conditions: vec![Condition {
-            type_: "Ready".into(),
-            status: if ready { "True" } else { "False" }.into(),
-            ..Default::default()
-        }],
+        allocatable: Some(
+            [
+                ("cpu".to_string(), Quantity(cpu.to_string())),
+                ("memory".to_string(), Quantity("1Gi".to_string())),
+            ]
+            .into(),
+        ),
+        conditions: Some(vec![NodeCondition::new(
+            "Ready",
+            if ready { "True" } else { "False" },
+            "",
+            "",
+        )]),
         ..Default::default()
     };
     node
@@ -30,25 +34,28 @@ fn node(name: &str, cpu: &str, ready: bool) -> Node {
 fn pod(name: &str, node: &str, cpu: &str, created: &str) -> Pod {
     let mut pod = Resource::new(
         ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            creation_timestamp: created.into(),
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            // Empty: no creationTimestamp.
+            creation_timestamp: (!created.is_empty())
+                .then(|| from_system_time(parse_rfc3339(created).expect("an RFC 3339 time"))),
             ..Default::default()
         },
         PodSpec {
             containers: vec![Container {
                 name: "c".into(),
-                resources: ResourceRequirements {
-                    requests: [("cpu".to_string(), cpu.to_string())].into(),
+                resources: Some(ResourceRequirements {
+                    requests: Some([("cpu".to_string(), Quantity(cpu.to_string()))].into()),
                     ..Default::default()
-                },
+                }),
                 ..Default::default()
             }],
-            node_name: node.into(),
+            // Empty: not bound.
+            node_name: (!node.is_empty()).then(|| node.into()),
             ..Default::default()
         },
     );
-    pod.status.phase = "Pending".into();
+    pod.status.phase = Some("Pending".into());
     pod
 }
 
@@ -64,7 +71,7 @@ fn request(name: &str, cpu_millis: u64) -> PodRequest {
 fn node_infos_charge_bound_and_assumed_pods_but_not_ended_ones() {
     let nodes = Snapshot::from_objects([node("n1", "1", true), node("n2", "2", true)], 10);
     let mut done = pod("done", "n1", "300m", "");
-    done.status.phase = "Succeeded".into();
+    done.status.phase = Some("Succeeded".into());
     let pods = Snapshot::from_objects(
         [
             pod("bound", "n1", "200m", ""),
@@ -110,7 +117,7 @@ fn node_infos_charge_bound_and_assumed_pods_but_not_ended_ones() {
 
     let pending: Vec<&str> = pending_pods(&pods, &assumed)
         .iter()
-        .map(|p| p.metadata.name.as_str())
+        .map(|p| p.metadata.name())
         .collect();
     assert_eq!(pending, ["waiting"], "assumed pods are not placed twice");
 }
@@ -128,7 +135,7 @@ fn pending_pods_come_oldest_first() {
     );
     let order: Vec<&str> = pending_pods(&pods, &BTreeMap::new())
         .iter()
-        .map(|p| p.metadata.name.as_str())
+        .map(|p| p.metadata.name())
         .collect();
     // Same second: the create revision decides (c was created before a).
     assert_eq!(order, ["b", "c", "a"]);
@@ -140,8 +147,12 @@ fn a_node_with_a_ready_condition_but_no_heartbeat_or_unready_is_not_ready() {
     assert!(!NodeInfo::from_node(&node("n", "1", true), false).is_ready);
     assert!(!NodeInfo::from_node(&node("n", "1", false), true).is_ready);
     let mut no_allocatable = node("n", "1", true);
-    no_allocatable.status.allocatable.clear();
-    no_allocatable.status.capacity.insert("cpu".into(), "500m".into());
+    no_allocatable.status.allocatable.get_or_insert_default().clear();
+    no_allocatable
+        .status
+        .capacity
+        .get_or_insert_default()
+        .insert("cpu".into(), Quantity("500m".into()));
     assert_eq!(NodeInfo::from_node(&no_allocatable, true).allocatable_cpu_millis, 500);
 }
 
@@ -149,9 +160,9 @@ fn a_node_with_a_ready_condition_but_no_heartbeat_or_unready_is_not_ready() {
 fn the_explanation_is_rewritten_only_when_it_changes() {
     let p = pod("p", "", "1", "");
     let marked = marked_unschedulable(&p, "0/1 nodes available: 1 insufficient cpu").unwrap();
-    let c = condition(&marked.status.conditions, "PodScheduled").unwrap();
-    assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Unschedulable"));
-    assert_eq!(marked.status.phase, "Pending");
+    let c = condition(conditions(&marked), "PodScheduled").unwrap();
+    assert_eq!((c.status(), c.reason()), ("False", "Unschedulable"));
+    assert_eq!(marked.status.phase.as_deref(), Some("Pending"));
     assert_eq!(
         marked_unschedulable(&marked, "0/1 nodes available: 1 insufficient cpu"),
         None
@@ -159,6 +170,10 @@ fn the_explanation_is_rewritten_only_when_it_changes() {
     assert!(marked_unschedulable(&marked, "0/2 nodes available: 2 not ready").is_some());
 
     let b = bound(&marked, "n1");
-    assert_eq!(b.spec.node_name, "n1");
-    assert_eq!(condition(&b.status.conditions, "PodScheduled").unwrap().status, "True");
+    assert_eq!(b.spec.node_name.as_deref(), Some("n1"));
+    assert_eq!(condition(conditions(&b), "PodScheduled").unwrap().status, "True");
+}
+
+fn conditions(pod: &Pod) -> &[PodCondition] {
+    pod.status.conditions.as_deref().unwrap_or_default()
 }

@@ -8,7 +8,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::executor::Executor;
-use super::fixtures::{BASE, desired, later, now, pod};
+use super::fixtures::{
+    BASE, container_statuses, desired, last_terminated_of, later, now, phase_of, pod, running_of, terminated_of,
+    waiting_of,
+};
 use super::memory::Now;
 use super::plan::Action;
 use crate::runtime::{ContainerState, FakeRuntime, Runtime};
@@ -25,14 +28,14 @@ fn pass(executor: &mut Executor, pods: &BTreeMap<String, Pod>, now: Now) -> BTre
         let Action::ReportStatus { pod_uid, status } = action else {
             panic!("a pass returns only statuses to write: {action:?}");
         };
-        executor.reported(&pod_uid, status.clone());
-        written.insert(pod_uid, status);
+        executor.reported(&pod_uid, (*status).clone());
+        written.insert(pod_uid, *status);
     }
     written
 }
 
 fn main_status(statuses: &BTreeMap<String, PodStatus>, uid: &str) -> ContainerStatus {
-    statuses[uid].container_statuses[0].clone()
+    container_statuses(&statuses[uid])[0].clone()
 }
 
 /// Lets the background stops run (time is paused: sleeps end at once when idle).
@@ -55,7 +58,8 @@ async fn a_crash_loop_backs_off_without_real_processes() {
     let t0 = now();
     let statuses = pass(&mut executor, &pods, t0);
     assert_eq!(
-        statuses["uid-crash"].phase, "Running",
+        phase_of(&statuses["uid-crash"]),
+        "Running",
         "reported in the pass that started it"
     );
     let mut started_at = vec![Duration::ZERO];
@@ -67,10 +71,10 @@ async fn a_crash_loop_backs_off_without_real_processes() {
         assert_eq!(runtime.removed().last(), Some(&id));
         let status = main_status(&statuses, "uid-crash");
         assert_eq!(
-            status.state.waiting.as_ref().map(|w| w.reason.as_str()),
+            waiting_of(&status).and_then(|w| w.reason.as_deref()),
             Some("CrashLoopBackOff")
         );
-        assert_eq!(status.last_state.terminated.as_ref().map(|t| t.exit_code), Some(3));
+        assert_eq!(last_terminated_of(&status).map(|t| t.exit_code), Some(3));
         // Step the clock 1 s at a time until it starts again.
         let starts = runtime.starts().len();
         while runtime.starts().len() == starts {
@@ -118,14 +122,14 @@ async fn an_agent_restart_adopts_what_runs_and_stops_what_was_deleted_meanwhile(
     settle(&runtime, |r| r.removed_logs() == vec!["uid-drop".to_string()]).await;
     assert_eq!(runtime.running(), vec![keep_id.clone()]);
     let status = main_status(&statuses, "uid-keep");
-    assert!(status.state.running.is_some(), "{status:?}");
+    assert!(running_of(&status).is_some(), "{status:?}");
     assert_eq!(status.restart_count, 0);
     let ContainerState::Running { started_at, .. } = runtime.state(&keep_id).unwrap() else {
         panic!("kept container stopped");
     };
     assert_eq!(
-        status.state.running.unwrap().started_at,
-        berth_api::time::format_rfc3339(started_at)
+        running_of(&status).unwrap().started_at,
+        Some(berth_api::time::from_system_time(started_at))
     );
 }
 
@@ -138,7 +142,9 @@ async fn a_deleted_pod_is_stopped_with_its_grace_then_removed_with_its_logs() {
     pass(&mut executor, &desired(&[&web]), t);
     let id = runtime.running().pop().unwrap();
     runtime.ignore_sigterm(&id);
-    web.metadata.deletion_timestamp = Some("2023-11-14T22:13:20Z".into());
+    web.metadata.deletion_timestamp = Some(berth_api::time::from_system_time(
+        berth_api::time::parse_rfc3339("2023-11-14T22:13:20Z").unwrap(),
+    ));
     let begin = Instant::now();
     let statuses = pass(&mut executor, &desired(&[&web]), t);
     assert!(statuses.is_empty(), "a pod being deleted is no longer reported");
@@ -182,9 +188,11 @@ async fn a_refused_start_is_reported_and_retried_after_the_back_off() {
     runtime.fail_starts(Some("not on this host"));
     let t = now();
     let statuses = pass(&mut executor, &pods, t);
-    let waiting = main_status(&statuses, "uid-p").state.waiting.unwrap();
-    assert_eq!(waiting.reason, "RunContainerError");
-    assert!(waiting.message.contains("not on this host"), "{}", waiting.message);
+    let status = main_status(&statuses, "uid-p");
+    let waiting = waiting_of(&status).unwrap();
+    let message = waiting.message.as_deref().unwrap_or_default();
+    assert_eq!(waiting.reason.as_deref(), Some("RunContainerError"));
+    assert!(message.contains("not on this host"), "{message}");
     runtime.fail_starts(None);
     pass(&mut executor, &pods, later(t, BASE - Duration::from_millis(1)));
     assert_eq!(runtime.starts().len(), 1, "not before the back-off");
@@ -204,12 +212,9 @@ async fn never_and_on_failure_pods_complete() {
         runtime.exit(&id, if id.starts_with("uid-done") { 0 } else { 4 });
     }
     let statuses = pass(&mut executor, &pods, t);
-    assert_eq!(statuses["uid-done"].phase, "Succeeded");
-    assert_eq!(statuses["uid-fail"].phase, "Failed");
-    assert_eq!(
-        main_status(&statuses, "uid-fail").state.terminated.unwrap().exit_code,
-        4
-    );
+    assert_eq!(phase_of(&statuses["uid-done"]), "Succeeded");
+    assert_eq!(phase_of(&statuses["uid-fail"]), "Failed");
+    assert_eq!(terminated_of(&main_status(&statuses, "uid-fail")).unwrap().exit_code, 4);
     assert_eq!(pass(&mut executor, &pods, later(t, Duration::from_secs(600))).len(), 0);
     assert_eq!(runtime.starts().len(), 2, "neither restarts");
     assert!(runtime.list().is_empty(), "both removed");

@@ -11,7 +11,11 @@ use super::plan::{Action, Observed, plan};
 use super::status::pod_status;
 use crate::runtime::{ContainerInfo, ContainerState};
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Container, Pod, PodSpec, PodStatus};
+use berth_api::meta::{MetaExt, Time};
+use berth_api::objects::{
+    Container, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, Pod,
+    PodCondition, PodSpec, PodStatus,
+};
 
 pub(super) const BASE: Duration = Duration::from_secs(10);
 
@@ -32,9 +36,9 @@ pub(super) fn later(now: Now, by: Duration) -> Now {
 pub(super) fn pod_of(name: &str, policy: &str, containers: &[&str]) -> Pod {
     Pod::new(
         ObjectMeta {
-            name: name.into(),
-            namespace: "default".into(),
-            uid: format!("uid-{name}"),
+            name: Some(name.into()),
+            namespace: Some("default".into()),
+            uid: Some(format!("uid-{name}")),
             ..Default::default()
         },
         PodSpec {
@@ -42,12 +46,12 @@ pub(super) fn pod_of(name: &str, policy: &str, containers: &[&str]) -> Pod {
                 .iter()
                 .map(|c| Container {
                     name: (*c).into(),
-                    command: vec!["serve".into(), (*c).into()],
+                    command: Some(vec!["serve".into(), (*c).into()]),
                     ..Default::default()
                 })
                 .collect(),
-            restart_policy: policy.into(),
-            node_name: "n1".into(),
+            restart_policy: Some(policy.into()),
+            node_name: Some("n1".into()),
             termination_grace_period_seconds: Some(2),
             ..Default::default()
         },
@@ -60,7 +64,7 @@ pub(super) fn pod(name: &str, policy: &str) -> Pod {
 
 pub(super) fn desired(pods: &[&Pod]) -> BTreeMap<String, Pod> {
     pods.iter()
-        .map(|p| (format!("/pods/default/{}", p.metadata.name), (*p).clone()))
+        .map(|p| (format!("/pods/default/{}", p.metadata.name()), (*p).clone()))
         .collect()
 }
 
@@ -129,15 +133,49 @@ pub(super) fn plan_and_start(
 }
 
 pub(super) fn status_of(memory: &Memory, pod: &Pod, now: Now) -> PodStatus {
-    pod_status(&memory.pods[&pod.metadata.uid], "10.0.0.1", now.instant)
+    pod_status(&memory.pods[pod.metadata.uid()], "10.0.0.1", now.instant)
 }
 
 pub(super) fn found(pod: &Pod, container: &str, id: &str, state: ContainerState) -> ContainerInfo {
     ContainerInfo {
         id: id.into(),
-        pod_uid: pod.metadata.uid.clone(),
-        pod: format!("default/{}", pod.metadata.name),
+        pod_uid: pod.metadata.uid().to_string(),
+        pod: format!("default/{}", pod.metadata.name()),
         name: container.into(),
         state,
     }
+}
+
+/// A time as the JSON of a status has it (`2023-11-14T22:13:20Z`); `null` when absent.
+pub(super) fn json_time(time: Option<&Time>) -> serde_json::Value {
+    serde_json::to_value(time).expect("times serialize")
+}
+
+/// A status's phase; absent reads as empty.
+pub(super) fn phase_of(status: &PodStatus) -> &str {
+    status.phase.as_deref().unwrap_or_default()
+}
+
+pub(super) fn conditions_of(status: &PodStatus) -> &[PodCondition] {
+    status.conditions.as_deref().unwrap_or_default()
+}
+
+pub(super) fn container_statuses(status: &PodStatus) -> &[ContainerStatus] {
+    status.container_statuses.as_deref().unwrap_or_default()
+}
+
+pub(super) fn waiting_of(c: &ContainerStatus) -> Option<&ContainerStateWaiting> {
+    c.state.as_ref()?.waiting.as_ref()
+}
+
+pub(super) fn running_of(c: &ContainerStatus) -> Option<&ContainerStateRunning> {
+    c.state.as_ref()?.running.as_ref()
+}
+
+pub(super) fn terminated_of(c: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    c.state.as_ref()?.terminated.as_ref()
+}
+
+pub(super) fn last_terminated_of(c: &ContainerStatus) -> Option<&ContainerStateTerminated> {
+    c.last_state.as_ref()?.terminated.as_ref()
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use berth_api::objects::{ContainerStateTerminated, Pod, PodStatus};
-use berth_api::time::format_rfc3339;
+use berth_api::meta::Time;
+use berth_api::objects::{ContainerState, ContainerStateTerminated, Pod, PodStatus};
+use berth_api::time::from_system_time;
 
 /// The longest restart back-off, as the kubelet's.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -80,7 +81,7 @@ pub(crate) struct PodMemory {
     pub(crate) pod: Pod,
     /// By container name.
     pub(crate) containers: BTreeMap<String, ContainerMemory>,
-    pub(crate) start_time: String,
+    pub(crate) start_time: Time,
     /// The status last written to the store.
     pub(crate) reported: Option<PodStatus>,
 }
@@ -90,14 +91,15 @@ impl PodMemory {
         let mut containers = BTreeMap::new();
         // A restarted agent keeps counting restarts where the last one left off.
         // A pod that already ended stays ended.
-        let ended = matches!(pod.status.phase.as_str(), "Succeeded" | "Failed");
-        for status in &pod.status.container_statuses {
+        let ended = matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed"));
+        for status in pod.status.container_statuses.iter().flatten() {
+            let terminated = |state: &Option<ContainerState>| state.as_ref().and_then(|s| s.terminated.clone());
             containers.insert(
                 status.name.clone(),
                 ContainerMemory {
                     restart_count: status.restart_count,
-                    last_terminated: status.last_state.terminated.clone(),
-                    terminated: status.state.terminated.clone(),
+                    last_terminated: terminated(&status.last_state),
+                    terminated: terminated(&status.state),
                     done: ended,
                     ..Default::default()
                 },
@@ -106,17 +108,17 @@ impl PodMemory {
         PodMemory {
             pod: pod.clone(),
             containers,
-            start_time: if pod.status.start_time.is_empty() {
-                format_rfc3339(now.wall)
-            } else {
-                pod.status.start_time.clone()
-            },
+            start_time: pod
+                .status
+                .start_time
+                .clone()
+                .unwrap_or_else(|| from_system_time(now.wall)),
             reported: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ContainerMemory {
     /// The runtime's id of the current run, while there is one.
     pub(crate) id: Option<String>,
@@ -156,7 +158,7 @@ pub(crate) enum RestartPolicy {
 
 impl RestartPolicy {
     pub(crate) fn of(pod: &Pod) -> Self {
-        match pod.spec.restart_policy.as_str() {
+        match pod.spec.restart_policy.as_deref().unwrap_or_default() {
             "Never" => RestartPolicy::Never,
             "OnFailure" => RestartPolicy::OnFailure,
             _ => RestartPolicy::Always,
@@ -183,9 +185,10 @@ impl ContainerMemory {
         self.terminated = Some(ContainerStateTerminated {
             exit_code: exit.exit_code,
             signal: exit.signal,
-            reason: if exit.exit_code == 0 { "Completed" } else { "Error" }.into(),
-            started_at: format_rfc3339(exit.started_at),
-            finished_at: format_rfc3339(exit.finished_at),
+            reason: Some(if exit.exit_code == 0 { "Completed" } else { "Error" }.into()),
+            started_at: Some(from_system_time(exit.started_at)),
+            finished_at: Some(from_system_time(exit.finished_at)),
+            ..Default::default()
         });
         self.id = None;
         if policy.restarts_after(exit.exit_code) {

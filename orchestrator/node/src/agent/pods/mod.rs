@@ -32,8 +32,9 @@ use std::time::Duration;
 
 use super::PodIndex;
 use crate::runtime::Runtime;
+use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodSpec, PodStatus, prefix};
-use berth_api::time::format_rfc3339;
+use berth_api::time::from_system_time;
 use berth_client::kv::{AbortOnDrop, KvError};
 use berth_client::reflector::reflect;
 use berth_client::registry::Registry;
@@ -100,14 +101,17 @@ impl PodSupervisor {
             index.clear();
             for (uid, pod) in &self.executor.memory().pods {
                 index.insert(
-                    (pod.pod.metadata.namespace.clone(), pod.pod.metadata.name.clone()),
+                    (
+                        pod.pod.metadata.namespace().to_string(),
+                        pod.pod.metadata.name().to_string(),
+                    ),
                     uid.clone(),
                 );
             }
         }
         for write in writes {
             if let Action::ReportStatus { pod_uid, status } = write {
-                self.report(&pod_uid, status, now).await;
+                self.report(&pod_uid, *status, now).await;
             }
         }
     }
@@ -118,11 +122,11 @@ impl PodSupervisor {
         let Some(pod) = self.executor.memory().pods.get(uid).map(|p| p.pod.clone()) else {
             return;
         };
-        let now = format_rfc3339(now.wall);
+        let now = from_system_time(now.wall);
         let result = self
             .registry
-            .modify::<PodSpec>(&pod.metadata.namespace, &pod.metadata.name, None, |stored| {
-                if stored.metadata.uid != uid || stored.spec.node_name != pod.spec.node_name {
+            .modify::<PodSpec>(pod.metadata.namespace(), pod.metadata.name(), None, |stored| {
+                if stored.metadata.uid() != uid || stored.spec.node_name != pod.spec.node_name {
                     return false;
                 }
                 let merged = merge_status(&stored.status, &status, &now);

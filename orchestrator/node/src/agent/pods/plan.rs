@@ -22,6 +22,7 @@ use std::time::Duration;
 use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy};
 use super::status::pod_status;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
+use berth_api::meta::MetaExt;
 use berth_api::objects::{Container, Pod, PodSpec, PodStatus};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
@@ -47,7 +48,7 @@ impl Observed {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Action {
     /// A container left running by an earlier agent is this pod's again (the memory
     /// already holds it; there is nothing to do but say so).
@@ -78,8 +79,9 @@ pub(crate) enum Action {
         remove_logs_of: Option<String>,
         reason: StopReason,
     },
-    /// Write this status to the pod (it changed since it was last written).
-    ReportStatus { pod_uid: String, status: PodStatus },
+    /// Write this status to the pod (it changed since it was last written). Boxed: a
+    /// status is several times the size of any other action.
+    ReportStatus { pod_uid: String, status: Box<PodStatus> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +98,7 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
     let want: BTreeMap<&str, &Pod> = desired
         .values()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| (p.metadata.uid.as_str(), p))
+        .map(|p| (p.metadata.uid(), p))
         .collect();
     let mut actions = Vec::new();
     if !memory.adopted {
@@ -233,8 +235,8 @@ pub(crate) fn plan_pod(
         }
         if c.is_due(now) {
             actions.push(Action::Start {
-                pod_uid: pod.metadata.uid.clone(),
-                spec: container_spec(&pod.metadata.uid, &name, &pod.metadata.namespace, container),
+                pod_uid: pod.metadata.uid().to_string(),
+                spec: container_spec(pod.metadata.uid(), &name, pod.metadata.namespace(), container),
             });
         }
     }
@@ -250,7 +252,7 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
             let status = pod_status(pod, host_ip, now.instant);
             (pod.reported.as_ref() != Some(&status)).then(|| Action::ReportStatus {
                 pod_uid: uid.clone(),
-                status,
+                status: Box::new(status),
             })
         })
         .collect()
@@ -263,20 +265,34 @@ pub(crate) fn container_spec(uid: &str, pod: &str, namespace: &str, c: &Containe
         ("BERTH_POD_NAME".into(), name.to_string()),
         ("BERTH_POD_NAMESPACE".into(), namespace.to_string()),
     ];
-    env.extend(c.env.iter().map(|e| (e.name.clone(), e.value.clone())));
+    env.extend(
+        c.env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())),
+    );
+    let limit = |resource: &str| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|limits| limits.get(resource))
+            .map(|q| q.0.as_str())
+    };
     ContainerSpec {
         pod_uid: uid.to_string(),
         pod: pod.to_string(),
         name: c.name.clone(),
-        argv: c.command.iter().chain(&c.args).cloned().collect(),
+        argv: c
+            .command
+            .iter()
+            .flatten()
+            .chain(c.args.iter().flatten())
+            .cloned()
+            .collect(),
         env,
-        working_dir: (!c.working_dir.is_empty()).then(|| c.working_dir.clone().into()),
-        cpu_limit_millis: c.resources.limits.get("cpu").and_then(|q| parse_cpu_millis(q).ok()),
-        memory_limit_bytes: c
-            .resources
-            .limits
-            .get("memory")
-            .and_then(|q| parse_memory_bytes(q).ok()),
+        working_dir: c.working_dir.as_deref().filter(|d| !d.is_empty()).map(Into::into),
+        cpu_limit_millis: limit("cpu").and_then(|q| parse_cpu_millis(q).ok()),
+        memory_limit_bytes: limit("memory").and_then(|q| parse_memory_bytes(q).ok()),
     }
 }
 
@@ -286,5 +302,5 @@ fn grace_of(spec: &PodSpec) -> Duration {
 }
 
 pub(crate) fn pod_name(pod: &Pod) -> String {
-    format!("{}/{}", pod.metadata.namespace, pod.metadata.name)
+    format!("{}/{}", pod.metadata.namespace(), pod.metadata.name())
 }

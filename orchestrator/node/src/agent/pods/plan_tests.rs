@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::fixtures::*;
 use super::memory::Memory;
 use super::plan::{Action, DEFAULT_GRACE, Observed, StopReason, plan};
-use berth_api::objects::{ContainerStateTerminated, ContainerStatus};
+use berth_api::objects::{ContainerState as ApiState, ContainerStateTerminated, ContainerStatus};
+use berth_api::time::{from_system_time, parse_rfc3339};
 
 #[test]
 fn a_new_pod_starts_each_container_once_with_its_spec() {
@@ -26,10 +27,10 @@ fn a_new_pod_starts_each_container_once_with_its_spec() {
         spec.env
     );
     let pending = status_of(&memory, &web, t);
-    assert_eq!(pending.phase, "Pending");
+    assert_eq!(phase_of(&pending), "Pending");
     assert_eq!(
-        pending.container_statuses[0].state.waiting.as_ref().unwrap().reason,
-        "ContainerCreating"
+        waiting_of(&container_statuses(&pending)[0]).unwrap().reason.as_deref(),
+        Some("ContainerCreating")
     );
 
     for (name, id) in [("a", "ida"), ("b", "idb")] {
@@ -45,12 +46,11 @@ fn a_new_pod_starts_each_container_once_with_its_spec() {
     let seen = observed(&[("ida", running(t)), ("idb", running(t))]);
     assert_eq!(plan(&mut memory, &desired(&[&web]), &seen, later(t, BASE)), vec![]);
     let status = status_of(&memory, &web, t);
-    assert_eq!(status.phase, "Running");
-    assert_eq!(status.conditions[0].status, "True");
-    assert_eq!(status.start_time, "2023-11-14T22:13:20Z");
+    assert_eq!(phase_of(&status), "Running");
+    assert_eq!(conditions_of(&status)[0].status, "True");
+    assert_eq!(json_time(status.start_time.as_ref()), "2023-11-14T22:13:20Z");
     assert!(
-        status
-            .container_statuses
+        container_statuses(&status)
             .iter()
             .all(|c| c.ready && c.restart_count == 0)
     );
@@ -172,7 +172,7 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
             .unwrap()
             .started(id.into(), t);
     }
-    deleted.metadata.deletion_timestamp = Some("2023-11-14T22:13:20Z".into());
+    deleted.metadata.deletion_timestamp = Some(from_system_time(parse_rfc3339("2023-11-14T22:13:20Z").unwrap()));
     let actions = plan(&mut memory, &desired(&[&deleted]), &Observed::default(), t);
     let stop = |name: &str, id: &str, grace: Duration| Action::Stop {
         pod: format!("default/{name}"),
@@ -201,12 +201,12 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
 fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
     let t = now();
     let mut keep = pod("keep", "");
-    keep.status.start_time = "2023-01-01T00:00:00Z".into();
-    keep.status.container_statuses = vec![ContainerStatus {
+    keep.status.start_time = Some(from_system_time(parse_rfc3339("2023-01-01T00:00:00Z").unwrap()));
+    keep.status.container_statuses = Some(vec![ContainerStatus {
         name: "main".into(),
         restart_count: 2,
         ..Default::default()
-    }];
+    }]);
     let gone = pod("gone", "");
     let pods = desired(&[&keep]);
     let seen = Observed {
@@ -244,9 +244,9 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
     );
     assert!(memory.adopted);
     let status = status_of(&memory, &keep, t);
-    assert_eq!(status.phase, "Running");
-    assert_eq!(status.start_time, "2023-01-01T00:00:00Z");
-    assert_eq!(status.container_statuses[0].restart_count, 2, "counting goes on");
+    assert_eq!(phase_of(&status), "Running");
+    assert_eq!(json_time(status.start_time.as_ref()), "2023-01-01T00:00:00Z");
+    assert_eq!(container_statuses(&status)[0].restart_count, 2, "counting goes on");
     assert_eq!(
         plan(&mut memory, &pods, &observed(&[("k1", running(t))]), t),
         vec![],
@@ -283,23 +283,23 @@ fn a_container_that_ended_while_no_agent_ran_is_restarted_after_the_back_off() {
 #[test]
 fn a_pod_that_ended_stays_ended_after_an_agent_restart() {
     let mut p = pod("job", "Never");
-    p.status.phase = "Succeeded".into();
+    p.status.phase = Some("Succeeded".into());
     let terminated = ContainerStateTerminated {
         exit_code: 0,
-        reason: "Completed".into(),
+        reason: Some("Completed".into()),
         ..Default::default()
     };
-    p.status.container_statuses = vec![ContainerStatus {
+    p.status.container_statuses = Some(vec![ContainerStatus {
         name: "main".into(),
-        state: berth_api::objects::ContainerState {
+        state: Some(ApiState {
             terminated: Some(terminated),
             ..Default::default()
-        },
+        }),
         ..Default::default()
-    }];
+    }]);
     let mut memory = Memory::new(BASE);
     assert_eq!(plan(&mut memory, &desired(&[&p]), &Observed::default(), now()), vec![]);
-    assert_eq!(status_of(&memory, &p, now()).phase, "Succeeded");
+    assert_eq!(phase_of(&status_of(&memory, &p, now())), "Succeeded");
 }
 
 #[test]
@@ -318,19 +318,19 @@ fn a_refused_start_waits_the_back_off_and_says_why() {
         .unwrap();
     c.start_failed("no such command".into(), t);
     let status = status_of(&memory, &p, t);
-    let waiting = status.container_statuses[0].state.waiting.clone().unwrap();
+    let waiting = waiting_of(&container_statuses(&status)[0]).cloned().unwrap();
     assert_eq!(
-        (waiting.reason.as_str(), waiting.message.as_str()),
-        ("RunContainerError", "no such command")
+        (waiting.reason.as_deref(), waiting.message.as_deref()),
+        (Some("RunContainerError"), Some("no such command"))
     );
-    assert_eq!(status.phase, "Pending");
+    assert_eq!(phase_of(&status), "Pending");
     assert_eq!(
         plan(&mut memory, &pods, &Observed::default(), later(t, BASE / 2)),
         vec![]
     );
     let retry = later(t, BASE);
     plan_and_start(&mut memory, &pods, &Observed::default(), retry, "c1");
-    assert_eq!(status_of(&memory, &p, retry).container_statuses[0].restart_count, 1);
+    assert_eq!(container_statuses(&status_of(&memory, &p, retry))[0].restart_count, 1);
 }
 
 #[test]

@@ -1,14 +1,16 @@
 //! The status a pod's memory reports (container states, phase, Ready), and how it is
 //! laid over the stored one; the memory is brought there through the plan.
 
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::fixtures::*;
 use super::memory::PodMemory;
 use super::plan::{Action, Observed, plan, plan_reports};
 use super::status::merge_status;
 use crate::runtime::ContainerState;
-use berth_api::objects::{Condition, ContainerStatus, PodStatus};
+use berth_api::meta::Time;
+use berth_api::objects::{ContainerStatus, PodCondition, PodStatus};
+use berth_api::time::from_system_time;
 
 #[test]
 fn a_crash_loop_waits_in_crash_loop_back_off_and_says_how_long() {
@@ -24,23 +26,23 @@ fn a_crash_loop_waits_in_crash_loop_back_off_and_says_how_long() {
         t,
     );
     let status = status_of(&memory, &p, t);
-    let c = &status.container_statuses[0];
-    let waiting = c.state.waiting.as_ref().unwrap();
-    assert_eq!(waiting.reason, "CrashLoopBackOff");
-    assert_eq!(waiting.message, "back-off 10s restarting failed container=main pod=web");
-    assert_eq!(c.last_state.terminated.as_ref().map(|t| t.exit_code), Some(3));
+    let c = &container_statuses(&status)[0];
+    let waiting = waiting_of(c).unwrap();
+    assert_eq!(waiting.reason.as_deref(), Some("CrashLoopBackOff"));
     assert_eq!(
-        c.last_state.terminated.as_ref().map(|t| t.reason.as_str()),
-        Some("Error")
+        waiting.message.as_deref(),
+        Some("back-off 10s restarting failed container=main pod=web")
     );
+    assert_eq!(last_terminated_of(c).map(|t| t.exit_code), Some(3));
+    assert_eq!(last_terminated_of(c).and_then(|t| t.reason.as_deref()), Some("Error"));
     assert!(!c.ready);
-    assert_eq!(status.phase, "Running", "it has run");
-    assert_eq!(status.conditions[0].status, "False");
+    assert_eq!(phase_of(&status), "Running", "it has run");
+    assert_eq!(conditions_of(&status)[0].status, "False");
     // Once the back-off has passed it is due, no longer backing off.
     let due = status_of(&memory, &p, later(t, BASE));
     assert_eq!(
-        due.container_statuses[0].state.waiting.as_ref().unwrap().reason,
-        "ContainerCreating"
+        waiting_of(&container_statuses(&due)[0]).unwrap().reason.as_deref(),
+        Some("ContainerCreating")
     );
 }
 
@@ -86,13 +88,13 @@ fn containers_that_finish_end_the_pod_succeeded_or_failed() {
             .collect();
         plan(&mut memory, &pods, &observed(&states), t);
         let status = status_of(&memory, &p, t);
-        assert_eq!(status.phase, phase, "{case}");
-        for (c, exit) in status.container_statuses.iter().zip(exits) {
+        assert_eq!(phase_of(&status), phase, "{case}");
+        for (c, exit) in container_statuses(&status).iter().zip(exits) {
             assert_eq!(c.restart_count, 0, "{case}");
             if policy == "Never"
                 && let Some(code) = exit
             {
-                assert_eq!(c.state.terminated.as_ref().map(|t| t.exit_code), Some(*code), "{case}");
+                assert_eq!(terminated_of(c).map(|t| t.exit_code), Some(*code), "{case}");
             }
         }
     }
@@ -109,62 +111,98 @@ fn statuses_are_reported_when_they_change_only() {
         panic!("{reports:?}")
     };
     assert_eq!(
-        (pod_uid.as_str(), status.phase.as_str(), status.host_ip.as_str()),
+        (
+            pod_uid.as_str(),
+            phase_of(status),
+            status.host_ip.as_deref().unwrap_or_default()
+        ),
         ("uid-p", "Running", "10.0.0.1")
     );
-    memory.pods.get_mut("uid-p").unwrap().reported = Some(status.clone());
+    memory.pods.get_mut("uid-p").unwrap().reported = Some((**status).clone());
     assert_eq!(plan_reports(&memory, "10.0.0.1", t), vec![]);
 }
 
 #[test]
 fn merging_keeps_others_conditions_and_moves_transition_times_only_on_change() {
-    let condition = |type_: &str, status: &str, at: &str| Condition {
+    let (t0, t1) = (
+        from_system_time(UNIX_EPOCH + Duration::from_secs(1)),
+        from_system_time(UNIX_EPOCH + Duration::from_secs(2)),
+    );
+    let condition = |type_: &str, status: &str, at: Option<&Time>| PodCondition {
         type_: type_.into(),
         status: status.into(),
-        last_transition_time: at.into(),
+        last_transition_time: at.cloned(),
         ..Default::default()
     };
     let stored = PodStatus {
-        conditions: vec![
-            condition("PodScheduled", "True", "t0"),
-            condition("Ready", "False", "t0"),
-        ],
+        conditions: Some(vec![
+            condition("PodScheduled", "True", Some(&t0)),
+            condition("Ready", "False", Some(&t0)),
+        ]),
         ..Default::default()
     };
     let ours = |ready: &str| PodStatus {
-        phase: "Running".into(),
-        conditions: vec![condition("Ready", ready, "")],
+        phase: Some("Running".into()),
+        conditions: Some(vec![condition("Ready", ready, None)]),
         ..Default::default()
     };
-    let same = merge_status(&stored, &ours("False"), "t1");
+    let same = merge_status(&stored, &ours("False"), &t1);
     assert_eq!(
         same.conditions,
-        vec![
-            condition("PodScheduled", "True", "t0"),
-            condition("Ready", "False", "t0")
-        ]
+        Some(vec![
+            condition("PodScheduled", "True", Some(&t0)),
+            condition("Ready", "False", Some(&t0))
+        ])
     );
-    assert_eq!(same.phase, "Running");
-    let changed = merge_status(&stored, &ours("True"), "t1");
+    assert_eq!(phase_of(&same), "Running");
+    let changed = merge_status(&stored, &ours("True"), &t1);
     assert_eq!(
         changed.conditions,
-        vec![
-            condition("PodScheduled", "True", "t0"),
-            condition("Ready", "True", "t1")
-        ]
+        Some(vec![
+            condition("PodScheduled", "True", Some(&t0)),
+            condition("Ready", "True", Some(&t1))
+        ])
     );
 }
 
 #[test]
 fn a_new_pod_memory_counts_on_from_the_stored_status() {
     let mut p = pod("p", "");
-    p.status.container_statuses = vec![ContainerStatus {
+    p.status.container_statuses = Some(vec![ContainerStatus {
         name: "main".into(),
         restart_count: 5,
         ..Default::default()
-    }];
+    }]);
     let memory = PodMemory::new(&p, now());
     assert_eq!(memory.containers["main"].restart_count, 5);
     assert!(!memory.containers["main"].done, "a pod still running goes on");
-    assert_eq!(memory.start_time, "2023-11-14T22:13:20Z");
+    assert_eq!(json_time(Some(&memory.start_time)), "2023-11-14T22:13:20Z");
+}
+
+#[test]
+fn a_reported_status_keeps_its_json_and_names_the_image_twice() {
+    let mut p = pod("web", "Always");
+    p.spec.containers[0].image = Some("busybox:1.36".into());
+    let mut memory = memory();
+    let t = now();
+    plan_and_start(&mut memory, &desired(&[&p]), &Observed::default(), t, "c1");
+    let status = status_of(&memory, &p, t);
+    assert_eq!(
+        serde_json::to_value(&status).unwrap(),
+        serde_json::json!({
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "hostIP": "10.0.0.1",
+            "startTime": "2023-11-14T22:13:20Z",
+            "containerStatuses": [{
+                "name": "main",
+                "state": {"running": {"startedAt": "2023-11-14T22:13:20Z"}},
+                "lastState": {},
+                "ready": true,
+                "restartCount": 0,
+                "image": "busybox:1.36",
+                "imageID": "busybox:1.36",
+            }],
+        })
+    );
 }

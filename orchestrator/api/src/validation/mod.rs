@@ -4,9 +4,13 @@
 
 use std::collections::BTreeSet;
 
+mod unsupported;
+
+pub use unsupported::NOT_IMPLEMENTED;
+
 use super::kinds::{KINDS, Object, by_kind};
-use super::meta::ObjectMeta;
-use super::objects::{Container, PodSpec, PodTemplateSpec, Taint};
+use super::meta::{LabelSelector, MetaExt, ObjectMeta, selector_is_empty, selector_matches};
+use super::objects::{Container, DeploymentSpec, PodSpec, PodTemplateSpec, Taint};
 use super::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +35,17 @@ fn err(errors: &mut Errors, field: impl Into<String>, message: impl Into<String>
     });
 }
 
+/// A manifest read and checked: the typed object, and the fields it had that the
+/// kind does not define (`spec.template.spec.kontainers`), which the caller refuses,
+/// warns about or drops, as `fieldValidation` (Strict, Warn, Ignore) says.
+#[derive(Debug)]
+pub struct Parsed {
+    pub object: Object,
+    pub unknown_fields: Vec<String>,
+}
+
 /// Checks a manifest already parsed (from JSON or YAML) and validates it.
-pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
+pub fn parse_value(value: serde_json::Value) -> Result<Parsed, Errors> {
     let kind = value
         .get("kind")
         .and_then(|k| k.as_str())
@@ -58,15 +71,48 @@ pub fn parse_value(value: serde_json::Value) -> Result<Object, Errors> {
             message: format!("{kind} is served as apiVersion {api_version:?}, not {given_version:?}"),
         }]);
     }
-    let object = (descriptor.decode)(value).map_err(|message| {
-        // serde names the missing or mistyped field in its message.
-        vec![FieldError {
-            field: "<document>".into(),
-            message,
-        }]
-    })?;
+    let object = (descriptor.decode)(value.clone()).map_err(|error| vec![error])?;
+    let unknown_fields = unknown_fields(&value, &object.to_value());
     let errors = validate(&object);
-    if errors.is_empty() { Ok(object) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(Parsed { object, unknown_fields })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The paths of fields in `sent` that `kept` (the same object after decoding into
+/// its kind's type and encoding again) lost: the fields the kind does not define.
+/// A field sent as `null` is absent, not unknown.
+pub fn unknown_fields(sent: &serde_json::Value, kept: &serde_json::Value) -> Vec<String> {
+    fn walk(sent: &serde_json::Value, kept: &serde_json::Value, path: &str, found: &mut Vec<String>) {
+        use serde_json::Value;
+        match (sent, kept) {
+            (Value::Object(sent), Value::Object(kept)) => {
+                for (key, value) in sent {
+                    let at = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    match kept.get(key) {
+                        Some(kept) => walk(value, kept, &at, found),
+                        None if value.is_null() => {}
+                        None => found.push(at),
+                    }
+                }
+            }
+            (Value::Array(sent), Value::Array(kept)) if sent.len() == kept.len() => {
+                for (i, (sent, kept)) in sent.iter().zip(kept).enumerate() {
+                    walk(sent, kept, &format!("{path}[{i}]"), found);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    walk(sent, kept, "", &mut found);
+    found
 }
 
 /// The metadata checks every kind has, then the kind's own.
@@ -78,8 +124,8 @@ pub fn validate(object: &Object) -> Errors {
 }
 
 /// A node's taints.
-pub fn taints(taints: &[Taint], errors: &mut Errors) {
-    for (i, taint) in taints.iter().enumerate() {
+pub fn taints(taints: Option<&Vec<Taint>>, errors: &mut Errors) {
+    for (i, taint) in taints.into_iter().flatten().enumerate() {
         if !["NoSchedule", "NoExecute", "PreferNoSchedule"].contains(&taint.effect.as_str()) {
             err(
                 errors,
@@ -102,57 +148,100 @@ pub fn is_dns_label(s: &str) -> bool {
 }
 
 fn validate_meta(meta: &ObjectMeta, is_namespaced: bool, errors: &mut Errors) {
-    if meta.name.is_empty() {
+    let (name, namespace) = (meta.name(), meta.namespace());
+    if name.is_empty() {
         err(errors, "metadata.name", "required");
-    } else if !is_dns_label(&meta.name) {
+    } else if !is_dns_label(name) {
         err(
             errors,
             "metadata.name",
-            format!(
-                "{:?} is not a DNS label (lower-case letters, digits and '-', at most 63)",
-                meta.name
-            ),
+            format!("{name:?} is not a DNS label (lower-case letters, digits and '-', at most 63)"),
         );
     }
-    if is_namespaced && !meta.namespace.is_empty() && !is_dns_label(&meta.namespace) {
+    if is_namespaced && !namespace.is_empty() && !is_dns_label(namespace) {
         err(
             errors,
             "metadata.namespace",
-            format!("{:?} is not a DNS label", meta.namespace),
+            format!("{namespace:?} is not a DNS label"),
         );
     }
-    if !is_namespaced && !meta.namespace.is_empty() {
+    if !is_namespaced && !namespace.is_empty() {
         err(
             errors,
             "metadata.namespace",
             "must be empty: this kind is not namespaced",
         );
     }
+    unsupported::metadata(meta, errors);
 }
 
 /// `spec.replicas` of a ReplicaSet or Deployment.
-pub fn replicas(replicas: i32, errors: &mut Errors) {
-    if replicas < 0 {
+pub fn replicas(replicas: Option<i32>, errors: &mut Errors) {
+    if let Some(replicas) = replicas
+        && replicas < 0
+    {
         err(errors, "spec.replicas", format!("must be 0 or more, not {replicas}"));
     }
 }
 
 /// The selector and pod template of a ReplicaSet or Deployment.
-pub fn template(selector: &super::meta::LabelSelector, template: &PodTemplateSpec, errors: &mut Errors) {
-    if selector.match_labels.is_empty() {
+pub fn template(selector: &LabelSelector, template: Option<&PodTemplateSpec>, errors: &mut Errors) {
+    let Some(template) = template else {
+        err(errors, "spec.template", "required");
+        return;
+    };
+    let labels = template
+        .metadata
+        .as_ref()
+        .map(|m| m.labels())
+        .cloned()
+        .unwrap_or_default();
+    if selector_is_empty(selector) {
         err(
             errors,
-            "spec.selector.matchLabels",
+            "spec.selector",
             "required: a selector that matches nothing would adopt every pod",
         );
-    } else if !selector.matches(&template.metadata.labels) {
+    } else if !selector_matches(selector, &labels) {
         err(
             errors,
             "spec.selector",
             "does not match the labels of spec.template.metadata.labels",
         );
     }
-    pod_spec(&template.spec, "spec.template.spec", errors);
+    match &template.spec {
+        Some(spec) => pod_spec(spec, "spec.template.spec", errors),
+        None => err(errors, "spec.template.spec", "required"),
+    }
+}
+
+/// A Deployment's `strategy`, `minReadySeconds` and `paused`: berth replaces a
+/// Deployment's pods all at once (the `Recreate` strategy).
+pub fn deployment_strategy(spec: &DeploymentSpec, errors: &mut Errors) {
+    let strategy = spec.strategy.clone().unwrap_or_default();
+    if strategy.type_.as_deref() == Some("RollingUpdate") || strategy.rolling_update.is_some() {
+        err(
+            errors,
+            "spec.strategy",
+            format!(
+                "{}: rolling updates (berth replaces the pods at once, as type Recreate)",
+                unsupported::NOT_IMPLEMENTED
+            ),
+        );
+    } else if !matches!(strategy.type_.as_deref(), None | Some("Recreate")) {
+        err(errors, "spec.strategy.type", "must be Recreate or RollingUpdate");
+    }
+    min_ready_seconds(spec.min_ready_seconds, errors);
+    if spec.paused == Some(true) {
+        err(errors, "spec.paused", unsupported::NOT_IMPLEMENTED);
+    }
+}
+
+/// `spec.minReadySeconds` of a ReplicaSet or Deployment.
+pub fn min_ready_seconds(seconds: Option<i32>, errors: &mut Errors) {
+    if seconds.is_some_and(|s| s != 0) {
+        err(errors, "spec.minReadySeconds", unsupported::NOT_IMPLEMENTED);
+    }
 }
 
 /// A pod's spec, or a template's, at `path`.
@@ -172,11 +261,12 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         }
         validate_container(container, &at, errors);
     }
-    if !["", "Always", "OnFailure", "Never"].contains(&spec.restart_policy.as_str()) {
+    let restart_policy = spec.restart_policy.as_deref().unwrap_or_default();
+    if !["", "Always", "OnFailure", "Never"].contains(&restart_policy) {
         err(
             errors,
             format!("{path}.restartPolicy"),
-            format!("{:?}: must be Always, OnFailure or Never", spec.restart_policy),
+            format!("{restart_policy:?}: must be Always, OnFailure or Never"),
         );
     }
     if let Some(grace) = spec.termination_grace_period_seconds
@@ -188,8 +278,8 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             "must be 0 or more",
         );
     }
-    for (i, t) in spec.tolerations.iter().enumerate() {
-        if !["", "Equal", "Exists"].contains(&t.operator.as_str()) {
+    for (i, t) in spec.tolerations.iter().flatten().enumerate() {
+        if !["", "Equal", "Exists"].contains(&t.operator.as_deref().unwrap_or_default()) {
             err(
                 errors,
                 format!("{path}.tolerations[{i}].operator"),
@@ -197,6 +287,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             );
         }
     }
+    unsupported::pod_spec(spec, path, errors);
 }
 
 fn validate_container(c: &Container, at: &str, errors: &mut Errors) {
@@ -205,14 +296,14 @@ fn validate_container(c: &Container, at: &str, errors: &mut Errors) {
     } else if !is_dns_label(&c.name) {
         err(errors, format!("{at}.name"), format!("{:?} is not a DNS label", c.name));
     }
-    if c.image.is_empty() && c.command.is_empty() {
+    if c.image.as_deref().unwrap_or_default().is_empty() && c.command.as_ref().is_none_or(Vec::is_empty) {
         err(
             errors,
             format!("{at}.command"),
             "required when no image is given (the process runtime runs the command)",
         );
     }
-    for (i, p) in c.ports.iter().enumerate() {
+    for (i, p) in c.ports.iter().flatten().enumerate() {
         if !(1..=65535).contains(&p.container_port) {
             err(
                 errors,
@@ -230,13 +321,14 @@ fn validate_container(c: &Container, at: &str, errors: &mut Errors) {
             );
         }
     }
+    let resources = c.resources.clone().unwrap_or_default();
     let mut parsed = std::collections::BTreeMap::new();
-    for (section, values) in [("requests", &c.resources.requests), ("limits", &c.resources.limits)] {
-        for (name, quantity) in values {
+    for (section, values) in [("requests", &resources.requests), ("limits", &resources.limits)] {
+        for (name, quantity) in values.iter().flatten() {
             let field = format!("{at}.resources.{section}.{name}");
             let value = match name.as_str() {
-                "cpu" => parse_cpu_millis(quantity),
-                "memory" => parse_memory_bytes(quantity),
+                "cpu" => parse_cpu_millis(&quantity.0),
+                "memory" => parse_memory_bytes(&quantity.0),
                 other => {
                     err(
                         errors,
@@ -265,6 +357,7 @@ fn validate_container(c: &Container, at: &str, errors: &mut Errors) {
             );
         }
     }
+    unsupported::container(c, at, errors);
 }
 
 #[cfg(test)]
@@ -288,7 +381,7 @@ mod tests {
     }"#;
 
     fn parse_object(json: &str) -> Result<Object, Errors> {
-        parse_value(serde_json::from_str(json).expect("test manifests are JSON"))
+        parse_value(serde_json::from_str(json).expect("test manifests are JSON")).map(|p| p.object)
     }
 
     fn errors_of(json: &str) -> Vec<String> {
@@ -304,7 +397,7 @@ mod tests {
     fn a_good_deployment_parses() {
         let object = parse_object(DEPLOYMENT).unwrap();
         assert_eq!(object.kind(), "Deployment");
-        assert_eq!(object.metadata().name, "web");
+        assert_eq!(object.metadata().name(), "web");
     }
 
     #[test]
@@ -333,10 +426,14 @@ mod tests {
             errors_of(&mismatch)
         );
         let missing = DEPLOYMENT.replace("\"containers\"", "\"kontainers\"");
-        assert!(
-            errors_of(&missing)[0].contains("missing field `containers`"),
-            "{:?}",
-            errors_of(&missing)
+        assert_eq!(
+            errors_of(&missing),
+            ["spec.template.spec.containers: required: at least one container"]
+        );
+        let mistyped = DEPLOYMENT.replace("\"replicas\": 3", "\"replicas\": \"two\"");
+        assert_eq!(
+            errors_of(&mistyped),
+            ["spec.replicas: invalid type: string \"two\", expected i32"]
         );
         let wrong_version = DEPLOYMENT.replace("apps/v1", "v1");
         assert!(
@@ -344,6 +441,38 @@ mod tests {
             "{:?}",
             errors_of(&wrong_version)
         );
+    }
+
+    #[test]
+    fn fields_the_kind_does_not_define_are_found() {
+        let sent = DEPLOYMENT
+            .replace("\"replicas\": 3", "\"replicas\": 3, \"replicaz\": 2, \"paused\": null")
+            .replace(
+                "\"name\": \"http\"",
+                "\"name\": \"http\", \"livenessProbe\": {\"exec\": {}, \"tcp\": 1}",
+            );
+        let parsed = parse_value(serde_json::from_str(&sent).unwrap());
+        let errors: Vec<String> = parsed
+            .as_ref()
+            .err()
+            .into_iter()
+            .flatten()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            [format!(
+                "spec.template.spec.containers[0].livenessProbe: {NOT_IMPLEMENTED}"
+            )]
+        );
+        let sent = DEPLOYMENT.replace("\"replicas\": 3", "\"replicas\": 3, \"replicaz\": 2, \"paused\": null");
+        let parsed = parse_value(serde_json::from_str(&sent).unwrap()).unwrap();
+        assert_eq!(parsed.unknown_fields, ["spec.replicaz"]);
+        let parsed = parse_value(serde_json::from_str(DEPLOYMENT).unwrap()).unwrap();
+        assert_eq!(parsed.unknown_fields, Vec::<String>::new());
+        let nested = serde_json::json!({"a": [{"b": 1, "c": 2}], "d": {"e": null}});
+        let kept = serde_json::json!({"a": [{"b": 1}], "d": {}});
+        assert_eq!(unknown_fields(&nested, &kept), ["a[0].c"]);
     }
 
     #[test]

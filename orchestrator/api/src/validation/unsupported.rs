@@ -1,0 +1,235 @@
+//! Fields Kubernetes defines that berth does not act on yet. Objects keep every
+//! field a client sends (the types are Kubernetes' own), so a field berth would
+//! ignore is refused instead, naming its path, unless it holds the value that means
+//! "nothing to do" (its Kubernetes default, `false`, empty). What berth implements
+//! is not listed here; a field leaves this list when the behaviour behind it lands.
+
+use k8s_openapi::api::core::v1::{Container, PodSecurityContext, PodSpec, SecurityContext};
+
+use super::{Errors, FieldError};
+use crate::meta::ObjectMeta;
+
+/// The message of every refusal, so that clients (and tests) can tell a missing
+/// feature from a wrong value.
+pub const NOT_IMPLEMENTED: &str = "berth does not implement this field yet";
+
+fn refuse(errors: &mut Errors, field: String, detail: &str) {
+    let message = if detail.is_empty() {
+        NOT_IMPLEMENTED.to_string()
+    } else {
+        format!("{NOT_IMPLEMENTED} ({detail})")
+    };
+    errors.push(FieldError { field, message });
+}
+
+/// Refuses `field` when `set` says it holds something berth would have to act on.
+fn check(errors: &mut Errors, set: bool, field: String, detail: &str) {
+    if set {
+        refuse(errors, field, detail);
+    }
+}
+
+fn some_vec<T>(v: &Option<Vec<T>>) -> bool {
+    v.as_ref().is_some_and(|v| !v.is_empty())
+}
+
+fn is_true(b: Option<bool>) -> bool {
+    b == Some(true)
+}
+
+fn other_than(value: &Option<String>, allowed: &[&str]) -> bool {
+    value.as_deref().is_some_and(|v| !v.is_empty() && !allowed.contains(&v))
+}
+
+pub(super) fn metadata(meta: &ObjectMeta, errors: &mut Errors) {
+    check(
+        errors,
+        some_vec(&meta.finalizers),
+        "metadata.finalizers".into(),
+        "deletion does not wait for finalizers",
+    );
+}
+
+pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
+    let at = |field: &str| format!("{path}.{field}");
+    let mut set = |is_set: bool, field: &str, detail: &str| check(errors, is_set, at(field), detail);
+    set(some_vec(&spec.volumes), "volumes", "");
+    set(some_vec(&spec.init_containers), "initContainers", "");
+    set(some_vec(&spec.ephemeral_containers), "ephemeralContainers", "");
+    set(some_vec(&spec.image_pull_secrets), "imagePullSecrets", "");
+    set(some_vec(&spec.host_aliases), "hostAliases", "");
+    set(some_vec(&spec.readiness_gates), "readinessGates", "");
+    set(some_vec(&spec.resource_claims), "resourceClaims", "");
+    set(some_vec(&spec.scheduling_gates), "schedulingGates", "");
+    set(
+        some_vec(&spec.topology_spread_constraints),
+        "topologySpreadConstraints",
+        "",
+    );
+    set(
+        spec.affinity.is_some(),
+        "affinity",
+        "the scheduler places pods by nodeSelector, taints and resources",
+    );
+    set(spec.active_deadline_seconds.is_some(), "activeDeadlineSeconds", "");
+    set(spec.dns_config.is_some(), "dnsConfig", "");
+    set(spec.os.is_some(), "os", "");
+    set(spec.overhead.as_ref().is_some_and(|o| !o.is_empty()), "overhead", "");
+    set(spec.resources.is_some(), "resources", "pod-level resources");
+    set(spec.priority.is_some_and(|p| p != 0), "priority", "");
+    set(other_than(&spec.priority_class_name, &[]), "priorityClassName", "");
+    set(
+        other_than(&spec.preemption_policy, &["PreemptLowerPriority"]),
+        "preemptionPolicy",
+        "",
+    );
+    set(other_than(&spec.runtime_class_name, &[]), "runtimeClassName", "");
+    set(
+        other_than(&spec.scheduler_name, &["default-scheduler"]),
+        "schedulerName",
+        "berth has one scheduler, default-scheduler",
+    );
+    set(other_than(&spec.hostname, &[]), "hostname", "");
+    set(other_than(&spec.subdomain, &[]), "subdomain", "");
+    set(
+        other_than(&spec.service_account_name, &["default"]),
+        "serviceAccountName",
+        "",
+    );
+    set(other_than(&spec.service_account, &["default"]), "serviceAccount", "");
+    set(is_true(spec.host_ipc), "hostIPC", "");
+    set(is_true(spec.host_pid), "hostPID", "");
+    set(spec.host_users == Some(false), "hostUsers", "");
+    set(is_true(spec.share_process_namespace), "shareProcessNamespace", "");
+    set(is_true(spec.set_hostname_as_fqdn), "setHostnameAsFQDN", "");
+    set(
+        spec.security_context
+            .as_ref()
+            .is_some_and(|c| *c != PodSecurityContext::default()),
+        "securityContext",
+        "",
+    );
+}
+
+pub(super) fn container(c: &Container, at: &str, errors: &mut Errors) {
+    let field = |name: &str| format!("{at}.{name}");
+    let mut set = |is_set: bool, name: &str| check(errors, is_set, field(name), "");
+    set(c.liveness_probe.is_some(), "livenessProbe");
+    set(c.readiness_probe.is_some(), "readinessProbe");
+    set(c.startup_probe.is_some(), "startupProbe");
+    set(c.lifecycle.is_some(), "lifecycle");
+    set(some_vec(&c.env_from), "envFrom");
+    set(some_vec(&c.volume_mounts), "volumeMounts");
+    set(some_vec(&c.volume_devices), "volumeDevices");
+    set(some_vec(&c.resize_policy), "resizePolicy");
+    set(c.restart_policy.is_some(), "restartPolicy");
+    set(is_true(c.stdin), "stdin");
+    set(is_true(c.stdin_once), "stdinOnce");
+    set(is_true(c.tty), "tty");
+    set(
+        other_than(&c.termination_message_path, &["/dev/termination-log"]),
+        "terminationMessagePath",
+    );
+    set(
+        other_than(&c.termination_message_policy, &["File"]),
+        "terminationMessagePolicy",
+    );
+    set(
+        c.security_context
+            .as_ref()
+            .is_some_and(|s| *s != SecurityContext::default()),
+        "securityContext",
+    );
+    set(
+        c.resources.as_ref().is_some_and(|r| some_vec(&r.claims)),
+        "resources.claims",
+    );
+    for (i, env) in c.env.iter().flatten().enumerate() {
+        set(env.value_from.is_some(), &format!("env[{i}].valueFrom"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, Probe, Volume};
+
+    use super::*;
+
+    fn fields(errors: &Errors) -> Vec<&str> {
+        errors.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn fields_berth_would_ignore_are_named() {
+        let probed = Container {
+            name: "c".into(),
+            liveness_probe: Some(Probe::default()),
+            env: Some(vec![
+                EnvVar {
+                    name: "A".into(),
+                    value: Some("1".into()),
+                    ..Default::default()
+                },
+                EnvVar {
+                    name: "B".into(),
+                    value_from: Some(EnvVarSource::default()),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        };
+        let spec = PodSpec {
+            containers: vec![probed.clone()],
+            volumes: Some(vec![Volume::default()]),
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        pod_spec(&spec, "spec.template.spec", &mut errors);
+        container(&probed, "spec.template.spec.containers[0]", &mut errors);
+        assert_eq!(
+            fields(&errors),
+            [
+                "spec.template.spec.volumes",
+                "spec.template.spec.containers[0].livenessProbe",
+                "spec.template.spec.containers[0].env[1].valueFrom",
+            ]
+        );
+        assert!(errors.iter().all(|e| e.message.starts_with(NOT_IMPLEMENTED)));
+    }
+
+    #[test]
+    fn the_defaults_kubernetes_writes_are_accepted() {
+        let spec = PodSpec {
+            containers: vec![],
+            scheduler_name: Some("default-scheduler".into()),
+            dns_policy: Some("ClusterFirst".into()),
+            security_context: Some(PodSecurityContext::default()),
+            service_account_name: Some("default".into()),
+            volumes: Some(vec![]),
+            host_network: Some(false),
+            ..Default::default()
+        };
+        let c = Container {
+            name: "c".into(),
+            termination_message_path: Some("/dev/termination-log".into()),
+            termination_message_policy: Some("File".into()),
+            image_pull_policy: Some("IfNotPresent".into()),
+            tty: Some(false),
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        pod_spec(&spec, "spec", &mut errors);
+        container(&c, "spec.containers[0]", &mut errors);
+        assert_eq!(fields(&errors), Vec::<&str>::new());
+        let mut errors = Vec::new();
+        pod_spec(
+            &PodSpec {
+                scheduler_name: Some("my-scheduler".into()),
+                ..Default::default()
+            },
+            "spec",
+            &mut errors,
+        );
+        assert_eq!(fields(&errors), ["spec.schedulerName"]);
+    }
+}
