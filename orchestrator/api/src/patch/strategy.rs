@@ -40,165 +40,57 @@ const fn fact(
     }
 }
 
-/// Every tagged field, grouped by the type that declares it.
+/// Every tagged field, grouped by the type that declares it. (Kept one line per fact, a
+/// table to read against the tags, hence no rustfmt.)
+#[rustfmt::skip]
 pub const PATCH_STRATEGIES: &[StrategyFact] = &[
     // k8s.io/apimachinery/pkg/apis/meta/v1: ObjectMeta
-    fact(
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "finalizers",
-        "merge",
-        None,
-    ),
-    fact(
-        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
-        "ownerReferences",
-        "merge",
-        Some("uid"),
-    ),
+    fact("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "finalizers", "merge", None),
+    fact("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta", "ownerReferences", "merge", Some("uid")),
     // k8s.io/api/core/v1: PodSpec
-    fact(
-        "io.k8s.api.core.v1.PodSpec",
-        "volumes",
-        "merge,retainKeys",
-        Some("name"),
-    ),
+    fact("io.k8s.api.core.v1.PodSpec", "volumes", "merge,retainKeys", Some("name")),
     fact("io.k8s.api.core.v1.PodSpec", "initContainers", "merge", Some("name")),
     fact("io.k8s.api.core.v1.PodSpec", "containers", "merge", Some("name")),
-    fact(
-        "io.k8s.api.core.v1.PodSpec",
-        "ephemeralContainers",
-        "merge",
-        Some("name"),
-    ),
+    fact("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "merge", Some("name")),
     fact("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "merge", Some("name")),
     fact("io.k8s.api.core.v1.PodSpec", "hostAliases", "merge", Some("ip")),
-    fact(
-        "io.k8s.api.core.v1.PodSpec",
-        "topologySpreadConstraints",
-        "merge",
-        Some("topologyKey"),
-    ),
+    fact("io.k8s.api.core.v1.PodSpec", "topologySpreadConstraints", "merge", Some("topologyKey")),
     fact("io.k8s.api.core.v1.PodSpec", "schedulingGates", "merge", Some("name")),
-    fact(
-        "io.k8s.api.core.v1.PodSpec",
-        "resourceClaims",
-        "merge,retainKeys",
-        Some("name"),
-    ),
+    fact("io.k8s.api.core.v1.PodSpec", "resourceClaims", "merge,retainKeys", Some("name")),
     // Container, and EphemeralContainer (EphemeralContainerCommon, inlined)
     fact("io.k8s.api.core.v1.Container", "ports", "merge", Some("containerPort")),
     fact("io.k8s.api.core.v1.Container", "env", "merge", Some("name")),
-    fact(
-        "io.k8s.api.core.v1.Container",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.Container",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "ports",
-        "merge",
-        Some("containerPort"),
-    ),
+    fact("io.k8s.api.core.v1.Container", "volumeMounts", "merge", Some("mountPath")),
+    fact("io.k8s.api.core.v1.Container", "volumeDevices", "merge", Some("devicePath")),
+    fact("io.k8s.api.core.v1.EphemeralContainer", "ports", "merge", Some("containerPort")),
     fact("io.k8s.api.core.v1.EphemeralContainer", "env", "merge", Some("name")),
-    fact(
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.EphemeralContainer",
-        "volumeDevices",
-        "merge",
-        Some("devicePath"),
-    ),
+    fact("io.k8s.api.core.v1.EphemeralContainer", "volumeMounts", "merge", Some("mountPath")),
+    fact("io.k8s.api.core.v1.EphemeralContainer", "volumeDevices", "merge", Some("devicePath")),
     // PodStatus and ContainerStatus
     fact("io.k8s.api.core.v1.PodStatus", "conditions", "merge", Some("type")),
     fact("io.k8s.api.core.v1.PodStatus", "hostIPs", "merge", Some("ip")),
     fact("io.k8s.api.core.v1.PodStatus", "podIPs", "merge", Some("ip")),
-    fact(
-        "io.k8s.api.core.v1.PodStatus",
-        "resourceClaimStatuses",
-        "merge,retainKeys",
-        Some("name"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.ContainerStatus",
-        "volumeMounts",
-        "merge",
-        Some("mountPath"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.ContainerStatus",
-        "allocatedResourcesStatus",
-        "merge",
-        Some("name"),
-    ),
+    fact("io.k8s.api.core.v1.PodStatus", "resourceClaimStatuses", "merge,retainKeys", Some("name")),
+    fact("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", "merge", Some("mountPath")),
+    fact("io.k8s.api.core.v1.ContainerStatus", "allocatedResourcesStatus", "merge", Some("name")),
     // Node
     fact("io.k8s.api.core.v1.NodeSpec", "podCIDRs", "merge", None),
     fact("io.k8s.api.core.v1.NodeStatus", "conditions", "merge", Some("type")),
     fact("io.k8s.api.core.v1.NodeStatus", "addresses", "merge", Some("type")),
     // Namespace, Service, ServiceAccount, and the rest of core/v1's status conditions
-    fact(
-        "io.k8s.api.core.v1.NamespaceStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
+    fact("io.k8s.api.core.v1.NamespaceStatus", "conditions", "merge", Some("type")),
     fact("io.k8s.api.core.v1.ServiceSpec", "ports", "merge", Some("port")),
     fact("io.k8s.api.core.v1.ServiceStatus", "conditions", "merge", Some("type")),
     fact("io.k8s.api.core.v1.ServiceAccount", "secrets", "merge", Some("name")),
-    fact(
-        "io.k8s.api.core.v1.PersistentVolumeClaimStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.ReplicationControllerStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    fact(
-        "io.k8s.api.core.v1.ComponentStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
+    fact("io.k8s.api.core.v1.PersistentVolumeClaimStatus", "conditions", "merge", Some("type")),
+    fact("io.k8s.api.core.v1.ReplicationControllerStatus", "conditions", "merge", Some("type")),
+    fact("io.k8s.api.core.v1.ComponentStatus", "conditions", "merge", Some("type")),
     // k8s.io/api/apps/v1
     fact("io.k8s.api.apps.v1.DeploymentSpec", "strategy", "retainKeys", None),
-    fact(
-        "io.k8s.api.apps.v1.DeploymentStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    fact(
-        "io.k8s.api.apps.v1.ReplicaSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    fact(
-        "io.k8s.api.apps.v1.StatefulSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
-    fact(
-        "io.k8s.api.apps.v1.DaemonSetStatus",
-        "conditions",
-        "merge",
-        Some("type"),
-    ),
+    fact("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "merge", Some("type")),
+    fact("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "merge", Some("type")),
+    fact("io.k8s.api.apps.v1.StatefulSetStatus", "conditions", "merge", Some("type")),
+    fact("io.k8s.api.apps.v1.DaemonSetStatus", "conditions", "merge", Some("type")),
 ];
 
 /// A field's strategy, parsed. The default (nothing set) is "no strategy".
