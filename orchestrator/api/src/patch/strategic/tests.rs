@@ -84,31 +84,32 @@ fn set_image_keeps_the_rest_of_the_container() {
     assert_eq!(rest, web());
 }
 
-/// `kubectl apply` of an edited manifest: the last applied one had [http, sidecar]; the
-/// new one has [metrics, http] with http's image changed and sidecar dropped. The live
-/// object also has a container injected by someone else, which apply leaves alone.
+/// `kubectl apply` of an edited manifest: the last applied one had [http, legacy,
+/// sidecar]; the new one has [metrics, sidecar, http], with http's image changed and
+/// legacy dropped. kubectl sends only what changed, the deletion, and the new order. The
+/// live object also has a container injected by someone else, which apply leaves alone.
 #[test]
 fn apply_orders_by_set_element_order_and_deletes() {
     let mut live = web();
-    live["spec"]["template"]["spec"]["containers"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"name": "injected", "image": "mesh-proxy"}));
+    let containers = live["spec"]["template"]["spec"]["containers"].as_array_mut().unwrap();
+    containers.insert(1, json!({"name": "legacy", "image": "old"}));
+    containers.push(json!({"name": "injected", "image": "mesh-proxy"}));
     let patch = json!({"spec": {"template": {"spec": {
-        "$setElementOrder/containers": [{"name": "metrics"}, {"name": "http"}],
+        "$setElementOrder/containers": [{"name": "metrics"}, {"name": "sidecar"}, {"name": "http"}],
         "containers": [
             {"name": "metrics", "image": "exporter:2"},
             {"name": "http", "image": "python:3.12"},
-            {"name": "sidecar", "$patch": "delete"}
+            {"name": "legacy", "$patch": "delete"}
         ]
     }}}});
     let result = strategic_merge(&live, &patch, &deployment_schema()).unwrap();
     let containers = &pod_spec(&result)["containers"];
-    assert_eq!(names(containers), ["metrics", "http", "injected"]);
+    assert_eq!(names(containers), ["metrics", "sidecar", "http", "injected"]);
     assert_eq!(containers[0], json!({"name": "metrics", "image": "exporter:2"}));
-    assert_eq!(containers[1]["image"], "python:3.12");
-    assert_eq!(containers[1]["command"], json!(["python", "-m", "http.server"]));
-    assert_eq!(containers[2], json!({"name": "injected", "image": "mesh-proxy"}));
+    assert_eq!(containers[1], json!({"name": "sidecar", "image": "envoy:1.30"}));
+    assert_eq!(containers[2]["image"], "python:3.12");
+    assert_eq!(containers[2]["command"], json!(["python", "-m", "http.server"]));
+    assert_eq!(containers[3], json!({"name": "injected", "image": "mesh-proxy"}));
 }
 
 /// The same edit without `$setElementOrder` (a hand-written patch): Kubernetes' order
