@@ -10,6 +10,7 @@ pub mod meta;
 pub mod names;
 pub mod objects;
 pub mod owners;
+pub mod patch;
 pub mod quantity;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
