@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::codec::{content_type, decode_object, read_body, render, response_format};
 use super::logs::{LogRequest, logs};
+use super::patch::PatchType;
 use super::prepare::{FieldValidation, Part};
 use super::rest::Written;
 use super::route::{self, Kind, Route, Subresource, namespaces};
@@ -164,10 +165,13 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     )
                 }
                 (None | Some(Subresource::Status), Method::PATCH) => {
-                    rest::check_patch_type(&content_type(headers))?;
-                    let patch = object_body(headers, body).await?;
+                    let patch_type = PatchType::of(&content_type(headers))?;
+                    let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     let mode = FieldValidation::parse(params.text("fieldValidation"))?;
-                    written(200, rest::patch(api, kind, namespace, &name, part, patch, mode).await?)
+                    written(
+                        200,
+                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, mode).await?,
+                    )
                 }
                 (None, Method::DELETE) => {
                     let bytes = read_body(headers, body).await?;
@@ -184,9 +188,9 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     reply(200, scale::replace(api, kind, namespace, &name, object).await?)
                 }
                 (Some(Subresource::Scale), Method::PATCH) => {
-                    rest::check_patch_type(&content_type(headers))?;
-                    let patch = object_body(headers, body).await?;
-                    reply(200, scale::patch(api, kind, namespace, &name, patch).await?)
+                    let patch_type = PatchType::of(&content_type(headers))?;
+                    let patch = patch_type.decode(&read_body(headers, body).await?)?;
+                    reply(200, scale::patch(api, kind, namespace, &name, patch_type, patch).await?)
                 }
                 (Some(Subresource::Log), Method::GET) => {
                     let request = LogRequest {

@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 
 use super::route::{Kind, is_pods};
 use berth_api::kinds::{KINDS, group_versions};
+use berth_api::patch::PATCH_STRATEGIES;
 
 /// One group version's document, and the hash its URL carries.
 struct Document {
@@ -104,6 +105,21 @@ fn document(group: &str, version: &str) -> Value {
     for (kind, name) in kinds {
         if let Some(Value::Object(schema)) = schemas.get_mut(&name) {
             schema.insert("x-kubernetes-group-version-kind".into(), json!([gvk(kind)]));
+        }
+    }
+    // The list strategies the server's strategic merge follows, where clients that
+    // compute patches (kubectl apply, edit) read them.
+    for fact in PATCH_STRATEGIES {
+        let Some(Value::Object(field)) = schemas
+            .get_mut(fact.definition)
+            .and_then(|schema| schema.get_mut("properties"))
+            .and_then(|properties| properties.get_mut(fact.field))
+        else {
+            continue;
+        };
+        field.insert("x-kubernetes-patch-strategy".into(), fact.strategy.into());
+        if let Some(key) = fact.merge_key {
+            field.insert("x-kubernetes-patch-merge-key".into(), key.into());
         }
     }
     json!({
@@ -304,6 +320,11 @@ mod tests {
             container["properties"]["livenessProbe"]["allOf"][0]["$ref"],
             "#/components/schemas/io.k8s.api.core.v1.Probe"
         );
+        assert_eq!(
+            core["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]["x-kubernetes-patch-merge-key"],
+            "name"
+        );
+        assert_eq!(container["properties"]["env"]["x-kubernetes-patch-strategy"], "merge");
         assert!(group_version_document("apis/batch/v1").is_none());
     }
 }

@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 
 use super::ApiServer;
-use super::merge_patch;
+use super::patch::{PatchType, apply};
 use super::prepare::{
     FieldValidation, Part, check_identity, is_terminating, precondition, prepare_create, prepare_update,
     resource_version, validate,
@@ -142,40 +142,22 @@ pub async fn replace(
     .await
 }
 
-/// Which patches the server applies: merge patches (strategic ones read as merge
-/// patches; berth's objects have no list merge keys to honour).
-pub fn check_patch_type(content_type: &str) -> Result<(), ApiError> {
-    match content_type {
-        "application/merge-patch+json" | "application/strategic-merge-patch+json" => Ok(()),
-        "application/json-patch+json" => Err(ApiError::unsupported_media_type(
-            "JSON patches (application/json-patch+json) are not supported; \
-             send a merge patch (application/merge-patch+json)",
-        )),
-        "application/apply-patch+yaml" => Err(ApiError::unsupported_media_type(
-            "server-side apply (application/apply-patch+yaml) is not supported; \
-             send a merge patch (application/merge-patch+json)",
-        )),
-        other => Err(ApiError::unsupported_media_type(format!(
-            "the server does not support patches of media type {other:?}; \
-             send a merge patch (application/merge-patch+json)"
-        ))),
-    }
-}
-
-/// PATCH: applies a merge patch to the stored object (or its status), then validates.
+/// PATCH: applies a patch of any type to the stored object (or its status), then
+/// validates the result.
+#[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
     kind: &Kind,
     namespace: &str,
     name: &str,
     part: Part,
+    patch_type: PatchType,
     patch: Value,
     mode: FieldValidation,
 ) -> Result<Written, ApiError> {
     let expected = precondition(&patch);
     write(api, kind, namespace, name, expected, mode, |stored| {
-        let mut patched = stored.clone();
-        merge_patch::apply(&mut patched, &patch);
+        let mut patched = apply(Some(kind), patch_type, stored, &patch)?;
         check_identity(kind, &mut patched, Some(namespace), Some(name))?;
         Ok(prepare_update(part, stored, patched))
     })

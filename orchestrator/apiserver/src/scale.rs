@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 
 use super::ApiServer;
-use super::merge_patch;
+use super::patch::{PatchType, apply};
 use super::prepare::{FieldValidation, fill_or_match, metadata_mut, precondition};
 use super::rest::{get, write};
 use super::route::Kind;
@@ -39,8 +39,15 @@ pub async fn replace(
     Ok(scale_of(&written.object))
 }
 
-/// PATCH: a merge patch of the `Scale` view.
-pub async fn patch(api: &ApiServer, kind: &Kind, namespace: &str, name: &str, patch: Value) -> Result<Value, ApiError> {
+/// PATCH: a patch of the `Scale` view.
+pub async fn patch(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    patch_type: PatchType,
+    patch: Value,
+) -> Result<Value, ApiError> {
     let written = write(
         api,
         kind,
@@ -49,8 +56,7 @@ pub async fn patch(api: &ApiServer, kind: &Kind, namespace: &str, name: &str, pa
         precondition(&patch),
         FieldValidation::Ignore,
         |stored| {
-            let mut scale = scale_of(stored);
-            merge_patch::apply(&mut scale, &patch);
+            let mut scale = apply(None, patch_type, &scale_of(stored), &patch)?;
             let replicas = scale_replicas(&mut scale, namespace, name)?;
             Ok(with_replicas(stored, replicas))
         },

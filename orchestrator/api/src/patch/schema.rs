@@ -60,6 +60,18 @@ impl PatchSchema {
         Self::compile(schema.as_value(), Some(T::schema_name().into_owned()))
     }
 
+    /// The schema a kind's descriptor generates ([`KindDescriptor::schema`]).
+    ///
+    /// [`KindDescriptor::schema`]: crate::kinds::KindDescriptor::schema
+    pub fn for_kind(kind: &crate::kinds::KindDescriptor) -> Self {
+        let mut generator = SchemaGenerator::default();
+        let mut root = (kind.schema)(&mut generator).as_value().clone();
+        if let Value::Object(fields) = &mut root {
+            fields.insert("$defs".into(), Value::Object(generator.take_definitions(true)));
+        }
+        Self::compile(&root, None)
+    }
+
     /// The schema of a root schema with its definitions; the root's definition name is
     /// its `title` (schemars sets it to the type's schema name).
     pub fn from_schema(schema: &Schema) -> Self {
@@ -339,6 +351,21 @@ mod tests {
         }
         assert_eq!(deployment.definition_at(&["spec", "replicas"]), None);
         assert_eq!(deployment.definition_at(&["spec", "nonsense"]), None);
+    }
+
+    #[test]
+    fn every_served_kind_has_its_schema() {
+        for kind in crate::kinds::KINDS {
+            let schema = PatchSchema::for_kind(kind);
+            let name = schema.definition_at(&[]).unwrap_or_default();
+            assert!(name.ends_with(&format!(".{}", kind.kind)), "{}: {name}", kind.kind);
+            assert_eq!(
+                schema.definition_at(&["metadata"]),
+                Some("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")
+            );
+        }
+        let deployment = PatchSchema::for_kind(&crate::kinds::deployment::DEPLOYMENT);
+        assert!(deployment.strategy_at(&["spec", "template", "spec", "containers"]).merge);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod discovery;
 mod fields;
 mod logs;
 mod namespaces;
+mod patches;
 mod watches;
 mod writes;
 

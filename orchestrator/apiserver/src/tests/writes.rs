@@ -107,11 +107,38 @@ async fn creates_replaces_patches_scales_lists_and_deletes() {
             "PATCH",
             &web,
             &[("content-type", "application/json-patch+json")],
-            br#"[{"op":"replace","path":"/spec/replicas","value":1}]"#.to_vec(),
+            br#"[{"op":"test","path":"/spec/replicas","value":5},{"op":"replace","path":"/spec/replicas","value":1}]"#
+                .to_vec(),
         )
         .await;
-    assert_eq!(json_patch.status, 415);
-    assert_eq!(json_patch.json()["reason"], "UnsupportedMediaType");
+    assert_eq!(json_patch.status, 200, "{}", json_patch.json());
+    assert_eq!(json_patch.json()["spec"]["replicas"], 1);
+    let failed_test = server
+        .call(
+            "PATCH",
+            &web,
+            &[("content-type", "application/json-patch+json")],
+            br#"[{"op":"test","path":"/spec/replicas","value":5},{"op":"replace","path":"/spec/replicas","value":7}]"#
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(failed_test.status, 422, "{}", failed_test.json());
+    let message = failed_test.json()["message"].as_str().unwrap().to_string();
+    assert!(message.contains("/spec/replicas"), "{message}");
+    let server_side = server
+        .call(
+            "PATCH",
+            &web,
+            &[("content-type", "application/apply-patch+yaml")],
+            b"spec: {replicas: 2}".to_vec(),
+        )
+        .await;
+    assert_eq!(server_side.status, 415);
+    assert_eq!(server_side.json()["reason"], "UnsupportedMediaType");
+    assert_eq!(
+        server.merge_patch(&web, &json!({"spec": {"replicas": 5}})).await.status,
+        200
+    );
     assert_eq!(
         server
             .merge_patch(&web, &json!({"spec": {"replicas": -3}}))
