@@ -95,6 +95,12 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
             "the request body is empty; an object was expected",
         ));
     }
+    if content_type(headers) == "application/vnd.kubernetes.protobuf" {
+        return Err(ApiError::unsupported_media_type(
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json, application/yaml",
+        ));
+    }
     let value: Value = if is_yaml(&content_type(headers)) {
         serde_yaml_ng::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?

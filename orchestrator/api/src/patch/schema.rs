@@ -365,7 +365,11 @@ mod tests {
             );
         }
         let deployment = PatchSchema::for_kind(&crate::kinds::deployment::DEPLOYMENT);
-        assert!(deployment.strategy_at(&["spec", "template", "spec", "containers"]).merge);
+        assert!(
+            deployment
+                .strategy_at(&["spec", "template", "spec", "containers"])
+                .merge
+        );
     }
 
     #[test]
