@@ -19,7 +19,7 @@ use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::selector::{FieldSelector, Filter, LabelSelector};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
-use super::{ApiServer, discovery, openapi, rest, scale};
+use super::{ApiServer, discovery, openapi, rest, scale, table};
 
 /// The query parameters of a request.
 struct Params(HashMap<String, String>);
@@ -129,10 +129,16 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                 };
                 watch(api, kind, namespace.as_deref(), request).await
             }
-            Method::GET => reply(
-                200,
-                rest::list(api, kind, namespace.as_deref(), &params.filter(kind)?).await?,
-            ),
+            Method::GET => {
+                let list = rest::list(api, kind, namespace.as_deref(), &params.filter(kind)?).await?;
+                match table::wants_table(headers) {
+                    Some(version) => {
+                        let include = table::Include::parse(params.text("includeObject"))?;
+                        reply(200, table::table(kind, version, &list, true, include))
+                    }
+                    None => reply(200, list),
+                }
+            }
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
                 let object = object_body(headers, body).await?;
@@ -154,7 +160,14 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             };
             match (subresource, method) {
                 (None | Some(Subresource::Status), Method::GET) => {
-                    reply(200, rest::get(api, kind, namespace, &name).await?)
+                    let object = rest::get(api, kind, namespace, &name).await?;
+                    match table::wants_table(headers) {
+                        Some(version) => {
+                            let include = table::Include::parse(params.text("includeObject"))?;
+                            reply(200, table::table(kind, version, &object, false, include))
+                        }
+                        None => reply(200, object),
+                    }
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
                     let object = object_body(headers, body).await?;

@@ -28,6 +28,7 @@ mod scale;
 mod selector;
 mod status;
 mod storage;
+mod table;
 mod watch;
 
 #[cfg(test)]

@@ -5,11 +5,9 @@
 use std::time::SystemTime;
 
 use super::kinds::KindInfo;
-use berth_api::conditions::{Condition, condition, is_true};
 use berth_api::kinds::PrinterColumn;
 use berth_api::meta::{LabelSelector, MetaExt};
-use berth_api::objects::{ContainerState, Deployment, Namespace, Node, Object, Pod, PodTemplateSpec, ReplicaSet};
-use berth_api::time::age_of;
+use berth_api::objects::Object;
 
 const MIN_WIDTH: usize = 6;
 const PADDING: usize = 3;
@@ -42,263 +40,45 @@ fn shown_columns(kind: &KindInfo, options: TableOptions) -> impl Iterator<Item =
         .filter(move |c| c.priority == 0 || options.wide)
 }
 
-/// One object's cells, in the order of [`header`].
+/// One object's cells, in the order of [`header`]: the kind's row (the same cells a
+/// server-side Table has), without the wide ones unless asked for.
 pub fn row(object: &Object, kind: &KindInfo, options: TableOptions, now: SystemTime) -> Vec<String> {
     let metadata = object.metadata();
-    let name = if options.with_kind {
-        format!("{}/{}", kind.qualified(), metadata.name())
-    } else {
-        metadata.name().to_string()
-    };
-    let age = age_of(metadata.creation_timestamp.as_ref(), now);
-    let typed = if let Some(pod) = object.downcast_ref::<Pod>() {
-        Some(pod_row(pod, name.clone(), age.clone()))
-    } else if let Some(d) = object.downcast_ref::<Deployment>() {
-        Some(deployment_row(d, name.clone(), age.clone()))
-    } else if let Some(rs) = object.downcast_ref::<ReplicaSet>() {
-        Some(replica_set_row(rs, name.clone(), age.clone()))
-    } else if let Some(node) = object.downcast_ref::<Node>() {
-        Some(node_row(node, name.clone(), age.clone()))
-    } else {
-        object
-            .downcast_ref::<Namespace>()
-            .map(|ns| namespace_row(ns, name.clone(), age.clone()))
-    };
-    let mut cells = match typed {
-        Some((mut cells, wide)) => {
-            if options.wide {
-                cells.extend(wide);
-            }
-            cells
-        }
-        None => generic_row(object, kind, options, name, age),
-    };
+    let mut cells: Vec<String> = (kind.cells)(object, now)
+        .iter()
+        .zip(kind.printer_columns())
+        .filter(|(_, column)| column.priority == 0 || options.wide)
+        .map(|(cell, _)| cell_text(cell))
+        .collect();
+    if options.with_kind
+        && let Some(name) = cells.first_mut()
+    {
+        *name = format!("{}/{}", kind.qualified(), metadata.name());
+    }
     if options.with_namespace && kind.namespaced {
         cells.insert(0, metadata.namespace().to_string());
     }
     cells
 }
 
-/// The cells of a kind the CLI has no printer of its own for, read from its
-/// printer columns' JSONPaths (simple ones: `.status.phase`), as kubectl prints a
-/// custom resource.
-fn generic_row(object: &Object, kind: &KindInfo, options: TableOptions, name: String, age: String) -> Vec<String> {
-    let value = object.to_value();
-    shown_columns(kind, options)
-        .map(|column| match column {
-            c if *c == PrinterColumn::NAME => name.clone(),
-            c if *c == PrinterColumn::AGE => age.clone(),
-            PrinterColumn { json_path: "", .. } => "<unknown>".to_string(),
-            PrinterColumn { json_path, .. } => {
-                let found = json_path.split('.').skip(1).try_fold(&value, |at, field| at.get(field));
-                match found {
-                    None | Some(serde_json::Value::Null) => "<none>".to_string(),
-                    Some(serde_json::Value::String(text)) => text.clone(),
-                    Some(other) => other.to_string(),
-                }
-            }
-        })
-        .collect()
-}
-
-type Cells = (Vec<String>, Vec<String>);
-
-fn or_none(s: &str) -> String {
-    if s.is_empty() { "<none>".into() } else { s.to_string() }
-}
-
-/// A string field as Kubernetes reads it: absent is empty.
-pub(crate) fn text(field: &Option<String>) -> &str {
-    field.as_deref().unwrap_or_default()
-}
-
-/// The replicas a ReplicaSet or Deployment asks for: absent is 1, Kubernetes' default.
-pub(crate) fn desired_replicas(replicas: Option<i32>) -> i32 {
-    replicas.unwrap_or(1)
-}
-
-/// A container's state as Kubernetes reads it: absent is none of the three.
-pub(crate) fn state_of(state: &Option<ContainerState>) -> ContainerState {
-    state.clone().unwrap_or_default()
-}
-
-fn pod_row(pod: &Pod, name: String, age: String) -> Cells {
-    let (ready, restarts) = pod
-        .status
-        .container_statuses
-        .iter()
-        .flatten()
-        .fold((0, 0), |(ready, restarts), c| {
-            let state = state_of(&c.state);
-            let is_ready = c.ready && state.running.is_some() && state.waiting.is_none() && state.terminated.is_none();
-            (ready + usize::from(is_ready), restarts + c.restart_count)
-        });
-    (
-        vec![
-            name,
-            format!("{ready}/{}", pod.spec.containers.len()),
-            pod_status(pod),
-            restarts.to_string(),
-            age,
-        ],
-        vec![or_none(text(&pod.status.host_ip)), or_none(text(&pod.spec.node_name))],
-    )
-}
-
-/// The STATUS column, by kubectl's rules: a container's waiting or terminated
-/// reason (the first container's wins) over the pod's reason over its phase, and
-/// `Terminating` once deletion has begun.
-pub fn pod_status(pod: &Pod) -> String {
-    let mut reason = match (text(&pod.status.reason), text(&pod.status.phase)) {
-        ("", "") => "Pending".to_string(),
-        ("", phase) => phase.to_string(),
-        (reason, _) => reason.to_string(),
-    };
-    let mut has_running = false;
-    for container in pod.status.container_statuses.iter().flatten().rev() {
-        let state = state_of(&container.state);
-        if let Some(waiting) = &state.waiting
-            && !text(&waiting.reason).is_empty()
-        {
-            reason = text(&waiting.reason).to_string();
-        } else if let Some(terminated) = &state.terminated {
-            reason = match (text(&terminated.reason), terminated.signal) {
-                ("", Some(signal)) if signal != 0 => format!("Signal:{signal}"),
-                ("", _) => format!("ExitCode:{}", terminated.exit_code),
-                (reason, _) => reason.to_string(),
-            };
-        } else if container.ready && state.running.is_some() {
-            has_running = true;
-        }
+/// A cell as kubectl prints it: strings as they are, numbers in decimal.
+pub fn cell_text(cell: &serde_json::Value) -> String {
+    match cell {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Null => "<none>".to_string(),
+        other => other.to_string(),
     }
-    if reason == "Completed" && has_running {
-        let is_ready = is_true(pod.status.conditions.as_ref(), "Ready");
-        reason = if is_ready { "Running" } else { "NotReady" }.to_string();
-    }
-    if pod.metadata.is_deleting() {
-        reason = if text(&pod.status.reason) == "NodeLost" {
-            "Unknown"
-        } else {
-            "Terminating"
-        }
-        .to_string();
-    }
-    reason
 }
+
+pub(crate) use berth_api::kinds::cells::{desired_replicas, state_of, text};
+pub(crate) use berth_api::kinds::node::node_roles;
+#[cfg(test)]
+use berth_api::kinds::pod::pod_status;
 
 /// `app=web,tier in (a,b)`, or `<none>`.
 pub fn selector_text(selector: &LabelSelector) -> String {
     let text = berth_api::meta::selector_text(selector);
     if text.is_empty() { "<none>".into() } else { text }
-}
-
-fn template_cells(template: Option<&PodTemplateSpec>, selector: &LabelSelector) -> Vec<String> {
-    let containers = template
-        .and_then(|t| t.spec.as_ref())
-        .map(|spec| spec.containers.as_slice())
-        .unwrap_or_default();
-    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-    let images: Vec<&str> = containers
-        .iter()
-        .map(|c| match text(&c.image) {
-            "" => "<none>",
-            image => image,
-        })
-        .collect();
-    vec![names.join(","), images.join(","), selector_text(selector)]
-}
-
-fn deployment_row(d: &Deployment, name: String, age: String) -> Cells {
-    let status = &d.status;
-    (
-        vec![
-            name,
-            format!(
-                "{}/{}",
-                status.ready_replicas.unwrap_or_default(),
-                desired_replicas(d.spec.replicas)
-            ),
-            status.updated_replicas.unwrap_or_default().to_string(),
-            status.available_replicas.unwrap_or_default().to_string(),
-            age,
-        ],
-        template_cells(Some(&d.spec.template), &d.spec.selector),
-    )
-}
-
-fn replica_set_row(rs: &ReplicaSet, name: String, age: String) -> Cells {
-    (
-        vec![
-            name,
-            desired_replicas(rs.spec.replicas).to_string(),
-            rs.status.replicas.to_string(),
-            rs.status.ready_replicas.unwrap_or_default().to_string(),
-            age,
-        ],
-        template_cells(rs.spec.template.as_ref(), &rs.spec.selector),
-    )
-}
-
-/// `Ready`, `NotReady` or `Unknown` (no Ready condition yet), plus
-/// `,SchedulingDisabled` for a cordoned node.
-pub fn node_status(node: &Node) -> String {
-    let conditions = node.status.conditions.as_deref().unwrap_or_default();
-    let mut status = match condition(conditions, "Ready") {
-        Some(c) if c.status() == "True" => "Ready".to_string(),
-        Some(_) => "NotReady".to_string(),
-        None => "Unknown".to_string(),
-    };
-    if node.spec.unschedulable == Some(true) {
-        status.push_str(",SchedulingDisabled");
-    }
-    status
-}
-
-/// From `node-role.kubernetes.io/<role>` labels, as kubectl finds them.
-pub fn node_roles(node: &Node) -> String {
-    let roles: Vec<&str> = node
-        .metadata
-        .labels()
-        .keys()
-        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-        .filter(|role| !role.is_empty())
-        .collect();
-    if roles.is_empty() {
-        "<none>".into()
-    } else {
-        roles.join(",")
-    }
-}
-
-pub fn node_internal_ip(node: &Node) -> String {
-    let ip = node
-        .status
-        .addresses
-        .iter()
-        .flatten()
-        .find(|a| a.type_ == "InternalIP")
-        .map_or("", |a| a.address.as_str());
-    or_none(ip)
-}
-
-fn node_row(node: &Node, name: String, age: String) -> Cells {
-    let version = node
-        .metadata
-        .labels()
-        .get("berth.io/version")
-        .map_or("", String::as_str);
-    (
-        vec![name, node_status(node), node_roles(node), age, or_none(version)],
-        vec![node_internal_ip(node)],
-    )
-}
-
-fn namespace_row(ns: &Namespace, name: String, age: String) -> Cells {
-    let phase = match text(&ns.status.phase) {
-        "" => "Active",
-        phase => phase,
-    };
-    (vec![name, phase.to_string(), age], Vec::new())
 }
 
 /// Column widths for `rows` (all but the last column, which is never padded).
@@ -342,6 +122,8 @@ mod tests {
 
     use super::*;
     use crate::kinds::lookup;
+    use berth_api::kinds::cells::from_paths;
+    use berth_api::objects::Pod;
     use berth_api::time::{format_rfc3339, from_system_time};
 
     fn now() -> SystemTime {
@@ -360,7 +142,7 @@ mod tests {
             if let Some(pod) = object.downcast_mut::<Pod>()
                 && pod.status.phase.as_deref() == Some("Running")
             {
-                pod.status.host_ip = Some("10.0.0.11".into());
+                pod.status.pod_ip = Some("10.0.0.11".into());
             }
             rows.push(row(&object, &kind, options, now()));
         }
@@ -389,7 +171,8 @@ mod tests {
                 "web-7d4b9c-q9z2m",
                 42,
                 json!({"phase": "Running", "containerStatuses": [
-                {"name": "http", "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+                {"name": "http", "restartCount": 4, "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                 "lastState": {"terminated": {"exitCode": 1, "finishedAt": ago(20)}}}]}),
             ),
             pod(
                 "batch",
@@ -408,12 +191,12 @@ mod tests {
         assert_eq!(
             table("pods", &pods, TableOptions::default()),
             "\
-NAME               READY   STATUS              RESTARTS   AGE
-web-7d4b9c-x2x7k   1/1     Running             0          5m
-web-7d4b9c-q9z2m   0/1     CrashLoopBackOff    4          42s
-batch              0/1     ContainerCreating   0          2h
-done               0/1     Completed           0          3d
-new                0/1     Pending             0          1s
+NAME               READY   STATUS              RESTARTS      AGE
+web-7d4b9c-x2x7k   1/1     Running             0             5m
+web-7d4b9c-q9z2m   0/1     CrashLoopBackOff    4 (20s ago)   42s
+batch              0/1     ContainerCreating   0             2h
+done               0/1     Completed           0             3d
+new                0/1     Pending             0             1s
 "
         );
         let wide = TableOptions {
@@ -424,8 +207,8 @@ new                0/1     Pending             0          1s
         assert_eq!(
             table("po", &pods[..1], wide),
             "\
-NAMESPACE   NAME               READY   STATUS    RESTARTS   AGE   IP          NODE
-default     web-7d4b9c-x2x7k   1/1     Running   0          5m    10.0.0.11   node-1
+NAMESPACE   NAME               READY   STATUS    RESTARTS   AGE   IP          NODE     NOMINATED NODE   READINESS GATES
+default     web-7d4b9c-x2x7k   1/1     Running   0          5m    10.0.0.11   node-1   <none>           <none>
 "
         );
     }
@@ -549,20 +332,23 @@ node-2   NotReady,SchedulingDisabled   <none>   2d    0.1.0     10.0.0.11
         .unwrap();
         let kind = lookup("ns").unwrap();
         let options = TableOptions::default();
-        let generic = generic_row(&ns, &kind, options, "dev".into(), "90s".into());
+        let generic_row = |object: &Object, kind: &KindInfo| -> Vec<String> {
+            from_paths(kind, object, now()).iter().map(cell_text).collect()
+        };
+        let generic = generic_row(&ns, &kind);
         assert_eq!(generic, row(&ns, &kind, options, now()));
         assert_eq!(generic, ["dev", "Active", "90s"]);
         let mut no_phase = ns.to_value();
         no_phase["status"] = json!({});
         let no_phase = Object::from_value(no_phase).unwrap();
         assert_eq!(
-            generic_row(&no_phase, &kind, options, "dev".into(), "90s".into())[1],
+            generic_row(&no_phase, &kind)[1],
             "<none>"
         );
         let pods = lookup("po").unwrap();
         let wide = TableOptions { wide: true, ..options };
         let pod = Object::from_value(pod("p", 1, running(0))).unwrap();
-        let cells = generic_row(&pod, &pods, wide, "p".into(), "1s".into());
+        let cells = generic_row(&pod, &pods);
         assert_eq!(cells.len(), header(&pods, wide).len());
         assert_eq!(cells[1], "<unknown>", "READY is computed, not read");
     }

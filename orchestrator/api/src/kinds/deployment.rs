@@ -1,5 +1,8 @@
 //! Deployments: roll a pod template out through ReplicaSets.
 
+use std::time::SystemTime;
+
+use super::cells::{self, Cells, desired_replicas};
 use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources};
 use crate::objects::{Deployment, DeploymentSpec, DeploymentStatus, Spec};
 use crate::validation::{self, FieldError};
@@ -51,6 +54,7 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Cleared,
     decode: Object::decode::<DeploymentSpec>,
     validate,
+    cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::Deployment>(),
 };
 
@@ -65,4 +69,25 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
         validation::template(&object.spec.selector, Some(&object.spec.template), errors);
         validation::deployment_strategy(&object.spec, errors);
     }
+}
+
+fn cells(object: &Object, now: SystemTime) -> Cells {
+    let Some(d) = object.downcast_ref::<Deployment>() else {
+        return cells::from_paths(&DEPLOYMENT, object, now);
+    };
+    let status = &d.status;
+    let mut row = vec![
+        cells::name(object),
+        format!(
+            "{}/{}",
+            status.ready_replicas.unwrap_or_default(),
+            desired_replicas(d.spec.replicas)
+        )
+        .into(),
+        status.updated_replicas.unwrap_or_default().into(),
+        status.available_replicas.unwrap_or_default().into(),
+        cells::age(object, now),
+    ];
+    row.extend(cells::template(Some(&d.spec.template), &d.spec.selector));
+    row
 }

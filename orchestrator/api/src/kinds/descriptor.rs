@@ -43,6 +43,10 @@ pub struct KindDescriptor {
     /// definitions, and returns the reference to it: what OpenAPI documents,
     /// `kubectl explain` and patches read about the kind's fields.
     pub schema: fn(&mut schemars::SchemaGenerator) -> schemars::Schema,
+    /// The cells of the object's table row, one per printer column (wide ones
+    /// included), as of a time (ages); [`cells::from_paths`](super::cells::from_paths)
+    /// for a kind whose columns are all simple JSONPaths.
+    pub cells: fn(&Object, std::time::SystemTime) -> super::cells::Cells,
 }
 
 /// The subresources a kind serves besides the object itself.

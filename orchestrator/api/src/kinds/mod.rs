@@ -6,6 +6,7 @@
 //! Adding a kind takes a file here (its types, `Spec` implementation and
 //! descriptor) and one line in the table below; a controller, if it has one.
 
+pub mod cells;
 mod descriptor;
 mod object;
 

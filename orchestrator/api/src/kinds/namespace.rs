@@ -1,6 +1,10 @@
 //! Namespaces: the cluster-scoped kind other objects live in.
 
+use std::time::SystemTime;
+
+use super::cells::{self, Cells, text};
 use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources};
+use crate::objects::Namespace;
 use crate::objects::{NamespaceSpec, NamespaceStatus, Spec};
 
 pub static NAMESPACE: KindDescriptor = KindDescriptor {
@@ -29,10 +33,22 @@ pub static NAMESPACE: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Phase("Active"),
     decode: Object::decode::<NamespaceSpec>,
     validate: |_, _| {},
+    cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Namespace>(),
 };
 
 impl Spec for NamespaceSpec {
     type Status = NamespaceStatus;
     const DESCRIPTOR: &'static KindDescriptor = &NAMESPACE;
+}
+
+fn cells(object: &Object, now: SystemTime) -> Cells {
+    let Some(ns) = object.downcast_ref::<Namespace>() else {
+        return cells::from_paths(&NAMESPACE, object, now);
+    };
+    let phase = match text(&ns.status.phase) {
+        "" => "Active",
+        phase => phase,
+    };
+    vec![cells::name(object), phase.into(), cells::age(object, now)]
 }

@@ -1,5 +1,8 @@
 //! ReplicaSets: keep a number of pods like their template running.
 
+use std::time::SystemTime;
+
+use super::cells::{self, Cells, desired_replicas};
 use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources};
 use crate::objects::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus, Spec};
 use crate::validation::{self, FieldError};
@@ -36,6 +39,7 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Cleared,
     decode: Object::decode::<ReplicaSetSpec>,
     validate,
+    cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::ReplicaSet>(),
 };
 
@@ -50,4 +54,19 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
         validation::template(&object.spec.selector, object.spec.template.as_ref(), errors);
         validation::min_ready_seconds(object.spec.min_ready_seconds, errors);
     }
+}
+
+fn cells(object: &Object, now: SystemTime) -> Cells {
+    let Some(rs) = object.downcast_ref::<ReplicaSet>() else {
+        return cells::from_paths(&REPLICA_SET, object, now);
+    };
+    let mut row = vec![
+        cells::name(object),
+        desired_replicas(rs.spec.replicas).into(),
+        rs.status.replicas.into(),
+        rs.status.ready_replicas.unwrap_or_default().into(),
+        cells::age(object, now),
+    ];
+    row.extend(cells::template(rs.spec.template.as_ref(), &rs.spec.selector));
+    row
 }
