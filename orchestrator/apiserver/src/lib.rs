@@ -43,6 +43,7 @@ use tracing::Instrument;
 
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::{Namespace, NamespaceSpec, NamespaceStatus};
+use berth_client::events::EventLeases;
 use berth_client::kv::{Kv, KvError};
 use berth_client::registry::Registry;
 
@@ -51,12 +52,14 @@ use berth_client::registry::Registry;
 pub struct ApiServer {
     kv: Kv,
     registry: Registry,
+    event_leases: std::sync::Arc<EventLeases>,
 }
 
 impl ApiServer {
     pub fn new(kv: Kv) -> ApiServer {
         ApiServer {
             registry: Registry::new(kv.clone()),
+            event_leases: Default::default(),
             kv,
         }
     }

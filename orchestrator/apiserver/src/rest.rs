@@ -20,6 +20,7 @@ use super::route::{Kind, namespaces};
 use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{self, decode};
+use berth_api::kinds::event::EVENT;
 use berth_api::meta::MetaExt;
 use berth_api::names::{GENERATED_SUFFIX_LEN, random_suffix};
 use berth_client::kv::{Fence, KvError};
@@ -88,7 +89,16 @@ pub async fn create(
         } else {
             None
         };
-        match storage::create(&api.kv, &object, fence.as_ref()).await {
+        // Events go after their time to live, as kube-apiserver's `--event-ttl` says.
+        let lease = if *kind == EVENT {
+            api.event_leases
+                .lease(&api.kv)
+                .await
+                .map_err(|e| ApiError::from_kv(e, kind, &name))?
+        } else {
+            0
+        };
+        match storage::create(&api.kv, &object, lease, fence.as_ref()).await {
             Ok(object) => return Ok(Written { object, warnings }),
             Err(KvError::Fenced) => continue,
             Err(KvError::AlreadyExists) if is_generated => {

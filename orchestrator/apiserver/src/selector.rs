@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::route::{Kind, is_pods};
+use super::route::Kind;
 use super::status::lookup;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,9 +150,8 @@ pub struct FieldSelector {
     pub terms: Vec<(String, String, bool)>,
 }
 
-/// The fields every kind can be selected by, and those of pods in addition.
+/// The fields every kind can be selected by; each kind lists its own besides.
 const COMMON_FIELDS: &[&str] = &["metadata.name", "metadata.namespace"];
-const POD_FIELDS: &[&str] = &["spec.nodeName", "status.phase"];
 
 impl FieldSelector {
     pub fn parse(text: &str, kind: &Kind) -> Result<FieldSelector, String> {
@@ -160,11 +159,7 @@ impl FieldSelector {
         if text.trim().is_empty() {
             return Ok(FieldSelector { terms });
         }
-        let allowed: Vec<&str> = COMMON_FIELDS
-            .iter()
-            .chain(if is_pods(kind) { POD_FIELDS } else { &[] })
-            .copied()
-            .collect();
+        let allowed: Vec<&str> = COMMON_FIELDS.iter().chain(kind.field_selectors).copied().collect();
         for term in text.split(',') {
             let term = term.trim();
             let (field, value, negated) = if let Some((f, v)) = term.split_once("!=") {
@@ -192,8 +187,18 @@ impl FieldSelector {
     /// Whether the object's fields satisfy every term; an absent field reads as "".
     pub fn matches(&self, object: &Value) -> bool {
         self.terms.iter().all(|(field, value, negated)| {
-            let actual = lookup(object, field).and_then(Value::as_str).unwrap_or_default();
-            (actual == value) != *negated
+            // An event's `source` is its reporting component.
+            let path = if field == "source" {
+                "source.component"
+            } else {
+                field.as_str()
+            };
+            let actual = match lookup(object, path) {
+                Some(Value::String(text)) => text.clone(),
+                None | Some(Value::Null) => String::new(),
+                Some(other) => other.to_string(),
+            };
+            (actual == *value) != *negated
         })
     }
 

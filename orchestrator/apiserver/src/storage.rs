@@ -39,8 +39,9 @@ fn to_value(object: &Object) -> Value {
 
 /// Creates a validated object (if its key is free and the fence, if any, holds), by
 /// the registry's rules for every write.
-pub async fn create(kv: &Kv, object: &Object, fence: Option<&Fence>) -> Result<Value, KvError> {
-    let created = Registry::new(kv.clone()).create(object, fence).await?;
+/// `lease` (0: none) is the lease the object goes with (an event's time to live).
+pub async fn create(kv: &Kv, object: &Object, lease: i64, fence: Option<&Fence>) -> Result<Value, KvError> {
+    let created = Registry::new(kv.clone()).create_leased(object, lease, fence).await?;
     Ok(to_value(&created))
 }
 

@@ -14,6 +14,7 @@ use super::error::CliError;
 use super::kinds::{KindInfo, lookup, parse_targets};
 use super::table::selector_text;
 use super::{Common, out};
+use berth_api::kinds::event::Event;
 use berth_api::meta::{MetaExt, ObjectMeta};
 use berth_api::objects::{Deployment, Namespace, Node, Object, Pod, ReplicaSet};
 
@@ -69,7 +70,31 @@ pub async fn run(args: DescribeArgs) -> Result<(), CliError> {
     if failed { Err(CliError::Reported) } else { Ok(()) }
 }
 
+/// The object's description, and the events about it, as kubectl ends every
+/// description with them.
 async fn describe(client: &ApiClient, object: &Object) -> Result<String, CliError> {
+    let body = describe_object(client, object).await?;
+    let meta = object.metadata();
+    let field_selector = format!(
+        "involvedObject.kind={},involvedObject.name={},involvedObject.uid={}",
+        object.kind(),
+        meta.name(),
+        meta.uid()
+    );
+    let namespace = if object.is_namespaced() {
+        meta.namespace()
+    } else {
+        "default"
+    };
+    let events: Vec<Event> = list(client, "ev", namespace, "", &field_selector).await?;
+    let events: Vec<Event> = events
+        .into_iter()
+        .filter(|e| e.involved_object.uid.as_deref() == Some(meta.uid()))
+        .collect();
+    Ok(format!("{body}{}", description::events(&events, SystemTime::now())))
+}
+
+async fn describe_object(client: &ApiClient, object: &Object) -> Result<String, CliError> {
     if let Some(pod) = object.downcast_ref::<Pod>() {
         return Ok(description::pod(pod));
     }

@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(
             unknown_kind("flurbs"),
             "the server doesn't have a resource type \"flurbs\"; berth knows namespaces (ns), nodes (no), \
-             pods (po), replicasets (rs), deployments (deploy)"
+             pods (po), replicasets (rs), deployments (deploy), events (ev)"
         );
     }
 

@@ -48,13 +48,11 @@ pub fn row(object: &Object, kind: &KindInfo, options: TableOptions, now: SystemT
         .iter()
         .zip(kind.printer_columns())
         .filter(|(_, column)| column.priority == 0 || options.wide)
-        .map(|(cell, _)| cell_text(cell))
+        .map(|(cell, column)| match column.format {
+            "name" if options.with_kind => format!("{}/{}", kind.qualified(), metadata.name()),
+            _ => cell_text(cell),
+        })
         .collect();
-    if options.with_kind
-        && let Some(name) = cells.first_mut()
-    {
-        *name = format!("{}/{}", kind.qualified(), metadata.name());
-    }
     if options.with_namespace && kind.namespaced {
         cells.insert(0, metadata.namespace().to_string());
     }
@@ -341,10 +339,7 @@ node-2   NotReady,SchedulingDisabled   <none>   2d    0.1.0     10.0.0.11
         let mut no_phase = ns.to_value();
         no_phase["status"] = json!({});
         let no_phase = Object::from_value(no_phase).unwrap();
-        assert_eq!(
-            generic_row(&no_phase, &kind)[1],
-            "<none>"
-        );
+        assert_eq!(generic_row(&no_phase, &kind)[1], "<none>");
         let pods = lookup("po").unwrap();
         let wide = TableOptions { wide: true, ..options };
         let pod = Object::from_value(pod("p", 1, running(0))).unwrap();

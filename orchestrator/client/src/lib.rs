@@ -3,6 +3,7 @@
 //! leases); [`registry`] reads and writes typed objects through it; [`http_client`]
 //! talks to berth's own API servers and agents.
 
+pub mod events;
 pub mod http_client;
 pub mod kv;
 pub mod leadership;

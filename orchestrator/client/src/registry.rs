@@ -142,6 +142,11 @@ impl Registry {
 
     /// Creates an object, filling in uid, creationTimestamp and generation.
     pub async fn create<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
+        self.create_leased(object, 0, fence).await
+    }
+
+    /// Creates an object attached to a lease (0: none): it goes when the lease does.
+    pub async fn create_leased<T: Stored>(&self, object: &T, lease: i64, fence: Option<&Fence>) -> Result<T> {
         let mut object = object.clone();
         let metadata = object.metadata_mut();
         if metadata.uid().is_empty() {
@@ -150,7 +155,7 @@ impl Registry {
         metadata.creation_timestamp = Some(time::now());
         metadata.generation = Some(1);
         metadata.deletion_timestamp = None;
-        let revision = self.kv.create(&object.key(), object.encode(), 0, fence).await?;
+        let revision = self.kv.create(&object.key(), object.encode(), lease, fence).await?;
         object.metadata_mut().resource_version = Some(revision.to_string());
         Ok(object)
     }

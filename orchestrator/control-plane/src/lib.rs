@@ -79,6 +79,7 @@ pub async fn run_while_leader(
         registry: Registry::new(kv.clone()),
         caches: Caches::start(&kv),
         fence: fence.clone(),
+        events: Default::default(),
     };
     let mut loops: JoinSet<&'static str> = JoinSet::new();
     let resync = settings.resync;

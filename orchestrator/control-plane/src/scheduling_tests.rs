@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use berth_api::conditions::{Condition, condition, is_active};
+use berth_api::kinds::event::{EVENT, Event};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodSpec};
 
@@ -69,4 +70,35 @@ async fn pods_fill_nodes_up_to_their_allocatable_and_the_rest_wait_with_a_reason
         (node_name(&pod) == "n3").then_some(())
     })
     .await;
+
+    // The scheduler told the story in events about the pod.
+    let about = |reason: &'static str| {
+        let cp = &cp;
+        let name = waiting.metadata.name().to_string();
+        async move {
+            let (records, _) = cp.kv.list(&EVENT.prefix(Some("default"))).await.unwrap();
+            records
+                .iter()
+                .map(|r| serde_json::from_slice::<Event>(&r.value).unwrap())
+                .find(|e| e.involved_object.name.as_deref() == Some(&name) && e.reason.as_deref() == Some(reason))
+        }
+    };
+    let failed = eventually("a FailedScheduling event", async || about("FailedScheduling").await).await;
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        failed.message.as_deref(),
+        Some("0/2 nodes available: 2 insufficient cpu")
+    );
+    let scheduled = eventually("a Scheduled event", async || about("Scheduled").await).await;
+    assert_eq!(
+        scheduled.message,
+        Some(format!(
+            "Successfully assigned default/{} to n3",
+            waiting.metadata.name()
+        ))
+    );
+    assert_eq!(
+        scheduled.source.unwrap().component.as_deref(),
+        Some("default-scheduler")
+    );
 }

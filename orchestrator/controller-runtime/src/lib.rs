@@ -21,6 +21,9 @@
 
 pub mod informer;
 
+use std::sync::Arc;
+
+use berth_client::events::{EventLeases, Recorder};
 use std::future::Future;
 use std::time::Duration;
 
@@ -75,11 +78,19 @@ pub struct Context {
     pub registry: Registry,
     pub caches: Caches,
     pub fence: Fence,
+    /// The leases the loops' events share.
+    pub events: Arc<EventLeases>,
 }
 
 impl Context {
     pub fn fence(&self) -> Option<&Fence> {
         Some(&self.fence)
+    }
+
+    /// What a loop records its events with, as `component` (`default-scheduler`,
+    /// `deployment-controller`).
+    pub fn recorder(&self, component: &str) -> Recorder {
+        Recorder::with_leases(self.registry.kv.clone(), component, "", self.events.clone())
     }
 }
 

@@ -392,6 +392,7 @@ mod tests {
                 heartbeats: Heartbeats::start(t.kv.clone()),
             },
             fence,
+            events: Default::default(),
         };
         ctx.caches.wait_synced().await;
         let expectations = std::sync::Mutex::new(Expectations::default());

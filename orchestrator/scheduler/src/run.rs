@@ -22,10 +22,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::{NodeInfo, PodRequest, Strategy, schedule};
+
+/// The scheduler's name, as pods' `schedulerName` and its events' source say.
+const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, key};
 use berth_api::time::now;
+use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::Snapshot;
@@ -156,6 +160,7 @@ async fn pass(
         (infos, pending_pods(&pods, &assumed))
     };
     let mut requeue = None;
+    let recorder = ctx.recorder(SCHEDULER_NAME);
     for pod in pending {
         let request = match PodRequest::from_spec(pod.metadata.name(), &pod.spec) {
             Ok(request) => request,
@@ -181,6 +186,16 @@ async fn pass(
         match bind(ctx, pod, node).await? {
             Some(revision) => {
                 tracing::info!(pod = %pod.key(), node = %placed, "bound");
+                recorder.emit(
+                    reference(pod),
+                    EventType::Normal,
+                    "Scheduled",
+                    format!(
+                        "Successfully assigned {}/{} to {placed}",
+                        pod.metadata.namespace(),
+                        pod.metadata.name()
+                    ),
+                );
                 if let Some(info) = infos.iter_mut().find(|i| i.name == placed) {
                     info.charge(&request);
                 }
@@ -239,7 +254,16 @@ async fn write_unschedulable(ctx: &Context, pod: &Pod, message: &str) -> Result<
         .kv
         .update(&pod.key(), encode(&marked), version, ctx.fence())
         .await;
-    Ok(benign(written)?.is_some())
+    let written = benign(written)?.is_some();
+    if written {
+        ctx.recorder(SCHEDULER_NAME).emit(
+            reference(pod),
+            EventType::Warning,
+            "FailedScheduling",
+            message.to_string(),
+        );
+    }
+    Ok(written)
 }
 
 #[cfg(test)]

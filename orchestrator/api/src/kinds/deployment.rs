@@ -15,6 +15,8 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
     singular: "deployment",
     short_names: &["deploy"],
     namespaced: true,
+    names_are_dns_labels: false,
+    field_selectors: &[],
     categories: &["all"],
     subresources: Subresources {
         status: true,

@@ -26,6 +26,12 @@ pub struct KindDescriptor {
     /// `deploy`: other names the CLI (and kubectl, through discovery) accepts.
     pub short_names: &'static [&'static str],
     pub namespaced: bool,
+    /// Names are DNS labels (`[a-z0-9-]`, as namespaces' are); otherwise DNS
+    /// subdomains (labels joined by dots, at most 253 characters), as most kinds' are.
+    pub names_are_dns_labels: bool,
+    /// The fields `?fieldSelector=` may name besides `metadata.name` and
+    /// `metadata.namespace` (Kubernetes' selectable fields of the kind).
+    pub field_selectors: &'static [&'static str],
     /// Groups of resources a client can name at once (`all`).
     pub categories: &'static [&'static str],
     pub subresources: Subresources,

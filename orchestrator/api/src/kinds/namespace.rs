@@ -15,6 +15,8 @@ pub static NAMESPACE: KindDescriptor = KindDescriptor {
     singular: "namespace",
     short_names: &["ns"],
     namespaced: false,
+    names_are_dns_labels: true,
+    field_selectors: &["status.phase"],
     categories: &[],
     subresources: Subresources {
         status: true,

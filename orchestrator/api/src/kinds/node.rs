@@ -17,6 +17,8 @@ pub static NODE: KindDescriptor = KindDescriptor {
     singular: "node",
     short_names: &["no"],
     namespaced: false,
+    names_are_dns_labels: false,
+    field_selectors: &["spec.unschedulable"],
     categories: &[],
     subresources: Subresources {
         status: true,

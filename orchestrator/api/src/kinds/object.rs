@@ -66,6 +66,53 @@ impl<S: Spec> TypedObject for Resource<S> {
     }
 }
 
+/// Makes a kind whose type is Kubernetes' own, without berth's spec/status envelope
+/// (an `Event`, a `ConfigMap`), a [`TypedObject`] described by `$descriptor`.
+macro_rules! flat_kind {
+    ($type:ty, $descriptor:expr) => {
+        impl $crate::kinds::TypedObject for $type {
+            fn descriptor(&self) -> &'static $crate::kinds::KindDescriptor {
+                &$descriptor
+            }
+
+            fn metadata(&self) -> &$crate::meta::ObjectMeta {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut $crate::meta::ObjectMeta {
+                &mut self.metadata
+            }
+
+            fn to_value(&self) -> serde_json::Value {
+                serde_json::to_value(self).expect("objects serialize")
+            }
+
+            fn stored_form(&self) -> Vec<u8> {
+                let mut object = self.clone();
+                object.metadata.resource_version = None;
+                serde_json::to_vec(&object).expect("objects serialize")
+            }
+
+            fn clone_boxed(&self) -> Box<dyn $crate::kinds::TypedObject> {
+                Box::new(self.clone())
+            }
+
+            fn as_any(&self) -> &dyn std::any::Any {
+                self
+            }
+
+            fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+                self
+            }
+
+            fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+                self
+            }
+        }
+    };
+}
+pub(crate) use flat_kind;
+
 /// An object of any kind the API knows, chosen by its `kind` field.
 pub struct Object(Box<dyn TypedObject>);
 
@@ -91,7 +138,12 @@ impl Object {
     /// whose objects are [`Resource`]s.
     /// A mistyped or missing field is named by its path (`spec.replicas`).
     pub fn decode<S: Spec>(value: Value) -> Result<Object, FieldError> {
-        serde_path_to_error::deserialize::<_, Resource<S>>(value)
+        Object::decode_as::<Resource<S>>(value)
+    }
+
+    /// Reads a JSON object as a `T` (a kind without berth's envelope: [`flat_kind!`]).
+    pub fn decode_as<T: TypedObject + serde::de::DeserializeOwned>(value: Value) -> Result<Object, FieldError> {
+        serde_path_to_error::deserialize::<_, T>(value)
             .map(Object::new)
             .map_err(|e| {
                 let field = e.path().to_string();

@@ -20,6 +20,8 @@ pub static POD: KindDescriptor = KindDescriptor {
     singular: "pod",
     short_names: &["po"],
     namespaced: true,
+    names_are_dns_labels: false,
+    field_selectors: &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
     categories: &["all"],
     subresources: Subresources {
         status: true,

@@ -15,6 +15,8 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     singular: "replicaset",
     short_names: &["rs"],
     namespaced: true,
+    names_are_dns_labels: false,
+    field_selectors: &["status.replicas"],
     categories: &["all"],
     subresources: Subresources {
         status: true,

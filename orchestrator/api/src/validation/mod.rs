@@ -8,7 +8,7 @@ mod unsupported;
 
 pub use unsupported::NOT_IMPLEMENTED;
 
-use super::kinds::{KINDS, Object, by_kind};
+use super::kinds::{KINDS, KindDescriptor, Object, by_kind};
 use super::meta::{LabelSelector, MetaExt, ObjectMeta, selector_is_empty, selector_matches};
 use super::objects::{Container, DeploymentSpec, PodSpec, PodTemplateSpec, Taint};
 use super::quantity::{parse_cpu_millis, parse_memory_bytes};
@@ -118,7 +118,7 @@ pub fn unknown_fields(sent: &serde_json::Value, kept: &serde_json::Value) -> Vec
 /// The metadata checks every kind has, then the kind's own.
 pub fn validate(object: &Object) -> Errors {
     let mut errors = Vec::new();
-    validate_meta(object.metadata(), object.is_namespaced(), &mut errors);
+    validate_meta(object.metadata(), object.descriptor(), &mut errors);
     (object.descriptor().validate)(object, &mut errors);
     errors
 }
@@ -147,15 +147,30 @@ pub fn is_dns_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-fn validate_meta(meta: &ObjectMeta, is_namespaced: bool, errors: &mut Errors) {
+/// RFC 1123 subdomain: DNS labels joined by dots, at most 253 characters.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn validate_meta(meta: &ObjectMeta, kind: &KindDescriptor, errors: &mut Errors) {
+    let is_namespaced = kind.namespaced;
     let (name, namespace) = (meta.name(), meta.namespace());
     if name.is_empty() {
         err(errors, "metadata.name", "required");
-    } else if !is_dns_label(name) {
+    } else if kind.names_are_dns_labels && !is_dns_label(name) {
         err(
             errors,
             "metadata.name",
             format!("{name:?} is not a DNS label (lower-case letters, digits and '-', at most 63)"),
+        );
+    } else if !kind.names_are_dns_labels && !is_dns_subdomain(name) {
+        err(
+            errors,
+            "metadata.name",
+            format!(
+                "{name:?} is not a DNS subdomain (lower-case letters, digits, '-' and '.', \
+                 labels of at most 63, at most 253 in all)"
+            ),
         );
     }
     if is_namespaced && !namespace.is_empty() && !is_dns_label(namespace) {
@@ -481,5 +496,8 @@ mod tests {
         assert!(!is_dns_label("Web"));
         assert!(!is_dns_label("-web"));
         assert!(!is_dns_label(&"a".repeat(64)));
+        assert!(is_dns_subdomain("web.17a3b2c4d5e6f708"));
+        assert!(!is_dns_subdomain("web..x") && !is_dns_subdomain(".web") && !is_dns_subdomain("Web.x"));
+        assert!(!is_dns_subdomain(&vec!["a".repeat(63); 5].join(".")));
     }
 }

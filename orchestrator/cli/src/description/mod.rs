@@ -2,15 +2,13 @@
 //! same labels, levels of two spaces, and Go tabwriter alignment). Pure: the
 //! command fetches the objects, these functions only write.
 //!
-//! berth has no Events; where kubectl would show the scheduler's event, a pod's
-//! conditions table gains Reason and Message columns instead.
-//!
 //! One file per kind, as kubectl has one describer per kind; the blocks that several
 //! kinds print (a container, a pod template, labels, times) live in their own files.
 
 mod any_kind;
 mod container;
 mod deployment;
+mod events;
 mod namespace;
 mod node;
 mod pod;
@@ -20,6 +18,7 @@ mod text;
 
 pub use any_kind::any;
 pub use deployment::deployment;
+pub use events::events;
 pub use namespace::namespace;
 pub use node::node;
 pub use pod::pod;

@@ -71,9 +71,13 @@ impl Kv {
         }
     }
 
-    /// Replaces `key` only if its mod_revision is still `mod_revision`.
+    /// Replaces `key` only if its mod_revision is still `mod_revision`; the key keeps
+    /// its lease, if it has one (an event keeps its time to live).
     pub async fn update(&self, key: &str, value: Vec<u8>, mod_revision: i64, fence: Option<&Fence>) -> Result<i64> {
-        let put = put_op(key, value, 0);
+        let mut put = put_op(key, value, 0);
+        if let Some(Op::RequestPut(put)) = &mut put.request {
+            put.ignore_lease = true;
+        }
         let r = self
             .guarded(key, mod_revision_is(key, mod_revision), fence, vec![put])
             .await?;
