@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some(other) => {
-            eprintln!("berth: unknown command {other:?}\n\n{USAGE}");
+            berth_cli::err_line(format_args!("berth: unknown command {other:?}\n\n{USAGE}"));
             ExitCode::from(2)
         }
     }

@@ -95,6 +95,25 @@ fn an_unreachable_server_is_named() {
     assert!(stderr.contains("http://127.0.0.1:1, http://127.0.0.1:2"), "{stderr}");
 }
 
+/// `berth get pods 2>&-`, or a stderr piped to a reader that went away: the error
+/// cannot be shown, but the command still ends with its own exit code, no panic.
+#[test]
+fn a_closed_stderr_is_not_a_panic() {
+    let mut child = Command::new(BERTH)
+        .args(["get", "pods", "--server", NOWHERE])
+        .env_remove("BERTH_SERVER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(1),
+        "1 is the command's failure; 101 a panic"
+    );
+}
+
 #[test]
 fn unknown_kinds_and_bad_flags() {
     let (code, _, stderr) = berth(&["get", "flurbs", "-s", NOWHERE]);

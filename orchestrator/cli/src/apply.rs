@@ -141,7 +141,7 @@ pub async fn run(args: ApplyArgs) -> Result<(), CliError> {
         Ok(objects) => objects,
         Err(lines) => {
             for line in lines {
-                eprintln!("error: {line}");
+                crate::err_line(format_args!("error: {line}"));
             }
             return Err(CliError::Reported);
         }
@@ -161,7 +161,7 @@ pub async fn run(args: ApplyArgs) -> Result<(), CliError> {
             )),
             Err(e @ CliError::Unreachable(_)) => return Err(e),
             Err(e) => {
-                eprintln!("{e}");
+                crate::err_line(format_args!("{e}"));
                 failed = true;
             }
         }

@@ -94,7 +94,7 @@ pub async fn run(args: DeleteArgs) -> Result<(), CliError> {
             victims.extend(target.names.into_iter().map(|name| (kind, namespace.to_string(), name)));
         }
         if victims.is_empty() {
-            eprintln!("No resources found");
+            crate::err_line(format_args!("No resources found"));
         }
     }
     let mut failed = false;
@@ -104,7 +104,7 @@ pub async fn run(args: DeleteArgs) -> Result<(), CliError> {
             Err(e) if e.is_not_found() && args.ignore_not_found => {}
             Err(e @ CliError::Unreachable(_)) => return Err(e),
             Err(e) => {
-                eprintln!("{e}");
+                crate::err_line(format_args!("{e}"));
                 failed = true;
             }
         }

@@ -54,7 +54,7 @@ pub async fn run(args: DescribeArgs) -> Result<(), CliError> {
                 Ok(value) => objects.push(read_object(kind, value)?),
                 Err(e @ CliError::Unreachable(_)) => return Err(e),
                 Err(e) => {
-                    eprintln!("{e}");
+                    crate::err_line(format_args!("{e}"));
                     failed = true;
                 }
             }
@@ -64,7 +64,7 @@ pub async fn run(args: DescribeArgs) -> Result<(), CliError> {
         }
     }
     if descriptions.is_empty() && !failed {
-        eprintln!("No resources found in {namespace} namespace.");
+        crate::err_line(format_args!("No resources found in {namespace} namespace."));
     }
     out(&descriptions.join("\n"));
     if failed { Err(CliError::Reported) } else { Ok(()) }

@@ -108,13 +108,13 @@ pub async fn run(args: GetArgs) -> Result<(), CliError> {
     if found_nothing && errors.is_empty() && !args.watch && !matches!(args.output, Some(Output::Json | Output::Yaml)) {
         match namespace {
             Some(ns) if targets.iter().any(|t| t.kind.namespaced) => {
-                eprintln!("No resources found in {ns} namespace.");
+                crate::err_line(format_args!("No resources found in {ns} namespace."));
             }
-            _ => eprintln!("No resources found"),
+            _ => crate::err_line(format_args!("No resources found")),
         }
     }
     for error in &errors {
-        eprintln!("{error}");
+        crate::err_line(format_args!("{error}"));
     }
     if args.watch {
         let group = groups.remove(0);

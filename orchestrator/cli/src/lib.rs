@@ -90,6 +90,13 @@ pub fn out_bytes(bytes: &[u8]) {
     }
 }
 
+/// Writes a line to stderr; a closed stderr is ignored rather than a panic (what
+/// `eprintln!` would do), so that `berth ... 2>&-` still runs to its end.
+pub fn err_line(text: impl std::fmt::Display) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+}
+
 enum Command {
     Apply(apply::ApplyArgs),
     Get(get::GetArgs),
@@ -129,7 +136,7 @@ pub fn run(command: &str, args: &[String]) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            crate::err_line(format_args!("error: cannot start the runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -147,7 +154,7 @@ pub fn run(command: &str, args: &[String]) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Reported) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("{e}");
+            crate::err_line(format_args!("{e}"));
             ExitCode::FAILURE
         }
     }

@@ -60,7 +60,7 @@ pub async fn run(args: ScaleArgs) -> Result<(), CliError> {
             Ok(_) => out(&format!("{}/{name} scaled\n", kind.qualified())),
             Err(e @ CliError::Unreachable(_)) => return Err(e),
             Err(e) => {
-                eprintln!("{e}");
+                crate::err_line(format_args!("{e}"));
                 failed = true;
             }
         }

@@ -129,14 +129,14 @@ pub fn run(args: &[String]) -> ExitCode {
     let config = match config(flags) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("berth agent: {e}");
+            berth_cli::err_line(format_args!("berth agent: {e}"));
             return ExitCode::from(2);
         }
     };
     let runtime = match ProcessRuntime::new(config.data_dir.clone()) {
         Ok(r) => Arc::new(r),
         Err(e) => {
-            eprintln!("berth agent: {e}");
+            berth_cli::err_line(format_args!("berth agent: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -147,7 +147,7 @@ pub fn run(args: &[String]) -> ExitCode {
     match tokio.block_on(agent::run(config, runtime, super::wait_for_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("berth agent: {e}");
+            berth_cli::err_line(format_args!("berth agent: {e}"));
             ExitCode::FAILURE
         }
     }
