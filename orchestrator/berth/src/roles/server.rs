@@ -70,7 +70,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let server_flags = match parse_server_flags(&mut args) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("berth server: {e}");
+            berth_cli::err_line(format_args!("berth server: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -81,7 +81,7 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("berth server: {e}");
+            berth_cli::err_line(format_args!("berth server: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -89,7 +89,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let config = match flags.to_config() {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("berth server: {e}");
+            berth_cli::err_line(format_args!("berth server: {e}"));
             return ExitCode::from(2);
         }
     };
@@ -101,17 +101,17 @@ pub fn run(args: &[String]) -> ExitCode {
         let listener = match tokio::net::TcpListener::bind(server_flags.api_listen).await {
             Ok(l) => l,
             Err(e) => {
-                eprintln!(
+                berth_cli::err_line(format_args!(
                     "berth server: cannot listen on {} (--api-listen): {e}",
                     server_flags.api_listen
-                );
+                ));
                 return ExitCode::FAILURE;
             }
         };
         let server = match Server::start(config.clone()).await {
             Ok(server) => server,
             Err(e) => {
-                eprintln!("berth server: {e}");
+                berth_cli::err_line(format_args!("berth server: {e}"));
                 return ExitCode::FAILURE;
             }
         };
@@ -119,7 +119,7 @@ pub fn run(args: &[String]) -> ExitCode {
         let kv = match Kv::connect(&config.advertise_client_urls[..1]) {
             Ok(kv) => kv,
             Err(e) => {
-                eprintln!("berth server: {e}");
+                berth_cli::err_line(format_args!("berth server: {e}"));
                 return ExitCode::FAILURE;
             }
         };

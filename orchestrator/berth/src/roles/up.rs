@@ -49,11 +49,14 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     if ![1, 3, 5].contains(&flags.servers) {
-        berth_cli::err_line(format_args!("berth up: --servers {}: must be 1, 3 or 5", flags.servers);
+        berth_cli::err_line(format_args!("berth up: --servers {}: must be 1, 3 or 5", flags.servers));
         return ExitCode::from(2);
     }
     if flags.agents == 0 || flags.agents > 50 {
-        berth_cli::err_line(format_args!("berth up: --agents {}: must be between 1 and 50", flags.agents);
+        berth_cli::err_line(format_args!(
+            "berth up: --agents {}: must be between 1 and 50",
+            flags.agents
+        ));
         return ExitCode::from(2);
     }
     let runtime = match super::tokio_runtime("up") {
@@ -95,7 +98,7 @@ async fn up(flags: UpFlags) -> ExitCode {
     let dir = &flags.dir;
     let logs = dir.join("logs");
     if let Err(e) = std::fs::create_dir_all(&logs) {
-        berth_cli::err_line(format_args!("berth up: cannot create {}: {e}", logs.display());
+        berth_cli::err_line(format_args!("berth up: cannot create {}: {e}", logs.display()));
         return ExitCode::FAILURE;
     }
     let members: Vec<(String, u16, u16, u16)> = (0..flags.servers)
@@ -181,11 +184,11 @@ async fn up(flags: UpFlags) -> ExitCode {
             ready = wait_ready(&client, flags.agents) => if ready {
                 print_usage(&api_urls, &store_urls, dir);
             } else {
-                berth_cli::err_line(format_args!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display());
+                berth_cli::err_line(format_args!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display()));
                 ok = false;
             },
             name = watch_children(&mut processes) => {
-                berth_cli::err_line(format_args!("berth up: {name} exited while starting; see {}", logs.join(format!("{name}.log")).display());
+                berth_cli::err_line(format_args!("berth up: {name} exited while starting; see {}", logs.join(format!("{name}.log")).display()));
                 ok = false;
             }
             () = super::wait_for_signal() => {
@@ -197,7 +200,7 @@ async fn up(flags: UpFlags) -> ExitCode {
             tokio::select! {
                 () = super::wait_for_signal() => {}
                 name = watch_children(&mut processes) => {
-                    berth_cli::err_line(format_args!("berth up: {name} exited; see {}", logs.join(format!("{name}.log")).display());
+                    berth_cli::err_line(format_args!("berth up: {name} exited; see {}", logs.join(format!("{name}.log")).display()));
                     ok = false;
                 }
             }
