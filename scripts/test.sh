@@ -22,6 +22,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 #   etcdctl  the etcd compatibility tests drive berth with the real etcd client
 #   protoc   the etcd-client crate's build script compiles etcd's .proto files with it
 #   runc     the OCI runtime tests
+#   kubectl  the kubectl suite runs the real client against berth (Debian's package is
+#            old; the suite skips, saying so, below kubectl 1.30)
 # runc lives in /usr/sbin, which is not on every user's PATH.
 missing_packages=()
 have etcdctl || missing_packages+=(etcd-client)
@@ -29,6 +31,7 @@ have protoc || missing_packages+=(protobuf-compiler)
 # protoc alone lacks google/protobuf/*.proto, which etcd's protos import.
 [[ -f /usr/include/google/protobuf/descriptor.proto ]] || missing_packages+=(libprotobuf-dev)
 have runc || [[ -x /usr/sbin/runc ]] || missing_packages+=(runc)
+have kubectl || missing_packages+=(kubernetes-client)
 
 if ((${#missing_packages[@]} > 0)); then
     step "installing ${missing_packages[*]}"
@@ -87,7 +90,7 @@ step "tools"
 tool_path() {
     command -v "$1" 2>/dev/null || { [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"; } || echo "not found"
 }
-for tool in etcdctl runc cargo-nextest; do
+for tool in etcdctl runc kubectl cargo-nextest; do
     printf '  %-14s %s\n' "$tool" "$(tool_path "$tool")"
 done
 printf '  %-14s %s\n' protoc "${PROTOC:-$(tool_path protoc)}"

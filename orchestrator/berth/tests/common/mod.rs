@@ -1,0 +1,242 @@
+//! A loopback cluster of real processes for the binary's end-to-end tests: three
+//! `berth server` replicas and two `berth agent`s, with helpers to drive it through
+//! the `berth` CLI and the REST API. Each test file that uses it says `mod common;`.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use serde_json::Value;
+
+pub const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+
+pub struct TestCluster {
+    /// `berth server` replicas; their temporary dir holds the agents' dirs and logs too.
+    pub servers: Cluster,
+    /// The REST API port of each server.
+    pub api_ports: Vec<u16>,
+    pub agents: Vec<Process>,
+    /// Each workload of this cluster sleeps for this marker, so that its processes
+    /// can be told from any other on the machine.
+    pub marker: String,
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        for agent in &mut self.agents {
+            agent.kill();
+        }
+        // Whatever workloads are left (the agents were killed) go too.
+        for pid in workload_pids(&self.marker) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+        // The servers go with `servers`, which keeps the logs if a test panicked.
+    }
+}
+
+impl TestCluster {
+    pub fn start() -> TestCluster {
+        let spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
+            .args(["--node-monitor-grace-period=3s"])
+            .env("RUST_LOG", QUIET_RAFT_LOG);
+        let mut servers = Cluster::new(spec).unwrap();
+        let api_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        for (server, api_port) in servers.replicas.iter_mut().zip(&api_ports) {
+            server.args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+        }
+        let stores = servers.endpoints().join(",");
+        let dir = servers.dir().to_path_buf();
+        let agents = (0..2)
+            .map(|j| {
+                let name = format!("node-{j}");
+                Process::new(&name, BERTH, dir.join(format!("{name}.log")))
+                    .with_args([
+                        "agent".into(),
+                        format!("--name={name}"),
+                        format!("--store={stores}"),
+                        format!("--data-dir={}", dir.join(&name).display()),
+                        format!("--listen=127.0.0.1:{}", free_port()),
+                        "--cpu=2".into(),
+                        "--memory=2Gi".into(),
+                        "--lease-ttl=3s".into(),
+                        "--restart-backoff=500ms".into(),
+                    ])
+                    .with_env("RUST_LOG", QUIET_RAFT_LOG)
+            })
+            .collect();
+        let mut cluster = TestCluster {
+            marker: format!("{}.{}", 100_000 + std::process::id(), free_port()),
+            servers,
+            api_ports,
+            agents,
+        };
+        cluster.servers.start_all().unwrap();
+        for agent in &mut cluster.agents {
+            agent.start().unwrap();
+        }
+        cluster
+    }
+
+    /// The API ports of the running servers.
+    pub fn running_api_ports(&self) -> Vec<u16> {
+        self.servers
+            .replicas
+            .iter()
+            .zip(&self.api_ports)
+            .filter(|(server, _)| server.is_running())
+            .map(|(_, port)| *port)
+            .collect()
+    }
+
+    pub fn api(&self) -> String {
+        self.running_api_ports()
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Output {
+        Command::new(BERTH)
+            .args(args)
+            .env("BERTH_SERVER", self.api())
+            .output()
+            .unwrap()
+    }
+
+    pub fn write_manifest(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.servers.dir().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// GET on the API of the first running server, as JSON.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        http_get(self.running_api_ports()[0], path)
+    }
+
+    pub fn pods(&self) -> Vec<Value> {
+        let (status, list) = self.get("/api/v1/namespaces/default/pods");
+        assert_eq!(status, 200, "{list}");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The name of the server that holds the leadership record.
+    pub fn leader(&self) -> usize {
+        let server = self.servers.replicas.iter().find(|s| s.is_running()).unwrap();
+        let out = Command::new("etcdctl")
+            .args([
+                "--endpoints",
+                &format!("127.0.0.1:{}", server.client_port),
+                "get",
+                "/berth/leader",
+                "--print-value-only",
+            ])
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl (the test script installs it)");
+        let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let name = value.split_whitespace().nth(1).unwrap_or_default().to_string();
+        self.servers
+            .replicas
+            .iter()
+            .position(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no leader record: {value:?}"))
+    }
+}
+
+pub fn http_get(port: u16, path: &str) -> (u16, Value) {
+    let attempt = || -> std::io::Result<(u16, Value)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        )?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response)?;
+        let text = String::from_utf8_lossy(&response).to_string();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(body)
+        } else {
+            body.to_string()
+        };
+        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
+    };
+    attempt().unwrap_or((0, Value::Null))
+}
+
+pub fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// PIDs of this cluster's workloads: `sleep <marker>` processes.
+pub fn workload_pids(marker: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.len() >= 2 && args[0].ends_with(b"sleep") && args[1] == marker.as_bytes() {
+            let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+            if !zombie {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+pub fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "berth failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+pub fn wait_for_nodes(cluster: &mut TestCluster) {
+    eventually_blocking("two Ready nodes", || {
+        if let Err(exited) = cluster.servers.check_running() {
+            panic!("{exited:#}");
+        }
+        for agent in &mut cluster.agents {
+            agent.assert_running();
+        }
+        let (status, nodes) = cluster.get("/api/v1/nodes");
+        let ready = nodes["items"]
+            .as_array()?
+            .iter()
+            .filter(|n| {
+                n["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
+            .count();
+        (status == 200 && ready == 2).then_some(())
+    });
+}
