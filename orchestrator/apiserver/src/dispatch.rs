@@ -126,6 +126,10 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     timeout: params
                         .non_negative("timeoutSeconds")?
                         .map(|s| Duration::from_secs(s as u64)),
+                    table: match table::wants_table(headers) {
+                        Some(version) => Some((version, table::Include::parse(params.text("includeObject"))?)),
+                        None => None,
+                    },
                 };
                 watch(api, kind, namespace.as_deref(), request).await
             }

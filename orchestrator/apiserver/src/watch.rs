@@ -29,6 +29,7 @@ use super::route::Kind;
 use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{decode, stamp};
+use super::table::Include;
 use berth_client::kv::{Event, Kv, KvError, Record, Watch};
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +39,8 @@ pub struct WatchRequest {
     pub filter: Filter,
     pub allow_bookmarks: bool,
     pub timeout: Option<Duration>,
+    /// Each object as a one-row `Table` of this apiVersion (`kubectl get -w`).
+    pub table: Option<(&'static str, Include)>,
 }
 
 /// What a watcher is told about a change, given whether the object passed its
@@ -48,6 +51,14 @@ pub fn event_type(passed_before: bool, passes_now: bool) -> Option<&'static str>
         (true, true) => Some("MODIFIED"),
         (true, false) => Some("DELETED"),
         (false, false) => None,
+    }
+}
+
+/// An event's line, its object as a one-row Table when the client asked for tables.
+fn object_line(kind: &Kind, table: Option<(&'static str, Include)>, event_type: &str, object: &Value) -> Vec<u8> {
+    match table {
+        Some((version, include)) => line(event_type, &super::table::table(kind, version, object, false, include)),
+        None => line(event_type, object),
     }
 }
 
@@ -76,7 +87,7 @@ pub async fn watch(
             let Ok(object) = decode(kind, kv) else { continue };
             let passes = request.filter.matches(&object);
             if passes {
-                first.extend(line("ADDED", &object));
+                first.extend(object_line(kind, request.table, "ADDED", &object));
             }
             if !request.filter.is_everything() {
                 passed.insert(kv.key.clone(), passes);
@@ -92,6 +103,7 @@ pub async fn watch(
         filter: request.filter,
         passed,
         allow_bookmarks: request.allow_bookmarks,
+        table: request.table,
         deadline: request.timeout.map(|t| Instant::now() + t),
         first: (!first.is_empty()).then_some(first),
         is_done: false,
@@ -142,6 +154,7 @@ struct Watcher {
     /// Whether each key seen passed the selectors (only kept when there are selectors).
     passed: HashMap<String, bool>,
     allow_bookmarks: bool,
+    table: Option<(&'static str, Include)>,
     deadline: Option<Instant>,
     /// The ADDED events of the initial list.
     first: Option<Vec<u8>>,
@@ -217,7 +230,7 @@ impl Watcher {
                     self.passed.insert(kv.key.clone(), passes_now);
                 }
                 if let Some(event_type) = event_type(passed_before, passes_now) {
-                    out.extend(line(event_type, &object));
+                    out.extend(object_line(self.kind, self.table, event_type, &object));
                 }
             }
             Event::Delete { prev, revision } => {
@@ -225,7 +238,7 @@ impl Watcher {
                 let mut object = decode(self.kind, &prev).unwrap_or_else(|_| identity_of(self.kind, &prev.key));
                 stamp(self.kind, &mut object, revision);
                 if self.filter.matches(&object) {
-                    out.extend(line("DELETED", &object));
+                    out.extend(object_line(self.kind, self.table, "DELETED", &object));
                 }
             }
         }

@@ -91,3 +91,30 @@ async fn watches_report_changes_in_order_and_refuse_compacted_revisions() {
         "{expired}"
     );
 }
+
+/// `kubectl get -w` asks for tables: every event's object is a one-row Table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn table_watches_send_rows() {
+    let server = start().await;
+    let pods = "/api/v1/namespaces/default/pods";
+    assert_eq!(server.send_json("POST", pods, &pod("a", json!({}))).await.status, 201);
+    let accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+    let response = server
+        .open("GET", &format!("{pods}?watch=true"), &[("accept", accept)], Vec::new())
+        .await;
+    assert_eq!(response.status(), 200);
+    let mut events = Events {
+        body: response.into_body(),
+        buffer: Vec::new(),
+    };
+    let added = events.next().await.unwrap();
+    assert_eq!(added["type"], "ADDED");
+    assert_eq!(added["object"]["kind"], "Table");
+    assert_eq!(added["object"]["columnDefinitions"][0]["name"], "Name");
+    assert_eq!(added["object"]["rows"][0]["cells"][0], "a");
+    assert_eq!(added["object"]["rows"][0]["cells"][2], "Pending");
+    assert_eq!(server.delete(&format!("{pods}/a")).await.status, 200);
+    let deleted = events.next().await.unwrap();
+    assert_eq!(deleted["type"], "DELETED");
+    assert_eq!(deleted["object"]["rows"][0]["object"]["metadata"]["name"], "a");
+}
