@@ -167,7 +167,12 @@ impl ApiError {
             KvError::Unavailable(cause) => Self::unavailable(format!(
                 "the store is unavailable (it cannot reach a quorum, or this server cannot reach it): {cause}"
             )),
-            e @ (KvError::Fenced | KvError::Other(_)) => Self::internal(e),
+            KvError::RequestTooLarge => Self::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: {error}"),
+            ),
+            e @ (KvError::Fenced | KvError::FutureRevision { .. } | KvError::Other(_)) => Self::internal(e),
         }
     }
 }

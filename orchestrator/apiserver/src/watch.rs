@@ -108,9 +108,6 @@ pub async fn watch(
         .expect("a valid response"))
 }
 
-/// etcd's compacted-revision error, as the store client passes it on for a read.
-const COMPACTED: &str = "required revision has been compacted";
-
 /// Opens the store watch from `after + 1`, or fails with 410 if that is compacted.
 ///
 /// The store, like etcd, accepts a watch from a compacted revision and cancels it
@@ -122,7 +119,7 @@ async fn open(api: &ApiServer, kind: &Kind, prefix: &str, after: i64) -> Result<
         e => ApiError::from_kv(e, kind, ""),
     })?;
     match api.kv.get_at(prefix, after + 1).await {
-        Err(KvError::Other(message)) if message.contains(COMPACTED) => {
+        Err(KvError::Compacted { .. }) => {
             // The cancellation carries the compact revision; it follows at once.
             let compacted = match tokio::time::timeout(Duration::from_secs(5), store_watch.next()).await {
                 Ok(Some(Err(KvError::Compacted { compacted, .. }))) => compacted,
