@@ -37,6 +37,7 @@ pub struct WatchRequest {
     pub resource_version: i64,
     pub filter: Filter,
     pub allow_bookmarks: bool,
+    /// `timeoutSeconds`, if any (the caller bounds it).
     pub timeout: Option<Duration>,
 }
 
@@ -92,7 +93,8 @@ pub async fn watch(
         filter: request.filter,
         passed,
         allow_bookmarks: request.allow_bookmarks,
-        deadline: request.timeout.map(|t| Instant::now() + t),
+        // A deadline past what an Instant holds is no deadline.
+        deadline: request.timeout.and_then(|t| Instant::now().checked_add(t)),
         first: (!first.is_empty()).then_some(first),
         is_done: false,
     };
