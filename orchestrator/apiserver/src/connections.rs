@@ -8,11 +8,14 @@
 //!   ▼
 //! one task per connection (HTTP/1.1, keep-alive):
 //!
-//!   Idle ──first byte──► Head ──head read──► Busy ──response sent──► Idle ...
-//!    │ idle_timeout       │ read_header_timeout
-//!    ▼                    ▼
-//!  closed               closed
+//!   accepted ──► Head ──head read──► Busy ──response sent──► Idle ──first byte──► Head ...
+//!                 │ read_header_timeout                       │ idle_timeout
+//!                 ▼                                           ▼
+//!               closed                                      closed
 //! ```
+//!
+//! As in Go's server, the first request's head is timed from the accept, and each
+//! later one from its first byte.
 //!
 //! hyper's own header timeout runs from the end of the previous response, so it
 //! would bound the idle time by the header time; the clock here tells the two apart,
@@ -68,7 +71,8 @@ pub async fn accept(listener: TcpListener, api: ApiServer) {
 enum Phase {
     /// No request since `since`.
     Idle { since: Instant },
-    /// A request's first bytes came at `since`; its head is not complete.
+    /// Waiting for a request's head since `since`: the accept, or the request's first
+    /// byte after an idle time.
     Head { since: Instant },
     /// A request is being answered.
     Busy,
@@ -194,7 +198,7 @@ impl AsyncWrite for Watched {
 async fn serve(stream: TcpStream, api: ApiServer, _slot: OwnedSemaphorePermit) {
     let settings = api.settings.clone();
     let clock = Arc::new(Clock {
-        phase: Mutex::new(Phase::Idle { since: Instant::now() }),
+        phase: Mutex::new(Phase::Head { since: Instant::now() }),
         changed: Notify::new(),
     });
     let io = TokioIo::new(Watched {

@@ -30,8 +30,9 @@ pub struct Settings {
     pub max_mutating_requests_inflight: usize,
     /// A request other than a watch or a log that takes longer is answered 504.
     pub request_timeout: Duration,
-    /// A connection that takes longer to send a request's head (from its first byte)
-    /// is closed: a slowloris client holds a connection this long at most.
+    /// A connection that takes longer to send a request's head (the first from the
+    /// accept, later ones from their first byte) is closed: a slowloris client holds
+    /// a connection this long at most.
     pub read_header_timeout: Duration,
     /// A keep-alive connection with no request for this long is closed.
     pub idle_timeout: Duration,

@@ -162,7 +162,7 @@ async fn slow_and_idle_connections_are_closed_while_others_are_served() {
     let response = read_response(&mut idle).await;
     assert!(response.starts_with("HTTP/1.1 200 "), "{response}");
     assert!(response.ends_with("\r\n\r\nok"), "{response}");
-    // And one that never says anything.
+    // And one that never says anything (its first head is late).
     let mut silent = TcpStream::connect(server.address).await.unwrap();
     assert_eq!(read_response(&mut silent).await, "");
 }
