@@ -1,6 +1,10 @@
 //! Bodies in and out: JSON, or YAML when the client says `application/yaml`; request
 //! bodies limited to 3 MiB (etcd's default request limit is 1.5 MiB; Kubernetes
-//! allows 3 MiB).
+//! allows 3 MiB), refused with 413 before they are read when they say they are
+//! larger. A body is decoded on tokio's blocking pool, never on the async workers
+//! the store's client (and in `berth server`, the store) runs on, and only after its
+//! nesting depth was measured in one linear pass (`nesting.rs`), so that its cost is
+//! linear in its size.
 
 use axum::body::{Body, Bytes};
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
@@ -9,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
+use super::nesting::{self, TooDeep};
 use super::status::ApiError;
 
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -88,7 +93,23 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiErro
     }
 }
 
-/// An object from a request body: YAML when `Content-Type` says so, JSON otherwise.
+/// [`decode_object`] on tokio's blocking pool.
+pub async fn decode_object_blocking(headers: &HeaderMap, body: Bytes) -> Result<Value, ApiError> {
+    let headers = headers.clone();
+    tokio::task::spawn_blocking(move || decode_object(&headers, &body))
+        .await
+        .map_err(|e| ApiError::internal(format!("decoding the request body failed: {e}")))?
+}
+
+fn too_deep(TooDeep { line, column }: TooDeep) -> ApiError {
+    ApiError::bad_request(format!(
+        "the request body is nested more than {} levels deep (at line {line}, column {column})",
+        nesting::MAX_DEPTH
+    ))
+}
+
+/// An object from a request body: YAML when `Content-Type` says so, JSON otherwise;
+/// refused unparsed when it nests more than [`nesting::MAX_DEPTH`] levels.
 pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
@@ -102,9 +123,13 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
         ));
     }
     let value: Value = if is_yaml(&content_type(headers)) {
-        serde_yaml_ng::from_slice(body)
+        let text = std::str::from_utf8(body)
+            .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: not UTF-8: {e}")))?;
+        nesting::yaml(text, nesting::MAX_DEPTH).map_err(too_deep)?;
+        serde_yaml_ng::from_str(text)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid YAML: {e}")))?
     } else {
+        nesting::json(body, nesting::MAX_DEPTH).map_err(too_deep)?;
         serde_json::from_slice(body)
             .map_err(|e| ApiError::bad_request(format!("the request body is not valid JSON: {e}")))?
     };

@@ -7,6 +7,11 @@ use serde_json::{Value, json};
 use super::route::is_pods;
 use berth_api::kinds::{KINDS, group_version, group_versions};
 
+/// Kubernetes' `version.Info`, every field present: the Python client refuses a
+/// version without `gitCommit`, `gitTreeState`, `buildDate`, `goVersion` or
+/// `compiler`. What a build does not record (berth has no build script) reads as
+/// Kubernetes' own defaults for an unstamped build, unless the build environment
+/// sets `BERTH_GIT_COMMIT`, `BERTH_GIT_TREE_STATE` or `BERTH_BUILD_DATE`.
 pub fn version() -> Value {
     let version = env!("CARGO_PKG_VERSION");
     let mut numbers = version.split('.');
@@ -14,6 +19,12 @@ pub fn version() -> Value {
         "major": numbers.next().unwrap_or("0"),
         "minor": numbers.next().unwrap_or("0"),
         "gitVersion": format!("v{version}-berth"),
+        "gitCommit": option_env!("BERTH_GIT_COMMIT").unwrap_or(""),
+        "gitTreeState": option_env!("BERTH_GIT_TREE_STATE").unwrap_or(""),
+        "buildDate": option_env!("BERTH_BUILD_DATE").unwrap_or("1970-01-01T00:00:00Z"),
+        // Not Go: berth is Rust, built by rustc.
+        "goVersion": "",
+        "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
     })
 }
@@ -117,7 +128,21 @@ mod tests {
 
     #[test]
     fn describes_the_server() {
-        assert_eq!(version()["gitVersion"], format!("v{}-berth", env!("CARGO_PKG_VERSION")));
+        let version = version();
+        assert_eq!(version["gitVersion"], format!("v{}-berth", env!("CARGO_PKG_VERSION")));
+        for field in [
+            "major",
+            "minor",
+            "gitVersion",
+            "gitCommit",
+            "gitTreeState",
+            "buildDate",
+            "goVersion",
+            "compiler",
+            "platform",
+        ] {
+            assert!(version[field].is_string(), "{field} is missing: {version}");
+        }
         let apps = resources("apps", "v1");
         let names: Vec<&str> = apps["resources"]
             .as_array()

@@ -1,67 +1,32 @@
-//! From an HTTP request to a verb: the route, the query parameters, the body, and
-//! which handler answers. Methods a route does not take are 405 `Status`es.
+//! From an HTTP request to a verb: the route, the query parameters, the limits
+//! (an in-flight slot, the request timeout), the body, and which handler answers.
+//! Methods a route does not take are 405 `Status`es.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::extract::{Query, Request};
+use axum::extract::Request;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::{HeaderMap, Method, Uri};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::codec::{content_type, decode_object, read_body, render, response_format};
+use super::codec::{content_type, decode_object_blocking, read_body, render, response_format};
+use super::inflight::Class;
+use super::list::ListRequest;
 use super::logs::{LogRequest, logs};
+use super::params::Params;
 use super::patch::PatchType;
 use super::prepare::{FieldValidation, Part};
 use super::rest::Written;
 use super::route::{self, Kind, Route, Subresource, namespaces};
-use super::selector::{FieldSelector, Filter, LabelSelector};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
-use super::{ApiServer, discovery, openapi, rest, scale, table};
+use super::{ApiServer, discovery, list, openapi, rest, scale, table};
 
-/// The query parameters of a request.
-struct Params(HashMap<String, String>);
-
-impl Params {
-    fn parse(uri: &Uri) -> Result<Params, ApiError> {
-        Query::<HashMap<String, String>>::try_from_uri(uri)
-            .map(|Query(params)| Params(params))
-            .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
-    }
-
-    fn text(&self, name: &str) -> &str {
-        self.0.get(name).map_or("", String::as_str)
-    }
-
-    fn flag(&self, name: &str) -> Result<bool, ApiError> {
-        match self.text(name) {
-            "" | "0" | "false" => Ok(false),
-            "1" | "true" => Ok(true),
-            other => Err(ApiError::bad_request(format!("{name}: {other:?} is not a boolean"))),
-        }
-    }
-
-    fn non_negative(&self, name: &str) -> Result<Option<i64>, ApiError> {
-        match self.text(name) {
-            "" => Ok(None),
-            text => match text.parse::<i64>() {
-                Ok(n) if n >= 0 => Ok(Some(n)),
-                _ => Err(ApiError::bad_request(format!(
-                    "{name}: {text:?} is not a non-negative integer"
-                ))),
-            },
-        }
-    }
-
-    fn filter(&self, kind: &Kind) -> Result<Filter, ApiError> {
-        Ok(Filter {
-            labels: LabelSelector::parse(self.text("labelSelector")).map_err(ApiError::bad_request)?,
-            fields: FieldSelector::parse(self.text("fieldSelector"), kind).map_err(ApiError::bad_request)?,
-        })
-    }
-}
+/// The longest watch `timeoutSeconds` taken as given: 136 years. A longer one is as
+/// good as none, and bounding it keeps the deadline arithmetic from overflowing.
+const MAX_WATCH_TIMEOUT_SECONDS: i64 = u32::MAX as i64;
 
 /// Adds a `Warning: 299 - "<text>"` header per warning, as kube-apiserver does
 /// (kubectl prints them as `Warning: <text>`).
@@ -81,14 +46,94 @@ fn text_ok() -> Response {
 /// Reads the body as an object (JSON, or YAML when the content type says so).
 async fn object_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Value, ApiError> {
     let bytes = read_body(headers, body).await?;
-    decode_object(headers, &bytes)
+    decode_object_blocking(headers, bytes).await
 }
 
+/// Whether the request is a watch (`?watch=true` on a collection).
+fn is_watch(route: &Route, params: &Params) -> Result<bool, ApiError> {
+    match route {
+        Route::Collection { .. } => params.flag("watch"),
+        _ => Ok(false),
+    }
+}
+
+/// Routes the request, holds an in-flight slot for it and bounds it by the request
+/// timeout (the client's `timeout`, if shorter), then answers it.
 pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let format = response_format(&parts.headers);
     let route = route::parse(parts.uri.path()).ok_or_else(ApiError::path_not_found)?;
     let params = Params::parse(&parts.uri)?;
+    let class = Class::of(&parts.method, &route, is_watch(&route, &params)?);
+    let _slot = api.inflight.enter(class)?;
+    if class.is_long_running() {
+        return respond(api, route, params, parts, body).await;
+    }
+    let timeout = match params.duration("timeout")? {
+        Some(asked) if !asked.is_zero() => asked.min(api.settings.request_timeout),
+        _ => api.settings.request_timeout,
+    };
+    tokio::time::timeout(timeout, respond(api, route, params, parts, body))
+        .await
+        .unwrap_or_else(|_| Err(ApiError::timeout()))
+}
+
+/// A list's paging and revision parameters, checked as kube-apiserver checks them.
+fn list_request(kind: &Kind, params: &Params) -> Result<ListRequest, ApiError> {
+    let limit = params.integer("limit", 0..=i64::MAX)?;
+    let continue_token = Some(params.text("continue").to_string()).filter(|t| !t.is_empty());
+    let resource_version = params.integer("resourceVersion", 0..=i64::MAX)?;
+    let exact = match params.text("resourceVersionMatch") {
+        "" => false,
+        "NotOlderThan" => false,
+        "Exact" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+            )));
+        }
+    };
+    let has_match = !params.text("resourceVersionMatch").is_empty();
+    if continue_token.is_some() {
+        if resource_version.is_some_and(|rv| rv > 0) {
+            return Err(ApiError::bad_request(
+                "specifying resource version is not allowed when using continue",
+            ));
+        }
+        if has_match {
+            return Err(ApiError::bad_request(
+                "resourceVersionMatch is forbidden when continue is provided",
+            ));
+        }
+    }
+    if has_match && resource_version.is_none() {
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided",
+        ));
+    }
+    if exact && resource_version == Some(0) {
+        return Err(ApiError::bad_request(
+            "resourceVersionMatch \"Exact\" is forbidden for resourceVersion \"0\"",
+        ));
+    }
+    // Exact, or (as kube-apiserver has always done) a resourceVersion with a limit:
+    // the list as it was at that revision. Otherwise: now, which is never older.
+    let exact_revision = resource_version.filter(|&rv| rv > 0 && (exact || (!has_match && limit.unwrap_or(0) > 0)));
+    Ok(ListRequest {
+        filter: params.filter(kind)?,
+        limit: limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
+        continue_token,
+        exact_revision,
+    })
+}
+
+async fn respond(
+    api: &ApiServer,
+    route: Route,
+    params: Params,
+    parts: Parts,
+    body: axum::body::Body,
+) -> Result<Response, ApiError> {
+    let format = response_format(&parts.headers);
     let method = parts.method.clone();
     let headers = &parts.headers;
     let reply = |code: u16, value: Value| Ok(render(format, code, &value));
@@ -120,12 +165,14 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
         Route::Collection { kind, namespace } => match method {
             Method::GET if params.flag("watch")? => {
                 let request = WatchRequest {
-                    resource_version: params.non_negative("resourceVersion")?.unwrap_or(0),
+                    resource_version: params.integer("resourceVersion", 0..=i64::MAX)?.unwrap_or(0),
                     filter: params.filter(kind)?,
                     allow_bookmarks: params.flag("allowWatchBookmarks")?,
+                    // 0 is no timeout, as in Kubernetes.
                     timeout: params
-                        .non_negative("timeoutSeconds")?
-                        .map(|s| Duration::from_secs(s as u64)),
+                        .integer("timeoutSeconds", 0..=i64::MAX)?
+                        .filter(|&s| s > 0)
+                        .map(|s| Duration::from_secs(s.min(MAX_WATCH_TIMEOUT_SECONDS) as u64)),
                     table: match table::wants_table(headers) {
                         Some(version) => Some((version, table::Include::parse(params.text("includeObject"))?)),
                         None => None,
@@ -134,13 +181,19 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                 watch(api, kind, namespace.as_deref(), request).await
             }
             Method::GET => {
-                let list = rest::list(api, kind, namespace.as_deref(), &params.filter(kind)?).await?;
+                let request = list_request(kind, &params)?;
+                let list = list::list(api, kind, namespace.as_deref(), &request).await?;
                 match table::wants_table(headers) {
                     Some(version) => {
                         let include = table::Include::parse(params.text("includeObject"))?;
-                        reply(200, table::table(kind, version, &list, true, include))
+                        let kind: &'static Kind = kind;
+                        let table =
+                            tokio::task::spawn_blocking(move || table::table(kind, version, &list, true, include))
+                                .await
+                                .map_err(|e| ApiError::internal(format!("writing the table failed: {e}")))?;
+                        render_blocking(format, table).await
                     }
-                    None => reply(200, list),
+                    None => render_blocking(format, list).await,
                 }
             }
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
@@ -191,11 +244,13 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     )
                 }
                 (None, Method::DELETE) => {
+                    // Range-checked, though berth deletes at once whatever it says.
+                    params.integer("gracePeriodSeconds", i64::MIN..=i64::MAX)?;
                     let bytes = read_body(headers, body).await?;
                     let options = if bytes.iter().all(u8::is_ascii_whitespace) {
                         None
                     } else {
-                        Some(decode_object(headers, &bytes)?)
+                        Some(decode_object_blocking(headers, bytes).await?)
                     };
                     reply(200, rest::delete(api, kind, namespace, &name, options.as_ref()).await?)
                 }
@@ -210,10 +265,16 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     reply(200, scale::patch(api, kind, namespace, &name, patch_type, patch).await?)
                 }
                 (Some(Subresource::Log), Method::GET) => {
+                    // Checked with PodLogOptions' rules; the agent serves follow and
+                    // tailLines only, so the others change nothing yet.
+                    params.integer("limitBytes", 1..=i64::MAX)?;
+                    params.integer("sinceSeconds", 1..=i64::MAX)?;
+                    params.flag("previous")?;
+                    params.flag("timestamps")?;
                     let request = LogRequest {
                         container: Some(params.text("container").to_string()).filter(|c| !c.is_empty()),
                         follow: params.flag("follow")?,
-                        tail_lines: params.non_negative("tailLines")?,
+                        tail_lines: params.integer("tailLines", 0..=i64::MAX)?,
                     };
                     logs(api, namespace, &name, request).await
                 }
@@ -221,4 +282,11 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             }
         }
     }
+}
+
+/// A list rendered on the blocking pool: thousands of objects take a while to write.
+async fn render_blocking(format: super::codec::Format, list: Value) -> Result<Response, ApiError> {
+    tokio::task::spawn_blocking(move || render(format, 200, &list))
+        .await
+        .map_err(|e| ApiError::internal(format!("writing the list failed: {e}")))
 }

@@ -3,29 +3,44 @@
 //! writes are conditional store transactions, so replicas keep no state of their own.
 //!
 //! ```text
-//! request ──► dispatch: route (pure) + query + body (JSON or YAML, ≤ 3 MiB)
-//!               │
-//!               ├─ GET/LIST ──────────► store read ──► selectors ──► JSON or YAML
+//! connection ──► connections: at most max_connections; closed when its request head
+//!   │            is slower than read_header_timeout, or it idles past idle_timeout
+//!   ▼
+//! request ──► dispatch: route (pure) + query (range-checked) ──► in-flight slot
+//!   │           (429 when none is free) ──► request timeout (504), but for watches and logs
+//!   │           ──► body (≤ 3 MiB, else 413; JSON or YAML, depth-checked and decoded
+//!   │               on the blocking pool)
+//!               ├─ GET ───────────────► store read ──► JSON or YAML
+//!               ├─ LIST ──────────────► store pages at one revision ──► selectors ──► limit/continue
 //!               ├─ POST/PUT/PATCH ────► prepare (pure) ──► validate ──► conditional write
+//!               │                       (413 when the object is over the store's request limit)
 //!               ├─ DELETE ────────────► delete (a namespace: mark, empty, delete)
 //!               ├─ watch ─────────────► store watch from resourceVersion + 1 ──► lines
 //!               └─ log ───────────────► the node's agent, streamed through
 //!
 //! any failure ──► a `Status` object (NotFound, Conflict, Invalid, Expired, ...)
 //! ```
+//!
+//! The limits are [`Settings`], with kube-apiserver's defaults.
 
 mod codec;
+mod connections;
 mod discovery;
 mod dispatch;
+mod inflight;
+mod list;
 mod logs;
 mod namespace_deletion;
+mod nesting;
 mod openapi;
+mod params;
 mod patch;
 mod prepare;
 mod rest;
 mod route;
 mod scale;
 mod selector;
+pub mod settings;
 mod status;
 mod storage;
 mod table;
@@ -36,8 +51,9 @@ mod tests;
 
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::Request;
+use axum::http::HeaderValue;
+use axum::http::header::RETRY_AFTER;
 use axum::response::Response;
 use tracing::Instrument;
 
@@ -46,6 +62,7 @@ use berth_api::objects::{Namespace, NamespaceSpec, NamespaceStatus};
 use berth_client::events::EventLeases;
 use berth_client::kv::{Kv, KvError};
 use berth_client::registry::Registry;
+pub use settings::Settings;
 
 /// The API server's handle on the store; cheap to clone.
 #[derive(Clone)]
@@ -53,21 +70,24 @@ pub struct ApiServer {
     kv: Kv,
     registry: Registry,
     event_leases: std::sync::Arc<EventLeases>,
+    settings: Settings,
+    inflight: inflight::InFlight,
 }
 
 impl ApiServer {
+    /// An API server with kube-apiserver's default limits.
     pub fn new(kv: Kv) -> ApiServer {
+        ApiServer::with_settings(kv, Settings::default())
+    }
+
+    pub fn with_settings(kv: Kv, settings: Settings) -> ApiServer {
         ApiServer {
             registry: Registry::new(kv.clone()),
             event_leases: Default::default(),
             kv,
+            inflight: inflight::InFlight::new(&settings),
+            settings,
         }
-    }
-
-    /// Every path goes through one handler, so that unknown paths and methods are
-    /// answered with `Status` objects too.
-    pub fn router(&self) -> Router {
-        Router::new().fallback(answer).with_state(self.clone())
     }
 }
 
@@ -76,25 +96,29 @@ impl ApiServer {
 pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     tokio::spawn(ensure_default_namespace(api.registry.clone()));
     if let Ok(address) = listener.local_addr() {
-        tracing::info!(%address, "serving the API");
+        tracing::info!(%address, settings = ?api.settings, "serving the API");
     }
-    if let Err(e) = axum::serve(listener, api.router()).await {
-        tracing::error!(error = %e, "the API server stopped");
-    }
+    connections::accept(listener, api).await;
 }
 
-async fn answer(State(api): State<ApiServer>, request: Request) -> Response {
+/// Every request goes through here, so that unknown paths and methods, and every
+/// failure, are answered with `Status` objects.
+async fn answer(api: &ApiServer, request: Request) -> Response {
     let format = codec::response_format(request.headers());
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
-        match dispatch::handle(&api, request).await {
+        match dispatch::handle(api, request).await {
             Ok(response) => {
                 tracing::debug!(code = response.status().as_u16(), "answered");
                 response
             }
             Err(error) => {
                 tracing::debug!(%error, "failed");
-                codec::render(format, error.code, &error.status())
+                let mut response = codec::render(format, error.code, &error.status());
+                if let Some(seconds) = error.retry_after_seconds() {
+                    response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+                }
+                response
             }
         }
     }

@@ -1,5 +1,5 @@
-//! The verbs on objects and collections: get, list, create, replace (PUT), merge
-//! patch and delete. Reads are linearizable store reads; every write is validated
+//! The verbs on objects: get, create, replace (PUT), merge patch and delete (lists
+//! are `list.rs`'s). Reads are linearizable store reads; every write is validated
 //! first and is conditional on the revision it was prepared from.
 //!
 //! ```text
@@ -8,7 +8,7 @@
 //!                   └──────── conflict, and the client gave no resourceVersion ┘
 //! ```
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::ApiServer;
 use super::patch::{PatchType, apply};
@@ -17,7 +17,6 @@ use super::prepare::{
     resource_version, validate,
 };
 use super::route::{Kind, namespaces};
-use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{self, decode};
 use berth_api::kinds::event::EVENT;
@@ -41,30 +40,6 @@ pub async fn get(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> R
         Ok(None) => Err(ApiError::not_found(kind, name)),
         Err(e) => Err(ApiError::from_kv(e, kind, name)),
     }
-}
-
-/// The objects that pass `filter` and the store revision of the read, as a `<Kind>List`.
-pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter: &Filter) -> Result<Value, ApiError> {
-    let (kvs, revision) = api
-        .kv
-        .list(&kind.prefix(namespace))
-        .await
-        .map_err(|e| ApiError::from_kv(e, kind, ""))?;
-    let items: Vec<Value> = kvs
-        .iter()
-        .filter_map(|kv| {
-            decode(kind, kv)
-                .map_err(|e| tracing::warn!(error = %e, "skipping a stored object"))
-                .ok()
-        })
-        .filter(|object| filter.matches(object))
-        .collect();
-    Ok(json!({
-        "kind": kind.list_kind(),
-        "apiVersion": kind.api_version(),
-        "metadata": {"resourceVersion": revision.to_string()},
-        "items": items,
-    }))
 }
 
 /// Creates an object from a request body; a namespaced one needs its namespace to
@@ -106,6 +81,13 @@ pub async fn create(
                 // ASCII, so the prefix ends on a character boundary).
                 let prefix = &name[..name.len() - GENERATED_SUFFIX_LEN];
                 object.metadata_mut().name = Some(format!("{prefix}{}", random_suffix(GENERATED_SUFFIX_LEN)));
+            }
+            Err(KvError::RequestTooLarge) => {
+                return Err(ApiError::object_too_large(
+                    kind,
+                    &name,
+                    api.settings.store_max_request_bytes,
+                ));
             }
             Err(e) => return Err(ApiError::from_kv(e, kind, &name)),
         }
@@ -201,6 +183,13 @@ pub async fn write(
         match storage::update(&api.kv, &object).await {
             Ok(object) => return Ok(Written { object, warnings }),
             Err(KvError::Conflict { .. }) if expected.is_none() => continue,
+            Err(KvError::RequestTooLarge) => {
+                return Err(ApiError::object_too_large(
+                    kind,
+                    name,
+                    api.settings.store_max_request_bytes,
+                ));
+            }
             Err(e) => return Err(ApiError::from_kv(e, kind, name)),
         }
     }

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub reason: &'static str,
     pub message: String,
     pub details: Option<Value>,
+    /// `metadata.continue` of the Status: the token to list on with, inconsistently,
+    /// after the revision of a paged list was compacted.
+    pub list_continue: Option<String>,
 }
 
 impl std::fmt::Display for ApiError {
@@ -35,6 +38,7 @@ impl ApiError {
             reason,
             message: message.into(),
             details: None,
+            list_continue: None,
         }
     }
 
@@ -57,7 +61,16 @@ impl ApiError {
         if let Some(details) = &self.details {
             status["details"] = details.clone();
         }
+        if let Some(token) = &self.list_continue {
+            status["metadata"]["continue"] = token.clone().into();
+        }
         status
+    }
+
+    /// The seconds a client should wait before trying again (`details.retryAfterSeconds`),
+    /// which the response also carries as a `Retry-After` header.
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        self.details.as_ref()?.get("retryAfterSeconds")?.as_u64()
     }
 
     pub fn not_found(kind: &Kind, name: &str) -> Self {
@@ -129,20 +142,66 @@ impl ApiError {
     }
 
     /// A watch from a compacted revision.
+    /// (`compacted` is 0 when the store did not say.)
     pub fn expired(requested: i64, compacted: i64) -> Self {
-        Self::new(
-            410,
-            "Expired",
-            format!("too old resource version: {requested} ({compacted})"),
-        )
+        let message = match compacted {
+            0 => format!("too old resource version: {requested}"),
+            _ => format!("too old resource version: {requested} ({compacted})"),
+        };
+        Self::new(410, "Expired", message)
     }
 
+    /// A request body over the limit, worded as kube-apiserver words it.
     pub fn too_large(limit_bytes: usize) -> Self {
         Self::new(
             413,
             "RequestEntityTooLarge",
-            format!("the request body is larger than the limit of {limit_bytes} bytes"),
+            format!("Request entity too large: limit is {limit_bytes}"),
         )
+    }
+
+    /// An object whose stored form is larger than the store takes in one request.
+    pub fn object_too_large(kind: &Kind, name: &str, limit_bytes: usize) -> Self {
+        let message = format!(
+            "Request entity too large: {} {name:?} is too large to store: the store takes \
+             requests of at most {limit_bytes} bytes (its --max-request-bytes)",
+            kind.qualified_resource()
+        );
+        Self::new(413, "RequestEntityTooLarge", message).with_details(resource_details(kind, name))
+    }
+
+    /// More requests at once than the server takes (`--max-requests-inflight`,
+    /// `--max-mutating-requests-inflight`).
+    pub fn too_many_requests() -> Self {
+        Self::new(429, "TooManyRequests", "Too many requests, please try again later.")
+            .with_details(json!({"retryAfterSeconds": 1}))
+    }
+
+    /// A request that did not finish within `--request-timeout` (or its `timeout`).
+    pub fn timeout() -> Self {
+        Self::new(
+            504,
+            "Timeout",
+            "Timeout: request did not complete within requested timeout - context deadline exceeded",
+        )
+    }
+
+    /// A paged list whose revision was compacted before its next page was asked for;
+    /// `token` goes on from where the list was, at the current revision.
+    pub fn expired_continue(token: Option<String>) -> Self {
+        let message = if token.is_some() {
+            "The provided continue parameter is too old to display a consistent list result. You can start a \
+             new list without the continue parameter, or use the continue token in this response to retrieve \
+             the remainder of the results. Continuing with the provided token results in an inconsistent list - \
+             objects that were created, modified, or deleted between the time the first chunk was returned and \
+             now may show up in the list."
+        } else {
+            "The provided continue parameter is too old to display a consistent list result. You can start a \
+             new list without the continue parameter."
+        };
+        let mut error = Self::new(410, "Expired", message);
+        error.list_continue = token;
+        error
     }
 
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
@@ -164,6 +223,17 @@ impl ApiError {
             KvError::AlreadyExists => Self::already_exists(kind, name),
             KvError::Conflict { .. } => Self::conflict(kind, name),
             KvError::Compacted { requested, compacted } => Self::expired(requested, compacted),
+            KvError::FutureRevision { requested } => Self::new(
+                504,
+                "Timeout",
+                format!("Too large resource version: {requested}: the store has not reached it"),
+            )
+            .with_details(json!({"retryAfterSeconds": 1})),
+            KvError::RequestTooLarge => Self::new(
+                413,
+                "RequestEntityTooLarge",
+                format!("Request entity too large: {error}"),
+            ),
             KvError::Unavailable(cause) => Self::unavailable(format!(
                 "the store is unavailable (it cannot reach a quorum, or this server cannot reach it): {cause}"
             )),

@@ -38,6 +38,7 @@ pub struct WatchRequest {
     pub resource_version: i64,
     pub filter: Filter,
     pub allow_bookmarks: bool,
+    /// `timeoutSeconds`, if any (the caller bounds it).
     pub timeout: Option<Duration>,
     /// Each object as a one-row `Table` of this apiVersion (`kubectl get -w`).
     pub table: Option<(&'static str, Include)>,
@@ -104,7 +105,8 @@ pub async fn watch(
         passed,
         allow_bookmarks: request.allow_bookmarks,
         table: request.table,
-        deadline: request.timeout.map(|t| Instant::now() + t),
+        // A deadline past what an Instant holds is no deadline.
+        deadline: request.timeout.and_then(|t| Instant::now().checked_add(t)),
         first: (!first.is_empty()).then_some(first),
         is_done: false,
     };
@@ -120,9 +122,6 @@ pub async fn watch(
         .expect("a valid response"))
 }
 
-/// etcd's compacted-revision error, as the store client passes it on for a read.
-const COMPACTED: &str = "required revision has been compacted";
-
 /// Opens the store watch from `after + 1`, or fails with 410 if that is compacted.
 ///
 /// The store, like etcd, accepts a watch from a compacted revision and cancels it
@@ -134,7 +133,7 @@ async fn open(api: &ApiServer, kind: &Kind, prefix: &str, after: i64) -> Result<
         e => ApiError::from_kv(e, kind, ""),
     })?;
     match api.kv.get_at(prefix, after + 1).await {
-        Err(KvError::Other(message)) if message.contains(COMPACTED) => {
+        Err(KvError::Compacted { .. }) => {
             // The cancellation carries the compact revision; it follows at once.
             let compacted = match tokio::time::timeout(Duration::from_secs(5), store_watch.next()).await {
                 Ok(Some(Err(KvError::Compacted { compacted, .. }))) => compacted,

@@ -146,6 +146,11 @@ fn the_roles_refuse_bad_flags_by_name() {
             "--node-monitor-grace-period",
         ),
         (&["server", "--bogus-flag", "1"], "--bogus-flag"),
+        (
+            &["server", "--max-requests-inflight", "many"],
+            "--max-requests-inflight \"many\"",
+        ),
+        (&["server", "--request-timeout=0s"], "--request-timeout"),
         (&["agent", "--cpu", "lots"], "--cpu \"lots\""),
         (&["agent", "--name", "Bad_Name"], "--name \"Bad_Name\""),
         (&["agent", "--store", "127.0.0.1:2379"], "--store"),

@@ -2,12 +2,15 @@
 //! informers, an agent's view of its pods) is fed by [`reflect`].
 //!
 //! ```text
-//!  list prefix at R ──► sink.replace(records, R) ──► watch from R + 1
+//!  list prefix at R (in pages, all at R) ──► sink.replace(records, R) ──► watch from R + 1
 //!        ▲                                               │ events: sink.apply(events, last event's revision)
 //!        │ compacted (the revision we need is gone)      │ progress only: ignored
 //!        └───────────────────────────────────────────────┤ stream ended or failed:
 //!                                                        └─► watch again from revision + 1
 //! ```
+//!
+//! A failed list or watch is logged at warn: a cache that cannot list stays stale
+//! (its loops see nothing new), so the failure must be visible without debug logs.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,7 +42,7 @@ pub async fn reflect(kv: Kv, prefix: String, sink: Arc<dyn Sink>, resume: Option
                     revision + 1
                 }
                 Err(e) => {
-                    tracing::debug!(%prefix, error = %e, "list failed; retrying");
+                    tracing::warn!(%prefix, error = %e, "list failed; retrying");
                     tokio::time::sleep(RETRY_DELAY).await;
                     continue;
                 }
@@ -51,7 +54,7 @@ pub async fn reflect(kv: Kv, prefix: String, sink: Arc<dyn Sink>, resume: Option
                 Ok(watch) => watch,
                 Err(KvError::Compacted { .. }) => break,
                 Err(e) => {
-                    tracing::debug!(%prefix, error = %e, "watch failed; retrying");
+                    tracing::warn!(%prefix, error = %e, "watch failed; retrying");
                     tokio::time::sleep(RETRY_DELAY).await;
                     continue;
                 }
@@ -76,7 +79,7 @@ pub async fn reflect(kv: Kv, prefix: String, sink: Arc<dyn Sink>, resume: Option
                         break;
                     }
                     Err(e) => {
-                        tracing::debug!(%prefix, error = %e, "watch ended; resuming");
+                        tracing::warn!(%prefix, error = %e, "watch failed; resuming");
                         break;
                     }
                 }

@@ -8,6 +8,26 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_lists_every_kind_with_its_names() {
     let server = start().await;
+    // kubectl and the Python client ask for `/version/`; the Python client wants
+    // every field of Kubernetes' version.Info.
+    for path in ["/version", "/version/"] {
+        let version = server.get(path).await;
+        assert_eq!(version.status, 200, "{path}");
+        let version = version.json();
+        for field in [
+            "major",
+            "minor",
+            "gitVersion",
+            "gitCommit",
+            "gitTreeState",
+            "buildDate",
+            "goVersion",
+            "compiler",
+            "platform",
+        ] {
+            assert!(version[field].is_string(), "{path}: no {field} in {version}");
+        }
+    }
     assert_eq!(server.get("/api").await.json()["versions"], json!(["v1"]));
     let groups = server.get("/apis").await.json();
     assert_eq!(groups["kind"], "APIGroupList");

@@ -4,6 +4,8 @@
 
 mod discovery;
 mod fields;
+mod limits;
+mod lists;
 mod logs;
 mod namespaces;
 mod patches;
@@ -20,7 +22,7 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::route::Kind;
-use super::{ApiServer, serve};
+use super::{ApiServer, Settings, serve};
 use berth_api::kinds::KINDS;
 use berth_client::testing::{TestStore, store};
 
@@ -38,10 +40,15 @@ struct Server {
 
 /// A store and an API server on it, with the `default` namespace in place.
 async fn start() -> Server {
+    start_with(Settings::default()).await
+}
+
+/// [`start`], with limits of the test's choosing.
+async fn start_with(settings: Settings) -> Server {
     let store = store().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, ApiServer::new(store.kv.clone())));
+    tokio::spawn(serve(listener, ApiServer::with_settings(store.kv.clone(), settings)));
     let server = Server { address, store };
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     while server.get("/api/v1/namespaces/default").await.status != 200 {

@@ -300,4 +300,8 @@ async fn creates_replaces_patches_scales_lists_and_deletes() {
     let too_big = String::from_utf8_lossy(&too_big);
     assert!(too_big.starts_with("HTTP/1.1 413 "), "{too_big}");
     assert!(too_big.contains("\"reason\":\"RequestEntityTooLarge\""), "{too_big}");
+    assert!(
+        too_big.contains("\"message\":\"Request entity too large: limit is 3145728\""),
+        "{too_big}"
+    );
 }

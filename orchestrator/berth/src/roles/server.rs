@@ -10,7 +10,7 @@ use std::time::Duration;
 use berth_store::{Server, Store};
 
 use super::take_flag;
-use berth_apiserver::ApiServer;
+use berth_apiserver::{ApiServer, Settings};
 use berth_client::kv::{Kv, KvError};
 use berth_control_plane::ControlSettings;
 use berth_scheduler::Strategy;
@@ -23,6 +23,17 @@ Usage: berth server [store flags] [server flags]
 
 Server flags:
   --api-listen ADDR                     where the API server listens (default 127.0.0.1:8080)
+  --max-requests-inflight N             read-only API requests at once, beyond which the
+                                        server answers 429; 0: no limit (default 400)
+  --max-mutating-requests-inflight N    the same for writes (default 200)
+  --request-timeout DURATION            an API request other than a watch or a log that
+                                        takes longer is answered 504 (default 1m0s)
+  --api-read-header-timeout DURATION    a connection slower to send a request head is
+                                        closed (default 32s)
+  --api-idle-timeout DURATION           a keep-alive connection idle this long is closed
+                                        (default 1m30s)
+  --api-max-connections N               open API connections at most; more wait to be
+                                        accepted (default 4096, or half the open-file limit)
   --node-monitor-grace-period DURATION  how long a node may miss its heartbeat before it is
                                         NotReady and its pods move (default 10s)
   --scheduler-strategy spread|binpack   spread (least allocated, default) or bin-pack
@@ -32,7 +43,54 @@ Store flags are etcd's; see `berth store --help`.
 
 pub struct ServerFlags {
     pub api_listen: SocketAddr,
+    /// The API server's limits (its store request limit comes from the store's flags).
+    pub api: Settings,
     pub settings: ControlSettings,
+}
+
+fn count_flag(args: &mut Vec<String>, name: &str, min: usize) -> Result<Option<usize>, String> {
+    let Some(v) = take_flag(args, name)? else {
+        return Ok(None);
+    };
+    match v.parse::<usize>() {
+        Ok(n) if n >= min => Ok(Some(n)),
+        _ => Err(format!("--{name} {v:?}: must be a whole number of at least {min}")),
+    }
+}
+
+fn duration_flag(args: &mut Vec<String>, name: &str) -> Result<Option<Duration>, String> {
+    let Some(v) = take_flag(args, name)? else {
+        return Ok(None);
+    };
+    match flags::parse_duration_ms(&v) {
+        Ok(0) => Err(format!("--{name} must be more than 0")),
+        Ok(ms) => Ok(Some(Duration::from_millis(ms))),
+        Err(e) => Err(format!("--{name}: {e}")),
+    }
+}
+
+/// The API server's limits, with kube-apiserver's flag names where it has them.
+fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
+    let mut api = Settings::default();
+    if let Some(n) = count_flag(args, "max-requests-inflight", 0)? {
+        api.max_requests_inflight = n;
+    }
+    if let Some(n) = count_flag(args, "max-mutating-requests-inflight", 0)? {
+        api.max_mutating_requests_inflight = n;
+    }
+    if let Some(d) = duration_flag(args, "request-timeout")? {
+        api.request_timeout = d;
+    }
+    if let Some(d) = duration_flag(args, "api-read-header-timeout")? {
+        api.read_header_timeout = d;
+    }
+    if let Some(d) = duration_flag(args, "api-idle-timeout")? {
+        api.idle_timeout = d;
+    }
+    if let Some(n) = count_flag(args, "api-max-connections", 1)? {
+        api.max_connections = n;
+    }
+    Ok(api)
 }
 
 /// Takes the server's own flags out of `args`, leaving the store's.
@@ -43,6 +101,7 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             .map_err(|e| format!("--api-listen {v:?}: not an address such as 127.0.0.1:8080 ({e})"))?,
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
+    let api = parse_api_flags(args)?;
     let mut settings = ControlSettings::default();
     if let Some(v) = take_flag(args, "node-monitor-grace-period")? {
         let ms = flags::parse_duration_ms(&v).map_err(|e| format!("--node-monitor-grace-period: {e}"))?;
@@ -58,7 +117,11 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             other => return Err(format!("--scheduler-strategy {other:?}: must be spread or binpack")),
         };
     }
-    Ok(ServerFlags { api_listen, settings })
+    Ok(ServerFlags {
+        api_listen,
+        api,
+        settings,
+    })
 }
 
 pub fn run(args: &[String]) -> ExitCode {
@@ -123,7 +186,14 @@ pub fn run(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        tokio::spawn(berth_apiserver::serve(listener, ApiServer::new(kv.clone())));
+        let api = Settings {
+            store_max_request_bytes: config.max_request_bytes,
+            ..server_flags.api
+        };
+        tokio::spawn(berth_apiserver::serve(
+            listener,
+            ApiServer::with_settings(kv.clone(), api),
+        ));
         let control = tokio::spawn(lead_when_leader(
             server.store().clone(),
             kv,
@@ -197,5 +267,52 @@ async fn lead_when_leader(store: Store, kv: Kv, name: String, settings: ControlS
             }
         }
         tracing::info!(term, "no longer leading: the controllers and the scheduler stopped");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<(ServerFlags, Vec<String>), String> {
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        parse_server_flags(&mut args).map(|flags| (flags, args))
+    }
+
+    #[test]
+    fn the_api_limits_take_kube_apiservers_flags() {
+        let (flags, rest) = parse(&[
+            "--max-requests-inflight=10",
+            "--max-mutating-requests-inflight",
+            "0",
+            "--request-timeout=1m30s",
+            "--api-read-header-timeout=5s",
+            "--api-idle-timeout",
+            "2m",
+            "--api-max-connections=64",
+            "--name",
+            "s1",
+        ])
+        .unwrap();
+        assert_eq!(rest, ["--name", "s1"], "the store's flags are left");
+        assert_eq!(flags.api.max_requests_inflight, 10);
+        assert_eq!(flags.api.max_mutating_requests_inflight, 0);
+        assert_eq!(flags.api.request_timeout, Duration::from_secs(90));
+        assert_eq!(flags.api.read_header_timeout, Duration::from_secs(5));
+        assert_eq!(flags.api.idle_timeout, Duration::from_secs(120));
+        assert_eq!(flags.api.max_connections, 64);
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.api, Settings::default());
+        assert_eq!(defaults.api.max_requests_inflight, 400);
+        assert_eq!(defaults.api.request_timeout, Duration::from_secs(60));
+        for (bad, named) in [
+            (&["--max-requests-inflight", "-1"][..], "--max-requests-inflight \"-1\""),
+            (&["--api-max-connections=0"][..], "--api-max-connections \"0\""),
+            (&["--request-timeout=0"][..], "--request-timeout must be more than 0"),
+            (&["--api-idle-timeout=soon"][..], "--api-idle-timeout"),
+        ] {
+            let error = parse(bad).err().unwrap();
+            assert!(error.contains(named), "{bad:?}: {error}");
+        }
     }
 }

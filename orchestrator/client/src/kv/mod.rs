@@ -26,6 +26,7 @@ mod watch;
 mod write;
 
 pub use lease::KeepAlive;
+pub use read::{LIST_PAGE, Page};
 pub use record::Record;
 pub use watch::{Event, Watch};
 
@@ -41,9 +42,17 @@ pub enum KvError {
     /// The leadership record the write was fenced by has been replaced.
     #[error("no longer the leader: the leadership record changed")]
     Fenced,
-    /// The requested revision has been compacted away.
+    /// The requested revision has been compacted away. (`compacted` is 0 when the store
+    /// did not say: a read's error, unlike a watch's, does not carry it.)
     #[error("revision {requested} has been compacted (compact revision {compacted})")]
     Compacted { requested: i64, compacted: i64 },
+    /// A read at a revision the store has not reached yet.
+    #[error("revision {requested} is a future revision")]
+    FutureRevision { requested: i64 },
+    /// The write is larger than the store takes in one request (etcd's
+    /// `--max-request-bytes`, 1.5 MiB by default); nothing was written.
+    #[error("the request is larger than the store takes ({REQUEST_TOO_LARGE})")]
+    RequestTooLarge,
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]
@@ -52,13 +61,38 @@ pub enum KvError {
 
 pub type Result<T, E = KvError> = std::result::Result<T, E>;
 
+/// etcd's error strings (clients match on them; berth's store sends the same).
+const REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
+const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
+const FUTURE_REVISION: &str = "etcdserver: mvcc: required revision is a future revision";
+
+/// The largest response the client decodes: etcd's client default (`math.MaxInt32`),
+/// not tonic's 4 MiB, which a list of a few thousand objects (or four of 1.2 MB)
+/// would pass. Reads of a prefix come in pages (`read.rs`), so this is never one
+/// unbounded message.
+pub const MAX_RESPONSE_BYTES: usize = i32::MAX as usize;
+
 fn status_error(s: tonic::Status) -> KvError {
     use tonic::Code;
-    match s.code() {
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted => {
+    match (s.code(), s.message()) {
+        (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted, _) => {
             KvError::Unavailable(s.message().to_string())
         }
+        (Code::InvalidArgument, REQUEST_TOO_LARGE) => KvError::RequestTooLarge,
         _ => KvError::Other(s.message().to_string()),
+    }
+}
+
+/// A read's error: as [`status_error`], and a read at `revision` may be of a
+/// revision compacted away or not reached yet.
+fn read_error(s: tonic::Status, revision: i64) -> KvError {
+    match (s.code(), s.message()) {
+        (tonic::Code::OutOfRange, COMPACTED) => KvError::Compacted {
+            requested: revision,
+            compacted: 0,
+        },
+        (tonic::Code::OutOfRange, FUTURE_REVISION) => KvError::FutureRevision { requested: revision },
+        _ => status_error(s),
     }
 }
 
@@ -114,8 +148,8 @@ impl Kv {
             let channel = endpoint.connect_lazy();
             endpoints.push(Clients {
                 url: url.clone(),
-                kv: KvClient::new(channel.clone()),
-                watch: WatchClient::new(channel.clone()),
+                kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
+                watch: WatchClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),
                 lease: LeaseClient::new(channel),
             });
         }

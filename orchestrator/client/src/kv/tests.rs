@@ -128,3 +128,97 @@ fn prefix_ends() {
     assert_eq!(prefix_end(b"a\xff"), b"b".to_vec());
     assert_eq!(prefix_end(b"\xff"), vec![0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefixes_are_read_in_pages_at_one_revision() {
+    let t = crate::testing::store().await;
+    let kv = &t.kv;
+    // More keys than one page holds, written concurrently (the store batches them).
+    let mut writes = tokio::task::JoinSet::new();
+    for i in 0..(LIST_PAGE + 20) {
+        let kv = kv.clone();
+        writes.spawn(async move { kv.put(&format!("/many/{i:04}"), b"v".to_vec(), 0).await.unwrap() });
+    }
+    writes.join_all().await;
+    kv.put("/manyx", b"outside".to_vec(), 0).await.unwrap();
+    let (records, revision) = kv.list("/many/").await.unwrap();
+    let keys: Vec<String> = records.iter().map(|r| r.key.clone()).collect();
+    let expected: Vec<String> = (0..(LIST_PAGE + 20)).map(|i| format!("/many/{i:04}")).collect();
+    assert_eq!(keys, expected);
+
+    // A page, then changes, then the next page at the first one's revision: the
+    // changes are not in it.
+    let first = kv.list_page("/many/", "/many/", 0, 10).await.unwrap();
+    assert_eq!(first.records.len(), 10);
+    assert!(first.more);
+    assert_eq!(first.count, (LIST_PAGE + 20) as i64);
+    assert!(first.revision >= revision);
+    kv.delete("/many/0010", None, None).await.unwrap();
+    kv.put("/many/0011", b"changed".to_vec(), 0).await.unwrap();
+    let from = format!("{}\0", first.records[9].key);
+    let second = kv.list_page("/many/", &from, first.revision, 2).await.unwrap();
+    assert_eq!(second.revision, first.revision);
+    assert_eq!(
+        second
+            .records
+            .iter()
+            .map(|r| (r.key.as_str(), r.value.as_slice()))
+            .collect::<Vec<_>>(),
+        [("/many/0010", b"v".as_slice()), ("/many/0011", b"v".as_slice())]
+    );
+    assert_eq!(second.count, (LIST_PAGE + 10) as i64, "the keys from `from` on");
+    assert!(matches!(
+        kv.list_page("/many/", "/other", 0, 1).await,
+        Err(KvError::Other(_))
+    ));
+
+    // Once that revision is compacted, a read at it says so.
+    let now = kv.put("/many/0012", b"changed".to_vec(), 0).await.unwrap();
+    t.compact(now).await;
+    assert_eq!(
+        kv.list_page("/many/", &from, first.revision, 2).await,
+        Err(KvError::Compacted {
+            requested: first.revision,
+            compacted: 0
+        })
+    );
+    assert_eq!(
+        kv.get_at("/many/0000", now + 1000).await,
+        Err(KvError::FutureRevision { requested: now + 1000 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_and_watches_larger_than_four_mebibytes_are_read() {
+    let t = crate::testing::store().await;
+    let kv = &t.kv;
+    // Five values of 1.2 MB, under the store's request limit: 6 MB together, more
+    // than gRPC's default 4 MiB message, in one list and in one watch catch-up.
+    let value = vec![b'x'; 1_200_000];
+    let mut first = 0;
+    for i in 0..5 {
+        let revision = kv.put(&format!("/big/{i}"), value.clone(), 0).await.unwrap();
+        if i == 0 {
+            first = revision;
+        }
+    }
+    let (records, _) = kv.list("/big/").await.unwrap();
+    assert_eq!(records.len(), 5);
+    assert!(records.iter().all(|r| r.value == value));
+    let mut watch = kv.watch("/big/", first).await.unwrap();
+    let mut seen = 0;
+    while seen < 5 {
+        let (_, events) = tokio::time::timeout(std::time::Duration::from_secs(20), watch.next())
+            .await
+            .expect("events in time")
+            .expect("the watch goes on")
+            .unwrap();
+        seen += events.len();
+    }
+    assert_eq!(seen, 5);
+    // One value over the store's limit is refused as such.
+    assert_eq!(
+        kv.put("/big/huge", vec![b'x'; 1_600_000], 0).await,
+        Err(KvError::RequestTooLarge)
+    );
+}

@@ -1,0 +1,771 @@
+//! How deeply a request body nests, found in one linear pass before the body is
+//! parsed, so that no body makes the parser's work grow faster than its size.
+//!
+//! libyaml (under serde_yaml_ng) reads a whole document into events before anything
+//! can refuse it, and its work per token grows with the flow nesting (`[`, `{`): a
+//! 100 KB body of `{a: {a: ...` takes over a second, and the 3 MiB body limit
+//! allows a thousand times that. So the depth is measured first, here, and a body
+//! nested deeper than [`MAX_DEPTH`] levels is refused; below the bound the parser's
+//! work is linear in the size. kube-apiserver's JSON decoder allows 10000 levels;
+//! berth's objects nest about a dozen deep, and serde refuses more than 128 anyway,
+//! after the whole document was parsed.
+//!
+//! For YAML the measure has to see the structure libyaml sees, or a body could hide
+//! its nesting from it (a `[` inside what libyaml scans as a quoted or block scalar
+//! is text; one outside is structure). So [`yaml`] follows libyaml's scanner, token
+//! by token: where tokens start, quoted, plain and block scalars (whose extent
+//! depends on the block indentation, hence the indentation stack and the one simple
+//! key of the block context), comments, anchors and tags. It counts a level for
+//! each flow collection and each block indentation; it never stops early, so a body
+//! libyaml gives up on is measured to its end all the same.
+
+/// The deepest nesting a request body may have.
+pub const MAX_DEPTH: usize = 100;
+
+/// Where a body first nests deeper than the limit: 1-based line and column
+/// (characters), for the error message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooDeep {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// Checks a JSON body; exact for valid JSON (an invalid one fails to parse anyway,
+/// in linear time).
+pub fn json(body: &[u8], max_depth: usize) -> Result<(), TooDeep> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let (mut line, mut line_start) = (1, 0);
+    for (i, &byte) in body.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    let column = String::from_utf8_lossy(&body[line_start..=i]).chars().count();
+                    return Err(TooDeep { line, column });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'\n' => {
+                line += 1;
+                line_start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a YAML body (UTF-8, as the caller has made sure).
+pub fn yaml(body: &str, max_depth: usize) -> Result<(), TooDeep> {
+    let mut scanner = Scanner {
+        text: body.as_bytes(),
+        pos: 0,
+        line: 0,
+        column: 0,
+        index: 0,
+        flow_level: 0,
+        indent: -1,
+        indents: Vec::new(),
+        simple_key_allowed: true,
+        key: None,
+        max_depth,
+    };
+    scanner.run()
+}
+
+/// The possible simple key of the block context (flow level 0): where it starts.
+/// libyaml keeps one per flow level; only the block context's moves the
+/// indentation, so only that one matters here.
+#[derive(Debug, Clone, Copy)]
+struct SimpleKey {
+    line: usize,
+    column: usize,
+    index: usize,
+}
+
+/// libyaml's scanner state, as far as token boundaries depend on it. Columns and
+/// indices count characters, as libyaml's do.
+struct Scanner<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: usize,
+    column: usize,
+    index: usize,
+    flow_level: usize,
+    /// The current block indentation column (-1 at the top level) and those below it.
+    indent: i64,
+    indents: Vec<i64>,
+    simple_key_allowed: bool,
+    key: Option<SimpleKey>,
+    max_depth: usize,
+}
+
+impl Scanner<'_> {
+    /// The byte `k` bytes ahead; 0 at the end. libyaml stops at control characters
+    /// (its reader refuses them), so they read as the end too.
+    fn at(&self, k: usize) -> u8 {
+        match self.text.get(self.pos + k) {
+            Some(&b) if b >= 0x20 && b != 0x7f => b,
+            Some(&b) if matches!(b, b'\t' | b'\n' | b'\r') => b,
+            _ => 0,
+        }
+    }
+
+    fn is_end(&self) -> bool {
+        self.at(0) == 0
+    }
+
+    /// The length in bytes of the line break at `k` bytes ahead (LF, CR, CRLF, and
+    /// the Unicode breaks NEL, LS and PS, as libyaml counts them), or 0.
+    fn break_len(&self, k: usize) -> usize {
+        match (self.at(k), self.at(k + 1), self.at(k + 2)) {
+            (b'\r', b'\n', _) => 2,
+            (b'\r' | b'\n', _, _) => 1,
+            (0xc2, 0x85, _) => 2,
+            (0xe2, 0x80, 0xa8 | 0xa9) => 3,
+            _ => 0,
+        }
+    }
+
+    fn is_break(&self, k: usize) -> bool {
+        self.break_len(k) > 0
+    }
+
+    fn is_blank(&self, k: usize) -> bool {
+        matches!(self.at(k), b' ' | b'\t')
+    }
+
+    fn is_blankz(&self, k: usize) -> bool {
+        self.is_blank(k) || self.is_break(k) || self.at(k) == 0
+    }
+
+    fn is_alpha(&self, k: usize) -> bool {
+        matches!(self.at(k), b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'_' | b'-')
+    }
+
+    /// Moves over one character (not a line break).
+    fn skip(&mut self) {
+        let width = match self.at(0) {
+            0 => return,
+            b if b < 0x80 => 1,
+            b if b >= 0xf0 => 4,
+            b if b >= 0xe0 => 3,
+            _ => 2,
+        };
+        self.pos = (self.pos + width).min(self.text.len());
+        self.column += 1;
+        self.index += 1;
+    }
+
+    /// Moves over one line break.
+    fn skip_line(&mut self) {
+        let length = self.break_len(0);
+        if length > 0 {
+            self.pos += length;
+            self.index += if length == 2 && self.text[self.pos - 2] == b'\r' {
+                2
+            } else {
+                1
+            };
+            self.line += 1;
+            self.column = 0;
+        }
+    }
+
+    fn is_document_indicator(&self) -> bool {
+        self.column == 0
+            && (self.text[self.pos..].starts_with(b"---") || self.text[self.pos..].starts_with(b"..."))
+            && self.is_blankz(3)
+    }
+
+    fn depth(&self) -> usize {
+        self.indents.len() + self.flow_level
+    }
+
+    fn check_depth(&self) -> Result<(), TooDeep> {
+        if self.depth() > self.max_depth {
+            return Err(TooDeep {
+                line: self.line + 1,
+                column: self.column + 1,
+            });
+        }
+        Ok(())
+    }
+
+    fn roll_indent(&mut self, column: usize) -> Result<(), TooDeep> {
+        let column = column as i64;
+        if self.flow_level == 0 && self.indent < column {
+            self.indents.push(self.indent);
+            self.indent = column;
+            self.check_depth()?;
+        }
+        Ok(())
+    }
+
+    fn unroll_indent(&mut self, column: i64) {
+        if self.flow_level == 0 {
+            while self.indent > column {
+                self.indent = self.indents.pop().unwrap_or(-1);
+            }
+        }
+    }
+
+    fn save_simple_key(&mut self) {
+        if self.flow_level == 0 && self.simple_key_allowed {
+            self.key = Some(SimpleKey {
+                line: self.line,
+                column: self.column,
+                index: self.index,
+            });
+        }
+    }
+
+    fn remove_simple_key(&mut self) {
+        if self.flow_level == 0 {
+            self.key = None;
+        }
+    }
+
+    /// A simple key must be on one line and at most 1024 characters long.
+    fn stale_simple_keys(&mut self) {
+        if self
+            .key
+            .is_some_and(|key| key.line < self.line || key.index + 1024 < self.index)
+        {
+            self.key = None;
+        }
+    }
+
+    fn run(&mut self) -> Result<(), TooDeep> {
+        loop {
+            self.scan_to_next_token();
+            self.stale_simple_keys();
+            self.unroll_indent(self.column as i64);
+            if self.is_end() {
+                return Ok(());
+            }
+            let start = self.pos;
+            self.fetch_token()?;
+            if self.pos == start {
+                // A character libyaml cannot start a token with: it stops there with
+                // an error; measuring on is the safe side.
+                self.skip();
+            }
+        }
+    }
+
+    fn scan_to_next_token(&mut self) {
+        loop {
+            if self.column == 0 && self.text[self.pos..].starts_with("\u{feff}".as_bytes()) {
+                self.skip();
+            }
+            while self.at(0) == b' ' || ((self.flow_level > 0 || !self.simple_key_allowed) && self.at(0) == b'\t') {
+                self.skip();
+            }
+            if self.at(0) == b'#' {
+                while !self.is_break(0) && !self.is_end() {
+                    self.skip();
+                }
+            }
+            if !self.is_break(0) {
+                return;
+            }
+            self.skip_line();
+            if self.flow_level == 0 {
+                self.simple_key_allowed = true;
+            }
+        }
+    }
+
+    fn fetch_token(&mut self) -> Result<(), TooDeep> {
+        let c = self.at(0);
+        let in_flow = self.flow_level > 0;
+        if self.column == 0 && c == b'%' {
+            // A directive: one line, no structure.
+            self.unroll_indent(-1);
+            self.remove_simple_key();
+            self.simple_key_allowed = false;
+            while !self.is_break(0) && !self.is_end() {
+                self.skip();
+            }
+            return Ok(());
+        }
+        if self.is_document_indicator() {
+            self.unroll_indent(-1);
+            self.remove_simple_key();
+            self.simple_key_allowed = false;
+            for _ in 0..3 {
+                self.skip();
+            }
+            return Ok(());
+        }
+        match c {
+            b'[' | b'{' => {
+                self.save_simple_key();
+                self.flow_level += 1;
+                self.check_depth()?;
+                self.simple_key_allowed = true;
+                self.skip();
+            }
+            b']' | b'}' => {
+                self.remove_simple_key();
+                self.flow_level = self.flow_level.saturating_sub(1);
+                self.simple_key_allowed = false;
+                self.skip();
+            }
+            b',' => {
+                self.remove_simple_key();
+                self.simple_key_allowed = true;
+                self.skip();
+            }
+            b'-' if self.is_blankz(1) => {
+                self.roll_indent(self.column)?;
+                self.remove_simple_key();
+                self.simple_key_allowed = true;
+                self.skip();
+            }
+            b'?' if in_flow || self.is_blankz(1) => {
+                self.roll_indent(self.column)?;
+                self.remove_simple_key();
+                self.simple_key_allowed = !in_flow;
+                self.skip();
+            }
+            b':' if in_flow || self.is_blankz(1) => {
+                // In the flow context the key is the flow level's own, which moves
+                // no indentation.
+                if in_flow {
+                    self.simple_key_allowed = false;
+                } else if let Some(key) = self.key.take() {
+                    self.roll_indent(key.column)?;
+                    self.simple_key_allowed = false;
+                } else {
+                    self.roll_indent(self.column)?;
+                    self.simple_key_allowed = true;
+                }
+                self.skip();
+            }
+            b'*' | b'&' => {
+                self.save_simple_key();
+                self.simple_key_allowed = false;
+                self.skip();
+                while self.is_alpha(0) {
+                    self.skip();
+                }
+            }
+            b'!' => {
+                self.save_simple_key();
+                self.simple_key_allowed = false;
+                self.scan_tag();
+            }
+            b'|' | b'>' if !in_flow => {
+                self.remove_simple_key();
+                self.simple_key_allowed = true;
+                self.scan_block_scalar();
+            }
+            b'\'' | b'"' => {
+                self.save_simple_key();
+                self.simple_key_allowed = false;
+                self.scan_quoted_scalar(c);
+            }
+            _ if self.starts_plain_scalar() => {
+                self.save_simple_key();
+                self.simple_key_allowed = false;
+                self.scan_plain_scalar();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn starts_plain_scalar(&self) -> bool {
+        let c = self.at(0);
+        let indicator = self.is_blankz(0) || b"-?:,[]{}#&*!|>'\"%@`".contains(&c);
+        !indicator
+            || (c == b'-' && !self.is_blank(1))
+            || (self.flow_level == 0 && (c == b'?' || c == b':') && !self.is_blankz(1))
+    }
+
+    /// `!<verbatim>`, or a handle and a suffix of URI characters.
+    fn scan_tag(&mut self) {
+        self.skip();
+        if self.at(0) == b'<' {
+            self.skip();
+            while self.is_alpha(0) || b";/?:@&=+$.%!~*'(),[]".contains(&self.at(0)) {
+                self.skip();
+            }
+            if self.at(0) == b'>' {
+                self.skip();
+            }
+            return;
+        }
+        while self.is_alpha(0) || b";/?:@&=+$.%!~*'()".contains(&self.at(0)) {
+            self.skip();
+        }
+    }
+
+    /// A single- or double-quoted scalar, to its closing quote.
+    fn scan_quoted_scalar(&mut self, quote: u8) {
+        self.skip();
+        loop {
+            if self.is_document_indicator() || self.is_end() {
+                return; // libyaml's error
+            }
+            match self.at(0) {
+                b'\'' if quote == b'\'' && self.at(1) == b'\'' => {
+                    self.skip();
+                    self.skip();
+                }
+                b'\\' if quote == b'"' && self.is_break(1) => {
+                    self.skip();
+                    self.skip_line();
+                }
+                b'\\' if quote == b'"' => {
+                    self.skip();
+                    self.skip();
+                }
+                c if c == quote => {
+                    self.skip();
+                    return;
+                }
+                _ if self.is_break(0) => self.skip_line(),
+                _ => self.skip(),
+            }
+        }
+    }
+
+    /// A plain scalar: words and the blanks between them, across lines while they
+    /// are indented more than the block (any line in the flow context).
+    fn scan_plain_scalar(&mut self) {
+        let indent = self.indent + 1;
+        let in_flow = self.flow_level > 0;
+        let mut leading_blanks = false;
+        loop {
+            if self.is_document_indicator() || self.at(0) == b'#' {
+                break;
+            }
+            while !self.is_blankz(0) {
+                let c = self.at(0);
+                if in_flow && c == b':' && b",?[]{}".contains(&self.at(1)) {
+                    return; // libyaml's error
+                }
+                if (c == b':' && self.is_blankz(1)) || (in_flow && b",[]{}".contains(&c)) {
+                    break;
+                }
+                self.skip();
+            }
+            if !(self.is_blank(0) || self.is_break(0)) {
+                break;
+            }
+            while self.is_blank(0) || self.is_break(0) {
+                if self.is_blank(0) {
+                    if leading_blanks && (self.column as i64) < indent && self.at(0) == b'\t' {
+                        return; // libyaml's error
+                    }
+                    self.skip();
+                } else {
+                    self.skip_line();
+                    leading_blanks = true;
+                }
+            }
+            if !in_flow && (self.column as i64) < indent {
+                break;
+            }
+        }
+        if leading_blanks {
+            self.simple_key_allowed = true;
+        }
+    }
+
+    /// A literal (`|`) or folded (`>`) scalar: its header line, then every line
+    /// indented as its first (or as its indentation indicator says), and blank lines.
+    fn scan_block_scalar(&mut self) {
+        self.skip();
+        // The header: a chomping indicator and an indentation indicator, either first.
+        let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+        let mut increment = None;
+        if matches!(self.at(0), b'+' | b'-') {
+            self.skip();
+            increment = digit(self.at(0));
+            if increment.is_some() {
+                self.skip();
+            }
+        } else if let Some(d) = digit(self.at(0)) {
+            increment = Some(d);
+            self.skip();
+            if matches!(self.at(0), b'+' | b'-') {
+                self.skip();
+            }
+        }
+        if increment == Some(0) {
+            return; // libyaml's error: an indentation indicator of 0
+        }
+        let increment = increment.unwrap_or(0);
+        while self.is_blank(0) {
+            self.skip();
+        }
+        if self.at(0) == b'#' {
+            while !self.is_break(0) && !self.is_end() {
+                self.skip();
+            }
+        }
+        if !self.is_break(0) {
+            return; // libyaml's error, or the end
+        }
+        self.skip_line();
+        let mut indent = if increment > 0 {
+            if self.indent >= 0 {
+                self.indent + increment
+            } else {
+                increment
+            }
+        } else {
+            0
+        };
+        if !self.scan_block_scalar_breaks(&mut indent) {
+            return;
+        }
+        while self.column as i64 == indent && !self.is_end() {
+            while !self.is_break(0) && !self.is_end() {
+                self.skip();
+            }
+            if self.is_end() {
+                return;
+            }
+            self.skip_line();
+            if !self.scan_block_scalar_breaks(&mut indent) {
+                return;
+            }
+        }
+    }
+
+    /// Blank lines and the indentation of the next line; works out the indentation
+    /// when `indent` is still 0. False where libyaml fails (a tab as indentation).
+    fn scan_block_scalar_breaks(&mut self, indent: &mut i64) -> bool {
+        let mut max_indent = 0;
+        loop {
+            while (*indent == 0 || (self.column as i64) < *indent) && self.at(0) == b' ' {
+                self.skip();
+            }
+            max_indent = max_indent.max(self.column as i64);
+            if (*indent == 0 || (self.column as i64) < *indent) && self.at(0) == b'\t' {
+                return false;
+            }
+            if !self.is_break(0) {
+                break;
+            }
+            self.skip_line();
+        }
+        if *indent == 0 {
+            *indent = max_indent.max(self.indent + 1).max(1);
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn depth_ok(body: &str, max: usize) -> bool {
+        yaml(body, max).is_ok()
+    }
+
+    /// The smallest limit the document passes.
+    fn yaml_depth(body: &str) -> usize {
+        (0..).find(|&max| depth_ok(body, max)).unwrap()
+    }
+
+    #[test]
+    fn json_depth_counts_brackets_outside_strings() {
+        assert_eq!(json(br#"{"a": [1, {"b": "[[[[\"[["}]}"#, 3), Ok(()));
+        assert_eq!(
+            json(br#"{"a": [1, {"b": [[]]}]}"#, 4),
+            Err(TooDeep { line: 1, column: 18 })
+        );
+        let deep = format!("{}{}", "[".repeat(101), "]".repeat(101));
+        assert_eq!(json(deep.as_bytes(), MAX_DEPTH), Err(TooDeep { line: 1, column: 101 }));
+        assert_eq!(json(b"{\n \"a\": [[\n[1]]]}", 3), Err(TooDeep { line: 3, column: 1 }));
+    }
+
+    #[test]
+    fn yaml_depth_follows_flow_and_block_structure() {
+        assert_eq!(yaml_depth("a: 1\n"), 1);
+        assert_eq!(yaml_depth("a:\n  b:\n    c: 1\n"), 3);
+        assert_eq!(yaml_depth("- - - x\n"), 3);
+        assert_eq!(yaml_depth("a: [1, {b: [2]}]\n"), 4);
+        assert_eq!(yaml_depth("{\"a\": [[1], [2]]}"), 3);
+        // A flow collection as a key: the scanner opens the mapping once it has
+        // closed the key.
+        assert_eq!(yaml_depth("[a, b]: c\n"), 1);
+        assert_eq!(
+            yaml_depth("spec:\n  containers:\n  - name: c\n    args: [\"-c\", \"x\"]\n"),
+            4,
+            "an indentless sequence is no level of its own"
+        );
+    }
+
+    #[test]
+    fn text_that_only_looks_nested_is_text() {
+        let scalars = "\
+a: 'it''s [[[[['
+b: \"[[[[\\\"[[[\"
+c: x[[[[ # [[[[
+d: |
+  [[[[[[[[
+    {{{{{{
+e: >-
+  [[[[
+
+  [[[[
+f: it's [[[[
+g: \"multi
+  line [[[[\"
+h: plain
+  continued [[[[
+# [[[[[[
+i: &anchor [1]
+j: !tag [1]
+k: !<tag:x,[y]> [1]
+";
+        assert_eq!(yaml_depth(scalars), 2);
+        // (A tag makes serde read an enum: hence YAML values.)
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(scalars).unwrap();
+        assert_eq!(value["d"], "[[[[[[[[\n  {{{{{{\n");
+        assert_eq!(value["f"], "it's [[[[");
+        assert_eq!(value["h"], "plain continued [[[[");
+    }
+
+    #[test]
+    fn block_scalars_end_where_libyaml_ends_them() {
+        // The scalar ends at the first line indented less than its first; what
+        // follows is structure again, nested or not.
+        let doc = "- a: |\n    text\n  b: [[[1]]]\n";
+        assert_eq!(yaml_depth(doc), 5);
+        let value: serde_json::Value = serde_yaml_ng::from_str(doc).unwrap();
+        assert_eq!(value[0]["b"][0][0][0], 1);
+        // With an indentation indicator, the indentation is fixed by it: one space
+        // here, so the less indented ` b: x` is text too.
+        let indicated = "a: |1\n  two spaces [[[\n b: [[x]]\n";
+        assert_eq!(yaml_depth(indicated), 1);
+        let value: serde_json::Value = serde_yaml_ng::from_str(indicated).unwrap();
+        assert_eq!(value["a"], " two spaces [[[\nb: [[x]]\n");
+    }
+
+    #[test]
+    fn deep_bodies_are_refused_where_they_pass_the_limit() {
+        let flow = "[".repeat(50_000);
+        assert_eq!(yaml(&flow, MAX_DEPTH), Err(TooDeep { line: 1, column: 101 }));
+        let mappings = "{a: ".repeat(25_000);
+        assert_eq!(yaml(&mappings, MAX_DEPTH), Err(TooDeep { line: 1, column: 401 }));
+        let sequences = "- ".repeat(50_000);
+        assert_eq!(yaml(&sequences, MAX_DEPTH), Err(TooDeep { line: 1, column: 201 }));
+        let mut indented = String::new();
+        for depth in 0..200 {
+            indented.push_str(&format!("{}a:\n", " ".repeat(depth)));
+        }
+        assert_eq!(yaml(&indented, MAX_DEPTH), Err(TooDeep { line: 101, column: 102 }));
+        // Hiding the nesting in what might pass for a quoted or block scalar does
+        // not work: libyaml does not read them as scalars either.
+        let after_quote = format!("a: it's\n{}", "[".repeat(200));
+        assert!(yaml(&after_quote, MAX_DEPTH).is_err());
+        let after_literal = format!("- a: |\n    x\n  b: {}", "[".repeat(200));
+        assert!(yaml(&after_literal, MAX_DEPTH).is_err());
+        let after_comment = format!("a: \"x\"#comment\nb: {}", "{a: ".repeat(200));
+        assert!(yaml(&after_comment, MAX_DEPTH).is_err());
+    }
+
+    /// Random documents of every style, with text that looks nested in every kind
+    /// of scalar and comment: where libyaml reads them, the scanner measures the
+    /// depth of what libyaml built, exactly.
+    #[test]
+    fn measures_what_libyaml_builds() {
+        struct Random(u64);
+        impl Random {
+            fn below(&mut self, n: u64) -> u64 {
+                self.0 ^= self.0 << 13;
+                self.0 ^= self.0 >> 7;
+                self.0 ^= self.0 << 17;
+                self.0 % n
+            }
+        }
+        const BLOCK_SCALARS: &[&str] = &["x[y]", "it's", "a#b", "'[[it''s'", "\"[\\\"{\"", "{{}", "'a: [b'", "k]"];
+        const FLOW_SCALARS: &[&str] = &["x", "'[[it''s'", "\"[\\\"{\"", "a#b", "\"]}\"", "'a: [b'"];
+        fn flow(r: &mut Random, budget: usize) -> String {
+            match r.below(if budget == 0 { 1 } else { 3 }) {
+                0 => FLOW_SCALARS[r.below(FLOW_SCALARS.len() as u64) as usize].to_string(),
+                1 => {
+                    let items: Vec<String> = (0..=r.below(3)).map(|_| flow(r, budget - 1)).collect();
+                    format!("[{}]", items.join(", "))
+                }
+                _ => {
+                    let items: Vec<String> = (0..=r.below(3))
+                        .map(|i| format!("k{i}: {}", flow(r, budget - 1)))
+                        .collect();
+                    format!("{{{}}}", items.join(", "))
+                }
+            }
+        }
+        /// A value after `key:` or `- ` at block indentation `indent`.
+        fn value(r: &mut Random, indent: usize, budget: usize, out: &mut String) {
+            let pad = " ".repeat(indent + 2);
+            match r.below(if budget == 0 { 3 } else { 6 }) {
+                0 => out.push_str(&format!(
+                    " {}\n",
+                    BLOCK_SCALARS[r.below(BLOCK_SCALARS.len() as u64) as usize]
+                )),
+                1 => out.push_str(&format!(" |\n{pad}[[[ {{{{\n{pad}  ]] '\n\n{pad}\"[\n")),
+                2 => out.push_str(&format!(" plain\n{pad}[[[ continued # [[[\n")),
+                3 => out.push_str(&format!(" {} # [[[\n", flow(r, budget - 1))),
+                4 => {
+                    out.push('\n');
+                    mapping(r, indent + 2, budget - 1, out);
+                }
+                _ => {
+                    out.push('\n');
+                    for _ in 0..=r.below(2) {
+                        out.push_str(&format!("{pad}-"));
+                        value(r, indent + 2, budget - 1, out);
+                    }
+                }
+            }
+        }
+        fn mapping(r: &mut Random, indent: usize, budget: usize, out: &mut String) {
+            for i in 0..=r.below(2) {
+                if r.below(4) == 0 {
+                    out.push_str(&format!("{}# [[[[ {{{{\n", " ".repeat(indent)));
+                }
+                out.push_str(&format!("{}k{i}:", " ".repeat(indent)));
+                value(r, indent, budget, out);
+            }
+        }
+        fn depth(value: &serde_yaml_ng::Value) -> usize {
+            match value {
+                serde_yaml_ng::Value::Sequence(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+                serde_yaml_ng::Value::Mapping(entries) => 1 + entries.values().map(depth).max().unwrap_or(0),
+                _ => 0,
+            }
+        }
+        let mut random = Random(0x9e37_79b9_7f4a_7c15);
+        let mut parsed = 0;
+        for _ in 0..3000 {
+            let mut doc = String::new();
+            mapping(&mut random, 0, 6, &mut doc);
+            let Ok(value) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&doc) else {
+                continue;
+            };
+            parsed += 1;
+            assert_eq!(yaml_depth(&doc), depth(&value), "{doc}");
+        }
+        assert!(parsed > 2500, "only {parsed} documents parsed");
+    }
+}
