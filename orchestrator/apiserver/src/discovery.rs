@@ -7,6 +7,9 @@ use serde_json::{Value, json};
 use super::route::is_pods;
 use berth_api::kinds::{KINDS, group_version, group_versions};
 
+/// Kubernetes' `version.Info`: every field is always there (clients such as the
+/// official Python one refuse an answer that lacks any), empty when berth does not know
+/// it, as Kubernetes' own are in a build without version stamps.
 pub fn version() -> Value {
     let version = env!("CARGO_PKG_VERSION");
     let mut numbers = version.split('.');
@@ -14,6 +17,11 @@ pub fn version() -> Value {
         "major": numbers.next().unwrap_or("0"),
         "minor": numbers.next().unwrap_or("0"),
         "gitVersion": format!("v{version}-berth"),
+        "gitCommit": "",
+        "gitTreeState": "",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "",
+        "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
     })
 }
@@ -117,7 +125,21 @@ mod tests {
 
     #[test]
     fn describes_the_server() {
-        assert_eq!(version()["gitVersion"], format!("v{}-berth", env!("CARGO_PKG_VERSION")));
+        let info = version();
+        assert_eq!(info["gitVersion"], format!("v{}-berth", env!("CARGO_PKG_VERSION")));
+        for field in [
+            "major",
+            "minor",
+            "gitVersion",
+            "gitCommit",
+            "gitTreeState",
+            "buildDate",
+            "goVersion",
+            "compiler",
+            "platform",
+        ] {
+            assert!(info[field].is_string(), "{field} is a string in {info}");
+        }
         let apps = resources("apps", "v1");
         let names: Vec<&str> = apps["resources"]
             .as_array()

@@ -21,6 +21,16 @@ use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
 use super::{ApiServer, discovery, openapi, rest, scale};
 
+/// A boolean query parameter, in every spelling Kubernetes takes (Go's
+/// `strconv.ParseBool`): the official Python client sends `watch=True`.
+fn parse_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// The query parameters of a request.
 struct Params(HashMap<String, String>);
 
@@ -37,9 +47,8 @@ impl Params {
 
     fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.text(name) {
-            "" | "0" | "false" => Ok(false),
-            "1" | "true" => Ok(true),
-            other => Err(ApiError::bad_request(format!("{name}: {other:?} is not a boolean"))),
+            "" => Ok(false),
+            text => parse_bool(text).ok_or_else(|| ApiError::bad_request(format!("{name}: {text:?} is not a boolean"))),
         }
     }
 
@@ -203,5 +212,29 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                 _ => Err(ApiError::method_not_allowed()),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_are_taken_in_every_spelling_kubernetes_takes() {
+        for text in ["1", "t", "T", "true", "TRUE", "True"] {
+            assert_eq!(parse_bool(text), Some(true), "{text}");
+        }
+        for text in ["0", "f", "F", "false", "FALSE", "False"] {
+            assert_eq!(parse_bool(text), Some(false), "{text}");
+        }
+        for text in ["yes", "tRUE", " true", "2"] {
+            assert_eq!(parse_bool(text), None, "{text}");
+        }
+        let params = Params::parse(&"/api/v1/pods?watch=True&follow=".parse().unwrap()).unwrap();
+        assert!(params.flag("watch").unwrap());
+        assert!(!params.flag("follow").unwrap());
+        assert!(!params.flag("allowWatchBookmarks").unwrap());
+        let params = Params::parse(&"/api/v1/pods?watch=yes".parse().unwrap()).unwrap();
+        assert_eq!(params.flag("watch").unwrap_err().code, 400);
     }
 }

@@ -72,7 +72,8 @@ pub fn parse(path: &str) -> Option<Route> {
     match path {
         "/healthz" | "/livez" => return Some(Route::Healthz),
         "/readyz" => return Some(Route::Readyz),
-        "/version" => return Some(Route::Version),
+        // The official Python client asks for `/version/`.
+        "/version" | "/version/" => return Some(Route::Version),
         "/api" | "/api/" => return Some(Route::CoreVersions),
         "/apis" | "/apis/" => return Some(Route::Groups),
         "/openapi/v3" | "/openapi/v3/" => return Some(Route::OpenApiIndex),
@@ -223,6 +224,8 @@ mod tests {
             })
         );
         assert_eq!(parse("/healthz"), Some(Route::Healthz));
+        assert_eq!(parse("/version"), Some(Route::Version));
+        assert_eq!(parse("/version/"), Some(Route::Version));
     }
 
     #[test]

@@ -8,6 +8,11 @@ use super::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_lists_every_kind_with_its_names() {
     let server = start().await;
+    for path in ["/version", "/version/"] {
+        let version = server.get(path).await;
+        assert_eq!(version.status, 200, "{path}");
+        assert_eq!(version.json()["compiler"], "rustc", "{path}");
+    }
     assert_eq!(server.get("/api").await.json()["versions"], json!(["v1"]));
     let groups = server.get("/apis").await.json();
     assert_eq!(groups["kind"], "APIGroupList");
