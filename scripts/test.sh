@@ -24,6 +24,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 #   runc     the OCI runtime tests
 #   kubectl  the kubectl suite runs the real client against berth (Debian's package is
 #            old; the suite skips, saying so, below kubectl 1.30)
+#   the official Kubernetes Python client (below), in a virtual environment, which on
+#            Debian needs python3-venv
 # runc lives in /usr/sbin, which is not on every user's PATH.
 missing_packages=()
 have etcdctl || missing_packages+=(etcd-client)
@@ -32,6 +34,10 @@ have protoc || missing_packages+=(protobuf-compiler)
 [[ -f /usr/include/google/protobuf/descriptor.proto ]] || missing_packages+=(libprotobuf-dev)
 have runc || [[ -x /usr/sbin/runc ]] || missing_packages+=(runc)
 have kubectl || missing_packages+=(kubernetes-client)
+# A virtual environment needs ensurepip, which Debian ships apart from python3.
+if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    missing_packages+=(python3-venv)
+fi
 
 if ((${#missing_packages[@]} > 0)); then
     step "installing ${missing_packages[*]}"
@@ -86,6 +92,21 @@ if ! have protoc && [[ -z ${PROTOC:-} ]]; then
     fi
 fi
 
+# The official Kubernetes Python client, for orchestrator/berth/tests/python_client.rs,
+# which finds it at this path (the test's CARGO_TARGET_TMPDIR). A virtual environment,
+# because Debian's python3 refuses pip installs outside one; made once and kept. Offline
+# the install fails quickly and the test skips.
+python_client="${CARGO_TARGET_DIR:-target}/tmp/python-client"
+if have python3 && ! "$python_client/bin/python" -c 'import kubernetes' >/dev/null 2>&1; then
+    step "installing the Kubernetes Python client"
+    if ! { run python3 -m venv --clear "$python_client" &&
+        run "$python_client/bin/pip" install --quiet --disable-pip-version-check \
+            --retries 1 --timeout 20 kubernetes; }; then
+        echo "warning: could not install the kubernetes Python package; the Python client test will skip" >&2
+        rm -rf "$python_client"
+    fi
+fi
+
 step "tools"
 tool_path() {
     command -v "$1" 2>/dev/null || { [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"; } || echo "not found"
@@ -94,6 +115,9 @@ for tool in etcdctl runc kubectl cargo-nextest; do
     printf '  %-14s %s\n' "$tool" "$(tool_path "$tool")"
 done
 printf '  %-14s %s\n' protoc "${PROTOC:-$(tool_path protoc)}"
+python_client_version="$("$python_client/bin/python" -c 'import kubernetes; print(kubernetes.__version__)' 2>/dev/null ||
+    echo "not installed")"
+printf '  %-14s %s\n' "python client" "$python_client_version"
 run cargo --version
 
 # --- Checks -------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 //! The orchestrator's API objects (Kubernetes-shaped): metadata, the kinds and the
 //! table that describes them (`kinds`), resource quantities, conditions, owner
-//! references, generated names, and validation that names the field at fault.
+//! references, generated names, pods' QoS classes, and validation that names the
+//! field at fault.
 //! Everything above builds on these; this crate depends on nothing of berth's and
 //! does no I/O.
 
@@ -11,6 +12,7 @@ pub mod names;
 pub mod objects;
 pub mod owners;
 pub mod patch;
+pub mod qos;
 pub mod quantity;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

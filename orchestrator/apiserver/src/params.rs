@@ -28,10 +28,12 @@ impl Params {
         self.0.get(name).map_or("", String::as_str)
     }
 
+    /// A boolean parameter, in every spelling Kubernetes takes (Go's
+    /// `strconv.ParseBool`): the official Python client sends `watch=True`.
     pub fn flag(&self, name: &str) -> Result<bool, ApiError> {
         match self.text(name) {
-            "" | "0" | "false" => Ok(false),
-            "1" | "true" => Ok(true),
+            "" | "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+            "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
             other => Err(ApiError::bad_request(format!("{name}: {other:?} is not a boolean"))),
         }
     }

@@ -3,10 +3,12 @@
 //!
 //! - identity: `kind`, `apiVersion`, namespace and name come from the URL when the
 //!   body leaves them out, and must agree with it when it does not;
-//! - create: the server owns uid, creationTimestamp, generation and status;
+//! - create: the server owns uid, creationTimestamp, generation and status (a pod
+//!   starts Pending, with its QoS class);
 //! - update: uid, creationTimestamp, generation and deletionTimestamp stay as stored;
 //!   the main resource keeps the stored status, the `status` subresource changes
-//!   nothing else;
+//!   nothing else (and a status written without a pod's QoS class keeps the stored
+//!   one: the class never changes);
 //! - validation: the result must pass `parse_value`, or nothing is written.
 
 use serde_json::{Map, Value, json};
@@ -15,6 +17,8 @@ use super::route::Kind;
 use super::status::ApiError;
 use berth_api::kinds::{Object, StatusOnCreate};
 use berth_api::names::GENERATED_SUFFIX_LEN;
+use berth_api::objects::Pod;
+use berth_api::qos::qos_class;
 use berth_api::validation::parse_value;
 
 /// Which part of an object a write replaces.
@@ -154,6 +158,14 @@ pub fn prepare_create(kind: &Kind, object: &mut Value, suffix: impl FnOnce() -> 
     Ok(generate.is_some())
 }
 
+/// What the server works out for a new, validated object's status: a pod's QoS class
+/// (Kubernetes sets it at creation, from the requests and limits).
+pub fn complete_created_status(object: &mut Object) {
+    if let Some(pod) = object.downcast_mut::<Pod>() {
+        pod.status.qos_class = Some(qos_class(&pod.spec).to_string());
+    }
+}
+
 /// The object to write when `submitted` replaces `part` of `stored`.
 pub fn prepare_update(part: Part, stored: &Value, submitted: Value) -> Value {
     match part {
@@ -174,6 +186,12 @@ pub fn prepare_update(part: Part, stored: &Value, submitted: Value) -> Value {
         Part::Status => {
             let mut new = stored.clone();
             copy(&submitted, &mut new, &["status"]);
+            // A pod's QoS class is set once, at creation; a writer that leaves it out
+            // (an older agent, a client's own status) does not erase it.
+            let is_set = |object: &Value| object.pointer("/status/qosClass").is_some_and(|c| !c.is_null());
+            if is_set(stored) && !is_set(&new) {
+                copy(stored, &mut new, &["status", "qosClass"]);
+            }
             new
         }
     }
@@ -370,6 +388,39 @@ mod tests {
         assert_eq!(status["status"]["replicas"], 99);
         let without_status = prepare_update(Part::Main, &json!({"metadata": {}}), json!({"status": {"x": 1}}));
         assert_eq!(without_status.get("status"), None);
+    }
+
+    #[test]
+    fn a_created_pod_gets_its_qos_class_and_status_writes_keep_it() {
+        let created = |resources: Value| {
+            let mut pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "dev"},
+                                 "spec": {"containers": [{"name": "c", "command": ["sleep"], "resources": resources}]},
+                                 "status": {"qosClass": "Guaranteed"}});
+            prepare_create(kind("pods"), &mut pod, String::new).unwrap();
+            let mut object = validate(kind("pods"), pod, FieldValidation::Strict, &mut Vec::new()).unwrap();
+            complete_created_status(&mut object);
+            object.to_value()["status"].clone()
+        };
+        assert_eq!(
+            created(json!({})),
+            json!({"phase": "Pending", "qosClass": "BestEffort"}),
+            "the submitted class is the server's to set"
+        );
+        assert_eq!(
+            created(json!({"limits": {"cpu": "1", "memory": "1Gi"}}))["qosClass"],
+            "Guaranteed"
+        );
+        assert_eq!(created(json!({"requests": {"cpu": "100m"}}))["qosClass"], "Burstable");
+
+        let stored = json!({"metadata": {"name": "p"}, "status": {"phase": "Pending", "qosClass": "Burstable"}});
+        let written = prepare_update(Part::Status, &stored, json!({"status": {"phase": "Running"}}));
+        assert_eq!(written["status"], json!({"phase": "Running", "qosClass": "Burstable"}));
+        let none_stored = prepare_update(
+            Part::Status,
+            &json!({"metadata": {}}),
+            json!({"status": {"phase": "Running"}}),
+        );
+        assert_eq!(none_stored["status"], json!({"phase": "Running"}));
     }
 
     #[test]

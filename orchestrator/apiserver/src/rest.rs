@@ -13,8 +13,8 @@ use serde_json::Value;
 use super::ApiServer;
 use super::patch::{PatchType, apply};
 use super::prepare::{
-    FieldValidation, Part, check_identity, is_terminating, precondition, prepare_create, prepare_update,
-    resource_version, validate,
+    FieldValidation, Part, check_identity, complete_created_status, is_terminating, precondition, prepare_create,
+    prepare_update, resource_version, validate,
 };
 use super::route::{Kind, namespaces};
 use super::status::ApiError;
@@ -55,6 +55,7 @@ pub async fn create(
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, mode, &mut warnings)?;
+    complete_created_status(&mut object);
     for _ in 0..MAX_ATTEMPTS {
         let name = object.metadata().name().to_string();
         // The write is fenced by the namespace record: if the namespace is deleted

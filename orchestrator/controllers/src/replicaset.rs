@@ -16,6 +16,7 @@ use berth_api::meta::{MetaExt, ObjectMeta, Time};
 use berth_api::names::random_suffix;
 use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetStatus, Resource};
 use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
+use berth_api::qos::qos_class;
 use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
@@ -25,7 +26,8 @@ use crate::spec_replicas;
 /// At most this many pods are created for one ReplicaSet in one pass.
 const CREATE_BURST: usize = 100;
 
-/// A pod for `rs` from its template, named `<rs>-<suffix>`.
+/// A pod for `rs` from its template, named `<rs>-<suffix>`: Pending, with its QoS
+/// class, as the API server creates one.
 pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
     let template = rs.spec.template.as_ref();
     let template_meta = template.and_then(|t| t.metadata.as_ref());
@@ -42,6 +44,7 @@ pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
     let mut pod = Resource::new(metadata, spec);
     pod.status = PodStatus {
         phase: Some("Pending".into()),
+        qos_class: Some(qos_class(&pod.spec).into()),
         ..Default::default()
     };
     pod
@@ -308,6 +311,8 @@ mod tests {
             ("apps/v1", "ReplicaSet", "rs-uid", Some(true))
         );
         assert!(is_controlled_by(&pod.metadata, "rs-uid"));
+        assert_eq!(pod.status.phase.as_deref(), Some("Pending"));
+        assert_eq!(pod.status.qos_class.as_deref(), Some("BestEffort"));
     }
 
     #[test]

@@ -27,6 +27,7 @@ async fn discovery_lists_every_kind_with_its_names() {
         ] {
             assert!(version[field].is_string(), "{path}: no {field} in {version}");
         }
+        assert_eq!(version["compiler"], "rustc", "{path}");
     }
     assert_eq!(server.get("/api").await.json()["versions"], json!(["v1"]));
     let groups = server.get("/apis").await.json();

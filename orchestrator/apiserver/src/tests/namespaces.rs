@@ -21,7 +21,11 @@ async fn namespaces_take_their_contents_along() {
         .send_json("POST", "/api/v1/namespaces/dev/pods", &pod("p", json!({})))
         .await;
     assert_eq!(in_dev.status, 201);
-    assert_eq!(in_dev.json()["status"]["phase"], "Pending");
+    assert_eq!(
+        in_dev.json()["status"],
+        json!({"phase": "Pending", "qosClass": "BestEffort"}),
+        "a new pod is Pending, its QoS class set"
+    );
     let generated = server
         .send_json(
             "POST",

@@ -313,3 +313,111 @@ async fn an_agent_that_loses_its_lease_stops_its_workloads() {
         let _ = runtime.stop(&c.id, Duration::from_secs(1)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reported_statuses_carry_addresses_and_ids_and_keep_what_others_wrote() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registry = t.registry();
+    // As stored before the agent's first report: the class the API server set (the
+    // agent alone would say BestEffort), a field of the scheduler's, and a digest
+    // another writer knew.
+    let mut p = pod("kept", "exec sleep 60", "");
+    p.spec.containers[0].image = Some("busybox:1.36".into());
+    p.status = PodStatus {
+        phase: Some("Pending".into()),
+        qos_class: Some("Burstable".into()),
+        nominated_node_name: Some("n1".into()),
+        container_statuses: Some(vec![ContainerStatus {
+            name: "main".into(),
+            image: "busybox:1.36".into(),
+            image_id: "docker.io/library/busybox@sha256:0123".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    registry.create(&p, None).await.unwrap();
+    let running = eventually("the pod to run", async || {
+        status_of(&registry, "kept")
+            .await
+            .filter(|p| phase_of(&p.status) == "Running")
+    })
+    .await;
+    let status = &running.status;
+    assert_eq!(status.qos_class.as_deref(), Some("Burstable"), "{status:?}");
+    assert_eq!(status.nominated_node_name.as_deref(), Some("n1"), "{status:?}");
+    assert_eq!(status.host_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(status.pod_ip.as_deref(), Some("127.0.0.1"));
+    let host_ips: Vec<&str> = status.host_ips.iter().flatten().map(|ip| ip.ip.as_str()).collect();
+    let pod_ips: Vec<&str> = status.pod_ips.iter().flatten().map(|ip| ip.ip.as_str()).collect();
+    assert_eq!((host_ips, pod_ips), (vec!["127.0.0.1"], vec!["127.0.0.1"]));
+    let c = &container_statuses(status)[0];
+    assert_eq!(c.image_id, "docker.io/library/busybox@sha256:0123");
+    assert_eq!(c.started, Some(true));
+    let id = agent.runtime.list()[0].id.clone();
+    assert_eq!(
+        c.container_id.as_deref(),
+        Some(format!("berth-process://{id}").as_str())
+    );
+
+    registry.delete::<PodSpec>("default", "kept", None, None).await.unwrap();
+    eventually("the runtime to forget it", async || {
+        agent.runtime.list().is_empty().then_some(())
+    })
+    .await;
+    agent.task.abort();
+}
+
+/// Whether the process runtime can limit memory here: a memory cgroup we may write.
+fn memory_cgroup_is_writable() -> bool {
+    let parent = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "/sys/fs/cgroup/berth"
+    } else {
+        "/sys/fs/cgroup/memory/berth"
+    };
+    std::fs::create_dir_all(parent).is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_over_its_memory_limit_ends_oom_killed() {
+    if !memory_cgroup_is_writable() {
+        eprintln!("skipping: no memory cgroup this test may write");
+        return;
+    }
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registry = t.registry();
+    // `tail -c N` from a pipe holds the last N bytes in memory: 200 MiB, over 50 MiB.
+    let mut hog = pod(
+        "hog",
+        "head -c 209715200 /dev/zero | tail -c 209715200 > /dev/null",
+        "Never",
+    );
+    hog.spec.containers[0].resources = Some(berth_api::objects::ResourceRequirements {
+        limits: Some(BTreeMap::from([("memory".to_string(), Quantity("50Mi".into()))])),
+        ..Default::default()
+    });
+    registry.create(&hog, None).await.unwrap();
+    let failed = eventually("the hog to fail", async || {
+        status_of(&registry, "hog")
+            .await
+            .filter(|p| phase_of(&p.status) == "Failed")
+    })
+    .await;
+    let c = &container_statuses(&failed.status)[0];
+    let terminated = c.state.as_ref().and_then(|s| s.terminated.as_ref()).unwrap();
+    assert_eq!(terminated.reason.as_deref(), Some("OOMKilled"), "{c:?}");
+    assert_eq!(terminated.exit_code, 137);
+    assert!(
+        terminated
+            .container_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("berth-process://")),
+        "{terminated:?}"
+    );
+    assert_eq!(c.container_id, terminated.container_id);
+    assert_eq!(c.started, Some(false));
+    agent.task.abort();
+}

@@ -12,6 +12,15 @@
 //! A directory is made only for a controller the spec limits. The runtime writes the
 //! limits before the container starts; the wrapper moves itself into the directories
 //! (`cgroup.procs`) before it runs the command, so the command never runs unlimited.
+//!
+//! When a container ends, its memory cgroup (still there: it goes with `remove`) says
+//! whether the kernel's OOM killer ended it:
+//!
+//! ```text
+//! v1: memory.oom_control  "oom_kill N"  (kernels from 4.13)    memory.failcnt  N
+//! v2: memory.events       "oom_kill N"                         "max N"
+//!     OOM kills ──────────────────────┘        limit hits ───────────┘
+//! ```
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -145,6 +154,59 @@ fn describe(path: &Path, error: &io::Error) -> String {
     format!("{}: {error}", path.display())
 }
 
+/// What a container's memory cgroup counted, read once the container has ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryEvents {
+    /// Processes the OOM killer killed in the cgroup; `None` where the kernel does not
+    /// count them (v1 before 4.13) or there is no memory cgroup.
+    pub oom_kills: Option<u64>,
+    /// How often the usage reached the limit (which reclaim may have resolved).
+    pub limit_hits: Option<u64>,
+}
+
+impl MemoryEvents {
+    /// From the container's cgroup directories: the one with a memory controller's
+    /// files, v1 or v2; nothing is known when there is none.
+    pub fn read(dirs: &[PathBuf]) -> MemoryEvents {
+        let read = |path: PathBuf| std::fs::read_to_string(path).ok();
+        for dir in dirs {
+            if let Some(oom_control) = read(dir.join("memory.oom_control")) {
+                return MemoryEvents {
+                    oom_kills: counter(&oom_control, "oom_kill"),
+                    limit_hits: read(dir.join("memory.failcnt")).and_then(|n| n.trim().parse().ok()),
+                };
+            }
+            if let Some(events) = read(dir.join("memory.events")) {
+                return MemoryEvents {
+                    oom_kills: counter(&events, "oom_kill"),
+                    limit_hits: counter(&events, "max"),
+                };
+            }
+        }
+        MemoryEvents::default()
+    }
+}
+
+/// Whether an exit was the OOM killer's: death by SIGKILL (137) in a cgroup where the
+/// OOM killer has killed. A kernel that does not count OOM kills leaves the limit hits
+/// as the sign; SIGKILL without either is someone else's (a stop's grace running out).
+pub fn is_oom_kill(exit_code: i32, events: MemoryEvents) -> bool {
+    const SIGKILL_EXIT: i32 = 128 + 9;
+    exit_code == SIGKILL_EXIT
+        && match events.oom_kills {
+            Some(kills) => kills > 0,
+            None => events.limit_hits.is_some_and(|hits| hits > 0),
+        }
+}
+
+/// The value of a `name N` line of a cgroup's key-value file.
+fn counter(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once(' ')?;
+        if key == name { value.trim().parse().ok() } else { None }
+    })
+}
+
 /// CFS quota per 100 ms period for a limit in millicores (1000 = one CPU).
 pub fn cpu_quota_us(millis: u64) -> u64 {
     (millis.saturating_mul(CPU_PERIOD_US) / 1000).max(CPU_QUOTA_MIN_US)
@@ -251,6 +313,81 @@ cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,nodev,noexec,relatime,cpu,cpu
         assert_eq!(cpu_quota_us(250), 25_000);
         assert_eq!(cpu_quota_us(2500), 250_000);
         assert_eq!(cpu_quota_us(1), 1_000);
+    }
+
+    #[test]
+    fn an_oom_kill_is_a_sigkill_the_memory_cgroup_counted() {
+        let events = |oom_kills, limit_hits| MemoryEvents { oom_kills, limit_hits };
+        // (case, exit code, what the cgroup counted, OOMKilled)
+        let table = [
+            ("the OOM killer killed", 137, events(Some(1), Some(40)), true),
+            (
+                "killed by a stop: limit reached, no OOM kill",
+                137,
+                events(Some(0), Some(3)),
+                false,
+            ),
+            ("an old kernel: the limit was reached", 137, events(None, Some(3)), true),
+            (
+                "an old kernel: the limit was never reached",
+                137,
+                events(None, Some(0)),
+                false,
+            ),
+            ("no memory cgroup", 137, events(None, None), false),
+            (
+                "another exit in a cgroup that OOM-killed",
+                1,
+                events(Some(1), Some(1)),
+                false,
+            ),
+            ("SIGTERM", 143, events(Some(1), Some(1)), false),
+        ];
+        for (case, exit_code, counted, expected) in table {
+            assert_eq!(is_oom_kill(exit_code, counted), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn memory_events_are_read_from_v1_and_v2_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (v1, v2, cpu) = (dir.path().join("v1"), dir.path().join("v2"), dir.path().join("cpu"));
+        for d in [&v1, &v2, &cpu] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::write(
+            v1.join("memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        )
+        .unwrap();
+        std::fs::write(v1.join("memory.failcnt"), "17\n").unwrap();
+        std::fs::write(
+            v2.join("memory.events"),
+            "low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\noom_group_kill 0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            MemoryEvents::read(&[cpu.clone(), v1]),
+            MemoryEvents {
+                oom_kills: Some(2),
+                limit_hits: Some(17)
+            }
+        );
+        assert_eq!(
+            MemoryEvents::read(&[v2]),
+            MemoryEvents {
+                oom_kills: Some(1),
+                limit_hits: Some(5)
+            }
+        );
+        assert_eq!(MemoryEvents::read(&[cpu]), MemoryEvents::default());
+        let old_kernel = "oom_kill_disable 0\nunder_oom 0\n";
+        assert_eq!(counter(old_kernel, "oom_kill"), None);
+        assert_eq!(
+            counter("oom_kill_disable 1\n", "oom_kill"),
+            None,
+            "a longer key is another key"
+        );
     }
 
     #[test]

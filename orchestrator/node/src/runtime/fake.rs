@@ -66,6 +66,16 @@ impl FakeRuntime {
         self.end(id, exit_code, Some(ran));
     }
 
+    /// The running container `id` is killed now for reaching its memory limit: 137
+    /// (SIGKILL), marked as the kernel's OOM kill.
+    pub fn oom_kill(&self, id: &str) {
+        self.end(id, 128 + SIGKILL, None);
+        let mut state = self.lock();
+        if let Some(ContainerState::Exited { oom_killed, .. }) = state.containers.get_mut(id).map(|c| &mut c.state) {
+            *oom_killed = true;
+        }
+    }
+
     fn end(&self, id: &str, exit_code: i32, ran: Option<Duration>) {
         let mut state = self.lock();
         let container = state
@@ -80,6 +90,7 @@ impl FakeRuntime {
             signal: (exit_code > 128).then_some(exit_code - 128),
             started_at,
             finished_at: ran.map_or_else(SystemTime::now, |ran| started_at + ran),
+            oom_killed: false,
         };
     }
 
@@ -198,6 +209,7 @@ impl Runtime for FakeRuntime {
                     signal: Some(signal),
                     started_at,
                     finished_at: SystemTime::now(),
+                    oom_killed: false,
                 };
             }
             Ok(())
@@ -259,11 +271,12 @@ mod tests {
             signal,
             started_at,
             finished_at,
+            oom_killed,
         } = runtime.state(&id).unwrap()
         else {
             panic!("still running");
         };
-        assert_eq!((exit_code, signal), (137, Some(9)));
+        assert_eq!((exit_code, signal, oom_killed), (137, Some(9), false));
         assert_eq!(
             finished_at.duration_since(started_at).unwrap(),
             Duration::from_secs(700)

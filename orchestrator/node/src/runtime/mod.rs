@@ -68,6 +68,8 @@ pub enum ContainerState {
         signal: Option<i32>,
         started_at: SystemTime,
         finished_at: SystemTime,
+        /// The kernel killed it for reaching its memory limit (Kubernetes' `OOMKilled`).
+        oom_killed: bool,
     },
 }
 

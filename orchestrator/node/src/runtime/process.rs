@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-use super::cgroup::{self, CgroupLayout, ContainerCgroup};
+use super::cgroup::{self, CgroupLayout, ContainerCgroup, MemoryEvents};
 use super::record::{self, ContainerRecord, ExitRecord, RecordStore};
 use super::spec_check::{check_name, check_working_dir, path_component};
 use super::wrapper::{self, Launch};
@@ -248,10 +248,12 @@ impl Container {
             // The exit file's mtime comes from the kernel's coarse clock, which may lag
             // the clock that stamped the start by a tick.
             exit.finished_at = exit.finished_at.max(self.record.started_at);
+            // Asked now, while the cgroup is still there (it goes with `remove`).
+            exit.oom_killed = cgroup::is_oom_kill(exit.exit_code, MemoryEvents::read(&self.record.cgroup_dirs));
             self.record.exit = Some(exit);
             tracing::info!(
                 container = %self.record.id, exit_code = exit.exit_code, signal = ?exit.signal,
-                "container exited"
+                oom_killed = exit.oom_killed, "container exited"
             );
             if let Err(error) = records.save(&self.record) {
                 // Still known in memory; after an agent restart the exit file (or 137)
@@ -270,6 +272,7 @@ impl Container {
                 signal: exit.signal,
                 started_at: record.started_at,
                 finished_at: exit.finished_at,
+                oom_killed: exit.oom_killed,
             },
         }
     }

@@ -48,6 +48,9 @@ pub struct ExitRecord {
     pub exit_code: i32,
     pub signal: Option<i32>,
     pub finished_at: SystemTime,
+    /// The kernel's OOM killer ended it (absent in records of older agents: false).
+    #[serde(default)]
+    pub oom_killed: bool,
 }
 
 impl ExitRecord {
@@ -58,6 +61,7 @@ impl ExitRecord {
             exit_code: status,
             signal,
             finished_at,
+            oom_killed: false,
         }
     }
 

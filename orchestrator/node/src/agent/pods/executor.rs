@@ -25,8 +25,8 @@ pub(crate) struct Executor {
 impl Executor {
     pub(crate) fn new(runtime: Arc<dyn Runtime>, backoff_base: Duration, host_ip: String) -> Self {
         Executor {
+            memory: Memory::new(backoff_base, runtime.name()),
             runtime,
-            memory: Memory::new(backoff_base),
             host_ip,
             writes: Vec::new(),
         }

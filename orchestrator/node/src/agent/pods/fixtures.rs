@@ -81,6 +81,7 @@ pub(super) fn exited(exit_code: i32, started: Now, ran: Duration) -> ContainerSt
         signal: None,
         started_at: started.wall,
         finished_at: started.wall + ran,
+        oom_killed: false,
     }
 }
 
@@ -93,7 +94,7 @@ pub(super) fn observed(states: &[(&str, ContainerState)]) -> Observed {
 
 /// A memory past adoption, with nothing found.
 pub(super) fn memory() -> Memory {
-    let mut memory = Memory::new(BASE);
+    let mut memory = Memory::new(BASE, "fake");
     memory.adopted = true;
     memory
 }
@@ -133,7 +134,7 @@ pub(super) fn plan_and_start(
 }
 
 pub(super) fn status_of(memory: &Memory, pod: &Pod, now: Now) -> PodStatus {
-    pod_status(&memory.pods[pod.metadata.uid()], "10.0.0.1", now.instant)
+    pod_status(&memory.pods[pod.metadata.uid()], "10.0.0.1", "fake", now.instant)
 }
 
 pub(super) fn found(pod: &Pod, container: &str, id: &str, state: ContainerState) -> ContainerInfo {

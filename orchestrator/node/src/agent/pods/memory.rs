@@ -43,6 +43,9 @@ impl Now {
 #[derive(Debug)]
 pub(crate) struct Memory {
     pub(crate) backoff_base: Duration,
+    /// The runtime's name, which the container ids in statuses carry (see
+    /// [`container_id`]).
+    pub(crate) runtime: &'static str,
     /// By pod uid.
     pub(crate) pods: BTreeMap<String, PodMemory>,
     /// Whether the containers the runtime already had (from before an agent restart)
@@ -51,9 +54,10 @@ pub(crate) struct Memory {
 }
 
 impl Memory {
-    pub(crate) fn new(backoff_base: Duration) -> Self {
+    pub(crate) fn new(backoff_base: Duration, runtime: &'static str) -> Self {
         Memory {
             backoff_base,
+            runtime,
             pods: BTreeMap::new(),
             adopted: false,
         }
@@ -138,13 +142,35 @@ pub(crate) struct ContainerMemory {
     pub(crate) error: Option<(String, String)>,
 }
 
+/// A container's id as statuses give it, `<type>://<id>` as Kubernetes has it
+/// (`containerd://…`): `berth-process://<pod uid>-<container>-<n>`.
+pub(crate) fn container_id(runtime: &str, id: &str) -> String {
+    format!("berth-{runtime}://{id}")
+}
+
 /// A container's exit as the runtime reported it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Exit {
+    /// As statuses give it ([`container_id`]).
+    pub(crate) container_id: String,
     pub(crate) exit_code: i32,
     pub(crate) signal: Option<i32>,
     pub(crate) started_at: SystemTime,
     pub(crate) finished_at: SystemTime,
+    pub(crate) oom_killed: bool,
+}
+
+impl Exit {
+    /// Kubernetes' reason for it: OOMKilled, else Completed for 0, else Error.
+    pub(crate) fn reason(&self) -> &'static str {
+        if self.oom_killed {
+            "OOMKilled"
+        } else if self.exit_code == 0 {
+            "Completed"
+        } else {
+            "Error"
+        }
+    }
 }
 
 /// A pod's `restartPolicy`; anything but `Never` and `OnFailure` is `Always`, the
@@ -183,9 +209,10 @@ impl ContainerMemory {
             self.backoff = backoff_base;
         }
         self.terminated = Some(ContainerStateTerminated {
+            container_id: Some(exit.container_id.clone()),
             exit_code: exit.exit_code,
             signal: exit.signal,
-            reason: Some(if exit.exit_code == 0 { "Completed" } else { "Error" }.into()),
+            reason: Some(exit.reason().into()),
             started_at: Some(from_system_time(exit.started_at)),
             finished_at: Some(from_system_time(exit.finished_at)),
             ..Default::default()

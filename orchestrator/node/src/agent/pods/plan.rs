@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy};
+use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
 use super::status::pod_status;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
 use berth_api::meta::MetaExt;
@@ -126,7 +126,14 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
             .pods
             .entry(uid.to_string())
             .or_insert_with(|| PodMemory::new(pod, now));
-        actions.extend(plan_pod(pod, memory_of_pod, observed, memory.backoff_base, now));
+        actions.extend(plan_pod(
+            pod,
+            memory_of_pod,
+            observed,
+            memory.backoff_base,
+            memory.runtime,
+            now,
+        ));
     }
     actions
 }
@@ -187,6 +194,7 @@ pub(crate) fn plan_pod(
     memory: &mut PodMemory,
     observed: &Observed,
     backoff_base: Duration,
+    runtime: &str,
     now: Now,
 ) -> Vec<Action> {
     memory.pod = pod.clone();
@@ -206,12 +214,15 @@ pub(crate) fn plan_pod(
                     signal,
                     started_at,
                     finished_at,
+                    oom_killed,
                 }) => {
                     let exit = Exit {
+                        container_id: container_id(runtime, &id),
                         exit_code,
                         signal,
                         started_at,
                         finished_at,
+                        oom_killed,
                     };
                     c.exited(exit, policy, backoff_base, now);
                     actions.push(Action::Remove {
@@ -249,7 +260,7 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
         .pods
         .iter()
         .filter_map(|(uid, pod)| {
-            let status = pod_status(pod, host_ip, now.instant);
+            let status = pod_status(pod, host_ip, memory.runtime, now.instant);
             (pod.reported.as_ref() != Some(&status)).then(|| Action::ReportStatus {
                 pod_uid: uid.clone(),
                 status: Box::new(status),

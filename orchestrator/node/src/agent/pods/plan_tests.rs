@@ -220,7 +220,7 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
             .map(|(id, s)| (id.to_owned(), Ok(s)))
             .collect(),
     };
-    let mut memory = Memory::new(BASE);
+    let mut memory = Memory::new(BASE, "fake");
     let actions = plan(&mut memory, &pods, &seen, t);
     let stop = |pod: &str, id: &str, logs: Option<&str>, reason| Action::Stop {
         pod: pod.into(),
@@ -262,7 +262,7 @@ fn a_container_that_ended_while_no_agent_ran_is_restarted_after_the_back_off() {
         found: vec![found(&p, "main", "old", exited(137, t, Duration::from_secs(5)))],
         states: [("old".to_owned(), Ok(exited(137, t, Duration::from_secs(5))))].into(),
     };
-    let mut memory = Memory::new(BASE);
+    let mut memory = Memory::new(BASE, "fake");
     let actions = plan(&mut memory, &desired(&[&p]), &seen, t);
     assert!(
         matches!(&actions[..], [Action::Adopt { .. }, Action::Remove { id, exit_code: 137, .. }] if id == "old"),
@@ -297,7 +297,7 @@ fn a_pod_that_ended_stays_ended_after_an_agent_restart() {
         }),
         ..Default::default()
     }]);
-    let mut memory = Memory::new(BASE);
+    let mut memory = Memory::new(BASE, "fake");
     assert_eq!(plan(&mut memory, &desired(&[&p]), &Observed::default(), now()), vec![]);
     assert_eq!(phase_of(&status_of(&memory, &p, now())), "Succeeded");
 }

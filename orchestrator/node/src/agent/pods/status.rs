@@ -1,26 +1,37 @@
 //! A pod's status as the agent reports it, computed from its memory alone: each
 //! container's state (running, terminated, or waiting with a reason such as
-//! CrashLoopBackOff), the pod's phase and its Ready condition.
+//! CrashLoopBackOff), the pod's phase and its Ready condition, the node's address as
+//! the pod's (pods share the node's network, as `hostNetwork` pods do), and the QoS
+//! class of its spec.
 //!
 //! Phase: Succeeded when every container terminated with 0, Failed when every one
 //! terminated and some did not exit 0, Running when all run or any has ever started,
 //! else Pending.
+//!
+//! The agent owns part of the stored status only ([`merge_status`]): phase, its
+//! conditions, the addresses, startTime and the container statuses. Everything else —
+//! the QoS class the API server set, others' conditions, fields it does not know — is
+//! kept as stored.
 
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 use tokio::time::Instant;
 
-use super::memory::PodMemory;
+use super::memory::{PodMemory, container_id};
 use berth_api::conditions::Condition;
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{
     ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, PodCondition, PodStatus,
+    ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
+use berth_api::qos::qos_class;
 use berth_api::time::from_system_time;
 
 /// The status of `pod` as of `now`.
-pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodStatus {
+/// The status of `pod` as of `now`, on a node at `host_ip` whose containers `runtime`
+/// runs.
+pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, runtime: &str, now: Instant) -> PodStatus {
     let mut statuses = Vec::new();
     for container in &pod.pod.spec.containers {
         let c = pod.containers.get(&container.name);
@@ -28,16 +39,20 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
         let mut last_terminated = None;
         let mut status = ContainerStatus {
             name: container.name.clone(),
-            // No digest yet: the image as the pod names it, for clients that require one.
+            // No digest: the process runtime pulls no image. The image as the pod names
+            // it, for clients that require one (a stored one is kept: see merge_status).
             image_id: image.clone(),
             image,
+            started: Some(false),
             ..Default::default()
         };
         let state = if let Some(c) = c {
             status.restart_count = c.restart_count;
             last_terminated = c.last_terminated.clone();
-            if c.id.is_some() {
+            if let Some(id) = &c.id {
                 status.ready = true;
+                status.started = Some(true);
+                status.container_id = Some(container_id(runtime, id));
                 ApiState {
                     running: Some(ContainerStateRunning {
                         started_at: c.started_at.map(from_system_time),
@@ -69,6 +84,13 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
         } else {
             waiting("ContainerCreating", "")
         };
+        // Not running: the id of the latest run, as the kubelet reports it.
+        if status.container_id.is_none() {
+            status.container_id = [state.terminated.as_ref(), last_terminated.as_ref()]
+                .into_iter()
+                .flatten()
+                .find_map(|t| t.container_id.clone());
+        }
         status.state = Some(state);
         // Written even when empty (`lastState: {}`), as before and as the kubelet does.
         status.last_state = Some(ApiState {
@@ -77,6 +99,7 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
         });
         statuses.push(status);
     }
+    let node_ip: Option<IpAddr> = host_ip.parse().ok();
     let all_running = statuses.iter().all(|s| state_of(s).running.is_some());
     let all_done = statuses.iter().all(|s| state_of(s).terminated.is_some());
     let phase = if all_done {
@@ -99,6 +122,12 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
             "",
         )]),
         host_ip: (!host_ip.is_empty()).then(|| host_ip.to_string()),
+        // The lists and the pod's own address only for an IP: a node advertised by name
+        // has no address a pod could be given.
+        host_ips: node_ip.map(|ip| vec![HostIP { ip: ip.to_string() }]),
+        pod_ip: node_ip.map(|ip| ip.to_string()),
+        pod_ips: node_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
+        qos_class: Some(qos_class(&pod.pod.spec).to_string()),
         start_time: Some(pod.start_time.clone()),
         container_statuses: (!statuses.is_empty()).then_some(statuses),
         ..Default::default()
@@ -131,27 +160,73 @@ fn waiting(reason: &str, message: &str) -> ApiState {
     }
 }
 
-/// The agent's view of the status laid over the stored one: conditions it does not
-/// own (PodScheduled) are kept, and a condition's transition time changes (to `now`)
-/// only when its status does.
+/// The agent's view of the status laid over the stored one. The agent's own fields
+/// replace the stored ones; everything else is kept: conditions it does not own
+/// (PodScheduled), the QoS class (set once, at creation; ours only fills it in when
+/// none is stored), and whatever others write. A condition's transition time changes
+/// (to `now`) only when its status does; a container's stored imageID stays while its
+/// image does.
 pub(crate) fn merge_status(stored: &PodStatus, ours: &PodStatus, now: &Time) -> PodStatus {
-    let mut merged = ours.clone();
-    let ours_conditions = ours.conditions.as_deref().unwrap_or_default();
-    let stored_conditions = stored.conditions.as_deref().unwrap_or_default();
-    let owned: BTreeSet<&str> = ours_conditions.iter().map(|c| c.type_.as_str()).collect();
-    let mut conditions: Vec<PodCondition> = stored_conditions
+    let mut merged = stored.clone();
+    // Every field the agent owns, named, so that none is overlooked.
+    let PodStatus {
+        phase,
+        host_ip,
+        host_ips,
+        pod_ip,
+        pod_ips,
+        start_time,
+        container_statuses,
+        ..
+    } = ours.clone();
+    merged.phase = phase;
+    merged.host_ip = host_ip;
+    merged.host_ips = host_ips;
+    merged.pod_ip = pod_ip;
+    merged.pod_ips = pod_ips;
+    merged.start_time = start_time;
+    merged.container_statuses = container_statuses.map(|statuses| keep_image_ids(stored, statuses));
+    if merged.qos_class.as_deref().is_none_or(str::is_empty) {
+        merged.qos_class = ours.qos_class.clone();
+    }
+    merged.conditions = merge_conditions(
+        stored.conditions.as_deref().unwrap_or_default(),
+        ours.conditions.as_deref().unwrap_or_default(),
+        now,
+    );
+    merged
+}
+
+/// Conditions of types the agent does not report, then the agent's.
+fn merge_conditions(stored: &[PodCondition], ours: &[PodCondition], now: &Time) -> Option<Vec<PodCondition>> {
+    let owned: BTreeSet<&str> = ours.iter().map(|c| c.type_.as_str()).collect();
+    let mut conditions: Vec<PodCondition> = stored
         .iter()
         .filter(|c| !owned.contains(c.type_.as_str()))
         .cloned()
         .collect();
-    for condition in ours_conditions {
+    for condition in ours {
         let mut condition = condition.clone();
-        condition.last_transition_time = match stored_conditions.iter().find(|c| c.type_ == condition.type_) {
+        condition.last_transition_time = match stored.iter().find(|c| c.type_ == condition.type_) {
             Some(old) if old.status == condition.status => old.last_transition_time.clone(),
             _ => Some(now.clone()),
         };
         conditions.push(condition);
     }
-    merged.conditions = (!conditions.is_empty()).then_some(conditions);
-    merged
+    (!conditions.is_empty()).then_some(conditions)
+}
+
+/// A stored imageID (a digest another writer knew) stays as long as the container
+/// names the same image.
+fn keep_image_ids(stored: &PodStatus, mut ours: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
+    let stored = stored.container_statuses.as_deref().unwrap_or_default();
+    for status in &mut ours {
+        if let Some(old) = stored
+            .iter()
+            .find(|old| old.name == status.name && old.image == status.image && !old.image_id.is_empty())
+        {
+            status.image_id = old.image_id.clone();
+        }
+    }
+    ours
 }

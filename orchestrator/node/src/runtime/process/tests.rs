@@ -477,12 +477,33 @@ fn cgroup_v1_memory_limit_kills_what_exceeds_it() {
     hog.memory_limit_bytes = Some(50 << 20);
     let id = runtime.start(&hog).unwrap();
     assert_eq!(wait_exited(&runtime, &id), (137, Some(9)));
+    assert!(
+        matches!(
+            runtime.state(&id).unwrap(),
+            ContainerState::Exited { oom_killed: true, .. }
+        ),
+        "the exit is the OOM killer's"
+    );
     let oom_control = std::fs::read_to_string(memory.join("berth").join(&id).join("memory.oom_control")).unwrap();
     let oom_kills: u64 = oom_control
         .lines()
         .find_map(|l| l.strip_prefix("oom_kill "))
         .map_or(0, |n| n.parse().unwrap());
     assert!(oom_kills >= 1, "{oom_control}");
+    runtime.remove(&id).unwrap();
+
+    // A SIGKILL from elsewhere, within the same limit, is no OOM kill.
+    let mut killed = spec(&uid, "killed", &["sh", "-c", "kill -KILL $$"]);
+    killed.memory_limit_bytes = Some(50 << 20);
+    let id = runtime.start(&killed).unwrap();
+    assert_eq!(wait_exited(&runtime, &id), (137, Some(9)));
+    assert!(
+        matches!(
+            runtime.state(&id).unwrap(),
+            ContainerState::Exited { oom_killed: false, .. }
+        ),
+        "a SIGKILL the OOM killer did not send"
+    );
     runtime.remove(&id).unwrap();
     runtime.remove_pod_logs(&uid);
 }
