@@ -41,8 +41,13 @@ impl Drop for TestCluster {
 
 impl TestCluster {
     pub fn start() -> TestCluster {
+        TestCluster::start_with_grace("3s")
+    }
+
+    /// A cluster whose nodes may miss their heartbeat for `grace` before their pods go.
+    pub fn start_with_grace(grace: &str) -> TestCluster {
         let spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
-            .args(["--node-monitor-grace-period=3s"])
+            .args([format!("--node-monitor-grace-period={grace}")])
             .env("RUST_LOG", QUIET_RAFT_LOG);
         let mut servers = Cluster::new(spec).unwrap();
         let api_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
