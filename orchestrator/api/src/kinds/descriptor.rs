@@ -37,6 +37,9 @@ pub struct KindDescriptor {
     /// Reads a JSON object into the kind's typed object (serde's message names a
     /// missing or mistyped field); [`Object::to_value`] is the way back.
     pub decode: fn(serde_json::Value) -> Result<Object, FieldError>,
+    /// Fills in what Kubernetes defaults when a client leaves it out (a Deployment's
+    /// `spec.replicas: 1`), between decoding and validation, on every write.
+    pub defaults: fn(&mut Object),
     /// The kind's own checks (metadata is checked for every kind), appended to `errors`.
     pub validate: fn(&Object, &mut Vec<FieldError>),
     /// Adds the kind's JSON schema (and those of its fields) to a generator's
