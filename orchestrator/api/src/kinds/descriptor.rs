@@ -1,7 +1,7 @@
 //! What the system knows about one kind, as plain data: its names (Kubernetes'
 //! `APIResource` fields), where it is served and stored, its subresources, the
 //! columns a table of it shows, and, as function pointers, the little that needs
-//! the kind's Rust type (decoding, checking the spec).
+//! the kind's Rust type (decoding, defaults, checking the spec).
 //!
 //! Nothing here depends on how an object's fields are laid out: a kind backed by
 //! another crate's types needs only other functions in [`KindDescriptor::decode`]
