@@ -39,7 +39,11 @@ impl Poster {
         self.stream.get_mut().write_all(request.as_bytes()).unwrap();
         let mut status_line = String::new();
         self.stream.read_line(&mut status_line).unwrap();
-        let status = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut length = 0;
         loop {
             let mut line = String::new();
@@ -76,7 +80,11 @@ fn kubectl(cluster: &TestCluster, args: &[&str]) -> String {
         .env("HOME", cluster.servers.dir())
         .output()
         .unwrap();
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -114,7 +122,11 @@ fn twenty_thousand_pods_are_listed_by_kubectl_a_restarted_agent_and_a_new_leader
         assert_eq!(status, 200, "{page}");
         let items = page["items"].as_array().unwrap();
         assert!(items.len() <= 500);
-        names.extend(items.iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()));
+        names.extend(
+            items
+                .iter()
+                .map(|p| p["metadata"]["name"].as_str().unwrap().to_string()),
+        );
         let page_version = page["metadata"]["resourceVersion"].clone();
         assert_eq!(*version.get_or_insert(page_version.clone()), page_version);
         match page["metadata"]["continue"].as_str() {
@@ -168,11 +180,18 @@ spec:
         ),
     );
     eventually_blocking("the deployment applied after the failover", || {
-        cluster.berth(&["apply", "-f", manifest.to_str().unwrap()]).status.success().then_some(())
+        cluster
+            .berth(&["apply", "-f", manifest.to_str().unwrap()])
+            .status
+            .success()
+            .then_some(())
     });
     eventually_blocking("the new leader runs the deployment's pod", || {
         let (status, pods) = cluster.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dafter");
-        let running = pods["items"].as_array()?.iter().any(|p| p["status"]["phase"] == "Running");
+        let running = pods["items"]
+            .as_array()?
+            .iter()
+            .any(|p| p["status"]["phase"] == "Running");
         (status == 200 && running).then_some(())
     });
     eprintln!("new leader working after {:?}", started.elapsed());

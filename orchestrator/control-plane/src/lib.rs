@@ -14,6 +14,8 @@
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
+mod rollout_tests;
+#[cfg(test)]
 mod scheduling_tests;
 #[cfg(test)]
 mod test_support;

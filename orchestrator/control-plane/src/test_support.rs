@@ -9,10 +9,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::{ControlSettings, Exit, claim, run_while_leader};
-use berth_api::conditions::Condition;
-use berth_api::meta::ObjectMeta;
+use berth_api::conditions::{Condition, is_active, is_pod_ready, set_condition};
+use berth_api::meta::{MetaExt, ObjectMeta};
 use berth_api::objects::{
-    Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodSpec, Quantity, ReplicaSet, ReplicaSetSpec, Resource,
+    Deployment, DeploymentSpec, Node, NodeCondition, NodeSpec, NodeStatus, Pod, PodCondition, PodSpec, Quantity,
+    ReplicaSet, ReplicaSetSpec, Resource,
 };
 pub use berth_api::testing::deployment;
 use berth_client::kv::Kv;
@@ -111,6 +112,38 @@ pub async fn pods(registry: &Registry) -> Vec<Pod> {
 
 pub async fn replica_sets(registry: &Registry) -> Vec<ReplicaSet> {
     registry.list::<ReplicaSetSpec>(None).await.expect("list replicasets").0
+}
+
+pub async fn deployment_named(registry: &Registry, name: &str) -> Deployment {
+    registry
+        .get::<DeploymentSpec>("default", name)
+        .await
+        .expect("get deployment")
+        .expect("the deployment exists")
+}
+
+/// What the agents would report (these tests run none): every active pod running
+/// and ready, its `Ready` condition turned true now.
+pub async fn make_pods_ready(registry: &Registry) {
+    for pod in pods(registry).await {
+        if !is_active(&pod) || is_pod_ready(&pod) {
+            continue;
+        }
+        let (namespace, name) = (pod.metadata.namespace(), pod.metadata.name());
+        // Gone meanwhile (replaced by a rollout): nothing to report.
+        let _ = registry
+            .modify::<PodSpec>(namespace, name, None, |pod| {
+                pod.status.phase = Some("Running".into());
+                let conditions = pod.status.conditions.get_or_insert_default();
+                set_condition(
+                    conditions,
+                    PodCondition::new("Ready", "True", "", ""),
+                    &berth_api::time::now(),
+                );
+                true
+            })
+            .await;
+    }
 }
 
 pub async fn node(registry: &Registry, name: &str) -> Node {

@@ -1,7 +1,9 @@
 //! ReplicaSet → Pods: keeps `spec.replicas` active pods (not ended, not being
 //! deleted) controlled by each ReplicaSet, creating `<replicaset>-<suffix>` pods from
 //! its template or deleting the extras that matter least; deletes its pods that
-//! ended (so they are replaced); writes its status.
+//! ended (so they are replaced); writes its status. A ready pod counts as available
+//! once it has been ready for `spec.minReadySeconds`; the pass asks to look again
+//! when the next one will be.
 //!
 //! Expectations (as Kubernetes names them): the pod cache lags our own writes, so a
 //! pass right after creating pods would not see them and would create more. Each
@@ -9,17 +11,18 @@
 //! revision; each delete until the pod has left the cache. Both are counted as done.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use berth_api::conditions::{is_active, is_pod_ready, is_terminal};
-use berth_api::meta::{MetaExt, ObjectMeta, Time};
+use berth_api::conditions::{condition, is_active, is_pod_ready, is_terminal};
+use berth_api::meta::{MetaExt, ObjectMeta, Time, selector_matches};
 use berth_api::names::random_suffix;
 use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetStatus, Resource};
 use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_api::qos::qos_class;
+use berth_api::time::to_system_time;
 use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
-use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
 
 use crate::spec_replicas;
 
@@ -77,6 +80,16 @@ pub fn pods_to_delete<'a>(pods: &[&'a Pod], n: usize) -> Vec<&'a Pod> {
     ranked
 }
 
+/// When a ready pod becomes available: `minReadySeconds` after its `Ready`
+/// condition turned true (at once with none; never without a transition time).
+fn available_at(pod: &Pod, min_ready: Duration) -> Option<SystemTime> {
+    let ready = condition(pod.status.conditions.as_deref()?, "Ready").filter(|c| c.status == "True")?;
+    if min_ready.is_zero() {
+        return Some(SystemTime::UNIX_EPOCH);
+    }
+    Some(to_system_time(ready.last_transition_time.as_ref()?) + min_ready)
+}
+
 /// What one ReplicaSet needs done.
 #[derive(Debug, Default, PartialEq)]
 pub struct Plan<'a> {
@@ -84,26 +97,66 @@ pub struct Plan<'a> {
     /// Extras, and pods that ended.
     pub delete: Vec<&'a Pod>,
     pub status: Option<ReplicaSetStatus>,
+    /// When a ready pod will have been ready for minReadySeconds: look again then.
+    pub requeue: Option<Duration>,
+}
+
+/// The status of `rs` from its active pods at `now`, and when the next ready pod
+/// becomes available.
+fn status_of(rs: &ReplicaSet, active: &[&Pod], now: SystemTime) -> (ReplicaSetStatus, Option<Duration>) {
+    let min_ready = Duration::from_secs(u64::try_from(rs.spec.min_ready_seconds.unwrap_or_default()).unwrap_or(0));
+    let template_labels = rs
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .map(|m| m.labels());
+    let template_selector = berth_api::meta::match_labels(template_labels.cloned().unwrap_or_default());
+    let mut ready = 0;
+    let mut available = 0;
+    let mut next_available: Option<Duration> = None;
+    for pod in active.iter().filter(|p| is_pod_ready(p)) {
+        ready += 1;
+        match available_at(pod, min_ready) {
+            // Available once ready for strictly longer than minReadySeconds.
+            Some(at) if at < now => available += 1,
+            Some(at) => {
+                // A second more, so that the next look is past it.
+                let after = at.duration_since(now).unwrap_or_default() + Duration::from_secs(1);
+                next_available = Some(next_available.map_or(after, |n| n.min(after)));
+            }
+            None => {}
+        }
+    }
+    let status = ReplicaSetStatus {
+        replicas: active.len() as i32,
+        fully_labeled_replicas: Some(
+            active
+                .iter()
+                .filter(|p| selector_matches(&template_selector, p.metadata.labels()))
+                .count() as i32,
+        ),
+        ready_replicas: Some(ready),
+        available_replicas: Some(available),
+        observed_generation: Some(rs.metadata.generation()),
+        ..rs.status.clone()
+    };
+    (status, next_available)
 }
 
 /// Plans for `rs` given the pods it controls (from the cache), the creates the cache
-/// does not show yet and the deletes it still shows. Pure.
+/// does not show yet and the deletes it still shows, at `now`. Pure.
 pub fn reconcile<'a>(
     rs: &ReplicaSet,
     owned: &[&'a Pod],
     pending_creates: usize,
     pending_deletes: &BTreeSet<String>,
+    now: SystemTime,
 ) -> Plan<'a> {
     let mut plan = Plan::default();
     let active: Vec<&Pod> = owned.iter().copied().filter(|p| is_active(p)).collect();
-    let status = ReplicaSetStatus {
-        replicas: active.len() as i32,
-        ready_replicas: Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32),
-        // No minReadySeconds: a ready pod is available.
-        available_replicas: Some(active.iter().filter(|p| is_pod_ready(p)).count() as i32),
-        observed_generation: Some(rs.metadata.generation()),
-        ..Default::default()
-    };
+    let (status, next_available) = status_of(rs, &active, now);
+    plan.requeue = next_available;
     if status != rs.status {
         plan.status = Some(status);
     }
@@ -183,6 +236,7 @@ pub async fn run(ctx: Context, resync: Duration) {
 }
 
 async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> Result<Requeue, KvError> {
+    let now = SystemTime::now();
     let pods = ctx.caches.pods.snapshot();
     let replica_sets = ctx.caches.replica_sets.snapshot();
     // Only this controller's task uses the expectations; the lock is never held
@@ -212,7 +266,8 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
             let e = expect();
             (e.pending_creates(uid), e.pending_deletes(uid))
         };
-        let plan = reconcile(rs, &owned, pending_creates, &pending_deletes);
+        let plan = reconcile(rs, &owned, pending_creates, &pending_deletes, now);
+        requeue = sooner(requeue, plan.requeue);
         if plan.create > 0 {
             tracing::info!(replicaset = %rs.key(), count = plan.create, "creating pods");
         }
@@ -224,7 +279,7 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
                     expect().created(uid, created.key(), revision);
                 }
                 // A name collision: try again with another suffix.
-                None => requeue = Some(RETRY_SOON),
+                None => requeue = sooner(requeue, Some(RETRY_SOON)),
             }
         }
         for pod in plan.delete {
@@ -241,7 +296,7 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
             let mut rs = rs.clone();
             rs.status = status;
             if benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_none() {
-                requeue = Some(RETRY_SOON);
+                requeue = sooner(requeue, Some(RETRY_SOON));
             }
         }
     }
@@ -254,6 +309,11 @@ mod tests {
     use berth_api::conditions::Condition;
     use berth_api::objects::{PodCondition, ReplicaSetSpec};
     use berth_api::time::{from_system_time, parse_rfc3339};
+
+    /// A fixed now, within whole seconds of the times the tests write.
+    fn now() -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+    }
 
     fn rs(replicas: i32) -> ReplicaSet {
         let mut rs = Resource::new(
@@ -340,11 +400,11 @@ mod tests {
 
     #[test]
     fn a_replica_set_creates_what_is_missing_counting_pending_creates() {
-        let plan = reconcile(&rs(3), &[], 0, &BTreeSet::new());
+        let plan = reconcile(&rs(3), &[], 0, &BTreeSet::new(), now());
         assert_eq!(plan.create, 3);
-        let plan = reconcile(&rs(3), &[], 2, &BTreeSet::new());
+        let plan = reconcile(&rs(3), &[], 2, &BTreeSet::new(), now());
         assert_eq!(plan.create, 1, "two creates the cache does not show yet count");
-        let plan = reconcile(&rs(3), &[], 3, &BTreeSet::new());
+        let plan = reconcile(&rs(3), &[], 3, &BTreeSet::new(), now());
         assert_eq!(plan.create, 0);
         assert!(plan.delete.is_empty());
     }
@@ -357,7 +417,7 @@ mod tests {
         let c = pod("c", "", "Pending", false, t);
         let failed = pod("failed", "n1", "Failed", false, t);
         let owned = [&a, &b, &c, &failed];
-        let plan = reconcile(&rs(1), &owned, 0, &BTreeSet::new());
+        let plan = reconcile(&rs(1), &owned, 0, &BTreeSet::new(), now());
         let deleted: Vec<&str> = plan.delete.iter().map(|p| p.metadata.name()).collect();
         assert_eq!(deleted, ["failed", "c", "b"]);
         assert_eq!(plan.create, 0, "the failed pod does not count, nor need replacing here");
@@ -369,13 +429,74 @@ mod tests {
 
         // The same pass again before the cache caught up deletes nothing more.
         let pending: BTreeSet<String> = [&failed, &c, &b].iter().map(|p| p.key()).collect();
-        let plan = reconcile(&rs(1), &owned, 0, &pending);
+        let plan = reconcile(&rs(1), &owned, 0, &pending, now());
         assert!(plan.delete.is_empty(), "{:?}", plan.delete);
         assert_eq!(plan.create, 0);
 
         // A failed pod is replaced.
-        let plan = reconcile(&rs(2), &[&a, &failed], 0, &BTreeSet::new());
+        let plan = reconcile(&rs(2), &[&a, &failed], 0, &BTreeSet::new(), now());
         assert_eq!((plan.create, plan.delete.len()), (1, 1));
+    }
+
+    #[test]
+    fn a_ready_pod_is_available_after_min_ready_seconds_and_the_pass_looks_again_then() {
+        let ready_since = |name: &str, seconds_ago: u64| {
+            let mut p = pod(name, "n1", "Running", true, "");
+            let conditions = p.status.conditions.as_mut().unwrap();
+            conditions[0].last_transition_time = Some(from_system_time(now() - Duration::from_secs(seconds_ago)));
+            p
+        };
+        let (old, recent, unready) = (
+            ready_since("old", 60),
+            ready_since("recent", 4),
+            pod("unready", "n1", "Running", false, ""),
+        );
+        let mut set = rs(3);
+        set.spec
+            .template
+            .as_mut()
+            .unwrap()
+            .metadata
+            .as_mut()
+            .unwrap()
+            .labels_mut()
+            .insert("tier".into(), "front".into());
+        let mut labelled = unready.clone();
+        labelled.metadata.labels_mut().insert("tier".into(), "front".into());
+        let owned = [&old, &recent, &labelled];
+        let status = reconcile(&set, &owned, 0, &BTreeSet::new(), now()).status.unwrap();
+        assert_eq!(
+            (
+                status.ready_replicas,
+                status.available_replicas,
+                status.fully_labeled_replicas
+            ),
+            (Some(2), Some(2), Some(1)),
+            "without minReadySeconds every ready pod is available; one pod has every template label"
+        );
+
+        set.spec.min_ready_seconds = Some(10);
+        let plan = reconcile(&set, &owned, 0, &BTreeSet::new(), now());
+        let status = plan.status.unwrap();
+        assert_eq!((status.ready_replicas, status.available_replicas), (Some(2), Some(1)));
+        assert_eq!(
+            plan.requeue,
+            Some(Duration::from_secs(7)),
+            "ready for 4 of 10 seconds: look again just after the other 6"
+        );
+        let later = now() + Duration::from_secs(7);
+        let plan = reconcile(&set, &owned, 0, &BTreeSet::new(), later);
+        assert_eq!(plan.status.unwrap().available_replicas, Some(2));
+        assert_eq!(plan.requeue, None);
+
+        let mut no_time = ready_since("no-time", 0);
+        no_time.status.conditions.as_mut().unwrap()[0].last_transition_time = None;
+        let plan = reconcile(&set, &[&no_time], 0, &BTreeSet::new(), later);
+        assert_eq!(
+            plan.status.unwrap().available_replicas,
+            Some(0),
+            "a ready condition without a transition time never counts as available for long enough"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,14 +55,34 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
     ],
     status_on_create: StatusOnCreate::Cleared,
     decode: Object::decode::<DeploymentSpec>,
+    defaults,
     validate,
     cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::Deployment>(),
 };
 
+/// `spec.revisionHistoryLimit` when a client leaves it out: how many old ReplicaSets
+/// a Deployment keeps (scaled to 0) for rollbacks.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 10;
+/// `spec.progressDeadlineSeconds` when a client leaves it out: how long a rollout may
+/// go without progress before its `Progressing` condition says it timed out.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+
 impl Spec for DeploymentSpec {
     type Status = DeploymentStatus;
     const DESCRIPTOR: &'static KindDescriptor = &DEPLOYMENT;
+}
+
+/// Kubernetes' defaults for the fields berth acts on; `spec.strategy` is left alone
+/// (Kubernetes defaults it to RollingUpdate, which berth does not implement).
+fn defaults(object: &mut Object) {
+    if let Some(object) = object.downcast_mut::<Deployment>() {
+        let spec = &mut object.spec;
+        spec.replicas.get_or_insert(1);
+        spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+        spec.progress_deadline_seconds
+            .get_or_insert(DEFAULT_PROGRESS_DEADLINE_SECONDS);
+    }
 }
 
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
@@ -70,6 +90,7 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
         validation::replicas(object.spec.replicas, errors);
         validation::template(&object.spec.selector, Some(&object.spec.template), errors);
         validation::deployment_strategy(&object.spec, errors);
+        validation::deployment_progress(&object.spec, errors);
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the system knows about one kind, as plain data: its names (Kubernetes'
 //! `APIResource` fields), where it is served and stored, its subresources, the
 //! columns a table of it shows, and, as function pointers, the little that needs
-//! the kind's Rust type (decoding, checking the spec).
+//! the kind's Rust type (decoding, defaults, checking the spec).
 //!
 //! Nothing here depends on how an object's fields are laid out: a kind backed by
 //! another crate's types needs only other functions in [`KindDescriptor::decode`]
@@ -43,6 +43,9 @@ pub struct KindDescriptor {
     /// Reads a JSON object into the kind's typed object (serde's message names a
     /// missing or mistyped field); [`Object::to_value`] is the way back.
     pub decode: fn(serde_json::Value) -> Result<Object, FieldError>,
+    /// Fills in what Kubernetes defaults when a client leaves it out (a Deployment's
+    /// `spec.replicas: 1`), between decoding and validation, on every write.
+    pub defaults: fn(&mut Object),
     /// The kind's own checks (metadata is checked for every kind), appended to `errors`.
     pub validate: fn(&Object, &mut Vec<FieldError>),
     /// Adds the kind's JSON schema (and those of its fields) to a generator's

@@ -65,6 +65,7 @@ pub static EVENT: KindDescriptor = KindDescriptor {
     ],
     status_on_create: StatusOnCreate::Submitted,
     decode: Object::decode_as::<Event>,
+    defaults: |_| {},
     validate,
     cells,
     schema: |generator| generator.subschema_for::<Event>(),

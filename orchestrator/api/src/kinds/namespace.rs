@@ -34,6 +34,7 @@ pub static NAMESPACE: KindDescriptor = KindDescriptor {
     ],
     status_on_create: StatusOnCreate::Phase("Active"),
     decode: Object::decode::<NamespaceSpec>,
+    defaults: |_| {},
     validate: |_, _| {},
     cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Namespace>(),

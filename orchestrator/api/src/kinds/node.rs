@@ -50,6 +50,7 @@ pub static NODE: KindDescriptor = KindDescriptor {
     // A node reports its own status when it registers.
     status_on_create: StatusOnCreate::Submitted,
     decode: Object::decode::<NodeSpec>,
+    defaults: |_| {},
     validate,
     cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Node>(),

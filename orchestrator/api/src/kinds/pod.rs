@@ -61,6 +61,7 @@ pub static POD: KindDescriptor = KindDescriptor {
     ],
     status_on_create: StatusOnCreate::Phase("Pending"),
     decode: Object::decode::<PodSpec>,
+    defaults: |_| {},
     validate,
     cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Pod>(),

@@ -40,6 +40,7 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     ],
     status_on_create: StatusOnCreate::Cleared,
     decode: Object::decode::<ReplicaSetSpec>,
+    defaults,
     validate,
     cells,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::ReplicaSet>(),
@@ -48,6 +49,13 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
 impl Spec for ReplicaSetSpec {
     type Status = ReplicaSetStatus;
     const DESCRIPTOR: &'static KindDescriptor = &REPLICA_SET;
+}
+
+/// `spec.replicas` is 1 when left out, as in Kubernetes.
+fn defaults(object: &mut Object) {
+    if let Some(object) = object.downcast_mut::<ReplicaSet>() {
+        object.spec.replicas.get_or_insert(1);
+    }
 }
 
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {

@@ -44,7 +44,8 @@ pub struct Parsed {
     pub unknown_fields: Vec<String>,
 }
 
-/// Checks a manifest already parsed (from JSON or YAML) and validates it.
+/// Checks a manifest already parsed (from JSON or YAML), fills in its kind's
+/// defaults and validates it.
 pub fn parse_value(value: serde_json::Value) -> Result<Parsed, Errors> {
     let kind = value
         .get("kind")
@@ -71,8 +72,10 @@ pub fn parse_value(value: serde_json::Value) -> Result<Parsed, Errors> {
             message: format!("{kind} is served as apiVersion {api_version:?}, not {given_version:?}"),
         }]);
     }
-    let object = (descriptor.decode)(value.clone()).map_err(|error| vec![error])?;
+    let mut object = (descriptor.decode)(value.clone()).map_err(|error| vec![error])?;
     let unknown_fields = unknown_fields(&value, &object.to_value());
+    // As Kubernetes does: decode, default, validate (a default may be what is wrong).
+    (descriptor.defaults)(&mut object);
     let errors = validate(&object);
     if errors.is_empty() {
         Ok(Parsed { object, unknown_fields })
@@ -230,8 +233,8 @@ pub fn template(selector: &LabelSelector, template: Option<&PodTemplateSpec>, er
     }
 }
 
-/// A Deployment's `strategy`, `minReadySeconds` and `paused`: berth replaces a
-/// Deployment's pods all at once (the `Recreate` strategy).
+/// A Deployment's `strategy`: berth replaces a Deployment's pods all at once (the
+/// `Recreate` strategy).
 pub fn deployment_strategy(spec: &DeploymentSpec, errors: &mut Errors) {
     let strategy = spec.strategy.clone().unwrap_or_default();
     if strategy.type_.as_deref() == Some("RollingUpdate") || strategy.rolling_update.is_some() {
@@ -246,16 +249,38 @@ pub fn deployment_strategy(spec: &DeploymentSpec, errors: &mut Errors) {
     } else if !matches!(strategy.type_.as_deref(), None | Some("Recreate")) {
         err(errors, "spec.strategy.type", "must be Recreate or RollingUpdate");
     }
+}
+
+/// A Deployment's `minReadySeconds`, `revisionHistoryLimit` and
+/// `progressDeadlineSeconds`, by Kubernetes' rules.
+pub fn deployment_progress(spec: &DeploymentSpec, errors: &mut Errors) {
     min_ready_seconds(spec.min_ready_seconds, errors);
-    if spec.paused == Some(true) {
-        err(errors, "spec.paused", unsupported::NOT_IMPLEMENTED);
+    non_negative(spec.revision_history_limit, "spec.revisionHistoryLimit", errors);
+    if let Some(deadline) = spec.progress_deadline_seconds {
+        non_negative(Some(deadline), "spec.progressDeadlineSeconds", errors);
+        if deadline <= spec.min_ready_seconds.unwrap_or_default() {
+            err(
+                errors,
+                "spec.progressDeadlineSeconds",
+                format!("Invalid value: {deadline}: must be greater than minReadySeconds"),
+            );
+        }
     }
 }
 
-/// `spec.minReadySeconds` of a ReplicaSet or Deployment.
+/// `spec.minReadySeconds` of a ReplicaSet or Deployment: how long a pod must have
+/// been ready before it counts as available.
 pub fn min_ready_seconds(seconds: Option<i32>, errors: &mut Errors) {
-    if seconds.is_some_and(|s| s != 0) {
-        err(errors, "spec.minReadySeconds", unsupported::NOT_IMPLEMENTED);
+    non_negative(seconds, "spec.minReadySeconds", errors);
+}
+
+fn non_negative(value: Option<i32>, field: &str, errors: &mut Errors) {
+    if let Some(value) = value.filter(|v| *v < 0) {
+        err(
+            errors,
+            field,
+            format!("Invalid value: {value}: must be greater than or equal to 0"),
+        );
     }
 }
 
@@ -488,6 +513,50 @@ mod tests {
         let nested = serde_json::json!({"a": [{"b": 1, "c": 2}], "d": {"e": null}});
         let kept = serde_json::json!({"a": [{"b": 1}], "d": {}});
         assert_eq!(unknown_fields(&nested, &kept), ["a[0].c"]);
+    }
+
+    #[test]
+    fn deployments_get_kubernetes_defaults_and_pause_and_min_ready_seconds_are_accepted() {
+        use crate::objects::Deployment;
+        let object = parse_object(&DEPLOYMENT.replace("\"replicas\": 3,", "")).unwrap();
+        let d = object.downcast_ref::<Deployment>().unwrap();
+        assert_eq!(
+            (
+                d.spec.replicas,
+                d.spec.revision_history_limit,
+                d.spec.progress_deadline_seconds
+            ),
+            (Some(1), Some(10), Some(600))
+        );
+        assert_eq!(
+            d.spec.strategy, None,
+            "RollingUpdate is not defaulted: berth refuses it"
+        );
+        let chosen = DEPLOYMENT.replace(
+            "\"replicas\": 3,",
+            "\"replicas\": 3, \"revisionHistoryLimit\": 0, \"paused\": true, \"minReadySeconds\": 5,",
+        );
+        let object = parse_object(&chosen).unwrap();
+        let d = object.downcast_ref::<Deployment>().unwrap();
+        assert_eq!((d.spec.revision_history_limit, d.spec.paused), (Some(0), Some(true)));
+
+        // The default deadline (600) must exceed minReadySeconds, as in Kubernetes.
+        let slow = DEPLOYMENT.replace("\"replicas\": 3,", "\"replicas\": 3, \"minReadySeconds\": 600,");
+        assert_eq!(
+            errors_of(&slow),
+            ["spec.progressDeadlineSeconds: Invalid value: 600: must be greater than minReadySeconds"]
+        );
+        let negative = DEPLOYMENT.replace(
+            "\"replicas\": 3,",
+            "\"replicas\": 3, \"revisionHistoryLimit\": -1, \"minReadySeconds\": -2,",
+        );
+        assert_eq!(
+            errors_of(&negative),
+            [
+                "spec.minReadySeconds: Invalid value: -2: must be greater than or equal to 0",
+                "spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0",
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,213 @@
+//! Deployment → ReplicaSets, as Kubernetes' deployment controller does it with the
+//! Recreate strategy (the one berth implements: every pod of the old template goes
+//! before any pod of the new one starts).
+//!
+//! The ReplicaSet of a Deployment's current pod template is `<deployment>-<hash>`,
+//! the hash of the template also being its `pod-template-hash` label (on the
+//! ReplicaSet, in its selector and on its pods, so the ReplicaSets of one Deployment
+//! never select each other's pods). Every ReplicaSet carries a revision
+//! ([`revision`]); the old ones are kept at 0 replicas, up to the revision history
+//! limit (`history`), so `kubectl rollout undo` can bring a template back (its
+//! ReplicaSet is reused, with the next revision). The status and its conditions
+//! ([`status`]) are what `kubectl rollout status` and `kubectl wait` read.
+//!
+//! ```text
+//!  Deployment, the ReplicaSets it controls, now
+//!      │ reconcile (pure)
+//!      ├─ Progressing: Unknown (DeploymentPaused / DeploymentResumed) when spec.paused flips
+//!      ├─ the new ReplicaSet, if it exists: the Deployment's annotations, the next revision
+//!      ├─ paused, or spec.replicas changed: scale the one active ReplicaSet
+//!      │     (paused: the template waits; the history limit is kept)
+//!      └─ else Recreate: old ReplicaSets to 0 ─► once their pods are gone, create (or
+//!            scale) the new one ─► once the rollout is complete, delete history beyond
+//!            the limit
+//!      ▼
+//!  status: counts, Available, Progressing (a deadline check is requeued)
+//!      │ actions
+//!      ▼
+//!  fenced writes: create / update / delete ReplicaSets, update the Deployment
+//! ```
+//!
+//! Kubernetes also waits for pods of old ReplicaSets that are still terminating;
+//! berth deletes a pod from the store at once (its processes are stopped by the
+//! agent after), so an old ReplicaSet's `status.replicas` of 0 says its pods are gone.
+
+mod history;
+pub mod revision;
+mod rollout;
+pub mod status;
+#[cfg(test)]
+mod tests;
+
+use std::time::{Duration, SystemTime};
+
+use berth_api::meta::{LabelSelector, MetaExt, ObjectMeta};
+use berth_api::objects::{Deployment, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, Resource};
+use berth_api::owners::{controller_ref, is_controlled_by};
+use berth_client::kv::KvError;
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
+
+use crate::spec_replicas;
+use crate::template_json::template_bytes;
+use revision::REVISION_ANNOTATION;
+
+pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// A stable hash of a pod template: the first 10 hex digits of the 64-bit FNV-1a
+/// of its JSON in the layout of [`crate::template_json`] (fields in a fixed order,
+/// maps sorted: the same template always gives the same bytes). A
+/// `pod-template-hash` label in the template is ignored, so the hash of a
+/// ReplicaSet's template equals its Deployment's. A field that is absent or empty
+/// changes no hash, or the hash of every existing template would change (a golden
+/// test guards this).
+pub fn template_hash(template: &PodTemplateSpec) -> String {
+    let mut template = template.clone();
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove(TEMPLATE_HASH_LABEL);
+    }
+    let bytes = template_bytes(&serde_json::to_value(&template).expect("templates serialize"));
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")[..10].to_string()
+}
+
+/// The ReplicaSet a Deployment wants for its current template (without the
+/// annotations of [`revision`]).
+pub fn desired_replica_set(deployment: &Deployment, hash: &str) -> ReplicaSet {
+    let mut template = deployment.spec.template.clone();
+    let labels = template.metadata.get_or_insert_default().labels_mut();
+    labels.insert(TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
+    let labels = labels.clone();
+    let mut selector: LabelSelector = deployment.spec.selector.clone();
+    selector
+        .match_labels
+        .get_or_insert_default()
+        .insert(TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
+    let metadata = ObjectMeta {
+        name: Some(format!("{}-{hash}", deployment.metadata.name())),
+        namespace: deployment.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![controller_ref(deployment)]),
+        ..Default::default()
+    };
+    Resource::new(
+        metadata,
+        ReplicaSetSpec {
+            replicas: Some(spec_replicas(deployment.spec.replicas).max(0)),
+            min_ready_seconds: deployment.spec.min_ready_seconds,
+            selector,
+            template: Some(template),
+        },
+    )
+}
+
+/// What a Deployment needs done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    CreateReplicaSet(ReplicaSet),
+    /// Write a ReplicaSet changed (replicas, annotations, minReadySeconds); the write
+    /// compares the version read.
+    UpdateReplicaSet(ReplicaSet),
+    /// Delete an old ReplicaSet beyond the revision history limit, if still as read.
+    DeleteReplicaSet(ReplicaSet),
+    /// Write the Deployment's revision annotation and status (as read otherwise).
+    UpdateDeployment(Deployment),
+}
+
+/// The actions for one Deployment, and when to look again without an event.
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub requeue: Requeue,
+}
+
+/// The actions that bring `owned` (the ReplicaSets the Deployment controls) in line
+/// with `deployment`, at `now`. Pure.
+pub fn reconcile(deployment: &Deployment, owned: &[&ReplicaSet], now: SystemTime) -> Plan {
+    if deployment.metadata.is_deleting() {
+        return Plan::default();
+    }
+    let mut rollout = rollout::Rollout::new(deployment, owned, now);
+    rollout.run();
+    rollout.into_plan()
+}
+
+/// Runs the Deployment controller until fenced.
+pub async fn run(ctx: Context, resync: Duration) {
+    ctx.caches.deployments.wait_synced().await;
+    ctx.caches.replica_sets.wait_synced().await;
+    let triggers = vec![ctx.caches.deployments.subscribe(), ctx.caches.replica_sets.subscribe()];
+    drive("deployment", triggers, resync, || pass(&ctx)).await;
+}
+
+async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
+    let now = SystemTime::now();
+    let deployments = ctx.caches.deployments.snapshot();
+    let replica_sets = ctx.caches.replica_sets.snapshot();
+    let mut requeue = None;
+    for deployment in deployments.iter() {
+        let owned: Vec<&ReplicaSet> = replica_sets
+            .iter()
+            .filter(|rs| {
+                rs.metadata.namespace() == deployment.metadata.namespace()
+                    && is_controlled_by(&rs.metadata, deployment.metadata.uid())
+            })
+            .collect();
+        let plan = reconcile(deployment, &owned, now);
+        requeue = sooner(requeue, plan.requeue);
+        // A new ReplicaSet that could not be created: the status would claim it.
+        let mut is_blocked = false;
+        for action in plan.actions {
+            let done = match action {
+                Action::CreateReplicaSet(rs) => {
+                    if replica_sets.contains(&rs.key()) {
+                        // Someone else's ReplicaSet has the name (a Deployment deleted and
+                        // recreated under the same name): the garbage collector removes it
+                        // and its deletion wakes us.
+                        tracing::debug!(replicaset = %rs.key(), "name taken by a ReplicaSet of another owner");
+                        is_blocked = true;
+                        continue;
+                    }
+                    let revision = rs
+                        .metadata
+                        .annotations()
+                        .get(REVISION_ANNOTATION)
+                        .cloned()
+                        .unwrap_or_default();
+                    tracing::info!(replicaset = %rs.key(), replicas = spec_replicas(rs.spec.replicas), %revision, "creating");
+                    let created = benign(ctx.registry.create(&rs, ctx.fence()).await)?.is_some();
+                    is_blocked |= !created;
+                    created
+                }
+                Action::UpdateReplicaSet(rs) => {
+                    tracing::info!(replicaset = %rs.key(), replicas = spec_replicas(rs.spec.replicas), "updating");
+                    benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_some()
+                }
+                Action::DeleteReplicaSet(rs) => {
+                    tracing::info!(replicaset = %rs.key(), "deleting: beyond the revision history limit");
+                    let version = rs.metadata.resource_version().parse().ok();
+                    let (namespace, name) = (rs.metadata.namespace(), rs.metadata.name());
+                    benign(
+                        ctx.registry
+                            .delete::<ReplicaSetSpec>(namespace, name, version, ctx.fence())
+                            .await,
+                    )?
+                    .is_some()
+                }
+                Action::UpdateDeployment(deployment) => {
+                    if is_blocked {
+                        continue;
+                    }
+                    benign(ctx.registry.update(&deployment, ctx.fence()).await)?.is_some()
+                }
+            };
+            if !done {
+                requeue = Some(RETRY_SOON);
+            }
+        }
+    }
+    Ok(requeue)
+}
