@@ -1,5 +1,6 @@
 //! Bodies in and out: JSON, or YAML when the client says `application/yaml`; request
-//! bodies limited to 3 MiB (etcd's default request limit is 1.5 MiB; Kubernetes
+//! bodies may also be Kubernetes' protobuf form (`protobuf/`), read as the same JSON;
+//! request bodies limited to 3 MiB (etcd's default request limit is 1.5 MiB; Kubernetes
 //! allows 3 MiB).
 
 use axum::body::{Body, Bytes};
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
+use super::protobuf;
 use super::status::ApiError;
 
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -88,18 +90,16 @@ pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes, ApiErro
     }
 }
 
-/// An object from a request body: YAML when `Content-Type` says so, JSON otherwise.
+/// An object from a request body: YAML or protobuf when `Content-Type` says so, JSON
+/// otherwise.
 pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request(
             "the request body is empty; an object was expected",
         ));
     }
-    if content_type(headers) == "application/vnd.kubernetes.protobuf" {
-        return Err(ApiError::unsupported_media_type(
-            "the body of the request was in an unknown format - accepted media types include: \
-             application/json, application/yaml",
-        ));
+    if content_type(headers) == protobuf::MEDIA_TYPE {
+        return protobuf::decode(body);
     }
     let value: Value = if is_yaml(&content_type(headers)) {
         serde_yaml_ng::from_slice(body)

@@ -3,7 +3,7 @@
 //! writes are conditional store transactions, so replicas keep no state of their own.
 //!
 //! ```text
-//! request ──► dispatch: route (pure) + query + body (JSON or YAML, ≤ 3 MiB)
+//! request ──► dispatch: route (pure) + query + body (JSON, YAML or protobuf, ≤ 3 MiB)
 //!               │
 //!               ├─ GET/LIST ──────────► store read ──► selectors ──► JSON or YAML
 //!               ├─ POST/PUT/PATCH ────► prepare (pure) ──► validate ──► conditional write
@@ -22,6 +22,7 @@ mod namespace_deletion;
 mod openapi;
 mod patch;
 mod prepare;
+mod protobuf;
 mod rest;
 mod route;
 mod scale;

@@ -7,6 +7,7 @@ mod fields;
 mod logs;
 mod namespaces;
 mod patches;
+mod protobuf;
 mod watches;
 mod writes;
 
