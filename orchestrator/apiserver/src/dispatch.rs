@@ -19,7 +19,7 @@ use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::selector::{FieldSelector, Filter, LabelSelector};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
-use super::{ApiServer, discovery, openapi, rest, scale};
+use super::{ApiServer, discovery, eviction, openapi, rest, scale};
 
 /// The query parameters of a request.
 struct Params(HashMap<String, String>);
@@ -191,6 +191,10 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     let patch_type = PatchType::of(&content_type(headers))?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     reply(200, scale::patch(api, kind, namespace, &name, patch_type, patch).await?)
+                }
+                (Some(Subresource::Eviction), Method::POST) => {
+                    let body = object_body(headers, body).await?;
+                    reply(201, eviction::evict(api, kind, namespace, &name, &body).await?)
                 }
                 (Some(Subresource::Log), Method::GET) => {
                     let request = LogRequest {

@@ -17,6 +17,7 @@
 mod codec;
 mod discovery;
 mod dispatch;
+mod eviction;
 mod logs;
 mod namespace_deletion;
 mod openapi;

@@ -1,4 +1,5 @@
-//! Protobuf request bodies over HTTP, as kubectl's typed clients send them.
+//! Protobuf request bodies over HTTP, as kubectl's typed clients send them, and the
+//! Eviction subresource `kubectl drain` posts to.
 
 use serde_json::{Value, json};
 
@@ -132,4 +133,67 @@ async fn deletes_take_protobuf_delete_options() {
         .send_protobuf("DELETE", &format!("{PODS}/q"), kubectl_body("drain-delete-options.pb"))
         .await;
     assert_eq!(drained.status, 200, "{}", drained.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_deletes_the_pod() {
+    let server = start().await;
+    for name in ["a", "b", "c"] {
+        assert_eq!(server.send_json("POST", PODS, &pod(name, json!({}))).await.status, 201);
+    }
+    // As `kubectl drain` sends it.
+    let eviction = |name: &str| {
+        json!({"kind": "Eviction", "apiVersion": "policy/v1",
+               "metadata": {"name": name, "namespace": "default", "creationTimestamp": null},
+               "deleteOptions": {}})
+    };
+    let evicted = server
+        .send_json("POST", &format!("{PODS}/a/eviction"), &eviction("a"))
+        .await;
+    assert_eq!(evicted.status, 201, "{}", evicted.json());
+    assert_eq!(
+        evicted.json(),
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})
+    );
+    assert_eq!(server.get(&format!("{PODS}/a")).await.status, 404);
+
+    let gone = server
+        .send_json("POST", &format!("{PODS}/a/eviction"), &eviction("a"))
+        .await;
+    assert_eq!((gone.status, gone.json()["reason"].clone()), (404, json!("NotFound")));
+    let mismatch = server
+        .send_json("POST", &format!("{PODS}/b/eviction"), &eviction("c"))
+        .await;
+    assert_eq!(mismatch.status, 400);
+    assert_eq!(
+        mismatch.json()["message"],
+        "name in URL does not match name in Eviction object"
+    );
+
+    let mut dry_run = eviction("b");
+    dry_run["deleteOptions"]["dryRun"] = json!(["All"]);
+    let tried = server.send_json("POST", &format!("{PODS}/b/eviction"), &dry_run).await;
+    assert_eq!(tried.status, 201, "{}", tried.json());
+    assert_eq!(
+        server.get(&format!("{PODS}/b")).await.status,
+        200,
+        "a dry run deletes nothing"
+    );
+
+    // The same in protobuf: Eviction { 1 metadata { 1 name }, 2 deleteOptions { 1 gracePeriodSeconds } }.
+    let raw = message(&[bytes(1, message(&[bytes(1, "b")])), bytes(2, message(&[int(1, 0)]))]);
+    let evicted = server
+        .send_protobuf(
+            "POST",
+            &format!("{PODS}/b/eviction"),
+            envelope("policy/v1", "Eviction", &raw),
+        )
+        .await;
+    assert_eq!(evicted.status, 201, "{}", evicted.json());
+    assert_eq!(server.get(&format!("{PODS}/b")).await.status, 404);
+
+    let not_served = server.call("GET", &format!("{PODS}/c/eviction"), &[], Vec::new()).await;
+    assert_eq!(not_served.status, 405);
+    let value: Value = server.get(&format!("{PODS}/c")).await.json();
+    assert_eq!(value["metadata"]["name"], "c");
 }
