@@ -41,10 +41,18 @@ pub fn now_rfc3339() -> String {
 
 pub fn format_rfc3339(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
+    format_unix_rfc3339(secs, None)
+}
+
+/// Seconds since the Unix epoch (before it too) as RFC 3339 in UTC: whole seconds,
+/// as `Time` fields are written, or with six fraction digits (`micros`), as
+/// `MicroTime` fields are.
+pub fn format_unix_rfc3339(secs: i64, micros: Option<u32>) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);
+    let fraction = micros.map(|us| format!(".{us:06}")).unwrap_or_default();
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}{fraction}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -142,6 +150,17 @@ mod tests {
         );
         assert_eq!(parse_rfc3339("2024-13-01T00:00:00Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn unix_seconds_format_with_and_without_micros() {
+        assert_eq!(format_unix_rfc3339(1_795_400_310, None), "2026-11-23T02:18:30Z");
+        assert_eq!(
+            format_unix_rfc3339(1_795_400_310, Some(7_500)),
+            "2026-11-23T02:18:30.007500Z"
+        );
+        assert_eq!(format_unix_rfc3339(-1, None), "1969-12-31T23:59:59Z");
+        assert_eq!(format_unix_rfc3339(0, Some(0)), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Bodies in and out: JSON, or YAML when the client says `application/yaml`; request
-//! bodies limited to 3 MiB (etcd's default request limit is 1.5 MiB; Kubernetes
+//! bodies may also be Kubernetes' protobuf form (`protobuf/`), read as the same JSON;
+//! request bodies limited to 3 MiB (etcd's default request limit is 1.5 MiB; Kubernetes
 //! allows 3 MiB), refused with 413 before they are read when they say they are
 //! larger. A body is decoded on tokio's blocking pool, never on the async workers
 //! the store's client (and in `berth server`, the store) runs on, and only after its
@@ -14,6 +15,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde_json::Value;
 
 use super::nesting::{self, TooDeep};
+use super::protobuf;
 use super::status::ApiError;
 
 pub const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
@@ -108,7 +110,7 @@ fn too_deep(TooDeep { line, column }: TooDeep) -> ApiError {
     ))
 }
 
-/// An object from a request body: YAML when `Content-Type` says so, JSON otherwise;
+/// An object from a request body: YAML or protobuf when `Content-Type` says so, JSON otherwise;
 /// refused unparsed when it nests more than [`nesting::MAX_DEPTH`] levels.
 pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -116,11 +118,8 @@ pub fn decode_object(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError
             "the request body is empty; an object was expected",
         ));
     }
-    if content_type(headers) == "application/vnd.kubernetes.protobuf" {
-        return Err(ApiError::unsupported_media_type(
-            "the body of the request was in an unknown format - accepted media types include: \
-             application/json, application/yaml",
-        ));
+    if content_type(headers) == protobuf::MEDIA_TYPE {
+        return protobuf::decode(body);
     }
     let value: Value = if is_yaml(&content_type(headers)) {
         let text = std::str::from_utf8(body)

@@ -112,6 +112,12 @@ pub fn resources(group: &str, version: &str) -> Value {
         }
         if is_pods(kind) {
             resources.push(entry(format!("{}/log", kind.plural), kind.kind, &["get"]));
+            // An Eviction is policy/v1's kind; clients (kubectl drain) look for the
+            // group and version here before they post one.
+            let mut eviction = entry(format!("{}/eviction", kind.plural), "Eviction", &["create"]);
+            eviction["group"] = "policy".into();
+            eviction["version"] = "v1".into();
+            resources.push(eviction);
         }
     }
     json!({
@@ -156,5 +162,22 @@ mod tests {
         );
         assert!(!names.contains(&"pods"));
         assert_eq!(groups()["groups"][0]["name"], "apps");
+    }
+
+    #[test]
+    fn pods_offer_evictions_of_policy_v1() {
+        let core = resources("", "v1");
+        let eviction = core["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "pods/eviction")
+            .expect("pods/eviction is listed");
+        assert_eq!(eviction["kind"], "Eviction");
+        assert_eq!(
+            (&eviction["group"], &eviction["version"]),
+            (&"policy".into(), &"v1".into())
+        );
+        assert_eq!(eviction["verbs"], serde_json::json!(["create"]));
     }
 }

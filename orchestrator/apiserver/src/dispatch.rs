@@ -22,7 +22,7 @@ use super::rest::Written;
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
-use super::{ApiServer, discovery, list, openapi, rest, scale, table};
+use super::{ApiServer, discovery, eviction, list, openapi, rest, scale, table};
 
 /// The longest watch `timeoutSeconds` taken as given: 136 years. A longer one is as
 /// good as none, and bounding it keeps the deadline arithmetic from overflowing.
@@ -263,6 +263,10 @@ async fn respond(
                     let patch_type = PatchType::of(&content_type(headers))?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     reply(200, scale::patch(api, kind, namespace, &name, patch_type, patch).await?)
+                }
+                (Some(Subresource::Eviction), Method::POST) => {
+                    let body = object_body(headers, body).await?;
+                    reply(201, eviction::evict(api, kind, namespace, &name, &body).await?)
                 }
                 (Some(Subresource::Log), Method::GET) => {
                     // Checked with PodLogOptions' rules; the agent serves follow and

@@ -8,7 +8,7 @@
 //!   ▼
 //! request ──► dispatch: route (pure) + query (range-checked) ──► in-flight slot
 //!   │           (429 when none is free) ──► request timeout (504), but for watches and logs
-//!   │           ──► body (≤ 3 MiB, else 413; JSON or YAML, depth-checked and decoded
+//!   │           ──► body (≤ 3 MiB, else 413; JSON, YAML or protobuf, depth-checked and decoded
 //!   │               on the blocking pool)
 //!               ├─ GET ───────────────► store read ──► JSON or YAML
 //!               ├─ LIST ──────────────► store pages at one revision ──► selectors ──► limit/continue
@@ -27,6 +27,7 @@ mod codec;
 mod connections;
 mod discovery;
 mod dispatch;
+mod eviction;
 mod inflight;
 mod list;
 mod logs;
@@ -36,6 +37,7 @@ mod openapi;
 mod params;
 mod patch;
 mod prepare;
+mod protobuf;
 mod rest;
 mod route;
 mod scale;

@@ -5,7 +5,7 @@
 //! /api/v1/namespaces[/{name}[/status]]                 cluster-scoped kinds
 //! /api/v1/nodes[/{name}[/status]]
 //! /api/v1/pods                                         every namespace
-//! /api/v1/namespaces/{ns}/pods[/{name}[/status|/log]]  namespaced kinds
+//! /api/v1/namespaces/{ns}/pods[/{name}[/status|/log|/eviction]]  namespaced kinds
 //! /apis/apps/v1/namespaces/{ns}/{deployments|replicasets}[/{name}[/status|/scale]]
 //! /apis/apps/v1/{deployments|replicasets}              every namespace
 //! ```
@@ -32,6 +32,8 @@ pub enum Subresource {
     Status,
     Scale,
     Log,
+    /// `pods/{name}/eviction`: POST an Eviction to delete the pod.
+    Eviction,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +139,7 @@ fn object_or_collection(kind: &'static Kind, namespace: Option<&str>, tail: &[&s
                 "status" if kind.subresources.status => Subresource::Status,
                 "scale" if kind.subresources.scale => Subresource::Scale,
                 "log" if is_pods(kind) => Subresource::Log,
+                "eviction" if is_pods(kind) => Subresource::Eviction,
                 _ => return None,
             }),
         }),
@@ -202,6 +205,10 @@ mod tests {
             parse("/api/v1/namespaces/dev/pods/p/log"),
             object("pods", Some("dev"), "p", Some(Subresource::Log))
         );
+        assert_eq!(
+            parse("/api/v1/namespaces/dev/pods/p/eviction"),
+            object("pods", Some("dev"), "p", Some(Subresource::Eviction))
+        );
         assert_eq!(parse("/api/v1/pods"), collection("pods", None));
         assert_eq!(parse("/api/v1/nodes/n1"), object("nodes", None, "n1", None));
         assert_eq!(
@@ -238,6 +245,8 @@ mod tests {
             "/apis/apps/v1/namespaces/default",
             "/api/v1/pods/p",
             "/api/v1/namespaces/dev/pods/p/scale",
+            "/api/v1/nodes/n1/eviction",
+            "/apis/apps/v1/namespaces/dev/deployments/web/eviction",
             "/api/v1/namespaces/dev/pods/p/status/x",
             "/api/v1/namespaces//pods",
             "/api/v1/namespaces/dev/widgets",

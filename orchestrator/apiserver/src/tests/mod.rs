@@ -9,6 +9,7 @@ mod lists;
 mod logs;
 mod namespaces;
 mod patches;
+mod protobuf;
 mod watches;
 mod writes;
 

@@ -1,0 +1,199 @@
+//! The real kubectl against a one-replica cluster (a `berth server` and a `berth
+//! agent` on loopback). kubectl's typed commands send protobuf bodies and never fall
+//! back to JSON, so this is what they see: `create namespace`, `create deployment`
+//! (whose pods run as real processes), and `drain` (cordon, then evictions).
+//!
+//! Skipped, with a message, where kubectl is not installed.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use common::{BERTH, http_get, workload_pids};
+use serde_json::Value;
+
+struct OneNodeCluster {
+    server: Cluster,
+    api_port: u16,
+    agent: Process,
+    /// The workloads sleep for this many seconds, so their processes can be told
+    /// from any other on the machine.
+    marker: String,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for OneNodeCluster {
+    fn drop(&mut self) {
+        self.agent.kill();
+        for pid in workload_pids(&self.marker) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        }
+    }
+}
+
+impl OneNodeCluster {
+    fn start() -> OneNodeCluster {
+        let spec = ClusterSpec::new(System::BerthServer, BERTH, 1).env("RUST_LOG", QUIET_RAFT_LOG);
+        let mut server = Cluster::new(spec).unwrap();
+        let api_port = free_port();
+        server.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+        let dir = server.dir().to_path_buf();
+        let agent = Process::new("node-0", BERTH, dir.join("node-0.log"))
+            .with_args([
+                "agent".into(),
+                "--name=node-0".into(),
+                format!("--store={}", server.endpoints().join(",")),
+                format!("--data-dir={}", dir.join("node-0").display()),
+                format!("--listen=127.0.0.1:{}", free_port()),
+                "--cpu=2".into(),
+                "--memory=2Gi".into(),
+            ])
+            .with_env("RUST_LOG", QUIET_RAFT_LOG);
+        // An empty kubeconfig: only the flags given here count.
+        let kubeconfig = dir.join("kubeconfig");
+        std::fs::write(&kubeconfig, "").unwrap();
+        let mut cluster = OneNodeCluster {
+            marker: format!("{}.{}", 100_000 + std::process::id(), free_port()),
+            server,
+            api_port,
+            agent,
+            kubeconfig,
+        };
+        cluster.server.start_all().unwrap();
+        cluster.agent.start().unwrap();
+        cluster
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        let cache = self.server.dir().join("kube-cache");
+        Command::new("kubectl")
+            .arg(format!("--server=http://127.0.0.1:{}", self.api_port))
+            .arg(format!("--cache-dir={}", cache.display()))
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .unwrap()
+    }
+
+    fn get(&self, path: &str) -> (u16, Value) {
+        http_get(self.api_port, path)
+    }
+
+    fn wait_for_ready_node(&mut self) {
+        eventually_blocking("node-0 Ready and the default namespace", || {
+            if let Err(exited) = self.server.check_running() {
+                panic!("{exited:#}");
+            }
+            self.agent.assert_running();
+            let (_, node) = self.get("/api/v1/nodes/node-0");
+            let is_ready = node["status"]["conditions"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+            let (status, _) = self.get("/api/v1/namespaces/default");
+            (is_ready && status == 200).then_some(())
+        });
+    }
+
+    /// The pods of the `web` deployment.
+    fn web_pods(&self) -> Vec<Value> {
+        let (status, list) = self.get("/api/v1/namespaces/default/pods?labelSelector=app%3Dweb");
+        assert_eq!(status, 200, "{list}");
+        list["items"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+fn has_kubectl() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn kubectl_creates_in_protobuf_and_drains_with_evictions() {
+    if !has_kubectl() {
+        eprintln!("SKIPPED kubectl_creates_in_protobuf_and_drains_with_evictions: kubectl is not installed");
+        return;
+    }
+    let mut cluster = OneNodeCluster::start();
+    cluster.wait_for_ready_node();
+
+    let created = succeeded(&cluster.kubectl(&["create", "namespace", "team-a"]));
+    assert_eq!(created.trim(), "namespace/team-a created");
+    let (status, namespace) = cluster.get("/api/v1/namespaces/team-a");
+    assert_eq!(
+        (status, &namespace["status"]["phase"]),
+        (200, &"Active".into()),
+        "{namespace}"
+    );
+
+    let marker = cluster.marker.clone();
+    let created = succeeded(&cluster.kubectl(&[
+        "create",
+        "deployment",
+        "web",
+        "--image=nginx",
+        "--replicas=2",
+        "--",
+        "sleep",
+        &marker,
+    ]));
+    assert_eq!(created.trim(), "deployment.apps/web created");
+    let (status, deployment) = cluster.get("/apis/apps/v1/namespaces/default/deployments/web");
+    assert_eq!(status, 200, "{deployment}");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app"], "web");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"], serde_json::json!(["sleep", marker]));
+    eventually_blocking("2 running web pods and their processes", || {
+        let running = cluster
+            .web_pods()
+            .iter()
+            .filter(|p| p["status"]["phase"] == "Running")
+            .count();
+        (running == 2 && workload_pids(&marker).len() == 2).then_some(())
+    });
+    let evicted_names: Vec<String> = cluster
+        .web_pods()
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+
+    let drained = succeeded(&cluster.kubectl(&["drain", "node-0", "--ignore-daemonsets", "--force", "--timeout=60s"]));
+    assert!(drained.contains("node/node-0 cordoned"), "{drained}");
+    for name in &evicted_names {
+        assert!(drained.contains(&format!("pod/{name} evicted")), "{drained}");
+        let (status, _) = cluster.get(&format!("/api/v1/namespaces/default/pods/{name}"));
+        assert_eq!(status, 404, "{name} is gone");
+    }
+    assert!(drained.contains("node/node-0 drained"), "{drained}");
+    let (_, node) = cluster.get("/api/v1/nodes/node-0");
+    assert_eq!(node["spec"]["unschedulable"], true, "{node}");
+    // The replacements wait: the only node is cordoned. The evicted pods' processes stop.
+    eventually_blocking("2 pending replacements and no web process", || {
+        let pods = cluster.web_pods();
+        let is_waiting = |p: &Value| p["spec"]["nodeName"].as_str().unwrap_or_default().is_empty();
+        (pods.len() == 2 && pods.iter().all(is_waiting) && workload_pids(&marker).is_empty()).then_some(())
+    });
+
+    // A kind berth does not serve: the same answer as for its JSON form.
+    let refused = cluster.kubectl(&["create", "configmap", "settings", "--from-literal=a=b"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("the server could not find the requested resource"),
+        "{stderr}"
+    );
+}
