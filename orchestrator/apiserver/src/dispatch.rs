@@ -17,7 +17,7 @@ use super::list::ListRequest;
 use super::logs::{LogRequest, logs};
 use super::params::Params;
 use super::patch::PatchType;
-use super::prepare::{FieldValidation, Part};
+use super::prepare::{FieldValidation, Part, WriteOptions, parse_dry_run};
 use super::rest::Written;
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::status::ApiError;
@@ -27,6 +27,14 @@ use super::{ApiServer, discovery, eviction, list, openapi, rest, scale, table};
 /// The longest watch `timeoutSeconds` taken as given: 136 years. A longer one is as
 /// good as none, and bounding it keeps the deadline arithmetic from overflowing.
 const MAX_WATCH_TIMEOUT_SECONDS: i64 = u32::MAX as i64;
+
+/// `fieldValidation` and `dryRun` of a write.
+fn write_options(params: &Params) -> Result<WriteOptions, ApiError> {
+    Ok(WriteOptions {
+        field_validation: FieldValidation::parse(params.text("fieldValidation"))?,
+        dry_run: parse_dry_run(&[params.text("dryRun")])?,
+    })
+}
 
 /// Adds a `Warning: 299 - "<text>"` header per warning, as kube-apiserver does
 /// (kubectl prints them as `Warning: <text>`).
@@ -199,8 +207,11 @@ async fn respond(
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
                 let object = object_body(headers, body).await?;
-                let mode = FieldValidation::parse(params.text("fieldValidation"))?;
-                written(201, rest::create(api, kind, namespace.as_deref(), object, mode).await?)
+                let options = write_options(&params)?;
+                written(
+                    201,
+                    rest::create(api, kind, namespace.as_deref(), object, options).await?,
+                )
             }
             _ => Err(ApiError::method_not_allowed()),
         },
@@ -228,19 +239,19 @@ async fn respond(
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
                     let object = object_body(headers, body).await?;
-                    let mode = FieldValidation::parse(params.text("fieldValidation"))?;
+                    let options = write_options(&params)?;
                     written(
                         200,
-                        rest::replace(api, kind, namespace, &name, part, object, mode).await?,
+                        rest::replace(api, kind, namespace, &name, part, object, options).await?,
                     )
                 }
                 (None | Some(Subresource::Status), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
-                    let mode = FieldValidation::parse(params.text("fieldValidation"))?;
+                    let options = write_options(&params)?;
                     written(
                         200,
-                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, mode).await?,
+                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, options).await?,
                     )
                 }
                 (None, Method::DELETE) => {
@@ -252,17 +263,43 @@ async fn respond(
                     } else {
                         Some(decode_object_blocking(headers, bytes).await?)
                     };
-                    reply(200, rest::delete(api, kind, namespace, &name, options.as_ref()).await?)
+                    reply(
+                        200,
+                        rest::delete(
+                            api,
+                            kind,
+                            namespace,
+                            &name,
+                            options.as_ref(),
+                            write_options(&params)?.dry_run,
+                        )
+                        .await?,
+                    )
                 }
                 (Some(Subresource::Scale), Method::GET) => reply(200, scale::read(api, kind, namespace, &name).await?),
                 (Some(Subresource::Scale), Method::PUT) => {
                     let object = object_body(headers, body).await?;
-                    reply(200, scale::replace(api, kind, namespace, &name, object).await?)
+                    reply(
+                        200,
+                        scale::replace(api, kind, namespace, &name, object, write_options(&params)?.dry_run).await?,
+                    )
                 }
                 (Some(Subresource::Scale), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
-                    reply(200, scale::patch(api, kind, namespace, &name, patch_type, patch).await?)
+                    reply(
+                        200,
+                        scale::patch(
+                            api,
+                            kind,
+                            namespace,
+                            &name,
+                            patch_type,
+                            patch,
+                            write_options(&params)?.dry_run,
+                        )
+                        .await?,
+                    )
                 }
                 (Some(Subresource::Eviction), Method::POST) => {
                     let body = object_body(headers, body).await?;

@@ -31,7 +31,7 @@ pub async fn evict(
     if is_dry_run {
         rest::get(api, pods, namespace, name).await?;
     } else {
-        rest::delete(api, pods, namespace, name, options).await?;
+        rest::delete(api, pods, namespace, name, options, false).await?;
     }
     Ok(json!({
         "kind": "Status",

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::ApiServer;
 use super::patch::{PatchType, apply};
 use super::prepare::{
-    FieldValidation, Part, check_identity, complete_created_status, is_terminating, precondition, prepare_create,
+    Part, WriteOptions, check_identity, complete_created_status, is_terminating, precondition, prepare_create,
     prepare_update, resource_version, validate,
 };
 use super::route::{Kind, namespaces};
@@ -49,13 +49,36 @@ pub async fn create(
     kind: &Kind,
     namespace: Option<&str>,
     mut body: Value,
-    mode: FieldValidation,
+    options: WriteOptions,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, namespace, None)?;
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
-    let mut object = validate(kind, body, mode, &mut warnings)?;
+    let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
     complete_created_status(&mut object);
+    if options.dry_run {
+        if kind.namespaced {
+            namespace_fence(api, kind, object.metadata().namespace(), object.metadata().name()).await?;
+        }
+        let key = object.key();
+        if api
+            .kv
+            .get(&key)
+            .await
+            .map_err(|e| ApiError::from_kv(e, kind, ""))?
+            .is_some()
+        {
+            return Err(ApiError::already_exists(kind, object.metadata().name()));
+        }
+        let metadata = object.metadata_mut();
+        metadata.uid = Some(berth_api::names::new_uid());
+        metadata.creation_timestamp = Some(berth_api::time::now());
+        metadata.generation = Some(1);
+        return Ok(Written {
+            object: storage::as_written(&object),
+            warnings,
+        });
+    }
     for _ in 0..MAX_ATTEMPTS {
         let name = object.metadata().name().to_string();
         // The write is fenced by the namespace record: if the namespace is deleted
@@ -125,11 +148,11 @@ pub async fn replace(
     name: &str,
     part: Part,
     mut body: Value,
-    mode: FieldValidation,
+    options: WriteOptions,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, Some(namespace), Some(name))?;
     let expected = precondition(&body);
-    write(api, kind, namespace, name, expected, mode, |stored| {
+    write(api, kind, namespace, name, expected, options, |stored| {
         Ok(prepare_update(part, stored, body.clone()))
     })
     .await
@@ -146,10 +169,10 @@ pub async fn patch(
     part: Part,
     patch_type: PatchType,
     patch: Value,
-    mode: FieldValidation,
+    options: WriteOptions,
 ) -> Result<Written, ApiError> {
     let expected = precondition(&patch);
-    write(api, kind, namespace, name, expected, mode, |stored| {
+    write(api, kind, namespace, name, expected, options, |stored| {
         let mut patched = apply(Some(kind), patch_type, stored, &patch)?;
         check_identity(kind, &mut patched, Some(namespace), Some(name))?;
         Ok(prepare_update(part, stored, patched))
@@ -166,7 +189,7 @@ pub async fn write(
     namespace: &str,
     name: &str,
     expected: Option<String>,
-    mode: FieldValidation,
+    options: WriteOptions,
     mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
 ) -> Result<Written, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
@@ -180,7 +203,13 @@ pub async fn write(
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
         let mut warnings = Vec::new();
-        let object = validate(kind, new, mode, &mut warnings)?;
+        let object = validate(kind, new, options.field_validation, &mut warnings)?;
+        if options.dry_run {
+            return Ok(Written {
+                object: storage::as_written(&object),
+                warnings,
+            });
+        }
         match storage::update(&api.kv, &object).await {
             Ok(object) => return Ok(Written { object, warnings }),
             Err(KvError::Conflict { .. }) if expected.is_none() => continue,
@@ -206,7 +235,17 @@ pub async fn delete(
     namespace: &str,
     name: &str,
     options: Option<&Value>,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
+    let dry_run = dry_run
+        || options
+            .and_then(|o| o.get("dryRun"))
+            .and_then(Value::as_array)
+            .is_some_and(|stages| stages.iter().any(|s| s == "All"));
+    if dry_run {
+        // What would be deleted, as it is now; nothing goes.
+        return get(api, kind, namespace, name).await;
+    }
     if kind == namespaces() {
         return super::namespace_deletion::delete(api, name).await;
     }

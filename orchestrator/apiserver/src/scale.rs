@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::ApiServer;
 use super::patch::{PatchType, apply};
-use super::prepare::{FieldValidation, fill_or_match, metadata_mut, precondition};
+use super::prepare::{FieldValidation, WriteOptions, fill_or_match, metadata_mut, precondition};
 use super::rest::{get, write};
 use super::route::Kind;
 use super::status::ApiError;
@@ -24,6 +24,7 @@ pub async fn replace(
     namespace: &str,
     name: &str,
     mut scale: Value,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let replicas = scale_replicas(&mut scale, namespace, name)?;
     let written = write(
@@ -32,7 +33,10 @@ pub async fn replace(
         namespace,
         name,
         precondition(&scale),
-        FieldValidation::Ignore,
+        WriteOptions {
+            field_validation: FieldValidation::Ignore,
+            dry_run,
+        },
         |stored| Ok(with_replicas(stored, replicas)),
     )
     .await?;
@@ -47,6 +51,7 @@ pub async fn patch(
     name: &str,
     patch_type: PatchType,
     patch: Value,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let written = write(
         api,
@@ -54,7 +59,10 @@ pub async fn patch(
         namespace,
         name,
         precondition(&patch),
-        FieldValidation::Ignore,
+        WriteOptions {
+            field_validation: FieldValidation::Ignore,
+            dry_run,
+        },
         |stored| {
             let mut scale = apply(None, patch_type, &scale_of(stored), &patch)?;
             let replicas = scale_replicas(&mut scale, namespace, name)?;

@@ -29,6 +29,11 @@ pub fn stamp(kind: &Kind, object: &mut Value, revision: i64) {
     object["metadata"]["resourceVersion"] = revision.to_string().into();
 }
 
+/// An object as the API shows it written (a dry run's answer), without a store write.
+pub fn as_written(object: &Object) -> Value {
+    to_value(object)
+}
+
 /// The object as written: with its kind's `kind` and `apiVersion`.
 fn to_value(object: &Object) -> Value {
     let mut value = object.to_value();

@@ -305,3 +305,55 @@ async fn creates_replaces_patches_scales_lists_and_deletes() {
         "{too_big}"
     );
 }
+
+/// `dryRun=All` does everything a write does but store it (kubectl's
+/// `--dry-run=server`): the answer is the object as it would be.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_validate_and_answer_but_store_nothing() {
+    let server = start().await;
+    let web = format!("{DEPLOYMENTS}/web");
+    let planned = server
+        .send_json("POST", &format!("{DEPLOYMENTS}?dryRun=All"), &deployment("web", 2))
+        .await;
+    assert_eq!(planned.status, 201, "{}", planned.json());
+    assert!(planned.json()["metadata"]["uid"].is_string());
+    assert_eq!(planned.json()["spec"]["replicas"], 2);
+    assert_eq!(server.get(&web).await.status, 404, "nothing was stored");
+    let invalid = server
+        .send_json("POST", &format!("{DEPLOYMENTS}?dryRun=All"), &deployment("web", -1))
+        .await;
+    assert_eq!(invalid.status, 422, "a dry run validates");
+
+    assert_eq!(
+        server
+            .send_json("POST", DEPLOYMENTS, &deployment("web", 2))
+            .await
+            .status,
+        201
+    );
+    let again = server
+        .send_json("POST", &format!("{DEPLOYMENTS}?dryRun=All"), &deployment("web", 2))
+        .await;
+    assert_eq!(again.status, 409, "a dry run sees what is there");
+    let patched = server
+        .call(
+            "PATCH",
+            &format!("{web}?dryRun=All"),
+            &[("content-type", "application/merge-patch+json")],
+            json!({"spec": {"replicas": 7}}).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.json());
+    assert_eq!(patched.json()["spec"]["replicas"], 7);
+    assert_eq!(server.get(&web).await.json()["spec"]["replicas"], 2);
+    let deleted = server
+        .call("DELETE", &format!("{web}?dryRun=All"), &[], Vec::new())
+        .await;
+    assert_eq!(deleted.status, 200);
+    assert_eq!(server.get(&web).await.status, 200, "still there");
+    let bad = server
+        .call("DELETE", &format!("{web}?dryRun=Some"), &[], Vec::new())
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["message"].as_str().unwrap().contains("dryRun"));
+}
