@@ -237,9 +237,14 @@ fn everyday_kubectl_verbs_work_and_lose_nothing() {
     assert!(events.contains("Successfully assigned default/web-"), "{events}");
     let pod = kubectl.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
     let pod = pod.lines().next().unwrap().to_string();
-    let described = kubectl.ok(&["describe", &pod]);
-    assert!(described.contains("Events:"), "{described}");
+    let described = eventually_blocking("the pod's events in describe", || {
+        let described = kubectl.ok(&["describe", &pod]);
+        described.contains("Started container main").then_some(described)
+    });
     assert!(described.contains("default-scheduler"), "{described}");
+    let described = kubectl.ok(&["describe", "deployment", "web"]);
+    assert!(described.contains("ScalingReplicaSet"), "{described}");
+    assert!(described.contains("Scaled up replica set web-"), "{described}");
 
     // replace and delete.
     let mut current: Value = serde_json::from_str(&kubectl.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();

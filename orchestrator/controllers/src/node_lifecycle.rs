@@ -18,6 +18,7 @@ use berth_api::conditions::{Condition, condition, set_condition};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodSpec, key};
 use berth_api::time;
+use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::{HEARTBEAT_PREFIX, HeartbeatSnapshot};
@@ -136,6 +137,13 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
             .await;
         if benign(written)?.is_none() {
             requeue = sooner(requeue, Some(RETRY_SOON));
+        } else {
+            ctx.recorder("node-controller").emit(
+                reference(node),
+                EventType::Normal,
+                "NodeNotReady",
+                format!("Node {name} status is now: NodeNotReady"),
+            );
         }
     }
     for (namespace, name) in &assessment.evict {

@@ -20,6 +20,7 @@ use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetStatus, 
 use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_api::qos::qos_class;
 use berth_api::time::to_system_time;
+use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -242,6 +243,7 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
     // Only this controller's task uses the expectations; the lock is never held
     // across an await.
     let expect = || expectations.lock().expect("expectations lock");
+    let recorder = ctx.recorder("replicaset-controller");
     let live: BTreeSet<&str> = replica_sets.iter().map(|rs| rs.metadata.uid()).collect();
     expect().observe(&pods, &live);
     let mut by_owner: BTreeMap<&str, Vec<&Pod>> = BTreeMap::new();
@@ -277,6 +279,12 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
                 Some(created) => {
                     let revision = created.metadata.resource_version().parse().unwrap_or(i64::MAX);
                     expect().created(uid, created.key(), revision);
+                    recorder.emit(
+                        reference(rs),
+                        EventType::Normal,
+                        "SuccessfulCreate",
+                        format!("Created pod: {}", created.metadata.name()),
+                    );
                 }
                 // A name collision: try again with another suffix.
                 None => requeue = sooner(requeue, Some(RETRY_SOON)),
@@ -285,12 +293,20 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
         for pod in plan.delete {
             tracing::info!(pod = %pod.key(), phase = %pod.status.phase.as_deref().unwrap_or_default(), "deleting a pod of {}", rs.key());
             // Deleted (or already gone): either way the cache will drop it.
-            benign(
+            let deleted = benign(
                 ctx.registry
                     .delete::<PodSpec>(pod.metadata.namespace(), pod.metadata.name(), None, ctx.fence())
                     .await,
             )?;
             expect().deleted(uid, pod.key());
+            if deleted.is_some() {
+                recorder.emit(
+                    reference(rs),
+                    EventType::Normal,
+                    "SuccessfulDelete",
+                    format!("Deleted pod: {}", pod.metadata.name()),
+                );
+            }
         }
         if let Some(status) = plan.status {
             let mut rs = rs.clone();

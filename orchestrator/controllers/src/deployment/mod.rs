@@ -44,6 +44,7 @@ use std::time::{Duration, SystemTime};
 use berth_api::meta::{LabelSelector, MetaExt, ObjectMeta};
 use berth_api::objects::{Deployment, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, Resource};
 use berth_api::owners::{controller_ref, is_controlled_by};
+use berth_client::events::{EventType, Recorder, reference};
 use berth_client::kv::KvError;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
 
@@ -135,6 +136,17 @@ pub fn reconcile(deployment: &Deployment, owned: &[&ReplicaSet], now: SystemTime
     rollout.into_plan()
 }
 
+/// Records a ScalingReplicaSet event on the Deployment, as Kubernetes words it.
+fn scaled(recorder: &Recorder, deployment: &Deployment, replica_set: &str, from: i32, to: i32) {
+    let direction = if to > from { "up" } else { "down" };
+    recorder.emit(
+        reference(deployment),
+        EventType::Normal,
+        "ScalingReplicaSet",
+        format!("Scaled {direction} replica set {replica_set} from {from} to {to}"),
+    );
+}
+
 /// Runs the Deployment controller until fenced.
 pub async fn run(ctx: Context, resync: Duration) {
     ctx.caches.deployments.wait_synced().await;
@@ -148,6 +160,7 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
     let deployments = ctx.caches.deployments.snapshot();
     let replica_sets = ctx.caches.replica_sets.snapshot();
     let mut requeue = None;
+    let recorder = ctx.recorder("deployment-controller");
     for deployment in deployments.iter() {
         let owned: Vec<&ReplicaSet> = replica_sets
             .iter()
@@ -180,11 +193,21 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
                     tracing::info!(replicaset = %rs.key(), replicas = spec_replicas(rs.spec.replicas), %revision, "creating");
                     let created = benign(ctx.registry.create(&rs, ctx.fence()).await)?.is_some();
                     is_blocked |= !created;
+                    let replicas = spec_replicas(rs.spec.replicas);
+                    if created && replicas > 0 {
+                        scaled(&recorder, deployment, rs.metadata.name(), 0, replicas);
+                    }
                     created
                 }
                 Action::UpdateReplicaSet(rs) => {
                     tracing::info!(replicaset = %rs.key(), replicas = spec_replicas(rs.spec.replicas), "updating");
-                    benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_some()
+                    let before = replica_sets.get(&rs.key()).map(|old| spec_replicas(old.spec.replicas));
+                    let updated = benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_some();
+                    let after = spec_replicas(rs.spec.replicas);
+                    if updated && let Some(before) = before.filter(|before| *before != after) {
+                        scaled(&recorder, deployment, rs.metadata.name(), before, after);
+                    }
+                    updated
                 }
                 Action::DeleteReplicaSet(rs) => {
                     tracing::info!(replicaset = %rs.key(), "deleting: beyond the revision history limit");

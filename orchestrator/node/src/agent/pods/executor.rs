@@ -12,7 +12,9 @@ use std::time::Duration;
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
 use crate::runtime::Runtime;
+use berth_api::kinds::event::ObjectReference;
 use berth_api::objects::{Pod, PodStatus};
+use berth_client::events::{EventType, Recorder};
 
 pub(crate) struct Executor {
     runtime: Arc<dyn Runtime>,
@@ -20,6 +22,23 @@ pub(crate) struct Executor {
     host_ip: String,
     /// The statuses this pass has to write, for the supervisor (which holds the store).
     writes: Vec<Action>,
+    /// Where the events about containers go (none in tests of the executor alone).
+    events: Option<Recorder>,
+}
+
+/// The reference an event about a container of a pod names: the pod, and the
+/// container as Kubernetes' field path (`spec.containers{http}`).
+fn container_reference(pod: &str, pod_uid: &str, container: &str) -> ObjectReference {
+    let (namespace, name) = pod.split_once('/').unwrap_or(("default", pod));
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some(namespace.to_string()),
+        name: Some(name.to_string()),
+        uid: Some(pod_uid.to_string()),
+        field_path: Some(format!("spec.containers{{{container}}}")),
+        resource_version: None,
+    }
 }
 
 impl Executor {
@@ -29,7 +48,14 @@ impl Executor {
             runtime,
             host_ip,
             writes: Vec::new(),
+            events: None,
         }
+    }
+
+    /// Records events about the containers with `recorder` (Started, Failed).
+    pub(crate) fn with_events(mut self, recorder: Recorder) -> Self {
+        self.events = Some(recorder);
+        self
     }
 
     pub(crate) fn memory(&self) -> &Memory {
@@ -119,9 +145,25 @@ impl Executor {
                     Ok(id) => {
                         tracing::info!(pod = %spec.pod, container = %spec.name, %id, "container started");
                         c.started(id, now);
+                        if let Some(events) = &self.events {
+                            events.emit(
+                                container_reference(&spec.pod, &pod_uid, &spec.name),
+                                EventType::Normal,
+                                "Started",
+                                format!("Started container {}", spec.name),
+                            );
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(pod = %spec.pod, container = %spec.name, error = %e, "cannot start container");
+                        if let Some(events) = &self.events {
+                            events.emit(
+                                container_reference(&spec.pod, &pod_uid, &spec.name),
+                                EventType::Warning,
+                                "Failed",
+                                format!("Error: {e}"),
+                            );
+                        }
                         c.start_failed(e.to_string(), now);
                     }
                 }

@@ -35,6 +35,7 @@ use crate::runtime::Runtime;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodSpec, PodStatus, prefix};
 use berth_api::time::from_system_time;
+use berth_client::events::Recorder;
 use berth_client::kv::{AbortOnDrop, KvError};
 use berth_client::reflector::reflect;
 use berth_client::registry::Registry;
@@ -59,10 +60,11 @@ impl PodSupervisor {
         index: PodIndex,
         host_ip: String,
     ) -> Self {
+        let events = Recorder::new(registry.kv.clone(), "kubelet", &node);
         PodSupervisor {
             node,
             registry,
-            executor: Executor::new(runtime, backoff_base, host_ip),
+            executor: Executor::new(runtime, backoff_base, host_ip).with_events(events),
             index,
         }
     }
