@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::extract::{Query, Request};
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, USER_AGENT};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::codec::{content_type, decode_object, read_body, render, response_format};
 use super::logs::{LogRequest, logs};
+use super::managed_fields::{Manager, check_field_manager, check_patch_options};
 use super::patch::PatchType;
 use super::prepare::{FieldValidation, Part};
 use super::rest::Written;
@@ -33,6 +34,19 @@ impl Params {
 
     fn text(&self, name: &str) -> &str {
         self.0.get(name).map_or("", String::as_str)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// The writer of the request, to the object itself or a subresource.
+    fn manager(&self, headers: &HeaderMap, subresource: &'static str) -> Manager {
+        let user_agent = headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Manager::of_request(self.text("fieldManager"), user_agent, subresource)
     }
 
     fn flag(&self, name: &str) -> Result<bool, ApiError> {
@@ -141,9 +155,14 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             }
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
+                check_field_manager("CreateOptions", params.text("fieldManager"))?;
                 let object = object_body(headers, body).await?;
                 let mode = FieldValidation::parse(params.text("fieldValidation"))?;
-                written(201, rest::create(api, kind, namespace.as_deref(), object, mode).await?)
+                let manager = params.manager(headers, "");
+                written(
+                    201,
+                    rest::create(api, kind, namespace.as_deref(), object, mode, Some(&manager)).await?,
+                )
             }
             _ => Err(ApiError::method_not_allowed()),
         },
@@ -154,10 +173,12 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             subresource,
         } => {
             let namespace = namespace.as_deref().unwrap_or_default();
-            let part = match subresource {
-                Some(Subresource::Status) => Part::Status,
-                _ => Part::Main,
+            let (part, subresource_name) = match subresource {
+                Some(Subresource::Status) => (Part::Status, "status"),
+                Some(Subresource::Scale) => (Part::Main, "scale"),
+                _ => (Part::Main, ""),
             };
+            let manager = params.manager(headers, subresource_name);
             match (subresource, method) {
                 (None | Some(Subresource::Status), Method::GET) => {
                     let object = rest::get(api, kind, namespace, &name).await?;
@@ -170,20 +191,29 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     }
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
+                    check_field_manager("UpdateOptions", params.text("fieldManager"))?;
                     let object = object_body(headers, body).await?;
                     let mode = FieldValidation::parse(params.text("fieldValidation"))?;
                     written(
                         200,
-                        rest::replace(api, kind, namespace, &name, part, object, mode).await?,
+                        rest::replace(api, kind, namespace, &name, part, object, mode, &manager).await?,
                     )
                 }
                 (None | Some(Subresource::Status), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
+                    check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     let mode = FieldValidation::parse(params.text("fieldValidation"))?;
+                    if patch_type == PatchType::Apply {
+                        let force = params.flag("force")?;
+                        let (code, applied) =
+                            rest::server_side_apply(api, kind, namespace, &name, part, patch, &manager, force, mode)
+                                .await?;
+                        return written(code, applied);
+                    }
                     written(
                         200,
-                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, mode).await?,
+                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, mode, &manager).await?,
                     )
                 }
                 (None, Method::DELETE) => {
@@ -197,13 +227,21 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                 }
                 (Some(Subresource::Scale), Method::GET) => reply(200, scale::read(api, kind, namespace, &name).await?),
                 (Some(Subresource::Scale), Method::PUT) => {
+                    check_field_manager("UpdateOptions", params.text("fieldManager"))?;
                     let object = object_body(headers, body).await?;
-                    reply(200, scale::replace(api, kind, namespace, &name, object).await?)
+                    reply(
+                        200,
+                        scale::replace(api, kind, namespace, &name, object, &manager).await?,
+                    )
                 }
                 (Some(Subresource::Scale), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
+                    check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
-                    reply(200, scale::patch(api, kind, namespace, &name, patch_type, patch).await?)
+                    reply(
+                        200,
+                        scale::patch(api, kind, namespace, &name, patch_type, patch, &manager).await?,
+                    )
                 }
                 (Some(Subresource::Log), Method::GET) => {
                     let request = LogRequest {

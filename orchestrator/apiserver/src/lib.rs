@@ -6,7 +6,8 @@
 //! request ──► dispatch: route (pure) + query + body (JSON or YAML, ≤ 3 MiB)
 //!               │
 //!               ├─ GET/LIST ──────────► store read ──► selectors ──► JSON or YAML
-//!               ├─ POST/PUT/PATCH ────► prepare (pure) ──► validate ──► conditional write
+//!               ├─ POST/PUT/PATCH ────► prepare (pure) ──► validate ──► managed fields ──► conditional write
+//!               ├─ PATCH (apply) ─────► apply (merge, ownership, conflicts) ──► prepare ──► ...
 //!               ├─ DELETE ────────────► delete (a namespace: mark, empty, delete)
 //!               ├─ watch ─────────────► store watch from resourceVersion + 1 ──► lines
 //!               └─ log ───────────────► the node's agent, streamed through
@@ -18,6 +19,7 @@ mod codec;
 mod discovery;
 mod dispatch;
 mod logs;
+mod managed_fields;
 mod namespace_deletion;
 mod openapi;
 mod patch;

@@ -1,16 +1,19 @@
-//! The verbs on objects and collections: get, list, create, replace (PUT), merge
-//! patch and delete. Reads are linearizable store reads; every write is validated
-//! first and is conditional on the revision it was prepared from.
+//! The verbs on objects and collections: get, list, create, replace (PUT), patch,
+//! server-side apply and delete. Reads are linearizable store reads; every write is
+//! validated first and is conditional on the revision it was prepared from.
 //!
 //! ```text
-//! PUT / PATCH:  read stored ──► prepare (pure) ──► validate ──► update if still at
-//!                   ▲                                            the read revision
-//!                   └──────── conflict, and the client gave no resourceVersion ┘
+//! PUT / PATCH:  read stored ──► prepare (pure) ──► validate ──► managed fields ──► update if still at
+//!                   ▲                                           (the writer's)     the read revision
+//!                   └──────── conflict, and the client gave no resourceVersion ──────────┘
+//! apply:        read stored ──► apply (merge + ownership) ──► prepare ──► validate ──► update
+//!                   └─ none: apply to nothing ──► create ─┘  (nothing changed: no write)
 //! ```
 
 use serde_json::{Value, json};
 
 use super::ApiServer;
+use super::managed_fields::{self, Manager, check_configuration, track};
 use super::patch::{PatchType, apply};
 use super::prepare::{
     FieldValidation, Part, check_identity, is_terminating, precondition, prepare_create, prepare_update,
@@ -68,18 +71,23 @@ pub async fn list(api: &ApiServer, kind: &Kind, namespace: Option<&str>, filter:
 }
 
 /// Creates an object from a request body; a namespaced one needs its namespace to
-/// exist and not be terminating.
+/// exist and not be terminating. `manager` is recorded as its creator; `None` when
+/// the body carries its managed fields already (an apply).
 pub async fn create(
     api: &ApiServer,
     kind: &Kind,
     namespace: Option<&str>,
     mut body: Value,
     mode: FieldValidation,
+    manager: Option<&Manager>,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, namespace, None)?;
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, mode, &mut warnings)?;
+    if let Some(manager) = manager {
+        track(kind, None, &mut object, manager);
+    }
     for _ in 0..MAX_ATTEMPTS {
         let name = object.metadata().name().to_string();
         // The write is fenced by the namespace record: if the namespace is deleted
@@ -135,6 +143,7 @@ async fn namespace_fence(api: &ApiServer, kind: &Kind, namespace: &str, name: &s
 }
 
 /// PUT: replaces the object (`Part::Main`) or its status.
+#[allow(clippy::too_many_arguments)]
 pub async fn replace(
     api: &ApiServer,
     kind: &Kind,
@@ -143,17 +152,18 @@ pub async fn replace(
     part: Part,
     mut body: Value,
     mode: FieldValidation,
+    manager: &Manager,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, Some(namespace), Some(name))?;
     let expected = precondition(&body);
-    write(api, kind, namespace, name, expected, mode, |stored| {
-        Ok(prepare_update(part, stored, body.clone()))
+    write(api, kind, namespace, name, expected, mode, Some(manager), |stored| {
+        Ok(Some(prepare_update(part, stored, body.clone())))
     })
     .await
 }
 
-/// PATCH: applies a patch of any type to the stored object (or its status), then
-/// validates the result.
+/// PATCH: applies a patch of any type but apply to the stored object (or its
+/// status), then validates the result.
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
@@ -164,19 +174,91 @@ pub async fn patch(
     patch_type: PatchType,
     patch: Value,
     mode: FieldValidation,
+    manager: &Manager,
 ) -> Result<Written, ApiError> {
     let expected = precondition(&patch);
-    write(api, kind, namespace, name, expected, mode, |stored| {
+    write(api, kind, namespace, name, expected, mode, Some(manager), |stored| {
         let mut patched = apply(Some(kind), patch_type, stored, &patch)?;
         check_identity(kind, &mut patched, Some(namespace), Some(name))?;
-        Ok(prepare_update(part, stored, patched))
+        Ok(Some(prepare_update(part, stored, patched)))
     })
     .await
 }
 
-/// Reads the object, lets `change` make the new one from it, validates that and
-/// writes it if the object is still as read. A client's `expected` resourceVersion
-/// must be the stored one; without one, a conflicting write is retried.
+/// PATCH with `application/apply-patch+yaml`: server-side apply of `config` to the
+/// object (or its status) for `manager`. Creates the object when it does not exist
+/// (answered 201, as kube-apiserver does), and writes nothing when the apply changes
+/// nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn server_side_apply(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    part: Part,
+    config: Value,
+    manager: &Manager,
+    force: bool,
+    mode: FieldValidation,
+) -> Result<(u16, Written), ApiError> {
+    check_configuration(kind, &config, namespace, name)?;
+    let expected = precondition(&config);
+    for _ in 0..MAX_ATTEMPTS {
+        match get(api, kind, namespace, name).await {
+            Ok(_) => {
+                let written = write(api, kind, namespace, name, expected.clone(), mode, None, |stored| {
+                    let applied = managed_fields::apply(kind, Some(stored), &config, manager, force)?;
+                    if applied.is_unchanged {
+                        return Ok(None);
+                    }
+                    let mut object = applied.object;
+                    check_identity(kind, &mut object, Some(namespace), Some(name))?;
+                    let managed = object.pointer("/metadata/managedFields").cloned();
+                    let mut new = prepare_update(part, stored, object);
+                    // A status write keeps the stored metadata, but not its managers.
+                    if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                        match managed {
+                            Some(managed) => metadata.insert("managedFields".into(), managed),
+                            None => metadata.remove("managedFields"),
+                        };
+                    }
+                    Ok(Some(new))
+                })
+                .await;
+                match written {
+                    // Deleted since it was read: apply to nothing.
+                    Err(e) if e.code == 404 => continue,
+                    other => return other.map(|written| (200, written)),
+                }
+            }
+            Err(e) if e.code == 404 && part == Part::Main => {
+                let applied = managed_fields::apply(kind, None, &config, manager, force)?;
+                let mut object = applied.object;
+                if object.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object () does not match the name on the URL ({name})"
+                    )));
+                }
+                check_identity(kind, &mut object, Some(namespace), Some(name))?;
+                let namespace = Some(namespace).filter(|_| kind.namespaced);
+                match create(api, kind, namespace, object, mode, None).await {
+                    // Created since it was read: apply to that.
+                    Err(e) if e.reason == "AlreadyExists" => continue,
+                    other => return other.map(|written| (201, written)),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::conflict(kind, name))
+}
+
+/// Reads the object, lets `change` make the new one from it (`None`: nothing to
+/// write, the stored object stands), validates that, records what `manager` changed
+/// (`None`: `change` recorded it) and writes it if the object is still as read. A
+/// client's `expected` resourceVersion must be the stored one; without one, a
+/// conflicting write is retried.
+#[allow(clippy::too_many_arguments)]
 pub async fn write(
     api: &ApiServer,
     kind: &Kind,
@@ -184,7 +266,8 @@ pub async fn write(
     name: &str,
     expected: Option<String>,
     mode: FieldValidation,
-    mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
+    manager: Option<&Manager>,
+    mut change: impl FnMut(&Value) -> Result<Option<Value>, ApiError>,
 ) -> Result<Written, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
         let stored = get(api, kind, namespace, name).await?;
@@ -192,12 +275,20 @@ pub async fn write(
         if expected.as_ref().is_some_and(|expected| *expected != stored_version) {
             return Err(ApiError::conflict(kind, name));
         }
-        let mut new = change(&stored)?;
+        let Some(mut new) = change(&stored)? else {
+            return Ok(Written {
+                object: stored,
+                warnings: Vec::new(),
+            });
+        };
         if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
         let mut warnings = Vec::new();
-        let object = validate(kind, new, mode, &mut warnings)?;
+        let mut object = validate(kind, new, mode, &mut warnings)?;
+        if let Some(manager) = manager {
+            track(kind, Some(&stored), &mut object, manager);
+        }
         match storage::update(&api.kv, &object).await {
             Ok(object) => return Ok(Written { object, warnings }),
             Err(KvError::Conflict { .. }) if expected.is_none() => continue,

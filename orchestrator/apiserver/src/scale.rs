@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 
 use super::ApiServer;
+use super::managed_fields::Manager;
 use super::patch::{PatchType, apply};
 use super::prepare::{FieldValidation, fill_or_match, metadata_mut, precondition};
 use super::rest::{get, write};
@@ -24,6 +25,7 @@ pub async fn replace(
     namespace: &str,
     name: &str,
     mut scale: Value,
+    manager: &Manager,
 ) -> Result<Value, ApiError> {
     let replicas = scale_replicas(&mut scale, namespace, name)?;
     let written = write(
@@ -33,7 +35,8 @@ pub async fn replace(
         name,
         precondition(&scale),
         FieldValidation::Ignore,
-        |stored| Ok(with_replicas(stored, replicas)),
+        Some(manager),
+        |stored| Ok(Some(with_replicas(stored, replicas))),
     )
     .await?;
     Ok(scale_of(&written.object))
@@ -47,6 +50,7 @@ pub async fn patch(
     name: &str,
     patch_type: PatchType,
     patch: Value,
+    manager: &Manager,
 ) -> Result<Value, ApiError> {
     let written = write(
         api,
@@ -55,10 +59,11 @@ pub async fn patch(
         name,
         precondition(&patch),
         FieldValidation::Ignore,
+        Some(manager),
         |stored| {
             let mut scale = apply(None, patch_type, &scale_of(stored), &patch)?;
             let replicas = scale_replicas(&mut scale, namespace, name)?;
-            Ok(with_replicas(stored, replicas))
+            Ok(Some(with_replicas(stored, replicas)))
         },
     )
     .await?;

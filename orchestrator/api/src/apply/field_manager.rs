@@ -142,12 +142,28 @@ fn set_managed_fields(object: &mut Value, managers: &ManagedFields) {
     }
 }
 
-/// Kubernetes' name of the applied kind in errors: `apps/v1, Kind=Deployment`,
-/// `/v1, Kind=Pod`.
-fn group_version_kind(api_version: &str, config: &Value) -> String {
-    let kind = config.get("kind").and_then(Value::as_str).unwrap_or_default();
+/// Kubernetes' name of the applied object in errors: `default/web; apps/v1,
+/// Kind=Deployment`, `default/p; /v1, Kind=Pod`.
+fn object_name(api_version: &str, config: &Value) -> String {
+    let text = |pointer: &str| config.pointer(pointer).and_then(Value::as_str).unwrap_or_default();
     let prefix = if api_version.contains('/') { "" } else { "/" };
-    format!("{prefix}{api_version}, Kind={kind}")
+    format!(
+        "{}/{}; {prefix}{api_version}, Kind={}",
+        text("/metadata/namespace"),
+        text("/metadata/name"),
+        text("/kind")
+    )
+}
+
+/// Kubernetes' words for a list of errors: one alone, or each on a line of its own.
+fn error_list(errors: &[String]) -> String {
+    match errors {
+        [one] => one.clone(),
+        many => std::iter::once("errors:".to_string())
+            .chain(many.iter().map(|error| format!("  {error}")))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
 }
 
 /// Applies `config` for `writer`: to `live`, or to nothing when the object does not
@@ -167,8 +183,8 @@ pub fn apply(
     let applied = applied_fields(&config, schema).map_err(|errors| {
         ApplyError::BadRequest(format!(
             "failed to create typed patch object ({}): {}",
-            group_version_kind(writer.api_version, &config),
-            errors.join("\n")
+            object_name(writer.api_version, &config),
+            error_list(&errors)
         ))
     })?;
     let live_object = live.map_or_else(|| json!({}), without_managed_fields);

@@ -343,7 +343,16 @@ fn configurations_that_cannot_be_applied_are_bad_requests() {
     unknown["spec"]["replicaz"] = json!(1);
     assert_eq!(
         apply_as(None, "kubectl", &unknown, false).unwrap_err().to_string(),
-        "failed to create typed patch object (apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema"
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): \
+         .spec.replicaz: field not declared in schema"
+    );
+    unknown["spec"]["template"]["spec"]["containers"] = json!([{"image": "x"}]);
+    assert_eq!(
+        apply_as(None, "kubectl", &unknown, false).unwrap_err().to_string(),
+        "failed to create typed patch object (default/web; apps/v1, Kind=Deployment): errors:\n  \
+         .spec.replicaz: field not declared in schema\n  \
+         .spec.template.spec.containers: element 0: associative list with keys has an element that omits key \
+         field \"name\" (and doesn't have default value)"
     );
 }
 
