@@ -15,7 +15,7 @@ use super::logs::{LogRequest, logs};
 use super::managed_fields::{Manager, check_field_manager, check_patch_options};
 use super::patch::PatchType;
 use super::prepare::{FieldValidation, Part};
-use super::rest::Written;
+use super::rest::{WriteOptions, Written};
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::selector::{FieldSelector, Filter, LabelSelector};
 use super::status::ApiError;
@@ -47,6 +47,31 @@ impl Params {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         Manager::of_request(self.text("fieldManager"), user_agent, subresource)
+    }
+
+    /// `dryRun`: `All` or nothing, as kube-apiserver takes it; `options` names the
+    /// verb's options kind for the error.
+    fn dry_run(&self, options: &str) -> Result<bool, ApiError> {
+        match self.text("dryRun") {
+            "" => Ok(false),
+            "All" => Ok(true),
+            other => Err(ApiError::invalid_options(
+                options,
+                "dryRun",
+                "FieldValueNotSupported",
+                &format!("Unsupported value: [{}]: supported values: \"All\"", Value::from(other)),
+            )),
+        }
+    }
+
+    /// The options of a write by `manager`.
+    fn write_options<'a>(&self, options: &str, manager: &'a Manager) -> Result<WriteOptions<'a>, ApiError> {
+        check_field_manager(options, self.text("fieldManager"))?;
+        Ok(WriteOptions {
+            field_validation: FieldValidation::parse(self.text("fieldValidation"))?,
+            manager: Some(manager),
+            dry_run: self.dry_run(options)?,
+        })
     }
 
     fn flag(&self, name: &str) -> Result<bool, ApiError> {
@@ -155,13 +180,12 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             }
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
-                check_field_manager("CreateOptions", params.text("fieldManager"))?;
-                let object = object_body(headers, body).await?;
-                let mode = FieldValidation::parse(params.text("fieldValidation"))?;
                 let manager = params.manager(headers, "");
+                let options = params.write_options("CreateOptions", &manager)?;
+                let object = object_body(headers, body).await?;
                 written(
                     201,
-                    rest::create(api, kind, namespace.as_deref(), object, mode, Some(&manager)).await?,
+                    rest::create(api, kind, namespace.as_deref(), object, options).await?,
                 )
             }
             _ => Err(ApiError::method_not_allowed()),
@@ -191,29 +215,28 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     }
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
-                    check_field_manager("UpdateOptions", params.text("fieldManager"))?;
+                    let options = params.write_options("UpdateOptions", &manager)?;
                     let object = object_body(headers, body).await?;
-                    let mode = FieldValidation::parse(params.text("fieldValidation"))?;
                     written(
                         200,
-                        rest::replace(api, kind, namespace, &name, part, object, mode, &manager).await?,
+                        rest::replace(api, kind, namespace, &name, part, object, options).await?,
                     )
                 }
                 (None | Some(Subresource::Status), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
                     check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
+                    let options = params.write_options("PatchOptions", &manager)?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
-                    let mode = FieldValidation::parse(params.text("fieldValidation"))?;
                     if patch_type == PatchType::Apply {
                         let force = params.flag("force")?;
                         let (code, applied) =
-                            rest::server_side_apply(api, kind, namespace, &name, part, patch, &manager, force, mode)
+                            rest::server_side_apply(api, kind, namespace, &name, part, patch, &manager, force, options)
                                 .await?;
                         return written(code, applied);
                     }
                     written(
                         200,
-                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, mode, &manager).await?,
+                        rest::patch(api, kind, namespace, &name, part, patch_type, patch, options).await?,
                     )
                 }
                 (None, Method::DELETE) => {
@@ -223,24 +246,29 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
                     } else {
                         Some(decode_object(headers, &bytes)?)
                     };
-                    reply(200, rest::delete(api, kind, namespace, &name, options.as_ref()).await?)
+                    let dry_run = params.dry_run("DeleteOptions")?;
+                    reply(
+                        200,
+                        rest::delete(api, kind, namespace, &name, options.as_ref(), dry_run).await?,
+                    )
                 }
                 (Some(Subresource::Scale), Method::GET) => reply(200, scale::read(api, kind, namespace, &name).await?),
                 (Some(Subresource::Scale), Method::PUT) => {
-                    check_field_manager("UpdateOptions", params.text("fieldManager"))?;
+                    let options = params.write_options("UpdateOptions", &manager)?;
                     let object = object_body(headers, body).await?;
                     reply(
                         200,
-                        scale::replace(api, kind, namespace, &name, object, &manager).await?,
+                        scale::replace(api, kind, namespace, &name, object, &manager, options.dry_run).await?,
                     )
                 }
                 (Some(Subresource::Scale), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
                     check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
+                    let dry_run = params.write_options("PatchOptions", &manager)?.dry_run;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     reply(
                         200,
-                        scale::patch(api, kind, namespace, &name, patch_type, patch, &manager).await?,
+                        scale::patch(api, kind, namespace, &name, patch_type, patch, &manager, dry_run).await?,
                     )
                 }
                 (Some(Subresource::Log), Method::GET) => {

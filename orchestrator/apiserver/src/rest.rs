@@ -34,6 +34,19 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
+/// How a write is done.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions<'a> {
+    /// What happens to fields the kind does not define.
+    pub field_validation: FieldValidation,
+    /// Who writes, recorded in the object's managed fields; `None` when the change
+    /// records them itself (an apply).
+    pub manager: Option<&'a Manager>,
+    /// `dryRun=All`: everything but the store write; the answer is the object as it
+    /// would be stored.
+    pub dry_run: bool,
+}
+
 /// How often a write prepared from a stale read is tried again before giving up.
 const MAX_ATTEMPTS: usize = 16;
 
@@ -78,14 +91,13 @@ pub async fn create(
     kind: &Kind,
     namespace: Option<&str>,
     mut body: Value,
-    mode: FieldValidation,
-    manager: Option<&Manager>,
+    options: WriteOptions<'_>,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, namespace, None)?;
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
-    let mut object = validate(kind, body, mode, &mut warnings)?;
-    if let Some(manager) = manager {
+    let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
+    if let Some(manager) = options.manager {
         track(kind, None, &mut object, manager);
     }
     for _ in 0..MAX_ATTEMPTS {
@@ -97,6 +109,12 @@ pub async fn create(
         } else {
             None
         };
+        if options.dry_run {
+            return Ok(Written {
+                object: storage::to_value(&object),
+                warnings,
+            });
+        }
         // Events go after their time to live, as kube-apiserver's `--event-ttl` says.
         let lease = if *kind == EVENT {
             api.event_leases
@@ -151,12 +169,11 @@ pub async fn replace(
     name: &str,
     part: Part,
     mut body: Value,
-    mode: FieldValidation,
-    manager: &Manager,
+    options: WriteOptions<'_>,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, Some(namespace), Some(name))?;
     let expected = precondition(&body);
-    write(api, kind, namespace, name, expected, mode, Some(manager), |stored| {
+    write(api, kind, namespace, name, expected, options, |stored| {
         Ok(Some(prepare_update(part, stored, body.clone())))
     })
     .await
@@ -173,11 +190,10 @@ pub async fn patch(
     part: Part,
     patch_type: PatchType,
     patch: Value,
-    mode: FieldValidation,
-    manager: &Manager,
+    options: WriteOptions<'_>,
 ) -> Result<Written, ApiError> {
     let expected = precondition(&patch);
-    write(api, kind, namespace, name, expected, mode, Some(manager), |stored| {
+    write(api, kind, namespace, name, expected, options, |stored| {
         let mut patched = apply(Some(kind), patch_type, stored, &patch)?;
         check_identity(kind, &mut patched, Some(namespace), Some(name))?;
         Ok(Some(prepare_update(part, stored, patched)))
@@ -199,14 +215,19 @@ pub async fn server_side_apply(
     config: Value,
     manager: &Manager,
     force: bool,
-    mode: FieldValidation,
+    options: WriteOptions<'_>,
 ) -> Result<(u16, Written), ApiError> {
     check_configuration(kind, &config, namespace, name)?;
     let expected = precondition(&config);
+    // The apply records the managed fields itself.
+    let options = WriteOptions {
+        manager: None,
+        ..options
+    };
     for _ in 0..MAX_ATTEMPTS {
         match get(api, kind, namespace, name).await {
             Ok(_) => {
-                let written = write(api, kind, namespace, name, expected.clone(), mode, None, |stored| {
+                let written = write(api, kind, namespace, name, expected.clone(), options, |stored| {
                     let applied = managed_fields::apply(kind, Some(stored), &config, manager, force)?;
                     if applied.is_unchanged {
                         return Ok(None);
@@ -241,7 +262,7 @@ pub async fn server_side_apply(
                 }
                 check_identity(kind, &mut object, Some(namespace), Some(name))?;
                 let namespace = Some(namespace).filter(|_| kind.namespaced);
-                match create(api, kind, namespace, object, mode, None).await {
+                match create(api, kind, namespace, object, options).await {
                     // Created since it was read: apply to that.
                     Err(e) if e.reason == "AlreadyExists" => continue,
                     other => return other.map(|written| (201, written)),
@@ -254,19 +275,17 @@ pub async fn server_side_apply(
 }
 
 /// Reads the object, lets `change` make the new one from it (`None`: nothing to
-/// write, the stored object stands), validates that, records what `manager` changed
-/// (`None`: `change` recorded it) and writes it if the object is still as read. A
-/// client's `expected` resourceVersion must be the stored one; without one, a
-/// conflicting write is retried.
-#[allow(clippy::too_many_arguments)]
+/// write, the stored object stands), validates that, records what the manager
+/// changed and writes it if the object is still as read. A client's `expected`
+/// resourceVersion must be the stored one; without one, a conflicting write is
+/// retried.
 pub async fn write(
     api: &ApiServer,
     kind: &Kind,
     namespace: &str,
     name: &str,
     expected: Option<String>,
-    mode: FieldValidation,
-    manager: Option<&Manager>,
+    options: WriteOptions<'_>,
     mut change: impl FnMut(&Value) -> Result<Option<Value>, ApiError>,
 ) -> Result<Written, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
@@ -285,9 +304,15 @@ pub async fn write(
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
         let mut warnings = Vec::new();
-        let mut object = validate(kind, new, mode, &mut warnings)?;
-        if let Some(manager) = manager {
+        let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
+        if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);
+        }
+        if options.dry_run {
+            return Ok(Written {
+                object: storage::to_value(&object),
+                warnings,
+            });
         }
         match storage::update(&api.kv, &object).await {
             Ok(object) => return Ok(Written { object, warnings }),
@@ -307,7 +332,12 @@ pub async fn delete(
     namespace: &str,
     name: &str,
     options: Option<&Value>,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
+    if dry_run {
+        // Everything but the delete: the object must exist; it is answered as it is.
+        return get(api, kind, namespace, name).await;
+    }
     if kind == namespaces() {
         return super::namespace_deletion::delete(api, name).await;
     }

@@ -9,7 +9,7 @@ use super::ApiServer;
 use super::managed_fields::Manager;
 use super::patch::{PatchType, apply};
 use super::prepare::{FieldValidation, fill_or_match, metadata_mut, precondition};
-use super::rest::{get, write};
+use super::rest::{WriteOptions, get, write};
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::validation::FieldError;
@@ -26,6 +26,7 @@ pub async fn replace(
     name: &str,
     mut scale: Value,
     manager: &Manager,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let replicas = scale_replicas(&mut scale, namespace, name)?;
     let written = write(
@@ -34,8 +35,11 @@ pub async fn replace(
         namespace,
         name,
         precondition(&scale),
-        FieldValidation::Ignore,
-        Some(manager),
+        WriteOptions {
+            field_validation: FieldValidation::Ignore,
+            manager: Some(manager),
+            dry_run,
+        },
         |stored| Ok(Some(with_replicas(stored, replicas))),
     )
     .await?;
@@ -43,6 +47,7 @@ pub async fn replace(
 }
 
 /// PATCH: a patch of the `Scale` view.
+#[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
     kind: &Kind,
@@ -51,6 +56,7 @@ pub async fn patch(
     patch_type: PatchType,
     patch: Value,
     manager: &Manager,
+    dry_run: bool,
 ) -> Result<Value, ApiError> {
     let written = write(
         api,
@@ -58,8 +64,11 @@ pub async fn patch(
         namespace,
         name,
         precondition(&patch),
-        FieldValidation::Ignore,
-        Some(manager),
+        WriteOptions {
+            field_validation: FieldValidation::Ignore,
+            manager: Some(manager),
+            dry_run,
+        },
         |stored| {
             let mut scale = apply(None, patch_type, &scale_of(stored), &patch)?;
             let replicas = scale_replicas(&mut scale, namespace, name)?;

@@ -30,7 +30,7 @@ pub fn stamp(kind: &Kind, object: &mut Value, revision: i64) {
 }
 
 /// The object as written: with its kind's `kind` and `apiVersion`.
-fn to_value(object: &Object) -> Value {
+pub fn to_value(object: &Object) -> Value {
     let mut value = object.to_value();
     value["kind"] = object.kind().into();
     value["apiVersion"] = object.descriptor().api_version().into();

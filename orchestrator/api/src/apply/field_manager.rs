@@ -24,6 +24,7 @@ use super::applied_fields::applied_fields;
 use super::compare::compare;
 use super::conflict::{Conflict, Conflicts};
 use super::field_set::FieldSet;
+use super::last_applied::{self, KUBECTL, fields_still_as_last_applied};
 use super::managed::{MAX_UPDATE_MANAGERS, Managed, ManagedFields, ManagerId};
 use super::merge::merge;
 use super::path::Path;
@@ -167,8 +168,47 @@ fn error_list(errors: &[String]) -> String {
 }
 
 /// Applies `config` for `writer`: to `live`, or to nothing when the object does not
-/// exist yet (the result is then the object to create).
+/// exist yet (the result is then the object to create). The manager `kubectl` also
+/// takes over from client-side apply (see `last_applied`).
 pub fn apply(
+    live: Option<&Value>,
+    config: &Value,
+    writer: Writer<'_>,
+    force: bool,
+    schema: &PatchSchema,
+    now: &Time,
+) -> Result<Applied, ApplyError> {
+    let result = match apply_once(live, config, writer, force, schema, now) {
+        Err(ApplyError::Conflicts(conflicts)) if writer.manager == KUBECTL => {
+            let kubectls = live.and_then(|live| {
+                fields_still_as_last_applied(&without_managed_fields(live), writer.api_version, schema)
+            });
+            match kubectls {
+                None => Err(ApplyError::Conflicts(conflicts)),
+                Some(kubectls) => {
+                    let remaining: Vec<Conflict> = conflicts
+                        .iter()
+                        .filter(|conflict| !kubectls.contains(&conflict.path.0))
+                        .cloned()
+                        .collect();
+                    if remaining.is_empty() {
+                        apply_once(live, config, writer, true, schema, now)
+                    } else {
+                        Err(ApplyError::Conflicts(Conflicts::new(remaining)))
+                    }
+                }
+            }
+        }
+        other => other,
+    };
+    let mut applied = result?;
+    if writer.manager == KUBECTL && last_applied::record(&mut applied.object, live, config) {
+        applied.is_unchanged = false;
+    }
+    Ok(applied)
+}
+
+fn apply_once(
     live: Option<&Value>,
     config: &Value,
     writer: Writer<'_>,

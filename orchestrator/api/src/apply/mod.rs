@@ -33,6 +33,7 @@
 //! | `managed`         | managers and their entries                                  |
 //! | `conflict`        | conflicts and kube-apiserver's messages                     |
 //! | `field_manager`   | `apply` and `update`                                        |
+//! | `last_applied`    | taking over from client-side apply (manager `kubectl`)      |
 
 mod applied_fields;
 mod compare;
@@ -40,6 +41,7 @@ mod conflict;
 mod field_manager;
 mod field_set;
 mod fields_v1;
+mod last_applied;
 mod managed;
 mod merge;
 mod path;
@@ -55,6 +57,7 @@ pub use conflict::{Conflict, Conflicts};
 pub use field_manager::{Applied, ApplyError, BEFORE_FIRST_APPLY, Writer, apply, update};
 pub use field_set::FieldSet;
 pub use fields_v1::{from_fields_v1, to_fields_v1};
+pub use last_applied::LAST_APPLIED;
 pub use managed::{MAX_UPDATE_MANAGERS, Managed, ManagedFields, ManagerId, Operation};
 pub use merge::merge;
 pub use path::{Path, PathElement};

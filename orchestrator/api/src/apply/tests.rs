@@ -364,3 +364,45 @@ fn a_manager_that_stops_applying_a_struct_removes_it() {
     let after = apply_as(Some(&live), "kubectl", &config(2, json!({}), &[("c", "x")]), false).unwrap();
     assert_eq!(after["spec"].get("strategy"), None, "{after}");
 }
+
+#[test]
+fn kubectl_takes_over_what_it_applied_client_side() {
+    // What `kubectl apply` (client-side) leaves: the annotation and an Update entry.
+    let mut client_side = config(2, json!({"app": "web"}), &[("c", "x")]);
+    let annotation = client_side.to_string();
+    client_side["metadata"]["annotations"] = json!({LAST_APPLIED: annotation});
+    let entries = update(
+        None,
+        &client_side,
+        writer("kubectl-client-side-apply"),
+        &schema(),
+        &at(1),
+    );
+    client_side["metadata"]["managedFields"] = serde_json::to_value(&entries).unwrap();
+
+    // Another manager applying new replicas conflicts with the client-side applier ...
+    let scaled = config(3, json!({"app": "web"}), &[("c", "x")]);
+    let error = apply_as(Some(&client_side), "deployer", &scaled, false).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#
+    );
+    // ... but kubectl takes over what it applied before, and the annotation follows.
+    let taken = apply_as(Some(&client_side), "kubectl", &scaled, false).unwrap();
+    assert_eq!(taken["spec"]["replicas"], 3);
+    assert!(owned_by(&taken, "kubectl", Operation::Apply).contains(&".spec.replicas".to_string()));
+    let recorded: Value =
+        serde_json::from_str(taken["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap()).unwrap();
+    assert_eq!(recorded["spec"]["replicas"], 3);
+
+    // Not once the field has changed since the client-side apply.
+    let mut edited = client_side.clone();
+    edited["spec"]["replicas"] = json!(5);
+    let entries = update(Some(&client_side), &edited, writer("kubectl-edit"), &schema(), &at(2));
+    edited["metadata"]["managedFields"] = serde_json::to_value(&entries).unwrap();
+    let error = apply_as(Some(&edited), "kubectl", &scaled, false).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"Apply failed with 1 conflict: conflict with "kubectl-edit" using apps/v1: .spec.replicas"#
+    );
+}

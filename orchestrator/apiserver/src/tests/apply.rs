@@ -334,3 +334,51 @@ async fn creates_record_their_creator_and_apply_checks_its_request() {
         r#"Apply failed with 1 conflict: conflict with "kubectl-create" using apps/v1: .spec.replicas"#
     );
 }
+
+/// `kubectl diff --server-side` and `kubectl apply --server-side --dry-run=server`
+/// send `dryRun=All`: the answer is the object as it would be; nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_runs_store_nothing() {
+    let server = start().await;
+    let config = configuration(2, &[("app", "web")], &[]);
+    let would_create = server.apply("fieldManager=kubectl&dryRun=All", &config).await;
+    assert_eq!(would_create.status, 201, "{}", would_create.json());
+    assert_eq!(would_create.json()["spec"]["replicas"], 2);
+    assert_eq!(managers(&would_create.json()), [("kubectl".into(), "Apply".into())]);
+    assert_eq!(server.get(WEB).await.status, 404);
+
+    let created = server.apply("fieldManager=kubectl", &config).await.json();
+    let would_scale = server
+        .apply(
+            "fieldManager=kubectl&dryRun=All",
+            &configuration(7, &[("app", "web")], &[]),
+        )
+        .await;
+    assert_eq!(would_scale.status, 200, "{}", would_scale.json());
+    assert_eq!(would_scale.json()["spec"]["replicas"], 7);
+    let stored = server.get(WEB).await.json();
+    assert_eq!(stored["spec"]["replicas"], 2);
+    assert_eq!(version_of(&stored), version_of(&created));
+
+    let would_patch = server
+        .call(
+            "PATCH",
+            &format!("{WEB}?dryRun=All"),
+            &[("content-type", "application/merge-patch+json")],
+            br#"{"spec": {"replicas": 9}}"#.to_vec(),
+        )
+        .await;
+    assert_eq!(would_patch.json()["spec"]["replicas"], 9);
+    let would_delete = server.delete(&format!("{WEB}?dryRun=All")).await;
+    assert_eq!(would_delete.status, 200);
+    let stored = server.get(WEB).await.json();
+    assert_eq!(stored["spec"]["replicas"], 2);
+    assert_eq!(version_of(&stored), version_of(&created));
+
+    let bogus = server.apply("fieldManager=kubectl&dryRun=Some", &config).await;
+    assert_eq!(bogus.status, 422);
+    assert_eq!(
+        bogus.json()["message"],
+        r#"PatchOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: ["Some"]: supported values: "All""#
+    );
+}
