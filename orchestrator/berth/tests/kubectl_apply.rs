@@ -83,7 +83,12 @@ fn managers(deployment: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap_or(&Vec::new())
         .iter()
-        .map(|e| (e["manager"].as_str().unwrap().into(), e["operation"].as_str().unwrap().into()))
+        .map(|e| {
+            (
+                e["manager"].as_str().unwrap().into(),
+                e["operation"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -103,7 +108,11 @@ fn kubectl_apply_server_side_creates_conflicts_and_forces() {
         dir: server.dir().to_path_buf(),
     };
     eventually_blocking("the default namespace", || {
-        kubectl.run(&["get", "namespace", "default"]).status.success().then_some(())
+        kubectl
+            .run(&["get", "namespace", "default"])
+            .status
+            .success()
+            .then_some(())
     });
 
     let file = write(&kubectl.dir, &manifest(2, "    app: web\n    tier: front"));
@@ -114,7 +123,14 @@ fn kubectl_apply_server_side_creates_conflicts_and_forces() {
     assert_eq!(managers(&web), [("kubectl".to_string(), "Apply".to_string())]);
 
     // Another manager changes replicas; applying the file again conflicts with it.
-    kubectl.ok(&["patch", "deployment", "web", "--type=merge", "-p", r#"{"spec":{"replicas":5}}"#]);
+    kubectl.ok(&[
+        "patch",
+        "deployment",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"replicas":5}}"#,
+    ]);
     let web = kubectl.deployment();
     assert!(
         managers(&web).contains(&("kubectl-patch".into(), "Update".into())),
@@ -153,5 +169,8 @@ fn kubectl_apply_server_side_creates_conflicts_and_forces() {
     let file = write(&kubectl.dir, &manifest(2, "    app: web"));
     kubectl.ok(&["apply", "--server-side", "-f", &file]);
     let labels = kubectl.ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.labels}"]);
-    assert_eq!(serde_json::from_str::<Value>(&labels).unwrap(), serde_json::json!({"app": "web"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&labels).unwrap(),
+        serde_json::json!({"app": "web"})
+    );
 }
