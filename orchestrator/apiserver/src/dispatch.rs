@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, USER_AGENT};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
@@ -15,10 +15,11 @@ use super::codec::{content_type, decode_object_blocking, read_body, render, resp
 use super::inflight::Class;
 use super::list::ListRequest;
 use super::logs::{LogRequest, logs};
+use super::managed_fields::{Manager, check_field_manager, check_patch_options};
 use super::params::Params;
 use super::patch::PatchType;
-use super::prepare::{FieldValidation, Part, WriteOptions, parse_dry_run};
-use super::rest::Written;
+use super::prepare::{FieldValidation, Part};
+use super::rest::{WriteOptions, Written};
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::status::ApiError;
 use super::watch::{WatchRequest, watch};
@@ -28,12 +29,41 @@ use super::{ApiServer, discovery, eviction, list, openapi, rest, scale, table};
 /// good as none, and bounding it keeps the deadline arithmetic from overflowing.
 const MAX_WATCH_TIMEOUT_SECONDS: i64 = u32::MAX as i64;
 
-/// `fieldValidation` and `dryRun` of a write.
-fn write_options(params: &Params) -> Result<WriteOptions, ApiError> {
-    Ok(WriteOptions {
-        field_validation: FieldValidation::parse(params.text("fieldValidation"))?,
-        dry_run: parse_dry_run(&[params.text("dryRun")])?,
-    })
+/// What a write reads from its query: the writer, `dryRun` and `fieldValidation`.
+impl Params {
+    /// The writer of the request, to the object itself or a subresource.
+    fn manager(&self, headers: &HeaderMap, subresource: &'static str) -> Manager {
+        let user_agent = headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Manager::of_request(self.text("fieldManager"), user_agent, subresource)
+    }
+
+    /// `dryRun`: `All` or nothing, as kube-apiserver takes it; `options` names the
+    /// verb's options kind for the error.
+    fn dry_run(&self, options: &str) -> Result<bool, ApiError> {
+        match self.text("dryRun") {
+            "" => Ok(false),
+            "All" => Ok(true),
+            other => Err(ApiError::invalid_options(
+                options,
+                "dryRun",
+                "FieldValueNotSupported",
+                &format!("Unsupported value: [{}]: supported values: \"All\"", Value::from(other)),
+            )),
+        }
+    }
+
+    /// The options of a write by `manager`.
+    fn write_options<'a>(&self, options: &str, manager: &'a Manager) -> Result<WriteOptions<'a>, ApiError> {
+        check_field_manager(options, self.text("fieldManager"))?;
+        Ok(WriteOptions {
+            field_validation: FieldValidation::parse(self.text("fieldValidation"))?,
+            manager: Some(manager),
+            dry_run: self.dry_run(options)?,
+        })
+    }
 }
 
 /// Adds a `Warning: 299 - "<text>"` header per warning, as kube-apiserver does
@@ -206,8 +236,9 @@ async fn respond(
             }
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
+                let manager = params.manager(headers, "");
+                let options = params.write_options("CreateOptions", &manager)?;
                 let object = object_body(headers, body).await?;
-                let options = write_options(&params)?;
                 written(
                     201,
                     rest::create(api, kind, namespace.as_deref(), object, options).await?,
@@ -222,10 +253,12 @@ async fn respond(
             subresource,
         } => {
             let namespace = namespace.as_deref().unwrap_or_default();
-            let part = match subresource {
-                Some(Subresource::Status) => Part::Status,
-                _ => Part::Main,
+            let (part, subresource_name) = match subresource {
+                Some(Subresource::Status) => (Part::Status, "status"),
+                Some(Subresource::Scale) => (Part::Main, "scale"),
+                _ => (Part::Main, ""),
             };
+            let manager = params.manager(headers, subresource_name);
             match (subresource, method) {
                 (None | Some(Subresource::Status), Method::GET) => {
                     let object = rest::get(api, kind, namespace, &name).await?;
@@ -238,8 +271,8 @@ async fn respond(
                     }
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
+                    let options = params.write_options("UpdateOptions", &manager)?;
                     let object = object_body(headers, body).await?;
-                    let options = write_options(&params)?;
                     written(
                         200,
                         rest::replace(api, kind, namespace, &name, part, object, options).await?,
@@ -247,8 +280,16 @@ async fn respond(
                 }
                 (None | Some(Subresource::Status), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
+                    check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
+                    let options = params.write_options("PatchOptions", &manager)?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
-                    let options = write_options(&params)?;
+                    if patch_type == PatchType::Apply {
+                        let force = params.flag("force")?;
+                        let (code, applied) =
+                            rest::server_side_apply(api, kind, namespace, &name, part, patch, &manager, force, options)
+                                .await?;
+                        return written(code, applied);
+                    }
                     written(
                         200,
                         rest::patch(api, kind, namespace, &name, part, patch_type, patch, options).await?,
@@ -263,42 +304,29 @@ async fn respond(
                     } else {
                         Some(decode_object_blocking(headers, bytes).await?)
                     };
+                    let dry_run = params.dry_run("DeleteOptions")?;
                     reply(
                         200,
-                        rest::delete(
-                            api,
-                            kind,
-                            namespace,
-                            &name,
-                            options.as_ref(),
-                            write_options(&params)?.dry_run,
-                        )
-                        .await?,
+                        rest::delete(api, kind, namespace, &name, options.as_ref(), dry_run).await?,
                     )
                 }
                 (Some(Subresource::Scale), Method::GET) => reply(200, scale::read(api, kind, namespace, &name).await?),
                 (Some(Subresource::Scale), Method::PUT) => {
+                    let options = params.write_options("UpdateOptions", &manager)?;
                     let object = object_body(headers, body).await?;
                     reply(
                         200,
-                        scale::replace(api, kind, namespace, &name, object, write_options(&params)?.dry_run).await?,
+                        scale::replace(api, kind, namespace, &name, object, &manager, options.dry_run).await?,
                     )
                 }
                 (Some(Subresource::Scale), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
+                    check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
+                    let dry_run = params.write_options("PatchOptions", &manager)?.dry_run;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     reply(
                         200,
-                        scale::patch(
-                            api,
-                            kind,
-                            namespace,
-                            &name,
-                            patch_type,
-                            patch,
-                            write_options(&params)?.dry_run,
-                        )
-                        .await?,
+                        scale::patch(api, kind, namespace, &name, patch_type, patch, &manager, dry_run).await?,
                     )
                 }
                 (Some(Subresource::Eviction), Method::POST) => {

@@ -12,8 +12,9 @@
 //!   │               on the blocking pool)
 //!               ├─ GET ───────────────► store read ──► JSON or YAML
 //!               ├─ LIST ──────────────► store pages at one revision ──► selectors ──► limit/continue
-//!               ├─ POST/PUT/PATCH ────► prepare (pure) ──► validate ──► conditional write
+//!               ├─ POST/PUT/PATCH ────► prepare (pure) ──► validate ──► managed fields ──► conditional write
 //!               │                       (413 when the object is over the store's request limit)
+//!               ├─ PATCH (apply) ─────► apply (merge, ownership, conflicts) ──► prepare ──► ...
 //!               ├─ DELETE ────────────► delete (a namespace: mark, empty, delete)
 //!               ├─ watch ─────────────► store watch from resourceVersion + 1 ──► lines
 //!               └─ log ───────────────► the node's agent, streamed through
@@ -31,6 +32,7 @@ mod eviction;
 mod inflight;
 mod list;
 mod logs;
+mod managed_fields;
 mod namespace_deletion;
 mod nesting;
 mod openapi;

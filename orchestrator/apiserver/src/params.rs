@@ -23,6 +23,11 @@ impl Params {
             .map_err(|e| ApiError::bad_request(format!("invalid query string: {}", e.body_text())))
     }
 
+    /// Whether the parameter was given at all.
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
     /// The parameter's text; "" when absent.
     pub fn text(&self, name: &str) -> &str {
         self.0.get(name).map_or("", String::as_str)

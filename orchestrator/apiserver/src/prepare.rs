@@ -268,27 +268,6 @@ impl FieldValidation {
     }
 }
 
-/// How a write is done, from its query parameters (`fieldValidation`, `dryRun`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct WriteOptions {
-    pub field_validation: FieldValidation,
-    /// `dryRun=All`: everything a write does (defaults, validation, conflicts) but
-    /// storing it; the answer is the object as it would have been written.
-    pub dry_run: bool,
-}
-
-/// `dryRun`: absent, or `All` (Kubernetes' only stage).
-pub fn parse_dry_run(values: &[&str]) -> Result<bool, ApiError> {
-    match values {
-        [] | [""] => Ok(false),
-        ["All"] => Ok(true),
-        other => Err(ApiError::bad_request(format!(
-            "dryRun: invalid dry run option {:?}: the only valid option is \"All\"",
-            other.join(",")
-        ))),
-    }
-}
-
 /// Validates an object of `kind`; the error names every field at fault. Fields the
 /// kind does not define are refused or reported in `warnings`, as `mode` says.
 pub fn validate(

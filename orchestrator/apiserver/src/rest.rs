@@ -1,19 +1,22 @@
-//! The verbs on objects: get, create, replace (PUT), merge patch and delete (lists
-//! are `list.rs`'s). Reads are linearizable store reads; every write is validated
-//! first and is conditional on the revision it was prepared from.
+//! The verbs on objects: get, create, replace (PUT), patch, server-side apply and
+//! delete (lists are `list.rs`'s). Reads are linearizable store reads; every write is
+//! validated first and is conditional on the revision it was prepared from.
 //!
 //! ```text
-//! PUT / PATCH:  read stored ──► prepare (pure) ──► validate ──► update if still at
-//!                   ▲                                            the read revision
-//!                   └──────── conflict, and the client gave no resourceVersion ┘
+//! PUT / PATCH:  read stored ──► prepare (pure) ──► validate ──► managed fields ──► update if still at
+//!                   ▲                                           (the writer's)     the read revision
+//!                   └──────── conflict, and the client gave no resourceVersion ──────────┘
+//! apply:        read stored ──► apply (merge + ownership) ──► prepare ──► validate ──► update
+//!                   └─ none: apply to nothing ──► create ─┘  (nothing changed: no write)
 //! ```
 
 use serde_json::Value;
 
 use super::ApiServer;
+use super::managed_fields::{self, Manager, check_configuration, track};
 use super::patch::{PatchType, apply};
 use super::prepare::{
-    Part, WriteOptions, check_identity, complete_created_status, is_terminating, precondition, prepare_create,
+    FieldValidation, Part, check_identity, complete_created_status, is_terminating, precondition, prepare_create,
     prepare_update, resource_version, validate,
 };
 use super::route::{Kind, namespaces};
@@ -30,6 +33,19 @@ pub struct Written {
     pub warnings: Vec<String>,
 }
 
+/// How a write is done.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions<'a> {
+    /// What happens to fields the kind does not define.
+    pub field_validation: FieldValidation,
+    /// Who writes, recorded in the object's managed fields; `None` when the change
+    /// records them itself (an apply).
+    pub manager: Option<&'a Manager>,
+    /// `dryRun=All`: everything but the store write; the answer is the object as it
+    /// would be stored.
+    pub dry_run: bool,
+}
+
 /// How often a write prepared from a stale read is tried again before giving up.
 const MAX_ATTEMPTS: usize = 16;
 
@@ -43,19 +59,23 @@ pub async fn get(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> R
 }
 
 /// Creates an object from a request body; a namespaced one needs its namespace to
-/// exist and not be terminating.
+/// exist and not be terminating. `manager` is recorded as its creator; `None` when
+/// the body carries its managed fields already (an apply).
 pub async fn create(
     api: &ApiServer,
     kind: &Kind,
     namespace: Option<&str>,
     mut body: Value,
-    options: WriteOptions,
+    options: WriteOptions<'_>,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, namespace, None)?;
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
     complete_created_status(&mut object);
+    if let Some(manager) = options.manager {
+        track(kind, None, &mut object, manager);
+    }
     if options.dry_run {
         if kind.namespaced {
             namespace_fence(api, kind, object.metadata().namespace(), object.metadata().name()).await?;
@@ -141,6 +161,7 @@ async fn namespace_fence(api: &ApiServer, kind: &Kind, namespace: &str, name: &s
 }
 
 /// PUT: replaces the object (`Part::Main`) or its status.
+#[allow(clippy::too_many_arguments)]
 pub async fn replace(
     api: &ApiServer,
     kind: &Kind,
@@ -148,18 +169,18 @@ pub async fn replace(
     name: &str,
     part: Part,
     mut body: Value,
-    options: WriteOptions,
+    options: WriteOptions<'_>,
 ) -> Result<Written, ApiError> {
     check_identity(kind, &mut body, Some(namespace), Some(name))?;
     let expected = precondition(&body);
     write(api, kind, namespace, name, expected, options, |stored| {
-        Ok(prepare_update(part, stored, body.clone()))
+        Ok(Some(prepare_update(part, stored, body.clone())))
     })
     .await
 }
 
-/// PATCH: applies a patch of any type to the stored object (or its status), then
-/// validates the result.
+/// PATCH: applies a patch of any type but apply to the stored object (or its
+/// status), then validates the result.
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
@@ -169,28 +190,103 @@ pub async fn patch(
     part: Part,
     patch_type: PatchType,
     patch: Value,
-    options: WriteOptions,
+    options: WriteOptions<'_>,
 ) -> Result<Written, ApiError> {
     let expected = precondition(&patch);
     write(api, kind, namespace, name, expected, options, |stored| {
         let mut patched = apply(Some(kind), patch_type, stored, &patch)?;
         check_identity(kind, &mut patched, Some(namespace), Some(name))?;
-        Ok(prepare_update(part, stored, patched))
+        Ok(Some(prepare_update(part, stored, patched)))
     })
     .await
 }
 
-/// Reads the object, lets `change` make the new one from it, validates that and
-/// writes it if the object is still as read. A client's `expected` resourceVersion
-/// must be the stored one; without one, a conflicting write is retried.
+/// PATCH with `application/apply-patch+yaml`: server-side apply of `config` to the
+/// object (or its status) for `manager`. Creates the object when it does not exist
+/// (answered 201, as kube-apiserver does), and writes nothing when the apply changes
+/// nothing.
+#[allow(clippy::too_many_arguments)]
+pub async fn server_side_apply(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    part: Part,
+    config: Value,
+    manager: &Manager,
+    force: bool,
+    options: WriteOptions<'_>,
+) -> Result<(u16, Written), ApiError> {
+    check_configuration(kind, &config, namespace, name)?;
+    let expected = precondition(&config);
+    // The apply records the managed fields itself.
+    let options = WriteOptions {
+        manager: None,
+        ..options
+    };
+    for _ in 0..MAX_ATTEMPTS {
+        match get(api, kind, namespace, name).await {
+            Ok(_) => {
+                let written = write(api, kind, namespace, name, expected.clone(), options, |stored| {
+                    let applied = managed_fields::apply(kind, Some(stored), &config, manager, force)?;
+                    if applied.is_unchanged {
+                        return Ok(None);
+                    }
+                    let mut object = applied.object;
+                    check_identity(kind, &mut object, Some(namespace), Some(name))?;
+                    let managed = object.pointer("/metadata/managedFields").cloned();
+                    let mut new = prepare_update(part, stored, object);
+                    // A status write keeps the stored metadata, but not its managers.
+                    if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                        match managed {
+                            Some(managed) => metadata.insert("managedFields".into(), managed),
+                            None => metadata.remove("managedFields"),
+                        };
+                    }
+                    Ok(Some(new))
+                })
+                .await;
+                match written {
+                    // Deleted since it was read: apply to nothing.
+                    Err(e) if e.code == 404 => continue,
+                    other => return other.map(|written| (200, written)),
+                }
+            }
+            Err(e) if e.code == 404 && part == Part::Main => {
+                let applied = managed_fields::apply(kind, None, &config, manager, force)?;
+                let mut object = applied.object;
+                if object.pointer("/metadata/name").and_then(Value::as_str) != Some(name) {
+                    return Err(ApiError::bad_request(format!(
+                        "the name of the object () does not match the name on the URL ({name})"
+                    )));
+                }
+                check_identity(kind, &mut object, Some(namespace), Some(name))?;
+                let namespace = Some(namespace).filter(|_| kind.namespaced);
+                match create(api, kind, namespace, object, options).await {
+                    // Created since it was read: apply to that.
+                    Err(e) if e.reason == "AlreadyExists" => continue,
+                    other => return other.map(|written| (201, written)),
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::conflict(kind, name))
+}
+
+/// Reads the object, lets `change` make the new one from it (`None`: nothing to
+/// write, the stored object stands), validates that, records what the manager
+/// changed and writes it if the object is still as read. A client's `expected`
+/// resourceVersion must be the stored one; without one, a conflicting write is
+/// retried.
 pub async fn write(
     api: &ApiServer,
     kind: &Kind,
     namespace: &str,
     name: &str,
     expected: Option<String>,
-    options: WriteOptions,
-    mut change: impl FnMut(&Value) -> Result<Value, ApiError>,
+    options: WriteOptions<'_>,
+    mut change: impl FnMut(&Value) -> Result<Option<Value>, ApiError>,
 ) -> Result<Written, ApiError> {
     for _ in 0..MAX_ATTEMPTS {
         let stored = get(api, kind, namespace, name).await?;
@@ -198,15 +294,23 @@ pub async fn write(
         if expected.as_ref().is_some_and(|expected| *expected != stored_version) {
             return Err(ApiError::conflict(kind, name));
         }
-        let mut new = change(&stored)?;
+        let Some(mut new) = change(&stored)? else {
+            return Ok(Written {
+                object: stored,
+                warnings: Vec::new(),
+            });
+        };
         if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
         let mut warnings = Vec::new();
-        let object = validate(kind, new, options.field_validation, &mut warnings)?;
+        let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
+        if let Some(manager) = options.manager {
+            track(kind, Some(&stored), &mut object, manager);
+        }
         if options.dry_run {
             return Ok(Written {
-                object: storage::as_written(&object),
+                object: storage::to_value(&object),
                 warnings,
             });
         }

@@ -6,9 +6,10 @@
 use serde_json::{Value, json};
 
 use super::ApiServer;
+use super::managed_fields::Manager;
 use super::patch::{PatchType, apply};
-use super::prepare::{FieldValidation, WriteOptions, fill_or_match, metadata_mut, precondition};
-use super::rest::{get, write};
+use super::prepare::{FieldValidation, fill_or_match, metadata_mut, precondition};
+use super::rest::{WriteOptions, get, write};
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::validation::FieldError;
@@ -24,6 +25,7 @@ pub async fn replace(
     namespace: &str,
     name: &str,
     mut scale: Value,
+    manager: &Manager,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
     let replicas = scale_replicas(&mut scale, namespace, name)?;
@@ -35,15 +37,17 @@ pub async fn replace(
         precondition(&scale),
         WriteOptions {
             field_validation: FieldValidation::Ignore,
+            manager: Some(manager),
             dry_run,
         },
-        |stored| Ok(with_replicas(stored, replicas)),
+        |stored| Ok(Some(with_replicas(stored, replicas))),
     )
     .await?;
     Ok(scale_of(&written.object))
 }
 
 /// PATCH: a patch of the `Scale` view.
+#[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
     kind: &Kind,
@@ -51,6 +55,7 @@ pub async fn patch(
     name: &str,
     patch_type: PatchType,
     patch: Value,
+    manager: &Manager,
     dry_run: bool,
 ) -> Result<Value, ApiError> {
     let written = write(
@@ -61,12 +66,13 @@ pub async fn patch(
         precondition(&patch),
         WriteOptions {
             field_validation: FieldValidation::Ignore,
+            manager: Some(manager),
             dry_run,
         },
         |stored| {
             let mut scale = apply(None, patch_type, &scale_of(stored), &patch)?;
             let replicas = scale_replicas(&mut scale, namespace, name)?;
-            Ok(with_replicas(stored, replicas))
+            Ok(Some(with_replicas(stored, replicas)))
         },
     )
     .await?;

@@ -129,6 +129,29 @@ impl ApiError {
             .with_details(json!({"name": name, "group": group, "kind": kind, "causes": causes}))
     }
 
+    /// Request options that fail validation (`PatchOptions.meta.k8s.io "" is invalid:
+    /// fieldManager: Required value: is required for apply patch`): `options` is the
+    /// options kind, `reason` the cause's (`FieldValueRequired`), `text` what follows
+    /// the field.
+    pub fn invalid_options(options: &str, field: &str, reason: &str, text: &str) -> Self {
+        let message = format!("{options}.meta.k8s.io \"\" is invalid: {field}: {text}");
+        Self::new(422, "Invalid", message).with_details(json!({
+            "group": "meta.k8s.io",
+            "kind": options,
+            "causes": [{"reason": reason, "message": text, "field": field}],
+        }))
+    }
+
+    /// An apply that would change fields other managers own: kube-apiserver's
+    /// `Conflict` with one `FieldManagerConflict` cause per field, `(message, field)`.
+    pub fn apply_conflict(message: String, causes: &[(String, String)]) -> Self {
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|(message, field)| json!({"type": "FieldManagerConflict", "message": message, "field": field}))
+            .collect();
+        Self::new(409, "Conflict", message).with_details(json!({ "causes": causes }))
+    }
+
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }

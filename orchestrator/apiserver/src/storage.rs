@@ -35,7 +35,7 @@ pub fn as_written(object: &Object) -> Value {
 }
 
 /// The object as written: with its kind's `kind` and `apiVersion`.
-fn to_value(object: &Object) -> Value {
+pub fn to_value(object: &Object) -> Value {
     let mut value = object.to_value();
     value["kind"] = object.kind().into();
     value["apiVersion"] = object.descriptor().api_version().into();

@@ -31,6 +31,10 @@ pub struct GetArgs {
     /// After listing, print a row for every change
     #[arg(short = 'w', long = "watch")]
     pub watch: bool,
+    /// Keep metadata.managedFields in JSON and YAML output (left out otherwise, as
+    /// kubectl does)
+    #[arg(long = "show-managed-fields")]
+    pub show_managed_fields: bool,
     #[command(flatten)]
     pub common: Common,
 }
@@ -86,6 +90,11 @@ pub async fn run(args: GetArgs) -> Result<(), CliError> {
         groups.push(Group { kind: *kind, items });
     }
 
+    if !args.show_managed_fields {
+        for item in groups.iter_mut().flat_map(|g| g.items.iter_mut()) {
+            strip_managed_fields(item);
+        }
+    }
     let options = TableOptions {
         wide: args.output == Some(Output::Wide),
         with_namespace: args.all_namespaces,
@@ -137,8 +146,14 @@ pub async fn run(args: GetArgs) -> Result<(), CliError> {
             selector,
             names: &targets[0].names,
         };
+        let show_managed_fields = args.show_managed_fields;
         follow(&client, &scope, group.items, resource_version, &mut |object| {
-            printer.print(object)
+            if show_managed_fields {
+                return printer.print(object);
+            }
+            let mut object = object.clone();
+            strip_managed_fields(&mut object);
+            printer.print(&object)
         })
         .await?;
     }
@@ -176,6 +191,14 @@ fn name_line(kind: &KindInfo, item: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or_default();
     format!("{}/{name}\n", kind.qualified())
+}
+
+/// Leaves out `metadata.managedFields`, which say who set which field: long, and
+/// rarely what a reader wants.
+fn strip_managed_fields(object: &mut Value) {
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        metadata.remove("managedFields");
+    }
 }
 
 pub fn as_list(items: Vec<Value>) -> Value {
@@ -296,5 +319,16 @@ mod tests {
         let list = as_list(vec![ns]);
         assert_eq!(list["kind"], "List");
         assert_eq!(list["items"][0]["metadata"]["name"], "a");
+    }
+
+    #[test]
+    fn managed_fields_are_left_out_unless_asked_for() {
+        let mut owned = namespace("a");
+        owned["metadata"]["managedFields"] = json!([{"manager": "kubectl", "operation": "Apply"}]);
+        strip_managed_fields(&mut owned);
+        assert_eq!(owned, namespace("a"));
+        let args = GetArgs::try_parse_from(["get", "ns", "--show-managed-fields"]).unwrap();
+        assert!(args.show_managed_fields);
+        assert!(!GetArgs::try_parse_from(["get", "ns"]).unwrap().show_managed_fields);
     }
 }

@@ -24,10 +24,10 @@ mod error;
 mod json_patch;
 mod merge_patch;
 mod pointer;
-mod schema;
+pub(crate) mod schema;
 mod strategic;
 mod strategy;
-mod value;
+pub(crate) mod value;
 
 pub use error::{JsonPatchFailure, PatchError, StrategicMergeFailure};
 pub use json_patch::json_patch;

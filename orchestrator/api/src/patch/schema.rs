@@ -183,6 +183,40 @@ impl<'a> SchemaNode<'a> {
             _ => None,
         }
     }
+
+    /// What the schema says this is.
+    pub(crate) fn form(self) -> SchemaForm {
+        match self.shape() {
+            None => SchemaForm::Unknown,
+            Some(Shape::Opaque) => SchemaForm::Opaque,
+            Some(Shape::List { .. }) => SchemaForm::List,
+            Some(Shape::Object { fields, values, .. }) => SchemaForm::Object {
+                has_fields: !fields.is_empty(),
+                has_values: values.is_some(),
+            },
+        }
+    }
+
+    /// Whether this object declares a field `name` (a struct's field, not a map's member).
+    pub(crate) fn declares(self, name: &str) -> bool {
+        matches!(self.shape(), Some(Shape::Object { fields, .. }) if fields.contains_key(name))
+    }
+}
+
+/// The kind of schema at a node, for walks that need more than strategies (server-side
+/// apply's field sets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SchemaForm {
+    /// The schema says nothing here.
+    Unknown,
+    /// A scalar, or a value the schema leaves open.
+    Opaque,
+    List,
+    /// A struct (named fields), a map (`additionalProperties`), or both.
+    Object {
+        has_fields: bool,
+        has_values: bool,
+    },
 }
 
 struct Compiler<'r> {
