@@ -355,6 +355,6 @@ async fn dry_runs_validate_and_answer_but_store_nothing() {
     let bad = server
         .call("DELETE", &format!("{web}?dryRun=Some"), &[], Vec::new())
         .await;
-    assert_eq!(bad.status, 400);
+    assert_eq!(bad.status, 422, "as kube-apiserver refuses invalid DeleteOptions");
     assert!(bad.json()["message"].as_str().unwrap().contains("dryRun"));
 }
