@@ -66,6 +66,21 @@ impl Params {
     }
 }
 
+/// Whether the client takes JSON (or says nothing, or anything).
+fn accepts_json(headers: &HeaderMap) -> bool {
+    let accept: Vec<&str> = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|m| m.split(';').next().unwrap_or_default().trim())
+        .collect();
+    accept.is_empty()
+        || accept
+            .iter()
+            .any(|m| matches!(*m, "application/json" | "*/*" | "application/*" | "application/yaml"))
+}
+
 /// Adds a `Warning: 299 - "<text>"` header per warning, as kube-apiserver does
 /// (kubectl prints them as `Warning: <text>`).
 fn add_warnings(response: &mut Response, warnings: &[String]) {
@@ -193,6 +208,12 @@ async fn respond(
         },
         Route::Version => reply(200, discovery::version()),
         Route::OpenApiIndex => reply(200, openapi::index()),
+        Route::OpenApiV2 if accepts_json(headers) => reply(200, openapi::v2().clone()),
+        Route::OpenApiV2 => Err(ApiError::new(
+            406,
+            "NotAcceptable",
+            "only application/json is served here: the OpenAPI v2 document is not served as protobuf",
+        )),
         Route::OpenApiDocument(path) => match openapi::group_version_document(&path) {
             Some(document) => reply(200, document.clone()),
             None => Err(ApiError::path_not_found()),

@@ -89,14 +89,102 @@ fn schema_name(reference: &schemars::Schema) -> String {
 }
 
 fn document(group: &str, version: &str) -> Value {
-    let mut generator = SchemaSettings::openapi3().into_generator();
+    let (paths, schemas) = paths_and_schemas(SchemaSettings::openapi3(), |k| (k.group, k.version) == (group, version));
+    json!({
+        "openapi": "3.0.0",
+        "info": {"title": "berth", "version": format!("v{}", env!("CARGO_PKG_VERSION"))},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    })
+}
+
+/// `/openapi/v2`: one Swagger 2.0 document of every kind, in JSON (kube-apiserver
+/// also serves it as protobuf, which berth does not: a client that asks only for
+/// protobuf gets 406 and, as kubectl does, falls back to OpenAPI v3).
+pub fn v2() -> &'static Value {
+    static V2: OnceLock<Value> = OnceLock::new();
+    V2.get_or_init(|| {
+        let settings = SchemaSettings::openapi3().with(|s| s.definitions_path = "/definitions".into());
+        let (paths, definitions) = paths_and_schemas(settings, |_| true);
+        let text = Value::Object(paths)
+            .to_string()
+            .replace("#/components/schemas/", "#/definitions/");
+        let paths: Value = serde_json::from_str(&text).expect("our own JSON");
+        let paths: Map<String, Value> = paths
+            .as_object()
+            .expect("paths are an object")
+            .iter()
+            .map(|(path, item)| (path.clone(), v2_path_item(item)))
+            .collect();
+        json!({
+            "swagger": "2.0",
+            "info": {"title": "berth", "version": format!("v{}", env!("CARGO_PKG_VERSION"))},
+            "paths": paths,
+            "definitions": definitions,
+        })
+    })
+}
+
+/// A v3 path item in Swagger 2.0's form: parameters typed in place, a body
+/// parameter for the request body, responses with a schema.
+fn v2_path_item(item: &Value) -> Value {
+    let mut item = item.clone();
+    for operation in item.as_object_mut().into_iter().flat_map(|o| o.values_mut()) {
+        let Some(operation) = operation.as_object_mut() else {
+            continue;
+        };
+        let mut parameters: Vec<Value> = operation
+            .get("parameters")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut p| {
+                if let Some(schema) = p.as_object_mut().and_then(|p| p.remove("schema")) {
+                    p["type"] = schema.get("type").cloned().unwrap_or_else(|| "string".into());
+                }
+                p
+            })
+            .collect();
+        if let Some(body) = operation.remove("requestBody") {
+            let schema = body["content"]
+                .as_object()
+                .and_then(|c| c.values().next())
+                .map(|c| c["schema"].clone())
+                .unwrap_or_else(|| json!({"type": "object"}));
+            let consumes: Vec<&str> = body["content"]
+                .as_object()
+                .map(|c| c.keys().map(String::as_str).collect())
+                .unwrap_or_default();
+            operation.insert("consumes".into(), json!(consumes));
+            parameters.push(json!({"name": "body", "in": "body", "required": true, "schema": schema}));
+        }
+        operation.insert("parameters".into(), Value::Array(parameters));
+        if let Some(Value::Object(responses)) = operation.get_mut("responses") {
+            for response in responses.values_mut() {
+                if let Some(schema) = response.pointer("/content/application~1json/schema").cloned() {
+                    response["schema"] = schema;
+                }
+                if let Some(response) = response.as_object_mut() {
+                    response.remove("content");
+                }
+            }
+        }
+        operation.insert("produces".into(), json!(["application/json", "application/yaml"]));
+    }
+    item
+}
+
+/// The paths of the kinds `serve` picks, and the schemas of those kinds and their
+/// fields, with Kubernetes' extensions (group-version-kind, patch strategies).
+fn paths_and_schemas(
+    settings: SchemaSettings,
+    serve: impl Fn(&Kind) -> bool,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let mut generator = settings.into_generator();
     let mut paths = Map::new();
     let mut kinds = Vec::new();
-    for kind in KINDS
-        .iter()
-        .copied()
-        .filter(|k| (k.group, k.version) == (group, version))
-    {
+    for kind in KINDS.iter().copied().filter(|k| serve(k)) {
         let name = schema_name(&(kind.schema)(&mut generator));
         add_paths(&mut paths, kind, &name);
         kinds.push((kind, name));
@@ -122,12 +210,7 @@ fn document(group: &str, version: &str) -> Value {
             field.insert("x-kubernetes-patch-merge-key".into(), key.into());
         }
     }
-    json!({
-        "openapi": "3.0.0",
-        "info": {"title": "berth", "version": format!("v{}", env!("CARGO_PKG_VERSION"))},
-        "paths": paths,
-        "components": {"schemas": schemas},
-    })
+    (paths, schemas)
 }
 
 fn gvk(kind: &Kind) -> Value {
@@ -326,5 +409,23 @@ mod tests {
         );
         assert_eq!(container["properties"]["env"]["x-kubernetes-patch-strategy"], "merge");
         assert!(group_version_document("apis/batch/v1").is_none());
+
+        let v2 = v2();
+        assert_eq!(v2["swagger"], "2.0");
+        let deployment = &v2["definitions"]["io.k8s.api.apps.v1.Deployment"];
+        assert_eq!(deployment["x-kubernetes-group-version-kind"][0]["kind"], "Deployment");
+        assert_eq!(
+            v2["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]["items"]["$ref"],
+            "#/definitions/io.k8s.api.core.v1.Container"
+        );
+        let patch = &v2["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+        let parameters = patch["parameters"].as_array().unwrap();
+        assert!(
+            parameters
+                .iter()
+                .any(|p| p["name"] == "fieldValidation" && p["type"] == "string")
+        );
+        assert!(parameters.iter().any(|p| p["in"] == "body"));
+        assert!(!v2.to_string().contains("#/components/"));
     }
 }

@@ -43,6 +43,8 @@ pub enum Route {
     Version,
     /// `/openapi/v3`: the OpenAPI documents, one per group version.
     OpenApiIndex,
+    /// `/openapi/v2`: one Swagger 2.0 document of every kind.
+    OpenApiV2,
     /// `/openapi/v3/apis/apps/v1`: one group version's OpenAPI document.
     OpenApiDocument(String),
     /// `/api`: the core group's versions.
@@ -79,6 +81,7 @@ pub fn parse(path: &str) -> Option<Route> {
         "/api" | "/api/" => return Some(Route::CoreVersions),
         "/apis" | "/apis/" => return Some(Route::Groups),
         "/openapi/v3" | "/openapi/v3/" => return Some(Route::OpenApiIndex),
+        "/openapi/v2" => return Some(Route::OpenApiV2),
         _ => {}
     }
     if let Some(document) = path.strip_prefix("/openapi/v3/") {
