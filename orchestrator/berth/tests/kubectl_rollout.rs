@@ -7,12 +7,13 @@
 //! patches the Deployment), so this is what proves the server's side of them. The
 //! test is skipped, saying so, when kubectl is not installed.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
-
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
+use common::{BERTH, workload_pids};
 
 struct TestCluster {
     servers: Cluster,
@@ -108,27 +109,6 @@ current-context: berth
     fn jsonpath(&self, resource: &str, path: &str) -> String {
         self.ok(&["get", resource, "-o", &format!("jsonpath={path}")])
     }
-}
-
-/// PIDs of this cluster's workloads: `sleep <marker>` processes.
-fn workload_pids(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.len() >= 2 && args[0].ends_with(b"sleep") && args[1] == marker.as_bytes() {
-            let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
-            if !zombie {
-                pids.push(pid);
-            }
-        }
-    }
-    pids
 }
 
 fn manifest(marker: &str) -> String {

@@ -7,12 +7,14 @@
 //! (`<target>/tmp/python-client`), or `$BERTH_PYTHON`, or the `python3` on PATH if it has
 //! the package. Without any of them (an offline machine), the test says so and skips.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use common::{BERTH, workload_pids};
 
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/client_check.py");
 
 /// A Python interpreter that imports `kubernetes`. `$BERTH_PYTHON`, when set, must be
@@ -96,24 +98,6 @@ impl Drop for SmallCluster {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
     }
-}
-
-/// PIDs of `sleep <marker>` processes.
-fn workload_pids(marker: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.len() >= 2 && args[0].ends_with(b"sleep") && args[1] == marker.as_bytes() {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// Whether `berth get nodes` shows the node Ready (the API is up and the agent
