@@ -18,7 +18,11 @@
 //!
 //! `compare` starts etcd and berth clusters with the same flags, runs the same workloads
 //! against each and prints a markdown table of the two side by side.
+//!
+//! `api` starts one `berth server` and loads its Kubernetes-style REST API over HTTP:
+//! twenty thousand pods created, listed in pages and watched, with the server's RSS.
 
+pub mod api;
 pub mod budget;
 pub mod compare;
 pub mod connection;

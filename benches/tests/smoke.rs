@@ -1,5 +1,6 @@
 //! Smoke test: `berth-bench` runs every workload against one real `berth store` replica
-//! and reports zero errors, and for watch every event delivered exactly once, in order.
+//! and reports zero errors, and for watch every event delivered exactly once, in order;
+//! `berth-bench api`, at a small size, starts its own `berth server` and does the same.
 //!
 //! The `berth` binary is taken from the same target directory as `berth-bench`
 //! (`target/debug/berth`, found by `berth_testkit::berth_binary`); scripts/test.sh
@@ -7,7 +8,7 @@
 
 use std::process::Command;
 
-use berth_testkit::{Cluster, ClusterSpec};
+use berth_testkit::{Cluster, ClusterSpec, berth_binary};
 use serde_json::Value;
 
 /// One `berth store` replica in a temp dir, killed on drop, once it leads.
@@ -124,4 +125,54 @@ fn every_workload_runs_cleanly_against_one_replica() {
 
     let leases = bench(&replica, &[&["lease-keepalive", "--ttl", "30"][..], &many].concat());
     assert_clean(&leases, "lease-keepalive", 300);
+}
+
+#[test]
+fn the_api_benchmark_creates_lists_and_watches_pods_on_its_own_server() {
+    let berth = berth_binary();
+    let output = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .args(["api", "--pods", "300", "--page", "50", "--lists", "2", "--conns", "3"])
+        .args(["--duration", "60s", "--drain-timeout", "20s", "--berth"])
+        .arg(&berth)
+        .output()
+        .expect("running berth-bench api");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "berth-bench api failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error} in JSON line {line}")))
+        .collect();
+    let line = |workload: &str| {
+        lines
+            .iter()
+            .find(|line| line["workload"] == workload)
+            .unwrap_or_else(|| panic!("no {workload} line in:\n{stdout}"))
+    };
+    assert_clean(line("api-create"), "api-create", 300);
+    // Two lists of six pages of 50.
+    let list = line("api-list");
+    assert_clean(list, "api-list", 12);
+    assert_eq!(list["lists_completed"], 2, "{list}");
+    assert_clean(line("api-patch"), "api-patch", 300);
+    let watch = line("api-watch");
+    assert_eq!(watch["errors"], 0, "{watch}");
+    assert_eq!(watch["events_delivered"], 300, "{watch}");
+    assert_eq!(watch["replay_events_delivered"], 300, "{watch}");
+    let server = line("api-server");
+    let checkpoints = server["checkpoints"].as_array().unwrap();
+    let names: Vec<&str> = checkpoints.iter().map(|c| c["at"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        ["started", "created", "listed", "watched", "replayed"],
+        "{server}"
+    );
+    for checkpoint in checkpoints {
+        assert!(checkpoint["rss_kib"].as_u64().unwrap() > 0, "{server}");
+    }
 }

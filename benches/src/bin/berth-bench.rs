@@ -1,8 +1,9 @@
-//! `berth-bench`: a load generator for etcd-v3-compatible stores (berth or etcd), and
-//! the berth-versus-etcd comparison. See benches/README.md.
+//! `berth-bench`: a load generator for etcd-v3-compatible stores (berth or etcd), the
+//! berth-versus-etcd comparison, and the API server at scale. See benches/README.md.
 
 use std::time::Duration;
 
+use berth_benches::api::{self, ApiOptions};
 use berth_benches::compare::{self, CompareOptions};
 use berth_benches::duration::parse_duration;
 use berth_benches::options::{Consistency, LoadOptions};
@@ -65,6 +66,9 @@ enum Workload {
     },
     /// Start etcd and berth clusters and run the same workloads against each.
     Compare(CompareOptions),
+    /// Start one berth server; create pods through its REST API, list them in pages,
+    /// watch them change, and read the server's RSS.
+    Api(ApiOptions),
 }
 
 #[tokio::main]
@@ -86,6 +90,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Workload::LeaseKeepalive { load, ttl } => lease_keepalive::run(&load, ttl).await?,
         Workload::Compare(options) => return compare::run_until_interrupted(&options).await,
+        Workload::Api(options) => return api::run_until_interrupted(&options).await,
     };
     print_report(&report);
     Ok(())

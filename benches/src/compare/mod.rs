@@ -80,12 +80,18 @@ pub struct CompareOptions {
 /// [`run`], stopped by Ctrl-C or SIGTERM: dropping the comparison kills the clusters it
 /// started (each `Cluster` kills its replicas on drop) and deletes its temp dir.
 pub async fn run_until_interrupted(options: &CompareOptions) -> anyhow::Result<()> {
+    until_interrupted(run(options)).await
+}
+
+/// `run` unless Ctrl-C or SIGTERM comes first; then `run` is dropped, and with it the
+/// servers it started and its temp dir.
+pub async fn until_interrupted(run: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     let mut terminate =
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("listening for SIGTERM")?;
     tokio::select! {
-        result = run(options) => result,
-        _ = tokio::signal::ctrl_c() => bail!("interrupted; the clusters were stopped"),
-        _ = terminate.recv() => bail!("terminated; the clusters were stopped"),
+        result = run => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; the servers were stopped"),
+        _ = terminate.recv() => bail!("terminated; the servers were stopped"),
     }
 }
 
@@ -102,7 +108,7 @@ pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
     for &system in &options.systems {
         let binary = match system {
             System::Etcd => ensure_etcd(&options.etcd)?,
-            System::Berth => ensure_berth(options)?,
+            System::Berth => ensure_berth(options.berth.as_deref(), options.build)?,
         };
         binaries.push((system, binary));
     }
@@ -342,7 +348,7 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
     }
 }
 
-fn command_line() -> String {
+pub(crate) fn command_line() -> String {
     let mut words = vec!["berth-bench".to_owned()];
     words.extend(std::env::args().skip(1).map(|word| {
         if word.is_empty() || word.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
@@ -362,7 +368,7 @@ fn workspace_root() -> PathBuf {
 /// Which source the berth binary was built from, as far as git and its modification
 /// time tell: the last commit to berth's sources before the build, and a warning when
 /// newer commits or uncommitted changes exist (then the binary may be stale; --build).
-fn berth_provenance(binary: &Path) -> String {
+pub(crate) fn berth_provenance(binary: &Path) -> String {
     let root = workspace_root().display().to_string();
     let sources = ["store", "orchestrator", "proto", "Cargo.lock"];
     let Some(built_s) = std::fs::metadata(binary)
@@ -444,9 +450,11 @@ fn ensure_etcd(path: &Path) -> anyhow::Result<PathBuf> {
     Ok(path.to_owned())
 }
 
-fn ensure_berth(options: &CompareOptions) -> anyhow::Result<PathBuf> {
-    let path = match &options.berth {
-        Some(path) => path.clone(),
+/// The berth binary to run: `berth` when given, else the release build in this
+/// program's target directory; built first when `build` is set or it is missing.
+pub(crate) fn ensure_berth(berth: Option<&Path>, build: bool) -> anyhow::Result<PathBuf> {
+    let path = match berth {
+        Some(path) => path.to_owned(),
         None => {
             // This program lives in <target>/<profile>/berth-bench; use <target>/release.
             let exe = std::env::current_exe().context("locating berth-bench")?;
@@ -457,8 +465,8 @@ fn ensure_berth(options: &CompareOptions) -> anyhow::Result<PathBuf> {
             target.join("release").join("berth")
         }
     };
-    if options.build || !path.exists() {
-        if options.berth.is_some() && !options.build {
+    if build || !path.exists() {
+        if berth.is_some() && !build {
             bail!("{} does not exist", path.display());
         }
         eprintln!("building berth: cargo build --release -p berth");

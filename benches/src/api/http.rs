@@ -1,0 +1,126 @@
+//! One keep-alive HTTP/1.1 connection to the API server, as a client library holds it:
+//! requests go one after another on the same socket; a watch takes a connection of
+//! its own and reads the body as it arrives.
+//!
+//! berth-client's HTTP client opens a connection per request (the CLI's needs); a
+//! load generator that did so would time the TCP handshake as much as the server.
+
+use anyhow::{Context, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
+use hyper::{Method, Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+pub struct Connection {
+    /// `127.0.0.1:PORT`, the Host header.
+    authority: String,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// A response read to its end.
+pub struct Answer {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+impl Answer {
+    /// The body, when the status is `expected`; otherwise an error with the start of
+    /// the body (the server's Status message).
+    pub fn expect(self, expected: u16) -> anyhow::Result<Bytes> {
+        if self.status != expected {
+            let text = String::from_utf8_lossy(&self.body);
+            let start: String = text.chars().take(200).collect();
+            bail!("HTTP {} (expected {expected}): {start}", self.status);
+        }
+        Ok(self.body)
+    }
+}
+
+impl Connection {
+    pub async fn open(authority: &str) -> anyhow::Result<Connection> {
+        let stream = TcpStream::connect(authority)
+            .await
+            .with_context(|| format!("connecting to {authority}"))?;
+        stream.set_nodelay(true).context("setting TCP_NODELAY")?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .context("the HTTP/1.1 handshake")?;
+        // Ends when the server closes the connection or the sender is dropped.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Connection {
+            authority: authority.to_owned(),
+            sender,
+        })
+    }
+
+    /// Sends one request and returns the response head; the body is still to be read.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> anyhow::Result<Response<Incoming>> {
+        self.sender.ready().await.context("the connection closed")?;
+        let mut request = Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header(HOST, &self.authority)
+            .header(ACCEPT, "application/json");
+        let body = match body {
+            Some((content_type, body)) => {
+                request = request.header(CONTENT_TYPE, content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
+        let request = request
+            .body(Full::new(body))
+            .with_context(|| format!("building a request for {path_and_query}"))?;
+        self.sender
+            .send_request(request)
+            .await
+            .with_context(|| format!("sending {path_and_query}"))
+    }
+
+    /// Sends one request and reads the whole response.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<(&str, Bytes)>,
+    ) -> anyhow::Result<Answer> {
+        let response = self.send(method, path_and_query, body).await?;
+        let status = response.status().as_u16();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .with_context(|| format!("reading the answer to {path_and_query}"))?
+            .to_bytes();
+        Ok(Answer { status, body })
+    }
+
+    pub async fn get(&mut self, path_and_query: &str) -> anyhow::Result<Answer> {
+        self.request(Method::GET, path_and_query, None).await
+    }
+}
+
+/// The next piece of a streamed body; `None` at its end.
+pub async fn next_data(body: &mut Incoming) -> anyhow::Result<Option<Bytes>> {
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(frame) => {
+                // Trailers carry no data; skip them.
+                if let Ok(data) = frame.context("reading a streamed body")?.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
