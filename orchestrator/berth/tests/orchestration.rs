@@ -183,6 +183,19 @@ spec:
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 3, "{status}");
     let logs = stdout(&cluster.berth(&["logs", "crasher"]));
     assert!(logs.contains("crashing"), "{logs}");
+    // The agent told the story: the container started, exited, and backs off.
+    let backoff = eventually_blocking("a BackOff event about the crasher", || {
+        let (_, events) = cluster.get("/api/v1/namespaces/default/events?fieldSelector=reason%3DBackOff");
+        events["items"]
+            .as_array()?
+            .iter()
+            .find(|e| e["involvedObject"]["name"] == "crasher")
+            .cloned()
+    });
+    assert_eq!(backoff["type"], "Warning");
+    assert_eq!(backoff["source"]["component"], "kubelet");
+    assert!(backoff["count"].as_i64().unwrap() >= 1);
+    assert_eq!(backoff["involvedObject"]["uid"], crasher["metadata"]["uid"]);
 
     let huge = eventually_blocking("the huge pod to be explained", || {
         let (_, pod) = cluster.get("/api/v1/namespaces/default/pods/huge");

@@ -119,11 +119,21 @@ impl Executor {
             }
             Action::Remove {
                 pod,
+                pod_uid,
                 container,
                 id,
                 exit_code,
+                backing_off,
             } => {
                 tracing::info!(%pod, %container, exit_code, "container exited");
+                if backing_off && let Some(events) = &self.events {
+                    events.emit(
+                        container_reference(&pod, &pod_uid, &container),
+                        EventType::Warning,
+                        "BackOff",
+                        format!("Back-off restarting failed container {container} in pod {pod}"),
+                    );
+                }
                 if let Err(e) = self.runtime.remove(&id)
                     && !e.is_not_found()
                 {

@@ -64,9 +64,12 @@ pub(crate) enum Action {
     /// Forget an exited container (its exit is in the memory).
     Remove {
         pod: String,
+        pod_uid: String,
         container: String,
         id: String,
         exit_code: i32,
+        /// It will be started again once its back-off has passed.
+        backing_off: bool,
     },
     /// Start a container; its outcome goes back to the memory in the same pass.
     Start { pod_uid: String, spec: ContainerSpec },
@@ -227,9 +230,11 @@ pub(crate) fn plan_pod(
                     c.exited(exit, policy, backoff_base, now);
                     actions.push(Action::Remove {
                         pod: name.clone(),
+                        pod_uid: pod.metadata.uid().to_string(),
                         container: container.name.clone(),
                         id,
                         exit_code,
+                        backing_off: !c.done && !c.is_due(now),
                     });
                     continue;
                 }

@@ -85,9 +85,11 @@ fn restart_policy_decides_by_exit_code() {
             actions,
             vec![Action::Remove {
                 pod: "default/p".into(),
+                pod_uid: "uid-p".into(),
                 container: "main".into(),
                 id: "c1".into(),
-                exit_code
+                exit_code,
+                backing_off: restarts,
             }],
             "{case}: removed, not restarted in the same pass"
         );
