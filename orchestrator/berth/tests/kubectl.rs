@@ -259,4 +259,10 @@ fn everyday_kubectl_verbs_work_and_lose_nothing() {
         "deployment.apps \"web\" deleted"
     );
     assert_eq!(cluster.get("/apis/apps/v1/namespaces/default/deployments/web").0, 404);
+    // The agents stop the pods that went with it, and say so.
+    let killing = eventually_blocking("Killing events", || {
+        let events = kubectl.ok(&["get", "events", "--field-selector", "reason=Killing"]);
+        events.contains("Stopping container main").then_some(events)
+    });
+    assert!(killing.contains("pod/web-"), "{killing}");
 }

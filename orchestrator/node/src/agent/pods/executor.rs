@@ -181,6 +181,7 @@ impl Executor {
             Action::Stop {
                 pod,
                 ids,
+                containers,
                 grace,
                 remove_logs_of,
                 reason,
@@ -188,6 +189,16 @@ impl Executor {
                 match reason {
                     StopReason::PodGone => {
                         tracing::info!(%pod, ?ids, "stopping: the pod is no longer bound to this node");
+                        if let (Some(events), Some(uid)) = (&self.events, &remove_logs_of) {
+                            for container in &containers {
+                                events.emit(
+                                    container_reference(&pod, uid, container),
+                                    EventType::Normal,
+                                    "Killing",
+                                    format!("Stopping container {container}"),
+                                );
+                            }
+                        }
                     }
                     StopReason::Duplicate => {
                         tracing::info!(%pod, ?ids, "stopping a second copy of a container found at adoption");

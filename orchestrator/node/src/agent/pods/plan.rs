@@ -78,6 +78,8 @@ pub(crate) enum Action {
     Stop {
         pod: String,
         ids: Vec<String>,
+        /// The names of the containers stopped, for the Killing events.
+        containers: Vec<String>,
         grace: Duration,
         remove_logs_of: Option<String>,
         reason: StopReason,
@@ -119,6 +121,12 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
         actions.push(Action::Stop {
             pod: pod_name(&pod.pod),
             ids: pod.containers.values().filter_map(|c| c.id.clone()).collect(),
+            containers: pod
+                .containers
+                .iter()
+                .filter(|(_, c)| c.id.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
             grace: grace_of(&pod.pod.spec),
             remove_logs_of: Some(uid),
             reason: StopReason::PodGone,
@@ -174,6 +182,7 @@ fn adopt(
                 actions.push(Action::Stop {
                     pod: pod_name(pod),
                     ids: vec![container.id.clone()],
+                    containers: vec![container.name.clone()],
                     grace: DEFAULT_GRACE,
                     remove_logs_of: None,
                     reason: StopReason::Duplicate,
@@ -182,6 +191,7 @@ fn adopt(
             _ => actions.push(Action::Stop {
                 pod: container.pod.clone(),
                 ids: vec![container.id.clone()],
+                containers: vec![container.name.clone()],
                 grace: DEFAULT_GRACE,
                 remove_logs_of: Some(container.pod_uid.clone()),
                 reason: StopReason::PodGone,

@@ -179,6 +179,7 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
     let stop = |name: &str, id: &str, grace: Duration| Action::Stop {
         pod: format!("default/{name}"),
         ids: vec![id.into()],
+        containers: vec!["main".into()],
         grace,
         remove_logs_of: Some(format!("uid-{name}")),
         reason: StopReason::PodGone,
@@ -227,6 +228,7 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
     let stop = |pod: &str, id: &str, logs: Option<&str>, reason| Action::Stop {
         pod: pod.into(),
         ids: vec![id.into()],
+        containers: vec!["main".into()],
         grace: DEFAULT_GRACE,
         remove_logs_of: logs.map(str::to_owned),
         reason,
