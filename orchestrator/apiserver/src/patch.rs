@@ -93,7 +93,12 @@ pub fn apply(kind: Option<&Kind>, patch_type: PatchType, original: &Value, patch
 
 /// The patch schema of a kind, compiled once.
 pub fn schema(kind: &Kind) -> &'static PatchSchema {
-    static SCHEMAS: OnceLock<BTreeMap<&'static str, PatchSchema>> = OnceLock::new();
-    let schemas = SCHEMAS.get_or_init(|| KINDS.iter().map(|k| (k.kind, PatchSchema::for_kind(k))).collect());
-    &schemas[kind.kind]
+    static SCHEMAS: OnceLock<BTreeMap<(String, &'static str), PatchSchema>> = OnceLock::new();
+    let schemas = SCHEMAS.get_or_init(|| {
+        KINDS
+            .iter()
+            .map(|k| ((k.api_version(), k.kind), PatchSchema::for_kind(k)))
+            .collect()
+    });
+    &schemas[&(kind.api_version(), kind.kind)]
 }

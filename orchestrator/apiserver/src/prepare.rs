@@ -276,6 +276,7 @@ pub fn validate(
     mode: FieldValidation,
     warnings: &mut Vec<String>,
 ) -> Result<Object, ApiError> {
+    let object = super::storage::for_storage(kind, object);
     let parsed = parse_value(object.clone()).map_err(|errors| {
         ApiError::invalid(kind.kind, kind.group, text(&object, "/metadata/name"), &errors, &object)
     })?;

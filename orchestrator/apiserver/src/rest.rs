@@ -95,7 +95,7 @@ pub async fn create(
         metadata.creation_timestamp = Some(berth_api::time::now());
         metadata.generation = Some(1);
         return Ok(Written {
-            object: storage::as_written(&object),
+            object: storage::served(kind, storage::as_written(&object)),
             warnings,
         });
     }
@@ -109,7 +109,7 @@ pub async fn create(
             None
         };
         // Events go after their time to live, as kube-apiserver's `--event-ttl` says.
-        let lease = if *kind == EVENT {
+        let lease = if kind.prefix(None) == EVENT.prefix(None) {
             api.event_leases
                 .lease(&api.kv)
                 .await
@@ -118,7 +118,12 @@ pub async fn create(
             0
         };
         match storage::create(&api.kv, &object, lease, fence.as_ref()).await {
-            Ok(object) => return Ok(Written { object, warnings }),
+            Ok(object) => {
+                return Ok(Written {
+                    object: storage::served(kind, object),
+                    warnings,
+                });
+            }
             Err(KvError::Fenced) => continue,
             Err(KvError::AlreadyExists) if is_generated => {
                 // Another object took the generated name: draw another suffix (it is
@@ -310,12 +315,17 @@ pub async fn write(
         }
         if options.dry_run {
             return Ok(Written {
-                object: storage::to_value(&object),
+                object: storage::served(kind, storage::to_value(&object)),
                 warnings,
             });
         }
         match storage::update(&api.kv, &object).await {
-            Ok(object) => return Ok(Written { object, warnings }),
+            Ok(object) => {
+                return Ok(Written {
+                    object: storage::served(kind, object),
+                    warnings,
+                });
+            }
             Err(KvError::Conflict { .. }) if expected.is_none() => continue,
             Err(KvError::RequestTooLarge) => {
                 return Err(ApiError::object_too_large(

@@ -14,7 +14,8 @@ use berth_client::registry::{Registry, decode_value};
 /// A stored object as the API shows it: with `kind`, `apiVersion` and
 /// `metadata.resourceVersion` (the key's mod_revision).
 pub fn decode(kind: &Kind, record: &Record) -> Result<Value, ApiError> {
-    let mut object = decode_value(record, kind.kind).map_err(|e| ApiError::internal(e.to_string()))?;
+    let object = decode_value(record, kind.kind).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut object = served(kind, object);
     stamp(kind, &mut object, record.mod_revision);
     Ok(object)
 }
@@ -27,6 +28,23 @@ pub fn stamp(kind: &Kind, object: &mut Value, revision: i64) {
         object["metadata"] = serde_json::json!({});
     }
     object["metadata"]["resourceVersion"] = revision.to_string().into();
+}
+
+/// An object in the stored form as `kind` serves it (events.k8s.io/v1 Events are
+/// stored as core/v1 ones).
+pub fn served(kind: &Kind, object: Value) -> Value {
+    match kind.conversion {
+        Some(conversion) => (conversion.from_storage)(object),
+        None => object,
+    }
+}
+
+/// An object sent to `kind` in the form it is stored in.
+pub fn for_storage(kind: &Kind, object: Value) -> Value {
+    match kind.conversion {
+        Some(conversion) => (conversion.to_storage)(object),
+        None => object,
+    }
 }
 
 /// An object as the API shows it written (a dry run's answer), without a store write.

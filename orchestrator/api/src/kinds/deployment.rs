@@ -50,7 +50,13 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
             "The names of the containers of the pod template.",
         )
         .wide(),
-        PrinterColumn::new("Images", "string", "", "The images of the containers of the pod template.").wide(),
+        PrinterColumn::new(
+            "Images",
+            "string",
+            "",
+            "The images of the containers of the pod template.",
+        )
+        .wide(),
         PrinterColumn::new("Selector", "string", "", "The label selector of the pods.").wide(),
     ],
     status_on_create: StatusOnCreate::Cleared,
@@ -58,6 +64,7 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
     defaults,
     validate,
     cells,
+    conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::Deployment>(),
 };
 
@@ -79,7 +86,8 @@ fn defaults(object: &mut Object) {
     if let Some(object) = object.downcast_mut::<Deployment>() {
         let spec = &mut object.spec;
         spec.replicas.get_or_insert(1);
-        spec.revision_history_limit.get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
+        spec.revision_history_limit
+            .get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
         spec.progress_deadline_seconds
             .get_or_insert(DEFAULT_PROGRESS_DEADLINE_SECONDS);
     }

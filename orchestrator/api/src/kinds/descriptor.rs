@@ -56,6 +56,17 @@ pub struct KindDescriptor {
     /// included), as of a time (ages); [`cells::from_paths`](super::cells::from_paths)
     /// for a kind whose columns are all simple JSONPaths.
     pub cells: fn(&Object, std::time::SystemTime) -> super::cells::Cells,
+    /// For a kind served in a second group version over another kind's objects
+    /// (events.k8s.io/v1 Events are stored as core/v1 Events): the conversions
+    /// between the stored form and this one. `None`: stored as served.
+    pub conversion: Option<Conversion>,
+}
+
+/// Between a served form and the stored form of another kind, as plain JSON.
+#[derive(Debug, Clone, Copy)]
+pub struct Conversion {
+    pub from_storage: fn(serde_json::Value) -> serde_json::Value,
+    pub to_storage: fn(serde_json::Value) -> serde_json::Value,
 }
 
 /// The subresources a kind serves besides the object itself.

@@ -7,14 +7,17 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::cells::{self, Cells, or_none, text};
-use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources, flat_kind};
+use super::{Conversion, KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources, flat_kind};
 use crate::meta::MetaExt;
 use crate::time::age_of;
 use crate::validation::FieldError;
 
 pub use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
 
-pub static EVENT: KindDescriptor = KindDescriptor {
+pub static EVENT: KindDescriptor = EVENT_BASE;
+
+/// What both group versions of events share.
+const EVENT_BASE: KindDescriptor = KindDescriptor {
     group: "",
     version: "v1",
     kind: "Event",
@@ -54,7 +57,13 @@ pub static EVENT: KindDescriptor = KindDescriptor {
             "The part of the object, such as a container.",
         )
         .wide(),
-        PrinterColumn::new("Source", "string", "", "The component that reported the event, and its host.").wide(),
+        PrinterColumn::new(
+            "Source",
+            "string",
+            "",
+            "The component that reported the event, and its host.",
+        )
+        .wide(),
         PrinterColumn::new("Message", "string", ".message", "What happened, for people."),
         PrinterColumn::new("First Seen", "string", "", "When the event first happened.").wide(),
         PrinterColumn::new("Count", "integer", ".count", "How often the event happened.").wide(),
@@ -68,6 +77,7 @@ pub static EVENT: KindDescriptor = KindDescriptor {
     defaults: |_| {},
     validate,
     cells,
+    conversion: None,
     schema: |generator| generator.subschema_for::<Event>(),
 };
 
@@ -103,7 +113,10 @@ fn cells(object: &Object, now: SystemTime) -> Cells {
         .as_ref()
         .or(event.first_timestamp.as_ref())
         .or(object.metadata().creation_timestamp.as_ref());
-    let first = event.first_timestamp.as_ref().or(object.metadata().creation_timestamp.as_ref());
+    let first = event
+        .first_timestamp
+        .as_ref()
+        .or(object.metadata().creation_timestamp.as_ref());
     let kind = text(&involved.kind).to_ascii_lowercase();
     let source = event.source.clone().unwrap_or_default();
     let source = match (text(&source.component), text(&source.host)) {
@@ -123,4 +136,56 @@ fn cells(object: &Object, now: SystemTime) -> Cells {
         Value::from(event.count.unwrap_or(1)),
         cells::name(object),
     ]
+}
+
+/// Events as the events.k8s.io/v1 API serves them: the same objects as core/v1's
+/// (stored in that form, under the same keys), with the names that API gave the
+/// fields (`note` for `message`, `regarding` for `involvedObject`, ...).
+pub static EVENT_V1: KindDescriptor = KindDescriptor {
+    group: "events.k8s.io",
+    version: "v1",
+    // A served object is read by converting it to the stored form first.
+    decode: |value| Object::decode_as::<Event>(rename(value, &swapped(), "v1")),
+    conversion: Some(Conversion {
+        from_storage: |value| rename(value, CORE_TO_V1, "events.k8s.io/v1"),
+        to_storage: |value| rename(value, &swapped(), "v1"),
+    }),
+    schema: |generator| generator.subschema_for::<k8s_openapi::api::events::v1::Event>(),
+    field_selectors: &[
+        "regarding.kind",
+        "regarding.namespace",
+        "regarding.name",
+        "regarding.uid",
+        "reason",
+        "reportingController",
+        "type",
+    ],
+    ..EVENT_BASE
+};
+
+/// The core/v1 field names and their events.k8s.io/v1 names; the others are shared.
+const CORE_TO_V1: &[(&str, &str)] = &[
+    ("message", "note"),
+    ("involvedObject", "regarding"),
+    ("reportingComponent", "reportingController"),
+    ("source", "deprecatedSource"),
+    ("count", "deprecatedCount"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+];
+
+fn swapped() -> Vec<(&'static str, &'static str)> {
+    CORE_TO_V1.iter().map(|(core, v1)| (*v1, *core)).collect()
+}
+
+fn rename(mut value: Value, names: &[(&str, &str)], api_version: &str) -> Value {
+    if let Some(fields) = value.as_object_mut() {
+        for (from, to) in names {
+            if let Some(field) = fields.remove(*from) {
+                fields.insert(to.to_string(), field);
+            }
+        }
+        fields.insert("apiVersion".into(), api_version.into());
+    }
+    value
 }

@@ -37,6 +37,7 @@ pub static NAMESPACE: KindDescriptor = KindDescriptor {
     defaults: |_| {},
     validate: |_, _| {},
     cells,
+    conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Namespace>(),
 };
 

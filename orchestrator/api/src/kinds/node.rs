@@ -53,6 +53,7 @@ pub static NODE: KindDescriptor = KindDescriptor {
     defaults: |_| {},
     validate,
     cells,
+    conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Node>(),
 };
 
@@ -71,7 +72,11 @@ fn cells(object: &Object, now: SystemTime) -> Cells {
     let Some(node) = object.downcast_ref::<Node>() else {
         return cells::from_paths(&NODE, object, now);
     };
-    let version = node.metadata.labels().get("berth.io/version").map_or("", String::as_str);
+    let version = node
+        .metadata
+        .labels()
+        .get("berth.io/version")
+        .map_or("", String::as_str);
     vec![
         cells::name(object),
         node_status(node).into(),

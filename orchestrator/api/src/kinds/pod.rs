@@ -21,7 +21,16 @@ pub static POD: KindDescriptor = KindDescriptor {
     short_names: &["po"],
     namespaced: true,
     names_are_dns_labels: false,
-    field_selectors: &["spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"],
+    field_selectors: &[
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "spec.hostNetwork",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    ],
     categories: &["all"],
     subresources: Subresources {
         status: true,
@@ -57,13 +66,20 @@ pub static POD: KindDescriptor = KindDescriptor {
             "The node the pod may run on once others are preempted.",
         )
         .wide(),
-        PrinterColumn::new("Readiness Gates", "string", "", "Readiness gates that are True, of all.").wide(),
+        PrinterColumn::new(
+            "Readiness Gates",
+            "string",
+            "",
+            "Readiness gates that are True, of all.",
+        )
+        .wide(),
     ],
     status_on_create: StatusOnCreate::Phase("Pending"),
     decode: Object::decode::<PodSpec>,
     defaults: |_| {},
     validate,
     cells,
+    conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Pod>(),
 };
 

@@ -25,7 +25,12 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     printer_columns: &[
         PrinterColumn::NAME,
         PrinterColumn::new("Desired", "integer", ".spec.replicas", "The number of pods wanted."),
-        PrinterColumn::new("Current", "integer", ".status.replicas", "The number of pods that exist."),
+        PrinterColumn::new(
+            "Current",
+            "integer",
+            ".status.replicas",
+            "The number of pods that exist.",
+        ),
         PrinterColumn::new("Ready", "integer", ".status.readyReplicas", "The number of ready pods."),
         PrinterColumn::AGE,
         PrinterColumn::new(
@@ -35,7 +40,13 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
             "The names of the containers of the pod template.",
         )
         .wide(),
-        PrinterColumn::new("Images", "string", "", "The images of the containers of the pod template.").wide(),
+        PrinterColumn::new(
+            "Images",
+            "string",
+            "",
+            "The images of the containers of the pod template.",
+        )
+        .wide(),
         PrinterColumn::new("Selector", "string", "", "The label selector of the pods.").wide(),
     ],
     status_on_create: StatusOnCreate::Cleared,
@@ -43,6 +54,7 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     defaults,
     validate,
     cells,
+    conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::ReplicaSet>(),
 };
 
