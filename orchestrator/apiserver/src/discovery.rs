@@ -128,9 +128,138 @@ pub fn resources(group: &str, version: &str) -> Value {
     })
 }
 
+/// The media type of aggregated discovery (`/api` and `/apis` in one answer each),
+/// which kubectl asks for first.
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether the client asks for aggregated discovery before the plain lists.
+pub fn wants_aggregated(accept: &str) -> bool {
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let params: Vec<&str> = parts.collect();
+        let is_aggregated = media == "application/json"
+            && params.contains(&"g=apidiscovery.k8s.io")
+            && params.contains(&"v=v2")
+            && params.contains(&"as=APIGroupDiscoveryList");
+        if is_aggregated {
+            return true;
+        }
+        if matches!(media, "application/json" | "*/*" | "application/*") && !params.iter().any(|p| p.starts_with("as="))
+        {
+            return false;
+        }
+    }
+    false
+}
+
+/// `APIGroupDiscoveryList` (apidiscovery.k8s.io/v2): every group (the core group for
+/// `/api`, the named ones for `/apis`) with its versions and their resources, each
+/// resource with its subresources.
+pub fn aggregated(core: bool) -> Value {
+    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (group, version) in group_versions()
+        .into_iter()
+        .filter(|(group, _)| group.is_empty() == core)
+    {
+        match groups.iter_mut().find(|(name, _)| *name == group) {
+            Some((_, versions)) => versions.push(version),
+            None => groups.push((group, vec![version])),
+        }
+    }
+    let items: Vec<Value> = groups
+        .into_iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .into_iter()
+                .map(|version| json!({"version": version, "resources": aggregated_resources(group, version), "freshness": "Current"}))
+                .collect();
+            json!({"metadata": {"name": group}, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
+/// One version's resources in the aggregated form, from the same entries as
+/// [`resources`].
+fn aggregated_resources(group: &str, version: &str) -> Vec<Value> {
+    let list = resources(group, version);
+    let entries = list["resources"].as_array().cloned().unwrap_or_default();
+    let kind_of = |entry: &Value| {
+        json!({
+            "group": entry.get("group").cloned().unwrap_or_else(|| group.into()),
+            "version": entry.get("version").cloned().unwrap_or_else(|| version.into()),
+            "kind": entry["kind"],
+        })
+    };
+    let mut out: Vec<Value> = Vec::new();
+    for entry in &entries {
+        let name = entry["name"].as_str().unwrap_or_default();
+        match name.split_once('/') {
+            None => {
+                let mut resource = json!({
+                    "resource": name,
+                    "responseKind": kind_of(entry),
+                    "scope": if entry["namespaced"] == true { "Namespaced" } else { "Cluster" },
+                    "singularResource": entry["singularName"],
+                    "verbs": entry["verbs"],
+                });
+                for field in ["shortNames", "categories"] {
+                    if let Some(value) = entry.get(field) {
+                        resource[field] = value.clone();
+                    }
+                }
+                out.push(resource);
+            }
+            Some((parent, subresource)) => {
+                if let Some(resource) = out.iter_mut().find(|r| r["resource"] == parent) {
+                    let sub =
+                        json!({"subresource": subresource, "responseKind": kind_of(entry), "verbs": entry["verbs"]});
+                    match resource.get_mut("subresources").and_then(Value::as_array_mut) {
+                        Some(subresources) => subresources.push(sub),
+                        None => resource["subresources"] = json!([sub]),
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aggregated_discovery_has_every_resource_and_its_subresources() {
+        let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+        assert!(wants_aggregated(kubectl));
+        assert!(!wants_aggregated("application/json"));
+        assert!(!wants_aggregated(""));
+        let core = aggregated(true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["metadata"]["name"], "");
+        let resources = core["items"][0]["versions"][0]["resources"].as_array().unwrap();
+        let pods = resources.iter().find(|r| r["resource"] == "pods").unwrap();
+        assert_eq!(pods["scope"], "Namespaced");
+        assert_eq!(pods["shortNames"], serde_json::json!(["po"]));
+        let subresources: Vec<&str> = pods["subresources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["subresource"].as_str().unwrap())
+            .collect();
+        assert_eq!(subresources, ["status", "log", "eviction"]);
+        assert_eq!(pods["subresources"][2]["responseKind"]["group"], "policy");
+        let named = aggregated(false);
+        let groups: Vec<&str> = named["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["metadata"]["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(groups, ["apps", "events.k8s.io"]);
+    }
 
     #[test]
     fn describes_the_server() {

@@ -66,6 +66,16 @@ impl Params {
     }
 }
 
+/// The request's Accept header(s), joined.
+fn accept_header(headers: &HeaderMap) -> String {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Whether the client takes JSON (or says nothing, or anything).
 fn accepts_json(headers: &HeaderMap) -> bool {
     let accept: Vec<&str> = headers
@@ -218,6 +228,15 @@ async fn respond(
             Some(document) => reply(200, document.clone()),
             None => Err(ApiError::path_not_found()),
         },
+        Route::CoreVersions | Route::Groups if discovery::wants_aggregated(&accept_header(headers)) => {
+            let list = discovery::aggregated(route == Route::CoreVersions);
+            let mut response = render(format, 200, &list);
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                axum::http::HeaderValue::from_static(discovery::AGGREGATED),
+            );
+            Ok(response)
+        }
         Route::CoreVersions => reply(200, discovery::core_versions()),
         Route::Groups => reply(200, discovery::groups()),
         Route::Resources { group, version } => reply(200, discovery::resources(group, version)),
