@@ -7,76 +7,21 @@
 
 mod common;
 
-use std::process::{Command, Output};
-
 use berth_testkit::eventually_blocking;
 use common::*;
 use serde_json::Value;
-
-/// The suite needs kubectl 1.30 or later (OpenAPI v3 explain, server-side field
-/// validation); an older or missing kubectl is reported and the suite skipped.
-fn have_kubectl() -> bool {
-    let Ok(out) = Command::new("kubectl")
-        .args(["version", "--client", "-o", "json"])
-        .output()
-    else {
-        eprintln!("skipping: kubectl is not installed (scripts/test.sh installs it)");
-        return false;
-    };
-    let version: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let minor: u32 = version["clientVersion"]["minor"]
-        .as_str()
-        .unwrap_or_default()
-        .trim_end_matches('+')
-        .parse()
-        .unwrap_or(0);
-    if minor < 30 {
-        eprintln!(
-            "skipping: kubectl {} is older than 1.30",
-            version["clientVersion"]["gitVersion"]
-        );
-        return false;
-    }
-    true
-}
 
 struct Kubectl<'a> {
     cluster: &'a TestCluster,
 }
 
 impl Kubectl<'_> {
-    fn run(&self, args: &[&str]) -> Output {
-        let server = format!("http://127.0.0.1:{}", self.cluster.running_api_ports()[0]);
-        Command::new("kubectl")
-            .arg(format!("--server={server}"))
-            .args(args)
-            .env("KUBECONFIG", "/dev/null")
-            .env("HOME", self.cluster.servers.dir())
-            .output()
-            .unwrap()
-    }
-
-    /// The command's stdout; it must succeed.
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.cluster.kubectl_ok(args)
     }
 
-    /// The command's stderr; it must fail.
     fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "kubectl {args:?} succeeded: {}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        self.cluster.kubectl_fails(args)
     }
 }
 
@@ -221,6 +166,34 @@ fn everyday_kubectl_verbs_work_and_lose_nothing() {
     ]);
     let (_, deployment) = cluster.get("/apis/apps/v1/namespaces/default/deployments/web");
     assert_eq!(deployment["spec"]["replicas"], 1);
+
+    // Typed commands send protobuf bodies.
+    assert_eq!(
+        kubectl.ok(&["create", "namespace", "team-a"]).trim(),
+        "namespace/team-a created"
+    );
+    let typed = kubectl.ok(&[
+        "create",
+        "deployment",
+        "typed",
+        "--image=busybox",
+        "--replicas=2",
+        "--",
+        "sleep",
+        &marker,
+    ]);
+    assert_eq!(typed.trim(), "deployment.apps/typed created");
+    let (_, stored) = cluster.get("/apis/apps/v1/namespaces/default/deployments/typed");
+    assert_eq!(stored["spec"]["replicas"], 2);
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["sleep", marker])
+    );
+    eventually_blocking("the typed deployment's pods running", || {
+        let pods = kubectl.ok(&["get", "pods", "-l", "app=typed", "--no-headers"]);
+        (pods.lines().filter(|l| l.contains(" Running ")).count() == 2).then_some(())
+    });
+    kubectl.ok(&["delete", "deployment", "typed"]);
 
     // explain reads the OpenAPI documents.
     let explained = kubectl.ok(&["explain", "deployment.spec.replicas"]);

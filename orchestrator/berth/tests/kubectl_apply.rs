@@ -3,13 +3,14 @@
 //! words (and kubectl's advice after them), and takes the field with
 //! `--force-conflicts`. Skipped, with a message, where kubectl is not installed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use berth_testkit::{Cluster, ClusterSpec, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use berth_testkit::eventually_blocking;
+use common::{TestCluster, have_kubectl, wait_for_nodes};
 use serde_json::Value;
-
-const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
 struct Kubectl {
     server: String,
@@ -46,7 +47,7 @@ impl Kubectl {
     }
 }
 
-fn manifest(replicas: u32, labels: &str) -> String {
+fn manifest(replicas: u32, labels: &str, marker: &str) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment
@@ -66,7 +67,7 @@ spec:
     spec:
       containers:
       - name: main
-        command: [\"sleep\", \"1000\"]
+        command: [\"sleep\", \"{marker}\"]
 "
     )
 }
@@ -94,18 +95,15 @@ fn managers(deployment: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn kubectl_apply_server_side_creates_conflicts_and_forces() {
-    if Command::new("kubectl").args(["version", "--client"]).output().is_err() {
-        eprintln!("skipped: kubectl is not installed");
+    if !have_kubectl() {
         return;
     }
-    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1).env("RUST_LOG", QUIET_RAFT_LOG);
-    let mut server = Cluster::new(spec).unwrap();
-    let api_port = free_port();
-    server.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
-    server.start_all().unwrap();
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let marker = cluster.marker.clone();
     let kubectl = Kubectl {
-        server: format!("http://127.0.0.1:{api_port}"),
-        dir: server.dir().to_path_buf(),
+        server: format!("http://127.0.0.1:{}", cluster.running_api_ports()[0]),
+        dir: cluster.servers.dir().to_path_buf(),
     };
     eventually_blocking("the default namespace", || {
         kubectl
@@ -115,7 +113,7 @@ fn kubectl_apply_server_side_creates_conflicts_and_forces() {
             .then_some(())
     });
 
-    let file = write(&kubectl.dir, &manifest(2, "    app: web\n    tier: front"));
+    let file = write(&kubectl.dir, &manifest(2, "    app: web\n    tier: front", &marker));
     let created = kubectl.ok(&["apply", "--server-side", "-f", &file]);
     assert_eq!(created.trim(), "deployment.apps/web serverside-applied");
     let web = kubectl.deployment();
@@ -166,7 +164,7 @@ fn kubectl_apply_server_side_creates_conflicts_and_forces() {
     );
 
     // A label dropped from the file goes from the object.
-    let file = write(&kubectl.dir, &manifest(2, "    app: web"));
+    let file = write(&kubectl.dir, &manifest(2, "    app: web", &marker));
     kubectl.ok(&["apply", "--server-side", "-f", &file]);
     let labels = kubectl.ok(&["get", "deployment", "web", "-o", "jsonpath={.metadata.labels}"]);
     assert_eq!(

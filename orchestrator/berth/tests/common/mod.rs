@@ -131,6 +131,42 @@ impl TestCluster {
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Runs the real kubectl against the first running API server, with no user
+    /// kubeconfig or cache.
+    pub fn kubectl_output(&self, args: &[&str]) -> Output {
+        let server = format!("http://127.0.0.1:{}", self.running_api_ports()[0]);
+        Command::new("kubectl")
+            .arg(format!("--server={server}"))
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .env("HOME", self.servers.dir())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    /// kubectl's stdout; the command must succeed.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl_output(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// kubectl's stderr; the command must fail.
+    pub fn kubectl_fails(&self, args: &[&str]) -> String {
+        let out = self.kubectl_output(args);
+        assert!(
+            !out.status.success(),
+            "kubectl {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     /// The name of the server that holds the leadership record.
     pub fn leader(&self) -> usize {
         let server = self.servers.replicas.iter().find(|s| s.is_running()).unwrap();
@@ -222,6 +258,33 @@ pub fn stdout(out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// The suites need kubectl 1.30 or later (OpenAPI v3 explain, server-side field
+/// validation); an older or missing kubectl is reported and the suite skipped.
+pub fn have_kubectl() -> bool {
+    let Ok(out) = Command::new("kubectl")
+        .args(["version", "--client", "-o", "json"])
+        .output()
+    else {
+        eprintln!("skipping: kubectl is not installed (scripts/test.sh installs it)");
+        return false;
+    };
+    let version: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let minor: u32 = version["clientVersion"]["minor"]
+        .as_str()
+        .unwrap_or_default()
+        .trim_end_matches('+')
+        .parse()
+        .unwrap_or(0);
+    if minor < 30 {
+        eprintln!(
+            "skipping: kubectl {} is older than 1.30",
+            version["clientVersion"]["gitVersion"]
+        );
+        return false;
+    }
+    true
 }
 
 pub fn wait_for_nodes(cluster: &mut TestCluster) {
