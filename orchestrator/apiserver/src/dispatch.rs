@@ -375,11 +375,20 @@ async fn respond(
                 }
                 (Some(Subresource::Log), Method::GET) => {
                     // Checked with PodLogOptions' rules; the agent serves follow and
-                    // tailLines only, so the others change nothing yet.
-                    params.integer("limitBytes", 1..=i64::MAX)?;
-                    params.integer("sinceSeconds", 1..=i64::MAX)?;
-                    params.flag("previous")?;
-                    params.flag("timestamps")?;
+                    // tailLines only, so asking for more is refused, by name.
+                    let asked = [
+                        ("limitBytes", params.integer("limitBytes", 1..=i64::MAX)?.is_some()),
+                        ("sinceSeconds", params.integer("sinceSeconds", 1..=i64::MAX)?.is_some()),
+                        ("sinceTime", !params.text("sinceTime").is_empty()),
+                        ("previous", params.flag("previous")?),
+                        ("timestamps", params.flag("timestamps")?),
+                    ];
+                    if let Some((name, _)) = asked.iter().find(|(_, asked)| *asked) {
+                        return Err(ApiError::bad_request(format!(
+                            "{name}: berth does not implement this log option yet (follow, tailLines \
+                             and container are served)"
+                        )));
+                    }
                     let request = LogRequest {
                         container: Some(params.text("container").to_string()).filter(|c| !c.is_empty()),
                         follow: params.flag("follow")?,
