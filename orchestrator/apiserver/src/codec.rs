@@ -44,6 +44,51 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// The media ranges of the request's `Accept` headers, in order: each media type
+/// (lower-cased) with its parameters (`as=Table`, `g=meta.k8s.io`, `v=v1`).
+pub fn accepted(headers: &HeaderMap) -> Vec<(String, Vec<(String, String)>)> {
+    let accept = headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok());
+    accept
+        .flat_map(|v| v.split(','))
+        .map(|range| {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let params = parts
+                .filter_map(|p| p.split_once('='))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect();
+            (media, params)
+        })
+        .filter(|(media, _)| !media.is_empty())
+        .collect()
+}
+
+/// Which version of a JSON form Kubernetes negotiates by parameters
+/// (`application/json;as=<kind>;g=<group>;v=<version>`: Tables, aggregated discovery)
+/// the client asks for before it would take plain objects; `None` if it would take
+/// plain ones first, or never asks.
+pub fn preferred_form(headers: &HeaderMap, kind: &str, group: &str, versions: &[&'static str]) -> Option<&'static str> {
+    for (media, params) in accepted(headers) {
+        let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        match param("as") {
+            Some(form) if media == "application/json" && form == kind && param("g") == Some(group) => {
+                if let Some(version) = versions.iter().find(|v| param("v") == Some(**v)) {
+                    return Some(version);
+                }
+            }
+            None if matches!(
+                media.as_str(),
+                "application/json" | "application/yaml" | "*/*" | "application/*"
+            ) =>
+            {
+                return None;
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The format the client accepts first: YAML only when it asks for it.
 pub fn response_format(headers: &HeaderMap) -> Format {
     let accept = headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok());

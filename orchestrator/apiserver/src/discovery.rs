@@ -12,6 +12,20 @@ use berth_api::kinds::{KINDS, group_version, group_versions};
 /// `compiler`. What a build does not record (berth has no build script) reads as
 /// Kubernetes' own defaults for an unstamped build, unless the build environment
 /// sets `BERTH_GIT_COMMIT`, `BERTH_GIT_TREE_STATE` or `BERTH_BUILD_DATE`.
+/// Every field of Kubernetes' `version.Info`, which clients (the Python one) require.
+#[cfg(test)]
+pub const VERSION_INFO_FIELDS: [&str; 9] = [
+    "major",
+    "minor",
+    "gitVersion",
+    "gitCommit",
+    "gitTreeState",
+    "buildDate",
+    "goVersion",
+    "compiler",
+    "platform",
+];
+
 pub fn version() -> Value {
     let version = env!("CARGO_PKG_VERSION");
     let mut numbers = version.split('.');
@@ -133,24 +147,8 @@ pub fn resources(group: &str, version: &str) -> Value {
 pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the client asks for aggregated discovery before the plain lists.
-pub fn wants_aggregated(accept: &str) -> bool {
-    for range in accept.split(',') {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or_default();
-        let params: Vec<&str> = parts.collect();
-        let is_aggregated = media == "application/json"
-            && params.contains(&"g=apidiscovery.k8s.io")
-            && params.contains(&"v=v2")
-            && params.contains(&"as=APIGroupDiscoveryList");
-        if is_aggregated {
-            return true;
-        }
-        if matches!(media, "application/json" | "*/*" | "application/*") && !params.iter().any(|p| p.starts_with("as="))
-        {
-            return false;
-        }
-    }
-    false
+pub fn wants_aggregated(headers: &axum::http::HeaderMap) -> bool {
+    super::codec::preferred_form(headers, "APIGroupDiscoveryList", "apidiscovery.k8s.io", &["v2"]).is_some()
 }
 
 /// `APIGroupDiscoveryList` (apidiscovery.k8s.io/v2): every group (the core group for
@@ -233,9 +231,14 @@ mod tests {
     #[test]
     fn aggregated_discovery_has_every_resource_and_its_subresources() {
         let kubectl = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
-        assert!(wants_aggregated(kubectl));
-        assert!(!wants_aggregated("application/json"));
-        assert!(!wants_aggregated(""));
+        let accept = |value: &'static str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(axum::http::header::ACCEPT, axum::http::HeaderValue::from_static(value));
+            headers
+        };
+        assert!(wants_aggregated(&accept(kubectl)));
+        assert!(!wants_aggregated(&accept("application/json")));
+        assert!(!wants_aggregated(&axum::http::HeaderMap::new()));
         let core = aggregated(true);
         assert_eq!(core["items"].as_array().unwrap().len(), 1);
         assert_eq!(core["items"][0]["metadata"]["name"], "");
@@ -265,17 +268,7 @@ mod tests {
     fn describes_the_server() {
         let version = version();
         assert_eq!(version["gitVersion"], format!("v{}-berth", env!("CARGO_PKG_VERSION")));
-        for field in [
-            "major",
-            "minor",
-            "gitVersion",
-            "gitCommit",
-            "gitTreeState",
-            "buildDate",
-            "goVersion",
-            "compiler",
-            "platform",
-        ] {
+        for field in VERSION_INFO_FIELDS {
             assert!(version[field].is_string(), "{field} is missing: {version}");
         }
         let apps = resources("apps", "v1");

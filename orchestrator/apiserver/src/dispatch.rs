@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
-use super::codec::{content_type, decode_object_blocking, read_body, render, response_format};
+use super::codec::{accepted, content_type, decode_object_blocking, read_body, render, response_format};
 use super::inflight::Class;
 use super::list::ListRequest;
 use super::logs::{LogRequest, logs};
@@ -66,29 +66,16 @@ impl Params {
     }
 }
 
-/// The request's Accept header(s), joined.
-fn accept_header(headers: &HeaderMap) -> String {
-    headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Whether the client takes JSON (or says nothing, or anything).
 fn accepts_json(headers: &HeaderMap) -> bool {
-    let accept: Vec<&str> = headers
-        .get_all(axum::http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|m| m.split(';').next().unwrap_or_default().trim())
-        .collect();
-    accept.is_empty()
-        || accept
-            .iter()
-            .any(|m| matches!(*m, "application/json" | "*/*" | "application/*" | "application/yaml"))
+    let accepted = accepted(headers);
+    accepted.is_empty()
+        || accepted.iter().any(|(media, _)| {
+            matches!(
+                media.as_str(),
+                "application/json" | "*/*" | "application/*" | "application/yaml"
+            )
+        })
 }
 
 /// Adds a `Warning: 299 - "<text>"` header per warning, as kube-apiserver does
@@ -228,7 +215,7 @@ async fn respond(
             Some(document) => reply(200, document.clone()),
             None => Err(ApiError::path_not_found()),
         },
-        Route::CoreVersions | Route::Groups if discovery::wants_aggregated(&accept_header(headers)) => {
+        Route::CoreVersions | Route::Groups if discovery::wants_aggregated(headers) => {
             let list = discovery::aggregated(route == Route::CoreVersions);
             let mut response = render(format, 200, &list);
             response.headers_mut().insert(

@@ -95,7 +95,7 @@ pub async fn create(
         metadata.creation_timestamp = Some(berth_api::time::now());
         metadata.generation = Some(1);
         return Ok(Written {
-            object: storage::served(kind, storage::as_written(&object)),
+            object: storage::served(kind, storage::to_value(&object)),
             warnings,
         });
     }

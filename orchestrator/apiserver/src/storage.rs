@@ -47,11 +47,6 @@ pub fn for_storage(kind: &Kind, object: Value) -> Value {
     }
 }
 
-/// An object as the API shows it written (a dry run's answer), without a store write.
-pub fn as_written(object: &Object) -> Value {
-    to_value(object)
-}
-
 /// The object as written: with its kind's `kind` and `apiVersion`.
 pub fn to_value(object: &Object) -> Value {
     let mut value = object.to_value();

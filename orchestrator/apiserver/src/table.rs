@@ -5,9 +5,9 @@
 use std::time::SystemTime;
 
 use axum::http::HeaderMap;
-use axum::http::header::ACCEPT;
 use serde_json::{Value, json};
 
+use super::codec::preferred_form;
 use super::route::Kind;
 use super::status::ApiError;
 
@@ -33,28 +33,13 @@ impl Include {
     }
 }
 
-/// Whether the client prefers a Table to the objects: the first media range it
-/// accepts that berth serves decides, as Kubernetes' content negotiation does.
+/// The Table version the client prefers to the objects themselves, as its API
+/// version (`meta.k8s.io/v1`); `None` for the objects.
 pub fn wants_table(headers: &HeaderMap) -> Option<&'static str> {
-    let accept = headers.get_all(ACCEPT).iter().filter_map(|v| v.to_str().ok());
-    for range in accept.flat_map(|v| v.split(',')) {
-        let mut parts = range.split(';').map(str::trim);
-        let media = parts.next().unwrap_or_default();
-        let params: Vec<(&str, &str)> = parts.filter_map(|p| p.split_once('=')).collect();
-        let param = |name: &str| params.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-        match (media, param("as"), param("g"), param("v")) {
-            ("application/json", Some("Table"), Some("meta.k8s.io"), Some(version @ ("v1" | "v1beta1"))) => {
-                return Some(if version == "v1" {
-                    "meta.k8s.io/v1"
-                } else {
-                    "meta.k8s.io/v1beta1"
-                });
-            }
-            ("application/json" | "application/yaml" | "*/*" | "application/*", None, _, _) => return None,
-            _ => {}
-        }
+    match preferred_form(headers, "Table", "meta.k8s.io", &["v1", "v1beta1"])? {
+        "v1" => Some("meta.k8s.io/v1"),
+        _ => Some("meta.k8s.io/v1beta1"),
     }
-    None
 }
 
 /// The column definitions of a kind's tables.
@@ -135,6 +120,7 @@ pub fn table(kind: &Kind, api_version: &str, answer: &Value, is_list: bool, incl
 #[cfg(test)]
 mod tests {
     use axum::http::HeaderValue;
+    use axum::http::header::ACCEPT;
 
     use super::*;
     use crate::tests::kind;

@@ -14,17 +14,7 @@ async fn discovery_lists_every_kind_with_its_names() {
         let version = server.get(path).await;
         assert_eq!(version.status, 200, "{path}");
         let version = version.json();
-        for field in [
-            "major",
-            "minor",
-            "gitVersion",
-            "gitCommit",
-            "gitTreeState",
-            "buildDate",
-            "goVersion",
-            "compiler",
-            "platform",
-        ] {
+        for field in crate::discovery::VERSION_INFO_FIELDS {
             assert!(version[field].is_string(), "{path}: no {field} in {version}");
         }
         assert_eq!(version["compiler"], "rustc", "{path}");
