@@ -8,7 +8,8 @@
 //!  workloads (etcd clients) ──► history (invoke / ok / fail / info) ─────────────┘
 //!        │
 //!        ▼
-//!  checkers (linearizability, revisions, watch, leases, list-append, durability)
+//!  checkers (linearizability, revisions, watch, leases, list-append) and, on the
+//!  healed cluster, the final-state checks (durability, convergence, lease expiry)
 //!        │
 //!        ▼
 //!  report (summary, JSON, timeline) and the run folder on failure
@@ -16,6 +17,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod final_state;
 pub mod history;
 pub mod nemesis;
 pub mod proxy;

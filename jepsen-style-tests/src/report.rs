@@ -91,7 +91,7 @@ pub fn summary(report: &RunReport) -> String {
                 let _ = writeln!(out, "  [{}] … and {} more", c.name, c.anomalies.len() - 10);
             }
             if c.verdict == Verdict::Unknown {
-                let _ = writeln!(out, "  [{}] could not decide within its deadline: not a pass", c.name);
+                let _ = writeln!(out, "  [{}] undecided (see above): not a pass", c.name);
             }
         }
     }

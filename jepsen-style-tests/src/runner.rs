@@ -11,8 +11,9 @@ use etcd_client::GetOptions;
 use serde::Serialize;
 use tokio::sync::Mutex;
 
-use crate::check::{self, Anomaly, CheckResult, Verdict};
+use crate::check::{self, CheckResult, Verdict};
 use crate::cluster::{Cluster, ClusterSpec};
+use crate::final_state;
 use crate::history::{Completed, Consistency, Kind, Op, pair};
 use crate::nemesis::{self, FaultKind, FaultRecord, Schedule};
 use crate::recorder::Recorder;
@@ -53,6 +54,11 @@ impl WorkloadKind {
         }
         kinds.sort_by_key(|k| *k as u8);
         kinds.dedup();
+        // The watchers watch the register keys: alone they would see nothing, and the
+        // watch checker would have nothing to check.
+        if kinds.contains(&WorkloadKind::Watch) && !kinds.contains(&WorkloadKind::Register) {
+            return Err("the watch workload watches the register keys: add the register workload".into());
+        }
         Ok(kinds)
     }
 }
@@ -183,11 +189,14 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         options.check_deadline,
     ));
     if options.workloads.contains(&WorkloadKind::Lease) {
-        checks.push(lease_expiry_check(&endpoints, &completed).await);
+        checks.push(final_state::lease_expiry_check(&endpoints, &completed, final_state::LEASE_EXPIRY_WAIT).await);
     }
-    checks.push(durability_check(&endpoints, &completed).await);
-    checks.push(convergence_check(&cluster, &endpoints).await);
-    checks.push(crash_check(&cluster).await);
+    // Only the register and append workloads write values to read back.
+    if options.workloads.contains(&WorkloadKind::Register) || options.workloads.contains(&WorkloadKind::Append) {
+        checks.push(final_state::durability_check(&endpoints, &completed).await);
+    }
+    checks.push(final_state::convergence_check(&cluster, &endpoints).await);
+    checks.push(final_state::crash_check(&cluster).await);
 
     let ops = count(&completed);
     let throughput = throughput(&completed, &faults, healed_ns);
@@ -359,7 +368,7 @@ async fn time_to_first_write(endpoints: &[String], timeout: Duration) -> Option<
     let started = Instant::now();
     while started.elapsed() < timeout {
         if let Some(mut c) = workload::connect(endpoints).await
-            && c.put("jepsen/recovered", "yes", None).await.is_ok()
+            && c.put(final_state::RECOVERED_KEY, "yes", None).await.is_ok()
         {
             return Some(started.elapsed());
         }
@@ -414,186 +423,4 @@ async fn final_reads(endpoints: &[String], recorder: &Recorder, options: &RunOpt
         }
     }
     Finals { lists }
-}
-
-fn result(name: &'static str, anomalies: Vec<Anomaly>, ops_checked: usize, started: Instant) -> CheckResult {
-    CheckResult {
-        name,
-        verdict: if anomalies.is_empty() {
-            Verdict::Valid
-        } else {
-            Verdict::Invalid
-        },
-        anomalies,
-        ops_checked,
-        elapsed: started.elapsed(),
-    }
-}
-
-/// Every acknowledged write is still there: reading its key at its revision returns
-/// exactly what it wrote.
-async fn durability_check(endpoints: &[String], completed: &[Completed]) -> CheckResult {
-    let started = Instant::now();
-    let mut anomalies = Vec::new();
-    let writes: Vec<&Completed> = completed
-        .iter()
-        .filter(|c| c.kind == Kind::Ok)
-        .filter(|c| {
-            matches!(
-                c.op,
-                Op::Write { .. }
-                    | Op::Cas {
-                        succeeded: Some(true),
-                        ..
-                    }
-            )
-        })
-        .collect();
-    let Some(mut client) = workload::connect(endpoints).await else {
-        anomalies.push(Anomaly {
-            kind: "unavailable".into(),
-            description: "the healed cluster does not answer".into(),
-            ops: Vec::new(),
-        });
-        return result("durability", anomalies, writes.len(), started);
-    };
-    for w in &writes {
-        let (key, value) = match &w.op {
-            Op::Write { key, value } => (key, value),
-            Op::Cas { key, to, .. } => (key, to),
-            _ => continue,
-        };
-        let Some(revision) = w.revision else { continue };
-        match client
-            .get(key.as_str(), Some(GetOptions::new().with_revision(revision)))
-            .await
-        {
-            Ok(resp) => {
-                let found = resp
-                    .kvs()
-                    .first()
-                    .map(|kv| (workload::text(kv.value()), kv.mod_revision()));
-                if found.as_ref() != Some(&(value.clone(), revision)) {
-                    anomalies.push(Anomaly {
-                        kind: "lost-write".into(),
-                        description: format!(
-                            "acknowledged write of {value:?} to {key} at revision {revision} is gone: reading {key} at {revision} gives {found:?}"
-                        ),
-                        ops: vec![w.index],
-                    });
-                }
-            }
-            Err(e) if e.to_string().contains("compacted") => {}
-            Err(e) => anomalies.push(Anomaly {
-                kind: "unreadable".into(),
-                description: format!("reading {key} at revision {revision} failed: {e}"),
-                ops: vec![w.index],
-            }),
-        }
-    }
-    result("durability", anomalies, writes.len(), started)
-}
-
-/// Every replica reports the same HashKV at the same revision, and serves.
-async fn convergence_check(cluster: &Arc<Mutex<Cluster>>, endpoints: &[String]) -> CheckResult {
-    let started = Instant::now();
-    let mut anomalies = Vec::new();
-    let revision = match workload::connect(endpoints).await {
-        Some(mut c) => c
-            .get("jepsen/recovered", None)
-            .await
-            .ok()
-            .and_then(|r| r.header().map(|h| h.revision())),
-        None => None,
-    };
-    let Some(revision) = revision else {
-        anomalies.push(Anomaly {
-            kind: "unavailable".into(),
-            description: "no revision after healing".into(),
-            ops: vec![],
-        });
-        return result("convergence", anomalies, 0, started);
-    };
-    let names: Vec<String> = cluster.lock().await.names();
-    let mut hashes = Vec::new();
-    for (endpoint, name) in endpoints.iter().zip(&names) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut got = None;
-        while Instant::now() < deadline {
-            // The linearizable read first makes the replica apply everything
-            // committed (a compaction, say, changes no revision).
-            if let Some(mut c) = workload::connect(std::slice::from_ref(endpoint)).await
-                && c.get("jepsen/recovered", None).await.is_ok()
-                && let Ok(resp) = c.hash_kv(revision).await
-                && resp.header().is_some_and(|h| h.revision() >= revision)
-            {
-                got = Some(resp.hash());
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        match got {
-            Some(hash) => hashes.push((name.clone(), hash)),
-            None => anomalies.push(Anomaly {
-                kind: "not-serving".into(),
-                description: format!("{name} did not answer HashKV at revision {revision} within 20 s of healing"),
-                ops: vec![],
-            }),
-        }
-    }
-    if hashes.windows(2).any(|w| w[0].1 != w[1].1) {
-        anomalies.push(Anomaly {
-            kind: "divergence".into(),
-            description: format!("replicas disagree on HashKV at revision {revision}: {hashes:?}"),
-            ops: vec![],
-        });
-    }
-    result("convergence", anomalies, hashes.len(), started)
-}
-
-/// No replica exited on its own (a panic, a fatal storage error) during the run.
-async fn crash_check(cluster: &Arc<Mutex<Cluster>>) -> CheckResult {
-    let started = Instant::now();
-    let mut c = cluster.lock().await;
-    let late = c.reap_crashed();
-    c.crashes.extend(late);
-    let anomalies = c
-        .crashes
-        .iter()
-        .map(|description| Anomaly {
-            kind: "crash".into(),
-            description: description.clone(),
-            ops: Vec::new(),
-        })
-        .collect();
-    result("crashes", anomalies, c.len(), started)
-}
-
-/// Once nothing keeps them alive, every lease expires and takes its key with it.
-async fn lease_expiry_check(endpoints: &[String], completed: &[Completed]) -> CheckResult {
-    let started = Instant::now();
-    let granted: Vec<&Completed> = completed
-        .iter()
-        .filter(|c| c.kind == Kind::Ok && matches!(c.op, Op::LeaseGrant { .. }))
-        .collect();
-    // Longer than a TTL plus an election, with nobody sending keepalives.
-    tokio::time::sleep(Duration::from_secs(lease::TTL_S as u64 * 2 + 3)).await;
-    let mut anomalies = Vec::new();
-    if let Some(mut c) = workload::connect(endpoints).await {
-        for g in &granted {
-            let Op::LeaseGrant { key, lease, .. } = &g.op else {
-                continue;
-            };
-            if let Ok(resp) = c.get(key.as_str(), None).await
-                && resp.count() > 0
-            {
-                anomalies.push(Anomaly {
-                    kind: "lease-never-expired".into(),
-                    description: format!("key {key} of lease {lease:x} is still there long after its last keepalive"),
-                    ops: vec![g.index],
-                });
-            }
-        }
-    }
-    result("lease-expiry", anomalies, granted.len(), started)
 }

@@ -12,9 +12,16 @@
 //! Every checker answers a [`CheckResult`]:
 //! - `Valid`: it examined everything it was given and found nothing wrong;
 //! - `Invalid`: at least one anomaly, each naming the history indices involved;
-//! - `Unknown`: nothing wrong found, but it could not finish (deadline) or the input
-//!   broke an assumption it relies on. The reason is then in `anomalies`, with a kind
-//!   starting with [`UNDECIDED`]. A checker never says `Valid` when it did not finish.
+//! - `Unknown`: nothing wrong found, but it could not finish (deadline), the input
+//!   broke an assumption it relies on, or it had nothing to check. The reason is then
+//!   in `anomalies`, with a kind starting with [`UNDECIDED`]. A checker never says
+//!   `Valid` when it did not finish.
+//!
+//! A checker that checked nothing proves nothing: `ops_checked` counts what it really
+//! examined (acknowledged operations, or delivered events for `watch`), and when that
+//! is zero the verdict is `Unknown` with a [`NOTHING_CHECKED`] reason naming the
+//! checker, never `Valid`. [`Findings::finish`] applies the rule for every checker, so
+//! a run whose workload produced nothing for a checker it enabled fails, saying which.
 //!
 //! Checkers are conservative: `info` operations may or may not have happened, and an
 //! anomaly is reported only when no interpretation of the history explains it.
@@ -42,7 +49,7 @@ mod watch_delivery;
 mod watch_prev_kv;
 
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 #[cfg(test)]
 mod selftest;
 #[cfg(test)]
@@ -50,6 +57,9 @@ mod simulation;
 
 /// Prefix of the kinds that explain an `Unknown` verdict rather than report a bug.
 pub const UNDECIDED: &str = "undecided-";
+
+/// The kind (after [`UNDECIDED`]) of the reason a checker that checked nothing gives.
+pub const NOTHING_CHECKED: &str = "nothing-checked";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,7 +120,16 @@ impl Findings {
         });
     }
 
-    pub(crate) fn finish(self, name: &'static str, ops_checked: usize, started: Instant) -> CheckResult {
+    /// The verdict. Zero `ops_checked` with no anomaly is `Unknown`: the checker saw
+    /// nothing it could have failed on.
+    pub(crate) fn finish(mut self, name: &'static str, ops_checked: usize, started: Instant) -> CheckResult {
+        if ops_checked == 0 && self.anomalies.is_empty() {
+            self.undecided(
+                NOTHING_CHECKED,
+                Vec::new(),
+                format!("the {name} checker checked nothing: no acknowledged operation to check, so it cannot pass"),
+            );
+        }
         let verdict = if !self.anomalies.is_empty() {
             Verdict::Invalid
         } else if !self.undecided.is_empty() {
@@ -215,9 +234,77 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Unknown);
         assert!(r.anomalies[0].kind.starts_with(UNDECIDED));
         assert_eq!(
-            Findings::default().finish("t", 0, Instant::now()).verdict,
+            Findings::default().finish("t", 1, Instant::now()).verdict,
             Verdict::Valid
         );
+    }
+
+    #[test]
+    fn a_checker_that_checked_nothing_is_not_valid_and_says_which_and_why() {
+        let r = Findings::default().finish("watch", 0, Instant::now());
+        assert_eq!(r.verdict, Verdict::Unknown);
+        assert_eq!(r.anomalies.len(), 1);
+        assert_eq!(r.anomalies[0].kind, format!("{UNDECIDED}{NOTHING_CHECKED}"));
+        assert!(
+            r.anomalies[0].description.contains("the watch checker checked nothing")
+                && r.anomalies[0].description.contains("no acknowledged operation to check"),
+            "{}",
+            r.anomalies[0].description
+        );
+    }
+
+    /// Every history checker, on the same history (the final lists empty).
+    fn every_checker(history: &[Completed], sessions: &[crate::history::WatchSession]) -> Vec<CheckResult> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        vec![
+            linearizable::check(history, deadline),
+            revisions::check(history),
+            watch::check(sessions, history, "r/"),
+            lease::check(history, sessions),
+            append::check(history, &Default::default()),
+        ]
+    }
+
+    #[test]
+    fn an_empty_history_fails_every_checker() {
+        for r in every_checker(&[], &[]) {
+            assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+            assert_eq!(r.ops_checked, 0, "{r:?}");
+            let reason = &r.anomalies[0];
+            assert_eq!(reason.kind, format!("{UNDECIDED}{NOTHING_CHECKED}"), "{r:?}");
+            assert!(reason.description.contains(r.name), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_history_of_only_unknown_outcomes_fails_every_checker() {
+        use fixture::{History, append, grant, put, read, session, write};
+        let mut h = History::new();
+        h.info(1, write("r/a", "1"), 0);
+        h.info(2, read("r/a", None), 5);
+        h.info(3, append(&["a/0", "a/1"], 1, None), 10);
+        h.info(4, grant(0, 3, "l/0"), 20);
+        let nothing_delivered = session(1, 1, vec![]);
+        for r in every_checker(&h.ops, &[nothing_delivered]) {
+            assert_ne!(r.verdict, Verdict::Valid, "{r:?}");
+            assert_eq!(r.ops_checked, 0, "{r:?}");
+        }
+        // The same history with one acknowledged write is checked, and valid.
+        h.ok(5, write("r/b", "2"), 30, 40, Some(2));
+        let delivered = session(2, 1, vec![vec![put("r/b", "2", 2, 2, 1, None)]]);
+        let r = linearizable::check(&h.ops, Instant::now() + Duration::from_secs(10));
+        assert_eq!((r.verdict, r.ops_checked), (Verdict::Valid, 1), "{r:?}");
+        let r = watch::check(&[delivered], &h.ops, "r/");
+        assert_eq!((r.verdict, r.ops_checked), (Verdict::Valid, 1), "{r:?}");
+    }
+
+    #[test]
+    fn an_anomaly_found_without_checked_operations_stays_invalid() {
+        let mut f = Findings::default();
+        f.flag("unavailable", vec![], "the healed cluster does not answer".into());
+        let r = f.finish("durability", 0, Instant::now());
+        assert_eq!(r.verdict, Verdict::Invalid);
+        assert_eq!(r.anomalies.len(), 1, "{:?}", r.anomalies);
     }
 
     #[test]

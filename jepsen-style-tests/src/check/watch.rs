@@ -186,7 +186,17 @@ mod tests {
         s.compacted = Some(10);
         let mut h = History::new();
         h.ok(1, write("r/a", "1"), 0, 10, Some(3));
-        let r = check(&[s], &h.ops, "r/");
+        // Another session saw the write, so there is something to check.
+        let seen = session(2, 1, vec![vec![put("r/a", "1", 3, 3, 1, None)]]);
+        let r = check(&[s, seen], &h.ops, "r/");
         assert_eq!(r.verdict, Verdict::Valid, "{r:?}");
+        assert_eq!(r.ops_checked, 1);
+    }
+
+    #[test]
+    fn sessions_that_delivered_nothing_of_nothing_written_are_not_valid() {
+        let r = check(&[session(1, 1, vec![])], &[], "r/");
+        assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
+        assert!(kinds(&r).contains(&"undecided-nothing-checked"), "{r:?}");
     }
 }
