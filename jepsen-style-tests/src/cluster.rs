@@ -21,7 +21,8 @@ pub struct ClusterSpec {
     pub berth: PathBuf,
     /// Where data dirs and logs go.
     pub dir: PathBuf,
-    /// Passed to `--test-fault` (the suite's self-test).
+    /// Passed to `--test-fault`: `stale-reads` (the suite's self-test), or
+    /// `slow-disk`, which the disk nemesis needs.
     pub test_fault: Option<String>,
     pub seed: u64,
 }
@@ -45,6 +46,10 @@ pub struct Cluster {
 }
 
 const CLUSTER_TOKEN: &str = "berth-jepsen";
+
+/// The file in a data dir whose number (ms) every raft log sync of a replica started
+/// with `--test-fault slow-disk` waits first (berth's usage text documents it).
+const SLOW_DISK_CONTROL_FILE: &str = "test-fault-slow-disk-ms";
 
 impl Cluster {
     /// Starts every replica (and the proxies between them).
@@ -171,6 +176,32 @@ impl Cluster {
         }
     }
 
+    /// Makes every raft log sync of replica `i` wait `delay`, through the control file
+    /// `berth store --test-fault slow-disk` reads before each sync (the replica keeps
+    /// running; a removed replica has no data dir to slow).
+    pub fn slow_disk(&self, i: usize, delay: Duration) -> Result<()> {
+        let path = self.slow_disk_control(i);
+        std::fs::write(&path, format!("{}\n", delay.as_millis()))
+            .map_err(|e| anyhow::anyhow!("slowing the disk of {}: writing {}: {e}", self.name(i), path.display()))
+    }
+
+    /// Every disk back to full speed.
+    pub fn heal_disks(&self) -> Result<()> {
+        for i in 0..self.len() {
+            let path = self.slow_disk_control(i);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => anyhow::bail!("healing the disk of {}: removing {}: {e}", self.name(i), path.display()),
+            }
+        }
+        Ok(())
+    }
+
+    fn slow_disk_control(&self, i: usize) -> PathBuf {
+        self.replicas.replicas[i].data_dir.join(SLOW_DISK_CONTROL_FILE)
+    }
+
     pub fn heal_network(&self) {
         for proxy in self.proxies.values() {
             proxy.heal();
@@ -182,6 +213,7 @@ impl Cluster {
         let crashed = self.reap_crashed();
         self.crashes.extend(crashed);
         self.heal_network();
+        self.heal_disks()?;
         for i in 0..self.len() {
             self.resume(i)?;
             if !self.members[i].is_removed {

@@ -20,7 +20,8 @@ struct Args {
     /// Replicas in the cluster (3 or 5).
     #[arg(long, default_value_t = 3)]
     nodes: usize,
-    /// Fault families, comma-separated: kill, pause, partition, delay, loss, all, none.
+    /// Fault families, comma-separated: kill, pause, partition, delay, loss,
+    /// membership, disk, all, none.
     #[arg(long, default_value = "kill,pause,partition", value_delimiter = ',')]
     nemesis: Vec<String>,
     /// Workloads, comma-separated: register, watch, lease, append, all.
@@ -35,7 +36,8 @@ struct Args {
     /// Where run folders go.
     #[arg(long, default_value = "jepsen-runs")]
     out: PathBuf,
-    /// Break the store on purpose (`stale-reads`) to see the suite catch it.
+    /// Break the store on purpose (`stale-reads`) to see the suite catch it. The disk
+    /// nemesis sets `slow-disk` itself.
     #[arg(long)]
     test_fault: Option<String>,
     /// Register keys.

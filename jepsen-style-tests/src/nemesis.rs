@@ -30,10 +30,14 @@ pub enum FaultKind {
     Loss,
     /// Remove a member, wipe it, and add it back as a new member.
     Membership,
+    /// Every raft log sync of the leader waits (a slow disk; see `Cluster::slow_disk`).
+    SlowDiskLeader,
+    /// Every raft log sync of a majority waits: commits wait for slow disks.
+    SlowDiskMajority,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 12] = [
+    pub const ALL: [FaultKind; 14] = [
         FaultKind::KillLeader,
         FaultKind::KillRandom,
         FaultKind::KillMajority,
@@ -46,6 +50,8 @@ impl FaultKind {
         FaultKind::Delay,
         FaultKind::Loss,
         FaultKind::Membership,
+        FaultKind::SlowDiskLeader,
+        FaultKind::SlowDiskMajority,
     ];
 
     pub fn family(self) -> &'static str {
@@ -59,11 +65,17 @@ impl FaultKind {
             FaultKind::Delay => "delay",
             FaultKind::Loss => "loss",
             FaultKind::Membership => "membership",
+            FaultKind::SlowDiskLeader | FaultKind::SlowDiskMajority => "disk",
         }
     }
 
+    /// Whether the replicas must run with `--test-fault slow-disk` for this fault.
+    pub fn needs_slow_disk(self) -> bool {
+        self.family() == "disk"
+    }
+
     /// The faults of the named families (`kill`, `pause`, `partition`, `delay`,
-    /// `loss`, `membership`, or `all`).
+    /// `loss`, `membership`, `disk`, or `all`).
     pub fn parse_families(names: &[String]) -> Result<Vec<FaultKind>, String> {
         let mut kinds = Vec::new();
         for name in names {
@@ -74,7 +86,7 @@ impl FaultKind {
                 .collect();
             if matched.is_empty() {
                 return Err(format!(
-                    "unknown nemesis {name:?}: choose from kill, pause, partition, delay, loss, membership, all"
+                    "unknown nemesis {name:?}: choose from kill, pause, partition, delay, loss, membership, disk, all"
                 ));
             }
             kinds.extend(matched);
@@ -349,6 +361,25 @@ async fn inject(cluster: &Arc<Mutex<Cluster>>, kind: FaultKind, rng: &mut Rng) -
                 c.set_link(other, random, Duration::ZERO, percent);
             }
             format!("{percent}% of chunks stall on every link of {}", name(&c, random))
+        }
+        FaultKind::SlowDiskLeader => {
+            let delay = Duration::from_millis(rng.between(20, 300));
+            c.slow_disk(leader_or_random, delay)?;
+            format!(
+                "slow disk on leader {}: every raft log sync waits {delay:?}",
+                name(&c, leader_or_random)
+            )
+        }
+        FaultKind::SlowDiskMajority => {
+            let delay = Duration::from_millis(rng.between(20, 300));
+            let victims = &shuffled[..majority];
+            for v in victims {
+                c.slow_disk(*v, delay)?;
+            }
+            format!(
+                "slow disks on majority {:?}: every raft log sync waits {delay:?}",
+                victims.iter().map(|v| name(&c, *v)).collect::<Vec<_>>()
+            )
         }
         FaultKind::Membership => unreachable!("handled above"),
     }

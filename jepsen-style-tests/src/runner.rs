@@ -123,7 +123,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         nodes: options.nodes,
         berth: options.berth.clone(),
         dir: run_dir.join("cluster"),
-        test_fault: options.test_fault.clone(),
+        test_fault: replica_test_fault(&options)?,
         seed: options.seed,
     };
     let cluster = Cluster::start(spec).await?;
@@ -240,6 +240,19 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         }
     }
     Ok(report)
+}
+
+/// The `--test-fault` the replicas run with: the one asked for, or `slow-disk` when
+/// the disk nemesis needs it. The store takes one, so the two cannot be combined.
+fn replica_test_fault(options: &RunOptions) -> Result<Option<String>> {
+    let needs_slow_disk = options.nemeses.iter().any(|k| k.needs_slow_disk());
+    match &options.test_fault {
+        Some(fault) if needs_slow_disk && fault != "slow-disk" => anyhow::bail!(
+            "the disk nemesis needs every replica started with --test-fault slow-disk, which --test-fault {fault} would replace: run them separately"
+        ),
+        None if needs_slow_disk => Ok(Some("slow-disk".to_string())),
+        other => Ok(other.clone()),
+    }
 }
 
 /// The checkers that need only the recorded history (and the final lists).

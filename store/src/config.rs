@@ -53,6 +53,9 @@ pub struct StoreConfig {
 pub struct TestFaults {
     /// Serve linearizable reads from local state without a read index.
     pub stale_reads: bool,
+    /// Delay each raft log sync as the data dir's slow-disk control file says
+    /// (see `crate::slow_disk`).
+    pub slow_disk: bool,
 }
 
 pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;

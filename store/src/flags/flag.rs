@@ -9,7 +9,8 @@ use super::{ClusterState, CompactionMode, FlagError, StoreFlags, parse_duration_
 
 /// Faults `--test-fault` can switch on. `stale-reads`: serve linearizable reads from
 /// the local state without a read index, which the fault-injection suite must catch.
-const TEST_FAULTS: &[&str] = &["stale-reads"];
+/// `slow-disk`: let the suite slow this replica's raft log syncs (see `slow_disk`).
+const TEST_FAULTS: &[&str] = &["stale-reads", "slow-disk"];
 const LOG_LEVELS: &[&str] = &["debug", "info", "warn", "error", "dpanic", "panic", "fatal"];
 
 /// The flags berth implements, in the order [`STORE_USAGE`](super::STORE_USAGE) lists them.

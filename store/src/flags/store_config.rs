@@ -41,6 +41,7 @@ impl StoreFlags {
             dial_peer_urls: self.dial_peer_urls.iter().cloned().collect(),
             test_faults: TestFaults {
                 stale_reads: self.test_fault.as_deref() == Some("stale-reads"),
+                slow_disk: self.test_fault.as_deref() == Some("slow-disk"),
             },
         })
     }

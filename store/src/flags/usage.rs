@@ -78,8 +78,10 @@ berth's own flags:
     URLs, as name=url,name=url (a proxy in front of them; the fault-injection
     suite routes every peer link through one).
   --test-fault ''
-    Deliberately break a guarantee, for the fault-injection suite's self-test:
-    stale-reads (linearizable reads served locally, without a read index).
+    Deliberately break a guarantee or slow the store, for the fault-injection
+    suite: stale-reads (linearizable reads served locally, without a read index);
+    slow-disk (each raft log sync first waits the milliseconds written in the
+    file test-fault-slow-disk-ms in the data dir, if there is one).
     Never use it for real data.
 
 URLs are http://host:port; TLS (https) and unix sockets are not supported yet.

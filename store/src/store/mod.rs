@@ -153,6 +153,9 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
+        if config.test_faults.slow_disk {
+            crate::slow_disk::enable(&config.data_dir);
+        }
         let log_store = LogStore::open(id, &member_dir.join("wal"), engine, state_backend)
             .map_err(|e| StoreError::Internal(format!("opening the raft log: {e}")))?;
         let log_on_disk = log_store.durable();

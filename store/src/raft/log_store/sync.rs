@@ -54,6 +54,7 @@ impl Shared {
     /// Syncs every append written so far and records how far the log is on disk.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        crate::slow_disk::before_sync();
         // After a failed sync the kernel may have dropped the pages it could not write:
         // a later sync that succeeds says nothing about them.
         if let Some(why) = self.durable.failure() {
