@@ -3,7 +3,7 @@
 //! say plainly whether the history is one the store's guarantees allow.
 //!
 //! ```text
-//!  seed ──► schedule of faults ──► nemesis (kill, pause, partition, delay) ──► cluster
+//!  seed ──► schedule of faults ──► nemesis (kill, pause, partition, disk) ──► cluster
 //!                                                                               ▲
 //!  workloads (etcd clients) ──► history (invoke / ok / fail / info) ─────────────┘
 //!        │

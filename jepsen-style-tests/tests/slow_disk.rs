@@ -43,7 +43,10 @@ async fn a_slowed_disk_delays_every_commit_until_healed() {
 
     cluster.slow_disk(0, DELAY).unwrap();
     let took = timed_put(&mut client, "slow").await;
-    assert!(took >= DELAY, "a write committed in {took:?} on a disk slowed by {DELAY:?}");
+    assert!(
+        took >= DELAY,
+        "a write committed in {took:?} on a disk slowed by {DELAY:?}"
+    );
 
     cluster.heal_disks().unwrap();
     // After the heal at most one sync that had already read the delay still waits.

@@ -35,7 +35,9 @@ pub fn enable(data_dir: &Path) {
 /// Called before each raft log sync: waits if the fault is on and its file says so.
 pub(crate) fn before_sync() {
     let Some(path) = CONTROL.get() else { return };
-    let Ok(text) = std::fs::read_to_string(path) else { return };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return;
+    };
     match parse_delay(&text) {
         Ok(delay) => std::thread::sleep(delay),
         Err(why) => {

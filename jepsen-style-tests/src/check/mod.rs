@@ -247,7 +247,9 @@ mod tests {
         assert_eq!(r.anomalies[0].kind, format!("{UNDECIDED}{NOTHING_CHECKED}"));
         assert!(
             r.anomalies[0].description.contains("the watch checker checked nothing")
-                && r.anomalies[0].description.contains("no acknowledged operation to check"),
+                && r.anomalies[0]
+                    .description
+                    .contains("no acknowledged operation to check"),
             "{}",
             r.anomalies[0].description
         );
