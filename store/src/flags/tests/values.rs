@@ -147,3 +147,20 @@ fn bad_durations_name_the_flag() {
         "{message}"
     );
 }
+
+#[test]
+fn test_faults_are_one_of_a_list_and_switch_on_only_what_they_name() {
+    let message = parse_err("--test-fault slow-reads");
+    assert!(
+        message.starts_with(r#"invalid value "slow-reads" for flag --test-fault"#)
+            && message.contains("stale-reads")
+            && message.contains("slow-disk"),
+        "{message}"
+    );
+    let faults = |line: &str| parse(line).unwrap().to_config().unwrap().test_faults;
+    let slow_disk = faults("--test-fault slow-disk");
+    assert!(slow_disk.slow_disk && !slow_disk.stale_reads, "{slow_disk:?}");
+    let stale_reads = faults("--test-fault stale-reads");
+    assert!(stale_reads.stale_reads && !stale_reads.slow_disk, "{stale_reads:?}");
+    assert_eq!(faults("--name n1"), crate::TestFaults::default());
+}
