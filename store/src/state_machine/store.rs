@@ -25,6 +25,7 @@ use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
 use super::snapshot::{self, SnapshotFile};
 use super::{AppliedState, StateHandle};
+use crate::alarm::AlarmSet;
 use crate::backend::{SharedBackend, Tree, WriteBatch};
 use crate::lease::LeaseTable;
 use crate::mvcc::{KvStore, MvccError};
@@ -59,6 +60,7 @@ impl AppliedState {
     pub fn load(backend: &SharedBackend) -> Result<Self, MvccError> {
         let (kv, leased) = KvStore::open(backend.clone())?;
         let leases = LeaseTable::open(backend, leased)?;
+        let alarms = AlarmSet::open(backend)?;
         let (last_applied, membership) = match backend.get(Tree::State, META_APPLIED)? {
             Some(bytes) => {
                 decode::<(Option<LogId>, StoredMembership)>(&bytes).map_err(|e| MvccError::CorruptRecord {
@@ -73,6 +75,7 @@ impl AppliedState {
             leases,
             last_applied,
             membership,
+            alarms,
         })
     }
 }

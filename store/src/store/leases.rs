@@ -2,6 +2,7 @@
 //! are the leader's, answered from its lessor's memory.
 
 use super::*;
+use crate::alarm::RequestKind;
 
 impl Store {
     pub async fn lease_grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse> {
@@ -11,6 +12,8 @@ impl Store {
         if req.id < 0 {
             return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
         }
+        self.check_alarms(RequestKind::AddsData)?;
+        self.check_quota()?;
         req.ttl = self.inner.lessor.effective_ttl(req.ttl);
         let client_chose = req.id != 0;
         loop {

@@ -4,6 +4,7 @@
 //! the error with its numbers.
 
 use super::*;
+use crate::alarm::RequestKind;
 
 impl Store {
     /// Proposes a command through the leader and returns what apply returned.
@@ -67,21 +68,11 @@ impl Store {
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }
 
-    fn check_space(&self) -> Result<()> {
-        if self.inner.backend.size_bytes() > self.inner.config.quota_backend_bytes {
-            return Err(StoreError::NoSpace);
-        }
-        Ok(())
-    }
-
-    pub fn nospace_alarm(&self) -> bool {
-        self.inner.backend.size_bytes() > self.inner.config.quota_backend_bytes
-    }
-
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse> {
         validate::put(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
-        self.check_space()?;
+        self.check_alarms(RequestKind::AddsData)?;
+        self.check_quota()?;
         self.write(command::Command::Put(req), |r| match r {
             command_result::Result::Put(resp) => Some(resp),
             _ => None,
@@ -92,6 +83,7 @@ impl Store {
     pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         validate::delete_range(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
+        self.check_alarms(RequestKind::Other)?;
         self.write(command::Command::DeleteRange(req), |r| match r {
             command_result::Result::DeleteRange(resp) => Some(resp),
             _ => None,
@@ -111,7 +103,12 @@ impl Store {
             self.fill_header(&mut resp.header);
             return Ok(resp);
         }
-        self.check_space()?;
+        if validate::txn_has_puts(&req) {
+            self.check_alarms(RequestKind::AddsData)?;
+            self.check_quota()?;
+        } else {
+            self.check_alarms(RequestKind::Other)?;
+        }
         self.write(command::Command::Txn(req), |r| match r {
             command_result::Result::Txn(resp) => Some(resp),
             _ => None,
@@ -120,6 +117,7 @@ impl Store {
     }
 
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse> {
+        self.check_alarms(RequestKind::Other)?;
         self.write(command::Command::Compaction(req), |r| match r {
             command_result::Result::Compaction(resp) => Some(resp),
             _ => None,
