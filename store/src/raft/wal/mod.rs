@@ -23,6 +23,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(test)]
+mod out_of_space_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
