@@ -182,6 +182,53 @@ impl DiskSpace {
     }
 }
 
+/// A small tmpfs for tests of a full disk (root only).
+#[cfg(test)]
+pub(crate) mod tmpfs {
+    use std::process::Command;
+
+    /// A tmpfs mounted on a temporary dir for the life of the value.
+    pub struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        /// Mounts one of `size` (`40m`, say); why not, when it cannot.
+        pub fn mount(size: &str) -> Result<Tmpfs, String> {
+            if !rustix::process::geteuid().is_root() {
+                return Err("mounting a tmpfs needs root".into());
+            }
+            let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+            let output = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !output.status.success() {
+                return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+            }
+            Ok(Tmpfs(dir))
+        }
+
+        pub fn path(&self) -> &std::path::Path {
+            self.0.path()
+        }
+
+        /// Writes a file until the tmpfs is full; returns its path.
+        pub fn fill(&self) -> std::path::PathBuf {
+            use std::io::Write;
+            let path = self.path().join("filler");
+            let mut file = std::fs::File::create(&path).unwrap();
+            while file.write_all(&[0u8; 64 * 1024]).is_ok() {}
+            path
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -45,6 +45,8 @@ use super::wal::Wal;
 use crate::backend::{BackendError, SharedBackend, Tree, WriteBatch, WriteBehind};
 use crate::disk_space::{DiskSpace, RETRY_INTERVAL, is_out_of_space};
 
+#[cfg(test)]
+mod out_of_space_tests;
 mod recovery;
 mod sync;
 #[cfg(test)]

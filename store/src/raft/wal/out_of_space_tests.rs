@@ -2,36 +2,8 @@
 //! whole, and made again once space returns. On a small tmpfs, so as root only
 //! (skipped, with the reason, otherwise).
 
-use std::io::Write;
-use std::process::Command;
-
 use super::*;
-
-struct Tmpfs(tempfile::TempDir);
-
-impl Tmpfs {
-    fn mount(size: &str) -> Result<Tmpfs, String> {
-        if !rustix::process::geteuid().is_root() {
-            return Err("mounting a tmpfs needs root".into());
-        }
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let output = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !output.status.success() {
-            return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
-        }
-        Ok(Tmpfs(dir))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(self.0.path()).status();
-    }
-}
+use crate::disk_space::tmpfs::Tmpfs;
 
 fn records(indexes: std::ops::RangeInclusive<u64>, len: usize) -> Vec<(u64, Vec<u8>)> {
     indexes.map(|i| (i, vec![i as u8; len])).collect()
@@ -46,15 +18,11 @@ fn an_append_without_room_is_taken_back_and_made_again_when_space_returns() {
             return;
         }
     };
-    let dir = tmpfs.0.path().join("wal");
+    let dir = tmpfs.path().join("wal");
     let mut wal = Wal::open(&dir).unwrap();
     // The first segment (16 MiB) is allocated whole; then the rest of the disk fills.
     wal.append(&records(1..=10, 1 << 20)).unwrap();
-    let filler = tmpfs.0.path().join("filler");
-    {
-        let mut file = std::fs::File::create(&filler).unwrap();
-        while file.write_all(&[0u8; 64 * 1024]).is_ok() {}
-    }
+    let filler = tmpfs.fill();
     // Eight more entries need a second segment, for which there is no room.
     let error = wal.append(&records(11..=18, 1 << 20)).unwrap_err();
     assert!(crate::disk_space::is_out_of_space(&error), "{error}");
