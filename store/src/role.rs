@@ -79,7 +79,12 @@ pub async fn wait_for_signal_or_failure(store: &crate::Store) -> Option<String> 
     tokio::select! {
         () = wait_for_signal() => None,
         reason = store.raft_stopped() => {
-            let reason = format!("the raft core stopped: {reason}; exiting so that a supervisor restarts this replica");
+            // A disk that filled is named with the file that could not be written.
+            let full: Vec<String> = store.space_reports().iter().map(ToString::to_string).collect();
+            let full = if full.is_empty() { String::new() } else { format!(" (out of space: {})", full.join("; ")) };
+            let reason = format!(
+                "the raft core stopped: {reason}{full}; exiting so that a supervisor restarts this replica"
+            );
             tracing::error!("{reason}");
             Some(reason)
         }

@@ -176,7 +176,8 @@ impl Store {
             hub.clone(),
             member_dir.join("snap"),
             log_on_disk.clone(),
-        );
+        )
+        .waiting_for_space(space.clone());
         let network = Network::new(config.dial_peer_urls.clone(), log_on_disk);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
