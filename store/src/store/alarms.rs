@@ -86,13 +86,12 @@ impl Store {
     }
 
     /// The backend quota, as etcd checks it before a write that adds data: over it,
-    /// the write is refused and this member raises NOSPACE, which stays until an
-    /// operator disarms it.
-    pub(super) fn check_quota(&self) -> Result<()> {
+    /// this member raises NOSPACE (which stays until an operator disarms it) and then
+    /// the write is refused.
+    pub(super) async fn check_quota(&self) -> Result<()> {
         if self.inner.backend.size_bytes() <= self.inner.config.quota_backend_bytes {
             return Ok(());
         }
-        let store = self.clone();
         let already = self
             .inner
             .state
@@ -101,12 +100,8 @@ impl Store {
             .get(AlarmType::Nospace)
             .iter()
             .any(|a| a.member_id == self.inner.id);
-        if !already {
-            tokio::spawn(async move {
-                if let Err(e) = store.activate_alarm(store.id(), AlarmType::Nospace).await {
-                    tracing::warn!(error = %e, "raising the NOSPACE alarm for the backend quota failed");
-                }
-            });
+        if !already && let Err(e) = self.activate_alarm(self.inner.id, AlarmType::Nospace).await {
+            tracing::warn!(error = %e, "raising the NOSPACE alarm for the backend quota failed");
         }
         Err(StoreError::NoSpace)
     }

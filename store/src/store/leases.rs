@@ -13,7 +13,7 @@ impl Store {
             return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
         }
         self.check_alarms(RequestKind::AddsData)?;
-        self.check_quota()?;
+        self.check_quota().await?;
         req.ttl = self.inner.lessor.effective_ttl(req.ttl);
         let client_chose = req.id != 0;
         loop {

@@ -72,7 +72,7 @@ impl Store {
         validate::put(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
         self.check_alarms(RequestKind::AddsData)?;
-        self.check_quota()?;
+        self.check_quota().await?;
         self.write(command::Command::Put(req), |r| match r {
             command_result::Result::Put(resp) => Some(resp),
             _ => None,
@@ -105,7 +105,7 @@ impl Store {
         }
         if validate::txn_has_puts(&req) {
             self.check_alarms(RequestKind::AddsData)?;
-            self.check_quota()?;
+            self.check_quota().await?;
         } else {
             self.check_alarms(RequestKind::Other)?;
         }
