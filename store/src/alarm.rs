@@ -98,7 +98,11 @@ impl AlarmSet {
     /// Whether a request of `kind` may run under these alarms: etcd's corrupt applier
     /// refuses every request, its capped applier (NOSPACE) those that add data.
     pub fn check(&self, kind: RequestKind) -> Result<(), StoreError> {
-        check(self.is_raised(AlarmType::Corrupt), self.is_raised(AlarmType::Nospace), kind)
+        check(
+            self.is_raised(AlarmType::Corrupt),
+            self.is_raised(AlarmType::Nospace),
+            kind,
+        )
     }
 }
 

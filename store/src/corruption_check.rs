@@ -55,7 +55,9 @@ impl PeerHash {
 /// The member to raise CORRUPT for, if any: `leader` is this replica, `before` and
 /// `after` its hashes around the peers' answers.
 pub fn judge(leader: NodeId, before: LocalHash, after: LocalHash, peers: &[PeerHash]) -> Option<NodeId> {
-    if before.hash != after.hash && before.revision == after.revision && before.compact_revision == after.compact_revision
+    if before.hash != after.hash
+        && before.revision == after.revision
+        && before.compact_revision == after.compact_revision
     {
         return Some(leader);
     }
@@ -101,7 +103,11 @@ pub async fn check_once(store: &Store) -> crate::error::Result<Option<NodeId>> {
     }
     let after = store.local_hash()?;
     let Some(corrupt) = judge(store.id(), before, after, &peers) else {
-        tracing::debug!(revision = before.revision, checked = peers.len(), "corruption check: hashes agree");
+        tracing::debug!(
+            revision = before.revision,
+            checked = peers.len(),
+            "corruption check: hashes agree"
+        );
         return Ok(None);
     };
     tracing::error!(

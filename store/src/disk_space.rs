@@ -107,7 +107,9 @@ impl DiskSpace {
         if is_new {
             tracing::error!(%file, %error, "out of disk space: NOSPACE raised; writes are refused until space returns");
         }
-        self.inner.is_full.send_if_modified(|full| !std::mem::replace(full, true));
+        self.inner
+            .is_full
+            .send_if_modified(|full| !std::mem::replace(full, true));
     }
 
     /// Records that `file` was written again.
@@ -122,7 +124,9 @@ impl DiskSpace {
         };
         tracing::info!(%file, "disk space returned; writing again");
         if now_empty {
-            self.inner.is_full.send_if_modified(|full| std::mem::replace(full, false));
+            self.inner
+                .is_full
+                .send_if_modified(|full| std::mem::replace(full, false));
         }
     }
 

@@ -6,8 +6,8 @@
 use berth_proto::Message;
 use berth_proto::berthpb::{Command, CommandBatch, command};
 use berth_proto::etcdserverpb::{
-    AlarmRequest, AlarmType, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RequestOp,
-    TxnRequest, alarm_request, compare, request_op,
+    AlarmRequest, AlarmType, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest,
+    PutRequest, RequestOp, TxnRequest, alarm_request, compare, request_op,
 };
 use berth_store::raft::{Entry, LogId, Request, decode, encode};
 

@@ -148,12 +148,7 @@ impl WriteBehind {
 
     /// The engine's pairs in `[start, end)` with the gathered writes laid over them,
     /// for reads while the disk is full.
-    fn overlay(
-        &self,
-        gathered: &Gathered,
-        start: &[u8],
-        end: Option<&[u8]>,
-    ) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    fn overlay(&self, gathered: &Gathered, start: &[u8], end: Option<&[u8]>) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
         let mut pairs: BTreeMap<Vec<u8>, Vec<u8>> = self.inner.scan(Tree::State, start, end, 0)?.into_iter().collect();
         for (key, value) in gathered.ops.range(super::bounds(start, end)) {
             match value {

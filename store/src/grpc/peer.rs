@@ -10,7 +10,8 @@ use berth_proto::berthpb::{
     MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse, apply_error, command_result,
 };
 use berth_proto::etcdserverpb::{
-    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse};

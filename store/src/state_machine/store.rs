@@ -188,10 +188,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         };
         let dir = self.snapshot_dir.clone();
         let file = loop {
-            let (dir, file) = (dir.clone(), SnapshotFile {
-                meta: file.meta.clone(),
-                data: file.data.clone(),
-            });
+            let (dir, file) = (
+                dir.clone(),
+                SnapshotFile {
+                    meta: file.meta.clone(),
+                    data: file.data.clone(),
+                },
+            );
             let saved = tokio::task::spawn_blocking(move || snapshot::save(&dir, &file).map(|()| file))
                 .await
                 .map_err(sm_write_error)?;

@@ -32,7 +32,9 @@ impl Store {
 
     /// Raises `alarm` for `member_id` through the log.
     pub async fn activate_alarm(&self, member_id: u64, alarm: AlarmType) -> Result<()> {
-        self.propose_alarm(AlarmAction::Activate, member_id, alarm).await.map(drop)
+        self.propose_alarm(AlarmAction::Activate, member_id, alarm)
+            .await
+            .map(drop)
     }
 
     /// etcd's Maintenance.Alarm: GET lists the active alarms (of one type, or all for
@@ -58,9 +60,7 @@ impl Store {
             AlarmAction::Activate if alarm == AlarmType::None => Err(StoreError::InvalidArgument(
                 "alarm type NONE cannot be activated".into(),
             )),
-            AlarmAction::Activate | AlarmAction::Deactivate => {
-                self.propose_alarm(action, req.member_id, alarm).await
-            }
+            AlarmAction::Activate | AlarmAction::Deactivate => self.propose_alarm(action, req.member_id, alarm).await,
         }
     }
 

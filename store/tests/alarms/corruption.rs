@@ -45,7 +45,10 @@ async fn the_periodic_check_raises_corrupt_for_a_member_whose_data_differs() {
     }
     // Replicas that agree raise nothing, over several checks.
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-    assert!(alarm_list(&endpoints[0]).is_empty(), "an alarm among replicas that agree");
+    assert!(
+        alarm_list(&endpoints[0]).is_empty(),
+        "an alarm among replicas that agree"
+    );
 
     let follower_id = member_id(&endpoints[follower]).await;
     cluster.stop(follower);

@@ -117,7 +117,10 @@ async fn a_full_disk_raises_nospace_and_the_replica_resumes_when_space_returns()
         acked.len()
     );
     let nospace = alarm_line(full_id, "NOSPACE");
-    assert!(alarm_list(&full_endpoint).contains(&nospace), "the full member lists its alarm");
+    assert!(
+        alarm_list(&full_endpoint).contains(&nospace),
+        "the full member lists its alarm"
+    );
     let status = endpoint_status(&full_endpoint);
     assert!(status.contains("alarm:NOSPACE"), "endpoint status: {status}");
     let (code, body) = health(metrics[full]);
@@ -158,14 +161,20 @@ async fn a_full_disk_raises_nospace_and_the_replica_resumes_when_space_returns()
             let mut member = member.clone();
             async move {
                 let got = member
-                    .get("acked/", Some(GetOptions::new().with_prefix().with_serializable().with_count_only()))
+                    .get(
+                        "acked/",
+                        Some(GetOptions::new().with_prefix().with_serializable().with_count_only()),
+                    )
                     .await
                     .ok()?;
                 (got.count() as usize == want).then_some(())
             }
         })
         .await;
-        member.put(format!("written-through/{endpoint}"), "v", None).await.unwrap();
+        member
+            .put(format!("written-through/{endpoint}"), "v", None)
+            .await
+            .unwrap();
     }
     assert!(cluster.replicas[full].is_running(), "the full member exited");
 }

@@ -45,7 +45,10 @@ async fn the_quota_raises_nospace_which_stays_until_disarmed() {
     let leader = cluster.wait_for_leader().await.unwrap();
     let follower = (leader + 1) % 3;
     let endpoints = cluster.endpoints();
-    assert!(alarm_list(&endpoints[0]).is_empty(), "no alarm before the quota is reached");
+    assert!(
+        alarm_list(&endpoints[0]).is_empty(),
+        "no alarm before the quota is reached"
+    );
 
     let mut client = cluster.client_of(leader).await;
     let written = fill_to_quota(&mut client).await;
@@ -62,10 +65,16 @@ async fn the_quota_raises_nospace_which_stays_until_disarmed() {
         })
         .await;
         let status = endpoint_status(endpoint);
-        assert!(status.contains("alarm:NOSPACE"), "endpoint status of {endpoint}: {status}");
+        assert!(
+            status.contains("alarm:NOSPACE"),
+            "endpoint status of {endpoint}: {status}"
+        );
         let (code, body) = health(metrics[index]);
         assert_eq!(code, 503, "{body}");
-        assert!(body.contains("\"health\":\"false\"") && body.contains("NOSPACE"), "{body}");
+        assert!(
+            body.contains("\"health\":\"false\"") && body.contains("NOSPACE"),
+            "{body}"
+        );
     }
     let mut other = cluster.client_of(follower).await;
     let refused = other.put("small", "v", None).await.unwrap_err();
@@ -77,7 +86,10 @@ async fn the_quota_raises_nospace_which_stays_until_disarmed() {
     // defragment and disarm.
     let first = &written[0];
     assert_eq!(other.get(first.as_str(), None).await.unwrap().kvs().len(), 1);
-    other.delete("big/", Some(etcd_client::DeleteOptions::new().with_prefix())).await.unwrap();
+    other
+        .delete("big/", Some(etcd_client::DeleteOptions::new().with_prefix()))
+        .await
+        .unwrap();
     let revision = other.get("big/", None).await.unwrap().header().unwrap().revision();
     common::stdout(&common::etcdctl(&endpoints, &["compact", &revision.to_string()]));
     common::stdout(&common::etcdctl(&endpoints, &["defrag"]));
@@ -91,7 +103,10 @@ async fn the_quota_raises_nospace_which_stays_until_disarmed() {
     }
     cluster.start_all().unwrap();
     cluster.wait_for_leader().await.unwrap();
-    assert!(alarm_list(&endpoints[follower]).contains(&nospace), "the alarm did not survive a restart");
+    assert!(
+        alarm_list(&endpoints[follower]).contains(&nospace),
+        "the alarm did not survive a restart"
+    );
     let mut client = cluster.client().await;
     let refused = client.put("after-restart", "v", None).await.unwrap_err();
     assert!(refused.to_string().contains(NO_SPACE), "{refused}");

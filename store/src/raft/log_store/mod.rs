@@ -155,7 +155,7 @@ impl LogStore {
                     }
                     tokio::time::sleep(RETRY_INTERVAL).await;
                 }
-                Err(AppendFailure::Other(e)) => return Err(e),
+                Err(AppendFailure::Other(e)) => return Err(*e),
                 Ok(written) => {
                     self.space.recovered(&self.wal_dir);
                     return Ok(written);
@@ -169,7 +169,7 @@ impl LogStore {
         let entries: Vec<Entry> = entries.into_iter().collect();
         self.try_write(&entries).map_err(|failure| match failure {
             AppendFailure::OutOfSpace(e) => write_err(e),
-            AppendFailure::Other(e) => e,
+            AppendFailure::Other(e) => *e,
         })
     }
 
@@ -195,7 +195,7 @@ impl LogStore {
                 if is_out_of_space(&e) {
                     AppendFailure::OutOfSpace(e)
                 } else {
-                    AppendFailure::Other(write_err(e))
+                    AppendFailure::Other(Box::new(write_err(e)))
                 }
             })?;
             files.appended = last.or(files.appended);
@@ -218,17 +218,16 @@ impl LogStore {
 #[derive(Debug)]
 enum AppendFailure {
     OutOfSpace(std::io::Error),
-    Other(StorageError),
+    Other(Box<StorageError>),
 }
 
 impl From<StorageError> for AppendFailure {
     fn from(e: StorageError) -> Self {
-        AppendFailure::Other(e)
+        AppendFailure::Other(Box::new(e))
     }
 }
 
 impl LogStore {
-
     fn put_encoded<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         put_encoded(&self.backend, key, value)
     }

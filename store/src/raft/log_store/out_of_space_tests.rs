@@ -53,11 +53,18 @@ async fn an_append_without_room_waits_for_space_and_then_completes() {
     });
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
     while !space.is_full() {
-        assert!(tokio::time::Instant::now() < deadline, "the full disk is never reported");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the full disk is never reported"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert!(!append.is_finished(), "the append gave up on a full disk");
-    assert!(space.reports()[0].error.contains("No space left"), "{:?}", space.reports());
+    assert!(
+        space.reports()[0].error.contains("No space left"),
+        "{:?}",
+        space.reports()
+    );
 
     std::fs::remove_file(&filler).unwrap();
     tokio::time::timeout(std::time::Duration::from_secs(30), append)

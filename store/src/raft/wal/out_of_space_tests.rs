@@ -40,6 +40,9 @@ fn an_append_without_room_is_taken_back_and_made_again_when_space_returns() {
     drop(wal);
     let wal = Wal::open(&dir).unwrap();
     let read = wal.read(1, 19).unwrap();
-    assert_eq!(read.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (1..=18).collect::<Vec<_>>());
+    assert_eq!(
+        read.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (1..=18).collect::<Vec<_>>()
+    );
     assert!(read.iter().all(|(i, bytes)| bytes == &vec![*i as u8; 1 << 20]));
 }

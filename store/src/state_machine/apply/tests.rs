@@ -203,7 +203,11 @@ fn revoking_a_lease_deletes_its_keys_in_one_revision() {
     assert!(!s.leases.contains(7));
 }
 
-fn alarm(action: berth_proto::etcdserverpb::alarm_request::AlarmAction, member_id: u64, alarm: i32) -> command::Command {
+fn alarm(
+    action: berth_proto::etcdserverpb::alarm_request::AlarmAction,
+    member_id: u64,
+    alarm: i32,
+) -> command::Command {
     command::Command::Alarm(berth_proto::etcdserverpb::AlarmRequest {
         action: action as i32,
         member_id,
@@ -240,7 +244,10 @@ fn under_nospace_apply_refuses_what_adds_data_and_serves_the_rest() {
         }],
         ..Default::default()
     };
-    assert_eq!(run(&mut s, command::Command::Txn(txn_put.clone())), Err(StoreError::NoSpace));
+    assert_eq!(
+        run(&mut s, command::Command::Txn(txn_put.clone())),
+        Err(StoreError::NoSpace)
+    );
     assert_eq!(s.kv.current_revision(), revision, "a refused command wrote nothing");
 
     // Deletes and compactions free space: served.
