@@ -311,3 +311,87 @@ mod tests {
         assert_eq!(engine.get(Tree::State, b"later").unwrap(), Some(b"v".to_vec()));
     }
 }
+
+#[cfg(test)]
+mod out_of_space_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::backend::MemoryBackend;
+
+    /// An engine whose writes fail as on a full disk while `is_full` is set.
+    struct FullDisk {
+        inner: MemoryBackend,
+        is_full: AtomicBool,
+    }
+
+    impl Backend for FullDisk {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.inner.get(tree, key)
+        }
+        fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>> {
+            self.inner.scan(tree, start, end, limit)
+        }
+        fn last(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Pair>> {
+            self.inner.last(tree, start, end)
+        }
+        fn write(&self, tree: Tree, batch: WriteBatch) -> Result<()> {
+            if self.is_full.load(Ordering::Relaxed) {
+                return Err(BackendError::Io(std::io::Error::from_raw_os_error(28)));
+            }
+            self.inner.write(tree, batch)
+        }
+        fn flush(&self) -> Result<()> {
+            Ok(())
+        }
+        fn size_bytes(&self) -> u64 {
+            0
+        }
+    }
+
+    fn put(key: &[u8], value: &[u8]) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        batch.put(key.to_vec(), value.to_vec());
+        batch
+    }
+
+    #[test]
+    fn on_a_full_disk_writes_wait_in_memory_reads_see_them_and_space_returning_writes_them_out() {
+        let engine = Arc::new(FullDisk {
+            inner: MemoryBackend::new(),
+            is_full: AtomicBool::new(false),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let space = DiskSpace::new(dir.path());
+        let db = dir.path().join("db");
+        let behind = WriteBehind::watching_space(engine.clone(), space.clone(), &db);
+        behind.write(Tree::State, put(b"a", b"1")).unwrap();
+        behind.write(Tree::State, put(b"c", b"3")).unwrap();
+        behind.write_out_now().unwrap();
+
+        engine.is_full.store(true, Ordering::Relaxed);
+        behind.write(Tree::State, put(b"b", b"2")).unwrap();
+        let mut delete = WriteBatch::new();
+        delete.delete(b"c".to_vec());
+        behind.write(Tree::State, delete).unwrap();
+        let error = behind.write_out_now().unwrap_err();
+        assert!(is_out_of_space_error(&error), "{error}");
+        assert!(space.is_full());
+        assert_eq!(space.reports()[0].file, db.display().to_string());
+        // Reads lay what waits over what the engine holds.
+        let pairs = behind.scan(Tree::State, b"", None, 0).unwrap();
+        assert_eq!(pairs, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        assert_eq!(behind.scan(Tree::State, b"", None, 1).unwrap().len(), 1);
+        assert_eq!(
+            behind.last(Tree::State, b"", None).unwrap(),
+            Some((b"b".to_vec(), b"2".to_vec()))
+        );
+
+        engine.is_full.store(false, Ordering::Relaxed);
+        behind.write_out_now().unwrap();
+        assert!(!space.is_full(), "space returned but the disk is still reported full");
+        assert_eq!(engine.get(Tree::State, b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(engine.get(Tree::State, b"c").unwrap(), None);
+    }
+}
