@@ -381,7 +381,10 @@ mod out_of_space_tests {
         assert_eq!(space.reports()[0].file, db.display().to_string());
         // Reads lay what waits over what the engine holds.
         let pairs = behind.scan(Tree::State, b"", None, 0).unwrap();
-        assert_eq!(pairs, vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]);
+        assert_eq!(
+            pairs,
+            vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]
+        );
         assert_eq!(behind.scan(Tree::State, b"", None, 1).unwrap().len(), 1);
         assert_eq!(
             behind.last(Tree::State, b"", None).unwrap(),

@@ -77,12 +77,12 @@ impl Store {
         .await
     }
 
-    /// Refuses at once what the alarms would make apply refuse, and what this member
-    /// cannot take while its disk is full.
-    pub(super) fn check_alarms(&self, kind: RequestKind) -> Result<()> {
-        let alarms = self.alarms();
-        let is_raised = |alarm: AlarmType| alarms.iter().any(|a| a.alarm == alarm as i32);
-        alarm::check(is_raised(AlarmType::Corrupt), is_raised(AlarmType::Nospace), kind)
+    /// Refuses at once a write that adds data while this member's disk is full. The
+    /// cluster's alarms are apply's to enforce, in log order: checked here against
+    /// this member's applied state, a write sent just after a disarm would be refused
+    /// by a member that has not applied the disarm yet.
+    pub(super) fn refuse_if_disk_full(&self) -> Result<()> {
+        alarm::check(false, self.inner.space.is_full(), RequestKind::AddsData)
     }
 
     /// The backend quota, as etcd checks it before a write that adds data: over it,

@@ -2,7 +2,6 @@
 //! are the leader's, answered from its lessor's memory.
 
 use super::*;
-use crate::alarm::RequestKind;
 
 impl Store {
     pub async fn lease_grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse> {
@@ -12,7 +11,7 @@ impl Store {
         if req.id < 0 {
             return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
         }
-        self.check_alarms(RequestKind::AddsData)?;
+        self.refuse_if_disk_full()?;
         self.check_quota().await?;
         req.ttl = self.inner.lessor.effective_ttl(req.ttl);
         let client_chose = req.id != 0;

@@ -4,7 +4,6 @@
 //! the error with its numbers.
 
 use super::*;
-use crate::alarm::RequestKind;
 
 impl Store {
     /// Proposes a command through the leader and returns what apply returned.
@@ -71,7 +70,7 @@ impl Store {
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse> {
         validate::put(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
-        self.check_alarms(RequestKind::AddsData)?;
+        self.refuse_if_disk_full()?;
         self.check_quota().await?;
         self.write(command::Command::Put(req), |r| match r {
             command_result::Result::Put(resp) => Some(resp),
@@ -83,7 +82,6 @@ impl Store {
     pub async fn delete_range(&self, req: DeleteRangeRequest) -> Result<DeleteRangeResponse> {
         validate::delete_range(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
-        self.check_alarms(RequestKind::Other)?;
         self.write(command::Command::DeleteRange(req), |r| match r {
             command_result::Result::DeleteRange(resp) => Some(resp),
             _ => None,
@@ -104,10 +102,8 @@ impl Store {
             return Ok(resp);
         }
         if validate::txn_has_puts(&req) {
-            self.check_alarms(RequestKind::AddsData)?;
+            self.refuse_if_disk_full()?;
             self.check_quota().await?;
-        } else {
-            self.check_alarms(RequestKind::Other)?;
         }
         self.write(command::Command::Txn(req), |r| match r {
             command_result::Result::Txn(resp) => Some(resp),
@@ -117,7 +113,6 @@ impl Store {
     }
 
     pub async fn compact(&self, req: CompactionRequest) -> Result<CompactionResponse> {
-        self.check_alarms(RequestKind::Other)?;
         self.write(command::Command::Compaction(req), |r| match r {
             command_result::Result::Compaction(resp) => Some(resp),
             _ => None,
