@@ -6,20 +6,64 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use berth_proto::berthpb::{Command, MemberChange, command, member_change};
-use berth_proto::etcdserverpb::{CompactionRequest, LeaseRevokeRequest};
+use berth_proto::etcdserverpb::{AlarmType, CompactionRequest, LeaseRevokeRequest};
 use openraft::ServerState;
 
 use crate::config::AutoCompaction;
+use crate::disk_space::RETRY_INTERVAL;
 use crate::store::Store;
 
 const LEASE_CHECK_INTERVAL: Duration = Duration::from_millis(250);
+/// How often the free space is measured while the disk has room.
+const SPACE_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
 pub fn start(store: Store) {
     tokio::spawn(follow_leadership(store.clone()));
     tokio::spawn(crate::election::campaign_when_the_leader_is_silent(store.clone()));
     tokio::spawn(expire_leases(store.clone()));
+    tokio::spawn(raise_nospace_when_the_disk_fills(store.clone()));
+    if let Some(every) = store.config().corrupt_check_time {
+        tokio::spawn(crate::corruption_check::run_periodically(store.clone(), every));
+    }
     if let Some(policy) = store.config().auto_compaction.clone() {
         tokio::spawn(auto_compact(store, policy));
+    }
+}
+
+/// While this replica's disk is full (see `disk_space`): raises NOSPACE for it
+/// through the log (it counts one of its own meanwhile, see `Store::alarms`), and
+/// tries the state machine's gathered writes again, so that the database learns when
+/// space returns even if no write comes to try. The alarm stays until disarmed.
+async fn raise_nospace_when_the_disk_fills(store: Store) {
+    let mut shutdown = store.shutdown_signal();
+    let mut is_full = store.disk_space().subscribe();
+    loop {
+        if !*is_full.borrow_and_update() {
+            tokio::select! {
+                changed = is_full.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(SPACE_CHECK_INTERVAL) => store.check_disk_space(),
+            }
+            continue;
+        }
+        let mut raised = false;
+        while store.disk_space().is_full() {
+            if !raised {
+                let proposal = store.activate_alarm(store.id(), AlarmType::Nospace);
+                match tokio::time::timeout(Duration::from_secs(10), proposal).await {
+                    Ok(Ok(())) => raised = true,
+                    Ok(Err(e)) => tracing::warn!(error = %e, "raising NOSPACE through the log failed; will retry"),
+                    Err(_) => tracing::warn!("raising NOSPACE through the log timed out; will retry"),
+                }
+            }
+            if let Err(e) = store.write_out_state() {
+                tracing::debug!(error = %e, "the state machine's writes still wait for space");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(RETRY_INTERVAL) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
     }
 }
 

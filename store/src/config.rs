@@ -41,6 +41,9 @@ pub struct StoreConfig {
     pub auto_compaction: Option<AutoCompaction>,
     pub listen_metrics_urls: Vec<String>,
     pub watch_progress_notify_interval: Duration,
+    /// How often the leader compares its hash with every member's
+    /// (`--experimental-corrupt-check-time`); `None`: never.
+    pub corrupt_check_time: Option<Duration>,
     /// Member name → URL to dial instead of the member's advertised peer URL.
     pub dial_peer_urls: std::collections::BTreeMap<String, String>,
     /// Guarantees deliberately broken, so the fault-injection suite can prove it
@@ -84,6 +87,7 @@ impl StoreConfig {
             auto_compaction: None,
             listen_metrics_urls: Vec::new(),
             watch_progress_notify_interval: Duration::from_secs(600),
+            corrupt_check_time: None,
             dial_peer_urls: Default::default(),
             test_faults: TestFaults::default(),
         }

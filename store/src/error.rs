@@ -60,6 +60,9 @@ pub enum StoreError {
     Stopped,
     #[error("internal error: {0}")]
     Internal(String),
+    /// The CORRUPT alarm is raised: a member's data differs from the others'.
+    #[error("corrupt cluster")]
+    Corrupt,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -126,6 +129,7 @@ mod tests {
             (StoreError::Unsupported("b".into()), "00000015000000000000000162"),
             (StoreError::Stopped, "00000016"),
             (StoreError::Internal("c".into()), "00000017000000000000000163"),
+            (StoreError::Corrupt, "00000018"),
         ];
         for (error, golden) in cases {
             // Exhaustive: a new variant does not compile until it is named here and given
@@ -154,7 +158,8 @@ mod tests {
                 | StoreError::InvalidArgument(_)
                 | StoreError::Unsupported(_)
                 | StoreError::Stopped
-                | StoreError::Internal(_) => {}
+                | StoreError::Internal(_)
+                | StoreError::Corrupt => {}
             }
             let bytes = encode(&error).unwrap();
             assert_eq!(hex(&bytes), golden, "{error:?}");
@@ -164,6 +169,6 @@ mod tests {
 
     #[test]
     fn an_error_a_later_version_added_is_not_read_as_another() {
-        assert!(decode::<StoreError>(&[0, 0, 0, 0x18]).is_err());
+        assert!(decode::<StoreError>(&[0, 0, 0, 0x19]).is_err());
     }
 }

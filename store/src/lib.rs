@@ -4,9 +4,12 @@
 //! of the crate follows the data path described in `ARCHITECTURE.md` at the root of
 //! the repository.
 
+pub mod alarm;
 pub mod backend;
 mod background;
 pub mod config;
+pub mod corruption_check;
+pub mod disk_space;
 mod election;
 pub mod error;
 pub mod flags;

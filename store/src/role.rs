@@ -58,11 +58,37 @@ pub fn run(args: &[String], berth_version: &str) -> ExitCode {
             peers = ?flags.listen_peer_urls,
             "serving"
         );
-        wait_for_signal().await;
+        let failure = wait_for_signal_or_failure(server.store()).await;
         tracing::info!("stopping");
         server.shutdown().await;
-        ExitCode::SUCCESS
+        match failure {
+            None => ExitCode::SUCCESS,
+            Some(reason) => {
+                eprintln!("berth store: {reason}");
+                ExitCode::FAILURE
+            }
+        }
     })
+}
+
+/// Waits for SIGINT or SIGTERM (`None`), or for the replica's Raft core to stop on an
+/// error (why, naming the file and the error where a disk failed). A replica whose
+/// core stopped cannot take part any more: its process exits, non-zero, so that a
+/// supervisor restarts it, instead of answering on as a zombie.
+pub async fn wait_for_signal_or_failure(store: &crate::Store) -> Option<String> {
+    tokio::select! {
+        () = wait_for_signal() => None,
+        reason = store.raft_stopped() => {
+            // A disk that filled is named with the file that could not be written.
+            let full: Vec<String> = store.space_reports().iter().map(ToString::to_string).collect();
+            let full = if full.is_empty() { String::new() } else { format!(" (out of space: {})", full.join("; ")) };
+            let reason = format!(
+                "the raft core stopped: {reason}{full}; exiting so that a supervisor restarts this replica"
+            );
+            tracing::error!("{reason}");
+            Some(reason)
+        }
+    }
 }
 
 /// The multi-threaded runtime a long-running command runs on.

@@ -242,17 +242,14 @@ async fn answer_http(mut stream: TcpStream, store: &Store) -> std::io::Result<()
     let path = request.split_whitespace().nth(1).unwrap_or("/");
     let (status, content_type, body) = match path.split('?').next().unwrap_or("/") {
         "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics_text(store)),
-        "/health" => {
-            if store.current_leader().is_some() {
-                ("200 OK", "application/json", "{\"health\":\"true\"}".to_string())
-            } else {
-                (
-                    "503 Service Unavailable",
-                    "application/json",
-                    "{\"health\":\"false\",\"reason\":\"no leader\"}".to_string(),
-                )
-            }
-        }
+        "/health" => match health_problem(store) {
+            None => ("200 OK", "application/json", "{\"health\":\"true\"}".to_string()),
+            Some(reason) => (
+                "503 Service Unavailable",
+                "application/json",
+                format!("{{\"health\":\"false\",\"reason\":\"{reason}\"}}"),
+            ),
+        },
         _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
     };
     let response = format!(
@@ -261,6 +258,17 @@ async fn answer_http(mut stream: TcpStream, store: &Store) -> std::io::Result<()
     );
     stream.write_all(response.as_bytes()).await?;
     stream.shutdown().await
+}
+
+/// Why this member is unhealthy, as etcd's `/health` says it: no leader, or an active
+/// alarm (this member's own NOSPACE when its disk is full included).
+fn health_problem(store: &Store) -> Option<String> {
+    if store.current_leader().is_none() {
+        return Some("no leader".to_string());
+    }
+    let alarms = store.alarms();
+    let first = alarms.first()?;
+    Some(format!("ALARM {}", crate::alarm::alarm_name(first.alarm)))
 }
 
 fn metrics_text(store: &Store) -> String {

@@ -154,6 +154,19 @@ pub fn txn_has_writes(req: &TxnRequest) -> bool {
     any_writes(&req.success) || any_writes(&req.failure)
 }
 
+/// A transaction with a put in either branch, at any depth: what etcd's quota counts
+/// and refuses under the NOSPACE alarm (a delete frees space, so it is served).
+pub fn txn_has_puts(req: &TxnRequest) -> bool {
+    fn any_puts(ops: &[RequestOp]) -> bool {
+        ops.iter().any(|op| match &op.request {
+            Some(request_op::Request::RequestPut(_)) => true,
+            Some(request_op::Request::RequestTxn(t)) => txn_has_puts(t),
+            _ => false,
+        })
+    }
+    any_puts(&req.success) || any_puts(&req.failure)
+}
+
 /// A read-only transaction whose every range asks for serializable reads.
 pub fn txn_is_serializable(req: &TxnRequest) -> bool {
     fn all_serializable(ops: &[RequestOp]) -> bool {

@@ -6,8 +6,8 @@
 use berth_proto::Message;
 use berth_proto::berthpb::{Command, CommandBatch, command};
 use berth_proto::etcdserverpb::{
-    CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest, PutRequest, RequestOp,
-    TxnRequest, compare, request_op,
+    AlarmRequest, AlarmType, CompactionRequest, Compare, DeleteRangeRequest, LeaseGrantRequest, LeaseRevokeRequest,
+    PutRequest, RequestOp, TxnRequest, alarm_request, compare, request_op,
 };
 use berth_store::raft::{Entry, LogId, Request, decode, encode};
 
@@ -66,6 +66,14 @@ fn every_command_variant_keeps_its_encoding() {
     assert_eq!(
         golden(command::Command::LeaseRevoke(LeaseRevokeRequest { id: 42 })),
         "3202082a"
+    );
+    assert_eq!(
+        golden(command::Command::Alarm(AlarmRequest {
+            action: alarm_request::AlarmAction::Deactivate as i32,
+            member_id: 42,
+            alarm: AlarmType::Nospace as i32,
+        })),
+        "3a060802102a1801"
     );
 }
 

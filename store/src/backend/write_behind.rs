@@ -16,12 +16,18 @@
 //!
 //! Only the `State` tree is gathered; a write to another tree goes through at once,
 //! after the gathered writes, so the engine sees writes in the order they were made.
+//!
+//! A full disk (see `disk_space`) stops the write-outs, not the state machine: while
+//! the free space is under the reserve the writes stay gathered, reads overlay them
+//! on the engine's, and the next write-out once space returns takes them all.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Backend, BatchOp, Pair, Result, SharedBackend, Tree, WriteBatch};
+use super::{Backend, BackendError, BatchOp, Pair, Result, SharedBackend, Tree, WriteBatch};
+use crate::disk_space::{DiskSpace, is_out_of_space};
 
 /// Gathered operations that make a write-out due at once.
 const MAX_GATHERED: usize = 4096;
@@ -39,6 +45,13 @@ pub struct WriteBehind {
     gathered: Mutex<Gathered>,
     max_gathered: usize,
     max_delay: Duration,
+    /// The disk the engine writes to, and the engine's files there: write-outs stop
+    /// while it is (nearly) full.
+    space: Option<(DiskSpace, PathBuf)>,
+}
+
+fn is_out_of_space_error(e: &BackendError) -> bool {
+    matches!(e, BackendError::Io(io) if is_out_of_space(io))
 }
 
 impl std::fmt::Debug for WriteBehind {
@@ -52,6 +65,26 @@ impl WriteBehind {
         Self::with_limits(inner, MAX_GATHERED, MAX_DELAY)
     }
 
+    /// Writes behind into `inner`, whose files are at `path`, and stops writing out
+    /// while `space` says the disk is (nearly) full.
+    pub fn watching_space(inner: SharedBackend, space: DiskSpace, path: &Path) -> Self {
+        let mut behind = Self::new(inner);
+        behind.space = Some((space, path.to_path_buf()));
+        behind
+    }
+
+    /// Reports the disk full when its free space is under the reserve, before a
+    /// write-out has to find out.
+    pub fn check_space(&self) {
+        if let Some((space, path)) = &self.space {
+            let _ = space.check_reserve(path);
+        }
+    }
+
+    pub fn disk_space(&self) -> Option<DiskSpace> {
+        self.space.as_ref().map(|(space, _)| space.clone())
+    }
+
     fn with_limits(inner: SharedBackend, max_gathered: usize, max_delay: Duration) -> Self {
         Self {
             inner,
@@ -61,6 +94,7 @@ impl WriteBehind {
             }),
             max_gathered,
             max_delay,
+            space: None,
         }
     }
 
@@ -72,7 +106,10 @@ impl WriteBehind {
     /// held throughout, so no reader finds a key in neither place.
     fn write_out(&self, gathered: &mut Gathered) -> Result<()> {
         gathered.since = Instant::now();
-        if gathered.ops.is_empty() {
+        // With nothing gathered there is nothing to write, unless the disk was full:
+        // then this is also how the database learns that space returned.
+        let is_waiting_for_space = self.space.as_ref().is_some_and(|(space, _)| space.is_full());
+        if gathered.ops.is_empty() && !is_waiting_for_space {
             return Ok(());
         }
         let mut batch = WriteBatch::new();
@@ -83,9 +120,50 @@ impl WriteBehind {
             }
         }
         // On failure the operations stay gathered, for the next write-out.
-        self.inner.write(Tree::State, batch)?;
+        if let Some((space, path)) = &self.space {
+            space.check_reserve(path)?;
+            if let Err(e) = self.write_batch(batch) {
+                if is_out_of_space_error(&e) {
+                    space.report(path, &e);
+                }
+                return Err(e);
+            }
+            space.recovered(path);
+        } else {
+            self.inner.write(Tree::State, batch)?;
+        }
         gathered.ops.clear();
         Ok(())
+    }
+
+    /// Writes out what is gathered; short of space, leaves it gathered and says so
+    /// (`false`) instead of failing.
+    fn write_out_if_room(&self, gathered: &mut Gathered) -> Result<bool> {
+        match self.write_out(gathered) {
+            Ok(()) => Ok(true),
+            Err(e) if is_out_of_space_error(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The engine's pairs in `[start, end)` with the gathered writes laid over them,
+    /// for reads while the disk is full.
+    fn overlay(&self, gathered: &Gathered, start: &[u8], end: Option<&[u8]>) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+        let mut pairs: BTreeMap<Vec<u8>, Vec<u8>> = self.inner.scan(Tree::State, start, end, 0)?.into_iter().collect();
+        for (key, value) in gathered.ops.range(super::bounds(start, end)) {
+            match value {
+                Some(value) => pairs.insert(key.clone(), value.clone()),
+                None => pairs.remove(key),
+            };
+        }
+        Ok(pairs)
+    }
+
+    fn write_batch(&self, batch: WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.inner.write(Tree::State, batch)
     }
 
     /// Writes the gathered operations out now.
@@ -107,14 +185,19 @@ impl Backend for WriteBehind {
 
     fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>> {
         let mut gathered = self.lock();
-        self.write_out(&mut gathered)?;
-        self.inner.scan(tree, start, end, limit)
+        if tree != Tree::State || self.write_out_if_room(&mut gathered)? || super::is_empty_range(start, end) {
+            return self.inner.scan(tree, start, end, limit);
+        }
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Ok(self.overlay(&gathered, start, end)?.into_iter().take(limit).collect())
     }
 
     fn last(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Pair>> {
         let mut gathered = self.lock();
-        self.write_out(&mut gathered)?;
-        self.inner.last(tree, start, end)
+        if tree != Tree::State || self.write_out_if_room(&mut gathered)? || super::is_empty_range(start, end) {
+            return self.inner.last(tree, start, end);
+        }
+        Ok(self.overlay(&gathered, start, end)?.into_iter().next_back())
     }
 
     fn write(&self, tree: Tree, batch: WriteBatch) -> Result<()> {
@@ -130,7 +213,8 @@ impl Backend for WriteBehind {
             };
         }
         if gathered.ops.len() >= self.max_gathered || gathered.since.elapsed() >= self.max_delay {
-            self.write_out(&mut gathered)?;
+            // Short of space the writes wait here; the log holds them meanwhile.
+            self.write_out_if_room(&mut gathered)?;
         }
         Ok(())
     }
@@ -225,5 +309,92 @@ mod tests {
         behind.write(Tree::State, put(b"later", b"v")).unwrap();
         assert_eq!(engine.get(Tree::State, b"late").unwrap(), Some(b"v".to_vec()));
         assert_eq!(engine.get(Tree::State, b"later").unwrap(), Some(b"v".to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod out_of_space_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::*;
+    use crate::backend::MemoryBackend;
+
+    /// An engine whose writes fail as on a full disk while `is_full` is set.
+    struct FullDisk {
+        inner: MemoryBackend,
+        is_full: AtomicBool,
+    }
+
+    impl Backend for FullDisk {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.inner.get(tree, key)
+        }
+        fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>> {
+            self.inner.scan(tree, start, end, limit)
+        }
+        fn last(&self, tree: Tree, start: &[u8], end: Option<&[u8]>) -> Result<Option<Pair>> {
+            self.inner.last(tree, start, end)
+        }
+        fn write(&self, tree: Tree, batch: WriteBatch) -> Result<()> {
+            if self.is_full.load(Ordering::Relaxed) {
+                return Err(BackendError::Io(std::io::Error::from_raw_os_error(28)));
+            }
+            self.inner.write(tree, batch)
+        }
+        fn flush(&self) -> Result<()> {
+            Ok(())
+        }
+        fn size_bytes(&self) -> u64 {
+            0
+        }
+    }
+
+    fn put(key: &[u8], value: &[u8]) -> WriteBatch {
+        let mut batch = WriteBatch::new();
+        batch.put(key.to_vec(), value.to_vec());
+        batch
+    }
+
+    #[test]
+    fn on_a_full_disk_writes_wait_in_memory_reads_see_them_and_space_returning_writes_them_out() {
+        let engine = Arc::new(FullDisk {
+            inner: MemoryBackend::new(),
+            is_full: AtomicBool::new(false),
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let space = DiskSpace::new(dir.path());
+        let db = dir.path().join("db");
+        let behind = WriteBehind::watching_space(engine.clone(), space.clone(), &db);
+        behind.write(Tree::State, put(b"a", b"1")).unwrap();
+        behind.write(Tree::State, put(b"c", b"3")).unwrap();
+        behind.write_out_now().unwrap();
+
+        engine.is_full.store(true, Ordering::Relaxed);
+        behind.write(Tree::State, put(b"b", b"2")).unwrap();
+        let mut delete = WriteBatch::new();
+        delete.delete(b"c".to_vec());
+        behind.write(Tree::State, delete).unwrap();
+        let error = behind.write_out_now().unwrap_err();
+        assert!(is_out_of_space_error(&error), "{error}");
+        assert!(space.is_full());
+        assert_eq!(space.reports()[0].file, db.display().to_string());
+        // Reads lay what waits over what the engine holds.
+        let pairs = behind.scan(Tree::State, b"", None, 0).unwrap();
+        assert_eq!(
+            pairs,
+            vec![(b"a".to_vec(), b"1".to_vec()), (b"b".to_vec(), b"2".to_vec())]
+        );
+        assert_eq!(behind.scan(Tree::State, b"", None, 1).unwrap().len(), 1);
+        assert_eq!(
+            behind.last(Tree::State, b"", None).unwrap(),
+            Some((b"b".to_vec(), b"2".to_vec()))
+        );
+
+        engine.is_full.store(false, Ordering::Relaxed);
+        behind.write_out_now().unwrap();
+        assert!(!space.is_full(), "space returned but the disk is still reported full");
+        assert_eq!(engine.get(Tree::State, b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(engine.get(Tree::State, b"c").unwrap(), None);
     }
 }

@@ -34,6 +34,7 @@ impl Default for StoreFlags {
             auto_compaction_retention: "0".to_string(),
             listen_metrics_urls: Vec::new(),
             experimental_watch_progress_notify_interval_ms: 10 * 60 * 1000,
+            experimental_corrupt_check_time_ms: 0,
             log_level: "info".to_string(),
             dial_peer_urls: Vec::new(),
             test_fault: None,

@@ -35,12 +35,13 @@ pub(super) enum Flag {
     ListenMetricsUrls,
     LogLevel,
     ExperimentalWatchProgressNotifyInterval,
+    ExperimentalCorruptCheckTime,
     DialPeerUrls,
     TestFault,
 }
 
 impl Flag {
-    pub(super) const ALL: [Flag; 21] = [
+    pub(super) const ALL: [Flag; 22] = [
         Flag::Name,
         Flag::DataDir,
         Flag::SnapshotCount,
@@ -60,6 +61,7 @@ impl Flag {
         Flag::ListenMetricsUrls,
         Flag::LogLevel,
         Flag::ExperimentalWatchProgressNotifyInterval,
+        Flag::ExperimentalCorruptCheckTime,
         Flag::DialPeerUrls,
         Flag::TestFault,
     ];
@@ -86,6 +88,7 @@ impl Flag {
             Flag::ListenMetricsUrls => "listen-metrics-urls",
             Flag::LogLevel => "log-level",
             Flag::ExperimentalWatchProgressNotifyInterval => "experimental-watch-progress-notify-interval",
+            Flag::ExperimentalCorruptCheckTime => "experimental-corrupt-check-time",
             Flag::DialPeerUrls => "dial-peer-urls",
             Flag::TestFault => "test-fault",
         }
@@ -170,6 +173,12 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
                 return Err(invalid(&format!("must be one of {}", TEST_FAULTS.join(", "))));
             }
             flags.test_fault = Some(value.to_string());
+        }
+        Flag::ExperimentalCorruptCheckTime => {
+            flags.experimental_corrupt_check_time_ms = parse_duration_ms(value).map_err(|error| match error {
+                FlagError::InvalidDuration { reason, .. } => invalid(&reason),
+                other => other,
+            })?;
         }
         Flag::ExperimentalWatchProgressNotifyInterval => {
             flags.experimental_watch_progress_notify_interval_ms =

@@ -38,6 +38,8 @@ impl StoreFlags {
             auto_compaction,
             listen_metrics_urls: self.listen_metrics_urls.clone(),
             watch_progress_notify_interval: Duration::from_millis(self.experimental_watch_progress_notify_interval_ms),
+            corrupt_check_time: (self.experimental_corrupt_check_time_ms > 0)
+                .then(|| Duration::from_millis(self.experimental_corrupt_check_time_ms)),
             dial_peer_urls: self.dial_peer_urls.iter().cloned().collect(),
             test_faults: TestFaults {
                 stale_reads: self.test_fault.as_deref() == Some("stale-reads"),

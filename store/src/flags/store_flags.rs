@@ -35,6 +35,8 @@ pub struct StoreFlags {
     pub auto_compaction_retention: String,
     pub listen_metrics_urls: Vec<String>,
     pub experimental_watch_progress_notify_interval_ms: u64,
+    /// 0: no periodic corruption check.
+    pub experimental_corrupt_check_time_ms: u64,
     pub log_level: String,
     /// berth's own: `(member name, URL)` pairs through which this replica dials those
     /// members instead of their advertised peer URLs (a proxy, a NAT).

@@ -71,6 +71,8 @@ Logging:
 Experimental feature:
   --experimental-watch-progress-notify-interval '10m'
     Duration of periodical watch progress notification.
+  --experimental-corrupt-check-time '0s'
+    Duration of time between cluster corruption check passes.
 
 berth's own flags:
   --dial-peer-urls ''

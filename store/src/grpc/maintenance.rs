@@ -4,14 +4,15 @@ use std::pin::Pin;
 
 use berth_proto::etcdserverpb::maintenance_server::Maintenance;
 use berth_proto::etcdserverpb::{
-    AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, DowngradeRequest,
-    DowngradeResponse, HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, DowngradeRequest, DowngradeResponse,
+    HashKvRequest, HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse,
 };
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
+use crate::alarm;
 use crate::error::StoreError;
 use crate::store::{ETCD_VERSION, Store};
 
@@ -23,19 +24,12 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
-    async fn alarm(&self, _request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        // The NOSPACE alarm is raised while the backend is over its quota and clears
-        // itself when it is not; there is nothing to arm or disarm by hand.
-        let alarms = if self.store.nospace_alarm() {
-            vec![AlarmMember {
-                member_id: self.store.id(),
-                alarm: AlarmType::Nospace as i32,
-            }]
-        } else {
-            Vec::new()
-        };
-        let header = Some(self.store.header(self.store.current_revision()));
-        Ok(Response::new(AlarmResponse { header, alarms }))
+    async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        self.store
+            .alarm(request.into_inner())
+            .await
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn status(&self, _request: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
@@ -49,6 +43,10 @@ impl Maintenance for MaintenanceService {
         if metrics.current_leader.is_none() {
             errors.push("etcdserver: no leader".to_string());
         }
+        // As etcd: every active alarm, in its protobuf text form.
+        errors.extend(self.store.alarms().iter().map(alarm::status_error));
+        // What this member could not write for want of space, file and error.
+        errors.extend(self.store.space_reports().iter().map(|report| report.to_string()));
         Ok(Response::new(StatusResponse {
             header: Some(self.store.header(revision)),
             version: ETCD_VERSION.to_string(),
@@ -83,15 +81,10 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        let requested = request.into_inner().revision;
-        let state = self.store.state().read();
-        let at = state.kv.check_revision(requested).map_err(|e| to_status(e.into()))?;
-        let hash = state.kv.hash_kv(at).map_err(|e| to_status(e.into()))?;
-        Ok(Response::new(HashKvResponse {
-            header: Some(self.store.header(state.kv.current_revision())),
-            hash,
-            compact_revision: state.kv.compact_revision(),
-        }))
+        self.store
+            .hash_kv(request.into_inner().revision)
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     type SnapshotStream = SnapshotStream;

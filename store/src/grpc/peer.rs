@@ -10,7 +10,8 @@ use berth_proto::berthpb::{
     MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse, apply_error, command_result,
 };
 use berth_proto::etcdserverpb::{
-    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse};
@@ -211,6 +212,13 @@ impl Peer for PeerService {
                 other => to_status(other),
             })?;
         Ok(Response::new(MemberChangeResponse { member }))
+    }
+
+    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.store
+            .hash_kv(request.into_inner().revision)
+            .map(Response::new)
+            .map_err(to_status)
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {

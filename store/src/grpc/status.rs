@@ -30,6 +30,7 @@ const PEER_URL_EXISTS: &str = "etcdserver: Peer URLs already exists";
 const MEMBER_NOT_LEARNER: &str = "etcdserver: can only promote a learner member";
 const LEARNER_NOT_READY: &str = "etcdserver: can only promote a learner member which is in sync with leader";
 const STOPPED: &str = "etcdserver: server stopped";
+const CORRUPT: &str = "etcdserver: corrupt cluster";
 
 pub fn to_status(e: StoreError) -> Status {
     let (code, message) = match e {
@@ -54,6 +55,7 @@ pub fn to_status(e: StoreError) -> Status {
         StoreError::MemberNotLearner { .. } => (Code::FailedPrecondition, MEMBER_NOT_LEARNER),
         StoreError::LearnerNotReady { .. } => (Code::FailedPrecondition, LEARNER_NOT_READY),
         StoreError::Stopped => (Code::Unavailable, STOPPED),
+        StoreError::Corrupt => (Code::DataLoss, CORRUPT),
         StoreError::InvalidArgument(message) => return Status::invalid_argument(message),
         StoreError::Unsupported(message) => {
             return Status::unimplemented(format!("berth does not support {message} yet"));
@@ -88,6 +90,7 @@ pub fn status_to_error(status: &Status) -> StoreError {
         MEMBER_NOT_LEARNER => StoreError::MemberNotLearner { id: 0 },
         LEARNER_NOT_READY => StoreError::LearnerNotReady { id: 0 },
         STOPPED => StoreError::Stopped,
+        CORRUPT => StoreError::Corrupt,
         other => match status.code() {
             Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,
@@ -108,6 +111,7 @@ mod tests {
             StoreError::PeerUrlExists,
             StoreError::NoSpace,
             StoreError::KeyNotFound,
+            StoreError::Corrupt,
         ] {
             let name = format!("{e:?}");
             assert_eq!(format!("{:?}", status_to_error(&to_status(e))), name);
@@ -124,6 +128,16 @@ mod tests {
         assert_eq!(
             status.message(),
             "etcdserver: mvcc: required revision has been compacted"
+        );
+        let status = to_status(StoreError::NoSpace);
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::ResourceExhausted, "etcdserver: mvcc: database space exceeded")
+        );
+        let status = to_status(StoreError::Corrupt);
+        assert_eq!(
+            (status.code(), status.message()),
+            (Code::DataLoss, "etcdserver: corrupt cluster")
         );
         let status = to_status(StoreError::NoLeader);
         assert_eq!(

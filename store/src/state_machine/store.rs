@@ -25,7 +25,9 @@ use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
 use super::snapshot::{self, SnapshotFile};
 use super::{AppliedState, StateHandle};
-use crate::backend::{SharedBackend, Tree, WriteBatch};
+use crate::alarm::AlarmSet;
+use crate::backend::{BackendError, SharedBackend, Tree, WriteBatch};
+use crate::disk_space::{DiskSpace, RETRY_INTERVAL, is_out_of_space};
 use crate::lease::LeaseTable;
 use crate::mvcc::{KvStore, MvccError};
 use crate::raft::{
@@ -59,6 +61,7 @@ impl AppliedState {
     pub fn load(backend: &SharedBackend) -> Result<Self, MvccError> {
         let (kv, leased) = KvStore::open(backend.clone())?;
         let leases = LeaseTable::open(backend, leased)?;
+        let alarms = AlarmSet::open(backend)?;
         let (last_applied, membership) = match backend.get(Tree::State, META_APPLIED)? {
             Some(bytes) => {
                 decode::<(Option<LogId>, StoredMembership)>(&bytes).map_err(|e| MvccError::CorruptRecord {
@@ -73,6 +76,7 @@ impl AppliedState {
             leases,
             last_applied,
             membership,
+            alarms,
         })
     }
 }
@@ -85,6 +89,18 @@ pub struct StateMachineStore {
     snapshot_seq: u64,
     /// How far this replica's log is on disk: no entry is applied before that.
     log_on_disk: Durable,
+    /// A snapshot that finds the disk full waits for space (see `disk_space`).
+    space: Option<DiskSpace>,
+}
+
+/// What a snapshot build that may wait for space gives up with.
+enum BuildFailure {
+    OutOfSpace(String),
+    Other(StorageError),
+}
+
+fn is_out_of_space_error(e: &BackendError) -> bool {
+    matches!(e, BackendError::Io(io) if is_out_of_space(io))
 }
 
 impl StateMachineStore {
@@ -102,6 +118,35 @@ impl StateMachineStore {
             snapshot_dir,
             snapshot_seq: 0,
             log_on_disk,
+            space: None,
+        }
+    }
+
+    /// Lets a snapshot build wait, while the disk is full, for space to return rather
+    /// than fail (which would stop the Raft core).
+    pub fn waiting_for_space(mut self, space: DiskSpace) -> Self {
+        self.space = Some(space);
+        self
+    }
+
+    /// Runs `attempt` until it succeeds or fails otherwise than for want of space,
+    /// waiting for space in between (when this store may wait).
+    async fn retry_while_full<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, BuildFailure>,
+    ) -> Result<T, StorageError> {
+        loop {
+            match attempt() {
+                Ok(value) => return Ok(value),
+                Err(BuildFailure::Other(e)) => return Err(e),
+                Err(BuildFailure::OutOfSpace(why)) => match &self.space {
+                    Some(space) if !space.is_closing() => {
+                        tracing::warn!(error = %why, "a snapshot waits for disk space");
+                        tokio::time::sleep(RETRY_INTERVAL).await;
+                    }
+                    _ => return Err(sm_write_error(why)),
+                },
+            }
         }
     }
 
@@ -112,37 +157,61 @@ impl StateMachineStore {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        // Hold the read lock so that the dump and its meta describe the same state.
-        let (meta, data) = {
-            let state = self.state.read();
-            self.backend.flush().map_err(sm_write_error)?;
-            let data = snapshot::dump_state(&self.backend).map_err(sm_read_error)?;
-            self.snapshot_seq += 1;
-            let snapshot_id = match &state.last_applied {
-                Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.snapshot_seq),
-                None => format!("0-0-{}", self.snapshot_seq),
-            };
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-                snapshot_id,
-            };
-            (meta, data)
+        // Hold the read lock so that the dump and its meta describe the same state (and
+        // let go of it between attempts, so that entries apply while space is short).
+        let (state_handle, backend) = (self.state.clone(), self.backend.clone());
+        let (last_applied, membership, data) = self
+            .retry_while_full(|| {
+                let state = state_handle.read();
+                match backend.flush() {
+                    Ok(()) => {}
+                    Err(e) if is_out_of_space_error(&e) => return Err(BuildFailure::OutOfSpace(e.to_string())),
+                    Err(e) => return Err(BuildFailure::Other(sm_write_error(e))),
+                }
+                let data = snapshot::dump_state(&backend).map_err(|e| BuildFailure::Other(sm_read_error(e)))?;
+                Ok((state.last_applied, state.membership.clone(), data))
+            })
+            .await?;
+        self.snapshot_seq += 1;
+        let snapshot_id = match &last_applied {
+            Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.snapshot_seq),
+            None => format!("0-0-{}", self.snapshot_seq),
+        };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
         };
         let file = SnapshotFile {
             meta: meta.clone(),
             data,
         };
         let dir = self.snapshot_dir.clone();
-        let file = tokio::task::spawn_blocking(move || snapshot::save(&dir, &file).map(|()| file))
-            .await
-            .map_err(sm_write_error)?
-            .map_err(|e| {
-                StorageError::from(StorageIOError::write_snapshot(
-                    Some(meta.signature()),
-                    AnyError::new(&e),
-                ))
-            })?;
+        let file = loop {
+            let (dir, file) = (
+                dir.clone(),
+                SnapshotFile {
+                    meta: file.meta.clone(),
+                    data: file.data.clone(),
+                },
+            );
+            let saved = tokio::task::spawn_blocking(move || snapshot::save(&dir, &file).map(|()| file))
+                .await
+                .map_err(sm_write_error)?;
+            match saved {
+                Ok(file) => break file,
+                Err(e) if is_out_of_space(&e) && self.space.as_ref().is_some_and(|s| !s.is_closing()) => {
+                    tracing::warn!(error = %e, "saving a snapshot waits for disk space");
+                    tokio::time::sleep(RETRY_INTERVAL).await;
+                }
+                Err(e) => {
+                    return Err(StorageError::from(StorageIOError::write_snapshot(
+                        Some(meta.signature()),
+                        AnyError::new(&e),
+                    )));
+                }
+            }
+        };
         tracing::info!(snapshot = %file.meta.snapshot_id, bytes = file.data.len(), "built snapshot");
         Ok(Snapshot {
             meta: file.meta,
@@ -220,6 +289,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             snapshot_dir: self.snapshot_dir.clone(),
             snapshot_seq: self.snapshot_seq + 1_000_000,
             log_on_disk: self.log_on_disk.clone(),
+            space: self.space.clone(),
         }
     }
 

@@ -11,6 +11,8 @@ impl Store {
         if req.id < 0 {
             return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
         }
+        self.refuse_if_disk_full()?;
+        self.check_quota().await?;
         req.ttl = self.inner.lessor.effective_ttl(req.ttl);
         let client_chose = req.id != 0;
         loop {

@@ -30,6 +30,7 @@ use tonic::transport::Channel;
 
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
+use crate::disk_space::DiskSpace;
 use crate::election::LeaderContact;
 use crate::error::{Result, StoreError};
 use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
@@ -42,7 +43,9 @@ use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_o
 use crate::validate;
 use crate::watch::WatchHub;
 
+mod alarms;
 mod data_dir;
+mod hashes;
 mod leases;
 mod membership;
 mod read;
@@ -76,6 +79,10 @@ struct Inner {
     leader_read_batcher: ReadIndexBatcher,
     /// When a leader was last heard from, for the election timer (see `election`).
     leader_contact: LeaderContact,
+    /// Whether this replica's disk has room (see `disk_space`).
+    space: DiskSpace,
+    /// The state machine's gathered writes, written out when space returns.
+    state_backend: Arc<backend::WriteBehind>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -127,7 +134,13 @@ impl Store {
             .map_err(|e| StoreError::Internal(format!("opening the database: {e}")))?;
         // The log writes (and flushes) the engine directly; the state machine's writes
         // are gathered and written behind (see `backend::WriteBehind`).
-        let state_backend = Arc::new(backend::WriteBehind::new(engine.clone()));
+        // Short of space the state machine's writes wait in memory (see `disk_space`).
+        let space = DiskSpace::new(&member_dir);
+        let state_backend = Arc::new(backend::WriteBehind::watching_space(
+            engine.clone(),
+            space.clone(),
+            &member_dir.join("db"),
+        ));
         let backend: SharedBackend = state_backend.clone();
         if !is_restart {
             let holds_data = [backend::Tree::RaftLog, backend::Tree::State].into_iter().any(|tree| {
@@ -156,6 +169,7 @@ impl Store {
         if config.test_faults.slow_disk {
             crate::slow_disk::enable(&config.data_dir);
         }
+        let state_backend_handle = state_backend.clone();
         let log_store = LogStore::open(id, &member_dir.join("wal"), engine, state_backend)
             .map_err(|e| StoreError::Internal(format!("opening the raft log: {e}")))?;
         let log_on_disk = log_store.durable();
@@ -165,7 +179,8 @@ impl Store {
             hub.clone(),
             member_dir.join("snap"),
             log_on_disk.clone(),
-        );
+        )
+        .waiting_for_space(space.clone());
         let network = Network::new(config.dial_peer_urls.clone(), log_on_disk);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
@@ -219,6 +234,8 @@ impl Store {
                 read_batcher: ReadIndexBatcher::default(),
                 leader_read_batcher: ReadIndexBatcher::default(),
                 leader_contact: LeaderContact::default(),
+                space,
+                state_backend: state_backend_handle,
                 shutdown,
             }),
         };
@@ -267,6 +284,8 @@ impl Store {
     }
 
     pub async fn shutdown(&self) {
+        // Writers waiting for disk space give up, so that Raft can stop.
+        self.inner.space.close();
         let _ = self.inner.shutdown.send(true);
         let _ = self.inner.raft.shutdown().await;
         let _ = self.inner.backend.flush();
@@ -338,5 +357,6 @@ has_header!(
     LeaseGrantResponse,
     LeaseRevokeResponse,
     LeaseKeepAliveResponse,
-    LeaseTimeToLiveResponse
+    LeaseTimeToLiveResponse,
+    berth_proto::etcdserverpb::AlarmResponse
 );

@@ -67,21 +67,11 @@ impl Store {
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }
 
-    fn check_space(&self) -> Result<()> {
-        if self.inner.backend.size_bytes() > self.inner.config.quota_backend_bytes {
-            return Err(StoreError::NoSpace);
-        }
-        Ok(())
-    }
-
-    pub fn nospace_alarm(&self) -> bool {
-        self.inner.backend.size_bytes() > self.inner.config.quota_backend_bytes
-    }
-
     pub async fn put(&self, req: PutRequest) -> Result<PutResponse> {
         validate::put(&req)?;
         validate::size(&req, self.inner.config.max_request_bytes)?;
-        self.check_space()?;
+        self.refuse_if_disk_full()?;
+        self.check_quota().await?;
         self.write(command::Command::Put(req), |r| match r {
             command_result::Result::Put(resp) => Some(resp),
             _ => None,
@@ -111,7 +101,10 @@ impl Store {
             self.fill_header(&mut resp.header);
             return Ok(resp);
         }
-        self.check_space()?;
+        if validate::txn_has_puts(&req) {
+            self.refuse_if_disk_full()?;
+            self.check_quota().await?;
+        }
         self.write(command::Command::Txn(req), |r| match r {
             command_result::Result::Txn(resp) => Some(resp),
             _ => None,

@@ -206,11 +206,17 @@ pub fn run(args: &[String]) -> ExitCode {
             clients = ?flags.listen_client_urls,
             "serving"
         );
-        super::wait_for_signal().await;
+        let failure = berth_store::role::wait_for_signal_or_failure(server.store()).await;
         tracing::info!("stopping");
         control.abort();
         server.shutdown().await;
-        ExitCode::SUCCESS
+        match failure {
+            None => ExitCode::SUCCESS,
+            Some(reason) => {
+                eprintln!("berth server: {reason}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

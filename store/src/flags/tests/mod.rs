@@ -2,6 +2,7 @@
 //! `berth store` would and checks the flags or the error message, grouped by concern.
 
 mod command_line;
+mod corrupt_check;
 mod defaults;
 mod environment;
 mod validation;

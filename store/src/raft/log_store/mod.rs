@@ -42,8 +42,11 @@ use openraft::{AnyError, EntryPayload, RaftLogReader, StorageIOError};
 use super::durable::Durable;
 use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, decode, encode};
 use super::wal::Wal;
-use crate::backend::{SharedBackend, Tree, WriteBatch, WriteBehind};
+use crate::backend::{BackendError, SharedBackend, Tree, WriteBatch, WriteBehind};
+use crate::disk_space::{DiskSpace, RETRY_INTERVAL, is_out_of_space};
 
+#[cfg(test)]
+mod out_of_space_tests;
 mod recovery;
 mod sync;
 #[cfg(test)]
@@ -75,6 +78,9 @@ pub struct LogStore {
     sync_soon: std_mpsc::Sender<()>,
     /// The state machine's writes, gathered: a purge writes them out while it waits.
     state: Arc<WriteBehind>,
+    /// Where appends that find the disk full are reported while they wait for space.
+    space: DiskSpace,
+    wal_dir: std::path::PathBuf,
 }
 
 impl LogStore {
@@ -107,12 +113,15 @@ impl LogStore {
             syncing: Mutex::new(()),
             durable: Durable::new(appended),
         });
+        let space = state.disk_space().unwrap_or_else(|| DiskSpace::new(wal_dir));
         Ok(Self {
             me,
             backend: engine,
             sync_soon: start_sync_thread(shared.clone()),
             shared,
             state,
+            space,
+            wal_dir: wal_dir.to_path_buf(),
         })
     }
 
@@ -132,9 +141,41 @@ impl LogStore {
     /// Writes `entries` and syncs them here and now, or leaves the sync to the sync
     /// thread when they are this replica's own writes as the leader (and change no
     /// membership).
+    ///
+    /// An append that finds the disk full is taken back (see `Wal::append`) and
+    /// tried again every `RETRY_INTERVAL` until space returns, the disk reported full
+    /// meanwhile: the Raft core waits, as for a slow disk, rather than stopping.
+    async fn write_when_there_is_room(&self, entries: &[Entry]) -> Result<Written, StorageError> {
+        loop {
+            match self.try_write(entries) {
+                Err(AppendFailure::OutOfSpace(e)) => {
+                    self.space.report(&self.wal_dir, &e);
+                    if self.space.is_closing() {
+                        return Err(write_err(format!("appending to {}: {e}", self.wal_dir.display())));
+                    }
+                    tokio::time::sleep(RETRY_INTERVAL).await;
+                }
+                Err(AppendFailure::Other(e)) => return Err(*e),
+                Ok(written) => {
+                    self.space.recovered(&self.wal_dir);
+                    return Ok(written);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
     fn write(&self, entries: impl IntoIterator<Item = Entry>) -> Result<Written, StorageError> {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        self.try_write(&entries).map_err(|failure| match failure {
+            AppendFailure::OutOfSpace(e) => write_err(e),
+            AppendFailure::Other(e) => *e,
+        })
+    }
+
+    fn try_write(&self, entries: &[Entry]) -> Result<Written, AppendFailure> {
         if let Some(why) = self.shared.durable.failure() {
-            return Err(write_err(why));
+            return Err(write_err(why).into());
         }
         let mut records = Vec::new();
         let mut last = None;
@@ -146,11 +187,17 @@ impl LogStore {
             }
             changes_membership |= matches!(entry.payload, EntryPayload::Membership(_));
             last = Some(entry.log_id);
-            records.push((entry.log_id.index, encode(&entry).map_err(write_err)?));
+            records.push((entry.log_id.index, encode(entry).map_err(write_err)?));
         }
         let sync_here = {
             let mut files = self.files();
-            files.wal.append(&records).map_err(write_err)?;
+            files.wal.append(&records).map_err(|e| {
+                if is_out_of_space(&e) {
+                    AppendFailure::OutOfSpace(e)
+                } else {
+                    AppendFailure::Other(Box::new(write_err(e)))
+                }
+            })?;
             files.appended = last.or(files.appended);
             let own_writes = files
                 .leading
@@ -165,7 +212,22 @@ impl LogStore {
             .map_err(|_| write_err("the log sync thread is gone"))?;
         Ok(Written::SyncBehind)
     }
+}
 
+/// Why an append failed: out of space (taken back, to be tried again), or otherwise.
+#[derive(Debug)]
+enum AppendFailure {
+    OutOfSpace(std::io::Error),
+    Other(Box<StorageError>),
+}
+
+impl From<StorageError> for AppendFailure {
+    fn from(e: StorageError) -> Self {
+        AppendFailure::Other(Box::new(e))
+    }
+}
+
+impl LogStore {
     fn put_encoded<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         put_encoded(&self.backend, key, value)
     }
@@ -255,7 +317,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        match self.write(entries)? {
+        let entries: Vec<Entry> = entries.into_iter().collect();
+        match self.write_when_there_is_room(&entries).await? {
             Written::SyncBehind => {
                 callback.log_io_completed(Ok(()));
                 Ok(())
@@ -300,10 +363,23 @@ impl LogStore {
     /// Waits until the engine holds a state applied at least up to `log_id`, so the
     /// entries a purge removes are never needed to rebuild the state after a crash.
     async fn wait_for_state_on_disk(&self, log_id: LogId) -> Result<(), StorageError> {
-        let deadline = tokio::time::Instant::now() + PURGE_WAIT;
+        let mut deadline = tokio::time::Instant::now() + PURGE_WAIT;
         loop {
             // What the state machine applied and has not written out yet counts too.
-            self.state.write_out_now().map_err(write_err)?;
+            // Short of space it cannot be: the purge waits, however long that takes,
+            // for the entries it would remove are all the state has meanwhile.
+            match self.state.write_out_now() {
+                Ok(()) => {}
+                Err(BackendError::Io(e)) if is_out_of_space(&e) => {
+                    if self.space.is_closing() {
+                        return Err(write_err(format!("purging the raft log: {e}")));
+                    }
+                    deadline = tokio::time::Instant::now() + PURGE_WAIT;
+                    tokio::time::sleep(RETRY_INTERVAL).await;
+                    continue;
+                }
+                Err(e) => return Err(write_err(e)),
+            }
             let on_disk = crate::state_machine::applied_on_disk(&self.backend).map_err(read_err)?;
             if on_disk.is_some_and(|applied| applied.index >= log_id.index) {
                 return Ok(());

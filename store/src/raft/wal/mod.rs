@@ -23,6 +23,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(test)]
+mod out_of_space_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
@@ -131,11 +133,44 @@ impl Wal {
             }
             next = Some(index + 1);
         }
+        let before = self.mark();
         let result = self.append_records(records);
-        if result.is_err() {
-            self.broken = true;
+        if let Err(e) = &result {
+            // Out of space, the append is taken back whole and may be made again once
+            // space returns; any other failure leaves the files unknown.
+            let taken_back = crate::disk_space::is_out_of_space(e) && self.take_back(before).is_ok();
+            if !taken_back {
+                self.broken = true;
+            }
         }
         result
+    }
+
+    /// Where the log ends: segments, records in the last one, and its end.
+    fn mark(&self) -> (usize, usize, u64) {
+        match self.segments.last() {
+            Some(last) => (self.segments.len(), last.offsets.len(), last.end),
+            None => (0, 0, 0),
+        }
+    }
+
+    /// Undoes an append that failed: removes the segments it started and clears what
+    /// it wrote after `mark`.
+    fn take_back(&mut self, (segments, records, end): (usize, usize, u64)) -> io::Result<()> {
+        while self.segments.len() > segments {
+            let segment = self.segments.pop().expect("more segments than the mark");
+            std::fs::remove_file(&segment.path)?;
+        }
+        if let Some(last) = self.segments.last_mut()
+            && last.end > end
+        {
+            clear(&last.file, end, last.end - end)?;
+            last.offsets.truncate(records);
+            last.end = end;
+        }
+        self.unsynced
+            .retain(|f| self.segments.iter().any(|s| Arc::ptr_eq(f, &s.file)));
+        Ok(())
     }
 
     fn check(&self) -> io::Result<()> {
@@ -205,7 +240,11 @@ impl Wal {
             .create(true)
             .truncate(true)
             .open(&path)?;
-        allocate(&file, capacity)?;
+        if let Err(e) = allocate(&file, capacity) {
+            // No room for the segment: none is left half made.
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         file.sync_all()?;
         sync_dir(&self.dir)?;
         self.segments.push(Segment {

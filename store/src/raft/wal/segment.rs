@@ -65,9 +65,13 @@ pub(super) fn clear(file: &File, offset: u64, len: u64) -> io::Result<()> {
 }
 
 pub(super) fn allocate(file: &File, len: u64) -> io::Result<()> {
+    use rustix::io::Errno;
     match rustix::fs::fallocate(file, rustix::fs::FallocateFlags::empty(), 0, len) {
         Ok(()) => Ok(()),
-        Err(_) => file.set_len(len),
+        // A file system without it. Any other error (no space above all) is the
+        // caller's: a file merely set to its length would fail its writes later.
+        Err(e) if e == Errno::OPNOTSUPP || e == Errno::NOSYS => file.set_len(len),
+        Err(e) => Err(e.into()),
     }
 }
 

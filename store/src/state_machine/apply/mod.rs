@@ -4,12 +4,13 @@
 
 use berth_proto::berthpb::{Command, command, command_result};
 use berth_proto::etcdserverpb::{
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
-    LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    ResponseHeader, ResponseOp, response_op,
+    AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse,
+    RangeRequest, RangeResponse, ResponseHeader, ResponseOp, response_op,
 };
 use berth_proto::mvccpb::KeyValue;
 
+use crate::alarm::{AlarmSet, RequestKind};
 use crate::backend::WriteBatch;
 use crate::error::StoreError;
 use crate::lease::LeaseTable;
@@ -30,6 +31,8 @@ pub struct AppliedState {
     pub leases: LeaseTable,
     pub last_applied: Option<LogId>,
     pub membership: StoredMembership,
+    /// The cluster's alarms (see `alarm`): they decide which commands apply refuses.
+    pub alarms: AlarmSet,
 }
 
 /// What applying one command produced.
@@ -61,6 +64,15 @@ impl AppliedState {
                 reason: "log entry holds a command this version does not know; upgrade this replica".into(),
             });
         };
+        // etcd's corrupt and capped appliers: what the alarms forbid changes nothing.
+        if let Some(kind) = request_kind(inner)
+            && let Err(refused) = self.alarms.check(kind)
+        {
+            return Ok(Applied {
+                result: Err(refused),
+                events: None,
+            });
+        }
         let mut ctx = self.kv.begin_write();
         let result = match inner {
             command::Command::Put(req) => match self.check_put(req) {
@@ -77,6 +89,8 @@ impl AppliedState {
             command::Command::Compaction(req) => self.compact(req)?,
             command::Command::LeaseGrant(req) => self.lease_grant(req, lease_batch),
             command::Command::LeaseRevoke(req) => self.lease_revoke(&mut ctx, req, lease_batch)?,
+            // The alarm records go into the batch beside the MVCC writes, as leases do.
+            command::Command::Alarm(req) => Ok(command_result::Result::Alarm(self.alarm(req, lease_batch))),
         };
         let events = self.kv.end_write(ctx);
         let mut result = result;
@@ -86,6 +100,21 @@ impl AppliedState {
             set_header_revision(&mut result, self.kv.current_revision());
         }
         Ok(Applied { result, events })
+    }
+
+    /// ACTIVATE or DEACTIVATE one member's alarm; the response lists the alarm when it
+    /// changed, as etcd's does. GET never reaches the log.
+    fn alarm(&mut self, req: &AlarmRequest, batch: &mut WriteBatch) -> AlarmResponse {
+        use berth_proto::etcdserverpb::alarm_request::AlarmAction;
+        let changed = match AlarmAction::try_from(req.action) {
+            Ok(AlarmAction::Activate) => self.alarms.activate(req.member_id, req.alarm, batch),
+            Ok(AlarmAction::Deactivate) => self.alarms.deactivate(req.member_id, req.alarm, batch),
+            Ok(AlarmAction::Get) | Err(_) => None,
+        };
+        AlarmResponse {
+            header: None,
+            alarms: changed.into_iter().collect(),
+        }
     }
 
     fn check_put(&self, req: &PutRequest) -> Result<(), Rejected> {
@@ -205,6 +234,17 @@ impl AppliedState {
     }
 }
 
+/// What a command is to the alarms. An alarm command itself is always applied, so
+/// that an alarm can be cleared while it is raised.
+fn request_kind(cmd: &command::Command) -> Option<RequestKind> {
+    match cmd {
+        command::Command::Put(_) | command::Command::LeaseGrant(_) => Some(RequestKind::AddsData),
+        command::Command::Txn(req) if crate::validate::txn_has_puts(req) => Some(RequestKind::AddsData),
+        command::Command::Alarm(_) => None,
+        _ => Some(RequestKind::Other),
+    }
+}
+
 pub fn range_options(req: &RangeRequest) -> RangeOptions {
     RangeOptions {
         revision: req.revision,
@@ -234,6 +274,7 @@ fn set_header_revision(outcome: &mut CommandOutcome, revision: i64) {
         Ok(R::Compaction(r)) => r.header = header(revision),
         Ok(R::LeaseGrant(r)) => r.header = header(revision),
         Ok(R::LeaseRevoke(r)) => r.header = header(revision),
+        Ok(R::Alarm(r)) => r.header = header(revision),
         // Apply never answers with the protobuf error: its errors are `Err`.
         Ok(R::Error(_)) | Err(_) => {}
     }

@@ -202,3 +202,112 @@ fn revoking_a_lease_deletes_its_keys_in_one_revision() {
     assert!(s.kv.get_at(b"b", before + 1).unwrap().is_some());
     assert!(!s.leases.contains(7));
 }
+
+fn alarm(
+    action: berth_proto::etcdserverpb::alarm_request::AlarmAction,
+    member_id: u64,
+    alarm: i32,
+) -> command::Command {
+    command::Command::Alarm(berth_proto::etcdserverpb::AlarmRequest {
+        action: action as i32,
+        member_id,
+        alarm,
+    })
+}
+
+#[test]
+fn under_nospace_apply_refuses_what_adds_data_and_serves_the_rest() {
+    use berth_proto::etcdserverpb::AlarmType;
+    use berth_proto::etcdserverpb::alarm_request::AlarmAction;
+    let mut s = fixture();
+    let raised = run(&mut s, alarm(AlarmAction::Activate, 9, AlarmType::Nospace as i32)).unwrap();
+    let command_result::Result::Alarm(raised) = raised else {
+        panic!("an alarm command answered {raised:?}")
+    };
+    assert_eq!(raised.alarms.len(), 1, "the new alarm is listed");
+    let revision = s.kv.current_revision();
+
+    assert_eq!(run(&mut s, put("c", "c1", 0)), Err(StoreError::NoSpace));
+    assert_eq!(
+        run(
+            &mut s,
+            command::Command::LeaseGrant(LeaseGrantRequest { ttl: 10, id: 8 })
+        ),
+        Err(StoreError::NoSpace)
+    );
+    let txn_put = TxnRequest {
+        success: vec![RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: b"d".to_vec(),
+                ..Default::default()
+            })),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        run(&mut s, command::Command::Txn(txn_put.clone())),
+        Err(StoreError::NoSpace)
+    );
+    assert_eq!(s.kv.current_revision(), revision, "a refused command wrote nothing");
+
+    // Deletes and compactions free space: served.
+    let deleted = run(
+        &mut s,
+        command::Command::DeleteRange(DeleteRangeRequest {
+            key: b"b".to_vec(),
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    assert!(matches!(deleted, command_result::Result::DeleteRange(r) if r.deleted == 1));
+    run(
+        &mut s,
+        command::Command::Compaction(CompactionRequest {
+            revision: 2,
+            physical: false,
+        }),
+    )
+    .unwrap();
+
+    // Disarmed, writes apply again.
+    run(&mut s, alarm(AlarmAction::Deactivate, 9, AlarmType::Nospace as i32)).unwrap();
+    run(&mut s, command::Command::Txn(txn_put)).unwrap();
+}
+
+#[test]
+fn under_corrupt_apply_refuses_every_request_but_alarms() {
+    use berth_proto::etcdserverpb::AlarmType;
+    use berth_proto::etcdserverpb::alarm_request::AlarmAction;
+    let mut s = fixture();
+    run(&mut s, alarm(AlarmAction::Activate, 3, AlarmType::Corrupt as i32)).unwrap();
+    let delete = command::Command::DeleteRange(DeleteRangeRequest {
+        key: b"a".to_vec(),
+        ..Default::default()
+    });
+    for cmd in [
+        put("c", "c1", 0),
+        delete.clone(),
+        command::Command::LeaseRevoke(LeaseRevokeRequest { id: 7 }),
+        command::Command::Compaction(CompactionRequest {
+            revision: 2,
+            physical: false,
+        }),
+    ] {
+        assert_eq!(run(&mut s, cmd.clone()), Err(StoreError::Corrupt), "{cmd:?}");
+    }
+    // The alarm can still be cleared, and then requests apply again.
+    let cleared = run(&mut s, alarm(AlarmAction::Deactivate, 3, AlarmType::Corrupt as i32)).unwrap();
+    assert!(matches!(cleared, command_result::Result::Alarm(r) if r.alarms.len() == 1));
+    run(&mut s, delete).unwrap();
+}
+
+#[test]
+fn alarms_are_kept_with_the_data() {
+    use berth_proto::etcdserverpb::AlarmType;
+    use berth_proto::etcdserverpb::alarm_request::AlarmAction;
+    let mut s = fixture();
+    run(&mut s, alarm(AlarmAction::Activate, 5, AlarmType::Nospace as i32)).unwrap();
+    let reloaded = AppliedState::load(s.kv.backend()).unwrap();
+    assert!(reloaded.alarms.is_raised(AlarmType::Nospace));
+    assert!(!reloaded.alarms.is_raised(AlarmType::Corrupt));
+}
