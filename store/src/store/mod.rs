@@ -42,6 +42,7 @@ use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_o
 use crate::validate;
 use crate::watch::WatchHub;
 
+mod alarm_stub;
 mod data_dir;
 mod leases;
 mod membership;
