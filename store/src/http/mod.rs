@@ -53,7 +53,9 @@ where
         async move { Ok::<_, std::convert::Infallible>(route(request, &store, port).await) }
     });
     let mut builder = http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         served = connection => {

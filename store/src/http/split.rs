@@ -46,7 +46,14 @@ pub async fn split<S: AsyncRead + Unpin>(mut stream: S) -> io::Result<(Protocol,
         }
         head.extend_from_slice(&chunk[..n]);
     };
-    Ok((protocol, Rewound { head, read: 0, inner: stream }))
+    Ok((
+        protocol,
+        Rewound {
+            head,
+            read: 0,
+            inner: stream,
+        },
+    ))
 }
 
 /// A stream whose first bytes were already read: they come back first, then the rest.
@@ -152,7 +159,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_request_line_means_http1() {
-        for request in [&b"POST /v3/kv/range HTTP/1.1\r\n\r\n"[..], b"GET /health HTTP/1.1\r\n\r\n", b"P"] {
+        for request in [
+            &b"POST /v3/kv/range HTTP/1.1\r\n\r\n"[..],
+            b"GET /health HTTP/1.1\r\n\r\n",
+            b"P",
+        ] {
             let (protocol, read) = split_bytes(&[request]).await;
             assert_eq!(protocol, Protocol::Http1, "{:?}", String::from_utf8_lossy(request));
             assert_eq!(read, request);

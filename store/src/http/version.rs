@@ -17,7 +17,11 @@ fn body() -> String {
         Some((major_minor, _)) => format!("{major_minor}.0"),
         None => ETCD_VERSION.to_string(),
     };
-    Out::Object(vec![("etcdserver", Out::string(ETCD_VERSION)), ("etcdcluster", Out::string(cluster))]).render()
+    Out::Object(vec![
+        ("etcdserver", Out::string(ETCD_VERSION)),
+        ("etcdcluster", Out::string(cluster)),
+    ])
+    .render()
 }
 
 #[cfg(test)]

@@ -14,15 +14,27 @@ async fn kv_calls_read_and_write_what_grpc_clients_see() {
 
     let put = call(e, "/v3/kv/put", json!({"key": b64("greeting"), "value": b64("hello")})).await;
     let first = int(&put["header"]["revision"]);
-    assert!(int(&put["header"]["cluster_id"]) != 0 && int(&put["header"]["member_id"]) != 0, "{put}");
-    let got = stdout(&etcdctl(&[e.clone()], &["get", "greeting", "--print-value-only"]));
+    assert!(
+        int(&put["header"]["cluster_id"]) != 0 && int(&put["header"]["member_id"]) != 0,
+        "{put}"
+    );
+    let got = stdout(&etcdctl(
+        std::slice::from_ref(e),
+        &["get", "greeting", "--print-value-only"],
+    ));
     assert_eq!(got.trim(), "hello", "a gateway put is what etcdctl reads");
 
-    assert_eq!(stdout(&etcdctl(&[e.clone()], &["put", "greeting", "bye"])).trim(), "OK");
+    assert_eq!(
+        stdout(&etcdctl(std::slice::from_ref(e), &["put", "greeting", "bye"])).trim(),
+        "OK"
+    );
     let range = call(e, "/v3/kv/range", json!({"key": b64("greeting")})).await;
     assert_eq!(int(&range["count"]), 1, "{range}");
     let kv = &range["kvs"][0];
-    assert_eq!((unb64(&kv["key"]), unb64(&kv["value"])), ("greeting".into(), "bye".into()));
+    assert_eq!(
+        (unb64(&kv["key"]), unb64(&kv["value"])),
+        ("greeting".into(), "bye".into())
+    );
     assert_eq!((int(&kv["create_revision"]), int(&kv["version"])), (first, 2), "{kv}");
 
     // A prefix range by its lowerCamelCase names, newest first, one at a time.
@@ -33,7 +45,10 @@ async fn kv_calls_read_and_write_what_grpc_clients_see() {
         json!({"key": b64("greeting"), "rangeEnd": b64("greetinz"), "limit": 1, "sortOrder": "DESCEND"}),
     )
     .await;
-    assert_eq!((unb64(&range["kvs"][0]["key"]), range["more"].as_bool()), ("greetinh".into(), Some(true)));
+    assert_eq!(
+        (unb64(&range["kvs"][0]["key"]), range["more"].as_bool()),
+        ("greetinh".into(), Some(true))
+    );
     assert_eq!(int(&range["count"]), 2);
 
     let txn = call(
@@ -48,17 +63,33 @@ async fn kv_calls_read_and_write_what_grpc_clients_see() {
     )
     .await;
     assert_eq!(txn["succeeded"], true, "{txn}");
-    assert_eq!(unb64(&txn["responses"][1]["response_range"]["kvs"][0]["value"]), "again");
+    assert_eq!(
+        unb64(&txn["responses"][1]["response_range"]["kvs"][0]["value"]),
+        "again"
+    );
 
-    let deleted = call(e, "/v3/kv/deleterange", json!({"key": b64("greetinh"), "prev_kv": true})).await;
+    let deleted = call(
+        e,
+        "/v3/kv/deleterange",
+        json!({"key": b64("greetinh"), "prev_kv": true}),
+    )
+    .await;
     assert_eq!(int(&deleted["deleted"]), 1);
     assert_eq!(unb64(&deleted["prev_kvs"][0]["value"]), "x");
     let gone = call(e, "/v3/kv/range", json!({"key": b64("greetinh")})).await;
-    assert!(gone.get("kvs").is_none() && gone.get("count").is_none(), "nothing left, so no fields: {gone}");
+    assert!(
+        gone.get("kvs").is_none() && gone.get("count").is_none(),
+        "nothing left, so no fields: {gone}"
+    );
 
     let now = int(&gone["header"]["revision"]);
     call(e, "/v3/kv/compaction", json!({"revision": now.to_string()})).await;
-    let compacted = post(e, "/v3/kv/range", &json!({"key": b64("greeting"), "revision": first}).to_string()).await;
+    let compacted = post(
+        e,
+        "/v3/kv/range",
+        &json!({"key": b64("greeting"), "revision": first}).to_string(),
+    )
+    .await;
     assert_eq!(compacted.status, 400, "{compacted:?}");
     let error = compacted.json();
     assert_eq!(error["error"], "etcdserver: mvcc: required revision has been compacted");
@@ -66,7 +97,10 @@ async fn kv_calls_read_and_write_what_grpc_clients_see() {
     assert_eq!(error["code"], 11, "gRPC's OUT_OF_RANGE");
 
     let no_key = post(e, "/v3/kv/put", "{}").await;
-    assert_eq!((no_key.status, no_key.json()["error"].as_str()), (400, Some("etcdserver: key is not provided")));
+    assert_eq!(
+        (no_key.status, no_key.json()["error"].as_str()),
+        (400, Some("etcdserver: key is not provided"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,10 +109,26 @@ async fn bad_json_is_a_400_that_names_the_problem() {
     let e = &cluster.replicas[0].endpoint();
     let cases = [
         ("/v3/kv/put", r#"{"key":"#, "not valid JSON"),
-        ("/v3/kv/put", r#"{"key":"!!","value":"eA=="}"#, "key: \"!!\" is not base64"),
-        ("/v3/kv/range", r#"{"key":"eA==","limit":"ten"}"#, "limit: expected a 64-bit integer"),
-        ("/v3/kv/range", r#"{"key":"eA==","sort_order":"UP"}"#, "sort_order: unknown value \"UP\""),
-        ("/v3/kv/txn", r#"{"success":[{"request_put":{"key":7}}]}"#, "success[0].request_put.key"),
+        (
+            "/v3/kv/put",
+            r#"{"key":"!!","value":"eA=="}"#,
+            "key: \"!!\" is not base64",
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"eA==","limit":"ten"}"#,
+            "limit: expected a 64-bit integer",
+        ),
+        (
+            "/v3/kv/range",
+            r#"{"key":"eA==","sort_order":"UP"}"#,
+            "sort_order: unknown value \"UP\"",
+        ),
+        (
+            "/v3/kv/txn",
+            r#"{"success":[{"request_put":{"key":7}}]}"#,
+            "success[0].request_put.key",
+        ),
         ("/v3/lease/grant", "[1]", "expected a JSON object"),
     ];
     for (path, body, problem) in cases {
@@ -86,7 +136,10 @@ async fn bad_json_is_a_400_that_names_the_problem() {
         assert_eq!(answer.status, 400, "{path} {body}: {answer:?}");
         let error = answer.json();
         assert_eq!(error["code"], 3, "gRPC's INVALID_ARGUMENT: {error}");
-        assert!(error["error"].as_str().unwrap().contains(problem), "{path} {body}: {error}");
+        assert!(
+            error["error"].as_str().unwrap().contains(problem),
+            "{path} {body}: {error}"
+        );
     }
     let range = call(e, "/v3/kv/range", json!({"key": b64("x")})).await;
     assert!(range.get("kvs").is_none(), "no bad request wrote anything: {range}");
@@ -99,12 +152,21 @@ async fn leases_are_granted_kept_alive_inspected_and_revoked() {
     let granted = call(e, "/v3/lease/grant", json!({"TTL": 60})).await;
     let id = int(&granted["ID"]);
     assert_eq!(int(&granted["TTL"]), 60);
-    call(e, "/v3/kv/put", json!({"key": b64("leased"), "value": b64("1"), "lease": id.to_string()})).await;
+    call(
+        e,
+        "/v3/kv/put",
+        json!({"key": b64("leased"), "value": b64("1"), "lease": id.to_string()}),
+    )
+    .await;
 
     let kept = post(e, "/v3/lease/keepalive", &json!({"ID": id.to_string()}).to_string()).await;
     assert_eq!(kept.status, 200, "{kept:?}");
     let line: serde_json::Value = serde_json::from_str(kept.body.lines().next().unwrap()).unwrap();
-    assert_eq!((int(&line["result"]["ID"]), int(&line["result"]["TTL"])), (id, 60), "{line}");
+    assert_eq!(
+        (int(&line["result"]["ID"]), int(&line["result"]["TTL"])),
+        (id, 60),
+        "{line}"
+    );
 
     let ttl = call(e, "/v3/lease/timetolive", json!({"ID": id.to_string(), "keys": true})).await;
     assert_eq!(int(&ttl["grantedTTL"]), 60);
@@ -140,7 +202,10 @@ async fn members_status_alarms_and_hashes_of_a_cluster() {
     let status = call(e, "/v3/maintenance/status", json!({})).await;
     assert!(status["version"].as_str().unwrap().starts_with("3.4."), "{status}");
     let leader = status["leader"].as_str().unwrap();
-    assert!(members.iter().any(|m| m["ID"] == leader), "the leader is a member: {status}");
+    assert!(
+        members.iter().any(|m| m["ID"] == leader),
+        "the leader is a member: {status}"
+    );
     assert!(int(&status["raftIndex"]) > 0 && int(&status["dbSize"]) > 0, "{status}");
 
     let alarms = call(e, "/v3/maintenance/alarm", json!({"action": "GET"})).await;
@@ -149,7 +214,12 @@ async fn members_status_alarms_and_hashes_of_a_cluster() {
     call(e, "/v3/kv/put", json!({"key": b64("h"), "value": b64("1")})).await;
     let hash = call(e, "/v3/maintenance/hashkv", json!({})).await;
     assert!(hash["hash"].is_u64(), "a 32-bit hash is a JSON number: {hash}");
-    let again = call(e, "/v3/maintenance/hashkv", json!({"revision": hash["header"]["revision"]})).await;
+    let again = call(
+        e,
+        "/v3/maintenance/hashkv",
+        json!({"revision": hash["header"]["revision"]}),
+    )
+    .await;
     assert_eq!(again["hash"], hash["hash"], "the same revision hashes the same");
 }
 
@@ -163,15 +233,25 @@ async fn a_watch_streams_the_puts_and_deletes_made_after_it() {
     assert_eq!(created["result"]["created"], true, "{created}");
 
     call(e, "/v3/kv/put", json!({"key": b64("w/a"), "value": b64("1")})).await;
-    assert_eq!(stdout(&etcdctl(&[e.clone()], &["put", "w/a", "2"])).trim(), "OK");
-    assert_eq!(stdout(&etcdctl(&[e.clone()], &["del", "w/a"])).trim(), "1");
+    assert_eq!(
+        stdout(&etcdctl(std::slice::from_ref(e), &["put", "w/a", "2"])).trim(),
+        "OK"
+    );
+    assert_eq!(stdout(&etcdctl(std::slice::from_ref(e), &["del", "w/a"])).trim(), "1");
 
     let put = watch.next().await;
     let event = &put["result"]["events"][0];
     assert!(event.get("type").is_none(), "a PUT is the default, left out: {put}");
-    assert_eq!((unb64(&event["kv"]["key"]), unb64(&event["kv"]["value"])), ("w/a".into(), "1".into()));
+    assert_eq!(
+        (unb64(&event["kv"]["key"]), unb64(&event["kv"]["value"])),
+        ("w/a".into(), "1".into())
+    );
     let second = watch.next().await;
-    assert_eq!(unb64(&second["result"]["events"][0]["prev_kv"]["value"]), "1", "{second}");
+    assert_eq!(
+        unb64(&second["result"]["events"][0]["prev_kv"]["value"]),
+        "1",
+        "{second}"
+    );
     let deleted = watch.next().await;
     let event = &deleted["result"]["events"][0];
     assert_eq!(event["type"], "DELETE", "{deleted}");

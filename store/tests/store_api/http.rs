@@ -10,10 +10,17 @@ use super::http_client::get;
 async fn health_version_and_metrics_share_the_client_port_with_grpc() {
     let cluster = start(1, &[]).await;
     let endpoint = cluster.replicas[0].endpoint();
-    assert_eq!(stdout(&etcdctl(&[endpoint.clone()], &["put", "k", "v"])).trim(), "OK");
+    assert_eq!(
+        stdout(&etcdctl(std::slice::from_ref(&endpoint), &["put", "k", "v"])).trim(),
+        "OK"
+    );
 
     let health = get(&endpoint, "/health").await;
-    assert_eq!((health.status, health.body.as_str()), (200, r#"{"health":"true"}"#), "{health:?}");
+    assert_eq!(
+        (health.status, health.body.as_str()),
+        (200, r#"{"health":"true"}"#),
+        "{health:?}"
+    );
 
     let version = get(&endpoint, "/version").await.json();
     assert!(version["etcdserver"].as_str().unwrap().starts_with("3.4."), "{version}");
@@ -21,8 +28,16 @@ async fn health_version_and_metrics_share_the_client_port_with_grpc() {
 
     let metrics = get(&endpoint, "/metrics").await;
     assert_eq!(metrics.status, 200);
-    assert!(metrics.body.contains("\netcd_server_has_leader 1\n"), "{}", metrics.body);
-    assert!(metrics.body.contains("\netcd_debugging_mvcc_current_revision 1\n"), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("\netcd_server_has_leader 1\n"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics.body.contains("\netcd_debugging_mvcc_current_revision 1\n"),
+        "{}",
+        metrics.body
+    );
 
     assert_eq!(get(&endpoint, "/nothing").await.status, 404);
     // gRPC still works on the same port after HTTP has been served on it.

@@ -108,10 +108,16 @@ impl Stream {
             body.len()
         );
         stream.write_all(request.as_bytes()).await.unwrap();
-        let mut this = Stream { stream, raw: Vec::new() };
+        let mut this = Stream {
+            stream,
+            raw: Vec::new(),
+        };
         let head = this.read_until(b"\r\n\r\n").await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert!(head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{head}");
+        assert!(
+            head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+            "{head}"
+        );
         this
     }
 
@@ -126,7 +132,11 @@ impl Stream {
                 .await
                 .expect("the stream sends its next line")
                 .unwrap();
-            assert!(n > 0, "the stream ended; unread: {:?}", String::from_utf8_lossy(&self.raw));
+            assert!(
+                n > 0,
+                "the stream ended; unread: {:?}",
+                String::from_utf8_lossy(&self.raw)
+            );
             self.raw.extend_from_slice(&chunk[..n]);
         }
     }
@@ -147,7 +157,12 @@ pub fn b64(s: &str) -> String {
 }
 
 pub fn unb64(v: &Value) -> String {
-    String::from_utf8(STANDARD.decode(v.as_str().unwrap_or_else(|| panic!("not base64: {v}"))).unwrap()).unwrap()
+    String::from_utf8(
+        STANDARD
+            .decode(v.as_str().unwrap_or_else(|| panic!("not base64: {v}")))
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// An int64 or uint64 as the gateway writes it: a string of digits.

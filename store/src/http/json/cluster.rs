@@ -43,7 +43,9 @@ json_message!(MemberUpdateResponse {
     members: "members",
 });
 
-json_message!(MemberListRequest { linearizable: "linearizable" });
+json_message!(MemberListRequest {
+    linearizable: "linearizable"
+});
 
 json_message!(MemberListResponse {
     header: "header",

@@ -14,7 +14,11 @@ pub trait Field: Sized {
 }
 
 fn wrong(path: &str, expected: &str, value: &Value) -> JsonError {
-    JsonError(format!("{}: expected {expected}, got {}", display_path(path), kind_of(value)))
+    JsonError(format!(
+        "{}: expected {expected}, got {}",
+        display_path(path),
+        kind_of(value)
+    ))
 }
 
 /// An integer given as a JSON number or as a string of digits, as proto3 JSON allows.
@@ -25,7 +29,11 @@ fn integer<T: TryFrom<i128> + Default>(value: &Value, path: &str, what: &str) ->
             .as_i64()
             .map(i128::from)
             .or_else(|| n.as_u64().map(i128::from))
-            .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(64)).map(|f| f as i128)),
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 2f64.powi(64))
+                    .map(|f| f as i128)
+            }),
         Value::String(s) => s.trim().parse::<i128>().ok(),
         _ => None,
     };
@@ -267,7 +275,10 @@ mod tests {
     fn integers_are_strings_out_and_either_in() {
         assert_eq!(rendered(5i64.encode()).as_deref(), Some(r#""5""#));
         assert_eq!(0i64.encode(), None, "defaults are left out");
-        assert_eq!(rendered(u64::MAX.encode()).as_deref(), Some(r#""18446744073709551615""#));
+        assert_eq!(
+            rendered(u64::MAX.encode()).as_deref(),
+            Some(r#""18446744073709551615""#)
+        );
         assert_eq!(i64::decode(&json!("12"), "limit"), Ok(12));
         assert_eq!(i64::decode(&json!(-3), "limit"), Ok(-3));
         assert_eq!(u64::decode(&json!("18446744073709551615"), "ID"), Ok(u64::MAX));
@@ -285,7 +296,11 @@ mod tests {
         assert_eq!(rendered(b"foo".to_vec().encode()).as_deref(), Some(r#""Zm9v""#));
         assert_eq!(Vec::<u8>::decode(&json!("Zm9v"), "key"), Ok(b"foo".to_vec()));
         assert_eq!(Vec::<u8>::decode(&json!("YQ"), "key"), Ok(b"a".to_vec()), "unpadded");
-        assert_eq!(Vec::<u8>::decode(&json!("-_8="), "key"), Ok(vec![0xfb, 0xff]), "URL-safe");
+        assert_eq!(
+            Vec::<u8>::decode(&json!("-_8="), "key"),
+            Ok(vec![0xfb, 0xff]),
+            "URL-safe"
+        );
         let err = Vec::<u8>::decode(&json!("!!"), "key").unwrap_err();
         assert!(err.0.starts_with("key: \"!!\" is not base64: "), "{err}");
         let err = Vec::<u8>::decode(&json!(3), "key").unwrap_err();
@@ -294,7 +309,10 @@ mod tests {
 
     #[test]
     fn enums_are_names() {
-        assert_eq!(rendered(encode_enum::<SortOrder>(SortOrder::Descend as i32)).as_deref(), Some(r#""DESCEND""#));
+        assert_eq!(
+            rendered(encode_enum::<SortOrder>(SortOrder::Descend as i32)).as_deref(),
+            Some(r#""DESCEND""#)
+        );
         assert_eq!(encode_enum::<SortOrder>(0), None);
         assert_eq!(decode_enum::<SortOrder>(&json!("ASCEND"), "sort_order"), Ok(1));
         assert_eq!(decode_enum::<SortOrder>(&json!(2), "sort_order"), Ok(2));

@@ -6,14 +6,16 @@ use berth_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use berth_proto::etcdserverpb::request_op::Request;
 use berth_proto::etcdserverpb::response_op::Response;
 use berth_proto::etcdserverpb::{
-    Compare, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
+    CompactionRequest, CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
     RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use berth_proto::mvccpb::KeyValue;
 use serde_json::Value;
 
 use super::field::{decode_enum, encode_enum};
-use super::{Field, Fields, JsonError, JsonMessage, Object, Out, display_path, from_value, join, json_message, names_field};
+use super::{
+    Field, Fields, JsonError, JsonMessage, Object, Out, display_path, from_value, join, json_message, names_field,
+};
 
 json_message!(ResponseHeader {
     cluster_id: "cluster_id",
@@ -101,7 +103,11 @@ json_message!(CompactionResponse { header: "header" });
 
 /// A oneof's variant found in `object`; two variants at once is an error, as in
 /// proto3 JSON.
-fn one_variant<'a>(object: &'a Object, path: &str, names: &[&'static str]) -> Result<Option<(&'static str, &'a Value)>, JsonError> {
+fn one_variant<'a>(
+    object: &'a Object,
+    path: &str,
+    names: &[&'static str],
+) -> Result<Option<(&'static str, &'a Value)>, JsonError> {
     let mut found: Option<(&'static str, &Value)> = None;
     for (key, value) in object {
         let Some(name) = names.iter().find(|name| names_field(key, name)) else {
@@ -164,7 +170,12 @@ impl JsonMessage for ResponseOp {
     }
 
     fn from_json(object: &Object, path: &str) -> Result<Self, JsonError> {
-        let names = ["response_range", "response_put", "response_delete_range", "response_txn"];
+        let names = [
+            "response_range",
+            "response_put",
+            "response_delete_range",
+            "response_txn",
+        ];
         let response = match one_variant(object, path, &names)? {
             None => None,
             Some((name, value)) => {

@@ -3,8 +3,8 @@
 use berth_proto::etcdserverpb::alarm_request::AlarmAction;
 use berth_proto::etcdserverpb::{
     AlarmMember, AlarmRequest, AlarmResponse, AlarmType, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse,
-    StatusRequest, StatusResponse,
+    HashKvResponse, HashRequest, HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest,
+    SnapshotResponse, StatusRequest, StatusResponse,
 };
 
 use super::json_message;
@@ -97,10 +97,18 @@ mod tests {
             alarm: AlarmType::Nospace as i32,
         };
         assert_eq!(to_string(&alarm), r#"{"memberID":"7","alarm":"NOSPACE"}"#);
-        let request: AlarmRequest = parse_request(br#"{"action":"DEACTIVATE","memberID":"7","alarm":"NOSPACE"}"#).unwrap();
+        let request: AlarmRequest =
+            parse_request(br#"{"action":"DEACTIVATE","memberID":"7","alarm":"NOSPACE"}"#).unwrap();
         assert_eq!(request.action, AlarmAction::Deactivate as i32);
         assert_eq!(request.alarm, AlarmType::Nospace as i32);
-        let hash = HashResponse { header: None, hash: 3151907866 };
-        assert_eq!(to_string(&hash), r#"{"hash":3151907866}"#, "32-bit integers are numbers");
+        let hash = HashResponse {
+            header: None,
+            hash: 3151907866,
+        };
+        assert_eq!(
+            to_string(&hash),
+            r#"{"hash":3151907866}"#,
+            "32-bit integers are numbers"
+        );
     }
 }

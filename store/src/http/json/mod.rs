@@ -252,7 +252,10 @@ mod tests {
         assert!(names_field("TTL", "TTL"));
         assert!(names_field("grantedTTL", "grantedTTL"));
         assert!(names_field("remainingTTL", "remaining_TTL"));
-        assert!(!names_field("ttl", "TTL"), "etcd's gateway does not take other spellings");
+        assert!(
+            !names_field("ttl", "TTL"),
+            "etcd's gateway does not take other spellings"
+        );
         assert!(!names_field("range", "range_end"));
         assert!(!names_field("rangeEndX", "range_end"));
     }

@@ -120,13 +120,17 @@ mod tests {
 
     #[test]
     fn create_requests_read_with_filters_by_name() {
-        let request: WatchRequest =
-            parse_request(br#"{"create_request":{"key":"dw==","start_revision":"2","filters":["NOPUT"],"prev_kv":true}}"#)
-                .unwrap();
+        let request: WatchRequest = parse_request(
+            br#"{"create_request":{"key":"dw==","start_revision":"2","filters":["NOPUT"],"prev_kv":true}}"#,
+        )
+        .unwrap();
         let Some(RequestUnion::CreateRequest(create)) = request.request_union else {
             panic!("not a create request: {request:?}");
         };
-        assert_eq!((create.key, create.start_revision, create.prev_kv), (b"w".to_vec(), 2, true));
+        assert_eq!(
+            (create.key, create.start_revision, create.prev_kv),
+            (b"w".to_vec(), 2, true)
+        );
         assert_eq!(create.filters, [FilterType::Noput as i32]);
         let request: WatchRequest = parse_request(br#"{"progress_request":{}}"#).unwrap();
         assert!(matches!(request.request_union, Some(RequestUnion::ProgressRequest(_))));
