@@ -261,3 +261,40 @@ async fn a_watch_streams_the_puts_and_deletes_made_after_it() {
         "{deleted}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_body_carries_several_stream_requests() {
+    let cluster = start(1, &[]).await;
+    let e = &cluster.replicas[0].endpoint();
+    let body = format!(
+        "{}\n{}",
+        json!({"create_request": {"key": b64("s"), "watch_id": "7"}}),
+        json!({"create_request": {"key": b64("t"), "watch_id": "8"}})
+    );
+    let mut watch = Stream::open(e, "/v3/watch", &body).await;
+    let mut created = [watch.next().await, watch.next().await].map(|c| {
+        assert_eq!(c["result"]["created"], true, "{c}");
+        c["result"]["watch_id"].as_str().unwrap().to_string()
+    });
+    created.sort();
+    assert_eq!(created, ["7", "8"]);
+    call(e, "/v3/kv/put", json!({"key": b64("t"), "value": b64("1")})).await;
+    let event = watch.next().await;
+    assert_eq!(event["result"]["watch_id"], "8", "{event}");
+    assert_eq!(unb64(&event["result"]["events"][0]["kv"]["key"]), "t");
+
+    let first = int(&call(e, "/v3/lease/grant", json!({"TTL": 30})).await["ID"]);
+    let second = int(&call(e, "/v3/lease/grant", json!({"TTL": 40})).await["ID"]);
+    let body = format!(
+        "{}{}",
+        json!({"ID": first.to_string()}),
+        json!({"ID": second.to_string()})
+    );
+    let kept = post(e, "/v3/lease/keepalive", &body).await;
+    let lines: Vec<serde_json::Value> = kept.body.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let renewed: Vec<(i128, i128)> = lines
+        .iter()
+        .map(|l| (int(&l["result"]["ID"]), int(&l["result"]["TTL"])))
+        .collect();
+    assert_eq!(renewed, [(first, 30), (second, 40)], "{kept:?}");
+}

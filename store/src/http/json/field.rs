@@ -144,7 +144,7 @@ impl<M: JsonMessage> Repeatable for M {
     }
 }
 
-/// A newtype for the two repeated scalars etcd has (`peerURLs`, `keys`).
+/// Repeated strings (`peerURLs`, `errors`) and repeated bytes (`keys`).
 macro_rules! repeatable_scalar {
     ($($ty:ty),*) => {$(
         impl Field for Vec<$ty> {
