@@ -298,3 +298,26 @@ async fn one_body_carries_several_stream_requests() {
         .collect();
     assert_eq!(renewed, [(first, 30), (second, 40)], "{kept:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_calls_say_what_berth_supports() {
+    let cluster = start(1, &[]).await;
+    let e = &cluster.replicas[0].endpoint();
+    let status = call(e, "/v3/auth/status", json!({})).await;
+    assert!(
+        status["header"].is_object() && status.get("enabled").is_none(),
+        "auth is off: {status}"
+    );
+    let add = post(e, "/v3/auth/role/add", &json!({"name": "r1"}).to_string()).await;
+    assert_eq!(add.status, 501, "{add:?}");
+    assert_eq!(add.json()["code"], 12, "gRPC's UNIMPLEMENTED: {add:?}");
+    let bad = post(e, "/v3/auth/role/grant", r#"{"name":"r1","perm":{"permType":"ALL"}}"#).await;
+    assert_eq!(bad.status, 400, "{bad:?}");
+    assert!(
+        bad.json()["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("perm.permType: unknown value \"ALL\""),
+        "{bad:?}"
+    );
+}

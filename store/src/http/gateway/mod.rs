@@ -4,7 +4,9 @@
 //! Like etcd's own gateway, which dials the member's gRPC server, each call goes to
 //! the gRPC service in-process, so both speak the same answers and the same errors.
 //! Streams (watch, lease keep-alive, snapshot) answer one `{"result":{...}}` per line.
+//! Auth is served too (`/v3/auth/...`), though berth supports little of it yet.
 
+mod auth;
 mod cluster;
 mod kv;
 mod lease;
@@ -51,6 +53,23 @@ pub enum Rpc {
     HashKv,
     Snapshot,
     MoveLeader,
+    AuthEnable,
+    AuthDisable,
+    AuthStatus,
+    Authenticate,
+    UserAdd,
+    UserGet,
+    UserList,
+    UserDelete,
+    UserChangePassword,
+    UserGrantRole,
+    UserRevokeRole,
+    RoleAdd,
+    RoleGet,
+    RoleList,
+    RoleDelete,
+    RoleGrantPermission,
+    RoleRevokePermission,
 }
 
 /// The method a path names, with etcd's paths (and the older aliases it keeps).
@@ -80,7 +99,7 @@ pub fn method_of(path: &str) -> Option<Rpc> {
         "maintenance/hashkv" => Rpc::HashKv,
         "maintenance/snapshot" => Rpc::Snapshot,
         "maintenance/transfer-leadership" => Rpc::MoveLeader,
-        _ => return None,
+        _ => return auth::method_of(rest.strip_prefix("auth/")?),
     })
 }
 
@@ -118,7 +137,10 @@ pub async fn serve(rpc: Rpc, request: Request<Incoming>, store: &Store) -> HttpR
         Rpc::MemberAdd | Rpc::MemberRemove | Rpc::MemberUpdate | Rpc::MemberList | Rpc::MemberPromote => {
             cluster::serve(rpc, &body, store).await
         }
-        _ => maintenance::serve(rpc, &body, store).await,
+        Rpc::Alarm | Rpc::Status | Rpc::Defragment | Rpc::Hash | Rpc::HashKv | Rpc::Snapshot | Rpc::MoveLeader => {
+            maintenance::serve(rpc, &body, store).await
+        }
+        _ => auth::serve(rpc, &body, store).await,
     }
 }
 
@@ -155,6 +177,8 @@ mod tests {
         assert_eq!(method_of("/v3/kv/lease/revoke"), Some(Rpc::LeaseRevoke));
         assert_eq!(method_of("/v3/lease/revoke"), Some(Rpc::LeaseRevoke));
         assert_eq!(method_of("/v3/watch"), Some(Rpc::Watch));
+        assert_eq!(method_of("/v3/auth/role/grant"), Some(Rpc::RoleGrantPermission));
+        assert_eq!(method_of("/v3/auth/nothing"), None);
         assert_eq!(method_of("/v3/kv/nothing"), None);
         assert_eq!(method_of("/v2/keys"), None);
     }

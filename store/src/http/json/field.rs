@@ -212,6 +212,7 @@ macro_rules! proto_enums {
     )*};
 }
 
+use berth_proto::authpb::permission::Type as PermissionType;
 use berth_proto::etcdserverpb::{
     AlarmType, alarm_request::AlarmAction, compare::CompareResult, compare::CompareTarget, range_request::SortOrder,
     range_request::SortTarget, watch_create_request::FilterType,
@@ -219,6 +220,7 @@ use berth_proto::etcdserverpb::{
 use berth_proto::mvccpb::event::EventType;
 
 proto_enums!(
+    PermissionType,
     AlarmType,
     AlarmAction,
     CompareResult,

@@ -15,6 +15,7 @@
 //! its encoding ([`Field`]), except enums, which prost keeps as `i32` and so are
 //! marked (`as enum SortOrder`).
 
+mod auth;
 mod cluster;
 mod field;
 mod kv;
