@@ -61,3 +61,22 @@ async fn health_is_false_on_a_replica_without_a_leader() {
     assert_eq!(body["health"], "false", "{unhealthy:?}");
     assert!(!body["reason"].as_str().unwrap().is_empty(), "{unhealthy:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_false_while_the_nospace_alarm_is_raised() {
+    let cluster = start(1, &["--quota-backend-bytes", "300000"]).await;
+    let endpoint = cluster.replicas[0].endpoint();
+    let mut c = cluster.client().await;
+    let value = "x".repeat(10_000);
+    let mut is_full = false;
+    for i in 0..5000 {
+        if c.put(format!("fill/{i}"), value.clone(), None).await.is_err() {
+            is_full = true;
+            break;
+        }
+    }
+    assert!(is_full, "writes past the quota are refused");
+    let health = get(&endpoint, "/health").await;
+    assert_eq!(health.status, 503, "{health:?}");
+    assert_eq!(health.json()["reason"], "ALARM NOSPACE", "{health:?}");
+}
