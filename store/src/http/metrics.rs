@@ -12,7 +12,7 @@ pub fn metrics(store: &Store) -> HttpResponse {
     response::whole(StatusCode::OK, PROMETHEUS_TEXT, metrics_text(store))
 }
 
-pub fn metrics_text(store: &Store) -> String {
+fn metrics_text(store: &Store) -> String {
     let metrics = store.raft().metrics().borrow().clone();
     let (revision, compacted, keys, leases, applied) = {
         let state = store.state().read();

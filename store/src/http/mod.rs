@@ -26,7 +26,6 @@ use hyper::{Method, Request};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use metrics::metrics_text;
 use response::HttpResponse;
 
 use crate::store::Store;
