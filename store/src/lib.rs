@@ -14,6 +14,7 @@ mod election;
 pub mod error;
 pub mod flags;
 pub mod grpc;
+pub mod http;
 pub mod lease;
 pub mod mvcc;
 mod peers;

@@ -1,5 +1,7 @@
-//! Serving a store replica: the etcd API on the client URLs, the peer service on
-//! the peer URLs, and `/metrics` and `/health` on the metrics URLs.
+//! Serving a store replica: the etcd API on the client URLs (gRPC, and HTTP/1.1 for
+//! `/health`, `/version`, `/metrics` and the JSON gateway, told apart by
+//! `http::split`), the peer service on the peer URLs, and `/metrics`, `/health` and
+//! `/version` on the metrics URLs.
 //!
 //! Listeners are bound before the store opens, so a port in use fails start-up with
 //! a clear error instead of a replica that cannot be reached.
@@ -14,7 +16,6 @@ use berth_proto::etcdserverpb::kv_server::KvServer;
 use berth_proto::etcdserverpb::lease_server::LeaseServer;
 use berth_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use berth_proto::etcdserverpb::watch_server::WatchServer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -24,6 +25,8 @@ use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::grpc::authority::AuthorityFix;
 use crate::grpc::{auth, cluster, kv, lease, maintenance, peer, watch};
+use crate::http::split::{Protocol, Rewound, split};
+use crate::http::{self, Port};
 use crate::raft;
 use crate::store::Store;
 
@@ -107,8 +110,8 @@ impl Server {
                 }))
                 .add_service(AuthServer::new(auth::AuthService { store: store.clone() }));
             let shutdown = shutdown_future(&store);
+            let incoming = client_incoming(listener, store.clone());
             tasks.push(tokio::spawn(async move {
-                let incoming = nodelay_incoming(listener).map(|accepted| accepted.map(AuthorityFix::new));
                 if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "client server failed");
                 }
@@ -142,6 +145,48 @@ fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result
         stream.set_nodelay(true)?;
         Ok(stream)
     })
+}
+
+/// How long a new client connection may take to send its first bytes.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client port's connections: gRPC ones go on to tonic (through the authority
+/// mending of `grpc::authority`), HTTP/1.1 ones are answered by `http`.
+fn client_incoming(
+    listener: TcpListener,
+    store: Store,
+) -> impl Stream<Item = std::io::Result<AuthorityFix<Rewound<TcpStream>>>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut accepted = Box::pin(nodelay_incoming(listener));
+    tokio::spawn(async move {
+        let mut closed = Box::pin(shutdown_future(&store));
+        loop {
+            let stream = tokio::select! {
+                next = accepted.next() => match next {
+                    Some(Ok(stream)) => stream,
+                    Some(Err(e)) => {
+                        tracing::debug!(error = %e, "accepting a client connection failed");
+                        continue;
+                    }
+                    None => return,
+                },
+                () = &mut closed => return,
+            };
+            let (tx, store) = (tx.clone(), store.clone());
+            tokio::spawn(async move {
+                let Ok(Ok((protocol, stream))) = tokio::time::timeout(FIRST_BYTES_TIMEOUT, split(stream)).await else {
+                    return;
+                };
+                match protocol {
+                    Protocol::Grpc => {
+                        let _ = tx.send(Ok(AuthorityFix::new(stream))).await;
+                    }
+                    Protocol::Http1 => http::serve_connection(stream, store, Port::Client).await,
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
 
 /// The peer port's connections: raft streams (see `raft::wire`) are answered here,
@@ -209,7 +254,7 @@ fn shutdown_future(store: &Store) -> impl std::future::Future<Output = ()> + Sen
     }
 }
 
-/// A minimal HTTP/1.1 responder for `/metrics` (Prometheus text) and `/health`.
+/// `/metrics`, `/health` and `/version` on a metrics URL.
 async fn serve_metrics(listener: TcpListener, store: Store) {
     let mut shutdown = store.shutdown_signal();
     loop {
@@ -218,120 +263,7 @@ async fn serve_metrics(listener: TcpListener, store: Store) {
             _ = shutdown.changed() => return,
         };
         let Ok((stream, _)) = accepted else { continue };
-        let store = store.clone();
-        tokio::spawn(async move {
-            let _ = answer_http(stream, &store).await;
-        });
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(http::serve_connection(stream, store.clone(), Port::Metrics));
     }
-}
-
-async fn answer_http(mut stream: TcpStream, store: &Store) -> std::io::Result<()> {
-    // Read until the end of the request headers (a client may send them in pieces).
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .map_err(std::io::Error::other)??;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let request = String::from_utf8_lossy(&buf);
-    let path = request.split_whitespace().nth(1).unwrap_or("/");
-    let (status, content_type, body) = match path.split('?').next().unwrap_or("/") {
-        "/metrics" => ("200 OK", "text/plain; version=0.0.4", metrics_text(store)),
-        "/health" => match health_problem(store) {
-            None => ("200 OK", "application/json", "{\"health\":\"true\"}".to_string()),
-            Some(reason) => (
-                "503 Service Unavailable",
-                "application/json",
-                format!("{{\"health\":\"false\",\"reason\":\"{reason}\"}}"),
-            ),
-        },
-        _ => ("404 Not Found", "text/plain", "not found\n".to_string()),
-    };
-    let response = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
-}
-
-/// Why this member is unhealthy, as etcd's `/health` says it: no leader, or an active
-/// alarm (this member's own NOSPACE when its disk is full included).
-fn health_problem(store: &Store) -> Option<String> {
-    if store.current_leader().is_none() {
-        return Some("no leader".to_string());
-    }
-    let alarms = store.alarms();
-    let first = alarms.first()?;
-    Some(format!("ALARM {}", crate::alarm::alarm_name(first.alarm)))
-}
-
-fn metrics_text(store: &Store) -> String {
-    let metrics = store.raft().metrics().borrow().clone();
-    let (revision, compacted, keys, leases, applied) = {
-        let state = store.state().read();
-        (
-            state.kv.current_revision(),
-            state.kv.compact_revision(),
-            state.kv.key_count(),
-            state.leases.len(),
-            state.last_applied.map_or(0, |l| l.index),
-        )
-    };
-    let gauges: [(&str, &str, f64); 9] = [
-        (
-            "etcd_server_has_leader",
-            "Whether a leader exists.",
-            f64::from(u8::from(metrics.current_leader.is_some())),
-        ),
-        (
-            "etcd_server_is_leader",
-            "Whether this member is the leader.",
-            f64::from(u8::from(store.is_leader())),
-        ),
-        (
-            "etcd_server_proposals_committed_total",
-            "The last committed log index.",
-            metrics.last_log_index.unwrap_or(0) as f64,
-        ),
-        (
-            "etcd_server_proposals_applied_total",
-            "The last applied log index.",
-            applied as f64,
-        ),
-        (
-            "etcd_server_term",
-            "The current Raft term.",
-            metrics.current_term as f64,
-        ),
-        (
-            "etcd_mvcc_db_total_size_in_bytes",
-            "Backend size on disk.",
-            store.backend().size_bytes() as f64,
-        ),
-        (
-            "etcd_debugging_mvcc_current_revision",
-            "The current revision.",
-            revision as f64,
-        ),
-        (
-            "etcd_debugging_mvcc_compact_revision",
-            "The last compacted revision.",
-            compacted as f64,
-        ),
-        ("etcd_debugging_mvcc_keys_total", "Keys with history.", keys as f64),
-    ];
-    let mut out = String::new();
-    for (name, help, value) in gauges {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
-    }
-    out.push_str(&format!(
-        "# HELP etcd_debugging_lease_total Leases granted and alive.\n# TYPE etcd_debugging_lease_total gauge\netcd_debugging_lease_total {leases}\n"
-    ));
-    out
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_proto::etcdserverpb::watch_server::Watch;
 use berth_proto::etcdserverpb::{WatchRequest, WatchResponse, watch_request};
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
@@ -28,18 +28,26 @@ pub struct WatchService {
     pub store: Store,
 }
 
-type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
+pub type WatchStream = Pin<Box<dyn Stream<Item = Result<WatchResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Watch for WatchService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
-        let incoming = request.into_inner();
-        let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
-        tokio::spawn(WatchStreamTask::new(self.store.clone(), out_tx).run(incoming));
-        Ok(Response::new(Box::pin(ReceiverStream::new(out_rx))))
+        Ok(Response::new(watch_stream(self.store.clone(), request.into_inner())))
     }
+}
+
+/// One watch stream over any source of requests (a gRPC stream, or the JSON
+/// gateway's request body); it ends when the requests do.
+pub fn watch_stream<S>(store: Store, requests: S) -> WatchStream
+where
+    S: Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
+{
+    let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
+    tokio::spawn(WatchStreamTask::new(store, out_tx).run(requests));
+    Box::pin(ReceiverStream::new(out_rx))
 }
 
 struct WatchStreamTask {
@@ -64,12 +72,15 @@ impl WatchStreamTask {
         }
     }
 
-    async fn run(mut self, mut incoming: Streaming<WatchRequest>) {
+    async fn run<S>(mut self, mut incoming: S)
+    where
+        S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
+    {
         loop {
             tokio::select! {
-                request = incoming.message() => match request {
-                    Ok(Some(request)) => self.on_request(request),
-                    Ok(None) | Err(_) => break,
+                request = incoming.next() => match request {
+                    Some(Ok(request)) => self.on_request(request),
+                    Some(Err(_)) | None => break,
                 },
                 Some(response) = self.queue_rx.recv() => {
                     if response.canceled

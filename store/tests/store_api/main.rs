@@ -5,6 +5,9 @@
 mod common;
 
 mod etcdctl;
+mod gateway;
+mod http;
+mod http_client;
 mod kv;
 mod lease;
 mod maintenance;

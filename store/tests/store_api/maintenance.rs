@@ -42,7 +42,7 @@ async fn metrics_and_health_are_served_over_http() {
     let get = |path: &str| {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
         let mut body = String::new();
         s.read_to_string(&mut body).unwrap();
         body
@@ -53,6 +53,15 @@ async fn metrics_and_health_are_served_over_http() {
     let metrics = get("/metrics");
     assert!(metrics.contains("etcd_server_has_leader 1"), "{metrics}");
     assert!(metrics.contains("etcd_debugging_mvcc_current_revision 1"), "{metrics}");
+    assert!(
+        get("/version").contains("\"etcdserver\":\"3.4."),
+        "the metrics URL answers /version too"
+    );
+    let gateway = get("/v3/kv/range");
+    assert!(
+        gateway.starts_with("HTTP/1.1 404"),
+        "the gateway is on client URLs only: {gateway}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
