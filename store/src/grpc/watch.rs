@@ -1,10 +1,17 @@
 //! The etcd Watch service: one bidirectional stream carries many watchers.
 //!
-//! Every response of a stream passes through one queue in order: `created` before
-//! a watcher's events, a watcher's events before a progress response that covers
-//! them, and its events before the `canceled` response.
+//! A stream's responses leave in order: `created` before a watcher's events, a
+//! watcher's events before a progress response that covers them, and nothing of a
+//! watcher after its `canceled` response.
+//!
+//! Two sources feed the stream. The stream's own answers (`created`, `canceled`, a
+//! duplicate ID) wait in `answers`, in the order the requests came, and go out before
+//! anything else; a watcher starts only once its `created` is out, so its events
+//! cannot overtake it. Watchers' events and progress responses share one queue: a
+//! progress response is queued after the events it covers. Events still queued for
+//! a watcher that has been canceled are dropped.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -55,7 +62,12 @@ struct WatchStreamTask {
     out: mpsc::Sender<Result<WatchResponse, Status>>,
     queue_tx: mpsc::Sender<WatchResponse>,
     queue_rx: mpsc::Receiver<WatchResponse>,
-    watchers: HashMap<i64, (JoinHandle<()>, WatcherProgress)>,
+    /// Every live watcher: its task once started (after its `created` is out).
+    watchers: HashMap<i64, (Option<JoinHandle<()>>, WatcherProgress)>,
+    /// Watchers waiting for their `created` to go out.
+    unstarted: HashMap<i64, Watcher>,
+    /// The stream's own answers, sent before the queue.
+    answers: VecDeque<WatchResponse>,
     next_watch_id: i64,
 }
 
@@ -68,6 +80,8 @@ impl WatchStreamTask {
             queue_tx,
             queue_rx,
             watchers: HashMap::new(),
+            unstarted: HashMap::new(),
+            answers: VecDeque::new(),
             next_watch_id: 0,
         }
     }
@@ -77,14 +91,29 @@ impl WatchStreamTask {
         S: Stream<Item = Result<WatchRequest, Status>> + Unpin,
     {
         loop {
+            if let Some(answer) = self.answers.pop_front() {
+                let started = answer.created && !answer.canceled;
+                let watch_id = answer.watch_id;
+                if !self.send(answer).await {
+                    break;
+                }
+                if started {
+                    self.start(watch_id);
+                }
+                continue;
+            }
             tokio::select! {
                 request = incoming.next() => match request {
                     Some(Ok(request)) => self.on_request(request),
                     Some(Err(_)) | None => break,
                 },
                 Some(response) = self.queue_rx.recv() => {
+                    let is_progress = response.watch_id == PROGRESS_WATCH_ID;
+                    if !is_progress && !self.watchers.contains_key(&response.watch_id) {
+                        continue; // queued before its watcher was canceled
+                    }
                     if response.canceled
-                        && let Some((task, _)) = self.watchers.remove(&response.watch_id)
+                        && let Some((Some(task), _)) = self.watchers.remove(&response.watch_id)
                     {
                         task.abort();
                     }
@@ -95,7 +124,16 @@ impl WatchStreamTask {
             }
         }
         for (_, (task, _)) in self.watchers.drain() {
-            task.abort();
+            if let Some(task) = task {
+                task.abort();
+            }
+        }
+    }
+
+    /// Runs a watcher whose `created` has gone out (unless it was canceled first).
+    fn start(&mut self, watch_id: i64) {
+        if let (Some(watcher), Some((task, _))) = (self.unstarted.remove(&watch_id), self.watchers.get_mut(&watch_id)) {
+            *task = Some(tokio::spawn(watcher.run()));
         }
     }
 
@@ -123,7 +161,7 @@ impl WatchStreamTask {
                     self.allocate_id()
                 };
                 if self.watchers.contains_key(&watch_id) {
-                    self.enqueue(WatchResponse {
+                    self.answers.push_back(WatchResponse {
                         watch_id,
                         created: true,
                         canceled: true,
@@ -148,7 +186,7 @@ impl WatchStreamTask {
                     self.store.hub(),
                     self.queue_tx.clone(),
                 );
-                let created = WatchResponse {
+                self.answers.push_back(WatchResponse {
                     header: Some(berth_proto::etcdserverpb::ResponseHeader {
                         revision: self.store.current_revision(),
                         ..Default::default()
@@ -156,20 +194,17 @@ impl WatchStreamTask {
                     watch_id,
                     created: true,
                     ..Default::default()
-                };
-                // `created` must precede the watcher's first event on the queue.
-                let tx = self.queue_tx.clone();
-                let task = tokio::spawn(async move {
-                    if tx.send(created).await.is_ok() {
-                        watcher.run().await;
-                    }
                 });
-                self.watchers.insert(watch_id, (task, progress));
+                self.unstarted.insert(watch_id, watcher);
+                self.watchers.insert(watch_id, (None, progress));
             }
             Some(watch_request::RequestUnion::CancelRequest(cancel)) => {
                 if let Some((task, _)) = self.watchers.remove(&cancel.watch_id) {
-                    task.abort();
-                    self.enqueue(WatchResponse {
+                    if let Some(task) = task {
+                        task.abort();
+                    }
+                    self.unstarted.remove(&cancel.watch_id);
+                    self.answers.push_back(WatchResponse {
                         watch_id: cancel.watch_id,
                         canceled: true,
                         ..Default::default()

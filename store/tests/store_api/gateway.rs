@@ -321,3 +321,26 @@ async fn auth_calls_say_what_berth_supports() {
         "{bad:?}"
     );
 }
+
+/// A create and a cancel sent back to back: the watcher's `created` still comes
+/// first and its `canceled` after it. (Postmortem: the watcher's task sent `created`
+/// and the cancel aborted that task, sometimes before it had sent it, so the client
+/// never learnt the watch existed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_canceled_at_once_is_still_created_first() {
+    let cluster = start(1, &[]).await;
+    let e = &cluster.replicas[0].endpoint();
+    for round in 0..20 {
+        let body = format!(
+            "{}\n{}",
+            json!({"create_request": {"key": b64("c"), "watch_id": "3"}}),
+            json!({"cancel_request": {"watch_id": "3"}})
+        );
+        let mut watch = Stream::open(e, "/v3/watch", &body).await;
+        let created = watch.next().await;
+        assert_eq!(created["result"]["created"], true, "round {round}: {created}");
+        let canceled = watch.next().await;
+        assert_eq!(canceled["result"]["canceled"], true, "round {round}: {canceled}");
+        assert_eq!(canceled["result"]["watch_id"], "3", "round {round}: {canceled}");
+    }
+}
