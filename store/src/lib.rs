@@ -7,12 +7,14 @@
 pub mod backend;
 mod background;
 pub mod config;
+pub mod corruption;
 mod election;
 pub mod error;
 pub mod flags;
 pub mod grpc;
 pub mod lease;
 pub mod mvcc;
+pub mod peer_identity;
 mod peers;
 mod proposer;
 pub mod raft;

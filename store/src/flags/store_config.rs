@@ -42,6 +42,8 @@ impl StoreFlags {
             test_faults: TestFaults {
                 stale_reads: self.test_fault.as_deref() == Some("stale-reads"),
             },
+            initial_corrupt_check: self.experimental_initial_corrupt_check,
+            strict_reconfig_check: self.strict_reconfig_check,
         })
     }
 }

@@ -30,6 +30,8 @@ const PEER_URL_EXISTS: &str = "etcdserver: Peer URLs already exists";
 const MEMBER_NOT_LEARNER: &str = "etcdserver: can only promote a learner member";
 const LEARNER_NOT_READY: &str = "etcdserver: can only promote a learner member which is in sync with leader";
 const STOPPED: &str = "etcdserver: server stopped";
+const NOT_ENOUGH_STARTED_MEMBERS: &str = "etcdserver: re-configuration failed due to not enough started members";
+const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
 
 pub fn to_status(e: StoreError) -> Status {
     let (code, message) = match e {
@@ -54,6 +56,10 @@ pub fn to_status(e: StoreError) -> Status {
         StoreError::MemberNotLearner { .. } => (Code::FailedPrecondition, MEMBER_NOT_LEARNER),
         StoreError::LearnerNotReady { .. } => (Code::FailedPrecondition, LEARNER_NOT_READY),
         StoreError::Stopped => (Code::Unavailable, STOPPED),
+        StoreError::NotEnoughStartedMembers => (Code::FailedPrecondition, NOT_ENOUGH_STARTED_MEMBERS),
+        // etcd's text alone, which clients match; the check logs the reason.
+        StoreError::Unhealthy(_) => (Code::Unavailable, UNHEALTHY),
+        StoreError::PeerRefused(message) => return Status::permission_denied(message),
         StoreError::InvalidArgument(message) => return Status::invalid_argument(message),
         StoreError::Unsupported(message) => {
             return Status::unimplemented(format!("berth does not support {message} yet"));
@@ -88,10 +94,13 @@ pub fn status_to_error(status: &Status) -> StoreError {
         MEMBER_NOT_LEARNER => StoreError::MemberNotLearner { id: 0 },
         LEARNER_NOT_READY => StoreError::LearnerNotReady { id: 0 },
         STOPPED => StoreError::Stopped,
+        NOT_ENOUGH_STARTED_MEMBERS => StoreError::NotEnoughStartedMembers,
+        UNHEALTHY => StoreError::Unhealthy("the leader refused the change".into()),
         other => match status.code() {
             Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,
             Code::DeadlineExceeded => StoreError::Timeout,
+            Code::PermissionDenied => StoreError::PeerRefused(other.to_string()),
             _ => StoreError::Internal(other.to_string()),
         },
     }
@@ -108,6 +117,7 @@ mod tests {
             StoreError::PeerUrlExists,
             StoreError::NoSpace,
             StoreError::KeyNotFound,
+            StoreError::NotEnoughStartedMembers,
         ] {
             let name = format!("{e:?}");
             assert_eq!(format!("{:?}", status_to_error(&to_status(e))), name);

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use berth_proto::berthpb::{
-    Command, MemberChange, ReadIndexRequest, command, command_result, member_change, peer_client::PeerClient,
+    Command, MemberChange, ReadIndexRequest, command, command_result, member_change,
 };
 use berth_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
@@ -26,26 +26,28 @@ use berth_proto::etcdserverpb::{
 };
 use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
 use crate::election::LeaderContact;
 use crate::error::{Result, StoreError};
-use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
+use crate::lease::Lessor;
 use crate::mvcc::KeyRange;
 use crate::peers::PeerClients;
 use crate::proposer::{ProposeError, Proposer};
-use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, Raft};
+use crate::peer_identity::PeerIdentity;
+use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, PeerRpc, Raft};
 use crate::read_index::ReadIndexBatcher;
 use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_options};
 use crate::validate;
 use crate::watch::WatchHub;
 
 mod data_dir;
+mod forwarded;
 mod leases;
 mod membership;
 mod read;
+mod strict_reconfig;
 mod write;
 
 use data_dir::{open_member_dir, write_member_record};
@@ -163,10 +165,18 @@ impl Store {
             member_dir.join("snap"),
             log_on_disk.clone(),
         );
-        let network = Network::new(config.dial_peer_urls.clone(), log_on_disk);
+        let me = PeerIdentity {
+            cluster_id: record.cluster_id,
+            member_id: id,
+        };
+        let network = Network::new(me, config.dial_peer_urls.clone(), log_on_disk);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
+        // With the initial corruption check, a restarted replica neither campaigns nor
+        // serves until its data is known to agree with its peers'.
+        let checks_corruption = is_restart && config.initial_corrupt_check;
+        raft.runtime_config().elect(!checks_corruption);
         // Bootstrap once: a replica that crashed after writing its member record but
         // before the membership reached its log bootstraps again, which is safe because
         // every initial member bootstraps with the same membership.
@@ -219,6 +229,13 @@ impl Store {
                 shutdown,
             }),
         };
+        if checks_corruption {
+            if let Err(e) = crate::corruption::initial_check(&store).await {
+                store.shutdown().await;
+                return Err(e);
+            }
+            store.inner.raft.runtime_config().elect(true);
+        }
         crate::background::start(store.clone());
         Ok(store)
     }
@@ -306,8 +323,13 @@ impl Store {
         }
     }
 
+    /// Clients of the other replicas, by member ID.
+    pub(crate) fn peer_clients(&self) -> &PeerClients {
+        &self.inner.peers
+    }
+
     /// A gRPC client for a peer replica, by ID, from the current membership.
-    pub(crate) fn peer(&self, id: NodeId) -> Result<PeerClient<Channel>> {
+    pub(crate) fn peer(&self, id: NodeId) -> Result<PeerRpc> {
         self.inner.peers.client(id)
     }
 }

@@ -147,3 +147,25 @@ fn bad_durations_name_the_flag() {
         "{message}"
     );
 }
+
+#[test]
+fn true_false_flags_stand_alone_or_take_a_value_after_an_equals_sign() {
+    let defaults = parse("").unwrap();
+    assert!(defaults.strict_reconfig_check, "etcd checks reconfigurations by default");
+    assert!(!defaults.experimental_initial_corrupt_check);
+    let set = parse("--experimental-initial-corrupt-check --strict-reconfig-check=false --name n1").unwrap();
+    assert!(set.experimental_initial_corrupt_check);
+    assert!(!set.strict_reconfig_check);
+    assert_eq!(set.name, "n1", "the flag after a true/false flag is not its value");
+    let config = set.to_config().unwrap();
+    assert!(config.initial_corrupt_check && !config.strict_reconfig_check);
+    assert_eq!(
+        parse_err("--strict-reconfig-check=maybe"),
+        "invalid value \"maybe\" for flag --strict-reconfig-check: must be true or false"
+    );
+    // As in Go, a value after a space is not the flag's: it is a stray word.
+    assert_eq!(
+        parse_err("--strict-reconfig-check false"),
+        "'false' is not a valid flag"
+    );
+}
