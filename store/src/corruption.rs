@@ -38,12 +38,19 @@ pub struct PeerHash {
 pub enum Comparison {
     Agrees,
     /// Same revision, same compaction, another hash: one of the two is corrupt.
-    Mismatch { peer: PeerHash },
+    Mismatch {
+        peer: PeerHash,
+    },
     /// The peer compacted at another revision, so the hashes cover other records.
-    CompactedElsewhere { peer: PeerHash },
+    CompactedElsewhere {
+        peer: PeerHash,
+    },
     /// The peer could not hash the revision (it is behind, or compacted past it), or
     /// did not answer.
-    NoEvidence { member_id: NodeId, reason: String },
+    NoEvidence {
+        member_id: NodeId,
+        reason: String,
+    },
 }
 
 /// This replica's hash at `revision` (0: the current revision).
@@ -95,7 +102,10 @@ async fn ask(store: &Store, peer: NodeId, revision: i64, deadline: tokio::time::
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let url = store.peer_clients().url(peer)?;
         let streams = store.peer_clients().raft_streams();
-        match streams.call(&url, Kind::HashKv, &message, left.max(Duration::from_millis(1))).await {
+        match streams
+            .call(&url, Kind::HashKv, &message, left.max(Duration::from_millis(1)))
+            .await
+        {
             Ok(answer) => {
                 return decode::<Result<PeerHash>>(&answer)
                     .map_err(|e| StoreError::Internal(format!("undecodable hash from {peer:x}: {e}")))?;
@@ -126,7 +136,10 @@ pub async fn initial_check(store: &Store) -> Result<()> {
     let comparisons = compare_with_peers(store, &local, wait).await;
     let verdict = verdict(&local, &comparisons);
     if verdict.is_ok() {
-        tracing::info!(peers = comparisons.len(), "initial corruption check passed; no corruption");
+        tracing::info!(
+            peers = comparisons.len(),
+            "initial corruption check passed; no corruption"
+        );
     }
     verdict
 }
@@ -179,7 +192,10 @@ mod tests {
 
     #[test]
     fn only_a_different_hash_at_the_same_compaction_is_a_mismatch() {
-        let same = PeerHash { member_id: 0xb, ..LOCAL };
+        let same = PeerHash {
+            member_id: 0xb,
+            ..LOCAL
+        };
         assert_eq!(compare(&LOCAL, 0xb, &Ok(same)), Comparison::Agrees);
         let other = PeerHash { hash: 222, ..same };
         assert_eq!(compare(&LOCAL, 0xb, &Ok(other)), Comparison::Mismatch { peer: other });

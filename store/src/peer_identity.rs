@@ -95,7 +95,11 @@ pub fn admit(cluster_id: u64, members: &BTreeSet<NodeId>, sender: PeerIdentity) 
         return Err(StoreError::PeerRefused(format!(
             "member ID mismatch: {:x} is not a member of cluster {cluster_id:x} (its members are {})",
             sender.member_id,
-            members.iter().map(|id| format!("{id:x}")).collect::<Vec<_>>().join(", ")
+            members
+                .iter()
+                .map(|id| format!("{id:x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     Ok(())
@@ -114,10 +118,7 @@ mod tests {
     fn only_members_of_the_same_cluster_are_admitted() {
         let members = BTreeSet::from([0xa, 0xb]);
         assert_eq!(admit(0xc1, &members, ME), Ok(()));
-        let stranger = PeerIdentity {
-            cluster_id: 0xc2,
-            ..ME
-        };
+        let stranger = PeerIdentity { cluster_id: 0xc2, ..ME };
         let error = admit(0xc1, &members, stranger).unwrap_err().to_string();
         assert!(error.contains("cluster ID mismatch") && error.contains("c2"), "{error}");
         let removed = PeerIdentity { member_id: 0xd, ..ME };
@@ -134,7 +135,9 @@ mod tests {
         let mut stamp = ME;
         let request = tonic::service::Interceptor::call(&mut stamp, tonic::Request::new(())).unwrap();
         assert_eq!(PeerIdentity::from_metadata(request.metadata()), Ok(ME));
-        let error = PeerIdentity::from_metadata(&MetadataMap::new()).unwrap_err().to_string();
+        let error = PeerIdentity::from_metadata(&MetadataMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains(CLUSTER_ID_HEADER), "{error}");
     }
 }

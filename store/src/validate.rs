@@ -4,8 +4,7 @@
 use berth_proto::Message;
 use berth_proto::berthpb::{Command, command};
 use berth_proto::etcdserverpb::{
-    DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, range_request,
-    request_op,
+    DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, range_request, request_op,
 };
 
 use crate::error::{Result, StoreError};
@@ -287,7 +286,10 @@ mod tests {
                 id: 5,
             })),
         };
-        assert!(matches!(command(&grant, 1024), Err(StoreError::LeaseTtlTooLarge { .. })));
+        assert!(matches!(
+            command(&grant, 1024),
+            Err(StoreError::LeaseTtlTooLarge { .. })
+        ));
         assert!(matches!(
             command(&Command { command: None }, 1024),
             Err(StoreError::InvalidArgument(_))

@@ -57,7 +57,10 @@ async fn a_replica_whose_data_changed_while_stopped_refuses_to_start() {
     let mut cluster = start(3, &["--experimental-initial-corrupt-check"]).await;
     let mut client = cluster.client().await;
     for i in 0..20 {
-        client.put(format!("key-{i}"), format!("value-{i}"), None).await.unwrap();
+        client
+            .put(format!("key-{i}"), format!("value-{i}"), None)
+            .await
+            .unwrap();
     }
     client.put("marker", INTACT, None).await.unwrap();
     for index in 0..3 {
@@ -73,11 +76,19 @@ async fn a_replica_whose_data_changed_while_stopped_refuses_to_start() {
 
     // One whose stored data changed while it was stopped does not.
     cluster.stop(2);
-    assert!(alter_stored_values(&cluster.replicas[2].data_dir) > 0, "the marker is not stored");
+    assert!(
+        alter_stored_values(&cluster.replicas[2].data_dir) > 0,
+        "the marker is not stored"
+    );
     cluster.start_replica(2).unwrap();
     let status = eventually("the altered replica to exit", || {
         let exited = cluster.reap_exited();
-        async move { exited.into_iter().find(|(index, _)| *index == 2).map(|(_, status)| status) }
+        async move {
+            exited
+                .into_iter()
+                .find(|(index, _)| *index == 2)
+                .map(|(_, status)| status)
+        }
     })
     .await;
     assert!(!status.success(), "{status}");

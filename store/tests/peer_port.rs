@@ -133,7 +133,10 @@ async fn strangers_garbage_and_oversized_frames_are_refused_and_memory_stays_put
     assert!(status.message().contains(CLUSTER_ID_HEADER), "{}", status.message());
     let mut stranger = tonic::Request::new(join);
     let metadata = stranger.metadata_mut();
-    metadata.insert(CLUSTER_ID_HEADER, format!("{:x}", other_cluster.cluster_id).parse().unwrap());
+    metadata.insert(
+        CLUSTER_ID_HEADER,
+        format!("{:x}", other_cluster.cluster_id).parse().unwrap(),
+    );
     metadata.insert(MEMBER_ID_HEADER, "0".parse().unwrap());
     let status = grpc.join(stranger).await.unwrap_err();
     assert!(status.message().contains("cluster ID mismatch"), "{}", status.message());
@@ -213,7 +216,11 @@ async fn forwarded_commands_get_the_errors_their_clients_would() {
     );
     assert_eq!(outcomes[2], Err(StoreError::TooManyOps { ops: 1000, max: 128 }));
     assert_eq!(outcomes[3], Err(StoreError::DuplicateKey));
-    assert!(matches!(outcomes[4], Ok(command_result::Result::Put(_))), "{:?}", outcomes[4]);
+    assert!(
+        matches!(outcomes[4], Ok(command_result::Result::Put(_))),
+        "{:?}",
+        outcomes[4]
+    );
 
     // A client sending the same requests hears the same errors.
     let mut client = cluster.client_of(0).await;
@@ -226,7 +233,9 @@ async fn forwarded_commands_get_the_errors_their_clients_would() {
             .success
             .iter()
             .map(|op| match &op.request {
-                Some(request_op::Request::RequestPut(p)) => etcd_client::TxnOp::put(p.key.clone(), p.value.clone(), None),
+                Some(request_op::Request::RequestPut(p)) => {
+                    etcd_client::TxnOp::put(p.key.clone(), p.value.clone(), None)
+                }
                 other => panic!("not a put: {other:?}"),
             })
             .collect();
@@ -243,6 +252,10 @@ async fn forwarded_commands_get_the_errors_their_clients_would() {
     let written = client.get("forwarded", None).await.unwrap();
     assert_eq!(written.kvs()[0].value(), b"vvv");
     for refused in ["huge", "k0", "twice"] {
-        assert_eq!(client.get(refused, None).await.unwrap().count(), 0, "{refused} was written");
+        assert_eq!(
+            client.get(refused, None).await.unwrap().count(),
+            0,
+            "{refused} was written"
+        );
     }
 }

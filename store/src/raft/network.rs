@@ -83,7 +83,11 @@ impl Network {
     /// When `peer` last answered a Raft RPC from this replica (as leader: an
     /// AppendEntries or a heartbeat), if it ever did since this replica started.
     pub fn last_contact(&self, peer: NodeId) -> Option<Instant> {
-        self.contacts.lock().unwrap_or_else(|p| p.into_inner()).get(&peer).copied()
+        self.contacts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .copied()
     }
 
     /// A gRPC client of the peer at `url`, over the channel kept for it.

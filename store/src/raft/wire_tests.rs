@@ -235,10 +235,7 @@ async fn raw_answer(addr: &str, greeting: &[u8], bytes: &[u8]) -> (u8, String) {
 #[tokio::test]
 async fn strangers_are_refused_with_the_mismatch_named() {
     let (url, _, _server) = echo_server().await;
-    let other_cluster = Pools::new(PeerIdentity {
-        cluster_id: 0xc2,
-        ..ME
-    });
+    let other_cluster = Pools::new(PeerIdentity { cluster_id: 0xc2, ..ME });
     let error = other_cluster
         .call(&url, Kind::AppendEntries, b"ab", A_WHILE)
         .await

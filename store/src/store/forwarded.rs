@@ -62,7 +62,9 @@ fn merge(
     Ok(checks
         .into_iter()
         .map(|check| match check {
-            Ok(()) => written.next().unwrap_or_else(|| Err(StoreError::Internal("missing result".into()))),
+            Ok(()) => written
+                .next()
+                .unwrap_or_else(|| Err(StoreError::Internal("missing result".into()))),
             Err(refused) => Err(refused),
         })
         .collect())

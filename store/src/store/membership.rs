@@ -27,7 +27,12 @@ impl Store {
     pub fn member_ids(&self) -> BTreeSet<NodeId> {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
-        metrics.membership_config.membership().nodes().map(|(id, _)| *id).collect()
+        metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use berth_proto::berthpb::{
-    Command, MemberChange, ReadIndexRequest, command, command_result, member_change,
-};
+use berth_proto::berthpb::{Command, MemberChange, ReadIndexRequest, command, command_result, member_change};
 use berth_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
     LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
@@ -33,9 +31,9 @@ use crate::election::LeaderContact;
 use crate::error::{Result, StoreError};
 use crate::lease::Lessor;
 use crate::mvcc::KeyRange;
+use crate::peer_identity::PeerIdentity;
 use crate::peers::PeerClients;
 use crate::proposer::{ProposeError, Proposer};
-use crate::peer_identity::PeerIdentity;
 use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, PeerRpc, Raft};
 use crate::read_index::ReadIndexBatcher;
 use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_options};

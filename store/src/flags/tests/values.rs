@@ -151,7 +151,10 @@ fn bad_durations_name_the_flag() {
 #[test]
 fn true_false_flags_stand_alone_or_take_a_value_after_an_equals_sign() {
     let defaults = parse("").unwrap();
-    assert!(defaults.strict_reconfig_check, "etcd checks reconfigurations by default");
+    assert!(
+        defaults.strict_reconfig_check,
+        "etcd checks reconfigurations by default"
+    );
     assert!(!defaults.experimental_initial_corrupt_check);
     let set = parse("--experimental-initial-corrupt-check --strict-reconfig-check=false --name n1").unwrap();
     assert!(set.experimental_initial_corrupt_check);
