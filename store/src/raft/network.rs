@@ -191,6 +191,12 @@ where
 }
 
 impl PeerConnection {
+    /// The peer answered: it is up and reachable from here.
+    fn note_contact(&self) {
+        let mut contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        contacts.insert(self.target, Instant::now());
+    }
+
     /// One request on a raft stream, answered with the peer's `Result`.
     async fn call<Req, Resp>(&self, kind: Kind, rpc: &Req, timeout: Duration) -> RpcResult<Resp, RaftError<NodeId>>
     where
@@ -206,10 +212,7 @@ impl PeerConnection {
                 CallError::Unreachable(e) | CallError::Lost(e) => RPCError::Unreachable(Unreachable::new(&e)),
                 CallError::Refused(_) | CallError::Unsendable(_) => RPCError::Network(NetworkError::new(&e)),
             })?;
-        self.contacts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(self.target, Instant::now());
+        self.note_contact();
         let result: Result<Resp, RaftError<NodeId>> =
             decode(&answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         lift(result, self.target)
@@ -251,6 +254,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
         request.set_timeout(option.hard_ttl());
         let reply = client.install_snapshot(request).await.map_err(status_error)?;
+        self.note_contact();
         let result: Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> =
             from_payload(reply.into_inner()).map_err(RPCError::Network)?;
         lift(result, self.target)

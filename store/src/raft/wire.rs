@@ -50,6 +50,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 /// this many bytes after the refusal, so that the refusal is not lost to a reset.
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 const DRAIN_BYTES: usize = 1 << 20;
+/// How long a new connection may take to greet.
+const GREETING_TIME: Duration = Duration::from_secs(10);
 /// The first allocation for a body; it grows as the bytes arrive.
 const FIRST_READ: usize = 64 * 1024;
 
@@ -328,8 +330,10 @@ where
     H: Fn(Kind, Vec<u8>) -> F,
     F: Future<Output = Result<Vec<u8>, String>>,
 {
-    let mut magic = [0u8; MAGIC.len()];
-    stream.read_exact(&mut magic).await?;
+    let mut greeting = [0u8; MAGIC.len() + IDENTITY_BYTES];
+    let greeted = tokio::time::timeout(GREETING_TIME, stream.read_exact(&mut greeting[..MAGIC.len()])).await;
+    greeted.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no greeting"))??;
+    let (magic, identity) = greeting.split_at_mut(MAGIC.len());
     if magic == MAGIC_V1 {
         let why = "this replica speaks berth-raft/2, which names the sender's cluster and member, and the \
                    sender berth-raft/1 (an earlier berth version): every member must run the same version";
@@ -338,8 +342,9 @@ where
     if magic != MAGIC {
         return Err(invalid("not a raft stream".into()));
     }
-    let mut identity = [0u8; IDENTITY_BYTES];
-    stream.read_exact(&mut identity).await?;
+    let greeted = tokio::time::timeout(GREETING_TIME, stream.read_exact(identity)).await;
+    greeted.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no identity in the greeting"))??;
+    let identity: [u8; IDENTITY_BYTES] = identity.try_into().unwrap_or([0; IDENTITY_BYTES]);
     if let Err(why) = admission.admit(PeerIdentity::from_bytes(identity)) {
         return Err(refuse(&mut stream, io::ErrorKind::PermissionDenied, why).await);
     }
