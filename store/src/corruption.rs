@@ -190,6 +190,31 @@ mod tests {
         compact_revision: 3,
     };
 
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// What a replica answers a hash request with, as its peers read it: the request
+    /// is the revision, the answer a `Result` (0 ok, 1 error) of the fields in order.
+    #[test]
+    fn a_hash_keeps_its_encoding_between_replicas() {
+        assert_eq!(hex(&encode(&9i64).unwrap()), "0000000000000009");
+        let answer: Result<PeerHash> = Ok(LOCAL);
+        assert_eq!(
+            hex(&encode(&answer).unwrap()),
+            concat!(
+                "00000000",         // Ok
+                "000000000000000a", // member
+                "0000000000000009", // revision
+                "0000006f",         // hash
+                "0000000000000003", // compact revision
+            )
+        );
+        let behind: Result<PeerHash> = Err(StoreError::FutureRevision { requested: 9 });
+        assert_eq!(hex(&encode(&behind).unwrap()), "00000001000000080000000000000009");
+        assert_eq!(decode::<Result<PeerHash>>(&encode(&answer).unwrap()).unwrap(), answer);
+    }
+
     #[test]
     fn only_a_different_hash_at_the_same_compaction_is_a_mismatch() {
         let same = PeerHash {

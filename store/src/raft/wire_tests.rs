@@ -62,6 +62,7 @@ const A_WHILE: Duration = Duration::from_secs(10);
 fn the_forward_kind_of_earlier_versions_is_unknown() {
     assert_eq!(Kind::from_byte(Kind::ForwardBatch as u8), Some(Kind::ForwardBatch));
     assert_eq!(Kind::from_byte(3), None, "an earlier version's forwarded batch");
+    assert_eq!(Kind::from_byte(5), Some(Kind::HashKv));
 }
 
 #[tokio::test]
