@@ -12,10 +12,10 @@ use berth_proto::berthpb::{Command, CommandBatch, JoinRequest, command, command_
 use berth_proto::etcdserverpb::{PutRequest, RequestOp, TxnRequest, request_op};
 use berth_store::StoreError;
 use berth_store::grpc::to_status;
-use berth_store::peer_identity::{CLUSTER_ID_HEADER, MEMBER_ID_HEADER, PeerIdentity};
+use berth_store::peer_identity::{CLUSTER_ID_HEADER, MEMBER_ID_HEADER, MEMBERSHIP_INDEX_HEADER, PeerIdentity};
 use berth_store::raft::wire::{Kind, MAGIC};
 use berth_store::raft::{ForwardOutcome, Response, decode};
-use berth_testkit::Cluster;
+use berth_testkit::{Cluster, eventually};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -69,6 +69,8 @@ async fn identity_of(cluster: &Cluster) -> PeerIdentity {
     PeerIdentity {
         cluster_id: header.cluster_id(),
         member_id: header.member_id(),
+        // A single replica's membership is its bootstrap entry, the first.
+        membership_index: 0,
     }
 }
 
@@ -138,6 +140,7 @@ async fn strangers_garbage_and_oversized_frames_are_refused_and_memory_stays_put
         format!("{:x}", other_cluster.cluster_id).parse().unwrap(),
     );
     metadata.insert(MEMBER_ID_HEADER, "0".parse().unwrap());
+    metadata.insert(MEMBERSHIP_INDEX_HEADER, "0".parse().unwrap());
     let status = grpc.join(stranger).await.unwrap_err();
     assert!(status.message().contains("cluster ID mismatch"), "{}", status.message());
 
@@ -258,4 +261,98 @@ async fn forwarded_commands_get_the_errors_their_clients_would() {
             "{refused} was written"
         );
     }
+}
+
+/// Adds a new replica as a learner, starts it, and promotes it once it has caught
+/// up. Returns its index and member ID.
+async fn add_voter(cluster: &mut Cluster, client: &mut etcd_client::Client) -> (usize, u64) {
+    let new = cluster.add_replica();
+    let peer_url = cluster.replicas[new].peer_url();
+    let id = eventually("the learner to be added", || {
+        let mut client = client.clone();
+        let peer_url = peer_url.clone();
+        async move {
+            // Added already by an attempt whose answer was lost?
+            let members = client.member_list().await.ok()?;
+            if let Some(member) = members.members().iter().find(|m| m.peer_urls().contains(&peer_url)) {
+                return Some(member.id());
+            }
+            let learner = etcd_client::MemberAddOptions::new().with_is_learner();
+            let added = client.member_add([peer_url], Some(learner)).await.ok()?;
+            Some(added.member()?.id())
+        }
+    })
+    .await;
+    cluster.start_replica(new).unwrap();
+    eventually("the learner to catch up and be promoted", || {
+        let mut client = client.clone();
+        async move { client.member_promote(id).await.ok() }
+    })
+    .await;
+    (new, id)
+}
+
+/// A member that was down while the membership changed under it has to catch up
+/// from a leader it has never heard of: that leader's membership is newer than its
+/// own, so it is served (a removed member's never is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_missed_membership_changes_catches_up_from_a_leader_it_does_not_know() {
+    // Without the strict check: the changes below happen while a member is down.
+    let mut cluster = start(3, &["--strict-reconfig-check=false"]).await;
+    let mut client = cluster.client_of(0).await;
+    let members = client.member_list().await.unwrap();
+    let id_of = |cluster: &Cluster, index: usize| {
+        let url = cluster.replicas[index].peer_url();
+        members
+            .members()
+            .iter()
+            .find(|m| m.peer_urls().contains(&url))
+            .unwrap()
+            .id()
+    };
+    let (first, second) = (id_of(&cluster, 0), id_of(&cluster, 1));
+    cluster.kill(2);
+    cluster.wait_for_leader().await.unwrap();
+
+    let (d, _) = add_voter(&mut cluster, &mut client).await;
+    let (e, _) = add_voter(&mut cluster, &mut client).await;
+    let newcomers = common::connect(&[cluster.replicas[d].endpoint(), cluster.replicas[e].endpoint()]).await;
+    for removed in [first, second] {
+        eventually("the removal to go through", || {
+            let mut client = newcomers.clone();
+            async move {
+                // Removed already by an attempt whose answer was lost?
+                let members = client.member_list().await.ok()?;
+                if members.members().iter().all(|m| m.id() != removed) {
+                    return Some(());
+                }
+                client.member_remove(removed).await.ok().map(|_| ())
+            }
+        })
+        .await;
+    }
+    // The members are now the one that is down and two it has never heard of.
+    eventually("a write through the new members", || {
+        let mut client = newcomers.clone();
+        async move { client.put("written-while-down", "x", None).await.ok() }
+    })
+    .await;
+
+    cluster.start_replica(2).unwrap();
+    let mut returning = cluster.client_of(2).await;
+    eventually("the returning member to catch up", || {
+        let mut client = returning.clone();
+        async move {
+            let got = client
+                .get(
+                    "written-while-down",
+                    Some(etcd_client::GetOptions::new().with_serializable()),
+                )
+                .await
+                .ok()?;
+            (got.count() == 1).then_some(())
+        }
+    })
+    .await;
+    returning.put("after-catching-up", "y", None).await.unwrap();
 }

@@ -44,7 +44,7 @@ fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload
 impl PeerService {
     /// Whether `sender` is a member of this replica's cluster (see `peer_identity`).
     fn admit_sender(&self, sender: PeerIdentity) -> Result<(), StoreError> {
-        peer_identity::admit(self.store.cluster_id(), &self.store.member_ids(), sender)
+        peer_identity::admit(&self.store.membership(), sender)
     }
 
     /// Refuses a gRPC request that does not come from a member of this cluster. A
@@ -53,8 +53,11 @@ impl PeerService {
     fn check_sender<T>(&self, request: &Request<T>, is_join: bool) -> Result<(), Status> {
         let sender = PeerIdentity::from_metadata(request.metadata()).map_err(to_status)?;
         if is_join {
-            let anyone = std::collections::BTreeSet::new();
-            return peer_identity::admit(self.store.cluster_id(), &anyone, sender).map_err(to_status);
+            let any_member = peer_identity::Membership {
+                members: Default::default(),
+                ..self.store.membership()
+            };
+            return peer_identity::admit(&any_member, sender).map_err(to_status);
         }
         self.admit_sender(sender).map_err(to_status)
     }

@@ -20,13 +20,13 @@ use tonic::transport::{Channel, Endpoint};
 use super::durable::Durable;
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
 use super::wire::{CallError, Kind, Pools};
-use crate::peer_identity::PeerIdentity;
+use crate::peer_identity::Me;
 
 /// A gRPC client of a peer's `Peer` service that names this replica in every request.
-pub type PeerRpc = PeerClient<InterceptedService<Channel, PeerIdentity>>;
+pub type PeerRpc = PeerClient<InterceptedService<Channel, Me>>;
 
 /// A peer client on `channel` that says it is `me`.
-pub fn peer_rpc(channel: Channel, me: PeerIdentity) -> PeerRpc {
+pub fn peer_rpc(channel: Channel, me: Me) -> PeerRpc {
     PeerClient::with_interceptor(channel, me)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX)
@@ -50,7 +50,7 @@ pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
 /// for a new client each time) and what a follower hands to the leader.
 #[derive(Debug, Clone)]
 pub struct Network {
-    me: PeerIdentity,
+    me: Me,
     dial_overrides: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
     raft_streams: Arc<Pools>,
@@ -64,20 +64,20 @@ pub struct Network {
 type Contacts = Arc<Mutex<BTreeMap<NodeId, Instant>>>;
 
 impl Network {
-    pub fn new(me: PeerIdentity, dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
+    pub fn new(me: Me, dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
         Self {
+            raft_streams: Arc::new(Pools::new(me.clone())),
             me,
             dial_overrides: Arc::new(dial_overrides),
             channels: Arc::default(),
-            raft_streams: Arc::new(Pools::new(me)),
             log_on_disk,
             contacts: Arc::default(),
         }
     }
 
     /// Who this replica says it is to its peers.
-    pub fn me(&self) -> PeerIdentity {
-        self.me
+    pub fn me(&self) -> &Me {
+        &self.me
     }
 
     /// When `peer` last answered a Raft RPC from this replica (as leader: an
@@ -92,7 +92,7 @@ impl Network {
 
     /// A gRPC client of the peer at `url`, over the channel kept for it.
     pub fn peer_rpc(&self, url: &str) -> Result<PeerRpc, tonic::transport::Error> {
-        Ok(peer_rpc(self.channel(url)?, self.me))
+        Ok(peer_rpc(self.channel(url)?, self.me.clone()))
     }
 
     /// The URL to dial for a member.
@@ -299,7 +299,7 @@ mod tests {
     struct AnyPeer;
 
     impl wire::Admission for AnyPeer {
-        fn admit(&self, _: PeerIdentity) -> Result<(), String> {
+        fn admit(&self, _: crate::peer_identity::PeerIdentity) -> Result<(), String> {
             Ok(())
         }
 
@@ -338,7 +338,7 @@ mod tests {
     async fn a_follower_hears_a_commit_index_only_as_far_as_the_leaders_disk() {
         let (url, seen) = follower().await;
         let on_disk = Durable::new(log_id(5));
-        let mut network = Network::new(PeerIdentity::default(), BTreeMap::new(), on_disk.clone());
+        let mut network = Network::new(Me::default(), BTreeMap::new(), on_disk.clone());
         let member = MemberInfo {
             peer_urls: vec![url],
             ..Default::default()

@@ -3,7 +3,8 @@
 //! service on the same port.
 //!
 //! ```text
-//!  client, once per connection:  "berth-raft/2\n" | cluster ID u64 LE | member ID u64 LE
+//!  client, once per connection:  "berth-raft/2\n" | cluster ID | member ID | membership index
+//!                                 (each u64 LE, see `peer_identity`)
 //!  request:   len u32 LE | kind u8 | bincode message (len - 1 bytes)
 //!  response:  len u32 LE | status u8 (0 ok, 1 error) | bincode result, or the error's text
 //! ```
@@ -37,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub use super::frame_limits::MAX_FRAME;
-use crate::peer_identity::{IDENTITY_BYTES, PeerIdentity};
+use crate::peer_identity::{IDENTITY_BYTES, Me, PeerIdentity};
 
 pub const MAGIC: &[u8] = b"berth-raft/2\n";
 /// The greeting of earlier versions, which did not name the sender.
@@ -114,12 +115,12 @@ fn host_port(url: &str) -> &str {
 /// dials one.
 #[derive(Debug)]
 pub struct Pools {
-    me: PeerIdentity,
+    me: Me,
     idle: Mutex<BTreeMap<String, Vec<TcpStream>>>,
 }
 
 impl Pools {
-    pub fn new(me: PeerIdentity) -> Self {
+    pub fn new(me: Me) -> Self {
         Self {
             me,
             idle: Mutex::default(),
@@ -154,7 +155,7 @@ impl Pools {
             {
                 return Ok((stream, answer));
             }
-            let mut stream = dial(url, self.me).await?;
+            let mut stream = dial(url, self.me.identity()).await?;
             let answer = exchange(&mut stream, &request).await?;
             Ok((stream, answer))
         };
@@ -181,7 +182,7 @@ impl Pools {
                 match self.take(url) {
                     Some(stream) if is_open(&stream) => break stream,
                     Some(_) => continue,
-                    None => break dial(url, self.me).await.map_err(CallError::Unreachable)?,
+                    None => break dial(url, self.me.identity()).await.map_err(CallError::Unreachable)?,
                 }
             };
             let answer = exchange(&mut stream, &request).await.map_err(CallError::Lost)?;
@@ -345,10 +346,15 @@ where
     let greeted = tokio::time::timeout(GREETING_TIME, stream.read_exact(identity)).await;
     greeted.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no identity in the greeting"))??;
     let identity: [u8; IDENTITY_BYTES] = identity.try_into().unwrap_or([0; IDENTITY_BYTES]);
-    if let Err(why) = admission.admit(PeerIdentity::from_bytes(identity)) {
+    let sender = PeerIdentity::from_bytes(identity);
+    if let Err(why) = admission.admit(sender) {
         return Err(refuse(&mut stream, io::ErrorKind::PermissionDenied, why).await);
     }
     while let Some((len, tag)) = read_header(&mut stream).await? {
+        // Checked again for each request: the sender may have been removed since.
+        if let Err(why) = admission.admit(sender) {
+            return Err(refuse(&mut stream, io::ErrorKind::PermissionDenied, why).await);
+        }
         let Some(kind) = Kind::from_byte(tag) else {
             let why = format!("unknown request kind {tag}");
             return Err(refuse(&mut stream, io::ErrorKind::InvalidData, why).await);

@@ -5,10 +5,15 @@ use tokio::net::TcpListener;
 
 use super::*;
 
-/// Who the tests' clients are, and the cluster their servers admit.
+/// Who the tests' clients are (member `0xa` of cluster `0xc1`).
+fn me() -> Me {
+    Me::new(0xc1, 0xa)
+}
+
 const ME: PeerIdentity = PeerIdentity {
     cluster_id: 0xc1,
     member_id: 0xa,
+    membership_index: 0,
 };
 
 /// Admits members `0xa` and `0xb` of cluster `0xc1`, with votes of up to 64 bytes.
@@ -16,8 +21,12 @@ struct Members;
 
 impl Admission for Members {
     fn admit(&self, sender: PeerIdentity) -> Result<(), String> {
-        let members = std::collections::BTreeSet::from([0xa, 0xb]);
-        crate::peer_identity::admit(ME.cluster_id, &members, sender).map_err(|e| e.to_string())
+        let local = crate::peer_identity::Membership {
+            cluster_id: ME.cluster_id,
+            members: std::collections::BTreeSet::from([0xa, 0xb]),
+            index: 0,
+        };
+        crate::peer_identity::admit(&local, sender).map_err(|e| e.to_string())
     }
 
     fn max_message_bytes(&self, kind: Kind) -> usize {
@@ -68,7 +77,7 @@ fn the_forward_kind_of_earlier_versions_is_unknown() {
 #[tokio::test]
 async fn requests_are_answered_in_turn_on_one_kept_connection() {
     let (url, accepted, _server) = echo_server().await;
-    let pools = Pools::new(ME);
+    let pools = Pools::new(me());
     for i in 0..5u8 {
         let answer = pools
             .call(&url, Kind::AppendEntries, &[i, 1, 2], A_WHILE)
@@ -84,7 +93,7 @@ async fn requests_are_answered_in_turn_on_one_kept_connection() {
 #[tokio::test]
 async fn a_refusal_carries_the_peers_reason_and_keeps_the_connection() {
     let (url, accepted, _server) = echo_server().await;
-    let pools = Pools::new(ME);
+    let pools = Pools::new(me());
     let error = pools.call(&url, Kind::Vote, b"x", A_WHILE).await.unwrap_err();
     assert!(
         matches!(&error, CallError::Refused(why) if why == "votes are not taken here"),
@@ -97,7 +106,7 @@ async fn a_refusal_carries_the_peers_reason_and_keeps_the_connection() {
 #[tokio::test]
 async fn a_peer_that_restarted_is_redialled_and_one_that_is_down_is_unreachable() {
     let (url, accepted, server) = echo_server().await;
-    let pools = Pools::new(ME);
+    let pools = Pools::new(me());
     pools.call(&url, Kind::AppendEntries, b"ab", A_WHILE).await.unwrap();
     // The kept connection dies with the server; a new server on the same port.
     server.abort();
@@ -129,7 +138,7 @@ async fn a_peer_that_restarted_is_redialled_and_one_that_is_down_is_unreachable(
 #[tokio::test]
 async fn a_write_goes_once_on_a_connection_the_peer_still_holds() {
     let (url, accepted, server) = echo_server().await;
-    let pools = Pools::new(ME);
+    let pools = Pools::new(me());
     for i in 0..3u8 {
         let answer = pools
             .call_once(&url, Kind::ForwardBatch, &[i, 9], A_WHILE)
@@ -175,7 +184,7 @@ async fn a_write_whose_answer_is_lost_is_not_sent_again() {
             }
         }
     });
-    let pools = Pools::new(ME);
+    let pools = Pools::new(me());
     let error = pools
         .call_once(&url, Kind::ForwardBatch, b"put", A_WHILE)
         .await
@@ -236,7 +245,7 @@ async fn raw_answer(addr: &str, greeting: &[u8], bytes: &[u8]) -> (u8, String) {
 #[tokio::test]
 async fn strangers_are_refused_with_the_mismatch_named() {
     let (url, _, _server) = echo_server().await;
-    let other_cluster = Pools::new(PeerIdentity { cluster_id: 0xc2, ..ME });
+    let other_cluster = Pools::new(Me::new(0xc2, 0xa));
     let error = other_cluster
         .call(&url, Kind::AppendEntries, b"ab", A_WHILE)
         .await
@@ -245,7 +254,7 @@ async fn strangers_are_refused_with_the_mismatch_named() {
         matches!(&error, CallError::Refused(why) if why.contains("cluster ID mismatch")),
         "{error}"
     );
-    let removed_member = Pools::new(PeerIdentity { member_id: 0xd, ..ME });
+    let removed_member = Pools::new(Me::new(0xc1, 0xd));
     let error = removed_member
         .call_once(&url, Kind::ForwardBatch, b"ab", A_WHILE)
         .await
@@ -255,7 +264,7 @@ async fn strangers_are_refused_with_the_mismatch_named() {
         "{error}"
     );
     // A member is still served.
-    let member = Pools::new(PeerIdentity { member_id: 0xb, ..ME });
+    let member = Pools::new(Me::new(0xc1, 0xb));
     assert_eq!(
         member.call(&url, Kind::AppendEntries, b"ab", A_WHILE).await.unwrap(),
         b"ba".to_vec()

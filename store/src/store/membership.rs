@@ -2,6 +2,7 @@
 //! `change_membership`, and how a replica joining an existing cluster learns its ID.
 
 use super::*;
+use crate::peer_identity::{Membership, membership_index};
 
 impl Store {
     /// The members as the latest membership (committed or not) has them.
@@ -25,14 +26,23 @@ impl Store {
     /// The IDs of the members (voters and learners) as the latest membership has
     /// them; empty while this replica has not learned its membership.
     pub fn member_ids(&self) -> BTreeSet<NodeId> {
+        self.membership().members
+    }
+
+    /// This replica's cluster and latest membership, for checking a peer's request.
+    pub fn membership(&self) -> Membership {
         let metrics = self.inner.raft.metrics();
         let metrics = metrics.borrow();
-        metrics
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect()
+        Membership {
+            cluster_id: self.inner.cluster_id,
+            members: metrics
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect(),
+            index: membership_index(&metrics),
+        }
     }
 
     pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {
@@ -250,10 +260,7 @@ pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
                 continue;
             };
             // This replica does not know its member ID yet: that is what it asks for.
-            let joiner = PeerIdentity {
-                cluster_id: cluster_id(&config.initial_cluster_token),
-                member_id: 0,
-            };
+            let joiner = Me::new(cluster_id(&config.initial_cluster_token), 0);
             let mut client = crate::raft::peer_rpc(channel, joiner);
             let mut request = tonic::Request::new(berth_proto::berthpb::JoinRequest { peer_urls: me.clone() });
             request.set_timeout(Duration::from_secs(2));

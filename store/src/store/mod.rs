@@ -31,7 +31,7 @@ use crate::election::LeaderContact;
 use crate::error::{Result, StoreError};
 use crate::lease::Lessor;
 use crate::mvcc::KeyRange;
-use crate::peer_identity::PeerIdentity;
+use crate::peer_identity::Me;
 use crate::peers::PeerClients;
 use crate::proposer::{ProposeError, Proposer};
 use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, PeerRpc, Raft};
@@ -163,14 +163,12 @@ impl Store {
             member_dir.join("snap"),
             log_on_disk.clone(),
         );
-        let me = PeerIdentity {
-            cluster_id: record.cluster_id,
-            member_id: id,
-        };
-        let network = Network::new(me, config.dial_peer_urls.clone(), log_on_disk);
+        let me = Me::new(record.cluster_id, id);
+        let network = Network::new(me.clone(), config.dial_peer_urls.clone(), log_on_disk);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
+        me.follow(&raft);
         // With the initial corruption check, a restarted replica neither campaigns nor
         // serves until its data is known to agree with its peers'.
         let checks_corruption = is_restart && config.initial_corrupt_check;
