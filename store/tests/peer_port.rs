@@ -339,7 +339,7 @@ async fn a_member_that_missed_membership_changes_catches_up_from_a_leader_it_doe
     .await;
 
     cluster.start_replica(2).unwrap();
-    let mut returning = cluster.client_of(2).await;
+    let returning = cluster.client_of(2).await;
     eventually("the returning member to catch up", || {
         let mut client = returning.clone();
         async move {
@@ -354,5 +354,10 @@ async fn a_member_that_missed_membership_changes_catches_up_from_a_leader_it_doe
         }
     })
     .await;
-    returning.put("after-catching-up", "y", None).await.unwrap();
+    // And it takes part: a write through it commits.
+    eventually("a write through the returning member", || {
+        let mut client = returning.clone();
+        async move { client.put("after-catching-up", "y", None).await.ok() }
+    })
+    .await;
 }
