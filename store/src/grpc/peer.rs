@@ -1,7 +1,8 @@
 //! The peer service: Raft RPCs from other replicas, and what followers hand to the
 //! leader (writes, read index, lease keepalives, membership changes). AppendEntries,
-//! votes and forwarded writes come on raft streams (see `raft::wire`) and are answered
-//! here too; snapshots and the rest come over gRPC.
+//! votes, forwarded writes and hash requests come on raft streams (see `raft::wire`)
+//! and are answered here too; snapshots and the rest come over gRPC. Either way only
+//! members of this cluster are served (see `peer_identity`).
 
 use berth_proto::Message;
 use berth_proto::berthpb::peer_server::Peer;

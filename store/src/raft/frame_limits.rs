@@ -12,6 +12,10 @@
 //!  gRPC peer call  the larger of a snapshot chunk and a forwarded batch
 //! ```
 //!
+//! The bounds are the receiver's: members are meant to run with the same
+//! `--max-request-bytes` (as etcd's do), and a follower with a larger one may forward
+//! a batch that its leader refuses whole.
+//!
 //! AppendEntries' bound passes [`MAX_FRAME`] with the defaults (256 entries of up to
 //! 9.5 MiB), so that is its bound: a sender has to be a member to be read at all (see
 //! `peer_identity`), and a body is read as its bytes arrive, never allocated from the
