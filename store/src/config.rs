@@ -49,6 +49,12 @@ pub struct StoreConfig {
     /// Guarantees deliberately broken, so the fault-injection suite can prove it
     /// notices. Empty in any real use.
     pub test_faults: TestFaults,
+    /// `--experimental-initial-corrupt-check`: a restarted replica compares its data's
+    /// hash with its peers' before it serves, and refuses to start on a mismatch.
+    pub initial_corrupt_check: bool,
+    /// `--strict-reconfig-check`: membership changes that would cost the quorum of
+    /// started (or reachable) members are refused.
+    pub strict_reconfig_check: bool,
 }
 
 /// Switches that break the store on purpose (see `--test-fault`).
@@ -90,6 +96,8 @@ impl StoreConfig {
             corrupt_check_time: None,
             dial_peer_urls: Default::default(),
             test_faults: TestFaults::default(),
+            initial_corrupt_check: false,
+            strict_reconfig_check: true,
         }
     }
 

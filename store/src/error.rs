@@ -63,6 +63,18 @@ pub enum StoreError {
     /// The CORRUPT alarm is raised: a member's data differs from the others'.
     #[error("corrupt cluster")]
     Corrupt,
+    /// A request on the peer port that this replica does not serve: from another
+    /// cluster, from a member not in the membership, or over a size limit.
+    #[error("peer request refused: {0}")]
+    PeerRefused(String),
+    /// `--strict-reconfig-check`: the change would leave fewer started voting members
+    /// than a quorum.
+    #[error("re-configuration failed due to not enough started members")]
+    NotEnoughStartedMembers,
+    /// `--strict-reconfig-check`: the leader has not heard from enough voting members
+    /// lately for the change to keep a quorum that is up.
+    #[error("unhealthy cluster: {0}")]
+    Unhealthy(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -130,6 +142,9 @@ mod tests {
             (StoreError::Stopped, "00000016"),
             (StoreError::Internal("c".into()), "00000017000000000000000163"),
             (StoreError::Corrupt, "00000018"),
+            (StoreError::PeerRefused("d".into()), "00000019000000000000000164"),
+            (StoreError::NotEnoughStartedMembers, "0000001a"),
+            (StoreError::Unhealthy("e".into()), "0000001b000000000000000165"),
         ];
         for (error, golden) in cases {
             // Exhaustive: a new variant does not compile until it is named here and given
@@ -159,7 +174,10 @@ mod tests {
                 | StoreError::Unsupported(_)
                 | StoreError::Stopped
                 | StoreError::Internal(_)
-                | StoreError::Corrupt => {}
+                | StoreError::Corrupt
+                | StoreError::PeerRefused(_)
+                | StoreError::NotEnoughStartedMembers
+                | StoreError::Unhealthy(_) => {}
             }
             let bytes = encode(&error).unwrap();
             assert_eq!(hex(&bytes), golden, "{error:?}");
@@ -169,6 +187,6 @@ mod tests {
 
     #[test]
     fn an_error_a_later_version_added_is_not_read_as_another() {
-        assert!(decode::<StoreError>(&[0, 0, 0, 0x19]).is_err());
+        assert!(decode::<StoreError>(&[0, 0, 0, 0x1c]).is_err());
     }
 }

@@ -7,17 +7,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use berth_proto::berthpb::peer_client::PeerClient;
-use tonic::transport::Channel;
-
 use crate::error::{Result, StoreError};
 use crate::raft::wire::Pools;
-use crate::raft::{Network, NodeId, Raft};
+use crate::raft::{Network, NodeId, PeerRpc, Raft};
 
 pub struct PeerClients {
     raft: Raft,
     network: Network,
-    cache: Mutex<BTreeMap<NodeId, (String, PeerClient<Channel>)>>,
+    cache: Mutex<BTreeMap<NodeId, (String, PeerRpc)>>,
 }
 
 impl PeerClients {
@@ -44,7 +41,12 @@ impl PeerClients {
         self.network.raft_streams()
     }
 
-    pub fn client(&self, id: NodeId) -> Result<PeerClient<Channel>> {
+    /// The network: dial URLs, this replica's identity, when peers last answered.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    pub fn client(&self, id: NodeId) -> Result<PeerRpc> {
         let url = self.url(id)?;
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((known_url, client)) = cache.get(&id)
@@ -52,13 +54,10 @@ impl PeerClients {
         {
             return Ok(client.clone());
         }
-        let channel = self
+        let client = self
             .network
-            .channel(&url)
+            .peer_rpc(&url)
             .map_err(|e| StoreError::Internal(format!("peer {url}: {e}")))?;
-        let client = PeerClient::new(channel)
-            .max_decoding_message_size(usize::MAX)
-            .max_encoding_message_size(usize::MAX);
         cache.insert(id, (url, client.clone()));
         Ok(client)
     }

@@ -34,6 +34,10 @@ use crate::raft::wire::{CallError, Kind};
 use crate::raft::{CommandOutcome, ForwardOutcome, MemberInfo, NodeId, Raft, Request, decode};
 
 const MAX_BATCH: usize = 512;
+/// A batch takes no more units once its commands reach this many bytes, so that an
+/// entry, and a batch a follower forwards, has a size a peer can bound (see
+/// `raft::FrameLimits`).
+pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
 const MAX_IN_FLIGHT: usize = 1;
 const QUEUE: usize = 8192;
 /// How long a forwarded batch may take before its outcome counts as unknown.
@@ -117,11 +121,13 @@ async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Rece
         };
         let Some(first) = rx.recv().await else { return };
         let mut size = first.commands.len();
+        let mut bytes = unit_bytes(&first);
         let mut units = vec![first];
-        while size < MAX_BATCH {
+        while size < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(unit) => {
                     size += unit.commands.len();
+                    bytes += unit_bytes(&unit);
                     units.push(unit);
                 }
                 Err(_) => break,
@@ -166,6 +172,10 @@ async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Rece
             drop(permit);
         });
     }
+}
+
+fn unit_bytes(unit: &Unit) -> usize {
+    unit.commands.iter().map(Message::encoded_len).sum()
 }
 
 /// Appends a batch to this replica's log (it leads) and waits for it to apply.

@@ -79,9 +79,13 @@ impl Server {
         let max_message = config.max_request_bytes + GRPC_OVERHEAD_BYTES;
         let store = Store::open(config).await?;
         let mut tasks = Vec::new();
+        let max_peer_message = raft::FrameLimits::grpc_message(
+            store.config().max_request_bytes,
+            store.raft().config().snapshot_max_chunk_size,
+        );
         for listener in peer_listeners {
             let svc = PeerServer::new(peer::PeerService { store: store.clone() })
-                .max_decoding_message_size(usize::MAX)
+                .max_decoding_message_size(max_peer_message)
                 .max_encoding_message_size(usize::MAX);
             let router = tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc);
             let shutdown = shutdown_future(&store);
@@ -230,7 +234,7 @@ fn peer_incoming(
                 // A replica that shuts down closes its streams, so that a peer's next
                 // request finds whatever listens on the port after it.
                 tokio::select! {
-                    served = raft::wire::serve(stream, answer) => {
+                    served = raft::wire::serve(stream, service.clone(), answer) => {
                         if let Err(e) = served {
                             tracing::debug!(error = %e, "a raft stream ended");
                         }

@@ -2,11 +2,15 @@
 //! fails here writes nothing and costs no consensus round.
 
 use berth_proto::Message;
+use berth_proto::berthpb::{Command, command};
+use berth_proto::etcdserverpb::alarm_request::AlarmAction;
 use berth_proto::etcdserverpb::{
-    DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest, range_request, request_op,
+    AlarmRequest, AlarmType, DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
+    range_request, request_op,
 };
 
 use crate::error::{Result, StoreError};
+use crate::lease::MAX_LEASE_TTL_SECONDS;
 use crate::mvcc::KeyRange;
 
 /// etcd's default `--max-txn-ops`.
@@ -143,6 +147,56 @@ fn check_overlaps(writes: &[(KeyRange, bool)]) -> Result<()> {
     Ok(())
 }
 
+pub fn lease_grant(req: &LeaseGrantRequest) -> Result<()> {
+    if req.ttl > MAX_LEASE_TTL_SECONDS {
+        return Err(StoreError::LeaseTtlTooLarge { ttl: req.ttl });
+    }
+    if req.id < 0 {
+        return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
+    }
+    Ok(())
+}
+
+/// A log command as a client's request would be checked before it became one: what
+/// a leader runs on the commands a follower forwards, which it cannot take on trust
+/// (the follower may run another version, or not be a berth replica at all).
+pub fn command(command: &Command, max_request_bytes: usize) -> Result<()> {
+    match &command.command {
+        Some(command::Command::Put(req)) => {
+            put(req)?;
+            size(req, max_request_bytes)
+        }
+        Some(command::Command::DeleteRange(req)) => {
+            delete_range(req)?;
+            size(req, max_request_bytes)
+        }
+        Some(command::Command::Txn(req)) => {
+            txn(req)?;
+            size(req, max_request_bytes)
+        }
+        Some(command::Command::LeaseGrant(req)) => lease_grant(req),
+        Some(command::Command::Compaction(_)) | Some(command::Command::LeaseRevoke(_)) => Ok(()),
+        Some(command::Command::Alarm(req)) => alarm_change(req),
+        None => Err(StoreError::InvalidArgument("command has no request".into())),
+    }
+}
+
+/// An alarm change as a log command: ACTIVATE or DEACTIVATE of a known alarm type
+/// (a GET is answered locally and never logged).
+pub fn alarm_change(req: &AlarmRequest) -> Result<()> {
+    let action = AlarmAction::try_from(req.action)
+        .map_err(|_| StoreError::InvalidArgument(format!("unknown alarm action {}", req.action)))?;
+    let alarm = AlarmType::try_from(req.alarm)
+        .map_err(|_| StoreError::InvalidArgument(format!("unknown alarm type {}", req.alarm)))?;
+    match (action, alarm) {
+        (AlarmAction::Get, _) => Err(StoreError::InvalidArgument("an alarm GET is not a log command".into())),
+        (AlarmAction::Activate, AlarmType::None) => Err(StoreError::InvalidArgument(
+            "alarm type NONE cannot be activated".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn txn_has_writes(req: &TxnRequest) -> bool {
     fn any_writes(ops: &[RequestOp]) -> bool {
         ops.iter().any(|op| match &op.request {
@@ -231,6 +285,47 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(txn(&req), Err(StoreError::TooManyOps { ops: 129, max: 128 })));
+    }
+
+    fn put_command(key: &str, value_bytes: usize) -> Command {
+        Command {
+            command: Some(command::Command::Put(PutRequest {
+                key: key.into(),
+                value: vec![b'v'; value_bytes],
+                ..Default::default()
+            })),
+        }
+    }
+
+    #[test]
+    fn a_command_is_checked_as_the_client_request_it_came_from() {
+        assert_eq!(command(&put_command("k", 10), 1024), Ok(()));
+        assert_eq!(command(&put_command("", 10), 1024), Err(StoreError::EmptyKey));
+        assert!(matches!(
+            command(&put_command("k", 2000), 1024),
+            Err(StoreError::RequestTooLarge { max: 1024, .. })
+        ));
+        let duplicate = Command {
+            command: Some(command::Command::Txn(TxnRequest {
+                success: vec![put_op("a"), put_op("a")],
+                ..Default::default()
+            })),
+        };
+        assert_eq!(command(&duplicate, 1024), Err(StoreError::DuplicateKey));
+        let grant = Command {
+            command: Some(command::Command::LeaseGrant(LeaseGrantRequest {
+                ttl: MAX_LEASE_TTL_SECONDS + 1,
+                id: 5,
+            })),
+        };
+        assert!(matches!(
+            command(&grant, 1024),
+            Err(StoreError::LeaseTtlTooLarge { .. })
+        ));
+        assert!(matches!(
+            command(&Command { command: None }, 1024),
+            Err(StoreError::InvalidArgument(_))
+        ));
     }
 
     #[test]

@@ -32,8 +32,10 @@ pub(super) enum Flag {
     AdvertiseClientUrls,
     AutoCompactionRetention,
     AutoCompactionMode,
+    StrictReconfigCheck,
     ListenMetricsUrls,
     LogLevel,
+    ExperimentalInitialCorruptCheck,
     ExperimentalWatchProgressNotifyInterval,
     ExperimentalCorruptCheckTime,
     DialPeerUrls,
@@ -41,7 +43,7 @@ pub(super) enum Flag {
 }
 
 impl Flag {
-    pub(super) const ALL: [Flag; 22] = [
+    pub(super) const ALL: [Flag; 24] = [
         Flag::Name,
         Flag::DataDir,
         Flag::SnapshotCount,
@@ -58,8 +60,10 @@ impl Flag {
         Flag::AdvertiseClientUrls,
         Flag::AutoCompactionRetention,
         Flag::AutoCompactionMode,
+        Flag::StrictReconfigCheck,
         Flag::ListenMetricsUrls,
         Flag::LogLevel,
+        Flag::ExperimentalInitialCorruptCheck,
         Flag::ExperimentalWatchProgressNotifyInterval,
         Flag::ExperimentalCorruptCheckTime,
         Flag::DialPeerUrls,
@@ -85,8 +89,10 @@ impl Flag {
             Flag::AdvertiseClientUrls => "advertise-client-urls",
             Flag::AutoCompactionRetention => "auto-compaction-retention",
             Flag::AutoCompactionMode => "auto-compaction-mode",
+            Flag::StrictReconfigCheck => "strict-reconfig-check",
             Flag::ListenMetricsUrls => "listen-metrics-urls",
             Flag::LogLevel => "log-level",
+            Flag::ExperimentalInitialCorruptCheck => "experimental-initial-corrupt-check",
             Flag::ExperimentalWatchProgressNotifyInterval => "experimental-watch-progress-notify-interval",
             Flag::ExperimentalCorruptCheckTime => "experimental-corrupt-check-time",
             Flag::DialPeerUrls => "dial-peer-urls",
@@ -104,6 +110,11 @@ impl Flag {
 
     pub(super) fn index(self) -> usize {
         self as usize
+    }
+
+    /// A true/false flag, which Go's flag package lets stand alone for true.
+    pub(super) fn is_bool(self) -> bool {
+        matches!(self, Flag::StrictReconfigCheck | Flag::ExperimentalInitialCorruptCheck)
     }
 }
 
@@ -155,6 +166,8 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
         }
         // Read against the mode in `check`, since the mode may come later.
         Flag::AutoCompactionRetention => flags.auto_compaction_retention = value.to_string(),
+        Flag::StrictReconfigCheck => flags.strict_reconfig_check = parse_bool(flag, value)?,
+        Flag::ExperimentalInitialCorruptCheck => flags.experimental_initial_corrupt_check = parse_bool(flag, value)?,
         Flag::LogLevel => {
             if !LOG_LEVELS.contains(&value) {
                 return Err(invalid(&format!("must be one of {}", LOG_LEVELS.join(", "))));
@@ -189,6 +202,19 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Go's `strconv.ParseBool`, which etcd's boolean flags take.
+fn parse_bool(flag: Flag, value: &str) -> Result<bool, FlagError> {
+    match value {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(FlagError::InvalidValue {
+            flag: flag.dashed(),
+            value: value.to_string(),
+            reason: "must be true or false".to_string(),
+        }),
+    }
 }
 
 fn parse_u64(flag: Flag, value: &str) -> Result<u64, FlagError> {

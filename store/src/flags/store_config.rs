@@ -45,6 +45,8 @@ impl StoreFlags {
                 stale_reads: self.test_fault.as_deref() == Some("stale-reads"),
                 slow_disk: self.test_fault.as_deref() == Some("slow-disk"),
             },
+            initial_corrupt_check: self.experimental_initial_corrupt_check,
+            strict_reconfig_check: self.strict_reconfig_check,
         })
     }
 }

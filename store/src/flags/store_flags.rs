@@ -33,10 +33,14 @@ pub struct StoreFlags {
     pub auto_compaction_mode: CompactionMode,
     /// As given; see [`StoreFlags::compaction_retention`] for its meaning.
     pub auto_compaction_retention: String,
+    /// Refuse membership changes that would cost the quorum (etcd's default: true).
+    pub strict_reconfig_check: bool,
     pub listen_metrics_urls: Vec<String>,
     pub experimental_watch_progress_notify_interval_ms: u64,
     /// 0: no periodic corruption check.
     pub experimental_corrupt_check_time_ms: u64,
+    /// Compare data hashes with the peers before serving after a restart.
+    pub experimental_initial_corrupt_check: bool,
     pub log_level: String,
     /// berth's own: `(member name, URL)` pairs through which this replica dials those
     /// members instead of their advertised peer URLs (a proxy, a NAT).

@@ -14,7 +14,6 @@ pub(super) const UNSUPPORTED_FLAGS: &[&str] = &[
     "max-learners",
     "initial-election-tick-advance",
     "pre-vote",
-    "strict-reconfig-check",
     "force-new-cluster",
     "enable-v2",
     "v2-deprecation",

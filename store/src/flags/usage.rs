@@ -14,7 +14,8 @@ Usage:
   berth store -h | --help
     Show this help.
 
-Flags are etcd's: `--flag value` or `--flag=value`. Each can also be set by an
+Flags are etcd's: `--flag value` or `--flag=value`; a true/false flag alone means
+true (`--flag=false` to turn it off). Each can also be set by an
 environment variable, ETCD_ followed by the flag name in upper case with dashes as
 underscores (ETCD_NAME, ETCD_INITIAL_CLUSTER, ...); a flag on the command line wins.
 
@@ -59,6 +60,8 @@ Clustering:
     Interpret 'auto-compaction-retention' one of: periodic|revision. 'periodic' for
     duration based retention, defaulting to hours if no time unit is provided (e.g.
     '5m'). 'revision' for revision number based retention.
+  --strict-reconfig-check 'true'
+    Reject reconfiguration requests that would cause quorum loss.
 
 Profiling and Monitoring:
   --listen-metrics-urls ''
@@ -69,6 +72,8 @@ Logging:
     Configures log level. Only supports debug, info, warn, error, panic, or fatal.
 
 Experimental feature:
+  --experimental-initial-corrupt-check 'false'
+    Enable to check data corruption before serving any client/peer traffic.
   --experimental-watch-progress-notify-interval '10m'
     Duration of periodical watch progress notification.
   --experimental-corrupt-check-time '0s'

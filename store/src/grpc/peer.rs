@@ -1,7 +1,8 @@
 //! The peer service: Raft RPCs from other replicas, and what followers hand to the
 //! leader (writes, read index, lease keepalives, membership changes). AppendEntries,
-//! votes and forwarded writes come on raft streams (see `raft::wire`) and are answered
-//! here too; snapshots and the rest come over gRPC.
+//! votes, forwarded writes and hash requests come on raft streams (see `raft::wire`)
+//! and are answered here too; snapshots and the rest come over gRPC. Either way only
+//! members of this cluster are served (see `peer_identity`).
 
 use berth_proto::Message;
 use berth_proto::berthpb::peer_server::Peer;
@@ -19,9 +20,12 @@ use tonic::{Request, Response, Status};
 
 use super::status::{NOT_LEADER, to_status};
 use crate::error::StoreError;
+use crate::peer_identity::{self, PeerIdentity};
 use crate::proposer::ProposeError;
-use crate::raft::wire::Kind;
-use crate::raft::{CommandOutcome, ForwardOutcome, NodeId, Response as Applied, TypeConfig, Vote, decode, encode};
+use crate::raft::wire::{Admission, Kind};
+use crate::raft::{
+    CommandOutcome, ForwardOutcome, FrameLimits, NodeId, Response as Applied, TypeConfig, Vote, decode, encode,
+};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -40,6 +44,31 @@ fn encode_payload<T: serde::Serialize>(value: &T) -> Result<Response<RaftPayload
 }
 
 impl PeerService {
+    /// Whether `sender` is a member of this replica's cluster (see `peer_identity`).
+    fn admit_sender(&self, sender: PeerIdentity) -> Result<(), StoreError> {
+        peer_identity::admit(&self.store.membership(), sender)
+    }
+
+    /// Refuses a gRPC request that does not come from a member of this cluster. A
+    /// replica asking to join does not know its member ID yet: `is_join` checks the
+    /// cluster alone.
+    fn check_sender<T>(&self, request: &Request<T>, is_join: bool) -> Result<(), Status> {
+        let sender = PeerIdentity::from_metadata(request.metadata()).map_err(to_status)?;
+        if is_join {
+            let any_member = peer_identity::Membership {
+                members: Default::default(),
+                ..self.store.membership()
+            };
+            return peer_identity::admit(&any_member, sender).map_err(to_status);
+        }
+        self.admit_sender(sender).map_err(to_status)
+    }
+
+    fn frame_limits(&self) -> FrameLimits {
+        let raft_config = self.store.raft().config();
+        FrameLimits::new(self.store.config().max_request_bytes, raft_config.max_payload_entries)
+    }
+
     /// True when a request carrying `vote` comes from the leader this replica follows
     /// (or a newer one), which is word from a leader for the election timer.
     fn is_from_current_leader(&self, vote: &Vote) -> bool {
@@ -82,6 +111,7 @@ impl PeerService {
                     .map_err(|e| format!("undecodable forwarded batch: {e}"))?;
                 encode(&self.handle_forward(batch).await)
             }
+            Kind::HashKv => return crate::corruption::answer_hash_request(&self.store, &message),
         };
         encoded.map_err(|e| e.to_string())
     }
@@ -91,7 +121,7 @@ impl PeerService {
         if !self.store.is_leader() {
             return ForwardOutcome::NotLeader;
         }
-        match self.store.write_forwarded(batch).await {
+        match self.store.write_forwarded_checked(batch).await {
             Ok(outcomes) => ForwardOutcome::Applied(Applied(outcomes)),
             Err(ProposeError::NotLeader(_)) => ForwardOutcome::NotLeader,
             Err(ProposeError::Failed(e)) => ForwardOutcome::Failed(e),
@@ -104,6 +134,18 @@ impl PeerService {
         } else {
             Err(Status::failed_precondition(NOT_LEADER))
         }
+    }
+}
+
+/// A raft stream is served only to members of this cluster, and reads no message
+/// longer than its kind can be.
+impl Admission for PeerService {
+    fn admit(&self, sender: PeerIdentity) -> Result<(), String> {
+        self.admit_sender(sender).map_err(|e| e.to_string())
+    }
+
+    fn max_message_bytes(&self, kind: Kind) -> usize {
+        self.frame_limits().for_kind(kind)
     }
 }
 
@@ -137,16 +179,19 @@ fn command_result(outcome: CommandOutcome) -> CommandResult {
 #[tonic::async_trait]
 impl Peer for PeerService {
     async fn append_entries(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_sender(&request, false)?;
         let rpc: AppendEntriesRequest<TypeConfig> = decode_payload(request.into_inner())?;
         encode_payload(&self.handle_append_entries(rpc).await)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_sender(&request, false)?;
         let rpc: VoteRequest<NodeId> = decode_payload(request.into_inner())?;
         encode_payload(&self.handle_vote(rpc).await)
     }
 
     async fn install_snapshot(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        self.check_sender(&request, false)?;
         let rpc: InstallSnapshotRequest<TypeConfig> = decode_payload(request.into_inner())?;
         // A leader streaming a snapshot sends no AppendEntries meanwhile: while a chunk
         // from it is handled (installing the last one may take a while), this replica
@@ -159,8 +204,9 @@ impl Peer for PeerService {
     }
 
     async fn forward_batch(&self, request: Request<CommandBatch>) -> Result<Response<CommandResultBatch>, Status> {
+        self.check_sender(&request, false)?;
         self.require_leader()?;
-        match self.store.write_forwarded(request.into_inner()).await {
+        match self.store.write_forwarded_checked(request.into_inner()).await {
             Ok(outcomes) => Ok(Response::new(CommandResultBatch {
                 results: outcomes.into_iter().map(command_result).collect(),
             })),
@@ -169,7 +215,8 @@ impl Peer for PeerService {
         }
     }
 
-    async fn read_index(&self, _request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+    async fn read_index(&self, request: Request<ReadIndexRequest>) -> Result<Response<ReadIndexResponse>, Status> {
+        self.check_sender(&request, false)?;
         self.require_leader()?;
         let read_index = self.store.read_index_local().await.map_err(to_status)?;
         Ok(Response::new(ReadIndexResponse { read_index }))
@@ -179,6 +226,7 @@ impl Peer for PeerService {
         &self,
         request: Request<LeaseKeepAliveRequest>,
     ) -> Result<Response<LeaseKeepAliveResponse>, Status> {
+        self.check_sender(&request, false)?;
         self.require_leader()?;
         // Confirmed by a quorum first, as on the leader's own path (see `Store::on_leader`).
         self.store.read_index_local().await.map_err(to_status)?;
@@ -192,6 +240,7 @@ impl Peer for PeerService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        self.check_sender(&request, false)?;
         self.require_leader()?;
         // Confirmed by a quorum first, as on the leader's own path (see `Store::on_leader`).
         self.store.read_index_local().await.map_err(to_status)?;
@@ -202,6 +251,7 @@ impl Peer for PeerService {
     }
 
     async fn change_member(&self, request: Request<MemberChange>) -> Result<Response<MemberChangeResponse>, Status> {
+        self.check_sender(&request, false)?;
         self.require_leader()?;
         let member = self
             .store
@@ -222,6 +272,7 @@ impl Peer for PeerService {
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        self.check_sender(&request, true)?;
         let peer_urls = request.into_inner().peer_urls;
         match self.store.member_with_peer_urls(&peer_urls) {
             Some(member_id) => Ok(Response::new(JoinResponse {

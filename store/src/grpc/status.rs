@@ -31,6 +31,8 @@ const MEMBER_NOT_LEARNER: &str = "etcdserver: can only promote a learner member"
 const LEARNER_NOT_READY: &str = "etcdserver: can only promote a learner member which is in sync with leader";
 const STOPPED: &str = "etcdserver: server stopped";
 const CORRUPT: &str = "etcdserver: corrupt cluster";
+const NOT_ENOUGH_STARTED_MEMBERS: &str = "etcdserver: re-configuration failed due to not enough started members";
+const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
 
 pub fn to_status(e: StoreError) -> Status {
     let (code, message) = match e {
@@ -56,6 +58,10 @@ pub fn to_status(e: StoreError) -> Status {
         StoreError::LearnerNotReady { .. } => (Code::FailedPrecondition, LEARNER_NOT_READY),
         StoreError::Stopped => (Code::Unavailable, STOPPED),
         StoreError::Corrupt => (Code::DataLoss, CORRUPT),
+        StoreError::NotEnoughStartedMembers => (Code::FailedPrecondition, NOT_ENOUGH_STARTED_MEMBERS),
+        // etcd's text alone, which clients match; the check logs the reason.
+        StoreError::Unhealthy(_) => (Code::Unavailable, UNHEALTHY),
+        StoreError::PeerRefused(message) => return Status::permission_denied(message),
         StoreError::InvalidArgument(message) => return Status::invalid_argument(message),
         StoreError::Unsupported(message) => {
             return Status::unimplemented(format!("berth does not support {message} yet"));
@@ -91,10 +97,13 @@ pub fn status_to_error(status: &Status) -> StoreError {
         LEARNER_NOT_READY => StoreError::LearnerNotReady { id: 0 },
         STOPPED => StoreError::Stopped,
         CORRUPT => StoreError::Corrupt,
+        NOT_ENOUGH_STARTED_MEMBERS => StoreError::NotEnoughStartedMembers,
+        UNHEALTHY => StoreError::Unhealthy("the leader refused the change".into()),
         other => match status.code() {
             Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,
             Code::DeadlineExceeded => StoreError::Timeout,
+            Code::PermissionDenied => StoreError::PeerRefused(other.to_string()),
             _ => StoreError::Internal(other.to_string()),
         },
     }
@@ -112,6 +121,7 @@ mod tests {
             StoreError::NoSpace,
             StoreError::KeyNotFound,
             StoreError::Corrupt,
+            StoreError::NotEnoughStartedMembers,
         ] {
             let name = format!("{e:?}");
             assert_eq!(format!("{:?}", status_to_error(&to_status(e))), name);

@@ -3,6 +3,7 @@
 
 mod durable;
 mod forward;
+mod frame_limits;
 mod log_store;
 mod network;
 mod types;
@@ -11,6 +12,7 @@ pub mod wire;
 
 pub use durable::Durable;
 pub use forward::ForwardOutcome;
+pub use frame_limits::FrameLimits;
 pub use log_store::LogStore;
-pub use network::{Network, peer_channel};
+pub use network::{Network, PeerRpc, peer_channel, peer_rpc};
 pub use types::*;

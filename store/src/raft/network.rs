@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use berth_proto::berthpb::RaftPayload;
 use berth_proto::berthpb::peer_client::PeerClient;
@@ -14,11 +14,23 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
 use super::durable::Durable;
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
 use super::wire::{CallError, Kind, Pools};
+use crate::peer_identity::Me;
+
+/// A gRPC client of a peer's `Peer` service that names this replica in every request.
+pub type PeerRpc = PeerClient<InterceptedService<Channel, Me>>;
+
+/// A peer client on `channel` that says it is `me`.
+pub fn peer_rpc(channel: Channel, me: Me) -> PeerRpc {
+    PeerClient::with_interceptor(channel, me)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX)
+}
 
 /// Opens a lazily connected channel to a peer URL.
 pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
@@ -38,22 +50,49 @@ pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
 /// for a new client each time) and what a follower hands to the leader.
 #[derive(Debug, Clone)]
 pub struct Network {
+    me: Me,
     dial_overrides: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
     raft_streams: Arc<Pools>,
     /// How far this replica's own log is on disk: the commit index it sends goes no
     /// further (see `durable`).
     log_on_disk: Durable,
+    /// When each peer last answered a Raft RPC of this replica's.
+    contacts: Contacts,
 }
 
+type Contacts = Arc<Mutex<BTreeMap<NodeId, Instant>>>;
+
 impl Network {
-    pub fn new(dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
+    pub fn new(me: Me, dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
         Self {
+            raft_streams: Arc::new(Pools::new(me.clone())),
+            me,
             dial_overrides: Arc::new(dial_overrides),
             channels: Arc::default(),
-            raft_streams: Arc::default(),
             log_on_disk,
+            contacts: Arc::default(),
         }
+    }
+
+    /// Who this replica says it is to its peers.
+    pub fn me(&self) -> &Me {
+        &self.me
+    }
+
+    /// When `peer` last answered a Raft RPC from this replica (as leader: an
+    /// AppendEntries or a heartbeat), if it ever did since this replica started.
+    pub fn last_contact(&self, peer: NodeId) -> Option<Instant> {
+        self.contacts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&peer)
+            .copied()
+    }
+
+    /// A gRPC client of the peer at `url`, over the channel kept for it.
+    pub fn peer_rpc(&self, url: &str) -> Result<PeerRpc, tonic::transport::Error> {
+        Ok(peer_rpc(self.channel(url)?, self.me.clone()))
     }
 
     /// The URL to dial for a member.
@@ -83,10 +122,11 @@ impl Network {
 
 pub struct PeerConnection {
     target: NodeId,
-    client: Option<PeerClient<Channel>>,
+    client: Option<PeerRpc>,
     url: String,
     raft_streams: Arc<Pools>,
     log_on_disk: Durable,
+    contacts: Contacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -94,17 +134,14 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &MemberInfo) -> PeerConnection {
         let url = self.dial_url(node);
-        let client = self.channel(&url).ok().map(|ch| {
-            PeerClient::new(ch)
-                .max_decoding_message_size(usize::MAX)
-                .max_encoding_message_size(usize::MAX)
-        });
+        let client = self.peer_rpc(&url).ok();
         PeerConnection {
             target,
             client,
             url,
             raft_streams: self.raft_streams.clone(),
             log_on_disk: self.log_on_disk.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -116,7 +153,7 @@ const COMMIT_WAIT: Duration = Duration::from_millis(20);
 type RpcResult<T, E> = Result<T, RPCError<NodeId, MemberInfo, E>>;
 
 impl PeerConnection {
-    fn client(&self) -> Result<PeerClient<Channel>, Unreachable> {
+    fn client(&self) -> Result<PeerRpc, Unreachable> {
         self.client.clone().ok_or_else(|| {
             Unreachable::new(&std::io::Error::other(format!(
                 "bad peer url {:?} for {}",
@@ -154,6 +191,12 @@ where
 }
 
 impl PeerConnection {
+    /// The peer answered: it is up and reachable from here.
+    fn note_contact(&self) {
+        let mut contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
+        contacts.insert(self.target, Instant::now());
+    }
+
     /// One request on a raft stream, answered with the peer's `Result`.
     async fn call<Req, Resp>(&self, kind: Kind, rpc: &Req, timeout: Duration) -> RpcResult<Resp, RaftError<NodeId>>
     where
@@ -169,6 +212,7 @@ impl PeerConnection {
                 CallError::Unreachable(e) | CallError::Lost(e) => RPCError::Unreachable(Unreachable::new(&e)),
                 CallError::Refused(_) | CallError::Unsendable(_) => RPCError::Network(NetworkError::new(&e)),
             })?;
+        self.note_contact();
         let result: Result<Resp, RaftError<NodeId>> =
             decode(&answer).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         lift(result, self.target)
@@ -210,6 +254,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         let mut request = tonic::Request::new(to_payload(&rpc).map_err(RPCError::Network)?);
         request.set_timeout(option.hard_ttl());
         let reply = client.install_snapshot(request).await.map_err(status_error)?;
+        self.note_contact();
         let result: Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>> =
             from_payload(reply.into_inner()).map_err(RPCError::Network)?;
         lift(result, self.target)
@@ -250,6 +295,19 @@ mod tests {
         }
     }
 
+    /// Serves every sender, with no limit but the frame's.
+    struct AnyPeer;
+
+    impl wire::Admission for AnyPeer {
+        fn admit(&self, _: crate::peer_identity::PeerIdentity) -> Result<(), String> {
+            Ok(())
+        }
+
+        fn max_message_bytes(&self, _: wire::Kind) -> usize {
+            wire::MAX_FRAME
+        }
+    }
+
     /// A follower that notes the commit index of each AppendEntries it receives.
     async fn follower() -> (String, Arc<Mutex<Vec<Option<LogId>>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -260,7 +318,7 @@ mod tests {
             async move {
                 while let Ok((stream, _)) = listener.accept().await {
                     let seen = seen.clone();
-                    tokio::spawn(wire::serve(stream, move |_, message| {
+                    tokio::spawn(wire::serve(stream, AnyPeer, move |_, message| {
                         let seen = seen.clone();
                         async move {
                             let rpc: AppendEntriesRequest<TypeConfig> = decode(&message).map_err(|e| e.to_string())?;
@@ -280,7 +338,7 @@ mod tests {
     async fn a_follower_hears_a_commit_index_only_as_far_as_the_leaders_disk() {
         let (url, seen) = follower().await;
         let on_disk = Durable::new(log_id(5));
-        let mut network = Network::new(BTreeMap::new(), on_disk.clone());
+        let mut network = Network::new(Me::default(), BTreeMap::new(), on_disk.clone());
         let member = MemberInfo {
             peer_urls: vec![url],
             ..Default::default()

@@ -1,8 +1,10 @@
-//! Raft's replication and vote RPCs, and the batches followers forward to the leader,
-//! on plain TCP connections next to the gRPC peer service on the same port.
+//! Raft's replication and vote RPCs, the batches followers forward to the leader and
+//! the hashes replicas compare, on plain TCP connections next to the gRPC peer
+//! service on the same port.
 //!
 //! ```text
-//!  client, once per connection:  "berth-raft/1\n"
+//!  client, once per connection:  "berth-raft/2\n" | cluster ID | member ID | membership index
+//!                                 (each u64 LE, see `peer_identity`)
 //!  request:   len u32 LE | kind u8 | bincode message (len - 1 bytes)
 //!  response:  len u32 LE | status u8 (0 ok, 1 error) | bincode result, or the error's text
 //! ```
@@ -13,6 +15,19 @@
 //! crossed the channel's buffer task and both sides' connection tasks, and one
 //! request here is one `write` and one `read` on each side. A listener tells the two
 //! apart by the first byte, which no HTTP/2 connection starts with.
+//!
+//! A server reads nothing from a connection whose greeting names another cluster or
+//! a sender that is not a member (see `peer_identity`), nor a request longer than
+//! its kind can be (see `FrameLimits`): it answers with an error frame that says why
+//! and closes the connection. A body is read as its bytes arrive, so a length prefix
+//! alone allocates nothing.
+//!
+//! Versions: `berth-raft/1` greeted without the identity. A replica of this version
+//! answers such a greeting with an error frame naming both versions, which the
+//! earlier replica reports as the peer's refusal; an earlier replica closes a
+//! connection that greets with `berth-raft/2`, which this one reports as the peer
+//! being unreachable. A cluster is upgraded by stopping every member, upgrading, and
+//! starting them again: the two versions never exchange Raft messages.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -22,13 +37,24 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const MAGIC: &[u8] = b"berth-raft/1\n";
+pub use super::frame_limits::MAX_FRAME;
+use crate::peer_identity::{IDENTITY_BYTES, Me, PeerIdentity};
 
-/// The largest message either side accepts.
-const MAX_FRAME: usize = 1 << 30;
+pub const MAGIC: &[u8] = b"berth-raft/2\n";
+/// The greeting of earlier versions, which did not name the sender.
+const MAGIC_V1: &[u8] = b"berth-raft/1\n";
+
 /// Idle connections kept per peer.
 const MAX_IDLE: usize = 4;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// A refused connection is read (and what it sends thrown away) for this long and
+/// this many bytes after the refusal, so that the refusal is not lost to a reset.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+const DRAIN_BYTES: usize = 1 << 20;
+/// How long a new connection may take to greet.
+const GREETING_TIME: Duration = Duration::from_secs(10);
+/// The first allocation for a body; it grows as the bytes arrive.
+const FIRST_READ: usize = 64 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -40,6 +66,9 @@ pub enum Kind {
     /// answer of earlier versions (errors as a gRPC status): it is not reused, so a
     /// replica of an earlier version is refused before anything is written.
     ForwardBatch = 4,
+    /// A replica's hash of its key-value history at a revision (etcd's HashKV), for
+    /// the corruption checks: answered with `Result<PeerHash, StoreError>`.
+    HashKv = 5,
 }
 
 impl Kind {
@@ -48,6 +77,7 @@ impl Kind {
             1 => Some(Kind::AppendEntries),
             2 => Some(Kind::Vote),
             4 => Some(Kind::ForwardBatch),
+            5 => Some(Kind::HashKv),
             _ => None,
         }
     }
@@ -81,13 +111,22 @@ fn host_port(url: &str) -> &str {
     rest.split('/').next().unwrap_or(rest)
 }
 
-/// Idle connections to each peer, by URL.
-#[derive(Debug, Default)]
+/// Idle connections to each peer, by URL, and who this replica says it is when it
+/// dials one.
+#[derive(Debug)]
 pub struct Pools {
+    me: Me,
     idle: Mutex<BTreeMap<String, Vec<TcpStream>>>,
 }
 
 impl Pools {
+    pub fn new(me: Me) -> Self {
+        Self {
+            me,
+            idle: Mutex::default(),
+        }
+    }
+
     fn take(&self, url: &str) -> Option<TcpStream> {
         self.idle
             .lock()
@@ -116,7 +155,7 @@ impl Pools {
             {
                 return Ok((stream, answer));
             }
-            let mut stream = dial(url).await?;
+            let mut stream = dial(url, self.me.identity()).await?;
             let answer = exchange(&mut stream, &request).await?;
             Ok((stream, answer))
         };
@@ -143,7 +182,7 @@ impl Pools {
                 match self.take(url) {
                     Some(stream) if is_open(&stream) => break stream,
                     Some(_) => continue,
-                    None => break dial(url).await.map_err(CallError::Unreachable)?,
+                    None => break dial(url, self.me.identity()).await.map_err(CallError::Unreachable)?,
                 }
             };
             let answer = exchange(&mut stream, &request).await.map_err(CallError::Lost)?;
@@ -179,13 +218,16 @@ fn is_open(stream: &TcpStream) -> bool {
     matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-async fn dial(url: &str) -> io::Result<TcpStream> {
+async fn dial(url: &str, me: PeerIdentity) -> io::Result<TcpStream> {
     let addr = host_port(url);
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))??;
     stream.set_nodelay(true)?;
-    stream.write_all(MAGIC).await?;
+    let mut greeting = Vec::with_capacity(MAGIC.len() + IDENTITY_BYTES);
+    greeting.extend_from_slice(MAGIC);
+    greeting.extend_from_slice(&me.to_bytes());
+    stream.write_all(&greeting).await?;
     Ok(stream)
 }
 
@@ -203,52 +245,127 @@ fn frame(tag: u8, body: &[u8]) -> io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads one frame: its tag and body. `None` at a clean end of the stream.
-async fn read_frame(stream: &mut TcpStream) -> io::Result<Option<(u8, Vec<u8>)>> {
-    let mut len = [0u8; 4];
-    match stream.read_exact(&mut len).await {
+fn invalid(why: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why)
+}
+
+/// Reads a frame's length and tag: the body's length and the tag. `None` at a clean
+/// end of the stream.
+async fn read_header(stream: &mut TcpStream) -> io::Result<Option<(usize, u8)>> {
+    let mut header = [0u8; 5];
+    match stream.read_exact(&mut header).await {
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
         Err(e) => return Err(e),
     }
-    let len = u32::from_le_bytes(len) as usize;
-    if len == 0 || len > MAX_FRAME {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("bad frame length {len}"),
-        ));
+    let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+    if len == 0 {
+        return Err(invalid("bad frame length 0".into()));
     }
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).await?;
-    let tag = body.remove(0);
-    Ok(Some((tag, body)))
+    Ok(Some((len - 1, header[4])))
+}
+
+/// Reads `len` bytes, allocating as they arrive rather than for `len` up front.
+async fn read_body(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(len.min(FIRST_READ));
+    let read = (&mut *stream).take(len as u64).read_to_end(&mut body).await?;
+    if read < len {
+        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the frame was cut short"));
+    }
+    Ok(body)
+}
+
+/// Reads one answer frame: its status and body.
+async fn read_answer(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
+    let (len, status) = read_header(stream)
+        .await?
+        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"))?;
+    if len >= MAX_FRAME {
+        return Err(invalid(format!("an answer of {len} bytes is larger than {MAX_FRAME}")));
+    }
+    Ok((status, read_body(stream, len).await?))
 }
 
 async fn exchange(stream: &mut TcpStream, request: &[u8]) -> io::Result<(u8, Vec<u8>)> {
     stream.write_all(request).await?;
-    read_frame(stream)
-        .await?
-        .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
+    read_answer(stream).await
 }
 
-/// Serves one connection that starts with [`MAGIC`]: each request is answered by
-/// `handle` (an encoded answer, or an error's text) before the next is read.
-pub async fn serve<H, F>(mut stream: TcpStream, handle: H) -> io::Result<()>
+/// What a server checks before it reads a request.
+pub trait Admission {
+    /// Whether the connection's sender is served; why not otherwise.
+    fn admit(&self, sender: PeerIdentity) -> Result<(), String>;
+    /// The largest message of `kind` this server reads.
+    fn max_message_bytes(&self, kind: Kind) -> usize;
+}
+
+/// Answers with an error frame that says `why` and ends the connection, reading
+/// (and throwing away) what the peer still sends for a moment so that the answer is
+/// not lost to a reset. Returns the error the connection ends with.
+async fn refuse(stream: &mut TcpStream, kind: io::ErrorKind, why: String) -> io::Error {
+    if let Ok(reply) = frame(1, why.as_bytes())
+        && stream.write_all(&reply).await.is_ok()
+    {
+        let _ = stream.shutdown().await;
+        let drain = async {
+            let mut sink = [0u8; 16 * 1024];
+            let mut drained = 0;
+            while drained < DRAIN_BYTES {
+                match stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => drained += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    }
+    io::Error::new(kind, why)
+}
+
+/// Serves one connection that starts with [`MAGIC`] and a sender `admission` admits:
+/// each request is answered by `handle` (an encoded answer, or an error's text)
+/// before the next is read.
+pub async fn serve<A, H, F>(mut stream: TcpStream, admission: A, handle: H) -> io::Result<()>
 where
+    A: Admission,
     H: Fn(Kind, Vec<u8>) -> F,
     F: Future<Output = Result<Vec<u8>, String>>,
 {
-    let mut magic = [0u8; MAGIC.len()];
-    stream.read_exact(&mut magic).await?;
-    if magic != MAGIC {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a raft stream"));
+    let mut greeting = [0u8; MAGIC.len() + IDENTITY_BYTES];
+    let greeted = tokio::time::timeout(GREETING_TIME, stream.read_exact(&mut greeting[..MAGIC.len()])).await;
+    greeted.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no greeting"))??;
+    let (magic, identity) = greeting.split_at_mut(MAGIC.len());
+    if magic == MAGIC_V1 {
+        let why = "this replica speaks berth-raft/2, which names the sender's cluster and member, and the \
+                   sender berth-raft/1 (an earlier berth version): every member must run the same version";
+        return Err(refuse(&mut stream, io::ErrorKind::InvalidData, why.into()).await);
     }
-    while let Some((tag, body)) = read_frame(&mut stream).await? {
-        let answer = match Kind::from_byte(tag) {
-            Some(kind) => handle(kind, body).await,
-            None => Err(format!("unknown request kind {tag}")),
+    if magic != MAGIC {
+        return Err(invalid("not a raft stream".into()));
+    }
+    let greeted = tokio::time::timeout(GREETING_TIME, stream.read_exact(identity)).await;
+    greeted.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no identity in the greeting"))??;
+    let identity: [u8; IDENTITY_BYTES] = identity.try_into().unwrap_or([0; IDENTITY_BYTES]);
+    let sender = PeerIdentity::from_bytes(identity);
+    if let Err(why) = admission.admit(sender) {
+        return Err(refuse(&mut stream, io::ErrorKind::PermissionDenied, why).await);
+    }
+    while let Some((len, tag)) = read_header(&mut stream).await? {
+        // Checked again for each request: the sender may have been removed since.
+        if let Err(why) = admission.admit(sender) {
+            return Err(refuse(&mut stream, io::ErrorKind::PermissionDenied, why).await);
+        }
+        let Some(kind) = Kind::from_byte(tag) else {
+            let why = format!("unknown request kind {tag}");
+            return Err(refuse(&mut stream, io::ErrorKind::InvalidData, why).await);
         };
-        let reply = match answer {
+        let limit = admission.max_message_bytes(kind);
+        if len > limit {
+            let why = format!("a {kind:?} message of {len} bytes is larger than this replica's limit of {limit} bytes");
+            return Err(refuse(&mut stream, io::ErrorKind::InvalidData, why).await);
+        }
+        let body = read_body(&mut stream, len).await?;
+        let reply = match handle(kind, body).await {
             Ok(body) => frame(0, &body)?,
             Err(why) => frame(1, why.as_bytes())?,
         };
@@ -258,197 +375,5 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use tokio::net::TcpListener;
-
-    use super::*;
-
-    /// A server that answers each request with its bytes reversed, refuses votes,
-    /// and counts its connections.
-    async fn echo_server() -> (String, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let task = tokio::spawn({
-            let accepted = accepted.clone();
-            async move {
-                // One connection at a time, served here: aborting the task ends it.
-                while let Ok((stream, _)) = listener.accept().await {
-                    accepted.fetch_add(1, Ordering::SeqCst);
-                    let _ = serve(stream, |kind, mut body| async move {
-                        match kind {
-                            Kind::AppendEntries | Kind::ForwardBatch => {
-                                body.reverse();
-                                Ok(body)
-                            }
-                            Kind::Vote => Err("votes are not taken here".to_string()),
-                        }
-                    })
-                    .await;
-                }
-            }
-        });
-        (url, accepted, task)
-    }
-
-    const A_WHILE: Duration = Duration::from_secs(10);
-
-    #[test]
-    fn the_forward_kind_of_earlier_versions_is_unknown() {
-        assert_eq!(Kind::from_byte(Kind::ForwardBatch as u8), Some(Kind::ForwardBatch));
-        assert_eq!(Kind::from_byte(3), None, "an earlier version's forwarded batch");
-    }
-
-    #[tokio::test]
-    async fn requests_are_answered_in_turn_on_one_kept_connection() {
-        let (url, accepted, _server) = echo_server().await;
-        let pools = Pools::default();
-        for i in 0..5u8 {
-            let answer = pools
-                .call(&url, Kind::AppendEntries, &[i, 1, 2], A_WHILE)
-                .await
-                .unwrap();
-            assert_eq!(answer, vec![2, 1, i]);
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
-        let big = vec![7u8; 3 << 20];
-        assert_eq!(pools.call(&url, Kind::AppendEntries, &big, A_WHILE).await.unwrap(), big);
-    }
-
-    #[tokio::test]
-    async fn a_refusal_carries_the_peers_reason_and_keeps_the_connection() {
-        let (url, accepted, _server) = echo_server().await;
-        let pools = Pools::default();
-        let error = pools.call(&url, Kind::Vote, b"x", A_WHILE).await.unwrap_err();
-        assert!(
-            matches!(&error, CallError::Refused(why) if why == "votes are not taken here"),
-            "{error}"
-        );
-        pools.call(&url, Kind::AppendEntries, b"ab", A_WHILE).await.unwrap();
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
-    }
-
-    #[tokio::test]
-    async fn a_peer_that_restarted_is_redialled_and_one_that_is_down_is_unreachable() {
-        let (url, accepted, server) = echo_server().await;
-        let pools = Pools::default();
-        pools.call(&url, Kind::AppendEntries, b"ab", A_WHILE).await.unwrap();
-        // The kept connection dies with the server; a new server on the same port.
-        server.abort();
-        let _ = server.await;
-        let addr = host_port(&url).to_string();
-        let listener = TcpListener::bind(&addr).await.unwrap();
-        let second = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            serve(stream, |_, body| async move { Ok(body) }).await.unwrap();
-        });
-        assert_eq!(
-            pools.call(&url, Kind::AppendEntries, b"cd", A_WHILE).await.unwrap(),
-            b"cd".to_vec()
-        );
-        assert_eq!(
-            accepted.load(Ordering::SeqCst),
-            1,
-            "the first server saw one connection"
-        );
-        second.abort();
-        let _ = second.await;
-        let error = pools
-            .call(&url, Kind::AppendEntries, b"ef", Duration::from_secs(2))
-            .await
-            .unwrap_err();
-        assert!(matches!(error, CallError::Unreachable(_)), "{error}");
-    }
-
-    #[tokio::test]
-    async fn a_write_goes_once_on_a_connection_the_peer_still_holds() {
-        let (url, accepted, server) = echo_server().await;
-        let pools = Pools::default();
-        for i in 0..3u8 {
-            let answer = pools
-                .call_once(&url, Kind::ForwardBatch, &[i, 9], A_WHILE)
-                .await
-                .unwrap();
-            assert_eq!(answer, vec![9, i]);
-        }
-        assert_eq!(accepted.load(Ordering::SeqCst), 1);
-
-        // The peer closed the kept connection: a new one is dialled before sending.
-        server.abort();
-        let _ = server.await;
-        let listener = TcpListener::bind(host_port(&url)).await.unwrap();
-        let second = tokio::spawn(async move {
-            let (stream, _) = listener.accept().await.unwrap();
-            serve(stream, |_, body| async move { Ok(body) }).await.unwrap();
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(
-            pools.call_once(&url, Kind::ForwardBatch, b"ab", A_WHILE).await.unwrap(),
-            b"ab".to_vec()
-        );
-        second.abort();
-    }
-
-    #[tokio::test]
-    async fn a_write_whose_answer_is_lost_is_not_sent_again() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let received = Arc::new(AtomicUsize::new(0));
-        tokio::spawn({
-            let received = received.clone();
-            async move {
-                // Reads each request and closes the connection without an answer.
-                while let Ok((mut stream, _)) = listener.accept().await {
-                    let mut magic = [0u8; MAGIC.len()];
-                    if stream.read_exact(&mut magic).await.is_ok() && read_frame(&mut stream).await.is_ok() {
-                        received.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-            }
-        });
-        let pools = Pools::default();
-        let error = pools
-            .call_once(&url, Kind::ForwardBatch, b"put", A_WHILE)
-            .await
-            .unwrap_err();
-        assert!(matches!(error, CallError::Lost(_)), "{error}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(received.load(Ordering::SeqCst), 1, "the write went more than once");
-
-        // With nobody listening, nothing went out.
-        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let nobody = format!("http://{}", closed.local_addr().unwrap());
-        drop(closed);
-        let error = pools
-            .call_once(&nobody, Kind::ForwardBatch, b"put", A_WHILE)
-            .await
-            .unwrap_err();
-        assert!(matches!(error, CallError::Unreachable(_)), "{error}");
-    }
-
-    #[tokio::test]
-    async fn a_connection_without_the_greeting_or_with_a_bad_frame_is_closed() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            let mut outcomes = Vec::new();
-            for _ in 0..2 {
-                let (stream, _) = listener.accept().await.unwrap();
-                outcomes.push(serve(stream, |_, body| async move { Ok(body) }).await);
-            }
-            outcomes
-        });
-        let mut stranger = TcpStream::connect(addr).await.unwrap();
-        stranger.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
-        let mut garbled = TcpStream::connect(addr).await.unwrap();
-        garbled.write_all(MAGIC).await.unwrap();
-        garbled.write_all(&u32::MAX.to_le_bytes()).await.unwrap();
-        let outcomes = tokio::time::timeout(A_WHILE, server).await.unwrap().unwrap();
-        for outcome in outcomes {
-            assert_eq!(outcome.unwrap_err().kind(), io::ErrorKind::InvalidData);
-        }
-    }
-}
+#[path = "wire_tests.rs"]
+mod tests;

@@ -41,8 +41,10 @@ impl Store {
     /// NONE); ACTIVATE and DEACTIVATE go through the log and answer with the alarm
     /// they changed, if any.
     pub async fn alarm(&self, req: AlarmRequest) -> Result<AlarmResponse> {
-        let action = AlarmAction::try_from(req.action)
-            .map_err(|_| StoreError::InvalidArgument(format!("unknown alarm action {}", req.action)))?;
+        if AlarmAction::try_from(req.action) != Ok(AlarmAction::Get) {
+            crate::validate::alarm_change(&req)?;
+        }
+        let action = AlarmAction::try_from(req.action).unwrap_or(AlarmAction::Get);
         let alarm = AlarmType::try_from(req.alarm)
             .map_err(|_| StoreError::InvalidArgument(format!("unknown alarm type {}", req.alarm)))?;
         match action {
@@ -57,9 +59,6 @@ impl Store {
                     alarms,
                 })
             }
-            AlarmAction::Activate if alarm == AlarmType::None => Err(StoreError::InvalidArgument(
-                "alarm type NONE cannot be activated".into(),
-            )),
             AlarmAction::Activate | AlarmAction::Deactivate => self.propose_alarm(action, req.member_id, alarm).await,
         }
     }

@@ -5,12 +5,7 @@ use super::*;
 
 impl Store {
     pub async fn lease_grant(&self, mut req: LeaseGrantRequest) -> Result<LeaseGrantResponse> {
-        if req.ttl > MAX_LEASE_TTL_SECONDS {
-            return Err(StoreError::LeaseTtlTooLarge { ttl: req.ttl });
-        }
-        if req.id < 0 {
-            return Err(StoreError::InvalidArgument(format!("lease ID {} is negative", req.id)));
-        }
+        validate::lease_grant(&req)?;
         self.refuse_if_disk_full()?;
         self.check_quota().await?;
         req.ttl = self.inner.lessor.effective_ttl(req.ttl);
@@ -103,7 +98,7 @@ impl Store {
     async fn on_leader<T, Fut>(
         &self,
         local: impl FnOnce(&Self) -> Result<T>,
-        remote: impl FnOnce(PeerClient<Channel>) -> Fut,
+        remote: impl FnOnce(PeerRpc) -> Fut,
     ) -> Result<T>
     where
         T: HasHeader,

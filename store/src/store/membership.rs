@@ -2,6 +2,7 @@
 //! `change_membership`, and how a replica joining an existing cluster learns its ID.
 
 use super::*;
+use crate::peer_identity::{Membership, membership_index};
 
 impl Store {
     /// The members as the latest membership (committed or not) has them.
@@ -20,6 +21,28 @@ impl Store {
                 is_learner: !voters.contains(id),
             })
             .collect()
+    }
+
+    /// The IDs of the members (voters and learners) as the latest membership has
+    /// them; empty while this replica has not learned its membership.
+    pub fn member_ids(&self) -> BTreeSet<NodeId> {
+        self.membership().members
+    }
+
+    /// This replica's cluster and latest membership, for checking a peer's request.
+    pub fn membership(&self) -> Membership {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow();
+        Membership {
+            cluster_id: self.inner.cluster_id,
+            members: metrics
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect(),
+            index: membership_index(&metrics),
+        }
     }
 
     pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {
@@ -55,7 +78,11 @@ impl Store {
                 .find(|m| m.id == id)
                 .ok_or(StoreError::MemberNotFound { id })
         };
-        match member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add) {
+        let action = member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add);
+        if self.inner.config.strict_reconfig_check {
+            self.check_reconfig(action, &change, &members)?;
+        }
+        match action {
             member_change::Action::Add => {
                 if change.peer_urls.is_empty() {
                     return Err(StoreError::InvalidArgument(
@@ -139,6 +166,24 @@ impl Store {
         }
     }
 
+    /// `--strict-reconfig-check`: refuses a change that would cost the quorum (see
+    /// `strict_reconfig`). A member that is not there is left to the change itself.
+    fn check_reconfig(&self, action: member_change::Action, change: &MemberChange, members: &[Member]) -> Result<()> {
+        let voters = self.voters_for_reconfig(members);
+        let checked = match action {
+            member_change::Action::Add => strict_reconfig::may_add(&voters, change.is_learner),
+            member_change::Action::Remove => strict_reconfig::may_remove(&voters, change.id, self.inner.id),
+            member_change::Action::Promote if members.iter().any(|m| m.id == change.id && m.is_learner) => {
+                strict_reconfig::may_promote(&voters)
+            }
+            member_change::Action::Promote | member_change::Action::Publish => Ok(()),
+        };
+        if let Err(e) = &checked {
+            tracing::warn!(?action, member = format!("{:x}", change.id), error = %e, "refusing a membership change");
+        }
+        checked
+    }
+
     /// Sets a node's attributes (the leader's side of a member publishing itself).
     pub async fn set_member_attributes(&self, id: NodeId, info: MemberInfo) -> Result<()> {
         self.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, info)])), true)
@@ -214,7 +259,9 @@ pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
             let Ok(channel) = crate::raft::peer_channel(&url) else {
                 continue;
             };
-            let mut client = PeerClient::new(channel);
+            // This replica does not know its member ID yet: that is what it asks for.
+            let joiner = Me::new(cluster_id(&config.initial_cluster_token), 0);
+            let mut client = crate::raft::peer_rpc(channel, joiner);
             let mut request = tonic::Request::new(berth_proto::berthpb::JoinRequest { peer_urls: me.clone() });
             request.set_timeout(Duration::from_secs(2));
             match client.join(request).await {

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use berth_proto::berthpb::{
-    Command, MemberChange, ReadIndexRequest, command, command_result, member_change, peer_client::PeerClient,
-};
+use berth_proto::berthpb::{Command, MemberChange, ReadIndexRequest, command, command_result, member_change};
 use berth_proto::etcdserverpb::{
     CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest,
     LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesResponse, LeaseRevokeRequest,
@@ -26,18 +24,18 @@ use berth_proto::etcdserverpb::{
 };
 use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
-use tonic::transport::Channel;
 
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
 use crate::disk_space::DiskSpace;
 use crate::election::LeaderContact;
 use crate::error::{Result, StoreError};
-use crate::lease::{Lessor, MAX_LEASE_TTL_SECONDS};
+use crate::lease::Lessor;
 use crate::mvcc::KeyRange;
+use crate::peer_identity::Me;
 use crate::peers::PeerClients;
 use crate::proposer::{ProposeError, Proposer};
-use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, Raft};
+use crate::raft::{CommandOutcome, LogStore, MemberInfo, Network, NodeId, PeerRpc, Raft};
 use crate::read_index::ReadIndexBatcher;
 use crate::state_machine::{AppliedState, StateHandle, StateMachineStore, range_options};
 use crate::validate;
@@ -45,10 +43,12 @@ use crate::watch::WatchHub;
 
 mod alarms;
 mod data_dir;
+mod forwarded;
 mod hashes;
 mod leases;
 mod membership;
 mod read;
+mod strict_reconfig;
 mod write;
 
 use data_dir::{open_member_dir, write_member_record};
@@ -181,10 +181,16 @@ impl Store {
             log_on_disk.clone(),
         )
         .waiting_for_space(space.clone());
-        let network = Network::new(config.dial_peer_urls.clone(), log_on_disk);
+        let me = Me::new(record.cluster_id, id);
+        let network = Network::new(me.clone(), config.dial_peer_urls.clone(), log_on_disk);
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
+        me.follow(&raft);
+        // With the initial corruption check, a restarted replica neither campaigns nor
+        // serves until its data is known to agree with its peers'.
+        let checks_corruption = is_restart && config.initial_corrupt_check;
+        raft.runtime_config().elect(!checks_corruption);
         // Bootstrap once: a replica that crashed after writing its member record but
         // before the membership reached its log bootstraps again, which is safe because
         // every initial member bootstraps with the same membership.
@@ -239,6 +245,13 @@ impl Store {
                 shutdown,
             }),
         };
+        if checks_corruption {
+            if let Err(e) = crate::corruption::initial_check(&store).await {
+                store.shutdown().await;
+                return Err(e);
+            }
+            store.inner.raft.runtime_config().elect(true);
+        }
         crate::background::start(store.clone());
         Ok(store)
     }
@@ -328,8 +341,13 @@ impl Store {
         }
     }
 
+    /// Clients of the other replicas, by member ID.
+    pub(crate) fn peer_clients(&self) -> &PeerClients {
+        &self.inner.peers
+    }
+
     /// A gRPC client for a peer replica, by ID, from the current membership.
-    pub(crate) fn peer(&self, id: NodeId) -> Result<PeerClient<Channel>> {
+    pub(crate) fn peer(&self, id: NodeId) -> Result<PeerRpc> {
         self.inner.peers.client(id)
     }
 }

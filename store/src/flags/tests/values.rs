@@ -164,3 +164,28 @@ fn test_faults_are_one_of_a_list_and_switch_on_only_what_they_name() {
     assert!(stale_reads.stale_reads && !stale_reads.slow_disk, "{stale_reads:?}");
     assert_eq!(faults("--name n1"), crate::TestFaults::default());
 }
+
+#[test]
+fn true_false_flags_stand_alone_or_take_a_value_after_an_equals_sign() {
+    let defaults = parse("").unwrap();
+    assert!(
+        defaults.strict_reconfig_check,
+        "etcd checks reconfigurations by default"
+    );
+    assert!(!defaults.experimental_initial_corrupt_check);
+    let set = parse("--experimental-initial-corrupt-check --strict-reconfig-check=false --name n1").unwrap();
+    assert!(set.experimental_initial_corrupt_check);
+    assert!(!set.strict_reconfig_check);
+    assert_eq!(set.name, "n1", "the flag after a true/false flag is not its value");
+    let config = set.to_config().unwrap();
+    assert!(config.initial_corrupt_check && !config.strict_reconfig_check);
+    assert_eq!(
+        parse_err("--strict-reconfig-check=maybe"),
+        "invalid value \"maybe\" for flag --strict-reconfig-check: must be true or false"
+    );
+    // As in Go, a value after a space is not the flag's: it is a stray word.
+    assert_eq!(
+        parse_err("--strict-reconfig-check false"),
+        "'false' is not a valid flag"
+    );
+}
