@@ -190,8 +190,12 @@ async fn forward(
         .await;
     let outcome: ForwardOutcome = match answer {
         Ok(bytes) => decode(&bytes).map_err(|e| internal(format!("undecodable answer from the leader: {e}")))?,
-        // Nothing reached the leader.
-        Err(CallError::Unreachable(_)) => return Err(ProposeError::Failed(StoreError::LeaderChanged)),
+        // Nothing reached the leader (it died, or is not listening yet): nothing was
+        // written, so the caller may wait for the next leader and send it again.
+        Err(CallError::Unreachable(e)) => {
+            tracing::debug!(leader, error = %e, "the leader is unreachable; the batch was not written");
+            return Err(ProposeError::NotLeader(None));
+        }
         // The leader may or may not have applied it: say so rather than retry.
         Err(CallError::Lost(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
             return Err(ProposeError::Failed(StoreError::Timeout));

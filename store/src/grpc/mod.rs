@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod authority;
 pub mod cluster;
+pub mod deadline;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;

@@ -107,7 +107,8 @@ impl Store {
         T: HasHeader,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let leader = self.wait_for_leader().await?;
+        let deadline = self.deadline();
+        let leader = self.wait_for_leader(deadline).await?;
         if leader == self.inner.id {
             // A leader cut off from the others goes on believing it leads, and its lessor
             // would keep renewing leases that the new leader expires: it answers only
@@ -116,7 +117,7 @@ impl Store {
             return local(self);
         }
         let peer = self.peer(leader)?;
-        let reply = tokio::time::timeout(REQUEST_TIMEOUT, remote(peer))
+        let reply = tokio::time::timeout_at(deadline, remote(peer))
             .await
             .map_err(|_| StoreError::Timeout)?
             .map_err(|_| StoreError::LeaderChanged)?;

@@ -1,16 +1,22 @@
 //! Writes: every change goes through the leader's proposer and the log; a follower
-//! forwards them in batches on a raft stream (see `raft::forward`) and retries only
-//! when nothing was written. What apply decided comes back whole: the response, or
-//! the error with its numbers.
+//! forwards them in batches on a raft stream (see `raft::forward`). What apply decided
+//! comes back whole: the response, or the error with its numbers.
+//!
+//! A write that finds no leader, or a leader that is gone or no longer leads, was not
+//! written: it waits for the next leader and goes again, until the request's deadline
+//! (the client's gRPC deadline, else etcd's request timeout). A failover is then a
+//! pause to the clients of the surviving replicas, as in etcd, whose followers hold
+//! proposals until a leader is known. Only a write whose fate is unknown (the leader
+//! had it when the answer was lost) fails at once.
 
 use super::*;
 
 impl Store {
     /// Proposes a command through the leader and returns what apply returned.
     pub async fn propose(&self, command: Command) -> Result<CommandOutcome> {
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let deadline = self.deadline();
         loop {
-            self.wait_for_leader().await?;
+            self.wait_for_leader(deadline).await?;
             let outcome = tokio::time::timeout_at(deadline, self.inner.proposer.propose(command.clone()))
                 .await
                 .map_err(|_| StoreError::Timeout)?;
@@ -19,10 +25,9 @@ impl Store {
                 // Nothing was written: the entry never entered a leader's log, or it
                 // was truncated away. Safe to send again.
                 Err(ProposeError::NotLeader(_)) => {
-                    if tokio::time::Instant::now() >= deadline {
+                    if !self.pause_before_retry(deadline).await {
                         return Err(StoreError::LeaderChanged);
                     }
-                    tokio::time::sleep(self.inner.config.heartbeat_interval).await;
                 }
                 Err(ProposeError::Failed(e)) => return Err(e),
             }
@@ -62,7 +67,7 @@ impl Store {
         if leader != Some(self.inner.id) {
             return Err(ProposeError::NotLeader(leader));
         }
-        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose_as_leader(batch, term))
+        tokio::time::timeout_at(self.deadline(), self.inner.proposer.propose_as_leader(batch, term))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }
