@@ -49,6 +49,12 @@ async fn follow_leadership(store: Store) {
                 let leases: Vec<(i64, i64)> = store.state().read().leases.ids().collect();
                 tracing::info!(leases = leases.len(), "became leader; lease deadlines start afresh");
                 store.lessor().promote(leases.into_iter());
+                let numbering = store.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = numbering.start_numbering().await {
+                        tracing::warn!(error = %e, "could not start the revision numbering");
+                    }
+                });
             } else {
                 store.lessor().demote();
             }
@@ -179,7 +185,8 @@ async fn auto_compact(store: Store, policy: AutoCompaction) {
             }
         };
         let Some(target) = target else { continue };
-        if target <= compacted || !store.is_leader() {
+        // As etcd's compactors: never revision 0 or below, which hold nothing.
+        if target <= 0 || target <= compacted || !store.is_leader() {
             continue;
         }
         let cmd = Command {

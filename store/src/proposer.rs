@@ -156,7 +156,12 @@ async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Rece
                 replies.push((unit.reply, unit.commands.len()));
                 commands.extend(unit.commands);
             }
-            let batch = CommandBatch { commands };
+            // Every entry names this version's numbering; only a store that has never
+            // been written takes it up (see `KvStore::start_numbering`).
+            let batch = CommandBatch {
+                commands,
+                initial_revision: crate::mvcc::INITIAL_REVISION,
+            };
             let outcome = match leader {
                 Some(leader) if leader == me => write_locally(&raft, batch).await,
                 Some(leader) => forward(&peers, leader, batch).await,

@@ -32,20 +32,21 @@ pub fn parse(text: &str) -> Result<Duration> {
     let Some(unit) = text.chars().last() else {
         return Err(malformed(text, "it is empty"));
     };
+    let per_unit: fn(u64) -> Duration = match unit {
+        'H' => |v| Duration::from_secs(v * 3600),
+        'M' => |v| Duration::from_secs(v * 60),
+        'S' => Duration::from_secs,
+        'm' => Duration::from_millis,
+        'u' => Duration::from_micros,
+        'n' => Duration::from_nanos,
+        _ => return Err(malformed(text, "the unit must be one of H, M, S, m, u, n")),
+    };
     let digits = &text[..text.len() - unit.len_utf8()];
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed(text, "the value must be 1 to 8 digits"));
     }
     let value: u64 = digits.parse().map_err(|_| malformed(text, "the value is not a number"))?;
-    Ok(match unit {
-        'H' => Duration::from_secs(value * 3600),
-        'M' => Duration::from_secs(value * 60),
-        'S' => Duration::from_secs(value),
-        'm' => Duration::from_millis(value),
-        'u' => Duration::from_micros(value),
-        'n' => Duration::from_nanos(value),
-        _ => return Err(malformed(text, "the unit must be one of H, M, S, m, u, n")),
-    })
+    Ok(per_unit(value))
 }
 
 fn malformed(text: &str, why: &str) -> StoreError {

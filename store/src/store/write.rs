@@ -42,12 +42,28 @@ impl Store {
     pub async fn propose_as_leader(&self, command: Command) -> Result<CommandOutcome> {
         let batch = berth_proto::berthpb::CommandBatch {
             commands: vec![command],
+            ..Default::default()
         };
         match self.write_forwarded(batch).await {
             Ok(mut results) if results.len() == 1 => Ok(results.remove(0)),
             Ok(_) => Err(StoreError::Internal(
                 "apply returned a result count that does not match".into(),
             )),
+            Err(ProposeError::NotLeader(_)) => Err(StoreError::LeaderChanged),
+            Err(ProposeError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Has a store that has never been written take this version's numbering now,
+    /// with an entry of no commands, so that it reports revision 1 before its first
+    /// write as etcd does (see `KvStore::start_numbering`). Only as leader: called
+    /// when this replica takes the lead and has applied its log.
+    pub async fn start_numbering(&self) -> Result<()> {
+        if self.current_revision() != 0 {
+            return Ok(());
+        }
+        match self.write_forwarded(berth_proto::berthpb::CommandBatch::default()).await {
+            Ok(_) => Ok(()),
             Err(ProposeError::NotLeader(_)) => Err(StoreError::LeaderChanged),
             Err(ProposeError::Failed(e)) => Err(e),
         }

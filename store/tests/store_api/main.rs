@@ -9,4 +9,5 @@ mod kv;
 mod lease;
 mod maintenance;
 mod members;
+mod revisions;
 mod watch;
