@@ -49,12 +49,7 @@ async fn follow_leadership(store: Store) {
                 let leases: Vec<(i64, i64)> = store.state().read().leases.ids().collect();
                 tracing::info!(leases = leases.len(), "became leader; lease deadlines start afresh");
                 store.lessor().promote(leases.into_iter());
-                let numbering = store.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = numbering.start_numbering().await {
-                        tracing::warn!(error = %e, "could not start the revision numbering");
-                    }
-                });
+                tokio::spawn(start_numbering(store.clone()));
             } else {
                 store.lessor().demote();
             }
@@ -67,6 +62,20 @@ async fn follow_leadership(store: Store) {
             changed = metrics.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)), if !published => {}
+        }
+    }
+}
+
+/// Has a store that has never been written take etcd's numbering (see
+/// `Store::start_numbering`), trying again while this replica leads.
+async fn start_numbering(store: Store) {
+    while store.is_leader() && store.current_revision() == 0 {
+        match store.start_numbering().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the revision numbering; trying again");
+                tokio::time::sleep(store.config().heartbeat_interval).await;
+            }
         }
     }
 }

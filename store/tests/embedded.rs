@@ -35,7 +35,11 @@ async fn an_embedded_store_serves_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let first = store.put(put("a", "1")).await.unwrap();
-    assert_eq!(first.header.unwrap().revision, 2, "etcd's numbering: the first write gets 2");
+    assert_eq!(
+        first.header.unwrap().revision,
+        2,
+        "etcd's numbering: the first write gets 2"
+    );
     store.put(put("b", "2")).await.unwrap();
     let lease = store.lease_grant(LeaseGrantRequest { ttl: 600, id: 0 }).await.unwrap();
     assert!(lease.id > 0);

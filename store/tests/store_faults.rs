@@ -95,7 +95,10 @@ async fn puts_and_reads_through_survivors_wait_out_a_failover() {
     let leader = cluster.wait_for_leader().await.unwrap();
     let writer = vec![cluster.replicas[(leader + 1) % 3].endpoint()];
     let reader = vec![cluster.replicas[(leader + 2) % 3].endpoint()];
-    assert_eq!(common::stdout(&common::etcdctl(&writer, &["put", "before", "kill"])).trim(), "OK");
+    assert_eq!(
+        common::stdout(&common::etcdctl(&writer, &["put", "before", "kill"])).trim(),
+        "OK"
+    );
 
     cluster.kill(leader);
     let killed_at = Instant::now();
@@ -110,7 +113,10 @@ async fn puts_and_reads_through_survivors_wait_out_a_failover() {
             String::from_utf8_lossy(&put.stderr)
         );
     }
-    eprintln!("50 puts through a survivor done {:?} after kill -9 of the leader", killed_at.elapsed());
+    eprintln!(
+        "50 puts through a survivor done {:?} after kill -9 of the leader",
+        killed_at.elapsed()
+    );
     let read = read.await.unwrap();
     assert_eq!(common::stdout(&read).lines().collect::<Vec<_>>(), ["before", "kill"]);
 
@@ -118,7 +124,11 @@ async fn puts_and_reads_through_survivors_wait_out_a_failover() {
     let want: Vec<String> = (0..50)
         .flat_map(|i| [format!("failover/{i:02}"), format!("value {i}")])
         .collect();
-    assert_eq!(all.lines().collect::<Vec<_>>(), want, "every acknowledged put is readable");
+    assert_eq!(
+        all.lines().collect::<Vec<_>>(),
+        want,
+        "every acknowledged put is readable"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,7 +45,9 @@ pub fn parse(text: &str) -> Result<Duration> {
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(malformed(text, "the value must be 1 to 8 digits"));
     }
-    let value: u64 = digits.parse().map_err(|_| malformed(text, "the value is not a number"))?;
+    let value: u64 = digits
+        .parse()
+        .map_err(|_| malformed(text, "the value is not a number"))?;
     Ok(per_unit(value))
 }
 
@@ -87,7 +89,10 @@ mod tests {
             let StoreError::InvalidArgument(message) = &err else {
                 panic!("{text:?}: {err:?}");
             };
-            assert!(message.contains("grpc-timeout") && message.contains(why), "{text:?}: {message}");
+            assert!(
+                message.contains("grpc-timeout") && message.contains(why),
+                "{text:?}: {message}"
+            );
         }
     }
 }

@@ -395,11 +395,22 @@ mod tests {
         sm.apply([empty_entry(1, 1)]).await.unwrap();
         assert_eq!(state.read().kv.current_revision(), 1);
         assert_eq!(state.read().kv.compact_revision(), -1);
-        let applied = sm.apply([numbered(put_entry(2), 1), numbered(put_entry(3), 1)]).await.unwrap();
+        let applied = sm
+            .apply([numbered(put_entry(2), 1), numbered(put_entry(3), 1)])
+            .await
+            .unwrap();
         assert_eq!(applied.iter().map(put_revision).collect::<Vec<_>>(), [2, 3]);
         let kv = &state.read().kv;
-        assert_eq!(kv.events_between(0, 3, 10, false).unwrap().len(), 2, "history from the start");
-        assert_ne!(kv.hash_kv(3).unwrap(), kv.hash_kv(1).unwrap(), "the hash covers the writes");
+        assert_eq!(
+            kv.events_between(0, 3, 10, false).unwrap().len(),
+            2,
+            "history from the start"
+        );
+        assert_ne!(
+            kv.hash_kv(3).unwrap(),
+            kv.hash_kv(1).unwrap(),
+            "the hash covers the writes"
+        );
         let reloaded = AppliedState::load(kv.backend()).unwrap();
         assert_eq!(
             (reloaded.kv.current_revision(), reloaded.kv.compact_revision()),

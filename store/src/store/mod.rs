@@ -327,8 +327,7 @@ impl Store {
 
     /// When a request that starts now gives up.
     fn deadline(&self) -> Instant {
-        self.deadline
-            .unwrap_or_else(|| Instant::now() + self.request_timeout())
+        self.deadline.unwrap_or_else(|| Instant::now() + self.request_timeout())
     }
 
     /// The leader, waiting for one to be known (an election in progress) until

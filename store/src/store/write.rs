@@ -62,7 +62,10 @@ impl Store {
         if self.current_revision() != 0 {
             return Ok(());
         }
-        match self.write_forwarded(berth_proto::berthpb::CommandBatch::default()).await {
+        match self
+            .write_forwarded(berth_proto::berthpb::CommandBatch::default())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(ProposeError::NotLeader(_)) => Err(StoreError::LeaderChanged),
             Err(ProposeError::Failed(e)) => Err(e),

@@ -7,6 +7,7 @@ mod common;
 mod etcdctl;
 mod kv;
 mod lease;
+mod limits;
 mod maintenance;
 mod members;
 mod revisions;

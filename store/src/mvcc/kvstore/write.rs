@@ -4,7 +4,10 @@
 
 use berth_proto::mvccpb::{Event, KeyValue, event::EventType};
 
-use super::{KvStore, META_COMPACT_REVISION, META_CURRENT_REVISION, Replaced, RevisionEvents, WriteCtx, encode_record, push_to_index};
+use super::{
+    KvStore, META_COMPACT_REVISION, META_CURRENT_REVISION, Replaced, RevisionEvents, WriteCtx, encode_record,
+    push_to_index,
+};
 use crate::backend::WriteBatch;
 use crate::mvcc::MvccError;
 use crate::mvcc::key_index::KeyIndex;
