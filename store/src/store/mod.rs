@@ -346,15 +346,26 @@ impl Store {
         }
     }
 
-    /// Waits a heartbeat interval before asking a leader again, or returns false if
-    /// `deadline` comes first.
+    /// Waits before asking a leader again: until this replica hears of another leader
+    /// than the one it knows, or a heartbeat interval passes. False if `deadline`
+    /// comes first.
     async fn pause_before_retry(&self, deadline: Instant) -> bool {
         let wake = Instant::now() + self.inner.config.heartbeat_interval;
         if wake >= deadline {
             return false;
         }
-        tokio::time::sleep_until(wake).await;
-        true
+        let mut metrics = self.inner.raft.metrics();
+        let known = metrics.borrow_and_update().current_leader;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => return true,
+                changed = metrics.changed() => {
+                    if changed.is_err() || metrics.borrow_and_update().current_leader != known {
+                        return true;
+                    }
+                }
+            }
+        }
     }
 
     /// A gRPC client for a peer replica, by ID, from the current membership.
