@@ -201,11 +201,13 @@ async fn forward(
             tracing::debug!(leader, error = %e, "the leader is unreachable; the batch was not written");
             return Err(ProposeError::NotLeader(None));
         }
-        // The leader may or may not have applied it: say so rather than retry.
-        Err(CallError::Lost(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+        // The leader had it and no answer came (it timed out, or died): it may or may
+        // not be written, so it is not sent again. etcd answers such a write "request
+        // timed out"; "leader changed" would read as not written.
+        Err(CallError::Lost(e)) => {
+            tracing::debug!(leader, error = %e, "no answer from the leader; the batch's fate is unknown");
             return Err(ProposeError::Failed(StoreError::Timeout));
         }
-        Err(CallError::Lost(_)) => return Err(ProposeError::Failed(StoreError::LeaderChanged)),
         Err(e @ (CallError::Refused(_) | CallError::Unsendable(_))) => return Err(internal(e.to_string())),
     };
     match outcome {

@@ -7,7 +7,7 @@
 //! (the client's gRPC deadline, else etcd's request timeout). A failover is then a
 //! pause to the clients of the surviving replicas, as in etcd, whose followers hold
 //! proposals until a leader is known. Only a write whose fate is unknown (the leader
-//! had it when the answer was lost) fails at once.
+//! had it when the answer was lost) fails at once, as etcd's "request timed out".
 
 use super::*;
 
