@@ -88,7 +88,8 @@ async fn killing_the_leader_loses_no_acknowledged_write() {
 /// with "etcdserver: leader changed" (its forward to the dead leader found nobody
 /// listening), and etcd's clients do not retry a put on that error, so 50 `etcdctl put`
 /// right after a kill -9 of the leader all failed. etcd holds such a request until a
-/// leader is known; so does berth now, and the failover is a pause.
+/// leader is known; so does berth now, and the failover is a pause. So are a
+/// linearizable read and a lease keepalive (which failed the same way).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn puts_and_reads_through_survivors_wait_out_a_failover() {
     let mut cluster = common::start(3, &[]).await;
@@ -100,9 +101,18 @@ async fn puts_and_reads_through_survivors_wait_out_a_failover() {
         "OK"
     );
 
+    // "lease 694d7d9c5ee81a05 granted with TTL(60s)"
+    let granted = common::stdout(&common::etcdctl(&writer, &["lease", "grant", "60"]));
+    let lease = granted.split_whitespace().nth(1).expect("a lease ID").to_string();
+
     cluster.kill(leader);
     let killed_at = Instant::now();
-    // A linearizable read through the other survivor, during the election.
+    // A linearizable read and a lease keepalive through the other survivor, during
+    // the election.
+    let keepalive = tokio::task::spawn_blocking({
+        let reader = reader.clone();
+        move || common::etcdctl(&reader, &["lease", "keep-alive", "--once", &lease])
+    });
     let read = tokio::task::spawn_blocking(move || common::etcdctl(&reader, &["get", "before"]));
     for i in 0..50 {
         let put = common::etcdctl(&writer, &["put", &format!("failover/{i:02}"), &format!("value {i}")]);
@@ -119,6 +129,8 @@ async fn puts_and_reads_through_survivors_wait_out_a_failover() {
     );
     let read = read.await.unwrap();
     assert_eq!(common::stdout(&read).lines().collect::<Vec<_>>(), ["before", "kill"]);
+    let kept = common::stdout(&keepalive.await.unwrap());
+    assert!(kept.contains("keepalived with TTL("), "{kept}");
 
     let all = common::stdout(&common::etcdctl(&writer, &["get", "failover/", "--prefix"]));
     let want: Vec<String> = (0..50)
