@@ -93,6 +93,7 @@ async fn follow_leadership(store: Store) {
                 let leases: Vec<(i64, i64)> = store.state().read().leases.ids().collect();
                 tracing::info!(leases = leases.len(), "became leader; lease deadlines start afresh");
                 store.lessor().promote(leases.into_iter());
+                tokio::spawn(start_numbering(store.clone()));
             } else {
                 store.lessor().demote();
             }
@@ -105,6 +106,20 @@ async fn follow_leadership(store: Store) {
             changed = metrics.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)), if !published => {}
+        }
+    }
+}
+
+/// Has a store that has never been written take etcd's numbering (see
+/// `Store::start_numbering`), trying again while this replica leads.
+async fn start_numbering(store: Store) {
+    while store.is_leader() && store.current_revision() == 0 {
+        match store.start_numbering().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start the revision numbering; trying again");
+                tokio::time::sleep(store.config().heartbeat_interval).await;
+            }
         }
     }
 }
@@ -223,7 +238,8 @@ async fn auto_compact(store: Store, policy: AutoCompaction) {
             }
         };
         let Some(target) = target else { continue };
-        if target <= compacted || !store.is_leader() {
+        // As etcd's compactors: never revision 0 or below, which hold nothing.
+        if target <= 0 || target <= compacted || !store.is_leader() {
             continue;
         }
         let cmd = Command {

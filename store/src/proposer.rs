@@ -162,7 +162,12 @@ async fn run(raft: Raft, me: NodeId, peers: Arc<PeerClients>, mut rx: mpsc::Rece
                 replies.push((unit.reply, unit.commands.len()));
                 commands.extend(unit.commands);
             }
-            let batch = CommandBatch { commands };
+            // Every entry names this version's numbering; only a store that has never
+            // been written takes it up (see `KvStore::start_numbering`).
+            let batch = CommandBatch {
+                commands,
+                initial_revision: crate::mvcc::INITIAL_REVISION,
+            };
             let outcome = match leader {
                 Some(leader) if leader == me => write_locally(&raft, batch).await,
                 Some(leader) => forward(&peers, leader, batch).await,
@@ -200,13 +205,19 @@ async fn forward(
         .await;
     let outcome: ForwardOutcome = match answer {
         Ok(bytes) => decode(&bytes).map_err(|e| internal(format!("undecodable answer from the leader: {e}")))?,
-        // Nothing reached the leader.
-        Err(CallError::Unreachable(_)) => return Err(ProposeError::Failed(StoreError::LeaderChanged)),
-        // The leader may or may not have applied it: say so rather than retry.
-        Err(CallError::Lost(e)) if e.kind() == std::io::ErrorKind::TimedOut => {
+        // Nothing reached the leader (it died, or is not listening yet): nothing was
+        // written, so the caller may wait for the next leader and send it again.
+        Err(CallError::Unreachable(e)) => {
+            tracing::debug!(leader, error = %e, "the leader is unreachable; the batch was not written");
+            return Err(ProposeError::NotLeader(None));
+        }
+        // The leader had it and no answer came (it timed out, or died): it may or may
+        // not be written, so it is not sent again. etcd answers such a write "request
+        // timed out"; "leader changed" would read as not written.
+        Err(CallError::Lost(e)) => {
+            tracing::debug!(leader, error = %e, "no answer from the leader; the batch's fate is unknown");
             return Err(ProposeError::Failed(StoreError::Timeout));
         }
-        Err(CallError::Lost(_)) => return Err(ProposeError::Failed(StoreError::LeaderChanged)),
         Err(e @ (CallError::Refused(_) | CallError::Unsendable(_))) => return Err(internal(e.to_string())),
     };
     match outcome {

@@ -24,6 +24,7 @@ use tokio_stream::{Stream, StreamExt};
 use crate::config::StoreConfig;
 use crate::error::{Result, StoreError};
 use crate::grpc::authority::AuthorityFix;
+use crate::grpc::request_limits::RequestLimits;
 use crate::grpc::{auth, cluster, kv, lease, maintenance, peer, watch};
 use crate::http::split::{Protocol, Rewound, split};
 use crate::http::{self, Port};
@@ -100,9 +101,10 @@ impl Server {
             let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
-                .add_service(
+                .add_service(RequestLimits::new(
                     KvServer::new(kv::KvService { store: store.clone() }).max_decoding_message_size(max_message),
-                )
+                    max_message,
+                ))
                 .add_service(
                     WatchServer::new(watch::WatchService { store: store.clone() })
                         .max_decoding_message_size(max_message),

@@ -87,6 +87,7 @@ fn a_log_entry_keeps_its_encoding() {
                 ..Default::default()
             })),
         }],
+        initial_revision: 0,
     };
     let entry = Entry {
         log_id: LogId::new(openraft::CommittedLeaderId::new(2, 1), 5),
@@ -103,6 +104,19 @@ fn a_log_entry_keeps_its_encoding() {
         openraft::EntryPayload::Normal(Request(b)) => assert_eq!(b.commands.len(), 1),
         other => panic!("decoded {other:?}"),
     }
+}
+
+/// The numbering an entry names (see `CommandBatch.initial_revision`): field 2, and
+/// an entry of an earlier version, without it, reads as 0.
+#[test]
+fn an_entrys_initial_revision_keeps_its_encoding() {
+    let batch = CommandBatch {
+        commands: Vec::new(),
+        initial_revision: 1,
+    };
+    assert_eq!(hex(&batch.encode_to_vec()), "1001");
+    let earlier = CommandBatch::decode(&[0x0a, 0x00][..]).unwrap();
+    assert_eq!((earlier.commands.len(), earlier.initial_revision), (1, 0));
 }
 
 #[test]

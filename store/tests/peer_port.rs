@@ -202,6 +202,7 @@ async fn forwarded_commands_get_the_errors_their_clients_would() {
             txn_command(duplicate_keys.clone()),
             put_command(put("forwarded", 3)),
         ],
+        initial_revision: 2,
     };
     let mut stream = greet(&cluster, MAGIC, member).await;
     request(&mut stream, Kind::ForwardBatch, &batch.encode_to_vec()).await;

@@ -7,6 +7,7 @@ use berth_proto::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
+use super::deadline;
 use super::status::to_status;
 use crate::store::Store;
 
@@ -17,7 +18,8 @@ pub struct KvService {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .range(request.into_inner())
             .await
             .map(Response::new)
@@ -25,7 +27,8 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .put(request.into_inner())
             .await
             .map(Response::new)
@@ -36,7 +39,8 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .delete_range(request.into_inner())
             .await
             .map(Response::new)
@@ -44,7 +48,8 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .txn(request.into_inner())
             .await
             .map(Response::new)
@@ -52,7 +57,8 @@ impl Kv for KvService {
     }
 
     async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .compact(request.into_inner())
             .await
             .map(Response::new)

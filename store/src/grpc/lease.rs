@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::deadline;
 use super::status::to_status;
 use crate::store::Store;
 
@@ -24,7 +25,8 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .lease_grant(request.into_inner())
             .await
             .map(Response::new)
@@ -35,7 +37,8 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .lease_revoke(request.into_inner())
             .await
             .map(Response::new)
@@ -67,7 +70,8 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        self.store
+        deadline::store_for(&self.store, &request)
+            .map_err(to_status)?
             .lease_time_to_live(request.into_inner())
             .await
             .map(Response::new)

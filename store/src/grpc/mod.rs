@@ -4,11 +4,14 @@
 pub mod auth;
 pub mod authority;
 pub mod cluster;
+pub mod deadline;
 pub mod kv;
 pub mod lease;
 pub mod maintenance;
 pub mod peer;
+pub mod request_limits;
 pub mod status;
+pub mod txn_depth;
 pub mod watch;
 
 pub use status::{NOT_LEADER, status_to_error, to_status};

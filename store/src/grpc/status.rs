@@ -71,6 +71,19 @@ pub fn to_status(e: StoreError) -> Status {
     Status::new(code, message)
 }
 
+/// A KV request whose message is longer than the client port accepts, as grpc-go
+/// (etcd's gRPC server) refuses it; tonic would answer OUT_OF_RANGE.
+pub fn message_too_large(length: usize, max: usize) -> Status {
+    Status::resource_exhausted(format!("grpc: received message larger than max ({length} vs. {max})"))
+}
+
+/// A transaction nested deeper than berth decodes (etcd has no such limit).
+pub fn txn_too_deep(max: usize) -> Status {
+    Status::invalid_argument(format!(
+        "txn request is nested more than {max} levels deep; berth accepts at most {max}"
+    ))
+}
+
 /// Recovers the store error from a status a peer sent.
 pub fn status_to_error(status: &Status) -> StoreError {
     match status.message() {

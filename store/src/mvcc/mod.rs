@@ -22,4 +22,4 @@ pub use error::MvccError;
 pub use key_index::{IndexEntry, KeyIndex, LiveMeta};
 pub use kvstore::{KvStore, RevisionEvents, WriteCtx};
 pub use range::{KeyRange, RangeOptions, RangeResult};
-pub use revision::{REVISION_KEY_PREFIX, Revision};
+pub use revision::{INITIAL_REVISION, REVISION_KEY_PREFIX, Revision};

@@ -5,6 +5,11 @@
 pub const REVISION_KEY_PREFIX: u8 = b'r';
 pub const REVISION_KEY_LEN: usize = 17;
 
+/// The revision of a store that has never been written, as in etcd: its first
+/// write gets revision 2. Stores whose first write came from an earlier version
+/// number from 0 (see `CommandBatch.initial_revision`).
+pub const INITIAL_REVISION: i64 = 1;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Revision {
     pub main: i64,

@@ -257,6 +257,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         Vec::new()
                     }
                     EntryPayload::Normal(request) => {
+                        state.kv.start_numbering(request.0.initial_revision);
                         let mut results = Vec::with_capacity(request.0.commands.len());
                         for command in &request.0.commands {
                             let applied = apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
@@ -381,6 +382,7 @@ mod tests {
                 commands: vec![Command {
                     command: Some(command::Command::Put(put)),
                 }],
+                initial_revision: 0,
             })),
         }
     }
@@ -422,6 +424,82 @@ mod tests {
         assert_eq!(applied, 2);
         assert_eq!(state.read().last_applied, Some(put_entry(2).log_id));
         assert_eq!(state.read().kv.current_revision(), revision + 2);
+    }
+
+    fn numbered(entry: Entry, initial_revision: i64) -> Entry {
+        match entry.payload {
+            EntryPayload::Normal(Request(mut batch)) => {
+                batch.initial_revision = initial_revision;
+                Entry {
+                    log_id: entry.log_id,
+                    payload: EntryPayload::Normal(Request(batch)),
+                }
+            }
+            _ => unreachable!("a put entry"),
+        }
+    }
+
+    fn empty_entry(index: u64, initial_revision: i64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Request(CommandBatch {
+                commands: Vec::new(),
+                initial_revision,
+            })),
+        }
+    }
+
+    fn put_revision(response: &Response) -> i64 {
+        match &response.0[..] {
+            [Ok(berth_proto::berthpb::command_result::Result::Put(put))] => put.header.as_ref().unwrap().revision,
+            other => panic!("not one put's result: {other:?}"),
+        }
+    }
+
+    /// etcd's numbering for a store never written: revision 1 before the first write
+    /// (from an entry of no commands), 2 for the first write, never compacted (-1).
+    #[tokio::test]
+    async fn a_store_never_written_numbers_its_revisions_as_etcd() {
+        let (mut sm, state, on_disk, _snapshots) = state_machine();
+        on_disk.reached(Some(put_entry(3).log_id));
+        sm.apply([empty_entry(1, 1)]).await.unwrap();
+        assert_eq!(state.read().kv.current_revision(), 1);
+        assert_eq!(state.read().kv.compact_revision(), -1);
+        let applied = sm
+            .apply([numbered(put_entry(2), 1), numbered(put_entry(3), 1)])
+            .await
+            .unwrap();
+        assert_eq!(applied.iter().map(put_revision).collect::<Vec<_>>(), [2, 3]);
+        let kv = &state.read().kv;
+        assert_eq!(
+            kv.events_between(0, 3, 10, false).unwrap().len(),
+            2,
+            "history from the start"
+        );
+        assert_ne!(
+            kv.hash_kv(3).unwrap(),
+            kv.hash_kv(1).unwrap(),
+            "the hash covers the writes"
+        );
+        let reloaded = AppliedState::load(kv.backend()).unwrap();
+        assert_eq!(
+            (reloaded.kv.current_revision(), reloaded.kv.compact_revision()),
+            (3, -1)
+        );
+    }
+
+    /// A store whose first write came in an entry of an earlier version (no initial
+    /// revision) keeps numbering from 0 under this version's entries: every replica
+    /// that applies the same log numbers alike.
+    #[tokio::test]
+    async fn a_store_first_written_by_an_earlier_version_keeps_its_numbering() {
+        let (mut sm, state, on_disk, _snapshots) = state_machine();
+        on_disk.reached(Some(put_entry(3).log_id));
+        let applied = sm.apply([numbered(put_entry(1), 0)]).await.unwrap();
+        assert_eq!(put_revision(&applied[0]), 1);
+        let applied = sm.apply([empty_entry(2, 1), numbered(put_entry(3), 1)]).await.unwrap();
+        assert_eq!(put_revision(&applied[1]), 2);
+        assert_eq!(state.read().kv.compact_revision(), 0);
     }
 
     #[tokio::test]

@@ -30,6 +30,7 @@ impl Store {
         if checks.iter().all(Result::is_ok) {
             return self.write_forwarded(batch).await;
         }
+        let initial_revision = batch.initial_revision;
         let passed: Vec<Command> = batch
             .commands
             .into_iter()
@@ -40,7 +41,11 @@ impl Store {
         let written = if passed.is_empty() {
             Vec::new()
         } else {
-            self.write_forwarded(CommandBatch { commands: passed }).await?
+            self.write_forwarded(CommandBatch {
+                commands: passed,
+                initial_revision,
+            })
+            .await?
         };
         merge(checks, written)
     }

@@ -36,7 +36,7 @@ impl Store {
     pub(crate) async fn peer_hash_kv(&self, id: NodeId, revision: i64) -> Result<HashKvResponse> {
         let mut client = self.peer(id)?;
         let mut request = tonic::Request::new(HashKvRequest { revision });
-        request.set_timeout(REQUEST_TIMEOUT);
+        request.set_timeout(self.request_timeout());
         client
             .hash_kv(request)
             .await

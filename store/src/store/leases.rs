@@ -95,28 +95,53 @@ impl Store {
     }
 
     /// Runs `local` on the leader, or asks the leader through `remote` from a follower.
-    async fn on_leader<T, Fut>(
-        &self,
-        local: impl FnOnce(&Self) -> Result<T>,
-        remote: impl FnOnce(PeerRpc) -> Fut,
-    ) -> Result<T>
+    /// Both are idempotent (a renewal, a query): during an election, or when the leader
+    /// asked is gone or no longer leads, they are asked again of the next leader, until
+    /// the request's deadline.
+    async fn on_leader<T, Fut>(&self, local: impl Fn(&Self) -> Result<T>, remote: impl Fn(PeerRpc) -> Fut) -> Result<T>
     where
         T: HasHeader,
         Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
     {
-        let leader = self.wait_for_leader().await?;
-        if leader == self.inner.id {
-            // A leader cut off from the others goes on believing it leads, and its lessor
-            // would keep renewing leases that the new leader expires: it answers only
-            // after a quorum confirms it (shared with concurrent reads and keepalives).
-            self.read_index_local().await?;
-            return local(self);
+        let deadline = self.deadline();
+        loop {
+            let leader = self.wait_for_leader(deadline).await?;
+            let attempt = if leader == self.inner.id {
+                // A leader cut off from the others goes on believing it leads, and its
+                // lessor would keep renewing leases that the new leader expires: it
+                // answers only after a quorum confirms it (shared with concurrent reads
+                // and keepalives).
+                match self.read_index_local().await {
+                    Ok(_) => local(self),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.ask_leader(leader, &remote, deadline).await
+            };
+            match attempt {
+                Err(StoreError::LeaderChanged) => {
+                    if !self.pause_before_retry(deadline).await {
+                        return Err(StoreError::LeaderChanged);
+                    }
+                }
+                other => return other,
+            }
         }
+    }
+
+    async fn ask_leader<T, Fut>(&self, leader: NodeId, remote: &impl Fn(PeerRpc) -> Fut, deadline: Instant) -> Result<T>
+    where
+        T: HasHeader,
+        Fut: std::future::Future<Output = std::result::Result<tonic::Response<T>, tonic::Status>>,
+    {
         let peer = self.peer(leader)?;
-        let reply = tokio::time::timeout(REQUEST_TIMEOUT, remote(peer))
+        let reply = tokio::time::timeout_at(deadline, remote(peer))
             .await
             .map_err(|_| StoreError::Timeout)?
-            .map_err(|_| StoreError::LeaderChanged)?;
+            .map_err(|status| {
+                tracing::debug!(leader, %status, "the leader did not answer a lease request");
+                StoreError::LeaderChanged
+            })?;
         let mut resp = reply.into_inner();
         self.fill_header(resp.header_mut());
         Ok(resp)

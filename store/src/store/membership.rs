@@ -46,7 +46,7 @@ impl Store {
     }
 
     pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {
-        let leader = self.wait_for_leader().await?;
+        let leader = self.wait_for_leader(self.deadline()).await?;
         if leader != self.inner.id {
             let mut client = self.peer(leader)?;
             let id = change.id;
@@ -61,7 +61,7 @@ impl Store {
             let index = self.fetch_read_index().await?;
             self.inner
                 .raft
-                .wait(Some(REQUEST_TIMEOUT))
+                .wait(Some(self.request_timeout()))
                 .applied_index_at_least(Some(index), "membership change to be visible")
                 .await
                 .map_err(|_| StoreError::Timeout)?;
@@ -205,7 +205,7 @@ impl Store {
     async fn wait_membership(&self, log_id: crate::raft::LogId) -> Result<()> {
         self.inner
             .raft
-            .wait(Some(REQUEST_TIMEOUT))
+            .wait(Some(self.request_timeout()))
             .metrics(
                 |m| m.membership_config.log_id().is_some_and(|l| l.index >= log_id.index),
                 "membership change to be visible",

@@ -24,6 +24,7 @@ use berth_proto::etcdserverpb::{
 };
 use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
@@ -58,8 +59,9 @@ use membership::join_cluster;
 pub const ETCD_VERSION: &str = "3.4.0";
 const MEMBER_FILE: &str = "member.json";
 
-/// How long a request waits for a leader or for its entry to apply.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(7);
+/// etcd's allowance for queueing, computation and disk delays in a request, to which
+/// its request timeout adds two election timeouts for a possible election.
+const REQUEST_SLACK: Duration = Duration::from_secs(5);
 
 struct Inner {
     id: NodeId,
@@ -90,6 +92,10 @@ struct Inner {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+    /// When the requests made through this handle give up: a gRPC call's deadline
+    /// (see [`Store::until`]). Without one, each request has etcd's request timeout
+    /// from its start.
+    deadline: Option<Instant>,
 }
 
 fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
@@ -244,6 +250,7 @@ impl Store {
                 state_backend: state_backend_handle,
                 shutdown,
             }),
+            deadline: None,
         };
         if checks_corruption {
             if let Err(e) = crate::corruption::initial_check(&store).await {
@@ -327,16 +334,71 @@ impl Store {
         self.current_leader() == Some(self.inner.id)
     }
 
-    /// The leader, waiting up to a few election timeouts for one to emerge.
-    async fn wait_for_leader(&self) -> Result<NodeId> {
+    /// etcd's request timeout: how long a request may wait for a leader, for its
+    /// entry to commit and apply, or for a read index (etcd: 5 s plus two election
+    /// timeouts).
+    pub fn request_timeout(&self) -> Duration {
+        REQUEST_SLACK + self.inner.config.election_timeout * 2
+    }
+
+    /// This handle with its requests ending at `deadline` (a client's gRPC deadline)
+    /// or after the request timeout, whichever comes first.
+    pub fn until(&self, deadline: Option<Instant>) -> Store {
+        let timeout = Instant::now() + self.request_timeout();
+        Store {
+            inner: self.inner.clone(),
+            deadline: Some(deadline.map_or(timeout, |d| d.min(timeout))),
+        }
+    }
+
+    /// This handle without a deadline, for work shared by requests of different
+    /// deadlines (each of which waits for it until its own).
+    fn without_deadline(&self) -> Store {
+        Store {
+            inner: self.inner.clone(),
+            deadline: None,
+        }
+    }
+
+    /// When a request that starts now gives up.
+    fn deadline(&self) -> Instant {
+        self.deadline.unwrap_or_else(|| Instant::now() + self.request_timeout())
+    }
+
+    /// The leader, waiting for one to be known (an election in progress) until
+    /// `deadline`. A request that finds none by then was not written.
+    async fn wait_for_leader(&self, deadline: Instant) -> Result<NodeId> {
         let mut metrics = self.inner.raft.metrics();
-        let deadline = tokio::time::Instant::now() + self.inner.config.election_timeout * 3;
         loop {
             if let Some(leader) = metrics.borrow_and_update().current_leader {
                 return Ok(leader);
             }
-            if tokio::time::timeout_at(deadline, metrics.changed()).await.is_err() {
-                return Err(StoreError::NoLeader);
+            match tokio::time::timeout_at(deadline, metrics.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(StoreError::Stopped),
+                Err(_) => return Err(StoreError::NoLeader),
+            }
+        }
+    }
+
+    /// Waits before asking a leader again: until this replica hears of another leader
+    /// than the one it knows, or a heartbeat interval passes. False if `deadline`
+    /// comes first.
+    async fn pause_before_retry(&self, deadline: Instant) -> bool {
+        let wake = Instant::now() + self.inner.config.heartbeat_interval;
+        if wake >= deadline {
+            return false;
+        }
+        let mut metrics = self.inner.raft.metrics();
+        let known = metrics.borrow_and_update().current_leader;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => return true,
+                changed = metrics.changed() => {
+                    if changed.is_err() || metrics.borrow_and_update().current_leader != known {
+                        return true;
+                    }
+                }
             }
         }
     }

@@ -1,16 +1,22 @@
 //! Writes: every change goes through the leader's proposer and the log; a follower
-//! forwards them in batches on a raft stream (see `raft::forward`) and retries only
-//! when nothing was written. What apply decided comes back whole: the response, or
-//! the error with its numbers.
+//! forwards them in batches on a raft stream (see `raft::forward`). What apply decided
+//! comes back whole: the response, or the error with its numbers.
+//!
+//! A write that finds no leader, or a leader that is gone or no longer leads, was not
+//! written: it waits for the next leader and goes again, until the request's deadline
+//! (the client's gRPC deadline, else etcd's request timeout). A failover is then a
+//! pause to the clients of the surviving replicas, as in etcd, whose followers hold
+//! proposals until a leader is known. Only a write whose fate is unknown (the leader
+//! had it when the answer was lost) fails at once, as etcd's "request timed out".
 
 use super::*;
 
 impl Store {
     /// Proposes a command through the leader and returns what apply returned.
     pub async fn propose(&self, command: Command) -> Result<CommandOutcome> {
-        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        let deadline = self.deadline();
         loop {
-            self.wait_for_leader().await?;
+            self.wait_for_leader(deadline).await?;
             let outcome = tokio::time::timeout_at(deadline, self.inner.proposer.propose(command.clone()))
                 .await
                 .map_err(|_| StoreError::Timeout)?;
@@ -19,10 +25,9 @@ impl Store {
                 // Nothing was written: the entry never entered a leader's log, or it
                 // was truncated away. Safe to send again.
                 Err(ProposeError::NotLeader(_)) => {
-                    if tokio::time::Instant::now() >= deadline {
+                    if !self.pause_before_retry(deadline).await {
                         return Err(StoreError::LeaderChanged);
                     }
-                    tokio::time::sleep(self.inner.config.heartbeat_interval).await;
                 }
                 Err(ProposeError::Failed(e)) => return Err(e),
             }
@@ -37,12 +42,31 @@ impl Store {
     pub async fn propose_as_leader(&self, command: Command) -> Result<CommandOutcome> {
         let batch = berth_proto::berthpb::CommandBatch {
             commands: vec![command],
+            ..Default::default()
         };
         match self.write_forwarded(batch).await {
             Ok(mut results) if results.len() == 1 => Ok(results.remove(0)),
             Ok(_) => Err(StoreError::Internal(
                 "apply returned a result count that does not match".into(),
             )),
+            Err(ProposeError::NotLeader(_)) => Err(StoreError::LeaderChanged),
+            Err(ProposeError::Failed(e)) => Err(e),
+        }
+    }
+
+    /// Has a store that has never been written take this version's numbering now,
+    /// with an entry of no commands, so that it reports revision 1 before its first
+    /// write as etcd does (see `KvStore::start_numbering`). Only as leader: called
+    /// when this replica takes the lead and has applied its log.
+    pub async fn start_numbering(&self) -> Result<()> {
+        if self.current_revision() != 0 {
+            return Ok(());
+        }
+        match self
+            .write_forwarded(berth_proto::berthpb::CommandBatch::default())
+            .await
+        {
+            Ok(_) => Ok(()),
             Err(ProposeError::NotLeader(_)) => Err(StoreError::LeaderChanged),
             Err(ProposeError::Failed(e)) => Err(e),
         }
@@ -62,7 +86,7 @@ impl Store {
         if leader != Some(self.inner.id) {
             return Err(ProposeError::NotLeader(leader));
         }
-        tokio::time::timeout(REQUEST_TIMEOUT, self.inner.proposer.propose_as_leader(batch, term))
+        tokio::time::timeout_at(self.deadline(), self.inner.proposer.propose_as_leader(batch, term))
             .await
             .map_err(|_| ProposeError::Failed(StoreError::Timeout))?
     }

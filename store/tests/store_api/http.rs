@@ -34,7 +34,7 @@ async fn health_version_and_metrics_share_the_client_port_with_grpc() {
         metrics.body
     );
     assert!(
-        metrics.body.contains("\netcd_debugging_mvcc_current_revision 1\n"),
+        metrics.body.contains("\netcd_debugging_mvcc_current_revision 2\n"),
         "{}",
         metrics.body
     );

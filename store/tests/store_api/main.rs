@@ -10,6 +10,8 @@ mod http;
 mod http_client;
 mod kv;
 mod lease;
+mod limits;
 mod maintenance;
 mod members;
+mod revisions;
 mod watch;

@@ -52,7 +52,7 @@ async fn metrics_and_health_are_served_over_http() {
     assert!(health.contains("{\"health\":\"true\"}"), "{health}");
     let metrics = get("/metrics");
     assert!(metrics.contains("etcd_server_has_leader 1"), "{metrics}");
-    assert!(metrics.contains("etcd_debugging_mvcc_current_revision 1"), "{metrics}");
+    assert!(metrics.contains("etcd_debugging_mvcc_current_revision 2"), "{metrics}");
     assert!(
         get("/version").contains("\"etcdserver\":\"3.4."),
         "the metrics URL answers /version too"

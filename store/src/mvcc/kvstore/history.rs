@@ -87,7 +87,8 @@ pub(super) fn for_each_stored(
     to: Option<i64>,
     mut f: impl FnMut(Revision, Revision, &[u8]) -> Result<bool, MvccError>,
 ) -> Result<(), MvccError> {
-    let first = Revision::start_key(from);
+    // A compact revision of -1 (never compacted) starts at the beginning.
+    let first = Revision::start_key(from.max(0));
     // The pack before `from`'s first key may hold records at or after it.
     let mut start = match backend.last(Tree::State, &[REVISION_KEY_PREFIX], Some(&first))? {
         Some((key, _)) => key,

@@ -4,7 +4,10 @@
 
 use berth_proto::mvccpb::{Event, KeyValue, event::EventType};
 
-use super::{KvStore, META_CURRENT_REVISION, Replaced, RevisionEvents, WriteCtx, encode_record, push_to_index};
+use super::{
+    KvStore, META_COMPACT_REVISION, META_CURRENT_REVISION, Replaced, RevisionEvents, WriteCtx, encode_record,
+    push_to_index,
+};
 use crate::backend::WriteBatch;
 use crate::mvcc::MvccError;
 use crate::mvcc::key_index::KeyIndex;
@@ -13,6 +16,23 @@ use crate::mvcc::range::KeyRange;
 use crate::mvcc::revision::Revision;
 
 impl KvStore {
+    /// Starts the numbering of a store that has never been written at `initial`
+    /// (see `CommandBatch.initial_revision`): the current revision becomes `initial`
+    /// and, as in etcd, the compact revision -1 (never compacted: even revision 0 may
+    /// be compacted). A store that has been written keeps its numbering; so does
+    /// every store for `initial` 0, the numbering of earlier versions.
+    pub fn start_numbering(&mut self, initial: i64) {
+        if initial <= 0 || self.current_revision != 0 {
+            return;
+        }
+        self.current_revision = initial;
+        self.compact_revision = -1;
+        self.batch
+            .put(META_CURRENT_REVISION.to_vec(), initial.to_be_bytes().to_vec());
+        self.batch
+            .put(META_COMPACT_REVISION.to_vec(), (-1i64).to_be_bytes().to_vec());
+    }
+
     pub fn begin_write(&self) -> WriteCtx {
         WriteCtx {
             main: self.current_revision + 1,

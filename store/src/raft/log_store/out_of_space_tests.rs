@@ -24,6 +24,7 @@ fn big_entry(index: u64) -> Entry {
             commands: vec![Command {
                 command: Some(command::Command::Put(put)),
             }],
+            initial_revision: crate::mvcc::INITIAL_REVISION,
         })),
     }
 }
