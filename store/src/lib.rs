@@ -5,6 +5,7 @@
 //! the repository.
 
 pub mod backend;
+pub mod disk;
 mod background;
 pub mod config;
 mod election;
