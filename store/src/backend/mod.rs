@@ -12,6 +12,8 @@
 mod memory;
 mod sled_backend;
 mod write_behind;
+#[cfg(test)]
+mod damage_tests;
 
 #[cfg(test)]
 mod conformance;

@@ -49,7 +49,10 @@ mod sync;
 #[cfg(test)]
 mod tests;
 
-use recovery::{last_entry_id, leading, move_entries_off_the_backend, stand_down_after_a_restart};
+use recovery::{
+    check_the_backend_against_the_log, last_entry_id, leading, move_entries_off_the_backend,
+    stand_down_after_a_restart,
+};
 use sync::{Files, Shared, Written, start_sync_thread};
 
 const ENTRY_PREFIX: u8 = b'e';
@@ -89,6 +92,7 @@ impl LogStore {
         let mut wal =
             Wal::open(wal_dir).map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
         move_entries_off_the_backend(&engine, &mut wal)?;
+        check_the_backend_against_the_log(&engine, &wal)?;
         if let Some(purged) = get_decoded::<LogId>(&engine, KEY_PURGED)? {
             wal.purge(purged.index).map_err(write_err)?;
         }

@@ -152,7 +152,7 @@ impl Wal {
         self
     }
 
-    #[cfg(test)]
+    /// The first entry held.
     pub fn first_index(&self) -> Option<u64> {
         let first = self.segments.iter().find(|s| !s.offsets.is_empty())?.first;
         Some(first.max(self.floor))
@@ -330,9 +330,13 @@ impl Wal {
         {
             let cut = segment.offsets[(index - segment.first) as usize];
             segment.file.clear(cut, segment.end - cut)?;
-            segment.file.sync_data()?;
             segment.offsets.truncate((index - segment.first) as usize);
             segment.end = cut;
+        }
+        // Every segment, in order: syncing the last one alone would make its entries
+        // durable before unsynced ones in the segment before it, a gap after a crash.
+        for segment in &self.segments {
+            segment.file.sync_data()?;
         }
         self.unsynced
             .retain(|f| self.segments.iter().any(|s| same_file(f, &s.file)));
