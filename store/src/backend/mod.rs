@@ -14,6 +14,8 @@ mod sled_backend;
 mod write_behind;
 #[cfg(test)]
 mod damage_tests;
+#[cfg(test)]
+mod power_cut;
 
 #[cfg(test)]
 mod conformance;
@@ -24,6 +26,8 @@ use std::sync::Arc;
 pub use memory::MemoryBackend;
 pub use sled_backend::SledBackend;
 pub use write_behind::WriteBehind;
+#[cfg(test)]
+pub(crate) use power_cut::PowerCutBackend;
 
 /// The trees a backend keeps. Each is an independent ordered key space; a batch
 /// touches one tree, so the data that must change together lives in one tree.

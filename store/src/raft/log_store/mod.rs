@@ -47,6 +47,8 @@ use crate::backend::{SharedBackend, Tree, WriteBatch, WriteBehind};
 mod recovery;
 mod sync;
 #[cfg(test)]
+mod power_cut_tests;
+#[cfg(test)]
 mod tests;
 
 use recovery::{
@@ -89,8 +91,19 @@ impl LogStore {
         engine: SharedBackend,
         state: Arc<WriteBehind>,
     ) -> Result<Self, StorageError> {
-        let mut wal =
-            Wal::open(wal_dir).map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
+        Self::open_on(crate::disk::os(), me, wal_dir, engine, state)
+    }
+
+    /// [`LogStore::open`], its segment files on `disk`.
+    pub fn open_on(
+        disk: crate::disk::SharedDisk,
+        me: NodeId,
+        wal_dir: &std::path::Path,
+        engine: SharedBackend,
+        state: Arc<WriteBehind>,
+    ) -> Result<Self, StorageError> {
+        let mut wal = Wal::open_on(disk, wal_dir)
+            .map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
         move_entries_off_the_backend(&engine, &mut wal)?;
         check_the_backend_against_the_log(&engine, &wal)?;
         if let Some(purged) = get_decoded::<LogId>(&engine, KEY_PURGED)? {

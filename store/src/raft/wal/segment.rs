@@ -121,12 +121,39 @@ fn checks_out_shorter(bytes: &[u8], at: u64, header: &Header, extent: u64) -> bo
 /// The first valid record from `from` on whose index is `next` or later.
 pub(super) fn find_record(bytes: &[u8], from: u64, next: u64) -> Option<(u64, u64)> {
     let last_start = (bytes.len() as u64).checked_sub(HEADER_LEN as u64)?;
-    (from..=last_start).find_map(|at| {
-        let header = header_at(bytes, at);
-        // Cheap filters first: nearly every offset fails on the index.
-        let plausible = header.index >= next && header.index - next < 1 << 32;
-        (plausible && is_valid(bytes, at, &header)).then_some((at, header.index))
-    })
+    let mut at = from;
+    while at <= last_start {
+        // A record's header is never all zeros: skip runs of zeros (a segment is
+        // mostly allocated, unwritten space) to the first header that could hold one.
+        let nonzero = first_nonzero(bytes, at as usize)? as u64;
+        at = at.max(nonzero.saturating_sub(HEADER_LEN as u64 - 1));
+        while at <= last_start.min(nonzero) {
+            let header = header_at(bytes, at);
+            // Cheap filters first: nearly every offset fails on the index.
+            let plausible = header.index >= next && header.index - next < 1 << 32;
+            if plausible && is_valid(bytes, at, &header) {
+                return Some((at, header.index));
+            }
+            at += 1;
+        }
+    }
+    None
+}
+
+/// Where the first byte that is not zero lies, from `from` on; a word at a time.
+pub(super) fn first_nonzero(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let words = rest.chunks_exact(8);
+    let tail_start = rest.len() - words.remainder().len();
+    let word = words
+        .enumerate()
+        .find(|(_, word)| u64::from_ne_bytes((*word).try_into().expect("8 bytes")) != 0)
+        .map(|(i, _)| i * 8);
+    let (start, end) = match word {
+        Some(start) => (start, start + 8),
+        None => (tail_start, rest.len()),
+    };
+    rest[start..end].iter().position(|b| *b != 0).map(|i| from + start + i)
 }
 
 /// Reads a whole segment file.
@@ -201,7 +228,7 @@ pub(super) fn recover_segment(disk: &dyn Disk, path: PathBuf, first: u64) -> io:
     if let Ending::Torn { offset, .. } = ending {
         tracing::warn!(segment = %path.display(), offset, index = next, "the log ends at a torn append (a crash mid-write); cutting it off");
     }
-    if bytes[end as usize..].iter().any(|b| *b != 0) {
+    if first_nonzero(&bytes, end as usize).is_some() {
         // So that no later append is ever followed by the remains of this one.
         file.clear(end, capacity - end)?;
         file.sync_data()?;
