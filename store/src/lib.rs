@@ -5,9 +5,9 @@
 //! the repository.
 
 pub mod backend;
-pub mod disk;
 mod background;
 pub mod config;
+pub mod disk;
 mod election;
 pub mod error;
 pub mod flags;

@@ -41,7 +41,10 @@ async fn write_acknowledged(cluster: &Cluster, prefix: &str, count: usize) -> BT
 /// The keys under `prefix` that replica `index` holds, read locally with etcdctl.
 fn local_keys(cluster: &Cluster, index: usize, prefix: &str) -> Option<BTreeSet<String>> {
     let endpoint = cluster.replicas[index].endpoint();
-    let output = common::etcdctl(&[endpoint], &["get", prefix, "--prefix", "--keys-only", "--consistency=s"]);
+    let output = common::etcdctl(
+        &[endpoint],
+        &["get", prefix, "--prefix", "--keys-only", "--consistency=s"],
+    );
     output.status.success().then(|| {
         String::from_utf8_lossy(&output.stdout)
             .lines()
@@ -87,7 +90,9 @@ fn records(path: &Path) -> Vec<(u64, u64)> {
     let mut out = Vec::new();
     let mut at = 0u64;
     while at + HEADER_LEN <= bytes.len() as u64 {
-        let len = u64::from(u32::from_le_bytes(bytes[at as usize..at as usize + 4].try_into().unwrap()));
+        let len = u64::from(u32::from_le_bytes(
+            bytes[at as usize..at as usize + 4].try_into().unwrap(),
+        ));
         if len == 0 {
             break;
         }
@@ -128,7 +133,11 @@ async fn a_flipped_byte_mid_log_stops_the_replica_naming_the_file_and_offset() {
     let segment = last_segment(&cluster, victim);
     let records = records(&segment);
     let (at, len) = records[records.len() / 2];
-    change_bytes(&segment, at + HEADER_LEN + len / 2..at + HEADER_LEN + len / 2 + 1, |b| b ^ 0x40);
+    change_bytes(
+        &segment,
+        at + HEADER_LEN + len / 2..at + HEADER_LEN + len / 2 + 1,
+        |b| b ^ 0x40,
+    );
     cluster.start_replica(victim).unwrap();
 
     let status = wait_for_exit(&mut cluster, victim).expect("the replica serves from a damaged log");
@@ -215,7 +224,10 @@ async fn a_flipped_byte_mid_database_loses_no_acknowledged_write() {
             eprintln!("the damaged replica serves every acknowledged write");
             break;
         }
-        assert!(Instant::now() < deadline, "the damaged replica neither serves nor stops");
+        assert!(
+            Instant::now() < deadline,
+            "the damaged replica neither serves nor stops"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for survivor in (0..3).filter(|i| *i != victim) {

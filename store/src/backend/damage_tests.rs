@@ -33,7 +33,14 @@ fn a_flipped_byte_rolls_sled_back_to_a_whole_batch_never_a_half_one() {
             .get(Tree::State, b"applied")
             .unwrap()
             .map(|v| u32::from_le_bytes(v.try_into().unwrap()));
-        assert!(keys < writes, "the flip at {fraction} of the file lost nothing: sled changed, see the module doc");
-        assert_eq!(applied, keys.checked_sub(1), "the applied id and the data disagree after the roll-back");
+        assert!(
+            keys < writes,
+            "the flip at {fraction} of the file lost nothing: sled changed, see the module doc"
+        );
+        assert_eq!(
+            applied,
+            keys.checked_sub(1),
+            "the applied id and the data disagree after the roll-back"
+        );
     }
 }

@@ -9,13 +9,13 @@
 //! disk. The Raft log calls `flush` before it acknowledges a vote and before it drops
 //! entries that a purge covers.
 
-mod memory;
-mod sled_backend;
-mod write_behind;
 #[cfg(test)]
 mod damage_tests;
+mod memory;
 #[cfg(test)]
 mod power_cut;
+mod sled_backend;
+mod write_behind;
 
 #[cfg(test)]
 mod conformance;
@@ -24,10 +24,10 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 pub use memory::MemoryBackend;
-pub use sled_backend::SledBackend;
-pub use write_behind::WriteBehind;
 #[cfg(test)]
 pub(crate) use power_cut::PowerCutBackend;
+pub use sled_backend::SledBackend;
+pub use write_behind::WriteBehind;
 
 /// The trees a backend keeps. Each is an independent ordered key space; a batch
 /// touches one tree, so the data that must change together lives in one tree.

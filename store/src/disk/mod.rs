@@ -35,7 +35,7 @@ pub trait DiskFile: Send + Sync + Debug {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Returns once every write before it is durable (`fdatasync`).
     fn sync_data(&self) -> io::Result<()>;
-    fn len(&self) -> io::Result<u64>;
+    fn size_bytes(&self) -> io::Result<u64>;
     /// Grows the file to `len` bytes (reading as zeros), blocks allocated if possible.
     fn allocate(&self, len: u64) -> io::Result<()>;
     /// Makes `len` bytes from `offset` read as zeros, keeping the file's size.
@@ -71,7 +71,7 @@ pub fn os() -> SharedDisk {
 /// Reads a whole file.
 pub fn read_file(disk: &dyn Disk, path: &Path) -> io::Result<Vec<u8>> {
     let file = disk.open(path)?;
-    let mut bytes = vec![0u8; file.len()? as usize];
+    let mut bytes = vec![0u8; file.size_bytes()? as usize];
     file.read_exact_at(&mut bytes, 0)?;
     Ok(bytes)
 }

@@ -25,7 +25,7 @@ impl DiskFile for File {
         File::sync_data(self)
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
 
@@ -33,7 +33,7 @@ impl DiskFile for File {
         match rustix::fs::fallocate(self, rustix::fs::FallocateFlags::empty(), 0, len) {
             Ok(()) => Ok(()),
             // A file system without it: a sparse file reads as zeros too.
-            Err(_) => self.set_len(len.max(DiskFile::len(self)?)),
+            Err(_) => self.set_len(len.max(self.size_bytes()?)),
         }
     }
 

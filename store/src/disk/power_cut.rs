@@ -212,7 +212,7 @@ impl DiskFile for SimFile {
         Ok(())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn size_bytes(&self) -> io::Result<u64> {
         Ok(self.state()?.inodes[&self.inode].data.len() as u64)
     }
 

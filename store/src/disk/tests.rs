@@ -49,7 +49,10 @@ fn a_power_cut_keeps_what_was_synced_and_nothing_else() {
         !disk.exists(&dir.join("never-named")),
         "a name is durable only once its directory is synced"
     );
-    assert!(synced.len().is_err(), "a file opened before the cut is gone with the process");
+    assert!(
+        synced.size_bytes().is_err(),
+        "a file opened before the cut is gone with the process"
+    );
 
     // write_atomically leaves the old or the new contents, whatever it reached.
     write_atomically(&disk, dir, "synced", b"new").unwrap();
@@ -72,7 +75,11 @@ fn a_torn_write_reaches_the_disk_in_whole_sectors() {
         sectors: 2,
     });
     let data = disk.contents(&dir.join("f")).unwrap();
-    assert_eq!(data.len() as u64, 2 * SECTOR_BYTES, "the second write, torn after its second sector");
+    assert_eq!(
+        data.len() as u64,
+        2 * SECTOR_BYTES,
+        "the second write, torn after its second sector"
+    );
     assert!(data[..100].iter().all(|b| *b == 1));
     assert!(data[100..].iter().all(|b| *b == 2));
 }

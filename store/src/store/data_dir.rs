@@ -51,8 +51,8 @@ pub(super) fn open_member_dir(
                     db_dir.display()
                 )));
             }
-            let tightened =
-                crate::disk::tighten_modes(&member_dir).map_err(|e| io_error("setting the modes of", &member_dir, e))?;
+            let tightened = crate::disk::tighten_modes(&member_dir)
+                .map_err(|e| io_error("setting the modes of", &member_dir, e))?;
             if tightened > 0 {
                 tracing::info!(
                     files = tightened,

@@ -44,16 +44,15 @@ use super::types::{Entry, LogId, NodeId, StorageError, TypeConfig, Vote, decode,
 use super::wal::Wal;
 use crate::backend::{SharedBackend, Tree, WriteBatch, WriteBehind};
 
-mod recovery;
-mod sync;
 #[cfg(test)]
 mod power_cut_tests;
+mod recovery;
+mod sync;
 #[cfg(test)]
 mod tests;
 
 use recovery::{
-    check_the_backend_against_the_log, last_entry_id, leading, move_entries_off_the_backend,
-    stand_down_after_a_restart,
+    check_the_backend_against_the_log, last_entry_id, leading, move_entries_off_the_backend, stand_down_after_a_restart,
 };
 use sync::{Files, Shared, Written, start_sync_thread};
 

@@ -47,7 +47,14 @@ fn open(disk: &PowerCutDisk, engine: &Arc<PowerCutBackend>) -> Replica {
     let engine: SharedBackend = engine.clone();
     let behind = Arc::new(WriteBehind::new(engine.clone()));
     let state = StateHandle::new(AppliedState::load(&(behind.clone() as SharedBackend)).unwrap());
-    let log = LogStore::open_on(Arc::new(disk.clone()), 1, Path::new("/member/wal"), engine, behind.clone()).unwrap();
+    let log = LogStore::open_on(
+        Arc::new(disk.clone()),
+        1,
+        Path::new("/member/wal"),
+        engine,
+        behind.clone(),
+    )
+    .unwrap();
     let snapshots = tempfile::tempdir().unwrap();
     let sm = StateMachineStore::new(
         state.clone(),
@@ -79,15 +86,24 @@ async fn a_state_that_lost_its_unflushed_writes_is_rebuilt_from_the_log() {
     // Following node 2: its entries are synced before they count as written.
     replica.log.save_vote(&Vote::new_committed(1, 2)).await.unwrap();
     let entries: Vec<Entry> = (1..=30).map(put).collect();
-    assert!(matches!(replica.log.write(entries[..10].to_vec()).unwrap(), Written::Synced(Ok(()))));
+    assert!(matches!(
+        replica.log.write(entries[..10].to_vec()).unwrap(),
+        Written::Synced(Ok(()))
+    ));
     replica.sm.apply(entries[..10].to_vec()).await.unwrap();
     // A snapshot (or a purge) writes the gathered applies out and flushes the engine:
     // entries up to 10 applied, on disk.
     replica.log.state.flush().unwrap();
-    assert!(matches!(replica.log.write(entries[10..].to_vec()).unwrap(), Written::Synced(Ok(()))));
+    assert!(matches!(
+        replica.log.write(entries[10..].to_vec()).unwrap(),
+        Written::Synced(Ok(()))
+    ));
     replica.sm.apply(entries[10..].to_vec()).await.unwrap();
     replica.log.state.write_out_now().unwrap();
-    assert!(engine.unflushed_batches() > 0, "the test needs applies the engine has not flushed");
+    assert!(
+        engine.unflushed_batches() > 0,
+        "the test needs applies the engine has not flushed"
+    );
     assert_eq!(value_of(&replica.state, 30), Some(b"value 30".to_vec()));
     drop(replica);
 
@@ -103,6 +119,10 @@ async fn a_state_that_lost_its_unflushed_writes_is_rebuilt_from_the_log() {
     assert_eq!(again.len(), 20, "the log lost acknowledged entries");
     replica.sm.apply(again).await.unwrap();
     for index in 1..=30 {
-        assert_eq!(value_of(&replica.state, index), Some(format!("value {index}").into_bytes()), "entry {index}");
+        assert_eq!(
+            value_of(&replica.state, index),
+            Some(format!("value {index}").into_bytes()),
+            "entry {index}"
+        );
     }
 }

@@ -251,7 +251,13 @@ async fn a_purge_writes_out_what_the_state_machine_gathered() {
 
 /// A log on disk of entries `from..=to` (term 1), and a backend that says `applied`,
 /// `purged` and the vote's term.
-fn log_and_backend(from: u64, to: u64, applied: u64, purged: Option<u64>, vote_term: u64) -> (SharedBackend, tempfile::TempDir) {
+fn log_and_backend(
+    from: u64,
+    to: u64,
+    applied: u64,
+    purged: Option<u64>,
+    vote_term: u64,
+) -> (SharedBackend, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut wal = Wal::open(dir.path()).unwrap();
     let records: Vec<(u64, Vec<u8>)> = (from..=to).map(|i| (i, encode(&blank(i)).unwrap())).collect();
@@ -289,7 +295,10 @@ fn a_backend_behind_the_start_of_the_log_is_refused() {
     // The log was purged up to 9; the state went back to entry 3: 4..=9 are nowhere.
     let (engine, dir) = log_and_backend(10, 20, 3, Some(9), 1);
     let message = open_error(dir.path(), &engine);
-    assert!(message.contains("state is at entry 3") && message.contains("starts at entry 10"), "{message}");
+    assert!(
+        message.contains("state is at entry 3") && message.contains("starts at entry 10"),
+        "{message}"
+    );
     assert!(message.contains("lost writes it had synced"), "{message}");
 }
 
@@ -303,5 +312,8 @@ fn a_purge_record_or_a_vote_that_went_back_is_refused() {
     // again in term 1 could elect two leaders.
     let (engine, dir) = log_and_backend(1, 5, 5, None, 0);
     let message = open_error(dir.path(), &engine);
-    assert!(message.contains("vote is for term 0") && message.contains("of term 1"), "{message}");
+    assert!(
+        message.contains("vote is for term 0") && message.contains("of term 1"),
+        "{message}"
+    );
 }

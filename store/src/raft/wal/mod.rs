@@ -29,11 +29,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+#[cfg(test)]
+mod power_cut_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod power_cut_tests;
 
 use segment::{Ending, Segment, checksum, find_record, read_all, recover_segment};
 

@@ -50,8 +50,14 @@ fn assert_refused(disk: &PowerCutDisk, file: &Path, offset: u64) {
     let err = open(disk).err().expect("opened a damaged log");
     assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
     let message = err.to_string();
-    assert!(message.contains(&file.display().to_string()), "names no file: {message}");
-    assert!(message.contains(&format!("offset {offset}")), "names no offset {offset}: {message}");
+    assert!(
+        message.contains(&file.display().to_string()),
+        "names no file: {message}"
+    );
+    assert!(
+        message.contains(&format!("offset {offset}")),
+        "names no offset {offset}: {message}"
+    );
 }
 
 #[test]
@@ -118,7 +124,11 @@ fn a_power_cut_mid_append_tears_the_tail_which_is_cut_off() {
     assert!(whole < 4, "the test needs entry {} torn", 11 + whole);
     let wal = open(&disk).unwrap();
     let indexes: Vec<u64> = all(&wal).iter().map(|(i, _)| *i).collect();
-    assert_eq!(indexes, (1..=10 + whole).collect::<Vec<_>>(), "the synced entries and the whole ones after");
+    assert_eq!(
+        indexes,
+        (1..=10 + whole).collect::<Vec<_>>(),
+        "the synced entries and the whole ones after"
+    );
     for (index, bytes) in all(&wal) {
         assert_eq!(bytes, payload(index, 300), "entry {index}");
     }
@@ -151,17 +161,29 @@ fn a_truncation_leaves_no_gap_behind_a_power_cut() {
     drop(wal);
     disk.cut_power(Tear::default());
     let wal = open(&disk).unwrap();
-    assert_eq!(all(&wal), records[..11].to_vec(), "a truncation is durable when it returns");
+    assert_eq!(
+        all(&wal),
+        records[..11].to_vec(),
+        "a truncation is durable when it returns"
+    );
 }
 
 /// What the model test does to the log.
 #[derive(Debug, Clone)]
 enum Op {
-    Append { count: u64, len: usize },
+    Append {
+        count: u64,
+        len: usize,
+    },
     Sync,
     /// Cuts the log back to this fraction (per mille) of its entries.
-    Truncate { keep_per_mille: u64 },
-    CutPower { whole_writes: usize, sectors: u64 },
+    Truncate {
+        keep_per_mille: u64,
+    },
+    CutPower {
+        whole_writes: usize,
+        sectors: u64,
+    },
     Reopen,
 }
 

@@ -158,7 +158,7 @@ pub(super) fn first_nonzero(bytes: &[u8], from: usize) -> Option<usize> {
 
 /// Reads a whole segment file.
 pub(super) fn read_all(file: &SharedFile) -> io::Result<Vec<u8>> {
-    let mut bytes = vec![0u8; file.len()? as usize];
+    let mut bytes = vec![0u8; file.size_bytes()? as usize];
     file.read_exact_at(&mut bytes, 0)?;
     Ok(bytes)
 }
@@ -199,11 +199,17 @@ pub(super) fn recover_segment(disk: &dyn Disk, path: PathBuf, first: u64) -> io:
         let length_damaged = header.index == expected && checks_out_shorter(&bytes, end, &header, extent);
         if length_damaged || !is_torn(&bytes, end, extent) {
             let why = if length_damaged {
-                format!("the record for entry {expected} has a damaged length field ({})", header.len)
+                format!(
+                    "the record for entry {expected} has a damaged length field ({})",
+                    header.len
+                )
             } else if header.index != expected {
                 format!("the record for entry {expected} reads as entry {}", header.index)
             } else if record_end(&bytes, end, &header).is_none() {
-                format!("the record for entry {expected} has an impossible length {}", header.len)
+                format!(
+                    "the record for entry {expected} has an impossible length {}",
+                    header.len
+                )
             } else {
                 format!("the record for entry {expected} fails its checksum")
             };
@@ -218,7 +224,9 @@ pub(super) fn recover_segment(disk: &dyn Disk, path: PathBuf, first: u64) -> io:
     let next = first + offsets.len() as u64;
     if let Some((at, index)) = find_record(&bytes, after.min(capacity), next) {
         let what = match ending {
-            Ending::Clean => format!("the records end at entry {next}, yet a valid record for entry {index} follows at offset {at}"),
+            Ending::Clean => {
+                format!("the records end at entry {next}, yet a valid record for entry {index} follows at offset {at}")
+            }
             Ending::Torn { .. } => format!(
                 "the record for entry {next} is cut short, yet a valid record for entry {index} follows at offset {at}: not a torn tail"
             ),

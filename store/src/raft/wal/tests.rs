@@ -134,7 +134,10 @@ fn a_segment_past_a_gap_stops_the_replica_unless_it_holds_nothing() {
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     let message = err.to_string();
     assert!(message.contains(&stray_path.display().to_string()), "{message}");
-    assert!(message.contains("entry 9 at offset 0") && message.contains("ends at entry 4"), "{message}");
+    assert!(
+        message.contains("entry 9 at offset 0") && message.contains("ends at entry 4"),
+        "{message}"
+    );
 
     // Empty, it is what a crash after a roll leaves (the entries before it lost).
     let file = std::fs::OpenOptions::new().write(true).open(&stray_path).unwrap();
