@@ -60,9 +60,10 @@ pub fn load(dir: &Path) -> std::io::Result<Option<SnapshotFile>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    decode(&bytes)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    decode(&bytes).map(Some).map_err(|e| {
+        let what = format!("snapshot {} does not decode: {e}", path(dir).display());
+        std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+    })
 }
 
 fn path(dir: &Path) -> PathBuf {

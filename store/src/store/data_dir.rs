@@ -25,6 +25,7 @@ pub(super) fn open_member_dir(
     cluster_id: u64,
 ) -> Result<(PathBuf, MemberRecord, bool)> {
     let member_dir = config.data_dir.join("member");
+    warn_if_others_can_read(&config.data_dir);
     let record_path = member_dir.join(MEMBER_FILE);
     let db_dir = member_dir.join("db");
     match std::fs::read(&record_path) {
@@ -85,4 +86,20 @@ pub(super) fn write_member_record(member_dir: &Path, record: &MemberRecord) -> R
     let bytes = serde_json::to_vec_pretty(record).map_err(|e| StoreError::Internal(e.to_string()))?;
     crate::disk::write_atomically(&crate::disk::OsDisk, member_dir, MEMBER_FILE, &bytes)
         .map_err(|e| io_error("writing", &path, e))
+}
+
+/// A data dir that berth did not create keeps its mode (it may be a mount point), but
+/// others reading it is worth a word, as etcd says it.
+fn warn_if_others_can_read(data_dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(data_dir) {
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %data_dir.display(),
+                mode = format!("{mode:o}"),
+                "the data dir can be read by others than its owner; 0700 is recommended"
+            );
+        }
+    }
 }
