@@ -94,6 +94,9 @@ pub struct Tear {
 #[derive(Debug, Default, Clone)]
 pub struct PowerCutDisk {
     state: Arc<Mutex<State>>,
+    /// While set, every `sync_data` waits: a test's way to cut the power while a
+    /// sync is under way.
+    syncs_held: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PowerCutDisk {
@@ -132,6 +135,15 @@ impl PowerCutDisk {
             inode.durable = inode.data.clone();
         }
         state.generation += 1;
+    }
+
+    /// Holds every sync from now on (they wait, not fail) until `release_syncs`.
+    pub fn hold_syncs(&self) {
+        self.syncs_held.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn release_syncs(&self) {
+        self.syncs_held.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The writes no sync has covered yet.
@@ -204,6 +216,9 @@ impl DiskFile for SimFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
+        while self.disk.syncs_held.load(std::sync::atomic::Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let mut state = self.state()?;
         let inode = state.inodes.get_mut(&self.inode).expect("open");
         for (_, op) in inode.pending.drain(..) {
