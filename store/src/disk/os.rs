@@ -46,13 +46,15 @@ impl DiskFile for File {
         if rustix::fs::fallocate(self, flags, offset, len).is_ok() {
             return Ok(());
         }
-        // A file system without it: write the zeros.
+        // A file system without it: write the zeros, the last first. A crash midway
+        // then leaves the front of what was to be cleared (a log's tail cut short),
+        // never zeros with old records after them, which the log takes for damage.
         let zeros = vec![0u8; 1 << 20];
-        let mut at = offset;
-        while at < offset + len {
-            let n = (offset + len - at).min(zeros.len() as u64) as usize;
-            FileExt::write_all_at(self, &zeros[..n], at)?;
-            at += n as u64;
+        let mut to = offset + len;
+        while to > offset {
+            let n = (to - offset).min(zeros.len() as u64);
+            FileExt::write_all_at(self, &zeros[..n as usize], to - n)?;
+            to -= n;
         }
         Ok(())
     }
