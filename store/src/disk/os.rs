@@ -46,8 +46,8 @@ impl DiskFile for File {
         if rustix::fs::fallocate(self, flags, offset, len).is_ok() {
             return Ok(());
         }
-        // A file system without it: write the zeros, the last first. A crash midway
-        // then leaves the front of what was to be cleared (a log's tail cut short),
+        // A file system without it: write the zeros, the last first. A process killed
+        // midway then leaves the front of what was to be cleared (a log's tail cut short),
         // never zeros with old records after them, which the log takes for damage.
         let zeros = vec![0u8; 1 << 20];
         let mut to = offset + len;
