@@ -10,6 +10,7 @@ mod background;
 pub mod config;
 pub mod corruption;
 pub mod corruption_check;
+pub mod disk;
 pub mod disk_space;
 mod election;
 pub mod error;

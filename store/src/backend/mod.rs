@@ -9,7 +9,11 @@
 //! disk. The Raft log calls `flush` before it acknowledges a vote and before it drops
 //! entries that a purge covers.
 
+#[cfg(test)]
+mod damage_tests;
 mod memory;
+#[cfg(test)]
+mod power_cut;
 mod sled_backend;
 mod write_behind;
 
@@ -20,6 +24,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 pub use memory::MemoryBackend;
+#[cfg(test)]
+pub(crate) use power_cut::PowerCutBackend;
 pub use sled_backend::SledBackend;
 pub use write_behind::WriteBehind;
 

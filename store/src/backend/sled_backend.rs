@@ -19,6 +19,7 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const SIZE_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct SledBackend {
+    dir: std::path::PathBuf,
     db: sled::Db,
     trees: [sled::Tree; 2],
     /// The size on disk as last measured, and when (milliseconds since `opened`).
@@ -71,6 +72,8 @@ impl SledBackend {
     }
 
     fn open_once(dir: &Path) -> Result<Self> {
+        // sled would make its directory 0755 and its files with the umask's modes.
+        crate::disk::Disk::create_dir_all(&crate::disk::OsDisk, dir)?;
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
@@ -86,8 +89,10 @@ impl SledBackend {
                 other => other,
             })?;
         let trees = [db.open_tree(Tree::RaftLog.name())?, db.open_tree(Tree::State.name())?];
+        crate::disk::tighten_modes(dir)?;
         let size = db.size_on_disk().unwrap_or(0);
         Ok(Self {
+            dir: dir.to_path_buf(),
             db,
             trees,
             size: size.into(),
@@ -161,6 +166,10 @@ impl Backend for SledBackend {
 
     fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        // sled makes new files of its own now and then (its snapshots of the page
+        // table), with the umask's modes: brought down to 0600 here, cheaply (a handful
+        // of files), and at every open.
+        crate::disk::tighten_modes(&self.dir)?;
         Ok(())
     }
 

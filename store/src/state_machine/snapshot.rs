@@ -5,7 +5,6 @@
 //! and renamed, so a crash leaves either the old snapshot or the new one.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,17 +46,12 @@ pub fn restore_state(
     backend.flush().map_err(|e| e.to_string())
 }
 
+/// Replaces the current snapshot (a private file, 0600, in a 0700 directory).
 pub fn save(dir: &Path, snapshot: &SnapshotFile) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
+    use crate::disk::{Disk, OsDisk};
+    OsDisk.create_dir_all(dir)?;
     let bytes = encode(snapshot).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!("{SNAPSHOT_FILE}.tmp"));
-    {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path(dir))?;
-    fs::File::open(dir)?.sync_all()
+    crate::disk::write_atomically(&OsDisk, dir, SNAPSHOT_FILE, &bytes)
 }
 
 pub fn load(dir: &Path) -> std::io::Result<Option<SnapshotFile>> {
@@ -66,9 +60,10 @@ pub fn load(dir: &Path) -> std::io::Result<Option<SnapshotFile>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    decode(&bytes)
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))
+    decode(&bytes).map(Some).map_err(|e| {
+        let what = format!("snapshot {} does not decode: {e}", path(dir).display());
+        std::io::Error::new(std::io::ErrorKind::InvalidData, what)
+    })
 }
 
 fn path(dir: &Path) -> PathBuf {

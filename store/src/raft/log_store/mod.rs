@@ -47,12 +47,16 @@ use crate::disk_space::{DiskSpace, RETRY_INTERVAL, is_out_of_space};
 
 #[cfg(test)]
 mod out_of_space_tests;
+#[cfg(test)]
+mod power_cut_tests;
 mod recovery;
 mod sync;
 #[cfg(test)]
 mod tests;
 
-use recovery::{last_entry_id, leading, move_entries_off_the_backend, stand_down_after_a_restart};
+use recovery::{
+    check_the_backend_against_the_log, last_entry_id, leading, move_entries_off_the_backend, stand_down_after_a_restart,
+};
 use sync::{Files, Shared, Written, start_sync_thread};
 
 const ENTRY_PREFIX: u8 = b'e';
@@ -92,9 +96,21 @@ impl LogStore {
         engine: SharedBackend,
         state: Arc<WriteBehind>,
     ) -> Result<Self, StorageError> {
-        let mut wal =
-            Wal::open(wal_dir).map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
+        Self::open_on(crate::disk::os(), me, wal_dir, engine, state)
+    }
+
+    /// [`LogStore::open`], its segment files on `disk`.
+    pub fn open_on(
+        disk: crate::disk::SharedDisk,
+        me: NodeId,
+        wal_dir: &std::path::Path,
+        engine: SharedBackend,
+        state: Arc<WriteBehind>,
+    ) -> Result<Self, StorageError> {
+        let mut wal = Wal::open_on(disk, wal_dir)
+            .map_err(|e| read_err(format!("opening the log in {}: {e}", wal_dir.display())))?;
         move_entries_off_the_backend(&engine, &mut wal)?;
+        check_the_backend_against_the_log(&engine, &wal)?;
         if let Some(purged) = get_decoded::<LogId>(&engine, KEY_PURGED)? {
             wal.purge(purged.index).map_err(write_err)?;
         }

@@ -1,10 +1,19 @@
 //! What opening the log does with what an earlier process left: the last entry
-//! written, a vote under which this replica led, and a log still on the backend.
+//! written, a vote under which this replica led, a log still on the backend, and a
+//! backend that went back in time.
+//!
+//! sled, given a damaged file, does not refuse to open: it rolls the database back
+//! to the last point it can read, silently (a flipped byte mid-file loses every write
+//! after it). Its batches stay atomic, so the state it rolls back to is exactly some
+//! applied entry's, with that entry's id in the same batch. The log then replays what
+//! follows, as after any crash, as long as it still holds those entries; when it no
+//! longer does, or the vote or the purge record went back with the rest, the replica
+//! refuses to start rather than serve a state with acknowledged writes missing.
 
 use openraft::{AnyError, LeaderId, StorageIOError};
 
 use super::sync::sync_all;
-use super::{ENTRY_PREFIX, KEY_VOTE, get_decoded, put_encoded, read_err, write_err};
+use super::{ENTRY_PREFIX, KEY_PURGED, KEY_VOTE, get_decoded, put_encoded, read_err, write_err};
 use crate::backend::{SharedBackend, Tree, WriteBatch};
 use crate::raft::types::{Entry, LogId, NodeId, StorageError, Vote, decode};
 use crate::raft::wal::Wal;
@@ -83,5 +92,47 @@ pub(super) fn move_entries_off_the_backend(backend: &SharedBackend, wal: &mut Wa
     backend.write(Tree::RaftLog, batch).map_err(write_err)?;
     backend.flush().map_err(write_err)?;
     tracing::info!(entries = records.len(), "moved the raft log into segment files");
+    Ok(())
+}
+
+fn rolled_back(what: String) -> StorageError {
+    read_err(format!(
+        "{what}: the database lost writes it had synced (sled rolls back to the last point it \
+         can read when its files are damaged); refusing to start without them (restore this \
+         member's data dir from a backup, or remove the member and add it back empty)"
+    ))
+}
+
+/// Checks that the backend has not gone back behind what the log says: the state
+/// covers every entry before the log's first, the purge record reaches the log's
+/// first entry, and the vote is at least as new as the last entry's term.
+pub(super) fn check_the_backend_against_the_log(backend: &SharedBackend, wal: &Wal) -> Result<(), StorageError> {
+    let (Some(first), Some(last)) = (wal.first_index(), last_entry_id(wal)?) else {
+        return Ok(());
+    };
+    let applied = crate::state_machine::applied_on_disk(backend)
+        .map_err(read_err)?
+        .map_or(0, |id| id.index);
+    if applied + 1 < first {
+        return Err(rolled_back(format!(
+            "the database's state is at entry {applied}, but the log starts at entry {first}: \
+             entries {}..={} are in neither",
+            applied + 1,
+            first - 1
+        )));
+    }
+    let purged = get_decoded::<LogId>(backend, KEY_PURGED)?.map_or(0, |id| id.index);
+    if first > 1 && purged + 1 < first {
+        return Err(rolled_back(format!(
+            "the database's purge record is at entry {purged}, but the log starts at entry {first}"
+        )));
+    }
+    let vote_term = get_decoded::<Vote>(backend, KEY_VOTE)?.map_or(0, |vote| vote.leader_id().term);
+    if vote_term < last.leader_id.term {
+        return Err(rolled_back(format!(
+            "the database's vote is for term {vote_term}, but the log holds entry {} of term {}",
+            last.index, last.leader_id.term
+        )));
+    }
     Ok(())
 }

@@ -3,21 +3,21 @@
 //! module doc of `log_store`). Lock order: `syncing`, then `files`, then the
 //! `Durable` watch; `files` is never held across a sync.
 
-use std::fs::File;
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use openraft::LeaderId;
 
+use crate::disk::SharedFile;
 use crate::raft::durable::Durable;
 use crate::raft::types::{LogId, NodeId};
-use crate::raft::wal::Wal;
+use crate::raft::wal::{Wal, same_file};
 
 /// Syncs the files in `unsynced` once each.
-pub(super) fn sync_all(unsynced: &[Arc<File>]) -> std::io::Result<()> {
-    let mut synced: Vec<&Arc<File>> = Vec::new();
+pub(super) fn sync_all(unsynced: &[SharedFile]) -> std::io::Result<()> {
+    let mut synced: Vec<&SharedFile> = Vec::new();
     for file in unsynced {
-        if !synced.iter().any(|s| Arc::ptr_eq(s, file)) {
+        if !synced.iter().any(|s| same_file(s, file)) {
             file.sync_data()?;
             synced.push(file);
         }

@@ -25,6 +25,8 @@ fn backend_with_old_entries(upto: u64) -> SharedBackend {
     for index in 1..=upto {
         batch.put(entry_key(index).to_vec(), encode(&blank(index)).unwrap());
     }
+    // The vote the entries were accepted under.
+    batch.put(KEY_VOTE.to_vec(), encode(&Vote::new_committed(1, 1)).unwrap());
     engine.write(Tree::RaftLog, batch).unwrap();
     engine
 }
@@ -245,4 +247,73 @@ async fn a_purge_writes_out_what_the_state_machine_gathered() {
         .expect("the purge waits for a write-out that only it can start")
         .unwrap();
     assert_eq!(log.get_log_state().await.unwrap().last_purged_log_id, Some(log_id(5)));
+}
+
+/// A log on disk of entries `from..=to` (term 1), and a backend that says `applied`,
+/// `purged` and the vote's term.
+fn log_and_backend(
+    from: u64,
+    to: u64,
+    applied: u64,
+    purged: Option<u64>,
+    vote_term: u64,
+) -> (SharedBackend, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wal = Wal::open(dir.path()).unwrap();
+    let records: Vec<(u64, Vec<u8>)> = (from..=to).map(|i| (i, encode(&blank(i)).unwrap())).collect();
+    wal.append(&records).unwrap();
+    sync_all(&wal.take_unsynced()).unwrap();
+    let engine: SharedBackend = Arc::new(MemoryBackend::new());
+    set_applied_on_disk(&engine, applied);
+    let mut batch = WriteBatch::new();
+    batch.put(KEY_VOTE.to_vec(), encode(&Vote::new_committed(vote_term, 1)).unwrap());
+    if let Some(purged) = purged {
+        batch.put(KEY_PURGED.to_vec(), encode(&log_id(purged)).unwrap());
+    }
+    engine.write(Tree::RaftLog, batch).unwrap();
+    (engine, dir)
+}
+
+fn open_error(dir: &std::path::Path, engine: &SharedBackend) -> String {
+    let state = Arc::new(WriteBehind::new(engine.clone()));
+    match LogStore::open(1, dir, engine.clone(), state) {
+        Ok(_) => panic!("opened over a backend that went back behind the log"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_backend_behind_what_the_log_still_holds_is_replayed() {
+    // The state rolled back to entry 3; the log holds 1..=20: entries 4.. apply again.
+    let (engine, dir) = log_and_backend(1, 20, 3, None, 1);
+    let mut log = open(dir.path(), &engine);
+    assert_eq!(log.try_get_log_entries(4..=20).await.unwrap().len(), 17);
+}
+
+#[test]
+fn a_backend_behind_the_start_of_the_log_is_refused() {
+    // The log was purged up to 9; the state went back to entry 3: 4..=9 are nowhere.
+    let (engine, dir) = log_and_backend(10, 20, 3, Some(9), 1);
+    let message = open_error(dir.path(), &engine);
+    assert!(
+        message.contains("state is at entry 3") && message.contains("starts at entry 10"),
+        "{message}"
+    );
+    assert!(message.contains("lost writes it had synced"), "{message}");
+}
+
+#[test]
+fn a_purge_record_or_a_vote_that_went_back_is_refused() {
+    let (engine, dir) = log_and_backend(10, 20, 12, Some(4), 1);
+    let message = open_error(dir.path(), &engine);
+    assert!(message.contains("purge record is at entry 4"), "{message}");
+
+    // Entries of term 1, but a vote the backend remembers only from term 0: voting
+    // again in term 1 could elect two leaders.
+    let (engine, dir) = log_and_backend(1, 5, 5, None, 0);
+    let message = open_error(dir.path(), &engine);
+    assert!(
+        message.contains("vote is for term 0") && message.contains("of term 1"),
+        "{message}"
+    );
 }

@@ -9,40 +9,53 @@
 //! A segment is allocated to its full size (`fallocate`) when it is created, so the
 //! sync after an append carries the data and no change of file size: on ext4 here a
 //! 512-byte write plus `fdatasync` takes about 50 µs in an allocated file and 440 µs
-//! at the end of a growing one. A zero length ends a segment's records.
+//! at the end of a growing one. An all-zero header ends a segment's records.
 //!
-//! Recovery reads each segment up to the first record that is zero, short, fails its
-//! checksum or breaks the sequence of indexes (a torn append), and clears from there
-//! on. Segments follow one another without a gap; one after a gap is what a truncation
-//! left behind and is removed. A truncation clears the tail it cuts off, so no stale
-//! record can ever follow a new one.
+//! Recovery reads each segment up to its last good record. A torn append (a crash
+//! mid-write) is cut off; anything else that is not a record, a checksum failure
+//! anywhere, or a record found after the end, stops the replica with the file and
+//! offset (see `segment`): etcd refuses to start on such a log too, and dropping the
+//! entries after the damage would lose acknowledged writes. Segments follow one
+//! another without a gap: a truncation removes later segments one at a time, the last
+//! first, so a crash never leaves a gap behind. A segment after a gap or a torn append
+//! is what a crash after a roll, before the sync, leaves: removed when it holds no
+//! valid record, damage otherwise. A truncation clears the tail it cuts off, so no
+//! stale record can ever follow a new one.
+//!
+//! Every file goes through [`Disk`](crate::disk::Disk), so that tests can cut the
+//! power under the log.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[cfg(test)]
 mod out_of_space_tests;
+#[cfg(test)]
+mod power_cut_tests;
 mod segment;
 #[cfg(test)]
 mod tests;
 
-use segment::{Segment, allocate, checksum, clear, recover_segment};
+use segment::{Ending, Segment, checksum, find_record, read_all, recover_segment};
+
+use crate::disk::{self, SharedDisk, SharedFile};
 
 const SEGMENT_BYTES: u64 = 16 << 20;
 const HEADER_LEN: usize = 16;
 
 pub struct Wal {
+    disk: SharedDisk,
     dir: PathBuf,
     segments: Vec<Segment>,
     /// Segments appended to since the last `take_unsynced`.
-    unsynced: Vec<Arc<File>>,
+    unsynced: Vec<SharedFile>,
     /// Entries before this one are purged, even where a segment still holds them.
     floor: u64,
     /// An append failed halfway: what is in memory may not match the files.
     broken: bool,
+    /// How large a new segment is made.
+    segment_bytes: u64,
 }
 
 fn corrupt(what: String) -> io::Error {
@@ -53,23 +66,28 @@ fn segment_name(first: u64) -> String {
     format!("{first:016x}.wal")
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// True when both handles are the same open file.
+pub(crate) fn same_file(a: &SharedFile, b: &SharedFile) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }
 
 impl Wal {
-    /// Opens the log in `dir` (created if missing), recovering from a torn append.
+    /// Opens the log in `dir` on the real disk (see [`Wal::open_on`]).
     pub fn open(dir: &Path) -> io::Result<Wal> {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir)?;
+        Self::open_on(disk::os(), dir)
+    }
+
+    /// Opens the log in `dir` (created if missing), recovering from a torn append;
+    /// an error naming the file and offset when the log is damaged.
+    pub fn open_on(disk: SharedDisk, dir: &Path) -> io::Result<Wal> {
+        if !disk.exists(dir) {
+            disk.create_dir_all(dir)?;
             if let Some(parent) = dir.parent() {
-                sync_dir(parent)?;
+                disk.sync_dir(parent)?;
             }
         }
         let mut firsts = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let name = entry?.file_name();
-            let name = name.to_string_lossy();
+        for name in disk.list(dir)? {
             if let Some(hex) = name.strip_suffix(".wal")
                 && let Ok(first) = u64::from_str_radix(hex, 16)
             {
@@ -78,34 +96,65 @@ impl Wal {
         }
         firsts.sort_unstable();
         let mut wal = Wal {
+            disk: disk.clone(),
             dir: dir.to_path_buf(),
             segments: Vec::new(),
             unsynced: Vec::new(),
             floor: 0,
             broken: false,
+            segment_bytes: SEGMENT_BYTES,
         };
+        let mut torn = false;
         let mut removed = false;
         for first in firsts {
             let path = dir.join(segment_name(first));
             let follows = wal.segments.last().is_none_or(|last| last.next_index() == first);
-            if !follows {
-                tracing::warn!(
-                    segment = %path.display(),
-                    "removing a log segment past a gap (left by a truncation, or an append that never synced)"
-                );
-                std::fs::remove_file(&path)?;
+            if torn || !follows {
+                wal.remove_past_the_end(&path, torn)?;
                 removed = true;
                 continue;
             }
-            wal.segments.push(recover_segment(path, first)?);
+            let (segment, ending) = recover_segment(&*disk, path, first)?;
+            torn = matches!(ending, Ending::Torn { .. });
+            wal.segments.push(segment);
         }
         if removed {
-            sync_dir(dir)?;
+            disk.sync_dir(dir)?;
         }
         Ok(wal)
     }
 
+    /// Removes a segment found past the end of the log, which must hold no valid
+    /// record: what a crash right after a roll, before the sync, leaves behind (the
+    /// log before it lost its unsynced tail, torn or not).
+    fn remove_past_the_end(&self, path: &Path, after_a_torn_append: bool) -> io::Result<()> {
+        let next = self.segments.last().map_or(0, Segment::next_index);
+        let bytes = read_all(&self.disk.open(path)?)?;
+        if let Some((at, index)) = find_record(&bytes, 0, next) {
+            let before = if after_a_torn_append {
+                format!("the log before it ends at a torn record for entry {next}: not a torn tail")
+            } else {
+                format!("the log before it ends at entry {next}: the entries between are missing")
+            };
+            return Err(corrupt(format!(
+                "log segment {} holds a valid record for entry {index} at offset {at}, but {before}; \
+                 refusing to go on without them (restore this member's data dir from a backup, or \
+                 remove the member and add it back empty)",
+                path.display()
+            )));
+        }
+        tracing::warn!(segment = %path.display(), "removing a log segment past the end of the log; it holds no entry");
+        self.disk.remove(path)
+    }
+
+    /// Makes new segments `bytes` long: small segments keep tests in memory small.
     #[cfg(test)]
+    pub fn with_segment_bytes(mut self, bytes: u64) -> Wal {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// The first entry held.
     pub fn first_index(&self) -> Option<u64> {
         let first = self.segments.iter().find(|s| !s.offsets.is_empty())?.first;
         Some(first.max(self.floor))
@@ -159,12 +208,12 @@ impl Wal {
     fn take_back(&mut self, (segments, records, end): (usize, usize, u64)) -> io::Result<()> {
         while self.segments.len() > segments {
             let segment = self.segments.pop().expect("more segments than the mark");
-            std::fs::remove_file(&segment.path)?;
+            self.disk.remove(&segment.path)?;
         }
         if let Some(last) = self.segments.last_mut()
             && last.end > end
         {
-            clear(&last.file, end, last.end - end)?;
+            last.file.clear(end, last.end - end)?;
             last.offsets.truncate(records);
             last.end = end;
         }
@@ -213,7 +262,7 @@ impl Wal {
         segment.file.write_all_at(buf, segment.end)?;
         segment.end += buf.len() as u64;
         buf.clear();
-        if !self.unsynced.iter().any(|f| Arc::ptr_eq(f, &segment.file)) {
+        if !self.unsynced.iter().any(|f| same_file(f, &segment.file)) {
             self.unsynced.push(segment.file.clone());
         }
         Ok(())
@@ -221,36 +270,31 @@ impl Wal {
 
     /// Starts a segment at `first`, big enough for a record of `record_len`.
     fn roll(&mut self, first: u64, record_len: u64) -> io::Result<()> {
-        let capacity = SEGMENT_BYTES.max(record_len);
+        let capacity = self.segment_bytes.max(record_len);
         if let Some(last) = self.segments.last_mut()
             && last.offsets.is_empty()
         {
             // An empty segment already starts here (the record is larger than it, or
             // a crash left it unallocated): grow it rather than make a second one.
             debug_assert_eq!(last.first, first);
-            allocate(&last.file, capacity)?;
-            last.file.sync_all()?;
+            last.file.allocate(capacity)?;
+            last.file.sync_data()?;
             last.capacity = last.capacity.max(capacity);
             return Ok(());
         }
         let path = self.dir.join(segment_name(first));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        if let Err(e) = allocate(&file, capacity) {
+        let file = self.disk.create(&path)?;
+        if let Err(e) = file.allocate(capacity) {
             // No room for the segment: none is left half made.
-            let _ = std::fs::remove_file(&path);
+            let _ = self.disk.remove(&path);
             return Err(e);
         }
-        file.sync_all()?;
-        sync_dir(&self.dir)?;
+        file.sync_data()?;
+        self.disk.sync_dir(&self.dir)?;
         self.segments.push(Segment {
             first,
             path,
-            file: Arc::new(file),
+            file,
             offsets: Vec::new(),
             end: 0,
             capacity,
@@ -270,7 +314,7 @@ impl Wal {
 
     /// The files written since the last call: syncing them makes every append so far
     /// durable.
-    pub fn take_unsynced(&mut self) -> Vec<Arc<File>> {
+    pub fn take_unsynced(&mut self) -> Vec<SharedFile> {
         std::mem::take(&mut self.unsynced)
     }
 
@@ -296,7 +340,7 @@ impl Wal {
                 let crc = u32::from_le_bytes(record[4..8].try_into().expect("4 bytes"));
                 if crc != checksum(index, payload) {
                     return Err(corrupt(format!(
-                        "log entry {index} in {} fails its checksum",
+                        "log entry {index} in {} at offset {a} fails its checksum",
                         segment.path.display()
                     )));
                 }
@@ -309,26 +353,32 @@ impl Wal {
     /// Removes every entry from `index` on; durable when it returns.
     pub fn truncate(&mut self, index: u64) -> io::Result<()> {
         self.check()?;
-        // Later segments first: a crash midway leaves a shorter log, never a gap
-        // followed by stale entries.
+        // Later segments first, each removal durable before the next: a crash midway
+        // leaves a shorter log, never a gap (which recovery takes for damage).
         while let Some(last) = self.segments.last()
             && last.first > index
         {
             let segment = self.segments.pop().expect("checked above");
-            std::fs::remove_file(&segment.path)?;
+            self.disk.remove(&segment.path)?;
+            self.disk.sync_dir(&self.dir)?;
         }
-        sync_dir(&self.dir)?;
+        // The cut within a segment clears its tail in one `fallocate` (journaled as one
+        // change on ext4), so a crash leaves the records whole or gone.
         if let Some(segment) = self.segments.last_mut()
             && index < segment.next_index()
         {
             let cut = segment.offsets[(index - segment.first) as usize];
-            clear(&segment.file, cut, segment.end - cut)?;
-            segment.file.sync_data()?;
+            segment.file.clear(cut, segment.end - cut)?;
             segment.offsets.truncate((index - segment.first) as usize);
             segment.end = cut;
         }
+        // Every segment, in order: syncing the last one alone would make its entries
+        // durable before unsynced ones in the segment before it, a gap after a crash.
+        for segment in &self.segments {
+            segment.file.sync_data()?;
+        }
         self.unsynced
-            .retain(|f| self.segments.iter().any(|s| Arc::ptr_eq(f, &s.file)));
+            .retain(|f| self.segments.iter().any(|s| same_file(f, &s.file)));
         Ok(())
     }
 
@@ -349,13 +399,13 @@ impl Wal {
                 break;
             }
             let segment = self.segments.remove(0);
-            std::fs::remove_file(&segment.path)?;
+            self.disk.remove(&segment.path)?;
             removed += 1;
         }
         if removed > 0 {
-            sync_dir(&self.dir)?;
+            self.disk.sync_dir(&self.dir)?;
             self.unsynced
-                .retain(|f| self.segments.iter().any(|s| Arc::ptr_eq(f, &s.file)));
+                .retain(|f| self.segments.iter().any(|s| same_file(f, &s.file)));
         }
         Ok(())
     }

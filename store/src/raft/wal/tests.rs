@@ -58,9 +58,10 @@ fn a_torn_append_is_cut_off_and_cleared() {
     let path = dir.path().join(segment_name(1));
     let (start, _) = wal.segments[0].span(8);
     drop(wal);
-    // Half of record 8 reached the disk, then garbage.
+    // The sectors from inside record 8 on never reached the disk.
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.write_all_at(&[0xAB; 700], start + 300).unwrap();
+    let torn_from = (start + 300).next_multiple_of(512);
+    std::os::unix::fs::FileExt::write_all_at(&file, &vec![0; 4096], torn_from).unwrap();
     let mut wal = Wal::open(dir.path()).unwrap();
     assert_eq!(wal.last_index(), Some(7));
     // What follows the cut reads as zeros: a shorter new record cannot be
@@ -117,24 +118,33 @@ fn a_log_cut_back_to_a_segment_start_keeps_its_earlier_entries() {
 }
 
 #[test]
-fn a_segment_past_a_gap_is_removed_at_open() {
+fn a_segment_past_a_gap_stops_the_replica_unless_it_holds_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut wal = Wal::open(dir.path()).unwrap();
     append(&mut wal, 1..=3, 10);
     drop(wal);
-    // What a crash in the middle of a truncation could leave: a later segment
-    // that does not follow.
+    // A later segment that does not follow: truncations never leave one, so its
+    // entries are what is left after the ones between were lost.
     let mut stray = Wal::open(&dir.path().join("elsewhere")).unwrap();
     append(&mut stray, 9..=9, 10);
-    std::fs::rename(
-        dir.path().join("elsewhere").join(segment_name(9)),
-        dir.path().join(segment_name(9)),
-    )
-    .unwrap();
-    std::fs::remove_dir(dir.path().join("elsewhere")).unwrap();
+    drop(stray);
+    let stray_path = dir.path().join(segment_name(9));
+    std::fs::rename(dir.path().join("elsewhere").join(segment_name(9)), &stray_path).unwrap();
+    let err = Wal::open(dir.path()).err().expect("opened a log with a gap");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    let message = err.to_string();
+    assert!(message.contains(&stray_path.display().to_string()), "{message}");
+    assert!(
+        message.contains("entry 9 at offset 0") && message.contains("ends at entry 4"),
+        "{message}"
+    );
+
+    // Empty, it is what a crash after a roll leaves (the entries before it lost).
+    let file = std::fs::OpenOptions::new().write(true).open(&stray_path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0; 64], 0).unwrap();
     let wal = Wal::open(dir.path()).unwrap();
     assert_eq!(wal.last_index(), Some(3));
-    assert!(!dir.path().join(segment_name(9)).exists());
+    assert!(!stray_path.exists());
 }
 
 #[test]
