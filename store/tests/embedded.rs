@@ -35,7 +35,7 @@ async fn an_embedded_store_serves_and_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path()).await;
     let first = store.put(put("a", "1")).await.unwrap();
-    assert_eq!(first.header.unwrap().revision, 1);
+    assert_eq!(first.header.unwrap().revision, 2, "the empty store is at revision 1");
     store.put(put("b", "2")).await.unwrap();
     let lease = store.lease_grant(LeaseGrantRequest { ttl: 600, id: 0 }).await.unwrap();
     assert!(lease.id > 0);
@@ -48,7 +48,7 @@ async fn an_embedded_store_serves_and_survives_a_restart() {
         .await
         .unwrap();
     assert_eq!(range.count, 2);
-    assert_eq!(range.header.as_ref().unwrap().revision, 2);
+    assert_eq!(range.header.as_ref().unwrap().revision, 3);
     store.shutdown().await;
     drop(store);
 
@@ -63,7 +63,7 @@ async fn an_embedded_store_serves_and_survives_a_restart() {
     assert_eq!(range.kvs[0].value, b"2");
     assert_eq!(
         range.header.unwrap().revision,
-        2,
+        3,
         "nothing applied twice after the restart"
     );
     assert_eq!(store.lease_leases().leases.len(), 1);

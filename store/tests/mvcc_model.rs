@@ -55,7 +55,8 @@ type Value = (Vec<u8>, i64, i64, i64);
 
 #[derive(Default)]
 struct Model {
-    /// The whole key space after each revision; index 0 is the empty store.
+    /// The whole key space after each revision; revision 1 is the empty store, as in
+    /// etcd (index 0 stands for nothing and is never read as a revision).
     history: Vec<BTreeMap<Vec<u8>, Value>>,
     compacted: i64,
 }
@@ -63,7 +64,7 @@ struct Model {
 impl Model {
     fn new() -> Self {
         Self {
-            history: vec![BTreeMap::new()],
+            history: vec![BTreeMap::new(), BTreeMap::new()],
             compacted: 0,
         }
     }
@@ -275,14 +276,15 @@ fn history_reads_across_many_stored_values() {
             commit(&mut b, &packed);
         }
     }
-    for (from, to, max) in [(1, 1200, usize::MAX), (299, 1100, 700), (5, 5, 1), (1000, 1200, 256)] {
+    // The puts made revisions 2..=1201 (the empty store is revision 1).
+    for (from, to, max) in [(2, 1201, usize::MAX), (299, 1100, 700), (5, 5, 1), (1000, 1201, 256)] {
         let history = |s: &AppliedState| s.kv.events_between(from, to, max, true).unwrap();
         let (ha, hb) = (history(&a), history(&b));
         assert_eq!(ha.len(), max.min((to - from + 1) as usize), "revisions {from}..={to}");
         assert_eq!(ha.first().unwrap().revision, from);
         assert_eq!(ha, hb, "revisions {from}..={to}, at most {max}");
     }
-    assert_eq!(a.kv.hash_kv(1200).unwrap(), b.kv.hash_kv(1200).unwrap());
+    assert_eq!(a.kv.hash_kv(1201).unwrap(), b.kv.hash_kv(1201).unwrap());
     a.kv.check_stored().unwrap();
     b.kv.check_stored().unwrap();
     let reopened = AppliedState::load(&packed).unwrap();

@@ -52,7 +52,7 @@ async fn metrics_and_health_are_served_over_http() {
     assert!(health.contains("{\"health\":\"true\"}"), "{health}");
     let metrics = get("/metrics");
     assert!(metrics.contains("etcd_server_has_leader 1"), "{metrics}");
-    assert!(metrics.contains("etcd_debugging_mvcc_current_revision 1"), "{metrics}");
+    assert!(metrics.contains("etcd_debugging_mvcc_current_revision 2"), "{metrics}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

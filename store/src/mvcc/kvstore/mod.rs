@@ -40,6 +40,8 @@ use history::for_each_stored;
 
 const META_CURRENT_REVISION: &[u8] = b"m/current_revision";
 const META_COMPACT_REVISION: &[u8] = b"m/compact_revision";
+/// The revision of a store nothing was ever written to.
+pub const EMPTY_STORE_REVISION: i64 = 1;
 const RECORD_PUT: u8 = 0;
 const RECORD_TOMBSTONE: u8 = 1;
 
@@ -151,7 +153,14 @@ impl KvStore {
     /// Loads the key index from the backend. Also returns every live key that is
     /// attached to a lease, so the lease table can be rebuilt.
     pub fn open(backend: SharedBackend) -> Result<(Self, LeasedKeys), MvccError> {
-        let current_revision = read_i64(&backend, META_CURRENT_REVISION)?;
+        // etcd's empty store is at revision 1 and its first write makes revision 2.
+        // Clients depend on it: the concurrency package's elections and locks wait
+        // for keys created at or before `revision - 1`, where 0 means "no bound", so a
+        // first write at revision 1 would make a candidate wait for its own key.
+        let current_revision = match backend.get(Tree::State, META_CURRENT_REVISION)? {
+            None => EMPTY_STORE_REVISION,
+            Some(_) => read_i64(&backend, META_CURRENT_REVISION)?,
+        };
         let compact_revision = read_i64(&backend, META_COMPACT_REVISION)?;
         let mut index: BTreeMap<Vec<u8>, KeyIndex> = BTreeMap::new();
         let mut latest_lease: BTreeMap<Vec<u8>, i64> = BTreeMap::new();

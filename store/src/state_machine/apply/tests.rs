@@ -76,12 +76,12 @@ fn every_compare_target_and_result() {
         ),
         (
             CompareTarget::Create,
-            TargetUnion::CreateRevision(2),
+            TargetUnion::CreateRevision(3),
             [false, false, true, true],
         ),
         (
             CompareTarget::Mod,
-            TargetUnion::ModRevision(3),
+            TargetUnion::ModRevision(4),
             [false, false, true, true],
         ),
         (
