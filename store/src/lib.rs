@@ -19,6 +19,7 @@ pub mod raft;
 mod read_index;
 pub mod role;
 pub mod server;
+pub mod snapshot_tool;
 pub mod state_machine;
 pub mod store;
 pub mod validate;

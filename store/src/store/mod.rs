@@ -46,7 +46,10 @@ mod data_dir;
 mod leases;
 mod membership;
 mod read;
+mod restore;
 mod write;
+
+pub use restore::{Restored, restore_snapshot};
 
 use data_dir::{open_member_dir, write_member_record};
 use membership::join_cluster;

@@ -10,4 +10,5 @@ mod kv;
 mod lease;
 mod maintenance;
 mod members;
+mod snapshot;
 mod watch;
