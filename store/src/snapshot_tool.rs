@@ -74,7 +74,9 @@ fn file_argument(command: &str, args: &[String]) -> Result<(String, Vec<String>)
     }
     match args.split_first() {
         Some((file, rest)) if !file.starts_with('-') => Ok((file.clone(), rest.to_vec())),
-        _ => Err(format!("snapshot {command} needs the snapshot file first: berth store snapshot {command} <file>")),
+        _ => Err(format!(
+            "snapshot {command} needs the snapshot file first: berth store snapshot {command} <file>"
+        )),
     }
 }
 
@@ -121,9 +123,13 @@ fn status(args: &[String]) -> Result<(), String> {
         if let Some(value) = arg.strip_prefix("--write-out=").or_else(|| arg.strip_prefix("-w=")) {
             format = value.to_string();
         } else if arg == "-w" || arg == "--write-out" {
-            format = rest.next().ok_or_else(|| format!("{arg} needs a value: simple, table or json"))?;
+            format = rest
+                .next()
+                .ok_or_else(|| format!("{arg} needs a value: simple, table or json"))?;
         } else {
-            return Err(format!("unknown flag {arg:?} for snapshot status (only -w/--write-out)"));
+            return Err(format!(
+                "unknown flag {arg:?} for snapshot status (only -w/--write-out)"
+            ));
         }
     }
     let status = snapshot_status(&read_file(&path)?)?;

@@ -38,7 +38,10 @@ const PAGE_BYTES: usize = 512;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PortableError {
-    #[error("not a berth snapshot (it does not start with {:?})", String::from_utf8_lossy(PORTABLE_MAGIC))]
+    #[error(
+        "not a berth snapshot (it does not start with {:?})",
+        String::from_utf8_lossy(PORTABLE_MAGIC)
+    )]
     NotASnapshot,
     #[error("snapshot file is cut short ({bytes} bytes, no room for its sha256)")]
     Truncated { bytes: usize },
@@ -164,7 +167,9 @@ impl SnapshotFile {
         }
         let (length, padded) = hashed[PORTABLE_MAGIC.len()..].split_at(8);
         let length = u64::from_be_bytes(length.try_into().expect("8 bytes")) as usize;
-        let body = padded.get(..length).ok_or(PortableError::Truncated { bytes: bytes.len() })?;
+        let body = padded
+            .get(..length)
+            .ok_or(PortableError::Truncated { bytes: bytes.len() })?;
         decode(body).map_err(|e| PortableError::Undecodable(e.to_string()))
     }
 

@@ -22,7 +22,60 @@ impl Store {
             .collect()
     }
 
+    /// Makes a membership change on the leader, wherever the request arrived.
+    ///
+    /// A promotion's outcome is made certain: an error that leaves it open (a timeout,
+    /// a leader change, a lost forward) is answered only after the membership has
+    /// settled, and becomes a success if the member is a voter by then. Otherwise a
+    /// client that retried would hear "can only promote a learner member" for a
+    /// promotion that it was told had failed.
     pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {
+        let is_promotion = change.action == member_change::Action::Promote as i32;
+        let id = change.id;
+        match self.change_member_once(change).await {
+            Err(e) if is_promotion && leaves_outcome_open(&e) => self.promotion_outcome(id, e).await,
+            other => other,
+        }
+    }
+
+    /// After a promotion failed with `error`: the promoted member if it is a voter
+    /// once the membership has settled, else `error`.
+    async fn promotion_outcome(&self, id: NodeId, error: StoreError) -> Result<Option<Member>> {
+        if self.settle_membership().await.is_err() {
+            return Err(error);
+        }
+        match self.members().into_iter().find(|m| m.id == id) {
+            Some(member) if !member.is_learner => {
+                tracing::info!(member = format!("{id:x}"), %error, "the promotion took effect despite the error");
+                Ok(Some(member))
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Waits until this replica has applied everything the leader has committed and
+    /// no membership change is half done (no joint configuration).
+    async fn settle_membership(&self) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let index = self.fetch_read_index().await?;
+            self.wait_applied(Some(index)).await?;
+            let is_joint = {
+                let metrics = self.inner.raft.metrics();
+                let metrics = metrics.borrow();
+                metrics.membership_config.membership().get_joint_config().len() > 1
+            };
+            if !is_joint {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn change_member_once(&self, change: MemberChange) -> Result<Option<Member>> {
         let leader = self.wait_for_leader().await?;
         if leader != self.inner.id {
             let mut client = self.peer(leader)?;
@@ -55,7 +108,10 @@ impl Store {
                 .find(|m| m.id == id)
                 .ok_or(StoreError::MemberNotFound { id })
         };
-        match member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add) {
+        // An action this version does not know is refused, never read as another.
+        let action = member_change::Action::try_from(change.action)
+            .map_err(|_| StoreError::InvalidArgument(format!("unknown member change action {}", change.action)))?;
+        match action {
             member_change::Action::Add => {
                 if change.peer_urls.is_empty() {
                     return Err(StoreError::InvalidArgument(
@@ -114,8 +170,40 @@ impl Store {
                 self.set_member_attributes(change.id, info).await?;
                 Ok(None)
             }
+            member_change::Action::Update => {
+                let member = find(change.id)?;
+                if change.peer_urls.is_empty() {
+                    return Err(StoreError::InvalidArgument(
+                        "member update needs at least one peer URL".into(),
+                    ));
+                }
+                if members
+                    .iter()
+                    .filter(|m| m.id != change.id)
+                    .any(|m| m.peer_ur_ls.iter().any(|u| change.peer_urls.contains(u)))
+                {
+                    return Err(StoreError::PeerUrlExists);
+                }
+                // The new URLs travel through the log with the membership, so every
+                // replica learns them at the same point of history.
+                let info = MemberInfo {
+                    name: member.name.clone(),
+                    peer_urls: change.peer_urls,
+                    client_urls: member.client_ur_ls.clone(),
+                };
+                self.set_member_attributes(change.id, info).await?;
+                Ok(None)
+            }
             member_change::Action::Promote => {
-                if !find(change.id)?.is_learner {
+                // During a change in progress (a joint configuration) every member of
+                // either half reads as a voter; judge the member once it is done.
+                self.settle_membership().await?;
+                let members = self.members();
+                let member = members
+                    .iter()
+                    .find(|m| m.id == change.id)
+                    .ok_or(StoreError::MemberNotFound { id: change.id })?;
+                if !member.is_learner {
                     return Err(StoreError::MemberNotLearner { id: change.id });
                 }
                 let (matched, last) = {
@@ -196,6 +284,14 @@ fn membership_error(
         }
         other => StoreError::Internal(other.to_string()),
     }
+}
+
+/// Whether a membership change that failed with `e` may have taken effect anyway.
+fn leaves_outcome_open(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Timeout | StoreError::LeaderChanged | StoreError::NoLeader | StoreError::Internal(_)
+    )
 }
 
 /// Asks the running members, in turn, for the ID that MemberAdd gave this replica.
