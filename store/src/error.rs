@@ -60,6 +60,12 @@ pub enum StoreError {
     Stopped,
     #[error("internal error: {0}")]
     Internal(String),
+    /// Asked of a replica that is not the leader where only the leader can act
+    /// (MoveLeader).
+    #[error("not leader")]
+    NotLeader,
+    #[error("member {id:x} cannot take leadership (not a voting member)")]
+    BadLeaderTransferee { id: NodeId },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -126,6 +132,8 @@ mod tests {
             (StoreError::Unsupported("b".into()), "00000015000000000000000162"),
             (StoreError::Stopped, "00000016"),
             (StoreError::Internal("c".into()), "00000017000000000000000163"),
+            (StoreError::NotLeader, "00000018"),
+            (StoreError::BadLeaderTransferee { id: 0x19 }, "000000190000000000000019"),
         ];
         for (error, golden) in cases {
             // Exhaustive: a new variant does not compile until it is named here and given
@@ -154,7 +162,9 @@ mod tests {
                 | StoreError::InvalidArgument(_)
                 | StoreError::Unsupported(_)
                 | StoreError::Stopped
-                | StoreError::Internal(_) => {}
+                | StoreError::Internal(_)
+                | StoreError::NotLeader
+                | StoreError::BadLeaderTransferee { .. } => {}
             }
             let bytes = encode(&error).unwrap();
             assert_eq!(hex(&bytes), golden, "{error:?}");

@@ -129,8 +129,12 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
-    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(to_status(StoreError::Unsupported("MoveLeader".into())))
+    async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let target = request.into_inner().target_id;
+        self.store.move_leader(target).await.map_err(to_status)?;
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.store.header(self.store.current_revision())),
+        }))
     }
 
     async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {

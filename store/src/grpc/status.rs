@@ -30,6 +30,7 @@ const PEER_URL_EXISTS: &str = "etcdserver: Peer URLs already exists";
 const MEMBER_NOT_LEARNER: &str = "etcdserver: can only promote a learner member";
 const LEARNER_NOT_READY: &str = "etcdserver: can only promote a learner member which is in sync with leader";
 const STOPPED: &str = "etcdserver: server stopped";
+const BAD_LEADER_TRANSFEREE: &str = "etcdserver: bad leader transferee";
 
 pub fn to_status(e: StoreError) -> Status {
     let (code, message) = match e {
@@ -54,6 +55,8 @@ pub fn to_status(e: StoreError) -> Status {
         StoreError::MemberNotLearner { .. } => (Code::FailedPrecondition, MEMBER_NOT_LEARNER),
         StoreError::LearnerNotReady { .. } => (Code::FailedPrecondition, LEARNER_NOT_READY),
         StoreError::Stopped => (Code::Unavailable, STOPPED),
+        StoreError::NotLeader => (Code::FailedPrecondition, NOT_LEADER),
+        StoreError::BadLeaderTransferee { .. } => (Code::FailedPrecondition, BAD_LEADER_TRANSFEREE),
         StoreError::InvalidArgument(message) => return Status::invalid_argument(message),
         StoreError::Unsupported(message) => {
             return Status::unimplemented(format!("berth does not support {message} yet"));
@@ -88,6 +91,7 @@ pub fn status_to_error(status: &Status) -> StoreError {
         MEMBER_NOT_LEARNER => StoreError::MemberNotLearner { id: 0 },
         LEARNER_NOT_READY => StoreError::LearnerNotReady { id: 0 },
         STOPPED => StoreError::Stopped,
+        BAD_LEADER_TRANSFEREE => StoreError::BadLeaderTransferee { id: 0 },
         other => match status.code() {
             Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,

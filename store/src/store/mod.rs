@@ -43,6 +43,7 @@ use crate::validate;
 use crate::watch::WatchHub;
 
 mod data_dir;
+mod leadership;
 mod leases;
 mod membership;
 mod read;

@@ -7,6 +7,7 @@ mod common;
 mod concurrency;
 mod etcdctl;
 mod kv;
+mod leadership;
 mod lease;
 mod maintenance;
 mod members;
