@@ -9,6 +9,7 @@
 //! disk. The Raft log calls `flush` before it acknowledges a vote and before it drops
 //! entries that a purge covers.
 
+mod defragmentation;
 mod memory;
 mod sled_backend;
 mod write_behind;
@@ -114,6 +115,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Bytes the backend occupies on disk (or in memory, for the memory backend).
     fn size_bytes(&self) -> u64;
+
+    /// Gives back the space that overwritten and deleted data still occupies
+    /// (`etcdctl defrag`). Everything written before the call stays, durably; other
+    /// calls wait meanwhile. The memory backend has nothing to give back.
+    fn defragment(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub type SharedBackend = Arc<dyn Backend>;
