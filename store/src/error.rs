@@ -174,6 +174,6 @@ mod tests {
 
     #[test]
     fn an_error_a_later_version_added_is_not_read_as_another() {
-        assert!(decode::<StoreError>(&[0, 0, 0, 0x18]).is_err());
+        assert!(decode::<StoreError>(&[0, 0, 0, 0x1a]).is_err());
     }
 }

@@ -126,7 +126,7 @@ impl Maintenance for MaintenanceService {
             .map(|(i, blob)| {
                 let sent = (i * SNAPSHOT_CHUNK_BYTES + blob.len()) as u64;
                 Ok(SnapshotResponse {
-                    header: Some(header.clone()),
+                    header: Some(header),
                     remaining_bytes: total as u64 - sent,
                     blob: blob.to_vec(),
                 })

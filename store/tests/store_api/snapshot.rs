@@ -9,6 +9,9 @@ use etcd_client::{GetOptions, PutOptions};
 
 use super::common::{etcdctl, start, stdout};
 
+/// Key, value, create and mod revisions, version.
+type KeyValueFields = (Vec<u8>, Vec<u8>, i64, i64, i64);
+
 fn berth_snapshot(args: &[&str]) -> Output {
     Command::new(berth_testkit::berth_binary())
         .args(["store", "snapshot"])
@@ -118,7 +121,7 @@ async fn a_saved_snapshot_restores_into_a_new_cluster_with_the_same_history() {
     );
     let mut r = restored.client().await;
     let got = r.get("k/", Some(GetOptions::new().with_prefix())).await.unwrap();
-    let fields = |kvs: &[etcd_client::KeyValue]| -> Vec<(Vec<u8>, Vec<u8>, i64, i64, i64)> {
+    let fields = |kvs: &[etcd_client::KeyValue]| -> Vec<KeyValueFields> {
         kvs.iter()
             .map(|kv| {
                 let (key, value) = (kv.key().to_vec(), kv.value().to_vec());
