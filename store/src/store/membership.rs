@@ -54,18 +54,21 @@ impl Store {
     }
 
     /// Waits until this replica has applied everything the leader has committed and
-    /// no membership change is half done (no joint configuration).
+    /// no membership change is under way: the last one is applied here and is not a
+    /// joint configuration.
     async fn settle_membership(&self) -> Result<()> {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             let index = self.fetch_read_index().await?;
             self.wait_applied(Some(index)).await?;
-            let is_joint = {
+            let is_settled = {
                 let metrics = self.inner.raft.metrics();
                 let metrics = metrics.borrow();
-                metrics.membership_config.membership().get_joint_config().len() > 1
+                let membership = &metrics.membership_config;
+                let applied = metrics.last_applied.map(|l| l.index);
+                membership.membership().get_joint_config().len() == 1 && applied >= membership.log_id().map(|l| l.index)
             };
-            if !is_joint {
+            if is_settled {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
@@ -235,13 +238,24 @@ impl Store {
 
     /// Changes the membership and waits until this replica's view shows the change,
     /// so that a MemberList right after it answers with the new members.
+    ///
+    /// openraft takes one change at a time and refuses another while the last is not
+    /// committed; members publishing their names at start-up make such changes on
+    /// their own, so a refused change waits for the one in progress and is tried again.
     async fn change_membership(&self, changes: ChangeMembers<NodeId, MemberInfo>, retain: bool) -> Result<()> {
-        let resp = self
-            .inner
-            .raft
-            .change_membership(changes, retain)
-            .await
-            .map_err(membership_error)?;
+        let mut attempts = 0;
+        let resp = loop {
+            attempts += 1;
+            match self.inner.raft.change_membership(changes.clone(), retain).await {
+                Ok(resp) => break resp,
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::ClientWriteError::ChangeMembershipError(
+                        openraft::error::ChangeMembershipError::InProgress(_),
+                    ),
+                )) if attempts < 5 => self.settle_membership().await?,
+                Err(e) => return Err(membership_error(e)),
+            }
+        };
         self.wait_membership(resp.log_id).await
     }
 
