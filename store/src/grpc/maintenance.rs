@@ -111,8 +111,7 @@ impl Maintenance for MaintenanceService {
     async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         let store = self.store.clone();
         let (bytes, revision) = tokio::task::spawn_blocking(move || {
-            let file = capture(store.state(), store.backend())?;
-            let revision = store.current_revision();
+            let (file, revision) = capture(store.state(), store.backend())?;
             file.to_portable().map(|bytes| (bytes, revision))
         })
         .await
@@ -120,18 +119,16 @@ impl Maintenance for MaintenanceService {
         .map_err(|e| to_status(StoreError::Internal(format!("taking a snapshot: {e}"))))?;
         let header = self.store.header(revision);
         let total = bytes.len();
-        let chunks: Vec<Result<SnapshotResponse, Status>> = bytes
-            .chunks(SNAPSHOT_CHUNK_BYTES)
-            .enumerate()
-            .map(|(i, blob)| {
-                let sent = (i * SNAPSHOT_CHUNK_BYTES + blob.len()) as u64;
-                Ok(SnapshotResponse {
-                    header: Some(header),
-                    remaining_bytes: total as u64 - sent,
-                    blob: blob.to_vec(),
-                })
+        // Each chunk is cut from the one copy as it is sent.
+        let bytes = std::sync::Arc::new(bytes);
+        let chunks = (0..total.div_ceil(SNAPSHOT_CHUNK_BYTES)).map(move |i| {
+            let end = ((i + 1) * SNAPSHOT_CHUNK_BYTES).min(total);
+            Ok(SnapshotResponse {
+                header: Some(header),
+                remaining_bytes: (total - end) as u64,
+                blob: bytes[i * SNAPSHOT_CHUNK_BYTES..end].to_vec(),
             })
-            .collect();
+        });
         Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 

@@ -60,8 +60,10 @@ pub struct SnapshotFile {
 /// A snapshot of the applied state as it stands, to take out of the cluster
 /// (`etcdctl snapshot save`). The state's read lock is held while the tree is read,
 /// so no apply lands halfway through and the meta describes exactly the data.
-pub fn capture(state: &StateHandle, backend: &SharedBackend) -> Result<SnapshotFile, String> {
+/// Also returns the MVCC revision the snapshot is at.
+pub fn capture(state: &StateHandle, backend: &SharedBackend) -> Result<(SnapshotFile, i64), String> {
     let state = state.read();
+    let revision = state.kv.current_revision();
     let data = dump_state(backend)?;
     let snapshot_id = match &state.last_applied {
         Some(id) => format!("{}-{}-saved", id.leader_id.term, id.index),
@@ -72,7 +74,7 @@ pub fn capture(state: &StateHandle, backend: &SharedBackend) -> Result<SnapshotF
         last_membership: state.membership.clone(),
         snapshot_id,
     };
-    Ok(SnapshotFile { meta, data })
+    Ok((SnapshotFile { meta, data }, revision))
 }
 
 /// Encodes every pair of the State tree.
