@@ -75,6 +75,12 @@ pub enum StoreError {
     /// lately for the change to keep a quorum that is up.
     #[error("unhealthy cluster: {0}")]
     Unhealthy(String),
+    /// Asked of a replica that is not the leader where only the leader can act
+    /// (MoveLeader).
+    #[error("not leader")]
+    NotLeader,
+    #[error("member {id:x} cannot take leadership (not a voting member)")]
+    BadLeaderTransferee { id: NodeId },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -145,6 +151,8 @@ mod tests {
             (StoreError::PeerRefused("d".into()), "00000019000000000000000164"),
             (StoreError::NotEnoughStartedMembers, "0000001a"),
             (StoreError::Unhealthy("e".into()), "0000001b000000000000000165"),
+            (StoreError::NotLeader, "0000001c"),
+            (StoreError::BadLeaderTransferee { id: 0x19 }, "0000001d0000000000000019"),
         ];
         for (error, golden) in cases {
             // Exhaustive: a new variant does not compile until it is named here and given
@@ -177,7 +185,9 @@ mod tests {
                 | StoreError::Corrupt
                 | StoreError::PeerRefused(_)
                 | StoreError::NotEnoughStartedMembers
-                | StoreError::Unhealthy(_) => {}
+                | StoreError::Unhealthy(_)
+                | StoreError::NotLeader
+                | StoreError::BadLeaderTransferee { .. } => {}
             }
             let bytes = encode(&error).unwrap();
             assert_eq!(hex(&bytes), golden, "{error:?}");
@@ -187,6 +197,6 @@ mod tests {
 
     #[test]
     fn an_error_a_later_version_added_is_not_read_as_another() {
-        assert!(decode::<StoreError>(&[0, 0, 0, 0x1c]).is_err());
+        assert!(decode::<StoreError>(&[0, 0, 0, 0x1e]).is_err());
     }
 }

@@ -27,6 +27,7 @@ mod read_index;
 pub mod role;
 pub mod server;
 pub mod slow_disk;
+pub mod snapshot_tool;
 pub mod state_machine;
 pub mod store;
 pub mod validate;

@@ -1,5 +1,6 @@
 //! `berth store`: one store replica as an etcd-compatible server, configured by
-//! etcd's flags ([`crate::flags`]). The `berth` binary hands its arguments here; the
+//! etcd's flags ([`crate::flags`]); `berth store snapshot ...` runs the snapshot tools
+//! instead ([`crate::snapshot_tool`]). The `berth` binary hands its arguments here; the
 //! process-wide pieces every long-running role shares (logging, the stop signal) live
 //! here too, since every role starts from a store replica or talks to one.
 
@@ -16,6 +17,9 @@ pub fn version_line(berth_version: &str) -> String {
 
 /// Runs `berth store ARGS` until SIGINT or SIGTERM; `berth_version` is the binary's.
 pub fn run(args: &[String], berth_version: &str) -> ExitCode {
+    if args.first().map(String::as_str) == Some("snapshot") {
+        return crate::snapshot_tool::run(&args[1..]);
+    }
     let flags = match flags::parse_store_flags(args) {
         Ok(flags) => flags,
         Err(FlagError::Help) => {

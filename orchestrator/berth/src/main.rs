@@ -21,6 +21,8 @@ Usage:
                           (berth server --help)
   berth agent [flags]     run a node agent (berth agent --help)
   berth store [flags]     run a store replica alone; etcd's flags (berth store --help)
+  berth store snapshot restore FILE [flags] | status FILE [-w table|json]
+                          etcdutl's snapshot tools for `etcdctl snapshot save` files
   berth apply -f FILE     create or update objects from YAML or JSON manifests (a file, a directory, or -)
   berth get TYPE [NAME]   list objects; TYPE: pods, deployments, replicasets, nodes, namespaces
                           (-n NS | -A, -l SELECTOR, -o wide|yaml|json|name, -w to watch)

@@ -11,6 +11,7 @@
 
 #[cfg(test)]
 mod damage_tests;
+mod defragmentation;
 mod memory;
 #[cfg(test)]
 mod power_cut;
@@ -120,6 +121,13 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Bytes the backend occupies on disk (or in memory, for the memory backend).
     fn size_bytes(&self) -> u64;
+
+    /// Gives back the space that overwritten and deleted data still occupies
+    /// (`etcdctl defrag`). Everything written before the call stays, durably; other
+    /// calls wait meanwhile. The memory backend has nothing to give back.
+    fn defragment(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 pub type SharedBackend = Arc<dyn Backend>;

@@ -2,9 +2,10 @@
 //! atomic per tree, and `Db::flush` makes every tree durable at once, so the Raft
 //! log's flush also covers state machine writes made before it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
 
-use super::{Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, bounds, is_empty_range};
+use super::{Backend, BackendError, BatchOp, Pair, Result, Tree, WriteBatch, bounds, defragmentation, is_empty_range};
 
 /// How long `open` waits for a lock that a closed database in this process still holds.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -19,41 +20,37 @@ const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 const SIZE_REFRESH: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub struct SledBackend {
-    dir: std::path::PathBuf,
-    db: sled::Db,
-    trees: [sled::Tree; 2],
+    dir: PathBuf,
+    /// The open database; replaced whole by a defragmentation (see `defragmentation`),
+    /// which holds the write lock throughout. `None` only after a defragmentation
+    /// failed halfway, when every call reports that.
+    engine: RwLock<Option<Engine>>,
     /// The size on disk as last measured, and when (milliseconds since `opened`).
     size: std::sync::atomic::AtomicU64,
     size_measured_ms: std::sync::atomic::AtomicU64,
     opened: std::time::Instant,
 }
 
-impl std::fmt::Debug for SledBackend {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledBackend").finish_non_exhaustive()
-    }
+/// One open sled database and its trees.
+pub(super) struct Engine {
+    pub(super) db: sled::Db,
+    trees: [sled::Tree; 2],
 }
 
-impl From<sled::Error> for BackendError {
-    fn from(e: sled::Error) -> Self {
-        match e {
-            sled::Error::Io(io) => BackendError::Io(io),
-            sled::Error::Corruption { at, .. } => BackendError::Corrupt {
-                path: String::new(),
-                reason: format!("sled reports corruption at {at:?}"),
-            },
-            other => BackendError::Engine(other.to_string()),
+impl Engine {
+    pub(super) fn tree(&self, tree: Tree) -> &sled::Tree {
+        match tree {
+            Tree::RaftLog => &self.trees[0],
+            Tree::State => &self.trees[1],
         }
     }
-}
 
-impl SledBackend {
     /// Opens (or creates) the database in `dir`.
     ///
     /// sled holds a file lock until the last of its background tasks lets go of a
     /// closed database, so a reopen in the same process may briefly find it taken;
     /// that is retried for a while. Another process holding it is still an error.
-    pub fn open(dir: &Path) -> Result<Self> {
+    pub(super) fn open(dir: &Path) -> Result<Self> {
         let deadline = std::time::Instant::now() + LOCK_WAIT;
         loop {
             match Self::open_once(dir) {
@@ -90,28 +87,67 @@ impl SledBackend {
             })?;
         let trees = [db.open_tree(Tree::RaftLog.name())?, db.open_tree(Tree::State.name())?];
         crate::disk::tighten_modes(dir)?;
-        let size = db.size_on_disk().unwrap_or(0);
+        Ok(Self { db, trees })
+    }
+}
+
+impl std::fmt::Debug for SledBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledBackend").finish_non_exhaustive()
+    }
+}
+
+impl From<sled::Error> for BackendError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(io) => BackendError::Io(io),
+            sled::Error::Corruption { at, .. } => BackendError::Corrupt {
+                path: String::new(),
+                reason: format!("sled reports corruption at {at:?}"),
+            },
+            other => BackendError::Engine(other.to_string()),
+        }
+    }
+}
+
+impl SledBackend {
+    /// Opens (or creates) the database in `dir`, finishing or undoing a
+    /// defragmentation that a crash interrupted.
+    pub fn open(dir: &Path) -> Result<Self> {
+        defragmentation::recover(dir)?;
+        let engine = Engine::open(dir)?;
+        let size = engine.db.size_on_disk().unwrap_or(0);
         Ok(Self {
             dir: dir.to_path_buf(),
-            db,
-            trees,
+            engine: RwLock::new(Some(engine)),
             size: size.into(),
             size_measured_ms: 0.into(),
             opened: std::time::Instant::now(),
         })
     }
 
-    fn tree(&self, tree: Tree) -> &sled::Tree {
-        match tree {
-            Tree::RaftLog => &self.trees[0],
-            Tree::State => &self.trees[1],
+    fn engine(&self) -> Result<RwLockReadGuard<'_, Option<Engine>>> {
+        let guard = self.engine.read().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            return Err(closed());
         }
+        Ok(guard)
     }
+}
+
+fn closed() -> BackendError {
+    BackendError::Engine("the database was closed by a failed defragmentation; restart the replica".into())
+}
+
+/// The engine behind a read guard that `SledBackend::engine` checked.
+fn open_engine<'a>(guard: &'a RwLockReadGuard<'_, Option<Engine>>) -> &'a Engine {
+    guard.as_ref().expect("checked by SledBackend::engine")
 }
 
 impl Backend for SledBackend {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        Ok(self.tree(tree).get(key)?.map(|v| v.to_vec()))
+        let guard = self.engine()?;
+        Ok(open_engine(&guard).tree(tree).get(key)?.map(|v| v.to_vec()))
     }
 
     fn scan(&self, tree: Tree, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Pair>> {
@@ -119,8 +155,9 @@ impl Backend for SledBackend {
             return Ok(Vec::new());
         }
         let limit = if limit == 0 { usize::MAX } else { limit };
+        let guard = self.engine()?;
         let mut out = Vec::new();
-        for item in self.tree(tree).range(bounds(start, end)).take(limit) {
+        for item in open_engine(&guard).tree(tree).range(bounds(start, end)).take(limit) {
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }
@@ -131,7 +168,8 @@ impl Backend for SledBackend {
         if is_empty_range(start, end) {
             return Ok(None);
         }
-        match self.tree(tree).range(bounds(start, end)).next_back() {
+        let guard = self.engine()?;
+        match open_engine(&guard).tree(tree).range(bounds(start, end)).next_back() {
             Some(item) => {
                 let (k, v) = item?;
                 Ok(Some((k.to_vec(), v.to_vec())))
@@ -141,6 +179,8 @@ impl Backend for SledBackend {
     }
 
     fn write(&self, tree: Tree, mut batch: WriteBatch) -> Result<()> {
+        let guard = self.engine()?;
+        let sled_tree = open_engine(&guard).tree(tree);
         // One operation is atomic by itself. sled writes every batch through its
         // "batch manifest", which seals and writes out its current IO buffer twice, each
         // time waking all of its IO threads: a cost a single key need not pay.
@@ -148,8 +188,8 @@ impl Backend for SledBackend {
             && let Some(op) = batch.ops.pop()
         {
             match op {
-                BatchOp::Put(k, v) => self.tree(tree).insert(k, v)?,
-                BatchOp::Delete(k) => self.tree(tree).remove(k)?,
+                BatchOp::Put(k, v) => sled_tree.insert(k, v)?,
+                BatchOp::Delete(k) => sled_tree.remove(k)?,
             };
             return Ok(());
         }
@@ -160,16 +200,30 @@ impl Backend for SledBackend {
                 BatchOp::Delete(k) => sled_batch.remove(k),
             }
         }
-        self.tree(tree).apply_batch(sled_batch)?;
+        sled_tree.apply_batch(sled_batch)?;
         Ok(())
     }
 
     fn flush(&self) -> Result<()> {
-        self.db.flush()?;
+        open_engine(&self.engine()?).db.flush()?;
         // sled makes new files of its own now and then (its snapshots of the page
         // table), with the umask's modes: brought down to 0600 here, cheaply (a handful
         // of files), and at every open.
         crate::disk::tighten_modes(&self.dir)?;
+        Ok(())
+    }
+
+    /// Rewrites the database into a fresh one and swaps it in (see
+    /// `defragmentation`); every other call waits meanwhile.
+    fn defragment(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let mut engine = self.engine.write().unwrap_or_else(|p| p.into_inner());
+        // A failure while copying leaves the database as it was.
+        defragmentation::copy_into_fresh(&self.dir, engine.as_ref().ok_or_else(closed)?)?;
+        let old = engine.take().ok_or_else(closed)?;
+        let fresh = defragmentation::swap(&self.dir, old)?;
+        self.size.store(fresh.db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
+        *engine = Some(fresh);
         Ok(())
     }
 
@@ -185,7 +239,12 @@ impl Backend for SledBackend {
                 .compare_exchange(measured, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.size.store(self.db.size_on_disk().unwrap_or(0), Ordering::Relaxed);
+            let measured = self
+                .engine()
+                .map(|guard| open_engine(&guard).db.size_on_disk().unwrap_or(0));
+            if let Ok(size) = measured {
+                self.size.store(size, Ordering::Relaxed);
+            }
         }
         self.size.load(Ordering::Relaxed)
     }

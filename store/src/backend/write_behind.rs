@@ -227,6 +227,14 @@ impl Backend for WriteBehind {
     fn size_bytes(&self) -> u64 {
         self.inner.size_bytes()
     }
+
+    /// Writes the gathered operations out, then defragments the engine; writes made
+    /// meanwhile wait for it.
+    fn defragment(&self) -> Result<()> {
+        let mut gathered = self.lock();
+        self.write_out(&mut gathered)?;
+        self.inner.defragment()
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,6 @@ use berth_proto::etcdserverpb::{
 use tonic::{Request, Response, Status};
 
 use super::status::to_status;
-use crate::error::StoreError;
 use crate::store::Store;
 
 pub struct ClusterService {
@@ -58,11 +57,20 @@ impl Cluster for ClusterService {
 
     async fn member_update(
         &self,
-        _request: Request<MemberUpdateRequest>,
+        request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
-        Err(to_status(StoreError::Unsupported(
-            "MemberUpdate (changing a member's peer URLs)".into(),
-        )))
+        let req = request.into_inner();
+        let change = MemberChange {
+            action: member_change::Action::Update as i32,
+            id: req.id,
+            peer_urls: req.peer_ur_ls,
+            ..Default::default()
+        };
+        self.store.change_member(change).await.map_err(to_status)?;
+        Ok(Response::new(MemberUpdateResponse {
+            header: self.header(),
+            members: self.store.members(),
+        }))
     }
 
     async fn member_list(&self, _request: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {

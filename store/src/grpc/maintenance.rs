@@ -14,11 +14,15 @@ use tonic::{Request, Response, Status};
 use super::status::to_status;
 use crate::alarm;
 use crate::error::StoreError;
+use crate::state_machine::capture;
 use crate::store::{ETCD_VERSION, Store};
 
 pub struct MaintenanceService {
     pub store: Store,
 }
+
+/// The size of the pieces a snapshot is sent in (etcd's).
+const SNAPSHOT_CHUNK_BYTES: usize = 32 * 1024;
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
@@ -61,8 +65,14 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
+    /// Rewrites this replica's database compactly (see `backend::defragmentation`);
+    /// the replica serves nothing that touches its database meanwhile, as etcd's.
     async fn defragment(&self, _request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
-        // The backend reclaims space on its own; a defragment has nothing to do.
+        let backend = self.store.backend().clone();
+        tokio::task::spawn_blocking(move || backend.defragment())
+            .await
+            .map_err(|e| to_status(StoreError::Internal(e.to_string())))?
+            .map_err(|e| to_status(StoreError::Internal(format!("defragmenting: {e}"))))?;
         Ok(Response::new(DefragmentResponse {
             header: Some(self.store.header(self.store.current_revision())),
         }))
@@ -89,14 +99,38 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
+    /// The applied state as a portable snapshot file (see `state_machine::snapshot`),
+    /// its SHA-256 last, in chunks as etcd sends them, each saying how much is left.
     async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
-        Err(to_status(StoreError::Unsupported(
-            "snapshot download (etcdctl snapshot save)".into(),
-        )))
+        let store = self.store.clone();
+        let (bytes, revision) = tokio::task::spawn_blocking(move || {
+            let (file, revision) = capture(store.state(), store.backend())?;
+            file.to_portable().map(|bytes| (bytes, revision))
+        })
+        .await
+        .map_err(|e| to_status(StoreError::Internal(e.to_string())))?
+        .map_err(|e| to_status(StoreError::Internal(format!("taking a snapshot: {e}"))))?;
+        let header = self.store.header(revision);
+        let total = bytes.len();
+        // Each chunk is cut from the one copy as it is sent.
+        let bytes = std::sync::Arc::new(bytes);
+        let chunks = (0..total.div_ceil(SNAPSHOT_CHUNK_BYTES)).map(move |i| {
+            let end = ((i + 1) * SNAPSHOT_CHUNK_BYTES).min(total);
+            Ok(SnapshotResponse {
+                header: Some(header),
+                remaining_bytes: (total - end) as u64,
+                blob: bytes[i * SNAPSHOT_CHUNK_BYTES..end].to_vec(),
+            })
+        });
+        Ok(Response::new(Box::pin(futures::stream::iter(chunks))))
     }
 
-    async fn move_leader(&self, _request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        Err(to_status(StoreError::Unsupported("MoveLeader".into())))
+    async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let target = request.into_inner().target_id;
+        self.store.move_leader(target).await.map_err(to_status)?;
+        Ok(Response::new(MoveLeaderResponse {
+            header: Some(self.store.header(self.store.current_revision())),
+        }))
     }
 
     async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {

@@ -8,7 +8,8 @@ use berth_proto::Message;
 use berth_proto::berthpb::peer_server::Peer;
 use berth_proto::berthpb::{
     ApplyError, CommandBatch, CommandResult, CommandResultBatch, JoinRequest, JoinResponse, MemberChange,
-    MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse, apply_error, command_result,
+    MemberChangeResponse, RaftPayload, ReadIndexRequest, ReadIndexResponse, TimeoutNowRequest, TimeoutNowResponse,
+    apply_error, command_result,
 };
 use berth_proto::etcdserverpb::{
     HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
@@ -269,6 +270,15 @@ impl Peer for PeerService {
             .hash_kv(request.into_inner().revision)
             .map(Response::new)
             .map_err(to_status)
+    }
+
+    async fn timeout_now(&self, request: Request<TimeoutNowRequest>) -> Result<Response<TimeoutNowResponse>, Status> {
+        let request = request.into_inner();
+        self.store
+            .timeout_now(request.leader, request.term)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(TimeoutNowResponse {}))
     }
 
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {

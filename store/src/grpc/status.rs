@@ -33,6 +33,7 @@ const STOPPED: &str = "etcdserver: server stopped";
 const CORRUPT: &str = "etcdserver: corrupt cluster";
 const NOT_ENOUGH_STARTED_MEMBERS: &str = "etcdserver: re-configuration failed due to not enough started members";
 const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
+const BAD_LEADER_TRANSFEREE: &str = "etcdserver: bad leader transferee";
 
 pub fn to_status(e: StoreError) -> Status {
     let (code, message) = match e {
@@ -62,6 +63,8 @@ pub fn to_status(e: StoreError) -> Status {
         // etcd's text alone, which clients match; the check logs the reason.
         StoreError::Unhealthy(_) => (Code::Unavailable, UNHEALTHY),
         StoreError::PeerRefused(message) => return Status::permission_denied(message),
+        StoreError::NotLeader => (Code::FailedPrecondition, NOT_LEADER),
+        StoreError::BadLeaderTransferee { .. } => (Code::FailedPrecondition, BAD_LEADER_TRANSFEREE),
         StoreError::InvalidArgument(message) => return Status::invalid_argument(message),
         StoreError::Unsupported(message) => {
             return Status::unimplemented(format!("berth does not support {message} yet"));
@@ -112,6 +115,7 @@ pub fn status_to_error(status: &Status) -> StoreError {
         CORRUPT => StoreError::Corrupt,
         NOT_ENOUGH_STARTED_MEMBERS => StoreError::NotEnoughStartedMembers,
         UNHEALTHY => StoreError::Unhealthy("the leader refused the change".into()),
+        BAD_LEADER_TRANSFEREE => StoreError::BadLeaderTransferee { id: 0 },
         other => match status.code() {
             Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,

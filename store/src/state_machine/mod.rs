@@ -9,6 +9,7 @@ pub(crate) mod store;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use apply::{Applied, AppliedState, range_options};
+pub use snapshot::{PortableError, SnapshotFile, capture};
 pub use store::{StateMachineStore, applied_on_disk};
 
 /// Shared access to the applied state. Lock order: this lock is never held across an

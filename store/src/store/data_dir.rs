@@ -14,6 +14,17 @@ pub(super) struct MemberRecord {
     cluster_token: String,
 }
 
+impl MemberRecord {
+    pub(super) fn new(config: &StoreConfig, id: NodeId, cluster_id: u64) -> Self {
+        Self {
+            name: config.name.clone(),
+            id,
+            cluster_id,
+            cluster_token: config.initial_cluster_token.clone(),
+        }
+    }
+}
+
 fn io_error(what: &str, path: &Path, e: impl std::fmt::Display) -> StoreError {
     StoreError::Internal(format!("{what} {}: {e}", path.display()))
 }
@@ -69,13 +80,7 @@ pub(super) fn open_member_dir(
             crate::disk::OsDisk
                 .create_dir_all(&member_dir)
                 .map_err(|e| io_error("creating", &member_dir, e))?;
-            let record = MemberRecord {
-                name: config.name.clone(),
-                id,
-                cluster_id,
-                cluster_token: config.initial_cluster_token.clone(),
-            };
-            Ok((member_dir, record, false))
+            Ok((member_dir, MemberRecord::new(config, id, cluster_id), false))
         }
         Err(e) => Err(io_error("reading", &record_path, e)),
     }

@@ -45,7 +45,63 @@ impl Store {
         }
     }
 
+    /// Makes a membership change on the leader, wherever the request arrived.
+    ///
+    /// A promotion's outcome is made certain: an error that leaves it open (a timeout,
+    /// a leader change, a lost forward) is answered only after the membership has
+    /// settled, and becomes a success if the member is a voter by then. Otherwise a
+    /// client that retried would hear "can only promote a learner member" for a
+    /// promotion that it was told had failed.
     pub async fn change_member(&self, change: MemberChange) -> Result<Option<Member>> {
+        let is_promotion = change.action == member_change::Action::Promote as i32;
+        let id = change.id;
+        match self.change_member_once(change).await {
+            Err(e) if is_promotion && leaves_outcome_open(&e) => self.promotion_outcome(id, e).await,
+            other => other,
+        }
+    }
+
+    /// After a promotion failed with `error`: the promoted member if it is a voter
+    /// once the membership has settled, else `error`.
+    async fn promotion_outcome(&self, id: NodeId, error: StoreError) -> Result<Option<Member>> {
+        if self.settle_membership().await.is_err() {
+            return Err(error);
+        }
+        match self.members().into_iter().find(|m| m.id == id) {
+            Some(member) if !member.is_learner => {
+                tracing::info!(member = format!("{id:x}"), %error, "the promotion took effect despite the error");
+                Ok(Some(member))
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Waits until this replica has applied everything the leader has committed and
+    /// no membership change is under way: the last one is applied here and is not a
+    /// joint configuration.
+    async fn settle_membership(&self) -> Result<()> {
+        let deadline = self.deadline();
+        loop {
+            let index = self.fetch_read_index().await?;
+            self.wait_applied(Some(index), deadline).await?;
+            let is_settled = {
+                let metrics = self.inner.raft.metrics();
+                let metrics = metrics.borrow();
+                let membership = &metrics.membership_config;
+                let applied = metrics.last_applied.map(|l| l.index);
+                membership.membership().get_joint_config().len() == 1 && applied >= membership.log_id().map(|l| l.index)
+            };
+            if is_settled {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(StoreError::Timeout);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn change_member_once(&self, change: MemberChange) -> Result<Option<Member>> {
         let leader = self.wait_for_leader(self.deadline()).await?;
         if leader != self.inner.id {
             let mut client = self.peer(leader)?;
@@ -78,7 +134,9 @@ impl Store {
                 .find(|m| m.id == id)
                 .ok_or(StoreError::MemberNotFound { id })
         };
-        let action = member_change::Action::try_from(change.action).unwrap_or(member_change::Action::Add);
+        // An action this version does not know is refused, never read as another.
+        let action = member_change::Action::try_from(change.action)
+            .map_err(|_| StoreError::InvalidArgument(format!("unknown member change action {}", change.action)))?;
         if self.inner.config.strict_reconfig_check {
             self.check_reconfig(action, &change, &members)?;
         }
@@ -141,8 +199,40 @@ impl Store {
                 self.set_member_attributes(change.id, info).await?;
                 Ok(None)
             }
+            member_change::Action::Update => {
+                let member = find(change.id)?;
+                if change.peer_urls.is_empty() {
+                    return Err(StoreError::InvalidArgument(
+                        "member update needs at least one peer URL".into(),
+                    ));
+                }
+                if members
+                    .iter()
+                    .filter(|m| m.id != change.id)
+                    .any(|m| m.peer_ur_ls.iter().any(|u| change.peer_urls.contains(u)))
+                {
+                    return Err(StoreError::PeerUrlExists);
+                }
+                // The new URLs travel through the log with the membership, so every
+                // replica learns them at the same point of history.
+                let info = MemberInfo {
+                    name: member.name.clone(),
+                    peer_urls: change.peer_urls,
+                    client_urls: member.client_ur_ls.clone(),
+                };
+                self.set_member_attributes(change.id, info).await?;
+                Ok(None)
+            }
             member_change::Action::Promote => {
-                if !find(change.id)?.is_learner {
+                // During a change in progress (a joint configuration) every member of
+                // either half reads as a voter; judge the member once it is done.
+                self.settle_membership().await?;
+                let members = self.members();
+                let member = members
+                    .iter()
+                    .find(|m| m.id == change.id)
+                    .ok_or(StoreError::MemberNotFound { id: change.id })?;
+                if !member.is_learner {
                     return Err(StoreError::MemberNotLearner { id: change.id });
                 }
                 let (matched, last) = {
@@ -176,7 +266,7 @@ impl Store {
             member_change::Action::Promote if members.iter().any(|m| m.id == change.id && m.is_learner) => {
                 strict_reconfig::may_promote(&voters)
             }
-            member_change::Action::Promote | member_change::Action::Publish => Ok(()),
+            member_change::Action::Promote | member_change::Action::Publish | member_change::Action::Update => Ok(()),
         };
         if let Err(e) = &checked {
             tracing::warn!(?action, member = format!("{:x}", change.id), error = %e, "refusing a membership change");
@@ -192,13 +282,24 @@ impl Store {
 
     /// Changes the membership and waits until this replica's view shows the change,
     /// so that a MemberList right after it answers with the new members.
+    ///
+    /// openraft takes one change at a time and refuses another while the last is not
+    /// committed; members publishing their names at start-up make such changes on
+    /// their own, so a refused change waits for the one in progress and is tried again.
     async fn change_membership(&self, changes: ChangeMembers<NodeId, MemberInfo>, retain: bool) -> Result<()> {
-        let resp = self
-            .inner
-            .raft
-            .change_membership(changes, retain)
-            .await
-            .map_err(membership_error)?;
+        let mut attempts = 0;
+        let resp = loop {
+            attempts += 1;
+            match self.inner.raft.change_membership(changes.clone(), retain).await {
+                Ok(resp) => break resp,
+                Err(openraft::error::RaftError::APIError(
+                    openraft::error::ClientWriteError::ChangeMembershipError(
+                        openraft::error::ChangeMembershipError::InProgress(_),
+                    ),
+                )) if attempts < 5 => self.settle_membership().await?,
+                Err(e) => return Err(membership_error(e)),
+            }
+        };
         self.wait_membership(resp.log_id).await
     }
 
@@ -241,6 +342,14 @@ fn membership_error(
         }
         other => StoreError::Internal(other.to_string()),
     }
+}
+
+/// Whether a membership change that failed with `e` may have taken effect anyway.
+fn leaves_outcome_open(e: &StoreError) -> bool {
+    matches!(
+        e,
+        StoreError::Timeout | StoreError::LeaderChanged | StoreError::NoLeader | StoreError::Internal(_)
+    )
 }
 
 /// Asks the running members, in turn, for the ID that MemberAdd gave this replica.

@@ -46,11 +46,15 @@ mod alarms;
 mod data_dir;
 mod forwarded;
 mod hashes;
+mod leadership;
 mod leases;
 mod membership;
 mod read;
+mod restore;
 mod strict_reconfig;
 mod write;
+
+pub use restore::{Restored, restore_snapshot};
 
 use data_dir::{open_member_dir, write_member_record};
 use membership::join_cluster;

@@ -98,7 +98,7 @@ impl Store {
         }
     }
 
-    async fn wait_applied(&self, index: Option<u64>, deadline: Instant) -> Result<()> {
+    pub(super) async fn wait_applied(&self, index: Option<u64>, deadline: Instant) -> Result<()> {
         let Some(index) = index else { return Ok(()) };
         if self.inner.state.read().last_applied.is_some_and(|l| l.index >= index) {
             return Ok(());

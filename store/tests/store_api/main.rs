@@ -4,14 +4,17 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod concurrency;
 mod etcdctl;
 mod gateway;
 mod http;
 mod http_client;
 mod kv;
+mod leadership;
 mod lease;
 mod limits;
 mod maintenance;
 mod members;
 mod revisions;
+mod snapshot;
 mod watch;

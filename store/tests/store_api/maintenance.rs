@@ -3,7 +3,7 @@
 use berth_testkit::{eventually, free_port};
 use etcd_client::GetOptions;
 
-use super::common::start;
+use super::common::{etcdctl, start, stdout};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_backend_refuses_writes_with_nospace_and_keeps_serving_reads() {
@@ -89,4 +89,42 @@ async fn periodic_auto_compaction_forgets_old_revisions() {
     })
     .await;
     assert_eq!(c.get("ac", None).await.unwrap().kvs()[0].value(), b"2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defrag_gives_back_the_space_of_compacted_history() {
+    let cluster = start(1, &[]).await;
+    let endpoints = cluster.endpoints();
+    let mut c = cluster.client().await;
+    let value = "x".repeat(8192);
+    let mut revision = 0;
+    for _round in 0..20 {
+        for key in 0..50 {
+            revision = c
+                .put(format!("d/{key:02}"), value.clone(), None)
+                .await
+                .unwrap()
+                .header()
+                .unwrap()
+                .revision();
+        }
+    }
+    c.compact(revision, None).await.unwrap();
+    let db_size = || {
+        let out = stdout(&etcdctl(&endpoints, &["endpoint", "status", "-w", "json"]));
+        let parsed: serde_json::Value = serde_json::from_str(&out).expect(&out);
+        parsed[0]["Status"]["dbSize"].as_u64().expect(&out)
+    };
+    let before = db_size();
+    let defragmented = stdout(&etcdctl(&endpoints, &["defrag"]));
+    assert!(defragmented.contains("Finished defragmenting"), "{defragmented}");
+    let after = db_size();
+    assert!(after < before / 2, "{before} bytes before the defrag, {after} after");
+    eprintln!("db size: {before} bytes before the defrag, {after} after");
+
+    let all = c.get("d/", Some(GetOptions::new().with_prefix())).await.unwrap();
+    assert_eq!(all.count(), 50);
+    assert!(all.kvs().iter().all(|kv| kv.value() == value.as_bytes()));
+    let next = c.put("after-defrag", "y", None).await.unwrap();
+    assert_eq!(next.header().unwrap().revision(), revision + 1);
 }
