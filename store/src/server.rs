@@ -2,7 +2,10 @@
 //! the peer URLs, and `/metrics` and `/health` on the metrics URLs.
 //!
 //! Listeners are bound before the store opens, so a port in use fails start-up with
-//! a clear error instead of a replica that cannot be reached.
+//! a clear error instead of a replica that cannot be reached. `https` URLs put each
+//! accepted connection through the TLS handshake (`crate::tls`) before anything else
+//! reads it; the handshakes run in tasks of their own, so a slow one holds up no
+//! other connection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +20,7 @@ use berth_proto::etcdserverpb::watch_server::WatchServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 
@@ -26,15 +30,17 @@ use crate::grpc::authority::AuthorityFix;
 use crate::grpc::{auth, cluster, kv, lease, maintenance, peer, watch};
 use crate::raft;
 use crate::store::Store;
+use crate::tls::{self, MaybeTls, ServerStream};
 
 /// gRPC framing and headers on top of the request itself (etcd allows the same).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// `http://host:port` → a socket address (`localhost` is loopback).
+/// `http://host:port` or `https://host:port` → a socket address (`localhost` is loopback).
 pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} must start with http://")))?;
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} must start with http:// or https://")))?;
     let host_port = rest.trim_end_matches('/');
     let (host, port) = host_port
         .rsplit_once(':')
@@ -50,16 +56,33 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
-async fn bind_all(urls: &[String], what: &str) -> Result<Vec<TcpListener>> {
+/// A bound listener, and whether its URL is `https`.
+struct Listener {
+    tcp: TcpListener,
+    is_https: bool,
+}
+
+async fn bind_all(urls: &[String], what: &str) -> Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for url in urls {
         let addr = parse_listen_url(url)?;
-        let listener = TcpListener::bind(addr)
+        let tcp = TcpListener::bind(addr)
             .await
             .map_err(|e| StoreError::InvalidArgument(format!("cannot listen for {what} on {url}: {e}")))?;
-        listeners.push(listener);
+        let is_https = url.starts_with("https://");
+        listeners.push(Listener { tcp, is_https });
     }
     Ok(listeners)
+}
+
+/// The acceptor of a listener: `None` for `http`. `Tls::load` has checked that every
+/// `https` URL has one.
+fn acceptor_for(listener: &Listener, acceptor: Option<&TlsAcceptor>) -> Result<Option<TlsAcceptor>> {
+    match (listener.is_https, acceptor) {
+        (false, _) => Ok(None),
+        (true, Some(acceptor)) => Ok(Some(acceptor.clone())),
+        (true, None) => Err(StoreError::Internal("an https listener without TLS".to_string())),
+    }
 }
 
 /// A running replica with its listeners.
@@ -77,12 +100,13 @@ impl Server {
         let store = Store::open(config).await?;
         let mut tasks = Vec::new();
         for listener in peer_listeners {
+            let acceptor = acceptor_for(&listener, store.tls().peer_acceptor())?;
             let svc = PeerServer::new(peer::PeerService { store: store.clone() })
                 .max_decoding_message_size(usize::MAX)
                 .max_encoding_message_size(usize::MAX);
             let router = tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc);
             let shutdown = shutdown_future(&store);
-            let incoming = peer_incoming(listener, peer::PeerService { store: store.clone() });
+            let incoming = peer_incoming(listener.tcp, acceptor, peer::PeerService { store: store.clone() });
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "peer server failed");
@@ -90,6 +114,7 @@ impl Server {
             }));
         }
         for listener in client_listeners {
+            let acceptor = acceptor_for(&listener, store.tls().client_acceptor())?;
             let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -108,14 +133,14 @@ impl Server {
                 .add_service(AuthServer::new(auth::AuthService { store: store.clone() }));
             let shutdown = shutdown_future(&store);
             tasks.push(tokio::spawn(async move {
-                let incoming = nodelay_incoming(listener).map(|accepted| accepted.map(AuthorityFix::new));
+                let incoming = client_incoming(listener.tcp, acceptor).map(|accepted| accepted.map(AuthorityFix::new));
                 if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "client server failed");
                 }
             }));
         }
         for listener in metrics_listeners {
-            tasks.push(tokio::spawn(serve_metrics(listener, store.clone())));
+            tasks.push(tokio::spawn(serve_metrics(listener.tcp, store.clone())));
         }
         Ok(Server { store, tasks })
     }
@@ -144,12 +169,51 @@ fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result
     })
 }
 
+/// The client port's connections, through the TLS handshake on an `https` URL.
+fn client_incoming(
+    listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
+) -> std::pin::Pin<Box<dyn Stream<Item = std::io::Result<ServerStream>> + Send>> {
+    let Some(acceptor) = acceptor else {
+        return Box::pin(nodelay_incoming(listener).map(|accepted| accepted.map(MaybeTls::Plain)));
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let mut accepted = Box::pin(nodelay_incoming(listener));
+    tokio::spawn(async move {
+        while let Some(next) = accepted.next().await {
+            let stream = match next {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accepting a client connection failed");
+                    continue;
+                }
+            };
+            if tx.is_closed() {
+                return;
+            }
+            let (tx, acceptor) = (tx.clone(), acceptor.clone());
+            tokio::spawn(async move {
+                match tls::accept(&acceptor, stream).await {
+                    Ok(stream) => {
+                        let _ = tx.send(Ok(stream)).await;
+                    }
+                    // A client without an acceptable certificate, or not speaking TLS.
+                    Err(e) => tracing::debug!(error = %e, "a client's TLS handshake failed"),
+                }
+            });
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}
+
 /// The peer port's connections: raft streams (see `raft::wire`) are answered here,
-/// the rest go on to the gRPC peer service.
+/// the rest go on to the gRPC peer service. On an `https` URL each connection goes
+/// through the TLS handshake first, and its ALPN protocol tells a raft stream.
 fn peer_incoming(
     listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     service: peer::PeerService,
-) -> impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static {
+) -> impl Stream<Item = std::io::Result<ServerStream>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let mut accepted = Box::pin(nodelay_incoming(listener));
     tokio::spawn(async move {
@@ -166,14 +230,30 @@ fn peer_incoming(
                 },
                 () = &mut closed => return,
             };
-            let (tx, service) = (tx.clone(), service.clone());
+            let (tx, service, acceptor) = (tx.clone(), service.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let mut first = [0u8; 1];
-                let peeked = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
-                if !matches!(peeked, Ok(Ok(1))) {
-                    return;
-                }
-                if !raft::wire::is_raft_stream(first[0]) {
+                let (stream, is_raft) = match acceptor {
+                    Some(acceptor) => match tls::accept(&acceptor, stream).await {
+                        Ok(stream) => {
+                            let is_raft = stream.alpn_protocol() == Some(tls::RAFT_ALPN);
+                            (stream, is_raft)
+                        }
+                        Err(e) => {
+                            // A peer whose certificate the peer CA does not vouch for.
+                            tracing::warn!(error = %e, "a peer's TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => {
+                        let mut first = [0u8; 1];
+                        let peeked = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
+                        if !matches!(peeked, Ok(Ok(1))) {
+                            return;
+                        }
+                        (MaybeTls::Plain(stream), raft::wire::is_raft_stream(first[0]))
+                    }
+                };
+                if !is_raft {
                     let _ = tx.send(Ok(stream)).await;
                     return;
                 }

@@ -35,6 +35,10 @@ impl Default for StoreFlags {
             listen_metrics_urls: Vec::new(),
             experimental_watch_progress_notify_interval_ms: 10 * 60 * 1000,
             log_level: "info".to_string(),
+            client_tls: Default::default(),
+            peer_tls: Default::default(),
+            cipher_suites: Vec::new(),
+            self_signed_cert_validity_years: 1,
             dial_peer_urls: Vec::new(),
             test_fault: None,
         }

@@ -71,6 +71,7 @@ pub(super) fn scan_args(args: &[String], raw: &mut [Option<(String, Source)>]) -
         };
         let value = match inline_value {
             Some(value) => value.to_string(),
+            None if flag.is_bool() => "true".to_string(),
             // Unlike Go, a following `--other-flag` is not taken as the value: that is
             // always a forgotten value, and swallowing the next flag hides the mistake.
             None => match args.next() {

@@ -39,6 +39,10 @@ impl StoreFlags {
             listen_metrics_urls: self.listen_metrics_urls.clone(),
             watch_progress_notify_interval: Duration::from_millis(self.experimental_watch_progress_notify_interval_ms),
             dial_peer_urls: self.dial_peer_urls.iter().cloned().collect(),
+            client_tls: self.client_tls.clone(),
+            peer_tls: self.peer_tls.clone(),
+            cipher_suites: self.cipher_suites.clone(),
+            self_signed_cert_validity_years: self.self_signed_cert_validity_years,
             test_faults: TestFaults {
                 stale_reads: self.test_fault.as_deref() == Some("stale-reads"),
             },

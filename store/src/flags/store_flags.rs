@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::defaults::DEFAULT_QUOTA_BACKEND_BYTES;
+use crate::config::TlsInfo;
 use super::{ClusterState, CompactionMode, CompactionRetention, FlagError, parse_retention};
 
 /// The parsed command line of `berth store`. Every field holds the effective value:
@@ -36,6 +37,13 @@ pub struct StoreFlags {
     pub listen_metrics_urls: Vec<String>,
     pub experimental_watch_progress_notify_interval_ms: u64,
     pub log_level: String,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`, `--auto-tls`.
+    pub client_tls: TlsInfo,
+    /// The same flags with `--peer-`.
+    pub peer_tls: TlsInfo,
+    /// `--cipher-suites`, Go's names, checked.
+    pub cipher_suites: Vec<String>,
+    pub self_signed_cert_validity_years: u32,
     /// berth's own: `(member name, URL)` pairs through which this replica dials those
     /// members instead of their advertised peer URLs (a proxy, a NAT).
     pub dial_peer_urls: Vec<(String, String)>,

@@ -1,6 +1,6 @@
-//! The Raft transport: AppendEntries and votes on plain TCP connections (see
-//! `wire`), snapshots over the gRPC `Peer` service; openraft's messages encoded by
-//! bincode either way.
+//! The Raft transport: AppendEntries and votes on raft streams (see `wire`),
+//! snapshots over the gRPC `Peer` service; openraft's messages encoded by bincode
+//! either way, over TLS for `https` peer URLs (see `crate::tls`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -19,18 +19,19 @@ use tonic::transport::{Channel, Endpoint};
 use super::durable::Durable;
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
 use super::wire::{CallError, Kind, Pools};
+use crate::tls::PeerDialer;
 
 /// Opens a lazily connected channel to a peer URL.
-pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_string())?
+pub fn peer_channel(url: &str, dialer: &PeerDialer) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
+    let endpoint = Endpoint::from_shared(url.to_string())?
         .connect_timeout(Duration::from_millis(500))
         .tcp_nodelay(true)
         // One channel per peer carries every RPC to it; a peer whose host vanished
         // (no reset, a half-open connection) is noticed within about 4 s and redialled.
         .http2_keep_alive_interval(Duration::from_secs(2))
         .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+        .keep_alive_while_idle(true);
+    Ok(dialer.channel(url, endpoint)?)
 }
 
 /// Connections to peers, through the URLs of `dial_peer_urls` where given: one HTTP/2
@@ -41,17 +42,19 @@ pub struct Network {
     dial_overrides: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
     raft_streams: Arc<Pools>,
+    dialer: PeerDialer,
     /// How far this replica's own log is on disk: the commit index it sends goes no
     /// further (see `durable`).
     log_on_disk: Durable,
 }
 
 impl Network {
-    pub fn new(dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
+    pub fn new(dial_overrides: BTreeMap<String, String>, dialer: PeerDialer, log_on_disk: Durable) -> Self {
         Self {
             dial_overrides: Arc::new(dial_overrides),
             channels: Arc::default(),
-            raft_streams: Arc::default(),
+            raft_streams: Arc::new(Pools::new(dialer.clone())),
+            dialer,
             log_on_disk,
         }
     }
@@ -70,12 +73,12 @@ impl Network {
     }
 
     /// The channel to `url`, opened (lazily) on first use.
-    pub fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn channel(&self, url: &str) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());
         }
-        let channel = peer_channel(url)?;
+        let channel = peer_channel(url, &self.dialer)?;
         channels.insert(url.to_string(), channel.clone());
         Ok(channel)
     }
@@ -280,7 +283,7 @@ mod tests {
     async fn a_follower_hears_a_commit_index_only_as_far_as_the_leaders_disk() {
         let (url, seen) = follower().await;
         let on_disk = Durable::new(log_id(5));
-        let mut network = Network::new(BTreeMap::new(), on_disk.clone());
+        let mut network = Network::new(BTreeMap::new(), PeerDialer::default(), on_disk.clone());
         let member = MemberInfo {
             peer_urls: vec![url],
             ..Default::default()

@@ -1,5 +1,6 @@
 //! Raft's replication and vote RPCs, and the batches followers forward to the leader,
-//! on plain TCP connections next to the gRPC peer service on the same port.
+//! on plain TCP (or TLS, for `https` peer URLs) connections next to the gRPC peer
+//! service on the same port.
 //!
 //! ```text
 //!  client, once per connection:  "berth-raft/1\n"
@@ -12,15 +13,17 @@
 //! the next one, so its latency is a write's: on HTTP/2 through tonic each one also
 //! crossed the channel's buffer task and both sides' connection tasks, and one
 //! request here is one `write` and one `read` on each side. A listener tells the two
-//! apart by the first byte, which no HTTP/2 connection starts with.
+//! apart by the first byte, which no HTTP/2 connection starts with, or, over TLS, by
+//! the ALPN protocol the dialler asked for (`crate::tls::RAFT_ALPN`).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::tls::{PeerDialer, PeerStream};
 
 pub const MAGIC: &[u8] = b"berth-raft/1\n";
 
@@ -75,20 +78,22 @@ pub enum CallError {
     Lost(io::Error),
 }
 
-/// `http://host:port` (or `host:port`) → `host:port`.
-fn host_port(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
-}
-
-/// Idle connections to each peer, by URL.
+/// Idle connections to each peer, by URL, and how to dial new ones.
 #[derive(Debug, Default)]
 pub struct Pools {
-    idle: Mutex<BTreeMap<String, Vec<TcpStream>>>,
+    idle: Mutex<BTreeMap<String, Vec<PeerStream>>>,
+    dialer: PeerDialer,
 }
 
 impl Pools {
-    fn take(&self, url: &str) -> Option<TcpStream> {
+    pub fn new(dialer: PeerDialer) -> Self {
+        Self {
+            idle: Mutex::default(),
+            dialer,
+        }
+    }
+
+    fn take(&self, url: &str) -> Option<PeerStream> {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -96,7 +101,7 @@ impl Pools {
             .and_then(Vec::pop)
     }
 
-    fn put_back(&self, url: &str, stream: TcpStream) {
+    fn put_back(&self, url: &str, stream: PeerStream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let conns = idle.entry(url.to_string()).or_default();
         if conns.len() < MAX_IDLE {
@@ -116,7 +121,7 @@ impl Pools {
             {
                 return Ok((stream, answer));
             }
-            let mut stream = dial(url).await?;
+            let mut stream = self.dial(url).await?;
             let answer = exchange(&mut stream, &request).await?;
             Ok((stream, answer))
         };
@@ -143,7 +148,7 @@ impl Pools {
                 match self.take(url) {
                     Some(stream) if is_open(&stream) => break stream,
                     Some(_) => continue,
-                    None => break dial(url).await.map_err(CallError::Unreachable)?,
+                    None => break self.dial(url).await.map_err(CallError::Unreachable)?,
                 }
             };
             let answer = exchange(&mut stream, &request).await.map_err(CallError::Lost)?;
@@ -156,7 +161,7 @@ impl Pools {
     }
 
     /// Keeps the connection of a complete exchange and reads the peer's answer.
-    fn finish(&self, url: &str, stream: TcpStream, (status, body): (u8, Vec<u8>)) -> Result<Vec<u8>, CallError> {
+    fn finish(&self, url: &str, stream: PeerStream, (status, body): (u8, Vec<u8>)) -> Result<Vec<u8>, CallError> {
         self.put_back(url, stream);
         match status {
             0 => Ok(body),
@@ -173,20 +178,20 @@ fn no_answer(url: &str, timeout: Duration) -> io::Error {
 }
 
 /// Whether a kept connection is still open: nothing is due on it between requests,
-/// so anything readable is the peer closing it (or garbage).
-fn is_open(stream: &TcpStream) -> bool {
+/// so anything readable is the peer closing it (or garbage). Over TLS too: the
+/// listener sends no session tickets, so a readable socket is a close_notify or a
+/// reset, and a connection found readable is dropped, never read from again.
+fn is_open(stream: &PeerStream) -> bool {
     let mut byte = [0u8; 1];
-    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    matches!(stream.tcp().try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-async fn dial(url: &str) -> io::Result<TcpStream> {
-    let addr = host_port(url);
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))??;
-    stream.set_nodelay(true)?;
-    stream.write_all(MAGIC).await?;
-    Ok(stream)
+impl Pools {
+    async fn dial(&self, url: &str) -> io::Result<PeerStream> {
+        let mut stream = self.dialer.connect(url, CONNECT_TIMEOUT).await?;
+        stream.write_all(MAGIC).await?;
+        Ok(stream)
+    }
 }
 
 fn frame(tag: u8, body: &[u8]) -> io::Result<Vec<u8>> {
@@ -204,7 +209,7 @@ fn frame(tag: u8, body: &[u8]) -> io::Result<Vec<u8>> {
 }
 
 /// Reads one frame: its tag and body. `None` at a clean end of the stream.
-async fn read_frame(stream: &mut TcpStream) -> io::Result<Option<(u8, Vec<u8>)>> {
+async fn read_frame<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option<(u8, Vec<u8>)>> {
     let mut len = [0u8; 4];
     match stream.read_exact(&mut len).await {
         Ok(_) => {}
@@ -224,8 +229,9 @@ async fn read_frame(stream: &mut TcpStream) -> io::Result<Option<(u8, Vec<u8>)>>
     Ok(Some((tag, body)))
 }
 
-async fn exchange(stream: &mut TcpStream, request: &[u8]) -> io::Result<(u8, Vec<u8>)> {
+async fn exchange(stream: &mut PeerStream, request: &[u8]) -> io::Result<(u8, Vec<u8>)> {
     stream.write_all(request).await?;
+    stream.flush().await?;
     read_frame(stream)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"))
@@ -233,8 +239,9 @@ async fn exchange(stream: &mut TcpStream, request: &[u8]) -> io::Result<(u8, Vec
 
 /// Serves one connection that starts with [`MAGIC`]: each request is answered by
 /// `handle` (an encoded answer, or an error's text) before the next is read.
-pub async fn serve<H, F>(mut stream: TcpStream, handle: H) -> io::Result<()>
+pub async fn serve<S, H, F>(mut stream: S, handle: H) -> io::Result<()>
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     H: Fn(Kind, Vec<u8>) -> F,
     F: Future<Output = Result<Vec<u8>, String>>,
 {
@@ -253,6 +260,7 @@ where
             Err(why) => frame(1, why.as_bytes())?,
         };
         stream.write_all(&reply).await?;
+        stream.flush().await?;
     }
     Ok(())
 }
@@ -262,7 +270,7 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
 
@@ -339,7 +347,7 @@ mod tests {
         // The kept connection dies with the server; a new server on the same port.
         server.abort();
         let _ = server.await;
-        let addr = host_port(&url).to_string();
+        let addr = url.trim_start_matches("http://").to_string();
         let listener = TcpListener::bind(&addr).await.unwrap();
         let second = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
@@ -379,7 +387,7 @@ mod tests {
         // The peer closed the kept connection: a new one is dialled before sending.
         server.abort();
         let _ = server.await;
-        let listener = TcpListener::bind(host_port(&url)).await.unwrap();
+        let listener = TcpListener::bind(url.trim_start_matches("http://")).await.unwrap();
         let second = tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
             serve(stream, |_, body| async move { Ok(body) }).await.unwrap();

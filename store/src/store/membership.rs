@@ -199,7 +199,7 @@ fn membership_error(
 }
 
 /// Asks the running members, in turn, for the ID that MemberAdd gave this replica.
-pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
+pub(super) async fn join_cluster(config: &StoreConfig, dialer: &crate::tls::PeerDialer) -> Result<NodeId> {
     let me = &config.initial_advertise_peer_urls;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut last_error = String::from("no other member in --initial-cluster");
@@ -211,8 +211,12 @@ pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
                 .cloned()
                 .or_else(|| urls.first().cloned())
                 .unwrap_or_default();
-            let Ok(channel) = crate::raft::peer_channel(&url) else {
-                continue;
+            let channel = match crate::raft::peer_channel(&url, dialer) {
+                Ok(channel) => channel,
+                Err(e) => {
+                    last_error = format!("{name} ({url}): {e}");
+                    continue;
+                }
             };
             let mut client = PeerClient::new(channel);
             let mut request = tonic::Request::new(berth_proto::berthpb::JoinRequest { peer_urls: me.clone() });

@@ -4,6 +4,7 @@
 mod command_line;
 mod defaults;
 mod environment;
+mod tls;
 mod validation;
 mod values;
 
