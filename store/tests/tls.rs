@@ -205,17 +205,33 @@ fn a_cluster_on_tls_serves_etcdctl_with_a_client_certificate_and_refuses_one_wit
     // --client-cert-auth: the CA alone is not enough to get in.
     let no_cert = vec![format!("--cacert={}", ca.ca_file().display())];
     let refused = etcdctl(&members[0].client_url, &no_cert, &["get", "greeting"]);
-    assert!(!refused.status.success(), "served without a client certificate: {}", text(&refused));
+    assert!(
+        !refused.status.success(),
+        "served without a client certificate: {}",
+        text(&refused)
+    );
     // Nor is a certificate from another CA.
     let other_ca = Ca::new(dir.path(), "other-ca");
     let stranger = client_flags(&other_ca.issue("stranger"), &other_ca);
-    let stranger = [vec![format!("--cacert={}", ca.ca_file().display())], stranger[1..].to_vec()].concat();
+    let stranger = [
+        vec![format!("--cacert={}", ca.ca_file().display())],
+        stranger[1..].to_vec(),
+    ]
+    .concat();
     let refused = etcdctl(&members[0].client_url, &stranger, &["get", "greeting"]);
-    assert!(!refused.status.success(), "served a stranger's certificate: {}", text(&refused));
+    assert!(
+        !refused.status.success(),
+        "served a stranger's certificate: {}",
+        text(&refused)
+    );
     // Plain gRPC on the https port gets nowhere either.
     let plain_url = members[0].client_url.replace("https://", "http://");
     let refused = etcdctl(&plain_url, &[], &["get", "greeting"]);
-    assert!(!refused.status.success(), "served plain text on https: {}", text(&refused));
+    assert!(
+        !refused.status.success(),
+        "served plain text on https: {}",
+        text(&refused)
+    );
 }
 
 #[test]
@@ -265,7 +281,9 @@ fn a_peer_with_a_certificate_from_another_ca_cannot_join() {
 fn an_auto_tls_cluster_serves_etcdctl_that_skips_verification() {
     let dir = tempfile::tempdir().unwrap();
     let names = ["a1", "a2", "a3"];
-    let members = launch(dir.path(), &names, &|_| vec!["--auto-tls".to_string(), "--peer-auto-tls".to_string()]);
+    let members = launch(dir.path(), &names, &|_| {
+        vec!["--auto-tls".to_string(), "--peer-auto-tls".to_string()]
+    });
     let insecure = vec![
         "--insecure-transport=false".to_string(),
         "--insecure-skip-tls-verify".to_string(),
@@ -275,19 +293,34 @@ fn an_auto_tls_cluster_serves_etcdctl_that_skips_verification() {
     for name in names {
         for side in ["client", "peer"] {
             let fixtures = dir.path().join(name).join("fixtures").join(side);
-            assert!(fixtures.join("cert.pem").exists(), "no {side} certificate in {}", fixtures.display());
-            assert!(fixtures.join("key.pem").exists(), "no {side} key in {}", fixtures.display());
+            assert!(
+                fixtures.join("cert.pem").exists(),
+                "no {side} certificate in {}",
+                fixtures.display()
+            );
+            assert!(
+                fixtures.join("key.pem").exists(),
+                "no {side} key in {}",
+                fixtures.display()
+            );
         }
     }
     // A client that verifies finds no CA vouching for a self-signed certificate.
-    let verifying = etcdctl(&members[0].client_url, &["--insecure-transport=false".to_string()], &["get", "auto"]);
+    let verifying = etcdctl(
+        &members[0].client_url,
+        &["--insecure-transport=false".to_string()],
+        &["get", "auto"],
+    );
     assert!(!verifying.status.success(), "{}", text(&verifying));
 }
 
 /// Runs `berth store` with `args` and returns its exit code and stderr.
 fn run_store(args: &[&str]) -> (i32, String) {
     let output = Command::new(berth_binary()).arg("store").args(args).output().unwrap();
-    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -313,7 +346,18 @@ fn tls_flag_errors_name_the_flags() {
 
     let missing = dir.path().join("missing.pem").display().to_string();
     let (code, err) = run_store(
-        &[&base[..], &["--listen-client-urls", &client, "--cert-file", &missing, "--key-file", &missing]].concat(),
+        &[
+            &base[..],
+            &[
+                "--listen-client-urls",
+                &client,
+                "--cert-file",
+                &missing,
+                "--key-file",
+                &missing,
+            ],
+        ]
+        .concat(),
     );
     assert_ne!(code, 0);
     assert!(err.contains("--cert-file") && err.contains("missing.pem"), "{err}");

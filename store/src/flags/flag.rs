@@ -217,8 +217,7 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
             if years == 0 {
                 return Err(invalid("must be at least 1 (year)"));
             }
-            flags.self_signed_cert_validity_years =
-                u32::try_from(years).map_err(|_| invalid("is too many years"))?;
+            flags.self_signed_cert_validity_years = u32::try_from(years).map_err(|_| invalid("is too many years"))?;
         }
         Flag::CipherSuites => {
             let names: Vec<String> = value

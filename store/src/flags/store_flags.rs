@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use super::defaults::DEFAULT_QUOTA_BACKEND_BYTES;
-use crate::config::TlsInfo;
 use super::{ClusterState, CompactionMode, CompactionRetention, FlagError, parse_retention};
+use crate::config::TlsInfo;
 
 /// The parsed command line of `berth store`. Every field holds the effective value:
 /// defaults and derived values are filled in by [`parse_store_flags`](super::parse_store_flags).

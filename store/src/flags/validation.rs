@@ -42,7 +42,13 @@ pub(super) fn check(flags: &StoreFlags, raw: &[Option<(String, Source)>]) -> Res
         .compaction_retention()
         .map_err(|error| source_of(Flag::AutoCompactionRetention).attach(error))?;
 
-    check_tls(&flags.client_tls, Flag::CertFile, Flag::KeyFile, Flag::ClientCertAuth, Flag::TrustedCaFile)?;
+    check_tls(
+        &flags.client_tls,
+        Flag::CertFile,
+        Flag::KeyFile,
+        Flag::ClientCertAuth,
+        Flag::TrustedCaFile,
+    )?;
     check_tls(
         &flags.peer_tls,
         Flag::PeerCertFile,
@@ -59,7 +65,11 @@ pub(super) fn check(flags: &StoreFlags, raw: &[Option<(String, Source)>]) -> Res
 /// nobody's is verified there).
 fn check_tls(info: &TlsInfo, cert: Flag, key: Flag, client_cert_auth: Flag, trusted_ca: Flag) -> Result<(), FlagError> {
     if info.cert_file.is_some() != info.key_file.is_some() {
-        let (given, missing) = if info.cert_file.is_some() { (cert, key) } else { (key, cert) };
+        let (given, missing) = if info.cert_file.is_some() {
+            (cert, key)
+        } else {
+            (key, cert)
+        };
         return Err(FlagError::FlagNeedsFlag {
             flag: given.dashed(),
             needs: missing.dashed(),

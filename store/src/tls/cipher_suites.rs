@@ -63,7 +63,11 @@ const GO_SUITES: &[(&str, Option<SupportedCipherSuite>)] = &[
 
 /// The TLS 1.3 suites by Go's names: accepted in the list, as Go accepts them, and
 /// always on.
-const TLS13_SUITES: &[&str] = &["TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256"];
+const TLS13_SUITES: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+];
 
 /// The rustls TLS 1.2 suite a Go name stands for; `None` for a TLS 1.3 name. The
 /// error is the sentence to show.
@@ -111,10 +115,16 @@ mod tests {
     #[test]
     fn go_names_map_to_rustls_suites_and_the_rest_are_refused_by_name() {
         let suite = tls12_suite("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256").unwrap().unwrap();
-        assert_eq!(suite.suite(), rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256);
+        assert_eq!(
+            suite.suite(),
+            rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+        );
         assert!(tls12_suite("TLS_AES_128_GCM_SHA256").unwrap().is_none());
         let cbc = tls12_suite("TLS_RSA_WITH_AES_128_CBC_SHA").unwrap_err();
-        assert!(cbc.contains("TLS_RSA_WITH_AES_128_CBC_SHA") && cbc.contains("not supported"), "{cbc}");
+        assert!(
+            cbc.contains("TLS_RSA_WITH_AES_128_CBC_SHA") && cbc.contains("not supported"),
+            "{cbc}"
+        );
         let unknown = tls12_suite("TLS_MADE_UP").unwrap_err();
         assert_eq!(unknown, r#"unexpected TLS cipher suite "TLS_MADE_UP""#);
     }
@@ -128,8 +138,15 @@ mod tests {
             .filter(|suite| matches!(suite, SupportedCipherSuite::Tls12(_)))
             .map(|suite| suite.suite())
             .collect();
-        assert_eq!(tls12, vec![rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]);
-        assert!(chosen.iter().any(|suite| matches!(suite, SupportedCipherSuite::Tls13(_))));
+        assert_eq!(
+            tls12,
+            vec![rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]
+        );
+        assert!(
+            chosen
+                .iter()
+                .any(|suite| matches!(suite, SupportedCipherSuite::Tls13(_)))
+        );
         assert_eq!(suites(&[], defaults).unwrap().len(), defaults.len());
     }
 }

@@ -41,7 +41,8 @@ impl std::fmt::Debug for PeerDialer {
 }
 
 fn is_https(url: &str) -> bool {
-    url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    url.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// `https://host:port/` → `host:port`.

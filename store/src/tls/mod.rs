@@ -88,7 +88,8 @@ struct Identity {
 }
 
 fn is_https(url: &str) -> bool {
-    url.get(..8).is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    url.get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 impl Tls {
@@ -130,7 +131,11 @@ impl Tls {
             _ => None,
         };
         let dials_https = peer_identity.is_some()
-            || config.initial_cluster.iter().flat_map(|(_, urls)| urls).any(|url| is_https(url))
+            || config
+                .initial_cluster
+                .iter()
+                .flat_map(|(_, urls)| urls)
+                .any(|url| is_https(url))
             || config.dial_peer_urls.values().any(|url| is_https(url));
         let dialer = if dials_https {
             peer_dialer(&provider, peer, peer_identity.as_ref())?
@@ -232,7 +237,12 @@ fn trusted_cas(side: Side<'_>) -> Result<Option<RootCertStore>> {
         .transpose()
 }
 
-fn acceptor(provider: &Arc<CryptoProvider>, side: Side<'_>, identity: &Identity, alpn: Vec<Vec<u8>>) -> Result<TlsAcceptor> {
+fn acceptor(
+    provider: &Arc<CryptoProvider>,
+    side: Side<'_>,
+    identity: &Identity,
+    alpn: Vec<Vec<u8>>,
+) -> Result<TlsAcceptor> {
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| side.error(format!("--cipher-suites: {e}")))?;
@@ -246,7 +256,9 @@ fn acceptor(provider: &Arc<CryptoProvider>, side: Side<'_>, identity: &Identity,
                 .map_err(|e| side.error(format!("{}: {e}", side.flag("trusted-ca-file"))))?;
             builder.with_client_cert_verifier(verifier)
         }
-        None if identity.is_self_signed => builder.with_client_cert_verifier(verifiers::AnyCertificate::new(provider.clone())),
+        None if identity.is_self_signed => {
+            builder.with_client_cert_verifier(verifiers::AnyCertificate::new(provider.clone()))
+        }
         None => {
             return Err(side.error(format!(
                 "{} requires {}: the CAs whose {} certificates are accepted",

@@ -21,7 +21,11 @@ pub(super) fn certificates(flag: &str, path: &Path) -> Result<Vec<CertificateDer
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| invalid(flag, path, e))?;
     if certs.is_empty() {
-        return Err(invalid(flag, path, "no PEM certificate (BEGIN CERTIFICATE) in the file"));
+        return Err(invalid(
+            flag,
+            path,
+            "no PEM certificate (BEGIN CERTIFICATE) in the file",
+        ));
     }
     Ok(certs)
 }

@@ -33,7 +33,9 @@ pub(super) fn self_signed_pair(dir: &Path, hosts: &[String], validity_years: u32
     let validity = Duration::from_secs(u64::from(validity_years) * DAYS_PER_YEAR * 24 * 3600);
     params.not_before = now.into();
     params.not_after = (now + validity).into();
-    let cert = params.self_signed(&key).map_err(|e| failed("signing the certificate", &e))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| failed("signing the certificate", &e))?;
 
     std::fs::create_dir_all(dir).map_err(|e| failed("creating the directory", &e))?;
     write_private(&key_path, key.serialize_pem().as_bytes()).map_err(|e| failed("writing key.pem", &e))?;

@@ -64,7 +64,9 @@ fn a_certificate_needs_its_key_and_client_cert_auth_needs_a_ca() {
         parse_err("--cert-file c.pem --key-file k.pem --client-cert-auth"),
         "--client-cert-auth requires --trusted-ca-file: the CAs whose client certificates are accepted"
     );
-    assert!(parse_err("--peer-client-cert-auth").starts_with("--peer-client-cert-auth requires --peer-trusted-ca-file"));
+    assert!(
+        parse_err("--peer-client-cert-auth").starts_with("--peer-client-cert-auth requires --peer-trusted-ca-file")
+    );
     // Self-signed certificates are not verified, so auto-tls needs no CA.
     assert!(parse("--peer-auto-tls --peer-client-cert-auth").is_ok());
 }
