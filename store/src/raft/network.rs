@@ -14,7 +14,7 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
     VoteResponse,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::durable::Durable;
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
@@ -23,15 +23,16 @@ use crate::tls::PeerDialer;
 
 /// Opens a lazily connected channel to a peer URL.
 pub fn peer_channel(url: &str, dialer: &PeerDialer) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
-    let endpoint = Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        // One channel per peer carries every RPC to it; a peer whose host vanished
-        // (no reset, a half-open connection) is noticed within about 4 s and redialled.
-        .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true);
-    Ok(dialer.channel(url, endpoint)?)
+    dialer.channel(url, |endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            // One channel per peer carries every RPC to it; a peer whose host vanished
+            // (no reset, a half-open connection) is noticed within about 4 s and redialled.
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .keep_alive_while_idle(true)
+    })
 }
 
 /// Connections to peers, through the URLs of `dial_peer_urls` where given: one HTTP/2

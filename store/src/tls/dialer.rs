@@ -106,12 +106,22 @@ impl PeerDialer {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))?
     }
 
-    /// A lazily connected gRPC channel to the peer at `url`, set up by `endpoint`.
-    pub fn channel(&self, url: &str, endpoint: Endpoint) -> Result<Channel, io::Error> {
+    /// A lazily connected gRPC channel to the peer at `url`, set up by `configure`.
+    ///
+    /// For an `https` URL this dialler's connector does the TLS and tonic is handed the
+    /// URL as `http`: tonic built with a TLS feature of its own (a crate elsewhere in
+    /// the build may switch one on) refuses an `https` URI it was given no TLS
+    /// settings for, and would otherwise try to wrap the connection a second time.
+    pub fn channel(
+        &self,
+        url: &str,
+        configure: impl FnOnce(Endpoint) -> Endpoint,
+    ) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
         if !is_https(url) {
-            return Ok(endpoint.connect_lazy());
+            return Ok(configure(Endpoint::from_shared(url.to_string())?).connect_lazy());
         }
         let config = self.tls(url)?.grpc.clone();
+        let endpoint = configure(Endpoint::from_shared(format!("http://{}", &url[8..]))?);
         Ok(endpoint.connect_with_connector_lazy(GrpcConnector { config }))
     }
 }
