@@ -4,18 +4,37 @@
 //! benchmark, connection `i` goes to endpoint `i mod n`, so the load spreads evenly over
 //! the endpoints; with `--target-leader` the endpoints are first narrowed to the leader.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use etcd_client::{Client, ConnectOptions};
+use berth_testkit::ClusterTls;
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The CA and client certificate for https endpoints, set once per run (`compare --tls`).
+static CLIENT_TLS: OnceLock<TlsOptions> = OnceLock::new();
+
+/// Makes every connection from now on trust `tls`'s CA and present its certificate.
+pub fn use_tls(tls: &ClusterTls) -> anyhow::Result<()> {
+    let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let options = TlsOptions::new()
+        .ca_certificate(Certificate::from_pem(read(&tls.ca_file)?))
+        .identity(Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?));
+    CLIENT_TLS
+        .set(options)
+        .map_err(|_| anyhow::anyhow!("the client TLS is set once per run"))
+}
+
 /// Opens one connection to `endpoint`.
 pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
-    let options = ConnectOptions::new()
+    let mut options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    if let Some(tls) = CLIENT_TLS.get() {
+        options = options.with_tls(tls.clone());
+    }
     Client::connect([endpoint], Some(options))
         .await
         .with_context(|| format!("connecting to {endpoint}"))
