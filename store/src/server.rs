@@ -180,17 +180,20 @@ fn client_incoming(
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let mut accepted = Box::pin(nodelay_incoming(listener));
     tokio::spawn(async move {
-        while let Some(next) = accepted.next().await {
+        loop {
+            // The server drops its end when it stops: the listener closes with it.
+            let next = tokio::select! {
+                next = accepted.next() => next,
+                () = tx.closed() => return,
+            };
             let stream = match next {
-                Ok(stream) => stream,
-                Err(e) => {
+                Some(Ok(stream)) => stream,
+                Some(Err(e)) => {
                     tracing::debug!(error = %e, "accepting a client connection failed");
                     continue;
                 }
+                None => return,
             };
-            if tx.is_closed() {
-                return;
-            }
             let (tx, acceptor) = (tx.clone(), acceptor.clone());
             tokio::spawn(async move {
                 match tls::accept(&acceptor, stream).await {

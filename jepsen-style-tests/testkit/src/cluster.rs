@@ -402,6 +402,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tls_cluster_is_on_https_with_the_same_certificate_flags_for_every_replica() {
+        let tls = crate::ClusterTls {
+            ca_file: "ca.pem".into(),
+            cert_file: "m.pem".into(),
+            key_file: "m-key.pem".into(),
+        };
+        let cluster = Cluster::new(ClusterSpec::new(System::Etcd, "/usr/bin/etcd", 2).tls(tls)).unwrap();
+        let n1 = &cluster.replicas[0];
+        assert!(n1.endpoint().starts_with("https://127.0.0.1:"), "{}", n1.endpoint());
+        assert!(cluster.initial_cluster().contains(&format!("n2=https://127.0.0.1:{}", cluster.replicas[1].peer_port)));
+        let args = cluster.args(0);
+        for pair in [
+            ["--cert-file", "m.pem"],
+            ["--key-file", "m-key.pem"],
+            ["--trusted-ca-file", "ca.pem"],
+            ["--peer-cert-file", "m.pem"],
+            ["--peer-key-file", "m-key.pem"],
+            ["--peer-trusted-ca-file", "ca.pem"],
+        ] {
+            assert!(args.windows(2).any(|window| window == pair), "{pair:?} missing from {args:?}");
+        }
+        assert!(args.contains(&"--client-cert-auth".to_string()) && args.contains(&"--peer-client-cert-auth".to_string()));
+    }
+
+    #[test]
     fn berth_gets_its_role_and_an_added_replica_joins_the_existing_cluster() {
         let mut cluster = Cluster::new(ClusterSpec::new(System::BerthServer, "berth", 1)).unwrap();
         assert_eq!(cluster.args(0)[..3], ["server", "--name", "n1"]);
