@@ -411,7 +411,11 @@ mod tests {
         let cluster = Cluster::new(ClusterSpec::new(System::Etcd, "/usr/bin/etcd", 2).tls(tls)).unwrap();
         let n1 = &cluster.replicas[0];
         assert!(n1.endpoint().starts_with("https://127.0.0.1:"), "{}", n1.endpoint());
-        assert!(cluster.initial_cluster().contains(&format!("n2=https://127.0.0.1:{}", cluster.replicas[1].peer_port)));
+        assert!(
+            cluster
+                .initial_cluster()
+                .contains(&format!("n2=https://127.0.0.1:{}", cluster.replicas[1].peer_port))
+        );
         let args = cluster.args(0);
         for pair in [
             ["--cert-file", "m.pem"],
@@ -421,9 +425,14 @@ mod tests {
             ["--peer-key-file", "m-key.pem"],
             ["--peer-trusted-ca-file", "ca.pem"],
         ] {
-            assert!(args.windows(2).any(|window| window == pair), "{pair:?} missing from {args:?}");
+            assert!(
+                args.windows(2).any(|window| window == pair),
+                "{pair:?} missing from {args:?}"
+            );
         }
-        assert!(args.contains(&"--client-cert-auth".to_string()) && args.contains(&"--peer-client-cert-auth".to_string()));
+        assert!(
+            args.contains(&"--client-cert-auth".to_string()) && args.contains(&"--peer-client-cert-auth".to_string())
+        );
     }
 
     #[test]
