@@ -191,6 +191,19 @@ fn provider(cipher_suites: &[String]) -> Result<CryptoProvider> {
 /// `https` listen URL has one: etcd's start-up check, in its words.
 fn identity(config: &StoreConfig, side: Side<'_>) -> Result<Option<Identity>> {
     let info = side.info;
+    if info.auto_tls && info.has_cert() {
+        tracing::warn!(
+            "ignoring {} since {} and {} are given",
+            side.flag("auto-tls"),
+            side.flag("cert-file"),
+            side.flag("key-file")
+        );
+    }
+    if info.has_cert()
+        && let Some(url) = side.listen_urls.iter().find(|url| !is_https(url))
+    {
+        tracing::warn!("{} url {url} is http: its connections stay plain, without TLS", side.kind);
+    }
     let files = match (&info.cert_file, &info.key_file) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone(), false)),
         (None, None) if info.auto_tls => {
