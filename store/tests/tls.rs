@@ -72,39 +72,55 @@ struct Member {
     process: Process,
 }
 
-/// Launches one `berth store` per name, with https client and peer URLs and each
-/// member's TLS flags from `tls_flags(index)`.
-fn launch(dir: &Path, names: &[&str], tls_flags: &dyn Fn(usize) -> Vec<String>) -> Vec<Member> {
-    let mut members: Vec<Member> = names
-        .iter()
-        .map(|name| Member {
+impl Member {
+    fn new(dir: &Path, name: &str) -> Member {
+        Member {
             name: name.to_string(),
             client_url: format!("https://127.0.0.1:{}", free_port()),
             peer_url: format!("https://127.0.0.1:{}", free_port()),
-            process: Process::new(*name, berth_binary(), dir.join(format!("{name}.log"))),
-        })
-        .collect();
-    let initial_cluster: Vec<String> = members.iter().map(|m| format!("{}={}", m.name, m.peer_url)).collect();
-    for (index, member) in members.iter_mut().enumerate() {
+            process: Process::new(name, berth_binary(), dir.join(format!("{name}.log"))),
+        }
+    }
+
+    /// Starts `berth store` on this member's https URLs with `extra` flags.
+    fn start(&mut self, dir: &Path, initial_cluster: &str, extra: Vec<String>) {
         let mut args: Vec<String> = [
             "store",
             "--name",
-            &member.name,
+            &self.name,
             "--data-dir",
-            &dir.join(&member.name).display().to_string(),
+            &dir.join(&self.name).display().to_string(),
             "--listen-client-urls",
-            &member.client_url,
+            &self.client_url,
             "--listen-peer-urls",
-            &member.peer_url,
+            &self.peer_url,
             "--initial-cluster",
-            &initial_cluster.join(","),
+            initial_cluster,
         ]
         .iter()
         .map(|arg| arg.to_string())
         .collect();
-        args.extend(tls_flags(index));
-        member.process.set_args(args);
-        member.process.start().unwrap();
+        args.extend(extra);
+        self.process.set_args(args);
+        self.process.start().unwrap();
+    }
+}
+
+fn initial_cluster(members: &[&Member]) -> String {
+    members
+        .iter()
+        .map(|m| format!("{}={}", m.name, m.peer_url))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Launches one `berth store` per name, with https client and peer URLs and each
+/// member's TLS flags from `tls_flags(index)`.
+fn launch(dir: &Path, names: &[&str], tls_flags: &dyn Fn(usize) -> Vec<String>) -> Vec<Member> {
+    let mut members: Vec<Member> = names.iter().map(|name| Member::new(dir, name)).collect();
+    let cluster = initial_cluster(&members.iter().collect::<Vec<_>>());
+    for (index, member) in members.iter_mut().enumerate() {
+        member.start(dir, &cluster, tls_flags(index));
     }
     members
 }
@@ -275,6 +291,46 @@ fn a_peer_with_a_certificate_from_another_ca_cannot_join() {
         text(&read)
     );
     members.iter_mut().for_each(|member| member.process.kill());
+}
+
+#[test]
+fn a_member_added_with_an_https_peer_url_joins_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let names = ["j1", "j2", "j3"];
+    let certs: Vec<CertFiles> = names.iter().map(|name| ca.issue(name)).collect();
+    let members = launch(dir.path(), &names, &|index| member_tls_flags(&certs[index], &ca));
+    let client = client_flags(&ca.issue("etcdctl"), &ca);
+    put_eventually(&members[0].client_url, &client, "before-join", "x");
+
+    let mut joiner = Member::new(dir.path(), "j4");
+    let added = etcdctl(
+        &members[1].client_url,
+        &client,
+        &[
+            "member",
+            "add",
+            "j4",
+            "--learner",
+            &format!("--peer-urls={}", joiner.peer_url),
+        ],
+    );
+    assert!(text(&added).contains("added to cluster"), "{}", text(&added));
+    let cluster = initial_cluster(&[&members[0], &members[1], &members[2], &joiner]);
+    let mut flags = member_tls_flags(&ca.issue("j4"), &ca);
+    flags.extend(["--initial-cluster-state".to_string(), "existing".to_string()]);
+    joiner.start(dir.path(), &cluster, flags);
+    // It asked to join, got its snapshot or log over TLS, and serves what was written.
+    let learned = eventually_blocking("the new member to replicate", || {
+        let output = etcdctl(
+            &joiner.client_url,
+            &client,
+            &["get", "before-join", "--consistency=s", "--print-value-only"],
+        );
+        let value = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        (!value.is_empty()).then_some(value)
+    });
+    assert_eq!(learned, "x");
 }
 
 #[test]

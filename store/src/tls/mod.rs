@@ -202,7 +202,10 @@ fn identity(config: &StoreConfig, side: Side<'_>) -> Result<Option<Identity>> {
     if info.has_cert()
         && let Some(url) = side.listen_urls.iter().find(|url| !is_https(url))
     {
-        tracing::warn!("{} url {url} is http: its connections stay plain, without TLS", side.kind);
+        tracing::warn!(
+            "{} url {url} is http: its connections stay plain, without TLS",
+            side.kind
+        );
     }
     let files = match (&info.cert_file, &info.key_file) {
         (Some(cert), Some(key)) => Some((cert.clone(), key.clone(), false)),
