@@ -4,6 +4,7 @@
 //! benchmark, connection `i` goes to endpoint `i mod n`, so the load spreads evenly over
 //! the endpoints; with `--target-leader` the endpoints are first narrowed to the leader.
 
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -13,15 +14,28 @@ use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The CA and client certificate for https endpoints, set once per run (`compare --tls`).
+/// The CA and client certificate for https endpoints, set once per run (`--cacert`,
+/// `--cert`, `--key`, or `compare --tls`).
 static CLIENT_TLS: OnceLock<TlsOptions> = OnceLock::new();
 
 /// Makes every connection from now on trust `tls`'s CA and present its certificate.
 pub fn use_tls(tls: &ClusterTls) -> anyhow::Result<()> {
-    let read = |path: &std::path::Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let options = TlsOptions::new()
-        .ca_certificate(Certificate::from_pem(read(&tls.ca_file)?))
-        .identity(Identity::from_pem(read(&tls.cert_file)?, read(&tls.key_file)?));
+    use_tls_files(Some(&tls.ca_file), Some(&tls.cert_file), Some(&tls.key_file))
+}
+
+/// etcdctl's `--cacert`, `--cert` and `--key` for every connection from now on: the CA
+/// that vouches for the servers (the system's without one) and a client certificate.
+pub fn use_tls_files(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> anyhow::Result<()> {
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let mut options = TlsOptions::new();
+    if let Some(ca) = ca {
+        options = options.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => options = options.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => bail!("--cert and --key go together: a client certificate is presented with its key"),
+    }
     CLIENT_TLS
         .set(options)
         .map_err(|_| anyhow::anyhow!("the client TLS is set once per run"))
