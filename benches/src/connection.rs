@@ -4,18 +4,51 @@
 //! benchmark, connection `i` goes to endpoint `i mod n`, so the load spreads evenly over
 //! the endpoints; with `--target-leader` the endpoints are first narrowed to the leader.
 
+use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use etcd_client::{Client, ConnectOptions};
+use berth_testkit::ClusterTls;
+use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The CA and client certificate for https endpoints, set once per run (`--cacert`,
+/// `--cert`, `--key`, or `compare --tls`).
+static CLIENT_TLS: OnceLock<TlsOptions> = OnceLock::new();
+
+/// Makes every connection from now on trust `tls`'s CA and present its certificate.
+pub fn use_tls(tls: &ClusterTls) -> anyhow::Result<()> {
+    use_tls_files(Some(&tls.ca_file), Some(&tls.cert_file), Some(&tls.key_file))
+}
+
+/// etcdctl's `--cacert`, `--cert` and `--key` for every connection from now on: the CA
+/// that vouches for the servers (the system's without one) and a client certificate.
+pub fn use_tls_files(ca: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> anyhow::Result<()> {
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let mut options = TlsOptions::new();
+    if let Some(ca) = ca {
+        options = options.ca_certificate(Certificate::from_pem(read(ca)?));
+    }
+    match (cert, key) {
+        (Some(cert), Some(key)) => options = options.identity(Identity::from_pem(read(cert)?, read(key)?)),
+        (None, None) => {}
+        _ => bail!("--cert and --key go together: a client certificate is presented with its key"),
+    }
+    CLIENT_TLS
+        .set(options)
+        .map_err(|_| anyhow::anyhow!("the client TLS is set once per run"))
+}
+
 /// Opens one connection to `endpoint`.
 pub async fn connect(endpoint: &str) -> anyhow::Result<Client> {
-    let options = ConnectOptions::new()
+    let mut options = ConnectOptions::new()
         .with_connect_timeout(CONNECT_TIMEOUT)
         .with_keep_alive(Duration::from_secs(10), Duration::from_secs(5));
+    if let Some(tls) = CLIENT_TLS.get() {
+        options = options.with_tls(tls.clone());
+    }
     Client::connect([endpoint], Some(options))
         .await
         .with_context(|| format!("connecting to {endpoint}"))

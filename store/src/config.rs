@@ -46,6 +46,15 @@ pub struct StoreConfig {
     pub corrupt_check_time: Option<Duration>,
     /// Member name → URL to dial instead of the member's advertised peer URL.
     pub dial_peer_urls: std::collections::BTreeMap<String, String>,
+    /// TLS on the `https` client URLs.
+    pub client_tls: TlsInfo,
+    /// TLS on the `https` peer URLs, and the certificate this replica dials peers with.
+    pub peer_tls: TlsInfo,
+    /// TLS 1.2 cipher suites by Go's names (`--cipher-suites`); empty for rustls'
+    /// defaults. TLS 1.3 always uses its own suites, as in Go.
+    pub cipher_suites: Vec<String>,
+    /// How long `--auto-tls` certificates are valid (`--self-signed-cert-validity`).
+    pub self_signed_cert_validity_years: u32,
     /// Guarantees deliberately broken, so the fault-injection suite can prove it
     /// notices. Empty in any real use.
     pub test_faults: TestFaults,
@@ -55,6 +64,28 @@ pub struct StoreConfig {
     /// `--strict-reconfig-check`: membership changes that would cost the quorum of
     /// started (or reachable) members are refused.
     pub strict_reconfig_check: bool,
+}
+
+/// TLS on one kind of URL, client or peer, as etcd's flags say it (`--cert-file`,
+/// `--key-file`, `--trusted-ca-file`, `--client-cert-auth`, `--auto-tls`, and their
+/// `--peer-` twins). Used only by `https` URLs; `http` URLs stay plain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// Clients (or peers) must present a certificate signed by one of these CAs; the
+    /// peer dialler also verifies the other side against them.
+    pub trusted_ca_file: Option<PathBuf>,
+    pub client_cert_auth: bool,
+    /// Generate a self-signed certificate in the data dir when no cert and key are given.
+    pub auto_tls: bool,
+}
+
+impl TlsInfo {
+    /// Whether a certificate is given (etcd's `TLSInfo.Empty()` is the opposite).
+    pub fn has_cert(&self) -> bool {
+        self.cert_file.is_some() && self.key_file.is_some()
+    }
 }
 
 /// Switches that break the store on purpose (see `--test-fault`).
@@ -95,6 +126,10 @@ impl StoreConfig {
             watch_progress_notify_interval: Duration::from_secs(600),
             corrupt_check_time: None,
             dial_peer_urls: Default::default(),
+            client_tls: TlsInfo::default(),
+            peer_tls: TlsInfo::default(),
+            cipher_suites: Vec::new(),
+            self_signed_cert_validity_years: 1,
             test_faults: TestFaults::default(),
             initial_corrupt_check: false,
             strict_reconfig_check: true,

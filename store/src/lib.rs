@@ -30,10 +30,11 @@ pub mod slow_disk;
 pub mod snapshot_tool;
 pub mod state_machine;
 pub mod store;
+pub mod tls;
 pub mod validate;
 pub mod watch;
 
-pub use config::{AutoCompaction, ClusterState, StoreConfig, TestFaults};
+pub use config::{AutoCompaction, ClusterState, StoreConfig, TestFaults, TlsInfo};
 pub use error::StoreError;
 pub use server::Server;
 pub use store::Store;

@@ -4,7 +4,10 @@
 //! `/version` on the metrics URLs.
 //!
 //! Listeners are bound before the store opens, so a port in use fails start-up with
-//! a clear error instead of a replica that cannot be reached.
+//! a clear error instead of a replica that cannot be reached. `https` URLs put each
+//! accepted connection through the TLS handshake (`crate::tls`) before anything else
+//! reads it; the handshakes run in tasks of their own, so a slow one holds up no
+//! other connection.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -18,6 +21,7 @@ use berth_proto::etcdserverpb::maintenance_server::MaintenanceServer;
 use berth_proto::etcdserverpb::watch_server::WatchServer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::{Stream, StreamExt};
 
@@ -30,15 +34,17 @@ use crate::http::split::{Protocol, Rewound, split};
 use crate::http::{self, Port};
 use crate::raft;
 use crate::store::Store;
+use crate::tls::{self, MaybeTls, ServerStream};
 
 /// gRPC framing and headers on top of the request itself (etcd allows the same).
 const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 
-/// `http://host:port` → a socket address (`localhost` is loopback).
+/// `http://host:port` or `https://host:port` → a socket address (`localhost` is loopback).
 pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
     let rest = url
         .strip_prefix("http://")
-        .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} must start with http://")))?;
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| StoreError::InvalidArgument(format!("URL {url:?} must start with http:// or https://")))?;
     let host_port = rest.trim_end_matches('/');
     let (host, port) = host_port
         .rsplit_once(':')
@@ -54,16 +60,33 @@ pub fn parse_listen_url(url: &str) -> Result<SocketAddr> {
     Ok(SocketAddr::new(ip, port))
 }
 
-async fn bind_all(urls: &[String], what: &str) -> Result<Vec<TcpListener>> {
+/// A bound listener, and whether its URL is `https`.
+struct Listener {
+    tcp: TcpListener,
+    is_https: bool,
+}
+
+async fn bind_all(urls: &[String], what: &str) -> Result<Vec<Listener>> {
     let mut listeners = Vec::new();
     for url in urls {
         let addr = parse_listen_url(url)?;
-        let listener = TcpListener::bind(addr)
+        let tcp = TcpListener::bind(addr)
             .await
             .map_err(|e| StoreError::InvalidArgument(format!("cannot listen for {what} on {url}: {e}")))?;
-        listeners.push(listener);
+        let is_https = url.starts_with("https://");
+        listeners.push(Listener { tcp, is_https });
     }
     Ok(listeners)
+}
+
+/// The acceptor of a listener: `None` for `http`. `Tls::load` has checked that every
+/// `https` URL has one.
+fn acceptor_for(listener: &Listener, acceptor: Option<&TlsAcceptor>) -> Result<Option<TlsAcceptor>> {
+    match (listener.is_https, acceptor) {
+        (false, _) => Ok(None),
+        (true, Some(acceptor)) => Ok(Some(acceptor.clone())),
+        (true, None) => Err(StoreError::Internal("an https listener without TLS".to_string())),
+    }
 }
 
 /// A running replica with its listeners.
@@ -85,12 +108,13 @@ impl Server {
             store.raft().config().snapshot_max_chunk_size,
         );
         for listener in peer_listeners {
+            let acceptor = acceptor_for(&listener, store.tls().peer_acceptor())?;
             let svc = PeerServer::new(peer::PeerService { store: store.clone() })
                 .max_decoding_message_size(max_peer_message)
                 .max_encoding_message_size(usize::MAX);
             let router = tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc);
             let shutdown = shutdown_future(&store);
-            let incoming = peer_incoming(listener, peer::PeerService { store: store.clone() });
+            let incoming = peer_incoming(listener.tcp, acceptor, peer::PeerService { store: store.clone() });
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "peer server failed");
@@ -98,6 +122,7 @@ impl Server {
             }));
         }
         for listener in client_listeners {
+            let acceptor = acceptor_for(&listener, store.tls().client_acceptor())?;
             let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -116,7 +141,7 @@ impl Server {
                 }))
                 .add_service(AuthServer::new(auth::AuthService { store: store.clone() }));
             let shutdown = shutdown_future(&store);
-            let incoming = client_incoming(listener, store.clone());
+            let incoming = client_incoming(listener.tcp, acceptor, store.clone());
             tasks.push(tokio::spawn(async move {
                 if let Err(e) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
                     tracing::error!(error = %e, "client server failed");
@@ -124,7 +149,7 @@ impl Server {
             }));
         }
         for listener in metrics_listeners {
-            tasks.push(tokio::spawn(serve_metrics(listener, store.clone())));
+            tasks.push(tokio::spawn(serve_metrics(listener.tcp, store.clone())));
         }
         Ok(Server { store, tasks })
     }
@@ -156,12 +181,14 @@ fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result
 /// How long a new client connection may take to send its first bytes.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The client port's connections: gRPC ones go on to tonic (through the authority
-/// mending of `grpc::authority`), HTTP/1.1 ones are answered by `http`.
+/// The client port's connections, through the TLS handshake on an `https` URL: gRPC
+/// ones go on to tonic (through the authority mending of `grpc::authority`), HTTP/1.1
+/// ones are answered by `http`.
 fn client_incoming(
     listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     store: Store,
-) -> impl Stream<Item = std::io::Result<AuthorityFix<Rewound<TcpStream>>>> + Send + 'static {
+) -> impl Stream<Item = std::io::Result<AuthorityFix<Rewound<ServerStream>>>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let mut accepted = Box::pin(nodelay_incoming(listener));
     tokio::spawn(async move {
@@ -178,8 +205,19 @@ fn client_incoming(
                 },
                 () = &mut closed => return,
             };
-            let (tx, store) = (tx.clone(), store.clone());
+            let (tx, store, acceptor) = (tx.clone(), store.clone(), acceptor.clone());
             tokio::spawn(async move {
+                let stream = match acceptor {
+                    Some(acceptor) => match tls::accept(&acceptor, stream).await {
+                        Ok(stream) => stream,
+                        // A client without an acceptable certificate, or not speaking TLS.
+                        Err(e) => {
+                            tracing::debug!(error = %e, "a client's TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => MaybeTls::Plain(stream),
+                };
                 let Ok(Ok((protocol, stream))) = tokio::time::timeout(FIRST_BYTES_TIMEOUT, split(stream)).await else {
                     return;
                 };
@@ -196,11 +234,13 @@ fn client_incoming(
 }
 
 /// The peer port's connections: raft streams (see `raft::wire`) are answered here,
-/// the rest go on to the gRPC peer service.
+/// the rest go on to the gRPC peer service. On an `https` URL each connection goes
+/// through the TLS handshake first, and its ALPN protocol tells a raft stream.
 fn peer_incoming(
     listener: TcpListener,
+    acceptor: Option<TlsAcceptor>,
     service: peer::PeerService,
-) -> impl Stream<Item = std::io::Result<TcpStream>> + Send + 'static {
+) -> impl Stream<Item = std::io::Result<ServerStream>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     let mut accepted = Box::pin(nodelay_incoming(listener));
     tokio::spawn(async move {
@@ -217,14 +257,30 @@ fn peer_incoming(
                 },
                 () = &mut closed => return,
             };
-            let (tx, service) = (tx.clone(), service.clone());
+            let (tx, service, acceptor) = (tx.clone(), service.clone(), acceptor.clone());
             tokio::spawn(async move {
-                let mut first = [0u8; 1];
-                let peeked = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
-                if !matches!(peeked, Ok(Ok(1))) {
-                    return;
-                }
-                if !raft::wire::is_raft_stream(first[0]) {
+                let (stream, is_raft) = match acceptor {
+                    Some(acceptor) => match tls::accept(&acceptor, stream).await {
+                        Ok(stream) => {
+                            let is_raft = stream.alpn_protocol() == Some(tls::RAFT_ALPN);
+                            (stream, is_raft)
+                        }
+                        Err(e) => {
+                            // A peer whose certificate the peer CA does not vouch for.
+                            tracing::warn!(error = %e, "a peer's TLS handshake failed");
+                            return;
+                        }
+                    },
+                    None => {
+                        let mut first = [0u8; 1];
+                        let peeked = tokio::time::timeout(Duration::from_secs(10), stream.peek(&mut first)).await;
+                        if !matches!(peeked, Ok(Ok(1))) {
+                            return;
+                        }
+                        (MaybeTls::Plain(stream), raft::wire::is_raft_stream(first[0]))
+                    }
+                };
+                if !is_raft {
                     let _ = tx.send(Ok(stream)).await;
                     return;
                 }

@@ -1,6 +1,7 @@
 //! `berth-bench`: a load generator for etcd-v3-compatible stores (berth or etcd), the
 //! berth-versus-etcd comparison, and the API server at scale. See benches/README.md.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_benches::api::{self, ApiOptions};
@@ -19,6 +20,15 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Workload,
+    /// For https endpoints: the CA that vouches for the servers (etcdctl's --cacert).
+    #[arg(long, global = true)]
+    cacert: Option<PathBuf>,
+    /// For https endpoints: a client certificate to present (etcdctl's --cert).
+    #[arg(long, global = true)]
+    cert: Option<PathBuf>,
+    /// The client certificate's key (etcdctl's --key).
+    #[arg(long, global = true)]
+    key: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -73,7 +83,11 @@ enum Workload {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let report = match Cli::parse().command {
+    let cli = Cli::parse();
+    if cli.cacert.is_some() || cli.cert.is_some() || cli.key.is_some() {
+        berth_benches::connection::use_tls_files(cli.cacert.as_deref(), cli.cert.as_deref(), cli.key.as_deref())?;
+    }
+    let report = match cli.command {
         Workload::Put { load } => put::run(&load).await?,
         Workload::Range { load, consistency } => range::run(&load, consistency).await?,
         Workload::Txn { load, max_retries } => txn::run(&load, max_retries).await?,

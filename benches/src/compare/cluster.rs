@@ -7,7 +7,7 @@
 use std::path::Path;
 
 pub use berth_testkit::Cluster;
-use berth_testkit::ClusterSpec;
+use berth_testkit::{ClusterSpec, ClusterTls};
 
 /// Which server a cluster runs.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,9 +37,16 @@ impl System {
 pub const HEARTBEAT_INTERVAL_MS: u32 = 100;
 pub const ELECTION_TIMEOUT_MS: u32 = 1000;
 
-/// Starts `size` replicas of `system` with data directories and logs under `root`.
-pub fn start(system: System, binary: &Path, size: usize, root: &Path) -> anyhow::Result<Cluster> {
-    let spec = ClusterSpec::new(system.launched(), binary, size)
+/// Starts `size` replicas of `system` with data directories and logs under `root`,
+/// on https client and peer URLs with `tls`'s certificates when given.
+pub fn start(
+    system: System,
+    binary: &Path,
+    size: usize,
+    root: &Path,
+    tls: Option<&ClusterTls>,
+) -> anyhow::Result<Cluster> {
+    let mut spec = ClusterSpec::new(system.launched(), binary, size)
         .dir(root)
         .token(format!("bench-{}-{size}-{}", system.name(), std::process::id()))
         .args([
@@ -50,5 +57,8 @@ pub fn start(system: System, binary: &Path, size: usize, root: &Path) -> anyhow:
             "--election-timeout".to_string(),
             ELECTION_TIMEOUT_MS.to_string(),
         ]);
+    if let Some(tls) = tls {
+        spec = spec.tls(tls.clone());
+    }
     Cluster::start(spec)
 }

@@ -16,6 +16,7 @@ pub mod failover;
 pub mod machine;
 pub mod scenario;
 pub mod table;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -75,6 +76,12 @@ pub struct CompareOptions {
     /// Where the clusters' temporary data directories go [default: the system temp dir].
     #[arg(long)]
     pub data_root: Option<PathBuf>,
+
+    /// TLS on both sides: https client and peer URLs with certificates from a CA made
+    /// for the run, client and peer certificates demanded (`--client-cert-auth`,
+    /// `--peer-client-cert-auth`), the load generator presenting one.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 /// [`run`], stopped by Ctrl-C or SIGTERM: dropping the comparison kills the clusters it
@@ -118,6 +125,13 @@ pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
         .tempdir_in(&data_root)
         .with_context(|| format!("creating a temp dir in {}", data_root.display()))?;
     let scenarios = scenarios(total, duration);
+    let tls = if options.tls {
+        let tls = tls::make_certificates(&temp.path().join("tls"))?;
+        crate::connection::use_tls(&tls)?;
+        Some(tls)
+    } else {
+        None
+    };
 
     let mut runs = Vec::new();
     for &replicas in &options.replicas {
@@ -125,7 +139,16 @@ pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
             let root = temp.path().join(format!("{}-{replicas}", system.name()));
             eprintln!("== {} with {replicas} replica(s)", system.name());
             let cpu_before = machine::CpuSample::now();
-            let mut run = measure_cluster(*system, binary, replicas, &root, &scenarios, failover_runs).await;
+            let mut run = measure_cluster(
+                *system,
+                binary,
+                replicas,
+                &root,
+                tls.as_ref(),
+                &scenarios,
+                failover_runs,
+            )
+            .await;
             if let (Some(before), Some(after)) = (cpu_before, machine::CpuSample::now()) {
                 run.others_cpu_share = Some(before.others_share(&after));
             }
@@ -134,7 +157,7 @@ pub async fn run(options: &CompareOptions) -> anyhow::Result<()> {
         }
     }
 
-    print_report(&binaries, &scenarios, &runs, temp.path());
+    print_report(&binaries, &scenarios, &runs, temp.path(), tls.is_some());
     Ok(())
 }
 
@@ -143,6 +166,7 @@ async fn measure_cluster(
     binary: &Path,
     replicas: usize,
     root: &Path,
+    tls: Option<&berth_testkit::ClusterTls>,
     scenarios: &[Scenario],
     failover_runs: usize,
 ) -> SystemRun {
@@ -155,7 +179,7 @@ async fn measure_cluster(
         failure: None,
         others_cpu_share: None,
     };
-    let mut cluster = match cluster::start(system, binary, replicas, root) {
+    let mut cluster = match cluster::start(system, binary, replicas, root, tls) {
         Ok(cluster) => cluster,
         Err(error) => {
             run.failure = Some(format!("{error:#}"));
@@ -210,7 +234,13 @@ async fn measure_cluster(
     run
 }
 
-fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[SystemRun], data_root: &Path) {
+fn print_report(
+    binaries: &[(System, PathBuf)],
+    scenarios: &[Scenario],
+    runs: &[SystemRun],
+    data_root: &Path,
+    is_tls: bool,
+) {
     println!("## berth vs etcd\n");
     for (name, value) in machine::describe(data_root) {
         println!("- {name}: {value}");
@@ -232,6 +262,13 @@ fn print_report(binaries: &[(System, PathBuf)], scenarios: &[Scenario], runs: &[
          the load generator runs on the same machine (the tables note how much CPU other processes \
          took meanwhile)"
     );
+    if is_tls {
+        println!(
+            "- TLS on both sides: https client and peer URLs, one CA made for the run, \
+             --client-cert-auth and --peer-client-cert-auth, the load generator presenting a \
+             client certificate"
+        );
+    }
     println!("- keys {KEY_SIZE} bytes, values {VAL_SIZE} bytes; workloads:");
     for scenario in scenarios {
         let o = &scenario.options;

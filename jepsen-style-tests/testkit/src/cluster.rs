@@ -29,16 +29,18 @@ pub struct Replica {
     pub dial_peer_urls: Option<String>,
     /// Flags of this replica alone, after the cluster's.
     pub args: Vec<String>,
+    /// `http`, or `https` when the cluster runs TLS.
+    pub scheme: &'static str,
     process: Process,
 }
 
 impl Replica {
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.client_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.peer_port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.peer_port)
     }
 
     /// Started and not yet seen to exit (a paused replica runs).
@@ -76,6 +78,11 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// The spec's TLS, which the kit's own clients use too.
+    pub fn tls(&self) -> Option<&crate::ClusterTls> {
+        self.spec.tls.as_ref()
+    }
+
     /// Lays the cluster out (names n1…nN, reserved ports, data dirs and logs) without
     /// starting anything, so a caller can set per-replica flags first.
     pub fn new(spec: ClusterSpec) -> anyhow::Result<Cluster> {
@@ -123,6 +130,7 @@ impl Cluster {
             joins_existing,
             dial_peer_urls: None,
             args: Vec::new(),
+            scheme: if self.spec.tls.is_some() { "https" } else { "http" },
             process,
         });
         index
@@ -181,6 +189,9 @@ impl Cluster {
         if replica.joins_existing {
             args.push("--initial-cluster-state".to_string());
             args.push("existing".to_string());
+        }
+        if let Some(tls) = &self.spec.tls {
+            args.extend(tls.flags());
         }
         args.extend(self.spec.args.iter().cloned());
         args.extend(replica.args.iter().cloned());
@@ -388,6 +399,40 @@ mod tests {
         .map(String::from);
         assert_eq!(cluster.args(1), expected);
         assert!(cluster.command_line(0).starts_with("/usr/bin/etcd --name n1 "));
+    }
+
+    #[test]
+    fn a_tls_cluster_is_on_https_with_the_same_certificate_flags_for_every_replica() {
+        let tls = crate::ClusterTls {
+            ca_file: "ca.pem".into(),
+            cert_file: "m.pem".into(),
+            key_file: "m-key.pem".into(),
+        };
+        let cluster = Cluster::new(ClusterSpec::new(System::Etcd, "/usr/bin/etcd", 2).tls(tls)).unwrap();
+        let n1 = &cluster.replicas[0];
+        assert!(n1.endpoint().starts_with("https://127.0.0.1:"), "{}", n1.endpoint());
+        assert!(
+            cluster
+                .initial_cluster()
+                .contains(&format!("n2=https://127.0.0.1:{}", cluster.replicas[1].peer_port))
+        );
+        let args = cluster.args(0);
+        for pair in [
+            ["--cert-file", "m.pem"],
+            ["--key-file", "m-key.pem"],
+            ["--trusted-ca-file", "ca.pem"],
+            ["--peer-cert-file", "m.pem"],
+            ["--peer-key-file", "m-key.pem"],
+            ["--peer-trusted-ca-file", "ca.pem"],
+        ] {
+            assert!(
+                args.windows(2).any(|window| window == pair),
+                "{pair:?} missing from {args:?}"
+            );
+        }
+        assert!(
+            args.contains(&"--client-cert-auth".to_string()) && args.contains(&"--peer-client-cert-auth".to_string())
+        );
     }
 
     #[test]

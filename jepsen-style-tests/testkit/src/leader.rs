@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use crate::{Cluster, HANG_TIMEOUT};
+use crate::{Cluster, ClusterTls, HANG_TIMEOUT};
 
 /// How long one replica may take to answer Status before it counts as not answering.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(2);
@@ -20,16 +20,67 @@ pub struct Status {
 
 /// A client of `endpoints`, failing over between them; requests time out after 10 s.
 pub async fn connect(endpoints: &[String]) -> Result<etcd_client::Client, etcd_client::Error> {
-    let options = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(Duration::from_secs(2))
-        .with_timeout(Duration::from_secs(10));
+    connect_with(endpoints, None).await
+}
+
+/// [`connect`], presenting `tls`'s certificate to https endpoints.
+pub async fn connect_with(
+    endpoints: &[String],
+    tls: Option<&ClusterTls>,
+) -> Result<etcd_client::Client, etcd_client::Error> {
+    let options = with_tls(
+        etcd_client::ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(2))
+            .with_timeout(Duration::from_secs(10)),
+        tls,
+    )?;
     etcd_client::Client::connect(endpoints, Some(options)).await
+}
+
+/// `options` with `tls`'s CA and certificate (feature `tls`).
+#[cfg(feature = "tls")]
+fn with_tls(
+    options: etcd_client::ConnectOptions,
+    tls: Option<&ClusterTls>,
+) -> Result<etcd_client::ConnectOptions, etcd_client::Error> {
+    let Some(tls) = tls else {
+        return Ok(options);
+    };
+    let read = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| etcd_client::Error::IoError(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))
+    };
+    let tls_options = etcd_client::TlsOptions::new()
+        .ca_certificate(etcd_client::Certificate::from_pem(read(&tls.ca_file)?))
+        .identity(etcd_client::Identity::from_pem(
+            read(&tls.cert_file)?,
+            read(&tls.key_file)?,
+        ));
+    Ok(options.with_tls(tls_options))
+}
+
+#[cfg(not(feature = "tls"))]
+fn with_tls(
+    options: etcd_client::ConnectOptions,
+    tls: Option<&ClusterTls>,
+) -> Result<etcd_client::ConnectOptions, etcd_client::Error> {
+    match tls {
+        None => Ok(options),
+        Some(_) => Err(etcd_client::Error::InvalidArgs(
+            "berth-testkit was built without its `tls` feature: it cannot connect to https endpoints".to_string(),
+        )),
+    }
 }
 
 /// The Status of the replica at `endpoint`, connection included, within `timeout`.
 pub async fn status(endpoint: &str, timeout: Duration) -> anyhow::Result<Status> {
+    status_with(endpoint, timeout, None).await
+}
+
+/// [`status`], presenting `tls`'s certificate to an https endpoint.
+pub async fn status_with(endpoint: &str, timeout: Duration, tls: Option<&ClusterTls>) -> anyhow::Result<Status> {
     let request = async {
-        let options = etcd_client::ConnectOptions::new().with_connect_timeout(timeout);
+        let options = with_tls(etcd_client::ConnectOptions::new().with_connect_timeout(timeout), tls)?;
         let mut client = etcd_client::Client::connect([endpoint], Some(options)).await?;
         let status = client.status().await?;
         anyhow::Ok(Status {
@@ -50,7 +101,7 @@ impl Cluster {
         let mut leader = None;
         let mut members = Vec::new();
         for (index, replica) in self.replicas.iter().enumerate().filter(|(_, r)| r.is_running()) {
-            let status = status(&replica.endpoint(), STATUS_TIMEOUT).await?;
+            let status = status_with(&replica.endpoint(), STATUS_TIMEOUT, self.tls()).await?;
             if status.leader == 0 {
                 bail!("{} knows no leader", replica.name);
             }
@@ -96,7 +147,7 @@ impl Cluster {
     /// A client of every running replica.
     pub async fn client(&self) -> etcd_client::Client {
         let endpoints = self.running_endpoints();
-        connect(&endpoints)
+        connect_with(&endpoints, self.tls())
             .await
             .unwrap_or_else(|e| panic!("connecting to {endpoints:?}: {e}"))
     }
@@ -104,7 +155,7 @@ impl Cluster {
     /// A client of replica `index` alone.
     pub async fn client_of(&self, index: usize) -> etcd_client::Client {
         let endpoint = self.replicas[index].endpoint();
-        connect(std::slice::from_ref(&endpoint))
+        connect_with(std::slice::from_ref(&endpoint), self.tls())
             .await
             .unwrap_or_else(|e| panic!("connecting to {endpoint}: {e}"))
     }

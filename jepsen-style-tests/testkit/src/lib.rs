@@ -35,7 +35,7 @@ pub use binary::berth_binary;
 pub use cluster::{Cluster, Replica};
 pub use eventually::{HANG_TIMEOUT, eventually, eventually_blocking};
 #[cfg(feature = "etcd")]
-pub use leader::{Status, connect, status};
+pub use leader::{Status, connect, connect_with, status, status_with};
 pub use ports::free_port;
 pub use process::Process;
-pub use spec::{ClusterSpec, QUIET_RAFT_LOG, System};
+pub use spec::{ClusterSpec, ClusterTls, QUIET_RAFT_LOG, System};

@@ -51,6 +51,42 @@ pub struct ClusterSpec {
     pub args: Vec<String>,
     /// Environment every replica gets besides the inherited one.
     pub env: Vec<(String, String)>,
+    /// TLS on the client and peer URLs (https), from one CA; `None` for http.
+    pub tls: Option<ClusterTls>,
+}
+
+/// One certificate (for 127.0.0.1, good for servers and clients alike) and the CA that
+/// signed it, as PEM files. Every replica serves and dials its peers with it, demanding
+/// theirs (etcd's `--client-cert-auth` and `--peer-client-cert-auth`), and the kit's
+/// own clients present it too.
+#[derive(Clone, Debug)]
+pub struct ClusterTls {
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+impl ClusterTls {
+    /// The TLS flags, the same for etcd and berth.
+    pub fn flags(&self) -> Vec<String> {
+        let (ca, cert, key) = (
+            self.ca_file.display().to_string(),
+            self.cert_file.display().to_string(),
+            self.key_file.display().to_string(),
+        );
+        [
+            ("--cert-file", &cert),
+            ("--key-file", &key),
+            ("--trusted-ca-file", &ca),
+            ("--peer-cert-file", &cert),
+            ("--peer-key-file", &key),
+            ("--peer-trusted-ca-file", &ca),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.clone()])
+        .chain(["--client-cert-auth".to_string(), "--peer-client-cert-auth".to_string()])
+        .collect()
+    }
 }
 
 impl ClusterSpec {
@@ -64,6 +100,7 @@ impl ClusterSpec {
             token: "berth-test".to_string(),
             args: Vec::new(),
             env: Vec::new(),
+            tls: None,
         }
     }
 
@@ -85,6 +122,12 @@ impl ClusterSpec {
 
     pub fn args<S: AsRef<str>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.args.extend(args.into_iter().map(|arg| arg.as_ref().to_string()));
+        self
+    }
+
+    /// https client and peer URLs with these certificates.
+    pub fn tls(mut self, tls: ClusterTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 

@@ -38,6 +38,10 @@ impl Default for StoreFlags {
             experimental_corrupt_check_time_ms: 0,
             experimental_initial_corrupt_check: false,
             log_level: "info".to_string(),
+            client_tls: Default::default(),
+            peer_tls: Default::default(),
+            cipher_suites: Vec::new(),
+            self_signed_cert_validity_years: 1,
             dial_peer_urls: Vec::new(),
             test_fault: None,
         }

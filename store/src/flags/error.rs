@@ -59,6 +59,12 @@ pub enum FlagError {
         advertise_flag: String,
         listen_flag: String,
     },
+    /// One flag is given without another it cannot work without.
+    FlagNeedsFlag {
+        flag: String,
+        needs: String,
+        why: String,
+    },
     MemberNotInCluster {
         name: String,
         cluster_names: Vec<String>,
@@ -119,6 +125,7 @@ impl fmt::Display for FlagError {
                 "{advertise_flag} is required when {listen_flag} listens on all interfaces: \
                  other members and clients need an address they can reach"
             ),
+            Self::FlagNeedsFlag { flag, needs, why } => write!(f, "{flag} requires {needs}: {why}"),
             Self::MemberNotInCluster { name, cluster_names } => write!(
                 f,
                 "couldn't find local name {name:?} (--name) in --initial-cluster, which has \

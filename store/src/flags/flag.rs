@@ -38,12 +38,24 @@ pub(super) enum Flag {
     ExperimentalInitialCorruptCheck,
     ExperimentalWatchProgressNotifyInterval,
     ExperimentalCorruptCheckTime,
+    CertFile,
+    KeyFile,
+    ClientCertAuth,
+    TrustedCaFile,
+    AutoTls,
+    PeerCertFile,
+    PeerKeyFile,
+    PeerClientCertAuth,
+    PeerTrustedCaFile,
+    PeerAutoTls,
+    SelfSignedCertValidity,
+    CipherSuites,
     DialPeerUrls,
     TestFault,
 }
 
 impl Flag {
-    pub(super) const ALL: [Flag; 24] = [
+    pub(super) const ALL: [Flag; 36] = [
         Flag::Name,
         Flag::DataDir,
         Flag::SnapshotCount,
@@ -66,6 +78,18 @@ impl Flag {
         Flag::ExperimentalInitialCorruptCheck,
         Flag::ExperimentalWatchProgressNotifyInterval,
         Flag::ExperimentalCorruptCheckTime,
+        Flag::CertFile,
+        Flag::KeyFile,
+        Flag::ClientCertAuth,
+        Flag::TrustedCaFile,
+        Flag::AutoTls,
+        Flag::PeerCertFile,
+        Flag::PeerKeyFile,
+        Flag::PeerClientCertAuth,
+        Flag::PeerTrustedCaFile,
+        Flag::PeerAutoTls,
+        Flag::SelfSignedCertValidity,
+        Flag::CipherSuites,
         Flag::DialPeerUrls,
         Flag::TestFault,
     ];
@@ -95,6 +119,18 @@ impl Flag {
             Flag::ExperimentalInitialCorruptCheck => "experimental-initial-corrupt-check",
             Flag::ExperimentalWatchProgressNotifyInterval => "experimental-watch-progress-notify-interval",
             Flag::ExperimentalCorruptCheckTime => "experimental-corrupt-check-time",
+            Flag::CertFile => "cert-file",
+            Flag::KeyFile => "key-file",
+            Flag::ClientCertAuth => "client-cert-auth",
+            Flag::TrustedCaFile => "trusted-ca-file",
+            Flag::AutoTls => "auto-tls",
+            Flag::PeerCertFile => "peer-cert-file",
+            Flag::PeerKeyFile => "peer-key-file",
+            Flag::PeerClientCertAuth => "peer-client-cert-auth",
+            Flag::PeerTrustedCaFile => "peer-trusted-ca-file",
+            Flag::PeerAutoTls => "peer-auto-tls",
+            Flag::SelfSignedCertValidity => "self-signed-cert-validity",
+            Flag::CipherSuites => "cipher-suites",
             Flag::DialPeerUrls => "dial-peer-urls",
             Flag::TestFault => "test-fault",
         }
@@ -112,9 +148,18 @@ impl Flag {
         self as usize
     }
 
-    /// A true/false flag, which Go's flag package lets stand alone for true.
+    /// A Go bool flag: `--auto-tls` alone means true and never takes the next argument
+    /// as its value; `--auto-tls=false` turns it off.
     pub(super) fn is_bool(self) -> bool {
-        matches!(self, Flag::StrictReconfigCheck | Flag::ExperimentalInitialCorruptCheck)
+        matches!(
+            self,
+            Flag::StrictReconfigCheck
+                | Flag::ExperimentalInitialCorruptCheck
+                | Flag::ClientCertAuth
+                | Flag::AutoTls
+                | Flag::PeerClientCertAuth
+                | Flag::PeerAutoTls
+        )
     }
 }
 
@@ -174,6 +219,35 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
             }
             flags.log_level = value.to_string();
         }
+        Flag::CertFile => flags.client_tls.cert_file = non_empty_path(value),
+        Flag::KeyFile => flags.client_tls.key_file = non_empty_path(value),
+        Flag::TrustedCaFile => flags.client_tls.trusted_ca_file = non_empty_path(value),
+        Flag::ClientCertAuth => flags.client_tls.client_cert_auth = parse_bool(flag, value)?,
+        Flag::AutoTls => flags.client_tls.auto_tls = parse_bool(flag, value)?,
+        Flag::PeerCertFile => flags.peer_tls.cert_file = non_empty_path(value),
+        Flag::PeerKeyFile => flags.peer_tls.key_file = non_empty_path(value),
+        Flag::PeerTrustedCaFile => flags.peer_tls.trusted_ca_file = non_empty_path(value),
+        Flag::PeerClientCertAuth => flags.peer_tls.client_cert_auth = parse_bool(flag, value)?,
+        Flag::PeerAutoTls => flags.peer_tls.auto_tls = parse_bool(flag, value)?,
+        Flag::SelfSignedCertValidity => {
+            let years = parse_u64(flag, value)?;
+            if years == 0 {
+                return Err(invalid("must be at least 1 (year)"));
+            }
+            flags.self_signed_cert_validity_years = u32::try_from(years).map_err(|_| invalid("is too many years"))?;
+        }
+        Flag::CipherSuites => {
+            let names: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|name| !name.is_empty())
+                .map(str::to_string)
+                .collect();
+            for name in &names {
+                crate::tls::tls12_suite(name).map_err(|reason| invalid(&reason))?;
+            }
+            flags.cipher_suites = names;
+        }
         Flag::DialPeerUrls => {
             flags.dial_peer_urls = if value.trim().is_empty() {
                 Vec::new()
@@ -202,6 +276,11 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
         }
     }
     Ok(())
+}
+
+/// An empty value means "not given", as in etcd (`--cert-file=` unsets it).
+fn non_empty_path(value: &str) -> Option<PathBuf> {
+    (!value.is_empty()).then(|| PathBuf::from(value))
 }
 
 /// Go's `strconv.ParseBool`, which etcd's boolean flags take.

@@ -41,6 +41,10 @@ impl StoreFlags {
             corrupt_check_time: (self.experimental_corrupt_check_time_ms > 0)
                 .then(|| Duration::from_millis(self.experimental_corrupt_check_time_ms)),
             dial_peer_urls: self.dial_peer_urls.iter().cloned().collect(),
+            client_tls: self.client_tls.clone(),
+            peer_tls: self.peer_tls.clone(),
+            cipher_suites: self.cipher_suites.clone(),
+            self_signed_cert_validity_years: self.self_signed_cert_validity_years,
             test_faults: TestFaults {
                 stale_reads: self.test_fault.as_deref() == Some("stale-reads"),
                 slow_disk: self.test_fault.as_deref() == Some("slow-disk"),

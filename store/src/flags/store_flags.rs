@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::defaults::DEFAULT_QUOTA_BACKEND_BYTES;
 use super::{ClusterState, CompactionMode, CompactionRetention, FlagError, parse_retention};
+use crate::config::TlsInfo;
 
 /// The parsed command line of `berth store`. Every field holds the effective value:
 /// defaults and derived values are filled in by [`parse_store_flags`](super::parse_store_flags).
@@ -42,6 +43,13 @@ pub struct StoreFlags {
     /// Compare data hashes with the peers before serving after a restart.
     pub experimental_initial_corrupt_check: bool,
     pub log_level: String,
+    /// `--cert-file`, `--key-file`, `--trusted-ca-file`, `--client-cert-auth`, `--auto-tls`.
+    pub client_tls: TlsInfo,
+    /// The same flags with `--peer-`.
+    pub peer_tls: TlsInfo,
+    /// `--cipher-suites`, Go's names, checked.
+    pub cipher_suites: Vec<String>,
+    pub self_signed_cert_validity_years: u32,
     /// berth's own: `(member name, URL)` pairs through which this replica dials those
     /// members instead of their advertised peer URLs (a proxy, a NAT).
     pub dial_peer_urls: Vec<(String, String)>,

@@ -33,22 +33,16 @@ pub(super) const UNSUPPORTED_FLAGS: &[&str] = &[
     "auth-token",
     "auth-token-ttl",
     "bcrypt-cost",
-    "cert-file",
-    "key-file",
     "ca-file",
-    "client-cert-auth",
     "client-crl-file",
     "client-cert-allowed-hostname",
     "client-cert-file",
     "client-key-file",
-    "trusted-ca-file",
-    "auto-tls",
-    "self-signed-cert-validity",
-    "cipher-suites",
 ];
 
 /// Families of unsupported etcd flags, matched by prefix (after the exact supported
-/// names, so `--experimental-watch-progress-notify-interval` is still accepted).
+/// names, so `--experimental-watch-progress-notify-interval` and `--peer-cert-file` are
+/// still accepted, while `--peer-crl-file` and `--peer-cert-allowed-cn` are refused).
 const UNSUPPORTED_FLAG_PREFIXES: &[&str] = &[
     "experimental-",
     "discovery",

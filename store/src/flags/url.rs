@@ -1,6 +1,7 @@
 //! The syntax of URLs and of `name=URL` lists (`--initial-cluster`, `--dial-peer-urls`).
-//! Only what berth can serve passes: `http://host:port`, so that a TLS or unix-socket URL
-//! copied from an etcd command line is refused instead of served as plain TCP.
+//! Only what berth can serve passes: `http://host:port` and `https://host:port` (TLS,
+//! see `crate::tls`), so that a unix-socket URL copied from an etcd command line is
+//! refused instead of served as plain TCP. The metrics URLs are plain HTTP only.
 
 use super::FlagError;
 use super::flag::Flag;
@@ -11,8 +12,9 @@ pub(super) fn url_host(url: &str) -> &str {
     authority.rsplit_once(':').map_or(authority, |(host, _port)| host)
 }
 
-/// A comma-separated list of at least one `http://host:port` URL.
+/// A comma-separated list of at least one `http(s)://host:port` URL.
 pub(super) fn parse_urls(flag: Flag, value: &str) -> Result<Vec<String>, FlagError> {
+    let allows_https = flag != Flag::ListenMetricsUrls;
     let urls: Vec<String> = value
         .split(',')
         .map(str::trim)
@@ -27,7 +29,7 @@ pub(super) fn parse_urls(flag: Flag, value: &str) -> Result<Vec<String>, FlagErr
         });
     }
     for url in &urls {
-        check_url(url).map_err(|reason| FlagError::InvalidUrl {
+        check_url(url, allows_https).map_err(|reason| FlagError::InvalidUrl {
             flag: flag.dashed(),
             url: url.clone(),
             reason,
@@ -36,17 +38,19 @@ pub(super) fn parse_urls(flag: Flag, value: &str) -> Result<Vec<String>, FlagErr
     Ok(urls)
 }
 
-/// Accepts what berth can serve: `http://host:port` with a numeric port and nothing
-/// after it (etcd refuses paths too). An empty host or `0.0.0.0` means every interface.
-fn check_url(url: &str) -> Result<(), String> {
+/// Accepts what berth can serve: `http://host:port` (and `https://host:port` where TLS
+/// is served) with a numeric port and nothing after it (etcd refuses paths too). An
+/// empty host or `0.0.0.0` means every interface.
+fn check_url(url: &str, allows_https: bool) -> Result<(), String> {
     let Some((scheme, authority)) = url.split_once("://") else {
-        return Err("expected http://host:port".to_string());
+        return Err("expected http://host:port or https://host:port".to_string());
     };
-    match scheme.to_ascii_lowercase().as_str() {
+    match scheme {
         "http" => {}
-        "https" | "unixs" => return Err("TLS is not supported yet".to_string()),
-        "unix" => return Err("unix sockets are not supported yet".to_string()),
-        _ => return Err(format!("URL scheme must be http, not {scheme:?}")),
+        "https" if allows_https => {}
+        "https" => return Err("TLS is not supported on this URL yet; use http".to_string()),
+        "unix" | "unixs" => return Err("unix sockets are not supported yet".to_string()),
+        _ => return Err(format!("URL scheme must be http or https, not {scheme:?}")),
     }
     if authority.contains(['/', '?', '#']) {
         return Err("URL must not contain a path".to_string());
@@ -93,13 +97,13 @@ pub(super) fn parse_initial_cluster(value: &str) -> Result<Vec<(String, String)>
             reason,
         };
         let Some((name, url)) = entry.split_once('=') else {
-            return Err(invalid("expected name=http://host:port".to_string()));
+            return Err(invalid("expected name=http://host:port (or https)".to_string()));
         };
         let (name, url) = (name.trim(), url.trim());
         if name.is_empty() {
             return Err(invalid("the member name is empty".to_string()));
         }
-        check_url(url).map_err(|reason| invalid(format!("peer URL {url:?}: {reason}")))?;
+        check_url(url, true).map_err(|reason| invalid(format!("peer URL {url:?}: {reason}")))?;
         members.push((name.to_string(), url.to_string()));
     }
     if members.is_empty() {

@@ -6,6 +6,7 @@
 use super::flag::Flag;
 use super::raw_values::Source;
 use super::{ClusterState, FlagError, StoreFlags};
+use crate::config::TlsInfo;
 
 /// etcd refuses election timeouts above this.
 pub const MAX_ELECTION_TIMEOUT_MS: u64 = 50_000;
@@ -41,7 +42,48 @@ pub(super) fn check(flags: &StoreFlags, raw: &[Option<(String, Source)>]) -> Res
         .compaction_retention()
         .map_err(|error| source_of(Flag::AutoCompactionRetention).attach(error))?;
 
+    check_tls(
+        &flags.client_tls,
+        Flag::CertFile,
+        Flag::KeyFile,
+        Flag::ClientCertAuth,
+        Flag::TrustedCaFile,
+    )?;
+    check_tls(
+        &flags.peer_tls,
+        Flag::PeerCertFile,
+        Flag::PeerKeyFile,
+        Flag::PeerClientCertAuth,
+        Flag::PeerTrustedCaFile,
+    )?;
+
     check_local_member(flags).map_err(|error| source_of(Flag::InitialCluster).attach(error))
+}
+
+/// A certificate comes with its key, and client-certificate authentication with the
+/// CAs that vouch for clients (with auto-tls, any certificate is taken instead, as
+/// nobody's is verified there).
+fn check_tls(info: &TlsInfo, cert: Flag, key: Flag, client_cert_auth: Flag, trusted_ca: Flag) -> Result<(), FlagError> {
+    if info.cert_file.is_some() != info.key_file.is_some() {
+        let (given, missing) = if info.cert_file.is_some() {
+            (cert, key)
+        } else {
+            (key, cert)
+        };
+        return Err(FlagError::FlagNeedsFlag {
+            flag: given.dashed(),
+            needs: missing.dashed(),
+            why: "a certificate is served with its private key".to_string(),
+        });
+    }
+    if info.client_cert_auth && info.trusted_ca_file.is_none() && !info.auto_tls {
+        return Err(FlagError::FlagNeedsFlag {
+            flag: client_cert_auth.dashed(),
+            needs: trusted_ca.dashed(),
+            why: "the CAs whose client certificates are accepted".to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// etcd's bootstrap check: this member is in `--initial-cluster`, and when bootstrapping

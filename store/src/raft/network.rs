@@ -1,6 +1,6 @@
-//! The Raft transport: AppendEntries and votes on plain TCP connections (see
-//! `wire`), snapshots over the gRPC `Peer` service; openraft's messages encoded by
-//! bincode either way.
+//! The Raft transport: AppendEntries and votes on raft streams (see `wire`),
+//! snapshots over the gRPC `Peer` service; openraft's messages encoded by bincode
+//! either way, over TLS for `https` peer URLs (see `crate::tls`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -15,12 +15,13 @@ use openraft::raft::{
     VoteResponse,
 };
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 use super::durable::Durable;
 use super::types::{MemberInfo, NodeId, TypeConfig, decode, encode};
 use super::wire::{CallError, Kind, Pools};
 use crate::peer_identity::Me;
+use crate::tls::PeerDialer;
 
 /// A gRPC client of a peer's `Peer` service that names this replica in every request.
 pub type PeerRpc = PeerClient<InterceptedService<Channel, Me>>;
@@ -33,16 +34,17 @@ pub fn peer_rpc(channel: Channel, me: Me) -> PeerRpc {
 }
 
 /// Opens a lazily connected channel to a peer URL.
-pub fn peer_channel(url: &str) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_string())?
-        .connect_timeout(Duration::from_millis(500))
-        .tcp_nodelay(true)
-        // One channel per peer carries every RPC to it; a peer whose host vanished
-        // (no reset, a half-open connection) is noticed within about 4 s and redialled.
-        .http2_keep_alive_interval(Duration::from_secs(2))
-        .keep_alive_timeout(Duration::from_secs(2))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+pub fn peer_channel(url: &str, dialer: &PeerDialer) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
+    dialer.channel(url, |endpoint| {
+        endpoint
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            // One channel per peer carries every RPC to it; a peer whose host vanished
+            // (no reset, a half-open connection) is noticed within about 4 s and redialled.
+            .http2_keep_alive_interval(Duration::from_secs(2))
+            .keep_alive_timeout(Duration::from_secs(2))
+            .keep_alive_while_idle(true)
+    })
 }
 
 /// Connections to peers, through the URLs of `dial_peer_urls` where given: one HTTP/2
@@ -54,6 +56,7 @@ pub struct Network {
     dial_overrides: Arc<BTreeMap<String, String>>,
     channels: Arc<Mutex<BTreeMap<String, Channel>>>,
     raft_streams: Arc<Pools>,
+    dialer: PeerDialer,
     /// How far this replica's own log is on disk: the commit index it sends goes no
     /// further (see `durable`).
     log_on_disk: Durable,
@@ -64,12 +67,13 @@ pub struct Network {
 type Contacts = Arc<Mutex<BTreeMap<NodeId, Instant>>>;
 
 impl Network {
-    pub fn new(me: Me, dial_overrides: BTreeMap<String, String>, log_on_disk: Durable) -> Self {
+    pub fn new(me: Me, dial_overrides: BTreeMap<String, String>, dialer: PeerDialer, log_on_disk: Durable) -> Self {
         Self {
-            raft_streams: Arc::new(Pools::new(me.clone())),
+            raft_streams: Arc::new(Pools::new(me.clone()).with_dialer(dialer.clone())),
             me,
             dial_overrides: Arc::new(dial_overrides),
             channels: Arc::default(),
+            dialer,
             log_on_disk,
             contacts: Arc::default(),
         }
@@ -91,7 +95,7 @@ impl Network {
     }
 
     /// A gRPC client of the peer at `url`, over the channel kept for it.
-    pub fn peer_rpc(&self, url: &str) -> Result<PeerRpc, tonic::transport::Error> {
+    pub fn peer_rpc(&self, url: &str) -> Result<PeerRpc, Box<dyn std::error::Error + Send + Sync>> {
         Ok(peer_rpc(self.channel(url)?, self.me.clone()))
     }
 
@@ -109,12 +113,12 @@ impl Network {
     }
 
     /// The channel to `url`, opened (lazily) on first use.
-    pub fn channel(&self, url: &str) -> Result<Channel, tonic::transport::Error> {
+    pub fn channel(&self, url: &str) -> Result<Channel, Box<dyn std::error::Error + Send + Sync>> {
         let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(channel) = channels.get(url) {
             return Ok(channel.clone());
         }
-        let channel = peer_channel(url)?;
+        let channel = peer_channel(url, &self.dialer)?;
         channels.insert(url.to_string(), channel.clone());
         Ok(channel)
     }
@@ -338,7 +342,7 @@ mod tests {
     async fn a_follower_hears_a_commit_index_only_as_far_as_the_leaders_disk() {
         let (url, seen) = follower().await;
         let on_disk = Durable::new(log_id(5));
-        let mut network = Network::new(Me::default(), BTreeMap::new(), on_disk.clone());
+        let mut network = Network::new(Me::default(), BTreeMap::new(), PeerDialer::default(), on_disk.clone());
         let member = MemberInfo {
             peer_urls: vec![url],
             ..Default::default()

@@ -1,6 +1,6 @@
 //! Raft's replication and vote RPCs, the batches followers forward to the leader and
-//! the hashes replicas compare, on plain TCP connections next to the gRPC peer
-//! service on the same port.
+//! the hashes replicas compare, on plain TCP (or TLS, for `https` peer URLs)
+//! connections next to the gRPC peer service on the same port.
 //!
 //! ```text
 //!  client, once per connection:  "berth-raft/2\n" | cluster ID | member ID | membership index
@@ -14,7 +14,8 @@
 //! the next one, so its latency is a write's: on HTTP/2 through tonic each one also
 //! crossed the channel's buffer task and both sides' connection tasks, and one
 //! request here is one `write` and one `read` on each side. A listener tells the two
-//! apart by the first byte, which no HTTP/2 connection starts with.
+//! apart by the first byte, which no HTTP/2 connection starts with, or, over TLS, by
+//! the ALPN protocol the dialler asked for (`crate::tls::RAFT_ALPN`).
 //!
 //! A server reads nothing from a connection whose greeting names another cluster or
 //! a sender that is not a member (see `peer_identity`), nor a request longer than
@@ -34,11 +35,11 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub use super::frame_limits::MAX_FRAME;
 use crate::peer_identity::{IDENTITY_BYTES, Me, PeerIdentity};
+use crate::tls::{PeerDialer, PeerStream};
 
 pub const MAGIC: &[u8] = b"berth-raft/2\n";
 /// The greeting of earlier versions, which did not name the sender.
@@ -105,29 +106,30 @@ pub enum CallError {
     Lost(io::Error),
 }
 
-/// `http://host:port` (or `host:port`) → `host:port`.
-fn host_port(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    rest.split('/').next().unwrap_or(rest)
-}
-
-/// Idle connections to each peer, by URL, and who this replica says it is when it
-/// dials one.
+/// Idle connections to each peer, by URL, who this replica says it is when it dials
+/// one, and how it dials (TLS for `https` URLs).
 #[derive(Debug)]
 pub struct Pools {
     me: Me,
-    idle: Mutex<BTreeMap<String, Vec<TcpStream>>>,
+    idle: Mutex<BTreeMap<String, Vec<PeerStream>>>,
+    dialer: PeerDialer,
 }
 
 impl Pools {
+    /// Pools that dial `http` URLs only; see [`Pools::with_dialer`].
     pub fn new(me: Me) -> Self {
         Self {
             me,
             idle: Mutex::default(),
+            dialer: PeerDialer::default(),
         }
     }
 
-    fn take(&self, url: &str) -> Option<TcpStream> {
+    pub fn with_dialer(self, dialer: PeerDialer) -> Self {
+        Self { dialer, ..self }
+    }
+
+    fn take(&self, url: &str) -> Option<PeerStream> {
         self.idle
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -135,7 +137,7 @@ impl Pools {
             .and_then(Vec::pop)
     }
 
-    fn put_back(&self, url: &str, stream: TcpStream) {
+    fn put_back(&self, url: &str, stream: PeerStream) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let conns = idle.entry(url.to_string()).or_default();
         if conns.len() < MAX_IDLE {
@@ -155,7 +157,7 @@ impl Pools {
             {
                 return Ok((stream, answer));
             }
-            let mut stream = dial(url, self.me.identity()).await?;
+            let mut stream = self.dial(url).await?;
             let answer = exchange(&mut stream, &request).await?;
             Ok((stream, answer))
         };
@@ -182,7 +184,7 @@ impl Pools {
                 match self.take(url) {
                     Some(stream) if is_open(&stream) => break stream,
                     Some(_) => continue,
-                    None => break dial(url, self.me.identity()).await.map_err(CallError::Unreachable)?,
+                    None => break self.dial(url).await.map_err(CallError::Unreachable)?,
                 }
             };
             let answer = exchange(&mut stream, &request).await.map_err(CallError::Lost)?;
@@ -195,7 +197,7 @@ impl Pools {
     }
 
     /// Keeps the connection of a complete exchange and reads the peer's answer.
-    fn finish(&self, url: &str, stream: TcpStream, (status, body): (u8, Vec<u8>)) -> Result<Vec<u8>, CallError> {
+    fn finish(&self, url: &str, stream: PeerStream, (status, body): (u8, Vec<u8>)) -> Result<Vec<u8>, CallError> {
         self.put_back(url, stream);
         match status {
             0 => Ok(body),
@@ -212,23 +214,23 @@ fn no_answer(url: &str, timeout: Duration) -> io::Error {
 }
 
 /// Whether a kept connection is still open: nothing is due on it between requests,
-/// so anything readable is the peer closing it (or garbage).
-fn is_open(stream: &TcpStream) -> bool {
+/// so anything readable is the peer closing it (or garbage). Over TLS too: the
+/// listener sends no session tickets, so a readable socket is a close_notify or a
+/// reset, and a connection found readable is dropped, never read from again.
+fn is_open(stream: &PeerStream) -> bool {
     let mut byte = [0u8; 1];
-    matches!(stream.try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    matches!(stream.tcp().try_read(&mut byte), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }
 
-async fn dial(url: &str, me: PeerIdentity) -> io::Result<TcpStream> {
-    let addr = host_port(url);
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("connecting to {addr} timed out")))??;
-    stream.set_nodelay(true)?;
-    let mut greeting = Vec::with_capacity(MAGIC.len() + IDENTITY_BYTES);
-    greeting.extend_from_slice(MAGIC);
-    greeting.extend_from_slice(&me.to_bytes());
-    stream.write_all(&greeting).await?;
-    Ok(stream)
+impl Pools {
+    async fn dial(&self, url: &str) -> io::Result<PeerStream> {
+        let mut stream = self.dialer.connect(url, CONNECT_TIMEOUT).await?;
+        let mut greeting = Vec::with_capacity(MAGIC.len() + IDENTITY_BYTES);
+        greeting.extend_from_slice(MAGIC);
+        greeting.extend_from_slice(&self.me.identity().to_bytes());
+        stream.write_all(&greeting).await?;
+        Ok(stream)
+    }
 }
 
 fn frame(tag: u8, body: &[u8]) -> io::Result<Vec<u8>> {
@@ -251,7 +253,7 @@ fn invalid(why: String) -> io::Error {
 
 /// Reads a frame's length and tag: the body's length and the tag. `None` at a clean
 /// end of the stream.
-async fn read_header(stream: &mut TcpStream) -> io::Result<Option<(usize, u8)>> {
+async fn read_header<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<Option<(usize, u8)>> {
     let mut header = [0u8; 5];
     match stream.read_exact(&mut header).await {
         Ok(_) => {}
@@ -266,7 +268,7 @@ async fn read_header(stream: &mut TcpStream) -> io::Result<Option<(usize, u8)>> 
 }
 
 /// Reads `len` bytes, allocating as they arrive rather than for `len` up front.
-async fn read_body(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
+async fn read_body<S: AsyncRead + Unpin>(stream: &mut S, len: usize) -> io::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(len.min(FIRST_READ));
     let read = (&mut *stream).take(len as u64).read_to_end(&mut body).await?;
     if read < len {
@@ -276,7 +278,7 @@ async fn read_body(stream: &mut TcpStream, len: usize) -> io::Result<Vec<u8>> {
 }
 
 /// Reads one answer frame: its status and body.
-async fn read_answer(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
+async fn read_answer<S: AsyncRead + Unpin>(stream: &mut S) -> io::Result<(u8, Vec<u8>)> {
     let (len, status) = read_header(stream)
         .await?
         .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection"))?;
@@ -286,8 +288,9 @@ async fn read_answer(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
     Ok((status, read_body(stream, len).await?))
 }
 
-async fn exchange(stream: &mut TcpStream, request: &[u8]) -> io::Result<(u8, Vec<u8>)> {
+async fn exchange(stream: &mut PeerStream, request: &[u8]) -> io::Result<(u8, Vec<u8>)> {
     stream.write_all(request).await?;
+    stream.flush().await?;
     read_answer(stream).await
 }
 
@@ -302,9 +305,10 @@ pub trait Admission {
 /// Answers with an error frame that says `why` and ends the connection, reading
 /// (and throwing away) what the peer still sends for a moment so that the answer is
 /// not lost to a reset. Returns the error the connection ends with.
-async fn refuse(stream: &mut TcpStream, kind: io::ErrorKind, why: String) -> io::Error {
+async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, kind: io::ErrorKind, why: String) -> io::Error {
     if let Ok(reply) = frame(1, why.as_bytes())
         && stream.write_all(&reply).await.is_ok()
+        && stream.flush().await.is_ok()
     {
         let _ = stream.shutdown().await;
         let drain = async {
@@ -325,8 +329,9 @@ async fn refuse(stream: &mut TcpStream, kind: io::ErrorKind, why: String) -> io:
 /// Serves one connection that starts with [`MAGIC`] and a sender `admission` admits:
 /// each request is answered by `handle` (an encoded answer, or an error's text)
 /// before the next is read.
-pub async fn serve<A, H, F>(mut stream: TcpStream, admission: A, handle: H) -> io::Result<()>
+pub async fn serve<S, A, H, F>(mut stream: S, admission: A, handle: H) -> io::Result<()>
 where
+    S: AsyncRead + AsyncWrite + Unpin,
     A: Admission,
     H: Fn(Kind, Vec<u8>) -> F,
     F: Future<Output = Result<Vec<u8>, String>>,
@@ -370,6 +375,7 @@ where
             Err(why) => frame(1, why.as_bytes())?,
         };
         stream.write_all(&reply).await?;
+        stream.flush().await?;
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 
@@ -111,7 +111,7 @@ async fn a_peer_that_restarted_is_redialled_and_one_that_is_down_is_unreachable(
     // The kept connection dies with the server; a new server on the same port.
     server.abort();
     let _ = server.await;
-    let addr = host_port(&url).to_string();
+    let addr = url.trim_start_matches("http://").to_string();
     let listener = TcpListener::bind(&addr).await.unwrap();
     let second = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
@@ -151,7 +151,7 @@ async fn a_write_goes_once_on_a_connection_the_peer_still_holds() {
     // The peer closed the kept connection: a new one is dialled before sending.
     server.abort();
     let _ = server.await;
-    let listener = TcpListener::bind(host_port(&url)).await.unwrap();
+    let listener = TcpListener::bind(url.trim_start_matches("http://")).await.unwrap();
     let second = tokio::spawn(async move {
         let (stream, _) = listener.accept().await.unwrap();
         serve(stream, Members, |_, body| async move { Ok(body) }).await.unwrap();
@@ -274,7 +274,7 @@ async fn strangers_are_refused_with_the_mismatch_named() {
 #[tokio::test]
 async fn a_message_over_its_kinds_limit_is_refused_before_its_body_is_read() {
     let (url, _, _server) = echo_server().await;
-    let addr = host_port(&url).to_string();
+    let addr = url.trim_start_matches("http://").to_string();
     let mut greeting = MAGIC.to_vec();
     greeting.extend_from_slice(&ME.to_bytes());
     // A vote that says it has 150 MB and sends 65 bytes of them.
@@ -297,7 +297,7 @@ async fn a_message_over_its_kinds_limit_is_refused_before_its_body_is_read() {
 #[tokio::test]
 async fn a_replica_of_the_earlier_version_is_told_why_it_is_refused() {
     let (url, _, _server) = echo_server().await;
-    let addr = host_port(&url).to_string();
+    let addr = url.trim_start_matches("http://").to_string();
     let request = frame(Kind::AppendEntries as u8, b"ab").unwrap();
     let (status, why) = raw_answer(&addr, MAGIC_V1, &request).await;
     assert_eq!(status, 1);

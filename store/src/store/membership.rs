@@ -353,7 +353,7 @@ fn leaves_outcome_open(e: &StoreError) -> bool {
 }
 
 /// Asks the running members, in turn, for the ID that MemberAdd gave this replica.
-pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
+pub(super) async fn join_cluster(config: &StoreConfig, dialer: &crate::tls::PeerDialer) -> Result<NodeId> {
     let me = &config.initial_advertise_peer_urls;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut last_error = String::from("no other member in --initial-cluster");
@@ -365,8 +365,12 @@ pub(super) async fn join_cluster(config: &StoreConfig) -> Result<NodeId> {
                 .cloned()
                 .or_else(|| urls.first().cloned())
                 .unwrap_or_default();
-            let Ok(channel) = crate::raft::peer_channel(&url) else {
-                continue;
+            let channel = match crate::raft::peer_channel(&url, dialer) {
+                Ok(channel) => channel,
+                Err(e) => {
+                    last_error = format!("{name} ({url}): {e}");
+                    continue;
+                }
             };
             // This replica does not know its member ID yet: that is what it asks for.
             let joiner = Me::new(cluster_id(&config.initial_cluster_token), 0);

@@ -71,6 +71,8 @@ struct Inner {
     id: NodeId,
     cluster_id: u64,
     config: StoreConfig,
+    /// What the `https` listeners accept with (see `server`) and how peers are dialled.
+    tls: crate::tls::Tls,
     raft: Raft,
     state: StateHandle,
     backend: SharedBackend,
@@ -131,9 +133,10 @@ impl Store {
     /// Opens (or creates) the replica's data dir and starts its Raft node. The peer
     /// service must be served (see `server`) for other replicas to reach it.
     pub async fn open(config: StoreConfig) -> Result<Store> {
+        let tls = crate::tls::Tls::load(&config)?;
         let is_fresh = !config.data_dir.join("member").join(MEMBER_FILE).exists();
         let my_id = if is_fresh && config.initial_cluster_state == ClusterState::Existing {
-            join_cluster(&config).await?
+            join_cluster(&config, tls.dialer()).await?
         } else {
             member_id(&config.initial_advertise_peer_urls, &config.initial_cluster_token)
         };
@@ -192,7 +195,12 @@ impl Store {
         )
         .waiting_for_space(space.clone());
         let me = Me::new(record.cluster_id, id);
-        let network = Network::new(me.clone(), config.dial_peer_urls.clone(), log_on_disk);
+        let network = Network::new(
+            me.clone(),
+            config.dial_peer_urls.clone(),
+            tls.dialer().clone(),
+            log_on_disk,
+        );
         let raft = Raft::new(id, Arc::new(raft_config(&config)?), network.clone(), log_store, sm)
             .await
             .map_err(|e| StoreError::Internal(format!("starting raft: {e}")))?;
@@ -240,6 +248,7 @@ impl Store {
                 cluster_id: record.cluster_id,
                 lessor: Lessor::new(config.min_lease_ttl_seconds()),
                 config,
+                tls,
                 raft,
                 state,
                 backend,
@@ -277,6 +286,10 @@ impl Store {
 
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
+    }
+
+    pub fn tls(&self) -> &crate::tls::Tls {
+        &self.inner.tls
     }
 
     pub fn raft(&self) -> &Raft {

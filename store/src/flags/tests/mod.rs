@@ -5,6 +5,7 @@ mod command_line;
 mod corrupt_check;
 mod defaults;
 mod environment;
+mod tls;
 mod validation;
 mod values;
 

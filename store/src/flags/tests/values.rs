@@ -31,10 +31,11 @@ fn bad_numbers_name_the_flag() {
 fn bad_urls_name_the_flag_and_the_url() {
     let cases = [
         (
-            "--listen-client-urls",
-            "https://127.0.0.1:2379",
-            "TLS is not supported yet",
+            "--listen-metrics-urls",
+            "https://127.0.0.1:2381",
+            "TLS is not supported on this URL yet",
         ),
+        ("--listen-client-urls", "unixs://sock:1", "unix"),
         ("--advertise-client-urls", "http://127.0.0.1", "host:port"),
         ("--listen-peer-urls", "http://127.0.0.1:abc", "not a number"),
         ("--initial-advertise-peer-urls", "http://h:99999", "out of range"),
@@ -71,13 +72,13 @@ fn bad_initial_cluster_entries_are_named() {
     let message = parse_err("--initial-cluster n1");
     assert_eq!(
         message,
-        r#"invalid --initial-cluster entry "n1": expected name=http://host:port"#
+        r#"invalid --initial-cluster entry "n1": expected name=http://host:port (or https)"#
     );
     let message = parse_err("--initial-cluster default=http://localhost:2380,=http://h:1");
     assert!(message.contains(r#"entry "=http://h:1""#), "{message}");
-    let message = parse_err("--initial-cluster default=https://localhost:2380");
-    assert!(message.contains("default=https://localhost:2380"), "{message}");
-    assert!(message.contains("TLS is not supported yet"), "{message}");
+    let message = parse_err("--initial-cluster default=unix://localhost:2380");
+    assert!(message.contains("default=unix://localhost:2380"), "{message}");
+    assert!(message.contains("unix sockets are not supported yet"), "{message}");
     assert!(parse_err("--initial-cluster ,").contains("--initial-cluster"));
     let message = parse_err("--initial-cluster default=http://localhost:2380,n2=http://localhost:2380");
     assert!(message.contains("n2=http://localhost:2380"), "{message}");
