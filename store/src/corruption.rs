@@ -31,6 +31,8 @@ pub struct PeerHash {
     pub revision: i64,
     pub hash: u32,
     pub compact_revision: i64,
+    /// The replica's own revision when it answered (at or past `revision`).
+    pub current_revision: i64,
 }
 
 /// What one peer's answer says about this replica's data.
@@ -62,6 +64,7 @@ pub fn local_hash(store: &Store, revision: i64) -> Result<PeerHash> {
         revision,
         hash: state.kv.hash_kv(revision)?,
         compact_revision: state.kv.compact_revision(),
+        current_revision: state.kv.current_revision(),
     })
 }
 
@@ -96,7 +99,14 @@ pub async fn compare_with_peers(store: &Store, local: &PeerHash, wait: Duration)
     futures::future::join_all(asks).await
 }
 
-async fn ask(store: &Store, peer: NodeId, revision: i64, deadline: tokio::time::Instant) -> Result<PeerHash> {
+/// Peer `peer`'s hash at `revision`, asked on a raft stream; a peer that cannot be
+/// reached is asked again until `deadline`.
+pub(crate) async fn ask(
+    store: &Store,
+    peer: NodeId,
+    revision: i64,
+    deadline: tokio::time::Instant,
+) -> Result<PeerHash> {
     let message = encode(&revision).map_err(|e| StoreError::Internal(e.to_string()))?;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -188,6 +198,7 @@ mod tests {
         revision: 9,
         hash: 111,
         compact_revision: 3,
+        current_revision: 12,
     };
 
     fn hex(bytes: &[u8]) -> String {
@@ -208,6 +219,7 @@ mod tests {
                 "0000000000000009", // revision
                 "0000006f",         // hash
                 "0000000000000003", // compact revision
+                "000000000000000c", // current revision
             )
         );
         let behind: Result<PeerHash> = Err(StoreError::FutureRevision { requested: 9 });

@@ -6,7 +6,8 @@
 //!
 //! ```text
 //!   leader: (hash, revision, compacted) = HashKV(current)
-//!       │ Peer.HashKV(revision) to every other member
+//!       │ its hash at that revision from every other member, on a raft stream
+//!       │ (`corruption::ask`, Kind::HashKv)
 //!       ▼
 //!   leader: HashKV(current) again ──► judge (pure) ──► ACTIVATE CORRUPT for the member
 //! ```
@@ -19,42 +20,16 @@
 
 use std::time::Duration;
 
-use berth_proto::etcdserverpb::{AlarmType, HashKvResponse};
+use berth_proto::etcdserverpb::AlarmType;
 
+use crate::corruption::{PeerHash, ask, local_hash};
 use crate::raft::NodeId;
 use crate::store::Store;
 
-/// The leader's hash of its keyspace at one revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LocalHash {
-    pub hash: u32,
-    pub revision: i64,
-    pub compact_revision: i64,
-}
-
-/// A member's answer: its hash at the leader's revision, with its own current revision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerHash {
-    pub member_id: NodeId,
-    pub hash: u32,
-    pub revision: i64,
-    pub compact_revision: i64,
-}
-
-impl PeerHash {
-    pub fn from_response(member_id: NodeId, resp: &HashKvResponse) -> Self {
-        Self {
-            member_id,
-            hash: resp.hash,
-            revision: resp.header.as_ref().map_or(0, |h| h.revision),
-            compact_revision: resp.compact_revision,
-        }
-    }
-}
-
 /// The member to raise CORRUPT for, if any: `leader` is this replica, `before` and
-/// `after` its hashes around the peers' answers.
-pub fn judge(leader: NodeId, before: LocalHash, after: LocalHash, peers: &[PeerHash]) -> Option<NodeId> {
+/// `after` its hashes at its current revision around the peers' answers, which hash
+/// `before.revision`.
+pub fn judge(leader: NodeId, before: PeerHash, after: PeerHash, peers: &[PeerHash]) -> Option<NodeId> {
     if before.hash != after.hash
         && before.revision == after.revision
         && before.compact_revision == after.compact_revision
@@ -62,7 +37,7 @@ pub fn judge(leader: NodeId, before: LocalHash, after: LocalHash, peers: &[PeerH
         return Some(leader);
     }
     peers.iter().find_map(|peer| {
-        let is_ahead = peer.revision > after.revision || peer.compact_revision > after.compact_revision;
+        let is_ahead = peer.current_revision > after.revision || peer.compact_revision > after.compact_revision;
         let differs = peer.compact_revision == before.compact_revision && peer.hash != before.hash;
         (is_ahead || differs).then_some(peer.member_id)
     })
@@ -90,18 +65,19 @@ pub async fn run_periodically(store: Store, every: Duration) {
 
 /// One check, as the leader. Returns the member it raised CORRUPT for.
 pub async fn check_once(store: &Store) -> crate::error::Result<Option<NodeId>> {
-    let before = store.local_hash()?;
+    let before = local_hash(store, 0)?;
     let mut peers = Vec::new();
     for member in store.members() {
         if member.id == store.id() {
             continue;
         }
-        match store.peer_hash_kv(member.id, before.revision).await {
-            Ok(resp) => peers.push(PeerHash::from_response(member.id, &resp)),
+        let deadline = tokio::time::Instant::now() + store.request_timeout();
+        match ask(store, member.id, before.revision, deadline).await {
+            Ok(answer) => peers.push(answer),
             Err(e) => tracing::debug!(member = format!("{:x}", member.id), error = %e, "no hash from a member"),
         }
     }
-    let after = store.local_hash()?;
+    let after = local_hash(store, 0)?;
     let Some(corrupt) = judge(store.id(), before, after, &peers) else {
         tracing::debug!(
             revision = before.revision,
@@ -125,20 +101,18 @@ mod tests {
 
     const LEADER: NodeId = 1;
 
-    fn local(hash: u32, revision: i64, compact_revision: i64) -> LocalHash {
-        LocalHash {
-            hash,
-            revision,
-            compact_revision,
-        }
+    fn local(hash: u32, revision: i64, compact_revision: i64) -> PeerHash {
+        peer(LEADER, hash, revision, compact_revision)
     }
 
-    fn peer(member_id: NodeId, hash: u32, revision: i64, compact_revision: i64) -> PeerHash {
+    /// A member's answer: its hash, its own current revision, its compaction.
+    fn peer(member_id: NodeId, hash: u32, current_revision: i64, compact_revision: i64) -> PeerHash {
         PeerHash {
             member_id,
+            revision: current_revision,
             hash,
-            revision,
             compact_revision,
+            current_revision,
         }
     }
 

@@ -12,8 +12,7 @@ use berth_proto::berthpb::{
     apply_error, command_result,
 };
 use berth_proto::etcdserverpb::{
-    HashKvRequest, HashKvResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest,
-    LeaseTimeToLiveResponse,
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 use openraft::error::RaftError;
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, VoteRequest, VoteResponse};
@@ -263,13 +262,6 @@ impl Peer for PeerService {
                 other => to_status(other),
             })?;
         Ok(Response::new(MemberChangeResponse { member }))
-    }
-
-    async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
-        self.store
-            .hash_kv(request.into_inner().revision)
-            .map(Response::new)
-            .map_err(to_status)
     }
 
     async fn timeout_now(&self, request: Request<TimeoutNowRequest>) -> Result<Response<TimeoutNowResponse>, Status> {

@@ -1,10 +1,9 @@
-//! Hashes of the keyspace, to compare replicas: HashKV here and on a peer (for the
-//! corruption check, see `corruption_check`).
+//! etcd's HashKV of this member (peers compare theirs on raft streams, see
+//! `corruption`).
 
-use berth_proto::etcdserverpb::{HashKvRequest, HashKvResponse};
+use berth_proto::etcdserverpb::HashKvResponse;
 
 use super::*;
-use crate::corruption_check::LocalHash;
 
 impl Store {
     /// etcd's HashKV: the hash of every key's history up to `revision` (0: the current
@@ -19,28 +18,5 @@ impl Store {
             hash,
             compact_revision: state.kv.compact_revision(),
         })
-    }
-
-    /// This member's hash at its current revision.
-    pub(crate) fn local_hash(&self) -> Result<LocalHash> {
-        let state = self.inner.state.read();
-        let revision = state.kv.current_revision();
-        Ok(LocalHash {
-            hash: state.kv.hash_kv(revision)?,
-            revision,
-            compact_revision: state.kv.compact_revision(),
-        })
-    }
-
-    /// Member `id`'s HashKV at `revision`, asked on the peer port.
-    pub(crate) async fn peer_hash_kv(&self, id: NodeId, revision: i64) -> Result<HashKvResponse> {
-        let mut client = self.peer(id)?;
-        let mut request = tonic::Request::new(HashKvRequest { revision });
-        request.set_timeout(self.request_timeout());
-        client
-            .hash_kv(request)
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(|status| crate::grpc::status::status_to_error(&status))
     }
 }
