@@ -18,7 +18,8 @@
 //! Besides: [`berth_binary`] (the `berth` next to the running binary), [`free_port`]
 //! (a port no other test or outgoing connection holds) and [`eventually`] /
 //! [`eventually_blocking`] (poll until a condition holds; the timeout means "it
-//! hangs", never a timing assertion).
+//! hangs", never a timing assertion), and [`skip`] (a test that lacks something of
+//! the host skips, except under CI, where it fails).
 //!
 //! This crate depends on no berth crate, so every berth crate can use it in tests.
 
@@ -29,6 +30,7 @@ mod eventually;
 mod leader;
 mod ports;
 mod process;
+mod skip;
 mod spec;
 
 pub use binary::berth_binary;
@@ -38,4 +40,5 @@ pub use eventually::{HANG_TIMEOUT, eventually, eventually_blocking};
 pub use leader::{Status, connect, connect_with, status, status_with};
 pub use ports::free_port;
 pub use process::Process;
+pub use skip::{is_ci, skip};
 pub use spec::{ClusterSpec, ClusterTls, QUIET_RAFT_LOG, System};

@@ -40,10 +40,7 @@ fn python_with_client() -> Option<PathBuf> {
         .into_iter()
         .find(|python| imports_client(python));
     if found.is_none() {
-        eprintln!(
-            "skipping: no Python with the kubernetes package (scripts/test.sh installs it; \
-             or set BERTH_PYTHON)"
-        );
+        berth_testkit::skip("a Python with the kubernetes package (scripts/test.sh installs it; or set BERTH_PYTHON)");
     }
     found
 }

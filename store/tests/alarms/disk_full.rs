@@ -64,7 +64,7 @@ fn fill(dir: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_raises_nospace_and_the_replica_resumes_when_space_returns() {
     if !rustix::process::geteuid().is_root() {
-        eprintln!("skipped: mounting a tmpfs as a replica's data dir needs root");
+        berth_testkit::skip("root, to mount a tmpfs as a replica's data dir");
         return;
     }
     // Dropped in reverse: the cluster (its processes killed), the mount, the dir.
@@ -75,7 +75,7 @@ async fn a_full_disk_raises_nospace_and_the_replica_resumes_when_space_returns()
     let _tmpfs = match Tmpfs::mount(&cluster.replicas[full].data_dir) {
         Ok(tmpfs) => tmpfs,
         Err(why) => {
-            eprintln!("skipped: cannot mount a tmpfs: {why}");
+            berth_testkit::skip(&format!("a tmpfs this test may mount: {why}"));
             return;
         }
     };

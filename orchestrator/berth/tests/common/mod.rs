@@ -267,7 +267,7 @@ pub fn have_kubectl() -> bool {
         .args(["version", "--client", "-o", "json"])
         .output()
     else {
-        eprintln!("skipping: kubectl is not installed (scripts/test.sh installs it)");
+        berth_testkit::skip("kubectl (scripts/test.sh installs it)");
         return false;
     };
     let version: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
@@ -278,10 +278,10 @@ pub fn have_kubectl() -> bool {
         .parse()
         .unwrap_or(0);
     if minor < 30 {
-        eprintln!(
-            "skipping: kubectl {} is older than 1.30",
+        berth_testkit::skip(&format!(
+            "kubectl 1.30 or later (this is {})",
             version["clientVersion"]["gitVersion"]
-        );
+        ));
         return false;
     }
     true

@@ -382,7 +382,7 @@ fn memory_cgroup_is_writable() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_over_its_memory_limit_ends_oom_killed() {
     if !memory_cgroup_is_writable() {
-        eprintln!("skipping: no memory cgroup this test may write");
+        berth_testkit::skip("a memory cgroup this test may write");
         return;
     }
     let t = store().await;

@@ -14,7 +14,7 @@ fn an_append_without_room_is_taken_back_and_made_again_when_space_returns() {
     let tmpfs = match Tmpfs::mount("40m") {
         Ok(tmpfs) => tmpfs,
         Err(why) => {
-            eprintln!("skipped: {why}");
+            berth_testkit::skip(&format!("a tmpfs this test may mount: {why}"));
             return;
         }
     };

@@ -396,11 +396,11 @@ fn writable_v1_memory_cgroup() -> Option<PathBuf> {
         memory: Some(memory), ..
     } = layout
     else {
-        eprintln!("skipping: no cgroup v1 memory controller ({layout:?})");
+        berth_testkit::skip(&format!("a cgroup v1 memory controller ({layout:?})"));
         return None;
     };
     if let Err(error) = std::fs::create_dir_all(memory.join("berth")) {
-        eprintln!("skipping: cannot write {}: {error}", memory.display());
+        berth_testkit::skip(&format!("a writable {}: {error}", memory.display()));
         return None;
     }
     Some(memory)
