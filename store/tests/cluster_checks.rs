@@ -110,15 +110,7 @@ async fn a_replica_whose_data_changed_while_stopped_refuses_to_start() {
 /// The member IDs of replicas `indexes`, by their peer URLs.
 async fn member_ids(cluster: &Cluster, client: &mut etcd_client::Client, indexes: [usize; 2]) -> [u64; 2] {
     let members = client.member_list().await.unwrap();
-    indexes.map(|index| {
-        let url = cluster.replicas[index].peer_url();
-        members
-            .members()
-            .iter()
-            .find(|m| m.peer_urls().contains(&url))
-            .unwrap()
-            .id()
-    })
+    indexes.map(|index| common::member_id_of(cluster, &members, index))
 }
 
 /// Three replicas with `args`; one follower (returned second) killed, and long enough

@@ -302,15 +302,7 @@ async fn a_member_that_missed_membership_changes_catches_up_from_a_leader_it_doe
     let mut cluster = start(3, &["--strict-reconfig-check=false"]).await;
     let mut client = cluster.client_of(0).await;
     let members = client.member_list().await.unwrap();
-    let id_of = |cluster: &Cluster, index: usize| {
-        let url = cluster.replicas[index].peer_url();
-        members
-            .members()
-            .iter()
-            .find(|m| m.peer_urls().contains(&url))
-            .unwrap()
-            .id()
-    };
+    let id_of = |cluster: &Cluster, index: usize| common::member_id_of(cluster, &members, index);
     let (first, second) = (id_of(&cluster, 0), id_of(&cluster, 1));
     cluster.kill(2);
     cluster.wait_for_leader().await.unwrap();

@@ -49,3 +49,14 @@ pub fn stdout(output: &Output) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The member ID of replica `index`, found by its peer URL in a member list.
+pub fn member_id_of(cluster: &Cluster, members: &etcd_client::MemberListResponse, index: usize) -> u64 {
+    let url = cluster.replicas[index].peer_url();
+    members
+        .members()
+        .iter()
+        .find(|m| m.peer_urls().contains(&url))
+        .unwrap_or_else(|| panic!("no member has replica {index}'s peer URL {url}"))
+        .id()
+}

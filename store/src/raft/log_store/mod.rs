@@ -414,3 +414,18 @@ impl LogStore {
         }
     }
 }
+
+/// For the log store's tests: a committed entry at `index` holding one put.
+#[cfg(test)]
+fn put_entry(index: u64, put: berth_proto::etcdserverpb::PutRequest) -> Entry {
+    use berth_proto::berthpb::{Command, CommandBatch, command};
+    Entry {
+        log_id: LogId::new(openraft::CommittedLeaderId::new(1, 2), index),
+        payload: EntryPayload::Normal(crate::raft::Request(CommandBatch {
+            commands: vec![Command {
+                command: Some(command::Command::Put(put)),
+            }],
+            initial_revision: crate::mvcc::INITIAL_REVISION,
+        })),
+    }
+}

@@ -2,14 +2,12 @@
 //! would stop the Raft core for good), reporting the disk full meanwhile. On a small
 //! tmpfs, so as root only (skipped, with the reason, otherwise).
 
-use berth_proto::berthpb::{Command, CommandBatch, command};
 use berth_proto::etcdserverpb::PutRequest;
-use openraft::{CommittedLeaderId, RaftLogReader};
+use openraft::RaftLogReader;
 
 use super::*;
 use crate::backend::MemoryBackend;
 use crate::disk_space::tmpfs::Tmpfs;
-use crate::raft::Request;
 
 /// An entry of about a mebibyte.
 fn big_entry(index: u64) -> Entry {
@@ -18,15 +16,7 @@ fn big_entry(index: u64) -> Entry {
         value: vec![index as u8; 1 << 20],
         ..Default::default()
     };
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 2), index),
-        payload: EntryPayload::Normal(Request(CommandBatch {
-            commands: vec![Command {
-                command: Some(command::Command::Put(put)),
-            }],
-            initial_revision: crate::mvcc::INITIAL_REVISION,
-        })),
-    }
+    put_entry(index, put)
 }
 
 #[tokio::test]

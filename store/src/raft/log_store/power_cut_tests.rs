@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use berth_proto::berthpb::{Command, CommandBatch, command};
+use berth_proto::berthpb::command;
 use berth_proto::etcdserverpb::PutRequest;
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, RaftLogReader};
@@ -26,15 +26,7 @@ fn put(index: u64) -> Entry {
         value: format!("value {index}").into_bytes(),
         ..Default::default()
     };
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 2), index),
-        payload: EntryPayload::Normal(Request(CommandBatch {
-            commands: vec![Command {
-                command: Some(command::Command::Put(put)),
-            }],
-            initial_revision: crate::mvcc::INITIAL_REVISION,
-        })),
-    }
+    put_entry(index, put)
 }
 
 /// One replica's storage over `disk` and `engine`, as `Store::open` puts it together.
