@@ -1,6 +1,8 @@
 //! A worker node: the agent (registers its Node, heartbeats on a store lease, runs
-//! the pods bound to it and reports their status) and the runtimes it runs
-//! containers with.
+//! the pods bound to it and reports their status), the runtimes it runs containers
+//! with, the images they run from and the pod network.
 
 pub mod agent;
+pub mod image;
+pub mod network;
 pub mod runtime;

@@ -238,6 +238,14 @@ impl Runtime for FakeRuntime {
         self.lock().removed_logs.push(pod_uid.to_owned());
     }
 
+    fn exec(&self, id: &str, _spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            container: id.to_owned(),
+            runtime: self.name(),
+            what: "exec yet".into(),
+        })
+    }
+
     fn name(&self) -> &'static str {
         "fake"
     }

@@ -52,6 +52,69 @@ pub struct ContainerSpec {
     pub working_dir: Option<PathBuf>,
     pub cpu_limit_millis: Option<u64>,
     pub memory_limit_bytes: Option<u64>,
+    /// The CPU the container asked for (`resources.requests.cpu`), for CPU shares.
+    pub cpu_request_millis: Option<u64>,
+    /// The image's unpacked layers the container's root filesystem is made of. The
+    /// process runtime, which runs on the host's own filesystem, refuses a spec with
+    /// one; the OCI runtime refuses a spec without one.
+    pub rootfs: Option<RootFs>,
+    /// What the pod's containers share: its network namespace, hostname and the files
+    /// the agent writes per pod. None for the process runtime.
+    pub sandbox: Option<SandboxSpec>,
+    /// The container's security context, pod and container levels merged.
+    pub security: SecuritySpec,
+}
+
+/// A root filesystem: read-only layers, stacked as an overlay (the last one on top),
+/// with a writable upper directory per container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RootFs {
+    /// Unpacked layer directories, lowest first; each is shared with other containers
+    /// and must not be written.
+    pub layers: Vec<PathBuf>,
+    /// The image's digest (`sha256:...`), recorded with the container.
+    pub image_digest: String,
+}
+
+/// What the containers of one pod share.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SandboxSpec {
+    /// The pod's network namespace (a bind-mounted nsfs file), or None for
+    /// `hostNetwork: true`.
+    pub netns: Option<PathBuf>,
+    /// The container's hostname (the pod's name, or the host's with host networking).
+    pub hostname: String,
+    /// Files bind-mounted read-only into every container of the pod:
+    /// `/etc/hosts`, `/etc/resolv.conf`, `/etc/hostname`.
+    pub etc_hosts: Option<PathBuf>,
+    pub resolv_conf: Option<PathBuf>,
+    pub etc_hostname: Option<PathBuf>,
+}
+
+/// Kubernetes' securityContext as the runtime applies it (pod and container levels
+/// already merged, the container's winning).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecuritySpec {
+    /// `runAsUser`; else the image's `User` (which may be a name, resolved against the
+    /// rootfs's /etc/passwd); else 0.
+    pub run_as_user: Option<u32>,
+    pub run_as_group: Option<u32>,
+    /// The image config's `User` ("name", "uid", "uid:gid", "name:group").
+    pub image_user: Option<String>,
+    pub supplemental_groups: Vec<u32>,
+    /// `runAsNonRoot`: refuse to start when the user resolves to uid 0.
+    pub run_as_non_root: bool,
+    /// Capability names as Kubernetes writes them ("NET_ADMIN", or "ALL" in drop), on
+    /// top of the runtime's default set.
+    pub capabilities_add: Vec<String>,
+    pub capabilities_drop: Vec<String>,
+    pub privileged: bool,
+    pub read_only_root_filesystem: bool,
+    /// `allowPrivilegeEscalation: false` sets `no_new_privs`.
+    pub no_new_privileges: bool,
+    /// `seccompProfile.type`: RuntimeDefault (the runtime's default profile) or
+    /// Unconfined (None).
+    pub seccomp_runtime_default: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,8 +175,32 @@ pub trait Runtime: Send + Sync + 'static {
     /// across restarts).
     fn log_path(&self, pod_uid: &str, container: &str) -> PathBuf;
     fn remove_pod_logs(&self, pod_uid: &str);
-    /// "process", for messages.
+    /// Runs a further process inside the running container `id` (`kubectl exec`):
+    /// in its namespaces and cgroup, as its user, with its environment. The caller
+    /// owns the returned child and waits for it.
+    fn exec(&self, id: &str, spec: &ExecSpec) -> Result<ExecSession, RuntimeError>;
+    /// "process", "runc", for messages and the agent's list of runtimes.
     fn name(&self) -> &'static str;
+}
+
+/// A process `exec` starts in a running container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecSpec {
+    /// The command and its arguments, looked up as the container's own command is.
+    pub argv: Vec<String>,
+    /// Give it a terminal (`kubectl exec -t`): its stdio is then the pty's other side.
+    pub tty: bool,
+}
+
+/// A running `exec`.
+#[derive(Debug)]
+pub struct ExecSession {
+    /// Without a tty: stdin, stdout and stderr are pipes (`child.stdin` etc.). With
+    /// one: the child's stdio is the pty and its pipes are None.
+    pub child: std::process::Child,
+    /// The terminal's master side when `tty` was asked for: write keystrokes to it,
+    /// read the output from it, resize it with TIOCSWINSZ.
+    pub pty: Option<std::fs::File>,
 }
 
 #[derive(thiserror::Error, Debug)]
@@ -159,6 +246,22 @@ pub enum RuntimeError {
     },
     #[error("container {id}: still running {waited_ms} ms after SIGKILL (pid {pid})")]
     StopTimeout { id: String, pid: u32, waited_ms: u64 },
+    /// The spec asks for something this runtime cannot do (a rootfs of the process
+    /// runtime, a container without one on the OCI runtime, exec with a tty where
+    /// no pty can be had); `what` names it.
+    #[error("container {container}: the {runtime} runtime cannot {what}")]
+    Unsupported {
+        container: String,
+        runtime: &'static str,
+        what: String,
+    },
+    /// The OCI runtime binary (runc) failed; `message` is what it said.
+    #[error("container {container}: runc {command}: {message}")]
+    Runc {
+        container: String,
+        command: &'static str,
+        message: String,
+    },
     /// The runtime's state directory (records, exit files, logs) failed us.
     #[error("{what} {}: {source}", path.display())]
     StateDir {

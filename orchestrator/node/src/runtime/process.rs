@@ -325,6 +325,13 @@ impl Runtime for ProcessRuntime {
     fn start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         check_name(spec, "pod uid", &spec.pod_uid)?;
         check_name(spec, "container name", &spec.name)?;
+        if spec.rootfs.is_some() {
+            return Err(RuntimeError::Unsupported {
+                container: spec.name.clone(),
+                runtime: self.name(),
+                what: "run an image (it runs commands on the host's own filesystem)".into(),
+            });
+        }
         let Some((command, args)) = spec.argv.split_first() else {
             return Err(RuntimeError::EmptyCommand {
                 container: spec.name.clone(),
@@ -430,6 +437,14 @@ impl Runtime for ProcessRuntime {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(error) => tracing::warn!(dir = %dir.display(), %error, "cannot remove a pod's logs"),
         }
+    }
+
+    fn exec(&self, id: &str, _spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
+        Err(RuntimeError::Unsupported {
+            container: id.to_owned(),
+            runtime: self.name(),
+            what: "exec yet".into(),
+        })
     }
 
     fn name(&self) -> &'static str {

@@ -72,7 +72,7 @@ pub(crate) enum Action {
         backing_off: bool,
     },
     /// Start a container; its outcome goes back to the memory in the same pass.
-    Start { pod_uid: String, spec: ContainerSpec },
+    Start { pod_uid: String, spec: Box<ContainerSpec> },
     /// In the background: stop (TERM, `grace`, KILL) and remove each container, then,
     /// when `remove_logs_of` names a pod uid, remove that pod's logs.
     Stop {
@@ -262,7 +262,12 @@ pub(crate) fn plan_pod(
         if c.is_due(now) {
             actions.push(Action::Start {
                 pod_uid: pod.metadata.uid().to_string(),
-                spec: container_spec(pod.metadata.uid(), &name, pod.metadata.namespace(), container),
+                spec: Box::new(container_spec(
+                    pod.metadata.uid(),
+                    &name,
+                    pod.metadata.namespace(),
+                    container,
+                )),
             });
         }
     }
@@ -319,6 +324,7 @@ pub(crate) fn container_spec(uid: &str, pod: &str, namespace: &str, c: &Containe
         working_dir: c.working_dir.as_deref().filter(|d| !d.is_empty()).map(Into::into),
         cpu_limit_millis: limit("cpu").and_then(|q| parse_cpu_millis(q).ok()),
         memory_limit_bytes: limit("memory").and_then(|q| parse_memory_bytes(q).ok()),
+        ..ContainerSpec::default()
     }
 }
 
