@@ -28,6 +28,7 @@
 
 mod bundle;
 mod config;
+mod container;
 mod exec;
 mod runc;
 mod security;
@@ -36,20 +37,20 @@ mod user;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::os::unix::process::ExitStatusExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 
-use super::cgroup::{self, CgroupLayout, MemoryEvents};
+use super::cgroup::{self, CgroupLayout};
 use super::logs::LogFiles;
-use super::record::{self, ContainerRecord, ExitRecord, RecordStore};
+use super::record::{self, ContainerRecord, RecordStore};
 use super::spec_check::check_name;
 use super::{ContainerInfo, ContainerSpec, ContainerState, ExecSession, ExecSpec, Runtime, RuntimeError, StopFuture};
 use bundle::Bundle;
+use container::Container;
 use runc::Runc;
 
 /// How often `stop` and `start` look at the container.
@@ -76,13 +77,6 @@ pub struct OciRuntime {
 struct Containers {
     by_id: BTreeMap<String, Container>,
     last_sequence: u64,
-}
-
-struct Container {
-    record: ContainerRecord,
-    bundle: Bundle,
-    /// The supervisor, when this runtime started it; None when adopted.
-    child: Option<Child>,
 }
 
 impl OciRuntime {
@@ -407,81 +401,6 @@ impl OciRuntime {
     }
 }
 
-impl Container {
-    fn observe(&mut self, records: &RecordStore, runc: &Runc) -> ContainerState {
-        if self.record.exit.is_none()
-            && let Some(mut exit) = self.poll_exit(records, runc)
-        {
-            exit.finished_at = exit.finished_at.max(self.record.started_at);
-            // Asked now, while the cgroup is still there (runc keeps it until remove).
-            exit.oom_killed = cgroup::is_oom_kill(exit.exit_code, MemoryEvents::read(&self.record.cgroup_dirs));
-            self.record.exit = Some(exit);
-            tracing::info!(
-                container = %self.record.id, exit_code = exit.exit_code, signal = ?exit.signal,
-                oom_killed = exit.oom_killed, "container exited"
-            );
-            if let Err(error) = records.save(&self.record) {
-                tracing::warn!(%error, "cannot record a container's exit");
-            }
-        }
-        let record = &self.record;
-        match record.exit {
-            None => ContainerState::Running {
-                // The container's init as the host sees it; the supervisor's until
-                // runc has said.
-                pid: runc::read_pid_file(&self.bundle.dir).unwrap_or(record.pid),
-                started_at: record.started_at,
-            },
-            Some(exit) => ContainerState::Exited {
-                exit_code: exit.exit_code,
-                signal: exit.signal,
-                started_at: record.started_at,
-                finished_at: exit.finished_at,
-                oom_killed: exit.oom_killed,
-            },
-        }
-    }
-
-    /// The exit, if the container has ended since it was last looked at.
-    fn poll_exit(&mut self, records: &RecordStore, runc: &Runc) -> Option<ExitRecord> {
-        let id = &self.record.id;
-        if let Some(child) = &mut self.child {
-            let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-            match rustix::process::waitid(WaitId::Pid(Pid::from_child(child)), options) {
-                Ok(None) => return None,
-                Ok(Some(_)) => match child.wait() {
-                    Ok(status) => {
-                        let now = SystemTime::now();
-                        return Some(match records.read_exit(id) {
-                            Some((code, at)) => ExitRecord::from_status(code, at),
-                            None => match (status.code(), status.signal()) {
-                                (Some(code), _) => ExitRecord::from_status(code, now),
-                                (None, Some(signal)) => ExitRecord::from_status(128 + signal, now),
-                                (None, None) => ExitRecord::killed(now),
-                            },
-                        });
-                    }
-                    Err(error) => tracing::warn!(container = %id, %error, "cannot reap the container's supervisor"),
-                },
-                Err(error) => tracing::warn!(container = %id, %error, "cannot wait for the container's supervisor"),
-            }
-            self.child = None;
-        }
-        if record::is_alive(self.record.pid, self.record.process_start_ticks) {
-            return None;
-        }
-        if let Some((code, at)) = records.read_exit(id) {
-            return Some(ExitRecord::from_status(code, at));
-        }
-        // The supervisor was killed before it could write anything: the container
-        // must not run on unknown to anyone.
-        if let Err(message) = runc.kill(id, "KILL") {
-            tracing::warn!(container = %id, %message, "cannot kill a container whose supervisor is gone");
-        }
-        Some(ExitRecord::killed(SystemTime::now()))
-    }
-}
-
 impl Runtime for OciRuntime {
     fn start(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         self.start_container(spec)
@@ -559,12 +478,6 @@ impl Runtime for OciRuntime {
     fn name(&self) -> &'static str {
         "runc"
     }
-}
-
-/// For tests: the bundle directory of a container id under `state_dir`.
-#[cfg(test)]
-fn bundle_dir(state_dir: &Path, id: &str) -> PathBuf {
-    state_dir.join("oci").join("bundles").join(id)
 }
 
 #[cfg(test)]

@@ -123,8 +123,12 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let Some(runtime) = self.runtime.as_ref() else {
-            return;
+        // A runtime made afresh on the state directory knows every container
+        // recorded there, also those of an agent a test ran in another process.
+        drop(self.runtime.take());
+        let runtime = match OciRuntime::new(self.state.path().to_path_buf()) {
+            Ok(runtime) => runtime,
+            Err(error) => return eprintln!("cannot clean up the containers: {error}"),
         };
         for info in runtime.list() {
             let _ = runtime.runc.delete(&info.id);
@@ -172,4 +176,9 @@ fn build_busybox_image(dir: &Path) -> Vec<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(base.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
     vec![base, top]
+}
+
+/// The bundle directory of a container id under `state_dir`.
+pub fn bundle_dir(state_dir: &Path, id: &str) -> PathBuf {
+    state_dir.join("oci").join("bundles").join(id)
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::super::super::{ContainerSpec, ContainerState, RootFs, Runtime, RuntimeError};
-use super::super::bundle_dir;
 use super::fixture::Fixture;
+use super::fixture::bundle_dir;
 
 fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
@@ -210,4 +210,90 @@ fn start_failures_say_why_and_leave_nothing_behind() {
         other => panic!("{other:?}"),
     }
     assert!(is_empty_dir(&fixture.state.path().join("oci/bundles")));
+}
+
+/// Set in the environment of the test binary re-run as an agent: the state
+/// directory, then the layers and the pod uid.
+const AGENT_STATE_ENV: &str = "BERTH_OCI_TEST_AGENT_STATE";
+const AGENT_LAYERS_ENV: &str = "BERTH_OCI_TEST_AGENT_LAYERS";
+const AGENT_POD_ENV: &str = "BERTH_OCI_TEST_AGENT_POD";
+/// What the agent prints, followed by the container's id.
+const STARTED: &str = "agent started container ";
+const AGENT_TEST: &str = "runtime::oci::tests::lifecycle::a_container_outlives_its_agent_killed_by_sigkill";
+
+/// The agent's process, SIGKILLed (if still there) and reaped on drop.
+struct AgentProcess(std::process::Child);
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_container_outlives_its_agent_killed_by_sigkill() {
+    if let Ok(state) = std::env::var(AGENT_STATE_ENV) {
+        return act_as_agent(state);
+    }
+    let Some(mut fixture) = Fixture::new() else { return };
+    let spec = fixture.spec("sigkill", &[]);
+    let layers: Vec<String> = fixture.layers.iter().map(|l| l.display().to_string()).collect();
+    let mut agent = AgentProcess(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", AGENT_TEST, "--nocapture", "--test-threads=1"])
+            .env(AGENT_STATE_ENV, fixture.state.path())
+            .env(AGENT_LAYERS_ENV, layers.join(":"))
+            .env(AGENT_POD_ENV, &spec.pod_uid)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = std::io::BufReader::new(agent.0.stdout.take().unwrap());
+    let id = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        // libtest prints the test's name without a newline before it.
+        .find_map(|line| line.split_once(STARTED).map(|(_, id)| id.trim().to_owned()))
+        .expect("the agent started a container");
+    fixture.wait_for_log(&spec, "ready");
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+
+    // The dropped runtime of this process knew nothing; a new one finds it running.
+    fixture.restart_runtime();
+    assert!(fixture.runtime().state(&id).unwrap().is_running());
+    std::fs::write(bundle_dir(fixture.state.path(), &id).join("rootfs/tmp/go"), "").unwrap();
+    assert_eq!(fixture.exit_code(&id), 5);
+    fixture.runtime().remove(&id).unwrap();
+    assert_eq!(leftovers(&fixture, &spec), (vec![], vec![]));
+}
+
+/// The re-run test binary: starts the container, says so, and waits to be killed
+/// (ending by itself after a while should the test that runs it have died).
+fn act_as_agent(state: String) {
+    let runtime = super::super::OciRuntime::new(state.into()).unwrap();
+    let spec = ContainerSpec {
+        pod_uid: std::env::var(AGENT_POD_ENV).unwrap(),
+        pod: "default/sigkill".into(),
+        name: "app".into(),
+        argv: [
+            "sh",
+            "-c",
+            "echo ready; while [ ! -e /tmp/go ]; do sleep 0.05; done; exit 5",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        rootfs: Some(RootFs {
+            layers: std::env::var(AGENT_LAYERS_ENV)
+                .unwrap()
+                .split(':')
+                .map(Into::into)
+                .collect(),
+            image_digest: "sha256:test".into(),
+        }),
+        ..ContainerSpec::default()
+    };
+    let id = runtime.start(&spec).unwrap();
+    println!("{STARTED}{id}");
+    std::thread::sleep(super::fixture::DEADLINE * 2);
 }
