@@ -2,7 +2,7 @@
 //!
 //! Capabilities: containerd's default set, then `add` ("ALL": every capability),
 //! then `drop` ("ALL": none, before the adds); `privileged` gets every capability the
-//! kernel knows. Names are accepted as Kubernetes writes them (`NET_ADMIN`) and with
+//! runtime's own process has. Names are accepted as Kubernetes writes them (`NET_ADMIN`) and with
 //! the `CAP_` prefix, in any case; an unknown one is refused by name.
 //!
 //! Seccomp (`RuntimeDefault`): berth's own modest profile, everything allowed except
@@ -74,14 +74,25 @@ pub const DEFAULT_CAPABILITIES: [&str; 14] = [
     "AUDIT_WRITE",
 ];
 
-/// The capabilities this kernel has: those up to `cap_last_cap` (runc refuses a
-/// capability the kernel does not know).
-fn kernel_capabilities() -> &'static [&'static str] {
-    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+/// Every capability this process may hand on: its bounding set (`CapBnd` in
+/// /proc/self/status), as containerd gives a privileged container (runc fails with
+/// EPERM on a capability outside the caller's bounding set).
+fn current_capabilities() -> Vec<&'static str> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|text| text.trim().parse::<usize>().ok())
-        .unwrap_or(ALL_CAPABILITIES.len() - 1);
-    &ALL_CAPABILITIES[..=last.min(ALL_CAPABILITIES.len() - 1)]
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("CapBnd:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, name)| *name)
+        .collect()
 }
 
 /// `NET_ADMIN`, `net_admin`, `CAP_NET_ADMIN` → `NET_ADMIN`; None for an unknown name.
@@ -95,7 +106,7 @@ fn normalize(name: &str) -> Option<&'static str> {
 pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Capabilities, String> {
     let is_all = |name: &String| name.eq_ignore_ascii_case("ALL");
     let mut set: Vec<&'static str> = if privileged {
-        kernel_capabilities().to_vec()
+        current_capabilities()
     } else if drop.iter().any(is_all) {
         Vec::new()
     } else {
@@ -104,7 +115,7 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
     if !privileged {
         for name in add {
             if is_all(name) {
-                set = kernel_capabilities().to_vec();
+                set = current_capabilities();
                 continue;
             }
             let known = normalize(name).ok_or_else(|| format!("unknown capability {name:?} to add"))?;
@@ -240,8 +251,8 @@ mod tests {
     }
 
     #[test]
-    fn privileged_and_add_all_get_everything_the_kernel_knows() {
-        let kernel = kernel_capabilities().len();
+    fn privileged_and_add_all_get_everything_the_runtime_has() {
+        let kernel = current_capabilities().len();
         assert_eq!(
             capabilities(true, &[], &names(&["ALL"])).unwrap().effective.len(),
             kernel

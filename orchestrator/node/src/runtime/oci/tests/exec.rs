@@ -118,3 +118,61 @@ fn exec_with_a_tty_gives_a_terminal_and_the_exit_code() {
     wait_for("got typed");
     assert_eq!(wait_with_deadline(&mut child).code(), Some(6));
 }
+
+#[test]
+fn a_resize_of_the_exec_terminal_reaches_the_container() {
+    let Some(fixture) = Fixture::new() else { return };
+    let id = fixture
+        .runtime()
+        .start(&fixture.spec("resize", &["sleep", "1000"]))
+        .unwrap();
+    let session = fixture
+        .runtime()
+        .exec(
+            &id,
+            &exec_spec(&["sh", "-c", "while read line; do stty size; done"], true),
+        )
+        .unwrap();
+    let mut child = session.child;
+    let mut pty = session.pty.expect("a pty");
+    let mut reader = pty.try_clone().unwrap();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            let _ = sender.send(String::from_utf8_lossy(&seen).into_owned());
+        }
+    });
+    // The first size may be read by runc as it starts; the second comes while it
+    // runs, as SIGWINCH. runc may handle the signal after a line it has already
+    // forwarded: ask again until the size shows.
+    for (rows, columns) in [(33, 77), (44, 88)] {
+        let size = rustix::termios::Winsize {
+            ws_row: rows,
+            ws_col: columns,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        rustix::termios::tcsetwinsize(&pty, size).unwrap();
+        let want = format!("{rows} {columns}");
+        let start = Instant::now();
+        loop {
+            pty.write_all(b"\r").unwrap();
+            let seen = receiver.recv_timeout(Duration::from_millis(200)).unwrap_or_default();
+            if seen.contains(&want) {
+                break;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "{want} never reached the container: {seen:?}"
+            );
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -178,6 +178,20 @@ fn capabilities_are_added_and_dropped_and_seccomp_denies_unshare() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("CapEff:\t0000000000000400"), "only bit 10: {log}");
 
+    // Privileged: every capability the runtime has, and no masked paths (a masked
+    // /proc/timer_list is /dev/null: nothing to read).
+    let probe = "grep CapEff /proc/self/status; echo timer_list $(head -c 4 /proc/timer_list | wc -c)";
+    let mut spec = fixture.spec("privileged", &["sh", "-c", probe]);
+    spec.security.privileged = true;
+    let (_, log) = fixture.run(&spec);
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let bounding = status.lines().find_map(|l| l.strip_prefix("CapBnd:")).unwrap().trim();
+    let all = u64::from_str_radix(bounding, 16).unwrap() & ((1 << 41) - 1);
+    assert!(log.contains(&format!("CapEff:\t{all:016x}")), "{log}");
+    assert!(log.contains("timer_list 4"), "/proc/timer_list is not masked: {log}");
+    let (_, log) = fixture.run(&fixture.spec("unprivileged", &["sh", "-c", probe]));
+    assert!(log.contains("timer_list 0"), "/proc/timer_list is masked: {log}");
+
     // With CAP_SYS_ADMIN, unshare works; the default seccomp profile still says no.
     let mut spec = fixture.spec("seccomp", &["unshare", "-u", "true"]);
     spec.security.capabilities_add = vec!["SYS_ADMIN".into()];
