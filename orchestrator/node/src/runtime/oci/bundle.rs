@@ -19,6 +19,9 @@ use rustix::mount::{MountFlags, UnmountFlags};
 use super::super::RuntimeError;
 use super::config::Spec;
 
+/// mount(2) copies at most a page of options.
+const MOUNT_DATA_MAX: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct Bundle {
     pub dir: PathBuf,
@@ -47,6 +50,18 @@ impl Bundle {
             })?;
         }
         let options = overlay_options(layers, &self.dir.join("upper"), &self.dir.join("work"));
+        if options.len() >= MOUNT_DATA_MAX {
+            return Err(RuntimeError::StateDir {
+                what: "the overlay options of this many layers exceed what mount(2) takes, for",
+                path: self.rootfs(),
+                source: std::io::Error::other(format!(
+                    "{} layers, {} bytes of options (at most {})",
+                    layers.len(),
+                    options.len(),
+                    MOUNT_DATA_MAX - 1
+                )),
+            });
+        }
         let options = std::ffi::CString::new(options).map_err(|_| RuntimeError::StateDir {
             what: "a layer path holds a NUL byte",
             path: self.dir.clone(),

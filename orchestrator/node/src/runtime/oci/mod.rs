@@ -71,6 +71,8 @@ pub struct OciRuntime {
     /// Every cgroup hierarchy's mount point: runc makes the container's cgroup in
     /// each, and `remove` makes sure they are gone.
     cgroup_mounts: Vec<PathBuf>,
+    /// Whether runc was built with seccomp (asked once, at `new`).
+    has_seccomp: bool,
     containers: Mutex<Containers>,
 }
 
@@ -155,14 +157,16 @@ impl OciRuntime {
             );
         }
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let runc = Runc {
+            binary,
+            root: runc_root,
+        };
         Ok(OciRuntime {
             logs,
             records,
             bundles_dir,
-            runc: Runc {
-                binary,
-                root: runc_root,
-            },
+            has_seccomp: runc.has_seccomp(),
+            runc,
             cgroup_mounts: cgroup::all_mount_points(&mounts),
             containers: Mutex::new(Containers { by_id, last_sequence }),
         })
@@ -221,6 +225,13 @@ impl OciRuntime {
         if spec.argv.is_empty() {
             return Err(RuntimeError::EmptyCommand {
                 container: spec.name.clone(),
+            });
+        }
+        if spec.security.seccomp_runtime_default && !spec.security.privileged && !self.has_seccomp {
+            return Err(RuntimeError::Unsupported {
+                container: spec.name.clone(),
+                runtime: self.name(),
+                what: "apply the RuntimeDefault seccomp profile: runc was built without seccomp".into(),
             });
         }
         let sequence = self.next_sequence()?;

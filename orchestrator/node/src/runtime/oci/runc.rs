@@ -104,6 +104,18 @@ impl Runc {
         Ok(command)
     }
 
+    /// Whether this runc applies seccomp profiles (`runc features`:
+    /// `linux.seccomp.enabled`). A runc too old to say is assumed to.
+    pub fn has_seccomp(&self) -> bool {
+        let Ok(output) = self.command().arg("features").stdin(Stdio::null()).output() else {
+            return true;
+        };
+        match serde_json::from_slice::<serde_json::Value>(&output.stdout) {
+            Ok(features) if output.status.success() => features["linux"]["seccomp"]["enabled"] != false,
+            _ => true,
+        }
+    }
+
     /// `runc kill ID SIGNAL`; a container that is not running (any more) is not an
     /// error.
     pub fn kill(&self, id: &str, signal: &str) -> Result<(), String> {
