@@ -66,13 +66,16 @@ impl Container {
                 Ok(Some(_)) => match child.wait() {
                     Ok(status) => {
                         let now = SystemTime::now();
-                        return Some(match records.read_exit(id) {
-                            Some((code, at)) => ExitRecord::from_status(code, at),
-                            None => match (status.code(), status.signal()) {
-                                (Some(code), _) => ExitRecord::from_status(code, now),
-                                (None, Some(signal)) => ExitRecord::from_status(128 + signal, now),
-                                (None, None) => ExitRecord::killed(now),
-                            },
+                        if let Some((code, at)) = records.read_exit(id) {
+                            return Some(ExitRecord::from_status(code, at));
+                        }
+                        // The supervisor was killed before runc ended: runc and the
+                        // container may run on, known to no one.
+                        kill_orphan(runc, id);
+                        return Some(match (status.code(), status.signal()) {
+                            (Some(code), _) => ExitRecord::from_status(code, now),
+                            (None, Some(signal)) => ExitRecord::from_status(128 + signal, now),
+                            (None, None) => ExitRecord::killed(now),
                         });
                     }
                     Err(error) => tracing::warn!(container = %id, %error, "cannot reap the container's supervisor"),
@@ -87,11 +90,16 @@ impl Container {
         if let Some((code, at)) = records.read_exit(id) {
             return Some(ExitRecord::from_status(code, at));
         }
-        // The supervisor was killed before it could write anything: the container
-        // must not run on unknown to anyone.
-        if let Err(message) = runc.kill(id, "KILL") {
-            tracing::warn!(container = %id, %message, "cannot kill a container whose supervisor is gone");
-        }
+        // The supervisor was killed before it could write anything.
+        kill_orphan(runc, id);
         Some(ExitRecord::killed(SystemTime::now()))
+    }
+}
+
+/// Kills a container whose supervisor is gone without an exit file: it must not
+/// run on unknown to anyone (it is reported as killed, 137).
+fn kill_orphan(runc: &Runc, id: &str) {
+    if let Err(message) = runc.kill(id, "KILL") {
+        tracing::warn!(container = %id, %message, "cannot kill a container whose supervisor is gone");
     }
 }

@@ -297,3 +297,28 @@ fn act_as_agent(state: String) {
     println!("{STARTED}{id}");
     std::thread::sleep(super::fixture::DEADLINE * 2);
 }
+
+#[test]
+fn a_container_whose_supervisor_is_killed_is_killed_too_and_reported_as_137() {
+    let Some(fixture) = Fixture::new() else { return };
+    let id = fixture
+        .runtime()
+        .start(&fixture.spec("orphan", &["sleep", "1000"]))
+        .unwrap();
+    let ContainerState::Running { pid: init_pid, .. } = fixture.runtime().state(&id).unwrap() else {
+        panic!("not running");
+    };
+    let supervisor_pid = fixture.runtime().lock().by_id[&id].record.pid;
+    assert_ne!(supervisor_pid, init_pid);
+    let supervisor = rustix::process::Pid::from_raw(supervisor_pid as i32).unwrap();
+    rustix::process::kill_process(supervisor, rustix::process::Signal::KILL).unwrap();
+    assert_eq!(fixture.exit_code(&id), 137);
+    let start = std::time::Instant::now();
+    while std::path::Path::new(&format!("/proc/{init_pid}")).exists() {
+        assert!(
+            start.elapsed() < super::fixture::DEADLINE,
+            "the container outlived its supervisor"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
