@@ -154,6 +154,11 @@ fn users_groups_and_run_as_non_root() {
         "a non-root user has no effective capabilities"
     );
 
+    let mut spec = fixture.spec("nnp", &["grep", "NoNewPrivs", "/proc/self/status"]);
+    spec.security.no_new_privileges = true;
+    let (code, log) = fixture.run(&spec);
+    assert_eq!((code, log.as_str()), (0, "NoNewPrivs:\t1\n"));
+
     let mut spec = fixture.spec("nonroot", &["true"]);
     spec.security.run_as_non_root = true;
     match fixture.runtime().start(&spec) {
