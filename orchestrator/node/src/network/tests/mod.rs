@@ -1,0 +1,5 @@
+//! The pod network on real namespaces and the real CNI plugins (root; skipped
+//! without them on a developer's machine, failing under CI).
+
+mod fixtures;
+mod one_node;
