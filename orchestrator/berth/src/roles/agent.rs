@@ -12,6 +12,7 @@ use clap::Parser;
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
 use berth_node::agent::{self, AgentConfig};
+use berth_node::network::CniSettings;
 use berth_node::runtime::ProcessRuntime;
 use berth_store::flags::parse_duration_ms;
 
@@ -55,6 +56,12 @@ pub struct AgentFlags {
     /// and a restarted agent adopts them).
     #[arg(long)]
     stop_pods_on_exit: bool,
+    /// Where the CNI plugins are (bridge, host-local, loopback, portmap).
+    #[arg(long, default_value = berth_node::network::DEFAULT_CNI_BIN_DIR)]
+    cni_bin_dir: PathBuf,
+    /// The bridge the pods' veths join.
+    #[arg(long, default_value = berth_node::network::DEFAULT_BRIDGE)]
+    pod_bridge: String,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -105,8 +112,18 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     if lease_ttl < Duration::from_secs(2) {
         return Err("--lease-ttl must be at least 2s".into());
     }
+    let data_dir = flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent")));
+    let mut cni = CniSettings::new(data_dir.join("network"));
+    cni.bin_dir = flags.cni_bin_dir;
+    cni.bridge = flags.pod_bridge;
+    if cni.bridge.is_empty() || cni.bridge.len() > 15 {
+        return Err(format!(
+            "--pod-bridge {:?}: an interface name has 1 to 15 characters",
+            cni.bridge
+        ));
+    }
     Ok(AgentConfig {
-        data_dir: flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent"))),
+        data_dir,
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
         store_endpoints: flags.store,
@@ -117,6 +134,10 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         lease_ttl,
         restart_backoff: duration("restart-backoff", &flags.restart_backoff)?,
         stop_pods_on_exit: flags.stop_pods_on_exit,
+        cni,
+        // Set where the agent's pods use the pod network (CniNetwork): see
+        // NodeRoutes::for_network.
+        pod_routes: None,
     })
 }
 

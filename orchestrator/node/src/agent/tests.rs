@@ -31,6 +31,8 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         lease_ttl: Duration::from_secs(3),
         restart_backoff: Duration::from_millis(300),
         stop_pods_on_exit: false,
+        cni: crate::network::CniSettings::new(dir.join("network")),
+        pod_routes: None,
     }
 }
 

@@ -20,6 +20,7 @@ pub mod cni;
 pub mod cni_network;
 pub mod config;
 pub mod netns;
+pub mod no_masquerade;
 pub mod routes;
 #[cfg(test)]
 mod tests;

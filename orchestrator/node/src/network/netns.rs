@@ -58,11 +58,11 @@ pub fn is_netns(path: &Path) -> bool {
     let Ok(file) = std::fs::File::open(path) else {
         return false;
     };
-    rustix::fs::fstatfs(&file).is_ok_and(|fs| fs.f_type as i64 == NSFS_MAGIC)
+    rustix::fs::fstatfs(&file).is_ok_and(|fs| fs.f_type as u64 == NSFS_MAGIC)
 }
 
 /// `NSFS_MAGIC` from linux/magic.h: the file system of namespace files.
-const NSFS_MAGIC: i64 = 0x6e73_6673;
+const NSFS_MAGIC: u64 = 0x6e73_6673;
 
 /// Unmounts and removes a namespace file; Ok when it is already gone. The namespace
 /// itself ends when nothing else (a process, another mount) holds it.

@@ -2,7 +2,8 @@
 //! per other node, `<that node's podCIDR> via <its InternalIP>`, so a pod reaches a
 //! pod on another node by its IP (the "host-gateway" model: the nodes share a link,
 //! as flannel's host-gw backend assumes). The same watch of the Nodes tells the agent
-//! its own pod CIDR, which the bridge's addresses come from.
+//! its own pod CIDR, which the bridge's addresses come from. Traffic to those blocks
+//! keeps the pod's source address (no_masquerade.rs).
 //!
 //! ```text
 //!  reflector over the Nodes ─► desired routes (pure) ─┐
@@ -30,7 +31,7 @@ use berth_client::registry::decode;
 use tokio::sync::watch;
 
 use super::cni_network::PodCidr;
-use super::netns;
+use super::{netns, no_masquerade};
 
 /// The `proto` of berth's routes.
 pub const ROUTE_PROTOCOL: &str = "66";
@@ -126,6 +127,16 @@ pub struct NodeRoutes {
 }
 
 impl NodeRoutes {
+    /// The routes of the node whose pods `network` connects (its host namespace, and
+    /// the pod CIDR it takes from the Node).
+    pub fn for_network(node_name: &str, network: &super::CniNetwork) -> NodeRoutes {
+        NodeRoutes {
+            node_name: node_name.to_string(),
+            host_netns: network.settings().host_netns.clone(),
+            pod_cidr: Some(network.pod_cidr()),
+        }
+    }
+
     /// The routes berth keeps in the node's table now.
     pub fn current(&self) -> std::io::Result<BTreeMap<Ipv4Cidr, Ipv4Addr>> {
         let out = netns::run_in(
@@ -136,7 +147,8 @@ impl NodeRoutes {
         Ok(parse_routes(&out))
     }
 
-    /// Makes the node's table hold `desired` (berth's routes only); blocking.
+    /// Makes the node's table hold `desired` (berth's routes only), and traffic to
+    /// those blocks skip the pods' masquerade ([`no_masquerade`]); blocking.
     pub fn apply(&self, desired: &BTreeMap<Ipv4Cidr, Ipv4Addr>) -> std::io::Result<RouteChanges> {
         let changes = diff(desired, &self.current()?);
         let host = self.host_netns.as_deref();
@@ -155,6 +167,7 @@ impl NodeRoutes {
                 &["route", "del", &cidr.to_string(), "proto", ROUTE_PROTOCOL],
             )?;
         }
+        no_masquerade::sync(host, desired.keys().copied())?;
         Ok(changes)
     }
 

@@ -86,18 +86,28 @@ impl Host {
             .collect()
     }
 
+    /// The nat table, for a failing assertion's message.
+    pub fn nat_table(&self) -> String {
+        netns::run_in(Some(&self.netns), "iptables-save", &["-t", "nat"]).unwrap_or_else(|e| e.to_string())
+    }
+
     /// The nat table's chains made for single pods: the bridge's masquerade chains
     /// (`CNI-<hash>`) and portmap's `CNI-DN-<hash>`; the shared `CNI-HOSTPORT-*`
     /// chains are the node's.
     pub fn pod_chains(&self) -> Vec<String> {
         let saved = netns::run_in(Some(&self.netns), "iptables-save", &["-t", "nat"]).expect("iptables-save");
-        saved
+        // A chain is declared (`:NAME`) or shows in its rules (`-A NAME`): this
+        // iptables-save does not always print the declarations.
+        let mut chains: Vec<String> = saved
             .lines()
-            .filter_map(|l| l.strip_prefix(':'))
+            .filter_map(|l| l.strip_prefix(':').or_else(|| l.strip_prefix("-A ")))
             .filter_map(|l| l.split_whitespace().next())
             .filter(|chain| chain.starts_with("CNI-") && !chain.starts_with("CNI-HOSTPORT-"))
             .map(String::from)
-            .collect()
+            .collect();
+        chains.sort();
+        chains.dedup();
+        chains
     }
 
     /// host-local's leases: one file per address in use, named by the address.

@@ -3,3 +3,4 @@
 
 mod fixtures;
 mod one_node;
+mod two_hosts;
