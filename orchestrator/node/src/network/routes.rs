@@ -38,11 +38,17 @@ pub const ROUTE_PROTOCOL: &str = "66";
 /// How often the routes are checked even when no Node changed.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
-/// The routes the node should have: each other node's pod CIDR via its InternalIP
-/// (nodes lacking either are skipped, as is a block that overlaps this node's own).
+/// The routes the node should have: each other node's pod CIDR via its InternalIP.
+/// Skipped: nodes lacking either; a block that overlaps this node's own; and nodes
+/// at this node's own address or a loopback one (agents sharing one host, as `berth
+/// up` runs them, share its network namespace: there is no other host to route to).
 pub fn desired_routes<'a>(nodes: impl IntoIterator<Item = &'a Node>, me: &str) -> BTreeMap<Ipv4Cidr, Ipv4Addr> {
     let nodes: Vec<&Node> = nodes.into_iter().collect();
     let own = own_pod_cidr(nodes.iter().copied(), me);
+    let own_ip: Option<Ipv4Addr> = nodes
+        .iter()
+        .find(|node| node.metadata.name() == me)
+        .and_then(|node| node_internal_ip(node).parse().ok());
     nodes
         .into_iter()
         .filter(|node| node.metadata.name() != me && !node.metadata.is_deleting())
@@ -51,7 +57,7 @@ pub fn desired_routes<'a>(nodes: impl IntoIterator<Item = &'a Node>, me: &str) -
             let via: Ipv4Addr = node_internal_ip(node).parse().ok()?;
             Some((cidr, via))
         })
-        .filter(|(cidr, _)| !own.is_some_and(|own| own.overlaps(cidr)))
+        .filter(|(cidr, via)| !own.is_some_and(|own| own.overlaps(cidr)) && !via.is_loopback() && Some(*via) != own_ip)
         .collect()
 }
 
@@ -148,27 +154,33 @@ impl NodeRoutes {
     }
 
     /// Makes the node's table hold `desired` (berth's routes only), and traffic to
-    /// those blocks skip the pods' masquerade ([`no_masquerade`]); blocking.
+    /// those blocks skip the pods' masquerade ([`no_masquerade`]); blocking. A route
+    /// that cannot be set does not hold the others back: the first error is returned
+    /// once everything else was tried.
     pub fn apply(&self, desired: &BTreeMap<Ipv4Cidr, Ipv4Addr>) -> std::io::Result<RouteChanges> {
         let changes = diff(desired, &self.current()?);
         let host = self.host_netns.as_deref();
+        let mut first_error = None;
         for (cidr, via) in &changes.replace {
             let (cidr, via) = (cidr.to_string(), via.to_string());
-            netns::run_in(
-                host,
-                "ip",
-                &["route", "replace", &cidr, "via", &via, "proto", ROUTE_PROTOCOL],
-            )?;
+            let args = ["route", "replace", &cidr, "via", &via, "proto", ROUTE_PROTOCOL];
+            if let Err(e) = netns::run_in(host, "ip", &args) {
+                first_error.get_or_insert(e);
+            }
         }
         for cidr in &changes.remove {
-            netns::run_in(
-                host,
-                "ip",
-                &["route", "del", &cidr.to_string(), "proto", ROUTE_PROTOCOL],
-            )?;
+            let cidr = cidr.to_string();
+            if let Err(e) = netns::run_in(host, "ip", &["route", "del", &cidr, "proto", ROUTE_PROTOCOL]) {
+                first_error.get_or_insert(e);
+            }
         }
-        no_masquerade::sync(host, desired.keys().copied())?;
-        Ok(changes)
+        if let Err(e) = no_masquerade::sync(host, desired.keys().copied()) {
+            first_error.get_or_insert(e);
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(changes),
+        }
     }
 
     /// Watches the Nodes and keeps the routes (and the node's pod CIDR) current,
@@ -296,6 +308,8 @@ mod tests {
             node("no-cidr", None, "192.168.1.3"),
             node("no-ip", Some("10.244.3.0/24"), "not-an-ip"),
             node("clash", Some("10.244.0.0/25"), "192.168.1.5"),
+            node("same-host", Some("10.244.6.0/24"), "192.168.1.1"),
+            node("loopback", Some("10.244.7.0/24"), "127.0.0.1"),
         ];
         assert_eq!(own_pod_cidr(&nodes, "me"), Some(cidr("10.244.0.0/24")));
         assert_eq!(
