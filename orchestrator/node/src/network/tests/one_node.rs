@@ -116,3 +116,42 @@ fn a_failed_plugin_is_reported_by_name_and_leaves_nothing() {
     assert_eq!(network.list(), ["uid-1"], "the failed pod left nothing");
     assert_eq!(host.veths().len(), 1);
 }
+
+#[test]
+fn a_restarted_agent_finds_its_pods_networks_and_tears_them_down() {
+    if !can_run() {
+        return;
+    }
+    let mut host = Host::new("restart");
+    let block = Some("10.244.8.0/24".parse().unwrap());
+    host.network().set_pod_cidr(block);
+    let before = host
+        .network()
+        .setup(&pod("uid-r", "r", vec![tcp_port(18081, 80)]))
+        .expect("the pod's network");
+
+    // The agent restarts: a new CniNetwork over the same state dir and host.
+    let settings = host.network().settings().clone();
+    host.network = Some(crate::network::CniNetwork::new(settings));
+    let network = host.network();
+    assert_eq!(network.list(), ["uid-r"], "the pod is found on disk");
+    network.set_pod_cidr(block);
+    let after = network
+        .setup(&pod("uid-r", "r", vec![tcp_port(18081, 80)]))
+        .expect("setup again");
+    assert_eq!(after, before, "the same namespace and address");
+    assert!(
+        host.pod_chains().iter().any(|c| c.starts_with("CNI-DN-")),
+        "portmap's per-pod chain: {:?}",
+        host.pod_chains()
+    );
+    network.teardown("uid-r").expect("teardown after the restart");
+    assert!(network.list().is_empty());
+    assert_eq!(host.leases(), Vec::<String>::new());
+    assert_eq!(
+        host.pod_chains(),
+        Vec::<String>::new(),
+        "portmap's chain goes: DEL got the recorded mappings"
+    );
+    assert_eq!(host.veths(), Vec::<String>::new());
+}
