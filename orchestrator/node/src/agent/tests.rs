@@ -423,3 +423,30 @@ async fn a_container_over_its_memory_limit_ends_oom_killed() {
     assert_eq!(c.started, Some(false));
     agent.task.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_keeps_the_pod_cidr_the_control_plane_gave_the_node() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = t.registry();
+    let mut node = Node::new(
+        ObjectMeta {
+            name: Some("n1".into()),
+            ..Default::default()
+        },
+        NodeSpec::default(),
+    );
+    node.spec.pod_cidr = Some("10.244.3.0/24".into());
+    node.spec.pod_cidrs = Some(vec!["10.244.3.0/24".into()]);
+    registry.create(&node, None).await.unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registered = eventually("the agent writes its Node's status", async || {
+        let node = registry.get::<NodeSpec>("", "n1").await.ok()??;
+        node.status.conditions.is_some().then_some(node)
+    })
+    .await;
+    assert_eq!(registered.spec.pod_cidr.as_deref(), Some("10.244.3.0/24"));
+    assert_eq!(registered.spec.pod_cidrs, Some(vec!["10.244.3.0/24".to_string()]));
+    agent.task.abort();
+    let _ = agent.task.await;
+}
