@@ -28,8 +28,6 @@ use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, soon
 
 /// Kubernetes' event reason when the cluster CIDR has no block left.
 pub const REASON_CIDR_NOT_AVAILABLE: &str = "CIDRNotAvailable";
-/// And when a block was given.
-pub const REASON_CIDR_ASSIGNED: &str = "CIDRAssignmentSucceeded";
 
 /// How the control plane carves the cluster CIDR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +159,6 @@ async fn pass(ctx: &Context, settings: &NodeIpamSettings, assumed: &Assumed) -> 
     let nodes = ctx.caches.nodes.snapshot();
     let allocation = allocate(nodes.iter(), assumed.current(nodes.revision), settings);
     let mut requeue = None;
-    let recorder = ctx.recorder("node-ipam-controller");
     for (name, block) in &allocation.assign {
         let Some(node) = nodes.iter().find(|n| n.metadata.name() == name) else {
             continue;
@@ -170,13 +167,8 @@ async fn pass(ctx: &Context, settings: &NodeIpamSettings, assumed: &Assumed) -> 
             Some(written) => {
                 let revision = written.metadata.resource_version().parse().unwrap_or(i64::MAX);
                 assumed.insert(*block, revision);
+                // Logged, not an event: Kubernetes' allocator records only failures.
                 tracing::info!(node = %name, pod_cidr = %block, "assigned the node's pod CIDR");
-                recorder.emit(
-                    reference(node),
-                    EventType::Normal,
-                    REASON_CIDR_ASSIGNED,
-                    format!("Node {name} got pod CIDR {block}"),
-                );
             }
             // The node changed (its agent wrote its status): look again.
             None => requeue = sooner(requeue, Some(RETRY_SOON)),
@@ -187,7 +179,7 @@ async fn pass(ctx: &Context, settings: &NodeIpamSettings, assumed: &Assumed) -> 
             continue;
         };
         tracing::warn!(node = %name, cluster_cidr = %settings.cluster_cidr, "no pod CIDR left for the node");
-        recorder.emit(
+        ctx.recorder("cidrAllocator").emit(
             reference(node),
             EventType::Normal,
             REASON_CIDR_NOT_AVAILABLE,
