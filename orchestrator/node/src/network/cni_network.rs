@@ -94,7 +94,12 @@ impl CniNetwork {
         Ok(())
     }
 
-    pub fn new(settings: CniSettings) -> Self {
+    pub fn new(mut settings: CniSettings) -> Self {
+        // runc and the plugins are handed paths under the state dir (the namespace
+        // file, host-local's dataDir): they must not depend on the working directory.
+        if let Ok(absolute) = std::path::absolute(&settings.state_dir) {
+            settings.state_dir = absolute;
+        }
         CniNetwork {
             settings,
             pod_cidr: Arc::new(watch::Sender::new(None)),
@@ -358,5 +363,45 @@ impl PodNetwork for CniNetwork {
         pods.sort();
         pods.dedup();
         pods
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_dir_is_made_absolute_and_nothing_is_listed_before_any_pod() {
+        let network = CniNetwork::new(CniSettings::new(PathBuf::from("node-1.agent/network")));
+        assert!(network.settings().state_dir.is_absolute());
+        assert!(network.settings().state_dir.ends_with("node-1.agent/network"));
+        assert!(network.list().is_empty());
+        assert_eq!(*network.pod_cidr().borrow(), None);
+        network.set_pod_cidr(Some("10.244.1.0/24".parse().unwrap()));
+        assert_eq!(
+            network.pod_cidr().borrow().map(|c| c.to_string()).as_deref(),
+            Some("10.244.1.0/24")
+        );
+    }
+
+    #[test]
+    fn a_record_reads_back_what_was_written() {
+        let record = Record {
+            namespace: "default".into(),
+            name: "web".into(),
+            bridge: json!({"type": "bridge"}),
+            bridge_result: json!({"ips": [{"address": "10.244.1.2/24"}]}),
+            portmap: Some(json!({"type": "portmap"})),
+            ip: Some("10.244.1.2".parse().unwrap()),
+        };
+        let back = Record::from_json(&record.to_json()).unwrap();
+        assert_eq!(back.to_json(), record.to_json());
+        let without = Record {
+            portmap: None,
+            ip: None,
+            ..record
+        };
+        let back = Record::from_json(&without.to_json()).unwrap();
+        assert!(back.portmap.is_none() && back.ip.is_none());
     }
 }
