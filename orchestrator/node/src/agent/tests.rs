@@ -450,3 +450,45 @@ async fn registering_keeps_the_pod_cidr_the_control_plane_gave_the_node() {
     agent.task.abort();
     let _ = agent.task.await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_the_pod_network_learns_its_pod_cidr_from_its_node() {
+    use crate::network::routes::NodeRoutes;
+    use crate::network::tests::fixtures::{Host, can_run};
+    if !can_run() {
+        return;
+    }
+    // The node's routes and iptables changes go to a namespace of the test's.
+    let host = Host::new("agent");
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&t, dir.path());
+    config.pod_routes = Some(NodeRoutes::for_network("n1", host.network()));
+    let agent = start(config);
+    let registry = t.registry();
+    eventually("the agent registers its Node", async || {
+        registry.get::<NodeSpec>("", "n1").await.ok()?
+    })
+    .await;
+    assert_eq!(
+        *host.network().pod_cidr().borrow(),
+        None,
+        "no block before the control plane gives one"
+    );
+    registry
+        .modify::<NodeSpec>("", "n1", None, |node| {
+            node.spec.pod_cidr = Some("10.244.5.0/24".into());
+            true
+        })
+        .await
+        .unwrap();
+    eventually("the network learns the node's block", async || {
+        host.network()
+            .pod_cidr()
+            .borrow()
+            .filter(|c| c.to_string() == "10.244.5.0/24")
+    })
+    .await;
+    agent.task.abort();
+    let _ = agent.task.await;
+}

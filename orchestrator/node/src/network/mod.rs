@@ -23,7 +23,7 @@ pub mod netns;
 pub mod no_masquerade;
 pub mod routes;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use cni_network::{CniNetwork, CniSettings, DEFAULT_BRIDGE, DEFAULT_CNI_BIN_DIR, PodCidr};
 
