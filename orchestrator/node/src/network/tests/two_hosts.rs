@@ -78,7 +78,8 @@ async fn a_pod_on_one_host_reaches_a_pod_on_another_by_its_ip() {
     );
 
     let on_a = tokio::task::block_in_place(|| host_a.network().setup(&pod("uid-a", "pa", vec![]))).unwrap();
-    let on_b = tokio::task::block_in_place(|| host_b.network().setup(&pod("uid-b", "pb", vec![]))).unwrap();
+    let on_b = tokio::task::block_in_place(|| host_b.network().setup(&pod("uid-b", "pb", vec![tcp_port(18082, 8080)])))
+        .unwrap();
     assert!(block_b.contains(match on_b.ip {
         std::net::IpAddr::V4(ip) => ip,
         other => panic!("{other}"),
@@ -94,6 +95,11 @@ async fn a_pod_on_one_host_reaches_a_pod_on_another_by_its_ip() {
     );
     let answer = tokio::task::block_in_place(|| call(&on_b.netns, SocketAddr::new(on_a.ip, 8080))).unwrap();
     assert_eq!(answer, format!("from-a {}", on_b.ip), "b → a");
+    let from_outside = tokio::task::block_in_place(|| call(&host_a.netns, "192.168.77.2:18082".parse().unwrap()));
+    assert!(
+        from_outside.unwrap().starts_with("from-b "),
+        "host b's hostPort reaches its pod from another host"
+    );
 
     // Node b leaves: host a drops its route (and its pods can no longer reach b's).
     registry.delete::<NodeSpec>("", "b", None, None).await.unwrap();
