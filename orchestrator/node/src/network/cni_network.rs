@@ -330,13 +330,29 @@ impl Record {
     }
 }
 
+/// The pod's UID names files of ours: one that could climb out of the state dir
+/// (`..`, a `/`) or is empty is refused.
+fn check_uid(pod_uid: &str) -> Result<(), NetworkError> {
+    let is_plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    if pod_uid.is_empty() || pod_uid.starts_with('.') || !pod_uid.chars().all(is_plain) {
+        return Err(NetworkError::Io {
+            pod: pod_uid.to_string(),
+            what: "the pod UID cannot name a file".into(),
+            source: std::io::ErrorKind::InvalidInput.into(),
+        });
+    }
+    Ok(())
+}
+
 impl PodNetwork for CniNetwork {
     fn setup(&self, pod: &PodNetworkSpec) -> Result<PodNetworkStatus, NetworkError> {
+        check_uid(&pod.pod_uid)?;
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.setup_locked(pod)
     }
 
     fn teardown(&self, pod_uid: &str) -> Result<(), NetworkError> {
+        check_uid(pod_uid)?;
         let _one_at_a_time = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         self.teardown_locked(pod_uid)?;
         tracing::info!(pod = pod_uid, "pod network torn down");
@@ -382,6 +398,14 @@ mod tests {
             network.pod_cidr().borrow().map(|c| c.to_string()).as_deref(),
             Some("10.244.1.0/24")
         );
+    }
+
+    #[test]
+    fn a_pod_uid_that_could_climb_out_of_the_state_dir_is_refused() {
+        for bad in ["", "..", "../x", "a/b", ".hidden", "a b"] {
+            assert!(check_uid(bad).is_err(), "{bad:?}");
+        }
+        assert!(check_uid("0f9c6a53-1e0b-4d4c-9a57-3b2f0d1c2e4f").is_ok());
     }
 
     #[test]
