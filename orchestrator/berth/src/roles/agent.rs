@@ -56,9 +56,10 @@ pub struct AgentFlags {
     /// and a restarted agent adopts them).
     #[arg(long)]
     stop_pods_on_exit: bool,
-    /// Where the CNI plugins are (bridge, host-local, loopback, portmap).
-    #[arg(long, default_value = berth_node::network::DEFAULT_CNI_BIN_DIR)]
-    cni_bin_dir: PathBuf,
+    /// Where the CNI plugins are (bridge, host-local, loopback, portmap); default:
+    /// /usr/lib/cni, or /opt/cni/bin when only it has them.
+    #[arg(long)]
+    cni_bin_dir: Option<PathBuf>,
     /// The bridge the pods' veths join.
     #[arg(long, default_value = berth_node::network::DEFAULT_BRIDGE)]
     pod_bridge: String,
@@ -114,7 +115,9 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     }
     let data_dir = flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent")));
     let mut cni = CniSettings::new(data_dir.join("network"));
-    cni.bin_dir = flags.cni_bin_dir;
+    if let Some(dir) = flags.cni_bin_dir {
+        cni.bin_dir = dir;
+    }
     cni.bridge = flags.pod_bridge;
     if cni.bridge.is_empty() || cni.bridge.len() > 15 {
         return Err(format!(

@@ -40,9 +40,23 @@ use super::cni::{CniCommand, Invocation, result_ip};
 use super::{NetworkError, PodNetwork, PodNetworkSpec, PodNetworkStatus, config, netns};
 use berth_api::cidr::Ipv4Cidr;
 
-/// Where Debian's `containernetworking-plugins` puts the plugins (containerd falls
-/// back to /opt/cni/bin; `--cni-bin-dir` says otherwise).
+/// Where Debian's `containernetworking-plugins` puts the plugins; `--cni-bin-dir`
+/// says otherwise.
 pub const DEFAULT_CNI_BIN_DIR: &str = "/usr/lib/cni";
+/// Where the upstream release tarballs (and containerd's default) put them: used
+/// when the default dir has no bridge plugin and this one has.
+pub const UPSTREAM_CNI_BIN_DIR: &str = "/opt/cni/bin";
+
+/// The plugins' dir when none is given: Debian's, else the upstream one if only it
+/// holds the plugins.
+pub fn default_bin_dir() -> PathBuf {
+    let debian = Path::new(DEFAULT_CNI_BIN_DIR);
+    let upstream = Path::new(UPSTREAM_CNI_BIN_DIR);
+    if !debian.join("bridge").is_file() && upstream.join("bridge").is_file() {
+        return upstream.to_path_buf();
+    }
+    debian.to_path_buf()
+}
 /// The pods' bridge on every node.
 pub const DEFAULT_BRIDGE: &str = "berth0";
 
@@ -65,7 +79,7 @@ pub struct CniSettings {
 impl CniSettings {
     pub fn new(state_dir: PathBuf) -> Self {
         CniSettings {
-            bin_dir: PathBuf::from(DEFAULT_CNI_BIN_DIR),
+            bin_dir: default_bin_dir(),
             bridge: DEFAULT_BRIDGE.to_string(),
             state_dir,
             host_netns: None,

@@ -25,7 +25,7 @@ pub mod routes;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub use cni_network::{CniNetwork, CniSettings, DEFAULT_BRIDGE, DEFAULT_CNI_BIN_DIR, PodCidr};
+pub use cni_network::{CniNetwork, CniSettings, DEFAULT_BRIDGE, DEFAULT_CNI_BIN_DIR, PodCidr, default_bin_dir};
 
 use std::net::IpAddr;
 use std::path::PathBuf;

@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::network::{CniNetwork, CniSettings, DEFAULT_CNI_BIN_DIR, PodNetwork, PodNetworkSpec, PortMapping, netns};
+use crate::network::{CniNetwork, CniSettings, PodNetwork, PodNetworkSpec, PortMapping, netns};
 
 /// Whether this machine can run the tests (root, the plugins, ip, unshare,
 /// iptables); if not, says so through `berth_testkit::skip` (which fails under CI).
@@ -55,7 +55,6 @@ impl Host {
         let netns = state.path().join("host-netns");
         netns::create(&netns).expect("the host's namespace");
         let mut settings = CniSettings::new(state.path().join("network"));
-        settings.bin_dir = PathBuf::from(DEFAULT_CNI_BIN_DIR);
         settings.host_netns = Some(netns.clone());
         let host = Host {
             netns,
