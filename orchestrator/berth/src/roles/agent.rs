@@ -176,3 +176,27 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<AgentConfig, String> {
+        let args: Vec<String> = ["--name", "n1"].iter().chain(args).map(|a| a.to_string()).collect();
+        config(AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args)).unwrap())
+    }
+
+    #[test]
+    fn the_pod_network_takes_the_cni_dir_and_bridge_and_lives_under_the_data_dir() {
+        let defaults = parse(&["--data-dir", "/var/lib/berth"]).unwrap();
+        assert_eq!(defaults.cni.bridge, "berth0");
+        assert_eq!(defaults.cni.bin_dir, berth_node::network::default_bin_dir());
+        assert_eq!(defaults.cni.state_dir, PathBuf::from("/var/lib/berth/network"));
+        assert!(defaults.cni.host_netns.is_none() && defaults.pod_routes.is_none());
+        let given = parse(&["--cni-bin-dir", "/opt/cni/bin", "--pod-bridge=cbr0"]).unwrap();
+        assert_eq!(given.cni.bin_dir, PathBuf::from("/opt/cni/bin"));
+        assert_eq!(given.cni.bridge, "cbr0");
+        let error = parse(&["--pod-bridge", "a-bridge-name-too-long"]).unwrap_err();
+        assert!(error.contains("--pod-bridge"), "{error}");
+    }
+}
