@@ -38,26 +38,33 @@ pub const ROUTE_PROTOCOL: &str = "66";
 /// How often the routes are checked even when no Node changed.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
-/// The routes the node should have: each other node's pod CIDR via its InternalIP.
-/// Skipped: nodes lacking either; a block that overlaps this node's own; and nodes
-/// at this node's own address or a loopback one (agents sharing one host, as `berth
-/// up` runs them, share its network namespace: there is no other host to route to).
-pub fn desired_routes<'a>(nodes: impl IntoIterator<Item = &'a Node>, me: &str) -> BTreeMap<Ipv4Cidr, Ipv4Addr> {
+/// The other nodes' blocks: every other node's pod CIDR that does not overlap this
+/// node's own. Pods here reach them without NAT ([`no_masquerade`]).
+pub fn peer_blocks<'a>(nodes: impl IntoIterator<Item = &'a Node>, me: &str) -> BTreeMap<Ipv4Cidr, &'a Node> {
     let nodes: Vec<&Node> = nodes.into_iter().collect();
     let own = own_pod_cidr(nodes.iter().copied(), me);
+    nodes
+        .into_iter()
+        .filter(|node| node.metadata.name() != me && !node.metadata.is_deleting())
+        .filter_map(|node| Some((node.spec.pod_cidr.as_deref()?.parse().ok()?, node)))
+        .filter(|(cidr, _)| !own.is_some_and(|own| own.overlaps(cidr)))
+        .collect()
+}
+
+/// The routes the node should have: each peer block via its node's InternalIP.
+/// Skipped: nodes without one, and nodes at this node's own address or a loopback
+/// one (agents sharing one host, as `berth up` runs them, share its network
+/// namespace: their bridges are all local, there is no other host to route to).
+pub fn desired_routes<'a>(nodes: impl IntoIterator<Item = &'a Node>, me: &str) -> BTreeMap<Ipv4Cidr, Ipv4Addr> {
+    let nodes: Vec<&Node> = nodes.into_iter().collect();
     let own_ip: Option<Ipv4Addr> = nodes
         .iter()
         .find(|node| node.metadata.name() == me)
         .and_then(|node| node_internal_ip(node).parse().ok());
-    nodes
+    peer_blocks(nodes, me)
         .into_iter()
-        .filter(|node| node.metadata.name() != me && !node.metadata.is_deleting())
-        .filter_map(|node| {
-            let cidr: Ipv4Cidr = node.spec.pod_cidr.as_deref()?.parse().ok()?;
-            let via: Ipv4Addr = node_internal_ip(node).parse().ok()?;
-            Some((cidr, via))
-        })
-        .filter(|(cidr, via)| !own.is_some_and(|own| own.overlaps(cidr)) && !via.is_loopback() && Some(*via) != own_ip)
+        .filter_map(|(cidr, node)| Some((cidr, node_internal_ip(node).parse::<Ipv4Addr>().ok()?)))
+        .filter(|(_, via)| !via.is_loopback() && Some(*via) != own_ip)
         .collect()
 }
 
@@ -130,16 +137,19 @@ pub struct NodeRoutes {
     pub host_netns: Option<PathBuf>,
     /// Where the node's own pod CIDR goes (the pod network's).
     pub pod_cidr: Option<PodCidr>,
+    /// The pods' bridge (names the masquerade exemption's chain).
+    pub bridge: String,
 }
 
 impl NodeRoutes {
-    /// The routes of the node whose pods `network` connects (its host namespace, and
-    /// the pod CIDR it takes from the Node).
+    /// The routes of the node whose pods `network` connects (its host namespace, its
+    /// bridge, and the pod CIDR it takes from the Node).
     pub fn for_network(node_name: &str, network: &super::CniNetwork) -> NodeRoutes {
         NodeRoutes {
             node_name: node_name.to_string(),
             host_netns: network.settings().host_netns.clone(),
             pod_cidr: Some(network.pod_cidr()),
+            bridge: network.settings().bridge.clone(),
         }
     }
 
@@ -153,11 +163,16 @@ impl NodeRoutes {
         Ok(parse_routes(&out))
     }
 
-    /// Makes the node's table hold `desired` (berth's routes only), and traffic to
-    /// those blocks skip the pods' masquerade ([`no_masquerade`]); blocking. A route
-    /// that cannot be set does not hold the others back: the first error is returned
-    /// once everything else was tried.
-    pub fn apply(&self, desired: &BTreeMap<Ipv4Cidr, Ipv4Addr>) -> std::io::Result<RouteChanges> {
+    /// Makes the node's table hold `desired` (berth's routes only), and traffic from
+    /// `own` to the `peers` skip the pods' masquerade ([`no_masquerade`]); blocking.
+    /// A route that cannot be set does not hold the others back: the first error is
+    /// returned once everything else was tried.
+    pub fn apply(
+        &self,
+        desired: &BTreeMap<Ipv4Cidr, Ipv4Addr>,
+        own: Option<Ipv4Cidr>,
+        peers: &[Ipv4Cidr],
+    ) -> std::io::Result<RouteChanges> {
         let changes = diff(desired, &self.current()?);
         let host = self.host_netns.as_deref();
         let mut first_error = None;
@@ -174,7 +189,8 @@ impl NodeRoutes {
                 first_error.get_or_insert(e);
             }
         }
-        if let Err(e) = no_masquerade::sync(host, desired.keys().copied()) {
+        let chain = no_masquerade::chain_name(&self.bridge);
+        if let Err(e) = no_masquerade::sync(host, &chain, own, peers.iter().copied()) {
             first_error.get_or_insert(e);
         }
         match first_error {
@@ -201,8 +217,8 @@ impl NodeRoutes {
         let this = Arc::new(self);
         loop {
             let snapshot: Vec<Node> = nodes.nodes.lock().expect("nodes lock").values().cloned().collect();
+            let own = own_pod_cidr(&snapshot, &this.node_name);
             if let Some(pod_cidr) = &this.pod_cidr {
-                let own = own_pod_cidr(&snapshot, &this.node_name);
                 pod_cidr.send_if_modified(|current| {
                     let changed = *current != own;
                     *current = own;
@@ -210,8 +226,9 @@ impl NodeRoutes {
                 });
             }
             let desired = desired_routes(&snapshot, &this.node_name);
+            let peers: Vec<Ipv4Cidr> = peer_blocks(&snapshot, &this.node_name).into_keys().collect();
             let routes = this.clone();
-            match tokio::task::spawn_blocking(move || routes.apply(&desired)).await {
+            match tokio::task::spawn_blocking(move || routes.apply(&desired, own, &peers)).await {
                 Ok(Ok(changes)) if !changes.is_empty() => {
                     tracing::info!(node = %this.node_name, ?changes, "routes to other nodes' pods changed");
                 }
@@ -315,6 +332,17 @@ mod tests {
         assert_eq!(
             desired_routes(&nodes, "me"),
             BTreeMap::from([(cidr("10.244.1.0/24"), ip("192.168.1.2"))])
+        );
+        let peers: Vec<Ipv4Cidr> = peer_blocks(&nodes, "me").into_keys().collect();
+        assert_eq!(
+            peers,
+            [
+                cidr("10.244.1.0/24"),
+                cidr("10.244.3.0/24"),
+                cidr("10.244.6.0/24"),
+                cidr("10.244.7.0/24")
+            ],
+            "pods on the same host are peers too, routed or not"
         );
     }
 

@@ -33,11 +33,7 @@ fn node(name: &str, pod_cidr: &str, ip: &str) -> Node {
 }
 
 fn routes_of(host: &Host, name: &str) -> NodeRoutes {
-    NodeRoutes {
-        node_name: name.into(),
-        host_netns: Some(host.netns.clone()),
-        pod_cidr: Some(host.network().pod_cidr()),
-    }
+    NodeRoutes::for_network(name, host.network())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
