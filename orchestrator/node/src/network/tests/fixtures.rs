@@ -140,7 +140,16 @@ impl Drop for Host {
                 }
             }
         }
-        for leftover in self.netns_files() {
+        // Any namespace file still mounted under the state dir (a second network
+        // of the test's, a pod whose teardown failed), the host's last.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.state.path();
+        for leftover in mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .map(PathBuf::from)
+            .filter(|p| p.starts_with(root) && *p != self.netns)
+        {
             let _ = netns::remove(&leftover);
         }
         if let Err(e) = netns::remove(&self.netns) {

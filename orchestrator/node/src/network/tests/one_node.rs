@@ -155,3 +155,43 @@ fn a_restarted_agent_finds_its_pods_networks_and_tears_them_down() {
     );
     assert_eq!(host.veths(), Vec::<String>::new());
 }
+
+#[test]
+fn agents_sharing_one_host_reach_each_others_pods_without_nat() {
+    use crate::network::routes::NodeRoutes;
+    use crate::network::{CniNetwork, CniSettings};
+    if !can_run() {
+        return;
+    }
+    // Two agents on one host (as `berth up` runs them): one namespace, two bridges.
+    let host = Host::new("shared");
+    let mut settings = CniSettings::new(host.state.path().join("network-2"));
+    settings.bridge = "berth1".into();
+    settings.host_netns = Some(host.netns.clone());
+    let second = CniNetwork::new(settings);
+    let (one, two): (Ipv4Cidr, Ipv4Cidr) = ("10.244.1.0/24".parse().unwrap(), "10.244.2.0/24".parse().unwrap());
+    host.network().set_pod_cidr(Some(one));
+    second.set_pod_cidr(Some(two));
+    let p1 = host.network().setup(&pod("uid-1", "p1", vec![])).unwrap();
+    let p2 = second.setup(&pod("uid-2", "p2", vec![])).unwrap();
+    // Their Nodes share the host's address: no routes, only the exemptions.
+    let no_routes = Default::default();
+    NodeRoutes::for_network("n1", host.network())
+        .apply(&no_routes, Some(one), &[two])
+        .unwrap();
+    NodeRoutes::for_network("n2", &second)
+        .apply(&no_routes, Some(two), &[one])
+        .unwrap();
+    serve(&p2.netns, 8080, "from-2");
+    serve(&p1.netns, 8080, "from-1");
+    assert_eq!(
+        call(&p1.netns, SocketAddr::new(p2.ip, 8080)).unwrap(),
+        format!("from-2 {}", p1.ip)
+    );
+    assert_eq!(
+        call(&p2.netns, SocketAddr::new(p1.ip, 8080)).unwrap(),
+        format!("from-1 {}", p2.ip)
+    );
+    second.teardown("uid-2").unwrap();
+    assert!(second.list().is_empty());
+}
