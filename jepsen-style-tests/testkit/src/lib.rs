@@ -25,11 +25,16 @@
 //! `docker save` archives, a busybox image) and [`registry`] runs a real image
 //! registry on loopback to push them to.
 //!
+//! With the feature `hosts`: [`hosts`] makes several "hosts" on one machine, network
+//! namespaces on a private bridge, for agents that must reach each other's pods.
+//!
 //! This crate depends on no berth crate, so every berth crate can use it in tests.
 
 mod binary;
 mod cluster;
 mod eventually;
+#[cfg(feature = "hosts")]
+pub mod hosts;
 #[cfg(feature = "etcd")]
 mod leader;
 #[cfg(feature = "images")]

@@ -60,6 +60,17 @@ impl Registry {
         Self::launch(None)
     }
 
+    /// [`Registry::start_or_skip`] listening on `ip` (a test network's address that
+    /// is this machine's, for pullers in other network namespaces) instead of
+    /// 127.0.0.1; its pullers must treat it as an insecure (plain HTTP) registry.
+    pub fn start_on_or_skip(ip: std::net::IpAddr) -> Option<Self> {
+        if docker_registry_binary().is_none() {
+            crate::skip(SKIP_NOTE);
+            return None;
+        }
+        Some(Self::launch_on(ip, None).expect("starting docker-registry"))
+    }
+
     /// A registry that answers 401 to requests without `user`'s basic credentials.
     pub fn start_with_htpasswd(user: &str, password: &str) -> anyhow::Result<Self> {
         Self::launch(Some((user.to_string(), password.to_string())))
@@ -85,10 +96,14 @@ impl Registry {
     }
 
     fn launch(credentials: Option<(String, String)>) -> anyhow::Result<Self> {
+        Self::launch_on(std::net::Ipv4Addr::LOCALHOST.into(), credentials)
+    }
+
+    fn launch_on(ip: std::net::IpAddr, credentials: Option<(String, String)>) -> anyhow::Result<Self> {
         let binary = docker_registry_binary().context(SKIP_NOTE)?;
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir()?;
         let port = crate::free_port();
-        let host = format!("127.0.0.1:{port}");
+        let host = format!("{ip}:{port}");
         let mut config = format!(
             "version: 0.1\n\
              log:\n  level: warn\n  accesslog:\n    disabled: true\n\
@@ -143,7 +158,8 @@ impl Registry {
         }
     }
 
-    /// `127.0.0.1:PORT`, the registry part of an image reference.
+    /// `127.0.0.1:PORT` (or the address it was started on), the registry part of an
+    /// image reference.
     pub fn host(&self) -> &str {
         &self.host
     }
