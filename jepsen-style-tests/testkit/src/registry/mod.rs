@@ -174,6 +174,12 @@ impl Registry {
         format!("{}/{repo}@{digest}", self.host)
     }
 
+    /// Where the registry keeps its blobs (`docker/registry/v2/blobs/sha256/<2>/<hex>/data`),
+    /// for tests that tamper with what it serves.
+    pub fn storage_dir(&self) -> PathBuf {
+        self._dir.path().join("storage")
+    }
+
     /// The user and password of a registry behind htpasswd.
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.credentials.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))

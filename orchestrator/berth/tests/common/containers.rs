@@ -1,0 +1,366 @@
+//! A cluster that runs real containers: one `berth server`, agents each on its own
+//! test host (a network namespace, see `berth_testkit::hosts`) running pods on the
+//! runc runtime with the CNI pod network, and an image registry the hosts pull from.
+//!
+//! ```text
+//!  root namespace: berth server (store on 127.0.0.1 and the gateway, API on 127.0.0.1)
+//!                  docker-registry on the gateway (an insecure registry to the agents)
+//!       │ bridge
+//!  host-0 … host-N: berth agent --runtime=runc, its own data dir, pod bridge, pods
+//! ```
+//!
+//! The Drop tears down what the agents leave (they are killed, so their containers
+//! keep running): every runc container of every agent, then every mount left under
+//! the cluster's dir, then the hosts (their namespaces take the pod bridges, veths and
+//! iptables rules), the registry and the server.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use berth_testkit::hosts::{HostNetwork, can_make_hosts};
+use berth_testkit::oci::{ImageBuilder, busybox_image};
+use berth_testkit::registry::Registry;
+use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use serde_json::Value;
+
+use super::{BERTH, have_kubectl, http_get};
+
+/// Where Debian installs the CNI plugins.
+const CNI_BIN_DIR: &str = "/usr/lib/cni";
+
+pub struct ContainerCluster {
+    pub agents: Vec<Process>,
+    /// Each agent's `--data-dir`.
+    pub agent_dirs: Vec<PathBuf>,
+    pub api_port: u16,
+    pub registry: Registry,
+    pub server: Cluster,
+    // Last: the hosts go once nothing runs on them.
+    pub network: HostNetwork,
+}
+
+/// Whether this machine can run containers as the agent does (root, runc, the CNI
+/// plugins, kubectl, test hosts); skips (fails under CI) if not.
+pub fn can_run_containers() -> bool {
+    if !can_make_hosts() || !have_kubectl() {
+        return false;
+    }
+    let runc = Command::new("runc").arg("--version").output();
+    if !runc.is_ok_and(|o| o.status.success()) {
+        berth_testkit::skip("runc (Debian's package; scripts/test.sh installs it)");
+        return false;
+    }
+    for plugin in ["bridge", "host-local", "loopback", "portmap"] {
+        if !Path::new(CNI_BIN_DIR).join(plugin).is_file() {
+            berth_testkit::skip(&format!(
+                "the CNI plugin {plugin} (containernetworking-plugins; scripts/test.sh installs it)"
+            ));
+            return false;
+        }
+    }
+    true
+}
+
+impl ContainerCluster {
+    /// A server, a registry and `hosts` agents, every node Ready; `None` after a skip.
+    pub fn start(hosts: usize) -> Option<ContainerCluster> {
+        if !can_run_containers() {
+            return None;
+        }
+        let network = HostNetwork::create(hosts).expect("test hosts");
+        let gateway = network.gateway();
+        let registry = Registry::start_on_or_skip(gateway.into())?;
+        let mut server = Cluster::new(
+            ClusterSpec::new(System::BerthServer, BERTH, 1)
+                .args(["--node-monitor-grace-period=5s"])
+                .env("RUST_LOG", QUIET_RAFT_LOG),
+        )
+        .unwrap();
+        let api_port = free_port();
+        // The store also listens on the gateway, where the agents reach it.
+        let client_port = server.replicas[0].client_port;
+        let urls = format!("http://127.0.0.1:{client_port},http://{gateway}:{client_port}");
+        server.replicas[0].args = vec![
+            format!("--api-listen=127.0.0.1:{api_port}"),
+            format!("--listen-client-urls={urls}"),
+            format!("--advertise-client-urls={urls}"),
+        ];
+        let store = format!("http://{gateway}:{client_port}");
+        let dir = server.dir().to_path_buf();
+        let mut agents = Vec::new();
+        let mut agent_dirs = Vec::new();
+        for (i, host) in network.hosts().iter().enumerate() {
+            let name = format!("host-{i}");
+            let data_dir = dir.join(&name);
+            let args = [
+                "agent".to_string(),
+                format!("--name={name}"),
+                format!("--store={store}"),
+                format!("--data-dir={}", data_dir.display()),
+                format!("--listen={}:{}", host.ip, free_port()),
+                format!("--advertise-address={}", host.ip),
+                format!("--pod-bridge=cbr{i}"),
+                format!("--cni-bin-dir={CNI_BIN_DIR}"),
+                "--runtime=runc".into(),
+                format!("--insecure-registry={}", registry.host()),
+                "--cpu=2".into(),
+                "--memory=4Gi".into(),
+                "--lease-ttl=3s".into(),
+                "--restart-backoff=500ms".into(),
+            ];
+            agents.push(
+                host.process(&name, BERTH, args, dir.join(format!("{name}.log")))
+                    .with_env("RUST_LOG", QUIET_RAFT_LOG),
+            );
+            agent_dirs.push(data_dir);
+        }
+        let mut cluster = ContainerCluster {
+            agents,
+            agent_dirs,
+            api_port,
+            registry,
+            server,
+            network,
+        };
+        cluster.server.start_all().unwrap();
+        for agent in &mut cluster.agents {
+            agent.start().unwrap();
+        }
+        cluster.wait_for_nodes();
+        Some(cluster)
+    }
+
+    fn wait_for_nodes(&mut self) {
+        let want = self.agents.len();
+        eventually_blocking("every node Ready with a pod CIDR", || {
+            self.check_running();
+            let (status, nodes) = http_get(self.api_port, "/api/v1/nodes");
+            let ready = nodes["items"]
+                .as_array()?
+                .iter()
+                .filter(|n| n["spec"]["podCIDR"].is_string())
+                .filter(|n| {
+                    n["status"]["conditions"]
+                        .as_array()
+                        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                })
+                .count();
+            (status == 200 && ready == want).then_some(())
+        });
+    }
+
+    /// Panics, with the logs, if the server or an agent exited.
+    pub fn check_running(&mut self) {
+        if let Err(exited) = self.server.check_running() {
+            panic!("{exited:#}");
+        }
+        for agent in &mut self.agents {
+            agent.assert_running();
+        }
+    }
+
+    /// Pushes the busybox image, with what `extend` adds, as `repo:tag`; returns the
+    /// image reference and the manifest digest the registry answered.
+    pub fn push_busybox(
+        &self,
+        repo: &str,
+        tag: &str,
+        extend: impl FnOnce(ImageBuilder) -> ImageBuilder,
+    ) -> (String, String) {
+        let builder = busybox_image().expect("a static busybox (checked by the set-up)");
+        let image = extend(builder).build().expect("the image builds");
+        let digest = self.registry.push(&image, repo, tag).expect("the push");
+        (self.registry.reference(repo, tag), digest)
+    }
+
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new("kubectl")
+            .arg(format!("--server=http://127.0.0.1:{}", self.api_port))
+            .args(args)
+            .env("KUBECONFIG", "/dev/null")
+            .env("HOME", self.server.dir())
+            .output()
+            .expect("kubectl runs")
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f` of a manifest written to the cluster's dir.
+    pub fn apply(&self, name: &str, manifest: &str) {
+        let path = self.server.dir().join(format!("{name}.yaml"));
+        std::fs::write(&path, manifest).unwrap();
+        self.kubectl_ok(&["apply", "-f", &path.display().to_string()]);
+    }
+
+    /// The pod as the API has it (`Value::Null` when it does not exist).
+    pub fn pod(&self, name: &str) -> Value {
+        let (status, pod) = http_get(self.api_port, &format!("/api/v1/namespaces/default/pods/{name}"));
+        if status == 200 { pod } else { Value::Null }
+    }
+
+    /// Polls the pod until `check` returns something ("it hangs" otherwise).
+    pub fn wait_pod<T>(&mut self, name: &str, what: &str, mut check: impl FnMut(&Value) -> Option<T>) -> T {
+        eventually_blocking(&format!("pod {name}: {what}"), || {
+            self.check_running();
+            check(&self.pod(name))
+        })
+    }
+
+    /// Waits until every container of the pod runs; returns the pod.
+    pub fn wait_running(&mut self, name: &str) -> Value {
+        self.wait_pod(name, "Running", |pod| {
+            let statuses = pod["status"]["containerStatuses"].as_array()?;
+            let all_running = !statuses.is_empty() && statuses.iter().all(|s| s["state"]["running"].is_object());
+            (pod["status"]["phase"] == "Running" && all_running).then(|| pod.clone())
+        })
+    }
+
+    /// The status of the pod's container `container`.
+    pub fn container_status(pod: &Value, container: &str) -> Value {
+        pod["status"]["containerStatuses"]
+            .as_array()
+            .and_then(|all| all.iter().find(|s| s["name"] == container))
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until the container's log holds `needle`; returns the log.
+    pub fn wait_log(&mut self, pod: &str, container: &str, needle: &str) -> String {
+        eventually_blocking(&format!("{pod}/{container} logs {needle:?}"), || {
+            self.check_running();
+            let out = self.kubectl(&["logs", pod, "-c", container]);
+            let log = String::from_utf8_lossy(&out.stdout).into_owned();
+            log.contains(needle).then_some(log)
+        })
+    }
+
+    /// The agent (host index) the pod was bound to.
+    pub fn host_of(pod: &Value) -> usize {
+        let node = pod["spec"]["nodeName"].as_str().expect("a bound pod");
+        node.strip_prefix("host-")
+            .and_then(|i| i.parse().ok())
+            .expect("a host-N node")
+    }
+
+    /// Deletes the pod and waits until the API no longer has it.
+    pub fn delete_pod(&mut self, name: &str) {
+        self.kubectl_ok(&["delete", "pod", name, "--wait=false"]);
+        self.wait_pod(name, "gone", |pod| pod.is_null().then_some(()));
+    }
+
+    /// The runc root of agent `index` (the runtime's `state_dir/oci/runc`).
+    pub fn runc_root(&self, index: usize) -> PathBuf {
+        self.agent_dirs[index].join("oci/runc")
+    }
+
+    /// `runc state` of a container of agent `index` (`None` when runc has none).
+    pub fn runc_state(&self, index: usize, id: &str) -> Option<Value> {
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(self.runc_root(index))
+            .args(["state", id])
+            .output()
+            .ok()?;
+        out.status.success().then(|| serde_json::from_slice(&out.stdout).ok())?
+    }
+
+    /// The ids of agent `index`'s runc containers.
+    pub fn runc_ids(&self, index: usize) -> Vec<String> {
+        let out = Command::new("runc")
+            .arg("--root")
+            .arg(self.runc_root(index))
+            .args(["list", "-q"])
+            .output()
+            .expect("runc");
+        String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect()
+    }
+}
+
+/// The mount points under `dir` in this process's mount namespace (the machine's:
+/// agents enter only a network namespace).
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+impl Drop for ContainerCluster {
+    fn drop(&mut self) {
+        for agent in &mut self.agents {
+            agent.kill();
+        }
+        for index in 0..self.agent_dirs.len() {
+            for id in self.runc_ids(index) {
+                let _ = Command::new("runc")
+                    .arg("--root")
+                    .arg(self.runc_root(index))
+                    .args(["delete", "-f", &id])
+                    .output();
+            }
+        }
+        // Overlays and pod namespace files, the deepest first.
+        let mut mounts = mounts_under(self.server.dir());
+        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for mount in mounts {
+            let _ = rustix::mount::unmount(&mount, rustix::mount::UnmountFlags::DETACH);
+        }
+        // runc removed the containers' cgroups; their pods' parents are the agent's.
+        for root in cgroup_roots() {
+            for pod in pod_cgroups(&root, &self.pod_uids_seen()) {
+                let _ = std::fs::remove_dir(pod);
+            }
+        }
+    }
+}
+
+impl ContainerCluster {
+    /// The uids of the pods this cluster's agents made bundles for (their records
+    /// stay until the pod goes), for the Drop's cgroup sweep.
+    fn pod_uids_seen(&self) -> Vec<String> {
+        let mut uids = Vec::new();
+        for dir in &self.agent_dirs {
+            let records = std::fs::read_dir(dir.join("oci/containers"))
+                .into_iter()
+                .flatten()
+                .flatten();
+            for record in records {
+                let text = std::fs::read_to_string(record.path()).unwrap_or_default();
+                if let Ok(value) = serde_json::from_str::<Value>(&text)
+                    && let Some(uid) = value["pod_uid"].as_str()
+                {
+                    uids.push(uid.to_string());
+                }
+            }
+        }
+        uids
+    }
+}
+
+/// Every cgroup v1 hierarchy's `berth` parent, and the v2 one's.
+pub fn cgroup_roots() -> Vec<PathBuf> {
+    std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("berth"))
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
+/// The cgroup dirs of these pods under one hierarchy's `berth` parent.
+pub fn pod_cgroups(root: &Path, uids: &[String]) -> Vec<PathBuf> {
+    uids.iter().map(|uid| root.join(uid)).filter(|p| p.exists()).collect()
+}
