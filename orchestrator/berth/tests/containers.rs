@@ -224,17 +224,21 @@ fn pull_failures_name_the_registrys_error_and_a_wrong_digest_is_refused() {
         let waiting = &status["state"]["waiting"];
         (waiting["reason"] == "ImagePullBackOff").then(|| waiting.clone())
     };
+    // As the kubelet: the status says ImagePullBackOff naming the image, and the
+    // pod's Failed event carries the registry's (or the puller's) error.
     let missing_tag = cluster.wait_pod("missing", "ImagePullBackOff", waiting);
     let message = missing_tag["message"].as_str().unwrap_or_default();
-    assert!(
-        message.contains("manifest unknown"),
-        "the registry's error: {missing_tag}"
-    );
     assert!(message.contains(&missing), "the image is named: {missing_tag}");
+    let failure = cluster.wait_event("missing", "manifest unknown");
+    assert!(failure.contains(&missing), "{failure}");
 
     let tampered = cluster.wait_pod("tampered", "ImagePullBackOff", waiting);
-    let message = tampered["message"].as_str().unwrap_or_default();
-    assert!(message.contains(&digest), "the digest asked for is named: {tampered}");
+    assert!(
+        tampered["message"].as_str().unwrap_or_default().contains(&digest),
+        "{tampered}"
+    );
+    let failure = cluster.wait_event("tampered", "digest");
+    assert!(failure.contains(&digest), "the digest asked for is named: {failure}");
     assert_ne!(cluster.pod("tampered")["status"]["phase"], "Running");
     assert!(
         cluster.runc_ids(0).is_empty(),

@@ -243,6 +243,22 @@ impl ContainerCluster {
         })
     }
 
+    /// Waits for an event about pod `name` whose message holds `needle`; returns the
+    /// message.
+    pub fn wait_event(&mut self, name: &str, needle: &str) -> String {
+        eventually_blocking(&format!("an event of pod {name} saying {needle:?}"), || {
+            self.check_running();
+            let (_, events) = http_get(self.api_port, "/api/v1/namespaces/default/events");
+            events["items"]
+                .as_array()?
+                .iter()
+                .filter(|e| e["involvedObject"]["name"] == name)
+                .filter_map(|e| e["message"].as_str())
+                .find(|message| message.contains(needle))
+                .map(String::from)
+        })
+    }
+
     /// The agent (host index) the pod was bound to.
     pub fn host_of(pod: &Value) -> usize {
         let node = pod["spec"]["nodeName"].as_str().expect("a bound pod");
