@@ -15,6 +15,13 @@
 //! The agent asks [`Images::ensure`] for each container's image before it starts it;
 //! `berth image import|ls|rm` reach the same store for air-gapped nodes.
 
+pub mod digest;
+pub mod manifest;
+pub mod reference;
+#[cfg(test)]
+mod testing;
+pub mod unpack;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
