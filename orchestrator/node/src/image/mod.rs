@@ -16,11 +16,17 @@
 //! `berth image import|ls|rm` reach the same store for air-gapped nodes.
 
 pub mod digest;
+pub mod gc;
 pub mod manifest;
+mod node_images;
 pub mod reference;
+pub mod registry;
+pub mod store;
 #[cfg(test)]
 mod testing;
 pub mod unpack;
+
+pub use node_images::{ImagesConfig, NodeImages, local_image};
 
 use std::future::Future;
 use std::path::PathBuf;
