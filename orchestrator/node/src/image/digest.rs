@@ -17,10 +17,14 @@ impl Digest {
             return Err(format!("invalid digest {s:?}: expected sha256:<hex>"));
         };
         if algorithm != "sha256" {
-            return Err(format!("unsupported digest algorithm {algorithm:?} in {s:?}: only sha256 is supported"));
+            return Err(format!(
+                "unsupported digest algorithm {algorithm:?} in {s:?}: only sha256 is supported"
+            ));
         }
         if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
-            return Err(format!("invalid digest {s:?}: a sha256 digest has 64 lower-case hex digits"));
+            return Err(format!(
+                "invalid digest {s:?}: a sha256 digest has 64 lower-case hex digits"
+            ));
         }
         Ok(Digest(s.to_string()))
     }
@@ -70,7 +74,11 @@ pub struct HashingWriter<W> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// The digest of everything written, the byte count, and the inner writer.
@@ -101,7 +109,10 @@ pub struct HashingReader<R> {
 
 impl<R: io::Read> HashingReader<R> {
     pub fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new() }
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
     }
 
     /// Reads what is left (a tar's trailing blocks count too) and gives the digest.
@@ -131,7 +142,11 @@ mod tests {
             "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         assert_eq!(Digest::parse(empty.as_str()).unwrap(), empty);
-        assert!(Digest::parse("sha512:00").unwrap_err().contains("unsupported digest algorithm"));
+        assert!(
+            Digest::parse("sha512:00")
+                .unwrap_err()
+                .contains("unsupported digest algorithm")
+        );
         assert!(Digest::parse("sha256:ABC").unwrap_err().contains("64 lower-case hex"));
         assert!(Digest::parse("e3b0").is_err());
     }

@@ -17,7 +17,10 @@ pub struct GcThresholds {
 impl Default for GcThresholds {
     /// The kubelet's defaults.
     fn default() -> Self {
-        GcThresholds { high_percent: 85, low_percent: 80 }
+        GcThresholds {
+            high_percent: 85,
+            low_percent: 80,
+        }
     }
 }
 
@@ -69,7 +72,10 @@ pub fn plan(index: &Index, in_use: &BTreeSet<String>, usage: DiskUsage, threshol
         let mut own_layers: BTreeSet<&String> = index.images[config].layers.iter().collect();
         own_layers.retain(|l| !still_used.contains(l));
         // A layer counts once, when the last remaining image holding it goes.
-        freed += own_layers.iter().map(|l| index.layer_sizes.get(*l).copied().unwrap_or(0)).sum::<u64>();
+        freed += own_layers
+            .iter()
+            .map(|l| index.layer_sizes.get(*l).copied().unwrap_or(0))
+            .sum::<u64>();
         removed.push(config.clone());
     }
     removed
@@ -103,10 +109,19 @@ mod tests {
     #[test]
     fn nothing_is_removed_below_the_high_threshold() {
         let idx = index(&[("a", 1, &["l1"])], &[("l1", GB)]);
-        let usage = DiskUsage { capacity_bytes: 100 * GB, available_bytes: 16 * GB };
+        let usage = DiskUsage {
+            capacity_bytes: 100 * GB,
+            available_bytes: 16 * GB,
+        };
         assert!(plan(&idx, &BTreeSet::new(), usage, GcThresholds::default()).is_empty());
-        let disabled = GcThresholds { high_percent: 100, low_percent: 80 };
-        let full = DiskUsage { capacity_bytes: 100 * GB, available_bytes: 0 };
+        let disabled = GcThresholds {
+            high_percent: 100,
+            low_percent: 80,
+        };
+        let full = DiskUsage {
+            capacity_bytes: 100 * GB,
+            available_bytes: 0,
+        };
         assert!(plan(&idx, &BTreeSet::new(), full, disabled).is_empty());
     }
 
@@ -114,10 +129,18 @@ mod tests {
     fn unused_images_go_oldest_first_until_the_low_threshold() {
         // 90% used: 10 GB must be freed to come down to 80%.
         let idx = index(
-            &[("old", 1, &["l1"]), ("newer", 2, &["l2"]), ("newest", 3, &["l3"]), ("used", 0, &["l4"])],
+            &[
+                ("old", 1, &["l1"]),
+                ("newer", 2, &["l2"]),
+                ("newest", 3, &["l3"]),
+                ("used", 0, &["l4"]),
+            ],
             &[("l1", 6 * GB), ("l2", 6 * GB), ("l3", 6 * GB), ("l4", 50 * GB)],
         );
-        let usage = DiskUsage { capacity_bytes: 100 * GB, available_bytes: 10 * GB };
+        let usage = DiskUsage {
+            capacity_bytes: 100 * GB,
+            available_bytes: 10 * GB,
+        };
         let in_use = BTreeSet::from(["used".to_string()]);
         assert_eq!(plan(&idx, &in_use, usage, GcThresholds::default()), ["old", "newer"]);
     }
@@ -125,10 +148,17 @@ mod tests {
     #[test]
     fn a_layer_shared_with_a_kept_image_frees_nothing() {
         let idx = index(
-            &[("old", 1, &["base"]), ("next", 2, &["base", "top"]), ("kept", 3, &["base"])],
+            &[
+                ("old", 1, &["base"]),
+                ("next", 2, &["base", "top"]),
+                ("kept", 3, &["base"]),
+            ],
             &[("base", 20 * GB), ("top", 1 << 20)],
         );
-        let usage = DiskUsage { capacity_bytes: 100 * GB, available_bytes: 10 * GB };
+        let usage = DiskUsage {
+            capacity_bytes: 100 * GB,
+            available_bytes: 10 * GB,
+        };
         let in_use = BTreeSet::from(["kept".to_string()]);
         // Removing both unused images frees only "top": they go, and the disk stays full.
         assert_eq!(plan(&idx, &in_use, usage, GcThresholds::default()), ["old", "next"]);

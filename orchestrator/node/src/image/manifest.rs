@@ -122,7 +122,11 @@ pub fn host_platform() -> Platform {
         "powerpc64" => "ppc64le",
         other => other,
     };
-    Platform { architecture: architecture.to_string(), os: "linux".to_string(), variant: None }
+    Platform {
+        architecture: architecture.to_string(),
+        os: "linux".to_string(),
+        variant: None,
+    }
 }
 
 /// The manifest of `index` for `platform`: the first entry of that OS and
@@ -134,7 +138,10 @@ pub fn select_platform<'a>(index: &'a Index, platform: &Platform) -> Result<&'a 
             .is_some_and(|p| p.os == platform.os && p.architecture == platform.architecture)
     };
     let variant_of = |d: &Descriptor| d.platform.as_ref().and_then(|p| p.variant.clone());
-    let wanted = platform.variant.clone().or_else(|| (platform.architecture == "arm64").then(|| "v8".to_string()));
+    let wanted = platform
+        .variant
+        .clone()
+        .or_else(|| (platform.architecture == "arm64").then(|| "v8".to_string()));
     index
         .manifests
         .iter()
@@ -194,7 +201,10 @@ impl ConfigFile {
     pub fn parse(bytes: &[u8]) -> Result<ConfigFile, String> {
         let file: ConfigFile = serde_json::from_slice(bytes).map_err(|e| format!("invalid image config: {e}"))?;
         if file.rootfs.kind != "layers" {
-            return Err(format!("invalid image config: rootfs type {:?}, expected \"layers\"", file.rootfs.kind));
+            return Err(format!(
+                "invalid image config: rootfs type {:?}, expected \"layers\"",
+                file.rootfs.kind
+            ));
         }
         for id in &file.rootfs.diff_ids {
             Digest::parse(id).map_err(|e| format!("invalid image config: diff_id: {e}"))?;
@@ -203,7 +213,11 @@ impl ConfigFile {
     }
 
     pub fn diff_ids(&self) -> Vec<Digest> {
-        self.rootfs.diff_ids.iter().filter_map(|d| Digest::parse(d).ok()).collect()
+        self.rootfs
+            .diff_ids
+            .iter()
+            .filter_map(|d| Digest::parse(d).ok())
+            .collect()
     }
 
     /// What the runtime needs of it; empty strings count as unset, as in Docker.
@@ -228,7 +242,11 @@ mod tests {
             media_type: OCI_MANIFEST.into(),
             digest: format!("sha256:{}", digest_char.to_string().repeat(64)),
             size: 1,
-            platform: Some(Platform { architecture: arch.into(), os: "linux".into(), variant: variant.map(Into::into) }),
+            platform: Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.map(Into::into),
+            }),
             annotations: BTreeMap::new(),
         }
     }
@@ -243,11 +261,23 @@ mod tests {
                 descriptor("amd64", None, 'c'),
             ],
         };
-        let amd64 = Platform { architecture: "amd64".into(), os: "linux".into(), variant: None };
+        let amd64 = Platform {
+            architecture: "amd64".into(),
+            os: "linux".into(),
+            variant: None,
+        };
         assert!(select_platform(&index, &amd64).unwrap().digest.ends_with('c'));
-        let arm64 = Platform { architecture: "arm64".into(), os: "linux".into(), variant: None };
+        let arm64 = Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: None,
+        };
         assert!(select_platform(&index, &arm64).unwrap().digest.ends_with('b'));
-        let s390x = Platform { architecture: "s390x".into(), os: "linux".into(), variant: None };
+        let s390x = Platform {
+            architecture: "s390x".into(),
+            os: "linux".into(),
+            variant: None,
+        };
         let err = select_platform(&index, &s390x).unwrap_err();
         assert!(err.contains("linux/amd64") && err.contains("linux/s390x"), "{err}");
     }

@@ -17,6 +17,7 @@
 
 pub mod digest;
 pub mod gc;
+pub mod import;
 pub mod manifest;
 mod node_images;
 pub mod reference;

@@ -15,7 +15,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::digest::Digest;
 use super::gc::{self, DiskUsage, GcThresholds};
-use super::manifest::{CONFIG_MAX_BYTES, ConfigFile, Document, Platform, host_platform, parse_document, select_platform};
+use super::manifest::{
+    CONFIG_MAX_BYTES, ConfigFile, Document, Platform, host_platform, parse_document, select_platform,
+};
 use super::reference::Reference;
 use super::registry::{RegistryClient, Session};
 use super::store::{NewImage, Store};
@@ -70,7 +72,9 @@ fn lock_for(locks: &Locks, key: &str) -> Arc<tokio::sync::Mutex<()>> {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl NodeImages {
@@ -97,16 +101,25 @@ impl NodeImages {
         policy: PullPolicy,
         credentials: &[RegistryCredentials],
     ) -> Result<PulledImage, PullError> {
-        let reference =
-            Reference::parse(image).map_err(|why| PullError::InvalidName { image: image.to_string(), why })?;
-        let failed = |message: String| PullError::Pull { image: image.to_string(), message };
+        let reference = Reference::parse(image).map_err(|why| PullError::InvalidName {
+            image: image.to_string(),
+            why,
+        })?;
+        let failed = |message: String| PullError::Pull {
+            image: image.to_string(),
+            message,
+        };
         let _pulls = self.pulls.read().await;
         let name_lock = lock_for(&self.names, &reference.store_key());
         let _name = name_lock.lock().await;
         let local = local_image(&self.store, &reference).map_err(failed)?;
         let pulled = match (policy, local) {
             (PullPolicy::Never | PullPolicy::IfNotPresent, Some(found)) => found,
-            (PullPolicy::Never, None) => return Err(PullError::NeverPull { image: image.to_string() }),
+            (PullPolicy::Never, None) => {
+                return Err(PullError::NeverPull {
+                    image: image.to_string(),
+                });
+            }
             _ => self.pull(&reference, credentials).await.map_err(failed)?,
         };
         let config = pulled.config_digest.clone();
@@ -155,8 +168,10 @@ impl NodeImages {
         for (descriptor, diff_id) in manifest.layers.iter().zip(&diff_ids) {
             fetches.push(self.fetch_layer(&session, descriptor, diff_id));
         }
-        let sizes: Vec<Option<(Digest, u64)>> =
-            futures::stream::iter(fetches).buffer_unordered(LAYER_DOWNLOADS).try_collect().await?;
+        let sizes: Vec<Option<(Digest, u64)>> = futures::stream::iter(fetches)
+            .buffer_unordered(LAYER_DOWNLOADS)
+            .try_collect()
+            .await?;
         documents.push(config_bytes.clone());
         self.store
             .commit_image(NewImage {
@@ -169,7 +184,14 @@ impl NodeImages {
                 now_ms: now_ms(),
             })
             .map_err(|e| format!("image store: {e}"))?;
-        Ok(pulled_image(&self.store, reference, &top.digest, &config_digest, &config, &diff_ids))
+        Ok(pulled_image(
+            &self.store,
+            reference,
+            &top.digest,
+            &config_digest,
+            &config,
+            &diff_ids,
+        ))
     }
 
     /// Downloads and unpacks one layer unless the store has it; gives its size when
@@ -221,13 +243,22 @@ pub fn local_image(store: &Store, reference: &Reference) -> Result<Option<Pulled
     let (Ok(manifest), Ok(config_digest)) = (Digest::parse(&record.manifest), Digest::parse(&record.config)) else {
         return Ok(None);
     };
-    let Ok(config_bytes) = store.read_blob(&config_digest) else { return Ok(None) };
+    let Ok(config_bytes) = store.read_blob(&config_digest) else {
+        return Ok(None);
+    };
     let config = ConfigFile::parse(&config_bytes)?;
     let diff_ids = config.diff_ids();
     if !diff_ids.iter().all(|id| store.has_layer(id)) {
         return Ok(None);
     }
-    Ok(Some(pulled_image(store, reference, &manifest, &config_digest, &config, &diff_ids)))
+    Ok(Some(pulled_image(
+        store,
+        reference,
+        &manifest,
+        &config_digest,
+        &config,
+        &diff_ids,
+    )))
 }
 
 fn pulled_image(
@@ -282,7 +313,9 @@ impl Images for NodeImages {
             self.store.remove_images(&plan).map(Some)
         });
         match result {
-            Ok(Some(removed)) => tracing::info!(images = ?removed.images, "image garbage collection removed unused images"),
+            Ok(Some(removed)) => {
+                tracing::info!(images = ?removed.images, "image garbage collection removed unused images")
+            }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "image garbage collection failed"),
         }

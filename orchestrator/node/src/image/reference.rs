@@ -93,7 +93,9 @@ fn parse_normalized(s: &str) -> Result<Reference, String> {
         return Err(INVALID.to_string());
     }
     if domain.len() + 1 + remainder.len() > NAME_MAX_LEN {
-        return Err(format!("repository name must not be more than {NAME_MAX_LEN} characters"));
+        return Err(format!(
+            "repository name must not be more than {NAME_MAX_LEN} characters"
+        ));
     }
     let (tag, digest) = match rest.split_once('@') {
         Some((tag_part, digest)) => (tag_part, Some(digest)),
@@ -109,14 +111,21 @@ fn parse_normalized(s: &str) -> Result<Reference, String> {
         Some(d) => Some(Digest::parse(d).map_err(|_| INVALID.to_string())?),
         None => None,
     };
-    Ok(Reference { domain, path: remainder, tag, digest })
+    Ok(Reference {
+        domain,
+        path: remainder,
+        tag,
+        digest,
+    })
 }
 
 /// Splits "name[:tag][@digest]" into the name and the "[:tag][@digest]" rest.
 fn split_name(s: &str) -> (&str, &str) {
     let before_digest = s.find('@').unwrap_or(s.len());
     let last_slash = s[..before_digest].rfind('/').map_or(0, |i| i + 1);
-    let end = s[last_slash..before_digest].find(':').map_or(before_digest, |i| last_slash + i);
+    let end = s[last_slash..before_digest]
+        .find(':')
+        .map_or(before_digest, |i| last_slash + i);
     (&s[..end], &s[end..])
 }
 
@@ -125,14 +134,16 @@ fn split_name(s: &str) -> (&str, &str) {
 /// single-component name there is an official image under `library/`.
 fn split_domain(name: &str) -> (String, String) {
     let (domain, remainder) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first =>
-        {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" || first.to_lowercase() != first => {
             (first.to_string(), rest.to_string())
         }
         _ => (DOCKER_HUB.to_string(), name.to_string()),
     };
-    let domain = if domain == LEGACY_DOCKER_HUB { DOCKER_HUB.to_string() } else { domain };
+    let domain = if domain == LEGACY_DOCKER_HUB {
+        DOCKER_HUB.to_string()
+    } else {
+        domain
+    };
     let remainder = if domain == DOCKER_HUB && !remainder.contains('/') {
         format!("library/{remainder}")
     } else {
@@ -163,10 +174,7 @@ fn is_path(path: &str) -> bool {
                 i += 1;
             }
             let separator = &component[start..i];
-            let ok = separator == "."
-                || separator == "_"
-                || separator == "__"
-                || separator.bytes().all(|c| c == b'-');
+            let ok = separator == "." || separator == "_" || separator == "__" || separator.bytes().all(|c| c == b'-');
             if !ok {
                 return false;
             }
@@ -257,12 +265,18 @@ mod tests {
         assert_eq!(normalized("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(normalized("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(normalized("team/app"), "docker.io/team/app:latest");
-        assert_eq!(normalized("index.docker.io/library/busybox"), "docker.io/library/busybox:latest");
+        assert_eq!(
+            normalized("index.docker.io/library/busybox"),
+            "docker.io/library/busybox:latest"
+        );
         assert_eq!(normalized("docker.io/busybox"), "docker.io/library/busybox:latest");
         assert_eq!(normalized("registry:5000/a/b:tag"), "registry:5000/a/b:tag");
         assert_eq!(normalized("localhost/app"), "localhost/app:latest");
         assert_eq!(normalized("[::1]:5000/app:v1"), "[::1]:5000/app:v1");
-        assert_eq!(normalized("a.b-c.example/x__y/z-w.q:V1.0_rc-1"), "a.b-c.example/x__y/z-w.q:V1.0_rc-1");
+        assert_eq!(
+            normalized("a.b-c.example/x__y/z-w.q:V1.0_rc-1"),
+            "a.b-c.example/x__y/z-w.q:V1.0_rc-1"
+        );
     }
 
     #[test]
@@ -281,8 +295,23 @@ mod tests {
 
     #[test]
     fn bad_names_are_refused_with_dockers_words() {
-        for bad in ["", ":tag", "app:", "app:-x", "-app", "app//x", "app@sha256:12", "a..b/c", "app:t@", "a b"] {
-            assert_eq!(Reference::parse(bad).unwrap_err(), "invalid reference format", "{bad:?}");
+        for bad in [
+            "",
+            ":tag",
+            "app:",
+            "app:-x",
+            "-app",
+            "app//x",
+            "app@sha256:12",
+            "a..b/c",
+            "app:t@",
+            "a b",
+        ] {
+            assert_eq!(
+                Reference::parse(bad).unwrap_err(),
+                "invalid reference format",
+                "{bad:?}"
+            );
         }
         assert_eq!(
             Reference::parse("Docker.io/Library/Busybox").unwrap_err(),
@@ -292,7 +321,11 @@ mod tests {
             Reference::parse("busyBox").unwrap_err(),
             "invalid reference format: repository name (library/busyBox) must be lowercase"
         );
-        assert!(Reference::parse(HEX).unwrap_err().contains("cannot specify 64-byte hexadecimal strings"));
+        assert!(
+            Reference::parse(HEX)
+                .unwrap_err()
+                .contains("cannot specify 64-byte hexadecimal strings")
+        );
         let long = format!("example.com/{}", "a".repeat(250));
         assert!(Reference::parse(&long).unwrap_err().contains("255 characters"));
         assert!(Reference::parse(&format!("app:{}", "t".repeat(129))).is_err());

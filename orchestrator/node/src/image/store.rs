@@ -56,9 +56,13 @@ pub struct Index {
 impl Index {
     /// The bytes of an image's layers.
     pub fn image_size(&self, config: &str) -> u64 {
-        self.images
-            .get(config)
-            .map_or(0, |image| image.layers.iter().map(|l| self.layer_sizes.get(l).copied().unwrap_or(0)).sum())
+        self.images.get(config).map_or(0, |image| {
+            image
+                .layers
+                .iter()
+                .map(|l| self.layer_sizes.get(l).copied().unwrap_or(0))
+                .sum()
+        })
     }
 }
 
@@ -78,7 +82,10 @@ impl Store {
         for dir in ["blobs/sha256", "layers/sha256", "tmp"] {
             fs::create_dir_all(root.join(dir)).map_err(context(root.join(dir).display()))?;
         }
-        let store = Store { root: root.to_path_buf(), counter: AtomicU64::new(0) };
+        let store = Store {
+            root: root.to_path_buf(),
+            counter: AtomicU64::new(0),
+        };
         for entry in fs::read_dir(root.join("tmp"))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let pid = name.split('-').next().unwrap_or_default();
@@ -116,7 +123,10 @@ impl Store {
         let bytes = fs::read(self.blob_path(digest)).map_err(context(format!("blob {digest}")))?;
         let actual = Digest::of(&bytes);
         if &actual != digest {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, mismatch("stored blob", digest, &actual)));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                mismatch("stored blob", digest, &actual),
+            ));
         }
         Ok(bytes)
     }
@@ -235,11 +245,16 @@ impl Store {
         self.update_index(|index| {
             index.refs.insert(
                 image.key.clone(),
-                RefRecord { manifest: image.manifest.to_string(), config: image.config.to_string() },
+                RefRecord {
+                    manifest: image.manifest.to_string(),
+                    config: image.config.to_string(),
+                },
             );
             let record = index.images.entry(image.config.to_string()).or_default();
             record.layers = image.layers.iter().map(Digest::to_string).collect();
-            record.blobs.extend(image.blobs.iter().map(|b| Digest::of(b).to_string()));
+            record
+                .blobs
+                .extend(image.blobs.iter().map(|b| Digest::of(b).to_string()));
             record.last_used_ms = image.now_ms;
             for (layer, size) in &image.layer_sizes {
                 index.layer_sizes.insert(layer.to_string(), *size);
@@ -251,7 +266,10 @@ impl Store {
     pub fn remove_ref(&self, key: &str) -> io::Result<Option<Removed>> {
         let removal = self.update_index(|index| {
             let record = index.refs.remove(key)?;
-            let mut removed = Removed { refs: vec![key.to_string()], images: Vec::new() };
+            let mut removed = Removed {
+                refs: vec![key.to_string()],
+                images: Vec::new(),
+            };
             let mut gone = Vec::new();
             if !index.refs.values().any(|r| r.config == record.config)
                 && let Some(image) = index.images.remove(&record.config)
@@ -261,7 +279,9 @@ impl Store {
             }
             Some((removed, unreferenced(index, &gone)))
         })?;
-        let Some((removed, garbage)) = removal else { return Ok(None) };
+        let Some((removed, garbage)) = removal else {
+            return Ok(None);
+        };
         self.delete(garbage)?;
         Ok(Some(removed))
     }
@@ -306,10 +326,18 @@ impl Store {
 fn unreferenced(index: &mut Index, gone: &[ImageRecord]) -> (Vec<Digest>, Vec<Digest>) {
     let kept_layers: BTreeSet<&String> = index.images.values().flat_map(|i| &i.layers).collect();
     let kept_blobs: BTreeSet<&String> = index.images.values().flat_map(|i| &i.blobs).collect();
-    let layers: BTreeSet<String> =
-        gone.iter().flat_map(|i| &i.layers).filter(|l| !kept_layers.contains(l)).cloned().collect();
-    let blobs: BTreeSet<String> =
-        gone.iter().flat_map(|i| &i.blobs).filter(|b| !kept_blobs.contains(b)).cloned().collect();
+    let layers: BTreeSet<String> = gone
+        .iter()
+        .flat_map(|i| &i.layers)
+        .filter(|l| !kept_layers.contains(l))
+        .cloned()
+        .collect();
+    let blobs: BTreeSet<String> = gone
+        .iter()
+        .flat_map(|i| &i.blobs)
+        .filter(|b| !kept_blobs.contains(b))
+        .cloned()
+        .collect();
     for layer in &layers {
         index.layer_sizes.remove(layer);
     }
@@ -344,7 +372,10 @@ mod tests {
         assert_eq!(store.read_blob(&digest).unwrap(), b"config");
         std::fs::write(store.blob_path(&digest), b"tampered").unwrap();
         let err = store.read_blob(&digest).unwrap_err().to_string();
-        assert!(err.contains(digest.as_str()) && err.contains(Digest::of(b"tampered").as_str()), "{err}");
+        assert!(
+            err.contains(digest.as_str()) && err.contains(Digest::of(b"tampered").as_str()),
+            "{err}"
+        );
     }
 
     #[test]
@@ -353,7 +384,13 @@ mod tests {
         let store = Store::open(tmp.path()).unwrap();
         store
             .update_index(|index| {
-                index.refs.insert("a:1".into(), RefRecord { manifest: "m".into(), config: "c".into() });
+                index.refs.insert(
+                    "a:1".into(),
+                    RefRecord {
+                        manifest: "m".into(),
+                        config: "c".into(),
+                    },
+                );
             })
             .unwrap();
         // A temporary of a process that cannot exist (pid above the kernel's maximum).

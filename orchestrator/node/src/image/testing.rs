@@ -31,7 +31,9 @@ fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header
 
 impl LayerTar {
     pub fn new() -> LayerTar {
-        LayerTar { builder: Some(tar::Builder::new(Vec::new())) }
+        LayerTar {
+            builder: Some(tar::Builder::new(Vec::new())),
+        }
     }
 
     fn append(&mut self, mut h: tar::Header, data: &[u8]) -> &mut Self {
@@ -45,7 +47,10 @@ impl LayerTar {
     }
 
     pub fn file(&mut self, path: &str, content: &str) -> &mut Self {
-        self.append(header(path, tar::EntryType::Regular, 0o644, content.len() as u64), content.as_bytes())
+        self.append(
+            header(path, tar::EntryType::Regular, 0o644, content.len() as u64),
+            content.as_bytes(),
+        )
     }
 
     pub fn file_owned(&mut self, path: &str, content: &str, mode: u32, uid: u64, gid: u64) -> &mut Self {
@@ -96,9 +101,16 @@ impl TestImage {
             schema_version: 2,
             media_type: OCI_MANIFEST.into(),
             config: descriptor(OCI_CONFIG, &config),
-            layers: layers.iter().map(|l| descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l)).collect(),
+            layers: layers
+                .iter()
+                .map(|l| descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l))
+                .collect(),
         };
-        TestImage { config, layers, manifest: serde_json::to_vec(&manifest).unwrap() }
+        TestImage {
+            config,
+            layers,
+            manifest: serde_json::to_vec(&manifest).unwrap(),
+        }
     }
 
     pub fn manifest_digest(&self) -> Digest {

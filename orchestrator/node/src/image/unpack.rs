@@ -72,9 +72,13 @@ pub fn unpack_layer(blob: &Path, dest: &Path, diff_id: &Digest) -> Result<u64, S
         Compression::Zstd => return Err(format!("layer {diff_id}: zstd-compressed layers are not supported")),
     };
     let mut archive = tar::Archive::new(HashingReader::new(reader));
-    let size = Unpacker { dest, is_root: rustix::process::geteuid().is_root(), dirs: Vec::new() }
-        .unpack(&mut archive)
-        .map_err(|e| format!("unpack layer {diff_id}: {e}"))?;
+    let size = Unpacker {
+        dest,
+        is_root: rustix::process::geteuid().is_root(),
+        dirs: Vec::new(),
+    }
+    .unpack(&mut archive)
+    .map_err(|e| format!("unpack layer {diff_id}: {e}"))?;
     let actual = archive
         .into_inner()
         .finish()
@@ -212,16 +216,17 @@ impl Unpacker<'_> {
                     tar::EntryType::Block => FileType::BlockDevice,
                     _ => FileType::Fifo,
                 };
-                let device = rustix::fs::makedev(
-                    header.device_major()?.unwrap_or(0),
-                    header.device_minor()?.unwrap_or(0),
-                );
+                let device =
+                    rustix::fs::makedev(header.device_major()?.unwrap_or(0), header.device_minor()?.unwrap_or(0));
                 remove(&path)?;
                 rustix::fs::mknodat(CWD, &path, file_type, Mode::from_raw_mode(mode), device)
                     .map_err(|e| io::Error::other(format!("create device {}: {e}", rel.display())))?;
             }
             other => {
-                return Err(invalid(format!("entry {} has an unsupported type {other:?}", rel.display())));
+                return Err(invalid(format!(
+                    "entry {} has an unsupported type {other:?}",
+                    rel.display()
+                )));
             }
         }
         self.apply_metadata(entry, &header, &path, mode)?;
@@ -255,7 +260,10 @@ impl Unpacker<'_> {
         for component in dir.components() {
             at.push(component);
             if at.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-                return Err(invalid(format!("hard link target under {} passes through a symbolic link", dir.display())));
+                return Err(invalid(format!(
+                    "hard link target under {} passes through a symbolic link",
+                    dir.display()
+                )));
             }
         }
         Ok(())
@@ -315,8 +323,14 @@ fn remove(path: &Path) -> io::Result<()> {
 }
 
 fn set_mtime(path: &Path, mtime_secs: u64) -> io::Result<()> {
-    let time = Timespec { tv_sec: mtime_secs as i64, tv_nsec: 0 };
-    let times = Timestamps { last_access: time, last_modification: time };
+    let time = Timespec {
+        tv_sec: mtime_secs as i64,
+        tv_nsec: 0,
+    };
+    let times = Timestamps {
+        last_access: time,
+        last_modification: time,
+    };
     rustix::fs::utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)?;
     Ok(())
 }

@@ -82,10 +82,19 @@ fn a_whiteout_does_not_hide_its_own_layers_file() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let layer = LayerTar::new().file("a", "mine").file(".wh.a", "").file(".wh.b", "").tar();
+    let layer = LayerTar::new()
+        .file("a", "mine")
+        .file(".wh.a", "")
+        .file(".wh.b", "")
+        .tar();
     let dest = unpack(tmp.path(), "l", &layer, true).unwrap();
     assert_eq!(std::fs::read_to_string(dest.join("a")).unwrap(), "mine");
-    assert!(std::fs::symlink_metadata(dest.join("b")).unwrap().file_type().is_char_device());
+    assert!(
+        std::fs::symlink_metadata(dest.join("b"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }
 
 #[test]
@@ -106,7 +115,9 @@ fn entries_escaping_the_layer_are_refused() {
     assert!(err.contains("passes through a symbolic link"), "{err}");
     assert!(!outside.join("planted").exists());
 
-    let hard = LayerTar::new().link(tar::EntryType::Link, "h", "../../etc/passwd").tar();
+    let hard = LayerTar::new()
+        .link(tar::EntryType::Link, "h", "../../etc/passwd")
+        .tar();
     let err = unpack(tmp.path(), "hard", &hard, false).unwrap_err();
     assert!(err.contains("escapes the layer directory"), "{err}");
 }
@@ -119,7 +130,10 @@ fn a_layer_whose_digest_differs_from_its_diff_id_is_refused() {
     std::fs::write(&blob, gzip(&layer)).unwrap();
     let claimed = Digest::of(b"another layer");
     let err = unpack_layer(&blob, tmp.path(), &claimed).unwrap_err();
-    assert!(err.contains(claimed.as_str()) && err.contains(Digest::of(&layer).as_str()), "{err}");
+    assert!(
+        err.contains(claimed.as_str()) && err.contains(Digest::of(&layer).as_str()),
+        "{err}"
+    );
 }
 
 #[test]

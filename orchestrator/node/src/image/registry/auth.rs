@@ -10,18 +10,31 @@ use crate::image::reference::DOCKER_HUB;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
     Basic,
-    Bearer { realm: String, service: Option<String>, scope: Option<String> },
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
 }
 
 /// Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`.
 pub fn parse_challenge(header: &str) -> Option<Challenge> {
     let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
     let params = parse_params(params);
-    let get = |key: &str| params.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
+    let get = |key: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
     if scheme.eq_ignore_ascii_case("basic") {
         Some(Challenge::Basic)
     } else if scheme.eq_ignore_ascii_case("bearer") {
-        Some(Challenge::Bearer { realm: get("realm")?, service: get("service"), scope: get("scope") })
+        Some(Challenge::Bearer {
+            realm: get("realm")?,
+            service: get("service"),
+            scope: get("scope"),
+        })
     } else {
         None
     }
@@ -32,7 +45,9 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
-        let Some((key, after)) = rest.split_once('=') else { break };
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
         let key = key.trim().trim_start_matches(',').trim().to_string();
         let after = after.trim_start();
         let (value, remaining) = if let Some(quoted) = after.strip_prefix('"') {
@@ -68,14 +83,21 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
 /// Docker Hub's historic "https://index.docker.io/v1/"; with the repository path
 /// prefix it is limited to, if any.
 fn credential_scope(key: &str) -> (String, String) {
-    let key = key.strip_prefix("https://").or_else(|| key.strip_prefix("http://")).unwrap_or(key);
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
     let (host, path) = key.split_once('/').unwrap_or((key, ""));
     let host = match host {
         "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => DOCKER_HUB,
         other => other,
     };
     // Docker Hub's key carries the API version, not a repository.
-    let path = if host == DOCKER_HUB && path.trim_end_matches('/') == "v1" { "" } else { path };
+    let path = if host == DOCKER_HUB && path.trim_end_matches('/') == "v1" {
+        ""
+    } else {
+        path
+    };
     (host.to_string(), path.trim_end_matches('/').to_string())
 }
 
@@ -106,32 +128,55 @@ mod tests {
     use super::*;
 
     fn creds(registry: &str) -> RegistryCredentials {
-        RegistryCredentials { registry: registry.into(), username: "u".into(), password: "p".into() }
+        RegistryCredentials {
+            registry: registry.into(),
+            username: "u".into(),
+            password: "p".into(),
+        }
     }
 
     #[test]
     fn challenges_parse() {
         assert_eq!(
-            parse_challenge(r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#),
+            parse_challenge(
+                r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull""#
+            ),
             Some(Challenge::Bearer {
                 realm: "https://auth.docker.io/token".into(),
                 service: Some("registry.docker.io".into()),
                 scope: Some("repository:library/busybox:pull".into()),
             })
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(
             parse_challenge(r#"Bearer realm="http://127.0.0.1:1/t""#),
-            Some(Challenge::Bearer { realm: "http://127.0.0.1:1/t".into(), service: None, scope: None })
+            Some(Challenge::Bearer {
+                realm: "http://127.0.0.1:1/t".into(),
+                service: None,
+                scope: None
+            })
         );
         assert_eq!(parse_challenge("Negotiate"), None);
     }
 
     #[test]
     fn credentials_match_by_registry() {
-        let all = [creds("https://index.docker.io/v1/"), creds("registry.example:5000"), creds("other.example/team")];
-        assert_eq!(credentials_for(&all, "docker.io", "library/busybox").unwrap().registry, all[0].registry);
-        assert_eq!(credentials_for(&all, "registry.example:5000", "a").unwrap().registry, all[1].registry);
+        let all = [
+            creds("https://index.docker.io/v1/"),
+            creds("registry.example:5000"),
+            creds("other.example/team"),
+        ];
+        assert_eq!(
+            credentials_for(&all, "docker.io", "library/busybox").unwrap().registry,
+            all[0].registry
+        );
+        assert_eq!(
+            credentials_for(&all, "registry.example:5000", "a").unwrap().registry,
+            all[1].registry
+        );
         assert!(credentials_for(&all, "registry.example", "a").is_none());
         assert!(credentials_for(&all, "other.example", "team/app").is_some());
         assert!(credentials_for(&all, "other.example", "teamx/app").is_none());

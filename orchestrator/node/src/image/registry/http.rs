@@ -41,7 +41,12 @@ pub fn tls_config(ca_bundle: Option<&Path>) -> Result<Arc<ClientConfig>, String>
     let mut roots = rustls::RootCertStore::empty();
     let bundles: Vec<&Path> = match ca_bundle {
         Some(path) => vec![path],
-        None => SYSTEM_BUNDLES.iter().map(Path::new).filter(|p| p.exists()).take(1).collect(),
+        None => SYSTEM_BUNDLES
+            .iter()
+            .map(Path::new)
+            .filter(|p| p.exists())
+            .take(1)
+            .collect(),
     };
     for bundle in bundles {
         let certs = rustls_pki_types::CertificateDer::pem_file_iter(bundle)
@@ -87,7 +92,9 @@ pub async fn get(
         let value = HeaderValue::from_str(value).map_err(|_| format!("GET {url}: invalid {name} header value"))?;
         request = request.header(*name, value);
     }
-    let request = request.body(Empty::<Bytes>::new()).map_err(|e| format!("GET {url}: {e}"))?;
+    let request = request
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| format!("GET {url}: {e}"))?;
     tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(request))
         .await
         .map_err(|_| format!("GET {url}: no response within {RESPONSE_TIMEOUT:?}"))?

@@ -56,14 +56,21 @@ impl RegistryClient {
     /// `insecure`: registries (`host:port` or a host) reached over plain HTTP;
     /// `ca_bundle`: the CAs HTTPS registries are checked against (the system's when None).
     pub fn new(insecure: Vec<String>, ca_bundle: Option<&Path>) -> Result<RegistryClient, String> {
-        Ok(RegistryClient { insecure, tls: http::tls_config(ca_bundle)? })
+        Ok(RegistryClient {
+            insecure,
+            tls: http::tls_config(ca_bundle)?,
+        })
     }
 
     /// A session for pulling `reference`'s repository, with the credentials that
     /// match its registry.
     pub fn session(&self, reference: &Reference, credentials: &[RegistryCredentials]) -> Result<Session, String> {
         let tls = !is_insecure(&reference.domain, &self.insecure);
-        let host = if reference.domain == DOCKER_HUB { "registry-1.docker.io" } else { reference.domain.as_str() };
+        let host = if reference.domain == DOCKER_HUB {
+            "registry-1.docker.io"
+        } else {
+            reference.domain.as_str()
+        };
         Ok(Session {
             tls_config: self.tls.clone(),
             base: Url::registry(host, tls)?,
@@ -88,7 +95,9 @@ impl Session {
     /// The manifest document named by `tag_or_digest`, its digest checked against the
     /// registry's `Docker-Content-Digest` header and, for a digest, against that.
     pub async fn manifest(&self, reference: &Reference, tag_or_digest: &str) -> Result<FetchedManifest, String> {
-        let url = self.base.with_path(&format!("/v2/{}/manifests/{tag_or_digest}", self.repository));
+        let url = self
+            .base
+            .with_path(&format!("/v2/{}/manifests/{tag_or_digest}", self.repository));
         let response = self.get(&url, Some(ACCEPT)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             let registry_says = registry_errors(response, &url).await;
@@ -102,26 +111,41 @@ impl Session {
             Some(v) => Some(Digest::parse(v.to_str().unwrap_or_default()).map_err(|e| format!("GET {url}: {e}"))?),
             None => None,
         };
-        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
         let bytes = http::read_body(response, &url, MANIFEST_MAX_BYTES).await?;
         let digest = Digest::of(&bytes);
         if let Some(expected) = header_digest
             && expected != digest
         {
-            return Err(mismatch(&format!("manifest {tag_or_digest} (Docker-Content-Digest)"), &expected, &digest));
+            return Err(mismatch(
+                &format!("manifest {tag_or_digest} (Docker-Content-Digest)"),
+                &expected,
+                &digest,
+            ));
         }
         if tag_or_digest.starts_with("sha256:") && tag_or_digest != digest.as_str() {
             let expected = Digest::parse(tag_or_digest)?;
             return Err(mismatch("manifest", &expected, &digest));
         }
-        Ok(FetchedManifest { bytes, digest, content_type })
+        Ok(FetchedManifest {
+            bytes,
+            digest,
+            content_type,
+        })
     }
 
     /// A small blob (a config) in memory, verified.
     pub async fn blob_bytes(&self, descriptor: &Descriptor, limit: u64) -> Result<Vec<u8>, String> {
         let expected = descriptor.digest()?;
         if descriptor.size > limit {
-            return Err(format!("blob {expected} is {} bytes, more than {limit}", descriptor.size));
+            return Err(format!(
+                "blob {expected} is {} bytes, more than {limit}",
+                descriptor.size
+            ));
         }
         let (response, url) = self.blob_response(&expected).await?;
         let bytes = http::read_body(response, &url, limit).await?;
@@ -153,10 +177,15 @@ impl Session {
         while let Some(chunk) = http::next_chunk(&mut body, &url).await? {
             written += chunk.len() as u64;
             if written > descriptor.size {
-                return Err(format!("blob {expected} is larger than its descriptor's {} bytes", descriptor.size));
+                return Err(format!(
+                    "blob {expected} is larger than its descriptor's {} bytes",
+                    descriptor.size
+                ));
             }
             // Page-cache writes of one chunk: short enough not to hand to a blocking thread.
-            writer.write_all(&chunk).map_err(|e| format!("write {}: {e}", dest.display()))?;
+            writer
+                .write_all(&chunk)
+                .map_err(|e| format!("write {}: {e}", dest.display()))?;
         }
         let (actual, _, inner) = writer.finish();
         inner
@@ -165,7 +194,10 @@ impl Session {
             .sync_all()
             .map_err(|e| format!("write {}: {e}", dest.display()))?;
         if written != descriptor.size {
-            return Err(format!("blob {expected} has {written} bytes, its descriptor says {}", descriptor.size));
+            return Err(format!(
+                "blob {expected} has {written} bytes, its descriptor says {}",
+                descriptor.size
+            ));
         }
         if actual != expected {
             return Err(mismatch(&format!("blob {}", self.repository), &expected, &actual));
@@ -222,7 +254,11 @@ impl Session {
         self.get_once(url, accept).await
     }
 
-    async fn get_once(&self, url: &Url, accept: Option<&str>) -> Result<hyper::Response<hyper::body::Incoming>, String> {
+    async fn get_once(
+        &self,
+        url: &Url,
+        accept: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
         let mut headers = Vec::new();
         if let Some(accept) = accept {
             headers.push(("accept", accept.to_string()));
@@ -243,15 +279,29 @@ impl Session {
             query.push(format!("service={}", url::encode_query_value(&service)));
         }
         query.push(format!("scope={}", url::encode_query_value(&scope)));
-        let separator = if realm_url.path_and_query.contains('?') { '&' } else { '?' };
+        let separator = if realm_url.path_and_query.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
         realm_url.path_and_query = format!("{}{separator}{}", realm_url.path_and_query, query.join("&"));
-        let headers: Vec<(&'static str, String)> =
-            self.credentials.iter().map(|c| (AUTHORIZATION.as_str(), auth::basic(c))).collect();
-        let kind = if self.credentials.is_some() { "oauth" } else { "anonymous" };
+        let headers: Vec<(&'static str, String)> = self
+            .credentials
+            .iter()
+            .map(|c| (AUTHORIZATION.as_str(), auth::basic(c)))
+            .collect();
+        let kind = if self.credentials.is_some() {
+            "oauth"
+        } else {
+            "anonymous"
+        };
         let response = http::get(&self.tls_config, &realm_url, &headers).await?;
         if !response.status().is_success() {
             let status = response.status();
-            let says = registry_errors(response, &realm_url).await.map(|m| format!(": {m}")).unwrap_or_default();
+            let says = registry_errors(response, &realm_url)
+                .await
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
             return Err(format!(
                 "failed to authorize: failed to fetch {kind} token: unexpected status from GET request to {realm_url}: {status}{says}"
             ));
@@ -339,7 +389,10 @@ mod tests {
     #[test]
     fn registry_errors_are_worded_as_docker_does() {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"nope"}}]}"#;
-        assert_eq!(format_registry_errors(body).unwrap(), "manifest unknown: manifest unknown");
+        assert_eq!(
+            format_registry_errors(body).unwrap(),
+            "manifest unknown: manifest unknown"
+        );
         assert_eq!(format_registry_errors(b"<html>"), None);
     }
 }

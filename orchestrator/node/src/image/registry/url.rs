@@ -25,9 +25,18 @@ impl Url {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let path_and_query = if path.starts_with('?') { format!("/{path}") } else { path.to_string() };
+        let path_and_query = if path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
         let (host, port) = split_authority(authority).ok_or_else(|| format!("{s:?} has an invalid host"))?;
-        Ok(Url { tls, host, port: port.unwrap_or(if tls { 443 } else { 80 }), path_and_query })
+        Ok(Url {
+            tls,
+            host,
+            port: port.unwrap_or(if tls { 443 } else { 80 }),
+            path_and_query,
+        })
     }
 
     /// The base URL of registry `domain` ("host[:port]").
@@ -37,7 +46,10 @@ impl Url {
 
     /// This URL with another path.
     pub fn with_path(&self, path_and_query: &str) -> Url {
-        Url { path_and_query: path_and_query.to_string(), ..self.clone() }
+        Url {
+            path_and_query: path_and_query.to_string(),
+            ..self.clone()
+        }
     }
 
     /// A redirect's Location: absolute, or a path on this host.
@@ -53,8 +65,16 @@ impl Url {
 
     /// `host[:port]` as the Host header writes it (default ports left out).
     pub fn authority(&self) -> String {
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
-        if self.port == if self.tls { 443 } else { 80 } { host } else { format!("{host}:{}", self.port) }
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == if self.tls { 443 } else { 80 } {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
     }
 
     pub fn same_origin(&self, other: &Url) -> bool {
@@ -110,7 +130,10 @@ mod tests {
     #[test]
     fn urls_parse_and_join() {
         let u = Url::parse("https://auth.example/token?x=1").unwrap();
-        assert_eq!((u.tls, u.host.as_str(), u.port, u.path_and_query.as_str()), (true, "auth.example", 443, "/token?x=1"));
+        assert_eq!(
+            (u.tls, u.host.as_str(), u.port, u.path_and_query.as_str()),
+            (true, "auth.example", 443, "/token?x=1")
+        );
         assert_eq!(u.to_string(), "https://auth.example/token?x=1");
         let v6 = Url::registry("[::1]:5000", false).unwrap();
         assert_eq!((v6.host.as_str(), v6.port), ("::1", 5000));
