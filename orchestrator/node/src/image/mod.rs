@@ -22,6 +22,8 @@ pub mod manifest;
 mod node_images;
 pub mod reference;
 pub mod registry;
+#[cfg(test)]
+mod registry_stub;
 pub mod store;
 #[cfg(test)]
 mod testing;

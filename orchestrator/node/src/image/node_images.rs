@@ -305,7 +305,7 @@ impl Images for NodeImages {
             index.clone()
         });
         let result = marked.and_then(|index| {
-            let usage = DiskUsage::of(self.store.root()).map_err(std::io::Error::from)?;
+            let usage = DiskUsage::of(self.store.root())?;
             let plan = gc::plan(&index, &in_use, usage, self.gc);
             if plan.is_empty() {
                 return Ok(None);
@@ -321,3 +321,7 @@ impl Images for NodeImages {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "pull_tests.rs"]
+mod tests;
