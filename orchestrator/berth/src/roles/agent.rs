@@ -12,6 +12,8 @@ use clap::Parser;
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
 use berth_node::agent::{self, AgentConfig};
+use berth_node::image::gc::GcThresholds;
+use berth_node::image::{ImagesConfig, NodeImages};
 use berth_node::runtime::ProcessRuntime;
 use berth_store::flags::parse_duration_ms;
 
@@ -55,6 +57,17 @@ pub struct AgentFlags {
     /// and a restarted agent adopts them).
     #[arg(long)]
     stop_pods_on_exit: bool,
+    /// A registry (`host:port`, or a host for every port) to pull from over plain
+    /// HTTP; repeatable. Registries on loopback always are.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
+    /// Image garbage collection starts when the disk holding the images is used at
+    /// or above this percentage (100 turns it off)...
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_high_threshold: u8,
+    /// ...and removes unused images until usage is below this one.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -68,8 +81,9 @@ fn duration(flag: &str, value: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
-    let name = match flags.name {
+/// The node's name: `--name`, else the host name.
+fn node_name(flag: Option<String>) -> Result<String, String> {
+    let name = match flag {
         Some(n) => n,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_lowercase())
@@ -80,6 +94,38 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
             "--name {name:?}: a node name must be a DNS label (lower-case letters, digits and '-')"
         ));
     }
+    Ok(name)
+}
+
+/// The agent's data directory when `--data-dir` is not given: `<name>.agent`.
+pub fn default_data_dir(name: Option<String>) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(format!("{}.agent", node_name(name)?)))
+}
+
+/// The image store's settings from the agent's flags.
+pub fn images_config(flags: &AgentFlags, data_dir: &std::path::Path) -> Result<ImagesConfig, String> {
+    if flags.image_gc_low_threshold > flags.image_gc_high_threshold {
+        return Err(format!(
+            "--image-gc-low-threshold ({}) must not be above --image-gc-high-threshold ({})",
+            flags.image_gc_low_threshold, flags.image_gc_high_threshold
+        ));
+    }
+    for registry in &flags.insecure_registries {
+        if registry.is_empty() || registry.contains('/') {
+            return Err(format!("--insecure-registry {registry:?}: expected HOST or HOST:PORT"));
+        }
+    }
+    let mut config = ImagesConfig::new(data_dir);
+    config.insecure_registries = flags.insecure_registries.clone();
+    config.gc = GcThresholds {
+        high_percent: flags.image_gc_high_threshold,
+        low_percent: flags.image_gc_low_threshold,
+    };
+    Ok(config)
+}
+
+pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
+    let name = node_name(flags.name)?;
     let (detected_cpu, detected_memory) = agent::detect_capacity();
     let cpu_millis = match flags.cpu {
         Some(q) => parse_cpu_millis(&q).map_err(|e| format!("--cpu {q:?}: {}", e.0))?,
@@ -126,6 +172,17 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     super::init_logging(&flags.log_level);
+    let data_dir = flags.data_dir.clone();
+    let images = default_data_dir(flags.name.clone())
+        .map(|default| data_dir.unwrap_or(default))
+        .and_then(|dir| images_config(&flags, &dir));
+    let images_config = match images {
+        Ok(c) => c,
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth agent: {e}"));
+            return ExitCode::from(2);
+        }
+    };
     let config = match config(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -135,6 +192,15 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let runtime = match ProcessRuntime::new(config.data_dir.clone()) {
         Ok(r) => Arc::new(r),
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth agent: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    // The agent does not drive images yet (the OCI runtime does); opening the store
+    // here checks the flags and the directory at start.
+    let _images = match NodeImages::new(images_config) {
+        Ok(images) => Arc::new(images),
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             return ExitCode::FAILURE;
