@@ -20,6 +20,8 @@ pub mod gc;
 pub mod import;
 pub mod manifest;
 mod node_images;
+#[cfg(test)]
+mod real_registry_tests;
 pub mod reference;
 pub mod registry;
 #[cfg(test)]
