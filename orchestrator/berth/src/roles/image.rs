@@ -14,7 +14,10 @@ use berth_node::image::reference::Reference;
 use berth_node::image::store::{Index, Store};
 
 #[derive(Parser, Debug)]
-#[command(name = "berth image", about = "Manage the images of this node's agent (its data directory)")]
+#[command(
+    name = "berth image",
+    about = "Manage the images of this node's agent (its data directory)"
+)]
 pub struct ImageFlags {
     /// The agent's data directory (default: <node name>.agent, as `berth agent`).
     #[arg(long, global = true)]
@@ -87,7 +90,9 @@ fn execute(flags: ImageFlags) -> Result<(), String> {
         ImageCommand::Rm { references } => {
             let mut failed = false;
             for text in references {
-                let key = Reference::parse(&text).map_err(|e| format!("{text:?}: {e}"))?.store_key();
+                let key = Reference::parse(&text)
+                    .map_err(|e| format!("{text:?}: {e}"))?
+                    .store_key();
                 match store.remove_ref(&key).map_err(|e| format!("image store: {e}"))? {
                     Some(_) => berth_cli::out(&format!("Deleted: {key}\n")),
                     None => {
@@ -125,7 +130,11 @@ fn human_size(bytes: u64) -> String {
         _ => 3,
     };
     let text = format!("{value:.decimals$}");
-    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.').to_string() } else { text };
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    };
     format!("{text}{}", UNITS[unit])
 }
 
@@ -152,8 +161,9 @@ fn list(index: &Index) -> String {
         ]);
     }
     // crictl's tabwriter: cells at least 20 wide, 3 spaces after the widest.
-    let widths: Vec<usize> =
-        (0..5).map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(20)).collect();
+    let widths: Vec<usize> = (0..5)
+        .map(|c| rows.iter().map(|r| r[c].len() + 3).max().unwrap_or(0).max(20))
+        .collect();
     let mut out = String::new();
     for row in rows {
         for (c, cell) in row.iter().enumerate() {
@@ -187,15 +197,42 @@ mod tests {
         let config = format!("sha256:{}", "c".repeat(64));
         let manifest = format!("sha256:{}", "a".repeat(64));
         let mut index = Index::default();
-        for name in ["127.0.0.1:5000/app:1.0".to_string(), format!("docker.io/library/busybox@{manifest}")] {
-            index.refs.insert(name, RefRecord { manifest: manifest.clone(), config: config.clone() });
+        for name in [
+            "127.0.0.1:5000/app:1.0".to_string(),
+            format!("docker.io/library/busybox@{manifest}"),
+        ] {
+            index.refs.insert(
+                name,
+                RefRecord {
+                    manifest: manifest.clone(),
+                    config: config.clone(),
+                },
+            );
         }
-        index.images.insert(config, ImageRecord { layers: vec!["l".into()], ..Default::default() });
+        index.images.insert(
+            config,
+            ImageRecord {
+                layers: vec!["l".into()],
+                ..Default::default()
+            },
+        );
         index.layer_sizes.insert("l".into(), 2_000_000);
         let text = list(&index);
         let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
         assert_eq!(lines[0], ["IMAGE", "TAG", "DIGEST", "IMAGE", "ID", "SIZE"]);
-        assert_eq!(lines[1], ["127.0.0.1:5000/app", "1.0", "aaaaaaaaaaaaa", "ccccccccccccc", "2MB"]);
-        assert_eq!(lines[2], ["docker.io/library/busybox", "<none>", "aaaaaaaaaaaaa", "ccccccccccccc", "2MB"]);
+        assert_eq!(
+            lines[1],
+            ["127.0.0.1:5000/app", "1.0", "aaaaaaaaaaaaa", "ccccccccccccc", "2MB"]
+        );
+        assert_eq!(
+            lines[2],
+            [
+                "docker.io/library/busybox",
+                "<none>",
+                "aaaaaaaaaaaaa",
+                "ccccccccccccc",
+                "2MB"
+            ]
+        );
     }
 }

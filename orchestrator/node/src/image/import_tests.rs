@@ -149,3 +149,35 @@ fn removing_a_name_keeps_layers_other_images_share() {
     assert!(local_image(&store, &reference("example.com/two:1")).unwrap().is_some());
     assert_eq!(store.remove_ref("example.com/one:1").unwrap(), None);
 }
+
+#[test]
+fn the_test_kits_docker_archive_and_layout_import() {
+    let image = berth_testkit::oci::ImageBuilder::new()
+        .contents("/bin/tool", "tool", 0o755)
+        .layer()
+        .symlink("/bin/alias", "tool")
+        .layer()
+        .cmd(&["/bin/tool"])
+        .build()
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("images")).unwrap();
+    let archive = tmp.path().join("saved.tar");
+    image.write_docker_archive(&archive, "example.com/tool:1").unwrap();
+    let imported = import(&store, &archive, None, &host_platform()).unwrap();
+    assert_eq!(imported[0].reference, "example.com/tool:1");
+    assert_eq!(imported[0].config_digest, image.config_digest());
+
+    let layout = tmp.path().join("layout");
+    image.write_layout(&layout, "2").unwrap();
+    let imported = import(&store, &layout, Some("example.com/tool:2"), &host_platform()).unwrap();
+    assert_eq!(
+        imported[0].image_id,
+        format!("example.com/tool@{}", image.manifest_digest())
+    );
+    let found = local_image(&store, &reference("example.com/tool:2")).unwrap().unwrap();
+    assert_eq!(
+        std::fs::read_link(found.layers[1].join("bin/alias")).unwrap(),
+        Path::new("tool")
+    );
+}

@@ -1,96 +1,126 @@
 //! Pulls from a real registry: Debian's `docker-registry` (the CNCF distribution
-//! registry) on loopback, the image pushed to it by `skopeo` from an OCI layout made in
-//! the test. What a stub cannot show: the real server's media types, digests, headers
-//! and error bodies.
+//! registry) on loopback, started by the test kit, with images the kit builds. What
+//! the in-process stub cannot show: the real server's media types, digests, headers,
+//! error bodies and its htpasswd authentication.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::os::unix::fs::FileTypeExt;
 
-use crate::image::testing::{LayerTar, TestImage};
-use crate::image::{Images, ImagesConfig, NodeImages, PullError, PullPolicy};
+use berth_testkit::oci::{ImageBuilder, ManifestFormat};
+use berth_testkit::registry::Registry;
 
-/// The registry process, killed and reaped when the test ends, failed or not.
-struct RegistryProcess {
-    child: Child,
-    host: String,
-}
+use crate::image::{Images, ImagesConfig, NodeImages, PullError, PullPolicy, RegistryCredentials};
 
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tool(path: &str) -> bool {
-    Path::new(path).exists()
-}
-
-fn start_registry(dir: &Path) -> RegistryProcess {
-    let port = berth_testkit::free_port();
-    let config = dir.join("config.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
-            dir.join("storage").display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.join("registry.log")).unwrap();
-    let child = Command::new("/usr/bin/docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let registry = RegistryProcess { child, host: format!("127.0.0.1:{port}") };
-    let deadline = Instant::now() + berth_testkit::HANG_TIMEOUT;
-    while std::net::TcpStream::connect(&registry.host).is_err() {
-        assert!(Instant::now() < deadline, "the registry did not listen on {}", registry.host);
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    registry
-}
-
-fn push(layout: &Path, registry: &RegistryProcess, repository: &str, tag: &str) {
-    let status = Command::new("skopeo")
-        .args(["copy", "--quiet", "--dest-tls-verify=false"])
-        .arg(format!("oci:{}:{tag}", layout.display()))
-        .arg(format!("docker://{}/{repository}:{tag}", registry.host))
-        .status()
-        .unwrap();
-    assert!(status.success(), "skopeo copy to the test registry failed");
+fn node_images(dir: &std::path::Path) -> NodeImages {
+    NodeImages::new(ImagesConfig::new(dir)).unwrap()
 }
 
 #[tokio::test]
 async fn an_image_pushed_to_a_real_registry_pulls_and_a_missing_tag_says_so() {
-    if !tool("/usr/bin/docker-registry") || !tool("/usr/bin/skopeo") {
-        berth_testkit::skip("docker-registry and skopeo (Debian packages)");
+    let Some(registry) = Registry::start_or_skip() else {
         return;
-    }
+    };
+    let image = ImageBuilder::new()
+        .contents("/bin/hello", "hello from the registry", 0o755)
+        .layer()
+        .cmd(&["/bin/hello"])
+        .format(ManifestFormat::Docker)
+        .build()
+        .unwrap();
+    let digest = registry.push(&image, "team/hello", "1.0").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let registry = start_registry(tmp.path());
-    let base = LayerTar::new().dir("bin/").file("bin/hello", "hello from the registry").tar();
-    let image = TestImage::new(&[base], &["/bin/hello"]);
-    let layout = tmp.path().join("layout");
-    image.write_layout(&layout, "1.0");
-    push(&layout, &registry, "team/hello", "1.0");
+    let images = node_images(tmp.path());
 
-    let images = NodeImages::new(ImagesConfig::new(&tmp.path().join("node"))).unwrap();
-    let reference = format!("{}/team/hello:1.0", registry.host);
+    let reference = registry.reference("team/hello", "1.0");
     let pulled = images.ensure(&reference, PullPolicy::Always, &[]).await.unwrap();
     assert_eq!(pulled.config.cmd, ["/bin/hello"]);
-    assert_eq!(pulled.config_digest, image.config_digest().to_string());
-    assert!(pulled.image_id.starts_with(&format!("{}/team/hello@sha256:", registry.host)), "{}", pulled.image_id);
+    assert_eq!(pulled.config_digest, image.config_digest());
+    assert_eq!(pulled.image_id, registry.reference_by_digest("team/hello", &digest));
     let hello = std::fs::read_to_string(pulled.layers[0].join("bin/hello")).unwrap();
     assert_eq!(hello, "hello from the registry");
 
-    let missing = format!("{}/team/hello:2.0", registry.host);
-    let err = images.ensure(&missing, PullPolicy::IfNotPresent, &[]).await.unwrap_err();
-    let PullError::Pull { message, .. } = &err else { panic!("{err:?}") };
-    assert!(message.contains(&format!("{missing}: not found")), "{message}");
-    assert!(message.contains("manifest unknown"), "{message}");
+    let missing = registry.reference("team/hello", "2.0");
+    let err = images
+        .ensure(&missing, PullPolicy::IfNotPresent, &[])
+        .await
+        .unwrap_err();
+    let PullError::Pull { message, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        message,
+        &format!("failed to resolve reference \"{missing}\": {missing}: not found: manifest unknown: manifest unknown")
+    );
+}
+
+#[tokio::test]
+async fn layers_pulled_from_a_real_registry_keep_their_whiteouts() {
+    if !rustix::process::geteuid().is_root() {
+        berth_testkit::skip("root (whiteouts are device nodes and trusted.* xattrs)");
+        return;
+    }
+    let Some(registry) = Registry::start_or_skip() else {
+        return;
+    };
+    let image = ImageBuilder::new()
+        .contents("/etc/gone", "old", 0o644)
+        .contents("/var/lib/old", "old", 0o644)
+        .layer()
+        .whiteout("/etc/gone")
+        .opaque("/var/lib")
+        .contents("/var/lib/new", "new", 0o644)
+        .layer()
+        .build()
+        .unwrap();
+    registry.push(&image, "layered", "1").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let pulled = node_images(tmp.path())
+        .ensure(&registry.reference("layered", "1"), PullPolicy::Always, &[])
+        .await
+        .unwrap();
+    let upper = &pulled.layers[1];
+    assert!(
+        std::fs::symlink_metadata(upper.join("etc/gone"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+    let mut value = [0u8; 4];
+    let n = rustix::fs::lgetxattr(upper.join("var/lib"), "trusted.overlay.opaque", &mut value).unwrap();
+    assert_eq!(&value[..n], b"y");
+    assert_eq!(std::fs::read_to_string(upper.join("var/lib/new")).unwrap(), "new");
+}
+
+#[tokio::test]
+async fn a_registry_behind_htpasswd_takes_the_pull_secrets_credentials() {
+    let Some(registry) = Registry::start_with_htpasswd_or_skip("puller", "s3cret") else {
+        return;
+    };
+    let image = ImageBuilder::new()
+        .contents("/app", "private", 0o755)
+        .layer()
+        .build()
+        .unwrap();
+    registry.push(&image, "private/app", "1").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let images = node_images(tmp.path());
+    let reference = registry.reference("private/app", "1");
+
+    let err = images.ensure(&reference, PullPolicy::Always, &[]).await.unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("pull access denied"), "{message}");
+    assert!(message.contains("unauthorized: authentication required"), "{message}");
+
+    let credentials = RegistryCredentials {
+        registry: registry.host().to_string(),
+        username: "puller".into(),
+        password: "s3cret".into(),
+    };
+    let pulled = images
+        .ensure(&reference, PullPolicy::Always, &[credentials])
+        .await
+        .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(pulled.layers[0].join("app")).unwrap(),
+        "private"
+    );
 }
