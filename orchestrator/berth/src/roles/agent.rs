@@ -218,3 +218,49 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> AgentFlags {
+        AgentFlags::try_parse_from(["berth agent", "--name", "n1"].iter().chain(args)).unwrap()
+    }
+
+    #[test]
+    fn image_flags_reach_the_image_config() {
+        let f = flags(&[
+            "--insecure-registry",
+            "registry.lan:5000",
+            "--insecure-registry=mirror.lan",
+            "--image-gc-high-threshold",
+            "90",
+            "--image-gc-low-threshold",
+            "70",
+        ]);
+        let config = images_config(&f, std::path::Path::new("n1.agent")).unwrap();
+        assert_eq!(config.insecure_registries, ["registry.lan:5000", "mirror.lan"]);
+        assert_eq!(
+            config.gc,
+            GcThresholds {
+                high_percent: 90,
+                low_percent: 70
+            }
+        );
+        assert_eq!(config.root, PathBuf::from("n1.agent/images"));
+
+        let inverted = flags(&["--image-gc-high-threshold", "50", "--image-gc-low-threshold", "60"]);
+        assert!(
+            images_config(&inverted, std::path::Path::new("d"))
+                .unwrap_err()
+                .contains("must not be above")
+        );
+        let url = flags(&["--insecure-registry", "http://registry.lan/"]);
+        assert!(
+            images_config(&url, std::path::Path::new("d"))
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+        assert!(AgentFlags::try_parse_from(["berth agent", "--image-gc-high-threshold", "101"]).is_err());
+    }
+}
