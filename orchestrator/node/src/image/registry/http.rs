@@ -147,3 +147,7 @@ pub async fn read_body(response: Response<Incoming>, url: &Url, limit: u64) -> R
     }
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "http_tests.rs"]
+mod tests;

@@ -387,6 +387,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn https_unless_insecure_or_loopback() {
+        let client = RegistryClient::new(vec!["mirror.lan:5000".into()], None).unwrap();
+        let base = |image: &str| {
+            client
+                .session(&Reference::parse(image).unwrap(), &[])
+                .unwrap()
+                .base
+                .to_string()
+        };
+        assert_eq!(base("busybox"), "https://registry-1.docker.io/");
+        assert_eq!(base("registry.example:5000/app"), "https://registry.example:5000/");
+        assert_eq!(base("mirror.lan:5000/app"), "http://mirror.lan:5000/");
+        assert_eq!(base("127.0.0.1:5000/app"), "http://127.0.0.1:5000/");
+        assert_eq!(base("localhost/app"), "http://localhost/");
+    }
+
+    #[test]
     fn registry_errors_are_worded_as_docker_does() {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"nope"}}]}"#;
         assert_eq!(
