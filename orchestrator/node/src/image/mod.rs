@@ -12,9 +12,19 @@
 //!         state_dir/images/refs.json                 name:tag ──► manifest digest
 //! ```
 //!
-//! The agent asks [`Images::ensure`] for each container's image before it starts it;
-//! `berth image import|ls|rm` reach the same store for air-gapped nodes.
+//! The agent asks [`Images::ensure`] for each container's image before it starts it
+//! ([`NodeImages`] is the real one); `berth image import|ls|rm` reach the same store
+//! for air-gapped nodes ([`import`]). The parts:
+//!
+//! - `reference`: names as Docker normalizes them, and which registries are plain HTTP;
+//! - `registry`: the distribution API client (auth, redirects, digests while streaming);
+//! - `manifest`: indexes, manifests, configs, and the host's platform;
+//! - `unpack`: one layer into a directory, whiteouts as overlayfs's markers;
+//! - `store`: the directories above, written by temp + rename under a file lock;
+//! - `gc`: the kubelet's image garbage collection, as a pure plan;
+//! - `credentials`: pull secrets (`.dockerconfigjson`) into [`RegistryCredentials`].
 
+pub mod credentials;
 pub mod digest;
 pub mod gc;
 pub mod import;

@@ -288,6 +288,7 @@ impl Images for NodeImages {
         Box::pin(self.ensure_image(image, policy, credentials))
     }
 
+    /// Reads and removes files: call it from a blocking thread (`spawn_blocking`).
     fn collect_garbage(&self, in_use: &[String]) {
         // A pull under way may be about to use a layer of an unused image.
         let Ok(_exclusive) = self.pulls.try_write() else {
