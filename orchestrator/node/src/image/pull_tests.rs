@@ -193,6 +193,23 @@ async fn a_manifest_whose_digest_is_not_the_pinned_one_is_refused() {
 }
 
 #[tokio::test]
+async fn a_manifest_that_is_not_the_one_the_registry_names_is_refused() {
+    let stub = Stub::start().await;
+    let image = app_image("v1");
+    stub.push("app", "1", &image);
+    *stub.state.wrong_content_digest.lock().unwrap() = true;
+    let tmp = tempfile::tempdir().unwrap();
+    let err = images(tmp.path())
+        .ensure(&stub.reference("app", "1"), PullPolicy::Always, &[])
+        .await
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("Docker-Content-Digest"), "{message}");
+    assert!(message.contains(Digest::of(b"another manifest").as_str()), "{message}");
+    assert!(message.contains(image.manifest_digest().as_str()), "{message}");
+}
+
+#[tokio::test]
 async fn an_index_resolves_to_this_hosts_manifest() {
     let stub = Stub::start().await;
     let ours = app_image("ours");

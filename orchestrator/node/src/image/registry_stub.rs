@@ -42,6 +42,8 @@ pub struct StubState {
     pub auth: Mutex<Auth>,
     /// Blob downloads answer 307 to /storage/<digest>.
     pub redirect_blobs: Mutex<bool>,
+    /// Manifests come with a Docker-Content-Digest that is not theirs.
+    pub wrong_content_digest: Mutex<bool>,
     pub manifest_requests: AtomicUsize,
     pub blob_requests: AtomicUsize,
     pub token_requests: AtomicUsize,
