@@ -153,13 +153,14 @@ async fn registry(State(state): State<Arc<StubState>>, Path(rest): Path<String>,
     if kind == "manifests" {
         state.manifest_requests.fetch_add(1, Ordering::SeqCst);
         let found = state.manifests.lock().unwrap().get(&(repository, reference)).cloned();
+        let lie = *state.wrong_content_digest.lock().unwrap();
         return match found {
             Some((media_type, bytes)) => (
                 [
                     (header::CONTENT_TYPE, media_type),
                     (
                         header::HeaderName::from_static("docker-content-digest"),
-                        Digest::of(&bytes).to_string(),
+                        Digest::of(if lie { b"another manifest".as_slice() } else { &bytes }).to_string(),
                     ),
                 ],
                 bytes,
