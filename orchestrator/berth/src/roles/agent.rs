@@ -14,6 +14,7 @@ use berth_api::validation::is_dns_label;
 use berth_node::agent::{self, AgentConfig};
 use berth_node::image::gc::GcThresholds;
 use berth_node::image::{ImagesConfig, NodeImages};
+use berth_node::network::CniSettings;
 use berth_node::runtime::ProcessRuntime;
 use berth_store::flags::parse_duration_ms;
 
@@ -68,6 +69,13 @@ pub struct AgentFlags {
     /// ...and removes unused images until usage is below this one.
     #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
     image_gc_low_threshold: u8,
+    /// Where the CNI plugins are (bridge, host-local, loopback, portmap); default:
+    /// /usr/lib/cni, or /opt/cni/bin when only it has them.
+    #[arg(long)]
+    cni_bin_dir: Option<PathBuf>,
+    /// The bridge the pods' veths join.
+    #[arg(long, default_value = berth_node::network::DEFAULT_BRIDGE)]
+    pod_bridge: String,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -151,8 +159,20 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     if lease_ttl < Duration::from_secs(2) {
         return Err("--lease-ttl must be at least 2s".into());
     }
+    let data_dir = flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent")));
+    let mut cni = CniSettings::new(data_dir.join("network"));
+    if let Some(dir) = flags.cni_bin_dir {
+        cni.bin_dir = dir;
+    }
+    cni.bridge = flags.pod_bridge;
+    if cni.bridge.is_empty() || cni.bridge.len() > 15 {
+        return Err(format!(
+            "--pod-bridge {:?}: an interface name has 1 to 15 characters",
+            cni.bridge
+        ));
+    }
     Ok(AgentConfig {
-        data_dir: flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent"))),
+        data_dir,
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
         store_endpoints: flags.store,
@@ -163,6 +183,10 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         lease_ttl,
         restart_backoff: duration("restart-backoff", &flags.restart_backoff)?,
         stop_pods_on_exit: flags.stop_pods_on_exit,
+        cni,
+        // Set where the agent's pods use the pod network (CniNetwork): see
+        // NodeRoutes::for_network.
+        pod_routes: None,
     })
 }
 
@@ -262,5 +286,24 @@ mod tests {
                 .contains("HOST:PORT")
         );
         assert!(AgentFlags::try_parse_from(["berth agent", "--image-gc-high-threshold", "101"]).is_err());
+    }
+
+    fn parse(args: &[&str]) -> Result<AgentConfig, String> {
+        let args: Vec<String> = ["--name", "n1"].iter().chain(args).map(|a| a.to_string()).collect();
+        config(AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args)).unwrap())
+    }
+
+    #[test]
+    fn the_pod_network_takes_the_cni_dir_and_bridge_and_lives_under_the_data_dir() {
+        let defaults = parse(&["--data-dir", "/var/lib/berth"]).unwrap();
+        assert_eq!(defaults.cni.bridge, "berth0");
+        assert_eq!(defaults.cni.bin_dir, berth_node::network::default_bin_dir());
+        assert_eq!(defaults.cni.state_dir, PathBuf::from("/var/lib/berth/network"));
+        assert!(defaults.cni.host_netns.is_none() && defaults.pod_routes.is_none());
+        let given = parse(&["--cni-bin-dir", "/opt/cni/bin", "--pod-bridge=cbr0"]).unwrap();
+        assert_eq!(given.cni.bin_dir, PathBuf::from("/opt/cni/bin"));
+        assert_eq!(given.cni.bridge, "cbr0");
+        let error = parse(&["--pod-bridge", "a-bridge-name-too-long"]).unwrap_err();
+        assert!(error.contains("--pod-bridge"), "{error}");
     }
 }

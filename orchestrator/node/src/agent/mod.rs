@@ -57,6 +57,11 @@ pub struct AgentConfig {
     /// Stop the workloads when the agent itself is stopped (otherwise they keep
     /// running and a restarted agent adopts them).
     pub stop_pods_on_exit: bool,
+    /// The pod network's settings (`--cni-bin-dir`, the bridge, its state dir).
+    pub cni: crate::network::CniSettings,
+    /// The routes to the other nodes' pod CIDRs, kept while the agent runs, when its
+    /// pods use the pod network ([`crate::network::routes::NodeRoutes::for_network`]).
+    pub pod_routes: Option<crate::network::routes::NodeRoutes>,
 }
 
 /// The pods this agent runs, by namespace/name, for the log server.
@@ -77,6 +82,7 @@ pub async fn run(
     let port = listener.local_addr()?.port();
     let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(listener, runtime.clone(), index.clone())));
     tracing::info!(node = %config.name, logs = %config.listen, runtime = runtime.name(), "agent starting");
+    let _routes = (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(kv.clone()))));
 
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),
