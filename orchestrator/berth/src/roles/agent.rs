@@ -58,8 +58,9 @@ pub struct AgentFlags {
     /// and a restarted agent adopts them).
     #[arg(long)]
     stop_pods_on_exit: bool,
-    /// A registry (`host:port`, or a host for every port) to pull from over plain
-    /// HTTP; repeatable. Registries on loopback always are.
+    /// A registry (`host:port`, or a host for every port) reached over HTTPS without
+    /// checking its certificate, or else plain HTTP; repeatable. Registries on
+    /// loopback always are.
     #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
     insecure_registries: Vec<String>,
     /// Image garbage collection starts when the disk holding the images is used at

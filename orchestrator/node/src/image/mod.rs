@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  "registry:5000/app:1.2" ──► reference ──► registry (manifest, config, layers;
-//!                                             HTTPS, or HTTP for insecure/loopback)
+//!                                             HTTPS; unchecked HTTPS, else HTTP,
+//!                                             for insecure and loopback registries)
 //!                                    │ every blob's digest checked before use
 //!                                    ▼
 //!  store: state_dir/images/blobs/sha256/<hex>        blobs as pulled
@@ -16,7 +17,7 @@
 //! ([`NodeImages`] is the real one); `berth image import|ls|rm` reach the same store
 //! for air-gapped nodes ([`import`]). The parts:
 //!
-//! - `reference`: names as Docker normalizes them, and which registries are plain HTTP;
+//! - `reference`: names as Docker normalizes them, and which registries are insecure;
 //! - `registry`: the distribution API client (auth, redirects, digests while streaming);
 //! - `manifest`: indexes, manifests, configs, and the host's platform;
 //! - `unpack`: one layer into a directory, whiteouts as overlayfs's markers;

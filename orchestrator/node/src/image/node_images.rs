@@ -31,8 +31,8 @@ const LAYER_DOWNLOADS: usize = 3;
 pub struct ImagesConfig {
     /// The store's directory: `images/` under the agent's data directory.
     pub root: PathBuf,
-    /// Registries pulled from over plain HTTP (`--insecure-registry`); loopback ones
-    /// always are.
+    /// Registries reached over HTTPS without certificate checks, or else plain HTTP
+    /// (`--insecure-registry`); loopback ones always are.
     pub insecure_registries: Vec<String>,
     /// The CAs HTTPS registries are checked against; the system's bundle when None.
     pub ca_bundle: Option<PathBuf>,

@@ -227,9 +227,9 @@ fn is_tag(tag: &str) -> bool {
     !b.is_empty() && b.len() <= 128 && word(b[0]) && b.iter().all(|&c| word(c) || c == b'.' || c == b'-')
 }
 
-/// Whether pulls from `domain` go over plain HTTP: the registries the node was told
-/// are insecure (`host:port`, or a host for every port), and, as Docker does,
-/// registries on loopback.
+/// Whether `domain` is an insecure registry (unchecked HTTPS, else plain HTTP): one
+/// the node was told of (`host:port`, or a host for every port), or, as Docker has
+/// it, one on loopback.
 pub fn is_insecure(domain: &str, insecure: &[String]) -> bool {
     let host = host_of(domain);
     if host == "localhost" {
@@ -332,7 +332,7 @@ mod tests {
     }
 
     #[test]
-    fn loopback_and_named_registries_are_plain_http() {
+    fn loopback_and_named_registries_are_insecure() {
         let insecure = vec!["registry.lan:5000".to_string(), "other.lan".to_string()];
         assert!(is_insecure("localhost:5000", &[]));
         assert!(is_insecure("127.0.0.1:5000", &[]));

@@ -89,3 +89,27 @@ async fn https_is_verified_against_the_ca_bundle() {
             .contains("no usable certificate")
     );
 }
+
+#[tokio::test]
+async fn an_insecure_registry_is_reached_over_https_whoever_signed_its_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = certificates(&tmp.path().join("ca.pem"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _server = tokio::spawn(serve(listener, server));
+
+    let url = Url::parse(&format!("https://127.0.0.1:{port}/v2/")).unwrap();
+    let response = get(&insecure_tls_config().unwrap(), &url, &[]).await.unwrap();
+    assert_eq!(response.status(), hyper::StatusCode::OK);
+
+    // Through a pull: a loopback registry is tried over HTTPS first. This one answers
+    // every request with `{}`, so the pull gets as far as reading the manifest.
+    use crate::image::{Images, ImagesConfig, NodeImages, PullPolicy};
+    let images = NodeImages::new(ImagesConfig::new(tmp.path())).unwrap();
+    let err = images
+        .ensure(&format!("127.0.0.1:{port}/app:1"), PullPolicy::Always, &[])
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unsupported manifest media type"), "{err}");
+}

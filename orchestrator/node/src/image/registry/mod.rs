@@ -11,6 +11,10 @@
 //!                                           sent to the registry's own origin)
 //! ```
 //!
+//! A registry named insecure (and, as Docker has it, one on loopback) is tried over
+//! HTTPS without certificate verification first and plain HTTP second; the first
+//! that answers at all serves the rest of the pull.
+//!
 //! Errors keep the registry's own words (`errors[].code/message` of its JSON body),
 //! which kubelet shows users as the ErrImagePull message.
 
@@ -50,30 +54,39 @@ pub struct FetchedManifest {
 pub struct RegistryClient {
     insecure: Vec<String>,
     tls: Arc<ClientConfig>,
+    insecure_tls: Arc<ClientConfig>,
 }
 
 impl RegistryClient {
-    /// `insecure`: registries (`host:port` or a host) reached over plain HTTP;
+    /// `insecure`: registries (`host:port` or a host) tried over unchecked HTTPS, then HTTP;
     /// `ca_bundle`: the CAs HTTPS registries are checked against (the system's when None).
     pub fn new(insecure: Vec<String>, ca_bundle: Option<&Path>) -> Result<RegistryClient, String> {
         Ok(RegistryClient {
             insecure,
             tls: http::tls_config(ca_bundle)?,
+            insecure_tls: http::insecure_tls_config()?,
         })
     }
 
     /// A session for pulling `reference`'s repository, with the credentials that
     /// match its registry.
     pub fn session(&self, reference: &Reference, credentials: &[RegistryCredentials]) -> Result<Session, String> {
-        let tls = !is_insecure(&reference.domain, &self.insecure);
         let host = if reference.domain == DOCKER_HUB {
             "registry-1.docker.io"
         } else {
             reference.domain.as_str()
         };
+        let endpoints = if is_insecure(&reference.domain, &self.insecure) {
+            vec![
+                (Url::registry(host, true)?, self.insecure_tls.clone()),
+                (Url::registry(host, false)?, self.tls.clone()),
+            ]
+        } else {
+            vec![(Url::registry(host, true)?, self.tls.clone())]
+        };
         Ok(Session {
-            tls_config: self.tls.clone(),
-            base: Url::registry(host, tls)?,
+            endpoints,
+            chosen: Mutex::new(0),
             repository: reference.path.clone(),
             credentials: auth::credentials_for(credentials, &reference.domain, &reference.path).cloned(),
             authorization: Mutex::new(None),
@@ -84,8 +97,10 @@ impl RegistryClient {
 /// What one pull says to one repository of one registry; the authorization that a
 /// challenge earned is reused by the session's later requests.
 pub struct Session {
-    tls_config: Arc<ClientConfig>,
-    base: Url,
+    /// Where the registry may be, in the order tried, with the TLS settings for each.
+    endpoints: Vec<(Url, Arc<ClientConfig>)>,
+    /// The endpoint that answered (the first until one is tried and fails).
+    chosen: Mutex<usize>,
     repository: String,
     credentials: Option<RegistryCredentials>,
     authorization: Mutex<Option<String>>,
@@ -95,10 +110,8 @@ impl Session {
     /// The manifest document named by `tag_or_digest`, its digest checked against the
     /// registry's `Docker-Content-Digest` header and, for a digest, against that.
     pub async fn manifest(&self, reference: &Reference, tag_or_digest: &str) -> Result<FetchedManifest, String> {
-        let url = self
-            .base
-            .with_path(&format!("/v2/{}/manifests/{tag_or_digest}", self.repository));
-        let response = self.get(&url, Some(ACCEPT)).await?;
+        let path = format!("/v2/{}/manifests/{tag_or_digest}", self.repository);
+        let (response, url) = self.first_get(&path, Some(ACCEPT)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             let registry_says = registry_errors(response, &url).await;
             return Err(format!(
@@ -207,7 +220,9 @@ impl Session {
 
     /// GET of a blob, following the registry's redirects to its storage.
     async fn blob_response(&self, digest: &Digest) -> Result<(hyper::Response<hyper::body::Incoming>, Url), String> {
-        let mut url = self.base.with_path(&format!("/v2/{}/blobs/{digest}", self.repository));
+        let mut url = self
+            .base()
+            .with_path(&format!("/v2/{}/blobs/{digest}", self.repository));
         let mut response = self.get(&url, None).await?;
         for _ in 0..MAX_REDIRECTS {
             if !response.status().is_redirection() {
@@ -219,19 +234,59 @@ impl Session {
                 .and_then(|v| v.to_str().ok())
                 .ok_or_else(|| format!("GET {url}: {} without a Location", response.status()))?;
             url = url.join(location)?;
-            response = if url.same_origin(&self.base) {
+            response = if url.same_origin(&self.base()) {
                 self.get(&url, None).await?
             } else {
-                http::get(&self.tls_config, &url, &[]).await?
+                http::get(&self.tls(), &url, &[]).await?
             };
         }
         Ok((self.check_status(response, &url).await?, url))
+    }
+
+    fn base(&self) -> Url {
+        self.endpoints[*self.chosen.lock().unwrap()].0.clone()
+    }
+
+    fn tls(&self) -> Arc<ClientConfig> {
+        self.endpoints[*self.chosen.lock().unwrap()].1.clone()
+    }
+
+    /// A pull's first request: an endpoint that cannot be reached or does not speak
+    /// its protocol gives way to the next.
+    async fn first_get(
+        &self,
+        path: &str,
+        accept: Option<&str>,
+    ) -> Result<(hyper::Response<hyper::body::Incoming>, Url), String> {
+        loop {
+            let url = self.base().with_path(path);
+            match self.get_once(&url, accept).await {
+                Ok(response) => return Ok((self.answer_challenge(response, &url, accept).await?, url)),
+                Err(e) => {
+                    let mut chosen = self.chosen.lock().unwrap();
+                    if *chosen + 1 >= self.endpoints.len() {
+                        return Err(e);
+                    }
+                    tracing::debug!(%url, error = %e, "registry endpoint unusable; trying the next");
+                    *chosen += 1;
+                }
+            }
+        }
     }
 
     /// A GET on the registry, authorized as the last challenge asked, answering a
     /// new challenge once.
     async fn get(&self, url: &Url, accept: Option<&str>) -> Result<hyper::Response<hyper::body::Incoming>, String> {
         let response = self.get_once(url, accept).await?;
+        self.answer_challenge(response, url, accept).await
+    }
+
+    async fn answer_challenge(
+        &self,
+        response: hyper::Response<hyper::body::Incoming>,
+        url: &Url,
+        accept: Option<&str>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, String> {
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -266,7 +321,7 @@ impl Session {
         if let Some(authorization) = self.authorization.lock().unwrap().clone() {
             headers.push((AUTHORIZATION.as_str(), authorization));
         }
-        http::get(&self.tls_config, url, &headers).await
+        http::get(&self.tls(), url, &headers).await
     }
 
     /// A Bearer token from the challenge's realm, asked with the user's credentials
@@ -295,7 +350,7 @@ impl Session {
         } else {
             "anonymous"
         };
-        let response = http::get(&self.tls_config, &realm_url, &headers).await?;
+        let response = http::get(&self.tls(), &realm_url, &headers).await?;
         if !response.status().is_success() {
             let status = response.status();
             let says = registry_errors(response, &realm_url)
@@ -387,20 +442,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn https_unless_insecure_or_loopback() {
+    fn https_first_and_plain_http_second_for_insecure_or_loopback_registries() {
         let client = RegistryClient::new(vec!["mirror.lan:5000".into()], None).unwrap();
-        let base = |image: &str| {
-            client
-                .session(&Reference::parse(image).unwrap(), &[])
-                .unwrap()
-                .base
-                .to_string()
+        let endpoints = |image: &str| {
+            let session = client.session(&Reference::parse(image).unwrap(), &[]).unwrap();
+            session
+                .endpoints
+                .iter()
+                .map(|(url, _)| url.to_string())
+                .collect::<Vec<_>>()
         };
-        assert_eq!(base("busybox"), "https://registry-1.docker.io/");
-        assert_eq!(base("registry.example:5000/app"), "https://registry.example:5000/");
-        assert_eq!(base("mirror.lan:5000/app"), "http://mirror.lan:5000/");
-        assert_eq!(base("127.0.0.1:5000/app"), "http://127.0.0.1:5000/");
-        assert_eq!(base("localhost/app"), "http://localhost/");
+        assert_eq!(endpoints("busybox"), ["https://registry-1.docker.io/"]);
+        assert_eq!(
+            endpoints("registry.example:5000/app"),
+            ["https://registry.example:5000/"]
+        );
+        assert_eq!(
+            endpoints("mirror.lan:5000/app"),
+            ["https://mirror.lan:5000/", "http://mirror.lan:5000/"]
+        );
+        assert_eq!(
+            endpoints("127.0.0.1:5000/app"),
+            ["https://127.0.0.1:5000/", "http://127.0.0.1:5000/"]
+        );
+        assert_eq!(endpoints("localhost/app"), ["https://localhost/", "http://localhost/"]);
     }
 
     #[test]
