@@ -61,7 +61,10 @@ pub fn can_make_hosts() -> bool {
         return false;
     }
     for (tool, flag) in [("ip", "-V"), ("nsenter", "--version"), ("iptables", "--version")] {
-        let found = Command::new(tool).arg(flag).output().is_ok_and(|o| o.status.success());
+        let found = Command::new(system_tool(tool))
+            .arg(flag)
+            .output()
+            .is_ok_and(|o| o.status.success());
         if !found {
             crate::skip(&format!("the {tool} command"));
             return false;
@@ -70,9 +73,21 @@ pub fn can_make_hosts() -> bool {
     true
 }
 
+/// A system tool by name: the one on `PATH`, else `/usr/sbin`'s or `/sbin`'s (where
+/// Debian puts `ip`, `iptables` and `runc`, off some users' `PATH`).
+pub fn system_tool(name: &str) -> PathBuf {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file());
+    on_path.unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// Runs a command, an error with its output if it fails.
 fn run(program: &str, args: &[&str]) -> anyhow::Result<String> {
-    let out = Command::new(program)
+    let out = Command::new(system_tool(program))
         .args(args)
         .output()
         .with_context(|| format!("running {program}"))?;
@@ -171,7 +186,7 @@ fn claim_bridge() -> anyhow::Result<u8> {
     for offset in 0..200 {
         let index = ((start + offset) % 200 + 20) as u8;
         let name = format!("bh{index}");
-        let made = Command::new("ip")
+        let made = Command::new(system_tool("ip"))
             .args(["link", "add", &name, "type", "bridge"])
             .output()
             .context("running ip")?;
@@ -189,11 +204,11 @@ impl Host {
     }
 
     /// A command that runs `program` on this host (in its network namespace only).
-    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut command = Command::new("nsenter");
+    pub fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(system_tool("nsenter"));
         command
             .arg(format!("--net={}", self.netns_path().display()))
-            .arg(program);
+            .arg(system_tool(program));
         command
     }
 
@@ -225,7 +240,7 @@ impl Host {
             program.as_ref().display().to_string(),
         ];
         words.extend(args.into_iter().map(Into::into));
-        Process::new(name, "nsenter", log).with_args(words)
+        Process::new(name, system_tool("nsenter"), log).with_args(words)
     }
 }
 
@@ -234,15 +249,19 @@ impl Drop for HostNetwork {
         for host in &self.hosts {
             // Whatever still runs on the host would keep its namespace alive.
             if let Ok(pids) = run("ip", &["netns", "pids", &host.name]) {
-                for pid in pids.split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
+                for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                    }
                 }
             }
             if let Err(e) = run("ip", &["netns", "del", &host.name]) {
                 eprintln!("removing test host {}: {e}", host.name);
             }
             // Gone with the namespace's end; removed here should a process linger.
-            let _ = Command::new("ip").args(["link", "del", &host.veth]).output();
+            let _ = Command::new(system_tool("ip"))
+                .args(["link", "del", &host.veth])
+                .output();
         }
         if let Some(rule) = self.forward_rule.take() {
             let mut delete = vec!["-w", "-D"];

@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use berth_testkit::hosts::{HostNetwork, can_make_hosts};
+use berth_testkit::hosts::{HostNetwork, can_make_hosts, system_tool};
 use berth_testkit::oci::{ImageBuilder, busybox_image};
 use berth_testkit::registry::Registry;
 use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
@@ -45,7 +45,7 @@ pub fn can_run_containers() -> bool {
     if !can_make_hosts() || !have_kubectl() {
         return false;
     }
-    let runc = Command::new("runc").arg("--version").output();
+    let runc = Command::new(system_tool("runc")).arg("--version").output();
     if !runc.is_ok_and(|o| o.status.success()) {
         berth_testkit::skip("runc (Debian's package; scripts/test.sh installs it)");
         return false;
@@ -280,7 +280,7 @@ impl ContainerCluster {
 
     /// `runc state` of a container of agent `index` (`None` when runc has none).
     pub fn runc_state(&self, index: usize, id: &str) -> Option<Value> {
-        let out = Command::new("runc")
+        let out = Command::new(system_tool("runc"))
             .arg("--root")
             .arg(self.runc_root(index))
             .args(["state", id])
@@ -291,7 +291,7 @@ impl ContainerCluster {
 
     /// The ids of agent `index`'s runc containers.
     pub fn runc_ids(&self, index: usize) -> Vec<String> {
-        let out = Command::new("runc")
+        let out = Command::new(system_tool("runc"))
             .arg("--root")
             .arg(self.runc_root(index))
             .args(["list", "-q"])
@@ -320,7 +320,7 @@ impl Drop for ContainerCluster {
         }
         for index in 0..self.agent_dirs.len() {
             for id in self.runc_ids(index) {
-                let _ = Command::new("runc")
+                let _ = Command::new(system_tool("runc"))
                     .arg("--root")
                     .arg(self.runc_root(index))
                     .args(["delete", "-f", &id])
