@@ -22,6 +22,7 @@ use super::prepare::{FieldValidation, Part};
 use super::rest::{WriteOptions, Written};
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::status::ApiError;
+use super::streaming::{self, Stream};
 use super::watch::{WatchRequest, watch};
 use super::{ApiServer, discovery, eviction, list, openapi, rest, scale, table};
 
@@ -183,6 +184,20 @@ async fn respond(
     parts: Parts,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    if let Route::Object {
+        namespace: Some(namespace),
+        name,
+        subresource: Some(subresource @ (Subresource::Exec | Subresource::Attach | Subresource::PortForward)),
+        ..
+    } = &route
+    {
+        let stream = match subresource {
+            Subresource::Exec => Stream::Exec,
+            Subresource::Attach => Stream::Attach,
+            _ => Stream::PortForward,
+        };
+        return streaming::proxy(api, stream, namespace, name, parts).await;
+    }
     let format = response_format(&parts.headers);
     let method = parts.method.clone();
     let headers = &parts.headers;

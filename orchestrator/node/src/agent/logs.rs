@@ -15,7 +15,7 @@ use axum::routing::get;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::PodIndex;
+use super::{PodIndex, stream};
 use crate::runtime::Runtime;
 
 #[derive(Clone)]
@@ -37,7 +37,22 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Ru
     let app = Router::new()
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Logs { runtime, index });
+        .with_state(Logs {
+            runtime: runtime.clone(),
+            index: index.clone(),
+        })
+        .merge(
+            Router::new()
+                .route(
+                    "/exec/{namespace}/{pod}/{container}",
+                    get(stream::exec).post(stream::exec),
+                )
+                .route(
+                    "/attach/{namespace}/{pod}/{container}",
+                    get(stream::attach).post(stream::attach),
+                )
+                .with_state(stream::Node { runtime, index }),
+        );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the agent's log server stopped");
     }

@@ -22,6 +22,7 @@ pub mod fake;
 mod process;
 mod record;
 mod spec_check;
+mod terminal;
 mod wrapper;
 
 use std::future::Future;
@@ -32,6 +33,7 @@ use std::time::{Duration, SystemTime};
 #[cfg(any(test, feature = "testing"))]
 pub use fake::FakeRuntime;
 pub use process::ProcessRuntime;
+pub use terminal::{open_pty, resize_terminal};
 
 /// What to run: one container of one pod.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -235,6 +237,9 @@ pub enum RuntimeError {
     },
     #[error("no container {id:?}")]
     NotFound { id: String },
+    /// `exec` into a container that has exited.
+    #[error("container not running ({id})")]
+    NotRunning { id: String },
     #[error("container {id}: still running (pid {pid}); stop it before removing it")]
     StillRunning { id: String, pid: u32 },
     #[error("container {id}: cannot signal its process group {pgid}: {source}")]

@@ -439,12 +439,21 @@ impl Runtime for ProcessRuntime {
         }
     }
 
-    fn exec(&self, id: &str, _spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
-        Err(RuntimeError::Unsupported {
-            container: id.to_owned(),
-            runtime: self.name(),
-            what: "exec yet".into(),
-        })
+    fn exec(&self, id: &str, spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
+        let mut containers = self.lock();
+        let container = containers
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_owned() })?;
+        let ContainerState::Running { pid, .. } = container.observe(&self.records) else {
+            return Err(RuntimeError::NotRunning { id: id.to_owned() });
+        };
+        let target = exec::Target {
+            container: &container.record.name,
+            pid,
+            cgroup_dirs: &container.record.cgroup_dirs,
+        };
+        exec::exec(&target, spec)
     }
 
     fn name(&self) -> &'static str {
@@ -491,5 +500,6 @@ fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
         .map_err(state_dir_error)
 }
 
+mod exec;
 #[cfg(test)]
 mod tests;
