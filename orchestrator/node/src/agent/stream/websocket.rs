@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn the_accept_key_is_rfc_6455s_example() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYVrbQYzYsxkZo=");
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 
     #[test]
