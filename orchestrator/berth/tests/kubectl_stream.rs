@@ -110,3 +110,99 @@ fn kubectl_exec_runs_commands_in_the_container() {
     let error = cluster.kubectl_fails(&["exec", "missing", "--", "true"]);
     assert!(error.contains("pods \"missing\" not found"), "{error}");
 }
+
+/// A child process killed when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Kills, when the test ends, every process whose command line holds `needle` (a
+/// workload that is not `sleep <marker>`, which the cluster's own guard would miss).
+struct KillMatching(String);
+
+impl Drop for KillMatching {
+    fn drop(&mut self) {
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if pid != std::process::id() as i32 && String::from_utf8_lossy(&cmdline).contains(&self.0) {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            }
+        }
+    }
+}
+
+/// An HTTP GET over a plain TCP connection: the whole answer.
+fn http_get_raw(port: u16, path: &str) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(20)))?;
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: pod\r\n\r\n")?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+#[test]
+fn kubectl_port_forward_reaches_a_pods_port() {
+    if !have_kubectl() {
+        return;
+    }
+    let pod_port = berth_testkit::free_port();
+    // Dropped last: the server goes once the agents (which do not stop pods) have.
+    let _httpd = KillMatching(format!("127.0.0.1:{pod_port}"));
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let site = cluster.servers.dir().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "served from the pod\n").unwrap();
+    let manifest = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: web
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: [busybox, httpd, -f, -p, \"127.0.0.1:{pod_port}\", -h, \"{site}\"]
+",
+        site = site.display(),
+    );
+    let path = cluster.write_manifest("web.yaml", &manifest);
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_running(&cluster, "web");
+
+    let local_port = berth_testkit::free_port();
+    let server = format!("http://127.0.0.1:{}", cluster.running_api_ports()[0]);
+    let forward = KillOnDrop(
+        Command::new("kubectl")
+            .arg(format!("--server={server}"))
+            .args(["port-forward", "pod/web", &format!("{local_port}:{pod_port}")])
+            .env("KUBECONFIG", "/dev/null")
+            .env("HOME", cluster.servers.dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl runs"),
+    );
+    // Two requests, each its own connection, so its own pair of streams.
+    let answer = eventually_blocking("a page through kubectl port-forward", || {
+        http_get_raw(local_port, "/").ok()
+    });
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.ends_with("served from the pod\n"), "{answer}");
+    let missing = http_get_raw(local_port, "/missing").unwrap();
+    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
+    drop(forward);
+}

@@ -51,6 +51,10 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Ru
                     "/attach/{namespace}/{pod}/{container}",
                     get(stream::attach).post(stream::attach),
                 )
+                .route(
+                    "/portForward/{namespace}/{pod}",
+                    get(stream::port_forward).post(stream::port_forward),
+                )
                 .with_state(stream::Node { runtime, index }),
         );
     if let Err(e) = axum::serve(listener, app).await {

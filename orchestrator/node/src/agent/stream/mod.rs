@@ -15,7 +15,9 @@
 
 mod attach;
 mod channel;
+mod portforward;
 mod session;
+mod spdy;
 mod websocket;
 
 use std::sync::Arc;
@@ -195,4 +197,61 @@ pub(super) async fn attach(
     upgrade(request, move |_protocol| async move {
         attach::follow(node.runtime, id, log, wanted)
     })
+}
+
+/// `/portForward/{ns}/{pod}`: SPDY/3.1 only. A WebSocket upgrade is refused, and
+/// kubectl then falls back to SPDY (it tries SPDY tunnelled in WebSocket first).
+pub(super) async fn port_forward(
+    State(node): State<Node>,
+    Path((namespace, pod)): Path<(String, String)>,
+    mut request: Request,
+) -> Response {
+    let is_here = node
+        .index
+        .lock()
+        .expect("pod index lock")
+        .contains_key(&(namespace.clone(), pod.clone()));
+    if !is_here {
+        return error(StatusCode::NOT_FOUND, format!("pod not found ({namespace}/{pod})"));
+    }
+    if !header_is(request.headers(), header::UPGRADE, "SPDY/3.1") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unable to upgrade: port forwarding is served over SPDY/3.1 (Upgrade: SPDY/3.1)".into(),
+        );
+    }
+    let offered: Vec<&str> = request
+        .headers()
+        .get_all("x-stream-protocol-version")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if !offered.is_empty() && !offered.contains(&portforward::PROTOCOL) {
+        return error(
+            StatusCode::FORBIDDEN,
+            format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [{:?}]",
+                portforward::PROTOCOL
+            ),
+        );
+    }
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let name = format!("{namespace}/{pod}");
+    tokio::spawn(async move {
+        match on_upgrade.await {
+            Ok(upgraded) => portforward::serve(TokioIo::new(upgraded), name).await,
+            Err(e) => tracing::debug!(error = %e, "a port-forward upgrade failed"),
+        }
+    });
+    let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let answer = response.headers_mut();
+    answer.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+    answer.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    answer.insert(
+        "x-stream-protocol-version",
+        HeaderValue::from_static(portforward::PROTOCOL),
+    );
+    response
 }
