@@ -206,3 +206,56 @@ spec:
     assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
     drop(forward);
 }
+
+#[test]
+fn kubectl_cp_copies_both_ways() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let dir = sleeper(&cluster, "files");
+    let local = cluster.servers.dir().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+
+    // Into the container: `tar xmf -` fed on stdin through exec.
+    let upload = local.join("upload.txt");
+    std::fs::write(&upload, "uploaded\n").unwrap();
+    let into = format!("files:{}/upload.txt", dir.display());
+    cluster.kubectl_ok(&["cp", upload.to_str().unwrap(), &into]);
+    assert_eq!(std::fs::read_to_string(dir.join("upload.txt")).unwrap(), "uploaded\n");
+
+    // Out of it: `tar cf -` read from exec's stdout.
+    std::fs::write(dir.join("report.txt"), "made in the pod\n").unwrap();
+    let from = format!("files:{}/report.txt", dir.display());
+    let download = local.join("report.txt");
+    cluster.kubectl_ok(&["cp", &from, download.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&download).unwrap(), "made in the pod\n");
+}
+
+#[test]
+fn kubectl_attach_streams_the_containers_output_until_it_ends() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    // Quiet long enough for kubectl to attach, then ticks, then the end (it leaves
+    // nothing behind: it ends by itself within seconds).
+    let manifest = "apiVersion: v1
+kind: Pod
+metadata:
+  name: ticker
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, 'sleep 3; for i in 1 2 3; do echo tick $i; sleep 0.2; done']
+";
+    let path = cluster.write_manifest("ticker.yaml", manifest);
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    wait_running(&cluster, "ticker");
+    let out = cluster.kubectl_ok(&["attach", "ticker"]);
+    assert!(out.contains("tick 1\ntick 2\ntick 3\n"), "{out:?}");
+}
