@@ -259,3 +259,49 @@ spec:
     let out = cluster.kubectl_ok(&["attach", "ticker"]);
     assert!(out.contains("tick 1\ntick 2\ntick 3\n"), "{out:?}");
 }
+
+#[test]
+fn kubectl_logs_previous_shows_the_instance_before_a_restart() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    // Each instance says which it is (a count kept in a file), then exits 1 two seconds
+    // later and is restarted; the third one stays up.
+    let counter = cluster.servers.dir().join("instances");
+    let manifest = format!(
+        "apiVersion: v1
+kind: Pod
+metadata:
+  name: phoenix
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, 'echo x >> {counter}; n=$(wc -l < {counter}); echo instance $n; [ $n -ge 3 ] && exec sleep {marker}; sleep 2; exit 1']
+",
+        counter = counter.display(),
+        marker = cluster.marker
+    );
+    let path = cluster.write_manifest("phoenix.yaml", &manifest);
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    // While the first instance runs there is no previous one: kubelet's words.
+    eventually_blocking("no previous instance, said as the kubelet says it", || {
+        let out = cluster.kubectl_output(&["logs", "phoenix", "--previous"]);
+        let error = String::from_utf8_lossy(&out.stderr);
+        error
+            .contains("previous terminated container \"main\" in pod \"phoenix\" not found")
+            .then_some(())
+    });
+    eventually_blocking("the third instance to run", || {
+        let (_, pod) = cluster.get("/api/v1/namespaces/default/pods/phoenix");
+        let status = &pod["status"]["containerStatuses"][0];
+        (status["restartCount"].as_i64()? >= 2 && status["state"]["running"].is_object()).then_some(())
+    });
+    let previous = cluster.kubectl_ok(&["logs", "phoenix", "--previous"]);
+    assert_eq!(previous, "instance 2\n");
+    let limited = cluster.kubectl_ok(&["logs", "phoenix", "--previous", "--limit-bytes=5"]);
+    assert_eq!(limited, "insta");
+}

@@ -19,6 +19,7 @@
 mod cgroup;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+pub mod log_file;
 mod process;
 mod record;
 mod spec_check;

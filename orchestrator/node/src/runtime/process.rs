@@ -349,6 +349,11 @@ impl Runtime for ProcessRuntime {
             })?;
         let log_path = self.log_path(&spec.pod_uid, &spec.name);
         let log = open_log(&log_path)?;
+        super::log_file::mark_instance_start(&log_path).map_err(|source| RuntimeError::StateDir {
+            what: "cannot mark the container's start in its log",
+            path: log_path.clone(),
+            source,
+        })?;
 
         let sequence = self.next_sequence()?;
         let id = format!("{}-{}-{sequence}", spec.pod_uid, spec.name);
