@@ -20,6 +20,7 @@ mod session;
 mod spdy;
 mod websocket;
 
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, Request, State};
@@ -241,7 +242,9 @@ pub(super) async fn port_forward(
     let name = format!("{namespace}/{pod}");
     tokio::spawn(async move {
         match on_upgrade.await {
-            Ok(upgraded) => portforward::serve(TokioIo::new(upgraded), name).await,
+            // Every pod shares the host's network today; a pod with a network namespace
+            // of its own is to be reached at its pod IP instead.
+            Ok(upgraded) => portforward::serve(TokioIo::new(upgraded), name, Ipv4Addr::LOCALHOST.into()).await,
             Err(e) => tracing::debug!(error = %e, "a port-forward upgrade failed"),
         }
     });

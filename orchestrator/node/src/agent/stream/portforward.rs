@@ -4,11 +4,11 @@
 //! pod's port and relays the data stream both ways, then closes the error stream —
 //! empty when all went well, the reason when not.
 //!
-//! The pod's port is reached at 127.0.0.1: the process runtime's pods (and
-//! `hostNetwork` ones) share the host's network.
+//! The pod's port is reached at the address the caller gives: 127.0.0.1 while pods
+//! share the host's network (the process runtime's, and `hostNetwork` ones).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -16,12 +16,12 @@ use super::spdy::{self, Outbound, Stream};
 
 pub const PROTOCOL: &str = "portforward.k8s.io";
 
-/// Serves one upgraded port-forward connection for pod `pod` ("namespace/name").
-pub async fn serve<S>(io: S, pod: String)
+/// Serves one upgraded port-forward connection for pod `pod` ("namespace/name"),
+/// whose ports are reached at `target`.
+pub async fn serve<S>(io: S, pod: String, target: IpAddr)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + 'static,
 {
-    let target = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let mut errors: HashMap<String, Outbound> = HashMap::new();
     spdy::serve(io, |stream: Stream| {
         let request_id = stream.header("requestid").unwrap_or_default().to_owned();

@@ -120,3 +120,152 @@ fn environ(pid: u32) -> std::io::Result<Vec<(String, String)>> {
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+
+    use super::super::super::{ContainerSpec, ContainerState, Runtime};
+    use super::super::ProcessRuntime;
+    use super::*;
+    use rustix::process::Pid;
+
+    const DEADLINE: Duration = Duration::from_secs(20);
+
+    /// A running container, stopped when the test ends however it ends.
+    struct Sleeper {
+        runtime: ProcessRuntime,
+        id: String,
+    }
+
+    impl Sleeper {
+        fn stop(&self) {
+            let clock = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            clock
+                .block_on(self.runtime.stop(&self.id, Duration::from_secs(1)))
+                .unwrap();
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            self.stop();
+        }
+    }
+
+    /// A container that sleeps in `dir` with a variable set.
+    fn sleeper(state: &tempfile::TempDir, dir: &std::path::Path, tag: &str) -> Sleeper {
+        let runtime = ProcessRuntime::new(state.path().to_path_buf()).unwrap();
+        let spec = ContainerSpec {
+            pod_uid: format!("{tag}-{}", std::process::id()),
+            pod: format!("default/{tag}"),
+            name: "main".into(),
+            argv: vec!["sleep".into(), "60".into()],
+            env: vec![("GREETING".into(), "hi there".into())],
+            working_dir: Some(dir.to_path_buf()),
+            ..ContainerSpec::default()
+        };
+        let id = runtime.start(&spec).unwrap();
+        // The wrapper's environment is what exec reads: wait until it has exec'd.
+        let start = Instant::now();
+        while !super::super::super::wrapper::has_started_command(pid(&runtime, &id)) {
+            assert!(start.elapsed() < DEADLINE, "the container never started its command");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sleeper { runtime, id }
+    }
+
+    fn pid(runtime: &ProcessRuntime, id: &str) -> u32 {
+        match runtime.state(id).unwrap() {
+            ContainerState::Running { pid, .. } => pid,
+            other => panic!("{id} is {other:?}"),
+        }
+    }
+
+    fn argv(words: &[&str]) -> Vec<String> {
+        words.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn exec_runs_with_the_containers_env_and_cwd_and_pipes() {
+        let state = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let container = sleeper(&state, work.path(), "exec-pipes");
+        let (runtime, id) = (&container.runtime, &container.id);
+        let spec = ExecSpec {
+            argv: argv(&[
+                "sh",
+                "-c",
+                "read line; echo \"$GREETING $line $(pwd)\"; echo oops >&2; exit 7",
+            ]),
+            tty: false,
+        };
+        let mut session = runtime.exec(id, &spec).unwrap();
+        session.child.stdin.take().unwrap().write_all(b"friend\n").unwrap();
+        let mut out = String::new();
+        session.child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        let mut err = String::new();
+        session.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        let status = session.child.wait().unwrap();
+        assert_eq!(out, format!("hi there friend {}\n", work.path().display()));
+        assert_eq!(err, "oops\n");
+        assert_eq!(status.code(), Some(7));
+    }
+
+    #[test]
+    fn exec_lives_in_the_containers_process_group_and_ends_with_it() {
+        let state = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let container = sleeper(&state, work.path(), "exec-group");
+        let (runtime, id) = (&container.runtime, &container.id);
+        let spec = ExecSpec {
+            argv: argv(&["sleep", "300"]),
+            tty: false,
+        };
+        let mut session = runtime.exec(id, &spec).unwrap();
+        let exec_pid = Pid::from_child(&session.child);
+        assert_eq!(
+            rustix::process::getpgid(Some(exec_pid)).unwrap().as_raw_nonzero().get() as u32,
+            pid(runtime, id)
+        );
+        container.stop();
+        // Stopping the container ended what was exec'd in it.
+        let status = session.child.wait().unwrap();
+        assert!(!status.success());
+        let error = runtime.exec(id, &spec).unwrap_err();
+        assert!(matches!(error, RuntimeError::NotRunning { .. }), "{error}");
+    }
+
+    #[test]
+    fn exec_with_a_tty_gets_a_terminal_of_the_asked_size() {
+        let state = tempfile::tempdir().unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let container = sleeper(&state, work.path(), "exec-tty");
+        let (runtime, id) = (&container.runtime, &container.id);
+        let spec = ExecSpec {
+            argv: argv(&["sh", "-c", "read go; test -t 0 && test -t 1 && echo tty; stty size"]),
+            tty: true,
+        };
+        let mut session = runtime.exec(id, &spec).unwrap();
+        let mut master = session.pty.take().expect("a pty");
+        crate::runtime::resize_terminal(&master, 99, 33).unwrap();
+        master.write_all(b"go\n").unwrap();
+        let status = session.child.wait().unwrap();
+        assert!(status.success());
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        // The slave is closed: reading ends with EIO once the output is drained.
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let out = String::from_utf8_lossy(&out);
+        assert!(out.contains("tty\r\n33 99\r\n"), "{out:?}");
+    }
+}
