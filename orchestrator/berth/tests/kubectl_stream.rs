@@ -183,28 +183,36 @@ spec:
     cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
     wait_running(&cluster, "web");
 
-    let local_port = berth_testkit::free_port();
-    let server = format!("http://127.0.0.1:{}", cluster.running_api_ports()[0]);
-    let forward = KillOnDrop(
-        Command::new("kubectl")
-            .arg(format!("--server={server}"))
-            .args(["port-forward", "pod/web", &format!("{local_port}:{pod_port}")])
-            .env("KUBECONFIG", "/dev/null")
-            .env("HOME", cluster.servers.dir())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("kubectl runs"),
-    );
-    // Two requests, each its own connection, so its own pair of streams.
-    let answer = eventually_blocking("a page through kubectl port-forward", || {
-        http_get_raw(local_port, "/").ok()
-    });
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.ends_with("served from the pod\n"), "{answer}");
-    let missing = http_get_raw(local_port, "/missing").unwrap();
-    assert!(missing.starts_with("HTTP/1.1 404"), "{missing}");
-    drop(forward);
+    // kubectl 1.32 tunnels SPDY in WebSocket first; with KUBECTL_PORT_FORWARD_WEBSOCKETS
+    // off it upgrades to plain SPDY. Both are served.
+    for is_websocket in [true, false] {
+        let local_port = berth_testkit::free_port();
+        let server = format!("http://127.0.0.1:{}", cluster.running_api_ports()[0]);
+        let forward = KillOnDrop(
+            Command::new("kubectl")
+                .arg(format!("--server={server}"))
+                .args(["port-forward", "pod/web", &format!("{local_port}:{pod_port}")])
+                .env("KUBECONFIG", "/dev/null")
+                .env("HOME", cluster.servers.dir())
+                .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", is_websocket.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("kubectl runs"),
+        );
+        // Two requests, each its own connection, so its own pair of streams.
+        let answer = eventually_blocking("a page through kubectl port-forward", || {
+            http_get_raw(local_port, "/").ok()
+        });
+        assert!(answer.starts_with("HTTP/1.1 200"), "websocket {is_websocket}: {answer}");
+        assert!(answer.ends_with("served from the pod\n"), "{answer}");
+        let missing = http_get_raw(local_port, "/missing").unwrap();
+        assert!(
+            missing.starts_with("HTTP/1.1 404"),
+            "websocket {is_websocket}: {missing}"
+        );
+        drop(forward);
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ mod channel;
 mod portforward;
 mod session;
 mod spdy;
+mod tunnel;
 mod websocket;
 
 use std::net::Ipv4Addr;
@@ -90,7 +91,11 @@ where
 {
     let headers = request.headers();
     let is_websocket = header_is(headers, header::UPGRADE, "websocket");
-    let Some(key) = headers.get("sec-websocket-key").and_then(|v| v.to_str().ok()) else {
+    let Some(key) = headers
+        .get("sec-websocket-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    else {
         let message = if is_websocket {
             "unable to upgrade: missing Sec-WebSocket-Key"
         } else {
@@ -113,7 +118,6 @@ where
             ),
         );
     };
-    let accept = websocket::accept_key(key);
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         match on_upgrade.await {
@@ -124,12 +128,17 @@ where
             Err(e) => tracing::debug!(error = %e, "a streaming upgrade failed"),
         }
     });
+    websocket_accepted(&key, protocol)
+}
+
+/// The 101 answer to a WebSocket handshake with `key`, speaking `protocol`.
+fn websocket_accepted(key: &str, protocol: &'static str) -> Response {
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let answer = response.headers_mut();
     answer.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     answer.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     answer.insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
-    if let Ok(accept) = HeaderValue::from_str(&accept) {
+    if let Ok(accept) = HeaderValue::from_str(&websocket::accept_key(key)) {
         answer.insert("sec-websocket-accept", accept);
     }
     response
@@ -200,8 +209,9 @@ pub(super) async fn attach(
     })
 }
 
-/// `/portForward/{ns}/{pod}`: SPDY/3.1 only. A WebSocket upgrade is refused, and
-/// kubectl then falls back to SPDY (it tries SPDY tunnelled in WebSocket first).
+/// `/portForward/{ns}/{pod}`: SPDY/3.1, on a plain upgrade or tunnelled in WebSocket
+/// (`SPDY/3.1+portforward.k8s.io`, which kubectl tries first; on any other WebSocket
+/// subprotocol the upgrade is refused and kubectl falls back to plain SPDY).
 pub(super) async fn port_forward(
     State(node): State<Node>,
     Path((namespace, pod)): Path<(String, String)>,
@@ -214,6 +224,37 @@ pub(super) async fn port_forward(
         .contains_key(&(namespace.clone(), pod.clone()));
     if !is_here {
         return error(StatusCode::NOT_FOUND, format!("pod not found ({namespace}/{pod})"));
+    }
+    // Every pod shares the host's network today; a pod with a network namespace of its
+    // own is to be reached at its pod IP instead.
+    let target = Ipv4Addr::LOCALHOST.into();
+    let name = format!("{namespace}/{pod}");
+    if header_is(request.headers(), header::UPGRADE, "websocket") {
+        let key = request.headers().get("sec-websocket-key").and_then(|v| v.to_str().ok());
+        let is_tunnel = request
+            .headers()
+            .get_all("sec-websocket-protocol")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|p| p.trim() == tunnel::PORT_FORWARD);
+        let (Some(key), true) = (key.map(str::to_owned), is_tunnel) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "unable to upgrade: port forwarding over WebSocket speaks {:?} only",
+                    tunnel::PORT_FORWARD
+                ),
+            );
+        };
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => portforward::serve(tunnel::open(TokioIo::new(upgraded)), name, target).await,
+                Err(e) => tracing::debug!(error = %e, "a port-forward upgrade failed"),
+            }
+        });
+        return websocket_accepted(&key, tunnel::PORT_FORWARD);
     }
     if !header_is(request.headers(), header::UPGRADE, "SPDY/3.1") {
         return error(
@@ -239,12 +280,9 @@ pub(super) async fn port_forward(
         );
     }
     let on_upgrade = hyper::upgrade::on(&mut request);
-    let name = format!("{namespace}/{pod}");
     tokio::spawn(async move {
         match on_upgrade.await {
-            // Every pod shares the host's network today; a pod with a network namespace
-            // of its own is to be reached at its pod IP instead.
-            Ok(upgraded) => portforward::serve(TokioIo::new(upgraded), name, Ipv4Addr::LOCALHOST.into()).await,
+            Ok(upgraded) => portforward::serve(TokioIo::new(upgraded), name, target).await,
             Err(e) => tracing::debug!(error = %e, "a port-forward upgrade failed"),
         }
     });
