@@ -109,6 +109,27 @@ fn kubectl_exec_runs_commands_in_the_container() {
     assert!(error.contains("container nope is not valid for pod shell"), "{error}");
     let error = cluster.kubectl_fails(&["exec", "missing", "--", "true"]);
     assert!(error.contains("pods \"missing\" not found"), "{error}");
+
+    // A container that is not running (it crashes and backs off): the kubelet's words,
+    // passed on by the API server.
+    let crasher = "apiVersion: v1
+kind: Pod
+metadata:
+  name: crasher
+spec:
+  containers:
+  - name: main
+    image: busybox
+    command: [\"false\"]
+";
+    let path = cluster.write_manifest("crasher.yaml", crasher);
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    eventually_blocking("exec into a container that is not running to say so", || {
+        let out = cluster.kubectl_output(&["exec", "crasher", "--", "true"]);
+        let error = String::from_utf8_lossy(&out.stderr).into_owned();
+        (!out.status.success() && error.contains("unable to upgrade connection: container not found (\"main\")"))
+            .then_some(())
+    });
 }
 
 /// A child process killed when the test ends, however it ends.
