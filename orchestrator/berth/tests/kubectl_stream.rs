@@ -50,12 +50,22 @@ fn wait_running(cluster: &TestCluster, name: &str) {
 
 /// kubectl with `input` on its stdin.
 fn kubectl_with_stdin(cluster: &TestCluster, args: &[&str], input: &[u8]) -> std::process::Output {
+    kubectl_with_stdin_and_env(cluster, args, input, &[])
+}
+
+fn kubectl_with_stdin_and_env(
+    cluster: &TestCluster,
+    args: &[&str],
+    input: &[u8],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let server = format!("http://127.0.0.1:{}", cluster.running_api_ports()[0]);
     let mut child = Command::new("kubectl")
         .arg(format!("--server={server}"))
         .args(args)
         .env("KUBECONFIG", "/dev/null")
         .env("HOME", cluster.servers.dir())
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -333,4 +343,53 @@ spec:
     assert_eq!(previous, "instance 2\n");
     let limited = cluster.kubectl_ok(&["logs", "phoenix", "--previous", "--limit-bytes=5"]);
     assert_eq!(limited, "insta");
+}
+
+#[test]
+fn kubectl_exec_over_spdy_works_as_over_websocket() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let dir = sleeper(&cluster, "legacy");
+    // kubectl's switch back to the SPDY protocol that clients before 1.30 speak.
+    let spdy = [("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")];
+
+    let out = kubectl_with_stdin_and_env(
+        &cluster,
+        &[
+            "exec",
+            "legacy",
+            "--",
+            "sh",
+            "-c",
+            "echo $GREETING; echo err >&2; exit 4",
+        ],
+        b"",
+        &spdy,
+    );
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-from-the-pod\n");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("err\n"), "{out:?}");
+
+    let out = kubectl_with_stdin_and_env(
+        &cluster,
+        &["exec", "-i", "legacy", "--", "cat"],
+        b"through spdy\n",
+        &spdy,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through spdy\n");
+
+    // cp into the container: tar reading its stdin to the end.
+    let upload = cluster.servers.dir().join("spdy-upload.txt");
+    std::fs::write(&upload, "by spdy\n").unwrap();
+    let into = format!("legacy:{}/spdy-upload.txt", dir.display());
+    let out = kubectl_with_stdin_and_env(&cluster, &["cp", upload.to_str().unwrap(), &into], b"", &spdy);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("spdy-upload.txt")).unwrap(),
+        "by spdy\n"
+    );
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::session::Session;
+use super::session::{Session, TerminalSize};
 use super::websocket::{self, Message, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT};
 
 pub const V5: &str = "v5.channel.k8s.io";
@@ -27,15 +27,6 @@ const STDIN: u8 = 0;
 const ERROR: u8 = 3;
 const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
-
-/// A client's resize message.
-#[derive(serde::Deserialize)]
-struct TerminalSize {
-    #[serde(rename = "Width")]
-    width: u16,
-    #[serde(rename = "Height")]
-    height: u16,
-}
 
 /// Relays `session` over the upgraded connection until the session has ended and its
 /// Status is sent, or the client goes away.

@@ -6,7 +6,10 @@
 //! GET|POST /exec/{ns}/{pod}/{container}?command=..&input=1&output=1&error=1&tty=1
 //! GET|POST /attach/{ns}/{pod}/{container}?output=1&error=1
 //! GET|POST /portForward/{ns}/{pod}
-//!    Upgrade: websocket  (Sec-WebSocket-Protocol v5/v4.channel.k8s.io)   see channel
+//!    exec, attach: Upgrade: websocket (Sec-WebSocket-Protocol v5/v4.channel.k8s.io,
+//!                  see channel) or SPDY/3.1 (v4.channel.k8s.io, see spdy_streams)
+//!    portForward:  Upgrade: websocket (SPDY/3.1+portforward.k8s.io, see tunnel) or
+//!                  SPDY/3.1 (portforward.k8s.io, see portforward)
 //! ```
 //!
 //! Attach: berth refuses `stdin` and `tty` on containers, so a container has no input
@@ -18,6 +21,7 @@ mod channel;
 mod portforward;
 mod session;
 mod spdy;
+mod spdy_streams;
 mod tunnel;
 mod websocket;
 
@@ -82,14 +86,40 @@ fn running_container(node: &Node, namespace: &str, pod: &str, container: &str) -
     Ok((uid, id))
 }
 
-/// Answers the WebSocket handshake with the channel protocol chosen, and runs `serve`
-/// on the upgraded connection.
-fn upgrade<F, Fut>(mut request: Request, serve: F) -> Response
+/// Answers the upgrade — WebSocket with the channel protocol chosen, or SPDY/3.1 with
+/// `v4.channel.k8s.io` — and runs `serve`'s session on the upgraded connection.
+fn upgrade<F, Fut>(mut request: Request, wanted: Wanted, serve: F) -> Response
 where
-    F: FnOnce(&'static str) -> Fut + Send + 'static,
+    F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Session> + Send,
 {
     let headers = request.headers();
+    if header_is(headers, header::UPGRADE, "SPDY/3.1") {
+        let offered: Vec<&str> = headers
+            .get_all("x-stream-protocol-version")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .collect();
+        let protocol = match spdy_streams::negotiate(&offered) {
+            Ok(protocol) => protocol,
+            Err(message) => return error(StatusCode::FORBIDDEN, message),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut request);
+        tokio::spawn(async move {
+            match on_upgrade.await {
+                Ok(upgraded) => spdy_streams::serve(TokioIo::new(upgraded), wanted, serve).await,
+                Err(e) => tracing::debug!(error = %e, "a streaming upgrade failed"),
+            }
+        });
+        let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let answer = response.headers_mut();
+        answer.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        answer.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        answer.insert("x-stream-protocol-version", HeaderValue::from_static(protocol));
+        return response;
+    }
     let is_websocket = header_is(headers, header::UPGRADE, "websocket");
     let Some(key) = headers
         .get("sec-websocket-key")
@@ -99,7 +129,7 @@ where
         let message = if is_websocket {
             "unable to upgrade: missing Sec-WebSocket-Key"
         } else {
-            "unable to upgrade: only WebSocket is served here (Upgrade: websocket)"
+            "unable to upgrade: Upgrade: websocket or SPDY/3.1 is required"
         };
         return error(StatusCode::BAD_REQUEST, message.into());
     };
@@ -122,7 +152,7 @@ where
     tokio::spawn(async move {
         match on_upgrade.await {
             Ok(upgraded) => {
-                let session = serve(protocol).await;
+                let session = serve().await;
                 channel::serve(TokioIo::new(upgraded), session).await;
             }
             Err(e) => tracing::debug!(error = %e, "a streaming upgrade failed"),
@@ -177,7 +207,7 @@ pub(super) async fn exec(
         Ok(found) => found,
         Err(response) => return response,
     };
-    upgrade(request, move |_protocol| async move {
+    upgrade(request, wanted, move || async move {
         let spec = ExecSpec {
             argv: argv.clone(),
             tty: wanted.tty,
@@ -204,7 +234,7 @@ pub(super) async fn attach(
         Err(response) => return response,
     };
     let log = node.runtime.log_path(&uid, &container);
-    upgrade(request, move |_protocol| async move {
+    upgrade(request, wanted, move || async move {
         attach::follow(node.runtime, id, log, wanted)
     })
 }

@@ -20,6 +20,15 @@ use crate::runtime::{ExecSession, resize_terminal};
 pub const STDOUT: u8 = 1;
 pub const STDERR: u8 = 2;
 
+/// A client's resize message (remotecommand's TerminalSize).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+pub struct TerminalSize {
+    #[serde(rename = "Width")]
+    pub width: u16,
+    #[serde(rename = "Height")]
+    pub height: u16,
+}
+
 /// What the client asked to be connected.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Wanted {
