@@ -78,6 +78,15 @@ fn agent_path(
                     "you must specify at least 1 of stdin, stdout, stderr",
                 ));
             }
+            if stream == Stream::Attach && (stdin || tty) {
+                // berth refuses spec.containers[].stdin and tty: there is no input to
+                // attach to, and output goes to the log, not a terminal.
+                let what = if stdin { "stdin" } else { "tty" };
+                return Err(ApiError::bad_request(format!(
+                    "{what}: berth's containers have no {what} to attach to (stdin and tty are refused in \
+                     pod specs); attach streams their output"
+                )));
+            }
             if tty && stderr {
                 // kube-apiserver's validation: a terminal merges stderr into stdout.
                 return Err(ApiError::bad_request("tty and stderr cannot both be true"));
@@ -270,6 +279,13 @@ mod tests {
         assert_eq!(
             agent_path(Stream::Attach, "dev", "p", "c", &nothing).unwrap(),
             "/attach/dev/p/c?output=1"
+        );
+        let with_stdin = query(&[("stdout", "true"), ("stdin", "true")]);
+        assert!(
+            agent_path(Stream::Attach, "dev", "p", "c", &with_stdin)
+                .unwrap_err()
+                .message
+                .starts_with("stdin: berth's containers have no stdin")
         );
         assert_eq!(
             agent_path(Stream::PortForward, "dev", "p", "", &query(&[("ports", "8080")])).unwrap(),
