@@ -12,6 +12,18 @@ use std::process::{Command, Stdio};
 use berth_testkit::eventually_blocking;
 use common::*;
 
+/// Whether `tool` is on the PATH; says what is missing (and fails under CI) if not.
+fn have(tool: &str, package: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        berth_testkit::skip(&format!("{tool} ({package}; scripts/test.sh installs it)"));
+    }
+    found
+}
+
 /// A pod that sleeps for the cluster's marker, in a working directory of its own
 /// (the process runtime runs commands on the host).
 fn sleeper(cluster: &TestCluster, name: &str) -> std::path::PathBuf {
@@ -77,7 +89,7 @@ fn kubectl_with_stdin_and_env(
 
 #[test]
 fn kubectl_exec_runs_commands_in_the_container() {
-    if !have_kubectl() {
+    if !have_kubectl() || !have("script", "bsdutils") || !have("setsid", "util-linux") {
         return;
     }
     let mut cluster = TestCluster::start();
@@ -185,7 +197,7 @@ fn http_get_raw(port: u16, path: &str) -> std::io::Result<String> {
 
 #[test]
 fn kubectl_port_forward_reaches_a_pods_port() {
-    if !have_kubectl() {
+    if !have_kubectl() || !have("busybox", "busybox-static") {
         return;
     }
     let pod_port = berth_testkit::free_port();
@@ -248,7 +260,7 @@ spec:
 
 #[test]
 fn kubectl_cp_copies_both_ways() {
-    if !have_kubectl() {
+    if !have_kubectl() || !have("tar", "tar") {
         return;
     }
     let mut cluster = TestCluster::start();
