@@ -175,7 +175,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// log file stays until `remove_pod_logs`.
     fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// The log file of a container of a pod (stdout and stderr interleaved, appended
-    /// across restarts).
+    /// across restarts, each start marked with `log_file::mark_instance_start` so that
+    /// `logs --previous` finds the instance before the last).
     fn log_path(&self, pod_uid: &str, container: &str) -> PathBuf;
     fn remove_pod_logs(&self, pod_uid: &str);
     /// Runs a further process inside the running container `id` (`kubectl exec`):
