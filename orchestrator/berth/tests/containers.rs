@@ -4,6 +4,9 @@
 //! that say why; an agent killed with -9 that adopts its containers; a deleted pod
 //! that leaves nothing behind. Needs root, runc, the CNI plugins and docker-registry
 //! (skipped without them on a developer's machine, failing under CI).
+//!
+//! The pods' grace period is 1 s: their PID 1 (`sleep`, `httpd`) has no SIGTERM
+//! handler, so it ignores the signal, and the default 30 s would only slow the tests.
 
 mod common;
 
@@ -26,6 +29,7 @@ kind: Pod
 metadata:
   name: isolated
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - name: user
     image: {image}
@@ -137,6 +141,7 @@ kind: Pod
 metadata:
   name: hog
 spec:
+  terminationGracePeriodSeconds: 1
   restartPolicy: Never
   containers:
   - name: hog
@@ -167,6 +172,7 @@ kind: Pod
 metadata:
   name: spinner
 spec:
+  terminationGracePeriodSeconds: 1
   containers:
   - name: spin
     image: {image}
@@ -211,7 +217,7 @@ fn pull_failures_name_the_registrys_error_and_a_wrong_digest_is_refused() {
         cluster.apply(
             name,
             &format!(
-                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {reference}\n    command: [\"sleep\", \"3600\"]\n"
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {reference}\n    command: [\"sleep\", \"3600\"]\n"
             ),
         );
         if name == "missing" {
@@ -255,7 +261,7 @@ fn a_restarted_agent_adopts_its_containers_and_a_deleted_pod_leaves_nothing_behi
     let (image, _) = cluster.push_busybox(REPO, "1.0", |image| image);
     let pod = |name: &str| {
         format!(
-            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    ports:\n    - containerPort: 8080\n      hostPort: 18080\n"
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    ports:\n    - containerPort: 8080\n      hostPort: 18080\n"
         )
     };
     cluster.apply("survivor", &pod("survivor"));
@@ -310,59 +316,75 @@ fn a_restarted_agent_adopts_its_containers_and_a_deleted_pod_leaves_nothing_behi
                 .to_string()
         })
         .collect();
+    let before = traces(&cluster, &uids, &ips);
+    let unseen: Vec<_> = before.iter().filter(|(_, found)| found.is_empty()).collect();
+    assert!(
+        unseen.is_empty(),
+        "running pods leave traces these probes see: {before:?}"
+    );
     cluster.delete_pod("survivor");
     cluster.delete_pod("newcomer");
-    let data_dir = cluster.agent_dirs[0].clone();
-    let host = cluster.network.host(0).clone();
+    // What is left is printed as it changes, so a test that hangs says what stayed.
+    let mut last_left = Vec::new();
     eventually_blocking("the pods leave nothing behind", || {
-        let mounts = mounts_under(&data_dir);
-        let cgroups: Vec<_> = cgroup_roots()
-            .iter()
-            .flat_map(|root| pod_cgroups(root, &uids))
-            .collect();
-        let netns: Vec<_> = std::fs::read_dir(data_dir.join("network/netns"))
+        let left: Vec<_> = traces(&cluster, &uids, &ips)
             .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
+            .filter(|(_, found)| !found.is_empty())
             .collect();
-        let veths: Vec<String> = host
-            .ip(&["-o", "link", "show", "type", "veth"])
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
-            .filter(|name| !name.starts_with("eth0"))
-            .collect();
-        let rules = host.command("iptables-save").output().unwrap();
-        let rules = String::from_utf8_lossy(&rules.stdout).into_owned();
-        let rules: Vec<&str> = rules
-            .lines()
-            .filter(|l| uids.iter().chain(&ips).any(|word| l.contains(word.as_str())) || l.contains("dport 1808"))
-            .collect();
-        let bundles: Vec<_> = std::fs::read_dir(data_dir.join("oci/bundles"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        let containers = cluster.runc_ids(0);
-        let left = [
-            ("mounts", format!("{mounts:?}"), mounts.is_empty()),
-            ("cgroups", format!("{cgroups:?}"), cgroups.is_empty()),
-            ("netns files", format!("{netns:?}"), netns.is_empty()),
-            ("veths", format!("{veths:?}"), veths.is_empty()),
-            ("iptables rules", format!("{rules:?}"), rules.is_empty()),
-            ("bundles", format!("{bundles:?}"), bundles.is_empty()),
-            ("runc containers", format!("{containers:?}"), containers.is_empty()),
-        ];
-        let leftovers: Vec<String> = left
-            .iter()
-            .filter(|(_, _, clean)| !clean)
-            .map(|(what, which, _)| format!("{what}: {which}"))
-            .collect();
-        if !leftovers.is_empty() {
-            eprintln!("still there: {leftovers:?}");
+        if left != last_left {
+            eprintln!("still there: {left:?}");
+            last_left = left.clone();
         }
-        leftovers.is_empty().then_some(())
+        left.is_empty().then_some(())
     });
+}
+
+/// What pods (by uid and IP) of agent 0 leave on its host, by kind: mounts under its
+/// data dir, cgroups, network namespace files, veths, iptables rules, bundles, runc
+/// containers.
+fn traces(cluster: &ContainerCluster, uids: &[String], ips: &[String]) -> Vec<(&'static str, Vec<String>)> {
+    let data_dir = &cluster.agent_dirs[0];
+    let host = cluster.network.host(0);
+    let entries = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().display().to_string())
+            .collect()
+    };
+    let mounts = mounts_under(data_dir).iter().map(|p| p.display().to_string()).collect();
+    let cgroups = cgroup_roots()
+        .iter()
+        .flat_map(|root| pod_cgroups(root, uids))
+        .map(|p| p.display().to_string())
+        .collect();
+    // The host's own link to the test network is a veth too.
+    let veths = host
+        .ip(&["-o", "link", "show", "type", "veth"])
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(':').nth(1).map(|n| n.trim().to_string()))
+        .filter(|name| !name.starts_with("eth0"))
+        .collect();
+    let saved = host.command("iptables-save").output().unwrap();
+    let rules = String::from_utf8_lossy(&saved.stdout)
+        .lines()
+        .filter(|l| {
+            let mentions_pod = uids.iter().chain(ips).any(|word| {
+                l.contains(&format!("{word}/")) || l.contains(&format!("{word}:")) || l.contains(&format!("\"{word}"))
+            });
+            mentions_pod || l.contains("--dport 1808")
+        })
+        .map(String::from)
+        .collect();
+    vec![
+        ("mounts", mounts),
+        ("cgroups", cgroups),
+        ("netns files", entries(&data_dir.join("network/netns"))),
+        ("veths", veths),
+        ("iptables rules", rules),
+        ("bundles", entries(&data_dir.join("oci/bundles"))),
+        ("runc containers", cluster.runc_ids(0)),
+    ]
 }

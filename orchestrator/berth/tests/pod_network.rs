@@ -3,6 +3,9 @@
 //! a hostPort reaches a pod from outside its host, and two containers of one pod
 //! share localhost. Needs root, runc, the CNI plugins and docker-registry (skipped
 //! without them on a developer's machine, failing under CI).
+//!
+//! The pods' grace period is 1 s: their PID 1 (`sleep`, `httpd`) has no SIGTERM
+//! handler, so it ignores the signal, and the default 30 s would only slow the tests.
 
 mod common;
 
@@ -44,6 +47,7 @@ kind: Pod
 metadata:
   name: web
 spec:
+  terminationGracePeriodSeconds: 1
   nodeName: host-1
   containers:
   - name: httpd
@@ -79,6 +83,7 @@ kind: Pod
 metadata:
   name: client
 spec:
+  terminationGracePeriodSeconds: 1
   nodeName: host-0
   containers:
   - name: wget
