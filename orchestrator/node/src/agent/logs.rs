@@ -3,7 +3,6 @@
 //! API server proxies `berth logs` to; and `/healthz`.
 
 use std::io::SeekFrom;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -16,11 +15,11 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::PodIndex;
-use crate::runtime::Runtime;
+use super::workloads::Runtimes;
 
 #[derive(Clone)]
 struct Logs {
-    runtime: Arc<dyn Runtime>,
+    runtimes: Runtimes,
     index: PodIndex,
 }
 
@@ -33,11 +32,11 @@ struct LogQuery {
     tail_lines: Option<usize>,
 }
 
-pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Runtime>, index: PodIndex) {
+pub(super) async fn serve(listener: tokio::net::TcpListener, runtimes: Runtimes, index: PodIndex) {
     let app = Router::new()
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Logs { runtime, index });
+        .with_state(Logs { runtimes, index });
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the agent's log server stopped");
     }
@@ -53,13 +52,14 @@ async fn container_logs(
     Query(query): Query<LogQuery>,
 ) -> Response {
     let key = (namespace.clone(), pod.clone());
-    let Some(uid) = logs.index.lock().expect("pod index lock").get(&key).cloned() else {
+    let found = logs.index.lock().expect("pod index lock").get(&key).cloned();
+    let Some((uid, runtime)) = found.and_then(|(uid, handler)| Some((uid, logs.runtimes.get(&handler)?.clone()))) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("pod {namespace}/{pod} does not run on this node"),
         );
     };
-    let path = logs.runtime.log_path(&uid, &container);
+    let path = runtime.log_path(&uid, &container);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -89,7 +89,7 @@ async fn container_logs(
         loop {
             match file.read(&mut buf).await {
                 Ok(0) => {
-                    let still_here = index.lock().expect("pod index lock").get(&key) == Some(&uid);
+                    let still_here = index.lock().expect("pod index lock").get(&key).is_some_and(|(u, _)| *u == uid);
                     if !follow || !still_here || tx.is_closed() {
                         return;
                     }

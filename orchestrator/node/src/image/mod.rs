@@ -15,6 +15,10 @@
 //! The agent asks [`Images::ensure`] for each container's image before it starts it;
 //! `berth image import|ls|rm` reach the same store for air-gapped nodes.
 
+pub mod pull_secrets;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;

@@ -12,6 +12,9 @@
 //!                        and what the plugins leave behind
 //! ```
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 
