@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::runtime::ContainerState;
-use crate::runtime::ProcessRuntime;
+use crate::runtime::{ProcessRuntime, Runtime};
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::{Container, ContainerStatus, PodSpec, PodStatus};
 use berth_client::testing::{TestStore, free_port, store};
