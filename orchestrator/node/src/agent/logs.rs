@@ -53,7 +53,8 @@ async fn container_logs(
 ) -> Response {
     let key = (namespace.clone(), pod.clone());
     let found = logs.index.lock().expect("pod index lock").get(&key).cloned();
-    let Some((uid, runtime)) = found.and_then(|(uid, handler)| Some((uid, logs.runtimes.get(&handler)?.clone()))) else {
+    let Some((uid, runtime)) = found.and_then(|(uid, handler)| Some((uid, logs.runtimes.get(&handler)?.clone())))
+    else {
         return error(
             StatusCode::NOT_FOUND,
             format!("pod {namespace}/{pod} does not run on this node"),
@@ -89,7 +90,11 @@ async fn container_logs(
         loop {
             match file.read(&mut buf).await {
                 Ok(0) => {
-                    let still_here = index.lock().expect("pod index lock").get(&key).is_some_and(|(u, _)| *u == uid);
+                    let still_here = index
+                        .lock()
+                        .expect("pod index lock")
+                        .get(&key)
+                        .is_some_and(|(u, _)| *u == uid);
                     if !follow || !still_here || tx.is_closed() {
                         return;
                     }

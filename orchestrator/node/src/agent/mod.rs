@@ -23,17 +23,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use workloads::{Runtimes, Workloads};
 use berth_api::conditions::Condition;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec, NodeStatus, Pod,
-    PodSpec, Quantity,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec, NodeStatus,
+    Pod, PodSpec, Quantity,
 };
 use berth_api::quantity::{format_cpu_millis, format_memory_bytes};
 use berth_client::kv::{Event, Kv, KvError, Record};
 use berth_client::reflector::Sink;
 use berth_client::registry::{Registry, decode};
+pub use workloads::{Runtimes, Workloads};
 
 /// The key a live agent keeps attached to its lease.
 pub fn heartbeat_key(node: &str) -> String {

@@ -51,11 +51,11 @@ pub(crate) fn container_spec(
         values?.get(resource).map(|q| q.0.clone())
     };
     let cpu = |section| quantity(section, "cpu").and_then(|q| parse_cpu_millis(&q).ok());
-    let working_dir = c
-        .working_dir
-        .clone()
-        .filter(|d| !d.is_empty())
-        .or_else(|| image.and_then(|i| i.config.working_dir.clone()).filter(|d| !d.is_empty()));
+    let working_dir = c.working_dir.clone().filter(|d| !d.is_empty()).or_else(|| {
+        image
+            .and_then(|i| i.config.working_dir.clone())
+            .filter(|d| !d.is_empty())
+    });
     let mut security = security_spec(pod, c);
     security.image_user = image.and_then(|i| i.config.user.clone()).filter(|u| !u.is_empty());
     ContainerSpec {

@@ -21,9 +21,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::background::{
-    Completion, PullJob, SecretSource, set_up_sandbox, stop_and_remove, tear_down_sandbox,
-};
+use super::background::{Completion, PullJob, SecretSource, set_up_sandbox, stop_and_remove, tear_down_sandbox};
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
 use crate::agent::workloads::{Runtimes, Workloads};
@@ -452,7 +450,8 @@ impl Executor {
                         tracing::warn!(pod = %pod_name, error = %e, "cannot set up a pod sandbox");
                     }
                 }
-                pod.sandbox.setup_finished(result.clone(), self.memory.backoff_base, now);
+                pod.sandbox
+                    .setup_finished(result.clone(), self.memory.backoff_base, now);
                 if let Err(e) = result {
                     self.emit(
                         &pod_name,

@@ -72,13 +72,6 @@ impl Memory {
         }
     }
 
-    #[cfg(test)]
-    /// Offers `handler` too (or again, changing whether it runs images).
-    pub(crate) fn with_handler(mut self, handler: &str, runs_images: bool) -> Self {
-        self.handlers.insert(handler.to_string(), runs_images);
-        self
-    }
-
     /// The handler a pod runs with: the one its RuntimeClass names (berth's classes
     /// are built in, each named after its handler), else the node's default.
     pub(crate) fn handler_of(&self, pod: &Pod) -> String {

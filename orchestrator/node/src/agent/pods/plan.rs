@@ -91,7 +91,11 @@ pub(crate) enum Action {
     SetUpSandbox { pod: Box<Pod> },
     /// The pod's runtime is not one this node offers (the kubelet's
     /// FailedCreatePodSandBox; nothing to do but say so).
-    NoRuntime { pod: String, pod_uid: String, message: String },
+    NoRuntime {
+        pod: String,
+        pod_uid: String,
+        message: String,
+    },
     /// In the background: ensure the container's image (pulled when the policy says
     /// so) with the credentials of the pod's `imagePullSecrets`; the outcome goes to
     /// the memory in a later pass.
@@ -189,7 +193,14 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
             .pods
             .entry(uid.to_string())
             .or_insert_with(|| PodMemory::new(pod, &handler, now));
-        actions.extend(plan_pod(pod, memory_of_pod, observed, memory.backoff_base, runs_images, now));
+        actions.extend(plan_pod(
+            pod,
+            memory_of_pod,
+            observed,
+            memory.backoff_base,
+            runs_images,
+            now,
+        ));
     }
     actions
 }
@@ -322,7 +333,9 @@ pub(crate) fn plan_pod(
     };
     memory.runs_images = runs_images;
     if runs_images && memory.sandbox.step(now) {
-        actions.push(Action::SetUpSandbox { pod: Box::new(pod.clone()) });
+        actions.push(Action::SetUpSandbox {
+            pod: Box::new(pod.clone()),
+        });
     }
     for container in &pod.spec.containers {
         let c: &mut ContainerMemory = memory.containers.entry(container.name.clone()).or_default();

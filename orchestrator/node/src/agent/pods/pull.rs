@@ -115,7 +115,12 @@ impl ImageMemory {
     /// The container's waiting reason and message while its image is not ready;
     /// None once it is.
     pub(crate) fn waiting(&self, image: &str) -> Option<(String, String)> {
-        let back_off = || ("ImagePullBackOff".to_string(), format!("Back-off pulling image {image:?}"));
+        let back_off = || {
+            (
+                "ImagePullBackOff".to_string(),
+                format!("Back-off pulling image {image:?}"),
+            )
+        };
         match &self.state {
             ImageState::Pulled(_) => None,
             ImageState::Wanted | ImageState::Pulling if self.failures > 0 => Some(back_off()),

@@ -36,7 +36,10 @@ pub(crate) enum SandboxState {
     /// A setup is under way in the background.
     SettingUp,
     Ready(Box<Sandbox>),
-    Failed { message: String, retry_at: Instant },
+    Failed {
+        message: String,
+        retry_at: Instant,
+    },
 }
 
 /// A pod's sandbox, once set up.

@@ -33,6 +33,12 @@ use berth_api::time::from_system_time;
 /// The status of `pod` as of `now`, on a node at `host_ip`.
 pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodStatus {
     let runtime = pod.handler.as_str();
+    // Waiting for the sandbox or the image: why the sandbox cannot be had, if it
+    // cannot (the kubelet says so only in events; the message saves a look there).
+    let creating = || match &pod.sandbox.state {
+        SandboxState::Failed { message, .. } => waiting("ContainerCreating", message),
+        _ => waiting("ContainerCreating", ""),
+    };
     let mut statuses = Vec::new();
     for container in &pod.pod.spec.containers {
         let c = pod.containers.get(&container.name);
@@ -90,13 +96,11 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
                 && reason != "ContainerCreating"
             {
                 waiting(&reason, &message)
-            } else if let (true, SandboxState::Failed { message, .. }) = (pod.runs_images, &pod.sandbox.state) {
-                waiting("ContainerCreating", message)
             } else {
-                waiting("ContainerCreating", "")
+                creating()
             }
         } else {
-            waiting("ContainerCreating", "")
+            creating()
         };
         // Not running: the id of the latest run, as the kubelet reports it.
         if status.container_id.is_none() {
