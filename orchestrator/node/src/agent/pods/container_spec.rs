@@ -137,3 +137,193 @@ pub(crate) fn security_spec(pod: &Pod, c: &Container) -> SecuritySpec {
         seccomp_runtime_default: seccomp == Some("RuntimeDefault"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::testing::pulled;
+    use berth_api::meta::ObjectMeta;
+    use berth_api::objects::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
+    use berth_api::objects::{EnvVar, PodSpec};
+
+    fn pod_with(c: &Container) -> Pod {
+        Pod::new(
+            ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("prod".into()),
+                uid: Some("uid-web".into()),
+                ..Default::default()
+            },
+            PodSpec {
+                containers: vec![c.clone()],
+                ..Default::default()
+            },
+        )
+    }
+
+    fn strings(v: &[&str]) -> Option<Vec<String>> {
+        Some(v.iter().map(|s| s.to_string()).collect())
+    }
+
+    #[test]
+    fn command_and_args_merge_with_the_image_as_kubernetes_says() {
+        // The fake image: ENTRYPOINT ["/bin/app"], CMD ["--serve"].
+        let image = pulled("app:1");
+        let cases: [(&str, Option<Vec<String>>, Option<Vec<String>>, &[&str]); 5] = [
+            ("neither: ENTRYPOINT + CMD", None, None, &["/bin/app", "--serve"]),
+            (
+                "command only: CMD is ignored",
+                strings(&["/bin/sh"]),
+                None,
+                &["/bin/sh"],
+            ),
+            (
+                "args only: ENTRYPOINT + args",
+                None,
+                strings(&["--debug"]),
+                &["/bin/app", "--debug"],
+            ),
+            (
+                "both: the image's are ignored",
+                strings(&["/bin/sh"]),
+                strings(&["-c", "true"]),
+                &["/bin/sh", "-c", "true"],
+            ),
+            (
+                "empty lists count as not given",
+                Some(vec![]),
+                Some(vec![]),
+                &["/bin/app", "--serve"],
+            ),
+        ];
+        for (case, command, args, want) in cases {
+            let c = Container {
+                name: "main".into(),
+                command,
+                args,
+                ..Default::default()
+            };
+            let spec = container_spec(&pod_with(&c), &c, Some(&image), None);
+            assert_eq!(spec.argv, want, "{case}");
+            let on_host = container_spec(&pod_with(&c), &c, None, None);
+            let mut own: Vec<String> = c.command.clone().unwrap_or_default();
+            own.extend(c.args.clone().unwrap_or_default());
+            assert_eq!(on_host.argv, own, "{case}: without an image, the container's own");
+        }
+    }
+
+    #[test]
+    fn env_working_dir_and_user_come_from_the_image_unless_the_pod_says() {
+        let image = pulled("app:1");
+        let mut c = Container {
+            name: "main".into(),
+            env: Some(vec![EnvVar {
+                name: "MODE".into(),
+                value: Some("pod".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let mut with_user = image.clone();
+        with_user.config.user = Some("1000:1000".into());
+        let spec = container_spec(&pod_with(&c), &c, Some(&with_user), None);
+        let env: Vec<(&str, &str)> = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            env,
+            [
+                ("PATH", "/usr/bin:/bin"),
+                ("MODE", "image"),
+                ("HOSTNAME", "web"),
+                ("BERTH_POD_NAME", "web"),
+                ("BERTH_POD_NAMESPACE", "prod"),
+                ("MODE", "pod"),
+            ],
+            "the image's first: a later entry wins, so the pod's"
+        );
+        assert_eq!(spec.working_dir.as_deref(), Some(std::path::Path::new("/srv")));
+        assert_eq!(spec.security.image_user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.rootfs.unwrap().image_digest, image.config_digest);
+        c.working_dir = Some("/data".into());
+        let spec = container_spec(&pod_with(&c), &c, Some(&image), None);
+        assert_eq!(spec.working_dir.as_deref(), Some(std::path::Path::new("/data")));
+    }
+
+    #[test]
+    fn cpu_request_defaults_to_the_limit() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "main",
+            "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
+        }))
+        .unwrap();
+        let spec = container_spec(&pod_with(&c), &c, None, None);
+        assert_eq!(
+            (spec.cpu_request_millis, spec.cpu_limit_millis, spec.memory_limit_bytes),
+            (Some(500), Some(500), Some(64 << 20))
+        );
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "main",
+            "resources": {"requests": {"cpu": "250m"}},
+        }))
+        .unwrap();
+        let spec = container_spec(&pod_with(&c), &c, None, None);
+        assert_eq!((spec.cpu_request_millis, spec.cpu_limit_millis), (Some(250), None));
+    }
+
+    #[test]
+    fn the_container_s_security_context_wins_over_the_pod_s_field_by_field() {
+        let c = Container {
+            name: "main".into(),
+            security_context: Some(SecurityContext {
+                run_as_user: Some(1001),
+                capabilities: Some(Capabilities {
+                    add: strings(&["NET_ADMIN"]),
+                    drop: strings(&["ALL"]),
+                }),
+                read_only_root_filesystem: Some(true),
+                allow_privilege_escalation: Some(false),
+                seccomp_profile: Some(SeccompProfile {
+                    type_: "Unconfined".into(),
+                    localhost_profile: None,
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut pod = pod_with(&c);
+        pod.spec.security_context = Some(PodSecurityContext {
+            run_as_user: Some(1000),
+            run_as_group: Some(3000),
+            run_as_non_root: Some(true),
+            supplemental_groups: Some(vec![4000, 5000]),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                localhost_profile: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            security_spec(&pod, &c),
+            SecuritySpec {
+                run_as_user: Some(1001),
+                run_as_group: Some(3000),
+                image_user: None,
+                supplemental_groups: vec![4000, 5000],
+                run_as_non_root: true,
+                capabilities_add: vec!["NET_ADMIN".into()],
+                capabilities_drop: vec!["ALL".into()],
+                privileged: false,
+                read_only_root_filesystem: true,
+                no_new_privileges: true,
+                seccomp_runtime_default: false,
+            }
+        );
+        // The pod's level alone.
+        let plain = Container {
+            name: "main".into(),
+            ..Default::default()
+        };
+        let spec = security_spec(&pod, &plain);
+        assert_eq!((spec.run_as_user, spec.seccomp_runtime_default), (Some(1000), true));
+        assert!(!spec.no_new_privileges, "allowPrivilegeEscalation unset allows it");
+    }
+}
