@@ -11,8 +11,8 @@ use clap::Parser;
 
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
-use berth_node::agent::{self, AgentConfig};
-use berth_node::runtime::ProcessRuntime;
+use berth_node::agent::{self, AgentConfig, Runtimes, Workloads};
+use berth_node::runtime::{ProcessRuntime, Runtime};
 use berth_store::flags::parse_duration_ms;
 
 #[derive(Parser, Debug)]
@@ -55,6 +55,11 @@ pub struct AgentFlags {
     /// and a restarted agent adopts them).
     #[arg(long)]
     stop_pods_on_exit: bool,
+    /// The runtime of pods that name no RuntimeClass: `runc` (containers from images)
+    /// or `process` (commands on the host). Default: runc where this host can run
+    /// it (root, the runc binary, cgroups), else process.
+    #[arg(long)]
+    runtime: Option<String>,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -126,6 +131,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     super::init_logging(&flags.log_level);
+    let runtime_flag = flags.runtime.clone();
     let config = match config(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -133,8 +139,8 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match ProcessRuntime::new(config.data_dir.clone()) {
-        Ok(r) => Arc::new(r),
+    let workloads = match workloads(&config, runtime_flag.as_deref()) {
+        Ok(w) => w,
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             return ExitCode::FAILURE;
@@ -144,11 +150,33 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match tokio.block_on(agent::run(config, runtime, super::wait_for_signal())) {
+    match tokio.block_on(agent::run(config, workloads, super::wait_for_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The runtimes this host can offer, with the images and the pod network the OCI
+/// runtime needs; `default` (`--runtime`) picks the default handler, else the OCI
+/// runtime where it is available, else the process runtime.
+fn workloads(config: &AgentConfig, default: Option<&str>) -> Result<Workloads, String> {
+    let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
+    let mut runtimes = Runtimes::new(process, false);
+    let mut workloads = Workloads {
+        runtimes: runtimes.clone(),
+        images: None,
+        network: None,
+    };
+    // HOOK(oci, image, net): once the runc runtime (`OciRuntime::available()` and its
+    // constructor), the node's image store and the CNI pod network are on main, they
+    // are built here: `runtimes = runtimes.with(oci, true)` with `images` and
+    // `network` set, and the default becomes runc when the host can run it.
+    if let Some(handler) = default {
+        runtimes.set_default(handler).map_err(|e| format!("--runtime: {e}"))?;
+    }
+    workloads.runtimes = runtimes;
+    Ok(workloads)
 }

@@ -169,7 +169,9 @@ mod tests {
     fn command_and_args_merge_with_the_image_as_kubernetes_says() {
         // The fake image: ENTRYPOINT ["/bin/app"], CMD ["--serve"].
         let image = pulled("app:1");
-        let cases: [(&str, Option<Vec<String>>, Option<Vec<String>>, &[&str]); 5] = [
+        // (case, command, args, the argv run)
+        type Case<'a> = (&'a str, Option<Vec<String>>, Option<Vec<String>>, &'a [&'a str]);
+        let cases: [Case; 5] = [
             ("neither: ENTRYPOINT + CMD", None, None, &["/bin/app", "--serve"]),
             (
                 "command only: CMD is ignored",

@@ -298,7 +298,7 @@ impl Executor {
                 containers,
                 grace,
                 remove_logs_of,
-                teardown_sandbox,
+                teardown_sandbox_of,
                 reason,
             } => {
                 match reason {
@@ -324,7 +324,6 @@ impl Executor {
                 let runtime = self.runtimes.get(&handler).cloned();
                 let network = self.network.clone();
                 let dir = self.sandbox_dir.clone();
-                let sandbox_of = teardown_sandbox.then(|| remove_logs_of.clone().unwrap_or(pod.clone()));
                 tokio::spawn(async move {
                     if let Some(runtime) = &runtime {
                         let stops = ids.into_iter().map(|id| stop_and_remove(runtime.clone(), id, grace));
@@ -333,7 +332,7 @@ impl Executor {
                             runtime.remove_pod_logs(&uid);
                         }
                     }
-                    if let Some(uid) = sandbox_of {
+                    if let Some(uid) = teardown_sandbox_of {
                         let teardown =
                             tokio::task::spawn_blocking(move || tear_down_sandbox(network.as_deref(), &dir, &uid));
                         let _ = teardown.await;

@@ -123,7 +123,7 @@ pub(crate) enum Action {
     },
     /// In the background: stop (TERM, `grace`, KILL) and remove each container, then,
     /// when `remove_logs_of` names a pod uid, remove that pod's logs, and when
-    /// `teardown_sandbox`, tear down that pod's sandbox.
+    /// `teardown_sandbox_of` names one, tear down that pod's sandbox.
     Stop {
         pod: String,
         handler: String,
@@ -132,7 +132,7 @@ pub(crate) enum Action {
         containers: Vec<String>,
         grace: Duration,
         remove_logs_of: Option<String>,
-        teardown_sandbox: bool,
+        teardown_sandbox_of: Option<String>,
         reason: StopReason,
     },
     /// Write this status to the pod (it changed since it was last written). Boxed: a
@@ -180,8 +180,8 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
                 .map(|(name, _)| name.clone())
                 .collect(),
             grace: grace_of(&pod.pod.spec),
+            teardown_sandbox_of: memory.runs_images(&pod.handler).then(|| uid.clone()),
             remove_logs_of: Some(uid),
-            teardown_sandbox: memory.runs_images(&pod.handler),
             handler: pod.handler,
             reason: StopReason::PodGone,
         });
@@ -219,7 +219,7 @@ impl Memory {
 fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, now: Now, actions: &mut Vec<Action>) {
     // Containers of pods that are gone, by pod uid and handler: one stop each, so a
     // sandbox is torn down only after all of its pod's containers stopped.
-    let mut gone: BTreeMap<(String, String), (String, Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut gone: BTreeMap<(String, String), GoneContainers> = BTreeMap::new();
     for container in &observed.found {
         let handler = observed
             .found_handlers
@@ -253,33 +253,34 @@ fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, 
                     containers: vec![container.name.clone()],
                     grace: DEFAULT_GRACE,
                     remove_logs_of: None,
-                    teardown_sandbox: false,
+                    teardown_sandbox_of: None,
                     reason: StopReason::Duplicate,
                 });
             }
             _ => {
                 let entry = gone
                     .entry((container.pod_uid.clone(), handler))
-                    .or_insert_with(|| (container.pod.clone(), Vec::new(), Vec::new()));
-                entry.1.push(container.id.clone());
-                entry.2.push(container.name.clone());
+                    .or_insert_with(|| GoneContainers {
+                        pod: container.pod.clone(),
+                        ..Default::default()
+                    });
+                entry.ids.push(container.id.clone());
+                entry.names.push(container.name.clone());
             }
         }
     }
     let mut torn_down = Vec::new();
-    for ((uid, handler), (pod, ids, containers)) in gone {
-        let teardown_sandbox = memory.runs_images(&handler);
-        if teardown_sandbox {
-            torn_down.push(uid.clone());
-        }
+    for ((uid, handler), containers) in gone {
+        let teardown_sandbox_of = memory.runs_images(&handler).then(|| uid.clone());
+        torn_down.extend(teardown_sandbox_of.clone());
         actions.push(Action::Stop {
-            pod,
+            pod: containers.pod,
             handler,
-            ids,
-            containers,
+            ids: containers.ids,
+            containers: containers.names,
             grace: DEFAULT_GRACE,
             remove_logs_of: Some(uid),
-            teardown_sandbox,
+            teardown_sandbox_of,
             reason: StopReason::PodGone,
         });
     }
@@ -294,10 +295,19 @@ fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, 
             containers: Vec::new(),
             grace: DEFAULT_GRACE,
             remove_logs_of: None,
-            teardown_sandbox: true,
+            teardown_sandbox_of: Some(uid.clone()),
             reason: StopReason::PodGone,
         });
     }
+}
+
+/// The containers of a gone pod found at adoption, stopped together.
+#[derive(Default)]
+struct GoneContainers {
+    /// "namespace/name".
+    pod: String,
+    ids: Vec<String>,
+    names: Vec<String>,
 }
 
 /// One pod's pass: its sandbox, the exits of its containers, restarts and starts as

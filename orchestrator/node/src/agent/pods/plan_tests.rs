@@ -180,7 +180,7 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
     let stop = |name: &str, id: &str, grace: Duration| Action::Stop {
         pod: format!("default/{name}"),
         handler: "fake".into(),
-        teardown_sandbox: false,
+        teardown_sandbox_of: None,
         ids: vec![id.into()],
         containers: vec!["main".into()],
         grace,
@@ -233,7 +233,7 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
     let stop = |pod: &str, id: &str, logs: Option<&str>, reason| Action::Stop {
         pod: pod.into(),
         handler: "fake".into(),
-        teardown_sandbox: false,
+        teardown_sandbox_of: None,
         ids: vec![id.into()],
         containers: vec!["main".into()],
         grace: DEFAULT_GRACE,
