@@ -21,18 +21,41 @@ have() { command -v "$1" >/dev/null 2>&1; }
 # only the Rust toolchain:
 #   etcdctl  the etcd compatibility tests drive berth with the real etcd client
 #   protoc   the etcd-client crate's build script compiles etcd's .proto files with it
-#   runc     the OCI runtime tests
+#   runc     the OCI runtime tests (crun refuses hosts with hybrid cgroups)
+#   docker-registry  the image tests push to and pull from a registry on loopback
+#   skopeo, umoci    read the test images back, as the tools of record, in the test
+#            kit's own tests
+#   busybox-static   the test image's only binary: it must be static to run in a
+#            rootfs that holds nothing else (Debian's plain busybox is dynamic; this
+#            package replaces it)
+#   containernetworking-plugins  the CNI plugins (bridge, host-local, loopback,
+#            portmap) in /usr/lib/cni that pod networking invokes
+#   iptables, iproute2  service and port-mapping rules; network namespaces and
+#            veths for pods and for agents that stand in for separate hosts
 #   kubectl  the kubectl suite runs the real client against berth (Debian's package is
 #            old; the suite skips, saying so, below kubectl 1.30)
 #   the official Kubernetes Python client (below), in a virtual environment, which on
 #            Debian needs python3-venv
-# runc lives in /usr/sbin, which is not on every user's PATH.
+# runc and iptables live in /usr/sbin, which is not on every user's PATH.
+have_sbin() { have "$1" || [[ -x /usr/sbin/$1 || -x /sbin/$1 ]]; }
+# Whether Debian's package is installed (false without dpkg: apt-get is missing too,
+# and the warning below names the package).
+have_package() {
+    have dpkg-query && [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" ]]
+}
 missing_packages=()
 have etcdctl || missing_packages+=(etcd-client)
 have protoc || missing_packages+=(protobuf-compiler)
 # protoc alone lacks google/protobuf/*.proto, which etcd's protos import.
 [[ -f /usr/include/google/protobuf/descriptor.proto ]] || missing_packages+=(libprotobuf-dev)
-have runc || [[ -x /usr/sbin/runc ]] || missing_packages+=(runc)
+have_sbin runc || missing_packages+=(runc)
+have docker-registry || missing_packages+=(docker-registry)
+have skopeo || missing_packages+=(skopeo)
+have umoci || missing_packages+=(umoci)
+have_package busybox-static || missing_packages+=(busybox-static)
+[[ -x /usr/lib/cni/bridge ]] || missing_packages+=(containernetworking-plugins)
+have_sbin iptables || missing_packages+=(iptables)
+have_sbin ip || missing_packages+=(iproute2)
 have kubectl || missing_packages+=(kubernetes-client)
 # A virtual environment needs ensurepip, which Debian ships apart from python3.
 if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
@@ -111,13 +134,15 @@ step "tools"
 tool_path() {
     command -v "$1" 2>/dev/null || { [[ -x /usr/sbin/$1 ]] && echo "/usr/sbin/$1"; } || echo "not found"
 }
-for tool in etcdctl runc kubectl cargo-nextest; do
-    printf '  %-14s %s\n' "$tool" "$(tool_path "$tool")"
+for tool in etcdctl runc docker-registry skopeo umoci iptables kubectl cargo-nextest; do
+    printf '  %-16s %s\n' "$tool" "$(tool_path "$tool")"
 done
-printf '  %-14s %s\n' protoc "${PROTOC:-$(tool_path protoc)}"
+printf '  %-16s %s\n' "busybox" "$(have_package busybox-static && echo "busybox-static" || echo "not the static one")"
+printf '  %-16s %s\n' "CNI plugins" "$([[ -x /usr/lib/cni/bridge ]] && echo /usr/lib/cni || echo "not found")"
+printf '  %-16s %s\n' protoc "${PROTOC:-$(tool_path protoc)}"
 python_client_version="$("$python_client/bin/python" -c 'import kubernetes; print(kubernetes.__version__)' 2>/dev/null ||
     echo "not installed")"
-printf '  %-14s %s\n' "python client" "$python_client_version"
+printf '  %-16s %s\n' "python client" "$python_client_version"
 run cargo --version
 
 # --- Checks -------------------------------------------------------------------------

@@ -21,6 +21,9 @@
 //!
 //! `api` starts one `berth server` and loads its Kubernetes-style REST API over HTTP:
 //! twenty thousand pods created, listed in pages and watched, with the server's RSS.
+//!
+//! `pods` times pod starts with a cached image, berth (server, agent and a loopback
+//! registry) against bare `runc run`, and reads the agent's RSS with many pods.
 
 pub mod api;
 pub mod budget;
@@ -31,6 +34,7 @@ pub mod duration;
 pub mod keys;
 pub mod latency;
 pub mod options;
+pub mod pods;
 pub mod progress;
 pub mod report;
 pub mod workload;

@@ -75,6 +75,16 @@ impl ServerUnderTest {
         }
     }
 
+    /// The store's client URLs, for an agent to join the cluster with.
+    pub fn store_endpoints(&self) -> Vec<String> {
+        self.cluster.endpoints()
+    }
+
+    /// The server's log tail, for a failure's message.
+    pub fn log_tail(&self, lines: usize) -> String {
+        self.cluster.log_tails(lines)
+    }
+
     /// Fails, with the log's tail, when the server has exited.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
         self.cluster.check_running()

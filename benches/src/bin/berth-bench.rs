@@ -8,6 +8,7 @@ use berth_benches::api::{self, ApiOptions};
 use berth_benches::compare::{self, CompareOptions};
 use berth_benches::duration::parse_duration;
 use berth_benches::options::{Consistency, LoadOptions};
+use berth_benches::pods::{self, PodsOptions};
 use berth_benches::report::Report;
 use berth_benches::workload::{lease_keepalive, put, range, txn, watch};
 use clap::{Parser, Subcommand};
@@ -79,6 +80,9 @@ enum Workload {
     /// Start one berth server; create pods through its REST API, list them in pages,
     /// watch them change, and read the server's RSS.
     Api(ApiOptions),
+    /// Time pod starts with a cached image: berth (server, agent, a loopback registry)
+    /// from POST to Running, against bare `runc run -d`; and the agent's RSS.
+    Pods(PodsOptions),
 }
 
 #[tokio::main]
@@ -105,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
         Workload::LeaseKeepalive { load, ttl } => lease_keepalive::run(&load, ttl).await?,
         Workload::Compare(options) => return compare::run_until_interrupted(&options).await,
         Workload::Api(options) => return api::run_until_interrupted(&options).await,
+        Workload::Pods(options) => return pods::run_until_interrupted(&options).await,
     };
     print_report(&report);
     Ok(())

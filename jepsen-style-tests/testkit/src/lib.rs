@@ -21,6 +21,10 @@
 //! hangs", never a timing assertion), and [`skip`] (a test that lacks something of
 //! the host skips, except under CI, where it fails).
 //!
+//! With the feature `images`: [`oci`] builds container images in a test (OCI layouts,
+//! `docker save` archives, a busybox image) and [`registry`] runs a real image
+//! registry on loopback to push them to.
+//!
 //! This crate depends on no berth crate, so every berth crate can use it in tests.
 
 mod binary;
@@ -28,8 +32,12 @@ mod cluster;
 mod eventually;
 #[cfg(feature = "etcd")]
 mod leader;
+#[cfg(feature = "images")]
+pub mod oci;
 mod ports;
 mod process;
+#[cfg(feature = "images")]
+pub mod registry;
 mod skip;
 mod spec;
 

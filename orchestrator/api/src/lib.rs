@@ -6,6 +6,7 @@
 //! does no I/O.
 
 pub mod apply;
+pub mod cidr;
 pub mod conditions;
 pub mod kinds;
 pub mod meta;

@@ -14,6 +14,8 @@
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
+mod node_ipam_tests;
+#[cfg(test)]
 mod rollout_tests;
 #[cfg(test)]
 mod scheduling_tests;
@@ -40,6 +42,8 @@ pub struct ControlSettings {
     pub scheduler_strategy: berth_scheduler::Strategy,
     /// Every loop does a full pass this often even without events.
     pub resync: Duration,
+    /// How node IPAM carves the cluster CIDR into the nodes' pod CIDRs.
+    pub node_ipam: berth_controllers::node_ipam::NodeIpamSettings,
 }
 
 impl Default for ControlSettings {
@@ -48,6 +52,7 @@ impl Default for ControlSettings {
             node_monitor_grace_period: Duration::from_secs(10),
             scheduler_strategy: berth_scheduler::Strategy::default(),
             resync: Duration::from_secs(30),
+            node_ipam: Default::default(),
         }
     }
 }
@@ -64,7 +69,7 @@ pub enum Exit {
 }
 
 /// Runs the informers, the controllers (deployment, replicaset, garbage collector,
-/// node lifecycle) and the scheduler, all writing with `fence`, until `stop` becomes
+/// node lifecycle, node IPAM) and the scheduler, all writing with `fence`, until `stop` becomes
 /// true or the leadership record changes (a write fails with `Fenced`, or the watch
 /// of the record sees it replaced). Everything it started is stopped when it returns.
 pub async fn run_while_leader(
@@ -105,6 +110,12 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::node_lifecycle::run(c, grace, resync).await;
         "node-lifecycle"
+    });
+    let c = ctx.clone();
+    let ipam = settings.node_ipam;
+    loops.spawn(async move {
+        berth_controllers::node_ipam::run(c, ipam, resync).await;
+        "node-ipam"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

@@ -42,6 +42,26 @@ impl ControlPlane {
             .expect("the loops stop")
             .expect("the loops do not panic")
     }
+
+    /// Stops the loops and starts them again under a new claim at `term`, as a new
+    /// leader would: they know only what their caches list.
+    pub async fn lead_again(&mut self, term: u64, settings: ControlSettings) {
+        let _ = self.stop.send(true);
+        if let Some(running) = self.running.take() {
+            let _ = tokio::time::timeout(HANG_TIMEOUT, running)
+                .await
+                .expect("the loops stop");
+        }
+        let fence = claim(&self.kv, term, "test-leader").await.expect("claim");
+        let (stop, stop_rx) = watch::channel(false);
+        self.stop = stop;
+        self.running = Some(tokio::spawn(run_while_leader(
+            self.kv.clone(),
+            fence,
+            settings,
+            stop_rx,
+        )));
+    }
 }
 
 impl Drop for ControlPlane {

@@ -5,6 +5,7 @@
 
 pub mod deployment;
 pub mod gc;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
 mod template_json;

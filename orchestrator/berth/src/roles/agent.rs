@@ -12,7 +12,10 @@ use clap::Parser;
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
 use berth_node::agent::{self, AgentConfig, Runtimes, Workloads};
-use berth_node::runtime::{ProcessRuntime, Runtime};
+use berth_node::image::Images;
+use berth_node::network::routes::NodeRoutes;
+use berth_node::network::{CniNetwork, CniSettings};
+use berth_node::runtime::{OciRuntime, ProcessRuntime, Runtime};
 use berth_store::flags::parse_duration_ms;
 
 #[derive(Parser, Debug)]
@@ -60,6 +63,13 @@ pub struct AgentFlags {
     /// it (root, the runc binary, cgroups), else process.
     #[arg(long)]
     runtime: Option<String>,
+    /// Where the CNI plugins are (bridge, host-local, loopback, portmap); default:
+    /// /usr/lib/cni, or /opt/cni/bin when only it has them.
+    #[arg(long)]
+    cni_bin_dir: Option<PathBuf>,
+    /// The bridge the pods' veths join.
+    #[arg(long, default_value = berth_node::network::DEFAULT_BRIDGE)]
+    pod_bridge: String,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -110,8 +120,20 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     if lease_ttl < Duration::from_secs(2) {
         return Err("--lease-ttl must be at least 2s".into());
     }
+    let data_dir = flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent")));
+    let mut cni = CniSettings::new(data_dir.join("network"));
+    if let Some(dir) = flags.cni_bin_dir {
+        cni.bin_dir = dir;
+    }
+    cni.bridge = flags.pod_bridge;
+    if cni.bridge.is_empty() || cni.bridge.len() > 15 {
+        return Err(format!(
+            "--pod-bridge {:?}: an interface name has 1 to 15 characters",
+            cni.bridge
+        ));
+    }
     Ok(AgentConfig {
-        data_dir: flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent"))),
+        data_dir,
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
         store_endpoints: flags.store,
@@ -122,6 +144,10 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         lease_ttl,
         restart_backoff: duration("restart-backoff", &flags.restart_backoff)?,
         stop_pods_on_exit: flags.stop_pods_on_exit,
+        cni,
+        // Set where the agent's pods use the pod network (CniNetwork): see
+        // NodeRoutes::for_network.
+        pod_routes: None,
     })
 }
 
@@ -139,7 +165,8 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let workloads = match workloads(&config, runtime_flag.as_deref()) {
+    let mut config = config;
+    let workloads = match workloads(&mut config, runtime_flag.as_deref()) {
         Ok(w) => w,
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
@@ -159,24 +186,59 @@ pub fn run(args: &[String]) -> ExitCode {
     }
 }
 
-/// The runtimes this host can offer, with the images and the pod network the OCI
-/// runtime needs; `default` (`--runtime`) picks the default handler, else the OCI
-/// runtime where it is available, else the process runtime.
-fn workloads(config: &AgentConfig, default: Option<&str>) -> Result<Workloads, String> {
+/// The runtimes this host can offer, with the images and the pod network the runc
+/// runtime needs; `default` (`--runtime`) picks the default handler, else runc where
+/// it is available, else the process runtime. Sets `config.pod_routes` when pods use
+/// the pod network.
+fn workloads(config: &mut AgentConfig, default: Option<&str>) -> Result<Workloads, String> {
     let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
     let mut runtimes = Runtimes::new(process, false);
-    let mut workloads = Workloads {
-        runtimes: runtimes.clone(),
-        images: None,
-        network: None,
-    };
-    // HOOK(oci, image, net): once the runc runtime (`OciRuntime::available()` and its
-    // constructor), the node's image store and the CNI pod network are on main, they
-    // are built here: `runtimes = runtimes.with(oci, true)` with `images` and
-    // `network` set, and the default becomes runc when the host can run it.
+    // HOOK(image): the node's image store, once it is on main; until then the runc
+    // runtime, which runs nothing but images, is not offered.
+    let images: Option<Arc<dyn Images>> = None;
+    let mut network: Option<Arc<dyn berth_node::network::PodNetwork>> = None;
+    match (OciRuntime::available(), &images) {
+        (Ok(()), Some(_)) => {
+            let oci: Arc<dyn Runtime> = Arc::new(OciRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
+            let cni = CniNetwork::new(config.cni.clone());
+            config.pod_routes = Some(NodeRoutes::for_network(&config.name, &cni));
+            network = Some(Arc::new(cni));
+            runtimes = runtimes.with(oci, true);
+            runtimes.set_default("runc")?;
+        }
+        (Ok(()), None) => tracing::info!("the runc runtime is not offered: this agent has no image store"),
+        (Err(why), _) => tracing::info!(%why, "the runc runtime is not offered"),
+    }
     if let Some(handler) = default {
         runtimes.set_default(handler).map_err(|e| format!("--runtime: {e}"))?;
     }
-    workloads.runtimes = runtimes;
-    Ok(workloads)
+    Ok(Workloads {
+        runtimes,
+        images,
+        network,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<AgentConfig, String> {
+        let args: Vec<String> = ["--name", "n1"].iter().chain(args).map(|a| a.to_string()).collect();
+        config(AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args)).unwrap())
+    }
+
+    #[test]
+    fn the_pod_network_takes_the_cni_dir_and_bridge_and_lives_under_the_data_dir() {
+        let defaults = parse(&["--data-dir", "/var/lib/berth"]).unwrap();
+        assert_eq!(defaults.cni.bridge, "berth0");
+        assert_eq!(defaults.cni.bin_dir, berth_node::network::default_bin_dir());
+        assert_eq!(defaults.cni.state_dir, PathBuf::from("/var/lib/berth/network"));
+        assert!(defaults.cni.host_netns.is_none() && defaults.pod_routes.is_none());
+        let given = parse(&["--cni-bin-dir", "/opt/cni/bin", "--pod-bridge=cbr0"]).unwrap();
+        assert_eq!(given.cni.bin_dir, PathBuf::from("/opt/cni/bin"));
+        assert_eq!(given.cni.bridge, "cbr0");
+        let error = parse(&["--pod-bridge", "a-bridge-name-too-long"]).unwrap_err();
+        assert!(error.contains("--pod-bridge"), "{error}");
+    }
 }

@@ -37,6 +37,9 @@ Server flags:
   --node-monitor-grace-period DURATION  how long a node may miss its heartbeat before it is
                                         NotReady and its pods move (default 10s)
   --scheduler-strategy spread|binpack   spread (least allocated, default) or bin-pack
+  --cluster-cidr CIDR                   the pods' addresses, carved into one block per node
+                                        (node.spec.podCIDR; default 10.244.0.0/16)
+  --node-cidr-mask-size N               the prefix length of each node's block (default 24)
 
 Store flags are etcd's; see `berth store --help`.
 ";
@@ -117,6 +120,15 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             other => return Err(format!("--scheduler-strategy {other:?}: must be spread or binpack")),
         };
     }
+    if let Some(v) = take_flag(args, "cluster-cidr")? {
+        settings.node_ipam.cluster_cidr = v.parse().map_err(|e| format!("--cluster-cidr: {e}"))?;
+    }
+    if let Some(v) = take_flag(args, "node-cidr-mask-size")? {
+        settings.node_ipam.node_cidr_mask_size = v
+            .parse()
+            .map_err(|_| format!("--node-cidr-mask-size {v:?}: must be a prefix length such as 24"))?;
+    }
+    settings.node_ipam.validate()?;
     Ok(ServerFlags {
         api_listen,
         api,
@@ -316,6 +328,27 @@ mod tests {
             (&["--api-max-connections=0"][..], "--api-max-connections \"0\""),
             (&["--request-timeout=0"][..], "--request-timeout must be more than 0"),
             (&["--api-idle-timeout=soon"][..], "--api-idle-timeout"),
+        ] {
+            let error = parse(bad).err().unwrap();
+            assert!(error.contains(named), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_cluster_cidr_and_mask_size_take_kube_controller_managers_flags() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.settings.node_ipam.cluster_cidr.to_string(), "10.244.0.0/16");
+        assert_eq!(defaults.settings.node_ipam.node_cidr_mask_size, 24);
+        let (flags, _) = parse(&["--cluster-cidr=10.32.0.0/12", "--node-cidr-mask-size", "26"]).unwrap();
+        assert_eq!(flags.settings.node_ipam.cluster_cidr.to_string(), "10.32.0.0/12");
+        assert_eq!(flags.settings.node_ipam.node_cidr_mask_size, 26);
+        for (bad, named) in [
+            (
+                &["--cluster-cidr=10.244.1.0/16"][..],
+                "--cluster-cidr: invalid CIDR address",
+            ),
+            (&["--node-cidr-mask-size=8"][..], "--node-cidr-mask-size 8"),
+            (&["--node-cidr-mask-size=big"][..], "--node-cidr-mask-size \"big\""),
         ] {
             let error = parse(bad).err().unwrap();
             assert!(error.contains(named), "{bad:?}: {error}");

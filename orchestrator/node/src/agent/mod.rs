@@ -59,6 +59,11 @@ pub struct AgentConfig {
     /// Stop the workloads when the agent itself is stopped (otherwise they keep
     /// running and a restarted agent adopts them).
     pub stop_pods_on_exit: bool,
+    /// The pod network's settings (`--cni-bin-dir`, the bridge, its state dir).
+    pub cni: crate::network::CniSettings,
+    /// The routes to the other nodes' pod CIDRs, kept while the agent runs, when its
+    /// pods use the pod network ([`crate::network::routes::NodeRoutes::for_network`]).
+    pub pod_routes: Option<crate::network::routes::NodeRoutes>,
 }
 
 /// The pods this agent runs, by namespace/name: their uid and runtime handler, for
@@ -90,6 +95,7 @@ pub async fn run(
         pod_network = workloads.network.is_some(),
         "agent starting"
     );
+    let _routes = (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(kv.clone()))));
 
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),

@@ -31,6 +31,8 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         lease_ttl: Duration::from_secs(3),
         restart_backoff: Duration::from_millis(300),
         stop_pods_on_exit: false,
+        cni: crate::network::CniSettings::new(dir.join("network")),
+        pod_routes: None,
     }
 }
 
@@ -420,4 +422,73 @@ async fn a_container_over_its_memory_limit_ends_oom_killed() {
     assert_eq!(c.container_id, terminated.container_id);
     assert_eq!(c.started, Some(false));
     agent.task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registering_keeps_the_pod_cidr_the_control_plane_gave_the_node() {
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = t.registry();
+    let mut node = Node::new(
+        ObjectMeta {
+            name: Some("n1".into()),
+            ..Default::default()
+        },
+        NodeSpec::default(),
+    );
+    node.spec.pod_cidr = Some("10.244.3.0/24".into());
+    node.spec.pod_cidrs = Some(vec!["10.244.3.0/24".into()]);
+    registry.create(&node, None).await.unwrap();
+    let agent = start(config(&t, dir.path()));
+    let registered = eventually("the agent writes its Node's status", async || {
+        let node = registry.get::<NodeSpec>("", "n1").await.ok()??;
+        node.status.conditions.is_some().then_some(node)
+    })
+    .await;
+    assert_eq!(registered.spec.pod_cidr.as_deref(), Some("10.244.3.0/24"));
+    assert_eq!(registered.spec.pod_cidrs, Some(vec!["10.244.3.0/24".to_string()]));
+    agent.task.abort();
+    let _ = agent.task.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_with_the_pod_network_learns_its_pod_cidr_from_its_node() {
+    use crate::network::routes::NodeRoutes;
+    use crate::network::tests::fixtures::{Host, can_run};
+    if !can_run() {
+        return;
+    }
+    // The node's routes and iptables changes go to a namespace of the test's.
+    let host = Host::new("agent");
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&t, dir.path());
+    config.pod_routes = Some(NodeRoutes::for_network("n1", host.network()));
+    let agent = start(config);
+    let registry = t.registry();
+    eventually("the agent registers its Node", async || {
+        registry.get::<NodeSpec>("", "n1").await.ok()?
+    })
+    .await;
+    assert_eq!(
+        *host.network().pod_cidr().borrow(),
+        None,
+        "no block before the control plane gives one"
+    );
+    registry
+        .modify::<NodeSpec>("", "n1", None, |node| {
+            node.spec.pod_cidr = Some("10.244.5.0/24".into());
+            true
+        })
+        .await
+        .unwrap();
+    eventually("the network learns the node's block", async || {
+        host.network()
+            .pod_cidr()
+            .borrow()
+            .filter(|c| c.to_string() == "10.244.5.0/24")
+    })
+    .await;
+    agent.task.abort();
+    let _ = agent.task.await;
 }

@@ -11,6 +11,21 @@
 //!  teardown(pod_uid) ──► CNI DEL (reverse order) ──► unmount and remove the netns,
 //!                        and what the plugins leave behind
 //! ```
+//!
+//! [`CniNetwork`] (cni_network.rs) is the implementation; `routes.rs` keeps the routes
+//! to the other nodes' pod CIDRs and tells the network its own. hostNetwork pods
+//! never reach this module: the agent skips them.
+
+pub mod cni;
+pub mod cni_network;
+pub mod config;
+pub mod netns;
+pub mod no_masquerade;
+pub mod routes;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub use cni_network::{CniNetwork, CniSettings, DEFAULT_BRIDGE, DEFAULT_CNI_BIN_DIR, PodCidr, default_bin_dir};
 
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -238,6 +238,21 @@ pub fn v1_layout(mounts: &str) -> CgroupLayout {
     }
 }
 
+/// Every cgroup hierarchy's mount point (v1 `cgroup` and v2 `cgroup2`) in a
+/// `/proc/self/mounts` text: runc makes a container's cgroup in each.
+pub fn all_mount_points(mounts: &str) -> Vec<PathBuf> {
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields[..] {
+                [_device, mount_point, "cgroup" | "cgroup2", ..] => Some(PathBuf::from(mount_point)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Removes a stopped container's cgroup directories. The kernel may still count a
 /// process that has just died for a moment, so a busy directory is retried briefly;
 /// one that stays busy is left behind and named in a warning.
@@ -296,6 +311,16 @@ cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,nodev,noexec,relatime,cpu,cpu
                 memory: None,
                 cpu: Some("/sys/fs/cgroup/cpu,cpuacct".into()),
             }
+        );
+    }
+
+    #[test]
+    fn every_hierarchy_is_found() {
+        assert_eq!(
+            all_mount_points(HYBRID_MOUNTS),
+            ["cpu", "cpuacct", "memory", "unified"]
+                .map(|name| PathBuf::from("/sys/fs/cgroup").join(name))
+                .to_vec()
         );
     }
 

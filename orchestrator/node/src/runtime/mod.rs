@@ -1,6 +1,7 @@
 //! Container runtimes for the node agent: the `Runtime` trait the agent drives, the
 //! `process` runtime (a process group per container, cgroup limits where the host
-//! has them, logs to files), and, for tests, the in-memory `fake` one.
+//! has them, logs to files), the `oci` one (image root filesystems and namespaces,
+//! through runc), and, for tests, the in-memory `fake` one.
 //!
 //! The agent holds an `Arc<dyn Runtime>` and is level-triggered: it compares the pods
 //! bound to its node with `list()` and starts, stops and removes until they agree. So
@@ -19,6 +20,8 @@
 mod cgroup;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
+mod logs;
+mod oci;
 mod process;
 mod record;
 mod spec_check;
@@ -31,6 +34,7 @@ use std::time::{Duration, SystemTime};
 
 #[cfg(any(test, feature = "testing"))]
 pub use fake::FakeRuntime;
+pub use oci::OciRuntime;
 pub use process::ProcessRuntime;
 
 /// What to run: one container of one pod.
@@ -255,6 +259,11 @@ pub enum RuntimeError {
         runtime: &'static str,
         what: String,
     },
+    /// The container's configuration cannot be honoured as given (kubelet's reason
+    /// CreateContainerConfigError): runAsNonRoot with a root user, an image user that
+    /// the image does not have, an unknown capability; `message` says which.
+    #[error("container {container}: {message}")]
+    Config { container: String, message: String },
     /// The OCI runtime binary (runc) failed; `message` is what it said.
     #[error("container {container}: runc {command}: {message}")]
     Runc {

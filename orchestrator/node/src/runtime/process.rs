@@ -29,7 +29,7 @@
 use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::os::unix::process::ExitStatusExt as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -38,8 +38,9 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use super::cgroup::{self, CgroupLayout, ContainerCgroup, MemoryEvents};
+use super::logs::LogFiles;
 use super::record::{self, ContainerRecord, ExitRecord, RecordStore};
-use super::spec_check::{check_name, check_working_dir, path_component};
+use super::spec_check::{check_name, check_working_dir};
 use super::wrapper::{self, Launch};
 use super::{ContainerInfo, ContainerSpec, ContainerState, Runtime, RuntimeError, StopFuture};
 
@@ -50,7 +51,7 @@ const STOP_POLL: Duration = Duration::from_millis(25);
 const KILL_WAIT: Duration = Duration::from_secs(10);
 
 pub struct ProcessRuntime {
-    logs_dir: PathBuf,
+    logs: LogFiles,
     records: RecordStore,
     cgroups: CgroupLayout,
     has_warned_about_cgroups: AtomicBool,
@@ -77,12 +78,7 @@ impl ProcessRuntime {
 
     fn with_cgroup_layout(state_dir: PathBuf, cgroups: CgroupLayout) -> Result<ProcessRuntime, RuntimeError> {
         let records = RecordStore::open(state_dir.join("containers"))?;
-        let logs_dir = state_dir.join("logs");
-        std::fs::create_dir_all(&logs_dir).map_err(|source| RuntimeError::StateDir {
-            what: "cannot create the logs directory",
-            path: logs_dir.clone(),
-            source,
-        })?;
+        let logs = LogFiles::open(&state_dir)?;
         let found = records.load_all()?;
         let last_sequence = found
             .iter()
@@ -103,7 +99,7 @@ impl ProcessRuntime {
         }
         tracing::debug!(?cgroups, "process runtime cgroup layout");
         Ok(ProcessRuntime {
-            logs_dir,
+            logs,
             records,
             cgroups,
             has_warned_about_cgroups: AtomicBool::new(false),
@@ -347,8 +343,7 @@ impl Runtime for ProcessRuntime {
                 command: command.clone(),
                 cause,
             })?;
-        let log_path = self.log_path(&spec.pod_uid, &spec.name);
-        let log = open_log(&log_path)?;
+        let log = self.logs.open_for_append(&spec.pod_uid, &spec.name)?;
 
         let sequence = self.next_sequence()?;
         let id = format!("{}-{}-{sequence}", spec.pod_uid, spec.name);
@@ -425,18 +420,11 @@ impl Runtime for ProcessRuntime {
     }
 
     fn log_path(&self, pod_uid: &str, container: &str) -> PathBuf {
-        self.logs_dir
-            .join(path_component(pod_uid))
-            .join(format!("{}.log", path_component(container)))
+        self.logs.path(pod_uid, container)
     }
 
     fn remove_pod_logs(&self, pod_uid: &str) {
-        let dir = self.logs_dir.join(path_component(pod_uid));
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => tracing::warn!(dir = %dir.display(), %error, "cannot remove a pod's logs"),
-        }
+        self.logs.remove_pod(pod_uid)
     }
 
     fn exec(&self, id: &str, _spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
@@ -473,22 +461,6 @@ fn signal_group(id: &str, pid: u32, signal: Signal) -> Result<(), RuntimeError> 
             source: errno.into(),
         }),
     }
-}
-
-fn open_log(path: &Path) -> Result<std::fs::File, RuntimeError> {
-    let state_dir_error = |source| RuntimeError::StateDir {
-        what: "cannot open the log file",
-        path: path.to_path_buf(),
-        source,
-    };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(state_dir_error)?;
-    }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(state_dir_error)
 }
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ exit "$status"
 "#;
 
 /// `PATH` when the agent has none (Kubernetes' and Docker's default).
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The container's environment: `PATH` and `HOME` from the agent (host binaries are
 /// what the process runtime runs), then the spec's variables, a later one replacing an

@@ -2,6 +2,7 @@
 //! Waits are polls with generous deadlines; no assertion rests on a sleep.
 
 use super::*;
+use std::path::Path;
 
 /// Far longer than anything here should take, even on a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(20);

@@ -1,0 +1,349 @@
+//! A container's `config.json`, built from its `ContainerSpec` without touching the
+//! disk (the user, resolved from the root filesystem, is passed in).
+//!
+//! What a container gets (containerd's defaults for Kubernetes where there is one):
+//! new pid, mount, uts and ipc namespaces; the pod's network namespace (none of its
+//! own with host networking); /proc, a tmpfs /dev with /dev/pts, /dev/shm and
+//! /dev/mqueue, /sys and the cgroup tree read-only; the pod's /etc/hosts,
+//! /etc/resolv.conf and /etc/hostname bound read-only; containerd's masked and
+//! read-only paths unless privileged.
+
+use std::path::{Path, PathBuf};
+
+use super::super::ContainerSpec;
+use super::super::wrapper::DEFAULT_PATH;
+use super::config::{
+    Cpu, DeviceRule, Linux, Memory, Mount, Namespace, OCI_VERSION, Process, Resources, Root, Spec, User,
+};
+use super::security;
+
+/// CFS period, as kubelet sets it.
+const CPU_PERIOD_US: u64 = 100_000;
+/// The kernel's minimum CPU shares, and kubelet's for a container that requested none.
+const MIN_CPU_SHARES: u64 = 2;
+
+/// containerd's masked paths: hidden behind /dev/null (files) or an empty read-only
+/// tmpfs (directories).
+const MASKED_PATHS: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// containerd's read-only paths.
+const READONLY_PATHS: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Where the spec's things are on this host.
+#[derive(Debug, Clone)]
+pub struct Placement<'a> {
+    /// The mounted overlay.
+    pub rootfs: &'a Path,
+    /// `linux.cgroupsPath`.
+    pub cgroups_path: &'a str,
+    pub user: User,
+}
+
+/// The container's hostname: the sandbox's, else the container's name.
+pub fn hostname(spec: &ContainerSpec) -> String {
+    match &spec.sandbox {
+        Some(sandbox) if !sandbox.hostname.is_empty() => sandbox.hostname.clone(),
+        _ => spec.name.clone(),
+    }
+}
+
+/// The process's environment: the spec's (final: the agent has merged the image's),
+/// a later variable replacing an earlier one, plus `PATH` and `HOSTNAME` when absent.
+pub fn environment(spec: &ContainerSpec) -> Vec<String> {
+    let mut env: Vec<(String, String)> = Vec::new();
+    for (name, value) in &spec.env {
+        match env.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value.clone(),
+            None => env.push((name.clone(), value.clone())),
+        }
+    }
+    if !env.iter().any(|(n, _)| n == "PATH") {
+        env.insert(0, ("PATH".into(), DEFAULT_PATH.into()));
+    }
+    if !env.iter().any(|(n, _)| n == "HOSTNAME") {
+        env.push(("HOSTNAME".into(), hostname(spec)));
+    }
+    env.into_iter().map(|(n, v)| format!("{n}={v}")).collect()
+}
+
+/// Kubernetes' CPU shares for a request: millis × 1024 / 1000, at least 2.
+pub fn cpu_shares(request_millis: Option<u64>) -> u64 {
+    request_millis.map_or(MIN_CPU_SHARES, |millis| {
+        (millis.saturating_mul(1024) / 1000).max(MIN_CPU_SHARES)
+    })
+}
+
+/// The `config.json` of a container; the error names what cannot be honoured.
+pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, String> {
+    let security = &spec.security;
+    let capabilities = security::capabilities(
+        security.privileged,
+        &security.capabilities_add,
+        &security.capabilities_drop,
+    )?;
+    let is_host_network = spec.sandbox.as_ref().is_some_and(|s| s.netns.is_none());
+    let mut namespaces: Vec<Namespace> = ["pid", "mount", "uts", "ipc"]
+        .into_iter()
+        .map(|kind| Namespace { kind, path: None })
+        .collect();
+    if !is_host_network {
+        namespaces.push(Namespace {
+            kind: "network",
+            path: spec.sandbox.as_ref().and_then(|s| s.netns.clone()),
+        });
+    }
+    let (devices, masked_paths, readonly_paths) = if security.privileged {
+        (
+            vec![DeviceRule {
+                allow: true,
+                access: "rwm",
+            }],
+            vec![],
+            vec![],
+        )
+    } else {
+        (
+            vec![DeviceRule {
+                allow: false,
+                access: "rwm",
+            }],
+            MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+            READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
+        )
+    };
+    let memory = spec
+        .memory_limit_bytes
+        .map(|bytes| i64::try_from(bytes).unwrap_or(i64::MAX))
+        .map(|limit| Memory { limit, swap: limit });
+    let cpu = Cpu {
+        shares: cpu_shares(spec.cpu_request_millis),
+        quota: spec
+            .cpu_limit_millis
+            .map(|millis| i64::try_from(super::super::cgroup::cpu_quota_us(millis)).unwrap_or(i64::MAX)),
+        period: spec.cpu_limit_millis.map(|_| CPU_PERIOD_US),
+    };
+    let seccomp = (security.seccomp_runtime_default && !security.privileged).then(security::default_seccomp);
+    Ok(Spec {
+        oci_version: OCI_VERSION,
+        process: Process {
+            terminal: false,
+            user: placement.user,
+            args: spec.argv.clone(),
+            env: environment(spec),
+            cwd: spec.working_dir.clone().unwrap_or_else(|| PathBuf::from("/")),
+            capabilities,
+            no_new_privileges: security.no_new_privileges,
+        },
+        root: Root {
+            path: placement.rootfs.to_path_buf(),
+            readonly: security.read_only_root_filesystem,
+        },
+        hostname: hostname(spec),
+        mounts: mounts(spec, is_host_network),
+        linux: Linux {
+            namespaces,
+            cgroups_path: placement.cgroups_path.to_owned(),
+            resources: Resources { devices, memory, cpu },
+            masked_paths,
+            readonly_paths,
+            seccomp,
+        },
+    })
+}
+
+fn mounts(spec: &ContainerSpec, is_host_network: bool) -> Vec<Mount> {
+    let privileged = spec.security.privileged;
+    let sys_mode = if privileged { "rw" } else { "ro" };
+    let mut mounts = vec![
+        Mount::new("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        Mount::new(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        Mount::new(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
+        Mount::new(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        Mount::new("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+    ];
+    if is_host_network {
+        // A new sysfs can only be mounted from a network namespace of one's own; in
+        // the host's, the host's /sys is bound instead (read-only all the same).
+        mounts.push(Mount::new(
+            "/sys",
+            "bind",
+            "/sys",
+            &["rbind", "nosuid", "noexec", "nodev", sys_mode],
+        ));
+    } else {
+        mounts.push(Mount::new(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            &["nosuid", "noexec", "nodev", sys_mode],
+        ));
+    }
+    mounts.push(Mount::new(
+        "/sys/fs/cgroup",
+        "cgroup",
+        "cgroup",
+        &["nosuid", "noexec", "nodev", "relatime", sys_mode],
+    ));
+    if let Some(sandbox) = &spec.sandbox {
+        let files = [
+            ("/etc/hosts", &sandbox.etc_hosts),
+            ("/etc/resolv.conf", &sandbox.resolv_conf),
+            ("/etc/hostname", &sandbox.etc_hostname),
+        ];
+        for (destination, source) in files {
+            if let Some(source) = source {
+                mounts.push(Mount {
+                    destination: destination.into(),
+                    kind: "bind".into(),
+                    source: source.clone(),
+                    options: ["rbind", "rprivate", "ro"].map(str::to_owned).to_vec(),
+                });
+            }
+        }
+    }
+    mounts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::{RootFs, SandboxSpec, SecuritySpec};
+    use super::*;
+
+    fn container(sandbox: Option<SandboxSpec>) -> ContainerSpec {
+        ContainerSpec {
+            pod_uid: "u1".into(),
+            pod: "default/web".into(),
+            name: "app".into(),
+            argv: vec!["/bin/sh".into()],
+            rootfs: Some(RootFs::default()),
+            sandbox,
+            ..ContainerSpec::default()
+        }
+    }
+
+    fn built(spec: &ContainerSpec) -> serde_json::Value {
+        let placement = Placement {
+            rootfs: Path::new("/state/rootfs"),
+            cgroups_path: "/berth/u1/x",
+            user: User::default(),
+        };
+        serde_json::to_value(build(spec, placement).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn shares_follow_kubernetes() {
+        assert_eq!(cpu_shares(None), 2);
+        assert_eq!(cpu_shares(Some(1)), 2);
+        assert_eq!(cpu_shares(Some(250)), 256);
+        assert_eq!(cpu_shares(Some(1000)), 1024);
+    }
+
+    #[test]
+    fn env_gets_path_and_hostname_when_absent_and_later_wins() {
+        let mut spec = container(None);
+        spec.env = vec![("A".into(), "1".into()), ("A".into(), "2".into())];
+        assert_eq!(
+            environment(&spec),
+            vec![format!("PATH={DEFAULT_PATH}"), "A=2".into(), "HOSTNAME=app".into()]
+        );
+        spec.env.push(("PATH".into(), "/bin".into()));
+        spec.env.push(("HOSTNAME".into(), "h".into()));
+        assert_eq!(environment(&spec), vec!["A=2", "PATH=/bin", "HOSTNAME=h"]);
+    }
+
+    #[test]
+    fn the_pod_netns_is_joined_and_host_network_has_none() {
+        let netns = PathBuf::from("/run/netns/pod");
+        let pod = built(&container(Some(SandboxSpec {
+            netns: Some(netns.clone()),
+            hostname: "web".into(),
+            etc_hosts: Some("/pods/u1/hosts".into()),
+            ..SandboxSpec::default()
+        })));
+        let network = pod["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ns| ns["type"] == "network")
+            .unwrap();
+        assert_eq!(network["path"], "/run/netns/pod");
+        assert_eq!(pod["hostname"], "web");
+        let mounts = pod["mounts"].as_array().unwrap();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["destination"] == "/etc/hosts" && m["source"] == "/pods/u1/hosts")
+        );
+
+        let host = built(&container(Some(SandboxSpec {
+            netns: None,
+            hostname: "node1".into(),
+            ..SandboxSpec::default()
+        })));
+        let kinds: Vec<&str> = host["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ns| ns["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["pid", "mount", "uts", "ipc"]);
+    }
+
+    #[test]
+    fn limits_security_and_privileged() {
+        let mut spec = container(None);
+        spec.memory_limit_bytes = Some(32 << 20);
+        spec.cpu_limit_millis = Some(500);
+        spec.cpu_request_millis = Some(100);
+        spec.security = SecuritySpec {
+            read_only_root_filesystem: true,
+            no_new_privileges: true,
+            seccomp_runtime_default: true,
+            ..SecuritySpec::default()
+        };
+        let config = built(&spec);
+        assert_eq!(config["root"]["readonly"], true);
+        assert_eq!(config["process"]["noNewPrivileges"], true);
+        let resources = &config["linux"]["resources"];
+        assert_eq!(resources["memory"]["limit"], 32 << 20);
+        assert_eq!(resources["memory"]["swap"], 32 << 20);
+        assert_eq!(resources["cpu"]["quota"], 50_000);
+        assert_eq!(resources["cpu"]["period"], 100_000);
+        assert_eq!(resources["cpu"]["shares"], 102);
+        assert!(config["linux"]["seccomp"].is_object());
+        assert!(config["linux"]["maskedPaths"].as_array().unwrap().len() > 5);
+
+        spec.security.privileged = true;
+        let config = built(&spec);
+        assert!(config["linux"].get("maskedPaths").is_none());
+        assert!(config["linux"].get("seccomp").is_none());
+        assert_eq!(config["linux"]["resources"]["devices"][0]["allow"], true);
+    }
+}
