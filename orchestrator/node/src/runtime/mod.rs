@@ -21,7 +21,7 @@ mod cgroup;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 mod logs;
-mod oci;
+pub(crate) mod oci;
 mod process;
 mod record;
 mod spec_check;

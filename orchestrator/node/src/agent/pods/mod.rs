@@ -25,6 +25,8 @@ mod sandbox;
 mod status;
 
 #[cfg(test)]
+mod container_tests;
+#[cfg(test)]
 mod executor_tests;
 #[cfg(test)]
 mod fixtures;
