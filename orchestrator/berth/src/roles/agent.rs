@@ -200,9 +200,16 @@ fn workloads(config: &mut AgentConfig, default: Option<&str>) -> Result<Workload
     match (OciRuntime::available(), &images) {
         (Ok(()), Some(_)) => {
             let oci: Arc<dyn Runtime> = Arc::new(OciRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
-            let cni = CniNetwork::new(config.cni.clone());
-            config.pod_routes = Some(NodeRoutes::for_network(&config.name, &cni));
-            network = Some(Arc::new(cni));
+            // Without the CNI plugins only hostNetwork pods can start on runc; the
+            // others wait with the kubelet's "network is not ready".
+            match CniNetwork::available(&config.cni) {
+                Ok(()) => {
+                    let cni = CniNetwork::new(config.cni.clone());
+                    config.pod_routes = Some(NodeRoutes::for_network(&config.name, &cni));
+                    network = Some(Arc::new(cni));
+                }
+                Err(why) => tracing::warn!(%why, "no pod network: only hostNetwork pods run on runc"),
+            }
             runtimes = runtimes.with(oci, true);
             runtimes.set_default("runc")?;
         }

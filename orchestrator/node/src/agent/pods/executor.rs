@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::background::{Completion, PullJob, SecretSource, set_up_sandbox, stop_and_remove, tear_down_sandbox};
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
+use super::pull::ImageState;
 use crate::agent::workloads::{Runtimes, Workloads};
 use crate::image::{Images, PullError};
 use crate::network::PodNetwork;
@@ -48,7 +49,12 @@ pub(crate) struct Executor {
     events: Option<Recorder>,
     completions_tx: mpsc::UnboundedSender<Completion>,
     completions: mpsc::UnboundedReceiver<Completion>,
+    /// When the images were last garbage collected.
+    last_image_gc: Option<tokio::time::Instant>,
 }
+
+/// How often unused images are collected, as the kubelet's image GC period.
+pub(crate) const IMAGE_GC_PERIOD: Duration = Duration::from_secs(300);
 
 /// The reference an event about a pod names; with a container, its field path as
 /// Kubernetes writes it (`spec.containers{http}`).
@@ -85,6 +91,7 @@ impl Executor {
             events: None,
             completions_tx,
             completions,
+            last_image_gc: None,
         }
     }
 
@@ -127,7 +134,34 @@ impl Executor {
         for action in plan_reports(&self.memory, &self.host_ip, now) {
             self.carry_out(action, now);
         }
+        self.collect_garbage(now);
         std::mem::take(&mut self.writes)
+    }
+
+    /// Every [`IMAGE_GC_PERIOD`], in the background: lets the image store remove the
+    /// images no container uses (it does only above its disk threshold). Skipped while
+    /// a container's image is not known — a pull under way, or a container adopted
+    /// after a restart and not yet restarted — so an image in use is never counted
+    /// unused.
+    fn collect_garbage(&mut self, now: Now) {
+        let Some(images) = self.images.clone() else { return };
+        if self.last_image_gc.is_some_and(|at| now.instant < at + IMAGE_GC_PERIOD) {
+            return;
+        }
+        let mut in_use = Vec::new();
+        for pod in self.memory.pods.values().filter(|p| p.runs_images) {
+            for c in pod.containers.values() {
+                match c.image.pulled() {
+                    Some(image) => in_use.push(image.config_digest.clone()),
+                    None if c.id.is_some() || c.image.state == ImageState::Pulling => return,
+                    None => {}
+                }
+            }
+        }
+        in_use.sort();
+        in_use.dedup();
+        self.last_image_gc = Some(now.instant);
+        tokio::task::spawn_blocking(move || images.collect_garbage(&in_use));
     }
 
     /// The status of the pod `uid` is in the store (or the pod is gone from it).

@@ -393,3 +393,32 @@ async fn host_network_pods_share_the_node_s_address_and_a_class_not_offered_neve
     assert!(message.contains("no runtime for \"kata\""), "{message}");
     assert_eq!(node.runtime.starts().len(), 1);
 }
+
+#[tokio::test]
+async fn unused_images_are_collected_every_five_minutes_keeping_those_in_use() {
+    let node = Node::new();
+    node.images.has(IMAGE);
+    let mut executor = node.executor();
+    let t = now();
+    let pods = desired(&[&image_pod("web")]);
+    pass_until(&mut executor, &pods, t, |_| !node.runtime.running().is_empty()).await;
+    let in_use = vec![pulled(IMAGE).config_digest];
+    for _ in 0..500 {
+        if !node.images.collected().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.images.collected(), [in_use.clone()]);
+    pass(&mut executor, &pods, later(t, Duration::from_secs(299)));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(node.images.collected().len(), 1, "not before the period");
+    pass(&mut executor, &pods, later(t, Duration::from_secs(300)));
+    for _ in 0..500 {
+        if node.images.collected().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(node.images.collected(), [in_use.clone(), in_use]);
+}
