@@ -409,7 +409,7 @@ async fn unused_images_are_collected_every_five_minutes_keeping_those_in_use() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(node.images.collected(), [in_use.clone()]);
+    assert_eq!(node.images.collected(), std::slice::from_ref(&in_use));
     pass(&mut executor, &pods, later(t, Duration::from_secs(299)));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(node.images.collected().len(), 1, "not before the period");
