@@ -1,6 +1,8 @@
 //! Smoke test: `berth-bench` runs every workload against one real `berth store` replica
 //! and reports zero errors, and for watch every event delivered exactly once, in order;
-//! `berth-bench api`, at a small size, starts its own `berth server` and does the same.
+//! `berth-bench api`, at a small size, starts its own `berth server` and does the same;
+//! `berth-bench pods` times a few bare runc containers (as root) and a few berth pods
+//! from a loopback registry, and leaves nothing behind.
 //!
 //! The `berth` binary is taken from the same target directory as `berth-bench`
 //! (`target/debug/berth`, found by `berth_testkit::berth_binary`); scripts/test.sh
@@ -175,4 +177,94 @@ fn the_api_benchmark_creates_lists_and_watches_pods_on_its_own_server() {
     for checkpoint in checkpoints {
         assert!(checkpoint["rss_kib"].as_u64().unwrap() > 0, "{server}");
     }
+}
+
+/// Runs `berth-bench pods ARGS` and returns its JSON lines; the child's pid too.
+fn pods_bench(args: &[&str]) -> (Vec<Value>, u32) {
+    let child = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .arg("pods")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running berth-bench pods");
+    let pid = child.id();
+    let output = child.wait_with_output().expect("waiting for berth-bench pods");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "berth-bench pods {args:?} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error} in JSON line {line}")))
+        .collect();
+    (lines, pid)
+}
+
+fn line<'a>(lines: &'a [Value], workload: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|line| line["workload"] == workload)
+        .unwrap_or_else(|| panic!("no {workload} line in {lines:?}"))
+}
+
+#[test]
+fn the_pods_benchmark_times_bare_runc_and_deletes_its_containers() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    if !is_root {
+        berth_testkit::skip("root, for bare runc");
+        return;
+    }
+    if berth_benches::pods::runc::find_runc(None).is_err() {
+        berth_testkit::skip("runc (scripts/test.sh installs it)");
+        return;
+    }
+    if berth_testkit::oci::busybox_binary().is_none() {
+        berth_testkit::skip("a static busybox (Debian's busybox-static; scripts/test.sh installs it)");
+        return;
+    }
+    let (lines, pid) = pods_bench(&["--only", "runc", "--pods", "3"]);
+    assert_clean(line(&lines, "pods-runc"), "pods-runc", 3);
+    // Each container had a cgroup of its own, named after the bench's pid; runc delete
+    // took them all away.
+    let prefix = format!("berth-bench-{pid}-");
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup/memory")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+}
+
+#[test]
+fn the_pods_benchmark_times_berth_pods_from_a_loopback_registry() {
+    if berth_testkit::registry::docker_registry_binary().is_none() {
+        berth_testkit::skip("docker-registry (scripts/test.sh installs it)");
+        return;
+    }
+    if berth_testkit::oci::busybox_binary().is_none() {
+        berth_testkit::skip("a static busybox (Debian's busybox-static; scripts/test.sh installs it)");
+        return;
+    }
+    let berth = berth_binary();
+    let berth = berth.display().to_string();
+    let (lines, _) = pods_bench(&["--only", "berth", "--pods", "3", "--rss-pods", "6", "--berth", &berth]);
+    assert_clean(line(&lines, "pods-berth"), "pods-berth", 3);
+    let agent = line(&lines, "pods-agent");
+    let points: Vec<&str> = agent["rss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|point| point["at"].as_str().unwrap())
+        .collect();
+    assert_eq!(points, ["idle", "4 pods", "6 pods"], "{agent}");
 }
