@@ -422,3 +422,35 @@ async fn unused_images_are_collected_every_five_minutes_keeping_those_in_use() {
     }
     assert_eq!(node.images.collected(), [in_use.clone(), in_use]);
 }
+
+#[tokio::test]
+async fn host_ports_reach_the_pod_network_as_port_mappings() {
+    let node = Node::new();
+    let mut executor = node.executor();
+    let mut web: Pod = image_pod("web");
+    web.spec.containers[0].ports = Some(vec![
+        serde_json::from_value(serde_json::json!({"containerPort": 80, "hostPort": 8080})).unwrap(),
+        serde_json::from_value(
+            serde_json::json!({"containerPort": 53, "hostPort": 5353, "protocol": "UDP", "hostIP": "127.0.0.1"}),
+        )
+        .unwrap(),
+        serde_json::from_value(serde_json::json!({"containerPort": 9090})).unwrap(),
+    ]);
+    pass_until(&mut executor, &desired(&[&web]), now(), |_| {
+        !node.network.setups().is_empty()
+    })
+    .await;
+    let ports: Vec<(u16, u16, String, String)> = node.network.setups()[0]
+        .ports
+        .iter()
+        .map(|p| (p.host_port, p.container_port, p.protocol.clone(), p.host_ip.clone()))
+        .collect();
+    assert_eq!(
+        ports,
+        [
+            (8080, 80, "tcp".to_string(), String::new()),
+            (5353, 53, "udp".to_string(), "127.0.0.1".to_string()),
+        ],
+        "only ports with a hostPort, in CNI's spelling"
+    );
+}
