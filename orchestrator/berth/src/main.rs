@@ -20,6 +20,9 @@ Usage:
   berth server [flags]    run a control-plane replica: store + API server + controllers
                           (berth server --help)
   berth agent [flags]     run a node agent (berth agent --help)
+  berth image import PATH | ls | rm REF
+                          the agent's images, for nodes without a registry: import an OCI
+                          layout or a docker save tarball (berth image --help)
   berth store [flags]     run a store replica alone; etcd's flags (berth store --help)
   berth store snapshot restore FILE [flags] | status FILE [-w table|json]
                           etcdutl's snapshot tools for `etcdctl snapshot save` files
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
         Some("store") => berth_store::role::run(&args[1..], env!("CARGO_PKG_VERSION")),
         Some("server") => roles::server::run(&args[1..]),
         Some("agent") => roles::agent::run(&args[1..]),
+        Some("image") => roles::image::run(&args[1..]),
         Some("up") => roles::up::run(&args[1..]),
         Some(c @ ("apply" | "get" | "describe" | "delete" | "logs" | "scale")) => berth_cli::run(c, &args[1..]),
         Some("version" | "--version") => {

@@ -12,7 +12,8 @@ use clap::Parser;
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
 use berth_node::agent::{self, AgentConfig, Runtimes, Workloads};
-use berth_node::image::Images;
+use berth_node::image::gc::GcThresholds;
+use berth_node::image::{Images, ImagesConfig, NodeImages};
 use berth_node::network::routes::NodeRoutes;
 use berth_node::network::{CniNetwork, CniSettings};
 use berth_node::runtime::{OciRuntime, ProcessRuntime, Runtime};
@@ -63,6 +64,18 @@ pub struct AgentFlags {
     /// it (root, the runc binary, cgroups), else process.
     #[arg(long)]
     runtime: Option<String>,
+    /// A registry (`host:port`, or a host for every port) reached over HTTPS without
+    /// checking its certificate, or else plain HTTP; repeatable. Registries on
+    /// loopback always are.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    insecure_registries: Vec<String>,
+    /// Image garbage collection starts when the disk holding the images is used at
+    /// or above this percentage (100 turns it off)...
+    #[arg(long, default_value_t = 85, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_high_threshold: u8,
+    /// ...and removes unused images until usage is below this one.
+    #[arg(long, default_value_t = 80, value_parser = clap::value_parser!(u8).range(0..=100))]
+    image_gc_low_threshold: u8,
     /// Where the CNI plugins are (bridge, host-local, loopback, portmap); default:
     /// /usr/lib/cni, or /opt/cni/bin when only it has them.
     #[arg(long)]
@@ -83,8 +96,9 @@ fn duration(flag: &str, value: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
-    let name = match flags.name {
+/// The node's name: `--name`, else the host name.
+fn node_name(flag: Option<String>) -> Result<String, String> {
+    let name = match flag {
         Some(n) => n,
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_lowercase())
@@ -95,6 +109,38 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
             "--name {name:?}: a node name must be a DNS label (lower-case letters, digits and '-')"
         ));
     }
+    Ok(name)
+}
+
+/// The agent's data directory when `--data-dir` is not given: `<name>.agent`.
+pub fn default_data_dir(name: Option<String>) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(format!("{}.agent", node_name(name)?)))
+}
+
+/// The image store's settings from the agent's flags.
+pub fn images_config(flags: &AgentFlags, data_dir: &std::path::Path) -> Result<ImagesConfig, String> {
+    if flags.image_gc_low_threshold > flags.image_gc_high_threshold {
+        return Err(format!(
+            "--image-gc-low-threshold ({}) must not be above --image-gc-high-threshold ({})",
+            flags.image_gc_low_threshold, flags.image_gc_high_threshold
+        ));
+    }
+    for registry in &flags.insecure_registries {
+        if registry.is_empty() || registry.contains('/') {
+            return Err(format!("--insecure-registry {registry:?}: expected HOST or HOST:PORT"));
+        }
+    }
+    let mut config = ImagesConfig::new(data_dir);
+    config.insecure_registries = flags.insecure_registries.clone();
+    config.gc = GcThresholds {
+        high_percent: flags.image_gc_high_threshold,
+        low_percent: flags.image_gc_low_threshold,
+    };
+    Ok(config)
+}
+
+pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
+    let name = node_name(flags.name)?;
     let (detected_cpu, detected_memory) = agent::detect_capacity();
     let cpu_millis = match flags.cpu {
         Some(q) => parse_cpu_millis(&q).map_err(|e| format!("--cpu {q:?}: {}", e.0))?,
@@ -158,6 +204,17 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     super::init_logging(&flags.log_level);
     let runtime_flag = flags.runtime.clone();
+    let data_dir = flags.data_dir.clone();
+    let images = default_data_dir(flags.name.clone())
+        .map(|default| data_dir.unwrap_or(default))
+        .and_then(|dir| images_config(&flags, &dir));
+    let images_config = match images {
+        Ok(c) => c,
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth agent: {e}"));
+            return ExitCode::from(2);
+        }
+    };
     let config = match config(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -165,8 +222,15 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let images: Arc<dyn Images> = match NodeImages::new(images_config) {
+        Ok(images) => Arc::new(images),
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth agent: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
     let mut config = config;
-    let workloads = match workloads(&mut config, runtime_flag.as_deref()) {
+    let workloads = match workloads(&mut config, runtime_flag.as_deref(), images) {
         Ok(w) => w,
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
@@ -190,15 +254,12 @@ pub fn run(args: &[String]) -> ExitCode {
 /// runtime needs; `default` (`--runtime`) picks the default handler, else runc where
 /// it is available, else the process runtime. Sets `config.pod_routes` when pods use
 /// the pod network.
-fn workloads(config: &mut AgentConfig, default: Option<&str>) -> Result<Workloads, String> {
+fn workloads(config: &mut AgentConfig, default: Option<&str>, images: Arc<dyn Images>) -> Result<Workloads, String> {
     let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
     let mut runtimes = Runtimes::new(process, false);
-    // HOOK(image): the node's image store, once it is on main; until then the runc
-    // runtime, which runs nothing but images, is not offered.
-    let images: Option<Arc<dyn Images>> = None;
     let mut network: Option<Arc<dyn berth_node::network::PodNetwork>> = None;
-    match (OciRuntime::available(), &images) {
-        (Ok(()), Some(_)) => {
+    match OciRuntime::available() {
+        Ok(()) => {
             let oci: Arc<dyn Runtime> = Arc::new(OciRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
             // Without the CNI plugins only hostNetwork pods can start on runc; the
             // others wait with the kubelet's "network is not ready".
@@ -213,15 +274,14 @@ fn workloads(config: &mut AgentConfig, default: Option<&str>) -> Result<Workload
             runtimes = runtimes.with(oci, true);
             runtimes.set_default("runc")?;
         }
-        (Ok(()), None) => tracing::info!("the runc runtime is not offered: this agent has no image store"),
-        (Err(why), _) => tracing::info!(%why, "the runc runtime is not offered"),
+        Err(why) => tracing::info!(%why, "the runc runtime is not offered"),
     }
     if let Some(handler) = default {
         runtimes.set_default(handler).map_err(|e| format!("--runtime: {e}"))?;
     }
     Ok(Workloads {
         runtimes,
-        images,
+        images: Some(images),
         network,
     })
 }
@@ -229,6 +289,47 @@ fn workloads(config: &mut AgentConfig, default: Option<&str>) -> Result<Workload
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn flags(args: &[&str]) -> AgentFlags {
+        AgentFlags::try_parse_from(["berth agent", "--name", "n1"].iter().chain(args)).unwrap()
+    }
+
+    #[test]
+    fn image_flags_reach_the_image_config() {
+        let f = flags(&[
+            "--insecure-registry",
+            "registry.lan:5000",
+            "--insecure-registry=mirror.lan",
+            "--image-gc-high-threshold",
+            "90",
+            "--image-gc-low-threshold",
+            "70",
+        ]);
+        let config = images_config(&f, std::path::Path::new("n1.agent")).unwrap();
+        assert_eq!(config.insecure_registries, ["registry.lan:5000", "mirror.lan"]);
+        assert_eq!(
+            config.gc,
+            GcThresholds {
+                high_percent: 90,
+                low_percent: 70
+            }
+        );
+        assert_eq!(config.root, PathBuf::from("n1.agent/images"));
+
+        let inverted = flags(&["--image-gc-high-threshold", "50", "--image-gc-low-threshold", "60"]);
+        assert!(
+            images_config(&inverted, std::path::Path::new("d"))
+                .unwrap_err()
+                .contains("must not be above")
+        );
+        let url = flags(&["--insecure-registry", "http://registry.lan/"]);
+        assert!(
+            images_config(&url, std::path::Path::new("d"))
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+        assert!(AgentFlags::try_parse_from(["berth agent", "--image-gc-high-threshold", "101"]).is_err());
+    }
 
     fn parse(args: &[&str]) -> Result<AgentConfig, String> {
         let args: Vec<String> = ["--name", "n1"].iter().chain(args).map(|a| a.to_string()).collect();

@@ -1,7 +1,9 @@
 //! The long-running roles of the binary: `berth server` (a control-plane replica),
-//! `berth agent` (a node supervisor) and `berth up` (a local cluster of both).
+//! `berth agent` (a node supervisor) and `berth up` (a local cluster of both); and
+//! `berth image`, which works on an agent's image store.
 
 pub mod agent;
+pub mod image;
 pub mod server;
 pub mod up;
 

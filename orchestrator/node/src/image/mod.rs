@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  "registry:5000/app:1.2" ──► reference ──► registry (manifest, config, layers;
-//!                                             HTTPS, or HTTP for insecure/loopback)
+//!                                             HTTPS; unchecked HTTPS, else HTTP,
+//!                                             for insecure and loopback registries)
 //!                                    │ every blob's digest checked before use
 //!                                    ▼
 //!  store: state_dir/images/blobs/sha256/<hex>        blobs as pulled
@@ -12,12 +13,40 @@
 //!         state_dir/images/refs.json                 name:tag ──► manifest digest
 //! ```
 //!
-//! The agent asks [`Images::ensure`] for each container's image before it starts it;
-//! `berth image import|ls|rm` reach the same store for air-gapped nodes.
+//! The agent asks [`Images::ensure`] for each container's image before it starts it
+//! ([`NodeImages`] is the real one); `berth image import|ls|rm` reach the same store
+//! for air-gapped nodes ([`import`]). The parts:
+//!
+//! - `reference`: names as Docker normalizes them, and which registries are insecure;
+//! - `registry`: the distribution API client (auth, redirects, digests while streaming);
+//! - `manifest`: indexes, manifests, configs, and the host's platform;
+//! - `unpack`: one layer into a directory, whiteouts as overlayfs's markers;
+//! - `store`: the directories above, written by temp + rename under a file lock;
+//! - `gc`: the kubelet's image garbage collection, as a pure plan;
+//! - `credentials`: pull secrets (`.dockerconfigjson`) into [`RegistryCredentials`].
 
-pub mod pull_secrets;
+pub mod credentials;
+pub mod digest;
+pub mod gc;
+pub mod import;
+pub mod manifest;
+mod node_images;
+#[cfg(test)]
+mod real_registry_tests;
+pub mod reference;
+pub mod registry;
+#[cfg(test)]
+mod registry_stub;
+pub mod store;
+#[cfg(test)]
+mod testing;
+pub mod unpack;
+
+pub use node_images::{ImagesConfig, NodeImages, local_image};
+
 #[cfg(any(test, feature = "testing"))]
-pub mod testing;
+pub mod fake;
+pub mod pull_secrets;
 
 use std::future::Future;
 use std::path::PathBuf;

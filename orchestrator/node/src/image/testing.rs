@@ -1,116 +1,152 @@
-//! An in-memory [`Images`] for tests of the agent: nothing is pulled. A test says
-//! what each image resolves to (a pulled image or a pull error), or leaves it
-//! unanswered so the pull stays in progress until it answers, and reads back every
-//! `ensure` the agent made with its policy and credentials.
-//!
-//! Lock: one, `state`; never held across an await.
+//! Layers and images made in tests: tar entries written by hand (the tar crate's
+//! builder refuses the malicious paths the unpack tests need), gzip, digests, and
+//! OCI layouts.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::io::Write;
+use std::path::Path;
 
-use super::{EnsureFuture, ImageConfig, Images, PullError, PullPolicy, PulledImage, RegistryCredentials};
+use super::digest::Digest;
+use super::manifest::{Descriptor, Manifest, OCI_CONFIG, OCI_INDEX, OCI_MANIFEST};
 
+/// A tar archive built entry by entry.
 #[derive(Default)]
-pub struct FakeImages {
-    state: Mutex<FakeImagesState>,
-    /// Wakes the pulls waiting for an answer.
-    answered: tokio::sync::Notify,
+pub struct LayerTar {
+    builder: Option<tar::Builder<Vec<u8>>>,
 }
 
-#[derive(Default)]
-struct FakeImagesState {
-    answers: BTreeMap<String, Result<PulledImage, PullError>>,
-    ensures: Vec<Ensure>,
-    collected: Vec<Vec<String>>,
+fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    let name = &mut h.as_old_mut().name;
+    assert!(path.len() < name.len(), "test paths are short");
+    name[..path.len()].copy_from_slice(path.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_size(size);
+    h.set_mtime(1_700_000_000);
+    h.set_uid(0);
+    h.set_gid(0);
+    h
 }
 
-/// One call of [`Images::ensure`], as the agent made it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ensure {
-    pub image: String,
-    pub policy: PullPolicy,
-    pub credentials: Vec<RegistryCredentials>,
-}
-
-impl FakeImages {
-    pub fn new() -> Self {
-        FakeImages::default()
+impl LayerTar {
+    pub fn new() -> LayerTar {
+        LayerTar {
+            builder: Some(tar::Builder::new(Vec::new())),
+        }
     }
 
-    fn lock(&self) -> MutexGuard<'_, FakeImagesState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn append(&mut self, mut h: tar::Header, data: &[u8]) -> &mut Self {
+        h.set_cksum();
+        self.builder.as_mut().unwrap().append(&h, data).unwrap();
+        self
     }
 
-    /// From now on `image` resolves to `answer`; pulls waiting for it end.
-    pub fn answer(&self, image: &str, answer: Result<PulledImage, PullError>) {
-        self.lock().answers.insert(image.to_string(), answer);
-        self.answered.notify_waiters();
+    pub fn dir(&mut self, path: &str) -> &mut Self {
+        self.append(header(path, tar::EntryType::Directory, 0o755, 0), &[])
     }
 
-    /// `image` is pulled as [`pulled`] makes it.
-    pub fn has(&self, image: &str) {
-        self.answer(image, Ok(pulled(image)));
+    pub fn file(&mut self, path: &str, content: &str) -> &mut Self {
+        self.append(
+            header(path, tar::EntryType::Regular, 0o644, content.len() as u64),
+            content.as_bytes(),
+        )
     }
 
-    /// Every `ensure` so far, in order.
-    pub fn ensures(&self) -> Vec<Ensure> {
-        self.lock().ensures.clone()
+    pub fn file_owned(&mut self, path: &str, content: &str, mode: u32, uid: u64, gid: u64) -> &mut Self {
+        let mut h = header(path, tar::EntryType::Regular, mode, content.len() as u64);
+        h.set_uid(uid);
+        h.set_gid(gid);
+        self.append(h, content.as_bytes())
     }
 
-    /// The `in_use` lists of every garbage collection asked for.
-    pub fn collected(&self) -> Vec<Vec<String>> {
-        self.lock().collected.clone()
+    pub fn link(&mut self, kind: tar::EntryType, path: &str, target: &str) -> &mut Self {
+        let mut h = header(path, kind, 0o777, 0);
+        let link = &mut h.as_old_mut().linkname;
+        link[..target.len()].copy_from_slice(target.as_bytes());
+        self.append(h, &[])
     }
-}
 
-/// A made-up pulled image: entrypoint `/bin/<last part of the name>`, cmd `--serve`,
-/// `PATH` set, working directory `/srv`, digest derived from the name.
-pub fn pulled(image: &str) -> PulledImage {
-    let short = image.rsplit('/').next().unwrap_or(image);
-    let short = short.split([':', '@']).next().unwrap_or(short);
-    let hex = format!("{:0>64}", image.bytes().map(|b| format!("{b:02x}")).collect::<String>());
-    let hex = &hex[hex.len() - 64..];
-    PulledImage {
-        reference: image.to_string(),
-        image_id: format!("{}@sha256:{hex}", image.split([':', '@']).next().unwrap_or(image)),
-        config_digest: format!("sha256:{hex}"),
-        config: ImageConfig {
-            entrypoint: vec![format!("/bin/{short}")],
-            cmd: vec!["--serve".into()],
-            env: vec!["PATH=/usr/bin:/bin".into(), "MODE=image".into()],
-            working_dir: Some("/srv".into()),
-            user: None,
-        },
-        layers: vec![PathBuf::from(format!("/images/layers/{hex}"))],
+    pub fn tar(&mut self) -> Vec<u8> {
+        self.builder.take().unwrap().into_inner().unwrap()
     }
 }
 
-impl Images for FakeImages {
-    fn ensure<'a>(
-        &'a self,
-        image: &'a str,
-        policy: PullPolicy,
-        credentials: &'a [RegistryCredentials],
-    ) -> EnsureFuture<'a> {
-        self.lock().ensures.push(Ensure {
-            image: image.to_string(),
-            policy,
-            credentials: credentials.to_vec(),
-        });
-        Box::pin(async move {
-            loop {
-                // Registered before the check, so an answer between the two is not missed.
-                let answered = self.answered.notified();
-                if let Some(answer) = self.lock().answers.get(image) {
-                    return answer.clone();
-                }
-                answered.await;
-            }
-        })
+pub fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// An image's parts: the config, the layers as stored (gzip) and the manifest.
+pub struct TestImage {
+    pub config: Vec<u8>,
+    pub layers: Vec<Vec<u8>>,
+    pub manifest: Vec<u8>,
+}
+
+impl TestImage {
+    /// An image of `tars` (uncompressed layer tars), each gzip-compressed, with `cmd`.
+    pub fn new(tars: &[Vec<u8>], cmd: &[&str]) -> TestImage {
+        let diff_ids: Vec<String> = tars.iter().map(|t| Digest::of(t).to_string()).collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": super::manifest::host_platform().architecture,
+            "os": "linux",
+            "config": {"Cmd": cmd, "Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap();
+        let layers: Vec<Vec<u8>> = tars.iter().map(|t| gzip(t)).collect();
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: OCI_MANIFEST.into(),
+            config: descriptor(OCI_CONFIG, &config),
+            layers: layers
+                .iter()
+                .map(|l| descriptor("application/vnd.oci.image.layer.v1.tar+gzip", l))
+                .collect(),
+        };
+        TestImage {
+            config,
+            layers,
+            manifest: serde_json::to_vec(&manifest).unwrap(),
+        }
     }
 
-    fn collect_garbage(&self, in_use: &[String]) {
-        self.lock().collected.push(in_use.to_vec());
+    pub fn manifest_digest(&self) -> Digest {
+        Digest::of(&self.manifest)
     }
+
+    pub fn config_digest(&self) -> Digest {
+        Digest::of(&self.config)
+    }
+
+    /// Writes the image as an OCI layout at `dir`, its manifest named `ref_name`.
+    pub fn write_layout(&self, dir: &Path, ref_name: &str) {
+        let blobs = dir.join("blobs/sha256");
+        std::fs::create_dir_all(&blobs).unwrap();
+        for blob in [&self.config, &self.manifest].into_iter().chain(&self.layers) {
+            std::fs::write(blobs.join(Digest::of(blob).hex()), blob).unwrap();
+        }
+        let mut manifest = descriptor(OCI_MANIFEST, &self.manifest);
+        manifest.annotations = BTreeMap::from([("org.opencontainers.image.ref.name".into(), ref_name.into())]);
+        let index = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [manifest]});
+        std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+        std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    }
+}
+
+pub fn descriptor(media_type: &str, blob: &[u8]) -> Descriptor {
+    Descriptor {
+        media_type: media_type.into(),
+        digest: Digest::of(blob).to_string(),
+        size: blob.len() as u64,
+        platform: None,
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// Whether this process may do what unpacking as root does (devices, trusted xattrs).
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
 }

@@ -141,7 +141,7 @@ pub(crate) fn security_spec(pod: &Pod, c: &Container) -> SecuritySpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::testing::pulled;
+    use crate::image::fake::pulled;
     use berth_api::meta::ObjectMeta;
     use berth_api::objects::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
     use berth_api::objects::{EnvVar, PodSpec};

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use super::executor::Executor;
 use super::fixtures::{desired, later, now, pod};
 use crate::agent::workloads::{Runtimes, Workloads};
-use crate::image::testing::{FakeImages, pulled};
+use crate::image::fake::{FakeImages, pulled};
 use crate::image::{ImageConfig, PulledImage};
 use crate::network::tests::fixtures::{Host, can_run};
 use crate::network::{CniNetwork, PodNetwork};

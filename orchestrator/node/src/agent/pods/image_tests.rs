@@ -13,7 +13,7 @@ use super::fixtures::{BASE, container_statuses, desired, later, now, pod, runnin
 use super::memory::Now;
 use super::plan::Action;
 use crate::agent::workloads::{Runtimes, Workloads};
-use crate::image::testing::{FakeImages, pulled};
+use crate::image::fake::{FakeImages, pulled};
 use crate::image::{PullError, PullPolicy, RegistryCredentials};
 use crate::network::PodNetwork;
 use crate::network::testing::FakeNetwork;
