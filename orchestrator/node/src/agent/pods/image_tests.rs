@@ -454,3 +454,26 @@ async fn host_ports_reach_the_pod_network_as_port_mappings() {
         "only ports with a hostPort, in CNI's spelling"
     );
 }
+
+#[tokio::test]
+async fn a_pod_without_an_image_runs_on_the_host_where_the_default_runs_images() {
+    let node = Node::new();
+    let host = Arc::new(crate::runtime::ProcessRuntime::new(node.dir.path().join("process")).unwrap());
+    let workloads = Workloads {
+        runtimes: Runtimes::new(node.runtime.clone(), true).with(host.clone(), false),
+        images: Some(node.images.clone()),
+        network: Some(node.network.clone()),
+    };
+    let mut executor = Executor::new(workloads, BASE, "10.0.0.1".into());
+    let mut sleeper = pod("sleeper", "Always");
+    sleeper.spec.containers[0].command = Some(vec!["sleep".into(), "30".into()]);
+    pass(&mut executor, &desired(&[&sleeper]), now());
+    assert_eq!(executor.memory().pods["uid-sleeper"].handler, "process");
+    assert!(node.runtime.starts().is_empty() && node.images.ensures().is_empty());
+    let started = host.list();
+    assert_eq!(started.len(), 1, "{started:?}");
+    for c in started {
+        host.stop(&c.id, Duration::from_secs(1)).await.unwrap();
+        host.remove(&c.id).unwrap();
+    }
+}

@@ -73,13 +73,23 @@ impl Memory {
     }
 
     /// The handler a pod runs with: the one its RuntimeClass names (berth's classes
-    /// are built in, each named after its handler), else the node's default.
+    /// are built in, each named after its handler); else, for a pod none of whose
+    /// containers names an image, a handler that runs commands on the host (nothing
+    /// else could run it); else the node's default.
     pub(crate) fn handler_of(&self, pod: &Pod) -> String {
-        pod.spec
-            .runtime_class_name
-            .clone()
-            .filter(|c| !c.is_empty())
-            .unwrap_or_else(|| self.default_handler.clone())
+        if let Some(class) = pod.spec.runtime_class_name.clone().filter(|c| !c.is_empty()) {
+            return class;
+        }
+        let has_image = pod
+            .spec
+            .containers
+            .iter()
+            .any(|c| c.image.as_deref().is_some_and(|i| !i.is_empty()));
+        let on_host = self.handlers.iter().find(|(_, runs_images)| !**runs_images);
+        match on_host {
+            Some((handler, _)) if !has_image && self.runs_images(&self.default_handler) => handler.clone(),
+            _ => self.default_handler.clone(),
+        }
     }
 
     /// Forgets everything (after every container was stopped): the next pass adopts
