@@ -167,6 +167,15 @@ impl HostNetwork {
         Ipv4Addr::new(SUBNETS[0], SUBNETS[1], self.index, 1)
     }
 
+    /// A /16 for the pods of this network's hosts (`--cluster-cidr`), its own as the
+    /// hosts' /24 is. Traffic between the hosts crosses the root namespace's bridge,
+    /// and with br_netfilter loaded (Kubernetes nodes load it) bridged packets pass
+    /// the root namespace's conntrack and nat rules: pod addresses that another test,
+    /// or a node running in the root namespace, also uses would be masqueraded there.
+    pub fn pod_cidr(&self) -> String {
+        format!("10.{}.0.0/16", self.index)
+    }
+
     pub fn bridge(&self) -> &str {
         &self.bridge
     }
@@ -180,11 +189,16 @@ impl HostNetwork {
     }
 }
 
+/// The network indexes N: 10.N.0.0/16 (the pods') stays clear of Kubernetes' default
+/// service range (10.96.0.0/12) and cluster CIDR (10.244.0.0/16).
+const INDEXES: std::ops::RangeInclusive<u32> = 112..=243;
+
 /// Creates the first free bridge `bh<N>`, starting from one this process's id picks.
 fn claim_bridge() -> anyhow::Result<u8> {
-    let start = std::process::id() % 200;
-    for offset in 0..200 {
-        let index = ((start + offset) % 200 + 20) as u8;
+    let count = INDEXES.end() - INDEXES.start() + 1;
+    let start = std::process::id() % count;
+    for offset in 0..count {
+        let index = (INDEXES.start() + (start + offset) % count) as u8;
         let name = format!("bh{index}");
         let made = Command::new(system_tool("ip"))
             .args(["link", "add", &name, "type", "bridge"])
@@ -194,7 +208,7 @@ fn claim_bridge() -> anyhow::Result<u8> {
             return Ok(index);
         }
     }
-    bail!("no free test bridge bh20…bh219")
+    bail!("no free test bridge bh{}…bh{}", INDEXES.start(), INDEXES.end())
 }
 
 impl Host {

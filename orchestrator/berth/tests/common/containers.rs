@@ -72,7 +72,10 @@ impl ContainerCluster {
         let registry = Registry::start_on_or_skip(gateway.into())?;
         let mut server = Cluster::new(
             ClusterSpec::new(System::BerthServer, BERTH, 1)
-                .args(["--node-monitor-grace-period=5s"])
+                .args([
+                    "--node-monitor-grace-period=5s".to_string(),
+                    format!("--cluster-cidr={}", network.pod_cidr()),
+                ])
                 .env("RUST_LOG", QUIET_RAFT_LOG),
         )
         .unwrap();
