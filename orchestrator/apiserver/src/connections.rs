@@ -216,7 +216,9 @@ async fn serve(stream: TcpStream, api: ApiServer, _slot: OwnedSemaphorePermit) {
             }
         })
     };
-    let connection = http1::Builder::new().serve_connection(io, service);
+    // With upgrades: exec, attach and port-forward switch protocols (see `streaming`);
+    // the connection future then ends and the upgraded stream lives on in its own task.
+    let connection = http1::Builder::new().serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     loop {
         let deadline = clock.deadline(&settings);

@@ -132,6 +132,17 @@ pub fn resources(group: &str, version: &str) -> Value {
             eviction["group"] = "policy".into();
             eviction["version"] = "v1".into();
             resources.push(eviction);
+            for (subresource, options) in [
+                ("exec", "PodExecOptions"),
+                ("attach", "PodAttachOptions"),
+                ("portforward", "PodPortForwardOptions"),
+            ] {
+                resources.push(entry(
+                    format!("{}/{subresource}", kind.plural),
+                    options,
+                    &["create", "get"],
+                ));
+            }
         }
     }
     json!({
@@ -252,7 +263,10 @@ mod tests {
             .iter()
             .map(|s| s["subresource"].as_str().unwrap())
             .collect();
-        assert_eq!(subresources, ["status", "log", "eviction"]);
+        assert_eq!(
+            subresources,
+            ["status", "log", "eviction", "exec", "attach", "portforward"]
+        );
         assert_eq!(pods["subresources"][2]["responseKind"]["group"], "policy");
         let named = aggregated(false);
         let groups: Vec<&str> = named["items"]

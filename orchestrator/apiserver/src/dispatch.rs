@@ -22,6 +22,7 @@ use super::prepare::{FieldValidation, Part};
 use super::rest::{WriteOptions, Written};
 use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::status::ApiError;
+use super::streaming::{self, Stream};
 use super::watch::{WatchRequest, watch};
 use super::{ApiServer, discovery, eviction, list, openapi, rest, scale, table};
 
@@ -183,6 +184,20 @@ async fn respond(
     parts: Parts,
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
+    if let Route::Object {
+        namespace: Some(namespace),
+        name,
+        subresource: Some(subresource @ (Subresource::Exec | Subresource::Attach | Subresource::PortForward)),
+        ..
+    } = &route
+    {
+        let stream = match subresource {
+            Subresource::Exec => Stream::Exec,
+            Subresource::Attach => Stream::Attach,
+            _ => Stream::PortForward,
+        };
+        return streaming::proxy(api, stream, namespace, name, parts).await;
+    }
     let format = response_format(&parts.headers);
     let method = parts.method.clone();
     let headers = &parts.headers;
@@ -361,25 +376,25 @@ async fn respond(
                     reply(201, eviction::evict(api, kind, namespace, &name, &body).await?)
                 }
                 (Some(Subresource::Log), Method::GET) => {
-                    // Checked with PodLogOptions' rules; the agent serves follow and
-                    // tailLines only, so asking for more is refused, by name.
+                    // Checked with PodLogOptions' rules. The agent records no time per
+                    // line, so the options that need one are refused, by name.
                     let asked = [
-                        ("limitBytes", params.integer("limitBytes", 1..=i64::MAX)?.is_some()),
                         ("sinceSeconds", params.integer("sinceSeconds", 1..=i64::MAX)?.is_some()),
                         ("sinceTime", !params.text("sinceTime").is_empty()),
-                        ("previous", params.flag("previous")?),
                         ("timestamps", params.flag("timestamps")?),
                     ];
                     if let Some((name, _)) = asked.iter().find(|(_, asked)| *asked) {
                         return Err(ApiError::bad_request(format!(
-                            "{name}: berth does not implement this log option yet (follow, tailLines \
-                             and container are served)"
+                            "{name}: berth does not implement this log option yet (follow, tailLines, \
+                             previous, limitBytes and container are served)"
                         )));
                     }
                     let request = LogRequest {
                         container: Some(params.text("container").to_string()).filter(|c| !c.is_empty()),
                         follow: params.flag("follow")?,
                         tail_lines: params.integer("tailLines", 0..=i64::MAX)?,
+                        previous: params.flag("previous")?,
+                        limit_bytes: params.integer("limitBytes", 1..=i64::MAX)?,
                     };
                     logs(api, namespace, &name, request).await
                 }

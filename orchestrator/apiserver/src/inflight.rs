@@ -31,7 +31,9 @@ impl Class {
         let is_log = matches!(
             route,
             Route::Object {
-                subresource: Some(Subresource::Log),
+                subresource: Some(
+                    Subresource::Log | Subresource::Exec | Subresource::Attach | Subresource::PortForward
+                ),
                 ..
             }
         );

@@ -47,6 +47,7 @@ mod selector;
 pub mod settings;
 mod status;
 mod storage;
+mod streaming;
 mod table;
 mod watch;
 

@@ -25,6 +25,9 @@ pub struct LogRequest {
     pub container: Option<String>,
     pub follow: bool,
     pub tail_lines: Option<i64>,
+    /// The previous instance of the container (after a restart).
+    pub previous: bool,
+    pub limit_bytes: Option<i64>,
 }
 
 fn texts<'a>(object: &'a Value, pointer: &str, field: &str) -> Vec<&'a str> {
@@ -97,6 +100,12 @@ pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequ
     );
     if let Some(lines) = request.tail_lines {
         path.push_str(&format!("&tailLines={lines}"));
+    }
+    if request.previous {
+        path.push_str("&previous=true");
+    }
+    if let Some(limit) = request.limit_bytes {
+        path.push_str(&format!("&limitBytes={limit}"));
     }
     let upstream = HttpClient::new(vec![base.clone()])
         .stream("GET", &path)

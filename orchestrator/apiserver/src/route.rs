@@ -34,6 +34,11 @@ pub enum Subresource {
     Log,
     /// `pods/{name}/eviction`: POST an Eviction to delete the pod.
     Eviction,
+    /// `pods/{name}/exec`, `attach`, `portforward`: upgraded to a stream, proxied to
+    /// the agent (see `streaming`).
+    Exec,
+    Attach,
+    PortForward,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +148,9 @@ fn object_or_collection(kind: &'static Kind, namespace: Option<&str>, tail: &[&s
                 "scale" if kind.subresources.scale => Subresource::Scale,
                 "log" if is_pods(kind) => Subresource::Log,
                 "eviction" if is_pods(kind) => Subresource::Eviction,
+                "exec" if is_pods(kind) => Subresource::Exec,
+                "attach" if is_pods(kind) => Subresource::Attach,
+                "portforward" if is_pods(kind) => Subresource::PortForward,
                 _ => return None,
             }),
         }),

@@ -1,6 +1,11 @@
 //! The agent's HTTP endpoint: `GET /containerLogs/{namespace}/{pod}/{container}`
-//! (`?follow=true`, `?tailLines=N`), the path the kubelet serves logs on, which the
-//! API server proxies `berth logs` to; and `/healthz`.
+//! (`?follow=true`, `?tailLines=N`, `?previous=true`, `?limitBytes=N`), the path the
+//! kubelet serves logs on, which the API server proxies `berth logs` and `kubectl
+//! logs` to; the streaming endpoints (`stream`); and `/healthz`.
+//!
+//! Without `previous` the whole file is served, every instance of the container
+//! appended (so `logs -f` goes on across a restart); `previous` serves the instance
+//! before the last start (see `runtime::log_file`).
 
 use std::io::SeekFrom;
 use std::sync::Arc;
@@ -15,8 +20,9 @@ use axum::routing::get;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use super::PodIndex;
+use super::{PodIndex, stream};
 use crate::runtime::Runtime;
+use crate::runtime::log_file::{self, Instance};
 
 #[derive(Clone)]
 struct Logs {
@@ -31,13 +37,49 @@ struct LogQuery {
     follow: Option<String>,
     #[serde(default)]
     tail_lines: Option<usize>,
+    #[serde(default)]
+    previous: Option<String>,
+    #[serde(default)]
+    limit_bytes: Option<u64>,
+}
+
+fn is_true(value: Option<&str>) -> bool {
+    matches!(value, Some("true" | "1" | "True"))
+}
+
+/// A kubelet error as a metav1.Status, which the API server passes on as it is.
+fn status_error(status: StatusCode, reason: &str, message: String) -> Response {
+    let body = serde_json::json!({
+        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": message, "reason": reason, "code": status.as_u16(),
+    });
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Runtime>, index: PodIndex) {
     let app = Router::new()
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(Logs { runtime, index });
+        .with_state(Logs {
+            runtime: runtime.clone(),
+            index: index.clone(),
+        })
+        .merge(
+            Router::new()
+                .route(
+                    "/exec/{namespace}/{pod}/{container}",
+                    get(stream::exec).post(stream::exec),
+                )
+                .route(
+                    "/attach/{namespace}/{pod}/{container}",
+                    get(stream::attach).post(stream::attach),
+                )
+                .route(
+                    "/portForward/{namespace}/{pod}",
+                    get(stream::port_forward).post(stream::port_forward),
+                )
+                .with_state(stream::Node { runtime, index }),
+        );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the agent's log server stopped");
     }
@@ -70,14 +112,33 @@ async fn container_logs(
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the log: {e}")),
     };
-    let mut start = 0;
+    let is_previous = is_true(query.previous.as_deref());
+    let range = if is_previous {
+        match log_file::instance_range(&path, Instance::Previous) {
+            Some(range) => range,
+            None => {
+                return status_error(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("previous terminated container {container:?} in pod {pod:?} not found"),
+                );
+            }
+        }
+    } else {
+        0..u64::MAX
+    };
+    let mut start = range.start;
     if let Some(n) = query.tail_lines {
-        match tail_offset(&mut file, n).await {
+        match tail_offset(&mut file, range.clone(), n).await {
             Ok(offset) => start = offset,
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read the log: {e}")),
         }
     }
-    let follow = matches!(query.follow.as_deref(), Some("true" | "1"));
+    // A previous instance has ended: nothing more will come to follow.
+    let end = range
+        .end
+        .min(query.limit_bytes.map_or(u64::MAX, |limit| start.saturating_add(limit)));
+    let follow = is_true(query.follow.as_deref()) && !is_previous;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let index = logs.index.clone();
     tokio::spawn(async move {
@@ -86,8 +147,13 @@ async fn container_logs(
             return;
         }
         let mut buf = vec![0u8; 64 * 1024];
+        let mut at = start;
         loop {
-            match file.read(&mut buf).await {
+            let room = usize::try_from(end - at).unwrap_or(usize::MAX).min(buf.len());
+            if room == 0 {
+                return;
+            }
+            match file.read(&mut buf[..room]).await {
                 Ok(0) => {
                     let still_here = index.lock().expect("pod index lock").get(&key) == Some(&uid);
                     if !follow || !still_here || tx.is_closed() {
@@ -96,6 +162,7 @@ async fn container_logs(
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 Ok(n) => {
+                    at += n as u64;
                     if tx.send(Ok(Bytes::copy_from_slice(&buf[..n]))).await.is_err() {
                         return;
                     }
@@ -114,11 +181,15 @@ async fn container_logs(
         .into_response()
 }
 
-/// The offset at which the last `n` lines of the file begin.
-async fn tail_offset(file: &mut tokio::fs::File, n: usize) -> std::io::Result<u64> {
+/// The offset at which the last `n` lines of `range` of the file begin.
+async fn tail_offset(file: &mut tokio::fs::File, range: std::ops::Range<u64>, n: usize) -> std::io::Result<u64> {
     let mut contents = Vec::new();
-    file.read_to_end(&mut contents).await?;
-    Ok(tail_start(&contents, n) as u64)
+    file.seek(SeekFrom::Start(range.start)).await?;
+    (&mut *file)
+        .take(range.end - range.start)
+        .read_to_end(&mut contents)
+        .await?;
+    Ok(range.start + tail_start(&contents, n) as u64)
 }
 
 fn tail_start(contents: &[u8], n: usize) -> usize {

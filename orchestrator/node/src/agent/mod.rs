@@ -15,6 +15,7 @@
 
 mod logs;
 mod pods;
+mod stream;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -20,11 +20,12 @@
 mod cgroup;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
-mod logs;
+pub mod log_file;
 mod oci;
 mod process;
 mod record;
 mod spec_check;
+mod terminal;
 mod wrapper;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ use std::time::{Duration, SystemTime};
 pub use fake::FakeRuntime;
 pub use oci::OciRuntime;
 pub use process::ProcessRuntime;
+pub use terminal::{open_pty, resize_terminal};
 
 /// What to run: one container of one pod.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -176,7 +178,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// log file stays until `remove_pod_logs`.
     fn remove(&self, id: &str) -> Result<(), RuntimeError>;
     /// The log file of a container of a pod (stdout and stderr interleaved, appended
-    /// across restarts).
+    /// across restarts, each start marked with `log_file::mark_instance_start` so that
+    /// `logs --previous` finds the instance before the last).
     fn log_path(&self, pod_uid: &str, container: &str) -> PathBuf;
     fn remove_pod_logs(&self, pod_uid: &str);
     /// Runs a further process inside the running container `id` (`kubectl exec`):
@@ -239,6 +242,9 @@ pub enum RuntimeError {
     },
     #[error("no container {id:?}")]
     NotFound { id: String },
+    /// `exec` into a container that has exited.
+    #[error("container not running ({id})")]
+    NotRunning { id: String },
     #[error("container {id}: still running (pid {pid}); stop it before removing it")]
     StillRunning { id: String, pid: u32 },
     #[error("container {id}: cannot signal its process group {pgid}: {source}")]

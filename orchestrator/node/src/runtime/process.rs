@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use super::cgroup::{self, CgroupLayout, ContainerCgroup, MemoryEvents};
-use super::logs::LogFiles;
+use super::log_file::LogFiles;
 use super::record::{self, ContainerRecord, ExitRecord, RecordStore};
 use super::spec_check::{check_name, check_working_dir};
 use super::wrapper::{self, Launch};
@@ -343,7 +343,7 @@ impl Runtime for ProcessRuntime {
                 command: command.clone(),
                 cause,
             })?;
-        let log = self.logs.open_for_append(&spec.pod_uid, &spec.name)?;
+        let log = self.logs.open_for_start(&spec.pod_uid, &spec.name)?;
 
         let sequence = self.next_sequence()?;
         let id = format!("{}-{}-{sequence}", spec.pod_uid, spec.name);
@@ -427,12 +427,21 @@ impl Runtime for ProcessRuntime {
         self.logs.remove_pod(pod_uid)
     }
 
-    fn exec(&self, id: &str, _spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
-        Err(RuntimeError::Unsupported {
-            container: id.to_owned(),
-            runtime: self.name(),
-            what: "exec yet".into(),
-        })
+    fn exec(&self, id: &str, spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
+        let mut containers = self.lock();
+        let container = containers
+            .by_id
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::NotFound { id: id.to_owned() })?;
+        let ContainerState::Running { pid, .. } = container.observe(&self.records) else {
+            return Err(RuntimeError::NotRunning { id: id.to_owned() });
+        };
+        let target = exec::Target {
+            container: &container.record.name,
+            pid,
+            cgroup_dirs: &container.record.cgroup_dirs,
+        };
+        exec::exec(&target, spec)
     }
 
     fn name(&self) -> &'static str {
@@ -463,5 +472,6 @@ fn signal_group(id: &str, pid: u32, signal: Signal) -> Result<(), RuntimeError> 
     }
 }
 
+mod exec;
 #[cfg(test)]
 mod tests;

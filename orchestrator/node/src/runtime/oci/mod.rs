@@ -45,7 +45,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use super::cgroup::{self, CgroupLayout};
-use super::logs::LogFiles;
+use super::log_file::LogFiles;
 use super::record::{self, ContainerRecord, RecordStore};
 use super::spec_check::check_name;
 use super::{ContainerInfo, ContainerSpec, ContainerState, ExecSession, ExecSpec, Runtime, RuntimeError, StopFuture};
@@ -300,7 +300,7 @@ impl OciRuntime {
         bundle: &Bundle,
         record: &mut ContainerRecord,
     ) -> Result<Child, RuntimeError> {
-        let log = self.logs.open_for_append(&spec.pod_uid, &spec.name)?;
+        let log = self.logs.open_for_start(&spec.pod_uid, &spec.name)?;
         let exit_file = self.records.exit_path(&record.id);
         let _ = std::fs::remove_file(&exit_file);
         let mut child = self
