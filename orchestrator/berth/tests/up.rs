@@ -115,6 +115,30 @@ impl Drop for Bridges {
     }
 }
 
+/// The mount points under `dir` (pods' network namespaces, containers' roots).
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| point.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Unmounts what the cluster left mounted under its directory, so that a failed test
+/// leaves no namespace or overlay behind (the test asserts there is none first).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        for point in mounts_under(&self.0).into_iter().rev() {
+            let _ = Command::new("umount").args(["-l", &point]).status();
+        }
+    }
+}
+
 /// The body of `GET /` from `ip:8080`, or why there is none.
 fn http_get(ip: &str) -> Result<String, String> {
     let addr: SocketAddr = format!("{ip}:8080").parse().map_err(|e| format!("{ip}: {e}"))?;
@@ -147,6 +171,8 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let lacking = lacks_containers();
     let _bridges = Bridges::new_ones(&["berth0", "berth1"]);
+    // Dropped before the directory, after `up`.
+    let _unmount = Unmount(dir.path().to_path_buf());
     let up = Command::new(BERTH)
         .args(["up", "--servers", "1", "--agents", "2", "--dir"])
         .arg(dir.path().join("cluster"))
@@ -175,7 +201,7 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
     assert!(printed.contains("http://127.0.0.1:8080"), "{printed}");
 
     match &lacking {
-        None => serves_web_from_containers(&printed),
+        None => serves_web_from_containers(&printed, dir.path()),
         Some(why) => {
             assert!(printed.contains("pods will run as host processes"), "{printed}");
             berth_testkit::skip(&format!("containers for examples/web.yaml: {why}"));
@@ -234,6 +260,11 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
         Vec::<u32>::new(),
         "containers left running after Ctrl-C"
     );
+    assert_eq!(
+        mounts_under(dir.path()),
+        Vec::<String>::new(),
+        "network namespaces or container roots left mounted after Ctrl-C"
+    );
     let unreachable = berth(&["get", "pods"]);
     assert!(!unreachable.status.success());
 }
@@ -241,8 +272,9 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
 /// `examples/web.yaml` on a host that runs containers: three replicas of busybox
 /// `httpd` from the image berth up built and served, Running with the image's digest,
 /// each answering on its pod IP from this host with a page naming its pod. Then the
-/// deployment is deleted, so the process variant can take the name.
-fn serves_web_from_containers(printed: &str) {
+/// deployment is deleted, which leaves no container and no mount (network namespace,
+/// container root) behind, and the process variant can take the name.
+fn serves_web_from_containers(printed: &str, dir: &std::path::Path) {
     assert!(
         printed.contains("127.0.0.1:5000/berth/busybox:stable"),
         "berth up did not name the example image: {printed}"
@@ -296,10 +328,11 @@ fn serves_web_from_containers(printed: &str) {
     let deleted = berth(&["delete", "-f", example]);
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pods().is_empty() || !httpd_workloads().is_empty() {
+    while !pods().is_empty() || !httpd_workloads().is_empty() || !mounts_under(dir).is_empty() {
         assert!(
             Instant::now() < deadline,
-            "the example's containers outlived their deployment"
+            "the example's containers or mounts outlived their deployment: {:?}",
+            mounts_under(dir)
         );
         std::thread::sleep(Duration::from_millis(300));
     }
