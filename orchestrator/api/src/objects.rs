@@ -20,10 +20,11 @@ pub use k8s_openapi::api::apps::v1::{
     ReplicaSetStatus, RollingUpdateDeployment,
 };
 pub use k8s_openapi::api::core::v1::{
-    Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, DaemonEndpoint, EnvVar, HostIP, NamespaceCondition, NamespaceSpec, NamespaceStatus, NodeAddress,
-    NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, PodCondition, PodIP, PodSpec, PodStatus, PodTemplateSpec,
-    ResourceRequirements, Taint, Toleration,
+    Capabilities, Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, DaemonEndpoint, EnvVar, HostIP, LocalObjectReference, NamespaceCondition,
+    NamespaceSpec, NamespaceStatus, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec,
+    NodeStatus, PodCondition, PodIP, PodSecurityContext, PodSpec, PodStatus, PodTemplateSpec, ResourceRequirements,
+    SeccompProfile, SecurityContext, Taint, Toleration,
 };
 pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -14,9 +14,18 @@ struct Selector;
 struct Taints;
 struct HostPorts;
 struct Resources;
+struct RuntimeHandler;
 
 /// In order: the first filter that rejects a node gives its reason.
-pub static FILTERS: [&dyn Filter; 6] = [&Ready, &Schedulable, &Selector, &Taints, &HostPorts, &Resources];
+pub static FILTERS: [&dyn Filter; 7] = [
+    &Ready,
+    &Schedulable,
+    &Selector,
+    &Taints,
+    &RuntimeHandler,
+    &HostPorts,
+    &Resources,
+];
 
 impl Filter for Ready {
     fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
@@ -61,6 +70,17 @@ impl Filter for Taints {
             Ok(())
         } else {
             Err("had untolerated taint")
+        }
+    }
+}
+
+/// A pod of a RuntimeClass goes only where the agent runs the class's handler (the
+/// kubelet would refuse it: "RuntimeHandler not supported").
+impl Filter for RuntimeHandler {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+        match &pod.runtime_handler {
+            Some(handler) if !node.runtime_handlers.contains(handler) => Err("didn't have the pod's runtime handler"),
+            _ => Ok(()),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, PodSpec, Quantity, Taint, Toleration};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
+use berth_api::validation::runtime_handler;
 
 // Not `Eq`: Kubernetes' `Taint` is only `PartialEq`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,6 +22,8 @@ pub struct NodeInfo {
     pub used_cpu_millis: u64,
     pub used_memory_bytes: u64,
     pub used_host_ports: BTreeSet<i32>,
+    /// The RuntimeClass handlers its agent runs (`status.runtimeHandlers`).
+    pub runtime_handlers: BTreeSet<String>,
 }
 
 impl NodeInfo {
@@ -52,6 +55,13 @@ impl NodeInfo {
             allocatable_memory_bytes: quantity(offered, "memory")
                 .and_then(|q| parse_memory_bytes(q).ok())
                 .unwrap_or(0),
+            runtime_handlers: node
+                .status
+                .runtime_handlers
+                .iter()
+                .flatten()
+                .filter_map(|h| h.name.clone())
+                .collect(),
             ..Default::default()
         }
     }
@@ -73,6 +83,9 @@ pub struct PodRequest {
     pub node_selector: BTreeMap<String, String>,
     pub tolerations: Vec<Toleration>,
     pub host_ports: BTreeSet<i32>,
+    /// The handler of the pod's RuntimeClass; None without one (the node's default
+    /// runtime, which every node has).
+    pub runtime_handler: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +98,11 @@ impl PodRequest {
             name: name.to_string(),
             node_selector: spec.node_selector.clone().unwrap_or_default(),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
+            runtime_handler: spec
+                .runtime_class_name
+                .as_deref()
+                .filter(|c| !c.is_empty())
+                .map(|class| runtime_handler(class).unwrap_or(class).to_string()),
             ..Default::default()
         };
         for container in &spec.containers {

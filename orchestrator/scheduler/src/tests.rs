@@ -139,6 +139,38 @@ fn selectors_taints_and_host_ports_filter_nodes() {
 }
 
 #[test]
+fn a_pod_of_a_runtime_class_goes_where_its_handler_is() {
+    let mut runc = node("runc", 4000, 8 * GI);
+    runc.runtime_handlers = ["process", "runc"].map(String::from).into();
+    let mut process_only = node("process-only", 4000, 8 * GI);
+    process_only.runtime_handlers = ["process".to_string()].into();
+    let nodes = [runc, process_only];
+    let mut contained = pod(100, 1);
+    contained.runtime_handler = Some("runc".into());
+    let mut nodes_without = nodes.to_vec();
+    nodes_without.remove(0);
+    assert_eq!(
+        schedule(&contained, &nodes_without, Strategy::Spread)
+            .unwrap_err()
+            .message,
+        "0/1 nodes available: 1 didn't have the pod's runtime handler"
+    );
+    assert_eq!(schedule(&contained, &nodes, Strategy::Spread), Ok("runc".into()));
+    let any = pod(100, 1);
+    assert!(
+        schedule(&any, &nodes_without, Strategy::Spread).is_ok(),
+        "no class: any node"
+    );
+    let spec: berth_api::objects::PodSpec =
+        serde_json::from_str(r#"{"runtimeClassName": "process", "containers": [{"name": "a", "command": ["x"]}]}"#)
+            .unwrap();
+    assert_eq!(
+        PodRequest::from_spec("p", &spec).unwrap().runtime_handler.as_deref(),
+        Some("process")
+    );
+}
+
+#[test]
 fn a_pods_request_sums_its_containers() {
     let manifest = r#"{"containers": [
         {"name": "a", "command": ["x"], "resources": {"requests": {"cpu": "250m", "memory": "64Mi"}},

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeSet;
 
+mod containers;
 mod unsupported;
+
+pub use containers::{RUNTIME_CLASSES, runtime_handler};
 
 pub use unsupported::NOT_IMPLEMENTED;
 
@@ -327,6 +330,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             );
         }
     }
+    containers::pod_spec(spec, path, errors);
     unsupported::pod_spec(spec, path, errors);
 }
 

@@ -56,7 +56,6 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     set(some_vec(&spec.volumes), "volumes", "");
     set(some_vec(&spec.init_containers), "initContainers", "");
     set(some_vec(&spec.ephemeral_containers), "ephemeralContainers", "");
-    set(some_vec(&spec.image_pull_secrets), "imagePullSecrets", "");
     set(some_vec(&spec.host_aliases), "hostAliases", "");
     set(some_vec(&spec.readiness_gates), "readinessGates", "");
     set(some_vec(&spec.resource_claims), "resourceClaims", "");
@@ -83,7 +82,6 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         "preemptionPolicy",
         "",
     );
-    set(other_than(&spec.runtime_class_name, &[]), "runtimeClassName", "");
     set(
         other_than(&spec.scheduler_name, &["default-scheduler"]),
         "schedulerName",
@@ -102,13 +100,39 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     set(spec.host_users == Some(false), "hostUsers", "");
     set(is_true(spec.share_process_namespace), "shareProcessNamespace", "");
     set(is_true(spec.set_hostname_as_fqdn), "setHostnameAsFQDN", "");
+    pod_security_context(spec.security_context.as_ref(), path, errors);
+}
+
+/// The pod's securityContext: runAsUser, runAsGroup, runAsNonRoot,
+/// supplementalGroups and seccompProfile are implemented; the rest is refused by name.
+fn pod_security_context(sc: Option<&PodSecurityContext>, path: &str, errors: &mut Errors) {
+    let Some(sc) = sc else { return };
+    let at = |field: &str| format!("{path}.securityContext.{field}");
+    let mut set = |is_set: bool, field: &str| check(errors, is_set, at(field), "");
+    set(sc.fs_group.is_some(), "fsGroup");
+    set(other_than(&sc.fs_group_change_policy, &[]), "fsGroupChangePolicy");
+    set(sc.se_linux_options.is_some(), "seLinuxOptions");
+    set(other_than(&sc.se_linux_change_policy, &[]), "seLinuxChangePolicy");
+    set(sc.windows_options.is_some(), "windowsOptions");
+    set(some_vec(&sc.sysctls), "sysctls");
+    set(sc.app_armor_profile.is_some(), "appArmorProfile");
     set(
-        spec.security_context
-            .as_ref()
-            .is_some_and(|c| *c != PodSecurityContext::default()),
-        "securityContext",
-        "",
+        other_than(&sc.supplemental_groups_policy, &["Merge"]),
+        "supplementalGroupsPolicy",
     );
+}
+
+/// A container's securityContext: runAsUser, runAsGroup, runAsNonRoot,
+/// capabilities, privileged, readOnlyRootFilesystem, allowPrivilegeEscalation and
+/// seccompProfile are implemented; the rest is refused by name.
+fn container_security_context(sc: Option<&SecurityContext>, at: &str, errors: &mut Errors) {
+    let Some(sc) = sc else { return };
+    let field = |name: &str| format!("{at}.securityContext.{name}");
+    let mut set = |is_set: bool, name: &str| check(errors, is_set, field(name), "");
+    set(sc.se_linux_options.is_some(), "seLinuxOptions");
+    set(sc.windows_options.is_some(), "windowsOptions");
+    set(sc.app_armor_profile.is_some(), "appArmorProfile");
+    set(other_than(&sc.proc_mount, &["Default"]), "procMount");
 }
 
 pub(super) fn container(c: &Container, at: &str, errors: &mut Errors) {
@@ -135,18 +159,13 @@ pub(super) fn container(c: &Container, at: &str, errors: &mut Errors) {
         "terminationMessagePolicy",
     );
     set(
-        c.security_context
-            .as_ref()
-            .is_some_and(|s| *s != SecurityContext::default()),
-        "securityContext",
-    );
-    set(
         c.resources.as_ref().is_some_and(|r| some_vec(&r.claims)),
         "resources.claims",
     );
     for (i, env) in c.env.iter().flatten().enumerate() {
         set(env.value_from.is_some(), &format!("env[{i}].valueFrom"));
     }
+    container_security_context(c.security_context.as_ref(), at, errors);
 }
 
 #[cfg(test)]
@@ -195,6 +214,51 @@ mod tests {
             ]
         );
         assert!(errors.iter().all(|e| e.message.starts_with(NOT_IMPLEMENTED)));
+    }
+
+    #[test]
+    fn security_context_fields_berth_lacks_are_named_and_the_rest_accepted() {
+        use k8s_openapi::api::core::v1::{Capabilities, SELinuxOptions, Sysctl};
+        let c = Container {
+            name: "c".into(),
+            security_context: Some(SecurityContext {
+                run_as_user: Some(1000),
+                capabilities: Some(Capabilities {
+                    add: Some(vec!["NET_ADMIN".into()]),
+                    drop: Some(vec!["ALL".into()]),
+                }),
+                read_only_root_filesystem: Some(true),
+                proc_mount: Some("Unmasked".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let spec = PodSpec {
+            containers: vec![c.clone()],
+            image_pull_secrets: Some(vec![Default::default()]),
+            runtime_class_name: Some("runc".into()),
+            security_context: Some(PodSecurityContext {
+                run_as_non_root: Some(true),
+                supplemental_groups: Some(vec![4000]),
+                fs_group: Some(2000),
+                se_linux_options: Some(SELinuxOptions::default()),
+                sysctls: Some(vec![Sysctl::default()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut errors = Vec::new();
+        pod_spec(&spec, "spec", &mut errors);
+        container(&c, "spec.containers[0]", &mut errors);
+        assert_eq!(
+            fields(&errors),
+            [
+                "spec.securityContext.fsGroup",
+                "spec.securityContext.seLinuxOptions",
+                "spec.securityContext.sysctls",
+                "spec.containers[0].securityContext.procMount",
+            ]
+        );
     }
 
     #[test]

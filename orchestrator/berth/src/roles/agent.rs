@@ -11,11 +11,12 @@ use clap::Parser;
 
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
-use berth_node::agent::{self, AgentConfig};
+use berth_node::agent::{self, AgentConfig, Runtimes, Workloads};
 use berth_node::image::gc::GcThresholds;
-use berth_node::image::{ImagesConfig, NodeImages};
-use berth_node::network::CniSettings;
-use berth_node::runtime::ProcessRuntime;
+use berth_node::image::{Images, ImagesConfig, NodeImages};
+use berth_node::network::routes::NodeRoutes;
+use berth_node::network::{CniNetwork, CniSettings};
+use berth_node::runtime::{OciRuntime, ProcessRuntime, Runtime};
 use berth_store::flags::parse_duration_ms;
 
 #[derive(Parser, Debug)]
@@ -58,6 +59,11 @@ pub struct AgentFlags {
     /// and a restarted agent adopts them).
     #[arg(long)]
     stop_pods_on_exit: bool,
+    /// The runtime of pods that name no RuntimeClass: `runc` (containers from images)
+    /// or `process` (commands on the host). Default: runc where this host can run
+    /// it (root, the runc binary, cgroups), else process.
+    #[arg(long)]
+    runtime: Option<String>,
     /// A registry (`host:port`, or a host for every port) reached over HTTPS without
     /// checking its certificate, or else plain HTTP; repeatable. Registries on
     /// loopback always are.
@@ -197,6 +203,7 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     super::init_logging(&flags.log_level);
+    let runtime_flag = flags.runtime.clone();
     let data_dir = flags.data_dir.clone();
     let images = default_data_dir(flags.name.clone())
         .map(|default| data_dir.unwrap_or(default))
@@ -215,17 +222,16 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match ProcessRuntime::new(config.data_dir.clone()) {
-        Ok(r) => Arc::new(r),
+    let images: Arc<dyn Images> = match NodeImages::new(images_config) {
+        Ok(images) => Arc::new(images),
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             return ExitCode::FAILURE;
         }
     };
-    // The agent does not drive images yet (the OCI runtime does); opening the store
-    // here checks the flags and the directory at start.
-    let _images = match NodeImages::new(images_config) {
-        Ok(images) => Arc::new(images),
+    let mut config = config;
+    let workloads = match workloads(&mut config, runtime_flag.as_deref(), images) {
+        Ok(w) => w,
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             return ExitCode::FAILURE;
@@ -235,13 +241,49 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    match tokio.block_on(agent::run(config, runtime, super::wait_for_signal())) {
+    match tokio.block_on(agent::run(config, workloads, super::wait_for_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The runtimes this host can offer, with the images and the pod network the runc
+/// runtime needs; `default` (`--runtime`) picks the default handler, else runc where
+/// it is available, else the process runtime. Sets `config.pod_routes` when pods use
+/// the pod network.
+fn workloads(config: &mut AgentConfig, default: Option<&str>, images: Arc<dyn Images>) -> Result<Workloads, String> {
+    let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
+    let mut runtimes = Runtimes::new(process, false);
+    let mut network: Option<Arc<dyn berth_node::network::PodNetwork>> = None;
+    match OciRuntime::available() {
+        Ok(()) => {
+            let oci: Arc<dyn Runtime> = Arc::new(OciRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
+            // Without the CNI plugins only hostNetwork pods can start on runc; the
+            // others wait with the kubelet's "network is not ready".
+            match CniNetwork::available(&config.cni) {
+                Ok(()) => {
+                    let cni = CniNetwork::new(config.cni.clone());
+                    config.pod_routes = Some(NodeRoutes::for_network(&config.name, &cni));
+                    network = Some(Arc::new(cni));
+                }
+                Err(why) => tracing::warn!(%why, "no pod network: only hostNetwork pods run on runc"),
+            }
+            runtimes = runtimes.with(oci, true);
+            runtimes.set_default("runc")?;
+        }
+        Err(why) => tracing::info!(%why, "the runc runtime is not offered"),
+    }
+    if let Some(handler) = default {
+        runtimes.set_default(handler).map_err(|e| format!("--runtime: {e}"))?;
+    }
+    Ok(Workloads {
+        runtimes,
+        images: Some(images),
+        network,
+    })
 }
 
 #[cfg(test)]

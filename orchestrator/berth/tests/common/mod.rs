@@ -70,6 +70,9 @@ impl TestCluster {
                         "--memory=2Gi".into(),
                         "--lease-ttl=3s".into(),
                         "--restart-backoff=500ms".into(),
+                        // The tests' pods run commands on the host (their images are
+                        // names only, never pulled).
+                        "--runtime=process".into(),
                     ])
                     .with_env("RUST_LOG", QUIET_RAFT_LOG)
             })

@@ -8,7 +8,6 @@
 //! before the last start (see `runtime::log_file`).
 
 use std::io::SeekFrom;
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -20,13 +19,13 @@ use axum::routing::get;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use super::workloads::Runtimes;
 use super::{PodIndex, stream};
-use crate::runtime::Runtime;
 use crate::runtime::log_file::{self, Instance};
 
 #[derive(Clone)]
 struct Logs {
-    runtime: Arc<dyn Runtime>,
+    runtimes: Runtimes,
     index: PodIndex,
 }
 
@@ -56,12 +55,12 @@ fn status_error(status: StatusCode, reason: &str, message: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Runtime>, index: PodIndex) {
+pub(super) async fn serve(listener: tokio::net::TcpListener, runtimes: Runtimes, index: PodIndex) {
     let app = Router::new()
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Logs {
-            runtime: runtime.clone(),
+            runtimes: runtimes.clone(),
             index: index.clone(),
         })
         .merge(
@@ -78,7 +77,7 @@ pub(super) async fn serve(listener: tokio::net::TcpListener, runtime: Arc<dyn Ru
                     "/portForward/{namespace}/{pod}",
                     get(stream::port_forward).post(stream::port_forward),
                 )
-                .with_state(stream::Node { runtime, index }),
+                .with_state(stream::Node { runtimes, index }),
         );
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "the agent's log server stopped");
@@ -95,13 +94,14 @@ async fn container_logs(
     Query(query): Query<LogQuery>,
 ) -> Response {
     let key = (namespace.clone(), pod.clone());
-    let Some(uid) = logs.index.lock().expect("pod index lock").get(&key).cloned() else {
+    let found = logs.index.lock().expect("pod index lock").get(&key).cloned();
+    let Some((uid, runtime)) = found.and_then(|pod| Some((pod.uid, logs.runtimes.get(&pod.handler)?.clone()))) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("pod {namespace}/{pod} does not run on this node"),
         );
     };
-    let path = logs.runtime.log_path(&uid, &container);
+    let path = runtime.log_path(&uid, &container);
     let mut file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -155,7 +155,11 @@ async fn container_logs(
             }
             match file.read(&mut buf[..room]).await {
                 Ok(0) => {
-                    let still_here = index.lock().expect("pod index lock").get(&key) == Some(&uid);
+                    let still_here = index
+                        .lock()
+                        .expect("pod index lock")
+                        .get(&key)
+                        .is_some_and(|pod| pod.uid == uid);
                     if !follow || !still_here || tx.is_closed() {
                         return;
                     }

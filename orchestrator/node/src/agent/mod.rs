@@ -16,6 +16,7 @@
 mod logs;
 mod pods;
 mod stream;
+pub mod workloads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -23,16 +24,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::runtime::Runtime;
 use berth_api::conditions::Condition;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus, Pod, PodSpec, Quantity,
+    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec, NodeStatus,
+    Pod, PodSpec, Quantity,
 };
 use berth_api::quantity::{format_cpu_millis, format_memory_bytes};
 use berth_client::kv::{Event, Kv, KvError, Record};
 use berth_client::reflector::Sink;
 use berth_client::registry::{Registry, decode};
+pub use workloads::{Runtimes, Workloads};
 
 /// The key a live agent keeps attached to its lease.
 pub fn heartbeat_key(node: &str) -> String {
@@ -65,15 +67,29 @@ pub struct AgentConfig {
     pub pod_routes: Option<crate::network::routes::NodeRoutes>,
 }
 
-/// The pods this agent runs, by namespace/name, for the log server.
-pub(crate) type PodIndex = Arc<Mutex<BTreeMap<(String, String), String>>>;
+/// The pods this agent runs, by namespace/name: their uid and runtime handler, for
+/// the log server.
+pub(crate) type PodIndex = Arc<Mutex<BTreeMap<(String, String), IndexedPod>>>;
+
+/// What the agent's HTTP endpoints need to know of a pod running here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IndexedPod {
+    pub uid: String,
+    /// The runtime handler that runs it.
+    pub handler: String,
+    /// Its own address, when it has a network namespace of its own (None: it shares
+    /// the host's network, or its sandbox is not ready yet).
+    pub pod_ip: Option<std::net::IpAddr>,
+}
 
 /// Runs the agent until `shutdown` resolves.
 pub async fn run(
     config: AgentConfig,
-    runtime: Arc<dyn Runtime>,
+    workloads: impl Into<Workloads>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let workloads: Workloads = workloads.into();
+    let runtimes = workloads.runtimes.clone();
     let kv = Kv::connect(&config.store_endpoints)?;
     let registry = Registry::new(kv.clone());
     let index: PodIndex = Arc::default();
@@ -81,23 +97,32 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
     let port = listener.local_addr()?.port();
-    let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(listener, runtime.clone(), index.clone())));
-    tracing::info!(node = %config.name, logs = %config.listen, runtime = runtime.name(), "agent starting");
+    let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(listener, runtimes.clone(), index.clone())));
+    tracing::info!(
+        node = %config.name,
+        logs = %config.listen,
+        runtimes = %runtimes.handlers().join(","),
+        default_runtime = runtimes.default_handler(),
+        images = workloads.images.is_some(),
+        pod_network = workloads.network.is_some(),
+        "agent starting"
+    );
     let _routes = (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(kv.clone()))));
 
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),
         registry.clone(),
-        runtime.clone(),
+        workloads,
         config.restart_backoff,
         index,
         config.advertise_address.clone(),
+        config.data_dir.join("pods"),
     );
     tokio::pin!(shutdown);
     let current_lease = std::sync::atomic::AtomicI64::new(0);
     loop {
         let session = async {
-            let (lease, mut keep_alive) = register(&kv, &registry, &config, port).await;
+            let (lease, mut keep_alive) = register(&kv, &registry, &config, &runtimes, port).await;
             current_lease.store(lease, std::sync::atomic::Ordering::Relaxed);
             tokio::select! {
                 () = keep_alive.lost() => {
@@ -130,14 +155,20 @@ pub async fn run(
 
 /// Grants a lease, attaches the heartbeat key to it and writes the Node's status;
 /// retries until the store answers.
-async fn register(kv: &Kv, registry: &Registry, config: &AgentConfig, port: u16) -> (i64, berth_client::kv::KeepAlive) {
+async fn register(
+    kv: &Kv,
+    registry: &Registry,
+    config: &AgentConfig,
+    runtimes: &Runtimes,
+    port: u16,
+) -> (i64, berth_client::kv::KeepAlive) {
     let ttl = config.lease_ttl.as_secs().max(1) as i64;
     loop {
         let attempt = async {
             let lease = kv.grant(ttl).await?;
             kv.put(&heartbeat_key(&config.name), config.name.clone().into_bytes(), lease)
                 .await?;
-            write_node(registry, config, port).await?;
+            write_node(registry, config, runtimes, port).await?;
             Ok::<_, KvError>(lease)
         };
         match attempt.await {
@@ -153,7 +184,7 @@ async fn register(kv: &Kv, registry: &Registry, config: &AgentConfig, port: u16)
     }
 }
 
-fn node_status(config: &AgentConfig, port: u16) -> NodeStatus {
+fn node_status(config: &AgentConfig, runtimes: &Runtimes, port: u16) -> NodeStatus {
     let resources = BTreeMap::from([
         ("cpu".to_string(), Quantity(format_cpu_millis(config.cpu_millis))),
         ("memory".to_string(), Quantity(format_memory_bytes(config.memory_bytes))),
@@ -177,14 +208,26 @@ fn node_status(config: &AgentConfig, port: u16) -> NodeStatus {
         daemon_endpoints: Some(NodeDaemonEndpoints {
             kubelet_endpoint: Some(DaemonEndpoint { port: i32::from(port) }),
         }),
+        // The RuntimeClass handlers this node runs, as the kubelet reports them
+        // (the scheduler places a pod only where its class's handler is).
+        runtime_handlers: Some(
+            runtimes
+                .handlers()
+                .into_iter()
+                .map(|name| NodeRuntimeHandler {
+                    name: Some(name),
+                    features: None,
+                })
+                .collect(),
+        ),
         ..Default::default()
     }
 }
 
 /// Creates the Node or refreshes its status and labels (the spec — cordons and
 /// taints — is the users').
-async fn write_node(registry: &Registry, config: &AgentConfig, port: u16) -> Result<(), KvError> {
-    let status = node_status(config, port);
+async fn write_node(registry: &Registry, config: &AgentConfig, runtimes: &Runtimes, port: u16) -> Result<(), KvError> {
+    let status = node_status(config, runtimes, port);
     let mut labels = config.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), config.name.clone());
     labels.insert("berth.io/version".into(), env!("CARGO_PKG_VERSION").into());

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::runtime::ContainerState;
-use crate::runtime::ProcessRuntime;
+use crate::runtime::{ProcessRuntime, Runtime};
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::{Container, ContainerStatus, PodSpec, PodStatus};
 use berth_client::testing::{TestStore, free_port, store};
@@ -447,6 +447,18 @@ async fn registering_keeps_the_pod_cidr_the_control_plane_gave_the_node() {
     .await;
     assert_eq!(registered.spec.pod_cidr.as_deref(), Some("10.244.3.0/24"));
     assert_eq!(registered.spec.pod_cidrs, Some(vec!["10.244.3.0/24".to_string()]));
+    let handlers: Vec<Option<String>> = registered
+        .status
+        .runtime_handlers
+        .iter()
+        .flatten()
+        .map(|h| h.name.clone())
+        .collect();
+    assert_eq!(
+        handlers,
+        [Some("process".to_string())],
+        "the runtimes it offers, for the scheduler"
+    );
     agent.task.abort();
     let _ = agent.task.await;
 }

@@ -44,6 +44,10 @@ pub mod unpack;
 
 pub use node_images::{ImagesConfig, NodeImages, local_image};
 
+#[cfg(any(test, feature = "testing"))]
+pub mod fake;
+pub mod pull_secrets;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;

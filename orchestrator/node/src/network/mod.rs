@@ -27,6 +27,9 @@ pub(crate) mod tests;
 
 pub use cni_network::{CniNetwork, CniSettings, DEFAULT_BRIDGE, DEFAULT_CNI_BIN_DIR, PodCidr, default_bin_dir};
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 

@@ -21,7 +21,7 @@ mod cgroup;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod log_file;
-mod oci;
+pub(crate) mod oci;
 mod process;
 mod record;
 mod spec_check;

@@ -1,34 +1,64 @@
-//! Carries out the plan against the runtime: observes the runtime, calls [`plan`] with
-//! the memory and the pass's clock, and does what it returns. Every decision is the
-//! plan's; what is left here is calls, their errors and the log lines.
+//! Carries out the plan against the runtimes, the images and the pod network:
+//! observes the runtimes, calls [`plan`] with the memory and the pass's clock, and
+//! does what it returns. Every decision is the plan's; what is left here is calls,
+//! their errors, the events and the log lines.
 //!
-//! Stops run in the background (a grace period can be long), so a pass never waits on
-//! a container that is going away.
+//! Stops, pulls and sandbox setups run in the background (`background`), so a pass
+//! never waits on a container that is going away, a registry or a CNI plugin. The
+//! pulls' and setups' outcomes come back through a channel and go to the memory in
+//! the next pass, after the plan and before the reports:
+//!
+//! ```text
+//!  pass: observe ─► plan ─► carry out ─► completions ─► memory ─► plan_reports
+//!                              │ Pull, SetUpSandbox          ▲
+//!                              └──► background tasks ───────┘ (channel)
+//! ```
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+
+use super::background::{Completion, PullJob, SecretSource, set_up_sandbox, stop_and_remove, tear_down_sandbox};
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
-use crate::runtime::Runtime;
+use super::pull::ImageState;
+use crate::agent::workloads::{Runtimes, Workloads};
+use crate::image::{Images, PullError};
+use crate::network::PodNetwork;
 use berth_api::kinds::event::ObjectReference;
 use berth_api::objects::{Pod, PodStatus};
 use berth_client::events::{EventType, Recorder};
 
 pub(crate) struct Executor {
-    runtime: Arc<dyn Runtime>,
+    runtimes: Runtimes,
+    images: Option<Arc<dyn Images>>,
+    network: Option<Arc<dyn PodNetwork>>,
+    secrets: Option<Arc<dyn SecretSource>>,
+    /// Where the pods' /etc files are written, and the node's name (a host-network
+    /// pod's hostname).
+    sandbox_dir: PathBuf,
+    node: String,
     memory: Memory,
     host_ip: String,
     /// The statuses this pass has to write, for the supervisor (which holds the store).
     writes: Vec<Action>,
     /// Where the events about containers go (none in tests of the executor alone).
     events: Option<Recorder>,
+    completions_tx: mpsc::UnboundedSender<Completion>,
+    completions: mpsc::UnboundedReceiver<Completion>,
+    /// When the images were last garbage collected.
+    last_image_gc: Option<tokio::time::Instant>,
 }
 
-/// The reference an event about a container of a pod names: the pod, and the
-/// container as Kubernetes' field path (`spec.containers{http}`).
-fn container_reference(pod: &str, pod_uid: &str, container: &str) -> ObjectReference {
+/// How often unused images are collected, as the kubelet's image GC period.
+pub(crate) const IMAGE_GC_PERIOD: Duration = Duration::from_secs(300);
+
+/// The reference an event about a pod names; with a container, its field path as
+/// Kubernetes writes it (`spec.containers{http}`).
+fn reference(pod: &str, pod_uid: &str, container: Option<&str>) -> ObjectReference {
     let (namespace, name) = pod.split_once('/').unwrap_or(("default", pod));
     ObjectReference {
         api_version: Some("v1".into()),
@@ -36,25 +66,51 @@ fn container_reference(pod: &str, pod_uid: &str, container: &str) -> ObjectRefer
         namespace: Some(namespace.to_string()),
         name: Some(name.to_string()),
         uid: Some(pod_uid.to_string()),
-        field_path: Some(format!("spec.containers{{{container}}}")),
+        field_path: container.map(|c| format!("spec.containers{{{c}}}")),
         resource_version: None,
     }
 }
 
 impl Executor {
-    pub(crate) fn new(runtime: Arc<dyn Runtime>, backoff_base: Duration, host_ip: String) -> Self {
+    pub(crate) fn new(workloads: impl Into<Workloads>, backoff_base: Duration, host_ip: String) -> Self {
+        let workloads = workloads.into();
+        let runtimes = workloads.runtimes;
+        let mut memory = Memory::new(backoff_base, runtimes.default_handler());
+        memory.handlers = runtimes.runs_images();
+        let (completions_tx, completions) = mpsc::unbounded_channel();
         Executor {
-            memory: Memory::new(backoff_base, runtime.name()),
-            runtime,
+            memory,
+            runtimes,
+            images: workloads.images,
+            network: workloads.network,
+            secrets: None,
+            sandbox_dir: PathBuf::from("pods"),
+            node: String::new(),
             host_ip,
             writes: Vec::new(),
             events: None,
+            completions_tx,
+            completions,
+            last_image_gc: None,
         }
     }
 
-    /// Records events about the containers with `recorder` (Started, Failed).
+    /// Records events about the pods with `recorder` (Started, Pulling, Failed, ...).
     pub(crate) fn with_events(mut self, recorder: Recorder) -> Self {
         self.events = Some(recorder);
+        self
+    }
+
+    /// Reads `imagePullSecrets` from `secrets`.
+    pub(crate) fn with_secrets(mut self, secrets: Arc<dyn SecretSource>) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// Writes the pods' /etc files under `dir`; `node` is the node's name.
+    pub(crate) fn with_sandbox_dir(mut self, dir: PathBuf, node: &str) -> Self {
+        self.sandbox_dir = dir;
+        self.node = node.to_string();
         self
     }
 
@@ -70,12 +126,42 @@ impl Executor {
         for action in plan(&mut self.memory, desired, &observed, now) {
             self.carry_out(action, now);
         }
+        while let Ok(completion) = self.completions.try_recv() {
+            self.complete(completion, now);
+        }
         // After the starts' outcomes are in the memory: a pod started in this pass is
         // reported Running in this pass.
         for action in plan_reports(&self.memory, &self.host_ip, now) {
             self.carry_out(action, now);
         }
+        self.collect_garbage(now);
         std::mem::take(&mut self.writes)
+    }
+
+    /// Every [`IMAGE_GC_PERIOD`], in the background: lets the image store remove the
+    /// images no container uses (it does only above its disk threshold). Skipped while
+    /// a container's image is not known — a pull under way, or a container adopted
+    /// after a restart and not yet restarted — so an image in use is never counted
+    /// unused.
+    fn collect_garbage(&mut self, now: Now) {
+        let Some(images) = self.images.clone() else { return };
+        if self.last_image_gc.is_some_and(|at| now.instant < at + IMAGE_GC_PERIOD) {
+            return;
+        }
+        let mut in_use = Vec::new();
+        for pod in self.memory.pods.values().filter(|p| p.runs_images) {
+            for c in pod.containers.values() {
+                match c.image.pulled() {
+                    Some(image) => in_use.push(image.config_digest.clone()),
+                    None if c.id.is_some() || c.image.state == ImageState::Pulling => return,
+                    None => {}
+                }
+            }
+        }
+        in_use.sort();
+        in_use.dedup();
+        self.last_image_gc = Some(now.instant);
+        tokio::task::spawn_blocking(move || images.collect_garbage(&in_use));
     }
 
     /// The status of the pod `uid` is in the store (or the pod is gone from it).
@@ -85,23 +171,39 @@ impl Executor {
         }
     }
 
-    /// What the plan needs from the runtime: everything it has when the pass adopts,
-    /// and the state of every container the memory holds.
+    /// What the plan needs: everything the runtimes have and the pod networks on the
+    /// node when the pass adopts, and the state of every container the memory holds.
     fn observe(&self) -> Observed {
         let mut observed = Observed::default();
         if !self.memory.adopted {
-            observed.found = self.runtime.list();
-            for c in &observed.found {
-                observed.states.insert(c.id.clone(), Ok(c.state));
+            for (handler, runtime) in self.runtimes.all() {
+                for c in runtime.list() {
+                    observed.states.insert(c.id.clone(), Ok(c.state));
+                    observed.found_handlers.insert(c.id.clone(), handler.to_string());
+                    observed.found.push(c);
+                }
             }
+            observed.networks = self.network.as_ref().map(|n| n.list()).unwrap_or_default();
         }
-        for id in self.memory.container_ids() {
-            if !observed.states.contains_key(id) {
-                let state = self.runtime.state(id).map_err(|e| e.to_string());
-                observed.states.insert(id.to_owned(), state);
+        for pod in self.memory.pods.values() {
+            let runtime = self.runtimes.get(&pod.handler);
+            for id in pod.containers.values().filter_map(|c| c.id.as_deref()) {
+                if !observed.states.contains_key(id) {
+                    let state = match runtime {
+                        Some(r) => r.state(id).map_err(|e| e.to_string()),
+                        None => Err(format!("no runtime {:?}", pod.handler)),
+                    };
+                    observed.states.insert(id.to_owned(), state);
+                }
             }
         }
         observed
+    }
+
+    fn emit(&self, pod: &str, uid: &str, container: Option<&str>, type_: EventType, reason: &str, message: String) {
+        if let Some(events) = &self.events {
+            events.emit(reference(pod, uid, container), type_, reason, message);
+        }
     }
 
     fn carry_out(&mut self, action: Action, now: Now) {
@@ -120,79 +222,128 @@ impl Executor {
             Action::Remove {
                 pod,
                 pod_uid,
+                handler,
                 container,
                 id,
                 exit_code,
                 backing_off,
             } => {
                 tracing::info!(%pod, %container, exit_code, "container exited");
-                if backing_off && let Some(events) = &self.events {
-                    events.emit(
-                        container_reference(&pod, &pod_uid, &container),
+                if backing_off {
+                    self.emit(
+                        &pod,
+                        &pod_uid,
+                        Some(&container),
                         EventType::Warning,
                         "BackOff",
                         format!("Back-off restarting failed container {container} in pod {pod}"),
                     );
                 }
-                if let Err(e) = self.runtime.remove(&id)
+                if let Some(runtime) = self.runtimes.get(&handler)
+                    && let Err(e) = runtime.remove(&id)
                     && !e.is_not_found()
                 {
                     tracing::warn!(%pod, error = %e, "cannot remove an exited container");
                 }
             }
-            Action::Start { pod_uid, spec } => {
-                let result = self.runtime.start(&spec);
-                let Some(c) = self
-                    .memory
-                    .pods
-                    .get_mut(&pod_uid)
-                    .and_then(|p| p.containers.get_mut(&spec.name))
-                else {
-                    debug_assert!(false, "the plan starts only containers it remembers");
+            Action::NoRuntime { pod, pod_uid, message } => {
+                tracing::warn!(%pod, %message, "cannot run a pod");
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    None,
+                    EventType::Warning,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {message}"),
+                );
+            }
+            Action::SetUpSandbox { pod } => {
+                let network = self.network.clone();
+                let (dir, node, tx) = (self.sandbox_dir.clone(), self.node.clone(), self.completions_tx.clone());
+                tokio::task::spawn_blocking(move || {
+                    let result = set_up_sandbox(network.as_deref(), &dir, &pod, &node);
+                    let pod_uid = berth_api::meta::MetaExt::uid(&pod.metadata).to_string();
+                    let _ = tx.send(Completion::SandboxSetUp { pod_uid, result });
+                });
+            }
+            Action::Pull {
+                pod,
+                pod_uid,
+                container,
+                image,
+                policy,
+                secrets,
+            } => {
+                let Some(images) = self.images.clone() else {
+                    debug_assert!(false, "a runtime that runs images comes with them");
                     return;
                 };
-                match result {
-                    Ok(id) => {
-                        tracing::info!(pod = %spec.pod, container = %spec.name, %id, "container started");
-                        c.started(id, now);
-                        if let Some(events) = &self.events {
-                            events.emit(
-                                container_reference(&spec.pod, &pod_uid, &spec.name),
-                                EventType::Normal,
-                                "Started",
-                                format!("Started container {}", spec.name),
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(pod = %spec.pod, container = %spec.name, error = %e, "cannot start container");
-                        if let Some(events) = &self.events {
-                            events.emit(
-                                container_reference(&spec.pod, &pod_uid, &spec.name),
-                                EventType::Warning,
-                                "Failed",
-                                format!("Error: {e}"),
-                            );
-                        }
-                        c.start_failed(e.to_string(), now);
-                    }
-                }
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    Some(&container),
+                    EventType::Normal,
+                    "Pulling",
+                    format!("Pulling image {image:?}"),
+                );
+                let job = PullJob {
+                    images,
+                    secrets: self.secrets.clone(),
+                    namespace: pod.split_once('/').map_or("default", |(ns, _)| ns).to_string(),
+                    pod_uid,
+                    container,
+                    image,
+                    policy,
+                    secret_names: secrets,
+                };
+                let tx = self.completions_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(job.run().await);
+                });
             }
+            Action::PullBackOff {
+                pod,
+                pod_uid,
+                container,
+                image,
+            } => {
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    Some(&container),
+                    EventType::Normal,
+                    "BackOff",
+                    format!("Back-off pulling image {image:?}"),
+                );
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    Some(&container),
+                    EventType::Warning,
+                    "Failed",
+                    "Error: ImagePullBackOff".into(),
+                );
+            }
+            Action::Start { pod_uid, handler, spec } => self.start(&pod_uid, &handler, &spec, now),
             Action::Stop {
                 pod,
+                handler,
                 ids,
                 containers,
                 grace,
                 remove_logs_of,
+                teardown_sandbox_of,
                 reason,
             } => {
                 match reason {
                     StopReason::PodGone => {
                         tracing::info!(%pod, ?ids, "stopping: the pod is no longer bound to this node");
-                        if let (Some(events), Some(uid)) = (&self.events, &remove_logs_of) {
+                        if let Some(uid) = &remove_logs_of {
                             for container in &containers {
-                                events.emit(
-                                    container_reference(&pod, uid, container),
+                                self.emit(
+                                    &pod,
+                                    uid,
+                                    Some(container),
                                     EventType::Normal,
                                     "Killing",
                                     format!("Stopping container {container}"),
@@ -204,12 +355,21 @@ impl Executor {
                         tracing::info!(%pod, ?ids, "stopping a second copy of a container found at adoption");
                     }
                 }
-                let runtime = self.runtime.clone();
+                let runtime = self.runtimes.get(&handler).cloned();
+                let network = self.network.clone();
+                let dir = self.sandbox_dir.clone();
                 tokio::spawn(async move {
-                    let stops = ids.into_iter().map(|id| stop_and_remove(runtime.clone(), id, grace));
-                    futures::future::join_all(stops).await;
-                    if let Some(uid) = remove_logs_of {
-                        runtime.remove_pod_logs(&uid);
+                    if let Some(runtime) = &runtime {
+                        let stops = ids.into_iter().map(|id| stop_and_remove(runtime.clone(), id, grace));
+                        futures::future::join_all(stops).await;
+                        if let Some(uid) = remove_logs_of {
+                            runtime.remove_pod_logs(&uid);
+                        }
+                    }
+                    if let Some(uid) = teardown_sandbox_of {
+                        let teardown =
+                            tokio::task::spawn_blocking(move || tear_down_sandbox(network.as_deref(), &dir, &uid));
+                        let _ = teardown.await;
                     }
                 });
             }
@@ -217,30 +377,160 @@ impl Executor {
         }
     }
 
-    /// Stops every container now (self-fencing or shutdown), the runtime's and the
-    /// memory's alike, and forgets the pods: the next pass adopts afresh.
-    pub(crate) async fn stop_all(&mut self, grace: Duration) {
-        let mut ids: Vec<String> = self.runtime.list().into_iter().map(|c| c.id).collect();
-        ids.extend(self.memory.container_ids().map(str::to_owned));
-        ids.sort();
-        ids.dedup();
-        let stops = ids
-            .into_iter()
-            .map(|id| stop_and_remove(self.runtime.clone(), id, grace));
-        futures::future::join_all(stops).await;
-        self.memory.forget_all();
+    fn start(&mut self, pod_uid: &str, handler: &str, spec: &crate::runtime::ContainerSpec, now: Now) {
+        let result = match self.runtimes.get(handler) {
+            Some(runtime) => runtime.start(spec).map_err(|e| e.to_string()),
+            None => Err(format!("no runtime {handler:?}")),
+        };
+        let event = match &result {
+            Ok(id) => {
+                tracing::info!(pod = %spec.pod, container = %spec.name, %id, "container started");
+                (EventType::Normal, "Started", format!("Started container {}", spec.name))
+            }
+            Err(e) => {
+                tracing::warn!(pod = %spec.pod, container = %spec.name, error = %e, "cannot start container");
+                (EventType::Warning, "Failed", format!("Error: {e}"))
+            }
+        };
+        self.emit(&spec.pod, pod_uid, Some(&spec.name), event.0, event.1, event.2);
+        let Some(c) = self
+            .memory
+            .pods
+            .get_mut(pod_uid)
+            .and_then(|p| p.containers.get_mut(&spec.name))
+        else {
+            debug_assert!(false, "the plan starts only containers it remembers");
+            return;
+        };
+        match result {
+            Ok(id) => c.started(id, now),
+            Err(e) => c.start_failed(e, now),
+        }
     }
-}
 
-async fn stop_and_remove(runtime: Arc<dyn Runtime>, id: String, grace: Duration) {
-    if let Err(e) = runtime.stop(&id, grace).await
-        && !e.is_not_found()
-    {
-        tracing::warn!(%id, error = %e, "cannot stop container");
+    /// Hands a background outcome to the memory. A sandbox set up for a pod that is
+    /// gone meanwhile is torn down at once.
+    fn complete(&mut self, completion: Completion, now: Now) {
+        match completion {
+            Completion::Pulled {
+                pod_uid,
+                container,
+                image,
+                result,
+                took,
+                missing_secrets,
+            } => {
+                let Some(pod) = self.memory.pods.get(&pod_uid) else {
+                    return;
+                };
+                let pod_name = super::plan::pod_name(&pod.pod);
+                if !missing_secrets.is_empty() {
+                    self.emit(
+                        &pod_name,
+                        &pod_uid,
+                        None,
+                        EventType::Warning,
+                        "FailedToRetrieveImagePullSecret",
+                        format!(
+                            "Unable to retrieve some image pull secrets ({}); attempting to pull the image may not succeed.",
+                            missing_secrets.join(", ")
+                        ),
+                    );
+                }
+                let at = Some(container.as_str());
+                match &result {
+                    Ok(_) => self.emit(
+                        &pod_name,
+                        &pod_uid,
+                        at,
+                        EventType::Normal,
+                        "Pulled",
+                        format!("Successfully pulled image {image:?} in {took:?}"),
+                    ),
+                    Err(error) => {
+                        tracing::warn!(pod = %pod_name, %container, %error, "cannot pull an image");
+                        let (reason, message) = match error {
+                            PullError::NeverPull { .. } => ("ErrImageNeverPull", error.to_string()),
+                            PullError::InvalidName { .. } => ("InspectFailed", error.to_string()),
+                            PullError::Pull { .. } => ("Failed", format!("Failed to pull image {image:?}: {error}")),
+                        };
+                        self.emit(&pod_name, &pod_uid, at, EventType::Warning, reason, message);
+                        let error_event = format!("Error: {}", error.reason());
+                        self.emit(&pod_name, &pod_uid, at, EventType::Warning, "Failed", error_event);
+                    }
+                }
+                if let Some(c) = self
+                    .memory
+                    .pods
+                    .get_mut(&pod_uid)
+                    .and_then(|p| p.containers.get_mut(&container))
+                {
+                    c.image.pull_finished(result, now);
+                }
+            }
+            Completion::SandboxSetUp { pod_uid, result } => {
+                let Some(pod) = self.memory.pods.get_mut(&pod_uid) else {
+                    if result.is_ok() {
+                        let (network, dir) = (self.network.clone(), self.sandbox_dir.clone());
+                        tokio::task::spawn_blocking(move || tear_down_sandbox(network.as_deref(), &dir, &pod_uid));
+                    }
+                    return;
+                };
+                let pod_name = super::plan::pod_name(&pod.pod);
+                match &result {
+                    Ok(sandbox) => tracing::info!(pod = %pod_name, ip = ?sandbox.pod_ip, "pod sandbox set up"),
+                    Err(e) => {
+                        tracing::warn!(pod = %pod_name, error = %e, "cannot set up a pod sandbox");
+                    }
+                }
+                pod.sandbox
+                    .setup_finished(result.clone(), self.memory.backoff_base, now);
+                if let Err(e) = result {
+                    self.emit(
+                        &pod_name,
+                        &pod_uid,
+                        None,
+                        EventType::Warning,
+                        "FailedCreatePodSandBox",
+                        format!("Failed to create pod sandbox: {e}"),
+                    );
+                }
+            }
+        }
     }
-    if let Err(e) = runtime.remove(&id)
-        && !e.is_not_found()
-    {
-        tracing::warn!(%id, error = %e, "cannot remove container");
+
+    /// Stops every container now (self-fencing or shutdown), the runtimes' and the
+    /// memory's alike, tears down every sandbox, and forgets the pods: the next pass
+    /// adopts afresh.
+    pub(crate) async fn stop_all(&mut self, grace: Duration) {
+        let mut stops = Vec::new();
+        for (handler, runtime) in self.runtimes.all() {
+            let mut ids: Vec<String> = runtime.list().into_iter().map(|c| c.id).collect();
+            for pod in self.memory.pods.values().filter(|p| p.handler == handler) {
+                ids.extend(pod.containers.values().filter_map(|c| c.id.clone()));
+            }
+            ids.sort();
+            ids.dedup();
+            stops.extend(ids.into_iter().map(|id| stop_and_remove(runtime.clone(), id, grace)));
+        }
+        futures::future::join_all(stops).await;
+        let mut sandboxes: Vec<String> = self.network.as_ref().map(|n| n.list()).unwrap_or_default();
+        sandboxes.extend(
+            self.memory
+                .pods
+                .iter()
+                .filter(|(_, p)| p.runs_images)
+                .map(|(uid, _)| uid.clone()),
+        );
+        sandboxes.sort();
+        sandboxes.dedup();
+        let (network, dir) = (self.network.clone(), self.sandbox_dir.clone());
+        let teardown = tokio::task::spawn_blocking(move || {
+            for uid in sandboxes {
+                tear_down_sandbox(network.as_deref(), &dir, &uid);
+            }
+        });
+        let _ = teardown.await;
+        self.memory.forget_all();
     }
 }

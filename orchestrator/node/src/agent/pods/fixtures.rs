@@ -88,6 +88,8 @@ pub(super) fn exited(exit_code: i32, started: Now, ran: Duration) -> ContainerSt
 pub(super) fn observed(states: &[(&str, ContainerState)]) -> Observed {
     Observed {
         found: Vec::new(),
+        found_handlers: Default::default(),
+        networks: Vec::new(),
         states: states.iter().map(|(id, s)| ((*id).to_owned(), Ok(*s))).collect(),
     }
 }
@@ -119,7 +121,7 @@ pub(super) fn plan_and_start(
 ) -> Vec<Action> {
     let actions = plan(memory, pods, seen, now);
     for action in &actions {
-        if let Action::Start { pod_uid, spec } = action {
+        if let Action::Start { pod_uid, spec, .. } = action {
             memory
                 .pods
                 .get_mut(pod_uid)
@@ -134,7 +136,7 @@ pub(super) fn plan_and_start(
 }
 
 pub(super) fn status_of(memory: &Memory, pod: &Pod, now: Now) -> PodStatus {
-    pod_status(&memory.pods[pod.metadata.uid()], "10.0.0.1", "fake", now.instant)
+    pod_status(&memory.pods[pod.metadata.uid()], "10.0.0.1", now.instant)
 }
 
 pub(super) fn found(pod: &Pod, container: &str, id: &str, state: ContainerState) -> ContainerInfo {

@@ -16,6 +16,9 @@ use berth_api::meta::Time;
 use berth_api::objects::{ContainerState, ContainerStateTerminated, Pod, PodStatus};
 use berth_api::time::from_system_time;
 
+use super::pull::ImageMemory;
+use super::sandbox::SandboxMemory;
+
 /// The longest restart back-off, as the kubelet's.
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// A container that ran this long starts its back-off over.
@@ -43,9 +46,12 @@ impl Now {
 #[derive(Debug)]
 pub(crate) struct Memory {
     pub(crate) backoff_base: Duration,
-    /// The runtime's name, which the container ids in statuses carry (see
-    /// [`container_id`]).
-    pub(crate) runtime: &'static str,
+    /// The runtime handlers this node offers (a runtime's name, which the container
+    /// ids in statuses carry: see [`container_id`]), and whether each runs images
+    /// (rather than commands on the host).
+    pub(crate) handlers: BTreeMap<String, bool>,
+    /// The handler of a pod that names no RuntimeClass.
+    pub(crate) default_handler: String,
     /// By pod uid.
     pub(crate) pods: BTreeMap<String, PodMemory>,
     /// Whether the containers the runtime already had (from before an agent restart)
@@ -54,21 +60,36 @@ pub(crate) struct Memory {
 }
 
 impl Memory {
-    pub(crate) fn new(backoff_base: Duration, runtime: &'static str) -> Self {
+    /// A memory for a node offering one handler, `default_handler`, which runs
+    /// commands on the host; [`with_handler`](Self::with_handler) adds others.
+    pub(crate) fn new(backoff_base: Duration, default_handler: &str) -> Self {
         Memory {
             backoff_base,
-            runtime,
+            handlers: BTreeMap::from([(default_handler.to_string(), false)]),
+            default_handler: default_handler.to_string(),
             pods: BTreeMap::new(),
             adopted: false,
         }
     }
 
-    /// The id of every container the memory holds, for the executor to observe.
-    pub(crate) fn container_ids(&self) -> impl Iterator<Item = &str> {
-        self.pods
-            .values()
-            .flat_map(|p| p.containers.values())
-            .filter_map(|c| c.id.as_deref())
+    /// The handler a pod runs with: the one its RuntimeClass names (berth's classes
+    /// are built in, each named after its handler); else, for a pod none of whose
+    /// containers names an image, a handler that runs commands on the host (nothing
+    /// else could run it); else the node's default.
+    pub(crate) fn handler_of(&self, pod: &Pod) -> String {
+        if let Some(class) = pod.spec.runtime_class_name.clone().filter(|c| !c.is_empty()) {
+            return class;
+        }
+        let has_image = pod
+            .spec
+            .containers
+            .iter()
+            .any(|c| c.image.as_deref().is_some_and(|i| !i.is_empty()));
+        let on_host = self.handlers.iter().find(|(_, runs_images)| !**runs_images);
+        match on_host {
+            Some((handler, _)) if !has_image && self.runs_images(&self.default_handler) => handler.clone(),
+            _ => self.default_handler.clone(),
+        }
     }
 
     /// Forgets everything (after every container was stopped): the next pass adopts
@@ -83,6 +104,12 @@ impl Memory {
 pub(crate) struct PodMemory {
     /// The pod as last seen in the store.
     pub(crate) pod: Pod,
+    /// The runtime handler its containers run with.
+    pub(crate) handler: String,
+    /// Whether its handler runs images (so it has a sandbox); set by each pass.
+    pub(crate) runs_images: bool,
+    /// Its sandbox; untouched for a handler that runs commands on the host.
+    pub(crate) sandbox: SandboxMemory,
     /// By container name.
     pub(crate) containers: BTreeMap<String, ContainerMemory>,
     pub(crate) start_time: Time,
@@ -91,7 +118,7 @@ pub(crate) struct PodMemory {
 }
 
 impl PodMemory {
-    pub(crate) fn new(pod: &Pod, now: Now) -> Self {
+    pub(crate) fn new(pod: &Pod, handler: &str, now: Now) -> Self {
         let mut containers = BTreeMap::new();
         // A restarted agent keeps counting restarts where the last one left off.
         // A pod that already ended stays ended.
@@ -111,6 +138,9 @@ impl PodMemory {
         }
         PodMemory {
             pod: pod.clone(),
+            handler: handler.to_string(),
+            runs_images: false,
+            sandbox: SandboxMemory::default(),
             containers,
             start_time: pod
                 .status
@@ -140,6 +170,8 @@ pub(crate) struct ContainerMemory {
     pub(crate) done: bool,
     /// Why the last start failed: (reason, message).
     pub(crate) error: Option<(String, String)>,
+    /// Its image, for a handler that runs images.
+    pub(crate) image: ImageMemory,
 }
 
 /// A container's id as statuses give it, `<type>://<id>` as Kubernetes has it
@@ -218,6 +250,11 @@ impl ContainerMemory {
             ..Default::default()
         });
         self.id = None;
+        // Each start ensures its image again, as the kubelet's does: with
+        // `imagePullPolicy: Always` a restart runs what the tag names now.
+        if self.image.pulled().is_some() {
+            self.image.state = super::pull::ImageState::Wanted;
+        }
         if policy.restarts_after(exit.exit_code) {
             self.back_off(now);
         } else {

@@ -9,18 +9,29 @@
 //! - `plan`: the pure decisions — adoption, restarts, starts, stops, the statuses to
 //!   report — as `Action`s, given the memory, what the runtime reported and `now`;
 //! - `status`: a pod's status (phase, conditions, container states) from its memory;
-//! - `executor`: reads nothing but the runtime, carries out the actions;
+//! - `pull`, `sandbox`: a container's image and a pod's sandbox as remembered, with
+//!   their back-offs; `container_spec`: a pod's container merged with its image;
+//! - `executor`: reads nothing but the runtimes, carries out the actions, with
+//!   `background` for the work that may take long (pulls, sandboxes, stops);
 //! - here: the loop, the one clock read per pass, and the writes to the store.
 
+mod background;
+mod container_spec;
 mod executor;
 mod memory;
 mod plan;
+mod pull;
+mod sandbox;
 mod status;
 
+#[cfg(test)]
+mod container_tests;
 #[cfg(test)]
 mod executor_tests;
 #[cfg(test)]
 mod fixtures;
+#[cfg(test)]
+mod image_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
@@ -30,8 +41,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::PodIndex;
-use crate::runtime::Runtime;
+use super::workloads::Workloads;
+use super::{IndexedPod, PodIndex};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodSpec, PodStatus, prefix};
 use berth_api::time::from_system_time;
@@ -55,16 +66,21 @@ impl PodSupervisor {
     pub(crate) fn new(
         node: String,
         registry: Registry,
-        runtime: Arc<dyn Runtime>,
+        workloads: Workloads,
         backoff_base: Duration,
         index: PodIndex,
         host_ip: String,
+        sandbox_dir: std::path::PathBuf,
     ) -> Self {
         let events = Recorder::new(registry.kv.clone(), "kubelet", &node);
+        let executor = Executor::new(workloads, backoff_base, host_ip)
+            .with_events(events)
+            .with_secrets(Arc::new(registry.kv.clone()))
+            .with_sandbox_dir(sandbox_dir, &node);
         PodSupervisor {
             node,
             registry,
-            executor: Executor::new(runtime, backoff_base, host_ip).with_events(events),
+            executor,
             index,
         }
     }
@@ -107,7 +123,11 @@ impl PodSupervisor {
                         pod.pod.metadata.namespace().to_string(),
                         pod.pod.metadata.name().to_string(),
                     ),
-                    uid.clone(),
+                    IndexedPod {
+                        uid: uid.clone(),
+                        handler: pod.handler.clone(),
+                        pod_ip: pod.sandbox.ready().and_then(|sandbox| sandbox.pod_ip),
+                    },
                 );
             }
         }

@@ -9,8 +9,14 @@
 //!                                (list once, state     │        (start's     │
 //!                                 of every id held)    │         outcome ─►  │
 //!                                                      ▼         memory)     ▼
-//!  plan:      adopt (first pass) ─► stop pods gone ─► per pod: exits, restarts, starts
+//!  plan:      adopt (first pass) ─► stop pods gone ─► per pod: sandbox, exits, restarts,
+//!                                                     image pulls, starts
 //! ```
+//!
+//! A pod whose runtime runs images needs two things before a container starts, each
+//! had in the background and found in the memory by a later pass: its sandbox
+//! (`sandbox`: network, /etc files) and the container's image (`pull`). A pod of a
+//! runtime that runs commands on the host needs neither.
 //!
 //! A start is the one action whose outcome the pass needs: the executor hands it back
 //! to the memory (`ContainerMemory::started` / `start_failed`) before `plan_reports`,
@@ -19,23 +25,31 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::container_spec::container_spec;
 use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
+use super::sandbox::{SandboxState, is_host_network};
 use super::status::pod_status;
+use crate::image::PullPolicy;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Container, Pod, PodSpec, PodStatus};
-use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
+use berth_api::objects::{Pod, PodSpec, PodStatus};
 
 /// The grace of a stop when the pod does not say (and for strays found at adoption).
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
-/// What the runtime reported this pass.
+/// What the runtimes and the pod network reported this pass.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Observed {
-    /// Every container the runtime has; listed only in a pass that adopts.
+    /// Every container the runtimes have; listed only in a pass that adopts.
     pub(crate) found: Vec<ContainerInfo>,
+    /// The handler of each container found, by id; one missing is the default's.
+    pub(crate) found_handlers: BTreeMap<String, String>,
+    /// The pods with a network on this node; listed only in a pass that adopts.
+    pub(crate) networks: Vec<String>,
     /// By id: the state of every container the memory holds (and of every one found),
     /// or why the runtime could not say. An id missing here is one the runtime lost.
+    /// Ids are unique across runtimes: each holds the pod's uid, and a pod runs with
+    /// one runtime.
     pub(crate) states: BTreeMap<String, Result<ContainerState, String>>,
 }
 
@@ -65,23 +79,60 @@ pub(crate) enum Action {
     Remove {
         pod: String,
         pod_uid: String,
+        handler: String,
         container: String,
         id: String,
         exit_code: i32,
         /// It will be started again once its back-off has passed.
         backing_off: bool,
     },
+    /// In the background: set up the pod's sandbox (its network unless host
+    /// networking, its /etc files); the outcome goes to the memory in a later pass.
+    SetUpSandbox { pod: Box<Pod> },
+    /// The pod's runtime is not one this node offers (the kubelet's
+    /// FailedCreatePodSandBox; nothing to do but say so).
+    NoRuntime {
+        pod: String,
+        pod_uid: String,
+        message: String,
+    },
+    /// In the background: ensure the container's image (pulled when the policy says
+    /// so) with the credentials of the pod's `imagePullSecrets`; the outcome goes to
+    /// the memory in a later pass.
+    Pull {
+        pod: String,
+        pod_uid: String,
+        container: String,
+        image: String,
+        policy: PullPolicy,
+        /// The names of the pod's pull secrets, in the pod's namespace.
+        secrets: Vec<String>,
+    },
+    /// A failed pull now waits out its back-off (the kubelet's BackOff event).
+    PullBackOff {
+        pod: String,
+        pod_uid: String,
+        container: String,
+        image: String,
+    },
     /// Start a container; its outcome goes back to the memory in the same pass.
-    Start { pod_uid: String, spec: Box<ContainerSpec> },
+    Start {
+        pod_uid: String,
+        handler: String,
+        spec: Box<ContainerSpec>,
+    },
     /// In the background: stop (TERM, `grace`, KILL) and remove each container, then,
-    /// when `remove_logs_of` names a pod uid, remove that pod's logs.
+    /// when `remove_logs_of` names a pod uid, remove that pod's logs, and when
+    /// `teardown_sandbox_of` names one, tear down that pod's sandbox.
     Stop {
         pod: String,
+        handler: String,
         ids: Vec<String>,
         /// The names of the containers stopped, for the Killing events.
         containers: Vec<String>,
         grace: Duration,
         remove_logs_of: Option<String>,
+        teardown_sandbox_of: Option<String>,
         reason: StopReason,
     },
     /// Write this status to the pod (it changed since it was last written). Boxed: a
@@ -91,7 +142,8 @@ pub(crate) enum Action {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
-    /// A second container of a pod's container, found at adoption: one runs, not two.
+    /// A second container of a pod's container, or one of another runtime than the
+    /// pod's, found at adoption: one runs, not two.
     Duplicate,
     /// Its pod is deleted or no longer bound to this node.
     PodGone,
@@ -107,7 +159,7 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
         .collect();
     let mut actions = Vec::new();
     if !memory.adopted {
-        adopt(memory, &want, &observed.found, now, &mut actions);
+        adopt(memory, &want, observed, now, &mut actions);
         memory.adopted = true;
     }
     let gone: Vec<String> = memory
@@ -128,46 +180,61 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
                 .map(|(name, _)| name.clone())
                 .collect(),
             grace: grace_of(&pod.pod.spec),
+            teardown_sandbox_of: memory.runs_images(&pod.handler).then(|| uid.clone()),
             remove_logs_of: Some(uid),
+            handler: pod.handler,
             reason: StopReason::PodGone,
         });
     }
     for (uid, pod) in want {
+        let handler = memory.handler_of(pod);
+        let runs_images = memory.handlers.get(&handler).copied();
         let memory_of_pod = memory
             .pods
             .entry(uid.to_string())
-            .or_insert_with(|| PodMemory::new(pod, now));
+            .or_insert_with(|| PodMemory::new(pod, &handler, now));
         actions.extend(plan_pod(
             pod,
             memory_of_pod,
             observed,
             memory.backoff_base,
-            memory.runtime,
+            runs_images,
             now,
         ));
     }
     actions
 }
 
-/// Matches the runtime's containers with the pods: a restarted agent takes over what
+impl Memory {
+    /// Whether `handler` runs images (and so its pods have sandboxes).
+    pub(crate) fn runs_images(&self, handler: &str) -> bool {
+        self.handlers.get(handler).copied().unwrap_or(false)
+    }
+}
+
+/// Matches the runtimes' containers with the pods: a restarted agent takes over what
 /// still runs (and learns how the rest ended), and stops what belongs to pods that
-/// are gone.
-fn adopt(
-    memory: &mut Memory,
-    want: &BTreeMap<&str, &Pod>,
-    found: &[ContainerInfo],
-    now: Now,
-    actions: &mut Vec<Action>,
-) {
-    for container in found {
+/// are gone, then tears down their sandboxes (and the networks of gone pods that had
+/// no container left).
+fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, now: Now, actions: &mut Vec<Action>) {
+    // Containers of pods that are gone, by pod uid and handler: one stop each, so a
+    // sandbox is torn down only after all of its pod's containers stopped.
+    let mut gone: BTreeMap<(String, String), GoneContainers> = BTreeMap::new();
+    for container in &observed.found {
+        let handler = observed
+            .found_handlers
+            .get(&container.id)
+            .cloned()
+            .unwrap_or_else(|| memory.default_handler.clone());
         match want.get(container.pod_uid.as_str()) {
             Some(pod) if pod.spec.containers.iter().any(|c| c.name == container.name) => {
+                let pod_handler = memory.handler_of(pod);
                 let memory_of_pod = memory
                     .pods
                     .entry(container.pod_uid.clone())
-                    .or_insert_with(|| PodMemory::new(pod, now));
+                    .or_insert_with(|| PodMemory::new(pod, &pod_handler, now));
                 let c = memory_of_pod.containers.entry(container.name.clone()).or_default();
-                if c.id.is_none() {
+                if c.id.is_none() && handler == pod_handler {
                     actions.push(Action::Adopt {
                         pod: pod_name(pod),
                         container: container.name.clone(),
@@ -181,39 +248,105 @@ fn adopt(
                 }
                 actions.push(Action::Stop {
                     pod: pod_name(pod),
+                    handler,
                     ids: vec![container.id.clone()],
                     containers: vec![container.name.clone()],
                     grace: DEFAULT_GRACE,
                     remove_logs_of: None,
+                    teardown_sandbox_of: None,
                     reason: StopReason::Duplicate,
                 });
             }
-            _ => actions.push(Action::Stop {
-                pod: container.pod.clone(),
-                ids: vec![container.id.clone()],
-                containers: vec![container.name.clone()],
-                grace: DEFAULT_GRACE,
-                remove_logs_of: Some(container.pod_uid.clone()),
-                reason: StopReason::PodGone,
-            }),
+            _ => {
+                let entry = gone
+                    .entry((container.pod_uid.clone(), handler))
+                    .or_insert_with(|| GoneContainers {
+                        pod: container.pod.clone(),
+                        ..Default::default()
+                    });
+                entry.ids.push(container.id.clone());
+                entry.names.push(container.name.clone());
+            }
         }
+    }
+    let mut torn_down = Vec::new();
+    for ((uid, handler), containers) in gone {
+        let teardown_sandbox_of = memory.runs_images(&handler).then(|| uid.clone());
+        torn_down.extend(teardown_sandbox_of.clone());
+        actions.push(Action::Stop {
+            pod: containers.pod,
+            handler,
+            ids: containers.ids,
+            containers: containers.names,
+            grace: DEFAULT_GRACE,
+            remove_logs_of: Some(uid),
+            teardown_sandbox_of,
+            reason: StopReason::PodGone,
+        });
+    }
+    for uid in &observed.networks {
+        if want.contains_key(uid.as_str()) || torn_down.contains(uid) {
+            continue;
+        }
+        actions.push(Action::Stop {
+            pod: uid.clone(),
+            handler: memory.default_handler.clone(),
+            ids: Vec::new(),
+            containers: Vec::new(),
+            grace: DEFAULT_GRACE,
+            remove_logs_of: None,
+            teardown_sandbox_of: Some(uid.clone()),
+            reason: StopReason::PodGone,
+        });
     }
 }
 
-/// One pod's pass: observes exits and (re)starts containers as the restart policy
-/// and the back-off allow. `memory.pod` becomes `pod`.
+/// The containers of a gone pod found at adoption, stopped together.
+#[derive(Default)]
+struct GoneContainers {
+    /// "namespace/name".
+    pod: String,
+    ids: Vec<String>,
+    names: Vec<String>,
+}
+
+/// One pod's pass: its sandbox, the exits of its containers, restarts and starts as
+/// the restart policy and the back-offs allow, and the pulls their images need.
+/// `runs_images` is whether the pod's handler runs images, None when the node does
+/// not offer it. `memory.pod` becomes `pod`.
 pub(crate) fn plan_pod(
     pod: &Pod,
     memory: &mut PodMemory,
     observed: &Observed,
     backoff_base: Duration,
-    runtime: &str,
+    runs_images: Option<bool>,
     now: Now,
 ) -> Vec<Action> {
     memory.pod = pod.clone();
     let policy = RestartPolicy::of(pod);
     let name = pod_name(pod);
     let mut actions = Vec::new();
+    let Some(runs_images) = runs_images else {
+        if !matches!(memory.sandbox.state, SandboxState::Failed { .. }) {
+            let message = format!("no runtime for {:?} is configured", memory.handler);
+            actions.push(Action::NoRuntime {
+                pod: name,
+                pod_uid: pod.metadata.uid().to_string(),
+                message: message.clone(),
+            });
+            memory.sandbox.state = SandboxState::Failed {
+                message,
+                retry_at: now.instant,
+            };
+        }
+        return actions;
+    };
+    memory.runs_images = runs_images;
+    if runs_images && memory.sandbox.step(now) {
+        actions.push(Action::SetUpSandbox {
+            pod: Box::new(pod.clone()),
+        });
+    }
     for container in &pod.spec.containers {
         let c: &mut ContainerMemory = memory.containers.entry(container.name.clone()).or_default();
         if c.backoff.is_zero() {
@@ -230,7 +363,7 @@ pub(crate) fn plan_pod(
                     oom_killed,
                 }) => {
                     let exit = Exit {
-                        container_id: container_id(runtime, &id),
+                        container_id: container_id(&memory.handler, &id),
                         exit_code,
                         signal,
                         started_at,
@@ -241,6 +374,7 @@ pub(crate) fn plan_pod(
                     actions.push(Action::Remove {
                         pod: name.clone(),
                         pod_uid: pod.metadata.uid().to_string(),
+                        handler: memory.handler.clone(),
                         container: container.name.clone(),
                         id,
                         exit_code,
@@ -259,17 +393,49 @@ pub(crate) fn plan_pod(
                 }
             }
         }
-        if c.is_due(now) {
-            actions.push(Action::Start {
-                pod_uid: pod.metadata.uid().to_string(),
-                spec: Box::new(container_spec(
-                    pod.metadata.uid(),
-                    &name,
-                    pod.metadata.namespace(),
-                    container,
-                )),
-            });
+        if !c.is_due(now) {
+            continue;
         }
+        let spec = if runs_images {
+            let image = container.image.clone().unwrap_or_default();
+            let (pull, backing_off) = c.image.step(now);
+            if pull {
+                actions.push(Action::Pull {
+                    pod: name.clone(),
+                    pod_uid: pod.metadata.uid().to_string(),
+                    container: container.name.clone(),
+                    policy: PullPolicy::parse(container.image_pull_policy.as_deref(), &image)
+                        .unwrap_or(PullPolicy::IfNotPresent),
+                    image: image.clone(),
+                    secrets: pod
+                        .spec
+                        .image_pull_secrets
+                        .iter()
+                        .flatten()
+                        .map(|s| s.name.clone())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                });
+            } else if backing_off {
+                actions.push(Action::PullBackOff {
+                    pod: name.clone(),
+                    pod_uid: pod.metadata.uid().to_string(),
+                    container: container.name.clone(),
+                    image,
+                });
+            }
+            let (Some(image), Some(sandbox)) = (c.image.pulled(), memory.sandbox.ready()) else {
+                continue;
+            };
+            container_spec(pod, container, Some(image), Some(&sandbox.spec))
+        } else {
+            container_spec(pod, container, None, None)
+        };
+        actions.push(Action::Start {
+            pod_uid: pod.metadata.uid().to_string(),
+            handler: memory.handler.clone(),
+            spec: Box::new(spec),
+        });
     }
     actions
 }
@@ -280,52 +446,13 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
         .pods
         .iter()
         .filter_map(|(uid, pod)| {
-            let status = pod_status(pod, host_ip, memory.runtime, now.instant);
+            let status = pod_status(pod, host_ip, now.instant);
             (pod.reported.as_ref() != Some(&status)).then(|| Action::ReportStatus {
                 pod_uid: uid.clone(),
                 status: Box::new(status),
             })
         })
         .collect()
-}
-
-pub(crate) fn container_spec(uid: &str, pod: &str, namespace: &str, c: &Container) -> ContainerSpec {
-    let name = pod.rsplit('/').next().unwrap_or(pod);
-    let mut env: Vec<(String, String)> = vec![
-        ("HOSTNAME".into(), name.to_string()),
-        ("BERTH_POD_NAME".into(), name.to_string()),
-        ("BERTH_POD_NAMESPACE".into(), namespace.to_string()),
-    ];
-    env.extend(
-        c.env
-            .iter()
-            .flatten()
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())),
-    );
-    let limit = |resource: &str| {
-        c.resources
-            .as_ref()
-            .and_then(|r| r.limits.as_ref())
-            .and_then(|limits| limits.get(resource))
-            .map(|q| q.0.as_str())
-    };
-    ContainerSpec {
-        pod_uid: uid.to_string(),
-        pod: pod.to_string(),
-        name: c.name.clone(),
-        argv: c
-            .command
-            .iter()
-            .flatten()
-            .chain(c.args.iter().flatten())
-            .cloned()
-            .collect(),
-        env,
-        working_dir: c.working_dir.as_deref().filter(|d| !d.is_empty()).map(Into::into),
-        cpu_limit_millis: limit("cpu").and_then(|q| parse_cpu_millis(q).ok()),
-        memory_limit_bytes: limit("memory").and_then(|q| parse_memory_bytes(q).ok()),
-        ..ContainerSpec::default()
-    }
 }
 
 fn grace_of(spec: &PodSpec) -> Duration {
@@ -335,4 +462,10 @@ fn grace_of(spec: &PodSpec) -> Duration {
 
 pub(crate) fn pod_name(pod: &Pod) -> String {
     format!("{}/{}", pod.metadata.namespace(), pod.metadata.name())
+}
+
+/// Whether the pod's address is its own (a sandbox with a network) rather than the
+/// node's.
+pub(crate) fn has_own_address(pod: &PodMemory) -> bool {
+    pod.runs_images && !is_host_network(&pod.pod)
 }

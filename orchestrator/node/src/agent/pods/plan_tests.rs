@@ -16,7 +16,7 @@ fn a_new_pod_starts_each_container_once_with_its_spec() {
     let t = now();
     let actions = plan(&mut memory, &desired(&[&web]), &Observed::default(), t);
     assert_eq!(starts(&actions), vec!["default/web/a", "default/web/b"]);
-    let Action::Start { pod_uid, spec } = &actions[0] else {
+    let Action::Start { pod_uid, spec, .. } = &actions[0] else {
         panic!("{actions:?}")
     };
     assert_eq!(pod_uid, "uid-web");
@@ -85,6 +85,7 @@ fn restart_policy_decides_by_exit_code() {
             actions,
             vec![Action::Remove {
                 pod: "default/p".into(),
+                handler: "fake".into(),
                 pod_uid: "uid-p".into(),
                 container: "main".into(),
                 id: "c1".into(),
@@ -178,6 +179,8 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
     let actions = plan(&mut memory, &desired(&[&deleted]), &Observed::default(), t);
     let stop = |name: &str, id: &str, grace: Duration| Action::Stop {
         pod: format!("default/{name}"),
+        handler: "fake".into(),
+        teardown_sandbox_of: None,
         ids: vec![id.into()],
         containers: vec!["main".into()],
         grace,
@@ -218,6 +221,8 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
             found(&keep, "main", "k2", running(t)),
             found(&gone, "main", "g1", running(t)),
         ],
+        found_handlers: Default::default(),
+        networks: Vec::new(),
         states: [("k1", running(t)), ("k2", running(t)), ("g1", running(t))]
             .into_iter()
             .map(|(id, s)| (id.to_owned(), Ok(s)))
@@ -227,6 +232,8 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
     let actions = plan(&mut memory, &pods, &seen, t);
     let stop = |pod: &str, id: &str, logs: Option<&str>, reason| Action::Stop {
         pod: pod.into(),
+        handler: "fake".into(),
+        teardown_sandbox_of: None,
         ids: vec![id.into()],
         containers: vec!["main".into()],
         grace: DEFAULT_GRACE,
@@ -264,6 +271,8 @@ fn a_container_that_ended_while_no_agent_ran_is_restarted_after_the_back_off() {
     let p = pod("p", "Always");
     let seen = Observed {
         found: vec![found(&p, "main", "old", exited(137, t, Duration::from_secs(5)))],
+        found_handlers: Default::default(),
+        networks: Vec::new(),
         states: [("old".to_owned(), Ok(exited(137, t, Duration::from_secs(5))))].into(),
     };
     let mut memory = Memory::new(BASE, "fake");

@@ -1,8 +1,8 @@
 //! A pod's status as the agent reports it, computed from its memory alone: each
 //! container's state (running, terminated, or waiting with a reason such as
-//! CrashLoopBackOff), the pod's phase and its Ready condition, the node's address as
-//! the pod's (pods share the node's network, as `hostNetwork` pods do), and the QoS
-//! class of its spec.
+//! CrashLoopBackOff or ImagePullBackOff), the pod's phase and its Ready condition, its
+//! address (its sandbox's; the node's for the process runtime and `hostNetwork`
+//! pods, which share the node's network), and the QoS class of its spec.
 //!
 //! Phase: Succeeded when every container terminated with 0, Failed when every one
 //! terminated and some did not exit 0, Running when all run or any has ever started,
@@ -19,6 +19,8 @@ use std::net::IpAddr;
 use tokio::time::Instant;
 
 use super::memory::{PodMemory, container_id};
+use super::plan::has_own_address;
+use super::sandbox::SandboxState;
 use berth_api::conditions::Condition;
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{
@@ -28,21 +30,33 @@ use berth_api::objects::{
 use berth_api::qos::qos_class;
 use berth_api::time::from_system_time;
 
-/// The status of `pod` as of `now`.
-/// The status of `pod` as of `now`, on a node at `host_ip` whose containers `runtime`
-/// runs.
-pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, runtime: &str, now: Instant) -> PodStatus {
+/// The status of `pod` as of `now`, on a node at `host_ip`.
+pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodStatus {
+    let runtime = pod.handler.as_str();
+    // Waiting for the sandbox or the image: why the sandbox cannot be had, if it
+    // cannot (the kubelet says so only in events; the message saves a look there).
+    let creating = || match &pod.sandbox.state {
+        SandboxState::Failed { message, .. } => waiting("ContainerCreating", message),
+        _ => waiting("ContainerCreating", ""),
+    };
     let mut statuses = Vec::new();
     for container in &pod.pod.spec.containers {
         let c = pod.containers.get(&container.name);
         let image = container.image.clone().unwrap_or_default();
         let mut last_terminated = None;
-        let mut status = ContainerStatus {
-            name: container.name.clone(),
+        let pulled = c.and_then(|c| c.image.pulled());
+        let image_id = match pulled {
+            Some(pulled) => pulled.image_id.clone(),
+            // Not pulled yet: none, as the kubelet's.
+            None if pod.runs_images => String::new(),
             // No digest: the process runtime pulls no image. The image as the pod names
             // it, for clients that require one (a stored one is kept: see merge_status).
-            image_id: image.clone(),
-            image,
+            None => image.clone(),
+        };
+        let mut status = ContainerStatus {
+            name: container.name.clone(),
+            image_id,
+            image: image.clone(),
             started: Some(false),
             ..Default::default()
         };
@@ -78,11 +92,15 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, runtime: &str, now: Ins
                         pod.pod.metadata.name()
                     ),
                 )
+            } else if let Some((reason, message)) = pod.runs_images.then(|| c.image.waiting(&image)).flatten()
+                && reason != "ContainerCreating"
+            {
+                waiting(&reason, &message)
             } else {
-                waiting("ContainerCreating", "")
+                creating()
             }
         } else {
-            waiting("ContainerCreating", "")
+            creating()
         };
         // Not running: the id of the latest run, as the kubelet reports it.
         if status.container_id.is_none() {
@@ -100,6 +118,13 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, runtime: &str, now: Ins
         statuses.push(status);
     }
     let node_ip: Option<IpAddr> = host_ip.parse().ok();
+    // A pod with its own network has its sandbox's address once set up; the others
+    // (process runtime, host networking) share the node's.
+    let pod_ip = if has_own_address(pod) {
+        pod.sandbox.ready().and_then(|s| s.pod_ip)
+    } else {
+        node_ip
+    };
     let all_running = statuses.iter().all(|s| state_of(s).running.is_some());
     let all_done = statuses.iter().all(|s| state_of(s).terminated.is_some());
     let phase = if all_done {
@@ -125,8 +150,8 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, runtime: &str, now: Ins
         // The lists and the pod's own address only for an IP: a node advertised by name
         // has no address a pod could be given.
         host_ips: node_ip.map(|ip| vec![HostIP { ip: ip.to_string() }]),
-        pod_ip: node_ip.map(|ip| ip.to_string()),
-        pod_ips: node_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
+        pod_ip: pod_ip.map(|ip| ip.to_string()),
+        pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
         qos_class: Some(qos_class(&pod.pod.spec).to_string()),
         start_time: Some(pod.start_time.clone()),
         container_statuses: (!statuses.is_empty()).then_some(statuses),
@@ -217,13 +242,14 @@ fn merge_conditions(stored: &[PodCondition], ours: &[PodCondition], now: &Time) 
 }
 
 /// A stored imageID (a digest another writer knew) stays as long as the container
-/// names the same image.
+/// names the same image and the agent knows no digest of its own.
 fn keep_image_ids(stored: &PodStatus, mut ours: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
     let stored = stored.container_statuses.as_deref().unwrap_or_default();
     for status in &mut ours {
         if let Some(old) = stored
             .iter()
             .find(|old| old.name == status.name && old.image == status.image && !old.image_id.is_empty())
+            .filter(|_| status.image_id.is_empty() || status.image_id == status.image)
         {
             status.image_id = old.image_id.clone();
         }

@@ -174,7 +174,7 @@ fn a_new_pod_memory_counts_on_from_the_stored_status() {
         restart_count: 5,
         ..Default::default()
     }]);
-    let memory = PodMemory::new(&p, now());
+    let memory = PodMemory::new(&p, "fake", now());
     assert_eq!(memory.containers["main"].restart_count, 5);
     assert!(!memory.containers["main"].done, "a pod still running goes on");
     assert_eq!(json_time(Some(&memory.start_time)), "2023-11-14T22:13:20Z");
@@ -220,10 +220,10 @@ fn a_node_named_by_host_name_gives_its_pods_no_ip() {
     let mut memory = memory();
     let t = now();
     plan_and_start(&mut memory, &desired(&[&p]), &Observed::default(), t, "c1");
-    let status = pod_status(&memory.pods["uid-web"], "node-1.example", "fake", t.instant);
+    let status = pod_status(&memory.pods["uid-web"], "node-1.example", t.instant);
     assert_eq!(status.host_ip.as_deref(), Some("node-1.example"));
     assert_eq!((status.host_ips, status.pod_ip, status.pod_ips), (None, None, None));
-    let v6 = pod_status(&memory.pods["uid-web"], "fd00::1", "fake", t.instant);
+    let v6 = pod_status(&memory.pods["uid-web"], "fd00::1", t.instant);
     assert_eq!(v6.pod_ip.as_deref(), Some("fd00::1"));
 }
 

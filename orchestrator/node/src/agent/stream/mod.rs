@@ -33,15 +33,30 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
-use super::PodIndex;
+use super::workloads::Runtimes;
+use super::{IndexedPod, PodIndex};
 use crate::runtime::{ExecSpec, Runtime};
 use session::{Session, Wanted};
 
-/// What the streaming handlers reach: the runtime and the pods running here.
+/// What the streaming handlers reach: the runtimes and the pods running here.
 #[derive(Clone)]
 pub(super) struct Node {
-    pub runtime: Arc<dyn Runtime>,
+    pub runtimes: Runtimes,
     pub index: PodIndex,
+}
+
+impl Node {
+    /// The pod `namespace/name` if it runs here, with the runtime that runs it.
+    fn pod(&self, namespace: &str, name: &str) -> Option<(IndexedPod, Arc<dyn Runtime>)> {
+        let pod = self
+            .index
+            .lock()
+            .expect("pod index lock")
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()?;
+        let runtime = self.runtimes.get(&pod.handler)?.clone();
+        Some((pod, runtime))
+    }
 }
 
 fn error(status: StatusCode, message: String) -> Response {
@@ -65,25 +80,24 @@ fn wanted(params: &[(String, String)]) -> Wanted {
     }
 }
 
-/// The running container's id, or the kubelet's "container not found" answer.
-fn running_container(node: &Node, namespace: &str, pod: &str, container: &str) -> Result<(String, String), Response> {
+/// The running container's pod uid, id and runtime, or the kubelet's "container not
+/// found" answer.
+fn running_container(
+    node: &Node,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+) -> Result<(String, String, Arc<dyn Runtime>), Response> {
     let not_found = || error(StatusCode::NOT_FOUND, format!("container not found ({container:?})"));
-    let uid = node
-        .index
-        .lock()
-        .expect("pod index lock")
-        .get(&(namespace.to_owned(), pod.to_owned()))
-        .cloned()
-        .ok_or_else(not_found)?;
-    let id = node
-        .runtime
+    let (pod, runtime) = node.pod(namespace, pod).ok_or_else(not_found)?;
+    let id = runtime
         .list()
         .into_iter()
-        .filter(|c| c.pod_uid == uid && c.name == container && c.state.is_running())
+        .filter(|c| c.pod_uid == pod.uid && c.name == container && c.state.is_running())
         .map(|c| c.id)
         .next_back()
         .ok_or_else(not_found)?;
-    Ok((uid, id))
+    Ok((pod.uid, id, runtime))
 }
 
 /// Answers the upgrade — WebSocket with the channel protocol chosen, or SPDY/3.1 with
@@ -203,7 +217,7 @@ pub(super) async fn exec(
             "you must specify at least 1 of stdin, stdout, stderr".into(),
         );
     }
-    let (_, id) = match running_container(&node, &namespace, &pod, &container) {
+    let (_, id, runtime) = match running_container(&node, &namespace, &pod, &container) {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -212,7 +226,6 @@ pub(super) async fn exec(
             argv: argv.clone(),
             tty: wanted.tty,
         };
-        let runtime = node.runtime.clone();
         let started = tokio::task::spawn_blocking(move || runtime.exec(&id, &spec)).await;
         match started {
             Ok(Ok(exec)) => session::from_exec(exec, argv, wanted),
@@ -229,13 +242,13 @@ pub(super) async fn attach(
     request: Request,
 ) -> Response {
     let wanted = wanted(&params);
-    let (uid, id) = match running_container(&node, &namespace, &pod, &container) {
+    let (uid, id, runtime) = match running_container(&node, &namespace, &pod, &container) {
         Ok(found) => found,
         Err(response) => return response,
     };
-    let log = node.runtime.log_path(&uid, &container);
+    let log = runtime.log_path(&uid, &container);
     upgrade(request, wanted, move || async move {
-        attach::follow(node.runtime, id, log, wanted)
+        attach::follow(runtime, id, log, wanted)
     })
 }
 
@@ -247,17 +260,12 @@ pub(super) async fn port_forward(
     Path((namespace, pod)): Path<(String, String)>,
     mut request: Request,
 ) -> Response {
-    let is_here = node
-        .index
-        .lock()
-        .expect("pod index lock")
-        .contains_key(&(namespace.clone(), pod.clone()));
-    if !is_here {
+    let Some((indexed, _)) = node.pod(&namespace, &pod) else {
         return error(StatusCode::NOT_FOUND, format!("pod not found ({namespace}/{pod})"));
-    }
-    // Every pod shares the host's network today; a pod with a network namespace of its
-    // own is to be reached at its pod IP instead.
-    let target = Ipv4Addr::LOCALHOST.into();
+    };
+    // A pod with a network namespace of its own is reached at its address, which the
+    // node routes to (its bridge); one sharing the host's network, on loopback.
+    let target = indexed.pod_ip.unwrap_or(Ipv4Addr::LOCALHOST.into());
     let name = format!("{namespace}/{pod}");
     if header_is(request.headers(), header::UPGRADE, "websocket") {
         let key = request.headers().get("sec-websocket-key").and_then(|v| v.to_str().ok());

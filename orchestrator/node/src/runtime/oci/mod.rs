@@ -492,4 +492,4 @@ impl Runtime for OciRuntime {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -4,6 +4,6 @@
 //! container is killed and removed by the fixture's Drop, even when a test fails.
 
 mod exec;
-mod fixture;
+pub(crate) mod fixture;
 mod isolation;
 mod lifecycle;

@@ -1,0 +1,200 @@
+//! The supervisor's work that may take long, run off the pass: image pulls (async),
+//! sandbox setups and teardowns (blocking: the CNI plugins run as processes), and
+//! stops (a grace period can be long). Pulls and setups report back as
+//! [`Completion`]s, which the next pass hands to the memory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::sandbox::{Sandbox, etc_hosts, host_network_etc_hosts, is_host_network, network_spec, resolv_conf};
+use crate::image::pull_secrets::credentials_from_secret;
+use crate::image::{Images, PullError, PullPolicy, PulledImage, RegistryCredentials};
+use crate::network::PodNetwork;
+use crate::runtime::{Runtime, SandboxSpec};
+use berth_api::meta::MetaExt;
+use berth_api::objects::Pod;
+use berth_client::kv::Kv;
+
+/// The outcome of background work, for the memory.
+#[derive(Debug)]
+pub(crate) enum Completion {
+    Pulled {
+        pod_uid: String,
+        container: String,
+        image: String,
+        result: Result<PulledImage, PullError>,
+        took: Duration,
+        /// Pull secrets that could not be read (the pull went on without them).
+        missing_secrets: Vec<String>,
+    },
+    SandboxSetUp {
+        pod_uid: String,
+        result: Result<Sandbox, String>,
+    },
+}
+
+/// Where `imagePullSecrets` are read: the store's Secrets.
+pub(crate) trait SecretSource: Send + Sync + 'static {
+    /// The Secret `namespace/name` as stored (JSON), None when there is none.
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, String>> + Send + 'a>>;
+}
+
+/// Secrets under the key Kubernetes' storage layout gives them
+/// (`/registry/secrets/<namespace>/<name>`).
+impl SecretSource for Kv {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, String>> + Send + 'a>> {
+        Box::pin(async move {
+            let record = Kv::get(self, &format!("/registry/secrets/{namespace}/{name}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            record
+                .map(|r| serde_json::from_slice(&r.value).map_err(|e| format!("secret {namespace}/{name}: {e}")))
+                .transpose()
+        })
+    }
+}
+
+/// The credentials of a pod's pull secrets, and the secrets that could not be used
+/// (missing, unreadable or of another type: the kubelet warns and pulls without).
+pub(crate) async fn pull_credentials(
+    secrets: Option<&dyn SecretSource>,
+    namespace: &str,
+    names: &[String],
+) -> (Vec<RegistryCredentials>, Vec<String>) {
+    let mut credentials = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        let found = match secrets {
+            Some(source) => source.get(namespace, name).await,
+            None => Ok(None),
+        };
+        match found.and_then(|s| s.ok_or_else(|| format!("secret {name:?} not found"))) {
+            Ok(secret) => match credentials_from_secret(&secret) {
+                Ok(found) => credentials.extend(found),
+                Err(e) => {
+                    tracing::warn!(%namespace, secret = %name, error = %e, "cannot use an image pull secret");
+                    missing.push(format!("{namespace}/{name}"));
+                }
+            },
+            Err(e) => {
+                tracing::warn!(%namespace, secret = %name, error = %e, "cannot read an image pull secret");
+                missing.push(format!("{namespace}/{name}"));
+            }
+        }
+    }
+    (credentials, missing)
+}
+
+/// What a pull needs, handed to its task.
+pub(crate) struct PullJob {
+    pub(crate) images: Arc<dyn Images>,
+    pub(crate) secrets: Option<Arc<dyn SecretSource>>,
+    pub(crate) namespace: String,
+    pub(crate) pod_uid: String,
+    pub(crate) container: String,
+    pub(crate) image: String,
+    pub(crate) policy: PullPolicy,
+    pub(crate) secret_names: Vec<String>,
+}
+
+impl PullJob {
+    pub(crate) async fn run(self) -> Completion {
+        let (credentials, missing_secrets) =
+            pull_credentials(self.secrets.as_deref(), &self.namespace, &self.secret_names).await;
+        let started = Instant::now();
+        let result = self.images.ensure(&self.image, self.policy, &credentials).await;
+        Completion::Pulled {
+            pod_uid: self.pod_uid,
+            container: self.container,
+            image: self.image,
+            result,
+            took: started.elapsed(),
+            missing_secrets,
+        }
+    }
+}
+
+/// Where a pod's /etc files live: `<dir>/<pod uid>/`.
+pub(crate) fn pod_dir(dir: &Path, pod_uid: &str) -> PathBuf {
+    dir.join(pod_uid)
+}
+
+/// Blocking: sets up the pod's network (unless host networking) and writes its /etc
+/// files under `dir`. `node` is the node's name, a host-network pod's hostname.
+pub(crate) fn set_up_sandbox(
+    network: Option<&dyn PodNetwork>,
+    dir: &Path,
+    pod: &Pod,
+    node: &str,
+) -> Result<Sandbox, String> {
+    let host_network = is_host_network(pod);
+    let (netns, pod_ip) = if host_network {
+        (None, None)
+    } else {
+        let network = network.ok_or(
+            "network is not ready: container runtime network not ready: NetworkReady=false \
+             reason:NetworkPluginNotReady message:this node has no pod network (CNI plugins)",
+        )?;
+        let status = network.setup(&network_spec(pod)).map_err(|e| e.to_string())?;
+        (Some(status.netns), Some(status.ip))
+    };
+    let hostname = if host_network { node } else { pod.metadata.name() };
+    let files = pod_dir(dir, pod.metadata.uid());
+    let write = |name: &str, content: String| {
+        let path = files.join(name);
+        std::fs::write(&path, content).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok::<_, String>(path)
+    };
+    std::fs::create_dir_all(&files).map_err(|e| format!("cannot create {}: {e}", files.display()))?;
+    let hosts = match pod_ip {
+        Some(ip) => etc_hosts(ip, hostname),
+        None => host_network_etc_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default()),
+    };
+    let resolv = resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let spec = SandboxSpec {
+        netns,
+        hostname: hostname.to_string(),
+        etc_hosts: Some(write("hosts", hosts)?),
+        resolv_conf: Some(write("resolv.conf", resolv)?),
+        etc_hostname: Some(write("hostname", format!("{hostname}\n"))?),
+    };
+    Ok(Sandbox { pod_ip, spec })
+}
+
+/// Blocking: removes what [`set_up_sandbox`] made for the pod; Ok for a pod without.
+pub(crate) fn tear_down_sandbox(network: Option<&dyn PodNetwork>, dir: &Path, pod_uid: &str) {
+    if let Some(network) = network
+        && let Err(e) = network.teardown(pod_uid)
+    {
+        tracing::warn!(pod_uid, error = %e, "cannot tear down a pod's network");
+    }
+    let files = pod_dir(dir, pod_uid);
+    if let Err(e) = std::fs::remove_dir_all(&files)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(pod_uid, error = %e, "cannot remove a pod's files");
+    }
+}
+
+/// Stops (TERM, `grace`, KILL) and removes the container `id`.
+pub(crate) async fn stop_and_remove(runtime: Arc<dyn Runtime>, id: String, grace: Duration) {
+    if let Err(e) = runtime.stop(&id, grace).await
+        && !e.is_not_found()
+    {
+        tracing::warn!(%id, error = %e, "cannot stop container");
+    }
+    if let Err(e) = runtime.remove(&id)
+        && !e.is_not_found()
+    {
+        tracing::warn!(%id, error = %e, "cannot remove container");
+    }
+}
