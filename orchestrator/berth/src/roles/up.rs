@@ -216,8 +216,6 @@ async fn up(flags: UpFlags) -> ExitCode {
             format!("--data-dir={}", dir.join(&name).display()),
             format!("--listen=127.0.0.1:{}", 10250 + j),
             "--stop-pods-on-exit".into(),
-            // The example runs commands on the host (no image, no root needed).
-            "--runtime=process".into(),
         ];
         if let Some(cpu) = &flags.agent_cpu {
             args.push(format!("--cpu={cpu}"));
