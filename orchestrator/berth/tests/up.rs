@@ -71,8 +71,9 @@ fn lacks_containers() -> Option<String> {
 }
 
 /// PIDs of the example's web servers in containers (busybox `httpd` as web.yaml
-/// runs it).
-fn httpd_workloads() -> Vec<u32> {
+/// runs it) of the pods `pods` (their names are in the container's environment): other
+/// tests on the machine may run the same command.
+fn httpd_workloads(pods: &[String]) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -81,15 +82,22 @@ fn httpd_workloads() -> Vec<u32> {
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        if cmdline == b"httpd\0-f\0-p\08080\0-h\0/www\0" {
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let is_ours = environ.split(|b| *b == 0).any(|variable| {
+            pods.iter()
+                .any(|pod| variable == format!("BERTH_POD_NAME={pod}").as_bytes())
+        });
+        if cmdline == b"httpd\0-f\0-p\08080\0-h\0/www\0" && is_ours {
             pids.push(pid);
         }
     }
     pids
 }
 
-/// The bridges `berth up` gives its agents' pods; removed after the test unless they
-/// were there before it (the CNI bridge plugin leaves them behind).
+/// The bridges `berth up` gives its agents' pods that were not there before the test:
+/// berth up removes them when it stops (the guard does, should the test fail first).
 struct Bridges(Vec<String>);
 
 impl Bridges {
@@ -170,7 +178,7 @@ fn berth(args: &[&str]) -> std::process::Output {
 fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let lacking = lacks_containers();
-    let _bridges = Bridges::new_ones(&["berth0", "berth1"]);
+    let bridges = Bridges::new_ones(&["berth0", "berth1"]);
     // Dropped before the directory, after `up`.
     let _unmount = Unmount(dir.path().to_path_buf());
     let up = Command::new(BERTH)
@@ -200,13 +208,14 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
     }
     assert!(printed.contains("http://127.0.0.1:8080"), "{printed}");
 
-    match &lacking {
+    let container_pods = match &lacking {
         None => serves_web_from_containers(&printed, dir.path()),
         Some(why) => {
             assert!(printed.contains("pods will run as host processes"), "{printed}");
             berth_testkit::skip(&format!("containers for examples/web.yaml: {why}"));
+            Vec::new()
         }
-    }
+    };
 
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-process.yaml");
     let applied = berth(&["apply", "-f", example]);
@@ -256,7 +265,7 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
         "workloads left running after Ctrl-C"
     );
     assert_eq!(
-        httpd_workloads(),
+        httpd_workloads(&container_pods),
         Vec::<u32>::new(),
         "containers left running after Ctrl-C"
     );
@@ -265,6 +274,12 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
         Vec::<String>::new(),
         "network namespaces or container roots left mounted after Ctrl-C"
     );
+    for bridge in &bridges.0 {
+        assert!(
+            !std::path::Path::new("/sys/class/net").join(bridge).exists(),
+            "the pod bridge {bridge} is left after Ctrl-C"
+        );
+    }
     let unreachable = berth(&["get", "pods"]);
     assert!(!unreachable.status.success());
 }
@@ -274,7 +289,8 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
 /// each answering on its pod IP from this host with a page naming its pod. Then the
 /// deployment is deleted, which leaves no container and no mount (network namespace,
 /// container root) behind, and the process variant can take the name.
-fn serves_web_from_containers(printed: &str, dir: &std::path::Path) {
+/// Returns the pods' names.
+fn serves_web_from_containers(printed: &str, dir: &std::path::Path) -> Vec<String> {
     assert!(
         printed.contains("127.0.0.1:5000/berth/busybox:stable"),
         "berth up did not name the example image: {printed}"
@@ -328,7 +344,8 @@ fn serves_web_from_containers(printed: &str, dir: &std::path::Path) {
     let deleted = berth(&["delete", "-f", example]);
     assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pods().is_empty() || !httpd_workloads().is_empty() || !mounts_under(dir).is_empty() {
+    let names: Vec<String> = running.iter().map(|(name, _)| name.clone()).collect();
+    while !pods().is_empty() || !httpd_workloads(&names).is_empty() || !mounts_under(dir).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the example's containers or mounts outlived their deployment: {:?}",
@@ -342,4 +359,5 @@ fn serves_web_from_containers(printed: &str, dir: &std::path::Path) {
             "{name}'s IP {ip} still answers after its deletion"
         );
     }
+    names
 }

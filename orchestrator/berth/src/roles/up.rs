@@ -133,9 +133,10 @@ async fn up(flags: UpFlags) -> ExitCode {
         .map(|(.., api)| format!("http://127.0.0.1:{api}"))
         .collect();
 
-    let mut processes = Vec::new();
-    let mut ok = true;
     let support = ContainerSupport::detect();
+    let mut processes = Vec::new();
+    remove_pod_bridges(matches!(support, ContainerSupport::Containers { .. }), flags.agents);
+    let mut ok = true;
     let example = match &support {
         ContainerSupport::Containers { busybox } => match example_image::build(busybox, dir) {
             Ok(built) => Some(built),
@@ -225,7 +226,7 @@ async fn up(flags: UpFlags) -> ExitCode {
         }
         if example.is_some() {
             // The agents share the host: each joins its pods to a bridge of its own.
-            args.push(format!("--pod-bridge=berth{j}"));
+            args.push(format!("--pod-bridge={}", pod_bridge(j)));
         }
         if let Some(built) = example.as_ref().filter(|_| is_imported)
             && let Err(e) = example_image::import_into(&dir.join(&name), built)
@@ -256,6 +257,7 @@ async fn up(flags: UpFlags) -> ExitCode {
             }
             () = super::wait_for_signal() => {
                 stop(&mut processes).await;
+                remove_pod_bridges(example.is_some(), flags.agents);
                 return ExitCode::SUCCESS;
             }
         }
@@ -271,6 +273,7 @@ async fn up(flags: UpFlags) -> ExitCode {
     }
     println!("berth up: stopping");
     stop(&mut processes).await;
+    remove_pod_bridges(example.is_some(), flags.agents);
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -323,7 +326,7 @@ fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path, example: 
                  Pods run in containers; their IPs are reachable from this host:\n  \
                  berth get pods -o wide\n  \
                  wget -qO- http://<pod IP>:8080/\n  \
-                 kubectl -s {} port-forward pod/<pod> 8080:8080\n",
+                 kubectl -s {} port-forward pod/<pod> 18080:8080   # then http://127.0.0.1:18080/\n",
                 example_image::example_image(),
                 built.version_tag,
                 built.layout.display(),
@@ -350,6 +353,42 @@ async fn watch_children(processes: &mut [Process]) -> String {
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The bridge of agent `j`'s pods: the agents share this host, so each has its own.
+fn pod_bridge(j: usize) -> String {
+    format!("berth{j}")
+}
+
+/// Removes the agents' pod bridges once no pod is attached to them. The CNI bridge
+/// plugin leaves a bridge behind with its gateway address, and the next `berth up`
+/// may give that agent another block of the cluster CIDR, which the plugin then
+/// refuses ("already has an IP address different from ..."): so they go when the
+/// agents stop, and a crash's leftovers go at the next start. A bridge with ports is
+/// in use (by pods someone else runs) and stays.
+fn remove_pod_bridges(has_bridges: bool, agents: usize) {
+    if !has_bridges {
+        return;
+    }
+    for j in 0..agents {
+        let bridge = pod_bridge(j);
+        let sys = Path::new("/sys/class/net").join(&bridge);
+        if !sys.join("bridge").is_dir() {
+            continue;
+        }
+        let ports = std::fs::read_dir(sys.join("brif")).map_or(0, |ports| ports.count());
+        if ports > 0 {
+            berth_cli::err_line(format_args!(
+                "berth up: the pod bridge {bridge} still has {ports} ports attached; leaving it"
+            ));
+            continue;
+        }
+        match Command::new("ip").args(["link", "del", &bridge]).status() {
+            Ok(status) if status.success() => {}
+            Ok(status) => berth_cli::err_line(format_args!("berth up: ip link del {bridge}: {status}")),
+            Err(e) => berth_cli::err_line(format_args!("berth up: ip link del {bridge}: {e}")),
+        }
     }
 }
 
