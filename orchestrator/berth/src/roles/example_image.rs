@@ -170,3 +170,39 @@ pub fn import_into(agent_dir: &Path, built: &BuiltImage) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without a registry, the agents find the example's image in their stores under
+    /// the name `examples/web.yaml` gives, with the digest the registry would serve.
+    #[test]
+    fn the_built_image_is_imported_under_both_tags_with_its_digest() {
+        let Some(busybox) = busybox_binary() else {
+            berth_testkit::skip("a static busybox (Debian's busybox-static)");
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let built = build(&busybox, dir.path()).unwrap();
+        assert_ne!(built.version_tag, STABLE_TAG, "busybox-static names its version");
+        assert!(built.layout.join("index.json").is_file());
+
+        let agent = dir.path().join("node-0");
+        import_into(&agent, &built).unwrap();
+        let store = Store::open(&agent.join("images")).unwrap();
+        let index = store.read_index().unwrap();
+        let refs: Vec<&String> = index.refs.keys().collect();
+        assert_eq!(refs.len(), 2, "{refs:?}");
+        assert!(
+            refs.iter()
+                .any(|key| key.ends_with(&format!("{REPOSITORY}:{STABLE_TAG}"))),
+            "{refs:?}"
+        );
+        let digest = built.image.manifest_digest();
+        for (key, record) in &index.refs {
+            assert_eq!(record.manifest, digest, "{key}");
+        }
+        assert_eq!(example_image(), "127.0.0.1:5000/berth/busybox:stable");
+    }
+}
