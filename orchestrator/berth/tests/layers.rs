@@ -48,10 +48,13 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
             "berth-scheduler",
         ],
     ),
+    // Image layouts and a registry push from host files: `berth up` and the tests.
+    ("orchestrator/image-layout", "berth-image-layout", &[]),
     ("orchestrator/node", "berth-node", &["berth-api", "berth-client"]),
     ("orchestrator/cli", "berth-cli", &["berth-api", "berth-client"]),
-    // Launches real processes for every crate's tests, so it may use none of them.
-    ("jepsen-style-tests/testkit", "berth-testkit", &[]),
+    // Launches real processes for every crate's tests, so it may use none of them but
+    // the image layouts, which use no berth crate either.
+    ("jepsen-style-tests/testkit", "berth-testkit", &["berth-image-layout"]),
 ];
 
 fn workspace_root() -> &'static Path {

@@ -1,12 +1,16 @@
 //! `berth up`, the README's "run" command: it starts a local cluster, the example
-//! manifest runs on it, and Ctrl-C stops everything, workloads included.
+//! manifests run on it, and Ctrl-C stops everything, workloads included.
 //!
-//! `berth up` listens on fixed ports (2379…, 8080…, 10250…); they lie below the
-//! ephemeral range, so the other tests' free ports never collide with them.
+//! `berth up` listens on fixed ports (2379…, 8080…, 10250…, and 5000 for its
+//! registry); they lie below the ephemeral range, so the other tests' free ports never
+//! collide with them. One test starts it, so that no two clusters race for them.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use serde_json::Value;
 
 const BERTH: &str = env!("CARGO_BIN_EXE_berth");
 
@@ -48,6 +52,120 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Why this host cannot run `examples/web.yaml` in containers, if it cannot: what
+/// `berth up` checks before it builds the image and gives the agents pod bridges.
+fn lacks_containers() -> Option<String> {
+    if let Err(why) = berth_node::runtime::OciRuntime::available() {
+        return Some(why);
+    }
+    let cni = berth_node::network::CniSettings {
+        bin_dir: berth_node::network::default_bin_dir(),
+        ..berth_node::network::CniSettings::new(Default::default())
+    };
+    if let Err(why) = berth_node::network::CniNetwork::available(&cni) {
+        return Some(format!("the CNI plugins: {why}"));
+    }
+    berth_testkit::oci::busybox_binary()
+        .is_none()
+        .then(|| "a static busybox (Debian's busybox-static)".to_string())
+}
+
+/// PIDs of the example's web servers in containers (busybox `httpd` as web.yaml
+/// runs it) of the pods `pods` (their names are in the container's environment): other
+/// tests on the machine may run the same command.
+fn httpd_workloads(pods: &[String]) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let Ok(environ) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        let is_ours = environ.split(|b| *b == 0).any(|variable| {
+            pods.iter()
+                .any(|pod| variable == format!("BERTH_POD_NAME={pod}").as_bytes())
+        });
+        if cmdline == b"httpd\0-f\0-p\08080\0-h\0/www\0" && is_ours {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The bridges `berth up` gives its agents' pods that were not there before the test:
+/// berth up removes them when it stops (the guard does, should the test fail first).
+struct Bridges(Vec<String>);
+
+impl Bridges {
+    fn new_ones(names: &[&str]) -> Self {
+        let exists = |name: &str| std::path::Path::new("/sys/class/net").join(name).exists();
+        Self(
+            names
+                .iter()
+                .filter(|name| !exists(name))
+                .map(|name| name.to_string())
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Bridges {
+    fn drop(&mut self) {
+        for name in &self.0 {
+            if std::path::Path::new("/sys/class/net").join(name).exists() {
+                let _ = Command::new("ip").args(["link", "del", name]).status();
+            }
+        }
+    }
+}
+
+/// The mount points under `dir` (pods' network namespaces, containers' roots).
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| point.starts_with(&prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Unmounts what the cluster left mounted under its directory, so that a failed test
+/// leaves no namespace or overlay behind (the test asserts there is none first).
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        for point in mounts_under(&self.0).into_iter().rev() {
+            let _ = Command::new("umount").args(["-l", &point]).status();
+        }
+    }
+}
+
+/// The body of `GET /` from `ip:8080`, or why there is none.
+fn http_get(ip: &str) -> Result<String, String> {
+    let addr: SocketAddr = format!("{ip}:8080").parse().map_err(|e| format!("{ip}: {e}"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: web\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).map_err(|e| e.to_string())?;
+    Ok(response)
+}
+
+fn pods() -> Vec<Value> {
+    let out = berth(&["get", "pods", "-o", "json"]);
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    list["items"].as_array().cloned().unwrap_or_default()
+}
+
 fn berth(args: &[&str]) -> std::process::Output {
     Command::new(BERTH)
         .args(args)
@@ -57,10 +175,14 @@ fn berth(args: &[&str]) -> std::process::Output {
 }
 
 #[test]
-fn berth_up_runs_the_example_and_stops_everything_on_ctrl_c() {
+fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
+    let lacking = lacks_containers();
+    let bridges = Bridges::new_ones(&["berth0", "berth1"]);
+    // Dropped before the directory, after `up`.
+    let _unmount = Unmount(dir.path().to_path_buf());
     let up = Command::new(BERTH)
-        .args(["up", "--servers", "1", "--agents", "1", "--dir"])
+        .args(["up", "--servers", "1", "--agents", "2", "--dir"])
         .arg(dir.path().join("cluster"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -86,7 +208,16 @@ fn berth_up_runs_the_example_and_stops_everything_on_ctrl_c() {
     }
     assert!(printed.contains("http://127.0.0.1:8080"), "{printed}");
 
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web.yaml");
+    let container_pods = match &lacking {
+        None => serves_web_from_containers(&printed, dir.path()),
+        Some(why) => {
+            assert!(printed.contains("pods will run as host processes"), "{printed}");
+            berth_testkit::skip(&format!("containers for examples/web.yaml: {why}"));
+            Vec::new()
+        }
+    };
+
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web-process.yaml");
     let applied = berth(&["apply", "-f", example]);
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -133,6 +264,100 @@ fn berth_up_runs_the_example_and_stops_everything_on_ctrl_c() {
         Vec::<u32>::new(),
         "workloads left running after Ctrl-C"
     );
+    assert_eq!(
+        httpd_workloads(&container_pods),
+        Vec::<u32>::new(),
+        "containers left running after Ctrl-C"
+    );
+    assert_eq!(
+        mounts_under(dir.path()),
+        Vec::<String>::new(),
+        "network namespaces or container roots left mounted after Ctrl-C"
+    );
+    for bridge in &bridges.0 {
+        assert!(
+            !std::path::Path::new("/sys/class/net").join(bridge).exists(),
+            "the pod bridge {bridge} is left after Ctrl-C"
+        );
+    }
     let unreachable = berth(&["get", "pods"]);
     assert!(!unreachable.status.success());
+}
+
+/// `examples/web.yaml` on a host that runs containers: three replicas of busybox
+/// `httpd` from the image berth up built and served, Running with the image's digest,
+/// each answering on its pod IP from this host with a page naming its pod. Then the
+/// deployment is deleted, which leaves no container and no mount (network namespace,
+/// container root) behind, and the process variant can take the name.
+/// Returns the pods' names.
+fn serves_web_from_containers(printed: &str, dir: &std::path::Path) -> Vec<String> {
+    assert!(
+        printed.contains("127.0.0.1:5000/berth/busybox:stable"),
+        "berth up did not name the example image: {printed}"
+    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/web.yaml");
+    let applied = berth(&["apply", "-f", example]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let pods = pods();
+        let running: Vec<(String, String)> = pods
+            .iter()
+            .filter(|pod| pod["status"]["phase"] == "Running")
+            .filter(|pod| {
+                pod["status"]["containerStatuses"][0]["imageID"]
+                    .as_str()
+                    .is_some_and(|id| id.contains("sha256:"))
+            })
+            .filter_map(|pod| {
+                let name = pod["metadata"]["name"].as_str()?.to_string();
+                let ip = pod["status"]["podIP"].as_str().filter(|ip| !ip.is_empty())?.to_string();
+                Some((name, ip))
+            })
+            .collect();
+        if running.len() == 3 {
+            break running;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the example never ran 3 replicas with an image ID and an IP:\n{}",
+            serde_json::to_string_pretty(&pods).unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+
+    for (name, ip) in &running {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match http_get(ip) {
+                Ok(response) if response.contains(&format!("hello from {name}")) => break,
+                other => assert!(
+                    Instant::now() < deadline,
+                    "{name} at {ip}:8080 did not serve its page: {other:?}"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    let deleted = berth(&["delete", "-f", example]);
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let names: Vec<String> = running.iter().map(|(name, _)| name.clone()).collect();
+    while !pods().is_empty() || !httpd_workloads(&names).is_empty() || !mounts_under(dir).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the example's containers or mounts outlived their deployment: {:?}",
+            mounts_under(dir)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    for (name, ip) in &running {
+        assert!(
+            http_get(ip).is_err(),
+            "{name}'s IP {ip} still answers after its deletion"
+        );
+    }
+    names
 }

@@ -16,17 +16,21 @@
 //! The registry speaks plain HTTP, as Docker and containerd allow for a registry on
 //! loopback. Nothing here needs root.
 
-pub mod http;
+//!
+//! The push, the registry's config and its HTTP client are `berth-image-layout`'s
+//! (`berth up` launches and pushes to the same registry); this module owns the
+//! process and the credentials.
+
 mod push;
 
 use std::io;
-use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use berth_image_layout::registry::{HtpasswdAuth, Pusher, config_yaml, is_serving};
 
-pub use http::Response;
+pub use berth_image_layout::registry::{Response, docker_registry_binary, http};
 
 use crate::Process;
 
@@ -39,20 +43,7 @@ pub struct Registry {
     _dir: tempfile::TempDir,
 }
 
-/// Where Debian installs the registry (package `docker-registry`).
-const BINARY: &str = "docker-registry";
 const SKIP_NOTE: &str = "docker-registry (Debian's package; scripts/test.sh installs it)";
-
-/// The registry's binary, from `PATH` or Debian's `/usr/bin`.
-pub fn docker_registry_binary() -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
-        .map(|dir| dir.join(BINARY));
-    on_path
-        .chain([PathBuf::from("/usr/bin").join(BINARY)])
-        .find(|candidate| candidate.is_file())
-}
 
 impl Registry {
     /// A registry that anyone may push to and pull from.
@@ -104,21 +95,15 @@ impl Registry {
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir()?;
         let port = crate::free_port();
         let host = format!("{ip}:{port}");
-        let mut config = format!(
-            "version: 0.1\n\
-             log:\n  level: warn\n  accesslog:\n    disabled: true\n\
-             storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n\
-             http:\n  addr: {host}\n  secret: berth-test-registry\n",
-            storage = dir.path().join("storage").display(),
-        );
+        let htpasswd = dir.path().join("htpasswd");
         if let Some((user, password)) = &credentials {
-            let htpasswd = dir.path().join("htpasswd");
             std::fs::write(&htpasswd, htpasswd_line(user, password)?)?;
-            config.push_str(&format!(
-                "auth:\n  htpasswd:\n    realm: berth-test-registry\n    path: {}\n",
-                htpasswd.display()
-            ));
         }
+        let auth = credentials.as_ref().map(|_| HtpasswdAuth {
+            realm: "berth-test-registry",
+            path: &htpasswd,
+        });
+        let config = config_yaml(&dir.path().join("storage"), &host, "berth-test-registry", auth);
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config)?;
 
@@ -139,9 +124,7 @@ impl Registry {
     fn wait_until_serving(&mut self) -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         loop {
-            if let Ok(response) = http::request(&self.host, "GET", "/v2/", &[], &[])
-                && matches!(response.status, 200 | 401)
-            {
+            if is_serving(&self.host) {
                 return Ok(());
             }
             if let Some(status) = self.process.reap_exited() {
@@ -176,7 +159,7 @@ impl Registry {
 
     /// Where the registry keeps its blobs (`docker/registry/v2/blobs/sha256/<2>/<hex>/data`),
     /// for tests that tamper with what it serves.
-    pub fn storage_dir(&self) -> PathBuf {
+    pub fn storage_dir(&self) -> std::path::PathBuf {
         self._dir.path().join("storage")
     }
 
@@ -198,17 +181,21 @@ impl Registry {
         self.process.log_text()
     }
 
+    /// A client of the registry with its credentials, if it has any: what pushes
+    /// and checks go through.
+    pub fn pusher(&self) -> Pusher {
+        let pusher = Pusher::new(&self.host);
+        match &self.credentials {
+            Some((user, password)) => {
+                pusher.with_authorization(format!("Basic {}", BASE64.encode(format!("{user}:{password}"))))
+            }
+            None => pusher,
+        }
+    }
+
     /// A request to the registry with its credentials, if it has any.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<Response> {
-        let authorization = self
-            .credentials
-            .as_ref()
-            .map(|(user, password)| format!("Basic {}", BASE64.encode(format!("{user}:{password}"))));
-        let mut all_headers = headers.to_vec();
-        if let Some(authorization) = &authorization {
-            all_headers.push(("Authorization", authorization));
-        }
-        http::request(&self.host, method, path, &all_headers, body)
+        self.pusher().request(method, path, headers, body)
     }
 }
 

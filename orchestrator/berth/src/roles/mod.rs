@@ -3,6 +3,7 @@
 //! `berth image`, which works on an agent's image store.
 
 pub mod agent;
+mod example_image;
 pub mod image;
 pub mod server;
 pub mod up;

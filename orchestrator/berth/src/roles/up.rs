@@ -1,6 +1,12 @@
 //! `berth up`: a whole cluster on this machine for trying berth out: control-plane
 //! replicas and agents as child processes of this one, their data and logs under one
 //! folder, stopped cleanly (workloads included) on Ctrl-C.
+//!
+//! Where the host can run containers (root, runc, the CNI plugins), the agents run
+//! pods in them, each agent with its own pod bridge, and `examples/web.yaml`'s image is
+//! built here from the host's static busybox and served by a local `docker-registry`
+//! (also a child, stopped with the rest) or imported into each agent's store
+//! (example_image.rs). Elsewhere pods run as host processes, and berth up says why.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -9,6 +15,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use berth_client::http_client::HttpClient;
+
+use super::example_image::{self, BuiltImage, ContainerSupport};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -73,6 +81,10 @@ struct Process {
 
 fn spawn(name: &str, args: &[String], log: &Path) -> Result<Process, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the berth executable: {e}"))?;
+    spawn_program(name, &exe, args, log)
+}
+
+fn spawn_program(name: &str, exe: &Path, args: &[String], log: &Path) -> Result<Process, String> {
     let out = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -121,7 +133,50 @@ async fn up(flags: UpFlags) -> ExitCode {
         .map(|(.., api)| format!("http://127.0.0.1:{api}"))
         .collect();
 
+    let support = ContainerSupport::detect();
     let mut processes = Vec::new();
+    remove_pod_bridges(matches!(support, ContainerSupport::Containers { .. }), flags.agents);
+    let mut ok = true;
+    let example = match &support {
+        ContainerSupport::Containers { busybox } => match example_image::build(busybox, dir) {
+            Ok(built) => Some(built),
+            Err(e) => {
+                berth_cli::err_line(format_args!("berth up: {e}"));
+                return ExitCode::FAILURE;
+            }
+        },
+        ContainerSupport::Processes { why } => {
+            println!(
+                "berth up: pods will run as host processes (the process runtime), not in containers: {why}.\n\
+                 \x20         Their `image` is not pulled; run examples/web-process.yaml. See README.md for what containers need."
+            );
+            None
+        }
+    };
+    // Through the registry when berth up can run one, else imported into each agent.
+    let mut is_imported = false;
+    if let Some(built) = &example {
+        match example_image::registry_binary() {
+            Ok(binary) => {
+                ok &= match example_image::registry_config(dir)
+                    .and_then(|args| spawn_program("registry", &binary, &args, &logs.join("registry.log")))
+                {
+                    Ok(p) => {
+                        processes.push(p);
+                        push(built).await
+                    }
+                    Err(e) => {
+                        berth_cli::err_line(format_args!("berth up: {e}"));
+                        false
+                    }
+                };
+            }
+            Err(why) => {
+                println!("berth up: no local registry ({why}); importing the example image into each agent's store");
+                is_imported = true;
+            }
+        }
+    }
     let mut start = |name: &str, args: Vec<String>| -> bool {
         match spawn(name, &args, &logs.join(format!("{name}.log"))) {
             Ok(p) => {
@@ -134,7 +189,6 @@ async fn up(flags: UpFlags) -> ExitCode {
             }
         }
     };
-    let mut ok = true;
     for (name, client, peer, api) in &members {
         let client_url = format!("http://127.0.0.1:{client}");
         let peer_url = format!("http://127.0.0.1:{peer}");
@@ -163,14 +217,22 @@ async fn up(flags: UpFlags) -> ExitCode {
             format!("--data-dir={}", dir.join(&name).display()),
             format!("--listen=127.0.0.1:{}", 10250 + j),
             "--stop-pods-on-exit".into(),
-            // The example runs commands on the host (no image, no root needed).
-            "--runtime=process".into(),
         ];
         if let Some(cpu) = &flags.agent_cpu {
             args.push(format!("--cpu={cpu}"));
         }
         if let Some(memory) = &flags.agent_memory {
             args.push(format!("--memory={memory}"));
+        }
+        if example.is_some() {
+            // The agents share the host: each joins its pods to a bridge of its own.
+            args.push(format!("--pod-bridge={}", pod_bridge(j)));
+        }
+        if let Some(built) = example.as_ref().filter(|_| is_imported)
+            && let Err(e) = example_image::import_into(&dir.join(&name), built)
+        {
+            berth_cli::err_line(format_args!("berth up: {e}"));
+            ok = false;
         }
         ok &= start(&name, args);
     }
@@ -184,7 +246,7 @@ async fn up(flags: UpFlags) -> ExitCode {
         let client = HttpClient::new(api_urls.clone());
         tokio::select! {
             ready = wait_ready(&client, flags.agents) => if ready {
-                print_usage(&api_urls, &store_urls, dir);
+                print_usage(&api_urls, &store_urls, dir, example.as_ref());
             } else {
                 berth_cli::err_line(format_args!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display()));
                 ok = false;
@@ -195,6 +257,7 @@ async fn up(flags: UpFlags) -> ExitCode {
             }
             () = super::wait_for_signal() => {
                 stop(&mut processes).await;
+                remove_pod_bridges(example.is_some(), flags.agents);
                 return ExitCode::SUCCESS;
             }
         }
@@ -210,6 +273,7 @@ async fn up(flags: UpFlags) -> ExitCode {
     }
     println!("berth up: stopping");
     stop(&mut processes).await;
+    remove_pod_bridges(example.is_some(), flags.agents);
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -236,9 +300,43 @@ fn is_ready(node: &serde_json::Value) -> bool {
         .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path) {
+/// Waits for the registry child, then pushes the example image to it, off the async
+/// runtime (the push is blocking I/O).
+async fn push(built: &BuiltImage) -> bool {
+    let image = built.clone();
+    match tokio::task::spawn_blocking(move || example_image::push_when_serving(&image)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            berth_cli::err_line(format_args!("berth up: {e}"));
+            false
+        }
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth up: pushing the example image: {e}"));
+            false
+        }
+    }
+}
+
+fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path, example: Option<&BuiltImage>) {
+    let (manifest, reach) = match example {
+        Some(built) => (
+            "examples/web.yaml",
+            format!(
+                "\nThe example's image is {} (busybox {}, also in {}).\n\
+                 Pods run in containers; their IPs are reachable from this host:\n  \
+                 berth get pods -o wide\n  \
+                 wget -qO- http://<pod IP>:8080/\n  \
+                 kubectl -s {} port-forward pod/<pod> 18080:8080   # then http://127.0.0.1:18080/\n",
+                example_image::example_image(),
+                built.version_tag,
+                built.layout.display(),
+                api_urls[0],
+            ),
+        ),
+        None => ("examples/web-process.yaml", String::new()),
+    };
     println!(
-        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n\nTry:\n  berth apply -f examples/web.yaml\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} get /registry --prefix --keys-only\n\nLogs are in {}. Press Ctrl-C to stop everything.",
+        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n\nTry:\n  berth apply -f {manifest}\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} get /registry --prefix --keys-only\n{reach}\nLogs are in {}. Press Ctrl-C to stop everything.",
         api_urls.join(","),
         store_urls.join(","),
         store_urls.join(","),
@@ -255,6 +353,42 @@ async fn watch_children(processes: &mut [Process]) -> String {
             }
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The bridge of agent `j`'s pods: the agents share this host, so each has its own.
+fn pod_bridge(j: usize) -> String {
+    format!("berth{j}")
+}
+
+/// Removes the agents' pod bridges once no pod is attached to them. The CNI bridge
+/// plugin leaves a bridge behind with its gateway address, and the next `berth up`
+/// may give that agent another block of the cluster CIDR, which the plugin then
+/// refuses ("already has an IP address different from ..."): so they go when the
+/// agents stop, and a crash's leftovers go at the next start. A bridge with ports is
+/// in use (by pods someone else runs) and stays.
+fn remove_pod_bridges(has_bridges: bool, agents: usize) {
+    if !has_bridges {
+        return;
+    }
+    for j in 0..agents {
+        let bridge = pod_bridge(j);
+        let sys = Path::new("/sys/class/net").join(&bridge);
+        if !sys.join("bridge").is_dir() {
+            continue;
+        }
+        let ports = std::fs::read_dir(sys.join("brif")).map_or(0, |ports| ports.count());
+        if ports > 0 {
+            berth_cli::err_line(format_args!(
+                "berth up: the pod bridge {bridge} still has {ports} ports attached; leaving it"
+            ));
+            continue;
+        }
+        match Command::new("ip").args(["link", "del", &bridge]).status() {
+            Ok(status) if status.success() => {}
+            Ok(status) => berth_cli::err_line(format_args!("berth up: ip link del {bridge}: {status}")),
+            Err(e) => berth_cli::err_line(format_args!("berth up: ip link del {bridge}: {e}")),
+        }
     }
 }
 

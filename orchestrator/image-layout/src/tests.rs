@@ -250,7 +250,8 @@ fn a_missing_host_file_is_an_error_naming_it() {
 
 #[test]
 fn the_busybox_image_links_its_applets_and_knows_its_users() {
-    let Some(builder) = busybox_image() else { return };
+    let Some(busybox) = static_busybox() else { return };
+    let builder = busybox_image_from(&busybox);
     let image = builder.build().unwrap();
     assert_eq!(image.diff_ids().len(), 1, "one layer, closed");
     let files = entries(image.layer_tar(0));
@@ -266,10 +267,22 @@ fn the_busybox_image_links_its_applets_and_knows_its_users() {
     let config = json(image.config());
     assert_eq!(config["config"]["Cmd"], serde_json::json!(["sh"]));
 
-    let extended = busybox_image()
-        .unwrap()
+    let extended = busybox_image_from(&busybox)
         .contents("/app/run.sh", "echo hi", 0o755)
         .build()
         .unwrap();
     assert_eq!(extended.diff_ids().len(), 2, "what a test adds is a second layer");
+}
+
+/// The host's static busybox; without one, `None` on a developer's machine and a
+/// failure under `CI=true`, as the test kit's `skip` does (this crate may not use the
+/// test kit, which is built on it).
+pub(crate) fn static_busybox() -> Option<std::path::PathBuf> {
+    let found = busybox_binary();
+    if found.is_none() {
+        let note = "a static busybox (Debian's busybox-static; scripts/test.sh installs it)";
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "CI lacks {note}");
+        eprintln!("skipping: this host lacks {note}");
+    }
+    found
 }

@@ -253,7 +253,7 @@ impl Image {
 
 /// The manifest of `tag` in the OCI layout `dir`, with its digest: the one whose
 /// `org.opencontainers.image.ref.name` is `tag`, or the only one when `tag` is empty.
-pub(crate) fn layout_manifest(dir: &Path, tag: &str) -> Result<(String, Value, Vec<u8>), LayoutError> {
+pub fn layout_manifest(dir: &Path, tag: &str) -> Result<(String, Value, Vec<u8>), LayoutError> {
     let read = |path: PathBuf| std::fs::read(&path).map_err(|e| LayoutError(format!("{}: {e}", path.display())));
     let parse = |bytes: &[u8], what: &str| {
         serde_json::from_slice::<Value>(bytes).map_err(|e| LayoutError(format!("{what}: {e}")))
@@ -283,7 +283,7 @@ pub(crate) fn layout_manifest(dir: &Path, tag: &str) -> Result<(String, Value, V
     Ok((digest, manifest, bytes))
 }
 
-pub(crate) fn layout_blob_path(dir: &Path, digest: &str) -> PathBuf {
+pub fn layout_blob_path(dir: &Path, digest: &str) -> PathBuf {
     dir.join("blobs").join("sha256").join(digest_hex(digest))
 }
 
@@ -328,7 +328,7 @@ fn config_json(layers: &[Layer], spec: &ImageConfigSpec) -> Vec<u8> {
     let created = "1970-01-01T00:00:00Z";
     let diff_ids: Vec<String> = layers.iter().map(|layer| sha256_digest(&layer.tar)).collect();
     let history: Vec<Value> = (0..layers.len())
-        .map(|n| json!({"created": created, "created_by": format!("berth-testkit layer {n}")}))
+        .map(|n| json!({"created": created, "created_by": format!("berth image layer {n}")}))
         .collect();
     let document = json!({
         "created": created,

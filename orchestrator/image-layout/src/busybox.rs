@@ -1,5 +1,7 @@
-//! The image most container tests run: one static busybox, the applets tests call as
-//! symlinks to it, and the few files of `/etc` a container expects.
+//! An image from nothing but the host's static busybox: the binary, the applets as
+//! symlinks to it, and the few files of `/etc` a container expects. Most container
+//! tests run it, and `berth up` serves its example web pods from it, so that neither
+//! needs the internet.
 
 use std::path::{Path, PathBuf};
 
@@ -7,7 +9,7 @@ use super::ImageBuilder;
 
 /// The applets linked in `/bin`. Enough for shells, probes (`wget`, `nc`), identity
 /// checks (`id`, `hostname`), memory and CPU hogs (`dd`, `yes`, `head`) and an HTTP
-/// server (`httpd`).
+/// server (`httpd`, which the example web pods run).
 pub const BUSYBOX_APPLETS: &[&str] = &[
     "sh",
     "ls",
@@ -78,26 +80,20 @@ pub fn busybox_binary() -> Option<PathBuf> {
         .find(|path| is_static_executable(path))
 }
 
-/// A one-layer image of the host's static busybox: `/bin/busybox` and links to it
-/// for [`BUSYBOX_APPLETS`], `/etc/passwd` with root, `user` (1000) and `nobody`
-/// (65534), the matching `/etc/group`, `/root`, `/home/user` and a sticky `/tmp`; its
-/// config runs `sh` with Docker's default `PATH`. The layer is closed, so what a test
-/// adds goes to a second layer; it may still set the config.
-///
-/// `None`, after [`crate::skip`] (which panics under CI), when the host has no static
-/// busybox.
-pub fn busybox_image() -> Option<ImageBuilder> {
-    let Some(busybox) = busybox_binary() else {
-        crate::skip("a static busybox (Debian's busybox-static; scripts/test.sh installs it)");
-        return None;
-    };
+/// A one-layer image of the static busybox at `busybox` (see [`busybox_binary`]):
+/// `/bin/busybox` and links to it for [`BUSYBOX_APPLETS`], `/etc/passwd` with root,
+/// `user` (1000) and `nobody` (65534), the matching `/etc/group`, `/root`,
+/// `/home/user` and a sticky `/tmp`; its config runs `sh` with Docker's default
+/// `PATH`. The layer is closed, so what a caller adds goes to a second layer; it may
+/// still set the config.
+pub fn busybox_image_from(busybox: &Path) -> ImageBuilder {
     let mut image = ImageBuilder::new()
         .dir("/bin", 0o755)
         .file("/bin/busybox", busybox, 0o755);
     for applet in BUSYBOX_APPLETS {
         image = image.symlink(&format!("/bin/{applet}"), "busybox");
     }
-    let image = image
+    image
         .dir("/etc", 0o755)
         .contents("/etc/passwd", PASSWD, 0o644)
         .contents("/etc/group", GROUP, 0o644)
@@ -107,8 +103,23 @@ pub fn busybox_image() -> Option<ImageBuilder> {
         .dir("/usr/bin", 0o755)
         .cmd(&["sh"])
         .env("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        .layer();
-    Some(image)
+        .layer()
+}
+
+/// The version of a busybox binary as its banner prints it ("1.35.0" from
+/// "BusyBox v1.35.0 (Debian 1:1.35.0-4+b3) multi-call binary."), read from the
+/// binary itself so that nothing is run; `None` when the banner is not found.
+pub fn busybox_version(busybox: &Path) -> Option<String> {
+    let bytes = std::fs::read(busybox).ok()?;
+    let marker = b"BusyBox v";
+    let at = bytes.windows(marker.len()).position(|window| window == marker)? + marker.len();
+    let version: String = bytes[at..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .map(|b| *b as char)
+        .collect();
+    let version = version.trim_end_matches('.').to_string();
+    (!version.is_empty()).then_some(version)
 }
 
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\n\
@@ -147,9 +158,10 @@ mod tests {
         // The shell of every Linux host is dynamically linked.
         assert!(!is_static_executable(Path::new("/bin/sh")));
         assert!(!is_static_executable(Path::new("/etc/passwd")));
-        match busybox_binary() {
-            Some(busybox) => assert!(is_static_executable(&busybox)),
-            None => crate::skip("a static busybox (Debian's busybox-static; scripts/test.sh installs it)"),
+        if let Some(busybox) = crate::tests::static_busybox() {
+            assert!(is_static_executable(&busybox));
+            let version = busybox_version(&busybox).expect("busybox prints its version");
+            assert!(version.split('.').all(|part| part.parse::<u32>().is_ok()), "{version}");
         }
     }
 }
