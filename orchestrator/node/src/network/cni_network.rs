@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::cni::{CniCommand, Invocation, result_ip};
-use super::{NetworkError, PodNetwork, PodNetworkSpec, PodNetworkStatus, config, netns};
+use super::{NetworkError, PodNetwork, PodNetworkSpec, PodNetworkStatus, config, netns, stale_bridge};
 use berth_api::cidr::Ipv4Cidr;
 
 /// Where Debian's `containernetworking-plugins` puts the plugins; `--cni-bin-dir`
@@ -191,6 +191,8 @@ impl CniNetwork {
         };
         self.write_record(uid, &record)
             .map_err(io("writing the pod's network record"))?;
+        stale_bridge::clear(self.settings.host_netns.as_deref(), &self.settings.bridge, cidr)
+            .map_err(io("removing a pod bridge left from another pod CIDR"))?;
         netns::create(&netns_path).map_err(io("creating the network namespace"))?;
         let added = self.add(uid, pod, &mut record, &netns_path);
         match added {

@@ -22,6 +22,7 @@ pub mod config;
 pub mod netns;
 pub mod no_masquerade;
 pub mod routes;
+mod stale_bridge;
 #[cfg(test)]
 pub(crate) mod tests;
 

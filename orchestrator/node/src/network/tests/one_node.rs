@@ -195,3 +195,46 @@ fn agents_sharing_one_host_reach_each_others_pods_without_nat() {
     second.teardown("uid-2").unwrap();
     assert!(second.list().is_empty());
 }
+
+#[test]
+fn a_node_given_another_pod_cidr_replaces_the_idle_bridge_left_from_the_old_one() {
+    if !can_run() {
+        return;
+    }
+    let host = Host::new("recidr");
+    let network = host.network();
+    network.set_pod_cidr(Some("10.244.11.0/24".parse().unwrap()));
+    network
+        .setup(&pod("uid-old", "old", vec![]))
+        .expect("a pod on the old block");
+    network.teardown("uid-old").expect("its teardown");
+    assert!(
+        host.ip(&["-4", "addr", "show", "dev", "berth0"])
+            .contains("10.244.11.1/24"),
+        "the bridge stays with the old gateway, as the plugin leaves it"
+    );
+
+    // The node comes back with another block (a new cluster, a new data dir).
+    let block: Ipv4Cidr = "10.244.12.0/24".parse().unwrap();
+    network.set_pod_cidr(Some(block));
+    let new = network
+        .setup(&pod("uid-new", "new", vec![]))
+        .expect("a pod on the new block, not \"already has an IP address different from\"");
+    let IpAddr::V4(ip) = new.ip else { panic!("{new:?}") };
+    assert!(block.contains(ip), "{ip} in {block}");
+    let shown = host.ip(&["-4", "addr", "show", "dev", "berth0"]);
+    assert!(
+        shown.contains("10.244.12.1/24") && !shown.contains("10.244.11.1"),
+        "{shown}"
+    );
+
+    // A bridge with pods on it is not taken from under them.
+    network.set_pod_cidr(Some("10.244.13.0/24".parse().unwrap()));
+    assert!(network.setup(&pod("uid-third", "third", vec![])).is_err());
+    assert!(
+        host.ip(&["-4", "addr", "show", "dev", "berth0"])
+            .contains("10.244.12.1/24"),
+        "the running pod's bridge keeps its address"
+    );
+    network.teardown("uid-new").expect("teardown");
+}
