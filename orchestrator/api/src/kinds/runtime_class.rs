@@ -88,9 +88,9 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     } else if !is_label {
         errors.push(FieldError {
             field: "handler".into(),
-            message: format!(
-                "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"
-            ),
+            message: "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', \
+                      and must start and end with an alphanumeric character"
+                .into(),
         });
     }
 }

@@ -135,11 +135,10 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     match text(&secret.type_) {
         DOCKER_CONFIG_JSON => docker_config(data, ".dockerconfigjson", errors),
         DOCKER_CFG => docker_config(data, ".dockercfg", errors),
-        BASIC_AUTH => {
-            if !data.contains_key("username") && !data.contains_key("password") {
-                err(errors, "data[username]", "required");
-                err(errors, "data[password]", "required");
-            }
+        // Either may be empty, but one must be there.
+        BASIC_AUTH if !data.contains_key("username") && !data.contains_key("password") => {
+            err(errors, "data[username]", "required");
+            err(errors, "data[password]", "required");
         }
         SSH_AUTH => required(errors, "ssh-privatekey"),
         TLS => {
