@@ -2,6 +2,7 @@
 //! `kubernetes.io/dockerconfigjson` Secret created through the API, and a pod on a
 //! runc agent that names it in `imagePullSecrets` runs; a pod that names no secret
 //! waits in `ErrImagePull`/`ImagePullBackOff` with the registry's "unauthorized".
+//! The pod that runs names a user's RuntimeClass whose handler is runc.
 //!
 //! Needs root, runc, the CNI plugins, Debian's docker-registry and a static busybox:
 //! skipped without them on a developer's machine, failing under CI.
@@ -220,7 +221,14 @@ fn a_pull_secret_from_the_api_opens_a_private_registry() {
         "type": "kubernetes.io/dockerconfigjson",
         "stringData": {".dockerconfigjson": registry.docker_config_json(USER, PASSWORD)}});
     cluster.create("/api/v1/namespaces/default/secrets", &secret);
-    cluster.create(PODS, &pod_manifest("with-secret", &reference, Some("pull")));
+    // On a class of the user's, which the scheduler and the agent must read to
+    // know it means runc (no node offers a handler named `fast`).
+    let fast = json!({"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": {"name": "fast"}, "handler": "runc"});
+    cluster.create("/apis/node.k8s.io/v1/runtimeclasses", &fast);
+    let mut with = pod_manifest("with-secret", &reference, Some("pull"));
+    with["spec"]["runtimeClassName"] = "fast".into();
+    cluster.create(PODS, &with);
     eventually_blocking("the pod with the pull secret Running", || {
         let pod = cluster.pod("with-secret");
         (pod["status"]["phase"] == "Running").then_some(())
@@ -230,6 +238,10 @@ fn a_pull_secret_from_the_api_opens_a_private_registry() {
         .as_str()
         .unwrap_or_default();
     assert!(image_id.contains("sha256:"), "the image's digest: {pod}");
+    let container_id = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(container_id.starts_with("berth-runc://"), "run by runc: {pod}");
 
     // The image is on the node now, but a pull that must ask the registry still
     // has no credentials.
