@@ -68,10 +68,30 @@ pub fn runtime_class(name: &str, handler: &str) -> RuntimeClass {
 }
 
 /// The handler is a DNS label, as Kubernetes requires (it names a CRI handler).
+/// `overhead` and `scheduling` are refused by name: the scheduler would have to
+/// add the one to pods' requests and the other to their node selectors.
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     let Some(class) = object.downcast_ref::<RuntimeClass>() else {
         return;
     };
+    let overhead = class.overhead.as_ref().and_then(|o| o.pod_fixed.as_ref());
+    let scheduling = class.scheduling.as_ref();
+    let is_set = [
+        ("overhead", overhead.is_some_and(|fixed| !fixed.is_empty())),
+        (
+            "scheduling",
+            scheduling.is_some_and(|s| {
+                s.node_selector.as_ref().is_some_and(|n| !n.is_empty())
+                    || s.tolerations.as_ref().is_some_and(|t| !t.is_empty())
+            }),
+        ),
+    ];
+    for (field, _) in is_set.iter().filter(|(_, set)| *set) {
+        errors.push(FieldError {
+            field: (*field).into(),
+            message: crate::validation::NOT_IMPLEMENTED.into(),
+        });
+    }
     let handler = &class.handler;
     let is_label = !handler.is_empty()
         && handler.len() <= 63
@@ -154,6 +174,17 @@ mod tests {
         let mut errors = Vec::new();
         (RUNTIME_CLASS.validate_update)(&fast, &class(json!("process")).unwrap(), &mut errors);
         assert_eq!(errors[0].to_string(), "handler: field is immutable");
+        let mut scheduled = fast.to_value();
+        scheduled["apiVersion"] = "node.k8s.io/v1".into();
+        scheduled["kind"] = "RuntimeClass".into();
+        scheduled["scheduling"] = json!({"nodeSelector": {"gpu": "yes"}});
+        scheduled["overhead"] = json!({"podFixed": {"memory": "10Mi"}});
+        let refused: Vec<String> = parse_value(scheduled)
+            .unwrap_err()
+            .iter()
+            .map(|e| e.field.clone())
+            .collect();
+        assert_eq!(refused, ["overhead", "scheduling"]);
         let row = (RUNTIME_CLASS.cells)(&fast, SystemTime::now());
         assert_eq!(row[..2], [json!("fast"), json!("runc")]);
     }

@@ -7,8 +7,11 @@
 //! `immutable` keeps its data, type and immutability for good
 //! ([`validate_update`]).
 //!
-//! Stored as served (base64 in `data`); the store write goes through
-//! `TypedObject::stored_form`, the one place an encryption layer would wrap.
+//! Stored as served (base64 in `data`) under `/registry/secrets/<ns>/<name>`,
+//! where the agents read `imagePullSecrets`. Encryption at rest would wrap the
+//! stored form where every object passes: writes in `TypedObject::stored_form`
+//! (through the registry's `Stored::encode`), reads in the registry's `parse`, and
+//! the agent's own read of the key (its `SecretSource`).
 
 use std::time::SystemTime;
 
@@ -340,6 +343,11 @@ mod tests {
             update_errors(open, json!({"type": "other", "stringData": {"a": "1"}})),
             ["type: field is immutable"]
         );
+    }
+
+    #[test]
+    fn secrets_are_stored_where_the_agents_read_them() {
+        assert_eq!(object(json!({})).key(), "/registry/secrets/dev/s");
     }
 
     #[test]
