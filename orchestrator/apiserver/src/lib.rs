@@ -100,6 +100,7 @@ impl ApiServer {
 /// namespace exists (in the background, retrying while the store is unavailable).
 pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     tokio::spawn(ensure_default_namespace(api.registry.clone()));
+    tokio::spawn(ensure_runtime_classes(api.registry.clone()));
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, settings = ?api.settings, "serving the API");
     }
@@ -129,6 +130,26 @@ async fn answer(api: &ApiServer, request: Request) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// Creates the built-in RuntimeClasses (`runc`, `process`) that do not exist, as
+/// the `default` namespace is created; ones a user changed or deleted and made
+/// again are left as they are.
+pub async fn ensure_runtime_classes(registry: Registry) {
+    use berth_api::kinds::Object;
+    use berth_api::kinds::runtime_class::{BUILT_IN, runtime_class};
+    for (name, handler) in BUILT_IN {
+        let class = Object::new(runtime_class(name, handler));
+        loop {
+            match registry.create(&class, None).await {
+                Ok(_) | Err(KvError::AlreadyExists) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, class = name, "cannot create the RuntimeClass yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
 }
 
 /// Creates the `default` namespace unless it exists.

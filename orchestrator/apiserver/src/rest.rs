@@ -72,6 +72,7 @@ pub async fn create(
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
+    admit_runtime_class(api, kind, &object).await?;
     complete_created_status(&mut object);
     if let Some(manager) = options.manager {
         track(kind, None, &mut object, manager);
@@ -279,6 +280,48 @@ pub async fn server_side_apply(
     Err(ApiError::conflict(kind, name))
 }
 
+/// What the kind forbids an update to change (a Secret's data once it is
+/// immutable), judged against the stored object.
+fn validate_update(kind: &Kind, stored: &Value, new: &berth_api::kinds::Object) -> Result<(), ApiError> {
+    let old =
+        (kind.decode)(storage::for_storage(kind, stored.clone())).map_err(|e| ApiError::internal(e.to_string()))?;
+    let mut errors = Vec::new();
+    (kind.validate_update)(&old, new, &mut errors);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    let submitted = storage::to_value(new);
+    Err(ApiError::invalid(
+        kind.kind,
+        kind.group,
+        new.metadata().name(),
+        &errors,
+        &submitted,
+    ))
+}
+
+/// Kubernetes' RuntimeClass admission: a new pod's `runtimeClassName` must name a
+/// RuntimeClass in the store.
+async fn admit_runtime_class(api: &ApiServer, kind: &Kind, object: &berth_api::kinds::Object) -> Result<(), ApiError> {
+    use berth_api::kinds::runtime_class::RUNTIME_CLASS;
+    let Some(pod) = object.downcast_ref::<berth_api::objects::Pod>() else {
+        return Ok(());
+    };
+    let Some(class) = pod.spec.runtime_class_name.as_deref().filter(|c| !c.is_empty()) else {
+        return Ok(());
+    };
+    let name = object.metadata().name();
+    match api.kv.get(&RUNTIME_CLASS.key("", class)).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(ApiError::forbidden(
+            kind,
+            name,
+            &format!("pod rejected: RuntimeClass {class:?} not found"),
+        )),
+        Err(e) => Err(ApiError::from_kv(e, kind, name)),
+    }
+}
+
 /// Reads the object, lets `change` make the new one from it (`None`: nothing to
 /// write, the stored object stands), validates that, records what the manager
 /// changed and writes it if the object is still as read. A client's `expected`
@@ -310,6 +353,7 @@ pub async fn write(
         }
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
+        validate_update(kind, &stored, &object)?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);
         }

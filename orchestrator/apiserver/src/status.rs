@@ -277,6 +277,15 @@ fn describe(error: &FieldError, submitted: &Value) -> (&'static str, String) {
         };
         return ("FieldValueRequired", text);
     }
+    // Messages that carry their own Kubernetes wording, and quote no value.
+    for (prefix, reason) in [
+        ("Forbidden:", "FieldValueForbidden"),
+        ("Too long:", "FieldValueTooLong"),
+    ] {
+        if error.message.starts_with(prefix) {
+            return (reason, error.message.clone());
+        }
+    }
     let text = match lookup(submitted, &error.field).and_then(scalar) {
         Some(value) => format!("Invalid value: {value}: {}", error.message),
         None => format!("Invalid value: {}", error.message),

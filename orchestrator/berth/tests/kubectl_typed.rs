@@ -1,7 +1,8 @@
 //! The real kubectl against a one-replica cluster (a `berth server` and a `berth
 //! agent` on loopback). kubectl's typed commands send protobuf bodies and never fall
 //! back to JSON, so this is what they see: `create namespace`, `create deployment`
-//! (whose pods run as real processes), and `drain` (cordon, then evictions).
+//! (whose pods run as real processes), `drain` (cordon, then evictions), and
+//! `create secret` (with the tables of secrets and RuntimeClasses).
 //!
 //! Skipped, with a message, where kubectl is not installed.
 
@@ -49,6 +50,9 @@ impl OneNodeCluster {
                 format!("--listen=127.0.0.1:{}", free_port()),
                 "--cpu=2".into(),
                 "--memory=2Gi".into(),
+                // The deployment's pods run commands on the host (`nginx` is a name
+                // only, never pulled).
+                "--runtime=process".into(),
             ])
             .with_env("RUST_LOG", QUIET_RAFT_LOG);
         // An empty kubeconfig: only the flags given here count.
@@ -196,4 +200,67 @@ fn kubectl_creates_in_protobuf_and_drains_with_evictions() {
         stderr.contains("the server could not find the requested resource"),
         "{stderr}"
     );
+}
+
+#[test]
+fn kubectl_creates_secrets_and_lists_runtime_classes() {
+    if !has_kubectl() {
+        eprintln!("SKIPPED kubectl_creates_secrets_and_lists_runtime_classes: kubectl is not installed");
+        return;
+    }
+    let mut cluster = OneNodeCluster::start();
+    cluster.wait_for_ready_node();
+
+    let created = succeeded(&cluster.kubectl(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "pull",
+        "--docker-server=registry.example:5000",
+        "--docker-username=puller",
+        "--docker-password=s3cret",
+    ]));
+    assert_eq!(created.trim(), "secret/pull created");
+    let (status, secret) = cluster.get("/api/v1/namespaces/default/secrets/pull");
+    assert_eq!(status, 200, "{secret}");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    // What the agent makes of it when a pod names it in imagePullSecrets.
+    let credentials = berth_node::image::pull_secrets::credentials_from_secret(&secret).unwrap();
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    assert_eq!(
+        (
+            credentials[0].registry.as_str(),
+            credentials[0].username.as_str(),
+            credentials[0].password.as_str()
+        ),
+        ("registry.example:5000", "puller", "s3cret")
+    );
+
+    let created = succeeded(&cluster.kubectl(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "--from-literal=user=admin",
+        "--from-literal=password=pw",
+    ]));
+    assert_eq!(created.trim(), "secret/creds created");
+    let yaml = succeeded(&cluster.kubectl(&["get", "secret", "creds", "-o", "yaml"]));
+    assert!(yaml.contains("  user: YWRtaW4="), "{yaml}");
+    assert!(yaml.contains("  password: cHc="), "{yaml}");
+    assert!(yaml.contains("type: Opaque"), "{yaml}");
+    let refused = cluster.kubectl(&["create", "secret", "generic", "bad", "--from-literal=a b=c"]);
+    assert!(!refused.status.success(), "a key with a space is refused");
+
+    let table = succeeded(&cluster.kubectl(&["get", "secrets"]));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "TYPE", "DATA", "AGE"], "{table}");
+    assert_eq!(rows[1][..3], ["creds", "Opaque", "2"], "{table}");
+    assert_eq!(rows[2][..3], ["pull", "kubernetes.io/dockerconfigjson", "1"], "{table}");
+
+    let table = succeeded(&cluster.kubectl(&["get", "runtimeclasses"]));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "HANDLER", "AGE"], "{table}");
+    let classes: Vec<&[&str]> = rows[1..].iter().map(|r| &r[..2]).collect();
+    assert_eq!(classes, [["process", "process"], ["runc", "runc"]], "{table}");
 }

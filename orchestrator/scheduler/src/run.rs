@@ -98,6 +98,20 @@ pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, 
     pending.into_iter().map(|(_, _, p)| p).collect()
 }
 
+/// The request with its RuntimeClass's handler in place of the class's name, read
+/// from the store (admission checked the class exists; a class deleted since is
+/// taken as naming its handler).
+async fn with_class_handler(ctx: &Context, mut request: PodRequest) -> Result<PodRequest, KvError> {
+    use berth_api::kinds::runtime_class::{RUNTIME_CLASS, handler_of_stored};
+    if let Some(class) = &request.runtime_handler
+        && let Some(record) = ctx.registry.kv.get(&RUNTIME_CLASS.key("", class)).await?
+        && let Some(handler) = handler_of_stored(&record.value)
+    {
+        request.runtime_handler = Some(handler);
+    }
+    Ok(request)
+}
+
 /// The node a pod is bound to; empty while it waits for one.
 fn node_name(pod: &Pod) -> &str {
     pod.spec.node_name.as_deref().unwrap_or_default()
@@ -163,7 +177,7 @@ async fn pass(
     let recorder = ctx.recorder(SCHEDULER_NAME);
     for pod in pending {
         let request = match PodRequest::from_spec(pod.metadata.name(), &pod.spec) {
-            Ok(request) => request,
+            Ok(request) => with_class_handler(ctx, request).await?,
             Err(e) => {
                 if !write_unschedulable(ctx, pod, &e.0).await? {
                     requeue = Some(RETRY_SOON);

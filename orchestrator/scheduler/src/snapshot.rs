@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, PodSpec, Quantity, Taint, Toleration};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
-use berth_api::validation::runtime_handler;
 
 // Not `Eq`: Kubernetes' `Taint` is only `PartialEq`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -84,7 +83,9 @@ pub struct PodRequest {
     pub tolerations: Vec<Toleration>,
     pub host_ports: BTreeSet<i32>,
     /// The handler of the pod's RuntimeClass; None without one (the node's default
-    /// runtime, which every node has).
+    /// runtime, which every node has). [`from_spec`](Self::from_spec) takes the
+    /// class's name for it (the built-in classes are named after their handlers);
+    /// the scheduling loop puts in the handler it reads from the class.
     pub runtime_handler: Option<String>,
 }
 
@@ -102,7 +103,7 @@ impl PodRequest {
                 .runtime_class_name
                 .as_deref()
                 .filter(|c| !c.is_empty())
-                .map(|class| runtime_handler(class).unwrap_or(class).to_string()),
+                .map(str::to_string),
             ..Default::default()
         };
         for container in &spec.containers {

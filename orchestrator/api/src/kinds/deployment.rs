@@ -63,6 +63,7 @@ pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
     decode: Object::decode::<DeploymentSpec>,
     defaults,
     validate,
+    validate_update: |_, _, _| {},
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::Deployment>(),

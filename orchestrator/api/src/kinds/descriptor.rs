@@ -48,6 +48,9 @@ pub struct KindDescriptor {
     pub defaults: fn(&mut Object),
     /// The kind's own checks (metadata is checked for every kind), appended to `errors`.
     pub validate: fn(&Object, &mut Vec<FieldError>),
+    /// What an update may not change (a Secret's data once `immutable` is set),
+    /// checked with the stored object (`old`) after [`validate`](Self::validate).
+    pub validate_update: fn(old: &Object, new: &Object, &mut Vec<FieldError>),
     /// Adds the kind's JSON schema (and those of its fields) to a generator's
     /// definitions, and returns the reference to it: what OpenAPI documents,
     /// `kubectl explain` and patches read about the kind's fields.

@@ -76,6 +76,7 @@ const EVENT_BASE: KindDescriptor = KindDescriptor {
     decode: Object::decode_as::<Event>,
     defaults: |_| {},
     validate,
+    validate_update: |_, _, _| {},
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<Event>(),

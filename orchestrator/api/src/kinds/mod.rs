@@ -20,6 +20,8 @@ pub mod namespace;
 pub mod node;
 pub mod pod;
 pub mod replica_set;
+pub mod runtime_class;
+pub mod secret;
 
 /// Every kind the system serves, in the order discovery lists them (a kind served
 /// in two group versions is listed once for each).
@@ -31,6 +33,8 @@ pub static KINDS: &[&KindDescriptor] = &[
     &deployment::DEPLOYMENT,
     &event::EVENT,
     &event::EVENT_V1,
+    &secret::SECRET,
+    &runtime_class::RUNTIME_CLASS,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -114,6 +118,15 @@ mod tests {
                 ),
                 ("v1".to_string(), "Event", "events", true, &["ev"], &[]),
                 ("events.k8s.io/v1".to_string(), "Event", "events", true, &["ev"], &[]),
+                ("v1".to_string(), "Secret", "secrets", true, &[], &[]),
+                (
+                    "node.k8s.io/v1".to_string(),
+                    "RuntimeClass",
+                    "runtimeclasses",
+                    false,
+                    &[],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -131,7 +144,15 @@ mod tests {
             with_status,
             ["namespaces", "nodes", "pods", "replicasets", "deployments"]
         );
-        assert_eq!(group_versions(), [("", "v1"), ("apps", "v1"), ("events.k8s.io", "v1")]);
+        assert_eq!(
+            group_versions(),
+            [
+                ("", "v1"),
+                ("apps", "v1"),
+                ("events.k8s.io", "v1"),
+                ("node.k8s.io", "v1")
+            ]
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub static NAMESPACE: KindDescriptor = KindDescriptor {
     decode: Object::decode::<NamespaceSpec>,
     defaults: |_| {},
     validate: |_, _| {},
+    validate_update: |_, _, _| {},
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Namespace>(),

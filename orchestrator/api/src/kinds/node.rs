@@ -52,6 +52,7 @@ pub static NODE: KindDescriptor = KindDescriptor {
     decode: Object::decode::<NodeSpec>,
     defaults: |_| {},
     validate,
+    validate_update: |_, _, _| {},
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Node>(),

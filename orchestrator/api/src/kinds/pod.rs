@@ -78,6 +78,7 @@ pub static POD: KindDescriptor = KindDescriptor {
     decode: Object::decode::<PodSpec>,
     defaults: |_| {},
     validate,
+    validate_update: |_, _, _| {},
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Pod>(),

@@ -53,6 +53,7 @@ pub static REPLICA_SET: KindDescriptor = KindDescriptor {
     decode: Object::decode::<ReplicaSetSpec>,
     defaults,
     validate,
+    validate_update: |_, _, _| {},
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::apps::v1::ReplicaSet>(),

@@ -1,41 +1,19 @@
 //! What a pod asks of the container runtime, checked at admission as Kubernetes
 //! checks it: securityContext values, `imagePullPolicy`, and the RuntimeClass.
 //!
-//! RuntimeClasses: berth's are built in, one per runtime an agent can offer, each
-//! named after its handler (`runc`, `process`). A pod naming another is refused as
-//! Kubernetes' RuntimeClass admission refuses a class that does not exist; the
-//! scheduler then places a pod only on a node whose `status.runtimeHandlers` has its
-//! class's handler.
+//! The RuntimeClass is not checked here: it is an object in the store, which the API
+//! server's admission reads (a pod naming a class that does not exist is refused);
+//! the scheduler then places a pod only on a node whose `status.runtimeHandlers` has
+//! its class's handler.
 
 use k8s_openapi::api::core::v1::{Container, PodSpec, SeccompProfile};
 
 use super::{Errors, err};
 
-/// The RuntimeClasses berth knows: (name, handler).
-pub const RUNTIME_CLASSES: &[(&str, &str)] = &[("runc", "runc"), ("process", "process")];
-
-/// The handler of a RuntimeClass, None for a class berth does not have.
-pub fn runtime_handler(class: &str) -> Option<&'static str> {
-    RUNTIME_CLASSES.iter().find(|(name, _)| *name == class).map(|(_, h)| *h)
-}
-
 /// The largest user or group id Kubernetes accepts.
 const MAX_ID: i64 = i32::MAX as i64;
 
 pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
-    if let Some(class) = spec.runtime_class_name.as_deref().filter(|c| !c.is_empty())
-        && runtime_handler(class).is_none()
-    {
-        let known: Vec<&str> = RUNTIME_CLASSES.iter().map(|(name, _)| *name).collect();
-        err(
-            errors,
-            format!("{path}.runtimeClassName"),
-            format!(
-                "pod rejected: RuntimeClass {class:?} not found (berth's classes: {})",
-                known.join(", ")
-            ),
-        );
-    }
     let pod_level = spec.security_context.clone().unwrap_or_default();
     let at = format!("{path}.securityContext");
     ids(
@@ -234,15 +212,13 @@ mod tests {
     }
 
     #[test]
-    fn runtime_classes_are_built_in_and_pull_policies_checked() {
+    fn pull_policies_are_checked() {
         let mut spec = with(SecurityContext::default());
-        spec.runtime_class_name = Some("runc".into());
-        assert_eq!(errors_of(&spec), Vec::<String>::new());
+        // The class is admission's to check, against the store.
         spec.runtime_class_name = Some("kata".into());
+        assert_eq!(errors_of(&spec), Vec::<String>::new());
         spec.containers[0].image_pull_policy = Some("Sometimes".into());
         let errors = errors_of(&spec);
-        assert!(errors[0].starts_with("spec.runtimeClassName: pod rejected: RuntimeClass \"kata\" not found"));
-        assert!(errors[1].starts_with("spec.containers[0].imagePullPolicy: Unsupported value"));
-        assert_eq!(runtime_handler("process"), Some("process"));
+        assert!(errors[0].starts_with("spec.containers[0].imagePullPolicy: Unsupported value"));
     }
 }

@@ -7,8 +7,6 @@ use std::collections::BTreeSet;
 mod containers;
 mod unsupported;
 
-pub use containers::{RUNTIME_CLASSES, runtime_handler};
-
 pub use unsupported::NOT_IMPLEMENTED;
 
 use super::kinds::{KINDS, KindDescriptor, Object, by_kind};

@@ -12,6 +12,7 @@ mod logs;
 mod namespaces;
 mod patches;
 mod protobuf;
+mod secrets;
 mod streaming;
 mod watches;
 mod writes;

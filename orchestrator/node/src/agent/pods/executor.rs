@@ -118,6 +118,11 @@ impl Executor {
         &self.memory
     }
 
+    /// Learns the handler of the RuntimeClass `class`.
+    pub(crate) fn learn_class(&mut self, class: &str, handler: String) {
+        self.memory.class_handlers.insert(class.to_string(), handler);
+    }
+
     /// One pass at `now` over the pods bound to this node (by store key): returns the
     /// statuses to write (`Action::ReportStatus`), each to be confirmed with
     /// [`reported`](Self::reported) once written.

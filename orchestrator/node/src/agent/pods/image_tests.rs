@@ -394,6 +394,21 @@ async fn host_network_pods_share_the_node_s_address_and_a_class_not_offered_neve
     assert_eq!(node.runtime.starts().len(), 1);
 }
 
+/// A user's RuntimeClass (`fast`) runs its pods with the handler it names, once the
+/// agent has read the class from the store.
+#[tokio::test]
+async fn a_runtime_class_runs_with_the_handler_it_names() {
+    let node = Node::new();
+    node.images.has(IMAGE);
+    let mut executor = node.executor();
+    executor.learn_class("fast", "fake".into());
+    let mut fast = image_pod("fast");
+    fast.spec.runtime_class_name = Some("fast".into());
+    let pods = desired(&[&fast]);
+    pass_until(&mut executor, &pods, now(), |_| !node.runtime.running().is_empty()).await;
+    assert_eq!(executor.memory().pods["uid-fast"].handler, "fake");
+}
+
 #[tokio::test]
 async fn unused_images_are_collected_every_five_minutes_keeping_those_in_use() {
     let node = Node::new();

@@ -52,6 +52,9 @@ pub(crate) struct Memory {
     pub(crate) handlers: BTreeMap<String, bool>,
     /// The handler of a pod that names no RuntimeClass.
     pub(crate) default_handler: String,
+    /// The handlers of the RuntimeClasses the pods name, by class, as read from the
+    /// store (a class's handler never changes, so they are kept).
+    pub(crate) class_handlers: BTreeMap<String, String>,
     /// By pod uid.
     pub(crate) pods: BTreeMap<String, PodMemory>,
     /// Whether the containers the runtime already had (from before an agent restart)
@@ -67,18 +70,20 @@ impl Memory {
             backoff_base,
             handlers: BTreeMap::from([(default_handler.to_string(), false)]),
             default_handler: default_handler.to_string(),
+            class_handlers: BTreeMap::new(),
             pods: BTreeMap::new(),
             adopted: false,
         }
     }
 
-    /// The handler a pod runs with: the one its RuntimeClass names (berth's classes
-    /// are built in, each named after its handler); else, for a pod none of whose
+    /// The handler a pod runs with: the one its RuntimeClass names (as read into
+    /// `class_handlers`; a class not read yet is taken as naming its handler, as the
+    /// built-in ones do); else, for a pod none of whose
     /// containers names an image, a handler that runs commands on the host (nothing
     /// else could run it); else the node's default.
     pub(crate) fn handler_of(&self, pod: &Pod) -> String {
         if let Some(class) = pod.spec.runtime_class_name.clone().filter(|c| !c.is_empty()) {
-            return class;
+            return self.class_handlers.get(&class).cloned().unwrap_or(class);
         }
         let has_image = pod
             .spec

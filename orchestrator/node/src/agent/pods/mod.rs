@@ -105,6 +105,29 @@ impl PodSupervisor {
         }
     }
 
+    /// Reads the handlers of the RuntimeClasses the pods name that it has not read
+    /// yet (admission checked they exist; one that cannot be read now is read on a
+    /// later pass, and meanwhile taken as naming its handler).
+    async fn read_runtime_classes(&mut self, desired: &BTreeMap<String, Pod>) {
+        use berth_api::kinds::runtime_class::{RUNTIME_CLASS, handler_of_stored};
+        let classes: std::collections::BTreeSet<String> = desired
+            .values()
+            .filter_map(|pod| pod.spec.runtime_class_name.clone())
+            .filter(|class| !class.is_empty() && !self.executor.memory().class_handlers.contains_key(class))
+            .collect();
+        for class in classes {
+            match self.registry.kv.get(&RUNTIME_CLASS.key("", &class)).await {
+                Ok(Some(record)) => {
+                    if let Some(handler) = handler_of_stored(&record.value) {
+                        self.executor.learn_class(&class, handler);
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(%class, error = %e, "cannot read the RuntimeClass yet"),
+            }
+        }
+    }
+
     /// Stops every container now (self-fencing or shutdown) and forgets the pods.
     pub(crate) async fn stop_all(&mut self, grace: Duration) {
         self.executor.stop_all(grace).await;
@@ -112,6 +135,7 @@ impl PodSupervisor {
     }
 
     async fn sync(&mut self, desired: &BTreeMap<String, Pod>) {
+        self.read_runtime_classes(desired).await;
         let now = Now::read();
         let writes = self.executor.pass(desired, now);
         {
