@@ -182,9 +182,12 @@ async fn a_failed_pull_says_err_image_pull_then_backs_off_as_the_kubelet() {
     assert_eq!(reason, "ErrImagePull");
     assert!(message.contains("manifest unknown"), "the registry's words: {message}");
     pass(&mut executor, &pods, t0);
-    assert_eq!(
-        waiting(&executor, "uid-web"),
-        ("ImagePullBackOff".into(), format!("Back-off pulling image {missing:?}"))
+    let (reason, backing_off) = waiting(&executor, "uid-web");
+    assert_eq!(reason, "ImagePullBackOff");
+    assert!(
+        backing_off.starts_with(&format!("Back-off pulling image {missing:?}: ErrImagePull: "))
+            && backing_off.contains("manifest unknown"),
+        "the back-off names the registry's error: {backing_off}"
     );
     // Pulled again after 10 s, 20 s, 40 s...: never before.
     let mut t = t0;

@@ -115,22 +115,24 @@ impl ImageMemory {
     /// The container's waiting reason and message while its image is not ready;
     /// None once it is.
     pub(crate) fn waiting(&self, image: &str) -> Option<(String, String)> {
-        let back_off = || {
-            (
-                "ImagePullBackOff".to_string(),
-                format!("Back-off pulling image {image:?}"),
-            )
+        // As the kubelet since 1.30: the back-off names the error it waits out.
+        let back_off = |error: Option<&PullError>| {
+            let message = match error {
+                Some(error) => format!("Back-off pulling image {image:?}: {}: {error}", error.reason()),
+                None => format!("Back-off pulling image {image:?}"),
+            };
+            ("ImagePullBackOff".to_string(), message)
         };
         match &self.state {
             ImageState::Pulled(_) => None,
-            ImageState::Wanted | ImageState::Pulling if self.failures > 0 => Some(back_off()),
+            ImageState::Wanted | ImageState::Pulling if self.failures > 0 => Some(back_off(None)),
             ImageState::Wanted | ImageState::Pulling => Some(("ContainerCreating".into(), String::new())),
             ImageState::Failed {
                 error: error @ PullError::Pull { .. },
                 backing_off,
                 ..
             } => Some(if *backing_off {
-                back_off()
+                back_off(Some(error))
             } else {
                 (error.reason().to_string(), error.to_string())
             }),
