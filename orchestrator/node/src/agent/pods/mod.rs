@@ -76,7 +76,8 @@ impl PodSupervisor {
         let executor = Executor::new(workloads, backoff_base, host_ip)
             .with_events(events)
             .with_secrets(Arc::new(registry.kv.clone()))
-            .with_sandbox_dir(sandbox_dir, &node);
+            .with_sandbox_dir(sandbox_dir, &node)
+            .with_pod_namespaces();
         PodSupervisor {
             node,
             registry,
