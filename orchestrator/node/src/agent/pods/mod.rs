@@ -35,6 +35,8 @@ mod image_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
+mod sandbox_tests;
+#[cfg(test)]
 mod status_tests;
 
 use std::collections::BTreeMap;
