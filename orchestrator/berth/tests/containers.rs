@@ -18,9 +18,10 @@ use serde_json::Value;
 
 const REPO: &str = "e2e/busybox";
 
-/// What a container prints about itself: its namespaces, pid, uid and capabilities.
+/// What a container prints about itself: its namespaces, pid, uid, hostname and
+/// capabilities.
 const SELF_REPORT: &str = "for ns in pid mnt uts ipc net; do echo \"ns $ns $(readlink /proc/self/ns/$ns)\"; done; \
-     echo \"pid $$\"; echo \"uid $(id -u)\"; grep CapEff /proc/self/status; echo reported; exec sleep 3600";
+     echo \"pid $$\"; echo \"uid $(id -u)\"; echo \"hostname $(hostname)\"; grep CapEff /proc/self/status; echo reported; exec sleep 3600";
 
 fn isolated_pod(image: &str) -> String {
     format!(
@@ -98,12 +99,24 @@ fn a_pulled_image_runs_isolated_as_told_and_its_limits_hold() {
         );
     }
     assert_eq!(namespaces(&user).len(), 5, "{user}");
-    let net = |log: &str| namespaces(log).into_iter().find(|(k, _)| k == "net").map(|(_, l)| l);
-    assert_eq!(
-        net(&user),
-        net(&caps),
-        "the pod's containers share its network namespace"
-    );
+    // Kubernetes shares the network, IPC and UTS namespaces across a pod (PID only
+    // with shareProcessNamespace), so the mount and PID ones differ.
+    for (kind, shared) in [
+        ("net", true),
+        ("ipc", true),
+        ("uts", true),
+        ("mnt", false),
+        ("pid", false),
+    ] {
+        let link = |log: &str| namespaces(log).into_iter().find(|(k, _)| k == kind).map(|(_, l)| l);
+        assert_eq!(
+            link(&user) == link(&caps),
+            shared,
+            "the pod's containers share its {kind} namespace: {shared}\n{user}\n{caps}"
+        );
+    }
+    assert_eq!(line_value(&user, "hostname "), "isolated", "the pod's name");
+    assert_eq!(line_value(&caps, "hostname "), "isolated");
     assert_eq!(
         line_value(&user, "pid "),
         "1",
@@ -340,7 +353,8 @@ fn a_restarted_agent_adopts_its_containers_and_a_deleted_pod_leaves_nothing_behi
 }
 
 /// What pods (by uid and IP) of agent 0 leave on its host, by kind: mounts under its
-/// data dir, cgroups, network namespace files, veths, iptables rules, bundles, runc
+/// data dir (the pods' network, IPC and UTS namespaces among them), cgroups, network
+/// namespace files, sandbox directories, veths, iptables rules, bundles, runc
 /// containers.
 fn traces(cluster: &ContainerCluster, uids: &[String], ips: &[String]) -> Vec<(&'static str, Vec<String>)> {
     let data_dir = &cluster.agent_dirs[0];
@@ -382,6 +396,7 @@ fn traces(cluster: &ContainerCluster, uids: &[String], ips: &[String]) -> Vec<(&
         ("mounts", mounts),
         ("cgroups", cgroups),
         ("netns files", entries(&data_dir.join("network/netns"))),
+        ("pod sandbox directories", entries(&data_dir.join("pods"))),
         ("veths", veths),
         ("iptables rules", rules),
         ("bundles", entries(&data_dir.join("oci/bundles"))),

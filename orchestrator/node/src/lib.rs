@@ -4,5 +4,6 @@
 
 pub mod agent;
 pub mod image;
+pub mod namespaces;
 pub mod network;
 pub mod runtime;

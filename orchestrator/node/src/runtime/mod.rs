@@ -88,6 +88,10 @@ pub struct SandboxSpec {
     /// The pod's network namespace (a bind-mounted nsfs file), or None for
     /// `hostNetwork: true`.
     pub netns: Option<PathBuf>,
+    /// The pod's IPC and UTS namespaces (bind-mounted nsfs files), which all its
+    /// containers share as Kubernetes' do; None: the container gets new ones.
+    pub ipc: Option<PathBuf>,
+    pub uts: Option<PathBuf>,
     /// The container's hostname (the pod's name, or the host's with host networking).
     pub hostname: String,
     /// Files bind-mounted read-only into every container of the pod:

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::sandbox::{Sandbox, etc_hosts, host_network_etc_hosts, is_host_network, network_spec, resolv_conf};
 use crate::image::pull_secrets::credentials_from_secret;
 use crate::image::{Images, PullError, PullPolicy, PulledImage, RegistryCredentials};
+use crate::namespaces::{self, Kind};
 use crate::network::PodNetwork;
 use crate::runtime::{Runtime, SandboxSpec};
 use berth_api::meta::MetaExt;
@@ -128,13 +129,35 @@ pub(crate) fn pod_dir(dir: &Path, pod_uid: &str) -> PathBuf {
     dir.join(pod_uid)
 }
 
+/// The pods with a sandbox directory under `dir`, found at adoption: those of pods
+/// gone while the agent was away are torn down (their namespaces unmounted).
+pub(crate) fn sandbox_dirs(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect()
+}
+
+/// The pod's IPC and UTS namespace files, in its sandbox directory.
+pub(crate) fn namespace_paths(dir: &Path, pod_uid: &str) -> [(Kind, PathBuf); 2] {
+    let files = pod_dir(dir, pod_uid);
+    [(Kind::Ipc, files.join("ipc")), (Kind::Uts, files.join("uts"))]
+}
+
 /// Blocking: sets up the pod's network (unless host networking) and writes its /etc
-/// files under `dir`. `node` is the node's name, a host-network pod's hostname.
+/// files under `dir`; with `namespaces`, makes the IPC and UTS namespaces all the
+/// pod's containers join (host-network pods too: Kubernetes shares them either way).
+/// `node` is the node's name, a host-network pod's hostname.
 pub(crate) fn set_up_sandbox(
     network: Option<&dyn PodNetwork>,
     dir: &Path,
     pod: &Pod,
     node: &str,
+    namespaces: bool,
 ) -> Result<Sandbox, String> {
     let host_network = is_host_network(pod);
     let (netns, pod_ip) = if host_network {
@@ -160,8 +183,18 @@ pub(crate) fn set_up_sandbox(
         None => host_network_etc_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default()),
     };
     let resolv = resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let (ipc, uts) = if namespaces {
+        let [(ipc_kind, ipc), (uts_kind, uts)] = namespace_paths(dir, pod.metadata.uid());
+        namespaces::create(&[(ipc_kind, &ipc), (uts_kind, &uts)])
+            .map_err(|e| format!("cannot create the pod's ipc and uts namespaces: {e}"))?;
+        (Some(ipc), Some(uts))
+    } else {
+        (None, None)
+    };
     let spec = SandboxSpec {
         netns,
+        ipc,
+        uts,
         hostname: hostname.to_string(),
         etc_hosts: Some(write("hosts", hosts)?),
         resolv_conf: Some(write("resolv.conf", resolv)?),
@@ -176,6 +209,12 @@ pub(crate) fn tear_down_sandbox(network: Option<&dyn PodNetwork>, dir: &Path, po
         && let Err(e) = network.teardown(pod_uid)
     {
         tracing::warn!(pod_uid, error = %e, "cannot tear down a pod's network");
+    }
+    // Unmounted first: a mount point cannot be removed.
+    for (_, path) in namespace_paths(dir, pod_uid) {
+        if let Err(e) = namespaces::remove(&path) {
+            tracing::warn!(pod_uid, error = %e, path = %path.display(), "cannot remove a pod's namespace");
+        }
     }
     let files = pod_dir(dir, pod_uid);
     if let Err(e) = std::fs::remove_dir_all(&files)

@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::background::{Completion, PullJob, SecretSource, set_up_sandbox, stop_and_remove, tear_down_sandbox};
+use super::background::{
+    Completion, PullJob, SecretSource, sandbox_dirs, set_up_sandbox, stop_and_remove, tear_down_sandbox,
+};
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
 use super::pull::ImageState;
@@ -41,6 +43,9 @@ pub(crate) struct Executor {
     /// pod's hostname).
     sandbox_dir: PathBuf,
     node: String,
+    /// Whether sandboxes hold IPC and UTS namespaces for their pods' containers to
+    /// share (off in tests of the executor on a fake runtime: making them needs root).
+    pod_namespaces: bool,
     memory: Memory,
     host_ip: String,
     /// The statuses this pass has to write, for the supervisor (which holds the store).
@@ -86,6 +91,7 @@ impl Executor {
             secrets: None,
             sandbox_dir: PathBuf::from("pods"),
             node: String::new(),
+            pod_namespaces: false,
             host_ip,
             writes: Vec::new(),
             events: None,
@@ -111,6 +117,12 @@ impl Executor {
     pub(crate) fn with_sandbox_dir(mut self, dir: PathBuf, node: &str) -> Self {
         self.sandbox_dir = dir;
         self.node = node.to_string();
+        self
+    }
+
+    /// Makes each pod's sandbox hold the IPC and UTS namespaces its containers share.
+    pub(crate) fn with_pod_namespaces(mut self) -> Self {
+        self.pod_namespaces = true;
         self
     }
 
@@ -189,6 +201,9 @@ impl Executor {
                 }
             }
             observed.networks = self.network.as_ref().map(|n| n.list()).unwrap_or_default();
+            observed.networks.extend(sandbox_dirs(&self.sandbox_dir));
+            observed.networks.sort();
+            observed.networks.dedup();
         }
         for pod in self.memory.pods.values() {
             let runtime = self.runtimes.get(&pod.handler);
@@ -265,8 +280,9 @@ impl Executor {
             Action::SetUpSandbox { pod } => {
                 let network = self.network.clone();
                 let (dir, node, tx) = (self.sandbox_dir.clone(), self.node.clone(), self.completions_tx.clone());
+                let namespaces = self.pod_namespaces;
                 tokio::task::spawn_blocking(move || {
-                    let result = set_up_sandbox(network.as_deref(), &dir, &pod, &node);
+                    let result = set_up_sandbox(network.as_deref(), &dir, &pod, &node, namespaces);
                     let pod_uid = berth_api::meta::MetaExt::uid(&pod.metadata).to_string();
                     let _ = tx.send(Completion::SandboxSetUp { pod_uid, result });
                 });
@@ -520,6 +536,7 @@ impl Executor {
         }
         futures::future::join_all(stops).await;
         let mut sandboxes: Vec<String> = self.network.as_ref().map(|n| n.list()).unwrap_or_default();
+        sandboxes.extend(sandbox_dirs(&self.sandbox_dir));
         sandboxes.extend(
             self.memory
                 .pods

@@ -20,17 +20,17 @@ use crate::network::testing::FakeNetwork;
 use crate::runtime::{FakeRuntime, Runtime};
 use berth_api::objects::{ContainerStatus, Pod, PodStatus};
 
-const IMAGE: &str = "registry.example:5000/app:1.0";
+pub(super) const IMAGE: &str = "registry.example:5000/app:1.0";
 
-struct Node {
-    runtime: Arc<FakeRuntime>,
-    images: Arc<FakeImages>,
-    network: Arc<FakeNetwork>,
-    dir: tempfile::TempDir,
+pub(super) struct Node {
+    pub(super) runtime: Arc<FakeRuntime>,
+    pub(super) images: Arc<FakeImages>,
+    pub(super) network: Arc<FakeNetwork>,
+    pub(super) dir: tempfile::TempDir,
 }
 
 impl Node {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Node {
             runtime: Arc::new(FakeRuntime::new()),
             images: Arc::new(FakeImages::new()),
@@ -41,7 +41,7 @@ impl Node {
 
     /// An executor whose one runtime ("fake") runs images; a second one on the same
     /// node is a restarted agent.
-    fn executor(&self) -> Executor {
+    pub(super) fn executor(&self) -> Executor {
         let workloads = Workloads {
             runtimes: Runtimes::new(self.runtime.clone(), true),
             images: Some(self.images.clone()),
@@ -51,7 +51,7 @@ impl Node {
     }
 }
 
-fn image_pod(name: &str) -> Pod {
+pub(super) fn image_pod(name: &str) -> Pod {
     let mut p = pod(name, "Always");
     p.spec.containers[0].command = None;
     p.spec.containers[0].image = Some(IMAGE.into());
@@ -59,7 +59,7 @@ fn image_pod(name: &str) -> Pod {
 }
 
 /// One pass; the statuses it reports, by pod uid, confirmed as written.
-fn pass(executor: &mut Executor, pods: &BTreeMap<String, Pod>, now: Now) -> BTreeMap<String, PodStatus> {
+pub(super) fn pass(executor: &mut Executor, pods: &BTreeMap<String, Pod>, now: Now) -> BTreeMap<String, PodStatus> {
     let mut written = BTreeMap::new();
     for action in executor.pass(pods, now) {
         let Action::ReportStatus { pod_uid, status } = action else {
@@ -91,7 +91,12 @@ fn waiting(executor: &Executor, uid: &str) -> (String, String) {
 
 /// Passes at `now` until `what` holds, letting the background work run between them
 /// (it never takes long: every piece of it is a fake).
-async fn pass_until(executor: &mut Executor, pods: &BTreeMap<String, Pod>, now: Now, what: impl Fn(&Executor) -> bool) {
+pub(super) async fn pass_until(
+    executor: &mut Executor,
+    pods: &BTreeMap<String, Pod>,
+    now: Now,
+    what: impl Fn(&Executor) -> bool,
+) {
     for _ in 0..500 {
         pass(executor, pods, now);
         if what(executor) {

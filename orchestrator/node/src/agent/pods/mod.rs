@@ -35,6 +35,8 @@ mod image_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
+mod sandbox_tests;
+#[cfg(test)]
 mod status_tests;
 
 use std::collections::BTreeMap;
@@ -76,7 +78,8 @@ impl PodSupervisor {
         let executor = Executor::new(workloads, backoff_base, host_ip)
             .with_events(events)
             .with_secrets(Arc::new(registry.kv.clone()))
-            .with_sandbox_dir(sandbox_dir, &node);
+            .with_sandbox_dir(sandbox_dir, &node)
+            .with_pod_namespaces();
         PodSupervisor {
             node,
             registry,

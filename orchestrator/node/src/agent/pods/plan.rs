@@ -44,7 +44,8 @@ pub(crate) struct Observed {
     pub(crate) found: Vec<ContainerInfo>,
     /// The handler of each container found, by id; one missing is the default's.
     pub(crate) found_handlers: BTreeMap<String, String>,
-    /// The pods with a network on this node; listed only in a pass that adopts.
+    /// The pods with a sandbox (a network, files, namespaces) on this node; listed
+    /// only in a pass that adopts.
     pub(crate) networks: Vec<String>,
     /// By id: the state of every container the memory holds (and of every one found),
     /// or why the runtime could not say. An id missing here is one the runtime lost.

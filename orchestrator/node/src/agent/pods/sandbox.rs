@@ -1,14 +1,17 @@
 //! A pod's sandbox: what its containers share, set up once before the first of them
 //! starts and torn down after the last one stopped. For a pod of a runtime that runs
-//! images: the pod network (unless `hostNetwork: true`) and the files bind-mounted
-//! into every container, `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`. Pods of
+//! images: the pod network (unless `hostNetwork: true`), the IPC and UTS namespaces
+//! every container joins (as Kubernetes shares them across a pod; they are bind-mounted
+//! files in the pod's directory, so a restarted agent finds them) and the files
+//! bind-mounted into every container, `/etc/hosts`, `/etc/resolv.conf` and
+//! `/etc/hostname`. Pods of
 //! the process runtime run on the host as they are and have none.
 //!
 //! ```text
 //!  Wanted ──(plan: SetUpSandbox)──► SettingUp ──ok──► Ready { pod IP, SandboxSpec }
 //!    ▲                                  │
 //!    └────── back-off over ─────── Failed (FailedCreatePodSandBox)
-//!  pod gone ──► Stop: containers, then TearDownSandbox (network, files)
+//!  pod gone ──► Stop: containers, then TearDownSandbox (network, namespaces, files)
 //! ```
 //!
 //! The files, as the kubelet writes them: `/etc/hosts` has the localhost lines and

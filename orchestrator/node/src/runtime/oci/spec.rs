@@ -2,8 +2,9 @@
 //! disk (the user, resolved from the root filesystem, is passed in).
 //!
 //! What a container gets (containerd's defaults for Kubernetes where there is one):
-//! new pid, mount, uts and ipc namespaces; the pod's network namespace (none of its
-//! own with host networking); /proc, a tmpfs /dev with /dev/pts, /dev/shm and
+//! new pid and mount namespaces; the pod's uts, ipc and network namespaces, shared
+//! by its containers (new uts and ipc ones without a sandbox's, none of its own
+//! network one with host networking); /proc, a tmpfs /dev with /dev/pts, /dev/shm and
 //! /dev/mqueue, /sys and the cgroup tree read-only; the pod's /etc/hosts,
 //! /etc/resolv.conf and /etc/hostname bound read-only; containerd's masked and
 //! read-only paths unless privileged.
@@ -94,10 +95,25 @@ pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, Str
         &security.capabilities_drop,
     )?;
     let is_host_network = spec.sandbox.as_ref().is_some_and(|s| s.netns.is_none());
-    let mut namespaces: Vec<Namespace> = ["pid", "mount", "uts", "ipc"]
-        .into_iter()
-        .map(|kind| Namespace { kind, path: None })
-        .collect();
+    let sandbox = spec.sandbox.as_ref();
+    let mut namespaces = vec![
+        Namespace {
+            kind: "pid",
+            path: None,
+        },
+        Namespace {
+            kind: "mount",
+            path: None,
+        },
+        Namespace {
+            kind: "uts",
+            path: sandbox.and_then(|s| s.uts.clone()),
+        },
+        Namespace {
+            kind: "ipc",
+            path: sandbox.and_then(|s| s.ipc.clone()),
+        },
+    ];
     if !is_host_network {
         namespaces.push(Namespace {
             kind: "network",
@@ -295,6 +311,9 @@ mod tests {
             .unwrap();
         assert_eq!(network["path"], "/run/netns/pod");
         assert_eq!(pod["hostname"], "web");
+        let ipc = &pod["linux"]["namespaces"].as_array().unwrap()[3];
+        assert_eq!(ipc["type"], "ipc");
+        assert!(ipc.get("path").is_none(), "a new ipc namespace without a sandbox's");
         let mounts = pod["mounts"].as_array().unwrap();
         assert!(
             mounts
@@ -314,6 +333,21 @@ mod tests {
             .map(|ns| ns["type"].as_str().unwrap())
             .collect();
         assert_eq!(kinds, ["pid", "mount", "uts", "ipc"]);
+
+        let shared = built(&container(Some(SandboxSpec {
+            ipc: Some("/pods/u1/ipc".into()),
+            uts: Some("/pods/u1/uts".into()),
+            hostname: "node1".into(),
+            ..SandboxSpec::default()
+        })));
+        let paths: Vec<(&str, &str)> = shared["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|ns| Some((ns["type"].as_str().unwrap(), ns.get("path")?.as_str().unwrap())))
+            .collect();
+        assert_eq!(paths, [("uts", "/pods/u1/uts"), ("ipc", "/pods/u1/ipc")]);
+        assert_eq!(shared["hostname"], "node1", "runc sets it in the joined uts namespace");
     }
 
     #[test]

@@ -7,3 +7,4 @@ mod exec;
 pub(crate) mod fixture;
 mod isolation;
 mod lifecycle;
+mod pod_namespaces;
