@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-use super::cgroup::{self, CgroupLayout, ContainerCgroup, MemoryEvents};
+use super::cgroup::{self, CgroupLayout, ContainerCgroup};
 use super::log_file::LogFiles;
 use super::record::{self, ContainerRecord, ExitRecord, RecordStore};
 use super::spec_check::{check_name, check_working_dir};
@@ -239,23 +239,9 @@ impl ProcessRuntime {
 impl Container {
     fn observe(&mut self, records: &RecordStore) -> ContainerState {
         if self.record.exit.is_none()
-            && let Some(mut exit) = self.poll_exit(records)
+            && let Some(exit) = self.poll_exit(records)
         {
-            // The exit file's mtime comes from the kernel's coarse clock, which may lag
-            // the clock that stamped the start by a tick.
-            exit.finished_at = exit.finished_at.max(self.record.started_at);
-            // Asked now, while the cgroup is still there (it goes with `remove`).
-            exit.oom_killed = cgroup::is_oom_kill(exit.exit_code, MemoryEvents::read(&self.record.cgroup_dirs));
-            self.record.exit = Some(exit);
-            tracing::info!(
-                container = %self.record.id, exit_code = exit.exit_code, signal = ?exit.signal,
-                oom_killed = exit.oom_killed, "container exited"
-            );
-            if let Err(error) = records.save(&self.record) {
-                // Still known in memory; after an agent restart the exit file (or 137)
-                // would answer instead.
-                tracing::warn!(%error, "cannot record a container's exit");
-            }
+            self.record.settle_exit(exit, records);
         }
         let record = &self.record;
         match record.exit {
@@ -387,14 +373,7 @@ impl Runtime for ProcessRuntime {
             .values_mut()
             .map(|container| {
                 let state = container.observe(&self.records);
-                let record = &container.record;
-                ContainerInfo {
-                    id: record.id.clone(),
-                    pod_uid: record.pod_uid.clone(),
-                    pod: record.pod.clone(),
-                    name: record.name.clone(),
-                    state,
-                }
+                container.record.info(state)
             })
             .collect()
     }

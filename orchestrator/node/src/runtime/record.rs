@@ -21,7 +21,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use super::RuntimeError;
+use super::cgroup::{self, MemoryEvents};
+use super::{ContainerInfo, ContainerState, RuntimeError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -41,6 +42,38 @@ pub struct ContainerRecord {
     /// Set once the runtime has seen the container end.
     #[serde(default)]
     pub exit: Option<ExitRecord>,
+}
+
+impl ContainerRecord {
+    /// Takes in an exit just learnt: no earlier than the start (an exit file's mtime
+    /// comes from the kernel's coarse clock, which may lag the clock that stamped the
+    /// start by a tick), whether the OOM killer ended it (asked now, while the cgroup
+    /// is still there: it goes with `remove`), and saved, so the exit stays the same
+    /// across agent restarts. A record that cannot be saved is still right in memory;
+    /// after a restart the exit file (or 137) would answer instead.
+    pub fn settle_exit(&mut self, mut exit: ExitRecord, records: &RecordStore) {
+        exit.finished_at = exit.finished_at.max(self.started_at);
+        exit.oom_killed = cgroup::is_oom_kill(exit.exit_code, MemoryEvents::read(&self.cgroup_dirs));
+        self.exit = Some(exit);
+        tracing::info!(
+            container = %self.id, exit_code = exit.exit_code, signal = ?exit.signal,
+            oom_killed = exit.oom_killed, "container exited"
+        );
+        if let Err(error) = records.save(self) {
+            tracing::warn!(%error, "cannot record a container's exit");
+        }
+    }
+
+    /// What `Runtime::list` says of the container in `state`.
+    pub fn info(&self, state: ContainerState) -> ContainerInfo {
+        ContainerInfo {
+            id: self.id.clone(),
+            pod_uid: self.pod_uid.clone(),
+            pod: self.pod.clone(),
+            name: self.name.clone(),
+            state,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

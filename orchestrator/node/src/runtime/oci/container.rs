@@ -9,7 +9,6 @@ use std::time::SystemTime;
 use rustix::process::{Pid, WaitId, WaitIdOptions};
 
 use super::super::ContainerState;
-use super::super::cgroup::{self, MemoryEvents};
 use super::super::record::{self, ContainerRecord, ExitRecord, RecordStore};
 use super::bundle::Bundle;
 use super::runc::{self, Runc};
@@ -24,19 +23,9 @@ pub struct Container {
 impl Container {
     pub fn observe(&mut self, records: &RecordStore, runc: &Runc) -> ContainerState {
         if self.record.exit.is_none()
-            && let Some(mut exit) = self.poll_exit(records, runc)
+            && let Some(exit) = self.poll_exit(records, runc)
         {
-            exit.finished_at = exit.finished_at.max(self.record.started_at);
-            // Asked now, while the cgroup is still there (runc keeps it until remove).
-            exit.oom_killed = cgroup::is_oom_kill(exit.exit_code, MemoryEvents::read(&self.record.cgroup_dirs));
-            self.record.exit = Some(exit);
-            tracing::info!(
-                container = %self.record.id, exit_code = exit.exit_code, signal = ?exit.signal,
-                oom_killed = exit.oom_killed, "container exited"
-            );
-            if let Err(error) = records.save(&self.record) {
-                tracing::warn!(%error, "cannot record a container's exit");
-            }
+            self.record.settle_exit(exit, records);
         }
         let record = &self.record;
         match record.exit {

@@ -433,14 +433,7 @@ impl Runtime for OciRuntime {
             .values_mut()
             .map(|container| {
                 let state = container.observe(&self.records, &self.runc);
-                let record = &container.record;
-                ContainerInfo {
-                    id: record.id.clone(),
-                    pod_uid: record.pod_uid.clone(),
-                    pod: record.pod.clone(),
-                    name: record.name.clone(),
-                    state,
-                }
+                container.record.info(state)
             })
             .collect()
     }
