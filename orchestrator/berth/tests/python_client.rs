@@ -71,6 +71,9 @@ impl SmallCluster {
                 "--cpu=2".into(),
                 "--memory=2Gi".into(),
                 "--lease-ttl=3s".into(),
+                // The client's pods run commands on the host (their image is a name
+                // only, never pulled).
+                "--runtime=process".into(),
             ])
             .with_env("RUST_LOG", QUIET_RAFT_LOG);
         servers.start_all().unwrap();
