@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 use super::digest::Digest;
 use super::gc::{self, DiskUsage, GcThresholds};
@@ -168,10 +168,14 @@ impl NodeImages {
         for (descriptor, diff_id) in manifest.layers.iter().zip(&diff_ids) {
             fetches.push(self.fetch_layer(&session, descriptor, diff_id));
         }
-        let sizes: Vec<Option<(Digest, u64)>> = futures::stream::iter(fetches)
+        // Every fetch runs to its end before a failure is answered: a download dropped
+        // half-way would leave its file, and an unpack on a blocking thread cannot be
+        // stopped anyway.
+        let fetched: Vec<Result<Option<(Digest, u64)>, String>> = futures::stream::iter(fetches)
             .buffer_unordered(LAYER_DOWNLOADS)
-            .try_collect()
-            .await?;
+            .collect()
+            .await;
+        let sizes = fetched.into_iter().collect::<Result<Vec<_>, String>>()?;
         documents.push(config_bytes.clone());
         self.store
             .commit_image(NewImage {
@@ -210,18 +214,24 @@ impl NodeImages {
         if self.store.has_layer(diff_id) {
             return Ok(None);
         }
-        let archive = self.store.temp_path("blob");
-        session.blob_to_file(descriptor, &archive).await?;
+        // Removed however this ends: unpacked, failed, or the pull dropped.
+        let archive = RemovedOnDrop(self.store.temp_path("blob"));
+        session.blob_to_file(descriptor, &archive.0).await?;
         let store = self.store.clone();
         let id = diff_id.clone();
-        let size = tokio::task::spawn_blocking(move || {
-            let unpacked = store.unpack_layer(&archive, &id);
-            let _ = std::fs::remove_file(&archive);
-            unpacked
-        })
-        .await
-        .map_err(|e| format!("unpack layer {diff_id}: {e}"))??;
+        let size = tokio::task::spawn_blocking(move || store.unpack_layer(&archive.0, &id))
+            .await
+            .map_err(|e| format!("unpack layer {diff_id}: {e}"))??;
         Ok(Some((diff_id.clone(), size)))
+    }
+}
+
+/// A temporary file, removed when this is dropped.
+struct RemovedOnDrop(PathBuf);
+
+impl Drop for RemovedOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
