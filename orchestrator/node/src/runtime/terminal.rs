@@ -46,9 +46,15 @@ mod tests {
         let size = rustix::termios::tcgetwinsize(&slave).expect("size");
         assert_eq!((size.ws_col, size.ws_row), (100, 40));
         (&slave).write_all(b"hello\n").expect("write the slave");
+        // The terminal turns "\n" into "\r\n" on output; a read may return less
+        // than was written.
+        let mut seen = Vec::new();
         let mut buf = [0u8; 64];
-        let n = master.read(&mut buf).expect("read the master");
-        // The terminal turns "\n" into "\r\n" on output.
-        assert_eq!(&buf[..n], b"hello\r\n");
+        while seen.len() < b"hello\r\n".len() {
+            let n = master.read(&mut buf).expect("read the master");
+            assert!(n > 0, "the pty closed after {seen:?}");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(seen, b"hello\r\n");
     }
 }
