@@ -44,6 +44,14 @@ pub fn format_rfc3339(t: SystemTime) -> String {
     format_unix_rfc3339(secs, None)
 }
 
+/// `t` as RFC 3339 in UTC with nine fraction digits, always (Go's `RFC3339NanoFixed`,
+/// the kubelet's log timestamps), so that such times sort as text.
+pub fn format_rfc3339_nanos(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let whole = format_unix_rfc3339(since.as_secs() as i64, None);
+    format!("{}.{:09}Z", whole.trim_end_matches('Z'), since.subsec_nanos())
+}
+
 /// Seconds since the Unix epoch (before it too) as RFC 3339 in UTC: whole seconds,
 /// as `Time` fields are written, or with six fraction digits (`micros`), as
 /// `MicroTime` fields are.
@@ -144,6 +152,11 @@ mod tests {
         assert_eq!(s, "2026-11-23T02:18:30Z");
         assert_eq!(parse_rfc3339(&s), Some(t));
         assert_eq!(format_rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            format_rfc3339_nanos(t + Duration::from_nanos(1_500)),
+            "2026-11-23T02:18:30.000001500Z"
+        );
+        assert_eq!(format_rfc3339_nanos(t), "2026-11-23T02:18:30.000000000Z");
         assert_eq!(
             parse_rfc3339("2024-02-29T23:59:59.123+01:00"),
             Some(UNIX_EPOCH + Duration::from_secs(1_709_247_599))

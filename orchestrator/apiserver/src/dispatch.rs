@@ -376,18 +376,18 @@ async fn respond(
                     reply(201, eviction::evict(api, kind, namespace, &name, &body).await?)
                 }
                 (Some(Subresource::Log), Method::GET) => {
-                    // Checked with PodLogOptions' rules. The agent records no time per
-                    // line, so the options that need one are refused, by name.
-                    let asked = [
-                        ("sinceSeconds", params.integer("sinceSeconds", 1..=i64::MAX)?.is_some()),
-                        ("sinceTime", !params.text("sinceTime").is_empty()),
-                        ("timestamps", params.flag("timestamps")?),
-                    ];
-                    if let Some((name, _)) = asked.iter().find(|(_, asked)| *asked) {
-                        return Err(ApiError::bad_request(format!(
-                            "{name}: berth does not implement this log option yet (follow, tailLines, \
-                             previous, limitBytes and container are served)"
-                        )));
+                    // Checked with PodLogOptions' rules.
+                    let since_seconds = params.integer("sinceSeconds", 1..=i64::MAX)?;
+                    let since_time = match params.text("sinceTime") {
+                        "" => None,
+                        text => Some(berth_api::time::parse_rfc3339(text).ok_or_else(|| {
+                            ApiError::bad_request(format!("sinceTime: {text:?} is not an RFC 3339 time"))
+                        })?),
+                    };
+                    if since_seconds.is_some() && since_time.is_some() {
+                        return Err(ApiError::bad_request(
+                            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+                        ));
                     }
                     let request = LogRequest {
                         container: Some(params.text("container").to_string()).filter(|c| !c.is_empty()),
@@ -395,6 +395,9 @@ async fn respond(
                         tail_lines: params.integer("tailLines", 0..=i64::MAX)?,
                         previous: params.flag("previous")?,
                         limit_bytes: params.integer("limitBytes", 1..=i64::MAX)?,
+                        timestamps: params.flag("timestamps")?,
+                        since_seconds,
+                        since_time,
                     };
                     logs(api, namespace, &name, request).await
                 }

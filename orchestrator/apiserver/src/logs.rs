@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! pod ──► spec.nodeName ──► Node: InternalIP + daemonEndpoints.kubeletEndpoint.Port
-//!     ──► GET http://IP:PORT/containerLogs/{ns}/{pod}/{container}?follow=..&tailLines=..
+//!     ──► GET http://IP:PORT/containerLogs/{ns}/{pod}/{container}?follow=..&tailLines=..&timestamps=..
 //!     ──► streamed to the client as it arrives
 //! ```
 
@@ -28,6 +28,11 @@ pub struct LogRequest {
     /// The previous instance of the container (after a restart).
     pub previous: bool,
     pub limit_bytes: Option<i64>,
+    /// Each line's time before it.
+    pub timestamps: bool,
+    /// Only the lines written in the last so many seconds, or since a time.
+    pub since_seconds: Option<i64>,
+    pub since_time: Option<std::time::SystemTime>,
 }
 
 fn texts<'a>(object: &'a Value, pointer: &str, field: &str) -> Vec<&'a str> {
@@ -106,6 +111,16 @@ pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequ
     }
     if let Some(limit) = request.limit_bytes {
         path.push_str(&format!("&limitBytes={limit}"));
+    }
+    if request.timestamps {
+        path.push_str("&timestamps=true");
+    }
+    if let Some(seconds) = request.since_seconds {
+        path.push_str(&format!("&sinceSeconds={seconds}"));
+    }
+    if let Some(time) = request.since_time {
+        // UTC, whole seconds: nothing in it needs escaping in a query.
+        path.push_str(&format!("&sinceTime={}", berth_api::time::format_rfc3339(time)));
     }
     let upstream = HttpClient::new(vec![base.clone()])
         .stream("GET", &path)

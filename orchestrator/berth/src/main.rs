@@ -50,6 +50,8 @@ fn main() -> ExitCode {
         Some("server") => roles::server::run(&args[1..]),
         Some("agent") => roles::agent::run(&args[1..]),
         Some("image") => roles::image::run(&args[1..]),
+        // Not for people: a container's supervisor runs it (see berth_node::runtime::log_writer).
+        Some(berth_node::runtime::log_writer::SUBCOMMAND) => berth_node::runtime::log_writer::main(&args[1..]),
         Some("up") => roles::up::run(&args[1..]),
         Some(c @ ("apply" | "get" | "describe" | "delete" | "logs" | "scale")) => berth_cli::run(c, &args[1..]),
         Some("version" | "--version") => {

@@ -34,6 +34,7 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 
 #[test]
 fn kubectl_exec_port_forward_cp_and_logs_previous_reach_runc_containers() {
+    let test_start = std::time::SystemTime::now();
     let Some(mut cluster) = ContainerCluster::start(1) else {
         return;
     };
@@ -163,7 +164,26 @@ spec:
     let lines: Vec<&str> = previous.lines().collect();
     assert_eq!(lines.len(), 1, "one instance's output: {previous:?}");
     assert!(lines[0].starts_with("instance "), "{previous:?}");
-    let all = cluster.kubectl_ok(&["logs", "web", "-c", "flaky"]);
-    assert!(all.contains(lines[0]), "{all}");
+    // Plain logs: the current instance only, as the kubelet serves them.
+    let current = cluster.kubectl_ok(&["logs", "web", "-c", "flaky"]);
+    assert!(!current.contains(lines[0]), "{current}");
+    assert!(current.lines().count() <= 1, "{current}");
+
+    // --timestamps: the time each line was written, from the log writer between the
+    // container and its log.
+    let stamped = cluster.kubectl_ok(&["logs", "web", "-c", "flaky", "--previous", "--timestamps"]);
+    let (time, line) = stamped.trim_end().split_once(' ').expect("a time and a line");
+    assert_eq!(line, lines[0], "{stamped:?}");
+    let written = common::log_time(time);
+    assert!(
+        written >= test_start && written <= std::time::SystemTime::now(),
+        "{time}"
+    );
+    // --since-time: the lines written at or after it.
+    let after = berth_api::time::format_rfc3339(written + std::time::Duration::from_secs(1));
+    let before = berth_api::time::format_rfc3339(written);
+    let since = |time: &str| cluster.kubectl_ok(&["logs", "web", "-c", "flaky", "--previous", "--since-time", time]);
+    assert_eq!(since(&before), previous, "a line from at or after {before}");
+    assert_eq!(since(&after), "", "nothing written at or after {after}");
     cluster.delete_pod("web");
 }

@@ -355,6 +355,44 @@ spec:
     assert_eq!(previous, "instance 2\n");
     let limited = cluster.kubectl_ok(&["logs", "phoenix", "--previous", "--limit-bytes=5"]);
     assert_eq!(limited, "insta");
+    // Plain logs: the instance that runs now, as the kubelet serves them.
+    assert_eq!(cluster.kubectl_ok(&["logs", "phoenix"]), "instance 3\n");
+
+    // --timestamps: each line after the time it was written; the limit counts them.
+    let stamped = cluster.kubectl_ok(&["logs", "phoenix", "--timestamps"]);
+    let (time, line) = stamped.split_once(' ').expect("a time and a line");
+    assert_eq!(line, "instance 3\n", "{stamped:?}");
+    let written = log_time(time);
+    let limited = cluster.kubectl_ok(&["logs", "phoenix", "--timestamps", "--limit-bytes=10"]);
+    assert_eq!(limited, &time[..10]);
+    // --since: nothing from before then. Once the line is over a second old, a second
+    // leaves it out and an hour keeps it.
+    while std::time::SystemTime::now() < written + std::time::Duration::from_millis(2500) {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(cluster.kubectl_ok(&["logs", "phoenix", "--since=1s"]), "");
+    assert_eq!(cluster.kubectl_ok(&["logs", "phoenix", "--since=1h"]), "instance 3\n");
+    let both = cluster.kubectl_fails(&["logs", "phoenix", "--since=1h", "--since-time=2026-01-01T00:00:00Z"]);
+    assert!(
+        both.contains("at most one of `sinceTime` or `sinceSeconds` may be specified"),
+        "{both}"
+    );
+    let (code, status) =
+        cluster.get("/api/v1/namespaces/default/pods/phoenix/log?sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z");
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most one of `sinceTime` or `sinceSeconds`"),
+        "{status}"
+    );
+    let (code, status) = cluster.get("/api/v1/namespaces/default/pods/phoenix/log?sinceTime=yesterday");
+    assert_eq!(code, 400, "{status}");
+    assert!(
+        status["message"].as_str().unwrap().contains("sinceTime: \"yesterday\""),
+        "{status}"
+    );
 }
 
 #[test]

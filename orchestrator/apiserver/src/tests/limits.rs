@@ -290,18 +290,25 @@ async fn numeric_parameters_are_range_checked_and_huge_watch_timeouts_are_none()
     assert_eq!(server.get(&format!("{PODS}/p")).await.status, 200, "not deleted");
 }
 
-/// Log options the agent does not serve are refused by name, not ignored.
+/// Log options are checked with PodLogOptions' rules before the agent is asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_options_berth_does_not_serve_are_refused_by_name() {
+async fn malformed_log_options_are_refused_by_name() {
     let server = start().await;
-    for option in ["timestamps=true", "sinceSeconds=5", "sinceTime=2026-01-01T00:00:00Z"] {
-        let reply = server.get(&format!("{PODS}/p/log?{option}")).await;
-        assert_eq!(reply.status, 400, "{option}");
-        let name = option.split('=').next().unwrap();
+    for (options, wanted) in [
+        ("sinceSeconds=0", "sinceSeconds: must be greater than or equal to 1"),
+        (
+            "sinceTime=yesterday",
+            "sinceTime: \"yesterday\" is not an RFC 3339 time",
+        ),
+        (
+            "sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z",
+            "at most one of `sinceTime` or `sinceSeconds` may be specified",
+        ),
+        ("timestamps=maybe", "timestamps"),
+    ] {
+        let reply = server.get(&format!("{PODS}/p/log?{options}")).await;
+        assert_eq!(reply.status, 400, "{options}");
         let message = reply.json()["message"].as_str().unwrap().to_string();
-        assert!(
-            message.starts_with(&format!("{name}: berth does not implement")),
-            "{message}"
-        );
+        assert!(message.starts_with(wanted), "{options}: {message}");
     }
 }

@@ -255,12 +255,24 @@ pub fn run(args: &[String]) -> ExitCode {
 /// it is available, else the process runtime. Sets `config.pod_routes` when pods use
 /// the pod network.
 fn workloads(config: &mut AgentConfig, default: Option<&str>, images: Arc<dyn Images>) -> Result<Workloads, String> {
-    let process: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
+    // Containers' output goes through this binary's log writer, which records when
+    // each line came (`logs --timestamps`).
+    let writer =
+        std::env::current_exe().map_err(|e| format!("cannot find the berth binary for the log writer: {e}"))?;
+    let process: Arc<dyn Runtime> = Arc::new(
+        ProcessRuntime::new(config.data_dir.clone())
+            .map_err(|e| e.to_string())?
+            .with_log_writer(writer.clone()),
+    );
     let mut runtimes = Runtimes::new(process, false);
     let mut network: Option<Arc<dyn berth_node::network::PodNetwork>> = None;
     match OciRuntime::available() {
         Ok(()) => {
-            let oci: Arc<dyn Runtime> = Arc::new(OciRuntime::new(config.data_dir.clone()).map_err(|e| e.to_string())?);
+            let oci: Arc<dyn Runtime> = Arc::new(
+                OciRuntime::new(config.data_dir.clone())
+                    .map_err(|e| e.to_string())?
+                    .with_log_writer(writer),
+            );
             // Without the CNI plugins only hostNetwork pods can start on runc; the
             // others wait with the kubelet's "network is not ready".
             match CniNetwork::available(&config.cni) {

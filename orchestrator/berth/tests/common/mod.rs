@@ -255,6 +255,18 @@ pub fn workload_pids(marker: &str) -> Vec<u32> {
     pids
 }
 
+/// A log line's time as the kubelet writes it (`2006-01-02T15:04:05.000000000Z`,
+/// nine fraction digits always); panics on anything else.
+pub fn log_time(text: &str) -> std::time::SystemTime {
+    let fraction = text
+        .strip_suffix('Z')
+        .and_then(|t| t.get(20..))
+        .filter(|digits| text.len() == 30 && &text[19..20] == "." && digits.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("not a kubelet log time: {text:?}"));
+    let whole = berth_api::time::parse_rfc3339(text).unwrap_or_else(|| panic!("not RFC 3339: {text:?}"));
+    whole + std::time::Duration::from_nanos(fraction.parse().unwrap())
+}
+
 pub fn stdout(out: &Output) -> String {
     assert!(
         out.status.success(),

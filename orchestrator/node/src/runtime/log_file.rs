@@ -4,13 +4,17 @@
 //! ```text
 //! state_dir/logs/<pod_uid>/<container>.log          stdout and stderr, appended across restarts
 //! state_dir/logs/<pod_uid>/<container>.log.starts   the log's length at each start
+//! state_dir/logs/<pod_uid>/<container>.log.times    when each chunk was written
 //! ```
 //!
-//! The file is handed to the container as its stdout and stderr (a file, not a pipe),
-//! so the container keeps writing when the agent is gone. A container's restarts
+//! The container's stdout and stderr are a pipe to the log writer, a process of its
+//! own (or, without one, the file itself), so the container keeps writing when the
+//! agent is gone. A container's restarts
 //! append to one file (so `logs -f` follows across them); the `.starts` file beside it
 //! holds one decimal offset per line, which is what `logs --previous` needs: the
-//! previous instance is the bytes between the last two starts.
+//! previous instance is the bytes between the last two starts. When the output goes
+//! through the log writer (`log_writer`), `<container>.log.times` beside them holds
+//! when each chunk was written.
 
 use std::io::Write as _;
 use std::ops::Range;
@@ -65,6 +69,29 @@ pub fn instance_range(log: &Path, instance: Instance) -> Option<Range<u64>> {
 #[derive(Debug)]
 pub struct LogFiles {
     dir: PathBuf,
+    /// The log writer's program (the berth binary), when output goes through one.
+    writer: Option<PathBuf>,
+}
+
+/// Where a new instance of a container writes: what its supervisor shell is handed.
+#[derive(Debug)]
+pub struct LogSink {
+    /// The log, opened for appending: the supervisor's stdout and stderr, which it
+    /// hands to the log writer, or to the container when there is none.
+    pub file: std::fs::File,
+    pub path: PathBuf,
+    /// The log writer's program (`log_writer`), if any.
+    pub writer: Option<PathBuf>,
+}
+
+impl LogSink {
+    /// The supervisor script's `writer` and `log` arguments (an empty writer: none).
+    pub fn script_args(&self) -> [&std::ffi::OsStr; 2] {
+        [
+            self.writer.as_deref().map_or("".as_ref(), Path::as_os_str),
+            self.path.as_os_str(),
+        ]
+    }
 }
 
 impl LogFiles {
@@ -76,7 +103,13 @@ impl LogFiles {
             path: dir.clone(),
             source,
         })?;
-        Ok(LogFiles { dir })
+        Ok(LogFiles { dir, writer: None })
+    }
+
+    /// Writes containers' output through the log writer, `program log-writer ...`
+    /// (the berth binary), which records each line's time.
+    pub fn set_writer(&mut self, program: PathBuf) {
+        self.writer = Some(program);
     }
 
     pub fn path(&self, pod_uid: &str, container: &str) -> PathBuf {
@@ -87,7 +120,7 @@ impl LogFiles {
 
     /// The container's log file, opened for appending (created with its directory), for
     /// a new instance of the container: its start is marked first.
-    pub fn open_for_start(&self, pod_uid: &str, container: &str) -> Result<std::fs::File, RuntimeError> {
+    pub fn open_for_start(&self, pod_uid: &str, container: &str) -> Result<LogSink, RuntimeError> {
         let path = self.path(pod_uid, container);
         let state_dir_error = |source| RuntimeError::StateDir {
             what: "cannot open the log file",
@@ -107,7 +140,11 @@ impl LogFiles {
             path: path.clone(),
             source,
         })?;
-        Ok(file)
+        Ok(LogSink {
+            file,
+            path,
+            writer: self.writer.clone(),
+        })
     }
 
     pub fn remove_pod(&self, pod_uid: &str) {

@@ -21,6 +21,7 @@ mod cgroup;
 #[cfg(any(test, feature = "testing"))]
 pub mod fake;
 pub mod log_file;
+pub mod log_writer;
 pub(crate) mod oci;
 mod process;
 mod record;

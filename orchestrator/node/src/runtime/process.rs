@@ -71,6 +71,13 @@ struct Container {
 }
 
 impl ProcessRuntime {
+    /// Writes containers' output through the log writer, `program log-writer ...`
+    /// (the berth binary), so that their logs have times (`runtime::log_writer`).
+    pub fn with_log_writer(mut self, program: PathBuf) -> ProcessRuntime {
+        self.logs.set_writer(program);
+        self
+    }
+
     /// Opens (or creates) `state_dir` and adopts the containers recorded there.
     pub fn new(state_dir: PathBuf) -> Result<ProcessRuntime, RuntimeError> {
         ProcessRuntime::with_cgroup_layout(state_dir, CgroupLayout::detect())

@@ -5,34 +5,40 @@
 //! the signals `stop` sends and writes the command's status to the exit file.
 //!
 //! ```text
-//! agent ─spawn (own process group)─► sh -c WRAPPER berth-wrapper EXIT_FILE N PROCS_1..PROCS_N PROGRAM ARGS...
+//! agent ─spawn (own process group)─► sh -c WRAPPER berth-wrapper EXIT_FILE WRITER LOG N PROCS_1..PROCS_N PROGRAM ARGS...
 //!   0. read a line on stdin  the runtime sends it once the container is recorded, so
 //!                            nothing runs that a restarted agent would not know of
 //!                            (EOF, the agent died first: exit 125, run nothing)
+//!      start the log writer  stdout and stderr become its pipe (`log_writer`)
 //!   1. echo $$ > PROCS_i     join the cgroups first, so PROGRAM starts inside its limits
 //!   2. trap : TERM INT ...   caught (not ignored, which PROGRAM would inherit), so the
 //!                            shell survives a group-wide SIGTERM; sh runs a trap only
 //!                            once the foreground command has ended
 //!   3. PROGRAM ARGS...       in the foreground, same process group
-//!   4. echo $? > EXIT_FILE   then exit with the same status
+//!   4. echo $? > EXIT_FILE   once the log writer has it all; exit with the same status
 //! ```
 //!
 //! Only a SIGKILL of the wrapper itself leaves no exit file; the runtime then reports
 //! 137 (SIGKILL), which is what happened.
 
 use std::ffi::OsString;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const WRAPPER_SCRIPT: &str = r#"exit_file=$1; n=$2; shift 2
+use super::log_file::LogSink;
+use super::log_writer::{finish_writer_sh, start_writer_sh};
+
+const WRAPPER_SCRIPT: &str = concat!(
+    r#"exit_file=$1; writer=$2; log=$3; n=$4; shift 4
 if ! IFS= read -r go; then
   echo "berth: the runtime went away before it recorded the container" >&2
   echo 125 > "$exit_file"
   exit 125
 fi
 exec < /dev/null
-while [ "$n" -gt 0 ]; do
+"#,
+    start_writer_sh!(),
+    r#"while [ "$n" -gt 0 ]; do
   if ! echo $$ > "$1"; then
     echo "berth: cannot join cgroup $1" >&2
     echo 125 > "$exit_file"
@@ -43,9 +49,12 @@ done
 trap : TERM INT HUP QUIT USR1 USR2
 "$@"
 status=$?
-echo "$status" > "$exit_file"
+"#,
+    finish_writer_sh!(),
+    r#"echo "$status" > "$exit_file"
 exit "$status"
-"#;
+"#
+);
 
 /// `PATH` when the agent has none (Kubernetes' and Docker's default).
 pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -111,7 +120,7 @@ pub struct Launch<'a> {
     pub args: &'a [String],
     pub env: &'a [(String, String)],
     pub cwd: &'a Path,
-    pub log: File,
+    pub log: LogSink,
 }
 
 impl Launch<'_> {
@@ -127,6 +136,7 @@ impl Launch<'_> {
             .arg(WRAPPER_SCRIPT)
             .arg("berth-wrapper")
             .arg(self.exit_file)
+            .args(self.log.script_args())
             .arg(self.cgroup_procs.len().to_string())
             .args(self.cgroup_procs)
             .arg(self.program)
@@ -135,8 +145,8 @@ impl Launch<'_> {
             .envs(self.env.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))))
             .current_dir(self.cwd)
             .stdin(Stdio::piped())
-            .stdout(self.log.try_clone()?)
-            .stderr(self.log)
+            .stdout(self.log.file.try_clone()?)
+            .stderr(self.log.file)
             .process_group(0);
         Ok(command)
     }
@@ -256,7 +266,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exit_file = dir.path().join("exit");
         let marker = dir.path().join("ran");
-        let log = File::create(dir.path().join("log")).unwrap();
+        let log = sink(&dir.path().join("log"), None);
         let args = [marker.display().to_string()];
         let launch = Launch {
             exit_file: &exit_file,
@@ -274,5 +284,52 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "125\n");
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
         assert!(log.contains("went away"), "{log}");
+    }
+
+    fn sink(path: &Path, writer: Option<PathBuf>) -> LogSink {
+        LogSink {
+            file: std::fs::File::create(path).unwrap(),
+            path: path.to_path_buf(),
+            writer,
+        }
+    }
+
+    #[test]
+    fn the_output_goes_through_the_log_writer_and_is_all_written_before_the_exit_file() {
+        use std::io::Write as _;
+        use std::os::unix::fs::PermissionsExt as _;
+
+        let dir = tempfile::tempdir().unwrap();
+        // A stand-in for `berth log-writer LOG DONE_FILE` (the berth binary is not
+        // this test's): it starts reading late and marks what it wrote.
+        let writer = dir.path().join("writer");
+        std::fs::write(
+            &writer,
+            "#!/bin/sh\n[ \"$1\" = log-writer ] || exit 2\nsleep 0.3\nsed 's/^/written: /' >> \"$2\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&writer, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let exit_file = dir.path().join("exit");
+        let log = dir.path().join("log");
+        let args = ["-c".to_owned(), "echo out; echo err >&2; exit 3".to_owned()];
+        let launch = Launch {
+            exit_file: &exit_file,
+            cgroup_procs: &[],
+            program: Path::new("/bin/sh"),
+            args: &args,
+            env: &[],
+            cwd: dir.path(),
+            log: sink(&log, Some(writer)),
+        };
+        let mut child = launch.command().unwrap().spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+        assert_eq!(child.wait().unwrap().code(), Some(3));
+        assert_eq!(std::fs::read_to_string(&exit_file).unwrap(), "3\n");
+        assert_eq!(std::fs::read_to_string(&log).unwrap(), "written: out\nwritten: err\n");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 3, "the pipe and the done file are removed: {left:?}");
     }
 }

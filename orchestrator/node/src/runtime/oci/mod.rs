@@ -109,6 +109,13 @@ impl OciRuntime {
         }
     }
 
+    /// Writes containers' output through the log writer, `program log-writer ...`
+    /// (the berth binary), so that their logs have times (`runtime::log_writer`).
+    pub fn with_log_writer(mut self, program: PathBuf) -> OciRuntime {
+        self.logs.set_writer(program);
+        self
+    }
+
     /// Opens (or creates) `state_dir` and adopts the containers recorded there.
     pub fn new(state_dir: PathBuf) -> Result<OciRuntime, RuntimeError> {
         let binary = runc::find_runc().ok_or_else(|| RuntimeError::Unsupported {

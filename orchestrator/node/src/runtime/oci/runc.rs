@@ -9,37 +9,48 @@
 //! cgroup's OOM counter is read after the exit.
 //!
 //! ```text
-//! agent ─spawn─► sh -c SUPERVISOR berth-supervisor EXIT_FILE runc --root R --log L
+//! agent ─spawn─► sh -c SUPERVISOR berth-supervisor EXIT_FILE WRITER LOG runc --root R --log L
 //!                      │                run --keep --bundle B --pid-file P ID
 //!   0. read a line on stdin   the go-ahead, sent once the container is recorded (EOF:
-//!                             the agent died first; exit 125, run nothing)
+//!                             the agent died first; exit 125, run nothing); then
+//!                             start the log writer, whose pipe becomes stdout and
+//!                             stderr (`log_writer`)
 //!   1. trap : TERM INT ...    the supervisor outlives stray signals; runc does not
 //!                             inherit the trap (a caught signal resets at exec)
-//!   2. runc run ...           stdout and stderr are the log file, handed on to the
-//!                             container as they are; stdin /dev/null
-//!   3. echo $? > EXIT_FILE
+//!   2. runc run ...           stdout and stderr (the writer's pipe, or the log file
+//!                             without one) handed on to the container as they are;
+//!                             stdin /dev/null
+//!   3. echo $? > EXIT_FILE    once the writer has written all
 //! ```
 //!
 //! When the agent dies, the supervisor is re-parented (to init or a subreaper), which
 //! reaps it; runc, its child, reaps the container.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const SUPERVISOR_SCRIPT: &str = r#"exit_file=$1; shift
+use crate::runtime::log_file::LogSink;
+use crate::runtime::log_writer::{finish_writer_sh, start_writer_sh};
+
+const SUPERVISOR_SCRIPT: &str = concat!(
+    r#"exit_file=$1; writer=$2; log=$3; shift 3
 if ! IFS= read -r go; then
   echo "berth: the runtime went away before it recorded the container" >&2
   echo 125 > "$exit_file"
   exit 125
 fi
 exec < /dev/null
-trap : TERM INT HUP QUIT USR1 USR2 PIPE
+"#,
+    start_writer_sh!(),
+    r#"trap : TERM INT HUP QUIT USR1 USR2 PIPE
 "$@"
 status=$?
-echo "$status" > "$exit_file"
+"#,
+    finish_writer_sh!(),
+    r#"echo "$status" > "$exit_file"
 exit "$status"
-"#;
+"#
+);
 
 /// Where runc is looked for when it is not on `PATH` (Debian's package puts it in
 /// /usr/sbin, which an unprivileged `PATH` lacks).
@@ -70,8 +81,8 @@ impl Runc {
     }
 
     /// The supervised `runc run` of a container: stdin a pipe for the go-ahead,
-    /// stdout and stderr the log file.
-    pub fn supervised_run(&self, bundle: &Path, id: &str, exit_file: &Path, log: File) -> std::io::Result<Command> {
+    /// stdout and stderr the log.
+    pub fn supervised_run(&self, bundle: &Path, id: &str, exit_file: &Path, log: LogSink) -> std::io::Result<Command> {
         use std::os::unix::process::CommandExt as _;
 
         let mut command = Command::new("/bin/sh");
@@ -80,6 +91,7 @@ impl Runc {
             .arg(SUPERVISOR_SCRIPT)
             .arg("berth-supervisor")
             .arg(exit_file)
+            .args(log.script_args())
             .arg(&self.binary)
             .arg("--root")
             .arg(&self.root)
@@ -98,8 +110,8 @@ impl Runc {
             .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
             .current_dir(bundle)
             .stdin(Stdio::piped())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(log.file.try_clone()?)
+            .stderr(log.file)
             .process_group(0);
         Ok(command)
     }
