@@ -1,8 +1,8 @@
 //! The pod network end to end, on two agents each on its own test host (a network
 //! namespace on a bridge): a pod on one host reaches a pod on the other by its pod IP,
 //! a hostPort reaches a pod from outside its host, and two containers of one pod
-//! share localhost. Needs root, runc, the CNI plugins and docker-registry (skipped
-//! without them on a developer's machine, failing under CI).
+//! share localhost and /dev/shm. Needs root, runc, the CNI plugins and
+//! docker-registry (skipped without them on a developer's machine, failing under CI).
 //!
 //! The pods' grace period is 1 s: their PID 1 (`sleep`, `httpd`) has no SIGTERM
 //! handler, so it ignores the signal, and the default 30 s would only slow the tests.
@@ -73,6 +73,19 @@ spec:
         "{web_ip} from host-1's block {block}"
     );
     cluster.wait_log("web", "sidecar", PAGE);
+    // ... and the pod's one /dev/shm.
+    cluster.kubectl_ok(&[
+        "exec",
+        "web",
+        "-c",
+        "httpd",
+        "--",
+        "sh",
+        "-c",
+        "echo from-httpd > /dev/shm/shared",
+    ]);
+    let shared = cluster.kubectl_ok(&["exec", "web", "-c", "sidecar", "--", "cat", "/dev/shm/shared"]);
+    assert_eq!(shared, "from-httpd\n");
 
     // From host-0, by the pod's IP, routed between the hosts.
     cluster.apply(

@@ -93,6 +93,9 @@ pub struct SandboxSpec {
     /// containers share as Kubernetes' do; None: the container gets new ones.
     pub ipc: Option<PathBuf>,
     pub uts: Option<PathBuf>,
+    /// The pod's /dev/shm (a tmpfs), which every container of the pod binds; None:
+    /// the container gets a tmpfs of its own.
+    pub shm: Option<PathBuf>,
     /// The container's hostname (the pod's name, or the host's with host networking).
     pub hostname: String,
     /// Files bind-mounted read-only into every container of the pod:

@@ -148,6 +148,33 @@ pub(crate) fn namespace_paths(dir: &Path, pod_uid: &str) -> [(Kind, PathBuf); 2]
     [(Kind::Ipc, files.join("ipc")), (Kind::Uts, files.join("uts"))]
 }
 
+/// The pod's /dev/shm, which all its containers bind: a tmpfs of its own in its
+/// sandbox directory, as containerd's sandbox has (the containers share the pod's IPC
+/// namespace, and so its shared memory, POSIX and System V alike).
+pub(crate) fn shm_path(dir: &Path, pod_uid: &str) -> PathBuf {
+    pod_dir(dir, pod_uid).join("shm")
+}
+
+/// Mounts a tmpfs at `path` as Kubernetes' runtimes make /dev/shm (64 MiB), unless one
+/// is there already (a restarted agent's pod keeps its shared memory).
+fn mount_shm(path: &Path) -> std::io::Result<()> {
+    use rustix::mount::{MountFlags, mount};
+
+    std::fs::create_dir_all(path)?;
+    let device = |p: &Path| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::dev(&m));
+    if device(path)? != device(path.parent().unwrap_or(path))? {
+        return Ok(());
+    }
+    mount(
+        "shm",
+        path,
+        "tmpfs",
+        MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+        c"mode=1777,size=65536k",
+    )?;
+    Ok(())
+}
+
 /// Blocking: sets up the pod's network (unless host networking) and writes its /etc
 /// files under `dir`; with `namespaces`, makes the IPC and UTS namespaces all the
 /// pod's containers join (host-network pods too: Kubernetes shares them either way).
@@ -183,18 +210,21 @@ pub(crate) fn set_up_sandbox(
         None => host_network_etc_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default()),
     };
     let resolv = resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
-    let (ipc, uts) = if namespaces {
+    let (ipc, uts, shm) = if namespaces {
         let [(ipc_kind, ipc), (uts_kind, uts)] = namespace_paths(dir, pod.metadata.uid());
         namespaces::create(&[(ipc_kind, &ipc), (uts_kind, &uts)])
             .map_err(|e| format!("cannot create the pod's ipc and uts namespaces: {e}"))?;
-        (Some(ipc), Some(uts))
+        let shm = shm_path(dir, pod.metadata.uid());
+        mount_shm(&shm).map_err(|e| format!("cannot mount the pod's /dev/shm at {}: {e}", shm.display()))?;
+        (Some(ipc), Some(uts), Some(shm))
     } else {
-        (None, None)
+        (None, None, None)
     };
     let spec = SandboxSpec {
         netns,
         ipc,
         uts,
+        shm,
         hostname: hostname.to_string(),
         etc_hosts: Some(write("hosts", hosts)?),
         resolv_conf: Some(write("resolv.conf", resolv)?),
@@ -215,6 +245,11 @@ pub(crate) fn tear_down_sandbox(network: Option<&dyn PodNetwork>, dir: &Path, po
         if let Err(e) = namespaces::remove(&path) {
             tracing::warn!(pod_uid, error = %e, path = %path.display(), "cannot remove a pod's namespace");
         }
+    }
+    let shm = shm_path(dir, pod_uid);
+    match rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH) {
+        Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => {}
+        Err(e) => tracing::warn!(pod_uid, error = %e, "cannot unmount a pod's /dev/shm"),
     }
     let files = pod_dir(dir, pod_uid);
     if let Err(e) = std::fs::remove_dir_all(&files)

@@ -98,24 +98,37 @@ async fn a_pod_s_containers_get_its_one_ipc_and_uts_namespace_until_it_goes() {
     assert!(namespaces::is_held(&ipc) && namespaces::is_held(&uts));
     let host_ipc = inode(Path::new("/proc/self/ns/ipc"));
     assert_ne!(inode(&ipc), host_ipc, "a namespace of the pod's own");
+    // Its /dev/shm: a tmpfs mounted in the sandbox directory.
+    let shm = files.join("shm");
+    let device = |p: &Path| std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(p).unwrap());
+    assert_ne!(device(&shm), device(&files), "a file system of its own");
+    std::fs::write(shm.join("segment"), "shared").unwrap();
     let made = (inode(&ipc), inode(&uts));
     for _ in 0..3 {
         pass(&mut executor, &desired(&[&web, &host]), t);
     }
     assert_eq!((inode(&ipc), inode(&uts)), made, "made once");
-    let given: Vec<(String, Option<PathBuf>, Option<PathBuf>)> = node
+    assert_eq!(
+        std::fs::read_to_string(shm.join("segment")).unwrap(),
+        "shared",
+        "mounted once"
+    );
+    let given: Vec<(String, Option<PathBuf>, Option<PathBuf>, Option<PathBuf>)> = node
         .runtime
         .starts()
         .into_iter()
         .map(|spec| {
             let sandbox = spec.sandbox.expect("a sandbox");
-            (spec.pod_uid, sandbox.ipc, sandbox.uts)
+            (spec.pod_uid, sandbox.ipc, sandbox.uts, sandbox.shm)
         })
         .collect();
     let web_given: Vec<_> = given.iter().filter(|(uid, ..)| uid == "uid-web").collect();
     assert_eq!(web_given.len(), 2, "{given:?}");
-    for (_, i, u) in web_given {
-        assert_eq!((i.as_deref(), u.as_deref()), (Some(ipc.as_path()), Some(uts.as_path())));
+    for (_, i, u, m) in web_given {
+        assert_eq!(
+            (i.as_deref(), u.as_deref(), m.as_deref()),
+            (Some(ipc.as_path()), Some(uts.as_path()), Some(shm.as_path()))
+        );
     }
     let host_files = node.dir.path().join("uid-host");
     assert!(
@@ -172,7 +185,11 @@ async fn a_restarted_agent_keeps_its_pods_namespaces_and_unmounts_the_gone_ones(
     assert_eq!(inode(&kept_ipc), made, "the kept pod's namespace is the same");
     assert_eq!(
         mounts_under(node.dir.path()),
-        [kept_ipc.clone(), kept_ipc.with_file_name("uts")],
-        "only the kept pod's namespaces stay mounted"
+        [
+            kept_ipc.clone(),
+            kept_ipc.with_file_name("uts"),
+            kept_ipc.with_file_name("shm")
+        ],
+        "only the kept pod's namespaces and /dev/shm stay mounted"
     );
 }

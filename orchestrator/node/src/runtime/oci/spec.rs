@@ -196,12 +196,22 @@ fn mounts(spec: &ContainerSpec, is_host_network: bool) -> Vec<Mount> {
             "devpts",
             &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
         ),
-        Mount::new(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
-        ),
+        match spec.sandbox.as_ref().and_then(|s| s.shm.as_ref()) {
+            Some(pod_shm) => Mount {
+                destination: "/dev/shm".into(),
+                kind: "bind".into(),
+                source: pod_shm.clone(),
+                options: ["rbind", "rprivate", "nosuid", "noexec", "nodev"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            },
+            None => Mount::new(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+            ),
+        },
         Mount::new("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
     ];
     if is_host_network {
