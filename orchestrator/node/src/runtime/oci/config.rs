@@ -87,6 +87,9 @@ pub struct Linux {
     /// cgroup.
     pub cgroups_path: String,
     pub resources: Resources,
+    /// Device nodes made in the container's /dev (beyond runc's defaults).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub masked_paths: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -110,6 +113,21 @@ pub struct Resources {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub memory: Option<Memory>,
     pub cpu: Cpu,
+}
+
+/// A device node of the container's /dev.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Device {
+    pub path: PathBuf,
+    /// "c" (character) or "b" (block).
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub major: u64,
+    pub minor: u64,
+    pub file_mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// A device cgroup rule; runc appends its own allowances for the devices every

@@ -7,14 +7,14 @@
 //! network one with host networking); /proc, a tmpfs /dev with /dev/pts, /dev/shm and
 //! /dev/mqueue, /sys and the cgroup tree read-only; the pod's /etc/hosts,
 //! /etc/resolv.conf and /etc/hostname bound read-only; containerd's masked and
-//! read-only paths unless privileged.
+//! read-only paths unless privileged, and then the host's device nodes.
 
 use std::path::{Path, PathBuf};
 
 use super::super::ContainerSpec;
 use super::super::wrapper::DEFAULT_PATH;
 use super::config::{
-    Cpu, DeviceRule, Linux, Memory, Mount, Namespace, OCI_VERSION, Process, Resources, Root, Spec, User,
+    Cpu, Device, DeviceRule, Linux, Memory, Mount, Namespace, OCI_VERSION, Process, Resources, Root, Spec, User,
 };
 use super::security;
 
@@ -120,12 +120,13 @@ pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, Str
             path: spec.sandbox.as_ref().and_then(|s| s.netns.clone()),
         });
     }
-    let (devices, masked_paths, readonly_paths) = if security.privileged {
+    let (devices, device_nodes, masked_paths, readonly_paths) = if security.privileged {
         (
             vec![DeviceRule {
                 allow: true,
                 access: "rwm",
             }],
+            host_devices(Path::new("/dev")),
             vec![],
             vec![],
         )
@@ -135,6 +136,7 @@ pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, Str
                 allow: false,
                 access: "rwm",
             }],
+            vec![],
             MASKED_PATHS.iter().map(|p| (*p).to_owned()).collect(),
             READONLY_PATHS.iter().map(|p| (*p).to_owned()).collect(),
         )
@@ -172,6 +174,7 @@ pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, Str
             namespaces,
             cgroups_path: placement.cgroups_path.to_owned(),
             resources: Resources { devices, memory, cpu },
+            devices: device_nodes,
             masked_paths,
             readonly_paths,
             seccomp,
@@ -255,6 +258,51 @@ fn mounts(spec: &ContainerSpec, is_host_network: bool) -> Vec<Mount> {
         }
     }
     mounts
+}
+
+/// The device nodes under `dir` (the host's /dev), which a privileged container gets
+/// as containerd gives them: all but the ones of the container's own mounts (pts, shm,
+/// mqueue) and the console.
+fn host_devices(dir: &Path) -> Vec<Device> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut devices = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        // Not followed: a symlink (/dev/fd, /dev/stdin, ...) is not a device node.
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = if meta.file_type().is_char_device() {
+            "c"
+        } else if meta.file_type().is_block_device() {
+            "b"
+        } else {
+            if meta.is_dir() && !matches!(name.to_str(), Some("pts" | "shm" | "mqueue" | "fd" | ".udev")) {
+                devices.extend(host_devices(&path));
+            }
+            continue;
+        };
+        if name == "console" {
+            continue;
+        }
+        let rdev = meta.rdev();
+        devices.push(Device {
+            path,
+            kind,
+            major: rustix::fs::major(rdev).into(),
+            minor: rustix::fs::minor(rdev).into(),
+            file_mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        });
+    }
+    devices.sort_by(|a, b| a.path.cmp(&b.path));
+    devices
 }
 
 #[cfg(test)]
@@ -383,11 +431,27 @@ mod tests {
         assert_eq!(resources["cpu"]["shares"], 102);
         assert!(config["linux"]["seccomp"].is_object());
         assert!(config["linux"]["maskedPaths"].as_array().unwrap().len() > 5);
+        assert!(
+            config["linux"].get("devices").is_none(),
+            "no host devices unless privileged"
+        );
 
         spec.security.privileged = true;
         let config = built(&spec);
         assert!(config["linux"].get("maskedPaths").is_none());
         assert!(config["linux"].get("seccomp").is_none());
         assert_eq!(config["linux"]["resources"]["devices"][0]["allow"], true);
+        // The host's device nodes, /dev/null's numbers among them (1, 3).
+        let nodes = config["linux"]["devices"].as_array().expect("the host's devices");
+        let null = nodes.iter().find(|d| d["path"] == "/dev/null").expect("/dev/null");
+        assert_eq!(
+            (&null["type"], &null["major"], &null["minor"]),
+            (&"c".into(), &1.into(), &3.into())
+        );
+        assert!(
+            nodes
+                .iter()
+                .all(|d| !d["path"].as_str().unwrap().starts_with("/dev/pts/"))
+        );
     }
 }

@@ -183,9 +183,10 @@ fn capabilities_are_added_and_dropped_and_seccomp_denies_unshare() {
     assert_eq!(code, 0, "{log}");
     assert!(log.contains("CapEff:\t0000000000000400"), "only bit 10: {log}");
 
-    // Privileged: every capability the runtime has, and no masked paths (a masked
-    // /proc/timer_list is /dev/null: nothing to read).
-    let probe = "grep CapEff /proc/self/status; echo timer_list $(head -c 4 /proc/timer_list | wc -c)";
+    // Privileged: every capability the runtime has, no masked paths (a masked
+    // /proc/timer_list is /dev/null: nothing to read), and the host's devices.
+    let probe = "grep CapEff /proc/self/status; echo timer_list $(head -c 4 /proc/timer_list | wc -c); \
+                 test -c /dev/loop-control && echo host devices";
     let mut spec = fixture.spec("privileged", &["sh", "-c", probe]);
     spec.security.privileged = true;
     let (_, log) = fixture.run(&spec);
@@ -194,8 +195,15 @@ fn capabilities_are_added_and_dropped_and_seccomp_denies_unshare() {
     let all = u64::from_str_radix(bounding, 16).unwrap() & ((1 << 41) - 1);
     assert!(log.contains(&format!("CapEff:\t{all:016x}")), "{log}");
     assert!(log.contains("timer_list 4"), "/proc/timer_list is not masked: {log}");
+    let has_loop_control = std::path::Path::new("/dev/loop-control").exists();
+    assert_eq!(
+        log.contains("host devices"),
+        has_loop_control,
+        "the host's device nodes: {log}"
+    );
     let (_, log) = fixture.run(&fixture.spec("unprivileged", &["sh", "-c", probe]));
     assert!(log.contains("timer_list 0"), "/proc/timer_list is masked: {log}");
+    assert!(!log.contains("host devices"), "only runc's few device nodes: {log}");
 
     // With CAP_SYS_ADMIN, unshare works; the default seccomp profile still says no.
     let mut spec = fixture.spec("seccomp", &["unshare", "-u", "true"]);
