@@ -176,8 +176,9 @@ fn mount_shm(path: &Path) -> std::io::Result<()> {
 }
 
 /// Blocking: sets up the pod's network (unless host networking) and writes its /etc
-/// files under `dir`; with `namespaces`, makes the IPC and UTS namespaces all the
-/// pod's containers join (host-network pods too: Kubernetes shares them either way).
+/// files under `dir`; with `namespaces`, makes the IPC and UTS namespaces and the
+/// /dev/shm all the pod's containers join (a host-network pod has the host's UTS
+/// namespace, as in Kubernetes).
 /// `node` is the node's name, a host-network pod's hostname.
 pub(crate) fn set_up_sandbox(
     network: Option<&dyn PodNetwork>,
@@ -212,11 +213,15 @@ pub(crate) fn set_up_sandbox(
     let resolv = resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
     let (ipc, uts, shm) = if namespaces {
         let [(ipc_kind, ipc), (uts_kind, uts)] = namespace_paths(dir, pod.metadata.uid());
-        namespaces::create(&[(ipc_kind, &ipc), (uts_kind, &uts)])
-            .map_err(|e| format!("cannot create the pod's ipc and uts namespaces: {e}"))?;
+        // Host networking goes with the host's UTS namespace (its hostname), as in
+        // Kubernetes; the IPC namespace is the pod's either way.
+        let uts = (!host_network).then_some(uts);
+        let mut wanted = vec![(ipc_kind, ipc.as_path())];
+        wanted.extend(uts.as_deref().map(|uts| (uts_kind, uts)));
+        namespaces::create(&wanted).map_err(|e| format!("cannot create the pod's namespaces: {e}"))?;
         let shm = shm_path(dir, pod.metadata.uid());
         mount_shm(&shm).map_err(|e| format!("cannot mount the pod's /dev/shm at {}: {e}", shm.display()))?;
-        (Some(ipc), Some(uts), Some(shm))
+        (Some(ipc), uts, Some(shm))
     } else {
         (None, None, None)
     };

@@ -15,7 +15,9 @@ pub struct Spec {
     pub oci_version: &'static str,
     pub process: Process,
     pub root: Root,
-    pub hostname: String,
+    /// None in the host's UTS namespace (runc refuses to set it there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     pub mounts: Vec<Mount>,
     pub linux: Linux,
 }

@@ -106,14 +106,17 @@ pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, Str
             path: None,
         },
         Namespace {
-            kind: "uts",
-            path: sandbox.and_then(|s| s.uts.clone()),
-        },
-        Namespace {
             kind: "ipc",
             path: sandbox.and_then(|s| s.ipc.clone()),
         },
     ];
+    // Host networking goes with the host's UTS namespace, as in Kubernetes, unless the
+    // sandbox has one to join.
+    let uts = sandbox.and_then(|s| s.uts.clone());
+    let is_host_uts = is_host_network && uts.is_none();
+    if !is_host_uts {
+        namespaces.push(Namespace { kind: "uts", path: uts });
+    }
     if !is_host_network {
         namespaces.push(Namespace {
             kind: "network",
@@ -168,7 +171,7 @@ pub fn build(spec: &ContainerSpec, placement: Placement<'_>) -> Result<Spec, Str
             path: placement.rootfs.to_path_buf(),
             readonly: security.read_only_root_filesystem,
         },
-        hostname: hostname(spec),
+        hostname: (!is_host_uts).then(|| hostname(spec)),
         mounts: mounts(spec, is_host_network),
         linux: Linux {
             namespaces,
@@ -369,8 +372,12 @@ mod tests {
             .unwrap();
         assert_eq!(network["path"], "/run/netns/pod");
         assert_eq!(pod["hostname"], "web");
-        let ipc = &pod["linux"]["namespaces"].as_array().unwrap()[3];
-        assert_eq!(ipc["type"], "ipc");
+        let ipc = pod["linux"]["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|ns| ns["type"] == "ipc")
+            .unwrap();
         assert!(ipc.get("path").is_none(), "a new ipc namespace without a sandbox's");
         let mounts = pod["mounts"].as_array().unwrap();
         assert!(
@@ -390,9 +397,11 @@ mod tests {
             .iter()
             .map(|ns| ns["type"].as_str().unwrap())
             .collect();
-        assert_eq!(kinds, ["pid", "mount", "uts", "ipc"]);
+        assert_eq!(kinds, ["pid", "mount", "ipc"], "the host's network and uts namespaces");
+        assert!(host.get("hostname").is_none(), "the host's own hostname");
 
         let shared = built(&container(Some(SandboxSpec {
+            netns: Some(netns.clone()),
             ipc: Some("/pods/u1/ipc".into()),
             uts: Some("/pods/u1/uts".into()),
             hostname: "node1".into(),
@@ -404,7 +413,14 @@ mod tests {
             .iter()
             .filter_map(|ns| Some((ns["type"].as_str().unwrap(), ns.get("path")?.as_str().unwrap())))
             .collect();
-        assert_eq!(paths, [("uts", "/pods/u1/uts"), ("ipc", "/pods/u1/ipc")]);
+        assert_eq!(
+            paths,
+            [
+                ("ipc", "/pods/u1/ipc"),
+                ("uts", "/pods/u1/uts"),
+                ("network", "/run/netns/pod")
+            ]
+        );
         assert_eq!(shared["hostname"], "node1", "runc sets it in the joined uts namespace");
     }
 

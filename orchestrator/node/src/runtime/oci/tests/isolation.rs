@@ -49,20 +49,22 @@ fn a_container_has_its_own_namespaces_hostname_and_the_default_capabilities() {
         hostname: "web-0".into(),
         ..SandboxSpec::default()
     });
-    // With a sandbox without a netns (hostNetwork) the net namespace is the host's.
+    // With a sandbox without a netns (hostNetwork) the net namespace is the host's,
+    // and so is the uts one (its hostname), as in Kubernetes.
     let (code, log) = fixture.run(&spec);
     assert_eq!(code, 0, "{log}");
     let host = host_namespaces();
     let inside = container_namespaces(&log);
     for (i, ns) in NAMESPACES.iter().enumerate() {
-        if *ns == "net" {
+        if matches!(*ns, "net" | "uts") {
             assert_eq!(inside[i], host[i], "host network: {log}");
         } else {
             assert_ne!(inside[i], host[i], "the {ns} namespace is the host's: {log}");
         }
     }
     let lines: Vec<&str> = log.lines().collect();
-    assert!(lines.contains(&"web-0"), "hostname: {log}");
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert!(lines.contains(&host_name.trim()), "the host's hostname: {log}");
     assert!(lines.contains(&"0"), "uid: {log}");
     assert!(lines.contains(&"pid 1"), "own pid namespace: {log}");
     // containerd's (and Docker's) default set: 0xa80425fb.
