@@ -60,7 +60,6 @@ pub struct ProcessRuntime {
 
 struct Containers {
     by_id: BTreeMap<String, Container>,
-    last_sequence: u64,
 }
 
 struct Container {
@@ -87,12 +86,6 @@ impl ProcessRuntime {
         let records = RecordStore::open(state_dir.join("containers"))?;
         let logs = LogFiles::open(&state_dir)?;
         let found = records.load_all()?;
-        let last_sequence = found
-            .iter()
-            .map(|r| r.sequence)
-            .max()
-            .unwrap_or(0)
-            .max(records.load_sequence());
         let by_id: BTreeMap<String, Container> = found
             .into_iter()
             .map(|record| (record.id.clone(), Container { record, child: None }))
@@ -110,7 +103,7 @@ impl ProcessRuntime {
             records,
             cgroups,
             has_warned_about_cgroups: AtomicBool::new(false),
-            containers: Mutex::new(Containers { by_id, last_sequence }),
+            containers: Mutex::new(Containers { by_id }),
         })
     }
 
@@ -118,14 +111,6 @@ impl ProcessRuntime {
         // The map stays consistent through a panic elsewhere: every change is one insert
         // or remove.
         self.containers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn next_sequence(&self) -> Result<u64, RuntimeError> {
-        let mut containers = self.lock();
-        let sequence = containers.last_sequence + 1;
-        self.records.save_sequence(sequence)?;
-        containers.last_sequence = sequence;
-        Ok(sequence)
     }
 
     /// The container's cgroups, or none (with a warning, once) when the host will not
@@ -338,7 +323,7 @@ impl Runtime for ProcessRuntime {
             })?;
         let log = self.logs.open_for_start(&spec.pod_uid, &spec.name)?;
 
-        let sequence = self.next_sequence()?;
+        let sequence = self.records.next_sequence()?;
         let id = format!("{}-{}-{sequence}", spec.pod_uid, spec.name);
         let exit_file = self.records.exit_path(&id);
         let _ = std::fs::remove_file(&exit_file);

@@ -104,10 +104,12 @@ impl ExitRecord {
     }
 }
 
-/// The records directory.
+/// The records directory, and the sequence that numbers container ids.
 #[derive(Debug)]
 pub struct RecordStore {
     dir: PathBuf,
+    /// The last sequence number given (or found in a record).
+    last_sequence: std::sync::Mutex<u64>,
 }
 
 impl RecordStore {
@@ -117,7 +119,29 @@ impl RecordStore {
             path: dir.clone(),
             source,
         })?;
-        Ok(RecordStore { dir })
+        let store = RecordStore {
+            dir,
+            last_sequence: std::sync::Mutex::new(0),
+        };
+        *store.sequence() = store.load_sequence();
+        Ok(store)
+    }
+
+    fn sequence(&self) -> std::sync::MutexGuard<'_, u64> {
+        // A number: consistent after a panic elsewhere.
+        self.last_sequence
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The next number for a container id, never given before by this directory
+    /// (saved before it is handed out).
+    pub fn next_sequence(&self) -> Result<u64, RuntimeError> {
+        let mut last = self.sequence();
+        let sequence = *last + 1;
+        self.save_sequence(sequence)?;
+        *last = sequence;
+        Ok(sequence)
     }
 
     pub fn exit_path(&self, id: &str) -> PathBuf {
@@ -168,6 +192,8 @@ impl RecordStore {
             }
         }
         records.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut last = self.sequence();
+        *last = records.iter().map(|r| r.sequence).fold(*last, u64::max);
         Ok(records)
     }
 
@@ -200,14 +226,14 @@ impl RecordStore {
         Some((status, finished_at))
     }
 
-    pub fn load_sequence(&self) -> u64 {
+    fn load_sequence(&self) -> u64 {
         std::fs::read_to_string(self.sequence_path())
             .ok()
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(0)
     }
 
-    pub fn save_sequence(&self, sequence: u64) -> Result<(), RuntimeError> {
+    fn save_sequence(&self, sequence: u64) -> Result<(), RuntimeError> {
         let path = self.sequence_path();
         write_replacing(&path, format!("{sequence}\n").as_bytes()).map_err(|source| RuntimeError::StateDir {
             what: "cannot write the container sequence",
@@ -357,8 +383,9 @@ mod tests {
     fn sequence_survives_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let store = RecordStore::open(dir.path().to_path_buf()).unwrap();
-        assert_eq!(store.load_sequence(), 0);
-        store.save_sequence(41).unwrap();
-        assert_eq!(RecordStore::open(dir.path().to_path_buf()).unwrap().load_sequence(), 41);
+        assert_eq!(store.next_sequence().unwrap(), 1);
+        assert_eq!(store.next_sequence().unwrap(), 2);
+        let reopened = RecordStore::open(dir.path().to_path_buf()).unwrap();
+        assert_eq!(reopened.next_sequence().unwrap(), 3);
     }
 }

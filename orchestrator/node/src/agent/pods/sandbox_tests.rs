@@ -12,7 +12,7 @@ use super::executor::Executor;
 use super::fixtures::{desired, now, pod_of};
 use super::image_tests::{IMAGE, Node, image_pod, pass, pass_until};
 use crate::namespaces;
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, SandboxSpec};
 use berth_api::objects::Pod;
 
 /// Whether this host can make namespaces; skips (fails under CI) when not.
@@ -113,20 +113,17 @@ async fn a_pod_s_containers_get_its_one_ipc_and_uts_namespace_until_it_goes() {
         "shared",
         "mounted once"
     );
-    let given: Vec<(String, Option<PathBuf>, Option<PathBuf>, Option<PathBuf>)> = node
+    let given: Vec<(String, SandboxSpec)> = node
         .runtime
         .starts()
         .into_iter()
-        .map(|spec| {
-            let sandbox = spec.sandbox.expect("a sandbox");
-            (spec.pod_uid, sandbox.ipc, sandbox.uts, sandbox.shm)
-        })
+        .map(|spec| (spec.pod_uid, spec.sandbox.expect("a sandbox")))
         .collect();
-    let web_given: Vec<_> = given.iter().filter(|(uid, ..)| uid == "uid-web").collect();
+    let web_given: Vec<_> = given.iter().filter(|(uid, _)| uid == "uid-web").collect();
     assert_eq!(web_given.len(), 2, "{given:?}");
-    for (_, i, u, m) in web_given {
+    for (_, sandbox) in web_given {
         assert_eq!(
-            (i.as_deref(), u.as_deref(), m.as_deref()),
+            (sandbox.ipc.as_deref(), sandbox.uts.as_deref(), sandbox.shm.as_deref()),
             (Some(ipc.as_path()), Some(uts.as_path()), Some(shm.as_path()))
         );
     }

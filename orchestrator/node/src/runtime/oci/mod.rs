@@ -78,7 +78,6 @@ pub struct OciRuntime {
 
 struct Containers {
     by_id: BTreeMap<String, Container>,
-    last_sequence: u64,
 }
 
 impl OciRuntime {
@@ -136,12 +135,6 @@ impl OciRuntime {
             })?;
         }
         let found = records.load_all()?;
-        let last_sequence = found
-            .iter()
-            .map(|r| r.sequence)
-            .max()
-            .unwrap_or(0)
-            .max(records.load_sequence());
         let by_id: BTreeMap<String, Container> = found
             .into_iter()
             .map(|record| {
@@ -175,21 +168,13 @@ impl OciRuntime {
             has_seccomp: runc.has_seccomp(),
             runc,
             cgroup_mounts: cgroup::all_mount_points(&mounts),
-            containers: Mutex::new(Containers { by_id, last_sequence }),
+            containers: Mutex::new(Containers { by_id }),
         })
     }
 
     fn lock(&self) -> MutexGuard<'_, Containers> {
         // Every change to the map is one insert or remove: consistent after a panic.
         self.containers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn next_sequence(&self) -> Result<u64, RuntimeError> {
-        let mut containers = self.lock();
-        let sequence = containers.last_sequence + 1;
-        self.records.save_sequence(sequence)?;
-        containers.last_sequence = sequence;
-        Ok(sequence)
     }
 
     /// The container's cgroup path (`linux.cgroupsPath`) and its directory in every
@@ -241,7 +226,7 @@ impl OciRuntime {
                 what: "apply the RuntimeDefault seccomp profile: runc was built without seccomp".into(),
             });
         }
-        let sequence = self.next_sequence()?;
+        let sequence = self.records.next_sequence()?;
         let id = format!("{}-{}-{sequence}", spec.pod_uid, spec.name);
         let bundle = Bundle::new(&self.bundles_dir, &id);
         let (cgroups_path, cgroup_dirs) = self.cgroup_of(&spec.pod_uid, &id);
