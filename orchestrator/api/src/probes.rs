@@ -3,7 +3,9 @@
 //! [`Timing::of`], which takes an unset (or zero) value as its default, so pods
 //! written by the controllers, which skip the API server's defaults, probe alike.
 
-use k8s_openapi::api::core::v1::{PodSpec, Probe};
+pub use k8s_openapi::api::core::v1::{ExecAction, GRPCAction, HTTPGetAction, HTTPHeader, Probe, TCPSocketAction};
+
+use k8s_openapi::api::core::v1::PodSpec;
 
 pub const DEFAULT_TIMEOUT_SECONDS: i32 = 1;
 pub const DEFAULT_PERIOD_SECONDS: i32 = 10;
@@ -73,7 +75,7 @@ fn default_probe(probe: &mut Probe) {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::core::v1::{Container, HTTPGetAction};
+    use k8s_openapi::api::core::v1::Container;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
     use super::*;
