@@ -136,6 +136,12 @@ impl Executor {
         self.probes.wake()
     }
 
+    /// How many probes run now.
+    #[cfg(test)]
+    pub(crate) fn probes_running(&self) -> usize {
+        self.probes.running()
+    }
+
     pub(crate) fn memory(&self) -> &Memory {
         &self.memory
     }
@@ -416,7 +422,14 @@ impl Executor {
                 message,
             } => {
                 tracing::info!(%pod, %container, %message, "probe failed");
-                self.emit(&pod, &pod_uid, Some(&container), EventType::Warning, "Unhealthy", message);
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    Some(&container),
+                    EventType::Warning,
+                    "Unhealthy",
+                    message,
+                );
             }
             Action::KillUnhealthy {
                 pod,

@@ -104,7 +104,9 @@ async fn call(tcp: TcpStream, authority: &str, service: &str) -> Result<u64, Str
         let message = field("grpc-message").unwrap_or_default();
         let rpc_error = format!("rpc error: code = {} desc = {message}", code_name(code));
         return Err(match code {
-            12 => format!("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {rpc_error}"),
+            12 => format!(
+                "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {rpc_error}"
+            ),
             4 => "timeout: health rpc did not complete".to_string(),
             _ => format!("error: health rpc probe failed: {rpc_error}"),
         });

@@ -28,6 +28,8 @@ pub(crate) mod workers;
 mod handler_tests;
 #[cfg(test)]
 mod health_tests;
+#[cfg(test)]
+mod wiring_tests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
