@@ -339,12 +339,29 @@ async fn exec_probes_in(runtime: Arc<dyn Runtime>, spec: &ContainerSpec) {
         attempt(&exec_probe(&["sh", "-c", "echo broken >&2; exit 3"], 5), &target).await,
         Outcome::failure("broken\n")
     );
+    // A seconds argument unique to this test, to find its process by.
+    let seconds = format!("7.{}", std::process::id());
     let started = std::time::Instant::now();
     assert_eq!(
-        attempt(&exec_probe(&["sleep", "7"], 1), &target).await,
-        Outcome::failure("command \"sleep 7\" timed out")
+        attempt(&exec_probe(&["sleep", &seconds], 1), &target).await,
+        Outcome::failure(format!("command \"sleep {seconds}\" timed out"))
     );
     assert!(started.elapsed() < Duration::from_secs(5), "the timeout is honoured");
+    berth_testkit::eventually("the timed-out command ended", async || {
+        (!sleeping(&seconds)).then_some(())
+    })
+    .await;
+}
+
+/// Whether a `sleep <seconds>` process runs on this machine (inside a container or
+/// not: the host sees every process).
+fn sleeping(seconds: &str) -> bool {
+    let wanted = format!("sleep\0{seconds}\0");
+    std::fs::read_dir("/proc").unwrap().flatten().any(|entry| {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let zombie = std::fs::read_to_string(entry.path().join("stat")).is_ok_and(|s| s.contains(") Z "));
+        !zombie && String::from_utf8_lossy(&cmdline).ends_with(&wanted)
+    })
 }
 
 #[tokio::test]
