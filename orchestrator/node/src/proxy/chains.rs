@@ -73,15 +73,21 @@ impl ChainNames {
 
     /// An endpoint's chain.
     pub fn endpoint(&self, display_name: &str, protocol: &str, address: &str) -> String {
-        format!("BERTH-SEP-{}{}", self.code, hash32(&[display_name, protocol, address], 12))
+        format!(
+            "BERTH-SEP-{}{}",
+            self.code,
+            hash32(&[display_name, protocol, address], 12)
+        )
     }
 
     /// Whether `chain` is one of this proxy's.
     pub fn is_own(&self, chain: &str) -> bool {
         [self.services(), self.node_ports(), self.postrouting(), self.forward()].contains(&chain.to_string())
-            || PER_SERVICE_PREFIXES
-                .iter()
-                .any(|prefix| chain.strip_prefix(prefix).is_some_and(|rest| rest.starts_with(&self.code)))
+            || PER_SERVICE_PREFIXES.iter().any(|prefix| {
+                chain
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with(&self.code))
+            })
     }
 }
 

@@ -11,7 +11,9 @@
 //! - A route for the service CIDR to the pod bridge, under berth's own protocol
 //!   number: the host's own connections to a cluster IP find a route (their DNAT
 //!   comes after the routing decision), and traffic to a service IP that no rule
-//!   matches stays on this node instead of following the default route.
+//!   matches stays on this node instead of following the default route. The bridge
+//!   is the pod network's, made with the node's first pod; until then the host's
+//!   own routes apply.
 
 use std::io;
 use std::path::Path;
@@ -48,21 +50,27 @@ pub fn set_sysctls(host_netns: Option<&Path>) -> io::Result<()> {
     })?
 }
 
-/// Routes `cidr` to `bridge`, making the bridge if the pod network has not yet
-/// (the CNI bridge plugin takes an existing bridge as it is and gives it its
-/// address); idempotent.
-pub fn ensure_service_route(host_netns: Option<&Path>, cidr: Ipv4Cidr, bridge: &str) -> io::Result<()> {
+/// Routes `cidr` to `bridge`, once the pod network has made the bridge (with the
+/// node's first pod); idempotent. Whether the route is there.
+pub fn ensure_service_route(host_netns: Option<&Path>, cidr: Ipv4Cidr, bridge: &str) -> io::Result<bool> {
     if netns::run_in(host_netns, "ip", &["link", "show", "dev", bridge]).is_err() {
-        netns::run_in(host_netns, "ip", &["link", "add", "name", bridge, "type", "bridge"])?;
-        netns::run_in(host_netns, "ip", &["link", "set", bridge, "up"])?;
+        return Ok(false);
     }
     let cidr = cidr.to_string();
     netns::run_in(
         host_netns,
         "ip",
-        &["route", "replace", &cidr, "dev", bridge, "proto", SERVICE_ROUTE_PROTOCOL],
-    )
-    .map(drop)
+        &[
+            "route",
+            "replace",
+            &cidr,
+            "dev",
+            bridge,
+            "proto",
+            SERVICE_ROUTE_PROTOCOL,
+        ],
+    )?;
+    Ok(true)
 }
 
 /// Removes the route [`ensure_service_route`] made, if it is still there and still
@@ -73,7 +81,16 @@ pub fn remove_service_route(host_netns: Option<&Path>, cidr: Ipv4Cidr, bridge: &
     let shown = netns::run_in(
         host_netns,
         "ip",
-        &["route", "show", "exact", &cidr, "dev", bridge, "proto", SERVICE_ROUTE_PROTOCOL],
+        &[
+            "route",
+            "show",
+            "exact",
+            &cidr,
+            "dev",
+            bridge,
+            "proto",
+            SERVICE_ROUTE_PROTOCOL,
+        ],
     )
     .unwrap_or_default();
     if shown.trim().is_empty() {

@@ -174,7 +174,10 @@ pub fn service_ports(services: &[Service], slices: &[EndpointSlice]) -> Vec<Serv
                 affinity_timeout_s,
                 internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
                 external_local: spec.external_traffic_policy.as_deref() == Some("Local"),
-                endpoints: endpoints.get(&key).map(|e| e.values().cloned().collect()).unwrap_or_default(),
+                endpoints: endpoints
+                    .get(&key)
+                    .map(|e| e.values().cloned().collect())
+                    .unwrap_or_default(),
             });
         }
     }
@@ -199,7 +202,9 @@ fn endpoints_by_port(slices: &[EndpointSlice]) -> BTreeMap<PortKey, BTreeMap<(Ip
         let Some(service) = labels.and_then(|l| l.get(SERVICE_NAME_LABEL)) else {
             continue;
         };
-        let Some(namespace) = &slice.metadata.namespace else { continue };
+        let Some(namespace) = &slice.metadata.namespace else {
+            continue;
+        };
         for port in slice.ports.iter().flatten() {
             let Some(protocol) = Protocol::parse(port.protocol.as_deref()) else {
                 continue;

@@ -51,6 +51,8 @@ struct State {
     needs_full: bool,
     /// Stopped: nothing more is written.
     stopped: bool,
+    /// The service CIDR's route is in place (checked at every sync until it is).
+    routed: bool,
 }
 
 /// Writes the rules of one proxy to its host.
@@ -62,6 +64,18 @@ pub struct Proxier {
 }
 
 impl Proxier {
+    /// Whether this host can run the proxy: root, and iptables' restore command.
+    pub fn available() -> Result<(), String> {
+        if !rustix::process::geteuid().is_root() {
+            return Err("the service proxy needs root (it writes the node's iptables)".into());
+        }
+        let restore = std::process::Command::new("iptables-restore").arg("--version").output();
+        if !restore.is_ok_and(|out| out.status.success()) {
+            return Err("the service proxy needs iptables-restore (Debian: iptables)".into());
+        }
+        Ok(())
+    }
+
     pub fn new(settings: ProxySettings) -> Proxier {
         let node = ProxyNode {
             name: settings.node_name.clone(),
@@ -102,10 +116,14 @@ impl Proxier {
             if let Err(e) = host::set_sysctls(host_netns) {
                 tracing::warn!(error = %e, "cannot set the kernel settings the service proxy needs");
             }
-            if let Some(bridge) = &self.settings.route_bridge
-                && let Err(e) = host::ensure_service_route(host_netns, self.settings.service_cidr, bridge)
-            {
-                tracing::warn!(error = %e, cidr = %self.settings.service_cidr, "cannot route the service CIDR");
+            state.routed = false;
+        }
+        if let Some(bridge) = self.settings.route_bridge.as_deref().filter(|_| !state.routed) {
+            match host::ensure_service_route(host_netns, self.settings.service_cidr, bridge) {
+                Ok(routed) => state.routed = routed,
+                Err(e) => {
+                    tracing::warn!(error = %e, cidr = %self.settings.service_cidr, "cannot route the service CIDR")
+                }
             }
         }
         let previous = state.applied.clone().unwrap_or_default();

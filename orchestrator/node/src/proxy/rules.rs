@@ -149,7 +149,10 @@ pub fn ruleset(ports: &[ServicePort], node: &ProxyNode, previous: &BTreeSet<Chai
     }
 
     let post = names.postrouting();
-    nat.rule(&post, format!("-m mark ! --mark {MASQUERADE_MARK}/{MASQUERADE_MARK} -j RETURN"));
+    nat.rule(
+        &post,
+        format!("-m mark ! --mark {MASQUERADE_MARK}/{MASQUERADE_MARK} -j RETURN"),
+    );
     // Cleared so that a packet going through the host again is not masqueraded twice.
     nat.rule(&post, format!("-j MARK --xor-mark {MASQUERADE_MARK}"));
     nat.rule(
@@ -281,7 +284,11 @@ fn service_port_rules(port: &ServicePort, node: &ProxyNode, filter: &mut TableRu
         return;
     }
     let ext = names.service_port("EXT", &display, protocol);
-    let has_external_target = if port.external_local { svl.is_some() } else { svc.is_some() };
+    let has_external_target = if port.external_local {
+        svl.is_some()
+    } else {
+        svc.is_some()
+    };
     if has_external_target {
         nat.chain(&ext);
         if port.external_local {

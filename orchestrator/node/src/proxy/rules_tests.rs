@@ -77,7 +77,9 @@ fn chain_rules(ruleset: &Ruleset, chain: &str) -> Vec<String> {
 fn nat_rules(ruleset: &Ruleset, chain: &str) -> Vec<String> {
     let nat = &ruleset.text[ruleset.text.find("*nat").unwrap()..];
     let prefix = format!("-A {chain} ");
-    nat.lines().filter_map(|l| l.strip_prefix(&prefix).map(String::from)).collect()
+    nat.lines()
+        .filter_map(|l| l.strip_prefix(&prefix).map(String::from))
+        .collect()
 }
 
 fn names() -> ChainNames {
@@ -127,7 +129,9 @@ COMMIT
 "
     );
     assert_eq!(ruleset.text, expected);
-    assert!(ruleset.chains.contains(&(Table::Nat, sep)) && ruleset.chains.contains(&(Table::Filter, names().forward())));
+    assert!(
+        ruleset.chains.contains(&(Table::Nat, sep)) && ruleset.chains.contains(&(Table::Filter, names().forward()))
+    );
 }
 
 #[test]
@@ -168,11 +172,15 @@ fn a_service_without_endpoints_rejects_at_once_instead_of_hanging() {
     let ruleset = rules(&[np], &[slice("web-1", "web", http_port(), &[not_ready])]);
     assert_eq!(
         chain_rules(&ruleset, "BERTH-SVCS-berth0")[..1],
-        ["-d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment \"default/web:http has no endpoints\" -j REJECT --reject-with icmp-port-unreachable"]
+        [
+            "-d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment \"default/web:http has no endpoints\" -j REJECT --reject-with icmp-port-unreachable"
+        ]
     );
     assert_eq!(
         chain_rules(&ruleset, "BERTH-NP-berth0")[1..],
-        ["-m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -m comment --comment \"default/web:http has no endpoints\" -j REJECT --reject-with icmp-port-unreachable"]
+        [
+            "-m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -m comment --comment \"default/web:http has no endpoints\" -j REJECT --reject-with icmp-port-unreachable"
+        ]
     );
     assert!(
         !ruleset.text.contains("BERTH-SVC-") && !ruleset.text.contains("BERTH-SEP-"),
@@ -186,7 +194,10 @@ fn terminating_endpoints_that_still_serve_are_used_only_while_none_is_ready() {
     let display = "default/web:http";
     let terminating = ("10.244.1.5", Some(false), Some(true), Some(true), "node-b");
     let gone = ("10.244.2.5", Some(false), Some(false), Some(true), "node-b");
-    let ruleset = rules(&[web(json!({}))], &[slice("web-1", "web", http_port(), &[terminating, gone])]);
+    let ruleset = rules(
+        &[web(json!({}))],
+        &[slice("web-1", "web", http_port(), &[terminating, gone])],
+    );
     assert_eq!(
         chain_rules(&ruleset, &svc_chain(display)),
         [format!(
@@ -204,7 +215,12 @@ fn terminating_endpoints_that_still_serve_are_used_only_while_none_is_ready() {
     // Conditions left unset: ready, serving, not terminating (the API's meaning).
     let unset = rules(
         &[web(json!({}))],
-        &[slice("web-1", "web", http_port(), &[("10.244.4.5", None, None, None, "node-b")])],
+        &[slice(
+            "web-1",
+            "web",
+            http_port(),
+            &[("10.244.4.5", None, None, None, "node-b")],
+        )],
     );
     assert!(chain_rules(&unset, &svc_chain(display))[0].contains("10.244.4.5:8080"));
 }
@@ -212,10 +228,16 @@ fn terminating_endpoints_that_still_serve_are_used_only_while_none_is_ready() {
 #[test]
 fn client_ip_affinity_sends_a_client_back_to_its_endpoint_until_the_timeout() {
     let display = "default/web:http";
-    let affinity = web(json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}));
+    let affinity =
+        web(json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}));
     let ruleset = rules(
         &[affinity],
-        &[slice("web-1", "web", http_port(), &[ready("10.244.1.5"), ready("10.244.2.5")])],
+        &[slice(
+            "web-1",
+            "web",
+            http_port(),
+            &[ready("10.244.1.5"), ready("10.244.2.5")],
+        )],
     );
     let sep1 = sep_chain(display, "10.244.1.5:8080");
     let balancing = chain_rules(&ruleset, &svc_chain(display));
@@ -225,7 +247,11 @@ fn client_ip_affinity_sends_a_client_back_to_its_endpoint_until_the_timeout() {
             "-m comment --comment \"{display} -> 10.244.1.5:8080\" -m recent --name {sep1} --rcheck --seconds 60 --reap -j {sep1}"
         )
     );
-    assert_eq!(balancing.len(), 4, "two affinity checks, then the balancing: {balancing:?}");
+    assert_eq!(
+        balancing.len(),
+        4,
+        "two affinity checks, then the balancing: {balancing:?}"
+    );
     assert_eq!(
         chain_rules(&ruleset, &sep1)[1],
         format!(
@@ -271,7 +297,9 @@ fn a_node_port_is_masqueraded_and_balanced_over_every_endpoint() {
     let ext = names().service_port("EXT", display, "tcp");
     assert_eq!(
         nat_rules(&ruleset, "BERTH-NP-berth0"),
-        [format!("-p tcp -m tcp --dport 30080 -m comment --comment \"{display}\" -j {ext}")]
+        [format!(
+            "-p tcp -m tcp --dport 30080 -m comment --comment \"{display}\" -j {ext}"
+        )]
     );
     assert_eq!(
         chain_rules(&ruleset, &ext),
@@ -306,7 +334,10 @@ fn local_policies_keep_traffic_on_this_nodes_endpoints() {
     assert_eq!(ext[2], format!("-j {svl}"));
 
     // Endpoints elsewhere only: this node drops (it has none to send to).
-    let elsewhere = rules(&[web(spec)], &[slice("web-1", "web", http_port(), &[ready("10.244.1.5")])]);
+    let elsewhere = rules(
+        &[web(spec)],
+        &[slice("web-1", "web", http_port(), &[ready("10.244.1.5")])],
+    );
     assert!(chain_rules(&elsewhere, "BERTH-SVCS-berth0")[0].ends_with("has no local endpoints\" -j DROP"));
     assert!(chain_rules(&elsewhere, "BERTH-NP-berth0")[1].ends_with("has no local endpoints\" -j DROP"));
 }
@@ -332,13 +363,14 @@ fn chains_no_longer_needed_are_deleted_and_missing_jumps_added() {
         .collect();
     let ruleset = ruleset(&[], &node(), &previous, &missing);
     let text = &ruleset.text;
-    assert!(text.contains(&format!(":{} - [0:0]\n", old.1)), "flushed first:\n{text}");
+    assert!(
+        text.contains(&format!(":{} - [0:0]\n", old.1)),
+        "flushed first:\n{text}"
+    );
     assert!(text.contains(&format!("-X {}\nCOMMIT", old.1)), "then deleted:\n{text}");
     assert!(!text.contains("-X BERTH-SVCS"), "{text}");
     assert!(!ruleset.chains.contains(&old));
-    assert!(text.contains(
-        "-I POSTROUTING 1 -m comment --comment \"berth postrouting rules\" -j BERTH-POST-berth0\n"
-    ));
+    assert!(text.contains("-I POSTROUTING 1 -m comment --comment \"berth postrouting rules\" -j BERTH-POST-berth0\n"));
     assert!(text.contains("-I FORWARD 1 -m conntrack --ctstate NEW -j BERTH-SVCS-berth0\n"));
     assert!(text.contains("-A FORWARD -j BERTH-FWD-berth0\n"));
     assert!(!text.contains("PREROUTING"));

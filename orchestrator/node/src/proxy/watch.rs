@@ -57,7 +57,9 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Cache<T> {
             Ok(object) => {
                 objects.insert(record.key.clone(), object);
             }
-            Err(e) => tracing::warn!(key = %record.key, error = %e, "the service proxy skips an object that does not decode"),
+            Err(e) => {
+                tracing::warn!(key = %record.key, error = %e, "the service proxy skips an object that does not decode")
+            }
         }
     }
 
@@ -129,7 +131,11 @@ pub async fn run(proxier: Arc<Proxier>, kv: Kv) {
                     if full {
                         last_full = Some(started);
                     }
-                    tracing::debug!(full, elapsed_ms = started.elapsed().as_millis() as u64, "service rules synced");
+                    tracing::debug!(
+                        full,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "service rules synced"
+                    );
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot write the service rules; retrying"),
                 Err(e) => tracing::warn!(error = %e, "the service rules' sync failed; retrying"),
