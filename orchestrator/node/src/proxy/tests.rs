@@ -177,6 +177,18 @@ async fn a_service_reaches_its_endpoints_from_pods_and_hosts_follows_them_and_le
         "masqueraded to the bridge's address, or it could not answer itself"
     );
 
+    // A neighbour on the same bridge: the reply comes back over the bridge, and is
+    // un-DNATed only because bridged traffic goes through conntrack (br_netfilter).
+    let neighbour = tokio::task::block_in_place(|| host_b.network().setup(&pod("uid-b2", "pb2", vec![]))).unwrap();
+    let answer = answers(
+        "a pod reaches a neighbour through the Service",
+        &neighbour.netns,
+        service,
+        "from-b",
+    )
+    .await;
+    assert_eq!(answer, format!("from-b {}", neighbour.ip));
+
     // The endpoint moves: the rules follow.
     put_slice(&store.kv, &[(pod_b.ip, false, "b"), (pod_a.ip, true, "a")]).await;
     answers(
@@ -216,7 +228,7 @@ async fn a_service_reaches_its_endpoints_from_pods_and_hosts_follows_them_and_le
             "the pod network's own chain stays"
         );
     }
-    for (host, uid) in [(&host_a, "uid-a"), (&host_b, "uid-b")] {
+    for (host, uid) in [(&host_a, "uid-a"), (&host_b, "uid-b"), (&host_b, "uid-b2")] {
         tokio::task::block_in_place(|| host.network().teardown(uid)).unwrap();
     }
 }
