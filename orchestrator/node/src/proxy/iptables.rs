@@ -25,7 +25,9 @@ pub fn save(host_netns: Option<&Path>) -> io::Result<String> {
 /// one transaction, and chains the input does not name are left as they are.
 pub fn restore(host_netns: Option<&Path>, input: &str) -> io::Result<()> {
     let mut restore = Command::new("iptables-restore");
-    restore.arg("--noflush");
+    // -w: wait for the legacy backend's lock rather than fail (the nf_tables one
+    // retries a transaction another writer raced by itself).
+    restore.args(["-w", "5", "--noflush"]);
     let out = netns::output_in(host_netns, restore, input.as_bytes())?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
