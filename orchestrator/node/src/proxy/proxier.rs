@@ -1,7 +1,7 @@
-//! The proxy's effects on the host: each sync writes the whole ruleset in one
-//! `iptables-restore` (rules.rs says what); a full sync first reads the host
-//! (`iptables-save`) for the jumps into berth's chains and sets the kernel settings
-//! and the service route (host.rs). [`Proxier::stop`] removes it all.
+//! The proxy's effects on the host: each sync writes the chains that changed in one
+//! `iptables-restore` (rules.rs says what); a full sync writes them all, and first
+//! reads the host (`iptables-save`) for the jumps into berth's chains and sets the
+//! kernel settings and the service route (host.rs). [`Proxier::stop`] removes it all.
 //!
 //! The first sync after a start is full and takes the chains found on the host as
 //! its own: what a killed agent left is rewritten or deleted then, without a moment
@@ -10,7 +10,7 @@
 //! One lock: the state, held across each sync and the stop (calls block), so a
 //! sync still running when the agent stops cannot write after the cleanup.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -19,7 +19,7 @@ use berth_api::cidr::Ipv4Cidr;
 
 use super::chains::ChainNames;
 use super::model::ServicePort;
-use super::rules::{self, Chain, ProxyNode};
+use super::rules::{self, Chain, ChainContent, ProxyNode, UNKNOWN_CONTENT};
 use super::{host, iptables};
 
 /// The default of `--service-cluster-ip-range`, as the API server's.
@@ -46,7 +46,7 @@ pub struct ProxySettings {
 struct State {
     /// The proxy's chains on the host as the last sync left them (None before the
     /// first sync has read them).
-    applied: Option<BTreeSet<Chain>>,
+    applied: Option<BTreeMap<Chain, ChainContent>>,
     /// A sync failed: the next one reads the host again.
     needs_full: bool,
     /// Stopped: nothing more is written.
@@ -106,11 +106,13 @@ impl Proxier {
         }
         let host_netns = self.settings.host_netns.as_deref();
         let mut missing = Vec::new();
-        if full || state.needs_full || state.applied.is_none() {
+        let full = full || state.needs_full || state.applied.is_none();
+        if full {
             state.needs_full = true;
             let saved = iptables::save(host_netns)?;
             if state.applied.is_none() {
-                state.applied = Some(iptables::existing_chains(&saved, &self.node.chains));
+                let found = iptables::existing_chains(&saved, &self.node.chains);
+                state.applied = Some(found.into_iter().map(|c| (c, UNKNOWN_CONTENT.to_string())).collect());
             }
             missing = iptables::missing_jumps(&saved, &rules::jumps(&self.node.chains));
             if let Err(e) = host::set_sysctls(host_netns) {
@@ -127,7 +129,7 @@ impl Proxier {
             }
         }
         let previous = state.applied.clone().unwrap_or_default();
-        let ruleset = rules::ruleset(ports, &self.node, &previous, &missing);
+        let ruleset = rules::ruleset(ports, &self.node, &previous, full, &missing);
         if let Err(e) = iptables::restore(host_netns, &ruleset.text) {
             state.needs_full = true;
             return Err(e);
@@ -149,7 +151,7 @@ impl Proxier {
             tracing::warn!(error = %e, "cannot remove the service CIDR's route");
         }
         iptables::cleanup(host_netns, &self.node.chains)?;
-        state.applied = Some(BTreeSet::new());
+        state.applied = Some(BTreeMap::new());
         Ok(())
     }
 }

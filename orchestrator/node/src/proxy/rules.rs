@@ -1,8 +1,8 @@
 //! The ruleset, pure: service ports and their endpoints (model.rs) in, one
 //! `iptables-restore --noflush` input out, kube-proxy's iptables mode in berth's own
-//! chains (chains.rs). The input declares every chain of the proxy, which flushes
-//! it, and fills it again; chains no longer needed are flushed and deleted in the
-//! same input; nothing else on the host is touched. Each table's part is applied
+//! chains (chains.rs). The input declares each chain of the proxy whose rules
+//! changed, which flushes it, and fills it again; chains no longer needed are
+//! flushed and deleted in the same input; nothing else on the host is touched. Each table's part is applied
 //! as one transaction, so a packet sees the rules before or after a change, never
 //! half of it.
 //!
@@ -19,7 +19,7 @@
 //!  filter FORWARD ─► FWD: accept marked and established traffic
 //! ```
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::chains::ChainNames;
@@ -108,36 +108,57 @@ pub struct ProxyNode {
     pub chains: ChainNames,
 }
 
-/// One `iptables-restore --noflush` input and the chains it leaves in place.
+/// What a sync left in one chain: its rules, as written.
+pub type ChainContent = String;
+
+/// A chain found on the host whose rules are not known (rewritten at the next sync).
+pub const UNKNOWN_CONTENT: &str = "\0unknown";
+
+/// One `iptables-restore --noflush` input and the chains it leaves in place, with
+/// their rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ruleset {
     pub text: String,
-    pub chains: BTreeSet<Chain>,
+    pub chains: BTreeMap<Chain, ChainContent>,
 }
 
-/// The rules of one table, as they are written.
+/// The rules of one table, chain by chain, as they are written.
 #[derive(Default)]
 struct TableRules {
-    chains: Vec<String>,
-    rules: Vec<String>,
+    chains: Vec<(String, Vec<String>)>,
 }
 
 impl TableRules {
     fn chain(&mut self, chain: &str) {
-        if !self.chains.iter().any(|c| c == chain) {
-            self.chains.push(chain.to_string());
+        if !self.chains.iter().any(|(c, _)| c == chain) {
+            self.chains.push((chain.to_string(), Vec::new()));
         }
     }
 
     fn rule(&mut self, chain: &str, rule: String) {
-        self.rules.push(format!("-A {chain} {rule}"));
+        self.chain(chain);
+        let (_, rules) = self
+            .chains
+            .iter_mut()
+            .find(|(c, _)| c == chain)
+            .expect("declared above");
+        rules.push(format!("-A {chain} {rule}"));
     }
 }
 
 /// The input that makes the proxy's chains hold the rules for `ports`, deletes the
 /// chains of `previous` (what the last input left) that are no longer needed, and
-/// adds the `missing` jumps from the standard chains.
-pub fn ruleset(ports: &[ServicePort], node: &ProxyNode, previous: &BTreeSet<Chain>, missing: &[Jump]) -> Ruleset {
+/// adds the `missing` jumps from the standard chains. Only the chains whose rules
+/// differ from `previous` are written (all of them when `full`): a change to one
+/// Service rewrites its own chains and the entry chains, whatever the number of
+/// Services.
+pub fn ruleset(
+    ports: &[ServicePort],
+    node: &ProxyNode,
+    previous: &BTreeMap<Chain, ChainContent>,
+    full: bool,
+    missing: &[Jump],
+) -> Ruleset {
     let names = &node.chains;
     let mut filter = TableRules::default();
     let mut nat = TableRules::default();
@@ -192,18 +213,21 @@ pub fn ruleset(ports: &[ServicePort], node: &ProxyNode, previous: &BTreeSet<Chai
             + &names.node_ports(),
     );
 
-    let chains: BTreeSet<Chain> = (filter.chains.iter().map(|c| (Table::Filter, c.clone())))
-        .chain(nat.chains.iter().map(|c| (Table::Nat, c.clone())))
-        .collect();
+    let mut chains = BTreeMap::new();
     let mut text = String::new();
     for (table, rules) in [(Table::Filter, &filter), (Table::Nat, &nat)] {
-        let stale: Vec<&String> = previous
+        let written: Vec<&(String, Vec<String>)> = rules
+            .chains
             .iter()
-            .filter(|(t, c)| *t == table && !chains.contains(&(table, c.clone())))
+            .filter(|(chain, lines)| full || previous.get(&(table, chain.clone())) != Some(&lines.join("\n")))
+            .collect();
+        let stale: Vec<&String> = previous
+            .keys()
+            .filter(|(t, c)| *t == table && !rules.chains.iter().any(|(chain, _)| chain == c))
             .map(|(_, c)| c)
             .collect();
         let _ = writeln!(text, "*{}", table.as_str());
-        for chain in rules.chains.iter().chain(stale.iter().copied()) {
+        for chain in written.iter().map(|(c, _)| c).chain(stale.iter().copied()) {
             let _ = writeln!(text, ":{chain} - [0:0]");
         }
         for jump in missing.iter().filter(|j| j.table == table) {
@@ -211,13 +235,21 @@ pub fn ruleset(ports: &[ServicePort], node: &ProxyNode, previous: &BTreeSet<Chai
             let at = if jump.first { " 1" } else { "" };
             let _ = writeln!(text, "{position} {}{at} {}", jump.from, jump.spec());
         }
-        for rule in &rules.rules {
-            let _ = writeln!(text, "{rule}");
+        for (_, lines) in &written {
+            for line in lines {
+                let _ = writeln!(text, "{line}");
+            }
         }
         for chain in stale {
             let _ = writeln!(text, "-X {chain}");
         }
         text.push_str("COMMIT\n");
+        chains.extend(
+            rules
+                .chains
+                .iter()
+                .map(|(chain, lines)| ((table, chain.clone()), lines.join("\n"))),
+        );
     }
     Ruleset { text, chains }
 }

@@ -1,4 +1,4 @@
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -50,7 +50,7 @@ fn node() -> ProxyNode {
 }
 
 fn rules(services: &[Service], slices: &[EndpointSlice]) -> Ruleset {
-    ruleset(&service_ports(services, slices), &node(), &BTreeSet::new(), &[])
+    ruleset(&service_ports(services, slices), &node(), &BTreeMap::new(), true, &[])
 }
 
 fn web(extra: Value) -> Service {
@@ -117,20 +117,21 @@ COMMIT
 :BERTH-POST-berth0 - [0:0]
 :{svc} - [0:0]
 :{sep} - [0:0]
+-A BERTH-SVCS-berth0 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment \"default/web:http cluster IP\" -j {svc}
+-A BERTH-SVCS-berth0 -m comment --comment \"berth service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j BERTH-NP-berth0
 -A BERTH-POST-berth0 -m mark ! --mark 0x4000/0x4000 -j RETURN
 -A BERTH-POST-berth0 -j MARK --xor-mark 0x4000
 -A BERTH-POST-berth0 -m comment --comment \"berth service traffic requiring SNAT\" -j MASQUERADE --random-fully
 -A {svc} -m comment --comment \"default/web:http -> 10.244.1.5:8080\" -j {sep}
 -A {sep} -m comment --comment \"default/web:http\" -s 10.244.1.5/32 -j MARK --or-mark 0x4000
 -A {sep} -m comment --comment \"default/web:http\" -p tcp -m tcp -j DNAT --to-destination 10.244.1.5:8080
--A BERTH-SVCS-berth0 -d 10.96.0.10/32 -p tcp -m tcp --dport 80 -m comment --comment \"default/web:http cluster IP\" -j {svc}
--A BERTH-SVCS-berth0 -m comment --comment \"berth service nodeports; NOTE: this must be the last rule in this chain\" -m addrtype --dst-type LOCAL -j BERTH-NP-berth0
 COMMIT
 "
     );
     assert_eq!(ruleset.text, expected);
     assert!(
-        ruleset.chains.contains(&(Table::Nat, sep)) && ruleset.chains.contains(&(Table::Filter, names().forward()))
+        ruleset.chains.contains_key(&(Table::Nat, sep))
+            && ruleset.chains.contains_key(&(Table::Filter, names().forward()))
     );
 }
 
@@ -356,12 +357,15 @@ fn headless_and_external_name_services_get_no_rules() {
 #[test]
 fn chains_no_longer_needed_are_deleted_and_missing_jumps_added() {
     let old = (Table::Nat, names().service_port("SVC", "default/gone", "tcp"));
-    let previous = BTreeSet::from([old.clone(), (Table::Nat, names().services())]);
+    let previous = BTreeMap::from([
+        (old.clone(), String::new()),
+        ((Table::Nat, names().services()), String::new()),
+    ]);
     let missing: Vec<Jump> = jumps(&names())
         .into_iter()
         .filter(|j| j.from == "POSTROUTING" || j.from == "FORWARD")
         .collect();
-    let ruleset = ruleset(&[], &node(), &previous, &missing);
+    let ruleset = ruleset(&[], &node(), &previous, false, &missing);
     let text = &ruleset.text;
     assert!(
         text.contains(&format!(":{} - [0:0]\n", old.1)),
@@ -369,9 +373,60 @@ fn chains_no_longer_needed_are_deleted_and_missing_jumps_added() {
     );
     assert!(text.contains(&format!("-X {}\nCOMMIT", old.1)), "then deleted:\n{text}");
     assert!(!text.contains("-X BERTH-SVCS"), "{text}");
-    assert!(!ruleset.chains.contains(&old));
+    assert!(!ruleset.chains.contains_key(&old));
     assert!(text.contains("-I POSTROUTING 1 -m comment --comment \"berth postrouting rules\" -j BERTH-POST-berth0\n"));
     assert!(text.contains("-I FORWARD 1 -m conntrack --ctstate NEW -j BERTH-SVCS-berth0\n"));
     assert!(text.contains("-A FORWARD -j BERTH-FWD-berth0\n"));
     assert!(!text.contains("PREROUTING"));
+}
+
+#[test]
+fn a_change_rewrites_only_the_chains_it_touches_and_a_full_sync_all() {
+    let other = service(
+        "db",
+        json!({"clusterIP": "10.96.0.11", "ports": [{"name": "sql", "port": 5432}]}),
+    );
+    let db_slice = slice(
+        "db-1",
+        "db",
+        json!([{"name": "sql", "port": 5432}]),
+        &[ready("10.244.1.7")],
+    );
+    let before = service_ports(
+        &[web(json!({})), other.clone()],
+        &[
+            slice("web-1", "web", http_port(), &[ready("10.244.1.5")]),
+            db_slice.clone(),
+        ],
+    );
+    let first = ruleset(&before, &node(), &BTreeMap::new(), true, &[]);
+    let after = service_ports(
+        &[web(json!({})), other],
+        &[slice("web-1", "web", http_port(), &[ready("10.244.2.5")]), db_slice],
+    );
+    let change = ruleset(&after, &node(), &first.chains, false, &[]);
+    let declared: Vec<&str> = change.text.lines().filter_map(|l| l.strip_prefix(':')).collect();
+    let web_svc = svc_chain("default/web:http");
+    let old_sep = sep_chain("default/web:http", "10.244.1.5:8080");
+    let new_sep = sep_chain("default/web:http", "10.244.2.5:8080");
+    assert_eq!(
+        declared,
+        [
+            format!("{web_svc} - [0:0]"),
+            format!("{new_sep} - [0:0]"),
+            format!("{old_sep} - [0:0]")
+        ],
+        "the web Service's chains and nothing of db's (the entry chains did not change):\n{}",
+        change.text
+    );
+    assert!(change.text.contains(&format!("-X {old_sep}\n")));
+    assert_eq!(
+        change.chains,
+        ruleset(&after, &node(), &BTreeMap::new(), true, &[]).chains,
+        "what it leaves is what a full sync leaves"
+    );
+    let nothing = ruleset(&after, &node(), &change.chains, false, &[]);
+    assert_eq!(nothing.text, "*filter\nCOMMIT\n*nat\nCOMMIT\n");
+    let full = ruleset(&after, &node(), &change.chains, true, &[]);
+    assert!(full.text.contains(&svc_chain("default/db:sql")));
 }
