@@ -1,8 +1,9 @@
 //! The proxy's loop: the Services and EndpointSlices of every namespace, listed then
-//! watched (two reflectors), and after every change a sync of the whole ruleset.
-//! Changes that come while a sync runs are taken together by the next one, so the
-//! rules follow a burst of changes with one write at its end, and an endpoint
-//! change reaches the kernel one `iptables-restore` after the store has it.
+//! watched (two reflectors; both decoded as Kubernetes' own types, the store keeping
+//! them in their API form), and after every change a sync of the rules. Changes that
+//! come while a sync runs are taken together by the next one, so the rules follow a
+//! burst of changes with one write at its end, and an endpoint change reaches the
+//! kernel one `iptables-restore` after the store has it.
 //!
 //! ```text
 //!  reflector /registry/services/       ─┐
@@ -15,6 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use berth_api::kinds::endpoint_slice::ENDPOINT_SLICE;
+use berth_api::kinds::service::SERVICE;
 use berth_client::kv::{AbortOnDrop, Event, Kv, Record};
 use berth_client::reflector::{Sink, reflect};
 use k8s_openapi::api::core::v1::Service;
@@ -25,10 +28,6 @@ use tokio::sync::watch;
 use super::model::service_ports;
 use super::proxier::Proxier;
 
-/// Where the Services are kept (`/registry/<plural>/<namespace>/<name>`).
-pub const SERVICES_PREFIX: &str = "/registry/services/";
-/// Where the EndpointSlices are kept.
-pub const ENDPOINT_SLICES_PREFIX: &str = "/registry/endpointslices/";
 /// How often the rules are written whole and the host checked even when nothing
 /// changed (someone may have flushed a table).
 pub const RESYNC: Duration = Duration::from_secs(30);
@@ -104,13 +103,13 @@ pub async fn run(proxier: Arc<Proxier>, kv: Kv) {
     let slices = Arc::new(Cache::<EndpointSlice>::new(changed_tx));
     let _services = AbortOnDrop(tokio::spawn(reflect(
         kv.clone(),
-        SERVICES_PREFIX.into(),
+        SERVICE.prefix(None),
         services.clone(),
         None,
     )));
     let _slices = AbortOnDrop(tokio::spawn(reflect(
         kv,
-        ENDPOINT_SLICES_PREFIX.into(),
+        ENDPOINT_SLICE.prefix(None),
         slices.clone(),
         None,
     )));
