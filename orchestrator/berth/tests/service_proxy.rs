@@ -6,8 +6,10 @@
 //! rules. Needs root, runc, the CNI plugins, iptables and docker-registry (skipped
 //! without them on a developer's machine, failing under CI).
 //!
-//! The EndpointSlice is written by the test, as the EndpointSlice controller would
-//! write it from the pod; the Service asks for its cluster IP and node port.
+//! The Service has no selector, so its EndpointSlice is the test's to write (as a
+//! user's for a Service without a selector; the EndpointSlice controller keeps
+//! only those of Services with one): it lists the Deployment's pod, then none,
+//! then the pod again. The Service asks for its cluster IP and node port.
 
 mod common;
 
@@ -108,7 +110,6 @@ metadata:
 spec:
   type: NodePort
   clusterIP: {CLUSTER_IP}
-  selector: {{app: web}}
   ports:
   - port: 80
     targetPort: 8080
