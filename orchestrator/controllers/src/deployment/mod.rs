@@ -36,6 +36,7 @@ mod history;
 pub mod revision;
 mod rollout;
 pub mod status;
+pub mod strategy;
 #[cfg(test)]
 mod tests;
 

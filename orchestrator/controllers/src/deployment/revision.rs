@@ -95,7 +95,7 @@ pub fn set_new_replica_set_annotations(
     }
     if is_being_created {
         let replicas = crate::spec_replicas(deployment.spec.replicas);
-        changed |= set_replicas_annotations(rs, replicas, replicas);
+        changed |= set_replicas_annotations(rs, replicas, replicas + super::strategy::max_surge(deployment));
     }
     changed
 }
@@ -138,6 +138,11 @@ pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> 
 /// The Deployment's `spec.replicas` when the ReplicaSet was last scaled, if recorded.
 pub fn desired_replicas(rs: &ReplicaSet) -> Option<i32> {
     rs.metadata.annotations().get(DESIRED_REPLICAS_ANNOTATION)?.parse().ok()
+}
+
+/// The most pods the Deployment allowed when the ReplicaSet was last scaled, if recorded.
+pub fn max_replicas(rs: &ReplicaSet) -> Option<i32> {
+    rs.metadata.annotations().get(MAX_REPLICAS_ANNOTATION)?.parse().ok()
 }
 
 /// Sets the Deployment's revision annotation; returns whether it changed.

@@ -11,7 +11,9 @@ use super::revision::{
 use super::status::*;
 use super::*;
 use berth_api::meta::selector_matches;
-use berth_api::objects::{DeploymentCondition, DeploymentStatus, ReplicaSetStatus};
+use berth_api::objects::{
+    DeploymentCondition, DeploymentStatus, DeploymentStrategy, IntOrString, ReplicaSetStatus, RollingUpdateDeployment,
+};
 use berth_api::time::from_system_time;
 
 const T0: u64 = 1_800_000_000;
@@ -29,8 +31,8 @@ fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations().get(key).map(String::as_str)
 }
 
-/// A stored Deployment (with a uid, generation, resourceVersion and the defaults
-/// the API server fills in).
+/// A stored Deployment of the Recreate strategy (with a uid, generation,
+/// resourceVersion and the defaults the API server fills in).
 fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
     let mut d = berth_api::testing::deployment(name, replicas, image, "100m");
     d.metadata.uid = Some(format!("uid-{name}"));
@@ -38,6 +40,24 @@ fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
     d.metadata.resource_version = Some("5".into());
     d.spec.revision_history_limit = Some(10);
     d.spec.progress_deadline_seconds = Some(600);
+    d.spec.strategy = Some(DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        rolling_update: None,
+    });
+    d
+}
+
+/// A stored Deployment of the RollingUpdate strategy, with `maxSurge` and
+/// `maxUnavailable` as given.
+fn rolling(name: &str, replicas: i32, image: &str, surge: IntOrString, unavailable: IntOrString) -> Deployment {
+    let mut d = deployment(name, replicas, image);
+    d.spec.strategy = Some(DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(surge),
+            max_unavailable: Some(unavailable),
+        }),
+    });
     d
 }
 
