@@ -52,6 +52,7 @@ use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, soon
 use crate::spec_replicas;
 use crate::template_json::template_bytes;
 use revision::REVISION_ANNOTATION;
+pub use rollout::{AUTO_ROLLBACK_ANNOTATION, AUTO_ROLLBACK_REASON};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
@@ -117,6 +118,9 @@ pub enum Action {
     DeleteReplicaSet(ReplicaSet),
     /// Write the Deployment's revision annotation and status (as read otherwise).
     UpdateDeployment(Deployment),
+    /// Write the Deployment with an earlier revision's template (and its status),
+    /// then record a Warning Event with the message saying why.
+    RollBackDeployment(Deployment, String),
 }
 
 /// The actions for one Deployment, and when to look again without an event.
@@ -226,6 +230,17 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
                         continue;
                     }
                     benign(ctx.registry.update(&deployment, ctx.fence()).await)?.is_some()
+                }
+                Action::RollBackDeployment(rolled_back, message) => {
+                    if is_blocked {
+                        continue;
+                    }
+                    tracing::warn!(deployment = %rolled_back.key(), %message, "rolling back");
+                    let updated = benign(ctx.registry.update(&rolled_back, ctx.fence()).await)?.is_some();
+                    if updated {
+                        recorder.emit(reference(deployment), EventType::Warning, AUTO_ROLLBACK_REASON, message);
+                    }
+                    updated
                 }
             };
             if !done {

@@ -17,9 +17,12 @@ use super::revision::{
 use super::status::{self, PROGRESSING, condition, new_condition, progress_deadline, set_condition};
 use super::{Action, Plan, TEMPLATE_HASH_LABEL, desired_replica_set, history, strategy, template_hash};
 
+mod auto_rollback;
 mod rolling;
 mod scale;
+
 use crate::spec_replicas;
+pub use auto_rollback::{AUTO_ROLLBACK_ANNOTATION, AUTO_ROLLBACK_REASON};
 
 /// One of the ReplicaSets of a [`Rollout`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -45,6 +48,8 @@ pub(in crate::deployment) struct Rollout<'a> {
     now: SystemTime,
     now_time: Time,
     requeue: Requeue,
+    /// Why the template was rolled back, if this pass did (see `auto_rollback`).
+    rollback_message: Option<String>,
 }
 
 impl<'a> Rollout<'a> {
@@ -67,6 +72,7 @@ impl<'a> Rollout<'a> {
             now,
             now_time: from_system_time(now),
             requeue: None,
+            rollback_message: None,
         }
     }
 
@@ -86,6 +92,8 @@ impl<'a> Rollout<'a> {
         } else {
             self.recreate();
         }
+        self.mark_available();
+        self.auto_rollback();
     }
 
     fn replicas(&self) -> i32 {
@@ -173,7 +181,10 @@ impl<'a> Rollout<'a> {
     /// pods in its annotations; nothing when the size is already that. Returns
     /// whether it changed.
     fn scale_replica_set(&mut self, which: Which, replicas: i32) -> bool {
-        if self.get(which).is_none_or(|rs| spec_replicas(rs.spec.replicas) == replicas) {
+        if self
+            .get(which)
+            .is_none_or(|rs| spec_replicas(rs.spec.replicas) == replicas)
+        {
             return false;
         }
         self.resize_replica_set(which, replicas);
@@ -316,7 +327,9 @@ impl<'a> Rollout<'a> {
             });
         }
         actions.extend(self.deletes.iter().cloned().map(Action::DeleteReplicaSet));
-        if self.deployment != *self.read {
+        if let Some(message) = self.rollback_message {
+            actions.push(Action::RollBackDeployment(self.deployment, message));
+        } else if self.deployment != *self.read {
             actions.push(Action::UpdateDeployment(self.deployment));
         }
         Plan {

@@ -22,7 +22,11 @@ fn fenceposts(deployment: &Deployment) -> (i32, i32) {
         return (0, 0);
     }
     let replicas = spec_replicas(deployment.spec.replicas).max(0);
-    let rolling = deployment.spec.strategy.as_ref().and_then(|s| s.rolling_update.as_ref());
+    let rolling = deployment
+        .spec
+        .strategy
+        .as_ref()
+        .and_then(|s| s.rolling_update.as_ref());
     let default = || IntOrString::String(DEFAULT_MAX_SURGE_AND_UNAVAILABLE.to_string());
     let surge = rolling.and_then(|r| r.max_surge.clone()).unwrap_or_else(default);
     let unavailable = rolling.and_then(|r| r.max_unavailable.clone()).unwrap_or_else(default);

@@ -35,7 +35,11 @@ fn proportion(rs: &ReplicaSet, replicas: i32, new_max: i32, recorded_pods: i32, 
         }
     };
     let allowed = to_add - added;
-    if to_add > 0 { fraction.min(allowed) } else { fraction.max(allowed) }
+    if to_add > 0 {
+        fraction.min(allowed)
+    } else {
+        fraction.max(allowed)
+    }
 }
 
 impl Rollout<'_> {
@@ -71,12 +75,9 @@ impl Rollout<'_> {
         let to_add = new_max - current;
         // Largest first; on a tie, the newer when adding, the older when removing.
         let created = |rollout: &Self, which: Which| {
-            rollout.get(which).map(|rs| {
-                (
-                    rs.metadata.creation_timestamp.clone(),
-                    rs.metadata.name().to_string(),
-                )
-            })
+            rollout
+                .get(which)
+                .map(|rs| (rs.metadata.creation_timestamp.clone(), rs.metadata.name().to_string()))
         };
         if to_add > 0 {
             active.sort_by_key(|w| (Reverse(size(self, *w)), Reverse(created(self, *w))));

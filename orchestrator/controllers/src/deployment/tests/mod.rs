@@ -90,6 +90,8 @@ struct World {
     now: SystemTime,
     pods_ready: bool,
     version: i64,
+    /// The messages of the rollbacks written (each one a Warning Event).
+    rollbacks: Vec<String>,
 }
 
 impl World {
@@ -100,6 +102,7 @@ impl World {
             now: at(0),
             pods_ready: true,
             version: 5,
+            rollbacks: Vec::new(),
         }
     }
 
@@ -152,6 +155,17 @@ impl World {
                     d.metadata.resource_version = self.next_version();
                     self.deployment = d;
                 }
+                Action::RollBackDeployment(mut d, message) => {
+                    assert_ne!(
+                        d.spec.template, self.deployment.spec.template,
+                        "a rollback changes the template"
+                    );
+                    assert_eq!(d.metadata.resource_version, self.deployment.metadata.resource_version);
+                    d.metadata.generation = Some(self.deployment.metadata.generation() + 1);
+                    d.metadata.resource_version = self.next_version();
+                    self.deployment = d;
+                    self.rollbacks.push(message);
+                }
             }
         }
         plan
@@ -171,6 +185,37 @@ impl World {
                 ..Default::default()
             };
         }
+    }
+
+    /// The ReplicaSet controller a step at a time: each ReplicaSet has as many pods
+    /// as it wants, pods it no longer wants go at once (the ready ones first
+    /// counted gone), and one more of its pods becomes ready (and available) if
+    /// its image `works`.
+    fn pods_step(&mut self, works: impl Fn(&str) -> bool) {
+        for rs in &mut self.sets {
+            let n = spec_replicas(rs.spec.replicas);
+            let before = rs.status.ready_replicas.unwrap_or_default();
+            let ready = if works(image_of(rs)) { (before + 1).min(n) } else { 0 };
+            rs.status = ReplicaSetStatus {
+                replicas: n,
+                fully_labeled_replicas: Some(n),
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                observed_generation: Some(rs.metadata.generation()),
+                ..Default::default()
+            };
+        }
+    }
+
+    /// Pods wanted and pods available over every ReplicaSet.
+    fn counts(&self) -> (i32, i32) {
+        let wanted = self.sets.iter().map(|rs| spec_replicas(rs.spec.replicas)).sum();
+        let available = self
+            .sets
+            .iter()
+            .map(|rs| rs.status.available_replicas.unwrap_or_default())
+            .sum();
+        (wanted, available)
     }
 
     /// Passes a second apart, the pods following, until a pass writes nothing.
@@ -241,5 +286,7 @@ fn available_of(status: &DeploymentStatus) -> &DeploymentCondition {
     condition(status, AVAILABLE).unwrap()
 }
 
+mod auto_rollback;
 mod history;
+mod rolling;
 mod rollout;
