@@ -1,6 +1,8 @@
-//! Deployment → ReplicaSets, as Kubernetes' deployment controller does it with the
-//! Recreate strategy (the one berth implements: every pod of the old template goes
-//! before any pod of the new one starts).
+//! Deployment → ReplicaSets, as Kubernetes' deployment controller does it, with
+//! both strategies: `RollingUpdate` (the default: the new ReplicaSet grows and the
+//! old ones shrink a few pods at a time, within `maxSurge` extra pods and
+//! `maxUnavailable` missing ones, [`strategy`]) and `Recreate` (every pod of the old
+//! template goes before any pod of the new one starts).
 //!
 //! The ReplicaSet of a Deployment's current pod template is `<deployment>-<hash>`,
 //! the hash of the template also being its `pod-template-hash` label (on the
@@ -16,16 +18,23 @@
 //!      │ reconcile (pure)
 //!      ├─ Progressing: Unknown (DeploymentPaused / DeploymentResumed) when spec.paused flips
 //!      ├─ the new ReplicaSet, if it exists: the Deployment's annotations, the next revision
-//!      ├─ paused, or spec.replicas changed: scale the one active ReplicaSet
+//!      ├─ paused, or spec.replicas changed: scale (one active ReplicaSet takes the
+//!      │     size; midway through a rollout, all active ones in proportion)
 //!      │     (paused: the template waits; the history limit is kept)
-//!      └─ else Recreate: old ReplicaSets to 0 ─► once their pods are gone, create (or
-//!            scale) the new one ─► once the rollout is complete, delete history beyond
-//!            the limit
+//!      ├─ RollingUpdate: create the new one (as big as the surge allows) ─► scale it
+//!      │     up within replicas + maxSurge, else the old ones down keeping
+//!      │     replicas - maxUnavailable available ─► once complete, the history limit
+//!      ├─ Recreate: old ReplicaSets to 0 ─► once their pods are gone, create (or
+//!      │     scale) the new one ─► once complete, delete history beyond the limit
+//!      └─ complete: mark the new ReplicaSet `berth.io/became-available`; past the
+//!            deadline with `berth.io/auto-rollback: "true"`: the template of the
+//!            newest marked revision back (a Warning AutoRollback Event)
 //!      ▼
 //!  status: counts, Available, Progressing (a deadline check is requeued)
 //!      │ actions
 //!      ▼
 //!  fenced writes: create / update / delete ReplicaSets, update the Deployment
+//!  (its spec only when rolling back)
 //! ```
 //!
 //! Kubernetes also waits for pods of old ReplicaSets that are still terminating;
