@@ -333,3 +333,78 @@ fn kubectl_rolls_a_deployment_one_pod_at_a_time_undoes_and_restarts() {
         (workload_pids(&marker).len() == 3).then_some(())
     });
 }
+
+#[test]
+fn a_rollout_past_its_deadline_rolls_back_by_itself_with_the_annotation() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let marker = cluster.marker.clone();
+    let path = cluster.servers.dir().join("web.yaml");
+    let strategy = "type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0";
+    let manifest = rolling_manifest(&marker, strategy)
+        .replace(
+            "    kubernetes.io/change-cause: first release\n",
+            "    kubernetes.io/change-cause: first release\n    berth.io/auto-rollback: \"true\"\n",
+        )
+        .replace("  replicas: 3\n", "  replicas: 3\n  progressDeadlineSeconds: 5\n");
+    std::fs::write(&path, manifest).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+
+    // A release whose pods never get ready: they exit at once.
+    cluster.kubectl_ok(&[
+        "patch",
+        "deployment/web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/0/command","value":["false"]}]"#,
+    ]);
+    let warning = eventually_blocking("an AutoRollback Warning", || {
+        let events = cluster.kubectl_ok(&[
+            "get",
+            "events",
+            "-o",
+            "jsonpath={range .items[?(@.reason==\"AutoRollback\")]}{.type}: {.message}{\"\\n\"}{end}",
+        ]);
+        (!events.trim().is_empty()).then_some(events)
+    });
+    assert!(
+        warning.starts_with("Warning: Rolled back deployment \"web\" to revision 1: replica set \"web-"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("(revision 2) exceeded its progress deadline"),
+        "{warning}"
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].command[0]}"
+        ),
+        "sleep"
+    );
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "deployment/web",
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ),
+        "3",
+        "the first template is back, as revision 3"
+    );
+    eventually_blocking("3 workload processes", || {
+        (workload_pids(&marker).len() == 3).then_some(())
+    });
+    let warnings = cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "-o",
+        "jsonpath={range .items[?(@.reason==\"AutoRollback\")]}{.count}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(warnings.trim(), "1", "once: {warnings}");
+}
