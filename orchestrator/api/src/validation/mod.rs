@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 mod containers;
 mod deployment;
+pub mod service;
 mod unsupported;
 
 pub use deployment::deployment_strategy;
