@@ -37,9 +37,9 @@
 //!  (its spec only when rolling back)
 //! ```
 //!
-//! Kubernetes also waits for pods of old ReplicaSets that are still terminating;
-//! berth deletes a pod from the store at once (its processes are stopped by the
-//! agent after), so an old ReplicaSet's `status.replicas` of 0 says its pods are gone.
+//! Recreate waits for the old ReplicaSets' pods that are still terminating too (a
+//! ReplicaSet's status leaves them out), looking again every second while there
+//! are some: no pod event wakes this controller.
 
 mod history;
 pub mod revision;
@@ -49,11 +49,13 @@ pub mod strategy;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use berth_api::conditions::is_terminal;
 use berth_api::meta::{LabelSelector, MetaExt, ObjectMeta};
-use berth_api::objects::{Deployment, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, Resource};
-use berth_api::owners::{controller_ref, is_controlled_by};
+use berth_api::objects::{Deployment, Pod, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, Resource};
+use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_client::events::{EventType, Recorder, reference};
 use berth_client::kv::KvError;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -142,12 +144,36 @@ pub struct Plan {
 /// The actions that bring `owned` (the ReplicaSets the Deployment controls) in line
 /// with `deployment`, at `now`. Pure.
 pub fn reconcile(deployment: &Deployment, owned: &[&ReplicaSet], now: SystemTime) -> Plan {
+    reconcile_with_terminating(deployment, owned, &BTreeMap::new(), now)
+}
+
+/// [`reconcile`], knowing how many pods of each ReplicaSet (by uid) are still
+/// terminating: a ReplicaSet's status leaves them out, but Recreate waits for them
+/// too (every old pod gone before a new one starts).
+pub fn reconcile_with_terminating(
+    deployment: &Deployment,
+    owned: &[&ReplicaSet],
+    terminating: &BTreeMap<String, i32>,
+    now: SystemTime,
+) -> Plan {
     if deployment.metadata.is_deleting() {
         return Plan::default();
     }
-    let mut rollout = rollout::Rollout::new(deployment, owned, now);
+    let mut rollout = rollout::Rollout::new(deployment, owned, terminating, now);
     rollout.run();
     rollout.into_plan()
+}
+
+/// The pods being deleted but not yet finished, by the uid of the ReplicaSet that
+/// controls them.
+fn terminating_pods(pods: &[&Pod]) -> BTreeMap<String, i32> {
+    let mut terminating = BTreeMap::new();
+    for pod in pods.iter().filter(|p| p.metadata.is_deleting() && !is_terminal(p)) {
+        if let Some(owner) = controller_of(&pod.metadata) {
+            *terminating.entry(owner.uid.clone()).or_insert(0) += 1;
+        }
+    }
+    terminating
 }
 
 /// Records a ScalingReplicaSet event on the Deployment, as Kubernetes words it.
@@ -165,6 +191,7 @@ fn scaled(recorder: &Recorder, deployment: &Deployment, replica_set: &str, from:
 pub async fn run(ctx: Context, resync: Duration) {
     ctx.caches.deployments.wait_synced().await;
     ctx.caches.replica_sets.wait_synced().await;
+    ctx.caches.pods.wait_synced().await;
     let triggers = vec![ctx.caches.deployments.subscribe(), ctx.caches.replica_sets.subscribe()];
     drive("deployment", triggers, resync, || pass(&ctx)).await;
 }
@@ -173,6 +200,8 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
     let now = SystemTime::now();
     let deployments = ctx.caches.deployments.snapshot();
     let replica_sets = ctx.caches.replica_sets.snapshot();
+    let pods = ctx.caches.pods.snapshot();
+    let terminating = terminating_pods(&pods.iter().collect::<Vec<_>>());
     let mut requeue = None;
     let recorder = ctx.recorder("deployment-controller");
     for deployment in deployments.iter() {
@@ -183,7 +212,7 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
                     && is_controlled_by(&rs.metadata, deployment.metadata.uid())
             })
             .collect();
-        let plan = reconcile(deployment, &owned, now);
+        let plan = reconcile_with_terminating(deployment, &owned, &terminating, now);
         requeue = sooner(requeue, plan.requeue);
         // A new ReplicaSet that could not be created: the status would claim it.
         let mut is_blocked = false;

@@ -4,12 +4,12 @@
 //! copies that differ from what was read become the [`Plan`]'s writes.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{Deployment, ReplicaSet};
 use berth_api::time::from_system_time;
-use berth_controller_runtime::Requeue;
+use berth_controller_runtime::{Requeue, sooner};
 
 use super::revision::{
     self, REVISION_ANNOTATION, max_revision, set_deployment_revision, set_new_replica_set_annotations,
@@ -50,10 +50,17 @@ pub(in crate::deployment) struct Rollout<'a> {
     requeue: Requeue,
     /// Why the template was rolled back, if this pass did (see `auto_rollback`).
     rollback_message: Option<String>,
+    /// Pods still terminating, by the uid of their ReplicaSet.
+    terminating: &'a BTreeMap<String, i32>,
 }
 
 impl<'a> Rollout<'a> {
-    pub(super) fn new(deployment: &'a Deployment, owned: &[&'a ReplicaSet], now: SystemTime) -> Self {
+    pub(super) fn new(
+        deployment: &'a Deployment,
+        owned: &[&'a ReplicaSet],
+        terminating: &'a BTreeMap<String, i32>,
+        now: SystemTime,
+    ) -> Self {
         let hash = template_hash(&deployment.spec.template);
         let mut sets: Vec<&ReplicaSet> = owned.to_vec();
         sets.sort_by_key(|rs| (rs.metadata.creation_timestamp.clone(), rs.metadata.name().to_string()));
@@ -73,6 +80,7 @@ impl<'a> Rollout<'a> {
             now_time: from_system_time(now),
             requeue: None,
             rollback_message: None,
+            terminating,
         }
     }
 
@@ -253,8 +261,16 @@ impl<'a> Rollout<'a> {
             }
         }
         let old_pods: i32 = self.old.iter().map(|rs| rs.status.replicas).sum();
-        if scaled_down || old_pods > 0 {
+        let old_terminating: i32 = self
+            .old
+            .iter()
+            .filter_map(|rs| self.terminating.get(rs.metadata.uid()))
+            .sum();
+        if scaled_down || old_pods > 0 || old_terminating > 0 {
             self.sync_rollout_status();
+            if old_terminating > 0 {
+                self.requeue = sooner(self.requeue, Some(Duration::from_secs(1)));
+            }
             return;
         }
         if self.new.is_none() {

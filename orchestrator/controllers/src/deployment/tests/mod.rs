@@ -92,6 +92,8 @@ struct World {
     version: i64,
     /// The messages of the rollbacks written (each one a Warning Event).
     rollbacks: Vec<String>,
+    /// Pods being deleted but not yet finished, by the uid of their ReplicaSet.
+    terminating: BTreeMap<String, i32>,
 }
 
 impl World {
@@ -103,6 +105,7 @@ impl World {
             pods_ready: true,
             version: 5,
             rollbacks: Vec::new(),
+            terminating: BTreeMap::new(),
         }
     }
 
@@ -114,7 +117,7 @@ impl World {
     /// One pass of the controller, its writes applied as the store would.
     fn pass(&mut self) -> Plan {
         let owned: Vec<&ReplicaSet> = self.sets.iter().collect();
-        let plan = reconcile(&self.deployment, &owned, self.now);
+        let plan = reconcile_with_terminating(&self.deployment, &owned, &self.terminating, self.now);
         for action in plan.actions.clone() {
             match action {
                 Action::CreateReplicaSet(mut rs) => {
