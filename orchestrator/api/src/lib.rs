@@ -8,6 +8,7 @@
 pub mod apply;
 pub mod cidr;
 pub mod conditions;
+pub mod int_or_percent;
 pub mod kinds;
 pub mod meta;
 pub mod names;

@@ -1,7 +1,9 @@
 //! kubectl's rollout commands and `kubectl wait` against a real cluster (three
 //! `berth server`s, two `berth agent`s, workloads that are real processes): apply,
 //! `set image` twice, `rollout history`, `rollout undo --to-revision=1`,
-//! `rollout pause|resume`, `rollout status` and `wait --for=condition=Available`.
+//! `rollout pause|resume`, `rollout status` and `wait --for=condition=Available`
+//! (Recreate); and a RollingUpdate one pod at a time, `rollout undo`, `rollout
+//! restart`.
 //!
 //! kubectl computes undo, pause and resume itself (it reads the ReplicaSets and
 //! patches the Deployment), so this is what proves the server's side of them. The
@@ -13,6 +15,10 @@ use berth_testkit::eventually_blocking;
 use common::{TestCluster, have_kubectl, wait_for_nodes, workload_pids};
 
 fn manifest(marker: &str) -> String {
+    rolling_manifest(marker, "type: Recreate")
+}
+
+fn rolling_manifest(marker: &str, strategy: &str) -> String {
     format!(
         "apiVersion: apps/v1
 kind: Deployment
@@ -21,9 +27,9 @@ metadata:
   annotations:
     kubernetes.io/change-cause: first release
 spec:
-  replicas: 2
+  replicas: {replicas}
   strategy:
-    type: Recreate
+    {strategy}
   selector:
     matchLabels:
       app: web
@@ -40,7 +46,8 @@ spec:
         resources:
           requests:
             cpu: 100m
-"
+",
+        replicas = if strategy.contains("Recreate") { 2 } else { 3 }
     )
 }
 
@@ -193,4 +200,211 @@ fn kubectl_rolls_out_lists_history_undoes_pauses_and_waits() {
 
 fn jsonpath(cluster: &TestCluster, resource: &str, path: &str) -> String {
     cluster.kubectl_ok(&["get", resource, "-o", &format!("jsonpath={path}")])
+}
+
+/// `(name, image)` of the Deployment's ReplicaSets.
+fn replica_sets(cluster: &TestCluster) -> Vec<(String, String)> {
+    let listed = cluster.kubectl_ok(&[
+        "get",
+        "rs",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.name} {.spec.template.spec.containers[0].image}{\"\\n\"}{end}",
+    ]);
+    listed
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(name, image)| (name.to_string(), image.to_string()))
+        .collect()
+}
+
+fn replica_set_of(cluster: &TestCluster, image: &str) -> String {
+    let sets = replica_sets(cluster);
+    let mut names = sets.iter().filter(|(_, i)| i == image).map(|(n, _)| n.clone());
+    names
+        .next()
+        .unwrap_or_else(|| panic!("no ReplicaSet of {image}: {sets:?}"))
+}
+
+/// The `(from, to)` of each ScalingReplicaSet Event about `replica_set`.
+fn scalings(cluster: &TestCluster, replica_set: &str) -> Vec<(i32, i32)> {
+    let messages = cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "-o",
+        "jsonpath={range .items[?(@.reason==\"ScalingReplicaSet\")]}{.message}{\"\\n\"}{end}",
+    ]);
+    let needle = format!("replica set {replica_set} from ");
+    messages
+        .lines()
+        .filter_map(|line| line.split_once(&needle).map(|(_, rest)| rest.to_string()))
+        .filter_map(|rest| {
+            let (from, to) = rest.split_once(" to ")?;
+            Some((from.trim().parse().ok()?, to.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn kubectl_rolls_a_deployment_one_pod_at_a_time_undoes_and_restarts() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let marker = cluster.marker.clone();
+    let path = cluster.servers.dir().join("web.yaml");
+    let strategy = "type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0";
+    std::fs::write(&path, rolling_manifest(&marker, strategy)).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+
+    cluster.kubectl_ok(&["set", "image", "deployment/web", "main=img:2"]);
+    let status = cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert!(
+        status.contains("deployment \"web\" successfully rolled out"),
+        "{status}"
+    );
+    // maxSurge 1, maxUnavailable 0: the new ReplicaSet grew and the old one shrank
+    // one pod at a time (each step waits for a new pod to be available).
+    let (old, new) = (replica_set_of(&cluster, "img:1"), replica_set_of(&cluster, "img:2"));
+    // (Events list by name, not by time: the steps are sorted here.)
+    eventually_blocking("the rollout's scaling events", || {
+        (scalings(&cluster, &new).len() >= 3 && scalings(&cluster, &old).len() >= 4).then_some(())
+    });
+    let mut up = scalings(&cluster, &new);
+    up.sort();
+    assert_eq!(up, [(0, 1), (1, 2), (2, 3)]);
+    let mut down = scalings(&cluster, &old);
+    down.sort_by_key(|(from, to)| std::cmp::Reverse((*to > *from, *from)));
+    assert_eq!(
+        down,
+        [(0, 3), (3, 2), (2, 1), (1, 0)],
+        "created, then down one at a time"
+    );
+    let images = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].spec.containers[0].image}",
+    ]);
+    assert_eq!(images.split_whitespace().collect::<Vec<_>>(), ["img:2"; 3], "{images}");
+
+    let undone = cluster.kubectl_ok(&["rollout", "undo", "deployment/web"]);
+    assert!(undone.contains("deployment.apps/web rolled back"), "{undone}");
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert_eq!(
+        jsonpath(&cluster, "deployment/web", "{.spec.template.spec.containers[0].image}"),
+        "img:1"
+    );
+    assert_eq!(
+        jsonpath(&cluster, &format!("rs/{old}"), "{.spec.replicas}"),
+        "3",
+        "the first ReplicaSet is back"
+    );
+
+    let restarted = cluster.kubectl_ok(&["rollout", "restart", "deployment/web"]);
+    assert!(restarted.contains("deployment.apps/web restarted"), "{restarted}");
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "deployment/web",
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ),
+        "4"
+    );
+    let history = cluster.kubectl_ok(&["rollout", "history", "deployment/web"]);
+    let revisions: Vec<String> = history_rows(&history).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(revisions, ["2", "3", "4"], "{history}");
+    let restarted_at = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].metadata.annotations.kubectl\\.kubernetes\\.io/restartedAt}",
+    ]);
+    assert_eq!(restarted_at.split_whitespace().count(), 3, "new pods: {restarted_at}");
+    eventually_blocking("3 workload processes", || {
+        (workload_pids(&marker).len() == 3).then_some(())
+    });
+}
+
+#[test]
+fn a_rollout_past_its_deadline_rolls_back_by_itself_with_the_annotation() {
+    if !have_kubectl() {
+        return;
+    }
+    let mut cluster = TestCluster::start();
+    wait_for_nodes(&mut cluster);
+    let marker = cluster.marker.clone();
+    let path = cluster.servers.dir().join("web.yaml");
+    let strategy = "type: RollingUpdate\n    rollingUpdate:\n      maxSurge: 1\n      maxUnavailable: 0";
+    let manifest = rolling_manifest(&marker, strategy)
+        .replace(
+            "    kubernetes.io/change-cause: first release\n",
+            "    kubernetes.io/change-cause: first release\n    berth.io/auto-rollback: \"true\"\n",
+        )
+        .replace("  replicas: 3\n", "  replicas: 3\n  progressDeadlineSeconds: 5\n");
+    std::fs::write(&path, manifest).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+
+    // A release whose pods never get ready: they exit at once.
+    cluster.kubectl_ok(&[
+        "patch",
+        "deployment/web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"replace","path":"/spec/template/spec/containers/0/command","value":["false"]}]"#,
+    ]);
+    let warning = eventually_blocking("an AutoRollback Warning", || {
+        let events = cluster.kubectl_ok(&[
+            "get",
+            "events",
+            "-o",
+            "jsonpath={range .items[?(@.reason==\"AutoRollback\")]}{.type}: {.message}{\"\\n\"}{end}",
+        ]);
+        (!events.trim().is_empty()).then_some(events)
+    });
+    assert!(
+        warning.starts_with("Warning: Rolled back deployment \"web\" to revision 1: replica set \"web-"),
+        "{warning}"
+    );
+    assert!(
+        warning.contains("(revision 2) exceeded its progress deadline"),
+        "{warning}"
+    );
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "deployment/web",
+            "{.spec.template.spec.containers[0].command[0]}"
+        ),
+        "sleep"
+    );
+    cluster.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
+    assert_eq!(
+        jsonpath(
+            &cluster,
+            "deployment/web",
+            "{.metadata.annotations.deployment\\.kubernetes\\.io/revision}"
+        ),
+        "3",
+        "the first template is back, as revision 3"
+    );
+    eventually_blocking("3 workload processes", || {
+        (workload_pids(&marker).len() == 3).then_some(())
+    });
+    let warnings = cluster.kubectl_ok(&[
+        "get",
+        "events",
+        "-o",
+        "jsonpath={range .items[?(@.reason==\"AutoRollback\")]}{.count}{\"\\n\"}{end}",
+    ]);
+    assert_eq!(warnings.trim(), "1", "once: {warnings}");
 }

@@ -4,7 +4,7 @@ use std::time::SystemTime;
 
 use super::cells::{self, Cells, desired_replicas};
 use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources};
-use crate::objects::{Deployment, DeploymentSpec, DeploymentStatus, Spec};
+use crate::objects::{Deployment, DeploymentSpec, DeploymentStatus, IntOrString, Spec};
 use crate::validation::{self, FieldError};
 
 pub static DEPLOYMENT: KindDescriptor = KindDescriptor {
@@ -81,18 +81,40 @@ impl Spec for DeploymentSpec {
     const DESCRIPTOR: &'static KindDescriptor = &DEPLOYMENT;
 }
 
-/// Kubernetes' defaults for the fields berth acts on; `spec.strategy` is left alone
-/// (Kubernetes defaults it to RollingUpdate, which berth does not implement).
+/// Kubernetes' defaults for the fields berth acts on: among them the RollingUpdate
+/// strategy, with a quarter of the replicas as surge and as unavailability.
 fn defaults(object: &mut Object) {
     if let Some(object) = object.downcast_mut::<Deployment>() {
         let spec = &mut object.spec;
         spec.replicas.get_or_insert(1);
+        if let Some(pod) = &mut spec.template.spec {
+            crate::probes::set_defaults(pod);
+        }
         spec.revision_history_limit
             .get_or_insert(DEFAULT_REVISION_HISTORY_LIMIT);
         spec.progress_deadline_seconds
             .get_or_insert(DEFAULT_PROGRESS_DEADLINE_SECONDS);
+        let strategy = spec.strategy.get_or_insert_default();
+        if strategy.type_.as_deref().is_none_or(str::is_empty) {
+            strategy.type_ = Some(ROLLING_UPDATE.to_string());
+        }
+        if strategy.type_.as_deref() == Some(ROLLING_UPDATE) {
+            let rolling = strategy.rolling_update.get_or_insert_default();
+            let quarter = || IntOrString::String(DEFAULT_MAX_SURGE_AND_UNAVAILABLE.to_string());
+            rolling.max_unavailable.get_or_insert_with(quarter);
+            rolling.max_surge.get_or_insert_with(quarter);
+        }
     }
 }
+
+/// The strategy that replaces every pod at once: the old ones go before any new one
+/// starts.
+pub const RECREATE: &str = "Recreate";
+/// The strategy that replaces pods a few at a time, within `maxSurge` extra pods and
+/// `maxUnavailable` missing ones (the default).
+pub const ROLLING_UPDATE: &str = "RollingUpdate";
+/// `maxSurge` and `maxUnavailable` of a rolling update when a client leaves them out.
+pub const DEFAULT_MAX_SURGE_AND_UNAVAILABLE: &str = "25%";
 
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     if let Some(object) = object.downcast_ref::<Deployment>() {

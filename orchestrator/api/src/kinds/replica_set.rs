@@ -68,6 +68,9 @@ impl Spec for ReplicaSetSpec {
 fn defaults(object: &mut Object) {
     if let Some(object) = object.downcast_mut::<ReplicaSet>() {
         object.spec.replicas.get_or_insert(1);
+        if let Some(pod) = object.spec.template.as_mut().and_then(|t| t.spec.as_mut()) {
+            crate::probes::set_defaults(pod);
+        }
     }
 }
 

@@ -5,9 +5,12 @@
 use std::collections::BTreeSet;
 
 mod containers;
+mod deployment;
 mod probes;
 pub mod service;
 mod unsupported;
+
+pub use deployment::deployment_strategy;
 
 pub use unsupported::NOT_IMPLEMENTED;
 
@@ -236,24 +239,6 @@ pub fn template(selector: &LabelSelector, template: Option<&PodTemplateSpec>, er
     }
 }
 
-/// A Deployment's `strategy`: berth replaces a Deployment's pods all at once (the
-/// `Recreate` strategy).
-pub fn deployment_strategy(spec: &DeploymentSpec, errors: &mut Errors) {
-    let strategy = spec.strategy.clone().unwrap_or_default();
-    if strategy.type_.as_deref() == Some("RollingUpdate") || strategy.rolling_update.is_some() {
-        err(
-            errors,
-            "spec.strategy",
-            format!(
-                "{}: rolling updates (berth replaces the pods at once, as type Recreate)",
-                unsupported::NOT_IMPLEMENTED
-            ),
-        );
-    } else if !matches!(strategy.type_.as_deref(), None | Some("Recreate")) {
-        err(errors, "spec.strategy.type", "must be Recreate or RollingUpdate");
-    }
-}
-
 /// A Deployment's `minReadySeconds`, `revisionHistoryLimit` and
 /// `progressDeadlineSeconds`, by Kubernetes' rules.
 pub fn deployment_progress(spec: &DeploymentSpec, errors: &mut Errors) {
@@ -408,6 +393,7 @@ fn validate_container(c: &Container, at: &str, errors: &mut Errors) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::IntOrString;
 
     const DEPLOYMENT: &str = r#"{
         "apiVersion": "apps/v1", "kind": "Deployment",
@@ -531,9 +517,34 @@ mod tests {
             ),
             (Some(1), Some(10), Some(600))
         );
+        let strategy = d.spec.strategy.clone().unwrap();
+        let rolling = strategy.rolling_update.unwrap();
         assert_eq!(
-            d.spec.strategy, None,
-            "RollingUpdate is not defaulted: berth refuses it"
+            (strategy.type_.as_deref(), rolling.max_surge, rolling.max_unavailable),
+            (
+                Some("RollingUpdate"),
+                Some(IntOrString::String("25%".into())),
+                Some(IntOrString::String("25%".into()))
+            ),
+            "RollingUpdate is the default, with a quarter as surge and as unavailability"
+        );
+        let recreate = DEPLOYMENT.replace(
+            "\"replicas\": 3,",
+            "\"replicas\": 3, \"strategy\": {\"type\": \"Recreate\"},",
+        );
+        let object = parse_object(&recreate).unwrap();
+        let d = object.downcast_ref::<Deployment>().unwrap();
+        assert_eq!(d.spec.strategy.as_ref().unwrap().rolling_update, None);
+        let surge_only = DEPLOYMENT.replace(
+            "\"replicas\": 3,",
+            "\"replicas\": 3, \"strategy\": {\"rollingUpdate\": {\"maxSurge\": 1}},",
+        );
+        let object = parse_object(&surge_only).unwrap();
+        let d = object.downcast_ref::<Deployment>().unwrap();
+        let rolling = d.spec.strategy.clone().unwrap().rolling_update.unwrap();
+        assert_eq!(
+            (rolling.max_surge, rolling.max_unavailable),
+            (Some(IntOrString::Int(1)), Some(IntOrString::String("25%".into())))
         );
         let chosen = DEPLOYMENT.replace(
             "\"replicas\": 3,",
@@ -559,6 +570,63 @@ mod tests {
                 "spec.minReadySeconds: Invalid value: -2: must be greater than or equal to 0",
                 "spec.revisionHistoryLimit: Invalid value: -1: must be greater than or equal to 0",
             ]
+        );
+    }
+
+    #[test]
+    fn deployment_strategies_are_checked_with_kubernetes_messages() {
+        let with = |strategy: &str| {
+            DEPLOYMENT.replace(
+                "\"replicas\": 3,",
+                &format!("\"replicas\": 3, \"strategy\": {strategy},"),
+            )
+        };
+        let rolling = |surge: &str, unavailable: &str| {
+            with(&format!(
+                "{{\"type\": \"RollingUpdate\", \"rollingUpdate\": {{\"maxSurge\": {surge}, \"maxUnavailable\": {unavailable}}}}}"
+            ))
+        };
+        for (surge, unavailable) in [("1", "0"), ("0", "1"), ("\"50%\"", "\"0%\""), ("0", "\"100%\"")] {
+            assert_eq!(
+                errors_of(&rolling(surge, unavailable)),
+                Vec::<String>::new(),
+                "{surge} {unavailable}"
+            );
+        }
+        let at = "spec.strategy.rollingUpdate";
+        assert_eq!(
+            errors_of(&rolling("0", "0")),
+            [format!(
+                "{at}.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
+            )]
+        );
+        assert_eq!(
+            errors_of(&rolling("\"0%\"", "\"0%\"")),
+            [format!(
+                "{at}.maxUnavailable: Invalid value: \"0%\": may not be 0 when `maxSurge` is 0"
+            )]
+        );
+        assert_eq!(
+            errors_of(&rolling("-1", "\"101%\"")),
+            [
+                format!("{at}.maxSurge: Invalid value: -1: must be greater than or equal to 0"),
+                format!("{at}.maxUnavailable: Invalid value: \"101%\": must not be greater than 100%"),
+            ]
+        );
+        assert_eq!(
+            errors_of(&rolling("\"5\"", "1")),
+            [format!(
+                "{at}.maxSurge: Invalid value: \"5\": a valid percent string must be a numeric string followed \
+                 by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+            )]
+        );
+        assert_eq!(
+            errors_of(&with("{\"type\": \"Recreate\", \"rollingUpdate\": {\"maxSurge\": 1}}")),
+            ["spec.strategy.rollingUpdate: Forbidden: may not be specified when strategy `type` is 'Recreate'"]
+        );
+        assert_eq!(
+            errors_of(&with("{\"type\": \"BlueGreen\"}")),
+            ["spec.strategy.type: Unsupported value: \"BlueGreen\": supported values: \"Recreate\", \"RollingUpdate\""]
         );
     }
 

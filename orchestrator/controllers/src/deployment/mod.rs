@@ -1,6 +1,8 @@
-//! Deployment → ReplicaSets, as Kubernetes' deployment controller does it with the
-//! Recreate strategy (the one berth implements: every pod of the old template goes
-//! before any pod of the new one starts).
+//! Deployment → ReplicaSets, as Kubernetes' deployment controller does it, with
+//! both strategies: `RollingUpdate` (the default: the new ReplicaSet grows and the
+//! old ones shrink a few pods at a time, within `maxSurge` extra pods and
+//! `maxUnavailable` missing ones, [`strategy`]) and `Recreate` (every pod of the old
+//! template goes before any pod of the new one starts).
 //!
 //! The ReplicaSet of a Deployment's current pod template is `<deployment>-<hash>`,
 //! the hash of the template also being its `pod-template-hash` label (on the
@@ -16,34 +18,44 @@
 //!      │ reconcile (pure)
 //!      ├─ Progressing: Unknown (DeploymentPaused / DeploymentResumed) when spec.paused flips
 //!      ├─ the new ReplicaSet, if it exists: the Deployment's annotations, the next revision
-//!      ├─ paused, or spec.replicas changed: scale the one active ReplicaSet
+//!      ├─ paused, or spec.replicas changed: scale (one active ReplicaSet takes the
+//!      │     size; midway through a rollout, all active ones in proportion)
 //!      │     (paused: the template waits; the history limit is kept)
-//!      └─ else Recreate: old ReplicaSets to 0 ─► once their pods are gone, create (or
-//!            scale) the new one ─► once the rollout is complete, delete history beyond
-//!            the limit
+//!      ├─ RollingUpdate: create the new one (as big as the surge allows) ─► scale it
+//!      │     up within replicas + maxSurge, else the old ones down keeping
+//!      │     replicas - maxUnavailable available ─► once complete, the history limit
+//!      ├─ Recreate: old ReplicaSets to 0 ─► once their pods are gone, create (or
+//!      │     scale) the new one ─► once complete, delete history beyond the limit
+//!      └─ complete: mark the new ReplicaSet `berth.io/became-available`; past the
+//!            deadline with `berth.io/auto-rollback: "true"`: the template of the
+//!            newest marked revision back (a Warning AutoRollback Event)
 //!      ▼
 //!  status: counts, Available, Progressing (a deadline check is requeued)
 //!      │ actions
 //!      ▼
 //!  fenced writes: create / update / delete ReplicaSets, update the Deployment
+//!  (its spec only when rolling back)
 //! ```
 //!
-//! Kubernetes also waits for pods of old ReplicaSets that are still terminating;
-//! berth deletes a pod from the store at once (its processes are stopped by the
-//! agent after), so an old ReplicaSet's `status.replicas` of 0 says its pods are gone.
+//! Recreate waits for the old ReplicaSets' pods that are still terminating too (a
+//! ReplicaSet's status leaves them out), looking again every second while there
+//! are some: no pod event wakes this controller.
 
 mod history;
 pub mod revision;
 mod rollout;
 pub mod status;
+pub mod strategy;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
+use berth_api::conditions::is_terminal;
 use berth_api::meta::{LabelSelector, MetaExt, ObjectMeta};
-use berth_api::objects::{Deployment, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, Resource};
-use berth_api::owners::{controller_ref, is_controlled_by};
+use berth_api::objects::{Deployment, Pod, PodTemplateSpec, ReplicaSet, ReplicaSetSpec, Resource};
+use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_client::events::{EventType, Recorder, reference};
 use berth_client::kv::KvError;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -51,6 +63,7 @@ use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, soon
 use crate::spec_replicas;
 use crate::template_json::template_bytes;
 use revision::REVISION_ANNOTATION;
+pub use rollout::{AUTO_ROLLBACK_ANNOTATION, AUTO_ROLLBACK_REASON};
 
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
@@ -116,6 +129,9 @@ pub enum Action {
     DeleteReplicaSet(ReplicaSet),
     /// Write the Deployment's revision annotation and status (as read otherwise).
     UpdateDeployment(Deployment),
+    /// Write the Deployment with an earlier revision's template (and its status),
+    /// then record a Warning Event with the message saying why.
+    RollBackDeployment(Deployment, String),
 }
 
 /// The actions for one Deployment, and when to look again without an event.
@@ -128,12 +144,36 @@ pub struct Plan {
 /// The actions that bring `owned` (the ReplicaSets the Deployment controls) in line
 /// with `deployment`, at `now`. Pure.
 pub fn reconcile(deployment: &Deployment, owned: &[&ReplicaSet], now: SystemTime) -> Plan {
+    reconcile_with_terminating(deployment, owned, &BTreeMap::new(), now)
+}
+
+/// [`reconcile`], knowing how many pods of each ReplicaSet (by uid) are still
+/// terminating: a ReplicaSet's status leaves them out, but Recreate waits for them
+/// too (every old pod gone before a new one starts).
+pub fn reconcile_with_terminating(
+    deployment: &Deployment,
+    owned: &[&ReplicaSet],
+    terminating: &BTreeMap<String, i32>,
+    now: SystemTime,
+) -> Plan {
     if deployment.metadata.is_deleting() {
         return Plan::default();
     }
-    let mut rollout = rollout::Rollout::new(deployment, owned, now);
+    let mut rollout = rollout::Rollout::new(deployment, owned, terminating, now);
     rollout.run();
     rollout.into_plan()
+}
+
+/// The pods being deleted but not yet finished, by the uid of the ReplicaSet that
+/// controls them.
+fn terminating_pods(pods: &[&Pod]) -> BTreeMap<String, i32> {
+    let mut terminating = BTreeMap::new();
+    for pod in pods.iter().filter(|p| p.metadata.is_deleting() && !is_terminal(p)) {
+        if let Some(owner) = controller_of(&pod.metadata) {
+            *terminating.entry(owner.uid.clone()).or_insert(0) += 1;
+        }
+    }
+    terminating
 }
 
 /// Records a ScalingReplicaSet event on the Deployment, as Kubernetes words it.
@@ -151,6 +191,7 @@ fn scaled(recorder: &Recorder, deployment: &Deployment, replica_set: &str, from:
 pub async fn run(ctx: Context, resync: Duration) {
     ctx.caches.deployments.wait_synced().await;
     ctx.caches.replica_sets.wait_synced().await;
+    ctx.caches.pods.wait_synced().await;
     let triggers = vec![ctx.caches.deployments.subscribe(), ctx.caches.replica_sets.subscribe()];
     drive("deployment", triggers, resync, || pass(&ctx)).await;
 }
@@ -159,6 +200,8 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
     let now = SystemTime::now();
     let deployments = ctx.caches.deployments.snapshot();
     let replica_sets = ctx.caches.replica_sets.snapshot();
+    let pods = ctx.caches.pods.snapshot();
+    let terminating = terminating_pods(&pods.iter().collect::<Vec<_>>());
     let mut requeue = None;
     let recorder = ctx.recorder("deployment-controller");
     for deployment in deployments.iter() {
@@ -169,7 +212,7 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
                     && is_controlled_by(&rs.metadata, deployment.metadata.uid())
             })
             .collect();
-        let plan = reconcile(deployment, &owned, now);
+        let plan = reconcile_with_terminating(deployment, &owned, &terminating, now);
         requeue = sooner(requeue, plan.requeue);
         // A new ReplicaSet that could not be created: the status would claim it.
         let mut is_blocked = false;
@@ -225,6 +268,17 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
                         continue;
                     }
                     benign(ctx.registry.update(&deployment, ctx.fence()).await)?.is_some()
+                }
+                Action::RollBackDeployment(rolled_back, message) => {
+                    if is_blocked {
+                        continue;
+                    }
+                    tracing::warn!(deployment = %rolled_back.key(), %message, "rolling back");
+                    let updated = benign(ctx.registry.update(&rolled_back, ctx.fence()).await)?.is_some();
+                    if updated {
+                        recorder.emit(reference(deployment), EventType::Warning, AUTO_ROLLBACK_REASON, message);
+                    }
+                    updated
                 }
             };
             if !done {

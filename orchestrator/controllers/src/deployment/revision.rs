@@ -21,6 +21,10 @@ pub const DESIRED_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/desired-
 /// The most pods the Deployment allowed then (`spec.replicas` + maxSurge; no surge
 /// with Recreate).
 pub const MAX_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/max-replicas";
+/// When a rollout of the ReplicaSet's template completed (every pod updated and
+/// available): a revision an auto-rollback may go back to. The controller's own,
+/// never copied from the Deployment (where `kubectl rollout undo` may carry it).
+pub const BECAME_AVAILABLE_ANNOTATION: &str = "berth.io/became-available";
 /// The cause of a revision, as a user (or `kubectl --record`) wrote it.
 pub const CHANGE_CAUSE_ANNOTATION: &str = "kubernetes.io/change-cause";
 
@@ -32,6 +36,7 @@ const NOT_COPIED: &[&str] = &[
     REVISION_HISTORY_ANNOTATION,
     DESIRED_REPLICAS_ANNOTATION,
     MAX_REPLICAS_ANNOTATION,
+    BECAME_AVAILABLE_ANNOTATION,
     "deprecated.deployment.rollback.to",
 ];
 
@@ -95,7 +100,7 @@ pub fn set_new_replica_set_annotations(
     }
     if is_being_created {
         let replicas = crate::spec_replicas(deployment.spec.replicas);
-        changed |= set_replicas_annotations(rs, replicas, replicas);
+        changed |= set_replicas_annotations(rs, replicas, replicas + super::strategy::max_surge(deployment));
     }
     changed
 }
@@ -138,6 +143,11 @@ pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> 
 /// The Deployment's `spec.replicas` when the ReplicaSet was last scaled, if recorded.
 pub fn desired_replicas(rs: &ReplicaSet) -> Option<i32> {
     rs.metadata.annotations().get(DESIRED_REPLICAS_ANNOTATION)?.parse().ok()
+}
+
+/// The most pods the Deployment allowed when the ReplicaSet was last scaled, if recorded.
+pub fn max_replicas(rs: &ReplicaSet) -> Option<i32> {
+    rs.metadata.annotations().get(MAX_REPLICAS_ANNOTATION)?.parse().ok()
 }
 
 /// Sets the Deployment's revision annotation; returns whether it changed.

@@ -4,19 +4,25 @@
 //! copies that differ from what was read become the [`Plan`]'s writes.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{Deployment, ReplicaSet};
 use berth_api::time::from_system_time;
-use berth_controller_runtime::Requeue;
+use berth_controller_runtime::{Requeue, sooner};
 
 use super::revision::{
     self, REVISION_ANNOTATION, max_revision, set_deployment_revision, set_new_replica_set_annotations,
 };
 use super::status::{self, PROGRESSING, condition, new_condition, progress_deadline, set_condition};
-use super::{Action, Plan, TEMPLATE_HASH_LABEL, desired_replica_set, history, template_hash};
+use super::{Action, Plan, TEMPLATE_HASH_LABEL, desired_replica_set, history, strategy, template_hash};
+
+mod auto_rollback;
+mod rolling;
+mod scale;
+
 use crate::spec_replicas;
+pub use auto_rollback::{AUTO_ROLLBACK_ANNOTATION, AUTO_ROLLBACK_REASON};
 
 /// One of the ReplicaSets of a [`Rollout`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,7 +33,7 @@ enum Which {
 
 /// A pass over one Deployment: the Deployment and its ReplicaSets as they will be
 /// written, changed step by step as Kubernetes' controller changes them.
-pub(super) struct Rollout<'a> {
+pub(in crate::deployment) struct Rollout<'a> {
     read: &'a Deployment,
     /// The ReplicaSets as read, by name.
     read_sets: BTreeMap<&'a str, &'a ReplicaSet>,
@@ -42,10 +48,19 @@ pub(super) struct Rollout<'a> {
     now: SystemTime,
     now_time: Time,
     requeue: Requeue,
+    /// Why the template was rolled back, if this pass did (see `auto_rollback`).
+    rollback_message: Option<String>,
+    /// Pods still terminating, by the uid of their ReplicaSet.
+    terminating: &'a BTreeMap<String, i32>,
 }
 
 impl<'a> Rollout<'a> {
-    pub(super) fn new(deployment: &'a Deployment, owned: &[&'a ReplicaSet], now: SystemTime) -> Self {
+    pub(super) fn new(
+        deployment: &'a Deployment,
+        owned: &[&'a ReplicaSet],
+        terminating: &'a BTreeMap<String, i32>,
+        now: SystemTime,
+    ) -> Self {
         let hash = template_hash(&deployment.spec.template);
         let mut sets: Vec<&ReplicaSet> = owned.to_vec();
         sets.sort_by_key(|rs| (rs.metadata.creation_timestamp.clone(), rs.metadata.name().to_string()));
@@ -64,6 +79,8 @@ impl<'a> Rollout<'a> {
             now,
             now_time: from_system_time(now),
             requeue: None,
+            rollback_message: None,
+            terminating,
         }
     }
 
@@ -78,9 +95,13 @@ impl<'a> Rollout<'a> {
         } else if self.is_scaling_event() {
             self.scale();
             self.sync_status();
+        } else if strategy::is_rolling_update(self.read) {
+            self.rolling();
         } else {
             self.recreate();
         }
+        self.mark_available();
+        self.auto_rollback();
     }
 
     fn replicas(&self) -> i32 {
@@ -140,6 +161,15 @@ impl<'a> Rollout<'a> {
         let next_revision = self.next_revision();
         let mut rs = desired_replica_set(self.read, &template_hash(&self.read.spec.template));
         set_new_replica_set_annotations(self.read, &mut rs, next_revision, true);
+        if strategy::is_rolling_update(self.read) {
+            // As many pods as the surge allows next to the old ones (Recreate
+            // creates it only once they are gone, at full size).
+            rs.spec.replicas = Some(0);
+            self.new = Some(rs);
+            let replicas = self.new_replica_set_replicas();
+            rs = self.new.take().expect("just set");
+            rs.spec.replicas = Some(replicas);
+        }
         set_deployment_revision(&mut self.deployment, &next_revision.to_string());
         if progress_deadline(self.read).is_some() {
             let message = format!("Created new replica set {:?}", rs.metadata.name());
@@ -155,9 +185,26 @@ impl<'a> Rollout<'a> {
         self.new = Some(rs);
     }
 
-    /// Sets a ReplicaSet's replicas, and records the Deployment's in its annotations.
-    fn scale_replica_set(&mut self, which: Which, replicas: i32) {
+    /// Sets a ReplicaSet's replicas, and records the Deployment's size and most
+    /// pods in its annotations; nothing when the size is already that. Returns
+    /// whether it changed.
+    fn scale_replica_set(&mut self, which: Which, replicas: i32) -> bool {
+        if self
+            .get(which)
+            .is_none_or(|rs| spec_replicas(rs.spec.replicas) == replicas)
+        {
+            return false;
+        }
+        self.resize_replica_set(which, replicas);
+        true
+    }
+
+    /// Sets a ReplicaSet's replicas and its annotations of the Deployment's size,
+    /// even when only the annotations change (a proportional scaling records the new
+    /// size on every active ReplicaSet, or it would look like a scaling event again).
+    fn resize_replica_set(&mut self, which: Which, replicas: i32) {
         let desired = self.replicas();
+        let max = desired + strategy::max_surge(self.read);
         let rs = match which {
             Which::New => self.new.as_mut(),
             Which::Old(i) => self.old.get_mut(i),
@@ -165,12 +212,8 @@ impl<'a> Rollout<'a> {
         let Some(rs) = rs else {
             return;
         };
-        if spec_replicas(rs.spec.replicas) == replicas {
-            return;
-        }
         rs.spec.replicas = Some(replicas);
-        // Recreate allows no surge: the most pods is the number wanted.
-        revision::set_replicas_annotations(rs, desired, desired);
+        revision::set_replicas_annotations(rs, desired, max);
     }
 
     fn is_active(&self, which: Which) -> bool {
@@ -197,27 +240,6 @@ impl<'a> Rollout<'a> {
             .any(|desired| desired != replicas)
     }
 
-    /// Scaling without a rollout: the one active ReplicaSet (or, with none, the new
-    /// one, else the newest) gets `spec.replicas`; with several, the old ones go to 0
-    /// once the new one is saturated.
-    fn scale(&mut self) {
-        let replicas = self.replicas();
-        let active = self.active();
-        let target = match active.as_slice() {
-            [] if self.new.is_some() => Some(Which::New),
-            [] => self.old.len().checked_sub(1).map(Which::Old),
-            [only] => Some(*only),
-            _ => None,
-        };
-        if let Some(target) = target {
-            self.scale_replica_set(target, replicas);
-        } else if self.is_new_saturated() {
-            for which in active.into_iter().filter(|w| *w != Which::New) {
-                self.scale_replica_set(which, 0);
-            }
-        }
-    }
-
     /// The new ReplicaSet has all the pods wanted, available.
     fn is_new_saturated(&self) -> bool {
         let replicas = self.replicas();
@@ -239,8 +261,16 @@ impl<'a> Rollout<'a> {
             }
         }
         let old_pods: i32 = self.old.iter().map(|rs| rs.status.replicas).sum();
-        if scaled_down || old_pods > 0 {
+        let old_terminating: i32 = self
+            .old
+            .iter()
+            .filter_map(|rs| self.terminating.get(rs.metadata.uid()))
+            .sum();
+        if scaled_down || old_pods > 0 || old_terminating > 0 {
             self.sync_rollout_status();
+            if old_terminating > 0 {
+                self.requeue = sooner(self.requeue, Some(Duration::from_secs(1)));
+            }
             return;
         }
         if self.new.is_none() {
@@ -313,7 +343,9 @@ impl<'a> Rollout<'a> {
             });
         }
         actions.extend(self.deletes.iter().cloned().map(Action::DeleteReplicaSet));
-        if self.deployment != *self.read {
+        if let Some(message) = self.rollback_message {
+            actions.push(Action::RollBackDeployment(self.deployment, message));
+        } else if self.deployment != *self.read {
             actions.push(Action::UpdateDeployment(self.deployment));
         }
         Plan {

@@ -2,8 +2,8 @@
 //! conditions kubectl waits on, with Kubernetes' reasons and messages.
 //!
 //! - `Available`: `True` (`MinimumReplicasAvailable`) while at least `spec.replicas`
-//!   pods are available (Recreate allows none unavailable), else `False`
-//!   (`MinimumReplicasUnavailable`).
+//!   less `maxUnavailable` pods are available (Recreate allows none unavailable),
+//!   else `False` (`MinimumReplicasUnavailable`).
 //! - `Progressing`: `True` with `NewReplicaSetCreated` / `FoundNewReplicaSet` when the
 //!   rollout starts, `ReplicaSetUpdated` on each step forward, `NewReplicaSetAvailable`
 //!   once complete; `False` with `ProgressDeadlineExceeded` when no step forward came
@@ -114,8 +114,9 @@ pub fn calculate_status(
         conditions: current.conditions.clone(),
         ..Default::default()
     };
-    // Recreate tolerates no unavailable pod (Kubernetes' maxUnavailable is 0 for it).
-    let available_condition = if available >= spec_replicas(deployment.spec.replicas) {
+    // Recreate tolerates no unavailable pod (its maxUnavailable is 0).
+    let minimum = spec_replicas(deployment.spec.replicas) - super::strategy::max_unavailable(deployment);
+    let available_condition = if available >= minimum {
         new_condition(
             AVAILABLE,
             "True",

@@ -11,7 +11,9 @@ use super::revision::{
 use super::status::*;
 use super::*;
 use berth_api::meta::selector_matches;
-use berth_api::objects::{DeploymentCondition, DeploymentStatus, ReplicaSetStatus};
+use berth_api::objects::{
+    DeploymentCondition, DeploymentStatus, DeploymentStrategy, IntOrString, ReplicaSetStatus, RollingUpdateDeployment,
+};
 use berth_api::time::from_system_time;
 
 const T0: u64 = 1_800_000_000;
@@ -29,8 +31,8 @@ fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations().get(key).map(String::as_str)
 }
 
-/// A stored Deployment (with a uid, generation, resourceVersion and the defaults
-/// the API server fills in).
+/// A stored Deployment of the Recreate strategy (with a uid, generation,
+/// resourceVersion and the defaults the API server fills in).
 fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
     let mut d = berth_api::testing::deployment(name, replicas, image, "100m");
     d.metadata.uid = Some(format!("uid-{name}"));
@@ -38,6 +40,24 @@ fn deployment(name: &str, replicas: i32, image: &str) -> Deployment {
     d.metadata.resource_version = Some("5".into());
     d.spec.revision_history_limit = Some(10);
     d.spec.progress_deadline_seconds = Some(600);
+    d.spec.strategy = Some(DeploymentStrategy {
+        type_: Some("Recreate".into()),
+        rolling_update: None,
+    });
+    d
+}
+
+/// A stored Deployment of the RollingUpdate strategy, with `maxSurge` and
+/// `maxUnavailable` as given.
+fn rolling(name: &str, replicas: i32, image: &str, surge: IntOrString, unavailable: IntOrString) -> Deployment {
+    let mut d = deployment(name, replicas, image);
+    d.spec.strategy = Some(DeploymentStrategy {
+        type_: Some("RollingUpdate".into()),
+        rolling_update: Some(RollingUpdateDeployment {
+            max_surge: Some(surge),
+            max_unavailable: Some(unavailable),
+        }),
+    });
     d
 }
 
@@ -70,6 +90,10 @@ struct World {
     now: SystemTime,
     pods_ready: bool,
     version: i64,
+    /// The messages of the rollbacks written (each one a Warning Event).
+    rollbacks: Vec<String>,
+    /// Pods being deleted but not yet finished, by the uid of their ReplicaSet.
+    terminating: BTreeMap<String, i32>,
 }
 
 impl World {
@@ -80,6 +104,8 @@ impl World {
             now: at(0),
             pods_ready: true,
             version: 5,
+            rollbacks: Vec::new(),
+            terminating: BTreeMap::new(),
         }
     }
 
@@ -91,7 +117,7 @@ impl World {
     /// One pass of the controller, its writes applied as the store would.
     fn pass(&mut self) -> Plan {
         let owned: Vec<&ReplicaSet> = self.sets.iter().collect();
-        let plan = reconcile(&self.deployment, &owned, self.now);
+        let plan = reconcile_with_terminating(&self.deployment, &owned, &self.terminating, self.now);
         for action in plan.actions.clone() {
             match action {
                 Action::CreateReplicaSet(mut rs) => {
@@ -132,6 +158,17 @@ impl World {
                     d.metadata.resource_version = self.next_version();
                     self.deployment = d;
                 }
+                Action::RollBackDeployment(mut d, message) => {
+                    assert_ne!(
+                        d.spec.template, self.deployment.spec.template,
+                        "a rollback changes the template"
+                    );
+                    assert_eq!(d.metadata.resource_version, self.deployment.metadata.resource_version);
+                    d.metadata.generation = Some(self.deployment.metadata.generation() + 1);
+                    d.metadata.resource_version = self.next_version();
+                    self.deployment = d;
+                    self.rollbacks.push(message);
+                }
             }
         }
         plan
@@ -151,6 +188,37 @@ impl World {
                 ..Default::default()
             };
         }
+    }
+
+    /// The ReplicaSet controller a step at a time: each ReplicaSet has as many pods
+    /// as it wants, pods it no longer wants go at once (the ready ones first
+    /// counted gone), and one more of its pods becomes ready (and available) if
+    /// its image `works`.
+    fn pods_step(&mut self, works: impl Fn(&str) -> bool) {
+        for rs in &mut self.sets {
+            let n = spec_replicas(rs.spec.replicas);
+            let before = rs.status.ready_replicas.unwrap_or_default();
+            let ready = if works(image_of(rs)) { (before + 1).min(n) } else { 0 };
+            rs.status = ReplicaSetStatus {
+                replicas: n,
+                fully_labeled_replicas: Some(n),
+                ready_replicas: Some(ready),
+                available_replicas: Some(ready),
+                observed_generation: Some(rs.metadata.generation()),
+                ..Default::default()
+            };
+        }
+    }
+
+    /// Pods wanted and pods available over every ReplicaSet.
+    fn counts(&self) -> (i32, i32) {
+        let wanted = self.sets.iter().map(|rs| spec_replicas(rs.spec.replicas)).sum();
+        let available = self
+            .sets
+            .iter()
+            .map(|rs| rs.status.available_replicas.unwrap_or_default())
+            .sum();
+        (wanted, available)
     }
 
     /// Passes a second apart, the pods following, until a pass writes nothing.
@@ -221,5 +289,7 @@ fn available_of(status: &DeploymentStatus) -> &DeploymentCondition {
     condition(status, AVAILABLE).unwrap()
 }
 
+mod auto_rollback;
 mod history;
+mod rolling;
 mod rollout;

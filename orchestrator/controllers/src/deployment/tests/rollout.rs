@@ -241,6 +241,36 @@ fn recreate_scales_the_old_replica_set_down_before_creating_the_new_one() {
 }
 
 #[test]
+fn recreate_waits_for_old_pods_still_terminating() {
+    let mut world = World::new(deployment("web", 2, "v1"));
+    world.settle();
+    world.set_image("v2");
+    world.pass();
+    world.pods();
+    // The ReplicaSet's status leaves out its pods that are terminating.
+    let old_uid = world.rs_of("v1").metadata.uid().to_string();
+    world.terminating.insert(old_uid, 2);
+    let plan = world.pass();
+    assert!(
+        plan.actions.iter().all(|a| !matches!(a, Action::CreateReplicaSet(_))),
+        "{:#?}",
+        plan.actions
+    );
+    assert_eq!(
+        plan.requeue,
+        Some(Duration::from_secs(1)),
+        "no pod event wakes the controller"
+    );
+    world.terminating.clear();
+    let plan = world.pass();
+    assert!(
+        matches!(plan.actions.first(), Some(Action::CreateReplicaSet(_))),
+        "{:#?}",
+        plan.actions
+    );
+}
+
+#[test]
 fn a_paused_deployment_scales_but_does_not_roll_out_until_resumed() {
     let mut world = World::new(deployment("web", 2, "v1"));
     world.settle();
