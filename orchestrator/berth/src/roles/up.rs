@@ -41,7 +41,7 @@ pub struct UpFlags {
     /// Memory each agent offers (default: the host's).
     #[arg(long)]
     agent_memory: Option<String>,
-    /// How long a node may miss its heartbeat before its pods move.
+    /// How long a node stays without its heartbeat (not ready) before its pods move.
     #[arg(long, default_value = "10s")]
     node_monitor_grace_period: String,
 }
