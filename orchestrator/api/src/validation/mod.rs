@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 mod containers;
+pub mod service;
 mod unsupported;
 
 pub use unsupported::NOT_IMPLEMENTED;
