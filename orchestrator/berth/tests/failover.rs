@@ -175,8 +175,9 @@ fn berth_via(cluster: &TestCluster, server: usize, args: &[&str]) -> std::proces
 
 /// kill -9 of the leading replica: as soon as the survivors agree on a new Raft
 /// leader, a ReplicaSet is scaled up, and the new leader's controllers create the
-/// pods. Prints how long after the election the change was acted on (berth aims at
-/// under 2 s: the leadership record is claimed and every loop starts at once).
+/// pods and its scheduler binds them. Prints how long after the election the change
+/// was acted on (berth aims at under 2 s: the leadership record is claimed and every
+/// loop starts at once).
 #[test]
 fn controllers_resume_on_a_new_leader_and_act_on_a_change_made_right_after_its_election() {
     let mut cluster = TestCluster::start();
@@ -217,16 +218,23 @@ fn controllers_resume_on_a_new_leader_and_act_on_a_change_made_right_after_its_e
         (sleepers(&cluster).len() == 4).then_some(())
     });
     let acted = Instant::now();
+    let bound = eventually_blocking("the new leader's scheduler to bind them", || {
+        sleepers(&cluster)
+            .iter()
+            .all(|p| p["spec"]["nodeName"].as_str().is_some_and(|node| !node.is_empty()))
+            .then(Instant::now)
+    });
     let (new_name, new_term, _) = leader_record(&cluster, survivors[0]).unwrap();
     assert_ne!(new_name, old_name);
     assert!(new_term > old_term, "term {new_term} after {old_term}");
     eprintln!(
         "failover figures: election {:?} after the kill; the scale was accepted {:?} after the election \
-         and acted on {:?} after it ({:?} after the election)",
+         and acted on {:?} after it ({:?} after the election); the new pods were bound {:?} after the election",
         elected - killed,
         scaled - elected,
         acted - scaled,
-        acted - elected
+        acted - elected,
+        bound - elected
     );
     eventually_blocking("4 running pods", || (running(&cluster).len() == 4).then_some(()));
 }
