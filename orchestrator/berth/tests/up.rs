@@ -4,6 +4,9 @@
 //! `berth up` listens on fixed ports (2379…, 8080…, 10250…, and 5000 for its
 //! registry); they lie below the ephemeral range, so the other tests' free ports never
 //! collide with them. One test starts it, so that no two clusters race for them.
+//!
+//! On the way it kills -9 the control-plane replica and an agent: berth up restarts
+//! them, says so, and the cluster serves again with its workloads.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -245,6 +248,8 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    survives_kill_9_of_a_replica_and_an_agent(up.0.id(), &rx);
+
     // Ctrl-C: everything stops, the workloads too.
     Command::new("kill")
         .args(["-INT", &up.0.id().to_string()])
@@ -360,4 +365,79 @@ fn serves_web_from_containers(printed: &str, dir: &std::path::Path) -> Vec<Strin
         );
     }
     names
+}
+
+/// The PID of `berth up`'s child started with `--name=<name>`.
+fn child_pid(up: u32, name: &str) -> Option<u32> {
+    let flag = format!("--name={name}");
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let pid = entry.file_name().to_string_lossy().parse::<u32>().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // The parent's PID is the second field after the command's closing parenthesis.
+        let ppid: u32 = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        (ppid == up && cmdline.split(|b| *b == 0).any(|arg| arg == flag.as_bytes()) && !stat.contains(") Z "))
+            .then_some(pid)
+    })
+}
+
+/// Waits for berth up to print a line containing each of `parts`; returns it.
+fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, parts: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = String::new();
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("berth up never printed {parts:?}; it printed:\n{seen}"));
+        if parts.iter().all(|part| line.contains(part)) {
+            return line;
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+}
+
+/// kill -9 of the only control-plane replica, then of an agent: berth up names each
+/// with its exit and restarts it, the API answers again, the node is Ready again and
+/// the example's three web servers still run (the restarted agent adopts them) and
+/// their logs are served through their agents.
+fn survives_kill_9_of_a_replica_and_an_agent(up: u32, rx: &std::sync::mpsc::Receiver<String>) {
+    for name in ["server-0", "node-0"] {
+        let pid = child_pid(up, name).unwrap_or_else(|| panic!("berth up runs no {name}"));
+        Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+        let exited = wait_for_line(rx, &[name, "exited", "signal 9 (SIGKILL)", "restarting it in 1s"]);
+        let restarted = wait_for_line(rx, &[&format!("{name} restarted (pid")]);
+        let new_pid = child_pid(up, name).unwrap_or_else(|| panic!("{restarted}, but no {name} runs"));
+        assert_ne!(new_pid, pid, "{exited}\n{restarted}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let nodes = berth(&["get", "nodes"]);
+            let table = String::from_utf8_lossy(&nodes.stdout).to_string();
+            let served = nodes.status.success()
+                && table.lines().filter(|line| line.contains(" Ready")).count() == 2
+                && String::from_utf8_lossy(&berth(&["get", "pods"]).stdout)
+                    .matches("Running")
+                    .count()
+                    == 3;
+            // Logs come through each pod's agent: both agents serve.
+            let logs_served = || {
+                String::from_utf8_lossy(&berth(&["get", "pods", "-o", "name"]).stdout)
+                    .lines()
+                    .all(|pod| {
+                        let logs = berth(&["logs", pod.trim_start_matches("pod/")]);
+                        logs.status.success() && String::from_utf8_lossy(&logs.stdout).contains("Serving HTTP on")
+                    })
+            };
+            if served && web_workloads().len() == 3 && logs_served() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster does not serve its 2 nodes and 3 pods after {name} restarted:\n{table}{}",
+                String::from_utf8_lossy(&nodes.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert_eq!(child_pid(up, name), Some(new_pid), "{name} restarted more than once");
+    }
 }

@@ -1,14 +1,22 @@
 //! Node lifecycle: a node whose heartbeat key (`/berth/heartbeats/<node>`, attached
-//! to the agent's lease) has been absent for longer than the grace period is marked
-//! `Ready=False` (`NodeStatusUnknown`) and the pods bound to it are deleted, so their
-//! ReplicaSets replace them elsewhere.
+//! to the agent's lease) is absent is marked `Ready=False` (`NodeStatusUnknown`) and
+//! its pods' `Ready` condition is set to False, as Kubernetes' MarkPodsNotReady does,
+//! so that they leave their Services' endpoints; once it has been absent for longer
+//! than the grace period the pods bound to it are deleted, so their ReplicaSets
+//! replace them elsewhere.
+//!
+//! The key goes when the agent's lease expires, that is at most the lease's TTL
+//! (the agent's `--lease-ttl`, 10 s by default) after its last heartbeat, and the
+//! agent has stopped its workloads by then (it fences itself): so a dead node's pods
+//! are not ready within 10 s by default, below Kubernetes' 40 s grace, and move
+//! another grace period (`--node-monitor-grace-period`, 10 s) later.
 //!
 //! The grace period counts from when this leader first saw the heartbeat absent
 //! (a new leader waits a full period: it cannot know how long the key was gone).
-//! When the heartbeat returns, the agent itself writes `Ready=True` as it registers;
-//! this controller does nothing then. The mark is written only while the heartbeat
-//! key is still absent (the txn compares it), so it can never land after the
-//! returning agent's own status.
+//! When the heartbeat returns, the agent itself writes `Ready=True` as it registers
+//! (and its pods' statuses as it runs them again); this controller does nothing
+//! then. The marks are written only while the heartbeat key is still absent (the
+//! txn compares it), so they can never land after the returning agent's own status.
 
 use std::time::Duration;
 
@@ -16,7 +24,7 @@ use tokio::time::Instant;
 
 use berth_api::conditions::{Condition, condition, set_condition};
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodSpec, key};
+use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodCondition, PodSpec, key};
 use berth_api::time;
 use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
@@ -26,12 +34,17 @@ use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, soon
 
 pub const REASON_UNKNOWN: &str = "NodeStatusUnknown";
 pub const MESSAGE_UNKNOWN: &str = "Kubelet stopped posting node status.";
+/// The event on each pod of a node marked NotReady, as Kubernetes' node controller
+/// records it.
+pub const POD_MESSAGE_NOT_READY: &str = "Node is not ready";
 
 /// What the lost nodes need.
 #[derive(Debug, Default, PartialEq)]
 pub struct Assessment {
     /// Nodes to mark `Ready=False`.
     pub mark: Vec<String>,
+    /// Ready pods on nodes without a heartbeat, to mark not ready, as (namespace, name).
+    pub unready: Vec<(String, String)>,
     /// Pods bound to lost nodes, as (namespace, name).
     pub evict: Vec<(String, String)>,
     /// When a node that is absent but not yet lost will be.
@@ -65,24 +78,53 @@ pub fn assess<'a>(
         }
         absent >= grace
     };
+    let is_absent = |name: &str| heartbeats.absent_since(name).is_some();
     let mark = nodes
         .into_iter()
-        .filter(|node| is_lost(node.metadata.name()) && !is_marked_unknown(node))
+        .filter(|node| is_absent(node.metadata.name()) && !is_marked_unknown(node))
         .map(|node| node.metadata.name().to_string())
         .collect();
-    let evict = pods
-        .into_iter()
-        .filter(|pod| {
-            let node = pod.spec.node_name.as_deref().unwrap_or_default();
-            !node.is_empty() && !pod.metadata.is_deleting() && is_lost(node)
-        })
-        .map(|pod| (pod.metadata.namespace().to_string(), pod.metadata.name().to_string()))
-        .collect();
+    let mut unready = Vec::new();
+    let mut evict = Vec::new();
+    for pod in pods {
+        let node = pod.spec.node_name.as_deref().unwrap_or_default();
+        if node.is_empty() || pod.metadata.is_deleting() || !is_absent(node) {
+            continue;
+        }
+        let id = (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
+        if is_lost(node) {
+            evict.push(id);
+        } else if is_pod_ready(pod) {
+            unready.push(id);
+        }
+    }
     Assessment {
         mark,
+        unready,
         evict,
         next_check,
     }
+}
+
+fn is_pod_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.conditions.as_deref().unwrap_or_default();
+    condition(conditions, "Ready").is_some_and(|c| c.status() == "True")
+}
+
+/// The pod with its Ready condition set to False (its reason and message kept, as
+/// Kubernetes' MarkPodsNotReady keeps them).
+pub fn marked_not_ready(pod: &Pod) -> Pod {
+    let mut pod = pod.clone();
+    let conditions = pod.status.conditions.get_or_insert_default();
+    let (reason, message) = condition(conditions, "Ready")
+        .map(|c| (c.reason().to_string(), c.message().to_string()))
+        .unwrap_or_default();
+    set_condition(
+        conditions,
+        PodCondition::new("Ready", "False", &reason, &message),
+        &time::now(),
+    );
+    pod
 }
 
 /// The node with its Ready condition set to False / NodeStatusUnknown.
@@ -121,7 +163,7 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
         let Ok(version) = node.metadata.resource_version().parse::<i64>() else {
             continue;
         };
-        tracing::warn!(node = %name, grace_ms = grace.as_millis() as u64, "no heartbeat within the grace period: marking the node NotReady");
+        tracing::warn!(node = %name, "its heartbeat lease expired: marking the node NotReady");
         let heartbeat = format!("{HEARTBEAT_PREFIX}{name}");
         let written = ctx
             .registry
@@ -143,6 +185,38 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
                 EventType::Normal,
                 "NodeNotReady",
                 format!("Node {name} status is now: NodeNotReady"),
+            );
+        }
+    }
+    for (namespace, name) in &assessment.unready {
+        let pod_key = key::<PodSpec>(namespace, name);
+        let Some(pod) = pods.get(&pod_key) else { continue };
+        let (Ok(version), Some(node)) = (
+            pod.metadata.resource_version().parse::<i64>(),
+            pod.spec.node_name.as_deref(),
+        ) else {
+            continue;
+        };
+        let heartbeat = format!("{HEARTBEAT_PREFIX}{node}");
+        let written = ctx
+            .registry
+            .kv
+            .update_if(
+                &pod_key,
+                encode(&marked_not_ready(pod)),
+                version,
+                &[(heartbeat.as_str(), 0)],
+                ctx.fence(),
+            )
+            .await;
+        if benign(written)?.is_none() {
+            requeue = sooner(requeue, Some(RETRY_SOON));
+        } else {
+            ctx.recorder("node-controller").emit(
+                reference(pod),
+                EventType::Warning,
+                "NodeNotReady",
+                POD_MESSAGE_NOT_READY.to_string(),
             );
         }
     }
@@ -187,8 +261,13 @@ mod tests {
         pod
     }
 
+    fn ready(mut pod: Pod) -> Pod {
+        pod.status.conditions = Some(vec![PodCondition::new("Ready", "True", "", "")]);
+        pod
+    }
+
     #[test]
-    fn a_node_is_lost_only_after_the_grace_period_counted_from_first_absence() {
+    fn a_node_without_heartbeat_is_not_ready_at_once_and_lost_after_the_grace_period() {
         let t0 = Instant::now();
         let grace = Duration::from_secs(10);
         let mut heartbeats = HeartbeatSnapshot {
@@ -202,15 +281,30 @@ mod tests {
             node("gone", "True", ""),
             node("never", "True", ""),
         ];
-        let pods = [pod("a", "alive"), pod("g", "gone"), pod("n", "never"), pod("u", "")];
+        let pods = [
+            ready(pod("a", "alive")),
+            ready(pod("g", "gone")),
+            pod("g-unready", "gone"),
+            ready(pod("n", "never")),
+            pod("u", ""),
+        ];
 
+        // Its lease expired: the node and its ready pods are marked, nothing moves yet.
         let early = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(9), grace);
-        assert!(early.mark.is_empty() && early.evict.is_empty(), "{early:?}");
+        assert_eq!(early.mark, ["gone", "never"]);
+        assert_eq!(
+            early.unready,
+            [
+                ("default".to_string(), "g".to_string()),
+                ("default".to_string(), "n".to_string())
+            ]
+        );
+        assert!(early.evict.is_empty(), "{early:?}");
         assert_eq!(early.next_check, Some(Duration::from_secs(1)), "'never' is lost in 1 s");
 
         let later = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(11), grace);
-        assert_eq!(later.mark, ["never"]);
         assert_eq!(later.evict, [("default".to_string(), "n".to_string())]);
+        assert_eq!(later.unready, [("default".to_string(), "g".to_string())]);
         assert_eq!(
             later.next_check,
             Some(Duration::from_secs(4)),
@@ -218,9 +312,24 @@ mod tests {
         );
 
         let all = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(15), grace);
-        assert_eq!(all.mark, ["gone", "never"]);
-        assert_eq!(all.evict.len(), 2);
+        assert_eq!(all.evict.len(), 3);
+        assert!(all.unready.is_empty());
         assert_eq!(all.next_check, None);
+    }
+
+    #[test]
+    fn a_pod_marked_not_ready_keeps_its_other_conditions() {
+        let mut pod = ready(pod("p", "n1"));
+        pod.status
+            .conditions
+            .get_or_insert_default()
+            .push(PodCondition::new("PodScheduled", "True", "", ""));
+        let marked = marked_not_ready(&pod);
+        let conditions = marked.status.conditions.as_deref().unwrap();
+        assert_eq!(condition(conditions, "Ready").unwrap().status(), "False");
+        assert!(condition(conditions, "Ready").unwrap().last_transition_time.is_some());
+        assert_eq!(condition(conditions, "PodScheduled").unwrap().status(), "True");
+        assert!(!is_pod_ready(&marked));
     }
 
     #[test]

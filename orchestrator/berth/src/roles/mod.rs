@@ -6,6 +6,7 @@ pub mod agent;
 mod example_image;
 pub mod image;
 pub mod server;
+mod supervise;
 pub mod up;
 
 use std::process::ExitCode;

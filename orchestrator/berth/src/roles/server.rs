@@ -34,8 +34,10 @@ Server flags:
                                         (default 1m30s)
   --api-max-connections N               open API connections at most; more wait to be
                                         accepted (default 4096, or half the open-file limit)
-  --node-monitor-grace-period DURATION  how long a node may miss its heartbeat before it is
-                                        NotReady and its pods move (default 10s)
+  --node-monitor-grace-period DURATION  how long a node stays without its heartbeat (its
+                                        agent's lease expired: the node and its pods are
+                                        marked not ready at once) before its pods move
+                                        (default 10s)
   --scheduler-strategy spread|binpack   spread (least allocated, default) or bin-pack
   --cluster-cidr CIDR                   the pods' addresses, carved into one block per node
                                         (node.spec.podCIDR; default 10.244.0.0/16)

@@ -1,6 +1,7 @@
 //! `berth up`: a whole cluster on this machine for trying berth out: control-plane
 //! replicas and agents as child processes of this one, their data and logs under one
-//! folder, stopped cleanly (workloads included) on Ctrl-C.
+//! folder, stopped cleanly (workloads included) on Ctrl-C. Once the cluster is up, a
+//! child that dies is restarted with a back-off and berth up says so (supervise.rs).
 //!
 //! Where the host can run containers (root, runc, the CNI plugins), the agents run
 //! pods in them, each agent with its own pod bridge, and `examples/web.yaml`'s image is
@@ -9,7 +10,7 @@
 //! (example_image.rs). Elsewhere pods run as host processes, and berth up says why.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use clap::Parser;
@@ -17,6 +18,7 @@ use clap::Parser;
 use berth_client::http_client::HttpClient;
 
 use super::example_image::{self, BuiltImage, ContainerSupport};
+use super::supervise::{self, Process};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -39,7 +41,7 @@ pub struct UpFlags {
     /// Memory each agent offers (default: the host's).
     #[arg(long)]
     agent_memory: Option<String>,
-    /// How long a node may miss its heartbeat before its pods move.
+    /// How long a node stays without its heartbeat (not ready) before its pods move.
     #[arg(long, default_value = "10s")]
     node_monitor_grace_period: String,
 }
@@ -74,36 +76,9 @@ pub fn run(args: &[String]) -> ExitCode {
     runtime.block_on(up(flags))
 }
 
-struct Process {
-    name: String,
-    child: Child,
-}
-
-fn spawn(name: &str, args: &[String], log: &Path) -> Result<Process, String> {
+fn spawn(name: &str, args: Vec<String>, log: &Path) -> Result<Process, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the berth executable: {e}"))?;
-    spawn_program(name, &exe, args, log)
-}
-
-fn spawn_program(name: &str, exe: &Path, args: &[String], log: &Path) -> Result<Process, String> {
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let err = out
-        .try_clone()
-        .map_err(|e| format!("cannot open {}: {e}", log.display()))?;
-    let child = Command::new(exe)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| format!("cannot start {name}: {e}"))?;
-    Ok(Process {
-        name: name.to_string(),
-        child,
-    })
+    Process::spawn(name, &exe, args, log)
 }
 
 async fn up(flags: UpFlags) -> ExitCode {
@@ -159,7 +134,7 @@ async fn up(flags: UpFlags) -> ExitCode {
         match example_image::registry_binary() {
             Ok(binary) => {
                 ok &= match example_image::registry_config(dir)
-                    .and_then(|args| spawn_program("registry", &binary, &args, &logs.join("registry.log")))
+                    .and_then(|args| Process::spawn("registry", &binary, args, &logs.join("registry.log")))
                 {
                     Ok(p) => {
                         processes.push(p);
@@ -178,7 +153,7 @@ async fn up(flags: UpFlags) -> ExitCode {
         }
     }
     let mut start = |name: &str, args: Vec<String>| -> bool {
-        match spawn(name, &args, &logs.join(format!("{name}.log"))) {
+        match spawn(name, args, &logs.join(format!("{name}.log"))) {
             Ok(p) => {
                 processes.push(p);
                 true
@@ -251,28 +226,26 @@ async fn up(flags: UpFlags) -> ExitCode {
                 berth_cli::err_line(format_args!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display()));
                 ok = false;
             },
-            name = watch_children(&mut processes) => {
+            name = supervise::first_exit(&mut processes) => {
                 berth_cli::err_line(format_args!("berth up: {name} exited while starting; see {}", logs.join(format!("{name}.log")).display()));
                 ok = false;
             }
             () = super::wait_for_signal() => {
-                stop(&mut processes).await;
+                supervise::stop(&mut processes).await;
                 remove_pod_bridges(example.is_some(), flags.agents);
                 return ExitCode::SUCCESS;
             }
         }
         if ok {
+            // From here a child that dies is restarted (supervise.rs) until Ctrl-C.
             tokio::select! {
                 () = super::wait_for_signal() => {}
-                name = watch_children(&mut processes) => {
-                    berth_cli::err_line(format_args!("berth up: {name} exited; see {}", logs.join(format!("{name}.log")).display()));
-                    ok = false;
-                }
+                () = supervise::supervise(&mut processes) => {}
             }
         }
     }
     println!("berth up: stopping");
-    stop(&mut processes).await;
+    supervise::stop(&mut processes).await;
     remove_pod_bridges(example.is_some(), flags.agents);
     if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
@@ -344,18 +317,6 @@ fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path, example: 
     );
 }
 
-/// Resolves with the name of the first child that exits.
-async fn watch_children(processes: &mut [Process]) -> String {
-    loop {
-        for p in processes.iter_mut() {
-            if let Ok(Some(_)) = p.child.try_wait() {
-                return p.name.clone();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
 /// The bridge of agent `j`'s pods: the agents share this host, so each has its own.
 fn pod_bridge(j: usize) -> String {
     format!("berth{j}")
@@ -388,34 +349,6 @@ fn remove_pod_bridges(has_bridges: bool, agents: usize) {
             Ok(status) if status.success() => {}
             Ok(status) => berth_cli::err_line(format_args!("berth up: ip link del {bridge}: {status}")),
             Err(e) => berth_cli::err_line(format_args!("berth up: ip link del {bridge}: {e}")),
-        }
-    }
-}
-
-/// Agents first (they stop their workloads), then the control plane.
-async fn stop(processes: &mut [Process]) {
-    let (agents, servers): (Vec<&mut Process>, Vec<&mut Process>) =
-        processes.iter_mut().partition(|p| p.name.starts_with("node-"));
-    for group in [agents, servers] {
-        for p in &group {
-            let _ = rustix::process::kill_process(
-                rustix::process::Pid::from_child(&p.child),
-                rustix::process::Signal::TERM,
-            );
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        for p in group {
-            loop {
-                match p.child.try_wait() {
-                    Ok(Some(_)) | Err(_) => break,
-                    Ok(None) if tokio::time::Instant::now() >= deadline => {
-                        let _ = p.child.kill();
-                        let _ = p.child.wait();
-                        break;
-                    }
-                    Ok(None) => tokio::time::sleep(Duration::from_millis(100)).await,
-                }
-            }
         }
     }
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod containers;
+pub mod links;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -48,9 +49,18 @@ impl TestCluster {
 
     /// A cluster whose nodes may miss their heartbeat for `grace` before their pods go.
     pub fn start_with_grace(grace: &str) -> TestCluster {
+        let mut cluster = TestCluster::new(grace);
+        cluster.start_all();
+        cluster
+    }
+
+    /// [`TestCluster::start_with_grace`]'s cluster, not started yet: a test may wire
+    /// the replicas' peer links or an agent's `--store` through proxies first.
+    pub fn new(grace: &str) -> TestCluster {
+        // The replicas log each fenced write (the failover tests read them).
         let spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
             .args([format!("--node-monitor-grace-period={grace}")])
-            .env("RUST_LOG", QUIET_RAFT_LOG);
+            .env("RUST_LOG", format!("{QUIET_RAFT_LOG},berth_client::fence=debug"));
         let mut servers = Cluster::new(spec).unwrap();
         let api_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         for (server, api_port) in servers.replicas.iter_mut().zip(&api_ports) {
@@ -82,17 +92,19 @@ impl TestCluster {
                     .with_env("RUST_LOG", QUIET_RAFT_LOG)
             })
             .collect();
-        let mut cluster = TestCluster {
+        TestCluster {
             marker: format!("{}.{}", 100_000 + std::process::id(), free_port()),
             servers,
             api_ports,
             agents,
-        };
-        cluster.servers.start_all().unwrap();
-        for agent in &mut cluster.agents {
+        }
+    }
+
+    pub fn start_all(&mut self) {
+        self.servers.start_all().unwrap();
+        for agent in &mut self.agents {
             agent.start().unwrap();
         }
-        cluster
     }
 
     /// The API ports of the running servers.

@@ -9,6 +9,20 @@ use berth_proto::etcdserverpb::{Compare, DeleteRangeRequest, PutRequest, RangeRe
 
 use super::{Fence, Kv, KvError, Record, Result, status_error};
 
+/// Each fenced write that landed, with its fence (the record and its revision) and
+/// its own revision, at debug level under this target: the failover tests read a
+/// deposed leader's log for a write under the leadership record whose revision lies
+/// past its successor's claim (there must be none).
+const FENCE_LOG: &str = "berth_client::fence";
+
+fn log_fenced(key: &str, fence: &Fence, revision: i64) {
+    tracing::debug!(target: FENCE_LOG, record = %fence.key, key, fence = fence.mod_revision, revision, "fenced write");
+}
+
+fn log_refused(key: &str, fence: &Fence) {
+    tracing::debug!(target: FENCE_LOG, record = %fence.key, key, fence = fence.mod_revision, "fenced write refused: the record changed");
+}
+
 impl Kv {
     async fn txn(&self, request: TxnRequest) -> Result<berth_proto::etcdserverpb::TxnResponse> {
         let (i, mut c) = self.clients();
@@ -45,12 +59,16 @@ impl Kv {
             })
             .await?;
         if response.succeeded {
+            if let Some(fence) = fence {
+                log_fenced(key, fence, response.header.as_ref().map_or(0, |h| h.revision));
+            }
             return Ok(response);
         }
         let read = |n: usize| first_read(&response, n);
         if let Some(fence) = fence
             && read(1).map(|kv| kv.mod_revision) != Some(fence.mod_revision)
         {
+            log_refused(key, fence);
             return Err(KvError::Fenced);
         }
         Err(match read(0) {
@@ -194,12 +212,17 @@ impl Kv {
             })
             .await?;
         if response.succeeded {
-            return Ok(response.header.map_or(0, |h| h.revision));
+            let revision = response.header.map_or(0, |h| h.revision);
+            if let Some(fence) = fence {
+                log_fenced(key, fence, revision);
+            }
+            return Ok(revision);
         }
         let mod_of = |n: usize| first_read(&response, n).map_or(0, |kv| kv.mod_revision);
         if let Some(fence) = fence
             && mod_of(1 + also.len()) != fence.mod_revision
         {
+            log_refused(key, fence);
             return Err(KvError::Fenced);
         }
         match first_read(&response, 0) {
