@@ -135,6 +135,16 @@ impl Listeners {
     /// host's yet (IP_FREEBIND): the pod bridge gets its gateway address with the
     /// node's first pod, and the server is there before it.
     pub fn bind(address: SocketAddr, freebind: bool) -> std::io::Result<Listeners> {
+        let (udp, tcp) = Self::bind_std(address, freebind)?;
+        Self::from_std(udp, tcp)
+    }
+
+    /// [`Listeners::bind`]'s sockets, not yet tokio's: for binding on a thread inside
+    /// another network namespace, which has no runtime.
+    pub fn bind_std(
+        address: SocketAddr,
+        freebind: bool,
+    ) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
         // Port 0 (tests) picks the UDP port; the same TCP port may be taken, so a few
         // ports are tried.
         let attempts = if address.port() == 0 { 20 } else { 1 };
@@ -148,7 +158,15 @@ impl Listeners {
         result
     }
 
-    fn bind_once(address: SocketAddr, freebind: bool) -> std::io::Result<Listeners> {
+    /// Needs a tokio runtime.
+    pub fn from_std(udp: std::net::UdpSocket, tcp: std::net::TcpListener) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            udp: UdpSocket::from_std(udp)?,
+            tcp: TcpListener::from_std(tcp)?,
+        })
+    }
+
+    fn bind_once(address: SocketAddr, freebind: bool) -> std::io::Result<(std::net::UdpSocket, std::net::TcpListener)> {
         let socket = |kind: Type, protocol: Protocol| -> std::io::Result<Socket> {
             let socket = Socket::new(Domain::for_address(address), kind, Some(protocol))?;
             if freebind {
@@ -169,10 +187,7 @@ impl Listeners {
         tcp.set_reuse_address(true)?;
         tcp.bind(&bound.into())?;
         tcp.listen(1024)?;
-        Ok(Listeners {
-            udp: UdpSocket::from_std(udp.into())?,
-            tcp: TcpListener::from_std(tcp.into())?,
-        })
+        Ok((udp.into(), tcp.into()))
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {

@@ -17,6 +17,7 @@
 
 mod background;
 mod container_spec;
+pub(crate) mod dns_config;
 mod executor;
 mod memory;
 mod plan;
@@ -73,12 +74,14 @@ impl PodSupervisor {
         index: PodIndex,
         host_ip: String,
         sandbox_dir: std::path::PathBuf,
+        dns: Arc<super::dns::NodeDns>,
     ) -> Self {
         let events = Recorder::new(registry.kv.clone(), "kubelet", &node);
         let executor = Executor::new(workloads, backoff_base, host_ip)
             .with_events(events)
             .with_secrets(Arc::new(registry.kv.clone()))
             .with_sandbox_dir(sandbox_dir, &node)
+            .with_dns(dns)
             .with_pod_namespaces();
         PodSupervisor {
             node,
