@@ -1,10 +1,12 @@
 //! Cluster DNS end to end, on one agent on its own test host with runc pods: a pod
-//! is told the node's DNS server and the cluster's search domains, resolves a
-//! ClusterIP Service and a headless one by name (and fetches a page from the headless
-//! one's pod through that name), and resolves an outside name through the host's
-//! resolver, which the test provides (a responder on the test network's gateway,
-//! named by the agent's `--resolv-conf`). Needs root, runc, the CNI plugins and
-//! docker-registry (skipped without them on a developer's machine, failing under CI).
+//! is told the node's DNS server and the cluster's search domains, gets a Service's
+//! variables, resolves a ClusterIP Service and a headless one's pod by name, fetches
+//! a page from the address the headless Service's name gives (the image's static
+//! busybox resolves with nslookup; its wget takes only numeric addresses), and
+//! resolves an outside name through the host's resolver, which the test provides (a
+//! responder on the test network's gateway, named by the agent's `--resolv-conf`).
+//! Needs root, runc, the CNI plugins and docker-registry (skipped without them on a
+//! developer's machine, failing under CI).
 //!
 //! The Services and EndpointSlices are written to the store under the API server's
 //! keys, as the EndpointSlice controller would write them: the test is about names,
@@ -41,8 +43,12 @@ impl OutsideResolver {
         let thread = std::thread::spawn(move || {
             let mut buffer = [0; 4096];
             while !stopping.load(Ordering::Relaxed) {
-                let Ok((n, from)) = socket.recv_from(&mut buffer) else { continue };
-                let Ok(query) = wire::parse_query(&buffer[..n]) else { continue };
+                let Ok((n, from)) = socket.recv_from(&mut buffer) else {
+                    continue;
+                };
+                let Ok(query) = wire::parse_query(&buffer[..n]) else {
+                    continue;
+                };
                 let known = query.name.eq_ignore_ascii_case(OUTSIDE_NAME);
                 let reply = Reply {
                     rcode: if known { 0 } else { NXDOMAIN },
@@ -78,7 +84,10 @@ impl Drop for OutsideResolver {
 /// Writes `object` at `key` in the cluster's store.
 fn put(cluster: &ContainerCluster, key: &str, object: serde_json::Value) {
     let url = format!("http://127.0.0.1:{}", cluster.server.replicas[0].client_port);
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime
         .block_on(async {
             let kv = berth_client::kv::Kv::connect(&[url])?;
@@ -164,7 +173,7 @@ spec:
   containers:
   - name: ask
     image: {image}
-    command: ["sh", "-c", "cat /etc/resolv.conf; echo API_HOST=$API_SERVICE_HOST:$API_SERVICE_PORT_HTTPS; while true; do nslookup api.default.svc.cluster.local; nslookup web-0.web.default.svc.cluster.local; nslookup {OUTSIDE_NAME}; wget -q -O - http://web.default.svc.cluster.local:8080/; sleep 1; done"]
+    command: ["sh", "-c", "cat /etc/resolv.conf; echo API_HOST=$API_SERVICE_HOST:$API_SERVICE_PORT_HTTPS; while true; do nslookup api.default.svc.cluster.local; nslookup web-0.web.default.svc.cluster.local; nslookup {OUTSIDE_NAME}; ip=$(nslookup -type=a web.default.svc.cluster.local | awk '/^Address: /{{print $2}}'); wget -q -O - http://$ip:8080/; sleep 1; done"]
 "#
         ),
     );

@@ -239,7 +239,9 @@ fn apply_events<T>(
     for event in events {
         match event {
             Event::Put(record) => {
-                let Some(key) = key_parts(prefix, &record.key) else { continue };
+                let Some(key) = key_parts(prefix, &record.key) else {
+                    continue;
+                };
                 match read(record) {
                     Some(entry) => map.insert(key, entry),
                     None => map.remove(&key),

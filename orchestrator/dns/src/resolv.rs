@@ -110,7 +110,11 @@ mod tests {
             conf.nameservers,
             ["10.0.0.2".parse::<IpAddr>().unwrap(), "fe80::1".parse().unwrap()]
         );
-        assert_eq!(conf.searches, ["corp.example", "lab.example"], "the last search line wins");
+        assert_eq!(
+            conf.searches,
+            ["corp.example", "lab.example"],
+            "the last search line wins"
+        );
         assert_eq!(conf.options, ["ndots:2", "edns0"]);
     }
 
@@ -134,6 +138,9 @@ mod tests {
         assert_eq!(host_resolv_conf(&dir.path().join("none")), ResolvConf::default());
         let path = dir.path().join("resolv.conf");
         std::fs::write(&path, "nameserver 192.0.2.53\n").unwrap();
-        assert_eq!(host_resolv_conf(&path).nameservers, ["192.0.2.53".parse::<IpAddr>().unwrap()]);
+        assert_eq!(
+            host_resolv_conf(&path).nameservers,
+            ["192.0.2.53".parse::<IpAddr>().unwrap()]
+        );
     }
 }

@@ -56,7 +56,9 @@ impl Resolver {
             return Some(wire::error_reply(&query, NOTIMP));
         }
         if query.qclass == CLASS_IN
-            && let Some(reply) = self.catalog.read(|c| zone::answer(&self.zone, c, &query.name, query.qtype))
+            && let Some(reply) = self
+                .catalog
+                .read(|c| zone::answer(&self.zone, c, &query.name, query.qtype))
         {
             let limit = match transport {
                 Transport::Tcp => usize::from(u16::MAX),

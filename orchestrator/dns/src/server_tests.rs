@@ -106,7 +106,10 @@ async fn server(upstreams: Vec<SocketAddr>) -> Server {
 
 async fn ask_udp(server: SocketAddr, name: &str, qtype: u16) -> ParsedReply {
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    socket.send_to(&wire::encode_query(42, name, qtype), server).await.unwrap();
+    socket
+        .send_to(&wire::encode_query(42, name, qtype), server)
+        .await
+        .unwrap();
     let mut buffer = vec![0; 4096];
     let n = tokio::time::timeout(Duration::from_secs(10), socket.recv(&mut buffer))
         .await
@@ -117,7 +120,9 @@ async fn ask_udp(server: SocketAddr, name: &str, qtype: u16) -> ParsedReply {
 
 async fn ask_tcp(server: SocketAddr, name: &str, qtype: u16) -> ParsedReply {
     let mut stream = TcpStream::connect(server).await.unwrap();
-    write_framed(&mut stream, &wire::encode_query(43, name, qtype)).await.unwrap();
+    write_framed(&mut stream, &wire::encode_query(43, name, qtype))
+        .await
+        .unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(10), read_framed(&mut stream))
         .await
         .expect("a reply within 10 s")
@@ -144,10 +149,19 @@ async fn cluster_names_are_answered_over_udp_and_tcp() {
     assert_eq!(addresses(&reply), ["10.96.0.20"]);
     let reply = ask_tcp(server.address, "_http._tcp.web.shop.svc.cluster.local", TYPE_SRV).await;
     assert_eq!(reply.id, 43);
-    assert!(matches!(&reply.answers[0].data, RecordData::Srv { port: 80, .. }), "{reply:?}");
+    assert!(
+        matches!(&reply.answers[0].data, RecordData::Srv { port: 80, .. }),
+        "{reply:?}"
+    );
     let reply = ask_udp(server.address, "nope.shop.svc.cluster.local", TYPE_A).await;
     assert_eq!(reply.rcode, NXDOMAIN);
-    assert!(matches!(reply.authority[..], [Record { data: RecordData::Soa { .. }, .. }]));
+    assert!(matches!(
+        reply.authority[..],
+        [Record {
+            data: RecordData::Soa { .. },
+            ..
+        }]
+    ));
 }
 
 #[tokio::test]

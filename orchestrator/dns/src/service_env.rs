@@ -56,7 +56,11 @@ fn variables(service: &ServiceEntry) -> Vec<(String, String)> {
         ));
     }
     // Docker's links: an IPv6 address in brackets in the URLs.
-    let host = if ip.contains(':') { format!("[{ip}]") } else { ip.clone() };
+    let host = if ip.contains(':') {
+        format!("[{ip}]")
+    } else {
+        ip.clone()
+    };
     for (index, port) in service.ports.iter().enumerate() {
         let protocol = port.protocol.to_ascii_lowercase();
         let url = format!("{protocol}://{host}:{}", port.port);

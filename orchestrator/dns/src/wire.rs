@@ -438,7 +438,11 @@ mod tests {
         let query = parse_query(&bytes).unwrap();
         assert_eq!(query.edns_udp_bytes, Some(4096));
         let reply = write_reply(&query, &Reply::default(), 4096);
-        assert_eq!(u16::from_be_bytes([reply[10], reply[11]]), 1, "the OPT record is in the reply");
+        assert_eq!(
+            u16::from_be_bytes([reply[10], reply[11]]),
+            1,
+            "the OPT record is in the reply"
+        );
     }
 
     #[test]
@@ -489,7 +493,12 @@ mod tests {
 
     #[test]
     fn garbage_is_refused_not_panicked_on() {
-        for bytes in [&[][..], &[1, 2, 3], &[0; 12], &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, b'a']] {
+        for bytes in [
+            &[][..],
+            &[1, 2, 3],
+            &[0; 12],
+            &[0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63, b'a'],
+        ] {
             assert!(parse_query(bytes).is_err(), "{bytes:?}");
         }
         assert_eq!(format_error(&[0xab, 0xcd, 1]).unwrap()[..4], [0xab, 0xcd, 0x80, 0x01]);

@@ -22,9 +22,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use crate::catalog::{Contents, EndpointEntry, ServiceEntry};
-use crate::wire::{
-    NOERROR, NXDOMAIN, Record, RecordData, Reply, TYPE_ANY, TYPE_CNAME, TYPE_SOA, TYPE_SRV,
-};
+use crate::wire::{NOERROR, NXDOMAIN, Record, RecordData, Reply, TYPE_ANY, TYPE_CNAME, TYPE_SOA, TYPE_SRV};
 
 /// The zone's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -228,7 +226,9 @@ fn srv_records(
         for slice in contents.slices_of(&service.namespace, &service.name) {
             for port in slice.ports.iter().filter(|p| wanted(p)) {
                 for endpoint in slice.endpoints.iter().filter(|e| e.ready || service.publish_not_ready) {
-                    let Some(label) = endpoint_label(endpoint) else { continue };
+                    let Some(label) = endpoint_label(endpoint) else {
+                        continue;
+                    };
                     targets.push((port.port, format!("{label}.{service_name}"), endpoint.addresses.clone()));
                 }
             }

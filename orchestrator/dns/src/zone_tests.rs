@@ -45,7 +45,11 @@ fn contents() -> Contents {
     let mut mail = service("shop", "mail", None);
     mail.headless = false;
     mail.external_name = Some("smtp.example.com".into());
-    for s in [service("shop", "web", Some("10.96.0.20")), service("shop", "db", None), mail] {
+    for s in [
+        service("shop", "web", Some("10.96.0.20")),
+        service("shop", "db", None),
+        mail,
+    ] {
         contents.services.insert((s.namespace.clone(), s.name.clone()), s);
     }
     let slices = [
@@ -116,7 +120,12 @@ fn the_table_of_names() {
         ),
         // The pods' own names under a headless service, by hostname or address.
         ("db-0.db.shop.svc.cluster.local", TYPE_A, NOERROR, &["A 10.244.1.7"]),
-        ("10-244-3-8.db.shop.svc.cluster.local", TYPE_A, NOERROR, &["A 10.244.3.8"]),
+        (
+            "10-244-3-8.db.shop.svc.cluster.local",
+            TYPE_A,
+            NOERROR,
+            &["A 10.244.3.8"],
+        ),
         ("db-2.db.shop.svc.cluster.local", TYPE_A, NXDOMAIN, &[]),
         // SRV for a named port.
         (
@@ -135,7 +144,12 @@ fn the_table_of_names() {
                 "SRV 5432 db-1.db.shop.svc.cluster.local",
             ],
         ),
-        ("_dns._udp.web.shop.svc.cluster.local", TYPE_SRV, NOERROR, &["SRV 53 web.shop.svc.cluster.local"]),
+        (
+            "_dns._udp.web.shop.svc.cluster.local",
+            TYPE_SRV,
+            NOERROR,
+            &["SRV 53 web.shop.svc.cluster.local"],
+        ),
         ("_dns._tcp.web.shop.svc.cluster.local", TYPE_SRV, NXDOMAIN, &[]),
         ("_nope._tcp.web.shop.svc.cluster.local", TYPE_SRV, NXDOMAIN, &[]),
         // SRV at the service's own name: every named port.
@@ -145,7 +159,12 @@ fn the_table_of_names() {
             NOERROR,
             &["SRV 53 web.shop.svc.cluster.local", "SRV 80 web.shop.svc.cluster.local"],
         ),
-        ("mail.shop.svc.cluster.local", TYPE_A, NOERROR, &["CNAME smtp.example.com"]),
+        (
+            "mail.shop.svc.cluster.local",
+            TYPE_A,
+            NOERROR,
+            &["CNAME smtp.example.com"],
+        ),
         // NODATA: the name exists, without records of that type.
         ("web.shop.svc.cluster.local", TYPE_AAAA, NOERROR, &[]),
         ("shop.svc.cluster.local", TYPE_A, NOERROR, &[]),
@@ -157,7 +176,12 @@ fn the_table_of_names() {
         ("nope.shop.svc.cluster.local", TYPE_A, NXDOMAIN, &[]),
         ("web.elsewhere.svc.cluster.local", TYPE_A, NXDOMAIN, &[]),
         ("elsewhere.svc.cluster.local", TYPE_A, NXDOMAIN, &[]),
-        ("web.shop.svc.cluster.local.shop.svc.cluster.local", TYPE_A, NXDOMAIN, &[]),
+        (
+            "web.shop.svc.cluster.local.shop.svc.cluster.local",
+            TYPE_A,
+            NXDOMAIN,
+            &[],
+        ),
         ("example.com.svc.cluster.local", TYPE_A, NXDOMAIN, &[]),
         ("a.b.c.d.e.f.cluster.local", TYPE_A, NXDOMAIN, &[]),
         // Pods by address (CoreDNS's "pods insecure").
@@ -171,7 +195,13 @@ fn the_table_of_names() {
         assert!(reply.authoritative, "{name}");
         if records.is_empty() {
             assert!(
-                matches!(reply.authority[..], [Record { data: RecordData::Soa { .. }, .. }]),
+                matches!(
+                    reply.authority[..],
+                    [Record {
+                        data: RecordData::Soa { .. },
+                        ..
+                    }]
+                ),
                 "{name}: a negative answer carries the SOA: {reply:?}"
             );
         }
@@ -180,7 +210,13 @@ fn the_table_of_names() {
 
 #[test]
 fn names_outside_the_domain_are_not_answered_here() {
-    for name in ["example.com", "cluster.local.example.com", "xcluster.local", "local", ""] {
+    for name in [
+        "example.com",
+        "cluster.local.example.com",
+        "xcluster.local",
+        "local",
+        "",
+    ] {
         assert_eq!(answer(&zone(), &contents(), name, TYPE_A), None, "{name:?}");
     }
 }
@@ -189,12 +225,18 @@ fn names_outside_the_domain_are_not_answered_here() {
 fn srv_answers_carry_their_targets_addresses_and_keep_the_asked_case() {
     let reply = answer(&zone(), &contents(), "_PG._TCP.db.shop.svc.cluster.local", TYPE_SRV).unwrap();
     assert_eq!(reply.answers[0].name, "_PG._TCP.db.shop.svc.cluster.local");
-    let mut additional: Vec<(String, RecordData)> =
-        reply.additional.iter().map(|r| (r.name.clone(), r.data.clone())).collect();
+    let mut additional: Vec<(String, RecordData)> = reply
+        .additional
+        .iter()
+        .map(|r| (r.name.clone(), r.data.clone()))
+        .collect();
     additional.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
         additional[1],
-        ("db-0.db.shop.svc.cluster.local".to_string(), RecordData::address(ip("10.244.1.7")))
+        (
+            "db-0.db.shop.svc.cluster.local".to_string(),
+            RecordData::address(ip("10.244.1.7"))
+        )
     );
     assert_eq!(additional.len(), 3);
 }

@@ -21,7 +21,10 @@ pub(super) fn pod_dns(spec: &PodSpec, path: &str, errors: &mut Errors) {
         err(
             errors,
             format!("{path}.dnsPolicy"),
-            format!("Unsupported value: {policy:?}: supported values: {}", supported.join(", ")),
+            format!(
+                "Unsupported value: {policy:?}: supported values: {}",
+                supported.join(", ")
+            ),
         );
     }
     for (field, value) in [("hostname", &spec.hostname), ("subdomain", &spec.subdomain)] {
@@ -94,7 +97,9 @@ pub(super) fn pod_dns(spec: &PodSpec, path: &str, errors: &mut Errors) {
             err(
                 errors,
                 format!("{at}.searches[{i}]"),
-                format!("Invalid value: {search:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"),
+                format!(
+                    "Invalid value: {search:?}: a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'"
+                ),
             );
         }
     }

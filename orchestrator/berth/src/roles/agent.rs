@@ -193,7 +193,10 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     }
     let domain = flags.cluster_domain.trim_matches('.').to_ascii_lowercase();
     if !berth_api::validation::is_dns_subdomain(&domain) {
-        return Err(format!("--cluster-domain {:?}: expected a DNS name such as cluster.local", flags.cluster_domain));
+        return Err(format!(
+            "--cluster-domain {:?}: expected a DNS name such as cluster.local",
+            flags.cluster_domain
+        ));
     }
     let mut cluster_dns = Vec::new();
     for server in flags.cluster_dns.iter().filter(|s| !s.is_empty()) {
@@ -409,7 +412,15 @@ mod tests {
         assert_eq!(given.dns.domain, "corp.example");
         assert_eq!(given.dns.cluster_dns.len(), 2);
         assert_eq!(given.dns.resolv_conf, PathBuf::from("/run/systemd/resolve/resolv.conf"));
-        assert!(parse(&["--cluster-dns", "dns.example"]).unwrap_err().contains("--cluster-dns"));
-        assert!(parse(&["--cluster-domain", "bad_domain"]).unwrap_err().contains("--cluster-domain"));
+        assert!(
+            parse(&["--cluster-dns", "dns.example"])
+                .unwrap_err()
+                .contains("--cluster-dns")
+        );
+        assert!(
+            parse(&["--cluster-domain", "bad_domain"])
+                .unwrap_err()
+                .contains("--cluster-domain")
+        );
     }
 }

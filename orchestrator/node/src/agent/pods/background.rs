@@ -211,10 +211,15 @@ pub(crate) fn set_up_sandbox(
     };
     std::fs::create_dir_all(&files).map_err(|e| format!("cannot create {}: {e}", files.display()))?;
     // With a subdomain, the name a headless Service of that name gives the pod.
-    let fqdn = pod.spec.subdomain.as_deref().filter(|s| !s.is_empty()).map(|subdomain| {
-        let namespace = pod.metadata.namespace();
-        format!("{hostname}.{subdomain}.{namespace}.svc.{}", dns.cluster.domain)
-    });
+    let fqdn = pod
+        .spec
+        .subdomain
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|subdomain| {
+            let namespace = pod.metadata.namespace();
+            format!("{hostname}.{subdomain}.{namespace}.svc.{}", dns.cluster.domain)
+        });
     let hosts = match pod_ip {
         Some(ip) => etc_hosts(ip, hostname, fqdn.as_deref()),
         None => host_network_etc_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default()),
