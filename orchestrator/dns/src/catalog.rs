@@ -10,8 +10,9 @@
 //!                                     zone::answer (pure)
 //! ```
 //!
-//! Both are stored in Kubernetes' JSON, as the API server writes them, so they are
-//! decoded with k8s-openapi's types directly.
+//! Both are stored in Kubernetes' JSON (berth-api's `Service` is its spec and status
+//! in berth's envelope, `EndpointSlice` is flat), so, read through the registry's
+//! decoder, they are k8s-openapi's types.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -223,8 +224,12 @@ fn key_parts(prefix: &str, key: &str) -> Option<(String, String)> {
     Some((namespace.to_string(), name.to_string()))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(record: &Record) -> Option<T> {
-    serde_json::from_slice(&record.value)
+/// The stored object of `kind` as k8s-openapi's type; one that does not decode is
+/// logged and skipped.
+fn decode<T: serde::de::DeserializeOwned>(record: &Record, kind: &str) -> Option<T> {
+    berth_client::registry::decode_value(record, kind)
+        .map_err(|e| e.to_string())
+        .and_then(|value| serde_json::from_value(value).map_err(|e| e.to_string()))
         .map_err(|e| tracing::warn!(key = %record.key, error = %e, "skipping an object that does not decode"))
         .ok()
 }
@@ -257,11 +262,11 @@ fn apply_events<T>(
 }
 
 fn read_service(record: &Record) -> Option<ServiceEntry> {
-    ServiceEntry::from_service(&decode::<Service>(record)?)
+    ServiceEntry::from_service(&decode::<Service>(record, "Service")?)
 }
 
 fn read_slice(record: &Record) -> Option<SliceEntry> {
-    SliceEntry::from_slice(&decode::<EndpointSlice>(record)?)
+    SliceEntry::from_slice(&decode::<EndpointSlice>(record, "EndpointSlice")?)
 }
 
 struct ServicesSink(Arc<Catalog>);

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 mod containers;
 mod pod_dns;
+pub mod service;
 mod unsupported;
 
 pub use unsupported::NOT_IMPLEMENTED;

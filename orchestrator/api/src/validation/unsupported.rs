@@ -23,7 +23,7 @@ fn refuse(errors: &mut Errors, field: String, detail: &str) {
 }
 
 /// Refuses `field` when `set` says it holds something berth would have to act on.
-fn check(errors: &mut Errors, set: bool, field: String, detail: &str) {
+pub(super) fn check(errors: &mut Errors, set: bool, field: String, detail: &str) {
     if set {
         refuse(errors, field, detail);
     }
