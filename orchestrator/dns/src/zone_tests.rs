@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use super::*;
 use crate::catalog::{PortEntry, SliceEntry};
-use crate::wire::{NXDOMAIN, TYPE_NS};
+use crate::wire::{NXDOMAIN, TYPE_A, TYPE_AAAA, TYPE_NS};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()

@@ -131,8 +131,8 @@ pub async fn run(
         index,
         config.advertise_address.clone(),
         config.data_dir.join("pods"),
-        node_dns,
-    );
+    )
+    .with_dns(node_dns);
     tokio::pin!(shutdown);
     let current_lease = std::sync::atomic::AtomicI64::new(0);
     loop {

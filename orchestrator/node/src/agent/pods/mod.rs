@@ -74,20 +74,27 @@ impl PodSupervisor {
         index: PodIndex,
         host_ip: String,
         sandbox_dir: std::path::PathBuf,
-        dns: Arc<super::dns::NodeDns>,
     ) -> Self {
         let events = Recorder::new(registry.kv.clone(), "kubelet", &node);
         let executor = Executor::new(workloads, backoff_base, host_ip)
             .with_events(events)
             .with_secrets(Arc::new(registry.kv.clone()))
             .with_sandbox_dir(sandbox_dir, &node)
-            .with_dns(dns)
             .with_pod_namespaces();
         PodSupervisor {
             node,
             registry,
             executor,
             index,
+        }
+    }
+
+    /// Tells the pods the node's cluster DNS and gives their containers the Services'
+    /// variables.
+    pub(crate) fn with_dns(self, dns: Arc<super::dns::NodeDns>) -> Self {
+        PodSupervisor {
+            executor: self.executor.with_dns(dns),
+            ..self
         }
     }
 
