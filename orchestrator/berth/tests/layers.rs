@@ -50,7 +50,13 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
     ),
     // Image layouts and a registry push from host files: `berth up` and the tests.
     ("orchestrator/image-layout", "berth-image-layout", &[]),
-    ("orchestrator/node", "berth-node", &["berth-api", "berth-client"]),
+    // The cluster DNS: served by every agent, fed by reflectors.
+    ("orchestrator/dns", "berth-dns", &["berth-api", "berth-client"]),
+    (
+        "orchestrator/node",
+        "berth-node",
+        &["berth-api", "berth-client", "berth-dns"],
+    ),
     ("orchestrator/cli", "berth-cli", &["berth-api", "berth-client"]),
     // Launches real processes for every crate's tests, so it may use none of them but
     // the image layouts, which use no berth crate either.

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 mod containers;
 mod deployment;
+mod pod_dns;
 mod probes;
 pub mod service;
 mod unsupported;
@@ -289,6 +290,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         }
         validate_container(container, &at, errors);
     }
+    pod_dns::pod_dns(spec, path, errors);
     let restart_policy = spec.restart_policy.as_deref().unwrap_or_default();
     if !["", "Always", "OnFailure", "Never"].contains(&restart_policy) {
         err(

@@ -71,7 +71,6 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         "the scheduler places pods by nodeSelector, taints and resources",
     );
     set(spec.active_deadline_seconds.is_some(), "activeDeadlineSeconds", "");
-    set(spec.dns_config.is_some(), "dnsConfig", "");
     set(spec.os.is_some(), "os", "");
     set(spec.overhead.as_ref().is_some_and(|o| !o.is_empty()), "overhead", "");
     set(spec.resources.is_some(), "resources", "pod-level resources");
@@ -87,8 +86,6 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         "schedulerName",
         "berth has one scheduler, default-scheduler",
     );
-    set(other_than(&spec.hostname, &[]), "hostname", "");
-    set(other_than(&spec.subdomain, &[]), "subdomain", "");
     set(
         other_than(&spec.service_account_name, &["default"]),
         "serviceAccountName",

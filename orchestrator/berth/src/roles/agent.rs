@@ -11,6 +11,7 @@ use clap::Parser;
 
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
+use berth_node::agent::dns::ClusterDnsConfig;
 use berth_node::agent::{self, AgentConfig, Runtimes, Workloads};
 use berth_node::image::gc::GcThresholds;
 use berth_node::image::{Images, ImagesConfig, NodeImages};
@@ -84,6 +85,18 @@ pub struct AgentFlags {
     /// The bridge the pods' veths join.
     #[arg(long, default_value = berth_node::network::DEFAULT_BRIDGE)]
     pod_bridge: String,
+    /// The cluster's DNS domain: pods search `<ns>.svc.<domain>`, `svc.<domain>` and
+    /// `<domain>`, and this node's DNS server answers the Services' names under it.
+    #[arg(long, default_value = berth_dns::DEFAULT_CLUSTER_DOMAIN)]
+    cluster_domain: String,
+    /// The DNS servers pods are told (comma-separated IP addresses); default: this
+    /// node's own, at its pod bridge's gateway address.
+    #[arg(long, value_delimiter = ',')]
+    cluster_dns: Vec<String>,
+    /// The host's resolver configuration: the DNS server forwards other names to its
+    /// nameservers, and pods search its domains too.
+    #[arg(long, default_value = berth_dns::resolv::DEFAULT_RESOLV_CONF)]
+    resolv_conf: PathBuf,
     /// The Services' virtual IP range, as the API server's flag of the same name:
     /// traffic to it is routed to the pod bridge, so it stays on the node.
     #[arg(long, default_value = berth_node::proxy::DEFAULT_SERVICE_CIDR)]
@@ -190,6 +203,21 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
             cni.bridge
         ));
     }
+    let domain = flags.cluster_domain.trim_matches('.').to_ascii_lowercase();
+    if !berth_api::validation::is_dns_subdomain(&domain) {
+        return Err(format!(
+            "--cluster-domain {:?}: expected a DNS name such as cluster.local",
+            flags.cluster_domain
+        ));
+    }
+    let mut cluster_dns = Vec::new();
+    for server in flags.cluster_dns.iter().filter(|s| !s.is_empty()) {
+        cluster_dns.push(
+            server
+                .parse()
+                .map_err(|_| format!("--cluster-dns {server:?}: expected an IP address"))?,
+        );
+    }
     // The proxy's chains are named after the pod bridge, as the pods' masquerade
     // exemption is: agents sharing a host keep theirs apart. Whether it runs, and
     // whether the service CIDR is routed to the bridge, is settled in `workloads`.
@@ -205,6 +233,12 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     };
     Ok(AgentConfig {
         proxy,
+        dns: ClusterDnsConfig {
+            domain,
+            cluster_dns,
+            resolv_conf: flags.resolv_conf,
+            ..ClusterDnsConfig::default()
+        },
         data_dir,
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
@@ -425,5 +459,33 @@ mod tests {
         assert!(error.contains("--service-cluster-ip-range"), "{error}");
         let error = parse(&["--pod-bridge", "a-bridge-name-too-long"]).unwrap_err();
         assert!(error.contains("--pod-bridge"), "{error}");
+    }
+
+    #[test]
+    fn dns_flags_reach_the_agent_config() {
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(defaults.dns, ClusterDnsConfig::default());
+        assert_eq!(defaults.dns.domain, "cluster.local");
+        let given = parse(&[
+            "--cluster-domain=Corp.Example.",
+            "--cluster-dns",
+            "10.96.0.10,10.96.0.11",
+            "--resolv-conf",
+            "/run/systemd/resolve/resolv.conf",
+        ])
+        .unwrap();
+        assert_eq!(given.dns.domain, "corp.example");
+        assert_eq!(given.dns.cluster_dns.len(), 2);
+        assert_eq!(given.dns.resolv_conf, PathBuf::from("/run/systemd/resolve/resolv.conf"));
+        assert!(
+            parse(&["--cluster-dns", "dns.example"])
+                .unwrap_err()
+                .contains("--cluster-dns")
+        );
+        assert!(
+            parse(&["--cluster-domain", "bad_domain"])
+                .unwrap_err()
+                .contains("--cluster-domain")
+        );
     }
 }

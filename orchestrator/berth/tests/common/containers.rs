@@ -64,6 +64,15 @@ pub fn can_run_containers() -> bool {
 impl ContainerCluster {
     /// A server, a registry and `hosts` agents, every node Ready; `None` after a skip.
     pub fn start(hosts: usize) -> Option<ContainerCluster> {
+        Self::start_with(hosts, |_, _| Vec::new())
+    }
+
+    /// As [`ContainerCluster::start`], every agent also given the flags `agent_args`
+    /// returns from the test network's gateway and the cluster's dir.
+    pub fn start_with(
+        hosts: usize,
+        agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
+    ) -> Option<ContainerCluster> {
         if !can_run_containers() {
             return None;
         }
@@ -90,6 +99,7 @@ impl ContainerCluster {
         ];
         let store = format!("http://{gateway}:{client_port}");
         let dir = server.dir().to_path_buf();
+        let extra_args = agent_args(gateway, &dir);
         let mut agents = Vec::new();
         let mut agent_dirs = Vec::new();
         for (i, host) in network.hosts().iter().enumerate() {
@@ -110,7 +120,9 @@ impl ContainerCluster {
                 "--memory=4Gi".into(),
                 "--lease-ttl=3s".into(),
                 "--restart-backoff=500ms".into(),
-            ];
+            ]
+            .into_iter()
+            .chain(extra_args.iter().cloned());
             agents.push(
                 host.process(&name, BERTH, args, dir.join(format!("{name}.log")))
                     .with_env("RUST_LOG", QUIET_RAFT_LOG),

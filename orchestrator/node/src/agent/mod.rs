@@ -13,6 +13,7 @@
 //! soon as it cannot renew its lease within the TTL, so a replacement never runs
 //! beside a pod that the control plane has given up on.
 
+pub mod dns;
 mod logs;
 mod pods;
 mod stream;
@@ -65,6 +66,8 @@ pub struct AgentConfig {
     /// The routes to the other nodes' pod CIDRs, kept while the agent runs, when its
     /// pods use the pod network ([`crate::network::routes::NodeRoutes::for_network`]).
     pub pod_routes: Option<crate::network::routes::NodeRoutes>,
+    /// The cluster DNS: `--cluster-domain`, `--cluster-dns`, `--resolv-conf`.
+    pub dns: dns::ClusterDnsConfig,
     /// The service proxy's settings, when this agent programs the node's iptables
     /// for the Services (removed again when the agent stops).
     pub proxy: Option<crate::proxy::ProxySettings>,
@@ -118,6 +121,17 @@ pub async fn run(
     let proxy_loop =
         (proxier.clone()).map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, kv.clone()))));
 
+    // The Services and EndpointSlices, for the DNS server on the pod bridge's gateway
+    // and the containers' service variables.
+    let node_dns = Arc::new(dns::NodeDns {
+        config: config.dns.clone(),
+        pod_cidr: config.pod_routes.as_ref().and_then(|r| r.pod_cidr.clone()),
+        catalog: Arc::default(),
+    });
+    let _catalog = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.catalog.clone().follow(kv.clone())));
+    let host_netns = config.pod_routes.as_ref().and_then(|r| r.host_netns.clone());
+    let _dns = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.clone().serve(host_netns)));
+
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),
         registry.clone(),
@@ -126,7 +140,8 @@ pub async fn run(
         index,
         config.advertise_address.clone(),
         config.data_dir.join("pods"),
-    );
+    )
+    .with_dns(node_dns);
     tokio::pin!(shutdown);
     let current_lease = std::sync::atomic::AtomicI64::new(0);
     loop {

@@ -33,6 +33,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         stop_pods_on_exit: false,
         cni: crate::network::CniSettings::new(dir.join("network")),
         pod_routes: None,
+        dns: super::dns::ClusterDnsConfig::default(),
         proxy: None,
     }
 }

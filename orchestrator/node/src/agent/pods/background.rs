@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::sandbox::{Sandbox, etc_hosts, host_network_etc_hosts, is_host_network, network_spec, resolv_conf};
+use super::container_spec::pod_hostname;
+use super::dns_config::{SandboxDns, pod_resolv_conf};
+use super::sandbox::{Sandbox, etc_hosts, host_network_etc_hosts, is_host_network, network_spec};
 use crate::image::pull_secrets::credentials_from_secret;
 use crate::image::{Images, PullError, PullPolicy, PulledImage, RegistryCredentials};
 use crate::namespaces::{self, Kind};
@@ -179,13 +181,15 @@ fn mount_shm(path: &Path) -> std::io::Result<()> {
 /// files under `dir`; with `namespaces`, makes the IPC and UTS namespaces and the
 /// /dev/shm all the pod's containers join (a host-network pod has the host's UTS
 /// namespace, as in Kubernetes).
-/// `node` is the node's name, a host-network pod's hostname.
+/// `node` is the node's name, a host-network pod's hostname; `dns` what its
+/// resolv.conf is made from.
 pub(crate) fn set_up_sandbox(
     network: Option<&dyn PodNetwork>,
     dir: &Path,
     pod: &Pod,
     node: &str,
     namespaces: bool,
+    dns: &SandboxDns,
 ) -> Result<Sandbox, String> {
     let host_network = is_host_network(pod);
     let (netns, pod_ip) = if host_network {
@@ -198,7 +202,7 @@ pub(crate) fn set_up_sandbox(
         let status = network.setup(&network_spec(pod)).map_err(|e| e.to_string())?;
         (Some(status.netns), Some(status.ip))
     };
-    let hostname = if host_network { node } else { pod.metadata.name() };
+    let hostname = if host_network { node } else { pod_hostname(pod) };
     let files = pod_dir(dir, pod.metadata.uid());
     let write = |name: &str, content: String| {
         let path = files.join(name);
@@ -206,11 +210,21 @@ pub(crate) fn set_up_sandbox(
         Ok::<_, String>(path)
     };
     std::fs::create_dir_all(&files).map_err(|e| format!("cannot create {}: {e}", files.display()))?;
+    // With a subdomain, the name a headless Service of that name gives the pod.
+    let fqdn = pod
+        .spec
+        .subdomain
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|subdomain| {
+            let namespace = pod.metadata.namespace();
+            format!("{hostname}.{subdomain}.{namespace}.svc.{}", dns.cluster.domain)
+        });
     let hosts = match pod_ip {
-        Some(ip) => etc_hosts(ip, hostname),
+        Some(ip) => etc_hosts(ip, hostname, fqdn.as_deref()),
         None => host_network_etc_hosts(&std::fs::read_to_string("/etc/hosts").unwrap_or_default()),
     };
-    let resolv = resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+    let resolv = pod_resolv_conf(pod, &dns.cluster, &dns.host).render();
     let (ipc, uts, shm) = if namespaces {
         let [(ipc_kind, ipc), (uts_kind, uts)] = namespace_paths(dir, pod.metadata.uid());
         // Host networking goes with the host's UTS namespace (its hostname), as in

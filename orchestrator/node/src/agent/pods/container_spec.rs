@@ -5,7 +5,8 @@
 //!   is ignored), then `args`; only `args` → ENTRYPOINT + args; neither →
 //!   ENTRYPOINT + CMD.
 //! - env: the image's, then the pod's identity, then the container's (a later entry
-//!   wins: the pod's over the image's).
+//!   wins: the pod's over the image's); at the start, the Services' variables
+//!   ([`with_service_env`]) over the image's but under the container's own.
 //! - workingDir: the container's, else the image's.
 //! - securityContext: the pod's level, then the container's over it field by field.
 //!
@@ -31,7 +32,7 @@ pub(crate) fn container_spec(
         .map(|i| i.config.env.iter().map(|e| split_env(e)).collect())
         .unwrap_or_default();
     env.extend([
-        ("HOSTNAME".to_string(), name.to_string()),
+        ("HOSTNAME".to_string(), pod_hostname(pod).to_string()),
         ("BERTH_POD_NAME".to_string(), name.to_string()),
         ("BERTH_POD_NAMESPACE".to_string(), namespace.to_string()),
     ]);
@@ -76,6 +77,55 @@ pub(crate) fn container_spec(
         sandbox: sandbox.cloned(),
         security,
     }
+}
+
+/// The pod's hostname: `spec.hostname`, else its name.
+pub(crate) fn pod_hostname(pod: &Pod) -> &str {
+    pod.spec
+        .hostname
+        .as_deref()
+        .filter(|h| !h.is_empty())
+        .unwrap_or(pod.metadata.name())
+}
+
+/// Which Services' variables a container gets when it starts: those of the pod's
+/// namespace with `enableServiceLinks` (default true), `kubernetes` always; never
+/// over a variable the container declares itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ServiceLinks {
+    pub(crate) namespace: String,
+    pub(crate) enabled: bool,
+    /// The names of the container's own `env`.
+    pub(crate) declared: Vec<String>,
+}
+
+impl ServiceLinks {
+    pub(crate) fn of(pod: &Pod, c: &Container) -> ServiceLinks {
+        ServiceLinks {
+            namespace: pod.metadata.namespace().to_string(),
+            enabled: pod.spec.enable_service_links != Some(false),
+            declared: c.env.iter().flatten().map(|e| e.name.clone()).collect(),
+        }
+    }
+}
+
+/// `spec` with the Services' `variables` (in the kubelet's order: over the image's
+/// values, not over those the container declares).
+pub(crate) fn with_service_env(
+    mut spec: ContainerSpec,
+    variables: Vec<(String, String)>,
+    declared: &[String],
+) -> ContainerSpec {
+    let variables: Vec<(String, String)> = variables.into_iter().filter(|(k, _)| !declared.contains(k)).collect();
+    spec.env.retain(|(k, _)| !variables.iter().any(|(name, _)| name == k));
+    // Before the container's own entries, as the kubelet lists them.
+    let first_own = spec
+        .env
+        .iter()
+        .position(|(k, _)| declared.contains(k))
+        .unwrap_or(spec.env.len());
+    spec.env.splice(first_own..first_own, variables);
+    spec
 }
 
 /// Kubernetes' rule for a container's command line (see the module's doc).
@@ -327,5 +377,53 @@ mod tests {
         let spec = security_spec(&pod, &plain);
         assert_eq!((spec.run_as_user, spec.seccomp_runtime_default), (Some(1000), true));
         assert!(!spec.no_new_privileges, "allowPrivilegeEscalation unset allows it");
+    }
+
+    #[test]
+    fn service_variables_go_over_the_images_and_under_the_containers_own() {
+        let mut image = pulled("app:1");
+        image.config.env = vec!["WEB_SERVICE_PORT=1".into(), "PATH=/bin".into()];
+        let c = Container {
+            name: "main".into(),
+            env: Some(vec![EnvVar {
+                name: "WEB_SERVICE_HOST".into(),
+                value: Some("mine".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        };
+        let mut pod = pod_with(&c);
+        let links = ServiceLinks::of(&pod, &c);
+        assert_eq!((links.namespace.as_str(), links.enabled), ("prod", true));
+        pod.spec.enable_service_links = Some(false);
+        assert!(!ServiceLinks::of(&pod, &c).enabled);
+
+        let spec = container_spec(&pod, &c, Some(&image), None);
+        let variables = vec![
+            ("WEB_SERVICE_HOST".to_string(), "10.96.0.20".to_string()),
+            ("WEB_SERVICE_PORT".to_string(), "80".to_string()),
+        ];
+        let spec = with_service_env(spec, variables, &links.declared);
+        let env: Vec<(&str, &str)> = spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            env,
+            [
+                ("PATH", "/bin"),
+                ("HOSTNAME", "web"),
+                ("BERTH_POD_NAME", "web"),
+                ("BERTH_POD_NAMESPACE", "prod"),
+                ("WEB_SERVICE_PORT", "80"),
+                ("WEB_SERVICE_HOST", "mine"),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_hostname_is_the_pods_own_when_it_sets_one() {
+        let c = Container::default();
+        let mut pod = pod_with(&c);
+        assert_eq!(pod_hostname(&pod), "web");
+        pod.spec.hostname = Some("db-0".into());
+        assert_eq!(pod_hostname(&pod), "db-0");
     }
 }

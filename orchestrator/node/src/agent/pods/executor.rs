@@ -24,6 +24,8 @@ use tokio::sync::mpsc;
 use super::background::{
     Completion, PullJob, SecretSource, sandbox_dirs, set_up_sandbox, stop_and_remove, tear_down_sandbox,
 };
+use super::container_spec::with_service_env;
+use super::dns_config::{ClusterNames, SandboxDns};
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
 use super::probe::workers::ProbeWorkers;
@@ -34,6 +36,25 @@ use crate::network::PodNetwork;
 use berth_api::kinds::event::ObjectReference;
 use berth_api::objects::{Pod, PodStatus};
 use berth_client::events::{EventType, Recorder};
+use berth_dns::service_env::service_env;
+
+/// What a sandbox's resolv.conf is made from (blocking: reads the host's file).
+/// Without the node's DNS: no cluster nameserver, so the host's file.
+fn sandbox_dns(dns: Option<&crate::agent::dns::NodeDns>) -> SandboxDns {
+    match dns {
+        Some(dns) => SandboxDns {
+            cluster: dns.cluster_names(),
+            host: dns.host_resolv_conf(),
+        },
+        None => SandboxDns {
+            cluster: ClusterNames {
+                domain: berth_dns::DEFAULT_CLUSTER_DOMAIN.into(),
+                nameservers: Vec::new(),
+            },
+            host: berth_dns::resolv::host_resolv_conf(std::path::Path::new(berth_dns::resolv::DEFAULT_RESOLV_CONF)),
+        },
+    }
+}
 
 pub(crate) struct Executor {
     runtimes: Runtimes,
@@ -57,6 +78,9 @@ pub(crate) struct Executor {
     completions: mpsc::UnboundedReceiver<Completion>,
     /// When the images were last garbage collected.
     last_image_gc: Option<tokio::time::Instant>,
+    /// The node's cluster DNS and Services (none in tests of the executor alone: pods
+    /// get the host's resolv.conf and no service variables).
+    dns: Option<Arc<crate::agent::dns::NodeDns>>,
     /// The probes of the running containers, on their own timers.
     probes: ProbeWorkers,
 }
@@ -101,8 +125,16 @@ impl Executor {
             completions_tx,
             completions,
             last_image_gc: None,
+            dns: None,
             probes: ProbeWorkers::default(),
         }
+    }
+
+    /// Tells pods the node's cluster DNS and gives their containers the Services'
+    /// variables.
+    pub(crate) fn with_dns(mut self, dns: Arc<crate::agent::dns::NodeDns>) -> Self {
+        self.dns = Some(dns);
+        self
     }
 
     /// Records events about the pods with `recorder` (Started, Pulling, Failed, ...).
@@ -302,8 +334,10 @@ impl Executor {
                 let network = self.network.clone();
                 let (dir, node, tx) = (self.sandbox_dir.clone(), self.node.clone(), self.completions_tx.clone());
                 let namespaces = self.pod_namespaces;
+                let dns = self.dns.clone();
                 tokio::task::spawn_blocking(move || {
-                    let result = set_up_sandbox(network.as_deref(), &dir, &pod, &node, namespaces);
+                    let dns = sandbox_dns(dns.as_deref());
+                    let result = set_up_sandbox(network.as_deref(), &dir, &pod, &node, namespaces, &dns);
                     let pod_uid = berth_api::meta::MetaExt::uid(&pod.metadata).to_string();
                     let _ = tx.send(Completion::SandboxSetUp { pod_uid, result });
                 });
@@ -366,7 +400,21 @@ impl Executor {
                     "Error: ImagePullBackOff".into(),
                 );
             }
-            Action::Start { pod_uid, handler, spec } => self.start(&pod_uid, &handler, &spec, now),
+            Action::Start {
+                pod_uid,
+                handler,
+                spec,
+                links,
+            } => {
+                let spec = match &self.dns {
+                    Some(dns) => {
+                        let variables = dns.catalog.read(|c| service_env(c, &links.namespace, links.enabled));
+                        Box::new(with_service_env(*spec, variables, &links.declared))
+                    }
+                    None => spec,
+                };
+                self.start(&pod_uid, &handler, &spec, now)
+            }
             Action::Stop {
                 pod,
                 handler,

@@ -19,6 +19,7 @@
 
 mod background;
 mod container_spec;
+pub(crate) mod dns_config;
 mod executor;
 mod memory;
 mod plan;
@@ -88,6 +89,15 @@ impl PodSupervisor {
             registry,
             executor,
             index,
+        }
+    }
+
+    /// Tells the pods the node's cluster DNS and gives their containers the Services'
+    /// variables.
+    pub(crate) fn with_dns(self, dns: Arc<super::dns::NodeDns>) -> Self {
+        PodSupervisor {
+            executor: self.executor.with_dns(dns),
+            ..self
         }
     }
 

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::container_spec::container_spec;
+use super::container_spec::{ServiceLinks, container_spec};
 use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
 use super::sandbox::{SandboxState, is_host_network};
 use super::status::pod_status;
@@ -121,6 +121,8 @@ pub(crate) enum Action {
         pod_uid: String,
         handler: String,
         spec: Box<ContainerSpec>,
+        /// Which Services' variables the container gets, added at its start.
+        links: ServiceLinks,
     },
     /// In the background: stop (TERM, `grace`, KILL) and remove each container, then,
     /// when `remove_logs_of` names a pod uid, remove that pod's logs, and when
@@ -455,6 +457,7 @@ pub(crate) fn plan_pod(
             pod_uid: pod.metadata.uid().to_string(),
             handler: memory.handler.clone(),
             spec: Box::new(spec),
+            links: ServiceLinks::of(pod, container),
         });
     }
     actions

@@ -15,10 +15,10 @@
 //! ```
 //!
 //! The files, as the kubelet writes them: `/etc/hosts` has the localhost lines and
-//! `<pod IP> <pod name>` (for host networking: the host's own file); `/etc/resolv.conf`
-//! is the host's, under a comment — berth has no cluster DNS yet, so a `search` line
-//! for `<ns>.svc.cluster.local` would only slow every lookup down; `/etc/hostname` is
-//! the pod's name (the node's with host networking).
+//! `<pod IP> <hostname>` (with a `subdomain`: `<pod IP> <hostname>.<subdomain>.<ns>.svc.<domain>
+//! <hostname>`; for host networking: the host's own file); `/etc/resolv.conf` follows
+//! the pod's dnsPolicy and dnsConfig (dns_config.rs); `/etc/hostname` is the pod's
+//! `hostname`, else its name (the node's with host networking).
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -133,8 +133,12 @@ pub(crate) fn network_spec(pod: &Pod) -> PodNetworkSpec {
 }
 
 /// The pod's `/etc/hosts`: the kubelet's localhost lines and the pod's own name at
-/// its address.
-pub(crate) fn etc_hosts(pod_ip: IpAddr, hostname: &str) -> String {
+/// its address, fully qualified first when the pod has a subdomain (`fqdn`).
+pub(crate) fn etc_hosts(pod_ip: IpAddr, hostname: &str, fqdn: Option<&str>) -> String {
+    let names = match fqdn {
+        Some(fqdn) => format!("{fqdn}\t{hostname}"),
+        None => hostname.to_string(),
+    };
     format!(
         "# Kubernetes-managed hosts file.\n\
          127.0.0.1\tlocalhost\n\
@@ -143,17 +147,11 @@ pub(crate) fn etc_hosts(pod_ip: IpAddr, hostname: &str) -> String {
          fe00::0\tip6-mcastprefix\n\
          fe00::1\tip6-allnodes\n\
          fe00::2\tip6-allrouters\n\
-         {pod_ip}\t{hostname}\n"
+         {pod_ip}\t{names}\n"
     )
 }
 
 /// A host-network pod's `/etc/hosts`: the host's own, under the kubelet's header.
 pub(crate) fn host_network_etc_hosts(host_hosts: &str) -> String {
     format!("# Kubernetes-managed hosts file (host network).\n{host_hosts}")
-}
-
-/// The pod's `/etc/resolv.conf`: the host's (see the module's doc for why no
-/// cluster search domains).
-pub(crate) fn resolv_conf(host_resolv_conf: &str) -> String {
-    format!("# The node's resolver configuration (berth has no cluster DNS yet).\n{host_resolv_conf}")
 }
