@@ -14,6 +14,7 @@ pub mod names;
 pub mod objects;
 pub mod owners;
 pub mod patch;
+pub mod pod_deletion;
 pub mod qos;
 pub mod quantity;
 #[cfg(any(test, feature = "testing"))]
