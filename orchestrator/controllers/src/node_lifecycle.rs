@@ -1,7 +1,8 @@
 //! Node lifecycle: a node whose heartbeat key (`/berth/heartbeats/<node>`, attached
 //! to the agent's lease) has been absent for longer than the grace period is marked
-//! `Ready=False` (`NodeStatusUnknown`) and the pods bound to it are deleted, so their
-//! ReplicaSets replace them elsewhere.
+//! `Ready=False` (`NodeStatusUnknown`) and the pods bound to it are deleted at once
+//! (grace 0: nobody is there to stop them gracefully), terminating ones included, so
+//! their ReplicaSets replace them elsewhere.
 //!
 //! The grace period counts from when this leader first saw the heartbeat absent
 //! (a new leader waits a full period: it cannot know how long the key was gone).
@@ -74,7 +75,9 @@ pub fn assess<'a>(
         .into_iter()
         .filter(|pod| {
             let node = pod.spec.node_name.as_deref().unwrap_or_default();
-            !node.is_empty() && !pod.metadata.is_deleting() && is_lost(node)
+            // Terminating pods too: no agent will finish their deletion (Kubernetes'
+            // pod GC force-deletes them).
+            !node.is_empty() && is_lost(node)
         })
         .map(|pod| (pod.metadata.namespace().to_string(), pod.metadata.name().to_string()))
         .collect();
@@ -244,5 +247,20 @@ mod tests {
         );
         assert!(a.mark.is_empty());
         assert_eq!(a.evict.len(), 1);
+
+        let mut terminating = pod("t", "n1");
+        terminating.metadata.deletion_timestamp = Some(time::now());
+        let a = assess(
+            [&marked],
+            [&terminating],
+            &heartbeats,
+            t0 + Duration::from_secs(1),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            a.evict,
+            [("default".to_string(), "t".to_string())],
+            "no agent will finish a terminating pod of a lost node"
+        );
     }
 }
