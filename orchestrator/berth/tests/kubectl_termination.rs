@@ -65,8 +65,16 @@ fn kubectl_delete_waits_for_the_hook_and_the_sigterm_and_force_removes_at_once()
     assert!(out.contains("pod \"drain\" deleted"), "{out}");
     assert_eq!(cluster.get("/api/v1/namespaces/default/pods/drain").0, 404);
     let (hook, term) = (dir.join("hook"), dir.join("term"));
-    assert_eq!(std::fs::read_to_string(&hook).unwrap(), "hook\n", "the preStop hook ran");
-    assert_eq!(std::fs::read_to_string(&term).unwrap(), "term\n", "the process got SIGTERM");
+    assert_eq!(
+        std::fs::read_to_string(&hook).unwrap(),
+        "hook\n",
+        "the preStop hook ran"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&term).unwrap(),
+        "term\n",
+        "the process got SIGTERM"
+    );
     assert!(modified(&hook) <= modified(&term), "the hook ran before the SIGTERM");
     assert!(workload_pids(&cluster.marker).is_empty(), "its process is gone");
 
