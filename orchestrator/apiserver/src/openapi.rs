@@ -361,7 +361,16 @@ mod tests {
     #[test]
     fn every_kind_has_a_schema_and_a_patch_operation_with_field_validation() {
         let served: Vec<String> = group_versions().into_iter().map(|(g, v)| group_version(g, v)).collect();
-        assert_eq!(served, ["v1", "apps/v1", "events.k8s.io/v1", "node.k8s.io/v1"]);
+        assert_eq!(
+            served,
+            [
+                "v1",
+                "apps/v1",
+                "events.k8s.io/v1",
+                "node.k8s.io/v1",
+                "discovery.k8s.io/v1"
+            ]
+        );
         let index = index();
         for path in ["api/v1", "apis/apps/v1", "apis/events.k8s.io/v1", "apis/node.k8s.io/v1"] {
             let url = index["paths"][path]["serverRelativeURL"].as_str().unwrap();

@@ -15,6 +15,7 @@ pub(crate) use object::flat_kind;
 pub use object::{Object, TypedObject};
 
 pub mod deployment;
+pub mod endpoint_slice;
 pub mod event;
 pub mod namespace;
 pub mod node;
@@ -22,6 +23,7 @@ pub mod pod;
 pub mod replica_set;
 pub mod runtime_class;
 pub mod secret;
+pub mod service;
 
 /// Every kind the system serves, in the order discovery lists them (a kind served
 /// in two group versions is listed once for each).
@@ -35,6 +37,8 @@ pub static KINDS: &[&KindDescriptor] = &[
     &event::EVENT_V1,
     &secret::SECRET,
     &runtime_class::RUNTIME_CLASS,
+    &service::SERVICE,
+    &endpoint_slice::ENDPOINT_SLICE,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -127,6 +131,15 @@ mod tests {
                     &[],
                     &[]
                 ),
+                ("v1".to_string(), "Service", "services", true, &["svc"], all),
+                (
+                    "discovery.k8s.io/v1".to_string(),
+                    "EndpointSlice",
+                    "endpointslices",
+                    true,
+                    &[],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -142,7 +155,7 @@ mod tests {
             .collect();
         assert_eq!(
             with_status,
-            ["namespaces", "nodes", "pods", "replicasets", "deployments"]
+            ["namespaces", "nodes", "pods", "replicasets", "deployments", "services"]
         );
         assert_eq!(
             group_versions(),
@@ -150,7 +163,8 @@ mod tests {
                 ("", "v1"),
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
-                ("node.k8s.io", "v1")
+                ("node.k8s.io", "v1"),
+                ("discovery.k8s.io", "v1")
             ]
         );
     }
