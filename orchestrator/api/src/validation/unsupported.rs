@@ -193,7 +193,10 @@ mod tests {
             name: "c".into(),
             // Probes are implemented: not refused here (validation/probes.rs checks them).
             liveness_probe: Some(Probe::default()),
-            lifecycle: Some(Default::default()),
+            lifecycle: Some(k8s_openapi::api::core::v1::Lifecycle {
+                post_start: Some(Default::default()),
+                ..Default::default()
+            }),
             env: Some(vec![
                 EnvVar {
                     name: "A".into(),
@@ -220,7 +223,7 @@ mod tests {
             fields(&errors),
             [
                 "spec.template.spec.volumes",
-                "spec.template.spec.containers[0].lifecycle",
+                "spec.template.spec.containers[0].lifecycle.postStart",
                 "spec.template.spec.containers[0].env[1].valueFrom",
             ]
         );
