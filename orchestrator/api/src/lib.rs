@@ -15,6 +15,7 @@ pub mod names;
 pub mod objects;
 pub mod owners;
 pub mod patch;
+pub mod pod_deletion;
 pub mod probes;
 pub mod qos;
 pub mod quantity;

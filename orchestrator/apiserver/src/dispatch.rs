@@ -338,14 +338,20 @@ async fn respond(
                     )
                 }
                 (None, Method::DELETE) => {
-                    // Range-checked, though berth deletes at once whatever it says.
-                    params.integer("gracePeriodSeconds", i64::MIN..=i64::MAX)?;
+                    let grace = params.integer("gracePeriodSeconds", i64::MIN..=i64::MAX)?;
                     let bytes = read_body(headers, body).await?;
-                    let options = if bytes.iter().all(u8::is_ascii_whitespace) {
+                    let mut options = if bytes.iter().all(u8::is_ascii_whitespace) {
                         None
                     } else {
                         Some(decode_object_blocking(headers, bytes).await?)
                     };
+                    // The query's grace wins over the body's, as in Kubernetes.
+                    if let Some(grace) = grace {
+                        let options = options.get_or_insert_with(|| serde_json::json!({}));
+                        if let Some(fields) = options.as_object_mut() {
+                            fields.insert("gracePeriodSeconds".into(), grace.into());
+                        }
+                    }
                     let dry_run = params.dry_run("DeleteOptions")?;
                     reply(
                         200,

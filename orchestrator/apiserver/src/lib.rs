@@ -29,6 +29,7 @@ mod connections;
 mod discovery;
 mod dispatch;
 mod eviction;
+mod graceful;
 mod inflight;
 mod list;
 mod logs;

@@ -141,6 +141,7 @@ pub fn prepare_create(kind: &Kind, object: &mut Value, suffix: impl FnOnce() -> 
         "resourceVersion",
         "creationTimestamp",
         "deletionTimestamp",
+        "deletionGracePeriodSeconds",
         "generation",
     ] {
         metadata.remove(field);
@@ -176,6 +177,7 @@ pub fn prepare_update(part: Part, stored: &Value, submitted: Value) -> Value {
                 "creationTimestamp",
                 "generation",
                 "deletionTimestamp",
+                "deletionGracePeriodSeconds",
                 "resourceVersion",
             ] {
                 copy(stored, &mut new, &["metadata", field]);

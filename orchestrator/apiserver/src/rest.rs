@@ -407,16 +407,5 @@ pub async fn delete(
     if kind == namespaces() {
         return super::namespace_deletion::delete(api, name).await;
     }
-    let precondition = match options.and_then(|o| o.pointer("/preconditions/resourceVersion")) {
-        None | Some(Value::Null) => None,
-        Some(version) => Some(version.as_str().and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "preconditions.resourceVersion: {version} is not a resourceVersion"
-            ))
-        })?),
-    };
-    match api.kv.delete(&kind.key(namespace, name), precondition, None).await {
-        Ok(previous) => decode(kind, &previous),
-        Err(e) => Err(ApiError::from_kv(e, kind, name)),
-    }
+    super::graceful::delete(api, kind, namespace, name, options).await
 }

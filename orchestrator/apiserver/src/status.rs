@@ -96,6 +96,16 @@ impl ApiError {
         Self::new(409, "Conflict", message).with_details(resource_details(kind, name))
     }
 
+    /// A delete whose `preconditions.uid` names another object than the stored one.
+    pub fn uid_precondition(kind: &Kind, name: &str, wanted: &str, stored: &str) -> Self {
+        let message = format!(
+            "Operation cannot be fulfilled on {} {name:?}: Precondition failed: UID in precondition: {wanted}, \
+             UID in object meta: {stored}",
+            kind.qualified_resource()
+        );
+        Self::new(409, "Conflict", message).with_details(resource_details(kind, name))
+    }
+
     pub fn forbidden(kind: &Kind, name: &str, why: &str) -> Self {
         let message = format!("{} {name:?} is forbidden: {why}", kind.qualified_resource());
         Self::new(403, "Forbidden", message).with_details(resource_details(kind, name))

@@ -4,6 +4,7 @@
 //! talks to berth's own API servers and agents.
 
 pub mod events;
+pub mod graceful;
 pub mod http_client;
 pub mod kv;
 pub mod leadership;

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use berth_api::meta::{MetaExt, ObjectMeta, OwnerReference};
 use berth_api::objects::{DeploymentSpec, PodSpec, ReplicaSetSpec, Resource, Spec, key};
+use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
@@ -78,9 +79,10 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
             requeue = Some(RETRY_SOON);
         }
     }
+    // A pod already terminating is on its way out.
     let orphan_pods: Vec<&Resource<PodSpec>> = pods
         .iter()
-        .filter(|pod| is_orphan(&pod.metadata, in_caches(&deployments, &replica_sets)))
+        .filter(|pod| !pod.metadata.is_deleting() && is_orphan(&pod.metadata, in_caches(&deployments, &replica_sets)))
         .collect();
     for pod in orphan_pods {
         if !collect(ctx, pod).await? {
@@ -109,6 +111,12 @@ async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, K
     }
     let version = object.metadata.resource_version().parse().ok();
     tracing::info!(kind = S::DESCRIPTOR.kind, object = %object.key(), "deleting: its owners are gone");
+    if S::DESCRIPTOR.kind == "Pod" {
+        // With its grace, as Kubernetes' collector deletes it (a DELETE without options).
+        let (namespace, name) = (object.metadata.namespace(), object.metadata.name());
+        let deleted = benign(delete_pod(&ctx.registry, namespace, name, None, ctx.fence()).await)?;
+        return Ok(deleted.is_some());
+    }
     let deleted = benign(
         ctx.registry
             .delete::<S>(

@@ -2,7 +2,8 @@
 //! to the agent's lease) is absent is marked `Ready=False` (`NodeStatusUnknown`) and
 //! its pods' `Ready` condition is set to False, as Kubernetes' MarkPodsNotReady does,
 //! so that they leave their Services' endpoints; once it has been absent for longer
-//! than the grace period the pods bound to it are deleted, so their ReplicaSets
+//! than the grace period the pods bound to it are deleted at once (grace 0: nobody is
+//! there to stop them gracefully), terminating ones included, so their ReplicaSets
 //! replace them elsewhere.
 //!
 //! The key goes when the agent's lease expires, that is at most the lease's TTL
@@ -88,13 +89,15 @@ pub fn assess<'a>(
     let mut evict = Vec::new();
     for pod in pods {
         let node = pod.spec.node_name.as_deref().unwrap_or_default();
-        if node.is_empty() || pod.metadata.is_deleting() || !is_absent(node) {
+        if node.is_empty() || !is_absent(node) {
             continue;
         }
         let id = (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
+        // Terminating pods too: no agent will finish their deletion (Kubernetes' pod
+        // GC force-deletes them).
         if is_lost(node) {
             evict.push(id);
-        } else if is_pod_ready(pod) {
+        } else if !pod.metadata.is_deleting() && is_pod_ready(pod) {
             unready.push(id);
         }
     }
@@ -353,5 +356,20 @@ mod tests {
         );
         assert!(a.mark.is_empty());
         assert_eq!(a.evict.len(), 1);
+
+        let mut terminating = pod("t", "n1");
+        terminating.metadata.deletion_timestamp = Some(time::now());
+        let a = assess(
+            [&marked],
+            [&terminating],
+            &heartbeats,
+            t0 + Duration::from_secs(1),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            a.evict,
+            [("default".to_string(), "t".to_string())],
+            "no agent will finish a terminating pod of a lost node"
+        );
     }
 }

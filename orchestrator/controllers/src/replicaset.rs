@@ -21,6 +21,7 @@ use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_api::qos::qos_class;
 use berth_api::time::to_system_time;
 use berth_client::events::{EventType, reference};
+use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -198,8 +199,10 @@ impl Expectations {
         for creates in self.creates.values_mut() {
             creates.retain(|_, revision| *revision > pods.revision);
         }
+        // A delete is seen once the pod is gone or terminating (graceful deletion
+        // leaves it in the cache, marked, until its agent removes it).
         for deletes in self.deletes.values_mut() {
-            deletes.retain(|key| pods.contains(key));
+            deletes.retain(|key| pods.get(key).is_some_and(|p| !p.metadata.is_deleting()));
         }
         self.creates
             .retain(|uid, c| !c.is_empty() && live_uids.contains(uid.as_str()));
@@ -293,10 +296,17 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
         for pod in plan.delete {
             tracing::info!(pod = %pod.key(), phase = %pod.status.phase.as_deref().unwrap_or_default(), "deleting a pod of {}", rs.key());
             // Deleted (or already gone): either way the cache will drop it.
+            // With the pod's grace, as Kubernetes' ReplicaSet controller deletes: it is
+            // marked Terminating (no longer counted) and its agent stops it gracefully.
             let deleted = benign(
-                ctx.registry
-                    .delete::<PodSpec>(pod.metadata.namespace(), pod.metadata.name(), None, ctx.fence())
-                    .await,
+                delete_pod(
+                    &ctx.registry,
+                    pod.metadata.namespace(),
+                    pod.metadata.name(),
+                    None,
+                    ctx.fence(),
+                )
+                .await,
             )?;
             expect().deleted(uid, pod.key());
             if deleted.is_some() {

@@ -135,7 +135,19 @@ fn container_security_context(sc: Option<&SecurityContext>, at: &str, errors: &m
 pub(super) fn container(c: &Container, at: &str, errors: &mut Errors) {
     let field = |name: &str| format!("{at}.{name}");
     let mut set = |is_set: bool, name: &str| check(errors, is_set, field(name), "");
-    set(c.lifecycle.is_some(), "lifecycle");
+    if let Some(lifecycle) = &c.lifecycle {
+        // preStop runs (exec, httpGet over HTTP, sleep); the rest is refused.
+        set(lifecycle.post_start.is_some(), "lifecycle.postStart");
+        set(lifecycle.stop_signal.is_some(), "lifecycle.stopSignal");
+        if let Some(pre_stop) = &lifecycle.pre_stop {
+            set(pre_stop.tcp_socket.is_some(), "lifecycle.preStop.tcpSocket");
+            let https = pre_stop
+                .http_get
+                .as_ref()
+                .is_some_and(|h| other_than(&h.scheme, &["HTTP"]));
+            set(https, "lifecycle.preStop.httpGet.scheme");
+        }
+    }
     set(some_vec(&c.env_from), "envFrom");
     set(some_vec(&c.volume_mounts), "volumeMounts");
     set(some_vec(&c.volume_devices), "volumeDevices");
@@ -178,7 +190,10 @@ mod tests {
             name: "c".into(),
             // Probes are implemented: not refused here (validation/probes.rs checks them).
             liveness_probe: Some(Probe::default()),
-            lifecycle: Some(Default::default()),
+            lifecycle: Some(k8s_openapi::api::core::v1::Lifecycle {
+                post_start: Some(Default::default()),
+                ..Default::default()
+            }),
             env: Some(vec![
                 EnvVar {
                     name: "A".into(),
@@ -205,11 +220,72 @@ mod tests {
             fields(&errors),
             [
                 "spec.template.spec.volumes",
-                "spec.template.spec.containers[0].lifecycle",
+                "spec.template.spec.containers[0].lifecycle.postStart",
                 "spec.template.spec.containers[0].env[1].valueFrom",
             ]
         );
         assert!(errors.iter().all(|e| e.message.starts_with(NOT_IMPLEMENTED)));
+    }
+
+    #[test]
+    fn pre_stop_hooks_are_accepted_and_the_other_lifecycle_fields_named() {
+        use k8s_openapi::api::core::v1::{
+            ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, SleepAction, TCPSocketAction,
+        };
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let with = |lifecycle: Lifecycle| {
+            let c = Container {
+                name: "c".into(),
+                lifecycle: Some(lifecycle),
+                ..Default::default()
+            };
+            let mut errors = Vec::new();
+            container(&c, "c", &mut errors);
+            fields(&errors).iter().map(|f| f.to_string()).collect::<Vec<_>>()
+        };
+        let http = |scheme: &str| HTTPGetAction {
+            port: IntOrString::Int(80),
+            scheme: Some(scheme.into()),
+            ..Default::default()
+        };
+        for handler in [
+            LifecycleHandler {
+                exec: Some(ExecAction::default()),
+                ..Default::default()
+            },
+            LifecycleHandler {
+                http_get: Some(http("HTTP")),
+                ..Default::default()
+            },
+            LifecycleHandler {
+                sleep: Some(SleepAction { seconds: 3 }),
+                ..Default::default()
+            },
+        ] {
+            let accepted = with(Lifecycle {
+                pre_stop: Some(handler),
+                ..Default::default()
+            });
+            assert!(accepted.is_empty(), "{accepted:?}");
+        }
+        let refused = with(Lifecycle {
+            post_start: Some(LifecycleHandler::default()),
+            pre_stop: Some(LifecycleHandler {
+                http_get: Some(http("HTTPS")),
+                tcp_socket: Some(TCPSocketAction::default()),
+                ..Default::default()
+            }),
+            stop_signal: Some("SIGINT".into()),
+        });
+        assert_eq!(
+            refused,
+            [
+                "c.lifecycle.postStart",
+                "c.lifecycle.stopSignal",
+                "c.lifecycle.preStop.tcpSocket",
+                "c.lifecycle.preStop.httpGet.scheme",
+            ]
+        );
     }
 
     #[test]

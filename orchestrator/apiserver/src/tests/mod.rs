@@ -6,6 +6,7 @@ mod apply;
 mod discovery;
 mod events;
 mod fields;
+mod graceful;
 mod limits;
 mod lists;
 mod logs;

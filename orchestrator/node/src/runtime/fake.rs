@@ -41,6 +41,8 @@ struct FakeState {
     stops: Vec<(String, Duration)>,
     removed: Vec<String>,
     removed_logs: Vec<String>,
+    /// "exec <id> <argv...>" and "stop <id>", in the order they came.
+    calls: Vec<String>,
 }
 
 impl FakeRuntime {
@@ -117,6 +119,11 @@ impl FakeRuntime {
     }
 
     /// Every id `remove` forgot, in order.
+    /// The execs and stops asked for, in order ("exec <id> <argv>", "stop <id>").
+    pub fn calls(&self) -> Vec<String> {
+        self.lock().calls.clone()
+    }
+
     pub fn removed(&self) -> Vec<String> {
         self.lock().removed.clone()
     }
@@ -188,6 +195,7 @@ impl Runtime for FakeRuntime {
             let ignores_sigterm = {
                 let mut state = self.lock();
                 state.stops.push((id.clone(), grace));
+                state.calls.push(format!("stop {id}"));
                 match state.containers.get(&id) {
                     None => return Err(RuntimeError::NotFound { id }),
                     Some(c) if !c.state.is_running() => return Ok(()),
@@ -238,12 +246,25 @@ impl Runtime for FakeRuntime {
         self.lock().removed_logs.push(pod_uid.to_owned());
     }
 
-    fn exec(&self, id: &str, _spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
-        Err(RuntimeError::Unsupported {
-            container: id.to_owned(),
-            runtime: self.name(),
-            what: "exec yet".into(),
-        })
+    /// Records the exec and runs `true` on the host in its place (the caller gets a
+    /// real child to wait for); NotRunning for a container that is not running.
+    fn exec(&self, id: &str, spec: &super::ExecSpec) -> Result<super::ExecSession, RuntimeError> {
+        let mut state = self.lock();
+        if !state.containers.get(id).is_some_and(|c| c.state.is_running()) {
+            return Err(RuntimeError::NotRunning { id: id.to_owned() });
+        }
+        state.calls.push(format!("exec {id} {}", spec.argv.join(" ")));
+        let child = std::process::Command::new("true")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|source| RuntimeError::Spawn {
+                container: id.to_owned(),
+                command: "true".into(),
+                source,
+            })?;
+        Ok(super::ExecSession { child, pty: None })
     }
 
     fn name(&self) -> &'static str {

@@ -35,6 +35,8 @@ pub(crate) enum Completion {
         pod_uid: String,
         result: Result<Sandbox, String>,
     },
+    /// A deleted pod's containers stopped and its sandbox is gone.
+    Stopped { pod_uid: String },
 }
 
 /// Where `imagePullSecrets` are read: the store's Secrets.

@@ -26,6 +26,7 @@ use super::background::{
 };
 use super::container_spec::with_service_env;
 use super::dns_config::{ClusterNames, SandboxDns};
+use super::hooks::{self, Hook, MIN_GRACE_AFTER_HOOK};
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
 use super::probe::workers::ProbeWorkers;
@@ -424,6 +425,7 @@ impl Executor {
                 remove_logs_of,
                 teardown_sandbox_of,
                 reason,
+                termination,
             } => {
                 match reason {
                     StopReason::PodGone => {
@@ -448,9 +450,29 @@ impl Executor {
                 let runtime = self.runtimes.get(&handler).cloned();
                 let network = self.network.clone();
                 let dir = self.sandbox_dir.clone();
+                let done = self.completions_tx.clone();
+                let host_ip = self.host_ip.parse().ok();
+                let events = self.events.clone();
                 tokio::spawn(async move {
                     if let Some(runtime) = &runtime {
-                        let stops = ids.into_iter().map(|id| stop_and_remove(runtime.clone(), id, grace));
+                        let stops = ids.into_iter().map(|id| {
+                            let hook = termination.as_ref().and_then(|t| {
+                                let address = t.address.or(host_ip);
+                                t.pre_stop
+                                    .get(&id)
+                                    .map(|hook| (hook.clone(), address, t.pod_uid.clone()))
+                            });
+                            let (runtime, pod, events) = (runtime.clone(), pod.clone(), events.clone());
+                            async move {
+                                let grace = match hook {
+                                    Some((hook, address, uid)) => {
+                                        pre_stop(&runtime, &id, hook, address, grace, &pod, &uid, events).await
+                                    }
+                                    None => grace,
+                                };
+                                stop_and_remove(runtime, id, grace).await
+                            }
+                        });
                         futures::future::join_all(stops).await;
                         if let Some(uid) = remove_logs_of {
                             runtime.remove_pod_logs(&uid);
@@ -460,6 +482,11 @@ impl Executor {
                         let teardown =
                             tokio::task::spawn_blocking(move || tear_down_sandbox(network.as_deref(), &dir, &uid));
                         let _ = teardown.await;
+                    }
+                    if let Some(termination) = termination {
+                        let _ = done.send(Completion::Stopped {
+                            pod_uid: termination.pod_uid,
+                        });
                     }
                 });
             }
@@ -499,6 +526,7 @@ impl Executor {
                 }
             }
             Action::ReportStatus { .. } => self.writes.push(action),
+            Action::DeletePod { .. } => self.writes.push(action),
         }
     }
 
@@ -537,6 +565,9 @@ impl Executor {
     /// gone meanwhile is torn down at once.
     fn complete(&mut self, completion: Completion, now: Now) {
         match completion {
+            Completion::Stopped { pod_uid } => {
+                self.memory.terminating.remove(&pod_uid);
+            }
             Completion::Pulled {
                 pod_uid,
                 container,
@@ -660,4 +691,37 @@ impl Executor {
         self.probes.stop_all();
         self.memory.forget_all();
     }
+}
+
+/// Runs a container's preStop hook within `grace`; returns the grace left for its
+/// stop (at least [`MIN_GRACE_AFTER_HOOK`], as the kubelet gives). A hook that fails
+/// is reported (FailedPreStopHook) and the stop goes on.
+#[allow(clippy::too_many_arguments)]
+async fn pre_stop(
+    runtime: &Arc<dyn crate::runtime::Runtime>,
+    id: &str,
+    hook: Result<Hook, String>,
+    address: Option<std::net::IpAddr>,
+    grace: Duration,
+    pod: &str,
+    pod_uid: &str,
+    events: Option<Recorder>,
+) -> Duration {
+    let started = tokio::time::Instant::now();
+    let result = match hook {
+        Ok(hook) => hooks::run(&hook, runtime.clone(), id, address, grace).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        tracing::warn!(%pod, %id, error = %e, "a preStop hook failed");
+        if let Some(events) = events {
+            events.emit(
+                reference(pod, pod_uid, None),
+                EventType::Warning,
+                "FailedPreStopHook",
+                format!("PreStopHook failed: {e}"),
+            );
+        }
+    }
+    grace.saturating_sub(started.elapsed()).max(MIN_GRACE_AFTER_HOOK)
 }

@@ -7,7 +7,7 @@
 //! up to `MAX_BACKOFF`; a run of `BACKOFF_RESET` or more starts the sequence over. A
 //! start the runtime refuses backs off the same way.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -60,6 +60,9 @@ pub(crate) struct Memory {
     /// Whether the containers the runtime already had (from before an agent restart)
     /// have been matched with the store's pods.
     pub(crate) adopted: bool,
+    /// The uids of deleted pods whose stop (preStop hooks, SIGTERM, SIGKILL at the
+    /// grace, sandbox teardown) is under way: their objects are removed only after.
+    pub(crate) terminating: BTreeSet<String>,
 }
 
 impl Memory {
@@ -73,6 +76,7 @@ impl Memory {
             class_handlers: BTreeMap::new(),
             pods: BTreeMap::new(),
             adopted: false,
+            terminating: BTreeSet::new(),
         }
     }
 
@@ -102,6 +106,7 @@ impl Memory {
     pub(crate) fn forget_all(&mut self) {
         self.pods.clear();
         self.adopted = false;
+        self.terminating.clear();
     }
 }
 

@@ -21,6 +21,7 @@ mod background;
 mod container_spec;
 pub(crate) mod dns_config;
 mod executor;
+mod hooks;
 mod memory;
 mod plan;
 mod probe;
@@ -42,6 +43,8 @@ mod plan_tests;
 mod sandbox_tests;
 #[cfg(test)]
 mod status_tests;
+#[cfg(test)]
+mod termination_tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -174,8 +177,37 @@ impl PodSupervisor {
             }
         }
         for write in writes {
-            if let Action::ReportStatus { pod_uid, status } = write {
-                self.report(&pod_uid, *status, now).await;
+            match write {
+                Action::ReportStatus { pod_uid, status } => self.report(&pod_uid, *status, now).await,
+                Action::DeletePod { namespace, name, uid } => self.remove(&namespace, &name, &uid).await,
+                _ => {}
+            }
+        }
+    }
+
+    /// Removes a deleted pod's object for good once its containers stopped: the
+    /// kubelet's DELETE with grace 0 and a precondition on the uid, here a delete of
+    /// the pod as read, if it is still the one with this uid. One that fails is
+    /// tried again on a later pass (the pod is still there, marked).
+    async fn remove(&mut self, namespace: &str, name: &str, uid: &str) {
+        let result = match self.registry.get::<PodSpec>(namespace, name).await {
+            Ok(Some(pod)) if pod.metadata.uid() == uid => {
+                let version = pod.metadata.resource_version().parse().ok();
+                self.registry
+                    .delete::<PodSpec>(namespace, name, version, None)
+                    .await
+                    .map(drop)
+            }
+            Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                tracing::info!(pod = %format!("{namespace}/{name}"), "removed a deleted pod whose containers stopped")
+            }
+            Err(KvError::NotFound | KvError::Conflict { .. }) => {}
+            Err(e) => {
+                tracing::debug!(pod = %format!("{namespace}/{name}"), error = %e, "cannot remove a deleted pod yet")
             }
         }
     }

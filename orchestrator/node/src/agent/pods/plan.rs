@@ -26,13 +26,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::container_spec::{ServiceLinks, container_spec};
+use super::hooks::{Hook, pre_stops};
 use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
 use super::sandbox::{SandboxState, is_host_network};
 use super::status::pod_status;
 use crate::image::PullPolicy;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Pod, PodSpec, PodStatus};
+use berth_api::objects::{Pod, PodStatus};
+use berth_api::pod_deletion::grace_of;
 
 /// The grace of a stop when the pod does not say (and for strays found at adoption).
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -137,6 +139,17 @@ pub(crate) enum Action {
         remove_logs_of: Option<String>,
         teardown_sandbox_of: Option<String>,
         reason: StopReason,
+        /// A deleted pod's: the preStop hooks, by container id, run before the
+        /// SIGTERM within the grace; the pod's address (for httpGet hooks); and the
+        /// uid to report stopped, so that its object is removed only then.
+        termination: Option<Box<Termination>>,
+    },
+    /// Remove a deleted pod's object for good (grace 0, on its uid), now that its
+    /// containers stopped and its sandbox is gone.
+    DeletePod {
+        namespace: String,
+        name: String,
+        uid: String,
     },
     /// A probe failed (the kubelet's Unhealthy event; nothing else to do).
     Unhealthy {
@@ -162,6 +175,29 @@ pub(crate) enum Action {
     ReportStatus { pod_uid: String, status: Box<PodStatus> },
 }
 
+/// What the stop of a deleted pod does besides stopping.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Termination {
+    pub(crate) pod_uid: String,
+    pub(crate) pre_stop: BTreeMap<String, Result<Hook, String>>,
+    pub(crate) address: Option<std::net::IpAddr>,
+}
+
+impl Termination {
+    /// The termination of `pod` (as the store has it now, deletion mark included),
+    /// whose containers run as `ids` (by container name).
+    fn of(pod: &Pod, ids: &BTreeMap<String, String>, address: Option<std::net::IpAddr>) -> Self {
+        Termination {
+            pod_uid: pod.metadata.uid().to_string(),
+            pre_stop: pre_stops(pod)
+                .into_iter()
+                .filter_map(|(name, hook)| ids.get(&name).map(|id| (id.clone(), hook)))
+                .collect(),
+            address,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
     /// A second container of a pod's container, or one of another runtime than the
@@ -179,9 +215,14 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(|p| (p.metadata.uid(), p))
         .collect();
+    let deleted: BTreeMap<&str, &Pod> = desired
+        .values()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .map(|p| (p.metadata.uid(), p))
+        .collect();
     let mut actions = Vec::new();
     if !memory.adopted {
-        adopt(memory, &want, observed, now, &mut actions);
+        adopt(memory, &want, &deleted, observed, now, &mut actions);
         memory.adopted = true;
     }
     let gone: Vec<String> = memory
@@ -192,21 +233,41 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
         .collect();
     for uid in gone {
         let pod = memory.pods.remove(&uid).expect("listed above");
+        let ids: BTreeMap<String, String> = pod
+            .containers
+            .iter()
+            .filter_map(|(name, c)| Some((name.clone(), c.id.clone()?)))
+            .collect();
+        // A deleted pod (still in the store, marked) gets its hooks and the grace
+        // its deletion set, and its object goes once it stopped; a pod that is gone
+        // from the store or from this node is stopped with its own grace.
+        let termination = deleted.get(uid.as_str()).map(|deleted| {
+            memory.terminating.insert(uid.clone());
+            let address = pod.sandbox.ready().and_then(|s| s.pod_ip);
+            Box::new(Termination::of(deleted, &ids, address))
+        });
+        let grace = grace_of(deleted.get(uid.as_str()).copied().unwrap_or(&pod.pod));
         actions.push(Action::Stop {
             pod: pod_name(&pod.pod),
-            ids: pod.containers.values().filter_map(|c| c.id.clone()).collect(),
-            containers: pod
-                .containers
-                .iter()
-                .filter(|(_, c)| c.id.is_some())
-                .map(|(name, _)| name.clone())
-                .collect(),
-            grace: grace_of(&pod.pod.spec),
+            ids: ids.values().cloned().collect(),
+            containers: ids.keys().cloned().collect(),
+            grace,
             teardown_sandbox_of: memory.runs_images(&pod.handler).then(|| uid.clone()),
             remove_logs_of: Some(uid),
             handler: pod.handler,
             reason: StopReason::PodGone,
+            termination,
         });
+    }
+    // Deleted pods with nothing (left) running here: their objects go.
+    for (uid, pod) in &deleted {
+        if !memory.pods.contains_key(*uid) && !memory.terminating.contains(*uid) {
+            actions.push(Action::DeletePod {
+                namespace: pod.metadata.namespace().to_string(),
+                name: pod.metadata.name().to_string(),
+                uid: uid.to_string(),
+            });
+        }
     }
     for (uid, pod) in want {
         let handler = memory.handler_of(pod);
@@ -238,7 +299,14 @@ impl Memory {
 /// still runs (and learns how the rest ended), and stops what belongs to pods that
 /// are gone, then tears down their sandboxes (and the networks of gone pods that had
 /// no container left).
-fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, now: Now, actions: &mut Vec<Action>) {
+fn adopt(
+    memory: &mut Memory,
+    want: &BTreeMap<&str, &Pod>,
+    deleted: &BTreeMap<&str, &Pod>,
+    observed: &Observed,
+    now: Now,
+    actions: &mut Vec<Action>,
+) {
     // Containers of pods that are gone, by pod uid and handler: one stop each, so a
     // sandbox is torn down only after all of its pod's containers stopped.
     let mut gone: BTreeMap<(String, String), GoneContainers> = BTreeMap::new();
@@ -277,6 +345,7 @@ fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, 
                     remove_logs_of: None,
                     teardown_sandbox_of: None,
                     reason: StopReason::Duplicate,
+                    termination: None,
                 });
             }
             _ => {
@@ -295,15 +364,29 @@ fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, 
     for ((uid, handler), containers) in gone {
         let teardown_sandbox_of = memory.runs_images(&handler).then(|| uid.clone());
         torn_down.extend(teardown_sandbox_of.clone());
+        // A pod deleted while the agent was away: stopped as it would have been, and
+        // its object removed after.
+        let deleted_pod = deleted.get(uid.as_str()).copied();
+        let termination = deleted_pod.map(|pod| {
+            memory.terminating.insert(uid.clone());
+            let ids = containers
+                .names
+                .iter()
+                .cloned()
+                .zip(containers.ids.iter().cloned())
+                .collect();
+            Box::new(Termination::of(pod, &ids, None))
+        });
         actions.push(Action::Stop {
             pod: containers.pod,
             handler,
             ids: containers.ids,
             containers: containers.names,
-            grace: DEFAULT_GRACE,
+            grace: deleted_pod.map_or(DEFAULT_GRACE, grace_of),
             remove_logs_of: Some(uid),
             teardown_sandbox_of,
             reason: StopReason::PodGone,
+            termination,
         });
     }
     for uid in &observed.networks {
@@ -319,6 +402,7 @@ fn adopt(memory: &mut Memory, want: &BTreeMap<&str, &Pod>, observed: &Observed, 
             remove_logs_of: None,
             teardown_sandbox_of: Some(uid.clone()),
             reason: StopReason::PodGone,
+            termination: None,
         });
     }
 }
@@ -476,11 +560,6 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
             })
         })
         .collect()
-}
-
-fn grace_of(spec: &PodSpec) -> Duration {
-    spec.termination_grace_period_seconds
-        .map_or(DEFAULT_GRACE, |s| Duration::from_secs(s.max(0) as u64))
 }
 
 pub(crate) fn pod_name(pod: &Pod) -> String {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::fixtures::*;
 use super::memory::Memory;
-use super::plan::{Action, DEFAULT_GRACE, Observed, StopReason, plan};
+use super::plan::{Action, DEFAULT_GRACE, Observed, StopReason, Termination, plan};
 use berth_api::objects::{ContainerState as ApiState, ContainerStateTerminated, ContainerStatus};
 use berth_api::time::{from_system_time, parse_rfc3339};
 
@@ -186,11 +186,20 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
         grace,
         remove_logs_of: Some(format!("uid-{name}")),
         reason: StopReason::PodGone,
+        termination: None,
     };
+    let mut stop_deleted = stop("deleted", "d1", Duration::from_secs(2));
+    if let Action::Stop { termination, .. } = &mut stop_deleted {
+        *termination = Some(Box::new(Termination {
+            pod_uid: "uid-deleted".into(),
+            pre_stop: Default::default(),
+            address: None,
+        }));
+    }
     assert_eq!(
         actions,
         vec![
-            stop("deleted", "d1", Duration::from_secs(2)),
+            stop_deleted,
             stop("no-grace", "n1", DEFAULT_GRACE),
             stop("unbound", "u1", Duration::from_secs(2)),
         ]
@@ -199,7 +208,17 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
     assert_eq!(
         plan(&mut memory, &desired(&[&deleted]), &Observed::default(), t),
         vec![],
-        "stopped once"
+        "stopped once, and the object stays while it stops"
+    );
+    memory.terminating.remove("uid-deleted");
+    assert_eq!(
+        plan(&mut memory, &desired(&[&deleted]), &Observed::default(), t),
+        vec![Action::DeletePod {
+            namespace: "default".into(),
+            name: "deleted".into(),
+            uid: "uid-deleted".into()
+        }],
+        "removed once stopped"
     );
 }
 
@@ -239,6 +258,7 @@ fn a_restarted_agent_adopts_what_runs_and_stops_the_rest() {
         grace: DEFAULT_GRACE,
         remove_logs_of: logs.map(str::to_owned),
         reason,
+        termination: None,
     };
     assert_eq!(
         actions,
