@@ -19,6 +19,7 @@ pub mod event;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod pod_disruption_budget;
 pub mod replica_set;
 pub mod runtime_class;
 pub mod secret;
@@ -35,6 +36,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &event::EVENT_V1,
     &secret::SECRET,
     &runtime_class::RUNTIME_CLASS,
+    &pod_disruption_budget::POD_DISRUPTION_BUDGET,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -127,6 +129,14 @@ mod tests {
                     &[],
                     &[]
                 ),
+                (
+                    "policy/v1".to_string(),
+                    "PodDisruptionBudget",
+                    "poddisruptionbudgets",
+                    true,
+                    &["pdb"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -142,7 +152,14 @@ mod tests {
             .collect();
         assert_eq!(
             with_status,
-            ["namespaces", "nodes", "pods", "replicasets", "deployments"]
+            [
+                "namespaces",
+                "nodes",
+                "pods",
+                "replicasets",
+                "deployments",
+                "poddisruptionbudgets"
+            ]
         );
         assert_eq!(
             group_versions(),
@@ -150,7 +167,8 @@ mod tests {
                 ("", "v1"),
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
-                ("node.k8s.io", "v1")
+                ("node.k8s.io", "v1"),
+                ("policy", "v1")
             ]
         );
     }
