@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::cells::{self, Cells};
 use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources};
+use crate::meta::{Condition, Time};
 use crate::objects::{IntOrString, PodDisruptionBudget, PodDisruptionBudgetSpec, PodDisruptionBudgetStatus, Spec};
 use crate::validation::FieldError;
 
@@ -73,6 +74,44 @@ pub const SYNC_FAILED: &str = "SyncFailed";
 /// while the budget is met (the default), or always.
 pub const IF_HEALTHY_BUDGET: &str = "IfHealthyBudget";
 pub const ALWAYS_ALLOW: &str = "AlwaysAllow";
+
+/// Sets the `DisruptionAllowed` condition from `disruptionsAllowed`, as the
+/// disruption controller and the Eviction subresource both do (Kubernetes'
+/// `UpdateDisruptionAllowedCondition`); the transition time moves only when the
+/// status does.
+pub fn update_disruption_allowed(status: &mut PodDisruptionBudgetStatus, now: Time) {
+    let (value, reason) = if status.disruptions_allowed > 0 {
+        ("True", SUFFICIENT_PODS)
+    } else {
+        ("False", INSUFFICIENT_PODS)
+    };
+    set_condition(status, value, reason, now);
+}
+
+/// Sets the `DisruptionAllowed` condition to `value` for `reason`
+/// (`apimeta.SetStatusCondition`).
+pub fn set_condition(status: &mut PodDisruptionBudgetStatus, value: &str, reason: &str, now: Time) {
+    let observed_generation = status.observed_generation;
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    match conditions.iter_mut().find(|c| c.type_ == DISRUPTION_ALLOWED) {
+        Some(condition) => {
+            if condition.status != value {
+                condition.status = value.into();
+                condition.last_transition_time = now;
+            }
+            condition.reason = reason.into();
+            condition.observed_generation = observed_generation;
+        }
+        None => conditions.push(Condition {
+            type_: DISRUPTION_ALLOWED.into(),
+            status: value.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation,
+            last_transition_time: now,
+        }),
+    }
+}
 
 /// A number, or a percentage of `total`, rounded up when `round_up` (as
 /// Kubernetes' `GetScaledValueFromIntOrPercent`).
