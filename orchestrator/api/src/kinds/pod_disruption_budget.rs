@@ -85,12 +85,12 @@ pub fn update_disruption_allowed(status: &mut PodDisruptionBudgetStatus, now: Ti
     } else {
         ("False", INSUFFICIENT_PODS)
     };
-    set_condition(status, value, reason, now);
+    set_condition(status, value, reason, "", now);
 }
 
 /// Sets the `DisruptionAllowed` condition to `value` for `reason`
 /// (`apimeta.SetStatusCondition`).
-pub fn set_condition(status: &mut PodDisruptionBudgetStatus, value: &str, reason: &str, now: Time) {
+pub fn set_condition(status: &mut PodDisruptionBudgetStatus, value: &str, reason: &str, message: &str, now: Time) {
     let observed_generation = status.observed_generation;
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     match conditions.iter_mut().find(|c| c.type_ == DISRUPTION_ALLOWED) {
@@ -100,13 +100,14 @@ pub fn set_condition(status: &mut PodDisruptionBudgetStatus, value: &str, reason
                 condition.last_transition_time = now;
             }
             condition.reason = reason.into();
+            condition.message = message.into();
             condition.observed_generation = observed_generation;
         }
         None => conditions.push(Condition {
             type_: DISRUPTION_ALLOWED.into(),
             status: value.into(),
             reason: reason.into(),
-            message: String::new(),
+            message: message.into(),
             observed_generation,
             last_transition_time: now,
         }),
