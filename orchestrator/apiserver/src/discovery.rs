@@ -275,7 +275,7 @@ mod tests {
             .iter()
             .map(|g| g["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(groups, ["apps", "events.k8s.io", "node.k8s.io"]);
+        assert_eq!(groups, ["apps", "events.k8s.io", "node.k8s.io", "policy"]);
     }
 
     #[test]

@@ -361,9 +361,18 @@ mod tests {
     #[test]
     fn every_kind_has_a_schema_and_a_patch_operation_with_field_validation() {
         let served: Vec<String> = group_versions().into_iter().map(|(g, v)| group_version(g, v)).collect();
-        assert_eq!(served, ["v1", "apps/v1", "events.k8s.io/v1", "node.k8s.io/v1"]);
+        assert_eq!(
+            served,
+            ["v1", "apps/v1", "events.k8s.io/v1", "node.k8s.io/v1", "policy/v1"]
+        );
         let index = index();
-        for path in ["api/v1", "apis/apps/v1", "apis/events.k8s.io/v1", "apis/node.k8s.io/v1"] {
+        for path in [
+            "api/v1",
+            "apis/apps/v1",
+            "apis/events.k8s.io/v1",
+            "apis/node.k8s.io/v1",
+            "apis/policy/v1",
+        ] {
             let url = index["paths"][path]["serverRelativeURL"].as_str().unwrap();
             assert!(url.starts_with(&format!("/openapi/v3/{path}?hash=")), "{url}");
             assert!(is_document(path));

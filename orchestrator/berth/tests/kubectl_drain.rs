@@ -125,10 +125,7 @@ fn drain_moves_pods_without_breaking_the_budget() {
     wait_for_nodes(&mut cluster);
     let path = cluster.write_manifest("web.yaml", &manifests(&cluster.marker));
     let applied = cluster.kubectl_ok(&["apply", "-f", path.to_str().unwrap()]);
-    assert!(
-        applied.contains("poddisruptionbudget.policy/web created"),
-        "{applied}"
-    );
+    assert!(applied.contains("poddisruptionbudget.policy/web created"), "{applied}");
     let port = cluster.running_api_ports()[0];
 
     // Spread by default: three replicas without requests use both nodes.
@@ -144,7 +141,16 @@ fn drain_moves_pods_without_breaking_the_budget() {
     let columns: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         columns,
-        ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"],
+        [
+            "NAME",
+            "MIN",
+            "AVAILABLE",
+            "MAX",
+            "UNAVAILABLE",
+            "ALLOWED",
+            "DISRUPTIONS",
+            "AGE"
+        ],
         "{table}"
     );
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
