@@ -172,7 +172,8 @@ mod tests {
         assert_eq!(
             unknown_kind("flurbs"),
             "the server doesn't have a resource type \"flurbs\"; berth knows namespaces (ns), nodes (no), \
-             pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, runtimeclasses"
+             pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, runtimeclasses, \
+             poddisruptionbudgets (pdb)"
         );
     }
 
