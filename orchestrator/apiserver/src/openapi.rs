@@ -363,7 +363,14 @@ mod tests {
         let served: Vec<String> = group_versions().into_iter().map(|(g, v)| group_version(g, v)).collect();
         assert_eq!(
             served,
-            ["v1", "apps/v1", "events.k8s.io/v1", "node.k8s.io/v1", "policy/v1"]
+            [
+                "v1",
+                "apps/v1",
+                "events.k8s.io/v1",
+                "node.k8s.io/v1",
+                "discovery.k8s.io/v1",
+                "policy/v1"
+            ]
         );
         let index = index();
         for path in [

@@ -281,6 +281,9 @@ fn describe(error: &FieldError, submitted: &Value) -> (&'static str, String) {
     for (prefix, reason) in [
         ("Forbidden:", "FieldValueForbidden"),
         ("Too long:", "FieldValueTooLong"),
+        ("Too many:", "FieldValueTooMany"),
+        ("Duplicate value:", "FieldValueDuplicate"),
+        ("Unsupported value:", "FieldValueNotSupported"),
     ] {
         if error.message.starts_with(prefix) {
             return (reason, error.message.clone());

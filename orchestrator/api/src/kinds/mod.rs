@@ -15,6 +15,7 @@ pub(crate) use object::flat_kind;
 pub use object::{Object, TypedObject};
 
 pub mod deployment;
+pub mod endpoint_slice;
 pub mod event;
 pub mod namespace;
 pub mod node;
@@ -23,6 +24,7 @@ pub mod pod_disruption_budget;
 pub mod replica_set;
 pub mod runtime_class;
 pub mod secret;
+pub mod service;
 
 /// Every kind the system serves, in the order discovery lists them (a kind served
 /// in two group versions is listed once for each).
@@ -36,6 +38,8 @@ pub static KINDS: &[&KindDescriptor] = &[
     &event::EVENT_V1,
     &secret::SECRET,
     &runtime_class::RUNTIME_CLASS,
+    &service::SERVICE,
+    &endpoint_slice::ENDPOINT_SLICE,
     &pod_disruption_budget::POD_DISRUPTION_BUDGET,
 ];
 
@@ -129,6 +133,15 @@ mod tests {
                     &[],
                     &[]
                 ),
+                ("v1".to_string(), "Service", "services", true, &["svc"], all),
+                (
+                    "discovery.k8s.io/v1".to_string(),
+                    "EndpointSlice",
+                    "endpointslices",
+                    true,
+                    &[],
+                    &[]
+                ),
                 (
                     "policy/v1".to_string(),
                     "PodDisruptionBudget",
@@ -158,6 +171,7 @@ mod tests {
                 "pods",
                 "replicasets",
                 "deployments",
+                "services",
                 "poddisruptionbudgets"
             ]
         );
@@ -168,6 +182,7 @@ mod tests {
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
                 ("node.k8s.io", "v1"),
+                ("discovery.k8s.io", "v1"),
                 ("policy", "v1")
             ]
         );
