@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 pub use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
+    Condition, LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
 };
 
 static NO_LABELS: BTreeMap<String, String> = BTreeMap::new();

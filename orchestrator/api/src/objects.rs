@@ -26,6 +26,7 @@ pub use k8s_openapi::api::core::v1::{
     NodeStatus, PodCondition, PodIP, PodSecurityContext, PodSpec, PodStatus, PodTemplateSpec, ResourceRequirements,
     SeccompProfile, SecurityContext, Taint, Toleration,
 };
+pub use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
 pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
@@ -59,6 +60,7 @@ pub type Node = Resource<NodeSpec>;
 pub type Pod = Resource<PodSpec>;
 pub type ReplicaSet = Resource<ReplicaSetSpec>;
 pub type Deployment = Resource<DeploymentSpec>;
+pub type PodDisruptionBudget = Resource<PodDisruptionBudgetSpec>;
 
 impl<S: Spec> Resource<S> {
     /// A new object of this kind with `apiVersion` and `kind` filled in.

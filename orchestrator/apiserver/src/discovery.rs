@@ -275,7 +275,10 @@ mod tests {
             .iter()
             .map(|g| g["metadata"]["name"].as_str().unwrap())
             .collect();
-        assert_eq!(groups, ["apps", "events.k8s.io", "node.k8s.io", "discovery.k8s.io"]);
+        assert_eq!(
+            groups,
+            ["apps", "events.k8s.io", "node.k8s.io", "discovery.k8s.io", "policy"]
+        );
     }
 
     #[test]

@@ -27,13 +27,13 @@ use berth_client::kv::KvError;
 
 /// The DeleteOptions a delete was given (the query's `gracePeriodSeconds` merged in
 /// by the caller).
-struct Options {
+pub(crate) struct Options {
     resource_version: Option<i64>,
     uid: Option<String>,
-    grace_seconds: Option<i64>,
+    pub(crate) grace_seconds: Option<i64>,
 }
 
-fn options_of(options: Option<&Value>) -> Result<Options, ApiError> {
+pub(crate) fn options_of(options: Option<&Value>) -> Result<Options, ApiError> {
     let field = |path: &str| options.and_then(|o| o.pointer(path)).filter(|v| !v.is_null());
     let resource_version = field("/preconditions/resourceVersion")
         .map(|version| {
@@ -118,7 +118,11 @@ pub async fn delete(
     }
 }
 
-async fn decide_for_pod(api: &ApiServer, stored: &Value, grace_seconds: Option<i64>) -> Result<Deletion, ApiError> {
+pub(crate) async fn decide_for_pod(
+    api: &ApiServer,
+    stored: &Value,
+    grace_seconds: Option<i64>,
+) -> Result<Deletion, ApiError> {
     let pod: Pod = serde_json::from_value(stored.clone())
         .map_err(|e| ApiError::internal(format!("the stored pod does not decode: {e}")))?;
     let node = pod.spec.node_name.as_deref().unwrap_or("");

@@ -368,11 +368,18 @@ mod tests {
                 "apps/v1",
                 "events.k8s.io/v1",
                 "node.k8s.io/v1",
-                "discovery.k8s.io/v1"
+                "discovery.k8s.io/v1",
+                "policy/v1"
             ]
         );
         let index = index();
-        for path in ["api/v1", "apis/apps/v1", "apis/events.k8s.io/v1", "apis/node.k8s.io/v1"] {
+        for path in [
+            "api/v1",
+            "apis/apps/v1",
+            "apis/events.k8s.io/v1",
+            "apis/node.k8s.io/v1",
+            "apis/policy/v1",
+        ] {
             let url = index["paths"][path]["serverRelativeURL"].as_str().unwrap();
             assert!(url.starts_with(&format!("/openapi/v3/{path}?hash=")), "{url}");
             assert!(is_document(path));

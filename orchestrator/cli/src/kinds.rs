@@ -173,7 +173,7 @@ mod tests {
             unknown_kind("flurbs"),
             "the server doesn't have a resource type \"flurbs\"; berth knows namespaces (ns), nodes (no), \
              pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, runtimeclasses, \
-             services (svc), endpointslices"
+             services (svc), endpointslices, poddisruptionbudgets (pdb)"
         );
     }
 

@@ -7,15 +7,20 @@
 //!  pod ──► filters (ready, schedulable, selector, taints, host ports, resources)
 //!              │ nodes that pass                       │ rejections, counted by reason
 //!              ▼                                        ▼
-//!          score (spread | bin-pack) ──► best node   "0/N nodes available: …"
+//!          score (score.rs: resources with non-zero     "0/N nodes available: …"
+//!                 defaults, least | most allocated;
+//!                 default topology spread of a
+//!                 ReplicaSet's pods) ──► best node
 //! ```
 
 mod filter;
 pub mod run;
+mod score;
 mod snapshot;
 
 pub use filter::{FILTERS, Filter};
-pub use snapshot::{NodeInfo, PodRequest};
+pub use score::ZONE_LABEL;
+pub use snapshot::{DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES, NodeInfo, PlacedPod, PodRequest};
 
 use std::collections::BTreeMap;
 
@@ -44,13 +49,13 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Res
             None => fits.push(node),
         }
     }
-    let best = fits.into_iter().max_by(|a, b| {
-        let (sa, sb) = (score(pod, a, strategy), score(pod, b, strategy));
+    let scores = score::scores(pod, &fits, strategy);
+    let best = fits.iter().zip(scores).max_by(|(a, sa), (b, sb)| {
         // Equal scores: the name decides, so the choice is deterministic.
-        sa.total_cmp(&sb).then_with(|| b.name.cmp(&a.name))
+        sa.cmp(sb).then_with(|| b.name.cmp(&a.name))
     });
     match best {
-        Some(node) => Ok(node.name.clone()),
+        Some((node, _)) => Ok(node.name.clone()),
         None => {
             let reasons: Vec<String> = rejections.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
             let mut message = format!("0/{} nodes available", nodes.len());
@@ -60,25 +65,6 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Res
             }
             Err(Unschedulable { message })
         }
-    }
-}
-
-/// The fraction of the node that would be free after placing the pod (spread) or
-/// used (bin-pack), averaged over CPU and memory.
-fn score(pod: &PodRequest, node: &NodeInfo, strategy: Strategy) -> f64 {
-    let fraction = |used: u64, request: u64, capacity: u64| {
-        if capacity == 0 {
-            1.0
-        } else {
-            (used + request) as f64 / capacity as f64
-        }
-    };
-    let used = (fraction(node.used_cpu_millis, pod.cpu_millis, node.allocatable_cpu_millis)
-        + fraction(node.used_memory_bytes, pod.memory_bytes, node.allocatable_memory_bytes))
-        / 2.0;
-    match strategy {
-        Strategy::Spread => 1.0 - used,
-        Strategy::BinPack => used,
     }
 }
 

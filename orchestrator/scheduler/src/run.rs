@@ -26,8 +26,9 @@ use super::{NodeInfo, PodRequest, Strategy, schedule};
 /// The scheduler's name, as pods' `schedulerName` and its events' source say.
 const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
-use berth_api::meta::{MetaExt, Time};
-use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, key};
+use berth_api::meta::{LabelSelector, MetaExt, Time, selector_is_empty};
+use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, key};
+use berth_api::owners::controller_of;
 use berth_api::time::now;
 use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
@@ -67,7 +68,7 @@ pub fn node_infos(
         let Some(info) = infos.get_mut(node_name(pod)) else {
             continue;
         };
-        match PodRequest::from_spec(pod.metadata.name(), &pod.spec) {
+        match PodRequest::from_pod(pod) {
             Ok(request) => info.charge(&request),
             Err(e) => tracing::warn!(pod = %pod.key(), error = %e.0, "a bound pod's requests do not parse"),
         }
@@ -112,6 +113,16 @@ async fn with_class_handler(ctx: &Context, mut request: PodRequest) -> Result<Po
     Ok(request)
 }
 
+/// The selector of the pod's siblings for Kubernetes' default topology spread: its
+/// controlling ReplicaSet's (Kubernetes merges in the selectors of the Services,
+/// ReplicationControllers and StatefulSets that select the pod too; a pod of none
+/// is not spread). Pure.
+pub fn spread_selector(pod: &Pod, replica_sets: &Snapshot<ReplicaSetSpec>) -> Option<LabelSelector> {
+    let owner = controller_of(&pod.metadata).filter(|o| o.kind == "ReplicaSet")?;
+    let rs = replica_sets.get(&key::<ReplicaSetSpec>(pod.metadata.namespace(), &owner.name))?;
+    (rs.metadata.uid() == owner.uid && !selector_is_empty(&rs.spec.selector)).then(|| rs.spec.selector.clone())
+}
+
 /// The node a pod is bound to; empty while it waits for one.
 fn node_name(pod: &Pod) -> &str {
     pod.spec.node_name.as_deref().unwrap_or_default()
@@ -148,6 +159,7 @@ pub async fn run(ctx: Context, strategy: Strategy, resync: Duration) {
     ctx.caches.nodes.wait_synced().await;
     ctx.caches.pods.wait_synced().await;
     ctx.caches.heartbeats.wait_synced().await;
+    ctx.caches.replica_sets.wait_synced().await;
     let triggers = vec![
         ctx.caches.pods.subscribe(),
         ctx.caches.nodes.subscribe(),
@@ -165,6 +177,7 @@ async fn pass(
     let pods = ctx.caches.pods.snapshot();
     let nodes = ctx.caches.nodes.snapshot();
     let heartbeats = ctx.caches.heartbeats.snapshot();
+    let replica_sets = ctx.caches.replica_sets.snapshot();
     // Only this loop's task uses `assumed`; the lock is never held across an await.
     let assume = || assumed.lock().expect("assumed pods lock");
     assume().retain(|_, a| a.revision > pods.revision);
@@ -176,8 +189,11 @@ async fn pass(
     let mut requeue = None;
     let recorder = ctx.recorder(SCHEDULER_NAME);
     for pod in pending {
-        let request = match PodRequest::from_spec(pod.metadata.name(), &pod.spec) {
-            Ok(request) => with_class_handler(ctx, request).await?,
+        let request = match PodRequest::from_pod(pod) {
+            Ok(mut request) => {
+                request.spread_selector = spread_selector(pod, &replica_sets);
+                with_class_handler(ctx, request).await?
+            }
             Err(e) => {
                 if !write_unschedulable(ctx, pod, &e.0).await? {
                     requeue = Some(RETRY_SOON);

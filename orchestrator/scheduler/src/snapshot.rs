@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use berth_api::meta::MetaExt;
-use berth_api::objects::{Node, PodSpec, Quantity, Taint, Toleration};
+use berth_api::meta::{LabelSelector, MetaExt};
+use berth_api::objects::{Node, Pod, PodSpec, Quantity, Taint, Toleration};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 // Not `Eq`: Kubernetes' `Taint` is only `PartialEq`.
@@ -21,6 +21,13 @@ pub struct NodeInfo {
     pub used_cpu_millis: u64,
     pub used_memory_bytes: u64,
     pub used_host_ports: BTreeSet<i32>,
+    /// The same requests with Kubernetes' non-zero defaults for containers that state
+    /// none ([`DEFAULT_CPU_MILLIS`], [`DEFAULT_MEMORY_BYTES`]): what scoring reads, so
+    /// that pods without requests still weigh on a node.
+    pub nonzero_used_cpu_millis: u64,
+    pub nonzero_used_memory_bytes: u64,
+    /// The pods on the node that count for spreading (not being deleted).
+    pub pods: Vec<PlacedPod>,
     /// The RuntimeClass handlers its agent runs (`status.runtimeHandlers`).
     pub runtime_handlers: BTreeSet<String>,
 }
@@ -70,8 +77,30 @@ impl NodeInfo {
         self.used_cpu_millis += pod.cpu_millis;
         self.used_memory_bytes += pod.memory_bytes;
         self.used_host_ports.extend(pod.host_ports.iter().copied());
+        self.nonzero_used_cpu_millis += pod.nonzero_cpu_millis;
+        self.nonzero_used_memory_bytes += pod.nonzero_memory_bytes;
+        if !pod.is_deleting {
+            self.pods.push(PlacedPod {
+                namespace: pod.namespace.clone(),
+                labels: pod.labels.clone(),
+            });
+        }
     }
 }
+
+/// A pod on a node, as spreading counts it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlacedPod {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// What scoring counts for a container without a CPU request (Kubernetes'
+/// `DefaultMilliCPURequest`).
+pub const DEFAULT_CPU_MILLIS: u64 = 100;
+/// What scoring counts for a container without a memory request (Kubernetes'
+/// `DefaultMemoryRequest`, 200 MiB).
+pub const DEFAULT_MEMORY_BYTES: u64 = 200 << 20;
 
 // Not `Eq`: Kubernetes' `Toleration` is only `PartialEq`.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,6 +116,16 @@ pub struct PodRequest {
     /// class's name for it (the built-in classes are named after their handlers);
     /// the scheduling loop puts in the handler it reads from the class.
     pub runtime_handler: Option<String>,
+    /// The requests with the non-zero defaults (see [`NodeInfo`]).
+    pub nonzero_cpu_millis: u64,
+    pub nonzero_memory_bytes: u64,
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+    /// Being deleted: it holds its resources but no longer counts for spreading.
+    pub is_deleting: bool,
+    /// Which pods count as this pod's siblings for Kubernetes' default topology
+    /// spread (its ReplicaSet's selector); `None`: the pod is not spread.
+    pub spread_selector: Option<LabelSelector>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,16 +147,32 @@ impl PodRequest {
         };
         for container in &spec.containers {
             let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
-            if let Some(cpu) = quantity(requests, "cpu") {
-                request.cpu_millis += parse_cpu_millis(cpu).map_err(|e| SnapshotError(e.0))?;
-            }
-            if let Some(memory) = quantity(requests, "memory") {
-                request.memory_bytes += parse_memory_bytes(memory).map_err(|e| SnapshotError(e.0))?;
-            }
+            let cpu = match quantity(requests, "cpu") {
+                Some(cpu) => Some(parse_cpu_millis(cpu).map_err(|e| SnapshotError(e.0))?),
+                None => None,
+            };
+            let memory = match quantity(requests, "memory") {
+                Some(memory) => Some(parse_memory_bytes(memory).map_err(|e| SnapshotError(e.0))?),
+                None => None,
+            };
+            request.cpu_millis += cpu.unwrap_or(0);
+            request.memory_bytes += memory.unwrap_or(0);
+            request.nonzero_cpu_millis += cpu.unwrap_or(DEFAULT_CPU_MILLIS);
+            request.nonzero_memory_bytes += memory.unwrap_or(DEFAULT_MEMORY_BYTES);
             request
                 .host_ports
                 .extend(container.ports.iter().flatten().filter_map(|p| p.host_port));
         }
+        Ok(request)
+    }
+
+    /// A pod's needs from the pod: [`from_spec`](Self::from_spec), with its
+    /// namespace and labels (for spreading) and whether it is being deleted.
+    pub fn from_pod(pod: &Pod) -> Result<Self, SnapshotError> {
+        let mut request = Self::from_spec(pod.metadata.name(), &pod.spec)?;
+        request.namespace = pod.metadata.namespace().to_string();
+        request.labels = pod.metadata.labels().clone();
+        request.is_deleting = pod.metadata.deletion_timestamp.is_some();
         Ok(request)
     }
 }

@@ -18,6 +18,8 @@ fn pod(cpu_millis: u64, memory: u64) -> PodRequest {
         name: "p".into(),
         cpu_millis,
         memory_bytes: memory,
+        nonzero_cpu_millis: cpu_millis,
+        nonzero_memory_bytes: memory,
         ..Default::default()
     }
 }
@@ -33,6 +35,8 @@ fn spread_and_bin_pack_choose_differently() {
     let mut busy = node("busy", 4000, 8 * GI);
     busy.used_cpu_millis = 3000;
     busy.used_memory_bytes = 6 * GI;
+    busy.nonzero_used_cpu_millis = 3000;
+    busy.nonzero_used_memory_bytes = 6 * GI;
     let nodes = [busy, node("idle", 4000, 8 * GI)];
     assert_eq!(schedule(&pod(500, GI), &nodes, Strategy::Spread), Ok("idle".into()));
     assert_eq!(schedule(&pod(500, GI), &nodes, Strategy::BinPack), Ok("busy".into()));
@@ -181,4 +185,126 @@ fn a_pods_request_sums_its_containers() {
     let request = PodRequest::from_spec("web", &spec).unwrap();
     assert_eq!((request.cpu_millis, request.memory_bytes), (750, 64 << 20));
     assert!(request.host_ports.contains(&8080));
+}
+
+/// A replica of app=web, without requests (`from_spec` gives it the non-zero
+/// defaults), spread among its ReplicaSet's pods.
+fn replica(app: &str) -> PodRequest {
+    let labels: std::collections::BTreeMap<String, String> = [("app".to_string(), app.to_string())].into();
+    PodRequest {
+        name: format!("{app}-x"),
+        namespace: "default".into(),
+        spread_selector: Some(berth_api::meta::match_labels(labels.clone())),
+        labels,
+        ..PodRequest::from_spec("p", &one_container()).unwrap()
+    }
+}
+
+/// A pod spec of one container without requests.
+fn one_container() -> berth_api::objects::PodSpec {
+    berth_api::objects::PodSpec {
+        containers: vec![Default::default()],
+        ..Default::default()
+    }
+}
+
+fn placements(placed: &[Result<String, Unschedulable>]) -> std::collections::BTreeMap<String, usize> {
+    let mut count = std::collections::BTreeMap::new();
+    for node in placed {
+        *count.entry(node.clone().unwrap()).or_default() += 1;
+    }
+    count
+}
+
+#[test]
+fn pods_without_requests_weigh_as_kubernetes_defaults() {
+    let plain = PodRequest::from_spec("p", &one_container()).unwrap();
+    assert_eq!((plain.cpu_millis, plain.memory_bytes), (0, 0), "nothing is reserved");
+    let spec = berth_api::objects::PodSpec {
+        containers: vec![Default::default(), Default::default()],
+        ..Default::default()
+    };
+    let two = PodRequest::from_spec("p", &spec).unwrap();
+    assert_eq!(
+        (two.nonzero_cpu_millis, two.nonzero_memory_bytes),
+        (2 * DEFAULT_CPU_MILLIS, 2 * DEFAULT_MEMORY_BYTES),
+        "each container counts as 100m and 200Mi for scoring"
+    );
+    // Even pods of no ReplicaSet spread by those defaults alone.
+    let mut nodes = vec![
+        node("a", 4000, 8 * GI),
+        node("b", 4000, 8 * GI),
+        node("c", 4000, 8 * GI),
+    ];
+    let pods: Vec<PodRequest> = (0..3).map(|_| plain.clone()).collect();
+    let placed = plan(&pods, &mut nodes, Strategy::Spread);
+    assert_eq!(placements(&placed).len(), 3, "{placed:?}");
+}
+
+#[test]
+fn replicas_spread_over_nodes_by_default() {
+    let mut nodes = vec![
+        node("a", 4000, 8 * GI),
+        node("b", 4000, 8 * GI),
+        node("c", 4000, 8 * GI),
+    ];
+    let pods: Vec<PodRequest> = (0..4).map(|_| replica("web")).collect();
+    let placed = plan(&pods, &mut nodes, Strategy::Spread);
+    let count = placements(&placed);
+    assert_eq!(count.len(), 3, "four replicas on three nodes: {count:?}");
+    assert!(count.values().all(|n| *n <= 2), "{count:?}");
+
+    // Siblings elsewhere outweigh a less loaded node: a busier node without any
+    // web pod gets the next one.
+    let mut nodes = vec![node("a", 4000, 8 * GI), node("b", 4000, 8 * GI)];
+    for _ in 0..2 {
+        nodes[0].charge(&replica("web"));
+    }
+    let mut other = replica("db");
+    other.nonzero_cpu_millis = 1000;
+    nodes[1].charge(&other);
+    assert_eq!(schedule(&replica("web"), &nodes, Strategy::Spread), Ok("b".into()));
+    // Pods being deleted are not siblings.
+    let mut going = vec![node("a", 4000, 8 * GI), node("b", 4000, 8 * GI)];
+    let mut deleting = replica("web");
+    deleting.is_deleting = true;
+    going[1].charge(&deleting);
+    going[0].charge(&replica("web"));
+    assert_eq!(schedule(&replica("web"), &going, Strategy::Spread), Ok("b".into()));
+}
+
+#[test]
+fn replicas_spread_over_zones() {
+    let zoned = |name: &str, zone: &str| {
+        let mut n = node(name, 4000, 8 * GI);
+        n.labels.insert(ZONE_LABEL.into(), zone.into());
+        n
+    };
+    let mut nodes = vec![zoned("a1", "a"), zoned("a2", "a"), zoned("b1", "b")];
+    let placed = plan(&[replica("web"), replica("web")], &mut nodes, Strategy::Spread);
+    let zones: std::collections::BTreeSet<&str> = placed
+        .iter()
+        .map(|p| if p.as_ref().unwrap().starts_with('a') { "a" } else { "b" })
+        .collect();
+    assert_eq!(zones.len(), 2, "{placed:?}");
+}
+
+#[test]
+fn spreading_never_overrides_a_filter_and_bin_pack_still_packs() {
+    let mut nodes = vec![node("a", 4000, 8 * GI), node("b", 4000, 8 * GI)];
+    nodes[1].is_unschedulable = true;
+    let placed = plan(
+        &[replica("web"), replica("web"), replica("web")],
+        &mut nodes,
+        Strategy::Spread,
+    );
+    assert_eq!(placements(&placed).keys().collect::<Vec<_>>(), ["a"]);
+
+    let mut nodes = vec![node("a", 4000, 8 * GI), node("b", 4000, 8 * GI)];
+    let placed = plan(
+        &[replica("web"), replica("web"), replica("web")],
+        &mut nodes,
+        Strategy::BinPack,
+    );
+    assert_eq!(placements(&placed).len(), 1, "bin-pack fills one node: {placed:?}");
 }

@@ -20,6 +20,7 @@ pub mod event;
 pub mod namespace;
 pub mod node;
 pub mod pod;
+pub mod pod_disruption_budget;
 pub mod replica_set;
 pub mod runtime_class;
 pub mod secret;
@@ -39,6 +40,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &runtime_class::RUNTIME_CLASS,
     &service::SERVICE,
     &endpoint_slice::ENDPOINT_SLICE,
+    &pod_disruption_budget::POD_DISRUPTION_BUDGET,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -140,6 +142,14 @@ mod tests {
                     &[],
                     &[]
                 ),
+                (
+                    "policy/v1".to_string(),
+                    "PodDisruptionBudget",
+                    "poddisruptionbudgets",
+                    true,
+                    &["pdb"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -155,7 +165,15 @@ mod tests {
             .collect();
         assert_eq!(
             with_status,
-            ["namespaces", "nodes", "pods", "replicasets", "deployments", "services"]
+            [
+                "namespaces",
+                "nodes",
+                "pods",
+                "replicasets",
+                "deployments",
+                "services",
+                "poddisruptionbudgets"
+            ]
         );
         assert_eq!(
             group_versions(),
@@ -164,7 +182,8 @@ mod tests {
                 ("apps", "v1"),
                 ("events.k8s.io", "v1"),
                 ("node.k8s.io", "v1"),
-                ("discovery.k8s.io", "v1")
+                ("discovery.k8s.io", "v1"),
+                ("policy", "v1")
             ]
         );
     }

@@ -31,7 +31,9 @@ async fn discovery_lists_every_kind_with_its_names() {
                {"name": "node.k8s.io", "versions": [{"groupVersion": "node.k8s.io/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "node.k8s.io/v1", "version": "v1"}},
                {"name": "discovery.k8s.io", "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
-                "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}}])
+                "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}},
+               {"name": "policy", "versions": [{"groupVersion": "policy/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "policy/v1", "version": "v1"}}])
     );
 
     let core = server.get("/api/v1").await.json();

@@ -4,6 +4,7 @@
 
 mod apply;
 mod discovery;
+mod disruption;
 mod events;
 mod fields;
 mod graceful;

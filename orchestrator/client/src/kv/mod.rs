@@ -29,6 +29,7 @@ pub use lease::KeepAlive;
 pub use read::{LIST_PAGE, Page};
 pub use record::Record;
 pub use watch::{Event, Watch};
+pub use write::Write;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum KvError {

@@ -222,3 +222,38 @@ async fn lists_and_watches_larger_than_four_mebibytes_are_read() {
         Err(KvError::RequestTooLarge)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_makes_every_write_or_none() {
+    let t = crate::testing::store().await;
+    let kv = &t.kv;
+    let budget = kv.create("/registry/budget", b"1".to_vec(), 0, None).await.unwrap();
+    let pod = kv.create("/registry/pod", b"p".to_vec(), 0, None).await.unwrap();
+    let spend = |budget: i64, pod: i64| {
+        vec![
+            Write::Update {
+                key: "/registry/budget".into(),
+                value: b"0".to_vec(),
+                mod_revision: budget,
+            },
+            Write::Delete {
+                key: "/registry/pod".into(),
+                mod_revision: pod,
+            },
+        ]
+    };
+    // The pod changed since it was read: nothing is written.
+    let pod_now = kv.update("/registry/pod", b"q".to_vec(), pod, None).await.unwrap();
+    assert_eq!(
+        kv.commit(&spend(budget, pod), None).await,
+        Err(KvError::Conflict { current: pod_now })
+    );
+    assert_eq!(kv.get("/registry/budget").await.unwrap().unwrap().value, b"1");
+
+    kv.commit(&spend(budget, pod_now), None).await.unwrap();
+    assert_eq!(kv.get("/registry/budget").await.unwrap().unwrap().value, b"0");
+    assert_eq!(kv.get("/registry/pod").await.unwrap(), None);
+    // Spent once: the same writes again find the budget changed and the pod gone.
+    let again = kv.commit(&spend(budget, pod_now), None).await;
+    assert!(matches!(again, Err(KvError::Conflict { .. })), "{again:?}");
+}

@@ -244,6 +244,97 @@ impl Kv {
     }
 }
 
+/// One write of [`Kv::commit`], conditional on the key's mod_revision.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    /// Replaces the key if it is still at `mod_revision` (keeping its lease).
+    Update {
+        key: String,
+        value: Vec<u8>,
+        mod_revision: i64,
+    },
+    /// Removes the key if it is still at `mod_revision`.
+    Delete { key: String, mod_revision: i64 },
+}
+
+impl Write {
+    fn key(&self) -> &str {
+        match self {
+            Write::Update { key, .. } | Write::Delete { key, .. } => key,
+        }
+    }
+
+    fn mod_revision(&self) -> i64 {
+        match self {
+            Write::Update { mod_revision, .. } | Write::Delete { mod_revision, .. } => *mod_revision,
+        }
+    }
+}
+
+impl Kv {
+    /// Makes every write at once, or none: one transaction whose compares are each
+    /// key's mod_revision (and the fence's, when given). The Eviction subresource
+    /// spends a disruption budget's allowance and deletes the pod with it, so two
+    /// evictions cannot both spend the last one. `NotFound` when a key is gone,
+    /// `Conflict` with the first changed key's mod_revision otherwise.
+    pub async fn commit(&self, writes: &[Write], fence: Option<&Fence>) -> Result<i64> {
+        let mut compare: Vec<Compare> = writes
+            .iter()
+            .map(|w| mod_revision_is(w.key(), w.mod_revision()))
+            .collect();
+        let mut failure: Vec<RequestOp> = writes.iter().map(|w| get_op(w.key())).collect();
+        if let Some(fence) = fence {
+            compare.push(mod_revision_is(&fence.key, fence.mod_revision));
+            failure.push(get_op(&fence.key));
+        }
+        let success = writes
+            .iter()
+            .map(|write| match write {
+                Write::Update { key, value, .. } => {
+                    let mut put = put_op(key, value.clone(), 0);
+                    if let Some(Op::RequestPut(put)) = &mut put.request {
+                        put.ignore_lease = true;
+                    }
+                    put
+                }
+                Write::Delete { key, .. } => RequestOp {
+                    request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
+                        key: key.as_bytes().to_vec(),
+                        ..Default::default()
+                    })),
+                },
+            })
+            .collect();
+        let response = self
+            .txn(TxnRequest {
+                compare,
+                success,
+                failure,
+            })
+            .await?;
+        if response.succeeded {
+            return Ok(response.header.map_or(0, |h| h.revision));
+        }
+        if let Some(fence) = fence
+            && first_read(&response, writes.len()).map(|kv| kv.mod_revision) != Some(fence.mod_revision)
+        {
+            return Err(KvError::Fenced);
+        }
+        for (i, write) in writes.iter().enumerate() {
+            match first_read(&response, i) {
+                None => return Err(KvError::NotFound),
+                Some(kv) if kv.mod_revision != write.mod_revision() => {
+                    return Err(KvError::Conflict {
+                        current: kv.mod_revision,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Err(KvError::Conflict { current: 0 })
+    }
+}
+
 fn get_op(key: &str) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestRange(RangeRequest {

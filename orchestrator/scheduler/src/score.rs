@@ -1,0 +1,112 @@
+//! Scoring the nodes that fit, as Kubernetes' default plugins do, each on 0..=100:
+//!
+//! - resources (`NodeResourcesFit`, weight 1): the least allocated node (spread) or
+//!   the most allocated (bin-pack), averaged over CPU and memory, counting a
+//!   container without requests as 100m CPU and 200 MiB (the non-zero defaults), so
+//!   that pods without requests weigh on a node too;
+//! - spreading (`PodTopologySpread` with its system default constraints, weight 2,
+//!   spread strategy only): a pod of a ReplicaSet prefers the node (hostname,
+//!   maxSkew 3) and the zone (`topology.kubernetes.io/zone`, maxSkew 5) with the
+//!   fewest of its siblings; both constraints are ScheduleAnyway, so they rank
+//!   nodes and never exclude one.
+
+use std::collections::BTreeMap;
+
+use berth_api::meta::{LabelSelector, selector_matches};
+
+use super::{NodeInfo, PodRequest, Strategy};
+
+/// The highest score a plugin gives (Kubernetes' `MaxNodeScore`).
+const MAX_SCORE: i64 = 100;
+/// How much spreading counts against resources (the default plugin weights).
+const SPREAD_WEIGHT: i64 = 2;
+const RESOURCES_WEIGHT: i64 = 1;
+
+/// The zone label the default zone constraint reads.
+pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
+/// The default constraints' maxSkew: per node, per zone.
+const HOSTNAME_MAX_SKEW: i64 = 3;
+const ZONE_MAX_SKEW: i64 = 5;
+
+/// Every fitting node's total score, in the order given.
+pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], strategy: Strategy) -> Vec<i64> {
+    let resources = fits
+        .iter()
+        .map(|node| resources(pod, node, strategy) * RESOURCES_WEIGHT);
+    let spread = match (strategy, &pod.spread_selector) {
+        (Strategy::Spread, Some(selector)) => spread(pod, selector, fits),
+        _ => vec![0; fits.len()],
+    };
+    resources.zip(spread).map(|(r, s)| r + s * SPREAD_WEIGHT).collect()
+}
+
+/// `NodeResourcesFit` with LeastAllocated (spread) or MostAllocated (bin-pack).
+fn resources(pod: &PodRequest, node: &NodeInfo, strategy: Strategy) -> i64 {
+    let one = |used: u64, request: u64, capacity: u64| -> i64 {
+        let requested = (used + request) as i64;
+        let capacity = capacity as i64;
+        if capacity == 0 || requested > capacity {
+            return 0;
+        }
+        match strategy {
+            Strategy::Spread => (capacity - requested) * MAX_SCORE / capacity,
+            Strategy::BinPack => requested * MAX_SCORE / capacity,
+        }
+    };
+    let cpu = one(
+        node.nonzero_used_cpu_millis,
+        pod.nonzero_cpu_millis,
+        node.allocatable_cpu_millis,
+    );
+    let memory = one(
+        node.nonzero_used_memory_bytes,
+        pod.nonzero_memory_bytes,
+        node.allocatable_memory_bytes,
+    );
+    (cpu + memory) / 2
+}
+
+/// `PodTopologySpread`'s score with the system default constraints: per node,
+/// `count × ln(domains + 2) + maxSkew − 1` summed over the constraints, then
+/// normalized so that the node with the fewest siblings scores 100.
+fn spread(pod: &PodRequest, selector: &LabelSelector, fits: &[&NodeInfo]) -> Vec<i64> {
+    let siblings = |node: &NodeInfo| {
+        node.pods
+            .iter()
+            .filter(|p| p.namespace == pod.namespace && selector_matches(selector, &p.labels))
+            .count() as f64
+    };
+    let on_node: Vec<f64> = fits.iter().map(|node| siblings(node)).collect();
+    let mut in_zone: BTreeMap<&str, f64> = BTreeMap::new();
+    for (node, count) in fits.iter().zip(&on_node) {
+        if let Some(zone) = node.labels.get(ZONE_LABEL) {
+            *in_zone.entry(zone).or_default() += count;
+        }
+    }
+    let weight = |domains: usize| ((domains + 2) as f64).ln();
+    let (node_weight, zone_weight) = (weight(fits.len()), weight(in_zone.len()));
+    let raw: Vec<i64> = fits
+        .iter()
+        .zip(&on_node)
+        .map(|(node, count)| {
+            let mut score = count * node_weight + (HOSTNAME_MAX_SKEW - 1) as f64;
+            if let Some(zone) = node.labels.get(ZONE_LABEL) {
+                score += in_zone[zone.as_str()] * zone_weight + (ZONE_MAX_SKEW - 1) as f64;
+            }
+            score.round() as i64
+        })
+        .collect();
+    let (min, max) = (
+        raw.iter().copied().min().unwrap_or(0),
+        raw.iter().copied().max().unwrap_or(0),
+    );
+    raw.iter()
+        .map(|s| {
+            if max == 0 {
+                MAX_SCORE
+            } else {
+                MAX_SCORE * (max + min - s) / max
+            }
+        })
+        .collect()
+}
