@@ -69,7 +69,7 @@ pub enum Exit {
 }
 
 /// Runs the informers, the controllers (deployment, replicaset, garbage collector,
-/// node lifecycle, node IPAM) and the scheduler, all writing with `fence`, until `stop` becomes
+/// node lifecycle, node IPAM, EndpointSlices) and the scheduler, all writing with `fence`, until `stop` becomes
 /// true or the leadership record changes (a write fails with `Fenced`, or the watch
 /// of the record sees it replaced). Everything it started is stopped when it returns.
 pub async fn run_while_leader(
@@ -116,6 +116,11 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::node_ipam::run(c, ipam, resync).await;
         "node-ipam"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::endpointslice::run(c, resync).await;
+        "endpointslice"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

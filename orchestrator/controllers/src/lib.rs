@@ -4,6 +4,7 @@
 //! makes the fenced writes; `berth-control-plane` runs them while this replica leads.
 
 pub mod deployment;
+pub mod endpointslice;
 pub mod gc;
 pub mod node_ipam;
 pub mod node_lifecycle;
