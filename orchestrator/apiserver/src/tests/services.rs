@@ -250,3 +250,29 @@ async fn fields_berth_does_not_implement_are_refused_by_name() {
         "{message}"
     );
 }
+
+/// A namespace's deletion removes its Services but not their allocation records:
+/// those are stale, and the next Service asking for the address or port takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_deleted_namespace_held_is_free_again() {
+    let server = small().await;
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}});
+    assert_eq!(
+        server.send_json("POST", "/api/v1/namespaces", &namespace).await.status,
+        201
+    );
+    let spec = json!({"type": "NodePort", "clusterIP": "10.96.0.5", "ports": [{"port": 80, "nodePort": 30001}]});
+    let held = server
+        .send_json("POST", "/api/v1/namespaces/dev/services", &service("a", spec.clone()))
+        .await;
+    assert_eq!(held.status, 201, "{}", held.json());
+    let deleted = server.delete("/api/v1/namespaces/dev").await;
+    assert!(deleted.status < 300, "{}", deleted.json());
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while server.get("/api/v1/namespaces/dev").await.status != 404 {
+        assert!(tokio::time::Instant::now() < deadline, "the namespace never went");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let taken = server.send_json("POST", SERVICES, &service("b", spec)).await;
+    assert_eq!(taken.status, 201, "{}", taken.json());
+}
