@@ -14,7 +14,8 @@
 //!
 //! The judgement is etcd's: the leader's own hash changing at an unchanged revision
 //! means the leader is corrupt; a member ahead of the leader in revision or compaction
-//! is corrupt; a member compacted where the leader was must have the same hash. A
+//! is corrupt (once the leader has had the time to apply what it committed: a follower
+//! may apply an entry first); a member compacted where the leader was must have the same hash. A
 //! member that has not applied the revision yet (or compacted past it) is skipped.
 //! One alarm at most per check.
 
@@ -77,7 +78,18 @@ pub async fn check_once(store: &Store) -> crate::error::Result<Option<NodeId>> {
             Err(e) => tracing::debug!(member = format!("{:x}", member.id), error = %e, "no hash from a member"),
         }
     }
-    let after = local_hash(store, 0)?;
+    let mut after = local_hash(store, 0)?;
+    // A follower may apply a committed entry before the leader does, so a member that
+    // looks ahead is judged only once the leader has applied as far (or the request
+    // timeout has passed: then it is ahead of anything the leader committed).
+    let furthest = peers.iter().map(|peer| peer.current_revision).max().unwrap_or(0);
+    if furthest > after.revision {
+        let deadline = tokio::time::Instant::now() + store.request_timeout();
+        while store.current_revision() < furthest && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        after = local_hash(store, 0)?;
+    }
     let Some(corrupt) = judge(store.id(), before, after, &peers) else {
         tracing::debug!(
             revision = before.revision,

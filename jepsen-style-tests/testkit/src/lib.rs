@@ -45,6 +45,7 @@ mod process;
 pub mod registry;
 mod skip;
 mod spec;
+pub mod traffic;
 
 pub use binary::berth_binary;
 pub use cluster::{Cluster, Replica};

@@ -14,6 +14,7 @@ pub mod names;
 pub mod objects;
 pub mod owners;
 pub mod patch;
+pub mod probes;
 pub mod qos;
 pub mod quantity;
 #[cfg(any(test, feature = "testing"))]

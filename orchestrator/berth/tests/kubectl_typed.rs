@@ -53,6 +53,9 @@ impl OneNodeCluster {
                 // The deployment's pods run commands on the host (`nginx` is a name
                 // only, never pulled).
                 "--runtime=process".into(),
+                // Many such clusters run at once in the machine's own network
+                // namespace: none of them programs its Services into the host's iptables.
+                "--proxy-mode=none".into(),
             ])
             .with_env("RUST_LOG", QUIET_RAFT_LOG);
         // An empty kubeconfig: only the flags given here count.

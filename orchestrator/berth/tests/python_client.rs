@@ -74,6 +74,9 @@ impl SmallCluster {
                 // The client's pods run commands on the host (their image is a name
                 // only, never pulled).
                 "--runtime=process".into(),
+                // Many such clusters run at once in the machine's own network
+                // namespace: none of them programs its Services into the host's iptables.
+                "--proxy-mode=none".into(),
             ])
             .with_env("RUST_LOG", QUIET_RAFT_LOG);
         servers.start_all().unwrap();

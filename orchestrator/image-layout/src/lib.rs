@@ -21,16 +21,19 @@
 //! which deletes NAME of a lower layer) and opaque markers (`.wh..wh..opq`, which hides
 //! a directory's lower contents): the unpacker must apply them, and these let its tests
 //! say so. [`busybox_image_from`] is the image most tests run and `berth up` serves:
-//! Debian's busybox-static and its applets. [`registry`] pushes images to a registry
-//! and describes how Debian's `docker-registry` is launched.
+//! Debian's busybox-static and its applets; [`ImageBuilder::host_binary`] adds a
+//! dynamically linked host program with its libraries. [`registry`] pushes images to a
+//! registry and describes how Debian's `docker-registry` is launched.
 
 mod builder;
 mod busybox;
+mod host_binary;
 pub mod image;
 pub mod registry;
 
 pub use builder::{ImageBuilder, LayerCompression, ManifestFormat};
 pub use busybox::{BUSYBOX_APPLETS, busybox_binary, busybox_image_from, busybox_version};
+pub use host_binary::shared_libraries;
 pub use image::{Blob, Image, LayoutError};
 
 use sha2::{Digest, Sha256};

@@ -1,9 +1,10 @@
 //! A worker node: the agent (registers its Node, heartbeats on a store lease, runs
 //! the pods bound to it and reports their status), the runtimes it runs containers
-//! with, the images they run from and the pod network.
+//! with, the images they run from, the pod network and the service proxy.
 
 pub mod agent;
 pub mod image;
 pub mod namespaces;
 pub mod network;
+pub mod proxy;
 pub mod runtime;

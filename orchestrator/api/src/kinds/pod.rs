@@ -76,7 +76,7 @@ pub static POD: KindDescriptor = KindDescriptor {
     ],
     status_on_create: StatusOnCreate::Phase("Pending"),
     decode: Object::decode::<PodSpec>,
-    defaults: |_| {},
+    defaults,
     validate,
     validate_update: |_, _, _| {},
     cells,
@@ -87,6 +87,13 @@ pub static POD: KindDescriptor = KindDescriptor {
 impl Spec for PodSpec {
     type Status = PodStatus;
     const DESCRIPTOR: &'static KindDescriptor = &POD;
+}
+
+/// Kubernetes' defaults for the fields berth acts on: its probes'.
+fn defaults(object: &mut Object) {
+    if let Some(pod) = object.downcast_mut::<Pod>() {
+        crate::probes::set_defaults(&mut pod.spec);
+    }
 }
 
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {

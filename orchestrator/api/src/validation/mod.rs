@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 mod containers;
+mod probes;
 pub mod service;
 mod unsupported;
 
@@ -400,6 +401,7 @@ fn validate_container(c: &Container, at: &str, errors: &mut Errors) {
             );
         }
     }
+    probes::container(c, at, errors);
     unsupported::container(c, at, errors);
 }
 
@@ -504,9 +506,7 @@ mod tests {
             .collect();
         assert_eq!(
             errors,
-            [format!(
-                "spec.template.spec.containers[0].livenessProbe: {NOT_IMPLEMENTED}"
-            )]
+            ["spec.template.spec.containers[0].livenessProbe.exec.command: Required value"]
         );
         let sent = DEPLOYMENT.replace("\"replicas\": 3", "\"replicas\": 3, \"replicaz\": 2, \"paused\": null");
         let parsed = parse_value(serde_json::from_str(&sent).unwrap()).unwrap();

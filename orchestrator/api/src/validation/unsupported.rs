@@ -138,9 +138,6 @@ fn container_security_context(sc: Option<&SecurityContext>, at: &str, errors: &m
 pub(super) fn container(c: &Container, at: &str, errors: &mut Errors) {
     let field = |name: &str| format!("{at}.{name}");
     let mut set = |is_set: bool, name: &str| check(errors, is_set, field(name), "");
-    set(c.liveness_probe.is_some(), "livenessProbe");
-    set(c.readiness_probe.is_some(), "readinessProbe");
-    set(c.startup_probe.is_some(), "startupProbe");
     set(c.lifecycle.is_some(), "lifecycle");
     set(some_vec(&c.env_from), "envFrom");
     set(some_vec(&c.volume_mounts), "volumeMounts");
@@ -182,7 +179,9 @@ mod tests {
     fn fields_berth_would_ignore_are_named() {
         let probed = Container {
             name: "c".into(),
+            // Probes are implemented: not refused here (validation/probes.rs checks them).
             liveness_probe: Some(Probe::default()),
+            lifecycle: Some(Default::default()),
             env: Some(vec![
                 EnvVar {
                     name: "A".into(),
@@ -209,7 +208,7 @@ mod tests {
             fields(&errors),
             [
                 "spec.template.spec.volumes",
-                "spec.template.spec.containers[0].livenessProbe",
+                "spec.template.spec.containers[0].lifecycle",
                 "spec.template.spec.containers[0].env[1].valueFrom",
             ]
         );

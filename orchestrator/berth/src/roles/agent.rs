@@ -16,6 +16,7 @@ use berth_node::image::gc::GcThresholds;
 use berth_node::image::{Images, ImagesConfig, NodeImages};
 use berth_node::network::routes::NodeRoutes;
 use berth_node::network::{CniNetwork, CniSettings};
+use berth_node::proxy::{Proxier, ProxySettings};
 use berth_node::runtime::{OciRuntime, ProcessRuntime, Runtime};
 use berth_store::flags::parse_duration_ms;
 
@@ -83,6 +84,15 @@ pub struct AgentFlags {
     /// The bridge the pods' veths join.
     #[arg(long, default_value = berth_node::network::DEFAULT_BRIDGE)]
     pod_bridge: String,
+    /// The Services' virtual IP range, as the API server's flag of the same name:
+    /// traffic to it is routed to the pod bridge, so it stays on the node.
+    #[arg(long, default_value = berth_node::proxy::DEFAULT_SERVICE_CIDR)]
+    service_cluster_ip_range: String,
+    /// The service proxy: `iptables` (kube-proxy's iptables mode) or `none` (no
+    /// Service traffic through this node). Default: iptables where this host can
+    /// run it (root, iptables-restore), else none.
+    #[arg(long, value_parser = ["iptables", "none"])]
+    proxy_mode: Option<String>,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -166,6 +176,8 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     if lease_ttl < Duration::from_secs(2) {
         return Err("--lease-ttl must be at least 2s".into());
     }
+    let service_cidr = (flags.service_cluster_ip_range.parse())
+        .map_err(|e| format!("--service-cluster-ip-range {:?}: {e}", flags.service_cluster_ip_range))?;
     let data_dir = flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent")));
     let mut cni = CniSettings::new(data_dir.join("network"));
     if let Some(dir) = flags.cni_bin_dir {
@@ -178,7 +190,21 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
             cni.bridge
         ));
     }
+    // The proxy's chains are named after the pod bridge, as the pods' masquerade
+    // exemption is: agents sharing a host keep theirs apart. Whether it runs, and
+    // whether the service CIDR is routed to the bridge, is settled in `workloads`.
+    let proxy = match flags.proxy_mode.as_deref() {
+        Some("none") => None,
+        _ => Some(ProxySettings {
+            node_name: name.clone(),
+            tag: cni.bridge.clone(),
+            host_netns: None,
+            service_cidr,
+            route_bridge: None,
+        }),
+    };
     Ok(AgentConfig {
+        proxy,
         data_dir,
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
@@ -204,6 +230,7 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     super::init_logging(&flags.log_level);
     let runtime_flag = flags.runtime.clone();
+    let proxy_flag = flags.proxy_mode.clone();
     let data_dir = flags.data_dir.clone();
     let images = default_data_dir(flags.name.clone())
         .map(|default| data_dir.unwrap_or(default))
@@ -237,6 +264,10 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(e) = settle_proxy(&mut config, proxy_flag.as_deref()) {
+        berth_cli::err_line(format_args!("berth agent: {e}"));
+        return ExitCode::FAILURE;
+    }
     let tokio = match super::tokio_runtime("agent") {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -248,6 +279,28 @@ pub fn run(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Keeps the service proxy where this host can run it (an error when `--proxy-mode
+/// iptables` asked for it and it cannot), and routes the service CIDR to the pod
+/// bridge when pods use the pod network.
+fn settle_proxy(config: &mut AgentConfig, mode: Option<&str>) -> Result<(), String> {
+    if config.proxy.is_none() {
+        return Ok(());
+    }
+    if let Err(why) = Proxier::available() {
+        if mode == Some("iptables") {
+            return Err(format!("--proxy-mode iptables: {why}"));
+        }
+        tracing::info!(%why, "no service proxy on this node");
+        config.proxy = None;
+        return Ok(());
+    }
+    let bridge = config.pod_routes.as_ref().map(|routes| routes.bridge.clone());
+    if let Some(proxy) = &mut config.proxy {
+        proxy.route_bridge = bridge;
+    }
+    Ok(())
 }
 
 /// The runtimes this host can offer, with the images and the pod network the runc
@@ -355,9 +408,21 @@ mod tests {
         assert_eq!(defaults.cni.bin_dir, berth_node::network::default_bin_dir());
         assert_eq!(defaults.cni.state_dir, PathBuf::from("/var/lib/berth/network"));
         assert!(defaults.cni.host_netns.is_none() && defaults.pod_routes.is_none());
+        let proxy = defaults.proxy.expect("a proxy unless --proxy-mode none");
+        assert_eq!(proxy.tag, "berth0", "its chains are named after the pod bridge");
+        assert_eq!(proxy.service_cidr.to_string(), "10.96.0.0/12");
+        assert!(
+            proxy.route_bridge.is_none(),
+            "routed only once the pod network is known"
+        );
         let given = parse(&["--cni-bin-dir", "/opt/cni/bin", "--pod-bridge=cbr0"]).unwrap();
         assert_eq!(given.cni.bin_dir, PathBuf::from("/opt/cni/bin"));
         assert_eq!(given.cni.bridge, "cbr0");
+        assert_eq!(given.proxy.unwrap().tag, "cbr0");
+        let none = parse(&["--proxy-mode=none", "--service-cluster-ip-range=10.100.0.0/16"]).unwrap();
+        assert!(none.proxy.is_none());
+        let error = parse(&["--service-cluster-ip-range", "10.96.0.0"]).unwrap_err();
+        assert!(error.contains("--service-cluster-ip-range"), "{error}");
         let error = parse(&["--pod-bridge", "a-bridge-name-too-long"]).unwrap_err();
         assert!(error.contains("--pod-bridge"), "{error}");
     }

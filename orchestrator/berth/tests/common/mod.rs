@@ -75,6 +75,9 @@ impl TestCluster {
                         // The tests' pods run commands on the host (their images are
                         // names only, never pulled).
                         "--runtime=process".into(),
+                        // Many such clusters run at once in the machine's own network
+                        // namespace: none of them programs its Services into the host's iptables.
+                        "--proxy-mode=none".into(),
                     ])
                     .with_env("RUST_LOG", QUIET_RAFT_LOG)
             })

@@ -65,6 +65,9 @@ pub struct AgentConfig {
     /// The routes to the other nodes' pod CIDRs, kept while the agent runs, when its
     /// pods use the pod network ([`crate::network::routes::NodeRoutes::for_network`]).
     pub pod_routes: Option<crate::network::routes::NodeRoutes>,
+    /// The service proxy's settings, when this agent programs the node's iptables
+    /// for the Services (removed again when the agent stops).
+    pub proxy: Option<crate::proxy::ProxySettings>,
 }
 
 /// The pods this agent runs, by namespace/name: their uid and runtime handler, for
@@ -108,6 +111,12 @@ pub async fn run(
         "agent starting"
     );
     let _routes = (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(kv.clone()))));
+    let proxier = config
+        .proxy
+        .clone()
+        .map(|settings| Arc::new(crate::proxy::Proxier::new(settings)));
+    let proxy_loop =
+        (proxier.clone()).map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, kv.clone()))));
 
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),
@@ -148,6 +157,15 @@ pub async fn run(
             && let Err(e) = kv.revoke(lease).await
         {
             tracing::warn!(node = %config.name, error = %e, "cannot revoke the heartbeat lease");
+        }
+    }
+    // The service rules go with the agent (a sync still running finishes first).
+    drop(proxy_loop);
+    if let Some(proxier) = proxier {
+        match tokio::task::spawn_blocking(move || proxier.stop()).await {
+            Ok(Ok(())) => tracing::info!(node = %config.name, "removed the service proxy's rules"),
+            Ok(Err(e)) => tracing::warn!(node = %config.name, error = %e, "cannot remove the service proxy's rules"),
+            Err(e) => tracing::warn!(node = %config.name, error = %e, "the service proxy's cleanup failed"),
         }
     }
     Ok(())

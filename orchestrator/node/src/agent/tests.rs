@@ -33,6 +33,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         stop_pods_on_exit: false,
         cni: crate::network::CniSettings::new(dir.join("network")),
         pod_routes: None,
+        proxy: None,
     }
 }
 
@@ -503,4 +504,57 @@ async fn an_agent_with_the_pod_network_learns_its_pod_cidr_from_its_node() {
     .await;
     agent.task.abort();
     let _ = agent.task.await;
+}
+
+/// The agent runs the service proxy while it runs, and its rules go when it stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_programs_the_services_while_it_runs_and_removes_its_rules_when_it_stops() {
+    use crate::network::tests::fixtures::{Host, can_run};
+    use crate::proxy::ProxySettings;
+    if !can_run() {
+        return;
+    }
+    // The node's iptables changes go to a namespace of the test's.
+    let host = Host::new("agentpx");
+    let t = store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(&t, dir.path());
+    config.proxy = Some(ProxySettings {
+        node_name: "n1".into(),
+        tag: "berth0".into(),
+        host_netns: Some(host.netns.clone()),
+        service_cidr: "10.96.0.0/12".parse().unwrap(),
+        route_bridge: None,
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let runtime = Arc::new(ProcessRuntime::new(config.data_dir.clone()).unwrap());
+    let task = tokio::spawn(async move {
+        run(config, runtime, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .unwrap();
+    });
+    let service = serde_json::json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": "default", "name": "web"},
+        "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]},
+    });
+    t.kv.put("/registry/services/default/web", service.to_string().into_bytes(), 0)
+        .await
+        .unwrap();
+    let nat = || crate::network::netns::run_in(Some(&host.netns), "iptables-save", &[]).unwrap();
+    eventually("the agent's proxy writes the Service's rules", async || {
+        tokio::task::block_in_place(nat)
+            .contains("default/web has no endpoints")
+            .then_some(())
+    })
+    .await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(30), task)
+        .await
+        .expect("the agent stops")
+        .unwrap();
+    let saved = tokio::task::block_in_place(nat);
+    assert!(!saved.contains("BERTH-"), "nothing of the proxy's is left:\n{saved}");
 }

@@ -26,6 +26,7 @@ use super::background::{
 };
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
+use super::probe::workers::ProbeWorkers;
 use super::pull::ImageState;
 use crate::agent::workloads::{Runtimes, Workloads};
 use crate::image::{Images, PullError};
@@ -56,6 +57,8 @@ pub(crate) struct Executor {
     completions: mpsc::UnboundedReceiver<Completion>,
     /// When the images were last garbage collected.
     last_image_gc: Option<tokio::time::Instant>,
+    /// The probes of the running containers, on their own timers.
+    probes: ProbeWorkers,
 }
 
 /// How often unused images are collected, as the kubelet's image GC period.
@@ -98,6 +101,7 @@ impl Executor {
             completions_tx,
             completions,
             last_image_gc: None,
+            probes: ProbeWorkers::default(),
         }
     }
 
@@ -126,6 +130,18 @@ impl Executor {
         self
     }
 
+    /// Notified when a probe's result may change a pod's status: a pass then reports
+    /// it without waiting for its tick.
+    pub(crate) fn probe_results_wake(&self) -> Arc<tokio::sync::Notify> {
+        self.probes.wake()
+    }
+
+    /// How many probes run now.
+    #[cfg(test)]
+    pub(crate) fn probes_running(&self) -> usize {
+        self.probes.running()
+    }
+
     pub(crate) fn memory(&self) -> &Memory {
         &self.memory
     }
@@ -143,6 +159,10 @@ impl Executor {
         for action in plan(&mut self.memory, desired, &observed, now) {
             self.carry_out(action, now);
         }
+        let results = self.probes.results();
+        for action in super::probe::results::take(&mut self.memory, results) {
+            self.carry_out(action, now);
+        }
         while let Ok(completion) = self.completions.try_recv() {
             self.complete(completion, now);
         }
@@ -151,6 +171,7 @@ impl Executor {
         for action in plan_reports(&self.memory, &self.host_ip, now) {
             self.carry_out(action, now);
         }
+        self.probes.sync(&self.memory, &self.runtimes, &self.host_ip, now);
         self.collect_garbage(now);
         std::mem::take(&mut self.writes)
     }
@@ -394,6 +415,41 @@ impl Executor {
                     }
                 });
             }
+            Action::Unhealthy {
+                pod,
+                pod_uid,
+                container,
+                message,
+            } => {
+                tracing::info!(%pod, %container, %message, "probe failed");
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    Some(&container),
+                    EventType::Warning,
+                    "Unhealthy",
+                    message,
+                );
+            }
+            Action::KillUnhealthy {
+                pod,
+                pod_uid,
+                handler,
+                container,
+                id,
+                grace,
+                message,
+            } => {
+                tracing::info!(%pod, %container, %id, "{message}");
+                self.emit(&pod, &pod_uid, Some(&container), EventType::Normal, "Killing", message);
+                if let Some(runtime) = self.runtimes.get(&handler).cloned() {
+                    tokio::spawn(async move {
+                        if let Err(e) = runtime.stop(&id, grace).await {
+                            tracing::warn!(%pod, %id, error = %e, "cannot kill an unhealthy container");
+                        }
+                    });
+                }
+            }
             Action::ReportStatus { .. } => self.writes.push(action),
         }
     }
@@ -553,6 +609,7 @@ impl Executor {
             }
         });
         let _ = teardown.await;
+        self.probes.stop_all();
         self.memory.forget_all();
     }
 }

@@ -177,6 +177,8 @@ pub(crate) struct ContainerMemory {
     pub(crate) error: Option<(String, String)>,
     /// Its image, for a handler that runs images.
     pub(crate) image: ImageMemory,
+    /// What its probes found of the current run.
+    pub(crate) health: super::probe::Health,
 }
 
 /// A container's id as statuses give it, `<type>://<id>` as Kubernetes has it

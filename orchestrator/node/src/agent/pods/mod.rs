@@ -11,6 +11,8 @@
 //! - `status`: a pod's status (phase, conditions, container states) from its memory;
 //! - `pull`, `sandbox`: a container's image and a pod's sandbox as remembered, with
 //!   their back-offs; `container_spec`: a pod's container merged with its image;
+//! - `probe`: liveness, readiness and startup probes, on timers of their own; their
+//!   results come to the memory in the pass, which kills what failed liveness;
 //! - `executor`: reads nothing but the runtimes, carries out the actions, with
 //!   `background` for the work that may take long (pulls, sandboxes, stops);
 //! - here: the loop, the one clock read per pass, and the writes to the store.
@@ -20,6 +22,7 @@ mod container_spec;
 mod executor;
 mod memory;
 mod plan;
+mod probe;
 mod pull;
 mod sandbox;
 mod status;
@@ -96,10 +99,12 @@ impl PodSupervisor {
         let follower = tokio::spawn(reflect(self.registry.kv.clone(), prefix::<PodSpec>(None), bound, None));
         let _follower = AbortOnDrop(follower);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let probed = self.executor.probe_results_wake();
         loop {
             tokio::select! {
                 changed = desired.changed() => if changed.is_err() { return },
                 _ = tick.tick() => {}
+                _ = probed.notified() => {}
             }
             let current = desired.borrow_and_update().clone();
             if let Some(pods) = current {

@@ -136,6 +136,25 @@ pub(crate) enum Action {
         teardown_sandbox_of: Option<String>,
         reason: StopReason,
     },
+    /// A probe failed (the kubelet's Unhealthy event; nothing else to do).
+    Unhealthy {
+        pod: String,
+        pod_uid: String,
+        container: String,
+        message: String,
+    },
+    /// In the background: stop a container that failed its liveness or startup
+    /// probe (TERM, `grace`, KILL), without removing it: a later pass sees it exited
+    /// and restarts it as the restart policy says (`probe/results.rs`).
+    KillUnhealthy {
+        pod: String,
+        pod_uid: String,
+        handler: String,
+        container: String,
+        id: String,
+        grace: Duration,
+        message: String,
+    },
     /// Write this status to the pod (it changed since it was last written). Boxed: a
     /// status is several times the size of any other action.
     ReportStatus { pod_uid: String, status: Box<PodStatus> },

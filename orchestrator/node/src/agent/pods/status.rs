@@ -64,8 +64,10 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
             status.restart_count = c.restart_count;
             last_terminated = c.last_terminated.clone();
             if let Some(id) = &c.id {
-                status.ready = true;
-                status.started = Some(true);
+                // Without probes: ready and started once running; with them, as
+                // they found (probe/health.rs).
+                status.ready = c.health.is_ready(container, id);
+                status.started = Some(c.health.is_started(container, id));
                 status.container_id = Some(container_id(runtime, id));
                 ApiState {
                     running: Some(ContainerStateRunning {
@@ -126,6 +128,7 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
         node_ip
     };
     let all_running = statuses.iter().all(|s| state_of(s).running.is_some());
+    let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let all_done = statuses.iter().all(|s| state_of(s).terminated.is_some());
     let phase = if all_done {
         if statuses.iter().all(|s| terminated(s).is_some_and(|t| t.exit_code == 0)) {
@@ -140,12 +143,7 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
     };
     PodStatus {
         phase: Some(phase.into()),
-        conditions: Some(vec![PodCondition::new(
-            "Ready",
-            if all_running { "True" } else { "False" },
-            "",
-            "",
-        )]),
+        conditions: Some(readiness_conditions(all_running, &unready)),
         host_ip: (!host_ip.is_empty()).then(|| host_ip.to_string()),
         // The lists and the pod's own address only for an IP: a node advertised by name
         // has no address a pod could be given.
@@ -157,6 +155,29 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
         container_statuses: (!statuses.is_empty()).then_some(statuses),
         ..Default::default()
     }
+}
+
+/// The pod's Ready and ContainersReady conditions: True when every container runs
+/// and is ready, else False with the kubelet's reason and message.
+fn readiness_conditions(all_running: bool, unready: &[&str]) -> Vec<PodCondition> {
+    let ready = all_running && unready.is_empty();
+    ["Ready", "ContainersReady"]
+        .into_iter()
+        .map(|type_| {
+            if ready {
+                PodCondition::new(type_, "True", "", "")
+            } else if unready.is_empty() {
+                PodCondition::new(type_, "False", "", "")
+            } else {
+                PodCondition::new(
+                    type_,
+                    "False",
+                    "ContainersNotReady",
+                    &format!("containers with unready status: [{}]", unready.join(" ")),
+                )
+            }
+        })
+        .collect()
 }
 
 static NO_STATE: ApiState = ApiState {

@@ -192,7 +192,10 @@ fn a_reported_status_keeps_its_json_and_names_the_image_twice() {
         serde_json::to_value(&status).unwrap(),
         serde_json::json!({
             "phase": "Running",
-            "conditions": [{"type": "Ready", "status": "True"}],
+            "conditions": [
+                {"type": "Ready", "status": "True"},
+                {"type": "ContainersReady", "status": "True"}
+            ],
             "hostIP": "10.0.0.1",
             "hostIPs": [{"ip": "10.0.0.1"}],
             "podIP": "10.0.0.1",
