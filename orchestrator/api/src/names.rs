@@ -15,7 +15,7 @@ pub const GENERATED_SUFFIX_LEN: usize = 5;
 /// 64 random bits, different on every call: the process's random hasher keys, a
 /// call counter and the clock, hashed. Names need to be unlikely to collide, not
 /// secret; a collision is caught by the store's create-if-absent.
-fn random_bits() -> u64 {
+pub fn random_bits() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = RandomState::new().build_hasher();
     h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));

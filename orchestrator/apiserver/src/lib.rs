@@ -45,6 +45,7 @@ mod rest;
 mod route;
 mod scale;
 mod selector;
+pub mod services;
 pub mod settings;
 mod status;
 mod storage;

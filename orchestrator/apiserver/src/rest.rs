@@ -20,6 +20,7 @@ use super::prepare::{
     prepare_update, resource_version, validate,
 };
 use super::route::{Kind, namespaces};
+use super::services;
 use super::status::ApiError;
 use super::storage::{self, decode};
 use berth_api::kinds::event::EVENT;
@@ -118,7 +119,15 @@ pub async fn create(
         } else {
             0
         };
-        match storage::create(&api.kv, &object, lease, fence.as_ref()).await {
+        let created = if is_services(kind) {
+            match services::create(&api.kv, &api.settings.service_network, &mut object, fence.as_ref()).await {
+                Ok(created) => created,
+                Err(refusal) => Err(refusal.into_api_error(&object)?),
+            }
+        } else {
+            storage::create(&api.kv, &object, lease, fence.as_ref()).await
+        };
+        match created {
             Ok(object) => {
                 return Ok(Written {
                     object: storage::served(kind, object),
@@ -143,6 +152,11 @@ pub async fn create(
         }
     }
     Err(ApiError::conflict(kind, object.metadata().name()))
+}
+
+/// Services: their cluster IPs and node ports are written with them (`services.rs`).
+fn is_services(kind: &Kind) -> bool {
+    *kind == berth_api::kinds::service::SERVICE
 }
 
 /// A fence on the namespace record, after checking the namespace can take new objects.
@@ -351,6 +365,9 @@ pub async fn write(
         if let Some(metadata) = new.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("resourceVersion".into(), stored_version.into());
         }
+        if is_services(kind) {
+            services::keep_allocations(&stored, &mut new);
+        }
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
         validate_update(kind, &stored, &object)?;
@@ -363,7 +380,18 @@ pub async fn write(
                 warnings,
             });
         }
-        match storage::update(&api.kv, &object).await {
+        let updated = if is_services(kind) {
+            let old = storage::for_storage(kind, stored.clone());
+            let old: berth_api::kinds::service::Service =
+                serde_json::from_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
+            match services::update(&api.kv, &api.settings.service_network, &old, &mut object).await {
+                Ok(updated) => updated,
+                Err(refusal) => Err(refusal.into_api_error(&object)?),
+            }
+        } else {
+            storage::update(&api.kv, &object).await
+        };
+        match updated {
             Ok(object) => {
                 return Ok(Written {
                     object: storage::served(kind, object),
@@ -407,5 +435,20 @@ pub async fn delete(
     if kind == namespaces() {
         return super::namespace_deletion::delete(api, name).await;
     }
-    super::graceful::delete(api, kind, namespace, name, options).await
+    if !is_services(kind) {
+        return super::graceful::delete(api, kind, namespace, name, options).await;
+    }
+    let precondition = match options.and_then(|o| o.pointer("/preconditions/resourceVersion")) {
+        None | Some(Value::Null) => None,
+        Some(version) => Some(version.as_str().and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "preconditions.resourceVersion: {version} is not a resourceVersion"
+            ))
+        })?),
+    };
+    let deleted = services::delete(&api.kv, namespace, name, precondition).await;
+    match deleted {
+        Ok(previous) => decode(kind, &previous),
+        Err(e) => Err(ApiError::from_kv(e, kind, name)),
+    }
 }

@@ -42,6 +42,9 @@ pub struct Settings {
     /// The store's request limit (`--max-request-bytes` of the store): an object too
     /// large to write in one request is answered 413 with this number.
     pub store_max_request_bytes: usize,
+    /// Where Services' cluster IPs and node ports come from
+    /// (`--service-cluster-ip-range`, `--service-node-port-range`).
+    pub service_network: crate::services::ServiceNetwork,
 }
 
 impl Default for Settings {
@@ -54,6 +57,7 @@ impl Default for Settings {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: default_max_connections(),
             store_max_request_bytes: DEFAULT_STORE_MAX_REQUEST_BYTES,
+            service_network: Default::default(),
         }
     }
 }

@@ -27,11 +27,15 @@ fn image(pod: &Pod) -> &str {
 async fn deployments_own_replica_sets_that_own_pods_through_scaling_rollout_and_deletion() {
     let cp = start(settings(Duration::from_secs(60))).await;
     let creations = count_pod_creations(&cp.kv).await;
-    let d = cp
-        .registry
-        .create(&deployment("web", 3, "img:1", "100m"), None)
-        .await
-        .unwrap();
+    // No agent runs the pods here, so none becomes ready: the template change rolls
+    // by Recreate (a rolling update waits for readiness; its rules are tested in the
+    // deployment controller's own tests).
+    let mut web = deployment("web", 3, "img:1", "100m");
+    web.spec.strategy = Some(berth_api::objects::DeploymentStrategy {
+        type_: Some(berth_api::kinds::deployment::RECREATE.into()),
+        ..Default::default()
+    });
+    let d = cp.registry.create(&web, None).await.unwrap();
 
     let (rs, first_pods) = eventually("one ReplicaSet with 3 pods", async || {
         let sets = replica_sets(&cp.registry).await;

@@ -69,7 +69,7 @@ pub enum Exit {
 }
 
 /// Runs the informers, the controllers (deployment, replicaset, garbage collector,
-/// node lifecycle, node IPAM, disruption) and the scheduler, all writing with `fence`, until `stop` becomes
+/// node lifecycle, node IPAM, disruption, EndpointSlices) and the scheduler, all writing with `fence`, until `stop` becomes
 /// true or the leadership record changes (a write fails with `Fenced`, or the watch
 /// of the record sees it replaced). Everything it started is stopped when it returns.
 pub async fn run_while_leader(
@@ -121,6 +121,11 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::disruption::run(c, resync).await;
         "disruption"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::endpointslice::run(c, resync).await;
+        "endpointslice"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

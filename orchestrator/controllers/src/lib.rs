@@ -5,6 +5,7 @@
 
 pub mod deployment;
 pub mod disruption;
+pub mod endpointslice;
 pub mod gc;
 pub mod node_ipam;
 pub mod node_lifecycle;

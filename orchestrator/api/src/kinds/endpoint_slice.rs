@@ -14,6 +14,7 @@ use super::cells::{self, Cells, text};
 use super::{KindDescriptor, Object, PrinterColumn, StatusOnCreate, Subresources, flat_kind};
 use crate::validation::{FieldError, is_dns_label, is_dns_subdomain};
 
+pub use k8s_openapi::api::core::v1::ObjectReference;
 pub use k8s_openapi::api::discovery::v1::{Endpoint, EndpointConditions, EndpointPort, EndpointSlice};
 
 /// The label naming the Service a slice belongs to.

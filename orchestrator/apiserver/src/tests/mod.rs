@@ -15,6 +15,7 @@ mod namespaces;
 mod patches;
 mod protobuf;
 mod secrets;
+mod services;
 mod streaming;
 mod watches;
 mod writes;

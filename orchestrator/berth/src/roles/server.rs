@@ -42,6 +42,8 @@ Server flags:
   --cluster-cidr CIDR                   the pods' addresses, carved into one block per node
                                         (node.spec.podCIDR; default 10.244.0.0/16)
   --node-cidr-mask-size N               the prefix length of each node's block (default 24)
+  --service-cluster-ip-range CIDR       Services' cluster IPs (default 10.96.0.0/12)
+  --service-node-port-range FIRST-LAST  Services' node ports (default 30000-32767)
 
 Store flags are etcd's; see `berth store --help`.
 ";
@@ -94,6 +96,17 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
     }
     if let Some(n) = count_flag(args, "api-max-connections", 1)? {
         api.max_connections = n;
+    }
+    if let Some(v) = take_flag(args, "service-cluster-ip-range")? {
+        let range: berth_api::cidr::Ipv4Cidr = v.parse().map_err(|e| format!("--service-cluster-ip-range: {e}"))?;
+        if range.prefix_len() > 29 {
+            return Err(format!("--service-cluster-ip-range {v}: too small (at most /29)"));
+        }
+        api.service_network.cluster_ip_range = range;
+    }
+    if let Some(v) = take_flag(args, "service-node-port-range")? {
+        api.service_network.node_ports =
+            berth_apiserver::services::parse_port_range(&v).map_err(|e| format!("--service-node-port-range: {e}"))?;
     }
     Ok(api)
 }
@@ -334,6 +347,26 @@ mod tests {
             let error = parse(bad).err().unwrap();
             assert!(error.contains(named), "{bad:?}: {error}");
         }
+    }
+
+    #[test]
+    fn the_service_network_takes_kube_apiservers_flags() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(
+            defaults.api.service_network.cluster_ip_range.to_string(),
+            "10.96.0.0/12"
+        );
+        assert_eq!(defaults.api.service_network.node_ports, (30000, 32767));
+        let (flags, _) = parse(&[
+            "--service-cluster-ip-range=10.100.0.0/16",
+            "--service-node-port-range",
+            "31000-31999",
+        ])
+        .unwrap();
+        assert_eq!(flags.api.service_network.cluster_ip_range.to_string(), "10.100.0.0/16");
+        assert_eq!(flags.api.service_network.node_ports, (31000, 31999));
+        let error = parse(&["--service-node-port-range=9-1"]).err().unwrap();
+        assert!(error.contains("--service-node-port-range"), "{error}");
     }
 
     #[test]

@@ -22,12 +22,14 @@ mod read;
 mod record;
 #[cfg(test)]
 mod tests;
+mod together;
 mod watch;
 mod write;
 
 pub use lease::KeepAlive;
 pub use read::{LIST_PAGE, Page};
 pub use record::Record;
+pub use together::Together;
 pub use watch::{Event, Watch};
 pub use write::Write;
 

@@ -24,7 +24,7 @@ fn log_refused(key: &str, fence: &Fence) {
 }
 
 impl Kv {
-    async fn txn(&self, request: TxnRequest) -> Result<berth_proto::etcdserverpb::TxnResponse> {
+    pub(super) async fn txn(&self, request: TxnRequest) -> Result<berth_proto::etcdserverpb::TxnResponse> {
         let (i, mut c) = self.clients();
         match c.kv.txn(Self::request(request)).await {
             Ok(r) => Ok(r.into_inner()),
@@ -335,7 +335,7 @@ impl Kv {
     }
 }
 
-fn get_op(key: &str) -> RequestOp {
+pub(super) fn get_op(key: &str) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestRange(RangeRequest {
             key: key.as_bytes().to_vec(),
@@ -345,14 +345,14 @@ fn get_op(key: &str) -> RequestOp {
 }
 
 /// The first key read by the `n`th operation of a txn's response, if any.
-fn first_read(response: &berth_proto::etcdserverpb::TxnResponse, n: usize) -> Option<Record> {
+pub(super) fn first_read(response: &berth_proto::etcdserverpb::TxnResponse, n: usize) -> Option<Record> {
     match response.responses.get(n)?.response.as_ref()? {
         OpResponse::ResponseRange(r) => r.kvs.first().cloned().map(Record::from),
         _ => None,
     }
 }
 
-fn put_op(key: &str, value: Vec<u8>, lease: i64) -> RequestOp {
+pub(super) fn put_op(key: &str, value: Vec<u8>, lease: i64) -> RequestOp {
     RequestOp {
         request: Some(Op::RequestPut(PutRequest {
             key: key.as_bytes().to_vec(),
@@ -363,7 +363,7 @@ fn put_op(key: &str, value: Vec<u8>, lease: i64) -> RequestOp {
     }
 }
 
-fn mod_revision_is(key: &str, revision: i64) -> Compare {
+pub(super) fn mod_revision_is(key: &str, revision: i64) -> Compare {
     Compare {
         result: CompareResult::Equal as i32,
         target: CompareTarget::Mod as i32,
