@@ -115,26 +115,15 @@ pub fn set_condition(status: &mut PodDisruptionBudgetStatus, value: &str, reason
 }
 
 /// A number, or a percentage of `total`, rounded up when `round_up` (as
-/// Kubernetes' `GetScaledValueFromIntOrPercent`).
+/// Kubernetes' `GetScaledValueFromIntOrPercent`), with its error for other text.
 pub fn scaled_value(value: &IntOrString, total: i32, round_up: bool) -> Result<i32, String> {
-    match value {
-        IntOrString::Int(n) => Ok(*n),
-        IntOrString::String(s) => {
-            let percent = percent(s).ok_or_else(|| format!("invalid value for IntOrString: invalid value {s:?}"))?;
-            let scaled = i64::from(percent) * i64::from(total);
-            let value = if round_up { (scaled + 99) / 100 } else { scaled / 100 };
-            Ok(value as i32)
-        }
-    }
-}
-
-/// `25%` as 25; `None` for anything else.
-fn percent(s: &str) -> Option<i32> {
-    let digits = s.strip_suffix('%')?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    crate::int_or_percent::scaled(value, total, round_up).ok_or_else(|| {
+        let text = match value {
+            IntOrString::String(s) => s.as_str(),
+            IntOrString::Int(_) => "",
+        };
+        format!("invalid value for IntOrString: invalid value {text:?}")
+    })
 }
 
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
@@ -169,7 +158,7 @@ fn validate_spec(spec: &PodDisruptionBudgetSpec, errors: &mut Vec<FieldError>) {
                 error(field, format!("Invalid value: {n}: must be greater than or equal to 0"))
             }
             Some(IntOrString::Int(_)) => {}
-            Some(IntOrString::String(s)) => match percent(s) {
+            Some(IntOrString::String(s)) => match crate::int_or_percent::percent(s) {
                 None => error(
                     field,
                     format!(

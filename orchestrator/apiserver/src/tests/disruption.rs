@@ -145,3 +145,50 @@ async fn concurrent_evictions_never_spend_more_than_the_budget_allows() {
         .await;
     assert_eq!(lone.status, 201, "{}", lone.json());
 }
+
+/// An eviction that spends a budget deletes its pod as a DELETE does: a pod running on
+/// a node is marked, with its grace, for its agent to stop; it does not vanish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_eviction_under_a_budget_deletes_a_running_pod_gracefully() {
+    let server = start().await;
+    let node = json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}});
+    assert_eq!(server.send_json("POST", "/api/v1/nodes", &node).await.status, 201);
+    let mut web = pod("web-1", json!({"app": "web"}));
+    web["spec"]["nodeName"] = "n1".into();
+    web["spec"]["terminationGracePeriodSeconds"] = 7.into();
+    assert_eq!(server.send_json("POST", PODS, &web).await.status, 201);
+    let status = json!({"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+    assert_eq!(
+        server
+            .merge_patch(&format!("{PODS}/web-1/status"), &status)
+            .await
+            .status,
+        200
+    );
+    let spec = json!({"maxUnavailable": 1, "selector": {"matchLabels": {"app": "web"}}});
+    assert_eq!(
+        server.send_json("POST", BUDGETS, &budget("web", spec)).await.status,
+        201
+    );
+    let status = json!({"status": {"observedGeneration": 1, "currentHealthy": 1, "desiredHealthy": 0,
+        "expectedPods": 1, "disruptionsAllowed": 1}});
+    assert_eq!(
+        server
+            .merge_patch(&format!("{BUDGETS}/web/status"), &status)
+            .await
+            .status,
+        200
+    );
+
+    let reply = server
+        .send_json("POST", &format!("{PODS}/web-1/eviction"), &eviction("web-1"))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.json());
+    let marked = server.get(&format!("{PODS}/web-1")).await;
+    assert_eq!(marked.status, 200, "the pod stays until its agent has stopped it");
+    let marked = marked.json();
+    assert!(marked["metadata"]["deletionTimestamp"].is_string(), "{marked}");
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 7);
+    let spent = server.get(&format!("{BUDGETS}/web")).await.json();
+    assert_eq!(spent["status"]["disruptionsAllowed"], 0);
+}
