@@ -133,19 +133,18 @@ fn kubectl_rolls_out_lists_history_undoes_pauses_and_waits() {
         rows(&[("2", "second release"), ("3", "third release"), ("4", "first release")]),
         "{history}"
     );
-    let images = cluster.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=web",
-        "-o",
-        "jsonpath={.items[*].spec.containers[0].image}",
-    ]);
-    assert_eq!(
-        images.split_whitespace().collect::<Vec<_>>(),
-        ["img:1", "img:1"],
-        "{images}"
-    );
+    // The old pods may still be terminating (gracefully) when the rollout is done.
+    eventually_blocking("only the first template's pods", || {
+        let images = cluster.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ]);
+        (images.split_whitespace().collect::<Vec<_>>() == ["img:1", "img:1"]).then_some(())
+    });
     let waited = cluster.kubectl_ok(&["wait", "--for=condition=Available", "deployment/web", "--timeout=60s"]);
     assert!(waited.contains("condition met"), "{waited}");
 
@@ -283,15 +282,18 @@ fn kubectl_rolls_a_deployment_one_pod_at_a_time_undoes_and_restarts() {
         [(0, 3), (3, 2), (2, 1), (1, 0)],
         "created, then down one at a time"
     );
-    let images = cluster.kubectl_ok(&[
-        "get",
-        "pods",
-        "-l",
-        "app=web",
-        "-o",
-        "jsonpath={.items[*].spec.containers[0].image}",
-    ]);
-    assert_eq!(images.split_whitespace().collect::<Vec<_>>(), ["img:2"; 3], "{images}");
+    // The last old pod may still be terminating (gracefully) when the rollout is done.
+    eventually_blocking("only the new template's pods", || {
+        let images = cluster.kubectl_ok(&[
+            "get",
+            "pods",
+            "-l",
+            "app=web",
+            "-o",
+            "jsonpath={.items[*].spec.containers[0].image}",
+        ]);
+        (images.split_whitespace().collect::<Vec<_>>() == ["img:2"; 3]).then_some(())
+    });
 
     let undone = cluster.kubectl_ok(&["rollout", "undo", "deployment/web"]);
     assert!(undone.contains("deployment.apps/web rolled back"), "{undone}");
