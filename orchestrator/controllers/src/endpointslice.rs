@@ -318,9 +318,14 @@ fn decode_slice(record: &Record) -> Option<(EndpointSlice, i64)> {
 
 async fn pass(ctx: &Context, services: &Informer<ServiceSpec>) -> Result<Requeue, KvError> {
     let services = services.snapshot();
-    let pods = ctx.caches.pods.snapshot();
     let (records, _) = ctx.registry.kv.list(&ENDPOINT_SLICE.prefix(None)).await?;
     let stored: Vec<(EndpointSlice, i64)> = records.iter().filter_map(decode_slice).collect();
+    // No Service and no slice: nothing to plan, and a pod's change costs no copy of
+    // every pod.
+    if services.iter().next().is_none() && stored.is_empty() {
+        return Ok(None);
+    }
+    let pods = ctx.caches.pods.snapshot();
     let pods: Vec<&Pod> = pods.iter().collect();
     let plan = plan(services.iter(), &pods, &stored);
     let mut requeue = None;
