@@ -76,6 +76,7 @@ fn main() -> ExitCode {
 
 /// Answers requests on one connection until the client closes it or asks to.
 fn serve(stream: TcpStream, answer: &str, unready_file: &Path) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     loop {
@@ -113,12 +114,13 @@ fn serve(stream: TcpStream, answer: &str, unready_file: &Path) -> std::io::Resul
             ("200 OK", answer)
         };
         let connection = if is_close { "close" } else { "keep-alive" };
-        write!(
-            writer,
+        // One write per answer: pieces written apart would wait on the client's
+        // delayed acknowledgement.
+        let response = format!(
             "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {connection}\r\n\r\n{body}",
             body.len()
-        )?;
-        writer.flush()?;
+        );
+        writer.write_all(response.as_bytes())?;
         if is_close {
             return Ok(());
         }

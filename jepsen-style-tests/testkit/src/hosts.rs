@@ -187,6 +187,13 @@ impl HostNetwork {
     pub fn host(&self, index: usize) -> &Host {
         &self.hosts[index]
     }
+
+    /// Pulls host `index`'s cable: its veth goes, with both ends, so the host neither
+    /// sends nor receives anything again, as a machine that lost power would (its
+    /// processes are the caller's to kill).
+    pub fn pull_cable(&self, index: usize) -> anyhow::Result<()> {
+        run("ip", &["link", "del", &self.hosts[index].veth]).map(|_| ())
+    }
 }
 
 /// The network indexes N: 10.N.0.0/16 (the pods') stays clear of Kubernetes' default
@@ -224,6 +231,24 @@ impl Host {
             .arg(format!("--net={}", self.netns_path().display()))
             .arg(system_tool(program));
         command
+    }
+
+    /// Runs `work` on a thread of its own inside this host's network namespace: the
+    /// sockets it opens, and those of the threads it starts, are the host's.
+    pub fn spawn_inside<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<anyhow::Result<T>> {
+        let path = self.netns_path();
+        std::thread::spawn(move || {
+            let namespace = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&namespace),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .with_context(|| format!("entering {}", path.display()))?;
+            Ok(work())
+        })
     }
 
     /// Runs `ip args…` on this host.

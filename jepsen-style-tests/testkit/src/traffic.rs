@@ -4,8 +4,9 @@
 //! benches measure.
 //!
 //! A request on a kept-alive connection that the server had closed while it was idle
-//! (nothing of an answer came) is sent again on a new connection once, as HTTP clients
-//! do for such requests; it counts as one request. Everything else that is not a
+//! (nothing of an answer came: the connection was found closed, or reset before the
+//! answer's first byte) is sent again on a new connection once, as HTTP clients do
+//! for such requests; it counts as one request. Everything else that is not a
 //! `200` is a failure, with its time.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -31,6 +32,9 @@ pub struct Outcome {
     pub connection: Connection,
     /// The answer's body (its first line), or what went wrong.
     pub result: Result<String, String>,
+    /// On a kept-alive connection that had answered before: its last answer, which
+    /// names the server at its other end (a failure there is that server's).
+    pub previous: Option<String>,
 }
 
 /// Requests at `rate` per second in all to `target` (`GET path`), until stopped.
@@ -59,6 +63,8 @@ impl Traffic {
                     started,
                     stop: stop.clone(),
                     kept: None,
+                    kept_answer: None,
+                    is_retried: false,
                 };
                 workers.push(std::thread::spawn(move || worker.run(interval)));
             }
@@ -92,6 +98,10 @@ struct Worker {
     started: Instant,
     stop: Arc<AtomicBool>,
     kept: Option<BufReader<TcpStream>>,
+    /// The kept connection's last answer.
+    kept_answer: Option<String>,
+    /// The last request was sent again on a new connection.
+    is_retried: bool,
 }
 
 impl Worker {
@@ -106,12 +116,21 @@ impl Worker {
             // Behind schedule (a slow answer): go on from now, without a burst.
             next = next.max(now) + interval;
             let sent = Instant::now();
+            let mut previous = self.kept.as_ref().and(self.kept_answer.take());
+            self.is_retried = false;
             let result = self.request();
+            if self.is_retried {
+                previous = None; // the request went out again on a new connection
+            }
+            if let Ok(answer) = &result {
+                self.kept_answer = self.kept.as_ref().map(|_| answer.clone());
+            }
             outcomes.push(Outcome {
                 at: sent - self.started,
                 took: sent.elapsed(),
                 connection: self.kind,
                 result,
+                previous,
             });
         }
         outcomes
@@ -132,6 +151,7 @@ impl Worker {
             }
             // Closed by the server while idle: once more, on a new connection.
             Err(e) if is_reused && e.nothing_came => {
+                self.is_retried = true;
                 let mut connection = self.connect()?;
                 let body = exchange(&mut connection, &self.path, false).map_err(|e| e.message)?;
                 self.kept = Some(connection);
@@ -179,6 +199,9 @@ fn exchange(connection: &mut BufReader<TcpStream>, path: &str, close: bool) -> R
             });
         }
         Ok(_) => {}
+        // A reset before the first byte of an answer: the server had closed the
+        // connection (its FIN and its reset of this request crossed it on the way).
+        Err(e) if status.is_empty() && is_closed_by_peer(&e) => return Err(failed("read", e, true)),
         Err(e) => return Err(failed("read", e, false)),
     }
     let mut length = None;
@@ -217,6 +240,11 @@ fn exchange(connection: &mut BufReader<TcpStream>, path: &str, close: bool) -> R
         });
     }
     Ok(body.lines().next().unwrap_or_default().to_owned())
+}
+
+fn is_closed_by_peer(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    matches!(e.kind(), ConnectionReset | ConnectionAborted | BrokenPipe)
 }
 
 /// Every request's outcome, in the order they were sent.

@@ -1,5 +1,5 @@
-//! A cluster that runs real containers: one `berth server`, agents each on its own
-//! test host (a network namespace, see `berth_testkit::hosts`) running pods on the
+//! A cluster that runs real containers: one `berth server` (or several replicas),
+//! agents each on its own test host (a network namespace, see `berth_testkit::hosts`) running pods on the
 //! runc runtime with the CNI pod network, and an image registry the hosts pull from.
 //!
 //! ```text
@@ -32,7 +32,11 @@ pub struct ContainerCluster {
     pub agents: Vec<Process>,
     /// Each agent's `--data-dir`.
     pub agent_dirs: Vec<PathBuf>,
+    /// The REST API port the helpers (and kubectl) use: the first replica's, until a
+    /// test that stops that replica turns to another ([`ContainerCluster::use_api_of`]).
     pub api_port: u16,
+    /// Each replica's REST API port.
+    pub api_ports: Vec<u16>,
     pub registry: Registry,
     pub server: Cluster,
     // Last: the hosts go once nothing runs on them.
@@ -73,6 +77,16 @@ impl ContainerCluster {
         hosts: usize,
         agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
     ) -> Option<ContainerCluster> {
+        Self::start_replicated(1, hosts, agent_args)
+    }
+
+    /// As [`ContainerCluster::start_with`], with `replicas` control-plane replicas
+    /// (each serving the API on a port of its own); the agents know every replica.
+    pub fn start_replicated(
+        replicas: usize,
+        hosts: usize,
+        agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
+    ) -> Option<ContainerCluster> {
         if !can_run_containers() {
             return None;
         }
@@ -80,7 +94,7 @@ impl ContainerCluster {
         let gateway = network.gateway();
         let registry = Registry::start_on_or_skip(gateway.into())?;
         let mut server = Cluster::new(
-            ClusterSpec::new(System::BerthServer, BERTH, 1)
+            ClusterSpec::new(System::BerthServer, BERTH, replicas)
                 .args([
                     "--node-monitor-grace-period=5s".to_string(),
                     format!("--cluster-cidr={}", network.pod_cidr()),
@@ -88,16 +102,20 @@ impl ContainerCluster {
                 .env("RUST_LOG", QUIET_RAFT_LOG),
         )
         .unwrap();
-        let api_port = free_port();
+        let api_ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
         // The store also listens on the gateway, where the agents reach it.
-        let client_port = server.replicas[0].client_port;
-        let urls = format!("http://127.0.0.1:{client_port},http://{gateway}:{client_port}");
-        server.replicas[0].args = vec![
-            format!("--api-listen=127.0.0.1:{api_port}"),
-            format!("--listen-client-urls={urls}"),
-            format!("--advertise-client-urls={urls}"),
-        ];
-        let store = format!("http://{gateway}:{client_port}");
+        let mut stores = Vec::new();
+        for (replica, api_port) in server.replicas.iter_mut().zip(&api_ports) {
+            let client_port = replica.client_port;
+            let urls = format!("http://127.0.0.1:{client_port},http://{gateway}:{client_port}");
+            replica.args = vec![
+                format!("--api-listen=127.0.0.1:{api_port}"),
+                format!("--listen-client-urls={urls}"),
+                format!("--advertise-client-urls={urls}"),
+            ];
+            stores.push(format!("http://{gateway}:{client_port}"));
+        }
+        let store = stores.join(",");
         let dir = server.dir().to_path_buf();
         let extra_args = agent_args(gateway, &dir);
         let mut agents = Vec::new();
@@ -132,7 +150,8 @@ impl ContainerCluster {
         let mut cluster = ContainerCluster {
             agents,
             agent_dirs,
-            api_port,
+            api_port: api_ports[0],
+            api_ports,
             registry,
             server,
             network,
@@ -143,6 +162,11 @@ impl ContainerCluster {
         }
         cluster.wait_for_nodes();
         Some(cluster)
+    }
+
+    /// Turns the helpers (and kubectl) to replica `index`'s API.
+    pub fn use_api_of(&mut self, index: usize) {
+        self.api_port = self.api_ports[index];
     }
 
     fn wait_for_nodes(&mut self) {
