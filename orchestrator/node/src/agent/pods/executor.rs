@@ -515,12 +515,20 @@ impl Executor {
                 container,
                 id,
                 grace,
+                pre_stop: hook,
+                address,
                 message,
             } => {
                 tracing::info!(%pod, %container, %id, "{message}");
                 self.emit(&pod, &pod_uid, Some(&container), EventType::Normal, "Killing", message);
                 if let Some(runtime) = self.runtimes.get(&handler).cloned() {
+                    let address = address.or(self.host_ip.parse().ok());
+                    let events = self.events.clone();
                     tokio::spawn(async move {
+                        let grace = match hook {
+                            Some(hook) => pre_stop(&runtime, &id, hook, address, grace, &pod, &pod_uid, events).await,
+                            None => grace,
+                        };
                         if let Err(e) = runtime.stop(&id, grace).await {
                             tracing::warn!(%pod, %id, error = %e, "cannot kill an unhealthy container");
                         }

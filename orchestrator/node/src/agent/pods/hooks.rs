@@ -1,8 +1,8 @@
 //! A container's `lifecycle.preStop` hook, run before its SIGTERM when its pod is
-//! deleted: a command inside the container (`exec`), an HTTP GET against the pod
-//! (`httpGet`), or a pause (`sleep`). As the kubelet does, the hook's time counts
-//! against the pod's grace, and a hook that fails or overruns only delays the stop:
-//! the container is stopped either way.
+//! deleted or a liveness or startup probe kills it: a command inside the container
+//! (`exec`), an HTTP GET against the pod (`httpGet`), or a pause (`sleep`). As the
+//! kubelet does, the hook's time counts against the grace, and a hook that fails or
+//! overruns only delays the stop: the container is stopped either way.
 
 use std::io::Read;
 use std::net::IpAddr;

@@ -159,8 +159,9 @@ pub(crate) enum Action {
         message: String,
     },
     /// In the background: stop a container that failed its liveness or startup
-    /// probe (TERM, `grace`, KILL), without removing it: a later pass sees it exited
-    /// and restarts it as the restart policy says (`probe/results.rs`).
+    /// probe as a deleted pod's are stopped (its preStop hook, then TERM, KILL at the
+    /// end of `grace`, the hook's time counted), without removing it: a later pass
+    /// sees it exited and restarts it as the restart policy says (`probe/results.rs`).
     KillUnhealthy {
         pod: String,
         pod_uid: String,
@@ -168,6 +169,10 @@ pub(crate) enum Action {
         container: String,
         id: String,
         grace: Duration,
+        /// The container's preStop hook, and the pod's own address for an httpGet
+        /// hook (none: the node's).
+        pre_stop: Option<Result<Hook, String>>,
+        address: Option<std::net::IpAddr>,
         message: String,
     },
     /// Write this status to the pod (it changed since it was last written). Boxed: a

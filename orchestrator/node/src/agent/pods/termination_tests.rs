@@ -1,7 +1,8 @@
 //! Graceful termination against the fake runtime: a deleted pod's preStop hooks run
 //! before its SIGTERM and count against its grace, a container that ignores SIGTERM
 //! is killed at the deadline, and the pod's object is removed only once its
-//! containers stopped.
+//! containers stopped; a container a liveness probe kills goes the same way (hook,
+//! SIGTERM, SIGKILL at the probe's grace, else the pod's) before its restart.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -139,4 +140,115 @@ async fn a_deleted_pod_that_never_ran_here_goes_at_once_and_a_forced_one_is_just
     }
     assert!(runtime.running().is_empty());
     assert!(pass(&mut executor, &BTreeMap::new(), now()).is_empty());
+}
+
+/// A liveness probe that always fails: a tcpSocket probe of a port nothing listens on,
+/// every second, failing at once.
+fn failing_liveness(mut pod: Pod, probe_grace: Option<i64>) -> Pod {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    pod.spec.containers[0].liveness_probe = Some(
+        serde_json::from_value(json!({
+            "tcpSocket": {"port": closed},
+            "periodSeconds": 1,
+            "failureThreshold": 1,
+            "terminationGracePeriodSeconds": probe_grace,
+        }))
+        .unwrap(),
+    );
+    pod
+}
+
+/// Passes every 100 ms until `what` holds of the runtime; panics after 1000 passes.
+async fn passes_until(
+    executor: &mut Executor,
+    pods: &BTreeMap<String, Pod>,
+    runtime: &FakeRuntime,
+    what: impl Fn(&FakeRuntime) -> bool,
+) {
+    for _ in 0..1000 {
+        pass(executor, pods, now());
+        if what(runtime) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never got there: calls {:?}", runtime.calls());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_killed_by_its_liveness_probe_runs_its_pre_stop_hook_then_gets_the_pods_grace() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = Executor::new(runtime.clone(), BASE, "127.0.0.1".into());
+    let mut web = with_pre_stop(
+        failing_liveness(pod("web", "Always"), None),
+        json!({"exec": {"command": ["sh", "-c", "touch /drained"]}}),
+    );
+    web.spec.termination_grace_period_seconds = Some(5);
+    let pods = desired(&[&web]);
+    pass(&mut executor, &pods, now());
+    let id = runtime.running().pop().unwrap();
+    runtime.ignore_sigterm(&id);
+
+    passes_until(&mut executor, &pods, &runtime, |r| !r.stops().is_empty()).await;
+    let killed = Instant::now();
+    assert_eq!(
+        runtime.calls(),
+        [format!("exec {id} sh -c touch /drained"), format!("stop {id}")],
+        "the hook, then SIGTERM"
+    );
+    assert_eq!(
+        runtime.stops(),
+        [(id.clone(), Duration::from_secs(5))],
+        "the pod's grace: the hook took no time"
+    );
+    passes_until(&mut executor, &pods, &runtime, |r| r.starts().len() == 2).await;
+    assert!(
+        killed.elapsed() >= Duration::from_secs(5),
+        "SIGKILL only at the deadline, the restart after it"
+    );
+    assert!(
+        runtime.removed().contains(&id),
+        "the killed run is removed as any exited one"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_probes_own_grace_bounds_the_hook_and_the_stop_and_passes_go_on_meanwhile() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = Executor::new(runtime.clone(), BASE, "127.0.0.1".into());
+    let mut web = with_pre_stop(
+        failing_liveness(pod("web", "Always"), Some(6)),
+        json!({"sleep": {"seconds": 2}}),
+    );
+    web.spec.termination_grace_period_seconds = Some(30);
+    let pods = desired(&[&web]);
+    pass(&mut executor, &pods, now());
+    let id = runtime.running().pop().unwrap();
+
+    // The kill is decided (the container's run is no longer probed), the hook sleeps:
+    // passes go on, no SIGTERM yet.
+    for _ in 0..50 {
+        if executor.probes_running() == 0 {
+            break;
+        }
+        pass(&mut executor, &pods, now());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(executor.probes_running(), 0, "the liveness probe failed");
+    let hook_began = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    pass(&mut executor, &pods, now());
+    assert!(runtime.stops().is_empty(), "no SIGTERM while the hook sleeps");
+
+    passes_until(&mut executor, &pods, &runtime, |r| !r.stops().is_empty()).await;
+    assert!(hook_began.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        runtime.stops(),
+        [(id, Duration::from_secs(4))],
+        "the probe's 6 s less the hook's 2, not the pod's 30"
+    );
 }

@@ -1,13 +1,15 @@
 //! The probes' results into the memory, free of I/O: each result counts towards its
 //! container run's health (a stale one, of a run that ended, is dropped), a failure
 //! is an `Unhealthy` event, and a liveness or startup probe that reached its failure
-//! threshold kills the container with the probe's grace (else the pod's), once; the
-//! restart that follows is the restart policy's, with its back-off.
+//! threshold kills the container with the probe's grace (else the pod's), once, its
+//! preStop hook first, as a deletion would; the restart that follows is the restart
+//! policy's, with its back-off.
 
 use std::time::Duration;
 
 use super::health::Verdict;
 use super::workers::ProbeResult;
+use crate::agent::pods::hooks::pre_stop_of;
 use crate::agent::pods::memory::Memory;
 use crate::agent::pods::plan::{Action, DEFAULT_GRACE, pod_name};
 use berth_api::probes::Timing;
@@ -51,6 +53,8 @@ pub(crate) fn take(memory: &mut Memory, results: Vec<ProbeResult>) -> Vec<Action
                 container: result.container.clone(),
                 id: result.id.clone(),
                 grace,
+                pre_stop: pre_stop_of(spec),
+                address: pod.sandbox.ready().and_then(|s| s.pod_ip),
                 message: format!(
                     "Container {} failed {} probe, will be restarted",
                     result.container,
