@@ -109,6 +109,16 @@ fn endpoints_carry_kubernetes_conditions() {
     done.status.phase = Some("Succeeded".into());
     assert!(endpoint(&svc, &done).is_none());
 
+    // A terminating pod of a node whose heartbeat is gone, once the node lifecycle
+    // controller marked it: neither ready nor serving, so no proxy's
+    // serving-terminating fallback picks it.
+    let marked = crate::node_lifecycle::marked_not_ready(&terminating);
+    assert_eq!(
+        conditions(&endpoint(&svc, &marked).unwrap()),
+        (false, false, true),
+        "terminating on a lost node: not serving"
+    );
+
     let mut publish = svc.clone();
     publish.spec.publish_not_ready_addresses = Some(true);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! Node lifecycle: a node whose heartbeat key (`/berth/heartbeats/<node>`, attached
 //! to the agent's lease) is absent is marked `Ready=False` (`NodeStatusUnknown`) and
-//! its pods' `Ready` condition is set to False, as Kubernetes' MarkPodsNotReady does,
-//! so that they leave their Services' endpoints; once it has been absent for longer
+//! its pods' `Ready` condition is set to False, terminating ones included, as
+//! Kubernetes' MarkPodsNotReady does, so that they leave their Services' endpoints
+//! (ready and serving alike); once it has been absent for longer
 //! than the grace period the pods bound to it are deleted at once (grace 0: nobody is
 //! there to stop them gracefully), terminating ones included, so their ReplicaSets
 //! replace them elsewhere.
@@ -44,7 +45,8 @@ pub const POD_MESSAGE_NOT_READY: &str = "Node is not ready";
 pub struct Assessment {
     /// Nodes to mark `Ready=False`.
     pub mark: Vec<String>,
-    /// Ready pods on nodes without a heartbeat, to mark not ready, as (namespace, name).
+    /// Ready pods (terminating or not) on nodes without a heartbeat, to mark not
+    /// ready, as (namespace, name).
     pub unready: Vec<(String, String)>,
     /// Pods bound to lost nodes, as (namespace, name).
     pub evict: Vec<(String, String)>,
@@ -93,11 +95,14 @@ pub fn assess<'a>(
             continue;
         }
         let id = (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
-        // Terminating pods too: no agent will finish their deletion (Kubernetes' pod
-        // GC force-deletes them).
+        // Terminating pods too, both ways: no agent will finish their deletion
+        // (Kubernetes' pod GC force-deletes them), and a terminating pod left Ready
+        // would stay `serving` in its EndpointSlices, where a proxy's fallback to
+        // serving-terminating endpoints could pick it (Kubernetes' MarkPodsNotReady
+        // marks every pod of the node).
         if is_lost(node) {
             evict.push(id);
-        } else if !pod.metadata.is_deleting() && is_pod_ready(pod) {
+        } else if is_pod_ready(pod) {
             unready.push(id);
         }
     }
@@ -371,5 +376,32 @@ mod tests {
             [("default".to_string(), "t".to_string())],
             "no agent will finish a terminating pod of a lost node"
         );
+    }
+
+    #[test]
+    fn a_terminating_pod_of_a_node_without_heartbeat_is_marked_not_ready_too() {
+        let t0 = Instant::now();
+        let mut heartbeats = HeartbeatSnapshot {
+            synced_at: Some(t0),
+            ..Default::default()
+        };
+        heartbeats.gone.insert("gone".into(), t0);
+        let mut terminating = ready(pod("t", "gone"));
+        terminating.metadata.deletion_timestamp = Some(time::now());
+        let mut marked_terminating = marked_not_ready(&terminating);
+        marked_terminating.metadata.name = Some("t-marked".into());
+        let a = assess(
+            [&node("gone", "True", "")],
+            [&terminating, &marked_terminating],
+            &heartbeats,
+            t0 + Duration::from_secs(1),
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            a.unready,
+            [("default".to_string(), "t".to_string())],
+            "before the grace: marked not ready (once), not yet evicted"
+        );
+        assert!(a.evict.is_empty());
     }
 }
