@@ -32,6 +32,7 @@ have() { command -v "$1" >/dev/null 2>&1; }
 #            portmap) in /usr/lib/cni that pod networking invokes
 #   iptables, iproute2  service and port-mapping rules; network namespaces and
 #            veths for pods and for agents that stand in for separate hosts
+#   conntrack  the service proxy deletes UDP flows to endpoints that went away
 #   kubectl  the kubectl suite runs the real client against berth (Debian's package is
 #            old; the suite skips, saying so, below kubectl 1.30)
 #   the official Kubernetes Python client (below), in a virtual environment, which on
@@ -56,6 +57,7 @@ have_package busybox-static || missing_packages+=(busybox-static)
 [[ -x /usr/lib/cni/bridge ]] || missing_packages+=(containernetworking-plugins)
 have_sbin iptables || missing_packages+=(iptables)
 have_sbin ip || missing_packages+=(iproute2)
+have_sbin conntrack || missing_packages+=(conntrack)
 have kubectl || missing_packages+=(kubernetes-client)
 # A virtual environment needs ensurepip, which Debian ships apart from python3.
 if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then

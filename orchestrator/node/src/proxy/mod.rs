@@ -12,9 +12,11 @@
 //!  model.rs    ─► service ports with their endpoints (pure)
 //!  rules.rs    ─► one iptables-restore input (pure; chain names in chains.rs)
 //!  proxier.rs  ─► iptables.rs: iptables-restore; host.rs: sysctls, service route
+//!              ─► conntrack.rs: the UDP flows to endpoints that are gone (conntrack)
 //! ```
 
 pub mod chains;
+pub mod conntrack;
 pub mod host;
 pub mod iptables;
 pub mod model;

@@ -7,6 +7,9 @@
 //! its own: what a killed agent left is rewritten or deleted then, without a moment
 //! with no rules for the Services that still have them.
 //!
+//! After the rules, a sync that changed where UDP Services' traffic may go deletes
+//! the UDP flows that went stale (conntrack.rs), as does every full sync.
+//!
 //! One lock: the state, held across each sync and the stop (calls block), so a
 //! sync still running when the agent stops cannot write after the cleanup.
 
@@ -18,6 +21,7 @@ use std::sync::Mutex;
 use berth_api::cidr::Ipv4Cidr;
 
 use super::chains::ChainNames;
+use super::conntrack::{self, UdpTargets};
 use super::model::ServicePort;
 use super::rules::{self, Chain, ChainContent, ProxyNode, UNKNOWN_CONTENT};
 use super::{host, iptables};
@@ -53,6 +57,11 @@ struct State {
     stopped: bool,
     /// The service CIDR's route is in place (checked at every sync until it is).
     routed: bool,
+    /// The UDP targets the stale flows were last deleted for (None: not yet, or the
+    /// last attempt failed).
+    udp_cleaned: Option<UdpTargets>,
+    /// Whether the `conntrack` tool runs here (None: not asked yet).
+    has_conntrack: Option<bool>,
 }
 
 /// Writes the rules of one proxy to its host.
@@ -136,7 +145,45 @@ impl Proxier {
         }
         state.applied = Some(ruleset.chains);
         state.needs_full = false;
+        self.clean_stale_flows(&mut state, ports, full);
         Ok(())
+    }
+
+    /// Deletes the UDP flows the new rules made stale, when the UDP targets changed
+    /// since the last clean-up (or on a `full` sync). A failure is logged and tried
+    /// again at the next sync; the rules stand either way.
+    fn clean_stale_flows(&self, state: &mut State, ports: &[ServicePort], full: bool) {
+        let targets = UdpTargets::of(ports);
+        let previous = state.udp_cleaned.take();
+        let unchanged = previous.as_ref() == Some(&targets);
+        if (unchanged && !full) || (targets.is_empty() && previous.as_ref().is_none_or(UdpTargets::is_empty)) {
+            state.udp_cleaned = Some(targets);
+            return;
+        }
+        if !*state.has_conntrack.get_or_insert_with(|| {
+            let found = conntrack::available();
+            if !found {
+                tracing::warn!(
+                    "the conntrack tool is missing (Debian: conntrack): UDP clients of a Service \
+                     keep sending to endpoints that are gone until their flows time out"
+                );
+            }
+            found
+        }) {
+            return;
+        }
+        match conntrack::clean(self.settings.host_netns.as_deref(), &targets, previous.as_ref()) {
+            Ok(deleted) => {
+                if deleted > 0 {
+                    tracing::info!(filters = deleted, "deleted stale UDP flows of Services");
+                }
+                state.udp_cleaned = Some(targets);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete stale UDP flows; retrying at the next sync");
+                state.udp_cleaned = previous;
+            }
+        }
     }
 
     /// Removes every rule and chain of the proxy, and its route (blocking); later

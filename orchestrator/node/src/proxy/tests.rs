@@ -1,12 +1,14 @@
 //! The proxy on real namespaces (root, the CNI plugins, iptables; skipped without
 //! them on a developer's machine, failing under CI): two hosts wired together, a
 //! pod on each, a Service and its EndpointSlice in a real store, and each host's
-//! proxy loop programming its own namespace's iptables. Everything lives in the
-//! hosts' namespaces, which the fixtures' Drop removes, passed or not.
+//! proxy loop programming its own namespace's iptables (and deleting its stale UDP
+//! flows). Everything lives in the hosts' namespaces, which the fixtures' Drop
+//! removes, passed or not.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::{Node, NodeAddress, NodeSpec, Resource};
@@ -279,4 +281,117 @@ async fn what_a_killed_proxy_left_goes_at_the_next_ones_first_sync_and_other_rul
     assert_eq!(proxy_lines(&host), Vec::<String>::new());
     let saved = iptables::save(Some(&host.netns)).unwrap();
     assert!(saved.contains(other), "another rule on the host stays:\n{saved}");
+}
+
+/// A UDP server inside a namespace answering each datagram with `reply`. The thread
+/// ends with the test process.
+fn serve_udp(netns_path: &Path, port: u16, reply: &'static str) {
+    let socket = netns::in_netns(Some(netns_path), || UdpSocket::bind(("0.0.0.0", port)))
+        .expect("setns")
+        .expect("bind");
+    std::thread::spawn(move || {
+        let mut buffer = [0u8; 512];
+        while let Ok((_, peer)) = socket.recv_from(&mut buffer) {
+            let _ = socket.send_to(reply.as_bytes(), peer);
+        }
+    });
+}
+
+/// One question on `client`'s socket (always the same source port: one flow), its
+/// answer or None after a second.
+fn ask(client: &UdpSocket, to: SocketAddr) -> Option<String> {
+    tokio::task::block_in_place(|| {
+        client.send_to(b"?", to).ok()?;
+        let mut buffer = [0u8; 512];
+        let (n, _) = client.recv_from(&mut buffer).ok()?;
+        Some(String::from_utf8_lossy(&buffer[..n]).into_owned())
+    })
+}
+
+/// A UDP Service (cluster IP `DNS_IP`, port 53 to 5353) whose slice lists `endpoints`.
+async fn put_udp_service(kv: &Kv, endpoints: &[IpAddr]) {
+    let service = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"namespace": "default", "name": "dns"},
+        "spec": {"clusterIP": DNS_IP, "ports": [{"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"}]},
+    });
+    kv.put("/registry/services/default/dns", service.to_string().into_bytes(), 0)
+        .await
+        .unwrap();
+    let endpoints: Vec<Value> = endpoints
+        .iter()
+        .map(|ip| json!({"addresses": [ip.to_string()], "conditions": {"ready": true}}))
+        .collect();
+    let slice = json!({
+        "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"namespace": "default", "name": "dns-abcde", "labels": {"kubernetes.io/service-name": "dns"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}],
+        "endpoints": endpoints,
+    });
+    kv.put(
+        "/registry/endpointslices/default/dns-abcde",
+        slice.to_string().into_bytes(),
+        0,
+    )
+    .await
+    .unwrap();
+}
+
+const DNS_IP: &str = "10.96.0.53";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_client_that_keeps_sending_follows_its_services_endpoint_when_it_is_replaced() {
+    if !can_run() {
+        return;
+    }
+    if !super::conntrack::available() {
+        berth_testkit::skip("the conntrack command (Debian: conntrack)");
+        return;
+    }
+    let store = berth_client::testing::store().await;
+    let host = Host::new("pxu");
+    host.network().set_pod_cidr(Some("10.244.3.0/24".parse().unwrap()));
+    let setup = |uid: &str, name: &str| tokio::task::block_in_place(|| host.network().setup(&pod(uid, name, vec![])));
+    let (old, new, client) = (
+        setup("uid-o", "old").unwrap(),
+        setup("uid-n", "new").unwrap(),
+        setup("uid-c", "client").unwrap(),
+    );
+    serve_udp(&old.netns, 5353, "from-old");
+    serve_udp(&new.netns, 5353, "from-new");
+    let socket = netns::in_netns(Some(&client.netns), || UdpSocket::bind(("0.0.0.0", 0)))
+        .unwrap()
+        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+
+    let proxy = proxier(&host, "a");
+    let proxy_loop = AbortOnDrop(tokio::spawn(watch::run(proxy.clone(), store.kv.clone())));
+    let service: SocketAddr = (DNS_IP.parse::<IpAddr>().unwrap(), 53).into();
+    // The client asks before the Service exists: its flow, not DNATed, must not
+    // outlive the rules either.
+    assert_eq!(ask(&socket, service), None, "no Service yet");
+    put_udp_service(&store.kv, &[old.ip]).await;
+    eventually("the client's flow reaches the first endpoint", async || {
+        ask(&socket, service).filter(|a| a == "from-old")
+    })
+    .await;
+
+    // The endpoint is replaced while the old pod still answers: without the flow's
+    // deletion, the client would go on reaching it for as long as it keeps asking.
+    put_udp_service(&store.kv, &[new.ip]).await;
+    eventually("the same flow reaches the new endpoint", async || {
+        ask(&socket, service).filter(|a| a == "from-new")
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(ask(&socket, service).as_deref(), Some("from-new"), "and stays there");
+    }
+
+    drop(proxy_loop);
+    tokio::task::block_in_place(|| proxy.stop()).unwrap();
+    assert_eq!(proxy_lines(&host), Vec::<String>::new());
+    for uid in ["uid-o", "uid-n", "uid-c"] {
+        tokio::task::block_in_place(|| host.network().teardown(uid)).unwrap();
+    }
 }
