@@ -425,6 +425,18 @@ pub fn keep_allocations(stored: &Value, new: &mut Value) {
         spec.get("type").and_then(Value::as_str),
         Some("NodePort" | "LoadBalancer")
     );
+    // The policy of a Service no longer reached from outside goes with its node
+    // ports and external IPs, unless the client changed it (Kubernetes'
+    // `dropTypeDependentFields`).
+    let external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|ips| !ips.is_empty());
+    let cluster_ip_type = matches!(spec.get("type").and_then(Value::as_str), None | Some("" | "ClusterIP"));
+    let accessible = wants || (cluster_ip_type && external_ips);
+    if !accessible && spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy") {
+        spec.remove("externalTrafficPolicy");
+    }
     let old_ports = old_spec["ports"].as_array().cloned().unwrap_or_default();
     for port in spec
         .get_mut("ports")
@@ -648,5 +660,15 @@ mod tests {
             serde_json::json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30080}]}});
         keep_allocations(&stored, &mut to_cluster_ip);
         assert!(to_cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
+        // The policy the NodePort Service had goes too (a client's `kubectl edit`
+        // of the type keeps it), unless external IPs still reach the Service.
+        let stored = serde_json::json!({"spec": {"type": "NodePort", "externalTrafficPolicy": "Local"}});
+        let mut edited = serde_json::json!({"spec": {"type": "ClusterIP", "externalTrafficPolicy": "Local"}});
+        keep_allocations(&stored, &mut edited);
+        assert!(edited["spec"].get("externalTrafficPolicy").is_none(), "{edited}");
+        let mut with_ips = serde_json::json!({"spec": {"type": "ClusterIP", "externalTrafficPolicy": "Local",
+            "externalIPs": ["192.0.2.10"]}});
+        keep_allocations(&stored, &mut with_ips);
+        assert_eq!(with_ips["spec"]["externalTrafficPolicy"], "Local");
     }
 }
