@@ -16,11 +16,18 @@
 //! by a transaction that also requires both the record and the Service's key to be
 //! as they were read, so a stale record is never mistaken for a live one.
 //!
+//! A free value is searched for with a few random draws, which find one at once
+//! while the range has room; when they all land on taken values (the range nearly
+//! full), one listing of the range's records and a walk over every value from a
+//! random one on find the last free ones, so a range is full only when it is.
+//!
 //! ```text
 //! create: pick ip, ports ─► read their records (stale?) ─► txn: svc absent, records as read,
 //!         namespace unchanged ─► put svc + records        └─ a compare failed: pick again
 //! ```
 
+use std::collections::BTreeSet;
+use std::fmt::Display;
 use std::net::Ipv4Addr;
 
 use serde_json::Value;
@@ -39,7 +46,7 @@ use super::storage;
 
 const CLUSTER_IPS: &str = "/berth/services/clusterips/";
 const NODE_PORTS: &str = "/berth/services/nodeports/";
-/// How many random draws a create makes before saying the range is full.
+/// How many random draws a search makes before it walks the whole range.
 const DRAWS: usize = 64;
 
 /// The service network: kube-apiserver's `--service-cluster-ip-range` and
@@ -66,21 +73,23 @@ impl ServiceNetwork {
         self.cluster_ip_range.host(1).expect("a range with hosts")
     }
 
-    /// A random address to offer: not the network's, not its last (broadcast) and
-    /// not the first, kept for the `kubernetes` Service.
-    fn draw_ip(&self) -> Ipv4Addr {
+    /// The addresses to offer, `(count, i-th)`: not the network's, not its last
+    /// (broadcast) and not the first, kept for the `kubernetes` Service.
+    fn ips(&self) -> (u64, impl Fn(u64) -> Ipv4Addr + '_) {
         let size = 1u64 << (32 - self.cluster_ip_range.prefix_len());
-        let usable = size.saturating_sub(3).max(1);
-        let offset = 2 + random_bits() % usable;
-        self.cluster_ip_range
-            .host(offset as u32)
-            .unwrap_or_else(|| self.first_ip())
+        let count = size.saturating_sub(3).max(1);
+        let at = move |i: u64| {
+            self.cluster_ip_range
+                .host((2 + i) as u32)
+                .unwrap_or_else(|| self.first_ip())
+        };
+        (count, at)
     }
 
-    fn draw_port(&self) -> i32 {
+    /// The node ports, `(count, i-th)`.
+    fn ports(&self) -> (u64, impl Fn(u64) -> i32) {
         let (first, last) = self.node_ports;
-        let count = u64::from(last - first) + 1;
-        i32::from(first) + (random_bits() % count) as i32
+        (u64::from(last - first) + 1, move |i: u64| i32::from(first) + i as i32)
     }
 
     fn port_range_text(&self) -> String {
@@ -137,6 +146,62 @@ async fn free(kv: &Kv, key: String, owner: &str, holds: impl Fn(&Service) -> boo
     }))
 }
 
+/// The values a search walks: `count` of them, the `i`-th `at(i)`, each with its
+/// record under `prefix`.
+struct Range<F> {
+    prefix: &'static str,
+    count: u64,
+    at: F,
+}
+
+/// A free value of `range` for `owner` (see [`free`]), and the record to write:
+/// `draws` random values first, then every value once from a random one on, those
+/// without a record first (one listing says which), then those with one, which may
+/// be stale. `skip` says which values the caller has already taken. `None`: every
+/// value is held.
+async fn search<T: Copy + Display>(
+    kv: &Kv,
+    range: &Range<impl Fn(u64) -> T>,
+    draws: usize,
+    owner: &str,
+    holds: impl Fn(&Service, T) -> bool,
+    skip: impl Fn(T) -> bool,
+) -> Result<Option<(T, Taken)>, KvError> {
+    if range.count == 0 {
+        return Ok(None);
+    }
+    let key = |value: T| format!("{}{value}", range.prefix);
+    for _ in 0..draws {
+        let value = (range.at)(random_bits() % range.count);
+        if skip(value) {
+            continue;
+        }
+        if let Some(record) = free(kv, key(value), owner, |s| holds(s, value)).await? {
+            return Ok(Some((value, record)));
+        }
+    }
+    let (records, _) = kv.list(range.prefix).await?;
+    let recorded: BTreeSet<String> = records.into_iter().map(|r| r.key).collect();
+    let start = random_bits() % range.count;
+    for recorded_pass in [false, true] {
+        for i in walk(range.count, start) {
+            let value = (range.at)(i);
+            if skip(value) || recorded.contains(&key(value)) != recorded_pass {
+                continue;
+            }
+            if let Some(record) = free(kv, key(value), owner, |s| holds(s, value)).await? {
+                return Ok(Some((value, record)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Every index of a range of `count` once, from `start` on, wrapping around.
+fn walk(count: u64, start: u64) -> impl Iterator<Item = u64> {
+    (0..count).map(move |i| (start + i) % count)
+}
+
 /// Why an allocation failed: a refusal to give the client, or the store's error.
 pub enum Refusal {
     Invalid(Vec<FieldError>),
@@ -184,16 +249,14 @@ async fn allocate(
     if take_ip {
         let asked = text(&service.spec.cluster_ip).to_string();
         if asked.is_empty() {
-            let mut found = None;
-            for _ in 0..DRAWS {
-                let ip = network.draw_ip();
-                let key = format!("{CLUSTER_IPS}{ip}");
-                let ip_text = ip.to_string();
-                if let Some(record) = free(kv, key, &owner, |s| text(&s.spec.cluster_ip) == ip_text).await? {
-                    found = Some((ip, record));
-                    break;
-                }
-            }
+            let (count, at) = network.ips();
+            let holds = |s: &Service, ip: Ipv4Addr| text(&s.spec.cluster_ip) == ip.to_string();
+            let range = Range {
+                prefix: CLUSTER_IPS,
+                count,
+                at,
+            };
+            let found = search(kv, &range, DRAWS, &owner, holds, |_| false).await?;
             let Some((ip, record)) = found else {
                 return Err(Refusal::Full("serviceIP"));
             };
@@ -255,17 +318,14 @@ async fn allocate(
                 chosen.push(asked);
             }
             None => {
-                let mut found = None;
-                for _ in 0..DRAWS {
-                    let n = network.draw_port();
-                    if chosen.contains(&n) || held.contains(&n) {
-                        continue;
-                    }
-                    if let Some(record) = free(kv, format!("{NODE_PORTS}{n}"), &owner, |s| holds(s, n)).await? {
-                        found = Some((n, record));
-                        break;
-                    }
-                }
+                let (count, at) = network.ports();
+                let range = Range {
+                    prefix: NODE_PORTS,
+                    count,
+                    at,
+                };
+                let skip = |n: i32| chosen.contains(&n) || held.contains(&n);
+                let found = search(kv, &range, DRAWS, &owner, holds, skip).await?;
                 let Some((n, record)) = found else {
                     return Err(Refusal::Full("nodePort"));
                 };
@@ -365,6 +425,18 @@ pub fn keep_allocations(stored: &Value, new: &mut Value) {
         spec.get("type").and_then(Value::as_str),
         Some("NodePort" | "LoadBalancer")
     );
+    // The policy of a Service no longer reached from outside goes with its node
+    // ports and external IPs, unless the client changed it (Kubernetes'
+    // `dropTypeDependentFields`).
+    let external_ips = spec
+        .get("externalIPs")
+        .and_then(Value::as_array)
+        .is_some_and(|ips| !ips.is_empty());
+    let cluster_ip_type = matches!(spec.get("type").and_then(Value::as_str), None | Some("" | "ClusterIP"));
+    let accessible = wants || (cluster_ip_type && external_ips);
+    if !accessible && spec.get("externalTrafficPolicy") == old_spec.get("externalTrafficPolicy") {
+        spec.remove("externalTrafficPolicy");
+    }
     let old_ports = old_spec["ports"].as_array().cloned().unwrap_or_default();
     for port in spec
         .get_mut("ports")
@@ -498,21 +570,81 @@ pub async fn delete(
 mod tests {
     use super::*;
 
-    #[test]
-    fn draws_stay_inside_the_range_and_off_its_edges() {
-        let network = ServiceNetwork {
+    fn tiny() -> ServiceNetwork {
+        ServiceNetwork {
             cluster_ip_range: "10.96.0.0/29".parse().unwrap(),
             node_ports: (30000, 30002),
-        };
-        for _ in 0..200 {
-            let ip = network.draw_ip();
-            assert!(network.cluster_ip_range.contains(ip));
-            assert!(![0, 1, 7].contains(&ip.octets()[3]), "{ip}");
-            assert!((30000..=30002).contains(&network.draw_port()));
         }
+    }
+
+    #[test]
+    fn offered_values_stay_inside_the_range_and_off_its_edges() {
+        let network = tiny();
+        let (count, at) = network.ips();
+        let ips: Vec<String> = (0..count).map(|i| at(i).to_string()).collect();
+        assert_eq!(ips, ["10.96.0.2", "10.96.0.3", "10.96.0.4", "10.96.0.5", "10.96.0.6"]);
+        let (count, at) = network.ports();
+        assert_eq!((0..count).map(at).collect::<Vec<_>>(), [30000, 30001, 30002]);
         assert_eq!(network.first_ip().to_string(), "10.96.0.1");
+        assert_eq!(walk(5, 3).collect::<Vec<_>>(), [3, 4, 0, 1, 2]);
         assert_eq!(parse_port_range("30000-32767"), Ok((30000, 32767)));
         assert!(parse_port_range("32767-30000").is_err());
+    }
+
+    /// A Service holding `ip`, stored with its record, as a create leaves them.
+    async fn hold(kv: &Kv, name: &str, ip: &str) {
+        let service = serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"}, "spec": {"clusterIP": ip}});
+        kv.put(&SERVICE.key("default", name), serde_json::to_vec(&service).unwrap(), 0)
+            .await
+            .unwrap();
+        kv.put(&format!("{CLUSTER_IPS}{ip}"), format!("default/{name}").into_bytes(), 0)
+            .await
+            .unwrap();
+    }
+
+    /// A range with one address left: the walk finds it whatever the draws did (none
+    /// here), and a record whose Service is gone counts as free; with every address
+    /// held, the range is full.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nearly_full_range_gives_its_last_free_address() {
+        let store = berth_client::testing::store().await;
+        let kv = &store.kv;
+        let network = tiny();
+        let (count, at) = network.ips();
+        let range = Range {
+            prefix: CLUSTER_IPS,
+            count,
+            at,
+        };
+        let holds = |s: &Service, ip: Ipv4Addr| text(&s.spec.cluster_ip) == ip.to_string();
+        for (name, ip) in [
+            ("a", "10.96.0.2"),
+            ("b", "10.96.0.3"),
+            ("c", "10.96.0.5"),
+            ("d", "10.96.0.6"),
+        ] {
+            hold(kv, name, ip).await;
+        }
+        for _ in 0..5 {
+            let found = search(kv, &range, 0, "default/new", holds, |_| false).await.unwrap();
+            let (ip, record) = found.expect("one address is free");
+            assert_eq!(ip.to_string(), "10.96.0.4");
+            assert_eq!(record.conditions, [(format!("{CLUSTER_IPS}10.96.0.4"), 0)]);
+        }
+        hold(kv, "e", "10.96.0.4").await;
+        let full = search(kv, &range, DRAWS, "default/new", holds, |_| false)
+            .await
+            .unwrap();
+        assert!(full.is_none(), "every address is held");
+        // The Service holding .5 went without its record (as with its namespace).
+        let removed = kv.delete(&SERVICE.key("default", "c"), None, None).await.unwrap();
+        let (ip, record) = search(kv, &range, 0, "default/new", holds, |_| false)
+            .await
+            .unwrap()
+            .expect("a stale record is free");
+        assert_eq!(ip.to_string(), "10.96.0.5");
+        assert_eq!(record.conditions[1], (SERVICE.key("default", "c"), 0), "{removed:?}");
     }
 
     #[test]
@@ -528,5 +660,15 @@ mod tests {
             serde_json::json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30080}]}});
         keep_allocations(&stored, &mut to_cluster_ip);
         assert!(to_cluster_ip["spec"]["ports"][0].get("nodePort").is_none());
+        // The policy the NodePort Service had goes too (a client's `kubectl edit`
+        // of the type keeps it), unless external IPs still reach the Service.
+        let stored = serde_json::json!({"spec": {"type": "NodePort", "externalTrafficPolicy": "Local"}});
+        let mut edited = serde_json::json!({"spec": {"type": "ClusterIP", "externalTrafficPolicy": "Local"}});
+        keep_allocations(&stored, &mut edited);
+        assert!(edited["spec"].get("externalTrafficPolicy").is_none(), "{edited}");
+        let mut with_ips = serde_json::json!({"spec": {"type": "ClusterIP", "externalTrafficPolicy": "Local",
+            "externalIPs": ["192.0.2.10"]}});
+        keep_allocations(&stored, &mut with_ips);
+        assert_eq!(with_ips["spec"]["externalTrafficPolicy"], "Local");
     }
 }

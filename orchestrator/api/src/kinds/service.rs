@@ -6,9 +6,9 @@
 //! and every agent's proxy and DNS server read both. What Kubernetes defaults is
 //! defaulted here ([`defaults`]), before validation, on every write.
 //!
-//! berth's service network is IPv4 only, and what needs a cloud or per-node traffic
-//! policies (`LoadBalancer`, `externalIPs`, `externalTrafficPolicy: Local`, topology
-//! hints) is refused by name (`validation/service.rs`).
+//! berth's service network is IPv4 only, and what needs a cloud (`LoadBalancer`)
+//! or topology hints is refused by name (`validation/service.rs`); external IPs and
+//! both traffic policies, `Local` included, are the proxy's to implement.
 
 use std::time::SystemTime;
 
@@ -148,7 +148,7 @@ fn defaults(object: &mut Object) {
     if text(&spec.internal_traffic_policy).is_empty() {
         spec.internal_traffic_policy = Some("Cluster".into());
     }
-    if wants_node_ports(spec) && text(&spec.external_traffic_policy).is_empty() {
+    if validation::service::is_externally_accessible(spec) && text(&spec.external_traffic_policy).is_empty() {
         spec.external_traffic_policy = Some("Cluster".into());
     }
     // `clusterIP` and `clusterIPs[0]` say the same; either may be the one sent.

@@ -1,14 +1,15 @@
 //! A Service's checks, with kube-apiserver's words (its `ValidateService` and
 //! `ValidateServiceUpdate`): ports, target ports, the cluster IP's forms, the
-//! selector, and what berth refuses by name because nothing in berth would act on
-//! it. Whether an asked-for cluster IP or node port is inside its range and free is
+//! selector, session affinity, external IPs and the traffic policies, the fields
+//! only a type berth does not serve may use, and what berth refuses by name because
+//! nothing in berth would act on it. Whether an asked-for cluster IP or node port is inside its range and free is
 //! the allocator's to say (berth-apiserver), as kube-apiserver's does.
 
 use std::collections::BTreeSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::unsupported::{NOT_IMPLEMENTED, check};
-use super::{Errors, err, is_dns_label};
+use super::{Errors, err, is_dns_label, is_dns_subdomain};
 use crate::kinds::cells::text;
 use crate::kinds::service::{
     CLUSTER_IP, EXTERNAL_NAME, HEADLESS, LOAD_BALANCER, NODE_PORT, Service, ServicePort, is_headless, service_type,
@@ -94,7 +95,16 @@ pub fn service(service: &Service, errors: &mut Errors) {
         }
     }
     match text(&spec.session_affinity) {
-        "" | "None" | "ClientIP" => {}
+        "ClientIP" => {}
+        "" | "None" => {
+            if spec.session_affinity_config.is_some() {
+                err(
+                    errors,
+                    "spec.sessionAffinityConfig",
+                    "Forbidden: must not be set when session affinity is None",
+                );
+            }
+        }
         other => err(
             errors,
             "spec.sessionAffinity",
@@ -114,7 +124,139 @@ pub fn service(service: &Service, errors: &mut Errors) {
             "must be greater than 0 and less than 86400",
         );
     }
+    external_ips(spec, errors);
+    traffic_policies(spec, errors);
+    load_balancer_only(service, errors);
     unsupported(service, errors);
+}
+
+/// Whether traffic from outside the cluster reaches the Service (node ports or
+/// external IPs), as Kubernetes' `ExternallyAccessible` says: what
+/// `externalTrafficPolicy` applies to.
+pub fn is_externally_accessible(spec: &crate::kinds::service::ServiceSpec) -> bool {
+    matches!(service_type(spec), NODE_PORT | LOAD_BALANCER)
+        || (service_type(spec) == CLUSTER_IP && spec.external_ips.as_ref().is_some_and(|ips| !ips.is_empty()))
+}
+
+/// `spec.externalIPs`: addresses, none a host's own by definition (unspecified,
+/// loopback, link-local), as Kubernetes' `ValidateNonSpecialIP` says; IPv4 only, as
+/// berth's service network is.
+fn external_ips(spec: &crate::kinds::service::ServiceSpec, errors: &mut Errors) {
+    for (i, ip) in spec.external_ips.iter().flatten().enumerate() {
+        let at = format!("spec.externalIPs[{i}]");
+        match ip.parse::<IpAddr>() {
+            Err(_) => err(errors, at, INVALID_IP),
+            Ok(IpAddr::V6(_)) => err(
+                errors,
+                at,
+                format!("{NOT_IMPLEMENTED} (berth's service network is IPv4 only)"),
+            ),
+            Ok(IpAddr::V4(v4)) => {
+                if let Some(problem) = special_ip_problem(v4) {
+                    err(errors, at, problem);
+                }
+            }
+        }
+    }
+}
+
+/// Why `ip` may not be an external IP or an endpoint, in Kubernetes' words.
+fn special_ip_problem(ip: Ipv4Addr) -> Option<String> {
+    if ip.is_unspecified() {
+        Some(format!("may not be unspecified ({ip})"))
+    } else if ip.is_loopback() {
+        Some("may not be in the loopback range (127.0.0.0/8, ::1/128)".into())
+    } else if ip.is_link_local() {
+        Some("may not be in the link-local range (169.254.0.0/16, fe80::/10)".into())
+    } else if ip.octets()[..3] == [224, 0, 0] {
+        Some("may not be in the link-local multicast range (224.0.0.0/24, ff02::/10)".into())
+    } else {
+        None
+    }
+}
+
+/// `externalTrafficPolicy` (only for a Service reached from outside, and then
+/// required: the defaults fill it in) and `internalTrafficPolicy`, both `Cluster` or
+/// `Local`, which the proxy implements; `healthCheckNodePort`, only for a
+/// LoadBalancer with the `Local` policy; `trafficDistribution`'s one value.
+fn traffic_policies(spec: &crate::kinds::service::ServiceSpec, errors: &mut Errors) {
+    let external = text(&spec.external_traffic_policy);
+    if !is_externally_accessible(spec) {
+        if !external.is_empty() {
+            err(
+                errors,
+                "spec.externalTrafficPolicy",
+                "may only be set for externally-accessible services",
+            );
+        }
+    } else if external.is_empty() {
+        err(errors, "spec.externalTrafficPolicy", "required");
+    } else if !matches!(external, "Cluster" | "Local") {
+        err(
+            errors,
+            "spec.externalTrafficPolicy",
+            format!("Unsupported value: {external:?}: supported values: \"Cluster\", \"Local\""),
+        );
+    }
+    let internal = text(&spec.internal_traffic_policy);
+    if !matches!(internal, "" | "Cluster" | "Local") {
+        err(
+            errors,
+            "spec.internalTrafficPolicy",
+            format!("Unsupported value: {internal:?}: supported values: \"Cluster\", \"Local\""),
+        );
+    }
+    // A health check node port serves a cloud load balancer (the type is refused
+    // as such); on any other type Kubernetes refuses it.
+    if spec.health_check_node_port.is_some_and(|p| p != 0) && service_type(spec) != LOAD_BALANCER {
+        err(
+            errors,
+            "spec.healthCheckNodePort",
+            "may only be set when `type` is 'LoadBalancer' and `externalTrafficPolicy` is 'Local'",
+        );
+    }
+    match text(&spec.traffic_distribution) {
+        "" => {}
+        "PreferClose" => err(
+            errors,
+            "spec.trafficDistribution",
+            format!("{NOT_IMPLEMENTED} (topology hints)"),
+        ),
+        other => err(
+            errors,
+            "spec.trafficDistribution",
+            format!("Unsupported value: {other:?}: supported values: \"PreferClose\""),
+        ),
+    }
+}
+
+/// The fields of a cloud load balancer, which Kubernetes refuses on every other
+/// type (a LoadBalancer Service is refused by its type), and a load balancer's
+/// status, which Kubernetes 1.32 allows on LoadBalancer Services only.
+fn load_balancer_only(service: &Service, errors: &mut Errors) {
+    let spec = &service.spec;
+    if service_type(spec) == LOAD_BALANCER {
+        return;
+    }
+    const ONLY_LOAD_BALANCER: &str = "Forbidden: may only be used when `type` is 'LoadBalancer'";
+    if spec.allocate_load_balancer_node_ports.is_some() {
+        err(errors, "spec.allocateLoadBalancerNodePorts", ONLY_LOAD_BALANCER);
+    }
+    if spec.load_balancer_class.is_some() {
+        err(errors, "spec.loadBalancerClass", ONLY_LOAD_BALANCER);
+    }
+    if spec.load_balancer_source_ranges.as_ref().is_some_and(|r| !r.is_empty()) {
+        // Kubernetes names this field with a capital L in its error.
+        err(errors, "spec.LoadBalancerSourceRanges", ONLY_LOAD_BALANCER);
+    }
+    let ingress = service.status.load_balancer.as_ref().and_then(|lb| lb.ingress.as_ref());
+    if ingress.is_some_and(|i| !i.is_empty()) {
+        err(
+            errors,
+            "status.loadBalancer.ingress",
+            "Forbidden: may only be used when `spec.type` is 'LoadBalancer'",
+        );
+    }
 }
 
 /// One port: its name (a DNS label; required when there are several), number,
@@ -160,6 +302,54 @@ fn service_port(port: &ServicePort, at: &str, several: bool, errors: &mut Errors
         }
         _ => {}
     }
+    if let Some(app_protocol) = &port.app_protocol {
+        for problem in qualified_name_problems(app_protocol) {
+            err(errors, format!("{at}.appProtocol"), problem);
+        }
+    }
+}
+
+/// Why `name` is not what Kubernetes calls a qualified name (`[prefix/]name`: a DNS
+/// subdomain, then up to 63 alphanumerics, '-', '_' or '.' that start and end
+/// alphanumeric), as its `IsQualifiedName` words it.
+pub fn qualified_name_problems(name: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    let (prefix, short) = match name.split_once('/') {
+        Some((prefix, short)) => (Some(prefix), short),
+        None => (None, name),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            problems.push("prefix part must be non-empty".into());
+        } else if !is_dns_subdomain(prefix) {
+            problems.push(
+                "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, \
+                 '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex \
+                 used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+                    .into(),
+            );
+        }
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if short.is_empty() {
+        problems.push("name part must be non-empty".into());
+    } else if short.len() > 63 {
+        problems.push("name part must be no more than 63 characters".into());
+    }
+    if !short.is_empty()
+        && (short.contains('/')
+            || !short.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || !edge_ok(short.chars().next())
+            || !edge_ok(short.chars().last()))
+    {
+        problems.push(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an \
+             alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is \
+             '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+                .into(),
+        );
+    }
+    problems
 }
 
 /// Why `name` is not an IANA service name (what a named container port must be),
@@ -228,50 +418,30 @@ fn cluster_ip(service: &Service, errors: &mut Errors) {
 /// What berth would have to act on but does not: refused by name.
 fn unsupported(service: &Service, errors: &mut Errors) {
     let spec = &service.spec;
-    let some = |v: &Option<Vec<String>>| v.as_ref().is_some_and(|v| !v.is_empty());
     let set = |s: &Option<String>| !text(s).is_empty();
-    let mut refuse = |is_set: bool, field: &str, detail: &str| check(errors, is_set, field.into(), detail);
-    refuse(some(&spec.external_ips), "spec.externalIPs", "");
-    refuse(
+    check(
+        errors,
         set(&spec.external_name) && service_type(spec) != EXTERNAL_NAME,
-        "spec.externalName",
+        "spec.externalName".into(),
         "",
     );
-    refuse(
-        !matches!(text(&spec.external_traffic_policy), "" | "Cluster"),
-        "spec.externalTrafficPolicy",
-        "berth's proxy sends node port traffic to every endpoint",
-    );
-    refuse(
-        !matches!(text(&spec.internal_traffic_policy), "" | "Cluster"),
-        "spec.internalTrafficPolicy",
-        "berth's proxy sends cluster traffic to every endpoint",
-    );
-    refuse(set(&spec.load_balancer_ip), "spec.loadBalancerIP", "");
-    refuse(
-        some(&spec.load_balancer_source_ranges),
-        "spec.loadBalancerSourceRanges",
-        "",
-    );
-    refuse(set(&spec.load_balancer_class), "spec.loadBalancerClass", "");
-    refuse(
-        spec.health_check_node_port.is_some_and(|p| p != 0),
-        "spec.healthCheckNodePort",
-        "",
-    );
-    refuse(
-        set(&spec.traffic_distribution),
-        "spec.trafficDistribution",
-        "topology hints",
-    );
-    refuse(
-        spec.ip_families.iter().flatten().any(|f| f != "IPv4"),
-        "spec.ipFamilies",
-        "berth's service network is IPv4 only",
-    );
-    refuse(
+    check(errors, set(&spec.load_balancer_ip), "spec.loadBalancerIP".into(), "");
+    for (i, family) in spec.ip_families.iter().flatten().enumerate() {
+        let at = format!("spec.ipFamilies[{i}]");
+        match family.as_str() {
+            "IPv4" => {}
+            "IPv6" => check(errors, true, at, "berth's service network is IPv4 only"),
+            other => err(
+                errors,
+                at,
+                format!("Unsupported value: {other:?}: supported values: \"IPv4\", \"IPv6\""),
+            ),
+        }
+    }
+    check(
+        errors,
         text(&spec.ip_family_policy) == "RequireDualStack",
-        "spec.ipFamilyPolicy",
+        "spec.ipFamilyPolicy".into(),
         "berth's service network is IPv4 only",
     );
     if !matches!(
@@ -299,111 +469,5 @@ pub fn service_update(old: &Service, new: &Service, errors: &mut Errors) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kinds::Object;
-    use crate::kinds::service::SERVICE;
-
-    fn errors_of(spec: serde_json::Value) -> Vec<String> {
-        let value = serde_json::json!({"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": "web", "namespace": "default"}, "spec": spec});
-        let mut object: Object = (SERVICE.decode)(value).unwrap();
-        (SERVICE.defaults)(&mut object);
-        crate::validation::validate(&object)
-            .iter()
-            .map(|e| e.to_string())
-            .collect()
-    }
-
-    #[test]
-    fn a_plain_service_is_valid() {
-        let ok = errors_of(serde_json::json!({"selector": {"app": "web"},
-            "ports": [{"name": "http", "port": 80, "targetPort": "http"}, {"name": "dns", "port": 53, "protocol": "UDP"}]}));
-        assert_eq!(ok, Vec::<String>::new());
-        let headless = errors_of(serde_json::json!({"clusterIP": "None", "selector": {"app": "db"}}));
-        assert_eq!(headless, Vec::<String>::new());
-    }
-
-    #[test]
-    fn ports_are_checked_as_kubernetes_does() {
-        let errors = errors_of(serde_json::json!({"ports": [
-            {"port": 0}, {"port": 80, "targetPort": "no_such"}, {"name": "a", "port": 80}, {"name": "a", "port": 81, "protocol": "XDP"}
-        ]}));
-        assert_eq!(
-            errors,
-            [
-                "spec.ports[0].name: required",
-                "spec.ports[0].port: must be between 1 and 65535, inclusive",
-                "spec.ports[0].targetPort: must be between 1 and 65535, inclusive",
-                "spec.ports[1].name: required",
-                "spec.ports[1].targetPort: must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)",
-                "spec.ports[2]: Duplicate value: \"80/TCP\"",
-                "spec.ports[3].protocol: Unsupported value: \"XDP\": supported values: \"SCTP\", \"TCP\", \"UDP\"",
-                "spec.ports[3].name: Duplicate value: \"a\"",
-            ]
-        );
-        assert_eq!(errors_of(serde_json::json!({})), ["spec.ports: required"]);
-        let node_port_on_cluster_ip = errors_of(serde_json::json!({"ports": [{"port": 80, "nodePort": 30000}]}));
-        assert_eq!(
-            node_port_on_cluster_ip,
-            ["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"]
-        );
-    }
-
-    #[test]
-    fn cluster_ip_forms() {
-        let port = serde_json::json!([{"port": 80}]);
-        assert_eq!(
-            errors_of(serde_json::json!({"clusterIP": "10.96.0.9", "ports": port})),
-            Vec::<String>::new()
-        );
-        assert_eq!(
-            errors_of(serde_json::json!({"clusterIP": "10.96.0.300", "ports": port})),
-            [format!("spec.clusterIP: {INVALID_IP}")]
-        );
-        assert_eq!(
-            errors_of(serde_json::json!({"clusterIP": "None", "type": "NodePort", "ports": port})),
-            ["spec.clusterIP: may not be set to 'None' for NodePort services"]
-        );
-        assert_eq!(
-            errors_of(serde_json::json!({"clusterIP": "10.96.0.9", "clusterIPs": ["10.96.0.8"], "ports": port})),
-            ["spec.clusterIPs: first value must match `clusterIP`"]
-        );
-    }
-
-    #[test]
-    fn what_berth_does_not_implement_is_refused_by_name() {
-        let errors = errors_of(
-            serde_json::json!({"type": "LoadBalancer", "ports": [{"port": 80, "protocol": "SCTP"}],
-            "externalIPs": ["1.2.3.4"], "externalTrafficPolicy": "Local", "ipFamilies": ["IPv6"],
-            "trafficDistribution": "PreferClose"}),
-        );
-        let fields: Vec<&str> = errors.iter().map(|e| e.split(':').next().unwrap()).collect();
-        assert_eq!(
-            fields,
-            [
-                "spec.type",
-                "spec.ports[0].protocol",
-                "spec.externalIPs",
-                "spec.externalTrafficPolicy",
-                "spec.trafficDistribution",
-                "spec.ipFamilies"
-            ]
-        );
-        assert!(errors.iter().all(|e| e.contains(NOT_IMPLEMENTED)), "{errors:?}");
-    }
-
-    #[test]
-    fn the_cluster_ip_may_not_change() {
-        let service = |ip: &str| {
-            let mut s = Service::default();
-            s.spec.cluster_ip = Some(ip.into());
-            s
-        };
-        let mut errors = Vec::new();
-        service_update(&service("10.96.0.9"), &service("10.96.0.9"), &mut errors);
-        assert!(errors.is_empty());
-        service_update(&service("10.96.0.9"), &service("10.96.0.10"), &mut errors);
-        assert_eq!(errors[0].to_string(), "spec.clusterIPs[0]: may not change once set");
-    }
-}
+#[path = "service_tests.rs"]
+mod tests;

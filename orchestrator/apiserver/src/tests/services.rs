@@ -276,3 +276,109 @@ async fn what_a_deleted_namespace_held_is_free_again() {
     let taken = server.send_json("POST", SERVICES, &service("b", spec)).await;
     assert_eq!(taken.status, 201, "{}", taken.json());
 }
+
+/// External IPs and the `Local` traffic policies are served (by every agent's
+/// proxy): taken, defaulted and checked as kube-apiserver does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_ips_and_local_traffic_policies_are_taken_and_checked() {
+    let server = start().await;
+    let local = server
+        .send_json(
+            "POST",
+            SERVICES,
+            &service(
+                "web",
+                json!({"type": "NodePort", "ports": [{"port": 80}], "externalIPs": ["192.0.2.10"],
+                       "externalTrafficPolicy": "Local", "internalTrafficPolicy": "Local"}),
+            ),
+        )
+        .await;
+    assert_eq!(local.status, 201, "{}", local.json());
+    let spec = &local.json()["spec"];
+    assert_eq!(
+        (
+            &spec["externalIPs"],
+            &spec["externalTrafficPolicy"],
+            &spec["internalTrafficPolicy"]
+        ),
+        (&json!(["192.0.2.10"]), &json!("Local"), &json!("Local"))
+    );
+    // External IPs make a ClusterIP Service reachable from outside: it gets the
+    // external policy's default.
+    let cluster_ip = server
+        .send_json(
+            "POST",
+            SERVICES,
+            &service("db", json!({"ports": [{"port": 5432}], "externalIPs": ["192.0.2.11"]})),
+        )
+        .await;
+    assert_eq!(cluster_ip.status, 201, "{}", cluster_ip.json());
+    assert_eq!(cluster_ip.json()["spec"]["externalTrafficPolicy"], "Cluster");
+    for (name, spec, message) in [
+        (
+            "loopback",
+            json!({"ports": [{"port": 80}], "externalIPs": ["127.0.0.1"]}),
+            "Service \"loopback\" is invalid: spec.externalIPs[0]: Invalid value: \"127.0.0.1\": may not be in the \
+             loopback range (127.0.0.0/8, ::1/128)",
+        ),
+        (
+            "inside",
+            json!({"ports": [{"port": 80}], "externalTrafficPolicy": "Local"}),
+            "Service \"inside\" is invalid: spec.externalTrafficPolicy: Invalid value: \"Local\": may only be set for \
+             externally-accessible services",
+        ),
+        (
+            "affinity",
+            json!({"ports": [{"port": 80}], "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}}),
+            "Service \"affinity\" is invalid: spec.sessionAffinityConfig: Forbidden: must not be set when session \
+             affinity is None",
+        ),
+        (
+            "allocate",
+            json!({"type": "NodePort", "ports": [{"port": 80}], "allocateLoadBalancerNodePorts": false}),
+            "Service \"allocate\" is invalid: spec.allocateLoadBalancerNodePorts: Forbidden: may only be used when \
+             `type` is 'LoadBalancer'",
+        ),
+    ] {
+        let refused = server.send_json("POST", SERVICES, &service(name, spec)).await;
+        assert_eq!(refused.status, 422, "{name}: {}", refused.json());
+        assert_eq!(refused.json()["message"], message);
+    }
+}
+
+/// A range with one address left gives that address, whatever the random draws
+/// hit first, and is full only once it is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nearly_full_range_gives_its_last_address() {
+    let server = start_with(Settings {
+        service_network: ServiceNetwork {
+            cluster_ip_range: "10.96.0.0/29".parse().unwrap(),
+            node_ports: (30000, 30009),
+        },
+        ..Settings::default()
+    })
+    .await;
+    // .1 is the `kubernetes` Service's; .2 to .6 are the ones offered.
+    for (name, ip) in [
+        ("a", "10.96.0.2"),
+        ("b", "10.96.0.3"),
+        ("c", "10.96.0.5"),
+        ("d", "10.96.0.6"),
+    ] {
+        let body = service(name, json!({"clusterIP": ip, "ports": [{"port": 80}]}));
+        assert_eq!(server.send_json("POST", SERVICES, &body).await.status, 201);
+    }
+    let last = server
+        .send_json("POST", SERVICES, &service("e", json!({"ports": [{"port": 80}]})))
+        .await;
+    assert_eq!(last.status, 201, "{}", last.json());
+    assert_eq!(last.json()["spec"]["clusterIP"], "10.96.0.4");
+    let full = server
+        .send_json("POST", SERVICES, &service("f", json!({"ports": [{"port": 80}]})))
+        .await;
+    assert_eq!(full.status, 500, "{}", full.json());
+    assert_eq!(
+        full.json()["message"],
+        "Internal error occurred: failed to allocate a serviceIP: range is full"
+    );
+}

@@ -6,9 +6,10 @@
 //!
 //! ```text
 //!  BERTH-SVCS-<tag>   nat: every service's entry point (jumped from PREROUTING, OUTPUT)
-//!                     filter: REJECT for services without endpoints (OUTPUT, FORWARD)
+//!                     filter: REJECT for cluster IPs without endpoints (OUTPUT, FORWARD)
 //!  BERTH-NP-<tag>     nat: NodePorts (last rule of BERTH-SVCS, for local addresses)
-//!                     filter: REJECT for NodePorts without endpoints (INPUT, FORWARD)
+//!                     filter: REJECT (DROP: none local under the Local policy) for
+//!                     NodePorts and external IPs without endpoints (INPUT, FORWARD)
 //!  BERTH-POST-<tag>   nat: MASQUERADE of marked packets (POSTROUTING)
 //!  BERTH-FWD-<tag>    filter: lets marked and established traffic through (FORWARD)
 //!  BERTH-SVC-<code><hash>  a service port's balancing over its endpoints

@@ -89,6 +89,7 @@ impl Proxier {
         let node = ProxyNode {
             name: settings.node_name.clone(),
             chains: ChainNames::new(&settings.tag),
+            pod_bridge: settings.route_bridge.clone(),
         };
         Proxier {
             settings,

@@ -10,12 +10,13 @@
 //!  nat PREROUTING, OUTPUT ─► SVCS ─┬─ -d clusterIP --dport p ─► SVC (or SVL: Local) ─┐
 //!                                  ├─ -d externalIP --dport p ─► EXT ─┐              │
 //!                                  └─ --dst-type LOCAL ─► NP ─ --dport nodePort ─► EXT │
-//!         EXT: mark for masquerade (Cluster policy) ─► SVC, or ─► SVL (Local policy) │
+//!         EXT: mark for masquerade (Cluster policy) ─► SVC, or (Local policy): pods │
+//!              and the node itself ─► SVC, the rest ─► SVL (none: on to DROP)    │
 //!         SVC/SVL: affinity (-m recent) then random balancing ─► SEP ◄────────────────┘
 //!         SEP: mark hairpin traffic (from the endpoint itself), DNAT to ip:port
 //!  nat POSTROUTING ─► POST: MASQUERADE what is marked
-//!  filter OUTPUT, FORWARD (new) ─► SVCS: REJECT cluster/external IPs without endpoints
-//!  filter INPUT, FORWARD (new) ─► NP: REJECT NodePorts without endpoints
+//!  filter OUTPUT, FORWARD (new) ─► SVCS: REJECT cluster IPs without endpoints
+//!  filter INPUT, FORWARD (new) ─► NP: REJECT NodePorts and external IPs without endpoints
 //!  filter FORWARD ─► FWD: accept marked and established traffic
 //! ```
 
@@ -106,6 +107,10 @@ pub struct ProxyNode {
     /// The Node's name (endpoints on it are local, for the `Local` policies).
     pub name: String,
     pub chains: ChainNames,
+    /// The bridge this node's pods are on: their traffic to a Service's node port or
+    /// external IP is the cluster's own, not subject to `externalTrafficPolicy:
+    /// Local` (kube-proxy's bridge-interface local detector). None: no pod network.
+    pub pod_bridge: Option<String>,
 }
 
 /// What a sync left in one chain: its rules, as written.
@@ -311,36 +316,40 @@ fn service_port_rules(port: &ServicePort, node: &ProxyNode, filter: &mut TableRu
         }
     }
 
-    // NodePort and external IPs.
+    // NodePort and external IPs: through the EXT chain whenever the Service has
+    // endpoints somewhere, as kube-proxy does. Under the `Local` policy, traffic from
+    // this node's pods and from the node itself is not "external" and may go to any
+    // endpoint (the node's own is masqueraded, so the replies come back here); the
+    // rest goes to this node's endpoints only, keeping the client's address, or,
+    // with none here, falls through un-DNATed to the filter's DROP.
     if port.node_port.is_none() && port.external_ips.is_empty() {
         return;
     }
-    let ext = names.service_port("EXT", &display, protocol);
-    let has_external_target = if port.external_local {
-        svl.is_some()
-    } else {
-        svc.is_some()
-    };
-    if has_external_target {
+    let ext = names.service_port("EXT", display.as_str(), protocol);
+    let external_target = if port.external_local { &svl } else { &svc };
+    if let Some(svc) = &svc {
         nat.chain(&ext);
         if port.external_local {
-            // The node's own traffic is not "external": it may go anywhere, and is
-            // masqueraded so the replies come back here.
-            if let Some(svc) = &svc {
-                let local_source = "-m addrtype --src-type LOCAL";
+            if let Some(bridge) = &node.pod_bridge {
                 nat.rule(
                     &ext,
                     format!(
-                        "-m comment --comment \"masquerade LOCAL traffic for {display} external destinations\" \
-                         {local_source} -j MARK --or-mark {MASQUERADE_MARK}"
+                        "-m comment --comment \"pod traffic for {display} external destinations\" -i {bridge} -j {svc}"
                     ),
                 );
-                nat.rule(
-                    &ext,
-                    format!("-m comment --comment \"route LOCAL traffic for {display} external destinations\" {local_source} -j {svc}"),
-                );
             }
-            nat.rule(&ext, format!("-j {}", svl.as_deref().unwrap_or_default()));
+            let local_source = "-m addrtype --src-type LOCAL";
+            nat.rule(
+                &ext,
+                format!(
+                    "-m comment --comment \"masquerade LOCAL traffic for {display} external destinations\" \
+                     {local_source} -j MARK --or-mark {MASQUERADE_MARK}"
+                ),
+            );
+            nat.rule(
+                &ext,
+                format!("-m comment --comment \"route LOCAL traffic for {display} external destinations\" {local_source} -j {svc}"),
+            );
         } else {
             nat.rule(
                 &ext,
@@ -349,37 +358,52 @@ fn service_port_rules(port: &ServicePort, node: &ProxyNode, filter: &mut TableRu
                      -j MARK --or-mark {MASQUERADE_MARK}"
                 ),
             );
-            nat.rule(&ext, format!("-j {}", svc.as_deref().unwrap_or_default()));
+        }
+        if let Some(target) = external_target {
+            nat.rule(&ext, format!("-j {target}"));
+        }
+        if let Some(node_port) = port.node_port {
+            nat.rule(
+                &names.node_ports(),
+                format!(
+                    "{} -m comment --comment \"{display}\" -j {ext}",
+                    port_match(port, node_port)
+                ),
+            );
+        }
+        for ip in &port.external_ips {
+            nat.rule(
+                &names.services(),
+                format!(
+                    "-d {ip}/32 {} -m comment --comment \"{display} external IP\" -j {ext}",
+                    port_match(port, port.port)
+                ),
+            );
         }
     }
+    if external_target.is_some() {
+        return;
+    }
+    // What reaches the node (INPUT) or passes through it (FORWARD) with nowhere to
+    // go, in the chain filter hooks there (kube-proxy's KUBE-EXTERNAL-SERVICES).
     let (why, target) = no_endpoint_target(port);
     if let Some(node_port) = port.node_port {
-        let matches = port_match(port, node_port);
-        if has_external_target {
-            nat.rule(
-                &names.node_ports(),
-                format!("{matches} -m comment --comment \"{display}\" -j {ext}"),
-            );
-        } else {
-            filter.rule(
-                &names.node_ports(),
-                format!("-m addrtype --dst-type LOCAL {matches} -m comment --comment \"{display} {why}\" -j {target}"),
-            );
-        }
+        filter.rule(
+            &names.node_ports(),
+            format!(
+                "-m addrtype --dst-type LOCAL {} -m comment --comment \"{display} {why}\" -j {target}",
+                port_match(port, node_port)
+            ),
+        );
     }
     for ip in &port.external_ips {
-        let matches = format!("-d {ip}/32 {}", port_match(port, port.port));
-        if has_external_target {
-            nat.rule(
-                &names.services(),
-                format!("{matches} -m comment --comment \"{display} external IP\" -j {ext}"),
-            );
-        } else {
-            filter.rule(
-                &names.services(),
-                format!("{matches} -m comment --comment \"{display} {why}\" -j {target}"),
-            );
-        }
+        filter.rule(
+            &names.node_ports(),
+            format!(
+                "-d {ip}/32 {} -m comment --comment \"{display} {why}\" -j {target}",
+                port_match(port, port.port)
+            ),
+        );
     }
 }
 

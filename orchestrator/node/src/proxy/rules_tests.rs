@@ -46,6 +46,7 @@ fn node() -> ProxyNode {
     ProxyNode {
         name: "node-a".into(),
         chains: ChainNames::new("berth0"),
+        pod_bridge: Some("berth0".into()),
     }
 }
 
@@ -327,20 +328,90 @@ fn local_policies_keep_traffic_on_this_nodes_endpoints() {
     assert_eq!(chain_rules(&ruleset, &svl).len(), 1);
     assert!(chain_rules(&ruleset, &svl)[0].contains("10.244.0.5:8080"));
     assert!(chain_rules(&ruleset, "BERTH-SVCS-berth0")[0].ends_with(&format!("-j {svl}")));
-    let ext = chain_rules(&ruleset, &names().service_port("EXT", display, "tcp"));
-    assert!(
-        ext[0].contains("--src-type LOCAL -j MARK") && ext[1].ends_with(&svc_chain(display)),
-        "{ext:?}"
+    let ext_chain = names().service_port("EXT", display, "tcp");
+    let ext = chain_rules(&ruleset, &ext_chain);
+    let svc = svc_chain(display);
+    assert_eq!(
+        ext,
+        [
+            format!("-m comment --comment \"pod traffic for {display} external destinations\" -i berth0 -j {svc}"),
+            format!(
+                "-m comment --comment \"masquerade LOCAL traffic for {display} external destinations\" \
+                 -m addrtype --src-type LOCAL -j MARK --or-mark 0x4000"
+            ),
+            format!(
+                "-m comment --comment \"route LOCAL traffic for {display} external destinations\" \
+                 -m addrtype --src-type LOCAL -j {svc}"
+            ),
+            format!("-j {svl}"),
+        ]
     );
-    assert_eq!(ext[2], format!("-j {svl}"));
+    assert_eq!(
+        nat_rules(&ruleset, "BERTH-NP-berth0"),
+        [format!(
+            "-p tcp -m tcp --dport 30080 -m comment --comment \"{display}\" -j {ext_chain}"
+        )]
+    );
+    assert_eq!(
+        chain_rules(&ruleset, "BERTH-NP-berth0").len(),
+        1 + 1,
+        "only the localnet rule in filter"
+    );
 
-    // Endpoints elsewhere only: this node drops (it has none to send to).
+    // Endpoints elsewhere only: the cluster IP drops on this node (Local internal
+    // policy); the node port still goes through EXT, where this node's pods and the
+    // node itself reach the endpoints elsewhere, and the rest falls through to the
+    // filter's DROP.
     let elsewhere = rules(
         &[web(spec)],
         &[slice("web-1", "web", http_port(), &[ready("10.244.1.5")])],
     );
     assert!(chain_rules(&elsewhere, "BERTH-SVCS-berth0")[0].ends_with("has no local endpoints\" -j DROP"));
-    assert!(chain_rules(&elsewhere, "BERTH-NP-berth0")[1].ends_with("has no local endpoints\" -j DROP"));
+    let ext = chain_rules(&elsewhere, &ext_chain);
+    assert_eq!(ext.len(), 3, "{ext:?}");
+    assert!(
+        ext.iter()
+            .all(|rule| rule.ends_with(&format!("-j {svc}")) || rule.contains("-j MARK"))
+    );
+    assert_eq!(
+        chain_rules(&elsewhere, "BERTH-NP-berth0")[1..],
+        [
+            format!(
+                "-m addrtype --dst-type LOCAL -p tcp -m tcp --dport 30080 -m comment --comment \"{display} has no \
+                 local endpoints\" -j DROP"
+            ),
+            format!("-p tcp -m tcp --dport 30080 -m comment --comment \"{display}\" -j {ext_chain}"),
+        ]
+    );
+    assert!(!elsewhere.text.contains("BERTH-SVL-"), "{}", elsewhere.text);
+}
+
+#[test]
+fn external_ips_go_through_ext_and_are_refused_in_filter_without_endpoints() {
+    let display = "default/web:http";
+    let spec = json!({"externalIPs": ["192.0.2.10"], "externalTrafficPolicy": "Cluster"});
+    let ruleset = rules(
+        &[web(spec.clone())],
+        &[slice("web-1", "web", http_port(), &[ready("10.244.1.5")])],
+    );
+    let ext = names().service_port("EXT", display, "tcp");
+    assert!(
+        chain_rules(&ruleset, "BERTH-SVCS-berth0").contains(&format!(
+            "-d 192.0.2.10/32 -p tcp -m tcp --dport 80 -m comment --comment \"{display} external IP\" -j {ext}"
+        )),
+        "{}",
+        ruleset.text
+    );
+    assert_eq!(chain_rules(&ruleset, &ext)[1], format!("-j {}", svc_chain(display)));
+    let none = rules(&[web(spec)], &[]);
+    assert!(!none.text.contains("BERTH-EXT-"), "{}", none.text);
+    assert_eq!(
+        chain_rules(&none, "BERTH-NP-berth0")[1..],
+        [format!(
+            "-d 192.0.2.10/32 -p tcp -m tcp --dport 80 -m comment --comment \"{display} has no endpoints\" \
+             -j REJECT --reject-with icmp-port-unreachable"
+        )]
+    );
 }
 
 #[test]

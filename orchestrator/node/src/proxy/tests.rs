@@ -52,12 +52,21 @@ fn proxier(host: &Host, node_name: &str) -> Arc<Proxier> {
 }
 
 async fn put_service(kv: &Kv) {
-    let service = json!({
+    put_service_with(kv, json!({})).await;
+}
+
+/// The NodePort Service `web`, with `extra` fields in its spec.
+async fn put_service_with(kv: &Kv, extra: Value) {
+    let mut service = json!({
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"namespace": "default", "name": "web"},
         "spec": {"type": "NodePort", "clusterIP": CLUSTER_IP,
                  "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30080, "protocol": "TCP"}]},
     });
+    service["spec"]
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     kv.put("/registry/services/default/web", service.to_string().into_bytes(), 0)
         .await
         .unwrap();
@@ -231,6 +240,83 @@ async fn a_service_reaches_its_endpoints_from_pods_and_hosts_follows_them_and_le
         );
     }
     for (host, uid) in [(&host_a, "uid-a"), (&host_b, "uid-b"), (&host_b, "uid-b2")] {
+        tokio::task::block_in_place(|| host.network().teardown(uid)).unwrap();
+    }
+}
+
+/// `externalTrafficPolicy: Local`: a node port reaches only its own node's
+/// endpoints, with the client's address kept; a node without one drops what comes
+/// from outside, while its own pods and the node itself still reach the endpoints
+/// elsewhere (their traffic is not external).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_external_policy_keeps_the_client_address_and_drops_on_nodes_without_endpoints() {
+    if !can_run() {
+        return;
+    }
+    let store = berth_client::testing::store().await;
+    let registry = store.registry();
+    let (host_a, host_b) = (Host::new("pxla"), Host::new("pxlb"));
+    wire(&host_a, "192.168.79.1", &host_b, "192.168.79.2");
+    registry
+        .create(&node("a", "10.244.1.0/24", "192.168.79.1"), None)
+        .await
+        .unwrap();
+    registry
+        .create(&node("b", "10.244.2.0/24", "192.168.79.2"), None)
+        .await
+        .unwrap();
+    let routes = |host: &Host, name: &str| NodeRoutes::for_network(name, host.network());
+    let _routes_a = AbortOnDrop(tokio::spawn(routes(&host_a, "a").run(store.kv.clone())));
+    let _routes_b = AbortOnDrop(tokio::spawn(routes(&host_b, "b").run(store.kv.clone())));
+    eventually("each host routes the other's pods", async || {
+        let a = routes(&host_a, "a").current().ok()?.len();
+        let b = routes(&host_b, "b").current().ok()?.len();
+        (a == 1 && b == 1).then_some(())
+    })
+    .await;
+    let pod_a = tokio::task::block_in_place(|| host_a.network().setup(&pod("uid-la", "pla", vec![]))).unwrap();
+    let pod_b = tokio::task::block_in_place(|| host_b.network().setup(&pod("uid-lb", "plb", vec![]))).unwrap();
+    serve(&pod_b.netns, 8080, "from-b");
+    let (proxy_a, proxy_b) = (proxier(&host_a, "a"), proxier(&host_b, "b"));
+    let loop_a = AbortOnDrop(tokio::spawn(watch::run(proxy_a.clone(), store.kv.clone())));
+    let loop_b = AbortOnDrop(tokio::spawn(watch::run(proxy_b.clone(), store.kv.clone())));
+    put_service_with(&store.kv, json!({"externalTrafficPolicy": "Local"})).await;
+    put_slice(&store.kv, &[(pod_b.ip, true, "b")]).await;
+
+    let node_port_b: SocketAddr = "192.168.79.2:30080".parse().unwrap();
+    let answer = answers("host b's NodePort, from host a", &host_a.netns, node_port_b, "from-b").await;
+    assert_eq!(
+        answer, "from-b 192.168.79.1",
+        "the client's address arrives, not masqueraded"
+    );
+    let node_port_a: SocketAddr = "192.168.79.1:30080".parse().unwrap();
+    answers(
+        "host a's NodePort from a pod of host a (cluster traffic)",
+        &pod_a.netns,
+        node_port_a,
+        "from-b",
+    )
+    .await;
+    answers(
+        "host a's NodePort from host a itself",
+        &host_a.netns,
+        node_port_a,
+        "from-b",
+    )
+    .await;
+    // From outside host a (host b here), host a has no endpoint to send it to.
+    let dropped = call_from(&host_b.netns, node_port_a).unwrap_err();
+    assert!(
+        dropped.contains("timed out"),
+        "dropped, not refused nor answered: {dropped}"
+    );
+
+    drop((loop_a, loop_b));
+    for (host, proxy) in [(&host_a, &proxy_a), (&host_b, &proxy_b)] {
+        tokio::task::block_in_place(|| proxy.stop()).unwrap();
+        assert_eq!(proxy_lines(host), Vec::<String>::new());
+    }
+    for (host, uid) in [(&host_a, "uid-la"), (&host_b, "uid-lb")] {
         tokio::task::block_in_place(|| host.network().teardown(uid)).unwrap();
     }
 }
