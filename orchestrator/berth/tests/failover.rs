@@ -512,7 +512,11 @@ fn a_dead_nodes_pods_are_not_ready_within_its_lease_ttl_and_move_after_the_grace
     let pods = sleepers(&cluster);
     let gone: Vec<&String> = on_node_0
         .iter()
-        .filter(|name| !pods.iter().any(|p| name_of(p) == **name && p["spec"]["nodeName"] == "node-0"))
+        .filter(|name| {
+            !pods
+                .iter()
+                .any(|p| name_of(p) == **name && p["spec"]["nodeName"] == "node-0")
+        })
         .collect();
     assert!(
         gone.is_empty(),

@@ -176,7 +176,11 @@ fn new_connections_are_balanced_stick_to_one_pod_with_client_ip_affinity_and_rea
         "answers from the Deployment's pods only"
     );
     for pod in &pods {
-        assert!(bodies[pod] >= 10, "{pod} got {} of {CONNECTIONS} connections: {bodies:?}", bodies[pod]);
+        assert!(
+            bodies[pod] >= 10,
+            "{pod} got {} of {CONNECTIONS} connections: {bodies:?}",
+            bodies[pod]
+        );
     }
 
     // The other ports of the same Service reach the second server, by number and by

@@ -26,8 +26,8 @@ use super::{NodeInfo, PodRequest, Strategy, schedule};
 /// The scheduler's name, as pods' `schedulerName` and its events' source say.
 const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
-use berth_api::meta::{LabelSelector, MetaExt, Time, selector_is_empty};
 use berth_api::kinds::service::ServiceSpec;
+use berth_api::meta::{LabelSelector, MetaExt, Time, selector_is_empty};
 use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, Resource, key};
 use berth_api::owners::controller_of;
 use berth_api::time::now;
@@ -147,7 +147,10 @@ pub fn spread_selector(
             .get_or_insert_default()
             .extend(match_labels.map(|(k, v)| (k.clone(), v.clone())));
         if let Some(terms) = &rs.spec.selector.match_expressions {
-            merged.match_expressions.get_or_insert_default().extend(terms.iter().cloned());
+            merged
+                .match_expressions
+                .get_or_insert_default()
+                .extend(terms.iter().cloned());
         }
     }
     (!selector_is_empty(&merged)).then_some(merged)

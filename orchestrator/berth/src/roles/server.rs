@@ -380,7 +380,10 @@ mod tests {
         let (flags, _) = parse(&["--node-monitor-grace-period=1m30s"]).unwrap();
         assert_eq!(flags.settings.node_monitor_grace_period, Duration::from_secs(90));
         let error = parse(&["--node-monitor-grace-period=0s"]).err().unwrap();
-        assert!(error.contains("--node-monitor-grace-period must be more than 0"), "{error}");
+        assert!(
+            error.contains("--node-monitor-grace-period must be more than 0"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -228,7 +228,12 @@ fn the_default_spread_selector_merges_the_selecting_services_and_the_controlling
     let replica_sets = Snapshot::from_objects([rs], 1);
     let mut replica = labelled(
         pod("web-abc-1", "", "1m", ""),
-        &[("app", "web"), ("pod-template-hash", "abc"), ("tier", "front"), ("track", "stable")],
+        &[
+            ("app", "web"),
+            ("pod-template-hash", "abc"),
+            ("tier", "front"),
+            ("track", "stable"),
+        ],
     );
     replica.metadata.owner_references = Some(vec![OwnerReference {
         api_version: "apps/v1".into(),
@@ -252,7 +257,11 @@ fn the_default_spread_selector_merges_the_selecting_services_and_the_controlling
     let selector = spread_selector(&replica, &replica_sets, &services).expect("spread");
     assert_eq!(
         selector.match_labels,
-        Some(labels(&[("app", "web"), ("pod-template-hash", "abc"), ("tier", "front")])),
+        Some(labels(&[
+            ("app", "web"),
+            ("pod-template-hash", "abc"),
+            ("tier", "front")
+        ])),
         "the Services' labels and the ReplicaSet's"
     );
     assert_eq!(selector.match_expressions, Some(vec![term]), "the ReplicaSet's terms");
