@@ -458,13 +458,17 @@ fn is_ready(object: &Value) -> Option<bool> {
     Some(ready["status"] == "True")
 }
 
+/// berth's default `--node-monitor-grace-period`.
+const DEFAULT_GRACE: Duration = Duration::from_secs(10);
+
 /// With berth's defaults (the agent's lease TTL and the node grace period, 10 s
-/// each): kill -9 of an agent makes its node NotReady and its pods not ready (so
-/// they leave their Services' endpoints) once its lease expires, within 10 s of its
-/// last heartbeat, and its pods move a grace period later.
+/// each; the replicas get no grace flag): kill -9 of an agent makes its node
+/// NotReady and its pods not ready (so they leave their Services' endpoints) once
+/// its lease expires, within 10 s of its last heartbeat, and its pods move a grace
+/// period later, not before.
 #[test]
 fn a_dead_nodes_pods_are_not_ready_within_its_lease_ttl_and_move_after_the_grace_period() {
-    let mut cluster = TestCluster::new("10s");
+    let mut cluster = TestCluster::with_default_grace();
     // node-0 keeps the agent's default lease TTL.
     let args: Vec<String> = cluster.agents[0]
         .args()
@@ -501,6 +505,23 @@ fn a_dead_nodes_pods_are_not_ready_within_its_lease_ttl_and_move_after_the_grace
         });
         (is_ready(&node) == Some(false) && marked).then(|| killed.elapsed())
     });
+    // The grace counts from when the leader saw the heartbeat gone, before it marked
+    // them: half a default grace after the marks were seen, node-0's pods are still
+    // there (a grace much shorter than 10 s would have deleted them by now).
+    std::thread::sleep(DEFAULT_GRACE / 2);
+    let pods = sleepers(&cluster);
+    let gone: Vec<&String> = on_node_0
+        .iter()
+        .filter(|name| {
+            !pods
+                .iter()
+                .any(|p| name_of(p) == **name && p["spec"]["nodeName"] == "node-0")
+        })
+        .collect();
+    assert!(
+        gone.is_empty(),
+        "{gone:?} left node-0 within half the default grace ({DEFAULT_GRACE:?}) of its marking"
+    );
     let moved = eventually_blocking("node-0's pods to be replaced on node-1", || {
         let running = running(&cluster);
         (sleepers(&cluster).len() == 4 && running.len() == 4 && running.iter().all(|(_, node)| node == "node-1"))

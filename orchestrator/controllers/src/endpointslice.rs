@@ -31,7 +31,6 @@ use berth_api::meta::{MetaExt, ObjectMeta, OwnerReference};
 use berth_api::names::{GENERATED_SUFFIX_LEN, random_suffix};
 use berth_api::objects::{IntOrString, Pod, PodSpec};
 use berth_client::kv::{KvError, Record};
-use berth_controller_runtime::informer::Informer;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
 
 /// The label a headless Service's slices carry, as Kubernetes' do.
@@ -299,11 +298,10 @@ fn generated_name(service: &str) -> String {
 /// Runs the controller until fenced: a pass on every change of pods or Services,
 /// and on every resync tick (which also catches slices changed by others).
 pub async fn run(ctx: Context, resync: Duration) {
-    let services = Informer::<ServiceSpec>::start(ctx.registry.kv.clone());
     ctx.caches.pods.wait_synced().await;
-    services.wait_synced().await;
-    let triggers = vec![ctx.caches.pods.subscribe(), services.subscribe()];
-    drive("endpointslice", triggers, resync, || pass(&ctx, &services)).await;
+    ctx.caches.services.wait_synced().await;
+    let triggers = vec![ctx.caches.pods.subscribe(), ctx.caches.services.subscribe()];
+    drive("endpointslice", triggers, resync, || pass(&ctx)).await;
 }
 
 fn decode_slice(record: &Record) -> Option<(EndpointSlice, i64)> {
@@ -316,8 +314,8 @@ fn decode_slice(record: &Record) -> Option<(EndpointSlice, i64)> {
     }
 }
 
-async fn pass(ctx: &Context, services: &Informer<ServiceSpec>) -> Result<Requeue, KvError> {
-    let services = services.snapshot();
+async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
+    let services = ctx.caches.services.snapshot();
     let (records, _) = ctx.registry.kv.list(&ENDPOINT_SLICE.prefix(None)).await?;
     let stored: Vec<(EndpointSlice, i64)> = records.iter().filter_map(decode_slice).collect();
     // No Service and no slice: nothing to plan, and a pod's change costs no copy of

@@ -541,6 +541,7 @@ mod tests {
                 nodes: Informer::start(t.kv.clone()),
                 replica_sets: Informer::start(t.kv.clone()),
                 deployments: Informer::start(t.kv.clone()),
+                services: Informer::start(t.kv.clone()),
                 heartbeats: Heartbeats::start(t.kv.clone()),
             },
             fence,

@@ -9,8 +9,9 @@
 //!              ▼                                        ▼
 //!          score (score.rs: resources with non-zero     "0/N nodes available: …"
 //!                 defaults, least | most allocated;
-//!                 default topology spread of a
-//!                 ReplicaSet's pods) ──► best node
+//!                 default topology spread of the
+//!                 pods of a ReplicaSet or a
+//!                 Service) ──► best node
 //! ```
 
 mod filter;

@@ -26,8 +26,9 @@ use super::{NodeInfo, PodRequest, Strategy, schedule};
 /// The scheduler's name, as pods' `schedulerName` and its events' source say.
 const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
+use berth_api::kinds::service::ServiceSpec;
 use berth_api::meta::{LabelSelector, MetaExt, Time, selector_is_empty};
-use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, key};
+use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, Resource, key};
 use berth_api::owners::controller_of;
 use berth_api::time::now;
 use berth_client::events::{EventType, reference};
@@ -113,14 +114,56 @@ async fn with_class_handler(ctx: &Context, mut request: PodRequest) -> Result<Po
     Ok(request)
 }
 
-/// The selector of the pod's siblings for Kubernetes' default topology spread: its
-/// controlling ReplicaSet's (Kubernetes merges in the selectors of the Services,
-/// ReplicationControllers and StatefulSets that select the pod too; a pod of none
-/// is not spread). Pure.
-pub fn spread_selector(pod: &Pod, replica_sets: &Snapshot<ReplicaSetSpec>) -> Option<LabelSelector> {
+/// The selector of the pod's siblings for Kubernetes' default topology spread
+/// (`DefaultSelector`): the labels every Service of the pod's namespace that selects
+/// it asks for, and the terms of its controlling ReplicaSet's selector, all of which
+/// a sibling must match. A pod that neither selects is not spread. Kubernetes also
+/// merges the selectors of ReplicationControllers and StatefulSets, kinds berth
+/// does not serve; it takes every ReplicaSet whose selector matches the pod, where
+/// this takes the one that controls it (the others would be overlapping
+/// ReplicaSets, which Kubernetes warns against). Pure.
+pub fn spread_selector(
+    pod: &Pod,
+    replica_sets: &Snapshot<ReplicaSetSpec>,
+    services: &Snapshot<ServiceSpec>,
+) -> Option<LabelSelector> {
+    let labels = pod.metadata.labels();
+    let namespace = pod.metadata.namespace();
+    let mut merged = LabelSelector::default();
+    for service in services.iter().filter(|s| s.metadata.namespace() == namespace) {
+        // A Service without a selector selects no pod (its endpoints are the user's).
+        let Some(selector) = service.spec.selector.as_ref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        if selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+            let match_labels = merged.match_labels.get_or_insert_default();
+            match_labels.extend(selector.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+    }
+    if let Some(rs) = controlling_replica_set(pod, replica_sets) {
+        let match_labels = rs.spec.selector.match_labels.iter().flatten();
+        merged
+            .match_labels
+            .get_or_insert_default()
+            .extend(match_labels.map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(terms) = &rs.spec.selector.match_expressions {
+            merged
+                .match_expressions
+                .get_or_insert_default()
+                .extend(terms.iter().cloned());
+        }
+    }
+    (!selector_is_empty(&merged)).then_some(merged)
+}
+
+/// The ReplicaSet that controls the pod, with a selector.
+fn controlling_replica_set<'a>(
+    pod: &Pod,
+    replica_sets: &'a Snapshot<ReplicaSetSpec>,
+) -> Option<&'a Resource<ReplicaSetSpec>> {
     let owner = controller_of(&pod.metadata).filter(|o| o.kind == "ReplicaSet")?;
     let rs = replica_sets.get(&key::<ReplicaSetSpec>(pod.metadata.namespace(), &owner.name))?;
-    (rs.metadata.uid() == owner.uid && !selector_is_empty(&rs.spec.selector)).then(|| rs.spec.selector.clone())
+    (rs.metadata.uid() == owner.uid && !selector_is_empty(&rs.spec.selector)).then_some(rs)
 }
 
 /// The node a pod is bound to; empty while it waits for one.
@@ -160,6 +203,7 @@ pub async fn run(ctx: Context, strategy: Strategy, resync: Duration) {
     ctx.caches.pods.wait_synced().await;
     ctx.caches.heartbeats.wait_synced().await;
     ctx.caches.replica_sets.wait_synced().await;
+    ctx.caches.services.wait_synced().await;
     let triggers = vec![
         ctx.caches.pods.subscribe(),
         ctx.caches.nodes.subscribe(),
@@ -178,6 +222,7 @@ async fn pass(
     let nodes = ctx.caches.nodes.snapshot();
     let heartbeats = ctx.caches.heartbeats.snapshot();
     let replica_sets = ctx.caches.replica_sets.snapshot();
+    let services = ctx.caches.services.snapshot();
     // Only this loop's task uses `assumed`; the lock is never held across an await.
     let assume = || assumed.lock().expect("assumed pods lock");
     assume().retain(|_, a| a.revision > pods.revision);
@@ -191,7 +236,7 @@ async fn pass(
     for pod in pending {
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
-                request.spread_selector = spread_selector(pod, &replica_sets);
+                request.spread_selector = spread_selector(pod, &replica_sets, &services);
                 with_class_handler(ctx, request).await?
             }
             Err(e) => {

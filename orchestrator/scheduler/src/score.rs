@@ -5,9 +5,10 @@
 //!   container without requests as 100m CPU and 200 MiB (the non-zero defaults), so
 //!   that pods without requests weigh on a node too;
 //! - spreading (`PodTopologySpread` with its system default constraints, weight 2,
-//!   spread strategy only): a pod of a ReplicaSet prefers the node (hostname,
-//!   maxSkew 3) and the zone (`topology.kubernetes.io/zone`, maxSkew 5) with the
-//!   fewest of its siblings; both constraints are ScheduleAnyway, so they rank
+//!   spread strategy only): a pod of a ReplicaSet or a Service prefers the node
+//!   (hostname, maxSkew 3) and the zone (`topology.kubernetes.io/zone`, maxSkew 5)
+//!   with the fewest of its siblings, the pods its spread selector matches (see
+//!   `run::spread_selector`); both constraints are ScheduleAnyway, so they rank
 //!   nodes and never exclude one.
 
 use std::collections::BTreeMap;

@@ -124,7 +124,7 @@ pub struct PodRequest {
     /// Being deleted: it holds its resources but no longer counts for spreading.
     pub is_deleting: bool,
     /// Which pods count as this pod's siblings for Kubernetes' default topology
-    /// spread (its ReplicaSet's selector); `None`: the pod is not spread.
+    /// spread (the selectors of its Services and its ReplicaSet); `None`: the pod is not spread.
     pub spread_selector: Option<LabelSelector>,
 }
 

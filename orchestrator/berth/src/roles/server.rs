@@ -370,6 +370,23 @@ mod tests {
     }
 
     #[test]
+    fn the_node_grace_period_is_10s_unless_the_flag_says_otherwise() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(
+            defaults.settings.node_monitor_grace_period,
+            Duration::from_secs(10),
+            "berth's default, far below Kubernetes' 40 s"
+        );
+        let (flags, _) = parse(&["--node-monitor-grace-period=1m30s"]).unwrap();
+        assert_eq!(flags.settings.node_monitor_grace_period, Duration::from_secs(90));
+        let error = parse(&["--node-monitor-grace-period=0s"]).err().unwrap();
+        assert!(
+            error.contains("--node-monitor-grace-period must be more than 0"),
+            "{error}"
+        );
+    }
+
+    #[test]
     fn the_cluster_cidr_and_mask_size_take_kube_controller_managers_flags() {
         let (defaults, _) = parse(&[]).unwrap();
         assert_eq!(defaults.settings.node_ipam.cluster_cidr.to_string(), "10.244.0.0/16");

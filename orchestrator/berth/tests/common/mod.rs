@@ -57,9 +57,19 @@ impl TestCluster {
     /// [`TestCluster::start_with_grace`]'s cluster, not started yet: a test may wire
     /// the replicas' peer links or an agent's `--store` through proxies first.
     pub fn new(grace: &str) -> TestCluster {
+        TestCluster::with_grace_flag(Some(grace))
+    }
+
+    /// As [`TestCluster::new`], the replicas given no `--node-monitor-grace-period`:
+    /// they run on berth's default grace.
+    pub fn with_default_grace() -> TestCluster {
+        TestCluster::with_grace_flag(None)
+    }
+
+    fn with_grace_flag(grace: Option<&str>) -> TestCluster {
         // The replicas log each fenced write (the failover tests read them).
         let spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
-            .args([format!("--node-monitor-grace-period={grace}")])
+            .args(grace.map(|grace| format!("--node-monitor-grace-period={grace}")))
             .env("RUST_LOG", format!("{QUIET_RAFT_LOG},berth_client::fence=debug"));
         let mut servers = Cluster::new(spec).unwrap();
         let api_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();

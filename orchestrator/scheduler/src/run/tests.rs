@@ -1,5 +1,6 @@
 use super::*;
 use berth_api::conditions::condition;
+use berth_api::kinds::service::Service;
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::{Container, NodeCondition, NodeStatus, Quantity, Resource, ResourceRequirements};
 use berth_api::time::{from_system_time, parse_rfc3339};
@@ -176,4 +177,137 @@ fn the_explanation_is_rewritten_only_when_it_changes() {
 
 fn conditions(pod: &Pod) -> &[PodCondition] {
     pod.status.conditions.as_deref().unwrap_or_default()
+}
+
+fn labelled(mut pod: Pod, labels: &[(&str, &str)]) -> Pod {
+    pod.metadata.labels = Some(labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    pod
+}
+
+fn service(namespace: &str, name: &str, selector: Option<&[(&str, &str)]>) -> Service {
+    Resource::new(
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        },
+        ServiceSpec {
+            selector: selector.map(|s| s.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        },
+    )
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn the_default_spread_selector_merges_the_selecting_services_and_the_controlling_replica_set() {
+    use berth_api::meta::{LabelSelector, LabelSelectorRequirement, OwnerReference};
+    let term = LabelSelectorRequirement {
+        key: "track".into(),
+        operator: "In".into(),
+        values: Some(vec!["stable".into()]),
+    };
+    let rs = Resource::new(
+        ObjectMeta {
+            name: Some("web-abc".into()),
+            namespace: Some("default".into()),
+            uid: Some("rs-uid".into()),
+            ..Default::default()
+        },
+        ReplicaSetSpec {
+            selector: LabelSelector {
+                match_labels: Some(labels(&[("app", "web"), ("pod-template-hash", "abc")])),
+                match_expressions: Some(vec![term.clone()]),
+            },
+            ..Default::default()
+        },
+    );
+    let replica_sets = Snapshot::from_objects([rs], 1);
+    let mut replica = labelled(
+        pod("web-abc-1", "", "1m", ""),
+        &[
+            ("app", "web"),
+            ("pod-template-hash", "abc"),
+            ("tier", "front"),
+            ("track", "stable"),
+        ],
+    );
+    replica.metadata.owner_references = Some(vec![OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: "web-abc".into(),
+        uid: "rs-uid".into(),
+        controller: Some(true),
+        ..Default::default()
+    }]);
+    let services = Snapshot::from_objects(
+        [
+            service("default", "front", Some(&[("tier", "front")])),
+            service("default", "web", Some(&[("app", "web")])),
+            // Not the pod's: another namespace, another app, no selector.
+            service("other", "tiers", Some(&[("track", "stable")])),
+            service("default", "db", Some(&[("app", "db")])),
+            service("default", "manual", None),
+        ],
+        1,
+    );
+    let selector = spread_selector(&replica, &replica_sets, &services).expect("spread");
+    assert_eq!(
+        selector.match_labels,
+        Some(labels(&[
+            ("app", "web"),
+            ("pod-template-hash", "abc"),
+            ("tier", "front")
+        ])),
+        "the Services' labels and the ReplicaSet's"
+    );
+    assert_eq!(selector.match_expressions, Some(vec![term]), "the ReplicaSet's terms");
+
+    // A pod of no ReplicaSet is spread by its Services alone, and one that nothing
+    // selects is not spread.
+    let bare = labelled(pod("bare", "", "1m", ""), &[("tier", "front")]);
+    let selector = spread_selector(&bare, &replica_sets, &services).expect("spread");
+    assert_eq!(selector.match_labels, Some(labels(&[("tier", "front")])));
+    assert_eq!(selector.match_expressions, None);
+    let alone = labelled(pod("alone", "", "1m", ""), &[("app", "batch")]);
+    assert_eq!(spread_selector(&alone, &replica_sets, &services), None);
+    let empty = Snapshot::from_objects([service("default", "everything", Some(&[]))], 1);
+    assert_eq!(
+        spread_selector(&alone, &replica_sets, &empty),
+        None,
+        "an empty selector selects nothing to spread by"
+    );
+}
+
+/// Pods of no ReplicaSet behind one Service: Kubernetes' default spread counts them
+/// as siblings, so the next one goes to the node without any, though it is busier.
+#[test]
+fn bare_pods_of_a_service_spread_over_nodes() {
+    let nodes = Snapshot::from_objects([node("n1", "4", true), node("n2", "4", true)], 1);
+    let pods = Snapshot::from_objects(
+        [
+            labelled(pod("web-1", "n1", "10m", ""), &[("app", "web")]),
+            labelled(pod("web-2", "n1", "10m", ""), &[("app", "web")]),
+            labelled(pod("db-1", "n2", "1", ""), &[("app", "db")]),
+            labelled(pod("db-2", "n2", "1", ""), &[("app", "db")]),
+        ],
+        1,
+    );
+    let infos = node_infos(&nodes, &pods, &BTreeMap::new(), |_| true);
+    let next = labelled(pod("web-3", "", "10m", ""), &[("app", "web")]);
+    let place = |services: &Snapshot<ServiceSpec>| {
+        let mut request = PodRequest::from_pod(&next).unwrap();
+        request.spread_selector = spread_selector(&next, &Snapshot::from_objects([], 1), services);
+        crate::schedule(&request, &infos, crate::Strategy::Spread)
+    };
+    let selected = Snapshot::from_objects([service("default", "web", Some(&[("app", "web")]))], 1);
+    assert_eq!(place(&selected), Ok("n2".into()), "away from its Service's pods");
+    assert_eq!(
+        place(&Snapshot::from_objects([], 1)),
+        Ok("n1".into()),
+        "without the Service only resources count: the less loaded node"
+    );
 }
