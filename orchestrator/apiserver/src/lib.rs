@@ -31,6 +31,7 @@ mod dispatch;
 mod eviction;
 mod graceful;
 mod inflight;
+pub mod kubernetes_service;
 mod list;
 mod logs;
 mod managed_fields;
@@ -99,12 +100,19 @@ impl ApiServer {
 }
 
 /// Serves the API on `listener` until the process ends; makes sure the `default`
-/// namespace exists (in the background, retrying while the store is unavailable).
+/// namespace exists (in the background, retrying while the store is unavailable),
+/// and keeps the `kubernetes` Service listing this server.
 pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     tokio::spawn(ensure_default_namespace(api.registry.clone()));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, settings = ?api.settings, "serving the API");
+        tokio::spawn(kubernetes_service::run(
+            api.kv.clone(),
+            api.settings.service_network,
+            address.port(),
+            kubernetes_service::advertised(address, api.settings.advertise_address),
+        ));
     }
     connections::accept(listener, api).await;
 }

@@ -45,6 +45,9 @@ pub struct Settings {
     /// Where Services' cluster IPs and node ports come from
     /// (`--service-cluster-ip-range`, `--service-node-port-range`).
     pub service_network: crate::services::ServiceNetwork,
+    /// The address the `kubernetes` Service lists for this server
+    /// (`--advertise-address`); `None`: the listener's, if pods can reach it.
+    pub advertise_address: Option<std::net::Ipv4Addr>,
 }
 
 impl Default for Settings {
@@ -58,6 +61,7 @@ impl Default for Settings {
             max_connections: default_max_connections(),
             store_max_request_bytes: DEFAULT_STORE_MAX_REQUEST_BYTES,
             service_network: Default::default(),
+            advertise_address: None,
         }
     }
 }

@@ -1,16 +1,15 @@
 //! Cluster DNS end to end, on one agent on its own test host with runc pods: a pod
 //! is told the node's DNS server and the cluster's search domains, gets a Service's
-//! variables, resolves a ClusterIP Service and a headless one's pod by name, fetches
-//! a page from the address the headless Service's name gives (the image's static
-//! busybox resolves with nslookup; its wget takes only numeric addresses), and
-//! resolves an outside name through the host's resolver, which the test provides (a
-//! responder on the test network's gateway, named by the agent's `--resolv-conf`).
+//! variables and the `kubernetes` Service's, resolves a ClusterIP Service and a
+//! headless one's pod by name (the pod's hostname, which the EndpointSlice
+//! controller lists because the pod's subdomain is the Service), looks up the
+//! headless Service's SRV records, fetches a page from the address the headless
+//! Service's name gives (the image's static busybox resolves with nslookup; its wget
+//! takes only numeric addresses), reaches the API through the `kubernetes` Service,
+//! and resolves an outside name through the host's resolver, which the test provides
+//! (a responder on the test network's gateway, named by the agent's `--resolv-conf`).
 //! Needs root, runc, the CNI plugins and docker-registry (skipped without them on a
 //! developer's machine, failing under CI).
-//!
-//! The Services and EndpointSlices are written to the store under the API server's
-//! keys, as the EndpointSlice controller would write them: the test is about names,
-//! not about how the objects are made.
 
 mod common;
 
@@ -21,7 +20,6 @@ use std::time::Duration;
 
 use berth_dns::wire::{self, NXDOMAIN, Record, RecordData, Reply, TYPE_A};
 use common::containers::ContainerCluster;
-use serde_json::json;
 
 const OUTSIDE_NAME: &str = "outside.example";
 const OUTSIDE_ADDRESS: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -81,25 +79,10 @@ impl Drop for OutsideResolver {
     }
 }
 
-/// Writes `object` at `key` in the cluster's store.
-fn put(cluster: &ContainerCluster, key: &str, object: serde_json::Value) {
-    let url = format!("http://127.0.0.1:{}", cluster.server.replicas[0].client_port);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime
-        .block_on(async {
-            let kv = berth_client::kv::Kv::connect(&[url])?;
-            kv.put(key, serde_json::to_vec(&object).unwrap(), 0).await
-        })
-        .unwrap_or_else(|e| panic!("writing {key}: {e}"));
-}
-
 #[test]
 fn a_pod_resolves_services_by_name_and_outside_names_through_the_hosts_resolver() {
     let mut resolver_address = None;
-    let Some(mut cluster) = ContainerCluster::start_with(1, |gateway, dir| {
+    let Some(mut cluster) = ContainerCluster::start_with_api_for_pods(1, |gateway, dir| {
         resolver_address = Some(gateway);
         let path = dir.join("host-resolv.conf");
         std::fs::write(&path, format!("nameserver {gateway}\nsearch corp.example\n")).unwrap();
@@ -120,6 +103,7 @@ fn a_pod_resolves_services_by_name_and_outside_names_through_the_hosts_resolver(
 kind: Pod
 metadata:
   name: web
+  labels: {{app: web}}
 spec:
   terminationGracePeriodSeconds: 1
   hostname: web-0
@@ -128,39 +112,34 @@ spec:
   - name: httpd
     image: {image}
     command: ["httpd", "-f", "-p", "8080", "-h", "/www"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  clusterIP: None
+  selector: {{app: web}}
+  ports:
+  - {{name: http, port: 8080, protocol: TCP}}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+spec:
+  clusterIP: 10.96.0.50
+  ports:
+  - {{name: https, port: 443, protocol: TCP}}
 "#
         ),
     );
     let web = cluster.wait_running("web");
     let web_ip = web["status"]["podIP"].as_str().expect("the pod has an IP").to_string();
-    put(
-        &cluster,
-        "/registry/services/default/web",
-        json!({"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "web", "namespace": "default"},
-               "spec": {"clusterIP": "None", "clusterIPs": ["None"], "selector": {"app": "web"},
-                        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}}),
-    );
-    put(
-        &cluster,
-        "/registry/endpointslices/default/web-abcde",
-        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-               "metadata": {"name": "web-abcde", "namespace": "default",
-                            "labels": {"kubernetes.io/service-name": "web"}},
-               "addressType": "IPv4",
-               "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
-               "endpoints": [{"addresses": [web_ip], "hostname": "web-0",
-                              "conditions": {"ready": true}}]}),
-    );
-    put(
-        &cluster,
-        "/registry/services/default/api",
-        json!({"apiVersion": "v1", "kind": "Service",
-               "metadata": {"name": "api", "namespace": "default"},
-               "spec": {"clusterIP": "10.96.0.50", "clusterIPs": ["10.96.0.50"],
-                        "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]}}),
-    );
     // The client pod starts once the Services exist, so it also has their variables.
+    let names = "nslookup api.default.svc.cluster.local; nslookup web-0.web.default.svc.cluster.local; \
+                 nslookup kubernetes.default.svc.cluster.local; \
+                 nslookup -type=SRV _http._tcp.web.default.svc.cluster.local";
     cluster.apply(
         "client",
         &format!(
@@ -173,12 +152,14 @@ spec:
   containers:
   - name: ask
     image: {image}
-    command: ["sh", "-c", "cat /etc/resolv.conf; echo API_HOST=$API_SERVICE_HOST:$API_SERVICE_PORT_HTTPS; while true; do nslookup api.default.svc.cluster.local; nslookup web-0.web.default.svc.cluster.local; nslookup {OUTSIDE_NAME}; ip=$(nslookup -type=a web.default.svc.cluster.local | awk '/^Address: /{{print $2}}'); wget -q -O - http://$ip:8080/; sleep 1; done"]
+    command: ["sh", "-c", "cat /etc/resolv.conf; echo API_HOST=$API_SERVICE_HOST:$API_SERVICE_PORT_HTTPS; echo KUBERNETES=$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT; while true; do {names}; nslookup {OUTSIDE_NAME}; wget -q -O - http://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/version; ip=$(nslookup -type=a web.default.svc.cluster.local | awk '/^Address: /{{print $2}}'); wget -q -O - http://$ip:8080/; sleep 1; done"]
 "#
         ),
     );
     cluster.wait_running("client");
-    let log = cluster.wait_log("client", "ask", PAGE);
+    cluster.wait_log("client", "ask", PAGE);
+    // The API's /version, through the kubernetes Service's address.
+    let log = cluster.wait_log("client", "ask", "gitVersion");
     let node_cidr = cluster
         .kubectl_ok(&["get", "node", "host-0", "-o", "jsonpath={.spec.podCIDR}"])
         .trim()
@@ -196,5 +177,11 @@ spec:
     assert!(log.contains("Address: 10.96.0.50"), "{log}");
     assert!(log.contains(&format!("Address: {web_ip}")), "{log}");
     assert!(log.contains(&format!("Address: {OUTSIDE_ADDRESS}")), "{log}");
+    assert!(log.contains("KUBERNETES=10.96.0.1:80\n"), "{log}");
+    assert!(log.contains("Address: 10.96.0.1\n"), "{log}");
+    assert!(
+        log.contains("service = 0 100 8080 web-0.web.default.svc.cluster.local"),
+        "the SRV record names the pod by its hostname: {log}"
+    );
     cluster.kubectl_ok(&["delete", "pod", "client", "web"]);
 }

@@ -2,7 +2,7 @@
 //! the pods the selector matches that have an IP, with Kubernetes' conditions
 //! (`serving` = the pod is Ready, `terminating` = its deletion began, `ready` =
 //! serving and not terminating, or always with `publishNotReadyAddresses`), each
-//! endpoint's node and pod, and the Service's ports with named target ports
+//! endpoint's node and pod, its hostname for pods whose subdomain is the Service, and the Service's ports with named target ports
 //! resolved per pod from its containers' ports.
 //!
 //! Pods whose named ports resolve alike share slices; each slice holds at most
@@ -52,6 +52,7 @@ pub fn endpoint(service: &Service, pod: &Pod) -> Option<Endpoint> {
             serving: Some(serving),
             terminating: Some(terminating),
         }),
+        hostname: endpoint_hostname(service, pod).map(str::to_string),
         node_name: pod.spec.node_name.clone().filter(|n| !n.is_empty()),
         target_ref: Some(berth_api::kinds::endpoint_slice::ObjectReference {
             kind: Some("Pod".into()),
@@ -62,6 +63,16 @@ pub fn endpoint(service: &Service, pod: &Pod) -> Option<Endpoint> {
         }),
         ..Default::default()
     })
+}
+
+/// The endpoint's `hostname`: the pod's `spec.hostname` when its `spec.subdomain`
+/// names this Service (in the pod's namespace), as Kubernetes sets it. The cluster
+/// DNS answers `<hostname>.<service>.<namespace>.svc.<domain>` from it.
+pub fn endpoint_hostname<'a>(service: &Service, pod: &'a Pod) -> Option<&'a str> {
+    let hostname = text(&pod.spec.hostname);
+    let names_service = text(&pod.spec.subdomain) == service.metadata.name()
+        && pod.metadata.namespace() == service.metadata.namespace();
+    (!hostname.is_empty() && names_service).then_some(hostname)
 }
 
 /// The Service's ports as this pod serves them: a named target port is the pod's
@@ -318,9 +329,11 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
     let services = ctx.caches.services.snapshot();
     let (records, _) = ctx.registry.kv.list(&ENDPOINT_SLICE.prefix(None)).await?;
     let stored: Vec<(EndpointSlice, i64)> = records.iter().filter_map(decode_slice).collect();
-    // No Service and no slice: nothing to plan, and a pod's change costs no copy of
+    // No Service with a selector and no managed slice (the `kubernetes` Service of
+    // `default` has neither): nothing to plan, and a pod's change costs no copy of
     // every pod.
-    if services.iter().next().is_none() && stored.is_empty() {
+    let has_selector = |s: &Service| s.spec.selector.as_ref().is_some_and(|s| !s.is_empty());
+    if !services.iter().any(has_selector) && !stored.iter().any(|(s, _)| is_managed(s)) {
         return Ok(None);
     }
     let pods = ctx.caches.pods.snapshot();

@@ -128,6 +128,39 @@ fn endpoints_carry_kubernetes_conditions() {
 }
 
 #[test]
+fn a_pod_whose_subdomain_is_the_service_gets_its_hostname() {
+    let svc = service(&[("app", "web")], vec![port("http", 80, IntOrString::Int(8080))]);
+    let with = |hostname: Option<&str>, subdomain: Option<&str>| {
+        let mut p = pod("a", "10.1.0.2", true, 8080);
+        p.spec.hostname = hostname.map(Into::into);
+        p.spec.subdomain = subdomain.map(Into::into);
+        p
+    };
+    let named = endpoint(&svc, &with(Some("web-0"), Some("web"))).unwrap();
+    assert_eq!(named.hostname.as_deref(), Some("web-0"));
+    for (hostname, subdomain, why) in [
+        (Some("web-0"), Some("other"), "a subdomain naming another Service"),
+        (Some("web-0"), None, "no subdomain"),
+        (None, Some("web"), "no hostname"),
+        (Some(""), Some("web"), "an empty hostname"),
+    ] {
+        let e = endpoint(&svc, &with(hostname, subdomain)).unwrap();
+        assert_eq!(e.hostname, None, "{why}");
+    }
+    // The subdomain names a Service of the pod's own namespace only.
+    let mut elsewhere = svc.clone();
+    elsewhere.metadata.namespace = Some("prod".into());
+    assert_eq!(endpoint_hostname(&elsewhere, &with(Some("web-0"), Some("web"))), None);
+    // The controller's slices carry it, and a change of hostname updates the slice.
+    let first = plan([&svc], &[&with(Some("web-0"), Some("web"))], &[]);
+    let created = first.create[0].clone();
+    assert_eq!(created.endpoints[0].hostname.as_deref(), Some("web-0"));
+    let renamed = plan([&svc], &[&with(Some("web-1"), Some("web"))], &[(created, 7)]);
+    assert_eq!(renamed.update.len(), 1);
+    assert_eq!(renamed.update[0].endpoints[0].hostname.as_deref(), Some("web-1"));
+}
+
+#[test]
 fn named_target_ports_resolve_per_pod_and_group_slices() {
     let svc = service(
         &[("app", "web")],

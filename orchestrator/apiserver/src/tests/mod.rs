@@ -8,6 +8,7 @@ mod disruption;
 mod events;
 mod fields;
 mod graceful;
+mod kubernetes_service;
 mod limits;
 mod lists;
 mod logs;

@@ -44,6 +44,11 @@ Server flags:
   --node-cidr-mask-size N               the prefix length of each node's block (default 24)
   --service-cluster-ip-range CIDR       Services' cluster IPs (default 10.96.0.0/12)
   --service-node-port-range FIRST-LAST  Services' node ports (default 30000-32767)
+  --advertise-address IP                the address the `kubernetes` Service of `default`
+                                        lists for this API server, with the --api-listen
+                                        port (default: the --api-listen address; none
+                                        when that is loopback; the host's outward address
+                                        when it is 0.0.0.0)
 
 Store flags are etcd's; see `berth store --help`.
 ";
@@ -107,6 +112,15 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
     if let Some(v) = take_flag(args, "service-node-port-range")? {
         api.service_network.node_ports =
             berth_apiserver::services::parse_port_range(&v).map_err(|e| format!("--service-node-port-range: {e}"))?;
+    }
+    if let Some(v) = take_flag(args, "advertise-address")? {
+        let ip: std::net::Ipv4Addr = v
+            .parse()
+            .map_err(|_| format!("--advertise-address {v:?}: expected an IPv4 address"))?;
+        if ip.is_loopback() || ip.is_unspecified() {
+            return Err(format!("--advertise-address {v}: pods cannot reach it"));
+        }
+        api.advertise_address = Some(ip);
     }
     Ok(api)
 }
@@ -367,6 +381,13 @@ mod tests {
         assert_eq!(flags.api.service_network.node_ports, (31000, 31999));
         let error = parse(&["--service-node-port-range=9-1"]).err().unwrap();
         assert!(error.contains("--service-node-port-range"), "{error}");
+        let (advertised, _) = parse(&["--advertise-address=10.0.0.7"]).unwrap();
+        assert_eq!(advertised.api.advertise_address, Some([10, 0, 0, 7].into()));
+        assert_eq!(defaults.api.advertise_address, None);
+        for bad in ["--advertise-address=127.0.0.1", "--advertise-address=host"] {
+            let error = parse(&[bad]).err().unwrap();
+            assert!(error.contains("--advertise-address"), "{error}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! runc runtime with the CNI pod network, and an image registry the hosts pull from.
 //!
 //! ```text
-//!  root namespace: berth server (store on 127.0.0.1 and the gateway, API on 127.0.0.1)
+//!  root namespace: berth server (store on 127.0.0.1 and the gateway, API on 127.0.0.1,
+//!                  or on every address for pods to reach)
 //!                  docker-registry on the gateway (an insecure registry to the agents)
 //!       │ bridge
 //!  host-0 … host-N: berth agent --runtime=runc, its own data dir, pod bridge, pods
@@ -87,6 +88,25 @@ impl ContainerCluster {
         hosts: usize,
         agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
     ) -> Option<ContainerCluster> {
+        Self::start_inner(replicas, hosts, agent_args, false)
+    }
+
+    /// As [`ContainerCluster::start_with`], with the API also reachable from pods:
+    /// it listens on every address and advertises the gateway, so the `kubernetes`
+    /// Service leads to it.
+    pub fn start_with_api_for_pods(
+        hosts: usize,
+        agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
+    ) -> Option<ContainerCluster> {
+        Self::start_inner(1, hosts, agent_args, true)
+    }
+
+    fn start_inner(
+        replicas: usize,
+        hosts: usize,
+        agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
+        api_for_pods: bool,
+    ) -> Option<ContainerCluster> {
         if !can_run_containers() {
             return None;
         }
@@ -109,10 +129,15 @@ impl ContainerCluster {
             let client_port = replica.client_port;
             let urls = format!("http://127.0.0.1:{client_port},http://{gateway}:{client_port}");
             replica.args = vec![
-                format!("--api-listen=127.0.0.1:{api_port}"),
                 format!("--listen-client-urls={urls}"),
                 format!("--advertise-client-urls={urls}"),
             ];
+            if api_for_pods {
+                replica.args.push(format!("--api-listen=0.0.0.0:{api_port}"));
+                replica.args.push(format!("--advertise-address={gateway}"));
+            } else {
+                replica.args.push(format!("--api-listen=127.0.0.1:{api_port}"));
+            }
             stores.push(format!("http://{gateway}:{client_port}"));
         }
         let store = stores.join(",");
