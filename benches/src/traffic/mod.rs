@@ -131,8 +131,13 @@ pub async fn run(options: &TrafficOptions) -> anyhow::Result<()> {
         .map(|(name, value)| format!("{name}: {value}"))
         .collect();
     eprintln!("-- machine: {}", facts.join("; "));
-    eprintln!("-- {} hosts, a server, a registry; {} berth-echo pods", options.hosts, options.replicas);
     let mut cluster = TrafficCluster::start(&berth, &echo, temp.path(), options.hosts, &options.agent_args).await?;
+    eprintln!(
+        "-- {} hosts on bridge {}, a server, a registry; {} berth-echo pods",
+        options.hosts,
+        cluster.network.bridge(),
+        options.replicas
+    );
     let measured = measure(&mut cluster, options, temp.path()).await;
     if measured.is_err() {
         eprintln!("{}", cluster.log_tails());
