@@ -292,7 +292,12 @@ fn the_traffic_benchmark_measures_a_service_a_readiness_change_and_dns_and_leave
     }
     let output = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
         .arg("traffic")
-        .args(["--berth", &berth.display().to_string(), "--echo", &echo.display().to_string()])
+        .args([
+            "--berth",
+            &berth.display().to_string(),
+            "--echo",
+            &echo.display().to_string(),
+        ])
         .args(["--duration", "1s", "--warm-up", "200ms", "--rounds", "1"])
         .args(["--changes", "2", "--dns-services", "5", "--dns-clients", "4"])
         .output()
@@ -336,11 +341,23 @@ fn the_traffic_benchmark_measures_a_service_a_readiness_change_and_dns_and_leave
         .nth(1)
         .and_then(|rest| rest.split(',').next())
         .unwrap_or_else(|| panic!("no bridge named in:\n{stderr}"));
-    let links = Command::new(berth_testkit::hosts::system_tool("ip")).args(["-br", "link"]).output().unwrap();
+    let links = Command::new(berth_testkit::hosts::system_tool("ip"))
+        .args(["-br", "link"])
+        .output()
+        .unwrap();
     let links = String::from_utf8_lossy(&links.stdout);
-    assert!(!links.lines().any(|l| l.split_whitespace().next() == Some(bridge)), "{bridge} left: {links}");
-    let namespaces = Command::new(berth_testkit::hosts::system_tool("ip")).args(["netns", "list"]).output().unwrap();
+    assert!(
+        !links.lines().any(|l| l.split_whitespace().next() == Some(bridge)),
+        "{bridge} left: {links}"
+    );
+    let namespaces = Command::new(berth_testkit::hosts::system_tool("ip"))
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
     let namespaces = String::from_utf8_lossy(&namespaces.stdout);
     let prefix = format!("h{}-", bridge.trim_start_matches("bh"));
-    assert!(!namespaces.lines().any(|n| n.starts_with(&prefix)), "hosts left: {namespaces}");
+    assert!(
+        !namespaces.lines().any(|n| n.starts_with(&prefix)),
+        "hosts left: {namespaces}"
+    );
 }

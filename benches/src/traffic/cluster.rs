@@ -212,8 +212,11 @@ impl TrafficCluster {
     /// until every pod is a ready endpoint. Returns the Service's IP and the pods.
     pub async fn deploy_echo(&mut self, replicas: usize) -> anyhow::Result<(Ipv4Addr, Vec<EchoPod>)> {
         let mut api = Api::open(&self.api_authority).await?;
-        api.create("/apis/apps/v1/namespaces/default/deployments", &deployment(&self.image, replicas))
-            .await?;
+        api.create(
+            "/apis/apps/v1/namespaces/default/deployments",
+            &deployment(&self.image, replicas),
+        )
+        .await?;
         api.create("/api/v1/namespaces/default/services", &service()).await?;
         let authority = self.api_authority.clone();
         self.wait_until(&format!("{replicas} ready endpoints of {APP}"), || {
@@ -225,7 +228,9 @@ impl TrafficCluster {
             }
         })
         .await?;
-        let service = api.get_json(&format!("/api/v1/namespaces/default/services/{APP}")).await?;
+        let service = api
+            .get_json(&format!("/api/v1/namespaces/default/services/{APP}"))
+            .await?;
         let cluster_ip = service["spec"]["clusterIP"]
             .as_str()
             .and_then(|ip| ip.parse().ok())
@@ -276,7 +281,11 @@ impl TrafficCluster {
     pub fn log_tails(&self) -> String {
         let mut text = String::new();
         for agent in &self.agents {
-            text.push_str(&format!("--- {} ---\n{}\n", agent.name(), agent.log_tail(15).join("\n")));
+            text.push_str(&format!(
+                "--- {} ---\n{}\n",
+                agent.name(),
+                agent.log_tail(15).join("\n")
+            ));
         }
         text.push_str(&format!("--- server ---{}", self.server.log_tails(10)));
         text.push_str(&format!("\n--- registry ---\n{}", self.registry.log_text()));
@@ -291,7 +300,13 @@ impl Drop for TrafficCluster {
         }
         for dir in &self.agent_dirs {
             let root = dir.join("oci/runc");
-            let runc = |args: &[&str]| Command::new(system_tool("runc")).arg("--root").arg(&root).args(args).output();
+            let runc = |args: &[&str]| {
+                Command::new(system_tool("runc"))
+                    .arg("--root")
+                    .arg(&root)
+                    .args(args)
+                    .output()
+            };
             if let Ok(out) = runc(&["list", "-q"]) {
                 for id in String::from_utf8_lossy(&out.stdout).lines() {
                     let _ = runc(&["delete", "-f", id]);
@@ -325,7 +340,11 @@ impl TrafficCluster {
     fn pod_uids_seen(&self) -> Vec<String> {
         let mut uids = Vec::new();
         for dir in &self.agent_dirs {
-            for record in std::fs::read_dir(dir.join("oci/containers")).into_iter().flatten().flatten() {
+            for record in std::fs::read_dir(dir.join("oci/containers"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
                 let text = std::fs::read_to_string(record.path()).unwrap_or_default();
                 if let Ok(value) = serde_json::from_str::<Value>(&text)
                     && let Some(uid) = value["pod_uid"].as_str()
@@ -378,7 +397,9 @@ pub fn pods_path() -> String {
 }
 
 pub fn slices_path() -> String {
-    format!("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{APP}")
+    format!(
+        "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3D{APP}"
+    )
 }
 
 /// Whether the condition `kind` of a conditions array is True.

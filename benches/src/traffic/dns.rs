@@ -204,7 +204,11 @@ fn check_reply(reply: &[u8], id: u16) -> Result<(), String> {
 
 /// dnsmasq on `host`, serving `records` from a hosts file and nothing else; `None`
 /// when it is not installed.
-pub fn start_peer(host: &Host, dir: &Path, records: &[(String, Ipv4Addr)]) -> anyhow::Result<Option<(Process, SocketAddr)>> {
+pub fn start_peer(
+    host: &Host,
+    dir: &Path,
+    records: &[(String, Ipv4Addr)],
+) -> anyhow::Result<Option<(Process, SocketAddr)>> {
     let dnsmasq = system_tool("dnsmasq");
     if !dnsmasq.is_file() {
         return Ok(None);

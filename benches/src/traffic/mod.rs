@@ -110,12 +110,18 @@ pub async fn run_until_interrupted(options: &TrafficOptions) -> anyhow::Result<(
 }
 
 pub async fn run(options: &TrafficOptions) -> anyhow::Result<()> {
-    ensure!(options.hosts >= 1 && options.replicas >= 1, "--hosts and --replicas must be at least 1");
+    ensure!(
+        options.hosts >= 1 && options.replicas >= 1,
+        "--hosts and --replicas must be at least 1"
+    );
     if cfg!(debug_assertions) {
         eprintln!("warning: berth-bench is a debug build; run it with --release for real numbers");
     }
     let berth = ensure_berth(options.berth.as_deref(), false)?;
-    let echo = options.echo.clone().unwrap_or_else(|| berth.with_file_name("berth-echo"));
+    let echo = options
+        .echo
+        .clone()
+        .unwrap_or_else(|| berth.with_file_name("berth-echo"));
     ensure!(
         echo.is_file(),
         "{} is missing: build it with `cargo build --release -p berth-jepsen`, or pass --echo",
@@ -292,12 +298,27 @@ fn print_readiness(result: &readiness::Readiness, changes: usize) {
     println!("\n| {changes} changes: from the pod's Ready condition in the API | min ms | p50 ms | p99 ms | max ms |");
     println!("| --- | ---: | ---: | ---: | ---: |");
     let summary = readiness::Readiness::summary;
-    let leave = row("not ready: its DNAT gone from every host", summary(&result.leave.to_every_proxy));
-    let leave_slice = row("  of which: the EndpointSlice says not ready", summary(&result.leave.to_slice));
-    let back = row("ready: its DNAT back on every host", summary(&result.back.to_every_proxy));
-    let back_slice = row("  of which: the EndpointSlice says ready", summary(&result.back.to_slice));
+    let leave = row(
+        "not ready: its DNAT gone from every host",
+        summary(&result.leave.to_every_proxy),
+    );
+    let leave_slice = row(
+        "  of which: the EndpointSlice says not ready",
+        summary(&result.leave.to_slice),
+    );
+    let back = row(
+        "ready: its DNAT back on every host",
+        summary(&result.back.to_every_proxy),
+    );
+    let back_slice = row(
+        "  of which: the EndpointSlice says ready",
+        summary(&result.back.to_slice),
+    );
     let polls: Vec<String> = result.poll_ms.iter().map(|p| format!("{p:.1}")).collect();
-    println!("(one `iptables-save -t nat` poll took {} ms on average, per host)", polls.join(", "));
+    println!(
+        "(one `iptables-save -t nat` poll took {} ms on average, per host)",
+        polls.join(", ")
+    );
     println!(
         "{}",
         json_line([
@@ -312,7 +333,12 @@ fn print_readiness(result: &readiness::Readiness, changes: usize) {
     );
 }
 
-async fn dns(cluster: &mut TrafficCluster, options: &TrafficOptions, pods: &[EchoPod], dir: &Path) -> anyhow::Result<()> {
+async fn dns(
+    cluster: &mut TrafficCluster,
+    options: &TrafficOptions,
+    pods: &[EchoPod],
+    dir: &Path,
+) -> anyhow::Result<()> {
     ensure!(options.dns_services >= 1, "--dns-services must be at least 1");
     eprintln!("-- dns: {} Services", options.dns_services);
     let records = dns::create_services(cluster, options.dns_services).await?;
@@ -333,15 +359,30 @@ async fn dns(cluster: &mut TrafficCluster, options: &TrafficOptions, pods: &[Ech
         warm_up: options.warm_up,
         duration: options.duration,
     };
-    eprintln!("-- dns: {} clients to host-{index}'s server {server}", options.dns_clients);
-    let berth = Report::new("dns-berth", &[server.to_string()], options.dns_clients, options.dns_clients, dns::measure(&host, server, &queries)?);
+    eprintln!(
+        "-- dns: {} clients to host-{index}'s server {server}",
+        options.dns_clients
+    );
+    let berth = Report::new(
+        "dns-berth",
+        &[server.to_string()],
+        options.dns_clients,
+        options.dns_clients,
+        dns::measure(&host, server, &queries)?,
+    );
     let peer = match dns::start_peer(&host, dir, &records)? {
         Some((mut process, address)) => {
             dns::wait_known(&host, address, last)?;
             eprintln!("-- dns: the same clients to dnsmasq {address}");
             let outcome = dns::measure(&host, address, &queries);
             process.stop(Duration::from_secs(5));
-            Some(Report::new("dns-dnsmasq", &[address.to_string()], options.dns_clients, options.dns_clients, outcome?))
+            Some(Report::new(
+                "dns-dnsmasq",
+                &[address.to_string()],
+                options.dns_clients,
+                options.dns_clients,
+                outcome?,
+            ))
         }
         None => None,
     };

@@ -38,9 +38,17 @@ use crate::latency::LatencySummary;
 #[derive(Debug)]
 enum Seen {
     /// A pod's Ready condition, when it changed.
-    PodReady { pod: String, ready: bool, at: Instant },
+    PodReady {
+        pod: String,
+        ready: bool,
+        at: Instant,
+    },
     /// An endpoint's `ready`, when it changed.
-    SliceReady { pod: String, ready: bool, at: Instant },
+    SliceReady {
+        pod: String,
+        ready: bool,
+        at: Instant,
+    },
     /// A host's DNAT destinations, when they changed.
     Rules {
         host: usize,
@@ -158,7 +166,10 @@ async fn toggle(
                 && (0..hosts).all(|h| world.rules.get(&h).is_some_and(|(d, _)| d.contains(&destination)))
         })
     };
-    wait(seen, &mut world, "every pod ready everywhere", |w| settled(w).then_some(())).await?;
+    wait(seen, &mut world, "every pod ready everywhere", |w| {
+        settled(w).then_some(())
+    })
+    .await?;
     for change in 0..changes {
         let pod = &pods[change % pods.len()];
         let file = cluster.unready_file(pod);
@@ -171,11 +182,17 @@ async fn toggle(
             }
             let what = format!("change {change}: {} ready={ready}", pod.name);
             let t_api = wait(seen, &mut world, &what, |w| {
-                w.pod_ready.get(&pod.name).filter(|(r, _)| *r == ready).map(|(_, at)| *at)
+                w.pod_ready
+                    .get(&pod.name)
+                    .filter(|(r, _)| *r == ready)
+                    .map(|(_, at)| *at)
             })
             .await?;
             let t_slice = wait(seen, &mut world, &what, |w| {
-                w.slice_ready.get(&pod.name).filter(|(r, _)| *r == ready).map(|(_, at)| *at)
+                w.slice_ready
+                    .get(&pod.name)
+                    .filter(|(r, _)| *r == ready)
+                    .map(|(_, at)| *at)
             })
             .await?;
             let t_every = wait(seen, &mut world, &what, |w| {
