@@ -24,6 +24,10 @@
 //!
 //! `pods` times pod starts with a cached image, berth (server, agent and a loopback
 //! registry) against bare `runc run`, and reads the agent's RSS with many pods.
+//!
+//! `traffic` runs agents with runc containers on test hosts (network namespaces) and
+//! measures the traffic layer: HTTP through a Service's cluster IP against straight to
+//! the pods, how fast a readiness change reaches every node's proxy, and cluster DNS.
 
 pub mod api;
 pub mod budget;
@@ -37,4 +41,5 @@ pub mod options;
 pub mod pods;
 pub mod progress;
 pub mod report;
+pub mod traffic;
 pub mod workload;

@@ -2,7 +2,8 @@
 //! and reports zero errors, and for watch every event delivered exactly once, in order;
 //! `berth-bench api`, at a small size, starts its own `berth server` and does the same;
 //! `berth-bench pods` times a few bare runc containers (as root) and a few berth pods
-//! from a loopback registry, and leaves nothing behind.
+//! from a loopback registry, and leaves nothing behind; `berth-bench traffic`, small,
+//! runs its three parts on test hosts with runc containers and leaves no host behind.
 //!
 //! The `berth` binary is taken from the same target directory as `berth-bench`
 //! (`target/debug/berth`, found by `berth_testkit::berth_binary`); scripts/test.sh
@@ -267,4 +268,96 @@ fn the_pods_benchmark_times_berth_pods_from_a_loopback_registry() {
         .map(|point| point["at"].as_str().unwrap())
         .collect();
     assert_eq!(points, ["idle", "4 pods", "6 pods"], "{agent}");
+}
+
+#[test]
+fn the_traffic_benchmark_measures_a_service_a_readiness_change_and_dns_and_leaves_no_host_behind() {
+    if let Err(lacking) = berth_benches::traffic::cluster::check_machine() {
+        berth_testkit::skip(&format!("{lacking:#}"));
+        return;
+    }
+    if berth_testkit::registry::docker_registry_binary().is_none() {
+        berth_testkit::skip("docker-registry (scripts/test.sh installs it)");
+        return;
+    }
+    if berth_testkit::oci::busybox_binary().is_none() {
+        berth_testkit::skip("a static busybox (Debian's busybox-static; scripts/test.sh installs it)");
+        return;
+    }
+    let berth = berth_binary();
+    let echo = berth.with_file_name("berth-echo");
+    if !echo.is_file() {
+        berth_testkit::skip("berth-echo beside berth (`cargo build -p berth-jepsen`; scripts/test.sh builds it)");
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .arg("traffic")
+        .args([
+            "--berth",
+            &berth.display().to_string(),
+            "--echo",
+            &echo.display().to_string(),
+        ])
+        .args(["--duration", "1s", "--warm-up", "200ms", "--rounds", "1"])
+        .args(["--changes", "2", "--dns-services", "5", "--dns-clients", "4"])
+        .output()
+        .expect("running berth-bench traffic");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "berth-bench traffic failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    let lines: Vec<Value> = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|error| panic!("{error} in JSON line {line}")))
+        .collect();
+    for workload in [
+        "http-pod-ip-keep-alive",
+        "http-cluster-ip-keep-alive",
+        "http-pod-ip-new-connection",
+        "http-cluster-ip-new-connection",
+    ] {
+        let report = line(&lines, workload);
+        assert_eq!(report["errors"], 0, "{report}");
+        assert!(report["total"].as_u64().unwrap() > 0, "{report}");
+    }
+    // New connections through the cluster IP reach every one of the 4 pods.
+    let spread = line(&lines, "http-cluster-ip-new-connection")["answers_by_pod"].clone();
+    assert_eq!(spread.as_object().map(|pods| pods.len()), Some(4), "{spread}");
+    let readiness = line(&lines, "readiness-to-proxy");
+    assert_eq!(readiness["changes"], 2, "{readiness}");
+    for direction in ["leave_ms", "back_ms"] {
+        assert!(readiness[direction]["p50"].as_f64().unwrap() > 0.0, "{readiness}");
+    }
+    let dns = line(&lines, "dns-berth");
+    assert_eq!(dns["errors"], 0, "{dns}");
+    assert!(dns["total"].as_u64().unwrap() > 0, "{dns}");
+    // The hosts went with the run: their bridge and namespaces.
+    let bridge = stderr
+        .split("hosts on bridge ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no bridge named in:\n{stderr}"));
+    let links = Command::new(berth_testkit::hosts::system_tool("ip"))
+        .args(["-br", "link"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.lines().any(|l| l.split_whitespace().next() == Some(bridge)),
+        "{bridge} left: {links}"
+    );
+    let namespaces = Command::new(berth_testkit::hosts::system_tool("ip"))
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout);
+    let prefix = format!("h{}-", bridge.trim_start_matches("bh"));
+    assert!(
+        !namespaces.lines().any(|n| n.starts_with(&prefix)),
+        "hosts left: {namespaces}"
+    );
 }

@@ -10,6 +10,7 @@ use berth_benches::duration::parse_duration;
 use berth_benches::options::{Consistency, LoadOptions};
 use berth_benches::pods::{self, PodsOptions};
 use berth_benches::report::Report;
+use berth_benches::traffic::{self, TrafficOptions};
 use berth_benches::workload::{lease_keepalive, put, range, txn, watch};
 use clap::{Parser, Subcommand};
 
@@ -83,6 +84,9 @@ enum Workload {
     /// Time pod starts with a cached image: berth (server, agent, a loopback registry)
     /// from POST to Running, against bare `runc run -d`; and the agent's RSS.
     Pods(PodsOptions),
+    /// Agents on test hosts with runc containers: HTTP through a cluster IP against
+    /// straight to the pods, readiness changes until every node's proxy has them, DNS.
+    Traffic(TrafficOptions),
 }
 
 #[tokio::main]
@@ -110,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
         Workload::Compare(options) => return compare::run_until_interrupted(&options).await,
         Workload::Api(options) => return api::run_until_interrupted(&options).await,
         Workload::Pods(options) => return pods::run_until_interrupted(&options).await,
+        Workload::Traffic(options) => return traffic::run_until_interrupted(&options).await,
     };
     print_report(&report);
     Ok(())
