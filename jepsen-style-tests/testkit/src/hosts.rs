@@ -120,6 +120,12 @@ impl HostNetwork {
         // From here on the Drop undoes whatever was made, should a step fail.
         let gateway = format!("{}/24", network.gateway());
         run("ip", &["addr", "add", &gateway, "dev", &network.bridge])?;
+        // A bridge takes the lowest address of its ports unless given one: when the
+        // host whose veth had it left (a pulled cable), the gateway's address would
+        // change under the other hosts' neighbour caches and cut them off for seconds.
+        let mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", network.bridge))
+            .context("reading the bridge's address")?;
+        run("ip", &["link", "set", &network.bridge, "address", mac.trim()])?;
         run("ip", &["link", "set", &network.bridge, "up"])?;
         let rule: Vec<String> = ["FORWARD", "-i", &network.bridge, "-o", &network.bridge, "-j", "ACCEPT"]
             .iter()
