@@ -159,6 +159,38 @@ fn kubectl_expose_gives_a_service_whose_slice_lists_the_ready_pods() {
     let (first_ip, _) = pods.iter().next().unwrap();
     assert!(described.contains(first_ip.as_str()), "the endpoints: {described}");
 
+    // A pod and a ReplicaSet expose as a Deployment does: the Service selects by
+    // their labels (the pod's own; the ReplicaSet's selector).
+    let pod = cluster.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[0].metadata.name}",
+    ]);
+    let replica_set = cluster.kubectl_ok(&["get", "rs", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}"]);
+    for (object, name) in [
+        (format!("pod/{pod}"), "one-pod"),
+        (format!("rs/{replica_set}"), "one-rs"),
+    ] {
+        let exposed = cluster.kubectl_ok(&[
+            "expose",
+            &object,
+            "--name",
+            name,
+            "--port",
+            "81",
+            "--target-port",
+            "8080",
+        ]);
+        assert!(exposed.contains(&format!("service/{name} exposed")), "{exposed}");
+        let service: Value = serde_json::from_str(&cluster.kubectl_ok(&["get", "svc", name, "-o", "json"])).unwrap();
+        assert_eq!(service["spec"]["selector"]["app"], "web", "{object}: {service}");
+        assert_eq!(service["spec"]["ports"][0]["port"], 81, "{object}: {service}");
+        cluster.kubectl_ok(&["delete", "svc", name]);
+    }
+
     // Scaled down to one: the slice follows.
     cluster.kubectl_ok(&["scale", "deployment/web", "--replicas=1"]);
     eventually_blocking("the slice follows the scale-down", || {

@@ -295,7 +295,7 @@ fn a_client_of_a_service_sees_no_failure_through_rollouts_failover_readiness_and
 
     // 2. SIGKILL of the control-plane replica that leads.
     std::thread::sleep(Duration::from_secs(1));
-    let leader = leader_index(&cluster, 0).expect("a leadership record");
+    let leader = common::leader_record_holder(&cluster.server, 0).expect("a leadership record");
     let from = timeline.mark(format!(
         "2. kill -9 of the leading replica {}",
         cluster.server.replicas[leader].name
@@ -304,7 +304,7 @@ fn a_client_of_a_service_sees_no_failure_through_rollouts_failover_readiness_and
     let survivor = (0..3).find(|i| *i != leader).unwrap();
     cluster.use_api_of(survivor);
     let successor = eventually_blocking("a new leader", || {
-        leader_index(&cluster, survivor).filter(|holder| *holder != leader)
+        common::leader_record_holder(&cluster.server, survivor).filter(|holder| *holder != leader)
     });
     timeline.mark(format!("   {} leads", cluster.server.replicas[successor].name));
     // The new leader's controllers act: a scale-up and back, through it.
@@ -488,25 +488,6 @@ fn a_client_of_a_service_sees_no_failure_through_rollouts_failover_readiness_and
             NODE_GRACE.as_secs()
         );
     }
-}
-
-/// The replica that holds the leadership record, read through replica `via`.
-fn leader_index(cluster: &ContainerCluster, via: usize) -> Option<usize> {
-    let port = cluster.server.replicas[via].client_port;
-    let out = Command::new("etcdctl")
-        .args([
-            "--endpoints",
-            &format!("127.0.0.1:{port}"),
-            "get",
-            "/berth/leader",
-            "--print-value-only",
-        ])
-        .env("ETCDCTL_API", "3")
-        .output()
-        .expect("etcdctl (the test script installs it)");
-    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let name = value.split_whitespace().nth(1).unwrap_or_default();
-    cluster.server.replicas.iter().position(|r| r.name == name)
 }
 
 /// The node other than `except` that runs the most echo pods.

@@ -197,28 +197,30 @@ impl TestCluster {
         String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
-    /// The name of the server that holds the leadership record.
+    /// The server that holds the leadership record.
     pub fn leader(&self) -> usize {
-        let server = self.servers.replicas.iter().find(|s| s.is_running()).unwrap();
-        let out = Command::new("etcdctl")
-            .args([
-                "--endpoints",
-                &format!("127.0.0.1:{}", server.client_port),
-                "get",
-                "/berth/leader",
-                "--print-value-only",
-            ])
-            .env("ETCDCTL_API", "3")
-            .output()
-            .expect("etcdctl (the test script installs it)");
-        let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let name = value.split_whitespace().nth(1).unwrap_or_default().to_string();
-        self.servers
-            .replicas
-            .iter()
-            .position(|s| s.name == name)
-            .unwrap_or_else(|| panic!("no leader record: {value:?}"))
+        let via = self.servers.replicas.iter().position(|s| s.is_running()).unwrap();
+        leader_record_holder(&self.servers, via).expect("a leadership record")
     }
+}
+
+/// The replica of `servers` that holds the leadership record, as replica `via` reads
+/// it; `None` without a record (or one naming no replica).
+pub fn leader_record_holder(servers: &Cluster, via: usize) -> Option<usize> {
+    let out = Command::new("etcdctl")
+        .args([
+            "--endpoints",
+            &format!("127.0.0.1:{}", servers.replicas[via].client_port),
+            "get",
+            "/berth/leader",
+            "--print-value-only",
+        ])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("etcdctl (the test script installs it)");
+    let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let name = value.split_whitespace().nth(1)?;
+    servers.replicas.iter().position(|s| s.name == name)
 }
 
 pub fn http_get(port: u16, path: &str) -> (u16, Value) {
