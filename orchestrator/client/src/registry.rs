@@ -35,8 +35,13 @@ pub fn decode_value(record: &Record, kind: &str) -> Result<serde_json::Value> {
     Ok(object)
 }
 
-/// The one way a stored value is read: JSON, with an error naming the kind and key.
+/// The one way a stored value is read: JSON, with an error naming the kind and key;
+/// a value still encrypted (no configured key opened it) is refused with the key's
+/// name, and left as it is in the store.
 fn parse<T: serde::de::DeserializeOwned>(record: &Record, kind: &str) -> Result<T> {
+    if let Some(message) = crate::envelope::unreadable(&record.key, &record.value) {
+        return Err(KvError::Other(format!("stored {kind} at {message}")));
+    }
     serde_json::from_slice(&record.value)
         .map_err(|e| KvError::Other(format!("stored {kind} at {} does not decode: {e}", record.key)))
 }

@@ -17,6 +17,8 @@ use berth_proto::etcdserverpb::lease_client::LeaseClient;
 use berth_proto::etcdserverpb::watch_client::WatchClient;
 use tonic::transport::{Channel, Endpoint};
 
+use crate::envelope::Envelope;
+
 mod lease;
 mod read;
 mod record;
@@ -121,6 +123,8 @@ struct Clients {
 pub struct Kv {
     endpoints: Arc<Vec<Clients>>,
     current: Arc<AtomicUsize>,
+    /// Encryption at rest: what is written is sealed, what is read opened.
+    envelope: Option<Arc<Envelope>>,
 }
 
 /// A task that ends with its owner.
@@ -159,7 +163,29 @@ impl Kv {
         Ok(Kv {
             endpoints: Arc::new(endpoints),
             current: Arc::new(AtomicUsize::new(0)),
+            envelope: None,
         })
+    }
+
+    /// This client with encryption at rest: every value written under a resource
+    /// the envelope covers is sealed, every value read is opened (a value no key
+    /// opens is handed on sealed, for the registry to refuse by name).
+    pub fn with_envelope(mut self, envelope: Arc<Envelope>) -> Kv {
+        self.envelope = Some(envelope);
+        self
+    }
+
+    /// The value to store under `key`.
+    fn seal(&self, key: &str, value: Vec<u8>) -> Result<Vec<u8>> {
+        match &self.envelope {
+            Some(envelope) => envelope.seal(key, value).map_err(KvError::Other),
+            None => Ok(value),
+        }
+    }
+
+    /// A record as read, opened.
+    fn open(&self, record: Record) -> Record {
+        open_record(self.envelope.as_deref(), record)
     }
 
     fn clients(&self) -> (usize, Clients) {
@@ -182,6 +208,20 @@ impl Kv {
         request.set_timeout(REQUEST_TIMEOUT);
         request
     }
+}
+
+/// A record as read, opened with `envelope` when it is sealed and a key of it
+/// opens it; left as it is otherwise.
+fn open_record(envelope: Option<&Envelope>, mut record: Record) -> Record {
+    let Some(envelope) = envelope else {
+        return record;
+    };
+    match envelope.open(&record.key, &record.value) {
+        Ok(Some(plain)) => record.value = plain,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(key = %record.key, error = %e, "cannot decrypt a stored value"),
+    }
+    record
 }
 
 /// The end of the range of keys that start with `prefix`.

@@ -58,7 +58,7 @@ impl Kv {
                         at => at,
                     };
                     return Ok(Page {
-                        records: r.kvs.into_iter().map(Record::from).collect(),
+                        records: r.kvs.into_iter().map(|kv| self.open(Record::from(kv))).collect(),
                         revision,
                         more: r.more,
                         count: r.count,

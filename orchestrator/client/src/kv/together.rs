@@ -32,8 +32,8 @@ impl Kv {
         let mut success: Vec<RequestOp> = together
             .puts
             .iter()
-            .map(|(key, value)| put_op(key, value.clone(), 0))
-            .collect();
+            .map(|(key, value)| Ok(put_op(key, self.seal(key, value.clone())?, 0)))
+            .collect::<Result<_>>()?;
         success.extend(together.deletes.iter().map(|key| RequestOp {
             request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
                 key: key.as_bytes().to_vec(),

@@ -5,7 +5,7 @@ use berth_proto::etcdserverpb::{WatchCreateRequest, WatchRequest};
 use berth_proto::mvccpb::event::EventType;
 use tokio::sync::mpsc;
 
-use super::{AbortOnDrop, Kv, KvError, Record, Result, prefix_end, status_error};
+use super::{AbortOnDrop, Kv, KvError, Record, Result, open_record, prefix_end, status_error};
 
 /// One event of a watch, in revision order.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +97,7 @@ impl Kv {
         }
         let (tx, events) = mpsc::channel(64);
         let pending = (!first.events.is_empty()).then_some(first);
+        let envelope = self.envelope.clone();
         let task = tokio::spawn(async move {
             let _requests = requests; // closing it would end the watch
             let mut next = pending;
@@ -129,7 +130,9 @@ impl Kv {
                     .events
                     .into_iter()
                     .filter_map(|e| {
-                        let kv = Record::from(e.kv?);
+                        let open =
+                            |kv: berth_proto::mvccpb::KeyValue| open_record(envelope.as_deref(), Record::from(kv));
+                        let kv = open(e.kv?);
                         Some(if e.r#type == EventType::Delete as i32 {
                             let revision = kv.mod_revision;
                             Event::Delete {
@@ -138,7 +141,7 @@ impl Kv {
                                         key: kv.key,
                                         ..Default::default()
                                     },
-                                    Record::from,
+                                    open,
                                 ),
                                 revision,
                             }

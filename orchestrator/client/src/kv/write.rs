@@ -81,7 +81,7 @@ impl Kv {
 
     /// Writes `key` only if it does not exist; returns the write's revision.
     pub async fn create(&self, key: &str, value: Vec<u8>, lease: i64, fence: Option<&Fence>) -> Result<i64> {
-        let put = put_op(key, value, lease);
+        let put = put_op(key, self.seal(key, value)?, lease);
         match self.guarded(key, create_revision_is(key, 0), fence, vec![put]).await {
             Ok(r) => Ok(r.header.map_or(0, |h| h.revision)),
             Err(KvError::Conflict { .. }) => Err(KvError::AlreadyExists),
@@ -92,7 +92,7 @@ impl Kv {
     /// Replaces `key` only if its mod_revision is still `mod_revision`; the key keeps
     /// its lease, if it has one (an event keeps its time to live).
     pub async fn update(&self, key: &str, value: Vec<u8>, mod_revision: i64, fence: Option<&Fence>) -> Result<i64> {
-        let mut put = put_op(key, value, 0);
+        let mut put = put_op(key, self.seal(key, value)?, 0);
         if let Some(Op::RequestPut(put)) = &mut put.request {
             put.ignore_lease = true;
         }
@@ -124,9 +124,12 @@ impl Kv {
         };
         let r = self.guarded(key, compare, fence, vec![delete]).await?;
         match r.responses.first().and_then(|r| r.response.as_ref()) {
-            Some(OpResponse::ResponseDeleteRange(d)) => {
-                d.prev_kvs.first().cloned().map(Record::from).ok_or(KvError::NotFound)
-            }
+            Some(OpResponse::ResponseDeleteRange(d)) => d
+                .prev_kvs
+                .first()
+                .cloned()
+                .map(|kv| self.open(Record::from(kv)))
+                .ok_or(KvError::NotFound),
             _ => Err(KvError::NotFound),
         }
     }
@@ -137,7 +140,7 @@ impl Kv {
         let (i, mut c) = self.clients();
         let request = PutRequest {
             key: key.as_bytes().to_vec(),
-            value,
+            value: self.seal(key, value)?,
             lease,
             ..Default::default()
         };
@@ -166,7 +169,7 @@ impl Kv {
         let response = self
             .txn(TxnRequest {
                 compare: vec![compare],
-                success: vec![put_op(key, value, 0)],
+                success: vec![put_op(key, self.seal(key, value)?, 0)],
                 failure: vec![get_op(key)],
             })
             .await?;
@@ -207,7 +210,7 @@ impl Kv {
         let response = self
             .txn(TxnRequest {
                 compare,
-                success: vec![put_op(key, value, 0)],
+                success: vec![put_op(key, self.seal(key, value)?, 0)],
                 failure,
             })
             .await?;
@@ -291,20 +294,20 @@ impl Kv {
             .iter()
             .map(|write| match write {
                 Write::Update { key, value, .. } => {
-                    let mut put = put_op(key, value.clone(), 0);
+                    let mut put = put_op(key, self.seal(key, value.clone())?, 0);
                     if let Some(Op::RequestPut(put)) = &mut put.request {
                         put.ignore_lease = true;
                     }
-                    put
+                    Ok(put)
                 }
-                Write::Delete { key, .. } => RequestOp {
+                Write::Delete { key, .. } => Ok(RequestOp {
                     request: Some(Op::RequestDeleteRange(DeleteRangeRequest {
                         key: key.as_bytes().to_vec(),
                         ..Default::default()
                     })),
-                },
+                }),
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let response = self
             .txn(TxnRequest {
                 compare,
