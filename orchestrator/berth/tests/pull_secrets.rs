@@ -2,7 +2,8 @@
 //! `kubernetes.io/dockerconfigjson` Secret created through the API, and a pod on a
 //! runc agent that names it in `imagePullSecrets` runs; a pod that names no secret
 //! waits in `ErrImagePull`/`ImagePullBackOff` with the registry's "unauthorized".
-//! The pod that runs names a user's RuntimeClass whose handler is runc.
+//! The pod that runs names a user's RuntimeClass whose handler is runc. Secrets
+//! are encrypted at rest, the agent given the server's keys.
 //!
 //! Needs root, runc, the CNI plugins, Debian's docker-registry and a static busybox:
 //! skipped without them on a developer's machine, failing under CI.
@@ -14,6 +15,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_client::envelope::config::generated;
 use berth_node::network::{CniNetwork, CniSettings};
 use berth_node::runtime::OciRuntime;
 use berth_testkit::oci::busybox_image;
@@ -73,8 +75,13 @@ impl RuncCluster {
             .env("RUST_LOG", QUIET_RAFT_LOG);
         let mut server = Cluster::new(spec).unwrap();
         let api_port = free_port();
-        server.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
         let dir = server.dir().to_path_buf();
+        // Secrets encrypted at rest, as `berth up` runs: the agent reads the pull
+        // secret through the same keys.
+        let encryption = dir.join("encryption.yaml");
+        std::fs::write(&encryption, generated("k1").unwrap()).unwrap();
+        let encryption = format!("--encryption-provider-config={}", encryption.display());
+        server.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}"), encryption.clone()];
         let bridge = format!("bps{}", id % 1_000_000);
         let agent = Process::new("node-0", BERTH, dir.join("node-0.log"))
             .with_args([
@@ -89,6 +96,7 @@ impl RuncCluster {
                 "--runtime=runc".into(),
                 format!("--pod-bridge={bridge}"),
                 "--stop-pods-on-exit".into(),
+                encryption,
             ])
             .with_env("RUST_LOG", QUIET_RAFT_LOG);
         let mut cluster = RuncCluster {

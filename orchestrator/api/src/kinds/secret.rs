@@ -7,11 +7,11 @@
 //! `immutable` keeps its data, type and immutability for good
 //! ([`validate_update`]).
 //!
-//! Stored as served (base64 in `data`) under `/registry/secrets/<ns>/<name>`,
-//! where the agents read `imagePullSecrets`. Encryption at rest would wrap the
-//! stored form where every object passes: writes in `TypedObject::stored_form`
-//! (through the registry's `Stored::encode`), reads in the registry's `parse`, and
-//! the agent's own read of the key (its `SecretSource`).
+//! Stored under `/registry/secrets/<ns>/<name>`, where the agents read
+//! `imagePullSecrets`, as served (base64 in `data`) and then, when the servers
+//! are given an EncryptionConfiguration (`berth up` always is), encrypted at rest
+//! by the store client itself (`berth_client::envelope`), below every reader and
+//! writer: the API server, the controllers and the agents alike.
 
 use std::time::SystemTime;
 

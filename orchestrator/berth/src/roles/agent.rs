@@ -106,6 +106,11 @@ pub struct AgentFlags {
     /// run it (root, iptables-restore), else none.
     #[arg(long, value_parser = ["iptables", "none"])]
     proxy_mode: Option<String>,
+    /// The control plane's EncryptionConfiguration (the API server's flag of the
+    /// same name): the agent reads its pods' image pull secrets from the store, and
+    /// needs the keys that encrypt them there.
+    #[arg(long, value_name = "FILE")]
+    encryption_provider_config: Option<PathBuf>,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -231,7 +236,14 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
             route_bridge: None,
         }),
     };
+    let envelope = match &flags.encryption_provider_config {
+        Some(path) => Some(Arc::new(
+            berth_client::envelope::config::load(path).map_err(|e| format!("--encryption-provider-config {e}"))?,
+        )),
+        None => None,
+    };
     Ok(AgentConfig {
+        envelope,
         proxy,
         dns: ClusterDnsConfig {
             domain,

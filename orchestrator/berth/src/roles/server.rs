@@ -5,12 +5,14 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use berth_store::{Server, Store};
 
 use super::take_flag;
 use berth_apiserver::{ApiServer, Settings};
+use berth_client::envelope::{self, Envelope};
 use berth_client::kv::{Kv, KvError};
 use berth_control_plane::ControlSettings;
 use berth_scheduler::Strategy;
@@ -49,6 +51,14 @@ Server flags:
                                         port (default: the --api-listen address; none
                                         when that is loopback; the host's outward address
                                         when it is 0.0.0.0)
+  --encryption-provider-config FILE     Kubernetes' EncryptionConfiguration (aesgcm and
+                                        identity providers): Secrets are encrypted in the
+                                        store with its first provider's first key and read
+                                        with any of its keys. Every replica (and every
+                                        agent, for image pull secrets) must be given the
+                                        same keys. Without it, Secrets are stored in plain
+                                        text, as Kubernetes' are by default, and the server
+                                        says so at start; `berth up` always encrypts.
 
 Store flags are etcd's; see `berth store --help`.
 ";
@@ -58,6 +68,8 @@ pub struct ServerFlags {
     /// The API server's limits (its store request limit comes from the store's flags).
     pub api: Settings,
     pub settings: ControlSettings,
+    /// `--encryption-provider-config`: the keys of Secrets' encryption at rest.
+    pub encryption_provider_config: Option<std::path::PathBuf>,
 }
 
 fn count_flag(args: &mut Vec<String>, name: &str, min: usize) -> Result<Option<usize>, String> {
@@ -158,10 +170,12 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             .map_err(|_| format!("--node-cidr-mask-size {v:?}: must be a prefix length such as 24"))?;
     }
     settings.node_ipam.validate()?;
+    let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
     Ok(ServerFlags {
         api_listen,
         api,
         settings,
+        encryption_provider_config,
     })
 }
 
@@ -190,6 +204,13 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     super::init_logging(&flags.log_level);
+    let envelope = match encryption(server_flags.encryption_provider_config.as_deref()) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth server: {e}"));
+            return ExitCode::from(2);
+        }
+    };
     let config = match flags.to_config() {
         Ok(config) => config,
         Err(e) => {
@@ -221,7 +242,10 @@ pub fn run(args: &[String]) -> ExitCode {
         };
         // The API server and the controllers reach the store through this replica.
         let kv = match Kv::connect(&config.advertise_client_urls[..1]) {
-            Ok(kv) => kv,
+            Ok(kv) => match envelope {
+                Some(envelope) => kv.with_envelope(envelope),
+                None => kv,
+            },
             Err(e) => {
                 berth_cli::err_line(format_args!("berth server: {e}"));
                 return ExitCode::FAILURE;
@@ -259,6 +283,28 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         }
     })
+}
+
+/// The envelope of Secrets at rest from `--encryption-provider-config`; without
+/// the flag, none, and a warning that Secrets are stored in plain text.
+fn encryption(path: Option<&std::path::Path>) -> Result<Option<Arc<Envelope>>, String> {
+    let Some(path) = path else {
+        tracing::warn!(
+            "no --encryption-provider-config: Secrets are stored in the store IN PLAIN TEXT, readable by \
+             anyone who can read the store or its disk (give every replica the same EncryptionConfiguration \
+             to encrypt them)"
+        );
+        return Ok(None);
+    };
+    let envelope = envelope::config::load(path).map_err(|e| format!("--encryption-provider-config {e}"))?;
+    match envelope.sealing_key("/registry/secrets/") {
+        Some(key) => tracing::info!(file = %path.display(), key, "Secrets are encrypted at rest"),
+        None => tracing::warn!(
+            file = %path.display(),
+            "the encryption configuration's first provider for Secrets is identity: new Secrets are stored in plain text"
+        ),
+    }
+    Ok(Some(Arc::new(envelope)))
 }
 
 /// Runs the controllers and the scheduler for as long as this replica leads, with
@@ -388,6 +434,23 @@ mod tests {
             let error = parse(&[bad]).err().unwrap();
             assert!(error.contains("--advertise-address"), "{error}");
         }
+    }
+
+    #[test]
+    fn the_encryption_configuration_takes_kube_apiservers_flag() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.encryption_provider_config, None);
+        let (flags, rest) = parse(&["--encryption-provider-config", "/etc/berth/enc.yaml", "--name=s1"]).unwrap();
+        assert_eq!(
+            flags.encryption_provider_config.as_deref(),
+            Some(std::path::Path::new("/etc/berth/enc.yaml"))
+        );
+        assert_eq!(rest, ["--name=s1"]);
+        let error = encryption(Some(std::path::Path::new("/nonexistent/enc.yaml"))).unwrap_err();
+        assert!(
+            error.contains("--encryption-provider-config /nonexistent/enc.yaml"),
+            "{error}"
+        );
     }
 
     #[test]

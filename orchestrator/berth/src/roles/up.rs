@@ -46,6 +46,10 @@ pub struct UpFlags {
     node_monitor_grace_period: String,
 }
 
+/// The EncryptionConfiguration berth up makes in its folder, with the key of
+/// Secrets' encryption at rest.
+pub const ENCRYPTION_CONFIG: &str = "encryption-config.yaml";
+
 /// The ports of replica `i`: etcd's local-cluster convention (2379, 22379, 32379, …)
 /// for the store, and 8080 + i for the API server.
 pub fn server_ports(i: usize) -> (u16, u16, u16) {
@@ -108,6 +112,21 @@ async fn up(flags: UpFlags) -> ExitCode {
         .map(|(.., api)| format!("http://127.0.0.1:{api}"))
         .collect();
 
+    // Secrets are encrypted at rest with a key made for this cluster, kept beside
+    // its data (0600), outside the store; every replica and agent reads it.
+    let encryption = dir.join(ENCRYPTION_CONFIG);
+    match berth_client::envelope::config::generate_unless_present(&encryption, "berth-1") {
+        Ok(true) => println!(
+            "berth up: Secrets are encrypted at rest with a new key in {}",
+            encryption.display()
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth up: cannot write the encryption key: {e}"));
+            return ExitCode::FAILURE;
+        }
+    }
+    let encryption_flag = format!("--encryption-provider-config={}", encryption.display());
     let support = ContainerSupport::detect();
     let mut processes = Vec::new();
     remove_pod_bridges(matches!(support, ContainerSupport::Containers { .. }), flags.agents);
@@ -180,6 +199,7 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--initial-cluster={initial_cluster}"),
                 format!("--api-listen=127.0.0.1:{api}"),
                 format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
+                encryption_flag.clone(),
             ],
         );
     }
@@ -192,6 +212,7 @@ async fn up(flags: UpFlags) -> ExitCode {
             format!("--data-dir={}", dir.join(&name).display()),
             format!("--listen=127.0.0.1:{}", 10250 + j),
             "--stop-pods-on-exit".into(),
+            encryption_flag.clone(),
         ];
         if let Some(cpu) = &flags.agent_cpu {
             args.push(format!("--cpu={cpu}"));

@@ -71,6 +71,10 @@ pub struct AgentConfig {
     /// The service proxy's settings, when this agent programs the node's iptables
     /// for the Services (removed again when the agent stops).
     pub proxy: Option<crate::proxy::ProxySettings>,
+    /// The control plane's keys for Secrets encrypted at rest
+    /// (`--encryption-provider-config`): the agent reads its pods' image pull
+    /// secrets from the store.
+    pub envelope: Option<Arc<berth_client::envelope::Envelope>>,
 }
 
 /// The pods this agent runs, by namespace/name: their uid and runtime handler, for
@@ -96,7 +100,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let workloads: Workloads = workloads.into();
     let runtimes = workloads.runtimes.clone();
-    let kv = Kv::connect(&config.store_endpoints)?;
+    let mut kv = Kv::connect(&config.store_endpoints)?;
+    if let Some(envelope) = &config.envelope {
+        kv = kv.with_envelope(envelope.clone());
+    }
     let registry = Registry::new(kv.clone());
     let index: PodIndex = Arc::default();
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -35,6 +35,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         pod_routes: None,
         dns: super::dns::ClusterDnsConfig::default(),
         proxy: None,
+        envelope: None,
     }
 }
 

@@ -62,7 +62,10 @@ impl SecretSource for Kv {
                 .await
                 .map_err(|e| e.to_string())?;
             record
-                .map(|r| serde_json::from_slice(&r.value).map_err(|e| format!("secret {namespace}/{name}: {e}")))
+                .map(|r| match berth_client::envelope::unreadable(&r.key, &r.value) {
+                    Some(message) => Err(message),
+                    None => serde_json::from_slice(&r.value).map_err(|e| format!("secret {namespace}/{name}: {e}")),
+                })
                 .transpose()
         })
     }
