@@ -23,6 +23,10 @@ Usage:
   berth image import PATH | ls | rm REF
                           the agent's images, for nodes without a registry: import an OCI
                           layout or a docker save tarball (berth image --help)
+  berth secrets rotate-key --encryption-provider-config FILE [--endpoints URLS]
+                          re-encrypt every Secret in the store with the file's first key
+                          (after making it first on every server); secrets generate-key
+                          prints a new key (berth secrets --help)
   berth store [flags]     run a store replica alone; etcd's flags (berth store --help)
   berth store snapshot restore FILE [flags] | status FILE [-w table|json]
                           etcdutl's snapshot tools for `etcdctl snapshot save` files
@@ -50,6 +54,7 @@ fn main() -> ExitCode {
         Some("server") => roles::server::run(&args[1..]),
         Some("agent") => roles::agent::run(&args[1..]),
         Some("image") => roles::image::run(&args[1..]),
+        Some("secrets") => roles::secrets::run(&args[1..]),
         // Not for people: a container's supervisor runs it (see berth_node::runtime::log_writer).
         Some(berth_node::runtime::log_writer::SUBCOMMAND) => berth_node::runtime::log_writer::main(&args[1..]),
         Some("up") => roles::up::run(&args[1..]),

@@ -1,10 +1,12 @@
 //! The long-running roles of the binary: `berth server` (a control-plane replica),
 //! `berth agent` (a node supervisor) and `berth up` (a local cluster of both); and
-//! `berth image`, which works on an agent's image store.
+//! `berth image`, which works on an agent's image store; `berth secrets`, which
+//! re-encrypts the Secrets in the store with a new key.
 
 pub mod agent;
 mod example_image;
 pub mod image;
+pub mod secrets;
 pub mod server;
 mod supervise;
 pub mod up;
