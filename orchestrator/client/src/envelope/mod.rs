@@ -236,8 +236,12 @@ impl Envelope {
     }
 }
 
-/// A sealed value's provider, key name and the rest; `None` for a plain value.
-fn split_sealed(value: &[u8]) -> Result<Option<(&str, &str, &[u8])>, OpenError> {
+/// A sealed value's parts: the provider, the key's name, and the nonce, ciphertext
+/// and tag.
+type Sealed<'a> = (&'a str, &'a str, &'a [u8]);
+
+/// A sealed value's parts; `None` for a plain value.
+fn split_sealed(value: &[u8]) -> Result<Option<Sealed<'_>>, OpenError> {
     let Some(rest) = value.strip_prefix(SEALED_PREFIX.as_bytes()) else {
         return Ok(None);
     };
