@@ -210,6 +210,7 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
         printed.push('\n');
     }
     assert!(printed.contains("http://127.0.0.1:8080"), "{printed}");
+    secrets_are_encrypted_with_the_key_berth_up_made(&printed, dir.path());
 
     let container_pods = match &lacking {
         None => serves_web_from_containers(&printed, dir.path()),
@@ -287,6 +288,49 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
     }
     let unreachable = berth(&["get", "pods"]);
     assert!(!unreachable.status.success());
+}
+
+/// berth up made a key (0600) and gave it to its servers: a Secret applied is
+/// ciphertext in the store, as etcdctl reads it, and served as written.
+fn secrets_are_encrypted_with_the_key_berth_up_made(printed: &str, dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    assert!(
+        printed.contains("Secrets are encrypted at rest with a new key"),
+        "{printed}"
+    );
+    let key_file = dir.join("cluster/encryption-config.yaml");
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{}", key_file.display());
+    let manifest = dir.join("secret.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n",
+    )
+    .unwrap();
+    let applied = berth(&["apply", "-f", &manifest.display().to_string()]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let stored = Command::new("etcdctl")
+        .args([
+            "--endpoints",
+            "http://127.0.0.1:2379",
+            "get",
+            "/registry/secrets/default/db",
+        ])
+        .args(["--print-value-only"])
+        .env("ETCDCTL_API", "3")
+        .output()
+        .expect("etcdctl (the test script installs it)");
+    let stored = String::from_utf8_lossy(&stored.stdout).to_string();
+    assert!(stored.starts_with("k8s:enc:aesgcm:v1:berth-1:"), "{stored}");
+    assert!(
+        !stored.contains("hunter2") && !stored.contains("aHVudGVyMg"),
+        "{stored}"
+    );
+    let served = berth(&["get", "secret", "db", "-o", "json"]);
+    let served: Value = serde_json::from_slice(&served.stdout).unwrap_or_default();
+    assert_eq!(served["data"]["password"], "aHVudGVyMg==", "{served}");
+    let deleted = berth(&["delete", "secret", "db"]);
+    assert!(deleted.status.success(), "{}", String::from_utf8_lossy(&deleted.stderr));
 }
 
 /// `examples/web.yaml` on a host that runs containers: three replicas of busybox
