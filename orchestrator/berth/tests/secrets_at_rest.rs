@@ -291,6 +291,18 @@ fn secrets_are_ciphertext_in_the_store_and_survive_a_key_rotation() {
     let (status, list) = http(port, "GET", "/api/v1/secrets", None);
     assert_eq!(status, 200, "{list}");
     assert_eq!(list["items"].as_array().map(Vec::len), Some(3), "{list}");
+
+    // kubectl's own ways in: created by `kubectl create secret`, read by `get -o yaml`.
+    if common::have_kubectl() {
+        cluster.kubectl_ok(&["create", "secret", "generic", "kc", "--from-literal=token=s3cr3t-value"]);
+        let stored = etcdctl_value(&cluster, "/registry/secrets/default/kc");
+        assert!(stored.starts_with(b"k8s:enc:aesgcm:v1:k2:"));
+        assert!(!contains(&stored, "s3cr3t-value") && !contains(&stored, "czNjcjN0LXZhbHVl"));
+        let yaml = cluster.kubectl_ok(&["get", "secret", "kc", "-o", "yaml"]);
+        assert!(yaml.contains("token: czNjcjN0LXZhbHVl"), "{yaml}");
+        let yaml = cluster.kubectl_ok(&["get", "secret", "db", "-o", "yaml"]);
+        assert!(yaml.contains("password: aHVudGVyMg=="), "{yaml}");
+    }
 }
 
 #[test]
