@@ -137,9 +137,7 @@ fn pods_get_configuration_and_secrets_as_environment() {
     assert_eq!(waiting["message"], "configmap \"late\" not found", "{waiting}");
     let events = eventually_blocking("the Failed event", || {
         let events = cluster.kubectl_ok(&["get", "events", "--field-selector=involvedObject.name=blocked"]);
-        events
-            .contains("Error: configmap \"late\" not found")
-            .then_some(events)
+        events.contains("Error: configmap \"late\" not found").then_some(events)
     });
     assert!(events.contains("Failed"), "{events}");
     assert!(written_env(files.path(), "blocked").is_none());

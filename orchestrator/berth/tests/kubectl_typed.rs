@@ -282,7 +282,10 @@ fn kubectl_creates_secrets_and_config_maps_and_lists_runtime_classes() {
     assert_eq!(tls["type"], "kubernetes.io/tls");
     let typed: berth_api::kinds::secret::Secret = serde_json::from_value(tls.clone()).unwrap();
     let decoded = |key: &str| String::from_utf8(typed.data.as_ref().unwrap()[key].0.clone()).unwrap();
-    assert_eq!((decoded("tls.crt"), decoded("tls.key")), (TEST_CERT.into(), TEST_KEY.into()));
+    assert_eq!(
+        (decoded("tls.crt"), decoded("tls.key")),
+        (TEST_CERT.into(), TEST_KEY.into())
+    );
 
     let settings = files.path().join("app.properties");
     std::fs::write(&settings, "color=blue\n").unwrap();

@@ -128,7 +128,8 @@ mod tests {
     use crate::validation::parse_value;
 
     fn config_map(fields: Value) -> Value {
-        let mut config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "dev"}});
+        let mut config =
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "dev"}});
         config
             .as_object_mut()
             .unwrap()
@@ -155,7 +156,10 @@ mod tests {
         let stored = admit(json!({"data": {"a.conf": "x=1"}, "binaryData": {"blob": "AAE="}})).unwrap();
         assert_eq!(stored["data"], json!({"a.conf": "x=1"}));
         assert_eq!(stored["binaryData"], json!({"blob": "AAE="}));
-        assert_eq!(parse_value(config_map(json!({}))).unwrap().object.key(), "/registry/configmaps/dev/c");
+        assert_eq!(
+            parse_value(config_map(json!({}))).unwrap().object.key(),
+            "/registry/configmaps/dev/c"
+        );
     }
 
     #[test]
@@ -165,7 +169,10 @@ mod tests {
             ["data[..dots]", "data[a b]", "binaryData[a/b]"]
         );
         let long = "k".repeat(254);
-        assert_eq!(fields_at_fault(json!({"data": {long.clone(): "x"}})), [format!("data[{long}]")]);
+        assert_eq!(
+            fields_at_fault(json!({"data": {long.clone(): "x"}})),
+            [format!("data[{long}]")]
+        );
         let errors = admit(json!({"data": {"same": "x"}, "binaryData": {"same": "AA=="}})).unwrap_err();
         assert_eq!(errors, ["binaryData[same]: \"same\": duplicate of key present in data"]);
         let half = "x".repeat(MAX_SECRET_BYTES / 2 + 1);

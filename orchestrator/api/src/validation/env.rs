@@ -45,7 +45,9 @@ pub fn subscript(path: &str) -> Option<(&str, &str)> {
 /// Why `name` cannot name an environment variable, if it cannot.
 pub fn env_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() || !name.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'=') {
-        return Some("a valid environment variable name must consist only of printable ASCII characters other than '='");
+        return Some(
+            "a valid environment variable name must consist only of printable ASCII characters other than '='",
+        );
     }
     None
 }
@@ -115,7 +117,11 @@ fn value_from(from: &EnvVarSource, at: &str, containers: &[&str], errors: &mut E
             err(errors, format!("{at}.fieldPath"), "required");
         } else if let Some((_, key)) = subscript(path) {
             if key.is_empty() || key.contains('\'') {
-                err(errors, format!("{at}.fieldPath"), "the subscript must be a label or annotation key");
+                err(
+                    errors,
+                    format!("{at}.fieldPath"),
+                    "the subscript must be a label or annotation key",
+                );
             }
         } else if !FIELD_PATHS.contains(&path) {
             let supported: Vec<String> = FIELD_PATHS.iter().map(|p| format!("{p:?}")).collect();
@@ -140,7 +146,10 @@ fn value_from(from: &EnvVarSource, at: &str, containers: &[&str], errors: &mut E
             err(
                 errors,
                 format!("{at}.resource"),
-                format!("Unsupported value: {name:?}: supported values: {}", supported.join(", ")),
+                format!(
+                    "Unsupported value: {name:?}: supported values: {}",
+                    supported.join(", ")
+                ),
             );
         }
         if let Some(container) = resource.container_name.as_deref().filter(|c| !c.is_empty())
@@ -171,7 +180,9 @@ fn value_from(from: &EnvVarSource, at: &str, containers: &[&str], errors: &mut E
         }
     }
     let key_refs = [
-        from.config_map_key_ref.as_ref().map(|r| ("configMapKeyRef", &r.name, &r.key)),
+        from.config_map_key_ref
+            .as_ref()
+            .map(|r| ("configMapKeyRef", &r.name, &r.key)),
         from.secret_key_ref.as_ref().map(|r| ("secretKeyRef", &r.name, &r.key)),
     ];
     for (field, name, key) in key_refs.into_iter().flatten() {
@@ -316,7 +327,11 @@ mod tests {
             ],
             "{errors:#?}"
         );
-        assert!(errors[4].contains("Unsupported value: \"spec.containers\""), "{}", errors[4]);
+        assert!(
+            errors[4].contains("Unsupported value: \"spec.containers\""),
+            "{}",
+            errors[4]
+        );
         assert!(
             errors[8].ends_with("only divisor's values 1m and 1 are supported with the cpu resource"),
             "{}",

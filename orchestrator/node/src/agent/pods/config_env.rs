@@ -181,7 +181,9 @@ pub(crate) fn resolve(
     for from in c.env_from.iter().flatten() {
         let prefix = from.prefix.as_deref().unwrap_or_default();
         let named = [
-            from.config_map_ref.as_ref().map(|r| (Source::ConfigMap, &r.name, r.optional)),
+            from.config_map_ref
+                .as_ref()
+                .map(|r| (Source::ConfigMap, &r.name, r.optional)),
             from.secret_ref.as_ref().map(|r| (Source::Secret, &r.name, r.optional)),
         ];
         for (source, name, optional) in named.into_iter().flatten() {
@@ -202,8 +204,12 @@ pub(crate) fn resolve(
             continue;
         };
         let key_ref = [
-            from.config_map_key_ref.as_ref().map(|r| (Source::ConfigMap, &r.name, &r.key, r.optional)),
-            from.secret_key_ref.as_ref().map(|r| (Source::Secret, &r.name, &r.key, r.optional)),
+            from.config_map_key_ref
+                .as_ref()
+                .map(|r| (Source::ConfigMap, &r.name, &r.key, r.optional)),
+            from.secret_key_ref
+                .as_ref()
+                .map(|r| (Source::Secret, &r.name, &r.key, r.optional)),
         ];
         if let Some((source, name, key, optional)) = key_ref.into_iter().flatten().next() {
             let is_optional = optional == Some(true);

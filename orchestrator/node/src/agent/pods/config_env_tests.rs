@@ -75,12 +75,11 @@ fn env_from_comes_first_with_its_prefix_and_env_overrides_it() {
 
 #[test]
 fn what_is_missing_is_named_as_the_kubelet_names_it_without_values() {
-    let missing = |env: Value, env_from: Value| {
-        match resolve_one(json!({"name": "app", "env": env, "envFrom": env_from})) {
+    let missing =
+        |env: Value, env_from: Value| match resolve_one(json!({"name": "app", "env": env, "envFrom": env_from})) {
             Err(EnvError::Missing(message)) => message,
             other => panic!("{other:?}"),
-        }
-    };
+        };
     assert_eq!(
         missing(json!([]), json!([{"configMapRef": {"name": "absent"}}])),
         "configmap \"absent\" not found"
@@ -112,7 +111,10 @@ fn what_is_missing_is_named_as_the_kubelet_names_it_without_values() {
     let printed = format!("{:?}", objects());
     assert!(printed.contains("Secret prod/db keys password"), "{printed}");
     assert!(printed.contains("ConfigMap prod/absent not found"), "{printed}");
-    assert!(!printed.contains("hunter2") && !printed.contains("aHVudGVyMg"), "{printed}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("aHVudGVyMg"),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -199,7 +201,8 @@ fn a_missing_key_holds_the_container_until_a_pass_finds_it() {
             "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}}))
         .unwrap(),
     ]);
-    let config = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data});
+    let config =
+        |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}, "data": data});
     let mut memory = memory();
     let t = now();
     let nothing = Observed::default();
@@ -207,7 +210,12 @@ fn a_missing_key_holds_the_container_until_a_pass_finds_it() {
     assert_eq!(plan(&mut memory, &desired(&[&web]), &nothing, t), vec![]);
 
     let mut objects = ConfigObjects::default();
-    objects.insert(Source::ConfigMap, "default", "cfg", Some(&config(json!({"other": "x"}))));
+    objects.insert(
+        Source::ConfigMap,
+        "default",
+        "cfg",
+        Some(&config(json!({"other": "x"}))),
+    );
     memory.config = objects.clone();
     let message = "couldn't find key mode in ConfigMap default/cfg";
     assert_eq!(
@@ -231,7 +239,12 @@ fn a_missing_key_holds_the_container_until_a_pass_finds_it() {
         "said once, looked at again with no back-off"
     );
 
-    objects.insert(Source::ConfigMap, "default", "cfg", Some(&config(json!({"mode": "fast"}))));
+    objects.insert(
+        Source::ConfigMap,
+        "default",
+        "cfg",
+        Some(&config(json!({"mode": "fast"}))),
+    );
     memory.config = objects;
     let actions = plan(&mut memory, &desired(&[&web]), &nothing, t);
     assert_eq!(starts(&actions), ["default/web/a"]);

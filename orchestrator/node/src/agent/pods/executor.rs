@@ -24,10 +24,10 @@ use tokio::sync::mpsc;
 use super::background::{
     Completion, PullJob, SecretSource, sandbox_dirs, set_up_sandbox, stop_and_remove, tear_down_sandbox,
 };
+use super::config_env::ConfigObjects;
 use super::container_spec::with_service_env;
 use super::dns_config::{ClusterNames, SandboxDns};
 use super::hooks::{self, Hook, MIN_GRACE_AFTER_HOOK};
-use super::config_env::ConfigObjects;
 use super::memory::{Memory, Now};
 use super::plan::{Action, Observed, StopReason, plan, plan_reports};
 use super::probe::workers::ProbeWorkers;

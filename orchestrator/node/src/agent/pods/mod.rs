@@ -168,12 +168,11 @@ impl PodSupervisor {
         let memory = self.executor.memory();
         let waiting = |pod: &Pod| match memory.pods.get(pod.metadata.uid()) {
             None => true,
-            Some(known) => pod.spec.containers.iter().any(|c| {
-                known
-                    .containers
-                    .get(&c.name)
-                    .is_none_or(|c| c.id.is_none() && !c.done)
-            }),
+            Some(known) => pod
+                .spec
+                .containers
+                .iter()
+                .any(|c| known.containers.get(&c.name).is_none_or(|c| c.id.is_none() && !c.done)),
         };
         let wanted: std::collections::BTreeSet<(config_env::Source, String, String)> = desired
             .values()
@@ -190,10 +189,14 @@ impl PodSupervisor {
             match self.registry.kv.get(&source.key(&namespace, &name)).await {
                 Ok(Some(record)) => match serde_json::from_slice::<serde_json::Value>(&record.value) {
                     Ok(stored) => objects.insert(source, &namespace, &name, Some(&stored)),
-                    Err(e) => tracing::warn!(%namespace, %name, error = %e, "cannot parse an object an environment names"),
+                    Err(e) => {
+                        tracing::warn!(%namespace, %name, error = %e, "cannot parse an object an environment names")
+                    }
                 },
                 Ok(None) => objects.insert(source, &namespace, &name, None),
-                Err(e) => tracing::debug!(%namespace, %name, error = %e, "cannot read an object an environment names yet"),
+                Err(e) => {
+                    tracing::debug!(%namespace, %name, error = %e, "cannot read an object an environment names yet")
+                }
             }
         }
         self.executor.learn_config(objects);

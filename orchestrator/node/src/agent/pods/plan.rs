@@ -589,7 +589,10 @@ pub(crate) fn plan_pod(
                 continue;
             }
         };
-        if c.error.as_ref().is_some_and(|(reason, _)| reason == CREATE_CONTAINER_CONFIG_ERROR) {
+        if c.error
+            .as_ref()
+            .is_some_and(|(reason, _)| reason == CREATE_CONTAINER_CONFIG_ERROR)
+        {
             c.error = None;
         }
         let mut links = ServiceLinks::of(pod, container);
