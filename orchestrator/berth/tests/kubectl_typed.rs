@@ -2,7 +2,8 @@
 //! agent` on loopback). kubectl's typed commands send protobuf bodies and never fall
 //! back to JSON, so this is what they see: `create namespace`, `create deployment`
 //! (whose pods run as real processes), `drain` (cordon, then evictions), and
-//! `create secret` (with the tables of secrets and RuntimeClasses).
+//! `create secret generic|docker-registry|tls` and `create configmap` (with the
+//! tables of secrets, ConfigMaps and RuntimeClasses).
 //!
 //! Skipped, with a message, where kubectl is not installed.
 
@@ -196,7 +197,7 @@ fn kubectl_creates_in_protobuf_and_drains_with_evictions() {
     });
 
     // A kind berth does not serve: the same answer as for its JSON form.
-    let refused = cluster.kubectl(&["create", "configmap", "settings", "--from-literal=a=b"]);
+    let refused = cluster.kubectl(&["create", "serviceaccount", "settings"]);
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(
@@ -206,7 +207,7 @@ fn kubectl_creates_in_protobuf_and_drains_with_evictions() {
 }
 
 #[test]
-fn kubectl_creates_secrets_and_lists_runtime_classes() {
+fn kubectl_creates_secrets_and_config_maps_and_lists_runtime_classes() {
     if !has_kubectl() {
         eprintln!("SKIPPED kubectl_creates_secrets_and_lists_runtime_classes: kubectl is not installed");
         return;
@@ -261,9 +262,77 @@ fn kubectl_creates_secrets_and_lists_runtime_classes() {
     assert_eq!(rows[1][..3], ["creds", "Opaque", "2"], "{table}");
     assert_eq!(rows[2][..3], ["pull", "kubernetes.io/dockerconfigjson", "1"], "{table}");
 
+    // kubectl checks that the certificate and the key are a pair before it sends them.
+    let files = tempfile::tempdir().unwrap();
+    let cert = files.path().join("tls.crt");
+    let key = files.path().join("tls.key");
+    std::fs::write(&cert, TEST_CERT).unwrap();
+    std::fs::write(&key, TEST_KEY).unwrap();
+    let created = succeeded(&cluster.kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "web-tls",
+        &format!("--cert={}", cert.display()),
+        &format!("--key={}", key.display()),
+    ]));
+    assert_eq!(created.trim(), "secret/web-tls created");
+    let (status, tls) = cluster.get("/api/v1/namespaces/default/secrets/web-tls");
+    assert_eq!(status, 200, "{tls}");
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    let typed: berth_api::kinds::secret::Secret = serde_json::from_value(tls.clone()).unwrap();
+    let decoded = |key: &str| String::from_utf8(typed.data.as_ref().unwrap()[key].0.clone()).unwrap();
+    assert_eq!(
+        (decoded("tls.crt"), decoded("tls.key")),
+        (TEST_CERT.into(), TEST_KEY.into())
+    );
+
+    let settings = files.path().join("app.properties");
+    std::fs::write(&settings, "color=blue\n").unwrap();
+    let created = succeeded(&cluster.kubectl(&[
+        "create",
+        "configmap",
+        "settings",
+        "--from-literal=mode=fast",
+        &format!("--from-file={}", settings.display()),
+    ]));
+    assert_eq!(created.trim(), "configmap/settings created");
+    let (status, config) = cluster.get("/api/v1/namespaces/default/configmaps/settings");
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(
+        config["data"],
+        serde_json::json!({"mode": "fast", "app.properties": "color=blue\n"})
+    );
+    let refused = cluster.kubectl(&["create", "configmap", "bad", "--from-literal=a b=c"]);
+    assert!(!refused.status.success(), "a key with a space is refused");
+    let table = succeeded(&cluster.kubectl(&["get", "cm"]));
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows[0], ["NAME", "DATA", "AGE"], "{table}");
+    assert_eq!(rows[1][..2], ["settings", "2"], "{table}");
+
     let table = succeeded(&cluster.kubectl(&["get", "runtimeclasses"]));
     let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
     assert_eq!(rows[0], ["NAME", "HANDLER", "AGE"], "{table}");
     let classes: Vec<&[&str]> = rows[1..].iter().map(|r| &r[..2]).collect();
     assert_eq!(classes, [["process", "process"], ["runc", "runc"]], "{table}");
 }
+
+/// A self-signed certificate for web.example and its key, for `create secret tls`.
+const TEST_CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBgjCCASmgAwIBAgIUD3D8p9lRQZofnPww6Oc+mSQS3KAwCgYIKoZIzj0EAwIw
+FjEUMBIGA1UEAwwLd2ViLmV4YW1wbGUwIBcNMjYxMjA2MDUyMzQ1WhgPMjEyNjEx
+MTIwNTIzNDVaMBYxFDASBgNVBAMMC3dlYi5leGFtcGxlMFkwEwYHKoZIzj0CAQYI
+KoZIzj0DAQcDQgAEu+qOeBQgmRaw1PMTQ3Oi4/FnSjqjAYGTW7v+hNdhFQsh5qfr
+H8Jp7qr/kTz+g9a9t2V/kGZHF1q7ZdZaGJdTeaNTMFEwHQYDVR0OBBYEFEQynXRD
+oGeLBQ6PvG6yHBx0KRccMB8GA1UdIwQYMBaAFEQynXRDoGeLBQ6PvG6yHBx0KRcc
+MA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgLMV4bwEHDx7Ry5h9
+ucC+6jRKGAZuHgdSofwi8whNcXMCIFHacqrnjJ8smy4+RxpoQY2J2uxu8lX8OvkA
+TLJdvYWK
+-----END CERTIFICATE-----
+";
+const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPsX93NRw+chqveep
+nCZZtGliOJyRC3OLoTJcuAqgNZKhRANCAAS76o54FCCZFrDU8xNDc6Lj8WdKOqMB
+gZNbu/6E12EVCyHmp+sfwmnuqv+RPP6D1r23ZX+QZkcXWrtl1loYl1N5
+-----END PRIVATE KEY-----
+";

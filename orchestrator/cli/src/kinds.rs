@@ -172,8 +172,8 @@ mod tests {
         assert_eq!(
             unknown_kind("flurbs"),
             "the server doesn't have a resource type \"flurbs\"; berth knows namespaces (ns), nodes (no), \
-             pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, runtimeclasses, \
-             services (svc), endpointslices, poddisruptionbudgets (pdb)"
+             pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, configmaps (cm), \
+             runtimeclasses, services (svc), endpointslices, poddisruptionbudgets (pdb)"
         );
     }
 

@@ -14,6 +14,7 @@ pub use descriptor::{Conversion, KindDescriptor, PrinterColumn, StatusOnCreate, 
 pub(crate) use object::flat_kind;
 pub use object::{Object, TypedObject};
 
+pub mod config_map;
 pub mod deployment;
 pub mod endpoint_slice;
 pub mod event;
@@ -37,6 +38,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &event::EVENT,
     &event::EVENT_V1,
     &secret::SECRET,
+    &config_map::CONFIG_MAP,
     &runtime_class::RUNTIME_CLASS,
     &service::SERVICE,
     &endpoint_slice::ENDPOINT_SLICE,
@@ -125,6 +127,7 @@ mod tests {
                 ("v1".to_string(), "Event", "events", true, &["ev"], &[]),
                 ("events.k8s.io/v1".to_string(), "Event", "events", true, &["ev"], &[]),
                 ("v1".to_string(), "Secret", "secrets", true, &[], &[]),
+                ("v1".to_string(), "ConfigMap", "configmaps", true, &["cm"], &[]),
                 (
                     "node.k8s.io/v1".to_string(),
                     "RuntimeClass",

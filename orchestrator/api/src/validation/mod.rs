@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 mod containers;
 mod deployment;
+pub mod env;
 mod pod_dns;
 mod probes;
 pub mod service;
@@ -318,6 +319,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         }
     }
     containers::pod_spec(spec, path, errors);
+    env::pod_spec(spec, path, errors);
     unsupported::pod_spec(spec, path, errors);
 }
 

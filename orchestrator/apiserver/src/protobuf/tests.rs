@@ -115,8 +115,8 @@ fn bodies_that_cannot_be_read_are_400s_that_say_why() {
 }
 
 #[test]
-fn kinds_not_served_still_decode_so_they_meet_the_json_errors() {
-    // ConfigMap: 1 metadata, 2 data.
+fn flat_kinds_decode() {
+    // ConfigMap (no spec): 1 metadata, 2 data.
     let raw = message(&[metadata("settings"), bytes(2, message(&[bytes(1, "k"), bytes(2, "v")]))]);
     let config_map = decode(&body("v1", "ConfigMap", &raw)).unwrap();
     assert_eq!(config_map["data"], json!({"k": "v"}));

@@ -3,6 +3,7 @@
 //! is the harness; the tests are grouped by what they exercise.
 
 mod apply;
+mod config_maps;
 mod discovery;
 mod disruption;
 mod events;

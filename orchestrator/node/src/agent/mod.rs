@@ -148,6 +148,7 @@ pub async fn run(
         config.advertise_address.clone(),
         config.data_dir.join("pods"),
     )
+    .with_allocatable(config.cpu_millis, config.memory_bytes)
     .with_dns(node_dns);
     tokio::pin!(shutdown);
     let current_lease = std::sync::atomic::AtomicI64::new(0);

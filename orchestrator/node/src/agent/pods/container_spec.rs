@@ -4,9 +4,10 @@
 //! - argv: `command` given → it alone (it replaces the ENTRYPOINT and the image's CMD
 //!   is ignored), then `args`; only `args` → ENTRYPOINT + args; neither →
 //!   ENTRYPOINT + CMD.
-//! - env: the image's, then the pod's identity, then the container's (a later entry
-//!   wins: the pod's over the image's); at the start, the Services' variables
-//!   ([`with_service_env`]) over the image's but under the container's own.
+//! - env: the image's, then the pod's identity, then the container's own (`envFrom`
+//!   and `env`, resolved; a later entry wins: the pod's over the image's); at the
+//!   start, the Services' variables ([`with_service_env`]) over the image's but under
+//!   the container's own.
 //! - workingDir: the container's, else the image's.
 //! - securityContext: the pod's level, then the container's over it field by field.
 //!
@@ -19,12 +20,34 @@ use berth_api::meta::MetaExt;
 use berth_api::objects::{Container, Pod};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
-/// The spec to start `c` of `pod` with, from `image` when the runtime runs images.
+/// The spec to start `c` of `pod` with, from `image` when the runtime runs images,
+/// with only the container's literal `env` values (its sources resolved: see
+/// [`container_spec_with_env`]).
+#[cfg(test)]
 pub(crate) fn container_spec(
     pod: &Pod,
     c: &Container,
     image: Option<&PulledImage>,
     sandbox: Option<&SandboxSpec>,
+) -> ContainerSpec {
+    let own = c
+        .env
+        .iter()
+        .flatten()
+        .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+        .collect();
+    container_spec_with_env(pod, c, image, sandbox, own)
+}
+
+/// The spec to start `c` of `pod` with, from `image` when the runtime runs images;
+/// `own_env` is the environment the container defines itself (`envFrom` and `env`,
+/// resolved: config_env.rs).
+pub(crate) fn container_spec_with_env(
+    pod: &Pod,
+    c: &Container,
+    image: Option<&PulledImage>,
+    sandbox: Option<&SandboxSpec>,
+    own_env: Vec<(String, String)>,
 ) -> ContainerSpec {
     let name = pod.metadata.name();
     let namespace = pod.metadata.namespace();
@@ -36,12 +59,7 @@ pub(crate) fn container_spec(
         ("BERTH_POD_NAME".to_string(), name.to_string()),
         ("BERTH_POD_NAMESPACE".to_string(), namespace.to_string()),
     ]);
-    env.extend(
-        c.env
-            .iter()
-            .flatten()
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())),
-    );
+    env.extend(own_env);
     let quantity = |section: &str, resource: &str| {
         let resources = c.resources.as_ref()?;
         let values = if section == "limits" {

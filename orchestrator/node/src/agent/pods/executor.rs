@@ -24,6 +24,7 @@ use tokio::sync::mpsc;
 use super::background::{
     Completion, PullJob, SecretSource, sandbox_dirs, set_up_sandbox, stop_and_remove, tear_down_sandbox,
 };
+use super::config_env::ConfigObjects;
 use super::container_spec::with_service_env;
 use super::dns_config::{ClusterNames, SandboxDns};
 use super::hooks::{self, Hook, MIN_GRACE_AFTER_HOOK};
@@ -112,6 +113,7 @@ impl Executor {
         let runtimes = workloads.runtimes;
         let mut memory = Memory::new(backoff_base, runtimes.default_handler());
         memory.handlers = runtimes.runs_images();
+        memory.node.host_ip = host_ip.clone();
         let (completions_tx, completions) = mpsc::unbounded_channel();
         Executor {
             memory,
@@ -179,6 +181,19 @@ impl Executor {
 
     pub(crate) fn memory(&self) -> &Memory {
         &self.memory
+    }
+
+    /// What a container without a limit may use, for `resourceFieldRef`: the
+    /// node's allocatable.
+    pub(crate) fn with_allocatable(mut self, cpu_millis: u64, memory_bytes: u64) -> Self {
+        self.memory.node.cpu_millis = cpu_millis;
+        self.memory.node.memory_bytes = memory_bytes;
+        self
+    }
+
+    /// The ConfigMaps and Secrets the next pass builds environments from.
+    pub(crate) fn learn_config(&mut self, objects: ConfigObjects) {
+        self.memory.config = objects;
     }
 
     /// Learns the handler of the RuntimeClass `class`.
@@ -379,6 +394,23 @@ impl Executor {
                 tokio::spawn(async move {
                     let _ = tx.send(job.run().await);
                 });
+            }
+            Action::ConfigError {
+                pod,
+                pod_uid,
+                container,
+                message,
+            } => {
+                // The message names objects and keys, never values.
+                tracing::warn!(%pod, %container, %message, "cannot build a container's environment");
+                self.emit(
+                    &pod,
+                    &pod_uid,
+                    Some(&container),
+                    EventType::Warning,
+                    "Failed",
+                    format!("Error: {message}"),
+                );
             }
             Action::PullBackOff {
                 pod,

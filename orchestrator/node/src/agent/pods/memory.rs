@@ -16,6 +16,7 @@ use berth_api::meta::Time;
 use berth_api::objects::{ContainerState, ContainerStateTerminated, Pod, PodStatus};
 use berth_api::time::from_system_time;
 
+use super::config_env::{ConfigObjects, NodeFacts};
 use super::pull::ImageMemory;
 use super::sandbox::SandboxMemory;
 
@@ -63,6 +64,10 @@ pub(crate) struct Memory {
     /// The uids of deleted pods whose stop (preStop hooks, SIGTERM, SIGKILL at the
     /// grace, sandbox teardown) is under way: their objects are removed only after.
     pub(crate) terminating: BTreeSet<String>,
+    /// The ConfigMaps and Secrets the pods' environments name, as read before this
+    /// pass, and what the node knows that an environment may name.
+    pub(crate) config: ConfigObjects,
+    pub(crate) node: NodeFacts,
 }
 
 impl Memory {
@@ -77,6 +82,8 @@ impl Memory {
             pods: BTreeMap::new(),
             adopted: false,
             terminating: BTreeSet::new(),
+            config: ConfigObjects::default(),
+            node: NodeFacts::default(),
         }
     }
 

@@ -11,6 +11,8 @@
 //! - `status`: a pod's status (phase, conditions, container states) from its memory;
 //! - `pull`, `sandbox`: a container's image and a pod's sandbox as remembered, with
 //!   their back-offs; `container_spec`: a pod's container merged with its image;
+//!   `config_env`: a container's own environment from ConfigMaps, Secrets, the pod's
+//!   fields and the containers' resources (read here before each pass);
 //! - `probe`: liveness, readiness and startup probes, on timers of their own; their
 //!   results come to the memory in the pass, which kills what failed liveness;
 //! - `executor`: reads nothing but the runtimes, carries out the actions, with
@@ -18,6 +20,7 @@
 //! - here: the loop, the one clock read per pass, and the writes to the store.
 
 mod background;
+mod config_env;
 mod container_spec;
 pub(crate) mod dns_config;
 mod executor;
@@ -149,6 +152,56 @@ impl PodSupervisor {
         }
     }
 
+    /// What a container without a limit may use (the node's allocatable), for
+    /// `resourceFieldRef`.
+    pub(crate) fn with_allocatable(self, cpu_millis: u64, memory_bytes: u64) -> Self {
+        PodSupervisor {
+            executor: self.executor.with_allocatable(cpu_millis, memory_bytes),
+            ..self
+        }
+    }
+
+    /// Reads the ConfigMaps and Secrets that the environments of containers not
+    /// running yet name, for the pass to build them from. One that cannot be read
+    /// now is left out: its container waits for a later pass.
+    async fn read_config(&mut self, desired: &BTreeMap<String, Pod>) {
+        let memory = self.executor.memory();
+        let waiting = |pod: &Pod| match memory.pods.get(pod.metadata.uid()) {
+            None => true,
+            Some(known) => pod
+                .spec
+                .containers
+                .iter()
+                .any(|c| known.containers.get(&c.name).is_none_or(|c| c.id.is_none() && !c.done)),
+        };
+        let wanted: std::collections::BTreeSet<(config_env::Source, String, String)> = desired
+            .values()
+            .filter(|pod| pod.metadata.deletion_timestamp.is_none() && waiting(pod))
+            .flat_map(|pod| {
+                let namespace = pod.metadata.namespace().to_string();
+                config_env::references(pod)
+                    .into_iter()
+                    .map(move |(source, name)| (source, namespace.clone(), name))
+            })
+            .collect();
+        let mut objects = config_env::ConfigObjects::default();
+        for (source, namespace, name) in wanted {
+            match self.registry.kv.get(&source.key(&namespace, &name)).await {
+                Ok(Some(record)) => match serde_json::from_slice::<serde_json::Value>(&record.value) {
+                    Ok(stored) => objects.insert(source, &namespace, &name, Some(&stored)),
+                    Err(e) => {
+                        tracing::warn!(%namespace, %name, error = %e, "cannot parse an object an environment names")
+                    }
+                },
+                Ok(None) => objects.insert(source, &namespace, &name, None),
+                Err(e) => {
+                    tracing::debug!(%namespace, %name, error = %e, "cannot read an object an environment names yet")
+                }
+            }
+        }
+        self.executor.learn_config(objects);
+    }
+
     /// Stops every container now (self-fencing or shutdown) and forgets the pods.
     pub(crate) async fn stop_all(&mut self, grace: Duration) {
         self.executor.stop_all(grace).await;
@@ -157,6 +210,7 @@ impl PodSupervisor {
 
     async fn sync(&mut self, desired: &BTreeMap<String, Pod>) {
         self.read_runtime_classes(desired).await;
+        self.read_config(desired).await;
         let now = Now::read();
         let writes = self.executor.pass(desired, now);
         {

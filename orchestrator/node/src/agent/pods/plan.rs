@@ -25,7 +25,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::container_spec::{ServiceLinks, container_spec};
+use super::config_env::{CREATE_CONTAINER_CONFIG_ERROR, ConfigObjects, EnvError, NodeFacts, resolve};
+use super::container_spec::{ServiceLinks, container_spec_with_env};
 use super::hooks::{Hook, pre_stops};
 use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
 use super::sandbox::{SandboxState, is_host_network};
@@ -35,6 +36,12 @@ use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodStatus};
 use berth_api::pod_deletion::grace_of;
+
+/// What a pass resolves containers' environments from.
+pub(crate) struct EnvInputs<'a> {
+    pub(crate) objects: &'a ConfigObjects,
+    pub(crate) node: &'a NodeFacts,
+}
 
 /// The grace of a stop when the pod does not say (and for strays found at adoption).
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(30);
@@ -110,6 +117,15 @@ pub(crate) enum Action {
         policy: PullPolicy,
         /// The names of the pod's pull secrets, in the pod's namespace.
         secrets: Vec<String>,
+    },
+    /// A container's environment names a ConfigMap, Secret or key that is missing
+    /// (the kubelet's CreateContainerConfigError; nothing to do but say so, once per
+    /// message).
+    ConfigError {
+        pod: String,
+        pod_uid: String,
+        container: String,
+        message: String,
     },
     /// A failed pull now waits out its back-off (the kubelet's BackOff event).
     PullBackOff {
@@ -281,12 +297,17 @@ pub(crate) fn plan(memory: &mut Memory, desired: &BTreeMap<String, Pod>, observe
             .pods
             .entry(uid.to_string())
             .or_insert_with(|| PodMemory::new(pod, &handler, now));
+        let env = EnvInputs {
+            objects: &memory.config,
+            node: &memory.node,
+        };
         actions.extend(plan_pod(
             pod,
             memory_of_pod,
             observed,
             memory.backoff_base,
             runs_images,
+            &env,
             now,
         ));
     }
@@ -431,6 +452,7 @@ pub(crate) fn plan_pod(
     observed: &Observed,
     backoff_base: Duration,
     runs_images: Option<bool>,
+    env: &EnvInputs,
     now: Now,
 ) -> Vec<Action> {
     memory.pod = pod.clone();
@@ -458,6 +480,12 @@ pub(crate) fn plan_pod(
             pod: Box::new(pod.clone()),
         });
     }
+    // What `status.podIP` says in an environment: as the pod's status has it.
+    let pod_ip = if has_own_address(memory) {
+        memory.sandbox.ready().and_then(|sandbox| sandbox.pod_ip)
+    } else {
+        env.node.host_ip.parse().ok()
+    };
     for container in &pod.spec.containers {
         let c: &mut ContainerMemory = memory.containers.entry(container.name.clone()).or_default();
         if c.backoff.is_zero() {
@@ -507,7 +535,7 @@ pub(crate) fn plan_pod(
         if !c.is_due(now) {
             continue;
         }
-        let spec = if runs_images {
+        let ready = if runs_images {
             let image = container.image.clone().unwrap_or_default();
             let (pull, backing_off) = c.image.step(now);
             if pull {
@@ -538,15 +566,49 @@ pub(crate) fn plan_pod(
             let (Some(image), Some(sandbox)) = (c.image.pulled(), memory.sandbox.ready()) else {
                 continue;
             };
-            container_spec(pod, container, Some(image), Some(&sandbox.spec))
+            Some((image.clone(), sandbox.spec.clone()))
         } else {
-            container_spec(pod, container, None, None)
+            None
         };
+        // The kubelet builds the environment once the image is there; what it names
+        // and is missing holds the container (no back-off: the next pass looks again).
+        let own_env = match resolve(pod, container, env.objects, env.node, pod_ip) {
+            Ok(own_env) => own_env,
+            Err(EnvError::NotReadYet) => continue,
+            Err(EnvError::Missing(message)) => {
+                let error = (CREATE_CONTAINER_CONFIG_ERROR.to_string(), message.clone());
+                if c.error.as_ref() != Some(&error) {
+                    actions.push(Action::ConfigError {
+                        pod: name.clone(),
+                        pod_uid: pod.metadata.uid().to_string(),
+                        container: container.name.clone(),
+                        message,
+                    });
+                }
+                c.error = Some(error);
+                continue;
+            }
+        };
+        if c.error
+            .as_ref()
+            .is_some_and(|(reason, _)| reason == CREATE_CONTAINER_CONFIG_ERROR)
+        {
+            c.error = None;
+        }
+        let mut links = ServiceLinks::of(pod, container);
+        links.declared = own_env.iter().map(|(name, _)| name.clone()).collect();
+        let spec = container_spec_with_env(
+            pod,
+            container,
+            ready.as_ref().map(|(image, _)| image),
+            ready.as_ref().map(|(_, sandbox)| sandbox),
+            own_env,
+        );
         actions.push(Action::Start {
             pod_uid: pod.metadata.uid().to_string(),
             handler: memory.handler.clone(),
             spec: Box::new(spec),
-            links: ServiceLinks::of(pod, container),
+            links,
         });
     }
     actions
