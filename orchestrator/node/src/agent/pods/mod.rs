@@ -38,6 +38,8 @@ mod fixtures;
 #[cfg(test)]
 mod image_tests;
 #[cfg(test)]
+mod init_tests;
+#[cfg(test)]
 mod plan_tests;
 #[cfg(test)]
 mod sandbox_tests;

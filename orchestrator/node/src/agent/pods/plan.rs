@@ -26,14 +26,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::container_spec::{ServiceLinks, container_spec};
-use super::hooks::{Hook, pre_stops};
+use super::hooks::{Hook, post_start_of, pre_stop_of, pre_stops};
 use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
-use super::sandbox::{SandboxState, is_host_network};
+use super::sandbox::{Sandbox, SandboxState, is_host_network};
 use super::status::pod_status;
 use crate::image::PullPolicy;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
+use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Pod, PodStatus};
+use berth_api::objects::{Container, Pod, PodStatus};
 use berth_api::pod_deletion::grace_of;
 
 /// The grace of a stop when the pod does not say (and for strays found at adoption).
@@ -125,6 +126,11 @@ pub(crate) enum Action {
         spec: Box<ContainerSpec>,
         /// Which Services' variables the container gets, added at its start.
         links: ServiceLinks,
+        /// Its postStart hook, run once it started (the run is not Running until the
+        /// hook finishes; a hook that fails kills it); the pod's own address for an
+        /// httpGet hook (none: the node's).
+        post_start: Option<Result<Hook, String>>,
+        address: Option<std::net::IpAddr>,
     },
     /// In the background: stop (TERM, `grace`, KILL) and remove each container, then,
     /// when `remove_logs_of` names a pod uid, remove that pod's logs, and when
@@ -159,9 +165,10 @@ pub(crate) enum Action {
         message: String,
     },
     /// In the background: stop a container that failed its liveness or startup
-    /// probe as a deleted pod's are stopped (its preStop hook, then TERM, KILL at the
-    /// end of `grace`, the hook's time counted), without removing it: a later pass
-    /// sees it exited and restarts it as the restart policy says (`probe/results.rs`).
+    /// probe (or a sidecar whose app containers finished) as a deleted pod's are
+    /// stopped (its preStop hook, then TERM, KILL at the end of `grace`, the hook's
+    /// time counted), without removing it: a later pass sees it exited and restarts
+    /// it as the restart policy says (`probe/results.rs`), or not, if it is done.
     KillUnhealthy {
         pod: String,
         pod_uid: String,
@@ -186,6 +193,9 @@ pub(crate) struct Termination {
     pub(crate) pod_uid: String,
     pub(crate) pre_stop: BTreeMap<String, Result<Hook, String>>,
     pub(crate) address: Option<std::net::IpAddr>,
+    /// The ids of the sidecars' runs: stopped once the other containers stopped, as
+    /// they serve them to the end.
+    pub(crate) sidecars: Vec<String>,
 }
 
 impl Termination {
@@ -199,6 +209,14 @@ impl Termination {
                 .filter_map(|(name, hook)| ids.get(&name).map(|id| (id.clone(), hook)))
                 .collect(),
             address,
+            sidecars: pod
+                .spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| is_sidecar(c))
+                .filter_map(|c| ids.get(&c.name).cloned())
+                .collect(),
         }
     }
 }
@@ -322,7 +340,7 @@ fn adopt(
             .cloned()
             .unwrap_or_else(|| memory.default_handler.clone());
         match want.get(container.pod_uid.as_str()) {
-            Some(pod) if pod.spec.containers.iter().any(|c| c.name == container.name) => {
+            Some(pod) if all_containers(pod).any(|c| c.name == container.name) => {
                 let pod_handler = memory.handler_of(pod);
                 let memory_of_pod = memory
                     .pods
@@ -434,7 +452,6 @@ pub(crate) fn plan_pod(
     now: Now,
 ) -> Vec<Action> {
     memory.pod = pod.clone();
-    let policy = RestartPolicy::of(pod);
     let name = pod_name(pod);
     let mut actions = Vec::new();
     let Some(runs_images) = runs_images else {
@@ -458,14 +475,106 @@ pub(crate) fn plan_pod(
             pod: Box::new(pod.clone()),
         });
     }
+    let step = Step {
+        pod,
+        name: &name,
+        handler: &memory.handler,
+        sandbox: memory.sandbox.ready(),
+        observed,
+        backoff_base,
+        runs_images,
+        now,
+    };
+    let containers = &mut memory.containers;
+    // The start order: the init containers, each through (completed; a sidecar:
+    // started) before the next starts, then the app containers, once all are through.
+    // A container whose postStart hook runs holds back those after it.
+    let mut hooks_running = false;
+    let mut blocked = false;
+    for container in pod.spec.init_containers.iter().flatten() {
+        if memory.initialized && !is_sidecar(container) {
+            continue;
+        }
+        let policy = RestartPolicy::of_container(pod, container, true);
+        let c = containers.entry(container.name.clone()).or_default();
+        // Once initialized, a sidecar that exited is restarted whatever the others do.
+        let may_start = memory.initialized || (!blocked && !hooks_running);
+        let started = step.container(container, c, policy, may_start, &mut actions);
+        hooks_running |= c.post_start_pending.is_some() || (started && post_start_of(container).is_some());
+        blocked |= !is_through(container, c);
+    }
+    if !blocked {
+        memory.initialized = true;
+    }
     for container in &pod.spec.containers {
-        let c: &mut ContainerMemory = memory.containers.entry(container.name.clone()).or_default();
+        let policy = RestartPolicy::of_container(pod, container, false);
+        let c = containers.entry(container.name.clone()).or_default();
+        let may_start = memory.initialized && !hooks_running;
+        let started = step.container(container, c, policy, may_start, &mut actions);
+        hooks_running |= c.post_start_pending.is_some() || (started && post_start_of(container).is_some());
+    }
+    // Every app container finished for good (restartPolicy Never or OnFailure): the
+    // sidecars have no one left to serve, so they are stopped and not restarted.
+    let finished = memory.initialized
+        && pod
+            .spec
+            .containers
+            .iter()
+            .all(|c| containers.get(&c.name).is_some_and(|c| c.done));
+    let sidecars = pod.spec.init_containers.iter().flatten().filter(|c| is_sidecar(c));
+    for container in sidecars.filter(|_| finished) {
+        let c = containers.entry(container.name.clone()).or_default();
+        if c.done {
+            continue;
+        }
+        c.done = true;
+        let Some(id) = c.id.clone() else { continue };
+        let grace = pod.spec.termination_grace_period_seconds;
+        actions.push(Action::KillUnhealthy {
+            pod: name.clone(),
+            pod_uid: pod.metadata.uid().to_string(),
+            handler: memory.handler.clone(),
+            container: container.name.clone(),
+            id,
+            grace: grace.map_or(DEFAULT_GRACE, |s| Duration::from_secs(s.max(0) as u64)),
+            pre_stop: pre_stop_of(container),
+            address: memory.sandbox.ready().and_then(|s| s.pod_ip),
+            message: format!("Stopping container {}: the app containers finished", container.name),
+        });
+    }
+    actions
+}
+
+/// What one pod's pass shares across its containers.
+struct Step<'a> {
+    pod: &'a Pod,
+    name: &'a str,
+    handler: &'a str,
+    sandbox: Option<&'a Sandbox>,
+    observed: &'a Observed,
+    backoff_base: Duration,
+    runs_images: bool,
+    now: Now,
+}
+
+impl Step<'_> {
+    /// One container's pass: its exit (restarted by `policy` after the back-off), and
+    /// when `may_start` and it is due, its pull and start. Whether it was started.
+    fn container(
+        &self,
+        container: &Container,
+        c: &mut ContainerMemory,
+        policy: RestartPolicy,
+        may_start: bool,
+        actions: &mut Vec<Action>,
+    ) -> bool {
+        let (pod, now) = (self.pod, self.now);
         if c.backoff.is_zero() {
-            c.backoff = backoff_base;
+            c.backoff = self.backoff_base;
         }
         if let Some(id) = c.id.clone() {
-            match observed.state(&id) {
-                Ok(ContainerState::Running { .. }) => continue,
+            match self.observed.state(&id) {
+                Ok(ContainerState::Running { .. }) => return false,
                 Ok(ContainerState::Exited {
                     exit_code,
                     signal,
@@ -474,28 +583,28 @@ pub(crate) fn plan_pod(
                     oom_killed,
                 }) => {
                     let exit = Exit {
-                        container_id: container_id(&memory.handler, &id),
+                        container_id: container_id(self.handler, &id),
                         exit_code,
                         signal,
                         started_at,
                         finished_at,
                         oom_killed,
                     };
-                    c.exited(exit, policy, backoff_base, now);
+                    c.exited(exit, policy, self.backoff_base, now);
                     actions.push(Action::Remove {
-                        pod: name.clone(),
+                        pod: self.name.to_string(),
                         pod_uid: pod.metadata.uid().to_string(),
-                        handler: memory.handler.clone(),
+                        handler: self.handler.to_string(),
                         container: container.name.clone(),
                         id,
                         exit_code,
                         backing_off: !c.done && !c.is_due(now),
                     });
-                    continue;
+                    return false;
                 }
                 Err(error) => {
                     actions.push(Action::Lost {
-                        pod: name.clone(),
+                        pod: self.name.to_string(),
                         container: container.name.clone(),
                         id,
                         error,
@@ -504,15 +613,15 @@ pub(crate) fn plan_pod(
                 }
             }
         }
-        if !c.is_due(now) {
-            continue;
+        if !may_start || !c.is_due(now) {
+            return false;
         }
-        let spec = if runs_images {
+        let spec = if self.runs_images {
             let image = container.image.clone().unwrap_or_default();
             let (pull, backing_off) = c.image.step(now);
             if pull {
                 actions.push(Action::Pull {
-                    pod: name.clone(),
+                    pod: self.name.to_string(),
                     pod_uid: pod.metadata.uid().to_string(),
                     container: container.name.clone(),
                     policy: PullPolicy::parse(container.image_pull_policy.as_deref(), &image)
@@ -529,14 +638,14 @@ pub(crate) fn plan_pod(
                 });
             } else if backing_off {
                 actions.push(Action::PullBackOff {
-                    pod: name.clone(),
+                    pod: self.name.to_string(),
                     pod_uid: pod.metadata.uid().to_string(),
                     container: container.name.clone(),
                     image,
                 });
             }
-            let (Some(image), Some(sandbox)) = (c.image.pulled(), memory.sandbox.ready()) else {
-                continue;
+            let (Some(image), Some(sandbox)) = (c.image.pulled(), self.sandbox) else {
+                return false;
             };
             container_spec(pod, container, Some(image), Some(&sandbox.spec))
         } else {
@@ -544,12 +653,14 @@ pub(crate) fn plan_pod(
         };
         actions.push(Action::Start {
             pod_uid: pod.metadata.uid().to_string(),
-            handler: memory.handler.clone(),
+            handler: self.handler.to_string(),
             spec: Box::new(spec),
             links: ServiceLinks::of(pod, container),
+            post_start: post_start_of(container),
+            address: self.sandbox.and_then(|s| s.pod_ip),
         });
+        true
     }
-    actions
 }
 
 /// The status of every pod whose status changed since it was last written.
@@ -565,6 +676,23 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
             })
         })
         .collect()
+}
+
+/// Whether an init container is through, so the next may start: completed (exited
+/// 0, not to run again), or for a sidecar, running, its postStart hook done and its
+/// startup probe passed.
+pub(crate) fn is_through(container: &Container, c: &ContainerMemory) -> bool {
+    if is_sidecar(container) {
+        c.id.as_ref()
+            .is_some_and(|id| c.post_start_pending.is_none() && c.health.is_started(container, id))
+    } else {
+        c.done && c.terminated.as_ref().is_some_and(|t| t.exit_code == 0)
+    }
+}
+
+/// A pod's containers, init containers first.
+pub(crate) fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.spec.init_containers.iter().flatten().chain(&pod.spec.containers)
 }
 
 pub(crate) fn pod_name(pod: &Pod) -> String {
