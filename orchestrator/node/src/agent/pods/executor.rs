@@ -58,6 +58,7 @@ fn sandbox_dns(dns: Option<&crate::agent::dns::NodeDns>) -> SandboxDns {
 }
 
 mod completion;
+mod post_start;
 
 pub(crate) struct Executor {
     runtimes: Runtimes,
@@ -556,45 +557,6 @@ impl Executor {
             Action::ReportStatus { .. } => self.writes.push(action),
             Action::DeletePod { .. } => self.writes.push(action),
         }
-    }
-
-    /// In the background: runs the postStart hook of the run `id`, which is not
-    /// Running until the hook's outcome comes back (`Completion::PostStarted`).
-    fn post_start(
-        &mut self,
-        pod_uid: &str,
-        handler: &str,
-        container: &str,
-        id: String,
-        hook: Result<Hook, String>,
-        address: Option<std::net::IpAddr>,
-    ) {
-        let Some(runtime) = self.runtimes.get(handler).cloned() else {
-            return;
-        };
-        if let Some(c) = self
-            .memory
-            .pods
-            .get_mut(pod_uid)
-            .and_then(|p| p.containers.get_mut(container))
-        {
-            c.post_start_pending = Some(id.clone());
-        }
-        let address = address.or(self.host_ip.parse().ok());
-        let tx = self.completions_tx.clone();
-        let (pod_uid, container) = (pod_uid.to_string(), container.to_string());
-        tokio::spawn(async move {
-            let result = match hook {
-                Ok(hook) => hooks::run(&hook, runtime, &id, address, hooks::POST_START_LIMIT).await,
-                Err(e) => Err(e),
-            };
-            let _ = tx.send(Completion::PostStarted {
-                pod_uid,
-                container,
-                id,
-                result,
-            });
-        });
     }
 
     /// Starts a container; the run's id when it started.

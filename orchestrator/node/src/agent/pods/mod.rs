@@ -9,6 +9,7 @@
 //! - `plan`: the pure decisions — adoption, restarts, starts, stops, the statuses to
 //!   report — as `Action`s, given the memory, what the runtime reported and `now`;
 //! - `status`: a pod's status (phase, conditions, container states) from its memory;
+//! - `container_step`: one container's exit, restart, pull and start in a pass;
 //! - `pull`, `sandbox`: a container's image and a pod's sandbox as remembered, with
 //!   their back-offs; `container_spec`: a pod's container merged with its image;
 //! - `probe`: liveness, readiness and startup probes, on timers of their own; their
@@ -19,6 +20,7 @@
 
 mod background;
 mod container_spec;
+mod container_step;
 pub(crate) mod dns_config;
 mod executor;
 mod hooks;

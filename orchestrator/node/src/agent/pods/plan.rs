@@ -25,10 +25,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::container_spec::{ServiceLinks, container_spec};
+use super::container_spec::ServiceLinks;
+use super::container_step::Step;
+pub(crate) use super::container_step::is_through;
 use super::hooks::{Hook, post_start_of, pre_stop_of, pre_stops};
-use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
-use super::sandbox::{Sandbox, SandboxState, is_host_network};
+use super::memory::{Memory, Now, PodMemory, RestartPolicy};
+use super::sandbox::{SandboxState, is_host_network};
 use super::status::pod_status;
 use crate::image::PullPolicy;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
@@ -58,7 +60,7 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
-    fn state(&self, id: &str) -> Result<ContainerState, String> {
+    pub(crate) fn state(&self, id: &str) -> Result<ContainerState, String> {
         self.states
             .get(id)
             .cloned()
@@ -545,124 +547,6 @@ pub(crate) fn plan_pod(
     actions
 }
 
-/// What one pod's pass shares across its containers.
-struct Step<'a> {
-    pod: &'a Pod,
-    name: &'a str,
-    handler: &'a str,
-    sandbox: Option<&'a Sandbox>,
-    observed: &'a Observed,
-    backoff_base: Duration,
-    runs_images: bool,
-    now: Now,
-}
-
-impl Step<'_> {
-    /// One container's pass: its exit (restarted by `policy` after the back-off), and
-    /// when `may_start` and it is due, its pull and start. Whether it was started.
-    fn container(
-        &self,
-        container: &Container,
-        c: &mut ContainerMemory,
-        policy: RestartPolicy,
-        may_start: bool,
-        actions: &mut Vec<Action>,
-    ) -> bool {
-        let (pod, now) = (self.pod, self.now);
-        if c.backoff.is_zero() {
-            c.backoff = self.backoff_base;
-        }
-        if let Some(id) = c.id.clone() {
-            match self.observed.state(&id) {
-                Ok(ContainerState::Running { .. }) => return false,
-                Ok(ContainerState::Exited {
-                    exit_code,
-                    signal,
-                    started_at,
-                    finished_at,
-                    oom_killed,
-                }) => {
-                    let exit = Exit {
-                        container_id: container_id(self.handler, &id),
-                        exit_code,
-                        signal,
-                        started_at,
-                        finished_at,
-                        oom_killed,
-                    };
-                    c.exited(exit, policy, self.backoff_base, now);
-                    actions.push(Action::Remove {
-                        pod: self.name.to_string(),
-                        pod_uid: pod.metadata.uid().to_string(),
-                        handler: self.handler.to_string(),
-                        container: container.name.clone(),
-                        id,
-                        exit_code,
-                        backing_off: !c.done && !c.is_due(now),
-                    });
-                    return false;
-                }
-                Err(error) => {
-                    actions.push(Action::Lost {
-                        pod: self.name.to_string(),
-                        container: container.name.clone(),
-                        id,
-                        error,
-                    });
-                    c.id = None;
-                }
-            }
-        }
-        if !may_start || !c.is_due(now) {
-            return false;
-        }
-        let spec = if self.runs_images {
-            let image = container.image.clone().unwrap_or_default();
-            let (pull, backing_off) = c.image.step(now);
-            if pull {
-                actions.push(Action::Pull {
-                    pod: self.name.to_string(),
-                    pod_uid: pod.metadata.uid().to_string(),
-                    container: container.name.clone(),
-                    policy: PullPolicy::parse(container.image_pull_policy.as_deref(), &image)
-                        .unwrap_or(PullPolicy::IfNotPresent),
-                    image: image.clone(),
-                    secrets: pod
-                        .spec
-                        .image_pull_secrets
-                        .iter()
-                        .flatten()
-                        .map(|s| s.name.clone())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                });
-            } else if backing_off {
-                actions.push(Action::PullBackOff {
-                    pod: self.name.to_string(),
-                    pod_uid: pod.metadata.uid().to_string(),
-                    container: container.name.clone(),
-                    image,
-                });
-            }
-            let (Some(image), Some(sandbox)) = (c.image.pulled(), self.sandbox) else {
-                return false;
-            };
-            container_spec(pod, container, Some(image), Some(&sandbox.spec))
-        } else {
-            container_spec(pod, container, None, None)
-        };
-        actions.push(Action::Start {
-            pod_uid: pod.metadata.uid().to_string(),
-            handler: self.handler.to_string(),
-            spec: Box::new(spec),
-            links: ServiceLinks::of(pod, container),
-            post_start: post_start_of(container),
-            address: self.sandbox.and_then(|s| s.pod_ip),
-        });
-        true
-    }
-}
-
 /// The status of every pod whose status changed since it was last written.
 pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Action> {
     memory
@@ -676,18 +560,6 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
             })
         })
         .collect()
-}
-
-/// Whether an init container is through, so the next may start: completed (exited
-/// 0, not to run again), or for a sidecar, running, its postStart hook done and its
-/// startup probe passed.
-pub(crate) fn is_through(container: &Container, c: &ContainerMemory) -> bool {
-    if is_sidecar(container) {
-        c.id.as_ref()
-            .is_some_and(|id| c.post_start_pending.is_none() && c.health.is_started(container, id))
-    } else {
-        c.done && c.terminated.as_ref().is_some_and(|t| t.exit_code == 0)
-    }
 }
 
 /// A pod's containers, init containers first.

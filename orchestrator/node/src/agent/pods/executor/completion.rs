@@ -103,47 +103,4 @@ impl Executor {
             }
         }
     }
-
-    /// A postStart hook finished: the run is Running now, or, when the hook failed,
-    /// it is killed (FailedPostStartHook) and restarts as its policy says once a
-    /// later pass sees it exited. An outcome of a run that already ended is dropped.
-    fn post_started(&mut self, pod_uid: &str, container: &str, id: &str, result: Result<(), String>) {
-        let Some(pod) = self.memory.pods.get_mut(pod_uid) else {
-            return;
-        };
-        let (handler, name) = (pod.handler.clone(), crate::agent::pods::plan::pod_name(&pod.pod));
-        let grace = pod
-            .pod
-            .spec
-            .termination_grace_period_seconds
-            .map_or(crate::agent::pods::plan::DEFAULT_GRACE, |s| {
-                Duration::from_secs(s.max(0) as u64)
-            });
-        let Some(c) = pod.containers.get_mut(container) else {
-            return;
-        };
-        if c.post_start_pending.as_deref() != Some(id) {
-            return;
-        }
-        let Err(error) = result else {
-            c.post_start_pending = None;
-            return;
-        };
-        // The run stays held out of Running until its exit is seen.
-        tracing::warn!(pod = %name, %container, %id, %error, "a postStart hook failed");
-        let at = Some(container);
-        let message = format!("PostStartHook failed: {error}");
-        self.emit(&name, pod_uid, at, EventType::Warning, "FailedPostStartHook", message);
-        let message = format!("Container {container} failed its postStart hook, will be killed");
-        self.emit(&name, pod_uid, at, EventType::Normal, "Killing", message);
-        let Some(runtime) = self.runtimes.get(&handler).cloned() else {
-            return;
-        };
-        let id = id.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = runtime.stop(&id, grace).await {
-                tracing::warn!(pod = %name, %id, error = %e, "cannot kill a container whose postStart hook failed");
-            }
-        });
-    }
 }
