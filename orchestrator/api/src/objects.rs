@@ -21,10 +21,10 @@ pub use k8s_openapi::api::apps::v1::{
 };
 pub use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, DaemonEndpoint, EnvVar, HostIP, LocalObjectReference, NamespaceCondition,
-    NamespaceSpec, NamespaceStatus, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec,
-    NodeStatus, PodCondition, PodIP, PodSecurityContext, PodSpec, PodStatus, PodTemplateSpec, ResourceRequirements,
-    SeccompProfile, SecurityContext, Taint, Toleration,
+    ContainerStateWaiting, ContainerStatus, DaemonEndpoint, EnvVar, HostIP, LifecycleHandler, LocalObjectReference,
+    NamespaceCondition, NamespaceSpec, NamespaceStatus, NodeAddress, NodeCondition, NodeDaemonEndpoints,
+    NodeRuntimeHandler, NodeSpec, NodeStatus, PodCondition, PodIP, PodSecurityContext, PodSpec, PodStatus,
+    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Taint, Toleration,
 };
 pub use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
 pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;

@@ -39,9 +39,14 @@ impl Timing {
 }
 
 /// Fills in the defaults Kubernetes gives every probe of the pod's containers
-/// (timeouts, period, thresholds; an httpGet's path `/` and scheme HTTP).
+/// and sidecars (timeouts, period, thresholds; an httpGet's path `/` and scheme
+/// HTTP).
 pub fn set_defaults(spec: &mut PodSpec) {
-    for container in &mut spec.containers {
+    for container in spec
+        .containers
+        .iter_mut()
+        .chain(spec.init_containers.iter_mut().flatten())
+    {
         let probes = [
             &mut container.liveness_probe,
             &mut container.readiness_probe,

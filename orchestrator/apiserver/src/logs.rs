@@ -43,20 +43,28 @@ fn texts<'a>(object: &'a Value, pointer: &str, field: &str) -> Vec<&'a str> {
         .unwrap_or_default()
 }
 
-/// The container whose log is asked for: the one named, or the pod's only one.
+/// The container whose log is asked for: the one named (an init container too), or
+/// the pod's only one.
 pub fn choose_container<'a>(pod: &'a Value, name: &str, asked: Option<&'a str>) -> Result<&'a str, ApiError> {
     let containers = texts(pod, "/spec/containers", "name");
+    let init_containers = texts(pod, "/spec/initContainers", "name");
     match asked {
-        Some(asked) if containers.contains(&asked) => Ok(asked),
+        Some(asked) if containers.contains(&asked) || init_containers.contains(&asked) => Ok(asked),
         Some(asked) => Err(ApiError::bad_request(format!(
             "container {asked} is not valid for pod {name}: it has [{}]",
             containers.join(" ")
         ))),
         None => match containers[..] {
             [only] => Ok(only),
-            _ => Err(ApiError::bad_request(format!(
+            _ if init_containers.is_empty() => Err(ApiError::bad_request(format!(
                 "a container name must be specified for pod {name}, choose one of: [{}]",
                 containers.join(" ")
+            ))),
+            _ => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}] or one of the init \
+                 containers: [{}]",
+                containers.join(" "),
+                init_containers.join(" ")
             ))),
         },
     }
@@ -181,6 +189,13 @@ mod tests {
         assert_eq!(
             choose_container(&two, "p", None).unwrap_err().message,
             "a container name must be specified for pod p, choose one of: [a b]"
+        );
+        let init =
+            json!({"spec": {"initContainers": [{"name": "setup"}], "containers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(choose_container(&init, "p", Some("setup")), Ok("setup"));
+        assert_eq!(
+            choose_container(&init, "p", None).unwrap_err().message,
+            "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [setup]"
         );
     }
 

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::{LabelSelector, MetaExt};
-use berth_api::objects::{Node, Pod, PodSpec, Quantity, Taint, Toleration};
+use berth_api::objects::{Container, Node, Pod, PodSpec, Quantity, Taint, Toleration};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 // Not `Eq`: Kubernetes' `Taint` is only `PartialEq`.
@@ -145,24 +146,34 @@ impl PodRequest {
                 .map(str::to_string),
             ..Default::default()
         };
+        // As Kubernetes counts them: the app containers and the sidecars run together;
+        // each other init container runs alone beside the sidecars started before it.
+        let mut sidecars = Needs::default();
+        let mut peak = Needs::default();
+        for container in spec.init_containers.iter().flatten() {
+            let needs = Needs::of(container)?;
+            if is_sidecar(container) {
+                sidecars = sidecars.plus(needs);
+                peak = peak.max(sidecars);
+                request
+                    .host_ports
+                    .extend(container.ports.iter().flatten().filter_map(|p| p.host_port));
+            } else {
+                peak = peak.max(sidecars.plus(needs));
+            }
+        }
+        let mut steady = sidecars;
         for container in &spec.containers {
-            let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
-            let cpu = match quantity(requests, "cpu") {
-                Some(cpu) => Some(parse_cpu_millis(cpu).map_err(|e| SnapshotError(e.0))?),
-                None => None,
-            };
-            let memory = match quantity(requests, "memory") {
-                Some(memory) => Some(parse_memory_bytes(memory).map_err(|e| SnapshotError(e.0))?),
-                None => None,
-            };
-            request.cpu_millis += cpu.unwrap_or(0);
-            request.memory_bytes += memory.unwrap_or(0);
-            request.nonzero_cpu_millis += cpu.unwrap_or(DEFAULT_CPU_MILLIS);
-            request.nonzero_memory_bytes += memory.unwrap_or(DEFAULT_MEMORY_BYTES);
+            steady = steady.plus(Needs::of(container)?);
             request
                 .host_ports
                 .extend(container.ports.iter().flatten().filter_map(|p| p.host_port));
         }
+        let needs = steady.max(peak);
+        request.cpu_millis = needs.cpu_millis;
+        request.memory_bytes = needs.memory_bytes;
+        request.nonzero_cpu_millis = needs.nonzero_cpu_millis;
+        request.nonzero_memory_bytes = needs.nonzero_memory_bytes;
         Ok(request)
     }
 
@@ -174,6 +185,55 @@ impl PodRequest {
         request.labels = pod.metadata.labels().clone();
         request.is_deleting = pod.metadata.deletion_timestamp.is_some();
         Ok(request)
+    }
+}
+
+/// What one container (or several together) requests, and the same with the
+/// scheduler's non-zero defaults for what it leaves out.
+#[derive(Debug, Clone, Copy, Default)]
+struct Needs {
+    cpu_millis: u64,
+    memory_bytes: u64,
+    nonzero_cpu_millis: u64,
+    nonzero_memory_bytes: u64,
+}
+
+impl Needs {
+    fn of(container: &Container) -> Result<Needs, SnapshotError> {
+        let requests = container.resources.as_ref().and_then(|r| r.requests.as_ref());
+        let cpu = match quantity(requests, "cpu") {
+            Some(cpu) => Some(parse_cpu_millis(cpu).map_err(|e| SnapshotError(e.0))?),
+            None => None,
+        };
+        let memory = match quantity(requests, "memory") {
+            Some(memory) => Some(parse_memory_bytes(memory).map_err(|e| SnapshotError(e.0))?),
+            None => None,
+        };
+        Ok(Needs {
+            cpu_millis: cpu.unwrap_or(0),
+            memory_bytes: memory.unwrap_or(0),
+            nonzero_cpu_millis: cpu.unwrap_or(DEFAULT_CPU_MILLIS),
+            nonzero_memory_bytes: memory.unwrap_or(DEFAULT_MEMORY_BYTES),
+        })
+    }
+
+    fn plus(self, other: Needs) -> Needs {
+        Needs {
+            cpu_millis: self.cpu_millis + other.cpu_millis,
+            memory_bytes: self.memory_bytes + other.memory_bytes,
+            nonzero_cpu_millis: self.nonzero_cpu_millis + other.nonzero_cpu_millis,
+            nonzero_memory_bytes: self.nonzero_memory_bytes + other.nonzero_memory_bytes,
+        }
+    }
+
+    /// Each resource's larger amount.
+    fn max(self, other: Needs) -> Needs {
+        Needs {
+            cpu_millis: self.cpu_millis.max(other.cpu_millis),
+            memory_bytes: self.memory_bytes.max(other.memory_bytes),
+            nonzero_cpu_millis: self.nonzero_cpu_millis.max(other.nonzero_cpu_millis),
+            nonzero_memory_bytes: self.nonzero_memory_bytes.max(other.nonzero_memory_bytes),
+        }
     }
 }
 

@@ -308,3 +308,34 @@ fn spreading_never_overrides_a_filter_and_bin_pack_still_packs() {
     );
     assert_eq!(placements(&placed).len(), 1, "bin-pack fills one node: {placed:?}");
 }
+
+#[test]
+fn init_containers_count_as_kubernetes_counts_them() {
+    use berth_api::objects::{Container, PodSpec, ResourceRequirements};
+    let asking = |name: &str, cpu: &str, sidecar: bool| Container {
+        name: name.into(),
+        restart_policy: sidecar.then(|| "Always".to_string()),
+        resources: Some(ResourceRequirements {
+            requests: Some([("cpu".to_string(), berth_api::objects::Quantity(cpu.into()))].into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    // The app (300m) and the sidecar (100m) run together: 400m, more than the
+    // sidecar beside the first init container (100m + 200m).
+    let mut spec = PodSpec {
+        init_containers: Some(vec![asking("proxy", "100m", true), asking("setup", "200m", false)]),
+        containers: vec![asking("app", "300m", false)],
+        ..Default::default()
+    };
+    assert_eq!(PodRequest::from_spec("p", &spec).unwrap().cpu_millis, 400);
+    // An init container that asks more than all of them together sets the pod's need.
+    spec.init_containers.as_mut().unwrap()[1] = asking("setup", "2", false);
+    let request = PodRequest::from_spec("p", &spec).unwrap();
+    assert_eq!(request.cpu_millis, 2100);
+    assert_eq!(
+        request.nonzero_memory_bytes,
+        2 * DEFAULT_MEMORY_BYTES,
+        "the defaults count the same way"
+    );
+}

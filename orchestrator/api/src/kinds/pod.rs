@@ -106,23 +106,11 @@ fn cells(object: &Object, now: SystemTime) -> Cells {
     let Some(pod) = object.downcast_ref::<Pod>() else {
         return cells::from_paths(&POD, object, now);
     };
-    let statuses = pod.status.container_statuses.as_deref().unwrap_or_default();
-    let ready = statuses
-        .iter()
-        .filter(|c| {
-            let state = state_of(&c.state);
-            c.ready && state.running.is_some() && state.waiting.is_none() && state.terminated.is_none()
-        })
-        .count();
-    let restarts: i32 = statuses.iter().map(|c| c.restart_count).sum();
+    let row = row_of(pod);
     // The latest restart, as kubectl shows it: `3 (5m ago)`.
-    let last_restart = statuses
-        .iter()
-        .filter_map(|c| state_of(&c.last_state).terminated?.finished_at)
-        .max();
-    let restarts: Value = match last_restart {
-        Some(at) if restarts > 0 => format!("{restarts} ({} ago)", age_of(Some(&at), now)).into(),
-        _ => restarts.into(),
+    let restarts: Value = match row.last_restart {
+        Some(at) if row.restarts > 0 => format!("{} ({} ago)", row.restarts, age_of(Some(&at), now)).into(),
+        _ => row.restarts.into(),
     };
     let gates = pod.spec.readiness_gates.as_deref().unwrap_or_default();
     let gates: Value = if gates.is_empty() {
@@ -134,8 +122,8 @@ fn cells(object: &Object, now: SystemTime) -> Cells {
     };
     vec![
         cells::name(object),
-        format!("{ready}/{}", pod.spec.containers.len()).into(),
-        pod_status(pod).into(),
+        format!("{}/{}", row.ready, row.total).into(),
+        row.status.into(),
         restarts,
         cells::age(object, now),
         or_none(text(&pod.status.pod_ip)),
@@ -145,43 +133,113 @@ fn cells(object: &Object, now: SystemTime) -> Cells {
     ]
 }
 
-/// The STATUS column, by kubectl's rules: a container's waiting or terminated
-/// reason (the first container's wins) over the pod's reason over its phase, and
-/// `Terminating` once deletion has begun.
+/// A pod's READY, STATUS and RESTARTS cells, before formatting.
+struct Row {
+    ready: usize,
+    /// The app containers and the sidecars (init containers with `restartPolicy: Always`).
+    total: usize,
+    status: String,
+    restarts: i32,
+    last_restart: Option<crate::meta::Time>,
+}
+
+/// Whether an init container is a sidecar: one that keeps running beside the app.
+pub fn is_sidecar(container: &crate::objects::Container) -> bool {
+    container.restart_policy.as_deref() == Some("Always")
+}
+
+/// The STATUS column, by kubectl's rules: while the pod initializes, the first init
+/// container not through (`Init:1/2`, `Init:CrashLoopBackOff`, `Init:Error`); then a
+/// container's waiting or terminated reason (the first container's wins) over the
+/// pod's reason over its phase, and `Terminating` once deletion has begun.
 pub fn pod_status(pod: &Pod) -> String {
-    let mut reason = match (text(&pod.status.reason), text(&pod.status.phase)) {
-        ("", "") => "Pending".to_string(),
-        ("", phase) => phase.to_string(),
-        (reason, _) => reason.to_string(),
+    row_of(pod).status
+}
+
+/// The row as Kubernetes' printer computes it: restarts count the init containers'
+/// while the pod initializes, the sidecars' and the app containers' after.
+fn row_of(pod: &Pod) -> Row {
+    let init_specs = pod.spec.init_containers.as_deref().unwrap_or_default();
+    let sidecar = |name: &str| init_specs.iter().any(|c| c.name == name && is_sidecar(c));
+    let mut row = Row {
+        ready: 0,
+        total: pod.spec.containers.len() + init_specs.iter().filter(|c| is_sidecar(c)).count(),
+        status: match (text(&pod.status.reason), text(&pod.status.phase)) {
+            ("", "") => "Pending".to_string(),
+            ("", phase) => phase.to_string(),
+            (reason, _) => reason.to_string(),
+        },
+        restarts: 0,
+        last_restart: None,
     };
-    let mut has_running = false;
-    for container in pod.status.container_statuses.iter().flatten().rev() {
-        let state = state_of(&container.state);
-        if let Some(waiting) = &state.waiting
-            && !text(&waiting.reason).is_empty()
-        {
-            reason = text(&waiting.reason).to_string();
-        } else if let Some(terminated) = &state.terminated {
-            reason = match (text(&terminated.reason), terminated.signal) {
-                ("", Some(signal)) if signal != 0 => format!("Signal:{signal}"),
-                ("", _) => format!("ExitCode:{}", terminated.exit_code),
-                (reason, _) => reason.to_string(),
-            };
-        } else if container.ready && state.running.is_some() {
-            has_running = true;
+    let finished = |status: &crate::objects::ContainerStatus| state_of(&status.last_state).terminated?.finished_at;
+    let (mut sidecar_restarts, mut sidecar_last_restart) = (0, None);
+    let mut initializing = false;
+    for (i, status) in pod.status.init_container_statuses.iter().flatten().enumerate() {
+        row.restarts += status.restart_count;
+        row.last_restart = row.last_restart.max(finished(status));
+        if sidecar(&status.name) {
+            sidecar_restarts += status.restart_count;
+            sidecar_last_restart = sidecar_last_restart.max(finished(status));
+        }
+        let state = state_of(&status.state);
+        let waiting = state.waiting.as_ref().map(|w| text(&w.reason)).unwrap_or_default();
+        if state.terminated.as_ref().is_some_and(|t| t.exit_code == 0) {
+            continue;
+        }
+        if sidecar(&status.name) && status.started == Some(true) {
+            row.ready += usize::from(status.ready);
+            continue;
+        }
+        row.status = if let Some(terminated) = &state.terminated {
+            match (text(&terminated.reason), terminated.signal) {
+                ("", Some(signal)) if signal != 0 => format!("Init:Signal:{signal}"),
+                ("", _) => format!("Init:ExitCode:{}", terminated.exit_code),
+                (reason, _) => format!("Init:{reason}"),
+            }
+        } else if !waiting.is_empty() && waiting != "PodInitializing" {
+            format!("Init:{waiting}")
+        } else {
+            format!("Init:{i}/{}", init_specs.len())
+        };
+        initializing = true;
+        break;
+    }
+    if !initializing || is_true(pod.status.conditions.as_ref(), "Initialized") {
+        row.restarts = sidecar_restarts;
+        row.last_restart = sidecar_last_restart;
+        let mut has_running = false;
+        for status in pod.status.container_statuses.iter().flatten().rev() {
+            row.restarts += status.restart_count;
+            row.last_restart = row.last_restart.max(finished(status));
+            let state = state_of(&status.state);
+            if let Some(waiting) = &state.waiting
+                && !text(&waiting.reason).is_empty()
+            {
+                row.status = text(&waiting.reason).to_string();
+            } else if let Some(terminated) = &state.terminated {
+                row.status = match (text(&terminated.reason), terminated.signal) {
+                    ("", Some(signal)) if signal != 0 => format!("Signal:{signal}"),
+                    ("", _) => format!("ExitCode:{}", terminated.exit_code),
+                    (reason, _) => reason.to_string(),
+                };
+            } else if status.ready && state.running.is_some() {
+                has_running = true;
+                row.ready += 1;
+            }
+        }
+        if row.status == "Completed" && has_running {
+            let is_ready = is_true(pod.status.conditions.as_ref(), "Ready");
+            row.status = if is_ready { "Running" } else { "NotReady" }.to_string();
         }
     }
-    if reason == "Completed" && has_running {
-        let is_ready = is_true(pod.status.conditions.as_ref(), "Ready");
-        reason = if is_ready { "Running" } else { "NotReady" }.to_string();
-    }
     if pod.metadata.is_deleting() {
-        reason = if text(&pod.status.reason) == "NodeLost" {
+        row.status = if text(&pod.status.reason) == "NodeLost" {
             "Unknown"
         } else {
             "Terminating"
         }
         .to_string();
     }
-    reason
+    row
 }

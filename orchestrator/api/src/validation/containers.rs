@@ -24,8 +24,7 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         pod_level.supplemental_groups.as_deref().unwrap_or_default(),
     );
     seccomp(errors, &at, pod_level.seccomp_profile.as_ref());
-    for (i, c) in spec.containers.iter().enumerate() {
-        let at = format!("{path}.containers[{i}]");
+    for (at, c, _) in super::init_containers::with_paths(spec, path) {
         container(c, &at, errors);
         // The merged view: a container's runAsNonRoot with the pod's runAsUser 0, or
         // the other way round, can never start.

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 mod containers;
 mod deployment;
 pub mod env;
+mod init_containers;
 mod pod_dns;
 mod probes;
 pub mod service;
@@ -280,8 +281,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         err(errors, format!("{path}.containers"), "required: at least one container");
     }
     let mut names = BTreeSet::new();
-    for (i, container) in spec.containers.iter().enumerate() {
-        let at = format!("{path}.containers[{i}]");
+    for (at, container, is_init) in init_containers::with_paths(spec, path) {
         if !names.insert(container.name.as_str()) {
             err(
                 errors,
@@ -290,6 +290,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             );
         }
         validate_container(container, &at, errors);
+        init_containers::container(container, &at, is_init, errors);
     }
     pod_dns::pod_dns(spec, path, errors);
     let restart_policy = spec.restart_policy.as_deref().unwrap_or_default();

@@ -54,7 +54,6 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     let at = |field: &str| format!("{path}.{field}");
     let mut set = |is_set: bool, field: &str, detail: &str| check(errors, is_set, at(field), detail);
     set(some_vec(&spec.volumes), "volumes", "");
-    set(some_vec(&spec.init_containers), "initContainers", "");
     set(some_vec(&spec.ephemeral_containers), "ephemeralContainers", "");
     set(some_vec(&spec.host_aliases), "hostAliases", "");
     set(some_vec(&spec.readiness_gates), "readinessGates", "");
@@ -136,22 +135,22 @@ pub(super) fn container(c: &Container, at: &str, errors: &mut Errors) {
     let field = |name: &str| format!("{at}.{name}");
     let mut set = |is_set: bool, name: &str| check(errors, is_set, field(name), "");
     if let Some(lifecycle) = &c.lifecycle {
-        // preStop runs (exec, httpGet over HTTP, sleep); the rest is refused.
-        set(lifecycle.post_start.is_some(), "lifecycle.postStart");
+        // postStart and preStop run (exec, httpGet over HTTP, sleep); the rest is
+        // refused.
         set(lifecycle.stop_signal.is_some(), "lifecycle.stopSignal");
-        if let Some(pre_stop) = &lifecycle.pre_stop {
-            set(pre_stop.tcp_socket.is_some(), "lifecycle.preStop.tcpSocket");
-            let https = pre_stop
+        for (handler, name) in [(&lifecycle.post_start, "postStart"), (&lifecycle.pre_stop, "preStop")] {
+            let Some(handler) = handler else { continue };
+            set(handler.tcp_socket.is_some(), &format!("lifecycle.{name}.tcpSocket"));
+            let https = handler
                 .http_get
                 .as_ref()
                 .is_some_and(|h| other_than(&h.scheme, &["HTTP"]));
-            set(https, "lifecycle.preStop.httpGet.scheme");
+            set(https, &format!("lifecycle.{name}.httpGet.scheme"));
         }
     }
     set(some_vec(&c.volume_mounts), "volumeMounts");
     set(some_vec(&c.volume_devices), "volumeDevices");
     set(some_vec(&c.resize_policy), "resizePolicy");
-    set(c.restart_policy.is_some(), "restartPolicy");
     set(is_true(c.stdin), "stdin");
     set(is_true(c.stdin_once), "stdinOnce");
     set(is_true(c.tty), "tty");
@@ -187,7 +186,7 @@ mod tests {
             // Probes are implemented: not refused here (validation/probes.rs checks them).
             liveness_probe: Some(Probe::default()),
             lifecycle: Some(k8s_openapi::api::core::v1::Lifecycle {
-                post_start: Some(Default::default()),
+                stop_signal: Some("SIGINT".into()),
                 ..Default::default()
             }),
             // Implemented: validation/env.rs checks them.
@@ -210,14 +209,14 @@ mod tests {
             fields(&errors),
             [
                 "spec.template.spec.volumes",
-                "spec.template.spec.containers[0].lifecycle.postStart",
+                "spec.template.spec.containers[0].lifecycle.stopSignal",
             ]
         );
         assert!(errors.iter().all(|e| e.message.starts_with(NOT_IMPLEMENTED)));
     }
 
     #[test]
-    fn pre_stop_hooks_are_accepted_and_the_other_lifecycle_fields_named() {
+    fn hooks_are_accepted_and_the_other_lifecycle_fields_named() {
         use k8s_openapi::api::core::v1::{
             ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler, SleepAction, TCPSocketAction,
         };
@@ -252,13 +251,17 @@ mod tests {
             },
         ] {
             let accepted = with(Lifecycle {
-                pre_stop: Some(handler),
+                pre_stop: Some(handler.clone()),
+                post_start: Some(handler),
                 ..Default::default()
             });
             assert!(accepted.is_empty(), "{accepted:?}");
         }
         let refused = with(Lifecycle {
-            post_start: Some(LifecycleHandler::default()),
+            post_start: Some(LifecycleHandler {
+                tcp_socket: Some(TCPSocketAction::default()),
+                ..Default::default()
+            }),
             pre_stop: Some(LifecycleHandler {
                 http_get: Some(http("HTTPS")),
                 tcp_socket: Some(TCPSocketAction::default()),
@@ -269,8 +272,8 @@ mod tests {
         assert_eq!(
             refused,
             [
-                "c.lifecycle.postStart",
                 "c.lifecycle.stopSignal",
+                "c.lifecycle.postStart.tcpSocket",
                 "c.lifecycle.preStop.tcpSocket",
                 "c.lifecycle.preStop.httpGet.scheme",
             ]

@@ -37,6 +37,13 @@ pub(crate) enum Completion {
     },
     /// A deleted pod's containers stopped and its sandbox is gone.
     Stopped { pod_uid: String },
+    /// The postStart hook of the run `id` finished.
+    PostStarted {
+        pod_uid: String,
+        container: String,
+        id: String,
+        result: Result<(), String>,
+    },
 }
 
 /// Where `imagePullSecrets` are read: the store's Secrets.

@@ -59,6 +59,7 @@ fn sandbox_dns(dns: Option<&crate::agent::dns::NodeDns>) -> SandboxDns {
 }
 
 mod completion;
+mod post_start;
 
 pub(crate) struct Executor {
     runtimes: Runtimes,
@@ -440,6 +441,8 @@ impl Executor {
                 handler,
                 spec,
                 links,
+                post_start,
+                address,
             } => {
                 let spec = match &self.dns {
                     Some(dns) => {
@@ -448,7 +451,11 @@ impl Executor {
                     }
                     None => spec,
                 };
-                self.start(&pod_uid, &handler, &spec, now)
+                if let Some(id) = self.start(&pod_uid, &handler, &spec, now)
+                    && let Some(hook) = post_start
+                {
+                    self.post_start(&pod_uid, &handler, &spec.name, id, hook, address);
+                }
             }
             Action::Stop {
                 pod,
@@ -489,25 +496,37 @@ impl Executor {
                 let events = self.events.clone();
                 tokio::spawn(async move {
                     if let Some(runtime) = &runtime {
-                        let stops = ids.into_iter().map(|id| {
-                            let hook = termination.as_ref().and_then(|t| {
-                                let address = t.address.or(host_ip);
-                                t.pre_stop
-                                    .get(&id)
-                                    .map(|hook| (hook.clone(), address, t.pod_uid.clone()))
-                            });
-                            let (runtime, pod, events) = (runtime.clone(), pod.clone(), events.clone());
-                            async move {
-                                let grace = match hook {
-                                    Some((hook, address, uid)) => {
-                                        pre_stop(&runtime, &id, hook, address, grace, &pod, &uid, events).await
-                                    }
-                                    None => grace,
-                                };
-                                stop_and_remove(runtime, id, grace).await
-                            }
-                        });
-                        futures::future::join_all(stops).await;
+                        // The sidecars serve the other containers to their end: they
+                        // stop after them, in the grace left (at least the minimum).
+                        let started = tokio::time::Instant::now();
+                        let sidecars = termination.as_ref().map(|t| t.sidecars.clone()).unwrap_or_default();
+                        let (later, first): (Vec<String>, Vec<String>) =
+                            ids.into_iter().partition(|id| sidecars.contains(id));
+                        let stops = |ids: Vec<String>, grace: Duration| {
+                            let (termination, pod, events, runtime) =
+                                (termination.clone(), pod.clone(), events.clone(), runtime.clone());
+                            ids.into_iter().map(move |id| {
+                                let hook = termination.as_ref().and_then(|t| {
+                                    let address = t.address.or(host_ip);
+                                    t.pre_stop
+                                        .get(&id)
+                                        .map(|hook| (hook.clone(), address, t.pod_uid.clone()))
+                                });
+                                let (runtime, pod, events) = (runtime.clone(), pod.clone(), events.clone());
+                                async move {
+                                    let grace = match hook {
+                                        Some((hook, address, uid)) => {
+                                            pre_stop(&runtime, &id, hook, address, grace, &pod, &uid, events).await
+                                        }
+                                        None => grace,
+                                    };
+                                    stop_and_remove(runtime, id, grace).await
+                                }
+                            })
+                        };
+                        futures::future::join_all(stops(first, grace)).await;
+                        let left = grace.saturating_sub(started.elapsed()).max(MIN_GRACE_AFTER_HOOK);
+                        futures::future::join_all(stops(later, left)).await;
                         if let Some(uid) = remove_logs_of {
                             runtime.remove_pod_logs(&uid);
                         }
@@ -572,7 +591,14 @@ impl Executor {
         }
     }
 
-    fn start(&mut self, pod_uid: &str, handler: &str, spec: &crate::runtime::ContainerSpec, now: Now) {
+    /// Starts a container; the run's id when it started.
+    fn start(
+        &mut self,
+        pod_uid: &str,
+        handler: &str,
+        spec: &crate::runtime::ContainerSpec,
+        now: Now,
+    ) -> Option<String> {
         let result = match self.runtimes.get(handler) {
             Some(runtime) => runtime.start(spec).map_err(|e| e.to_string()),
             None => Err(format!("no runtime {handler:?}")),
@@ -595,11 +621,17 @@ impl Executor {
             .and_then(|p| p.containers.get_mut(&spec.name))
         else {
             debug_assert!(false, "the plan starts only containers it remembers");
-            return;
+            return None;
         };
         match result {
-            Ok(id) => c.started(id, now),
-            Err(e) => c.start_failed(e, now),
+            Ok(id) => {
+                c.started(id.clone(), now);
+                Some(id)
+            }
+            Err(e) => {
+                c.start_failed(e, now);
+                None
+            }
         }
     }
 

@@ -224,3 +224,89 @@ async fn never_and_on_failure_pods_complete() {
     assert_eq!(runtime.starts().len(), 2, "neither restarts");
     assert!(runtime.list().is_empty(), "both removed");
 }
+
+/// Passes every 10 ms of (paused) time until `what` holds: the background work and
+/// its outcomes, which each pass takes in, have come through.
+async fn pass_until(
+    executor: &mut Executor,
+    runtime: &FakeRuntime,
+    pods: &BTreeMap<String, Pod>,
+    mut t: Now,
+    what: impl Fn(&FakeRuntime) -> bool,
+) -> Now {
+    for _ in 0..1000 {
+        if what(runtime) {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        t = later(t, Duration::from_millis(10));
+        pass(executor, pods, t);
+    }
+    panic!("the background work never finished");
+}
+
+fn with_post_start(mut pod: Pod, handler: berth_api::objects::LifecycleHandler) -> Pod {
+    pod.spec.containers[0].lifecycle = Some(k8s_openapi::api::core::v1::Lifecycle {
+        post_start: Some(handler),
+        ..Default::default()
+    });
+    pod
+}
+
+#[tokio::test(start_paused = true)]
+async fn post_start_hooks_hold_the_next_container_back_and_a_failing_one_kills_its_own() {
+    use k8s_openapi::api::core::v1::{HTTPGetAction, LifecycleHandler, SleepAction};
+    // A hook that takes a while: the second container starts only after it.
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = executor(&runtime);
+    let mut two = super::fixtures::pod_of("two", "Always", &["first", "second"]);
+    two = with_post_start(
+        two,
+        LifecycleHandler {
+            sleep: Some(SleepAction { seconds: 5 }),
+            ..Default::default()
+        },
+    );
+    let pods = desired(&[&two]);
+    let t0 = now();
+    let statuses = pass(&mut executor, &pods, t0);
+    assert_eq!(runtime.starts().len(), 1);
+    let first = &container_statuses(&statuses["uid-two"])[0];
+    assert_eq!(
+        waiting_of(first).and_then(|w| w.reason.as_deref()),
+        Some("ContainerCreating"),
+        "{first:?}"
+    );
+    pass_until(&mut executor, &runtime, &pods, t0, |r| r.starts().len() == 2).await;
+    assert!(
+        container_statuses(&executor_statuses(&executor)["uid-two"])
+            .iter()
+            .all(|s| running_of(s).is_some())
+    );
+
+    // A hook that fails (nothing listens on port 1): its container is killed, and
+    // restarted after the back-off as its policy says.
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = self::executor(&runtime);
+    let failing = with_post_start(
+        pod("failing", "Always"),
+        LifecycleHandler {
+            http_get: Some(HTTPGetAction {
+                host: Some("127.0.0.1".into()),
+                port: berth_api::objects::IntOrString::Int(1),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    );
+    let pods = desired(&[&failing]);
+    pass(&mut executor, &pods, t0);
+    let t = pass_until(&mut executor, &runtime, &pods, t0, |r| !r.stops().is_empty()).await;
+    pass_until(&mut executor, &runtime, &pods, t, |r| r.removed().len() == 1).await;
+    let restarted = later(t, BASE + Duration::from_secs(1));
+    pass(&mut executor, &pods, restarted);
+    assert_eq!(runtime.starts().len(), 2, "restarted after the back-off");
+    let statuses = executor_statuses(&executor);
+    let status = &container_statuses(&statuses["uid-failing"])[0];
+    assert_eq!(status.restart_count, 1, "{status:?}");
+}

@@ -1,8 +1,14 @@
-//! A container's `lifecycle.preStop` hook, run before its SIGTERM when its pod is
-//! deleted or a liveness or startup probe kills it: a command inside the container
-//! (`exec`), an HTTP GET against the pod (`httpGet`), or a pause (`sleep`). As the
-//! kubelet does, the hook's time counts against the grace, and a hook that fails or
-//! overruns only delays the stop: the container is stopped either way.
+//! A container's lifecycle hooks: a command inside the container (`exec`), an HTTP
+//! GET against the pod (`httpGet`), or a pause (`sleep`).
+//!
+//! `preStop` runs before its SIGTERM when its pod is deleted or a liveness or startup
+//! probe kills it. As the kubelet does, the hook's time counts against the grace, and
+//! a hook that fails or overruns only delays the stop: the container is stopped
+//! either way.
+//!
+//! `postStart` runs right after the container started; until it finishes the
+//! container is not Running and the containers after it wait; one that fails kills
+//! the container (FailedPostStartHook), which restarts as its policy says.
 
 use std::io::Read;
 use std::net::IpAddr;
@@ -12,13 +18,19 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::runtime::{ExecSpec, Runtime};
-use berth_api::objects::{Container, IntOrString, Pod};
+use berth_api::objects::{Container, IntOrString, LifecycleHandler, Pod};
 
 /// The grace a container still gets after its hook, at the least (the kubelet's
 /// minimumGracePeriodInSeconds).
 pub(crate) const MIN_GRACE_AFTER_HOOK: Duration = Duration::from_secs(2);
 
-/// A preStop hook, resolved against its pod when the stop is planned.
+/// The longest a postStart hook may run. The kubelet sets none; a bound keeps a
+/// hook that never answers (an httpGet to nothing listening, a command stuck) from
+/// holding its container out of Running for good: it fails, and the container is
+/// killed and restarted as its policy says.
+pub(crate) const POST_START_LIMIT: Duration = Duration::from_secs(600);
+
+/// A hook, resolved against its pod when the start or the stop is planned.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Hook {
     Exec(Vec<String>),
@@ -35,7 +47,15 @@ pub(crate) enum Hook {
 /// The preStop hook of `container`, if it has one berth runs; `Err` says why a hook
 /// cannot run (a named port the container does not declare).
 pub(crate) fn pre_stop_of(container: &Container) -> Option<Result<Hook, String>> {
-    let handler = container.lifecycle.as_ref()?.pre_stop.as_ref()?;
+    hook_of(container, container.lifecycle.as_ref()?.pre_stop.as_ref()?)
+}
+
+/// The postStart hook of `container`, as [`pre_stop_of`].
+pub(crate) fn post_start_of(container: &Container) -> Option<Result<Hook, String>> {
+    hook_of(container, container.lifecycle.as_ref()?.post_start.as_ref()?)
+}
+
+fn hook_of(container: &Container, handler: &LifecycleHandler) -> Option<Result<Hook, String>> {
     if let Some(exec) = &handler.exec {
         return Some(Ok(Hook::Exec(exec.command.clone().unwrap_or_default())));
     }
@@ -68,11 +88,9 @@ pub(crate) fn pre_stop_of(container: &Container) -> Option<Result<Hook, String>>
     }))
 }
 
-/// The preStop hooks of a pod's containers, by container name.
+/// The preStop hooks of a pod's containers and sidecars, by container name.
 pub(crate) fn pre_stops(pod: &Pod) -> Vec<(String, Result<Hook, String>)> {
-    pod.spec
-        .containers
-        .iter()
+    super::plan::all_containers(pod)
         .filter_map(|c| pre_stop_of(c).map(|hook| (c.name.clone(), hook)))
         .collect()
 }

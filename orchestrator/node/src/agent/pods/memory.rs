@@ -12,8 +12,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
+use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::Time;
-use berth_api::objects::{ContainerState, ContainerStateTerminated, Pod, PodStatus};
+use berth_api::objects::{Container, ContainerState, ContainerStateTerminated, Pod, PodStatus};
 use berth_api::time::from_system_time;
 
 use super::config_env::{ConfigObjects, NodeFacts};
@@ -100,6 +101,7 @@ impl Memory {
             .spec
             .containers
             .iter()
+            .chain(pod.spec.init_containers.iter().flatten())
             .any(|c| c.image.as_deref().is_some_and(|i| !i.is_empty()));
         let on_host = self.handlers.iter().find(|(_, runs_images)| !**runs_images);
         match on_host {
@@ -127,8 +129,11 @@ pub(crate) struct PodMemory {
     pub(crate) runs_images: bool,
     /// Its sandbox; untouched for a handler that runs commands on the host.
     pub(crate) sandbox: SandboxMemory,
-    /// By container name.
+    /// By container name, init containers too (names are unique across both lists).
     pub(crate) containers: BTreeMap<String, ContainerMemory>,
+    /// Every init container completed (and every sidecar started) once: the app
+    /// containers may start, and the init containers never run again.
+    pub(crate) initialized: bool,
     pub(crate) start_time: Time,
     /// The status last written to the store.
     pub(crate) reported: Option<PodStatus>,
@@ -139,26 +144,34 @@ impl PodMemory {
         let mut containers = BTreeMap::new();
         // A restarted agent keeps counting restarts where the last one left off.
         // A pod that already ended stays ended.
+        // An init container that completed stays completed.
         let ended = matches!(pod.status.phase.as_deref(), Some("Succeeded" | "Failed"));
-        for status in pod.status.container_statuses.iter().flatten() {
+        let init = pod.status.init_container_statuses.iter().flatten();
+        let statuses = init.map(|s| (s, true));
+        let statuses = statuses.chain(pod.status.container_statuses.iter().flatten().map(|s| (s, false)));
+        for (status, is_init) in statuses {
             let terminated = |state: &Option<ContainerState>| state.as_ref().and_then(|s| s.terminated.clone());
+            let completed = is_init && terminated(&status.state).is_some_and(|t| t.exit_code == 0);
             containers.insert(
                 status.name.clone(),
                 ContainerMemory {
                     restart_count: status.restart_count,
                     last_terminated: terminated(&status.last_state),
                     terminated: terminated(&status.state),
-                    done: ended,
+                    done: ended || completed,
                     ..Default::default()
                 },
             );
         }
+        let initialized = pod.spec.init_containers.as_ref().is_none_or(Vec::is_empty)
+            || berth_api::conditions::is_true(pod.status.conditions.as_ref(), "Initialized");
         PodMemory {
             pod: pod.clone(),
             handler: handler.to_string(),
             runs_images: false,
             sandbox: SandboxMemory::default(),
             containers,
+            initialized,
             start_time: pod
                 .status
                 .start_time
@@ -191,6 +204,9 @@ pub(crate) struct ContainerMemory {
     pub(crate) image: ImageMemory,
     /// What its probes found of the current run.
     pub(crate) health: super::probe::Health,
+    /// The run whose postStart hook has not finished yet: it is not Running, and the
+    /// containers after it wait.
+    pub(crate) post_start_pending: Option<String>,
 }
 
 /// A container's id as statuses give it, `<type>://<id>` as Kubernetes has it
@@ -242,6 +258,18 @@ impl RestartPolicy {
         }
     }
 
+    /// The policy a container restarts by: a sidecar's is Always; another init
+    /// container's is OnFailure, unless the pod's is Never (it must complete once);
+    /// an app container's is the pod's.
+    pub(crate) fn of_container(pod: &Pod, container: &Container, is_init: bool) -> Self {
+        match (is_init, RestartPolicy::of(pod)) {
+            (false, policy) => policy,
+            (true, _) if is_sidecar(container) => RestartPolicy::Always,
+            (true, RestartPolicy::Never) => RestartPolicy::Never,
+            (true, _) => RestartPolicy::OnFailure,
+        }
+    }
+
     pub(crate) fn restarts_after(self, exit_code: i32) -> bool {
         match self {
             RestartPolicy::Always => true,
@@ -269,6 +297,7 @@ impl ContainerMemory {
             ..Default::default()
         });
         self.id = None;
+        self.post_start_pending = None;
         // Each start ensures its image again, as the kubelet's does: with
         // `imagePullPolicy: Always` a restart runs what the tag names now.
         if self.image.pulled().is_some() {

@@ -9,6 +9,7 @@
 //! - `plan`: the pure decisions — adoption, restarts, starts, stops, the statuses to
 //!   report — as `Action`s, given the memory, what the runtime reported and `now`;
 //! - `status`: a pod's status (phase, conditions, container states) from its memory;
+//! - `container_step`: one container's exit, restart, pull and start in a pass;
 //! - `pull`, `sandbox`: a container's image and a pod's sandbox as remembered, with
 //!   their back-offs; `container_spec`: a pod's container merged with its image;
 //!   `config_env`: a container's own environment from ConfigMaps, Secrets, the pod's
@@ -22,6 +23,7 @@
 mod background;
 mod config_env;
 mod container_spec;
+mod container_step;
 pub(crate) mod dns_config;
 mod executor;
 mod hooks;
@@ -40,6 +42,8 @@ mod executor_tests;
 mod fixtures;
 #[cfg(test)]
 mod image_tests;
+#[cfg(test)]
+mod init_tests;
 #[cfg(test)]
 mod plan_tests;
 #[cfg(test)]

@@ -25,16 +25,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::config_env::{CREATE_CONTAINER_CONFIG_ERROR, ConfigObjects, EnvError, NodeFacts, resolve};
-use super::container_spec::{ServiceLinks, container_spec_with_env};
-use super::hooks::{Hook, pre_stops};
-use super::memory::{ContainerMemory, Exit, Memory, Now, PodMemory, RestartPolicy, container_id};
+use super::config_env::{ConfigObjects, NodeFacts};
+use super::container_spec::ServiceLinks;
+use super::container_step::Step;
+pub(crate) use super::container_step::is_through;
+use super::hooks::{Hook, post_start_of, pre_stop_of, pre_stops};
+use super::memory::{Memory, Now, PodMemory, RestartPolicy};
 use super::sandbox::{SandboxState, is_host_network};
 use super::status::pod_status;
 use crate::image::PullPolicy;
 use crate::runtime::{ContainerInfo, ContainerSpec, ContainerState};
+use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Pod, PodStatus};
+use berth_api::objects::{Container, Pod, PodStatus};
 use berth_api::pod_deletion::grace_of;
 
 /// What a pass resolves containers' environments from.
@@ -64,7 +67,7 @@ pub(crate) struct Observed {
 }
 
 impl Observed {
-    fn state(&self, id: &str) -> Result<ContainerState, String> {
+    pub(crate) fn state(&self, id: &str) -> Result<ContainerState, String> {
         self.states
             .get(id)
             .cloned()
@@ -141,6 +144,11 @@ pub(crate) enum Action {
         spec: Box<ContainerSpec>,
         /// Which Services' variables the container gets, added at its start.
         links: ServiceLinks,
+        /// Its postStart hook, run once it started (the run is not Running until the
+        /// hook finishes; a hook that fails kills it); the pod's own address for an
+        /// httpGet hook (none: the node's).
+        post_start: Option<Result<Hook, String>>,
+        address: Option<std::net::IpAddr>,
     },
     /// In the background: stop (TERM, `grace`, KILL) and remove each container, then,
     /// when `remove_logs_of` names a pod uid, remove that pod's logs, and when
@@ -175,9 +183,10 @@ pub(crate) enum Action {
         message: String,
     },
     /// In the background: stop a container that failed its liveness or startup
-    /// probe as a deleted pod's are stopped (its preStop hook, then TERM, KILL at the
-    /// end of `grace`, the hook's time counted), without removing it: a later pass
-    /// sees it exited and restarts it as the restart policy says (`probe/results.rs`).
+    /// probe (or a sidecar whose app containers finished) as a deleted pod's are
+    /// stopped (its preStop hook, then TERM, KILL at the end of `grace`, the hook's
+    /// time counted), without removing it: a later pass sees it exited and restarts
+    /// it as the restart policy says (`probe/results.rs`), or not, if it is done.
     KillUnhealthy {
         pod: String,
         pod_uid: String,
@@ -202,6 +211,9 @@ pub(crate) struct Termination {
     pub(crate) pod_uid: String,
     pub(crate) pre_stop: BTreeMap<String, Result<Hook, String>>,
     pub(crate) address: Option<std::net::IpAddr>,
+    /// The ids of the sidecars' runs: stopped once the other containers stopped, as
+    /// they serve them to the end.
+    pub(crate) sidecars: Vec<String>,
 }
 
 impl Termination {
@@ -215,6 +227,14 @@ impl Termination {
                 .filter_map(|(name, hook)| ids.get(&name).map(|id| (id.clone(), hook)))
                 .collect(),
             address,
+            sidecars: pod
+                .spec
+                .init_containers
+                .iter()
+                .flatten()
+                .filter(|c| is_sidecar(c))
+                .filter_map(|c| ids.get(&c.name).cloned())
+                .collect(),
         }
     }
 }
@@ -343,7 +363,7 @@ fn adopt(
             .cloned()
             .unwrap_or_else(|| memory.default_handler.clone());
         match want.get(container.pod_uid.as_str()) {
-            Some(pod) if pod.spec.containers.iter().any(|c| c.name == container.name) => {
+            Some(pod) if all_containers(pod).any(|c| c.name == container.name) => {
                 let pod_handler = memory.handler_of(pod);
                 let memory_of_pod = memory
                     .pods
@@ -456,7 +476,6 @@ pub(crate) fn plan_pod(
     now: Now,
 ) -> Vec<Action> {
     memory.pod = pod.clone();
-    let policy = RestartPolicy::of(pod);
     let name = pod_name(pod);
     let mut actions = Vec::new();
     let Some(runs_images) = runs_images else {
@@ -486,129 +505,73 @@ pub(crate) fn plan_pod(
     } else {
         env.node.host_ip.parse().ok()
     };
-    for container in &pod.spec.containers {
-        let c: &mut ContainerMemory = memory.containers.entry(container.name.clone()).or_default();
-        if c.backoff.is_zero() {
-            c.backoff = backoff_base;
-        }
-        if let Some(id) = c.id.clone() {
-            match observed.state(&id) {
-                Ok(ContainerState::Running { .. }) => continue,
-                Ok(ContainerState::Exited {
-                    exit_code,
-                    signal,
-                    started_at,
-                    finished_at,
-                    oom_killed,
-                }) => {
-                    let exit = Exit {
-                        container_id: container_id(&memory.handler, &id),
-                        exit_code,
-                        signal,
-                        started_at,
-                        finished_at,
-                        oom_killed,
-                    };
-                    c.exited(exit, policy, backoff_base, now);
-                    actions.push(Action::Remove {
-                        pod: name.clone(),
-                        pod_uid: pod.metadata.uid().to_string(),
-                        handler: memory.handler.clone(),
-                        container: container.name.clone(),
-                        id,
-                        exit_code,
-                        backing_off: !c.done && !c.is_due(now),
-                    });
-                    continue;
-                }
-                Err(error) => {
-                    actions.push(Action::Lost {
-                        pod: name.clone(),
-                        container: container.name.clone(),
-                        id,
-                        error,
-                    });
-                    c.id = None;
-                }
-            }
-        }
-        if !c.is_due(now) {
+    let step = Step {
+        pod,
+        name: &name,
+        handler: &memory.handler,
+        sandbox: memory.sandbox.ready(),
+        observed,
+        backoff_base,
+        runs_images,
+        env,
+        pod_ip,
+        now,
+    };
+    let containers = &mut memory.containers;
+    // The start order: the init containers, each through (completed; a sidecar:
+    // started) before the next starts, then the app containers, once all are through.
+    // A container whose postStart hook runs holds back those after it.
+    let mut hooks_running = false;
+    let mut blocked = false;
+    for container in pod.spec.init_containers.iter().flatten() {
+        if memory.initialized && !is_sidecar(container) {
             continue;
         }
-        let ready = if runs_images {
-            let image = container.image.clone().unwrap_or_default();
-            let (pull, backing_off) = c.image.step(now);
-            if pull {
-                actions.push(Action::Pull {
-                    pod: name.clone(),
-                    pod_uid: pod.metadata.uid().to_string(),
-                    container: container.name.clone(),
-                    policy: PullPolicy::parse(container.image_pull_policy.as_deref(), &image)
-                        .unwrap_or(PullPolicy::IfNotPresent),
-                    image: image.clone(),
-                    secrets: pod
-                        .spec
-                        .image_pull_secrets
-                        .iter()
-                        .flatten()
-                        .map(|s| s.name.clone())
-                        .filter(|s| !s.is_empty())
-                        .collect(),
-                });
-            } else if backing_off {
-                actions.push(Action::PullBackOff {
-                    pod: name.clone(),
-                    pod_uid: pod.metadata.uid().to_string(),
-                    container: container.name.clone(),
-                    image,
-                });
-            }
-            let (Some(image), Some(sandbox)) = (c.image.pulled(), memory.sandbox.ready()) else {
-                continue;
-            };
-            Some((image.clone(), sandbox.spec.clone()))
-        } else {
-            None
-        };
-        // The kubelet builds the environment once the image is there; what it names
-        // and is missing holds the container (no back-off: the next pass looks again).
-        let own_env = match resolve(pod, container, env.objects, env.node, pod_ip) {
-            Ok(own_env) => own_env,
-            Err(EnvError::NotReadYet) => continue,
-            Err(EnvError::Missing(message)) => {
-                let error = (CREATE_CONTAINER_CONFIG_ERROR.to_string(), message.clone());
-                if c.error.as_ref() != Some(&error) {
-                    actions.push(Action::ConfigError {
-                        pod: name.clone(),
-                        pod_uid: pod.metadata.uid().to_string(),
-                        container: container.name.clone(),
-                        message,
-                    });
-                }
-                c.error = Some(error);
-                continue;
-            }
-        };
-        if c.error
-            .as_ref()
-            .is_some_and(|(reason, _)| reason == CREATE_CONTAINER_CONFIG_ERROR)
-        {
-            c.error = None;
+        let policy = RestartPolicy::of_container(pod, container, true);
+        let c = containers.entry(container.name.clone()).or_default();
+        // Once initialized, a sidecar that exited is restarted whatever the others do.
+        let may_start = memory.initialized || (!blocked && !hooks_running);
+        let started = step.container(container, c, policy, may_start, &mut actions);
+        hooks_running |= c.post_start_pending.is_some() || (started && post_start_of(container).is_some());
+        blocked |= !is_through(container, c);
+    }
+    if !blocked {
+        memory.initialized = true;
+    }
+    for container in &pod.spec.containers {
+        let policy = RestartPolicy::of_container(pod, container, false);
+        let c = containers.entry(container.name.clone()).or_default();
+        let may_start = memory.initialized && !hooks_running;
+        let started = step.container(container, c, policy, may_start, &mut actions);
+        hooks_running |= c.post_start_pending.is_some() || (started && post_start_of(container).is_some());
+    }
+    // Every app container finished for good (restartPolicy Never or OnFailure): the
+    // sidecars have no one left to serve, so they are stopped and not restarted.
+    let finished = memory.initialized
+        && pod
+            .spec
+            .containers
+            .iter()
+            .all(|c| containers.get(&c.name).is_some_and(|c| c.done));
+    let sidecars = pod.spec.init_containers.iter().flatten().filter(|c| is_sidecar(c));
+    for container in sidecars.filter(|_| finished) {
+        let c = containers.entry(container.name.clone()).or_default();
+        if c.done {
+            continue;
         }
-        let mut links = ServiceLinks::of(pod, container);
-        links.declared = own_env.iter().map(|(name, _)| name.clone()).collect();
-        let spec = container_spec_with_env(
-            pod,
-            container,
-            ready.as_ref().map(|(image, _)| image),
-            ready.as_ref().map(|(_, sandbox)| sandbox),
-            own_env,
-        );
-        actions.push(Action::Start {
+        c.done = true;
+        let Some(id) = c.id.clone() else { continue };
+        let grace = pod.spec.termination_grace_period_seconds;
+        actions.push(Action::KillUnhealthy {
+            pod: name.clone(),
             pod_uid: pod.metadata.uid().to_string(),
             handler: memory.handler.clone(),
-            spec: Box::new(spec),
-            links,
+            container: container.name.clone(),
+            id,
+            grace: grace.map_or(DEFAULT_GRACE, |s| Duration::from_secs(s.max(0) as u64)),
+            pre_stop: pre_stop_of(container),
+            address: memory.sandbox.ready().and_then(|s| s.pod_ip),
+            message: format!("Stopping container {}: the app containers finished", container.name),
         });
     }
     actions
@@ -627,6 +590,11 @@ pub(crate) fn plan_reports(memory: &Memory, host_ip: &str, now: Now) -> Vec<Acti
             })
         })
         .collect()
+}
+
+/// A pod's containers, init containers first.
+pub(crate) fn all_containers(pod: &Pod) -> impl Iterator<Item = &Container> {
+    pod.spec.init_containers.iter().flatten().chain(&pod.spec.containers)
 }
 
 pub(crate) fn pod_name(pod: &Pod) -> String {

@@ -194,6 +194,7 @@ fn a_deleted_or_unbound_pod_is_stopped_with_its_grace_and_forgotten() {
             pod_uid: "uid-deleted".into(),
             pre_stop: Default::default(),
             address: None,
+            sidecars: Vec::new(),
         }));
     }
     assert_eq!(

@@ -4,14 +4,19 @@
 //! address (its sandbox's; the node's for the process runtime and `hostNetwork`
 //! pods, which share the node's network), and the QoS class of its spec.
 //!
-//! Phase: Succeeded when every container terminated with 0, Failed when every one
-//! terminated and some did not exit 0, Running when all run or any has ever started,
-//! else Pending.
+//! Init containers: each reports its own status (`initContainerStatuses`); the ones
+//! not reached yet, and the app containers until all are through, wait in
+//! PodInitializing; the Initialized condition says which are not through.
+//!
+//! Phase: Pending until initialized (Failed if an init container failed for good);
+//! then, over the app containers, Succeeded when every one terminated with 0, Failed
+//! when every one terminated and some did not exit 0, Running when all run or any has
+//! ever started, else Pending.
 //!
 //! The agent owns part of the stored status only ([`merge_status`]): phase, its
-//! conditions, the addresses, startTime and the container statuses. Everything else —
-//! the QoS class the API server set, others' conditions, fields it does not know — is
-//! kept as stored.
+//! conditions, the addresses, startTime and the (init) container statuses. Everything
+//! else — the QoS class the API server set, others' conditions, fields it does not
+//! know — is kept as stored.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -19,12 +24,13 @@ use std::net::IpAddr;
 use tokio::time::Instant;
 
 use super::memory::{PodMemory, container_id};
-use super::plan::has_own_address;
+use super::plan::{has_own_address, is_through};
 use super::sandbox::SandboxState;
 use berth_api::conditions::Condition;
+use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{
-    ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
     ContainerStatus, HostIP, PodCondition, PodIP, PodStatus,
 };
 use berth_api::qos::qos_class;
@@ -32,93 +38,31 @@ use berth_api::time::from_system_time;
 
 /// The status of `pod` as of `now`, on a node at `host_ip`.
 pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodStatus {
-    let runtime = pod.handler.as_str();
-    // Waiting for the sandbox or the image: why the sandbox cannot be had, if it
-    // cannot (the kubelet says so only in events; the message saves a look there).
-    let creating = || match &pod.sandbox.state {
-        SandboxState::Failed { message, .. } => waiting("ContainerCreating", message),
-        _ => waiting("ContainerCreating", ""),
-    };
-    let mut statuses = Vec::new();
-    for container in &pod.pod.spec.containers {
+    // The init containers in order: each is reached once those before it are through.
+    let mut init_statuses = Vec::new();
+    let mut incomplete = Vec::new();
+    let mut init_failed = false;
+    for container in pod.pod.spec.init_containers.iter().flatten() {
         let c = pod.containers.get(&container.name);
-        let image = container.image.clone().unwrap_or_default();
-        let mut last_terminated = None;
-        let pulled = c.and_then(|c| c.image.pulled());
-        let image_id = match pulled {
-            Some(pulled) => pulled.image_id.clone(),
-            // Not pulled yet: none, as the kubelet's.
-            None if pod.runs_images => String::new(),
-            // No digest: the process runtime pulls no image. The image as the pod names
-            // it, for clients that require one (a stored one is kept: see merge_status).
-            None => image.clone(),
-        };
-        let mut status = ContainerStatus {
-            name: container.name.clone(),
-            image_id,
-            image: image.clone(),
-            started: Some(false),
-            ..Default::default()
-        };
-        let state = if let Some(c) = c {
-            status.restart_count = c.restart_count;
-            last_terminated = c.last_terminated.clone();
-            if let Some(id) = &c.id {
-                // Without probes: ready and started once running; with them, as
-                // they found (probe/health.rs).
-                status.ready = c.health.is_ready(container, id);
-                status.started = Some(c.health.is_started(container, id));
-                status.container_id = Some(container_id(runtime, id));
-                ApiState {
-                    running: Some(ContainerStateRunning {
-                        started_at: c.started_at.map(from_system_time),
-                    }),
-                    ..Default::default()
-                }
-            } else if c.done {
-                ApiState {
-                    terminated: c.terminated.clone(),
-                    ..Default::default()
-                }
-            } else if let Some((reason, message)) = &c.error {
-                waiting(reason, message)
-            } else if c.terminated.is_some() && c.next_start.is_some_and(|at| at > now) {
-                last_terminated = c.terminated.clone();
-                let wait = c.next_start.map_or(0, |at| at.saturating_duration_since(now).as_secs());
-                waiting(
-                    "CrashLoopBackOff",
-                    &format!(
-                        "back-off {}s restarting failed container={} pod={}",
-                        (c.backoff / 2).as_secs().max(wait),
-                        container.name,
-                        pod.pod.metadata.name()
-                    ),
-                )
-            } else if let Some((reason, message)) = pod.runs_images.then(|| c.image.waiting(&image)).flatten()
-                && reason != "ContainerCreating"
-            {
-                waiting(&reason, &message)
-            } else {
-                creating()
-            }
-        } else {
-            creating()
-        };
-        // Not running: the id of the latest run, as the kubelet reports it.
-        if status.container_id.is_none() {
-            status.container_id = [state.terminated.as_ref(), last_terminated.as_ref()]
-                .into_iter()
-                .flatten()
-                .find_map(|t| t.container_id.clone());
+        let reached = pod.initialized || incomplete.is_empty();
+        let mut status = container_status(pod, container, reached, now);
+        if !c.is_some_and(|c| is_through(container, c)) {
+            incomplete.push(container.name.clone());
         }
-        status.state = Some(state);
-        // Written even when empty (`lastState: {}`), as before and as the kubelet does.
-        status.last_state = Some(ApiState {
-            terminated: last_terminated,
-            ..Default::default()
-        });
-        statuses.push(status);
+        if !is_sidecar(container) {
+            // A completed init container is ready, as the kubelet reports it.
+            status.ready = terminated(&status).is_some_and(|t| t.exit_code == 0);
+            init_failed |= c.is_some_and(|c| c.done) && !status.ready;
+        }
+        init_statuses.push(status);
     }
+    let statuses: Vec<ContainerStatus> = pod
+        .pod
+        .spec
+        .containers
+        .iter()
+        .map(|container| container_status(pod, container, pod.initialized, now))
+        .collect();
     let node_ip: Option<IpAddr> = host_ip.parse().ok();
     // A pod with its own network has its sandbox's address once set up; the others
     // (process runtime, host networking) share the node's.
@@ -127,23 +71,49 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
     } else {
         node_ip
     };
-    let all_running = statuses.iter().all(|s| state_of(s).running.is_some());
-    let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
+    // Readiness counts the sidecars with the app containers.
+    let sidecars = pod.pod.spec.init_containers.iter().flatten().zip(&init_statuses);
+    let sidecars: Vec<&ContainerStatus> = sidecars.filter(|(c, _)| is_sidecar(c)).map(|(_, s)| s).collect();
+    let serving = || statuses.iter().chain(sidecars.iter().copied());
+    let all_running = serving().all(|s| state_of(s).running.is_some());
+    let unready: Vec<&str> = serving().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let all_done = statuses.iter().all(|s| state_of(s).terminated.is_some());
-    let phase = if all_done {
+    let app_started = pod
+        .pod
+        .spec
+        .containers
+        .iter()
+        .any(|c| pod.containers.get(&c.name).is_some_and(|c| c.started_at.is_some()));
+    let phase = if init_failed {
+        // An init container failed for good (restartPolicy Never): the pod never runs.
+        "Failed"
+    } else if !pod.initialized {
+        "Pending"
+    } else if all_done {
         if statuses.iter().all(|s| terminated(s).is_some_and(|t| t.exit_code == 0)) {
             "Succeeded"
         } else {
             "Failed"
         }
-    } else if all_running || pod.containers.values().any(|c| c.started_at.is_some()) {
+    } else if all_running || app_started {
         "Running"
     } else {
         "Pending"
     };
+    let mut conditions = readiness_conditions(all_running, &unready);
+    conditions.push(if incomplete.is_empty() || pod.initialized {
+        PodCondition::new("Initialized", "True", "", "")
+    } else {
+        PodCondition::new(
+            "Initialized",
+            "False",
+            "ContainersNotInitialized",
+            &format!("containers with incomplete status: [{}]", incomplete.join(" ")),
+        )
+    });
     PodStatus {
         phase: Some(phase.into()),
-        conditions: Some(readiness_conditions(all_running, &unready)),
+        conditions: Some(conditions),
         host_ip: (!host_ip.is_empty()).then(|| host_ip.to_string()),
         // The lists and the pod's own address only for an IP: a node advertised by name
         // has no address a pod could be given.
@@ -152,9 +122,105 @@ pub(crate) fn pod_status(pod: &PodMemory, host_ip: &str, now: Instant) -> PodSta
         pod_ips: pod_ip.map(|ip| vec![PodIP { ip: ip.to_string() }]),
         qos_class: Some(qos_class(&pod.pod.spec).to_string()),
         start_time: Some(pod.start_time.clone()),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: (!statuses.is_empty()).then_some(statuses),
         ..Default::default()
     }
+}
+
+/// One container's status. One not `reached` yet (init containers before it are not
+/// through) waits in PodInitializing, as the kubelet reports it.
+fn container_status(pod: &PodMemory, container: &Container, reached: bool, now: Instant) -> ContainerStatus {
+    let runtime = pod.handler.as_str();
+    // Waiting for the sandbox or the image: why the sandbox cannot be had, if it
+    // cannot (the kubelet says so only in events; the message saves a look there).
+    let creating = || match &pod.sandbox.state {
+        _ if !reached => waiting("PodInitializing", ""),
+        SandboxState::Failed { message, .. } => waiting("ContainerCreating", message),
+        _ => waiting("ContainerCreating", ""),
+    };
+    let c = pod.containers.get(&container.name);
+    let image = container.image.clone().unwrap_or_default();
+    let mut last_terminated = None;
+    let pulled = c.and_then(|c| c.image.pulled());
+    let image_id = match pulled {
+        Some(pulled) => pulled.image_id.clone(),
+        // Not pulled yet: none, as the kubelet's.
+        None if pod.runs_images => String::new(),
+        // No digest: the process runtime pulls no image. The image as the pod names
+        // it, for clients that require one (a stored one is kept: see merge_status).
+        None => image.clone(),
+    };
+    let mut status = ContainerStatus {
+        name: container.name.clone(),
+        image_id,
+        image: image.clone(),
+        started: Some(false),
+        ..Default::default()
+    };
+    let state = if let Some(c) = c {
+        status.restart_count = c.restart_count;
+        last_terminated = c.last_terminated.clone();
+        if let Some(id) = &c.id {
+            status.container_id = Some(container_id(runtime, id));
+            if c.post_start_pending.as_ref() == Some(id) {
+                // Its postStart hook runs: not Running yet, as the kubelet's.
+                waiting("ContainerCreating", "")
+            } else {
+                // Without probes: ready and started once running; with them, as
+                // they found (probe/health.rs).
+                status.ready = c.health.is_ready(container, id);
+                status.started = Some(c.health.is_started(container, id));
+                ApiState {
+                    running: Some(ContainerStateRunning {
+                        started_at: c.started_at.map(from_system_time),
+                    }),
+                    ..Default::default()
+                }
+            }
+        } else if c.done {
+            ApiState {
+                terminated: c.terminated.clone(),
+                ..Default::default()
+            }
+        } else if let Some((reason, message)) = &c.error {
+            waiting(reason, message)
+        } else if c.terminated.is_some() && c.next_start.is_some_and(|at| at > now) {
+            last_terminated = c.terminated.clone();
+            let wait = c.next_start.map_or(0, |at| at.saturating_duration_since(now).as_secs());
+            waiting(
+                "CrashLoopBackOff",
+                &format!(
+                    "back-off {}s restarting failed container={} pod={}",
+                    (c.backoff / 2).as_secs().max(wait),
+                    container.name,
+                    pod.pod.metadata.name()
+                ),
+            )
+        } else if let Some((reason, message)) = pod.runs_images.then(|| c.image.waiting(&image)).flatten()
+            && reason != "ContainerCreating"
+        {
+            waiting(&reason, &message)
+        } else {
+            creating()
+        }
+    } else {
+        creating()
+    };
+    // Not running: the id of the latest run, as the kubelet reports it.
+    if status.container_id.is_none() {
+        status.container_id = [state.terminated.as_ref(), last_terminated.as_ref()]
+            .into_iter()
+            .flatten()
+            .find_map(|t| t.container_id.clone());
+    }
+    status.state = Some(state);
+    // Written even when empty (`lastState: {}`), as before and as the kubelet does.
+    status.last_state = Some(ApiState {
+        terminated: last_terminated,
+        ..Default::default()
+    });
+    status
 }
 
 /// The pod's Ready and ContainersReady conditions: True when every container runs
@@ -222,6 +288,7 @@ pub(crate) fn merge_status(stored: &PodStatus, ours: &PodStatus, now: &Time) -> 
         pod_ip,
         pod_ips,
         start_time,
+        init_container_statuses,
         container_statuses,
         ..
     } = ours.clone();
@@ -231,6 +298,7 @@ pub(crate) fn merge_status(stored: &PodStatus, ours: &PodStatus, now: &Time) -> 
     merged.pod_ip = pod_ip;
     merged.pod_ips = pod_ips;
     merged.start_time = start_time;
+    merged.init_container_statuses = init_container_statuses.map(|statuses| keep_image_ids(stored, statuses));
     merged.container_statuses = container_statuses.map(|statuses| keep_image_ids(stored, statuses));
     if merged.qos_class.as_deref().is_none_or(str::is_empty) {
         merged.qos_class = ours.qos_class.clone();
@@ -265,7 +333,12 @@ fn merge_conditions(stored: &[PodCondition], ours: &[PodCondition], now: &Time) 
 /// A stored imageID (a digest another writer knew) stays as long as the container
 /// names the same image and the agent knows no digest of its own.
 fn keep_image_ids(stored: &PodStatus, mut ours: Vec<ContainerStatus>) -> Vec<ContainerStatus> {
-    let stored = stored.container_statuses.as_deref().unwrap_or_default();
+    let stored: Vec<&ContainerStatus> = stored
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(stored.container_statuses.iter().flatten())
+        .collect();
     for status in &mut ours {
         if let Some(old) = stored
             .iter()

@@ -194,7 +194,8 @@ fn a_reported_status_keeps_its_json_and_names_the_image_twice() {
             "phase": "Running",
             "conditions": [
                 {"type": "Ready", "status": "True"},
-                {"type": "ContainersReady", "status": "True"}
+                {"type": "ContainersReady", "status": "True"},
+                {"type": "Initialized", "status": "True"}
             ],
             "hostIP": "10.0.0.1",
             "hostIPs": [{"ip": "10.0.0.1"}],

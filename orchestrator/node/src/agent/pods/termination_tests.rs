@@ -2,7 +2,8 @@
 //! before its SIGTERM and count against its grace, a container that ignores SIGTERM
 //! is killed at the deadline, and the pod's object is removed only once its
 //! containers stopped; a container a liveness probe kills goes the same way (hook,
-//! SIGTERM, SIGKILL at the probe's grace, else the pod's) before its restart.
+//! SIGTERM, SIGKILL at the probe's grace, else the pod's) before its restart; sidecars
+//! stop after the app containers.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -250,5 +251,34 @@ async fn a_probes_own_grace_bounds_the_hook_and_the_stop_and_passes_go_on_meanwh
         runtime.stops(),
         [(id, Duration::from_secs(4))],
         "the probe's 6 s less the hook's 2, not the pod's 30"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn sidecars_stop_after_the_app_containers_in_the_grace_left() {
+    let runtime = Arc::new(FakeRuntime::new());
+    let mut executor = Executor::new(runtime.clone(), BASE, "10.0.0.1".into());
+    let mut web = pod("web", "");
+    web.spec.init_containers = Some(vec![berth_api::objects::Container {
+        name: "proxy".into(),
+        command: Some(vec!["proxy".into()]),
+        restart_policy: Some("Always".into()),
+        ..Default::default()
+    }]);
+    pass(&mut executor, &desired(&[&web]), now());
+    pass(&mut executor, &desired(&[&web]), now());
+    let started: Vec<String> = runtime.starts().iter().map(|s| s.name.clone()).collect();
+    assert_eq!(started, ["proxy", "main"], "the sidecar first, then the app");
+    let (proxy, main) = ("uid-web-proxy-1".to_string(), "uid-web-main-2".to_string());
+    runtime.ignore_sigterm(&main);
+
+    let web = deleted(web, 5);
+    assert!(pass(&mut executor, &desired(&[&web]), now()).is_empty());
+    let removed = until_removed(&mut executor, &desired(&[&web])).await;
+    assert_eq!(removed, ["uid-web"]);
+    assert_eq!(
+        runtime.stops(),
+        [(main, Duration::from_secs(5)), (proxy, Duration::from_secs(2))],
+        "the app with the grace, then the sidecar with what is left (the minimum)"
     );
 }

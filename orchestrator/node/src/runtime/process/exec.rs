@@ -47,7 +47,7 @@ pub fn exec(target: &Target<'_>, spec: &ExecSpec) -> Result<ExecSession, Runtime
     let Some((command, args)) = spec.argv.split_first() else {
         return Err(RuntimeError::EmptyCommand { container });
     };
-    let env = environ(target.pid).map_err(|source| RuntimeError::Spawn {
+    let env = environ_once_set(target.pid).map_err(|source| RuntimeError::Spawn {
         container: container.clone(),
         command: command.clone(),
         source,
@@ -109,6 +109,21 @@ pub fn exec(target: &Target<'_>, spec: &ExecSpec) -> Result<ExecSession, Runtime
 }
 
 /// The process's environment, as `NAME=value` pairs.
+/// The wrapper's environment, which always holds `PATH` and `HOME`. Read right after
+/// its start (a postStart hook's exec), `/proc` can show none yet: the kernel wakes the
+/// spawner when the close-on-exec pipe closes, before it has laid out the new
+/// program's environment. An empty one is read again, for a moment.
+fn environ_once_set(pid: u32) -> std::io::Result<Vec<(String, String)>> {
+    for _ in 0..100 {
+        let env = environ(pid)?;
+        if !env.is_empty() {
+            return Ok(env);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    environ(pid)
+}
+
 fn environ(pid: u32) -> std::io::Result<Vec<(String, String)>> {
     let raw = std::fs::read(format!("/proc/{pid}/environ"))?;
     Ok(raw

@@ -11,6 +11,12 @@ impl Executor {
             Completion::Stopped { pod_uid } => {
                 self.memory.terminating.remove(&pod_uid);
             }
+            Completion::PostStarted {
+                pod_uid,
+                container,
+                id,
+                result,
+            } => self.post_started(&pod_uid, &container, &id, result),
             Completion::Pulled {
                 pod_uid,
                 container,

@@ -178,7 +178,14 @@ fn results_drive_readiness_and_a_liveness_kill_through_the_memory() {
         .iter()
         .map(|c| (c.type_.as_str(), c.status.as_str()))
         .collect();
-    assert_eq!(conditions, [("Ready", "False"), ("ContainersReady", "False")]);
+    assert_eq!(
+        conditions,
+        [
+            ("Ready", "False"),
+            ("ContainersReady", "False"),
+            ("Initialized", "True")
+        ]
+    );
     assert_eq!(
         conditions_of(&not_ready)[0].message.as_deref(),
         Some("containers with unready status: [main]")

@@ -20,7 +20,7 @@ pub(crate) fn take(memory: &mut Memory, results: Vec<ProbeResult>) -> Vec<Action
         let Some(pod) = memory.pods.get_mut(&result.pod_uid) else {
             continue;
         };
-        let Some(spec) = pod.pod.spec.containers.iter().find(|c| c.name == result.container) else {
+        let Some(spec) = crate::agent::pods::plan::all_containers(&pod.pod).find(|c| c.name == result.container) else {
             continue;
         };
         let Some(c) = pod.containers.get_mut(&result.container) else {

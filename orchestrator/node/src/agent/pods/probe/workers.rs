@@ -103,7 +103,7 @@ impl ProbeWorkers {
             let (Some(pod_ip), Some(runtime)) = (pod_ip, runtimes.get(&pod.handler)) else {
                 continue;
             };
-            for container in &pod.pod.spec.containers {
+            for container in crate::agent::pods::plan::all_containers(&pod.pod) {
                 let Some(c) = pod.containers.get(&container.name) else {
                     continue;
                 };
