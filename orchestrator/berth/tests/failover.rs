@@ -120,7 +120,9 @@ fn leader_record(cluster: &TestCluster, via: usize) -> Option<(String, u64, i64)
             .map(|value| value.trim().trim_matches('"').to_string())
     };
     let value = field("Value")?;
-    let (term, name) = value.split_once(' ')?;
+    // "{term} {node id} {name}"
+    let mut words = value.split(' ');
+    let (term, name) = (words.next()?, words.nth(1)?);
     Some((
         name.to_string(),
         term.parse().ok()?,

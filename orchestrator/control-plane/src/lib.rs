@@ -5,7 +5,7 @@
 //! one crate that sees both the controllers and the scheduler.
 //!
 //! ```text
-//!  Raft leader at term T ──► claim(T) ──► fence ──► run_while_leader
+//!  Raft leader (term T, node N) ──► claim(T, N) ──► fence ──► run_while_leader
 //!                                                    │ informers + controllers + scheduler
 //!                                                    ▼
 //!                       returns when `stop` flips, or the record changes / a write is Fenced
@@ -196,7 +196,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_deposed_leader_stops_and_cannot_write() {
         let t = berth_client::testing::store().await;
-        let old = claim(&t.kv, 1, "old").await.unwrap();
+        let old = claim(&t.kv, 1, 1, "old").await.unwrap();
         let (_stop, stop_rx) = watch::channel(false);
         let running = tokio::spawn(run_while_leader(
             t.kv.clone(),
@@ -207,7 +207,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(!running.is_finished(), "the loops run while the record is ours");
 
-        claim(&t.kv, 2, "new").await.unwrap();
+        claim(&t.kv, 2, 1, "new").await.unwrap();
         let exit = tokio::time::timeout(Duration::from_secs(20), running)
             .await
             .expect("the deposed leader's loops return")
@@ -230,7 +230,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn stopping_returns() {
         let t = berth_client::testing::store().await;
-        let fence = claim(&t.kv, 1, "a").await.unwrap();
+        let fence = claim(&t.kv, 1, 1, "a").await.unwrap();
         let (stop, stop_rx) = watch::channel(false);
         let running = tokio::spawn(run_while_leader(
             t.kv.clone(),

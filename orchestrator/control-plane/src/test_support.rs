@@ -52,7 +52,7 @@ impl ControlPlane {
                 .await
                 .expect("the loops stop");
         }
-        let fence = claim(&self.kv, term, "test-leader").await.expect("claim");
+        let fence = claim(&self.kv, term, 1, "test-leader").await.expect("claim");
         let (stop, stop_rx) = watch::channel(false);
         self.stop = stop;
         self.running = Some(tokio::spawn(run_while_leader(
@@ -76,7 +76,7 @@ impl Drop for ControlPlane {
 pub async fn start(settings: ControlSettings) -> ControlPlane {
     let store = berth_client::testing::store().await;
     let kv = store.kv.clone();
-    let fence = claim(&kv, 1, "test-leader").await.expect("claim");
+    let fence = claim(&kv, 1, 1, "test-leader").await.expect("claim");
     let (stop, stop_rx) = watch::channel(false);
     let running = tokio::spawn(run_while_leader(kv.clone(), fence.clone(), settings, stop_rx));
     ControlPlane {

@@ -530,7 +530,7 @@ mod tests {
         use berth_controller_runtime::Caches;
         use berth_controller_runtime::informer::{Heartbeats, Informer};
         let t = berth_client::testing::store().await;
-        let fence = berth_client::leadership::claim(&t.kv, 1, "test").await.unwrap();
+        let fence = berth_client::leadership::claim(&t.kv, 1, 1, "test").await.unwrap();
         let registry = t.registry();
         registry.create(&rs(3), None).await.unwrap();
         let ctx = Context {

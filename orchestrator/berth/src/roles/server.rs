@@ -312,17 +312,19 @@ fn encryption(path: Option<&std::path::Path>) -> Result<Option<Arc<Envelope>>, S
 async fn lead_when_leader(store: Store, kv: Kv, name: String, settings: ControlSettings) {
     let mut metrics = store.raft().metrics();
     loop {
-        let term = {
+        // The Raft leader id, as openraft orders leaders: the term, then the node id
+        // (two candidates may both win one term, the greater id second).
+        let leader_id = {
             let m = metrics.borrow_and_update();
-            m.state.is_leader().then_some(m.current_term)
+            m.state.is_leader().then_some((m.current_term, m.id))
         };
-        let Some(term) = term else {
+        let Some((term, leader)) = leader_id else {
             if metrics.changed().await.is_err() {
                 return;
             }
             continue;
         };
-        let fence = match berth_control_plane::claim(&kv, term, &name).await {
+        let fence = match berth_control_plane::claim(&kv, term, leader, &name).await {
             Ok(fence) => fence,
             Err(KvError::Fenced) => {
                 tracing::info!(term, "a newer leader holds the leadership record");

@@ -219,7 +219,7 @@ pub fn leader_record_holder(servers: &Cluster, via: usize) -> Option<usize> {
         .output()
         .expect("etcdctl (the test script installs it)");
     let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let name = value.split_whitespace().nth(1)?;
+    let name = value.split_whitespace().nth(2)?; // "{term} {node id} {name}"
     servers.replicas.iter().position(|s| s.name == name)
 }
 
