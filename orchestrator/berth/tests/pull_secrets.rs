@@ -10,8 +10,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,7 +19,7 @@ use berth_node::runtime::OciRuntime;
 use berth_testkit::oci::busybox_image;
 use berth_testkit::registry::Registry;
 use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
-use common::{BERTH, dechunk, http_get};
+use common::{BERTH, http, http_get};
 use serde_json::{Value, json};
 
 const USER: &str = "puller";
@@ -130,33 +128,6 @@ impl RuncCluster {
     fn pod(&self, name: &str) -> Value {
         http_get(self.api_port, &format!("{PODS}/{name}")).1
     }
-}
-
-/// One request with an optional JSON body; the status and the JSON answer.
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let attempt = || -> std::io::Result<(u16, Value)> {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        let text = String::from_utf8_lossy(&response).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(body)
-        } else {
-            body.to_string()
-        };
-        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-    };
-    attempt().unwrap_or((0, Value::Null))
 }
 
 /// Whether this host can run the test; says why not (a skip, or a failure in CI).

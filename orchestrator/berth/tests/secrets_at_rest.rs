@@ -9,15 +9,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::Duration;
 
 use berth_client::envelope::config::new_key;
 use berth_testkit::eventually_blocking;
-use common::{BERTH, TestCluster, dechunk};
+use common::{BERTH, TestCluster, http};
 use serde_json::{Value, json};
 
 const SECRETS: &str = "/api/v1/namespaces/default/secrets";
@@ -35,32 +32,6 @@ fn write_config(path: &Path, keys: &[(&str, &str)]) {
          - secrets\n    providers:\n      - aesgcm:\n          keys:\n{keys}      - identity: {{}}\n"
     );
     std::fs::write(path, text).unwrap();
-}
-
-fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    let attempt = || -> std::io::Result<(u16, Value)> {
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(15)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response)?;
-        let text = String::from_utf8_lossy(&response).to_string();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-            dechunk(body)
-        } else {
-            body.to_string()
-        };
-        Ok((status, serde_json::from_str(&body).unwrap_or(Value::Null)))
-    };
-    attempt().unwrap_or((0, Value::Null))
 }
 
 /// The stored bytes of a key, as etcdctl reads them through a replica's etcd port.

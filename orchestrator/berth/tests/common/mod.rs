@@ -224,12 +224,20 @@ pub fn leader_record_holder(servers: &Cluster, via: usize) -> Option<usize> {
 }
 
 pub fn http_get(port: u16, path: &str) -> (u16, Value) {
+    http(port, "GET", path, None)
+}
+
+/// One request with an optional JSON body; the status and the JSON answer.
+pub fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
     let attempt = || -> std::io::Result<(u16, Value)> {
+        let body = body.map(Value::to_string).unwrap_or_default();
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.set_read_timeout(Some(Duration::from_secs(15)))?;
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
         )?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response)?;
