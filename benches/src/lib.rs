@@ -28,8 +28,13 @@
 //! `traffic` runs agents with runc containers on test hosts (network namespaces) and
 //! measures the traffic layer: HTTP through a Service's cluster IP against straight to
 //! the pods, how fast a readiness change reaches every node's proxy, and cluster DNS.
+//!
+//! `secrets` prices encryption at rest: the same Secret creates, updates and reads
+//! against a berth server with and without an AES-GCM key, as ratios; `autoscale`
+//! times the horizontal pod autoscaler from a load step to the new replicas Ready.
 
 pub mod api;
+pub mod autoscale;
 pub mod budget;
 pub mod compare;
 pub mod connection;
@@ -41,5 +46,6 @@ pub mod options;
 pub mod pods;
 pub mod progress;
 pub mod report;
+pub mod secrets;
 pub mod traffic;
 pub mod workload;

@@ -180,6 +180,52 @@ fn the_api_benchmark_creates_lists_and_watches_pods_on_its_own_server() {
     }
 }
 
+#[test]
+fn the_secrets_benchmark_compares_plain_and_sealed_secrets() {
+    let berth = berth_binary();
+    let output = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .args([
+            "secrets",
+            "--secrets",
+            "100",
+            "--size",
+            "512",
+            "--conns",
+            "2",
+            "--rounds",
+            "1",
+        ])
+        .args(["--duration", "60s", "--berth"])
+        .arg(&berth)
+        .output()
+        .expect("running berth-bench secrets");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The run fails unless the store held the encrypted server's Secrets sealed and
+    // the plain server's as JSON.
+    assert!(
+        output.status.success(),
+        "berth-bench secrets failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for workload in ["secrets-create", "secrets-update", "secrets-get"] {
+        let line: Value = stdout
+            .lines()
+            .filter(|line| line.starts_with('{'))
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .find(|line| line["workload"] == workload)
+            .unwrap_or_else(|| panic!("no {workload} line in:\n{stdout}"));
+        for mode in ["plain", "encrypted"] {
+            let rps = line[format!("throughput_rps_{mode}")].as_f64().unwrap_or_default();
+            assert!(rps > 0.0, "{workload} {mode}: {line}");
+        }
+        assert!(
+            line["throughput_rps_ratio"].as_f64().unwrap_or_default() > 0.0,
+            "{line}"
+        );
+    }
+}
+
 /// Runs `berth-bench pods ARGS` and returns its JSON lines; the child's pid too.
 fn pods_bench(args: &[&str]) -> (Vec<Value>, u32) {
     let child = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
@@ -271,6 +317,55 @@ fn the_pods_benchmark_times_berth_pods_from_a_loopback_registry() {
 }
 
 #[test]
+fn the_autoscale_benchmark_times_a_scale_up_on_runc_burners() {
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).trim() == "0");
+    let has_runc = berth_benches::pods::runc::find_runc(None).is_ok();
+    let has_registry = berth_testkit::registry::docker_registry_binary().is_some();
+    if !(is_root && has_runc && has_registry && berth_testkit::oci::busybox_binary().is_some()) {
+        berth_testkit::skip("root, runc, docker-registry and a static busybox (scripts/test.sh installs them)");
+        return;
+    }
+    let berth = berth_binary();
+    let output = Command::new(env!("CARGO_BIN_EXE_berth-bench"))
+        .args([
+            "autoscale",
+            "--rounds",
+            "1",
+            "--sync-period",
+            "1s",
+            "--timeout",
+            "120s",
+            "--berth",
+        ])
+        .arg(&berth)
+        .output()
+        .expect("running berth-bench autoscale");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "berth-bench autoscale failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let line: Value = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .find(|line| line["workload"] == "autoscale")
+        .unwrap_or_else(|| panic!("no autoscale line in:\n{stdout}"));
+    let replicas = line["replicas"][0].as_i64().unwrap_or_default();
+    assert!(replicas > 1, "the burners were scaled up: {line}");
+    let (decision, ready) = (
+        line["decision_p50_ms"].as_f64().unwrap_or_default(),
+        line["ready_p50_ms"].as_f64().unwrap_or_default(),
+    );
+    assert!(decision > 0.0 && ready >= decision, "{line}");
+}
+
+#[test]
 fn the_traffic_benchmark_measures_a_service_a_readiness_change_and_dns_and_leaves_no_host_behind() {
     if let Err(lacking) = berth_benches::traffic::cluster::check_machine() {
         berth_testkit::skip(&format!("{lacking:#}"));
@@ -300,6 +395,7 @@ fn the_traffic_benchmark_measures_a_service_a_readiness_change_and_dns_and_leave
         ])
         .args(["--duration", "1s", "--warm-up", "200ms", "--rounds", "1"])
         .args(["--changes", "2", "--dns-services", "5", "--dns-clients", "4"])
+        .args(["--volume-pods", "3", "--volume-updates", "2"])
         .output()
         .expect("running berth-bench traffic");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -335,6 +431,13 @@ fn the_traffic_benchmark_measures_a_service_a_readiness_change_and_dns_and_leave
     let dns = line(&lines, "dns-berth");
     assert_eq!(dns["errors"], 0, "{dns}");
     assert!(dns["total"].as_u64().unwrap() > 0, "{dns}");
+    let volumes = line(&lines, "secret-update-to-volumes");
+    assert_eq!(
+        (volumes["pods"].as_u64(), volumes["updates"].as_u64()),
+        (Some(3), Some(2)),
+        "{volumes}"
+    );
+    assert!(volumes["every_pod_ms"]["p50"].as_f64().unwrap() > 0.0, "{volumes}");
     // The hosts went with the run: their bridge and namespaces.
     let bridge = stderr
         .split("hosts on bridge ")

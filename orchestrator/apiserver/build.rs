@@ -31,6 +31,8 @@ const ROOTS: &[&str] = &[
     "k8s.io/api/core/v1/generated.proto",
     "k8s.io/api/apps/v1/generated.proto",
     "k8s.io/api/policy/v1/generated.proto",
+    "k8s.io/api/autoscaling/v1/generated.proto",
+    "k8s.io/api/autoscaling/v2/generated.proto",
 ];
 
 type BuildResult<T> = Result<T, Box<dyn std::error::Error>>;

@@ -39,11 +39,16 @@ pub struct ServerUnderTest {
 impl ServerUnderTest {
     /// Starts the replica with its data dir and log under `root`.
     pub fn start(binary: &Path, root: &Path) -> anyhow::Result<ServerUnderTest> {
+        Self::start_with(binary, root, Vec::new())
+    }
+
+    /// [`Self::start`], with `extra` flags after [`server_flags`].
+    pub fn start_with(binary: &Path, root: &Path, extra: Vec<String>) -> anyhow::Result<ServerUnderTest> {
         let spec = ClusterSpec::new(System::BerthServer, binary, 1)
             .dir(root)
             .token(format!("bench-api-{}", std::process::id()))
             .env("RUST_LOG", QUIET_RAFT_LOG)
-            .args(server_flags());
+            .args(server_flags().into_iter().chain(extra));
         let mut cluster = Cluster::new(spec)?;
         let api_authority = format!("127.0.0.1:{}", free_port());
         cluster.replicas[0].args = vec![format!("--api-listen={api_authority}")];

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use berth_benches::api::{self, ApiOptions};
+use berth_benches::autoscale::{self, AutoscaleOptions};
 use berth_benches::compare::{self, CompareOptions};
 use berth_benches::duration::parse_duration;
 use berth_benches::options::{Consistency, LoadOptions};
 use berth_benches::pods::{self, PodsOptions};
 use berth_benches::report::Report;
+use berth_benches::secrets::{self, SecretsOptions};
 use berth_benches::traffic::{self, TrafficOptions};
 use berth_benches::workload::{lease_keepalive, put, range, txn, watch};
 use clap::{Parser, Subcommand};
@@ -87,6 +89,12 @@ enum Workload {
     /// Agents on test hosts with runc containers: HTTP through a cluster IP against
     /// straight to the pods, readiness changes until every node's proxy has them, DNS.
     Traffic(TrafficOptions),
+    /// Encryption at rest's cost on Secret writes: one berth server with and without
+    /// an AES-GCM key, the same creates, updates and reads; ratios encrypted / plain.
+    Secrets(SecretsOptions),
+    /// The horizontal pod autoscaler's reaction to a load step: from the step to the
+    /// scale-up decision and to every new replica Ready.
+    Autoscale(AutoscaleOptions),
 }
 
 #[tokio::main]
@@ -115,6 +123,8 @@ async fn main() -> anyhow::Result<()> {
         Workload::Api(options) => return api::run_until_interrupted(&options).await,
         Workload::Pods(options) => return pods::run_until_interrupted(&options).await,
         Workload::Traffic(options) => return traffic::run_until_interrupted(&options).await,
+        Workload::Secrets(options) => return secrets::run_until_interrupted(&options).await,
+        Workload::Autoscale(options) => return autoscale::run_until_interrupted(&options).await,
     };
     print_report(&report);
     Ok(())

@@ -41,13 +41,23 @@ impl BerthNode {
     /// Starts the registry (with the busybox image), the server and the agent, under
     /// `dir`, and waits until the node is Ready.
     pub async fn start(binary: &Path, dir: &Path, agent_args: &[String]) -> anyhow::Result<BerthNode> {
+        Self::start_with(binary, dir, agent_args, Vec::new()).await
+    }
+
+    /// [`Self::start`], with `server_args` for the server.
+    pub async fn start_with(
+        binary: &Path,
+        dir: &Path,
+        agent_args: &[String],
+        server_args: Vec<String>,
+    ) -> anyhow::Result<BerthNode> {
         let registry = Registry::start().context("starting docker-registry (Debian's package `docker-registry`)")?;
         let image = berth_testkit::oci::busybox_image()
             .context("no static busybox (Debian's busybox-static) to build the pods' image from")?
             .build()?;
         let image_digest = registry.push(&image, IMAGE_REPO, IMAGE_TAG)?;
 
-        let mut server = ServerUnderTest::start(binary, &dir.join("server"))?;
+        let mut server = ServerUnderTest::start_with(binary, &dir.join("server"), server_args)?;
         server.wait_until_ready().await?;
 
         let mut args = vec![

@@ -257,6 +257,11 @@ impl TrafficCluster {
         Ok((cluster_ip, echo_pods))
     }
 
+    /// The `--data-dir` of the agent on host `index`.
+    pub fn agent_dir(&self, index: usize) -> &Path {
+        &self.agent_dirs[index]
+    }
+
     /// Where `/tmp/unready` of the pod's container is, seen from the machine (the
     /// container's overlay is mounted in the machine's mount namespace).
     pub fn unready_file(&self, pod: &EchoPod) -> PathBuf {

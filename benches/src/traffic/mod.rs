@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod dns;
 pub mod load;
 pub mod readiness;
+pub mod volumes;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -39,8 +40,8 @@ use load::{Load, Mode};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct TrafficOptions {
-    /// Only these parts (repeat for several): http, readiness, dns.
-    #[arg(long, value_parser = ["http", "readiness", "dns"])]
+    /// Only these parts (repeat for several): http, readiness, dns, volumes.
+    #[arg(long, value_parser = ["http", "readiness", "dns", "volumes"])]
     pub only: Vec<String>,
 
     /// Agent hosts (network namespaces), one agent each.
@@ -79,6 +80,14 @@ pub struct TrafficOptions {
     /// dns: Services created for the clients to ask for.
     #[arg(long, default_value_t = 100)]
     pub dns_services: usize,
+
+    /// volumes: pods mounting the Secret that is updated.
+    #[arg(long, default_value_t = 100)]
+    pub volume_pods: usize,
+
+    /// volumes: updates of the Secret measured.
+    #[arg(long, default_value_t = 10)]
+    pub volume_updates: usize,
 
     /// The berth binary [default: the release build in this program's target directory].
     #[arg(long)]
@@ -167,6 +176,14 @@ async fn measure(cluster: &mut TrafficCluster, options: &TrafficOptions, dir: &P
     }
     if options.runs("dns") {
         dns(cluster, options, &pods, dir).await?;
+    }
+    if options.runs("volumes") {
+        eprintln!(
+            "-- volumes: a Secret mounted by {} pods, updated {} times",
+            options.volume_pods, options.volume_updates
+        );
+        let updates = volumes::measure(cluster, options.volume_pods, options.volume_updates).await?;
+        print_volumes(&updates, options);
     }
     Ok(())
 }
@@ -282,6 +299,42 @@ fn http(
         println!("{}", service_report.to_json_line(&[]));
     }
     Ok(())
+}
+
+fn print_volumes(updates: &volumes::Updates, options: &TrafficOptions) {
+    let row = |name: &str, summary: LatencySummary| {
+        println!(
+            "| {name} | {:.1} | {:.1} | {:.1} | {:.1} |",
+            ms(summary.min),
+            ms(summary.p50),
+            ms(summary.p99),
+            ms(summary.max)
+        );
+        json!({"p50": ms(summary.p50), "p99": ms(summary.p99), "min": ms(summary.min), "max": ms(summary.max)})
+    };
+    println!(
+        "\n| {} updates of a Secret mounted by {} pods: from the API's answer | min ms | p50 ms | p99 ms | max ms |",
+        options.volume_updates, options.volume_pods
+    );
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let each = row(
+        "the new value in one pod's file",
+        LatencySummary::from_samples(updates.to_each_pod.clone()),
+    );
+    let every = row(
+        "the new value in every pod's file",
+        LatencySummary::from_samples(updates.to_every_pod.clone()),
+    );
+    println!(
+        "{}",
+        json_line([
+            ("workload".to_owned(), json!("secret-update-to-volumes")),
+            ("pods".to_owned(), json!(options.volume_pods)),
+            ("updates".to_owned(), json!(options.volume_updates)),
+            ("each_pod_ms".to_owned(), each),
+            ("every_pod_ms".to_owned(), every),
+        ])
+    );
 }
 
 fn print_readiness(result: &readiness::Readiness, changes: usize) {

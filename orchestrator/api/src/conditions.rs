@@ -5,6 +5,7 @@
 //! `NodeCondition`, `DeploymentCondition`, ...); [`Condition`] is what they share.
 
 use k8s_openapi::api::apps::v1::{DeploymentCondition, ReplicaSetCondition};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerCondition;
 use k8s_openapi::api::core::v1::{NamespaceCondition, NodeCondition, PodCondition};
 
 use crate::meta::{MetaExt, Time};
@@ -69,7 +70,8 @@ condition_type!(
     NodeCondition,
     DeploymentCondition,
     ReplicaSetCondition,
-    NamespaceCondition
+    NamespaceCondition,
+    HorizontalPodAutoscalerCondition
 );
 
 /// Ended for good: `Succeeded` or `Failed`.

@@ -8,13 +8,16 @@
 pub mod apply;
 pub mod cidr;
 pub mod conditions;
+pub mod depends_on;
 pub mod int_or_percent;
 pub mod kinds;
 pub mod meta;
+pub mod metrics;
 pub mod names;
 pub mod objects;
 pub mod owners;
 pub mod patch;
+pub mod persistent_volumes;
 pub mod pod_deletion;
 pub mod probes;
 pub mod qos;

@@ -17,14 +17,20 @@ pub use crate::kinds::Object;
 // The kinds' fields are Kubernetes' own types: every field a client sends is kept.
 pub use k8s_openapi::api::apps::v1::{
     DeploymentCondition, DeploymentSpec, DeploymentStatus, DeploymentStrategy, ReplicaSetCondition, ReplicaSetSpec,
-    ReplicaSetStatus, RollingUpdateDeployment,
+    ReplicaSetStatus, RollingUpdateDeployment, RollingUpdateStatefulSetStrategy, StatefulSetOrdinals,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec, StatefulSetStatus, StatefulSetUpdateStrategy,
 };
 pub use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, DaemonEndpoint, EnvVar, HostIP, LifecycleHandler, LocalObjectReference,
     NamespaceCondition, NamespaceSpec, NamespaceStatus, NodeAddress, NodeCondition, NodeDaemonEndpoints,
-    NodeRuntimeHandler, NodeSpec, NodeStatus, PodCondition, PodIP, PodSecurityContext, PodSpec, PodStatus,
-    PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Taint, Toleration,
+    NodeRuntimeHandler, NodeSpec, NodeStatus, PodCondition, PodIP, PodSchedulingGate, PodSecurityContext, PodSpec,
+    PodStatus, PodTemplateSpec, ResourceRequirements, SeccompProfile, SecurityContext, Taint, Toleration,
+};
+pub use k8s_openapi::api::core::v1::{
+    HostPathVolumeSource, LocalVolumeSource, ObjectReference, PersistentVolumeClaimSpec, PersistentVolumeClaimStatus,
+    PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, PersistentVolumeStatus, Volume,
+    VolumeResourceRequirements,
 };
 pub use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
 pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -61,6 +67,9 @@ pub type Pod = Resource<PodSpec>;
 pub type ReplicaSet = Resource<ReplicaSetSpec>;
 pub type Deployment = Resource<DeploymentSpec>;
 pub type PodDisruptionBudget = Resource<PodDisruptionBudgetSpec>;
+pub type StatefulSet = Resource<StatefulSetSpec>;
+pub type PersistentVolume = Resource<PersistentVolumeSpec>;
+pub type PersistentVolumeClaim = Resource<PersistentVolumeClaimSpec>;
 
 impl<S: Spec> Resource<S> {
     /// A new object of this kind with `apiVersion` and `kind` filled in.

@@ -66,6 +66,14 @@ pub fn groups() -> Value {
             None => groups.push((group, vec![entry])),
         }
     }
+    // Resource metrics: served by this server, not stored (see `metrics`).
+    groups.push((
+        berth_api::metrics::GROUP,
+        vec![
+            json!({"groupVersion": format!("{}/{}", berth_api::metrics::GROUP, berth_api::metrics::VERSION),
+                    "version": berth_api::metrics::VERSION}),
+        ],
+    ));
     let groups: Vec<Value> = groups
         .into_iter()
         .map(|(name, versions)| {
@@ -176,6 +184,9 @@ pub fn aggregated(core: bool) -> Value {
             None => groups.push((group, vec![version])),
         }
     }
+    if !core {
+        groups.push((berth_api::metrics::GROUP, vec![berth_api::metrics::VERSION]));
+    }
     let items: Vec<Value> = groups
         .into_iter()
         .map(|(group, versions)| {
@@ -192,7 +203,11 @@ pub fn aggregated(core: bool) -> Value {
 /// One version's resources in the aggregated form, from the same entries as
 /// [`resources`].
 fn aggregated_resources(group: &str, version: &str) -> Vec<Value> {
-    let list = resources(group, version);
+    let list = if group == berth_api::metrics::GROUP {
+        super::metrics::resources()
+    } else {
+        resources(group, version)
+    };
     let entries = list["resources"].as_array().cloned().unwrap_or_default();
     let kind_of = |entry: &Value| {
         json!({
@@ -277,7 +292,38 @@ mod tests {
             .collect();
         assert_eq!(
             groups,
-            ["apps", "events.k8s.io", "node.k8s.io", "discovery.k8s.io", "policy"]
+            [
+                "apps",
+                "events.k8s.io",
+                "node.k8s.io",
+                "discovery.k8s.io",
+                "policy",
+                "autoscaling",
+                "storage.k8s.io",
+                "metrics.k8s.io"
+            ]
+        );
+        // kubectl top looks for the metrics group here before it asks for metrics.
+        let metrics = &named["items"][7]["versions"][0];
+        assert_eq!(metrics["version"], "v1beta1");
+        let resources: Vec<(&str, &str, &str)> = metrics["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["resource"].as_str().unwrap(),
+                    r["responseKind"]["kind"].as_str().unwrap(),
+                    r["scope"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            resources,
+            [
+                ("nodes", "NodeMetrics", "Cluster"),
+                ("pods", "PodMetrics", "Namespaced")
+            ]
         );
     }
 

@@ -24,7 +24,7 @@ use super::route::{self, Kind, Route, Subresource, namespaces};
 use super::status::ApiError;
 use super::streaming::{self, Stream};
 use super::watch::{WatchRequest, watch};
-use super::{ApiServer, discovery, eviction, list, openapi, rest, scale, table};
+use super::{ApiServer, discovery, eviction, list, metrics, openapi, rest, scale, table};
 
 /// The longest watch `timeoutSeconds` taken as given: 136 years. A longer one is as
 /// good as none, and bounding it keeps the deadline arithmetic from overflowing.
@@ -242,6 +242,7 @@ async fn respond(
         Route::CoreVersions => reply(200, discovery::core_versions()),
         Route::Groups => reply(200, discovery::groups()),
         Route::Resources { group, version } => reply(200, discovery::resources(group, version)),
+        Route::Metrics(path) => reply(200, metrics::serve(api, path, &params).await?),
         Route::Collection { kind, namespace } => match method {
             Method::GET if params.flag("watch")? => {
                 let request = WatchRequest {

@@ -2,7 +2,8 @@
 //! (`resourceVersion`, `uid`), and for a pod the graceful deletion Kubernetes does
 //! (`berth_api::pod_deletion` decides): the pod is marked with a deletionTimestamp and
 //! its grace and stays until its agent stopped its containers and deletes it with
-//! grace 0 and a precondition on its uid.
+//! grace 0 and a precondition on its uid. An object with finalizers (claims' and
+//! volumes' protection) is marked too, and goes when its last finalizer is removed.
 //!
 //! ```text
 //!  read stored ─► preconditions ─► pod? decide ─► Now: delete if still at the read revision
@@ -92,8 +93,20 @@ pub async fn delete(
         {
             return Err(ApiError::uid_precondition(kind, name, wanted, stored_uid));
         }
+        let has_finalizers = stored
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
         let deletion = if is_pods(kind) {
             decide_for_pod(api, &stored, options.grace_seconds).await?
+        } else if has_finalizers && super::prepare::is_terminating(&stored) {
+            Deletion::Pending
+        } else if has_finalizers {
+            // Marked, and removed once the last finalizer is (by its controller).
+            Deletion::Mark {
+                at: berth_api::time::now(),
+                grace_seconds: 0,
+            }
         } else {
             Deletion::Now
         };

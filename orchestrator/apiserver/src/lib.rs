@@ -35,6 +35,7 @@ pub mod kubernetes_service;
 mod list;
 mod logs;
 mod managed_fields;
+mod metrics;
 mod namespace_deletion;
 mod nesting;
 mod openapi;
@@ -50,6 +51,7 @@ pub mod services;
 pub mod settings;
 mod status;
 mod storage;
+mod storage_admission;
 mod streaming;
 mod table;
 mod watch;
@@ -105,6 +107,7 @@ impl ApiServer {
 pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     tokio::spawn(ensure_default_namespace(api.registry.clone()));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
+    tokio::spawn(storage_admission::ensure_default_storage_class(api.registry.clone()));
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, settings = ?api.settings, "serving the API");
         tokio::spawn(kubernetes_service::run(

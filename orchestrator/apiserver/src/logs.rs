@@ -70,29 +70,7 @@ pub fn choose_container<'a>(pod: &'a Value, name: &str, asked: Option<&'a str>) 
     }
 }
 
-/// The agent's base URL from a Node's status.
-pub fn agent_url(node: &Value) -> Result<String, String> {
-    let addresses = node
-        .pointer("/status/addresses")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let ip = addresses
-        .iter()
-        .find(|a| a.get("type").and_then(Value::as_str) == Some("InternalIP"))
-        .and_then(|a| a.get("address")?.as_str())
-        .ok_or("it reports no InternalIP address")?;
-    let port = node
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)
-        .filter(|p| *p > 0)
-        .ok_or("it reports no agent port (status.daemonEndpoints.kubeletEndpoint.Port)")?;
-    Ok(if ip.contains(':') {
-        format!("http://[{ip}]:{port}")
-    } else {
-        format!("http://{ip}:{port}")
-    })
-}
+pub use berth_client::agents::agent_url;
 
 pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequest) -> Result<Response, ApiError> {
     let pod = get(api, &POD, namespace, name).await?;
@@ -197,17 +175,5 @@ mod tests {
             choose_container(&init, "p", None).unwrap_err().message,
             "a container name must be specified for pod p, choose one of: [a b] or one of the init containers: [setup]"
         );
-    }
-
-    #[test]
-    fn finds_the_agent() {
-        let node = |ip: &str, port: u16| {
-            json!({"status": {"addresses": [{"type": "Hostname", "address": "h"}, {"type": "InternalIP", "address": ip}],
-                              "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}})
-        };
-        assert_eq!(agent_url(&node("10.0.0.5", 10250)), Ok("http://10.0.0.5:10250".into()));
-        assert_eq!(agent_url(&node("::1", 9)), Ok("http://[::1]:9".into()));
-        assert!(agent_url(&node("10.0.0.5", 0)).unwrap_err().contains("no agent port"));
-        assert!(agent_url(&json!({"status": {}})).unwrap_err().contains("InternalIP"));
     }
 }

@@ -369,7 +369,10 @@ mod tests {
                 "events.k8s.io/v1",
                 "node.k8s.io/v1",
                 "discovery.k8s.io/v1",
-                "policy/v1"
+                "policy/v1",
+                "autoscaling/v2",
+                "autoscaling/v1",
+                "storage.k8s.io/v1"
             ]
         );
         let index = index();
@@ -379,6 +382,7 @@ mod tests {
             "apis/events.k8s.io/v1",
             "apis/node.k8s.io/v1",
             "apis/policy/v1",
+            "apis/storage.k8s.io/v1",
         ] {
             let url = index["paths"][path]["serverRelativeURL"].as_str().unwrap();
             assert!(url.starts_with(&format!("/openapi/v3/{path}?hash=")), "{url}");
@@ -386,9 +390,9 @@ mod tests {
         }
         for kind in KINDS {
             let path = if kind.group.is_empty() {
-                "api/v1".to_string()
+                format!("api/{}", kind.version)
             } else {
-                format!("apis/{}/v1", kind.group)
+                format!("apis/{}/{}", kind.group, kind.version)
             };
             let document = group_version_document(&path).unwrap();
             let object = if kind.namespaced {

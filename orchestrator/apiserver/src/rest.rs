@@ -74,6 +74,8 @@ pub async fn create(
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
     admit_runtime_class(api, kind, &object).await?;
+    super::storage_admission::default_class_of_claim(api, kind, &mut object).await?;
+    super::storage_admission::add_protection(kind, &mut object);
     complete_created_status(&mut object);
     if let Some(manager) = options.manager {
         track(kind, None, &mut object, manager);
@@ -371,6 +373,7 @@ pub async fn write(
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
         validate_update(kind, &stored, &object)?;
+        super::storage_admission::check_resize(api, kind, &stored, &object).await?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);
         }
@@ -379,6 +382,22 @@ pub async fn write(
                 object: storage::served(kind, storage::to_value(&object)),
                 warnings,
             });
+        }
+        // The last finalizer of an object being deleted is gone: it goes now.
+        let had_finalizers = stored
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if had_finalizers && object.metadata().is_deleting() && object.metadata().finalizers().is_empty() {
+            let version = resource_version(&stored).parse().ok();
+            return match api.kv.delete(&object.key(), version, None).await {
+                Ok(_) => Ok(Written {
+                    object: storage::served(kind, storage::to_value(&object)),
+                    warnings,
+                }),
+                Err(KvError::Conflict { .. }) if expected.is_none() => continue,
+                Err(e) => Err(ApiError::from_kv(e, kind, name)),
+            };
         }
         let updated = if is_services(kind) {
             let old = storage::for_storage(kind, stored.clone());

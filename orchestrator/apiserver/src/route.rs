@@ -67,6 +67,9 @@ pub enum Route {
         kind: &'static Kind,
         namespace: Option<String>,
     },
+    /// `/apis/metrics.k8s.io/v1beta1/...`: resource metrics, made from the agents'
+    /// reports rather than stored (see `metrics`).
+    Metrics(super::metrics::MetricsPath),
     /// One object (`namespace` is `None` for cluster-scoped kinds), or a subresource of it.
     Object {
         kind: &'static Kind,
@@ -88,6 +91,9 @@ pub fn parse(path: &str) -> Option<Route> {
         "/openapi/v3" | "/openapi/v3/" => return Some(Route::OpenApiIndex),
         "/openapi/v2" => return Some(Route::OpenApiV2),
         _ => {}
+    }
+    if let Some(metrics) = super::metrics::parse(path) {
+        return Some(Route::Metrics(metrics));
     }
     if let Some(document) = path.strip_prefix("/openapi/v3/") {
         return super::openapi::is_document(document).then(|| Route::OpenApiDocument(document.to_string()));

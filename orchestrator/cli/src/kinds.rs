@@ -173,7 +173,9 @@ mod tests {
             unknown_kind("flurbs"),
             "the server doesn't have a resource type \"flurbs\"; berth knows namespaces (ns), nodes (no), \
              pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, configmaps (cm), \
-             runtimeclasses, services (svc), endpointslices, poddisruptionbudgets (pdb)"
+             runtimeclasses, services (svc), endpointslices, poddisruptionbudgets (pdb), \
+             horizontalpodautoscalers (hpa), statefulsets (sts), controllerrevisions, persistentvolumes (pv), \
+             persistentvolumeclaims (pvc), storageclasses (sc)"
         );
     }
 

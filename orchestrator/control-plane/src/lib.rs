@@ -14,11 +14,15 @@
 #[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
+mod hpa_tests;
+#[cfg(test)]
 mod node_ipam_tests;
 #[cfg(test)]
 mod rollout_tests;
 #[cfg(test)]
 mod scheduling_tests;
+#[cfg(test)]
+mod statefulset_tests;
 #[cfg(test)]
 mod test_support;
 
@@ -44,6 +48,9 @@ pub struct ControlSettings {
     pub resync: Duration,
     /// How node IPAM carves the cluster CIDR into the nodes' pod CIDRs.
     pub node_ipam: berth_controllers::node_ipam::NodeIpamSettings,
+    /// How often each HorizontalPodAutoscaler is evaluated (Kubernetes'
+    /// `--horizontal-pod-autoscaler-sync-period`, 15 s).
+    pub hpa_sync_period: Duration,
 }
 
 impl Default for ControlSettings {
@@ -53,6 +60,7 @@ impl Default for ControlSettings {
             scheduler_strategy: berth_scheduler::Strategy::default(),
             resync: Duration::from_secs(30),
             node_ipam: Default::default(),
+            hpa_sync_period: berth_controllers::hpa::DEFAULT_SYNC_PERIOD,
         }
     }
 }
@@ -68,8 +76,10 @@ pub enum Exit {
     Failed(String),
 }
 
-/// Runs the informers, the controllers (deployment, replicaset, garbage collector,
-/// node lifecycle, node IPAM, disruption, EndpointSlices) and the scheduler, all writing with `fence`, until `stop` becomes
+/// Runs the informers, the controllers (deployment, replicaset, statefulset, garbage
+/// collector, node lifecycle, node IPAM, disruption, EndpointSlices, horizontal pod
+/// autoscaler, dependencies, the volume binder, storage protection) and the scheduler,
+/// all writing with `fence`, until `stop` becomes
 /// true or the leadership record changes (a write fails with `Fenced`, or the watch
 /// of the record sees it replaced). Everything it started is stopped when it returns.
 pub async fn run_while_leader(
@@ -102,6 +112,11 @@ pub async fn run_while_leader(
     });
     let c = ctx.clone();
     loops.spawn(async move {
+        berth_controllers::statefulset::run(c, resync).await;
+        "statefulset"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
         berth_controllers::gc::run(c, resync).await;
         "garbage-collector"
     });
@@ -126,6 +141,27 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::endpointslice::run(c, resync).await;
         "endpointslice"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::depends_on::run(c, resync).await;
+        "depends-on"
+    });
+    let c = ctx.clone();
+    let hpa_sync_period = settings.hpa_sync_period;
+    loops.spawn(async move {
+        berth_controllers::hpa::run(c, hpa_sync_period).await;
+        "horizontal-pod-autoscaler"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::volume_binder::run(c, resync).await;
+        "volume-binder"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::storage_protection::run(c, resync).await;
+        "storage-protection"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

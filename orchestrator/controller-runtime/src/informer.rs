@@ -310,7 +310,11 @@ mod tests {
         .await;
         assert!(informer.revision() >= created, "the revision follows the events");
         assert_eq!(informer.snapshot().create_revision(&b.key()), Some(created));
-        assert!(changes.has_changed().unwrap(), "subscribers are told");
+        // The cache is updated before subscribers are told: wait for the word.
+        tokio::time::timeout(std::time::Duration::from_secs(20), changes.changed())
+            .await
+            .expect("subscribers are told")
+            .unwrap();
 
         t.kv.delete(&a.key(), None, None).await.unwrap();
         eventually("a gone from the cache", async || {

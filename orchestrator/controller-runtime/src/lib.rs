@@ -3,7 +3,7 @@
 //! which runs a level-triggered pass whenever something it reads changed.
 //!
 //! ```text
-//!  informers (pods, nodes, replicasets, deployments, services, heartbeats)
+//!  informers (pods, nodes, replicasets, deployments, statefulsets, services, heartbeats)
 //!        │ "something changed" (coalesced)     resync tick      requeue-after
 //!        ▼                                         │                 │
 //!  drive: wait for the caches to sync ─► pass ◄────┴─────────────────┘
@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use berth_api::kinds::service::ServiceSpec;
-use berth_api::objects::{DeploymentSpec, NodeSpec, PodSpec, ReplicaSetSpec};
+use berth_api::objects::{DeploymentSpec, NodeSpec, PodSpec, ReplicaSetSpec, StatefulSetSpec};
 use berth_client::kv::{Fence, Kv, KvError};
 use berth_client::registry::Registry;
 
@@ -49,6 +49,7 @@ pub struct Caches {
     pub nodes: Informer<NodeSpec>,
     pub replica_sets: Informer<ReplicaSetSpec>,
     pub deployments: Informer<DeploymentSpec>,
+    pub stateful_sets: Informer<StatefulSetSpec>,
     /// Read by the EndpointSlice controller, and by the scheduler for the default
     /// topology spread of the pods a Service selects.
     pub services: Informer<ServiceSpec>,
@@ -62,6 +63,7 @@ impl Caches {
             nodes: Informer::start(kv.clone()),
             replica_sets: Informer::start(kv.clone()),
             deployments: Informer::start(kv.clone()),
+            stateful_sets: Informer::start(kv.clone()),
             services: Informer::start(kv.clone()),
             heartbeats: Heartbeats::start(kv.clone()),
         }
@@ -73,6 +75,7 @@ impl Caches {
         self.nodes.wait_synced().await;
         self.replica_sets.wait_synced().await;
         self.deployments.wait_synced().await;
+        self.stateful_sets.wait_synced().await;
         self.services.wait_synced().await;
         self.heartbeats.wait_synced().await;
     }

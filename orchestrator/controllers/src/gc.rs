@@ -1,26 +1,36 @@
-//! Garbage collection by owner references (background cascade): a ReplicaSet or Pod
-//! whose owners are all gone is deleted. Deleting a Deployment thus removes its
-//! ReplicaSets, and their deletion removes their Pods.
+//! Garbage collection by owner references (background cascade): a ReplicaSet, Pod or
+//! PersistentVolumeClaim whose owners are all gone is deleted. Deleting a Deployment
+//! thus removes its ReplicaSets, and their deletion removes their Pods; deleting a
+//! StatefulSet removes its Pods, its ControllerRevisions and the claims it owns
+//! (`whenDeleted: Delete`), and a pod's deletion the claims it owns (`whenScaled:
+//! Delete`).
 //!
 //! The caches only nominate: an owner missing from a cache may just be newer than
 //! the cache, so each owner is read from the store (linearizably) before its
 //! dependent is deleted, and the delete compares the dependent's version as read.
 //! Owners of kinds this collector does not know keep their dependents.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use berth_api::meta::{MetaExt, ObjectMeta, OwnerReference};
-use berth_api::objects::{DeploymentSpec, PodSpec, ReplicaSetSpec, Resource, Spec, key};
+use berth_api::objects::{DeploymentSpec, PodSpec, ReplicaSetSpec, Resource, Spec, StatefulSetSpec, key};
 use berth_client::graceful::delete_pod;
-use berth_client::kv::KvError;
+use berth_client::kv::{KvError, Record};
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
+
+use crate::statefulset::claims::CLAIMS_PREFIX;
+use crate::statefulset::revisions::REVISIONS_PREFIX;
 
 /// The kinds that own others here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerKind {
     Deployment,
     ReplicaSet,
+    StatefulSet,
+    /// A pod owns the claims of a StatefulSet's pod scaled away under `whenScaled: Delete`.
+    Pod,
 }
 
 /// The kind and store key of an owner (in the dependent's namespace), or `None` for
@@ -29,6 +39,8 @@ pub fn owner_key(namespace: &str, owner: &OwnerReference) -> Option<(OwnerKind, 
     match (owner.api_version.as_str(), owner.kind.as_str()) {
         ("apps/v1", "Deployment") => Some((OwnerKind::Deployment, key::<DeploymentSpec>(namespace, &owner.name))),
         ("apps/v1", "ReplicaSet") => Some((OwnerKind::ReplicaSet, key::<ReplicaSetSpec>(namespace, &owner.name))),
+        ("apps/v1", "StatefulSet") => Some((OwnerKind::StatefulSet, key::<StatefulSetSpec>(namespace, &owner.name))),
+        ("v1", "Pod") => Some((OwnerKind::Pod, key::<PodSpec>(namespace, &owner.name))),
         _ => None,
     }
 }
@@ -43,14 +55,21 @@ pub fn is_orphan(meta: &ObjectMeta, mut exists: impl FnMut(OwnerKind, &str, &str
             .all(|owner| owner_key(meta.namespace(), owner).is_some_and(|(kind, key)| !exists(kind, &key, &owner.uid)))
 }
 
+/// The caches owners are looked up in.
+pub struct Owners {
+    pub deployments: Snapshot<DeploymentSpec>,
+    pub replica_sets: Snapshot<ReplicaSetSpec>,
+    pub stateful_sets: Snapshot<StatefulSetSpec>,
+    pub pods: Snapshot<PodSpec>,
+}
+
 /// An owner exists in the caches when an object with its key has its uid.
-fn in_caches<'a>(
-    deployments: &'a Snapshot<DeploymentSpec>,
-    replica_sets: &'a Snapshot<ReplicaSetSpec>,
-) -> impl FnMut(OwnerKind, &str, &str) -> bool + 'a {
+fn in_caches(owners: &Owners) -> impl FnMut(OwnerKind, &str, &str) -> bool + '_ {
     move |kind, key, uid| match kind {
-        OwnerKind::Deployment => deployments.get(key).is_some_and(|d| d.metadata.uid() == uid),
-        OwnerKind::ReplicaSet => replica_sets.get(key).is_some_and(|r| r.metadata.uid() == uid),
+        OwnerKind::Deployment => owners.deployments.get(key).is_some_and(|d| d.metadata.uid() == uid),
+        OwnerKind::ReplicaSet => owners.replica_sets.get(key).is_some_and(|r| r.metadata.uid() == uid),
+        OwnerKind::StatefulSet => owners.stateful_sets.get(key).is_some_and(|s| s.metadata.uid() == uid),
+        OwnerKind::Pod => owners.pods.get(key).is_some_and(|p| p.metadata.uid() == uid),
     }
 }
 
@@ -60,19 +79,52 @@ pub async fn run(ctx: Context, resync: Duration) {
     let triggers = vec![
         ctx.caches.deployments.subscribe(),
         ctx.caches.replica_sets.subscribe(),
+        ctx.caches.stateful_sets.subscribe(),
         ctx.caches.pods.subscribe(),
     ];
-    drive("garbage-collector", triggers, resync, || pass(&ctx)).await;
+    let last_sweep = Mutex::new(None);
+    drive("garbage-collector", triggers, resync, || pass(&ctx, &last_sweep)).await;
 }
 
-async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
-    let deployments = ctx.caches.deployments.snapshot();
-    let replica_sets = ctx.caches.replica_sets.snapshot();
-    let pods = ctx.caches.pods.snapshot();
-    let mut requeue = None;
-    let orphan_sets: Vec<&Resource<ReplicaSetSpec>> = replica_sets
+/// Claims and ControllerRevisions have no cache here: they are swept from the store
+/// at most this often (a pass that is not due asks to run again when it is).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The claims and revisions of the store when a sweep is due, read before any
+/// snapshot is taken: an informer copies its whole map on a change while a
+/// snapshot lives, so none is held across these reads. `None` with the time left
+/// until the next sweep otherwise.
+async fn sweep_records(
+    ctx: &Context,
+    last_sweep: &Mutex<Option<Instant>>,
+) -> Result<Result<Vec<Record>, Duration>, KvError> {
+    let since = last_sweep.lock().expect("sweep lock").map(|at| at.elapsed());
+    if let Some(since) = since.filter(|since| *since < SWEEP_EVERY) {
+        return Ok(Err(SWEEP_EVERY - since));
+    }
+    *last_sweep.lock().expect("sweep lock") = Some(Instant::now());
+    let mut records = Vec::new();
+    for prefix in [CLAIMS_PREFIX, REVISIONS_PREFIX] {
+        records.extend(ctx.registry.kv.list(prefix).await?.0);
+    }
+    Ok(Ok(records))
+}
+
+async fn pass(ctx: &Context, last_sweep: &Mutex<Option<Instant>>) -> Result<Requeue, KvError> {
+    let (swept, mut requeue) = match sweep_records(ctx, last_sweep).await? {
+        Ok(records) => (records, None),
+        Err(wait) => (Vec::new(), Some(wait)),
+    };
+    let owners = Owners {
+        deployments: ctx.caches.deployments.snapshot(),
+        replica_sets: ctx.caches.replica_sets.snapshot(),
+        stateful_sets: ctx.caches.stateful_sets.snapshot(),
+        pods: ctx.caches.pods.snapshot(),
+    };
+    let orphan_sets: Vec<&Resource<ReplicaSetSpec>> = owners
+        .replica_sets
         .iter()
-        .filter(|rs| is_orphan(&rs.metadata, in_caches(&deployments, &replica_sets)))
+        .filter(|rs| is_orphan(&rs.metadata, in_caches(&owners)))
         .collect();
     for rs in orphan_sets {
         if !collect(ctx, rs).await? {
@@ -80,23 +132,54 @@ async fn pass(ctx: &Context) -> Result<Requeue, KvError> {
         }
     }
     // A pod already terminating is on its way out.
-    let orphan_pods: Vec<&Resource<PodSpec>> = pods
+    let orphan_pods: Vec<&Resource<PodSpec>> = owners
+        .pods
         .iter()
-        .filter(|pod| !pod.metadata.is_deleting() && is_orphan(&pod.metadata, in_caches(&deployments, &replica_sets)))
+        .filter(|pod| !pod.metadata.is_deleting() && is_orphan(&pod.metadata, in_caches(&owners)))
         .collect();
     for pod in orphan_pods {
         if !collect(ctx, pod).await? {
             requeue = Some(RETRY_SOON);
         }
     }
+    // Claims and ControllerRevisions (the StatefulSet controller writes them and
+    // reads them by name), from the sweep: the orphans are picked with the caches,
+    // which are let go before the store is asked again.
+    let orphans: Vec<(&Record, ObjectMeta)> = swept
+        .iter()
+        .filter_map(|record| Some((record, stored_metadata(&record.value)?)))
+        .filter(|(_, meta)| !meta.is_deleting() && is_orphan(meta, in_caches(&owners)))
+        .collect();
+    drop(owners);
+    for (record, meta) in orphans {
+        if owners_exist_in_store(ctx, &meta).await? {
+            continue;
+        }
+        tracing::info!(object = %record.key, "deleting: its owners are gone");
+        let deleted = benign(
+            ctx.registry
+                .kv
+                .delete(&record.key, Some(record.mod_revision), ctx.fence())
+                .await,
+        )?;
+        if deleted.is_none() {
+            requeue = Some(RETRY_SOON);
+        }
+    }
     Ok(requeue)
 }
 
-/// Deletes `object` if the store confirms that all its owners are gone; returns
-/// false when the pass should look again (the object changed meanwhile).
-async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, KvError> {
-    for owner in object.metadata.owner_references() {
-        let Some((_, owner_key)) = owner_key(object.metadata.namespace(), owner) else {
+/// The metadata of a stored object of any kind.
+fn stored_metadata(value: &[u8]) -> Option<ObjectMeta> {
+    let mut object: serde_json::Value = serde_json::from_slice(value).ok()?;
+    serde_json::from_value(object.get_mut("metadata")?.take()).ok()
+}
+
+/// Whether the store (read linearizably) still has one of the object's owners: the
+/// caches may have been behind. An owner of an unknown kind counts as existing.
+async fn owners_exist_in_store(ctx: &Context, meta: &ObjectMeta) -> Result<bool, KvError> {
+    for owner in meta.owner_references() {
+        let Some((_, owner_key)) = owner_key(meta.namespace(), owner) else {
             return Ok(true);
         };
         if let Some(kv) = ctx.registry.kv.get(&owner_key).await? {
@@ -104,10 +187,19 @@ async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, K
                 .ok()
                 .and_then(|v| v["metadata"]["uid"].as_str().map(str::to_string));
             if uid.as_deref() == Some(owner.uid.as_str()) {
-                // The cache was behind: the owner exists.
                 return Ok(true);
             }
         }
+    }
+    Ok(false)
+}
+
+/// Deletes `object` if the store confirms that all its owners are gone; returns
+/// false when the pass should look again (the object changed meanwhile).
+async fn collect<S: Spec>(ctx: &Context, object: &Resource<S>) -> Result<bool, KvError> {
+    if owners_exist_in_store(ctx, &object.metadata).await? {
+        // The cache was behind: an owner exists.
+        return Ok(true);
     }
     let version = object.metadata.resource_version().parse().ok();
     tracing::info!(kind = S::DESCRIPTOR.kind, object = %object.key(), "deleting: its owners are gone");
@@ -162,6 +254,17 @@ mod tests {
             owner_key("ns", &meta.owner_references()[0]),
             Some((OwnerKind::Deployment, "/registry/deployments/ns/web".into()))
         );
+        let meta = owned_by("StatefulSet", "db", "u1");
+        assert_eq!(
+            owner_key("ns", &meta.owner_references()[0]),
+            Some((OwnerKind::StatefulSet, "/registry/statefulsets/ns/db".into()))
+        );
+        let mut meta = owned_by("Pod", "db-2", "u1");
+        meta.owner_references_mut()[0].api_version = "v1".into();
+        assert_eq!(
+            owner_key("ns", &meta.owner_references()[0]),
+            Some((OwnerKind::Pod, "/registry/pods/ns/db-2".into()))
+        );
         let meta = owned_by("CronJob", "x", "u1");
         assert_eq!(owner_key("ns", &meta.owner_references()[0]), None);
     }
@@ -212,9 +315,13 @@ mod tests {
             DeploymentSpec::default(),
         );
         d.metadata.generation = Some(1);
-        let deployments = Snapshot::from_objects([d], 1);
-        let replica_sets = Snapshot::<ReplicaSetSpec>::from_objects([], 1);
-        let mut exists = in_caches(&deployments, &replica_sets);
+        let owners = Owners {
+            deployments: Snapshot::from_objects([d], 1),
+            replica_sets: Snapshot::from_objects([], 1),
+            stateful_sets: Snapshot::from_objects([], 1),
+            pods: Snapshot::from_objects([], 1),
+        };
+        let mut exists = in_caches(&owners);
         assert!(exists(OwnerKind::Deployment, "/registry/deployments/ns/web", "d1"));
         assert!(!exists(OwnerKind::Deployment, "/registry/deployments/ns/web", "other"));
         assert!(!exists(OwnerKind::ReplicaSet, "/registry/replicasets/ns/web", "d1"));

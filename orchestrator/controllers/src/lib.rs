@@ -3,14 +3,19 @@
 //! (snapshot → actions) and a thin loop on [`berth_controller_runtime::drive`] that
 //! makes the fenced writes; `berth-control-plane` runs them while this replica leads.
 
+pub mod depends_on;
 pub mod deployment;
 pub mod disruption;
 pub mod endpointslice;
 pub mod gc;
+pub mod hpa;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
+pub mod statefulset;
+pub mod storage_protection;
 mod template_json;
+pub mod volume_binder;
 
 /// `spec.replicas` of a ReplicaSet or Deployment as Kubernetes reads it: 1 when absent.
 pub(crate) fn spec_replicas(replicas: Option<i32>) -> i32 {

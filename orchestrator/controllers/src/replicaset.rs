@@ -32,7 +32,8 @@ use crate::spec_replicas;
 const CREATE_BURST: usize = 100;
 
 /// A pod for `rs` from its template, named `<rs>-<suffix>`: Pending, with its QoS
-/// class, as the API server creates one.
+/// class, as the API server creates one; held by the dependencies gate when `rs`
+/// names Services it depends on ([`berth_api::depends_on`]).
 pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
     let template = rs.spec.template.as_ref();
     let template_meta = template.and_then(|t| t.metadata.as_ref());
@@ -52,6 +53,7 @@ pub fn new_pod(rs: &ReplicaSet, suffix: &str) -> Pod {
         qos_class: Some(qos_class(&pod.spec).into()),
         ..Default::default()
     };
+    berth_api::depends_on::hold(&rs.metadata, &mut pod);
     pod
 }
 
@@ -541,6 +543,7 @@ mod tests {
                 nodes: Informer::start(t.kv.clone()),
                 replica_sets: Informer::start(t.kv.clone()),
                 deployments: Informer::start(t.kv.clone()),
+                stateful_sets: Informer::start(t.kv.clone()),
                 services: Informer::start(t.kv.clone()),
                 heartbeats: Heartbeats::start(t.kv.clone()),
             },

@@ -15,17 +15,49 @@ struct Taints;
 struct HostPorts;
 struct Resources;
 struct RuntimeHandler;
+struct VolumeBinding;
 
 /// In order: the first filter that rejects a node gives its reason.
-pub static FILTERS: [&dyn Filter; 7] = [
+pub static FILTERS: [&dyn Filter; 8] = [
     &Ready,
     &Schedulable,
     &Selector,
     &Taints,
     &RuntimeHandler,
+    &VolumeBinding,
     &HostPorts,
     &Resources,
 ];
+
+/// A pod's bound volumes must be reachable from the node (a local volume is on one
+/// node), and each claim still waiting for its first consumer must find a volume
+/// there or be provisioned there (Kubernetes' VolumeBinding plugin). A claim the
+/// scheduler already chose a node for keeps it.
+impl Filter for VolumeBinding {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+        use berth_api::persistent_volumes::{SELECTED_NODE, node_allows};
+        let reachable = |volume| node_allows(volume, &node.name, &node.labels);
+        if !pod.bound_volumes.iter().all(reachable) {
+            return Err("node(s) had volume node affinity conflict");
+        }
+        for waiting in &pod.waiting_claims {
+            if let Some(selected) = waiting
+                .claim
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(SELECTED_NODE))
+                && *selected != node.name
+            {
+                return Err("node(s) had volume node affinity conflict");
+            }
+            if !waiting.is_provisioned && !waiting.candidates.iter().any(reachable) {
+                return Err("node(s) didn't find available persistent volumes to bind");
+            }
+        }
+        Ok(())
+    }
+}
 
 impl Filter for Ready {
     fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {

@@ -4,7 +4,8 @@
 //! placement (comparing the revisions the snapshot was read at) is the caller's.
 //!
 //! ```text
-//!  pod ──► filters (ready, schedulable, selector, taints, host ports, resources)
+//!  pod ──► filters (ready, schedulable, selector, taints, runtime handler, volume
+//!          binding (volumes.rs reads the pod's claims first), host ports, resources)
 //!              │ nodes that pass                       │ rejections, counted by reason
 //!              ▼                                        ▼
 //!          score (score.rs: resources with non-zero     "0/N nodes available: …"
@@ -18,10 +19,11 @@ mod filter;
 pub mod run;
 mod score;
 mod snapshot;
+mod volumes;
 
 pub use filter::{FILTERS, Filter};
 pub use score::ZONE_LABEL;
-pub use snapshot::{DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES, NodeInfo, PlacedPod, PodRequest};
+pub use snapshot::{DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES, NodeInfo, PlacedPod, PodRequest, WaitingClaim};
 
 use std::collections::BTreeMap;
 

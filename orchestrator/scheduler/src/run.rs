@@ -7,7 +7,9 @@
 //! ```text
 //!  caches (nodes, pods, heartbeats) + assumed binds ──► NodeInfos (what is left)
 //!                                                          │
-//!  unbound pods, oldest first ──► schedule ──► bind: txn(pod rv, node rv, fence)
+//!  unbound pods, oldest first ──► their claims (volumes.rs) ──► schedule ──► bind: txn(pod rv,
+//!                                  node rv, fence; with the claims waiting for it: their rv,
+//!                                  and their selected-node annotation put in the same txn)
 //!                                    │            ok: charge the node, assume the pod
 //!                                    └─► no fit: PodScheduled=False "0/N nodes …"
 //! ```
@@ -23,6 +25,10 @@ use std::time::Duration;
 
 use super::{NodeInfo, PodRequest, Strategy, schedule};
 
+/// How soon a pass runs again while a pod waits for its claims (missing, or not
+/// yet bound under Immediate binding), which this loop reads but does not watch.
+const CLAIMS_RECHECK: Duration = Duration::from_secs(1);
+
 /// The scheduler's name, as pods' `schedulerName` and its events' source say.
 const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
@@ -35,7 +41,7 @@ use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::Snapshot;
-use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
 
 /// A pod this loop bound, until the pod cache shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,13 +90,14 @@ pub fn node_infos(
 }
 
 /// The pods waiting for a node, oldest first (creationTimestamp, then the store's
-/// create revision), without those this loop already bound. Pure.
+/// create revision), without those this loop already bound and those a scheduling
+/// gate holds. Pure.
 pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, Assumed>) -> Vec<&'a Pod> {
     let mut pending: Vec<(Option<&Time>, i64, &Pod)> = pods
         .entries()
         .map(|e| &*e.object)
         .filter(|p| node_name(p).is_empty() && !p.metadata.is_deleting() && !is_terminal(p))
-        .filter(|p| !assumed.contains_key(&p.key()))
+        .filter(|p| !assumed.contains_key(&p.key()) && !is_gated(p))
         .map(|p| {
             let created = pods.create_revision(&p.key()).unwrap_or(i64::MAX);
             (p.metadata.creation_timestamp.as_ref(), created, p)
@@ -166,6 +173,23 @@ fn controlling_replica_set<'a>(
     (rs.metadata.uid() == owner.uid && !selector_is_empty(&rs.spec.selector)).then_some(rs)
 }
 
+/// Whether scheduling gates hold the pod (`spec.schedulingGates` not empty).
+fn is_gated(pod: &Pod) -> bool {
+    pod.spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty())
+}
+
+/// The unbound pods scheduling gates hold that do not yet say so. Pure.
+pub fn gated_pods(pods: &Snapshot<PodSpec>) -> Vec<&Pod> {
+    pods.iter()
+        .filter(|p| node_name(p).is_empty() && !p.metadata.is_deleting() && !is_terminal(p) && is_gated(p))
+        .filter(|p| marked_pending(p, GATED_REASON, GATED_MESSAGE).is_some())
+        .collect()
+}
+
+/// Kubernetes' reason and message for a pod its scheduling gates hold.
+const GATED_REASON: &str = "SchedulingGated";
+const GATED_MESSAGE: &str = "Scheduling is blocked due to non-empty scheduling gates";
+
 /// The node a pod is bound to; empty while it waits for one.
 fn node_name(pod: &Pod) -> &str {
     pod.spec.node_name.as_deref().unwrap_or_default()
@@ -186,10 +210,16 @@ pub fn bound(pod: &Pod, node: &str) -> Pod {
 /// The pod marked unschedulable with `message`, or `None` when it already says so
 /// (so an unchanged explanation is not rewritten on every pass).
 pub fn marked_unschedulable(pod: &Pod, message: &str) -> Option<Pod> {
+    marked_pending(pod, "Unschedulable", message)
+}
+
+/// The pod Pending with `PodScheduled=False` for `reason`, or `None` when it already
+/// says so.
+fn marked_pending(pod: &Pod, reason: &str, message: &str) -> Option<Pod> {
     let mut pod = pod.clone();
     let changed = set_condition(
         pod.status.conditions.get_or_insert_default(),
-        PodCondition::new("PodScheduled", "False", "Unschedulable", message),
+        PodCondition::new("PodScheduled", "False", reason, message),
         &now(),
     );
     let phase_changed = pod.status.phase.as_deref() != Some("Pending");
@@ -232,11 +262,31 @@ async fn pass(
         (infos, pending_pods(&pods, &assumed))
     };
     let mut requeue = None;
+    for pod in gated_pods(&pods) {
+        if !write_pending(ctx, pod, GATED_REASON, GATED_MESSAGE).await? {
+            requeue = Some(RETRY_SOON);
+        }
+    }
     let recorder = ctx.recorder(SCHEDULER_NAME);
     for pod in pending {
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
                 request.spread_selector = spread_selector(pod, &replica_sets, &services);
+                match super::volumes::read_claims(ctx, pod).await? {
+                    Ok((bound_volumes, waiting_claims)) => {
+                        request.bound_volumes = bound_volumes;
+                        request.waiting_claims = waiting_claims;
+                    }
+                    Err(message) => {
+                        // Claims are not watched here: look again soon, for the
+                        // binder's write (a class, a bound volume) or a new claim.
+                        requeue = sooner(requeue, Some(CLAIMS_RECHECK));
+                        if !write_unschedulable(ctx, pod, &message).await? {
+                            requeue = Some(RETRY_SOON);
+                        }
+                        continue;
+                    }
+                }
                 with_class_handler(ctx, request).await?
             }
             Err(e) => {
@@ -258,7 +308,13 @@ async fn pass(
         let Some(node) = nodes.get(&key::<NodeSpec>("", &placed)) else {
             continue;
         };
-        match bind(ctx, pod, node).await? {
+        let bound_to = if request.waiting_claims.is_empty() {
+            bind(ctx, pod, node).await?
+        } else {
+            let bound_pod = bound(pod, node.metadata.name());
+            super::volumes::bind_with_claims(ctx, pod, &bound_pod, node, &request.waiting_claims).await?
+        };
+        match bound_to {
             Some(revision) => {
                 tracing::info!(pod = %pod.key(), node = %placed, "bound");
                 recorder.emit(
@@ -314,23 +370,30 @@ async fn bind(ctx: &Context, pod: &Pod, node: &Node) -> Result<Option<i64>, KvEr
     benign(written)
 }
 
-/// Writes the scheduler's explanation on a pod when it changed; false after a
-/// benign race.
+/// Writes the scheduler's explanation on a pod when it changed, with a
+/// FailedScheduling event; false after a benign race.
 async fn write_unschedulable(ctx: &Context, pod: &Pod, message: &str) -> Result<bool, KvError> {
-    let Some(marked) = marked_unschedulable(pod, message) else {
+    write_pending(ctx, pod, "Unschedulable", message).await
+}
+
+/// Writes `PodScheduled=False` for `reason` on a pod when it changed (with a
+/// FailedScheduling event when the pod is unschedulable, none for a gated pod, as
+/// kube-scheduler); false after a benign race.
+async fn write_pending(ctx: &Context, pod: &Pod, reason: &str, message: &str) -> Result<bool, KvError> {
+    let Some(marked) = marked_pending(pod, reason, message) else {
         return Ok(true);
     };
     let Ok(version) = pod.metadata.resource_version().parse::<i64>() else {
         return Ok(true);
     };
-    tracing::info!(pod = %pod.key(), %message, "unschedulable");
+    tracing::info!(pod = %pod.key(), %reason, %message, "not scheduled");
     let written = ctx
         .registry
         .kv
         .update(&pod.key(), encode(&marked), version, ctx.fence())
         .await;
     let written = benign(written)?.is_some();
-    if written {
+    if written && reason == "Unschedulable" {
         ctx.recorder(SCHEDULER_NAME).emit(
             reference(pod),
             EventType::Warning,

@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::{LabelSelector, MetaExt};
-use berth_api::objects::{Container, Node, Pod, PodSpec, Quantity, Taint, Toleration};
+use berth_api::objects::{
+    Container, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, Quantity, Taint, Toleration,
+};
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
 // Not `Eq`: Kubernetes' `Taint` is only `PartialEq`.
@@ -127,6 +129,22 @@ pub struct PodRequest {
     /// Which pods count as this pod's siblings for Kubernetes' default topology
     /// spread (the selectors of its Services and its ReplicaSet); `None`: the pod is not spread.
     pub spread_selector: Option<LabelSelector>,
+    /// The volumes its claims are bound to: the node must be in each one's node
+    /// affinity.
+    pub bound_volumes: Vec<PersistentVolume>,
+    /// For each of its claims that waits for its first consumer, the nodes it can
+    /// be bound on (see [`WaitingClaim`]).
+    pub waiting_claims: Vec<WaitingClaim>,
+}
+
+/// A claim of a WaitForFirstConsumer class not bound yet: its volume will be one of
+/// `candidates` (the Available volumes that match it) on the chosen node, or, when
+/// `is_provisioned`, made there if none is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WaitingClaim {
+    pub claim: PersistentVolumeClaim,
+    pub candidates: Vec<PersistentVolume>,
+    pub is_provisioned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -339,3 +339,65 @@ fn init_containers_count_as_kubernetes_counts_them() {
         "the defaults count the same way"
     );
 }
+
+fn local_volume(name: &str, host: &str) -> berth_api::objects::PersistentVolume {
+    let mut volume = berth_api::objects::PersistentVolume::new(
+        berth_api::meta::named("", name),
+        berth_api::objects::PersistentVolumeSpec {
+            capacity: Some([("storage".to_string(), berth_api::objects::Quantity("1Gi".into()))].into()),
+            access_modes: Some(vec!["ReadWriteOnce".into()]),
+            storage_class_name: Some("manual".into()),
+            node_affinity: Some(berth_api::persistent_volumes::affinity_to_hostname(host)),
+            ..Default::default()
+        },
+    );
+    volume.status.phase = Some("Available".into());
+    volume
+}
+
+fn host(name: &str) -> NodeInfo {
+    let mut info = node(name, 4000, 8 * GI);
+    info.labels.insert("kubernetes.io/hostname".into(), name.into());
+    info
+}
+
+#[test]
+fn a_pod_goes_where_its_bound_volumes_are() {
+    let nodes = [host("a"), host("b"), host("c")];
+    let mut request = pod(100, GI);
+    request.bound_volumes = vec![local_volume("pv-b", "b")];
+    assert_eq!(schedule(&request, &nodes, Strategy::Spread), Ok("b".into()));
+    request.bound_volumes.push(local_volume("pv-c", "c"));
+    let err = schedule(&request, &nodes, Strategy::Spread).unwrap_err();
+    assert_eq!(
+        err.message,
+        "0/3 nodes available: 3 node(s) had volume node affinity conflict"
+    );
+}
+
+#[test]
+fn a_waiting_claim_goes_where_a_volume_can_be_had() {
+    let nodes = [host("a"), host("b")];
+    let mut request = pod(100, GI);
+    request.waiting_claims = vec![WaitingClaim {
+        candidates: vec![local_volume("pv-a", "a")],
+        ..Default::default()
+    }];
+    assert_eq!(schedule(&request, &nodes, Strategy::Spread), Ok("a".into()));
+    request.waiting_claims[0].candidates.clear();
+    assert_eq!(
+        schedule(&request, &nodes, Strategy::Spread).unwrap_err().message,
+        "0/2 nodes available: 2 node(s) didn't find available persistent volumes to bind"
+    );
+    // A class that provisions can have one anywhere, unless the claim already
+    // names its node.
+    request.waiting_claims[0].is_provisioned = true;
+    assert!(schedule(&request, &nodes, Strategy::Spread).is_ok());
+    request.waiting_claims[0]
+        .claim
+        .metadata
+        .annotations
+        .get_or_insert_default()
+        .insert(berth_api::persistent_volumes::SELECTED_NODE.into(), "b".into());
+    assert_eq!(schedule(&request, &nodes, Strategy::Spread), Ok("b".into()));
+}

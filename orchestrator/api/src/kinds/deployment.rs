@@ -122,6 +122,7 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
         validation::template(&object.spec.selector, Some(&object.spec.template), errors);
         validation::deployment_strategy(&object.spec, errors);
         validation::deployment_progress(&object.spec, errors);
+        crate::depends_on::validate(&object.metadata, errors);
     }
 }
 

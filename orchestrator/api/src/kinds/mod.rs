@@ -15,17 +15,24 @@ pub(crate) use object::flat_kind;
 pub use object::{Object, TypedObject};
 
 pub mod config_map;
+pub mod controller_revision;
 pub mod deployment;
 pub mod endpoint_slice;
 pub mod event;
+pub mod horizontal_pod_autoscaler;
+pub mod horizontal_pod_autoscaler_v1;
 pub mod namespace;
 pub mod node;
+pub mod persistent_volume;
+pub mod persistent_volume_claim;
 pub mod pod;
 pub mod pod_disruption_budget;
 pub mod replica_set;
 pub mod runtime_class;
 pub mod secret;
 pub mod service;
+pub mod stateful_set;
+pub mod storage_class;
 
 /// Every kind the system serves, in the order discovery lists them (a kind served
 /// in two group versions is listed once for each).
@@ -43,6 +50,13 @@ pub static KINDS: &[&KindDescriptor] = &[
     &service::SERVICE,
     &endpoint_slice::ENDPOINT_SLICE,
     &pod_disruption_budget::POD_DISRUPTION_BUDGET,
+    &horizontal_pod_autoscaler::HORIZONTAL_POD_AUTOSCALER,
+    &horizontal_pod_autoscaler_v1::HORIZONTAL_POD_AUTOSCALER_V1,
+    &stateful_set::STATEFUL_SET,
+    &controller_revision::CONTROLLER_REVISION,
+    &persistent_volume::PERSISTENT_VOLUME,
+    &persistent_volume_claim::PERSISTENT_VOLUME_CLAIM,
+    &storage_class::STORAGE_CLASS,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -86,7 +100,11 @@ mod tests {
                 assert_eq!(by_kind(kind.kind), Some(*kind));
             }
             assert_eq!(served(kind.group, kind.version, kind.plural), Some(*kind));
-            // Every name the CLI accepts names one kind only.
+            // Every name the CLI accepts names one kind only (a second version of a
+            // kind in its group shares the first's names).
+            if kind.conversion.is_some() && by_kind(kind.kind).is_some_and(|first| first.group == kind.group) {
+                continue;
+            }
             for word in [kind.plural, kind.singular].iter().chain(kind.short_names) {
                 assert!(words.insert((kind.group, *word)), "{word} names two kinds");
             }
@@ -153,6 +171,62 @@ mod tests {
                     &["pdb"],
                     &[]
                 ),
+                (
+                    "autoscaling/v2".to_string(),
+                    "HorizontalPodAutoscaler",
+                    "horizontalpodautoscalers",
+                    true,
+                    &["hpa"],
+                    all
+                ),
+                (
+                    "autoscaling/v1".to_string(),
+                    "HorizontalPodAutoscaler",
+                    "horizontalpodautoscalers",
+                    true,
+                    &["hpa"],
+                    all
+                ),
+                (
+                    "apps/v1".to_string(),
+                    "StatefulSet",
+                    "statefulsets",
+                    true,
+                    &["sts"],
+                    all
+                ),
+                (
+                    "apps/v1".to_string(),
+                    "ControllerRevision",
+                    "controllerrevisions",
+                    true,
+                    &[],
+                    &[]
+                ),
+                (
+                    "v1".to_string(),
+                    "PersistentVolume",
+                    "persistentvolumes",
+                    false,
+                    &["pv"],
+                    &[]
+                ),
+                (
+                    "v1".to_string(),
+                    "PersistentVolumeClaim",
+                    "persistentvolumeclaims",
+                    true,
+                    &["pvc"],
+                    &[]
+                ),
+                (
+                    "storage.k8s.io/v1".to_string(),
+                    "StorageClass",
+                    "storageclasses",
+                    false,
+                    &["sc"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -160,7 +234,7 @@ mod tests {
             .filter(|k| k.subresources.scale)
             .map(|k| k.plural)
             .collect();
-        assert_eq!(scalable, ["replicasets", "deployments"]);
+        assert_eq!(scalable, ["replicasets", "deployments", "statefulsets"]);
         let with_status: Vec<&str> = KINDS
             .iter()
             .filter(|k| k.subresources.status)
@@ -175,7 +249,12 @@ mod tests {
                 "replicasets",
                 "deployments",
                 "services",
-                "poddisruptionbudgets"
+                "poddisruptionbudgets",
+                "horizontalpodautoscalers",
+                "horizontalpodautoscalers",
+                "statefulsets",
+                "persistentvolumes",
+                "persistentvolumeclaims"
             ]
         );
         assert_eq!(
@@ -186,7 +265,10 @@ mod tests {
                 ("events.k8s.io", "v1"),
                 ("node.k8s.io", "v1"),
                 ("discovery.k8s.io", "v1"),
-                ("policy", "v1")
+                ("policy", "v1"),
+                ("autoscaling", "v2"),
+                ("autoscaling", "v1"),
+                ("storage.k8s.io", "v1")
             ]
         );
     }

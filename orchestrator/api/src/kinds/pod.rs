@@ -78,7 +78,7 @@ pub static POD: KindDescriptor = KindDescriptor {
     decode: Object::decode::<PodSpec>,
     defaults,
     validate,
-    validate_update: |_, _, _| {},
+    validate_update,
     cells,
     conversion: None,
     schema: |generator| generator.subschema_for::<k8s_openapi::api::core::v1::Pod>(),
@@ -99,6 +99,19 @@ fn defaults(object: &mut Object) {
 fn validate(object: &Object, errors: &mut Vec<FieldError>) {
     if let Some(pod) = object.downcast_ref::<Pod>() {
         validation::pod_spec(&pod.spec, "spec", errors);
+        let bound = pod.spec.node_name.as_deref().is_some_and(|n| !n.is_empty());
+        if bound && pod.spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty()) {
+            errors.push(FieldError {
+                field: "spec.nodeName".into(),
+                message: "Forbidden: cannot be set until all schedulingGates have been cleared".into(),
+            });
+        }
+    }
+}
+
+fn validate_update(old: &Object, new: &Object, errors: &mut Vec<FieldError>) {
+    if let (Some(old), Some(new)) = (old.downcast_ref::<Pod>(), new.downcast_ref::<Pod>()) {
+        validation::scheduling_gates_update(&old.spec, &new.spec, errors);
     }
 }
 
@@ -172,6 +185,13 @@ fn row_of(pod: &Pod) -> Row {
         restarts: 0,
         last_restart: None,
     };
+    let conditions = pod.status.conditions.iter().flatten();
+    if conditions
+        .filter(|c| c.type_ == "PodScheduled")
+        .any(|c| c.reason.as_deref() == Some("SchedulingGated"))
+    {
+        row.status = "SchedulingGated".to_string();
+    }
     let finished = |status: &crate::objects::ContainerStatus| state_of(&status.last_state).terminated?.finished_at;
     let (mut sidecar_restarts, mut sidecar_last_restart) = (0, None);
     let mut initializing = false;

@@ -79,6 +79,7 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
         validation::replicas(object.spec.replicas, errors);
         validation::template(&object.spec.selector, object.spec.template.as_ref(), errors);
         validation::min_ready_seconds(object.spec.min_ready_seconds, errors);
+        crate::depends_on::validate(&object.metadata, errors);
     }
 }
 

@@ -10,10 +10,14 @@ pub mod env;
 mod init_containers;
 mod pod_dns;
 mod probes;
+mod scheduling_gates;
 pub mod service;
+pub mod stateful_set;
 mod unsupported;
+pub mod volumes;
 
 pub use deployment::deployment_strategy;
+pub use scheduling_gates::scheduling_gates_update;
 
 pub use unsupported::NOT_IMPLEMENTED;
 
@@ -293,6 +297,34 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         init_containers::container(container, &at, is_init, errors);
     }
     pod_dns::pod_dns(spec, path, errors);
+    let mut volume_names = BTreeSet::new();
+    for (i, volume) in spec.volumes.iter().flatten().enumerate() {
+        let at = format!("{path}.volumes[{i}]");
+        if !is_dns_label(&volume.name) {
+            err(
+                errors,
+                format!("{at}.name"),
+                format!("Invalid value: {:?}: not a DNS label", volume.name),
+            );
+        } else if !volume_names.insert(volume.name.as_str()) {
+            err(
+                errors,
+                format!("{at}.name"),
+                format!("Duplicate value: {:?}", volume.name),
+            );
+        }
+        if volume
+            .persistent_volume_claim
+            .as_ref()
+            .is_some_and(|c| c.claim_name.is_empty())
+        {
+            err(
+                errors,
+                format!("{at}.persistentVolumeClaim.claimName"),
+                "Required value",
+            );
+        }
+    }
     let restart_policy = spec.restart_policy.as_deref().unwrap_or_default();
     if !["", "Always", "OnFailure", "Never"].contains(&restart_policy) {
         err(
@@ -319,8 +351,10 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
             );
         }
     }
+    scheduling_gates::pod_spec(spec, path, errors);
     containers::pod_spec(spec, path, errors);
     env::pod_spec(spec, path, errors);
+    volumes::pod_spec(spec, path, errors);
     unsupported::pod_spec(spec, path, errors);
 }
 

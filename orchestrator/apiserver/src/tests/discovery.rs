@@ -33,8 +33,18 @@ async fn discovery_lists_every_kind_with_its_names() {
                {"name": "discovery.k8s.io", "versions": [{"groupVersion": "discovery.k8s.io/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "discovery.k8s.io/v1", "version": "v1"}},
                {"name": "policy", "versions": [{"groupVersion": "policy/v1", "version": "v1"}],
-                "preferredVersion": {"groupVersion": "policy/v1", "version": "v1"}}])
+                "preferredVersion": {"groupVersion": "policy/v1", "version": "v1"}},
+               {"name": "autoscaling", "versions": [{"groupVersion": "autoscaling/v2", "version": "v2"},
+                                                    {"groupVersion": "autoscaling/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "autoscaling/v2", "version": "v2"}},
+               {"name": "storage.k8s.io", "versions": [{"groupVersion": "storage.k8s.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "storage.k8s.io/v1", "version": "v1"}},
+               {"name": "metrics.k8s.io", "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
+                "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}}])
     );
+    let storage = server.get("/apis/storage.k8s.io/v1").await.json();
+    assert_eq!(storage["resources"][0]["name"], "storageclasses");
+    assert_eq!(storage["resources"][0]["shortNames"], json!(["sc"]));
 
     let core = server.get("/api/v1").await.json();
     assert_eq!(core["kind"], "APIResourceList");
@@ -75,4 +85,14 @@ async fn discovery_lists_every_kind_with_its_names() {
     assert_eq!(resource(&apps, "deployments/scale")["kind"], "Scale");
     assert_eq!(resource(&apps, "replicasets/scale")["singularName"], "");
     assert_eq!(server.get("/apis/apps/v2").await.status, 404);
+    let metrics = server.get("/apis/metrics.k8s.io/v1beta1").await.json();
+    assert_eq!(resource(&metrics, "pods")["kind"], "PodMetrics");
+    assert_eq!(resource(&metrics, "nodes")["verbs"], json!(["get", "list"]));
+    // No agent reports yet: an empty list, and NotFound for one node.
+    let nodes = server.get("/apis/metrics.k8s.io/v1beta1/nodes").await.json();
+    assert_eq!(
+        (&nodes["kind"], &nodes["items"]),
+        (&json!("NodeMetricsList"), &json!([]))
+    );
+    assert_eq!(server.get("/apis/metrics.k8s.io/v1beta1/nodes/n9").await.status, 404);
 }

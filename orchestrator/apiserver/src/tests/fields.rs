@@ -90,11 +90,13 @@ async fn every_defined_field_is_kept_or_refused_by_name() {
     assert_eq!(stored["spec"]["enableServiceLinks"], true);
 
     let mut probed = pod("probed", json!({"app": "probed"}));
-    // Probes and env from Secrets are implemented: not among the refusals.
+    // Probes, env from Secrets and emptyDir volumes are implemented: not among the
+    // refusals; an nfs volume is.
     probed["spec"]["containers"][0]["livenessProbe"] = json!({"exec": {"command": ["true"]}});
     probed["spec"]["containers"][0]["env"] =
         json!([{"name": "S", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]);
-    probed["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}}]);
+    probed["spec"]["volumes"] = json!([{"name": "data", "emptyDir": {}},
+        {"name": "shared", "nfs": {"server": "nas", "path": "/export"}}]);
     let refused = server.send_json("POST", PODS, &probed).await;
     assert_eq!(refused.status, 422, "{}", refused.json());
     let causes: Vec<String> = refused.json()["details"]["causes"]
@@ -103,7 +105,7 @@ async fn every_defined_field_is_kept_or_refused_by_name() {
         .iter()
         .map(|c| c["field"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(causes, ["spec.volumes"]);
+    assert_eq!(causes, ["spec.volumes[1].nfs"]);
     assert!(
         refused.json()["message"]
             .as_str()

@@ -36,6 +36,10 @@ pub struct AgentFlags {
     /// Where the agent keeps container records and logs (default: <name>.agent).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Where volumes of the `berth.io/local` provisioner live on this node, one
+    /// directory per volume (default: <data-dir>/volumes).
+    #[arg(long)]
+    local_volume_dir: Option<PathBuf>,
     /// Where the agent serves container logs to the API server.
     #[arg(long, default_value = "127.0.0.1:10250")]
     listen: SocketAddr,
@@ -197,6 +201,9 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     let service_cidr = (flags.service_cluster_ip_range.parse())
         .map_err(|e| format!("--service-cluster-ip-range {:?}: {e}", flags.service_cluster_ip_range))?;
     let data_dir = flags.data_dir.unwrap_or_else(|| PathBuf::from(format!("{name}.agent")));
+    let local_volume_dir = flags.local_volume_dir.unwrap_or_else(|| data_dir.join("volumes"));
+    let local_volume_dir = std::path::absolute(&local_volume_dir)
+        .map_err(|e| format!("--local-volume-dir {}: {e}", local_volume_dir.display()))?;
     let mut cni = CniSettings::new(data_dir.join("network"));
     if let Some(dir) = flags.cni_bin_dir {
         cni.bin_dir = dir;
@@ -252,6 +259,7 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
             ..ClusterDnsConfig::default()
         },
         data_dir,
+        local_volume_dir,
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
         store_endpoints: flags.store,

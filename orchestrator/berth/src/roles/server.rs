@@ -40,6 +40,9 @@ Server flags:
                                         agent's lease expired: the node and its pods are
                                         marked not ready at once) before its pods move
                                         (default 10s)
+  --horizontal-pod-autoscaler-sync-period DURATION
+                                        how often each HorizontalPodAutoscaler is
+                                        evaluated (default 15s)
   --scheduler-strategy spread|binpack   spread (least allocated, default) or bin-pack
   --cluster-cidr CIDR                   the pods' addresses, carved into one block per node
                                         (node.spec.podCIDR; default 10.244.0.0/16)
@@ -153,6 +156,13 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             return Err("--node-monitor-grace-period must be more than 0".into());
         }
         settings.node_monitor_grace_period = Duration::from_millis(ms);
+    }
+    if let Some(v) = take_flag(args, "horizontal-pod-autoscaler-sync-period")? {
+        let ms = flags::parse_duration_ms(&v).map_err(|e| format!("--horizontal-pod-autoscaler-sync-period: {e}"))?;
+        if ms == 0 {
+            return Err("--horizontal-pod-autoscaler-sync-period must be more than 0".into());
+        }
+        settings.hpa_sync_period = Duration::from_millis(ms);
     }
     if let Some(v) = take_flag(args, "scheduler-strategy")? {
         settings.scheduler_strategy = match v.as_str() {
@@ -470,6 +480,15 @@ mod tests {
             error.contains("--node-monitor-grace-period must be more than 0"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_autoscalers_sync_period_is_kubernetes_15s_unless_the_flag_says_otherwise() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.settings.hpa_sync_period, Duration::from_secs(15));
+        let (flags, _) = parse(&["--horizontal-pod-autoscaler-sync-period=2s"]).unwrap();
+        assert_eq!(flags.settings.hpa_sync_period, Duration::from_secs(2));
+        assert!(parse(&["--horizontal-pod-autoscaler-sync-period=0s"]).is_err());
     }
 
     #[test]

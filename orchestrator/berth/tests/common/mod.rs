@@ -38,7 +38,48 @@ impl Drop for TestCluster {
         for pid in workload_pids(&self.marker) {
             let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
+        // Their cgroups (the process runtime accounts every container) go too.
+        remove_container_cgroups(self.servers.dir());
         // The servers go with `servers`, which keeps the logs if a test panicked.
+    }
+}
+
+/// Removes the cgroup directories the container records under `dir` name (the
+/// process runtime's `containers/*.json`), once their processes are gone; a busy
+/// one is retried briefly, then left.
+pub fn remove_container_cgroups(dir: &std::path::Path) {
+    let mut records = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "json")
+                && path.parent().is_some_and(|p| p.ends_with("containers"))
+            {
+                records.push(path);
+            }
+        }
+    }
+    for record in records {
+        let Ok(text) = std::fs::read_to_string(&record) else {
+            continue;
+        };
+        let Ok(record) = serde_json::from_str::<Value>(&text) else {
+            continue;
+        };
+        for cgroup in record["cgroup_dirs"].as_array().into_iter().flatten() {
+            let Some(cgroup) = cgroup.as_str() else {
+                continue;
+            };
+            for _ in 0..20 {
+                match std::fs::remove_dir(cgroup) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => std::thread::sleep(Duration::from_millis(50)),
+                    _ => break,
+                }
+            }
+        }
     }
 }
 

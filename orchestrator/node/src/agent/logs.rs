@@ -2,7 +2,8 @@
 //! (`?follow=true`, `?tailLines=N`, `?previous=true`, `?limitBytes=N`,
 //! `?timestamps=true`, `?sinceSeconds=N`, `?sinceTime=T`), the path the kubelet serves
 //! logs on, which the API server proxies `berth logs` and `kubectl logs` to; the
-//! streaming endpoints (`stream`); and `/healthz`.
+//! streaming endpoints (`stream`); `GET /metrics/usage`, the node's and its
+//! containers' resource usage (`metrics`); and `/healthz`.
 //!
 //! As the kubelet's: the current instance of the container is served (`follow` ends
 //! with it), or with `previous` the one before it (see `runtime::log_file`). Times
@@ -79,8 +80,27 @@ fn status_error(status: StatusCode, reason: &str, message: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
-pub(super) async fn serve(listener: tokio::net::TcpListener, runtimes: Runtimes, index: PodIndex) {
+/// What `/metrics/usage` answers from.
+#[derive(Clone)]
+pub(super) struct UsageEndpoint {
+    pub node: String,
+    pub window: super::metrics::SharedWindow,
+}
+
+async fn usage_summary(State(usage): State<UsageEndpoint>) -> Response {
+    let summary = usage.window.lock().expect("metrics window lock").summary(&usage.node);
+    axum::Json(summary).into_response()
+}
+
+pub(super) async fn serve(
+    listener: tokio::net::TcpListener,
+    runtimes: Runtimes,
+    index: PodIndex,
+    usage: UsageEndpoint,
+) {
     let app = Router::new()
+        .route("/metrics/usage", get(usage_summary))
+        .with_state(usage)
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(Logs {

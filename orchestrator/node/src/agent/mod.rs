@@ -14,7 +14,9 @@
 //! beside a pod that the control plane has given up on.
 
 pub mod dns;
+mod local_volumes;
 mod logs;
+mod metrics;
 mod pods;
 mod stream;
 pub mod workloads;
@@ -31,6 +33,7 @@ use berth_api::objects::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec, NodeStatus,
     Pod, PodSpec, Quantity,
 };
+use berth_api::persistent_volumes::LOCAL_VOLUME_DIR;
 use berth_api::quantity::{format_cpu_millis, format_memory_bytes};
 use berth_client::kv::{Event, Kv, KvError, Record};
 use berth_client::reflector::Sink;
@@ -75,6 +78,9 @@ pub struct AgentConfig {
     /// (`--encryption-provider-config`): the agent reads its pods' image pull
     /// secrets from the store.
     pub envelope: Option<Arc<berth_client::envelope::Envelope>>,
+    /// Where volumes of the `berth.io/local` provisioner on this node live
+    /// (`--local-volume-dir`, absolute), published on the Node for the provisioner.
+    pub local_volume_dir: PathBuf,
 }
 
 /// The pods this agent runs, by namespace/name: their uid and runtime handler, for
@@ -110,7 +116,18 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {} (--listen): {e}", config.listen))?;
     let port = listener.local_addr()?.port();
-    let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(listener, runtimes.clone(), index.clone())));
+    let usage_window = metrics::SharedWindow::default();
+    let _sampler = berth_client::kv::AbortOnDrop(tokio::spawn(metrics::sample(runtimes.clone(), usage_window.clone())));
+    let usage = logs::UsageEndpoint {
+        node: config.name.clone(),
+        window: usage_window,
+    };
+    let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(
+        listener,
+        runtimes.clone(),
+        index.clone(),
+        usage,
+    )));
     tracing::info!(
         node = %config.name,
         logs = %config.listen,
@@ -138,6 +155,11 @@ pub async fn run(
     let _catalog = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.catalog.clone().follow(kv.clone())));
     let host_netns = config.pod_routes.as_ref().and_then(|r| r.host_netns.clone());
     let _dns = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.clone().serve(host_netns)));
+    let _local_volumes = berth_client::kv::AbortOnDrop(tokio::spawn(local_volumes::run(
+        registry.clone(),
+        config.name.clone(),
+        config.local_volume_dir.clone(),
+    )));
 
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),
@@ -272,10 +294,12 @@ async fn write_node(registry: &Registry, config: &AgentConfig, runtimes: &Runtim
     let mut labels = config.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), config.name.clone());
     labels.insert("berth.io/version".into(), env!("CARGO_PKG_VERSION").into());
+    let local_volume_dir = config.local_volume_dir.display().to_string();
     let mut node = Node::new(
         berth_api::meta::ObjectMeta {
             name: Some(config.name.clone()),
             labels: Some(labels.clone()),
+            annotations: Some([(LOCAL_VOLUME_DIR.to_string(), local_volume_dir.clone())].into()),
             ..Default::default()
         },
         NodeSpec::default(),
@@ -289,6 +313,9 @@ async fn write_node(registry: &Registry, config: &AgentConfig, runtimes: &Runtim
     registry
         .modify::<NodeSpec>("", &config.name, None, |node| {
             node.metadata.labels_mut().extend(labels.clone());
+            node.metadata
+                .annotations_mut()
+                .insert(LOCAL_VOLUME_DIR.into(), local_volume_dir.clone());
             node.status = status.clone();
             true
         })

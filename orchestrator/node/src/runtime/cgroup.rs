@@ -9,9 +9,12 @@
 //! v2: /sys/fs/cgroup/berth/<id>/memory.max, memory.swap.max, cpu.max
 //! ```
 //!
-//! A directory is made only for a controller the spec limits. The runtime writes the
-//! limits before the container starts; the wrapper moves itself into the directories
-//! (`cgroup.procs`) before it runs the command, so the command never runs unlimited.
+//! A directory is made for a controller the spec limits, and, for usage accounting
+//! (the agent's metrics, `runtime::usage`), in the memory and cpuacct hierarchies
+//! for every container, limited or not (best effort: a host that refuses them runs
+//! the container unaccounted). The runtime writes the limits before the container
+//! starts; the wrapper moves itself into the directories (`cgroup.procs`) before it
+//! runs the command, so the command never runs unlimited.
 //!
 //! When a container ends, its memory cgroup (still there: it goes with `remove`) says
 //! whether the kernel's OOM killer ended it:
@@ -36,6 +39,8 @@ pub enum CgroupLayout {
     V1 {
         memory: Option<PathBuf>,
         cpu: Option<PathBuf>,
+        /// The cpuacct hierarchy (the cpu one's mount when they are mounted together).
+        cpuacct: Option<PathBuf>,
     },
     V2 {
         root: PathBuf,
@@ -65,8 +70,10 @@ impl CgroupLayout {
         }
     }
 
-    /// Makes the container's cgroups with its limits; nothing when there are no limits.
-    /// On error, whatever was made is removed again, and the error says why.
+    /// Makes the container's cgroups with its limits, and those that account its
+    /// usage. Without limits, only the accounting ones, where the host lets us (none
+    /// is no error). On error, whatever was made is removed again, and the error says
+    /// why.
     pub fn create(
         &self,
         id: &str,
@@ -74,14 +81,44 @@ impl CgroupLayout {
         cpu_limit_millis: Option<u64>,
     ) -> Result<ContainerCgroup, String> {
         let mut made = ContainerCgroup::default();
-        if memory_limit_bytes.is_none() && cpu_limit_millis.is_none() {
-            return Ok(made);
+        if memory_limit_bytes.is_some() || cpu_limit_millis.is_some() {
+            let result = self.create_into(&mut made, id, memory_limit_bytes, cpu_limit_millis);
+            if let Err(error) = result {
+                remove_dirs(&made.dirs);
+                return Err(error);
+            }
         }
-        let result = self.create_into(&mut made, id, memory_limit_bytes, cpu_limit_millis);
-        if result.is_err() {
-            remove_dirs(&made.dirs);
+        self.create_accounting(&mut made, id);
+        Ok(made)
+    }
+
+    /// The memory and cpuacct directories (v1) or the one directory (v2) the usage is
+    /// read from, where not made already; one the host refuses is left out.
+    fn create_accounting(&self, made: &mut ContainerCgroup, id: &str) {
+        let wanted: Vec<PathBuf> = match self {
+            CgroupLayout::Unavailable => Vec::new(),
+            CgroupLayout::V1 { memory, cpuacct, .. } => [memory, cpuacct]
+                .into_iter()
+                .flatten()
+                .map(|m| m.join(PARENT).join(id))
+                .collect(),
+            CgroupLayout::V2 { root } => {
+                enable_controllers(root);
+                let parent = root.join(PARENT);
+                if std::fs::create_dir_all(&parent).is_ok() {
+                    enable_controllers(&parent);
+                }
+                vec![parent.join(id)]
+            }
+        };
+        for dir in wanted {
+            if made.dirs.contains(&dir) {
+                continue;
+            }
+            if let Err(reason) = make_dir(made, &dir) {
+                tracing::debug!(container = id, %reason, "a container without usage accounting");
+            }
         }
-        result.map(|()| made)
     }
 
     fn create_into(
@@ -93,7 +130,7 @@ impl CgroupLayout {
     ) -> Result<(), String> {
         match self {
             CgroupLayout::Unavailable => Err("no cgroup hierarchy is mounted".to_owned()),
-            CgroupLayout::V1 { memory, cpu } => {
+            CgroupLayout::V1 { memory, cpu, .. } => {
                 if let Some(bytes) = memory_limit_bytes {
                     let mount = memory.as_ref().ok_or("no cgroup v1 memory controller is mounted")?;
                     let dir = make_dir(made, &mount.join(PARENT).join(id))?;
@@ -216,25 +253,23 @@ pub fn cpu_quota_us(millis: u64) -> u64 {
 pub fn v1_layout(mounts: &str) -> CgroupLayout {
     let mut memory = None;
     let mut cpu = None;
+    let mut cpuacct = None;
     for line in mounts.lines() {
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [_device, mount_point, "cgroup", options, ..] = fields[..] else {
             continue;
         };
-        let (is_memory, is_cpu) = options
-            .split(',')
-            .fold((false, false), |(m, c), o| (m || o == "memory", c || o == "cpu"));
-        if is_memory && memory.is_none() {
-            memory = Some(PathBuf::from(mount_point));
-        }
-        if is_cpu && cpu.is_none() {
-            cpu = Some(PathBuf::from(mount_point));
+        let has = |name: &str| options.split(',').any(|o| o == name);
+        for (name, found) in [("memory", &mut memory), ("cpu", &mut cpu), ("cpuacct", &mut cpuacct)] {
+            if has(name) && found.is_none() {
+                *found = Some(PathBuf::from(mount_point));
+            }
         }
     }
-    if memory.is_none() && cpu.is_none() {
+    if memory.is_none() && cpu.is_none() && cpuacct.is_none() {
         CgroupLayout::Unavailable
     } else {
-        CgroupLayout::V1 { memory, cpu }
+        CgroupLayout::V1 { memory, cpu, cpuacct }
     }
 }
 
@@ -295,6 +330,7 @@ cgroup2 /sys/fs/cgroup/unified cgroup2 rw,relatime 0 0
             CgroupLayout::V1 {
                 memory: Some("/sys/fs/cgroup/memory".into()),
                 cpu: Some("/sys/fs/cgroup/cpu".into()),
+                cpuacct: Some("/sys/fs/cgroup/cpuacct".into()),
             }
         );
     }
@@ -310,6 +346,7 @@ cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,nodev,noexec,relatime,cpu,cpu
             CgroupLayout::V1 {
                 memory: None,
                 cpu: Some("/sys/fs/cgroup/cpu,cpuacct".into()),
+                cpuacct: Some("/sys/fs/cgroup/cpu,cpuacct".into()),
             }
         );
     }
@@ -412,6 +449,31 @@ cgroup /sys/fs/cgroup/cpu,cpuacct cgroup rw,nosuid,nodev,noexec,relatime,cpu,cpu
             counter("oom_kill_disable 1\n", "oom_kill"),
             None,
             "a longer key is another key"
+        );
+    }
+
+    #[test]
+    fn accounting_directories_are_made_for_unlimited_containers_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (memory, cpu, cpuacct) = (
+            dir.path().join("memory"),
+            dir.path().join("cpu"),
+            dir.path().join("cpuacct"),
+        );
+        let layout = CgroupLayout::V1 {
+            memory: Some(memory.clone()),
+            cpu: Some(cpu.clone()),
+            cpuacct: Some(cpuacct.clone()),
+        };
+        let made = layout.create("c1", None, None).unwrap();
+        assert_eq!(made.dirs, [memory.join("berth/c1"), cpuacct.join("berth/c1")]);
+        assert!(made.dirs.iter().all(|d| d.is_dir()));
+        // With a memory limit, the memory directory is made once.
+        let made = layout.create("c2", Some(1 << 20), None).unwrap();
+        assert_eq!(made.dirs, [memory.join("berth/c2"), cpuacct.join("berth/c2")]);
+        assert_eq!(
+            std::fs::read_to_string(memory.join("berth/c2/memory.limit_in_bytes")).unwrap(),
+            "1048576"
         );
     }
 

@@ -172,6 +172,7 @@ impl Runtime for FakeRuntime {
                 pid: 10_000 + u32::try_from(sequence).unwrap_or(u32::MAX - 10_000),
                 started_at: SystemTime::now(),
             },
+            cgroup_dirs: Vec::new(),
         };
         state.containers.insert(id.clone(), info);
         Ok(id)

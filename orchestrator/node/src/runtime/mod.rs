@@ -27,6 +27,7 @@ mod process;
 mod record;
 mod spec_check;
 mod terminal;
+pub mod usage;
 mod wrapper;
 
 use std::future::Future;
@@ -70,6 +71,23 @@ pub struct ContainerSpec {
     pub sandbox: Option<SandboxSpec>,
     /// The container's security context, pod and container levels merged.
     pub security: SecuritySpec,
+    /// The pod's volumes bound into the container (`volumeMounts`). The process
+    /// runtime, which runs on the host's own filesystem, refuses a spec with one.
+    pub mounts: Vec<VolumeMount>,
+}
+
+/// A volume (a directory or file on the host) bound into a container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume on the host.
+    pub source: PathBuf,
+    /// `subPath`: what under the volume is bound ("" the volume itself); relative
+    /// and without `..` (validated), made as a directory when missing, and refused
+    /// when a link takes it outside the volume.
+    pub sub_path: String,
+    /// Absolute, in the container.
+    pub destination: PathBuf,
+    pub read_only: bool,
 }
 
 /// A root filesystem: read-only layers, stacked as an overlay (the last one on top),
@@ -164,6 +182,9 @@ pub struct ContainerInfo {
     pub pod: String,
     pub name: String,
     pub state: ContainerState,
+    /// Its cgroup directories, where its usage is read (`usage`); empty when it has
+    /// none.
+    pub cgroup_dirs: Vec<PathBuf>,
 }
 
 /// The future `Runtime::stop` returns.

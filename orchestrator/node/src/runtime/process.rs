@@ -306,6 +306,13 @@ impl Runtime for ProcessRuntime {
                 what: "run an image (it runs commands on the host's own filesystem)".into(),
             });
         }
+        if !spec.mounts.is_empty() {
+            return Err(RuntimeError::Unsupported {
+                container: spec.name.clone(),
+                runtime: self.name(),
+                what: "mount volumes (it runs commands on the host's own filesystem)".into(),
+            });
+        }
         let Some((command, args)) = spec.argv.split_first() else {
             return Err(RuntimeError::EmptyCommand {
                 container: spec.name.clone(),

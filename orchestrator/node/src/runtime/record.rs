@@ -72,6 +72,7 @@ impl ContainerRecord {
             pod: self.pod.clone(),
             name: self.name.clone(),
             state,
+            cgroup_dirs: self.cgroup_dirs.clone(),
         }
     }
 }

@@ -311,3 +311,25 @@ fn bare_pods_of_a_service_spread_over_nodes() {
         "without the Service only resources count: the less loaded node"
     );
 }
+
+#[test]
+fn gated_pods_wait_and_say_so_once() {
+    let mut gated = pod("gated", "", "1m", "2026-01-01T00:00:00Z");
+    gated.spec.scheduling_gates = Some(vec![berth_api::objects::PodSchedulingGate {
+        name: "example.com/wait".into(),
+    }]);
+    let pods = Snapshot::from_objects([gated.clone(), pod("free", "", "1m", "2026-01-01T00:00:01Z")], 1);
+    let pending: Vec<&str> = pending_pods(&pods, &BTreeMap::new())
+        .iter()
+        .map(|p| p.metadata.name())
+        .collect();
+    assert_eq!(pending, ["free"]);
+    let to_mark: Vec<&str> = gated_pods(&pods).iter().map(|p| p.metadata.name()).collect();
+    assert_eq!(to_mark, ["gated"]);
+
+    let marked = marked_pending(&gated, GATED_REASON, GATED_MESSAGE).unwrap();
+    let c = condition(conditions(&marked), "PodScheduled").unwrap();
+    assert_eq!((c.status(), c.reason()), ("False", "SchedulingGated"));
+    let pods = Snapshot::from_objects([marked], 2);
+    assert!(gated_pods(&pods).is_empty(), "a pod that says so is not written again");
+}

@@ -277,6 +277,7 @@ pub(crate) fn tear_down_sandbox(network: Option<&dyn PodNetwork>, dir: &Path, po
             tracing::warn!(pod_uid, error = %e, path = %path.display(), "cannot remove a pod's namespace");
         }
     }
+    super::volumes::tear_down(dir, pod_uid);
     let shm = shm_path(dir, pod_uid);
     match rustix::mount::unmount(&shm, rustix::mount::UnmountFlags::DETACH) {
         Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOENT) => {}

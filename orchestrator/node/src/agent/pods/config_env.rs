@@ -33,7 +33,7 @@ pub(crate) enum Source {
 
 impl Source {
     /// As the kubelet's not-found errors name it.
-    fn resource(self) -> &'static str {
+    pub(crate) fn resource(self) -> &'static str {
         match self {
             Source::ConfigMap => "configmap",
             Source::Secret => "secret",
@@ -92,6 +92,22 @@ impl ConfigObjects {
         let values = stored.map(|json| values_of(source, json));
         self.objects
             .insert((source, namespace.to_string(), name.to_string()), values);
+    }
+
+    /// Keeps `namespace/name` as `earlier` had it read, if it had.
+    pub(crate) fn carry(&mut self, earlier: &ConfigObjects, source: Source, namespace: &str, name: &str) {
+        let key = (source, namespace.to_string(), name.to_string());
+        if let Some(values) = earlier.objects.get(&key) {
+            self.objects.insert(key, values.clone());
+        }
+    }
+
+    /// `namespace/name` as read: None when it was not read before this pass, Some(None)
+    /// when the store does not have it.
+    pub(crate) fn lookup(&self, source: Source, namespace: &str, name: &str) -> Option<Option<&Values>> {
+        self.objects
+            .get(&(source, namespace.to_string(), name.to_string()))
+            .map(Option::as_ref)
     }
 
     fn get(&self, source: Source, namespace: &str, name: &str) -> Result<Option<&Values>, EnvError> {
@@ -301,7 +317,12 @@ fn field_value(pod: &Pod, path: &str, node: &NodeFacts, pod_ip: Option<IpAddr>) 
 /// The value of a `resourceFieldRef`: the quantity divided by the divisor, rounded
 /// up. A limit not set is the node's allocatable; a request not set is the limit if
 /// set (as the API server defaults it), else 0.
-fn resource_value(c: &Container, resource: &str, divisor: Option<&str>, node: &NodeFacts) -> Result<String, String> {
+pub(crate) fn resource_value(
+    c: &Container,
+    resource: &str,
+    divisor: Option<&str>,
+    node: &NodeFacts,
+) -> Result<String, String> {
     let resources = c.resources.clone().unwrap_or_default();
     let (section, name) = resource
         .split_once('.')

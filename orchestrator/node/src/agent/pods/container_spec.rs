@@ -94,6 +94,8 @@ pub(crate) fn container_spec_with_env(
         }),
         sandbox: sandbox.cloned(),
         security,
+        // The pod's volumes, bound by the container's step once they are set up.
+        mounts: Vec::new(),
     }
 }
 

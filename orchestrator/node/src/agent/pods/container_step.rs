@@ -12,6 +12,7 @@ use super::hooks::post_start_of;
 use super::memory::{ContainerMemory, Exit, Now, RestartPolicy, container_id};
 use super::plan::{Action, EnvInputs, Observed};
 use super::sandbox::Sandbox;
+use super::volumes::{ReadyVolumes, mounts};
 use crate::image::PullPolicy;
 use crate::runtime::ContainerState;
 use berth_api::kinds::pod::is_sidecar;
@@ -36,6 +37,8 @@ pub(crate) struct Step<'a> {
     pub(crate) name: &'a str,
     pub(crate) handler: &'a str,
     pub(crate) sandbox: Option<&'a Sandbox>,
+    /// The pod's volumes, once set up.
+    pub(crate) volumes: Option<&'a ReadyVolumes>,
     pub(crate) observed: &'a Observed,
     pub(crate) backoff_base: Duration,
     pub(crate) runs_images: bool,
@@ -133,16 +136,30 @@ impl Step<'_> {
                     image,
                 });
             }
-            let (Some(image), Some(sandbox)) = (c.image.pulled(), self.sandbox) else {
+            let has_volumes = pod.spec.volumes.as_ref().is_some_and(|v| !v.is_empty());
+            let (Some(image), Some(sandbox), true) =
+                (c.image.pulled(), self.sandbox, self.volumes.is_some() || !has_volumes)
+            else {
                 return false;
             };
             Some((image.clone(), sandbox.spec.clone()))
         } else {
             None
         };
+        // Honest about the process runtime: its containers run on the host's own
+        // filesystem, where a volume cannot be bound for one process alone.
+        let own_env = if !self.runs_images && container.volume_mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+            Err(EnvError::Missing(
+                "the process runtime runs commands on the host's own filesystem and cannot mount volumes \
+                 (volumeMounts): give the pod a RuntimeClass whose handler runs images (runc)"
+                    .into(),
+            ))
+        } else {
+            resolve(pod, container, self.env.objects, self.env.node, self.pod_ip)
+        };
         // The kubelet builds the environment once the image is there; what it names
         // and is missing holds the container (no back-off: the next pass looks again).
-        let own_env = match resolve(pod, container, self.env.objects, self.env.node, self.pod_ip) {
+        let own_env = match own_env {
             Ok(own_env) => own_env,
             Err(EnvError::NotReadYet) => return false,
             Err(EnvError::Missing(message)) => {
@@ -167,13 +184,14 @@ impl Step<'_> {
         }
         let mut links = ServiceLinks::of(pod, container);
         links.declared = own_env.iter().map(|(name, _)| name.clone()).collect();
-        let spec = container_spec_with_env(
+        let mut spec = container_spec_with_env(
             pod,
             container,
             ready.as_ref().map(|(image, _)| image),
             ready.as_ref().map(|(_, sandbox)| sandbox),
             own_env,
         );
+        spec.mounts = self.volumes.map(|v| mounts(container, v)).unwrap_or_default();
         actions.push(Action::Start {
             pod_uid: pod.metadata.uid().to_string(),
             handler: self.handler.to_string(),

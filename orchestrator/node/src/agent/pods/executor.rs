@@ -91,6 +91,8 @@ pub(crate) struct Executor {
     dns: Option<Arc<crate::agent::dns::NodeDns>>,
     /// The probes of the running containers, on their own timers.
     probes: ProbeWorkers,
+    /// The claims the pods' volumes name, as read before the pass.
+    claims: super::volumes::Claims,
 }
 
 /// How often unused images are collected, as the kubelet's image GC period.
@@ -136,6 +138,7 @@ impl Executor {
             last_image_gc: None,
             dns: None,
             probes: ProbeWorkers::default(),
+            claims: Default::default(),
         }
     }
 
@@ -200,6 +203,38 @@ impl Executor {
         self.memory.config = objects;
     }
 
+    /// The bound directories of the claims the pods name, for the next pass.
+    pub(crate) fn learn_claims(&mut self, claims: super::volumes::Claims) {
+        self.claims = claims;
+    }
+
+    /// Sets up the volumes of the pods of runtimes that run images, and brings the
+    /// files of those set up up to date; a new failure is a `FailedMount` event.
+    fn sync_volumes(&mut self) {
+        let ctx = super::volumes::Context {
+            pods_dir: &self.sandbox_dir,
+            objects: &self.memory.config,
+            claims: &self.claims,
+            node: &self.memory.node,
+        };
+        let mut failures = Vec::new();
+        for (uid, pod) in &mut self.memory.pods {
+            if !pod.runs_images
+                || pod.pod.metadata.deletion_timestamp.is_some()
+                || self.memory.terminating.contains(uid)
+            {
+                continue;
+            }
+            if let Some(message) = super::volumes::sync(&pod.pod, &ctx, &mut pod.volumes) {
+                failures.push((super::plan::pod_name(&pod.pod), uid.clone(), message));
+            }
+        }
+        for (pod, uid, message) in failures {
+            tracing::warn!(%pod, %message, "cannot set up a pod's volumes");
+            self.emit(&pod, &uid, None, EventType::Warning, "FailedMount", message);
+        }
+    }
+
     /// Learns the handler of the RuntimeClass `class`.
     pub(crate) fn learn_class(&mut self, class: &str, handler: String) {
         self.memory.class_handlers.insert(class.to_string(), handler);
@@ -213,6 +248,7 @@ impl Executor {
         for action in plan(&mut self.memory, desired, &observed, now) {
             self.carry_out(action, now);
         }
+        self.sync_volumes();
         let results = self.probes.results();
         for action in super::probe::results::take(&mut self.memory, results) {
             self.carry_out(action, now);

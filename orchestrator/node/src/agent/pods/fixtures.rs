@@ -146,6 +146,7 @@ pub(super) fn found(pod: &Pod, container: &str, id: &str, state: ContainerState)
         pod: format!("default/{}", pod.metadata.name()),
         name: container.into(),
         state,
+        cgroup_dirs: Vec::new(),
     }
 }
 

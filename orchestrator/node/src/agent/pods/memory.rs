@@ -129,6 +129,8 @@ pub(crate) struct PodMemory {
     pub(crate) runs_images: bool,
     /// Its sandbox; untouched for a handler that runs commands on the host.
     pub(crate) sandbox: SandboxMemory,
+    /// Its volumes (for a handler that runs images).
+    pub(crate) volumes: super::volumes::PodVolumes,
     /// By container name, init containers too (names are unique across both lists).
     pub(crate) containers: BTreeMap<String, ContainerMemory>,
     /// Every init container completed (and every sidecar started) once: the app
@@ -170,6 +172,7 @@ impl PodMemory {
             handler: handler.to_string(),
             runs_images: false,
             sandbox: SandboxMemory::default(),
+            volumes: Default::default(),
             containers,
             initialized,
             start_time: pod

@@ -33,6 +33,7 @@ mod probe;
 mod pull;
 mod sandbox;
 mod status;
+mod volumes;
 
 #[cfg(test)]
 mod container_tests;
@@ -76,7 +77,16 @@ pub(crate) struct PodSupervisor {
     registry: Registry,
     executor: Executor,
     index: PodIndex,
+    /// Set when a ConfigMap or Secret may have changed (a watch saw a write, or the
+    /// resync period passed): the next pass reads again what the running pods'
+    /// volumes name.
+    config_changed: Arc<std::sync::atomic::AtomicBool>,
+    last_resync: Option<tokio::time::Instant>,
 }
+
+/// How often the running pods' ConfigMap and Secret volumes are read again even
+/// without a change seen (the kubelet's sync period), in case a watch missed one.
+const VOLUME_RESYNC: Duration = Duration::from_secs(60);
 
 impl PodSupervisor {
     pub(crate) fn new(
@@ -99,6 +109,8 @@ impl PodSupervisor {
             registry,
             executor,
             index,
+            config_changed: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            last_resync: None,
         }
     }
 
@@ -118,6 +130,14 @@ impl PodSupervisor {
         let bound = Arc::new(super::BoundPods::new(self.node.clone(), tx));
         let follower = tokio::spawn(reflect(self.registry.kv.clone(), prefix::<PodSpec>(None), bound, None));
         let _follower = AbortOnDrop(follower);
+        // A change wakes the pass at once, so running pods' files follow within a read.
+        let config_wake = Arc::new(tokio::sync::Notify::new());
+        let changes = tokio::spawn(watch_config(
+            self.registry.kv.clone(),
+            self.config_changed.clone(),
+            config_wake.clone(),
+        ));
+        let _changes = AbortOnDrop(changes);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let probed = self.executor.probe_results_wake();
         loop {
@@ -125,6 +145,7 @@ impl PodSupervisor {
                 changed = desired.changed() => if changed.is_err() { return },
                 _ = tick.tick() => {}
                 _ = probed.notified() => {}
+                _ = config_wake.notified() => {}
             }
             let current = desired.borrow_and_update().clone();
             if let Some(pods) = current {
@@ -178,9 +199,21 @@ impl PodSupervisor {
                 .iter()
                 .any(|c| known.containers.get(&c.name).is_none_or(|c| c.id.is_none() && !c.done)),
         };
-        let wanted: std::collections::BTreeSet<(config_env::Source, String, String)> = desired
-            .values()
-            .filter(|pod| pod.metadata.deletion_timestamp.is_none() && waiting(pod))
+        let now = tokio::time::Instant::now();
+        if self.last_resync.is_none_or(|at| now >= at + VOLUME_RESYNC) {
+            self.last_resync = Some(now);
+            self.config_changed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        let changed = self.config_changed.swap(false, std::sync::atomic::Ordering::Relaxed);
+        let volumes_pending = |pod: &Pod| {
+            memory
+                .pods
+                .get(pod.metadata.uid())
+                .is_none_or(|known| known.volumes.ready.is_none())
+        };
+        let live = || desired.values().filter(|pod| pod.metadata.deletion_timestamp.is_none());
+        let mut wanted: std::collections::BTreeSet<(config_env::Source, String, String)> = live()
+            .filter(|pod| waiting(pod))
             .flat_map(|pod| {
                 let namespace = pod.metadata.namespace().to_string();
                 config_env::references(pod)
@@ -188,7 +221,42 @@ impl PodSupervisor {
                     .map(move |(source, name)| (source, namespace.clone(), name))
             })
             .collect();
+        // The volumes' objects: of pods whose volumes wait for them, and of every pod
+        // when something changed.
+        for pod in live().filter(|pod| changed || volumes_pending(pod)) {
+            let namespace = pod.metadata.namespace();
+            for (source, name) in volumes::references(pod) {
+                wanted.insert((source, namespace.to_string(), name));
+            }
+        }
+        let claims: Vec<(String, String)> = live()
+            .filter(|pod| volumes_pending(pod))
+            .flat_map(|pod| {
+                let namespace = pod.metadata.namespace().to_string();
+                volumes::claims(pod)
+                    .into_iter()
+                    .map(move |claim| (namespace.clone(), claim))
+            })
+            .collect();
+        let mut bound = volumes::Claims::new();
+        for (namespace, claim) in claims {
+            let path = volumes::claim::bound_path(&self.registry.kv, &namespace, &claim).await;
+            bound.insert((namespace, claim), path);
+        }
+        self.executor.learn_claims(bound);
+        // The running pods' volumes keep what was last read of the objects not read
+        // again in this pass, so their files follow the pod itself (the downward
+        // API) in every pass.
         let mut objects = config_env::ConfigObjects::default();
+        let earlier = &self.executor.memory().config;
+        for pod in live() {
+            let namespace = pod.metadata.namespace();
+            for (source, name) in volumes::references(pod) {
+                if !wanted.contains(&(source, namespace.to_string(), name.clone())) {
+                    objects.carry(earlier, source, namespace, &name);
+                }
+            }
+        }
         for (source, namespace, name) in wanted {
             match self.registry.kv.get(&source.key(&namespace, &name)).await {
                 Ok(Some(record)) => match serde_json::from_slice::<serde_json::Value>(&record.value) {
@@ -206,7 +274,8 @@ impl PodSupervisor {
         self.executor.learn_config(objects);
     }
 
-    /// Stops every container now (self-fencing or shutdown) and forgets the pods.
+    /// Stops every container now (self-fencing or shutdown) and forgets the pods;
+    /// their sandboxes and volumes go with them.
     pub(crate) async fn stop_all(&mut self, grace: Duration) {
         self.executor.stop_all(grace).await;
         self.index.lock().expect("pod index lock").clear();
@@ -296,4 +365,41 @@ impl PodSupervisor {
             Err(e) => tracing::debug!(pod = %pod_name(&pod), error = %e, "cannot report pod status yet"),
         }
     }
+}
+
+/// Sets `changed` and wakes the pass whenever a ConfigMap or Secret is written or
+/// deleted (the values are not looked at: the supervisor reads what its pods name),
+/// and sets it once more after a watch ends, since a change may have been missed.
+async fn watch_config(
+    kv: berth_client::kv::Kv,
+    changed: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+) {
+    use std::sync::atomic::Ordering;
+    let watch_one = |prefix: String| {
+        let (kv, changed, wake) = (kv.clone(), changed.clone(), wake.clone());
+        async move {
+            loop {
+                match kv.watch(&prefix, 0).await {
+                    Ok(mut watch) => {
+                        while let Some(batch) = watch.next().await {
+                            match batch {
+                                Ok((_, events)) if events.is_empty() => {}
+                                Ok(_) => {
+                                    changed.store(true, Ordering::Relaxed);
+                                    wake.notify_one();
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(e) => tracing::debug!(%prefix, error = %e, "cannot watch for volume changes yet"),
+                }
+                changed.store(true, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    let config_maps = berth_api::kinds::config_map::CONFIG_MAP.prefix(None);
+    tokio::join!(watch_one(config_maps), watch_one("/registry/secrets/".into()));
 }

@@ -510,6 +510,7 @@ pub(crate) fn plan_pod(
         name: &name,
         handler: &memory.handler,
         sandbox: memory.sandbox.ready(),
+        volumes: memory.volumes.ready.as_ref(),
         observed,
         backoff_base,
         runs_images,

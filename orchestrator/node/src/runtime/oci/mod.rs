@@ -101,6 +101,7 @@ impl OciRuntime {
             CgroupLayout::V1 {
                 memory: Some(_),
                 cpu: Some(_),
+                ..
             } => Ok(()),
             layout => Err(format!(
                 "the runc runtime needs the cgroup v1 memory and cpu controllers mounted ({layout:?})"
@@ -279,7 +280,11 @@ impl OciRuntime {
             cgroups_path,
             user,
         };
-        let config = spec::build(spec, placement).map_err(config_error)?;
+        let mut config = spec::build(spec, placement).map_err(config_error)?;
+        for mount in &spec.mounts {
+            let source = volume_source(mount).map_err(config_error)?;
+            config.mounts.push(spec::volume_mount(mount, source));
+        }
         bundle.write_config(&config)
     }
 
@@ -478,3 +483,67 @@ impl Runtime for OciRuntime {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// What a volume mount binds: the volume, or its `subPath` (directories made when
+/// nothing is there), which must resolve inside the volume: what exists of it is
+/// checked before anything is made, and the whole after.
+fn volume_source(mount: &super::VolumeMount) -> Result<std::path::PathBuf, String> {
+    if mount.sub_path.is_empty() {
+        return Ok(mount.source.clone());
+    }
+    let root = mount
+        .source
+        .canonicalize()
+        .map_err(|e| format!("volume {}: {e}", mount.source.display()))?;
+    let path = mount.source.join(&mount.sub_path);
+    let inside = |p: &std::path::Path| -> Result<std::path::PathBuf, String> {
+        let resolved = p
+            .canonicalize()
+            .map_err(|e| format!("subPath {:?}: {e}", mount.sub_path))?;
+        if resolved.starts_with(&root) {
+            Ok(resolved)
+        } else {
+            Err(format!("subPath {:?} leads outside the volume", mount.sub_path))
+        }
+    };
+    let existing = path
+        .ancestors()
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
+        .unwrap_or(&mount.source);
+    inside(existing)?;
+    if std::fs::symlink_metadata(&path).is_err() {
+        std::fs::create_dir_all(&path).map_err(|e| format!("cannot create subPath {:?}: {e}", mount.sub_path))?;
+    }
+    inside(&path)
+}
+
+#[cfg(test)]
+mod volume_source_tests {
+    use super::super::VolumeMount;
+    use super::volume_source;
+
+    #[test]
+    fn a_sub_path_is_made_inside_the_volume_and_never_followed_out_of_it() {
+        let tmp = std::env::temp_dir().join(format!("berth-subpath-{}", std::process::id()));
+        let (volume, outside) = (tmp.join("volume"), tmp.join("outside"));
+        std::fs::create_dir_all(&volume).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, volume.join("escape")).unwrap();
+        std::fs::write(volume.join("file"), "x").unwrap();
+        let mount = |sub: &str| VolumeMount {
+            source: volume.clone(),
+            sub_path: sub.into(),
+            destination: "/m".into(),
+            read_only: false,
+        };
+        assert_eq!(volume_source(&mount("")).unwrap(), volume);
+        let made = volume_source(&mount("a/b")).unwrap();
+        assert_eq!(made, volume.canonicalize().unwrap().join("a/b"));
+        assert!(made.is_dir());
+        assert!(volume_source(&mount("file")).unwrap().is_file());
+        let refused = volume_source(&mount("escape/new")).unwrap_err();
+        assert!(refused.contains("leads outside the volume"), "{refused}");
+        assert!(!outside.join("new").exists(), "nothing made outside");
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}

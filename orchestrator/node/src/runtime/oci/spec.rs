@@ -263,6 +263,17 @@ fn mounts(spec: &ContainerSpec, is_host_network: bool) -> Vec<Mount> {
     mounts
 }
 
+/// A volume bound into the container at its `destination`, read-only if asked.
+pub fn volume_mount(mount: &super::super::VolumeMount, source: PathBuf) -> Mount {
+    let mode = if mount.read_only { "ro" } else { "rw" };
+    Mount {
+        destination: mount.destination.clone(),
+        kind: "bind".into(),
+        source,
+        options: ["rbind", "rprivate", mode].map(str::to_owned).to_vec(),
+    }
+}
+
 /// The device nodes under `dir` (the host's /dev), which a privileged container gets
 /// as containerd gives them: all but the ones of the container's own mounts (pts, shm,
 /// mqueue) and the console.
