@@ -24,6 +24,7 @@
 //!
 //! The limits are [`Settings`], with kube-apiserver's defaults.
 
+pub mod auth;
 mod codec;
 mod connections;
 mod discovery;

@@ -85,14 +85,18 @@ pub fn node_cidrs(node: &Node) -> Vec<Ipv4Cidr> {
 }
 
 /// Which block each node without one gets: the lowest block that overlaps neither a
-/// node's block nor an `assumed` one. Pure.
+/// node's block nor an `assumed` one. `assumed` pairs a node with the block written
+/// to it: that node (shown without a block by a cache that has not seen the write
+/// yet) gets nothing new, so a stale pass neither skips a block nor hands out a
+/// second one. Pure.
 pub fn allocate<'a>(
     nodes: impl IntoIterator<Item = &'a Node>,
-    assumed: impl IntoIterator<Item = Ipv4Cidr>,
+    assumed: impl IntoIterator<Item = (String, Ipv4Cidr)>,
     settings: &NodeIpamSettings,
 ) -> Allocation {
     let nodes: Vec<&Node> = nodes.into_iter().collect();
-    let mut used: Vec<Ipv4Cidr> = nodes.iter().flat_map(|n| node_cidrs(n)).chain(assumed).collect();
+    let (assigned, assumed_blocks): (Vec<String>, Vec<Ipv4Cidr>) = assumed.into_iter().unzip();
+    let mut used: Vec<Ipv4Cidr> = nodes.iter().flat_map(|n| node_cidrs(n)).chain(assumed_blocks).collect();
     let mask = settings.node_cidr_mask_size;
     let count = settings.cluster_cidr.subnet_count(mask).unwrap_or(0);
     let mut next = 0u32;
@@ -100,6 +104,7 @@ pub fn allocate<'a>(
     let mut wanting: Vec<&Node> = nodes
         .into_iter()
         .filter(|n| node_cidrs(n).is_empty() && !n.metadata.is_deleting())
+        .filter(|n| !assigned.iter().any(|name| name == n.metadata.name()))
         .collect();
     wanting.sort_by(|a, b| a.metadata.name().cmp(b.metadata.name()));
     for node in wanting {
@@ -129,21 +134,27 @@ pub fn with_pod_cidr(node: &Node, block: Ipv4Cidr) -> Node {
     node
 }
 
-/// Blocks written by this leader that its cache may not show yet, with the
-/// revision of the write.
+/// Blocks written by this leader that its cache may not show yet: the node each
+/// went to and the revision of the write.
 #[derive(Default)]
-struct Assumed(Mutex<BTreeMap<Ipv4Cidr, i64>>);
+struct Assumed(Mutex<BTreeMap<Ipv4Cidr, (String, i64)>>);
 
 impl Assumed {
-    /// The blocks still assumed once the cache is at `revision`.
-    fn current(&self, revision: i64) -> Vec<Ipv4Cidr> {
+    /// The (node, block) pairs still assumed once the cache is at `revision`.
+    fn current(&self, revision: i64) -> Vec<(String, Ipv4Cidr)> {
         let mut assumed = self.0.lock().expect("assumed blocks lock");
-        assumed.retain(|_, written| *written > revision);
-        assumed.keys().copied().collect()
+        assumed.retain(|_, (_, written)| *written > revision);
+        assumed
+            .iter()
+            .map(|(block, (node, _))| (node.clone(), *block))
+            .collect()
     }
 
-    fn insert(&self, block: Ipv4Cidr, revision: i64) {
-        self.0.lock().expect("assumed blocks lock").insert(block, revision);
+    fn insert(&self, node: &str, block: Ipv4Cidr, revision: i64) {
+        self.0
+            .lock()
+            .expect("assumed blocks lock")
+            .insert(block, (node.to_string(), revision));
     }
 }
 
@@ -166,7 +177,7 @@ async fn pass(ctx: &Context, settings: &NodeIpamSettings, assumed: &Assumed) -> 
         match benign(ctx.registry.update(&with_pod_cidr(node, *block), ctx.fence()).await)? {
             Some(written) => {
                 let revision = written.metadata.resource_version().parse().unwrap_or(i64::MAX);
-                assumed.insert(*block, revision);
+                assumed.insert(name, *block, revision);
                 // Logged, not an event: Kubernetes' allocator records only failures.
                 tracing::info!(node = %name, pod_cidr = %block, "assigned the node's pod CIDR");
             }

@@ -51,7 +51,11 @@ fn a_block_in_use_or_assumed_is_never_handed_out_again() {
         node("new1", None),
         node("new2", None),
     ];
-    let allocation = allocate(&nodes, [cidr("10.244.1.0/24")], &NodeIpamSettings::default());
+    let allocation = allocate(
+        &nodes,
+        [("gone-from-cache".to_string(), cidr("10.244.1.0/24"))],
+        &NodeIpamSettings::default(),
+    );
     assert_eq!(
         allocation.assign,
         [
@@ -112,9 +116,22 @@ fn a_deleting_node_gets_nothing_and_the_written_node_carries_both_fields() {
 #[test]
 fn assumed_blocks_last_until_the_cache_reaches_their_write() {
     let assumed = Assumed::default();
-    assumed.insert(cidr("10.244.1.0/24"), 10);
-    assert_eq!(assumed.current(9), [cidr("10.244.1.0/24")]);
+    assumed.insert("n1", cidr("10.244.1.0/24"), 10);
+    assert_eq!(assumed.current(9), [("n1".to_string(), cidr("10.244.1.0/24"))]);
     assert!(assumed.current(10).is_empty());
+}
+
+#[test]
+fn a_stale_cache_neither_gives_a_written_node_a_second_block_nor_skips_one() {
+    // n1 got 10.244.0.0/24 but the cache still shows it without a block when n2
+    // appears: n2 gets the next block, not the one after it, and n1 nothing.
+    let nodes = [node("n1", None), node("n2", None)];
+    let allocation = allocate(
+        &nodes,
+        [("n1".to_string(), cidr("10.244.0.0/24"))],
+        &NodeIpamSettings::default(),
+    );
+    assert_eq!(allocation.assign, [("n2".to_string(), cidr("10.244.1.0/24"))]);
 }
 
 #[test]

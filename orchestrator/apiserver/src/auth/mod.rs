@@ -1,0 +1,8 @@
+//! Who is asking and whether they may: authentication turns a request's credentials
+//! (a client certificate, a bearer token, or none) into a [`UserInfo`], which travels
+//! with the request in its extensions; authorization decides from the user and the
+//! request's attributes (verb, group, resource, namespace, name) whether it goes on.
+
+pub mod user;
+
+pub use user::UserInfo;
