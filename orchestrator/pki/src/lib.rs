@@ -16,6 +16,7 @@
 pub mod kubeconfig;
 pub mod layout;
 mod subject;
+pub mod tls;
 
 use std::fs;
 use std::io::Write;
