@@ -39,6 +39,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::ApiServer;
+use super::auth::UserInfo;
+use super::auth::authn::certificate_user;
 use super::settings::Settings;
 
 /// Accepts connections until the process ends.
@@ -62,8 +64,42 @@ pub async fn accept(listener: TcpListener, api: ApiServer) {
             }
         };
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, api.clone(), slot));
+        tokio::spawn(open_connection(stream, api.clone(), slot));
     }
+}
+
+/// What the connection tells each of its requests: the user of the client
+/// certificate it showed in the TLS handshake (verified against the client CA).
+/// `answer` turns it, with the request's own credentials, into its user.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials {
+    pub certificate_user: Option<UserInfo>,
+}
+
+/// Serves a new connection: plain, or after a TLS handshake that must finish within
+/// the header timeout (a client that stalls in it holds no slot for longer).
+async fn open_connection(stream: TcpStream, api: ApiServer, slot: OwnedSemaphorePermit) {
+    let Some(acceptor) = api.tls.clone() else {
+        return serve(stream, Credentials::default(), api, slot).await;
+    };
+    let tls = match tokio::time::timeout(api.settings.read_header_timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            return;
+        }
+    };
+    let certificate_user = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(|cert| certificate_user(cert));
+    serve(tls, Credentials { certificate_user }, api, slot).await
 }
 
 /// Where a connection is between requests.
@@ -148,13 +184,14 @@ impl hyper::body::Body for Guarded {
     }
 }
 
-/// The socket, telling the clock when a request's first bytes arrive.
-struct Watched {
-    stream: TcpStream,
+/// The socket (or its TLS session), telling the clock when a request's first bytes
+/// arrive.
+struct Watched<S> {
+    stream: S,
     clock: Arc<Clock>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.stream).poll_read(cx, buf);
@@ -168,7 +205,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.stream).poll_write(cx, buf)
     }
@@ -195,7 +232,10 @@ impl AsyncWrite for Watched {
 }
 
 /// Serves one connection until the client closes it or its clock runs out.
-async fn serve(stream: TcpStream, api: ApiServer, _slot: OwnedSemaphorePermit) {
+async fn serve<S>(stream: S, credentials: Credentials, api: ApiServer, _slot: OwnedSemaphorePermit)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let settings = api.settings.clone();
     let clock = Arc::new(Clock {
         phase: Mutex::new(Phase::Head { since: Instant::now() }),
@@ -207,9 +247,10 @@ async fn serve(stream: TcpStream, api: ApiServer, _slot: OwnedSemaphorePermit) {
     });
     let service = {
         let clock = clock.clone();
-        service_fn(move |request: hyper::Request<Incoming>| {
+        service_fn(move |mut request: hyper::Request<Incoming>| {
             let busy = Busy::start(&clock);
             let api = api.clone();
+            request.extensions_mut().insert(credentials.clone());
             async move {
                 let response = super::answer(&api, request.map(Body::new)).await;
                 Ok::<_, Infallible>(response.map(|body| Guarded { body, _busy: busy }))

@@ -83,6 +83,10 @@ pub struct ApiServer {
     event_leases: std::sync::Arc<EventLeases>,
     settings: Settings,
     inflight: inflight::InFlight,
+    /// Who requests are made as (see `auth::authn`).
+    authenticator: std::sync::Arc<auth::Authenticator>,
+    /// HTTPS: the server's certificate and the client CA; plain HTTP without.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl ApiServer {
@@ -98,7 +102,21 @@ impl ApiServer {
             kv,
             inflight: inflight::InFlight::new(&settings),
             settings,
+            authenticator: Default::default(),
+            tls: None,
         }
+    }
+
+    /// Serves HTTPS with `tls` (see `berth_pki::tls::server_config`), authenticating
+    /// requests with `authenticator`.
+    pub fn with_security(
+        mut self,
+        tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+        authenticator: auth::Authenticator,
+    ) -> ApiServer {
+        self.tls = tls.map(tokio_rustls::TlsAcceptor::from);
+        self.authenticator = std::sync::Arc::new(authenticator);
+        self
     }
 }
 
@@ -123,8 +141,21 @@ pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
 
 /// Every request goes through here, so that unknown paths and methods, and every
 /// failure, are answered with `Status` objects.
-async fn answer(api: &ApiServer, request: Request) -> Response {
+async fn answer(api: &ApiServer, mut request: Request) -> Response {
     let format = codec::response_format(request.headers());
+    // A request from a connection is authenticated here; one made in-process (the
+    // tests) may carry its user already.
+    if let Some(credentials) = request.extensions_mut().remove::<connections::Credentials>() {
+        match api
+            .authenticator
+            .authenticate(request.headers(), credentials.certificate_user.as_ref())
+        {
+            Ok(user) => {
+                request.extensions_mut().insert(user);
+            }
+            Err(error) => return codec::render(format, error.code, &error.status()),
+        }
+    }
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
         match dispatch::handle(api, request).await {

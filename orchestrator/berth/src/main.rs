@@ -27,6 +27,9 @@ Usage:
                           re-encrypt every Secret in the store with the file's first key
                           (after making it first on every server); secrets generate-key
                           prints a new key (berth secrets --help)
+  berth pki init --dir DIR | issue ... | kubeconfig ...
+                          the cluster's CA and certificates, for the servers, agents and
+                          users of a real deployment (berth pki --help)
   berth store [flags]     run a store replica alone; etcd's flags (berth store --help)
   berth store snapshot restore FILE [flags] | status FILE [-w table|json]
                           etcdutl's snapshot tools for `etcdctl snapshot save` files
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Some("agent") => roles::agent::run(&args[1..]),
         Some("image") => roles::image::run(&args[1..]),
         Some("secrets") => roles::secrets::run(&args[1..]),
+        Some("pki") => roles::pki::run(&args[1..]),
         // Not for people: a container's supervisor runs it (see berth_node::runtime::log_writer).
         Some(berth_node::runtime::log_writer::SUBCOMMAND) => berth_node::runtime::log_writer::main(&args[1..]),
         Some("up") => roles::up::run(&args[1..]),

@@ -4,8 +4,10 @@
 //! re-encrypts the Secrets in the store with a new key.
 
 pub mod agent;
+pub mod api_security;
 mod example_image;
 pub mod image;
+pub mod pki;
 pub mod secrets;
 pub mod server;
 mod supervise;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use berth_store::{Server, Store};
 
+use super::api_security::{API_SECURITY_USAGE, ApiSecurityFlags};
 use super::take_flag;
 use berth_apiserver::{ApiServer, Settings};
 use berth_client::envelope::{self, Envelope};
@@ -62,9 +63,15 @@ Server flags:
                                         same keys. Without it, Secrets are stored in plain
                                         text, as Kubernetes' are by default, and the server
                                         says so at start; `berth up` always encrypts.
+";
 
+const SERVER_USAGE_END: &str = "
 Store flags are etcd's; see `berth store --help`.
 ";
+
+fn print_usage() {
+    print!("{SERVER_USAGE}{API_SECURITY_USAGE}{SERVER_USAGE_END}");
+}
 
 pub struct ServerFlags {
     pub api_listen: SocketAddr,
@@ -73,6 +80,8 @@ pub struct ServerFlags {
     pub settings: ControlSettings,
     /// `--encryption-provider-config`: the keys of Secrets' encryption at rest.
     pub encryption_provider_config: Option<std::path::PathBuf>,
+    /// HTTPS and authentication.
+    pub security: ApiSecurityFlags,
 }
 
 fn count_flag(args: &mut Vec<String>, name: &str, min: usize) -> Result<Option<usize>, String> {
@@ -181,18 +190,20 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
     }
     settings.node_ipam.validate()?;
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
+    let security = ApiSecurityFlags::parse(args)?;
     Ok(ServerFlags {
         api_listen,
         api,
         settings,
         encryption_provider_config,
+        security,
     })
 }
 
 pub fn run(args: &[String]) -> ExitCode {
     let mut args = args.to_vec();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{SERVER_USAGE}");
+        print_usage();
         return ExitCode::SUCCESS;
     }
     let server_flags = match parse_server_flags(&mut args) {
@@ -205,7 +216,7 @@ pub fn run(args: &[String]) -> ExitCode {
     let flags = match flags::parse_store_flags(&args) {
         Ok(flags) => flags,
         Err(FlagError::Help) => {
-            print!("{SERVER_USAGE}");
+            print_usage();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
@@ -223,6 +234,17 @@ pub fn run(args: &[String]) -> ExitCode {
     };
     let config = match flags.to_config() {
         Ok(config) => config,
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth server: {e}"));
+            return ExitCode::from(2);
+        }
+    };
+    let security = server_flags
+        .security
+        .tls()
+        .and_then(|tls| Ok((tls, server_flags.security.authenticator()?)));
+    let (tls, authenticator) = match security {
+        Ok(security) => security,
         Err(e) => {
             berth_cli::err_line(format_args!("berth server: {e}"));
             return ExitCode::from(2);
@@ -267,7 +289,7 @@ pub fn run(args: &[String]) -> ExitCode {
         };
         tokio::spawn(berth_apiserver::serve(
             listener,
-            ApiServer::with_settings(kv.clone(), api),
+            ApiServer::with_settings(kv.clone(), api).with_security(tls, authenticator),
         ));
         let control = tokio::spawn(lead_when_leader(
             server.store().clone(),

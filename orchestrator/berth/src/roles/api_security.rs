@@ -1,0 +1,163 @@
+//! The API server's TLS and authentication flags, with kube-apiserver's names:
+//! `--tls-cert-file`/`--tls-private-key-file` (HTTPS), `--client-ca-file` (client
+//! certificates: CN the user, O the groups), `--token-auth-file` (static bearer
+//! tokens) and `--anonymous-auth` (requests without credentials go on as
+//! `system:anonymous`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_apiserver::auth::Authenticator;
+use berth_apiserver::auth::authn::parse_token_file;
+use berth_pki::Identity;
+use berth_pki::tls::{ClientAuth, server_config};
+
+use super::take_flag;
+
+pub const API_SECURITY_USAGE: &str = "\
+  --tls-cert-file FILE                  the API server's certificate (PEM, with its chain):
+                                        it serves HTTPS; without it, plain HTTP
+  --tls-private-key-file FILE           its private key
+  --client-ca-file FILE                 CAs whose client certificates authenticate users
+                                        (the subject's CN is the user, each O a group)
+  --token-auth-file FILE                static bearer tokens: CSV lines
+                                        token,user,uid[,\"group1,group2\"]
+  --anonymous-auth true|false           requests without credentials go on as
+                                        system:anonymous (default true); false: 401
+";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApiSecurityFlags {
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_private_key_file: Option<PathBuf>,
+    pub client_ca_file: Option<PathBuf>,
+    pub token_auth_file: Option<PathBuf>,
+    pub anonymous_auth: bool,
+}
+
+impl ApiSecurityFlags {
+    pub fn parse(args: &mut Vec<String>) -> Result<ApiSecurityFlags, String> {
+        let flags = ApiSecurityFlags {
+            tls_cert_file: take_flag(args, "tls-cert-file")?.map(Into::into),
+            tls_private_key_file: take_flag(args, "tls-private-key-file")?.map(Into::into),
+            client_ca_file: take_flag(args, "client-ca-file")?.map(Into::into),
+            token_auth_file: take_flag(args, "token-auth-file")?.map(Into::into),
+            anonymous_auth: match take_flag(args, "anonymous-auth")?.as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => return Err(format!("--anonymous-auth {other:?}: must be true or false")),
+            },
+        };
+        match (&flags.tls_cert_file, &flags.tls_private_key_file) {
+            (Some(_), None) => return Err("--tls-cert-file needs --tls-private-key-file".into()),
+            (None, Some(_)) => return Err("--tls-private-key-file needs --tls-cert-file".into()),
+            _ => {}
+        }
+        if flags.client_ca_file.is_some() && flags.tls_cert_file.is_none() {
+            return Err("--client-ca-file needs --tls-cert-file: client certificates are shown over HTTPS".into());
+        }
+        Ok(flags)
+    }
+
+    /// The HTTPS configuration, when the flags ask for HTTPS.
+    pub fn tls(&self) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_private_key_file) else {
+            return Ok(None);
+        };
+        let identity = Identity {
+            cert_pem: read(cert, "tls-cert-file")?,
+            key_pem: read(key, "tls-private-key-file")?,
+        };
+        let client_ca = self
+            .client_ca_file
+            .as_deref()
+            .map(|path| read(path, "client-ca-file"))
+            .transpose()?;
+        let client_auth = match client_ca {
+            Some(_) => ClientAuth::Optional,
+            None => ClientAuth::None,
+        };
+        server_config(&identity, client_ca.as_deref(), client_auth, &[b"http/1.1"])
+            .map(Some)
+            .map_err(|e| format!("--tls-cert-file/--tls-private-key-file/--client-ca-file: {e}"))
+    }
+
+    pub fn authenticator(&self) -> Result<Authenticator, String> {
+        let tokens = match &self.token_auth_file {
+            Some(path) => parse_token_file(&read(path, "token-auth-file")?)
+                .map_err(|e| format!("--token-auth-file {}: {e}", path.display()))?,
+            None => Default::default(),
+        };
+        Ok(Authenticator::new(tokens, self.anonymous_auth))
+    }
+}
+
+fn read(path: &Path, flag: &str) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("--{flag} {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<ApiSecurityFlags, String> {
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let flags = ApiSecurityFlags::parse(&mut args)?;
+        assert!(args.is_empty(), "left over: {args:?}");
+        Ok(flags)
+    }
+
+    #[test]
+    fn half_a_pair_and_bad_values_are_refused_by_name() {
+        assert_eq!(
+            parse(&[]).unwrap(),
+            ApiSecurityFlags {
+                anonymous_auth: true,
+                ..Default::default()
+            }
+        );
+        assert!(
+            parse(&["--tls-cert-file", "c"])
+                .unwrap_err()
+                .contains("--tls-private-key-file")
+        );
+        assert!(
+            parse(&["--client-ca-file", "ca"])
+                .unwrap_err()
+                .contains("--client-ca-file needs --tls-cert-file")
+        );
+        assert!(
+            parse(&["--anonymous-auth", "maybe"])
+                .unwrap_err()
+                .contains("--anonymous-auth \"maybe\"")
+        );
+        assert!(!parse(&["--anonymous-auth=false"]).unwrap().anonymous_auth);
+        let missing = parse(&["--token-auth-file", "/nonexistent/tokens.csv"]).unwrap();
+        assert!(
+            missing
+                .authenticator()
+                .unwrap_err()
+                .starts_with("--token-auth-file /nonexistent/tokens.csv")
+        );
+    }
+
+    #[test]
+    fn certificates_from_the_cluster_ca_make_an_https_configuration() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = berth_pki::layout::Layout::new(dir.path());
+        layout.init(&[]).unwrap();
+        let (cert, key) = layout.pair("apiserver");
+        let flags = ApiSecurityFlags {
+            tls_cert_file: Some(cert),
+            tls_private_key_file: Some(key.clone()),
+            client_ca_file: Some(layout.ca_cert()),
+            ..Default::default()
+        };
+        assert!(flags.tls().unwrap().is_some());
+        let swapped = ApiSecurityFlags {
+            tls_private_key_file: Some(layout.ca_cert()),
+            ..flags
+        };
+        assert!(swapped.tls().unwrap_err().contains("--tls-cert-file"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The API server over HTTPS with authentication, end to end with the real kubectl:
+//! certificates from `berth pki`, a client certificate's kubeconfig, a static token,
+//! and the refusals — a certificate of another CA, a wrong token, a client that does
+//! not trust the cluster's CA, plain HTTP to the HTTPS port.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use berth_testkit::{Cluster, ClusterSpec, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use common::{BERTH, have_kubectl};
+
+fn berth(args: &[&str]) -> String {
+    let out = Command::new(BERTH).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "berth {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn kubectl(home: &Path, args: &[&str]) -> Output {
+    Command::new("kubectl")
+        .args(args)
+        .env("KUBECONFIG", "/dev/null")
+        .env("HOME", home)
+        .output()
+        .expect("kubectl runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
+    if !have_kubectl() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let pki_arg = pki.to_str().unwrap();
+    berth(&["pki", "init", "--dir", pki_arg]);
+    berth(&[
+        "pki",
+        "issue",
+        "--dir",
+        pki_arg,
+        "--name",
+        "users/alice",
+        "--cn",
+        "alice",
+        "--org",
+        "team-a",
+    ]);
+    // A CA of someone else's, and a user it signed.
+    let stranger = work.path().join("stranger");
+    let stranger_arg = stranger.to_str().unwrap();
+    berth(&["pki", "init", "--dir", stranger_arg]);
+    let tokens = work.path().join("tokens.csv");
+    std::fs::write(&tokens, "s3cr3t-token,robot,r1,\"bots\"\n").unwrap();
+
+    let api_port = free_port();
+    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1)
+        .args([
+            format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
+            format!("--tls-private-key-file={}", pki.join("apiserver.key").display()),
+            format!("--client-ca-file={}", pki.join("ca.crt").display()),
+            format!("--token-auth-file={}", tokens.display()),
+        ])
+        .env("RUST_LOG", QUIET_RAFT_LOG);
+    let mut servers = Cluster::new(spec).unwrap();
+    servers.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+    servers.start_all().unwrap();
+    let url = format!("https://127.0.0.1:{api_port}");
+
+    let kubeconfig = |file: &str, name: &str, ca_dir: &Path| {
+        let path = work.path().join(file);
+        berth(&[
+            "pki",
+            "kubeconfig",
+            "--dir",
+            ca_dir.to_str().unwrap(),
+            "--name",
+            name,
+            "--server",
+            &url,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        path
+    };
+    let admin = kubeconfig("admin.kubeconfig", "admin", &pki);
+    let alice = kubeconfig("alice.kubeconfig", "users/alice", &pki);
+    let mallory = kubeconfig("mallory.kubeconfig", "admin", &stranger);
+
+    let home = work.path();
+    let as_admin = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", admin.to_str().unwrap()];
+        all.extend_from_slice(args);
+        kubectl(home, &all)
+    };
+    eventually_blocking("the admin lists namespaces over HTTPS", || {
+        let out = as_admin(&["get", "namespaces", "-o", "name"]);
+        (out.status.success() && text(&out).contains("namespace/default")).then_some(())
+    });
+    let out = as_admin(&["create", "configmap", "made-by-admin", "--from-literal=a=b"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = kubectl(
+        home,
+        &[
+            "--kubeconfig",
+            alice.to_str().unwrap(),
+            "get",
+            "configmap",
+            "made-by-admin",
+        ],
+    );
+    assert!(out.status.success(), "alice's certificate: {}", text(&out));
+
+    // A bearer token from the token file, over a connection that trusts the CA.
+    let ca = pki.join("ca.crt");
+    let with_token = |token: &str| {
+        kubectl(
+            home,
+            &[
+                "--server",
+                &url,
+                "--certificate-authority",
+                ca.to_str().unwrap(),
+                "--token",
+                token,
+                "get",
+                "configmap",
+                "made-by-admin",
+            ],
+        )
+    };
+    let out = with_token("s3cr3t-token");
+    assert!(out.status.success(), "the robot's token: {}", text(&out));
+    let out = with_token("wrong-token");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("Unauthorized"), "a wrong token: {}", text(&out));
+
+    // A certificate the cluster's CA did not sign is refused in the handshake.
+    let out = kubectl(
+        home,
+        &[
+            "--kubeconfig",
+            mallory.to_str().unwrap(),
+            "--certificate-authority",
+            ca.to_str().unwrap(),
+            "get",
+            "configmaps",
+        ],
+    );
+    assert!(!out.status.success(), "a stranger's certificate got in: {}", text(&out));
+    assert!(!text(&out).contains("made-by-admin"));
+
+    // A client that trusts another CA refuses the server.
+    let out = kubectl(home, &["--kubeconfig", mallory.to_str().unwrap(), "get", "configmaps"]);
+    assert!(
+        text(&out).contains("certificate signed by unknown authority"),
+        "{}",
+        text(&out)
+    );
+
+    // Plain HTTP to the HTTPS port gets nothing.
+    let out = kubectl(
+        home,
+        &["--server", &format!("http://127.0.0.1:{api_port}"), "get", "configmaps"],
+    );
+    assert!(!out.status.success());
+    assert!(!text(&out).contains("made-by-admin"));
+}
