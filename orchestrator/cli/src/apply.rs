@@ -149,7 +149,7 @@ pub async fn run(args: ApplyArgs) -> Result<(), CliError> {
     if objects.is_empty() {
         return Err(CliError::message("no objects passed to apply"));
     }
-    let client = args.common.client();
+    let client = args.common.client()?;
     let mut failed = false;
     for object in &objects {
         let kind = kind_of(object)?;

@@ -22,6 +22,14 @@ impl ApiClient {
         }
     }
 
+    pub fn from_connection(connection: super::kubeconfig::Connection) -> Self {
+        let mut http = HttpClient::new(connection.servers).with_bearer_token(connection.token);
+        if let Some(tls) = connection.tls {
+            http = http.with_tls(tls);
+        }
+        ApiClient { http }
+    }
+
     pub async fn get(&self, path: &str) -> Result<Value, CliError> {
         self.call("GET", path, None).await
     }

@@ -55,7 +55,7 @@ fn victim_of(document: &Document, namespace: &str) -> Result<Victim, String> {
 }
 
 pub async fn run(args: DeleteArgs) -> Result<(), CliError> {
-    let client = args.common.client();
+    let client = args.common.client()?;
     let namespace = args.common.namespace();
     let mut victims: Vec<Victim> = Vec::new();
     if !args.filenames.is_empty() {

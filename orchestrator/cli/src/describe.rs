@@ -33,7 +33,7 @@ pub struct DescribeArgs {
 
 pub async fn run(args: DescribeArgs) -> Result<(), CliError> {
     let targets = parse_targets(&args.targets).map_err(CliError::Message)?;
-    let client = args.common.client();
+    let client = args.common.client()?;
     let namespace = args.common.namespace();
     let selector = args.selector.as_deref().unwrap_or_default();
     let mut descriptions = Vec::new();

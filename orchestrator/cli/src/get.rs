@@ -65,7 +65,7 @@ pub async fn run(args: GetArgs) -> Result<(), CliError> {
             "you may only specify a single resource type when watching",
         ));
     }
-    let client = args.common.client();
+    let client = args.common.client()?;
     let namespace = (!args.all_namespaces).then(|| args.common.namespace());
     let selector = args.selector.as_deref().unwrap_or_default();
     let mut groups = Vec::new();

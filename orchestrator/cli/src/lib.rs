@@ -21,6 +21,7 @@ mod description;
 mod error;
 mod get;
 mod kinds;
+pub mod kubeconfig;
 mod logs;
 mod manifest;
 mod scale;
@@ -48,6 +49,9 @@ pub struct Common {
     /// The namespace [default: default]
     #[arg(short = 'n', long = "namespace")]
     pub namespace: Option<String>,
+    /// The kubeconfig file: the server, its CA and the user [default: $KUBECONFIG, else ~/.kube/config]
+    #[arg(long = "kubeconfig", value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl Common {
@@ -55,9 +59,21 @@ impl Common {
         self.namespace.as_deref().unwrap_or("default")
     }
 
-    pub fn client(&self) -> ApiClient {
-        let env = std::env::var("BERTH_SERVER").ok();
-        ApiClient::new(servers(self.server.as_deref(), env.as_deref()))
+    /// The client of the API server the flags, the environment and the kubeconfig
+    /// name (see `kubeconfig`).
+    pub fn client(&self) -> Result<ApiClient, CliError> {
+        let server_env = std::env::var("BERTH_SERVER").ok();
+        let kubeconfig_env = std::env::var("KUBECONFIG").ok();
+        let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+        let connection = kubeconfig::connection(&kubeconfig::Sources {
+            server_flag: self.server.as_deref(),
+            server_env: server_env.as_deref(),
+            kubeconfig_flag: self.kubeconfig.as_deref(),
+            kubeconfig_env: kubeconfig_env.as_deref(),
+            home: home.as_deref(),
+        })
+        .map_err(CliError::Message)?;
+        Ok(ApiClient::from_connection(connection))
     }
 }
 

@@ -60,7 +60,7 @@ pub fn choose_container(pod: &Pod, asked: Option<&str>) -> Result<String, String
 pub async fn run(args: LogsArgs) -> Result<(), CliError> {
     let name = pod_name(&args.pod).map_err(CliError::Message)?;
     let kind = lookup("pod").ok_or_else(|| CliError::message("berth's CLI does not know pods"))?;
-    let client = args.common.client();
+    let client = args.common.client()?;
     let path = kind.object_path(args.common.namespace(), name);
     let Ok(pod) = read_object(&kind, client.get(&path).await?)?.downcast::<Pod>() else {
         return Err(CliError::message(format!("{name} is not a pod")));

@@ -52,7 +52,7 @@ pub async fn run(args: ScaleArgs) -> Result<(), CliError> {
             work.push((target.kind, name, path));
         }
     }
-    let client = args.common.client();
+    let client = args.common.client()?;
     let patch = json!({"spec": {"replicas": args.replicas}});
     let mut failed = false;
     for (kind, name, path) in work {

@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 client for berth's own API servers and agents: plain `http://`,
-//! one TCP connection per request, and failover across several base URLs.
+//! A small HTTP/1.1 client for berth's own API servers and agents: `http://`, or
+//! `https://` with the cluster's CA (and a client certificate or a bearer token), one
+//! connection per request, and failover across several base URLs.
 //!
 //! ```text
 //!  request(method, path) ──► connect to the preferred base ──refused/timeout──► next base …
@@ -13,6 +14,7 @@
 //! last accepted a connection is tried first next time, so a dead replica costs one
 //! refused connection per command, not one per request.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -136,6 +138,9 @@ impl StreamingResponse {
 /// Where a base URL points: `host:port` to connect to, and a path prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Base {
+    https: bool,
+    /// The host, without brackets or port: the name the server's certificate must hold.
+    host: String,
     authority: String,
     path_prefix: String,
 }
@@ -145,11 +150,11 @@ fn parse_base(url: &str) -> Result<Base, HttpError> {
         url: url.to_string(),
         reason: reason.to_string(),
     };
-    let rest = match url.split_once("://") {
-        Some(("http", rest)) => rest,
-        Some(("https", _)) => return Err(bad("https is not supported; berth's API server speaks plain http")),
-        Some(_) => return Err(bad("the scheme must be http://")),
-        None => url,
+    let (https, rest) = match url.split_once("://") {
+        Some(("http", rest)) => (false, rest),
+        Some(("https", rest)) => (true, rest),
+        Some(_) => return Err(bad("the scheme must be http:// or https://")),
+        None => (false, url),
     };
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], rest[at..].trim_end_matches('/')),
@@ -163,23 +168,43 @@ fn parse_base(url: &str) -> Result<Base, HttpError> {
         Some(close) => authority[close..].contains(':'),
         None => authority.contains(':'),
     };
+    let host = match authority.rfind(']') {
+        Some(close) => authority[1..close].to_string(),
+        None if has_port => authority[..authority.rfind(':').unwrap_or(authority.len())].to_string(),
+        None => authority.to_string(),
+    };
     let authority = if has_port {
         authority.to_string()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{}", if https { 443 } else { 80 })
     };
     Ok(Base {
+        https,
+        host,
         authority,
         path_prefix: path.to_string(),
     })
 }
 
 /// An HTTP/1.1 client over one or more base URLs, tried in order.
-#[derive(Debug)]
 pub struct HttpClient {
     bases: Vec<String>,
     /// The index of the base that last accepted a connection; tried first.
     preferred: AtomicUsize,
+    /// How `https` bases are reached: the CA trusted, the certificate shown.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// Sent as `Authorization: Bearer <token>`.
+    bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("bases", &self.bases)
+            .field("tls", &self.tls.is_some())
+            .field("bearer_token", &self.bearer_token.as_ref().map(|_| "(hidden)"))
+            .finish()
+    }
 }
 
 impl HttpClient {
@@ -188,7 +213,20 @@ impl HttpClient {
         HttpClient {
             bases,
             preferred: AtomicUsize::new(0),
+            tls: None,
+            bearer_token: None,
         }
+    }
+
+    /// Reaches `https` bases with `tls` (see `berth_pki::tls::client_config`).
+    pub fn with_tls(mut self, tls: Arc<rustls::ClientConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    pub fn with_bearer_token(mut self, token: Option<String>) -> Self {
+        self.bearer_token = token;
+        self
     }
 
     pub async fn request(
@@ -253,7 +291,7 @@ impl HttpClient {
             let index = (first + offset) % self.bases.len();
             let url = &self.bases[index];
             let base = parse_base(url)?;
-            let mut sender = match connect(&base).await {
+            let mut sender = match connect(&base, self.tls.as_ref()).await {
                 Ok(sender) => sender,
                 Err(why) => {
                     attempts.push((url.clone(), why));
@@ -268,6 +306,9 @@ impl HttpClient {
                 .header(hyper::header::USER_AGENT, concat!("berth/", env!("CARGO_PKG_VERSION")));
             if let Some(content_type) = content_type {
                 request = request.header(hyper::header::CONTENT_TYPE, content_type);
+            }
+            if let Some(token) = &self.bearer_token {
+                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
             }
             let request = request.body(Full::new(body.clone())).map_err(|e| HttpError::Exchange {
                 base: url.clone(),
@@ -287,14 +328,35 @@ impl HttpClient {
     }
 }
 
-/// Opens a connection and completes the HTTP/1.1 handshake; the error says why not.
-async fn connect(base: &Base) -> Result<SendRequest<Full<Bytes>>, String> {
+/// Opens a connection (with its TLS handshake for `https`) and completes the
+/// HTTP/1.1 handshake; the error says why not.
+async fn connect(base: &Base, tls: Option<&Arc<rustls::ClientConfig>>) -> Result<SendRequest<Full<Bytes>>, String> {
     let stream = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&base.authority)).await {
         Err(_) => return Err(format!("no connection within {} s", CONNECT_TIMEOUT.as_secs())),
         Ok(Err(e)) => return Err(describe_io_error(&e)),
         Ok(Ok(stream)) => stream,
     };
     let _ = stream.set_nodelay(true);
+    if !base.https {
+        return handshake(stream).await;
+    }
+    let Some(tls) = tls else {
+        return Err("https needs the cluster's CA (a kubeconfig with certificate-authority)".to_string());
+    };
+    let name =
+        rustls_pki_types::ServerName::try_from(base.host.clone()).map_err(|e| format!("{:?}: {e}", base.host))?;
+    let connecting = tokio_rustls::TlsConnector::from(tls.clone()).connect(name, stream);
+    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+        Err(_) => Err(format!("no TLS handshake within {} s", CONNECT_TIMEOUT.as_secs())),
+        Ok(Err(e)) => Err(format!("TLS: {e}")),
+        Ok(Ok(stream)) => handshake(stream).await,
+    }
+}
+
+async fn handshake<S>(stream: S) -> Result<SendRequest<Full<Bytes>>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
@@ -347,7 +409,13 @@ mod tests {
         assert_eq!(parse_base("http://h:1/api/").unwrap().path_prefix, "/api");
         assert_eq!(parse_base("http://[::1]").unwrap().authority, "[::1]:80");
         assert_eq!(parse_base("http://[::1]:9").unwrap().authority, "[::1]:9");
-        assert!(matches!(parse_base("https://h:1"), Err(HttpError::BadUrl { .. })));
+        let https = parse_base("https://[::1]").unwrap();
+        assert_eq!(
+            (https.https, https.host.as_str(), https.authority.as_str()),
+            (true, "::1", "[::1]:443")
+        );
+        assert_eq!(parse_base("https://api.example:6443").unwrap().host, "api.example");
+        assert!(matches!(parse_base("ftp://h:1"), Err(HttpError::BadUrl { .. })));
         assert!(matches!(parse_base("http://"), Err(HttpError::BadUrl { .. })));
     }
 
