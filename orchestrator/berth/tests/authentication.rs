@@ -126,18 +126,32 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
 
     // berth's own CLI reads the same kubeconfig, from the flag or $KUBECONFIG.
     let out = Command::new(BERTH)
-        .args(["get", "configmap", "made-by-admin", "--kubeconfig", admin.to_str().unwrap()])
+        .args([
+            "get",
+            "configmap",
+            "made-by-admin",
+            "--kubeconfig",
+            admin.to_str().unwrap(),
+        ])
         .env_remove("BERTH_SERVER")
         .output()
         .unwrap();
-    assert!(out.status.success() && text(&out).contains("made-by-admin"), "berth get: {}", text(&out));
+    assert!(
+        out.status.success() && text(&out).contains("made-by-admin"),
+        "berth get: {}",
+        text(&out)
+    );
     let out = Command::new(BERTH)
         .args(["get", "configmaps"])
         .env_remove("BERTH_SERVER")
         .env("KUBECONFIG", &mallory)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "berth get trusted a server of another CA: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "berth get trusted a server of another CA: {}",
+        text(&out)
+    );
 
     // A bearer token from the token file, over a connection that trusts the CA.
     let ca = pki.join("ca.crt");

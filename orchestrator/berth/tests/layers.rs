@@ -25,7 +25,7 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
     (
         "orchestrator/apiserver",
         "berth-apiserver",
-        &["berth-api", "berth-client"],
+        &["berth-api", "berth-client", "berth-pki"],
     ),
     (
         "orchestrator/controllers",
@@ -57,7 +57,13 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
         "berth-node",
         &["berth-api", "berth-client", "berth-dns"],
     ),
-    ("orchestrator/cli", "berth-cli", &["berth-api", "berth-client"]),
+    (
+        "orchestrator/cli",
+        "berth-cli",
+        &["berth-api", "berth-client", "berth-pki"],
+    ),
+    // Certificates and kubeconfigs: the binary's roles, the API server, the CLI.
+    ("orchestrator/pki", "berth-pki", &[]),
     // Launches real processes for every crate's tests, so it may use none of them but
     // the image layouts, which use no berth crate either.
     ("jepsen-style-tests/testkit", "berth-testkit", &["berth-image-layout"]),

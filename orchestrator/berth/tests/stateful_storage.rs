@@ -126,7 +126,9 @@ fn a_stateful_sets_pods_keep_their_names_claims_and_data() {
     );
     cluster.kubectl_ok(&["delete", "pod", "web-0", "--wait=false"]);
     let second = cluster.wait_pod("web-0", "web-0 created again and running", |pod| {
-        (uid(pod) != uid(&first) && pod["status"]["phase"] == "Running").then(|| pod.clone())
+        // Between the delete and the new pod, there is no web-0 to read.
+        let new = pod["metadata"]["uid"].as_str().is_some_and(|u| u != uid(&first));
+        (new && pod["status"]["phase"] == "Running").then(|| pod.clone())
     });
     assert_eq!(
         second["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],

@@ -169,10 +169,18 @@ fn pods() -> Vec<Value> {
     list["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// The admin kubeconfig berth up wrote, once it said where.
+static KUBECONFIG: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// berth's CLI as the admin, through the kubeconfig berth up wrote.
 fn berth(args: &[&str]) -> std::process::Output {
     Command::new(BERTH)
         .args(args)
-        .env("BERTH_SERVER", "http://127.0.0.1:8080")
+        .env_remove("BERTH_SERVER")
+        .env(
+            "KUBECONFIG",
+            KUBECONFIG.get().expect("berth up said where its kubeconfig is"),
+        )
         .output()
         .unwrap()
 }
@@ -209,7 +217,23 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
         printed.push_str(&line);
         printed.push('\n');
     }
-    assert!(printed.contains("http://127.0.0.1:8080"), "{printed}");
+    assert!(printed.contains("https://127.0.0.1:8080"), "{printed}");
+    let kubeconfig = printed
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("export KUBECONFIG="))
+        .unwrap_or_else(|| panic!("berth up named no kubeconfig: {printed}"));
+    KUBECONFIG.set(kubeconfig.to_string()).unwrap();
+    // Without the kubeconfig's CA the CLI does not connect to the HTTPS servers.
+    let blind = Command::new(BERTH)
+        .args(["get", "pods"])
+        .env("BERTH_SERVER", "https://127.0.0.1:8080")
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        !blind.status.success(),
+        "the CLI connected without trusting the cluster's CA"
+    );
     secrets_are_encrypted_with_the_key_berth_up_made(&printed, dir.path());
 
     let container_pods = match &lacking {

@@ -16,6 +16,8 @@ use std::time::Duration;
 use clap::Parser;
 
 use berth_client::http_client::HttpClient;
+use berth_pki::kubeconfig::Kubeconfig;
+use berth_pki::layout::{ADMIN_USER, Layout};
 
 use super::example_image::{self, BuiltImage, ContainerSupport};
 use super::supervise::{self, Process};
@@ -109,8 +111,18 @@ async fn up(flags: UpFlags) -> ExitCode {
         .collect();
     let api_urls: Vec<String> = members
         .iter()
-        .map(|(.., api)| format!("http://127.0.0.1:{api}"))
+        .map(|(.., api)| format!("https://127.0.0.1:{api}"))
         .collect();
+
+    // The cluster's CA and certificates (made once, kept beside its data), and the
+    // admin's kubeconfig that kubectl and berth's CLI read.
+    let security = match Security::make(dir, &api_urls[0]) {
+        Ok(security) => security,
+        Err(e) => {
+            berth_cli::err_line(format_args!("berth up: {e}"));
+            return ExitCode::FAILURE;
+        }
+    };
 
     // Secrets are encrypted at rest with a key made for this cluster, kept beside
     // its data (0600), outside the store; every replica and agent reads it.
@@ -200,6 +212,9 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--api-listen=127.0.0.1:{api}"),
                 format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
                 encryption_flag.clone(),
+                format!("--tls-cert-file={}", security.pki.pair("apiserver").0.display()),
+                format!("--tls-private-key-file={}", security.pki.pair("apiserver").1.display()),
+                format!("--client-ca-file={}", security.pki.ca_cert().display()),
             ],
         );
     }
@@ -239,10 +254,10 @@ async fn up(flags: UpFlags) -> ExitCode {
             flags.agents,
             dir.display()
         );
-        let client = HttpClient::new(api_urls.clone());
+        let client = HttpClient::new(api_urls.clone()).with_tls(security.admin_tls.clone());
         tokio::select! {
             ready = wait_ready(&client, flags.agents) => if ready {
-                print_usage(&api_urls, &store_urls, dir, example.as_ref());
+                print_usage(&api_urls, &store_urls, &security.kubeconfig, dir, example.as_ref());
             } else {
                 berth_cli::err_line(format_args!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display()));
                 ok = false;
@@ -311,7 +326,41 @@ async fn push(built: &BuiltImage) -> bool {
     }
 }
 
-fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path, example: Option<&BuiltImage>) {
+/// What berth up makes for TLS and authentication.
+struct Security {
+    pki: Layout,
+    /// The admin's kubeconfig.
+    kubeconfig: PathBuf,
+    /// berth up's own client of the API servers: the admin.
+    admin_tls: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl Security {
+    fn make(dir: &Path, api_url: &str) -> Result<Security, String> {
+        let pki = Layout::new(dir.join("pki"));
+        let ca = pki.init(&[]).map_err(|e| format!("the cluster's certificates: {e}"))?;
+        let admin = pki.read("admin").map_err(|e| e.to_string())?;
+        let kubeconfig = std::path::absolute(dir.join("kubeconfig")).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Kubeconfig::for_identity("berth", api_url, &ca.identity.cert_pem, ADMIN_USER, &admin)
+            .write(&kubeconfig)
+            .map_err(|e| format!("the admin's kubeconfig: {e}"))?;
+        let admin_tls = berth_pki::tls::client_config(&ca.identity.cert_pem, Some(&admin), &[b"http/1.1"])
+            .map_err(|e| e.to_string())?;
+        Ok(Security {
+            pki,
+            kubeconfig,
+            admin_tls,
+        })
+    }
+}
+
+fn print_usage(
+    api_urls: &[String],
+    store_urls: &[String],
+    kubeconfig: &Path,
+    dir: &Path,
+    example: Option<&BuiltImage>,
+) {
     let (manifest, reach) = match example {
         Some(built) => (
             "examples/web.yaml",
@@ -320,19 +369,20 @@ fn print_usage(api_urls: &[String], store_urls: &[String], dir: &Path, example: 
                  Pods run in containers; their IPs are reachable from this host:\n  \
                  berth get pods -o wide\n  \
                  wget -qO- http://<pod IP>:8080/\n  \
-                 kubectl -s {} port-forward pod/<pod> 18080:8080   # then http://127.0.0.1:18080/\n",
+                 kubectl port-forward pod/<pod> 18080:8080   # then http://127.0.0.1:18080/\n",
                 example_image::example_image(),
                 built.version_tag,
                 built.layout.display(),
-                api_urls[0],
             ),
         ),
         None => ("examples/web-process.yaml", String::new()),
     };
     println!(
-        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n\nTry:\n  berth apply -f {manifest}\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} get /registry --prefix --keys-only\n{reach}\nLogs are in {}. Press Ctrl-C to stop everything.",
+        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n  kubeconfig:   {} (the admin; kubectl and berth read it)\n\nTry:\n  export KUBECONFIG={}\n  berth apply -f {manifest}\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} get /registry --prefix --keys-only\n{reach}\nLogs are in {}. Press Ctrl-C to stop everything.",
         api_urls.join(","),
         store_urls.join(","),
+        kubeconfig.display(),
+        kubeconfig.display(),
         store_urls.join(","),
         dir.join("logs").display()
     );
