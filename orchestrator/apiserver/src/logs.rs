@@ -18,7 +18,6 @@ use super::codec::{Format, render};
 use super::rest::get;
 use super::status::ApiError;
 use berth_api::kinds::{node::NODE, pod::POD};
-use berth_client::http_client::HttpClient;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogRequest {
@@ -108,7 +107,7 @@ pub async fn logs(api: &ApiServer, namespace: &str, name: &str, request: LogRequ
         // UTC, whole seconds: nothing in it needs escaping in a query.
         path.push_str(&format!("&sinceTime={}", berth_api::time::format_rfc3339(time)));
     }
-    let upstream = HttpClient::new(vec![base.clone()])
+    let upstream = berth_client::agents::client(&base)
         .stream("GET", &path)
         .await
         .map_err(|e| ApiError::unavailable(format!("cannot reach the agent of node {node_name:?} at {base}: {e}")))?;

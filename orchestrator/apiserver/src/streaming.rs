@@ -175,16 +175,13 @@ pub async fn proxy(
     if !parts.headers.contains_key(header::UPGRADE) {
         return Err(ApiError::bad_request("Upgrade request required"));
     }
-    let address = base.trim_start_matches("http://").to_owned();
     let unreachable = |e: &dyn std::fmt::Display| {
         ApiError::unavailable(format!(
-            "error dialing backend: cannot reach the agent of node {node_name:?} at {address}: {e}"
+            "error dialing backend: cannot reach the agent of node {node_name:?} at {base}: {e}"
         ))
     };
-    let tcp = tokio::net::TcpStream::connect(&address)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+    let (stream, address) = berth_client::agents::dial(&base).await.map_err(|e| unreachable(&e))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| unreachable(&e))?;
     tokio::spawn(async move {

@@ -208,3 +208,179 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     assert!(!out.status.success());
     assert!(!text(&out).contains("made-by-admin"));
 }
+
+/// A server that reaches agents over HTTPS and an agent whose API takes only the
+/// server's client certificate: `kubectl logs` goes through; anyone else calling the
+/// agent is refused; an agent whose certificate does not hold the address the
+/// server dials is not talked to.
+#[test]
+fn the_agents_api_takes_only_the_api_server_and_the_server_only_the_agents_own_address() {
+    if !have_kubectl() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let pki_arg = pki.to_str().unwrap();
+    berth(&["pki", "init", "--dir", pki_arg]);
+    // n1's certificate holds 127.0.0.1, where it listens; n2's only another address.
+    berth(&[
+        "pki",
+        "issue",
+        "--dir",
+        pki_arg,
+        "--name",
+        "nodes/n1",
+        "--cn",
+        "system:node:n1",
+        "--org",
+        "system:nodes",
+        "--usage",
+        "both",
+        "--host",
+        "127.0.0.1",
+    ]);
+    berth(&[
+        "pki",
+        "issue",
+        "--dir",
+        pki_arg,
+        "--name",
+        "nodes/n2",
+        "--cn",
+        "system:node:n2",
+        "--org",
+        "system:nodes",
+        "--usage",
+        "both",
+        "--host",
+        "10.255.0.2",
+    ]);
+    let file = |name: &str| pki.join(name).display().to_string();
+
+    let api_port = free_port();
+    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1)
+        .args([
+            format!("--tls-cert-file={}", file("apiserver.crt")),
+            format!("--tls-private-key-file={}", file("apiserver.key")),
+            format!("--client-ca-file={}", file("ca.crt")),
+            format!("--kubelet-client-certificate={}", file("apiserver-kubelet-client.crt")),
+            format!("--kubelet-client-key={}", file("apiserver-kubelet-client.key")),
+            format!("--kubelet-certificate-authority={}", file("ca.crt")),
+        ])
+        .env("RUST_LOG", QUIET_RAFT_LOG);
+    let mut servers = Cluster::new(spec).unwrap();
+    servers.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+    servers.start_all().unwrap();
+    let store = servers.endpoints().join(",");
+    let marker = format!("agent-tls-{}", free_port());
+    let agent_ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let mut agents: Vec<berth_testkit::Process> = ["n1", "n2"]
+        .iter()
+        .zip(&agent_ports)
+        .map(|(name, port)| {
+            berth_testkit::Process::new(*name, BERTH, work.path().join(format!("{name}.log"))).with_args([
+                "agent".to_string(),
+                format!("--name={name}"),
+                format!("--store={store}"),
+                format!("--data-dir={}", work.path().join(name).display()),
+                format!("--listen=127.0.0.1:{port}"),
+                "--runtime=process".into(),
+                "--proxy-mode=none".into(),
+                "--stop-pods-on-exit".into(),
+                format!("--tls-cert-file={}", file(&format!("nodes/{name}.crt"))),
+                format!("--tls-private-key-file={}", file(&format!("nodes/{name}.key"))),
+                format!("--client-ca-file={}", file("ca.crt")),
+            ])
+        })
+        .collect();
+    for agent in &mut agents {
+        agent.start().unwrap();
+    }
+    let admin = work.path().join("admin.kubeconfig");
+    berth(&[
+        "pki",
+        "kubeconfig",
+        "--dir",
+        pki_arg,
+        "--server",
+        &format!("https://127.0.0.1:{api_port}"),
+        "--out",
+        admin.to_str().unwrap(),
+    ]);
+    let kubectl_admin = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", admin.to_str().unwrap()];
+        all.extend_from_slice(args);
+        kubectl(work.path(), &all)
+    };
+    for node in ["n1", "n2"] {
+        let manifest = work.path().join(format!("{node}.yaml"));
+        std::fs::write(
+            &manifest,
+            format!(
+                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: on-{node}\nspec:\n  nodeName: {node}\n  runtimeClassName: process\n  \
+                 containers:\n  - name: c\n    image: none\n    command: [\"sh\", \"-c\", \"echo hello from {node}; exec sleep 600 {marker}\"]\n"
+            ),
+        )
+        .unwrap();
+        eventually_blocking("the pod created", || {
+            kubectl_admin(&["apply", "-f", manifest.to_str().unwrap()])
+                .status
+                .success()
+                .then_some(())
+        });
+    }
+    let logs = eventually_blocking("n1's pod logs through the agent's HTTPS", || {
+        let out = kubectl_admin(&["logs", "on-n1"]);
+        (out.status.success() && text(&out).contains("hello from n1")).then(|| text(&out))
+    });
+    assert!(logs.contains("hello from n1"));
+
+    // n2 runs its pod, but the server will not talk to an agent whose certificate
+    // is not for the address it dials.
+    eventually_blocking("n2's pod running", || {
+        let out = kubectl_admin(&["get", "pod", "on-n2", "-o", "jsonpath={.status.phase}"]);
+        (text(&out) == "Running").then_some(())
+    });
+    let out = kubectl_admin(&["logs", "on-n2"]);
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach the agent of node \"n2\""),
+        "{}",
+        text(&out)
+    );
+
+    // Nobody but the API server gets into the agent: not without a certificate, not
+    // with the admin's.
+    let agent = format!("https://127.0.0.1:{}/containerLogs/default/on-n1/c", agent_ports[0]);
+    let curl = |extra: &[&str]| {
+        let mut command = Command::new("curl");
+        command
+            .args(["-sS", "--max-time", "10", "--cacert", &file("ca.crt")])
+            .args(extra)
+            .arg(&agent);
+        command.output().map(|out| text(&out))
+    };
+    if let Ok(answer) = curl(&[]) {
+        assert!(!answer.contains("hello from n1"), "no certificate: {answer}");
+        let answer = curl(&["--cert", &file("admin.crt"), "--key", &file("admin.key")]).unwrap();
+        assert!(!answer.contains("hello from n1"), "the admin's certificate: {answer}");
+        let answer = curl(&[
+            "--cert",
+            &file("apiserver-kubelet-client.crt"),
+            "--key",
+            &file("apiserver-kubelet-client.key"),
+        ])
+        .unwrap();
+        assert!(
+            answer.contains("hello from n1"),
+            "the API server's certificate: {answer}"
+        );
+    }
+    kubectl_admin(&["delete", "pod", "on-n1", "on-n2", "--wait=false"]);
+    for agent in &mut agents {
+        agent.kill();
+    }
+    for pid in common::workload_pids(&marker) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}

@@ -55,7 +55,7 @@ const LAYERS: &[(&str, &str, &[&str])] = &[
     (
         "orchestrator/node",
         "berth-node",
-        &["berth-api", "berth-client", "berth-dns"],
+        &["berth-api", "berth-client", "berth-dns", "berth-pki"],
     ),
     (
         "orchestrator/cli",

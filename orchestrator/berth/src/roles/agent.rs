@@ -12,6 +12,7 @@ use clap::Parser;
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 use berth_api::validation::is_dns_label;
 use berth_node::agent::dns::ClusterDnsConfig;
+use berth_node::agent::tls_listener::AgentTls;
 use berth_node::agent::{self, AgentConfig, Runtimes, Workloads};
 use berth_node::image::gc::GcThresholds;
 use berth_node::image::{Images, ImagesConfig, NodeImages};
@@ -19,6 +20,8 @@ use berth_node::network::routes::NodeRoutes;
 use berth_node::network::{CniNetwork, CniSettings};
 use berth_node::proxy::{Proxier, ProxySettings};
 use berth_node::runtime::{OciRuntime, ProcessRuntime, Runtime};
+use berth_pki::layout::APISERVER_AGENT_CLIENT;
+use berth_pki::tls::ClientAuth;
 use berth_store::flags::parse_duration_ms;
 
 #[derive(Parser, Debug)]
@@ -115,6 +118,17 @@ pub struct AgentFlags {
     /// needs the keys that encrypt them there.
     #[arg(long, value_name = "FILE")]
     encryption_provider_config: Option<PathBuf>,
+    /// The node's certificate (PEM; `berth pki` makes one per node): the agent's
+    /// API serves HTTPS. Needs --tls-private-key-file and --client-ca-file.
+    #[arg(long, value_name = "FILE", requires_all = ["tls_private_key_file", "client_ca_file"])]
+    tls_cert_file: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    tls_private_key_file: Option<PathBuf>,
+    /// The CA whose client certificates may call the agent's API; only the API
+    /// server's (CN kube-apiserver-kubelet-client) gets in.
+    #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
+    client_ca_file: Option<PathBuf>,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -172,6 +186,7 @@ pub fn images_config(flags: &AgentFlags, data_dir: &std::path::Path) -> Result<I
 }
 
 pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
+    let tls = agent_tls(&flags)?;
     let name = node_name(flags.name)?;
     let (detected_cpu, detected_memory) = agent::detect_capacity();
     let cpu_millis = match flags.cpu {
@@ -250,6 +265,7 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         None => None,
     };
     Ok(AgentConfig {
+        tls,
         envelope,
         proxy,
         dns: ClusterDnsConfig {
@@ -275,6 +291,28 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         // NodeRoutes::for_network.
         pod_routes: None,
     })
+}
+
+/// The agent API's HTTPS settings from the TLS flags.
+fn agent_tls(flags: &AgentFlags) -> Result<Option<AgentTls>, String> {
+    let (Some(cert), Some(key), Some(ca)) = (&flags.tls_cert_file, &flags.tls_private_key_file, &flags.client_ca_file)
+    else {
+        return Ok(None);
+    };
+    let read = |path: &PathBuf, flag: &str| {
+        std::fs::read_to_string(path).map_err(|e| format!("--{flag} {}: {e}", path.display()))
+    };
+    let identity = berth_pki::Identity {
+        cert_pem: read(cert, "tls-cert-file")?,
+        key_pem: read(key, "tls-private-key-file")?,
+    };
+    let ca = read(ca, "client-ca-file")?;
+    let config = berth_pki::tls::server_config(&identity, Some(&ca), ClientAuth::Required, &[b"http/1.1"])
+        .map_err(|e| format!("--tls-cert-file/--tls-private-key-file/--client-ca-file: {e}"))?;
+    Ok(Some(AgentTls {
+        config,
+        allowed_users: vec![APISERVER_AGENT_CLIENT.to_string()],
+    }))
 }
 
 pub fn run(args: &[String]) -> ExitCode {

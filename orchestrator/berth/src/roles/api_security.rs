@@ -24,6 +24,10 @@ pub const API_SECURITY_USAGE: &str = "\
                                         token,user,uid[,\"group1,group2\"]
   --anonymous-auth true|false           requests without credentials go on as
                                         system:anonymous (default true); false: 401
+  --kubelet-client-certificate FILE     the client certificate (and --kubelet-client-key
+  --kubelet-client-key FILE             its key) this server shows the agents, whose API
+  --kubelet-certificate-authority FILE  is then reached over HTTPS, their certificates
+                                        checked against this CA and the address dialled
 ";
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -33,6 +37,9 @@ pub struct ApiSecurityFlags {
     pub client_ca_file: Option<PathBuf>,
     pub token_auth_file: Option<PathBuf>,
     pub anonymous_auth: bool,
+    pub kubelet_client_certificate: Option<PathBuf>,
+    pub kubelet_client_key: Option<PathBuf>,
+    pub kubelet_certificate_authority: Option<PathBuf>,
 }
 
 impl ApiSecurityFlags {
@@ -47,7 +54,21 @@ impl ApiSecurityFlags {
                 Some("false") => false,
                 Some(other) => return Err(format!("--anonymous-auth {other:?}: must be true or false")),
             },
+            kubelet_client_certificate: take_flag(args, "kubelet-client-certificate")?.map(Into::into),
+            kubelet_client_key: take_flag(args, "kubelet-client-key")?.map(Into::into),
+            kubelet_certificate_authority: take_flag(args, "kubelet-certificate-authority")?.map(Into::into),
         };
+        let kubelet = [
+            flags.kubelet_client_certificate.is_some(),
+            flags.kubelet_client_key.is_some(),
+            flags.kubelet_certificate_authority.is_some(),
+        ];
+        if kubelet.contains(&true) && kubelet.contains(&false) {
+            return Err(
+                "--kubelet-client-certificate, --kubelet-client-key and --kubelet-certificate-authority go together"
+                    .into(),
+            );
+        }
         match (&flags.tls_cert_file, &flags.tls_private_key_file) {
             (Some(_), None) => return Err("--tls-cert-file needs --tls-private-key-file".into()),
             (None, Some(_)) => return Err("--tls-private-key-file needs --tls-cert-file".into()),
@@ -80,6 +101,27 @@ impl ApiSecurityFlags {
         server_config(&identity, client_ca.as_deref(), client_auth, &[b"http/1.1"])
             .map(Some)
             .map_err(|e| format!("--tls-cert-file/--tls-private-key-file/--client-ca-file: {e}"))
+    }
+
+    /// How this server reaches the agents over HTTPS, when the kubelet flags say so.
+    pub fn agent_client_tls(&self) -> Result<Option<Arc<rustls::ClientConfig>>, String> {
+        let (Some(cert), Some(key), Some(ca)) = (
+            &self.kubelet_client_certificate,
+            &self.kubelet_client_key,
+            &self.kubelet_certificate_authority,
+        ) else {
+            return Ok(None);
+        };
+        let identity = Identity {
+            cert_pem: read(cert, "kubelet-client-certificate")?,
+            key_pem: read(key, "kubelet-client-key")?,
+        };
+        let ca = read(ca, "kubelet-certificate-authority")?;
+        berth_pki::tls::client_config(&ca, Some(&identity), &[b"http/1.1"])
+            .map(Some)
+            .map_err(|e| {
+                format!("--kubelet-client-certificate/--kubelet-client-key/--kubelet-certificate-authority: {e}")
+            })
     }
 
     pub fn authenticator(&self) -> Result<Authenticator, String> {
@@ -132,6 +174,11 @@ mod tests {
                 .contains("--anonymous-auth \"maybe\"")
         );
         assert!(!parse(&["--anonymous-auth=false"]).unwrap().anonymous_auth);
+        assert!(
+            parse(&["--kubelet-client-key", "k"])
+                .unwrap_err()
+                .contains("go together")
+        );
         let missing = parse(&["--token-auth-file", "/nonexistent/tokens.csv"]).unwrap();
         assert!(
             missing

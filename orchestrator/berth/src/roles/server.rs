@@ -239,10 +239,12 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let security = server_flags
-        .security
-        .tls()
-        .and_then(|tls| Ok((tls, server_flags.security.authenticator()?)));
+    let security = server_flags.security.tls().and_then(|tls| {
+        if let Some(agents) = server_flags.security.agent_client_tls()? {
+            berth_client::agents::use_tls(agents);
+        }
+        Ok((tls, server_flags.security.authenticator()?))
+    });
     let (tls, authenticator) = match security {
         Ok(security) => security,
         Err(e) => {

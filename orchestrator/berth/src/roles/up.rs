@@ -215,6 +215,15 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--tls-cert-file={}", security.pki.pair("apiserver").0.display()),
                 format!("--tls-private-key-file={}", security.pki.pair("apiserver").1.display()),
                 format!("--client-ca-file={}", security.pki.ca_cert().display()),
+                format!(
+                    "--kubelet-client-certificate={}",
+                    security.pki.pair("apiserver-kubelet-client").0.display()
+                ),
+                format!(
+                    "--kubelet-client-key={}",
+                    security.pki.pair("apiserver-kubelet-client").1.display()
+                ),
+                format!("--kubelet-certificate-authority={}", security.pki.ca_cert().display()),
             ],
         );
     }
@@ -229,6 +238,18 @@ async fn up(flags: UpFlags) -> ExitCode {
             "--stop-pods-on-exit".into(),
             encryption_flag.clone(),
         ];
+        // The agent's API takes only the API servers' client certificate.
+        match security.node_certificate(&name) {
+            Ok((cert, key)) => args.extend([
+                format!("--tls-cert-file={}", cert.display()),
+                format!("--tls-private-key-file={}", key.display()),
+                format!("--client-ca-file={}", security.pki.ca_cert().display()),
+            ]),
+            Err(e) => {
+                berth_cli::err_line(format_args!("berth up: {e}"));
+                ok = false;
+            }
+        }
         if let Some(cpu) = &flags.agent_cpu {
             args.push(format!("--cpu={cpu}"));
         }
@@ -329,6 +350,7 @@ async fn push(built: &BuiltImage) -> bool {
 /// What berth up makes for TLS and authentication.
 struct Security {
     pki: Layout,
+    ca: berth_pki::Ca,
     /// The admin's kubeconfig.
     kubeconfig: PathBuf,
     /// berth up's own client of the API servers: the admin.
@@ -348,9 +370,19 @@ impl Security {
             .map_err(|e| e.to_string())?;
         Ok(Security {
             pki,
+            ca,
             kubeconfig,
             admin_tls,
         })
+    }
+
+    /// The certificate and key files of agent `node` (made once), valid for the
+    /// loopback address the agents of berth up listen on.
+    fn node_certificate(&self, node: &str) -> Result<(PathBuf, PathBuf), String> {
+        self.pki
+            .ensure_node(&self.ca, node, &[])
+            .map_err(|e| format!("the certificate of {node}: {e}"))?;
+        Ok(self.pki.pair(&Layout::node_name(node)))
     }
 }
 

@@ -92,12 +92,12 @@ async fn usage_summary(State(usage): State<UsageEndpoint>) -> Response {
     axum::Json(summary).into_response()
 }
 
-pub(super) async fn serve(
-    listener: tokio::net::TcpListener,
-    runtimes: Runtimes,
-    index: PodIndex,
-    usage: UsageEndpoint,
-) {
+/// Serves the agent's API on `listener`: plain TCP, or the TLS listener.
+pub(super) async fn serve<L>(listener: L, runtimes: Runtimes, index: PodIndex, usage: UsageEndpoint)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = Router::new()
         .route("/metrics/usage", get(usage_summary))
         .with_state(usage)

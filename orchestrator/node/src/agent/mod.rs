@@ -19,6 +19,7 @@ mod logs;
 mod metrics;
 mod pods;
 mod stream;
+pub mod tls_listener;
 pub mod workloads;
 
 use std::collections::BTreeMap;
@@ -81,6 +82,9 @@ pub struct AgentConfig {
     /// Where volumes of the `berth.io/local` provisioner on this node live
     /// (`--local-volume-dir`, absolute), published on the Node for the provisioner.
     pub local_volume_dir: PathBuf,
+    /// HTTPS for the agent's API (`--tls-cert-file`, `--client-ca-file`): only the
+    /// API server's client certificate gets in. None: plain HTTP.
+    pub tls: Option<tls_listener::AgentTls>,
 }
 
 /// The pods this agent runs, by namespace/name: their uid and runtime handler, for
@@ -122,12 +126,14 @@ pub async fn run(
         node: config.name.clone(),
         window: usage_window,
     };
-    let _logs = berth_client::kv::AbortOnDrop(tokio::spawn(logs::serve(
-        listener,
-        runtimes.clone(),
-        index.clone(),
-        usage,
-    )));
+    let server = match config.tls.clone() {
+        None => tokio::spawn(logs::serve(listener, runtimes.clone(), index.clone(), usage)),
+        Some(tls) => {
+            let listener = tls_listener::TlsListener::new(listener, tls)?;
+            tokio::spawn(logs::serve(listener, runtimes.clone(), index.clone(), usage))
+        }
+    };
+    let _logs = berth_client::kv::AbortOnDrop(server);
     tracing::info!(
         node = %config.name,
         logs = %config.listen,

@@ -37,6 +37,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         dns: super::dns::ClusterDnsConfig::default(),
         proxy: None,
         envelope: None,
+        tls: None,
     }
 }
 
