@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::deadline;
 use super::status::to_status;
+use super::{auth, deadline};
+use crate::auth::checks;
 use crate::store::Store;
 
 pub struct LeaseService {
@@ -25,6 +26,7 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+        auth::permit_user(&self.store, &request)?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
             .lease_grant(request.into_inner())
@@ -37,6 +39,9 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        auth::permit(&self.store, &request, |state, user| {
+            checks::lease_keys(&state.auth, &state.leases, user, request.get_ref().id)
+        })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
             .lease_revoke(request.into_inner())
@@ -51,6 +56,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
+        auth::permit_user(&self.store, &request)?;
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let store = self.store.clone();
@@ -70,6 +76,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        auth::permit_user(&self.store, &request)?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
             .lease_time_to_live(request.into_inner())
@@ -80,8 +87,9 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _request: Request<LeaseLeasesRequest>,
+        request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        auth::permit_user(&self.store, &request)?;
         Ok(Response::new(self.store.lease_leases()))
     }
 }

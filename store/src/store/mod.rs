@@ -26,6 +26,7 @@ use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::auth::AuthRuntime;
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
 use crate::disk_space::DiskSpace;
@@ -43,6 +44,7 @@ use crate::validate;
 use crate::watch::WatchHub;
 
 mod alarms;
+mod auth;
 mod data_dir;
 mod forwarded;
 mod hashes;
@@ -91,6 +93,8 @@ struct Inner {
     space: DiskSpace,
     /// The state machine's gathered writes, written out when space returns.
     state_backend: Arc<backend::WriteBehind>,
+    /// Whether auth is on, and this member's tokens (see `auth::runtime`).
+    auth: Arc<AuthRuntime>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -177,6 +181,7 @@ impl Store {
             .kv
             .validate()
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
+        let auth = Arc::new(AuthRuntime::new(config.auth_token_ttl, applied.auth.enabled));
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
         if config.test_faults.slow_disk {
@@ -193,7 +198,8 @@ impl Store {
             member_dir.join("snap"),
             log_on_disk.clone(),
         )
-        .waiting_for_space(space.clone());
+        .waiting_for_space(space.clone())
+        .with_auth(auth.clone());
         let me = Me::new(record.cluster_id, id);
         let network = Network::new(
             me.clone(),
@@ -261,6 +267,7 @@ impl Store {
                 leader_contact: LeaderContact::default(),
                 space,
                 state_backend: state_backend_handle,
+                auth,
                 shutdown,
             }),
             deadline: None,
@@ -298,6 +305,11 @@ impl Store {
 
     pub fn state(&self) -> &StateHandle {
         &self.inner.state
+    }
+
+    /// Whether auth is on, and this member's tokens.
+    pub fn auth(&self) -> &AuthRuntime {
+        &self.inner.auth
     }
 
     pub fn hub(&self) -> &WatchHub {
@@ -455,5 +467,6 @@ has_header!(
     LeaseRevokeResponse,
     LeaseKeepAliveResponse,
     LeaseTimeToLiveResponse,
-    berth_proto::etcdserverpb::AlarmResponse
+    berth_proto::etcdserverpb::AlarmResponse,
+    berth_proto::berthpb::AuthResponse
 );

@@ -33,7 +33,7 @@ pub(super) async fn serve(body: Incoming, store: &Store, limit_bytes: usize) -> 
         }
         None => {}
     }
-    let responses = watch_stream(store.clone(), ReceiverStream::new(request_rx));
+    let responses = watch_stream(store.clone(), Ok(None), ReceiverStream::new(request_rx));
     let (lines, rx) = mpsc::channel(LINE_QUEUE);
     tokio::spawn(pump(requests, request_tx, responses, lines));
     response::json_lines(rx)
