@@ -65,25 +65,29 @@ fn identify<T>(store: &Store, request: &Request<T>) -> Result<String, AuthError>
     Err(AuthError::UserEmpty)
 }
 
-/// Refuses `request` unless auth is off or its caller passes `check`.
+/// Refuses `request` unless auth is off or its caller passes `check`. Answers with
+/// the caller and the auth revision it passed at, for [`Store::acting_for`].
 pub fn permit<T>(
     store: &Store,
     request: &Request<T>,
     check: impl FnOnce(&AppliedState, &str) -> Result<(), AuthError>,
-) -> Result<(), Status> {
+) -> Result<Option<(String, u64)>, Status> {
     match caller(store, request)? {
-        None => Ok(()),
-        Some(user) => store.check_auth(|state| check(state, &user)).map_err(to_status),
+        None => Ok(None),
+        Some(user) => {
+            let revision = store.check_auth(|state| check(state, &user)).map_err(to_status)?;
+            Ok(Some((user, revision)))
+        }
     }
 }
 
 /// Refuses `request` unless auth is off or its caller holds the root role.
 pub fn permit_admin<T>(store: &Store, request: &Request<T>) -> Result<(), Status> {
-    permit(store, request, |state, user| checks::admin(&state.auth, user))
+    permit(store, request, |state, user| checks::admin(&state.auth, user)).map(drop)
 }
 
 /// Refuses `request` unless auth is off or its caller is a user the store knows.
-pub fn permit_user<T>(store: &Store, request: &Request<T>) -> Result<(), Status> {
+pub fn permit_user<T>(store: &Store, request: &Request<T>) -> Result<Option<(String, u64)>, Status> {
     permit(store, request, |state, user| checks::known_user(&state.auth, user))
 }
 

@@ -32,11 +32,12 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        auth::permit(&self.store, &request, |state, user| {
+        let caller = auth::permit(&self.store, &request, |state, user| {
             checks::put(&state.auth, &state.leases, user, request.get_ref())
         })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .put(request.into_inner())
             .await
             .map(Response::new)
@@ -47,11 +48,12 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
-        auth::permit(&self.store, &request, |state, user| {
+        let caller = auth::permit(&self.store, &request, |state, user| {
             checks::delete_range(&state.auth, user, request.get_ref())
         })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .delete_range(request.into_inner())
             .await
             .map(Response::new)
@@ -59,11 +61,12 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
-        auth::permit(&self.store, &request, |state, user| {
+        let caller = auth::permit(&self.store, &request, |state, user| {
             checks::txn(&state.auth, &state.leases, user, request.get_ref())
         })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .txn(request.into_inner())
             .await
             .map(Response::new)

@@ -26,9 +26,10 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
-        auth::permit_user(&self.store, &request)?;
+        let caller = auth::permit_user(&self.store, &request)?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .lease_grant(request.into_inner())
             .await
             .map(Response::new)
@@ -39,11 +40,12 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
-        auth::permit(&self.store, &request, |state, user| {
+        let caller = auth::permit(&self.store, &request, |state, user| {
             checks::lease_keys(&state.auth, &state.leases, user, request.get_ref().id)
         })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .lease_revoke(request.into_inner())
             .await
             .map(Response::new)

@@ -42,9 +42,20 @@ impl Store {
         Ok(self.inner.state.read().auth.clone())
     }
 
-    /// Runs `check` on the applied state: the permission checks of `auth::checks`.
-    pub fn check_auth(&self, check: impl FnOnce(&AppliedState) -> std::result::Result<(), AuthError>) -> Result<()> {
-        check(&self.inner.state.read()).map_err(StoreError::from)
+    /// Runs `check` on the applied state (the permission checks of `auth::checks`);
+    /// answers with the auth revision it checked at.
+    pub fn check_auth(&self, check: impl FnOnce(&AppliedState) -> std::result::Result<(), AuthError>) -> Result<u64> {
+        let state = self.inner.state.read();
+        check(&state).map_err(StoreError::from)?;
+        Ok(state.auth.revision)
+    }
+
+    /// This handle with its writes made for `caller` (user, auth revision checked
+    /// at): each goes into the log as an `AuthorizedCommand`, so that apply refuses
+    /// it if a change of the auth state since has taken its permission away.
+    pub fn acting_for(mut self, caller: Option<(String, u64)>) -> Store {
+        self.caller = caller.map(Arc::new);
+        self
     }
 
     /// A token for `name`, once its password checks out; known to every member that

@@ -106,6 +106,9 @@ pub struct Store {
     /// (see [`Store::until`]). Without one, each request has etcd's request timeout
     /// from its start.
     deadline: Option<Instant>,
+    /// The user the writes made through this handle are for, and the auth revision
+    /// their permissions were checked at (see [`Store::acting_for`]).
+    caller: Option<Arc<(String, u64)>>,
 }
 
 fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
@@ -271,6 +274,7 @@ impl Store {
                 shutdown,
             }),
             deadline: None,
+            caller: None,
         };
         if checks_corruption {
             if let Err(e) = crate::corruption::initial_check(&store).await {
@@ -377,6 +381,7 @@ impl Store {
         Store {
             inner: self.inner.clone(),
             deadline: Some(deadline.map_or(timeout, |d| d.min(timeout))),
+            caller: self.caller.clone(),
         }
     }
 
@@ -386,6 +391,7 @@ impl Store {
         Store {
             inner: self.inner.clone(),
             deadline: None,
+            caller: None,
         }
     }
 

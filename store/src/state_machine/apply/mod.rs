@@ -2,7 +2,7 @@
 //! it caused out. No clock, no randomness, no I/O beyond the staged writes of
 //! [`KvStore`]: every replica that applies the same log reaches the same state.
 
-use berth_proto::berthpb::{AuthCommand, AuthResponse, Command, command, command_result};
+use berth_proto::berthpb::{AuthCommand, AuthResponse, AuthorizedCommand, Command, command, command_result};
 use berth_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse,
@@ -83,6 +83,9 @@ impl AppliedState {
         if let command::Command::Auth(auth) = inner {
             return Ok(self.apply_auth(auth, lease_batch));
         }
+        if let command::Command::Authorized(authorized) = inner {
+            return self.apply_authorized(authorized, lease_batch);
+        }
         let mut ctx = self.kv.begin_write();
         let result = match inner {
             command::Command::Put(req) => match self.check_put(req) {
@@ -101,7 +104,9 @@ impl AppliedState {
             command::Command::LeaseRevoke(req) => self.lease_revoke(&mut ctx, req, lease_batch)?,
             // The alarm records go into the batch beside the MVCC writes, as leases do.
             command::Command::Alarm(req) => Ok(command_result::Result::Alarm(self.alarm(req, lease_batch))),
-            command::Command::Auth(_) => unreachable!("auth commands are applied before the MVCC write begins"),
+            command::Command::Auth(_) | command::Command::Authorized(_) => {
+                unreachable!("auth commands are applied before the MVCC write begins")
+            }
         };
         let events = self.kv.end_write(ctx);
         let mut result = result;
@@ -115,6 +120,47 @@ impl AppliedState {
             events,
             auth: None,
         })
+    }
+
+    /// A client's write checked by its member at an auth revision: checked again if
+    /// the auth state has changed since, then applied as the command it wraps.
+    fn apply_authorized(
+        &mut self,
+        cmd: &AuthorizedCommand,
+        lease_batch: &mut WriteBatch,
+    ) -> Result<Applied, MvccError> {
+        let Some(inner) = cmd.command.as_deref() else {
+            return Ok(Applied {
+                result: Err(StoreError::InvalidArgument(
+                    "an authorized command without a command".into(),
+                )),
+                events: None,
+                auth: None,
+            });
+        };
+        if self.auth.enabled
+            && self.auth.revision != cmd.auth_revision
+            && let Err(refused) = self.recheck(&cmd.user, inner)
+        {
+            return Ok(Applied {
+                result: Err(refused.into()),
+                events: None,
+                auth: None,
+            });
+        }
+        self.apply(inner, lease_batch)
+    }
+
+    fn recheck(&self, user: &str, cmd: &Command) -> Result<(), crate::auth::AuthError> {
+        use crate::auth::checks;
+        match &cmd.command {
+            Some(command::Command::Put(req)) => checks::put(&self.auth, &self.leases, user, req),
+            Some(command::Command::DeleteRange(req)) => checks::delete_range(&self.auth, user, req),
+            Some(command::Command::Txn(req)) => checks::txn(&self.auth, &self.leases, user, req),
+            Some(command::Command::LeaseRevoke(req)) => checks::lease_keys(&self.auth, &self.leases, user, req.id),
+            Some(command::Command::LeaseGrant(_)) => checks::known_user(&self.auth, user),
+            _ => checks::admin(&self.auth, user),
+        }
     }
 
     /// An auth change: the auth state's own record goes into the batch beside the
@@ -287,6 +333,8 @@ fn request_kind(cmd: &command::Command) -> Option<RequestKind> {
         command::Command::Txn(req) if crate::validate::txn_has_puts(req) => Some(RequestKind::AddsData),
         command::Command::Alarm(_) => None,
         command::Command::Auth(_) => Some(RequestKind::Other),
+        // The command it wraps is checked when it is applied.
+        command::Command::Authorized(_) => None,
         _ => Some(RequestKind::Other),
     }
 }
