@@ -12,7 +12,10 @@ use std::process::Output;
 
 use berth_proto::etcdserverpb::auth_client::AuthClient;
 use berth_proto::etcdserverpb::kv_client::KvClient;
-use berth_proto::etcdserverpb::{AuthenticateRequest, PutRequest, RangeRequest};
+use berth_proto::etcdserverpb::watch_client::WatchClient;
+use berth_proto::etcdserverpb::{
+    AuthenticateRequest, PutRequest, RangeRequest, WatchCreateRequest, WatchRequest, watch_request,
+};
 use berth_testkit::eventually;
 use common::{etcdctl, start, stdout};
 
@@ -239,6 +242,30 @@ async fn users_roles_and_key_range_permissions_with_etcdctl() {
         (error.code(), error.message()),
         (tonic::Code::Unauthenticated, "etcdserver: invalid auth token")
     );
+
+    // A watch needs READ on its range: refused outside alice's prefix, served inside.
+    let mut watch = WatchClient::connect(cluster.replicas[2].endpoint()).await.unwrap();
+    let create = |key: &[u8], range_end: &[u8]| WatchRequest {
+        request_union: Some(watch_request::RequestUnion::CreateRequest(WatchCreateRequest {
+            key: key.to_vec(),
+            range_end: range_end.to_vec(),
+            ..Default::default()
+        })),
+    };
+    // The stream stays open after its requests: a watch stream ends with them.
+    let requests = futures::StreamExt::chain(
+        futures::stream::iter([create(b"/other", b""), create(b"/app/", b"/app0")]),
+        futures::stream::pending(),
+    );
+    let mut responses = watch.watch(with_token(&token, requests)).await.unwrap().into_inner();
+    let denied = responses.message().await.unwrap().unwrap();
+    assert!(denied.canceled, "{denied:?}");
+    assert_eq!(denied.cancel_reason, "etcdserver: permission denied");
+    let created = responses.message().await.unwrap().unwrap();
+    assert!(created.created && !created.canceled, "{created:?}");
+    stdout(&etcdctl(&all, &as_user(ROOT, &["put", "/app/watched", "w"])));
+    let event = responses.message().await.unwrap().unwrap();
+    assert_eq!(event.events[0].kv.as_ref().unwrap().key, b"/app/watched");
 
     // Every member holds the same auth state, and keeps it over a restart.
     for endpoint in &all {
