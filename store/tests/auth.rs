@@ -310,6 +310,9 @@ async fn users_roles_and_key_range_permissions_with_etcdctl() {
     stdout(&etcdctl(&all, &["put", "/app/config", "open"]));
     // Credentials are no hindrance once auth is off (etcd's clients carry on when
     // Authenticate says it is not enabled).
-    let got = stdout(&etcdctl(&all, &as_user(ALICE, &["get", "/app/config", "--print-value-only"])));
+    let got = stdout(&etcdctl(
+        &all,
+        &as_user(ALICE, &["get", "/app/config", "--print-value-only"]),
+    ));
     assert_eq!(got.trim(), "open");
 }
