@@ -64,6 +64,8 @@ pub struct StoreConfig {
     /// `--strict-reconfig-check`: membership changes that would cost the quorum of
     /// started (or reachable) members are refused.
     pub strict_reconfig_check: bool,
+    /// How long a simple auth token lives unused on a member (`--auth-token-ttl`).
+    pub auth_token_ttl: Duration,
 }
 
 /// TLS on one kind of URL, client or peer, as etcd's flags say it (`--cert-file`,
@@ -100,6 +102,8 @@ pub struct TestFaults {
 
 pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// etcd's `--auth-token-ttl`: 300 s.
+pub const DEFAULT_AUTH_TOKEN_TTL: Duration = Duration::from_secs(300);
 
 impl StoreConfig {
     /// A single replica on the given ports with etcd's defaults otherwise.
@@ -133,6 +137,7 @@ impl StoreConfig {
             test_faults: TestFaults::default(),
             initial_corrupt_check: false,
             strict_reconfig_check: true,
+            auth_token_ttl: DEFAULT_AUTH_TOKEN_TTL,
         }
     }
 

@@ -81,6 +81,15 @@ pub enum StoreError {
     NotLeader,
     #[error("member {id:x} cannot take leadership (not a voting member)")]
     BadLeaderTransferee { id: NodeId },
+    /// Users, roles, tokens and permissions (see `auth`).
+    #[error("{0}")]
+    Auth(crate::auth::AuthError),
+}
+
+impl From<crate::auth::AuthError> for StoreError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        StoreError::Auth(e)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -153,6 +162,14 @@ mod tests {
             (StoreError::Unhealthy("e".into()), "0000001b000000000000000165"),
             (StoreError::NotLeader, "0000001c"),
             (StoreError::BadLeaderTransferee { id: 0x19 }, "0000001d0000000000000019"),
+            (
+                StoreError::Auth(crate::auth::AuthError::PermissionDenied),
+                "0000001e00000007",
+            ),
+            (
+                StoreError::Auth(crate::auth::AuthError::PermissionNotGiven),
+                "0000001e0000000f",
+            ),
         ];
         for (error, golden) in cases {
             // Exhaustive: a new variant does not compile until it is named here and given
@@ -187,7 +204,8 @@ mod tests {
                 | StoreError::NotEnoughStartedMembers
                 | StoreError::Unhealthy(_)
                 | StoreError::NotLeader
-                | StoreError::BadLeaderTransferee { .. } => {}
+                | StoreError::BadLeaderTransferee { .. }
+                | StoreError::Auth(_) => {}
             }
             let bytes = encode(&error).unwrap();
             assert_eq!(hex(&bytes), golden, "{error:?}");

@@ -5,6 +5,7 @@
 //! the repository.
 
 pub mod alarm;
+pub mod auth;
 pub mod backend;
 mod background;
 pub mod config;

@@ -177,6 +177,19 @@ pub fn command(command: &Command, max_request_bytes: usize) -> Result<()> {
         Some(command::Command::LeaseGrant(req)) => lease_grant(req),
         Some(command::Command::Compaction(_)) | Some(command::Command::LeaseRevoke(_)) => Ok(()),
         Some(command::Command::Alarm(req)) => alarm_change(req),
+        // Checked (the caller is root, the password hashed) by the member that took it.
+        Some(command::Command::Auth(_)) => Ok(()),
+        Some(command::Command::Authorized(authorized)) => match authorized.command.as_deref() {
+            Some(Command {
+                command: Some(command::Command::Authorized(_)),
+            }) => Err(StoreError::InvalidArgument(
+                "an authorized command inside another".into(),
+            )),
+            Some(inner) => self::command(inner, max_request_bytes),
+            None => Err(StoreError::InvalidArgument(
+                "an authorized command without a command".into(),
+            )),
+        },
         None => Err(StoreError::InvalidArgument("command has no request".into())),
     }
 }

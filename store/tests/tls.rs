@@ -250,6 +250,65 @@ fn a_cluster_on_tls_serves_etcdctl_with_a_client_certificate_and_refuses_one_wit
     );
 }
 
+/// With auth enabled and `--client-cert-auth`, the client certificate's common name
+/// is the user: no password, no token.
+#[test]
+fn with_auth_enabled_a_client_certificate_names_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new(dir.path(), "ca");
+    let member_cert = ca.issue("a1");
+    let members = launch(dir.path(), &["a1"], &|_| member_tls_flags(&member_cert, &ca));
+    let url = &members[0].client_url;
+    let root = client_flags(&ca.issue("root"), &ca);
+    let alice = client_flags(&ca.issue("alice"), &ca);
+    let nobody = client_flags(&ca.issue("nobody"), &ca);
+    let ok = |tls: &[String], args: &[&str]| {
+        let output = etcdctl(url, tls, args);
+        assert!(output.status.success(), "{args:?}: {}", text(&output));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let denied = |tls: &[String], args: &[&str]| {
+        let output = etcdctl(url, tls, args);
+        assert!(!output.status.success(), "{args:?} was served: {}", text(&output));
+        assert!(
+            text(&output).contains("etcdserver: permission denied"),
+            "{args:?}: {}",
+            text(&output)
+        );
+    };
+
+    put_eventually(url, &root, "/team/a", "1");
+    ok(&root, &["user", "add", "root", "--no-password"]);
+    ok(&root, &["user", "add", "alice", "--no-password"]);
+    ok(&root, &["role", "add", "team"]);
+    ok(
+        &root,
+        &["role", "grant-permission", "team", "readwrite", "/team/", "--prefix"],
+    );
+    ok(&root, &["user", "grant-role", "alice", "team"]);
+    assert_eq!(ok(&root, &["auth", "enable"]).trim(), "Authentication Enabled");
+
+    // alice by her certificate: her prefix, and nothing else.
+    ok(&alice, &["put", "/team/b", "2"]);
+    assert_eq!(ok(&alice, &["get", "/team/a", "--print-value-only"]).trim(), "1");
+    denied(&alice, &["put", "/elsewhere", "x"]);
+    denied(&alice, &["get", "/elsewhere"]);
+    // A certificate the CA vouches for, of a user the store does not know.
+    denied(&nobody, &["get", "/team/a"]);
+    // A user without a password cannot authenticate with one.
+    let output = etcdctl(url, &alice, &["--user", "alice:guess", "get", "/team/a"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    assert!(
+        text(&output).contains("etcdserver: authentication failed, invalid user ID or password"),
+        "{}",
+        text(&output)
+    );
+    // root by its certificate sees everything, and not the refused write.
+    let keys = ok(&root, &["get", "/", "--prefix", "--keys-only"]);
+    let keys: Vec<&str> = keys.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(keys, ["/team/a", "/team/b"]);
+}
+
 #[test]
 fn a_peer_with_a_certificate_from_another_ca_cannot_join() {
     let dir = tempfile::tempdir().unwrap();

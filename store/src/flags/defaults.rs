@@ -41,6 +41,7 @@ impl Default for StoreFlags {
             client_tls: Default::default(),
             peer_tls: Default::default(),
             cipher_suites: Vec::new(),
+            auth_token_ttl_seconds: 300,
             self_signed_cert_validity_years: 1,
             dial_peer_urls: Vec::new(),
             test_fault: None,

@@ -50,12 +50,14 @@ pub(super) enum Flag {
     PeerAutoTls,
     SelfSignedCertValidity,
     CipherSuites,
+    AuthToken,
+    AuthTokenTtl,
     DialPeerUrls,
     TestFault,
 }
 
 impl Flag {
-    pub(super) const ALL: [Flag; 36] = [
+    pub(super) const ALL: [Flag; 38] = [
         Flag::Name,
         Flag::DataDir,
         Flag::SnapshotCount,
@@ -90,6 +92,8 @@ impl Flag {
         Flag::PeerAutoTls,
         Flag::SelfSignedCertValidity,
         Flag::CipherSuites,
+        Flag::AuthToken,
+        Flag::AuthTokenTtl,
         Flag::DialPeerUrls,
         Flag::TestFault,
     ];
@@ -131,6 +135,8 @@ impl Flag {
             Flag::PeerAutoTls => "peer-auto-tls",
             Flag::SelfSignedCertValidity => "self-signed-cert-validity",
             Flag::CipherSuites => "cipher-suites",
+            Flag::AuthToken => "auth-token",
+            Flag::AuthTokenTtl => "auth-token-ttl",
             Flag::DialPeerUrls => "dial-peer-urls",
             Flag::TestFault => "test-fault",
         }
@@ -247,6 +253,21 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
                 crate::tls::tls12_suite(name).map_err(|reason| invalid(&reason))?;
             }
             flags.cipher_suites = names;
+        }
+        Flag::AuthToken => {
+            // etcd's form is a provider, then its options: `simple`, `jwt,pub-key=...`.
+            match value.split(',').next().unwrap_or_default() {
+                "simple" => {}
+                "jwt" => return Err(invalid("jwt tokens are not supported by berth; use 'simple'")),
+                _ => return Err(invalid("must be 'simple'")),
+            }
+        }
+        Flag::AuthTokenTtl => {
+            let seconds = parse_u64(flag, value)?;
+            if seconds == 0 {
+                return Err(invalid("must be at least 1 (second)"));
+            }
+            flags.auth_token_ttl_seconds = seconds;
         }
         Flag::DialPeerUrls => {
             flags.dial_peer_urls = if value.trim().is_empty() {

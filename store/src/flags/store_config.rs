@@ -51,6 +51,7 @@ impl StoreFlags {
             },
             initial_corrupt_check: self.experimental_initial_corrupt_check,
             strict_reconfig_check: self.strict_reconfig_check,
+            auth_token_ttl: Duration::from_secs(self.auth_token_ttl_seconds),
         })
     }
 }

@@ -50,6 +50,8 @@ pub struct StoreFlags {
     /// `--cipher-suites`, Go's names, checked.
     pub cipher_suites: Vec<String>,
     pub self_signed_cert_validity_years: u32,
+    /// `--auth-token-ttl`: how long an unused simple token lives, in seconds.
+    pub auth_token_ttl_seconds: u64,
     /// berth's own: `(member name, URL)` pairs through which this replica dials those
     /// members instead of their advertised peer URLs (a proxy, a NAT).
     pub dial_peer_urls: Vec<(String, String)>,

@@ -30,8 +30,6 @@ pub(super) const UNSUPPORTED_FLAGS: &[&str] = &[
     "host-whitelist",
     "listen-client-http-urls",
     "unsafe-no-fsync",
-    "auth-token",
-    "auth-token-ttl",
     "bcrypt-cost",
     "ca-file",
     "client-crl-file",

@@ -100,6 +100,13 @@ Security:
     peers (empty will be auto-populated by Go). Go's names; berth has the ECDHE
     suites with AES-GCM or ChaCha20-Poly1305. TLS 1.3 always uses its own.
 
+Auth:
+  --auth-token 'simple'
+    Specify a v3 authentication token type and its options ('simple' only; berth
+    refuses 'jwt').
+  --auth-token-ttl '300'
+    Time (in seconds) of the auth-token-ttl.
+
 Logging:
   --log-level 'info'
     Configures log level. Only supports debug, info, warn, error, panic, or fatal.

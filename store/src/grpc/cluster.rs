@@ -8,6 +8,7 @@ use berth_proto::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
+use super::auth;
 use super::status::to_status;
 use crate::store::Store;
 
@@ -24,6 +25,7 @@ impl ClusterService {
 #[tonic::async_trait]
 impl Cluster for ClusterService {
     async fn member_add(&self, request: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let req = request.into_inner();
         let change = MemberChange {
             action: member_change::Action::Add as i32,
@@ -43,6 +45,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberRemoveRequest>,
     ) -> Result<Response<MemberRemoveResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let change = MemberChange {
             action: member_change::Action::Remove as i32,
             id: request.into_inner().id,
@@ -59,6 +62,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberUpdateRequest>,
     ) -> Result<Response<MemberUpdateResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let req = request.into_inner();
         let change = MemberChange {
             action: member_change::Action::Update as i32,
@@ -84,6 +88,7 @@ impl Cluster for ClusterService {
         &self,
         request: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let change = MemberChange {
             action: member_change::Action::Promote as i32,
             id: request.into_inner().id,

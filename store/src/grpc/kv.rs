@@ -1,4 +1,5 @@
-//! The etcd KV service.
+//! The etcd KV service. With auth on, each call is checked (`grpc::auth`,
+//! `auth::checks`) before anything is read or proposed.
 
 use berth_proto::etcdserverpb::kv_server::Kv;
 use berth_proto::etcdserverpb::{
@@ -7,8 +8,9 @@ use berth_proto::etcdserverpb::{
 };
 use tonic::{Request, Response, Status};
 
-use super::deadline;
 use super::status::to_status;
+use super::{auth, deadline};
+use crate::auth::checks;
 use crate::store::Store;
 
 pub struct KvService {
@@ -18,6 +20,9 @@ pub struct KvService {
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn range(&self, request: Request<RangeRequest>) -> Result<Response<RangeResponse>, Status> {
+        auth::permit(&self.store, &request, |state, user| {
+            checks::range(&state.auth, user, request.get_ref())
+        })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
             .range(request.into_inner())
@@ -27,8 +32,12 @@ impl Kv for KvService {
     }
 
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let caller = auth::permit(&self.store, &request, |state, user| {
+            checks::put(&state.auth, &state.leases, user, request.get_ref())
+        })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .put(request.into_inner())
             .await
             .map(Response::new)
@@ -39,8 +48,12 @@ impl Kv for KvService {
         &self,
         request: Request<DeleteRangeRequest>,
     ) -> Result<Response<DeleteRangeResponse>, Status> {
+        let caller = auth::permit(&self.store, &request, |state, user| {
+            checks::delete_range(&state.auth, user, request.get_ref())
+        })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .delete_range(request.into_inner())
             .await
             .map(Response::new)
@@ -48,8 +61,12 @@ impl Kv for KvService {
     }
 
     async fn txn(&self, request: Request<TxnRequest>) -> Result<Response<TxnResponse>, Status> {
+        let caller = auth::permit(&self.store, &request, |state, user| {
+            checks::txn(&state.auth, &state.leases, user, request.get_ref())
+        })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .txn(request.into_inner())
             .await
             .map(Response::new)
@@ -57,6 +74,7 @@ impl Kv for KvService {
     }
 
     async fn compact(&self, request: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
             .compact(request.into_inner())

@@ -12,8 +12,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use super::deadline;
 use super::status::to_status;
+use super::{auth, deadline};
+use crate::auth::checks;
 use crate::store::Store;
 
 pub struct LeaseService {
@@ -25,8 +26,10 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, request: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+        let caller = auth::permit_user(&self.store, &request)?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .lease_grant(request.into_inner())
             .await
             .map(Response::new)
@@ -37,8 +40,12 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseRevokeRequest>,
     ) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let caller = auth::permit(&self.store, &request, |state, user| {
+            checks::lease_keys(&state.auth, &state.leases, user, request.get_ref().id)
+        })?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
+            .acting_for(caller)
             .lease_revoke(request.into_inner())
             .await
             .map(Response::new)
@@ -51,6 +58,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<KeepAliveStream>, Status> {
+        auth::permit_user(&self.store, &request)?;
         let mut incoming = request.into_inner();
         let (tx, rx) = mpsc::channel(64);
         let store = self.store.clone();
@@ -70,6 +78,7 @@ impl Lease for LeaseService {
         &self,
         request: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        auth::permit_user(&self.store, &request)?;
         deadline::store_for(&self.store, &request)
             .map_err(to_status)?
             .lease_time_to_live(request.into_inner())
@@ -80,8 +89,9 @@ impl Lease for LeaseService {
 
     async fn lease_leases(
         &self,
-        _request: Request<LeaseLeasesRequest>,
+        request: Request<LeaseLeasesRequest>,
     ) -> Result<Response<LeaseLeasesResponse>, Status> {
+        auth::permit_user(&self.store, &request)?;
         Ok(Response::new(self.store.lease_leases()))
     }
 }

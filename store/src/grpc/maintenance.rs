@@ -11,6 +11,7 @@ use berth_proto::etcdserverpb::{
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
+use super::auth;
 use super::status::to_status;
 use crate::alarm;
 use crate::error::StoreError;
@@ -29,6 +30,11 @@ type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, request: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        if request.get_ref().action == berth_proto::etcdserverpb::alarm_request::AlarmAction::Get as i32 {
+            auth::permit_user(&self.store, &request)?;
+        } else {
+            auth::permit_admin(&self.store, &request)?;
+        }
         self.store
             .alarm(request.into_inner())
             .await
@@ -67,7 +73,8 @@ impl Maintenance for MaintenanceService {
 
     /// Rewrites this replica's database compactly (see `backend::defragmentation`);
     /// the replica serves nothing that touches its database meanwhile, as etcd's.
-    async fn defragment(&self, _request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, request: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let backend = self.store.backend().clone();
         tokio::task::spawn_blocking(move || backend.defragment())
             .await
@@ -78,7 +85,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn hash(&self, _request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, request: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let (revision, hash) = {
             let state = self.store.state().read();
             let revision = state.kv.current_revision();
@@ -91,6 +99,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash_kv(&self, request: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         self.store
             .hash_kv(request.into_inner().revision)
             .map(Response::new)
@@ -101,7 +110,8 @@ impl Maintenance for MaintenanceService {
 
     /// The applied state as a portable snapshot file (see `state_machine::snapshot`),
     /// its SHA-256 last, in chunks as etcd sends them, each saying how much is left.
-    async fn snapshot(&self, _request: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(&self, request: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let store = self.store.clone();
         let (bytes, revision) = tokio::task::spawn_blocking(move || {
             let (file, revision) = capture(store.state(), store.backend())?;
@@ -126,6 +136,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, request: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         let target = request.into_inner().target_id;
         self.store.move_leader(target).await.map_err(to_status)?;
         Ok(Response::new(MoveLeaderResponse {
@@ -133,7 +144,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn downgrade(&self, _request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+    async fn downgrade(&self, request: Request<DowngradeRequest>) -> Result<Response<DowngradeResponse>, Status> {
+        auth::permit_admin(&self.store, &request)?;
         Err(to_status(StoreError::Unsupported("Downgrade".into())))
     }
 }

@@ -4,6 +4,7 @@
 
 use tonic::{Code, Status};
 
+use crate::auth::AuthError;
 use crate::error::StoreError;
 
 /// What a follower hears when it hands the leader's work to a replica that is not.
@@ -34,6 +35,22 @@ const CORRUPT: &str = "etcdserver: corrupt cluster";
 const NOT_ENOUGH_STARTED_MEMBERS: &str = "etcdserver: re-configuration failed due to not enough started members";
 const UNHEALTHY: &str = "etcdserver: unhealthy cluster";
 const BAD_LEADER_TRANSFEREE: &str = "etcdserver: bad leader transferee";
+const ROOT_USER_NOT_EXIST: &str = "etcdserver: root user does not exist";
+const ROOT_ROLE_NOT_EXIST: &str = "etcdserver: root user does not have root role";
+const USER_ALREADY_EXISTS: &str = "etcdserver: user name already exists";
+const USER_EMPTY: &str = "etcdserver: user name is empty";
+const USER_NOT_FOUND: &str = "etcdserver: user name not found";
+const ROLE_ALREADY_EXISTS: &str = "etcdserver: role name already exists";
+const ROLE_NOT_FOUND: &str = "etcdserver: role name not found";
+const ROLE_EMPTY: &str = "etcdserver: role name is empty";
+const AUTH_FAILED: &str = "etcdserver: authentication failed, invalid user ID or password";
+const PERMISSION_NOT_GIVEN: &str = "etcdserver: permission not given";
+const PERMISSION_DENIED: &str = "etcdserver: permission denied";
+const ROLE_NOT_GRANTED: &str = "etcdserver: role is not granted to the user";
+const PERMISSION_NOT_GRANTED: &str = "etcdserver: permission is not granted to the role";
+const AUTH_NOT_ENABLED: &str = "etcdserver: authentication is not enabled";
+const INVALID_AUTH_TOKEN: &str = "etcdserver: invalid auth token";
+const INVALID_AUTH_MGMT: &str = "etcdserver: invalid auth management";
 
 pub fn to_status(e: StoreError) -> Status {
     let (code, message) = match e {
@@ -70,9 +87,51 @@ pub fn to_status(e: StoreError) -> Status {
             return Status::unimplemented(format!("berth does not support {message} yet"));
         }
         StoreError::Internal(message) => return Status::internal(message),
+        StoreError::Auth(e) => auth_status(&e),
     };
     Status::new(code, message)
 }
+
+fn auth_status(e: &AuthError) -> (Code, &'static str) {
+    match e {
+        AuthError::AuthFailed => (Code::InvalidArgument, AUTH_FAILED),
+        AuthError::UserAlreadyExists => (Code::FailedPrecondition, USER_ALREADY_EXISTS),
+        AuthError::UserEmpty => (Code::InvalidArgument, USER_EMPTY),
+        AuthError::UserNotFound => (Code::FailedPrecondition, USER_NOT_FOUND),
+        AuthError::RoleAlreadyExists => (Code::FailedPrecondition, ROLE_ALREADY_EXISTS),
+        AuthError::RoleNotFound => (Code::FailedPrecondition, ROLE_NOT_FOUND),
+        AuthError::RoleEmpty => (Code::InvalidArgument, ROLE_EMPTY),
+        AuthError::PermissionDenied => (Code::PermissionDenied, PERMISSION_DENIED),
+        AuthError::RoleNotGranted => (Code::FailedPrecondition, ROLE_NOT_GRANTED),
+        AuthError::PermissionNotGranted => (Code::FailedPrecondition, PERMISSION_NOT_GRANTED),
+        AuthError::AuthNotEnabled => (Code::FailedPrecondition, AUTH_NOT_ENABLED),
+        AuthError::InvalidAuthToken => (Code::Unauthenticated, INVALID_AUTH_TOKEN),
+        AuthError::InvalidAuthMgmt => (Code::InvalidArgument, INVALID_AUTH_MGMT),
+        AuthError::RootUserNotExist => (Code::FailedPrecondition, ROOT_USER_NOT_EXIST),
+        AuthError::RootRoleNotExist => (Code::FailedPrecondition, ROOT_ROLE_NOT_EXIST),
+        AuthError::PermissionNotGiven => (Code::InvalidArgument, PERMISSION_NOT_GIVEN),
+    }
+}
+
+/// The auth errors by etcd's message, for errors that crossed a peer hop.
+const AUTH_ERRORS: [AuthError; 16] = [
+    AuthError::AuthFailed,
+    AuthError::UserAlreadyExists,
+    AuthError::UserEmpty,
+    AuthError::UserNotFound,
+    AuthError::RoleAlreadyExists,
+    AuthError::RoleNotFound,
+    AuthError::RoleEmpty,
+    AuthError::PermissionDenied,
+    AuthError::RoleNotGranted,
+    AuthError::PermissionNotGranted,
+    AuthError::AuthNotEnabled,
+    AuthError::InvalidAuthToken,
+    AuthError::InvalidAuthMgmt,
+    AuthError::RootUserNotExist,
+    AuthError::RootRoleNotExist,
+    AuthError::PermissionNotGiven,
+];
 
 /// A KV request whose message is longer than the client port accepts, as grpc-go
 /// (etcd's gRPC server) refuses it; tonic would answer OUT_OF_RANGE.
@@ -116,6 +175,7 @@ pub fn status_to_error(status: &Status) -> StoreError {
         NOT_ENOUGH_STARTED_MEMBERS => StoreError::NotEnoughStartedMembers,
         UNHEALTHY => StoreError::Unhealthy("the leader refused the change".into()),
         BAD_LEADER_TRANSFEREE => StoreError::BadLeaderTransferee { id: 0 },
+        other if let Some(e) = AUTH_ERRORS.iter().find(|e| auth_status(e).1 == other) => StoreError::Auth(e.clone()),
         other => match status.code() {
             Code::InvalidArgument => StoreError::InvalidArgument(other.to_string()),
             Code::Unavailable => StoreError::LeaderChanged,

@@ -23,6 +23,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::auth;
+use crate::auth::checks;
 use crate::mvcc::KeyRange;
 use crate::store::Store;
 use crate::watch::{WatchSpec, Watcher, WatcherProgress};
@@ -30,6 +32,8 @@ use crate::watch::{WatchSpec, Watcher, WatcherProgress};
 /// etcd's `clientv3.InvalidWatchID`: a progress response belongs to no watcher.
 const PROGRESS_WATCH_ID: i64 = -1;
 const STREAM_QUEUE: usize = 256;
+/// What a watcher refused by auth is canceled with, etcd's words.
+const PERMISSION_DENIED: &str = "etcdserver: permission denied";
 
 pub struct WatchService {
     pub store: Store,
@@ -42,18 +46,25 @@ impl Watch for WatchService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<Streaming<WatchRequest>>) -> Result<Response<WatchStream>, Status> {
-        Ok(Response::new(watch_stream(self.store.clone(), request.into_inner())))
+        // etcd refuses a watcher, not the stream: each create is checked (see `on_request`).
+        let caller = auth::caller(&self.store, &request).map_err(|_| ());
+        Ok(Response::new(watch_stream(
+            self.store.clone(),
+            caller,
+            request.into_inner(),
+        )))
     }
 }
 
 /// One watch stream over any source of requests (a gRPC stream, or the JSON
-/// gateway's request body); it ends when the requests do.
-pub fn watch_stream<S>(store: Store, requests: S) -> WatchStream
+/// gateway's request body); it ends when the requests do. `caller`: who opened it
+/// (`grpc::auth::caller`), or why it is nobody.
+pub fn watch_stream<S>(store: Store, caller: Result<Option<String>, ()>, requests: S) -> WatchStream
 where
     S: Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
 {
     let (out_tx, out_rx) = mpsc::channel(STREAM_QUEUE);
-    tokio::spawn(WatchStreamTask::new(store, out_tx).run(requests));
+    tokio::spawn(WatchStreamTask::new(store, caller, out_tx).run(requests));
     Box::pin(ReceiverStream::new(out_rx))
 }
 
@@ -69,10 +80,12 @@ struct WatchStreamTask {
     /// The stream's own answers, sent before the queue.
     answers: VecDeque<WatchResponse>,
     next_watch_id: i64,
+    /// Who opened the stream, checked against each watcher's range while auth is on.
+    caller: Result<Option<String>, ()>,
 }
 
 impl WatchStreamTask {
-    fn new(store: Store, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
+    fn new(store: Store, caller: Result<Option<String>, ()>, out: mpsc::Sender<Result<WatchResponse, Status>>) -> Self {
         let (queue_tx, queue_rx) = mpsc::channel(STREAM_QUEUE);
         Self {
             store,
@@ -83,6 +96,7 @@ impl WatchStreamTask {
             unstarted: HashMap::new(),
             answers: VecDeque::new(),
             next_watch_id: 0,
+            caller,
         }
     }
 
@@ -170,6 +184,17 @@ impl WatchStreamTask {
                     });
                     return;
                 }
+                if !self.may_watch(&create.key, &create.range_end) {
+                    // etcd's answer: the watcher is canceled as it is created.
+                    self.answers.push_back(WatchResponse {
+                        watch_id,
+                        created: true,
+                        canceled: true,
+                        cancel_reason: PERMISSION_DENIED.into(),
+                        ..Default::default()
+                    });
+                    return;
+                }
                 let spec = WatchSpec {
                     watch_id,
                     range: KeyRange::new(&create.key, &create.range_end),
@@ -229,6 +254,20 @@ impl WatchStreamTask {
                 });
             }
             None => {}
+        }
+    }
+
+    /// Whether the caller may read `key`..`range_end` (always, while auth is off).
+    fn may_watch(&self, key: &[u8], range_end: &[u8]) -> bool {
+        if !self.store.auth().is_enabled() {
+            return true;
+        }
+        match &self.caller {
+            Ok(Some(user)) => self
+                .store
+                .check_auth(|state| checks::watch(&state.auth, user, key, range_end))
+                .is_ok(),
+            Ok(None) | Err(()) => false,
         }
     }
 

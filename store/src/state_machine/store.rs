@@ -18,6 +18,7 @@
 
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use berth_proto::berthpb::Command;
 use openraft::storage::RaftStateMachine;
@@ -26,6 +27,7 @@ use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 use super::snapshot::{self, SnapshotFile};
 use super::{AppliedState, StateHandle};
 use crate::alarm::AlarmSet;
+use crate::auth::AuthRuntime;
 use crate::backend::{BackendError, SharedBackend, Tree, WriteBatch};
 use crate::disk_space::{DiskSpace, RETRY_INTERVAL, is_out_of_space};
 use crate::lease::LeaseTable;
@@ -62,6 +64,7 @@ impl AppliedState {
         let (kv, leased) = KvStore::open(backend.clone())?;
         let leases = LeaseTable::open(backend, leased)?;
         let alarms = AlarmSet::open(backend)?;
+        let auth = crate::auth::AuthState::load(backend)?;
         let (last_applied, membership) = match backend.get(Tree::State, META_APPLIED)? {
             Some(bytes) => {
                 decode::<(Option<LogId>, StoredMembership)>(&bytes).map_err(|e| MvccError::CorruptRecord {
@@ -77,6 +80,7 @@ impl AppliedState {
             last_applied,
             membership,
             alarms,
+            auth,
         })
     }
 }
@@ -91,6 +95,8 @@ pub struct StateMachineStore {
     log_on_disk: Durable,
     /// A snapshot that finds the disk full waits for space (see `disk_space`).
     space: Option<DiskSpace>,
+    /// This member's tokens and enabled flag, told of every applied auth change.
+    auth: Arc<AuthRuntime>,
 }
 
 /// What a snapshot build that may wait for space gives up with.
@@ -119,7 +125,14 @@ impl StateMachineStore {
             snapshot_seq: 0,
             log_on_disk,
             space: None,
+            auth: Arc::new(AuthRuntime::new(std::time::Duration::from_secs(300), false)),
         }
+    }
+
+    /// Tells `auth` (the store's) of every applied auth change.
+    pub fn with_auth(mut self, auth: Arc<AuthRuntime>) -> Self {
+        self.auth = auth;
+        self
     }
 
     /// Lets a snapshot build wait, while the disk is full, for space to return rather
@@ -244,6 +257,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let mut responses = Vec::with_capacity(entries.len());
         let mut events = Vec::new();
+        let mut auth_effects = Vec::new();
         {
             let mut state = self.state.write();
             let mut lease_batch = WriteBatch::new();
@@ -263,6 +277,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             let applied = apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
                             results.push(applied.result);
                             events.extend(applied.events);
+                            auth_effects.extend(applied.auth);
                         }
                         results
                     }
@@ -278,6 +293,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             self.backend.write(Tree::State, batch).map_err(sm_write_error)?;
             state.kv.debug_validate();
         }
+        for effect in &auth_effects {
+            self.auth.applied(effect);
+        }
         self.hub.publish(events);
         Ok(responses)
     }
@@ -291,6 +309,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             snapshot_seq: self.snapshot_seq + 1_000_000,
             log_on_disk: self.log_on_disk.clone(),
             space: self.space.clone(),
+            auth: self.auth.clone(),
         }
     }
 
@@ -314,6 +333,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             // The log's purge to the snapshot waits for this state to reach the engine.
             self.backend.flush().map_err(|e| snapshot_err(e.to_string()))?;
             *state = AppliedState::load(&self.backend).map_err(|e| snapshot_err(e.to_string()))?;
+            self.auth.set_enabled(state.auth.enabled);
             tracing::info!(
                 snapshot = %meta.snapshot_id,
                 revision = state.kv.current_revision(),

@@ -26,6 +26,7 @@ use openraft::{ChangeMembers, ServerState};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::auth::AuthRuntime;
 use crate::backend::{self, SharedBackend};
 use crate::config::{ClusterState, StoreConfig, added_member_id, cluster_id, member_id};
 use crate::disk_space::DiskSpace;
@@ -43,6 +44,7 @@ use crate::validate;
 use crate::watch::WatchHub;
 
 mod alarms;
+mod auth;
 mod data_dir;
 mod forwarded;
 mod hashes;
@@ -91,6 +93,8 @@ struct Inner {
     space: DiskSpace,
     /// The state machine's gathered writes, written out when space returns.
     state_backend: Arc<backend::WriteBehind>,
+    /// Whether auth is on, and this member's tokens (see `auth::runtime`).
+    auth: Arc<AuthRuntime>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -102,6 +106,9 @@ pub struct Store {
     /// (see [`Store::until`]). Without one, each request has etcd's request timeout
     /// from its start.
     deadline: Option<Instant>,
+    /// The user the writes made through this handle are for, and the auth revision
+    /// their permissions were checked at (see [`Store::acting_for`]).
+    caller: Option<Arc<(String, u64)>>,
 }
 
 fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
@@ -177,6 +184,7 @@ impl Store {
             .kv
             .validate()
             .map_err(|e| StoreError::Internal(format!("mvcc invariant broken after recovery: {e}")))?;
+        let auth = Arc::new(AuthRuntime::new(config.auth_token_ttl, applied.auth.enabled));
         let state = StateHandle::new(applied);
         let hub = WatchHub::new();
         if config.test_faults.slow_disk {
@@ -193,7 +201,8 @@ impl Store {
             member_dir.join("snap"),
             log_on_disk.clone(),
         )
-        .waiting_for_space(space.clone());
+        .waiting_for_space(space.clone())
+        .with_auth(auth.clone());
         let me = Me::new(record.cluster_id, id);
         let network = Network::new(
             me.clone(),
@@ -261,9 +270,11 @@ impl Store {
                 leader_contact: LeaderContact::default(),
                 space,
                 state_backend: state_backend_handle,
+                auth,
                 shutdown,
             }),
             deadline: None,
+            caller: None,
         };
         if checks_corruption {
             if let Err(e) = crate::corruption::initial_check(&store).await {
@@ -298,6 +309,11 @@ impl Store {
 
     pub fn state(&self) -> &StateHandle {
         &self.inner.state
+    }
+
+    /// Whether auth is on, and this member's tokens.
+    pub fn auth(&self) -> &AuthRuntime {
+        &self.inner.auth
     }
 
     pub fn hub(&self) -> &WatchHub {
@@ -365,6 +381,7 @@ impl Store {
         Store {
             inner: self.inner.clone(),
             deadline: Some(deadline.map_or(timeout, |d| d.min(timeout))),
+            caller: self.caller.clone(),
         }
     }
 
@@ -374,6 +391,7 @@ impl Store {
         Store {
             inner: self.inner.clone(),
             deadline: None,
+            caller: None,
         }
     }
 
@@ -455,5 +473,6 @@ has_header!(
     LeaseRevokeResponse,
     LeaseKeepAliveResponse,
     LeaseTimeToLiveResponse,
-    berth_proto::etcdserverpb::AlarmResponse
+    berth_proto::etcdserverpb::AlarmResponse,
+    berth_proto::berthpb::AuthResponse
 );

@@ -151,7 +151,20 @@ impl Store {
         command: command::Command,
         expect: fn(command_result::Result) -> Option<T>,
     ) -> Result<T> {
-        let result = self.propose(Command { command: Some(command) }).await??;
+        let mut command = Command { command: Some(command) };
+        if let Some(caller) = &self.caller {
+            // Checked again by apply if the auth state changes before it gets there.
+            command = Command {
+                command: Some(command::Command::Authorized(Box::new(
+                    berth_proto::berthpb::AuthorizedCommand {
+                        user: caller.0.clone(),
+                        auth_revision: caller.1,
+                        command: Some(Box::new(command)),
+                    },
+                ))),
+            };
+        }
+        let result = self.propose(command).await??;
         let mut resp =
             expect(result).ok_or_else(|| StoreError::Internal("apply returned a result of another kind".into()))?;
         self.fill_header(resp.header_mut());

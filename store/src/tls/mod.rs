@@ -18,6 +18,7 @@
 //! idle raft stream after the handshake (its keeper reads anything there as a close).
 
 mod cipher_suites;
+mod common_name;
 mod dialer;
 mod pem_files;
 mod self_signed;
@@ -38,7 +39,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use cipher_suites::tls12_suite;
 pub use dialer::PeerDialer;
-pub use stream::{MaybeTls, PeerStream, ServerStream};
+pub use stream::{ClientConnectInfo, MaybeTls, PeerStream, ServerStream};
 
 use crate::config::{StoreConfig, TlsInfo};
 use crate::error::{Result, StoreError};

@@ -99,10 +99,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTls<T> {
     }
 }
 
-impl Connected for ServerStream {
-    type ConnectInfo = TcpConnectInfo;
+/// What a request on an accepted connection knows of it: the TCP addresses, and the
+/// common name of the client certificate the handshake verified, if any (the user of
+/// `--client-cert-auth`, see `grpc::auth`).
+#[derive(Debug, Clone)]
+pub struct ClientConnectInfo {
+    pub tcp: TcpConnectInfo,
+    pub common_name: Option<String>,
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.tcp().connect_info()
+impl Connected for ServerStream {
+    type ConnectInfo = ClientConnectInfo;
+
+    fn connect_info(&self) -> ClientConnectInfo {
+        let common_name = match self {
+            MaybeTls::Plain(_) => None,
+            MaybeTls::Tls(stream) => stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(|leaf| super::common_name::of_certificate(leaf.as_ref())),
+        };
+        ClientConnectInfo {
+            tcp: self.tcp().connect_info(),
+            common_name,
+        }
     }
 }

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::common::{etcdctl, start, stdout};
-use super::http_client::{Stream, b64, call, int, post, unb64};
+use super::http_client::{Stream, b64, call, int, post, post_with, unb64};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_calls_read_and_write_what_grpc_clients_see() {
@@ -300,7 +300,7 @@ async fn one_body_carries_several_stream_requests() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_calls_say_what_berth_supports() {
+async fn auth_calls_go_through_the_gateway() {
     let cluster = start(1, &[]).await;
     let e = &cluster.replicas[0].endpoint();
     let status = call(e, "/v3/auth/status", json!({})).await;
@@ -309,8 +309,42 @@ async fn auth_calls_say_what_berth_supports() {
         "auth is off: {status}"
     );
     let add = post(e, "/v3/auth/role/add", &json!({"name": "r1"}).to_string()).await;
-    assert_eq!(add.status, 501, "{add:?}");
-    assert_eq!(add.json()["code"], 12, "gRPC's UNIMPLEMENTED: {add:?}");
+    assert_eq!(add.status, 200, "{add:?}");
+    let again = post(e, "/v3/auth/role/add", &json!({"name": "r1"}).to_string()).await;
+    assert_eq!(
+        again.json()["error"],
+        "etcdserver: role name already exists",
+        "{again:?}"
+    );
+    let roles = call(e, "/v3/auth/role/list", json!({})).await;
+    assert_eq!(roles["roles"], json!(["r1"]), "{roles}");
+    let status = call(e, "/v3/auth/status", json!({})).await;
+    assert_eq!(status["authRevision"], "1", "one change: {status}");
+
+    // With auth on, a token from /v3/auth/authenticate goes in the Authorization header.
+    call(e, "/v3/auth/user/add", json!({"name": "root", "password": "pw"})).await;
+    call(e, "/v3/auth/user/grant", json!({"user": "root", "role": "root"})).await;
+    call(e, "/v3/auth/enable", json!({})).await;
+    let range = json!({"key": b64("k")}).to_string();
+    let anonymous = post(e, "/v3/kv/range", &range).await;
+    assert_eq!(
+        anonymous.json()["error"],
+        "etcdserver: user name is empty",
+        "{anonymous:?}"
+    );
+    let token = call(e, "/v3/auth/authenticate", json!({"name": "root", "password": "pw"})).await;
+    let token = token["token"].as_str().unwrap().to_string();
+    let header = format!("Authorization: {token}\r\n");
+    let read = post_with(e, "/v3/kv/range", &header, &range).await;
+    assert_eq!(read.status, 200, "{read:?}");
+    let forged = post_with(e, "/v3/kv/range", "Authorization: forged.1\r\n", &range).await;
+    assert_eq!(forged.json()["error"], "etcdserver: invalid auth token", "{forged:?}");
+    let keep_alive = post(e, "/v3/lease/keepalive", &json!({"ID": "1"}).to_string()).await;
+    assert_eq!(
+        keep_alive.json()["error"],
+        "etcdserver: user name is empty",
+        "{keep_alive:?}"
+    );
     let bad = post(e, "/v3/auth/role/grant", r#"{"name":"r1","perm":{"permType":"ALL"}}"#).await;
     assert_eq!(bad.status, 400, "{bad:?}");
     assert!(

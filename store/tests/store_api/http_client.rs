@@ -47,9 +47,18 @@ pub async fn call(endpoint: &str, path: &str, body: Value) -> Value {
 }
 
 pub async fn request(endpoint: &str, method: &str, path: &str, body: &str) -> Answer {
+    request_with(endpoint, method, path, "", body).await
+}
+
+/// A POST with more header lines (`Name: value\r\n` each).
+pub async fn post_with(endpoint: &str, path: &str, headers: &str, body: &str) -> Answer {
+    request_with(endpoint, "POST", path, headers, body).await
+}
+
+async fn request_with(endpoint: &str, method: &str, path: &str, headers: &str, body: &str) -> Answer {
     let mut stream = TcpStream::connect(host_port(endpoint)).await.unwrap();
     let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         host_port(endpoint),
         body.len()
     );

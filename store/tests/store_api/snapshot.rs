@@ -76,6 +76,10 @@ async fn a_saved_snapshot_restores_into_a_new_cluster_with_the_same_history() {
     let last = c.get("k/", Some(GetOptions::new().with_prefix())).await.unwrap();
     let revision = last.header().unwrap().revision();
     let source_cluster_id = last.header().unwrap().cluster_id();
+    // Users and roles travel in snapshots too (they make no key revision).
+    c.user_add("keeper", "pw", None).await.unwrap();
+    c.role_add("keepers").await.unwrap();
+    c.user_grant_role("keeper", "keepers").await.unwrap();
     let source_hash = hashkv(&source.endpoints(), revision);
     assert!(source_hash.windows(2).all(|w| w[0] == w[1]), "{source_hash:?}");
 
@@ -120,6 +124,8 @@ async fn a_saved_snapshot_restores_into_a_new_cluster_with_the_same_history() {
         "the restored members' history hashes as the source's at revision {revision}"
     );
     let mut r = restored.client().await;
+    let keeper = r.user_get("keeper").await.unwrap();
+    assert_eq!(keeper.roles(), ["keepers"], "the auth state came with the snapshot");
     let got = r.get("k/", Some(GetOptions::new().with_prefix())).await.unwrap();
     let fields = |kvs: &[etcd_client::KeyValue]| -> Vec<KeyValueFields> {
         kvs.iter()

@@ -83,7 +83,7 @@ fn unsupported_etcd_flags_are_refused_by_name() {
         "--metrics",
         "--logger",
         "--log-outputs",
-        "--auth-token",
+        "--bcrypt-cost",
         "--enable-grpc-gateway",
         "--force-new-cluster",
         "--experimental-enable-lease-checkpoint",
@@ -106,6 +106,17 @@ fn unsupported_etcd_flags_are_refused_by_name() {
         assert_eq!(parse_err(&format!("{flag}=true")), message);
         assert_eq!(parse_err(flag), message);
     }
+}
+
+#[test]
+fn auth_tokens_are_simple_ones_with_a_ttl() {
+    let flags = parse("--name n1").unwrap();
+    assert_eq!(flags.to_config().unwrap().auth_token_ttl.as_secs(), 300);
+    let flags = parse("--auth-token simple --auth-token-ttl 30").unwrap();
+    assert_eq!(flags.to_config().unwrap().auth_token_ttl.as_secs(), 30);
+    let refused = parse_err("--auth-token jwt,pub-key=a.pub,priv-key=a,sign-method=RS256");
+    assert!(refused.contains("--auth-token") && refused.contains("jwt"), "{refused}");
+    assert!(parse_err("--auth-token-ttl 0").contains("--auth-token-ttl"));
 }
 
 #[test]

@@ -2,9 +2,8 @@
 
 use berth_proto::etcdserverpb::auth_server::Auth;
 use bytes::Bytes;
-use tonic::Request;
 
-use super::{Rpc, unary};
+use super::{Credentials, Rpc, unary};
 use crate::grpc::auth::AuthService;
 use crate::http::response::HttpResponse;
 use crate::store::Store;
@@ -33,25 +32,25 @@ pub(super) fn method_of(path: &str) -> Option<Rpc> {
     })
 }
 
-pub(super) async fn serve(rpc: Rpc, body: &Bytes, store: &Store) -> HttpResponse {
+pub(super) async fn serve(rpc: Rpc, body: &Bytes, store: &Store, credentials: &Credentials) -> HttpResponse {
     let auth = AuthService { store: store.clone() };
     match rpc {
-        Rpc::AuthEnable => unary(body, |r| auth.auth_enable(Request::new(r))).await,
-        Rpc::AuthDisable => unary(body, |r| auth.auth_disable(Request::new(r))).await,
-        Rpc::Authenticate => unary(body, |r| auth.authenticate(Request::new(r))).await,
-        Rpc::UserAdd => unary(body, |r| auth.user_add(Request::new(r))).await,
-        Rpc::UserGet => unary(body, |r| auth.user_get(Request::new(r))).await,
-        Rpc::UserList => unary(body, |r| auth.user_list(Request::new(r))).await,
-        Rpc::UserDelete => unary(body, |r| auth.user_delete(Request::new(r))).await,
-        Rpc::UserChangePassword => unary(body, |r| auth.user_change_password(Request::new(r))).await,
-        Rpc::UserGrantRole => unary(body, |r| auth.user_grant_role(Request::new(r))).await,
-        Rpc::UserRevokeRole => unary(body, |r| auth.user_revoke_role(Request::new(r))).await,
-        Rpc::RoleAdd => unary(body, |r| auth.role_add(Request::new(r))).await,
-        Rpc::RoleGet => unary(body, |r| auth.role_get(Request::new(r))).await,
-        Rpc::RoleList => unary(body, |r| auth.role_list(Request::new(r))).await,
-        Rpc::RoleDelete => unary(body, |r| auth.role_delete(Request::new(r))).await,
-        Rpc::RoleGrantPermission => unary(body, |r| auth.role_grant_permission(Request::new(r))).await,
-        Rpc::RoleRevokePermission => unary(body, |r| auth.role_revoke_permission(Request::new(r))).await,
-        _ => unary(body, |r| auth.auth_status(Request::new(r))).await,
+        Rpc::AuthEnable => unary(body, |r| auth.auth_enable(credentials.request(r))).await,
+        Rpc::AuthDisable => unary(body, |r| auth.auth_disable(credentials.request(r))).await,
+        Rpc::Authenticate => unary(body, |r| auth.authenticate(credentials.request(r))).await,
+        Rpc::UserAdd => unary(body, |r| auth.user_add(credentials.request(r))).await,
+        Rpc::UserGet => unary(body, |r| auth.user_get(credentials.request(r))).await,
+        Rpc::UserList => unary(body, |r| auth.user_list(credentials.request(r))).await,
+        Rpc::UserDelete => unary(body, |r| auth.user_delete(credentials.request(r))).await,
+        Rpc::UserChangePassword => unary(body, |r| auth.user_change_password(credentials.request(r))).await,
+        Rpc::UserGrantRole => unary(body, |r| auth.user_grant_role(credentials.request(r))).await,
+        Rpc::UserRevokeRole => unary(body, |r| auth.user_revoke_role(credentials.request(r))).await,
+        Rpc::RoleAdd => unary(body, |r| auth.role_add(credentials.request(r))).await,
+        Rpc::RoleGet => unary(body, |r| auth.role_get(credentials.request(r))).await,
+        Rpc::RoleList => unary(body, |r| auth.role_list(credentials.request(r))).await,
+        Rpc::RoleDelete => unary(body, |r| auth.role_delete(credentials.request(r))).await,
+        Rpc::RoleGrantPermission => unary(body, |r| auth.role_grant_permission(credentials.request(r))).await,
+        Rpc::RoleRevokePermission => unary(body, |r| auth.role_revoke_permission(credentials.request(r))).await,
+        _ => unary(body, |r| auth.auth_status(credentials.request(r))).await,
     }
 }

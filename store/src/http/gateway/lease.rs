@@ -6,30 +6,37 @@ use berth_proto::etcdserverpb::lease_server::Lease;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use tokio::sync::mpsc;
-use tonic::Request;
 
 use super::request_stream::RequestStream;
 use super::stream::{LINE_QUEUE, error_line, result_line};
-use super::{Rpc, bad_request, unary};
+use super::{Credentials, Rpc, bad_request, unary};
 use crate::grpc::lease::LeaseService;
 use crate::grpc::status::to_status;
 use crate::http::json::JsonError;
 use crate::http::response::{self, HttpResponse};
 use crate::store::Store;
 
-pub(super) async fn serve(rpc: Rpc, body: &Bytes, store: &Store) -> HttpResponse {
+pub(super) async fn serve(rpc: Rpc, body: &Bytes, store: &Store, credentials: &Credentials) -> HttpResponse {
     let lease = LeaseService { store: store.clone() };
     match rpc {
-        Rpc::LeaseGrant => unary(body, |r| lease.lease_grant(Request::new(r))).await,
-        Rpc::LeaseRevoke => unary(body, |r| lease.lease_revoke(Request::new(r))).await,
-        Rpc::LeaseTimeToLive => unary(body, |r| lease.lease_time_to_live(Request::new(r))).await,
-        _ => unary(body, |r| lease.lease_leases(Request::new(r))).await,
+        Rpc::LeaseGrant => unary(body, |r| lease.lease_grant(credentials.request(r))).await,
+        Rpc::LeaseRevoke => unary(body, |r| lease.lease_revoke(credentials.request(r))).await,
+        Rpc::LeaseTimeToLive => unary(body, |r| lease.lease_time_to_live(credentials.request(r))).await,
+        _ => unary(body, |r| lease.lease_leases(credentials.request(r))).await,
     }
 }
 
 /// Each request renews its lease and answers a line, as the gRPC stream does; the
 /// answer ends with the body (as etcd's gateway ends it) or at the first failure.
-pub(super) async fn keep_alive(body: Incoming, store: &Store, limit_bytes: usize) -> HttpResponse {
+pub(super) async fn keep_alive(
+    body: Incoming,
+    store: &Store,
+    limit_bytes: usize,
+    credentials: &Credentials,
+) -> HttpResponse {
+    if let Err(status) = crate::grpc::auth::permit_user(store, &credentials.request(())) {
+        return response::error(status.code(), status.message());
+    }
     let mut requests = RequestStream::<LeaseKeepAliveRequest>::new(body, limit_bytes);
     // The first request decides the status, so a bad one is a 400 like any other.
     let first = match requests.next().await {

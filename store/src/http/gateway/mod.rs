@@ -109,11 +109,37 @@ fn body_limit_bytes(store: &Store) -> usize {
     store.config().max_request_bytes * 2 + 64 * 1024
 }
 
+/// The credentials of an HTTP request: as etcd's gateway, a token in the
+/// `Authorization` header, handed on to the gRPC services as the call's metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Credentials(Option<tonic::metadata::AsciiMetadataValue>);
+
+impl Credentials {
+    fn of<B>(request: &Request<B>) -> Self {
+        let token = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|token| token.parse().ok());
+        Credentials(token)
+    }
+
+    /// A gRPC request for `message` carrying these credentials.
+    pub fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(token) = &self.0 {
+            request.metadata_mut().insert("authorization", token.clone());
+        }
+        request
+    }
+}
+
 pub async fn serve(rpc: Rpc, request: Request<Incoming>, store: &Store) -> HttpResponse {
     let limit = body_limit_bytes(store);
+    let credentials = Credentials::of(&request);
     match rpc {
-        Rpc::Watch => return watch::serve(request.into_body(), store, limit).await,
-        Rpc::LeaseKeepAlive => return lease::keep_alive(request.into_body(), store, limit).await,
+        Rpc::Watch => return watch::serve(request.into_body(), store, limit, &credentials).await,
+        Rpc::LeaseKeepAlive => return lease::keep_alive(request.into_body(), store, limit, &credentials).await,
         _ => {}
     }
     let body = match Limited::new(request.into_body(), limit).collect().await {
@@ -130,17 +156,19 @@ pub async fn serve(rpc: Rpc, request: Request<Incoming>, store: &Store) -> HttpR
         Err(e) => return bad_request(&JsonError(format!("reading the request body: {e}"))),
     };
     match rpc {
-        Rpc::Range | Rpc::Put | Rpc::DeleteRange | Rpc::Txn | Rpc::Compact => kv::serve(rpc, &body, store).await,
+        Rpc::Range | Rpc::Put | Rpc::DeleteRange | Rpc::Txn | Rpc::Compact => {
+            kv::serve(rpc, &body, store, &credentials).await
+        }
         Rpc::LeaseGrant | Rpc::LeaseRevoke | Rpc::LeaseTimeToLive | Rpc::LeaseLeases => {
-            lease::serve(rpc, &body, store).await
+            lease::serve(rpc, &body, store, &credentials).await
         }
         Rpc::MemberAdd | Rpc::MemberRemove | Rpc::MemberUpdate | Rpc::MemberList | Rpc::MemberPromote => {
-            cluster::serve(rpc, &body, store).await
+            cluster::serve(rpc, &body, store, &credentials).await
         }
         Rpc::Alarm | Rpc::Status | Rpc::Defragment | Rpc::Hash | Rpc::HashKv | Rpc::Snapshot | Rpc::MoveLeader => {
-            maintenance::serve(rpc, &body, store).await
+            maintenance::serve(rpc, &body, store, &credentials).await
         }
-        _ => auth::serve(rpc, &body, store).await,
+        _ => auth::serve(rpc, &body, store, &credentials).await,
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use super::Credentials;
 use super::bad_request;
 use super::request_stream::RequestStream;
 use super::stream::{LINE_QUEUE, error_line, result_line};
@@ -22,7 +23,12 @@ use crate::grpc::watch::watch_stream;
 use crate::http::response::{self, HttpResponse};
 use crate::store::Store;
 
-pub(super) async fn serve(body: Incoming, store: &Store, limit_bytes: usize) -> HttpResponse {
+pub(super) async fn serve(
+    body: Incoming,
+    store: &Store,
+    limit_bytes: usize,
+    credentials: &Credentials,
+) -> HttpResponse {
     let mut requests = RequestStream::<WatchRequest>::new(body, limit_bytes);
     let (request_tx, request_rx) = mpsc::channel(LINE_QUEUE);
     // The first request decides the status, so a bad one is a 400 like any other.
@@ -33,7 +39,8 @@ pub(super) async fn serve(body: Incoming, store: &Store, limit_bytes: usize) -> 
         }
         None => {}
     }
-    let responses = watch_stream(store.clone(), ReceiverStream::new(request_rx));
+    let caller = crate::grpc::auth::caller(store, &credentials.request(())).map_err(drop);
+    let responses = watch_stream(store.clone(), caller, ReceiverStream::new(request_rx));
     let (lines, rx) = mpsc::channel(LINE_QUEUE);
     tokio::spawn(pump(requests, request_tx, responses, lines));
     response::json_lines(rx)

@@ -2,7 +2,7 @@
 //! it caused out. No clock, no randomness, no I/O beyond the staged writes of
 //! [`KvStore`]: every replica that applies the same log reaches the same state.
 
-use berth_proto::berthpb::{Command, command, command_result};
+use berth_proto::berthpb::{AuthCommand, AuthResponse, AuthorizedCommand, Command, command, command_result};
 use berth_proto::etcdserverpb::{
     AlarmRequest, AlarmResponse, CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse,
     LeaseGrantRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse,
@@ -11,6 +11,8 @@ use berth_proto::etcdserverpb::{
 use berth_proto::mvccpb::KeyValue;
 
 use crate::alarm::{AlarmSet, RequestKind};
+use crate::auth::AuthState;
+use crate::auth::state::AuthEffect;
 use crate::backend::WriteBatch;
 use crate::error::StoreError;
 use crate::lease::LeaseTable;
@@ -33,6 +35,8 @@ pub struct AppliedState {
     pub membership: StoredMembership,
     /// The cluster's alarms (see `alarm`): they decide which commands apply refuses.
     pub alarms: AlarmSet,
+    /// Users, roles, permissions, whether auth is on (see `auth`).
+    pub auth: AuthState,
 }
 
 /// What applying one command produced.
@@ -40,6 +44,8 @@ pub struct AppliedState {
 pub struct Applied {
     pub result: CommandOutcome,
     pub events: Option<RevisionEvents>,
+    /// What an auth command means for this member's memory (tokens, enabled).
+    pub auth: Option<AuthEffect>,
 }
 
 fn header(revision: i64) -> Option<ResponseHeader> {
@@ -71,7 +77,14 @@ impl AppliedState {
             return Ok(Applied {
                 result: Err(refused),
                 events: None,
+                auth: None,
             });
+        }
+        if let command::Command::Auth(auth) = inner {
+            return Ok(self.apply_auth(auth, lease_batch));
+        }
+        if let command::Command::Authorized(authorized) = inner {
+            return self.apply_authorized(authorized, lease_batch);
         }
         let mut ctx = self.kv.begin_write();
         let result = match inner {
@@ -91,6 +104,9 @@ impl AppliedState {
             command::Command::LeaseRevoke(req) => self.lease_revoke(&mut ctx, req, lease_batch)?,
             // The alarm records go into the batch beside the MVCC writes, as leases do.
             command::Command::Alarm(req) => Ok(command_result::Result::Alarm(self.alarm(req, lease_batch))),
+            command::Command::Auth(_) | command::Command::Authorized(_) => {
+                unreachable!("auth commands are applied before the MVCC write begins")
+            }
         };
         let events = self.kv.end_write(ctx);
         let mut result = result;
@@ -99,7 +115,82 @@ impl AppliedState {
         } else {
             set_header_revision(&mut result, self.kv.current_revision());
         }
-        Ok(Applied { result, events })
+        Ok(Applied {
+            result,
+            events,
+            auth: None,
+        })
+    }
+
+    /// A client's write checked by its member at an auth revision: checked again if
+    /// the auth state has changed since, then applied as the command it wraps.
+    fn apply_authorized(
+        &mut self,
+        cmd: &AuthorizedCommand,
+        lease_batch: &mut WriteBatch,
+    ) -> Result<Applied, MvccError> {
+        let Some(inner) = cmd.command.as_deref() else {
+            return Ok(Applied {
+                result: Err(StoreError::InvalidArgument(
+                    "an authorized command without a command".into(),
+                )),
+                events: None,
+                auth: None,
+            });
+        };
+        if self.auth.enabled
+            && self.auth.revision != cmd.auth_revision
+            && let Err(refused) = self.recheck(&cmd.user, inner)
+        {
+            return Ok(Applied {
+                result: Err(refused.into()),
+                events: None,
+                auth: None,
+            });
+        }
+        self.apply(inner, lease_batch)
+    }
+
+    fn recheck(&self, user: &str, cmd: &Command) -> Result<(), crate::auth::AuthError> {
+        use crate::auth::checks;
+        match &cmd.command {
+            Some(command::Command::Put(req)) => checks::put(&self.auth, &self.leases, user, req),
+            Some(command::Command::DeleteRange(req)) => checks::delete_range(&self.auth, user, req),
+            Some(command::Command::Txn(req)) => checks::txn(&self.auth, &self.leases, user, req),
+            Some(command::Command::LeaseRevoke(req)) => checks::lease_keys(&self.auth, &self.leases, user, req.id),
+            Some(command::Command::LeaseGrant(_)) => checks::known_user(&self.auth, user),
+            _ => checks::admin(&self.auth, user),
+        }
+    }
+
+    /// An auth change: the auth state's own record goes into the batch beside the
+    /// MVCC writes, as the leases' and alarms' do. It makes no MVCC revision.
+    fn apply_auth(&mut self, cmd: &AuthCommand, batch: &mut WriteBatch) -> Applied {
+        let revision = self.kv.current_revision();
+        let Some(op) = &cmd.op else {
+            return Applied {
+                result: Err(StoreError::InvalidArgument(
+                    "an auth command without an operation".into(),
+                )),
+                events: None,
+                auth: None,
+            };
+        };
+        match self.auth.apply(op, batch) {
+            Ok(effect) => Applied {
+                result: Ok(command_result::Result::Auth(AuthResponse {
+                    header: header(revision),
+                    auth_revision: self.auth.revision,
+                })),
+                events: None,
+                auth: Some(effect),
+            },
+            Err(e) => Applied {
+                result: Err(e.into()),
+                events: None,
+                auth: None,
+            },
+        }
     }
 
     /// ACTIVATE or DEACTIVATE one member's alarm; the response lists the alarm when it
@@ -241,6 +332,9 @@ fn request_kind(cmd: &command::Command) -> Option<RequestKind> {
         command::Command::Put(_) | command::Command::LeaseGrant(_) => Some(RequestKind::AddsData),
         command::Command::Txn(req) if crate::validate::txn_has_puts(req) => Some(RequestKind::AddsData),
         command::Command::Alarm(_) => None,
+        command::Command::Auth(_) => Some(RequestKind::Other),
+        // The command it wraps is checked when it is applied.
+        command::Command::Authorized(_) => None,
         _ => Some(RequestKind::Other),
     }
 }
@@ -275,6 +369,7 @@ fn set_header_revision(outcome: &mut CommandOutcome, revision: i64) {
         Ok(R::LeaseGrant(r)) => r.header = header(revision),
         Ok(R::LeaseRevoke(r)) => r.header = header(revision),
         Ok(R::Alarm(r)) => r.header = header(revision),
+        Ok(R::Auth(r)) => r.header = header(revision),
         // Apply never answers with the protobuf error: its errors are `Err`.
         Ok(R::Error(_)) | Err(_) => {}
     }

@@ -311,3 +311,93 @@ fn alarms_are_kept_with_the_data() {
     assert!(reloaded.alarms.is_raised(AlarmType::Nospace));
     assert!(!reloaded.alarms.is_raised(AlarmType::Corrupt));
 }
+
+fn auth_op(op: berth_proto::berthpb::auth_command::Op) -> command::Command {
+    command::Command::Auth(AuthCommand { op: Some(op) })
+}
+
+fn as_user(user: &str, auth_revision: u64, cmd: command::Command) -> command::Command {
+    command::Command::Authorized(Box::new(AuthorizedCommand {
+        user: user.into(),
+        auth_revision,
+        command: Some(Box::new(Command { command: Some(cmd) })),
+    }))
+}
+
+/// A write let through before its permission was revoked is refused by apply, the
+/// same on every replica; one checked at the current auth revision is applied as is.
+/// The auth state is stored with the data and read back.
+#[test]
+fn a_write_whose_permission_was_revoked_on_its_way_to_the_log_is_refused() {
+    use berth_proto::authpb::{Permission, permission};
+    use berth_proto::berthpb::auth_command::Op;
+    use berth_proto::etcdserverpb::{
+        AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest,
+        AuthUserAddRequest, AuthUserGrantRoleRequest,
+    };
+    let mut s = state();
+    for (user, role) in [("root", "root"), ("u", "w")] {
+        run(
+            &mut s,
+            auth_op(Op::UserAdd(AuthUserAddRequest {
+                name: user.into(),
+                hashed_password: "h".into(),
+                ..Default::default()
+            })),
+        )
+        .unwrap();
+        if role != "root" {
+            run(&mut s, auth_op(Op::RoleAdd(AuthRoleAddRequest { name: role.into() }))).unwrap();
+        }
+        run(
+            &mut s,
+            auth_op(Op::UserGrantRole(AuthUserGrantRoleRequest {
+                user: user.into(),
+                role: role.into(),
+            })),
+        )
+        .unwrap();
+    }
+    run(
+        &mut s,
+        auth_op(Op::RoleGrantPermission(AuthRoleGrantPermissionRequest {
+            name: "w".into(),
+            perm: Some(Permission {
+                perm_type: permission::Type::Write as i32,
+                key: b"k".to_vec(),
+                range_end: Vec::new(),
+            }),
+        })),
+    )
+    .unwrap();
+    run(&mut s, auth_op(Op::Enable(AuthEnableRequest {}))).unwrap();
+    let checked_at = s.auth.revision;
+    let before = s.kv.current_revision();
+    run(&mut s, as_user("u", checked_at, put("k", "1", 0))).unwrap();
+    assert_eq!(
+        s.kv.current_revision(),
+        before + 1,
+        "applied: nothing changed since the check"
+    );
+
+    run(
+        &mut s,
+        auth_op(Op::RoleRevokePermission(AuthRoleRevokePermissionRequest {
+            role: "w".into(),
+            key: b"k".to_vec(),
+            range_end: Vec::new(),
+        })),
+    )
+    .unwrap();
+    let refused = run(&mut s, as_user("u", checked_at, put("k", "2", 0)));
+    assert_eq!(
+        refused.unwrap_err(),
+        StoreError::Auth(crate::auth::AuthError::PermissionDenied)
+    );
+    assert_eq!(s.kv.current_revision(), before + 1, "the refused write changed nothing");
+    run(&mut s, as_user("root", checked_at, put("k", "3", 0))).unwrap();
+
+    let reloaded = AppliedState::load(s.kv.backend()).unwrap();
+    assert_eq!(reloaded.auth, s.auth);
+    assert!(reloaded.auth.enabled);
+}
