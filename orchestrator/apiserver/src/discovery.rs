@@ -300,11 +300,18 @@ mod tests {
                 "policy",
                 "autoscaling",
                 "storage.k8s.io",
+                "rbac.authorization.k8s.io",
                 "metrics.k8s.io"
             ]
         );
         // kubectl top looks for the metrics group here before it asks for metrics.
-        let metrics = &named["items"][7]["versions"][0];
+        let metrics = named["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "metrics.k8s.io")
+            .unwrap();
+        let metrics = &metrics["versions"][0];
         assert_eq!(metrics["version"], "v1beta1");
         let resources: Vec<(&str, &str, &str)> = metrics["resources"]
             .as_array()

@@ -39,6 +39,9 @@ async fn discovery_lists_every_kind_with_its_names() {
                 "preferredVersion": {"groupVersion": "autoscaling/v2", "version": "v2"}},
                {"name": "storage.k8s.io", "versions": [{"groupVersion": "storage.k8s.io/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "storage.k8s.io/v1", "version": "v1"}},
+               {"name": "rbac.authorization.k8s.io",
+                "versions": [{"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}},
                {"name": "metrics.k8s.io", "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
                 "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}}])
     );
