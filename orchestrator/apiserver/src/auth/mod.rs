@@ -3,6 +3,8 @@
 //! with the request in its extensions; authorization decides from the user and the
 //! request's attributes (verb, group, resource, namespace, name) whether it goes on.
 
+pub mod authz;
+pub mod bootstrap;
 pub mod user;
 
 pub use user::UserInfo;
