@@ -233,10 +233,21 @@ async fn respond(
         add_warnings(&mut response, &written.warnings);
         Ok(response)
     };
-    if !matches!(route, Route::Collection { .. } | Route::Object { .. }) && method != Method::GET {
+    if !matches!(
+        route,
+        Route::Collection { .. } | Route::Object { .. } | Route::Review(_)
+    ) && method != Method::GET
+    {
         return Err(ApiError::method_not_allowed());
     }
     match route {
+        // Created to be answered: 201, as kube-apiserver answers a create.
+        Route::Review(review) if method == Method::POST => {
+            let body = object_body(headers, body).await?;
+            let user = user.expect("every request has a user by now");
+            reply(201, super::auth::reviews::answer(&api.authorizer, &review, user, body)?)
+        }
+        Route::Review(_) => Err(ApiError::method_not_allowed()),
         Route::Healthz => Ok(text_ok()),
         Route::Readyz => match api.kv.get(&namespaces().key("", "default")).await {
             Ok(_) => Ok(text_ok()),

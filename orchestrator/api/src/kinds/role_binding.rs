@@ -72,8 +72,8 @@ pub fn role_ref_changed(old: &RoleRef, new: &RoleRef, errors: &mut Vec<FieldErro
         errors.push(FieldError {
             field: "roleRef".into(),
             message: format!(
-                "Invalid value: {}: cannot change roleRef",
-                serde_json::to_string(new).unwrap_or_default()
+                "rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}: cannot change roleRef",
+                new.api_group, new.kind, new.name
             ),
         });
     }

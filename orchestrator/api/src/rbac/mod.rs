@@ -63,7 +63,7 @@ pub fn validate_rule(rule: &PolicyRule, namespaced: bool, path: &str, errors: &m
         err(
             errors,
             format!("{path}.verbs"),
-            "Required value: verbs must contain at least one value",
+            "required: verbs must contain at least one value",
         );
     }
     let urls = rule.non_resource_urls.as_deref().unwrap_or_default();
@@ -74,7 +74,7 @@ pub fn validate_rule(rule: &PolicyRule, namespaced: bool, path: &str, errors: &m
                 errors,
                 format!("{path}.nonResourceURLs"),
                 format!(
-                    "Invalid value: {}: namespaced rules cannot apply to non-resource URLs",
+                    "{}: namespaced rules cannot apply to non-resource URLs",
                     quoted_list(urls)
                 ),
             );
@@ -84,7 +84,7 @@ pub fn validate_rule(rule: &PolicyRule, namespaced: bool, path: &str, errors: &m
                 errors,
                 format!("{path}.nonResourceURLs"),
                 format!(
-                    "Invalid value: {}: rules cannot apply to both regular resources and non-resource URLs",
+                    "{}: rules cannot apply to both regular resources and non-resource URLs",
                     quoted_list(urls)
                 ),
             );
@@ -95,14 +95,14 @@ pub fn validate_rule(rule: &PolicyRule, namespaced: bool, path: &str, errors: &m
         err(
             errors,
             format!("{path}.apiGroups"),
-            "Required value: resource rules must supply at least one api group",
+            "required: resource rules must supply at least one api group",
         );
     }
     if !is_set(&rule.resources) {
         err(
             errors,
             format!("{path}.resources"),
-            "Required value: resource rules must supply at least one resource",
+            "required: resource rules must supply at least one resource",
         );
     }
 }
@@ -146,14 +146,10 @@ pub fn validate_binding(
         );
     }
     if role_ref.name.is_empty() {
-        err(errors, "roleRef.name", "Required value");
+        err(errors, "roleRef.name", "required");
     } else {
         for problem in path_segment_problems(&role_ref.name) {
-            err(
-                errors,
-                "roleRef.name",
-                format!("Invalid value: {:?}: {problem}", role_ref.name),
-            );
+            err(errors, "roleRef.name", problem);
         }
     }
     for (i, subject) in subjects.into_iter().flatten().enumerate() {
@@ -164,7 +160,7 @@ pub fn validate_binding(
 /// One subject, as Kubernetes' `ValidateRoleBindingSubject`.
 fn validate_subject(subject: &Subject, namespaced: bool, path: &str, errors: &mut Vec<FieldError>) {
     if subject.name.is_empty() {
-        err(errors, format!("{path}.name"), "Required value");
+        err(errors, format!("{path}.name"), "required");
     }
     let api_group = subject.api_group.as_deref().unwrap_or_default();
     match subject.kind.as_str() {
@@ -173,11 +169,8 @@ fn validate_subject(subject: &Subject, namespaced: bool, path: &str, errors: &mu
                 err(
                     errors,
                     format!("{path}.name"),
-                    format!(
-                        "Invalid value: {:?}: a lowercase RFC 1123 subdomain must consist of lower case \
-                         alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
-                        subject.name
-                    ),
+                    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or \
+                     '.', and must start and end with an alphanumeric character",
                 );
             }
             if !api_group.is_empty() {
@@ -188,7 +181,7 @@ fn validate_subject(subject: &Subject, namespaced: bool, path: &str, errors: &mu
                 );
             }
             if !namespaced && subject.namespace.as_deref().unwrap_or_default().is_empty() {
-                err(errors, format!("{path}.namespace"), "Required value");
+                err(errors, format!("{path}.namespace"), "required");
             }
         }
         USER | GROUP_KIND => {

@@ -5,6 +5,7 @@
 
 pub mod authz;
 pub mod bootstrap;
+pub mod reviews;
 pub mod user;
 
 pub use user::UserInfo;

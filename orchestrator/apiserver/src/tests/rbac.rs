@@ -363,3 +363,142 @@ async fn a_user_cannot_grant_what_they_do_not_hold() {
         message(&immutable)
     );
 }
+
+fn access_review(kind: &str, spec: Value) -> Value {
+    json!({"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": spec})
+}
+
+fn pods_in(namespace: &str, verb: &str) -> Value {
+    json!({"namespace": namespace, "verb": verb, "resource": "pods"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reviews_answer_what_the_authorizer_would_decide() {
+    let server = two_tenants().await;
+    let alice = server.as_user("alice", &[]);
+    let self_review = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews";
+    let mine = access_review(
+        "SelfSubjectAccessReview",
+        json!({"resourceAttributes": pods_in("team-a", "create")}),
+    );
+    // (The default bindings may reach the authorizer after the tenants' own.)
+    let answer = alice.eventually("POST", self_review, Some(&mine), 201).await.json();
+    assert_eq!(answer["status"]["allowed"], true);
+    assert_eq!(
+        answer["status"]["reason"],
+        "RBAC: allowed by RoleBinding \"alice-edit/team-a\" of ClusterRole \"edit\" to User \"alice\""
+    );
+    let theirs = access_review(
+        "SelfSubjectAccessReview",
+        json!({"resourceAttributes": pods_in("team-b", "list")}),
+    );
+    assert_eq!(
+        alice.post(self_review, &theirs).await.json()["status"]["allowed"],
+        false
+    );
+    let logs = json!({"namespace": "team-b", "verb": "get", "resource": "pods", "subresource": "log"});
+    let logs = access_review("SelfSubjectAccessReview", json!({"resourceAttributes": logs}));
+    assert_eq!(alice.post(self_review, &logs).await.json()["status"]["allowed"], false);
+    let everywhere = access_review(
+        "SelfSubjectAccessReview",
+        json!({"resourceAttributes": pods_in("", "watch")}),
+    );
+    assert_eq!(
+        alice.post(self_review, &everywhere).await.json()["status"]["allowed"],
+        false
+    );
+    let health = access_review(
+        "SelfSubjectAccessReview",
+        json!({"nonResourceAttributes": {"path": "/healthz", "verb": "get"}}),
+    );
+    assert_eq!(alice.post(self_review, &health).await.json()["status"]["allowed"], true);
+    // Anonymous users may not ask (system:basic-user is for the authenticated).
+    assert_eq!(
+        message(&server.send_json("POST", self_review, &mine).await),
+        "selfsubjectaccessreviews.authorization.k8s.io is forbidden: User \"system:anonymous\" cannot create resource \
+         \"selfsubjectaccessreviews\" in API group \"authorization.k8s.io\" at the cluster scope"
+    );
+
+    // Asking about someone else needs the right to; an admin has it.
+    let about_bob = access_review(
+        "SubjectAccessReview",
+        json!({"user": "bob", "resourceAttributes": pods_in("team-b", "delete")}),
+    );
+    let subject_review = "/apis/authorization.k8s.io/v1/subjectaccessreviews";
+    assert_eq!(alice.post(subject_review, &about_bob).await.status, 403);
+    assert_eq!(
+        server.admin().post(subject_review, &about_bob).await.json()["status"]["allowed"],
+        true
+    );
+    let by_group = access_review(
+        "SubjectAccessReview",
+        json!({"groups": ["system:masters"], "resourceAttributes": pods_in("team-b", "delete")}),
+    );
+    assert_eq!(
+        server.admin().post(subject_review, &by_group).await.json()["status"]["allowed"],
+        true
+    );
+    let local = access_review(
+        "LocalSubjectAccessReview",
+        json!({"user": "bob", "resourceAttributes": pods_in("team-a", "get")}),
+    );
+    let local_path = "/apis/authorization.k8s.io/v1/namespaces/team-a/localsubjectaccessreviews";
+    let answer = server.admin().post(local_path, &local).await.json();
+    assert_eq!(
+        (
+            answer["status"]["allowed"].clone(),
+            answer["metadata"]["namespace"].clone()
+        ),
+        (json!(false), json!("team-a"))
+    );
+    let elsewhere = access_review(
+        "LocalSubjectAccessReview",
+        json!({"user": "bob", "resourceAttributes": pods_in("team-b", "get")}),
+    );
+    assert_eq!(server.admin().post(local_path, &elsewhere).await.status, 422);
+
+    // What alice may do, namespace by namespace (`kubectl auth can-i --list`).
+    let rules_review = "/apis/authorization.k8s.io/v1/selfsubjectrulesreviews";
+    let may = |answer: &Value, verb: &str, resource: &str| {
+        answer["status"]["resourceRules"].as_array().unwrap().iter().any(|r| {
+            r["verbs"].as_array().unwrap().iter().any(|v| v == verb || v == "*")
+                && r["resources"].as_array().unwrap().iter().any(|v| v == resource)
+        })
+    };
+    let team_a = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectRulesReview",
+                        "spec": {"namespace": "team-a"}});
+    let own = alice.post(rules_review, &team_a).await;
+    assert_eq!(own.status, 201);
+    let own = own.json();
+    assert!(may(&own, "create", "pods") && may(&own, "get", "pods/log") && may(&own, "create", "pods/exec"));
+    assert_eq!(own["status"]["incomplete"], false);
+    assert!(
+        own["status"]["nonResourceRules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["nonResourceURLs"].as_array().unwrap().contains(&json!("/healthz")))
+    );
+    let mut team_b = team_a.clone();
+    team_b["spec"]["namespace"] = "team-b".into();
+    let other = alice.post(rules_review, &team_b).await.json();
+    assert!(!may(&other, "get", "pods") && !may(&other, "get", "pods/log"));
+    assert!(
+        may(&other, "create", "selfsubjectaccessreviews"),
+        "system:basic-user's rules hold everywhere"
+    );
+
+    // Who am I (`kubectl auth whoami`).
+    let whoami = alice
+        .post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+            &json!({"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}),
+        )
+        .await;
+    assert_eq!(whoami.status, 201);
+    assert_eq!(
+        whoami.json()["status"]["userInfo"],
+        json!({"username": "alice", "groups": ["system:authenticated"]})
+    );
+    assert_eq!(alice.get(self_review).await.status, 405, "created, never read");
+}

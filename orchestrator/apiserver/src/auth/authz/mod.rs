@@ -92,6 +92,11 @@ impl Authorizer {
         }
     }
 
+    /// The modes, in the order they are asked.
+    pub fn modes(&self) -> &[Mode] {
+        &self.modes
+    }
+
     /// Whether RBAC is one of the modes (its escalation checks apply then).
     pub fn rbac(&self) -> Option<&Arc<RbacCache>> {
         self.rbac.as_ref()
