@@ -164,6 +164,11 @@ pub async fn run_while_leader(
         "storage-protection"
     });
     let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::cluster_role_aggregation::run(c, resync).await;
+        "clusterrole-aggregation"
+    });
+    let c = ctx.clone();
     let strategy = settings.scheduler_strategy;
     loops.spawn(async move {
         berth_scheduler::run::run(c, strategy, resync).await;
