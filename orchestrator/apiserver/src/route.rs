@@ -98,6 +98,9 @@ pub fn parse(path: &str) -> Option<Route> {
     if let Some(review) = super::auth::reviews::parse(path) {
         return Some(Route::Review(review));
     }
+    if let Some((group, version)) = super::discovery::review_group_version(path) {
+        return Some(Route::Resources { group, version });
+    }
     if let Some(metrics) = super::metrics::parse(path) {
         return Some(Route::Metrics(metrics));
     }
