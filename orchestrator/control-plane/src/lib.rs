@@ -12,6 +12,8 @@
 //! ```
 
 #[cfg(test)]
+mod aggregation_tests;
+#[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
 mod hpa_tests;
