@@ -188,6 +188,11 @@ async fn each_tenant_manages_its_namespace_and_cannot_touch_the_others() {
         "view reads its own namespace"
     );
     assert_eq!(alice.get("/api/v1/nodes").await.status, 403);
+
+    // A binding deleted takes its permissions with it once the authorizer sees it.
+    let binding = format!("{RBAC}/namespaces/team-a/rolebindings/alice-edit");
+    assert_eq!(server.admin().call("DELETE", &binding, None).await.status, 200);
+    alice.eventually("GET", a_pods, None, 403).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -270,3 +270,71 @@ impl RbacCache {
         rules
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(kind: &str, name: &str, namespace: Option<&str>) -> Subject {
+        Subject {
+            kind: kind.into(),
+            name: name.into(),
+            namespace: namespace.map(str::to_string),
+            api_group: None,
+        }
+    }
+
+    #[test]
+    fn subjects_match_users_groups_and_service_accounts() {
+        let alice = UserInfo::authenticated("alice", ["devs".to_string()]);
+        assert!(applies_to(&subject("User", "alice", None), &alice, ""));
+        assert!(!applies_to(&subject("User", "bob", None), &alice, ""));
+        assert!(applies_to(&subject("Group", "devs", None), &alice, ""));
+        assert!(applies_to(&subject("Group", "system:authenticated", None), &alice, ""));
+        assert!(!applies_to(
+            &subject("Group", "alice", None),
+            &alice,
+            "a user is not a group"
+        ));
+        let builder = UserInfo::authenticated("system:serviceaccount:team-a:builder", []);
+        let sa = subject("ServiceAccount", "builder", None);
+        assert!(applies_to(&sa, &builder, "team-a"), "a RoleBinding's own namespace");
+        assert!(!applies_to(&sa, &builder, "team-b"));
+        assert!(!applies_to(&sa, &builder, ""), "no namespace, no service account");
+        assert!(applies_to(
+            &subject("ServiceAccount", "builder", Some("team-a")),
+            &builder,
+            "team-b"
+        ));
+        assert!(!applies_to(&subject("Robot", "alice", None), &alice, ""));
+    }
+
+    #[test]
+    fn a_grant_is_described_as_kubernetes_reasons_name_it() {
+        let role_ref = RoleRef {
+            api_group: berth_api::rbac::GROUP.into(),
+            kind: "ClusterRole".into(),
+            name: "edit".into(),
+        };
+        assert_eq!(
+            describe(
+                "RoleBinding",
+                "b/team-a",
+                &role_ref,
+                &subject("ServiceAccount", "builder", None),
+                "team-a"
+            ),
+            "RoleBinding \"b/team-a\" of ClusterRole \"edit\" to ServiceAccount \"builder/team-a\""
+        );
+        assert_eq!(
+            describe(
+                "ClusterRoleBinding",
+                "b",
+                &role_ref,
+                &subject("Group", "devs", None),
+                ""
+            ),
+            "ClusterRoleBinding \"b\" of ClusterRole \"edit\" to Group \"devs\""
+        );
+    }
+}
