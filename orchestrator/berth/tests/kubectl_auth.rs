@@ -1,5 +1,6 @@
 //! The real kubectl against one `berth server`: RBAC's kinds as kubectl creates
-//! (protobuf), lists and describes them, and the reviews `kubectl auth can-i` and
+//! (protobuf), applies, lists and describes them, a labelled ClusterRole aggregated
+//! into `view`, `edit` and `admin` by the leader, and the reviews `kubectl auth can-i` and
 //! `kubectl auth whoami` ask. Until requests carry credentials, kubectl is
 //! `system:anonymous`: under the default `AlwaysAllow` it may do anything, and
 //! under `--authorization-mode RBAC` it is refused what the default roles do not
@@ -153,6 +154,50 @@ fn kubectl_creates_roles_and_bindings_and_asks_can_i() {
         "--serviceaccount=builder",
     ]);
     assert!(!refused.status.success());
+
+    // apply, client-side (a strategic merge patch of the second version) and server-side.
+    let manifest = |verbs: &str| {
+        format!(
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: widget-reader\n  labels:\n    \
+             rbac.authorization.k8s.io/aggregate-to-view: \"true\"\nrules:\n- apiGroups: [\"example.com\"]\n  \
+             resources: [\"widgets\"]\n  verbs: [{verbs}]\n"
+        )
+    };
+    let file = server.server.dir().join("widget-reader.yaml");
+    for (verbs, args) in [
+        ("get", &["apply", "-f"][..]),
+        ("get, list", &["apply", "-f"][..]),
+        ("get, list, watch", &["apply", "--server-side", "-f"][..]),
+    ] {
+        std::fs::write(&file, manifest(verbs)).unwrap();
+        let mut args = args.to_vec();
+        args.push(file.to_str().unwrap());
+        succeeded(&server.kubectl(&args));
+    }
+    let (_, applied) = http_get(
+        server.api_port,
+        "/apis/rbac.authorization.k8s.io/v1/clusterroles/widget-reader",
+    );
+    assert_eq!(
+        applied["rules"][0]["verbs"],
+        serde_json::json!(["get", "list", "watch"]),
+        "{applied}"
+    );
+    // Its label makes the leader's aggregation controller add it to view (and to
+    // edit and admin, which aggregate view).
+    for role in ["view", "edit", "admin"] {
+        eventually_blocking(&format!("{role} aggregates widget-reader"), || {
+            let path = format!("/apis/rbac.authorization.k8s.io/v1/clusterroles/{role}");
+            let (_, role) = http_get(server.api_port, &path);
+            let rules = role["rules"].as_array().cloned().unwrap_or_default();
+            rules
+                .iter()
+                .any(|r| r["resources"] == serde_json::json!(["widgets"]))
+                .then_some(())
+        });
+    }
+    let edit = succeeded(&server.kubectl(&["describe", "clusterrole", "edit"]));
+    assert!(edit.contains("widgets.example.com"), "{edit}");
 
     // The reviews: anything goes for everyone under AlwaysAllow.
     assert_eq!(
