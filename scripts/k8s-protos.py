@@ -27,6 +27,8 @@ PACKAGES = [
     ("api", "core/v1", "k8s.io/api/core/v1", True),
     ("api", "apps/v1", "k8s.io/api/apps/v1", True),
     ("api", "policy/v1", "k8s.io/api/policy/v1", True),
+    ("api", "rbac/v1", "k8s.io/api/rbac/v1", True),
+    ("api", "authorization/v1", "k8s.io/api/authorization/v1", True),
     ("apimachinery", "pkg/apis/meta/v1", "k8s.io/apimachinery/pkg/apis/meta/v1", True),
     ("apimachinery", "pkg/runtime", "k8s.io/apimachinery/pkg/runtime", True),
     ("apimachinery", "pkg/runtime/schema", "k8s.io/apimachinery/pkg/runtime/schema", False),

@@ -22,6 +22,7 @@ pub mod pod_deletion;
 pub mod probes;
 pub mod qos;
 pub mod quantity;
+pub mod rbac;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;

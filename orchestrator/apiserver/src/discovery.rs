@@ -4,6 +4,7 @@
 
 use serde_json::{Value, json};
 
+use super::auth::reviews::REVIEWS;
 use super::route::is_pods;
 use berth_api::kinds::{KINDS, group_version, group_versions};
 
@@ -74,6 +75,13 @@ pub fn groups() -> Value {
                     "version": berth_api::metrics::VERSION}),
         ],
     ));
+    // The reviews: created to be answered, not stored (see `auth::reviews`).
+    for group in review_groups() {
+        groups.push((
+            group,
+            vec![json!({"groupVersion": format!("{group}/v1"), "version": "v1"})],
+        ));
+    }
     let groups: Vec<Value> = groups
         .into_iter()
         .map(|(name, versions)| {
@@ -92,8 +100,48 @@ pub fn groups() -> Value {
     })
 }
 
+/// The groups of the reviews, once each, in the order of [`REVIEWS`].
+fn review_groups() -> Vec<&'static str> {
+    let mut groups: Vec<&'static str> = Vec::new();
+    for (group, ..) in REVIEWS {
+        if !groups.contains(group) {
+            groups.push(group);
+        }
+    }
+    groups
+}
+
+/// The group version of the reviews `path` names (`/apis/authorization.k8s.io/v1`).
+pub fn review_group_version(path: &str) -> Option<(&'static str, &'static str)> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    review_groups()
+        .into_iter()
+        .find(|group| path == format!("/apis/{group}/v1"))
+        .map(|group| (group, "v1"))
+}
+
+/// The reviews of `group`: created only.
+fn review_resources(group: &str) -> Value {
+    let resources: Vec<Value> = REVIEWS
+        .iter()
+        .filter(|(g, ..)| *g == group)
+        .map(|(_, kind, resource, namespaced)| {
+            json!({"name": resource, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": ["create"]})
+        })
+        .collect();
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version(group, "v1"),
+        "resources": resources,
+    })
+}
+
 /// The resources of one group version, with their subresources.
 pub fn resources(group: &str, version: &str) -> Value {
+    if review_groups().contains(&group) {
+        return review_resources(group);
+    }
     let mut resources = Vec::new();
     for kind in KINDS.iter().filter(|k| (k.group, k.version) == (group, version)) {
         let entry = |name: String, kind_name: &str, verbs: &[&str]| {
@@ -186,6 +234,7 @@ pub fn aggregated(core: bool) -> Value {
     }
     if !core {
         groups.push((berth_api::metrics::GROUP, vec![berth_api::metrics::VERSION]));
+        groups.extend(review_groups().into_iter().map(|group| (group, vec!["v1"])));
     }
     let items: Vec<Value> = groups
         .into_iter()
@@ -300,11 +349,20 @@ mod tests {
                 "policy",
                 "autoscaling",
                 "storage.k8s.io",
-                "metrics.k8s.io"
+                "rbac.authorization.k8s.io",
+                "metrics.k8s.io",
+                "authorization.k8s.io",
+                "authentication.k8s.io"
             ]
         );
         // kubectl top looks for the metrics group here before it asks for metrics.
-        let metrics = &named["items"][7]["versions"][0];
+        let metrics = named["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["metadata"]["name"] == "metrics.k8s.io")
+            .unwrap();
+        let metrics = &metrics["versions"][0];
         assert_eq!(metrics["version"], "v1beta1");
         let resources: Vec<(&str, &str, &str)> = metrics["resources"]
             .as_array()

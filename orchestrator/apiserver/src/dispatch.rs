@@ -11,6 +11,8 @@ use axum::http::{HeaderMap, Method};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
+use super::auth::UserInfo;
+use super::auth::authz::attributes;
 use super::codec::{accepted, content_type, decode_object_blocking, read_body, render, response_format};
 use super::inflight::Class;
 use super::list::ListRequest;
@@ -57,12 +59,18 @@ impl Params {
     }
 
     /// The options of a write by `manager`.
-    fn write_options<'a>(&self, options: &str, manager: &'a Manager) -> Result<WriteOptions<'a>, ApiError> {
+    fn write_options<'a>(
+        &self,
+        options: &str,
+        manager: &'a Manager,
+        user: Option<&'a UserInfo>,
+    ) -> Result<WriteOptions<'a>, ApiError> {
         check_field_manager(options, self.text("fieldManager"))?;
         Ok(WriteOptions {
             field_validation: FieldValidation::parse(self.text("fieldValidation"))?,
             manager: Some(manager),
             dry_run: self.dry_run(options)?,
+            user,
         })
     }
 }
@@ -111,10 +119,27 @@ fn is_watch(route: &Route, params: &Params) -> Result<bool, ApiError> {
 /// Routes the request, holds an in-flight slot for it and bounds it by the request
 /// timeout (the client's `timeout`, if shorter), then answers it.
 pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiError> {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let route = route::parse(parts.uri.path()).ok_or_else(ApiError::path_not_found)?;
     let params = Params::parse(&parts.uri)?;
-    let class = Class::of(&parts.method, &route, is_watch(&route, &params)?);
+    let watch = is_watch(&route, &params)?;
+    // Without credentials a request is anonymous; the handlers read the user from here.
+    if parts.extensions.get::<UserInfo>().is_none() {
+        parts.extensions.insert(UserInfo::anonymous());
+    }
+    if !api.authorizer.allows_all() {
+        api.authorizer.ready().await?;
+        let asks = attributes::of_route(
+            &parts.method,
+            parts.uri.path(),
+            &route,
+            watch,
+            params.text("fieldSelector"),
+        );
+        let user = parts.extensions.get::<UserInfo>().expect("inserted above");
+        api.authorizer.check(user, &asks)?;
+    }
+    let class = Class::of(&parts.method, &route, watch);
     let _slot = api.inflight.enter(class)?;
     if class.is_long_running() {
         return respond(api, route, params, parts, body).await;
@@ -199,6 +224,7 @@ async fn respond(
         return streaming::proxy(api, stream, namespace, name, parts).await;
     }
     let format = response_format(&parts.headers);
+    let user = parts.extensions.get::<UserInfo>();
     let method = parts.method.clone();
     let headers = &parts.headers;
     let reply = |code: u16, value: Value| Ok(render(format, code, &value));
@@ -207,10 +233,21 @@ async fn respond(
         add_warnings(&mut response, &written.warnings);
         Ok(response)
     };
-    if !matches!(route, Route::Collection { .. } | Route::Object { .. }) && method != Method::GET {
+    if !matches!(
+        route,
+        Route::Collection { .. } | Route::Object { .. } | Route::Review(_)
+    ) && method != Method::GET
+    {
         return Err(ApiError::method_not_allowed());
     }
     match route {
+        // Created to be answered: 201, as kube-apiserver answers a create.
+        Route::Review(review) if method == Method::POST => {
+            let body = object_body(headers, body).await?;
+            let user = user.expect("every request has a user by now");
+            reply(201, super::auth::reviews::answer(&api.authorizer, &review, user, body)?)
+        }
+        Route::Review(_) => Err(ApiError::method_not_allowed()),
         Route::Healthz => Ok(text_ok()),
         Route::Readyz => match api.kv.get(&namespaces().key("", "default")).await {
             Ok(_) => Ok(text_ok()),
@@ -280,7 +317,7 @@ async fn respond(
             // A namespaced kind is created in a namespace, not in the all-namespaces list.
             Method::POST if namespace.is_some() || !kind.namespaced => {
                 let manager = params.manager(headers, "");
-                let options = params.write_options("CreateOptions", &manager)?;
+                let options = params.write_options("CreateOptions", &manager, user)?;
                 let object = object_body(headers, body).await?;
                 written(
                     201,
@@ -314,7 +351,7 @@ async fn respond(
                     }
                 }
                 (None | Some(Subresource::Status), Method::PUT) => {
-                    let options = params.write_options("UpdateOptions", &manager)?;
+                    let options = params.write_options("UpdateOptions", &manager, user)?;
                     let object = object_body(headers, body).await?;
                     written(
                         200,
@@ -324,7 +361,7 @@ async fn respond(
                 (None | Some(Subresource::Status), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
                     check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
-                    let options = params.write_options("PatchOptions", &manager)?;
+                    let options = params.write_options("PatchOptions", &manager, user)?;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     if patch_type == PatchType::Apply {
                         let force = params.flag("force")?;
@@ -361,7 +398,7 @@ async fn respond(
                 }
                 (Some(Subresource::Scale), Method::GET) => reply(200, scale::read(api, kind, namespace, &name).await?),
                 (Some(Subresource::Scale), Method::PUT) => {
-                    let options = params.write_options("UpdateOptions", &manager)?;
+                    let options = params.write_options("UpdateOptions", &manager, user)?;
                     let object = object_body(headers, body).await?;
                     reply(
                         200,
@@ -371,7 +408,7 @@ async fn respond(
                 (Some(Subresource::Scale), Method::PATCH) => {
                     let patch_type = PatchType::of(&content_type(headers))?;
                     check_patch_options(patch_type, params.text("fieldManager"), params.has("force"))?;
-                    let dry_run = params.write_options("PatchOptions", &manager)?.dry_run;
+                    let dry_run = params.write_options("PatchOptions", &manager, user)?.dry_run;
                     let patch = patch_type.decode(&read_body(headers, body).await?)?;
                     reply(
                         200,

@@ -87,6 +87,7 @@ pub struct ApiServer {
     authenticator: std::sync::Arc<auth::Authenticator>,
     /// HTTPS: the server's certificate and the client CA; plain HTTP without.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    authorizer: auth::authz::Authorizer,
 }
 
 impl ApiServer {
@@ -101,6 +102,7 @@ impl ApiServer {
             event_leases: Default::default(),
             kv,
             inflight: inflight::InFlight::new(&settings),
+            authorizer: auth::authz::Authorizer::new(&settings.authorization_modes),
             settings,
             authenticator: Default::default(),
             tls: None,
@@ -127,6 +129,8 @@ pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     tokio::spawn(ensure_default_namespace(api.registry.clone()));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
     tokio::spawn(storage_admission::ensure_default_storage_class(api.registry.clone()));
+    tokio::spawn(auth::bootstrap::ensure_default_roles(api.kv.clone()));
+    api.authorizer.start(&api.kv);
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, settings = ?api.settings, "serving the API");
         tokio::spawn(kubernetes_service::run(
@@ -156,6 +160,9 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
             Err(error) => return codec::render(format, error.code, &error.status()),
         }
     }
+    // The unit tests act as a user by naming it in a header.
+    #[cfg(test)]
+    let request = tests::as_named_user(request);
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
         match dispatch::handle(api, request).await {

@@ -372,7 +372,8 @@ mod tests {
                 "policy/v1",
                 "autoscaling/v2",
                 "autoscaling/v1",
-                "storage.k8s.io/v1"
+                "storage.k8s.io/v1",
+                "rbac.authorization.k8s.io/v1"
             ]
         );
         let index = index();

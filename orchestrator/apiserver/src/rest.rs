@@ -45,6 +45,8 @@ pub struct WriteOptions<'a> {
     /// `dryRun=All`: everything but the store write; the answer is the object as it
     /// would be stored.
     pub dry_run: bool,
+    /// Who asks: RBAC's escalation checks read it (`None`: as anonymous).
+    pub user: Option<&'a crate::auth::UserInfo>,
 }
 
 /// How often a write prepared from a stale read is tried again before giving up.
@@ -73,6 +75,7 @@ pub async fn create(
     let is_generated = prepare_create(kind, &mut body, || random_suffix(GENERATED_SUFFIX_LEN))?;
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
+    crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
     admit_runtime_class(api, kind, &object).await?;
     super::storage_admission::default_class_of_claim(api, kind, &mut object).await?;
     super::storage_admission::add_protection(kind, &mut object);
@@ -373,6 +376,7 @@ pub async fn write(
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
         validate_update(kind, &stored, &object)?;
+        crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
         super::storage_admission::check_resize(api, kind, &stored, &object).await?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);

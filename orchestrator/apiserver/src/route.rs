@@ -70,6 +70,9 @@ pub enum Route {
     /// `/apis/metrics.k8s.io/v1beta1/...`: resource metrics, made from the agents'
     /// reports rather than stored (see `metrics`).
     Metrics(super::metrics::MetricsPath),
+    /// `/apis/authorization.k8s.io/v1/selfsubjectaccessreviews` and the other reviews:
+    /// created to be answered, never stored (see `auth::reviews`).
+    Review(super::auth::reviews::Review),
     /// One object (`namespace` is `None` for cluster-scoped kinds), or a subresource of it.
     Object {
         kind: &'static Kind,
@@ -91,6 +94,12 @@ pub fn parse(path: &str) -> Option<Route> {
         "/openapi/v3" | "/openapi/v3/" => return Some(Route::OpenApiIndex),
         "/openapi/v2" => return Some(Route::OpenApiV2),
         _ => {}
+    }
+    if let Some(review) = super::auth::reviews::parse(path) {
+        return Some(Route::Review(review));
+    }
+    if let Some((group, version)) = super::discovery::review_group_version(path) {
+        return Some(Route::Resources { group, version });
     }
     if let Some(metrics) = super::metrics::parse(path) {
         return Some(Route::Metrics(metrics));

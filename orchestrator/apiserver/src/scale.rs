@@ -39,6 +39,7 @@ pub async fn replace(
             field_validation: FieldValidation::Ignore,
             manager: Some(manager),
             dry_run,
+            user: None,
         },
         |stored| Ok(Some(with_replicas(stored, replicas))),
     )
@@ -68,6 +69,7 @@ pub async fn patch(
             field_validation: FieldValidation::Ignore,
             manager: Some(manager),
             dry_run,
+            user: None,
         },
         |stored| {
             let mut scale = apply(None, patch_type, &scale_of(stored), &patch)?;

@@ -48,6 +48,9 @@ pub struct Settings {
     /// The address the `kubernetes` Service lists for this server
     /// (`--advertise-address`); `None`: the listener's, if pods can reach it.
     pub advertise_address: Option<std::net::Ipv4Addr>,
+    /// `--authorization-mode`: the authorizers asked, in order (`AlwaysAllow` by
+    /// default until requests carry credentials; `RBAC`).
+    pub authorization_modes: Vec<crate::auth::authz::Mode>,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             store_max_request_bytes: DEFAULT_STORE_MAX_REQUEST_BYTES,
             service_network: Default::default(),
             advertise_address: None,
+            authorization_modes: crate::auth::authz::DEFAULT_MODES.to_vec(),
         }
     }
 }

@@ -112,17 +112,42 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     });
     let out = as_admin(&["create", "configmap", "made-by-admin", "--from-literal=a=b"]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = kubectl(
-        home,
-        &[
-            "--kubeconfig",
-            alice.to_str().unwrap(),
-            "get",
-            "configmap",
-            "made-by-admin",
-        ],
+    // Alice is who her certificate says, and may do nothing until a role is bound
+    // to her (the server's default with users to tell apart is RBAC).
+    let as_alice = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", alice.to_str().unwrap()];
+        all.extend_from_slice(args);
+        kubectl(home, &all)
+    };
+    let out = as_alice(&[
+        "auth",
+        "whoami",
+        "-o",
+        "jsonpath={.status.userInfo.username} {.status.userInfo.groups}",
+    ]);
+    assert_eq!(text(&out), r#"alice ["team-a","system:authenticated"]"#);
+    let out = as_alice(&["get", "configmap", "made-by-admin"]);
+    assert!(
+        text(&out).contains(r#"configmaps "made-by-admin" is forbidden: User "alice" cannot get resource "configmaps" in API group "" in the namespace "default""#),
+        "{}",
+        text(&out)
     );
-    assert!(out.status.success(), "alice's certificate: {}", text(&out));
+    let out = as_admin(&[
+        "create",
+        "rolebinding",
+        "team-a-view",
+        "--clusterrole=view",
+        "--group=team-a",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually_blocking("alice reads with her group's binding", || {
+        as_alice(&["get", "configmap", "made-by-admin"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let out = as_alice(&["delete", "configmap", "made-by-admin"]);
+    assert!(text(&out).contains("forbidden"), "view does not delete: {}", text(&out));
 
     // berth's own CLI reads the same kubeconfig, from the flag or $KUBECONFIG.
     let out = Command::new(BERTH)
@@ -172,7 +197,47 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
         )
     };
     let out = with_token("s3cr3t-token");
-    assert!(out.status.success(), "the robot's token: {}", text(&out));
+    assert!(
+        text(&out).contains(r#"User "robot" cannot get resource "configmaps""#),
+        "{}",
+        text(&out)
+    );
+    let out = as_admin(&[
+        "create",
+        "rolebinding",
+        "bots-view",
+        "--clusterrole=view",
+        "--group=bots",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually_blocking("the robot reads with its group's binding", || {
+        with_token("s3cr3t-token").status.success().then_some(())
+    });
+    // No credentials at all: the anonymous user, allowed nothing but health and version.
+    // (kubectl without any user asks for a password, so curl asks here.)
+    let anonymous = |path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-w",
+                " %{http_code}",
+                "--cacert",
+                ca.to_str().unwrap(),
+            ])
+            .arg(format!("{url}{path}"))
+            .output()
+            .expect("curl runs");
+        text(&out)
+    };
+    let answer = anonymous("/api/v1/namespaces/default/configmaps");
+    assert!(
+        answer.contains(r#"User \"system:anonymous\" cannot list resource \"configmaps\""#) && answer.ends_with(" 403"),
+        "{answer}"
+    );
+    let answer = anonymous("/version");
+    assert!(answer.contains("gitVersion") && answer.ends_with(" 200"), "{answer}");
     let out = with_token("wrong-token");
     assert!(!out.status.success());
     assert!(text(&out).contains("Unauthorized"), "a wrong token: {}", text(&out));

@@ -12,6 +12,8 @@
 //! ```
 
 #[cfg(test)]
+mod aggregation_tests;
+#[cfg(test)]
 mod controller_tests;
 #[cfg(test)]
 mod hpa_tests;
@@ -162,6 +164,11 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::storage_protection::run(c, resync).await;
         "storage-protection"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::cluster_role_aggregation::run(c, resync).await;
+        "clusterrole-aggregation"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

@@ -3,6 +3,7 @@
 //! (snapshot → actions) and a thin loop on [`berth_controller_runtime::drive`] that
 //! makes the fenced writes; `berth-control-plane` runs them while this replica leads.
 
+pub mod cluster_role_aggregation;
 pub mod depends_on;
 pub mod deployment;
 pub mod disruption;

@@ -33,6 +33,11 @@ pub mod secret;
 pub mod service;
 pub mod stateful_set;
 pub mod storage_class;
+// RBAC (rbac.authorization.k8s.io/v1)
+pub mod cluster_role;
+pub mod cluster_role_binding;
+pub mod role;
+pub mod role_binding;
 
 /// Every kind the system serves, in the order discovery lists them (a kind served
 /// in two group versions is listed once for each).
@@ -57,6 +62,10 @@ pub static KINDS: &[&KindDescriptor] = &[
     &persistent_volume::PERSISTENT_VOLUME,
     &persistent_volume_claim::PERSISTENT_VOLUME_CLAIM,
     &storage_class::STORAGE_CLASS,
+    &role::ROLE,
+    &cluster_role::CLUSTER_ROLE,
+    &role_binding::ROLE_BINDING,
+    &cluster_role_binding::CLUSTER_ROLE_BINDING,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -127,6 +136,7 @@ mod tests {
             })
             .collect();
         let all: &[&str] = &["all"];
+        let rbac = |version: &str| format!("rbac.authorization.k8s.io/{version}");
         assert_eq!(
             facts,
             [
@@ -227,6 +237,10 @@ mod tests {
                     &["sc"],
                     &[]
                 ),
+                (rbac("v1"), "Role", "roles", true, &[], &[]),
+                (rbac("v1"), "ClusterRole", "clusterroles", false, &[], &[]),
+                (rbac("v1"), "RoleBinding", "rolebindings", true, &[], &[]),
+                (rbac("v1"), "ClusterRoleBinding", "clusterrolebindings", false, &[], &[]),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -268,7 +282,8 @@ mod tests {
                 ("policy", "v1"),
                 ("autoscaling", "v2"),
                 ("autoscaling", "v1"),
-                ("storage.k8s.io", "v1")
+                ("storage.k8s.io", "v1"),
+                ("rbac.authorization.k8s.io", "v1")
             ]
         );
     }
@@ -314,7 +329,9 @@ mod tests {
             assert_eq!(names, 1, "{}: one Name column", kind.kind);
             if kind.kind != "Event" {
                 assert_eq!(columns.first(), Some(&PrinterColumn::NAME), "{}", kind.kind);
-                assert!(columns.contains(&PrinterColumn::AGE), "{}", kind.kind);
+                // Roles show when they were made ("Created At"), as kubectl does.
+                let made = [PrinterColumn::AGE, role::CREATED_AT];
+                assert!(columns.iter().any(|c| made.contains(c)), "{}", kind.kind);
             }
             let empty = serde_json::json!({"apiVersion": kind.api_version(), "kind": kind.kind,
                 "metadata": {"name": "x"}, "involvedObject": {"kind": "Pod"}});

@@ -173,6 +173,10 @@ fn validate_meta(meta: &ObjectMeta, kind: &KindDescriptor, errors: &mut Errors) 
     let (name, namespace) = (meta.name(), meta.namespace());
     if name.is_empty() {
         err(errors, "metadata.name", "required");
+    } else if crate::rbac::names_are_path_segments(kind) {
+        for problem in crate::rbac::path_segment_problems(name) {
+            err(errors, "metadata.name", problem);
+        }
     } else if kind.names_are_dns_labels && !is_dns_label(name) {
         err(
             errors,

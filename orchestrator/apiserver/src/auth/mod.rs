@@ -4,6 +4,9 @@
 //! request's attributes (verb, group, resource, namespace, name) whether it goes on.
 
 pub mod authn;
+pub mod authz;
+pub mod bootstrap;
+pub mod reviews;
 pub mod user;
 
 pub use authn::Authenticator;

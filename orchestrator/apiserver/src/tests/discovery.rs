@@ -39,9 +39,36 @@ async fn discovery_lists_every_kind_with_its_names() {
                 "preferredVersion": {"groupVersion": "autoscaling/v2", "version": "v2"}},
                {"name": "storage.k8s.io", "versions": [{"groupVersion": "storage.k8s.io/v1", "version": "v1"}],
                 "preferredVersion": {"groupVersion": "storage.k8s.io/v1", "version": "v1"}},
+               {"name": "rbac.authorization.k8s.io",
+                "versions": [{"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "rbac.authorization.k8s.io/v1", "version": "v1"}},
                {"name": "metrics.k8s.io", "versions": [{"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}],
-                "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}}])
+                "preferredVersion": {"groupVersion": "metrics.k8s.io/v1beta1", "version": "v1beta1"}},
+               {"name": "authorization.k8s.io", "versions": [{"groupVersion": "authorization.k8s.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "authorization.k8s.io/v1", "version": "v1"}},
+               {"name": "authentication.k8s.io", "versions": [{"groupVersion": "authentication.k8s.io/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "authentication.k8s.io/v1", "version": "v1"}}])
     );
+    // The reviews are created only (`kubectl auth can-i` and `whoami` post them).
+    let reviews = server.get("/apis/authorization.k8s.io/v1").await.json();
+    let names: Vec<(&str, &Value, &Value)> = reviews["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["name"].as_str().unwrap(), &r["namespaced"], &r["verbs"]))
+        .collect();
+    let create = json!(["create"]);
+    assert_eq!(
+        names,
+        [
+            ("selfsubjectaccessreviews", &json!(false), &create),
+            ("subjectaccessreviews", &json!(false), &create),
+            ("localsubjectaccessreviews", &json!(true), &create),
+            ("selfsubjectrulesreviews", &json!(false), &create)
+        ]
+    );
+    let whoami = server.get("/apis/authentication.k8s.io/v1/").await.json();
+    assert_eq!(whoami["resources"][0]["kind"], "SelfSubjectReview");
     let storage = server.get("/apis/storage.k8s.io/v1").await.json();
     assert_eq!(storage["resources"][0]["name"], "storageclasses");
     assert_eq!(storage["resources"][0]["shortNames"], json!(["sc"]));

