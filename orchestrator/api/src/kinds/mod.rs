@@ -21,6 +21,7 @@ pub mod endpoint_slice;
 pub mod event;
 pub mod horizontal_pod_autoscaler;
 pub mod horizontal_pod_autoscaler_v1;
+pub mod limit_range;
 pub mod namespace;
 pub mod node;
 pub mod persistent_volume;
@@ -28,6 +29,7 @@ pub mod persistent_volume_claim;
 pub mod pod;
 pub mod pod_disruption_budget;
 pub mod replica_set;
+pub mod resource_quota;
 pub mod runtime_class;
 pub mod secret;
 pub mod service;
@@ -57,6 +59,8 @@ pub static KINDS: &[&KindDescriptor] = &[
     &persistent_volume::PERSISTENT_VOLUME,
     &persistent_volume_claim::PERSISTENT_VOLUME_CLAIM,
     &storage_class::STORAGE_CLASS,
+    &resource_quota::RESOURCE_QUOTA,
+    &limit_range::LIMIT_RANGE,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -227,6 +231,15 @@ mod tests {
                     &["sc"],
                     &[]
                 ),
+                (
+                    "v1".to_string(),
+                    "ResourceQuota",
+                    "resourcequotas",
+                    true,
+                    &["quota"],
+                    &[]
+                ),
+                ("v1".to_string(), "LimitRange", "limitranges", true, &["limits"], &[]),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -254,7 +267,8 @@ mod tests {
                 "horizontalpodautoscalers",
                 "statefulsets",
                 "persistentvolumes",
-                "persistentvolumeclaims"
+                "persistentvolumeclaims",
+                "resourcequotas"
             ]
         );
         assert_eq!(
