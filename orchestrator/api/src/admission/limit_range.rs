@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem, ResourceRequirements};
+pub use k8s_openapi::api::core::v1::LimitRange;
+use k8s_openapi::api::core::v1::{LimitRangeItem, ResourceRequirements};
 
 use super::amount::{self, Milli};
 use crate::objects::{Container, PersistentVolumeClaimSpec, PodSpec, Quantity};
