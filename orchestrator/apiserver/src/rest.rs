@@ -76,6 +76,7 @@ pub async fn create(
     admit_runtime_class(api, kind, &object).await?;
     super::storage_admission::default_class_of_claim(api, kind, &mut object).await?;
     super::storage_admission::add_protection(kind, &mut object);
+    warnings.extend(super::admission::prepare(api, kind, &mut object).await?);
     complete_created_status(&mut object);
     if let Some(manager) = options.manager {
         track(kind, None, &mut object, manager);
@@ -94,6 +95,7 @@ pub async fn create(
         {
             return Err(ApiError::already_exists(kind, object.metadata().name()));
         }
+        super::admission::charges(api, kind, &object).await?;
         let metadata = object.metadata_mut();
         metadata.uid = Some(berth_api::names::new_uid());
         metadata.creation_timestamp = Some(berth_api::time::now());
@@ -121,11 +123,21 @@ pub async fn create(
         } else {
             0
         };
+        // The quotas that count the object are charged in the same write (events,
+        // which go with a lease, are counted by no quota berth keeps).
+        let charges = if lease == 0 {
+            super::admission::charges(api, kind, &object).await?
+        } else {
+            Vec::new()
+        };
         let created = if is_services(kind) {
-            match services::create(&api.kv, &api.settings.service_network, &mut object, fence.as_ref()).await {
+            let network = &api.settings.service_network;
+            match services::create(&api.kv, network, &mut object, fence.as_ref(), &charges).await {
                 Ok(created) => created,
                 Err(refusal) => Err(refusal.into_api_error(&object)?),
             }
+        } else if !charges.is_empty() {
+            storage::create_charged(&api.kv, &object, fence.as_ref(), &charges).await
         } else {
             storage::create(&api.kv, &object, lease, fence.as_ref()).await
         };
@@ -137,6 +149,8 @@ pub async fn create(
                 });
             }
             Err(KvError::Fenced) => continue,
+            // A quota moved since it was charged: charge it again.
+            Err(KvError::Conflict { .. }) => continue,
             Err(KvError::AlreadyExists) if is_generated => {
                 // Another object took the generated name: draw another suffix (it is
                 // ASCII, so the prefix ends on a character boundary).

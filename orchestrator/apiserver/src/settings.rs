@@ -48,6 +48,8 @@ pub struct Settings {
     /// The address the `kubernetes` Service lists for this server
     /// (`--advertise-address`); `None`: the listener's, if pods can reach it.
     pub advertise_address: Option<std::net::Ipv4Addr>,
+    /// Admission's settings (`--pod-security-default-enforce`).
+    pub admission: berth_client::admission::Admission,
 }
 
 impl Default for Settings {
@@ -62,6 +64,7 @@ impl Default for Settings {
             store_max_request_bytes: DEFAULT_STORE_MAX_REQUEST_BYTES,
             service_network: Default::default(),
             advertise_address: None,
+            admission: Default::default(),
         }
     }
 }

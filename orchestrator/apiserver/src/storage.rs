@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::kinds::Object;
+use berth_client::admission::Charge;
 use berth_client::kv::{Fence, Kv, KvError, Record};
 use berth_client::registry::{Registry, decode_value};
 
@@ -60,6 +61,18 @@ pub fn to_value(object: &Object) -> Value {
 /// `lease` (0: none) is the lease the object goes with (an event's time to live).
 pub async fn create(kv: &Kv, object: &Object, lease: i64, fence: Option<&Fence>) -> Result<Value, KvError> {
     let created = Registry::new(kv.clone()).create_leased(object, lease, fence).await?;
+    Ok(to_value(&created))
+}
+
+/// Creates a validated object with its quotas' charges, all in one transaction
+/// (`Conflict`: a quota moved since it was read; charge again).
+pub async fn create_charged(
+    kv: &Kv,
+    object: &Object,
+    fence: Option<&Fence>,
+    charges: &[Charge],
+) -> Result<Value, KvError> {
+    let created = Registry::new(kv.clone()).create_with(object, fence, charges).await?;
     Ok(to_value(&created))
 }
 

@@ -117,7 +117,12 @@ impl Admission {
 
     /// Prepares and creates `object` with its quota charges, charging again when a
     /// quota moved under it. Returns the object as created and the warnings.
-    pub async fn create(&self, kv: &Kv, mut object: Object, fence: Option<&Fence>) -> Result<(Object, Vec<String>), Refusal> {
+    pub async fn create(
+        &self,
+        kv: &Kv,
+        mut object: Object,
+        fence: Option<&Fence>,
+    ) -> Result<(Object, Vec<String>), Refusal> {
         let warnings = self.prepare(kv, &mut object).await?;
         let registry = Registry::new(kv.clone());
         for _ in 0..MAX_CHARGES {
@@ -171,7 +176,9 @@ pub async fn charges(kv: &Kv, object: &Object) -> Result<Vec<Charge>, Refusal> {
     if !object.descriptor().namespaced || namespace.is_empty() {
         return Ok(Vec::new());
     }
-    let (quotas, _) = Registry::new(kv.clone()).list::<ResourceQuotaSpec>(Some(namespace)).await?;
+    let (quotas, _) = Registry::new(kv.clone())
+        .list::<ResourceQuotaSpec>(Some(namespace))
+        .await?;
     if quotas.is_empty() {
         return Ok(Vec::new());
     }

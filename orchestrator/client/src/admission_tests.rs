@@ -21,8 +21,12 @@ async fn put(kv: &Kv, key: &str, value: serde_json::Value) {
 
 /// A quota with its controller's status: `hard` as the spec, nothing used.
 async fn quota(kv: &Kv, hard: serde_json::Value) {
-    let used: serde_json::Map<String, serde_json::Value> =
-        hard.as_object().unwrap().keys().map(|k| (k.clone(), json!("0"))).collect();
+    let used: serde_json::Map<String, serde_json::Value> = hard
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| (k.clone(), json!("0")))
+        .collect();
     put(
         kv,
         "/registry/resourcequotas/dev/q",
@@ -45,7 +49,9 @@ async fn two_creates_racing_for_the_last_slot_of_a_quota_cannot_both_pass() {
     let refused: Vec<&Refusal> = [&a, &b].into_iter().filter_map(|r| r.as_ref().err()).collect();
     assert_eq!(
         refused,
-        [&Refusal::Forbidden("exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1".into())],
+        [&Refusal::Forbidden(
+            "exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1".into()
+        )],
         "{a:?} {b:?}"
     );
     let stored = Registry::new(t.kv.clone())
@@ -54,7 +60,10 @@ async fn two_creates_racing_for_the_last_slot_of_a_quota_cannot_both_pass() {
         .unwrap()
         .unwrap();
     assert_eq!(serde_json::to_value(&stored.status.used).unwrap(), json!({"pods": "1"}));
-    let (pods, _) = Registry::new(t.kv.clone()).list::<berth_api::objects::PodSpec>(Some("dev")).await.unwrap();
+    let (pods, _) = Registry::new(t.kv.clone())
+        .list::<berth_api::objects::PodSpec>(Some("dev"))
+        .await
+        .unwrap();
     assert_eq!(pods.len(), 1);
 }
 
@@ -65,8 +74,16 @@ async fn namespace_labels_ranges_and_the_default_level_decide_a_pod() {
         "p",
         json!({"spec": {"containers": [{"name": "c", "image": "i", "securityContext": {"privileged": true}}]}}),
     );
-    put(&t.kv, "/registry/namespaces/dev", json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}})).await;
-    let refused = Admission::default().create_pod(&t.kv, &privileged, None).await.unwrap_err();
+    put(
+        &t.kv,
+        "/registry/namespaces/dev",
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "dev"}}),
+    )
+    .await;
+    let refused = Admission::default()
+        .create_pod(&t.kv, &privileged, None)
+        .await
+        .unwrap_err();
     assert_eq!(
         refused,
         Refusal::Forbidden(

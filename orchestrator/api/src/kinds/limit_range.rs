@@ -182,7 +182,6 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
 mod tests {
     use serde_json::json;
 
-    use super::*;
     use crate::validation::parse_value;
 
     fn range(limits: serde_json::Value) -> serde_json::Value {
