@@ -111,7 +111,11 @@ fn quotas_limit_ranges_and_pod_security_hold_for_kubectl_and_the_controllers() {
         "{message}"
     );
     let pods = json(&cluster.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "json"]));
-    assert_eq!(pods["items"].as_array().unwrap().len(), 2, "the Deployment stops at the quota");
+    assert_eq!(
+        pods["items"].as_array().unwrap().len(),
+        2,
+        "the Deployment stops at the quota"
+    );
     let table = cluster.kubectl_ok(&["get", "resourcequota", "pod-count"]);
     assert!(table.contains("pods: 2/2"), "{table}");
     let described = cluster.kubectl_ok(&["describe", "resourcequota", "pod-count"]);
@@ -170,6 +174,11 @@ fn quotas_limit_ranges_and_pod_security_hold_for_kubectl_and_the_controllers() {
     );
     // A namespace labelled privileged takes it.
     cluster.kubectl_ok(&["create", "namespace", "ops"]);
-    cluster.kubectl_ok(&["label", "namespace", "ops", "pod-security.kubernetes.io/enforce=privileged"]);
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        "ops",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
     cluster.kubectl_ok(&["apply", "-n", "ops", "-f", host_path.to_str().unwrap()]);
 }

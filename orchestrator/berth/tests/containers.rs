@@ -278,7 +278,12 @@ fn a_restarted_agent_adopts_its_containers_and_a_deleted_pod_leaves_nothing_behi
         )
     };
     // Host ports are beyond the baseline Pod Security level berth enforces by default.
-    cluster.kubectl_ok(&["label", "namespace", "default", "pod-security.kubernetes.io/enforce=privileged"]);
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        "default",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
     cluster.apply("survivor", &pod("survivor"));
     let before = cluster.wait_running("survivor");
     let status_before = ContainerCluster::container_status(&before, "c");

@@ -175,7 +175,7 @@ mod tests {
              pods (po), replicasets (rs), deployments (deploy), events (ev), secrets, configmaps (cm), \
              runtimeclasses, services (svc), endpointslices, poddisruptionbudgets (pdb), \
              horizontalpodautoscalers (hpa), statefulsets (sts), controllerrevisions, persistentvolumes (pv), \
-             persistentvolumeclaims (pvc), storageclasses (sc)"
+             persistentvolumeclaims (pvc), storageclasses (sc), resourcequotas (quota), limitranges (limits)"
         );
     }
 

@@ -37,8 +37,8 @@ const RETRY_REFUSED: Duration = Duration::from_secs(5);
 pub const REPLICA_FAILURE: &str = "ReplicaFailure";
 pub const FAILED_CREATE: &str = "FailedCreate";
 
-/// Sets `ReplicaFailure` (reason `FailedCreate`, the refusal as its message) while
-/// a pod is refused, and removes it once a pass creates what it needs, as
+/// Sets `ReplicaFailure` (reason `FailedCreate`, the first refusal as its message)
+/// while pods are refused, and removes it once a pass creates what it needs, as
 /// Kubernetes' ReplicaSet controller does.
 pub fn set_replica_failure(status: &mut ReplicaSetStatus, failure: Option<&str>, now: SystemTime) {
     let conditions = status.conditions.get_or_insert_with(Vec::new);
@@ -52,10 +52,9 @@ pub fn set_replica_failure(status: &mut ReplicaSetStatus, failure: Option<&str>,
                 message: Some(message.into()),
                 last_transition_time: Some(berth_api::time::from_system_time(now)),
             };
-            match conditions.iter_mut().find(|c| c.type_ == REPLICA_FAILURE) {
-                Some(existing) if existing.message == condition.message && existing.status == "True" => {}
-                Some(existing) => *existing = condition,
-                None => conditions.push(condition),
+            // As Kubernetes: set when absent, then kept as it is while refusals last.
+            if !conditions.iter().any(|c| c.type_ == REPLICA_FAILURE) {
+                conditions.push(condition);
             }
         }
     }
@@ -435,6 +434,36 @@ mod tests {
                 .push(PodCondition::new("Ready", "True", "", ""));
         }
         pod
+    }
+
+    #[test]
+    fn a_refused_create_sets_replica_failure_until_a_pass_creates_what_it_needs() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let mut status = ReplicaSetStatus::default();
+        set_replica_failure(&mut status, Some("pods \"web-x\" is forbidden: exceeded quota: q"), now);
+        let condition = status.conditions.as_ref().unwrap()[0].clone();
+        assert_eq!(
+            (
+                condition.type_.as_str(),
+                condition.status.as_str(),
+                condition.reason.as_deref()
+            ),
+            (REPLICA_FAILURE, "True", Some(FAILED_CREATE))
+        );
+        assert_eq!(
+            condition.message.as_deref(),
+            Some("pods \"web-x\" is forbidden: exceeded quota: q")
+        );
+        // Later refusals keep the condition as it was (its time too).
+        let later = now + Duration::from_secs(60);
+        set_replica_failure(
+            &mut status,
+            Some("pods \"web-y\" is forbidden: exceeded quota: q"),
+            later,
+        );
+        assert_eq!(status.conditions.as_ref().unwrap()[0], condition);
+        set_replica_failure(&mut status, None, later);
+        assert_eq!(status.conditions, None);
     }
 
     #[test]

@@ -133,8 +133,9 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
             berth_apiserver::services::parse_port_range(&v).map_err(|e| format!("--service-node-port-range: {e}"))?;
     }
     if let Some(v) = take_flag(args, "pod-security-default-enforce")? {
-        api.admission.pod_security_default = berth_api::admission::pod_security::Level::parse(&v)
-            .ok_or_else(|| format!("--pod-security-default-enforce {v:?}: must be privileged, baseline or restricted"))?;
+        api.admission.pod_security_default = berth_api::admission::pod_security::Level::parse(&v).ok_or_else(|| {
+            format!("--pod-security-default-enforce {v:?}: must be privileged, baseline or restricted")
+        })?;
     }
     if let Some(v) = take_flag(args, "advertise-address")? {
         let ip: std::net::Ipv4Addr = v
