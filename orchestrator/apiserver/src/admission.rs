@@ -34,3 +34,22 @@ pub async fn charges(api: &ApiServer, kind: &Kind, object: &Object) -> Result<Ve
         .await
         .map_err(|r| refused(kind, object.metadata().name(), r))
 }
+
+/// The quota writes an update's growth needs (a Service's new node ports, a
+/// claim's larger request), to be written with it.
+pub async fn update_charges(
+    api: &ApiServer,
+    kind: &Kind,
+    stored: &serde_json::Value,
+    new: &Object,
+) -> Result<Vec<Charge>, ApiError> {
+    use berth_api::kinds::{persistent_volume_claim::PERSISTENT_VOLUME_CLAIM, pod::POD, service::SERVICE};
+    if ![&POD, &SERVICE, &PERSISTENT_VOLUME_CLAIM].contains(&kind) {
+        return Ok(Vec::new());
+    }
+    let old = (kind.decode)(super::storage::for_storage(kind, stored.clone()))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    admission::update_charges(&api.kv, &old, new)
+        .await
+        .map_err(|r| refused(kind, new.metadata().name(), r))
+}

@@ -397,6 +397,7 @@ pub async fn write(
                 warnings,
             });
         }
+        let charges = super::admission::update_charges(api, kind, &stored, &object).await?;
         // The last finalizer of an object being deleted is gone: it goes now.
         let had_finalizers = stored
             .pointer("/metadata/finalizers")
@@ -417,10 +418,33 @@ pub async fn write(
             let old = storage::for_storage(kind, stored.clone());
             let old: berth_api::kinds::service::Service =
                 serde_json::from_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
+            // A Service's charge (its new node ports) goes first, as Kubernetes
+            // charges: an update that then fails is taken off by the quota
+            // controller's next recalculation.
+            if !charges.is_empty() {
+                let together = berth_client::kv::Together {
+                    conditions: charges
+                        .iter()
+                        .map(|(key, revision, _)| (key.clone(), *revision))
+                        .collect(),
+                    puts: charges
+                        .iter()
+                        .map(|(key, _, value)| (key.clone(), value.clone()))
+                        .collect(),
+                    deletes: Vec::new(),
+                };
+                match api.kv.write_together(&together).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => continue,
+                    Err(e) => return Err(ApiError::from_kv(e, kind, name)),
+                }
+            }
             match services::update(&api.kv, &api.settings.service_network, &old, &mut object).await {
                 Ok(updated) => updated,
                 Err(refusal) => Err(refusal.into_api_error(&object)?),
             }
+        } else if !charges.is_empty() {
+            storage::update_charged(&api.kv, &object, &charges).await
         } else {
             storage::update(&api.kv, &object).await
         };
@@ -431,7 +455,7 @@ pub async fn write(
                     warnings,
                 });
             }
-            Err(KvError::Conflict { .. }) if expected.is_none() => continue,
+            Err(KvError::Conflict { .. }) if expected.is_none() || !charges.is_empty() => continue,
             Err(KvError::RequestTooLarge) => {
                 return Err(ApiError::object_too_large(
                     kind,

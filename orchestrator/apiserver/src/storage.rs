@@ -83,6 +83,13 @@ pub async fn update(kv: &Kv, object: &Object) -> Result<Value, KvError> {
     Ok(to_value(&updated))
 }
 
+/// [`update`] with its quotas' charges, in one transaction (`Conflict`: the object
+/// or a quota moved).
+pub async fn update_charged(kv: &Kv, object: &Object, charges: &[Charge]) -> Result<Value, KvError> {
+    let updated = Registry::new(kv.clone()).update_with(object, None, charges).await?;
+    Ok(to_value(&updated))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,6 +146,42 @@ impl Admission {
     }
 }
 
+/// The quota writes an update needs: what the new object uses beyond the old (a
+/// Service that takes node ports, a claim that grows) charged to every quota that
+/// counts it, as Kubernetes charges updates. A quota it would exceed refuses it.
+pub async fn update_charges(kv: &Kv, old: &Object, new: &Object) -> Result<Vec<Charge>, Refusal> {
+    let before = quota::usage(old);
+    let delta: quota::Amounts = quota::usage(new)
+        .into_iter()
+        .map(|(name, value)| {
+            let grown = value - before.get(&name).copied().unwrap_or(0);
+            (name, grown)
+        })
+        .filter(|(_, grown)| *grown > 0)
+        .collect();
+    if delta.is_empty() || !new.descriptor().namespaced {
+        return Ok(Vec::new());
+    }
+    let namespace = new.metadata().namespace();
+    let (quotas, _) = Registry::new(kv.clone())
+        .list::<ResourceQuotaSpec>(Some(namespace))
+        .await?;
+    let mut charged = Vec::new();
+    for q in &quotas {
+        match quota::charge(q, new, &delta) {
+            Ok(None) => {}
+            Ok(Some(used)) => {
+                let mut q: ResourceQuota = q.clone();
+                q.status = quota::with_used(&q, &used);
+                let revision = q.metadata.resource_version().parse().unwrap_or(0);
+                charged.push((q.key(), revision, q.stored_form()));
+            }
+            Err(refusal) => return Err(Refusal::Forbidden(refusal)),
+        }
+    }
+    Ok(charged)
+}
+
 /// A workload's pod template (Deployments, ReplicaSets, StatefulSets).
 fn template_of(object: &Object) -> Option<PodSpec> {
     let template = if let Some(d) = object.downcast_ref::<Deployment>() {

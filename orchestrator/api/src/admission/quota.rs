@@ -15,7 +15,8 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::core::v1::{ResourceQuotaSpec, ResourceQuotaStatus};
 
-use super::amount::{self, Amounts, Milli};
+pub use super::amount::Amounts;
+use super::amount::{self, Milli};
 use super::limit_range::pod_totals;
 use crate::kinds::Object;
 use crate::objects::{PersistentVolumeClaim, Pod, ResourceQuota};

@@ -201,3 +201,49 @@ async fn a_quota_is_charged_by_each_create_and_refuses_past_its_limit() {
     assert_eq!(table["rows"][0]["cells"][2], "configmaps: 1/5, pods: 1/1");
     assert_eq!(table["rows"][0]["cells"][3], "limits.cpu: 500m/1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_update_that_takes_more_is_charged_and_refused_past_the_quota() {
+    let server = start().await;
+    let quotas = "/api/v1/namespaces/default/resourcequotas";
+    let services = "/api/v1/namespaces/default/services";
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "ports"},
+        "spec": {"hard": {"services.nodeports": "1"}}});
+    assert_eq!(server.send_json("POST", quotas, &quota).await.status, 201);
+    let status = json!({"status": {"hard": {"services.nodeports": "1"}, "used": {"services.nodeports": "0"}}});
+    assert_eq!(
+        server
+            .merge_patch(&format!("{quotas}/ports/status"), &status)
+            .await
+            .status,
+        200
+    );
+    let service = |name: &str| {
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+            "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}})
+    };
+    for name in ["a", "b"] {
+        assert_eq!(server.send_json("POST", services, &service(name)).await.status, 201);
+    }
+    let to_node_port = json!({"spec": {"type": "NodePort"}});
+    let changed = server.merge_patch(&format!("{services}/a"), &to_node_port).await;
+    assert_eq!(changed.status, 200, "{}", changed.json());
+    let used = server.get(&format!("{quotas}/ports")).await.json()["status"]["used"].clone();
+    assert_eq!(used, json!({"services.nodeports": "1"}));
+    let refused = server.merge_patch(&format!("{services}/b"), &to_node_port).await;
+    assert_eq!(refused.status, 403, "{}", refused.json());
+    assert_eq!(
+        refused.json()["message"],
+        "services \"b\" is forbidden: exceeded quota: ports, requested: services.nodeports=1, \
+         used: services.nodeports=1, limited: services.nodeports=1"
+    );
+    let relabelled = server
+        .merge_patch(&format!("{services}/a"), &json!({"metadata": {"labels": {"x": "y"}}}))
+        .await;
+    assert_eq!(
+        relabelled.status,
+        200,
+        "an update that takes nothing more passes: {}",
+        relabelled.json()
+    );
+}
