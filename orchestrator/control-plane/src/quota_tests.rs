@@ -1,7 +1,8 @@
 //! Quotas with the controllers: a Deployment past its namespace's pod quota stops
 //! at the limit, its ReplicaSet says why (ReplicaFailure/FailedCreate with the
-//! quota's message, and an Event), the quota's controller keeps the usage, and a
-//! Deployment scaled back within the quota clears the condition.
+//! quota's message, and an Event; the Deployment shares the condition), the quota's
+//! controller keeps the usage, and a Deployment scaled back within the quota clears
+//! the condition.
 
 use std::time::Duration;
 
@@ -80,6 +81,18 @@ async fn a_deployment_past_its_pod_quota_stops_at_the_limit_and_its_replica_set_
         }),
         "a FailedCreate event"
     );
+    let deployment_failure = eventually("the Deployment's ReplicaFailure condition", async || {
+        let d = deployment_named(&cp.registry, "web").await;
+        d.status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == REPLICA_FAILURE)
+            .cloned()
+    })
+    .await;
+    assert_eq!(deployment_failure.reason.as_deref(), Some(FAILED_CREATE));
+    assert_eq!(deployment_failure.message.as_deref(), Some(message.as_str()));
     eventually("the quota's usage", async || {
         let q = cp
             .registry
