@@ -53,3 +53,49 @@ pub async fn update_charges(
         .await
         .map_err(|r| refused(kind, new.metadata().name(), r))
 }
+
+/// A namespace relabelled to a new enforced Pod Security policy: Kubernetes' warnings
+/// naming the pods already in it that the new policy would refuse
+/// (`existing pods in namespace "dev" violate the new PodSecurity enforce level
+/// "restricted:latest"`, then `<pod> (and N other pods): <reasons>`).
+pub async fn namespace_warnings(api: &ApiServer, stored: &serde_json::Value, new: &Object) -> Vec<String> {
+    use berth_api::admission::pod_security::{self, EXEMPT_NAMESPACES, Level};
+    let default = api.settings.admission.pod_security_default;
+    let old_labels: std::collections::BTreeMap<String, String> =
+        serde_json::from_value(stored["metadata"]["labels"].clone()).unwrap_or_default();
+    let old = pod_security::namespace_policy(&old_labels, default).enforce;
+    let enforce = pod_security::namespace_policy(new.metadata().labels(), default).enforce;
+    let namespace = new.metadata().name();
+    if old == enforce || enforce.level == Level::Privileged || EXEMPT_NAMESPACES.contains(&namespace) {
+        return Vec::new();
+    }
+    let Ok((pods, _)) = api.registry.list::<berth_api::objects::PodSpec>(Some(namespace)).await else {
+        return Vec::new();
+    };
+    // Each distinct set of reasons once: the first pod with it, and how many more.
+    let mut found: Vec<(String, String, usize)> = Vec::new();
+    for pod in &pods {
+        let violations = pod_security::check(&pod.spec, enforce.level);
+        if violations.is_empty() {
+            continue;
+        }
+        let reasons = violations.iter().map(|v| v.reason).collect::<Vec<_>>().join(", ");
+        match found.iter_mut().find(|(_, r, _)| *r == reasons) {
+            Some((_, _, others)) => *others += 1,
+            None => found.push((pod.metadata.name().to_string(), reasons, 0)),
+        }
+    }
+    if found.is_empty() {
+        return Vec::new();
+    }
+    let mut warnings = vec![format!(
+        "existing pods in namespace {namespace:?} violate the new PodSecurity enforce level \"{enforce}\""
+    )];
+    for (pod, reasons, others) in found {
+        warnings.push(match others {
+            0 => format!("{pod}: {reasons}"),
+            n => format!("{pod} (and {n} other pods): {reasons}"),
+        });
+    }
+    warnings
+}

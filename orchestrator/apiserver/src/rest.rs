@@ -387,6 +387,9 @@ pub async fn write(
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
         validate_update(kind, &stored, &object)?;
+        if kind == namespaces() {
+            warnings.extend(super::admission::namespace_warnings(api, &stored, &object).await);
+        }
         super::storage_admission::check_resize(api, kind, &stored, &object).await?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);

@@ -247,3 +247,40 @@ async fn an_update_that_takes_more_is_charged_and_refused_past_the_quota() {
         relabelled.json()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_relabelled_stricter_warns_of_the_pods_already_in_it() {
+    let server = start().await;
+    let ops = namespace("ops", json!({"pod-security.kubernetes.io/enforce": "privileged"}));
+    assert_eq!(server.send_json("POST", "/api/v1/namespaces", &ops).await.status, 201);
+    for name in ["p1", "p2"] {
+        let created = server
+            .send_json("POST", "/api/v1/namespaces/ops/pods", &privileged_pod(name))
+            .await;
+        assert_eq!(created.status, 201, "{}", created.json());
+    }
+    let plain = pod_with("plain", json!({"containers": [{"name": "c", "image": "busybox"}]}));
+    assert_eq!(
+        server
+            .send_json("POST", "/api/v1/namespaces/ops/pods", &plain)
+            .await
+            .status,
+        201
+    );
+    let relabel = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}});
+    let changed = server.merge_patch("/api/v1/namespaces/ops", &relabel).await;
+    assert_eq!(changed.status, 200, "{}", changed.json());
+    assert_eq!(
+        changed.warnings,
+        [
+            "299 - \"existing pods in namespace \\\"ops\\\" violate the new PodSecurity enforce level \\\"baseline:latest\\\"\"",
+            "299 - \"p1 (and 1 other pods): privileged\""
+        ]
+    );
+    let again = server.merge_patch("/api/v1/namespaces/ops", &relabel).await;
+    assert!(
+        again.warnings.is_empty(),
+        "an unchanged level warns of nothing: {:?}",
+        again.warnings
+    );
+}
