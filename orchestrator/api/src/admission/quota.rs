@@ -115,7 +115,7 @@ fn matches(resource: &str, object: &Object) -> bool {
     match (kind.group, kind.plural) {
         ("", "pods") => {
             ["cpu", "memory", "ephemeral-storage"].contains(&resource)
-                || resource.starts_with("requests.")
+                || (resource.starts_with("requests.") && resource != "requests.storage")
                 || resource.starts_with("limits.")
         }
         ("", "services") => resource == "services.nodeports" || resource == "services.loadbalancers",

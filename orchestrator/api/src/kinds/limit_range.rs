@@ -121,55 +121,26 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
                 }
             }
         }
-        let get = |list: &Option<std::collections::BTreeMap<String, crate::objects::Quantity>>, name: &str| {
-            list.as_ref().and_then(|l| l.get(name)).and_then(amount::of)
-        };
-        let names: std::collections::BTreeSet<&String> = sections
-            .iter()
-            .flat_map(|(_, l)| l.iter().flatten().map(|(n, _)| n))
-            .collect();
-        for name in names {
-            let (min, max) = (get(&item.min, name), get(&item.max, name));
-            let (default, request) = (get(&item.default, name), get(&item.default_request, name));
-            let text = |list: &Option<std::collections::BTreeMap<String, crate::objects::Quantity>>| {
-                list.as_ref()
-                    .and_then(|l| l.get(name))
-                    .map(|q| q.0.clone())
-                    .unwrap_or_default()
-            };
-            let pairs = [
-                (min, max, "min", &item.min, "max", &item.max, "min"),
-                (
-                    min,
-                    request,
-                    "defaultRequest",
-                    &item.min,
-                    "defaultRequest",
-                    &item.default_request,
-                    "defaultRequest",
-                ),
-                (
-                    request,
-                    default,
-                    "defaultRequest",
-                    &item.default_request,
-                    "default",
-                    &item.default,
-                    "defaultRequest",
-                ),
-                (default, max, "default", &item.default, "max", &item.max, "default"),
-            ];
-            for (low, high, low_name, low_list, high_name, high_list, field) in pairs {
-                if let (Some(low), Some(high)) = (low, high)
-                    && low > high
+        // Each bound no greater than the next: min ≤ defaultRequest ≤ default ≤ max.
+        let ordered = [
+            ("min", &item.min, "max", &item.max),
+            ("min", &item.min, "defaultRequest", &item.default_request),
+            ("defaultRequest", &item.default_request, "default", &item.default),
+            ("default", &item.default, "max", &item.max),
+        ];
+        for (low_name, low, high_name, high) in ordered {
+            for (name, low_q) in low.iter().flatten() {
+                let Some(high_q) = high.as_ref().and_then(|h| h.get(name)) else {
+                    continue;
+                };
+                if let (Some(l), Some(h)) = (amount::of(low_q), amount::of(high_q))
+                    && l > h
                 {
                     error(
-                        format!("{at}.{field}[{name}]"),
+                        format!("{at}.{low_name}[{name}]"),
                         format!(
                             "Invalid value: {:?}: {low_name} value {} is greater than {high_name} value {}",
-                            text(low_list),
-                            text(low_list),
-                            text(high_list)
+                            low_q.0, low_q.0, high_q.0
                         ),
                     );
                 }
