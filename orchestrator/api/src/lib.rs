@@ -5,6 +5,7 @@
 //! Everything above builds on these; this crate depends on nothing of berth's and
 //! does no I/O.
 
+pub mod admission;
 pub mod apply;
 pub mod cidr;
 pub mod conditions;

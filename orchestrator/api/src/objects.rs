@@ -32,6 +32,7 @@ pub use k8s_openapi::api::core::v1::{
     PersistentVolumeClaimVolumeSource, PersistentVolumeSpec, PersistentVolumeStatus, Volume,
     VolumeResourceRequirements,
 };
+pub use k8s_openapi::api::core::v1::{ResourceQuotaSpec, ResourceQuotaStatus};
 pub use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
 pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -70,6 +71,7 @@ pub type PodDisruptionBudget = Resource<PodDisruptionBudgetSpec>;
 pub type StatefulSet = Resource<StatefulSetSpec>;
 pub type PersistentVolume = Resource<PersistentVolumeSpec>;
 pub type PersistentVolumeClaim = Resource<PersistentVolumeClaimSpec>;
+pub type ResourceQuota = Resource<ResourceQuotaSpec>;
 
 impl<S: Spec> Resource<S> {
     /// A new object of this kind with `apiVersion` and `kind` filled in.

@@ -197,7 +197,7 @@ async fn ensure_service(kv: &Kv, network: &ServiceNetwork, target_port: u16) -> 
     }
     let mut object = Object::new(service(network, target_port));
     (SERVICE.defaults)(&mut object);
-    match services::create(kv, network, &mut object, None).await {
+    match services::create(kv, network, &mut object, None, &[]).await {
         Ok(Ok(_)) => {
             tracing::info!(ip = %network.first_ip(), "created the kubernetes Service");
             Ok(())

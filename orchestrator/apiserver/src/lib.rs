@@ -24,6 +24,7 @@
 //!
 //! The limits are [`Settings`], with kube-apiserver's defaults.
 
+mod admission;
 pub mod auth;
 mod codec;
 mod connections;

@@ -79,6 +79,7 @@ pub async fn create(
     admit_runtime_class(api, kind, &object).await?;
     super::storage_admission::default_class_of_claim(api, kind, &mut object).await?;
     super::storage_admission::add_protection(kind, &mut object);
+    warnings.extend(super::admission::prepare(api, kind, &mut object).await?);
     complete_created_status(&mut object);
     if let Some(manager) = options.manager {
         track(kind, None, &mut object, manager);
@@ -97,6 +98,7 @@ pub async fn create(
         {
             return Err(ApiError::already_exists(kind, object.metadata().name()));
         }
+        super::admission::charges(api, kind, &object).await?;
         let metadata = object.metadata_mut();
         metadata.uid = Some(berth_api::names::new_uid());
         metadata.creation_timestamp = Some(berth_api::time::now());
@@ -124,11 +126,21 @@ pub async fn create(
         } else {
             0
         };
+        // The quotas that count the object are charged in the same write (events,
+        // which go with a lease, are counted by no quota berth keeps).
+        let charges = if lease == 0 {
+            super::admission::charges(api, kind, &object).await?
+        } else {
+            Vec::new()
+        };
         let created = if is_services(kind) {
-            match services::create(&api.kv, &api.settings.service_network, &mut object, fence.as_ref()).await {
+            let network = &api.settings.service_network;
+            match services::create(&api.kv, network, &mut object, fence.as_ref(), &charges).await {
                 Ok(created) => created,
                 Err(refusal) => Err(refusal.into_api_error(&object)?),
             }
+        } else if !charges.is_empty() {
+            storage::create_charged(&api.kv, &object, fence.as_ref(), &charges).await
         } else {
             storage::create(&api.kv, &object, lease, fence.as_ref()).await
         };
@@ -140,6 +152,8 @@ pub async fn create(
                 });
             }
             Err(KvError::Fenced) => continue,
+            // A quota moved since it was charged: charge it again.
+            Err(KvError::Conflict { .. }) => continue,
             Err(KvError::AlreadyExists) if is_generated => {
                 // Another object took the generated name: draw another suffix (it is
                 // ASCII, so the prefix ends on a character boundary).
@@ -377,6 +391,9 @@ pub async fn write(
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
         validate_update(kind, &stored, &object)?;
         crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
+        if kind == namespaces() {
+            warnings.extend(super::admission::namespace_warnings(api, &stored, &object).await);
+        }
         super::storage_admission::check_resize(api, kind, &stored, &object).await?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);
@@ -387,6 +404,7 @@ pub async fn write(
                 warnings,
             });
         }
+        let charges = super::admission::update_charges(api, kind, &stored, &object).await?;
         // The last finalizer of an object being deleted is gone: it goes now.
         let had_finalizers = stored
             .pointer("/metadata/finalizers")
@@ -407,10 +425,33 @@ pub async fn write(
             let old = storage::for_storage(kind, stored.clone());
             let old: berth_api::kinds::service::Service =
                 serde_json::from_value(old).map_err(|e| ApiError::internal(e.to_string()))?;
+            // A Service's charge (its new node ports) goes first, as Kubernetes
+            // charges: an update that then fails is taken off by the quota
+            // controller's next recalculation.
+            if !charges.is_empty() {
+                let together = berth_client::kv::Together {
+                    conditions: charges
+                        .iter()
+                        .map(|(key, revision, _)| (key.clone(), *revision))
+                        .collect(),
+                    puts: charges
+                        .iter()
+                        .map(|(key, _, value)| (key.clone(), value.clone()))
+                        .collect(),
+                    deletes: Vec::new(),
+                };
+                match api.kv.write_together(&together).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => continue,
+                    Err(e) => return Err(ApiError::from_kv(e, kind, name)),
+                }
+            }
             match services::update(&api.kv, &api.settings.service_network, &old, &mut object).await {
                 Ok(updated) => updated,
                 Err(refusal) => Err(refusal.into_api_error(&object)?),
             }
+        } else if !charges.is_empty() {
+            storage::update_charged(&api.kv, &object, &charges).await
         } else {
             storage::update(&api.kv, &object).await
         };
@@ -421,7 +462,7 @@ pub async fn write(
                     warnings,
                 });
             }
-            Err(KvError::Conflict { .. }) if expected.is_none() => continue,
+            Err(KvError::Conflict { .. }) if expected.is_none() || !charges.is_empty() => continue,
             Err(KvError::RequestTooLarge) => {
                 return Err(ApiError::object_too_large(
                     kind,

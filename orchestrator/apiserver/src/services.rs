@@ -355,6 +355,7 @@ pub async fn create(
     network: &ServiceNetwork,
     object: &mut Object,
     fence: Option<&Fence>,
+    charges: &[berth_client::admission::Charge],
 ) -> Result<Result<Value, KvError>, Refusal> {
     let Some(service) = object.downcast_mut::<Service>() else {
         return Ok(Err(KvError::Other("not a Service".into())));
@@ -380,6 +381,13 @@ pub async fn create(
         if let Some(fence) = fence {
             together.conditions.push((fence.key.clone(), fence.mod_revision));
         }
+        // The quotas' charges: a quota that moved makes the caller charge again.
+        let charged_from = together.conditions.len();
+        for (key, revision, value) in charges {
+            together.conditions.push((key.clone(), *revision));
+            together.puts.push((key.clone(), value.clone()));
+        }
+        let charged = charged_from..together.conditions.len();
         let owner = owner_of(&service).into_bytes();
         for record in taken {
             together.conditions.extend(record.conditions);
@@ -395,6 +403,7 @@ pub async fn create(
             }
             Err(0) => return Ok(Err(KvError::AlreadyExists)),
             Err(1) if fence.is_some() => return Ok(Err(KvError::Fenced)),
+            Err(i) if charged.contains(&i) => return Ok(Err(KvError::Conflict { current: 0 })),
             // A record was taken (or freed) since it was read: draw again.
             Err(_) => continue,
         }

@@ -51,6 +51,8 @@ pub struct Settings {
     /// `--authorization-mode`: the authorizers asked, in order (`AlwaysAllow` by
     /// default until requests carry credentials; `RBAC`).
     pub authorization_modes: Vec<crate::auth::authz::Mode>,
+    /// Admission's settings (`--pod-security-default-enforce`).
+    pub admission: berth_client::admission::Admission,
 }
 
 impl Default for Settings {
@@ -66,6 +68,7 @@ impl Default for Settings {
             service_network: Default::default(),
             advertise_address: None,
             authorization_modes: crate::auth::authz::DEFAULT_MODES.to_vec(),
+            admission: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::kinds::Object;
+use berth_client::admission::Charge;
 use berth_client::kv::{Fence, Kv, KvError, Record};
 use berth_client::registry::{Registry, decode_value};
 
@@ -63,10 +64,29 @@ pub async fn create(kv: &Kv, object: &Object, lease: i64, fence: Option<&Fence>)
     Ok(to_value(&created))
 }
 
+/// Creates a validated object with its quotas' charges, all in one transaction
+/// (`Conflict`: a quota moved since it was read; charge again).
+pub async fn create_charged(
+    kv: &Kv,
+    object: &Object,
+    fence: Option<&Fence>,
+    charges: &[Charge],
+) -> Result<Value, KvError> {
+    let created = Registry::new(kv.clone()).create_with(object, fence, charges).await?;
+    Ok(to_value(&created))
+}
+
 /// Replaces a validated object if it is still at its `metadata.resourceVersion`;
 /// bumps the generation when the spec changed.
 pub async fn update(kv: &Kv, object: &Object) -> Result<Value, KvError> {
     let updated = Registry::new(kv.clone()).update(object, None).await?;
+    Ok(to_value(&updated))
+}
+
+/// [`update`] with its quotas' charges, in one transaction (`Conflict`: the object
+/// or a quota moved).
+pub async fn update_charged(kv: &Kv, object: &Object, charges: &[Charge]) -> Result<Value, KvError> {
+    let updated = Registry::new(kv.clone()).update_with(object, None, charges).await?;
     Ok(to_value(&updated))
 }
 

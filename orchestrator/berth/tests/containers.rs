@@ -277,6 +277,13 @@ fn a_restarted_agent_adopts_its_containers_and_a_deleted_pod_leaves_nothing_behi
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: c\n    image: {image}\n    command: [\"sleep\", \"3600\"]\n    ports:\n    - containerPort: 8080\n      hostPort: 18080\n"
         )
     };
+    // Host ports are beyond the baseline Pod Security level berth enforces by default.
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        "default",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
     cluster.apply("survivor", &pod("survivor"));
     let before = cluster.wait_running("survivor");
     let status_before = ContainerCluster::container_status(&before, "c");

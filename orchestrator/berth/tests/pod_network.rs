@@ -38,6 +38,13 @@ fn pods_reach_each_other_across_hosts_by_pod_ip_through_host_ports_and_over_loca
             .dir("/www", 0o755)
             .contents("/www/index.html", format!("{PAGE}\n"), 0o644)
     });
+    // Host ports are beyond the baseline Pod Security level berth enforces by default.
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        "default",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
     // On host-1: a web server, and beside it a container that reads it over localhost.
     cluster.apply(
         "web",

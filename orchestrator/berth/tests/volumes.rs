@@ -249,6 +249,13 @@ fn config_maps_secrets_and_the_downward_api_are_files_updated_in_running_pods() 
     // A hostPath that fails its type check and a claim that does not exist hold
     // their pods, naming the path and the claim.
     let missing = cluster.agent_dirs[0].join("no-such-dir");
+    // hostPath volumes are beyond the baseline Pod Security level berth enforces by default.
+    cluster.kubectl_ok(&[
+        "label",
+        "namespace",
+        "default",
+        "pod-security.kubernetes.io/enforce=privileged",
+    ]);
     let held = late_pod(&image).replacen("name: late\n", "name: hosted\n", 1).replace(
         "configMap:\n      name: late",
         &format!("hostPath:\n      path: {}\n      type: Directory", missing.display()),

@@ -4,6 +4,7 @@
 //! talks to berth's own API servers and agents; [`envelope`] encrypts Secrets at
 //! rest, on every read and write of a [`kv::Kv`] given one.
 
+pub mod admission;
 pub mod agents;
 pub mod envelope;
 pub mod events;

@@ -165,6 +165,51 @@ impl Registry {
         Ok(object)
     }
 
+    /// Creates an object together with other writes that must land with it or not
+    /// at all (a quota's charged `status.used`: each `(key, mod_revision, value)` is
+    /// written only if the key is still at that revision). A charge that moved gives
+    /// `Conflict` (read the quota again and charge anew); the rest as [`create`](Self::create).
+    pub async fn create_with<T: Stored>(
+        &self,
+        object: &T,
+        fence: Option<&Fence>,
+        also: &[(String, i64, Vec<u8>)],
+    ) -> Result<T> {
+        if also.is_empty() {
+            return self.create(object, fence).await;
+        }
+        let mut object = object.clone();
+        let metadata = object.metadata_mut();
+        if metadata.uid().is_empty() {
+            metadata.uid = Some(new_uid());
+        }
+        metadata.creation_timestamp = Some(time::now());
+        metadata.generation = Some(1);
+        metadata.deletion_timestamp = None;
+        let key = object.key();
+        let mut together = crate::kv::Together {
+            conditions: vec![(key.clone(), 0)],
+            puts: vec![(key, object.encode())],
+            deletes: Vec::new(),
+        };
+        if let Some(fence) = fence {
+            together.conditions.push((fence.key.clone(), fence.mod_revision));
+        }
+        for (key, revision, value) in also {
+            together.conditions.push((key.clone(), *revision));
+            together.puts.push((key.clone(), value.clone()));
+        }
+        match self.kv.write_together(&together).await? {
+            Ok(revision) => {
+                object.metadata_mut().resource_version = Some(revision.to_string());
+                Ok(object)
+            }
+            Err(0) => Err(KvError::AlreadyExists),
+            Err(1) if fence.is_some() => Err(KvError::Fenced),
+            Err(_) => Err(KvError::Conflict { current: 0 }),
+        }
+    }
+
     /// Replaces an object if it is still at `metadata.resourceVersion`; bumps the
     /// generation when the spec changed.
     pub async fn update<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
@@ -187,6 +232,56 @@ impl Registry {
         let revision = self.kv.update(&key, object.encode(), expected, fence).await?;
         object.metadata_mut().resource_version = Some(revision.to_string());
         Ok(object)
+    }
+
+    /// [`update`](Self::update) together with other writes (a quota's charge), each
+    /// `(key, mod_revision, value)` only if the key is still at that revision; any
+    /// moved key gives `Conflict`.
+    pub async fn update_with<T: Stored>(
+        &self,
+        object: &T,
+        fence: Option<&Fence>,
+        also: &[(String, i64, Vec<u8>)],
+    ) -> Result<T> {
+        if also.is_empty() {
+            return self.update(object, fence).await;
+        }
+        let expected: i64 = object
+            .metadata()
+            .resource_version()
+            .parse()
+            .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
+        let key = object.key();
+        let mut object = object.clone();
+        let metadata = object.metadata_mut();
+        metadata.generation = Some(metadata.generation().max(1));
+        if let Some(current) = self.kv.get(&key).await?
+            && let Ok(current) = object.decode_stored(&current)
+            && current.metadata().resource_version == object.metadata().resource_version
+            && !current.has_spec_of(&object)
+        {
+            object.metadata_mut().generation = Some(current.metadata().generation() + 1);
+        }
+        let mut together = crate::kv::Together {
+            conditions: vec![(key.clone(), expected)],
+            puts: vec![(key, object.encode())],
+            deletes: Vec::new(),
+        };
+        if let Some(fence) = fence {
+            together.conditions.push((fence.key.clone(), fence.mod_revision));
+        }
+        for (key, revision, value) in also {
+            together.conditions.push((key.clone(), *revision));
+            together.puts.push((key.clone(), value.clone()));
+        }
+        match self.kv.write_together(&together).await? {
+            Ok(revision) => {
+                object.metadata_mut().resource_version = Some(revision.to_string());
+                Ok(object)
+            }
+            Err(1) if fence.is_some() => Err(KvError::Fenced),
+            Err(_) => Err(KvError::Conflict { current: 0 }),
+        }
     }
 
     /// Reads, changes and writes an object, retrying on conflicts; `change`

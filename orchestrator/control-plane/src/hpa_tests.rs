@@ -18,6 +18,7 @@ async fn a_stateful_set_is_scaled_like_a_deployment() {
         caches: Caches::start(&store.kv),
         fence,
         events: Default::default(),
+        admission: Default::default(),
     };
     let value = serde_json::json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
         "metadata": {"name": "web", "namespace": "default"},

@@ -20,6 +20,8 @@ mod hpa_tests;
 #[cfg(test)]
 mod node_ipam_tests;
 #[cfg(test)]
+mod quota_tests;
+#[cfg(test)]
 mod rollout_tests;
 #[cfg(test)]
 mod scheduling_tests;
@@ -53,6 +55,9 @@ pub struct ControlSettings {
     /// How often each HorizontalPodAutoscaler is evaluated (Kubernetes'
     /// `--horizontal-pod-autoscaler-sync-period`, 15 s).
     pub hpa_sync_period: Duration,
+    /// How the pods and claims the controllers create are admitted (the API
+    /// server's `--pod-security-default-enforce`).
+    pub admission: berth_client::admission::Admission,
 }
 
 impl Default for ControlSettings {
@@ -63,6 +68,7 @@ impl Default for ControlSettings {
             resync: Duration::from_secs(30),
             node_ipam: Default::default(),
             hpa_sync_period: berth_controllers::hpa::DEFAULT_SYNC_PERIOD,
+            admission: Default::default(),
         }
     }
 }
@@ -80,9 +86,9 @@ pub enum Exit {
 
 /// Runs the informers, the controllers (deployment, replicaset, statefulset, garbage
 /// collector, node lifecycle, node IPAM, disruption, EndpointSlices, horizontal pod
-/// autoscaler, dependencies, the volume binder, storage protection) and the scheduler,
-/// all writing with `fence`, until `stop` becomes
-/// true or the leadership record changes (a write fails with `Fenced`, or the watch
+/// autoscaler, dependencies, the volume binder, storage protection, resource quotas) and
+/// the scheduler, all writing with `fence`, until `stop` becomes true or the
+/// leadership record changes (a write fails with `Fenced`, or the watch
 /// of the record sees it replaced). Everything it started is stopped when it returns.
 pub async fn run_while_leader(
     kv: Kv,
@@ -99,6 +105,7 @@ pub async fn run_while_leader(
         caches: Caches::start(&kv),
         fence: fence.clone(),
         events: Default::default(),
+        admission: settings.admission,
     };
     let mut loops: JoinSet<&'static str> = JoinSet::new();
     let resync = settings.resync;
@@ -169,6 +176,11 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::cluster_role_aggregation::run(c, resync).await;
         "clusterrole-aggregation"
+    });
+    let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::resource_quota::run(c, resync).await;
+        "resource-quota"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

@@ -89,6 +89,9 @@ pub struct Context {
     pub fence: Fence,
     /// The leases the loops' events share.
     pub events: Arc<EventLeases>,
+    /// What the pods and claims the controllers create are admitted by (Pod
+    /// Security's default level), as the API server admits its creates.
+    pub admission: berth_client::admission::Admission,
 }
 
 impl Context {

@@ -13,6 +13,7 @@ pub mod hpa;
 pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
+pub mod resource_quota;
 pub mod statefulset;
 pub mod storage_protection;
 mod template_json;

@@ -16,10 +16,11 @@ use std::time::{Duration, SystemTime};
 use berth_api::conditions::{condition, is_active, is_pod_ready, is_terminal};
 use berth_api::meta::{MetaExt, ObjectMeta, Time, selector_matches};
 use berth_api::names::random_suffix;
-use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetStatus, Resource};
+use berth_api::objects::{Pod, PodSpec, PodStatus, ReplicaSet, ReplicaSetCondition, ReplicaSetStatus, Resource};
 use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_api::qos::qos_class;
 use berth_api::time::to_system_time;
+use berth_client::admission::Refusal;
 use berth_client::events::{EventType, reference};
 use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
@@ -30,6 +31,37 @@ use crate::spec_replicas;
 
 /// At most this many pods are created for one ReplicaSet in one pass.
 const CREATE_BURST: usize = 100;
+/// How soon a ReplicaSet whose pod was refused tries again.
+const RETRY_REFUSED: Duration = Duration::from_secs(5);
+/// The condition of a ReplicaSet whose pods cannot be created, and its reason.
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+pub const FAILED_CREATE: &str = "FailedCreate";
+
+/// Sets `ReplicaFailure` (reason `FailedCreate`, the first refusal as its message)
+/// while pods are refused, and removes it once a pass creates what it needs, as
+/// Kubernetes' ReplicaSet controller does.
+pub fn set_replica_failure(status: &mut ReplicaSetStatus, failure: Option<&str>, now: SystemTime) {
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    match failure {
+        None => conditions.retain(|c| c.type_ != REPLICA_FAILURE),
+        Some(message) => {
+            let condition = ReplicaSetCondition {
+                type_: REPLICA_FAILURE.into(),
+                status: "True".into(),
+                reason: Some(FAILED_CREATE.into()),
+                message: Some(message.into()),
+                last_transition_time: Some(berth_api::time::from_system_time(now)),
+            };
+            // As Kubernetes: set when absent, then kept as it is while refusals last.
+            if !conditions.iter().any(|c| c.type_ == REPLICA_FAILURE) {
+                conditions.push(condition);
+            }
+        }
+    }
+    if conditions.is_empty() {
+        status.conditions = None;
+    }
+}
 
 /// A pod for `rs` from its template, named `<rs>-<suffix>`: Pending, with its QoS
 /// class, as the API server creates one; held by the dependencies gate when `rs`
@@ -278,10 +310,13 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
         if plan.create > 0 {
             tracing::info!(replicaset = %rs.key(), count = plan.create, "creating pods");
         }
+        // A create admission refuses (a quota, Pod Security, a LimitRange) ends the
+        // pass's creates; the set says so, as Kubernetes' ReplicaFailure condition.
+        let mut failure = None;
         for _ in 0..plan.create {
             let pod = new_pod(rs, &random_suffix(5));
-            match benign(ctx.registry.create(&pod, ctx.fence()).await)? {
-                Some(created) => {
+            match ctx.admission.create_pod(&ctx.registry.kv, &pod, ctx.fence()).await {
+                Ok(created) => {
                     let revision = created.metadata.resource_version().parse().unwrap_or(i64::MAX);
                     expect().created(uid, created.key(), revision);
                     recorder.emit(
@@ -291,8 +326,25 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
                         format!("Created pod: {}", created.metadata.name()),
                     );
                 }
+                Err(Refusal::Forbidden(why)) => {
+                    let message = format!("pods {:?} is forbidden: {why}", pod.metadata.name());
+                    tracing::info!(replicaset = %rs.key(), %message, "a pod was refused");
+                    recorder.emit(
+                        reference(rs),
+                        EventType::Warning,
+                        FAILED_CREATE,
+                        format!("Error creating: {message}"),
+                    );
+                    failure = Some(message);
+                    requeue = sooner(requeue, Some(RETRY_REFUSED));
+                    break;
+                }
                 // A name collision: try again with another suffix.
-                None => requeue = sooner(requeue, Some(RETRY_SOON)),
+                Err(Refusal::Store(e)) => {
+                    if benign(Err::<(), _>(e))?.is_none() {
+                        requeue = sooner(requeue, Some(RETRY_SOON));
+                    }
+                }
             }
         }
         for pod in plan.delete {
@@ -320,7 +372,9 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
                 );
             }
         }
-        if let Some(status) = plan.status {
+        let mut status = plan.status.unwrap_or_else(|| rs.status.clone());
+        set_replica_failure(&mut status, failure.as_deref(), now);
+        if status != rs.status {
             let mut rs = rs.clone();
             rs.status = status;
             if benign(ctx.registry.update(&rs, ctx.fence()).await)?.is_none() {
@@ -380,6 +434,36 @@ mod tests {
                 .push(PodCondition::new("Ready", "True", "", ""));
         }
         pod
+    }
+
+    #[test]
+    fn a_refused_create_sets_replica_failure_until_a_pass_creates_what_it_needs() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
+        let mut status = ReplicaSetStatus::default();
+        set_replica_failure(&mut status, Some("pods \"web-x\" is forbidden: exceeded quota: q"), now);
+        let condition = status.conditions.as_ref().unwrap()[0].clone();
+        assert_eq!(
+            (
+                condition.type_.as_str(),
+                condition.status.as_str(),
+                condition.reason.as_deref()
+            ),
+            (REPLICA_FAILURE, "True", Some(FAILED_CREATE))
+        );
+        assert_eq!(
+            condition.message.as_deref(),
+            Some("pods \"web-x\" is forbidden: exceeded quota: q")
+        );
+        // Later refusals keep the condition as it was (its time too).
+        let later = now + Duration::from_secs(60);
+        set_replica_failure(
+            &mut status,
+            Some("pods \"web-y\" is forbidden: exceeded quota: q"),
+            later,
+        );
+        assert_eq!(status.conditions.as_ref().unwrap()[0], condition);
+        set_replica_failure(&mut status, None, later);
+        assert_eq!(status.conditions, None);
     }
 
     #[test]
@@ -549,6 +633,7 @@ mod tests {
             },
             fence,
             events: Default::default(),
+            admission: Default::default(),
         };
         ctx.caches.wait_synced().await;
         let expectations = std::sync::Mutex::new(Expectations::default());

@@ -21,6 +21,7 @@ pub mod endpoint_slice;
 pub mod event;
 pub mod horizontal_pod_autoscaler;
 pub mod horizontal_pod_autoscaler_v1;
+pub mod limit_range;
 pub mod namespace;
 pub mod node;
 pub mod persistent_volume;
@@ -28,6 +29,7 @@ pub mod persistent_volume_claim;
 pub mod pod;
 pub mod pod_disruption_budget;
 pub mod replica_set;
+pub mod resource_quota;
 pub mod runtime_class;
 pub mod secret;
 pub mod service;
@@ -66,6 +68,8 @@ pub static KINDS: &[&KindDescriptor] = &[
     &cluster_role::CLUSTER_ROLE,
     &role_binding::ROLE_BINDING,
     &cluster_role_binding::CLUSTER_ROLE_BINDING,
+    &resource_quota::RESOURCE_QUOTA,
+    &limit_range::LIMIT_RANGE,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -241,6 +245,15 @@ mod tests {
                 (rbac("v1"), "ClusterRole", "clusterroles", false, &[], &[]),
                 (rbac("v1"), "RoleBinding", "rolebindings", true, &[], &[]),
                 (rbac("v1"), "ClusterRoleBinding", "clusterrolebindings", false, &[], &[]),
+                (
+                    "v1".to_string(),
+                    "ResourceQuota",
+                    "resourcequotas",
+                    true,
+                    &["quota"],
+                    &[]
+                ),
+                ("v1".to_string(), "LimitRange", "limitranges", true, &["limits"], &[]),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -268,7 +281,8 @@ mod tests {
                 "horizontalpodautoscalers",
                 "statefulsets",
                 "persistentvolumes",
-                "persistentvolumeclaims"
+                "persistentvolumeclaims",
+                "resourcequotas"
             ]
         );
         assert_eq!(

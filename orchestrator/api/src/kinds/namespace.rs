@@ -35,7 +35,11 @@ pub static NAMESPACE: KindDescriptor = KindDescriptor {
     status_on_create: StatusOnCreate::Phase("Active"),
     decode: Object::decode::<NamespaceSpec>,
     defaults: |_| {},
-    validate: |_, _| {},
+    validate: |object, errors| {
+        errors.extend(crate::admission::pod_security::label_errors(
+            crate::meta::MetaExt::labels(object.metadata()),
+        ))
+    },
     validate_update: |_, _, _| {},
     cells,
     conversion: None,

@@ -2,6 +2,7 @@
 //! the server on a free port and talks to it with a bare HTTP/1.1 client. This file
 //! is the harness; the tests are grouped by what they exercise.
 
+mod admission;
 mod apply;
 mod config_maps;
 mod discovery;

@@ -60,6 +60,10 @@ Server flags:
                                         and bindings; system:masters may do anything)
                                         (default RBAC with --client-ca-file or
                                         --token-auth-file, else AlwaysAllow)
+  --pod-security-default-enforce privileged|baseline|restricted
+                                        the Pod Security level enforced in namespaces without
+                                        a pod-security.kubernetes.io/enforce label (default
+                                        baseline; Kubernetes' own default is privileged)
   --encryption-provider-config FILE     Kubernetes' EncryptionConfiguration (aesgcm and
                                         identity providers): Secrets are encrypted in the
                                         store with its first provider's first key and read
@@ -142,6 +146,11 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
         api.service_network.node_ports =
             berth_apiserver::services::parse_port_range(&v).map_err(|e| format!("--service-node-port-range: {e}"))?;
     }
+    if let Some(v) = take_flag(args, "pod-security-default-enforce")? {
+        api.admission.pod_security_default = berth_api::admission::pod_security::Level::parse(&v).ok_or_else(|| {
+            format!("--pod-security-default-enforce {v:?}: must be privileged, baseline or restricted")
+        })?;
+    }
     if let Some(v) = take_flag(args, "advertise-address")? {
         let ip: std::net::Ipv4Addr = v
             .parse()
@@ -201,6 +210,8 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             .map_err(|_| format!("--node-cidr-mask-size {v:?}: must be a prefix length such as 24"))?;
     }
     settings.node_ipam.validate()?;
+    // One level for both paths that create pods: the API server's and the controllers'.
+    settings.admission = api.admission;
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
     let security = ApiSecurityFlags::parse(args)?;
     // With users to tell apart, RBAC decides by default (default deny); without
@@ -507,6 +518,19 @@ mod tests {
             refused.contains("--authorization-mode: authorization mode \"Node\" is not implemented"),
             "{refused}"
         );
+    }
+
+    #[test]
+    fn the_default_pod_security_level_is_a_flag_for_both_paths_that_create_pods() {
+        use berth_api::admission::pod_security::Level;
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.api.admission.pod_security_default, Level::Baseline);
+        assert_eq!(defaults.settings.admission.pod_security_default, Level::Baseline);
+        let (flags, _) = parse(&["--pod-security-default-enforce=privileged"]).unwrap();
+        assert_eq!(flags.api.admission.pod_security_default, Level::Privileged);
+        assert_eq!(flags.settings.admission.pod_security_default, Level::Privileged);
+        let error = parse(&["--pod-security-default-enforce=strict"]).err().unwrap();
+        assert!(error.contains("must be privileged, baseline or restricted"), "{error}");
     }
 
     #[test]

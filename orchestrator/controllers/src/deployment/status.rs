@@ -182,6 +182,42 @@ pub fn rollout_status(
     new: Option<&ReplicaSet>,
     now: SystemTime,
 ) -> DeploymentStatus {
+    let mut status = progress_status(deployment, recorded, all, new, now);
+    // A ReplicaSet's ReplicaFailure (a pod refused by a quota, Pod Security) is
+    // the Deployment's too, the new set's first (Kubernetes' `getReplicaFailures`).
+    let failure = new.into_iter().chain(all.iter().copied()).find_map(|rs| {
+        rs.status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == REPLICA_FAILURE)
+    });
+    match failure {
+        Some(failure) => set_condition(
+            &mut status,
+            new_condition(
+                REPLICA_FAILURE,
+                &failure.status,
+                failure.reason.as_deref().unwrap_or_default(),
+                failure.message.clone().unwrap_or_default(),
+                &from_system_time(now),
+            ),
+        ),
+        None => remove_condition(&mut status, REPLICA_FAILURE),
+    }
+    status
+}
+
+/// The condition a Deployment shares with its ReplicaSets while their pods are refused.
+pub const REPLICA_FAILURE: &str = "ReplicaFailure";
+
+fn progress_status(
+    deployment: &Deployment,
+    recorded: &DeploymentStatus,
+    all: &[&ReplicaSet],
+    new: Option<&ReplicaSet>,
+    now: SystemTime,
+) -> DeploymentStatus {
     let now_time = from_system_time(now);
     let mut status = calculate_status(deployment, recorded, all, new, &now_time);
     let Some(deadline) = progress_deadline(deployment) else {

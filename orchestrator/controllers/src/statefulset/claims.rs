@@ -34,15 +34,6 @@ pub fn decode(record: &Record) -> Result<PersistentVolumeClaim> {
     Ok(claim)
 }
 
-/// Creates a claim unless one of its name exists; returns whether it was created.
-pub async fn create(registry: &Registry, claim: &PersistentVolumeClaim, fence: Option<&Fence>) -> Result<bool> {
-    match registry.create(claim, fence).await {
-        Ok(_) => Ok(true),
-        Err(KvError::AlreadyExists) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
 /// Makes `pod` the owner of each of its claims (that exist), in place of the set, as
 /// Kubernetes does before it deletes a pod scaled away under `whenScaled: Delete`.
 pub async fn give_to_pod(registry: &Registry, set: &StatefulSet, pod: &Pod, fence: Option<&Fence>) -> Result<()> {

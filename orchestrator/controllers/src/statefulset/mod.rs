@@ -25,10 +25,12 @@ mod tests;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use berth_api::kinds::Object;
 use berth_api::kinds::stateful_set::DELETE;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodSpec, PodTemplateSpec, StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy};
 use berth_api::owners::{controller_of, is_controlled_by};
+use berth_client::admission::Refusal;
 use berth_client::events::{EventType, reference};
 use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
@@ -211,25 +213,45 @@ async fn act(
     let recorder = ctx.recorder("statefulset-controller");
     let (uid, set_name) = (set.metadata.uid(), set.metadata.name());
     let mut is_done = true;
-    for pod in create {
+    'pods: for pod in create {
         let ordinal = identity::ordinal_of(set_name, pod.metadata.name()).unwrap_or_default();
         for claim in identity::claims_for(set, ordinal) {
-            if claims::create(&ctx.registry, &claim, ctx.fence()).await? {
-                recorder.emit(
+            // Claims are admitted as the API server admits them (LimitRanges, quotas).
+            let claim_name = claim.metadata.name().to_string();
+            match ctx
+                .admission
+                .create(&ctx.registry.kv, Object::new(claim), ctx.fence())
+                .await
+            {
+                Ok(_) => recorder.emit(
                     reference(set),
                     EventType::Normal,
                     "SuccessfulCreate",
                     format!(
-                        "create Claim {} Pod {} in StatefulSet {set_name} success",
-                        claim.metadata.name(),
+                        "create Claim {claim_name} Pod {} in StatefulSet {set_name} success",
                         pod.metadata.name()
                     ),
-                );
+                ),
+                Err(Refusal::Store(KvError::AlreadyExists)) => {}
+                Err(Refusal::Store(e)) => return Err(e),
+                Err(Refusal::Forbidden(why)) => {
+                    recorder.emit(
+                        reference(set),
+                        EventType::Warning,
+                        "FailedCreate",
+                        format!(
+                            "create Claim {claim_name} for Pod {} in StatefulSet {set_name} failed error: \
+                             persistentvolumeclaims {claim_name:?} is forbidden: {why}",
+                            pod.metadata.name()
+                        ),
+                    );
+                    break 'pods;
+                }
             }
         }
         tracing::info!(statefulset = %set.key(), pod = %pod.metadata.name(), "creating a pod");
-        match benign(ctx.registry.create(&pod, ctx.fence()).await)? {
-            Some(created) => {
+        match ctx.admission.create_pod(&ctx.registry.kv, &pod, ctx.fence()).await {
+            Ok(created) => {
                 expect().expectations.expect(uid, created.key(), Expect::Present);
                 recorder.emit(
                     reference(set),
@@ -242,7 +264,23 @@ async fn act(
                 );
             }
             // The name is still taken (the old pod has not gone yet).
-            None => is_done = false,
+            Err(Refusal::Store(KvError::AlreadyExists | KvError::Conflict { .. } | KvError::NotFound)) => {
+                is_done = false
+            }
+            Err(Refusal::Store(e)) => return Err(e),
+            // Refused (a quota, Pod Security): said so; the next resync tries again.
+            Err(Refusal::Forbidden(why)) => {
+                let name = pod.metadata.name();
+                recorder.emit(
+                    reference(set),
+                    EventType::Warning,
+                    "FailedCreate",
+                    format!(
+                        "create Pod {name} in StatefulSet {set_name} failed error: pods {name:?} is forbidden: {why}"
+                    ),
+                );
+                break;
+            }
         }
     }
     let when_scaled = set

@@ -1,0 +1,240 @@
+//! Admission's store-side steps, shared by the API server's creates and the
+//! controllers that create pods and claims (which write the store directly): read
+//! the namespace's Pod Security labels, LimitRanges and ResourceQuotas, apply
+//! `berth_api::admission`'s rules, and write a new object together with its
+//! quotas' charged `status.used` in one transaction, so that two creates racing
+//! for a quota's last slot cannot both pass (the loser's charge no longer matches
+//! the quota it read; it reads again and is refused).
+//!
+//! ```text
+//! prepare: namespace labels ─► Pod Security (pods refused, templates warned)
+//!          LimitRanges      ─► defaults (pods), bounds (pods, claims)
+//! charges: ResourceQuotas   ─► quota::charge per quota ─► (quota key, its revision, new status)
+//! create:  txn { object absent, fence, each quota unchanged } ─► object + quotas' status
+//! ```
+
+use berth_api::admission::limit_range::{self, LimitRange};
+use berth_api::admission::pod_security::{self, Level};
+use berth_api::admission::quota;
+use berth_api::kinds::Object;
+use berth_api::kinds::limit_range::LIMIT_RANGE;
+use berth_api::meta::MetaExt;
+use berth_api::objects::{
+    Deployment, NamespaceSpec, PersistentVolumeClaim, Pod, PodSpec, ReplicaSet, ResourceQuota, ResourceQuotaSpec,
+    StatefulSet, key,
+};
+use berth_api::qos::qos_class;
+
+use crate::kv::{Fence, Kv, KvError};
+use crate::registry::{Registry, decode};
+
+/// How often a create whose quota moved under it is charged again.
+const MAX_CHARGES: usize = 16;
+
+/// Why a create was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Refused by a rule: Kubernetes' text, to follow `<resource> "<name>" is forbidden: `.
+    Forbidden(String),
+    /// The store failed (or the object exists, or the fence moved).
+    Store(KvError),
+}
+
+impl From<KvError> for Refusal {
+    fn from(e: KvError) -> Self {
+        Refusal::Store(e)
+    }
+}
+
+/// A quota write made with a create: `(key, the revision it was read at, new value)`.
+pub type Charge = (String, i64, Vec<u8>);
+
+/// The cluster's admission settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Admission {
+    /// The Pod Security level enforced in namespaces without an `enforce` label
+    /// (`--pod-security-default-enforce`; berth's default is `baseline`).
+    pub pod_security_default: Level,
+}
+
+impl Admission {
+    /// Pod Security and LimitRanges for a new object: a pod may get default
+    /// requests and limits; a refusal names the rule. Returns the warnings for the
+    /// client (Pod Security's `warn` mode, and workloads' templates).
+    pub async fn prepare(&self, kv: &Kv, object: &mut Object) -> Result<Vec<String>, Refusal> {
+        let namespace = object.metadata().namespace().to_string();
+        let is_pod = object.downcast_ref::<Pod>().is_some();
+        let template = template_of(object);
+        let is_claim = object.downcast_ref::<PersistentVolumeClaim>().is_some();
+        if !is_pod && template.is_none() && !is_claim {
+            return Ok(Vec::new());
+        }
+        let mut warnings = Vec::new();
+        if is_pod || template.is_some() {
+            let policy = self.namespace_policy(kv, &namespace).await?;
+            let spec = match object.downcast_ref::<Pod>() {
+                Some(pod) => pod.spec.clone(),
+                None => template.unwrap_or_default(),
+            };
+            let verdict = pod_security::admit(&namespace, &policy, &spec, is_pod);
+            if let Some(refusal) = verdict.refusal {
+                return Err(Refusal::Forbidden(refusal));
+            }
+            warnings = verdict.warnings;
+        }
+        if !is_pod && !is_claim {
+            return Ok(warnings);
+        }
+        let ranges = limit_ranges(kv, &namespace).await?;
+        if ranges.is_empty() {
+            return Ok(warnings);
+        }
+        let errors = if let Some(pod) = object.downcast_mut::<Pod>() {
+            if limit_range::apply_defaults(&ranges, &mut pod.spec) && pod.status.qos_class.is_some() {
+                pod.status.qos_class = Some(qos_class(&pod.spec).to_string());
+            }
+            limit_range::pod_errors(&ranges, &pod.spec)
+        } else if let Some(claim) = object.downcast_ref::<PersistentVolumeClaim>() {
+            limit_range::claim_errors(&ranges, &claim.spec)
+        } else {
+            Vec::new()
+        };
+        match limit_range::aggregate(&errors) {
+            Some(refusal) => Err(Refusal::Forbidden(refusal)),
+            None => Ok(warnings),
+        }
+    }
+
+    /// The namespace's Pod Security policy (the default where it has no label, or
+    /// does not exist yet: its create will be refused for that).
+    async fn namespace_policy(&self, kv: &Kv, namespace: &str) -> Result<pod_security::NamespacePolicy, KvError> {
+        let labels = match kv.get(&key::<NamespaceSpec>("", namespace)).await? {
+            Some(record) => decode::<NamespaceSpec>(&record)?.metadata.labels().clone(),
+            None => Default::default(),
+        };
+        Ok(pod_security::namespace_policy(&labels, self.pod_security_default))
+    }
+
+    /// Prepares and creates `object` with its quota charges, charging again when a
+    /// quota moved under it. Returns the object as created and the warnings.
+    pub async fn create(
+        &self,
+        kv: &Kv,
+        mut object: Object,
+        fence: Option<&Fence>,
+    ) -> Result<(Object, Vec<String>), Refusal> {
+        let warnings = self.prepare(kv, &mut object).await?;
+        let registry = Registry::new(kv.clone());
+        for _ in 0..MAX_CHARGES {
+            let charged = charges(kv, &object).await?;
+            match registry.create_with(&object, fence, &charged).await {
+                Err(KvError::Conflict { .. }) if !charged.is_empty() => continue,
+                Ok(created) => return Ok((created, warnings)),
+                Err(e) => return Err(Refusal::Store(e)),
+            }
+        }
+        Err(Refusal::Store(KvError::Conflict { current: 0 }))
+    }
+
+    /// [`create`](Self::create) for a typed pod (the controllers').
+    pub async fn create_pod(&self, kv: &Kv, pod: &Pod, fence: Option<&Fence>) -> Result<Pod, Refusal> {
+        let (created, _) = self.create(kv, Object::new(pod.clone()), fence).await?;
+        created
+            .downcast_ref::<Pod>()
+            .cloned()
+            .ok_or_else(|| Refusal::Store(KvError::Other("a pod created as another kind".into())))
+    }
+}
+
+/// The quota writes an update needs: what the new object uses beyond the old (a
+/// Service that takes node ports, a claim that grows) charged to every quota that
+/// counts it, as Kubernetes charges updates. A quota it would exceed refuses it.
+pub async fn update_charges(kv: &Kv, old: &Object, new: &Object) -> Result<Vec<Charge>, Refusal> {
+    let before = quota::usage(old);
+    let delta: quota::Amounts = quota::usage(new)
+        .into_iter()
+        .map(|(name, value)| {
+            let grown = value - before.get(&name).copied().unwrap_or(0);
+            (name, grown)
+        })
+        .filter(|(_, grown)| *grown > 0)
+        .collect();
+    if delta.is_empty() || !new.descriptor().namespaced {
+        return Ok(Vec::new());
+    }
+    let namespace = new.metadata().namespace();
+    let (quotas, _) = Registry::new(kv.clone())
+        .list::<ResourceQuotaSpec>(Some(namespace))
+        .await?;
+    let mut charged = Vec::new();
+    for q in &quotas {
+        match quota::charge(q, new, &delta) {
+            Ok(None) => {}
+            Ok(Some(used)) => {
+                let mut q: ResourceQuota = q.clone();
+                q.status = quota::with_used(&q, &used);
+                let revision = q.metadata.resource_version().parse().unwrap_or(0);
+                charged.push((q.key(), revision, q.stored_form()));
+            }
+            Err(refusal) => return Err(Refusal::Forbidden(refusal)),
+        }
+    }
+    Ok(charged)
+}
+
+/// A workload's pod template (Deployments, ReplicaSets, StatefulSets).
+fn template_of(object: &Object) -> Option<PodSpec> {
+    let template = if let Some(d) = object.downcast_ref::<Deployment>() {
+        d.spec.template.spec.clone()
+    } else if let Some(rs) = object.downcast_ref::<ReplicaSet>() {
+        rs.spec.template.as_ref().and_then(|t| t.spec.clone())
+    } else if let Some(s) = object.downcast_ref::<StatefulSet>() {
+        s.spec.template.spec.clone()
+    } else {
+        return None;
+    };
+    Some(template.unwrap_or_default())
+}
+
+/// The namespace's LimitRanges.
+pub async fn limit_ranges(kv: &Kv, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
+    let (records, _) = kv.list(&LIMIT_RANGE.prefix(Some(namespace))).await?;
+    Ok(records
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<LimitRange>(&r.value).ok())
+        .collect())
+}
+
+/// The quota writes a new object needs: each quota of its namespace that counts it,
+/// with `status.used` charged. A quota it would exceed refuses it.
+pub async fn charges(kv: &Kv, object: &Object) -> Result<Vec<Charge>, Refusal> {
+    let namespace = object.metadata().namespace();
+    if !object.descriptor().namespaced || namespace.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (quotas, _) = Registry::new(kv.clone())
+        .list::<ResourceQuotaSpec>(Some(namespace))
+        .await?;
+    if quotas.is_empty() {
+        return Ok(Vec::new());
+    }
+    let usage = quota::usage(object);
+    let mut charged = Vec::new();
+    for q in &quotas {
+        match quota::charge(q, object, &usage) {
+            Ok(None) => {}
+            Ok(Some(used)) => {
+                let mut q: ResourceQuota = q.clone();
+                q.status = quota::with_used(&q, &used);
+                let revision = q.metadata.resource_version().parse().unwrap_or(0);
+                charged.push((q.key(), revision, q.stored_form()));
+            }
+            Err(refusal) => return Err(Refusal::Forbidden(refusal)),
+        }
+    }
+    Ok(charged)
+}
+
+#[cfg(test)]
+#[path = "admission_tests.rs"]
+mod tests;
