@@ -29,6 +29,7 @@ async fn a_labelled_role_is_aggregated_into_view_edit_and_admin() {
         caches: Caches::start(&store.kv),
         fence,
         events: Default::default(),
+        admission: Default::default(),
     };
     for role in bootstrap::cluster_roles() {
         ctx.registry.create(&Object::new(role), None).await.unwrap();
