@@ -38,6 +38,26 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// `berth pki issue` of `name` for `cn` in `org`, signed by the CA in `pki`.
+fn issue(pki: &str, name: &str, cn: &str, org: &str, extra: &[&str]) {
+    let mut args = vec!["pki", "issue", "--dir", pki, "--name", name, "--cn", cn, "--org", org];
+    args.extend_from_slice(extra);
+    berth(&args);
+}
+
+/// One `berth server` with `flags`, its API on a port of its own; returns it and
+/// the port.
+fn start_server(flags: Vec<String>) -> (Cluster, u16) {
+    let api_port = free_port();
+    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1)
+        .args(flags)
+        .env("RUST_LOG", QUIET_RAFT_LOG);
+    let mut servers = Cluster::new(spec).unwrap();
+    servers.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+    servers.start_all().unwrap();
+    (servers, api_port)
+}
+
 #[test]
 fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     if !have_kubectl() {
@@ -47,18 +67,7 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     let pki = work.path().join("pki");
     let pki_arg = pki.to_str().unwrap();
     berth(&["pki", "init", "--dir", pki_arg]);
-    berth(&[
-        "pki",
-        "issue",
-        "--dir",
-        pki_arg,
-        "--name",
-        "users/alice",
-        "--cn",
-        "alice",
-        "--org",
-        "team-a",
-    ]);
+    issue(pki_arg, "users/alice", "alice", "team-a", &[]);
     // A CA of someone else's, and a user it signed.
     let stranger = work.path().join("stranger");
     let stranger_arg = stranger.to_str().unwrap();
@@ -66,18 +75,12 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     let tokens = work.path().join("tokens.csv");
     std::fs::write(&tokens, "s3cr3t-token,robot,r1,\"bots\"\n").unwrap();
 
-    let api_port = free_port();
-    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1)
-        .args([
-            format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
-            format!("--tls-private-key-file={}", pki.join("apiserver.key").display()),
-            format!("--client-ca-file={}", pki.join("ca.crt").display()),
-            format!("--token-auth-file={}", tokens.display()),
-        ])
-        .env("RUST_LOG", QUIET_RAFT_LOG);
-    let mut servers = Cluster::new(spec).unwrap();
-    servers.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
-    servers.start_all().unwrap();
+    let (_servers, api_port) = start_server(vec![
+        format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
+        format!("--tls-private-key-file={}", pki.join("apiserver.key").display()),
+        format!("--client-ca-file={}", pki.join("ca.crt").display()),
+        format!("--token-auth-file={}", tokens.display()),
+    ]);
     let url = format!("https://127.0.0.1:{api_port}");
 
     let kubeconfig = |file: &str, name: &str, ca_dir: &Path| {
@@ -288,54 +291,30 @@ fn the_agents_api_takes_only_the_api_server_and_the_server_only_the_agents_own_a
     let pki_arg = pki.to_str().unwrap();
     berth(&["pki", "init", "--dir", pki_arg]);
     // n1's certificate holds 127.0.0.1, where it listens; n2's only another address.
-    berth(&[
-        "pki",
-        "issue",
-        "--dir",
+    issue(
         pki_arg,
-        "--name",
         "nodes/n1",
-        "--cn",
         "system:node:n1",
-        "--org",
         "system:nodes",
-        "--usage",
-        "both",
-        "--host",
-        "127.0.0.1",
-    ]);
-    berth(&[
-        "pki",
-        "issue",
-        "--dir",
+        &["--usage", "both", "--host", "127.0.0.1"],
+    );
+    issue(
         pki_arg,
-        "--name",
         "nodes/n2",
-        "--cn",
         "system:node:n2",
-        "--org",
         "system:nodes",
-        "--usage",
-        "both",
-        "--host",
-        "10.255.0.2",
-    ]);
+        &["--usage", "both", "--host", "10.255.0.2"],
+    );
     let file = |name: &str| pki.join(name).display().to_string();
 
-    let api_port = free_port();
-    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1)
-        .args([
-            format!("--tls-cert-file={}", file("apiserver.crt")),
-            format!("--tls-private-key-file={}", file("apiserver.key")),
-            format!("--client-ca-file={}", file("ca.crt")),
-            format!("--kubelet-client-certificate={}", file("apiserver-kubelet-client.crt")),
-            format!("--kubelet-client-key={}", file("apiserver-kubelet-client.key")),
-            format!("--kubelet-certificate-authority={}", file("ca.crt")),
-        ])
-        .env("RUST_LOG", QUIET_RAFT_LOG);
-    let mut servers = Cluster::new(spec).unwrap();
-    servers.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
-    servers.start_all().unwrap();
+    let (servers, api_port) = start_server(vec![
+        format!("--tls-cert-file={}", file("apiserver.crt")),
+        format!("--tls-private-key-file={}", file("apiserver.key")),
+        format!("--client-ca-file={}", file("ca.crt")),
+        format!("--kubelet-client-certificate={}", file("apiserver-kubelet-client.crt")),
+        format!("--kubelet-client-key={}", file("apiserver-kubelet-client.key")),
+        format!("--kubelet-certificate-authority={}", file("ca.crt")),
+    ]);
     let store = servers.endpoints().join(",");
     let marker = format!("agent-tls-{}", free_port());
     let agent_ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
