@@ -92,6 +92,8 @@ fn pods_get_configuration_and_secrets_as_environment() {
     - name: UNSET
       valueFrom:
         configMapKeyRef: {name: settings, key: absent, optional: true}
+    - name: ADDRESS
+      value: \"$(MODE)-$(TIER):$$(MODE):$(NOPE)\"
 ",
     );
     let path = cluster.write_manifest("configured.yaml", &configured);
@@ -111,6 +113,8 @@ fn pods_get_configuration_and_secrets_as_environment() {
         "TIER=web".into(),
         format!("NODE={node}"),
         "MEMORY_MI=64".into(),
+        // $(VAR) references to earlier variables expand; $$ escapes; unknown stay.
+        "ADDRESS=fast-web:$(MODE):$(NOPE)".into(),
     ] {
         assert!(env.contains(&line), "{line} in {env:#?}");
     }

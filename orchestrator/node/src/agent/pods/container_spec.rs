@@ -117,6 +117,8 @@ pub(crate) struct ServiceLinks {
     pub(crate) enabled: bool,
     /// The names of the container's own `env`.
     pub(crate) declared: Vec<String>,
+    /// What `$(VAR)` references to expand once the Services' variables are known.
+    pub(crate) expansion: super::expansion::Expansion,
 }
 
 impl ServiceLinks {
@@ -125,7 +127,35 @@ impl ServiceLinks {
             namespace: pod.metadata.namespace().to_string(),
             enabled: pod.spec.enable_service_links != Some(false),
             declared: c.env.iter().flatten().map(|e| e.name.clone()).collect(),
+            expansion: Default::default(),
         }
+    }
+}
+
+/// What of `spec` (built for `c`) holds `$(VAR)` references to expand: the
+/// container's own variables `own`, those of them set by a literal `env[].value`,
+/// and where its own command and args begin in argv.
+pub(crate) fn expansion_of(c: &Container, spec: &ContainerSpec, own: &[String]) -> super::expansion::Expansion {
+    let mut literal: Vec<String> = Vec::new();
+    for var in c.env.iter().flatten() {
+        literal.retain(|name| *name != var.name);
+        if var.value_from.is_none() {
+            literal.push(var.name.clone());
+        }
+    }
+    let command = c.command.as_deref().unwrap_or_default();
+    let args = c.args.as_deref().unwrap_or_default();
+    let argv_from = if !command.is_empty() {
+        Some(0)
+    } else if !args.is_empty() {
+        Some(spec.argv.len().saturating_sub(args.len()))
+    } else {
+        None
+    };
+    super::expansion::Expansion {
+        own: own.to_vec(),
+        literal,
+        argv_from,
     }
 }
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use super::config_env::{CREATE_CONTAINER_CONFIG_ERROR, EnvError, resolve};
-use super::container_spec::{ServiceLinks, container_spec_with_env};
+use super::container_spec::{ServiceLinks, container_spec_with_env, expansion_of};
 use super::hooks::post_start_of;
 use super::memory::{ContainerMemory, Exit, Now, RestartPolicy, container_id};
 use super::plan::{Action, EnvInputs, Observed};
@@ -192,6 +192,7 @@ impl Step<'_> {
             own_env,
         );
         spec.mounts = self.volumes.map(|v| mounts(container, v)).unwrap_or_default();
+        links.expansion = expansion_of(container, &spec, &links.declared);
         actions.push(Action::Start {
             pod_uid: pod.metadata.uid().to_string(),
             handler: self.handler.to_string(),

@@ -483,13 +483,19 @@ impl Executor {
                 post_start,
                 address,
             } => {
-                let spec = match &self.dns {
+                let (mut spec, variables) = match &self.dns {
                     Some(dns) => {
                         let variables = dns.catalog.read(|c| service_env(c, &links.namespace, links.enabled));
-                        Box::new(with_service_env(*spec, variables, &links.declared))
+                        let given: Vec<(String, String)> = variables
+                            .iter()
+                            .filter(|(name, _)| !links.declared.contains(name))
+                            .cloned()
+                            .collect();
+                        (Box::new(with_service_env(*spec, variables, &links.declared)), given)
                     }
-                    None => spec,
+                    None => (spec, Vec::new()),
                 };
+                super::expansion::apply(&mut spec, &variables, &links.expansion);
                 if let Some(id) = self.start(&pod_uid, &handler, &spec, now)
                     && let Some(hook) = post_start
                 {

@@ -26,6 +26,7 @@ mod container_spec;
 mod container_step;
 pub(crate) mod dns_config;
 mod executor;
+mod expansion;
 mod hooks;
 mod memory;
 mod plan;
