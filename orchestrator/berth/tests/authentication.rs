@@ -428,3 +428,142 @@ fn the_agents_api_takes_only_the_api_server_and_the_server_only_the_agents_own_a
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
 }
+
+/// Two tenants, each with `edit` in its own namespace through its certificate's
+/// group: each manages its namespace and sees nothing of the other's, through lists,
+/// `-A`, watches, logs or exec; `kubectl auth can-i --list` says so.
+#[test]
+fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
+    if !have_kubectl() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let pki_arg = pki.to_str().unwrap();
+    berth(&["pki", "init", "--dir", pki_arg]);
+    issue(pki_arg, "users/alice", "alice", "team-a", &[]);
+    issue(pki_arg, "users/bob", "bob", "team-b", &[]);
+    let (_servers, api_port) = start_server(vec![
+        format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
+        format!("--tls-private-key-file={}", pki.join("apiserver.key").display()),
+        format!("--client-ca-file={}", pki.join("ca.crt").display()),
+    ]);
+    let url = format!("https://127.0.0.1:{api_port}");
+    let home = work.path();
+    let as_user = |name: &str| {
+        let path = work.path().join(format!("{}.kubeconfig", name.replace('/', "-")));
+        berth(&[
+            "pki",
+            "kubeconfig",
+            "--dir",
+            pki_arg,
+            "--name",
+            name,
+            "--server",
+            &url,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        move |args: &[&str]| {
+            let mut all = vec!["--kubeconfig".to_string(), path.display().to_string()];
+            all.extend(args.iter().map(|a| a.to_string()));
+            let all: Vec<&str> = all.iter().map(String::as_str).collect();
+            kubectl(home, &all)
+        }
+    };
+    let admin = as_user("admin");
+    let alice = as_user("users/alice");
+    let bob = as_user("users/bob");
+    eventually_blocking("the admin gets in", || {
+        admin(&["get", "namespaces"]).status.success().then_some(())
+    });
+    for (namespace, group) in [("team-a", "team-a"), ("team-b", "team-b")] {
+        let out = admin(&["create", "namespace", namespace]);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = admin(&[
+            "create",
+            "rolebinding",
+            "edit",
+            "--clusterrole=edit",
+            &format!("--group={group}"),
+            "-n",
+            namespace,
+        ]);
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    let out = admin(&[
+        "create",
+        "configmap",
+        "b-secret-plan",
+        "--from-literal=plan=launch-codes-42",
+        "-n",
+        "team-b",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Each manages its own namespace (once the binding reaches the server's cache).
+    eventually_blocking("alice creates in team-a", || {
+        alice(&["create", "configmap", "a-plan", "--from-literal=plan=y", "-n", "team-a"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let out = alice(&["get", "configmaps", "-n", "team-a", "-o", "name"]);
+    assert!(text(&out).contains("configmap/a-plan"), "{}", text(&out));
+    eventually_blocking("bob lists team-b", || {
+        let out = bob(&["get", "configmaps", "-n", "team-b", "-o", "name"]);
+        text(&out).contains("configmap/b-secret-plan").then_some(())
+    });
+
+    let out = bob(&[
+        "get",
+        "configmap",
+        "b-secret-plan",
+        "-n",
+        "team-b",
+        "-o",
+        "jsonpath={.data.plan}",
+    ]);
+    assert_eq!(text(&out), "launch-codes-42", "bob reads his own");
+
+    // And nothing of the other's.
+    let forbidden = |out: Output, what: &str| {
+        assert!(!out.status.success(), "{what} succeeded: {}", text(&out));
+        assert!(text(&out).contains("forbidden"), "{what}: {}", text(&out));
+        assert!(!text(&out).contains("launch-codes-42"), "{what} leaked: {}", text(&out));
+    };
+    forbidden(alice(&["get", "configmap", "b-secret-plan", "-n", "team-b"]), "get");
+    forbidden(alice(&["get", "configmaps", "-n", "team-b"]), "list");
+    forbidden(alice(&["get", "configmaps", "-A"]), "list -A");
+    forbidden(
+        alice(&["get", "configmaps", "-n", "team-b", "--watch", "--request-timeout=10s"]),
+        "watch",
+    );
+    forbidden(
+        alice(&["get", "configmaps", "-A", "--watch", "--request-timeout=10s"]),
+        "watch -A",
+    );
+    forbidden(
+        alice(&["delete", "configmap", "b-secret-plan", "-n", "team-b"]),
+        "delete",
+    );
+    forbidden(alice(&["logs", "some-pod", "-n", "team-b"]), "logs");
+    forbidden(alice(&["exec", "some-pod", "-n", "team-b", "--", "true"]), "exec");
+    forbidden(bob(&["get", "configmap", "a-plan", "-n", "team-a"]), "bob's get");
+
+    let out = alice(&["auth", "can-i", "--list", "-n", "team-a"]);
+    let own = text(&out);
+    assert!(
+        own.lines()
+            .any(|l| l.starts_with("configmaps ") && l.contains("create") && l.contains("delete")),
+        "alice in team-a: {own}"
+    );
+    let out = alice(&["auth", "can-i", "--list", "-n", "team-b"]);
+    let other = text(&out);
+    assert!(
+        !other.lines().any(|l| l.starts_with("configmaps ")),
+        "alice in team-b: {other}"
+    );
+    let out = alice(&["auth", "can-i", "create", "deployments", "-n", "team-b"]);
+    assert_eq!(text(&out).trim(), "no");
+}

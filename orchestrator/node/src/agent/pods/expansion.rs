@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(expand("$$(HOST)", &vars), "$(HOST)", "$$ escapes");
         assert_eq!(expand("$$$(HOST)", &vars), "$db");
         assert_eq!(expand("$(MISSING) and $(date)", &vars), "$(MISSING) and $(date)");
-        assert_eq!(expand("cost: $5, $HOST, $(unclosed", &vars), "cost: $5, $HOST, $(unclosed");
+        assert_eq!(
+            expand("cost: $5, $HOST, $(unclosed", &vars),
+            "cost: $5, $HOST, $(unclosed"
+        );
         assert_eq!(expand("end$", &vars), "end$");
         assert_eq!(expand("", &vars), "");
     }
@@ -127,8 +130,14 @@ mod tests {
         apply(&mut spec, &services, &expansion);
         let env: HashMap<_, _> = spec.env.iter().cloned().collect();
         assert_eq!(env["PATH"], "/bin:$(HOME)", "the image's variables are not expanded");
-        assert_eq!(env["DATA"], "/srv/data:$(LATER):10.96.0.9", "only what comes before, and the Services'");
+        assert_eq!(
+            env["DATA"], "/srv/data:$(LATER):10.96.0.9",
+            "only what comes before, and the Services'"
+        );
         assert_eq!(env["FROM_SECRET"], "$(BASE)", "a value from a Secret is taken as it is");
-        assert_eq!(spec.argv, ["/entrypoint", "--data=/srv/data:$(LATER):10.96.0.9", "late"]);
+        assert_eq!(
+            spec.argv,
+            ["/entrypoint", "--data=/srv/data:$(LATER):10.96.0.9", "late"]
+        );
     }
 }
