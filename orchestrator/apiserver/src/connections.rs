@@ -74,13 +74,20 @@ pub async fn accept(listener: TcpListener, api: ApiServer) {
 #[derive(Debug, Clone, Default)]
 pub struct Credentials {
     pub certificate_user: Option<UserInfo>,
+    /// The client's address, for the audit log.
+    pub peer: Option<std::net::IpAddr>,
 }
 
 /// Serves a new connection: plain, or after a TLS handshake that must finish within
 /// the header timeout (a client that stalls in it holds no slot for longer).
 async fn open_connection(stream: TcpStream, api: ApiServer, slot: OwnedSemaphorePermit) {
+    let peer = stream.peer_addr().ok().map(|a| a.ip());
     let Some(acceptor) = api.tls.clone() else {
-        return serve(stream, Credentials::default(), api, slot).await;
+        let credentials = Credentials {
+            certificate_user: None,
+            peer,
+        };
+        return serve(stream, credentials, api, slot).await;
     };
     let tls = match tokio::time::timeout(api.settings.read_header_timeout, acceptor.accept(stream)).await {
         Ok(Ok(tls)) => tls,
@@ -99,7 +106,7 @@ async fn open_connection(stream: TcpStream, api: ApiServer, slot: OwnedSemaphore
         .peer_certificates()
         .and_then(|certs| certs.first())
         .and_then(|cert| certificate_user(cert));
-    serve(tls, Credentials { certificate_user }, api, slot).await
+    serve(tls, Credentials { certificate_user, peer }, api, slot).await
 }
 
 /// Where a connection is between requests.

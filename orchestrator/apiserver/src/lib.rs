@@ -25,6 +25,7 @@
 //! The limits are [`Settings`], with kube-apiserver's defaults.
 
 mod admission;
+pub mod audit;
 pub mod auth;
 mod codec;
 mod connections;
@@ -88,6 +89,8 @@ pub struct ApiServer {
     authenticator: std::sync::Arc<auth::Authenticator>,
     /// HTTPS: the server's certificate and the client CA; plain HTTP without.
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// `--audit-log-path` with its policy.
+    audit: Option<audit::AuditLog>,
     authorizer: auth::authz::Authorizer,
 }
 
@@ -107,7 +110,14 @@ impl ApiServer {
             settings,
             authenticator: Default::default(),
             tls: None,
+            audit: None,
         }
+    }
+
+    /// Records requests in `log` (see `audit`).
+    pub fn with_audit(mut self, log: Option<audit::AuditLog>) -> ApiServer {
+        self.audit = log;
+        self
     }
 
     /// Serves HTTPS with `tls` (see `berth_pki::tls::server_config`), authenticating
@@ -150,7 +160,9 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
     let format = codec::response_format(request.headers());
     // A request from a connection is authenticated here; one made in-process (the
     // tests) may carry its user already.
+    let mut source = None;
     if let Some(credentials) = request.extensions_mut().remove::<connections::Credentials>() {
+        source = credentials.peer;
         match api
             .authenticator
             .authenticate(request.headers(), credentials.certificate_user.as_ref())
@@ -163,23 +175,49 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
     }
     // The unit tests act as a user by naming it in a header.
     #[cfg(test)]
-    let request = tests::as_named_user(request);
+    let mut request = tests::as_named_user(request);
+    let record = match &api.audit {
+        None => None,
+        Some(log) => {
+            let user = request
+                .extensions()
+                .get::<auth::UserInfo>()
+                .cloned()
+                .unwrap_or_else(auth::UserInfo::anonymous);
+            match audit::begin(log, &mut request, &user, source).await {
+                Ok(record) => record,
+                Err(error) => return codec::render(format, error.code, &error.status()),
+            }
+        }
+    };
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
-        match dispatch::handle(api, request).await {
+        let (response, status) = match dispatch::handle(api, request).await {
             Ok(response) => {
                 tracing::debug!(code = response.status().as_u16(), "answered");
-                response
+                (response, None)
             }
             Err(error) => {
                 tracing::debug!(%error, "failed");
-                let mut response = codec::render(format, error.code, &error.status());
+                let status = error.status();
+                let mut response = codec::render(format, error.code, &status);
                 if let Some(seconds) = error.retry_after_seconds() {
                     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
                 }
-                response
+                (response, Some(status))
             }
+        };
+        if let (Some(log), Some(record)) = (&api.audit, record) {
+            let streams = record.attributes.as_ref().is_some_and(|a| {
+                a.verb == "watch"
+                    || a.resource
+                        .as_ref()
+                        .is_some_and(|r| matches!(r.subresource.as_str(), "log" | "exec" | "attach" | "portforward"))
+            });
+            let stage = if streams { "ResponseStarted" } else { "ResponseComplete" };
+            log.write(record, response.status().as_u16(), status.as_ref(), stage);
         }
+        response
     }
     .instrument(span)
     .await

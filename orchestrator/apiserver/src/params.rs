@@ -14,6 +14,7 @@ use super::selector::{FieldSelector, Filter, LabelSelector};
 use super::status::ApiError;
 
 /// The query parameters of a request.
+#[derive(Default)]
 pub struct Params(HashMap<String, String>);
 
 impl Params {

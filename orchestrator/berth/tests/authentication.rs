@@ -443,10 +443,20 @@ fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
     berth(&["pki", "init", "--dir", pki_arg]);
     issue(pki_arg, "users/alice", "alice", "team-a", &[]);
     issue(pki_arg, "users/bob", "bob", "team-b", &[]);
+    // Everything audited, with bodies where the policy may have them.
+    let policy = work.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Request\n",
+    )
+    .unwrap();
+    let audit_log = work.path().join("audit.log");
     let (_servers, api_port) = start_server(vec![
         format!("--tls-cert-file={}", pki.join("apiserver.crt").display()),
         format!("--tls-private-key-file={}", pki.join("apiserver.key").display()),
         format!("--client-ca-file={}", pki.join("ca.crt").display()),
+        format!("--audit-log-path={}", audit_log.display()),
+        format!("--audit-policy-file={}", policy.display()),
     ]);
     let url = format!("https://127.0.0.1:{api_port}");
     let home = work.path();
@@ -566,4 +576,47 @@ fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
     );
     let out = alice(&["auth", "can-i", "create", "deployments", "-n", "team-b"]);
     assert_eq!(text(&out).trim(), "no");
+
+    // The audit log says who did what to which object and how it ended, and never
+    // holds a Secret's value, though the policy asks for bodies.
+    let out = admin(&[
+        "create",
+        "secret",
+        "generic",
+        "vault",
+        "--from-literal=key=hunter2-audited",
+        "-n",
+        "team-b",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let events: Vec<serde_json::Value> = eventually_blocking("the secret's create audited", || {
+        let text = std::fs::read_to_string(&audit_log).ok()?;
+        let events: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        events
+            .iter()
+            .any(|e| e["objectRef"]["resource"] == "secrets" && e["verb"] == "create")
+            .then_some(events)
+    });
+    let all = std::fs::read_to_string(&audit_log).unwrap();
+    assert!(!all.contains("hunter2-audited"), "a Secret's value in the audit log");
+    let refused = events
+        .iter()
+        .find(|e| {
+            e["user"]["username"] == "alice"
+                && e["verb"] == "get"
+                && e["objectRef"]["name"] == "b-secret-plan"
+                && e["objectRef"]["namespace"] == "team-b"
+        })
+        .expect("alice's refused get is audited");
+    assert_eq!(refused["responseStatus"]["code"], 403, "{refused}");
+    assert_eq!(
+        refused["user"]["groups"],
+        serde_json::json!(["team-a", "system:authenticated"])
+    );
+    assert_eq!(refused["sourceIPs"], serde_json::json!(["127.0.0.1"]));
+    let created = events
+        .iter()
+        .find(|e| e["user"]["username"] == "alice" && e["verb"] == "create" && e["responseStatus"]["code"] == 201)
+        .expect("alice's create is audited");
+    assert_eq!(created["requestObject"]["data"]["plan"], "y", "{created}");
 }

@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use berth_apiserver::audit::{AuditLog, parse_policy};
 use berth_apiserver::auth::Authenticator;
 use berth_apiserver::auth::authn::parse_token_file;
 use berth_pki::Identity;
@@ -28,6 +29,10 @@ pub const API_SECURITY_USAGE: &str = "\
   --kubelet-client-key FILE             its key) this server shows the agents, whose API
   --kubelet-certificate-authority FILE  is then reached over HTTPS, their certificates
                                         checked against this CA and the address dialled
+  --audit-log-path FILE                 write an audit.k8s.io/v1 Event per request, JSON
+                                        lines (`-`: standard output); needs:
+  --audit-policy-file FILE              the audit Policy: the first matching rule's level
+                                        (None, Metadata, Request); Secrets' bodies never
 ";
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -40,6 +45,8 @@ pub struct ApiSecurityFlags {
     pub kubelet_client_certificate: Option<PathBuf>,
     pub kubelet_client_key: Option<PathBuf>,
     pub kubelet_certificate_authority: Option<PathBuf>,
+    pub audit_log_path: Option<PathBuf>,
+    pub audit_policy_file: Option<PathBuf>,
 }
 
 impl ApiSecurityFlags {
@@ -57,7 +64,16 @@ impl ApiSecurityFlags {
             kubelet_client_certificate: take_flag(args, "kubelet-client-certificate")?.map(Into::into),
             kubelet_client_key: take_flag(args, "kubelet-client-key")?.map(Into::into),
             kubelet_certificate_authority: take_flag(args, "kubelet-certificate-authority")?.map(Into::into),
+            audit_log_path: take_flag(args, "audit-log-path")?.map(Into::into),
+            audit_policy_file: take_flag(args, "audit-policy-file")?.map(Into::into),
         };
+        match (&flags.audit_log_path, &flags.audit_policy_file) {
+            (Some(_), None) => {
+                return Err("--audit-log-path needs --audit-policy-file (without a policy nothing is logged)".into());
+            }
+            (None, Some(_)) => return Err("--audit-policy-file needs --audit-log-path".into()),
+            _ => {}
+        }
         let kubelet = [
             flags.kubelet_client_certificate.is_some(),
             flags.kubelet_client_key.is_some(),
@@ -122,6 +138,18 @@ impl ApiSecurityFlags {
             .map_err(|e| {
                 format!("--kubelet-client-certificate/--kubelet-client-key/--kubelet-certificate-authority: {e}")
             })
+    }
+
+    /// The audit log, when the flags ask for one.
+    pub fn audit(&self) -> Result<Option<AuditLog>, String> {
+        let (Some(path), Some(policy)) = (&self.audit_log_path, &self.audit_policy_file) else {
+            return Ok(None);
+        };
+        let policy = parse_policy(&read(policy, "audit-policy-file")?)
+            .map_err(|e| format!("--audit-policy-file {}: {e}", policy.display()))?;
+        AuditLog::open(path, policy)
+            .map(Some)
+            .map_err(|e| format!("--audit-log-path {e}"))
     }
 
     pub fn authenticator(&self) -> Result<Authenticator, String> {

@@ -271,9 +271,13 @@ pub fn run(args: &[String]) -> ExitCode {
         if let Some(agents) = server_flags.security.agent_client_tls()? {
             berth_client::agents::use_tls(agents);
         }
-        Ok((tls, server_flags.security.authenticator()?))
+        Ok((
+            tls,
+            server_flags.security.authenticator()?,
+            server_flags.security.audit()?,
+        ))
     });
-    let (tls, authenticator) = match security {
+    let (tls, authenticator, audit) = match security {
         Ok(security) => security,
         Err(e) => {
             berth_cli::err_line(format_args!("berth server: {e}"));
@@ -319,7 +323,9 @@ pub fn run(args: &[String]) -> ExitCode {
         };
         tokio::spawn(berth_apiserver::serve(
             listener,
-            ApiServer::with_settings(kv.clone(), api).with_security(tls, authenticator),
+            ApiServer::with_settings(kv.clone(), api)
+                .with_security(tls, authenticator)
+                .with_audit(audit),
         ));
         let control = tokio::spawn(lead_when_leader(
             server.store().clone(),
