@@ -19,9 +19,10 @@ use serde_json::Value;
 const REPO: &str = "e2e/busybox";
 
 /// What a container prints about itself: its namespaces, pid, uid, hostname and
-/// capabilities.
+/// capabilities. `$$$$` is the shell's `$$` once Kubernetes' `$(VAR)` expansion has
+/// turned `$$` into `$`; `$(id -u)` names no variable and reaches the shell as is.
 const SELF_REPORT: &str = "for ns in pid mnt uts ipc net; do echo \"ns $ns $(readlink /proc/self/ns/$ns)\"; done; \
-     echo \"pid $$\"; echo \"uid $(id -u)\"; echo \"hostname $(hostname)\"; grep CapEff /proc/self/status; echo reported; exec sleep 3600";
+     echo \"pid $$$$\"; echo \"uid $(id -u)\"; echo \"hostname $(hostname)\"; grep CapEff /proc/self/status; echo reported; exec sleep 3600";
 
 fn isolated_pod(image: &str) -> String {
     format!(
