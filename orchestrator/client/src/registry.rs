@@ -213,6 +213,15 @@ impl Registry {
     /// Replaces an object if it is still at `metadata.resourceVersion`; bumps the
     /// generation when the spec changed.
     pub async fn update<T: Stored>(&self, object: &T, fence: Option<&Fence>) -> Result<T> {
+        let (mut object, key, expected) = self.prepare_update(object).await?;
+        let revision = self.kv.update(&key, object.encode(), expected, fence).await?;
+        object.metadata_mut().resource_version = Some(revision.to_string());
+        Ok(object)
+    }
+
+    /// What an update writes: the object with its generation bumped when the spec
+    /// changed, its key, and the revision it must still be at.
+    async fn prepare_update<T: Stored>(&self, object: &T) -> Result<(T, String, i64)> {
         let expected: i64 = object
             .metadata()
             .resource_version()
@@ -229,9 +238,7 @@ impl Registry {
         {
             object.metadata_mut().generation = Some(current.metadata().generation() + 1);
         }
-        let revision = self.kv.update(&key, object.encode(), expected, fence).await?;
-        object.metadata_mut().resource_version = Some(revision.to_string());
-        Ok(object)
+        Ok((object, key, expected))
     }
 
     /// [`update`](Self::update) together with other writes (a quota's charge), each
@@ -246,22 +253,7 @@ impl Registry {
         if also.is_empty() {
             return self.update(object, fence).await;
         }
-        let expected: i64 = object
-            .metadata()
-            .resource_version()
-            .parse()
-            .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
-        let key = object.key();
-        let mut object = object.clone();
-        let metadata = object.metadata_mut();
-        metadata.generation = Some(metadata.generation().max(1));
-        if let Some(current) = self.kv.get(&key).await?
-            && let Ok(current) = object.decode_stored(&current)
-            && current.metadata().resource_version == object.metadata().resource_version
-            && !current.has_spec_of(&object)
-        {
-            object.metadata_mut().generation = Some(current.metadata().generation() + 1);
-        }
+        let (mut object, key, expected) = self.prepare_update(object).await?;
         let mut together = crate::kv::Together {
             conditions: vec![(key.clone(), expected)],
             puts: vec![(key, object.encode())],
