@@ -449,6 +449,23 @@ fn child_pid(up: u32, name: &str) -> Option<u32> {
     })
 }
 
+/// The PID of the child `berth up` just restarted, looked for a few times: when it is
+/// not found, what berth up printed next says why.
+fn restarted_child(up: u32, name: &str, rx: &std::sync::mpsc::Receiver<String>) -> Result<u32, String> {
+    for _ in 0..20 {
+        if let Some(pid) = child_pid(up, name) {
+            return Ok(pid);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let mut next = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+        next.push_str(&line);
+        next.push('\n');
+    }
+    Err(next)
+}
+
 /// Waits for berth up to print a line containing each of `parts`; returns it.
 fn wait_for_line(rx: &std::sync::mpsc::Receiver<String>, parts: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -475,7 +492,7 @@ fn survives_kill_9_of_a_replica_and_an_agent(up: u32, rx: &std::sync::mpsc::Rece
         Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
         let exited = wait_for_line(rx, &[name, "exited", "signal 9 (SIGKILL)", "restarting it in 1s"]);
         let restarted = wait_for_line(rx, &[&format!("{name} restarted (pid")]);
-        let new_pid = child_pid(up, name).unwrap_or_else(|| panic!("{restarted}, but no {name} runs"));
+        let new_pid = restarted_child(up, name, rx).unwrap_or_else(|next| panic!("{restarted}, but no {name} runs; berth up went on:\n{next}"));
         assert_ne!(new_pid, pid, "{exited}\n{restarted}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -114,8 +114,9 @@ async fn a_pod_waits_in_container_creating_while_its_image_is_pulled_then_runs_f
     let web = image_pod("web");
     let pods = desired(&[&web]);
     let t = now();
+    // The sandbox and the pull are two background tasks: wait for both to be under way.
     pass_until(&mut executor, &pods, t, |e| {
-        e.memory().pods["uid-web"].sandbox.ready().is_some()
+        e.memory().pods["uid-web"].sandbox.ready().is_some() && !node.images.ensures().is_empty()
     })
     .await;
     assert_eq!(
