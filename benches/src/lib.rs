@@ -32,6 +32,9 @@
 //! `secrets` prices encryption at rest: the same Secret creates, updates and reads
 //! against a berth server with and without an AES-GCM key, as ratios; `autoscale`
 //! times the horizontal pod autoscaler from a load step to the new replicas Ready.
+//! `api-security` prices TLS, authentication and RBAC on the API server: pod creates,
+//! gets and paged lists over plain HTTP against HTTPS with client certificates and
+//! RBAC, as ratios.
 
 pub mod api;
 pub mod autoscale;
@@ -43,9 +46,11 @@ pub mod duration;
 pub mod keys;
 pub mod latency;
 pub mod options;
+pub mod paired;
 pub mod pods;
 pub mod progress;
 pub mod report;
 pub mod secrets;
+pub mod security;
 pub mod traffic;
 pub mod workload;

@@ -35,8 +35,8 @@ use crate::budget::Budget;
 use crate::compare::{ensure_berth, machine};
 use crate::driver::{DriveOptions, Operation, drive};
 use crate::duration::parse_duration;
-use crate::latency::ms;
-use crate::report::{Report, json_line};
+use crate::paired::{self, Run};
+use crate::report::Report;
 
 const NAMESPACE: &str = "bench";
 /// The sealed values' prefix under the key this benchmark writes.
@@ -94,12 +94,6 @@ impl Mode {
     }
 }
 
-/// The three phases' reports of one server.
-struct Run {
-    mode: Mode,
-    phases: Vec<Report>,
-}
-
 const PHASES: [&str; 3] = ["create", "update", "get"];
 
 pub async fn run_until_interrupted(options: &SecretsOptions) -> anyhow::Result<()> {
@@ -134,7 +128,10 @@ pub async fn run(options: &SecretsOptions) -> anyhow::Result<()> {
             server.wait_until_ready().await?;
             let phases = measure(options, &mut server).await?;
             check_stored_form(&server, mode).await?;
-            runs.push(Run { mode, phases });
+            runs.push(Run {
+                second: mode == Mode::Encrypted,
+                phases,
+            });
         }
     }
     let mut text = String::from("## Encryption at rest: Secret writes\n\n");
@@ -159,7 +156,7 @@ pub async fn run(options: &SecretsOptions) -> anyhow::Result<()> {
         options.conns,
         options.rounds
     );
-    text.push_str(&render(&runs));
+    text.push_str(&paired::render("secrets", &PHASES, ["plain", "encrypted"], &runs));
     print!("{text}");
     Ok(())
 }
@@ -312,70 +309,9 @@ async fn check_stored_form(server: &ServerUnderTest, mode: Mode) -> anyhow::Resu
     }
 }
 
-/// The median of the rounds' values of one mode.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
-/// A figure of a report: its name in the table, in the JSON line, and how to read it.
-type Measure = (&'static str, &'static str, fn(&Report) -> f64);
-
-/// The markdown table and one JSON line per phase.
-fn render(runs: &[Run]) -> String {
-    let figure = |mode: Mode, phase: usize, pick: fn(&Report) -> f64| {
-        median(
-            runs.iter()
-                .filter(|r| r.mode == mode)
-                .map(|r| pick(&r.phases[phase]))
-                .collect(),
-        )
-    };
-    let measures: [Measure; 3] = [
-        ("requests/s", "throughput_rps", Report::throughput_rps),
-        ("latency p50 (ms)", "p50_ms", |r| ms(r.latency.p50)),
-        ("latency p99 (ms)", "p99_ms", |r| ms(r.latency.p99)),
-    ];
-    let mut text = String::from(
-        "\n| phase | measure | plain | encrypted | encrypted / plain |\n| --- | --- | ---: | ---: | ---: |\n",
-    );
-    let mut lines = String::new();
-    for (i, phase) in PHASES.iter().enumerate() {
-        let mut fields = vec![("workload".to_string(), json!(format!("secrets-{phase}")))];
-        for (measure, name, pick) in measures {
-            let plain = figure(Mode::Plain, i, pick);
-            let encrypted = figure(Mode::Encrypted, i, pick);
-            let ratio = if plain > 0.0 { encrypted / plain } else { 0.0 };
-            let _ = writeln!(
-                text,
-                "| {phase} | {measure} | {plain:.2} | {encrypted:.2} | {ratio:.2} |"
-            );
-            fields.push((format!("{name}_plain"), json!(plain)));
-            fields.push((format!("{name}_encrypted"), json!(encrypted)));
-            fields.push((format!("{name}_ratio"), json!(ratio)));
-        }
-        lines.push_str(&json_line(fields));
-        lines.push('\n');
-    }
-    text.push('\n');
-    text.push_str(&lines);
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_median_of_the_rounds() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(median(vec![]), 0.0);
-    }
 
     #[test]
     fn the_config_names_the_benchmarks_key() {

@@ -5,6 +5,8 @@
 //! berth-client's HTTP client opens a connection per request (the CLI's needs); a
 //! load generator that did so would time the TCP handshake as much as the server.
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -12,6 +14,8 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{ACCEPT, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 
 pub struct Connection {
@@ -41,17 +45,29 @@ impl Answer {
 
 impl Connection {
     pub async fn open(authority: &str) -> anyhow::Result<Connection> {
+        Self::open_with(authority, None).await
+    }
+
+    /// A connection over TLS when `tls` is given (the server's name is the
+    /// authority's host), plain HTTP otherwise.
+    pub async fn open_with(authority: &str, tls: Option<&Arc<ClientConfig>>) -> anyhow::Result<Connection> {
         let stream = TcpStream::connect(authority)
             .await
             .with_context(|| format!("connecting to {authority}"))?;
         stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream))
-            .await
-            .context("the HTTP/1.1 handshake")?;
-        // Ends when the server closes the connection or the sender is dropped.
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let sender = match tls {
+            None => handshake(TokioIo::new(stream)).await?,
+            Some(config) => {
+                let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+                let name =
+                    ServerName::try_from(host.to_owned()).with_context(|| format!("the server name {host:?}"))?;
+                let stream = tokio_rustls::TlsConnector::from(config.clone())
+                    .connect(name, stream)
+                    .await
+                    .with_context(|| format!("the TLS handshake with {authority}"))?;
+                handshake(TokioIo::new(stream)).await?
+            }
+        };
         Ok(Connection {
             authority: authority.to_owned(),
             sender,
@@ -108,6 +124,18 @@ impl Connection {
     pub async fn get(&mut self, path_and_query: &str) -> anyhow::Result<Answer> {
         self.request(Method::GET, path_and_query, None).await
     }
+}
+
+async fn handshake<T>(io: TokioIo<T>) -> anyhow::Result<SendRequest<Full<Bytes>>>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = http1::handshake(io).await.context("the HTTP/1.1 handshake")?;
+    // Ends when the server closes the connection or the sender is dropped.
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
 }
 
 /// The next piece of a streamed body; `None` at its end.

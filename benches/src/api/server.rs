@@ -3,6 +3,7 @@
 //! comparison's timing flags, and what /proc says about it.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -34,6 +35,8 @@ pub struct ServerUnderTest {
     cluster: Cluster,
     /// `127.0.0.1:PORT` of the API server.
     pub api_authority: String,
+    /// How to reach an API server that serves HTTPS (None: plain HTTP).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl ServerUnderTest {
@@ -53,7 +56,11 @@ impl ServerUnderTest {
         let api_authority = format!("127.0.0.1:{}", free_port());
         cluster.replicas[0].args = vec![format!("--api-listen={api_authority}")];
         cluster.start_all()?;
-        Ok(ServerUnderTest { cluster, api_authority })
+        Ok(ServerUnderTest {
+            cluster,
+            api_authority,
+            tls: None,
+        })
     }
 
     /// Waits until the store has elected itself and the API server answers /readyz.
@@ -62,7 +69,7 @@ impl ServerUnderTest {
         let started = Instant::now();
         loop {
             self.cluster.check_running()?;
-            let why = match Connection::open(&self.api_authority).await {
+            let why = match Connection::open_with(&self.api_authority, self.tls.as_ref()).await {
                 Ok(mut connection) => match connection.get("/readyz").await {
                     Ok(answer) if answer.status == 200 => return Ok(()),
                     Ok(answer) => format!("/readyz answered {}", answer.status),

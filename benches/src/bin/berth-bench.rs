@@ -12,6 +12,7 @@ use berth_benches::options::{Consistency, LoadOptions};
 use berth_benches::pods::{self, PodsOptions};
 use berth_benches::report::Report;
 use berth_benches::secrets::{self, SecretsOptions};
+use berth_benches::security::{self, SecurityOptions};
 use berth_benches::traffic::{self, TrafficOptions};
 use berth_benches::workload::{lease_keepalive, put, range, txn, watch};
 use clap::{Parser, Subcommand};
@@ -92,6 +93,9 @@ enum Workload {
     /// Encryption at rest's cost on Secret writes: one berth server with and without
     /// an AES-GCM key, the same creates, updates and reads; ratios encrypted / plain.
     Secrets(SecretsOptions),
+    /// TLS, authentication and RBAC's cost on the API server: pod creates, gets and
+    /// paged lists, plain HTTP against HTTPS with client certificates and RBAC.
+    ApiSecurity(SecurityOptions),
     /// The horizontal pod autoscaler's reaction to a load step: from the step to the
     /// scale-up decision and to every new replica Ready.
     Autoscale(AutoscaleOptions),
@@ -124,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
         Workload::Pods(options) => return pods::run_until_interrupted(&options).await,
         Workload::Traffic(options) => return traffic::run_until_interrupted(&options).await,
         Workload::Secrets(options) => return secrets::run_until_interrupted(&options).await,
+        Workload::ApiSecurity(options) => return security::run_until_interrupted(&options).await,
         Workload::Autoscale(options) => return autoscale::run_until_interrupted(&options).await,
     };
     print_report(&report);

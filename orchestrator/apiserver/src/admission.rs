@@ -29,8 +29,9 @@ pub async fn prepare(api: &ApiServer, kind: &Kind, object: &mut Object) -> Resul
 }
 
 /// The quota writes a new object needs; a quota it would exceed refuses it.
-pub async fn charges(api: &ApiServer, kind: &Kind, object: &Object) -> Result<Vec<Charge>, ApiError> {
-    admission::charges(&api.kv, object)
+/// `fresh` reads the quotas linearizably (after a write found one moved).
+pub async fn charges(api: &ApiServer, kind: &Kind, object: &Object, fresh: bool) -> Result<Vec<Charge>, ApiError> {
+    admission::charges(&api.kv, object, fresh)
         .await
         .map_err(|r| refused(kind, object.metadata().name(), r))
 }

@@ -86,7 +86,14 @@ pub async fn create(
     }
     if options.dry_run {
         if kind.namespaced {
-            namespace_fence(api, kind, object.metadata().namespace(), object.metadata().name()).await?;
+            namespace_fence(
+                api,
+                kind,
+                object.metadata().namespace(),
+                object.metadata().name(),
+                false,
+            )
+            .await?;
         }
         let key = object.key();
         if api
@@ -98,7 +105,7 @@ pub async fn create(
         {
             return Err(ApiError::already_exists(kind, object.metadata().name()));
         }
-        super::admission::charges(api, kind, &object).await?;
+        super::admission::charges(api, kind, &object, false).await?;
         let metadata = object.metadata_mut();
         metadata.uid = Some(berth_api::names::new_uid());
         metadata.creation_timestamp = Some(berth_api::time::now());
@@ -108,12 +115,12 @@ pub async fn create(
             warnings,
         });
     }
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
         let name = object.metadata().name().to_string();
         // The write is fenced by the namespace record: if the namespace is deleted
         // (or marked terminating) after it was read here, the create fails.
         let fence = if kind.namespaced {
-            Some(namespace_fence(api, kind, object.metadata().namespace(), &name).await?)
+            Some(namespace_fence(api, kind, object.metadata().namespace(), &name, attempt > 0).await?)
         } else {
             None
         };
@@ -129,7 +136,7 @@ pub async fn create(
         // The quotas that count the object are charged in the same write (events,
         // which go with a lease, are counted by no quota berth keeps).
         let charges = if lease == 0 {
-            super::admission::charges(api, kind, &object).await?
+            super::admission::charges(api, kind, &object, attempt > 0).await?
         } else {
             Vec::new()
         };
@@ -179,24 +186,43 @@ fn is_services(kind: &Kind) -> bool {
 }
 
 /// A fence on the namespace record, after checking the namespace can take new objects.
-async fn namespace_fence(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> Result<Fence, ApiError> {
+///
+/// The namespace is read serializably first (the fence catches a stale read: the
+/// write fails if the namespace moved since the revision read), and linearizably
+/// when `fresh` or when the first read would refuse the create.
+async fn namespace_fence(
+    api: &ApiServer,
+    kind: &Kind,
+    namespace: &str,
+    name: &str,
+    mut fresh: bool,
+) -> Result<Fence, ApiError> {
     let key = namespaces().key("", namespace);
-    let stored = match api.kv.get(&key).await {
-        Ok(Some(stored)) => stored,
-        Ok(None) => return Err(ApiError::not_found(namespaces(), namespace)),
-        Err(e) => return Err(ApiError::from_kv(e, namespaces(), namespace)),
-    };
-    if is_terminating(&decode(namespaces(), &stored)?) {
-        return Err(ApiError::forbidden(
-            kind,
-            name,
-            &format!("unable to create new content in namespace {namespace} because it is being terminated"),
-        ));
+    loop {
+        let read = match fresh {
+            true => api.kv.get(&key).await,
+            false => api.kv.get_serializable(&key).await,
+        };
+        let refusal = match read {
+            Err(e) => return Err(ApiError::from_kv(e, namespaces(), namespace)),
+            Ok(None) => ApiError::not_found(namespaces(), namespace),
+            Ok(Some(stored)) if is_terminating(&decode(namespaces(), &stored)?) => ApiError::forbidden(
+                kind,
+                name,
+                &format!("unable to create new content in namespace {namespace} because it is being terminated"),
+            ),
+            Ok(Some(stored)) => {
+                return Ok(Fence {
+                    key,
+                    mod_revision: stored.mod_revision,
+                });
+            }
+        };
+        if fresh {
+            return Err(refusal);
+        }
+        fresh = true;
     }
-    Ok(Fence {
-        key,
-        mod_revision: stored.mod_revision,
-    })
 }
 
 /// PUT: replaces the object (`Part::Main`) or its status.

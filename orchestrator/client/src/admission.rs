@@ -6,6 +6,10 @@
 //! for a quota's last slot cannot both pass (the loser's charge no longer matches
 //! the quota it read; it reads again and is refused).
 //!
+//! Admission reads serializably (the replica's applied state, as kube-apiserver's
+//! admission reads its informers' caches): a quota read stale makes the create's
+//! transaction fail, and the next charge reads it linearizably.
+//!
 //! ```text
 //! prepare: namespace labels ─► Pod Security (pods refused, templates warned)
 //!          LimitRanges      ─► defaults (pods), bounds (pods, claims)
@@ -108,7 +112,7 @@ impl Admission {
     /// The namespace's Pod Security policy (the default where it has no label, or
     /// does not exist yet: its create will be refused for that).
     async fn namespace_policy(&self, kv: &Kv, namespace: &str) -> Result<pod_security::NamespacePolicy, KvError> {
-        let labels = match kv.get(&key::<NamespaceSpec>("", namespace)).await? {
+        let labels = match kv.get_serializable(&key::<NamespaceSpec>("", namespace)).await? {
             Some(record) => decode::<NamespaceSpec>(&record)?.metadata.labels().clone(),
             None => Default::default(),
         };
@@ -125,8 +129,8 @@ impl Admission {
     ) -> Result<(Object, Vec<String>), Refusal> {
         let warnings = self.prepare(kv, &mut object).await?;
         let registry = Registry::new(kv.clone());
-        for _ in 0..MAX_CHARGES {
-            let charged = charges(kv, &object).await?;
+        for attempt in 0..MAX_CHARGES {
+            let charged = charges(kv, &object, attempt > 0).await?;
             match registry.create_with(&object, fence, &charged).await {
                 Err(KvError::Conflict { .. }) if !charged.is_empty() => continue,
                 Ok(created) => return Ok((created, warnings)),
@@ -163,9 +167,7 @@ pub async fn update_charges(kv: &Kv, old: &Object, new: &Object) -> Result<Vec<C
         return Ok(Vec::new());
     }
     let namespace = new.metadata().namespace();
-    let (quotas, _) = Registry::new(kv.clone())
-        .list::<ResourceQuotaSpec>(Some(namespace))
-        .await?;
+    let quotas = quotas(kv, namespace, true).await?;
     let mut charged = Vec::new();
     for q in &quotas {
         match quota::charge(q, new, &delta) {
@@ -196,25 +198,36 @@ fn template_of(object: &Object) -> Option<PodSpec> {
     Some(template.unwrap_or_default())
 }
 
-/// The namespace's LimitRanges.
+/// The namespace's LimitRanges (read serializably).
 pub async fn limit_ranges(kv: &Kv, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
-    let (records, _) = kv.list(&LIMIT_RANGE.prefix(Some(namespace))).await?;
+    let (records, _) = kv.list_serializable(&LIMIT_RANGE.prefix(Some(namespace))).await?;
     Ok(records
         .iter()
         .filter_map(|r| serde_json::from_slice::<LimitRange>(&r.value).ok())
         .collect())
 }
 
+/// The namespace's ResourceQuotas: linearizable when `fresh` (after a charge
+/// failed on a quota that had moved), serializable otherwise.
+async fn quotas(kv: &Kv, namespace: &str, fresh: bool) -> Result<Vec<ResourceQuota>, KvError> {
+    let prefix = berth_api::objects::prefix::<ResourceQuotaSpec>(Some(namespace));
+    let (records, _) = match fresh {
+        true => kv.list(&prefix).await?,
+        false => kv.list_serializable(&prefix).await?,
+    };
+    records.iter().map(decode).collect()
+}
+
 /// The quota writes a new object needs: each quota of its namespace that counts it,
-/// with `status.used` charged. A quota it would exceed refuses it.
-pub async fn charges(kv: &Kv, object: &Object) -> Result<Vec<Charge>, Refusal> {
+/// with `status.used` charged. A quota it would exceed refuses it. `fresh` reads
+/// the quotas linearizably: a create charges again that way when its write found a
+/// quota moved.
+pub async fn charges(kv: &Kv, object: &Object, fresh: bool) -> Result<Vec<Charge>, Refusal> {
     let namespace = object.metadata().namespace();
     if !object.descriptor().namespaced || namespace.is_empty() {
         return Ok(Vec::new());
     }
-    let (quotas, _) = Registry::new(kv.clone())
-        .list::<ResourceQuotaSpec>(Some(namespace))
-        .await?;
+    let quotas = quotas(kv, namespace, fresh).await?;
     if quotas.is_empty() {
         return Ok(Vec::new());
     }

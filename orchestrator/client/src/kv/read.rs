@@ -7,6 +7,9 @@
 //!                ... until the store says there is no more
 //! ```
 //!
+//! Reads are linearizable unless their name says serializable (answered by the
+//! endpoint's replica from what it has applied, without a round to the leader).
+//!
 //! Every page is read at R, so the pages together are the prefix as it was at R, as
 //! kube-apiserver's paged lists over etcd are. No read asks for an unbounded range:
 //! a page holds at most [`LIST_PAGE`] values of at most the store's request limit.
@@ -86,6 +89,21 @@ impl Kv {
         Ok(page.records.into_iter().next())
     }
 
+    /// A serializable read of one key: the endpoint's replica answers from what it
+    /// has applied, without asking the leader, so the answer may lag the latest
+    /// write a little, as an informer's cache does. For reads whose staleness a
+    /// later conditional write catches, or does not matter (admission's).
+    pub async fn get_serializable(&self, key: &str) -> Result<Option<Record>> {
+        let page = self
+            .range(RangeRequest {
+                key: key.as_bytes().to_vec(),
+                serializable: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(page.records.into_iter().next())
+    }
+
     /// A linearizable read of one key as it was at `revision` (its latest version at
     /// or before it); fails with `Compacted` once that revision has been compacted.
     pub async fn get_at(&self, key: &str, revision: i64) -> Result<Option<Record>> {
@@ -103,6 +121,10 @@ impl Kv {
     /// key `from` on, at `revision` (0: now). `from` is `prefix` for the first page,
     /// and the last key read with `"\0"` appended for the next.
     pub async fn list_page(&self, prefix: &str, from: &str, revision: i64, limit: usize) -> Result<Page> {
+        self.page(prefix, from, revision, limit, false).await
+    }
+
+    async fn page(&self, prefix: &str, from: &str, revision: i64, limit: usize, serializable: bool) -> Result<Page> {
         if !from.starts_with(prefix) {
             return Err(KvError::Other(format!(
                 "a page of {prefix:?} cannot start at {from:?}, outside it"
@@ -113,6 +135,7 @@ impl Kv {
             range_end: prefix_end(prefix.as_bytes()),
             limit: i64::try_from(limit.max(1)).unwrap_or(i64::MAX),
             revision,
+            serializable,
             ..Default::default()
         })
         .await
@@ -122,11 +145,21 @@ impl Kv {
     /// store's revision at the read; read in pages of [`LIST_PAGE`] keys at that one
     /// revision.
     pub async fn list(&self, prefix: &str) -> Result<(Vec<Record>, i64)> {
+        self.list_with(prefix, false).await
+    }
+
+    /// [`list`](Self::list) read serializably (see [`get_serializable`](Self::get_serializable)):
+    /// the endpoint's replica's state, at its revision.
+    pub async fn list_serializable(&self, prefix: &str) -> Result<(Vec<Record>, i64)> {
+        self.list_with(prefix, true).await
+    }
+
+    async fn list_with(&self, prefix: &str, serializable: bool) -> Result<(Vec<Record>, i64)> {
         let mut attempt = 1;
         'list: loop {
             let (mut records, mut from, mut revision) = (Vec::new(), prefix.to_string(), 0);
             loop {
-                let page = match self.list_page(prefix, &from, revision, LIST_PAGE).await {
+                let page = match self.page(prefix, &from, revision, LIST_PAGE, serializable).await {
                     Ok(page) => page,
                     // Compacted between two pages: the list has to start over.
                     Err(KvError::Compacted { .. }) if revision > 0 && attempt < LIST_ATTEMPTS => {
