@@ -29,6 +29,8 @@ pub const API_SECURITY_USAGE: &str = "\
   --kubelet-client-key FILE             its key) this server shows the agents, whose API
   --kubelet-certificate-authority FILE  is then reached over HTTPS, their certificates
                                         checked against this CA and the address dialled
+  --root-ca-file FILE                   the cluster CA (PEM) published in every namespace's
+                                        kube-root-ca.crt ConfigMap (default: --client-ca-file)
   --audit-log-path FILE                 write an audit.k8s.io/v1 Event per request, JSON
                                         lines (`-`: standard output); needs:
   --audit-policy-file FILE              the audit Policy: the first matching rule's level
@@ -47,6 +49,7 @@ pub struct ApiSecurityFlags {
     pub kubelet_certificate_authority: Option<PathBuf>,
     pub audit_log_path: Option<PathBuf>,
     pub audit_policy_file: Option<PathBuf>,
+    pub root_ca_file: Option<PathBuf>,
 }
 
 impl ApiSecurityFlags {
@@ -66,6 +69,7 @@ impl ApiSecurityFlags {
             kubelet_certificate_authority: take_flag(args, "kubelet-certificate-authority")?.map(Into::into),
             audit_log_path: take_flag(args, "audit-log-path")?.map(Into::into),
             audit_policy_file: take_flag(args, "audit-policy-file")?.map(Into::into),
+            root_ca_file: take_flag(args, "root-ca-file")?.map(Into::into),
         };
         match (&flags.audit_log_path, &flags.audit_policy_file) {
             (Some(_), None) => {
@@ -150,6 +154,16 @@ impl ApiSecurityFlags {
         AuditLog::open(path, policy)
             .map(Some)
             .map_err(|e| format!("--audit-log-path {e}"))
+    }
+
+    /// The CA published to pods in `kube-root-ca.crt`: `--root-ca-file`, else the
+    /// client CA, else none.
+    pub fn root_ca(&self) -> Result<Option<String>, String> {
+        match (&self.root_ca_file, &self.client_ca_file) {
+            (Some(path), _) => read(path, "root-ca-file").map(Some),
+            (None, Some(path)) => read(path, "client-ca-file").map(Some),
+            (None, None) => Ok(None),
+        }
     }
 
     pub fn authenticator(&self) -> Result<Authenticator, String> {

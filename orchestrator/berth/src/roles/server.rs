@@ -277,6 +277,11 @@ pub fn run(args: &[String]) -> ExitCode {
             server_flags.security.audit()?,
         ))
     });
+    let mut server_flags = server_flags;
+    let security = security.and_then(|security| {
+        server_flags.settings.root_ca = server_flags.security.root_ca()?;
+        Ok(security)
+    });
     let (tls, authenticator, audit) = match security {
         Ok(security) => security,
         Err(e) => {
