@@ -6,6 +6,8 @@
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod jwt;
+pub mod keys;
 pub mod reviews;
 pub mod user;
 
