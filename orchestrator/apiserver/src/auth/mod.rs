@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod jwt;
 pub mod keys;
 pub mod reviews;
+pub mod service_accounts;
 pub mod user;
 
 pub use authn::Authenticator;
