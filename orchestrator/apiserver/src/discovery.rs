@@ -180,6 +180,12 @@ pub fn resources(group: &str, version: &str) -> Value {
                 &["get", "patch", "update"],
             ));
         }
+        if **kind == berth_api::kinds::service_account::SERVICE_ACCOUNT {
+            let mut token = entry(format!("{}/token", kind.plural), "TokenRequest", &["create"]);
+            token["group"] = "authentication.k8s.io".into();
+            token["version"] = "v1".into();
+            resources.push(token);
+        }
         if is_pods(kind) {
             resources.push(entry(format!("{}/log", kind.plural), kind.kind, &["get"]));
             // An Eviction is policy/v1's kind; clients (kubectl drain) look for the

@@ -241,6 +241,13 @@ async fn respond(
         return Err(ApiError::method_not_allowed());
     }
     match route {
+        Route::Review(super::auth::reviews::Review::Token) if method == Method::POST => {
+            let body = object_body(headers, body).await?;
+            reply(
+                201,
+                super::auth::service_accounts::token_review(&api.authenticator, &api.kv, body).await?,
+            )
+        }
         // Created to be answered: 201, as kube-apiserver answers a create.
         Route::Review(review) if method == Method::POST => {
             let body = object_body(headers, body).await?;
@@ -414,6 +421,13 @@ async fn respond(
                         200,
                         scale::patch(api, kind, namespace, &name, patch_type, patch, &manager, dry_run).await?,
                     )
+                }
+                (Some(Subresource::Token), Method::POST) => {
+                    let body = object_body(headers, body).await?;
+                    let Some(tokens) = api.authenticator.service_accounts() else {
+                        return Err(ApiError::path_not_found());
+                    };
+                    reply(201, tokens.token_request(&api.kv, namespace, &name, body).await?)
                 }
                 (Some(Subresource::Eviction), Method::POST) => {
                     let body = object_body(headers, body).await?;

@@ -165,7 +165,8 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
         source = credentials.peer;
         match api
             .authenticator
-            .authenticate(request.headers(), credentials.certificate_user.as_ref())
+            .authenticate(&api.kv, request.headers(), credentials.certificate_user.as_ref())
+            .await
         {
             Ok(user) => {
                 request.extensions_mut().insert(user);

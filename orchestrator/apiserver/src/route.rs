@@ -39,6 +39,8 @@ pub enum Subresource {
     Exec,
     Attach,
     PortForward,
+    /// `serviceaccounts/{name}/token`: POST a TokenRequest for a signed token.
+    Token,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,6 +168,7 @@ fn object_or_collection(kind: &'static Kind, namespace: Option<&str>, tail: &[&s
                 "exec" if is_pods(kind) => Subresource::Exec,
                 "attach" if is_pods(kind) => Subresource::Attach,
                 "portforward" if is_pods(kind) => Subresource::PortForward,
+                "token" if *kind == berth_api::kinds::service_account::SERVICE_ACCOUNT => Subresource::Token,
                 _ => return None,
             }),
         }),

@@ -11,7 +11,8 @@
 //! transaction fail, and the next charge reads it linearizably.
 //!
 //! ```text
-//! prepare: namespace labels ─► Pod Security (pods refused, templates warned)
+//! prepare: the pod's ServiceAccount ─► its name, pull secrets, token volume (refused if missing)
+//!          namespace labels ─► Pod Security (pods refused, templates warned)
 //!          LimitRanges      ─► defaults (pods), bounds (pods, claims)
 //! charges: ResourceQuotas   ─► quota::charge per quota ─► (quota key, its revision, new status)
 //! create:  txn { object absent, fence, each quota unchanged } ─► object + quotas' status
@@ -20,8 +21,10 @@
 use berth_api::admission::limit_range::{self, LimitRange};
 use berth_api::admission::pod_security::{self, Level};
 use berth_api::admission::quota;
+use berth_api::admission::service_account;
 use berth_api::kinds::Object;
 use berth_api::kinds::limit_range::LIMIT_RANGE;
+use berth_api::kinds::service_account::{SERVICE_ACCOUNT, ServiceAccount};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{
     Deployment, NamespaceSpec, PersistentVolumeClaim, Pod, PodSpec, ReplicaSet, ResourceQuota, ResourceQuotaSpec,
@@ -59,6 +62,15 @@ pub struct Admission {
     /// The Pod Security level enforced in namespaces without an `enforce` label
     /// (`--pod-security-default-enforce`; berth's default is `baseline`).
     pub pod_security_default: Level,
+    /// ServiceAccount admission (`berth server` turns it on, as kube-apiserver
+    /// has it): a pod's account defaults to `default`, must exist, and lends the
+    /// pod its imagePullSecrets.
+    pub service_accounts: bool,
+    /// With [`service_accounts`](Self::service_accounts): the `kube-api-access-*`
+    /// token volume mounted in every container. Off until the agents fill
+    /// `serviceAccountToken` projections: without that, the pods would wait on a
+    /// volume that is never set up.
+    pub mount_service_account_tokens: bool,
 }
 
 impl Admission {
@@ -67,6 +79,27 @@ impl Admission {
     /// client (Pod Security's `warn` mode, and workloads' templates).
     pub async fn prepare(&self, kv: &Kv, object: &mut Object) -> Result<Vec<String>, Refusal> {
         let namespace = object.metadata().namespace().to_string();
+        if self.service_accounts
+            && let Some(pod) = object.downcast_mut::<Pod>()
+        {
+            let name = service_account::account_name(&pod.spec).to_string();
+            let account = match kv.get(&SERVICE_ACCOUNT.key(&namespace, &name)).await? {
+                Some(record) => Some(
+                    serde_json::from_slice::<ServiceAccount>(&record.value)
+                        .map_err(|e| Refusal::Store(KvError::Other(format!("{}: {e}", record.key))))?,
+                ),
+                None => None,
+            };
+            let suffix = berth_api::names::random_suffix(5);
+            service_account::admit(
+                &namespace,
+                &mut pod.spec,
+                account.as_ref(),
+                self.mount_service_account_tokens,
+                &suffix,
+            )
+            .map_err(Refusal::Forbidden)?;
+        }
         let is_pod = object.downcast_ref::<Pod>().is_some();
         let template = template_of(object);
         let is_claim = object.downcast_ref::<PersistentVolumeClaim>().is_some();

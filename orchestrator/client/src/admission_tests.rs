@@ -94,6 +94,7 @@ async fn namespace_labels_ranges_and_the_default_level_decide_a_pod() {
     );
     let open = Admission {
         pod_security_default: Level::Privileged,
+        ..Default::default()
     };
     assert!(open.create_pod(&t.kv, &privileged, None).await.is_ok());
     put(
@@ -118,5 +119,47 @@ async fn namespace_labels_ranges_and_the_default_level_decide_a_pod() {
     assert_eq!(
         Admission::default().create_pod(&t.kv, &big, None).await.unwrap_err(),
         Refusal::Forbidden("maximum cpu usage per Container is 1, but limit is 2".into())
+    );
+}
+
+/// The controllers' path admits a pod's ServiceAccount as the API server's does:
+/// a missing account refuses it with Kubernetes' words, an existing one lends it
+/// its pull secrets, and the token volume comes only where tokens are mounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_runs_as_an_account_that_exists() {
+    let t = crate::testing::store().await;
+    let admission = Admission {
+        service_accounts: true,
+        ..Default::default()
+    };
+    let refused = admission
+        .create_pod(&t.kv, &pod("a", json!({})), None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        Refusal::Forbidden("error looking up service account dev/default: serviceaccount \"default\" not found".into())
+    );
+    put(
+        &t.kv,
+        "/registry/serviceaccounts/dev/default",
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": "dev"},
+               "imagePullSecrets": [{"name": "reg"}]}),
+    )
+    .await;
+    let created = admission.create_pod(&t.kv, &pod("a", json!({})), None).await.unwrap();
+    assert_eq!(created.spec.service_account_name.as_deref(), Some("default"));
+    assert_eq!(created.spec.image_pull_secrets.unwrap()[0].name, "reg");
+    assert!(created.spec.volumes.is_none(), "tokens are not mounted unless asked");
+    let mounting = Admission {
+        mount_service_account_tokens: true,
+        ..admission
+    };
+    let created = mounting.create_pod(&t.kv, &pod("b", json!({})), None).await.unwrap();
+    let volume = &created.spec.volumes.unwrap()[0];
+    assert!(
+        volume.name.starts_with("kube-api-access-") && volume.name.len() == 21,
+        "{}",
+        volume.name
     );
 }

@@ -58,6 +58,9 @@ pub struct ControlSettings {
     /// How the pods and claims the controllers create are admitted (the API
     /// server's `--pod-security-default-enforce`).
     pub admission: berth_client::admission::Admission,
+    /// The cluster's CA (PEM) published in every namespace's `kube-root-ca.crt`
+    /// ConfigMap (kube-controller-manager's `--root-ca-file`); none, none published.
+    pub root_ca: Option<String>,
 }
 
 impl Default for ControlSettings {
@@ -69,6 +72,7 @@ impl Default for ControlSettings {
             node_ipam: Default::default(),
             hpa_sync_period: berth_controllers::hpa::DEFAULT_SYNC_PERIOD,
             admission: Default::default(),
+            root_ca: None,
         }
     }
 }
@@ -86,7 +90,8 @@ pub enum Exit {
 
 /// Runs the informers, the controllers (deployment, replicaset, statefulset, garbage
 /// collector, node lifecycle, node IPAM, disruption, EndpointSlices, horizontal pod
-/// autoscaler, dependencies, the volume binder, storage protection, resource quotas) and
+/// autoscaler, dependencies, the volume binder, storage protection, resource quotas,
+/// ServiceAccounts and root CAs) and
 /// the scheduler, all writing with `fence`, until `stop` becomes true or the
 /// leadership record changes (a write fails with `Fenced`, or the watch
 /// of the record sees it replaced). Everything it started is stopped when it returns.
@@ -181,6 +186,12 @@ pub async fn run_while_leader(
     loops.spawn(async move {
         berth_controllers::resource_quota::run(c, resync).await;
         "resource-quota"
+    });
+    let c = ctx.clone();
+    let root_ca = settings.root_ca.clone();
+    loops.spawn(async move {
+        berth_controllers::service_account::run(c, root_ca, resync).await;
+        "serviceaccount"
     });
     let c = ctx.clone();
     let strategy = settings.scheduler_strategy;

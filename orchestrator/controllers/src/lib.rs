@@ -14,6 +14,7 @@ pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod replicaset;
 pub mod resource_quota;
+pub mod service_account;
 pub mod statefulset;
 pub mod storage_protection;
 mod template_json;

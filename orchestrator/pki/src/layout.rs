@@ -11,6 +11,7 @@
 //!       store/client.crt/.key           the control plane's client of the etcd port
 //!       nodes/<name>.crt/.key           an agent: system:node:<name> in system:nodes,
 //!                                       serving its own API too
+//!       sa.key, sa.pub                  the key pair of ServiceAccount tokens (ECDSA P-256)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -102,7 +103,26 @@ impl Layout {
         for (name, profile) in wanted {
             self.ensure(&ca, name, &profile)?;
         }
+        self.ensure_service_account_key()?;
         Ok(ca)
+    }
+
+    /// `sa.key` (PKCS#8) and `sa.pub` (SubjectPublicKeyInfo): what signs and verifies
+    /// ServiceAccount tokens, as kubeadm names them.
+    pub fn service_account_key(&self) -> (PathBuf, PathBuf) {
+        (self.dir.join("sa.key"), self.dir.join("sa.pub"))
+    }
+
+    /// Makes the ServiceAccount key pair unless it exists: tokens already handed
+    /// out stay valid across restarts.
+    fn ensure_service_account_key(&self) -> Result<()> {
+        let (private, public) = self.service_account_key();
+        if private.exists() && public.exists() {
+            return Ok(());
+        }
+        let key = rcgen::KeyPair::generate()?;
+        crate::write_file(&private, key.serialize_pem().as_bytes(), 0o600)?;
+        crate::write_file(&public, key.public_key_pem().as_bytes(), 0o644)
     }
 
     /// The agent `node`'s certificate: its user as a client, its API's server.

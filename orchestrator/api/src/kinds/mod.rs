@@ -33,6 +33,7 @@ pub mod resource_quota;
 pub mod runtime_class;
 pub mod secret;
 pub mod service;
+pub mod service_account;
 pub mod stateful_set;
 pub mod storage_class;
 // RBAC (rbac.authorization.k8s.io/v1)
@@ -70,6 +71,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &cluster_role_binding::CLUSTER_ROLE_BINDING,
     &resource_quota::RESOURCE_QUOTA,
     &limit_range::LIMIT_RANGE,
+    &service_account::SERVICE_ACCOUNT,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -254,6 +256,14 @@ mod tests {
                     &[]
                 ),
                 ("v1".to_string(), "LimitRange", "limitranges", true, &["limits"], &[]),
+                (
+                    "v1".to_string(),
+                    "ServiceAccount",
+                    "serviceaccounts",
+                    true,
+                    &["sa"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS

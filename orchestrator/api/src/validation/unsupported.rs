@@ -89,12 +89,10 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         "schedulerName",
         "berth has one scheduler, default-scheduler",
     );
-    set(
-        other_than(&spec.service_account_name, &["default"]),
-        "serviceAccountName",
-        "",
-    );
-    set(other_than(&spec.service_account, &["default"]), "serviceAccount", "");
+    // The deprecated `serviceAccount` is taken only as the same name as
+    // `serviceAccountName` (or `default` when that is absent).
+    let account_name = spec.service_account_name.as_deref().unwrap_or("default");
+    set(other_than(&spec.service_account, &[account_name]), "serviceAccount", "");
     set(is_true(spec.host_ipc), "hostIPC", "");
     set(is_true(spec.host_pid), "hostPID", "");
     set(spec.host_users == Some(false), "hostUsers", "");

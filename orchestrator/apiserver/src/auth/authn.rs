@@ -6,6 +6,8 @@
 //!      ──► CN = user, O = groups
 //!  else `Authorization: Bearer <token>`
 //!      ──► a static token (--token-auth-file) ──► its user
+//!      ──► a ServiceAccount token this server's keys verify, whose account (and
+//!          bound pod) still exists ──► system:serviceaccount:<ns>:<name>
 //!      ──► unknown ──► 401 Unauthorized
 //!  else ──► system:anonymous in system:unauthenticated (--anonymous-auth, the
 //!           default) or 401
@@ -18,6 +20,9 @@ use std::collections::HashMap;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 
+use berth_client::kv::Kv;
+
+use super::service_accounts::ServiceAccountTokens;
 use super::user::UserInfo;
 use crate::status::ApiError;
 
@@ -28,6 +33,8 @@ pub struct Authenticator {
     tokens: HashMap<String, UserInfo>,
     /// `--anonymous-auth`: requests without credentials go on as `system:anonymous`.
     anonymous: bool,
+    /// ServiceAccount tokens' keys, issuer and audiences, when the server has them.
+    service_accounts: Option<ServiceAccountTokens>,
 }
 
 impl Default for Authenticator {
@@ -35,28 +42,74 @@ impl Default for Authenticator {
         Authenticator {
             tokens: HashMap::new(),
             anonymous: true,
+            service_accounts: None,
         }
     }
 }
 
 impl Authenticator {
     pub fn new(tokens: HashMap<String, UserInfo>, anonymous: bool) -> Authenticator {
-        Authenticator { tokens, anonymous }
+        Authenticator {
+            tokens,
+            anonymous,
+            service_accounts: None,
+        }
+    }
+
+    /// Also accepts ServiceAccount tokens (and, with a signing key, issues them).
+    pub fn with_service_accounts(mut self, tokens: Option<ServiceAccountTokens>) -> Authenticator {
+        self.service_accounts = tokens;
+        self
+    }
+
+    pub fn service_accounts(&self) -> Option<&ServiceAccountTokens> {
+        self.service_accounts.as_ref()
     }
 
     /// The user of a request whose connection showed `certificate_user` (already
     /// verified against the client CA), or a 401 `Status`.
-    pub fn authenticate(&self, headers: &HeaderMap, certificate_user: Option<&UserInfo>) -> Result<UserInfo, ApiError> {
+    pub async fn authenticate(
+        &self,
+        kv: &Kv,
+        headers: &HeaderMap,
+        certificate_user: Option<&UserInfo>,
+    ) -> Result<UserInfo, ApiError> {
         if let Some(user) = certificate_user {
             return Ok(user.clone());
         }
         if let Some(token) = bearer_token(headers) {
-            return self.tokens.get(token).cloned().ok_or_else(unauthorized);
+            return match self.authenticate_token(kv, token, &[]).await {
+                Ok((user, _)) => Ok(user),
+                Err(_) => Err(unauthorized()),
+            };
         }
         if self.anonymous {
             Ok(UserInfo::anonymous())
         } else {
             Err(unauthorized())
+        }
+    }
+}
+
+impl Authenticator {
+    /// The user a bearer token speaks for, and the audiences of `audiences` (the
+    /// server's own when empty) it was accepted for; or why not, as a TokenReview
+    /// says it. Static tokens are good for any audience.
+    pub async fn authenticate_token(
+        &self,
+        kv: &Kv,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
+        if let Some(user) = self.tokens.get(token) {
+            return Ok((user.clone(), audiences.to_vec()));
+        }
+        match &self.service_accounts {
+            Some(accounts) if token.split('.').count() == 3 => accounts
+                .authenticate(kv, token, audiences)
+                .await
+                .map_err(|e| e.to_string()),
+            _ => Err("invalid bearer token".into()),
         }
     }
 }

@@ -40,39 +40,64 @@ fn a_malformed_token_file_is_refused_naming_the_line() {
     }
 }
 
-#[test]
-fn certificate_then_token_then_anonymous_in_that_order() {
+#[tokio::test]
+async fn certificate_then_token_then_anonymous_in_that_order() {
+    // Static tokens and certificates need no store.
+    let kv = Kv::connect(&["http://127.0.0.1:9".to_string()]).unwrap();
     let tokens = parse_token_file("good,alice,1\n").unwrap();
     let authn = Authenticator::new(tokens.clone(), true);
     let bob = UserInfo::authenticated("bob", []);
     // A verified certificate wins, whatever the header says.
     assert_eq!(
-        authn.authenticate(&headers(Some("Bearer bad")), Some(&bob)).unwrap(),
+        authn
+            .authenticate(&kv, &headers(Some("Bearer bad")), Some(&bob))
+            .await
+            .unwrap(),
         bob
     );
     assert_eq!(
-        authn.authenticate(&headers(Some("Bearer good")), None).unwrap().name,
+        authn
+            .authenticate(&kv, &headers(Some("Bearer good")), None)
+            .await
+            .unwrap()
+            .name,
         "alice"
     );
     assert_eq!(
-        authn.authenticate(&headers(Some("bearer  good ")), None).unwrap().name,
+        authn
+            .authenticate(&kv, &headers(Some("bearer  good ")), None)
+            .await
+            .unwrap()
+            .name,
         "alice"
     );
     // A wrong token is refused, never taken as anonymous.
-    let error = authn.authenticate(&headers(Some("Bearer bad")), None).unwrap_err();
+    let error = authn
+        .authenticate(&kv, &headers(Some("Bearer bad")), None)
+        .await
+        .unwrap_err();
     assert_eq!((error.code, error.reason), (401, "Unauthorized"));
     // No credentials (or an empty token): anonymous, unless turned off.
-    assert_eq!(authn.authenticate(&headers(None), None).unwrap(), UserInfo::anonymous());
     assert_eq!(
-        authn.authenticate(&headers(Some("Bearer ")), None).unwrap(),
+        authn.authenticate(&kv, &headers(None), None).await.unwrap(),
         UserInfo::anonymous()
     );
     assert_eq!(
-        authn.authenticate(&headers(Some("Basic abc")), None).unwrap(),
+        authn.authenticate(&kv, &headers(Some("Bearer ")), None).await.unwrap(),
+        UserInfo::anonymous()
+    );
+    assert_eq!(
+        authn
+            .authenticate(&kv, &headers(Some("Basic abc")), None)
+            .await
+            .unwrap(),
         UserInfo::anonymous()
     );
     let strict = Authenticator::new(tokens, false);
-    assert_eq!(strict.authenticate(&headers(None), None).unwrap_err().code, 401);
+    assert_eq!(
+        strict.authenticate(&kv, &headers(None), None).await.unwrap_err().code,
+        401
+    );
 }
 
 #[test]

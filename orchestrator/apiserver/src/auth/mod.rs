@@ -6,7 +6,10 @@
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod jwt;
+pub mod keys;
 pub mod reviews;
+pub mod service_accounts;
 pub mod user;
 
 pub use authn::Authenticator;

@@ -25,6 +25,8 @@ pub enum Review {
     LocalSubjectAccess(String),
     SelfSubjectRules,
     SelfSubject,
+    /// Answered by the token authenticator (`auth::service_accounts::token_review`).
+    Token,
 }
 
 /// `(group, kind, resource, namespaced)` of every review, as discovery lists them.
@@ -54,6 +56,7 @@ pub const REVIEWS: &[(&str, &str, &str, bool)] = &[
         false,
     ),
     (AUTHENTICATION_GROUP, "SelfSubjectReview", "selfsubjectreviews", false),
+    (AUTHENTICATION_GROUP, "TokenReview", "tokenreviews", false),
 ];
 
 impl Review {
@@ -64,6 +67,7 @@ impl Review {
             Review::LocalSubjectAccess(_) => "localsubjectaccessreviews",
             Review::SelfSubjectRules => "selfsubjectrulesreviews",
             Review::SelfSubject => "selfsubjectreviews",
+            Review::Token => "tokenreviews",
         };
         *REVIEWS
             .iter()
@@ -104,7 +108,11 @@ pub fn parse(path: &str) -> Option<Review> {
             _ => None,
         };
     }
-    (path == "/apis/authentication.k8s.io/v1/selfsubjectreviews").then_some(Review::SelfSubject)
+    match path {
+        "/apis/authentication.k8s.io/v1/selfsubjectreviews" => Some(Review::SelfSubject),
+        "/apis/authentication.k8s.io/v1/tokenreviews" => Some(Review::Token),
+        _ => None,
+    }
 }
 
 fn invalid(kind: &str, group: &str, errors: Vec<FieldError>, body: &Value) -> ApiError {
@@ -185,6 +193,11 @@ pub fn answer(authorizer: &Authorizer, review: &Review, user: &UserInfo, mut bod
     let mut errors = Vec::new();
     let status = match review {
         Review::SelfSubject => json!({"userInfo": user_info(user)}),
+        Review::Token => {
+            return Err(ApiError::internal(
+                "a TokenReview is answered by the token authenticator",
+            ));
+        }
         Review::SelfSubjectRules => {
             let namespace = text(&spec, "namespace");
             rules_review(authorizer, user, namespace)

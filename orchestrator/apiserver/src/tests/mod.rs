@@ -19,6 +19,7 @@ mod patches;
 mod protobuf;
 mod rbac;
 mod secrets;
+mod service_accounts;
 mod services;
 mod streaming;
 mod watches;
@@ -81,9 +82,15 @@ async fn start() -> Server {
 /// [`start`], with limits of the test's choosing.
 async fn start_with(settings: Settings) -> Server {
     let store = store().await;
+    let api = ApiServer::with_settings(store.kv.clone(), settings);
+    start_on(store, api).await
+}
+
+/// `api` served on `store` (which it must use), once the default namespace is there.
+async fn start_on(store: TestStore, api: ApiServer) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, ApiServer::with_settings(store.kv.clone(), settings)));
+    tokio::spawn(serve(listener, api));
     let server = Server { address, store };
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     // As a member of system:masters, whom every authorization mode allows.

@@ -10,6 +10,9 @@ use std::sync::Arc;
 use berth_apiserver::audit::{AuditLog, parse_policy};
 use berth_apiserver::auth::Authenticator;
 use berth_apiserver::auth::authn::parse_token_file;
+use berth_apiserver::auth::jwt::{DEFAULT_ISSUER, Verifier};
+use berth_apiserver::auth::keys::{SigningKey, VerifyingKey};
+use berth_apiserver::auth::service_accounts::ServiceAccountTokens;
 use berth_pki::Identity;
 use berth_pki::tls::{ClientAuth, server_config};
 
@@ -29,6 +32,17 @@ pub const API_SECURITY_USAGE: &str = "\
   --kubelet-client-key FILE             its key) this server shows the agents, whose API
   --kubelet-certificate-authority FILE  is then reached over HTTPS, their certificates
                                         checked against this CA and the address dialled
+  --root-ca-file FILE                   the cluster CA (PEM) published in every namespace's
+                                        kube-root-ca.crt ConfigMap (default: --client-ca-file)
+  --service-account-signing-key-file FILE
+                                        the private key (PEM: ECDSA P-256 or RSA) that signs
+                                        ServiceAccount tokens (TokenRequest)
+  --service-account-key-file FILE       public keys (PEM) whose tokens are accepted
+                                        (default: the signing key's)
+  --service-account-issuer URL          the tokens' iss (default
+                                        https://kubernetes.default.svc.cluster.local)
+  --api-audiences A,B                   the audiences a token must have one of to be
+                                        accepted (default: the issuer)
   --audit-log-path FILE                 write an audit.k8s.io/v1 Event per request, JSON
                                         lines (`-`: standard output); needs:
   --audit-policy-file FILE              the audit Policy: the first matching rule's level
@@ -47,6 +61,11 @@ pub struct ApiSecurityFlags {
     pub kubelet_certificate_authority: Option<PathBuf>,
     pub audit_log_path: Option<PathBuf>,
     pub audit_policy_file: Option<PathBuf>,
+    pub root_ca_file: Option<PathBuf>,
+    pub service_account_signing_key_file: Option<PathBuf>,
+    pub service_account_key_file: Option<PathBuf>,
+    pub service_account_issuer: Option<String>,
+    pub api_audiences: Vec<String>,
 }
 
 impl ApiSecurityFlags {
@@ -66,7 +85,23 @@ impl ApiSecurityFlags {
             kubelet_certificate_authority: take_flag(args, "kubelet-certificate-authority")?.map(Into::into),
             audit_log_path: take_flag(args, "audit-log-path")?.map(Into::into),
             audit_policy_file: take_flag(args, "audit-policy-file")?.map(Into::into),
+            root_ca_file: take_flag(args, "root-ca-file")?.map(Into::into),
+            service_account_signing_key_file: take_flag(args, "service-account-signing-key-file")?.map(Into::into),
+            service_account_key_file: take_flag(args, "service-account-key-file")?.map(Into::into),
+            service_account_issuer: take_flag(args, "service-account-issuer")?,
+            api_audiences: take_flag(args, "api-audiences")?
+                .map(|v| {
+                    v.split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
         };
+        if flags.service_account_issuer.as_deref().is_some_and(str::is_empty) {
+            return Err("--service-account-issuer must not be empty".into());
+        }
         match (&flags.audit_log_path, &flags.audit_policy_file) {
             (Some(_), None) => {
                 return Err("--audit-log-path needs --audit-policy-file (without a policy nothing is logged)".into());
@@ -152,13 +187,56 @@ impl ApiSecurityFlags {
             .map_err(|e| format!("--audit-log-path {e}"))
     }
 
+    /// The CA published to pods in `kube-root-ca.crt`: `--root-ca-file`, else the
+    /// client CA, else none.
+    pub fn root_ca(&self) -> Result<Option<String>, String> {
+        match (&self.root_ca_file, &self.client_ca_file) {
+            (Some(path), _) => read(path, "root-ca-file").map(Some),
+            (None, Some(path)) => read(path, "client-ca-file").map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// ServiceAccount tokens' keys, issuer and audiences, when a key flag is given.
+    pub fn service_accounts(&self) -> Result<Option<ServiceAccountTokens>, String> {
+        let signing_key = match &self.service_account_signing_key_file {
+            Some(path) => Some(Arc::new(
+                SigningKey::from_pem(&read(path, "service-account-signing-key-file")?)
+                    .map_err(|e| format!("--service-account-signing-key-file {}: {e}", path.display()))?,
+            )),
+            None => None,
+        };
+        let keys = match (&self.service_account_key_file, &signing_key) {
+            (Some(path), _) => VerifyingKey::all_from_pem(&read(path, "service-account-key-file")?)
+                .map_err(|e| format!("--service-account-key-file {}: {e}", path.display()))?,
+            (None, Some(key)) => vec![key.verifying_key()],
+            (None, None) => return Ok(None),
+        };
+        let issuer = self
+            .service_account_issuer
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ISSUER.to_string());
+        let audiences = match &self.api_audiences[..] {
+            [] => vec![issuer.clone()],
+            given => given.to_vec(),
+        };
+        Ok(Some(ServiceAccountTokens {
+            signing_key,
+            verifier: Verifier {
+                keys,
+                issuer,
+                audiences,
+            },
+        }))
+    }
+
     pub fn authenticator(&self) -> Result<Authenticator, String> {
         let tokens = match &self.token_auth_file {
             Some(path) => parse_token_file(&read(path, "token-auth-file")?)
                 .map_err(|e| format!("--token-auth-file {}: {e}", path.display()))?,
             None => Default::default(),
         };
-        Ok(Authenticator::new(tokens, self.anonymous_auth))
+        Ok(Authenticator::new(tokens, self.anonymous_auth).with_service_accounts(self.service_accounts()?))
     }
 }
 

@@ -210,6 +210,8 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             .map_err(|_| format!("--node-cidr-mask-size {v:?}: must be a prefix length such as 24"))?;
     }
     settings.node_ipam.validate()?;
+    // ServiceAccount admission, as kube-apiserver has it on.
+    api.admission.service_accounts = true;
     // One level for both paths that create pods: the API server's and the controllers'.
     settings.admission = api.admission;
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
@@ -276,6 +278,11 @@ pub fn run(args: &[String]) -> ExitCode {
             server_flags.security.authenticator()?,
             server_flags.security.audit()?,
         ))
+    });
+    let mut server_flags = server_flags;
+    let security = security.and_then(|security| {
+        server_flags.settings.root_ca = server_flags.security.root_ca()?;
+        Ok(security)
     });
     let (tls, authenticator, audit) = match security {
         Ok(security) => security,

@@ -228,6 +228,14 @@ async fn up(flags: UpFlags) -> ExitCode {
                     security.pki.pair("apiserver-kubelet-client").1.display()
                 ),
                 format!("--kubelet-certificate-authority={}", security.pki.ca_cert().display()),
+                format!(
+                    "--service-account-signing-key-file={}",
+                    security.pki.service_account_key().0.display()
+                ),
+                format!(
+                    "--service-account-key-file={}",
+                    security.pki.service_account_key().1.display()
+                ),
             ],
         );
     }

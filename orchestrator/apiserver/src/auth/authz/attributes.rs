@@ -116,6 +116,7 @@ pub fn of_route(method: &Method, path: &str, route: &Route, watch: bool, field_s
                 Some(Subresource::Exec) => "exec",
                 Some(Subresource::Attach) => "attach",
                 Some(Subresource::PortForward) => "portforward",
+                Some(Subresource::Token) => "token",
             };
             // A namespace is in itself, as Kubernetes' RequestInfo has it: a
             // RoleBinding there may let its subjects read it.
