@@ -492,7 +492,8 @@ fn survives_kill_9_of_a_replica_and_an_agent(up: u32, rx: &std::sync::mpsc::Rece
         Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
         let exited = wait_for_line(rx, &[name, "exited", "signal 9 (SIGKILL)", "restarting it in 1s"]);
         let restarted = wait_for_line(rx, &[&format!("{name} restarted (pid")]);
-        let new_pid = restarted_child(up, name, rx).unwrap_or_else(|next| panic!("{restarted}, but no {name} runs; berth up went on:\n{next}"));
+        let new_pid = restarted_child(up, name, rx)
+            .unwrap_or_else(|next| panic!("{restarted}, but no {name} runs; berth up went on:\n{next}"));
         assert_ne!(new_pid, pid, "{exited}\n{restarted}");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {

@@ -23,6 +23,7 @@ pub mod horizontal_pod_autoscaler;
 pub mod horizontal_pod_autoscaler_v1;
 pub mod limit_range;
 pub mod namespace;
+pub mod network_policy;
 pub mod node;
 pub mod persistent_volume;
 pub mod persistent_volume_claim;
@@ -70,6 +71,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &cluster_role_binding::CLUSTER_ROLE_BINDING,
     &resource_quota::RESOURCE_QUOTA,
     &limit_range::LIMIT_RANGE,
+    &network_policy::NETWORK_POLICY,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -108,7 +110,13 @@ mod tests {
         for kind in KINDS {
             assert!(!kind.version.is_empty() && !kind.kind.is_empty(), "{kind:?}");
             assert_eq!(kind.singular, kind.kind.to_ascii_lowercase(), "{}", kind.kind);
-            assert!(kind.plural.starts_with(kind.singular), "{}: {}", kind.kind, kind.plural);
+            let stem = kind.singular.strip_suffix('y').map(|s| format!("{s}ies"));
+            assert!(
+                kind.plural.starts_with(kind.singular) || stem.as_deref() == Some(kind.plural),
+                "{}: {}",
+                kind.kind,
+                kind.plural
+            );
             if kind.conversion.is_none() {
                 assert_eq!(by_kind(kind.kind), Some(*kind));
             }
@@ -254,6 +262,14 @@ mod tests {
                     &[]
                 ),
                 ("v1".to_string(), "LimitRange", "limitranges", true, &["limits"], &[]),
+                (
+                    "networking.k8s.io/v1".to_string(),
+                    "NetworkPolicy",
+                    "networkpolicies",
+                    true,
+                    &["netpol"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -297,7 +313,8 @@ mod tests {
                 ("autoscaling", "v2"),
                 ("autoscaling", "v1"),
                 ("storage.k8s.io", "v1"),
-                ("rbac.authorization.k8s.io", "v1")
+                ("rbac.authorization.k8s.io", "v1"),
+                ("networking.k8s.io", "v1")
             ]
         );
     }
