@@ -20,6 +20,13 @@ pub use k8s_openapi::api::networking::v1::{
     NetworkPolicySpec,
 };
 
+/// The namespace label that makes a namespace's pods accept ingress only from pods
+/// of the same namespace (and what its NetworkPolicies allow), as an implied policy
+/// would; `berth server --isolate-namespaces` puts it on new namespaces.
+pub const ISOLATION_LABEL: &str = "berth.io/isolation";
+/// [`ISOLATION_LABEL`]'s value that isolates; any other (`none`), or no label, does not.
+pub const ISOLATE_NAMESPACE: &str = "namespace";
+
 /// `policyTypes`' values.
 pub const INGRESS: &str = "Ingress";
 pub const EGRESS: &str = "Egress";

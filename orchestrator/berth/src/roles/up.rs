@@ -215,6 +215,7 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--api-listen=127.0.0.1:{api}"),
                 format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
                 format!("--authorization-mode={}", flags.authorization_mode),
+                "--isolate-namespaces".into(),
                 encryption_flag.clone(),
                 format!("--tls-cert-file={}", security.pki.pair("apiserver").0.display()),
                 format!("--tls-private-key-file={}", security.pki.pair("apiserver").1.display()),

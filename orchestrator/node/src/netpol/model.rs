@@ -30,10 +30,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::proxy::model::Protocol;
 
-/// The namespace label that isolates a namespace's pods from other namespaces'.
-pub const ISOLATION_LABEL: &str = "berth.io/isolation";
-/// [`ISOLATION_LABEL`]'s value that isolates; `none` (or no label) does not.
-pub const ISOLATE_NAMESPACE: &str = "namespace";
+pub use berth_api::kinds::network_policy::{ISOLATE_NAMESPACE, ISOLATION_LABEL};
 
 /// A pod as the filter sees it: one with an address of its own on the pod network.
 #[derive(Debug, Clone, PartialEq, Eq)]
