@@ -6,7 +6,8 @@
 //! - In a namespace that opted out of isolation, a web pod on host-1 is open to a
 //!   client and a stranger on host-0; a `deny-all` ingress policy shuts both out;
 //!   a policy allowing the client's label on the named port `http` lets the client
-//!   back in, directly and through the Service's cluster IP, and not the stranger.
+//!   back in, directly and through the Service's cluster IP, and not the stranger;
+//!   it comes while the web pod's agent is down, and the restarted agent applies it.
 //! - Two isolated namespaces: a pod of one cannot reach a pod of the other, a pod
 //!   of its own namespace can, and its readiness probe (from the node) passes;
 //!   once the target's namespace opts out (`none`), the other namespace gets in.
@@ -178,6 +179,9 @@ fn policies_and_isolated_namespaces_decide_who_reaches_a_pod() {
     // The probe comes from the node: the pod stays Ready behind deny-all.
     wait_ready(&cluster, "shop", "web");
 
+    // The policy that lets the client in comes while host-1's agent is down: the
+    // filter it left stands, and the restarted agent rebuilds it from the store.
+    cluster.agents[1].kill();
     cluster.apply(
         "allow",
         &policy(
@@ -186,8 +190,18 @@ fn policies_and_isolated_namespaces_decide_who_reaches_a_pod() {
             "  ingress:\n  - from: [{podSelector: {matchLabels: {role: client}}}]\n    ports: [{port: http}]\n",
         ),
     );
+    assert!(
+        !reaches(&cluster, "shop", "client", &web_at),
+        "the killed agent's filter went"
+    );
+    cluster.agents[1].start().unwrap();
     eventually_reaches(&cluster, "shop", "client", &web_at, true);
     eventually_reaches(&cluster, "shop", "client", CLUSTER_IP, true);
+    let jumps = filter_lines(&cluster, 1)
+        .into_iter()
+        .filter(|l| l.starts_with("-A FORWARD "))
+        .count();
+    assert_eq!(jumps, 1, "one jump into the filter after the restart");
     assert!(
         !reaches(&cluster, "shop", "stranger", &web_at),
         "the stranger got past the policies"
@@ -201,6 +215,8 @@ fn policies_and_isolated_namespaces_decide_who_reaches_a_pod() {
         listed.contains("allow-client") && listed.contains("app=web"),
         "{listed}"
     );
+    let described = cluster.kubectl_ok(&["describe", "netpol", "-n", "shop", "allow-client"]);
+    assert!(described.contains("role=client"), "{described}");
 
     // Two isolated namespaces (labelled by the server) on both hosts.
     cluster.apply("team-a", &namespace("team-a", None));
