@@ -19,3 +19,6 @@ pub mod rules;
 pub mod watch;
 
 pub use filter::Filter;
+
+#[cfg(test)]
+mod tests;
