@@ -2,7 +2,8 @@
 //! writes all of the filter's chains in one `iptables-restore --noflush` (one
 //! transaction of the filter table), deleting those no longer wanted. The first
 //! sync, and every full one, reads the host (`iptables-save`) for the chains found
-//! there (what a killed agent left is taken over) and for the jump from FORWARD.
+//! there (what a killed agent left is taken over, and chains that are not the ones
+//! the last sync left are written again) and for the jump from FORWARD.
 //! [`Filter::stop`] removes everything of the filter's.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -66,8 +67,15 @@ impl Filter {
                 .filter(|(table, _)| *table == Table::Filter)
                 .map(|(_, chain)| chain)
                 .collect();
-            // Chains found are rewritten whole: their rules are not known.
-            state.applied = Some(found.into_iter().map(|c| (c, vec!["\0unknown".to_string()])).collect());
+            // What a predecessor left, or a host whose chains changed under us, is
+            // rewritten whole: those chains' rules are not known.
+            let known = state
+                .applied
+                .as_ref()
+                .map(|a| a.keys().cloned().collect::<BTreeSet<_>>());
+            if known.as_ref() != Some(&found) {
+                state.applied = Some(found.into_iter().map(|c| (c, vec!["\0unknown".to_string()])).collect());
+            }
             let jump = format!("-A FORWARD {}", self.names.jump_spec());
             if !saved.lines().any(|line| line.trim_end() == jump) {
                 add_jump = Some(self.names.jump_spec());

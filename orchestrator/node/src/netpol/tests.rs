@@ -66,6 +66,12 @@ fn the_filter_lets_through_what_it_is_given_and_leaves_nothing_behind() {
         call(&host.netns, to_b).is_ok(),
         "the node itself (probes) is not filtered"
     );
+    // Someone removes the jump into the filter: the next full sync puts it back.
+    let delete = format!("iptables -D FORWARD {}", filter.chains().jump_spec());
+    netns::run_in(Some(&host.netns), "sh", &["-c", &delete]).expect("the jump removed");
+    assert!(call(&a.netns, to_b).is_ok(), "no jump, no filter");
+    filter.sync(&b_accepts(vec![]), true).unwrap();
+    assert!(call(&a.netns, to_b).is_err(), "the full sync puts the jump back");
 
     let from_a = |port: u16| Allow {
         peer: Peer::Ip(a_ip),
