@@ -34,6 +34,7 @@ const ROOTS: &[&str] = &[
     "k8s.io/api/autoscaling/v1/generated.proto",
     "k8s.io/api/autoscaling/v2/generated.proto",
     "k8s.io/api/rbac/v1/generated.proto",
+    "k8s.io/api/networking/v1/generated.proto",
     "k8s.io/api/authorization/v1/generated.proto",
     "k8s.io/api/authentication/v1/generated.proto",
 ];

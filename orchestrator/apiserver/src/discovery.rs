@@ -356,6 +356,7 @@ mod tests {
                 "autoscaling",
                 "storage.k8s.io",
                 "rbac.authorization.k8s.io",
+                "networking.k8s.io",
                 "metrics.k8s.io",
                 "authorization.k8s.io",
                 "authentication.k8s.io"

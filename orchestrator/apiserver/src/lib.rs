@@ -34,6 +34,7 @@ mod dispatch;
 mod eviction;
 mod graceful;
 mod inflight;
+mod isolation;
 pub mod kubernetes_service;
 mod list;
 mod logs;
@@ -137,7 +138,10 @@ impl ApiServer {
 /// namespace exists (in the background, retrying while the store is unavailable),
 /// and keeps the `kubernetes` Service listing this server.
 pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
-    tokio::spawn(ensure_default_namespace(api.registry.clone()));
+    tokio::spawn(ensure_default_namespace(
+        api.registry.clone(),
+        api.settings.isolate_namespaces,
+    ));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
     tokio::spawn(storage_admission::ensure_default_storage_class(api.registry.clone()));
     tokio::spawn(auth::bootstrap::ensure_default_roles(api.kv.clone()));
@@ -245,10 +249,12 @@ pub async fn ensure_runtime_classes(registry: Registry) {
 }
 
 /// Creates the `default` namespace unless it exists.
-pub async fn ensure_default_namespace(registry: Registry) {
+pub async fn ensure_default_namespace(registry: Registry, isolate: bool) {
+    let labels = isolate.then(isolation::labels);
     let mut namespace = Namespace::new(
         ObjectMeta {
             name: Some("default".into()),
+            labels,
             ..Default::default()
         },
         NamespaceSpec::default(),

@@ -373,7 +373,8 @@ mod tests {
                 "autoscaling/v2",
                 "autoscaling/v1",
                 "storage.k8s.io/v1",
-                "rbac.authorization.k8s.io/v1"
+                "rbac.authorization.k8s.io/v1",
+                "networking.k8s.io/v1"
             ]
         );
         let index = index();

@@ -79,6 +79,9 @@ pub async fn create(
     admit_runtime_class(api, kind, &object).await?;
     super::storage_admission::default_class_of_claim(api, kind, &mut object).await?;
     super::storage_admission::add_protection(kind, &mut object);
+    if api.settings.isolate_namespaces {
+        crate::isolation::label_new_namespace(kind, &mut object);
+    }
     warnings.extend(super::admission::prepare(api, kind, &mut object).await?);
     complete_created_status(&mut object);
     if let Some(manager) = options.manager {

@@ -53,6 +53,10 @@ pub struct Settings {
     pub authorization_modes: Vec<crate::auth::authz::Mode>,
     /// Admission's settings (`--pod-security-default-enforce`).
     pub admission: berth_client::admission::Admission,
+    /// `--isolate-namespaces`: namespaces created get `berth.io/isolation:
+    /// namespace` (unless they carry the label already), which the agents read as
+    /// an implied policy admitting only the namespace's own pods.
+    pub isolate_namespaces: bool,
 }
 
 impl Default for Settings {
@@ -69,6 +73,7 @@ impl Default for Settings {
             advertise_address: None,
             authorization_modes: crate::auth::authz::DEFAULT_MODES.to_vec(),
             admission: Default::default(),
+            isolate_namespaces: false,
         }
     }
 }

@@ -287,13 +287,17 @@ fn describe(error: &FieldError, submitted: &Value) -> (&'static str, String) {
         };
         return ("FieldValueRequired", text);
     }
-    // Messages that carry their own Kubernetes wording, and quote no value.
+    // Messages that carry their own Kubernetes wording.
     for (prefix, reason) in [
+        ("Required value", "FieldValueRequired"),
         ("Forbidden:", "FieldValueForbidden"),
         ("Too long:", "FieldValueTooLong"),
         ("Too many:", "FieldValueTooMany"),
         ("Duplicate value:", "FieldValueDuplicate"),
         ("Unsupported value:", "FieldValueNotSupported"),
+        // Quoting the value Kubernetes quotes, which is not always the field's own
+        // (a NetworkPolicy's endPort below its port quotes the port).
+        ("Invalid value:", "FieldValueInvalid"),
     ] {
         if error.message.starts_with(prefix) {
             return (reason, error.message.clone());

@@ -176,7 +176,8 @@ mod tests {
              runtimeclasses, services (svc), endpointslices, poddisruptionbudgets (pdb), \
              horizontalpodautoscalers (hpa), statefulsets (sts), controllerrevisions, persistentvolumes (pv), \
              persistentvolumeclaims (pvc), storageclasses (sc), roles, clusterroles, rolebindings, \
-             clusterrolebindings, resourcequotas (quota), limitranges (limits), serviceaccounts (sa)"
+             clusterrolebindings, resourcequotas (quota), limitranges (limits), serviceaccounts (sa), \
+             networkpolicies (netpol)"
         );
     }
 

@@ -23,6 +23,7 @@ pub mod horizontal_pod_autoscaler;
 pub mod horizontal_pod_autoscaler_v1;
 pub mod limit_range;
 pub mod namespace;
+pub mod network_policy;
 pub mod node;
 pub mod persistent_volume;
 pub mod persistent_volume_claim;
@@ -72,6 +73,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &resource_quota::RESOURCE_QUOTA,
     &limit_range::LIMIT_RANGE,
     &service_account::SERVICE_ACCOUNT,
+    &network_policy::NETWORK_POLICY,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -110,7 +112,13 @@ mod tests {
         for kind in KINDS {
             assert!(!kind.version.is_empty() && !kind.kind.is_empty(), "{kind:?}");
             assert_eq!(kind.singular, kind.kind.to_ascii_lowercase(), "{}", kind.kind);
-            assert!(kind.plural.starts_with(kind.singular), "{}: {}", kind.kind, kind.plural);
+            let stem = kind.singular.strip_suffix('y').map(|s| format!("{s}ies"));
+            assert!(
+                kind.plural.starts_with(kind.singular) || stem.as_deref() == Some(kind.plural),
+                "{}: {}",
+                kind.kind,
+                kind.plural
+            );
             if kind.conversion.is_none() {
                 assert_eq!(by_kind(kind.kind), Some(*kind));
             }
@@ -264,6 +272,14 @@ mod tests {
                     &["sa"],
                     &[]
                 ),
+                (
+                    "networking.k8s.io/v1".to_string(),
+                    "NetworkPolicy",
+                    "networkpolicies",
+                    true,
+                    &["netpol"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -307,7 +323,8 @@ mod tests {
                 ("autoscaling", "v2"),
                 ("autoscaling", "v1"),
                 ("storage.k8s.io", "v1"),
-                ("rbac.authorization.k8s.io", "v1")
+                ("rbac.authorization.k8s.io", "v1"),
+                ("networking.k8s.io", "v1")
             ]
         );
     }

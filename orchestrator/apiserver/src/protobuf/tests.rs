@@ -69,6 +69,42 @@ fn a_deployment_body_reads_as_its_json() {
 }
 
 #[test]
+fn a_network_policy_body_reads_as_its_json() {
+    // NetworkPolicy { 1 metadata, 2 spec { 1 podSelector, 2 ingress { 1 ports
+    // { 1 protocol, 2 port, 3 endPort }, 2 from { 3 ipBlock { 1 cidr, 2 except } } },
+    // 4 policyTypes } }; endPort is a pointer, so a zero one is the client's.
+    let selector = message(&[bytes(1, message(&[bytes(1, "app"), bytes(2, "db")]))]);
+    let port = message(&[
+        bytes(1, "TCP"),
+        bytes(2, message(&[int(1, 0), int(2, 5432)])),
+        int(3, 0),
+    ]);
+    let block = message(&[bytes(1, "10.0.0.0/8"), bytes(2, "10.1.0.0/16")]);
+    let rule = message(&[bytes(1, port), bytes(2, message(&[bytes(3, block)]))]);
+    let spec = message(&[bytes(1, selector), bytes(2, rule), bytes(4, "Ingress")]);
+    let policy = decode(&body(
+        "networking.k8s.io/v1",
+        "NetworkPolicy",
+        &message(&[metadata("db"), bytes(2, spec)]),
+    ))
+    .unwrap();
+    assert_eq!(
+        policy,
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "db"},
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "db"}},
+                "ingress": [{"ports": [{"protocol": "TCP", "port": 5432, "endPort": 0}],
+                             "from": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]}],
+                "policyTypes": ["Ingress"],
+            },
+        })
+    );
+}
+
+#[test]
 fn delete_options_of_any_group_are_meta_v1s() {
     // DeleteOptions: 1 gracePeriodSeconds (*int64), 4 propagationPolicy (*string).
     let raw = message(&[int(1, 0), bytes(4, "Background")]);

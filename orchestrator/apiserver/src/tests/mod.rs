@@ -15,6 +15,7 @@ mod limits;
 mod lists;
 mod logs;
 mod namespaces;
+mod network_policies;
 mod patches;
 mod protobuf;
 mod rbac;

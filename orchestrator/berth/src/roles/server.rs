@@ -64,6 +64,11 @@ Server flags:
                                         the Pod Security level enforced in namespaces without
                                         a pod-security.kubernetes.io/enforce label (default
                                         baseline; Kubernetes' own default is privileged)
+  --isolate-namespaces[=true|false]     new namespaces get the label berth.io/isolation:
+                                        namespace: their pods accept traffic only from pods
+                                        of the same namespace (and what the namespace's
+                                        NetworkPolicies allow); `none` opts a namespace out
+                                        (default false; `berth up` turns it on)
   --encryption-provider-config FILE     Kubernetes' EncryptionConfiguration (aesgcm and
                                         identity providers): Secrets are encrypted in the
                                         store with its first provider's first key and read
@@ -114,6 +119,29 @@ fn duration_flag(args: &mut Vec<String>, name: &str) -> Result<Option<Duration>,
     }
 }
 
+/// A boolean flag as Go's flag package takes one: `--name` alone is true, or
+/// `--name=true|false`; the last one given counts.
+fn take_switch(args: &mut Vec<String>, name: &str) -> Result<Option<bool>, String> {
+    let mut value = None;
+    let mut kept = Vec::with_capacity(args.len());
+    for arg in args.drain(..) {
+        let bare = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
+        match bare.map(|rest| rest.strip_prefix(name)) {
+            Some(Some("")) => value = Some(true),
+            Some(Some(rest)) if rest.starts_with('=') => {
+                value = Some(match &rest[1..] {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => return Err(format!("--{name} {other:?}: must be true or false")),
+                })
+            }
+            _ => kept.push(arg),
+        }
+    }
+    *args = kept;
+    Ok(value)
+}
+
 /// The API server's limits, with kube-apiserver's flag names where it has them.
 fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
     let mut api = Settings::default();
@@ -159,6 +187,9 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
             return Err(format!("--advertise-address {v}: pods cannot reach it"));
         }
         api.advertise_address = Some(ip);
+    }
+    if let Some(on) = take_switch(args, "isolate-namespaces")? {
+        api.isolate_namespaces = on;
     }
     if let Some(v) = take_flag(args, "authorization-mode")? {
         api.authorization_modes =
@@ -544,6 +575,22 @@ mod tests {
         assert_eq!(flags.settings.admission.pod_security_default, Level::Privileged);
         let error = parse(&["--pod-security-default-enforce=strict"]).err().unwrap();
         assert!(error.contains("must be privileged, baseline or restricted"), "{error}");
+    }
+
+    #[test]
+    fn namespaces_are_isolated_only_when_asked() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert!(!defaults.api.isolate_namespaces);
+        let (on, rest) = parse(&["--isolate-namespaces", "--name=s1"]).unwrap();
+        assert!(on.api.isolate_namespaces);
+        assert_eq!(rest, ["--name=s1"]);
+        let (off, _) = parse(&["--isolate-namespaces", "--isolate-namespaces=false"]).unwrap();
+        assert!(!off.api.isolate_namespaces);
+        let error = parse(&["--isolate-namespaces=maybe"]).err().unwrap();
+        assert!(
+            error.contains("--isolate-namespaces \"maybe\": must be true or false"),
+            "{error}"
+        );
     }
 
     #[test]

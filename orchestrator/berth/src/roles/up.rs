@@ -49,6 +49,10 @@ pub struct UpFlags {
     /// The API servers' authorizers, in order: AlwaysAllow, RBAC.
     #[arg(long, default_value = "RBAC")]
     authorization_mode: String,
+    /// New namespaces accept traffic only from their own pods (the label
+    /// berth.io/isolation: namespace; `none` opts one out); false leaves them open.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    isolate_namespaces: bool,
 }
 
 /// The EncryptionConfiguration berth up makes in its folder, with the key of
@@ -215,6 +219,7 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--api-listen=127.0.0.1:{api}"),
                 format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
                 format!("--authorization-mode={}", flags.authorization_mode),
+                format!("--isolate-namespaces={}", flags.isolate_namespaces),
                 encryption_flag.clone(),
                 format!("--tls-cert-file={}", security.pki.pair("apiserver").0.display()),
                 format!("--tls-private-key-file={}", security.pki.pair("apiserver").1.display()),

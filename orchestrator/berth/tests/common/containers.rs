@@ -101,11 +101,27 @@ impl ContainerCluster {
         Self::start_inner(1, hosts, agent_args, true)
     }
 
+    /// As [`ContainerCluster::start`], the server also given `server_args`.
+    pub fn start_with_server_args(hosts: usize, server_args: &[&str]) -> Option<ContainerCluster> {
+        let server_args = server_args.iter().map(|a| a.to_string()).collect();
+        Self::start_inner_with(1, hosts, |_, _| Vec::new(), false, server_args)
+    }
+
     fn start_inner(
         replicas: usize,
         hosts: usize,
         agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
         api_for_pods: bool,
+    ) -> Option<ContainerCluster> {
+        Self::start_inner_with(replicas, hosts, agent_args, api_for_pods, Vec::new())
+    }
+
+    fn start_inner_with(
+        replicas: usize,
+        hosts: usize,
+        agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
+        api_for_pods: bool,
+        server_args: Vec<String>,
     ) -> Option<ContainerCluster> {
         if !can_run_containers() {
             return None;
@@ -115,10 +131,14 @@ impl ContainerCluster {
         let registry = Registry::start_on_or_skip(gateway.into())?;
         let mut server = Cluster::new(
             ClusterSpec::new(System::BerthServer, BERTH, replicas)
-                .args([
-                    "--node-monitor-grace-period=5s".to_string(),
-                    format!("--cluster-cidr={}", network.pod_cidr()),
-                ])
+                .args(
+                    [
+                        "--node-monitor-grace-period=5s".to_string(),
+                        format!("--cluster-cidr={}", network.pod_cidr()),
+                    ]
+                    .into_iter()
+                    .chain(server_args),
+                )
                 .env("RUST_LOG", QUIET_RAFT_LOG),
         )
         .unwrap();

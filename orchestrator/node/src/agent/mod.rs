@@ -150,6 +150,16 @@ pub async fn run(
         .map(|settings| Arc::new(crate::proxy::Proxier::new(settings)));
     let proxy_loop =
         (proxier.clone()).map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, kv.clone()))));
+    // NetworkPolicies are enforced where the proxy runs, under its tag and host.
+    let filter = (config.proxy.as_ref())
+        .map(|settings| Arc::new(crate::netpol::Filter::new(&settings.tag, settings.host_netns.clone())));
+    let filter_loop = (filter.clone()).map(|f| {
+        berth_client::kv::AbortOnDrop(tokio::spawn(crate::netpol::watch::run(
+            f,
+            kv.clone(),
+            config.name.clone(),
+        )))
+    });
 
     // The Services and EndpointSlices, for the DNS server on the pod bridge's gateway
     // and the containers' service variables.
@@ -210,8 +220,17 @@ pub async fn run(
             tracing::warn!(node = %config.name, error = %e, "cannot revoke the heartbeat lease");
         }
     }
-    // The service rules go with the agent (a sync still running finishes first).
+    // The service rules and the filter go with the agent (a sync still running
+    // finishes first).
     drop(proxy_loop);
+    drop(filter_loop);
+    if let Some(filter) = filter {
+        match tokio::task::spawn_blocking(move || filter.stop()).await {
+            Ok(Ok(())) => tracing::info!(node = %config.name, "removed the network policy filter"),
+            Ok(Err(e)) => tracing::warn!(node = %config.name, error = %e, "cannot remove the network policy filter"),
+            Err(e) => tracing::warn!(node = %config.name, error = %e, "the network policy filter's cleanup failed"),
+        }
+    }
     if let Some(proxier) = proxier {
         match tokio::task::spawn_blocking(move || proxier.stop()).await {
             Ok(Ok(())) => tracing::info!(node = %config.name, "removed the service proxy's rules"),

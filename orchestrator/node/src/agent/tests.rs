@@ -510,7 +510,8 @@ async fn an_agent_with_the_pod_network_learns_its_pod_cidr_from_its_node() {
     let _ = agent.task.await;
 }
 
-/// The agent runs the service proxy while it runs, and its rules go when it stops.
+/// The agent runs the service proxy and the network policy filter while it runs,
+/// and their rules go when it stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_programs_the_services_while_it_runs_and_removes_its_rules_when_it_stops() {
     use crate::network::tests::fixtures::{Host, can_run};
@@ -554,11 +555,21 @@ async fn an_agent_programs_the_services_while_it_runs_and_removes_its_rules_when
             .then_some(())
     })
     .await;
+    // The network policy filter runs beside the proxy, jumped to from FORWARD.
+    eventually("the agent's network policy filter is in place", async || {
+        tokio::task::block_in_place(nat)
+            .contains("-A FORWARD -m comment --comment \"berth network policies\" -j BERTH-NETPOL-berth0")
+            .then_some(())
+    })
+    .await;
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), task)
         .await
         .expect("the agent stops")
         .unwrap();
     let saved = tokio::task::block_in_place(nat);
-    assert!(!saved.contains("BERTH-"), "nothing of the proxy's is left:\n{saved}");
+    assert!(
+        !saved.contains("BERTH-"),
+        "nothing of the proxy's or the filter's is left:\n{saved}"
+    );
 }

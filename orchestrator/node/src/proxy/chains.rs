@@ -31,6 +31,12 @@ pub const MAX_TAG_LEN: usize = 15;
 /// The prefixes of the per-service chains.
 pub const PER_SERVICE_PREFIXES: [&str; 4] = ["BERTH-SVC-", "BERTH-SVL-", "BERTH-EXT-", "BERTH-SEP-"];
 
+/// Tells the chains of one writer of berth's rules (the service proxy, the
+/// network policy filter) from everyone else's, so that its cleanup takes its own.
+pub trait ChainOwner {
+    fn is_own(&self, chain: &str) -> bool;
+}
+
 /// The chain names of one proxy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChainNames {
@@ -80,9 +86,11 @@ impl ChainNames {
             hash32(&[display_name, protocol, address], 12)
         )
     }
+}
 
+impl ChainOwner for ChainNames {
     /// Whether `chain` is one of this proxy's.
-    pub fn is_own(&self, chain: &str) -> bool {
+    fn is_own(&self, chain: &str) -> bool {
         [self.services(), self.node_ports(), self.postrouting(), self.forward()].contains(&chain.to_string())
             || PER_SERVICE_PREFIXES.iter().any(|prefix| {
                 chain
@@ -94,7 +102,7 @@ impl ChainNames {
 
 /// The first `len` characters of the base32 (RFC 4648, no padding) SHA-256 of the
 /// parts, each ended by a NUL so that ("ab", "c") and ("a", "bc") differ.
-fn hash32(parts: &[&str], len: usize) -> String {
+pub(crate) fn hash32(parts: &[&str], len: usize) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut hasher = Sha256::new();
     for part in parts {

@@ -35,7 +35,7 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 const RETRY: Duration = Duration::from_secs(1);
 
 /// The objects of one prefix, as the reflector last saw them.
-struct Cache<T> {
+pub(crate) struct Cache<T> {
     objects: Mutex<BTreeMap<String, T>>,
     /// Whether the first list came in (the caches are not empty for want of one).
     listed: Mutex<bool>,
@@ -43,7 +43,7 @@ struct Cache<T> {
 }
 
 impl<T: DeserializeOwned + Clone + Send + 'static> Cache<T> {
-    fn new(changed: watch::Sender<()>) -> Cache<T> {
+    pub(crate) fn new(changed: watch::Sender<()>) -> Cache<T> {
         Cache {
             objects: Mutex::default(),
             listed: Mutex::new(false),
@@ -57,12 +57,12 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Cache<T> {
                 objects.insert(record.key.clone(), object);
             }
             Err(e) => {
-                tracing::warn!(key = %record.key, error = %e, "the service proxy skips an object that does not decode")
+                tracing::warn!(key = %record.key, error = %e, "the agent skips an object that does not decode")
             }
         }
     }
 
-    fn snapshot(&self) -> Option<Vec<T>> {
+    pub(crate) fn snapshot(&self) -> Option<Vec<T>> {
         if !*self.listed.lock().expect("cache lock") {
             return None;
         }
