@@ -24,7 +24,7 @@ use berth_api::admission::quota;
 use berth_api::admission::service_account;
 use berth_api::kinds::Object;
 use berth_api::kinds::limit_range::LIMIT_RANGE;
-use berth_api::kinds::service_account::{SERVICE_ACCOUNT, ServiceAccount};
+use berth_api::kinds::service_account::{DEFAULT_SERVICE_ACCOUNT, SERVICE_ACCOUNT, ServiceAccount};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{
     Deployment, NamespaceSpec, PersistentVolumeClaim, Pod, PodSpec, ReplicaSet, ResourceQuota, ResourceQuotaSpec,
@@ -83,13 +83,7 @@ impl Admission {
             && let Some(pod) = object.downcast_mut::<Pod>()
         {
             let name = service_account::account_name(&pod.spec).to_string();
-            let account = match kv.get(&SERVICE_ACCOUNT.key(&namespace, &name)).await? {
-                Some(record) => Some(
-                    serde_json::from_slice::<ServiceAccount>(&record.value)
-                        .map_err(|e| Refusal::Store(KvError::Other(format!("{}: {e}", record.key))))?,
-                ),
-                None => None,
-            };
+            let account = service_account(kv, &namespace, &name).await?;
             let suffix = berth_api::names::random_suffix(5);
             service_account::admit(
                 &namespace,
@@ -215,6 +209,41 @@ pub async fn update_charges(kv: &Kv, old: &Object, new: &Object) -> Result<Vec<C
         }
     }
     Ok(charged)
+}
+
+/// How often, and how far apart, a pod's `default` ServiceAccount is looked for
+/// before the pod is refused: a namespace's controller makes it moments after the
+/// namespace, and a pod created right after its namespace waits for it, as
+/// kube-apiserver's ServiceAccount admission does (ten lookups for `default`, one
+/// for any other name).
+const DEFAULT_ACCOUNT_LOOKUPS: usize = 10;
+const DEFAULT_ACCOUNT_PAUSE: std::time::Duration = std::time::Duration::from_millis(150);
+
+/// The pod's ServiceAccount: read serializably, then linearizably when not found
+/// (several times for `default`, which its controller is about to make).
+async fn service_account(kv: &Kv, namespace: &str, name: &str) -> Result<Option<ServiceAccount>, Refusal> {
+    let key = SERVICE_ACCOUNT.key(namespace, name);
+    let mut record = kv.get_serializable(&key).await?;
+    let lookups = if name == DEFAULT_SERVICE_ACCOUNT {
+        DEFAULT_ACCOUNT_LOOKUPS
+    } else {
+        1
+    };
+    for lookup in 0..lookups {
+        if record.is_some() {
+            break;
+        }
+        if lookup > 0 {
+            tokio::time::sleep(DEFAULT_ACCOUNT_PAUSE).await;
+        }
+        record = kv.get(&key).await?;
+    }
+    record
+        .map(|record| {
+            serde_json::from_slice::<ServiceAccount>(&record.value)
+                .map_err(|e| Refusal::Store(KvError::Other(format!("{}: {e}", record.key))))
+        })
+        .transpose()
 }
 
 /// A workload's pod template (Deployments, ReplicaSets, StatefulSets).

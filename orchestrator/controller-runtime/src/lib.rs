@@ -142,6 +142,7 @@ where
         for trigger in &mut triggers {
             trigger.borrow_and_update();
         }
+        let started = Instant::now();
         let requeue = match pass().await {
             Ok(requeue) => requeue,
             Err(KvError::Fenced) => {
@@ -157,14 +158,29 @@ where
             Some(after) => next_resync.min(Instant::now() + after),
             None => next_resync,
         };
+        let ended = Instant::now();
         tokio::select! {
-            () = changed_any(&mut triggers) => {}
+            () = changed_any(&mut triggers) => {
+                // Changes that keep coming wait out the pass's spacing, so they are
+                // taken in batches.
+                tokio::time::sleep_until(ended + spacing(ended - started)).await;
+            }
             () = tokio::time::sleep_until(deadline) => {}
         }
         if Instant::now() >= next_resync {
             next_resync = Instant::now() + resync;
         }
     }
+}
+
+/// How long after a pass that took `cost` a change may start the next one: a few
+/// times the cost, at most a second. A pass walks its whole cache (level-triggered),
+/// so under a stream of changes (thousands of pods created one after another) a
+/// loop that ran again at once would spend its core walking the same objects over
+/// and over; spaced, it takes at most a quarter of one and sees the changes in
+/// batches. Cheap passes (a small cluster's) are not held back measurably.
+fn spacing(cost: Duration) -> Duration {
+    (cost * 3).min(Duration::from_secs(1))
 }
 
 /// Resolves when any receiver sees a change; never, if there are none (or all
@@ -182,5 +198,51 @@ async fn changed_any(triggers: &mut [watch::Receiver<u64>]) {
     if result.is_err() {
         // A sender went away (the informers are shutting down): don't spin.
         std::future::pending::<()>().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_are_spaced_by_a_few_times_their_cost_up_to_a_second() {
+        assert_eq!(spacing(Duration::ZERO), Duration::ZERO);
+        assert_eq!(spacing(Duration::from_millis(20)), Duration::from_millis(60));
+        assert_eq!(spacing(Duration::from_secs(2)), Duration::from_secs(1));
+    }
+
+    /// Passes of at least 20 ms under a change every 2 ms: each pass is followed by
+    /// at least three times its cost before a change starts the next, so a cycle
+    /// lasts at least 80 ms however slow the machine (delays only lengthen it);
+    /// back to back, passes would come every 20 ms.
+    #[tokio::test]
+    async fn a_stream_of_changes_is_taken_in_batches() {
+        let (changes, trigger) = watch::channel(0u64);
+        let passes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = passes.clone();
+        let looping = drive("test", vec![trigger], Duration::from_secs(3600), move || {
+            let counted = counted.clone();
+            async move {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                Ok(None)
+            }
+        });
+        let started = Instant::now();
+        let writer = async {
+            for i in 1..=200 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                changes.send_replace(i);
+            }
+        };
+        tokio::select! {
+            () = looping => panic!("the loop ended"),
+            () = writer => {}
+        }
+        let cycles = started.elapsed().as_millis() / 80;
+        let passes = u128::from(passes.load(std::sync::atomic::Ordering::SeqCst));
+        assert!(passes >= 2, "the changes started no pass after the first");
+        assert!(passes <= cycles + 2, "{passes} passes in {cycles} cycles of 80 ms");
     }
 }

@@ -94,16 +94,16 @@ pub fn assess<'a>(
         if node.is_empty() || !is_absent(node) {
             continue;
         }
-        let id = (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
+        let id = || (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
         // Terminating pods too, both ways: no agent will finish their deletion
         // (Kubernetes' pod GC force-deletes them), and a terminating pod left Ready
         // would stay `serving` in its EndpointSlices, where a proxy's fallback to
         // serving-terminating endpoints could pick it (Kubernetes' MarkPodsNotReady
         // marks every pod of the node).
         if is_lost(node) {
-            evict.push(id);
+            evict.push(id());
         } else if is_pod_ready(pod) {
-            unready.push(id);
+            unready.push(id());
         }
     }
     Assessment {
