@@ -134,7 +134,7 @@ fn a_service_account_token_can_do_exactly_what_its_role_allows() {
             &["get", "cm", "kube-root-ca.crt", "-n", "team", "-o", "json"],
             None,
         );
-        (account.status.success() && ca.status.success()).then(|| ca)
+        (account.status.success() && ca.status.success()).then_some(ca)
     });
     let ca: Value =
         serde_json::from_str(&server.admin(&["get", "cm", "kube-root-ca.crt", "-n", "team", "-o", "json"])).unwrap();
