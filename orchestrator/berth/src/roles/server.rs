@@ -503,7 +503,10 @@ mod tests {
         assert_eq!(flags.api.idle_timeout, Duration::from_secs(120));
         assert_eq!(flags.api.max_connections, 64);
         let (defaults, _) = parse(&[]).unwrap();
-        assert_eq!(defaults.api, Settings::default());
+        let mut expected = Settings::default();
+        // A server admits pods as their ServiceAccounts, as kube-apiserver does.
+        expected.admission.service_accounts = true;
+        assert_eq!(defaults.api, expected);
         assert_eq!(defaults.api.max_requests_inflight, 400);
         assert_eq!(defaults.api.request_timeout, Duration::from_secs(60));
         for (bad, named) in [
