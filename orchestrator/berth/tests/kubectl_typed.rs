@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 use berth_testkit::{Cluster, ClusterSpec, Process, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
-use common::{BERTH, http_get, workload_pids};
+use common::{BERTH, has_kubectl, http_get, succeeded, workload_pids};
 use serde_json::Value;
 
 struct OneNodeCluster {
@@ -110,23 +110,6 @@ impl OneNodeCluster {
         assert_eq!(status, 200, "{list}");
         list["items"].as_array().cloned().unwrap_or_default()
     }
-}
-
-fn has_kubectl() -> bool {
-    Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 #[test]

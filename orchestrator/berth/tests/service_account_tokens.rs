@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use berth_testkit::{Cluster, ClusterSpec, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
-use common::BERTH;
+use common::{BERTH, has_kubectl, succeeded};
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "admin-token";
@@ -90,23 +90,6 @@ impl Server {
     fn admin(&self, args: &[&str]) -> String {
         succeeded(&self.kubectl_as(ADMIN_TOKEN, args, None))
     }
-}
-
-fn has_kubectl() -> bool {
-    Command::new("kubectl")
-        .args(["version", "--client"])
-        .output()
-        .is_ok_and(|out| out.status.success())
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 fn failed(out: &Output) -> String {

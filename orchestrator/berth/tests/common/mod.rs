@@ -401,3 +401,23 @@ pub fn wait_for_nodes(cluster: &mut TestCluster) {
         (status == 200 && ready == 2).then_some(())
     });
 }
+
+/// Whether kubectl is installed (the test script installs it; a test that needs it
+/// says so and stops when it is not).
+pub fn has_kubectl() -> bool {
+    Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// A kubectl run's stdout, after asserting it succeeded (its output in the message).
+pub fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
