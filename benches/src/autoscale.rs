@@ -19,16 +19,16 @@
 //! default) cannot decide sooner than its next scrape and sync; there is no peer to
 //! run here.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{bail, ensure};
 use hyper::Method;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
 
 use crate::api::http::Connection;
-use crate::compare::{ensure_berth, machine};
+use crate::berth_binary::BerthBinary;
+use crate::compare::machine;
 use crate::duration::parse_duration;
 use crate::latency::{LatencySummary, ms};
 use crate::pods::node::BerthNode;
@@ -53,18 +53,8 @@ pub struct AutoscaleOptions {
     #[arg(long, value_parser = parse_duration, default_value = "180s")]
     pub timeout: Duration,
 
-    /// The berth binary. Default: the release build in this program's target directory,
-    /// built with `cargo build --release -p berth` when missing.
-    #[arg(long)]
-    pub berth: Option<PathBuf>,
-
-    /// Build berth (`cargo build --release -p berth`) even when the binary exists.
-    #[arg(long)]
-    pub build: bool,
-
-    /// Where the temporary data directories go [default: the system temp dir].
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub binary: BerthBinary,
 }
 
 /// One round's times from the load step.
@@ -81,15 +71,7 @@ pub async fn run_until_interrupted(options: &AutoscaleOptions) -> anyhow::Result
 pub async fn run(options: &AutoscaleOptions) -> anyhow::Result<()> {
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
     ensure!(options.max_replicas >= 2, "--max-replicas must be at least 2");
-    if cfg!(debug_assertions) {
-        eprintln!("warning: berth-bench is a debug build; run it with --release for real numbers");
-    }
-    let binary = ensure_berth(options.berth.as_deref(), options.build)?;
-    let data_root = options.data_root.clone().unwrap_or_else(std::env::temp_dir);
-    let temp = tempfile::Builder::new()
-        .prefix("berth-bench-autoscale-")
-        .tempdir_in(&data_root)
-        .with_context(|| format!("creating a temp dir in {}", data_root.display()))?;
+    let (binary, temp) = options.binary.prepare("berth-bench-autoscale-")?;
     let switch = temp.path().join("switch");
     std::fs::create_dir_all(&switch)?;
     let mut server_args: Vec<String> = options

@@ -38,6 +38,7 @@
 
 pub mod api;
 pub mod autoscale;
+pub mod berth_binary;
 pub mod budget;
 pub mod compare;
 pub mod connection;

@@ -18,7 +18,7 @@
 //! Alternating the two modes round by round spreads the machine's drift over both.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,8 +31,9 @@ use serde_json::json;
 
 use crate::api::http::Connection;
 use crate::api::server::{ServerUnderTest, server_flags};
+use crate::berth_binary::BerthBinary;
 use crate::budget::Budget;
-use crate::compare::{ensure_berth, machine};
+use crate::compare::machine;
 use crate::driver::{DriveOptions, Operation, drive};
 use crate::duration::parse_duration;
 use crate::paired::{self, Run};
@@ -64,18 +65,8 @@ pub struct SecretsOptions {
     #[arg(long, value_parser = parse_duration, default_value = "120s")]
     pub duration: Duration,
 
-    /// The berth binary. Default: the release build in this program's target directory,
-    /// built with `cargo build --release -p berth` when missing.
-    #[arg(long)]
-    pub berth: Option<PathBuf>,
-
-    /// Build berth (`cargo build --release -p berth`) even when the binary exists.
-    #[arg(long)]
-    pub build: bool,
-
-    /// Where the servers' temporary data directories go [default: the system temp dir].
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub binary: BerthBinary,
 }
 
 /// How Secrets are stored.
@@ -104,15 +95,7 @@ pub async fn run(options: &SecretsOptions) -> anyhow::Result<()> {
     ensure!(options.secrets >= 1, "--secrets must be at least 1");
     ensure!(options.conns >= 1, "--conns must be at least 1");
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
-    if cfg!(debug_assertions) {
-        eprintln!("warning: berth-bench is a debug build; run it with --release for real numbers");
-    }
-    let binary = ensure_berth(options.berth.as_deref(), options.build)?;
-    let data_root = options.data_root.clone().unwrap_or_else(std::env::temp_dir);
-    let temp = tempfile::Builder::new()
-        .prefix("berth-bench-secrets-")
-        .tempdir_in(&data_root)
-        .with_context(|| format!("creating a temp dir in {}", data_root.display()))?;
+    let (binary, temp) = options.binary.prepare("berth-bench-secrets-")?;
     let config = temp.path().join("encryption-config.yaml");
     write_encryption_config(&config)?;
     let mut runs = Vec::new();

@@ -29,15 +29,15 @@ pub mod server;
 pub mod summary;
 pub mod watch;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use tokio::sync::Notify;
 
+use crate::berth_binary::BerthBinary;
 use crate::budget::Budget;
-use crate::compare::{ensure_berth, machine};
+use crate::compare::machine;
 use crate::driver::{DriveOptions, Outcome, drive};
 use crate::duration::parse_duration;
 use crate::latency::LatencySummary;
@@ -76,18 +76,8 @@ pub struct ApiOptions {
     #[arg(long, value_parser = parse_duration, default_value = "30s")]
     pub drain_timeout: Duration,
 
-    /// The berth binary. Default: the release build in this program's target directory,
-    /// built with `cargo build --release -p berth` when missing.
-    #[arg(long)]
-    pub berth: Option<PathBuf>,
-
-    /// Build berth (`cargo build --release -p berth`) even when the binary exists.
-    #[arg(long)]
-    pub build: bool,
-
-    /// Where the server's temporary data directory goes [default: the system temp dir].
-    #[arg(long)]
-    pub data_root: Option<PathBuf>,
+    #[command(flatten)]
+    pub binary: BerthBinary,
 }
 
 impl ApiOptions {
@@ -107,15 +97,7 @@ pub async fn run_until_interrupted(options: &ApiOptions) -> anyhow::Result<()> {
 
 pub async fn run(options: &ApiOptions) -> anyhow::Result<()> {
     options.validate()?;
-    if cfg!(debug_assertions) {
-        eprintln!("warning: berth-bench is a debug build; run it with --release for real numbers");
-    }
-    let binary = ensure_berth(options.berth.as_deref(), options.build)?;
-    let data_root = options.data_root.clone().unwrap_or_else(std::env::temp_dir);
-    let temp = tempfile::Builder::new()
-        .prefix("berth-bench-api-")
-        .tempdir_in(&data_root)
-        .with_context(|| format!("creating a temp dir in {}", data_root.display()))?;
+    let (binary, temp) = options.binary.prepare("berth-bench-api-")?;
     let cpu_before = machine::CpuSample::now();
     let mut server = ServerUnderTest::start(&binary, &temp.path().join("server"))?;
     server.wait_until_ready().await?;
