@@ -4,7 +4,9 @@
 #
 # Environment:
 #   BERTH_SKIP_CLIPPY=1   skip the clippy step (it type-checks everything a second time)
-#   CI=true               use the nextest `ci` profile (.config/nextest.toml)
+#   CI=true               use the nextest `ci` profile (.config/nextest.toml) and build
+#                         without incremental state (a one-off build gains nothing
+#                         from it, and it would double the target directory's size)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -149,6 +151,10 @@ python_client_version="$("$python_client/bin/python" -c 'import kubernetes; prin
     echo "not installed")"
 printf '  %-16s %s\n' "python client" "$python_client_version"
 run cargo --version
+if [[ ${CI:-} == true ]]; then
+    export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+fi
+echo "CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-unset}; free disk: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 
 # --- Checks -------------------------------------------------------------------------
 step "formatting"
@@ -166,6 +172,7 @@ run cargo build -p berth-benches
 
 # --- Tests --------------------------------------------------------------------------
 step "tests"
+echo "target directory: $(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1); free disk: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 if cargo nextest --version >/dev/null 2>&1; then
     profile=default
     if [[ ${CI:-} == true ]]; then
