@@ -70,15 +70,21 @@ async fn raise_nospace_when_the_disk_fills(store: Store) {
 async fn follow_leadership(store: Store) {
     let mut metrics = store.raft().metrics();
     let mut shutdown = store.shutdown_signal();
-    let mut was_leader = false;
+    // The term this replica leads in, if it does. By term rather than a flag: a
+    // leader that loses a term and wins the next between two looks at the metrics
+    // must still take its duties up again (the numbering it began may have failed).
+    let mut led_term: Option<u64> = None;
     let mut published = false;
     loop {
-        let (is_leader, leader) = {
+        let (leading, leader) = {
             let m = metrics.borrow_and_update();
-            (m.state == ServerState::Leader, m.current_leader)
+            (
+                (m.state == ServerState::Leader).then_some(m.current_term),
+                m.current_leader,
+            )
         };
-        if is_leader != was_leader {
-            if is_leader {
+        if leading != led_term {
+            if leading.is_some() {
                 // The leases to keep are those of the whole log this leader holds: wait
                 // until it has applied it (a leader that restarted may have state on disk
                 // older than the writes it acknowledged). Keepalives are refused until then.
@@ -97,7 +103,7 @@ async fn follow_leadership(store: Store) {
             } else {
                 store.lessor().demote();
             }
-            was_leader = is_leader;
+            led_term = leading;
         }
         if !published && leader.is_some() {
             published = publish(&store).await;

@@ -132,7 +132,13 @@ impl<'a> Rollout<'a> {
         let Some(rs) = self.new.as_mut() else {
             return;
         };
+        let had_revision = rs.metadata.annotations().get(REVISION_ANNOTATION).cloned();
         set_new_replica_set_annotations(self.read, rs, next_revision, false);
+        // A template come back (a rollback) starts a rollout whose deadline counts from
+        // now. Kubernetes keeps the condition it had, so a rollback past a deadline
+        // whose pod counts happen not to move would read as timed out at once.
+        let came_back = had_revision.as_ref().is_some_and(|r| !r.is_empty())
+            && rs.metadata.annotations().get(REVISION_ANNOTATION) != had_revision.as_ref();
         if rs.spec.min_ready_seconds.unwrap_or_default() != self.read.spec.min_ready_seconds.unwrap_or_default() {
             rs.spec.min_ready_seconds = self.read.spec.min_ready_seconds;
         }
@@ -144,15 +150,22 @@ impl<'a> Rollout<'a> {
             .unwrap_or_default();
         let name = rs.metadata.name().to_string();
         set_deployment_revision(&mut self.deployment, &revision);
-        if progress_deadline(self.read).is_some() && condition(&self.deployment.status, PROGRESSING).is_none() {
+        let current = condition(&self.deployment.status, PROGRESSING).cloned();
+        let resumed_rollout = came_back && self.read.spec.paused != Some(true);
+        if progress_deadline(self.read).is_some() && (current.is_none() || resumed_rollout) {
             let message = format!("Found new replica set {name:?}");
-            let found = new_condition(
+            let mut found = new_condition(
                 PROGRESSING,
                 "True",
                 status::FOUND_NEW_REPLICA_SET,
                 message,
                 &self.now_time,
             );
+            // Replaced even when the reason is the same, for its lastUpdateTime.
+            if let Some(current) = current.filter(|c| c.status == found.status) {
+                found.last_transition_time = current.last_transition_time;
+            }
+            status::remove_condition(&mut self.deployment.status, PROGRESSING);
             set_condition(&mut self.deployment.status, found);
         }
     }

@@ -160,3 +160,35 @@ fn the_mark_is_the_controllers_own_and_not_copied_from_the_deployment() {
         None
     );
 }
+
+#[test]
+fn a_template_come_back_after_a_timeout_starts_a_rollout_with_a_fresh_deadline() {
+    // Two broken pods next to one good: going back to v1 moves no count (one pod
+    // fewer updated, one more old), which Kubernetes would read as no progress,
+    // still timed out.
+    let mut d = rolling("web", 2, "v1", IntOrString::Int(1), IntOrString::Int(1));
+    d.spec.progress_deadline_seconds = Some(10);
+    let mut world = World::new(d);
+    ticks(&mut world, 10, |_| true);
+    world.set_image("broken");
+    ticks(&mut world, 30, |image| image != "broken");
+    assert_eq!(
+        progressing(&world.deployment).reason.as_deref(),
+        Some(PROGRESS_DEADLINE_EXCEEDED)
+    );
+    assert_eq!(world.rs_of("broken").status.replicas, 2);
+
+    world.set_image("v1");
+    world.pass();
+    let condition = progressing(&world.deployment);
+    let message = format!("Found new replica set {:?}", world.rs_of("v1").metadata.name());
+    assert_eq!(
+        reason_and_message(&condition),
+        ("True", FOUND_NEW_REPLICA_SET, message.as_str())
+    );
+    ticks(&mut world, 20, |image| image != "broken");
+    assert_eq!(
+        progressing(&world.deployment).reason.as_deref(),
+        Some(NEW_REPLICA_SET_AVAILABLE)
+    );
+}
