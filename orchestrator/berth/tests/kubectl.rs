@@ -219,14 +219,19 @@ fn everyday_kubectl_verbs_work_and_lose_nothing() {
     assert!(described.contains("ScalingReplicaSet"), "{described}");
     assert!(described.contains("Scaled up replica set web-"), "{described}");
 
-    // replace and delete.
-    let mut current: Value = serde_json::from_str(&kubectl.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
-    current["spec"]["replicas"] = 2.into();
-    let replaced = cluster.write_manifest("replaced.json", &current.to_string());
-    assert_eq!(
-        kubectl.ok(&["replace", "-f", replaced.to_str().unwrap()]).trim(),
-        "deployment.apps/web replaced"
-    );
+    // replace and delete. The controllers may write the Deployment's status between
+    // the read and the replace, which then gets a Conflict (as in Kubernetes): read
+    // again and replace again, as a user would.
+    let replaced = eventually_blocking("a replace from a fresh read", || {
+        let mut current: Value = serde_json::from_str(&kubectl.ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+        current["spec"]["replicas"] = 2.into();
+        let manifest = cluster.write_manifest("replaced.json", &current.to_string());
+        let out = cluster.kubectl_output(&["replace", "-f", manifest.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() || stderr.contains("(Conflict)"), "{stderr}");
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    assert_eq!(replaced.trim(), "deployment.apps/web replaced");
     assert_eq!(
         kubectl.ok(&["delete", "deployment", "web"]).trim(),
         "deployment.apps \"web\" deleted"

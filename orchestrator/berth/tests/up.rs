@@ -315,7 +315,8 @@ fn berth_up_runs_the_examples_and_stops_everything_on_ctrl_c() {
 }
 
 /// berth up made a key (0600) and gave it to its servers: a Secret applied is
-/// ciphertext in the store, as etcdctl reads it, and served as written.
+/// ciphertext in the store, as etcdctl reads it (with the control plane's client
+/// certificate: without one the etcd port refuses), and served as written.
 fn secrets_are_encrypted_with_the_key_berth_up_made(printed: &str, dir: &std::path::Path) {
     use std::os::unix::fs::PermissionsExt;
     assert!(
@@ -333,17 +334,30 @@ fn secrets_are_encrypted_with_the_key_berth_up_made(printed: &str, dir: &std::pa
     .unwrap();
     let applied = berth(&["apply", "-f", &manifest.display().to_string()]);
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
-    let stored = Command::new("etcdctl")
-        .args([
-            "--endpoints",
-            "http://127.0.0.1:2379",
-            "get",
-            "/registry/secrets/default/db",
-        ])
-        .args(["--print-value-only"])
-        .env("ETCDCTL_API", "3")
-        .output()
-        .expect("etcdctl (the test script installs it)");
+    // The etcd port is on TLS and takes only the cluster CA's client certificates.
+    let pki = dir.join("cluster/pki");
+    let etcdctl = |credentials: &[String]| {
+        Command::new("etcdctl")
+            .args(["--endpoints", "https://127.0.0.1:2379", "--dial-timeout=3s"])
+            .args(credentials)
+            .args(["get", "/registry/secrets/default/db", "--print-value-only"])
+            .env("ETCDCTL_API", "3")
+            .output()
+            .expect("etcdctl (the test script installs it)")
+    };
+    let ca = format!("--cacert={}", pki.join("ca.crt").display());
+    let refused = etcdctl(std::slice::from_ref(&ca));
+    assert!(
+        !refused.status.success() && refused.stdout.is_empty(),
+        "the etcd port answered a client without a certificate: {}",
+        String::from_utf8_lossy(&refused.stdout)
+    );
+    let stored = etcdctl(&[
+        ca,
+        format!("--cert={}", pki.join("store/client.crt").display()),
+        format!("--key={}", pki.join("store/client.key").display()),
+    ]);
+    assert!(stored.status.success(), "{}", String::from_utf8_lossy(&stored.stderr));
     let stored = String::from_utf8_lossy(&stored.stdout).to_string();
     assert!(stored.starts_with("k8s:enc:aesgcm:v1:berth-1:"), "{stored}");
     assert!(

@@ -129,6 +129,9 @@ pub struct AgentFlags {
     /// server's (CN kube-apiserver-kubelet-client) gets in.
     #[arg(long, value_name = "FILE", requires = "tls_cert_file")]
     client_ca_file: Option<PathBuf>,
+    /// How to reach an https store (`--store https://...`).
+    #[command(flatten)]
+    store_client: super::store_client::StoreClientFlags,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -279,6 +282,7 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         advertise_address: flags.advertise_address.unwrap_or_else(|| flags.listen.ip().to_string()),
         name,
         store_endpoints: flags.store,
+        store_tls: flags.store_client.tls()?,
         listen: flags.listen,
         cpu_millis,
         memory_bytes,

@@ -10,6 +10,7 @@ pub mod image;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+pub mod store_client;
 mod supervise;
 pub mod up;
 

@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
+use super::store_client::{self, StoreClientFlags};
 use berth_client::envelope::{Envelope, config, rewrite};
-use berth_client::kv::Kv;
 
 /// Where Secrets are stored.
 const SECRETS: &str = "/registry/secrets/";
@@ -39,6 +39,8 @@ enum SecretsCommand {
         /// The store's client URLs, comma-separated.
         #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
         endpoints: Vec<String>,
+        #[command(flatten)]
+        store_client: StoreClientFlags,
     },
     /// Print a new random 32-byte key, base64, for an aesgcm provider's `secret`.
     GenerateKey,
@@ -54,6 +56,7 @@ pub fn run(args: &[String]) -> ExitCode {
         SecretsCommand::RotateKey {
             encryption_provider_config,
             endpoints,
+            store_client,
         } => {
             let envelope = match config::load(&encryption_provider_config) {
                 Ok(envelope) => Arc::new(envelope),
@@ -66,7 +69,7 @@ pub fn run(args: &[String]) -> ExitCode {
                 Ok(rt) => rt,
                 Err(code) => return code,
             };
-            runtime.block_on(rotate(envelope, &endpoints))
+            runtime.block_on(rotate(envelope, &endpoints, &store_client))
         }
     }
 }
@@ -84,9 +87,9 @@ fn generate_key() -> ExitCode {
     }
 }
 
-async fn rotate(envelope: Arc<Envelope>, endpoints: &[String]) -> ExitCode {
+async fn rotate(envelope: Arc<Envelope>, endpoints: &[String], store_client: &StoreClientFlags) -> ExitCode {
     let first = envelope.sealing_key(SECRETS).map(str::to_string);
-    let raw = match Kv::connect(endpoints) {
+    let raw = match store_client::connect(endpoints, store_client) {
         Ok(kv) => kv,
         Err(e) => {
             berth_cli::err_line(format_args!("berth secrets: {e}"));

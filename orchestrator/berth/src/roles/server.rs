@@ -11,6 +11,7 @@ use std::time::Duration;
 use berth_store::{Server, Store};
 
 use super::api_security::{API_SECURITY_USAGE, ApiSecurityFlags};
+use super::store_client::{self, STORE_CLIENT_USAGE, StoreClientFlags};
 use super::take_flag;
 use berth_apiserver::{ApiServer, Settings};
 use berth_client::envelope::{self, Envelope};
@@ -84,7 +85,7 @@ Store flags are etcd's; see `berth store --help`.
 ";
 
 fn print_usage() {
-    print!("{SERVER_USAGE}{API_SECURITY_USAGE}{SERVER_USAGE_END}");
+    print!("{SERVER_USAGE}{API_SECURITY_USAGE}{STORE_CLIENT_USAGE}{SERVER_USAGE_END}");
 }
 
 pub struct ServerFlags {
@@ -96,6 +97,8 @@ pub struct ServerFlags {
     pub encryption_provider_config: Option<std::path::PathBuf>,
     /// HTTPS and authentication.
     pub security: ApiSecurityFlags,
+    /// How the API server and the controllers reach an https store.
+    pub store_client: StoreClientFlags,
 }
 
 fn count_flag(args: &mut Vec<String>, name: &str, min: usize) -> Result<Option<usize>, String> {
@@ -247,6 +250,7 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
     settings.admission = api.admission;
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
     let security = ApiSecurityFlags::parse(args)?;
+    let store_client = StoreClientFlags::take(args)?;
     // With users to tell apart, RBAC decides by default (default deny); without
     // authentication every request is anonymous, and AlwaysAllow stays the default.
     if !mode_given && (security.client_ca_file.is_some() || security.token_auth_file.is_some()) {
@@ -258,6 +262,7 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
         settings,
         encryption_provider_config,
         security,
+        store_client,
     })
 }
 
@@ -345,7 +350,7 @@ pub fn run(args: &[String]) -> ExitCode {
             }
         };
         // The API server and the controllers reach the store through this replica.
-        let kv = match Kv::connect(&config.advertise_client_urls[..1]) {
+        let kv = match store_client::connect(&config.advertise_client_urls[..1], &server_flags.store_client) {
             Ok(kv) => match envelope {
                 Some(envelope) => kv.with_envelope(envelope),
                 None => kv,

@@ -20,6 +20,7 @@ use berth_pki::kubeconfig::Kubeconfig;
 use berth_pki::layout::{ADMIN_USER, Layout};
 
 use super::example_image::{self, BuiltImage, ContainerSupport};
+use super::store_client::StoreClientFlags;
 use super::supervise::{self, Process};
 
 #[derive(Parser, Debug)]
@@ -109,12 +110,12 @@ async fn up(flags: UpFlags) -> ExitCode {
         .collect();
     let initial_cluster = members
         .iter()
-        .map(|(name, _, peer, _)| format!("{name}=http://127.0.0.1:{peer}"))
+        .map(|(name, _, peer, _)| format!("{name}=https://127.0.0.1:{peer}"))
         .collect::<Vec<_>>()
         .join(",");
     let store_urls: Vec<String> = members
         .iter()
-        .map(|(_, client, ..)| format!("http://127.0.0.1:{client}"))
+        .map(|(_, client, ..)| format!("https://127.0.0.1:{client}"))
         .collect();
     let api_urls: Vec<String> = members
         .iter()
@@ -203,8 +204,8 @@ async fn up(flags: UpFlags) -> ExitCode {
         }
     };
     for (name, client, peer, api) in &members {
-        let client_url = format!("http://127.0.0.1:{client}");
-        let peer_url = format!("http://127.0.0.1:{peer}");
+        let client_url = format!("https://127.0.0.1:{client}");
+        let peer_url = format!("https://127.0.0.1:{peer}");
         ok &= start(
             name,
             vec![
@@ -216,6 +217,16 @@ async fn up(flags: UpFlags) -> ExitCode {
                 format!("--listen-peer-urls={peer_url}"),
                 format!("--initial-advertise-peer-urls={peer_url}"),
                 format!("--initial-cluster={initial_cluster}"),
+                // The etcd port takes only certificates of the cluster CA, and the
+                // members authenticate each other.
+                format!("--cert-file={}", security.pki.pair("store/server").0.display()),
+                format!("--key-file={}", security.pki.pair("store/server").1.display()),
+                format!("--trusted-ca-file={}", security.pki.ca_cert().display()),
+                "--client-cert-auth".into(),
+                format!("--peer-cert-file={}", security.pki.pair("store/peer").0.display()),
+                format!("--peer-key-file={}", security.pki.pair("store/peer").1.display()),
+                format!("--peer-trusted-ca-file={}", security.pki.ca_cert().display()),
+                "--peer-client-cert-auth".into(),
                 format!("--api-listen=127.0.0.1:{api}"),
                 format!("--node-monitor-grace-period={}", flags.node_monitor_grace_period),
                 format!("--authorization-mode={}", flags.authorization_mode),
@@ -241,7 +252,10 @@ async fn up(flags: UpFlags) -> ExitCode {
                     "--service-account-key-file={}",
                     security.pki.service_account_key().1.display()
                 ),
-            ],
+            ]
+            .into_iter()
+            .chain(security.store_client.to_args())
+            .collect(),
         );
     }
     for j in 0..flags.agents {
@@ -255,6 +269,9 @@ async fn up(flags: UpFlags) -> ExitCode {
             "--stop-pods-on-exit".into(),
             encryption_flag.clone(),
         ];
+        // The agents still read and write the store themselves, with the control
+        // plane's client certificate; they are to go through the API servers instead.
+        args.extend(security.store_client.to_args());
         // The agent's API takes only the API servers' client certificate.
         match security.node_certificate(&name) {
             Ok((cert, key)) => args.extend([
@@ -295,7 +312,7 @@ async fn up(flags: UpFlags) -> ExitCode {
         let client = HttpClient::new(api_urls.clone()).with_tls(security.admin_tls.clone());
         tokio::select! {
             ready = wait_ready(&client, flags.agents) => if ready {
-                print_usage(&api_urls, &store_urls, &security.kubeconfig, dir, example.as_ref());
+                print_usage(&api_urls, &store_urls, &security, dir, example.as_ref());
             } else {
                 berth_cli::err_line(format_args!("berth up: the cluster is not ready after 60 s; see the logs in {}", logs.display()));
                 ok = false;
@@ -372,6 +389,8 @@ struct Security {
     kubeconfig: PathBuf,
     /// berth up's own client of the API servers: the admin.
     admin_tls: std::sync::Arc<rustls::ClientConfig>,
+    /// The control plane's client of the etcd port.
+    store_client: StoreClientFlags,
 }
 
 impl Security {
@@ -385,11 +404,17 @@ impl Security {
             .map_err(|e| format!("the admin's kubeconfig: {e}"))?;
         let admin_tls = berth_pki::tls::client_config(&ca.identity.cert_pem, Some(&admin), &[b"http/1.1"])
             .map_err(|e| e.to_string())?;
+        let store_client = StoreClientFlags {
+            cafile: Some(pki.ca_cert()),
+            certfile: Some(pki.pair("store/client").0),
+            keyfile: Some(pki.pair("store/client").1),
+        };
         Ok(Security {
             pki,
             ca,
             kubeconfig,
             admin_tls,
+            store_client,
         })
     }
 
@@ -406,7 +431,7 @@ impl Security {
 fn print_usage(
     api_urls: &[String],
     store_urls: &[String],
-    kubeconfig: &Path,
+    security: &Security,
     dir: &Path,
     example: Option<&BuiltImage>,
 ) {
@@ -427,12 +452,15 @@ fn print_usage(
         None => ("examples/web-process.yaml", String::new()),
     };
     println!(
-        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n  kubeconfig:   {} (the admin; kubectl and berth read it)\n\nTry:\n  export KUBECONFIG={}\n  berth apply -f {manifest}\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} get /registry --prefix --keys-only\n{reach}\nLogs are in {}. Press Ctrl-C to stop everything.",
+        "\nberth is up.\n\n  API servers:  {}\n  store (etcd): {}\n  kubeconfig:   {} (the admin; kubectl and berth read it)\n\nTry:\n  export KUBECONFIG={}\n  berth apply -f {manifest}\n  berth get pods -o wide\n  berth logs <pod>\n  etcdctl --endpoints {} --cacert {} --cert {} --key {} get /registry --prefix --keys-only\n{reach}\nLogs are in {}. Press Ctrl-C to stop everything.",
         api_urls.join(","),
         store_urls.join(","),
-        kubeconfig.display(),
-        kubeconfig.display(),
+        security.kubeconfig.display(),
+        security.kubeconfig.display(),
         store_urls.join(","),
+        security.pki.ca_cert().display(),
+        security.pki.pair("store/client").0.display(),
+        security.pki.pair("store/client").1.display(),
         dir.join("logs").display()
     );
 }

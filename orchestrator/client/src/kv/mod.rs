@@ -24,6 +24,7 @@ mod read;
 mod record;
 #[cfg(test)]
 mod tests;
+mod tls;
 mod together;
 mod watch;
 mod write;
@@ -141,18 +142,40 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 impl Kv {
     /// Clients for each endpoint (`http://host:port`); connections are made lazily.
     pub fn connect(urls: &[String]) -> Result<Kv> {
+        Kv::connect_with_tls(urls, None)
+    }
+
+    /// As [`Kv::connect`], `https://` endpoints dialled with `tls` (the CA that signed
+    /// the store's certificate, and the client certificate it asks for, if any).
+    pub fn connect_with_tls(urls: &[String], tls: Option<&rustls::ClientConfig>) -> Result<Kv> {
         if urls.is_empty() {
             return Err(KvError::Other("no store endpoints given".into()));
         }
+        let grpc_tls = tls.map(tls::for_grpc);
         let mut endpoints = Vec::new();
         for url in urls {
-            let endpoint = Endpoint::from_shared(url.clone())
+            let dialled = match (tls::is_https(url), &grpc_tls) {
+                (false, _) => url.clone(),
+                (true, Some(_)) => format!("http://{}", &url[8..]),
+                (true, None) => {
+                    return Err(KvError::Other(format!(
+                        "store endpoint {url:?} is https, but no TLS settings (a CA, and a client certificate if \
+                         the store asks for one) were given"
+                    )));
+                }
+            };
+            let endpoint = Endpoint::from_shared(dialled)
                 .map_err(|e| KvError::Other(format!("bad store endpoint {url:?}: {e}")))?
                 .connect_timeout(Duration::from_secs(2))
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(2))
                 .keep_alive_timeout(Duration::from_secs(3));
-            let channel = endpoint.connect_lazy();
+            let channel = match (&grpc_tls, tls::is_https(url)) {
+                (Some(config), true) => {
+                    endpoint.connect_with_connector_lazy(tls::StoreConnector { config: config.clone() })
+                }
+                _ => endpoint.connect_lazy(),
+            };
             endpoints.push(Clients {
                 url: url.clone(),
                 kv: KvClient::new(channel.clone()).max_decoding_message_size(MAX_RESPONSE_BYTES),

@@ -50,6 +50,8 @@ pub fn heartbeat_key(node: &str) -> String {
 pub struct AgentConfig {
     pub name: String,
     pub store_endpoints: Vec<String>,
+    /// How `https` store endpoints are dialled (the CA, the client certificate).
+    pub store_tls: Option<Arc<rustls::ClientConfig>>,
     pub data_dir: PathBuf,
     /// Where the log server listens.
     pub listen: SocketAddr,
@@ -110,7 +112,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let workloads: Workloads = workloads.into();
     let runtimes = workloads.runtimes.clone();
-    let mut kv = Kv::connect(&config.store_endpoints)?;
+    let mut kv = Kv::connect_with_tls(&config.store_endpoints, config.store_tls.as_deref())?;
     if let Some(envelope) = &config.envelope {
         kv = kv.with_envelope(envelope.clone());
     }

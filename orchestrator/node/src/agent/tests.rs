@@ -22,6 +22,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
     AgentConfig {
         name: "n1".into(),
         store_endpoints: vec![t.client_url.clone()],
+        store_tls: None,
         data_dir: dir.to_path_buf(),
         local_volume_dir: dir.join("volumes"),
         listen: ([127, 0, 0, 1], free_port()).into(),
