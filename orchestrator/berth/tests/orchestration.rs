@@ -1,6 +1,8 @@
 //! End to end on real processes: three `berth server` replicas and two `berth agent`s
 //! on loopback, driven through the `berth` CLI and the REST API, with workloads that
-//! are real child processes.
+//! are real child processes. The clusters here run with TLS and authentication
+//! everywhere, as `berth up`'s do: the store's port and peer links, the API servers
+//! (RBAC; the tests are the admin) and the agents' API.
 
 mod common;
 
@@ -61,7 +63,7 @@ fn sleeper_pods(cluster: &TestCluster) -> usize {
 
 #[test]
 fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
-    let mut cluster = TestCluster::start();
+    let mut cluster = TestCluster::start_secure();
     wait_for_nodes(&mut cluster);
     let marker = cluster.marker.clone();
     let manifest = cluster.write_manifest("sleeper.yaml", &deployment(&marker, 4));
@@ -113,7 +115,7 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
     let until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < until {
         for port in &others {
-            let (status, list) = http_get(*port, "/api/v1/namespaces/default/pods");
+            let (status, list) = cluster.get_from(*port, "/api/v1/namespaces/default/pods");
             assert_eq!(status, 200, "the API through the other replicas: {list}");
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -148,7 +150,7 @@ fn deploy_spread_survive_node_and_leader_failures_scale_and_delete() {
 
 #[test]
 fn crashing_containers_back_off_and_oversized_pods_stay_pending_with_a_reason() {
-    let mut cluster = TestCluster::start();
+    let mut cluster = TestCluster::start_secure();
     wait_for_nodes(&mut cluster);
     let manifest = cluster.write_manifest(
         "pods.yaml",
@@ -217,7 +219,7 @@ spec:
 
 #[test]
 fn bad_input_is_refused_by_name_and_a_replica_without_quorum_says_unavailable() {
-    let mut cluster = TestCluster::start();
+    let mut cluster = TestCluster::start_secure();
     wait_for_nodes(&mut cluster);
     let bad = cluster.write_manifest(
         "bad.yaml",
@@ -262,7 +264,7 @@ spec:
     let mut cluster = cluster;
     cluster.servers.kill(1);
     cluster.servers.kill(2);
-    let (status, body) = http_get(cluster.api_ports[0], "/api/v1/namespaces/default/pods");
+    let (status, body) = cluster.get_from(cluster.api_ports[0], "/api/v1/namespaces/default/pods");
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["reason"], "ServiceUnavailable", "{body}");
     assert!(

@@ -27,6 +27,89 @@ pub struct TestCluster {
     /// Each workload of this cluster sleeps for this marker, so that its processes
     /// can be told from any other on the machine.
     pub marker: String,
+    /// TLS and authentication everywhere, when the cluster was started secure.
+    pub secure: Option<Secure>,
+}
+
+/// A secure cluster's certificates (a CA made for it, in `berth pki`'s layout) and the
+/// admin's kubeconfig: the store takes only the CA's client certificates, the API
+/// servers serve HTTPS and authorize by RBAC, the agents' API takes only the API
+/// servers' client certificate.
+pub struct Secure {
+    pub pki: berth_pki::layout::Layout,
+    pub kubeconfig: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Secure {
+    fn make() -> Secure {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = berth_pki::layout::Layout::new(dir.path().join("pki"));
+        let ca = pki.init(&[]).unwrap();
+        for node in ["node-0", "node-1"] {
+            pki.ensure_node(&ca, node, &[]).unwrap();
+        }
+        let kubeconfig = dir.path().join("kubeconfig");
+        Secure {
+            pki,
+            kubeconfig,
+            _dir: dir,
+        }
+    }
+
+    fn path(&self, name: &str, key: bool) -> String {
+        let (cert, private) = self.pki.pair(name);
+        if key { private } else { cert }.display().to_string()
+    }
+
+    fn ca(&self) -> String {
+        self.pki.ca_cert().display().to_string()
+    }
+
+    /// How the API servers and the agents reach the store.
+    fn store_client_flags(&self) -> Vec<String> {
+        vec![
+            format!("--etcd-cafile={}", self.ca()),
+            format!("--etcd-certfile={}", self.path("store/client", false)),
+            format!("--etcd-keyfile={}", self.path("store/client", true)),
+        ]
+    }
+
+    fn api_server_flags(&self) -> Vec<String> {
+        let mut flags = vec![
+            format!("--tls-cert-file={}", self.path("apiserver", false)),
+            format!("--tls-private-key-file={}", self.path("apiserver", true)),
+            format!("--client-ca-file={}", self.ca()),
+            format!("--kubelet-client-certificate={}", self.path("apiserver-kubelet-client", false)),
+            format!("--kubelet-client-key={}", self.path("apiserver-kubelet-client", true)),
+            format!("--kubelet-certificate-authority={}", self.ca()),
+        ];
+        flags.extend(self.store_client_flags());
+        flags
+    }
+
+    fn agent_flags(&self, node: &str) -> Vec<String> {
+        let name = berth_pki::layout::Layout::node_name(node);
+        let mut flags = vec![
+            format!("--tls-cert-file={}", self.path(&name, false)),
+            format!("--tls-private-key-file={}", self.path(&name, true)),
+            format!("--client-ca-file={}", self.ca()),
+        ];
+        flags.extend(self.store_client_flags());
+        flags
+    }
+
+    /// curl's arguments for a request as the admin.
+    fn curl_args(&self) -> Vec<String> {
+        vec![
+            "--cacert".into(),
+            self.ca(),
+            "--cert".into(),
+            self.path("admin", false),
+            "--key".into(),
+            self.path("admin", true),
+        ]
+    }
 }
 
 impl Drop for TestCluster {
@@ -107,23 +190,45 @@ impl TestCluster {
         TestCluster::with_grace_flag(None)
     }
 
+    /// [`TestCluster::start`]'s cluster with TLS and authentication everywhere (see
+    /// [`Secure`]); the helpers reach it as the admin.
+    pub fn start_secure() -> TestCluster {
+        let mut cluster = TestCluster::with_security(Some("3s"), Some(Secure::make()));
+        cluster.start_all();
+        cluster
+    }
+
     fn with_grace_flag(grace: Option<&str>) -> TestCluster {
+        TestCluster::with_security(grace, None)
+    }
+
+    fn with_security(grace: Option<&str>, secure: Option<Secure>) -> TestCluster {
         // The replicas log each fenced write (the failover tests read them).
-        let spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
+        let mut spec = ClusterSpec::new(System::BerthServer, BERTH, 3)
             .args(grace.map(|grace| format!("--node-monitor-grace-period={grace}")))
             .env("RUST_LOG", format!("{QUIET_RAFT_LOG},berth_client::fence=debug"));
+        if let Some(secure) = &secure {
+            // One certificate of the CA for the store's port and its peer links.
+            spec = spec.tls(berth_testkit::ClusterTls {
+                ca_file: secure.pki.ca_cert(),
+                cert_file: secure.pki.pair("store/peer").0,
+                key_file: secure.pki.pair("store/peer").1,
+            });
+        }
         let mut servers = Cluster::new(spec).unwrap();
         let api_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
         for (server, api_port) in servers.replicas.iter_mut().zip(&api_ports) {
             server.args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
+            if let Some(secure) = &secure {
+                server.args.extend(secure.api_server_flags());
+            }
         }
         let stores = servers.endpoints().join(",");
         let dir = servers.dir().to_path_buf();
         let agents = (0..2)
             .map(|j| {
                 let name = format!("node-{j}");
-                Process::new(&name, BERTH, dir.join(format!("{name}.log")))
-                    .with_args([
+                let mut args: Vec<String> = vec![
                         "agent".into(),
                         format!("--name={name}"),
                         format!("--store={stores}"),
@@ -139,7 +244,10 @@ impl TestCluster {
                         // Many such clusters run at once in the machine's own network
                         // namespace: none of them programs its Services into the host's iptables.
                         "--proxy-mode=none".into(),
-                    ])
+                    ];
+                    args.extend(secure.iter().flat_map(|secure| secure.agent_flags(&name)));
+                Process::new(&name, BERTH, dir.join(format!("{name}.log")))
+                    .with_args(args)
                     .with_env("RUST_LOG", QUIET_RAFT_LOG)
             })
             .collect();
@@ -148,6 +256,7 @@ impl TestCluster {
             servers,
             api_ports,
             agents,
+            secure,
         }
     }
 
@@ -169,20 +278,39 @@ impl TestCluster {
             .collect()
     }
 
+    fn scheme(&self) -> &'static str {
+        if self.secure.is_some() { "https" } else { "http" }
+    }
+
     pub fn api(&self) -> String {
         self.running_api_ports()
             .iter()
-            .map(|port| format!("http://127.0.0.1:{port}"))
+            .map(|port| format!("{}://127.0.0.1:{port}", self.scheme()))
             .collect::<Vec<_>>()
             .join(",")
     }
 
+    /// The admin's kubeconfig for the API server at `server`, when secure.
+    fn kubeconfig(&self, server: &str) -> Option<PathBuf> {
+        let secure = self.secure.as_ref()?;
+        let ca = std::fs::read_to_string(secure.pki.ca_cert()).unwrap();
+        let admin = secure.pki.read("admin").unwrap();
+        berth_pki::kubeconfig::Kubeconfig::for_identity("berth", server, &ca, berth_pki::layout::ADMIN_USER, &admin)
+            .write(&secure.kubeconfig)
+            .unwrap();
+        Some(secure.kubeconfig.clone())
+    }
+
     pub fn berth(&self, args: &[&str]) -> Output {
-        Command::new(BERTH)
-            .args(args)
-            .env("BERTH_SERVER", self.api())
-            .output()
-            .unwrap()
+        let api = self.api();
+        let first = api.split(',').next().unwrap_or_default().to_string();
+        let mut command = Command::new(BERTH);
+        command.args(args).env("BERTH_SERVER", api);
+        match self.kubeconfig(&first) {
+            Some(kubeconfig) => command.env("KUBECONFIG", kubeconfig),
+            None => command.env("KUBECONFIG", "/dev/null"),
+        };
+        command.output().unwrap()
     }
 
     pub fn write_manifest(&self, name: &str, text: &str) -> PathBuf {
@@ -193,7 +321,23 @@ impl TestCluster {
 
     /// GET on the API of the first running server, as JSON.
     pub fn get(&self, path: &str) -> (u16, Value) {
-        http_get(self.running_api_ports()[0], path)
+        self.get_from(self.running_api_ports()[0], path)
+    }
+
+    /// GET on the API server at `port` (as the admin, over HTTPS, when secure).
+    pub fn get_from(&self, port: u16, path: &str) -> (u16, Value) {
+        let Some(secure) = &self.secure else {
+            return http_get(port, path);
+        };
+        let out = Command::new("curl")
+            .args(["-sS", "--max-time", "15", "-w", "\n%{http_code}"])
+            .args(secure.curl_args())
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl (the test script installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (status.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::Null))
     }
 
     pub fn pods(&self) -> Vec<Value> {
@@ -205,11 +349,12 @@ impl TestCluster {
     /// Runs the real kubectl against the first running API server, with no user
     /// kubeconfig or cache.
     pub fn kubectl_output(&self, args: &[&str]) -> Output {
-        let server = format!("http://127.0.0.1:{}", self.running_api_ports()[0]);
+        let server = format!("{}://127.0.0.1:{}", self.scheme(), self.running_api_ports()[0]);
+        let kubeconfig = self.kubeconfig(&server).unwrap_or_else(|| "/dev/null".into());
         Command::new("kubectl")
             .arg(format!("--server={server}"))
             .args(args)
-            .env("KUBECONFIG", "/dev/null")
+            .env("KUBECONFIG", kubeconfig)
             .env("HOME", self.servers.dir())
             .output()
             .expect("kubectl runs")
@@ -248,14 +393,20 @@ impl TestCluster {
 /// The replica of `servers` that holds the leadership record, as replica `via` reads
 /// it; `None` without a record (or one naming no replica).
 pub fn leader_record_holder(servers: &Cluster, via: usize) -> Option<usize> {
+    let tls: Vec<String> = servers
+        .tls()
+        .map(|tls| {
+            vec![
+                format!("--cacert={}", tls.ca_file.display()),
+                format!("--cert={}", tls.cert_file.display()),
+                format!("--key={}", tls.key_file.display()),
+            ]
+        })
+        .unwrap_or_default();
     let out = Command::new("etcdctl")
-        .args([
-            "--endpoints",
-            &format!("127.0.0.1:{}", servers.replicas[via].client_port),
-            "get",
-            "/berth/leader",
-            "--print-value-only",
-        ])
+        .args(["--endpoints", &servers.replicas[via].endpoint()])
+        .args(tls)
+        .args(["get", "/berth/leader", "--print-value-only"])
         .env("ETCDCTL_API", "3")
         .output()
         .expect("etcdctl (the test script installs it)");
