@@ -183,8 +183,10 @@ spec:
     });
     let status = &crasher["status"]["containerStatuses"][0];
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 3, "{status}");
-    let logs = stdout(&cluster.berth(&["logs", "crasher"]));
-    assert!(logs.contains("crashing"), "{logs}");
+    // The current instance's log: one just started may not have written yet.
+    eventually_blocking("the crasher's log", || {
+        stdout(&cluster.berth(&["logs", "crasher"])).contains("crashing").then_some(())
+    });
     // The agent told the story: the container started, exited, and backs off.
     let backoff = eventually_blocking("a BackOff event about the crasher", || {
         let (_, events) = cluster.get("/api/v1/namespaces/default/events?fieldSelector=reason%3DBackOff");
