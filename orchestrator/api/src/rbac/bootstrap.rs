@@ -3,7 +3,8 @@
 //! `edit` and `view`, aggregated from `system:aggregate-to-*` (and from each other:
 //! `view` is aggregated into `edit`, `edit` into `admin`), and the roles everyone
 //! has: `system:basic-user` (the self reviews), `system:discovery` and
-//! `system:public-info-viewer` (health and version, for anonymous users too).
+//! `system:public-info-viewer` (health and version, for anonymous users too), and
+//! `system:node`, what a node's agent may do.
 //!
 //! Each carries [`AUTOUPDATE`] `"true"`: the API server creates the missing ones at
 //! start and adds back what was taken from the others ([`reconcile_role`],
@@ -19,6 +20,10 @@ pub const CLUSTER_ADMIN: &str = "cluster-admin";
 pub const ADMIN: &str = "admin";
 pub const EDIT: &str = "edit";
 pub const VIEW: &str = "view";
+/// The role of nodes' agents.
+pub const NODE: &str = "system:node";
+/// Their group (`system:node:<name>` is each one's user).
+pub const NODES_GROUP: &str = "system:nodes";
 pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
 pub const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
@@ -291,9 +296,56 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                 &["/healthz", "/livez", "/readyz", "/version", "/version/"],
             )],
         ),
+        role(NODE, &[], node_rules()),
     ];
     fill_aggregated(&mut roles);
     roles
+}
+
+/// `system:node`: the kubelet's rules, as Kubernetes' bootstrap policy has them.
+/// Kubernetes narrows them to a node's own objects with the Node authorizer and
+/// the NodeRestriction admission plugin; berth does not have those yet.
+fn node_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews", "localsubjectaccessreviews"],
+        ),
+        rule(READ, &[""], &["services"]),
+        rule(&["create", "get", "list", "watch"], &[""], &["nodes"]),
+        rule(&["update", "patch"], &[""], &["nodes/status"]),
+        rule(&["update", "patch"], &[""], &["nodes"]),
+        rule(&["create", "update", "patch"], &[""], &["events"]),
+        rule(READ, &[""], &["pods"]),
+        rule(&["create", "delete"], &[""], &["pods"]),
+        rule(&["update", "patch"], &[""], &["pods/status"]),
+        rule(&["create"], &[""], &["pods/eviction"]),
+        rule(READ, &[""], &["secrets", "configmaps"]),
+        rule(&["get"], &[""], &["persistentvolumeclaims", "persistentvolumes"]),
+        rule(&["get"], &[""], &["endpoints"]),
+        rule(
+            &["create", "get", "list", "watch"],
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+        ),
+        rule(
+            &["get", "create", "update", "patch", "delete"],
+            &["coordination.k8s.io"],
+            &["leases"],
+        ),
+        rule(&["get"], &["storage.k8s.io"], &["volumeattachments"]),
+        rule(&["create"], &[""], &["serviceaccounts/token"]),
+        rule(&["get", "update", "patch"], &[""], &["persistentvolumeclaims/status"]),
+        rule(&["get", "watch", "list"], &["storage.k8s.io"], &["csidrivers"]),
+        rule(
+            &["get", "create", "update", "patch", "delete"],
+            &["storage.k8s.io"],
+            &["csinodes"],
+        ),
+        rule(READ, &["node.k8s.io"], &["runtimeclasses"]),
+    ]
 }
 
 /// Fills the rules of the aggregated roles among `roles` from the others, until
@@ -349,6 +401,10 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:public-info-viewer",
             vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
         ),
+        // Kubernetes leaves this binding without subjects and lets its Node
+        // authorizer decide for `system:nodes`; until berth has one, the group gets
+        // the role, each node the whole of it.
+        binding(NODE, vec![group(NODES_GROUP)]),
     ]
 }
 
