@@ -148,6 +148,13 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
             .contains("fieldSelector=spec.nodeName%3Dn1")),
         "the agent watches only its own pods: {watches:?}"
     );
+    // The Services and their EndpointSlices, for the node's DNS server.
+    for resource in ["services", "endpointslices"] {
+        assert!(
+            !audited(&audit_log, node_user, "watch", resource).is_empty(),
+            "the agent watches the {resource}"
+        );
+    }
     assert!(
         !audited(&audit_log, node_user, "create", "nodes").is_empty(),
         "the Node created by the agent"

@@ -4,7 +4,7 @@
 //! `view` is aggregated into `edit`, `edit` into `admin`), and the roles everyone
 //! has: `system:basic-user` (the self reviews), `system:discovery` and
 //! `system:public-info-viewer` (health and version, for anonymous users too), and
-//! `system:node`, what a node's agent may do.
+//! `system:node` and `system:node-proxier`, what a node's agent may do.
 //!
 //! Each carries [`AUTOUPDATE`] `"true"`: the API server creates the missing ones at
 //! start and adds back what was taken from the others ([`reconcile_role`],
@@ -22,6 +22,10 @@ pub const EDIT: &str = "edit";
 pub const VIEW: &str = "view";
 /// The role of nodes' agents.
 pub const NODE: &str = "system:node";
+/// kube-proxy's role (and its user's), which berth's agents need too: each is its
+/// node's service proxy and DNS server.
+pub const NODE_PROXIER: &str = "system:node-proxier";
+const KUBE_PROXY: &str = "system:kube-proxy";
 /// Their group (`system:node:<name>` is each one's user).
 pub const NODES_GROUP: &str = "system:nodes";
 pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
@@ -297,6 +301,16 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
             )],
         ),
         role(NODE, &[], node_rules()),
+        role(
+            NODE_PROXIER,
+            &[],
+            vec![
+                rule(&["list", "watch"], &[""], &["services", "endpoints"]),
+                rule(READ, &[""], &["nodes"]),
+                rule(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
+                rule(&["list", "watch"], &["discovery.k8s.io"], &["endpointslices"]),
+            ],
+        ),
     ];
     fill_aggregated(&mut roles);
     roles
@@ -376,6 +390,15 @@ fn group(name: &str) -> Subject {
     }
 }
 
+fn user(name: &str) -> Subject {
+    Subject {
+        kind: super::USER.into(),
+        api_group: Some(GROUP.into()),
+        name: name.into(),
+        namespace: None,
+    }
+}
+
 fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
     ClusterRoleBinding {
         metadata: meta(role, &[]),
@@ -405,6 +428,7 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
         // authorizer decide for `system:nodes`; until berth has one, the group gets
         // the role, each node the whole of it.
         binding(NODE, vec![group(NODES_GROUP)]),
+        binding(NODE_PROXIER, vec![user(KUBE_PROXY), group(NODES_GROUP)]),
     ]
 }
 

@@ -245,6 +245,31 @@ fn the_node_role_lets_agents_run_their_pods_and_nothing_more_and_binds_to_system
         (subjects[0].kind.as_str(), subjects[0].name.as_str()),
         ("Group", "system:nodes")
     );
+    let proxier = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(bootstrap::NODE_PROXIER))
+        .unwrap();
+    let proxier_allows = |verb: &str, group: &str, resource: &str| {
+        proxier
+            .rules
+            .iter()
+            .flatten()
+            .any(|r| rule_allows_resource(r, verb, group, resource, "", "x"))
+    };
+    assert!(proxier_allows("watch", "discovery.k8s.io", "endpointslices"));
+    assert!(proxier_allows("list", "", "services"));
+    assert!(!proxier_allows("get", "", "secrets"));
+    let proxier_binding = bootstrap::cluster_role_bindings()
+        .into_iter()
+        .find(|b| b.metadata.name.as_deref() == Some(bootstrap::NODE_PROXIER))
+        .unwrap();
+    let names: Vec<String> = proxier_binding
+        .subjects
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, ["system:kube-proxy", "system:nodes"]);
 }
 
 #[test]

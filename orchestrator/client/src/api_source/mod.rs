@@ -19,10 +19,36 @@ use berth_api::kinds::KindDescriptor;
 use serde_json::Value;
 
 use crate::http_client::HttpClient;
-use crate::kv::{KvError, Record};
+use crate::kv::{Kv, KvError, Record};
+use crate::reflector::Sink;
 
 pub use records::{WatchEvent, decode_event, object_of_key, record_of, response_error};
 pub use reflect::{Next, WatchEnd, next_after, reflect};
+
+/// Where a list-then-watch loop reads a kind: the store, or the API servers.
+#[derive(Clone)]
+pub enum Source {
+    Store(Kv),
+    Api(ApiSource),
+}
+
+impl From<Kv> for Source {
+    fn from(kv: Kv) -> Self {
+        Source::Store(kv)
+    }
+}
+
+impl Source {
+    /// Lists then watches `kind` forever, feeding `sink`. From the API server only
+    /// what `field_selector` selects comes; from the store everything does (the
+    /// sinks keep what is theirs either way).
+    pub async fn reflect(self, kind: &'static KindDescriptor, field_selector: Option<String>, sink: Arc<dyn Sink>) {
+        match self {
+            Source::Store(kv) => crate::reflector::reflect(kv, kind.prefix(None), sink, None).await,
+            Source::Api(api) => reflect(api, kind, field_selector, sink).await,
+        }
+    }
+}
 
 /// The API servers, reached with a client's credentials.
 #[derive(Debug, Clone)]

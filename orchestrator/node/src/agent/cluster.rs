@@ -12,9 +12,11 @@
 //!  (ConfigMaps, Secrets, RuntimeClasses, claims and their volumes)
 //! ```
 //!
-//! Whatever has not moved yet goes to the store in both modes (the heartbeat lease,
-//! events, the local volumes' provisioner, the proxy's, DNS's, routes' and network
-//! policies' reflectors), so API mode still needs `--store` too.
+//! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
+//! routes') are watched through the API too. Whatever has not moved yet goes to the
+//! store in both modes (the heartbeat lease, events, the local volumes'
+//! provisioner, the network policies' reflectors), so API mode still needs
+//! `--store` too.
 
 use std::sync::Arc;
 
@@ -23,9 +25,9 @@ use berth_api::kinds::node::NODE;
 use berth_api::kinds::pod::POD;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, NodeSpec, Pod, PodSpec};
-use berth_client::api_source::{self, ApiSource};
+use berth_client::api_source::{ApiSource, Source};
 use berth_client::kv::{KvError, Record};
-use berth_client::reflector::{Sink, reflect};
+use berth_client::reflector::Sink;
 use berth_client::registry::{Registry, decode};
 use serde_json::json;
 
@@ -60,9 +62,14 @@ impl Cluster {
     /// `field_selector` selects comes; from the store everything does (the sinks
     /// keep what is theirs either way).
     pub async fn reflect(self, kind: &'static KindDescriptor, field_selector: Option<String>, sink: Arc<dyn Sink>) {
-        match self.api {
-            Some(api) => api_source::reflect(api, kind, field_selector, sink).await,
-            None => reflect(self.store.kv, kind.prefix(None), sink, None).await,
+        self.source().reflect(kind, field_selector, sink).await
+    }
+
+    /// Where the list-then-watch loops read.
+    pub fn source(&self) -> Source {
+        match &self.api {
+            Some(api) => Source::Api(api.clone()),
+            None => Source::Store(self.store.kv.clone()),
         }
     }
 

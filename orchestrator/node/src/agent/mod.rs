@@ -152,13 +152,14 @@ pub async fn run(
         through = if cluster.is_api() { "the API server" } else { "the store" },
         "agent starting"
     );
-    let _routes = (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(kv.clone()))));
+    let _routes =
+        (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(cluster.source()))));
     let proxier = config
         .proxy
         .clone()
         .map(|settings| Arc::new(crate::proxy::Proxier::new(settings)));
-    let proxy_loop =
-        (proxier.clone()).map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, kv.clone()))));
+    let proxy_loop = (proxier.clone())
+        .map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, cluster.source()))));
     // NetworkPolicies are enforced where the proxy runs, under its tag and host.
     let filter = (config.proxy.as_ref())
         .map(|settings| Arc::new(crate::netpol::Filter::new(&settings.tag, settings.host_netns.clone())));
@@ -177,7 +178,7 @@ pub async fn run(
         pod_cidr: config.pod_routes.as_ref().and_then(|r| r.pod_cidr.clone()),
         catalog: Arc::default(),
     });
-    let _catalog = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.catalog.clone().follow(kv.clone())));
+    let _catalog = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.catalog.clone().follow(cluster.source())));
     let host_netns = config.pod_routes.as_ref().and_then(|r| r.host_netns.clone());
     let _dns = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.clone().serve(host_netns)));
     let _local_volumes = berth_client::kv::AbortOnDrop(tokio::spawn(local_volumes::run(
