@@ -35,8 +35,8 @@ pub struct AgentFlags {
     name: Option<String>,
     /// The control plane's store (etcd API) endpoints, comma-separated. With
     /// --kubeconfig, only for what does not go through the API server yet: the
-    /// heartbeat lease, events, local volumes, and the proxy's, DNS's, routes' and
-    /// network policies' views of the cluster.
+    /// heartbeat lease, events, local volumes and the network policies' view of
+    /// the cluster.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     store: Vec<String>,
     /// Reach the API server as the kubeconfig's user (`system:node:<name>` in
