@@ -8,55 +8,9 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use berth_testkit::{Cluster, ClusterSpec, QUIET_RAFT_LOG, System, eventually_blocking, free_port};
+use berth_testkit::{eventually_blocking, free_port};
+use common::pki::{berth, issue, kubectl, start_server, text};
 use common::{BERTH, have_kubectl};
-
-fn berth(args: &[&str]) -> String {
-    let out = Command::new(BERTH).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "berth {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn kubectl(home: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .args(args)
-        .env("KUBECONFIG", "/dev/null")
-        .env("HOME", home)
-        .output()
-        .expect("kubectl runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// `berth pki issue` of `name` for `cn` in `org`, signed by the CA in `pki`.
-fn issue(pki: &str, name: &str, cn: &str, org: &str, extra: &[&str]) {
-    let mut args = vec!["pki", "issue", "--dir", pki, "--name", name, "--cn", cn, "--org", org];
-    args.extend_from_slice(extra);
-    berth(&args);
-}
-
-/// One `berth server` with `flags`, its API on a port of its own; returns it and
-/// the port.
-fn start_server(flags: Vec<String>) -> (Cluster, u16) {
-    let api_port = free_port();
-    let spec = ClusterSpec::new(System::BerthServer, BERTH, 1)
-        .args(flags)
-        .env("RUST_LOG", QUIET_RAFT_LOG);
-    let mut servers = Cluster::new(spec).unwrap();
-    servers.replicas[0].args = vec![format!("--api-listen=127.0.0.1:{api_port}")];
-    servers.start_all().unwrap();
-    (servers, api_port)
-}
 
 #[test]
 fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {

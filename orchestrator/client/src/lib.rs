@@ -6,6 +6,7 @@
 
 pub mod admission;
 pub mod agents;
+pub mod api_source;
 pub mod envelope;
 pub mod events;
 pub mod graceful;

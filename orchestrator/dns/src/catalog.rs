@@ -18,8 +18,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
-use berth_client::kv::{Event, Kv, Record};
-use berth_client::reflector::{Sink, reflect};
+use berth_api::kinds::endpoint_slice::ENDPOINT_SLICE;
+use berth_api::kinds::service::SERVICE;
+use berth_client::api_source::Source;
+use berth_client::kv::{Event, Record};
+use berth_client::reflector::Sink;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
@@ -206,14 +209,12 @@ impl Catalog {
 
     /// Keeps the catalog current from the store until the task is dropped: one
     /// reflector per prefix.
-    pub async fn follow(self: Arc<Self>, kv: Kv) {
-        let services = reflect(
-            kv.clone(),
-            SERVICES_PREFIX.into(),
-            Arc::new(ServicesSink(self.clone())),
-            None,
-        );
-        let slices = reflect(kv, ENDPOINT_SLICES_PREFIX.into(), Arc::new(SlicesSink(self)), None);
+    pub async fn follow(self: Arc<Self>, source: impl Into<Source>) {
+        let source: Source = source.into();
+        let services = source
+            .clone()
+            .reflect(&SERVICE, None, Arc::new(ServicesSink(self.clone())));
+        let slices = source.reflect(&ENDPOINT_SLICE, None, Arc::new(SlicesSink(self)));
         tokio::join!(services, slices);
     }
 }

@@ -3,7 +3,8 @@
 //! `edit` and `view`, aggregated from `system:aggregate-to-*` (and from each other:
 //! `view` is aggregated into `edit`, `edit` into `admin`), and the roles everyone
 //! has: `system:basic-user` (the self reviews), `system:discovery` and
-//! `system:public-info-viewer` (health and version, for anonymous users too).
+//! `system:public-info-viewer` (health and version, for anonymous users too), and
+//! `system:node` and `system:node-proxier`, what a node's agent may do.
 //!
 //! Each carries [`AUTOUPDATE`] `"true"`: the API server creates the missing ones at
 //! start and adds back what was taken from the others ([`reconcile_role`],
@@ -19,6 +20,14 @@ pub const CLUSTER_ADMIN: &str = "cluster-admin";
 pub const ADMIN: &str = "admin";
 pub const EDIT: &str = "edit";
 pub const VIEW: &str = "view";
+/// The role of nodes' agents.
+pub const NODE: &str = "system:node";
+/// kube-proxy's role (and its user's), which berth's agents need too: each is its
+/// node's service proxy and DNS server.
+pub const NODE_PROXIER: &str = "system:node-proxier";
+const KUBE_PROXY: &str = "system:kube-proxy";
+/// Their group (`system:node:<name>` is each one's user).
+pub const NODES_GROUP: &str = "system:nodes";
 pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
 pub const AGGREGATE_TO_EDIT: &str = "rbac.authorization.k8s.io/aggregate-to-edit";
 pub const AGGREGATE_TO_VIEW: &str = "rbac.authorization.k8s.io/aggregate-to-view";
@@ -291,9 +300,66 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                 &["/healthz", "/livez", "/readyz", "/version", "/version/"],
             )],
         ),
+        role(NODE, &[], node_rules()),
+        role(
+            NODE_PROXIER,
+            &[],
+            vec![
+                rule(&["list", "watch"], &[""], &["services", "endpoints"]),
+                rule(READ, &[""], &["nodes"]),
+                rule(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
+                rule(&["list", "watch"], &["discovery.k8s.io"], &["endpointslices"]),
+            ],
+        ),
     ];
     fill_aggregated(&mut roles);
     roles
+}
+
+/// `system:node`: the kubelet's rules, as Kubernetes' bootstrap policy has them.
+/// Kubernetes narrows them to a node's own objects with the Node authorizer and
+/// the NodeRestriction admission plugin; berth does not have those yet.
+fn node_rules() -> Vec<PolicyRule> {
+    vec![
+        rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
+        rule(
+            &["create"],
+            &["authorization.k8s.io"],
+            &["subjectaccessreviews", "localsubjectaccessreviews"],
+        ),
+        rule(READ, &[""], &["services"]),
+        rule(&["create", "get", "list", "watch"], &[""], &["nodes"]),
+        rule(&["update", "patch"], &[""], &["nodes/status"]),
+        rule(&["update", "patch"], &[""], &["nodes"]),
+        rule(&["create", "update", "patch"], &[""], &["events"]),
+        rule(READ, &[""], &["pods"]),
+        rule(&["create", "delete"], &[""], &["pods"]),
+        rule(&["update", "patch"], &[""], &["pods/status"]),
+        rule(&["create"], &[""], &["pods/eviction"]),
+        rule(READ, &[""], &["secrets", "configmaps"]),
+        rule(&["get"], &[""], &["persistentvolumeclaims", "persistentvolumes"]),
+        rule(&["get"], &[""], &["endpoints"]),
+        rule(
+            &["create", "get", "list", "watch"],
+            &["certificates.k8s.io"],
+            &["certificatesigningrequests"],
+        ),
+        rule(
+            &["get", "create", "update", "patch", "delete"],
+            &["coordination.k8s.io"],
+            &["leases"],
+        ),
+        rule(&["get"], &["storage.k8s.io"], &["volumeattachments"]),
+        rule(&["create"], &[""], &["serviceaccounts/token"]),
+        rule(&["get", "update", "patch"], &[""], &["persistentvolumeclaims/status"]),
+        rule(&["get", "watch", "list"], &["storage.k8s.io"], &["csidrivers"]),
+        rule(
+            &["get", "create", "update", "patch", "delete"],
+            &["storage.k8s.io"],
+            &["csinodes"],
+        ),
+        rule(READ, &["node.k8s.io"], &["runtimeclasses"]),
+    ]
 }
 
 /// Fills the rules of the aggregated roles among `roles` from the others, until
@@ -318,6 +384,15 @@ pub fn fill_aggregated(roles: &mut [ClusterRole]) {
 fn group(name: &str) -> Subject {
     Subject {
         kind: super::GROUP_KIND.into(),
+        api_group: Some(GROUP.into()),
+        name: name.into(),
+        namespace: None,
+    }
+}
+
+fn user(name: &str) -> Subject {
+    Subject {
+        kind: super::USER.into(),
         api_group: Some(GROUP.into()),
         name: name.into(),
         namespace: None,
@@ -349,6 +424,11 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:public-info-viewer",
             vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
         ),
+        // Kubernetes leaves this binding without subjects and lets its Node
+        // authorizer decide for `system:nodes`; until berth has one, the group gets
+        // the role, each node the whole of it.
+        binding(NODE, vec![group(NODES_GROUP)]),
+        binding(NODE_PROXIER, vec![user(KUBE_PROXY), group(NODES_GROUP)]),
     ]
 }
 

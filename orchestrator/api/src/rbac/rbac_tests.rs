@@ -211,6 +211,68 @@ fn default_roles_aggregate_view_into_edit_into_admin() {
 }
 
 #[test]
+fn the_node_role_lets_agents_run_their_pods_and_nothing_more_and_binds_to_system_nodes() {
+    let roles = bootstrap::cluster_roles();
+    let node = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(bootstrap::NODE))
+        .unwrap();
+    let allows = |verb: &str, group: &str, resource: &str, sub: &str| {
+        node.rules
+            .iter()
+            .flatten()
+            .any(|r| rule_allows_resource(r, verb, group, resource, sub, "x"))
+    };
+    assert!(allows("watch", "", "pods", ""));
+    assert!(allows("update", "", "pods", "status"));
+    assert!(allows("delete", "", "pods", ""));
+    assert!(allows("create", "", "nodes", "") && allows("update", "", "nodes", "status"));
+    assert!(allows("get", "", "secrets", "") && allows("get", "", "configmaps", ""));
+    assert!(allows("get", "", "persistentvolumeclaims", "") && allows("get", "", "persistentvolumes", ""));
+    assert!(allows("get", "node.k8s.io", "runtimeclasses", ""));
+    assert!(!allows("update", "", "pods", ""), "a pod's spec is not the node's");
+    assert!(!allows("create", "", "secrets", ""));
+    assert!(!allows("delete", "", "nodes", ""));
+    assert!(!allows("get", "apps", "deployments", ""));
+    let binding = bootstrap::cluster_role_bindings()
+        .into_iter()
+        .find(|b| b.metadata.name.as_deref() == Some(bootstrap::NODE))
+        .unwrap();
+    assert_eq!(binding.role_ref.name, bootstrap::NODE);
+    let subjects = binding.subjects.unwrap_or_default();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (subjects[0].kind.as_str(), subjects[0].name.as_str()),
+        ("Group", "system:nodes")
+    );
+    let proxier = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(bootstrap::NODE_PROXIER))
+        .unwrap();
+    let proxier_allows = |verb: &str, group: &str, resource: &str| {
+        proxier
+            .rules
+            .iter()
+            .flatten()
+            .any(|r| rule_allows_resource(r, verb, group, resource, "", "x"))
+    };
+    assert!(proxier_allows("watch", "discovery.k8s.io", "endpointslices"));
+    assert!(proxier_allows("list", "", "services"));
+    assert!(!proxier_allows("get", "", "secrets"));
+    let proxier_binding = bootstrap::cluster_role_bindings()
+        .into_iter()
+        .find(|b| b.metadata.name.as_deref() == Some(bootstrap::NODE_PROXIER))
+        .unwrap();
+    let names: Vec<String> = proxier_binding
+        .subjects
+        .iter()
+        .flatten()
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names, ["system:kube-proxy", "system:nodes"]);
+}
+
+#[test]
 fn aggregation_takes_each_rule_once_from_matching_roles_by_name() {
     let labelled = |name: &str, label: &str, rules: Vec<PolicyRule>| ClusterRole {
         metadata: crate::meta::ObjectMeta {

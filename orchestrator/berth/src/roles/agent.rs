@@ -33,9 +33,18 @@ pub struct AgentFlags {
     /// The node's name (a DNS label); defaults to the host name.
     #[arg(long)]
     name: Option<String>,
-    /// The control plane's store (etcd API) endpoints, comma-separated.
+    /// The control plane's store (etcd API) endpoints, comma-separated. With
+    /// --kubeconfig, only for what does not go through the API server yet: the
+    /// heartbeat lease, events, local volumes and the network policies' view of
+    /// the cluster.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     store: Vec<String>,
+    /// Reach the API server as the kubeconfig's user (`system:node:<name>` in
+    /// `system:nodes`, as `berth pki` issues for a node) with its server URLs
+    /// (comma-separated for several), CA, and client certificate or token: the
+    /// pods bound here, their status, the Node and what the pods use go through it.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
     /// Where the agent keeps container records and logs (default: <name>.agent).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -267,8 +276,13 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         )),
         None => None,
     };
+    let api = match &flags.kubeconfig {
+        Some(path) => Some(api_source(path)?),
+        None => None,
+    };
     Ok(AgentConfig {
         tls,
+        api,
         envelope,
         proxy,
         dns: ClusterDnsConfig {
@@ -295,6 +309,29 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         // NodeRoutes::for_network.
         pod_routes: None,
     })
+}
+
+/// The API servers and the credentials a kubeconfig names, read as kubectl reads it.
+fn api_source(path: &std::path::Path) -> Result<berth_client::api_source::ApiSource, String> {
+    // kubectl takes a kubeconfig without a context for none at all; an agent told
+    // to use one needs its server and user.
+    let file = berth_pki::kubeconfig::Kubeconfig::read(path).map_err(|e| format!("--kubeconfig {e}"))?;
+    if file.current_context.is_empty() {
+        return Err(format!(
+            "--kubeconfig {}: the kubeconfig has no current-context",
+            path.display()
+        ));
+    }
+    let sources = berth_cli::kubeconfig::Sources {
+        kubeconfig_flag: Some(path),
+        ..Default::default()
+    };
+    let connection = berth_cli::kubeconfig::connection(&sources).map_err(|e| format!("--kubeconfig: {e}"))?;
+    let mut http = berth_client::http_client::HttpClient::new(connection.servers).with_bearer_token(connection.token);
+    if let Some(tls) = connection.tls {
+        http = http.with_tls(tls);
+    }
+    Ok(berth_client::api_source::ApiSource::new(Arc::new(http)))
 }
 
 /// The agent API's HTTPS settings from the TLS flags.
@@ -495,6 +532,39 @@ mod tests {
     fn parse(args: &[&str]) -> Result<AgentConfig, String> {
         let args: Vec<String> = ["--name", "n1"].iter().chain(args).map(|a| a.to_string()).collect();
         config(AgentFlags::try_parse_from(std::iter::once("berth agent".to_string()).chain(args)).unwrap())
+    }
+
+    #[test]
+    fn a_kubeconfig_sends_the_agent_through_the_api_server_and_one_without_a_context_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = berth_pki::Ca::create("test-ca").unwrap();
+        let node = ca
+            .issue(&berth_pki::Profile::client("system:node:n1", &["system:nodes"]))
+            .unwrap();
+        let file = dir.path().join("n1.kubeconfig");
+        berth_pki::kubeconfig::Kubeconfig::for_identity(
+            "berth",
+            "https://127.0.0.1:6443",
+            &ca.identity.cert_pem,
+            "system:node:n1",
+            &node,
+        )
+        .write(&file)
+        .unwrap();
+        let flag = format!("--kubeconfig={}", file.display());
+        assert!(parse(&[&flag]).unwrap().api.is_some());
+        assert!(parse(&[]).unwrap().api.is_none(), "the store alone by default");
+
+        let empty = dir.path().join("empty.kubeconfig");
+        std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
+        let error = parse(&[&format!("--kubeconfig={}", empty.display())]).unwrap_err();
+        assert!(
+            error.contains("--kubeconfig") && error.contains("current-context"),
+            "{error}"
+        );
+        let missing = dir.path().join("missing.kubeconfig");
+        let error = parse(&[&format!("--kubeconfig={}", missing.display())]).unwrap_err();
+        assert!(error.starts_with("--kubeconfig"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod containers;
 pub mod links;
+pub mod pki;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -13,6 +13,7 @@
 //! soon as it cannot renew its lease within the TTL, so a replacement never runs
 //! beside a pod that the control plane has given up on.
 
+pub mod cluster;
 pub mod dns;
 mod local_volumes;
 mod logs;
@@ -29,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::conditions::Condition;
-use berth_api::meta::MetaExt;
 use berth_api::objects::{
     DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeRuntimeHandler, NodeSpec, NodeStatus,
     Pod, PodSpec, Quantity,
@@ -87,6 +87,10 @@ pub struct AgentConfig {
     /// HTTPS for the agent's API (`--tls-cert-file`, `--client-ca-file`): only the
     /// API server's client certificate gets in. None: plain HTTP.
     pub tls: Option<tls_listener::AgentTls>,
+    /// The API servers (`--kubeconfig`): the pods bound here, their status, the
+    /// Node and what the pods use go through them ([`cluster::Cluster`]); None:
+    /// everything through the store.
+    pub api: Option<berth_client::api_source::ApiSource>,
 }
 
 /// The pods this agent runs, by namespace/name: their uid and runtime handler, for
@@ -117,6 +121,10 @@ pub async fn run(
         kv = kv.with_envelope(envelope.clone());
     }
     let registry = Registry::new(kv.clone());
+    let cluster = match config.api.clone() {
+        Some(api) => cluster::Cluster::api(api, registry.clone()),
+        None => cluster::Cluster::store(registry.clone()),
+    };
     let index: PodIndex = Arc::default();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -143,15 +151,17 @@ pub async fn run(
         default_runtime = runtimes.default_handler(),
         images = workloads.images.is_some(),
         pod_network = workloads.network.is_some(),
+        through = if cluster.is_api() { "the API server" } else { "the store" },
         "agent starting"
     );
-    let _routes = (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(kv.clone()))));
+    let _routes =
+        (config.pod_routes.clone()).map(|r| berth_client::kv::AbortOnDrop(tokio::spawn(r.run(cluster.source()))));
     let proxier = config
         .proxy
         .clone()
         .map(|settings| Arc::new(crate::proxy::Proxier::new(settings)));
-    let proxy_loop =
-        (proxier.clone()).map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, kv.clone()))));
+    let proxy_loop = (proxier.clone())
+        .map(|p| berth_client::kv::AbortOnDrop(tokio::spawn(crate::proxy::watch::run(p, cluster.source()))));
     // NetworkPolicies are enforced where the proxy runs, under its tag and host.
     let filter = (config.proxy.as_ref())
         .map(|settings| Arc::new(crate::netpol::Filter::new(&settings.tag, settings.host_netns.clone())));
@@ -170,7 +180,7 @@ pub async fn run(
         pod_cidr: config.pod_routes.as_ref().and_then(|r| r.pod_cidr.clone()),
         catalog: Arc::default(),
     });
-    let _catalog = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.catalog.clone().follow(kv.clone())));
+    let _catalog = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.catalog.clone().follow(cluster.source())));
     let host_netns = config.pod_routes.as_ref().and_then(|r| r.host_netns.clone());
     let _dns = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.clone().serve(host_netns)));
     let _local_volumes = berth_client::kv::AbortOnDrop(tokio::spawn(local_volumes::run(
@@ -181,7 +191,7 @@ pub async fn run(
 
     let mut pods = pods::PodSupervisor::new(
         config.name.clone(),
-        registry.clone(),
+        cluster.clone(),
         workloads,
         config.restart_backoff,
         index,
@@ -194,7 +204,7 @@ pub async fn run(
     let current_lease = std::sync::atomic::AtomicI64::new(0);
     loop {
         let session = async {
-            let (lease, mut keep_alive) = register(&kv, &registry, &config, &runtimes, port).await;
+            let (lease, mut keep_alive) = register(&kv, &cluster, &config, &runtimes, port).await;
             current_lease.store(lease, std::sync::atomic::Ordering::Relaxed);
             tokio::select! {
                 () = keep_alive.lost() => {
@@ -247,7 +257,7 @@ pub async fn run(
 /// retries until the store answers.
 async fn register(
     kv: &Kv,
-    registry: &Registry,
+    cluster: &cluster::Cluster,
     config: &AgentConfig,
     runtimes: &Runtimes,
     port: u16,
@@ -258,7 +268,7 @@ async fn register(
             let lease = kv.grant(ttl).await?;
             kv.put(&heartbeat_key(&config.name), config.name.clone().into_bytes(), lease)
                 .await?;
-            write_node(registry, config, runtimes, port).await?;
+            write_node(cluster, config, runtimes, port).await?;
             Ok::<_, KvError>(lease)
         };
         match attempt.await {
@@ -314,10 +324,14 @@ fn node_status(config: &AgentConfig, runtimes: &Runtimes, port: u16) -> NodeStat
     }
 }
 
-/// Creates the Node or refreshes its status and labels (the spec — cordons and
-/// taints — is the users').
-async fn write_node(registry: &Registry, config: &AgentConfig, runtimes: &Runtimes, port: u16) -> Result<(), KvError> {
-    let status = node_status(config, runtimes, port);
+/// Creates the Node or refreshes its status, labels and annotations (the spec —
+/// cordons and taints — is the users').
+async fn write_node(
+    cluster: &cluster::Cluster,
+    config: &AgentConfig,
+    runtimes: &Runtimes,
+    port: u16,
+) -> Result<(), KvError> {
     let mut labels = config.labels.clone();
     labels.insert("kubernetes.io/hostname".into(), config.name.clone());
     labels.insert("berth.io/version".into(), env!("CARGO_PKG_VERSION").into());
@@ -325,29 +339,14 @@ async fn write_node(registry: &Registry, config: &AgentConfig, runtimes: &Runtim
     let mut node = Node::new(
         berth_api::meta::ObjectMeta {
             name: Some(config.name.clone()),
-            labels: Some(labels.clone()),
-            annotations: Some([(LOCAL_VOLUME_DIR.to_string(), local_volume_dir.clone())].into()),
+            labels: Some(labels),
+            annotations: Some([(LOCAL_VOLUME_DIR.to_string(), local_volume_dir)].into()),
             ..Default::default()
         },
         NodeSpec::default(),
     );
-    node.status = status.clone();
-    match registry.create(&node, None).await {
-        Ok(_) => return Ok(()),
-        Err(KvError::AlreadyExists) => {}
-        Err(e) => return Err(e),
-    }
-    registry
-        .modify::<NodeSpec>("", &config.name, None, |node| {
-            node.metadata.labels_mut().extend(labels.clone());
-            node.metadata
-                .annotations_mut()
-                .insert(LOCAL_VOLUME_DIR.into(), local_volume_dir.clone());
-            node.status = status.clone();
-            true
-        })
-        .await
-        .map(|_| ())
+    node.status = node_status(config, runtimes, port);
+    cluster.write_node(&node).await
 }
 
 /// The pods bound to this node, fed by the client's list-then-watch loop and

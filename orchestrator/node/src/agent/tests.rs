@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::*;
 use crate::runtime::ContainerState;
 use crate::runtime::{ProcessRuntime, Runtime};
-use berth_api::meta::ObjectMeta;
+use berth_api::meta::{MetaExt, ObjectMeta};
 use berth_api::objects::{Container, ContainerStatus, PodSpec, PodStatus};
 use berth_client::testing::{TestStore, free_port, store};
 use berth_testkit::eventually;
@@ -39,6 +39,7 @@ fn config(t: &TestStore, dir: &std::path::Path) -> AgentConfig {
         proxy: None,
         envelope: None,
         tls: None,
+        api: None,
     }
 }
 

@@ -22,11 +22,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_api::cidr::Ipv4Cidr;
+use berth_api::kinds::node::NODE;
 use berth_api::kinds::node::node_internal_ip;
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Node, NodeSpec, prefix};
-use berth_client::kv::{Event, Kv, Record};
-use berth_client::reflector::{Sink, reflect};
+use berth_api::objects::{Node, NodeSpec};
+use berth_client::api_source::Source;
+use berth_client::kv::{Event, Record};
+use berth_client::reflector::Sink;
 use berth_client::registry::decode;
 use tokio::sync::watch;
 
@@ -201,13 +203,13 @@ impl NodeRoutes {
 
     /// Watches the Nodes and keeps the routes (and the node's pod CIDR) current,
     /// forever; the agent aborts it when it stops.
-    pub async fn run(self, kv: Kv) {
+    pub async fn run(self, source: impl Into<Source>) {
         let (changed_tx, mut changed) = watch::channel(());
         let nodes = Arc::new(Nodes {
             nodes: Mutex::default(),
             changed: changed_tx,
         });
-        let reflector = tokio::spawn(reflect(kv, prefix::<NodeSpec>(None), nodes.clone(), None));
+        let reflector = tokio::spawn(source.into().reflect(&NODE, None, nodes.clone()));
         let _stop_reflector = berth_client::kv::AbortOnDrop(reflector);
         // Nothing is known before the first list: removing routes then would cut
         // pods off for no reason.

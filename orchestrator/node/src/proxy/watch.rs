@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 
 use berth_api::kinds::endpoint_slice::ENDPOINT_SLICE;
 use berth_api::kinds::service::SERVICE;
-use berth_client::kv::{AbortOnDrop, Event, Kv, Record};
-use berth_client::reflector::{Sink, reflect};
+use berth_client::api_source::Source;
+use berth_client::kv::{AbortOnDrop, Event, Record};
+use berth_client::reflector::Sink;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde::de::DeserializeOwned;
@@ -97,22 +98,13 @@ impl<T: DeserializeOwned + Clone + Send + 'static> Sink for Cache<T> {
 
 /// Keeps the host's rules those of the store's Services and EndpointSlices,
 /// forever; the agent aborts it, then calls [`Proxier::stop`].
-pub async fn run(proxier: Arc<Proxier>, kv: Kv) {
+pub async fn run(proxier: Arc<Proxier>, source: impl Into<Source>) {
+    let source: Source = source.into();
     let (changed_tx, mut changed) = watch::channel(());
     let services = Arc::new(Cache::<Service>::new(changed_tx.clone()));
     let slices = Arc::new(Cache::<EndpointSlice>::new(changed_tx));
-    let _services = AbortOnDrop(tokio::spawn(reflect(
-        kv.clone(),
-        SERVICE.prefix(None),
-        services.clone(),
-        None,
-    )));
-    let _slices = AbortOnDrop(tokio::spawn(reflect(
-        kv,
-        ENDPOINT_SLICE.prefix(None),
-        slices.clone(),
-        None,
-    )));
+    let _services = AbortOnDrop(tokio::spawn(source.clone().reflect(&SERVICE, None, services.clone())));
+    let _slices = AbortOnDrop(tokio::spawn(source.reflect(&ENDPOINT_SLICE, None, slices.clone())));
     let mut last_full: Option<Instant> = None;
     let mut failed = false;
     loop {

@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 use super::container_spec::pod_hostname;
 use super::dns_config::{SandboxDns, pod_resolv_conf};
 use super::sandbox::{Sandbox, etc_hosts, host_network_etc_hosts, is_host_network, network_spec};
+use crate::agent::cluster::Cluster;
 use crate::image::pull_secrets::credentials_from_secret;
 use crate::image::{Images, PullError, PullPolicy, PulledImage, RegistryCredentials};
 use crate::namespaces::{self, Kind};
 use crate::network::PodNetwork;
 use crate::runtime::{Runtime, SandboxSpec};
+use berth_api::kinds::secret::SECRET;
 use berth_api::meta::MetaExt;
 use berth_api::objects::Pod;
-use berth_client::kv::Kv;
 
 /// The outcome of background work, for the memory.
 #[derive(Debug)]
@@ -46,7 +47,7 @@ pub(crate) enum Completion {
     },
 }
 
-/// Where `imagePullSecrets` are read: the store's Secrets.
+/// Where `imagePullSecrets` are read: the cluster's Secrets.
 pub(crate) trait SecretSource: Send + Sync + 'static {
     /// The Secret `namespace/name` as stored (JSON), None when there is none.
     fn get<'a>(
@@ -57,15 +58,15 @@ pub(crate) trait SecretSource: Send + Sync + 'static {
 }
 
 /// Secrets under the key Kubernetes' storage layout gives them
-/// (`/registry/secrets/<namespace>/<name>`).
-impl SecretSource for Kv {
+/// (`/registry/secrets/<namespace>/<name>`), from the store or the API server.
+impl SecretSource for Cluster {
     fn get<'a>(
         &'a self,
         namespace: &'a str,
         name: &'a str,
     ) -> std::pin::Pin<Box<dyn Future<Output = Result<Option<serde_json::Value>, String>> + Send + 'a>> {
         Box::pin(async move {
-            let record = Kv::get(self, &format!("/registry/secrets/{namespace}/{name}"))
+            let record = Cluster::get(self, &SECRET.key(namespace, name))
                 .await
                 .map_err(|e| e.to_string())?;
             record

@@ -57,17 +57,20 @@ mod termination_tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use super::cluster::Cluster;
 use super::workloads::Workloads;
 use super::{IndexedPod, PodIndex};
+use berth_api::kinds::pod::POD;
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Pod, PodSpec, PodStatus, prefix};
+use berth_api::objects::{Pod, PodStatus};
 use berth_api::time::from_system_time;
 use berth_client::events::Recorder;
 use berth_client::kv::{AbortOnDrop, KvError};
-use berth_client::reflector::reflect;
-use berth_client::registry::Registry;
+use berth_client::kv::{Event, Record};
+use berth_client::reflector::Sink;
 use executor::Executor;
 use memory::Now;
 use plan::{Action, pod_name};
@@ -75,7 +78,7 @@ use status::merge_status;
 
 pub(crate) struct PodSupervisor {
     node: String,
-    registry: Registry,
+    cluster: Cluster,
     executor: Executor,
     index: PodIndex,
     /// Set when a ConfigMap or Secret may have changed (a watch saw a write, or the
@@ -92,22 +95,23 @@ const VOLUME_RESYNC: Duration = Duration::from_secs(60);
 impl PodSupervisor {
     pub(crate) fn new(
         node: String,
-        registry: Registry,
+        cluster: Cluster,
         workloads: Workloads,
         backoff_base: Duration,
         index: PodIndex,
         host_ip: String,
         sandbox_dir: std::path::PathBuf,
     ) -> Self {
-        let events = Recorder::new(registry.kv.clone(), "kubelet", &node);
+        // Events still go to the store (through the API server in a later step).
+        let events = Recorder::new(cluster.store.kv.clone(), "kubelet", &node);
         let executor = Executor::new(workloads, backoff_base, host_ip)
             .with_events(events)
-            .with_secrets(Arc::new(registry.kv.clone()))
+            .with_secrets(Arc::new(cluster.clone()))
             .with_sandbox_dir(sandbox_dir, &node)
             .with_pod_namespaces();
         PodSupervisor {
             node,
-            registry,
+            cluster,
             executor,
             index,
             config_changed: Arc::new(std::sync::atomic::AtomicBool::new(true)),
@@ -129,12 +133,14 @@ impl PodSupervisor {
     pub(crate) async fn run(&mut self) {
         let (tx, mut desired) = tokio::sync::watch::channel::<Option<BTreeMap<String, Pod>>>(None);
         let bound = Arc::new(super::BoundPods::new(self.node.clone(), tx));
-        let follower = tokio::spawn(reflect(self.registry.kv.clone(), prefix::<PodSpec>(None), bound, None));
+        // Over the API only this node's pods come (the kubelet's field selector).
+        let bound_here = Some(format!("spec.nodeName={}", self.node));
+        let follower = tokio::spawn(self.cluster.clone().reflect(&POD, bound_here, bound));
         let _follower = AbortOnDrop(follower);
         // A change wakes the pass at once, so running pods' files follow within a read.
         let config_wake = Arc::new(tokio::sync::Notify::new());
         let changes = tokio::spawn(watch_config(
-            self.registry.kv.clone(),
+            self.cluster.clone(),
             self.config_changed.clone(),
             config_wake.clone(),
         ));
@@ -166,7 +172,7 @@ impl PodSupervisor {
             .filter(|class| !class.is_empty() && !self.executor.memory().class_handlers.contains_key(class))
             .collect();
         for class in classes {
-            match self.registry.kv.get(&RUNTIME_CLASS.key("", &class)).await {
+            match self.cluster.get(&RUNTIME_CLASS.key("", &class)).await {
                 Ok(Some(record)) => {
                     if let Some(handler) = handler_of_stored(&record.value) {
                         self.executor.learn_class(&class, handler);
@@ -241,7 +247,7 @@ impl PodSupervisor {
             .collect();
         let mut bound = volumes::Claims::new();
         for (namespace, claim) in claims {
-            let path = volumes::claim::bound_path(&self.registry.kv, &namespace, &claim).await;
+            let path = volumes::claim::bound_path(&self.cluster, &namespace, &claim).await;
             bound.insert((namespace, claim), path);
         }
         self.executor.learn_claims(bound);
@@ -259,7 +265,7 @@ impl PodSupervisor {
             }
         }
         for (source, namespace, name) in wanted {
-            match self.registry.kv.get(&source.key(&namespace, &name)).await {
+            match self.cluster.get(&source.key(&namespace, &name)).await {
                 Ok(Some(record)) => match serde_json::from_slice::<serde_json::Value>(&record.value) {
                     Ok(stored) => objects.insert(source, &namespace, &name, Some(&stored)),
                     Err(e) => {
@@ -318,13 +324,10 @@ impl PodSupervisor {
     /// the pod as read, if it is still the one with this uid. One that fails is
     /// tried again on a later pass (the pod is still there, marked).
     async fn remove(&mut self, namespace: &str, name: &str, uid: &str) {
-        let result = match self.registry.get::<PodSpec>(namespace, name).await {
+        let result = match self.cluster.get_pod(namespace, name).await {
             Ok(Some(pod)) if pod.metadata.uid() == uid => {
                 let version = pod.metadata.resource_version().parse().ok();
-                self.registry
-                    .delete::<PodSpec>(namespace, name, version, None)
-                    .await
-                    .map(drop)
+                self.cluster.delete_pod(namespace, name, uid, version).await
             }
             Ok(_) => Ok(()),
             Err(e) => Err(e),
@@ -348,8 +351,8 @@ impl PodSupervisor {
         };
         let now = from_system_time(now.wall);
         let result = self
-            .registry
-            .modify::<PodSpec>(pod.metadata.namespace(), pod.metadata.name(), None, |stored| {
+            .cluster
+            .modify_pod_status(pod.metadata.namespace(), pod.metadata.name(), |stored| {
                 if stored.metadata.uid() != uid || stored.spec.node_name != pod.spec.node_name {
                     return false;
                 }
@@ -371,12 +374,18 @@ impl PodSupervisor {
 /// Sets `changed` and wakes the pass whenever a ConfigMap or Secret is written or
 /// deleted (the values are not looked at: the supervisor reads what its pods name),
 /// and sets it once more after a watch ends, since a change may have been missed.
-async fn watch_config(
-    kv: berth_client::kv::Kv,
-    changed: Arc<std::sync::atomic::AtomicBool>,
-    wake: Arc<tokio::sync::Notify>,
-) {
-    use std::sync::atomic::Ordering;
+async fn watch_config(cluster: Cluster, changed: Arc<std::sync::atomic::AtomicBool>, wake: Arc<tokio::sync::Notify>) {
+    use berth_api::kinds::config_map::CONFIG_MAP;
+    use berth_api::kinds::secret::SECRET;
+    if cluster.is_api() {
+        // Over the API, a list-then-watch loop of each: a (re-)list may hide a
+        // change, so it counts as one too.
+        let sink = Arc::new(ConfigChanges { changed, wake });
+        let config_maps = cluster.clone().reflect(&CONFIG_MAP, None, sink.clone());
+        tokio::join!(config_maps, cluster.reflect(&SECRET, None, sink));
+        return;
+    }
+    let kv = cluster.store.kv;
     let watch_one = |prefix: String| {
         let (kv, changed, wake) = (kv.clone(), changed.clone(), wake.clone());
         async move {
@@ -401,6 +410,28 @@ async fn watch_config(
             }
         }
     };
-    let config_maps = berth_api::kinds::config_map::CONFIG_MAP.prefix(None);
-    tokio::join!(watch_one(config_maps), watch_one("/registry/secrets/".into()));
+    tokio::join!(watch_one(CONFIG_MAP.prefix(None)), watch_one(SECRET.prefix(None)));
+}
+
+/// Marks a possible change of the ConfigMaps or Secrets and wakes the pass.
+struct ConfigChanges {
+    changed: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl ConfigChanges {
+    fn mark(&self) {
+        self.changed.store(true, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+}
+
+impl Sink for ConfigChanges {
+    fn replace(&self, _records: Vec<Record>, _revision: i64) {
+        self.mark();
+    }
+
+    fn apply(&self, _events: Vec<Event>, _revision: i64) {
+        self.mark();
+    }
 }

@@ -1,6 +1,6 @@
 //! A `persistentVolumeClaim` volume on the node: the claim
 //! (`/registry/persistentvolumeclaims/<ns>/<name>`) and the volume it is bound to
-//! (`/registry/persistentvolumes/<spec.volumeName>`), read from the store as
+//! (`/registry/persistentvolumes/<spec.volumeName>`), read from the cluster as
 //! Kubernetes' types, give the directory the containers bind: the volume's
 //! `spec.local.path`, else its `spec.hostPath.path`. A claim that is missing or
 //! not bound holds the pod with the kubelet's words. Binding, provisioning and
@@ -10,12 +10,12 @@ use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
 
-use berth_client::kv::Kv;
+use crate::agent::cluster::Cluster;
 
 /// The directory the claim `namespace/name` is bound to, or why there is none. An
 /// error reading the store is Err too (the pod waits for a later pass either way).
-pub(crate) async fn bound_path(kv: &Kv, namespace: &str, name: &str) -> Result<PathBuf, String> {
-    let claim: PersistentVolumeClaim = read(kv, &format!("/registry/persistentvolumeclaims/{namespace}/{name}"))
+pub(crate) async fn bound_path(cluster: &Cluster, namespace: &str, name: &str) -> Result<PathBuf, String> {
+    let claim: PersistentVolumeClaim = read(cluster, &format!("/registry/persistentvolumeclaims/{namespace}/{name}"))
         .await?
         .ok_or_else(|| format!("persistentvolumeclaim {name:?} not found"))?;
     let volume_name = claim
@@ -27,7 +27,7 @@ pub(crate) async fn bound_path(kv: &Kv, namespace: &str, name: &str) -> Result<P
     let Some(volume_name) = volume_name.filter(|_| bound) else {
         return Err(format!("persistentvolumeclaim {name:?} is not bound"));
     };
-    let volume: PersistentVolume = read(kv, &format!("/registry/persistentvolumes/{volume_name}"))
+    let volume: PersistentVolume = read(cluster, &format!("/registry/persistentvolumes/{volume_name}"))
         .await?
         .ok_or_else(|| format!("persistentvolume {volume_name:?} not found"))?;
     let spec = volume.spec.unwrap_or_default();
@@ -38,8 +38,8 @@ pub(crate) async fn bound_path(kv: &Kv, namespace: &str, name: &str) -> Result<P
         .ok_or_else(|| format!("persistentvolume {volume_name:?} has no local or hostPath source berth can mount"))
 }
 
-async fn read<T: serde::de::DeserializeOwned>(kv: &Kv, key: &str) -> Result<Option<T>, String> {
-    let Some(record) = kv.get(key).await.map_err(|e| format!("cannot read {key}: {e}"))? else {
+async fn read<T: serde::de::DeserializeOwned>(cluster: &Cluster, key: &str) -> Result<Option<T>, String> {
+    let Some(record) = cluster.get(key).await.map_err(|e| format!("cannot read {key}: {e}"))? else {
         return Ok(None);
     };
     serde_json::from_slice(&record.value)

@@ -1,0 +1,191 @@
+//! An agent that reaches the cluster through the API server, as a kubelet does:
+//! `berth agent --kubeconfig` with a certificate for `system:node:<name>` in
+//! `system:nodes` from `berth pki`, against a server over HTTPS that authorizes
+//! with RBAC (the default `system:node` role). The audit log shows who did what.
+
+mod common;
+
+use std::process::Command;
+
+use berth_testkit::{eventually_blocking, free_port};
+use common::pki::{berth, issue, kubectl, start_server, text};
+use common::{BERTH, have_kubectl};
+use serde_json::Value;
+
+/// The audit events of `user` (`verb` on `resource[/subresource]`), as JSON: each
+/// request's last stage so far (a watch's response has only started).
+fn audited(log: &std::path::Path, user: &str, verb: &str, resource: &str) -> Vec<Value> {
+    let (resource, subresource) = resource.split_once('/').unwrap_or((resource, ""));
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|e| {
+            e["user"]["username"] == user
+                && e["verb"] == verb
+                && e["objectRef"]["resource"] == resource
+                && e["objectRef"]["subresource"].as_str().unwrap_or("") == subresource
+                && (e["stage"] == "ResponseComplete" || e["stage"] == "ResponseStarted")
+        })
+        .collect()
+}
+
+#[test]
+fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_server() {
+    if !have_kubectl() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    let pki_arg = pki.to_str().unwrap();
+    berth(&["pki", "init", "--dir", pki_arg]);
+    issue(pki_arg, "nodes/n1", "system:node:n1", "system:nodes", &[]);
+    let file = |name: &str| pki.join(name).display().to_string();
+    let policy = work.path().join("audit-policy.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n",
+    )
+    .unwrap();
+    let audit_log = work.path().join("audit.log");
+    let (servers, api_port) = start_server(vec![
+        format!("--tls-cert-file={}", file("apiserver.crt")),
+        format!("--tls-private-key-file={}", file("apiserver.key")),
+        format!("--client-ca-file={}", file("ca.crt")),
+        format!("--audit-log-path={}", audit_log.display()),
+        format!("--audit-policy-file={}", policy.display()),
+    ]);
+    let url = format!("https://127.0.0.1:{api_port}");
+    let kubeconfig = |name: &str| {
+        let path = work.path().join(format!("{}.kubeconfig", name.replace('/', "-")));
+        berth(&[
+            "pki",
+            "kubeconfig",
+            "--dir",
+            pki_arg,
+            "--name",
+            name,
+            "--server",
+            &url,
+            "--out",
+            path.to_str().unwrap(),
+        ]);
+        path
+    };
+    let admin_config = kubeconfig("admin");
+    let node_config = kubeconfig("nodes/n1");
+    let admin = |args: &[&str]| {
+        let mut all = vec!["--kubeconfig", admin_config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        kubectl(work.path(), &all)
+    };
+
+    // The pod's environment names a ConfigMap: the agent reads it to start the
+    // container.
+    eventually_blocking("the admin gets in", || {
+        admin(&["create", "configmap", "greeting", "--from-literal=word=hello"])
+            .status
+            .success()
+            .then_some(())
+    });
+    let marker = format!("through-api-{}", free_port());
+    let mut agent = berth_testkit::Process::new("n1", BERTH, work.path().join("n1.log")).with_args([
+        "agent".to_string(),
+        "--name=n1".into(),
+        format!("--kubeconfig={}", node_config.display()),
+        // The heartbeat lease and events still go to the store.
+        format!("--store={}", servers.endpoints().join(",")),
+        format!("--data-dir={}", work.path().join("n1").display()),
+        format!("--listen=127.0.0.1:{}", free_port()),
+        "--runtime=process".into(),
+        "--proxy-mode=none".into(),
+        "--stop-pods-on-exit".into(),
+    ]);
+    agent.start().unwrap();
+
+    let ready = eventually_blocking("n1 registered and Ready", || {
+        let out = admin(&[
+            "get",
+            "node",
+            "n1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} {.metadata.labels.kubernetes\\.io/hostname}",
+        ]);
+        (text(&out) == "True n1").then(|| text(&out))
+    });
+    assert_eq!(ready, "True n1");
+
+    let manifest = work.path().join("pod.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: through-api\nspec:\n  runtimeClassName: process\n  \
+             containers:\n  - name: c\n    image: none\n    command: [\"sh\", \"-c\", \"exec sleep 600 {marker}\"]\n    \
+             env:\n    - name: WORD\n      valueFrom:\n        configMapKeyRef: {{name: greeting, key: word}}\n"
+        ),
+    )
+    .unwrap();
+    let out = admin(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually_blocking("the pod Running on n1", || {
+        let out = admin(&[
+            "get",
+            "pod",
+            "through-api",
+            "-o",
+            "jsonpath={.status.phase} {.spec.nodeName}",
+        ]);
+        (text(&out) == "Running n1").then_some(())
+    });
+
+    // All of it as system:node:n1, through the API server.
+    let node_user = "system:node:n1";
+    let watches = audited(&audit_log, node_user, "watch", "pods");
+    assert!(
+        watches.iter().any(|e| e["requestURI"]
+            .as_str()
+            .unwrap_or("")
+            .contains("fieldSelector=spec.nodeName%3Dn1")),
+        "the agent watches only its own pods: {watches:?}"
+    );
+    // The Services and their EndpointSlices, for the node's DNS server.
+    for resource in ["services", "endpointslices"] {
+        assert!(
+            !audited(&audit_log, node_user, "watch", resource).is_empty(),
+            "the agent watches the {resource}"
+        );
+    }
+    assert!(
+        !audited(&audit_log, node_user, "create", "nodes").is_empty(),
+        "the Node created by the agent"
+    );
+    assert!(
+        !audited(&audit_log, node_user, "get", "configmaps").is_empty(),
+        "the ConfigMap read by the agent"
+    );
+    let status_writes = audited(&audit_log, node_user, "update", "pods/status");
+    assert!(
+        status_writes
+            .iter()
+            .any(|e| e["objectRef"]["name"] == "through-api" && e["responseStatus"]["code"] == 200),
+        "the pod's status written by the agent: {status_writes:?}"
+    );
+
+    let out = admin(&["delete", "pod", "through-api", "--wait=false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    // The agent stops the container and removes the pod for good.
+    eventually_blocking("the pod gone", || {
+        let out = admin(&["get", "pod", "through-api", "-o", "name"]);
+        (!out.status.success() && text(&out).contains("NotFound")).then_some(())
+    });
+    assert!(
+        audited(&audit_log, node_user, "delete", "pods")
+            .iter()
+            .any(|e| e["objectRef"]["name"] == "through-api"),
+        "the pod removed by the agent"
+    );
+    agent.kill();
+    for pid in common::workload_pids(&marker) {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+}
