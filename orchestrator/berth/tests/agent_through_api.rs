@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 
 use berth_testkit::{eventually_blocking, free_port};
-use common::pki::{berth, issue, kubectl, start_server, text};
+use common::pki::{self, berth, issue, kubectl, start_server, text};
 use common::{BERTH, have_kubectl};
 use serde_json::Value;
 
@@ -56,22 +56,7 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
         format!("--audit-policy-file={}", policy.display()),
     ]);
     let url = format!("https://127.0.0.1:{api_port}");
-    let kubeconfig = |name: &str| {
-        let path = work.path().join(format!("{}.kubeconfig", name.replace('/', "-")));
-        berth(&[
-            "pki",
-            "kubeconfig",
-            "--dir",
-            pki_arg,
-            "--name",
-            name,
-            "--server",
-            &url,
-            "--out",
-            path.to_str().unwrap(),
-        ]);
-        path
-    };
+    let kubeconfig = |name: &str| pki::kubeconfig(pki_arg, name, &url, work.path());
     let admin_config = kubeconfig("admin");
     let node_config = kubeconfig("nodes/n1");
     let admin = |args: &[&str]| {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use berth_testkit::{eventually_blocking, free_port};
-use common::pki::{berth, issue, kubectl, start_server, text};
+use common::pki::{self, berth, issue, kubectl, start_server, text};
 use common::{BERTH, have_kubectl};
 
 #[test]
@@ -415,19 +415,7 @@ fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
     let url = format!("https://127.0.0.1:{api_port}");
     let home = work.path();
     let as_user = |name: &str| {
-        let path = work.path().join(format!("{}.kubeconfig", name.replace('/', "-")));
-        berth(&[
-            "pki",
-            "kubeconfig",
-            "--dir",
-            pki_arg,
-            "--name",
-            name,
-            "--server",
-            &url,
-            "--out",
-            path.to_str().unwrap(),
-        ]);
+        let path = pki::kubeconfig(pki_arg, name, &url, work.path());
         move |args: &[&str]| {
             let mut all = vec!["--kubeconfig".to_string(), path.display().to_string()];
             all.extend(args.iter().map(|a| a.to_string()));

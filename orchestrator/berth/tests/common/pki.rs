@@ -46,6 +46,25 @@ pub fn issue(pki: &str, name: &str, cn: &str, org: &str, extra: &[&str]) {
     berth(&args);
 }
 
+/// `berth pki kubeconfig` for certificate `name` of the CA in `pki`, to the API
+/// server at `url`, written in `dir` (named after the certificate); returns its path.
+pub fn kubeconfig(pki: &str, name: &str, url: &str, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join(format!("{}.kubeconfig", name.replace('/', "-")));
+    berth(&[
+        "pki",
+        "kubeconfig",
+        "--dir",
+        pki,
+        "--name",
+        name,
+        "--server",
+        url,
+        "--out",
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
 /// One `berth server` with `flags`, its API on a port of its own; returns it and
 /// the port.
 pub fn start_server(flags: Vec<String>) -> (Cluster, u16) {
