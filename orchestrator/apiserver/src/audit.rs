@@ -205,6 +205,7 @@ pub async fn begin(
     log: &AuditLog,
     request: &mut axum::extract::Request,
     user: &UserInfo,
+    impersonated: Option<&UserInfo>,
     source: Option<std::net::IpAddr>,
 ) -> Result<Option<Record>, crate::status::ApiError> {
     let received = std::time::SystemTime::now();
@@ -251,6 +252,7 @@ pub async fn begin(
         received,
         attributes,
         user: user.clone(),
+        impersonated_user: impersonated.cloned(),
         uri: request.uri().to_string(),
         source,
         user_agent: header(axum::http::header::USER_AGENT),
@@ -282,6 +284,8 @@ pub struct Record {
     pub received: std::time::SystemTime,
     pub attributes: Option<Attributes>,
     pub user: UserInfo,
+    /// The user the request acted as (`kubectl --as`), if it impersonated one.
+    pub impersonated_user: Option<UserInfo>,
     pub uri: String,
     pub source: Option<std::net::IpAddr>,
     pub user_agent: String,
@@ -348,10 +352,14 @@ fn micro_time(t: std::time::SystemTime) -> String {
 }
 
 fn event(record: &Record, code: u16, status: Option<&Value>, stage: &str) -> Value {
-    let mut user = json!({"username": record.user.name, "groups": record.user.groups});
-    if !record.user.uid.is_empty() {
-        user["uid"] = json!(record.user.uid);
-    }
+    let user_info = |user: &UserInfo| {
+        let mut info = json!({"username": user.name, "groups": user.groups});
+        if !user.uid.is_empty() {
+            info["uid"] = json!(user.uid);
+        }
+        info
+    };
+    let user = user_info(&record.user);
     let mut event = json!({
         "kind": "Event",
         "apiVersion": "audit.k8s.io/v1",
@@ -367,6 +375,9 @@ fn event(record: &Record, code: u16, status: Option<&Value>, stage: &str) -> Val
         "requestReceivedTimestamp": micro_time(record.received),
         "stageTimestamp": micro_time(std::time::SystemTime::now()),
     });
+    if let Some(impersonated) = &record.impersonated_user {
+        event["impersonatedUser"] = user_info(impersonated);
+    }
     if let Some(resource) = record.attributes.as_ref().and_then(|a| a.resource.as_ref()) {
         let mut object = json!({"resource": resource.resource, "apiVersion": resource.version});
         for (field, value) in [

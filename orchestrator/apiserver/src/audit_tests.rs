@@ -82,6 +82,7 @@ fn an_event_says_who_did_what_to_which_object_and_how_it_ended() {
         received: std::time::SystemTime::now(),
         attributes: Some(on("create", "configmaps", "", "team-b", "plan")),
         user: user("alice"),
+        impersonated_user: Some(user("bob")),
         uri: "/api/v1/namespaces/team-b/configmaps".into(),
         source: Some("10.0.0.9".parse().unwrap()),
         user_agent: "kubectl/v1.32.4".into(),
@@ -96,6 +97,7 @@ fn an_event_says_who_did_what_to_which_object_and_how_it_ended() {
     assert_eq!(event["verb"], "create");
     assert_eq!(event["user"]["username"], "alice");
     assert_eq!(event["user"]["groups"], json!(["team-a", "system:authenticated"]));
+    assert_eq!(event["impersonatedUser"]["username"], "bob", "kubectl --as bob");
     assert_eq!(event["sourceIPs"], json!(["10.0.0.9"]));
     assert_eq!(
         event["objectRef"],

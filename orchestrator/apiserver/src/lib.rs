@@ -181,19 +181,25 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
     // The unit tests act as a user by naming it in a header.
     #[cfg(test)]
     let mut request = tests::as_named_user(request);
+    let user = request
+        .extensions()
+        .get::<auth::UserInfo>()
+        .cloned()
+        .unwrap_or_else(auth::UserInfo::anonymous);
+    // `kubectl --as`: the request goes on as the user asked for, if this one may be it.
+    let impersonated = match impersonation(api, &user, request.headers()).await {
+        Ok(impersonated) => impersonated,
+        Err(error) => return codec::render(format, error.code, &error.status()),
+    };
+    if let Some(impersonated) = &impersonated {
+        request.extensions_mut().insert(impersonated.clone());
+    }
     let record = match &api.audit {
         None => None,
-        Some(log) => {
-            let user = request
-                .extensions()
-                .get::<auth::UserInfo>()
-                .cloned()
-                .unwrap_or_else(auth::UserInfo::anonymous);
-            match audit::begin(log, &mut request, &user, source).await {
-                Ok(record) => record,
-                Err(error) => return codec::render(format, error.code, &error.status()),
-            }
-        }
+        Some(log) => match audit::begin(log, &mut request, &user, impersonated.as_ref(), source).await {
+            Ok(record) => record,
+            Err(error) => return codec::render(format, error.code, &error.status()),
+        },
     };
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
@@ -226,6 +232,20 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
     }
     .instrument(span)
     .await
+}
+
+/// The user a request impersonates (`Impersonate-*` headers), once the authorizer has
+/// read the roles it decides by.
+async fn impersonation(
+    api: &ApiServer,
+    user: &auth::UserInfo,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<auth::UserInfo>, status::ApiError> {
+    if !headers.keys().any(|name| name.as_str().starts_with("impersonate-")) {
+        return Ok(None);
+    }
+    api.authorizer.ready().await?;
+    auth::impersonation::impersonate(&api.authorizer, user, headers)
 }
 
 /// Creates the built-in RuntimeClasses (`runc`, `process`) that do not exist, as

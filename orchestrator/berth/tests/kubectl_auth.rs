@@ -194,6 +194,16 @@ fn kubectl_creates_roles_and_bindings_and_asks_can_i() {
         whoami.contains("system:anonymous") && whoami.contains("system:unauthenticated"),
         "{whoami}"
     );
+    // kubectl --as: the request acts as the user and groups asked for (anyone may
+    // impersonate under AlwaysAllow).
+    let whoami = succeeded(&server.kubectl(&["auth", "whoami", "--as=alice", "--as-group=team-a", "-o", "json"]));
+    let review: serde_json::Value = serde_json::from_str(&whoami).unwrap();
+    assert_eq!(review["status"]["userInfo"]["username"], "alice", "{whoami}");
+    assert_eq!(
+        review["status"]["userInfo"]["groups"],
+        serde_json::json!(["team-a", "system:authenticated"]),
+        "{whoami}"
+    );
 }
 
 #[test]
@@ -215,4 +225,20 @@ fn under_rbac_kubectl_without_credentials_is_anonymous_and_refused() {
         "{out}"
     );
     assert_eq!(succeeded(&server.kubectl(&["get", "--raw", "/healthz"])).trim(), "ok");
+    // Nor may it act as someone else.
+    let out = server.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods",
+        "--as=system:admin",
+        "--as-group=system:masters",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "users \"system:admin\" is forbidden: User \"system:anonymous\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope"
+        ),
+        "{stderr}"
+    );
 }

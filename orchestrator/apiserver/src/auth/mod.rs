@@ -6,6 +6,7 @@
 pub mod authn;
 pub mod authz;
 pub mod bootstrap;
+pub mod impersonation;
 pub mod jwt;
 pub mod keys;
 pub mod reviews;
