@@ -21,11 +21,14 @@ fn refused(kind: &Kind, name: &str, refusal: Refusal) -> ApiError {
 /// and limits); the warnings for the client.
 pub async fn prepare(api: &ApiServer, kind: &Kind, object: &mut Object) -> Result<Vec<String>, ApiError> {
     let name = object.metadata().name().to_string();
-    api.settings
+    let prepared = api
+        .settings
         .admission
-        .prepare(&api.kv, object)
+        .prepare_audited(&api.kv, object)
         .await
-        .map_err(|r| refused(kind, &name, r))
+        .map_err(|r| refused(kind, &name, r))?;
+    super::audit::annotate(prepared.audit);
+    Ok(prepared.warnings)
 }
 
 /// The quota writes a new object needs; a quota it would exceed refuses it.

@@ -198,6 +198,27 @@ impl std::fmt::Debug for AuditLog {
     }
 }
 
+tokio::task_local! {
+    /// The annotations the handlers of the request being served note.
+    static ANNOTATIONS: std::cell::RefCell<Vec<(String, String)>>;
+}
+
+/// Notes annotations for the audit event of the request being served (nothing
+/// outside [`collecting`]).
+pub fn annotate(pairs: impl IntoIterator<Item = (String, String)>) {
+    let _ = ANNOTATIONS.try_with(|annotations| annotations.borrow_mut().extend(pairs));
+}
+
+/// Runs a request's handling, with the annotations it noted.
+pub async fn collecting<F: std::future::Future>(handling: F) -> (F::Output, Vec<(String, String)>) {
+    ANNOTATIONS
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let output = handling.await;
+            (output, ANNOTATIONS.with(|annotations| annotations.take()))
+        })
+        .await
+}
+
 /// The record of `request` by `user`, if the policy logs it; at the Request level
 /// with its body (JSON, YAML or protobuf, decoded as the handler decodes it), which is
 /// read here and given back to the request.
@@ -253,6 +274,7 @@ pub async fn begin(
         attributes,
         user: user.clone(),
         impersonated_user: impersonated.cloned(),
+        annotations: Default::default(),
         uri: request.uri().to_string(),
         source,
         user_agent: header(axum::http::header::USER_AGENT),
@@ -286,6 +308,8 @@ pub struct Record {
     pub user: UserInfo,
     /// The user the request acted as (`kubectl --as`), if it impersonated one.
     pub impersonated_user: Option<UserInfo>,
+    /// What the request's handlers noted for the event (Pod Security's decisions).
+    pub annotations: std::collections::BTreeMap<String, String>,
     pub uri: String,
     pub source: Option<std::net::IpAddr>,
     pub user_agent: String,
@@ -377,6 +401,9 @@ fn event(record: &Record, code: u16, status: Option<&Value>, stage: &str) -> Val
     });
     if let Some(impersonated) = &record.impersonated_user {
         event["impersonatedUser"] = user_info(impersonated);
+    }
+    if !record.annotations.is_empty() {
+        event["annotations"] = json!(record.annotations);
     }
     if let Some(resource) = record.attributes.as_ref().and_then(|a| a.resource.as_ref()) {
         let mut object = json!({"resource": resource.resource, "apiVersion": resource.version});

@@ -83,6 +83,11 @@ fn an_event_says_who_did_what_to_which_object_and_how_it_ended() {
         attributes: Some(on("create", "configmaps", "", "team-b", "plan")),
         user: user("alice"),
         impersonated_user: Some(user("bob")),
+        annotations: [(
+            "pod-security.kubernetes.io/enforce-policy".to_string(),
+            "baseline:latest".to_string(),
+        )]
+        .into(),
         uri: "/api/v1/namespaces/team-b/configmaps".into(),
         source: Some("10.0.0.9".parse().unwrap()),
         user_agent: "kubectl/v1.32.4".into(),
@@ -98,6 +103,10 @@ fn an_event_says_who_did_what_to_which_object_and_how_it_ended() {
     assert_eq!(event["user"]["username"], "alice");
     assert_eq!(event["user"]["groups"], json!(["team-a", "system:authenticated"]));
     assert_eq!(event["impersonatedUser"]["username"], "bob", "kubectl --as bob");
+    assert_eq!(
+        event["annotations"]["pod-security.kubernetes.io/enforce-policy"],
+        "baseline:latest"
+    );
     assert_eq!(event["sourceIPs"], json!(["10.0.0.9"]));
     assert_eq!(
         event["objectRef"],

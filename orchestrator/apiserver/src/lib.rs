@@ -203,7 +203,8 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
     };
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
-        let (response, status) = match dispatch::handle(api, request).await {
+        let (handled, annotations) = audit::collecting(dispatch::handle(api, request)).await;
+        let (response, status) = match handled {
             Ok(response) => {
                 tracing::debug!(code = response.status().as_u16(), "answered");
                 (response, None)
@@ -218,7 +219,8 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
                 (response, Some(status))
             }
         };
-        if let (Some(log), Some(record)) = (&api.audit, record) {
+        if let (Some(log), Some(mut record)) = (&api.audit, record) {
+            record.annotations.extend(annotations);
             let streams = record.attributes.as_ref().is_some_and(|a| {
                 a.verb == "watch"
                     || a.resource

@@ -561,4 +561,38 @@ fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
         .find(|e| e["user"]["username"] == "alice" && e["verb"] == "create" && e["responseStatus"]["code"] == 201)
         .expect("alice's create is audited");
     assert_eq!(created["requestObject"]["data"]["plan"], "y", "{created}");
+
+    // Pod Security's `audit` label: a pod that breaks it is admitted, and its
+    // create's audit event says what it would break.
+    let out = admin(&[
+        "label",
+        "namespace",
+        "team-b",
+        "pod-security.kubernetes.io/audit=restricted",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = admin(&["run", "rooted", "--image=busybox", "-n", "team-b", "--", "sleep", "1"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let created = eventually_blocking("the pod's create audited", || {
+        let text = std::fs::read_to_string(&audit_log).ok()?;
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| {
+                e["objectRef"]["resource"] == "pods"
+                    && e["verb"] == "create"
+                    && e["requestObject"]["metadata"]["name"] == "rooted"
+            })
+    });
+    let annotations = &created["annotations"];
+    assert_eq!(
+        annotations["pod-security.kubernetes.io/enforce-policy"], "baseline:latest",
+        "{created}"
+    );
+    let violations = annotations["pod-security.kubernetes.io/audit-violations"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        violations.starts_with("would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{created}"
+    );
 }

@@ -73,11 +73,35 @@ pub struct Admission {
     pub mount_service_account_tokens: bool,
 }
 
+/// What admission made of a new object: the client's warnings and the audit event's
+/// annotations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    pub warnings: Vec<String>,
+    pub audit: Vec<(String, String)>,
+}
+
 impl Admission {
     /// Pod Security and LimitRanges for a new object: a pod may get default
     /// requests and limits; a refusal names the rule. Returns the warnings for the
     /// client (Pod Security's `warn` mode, and workloads' templates).
     pub async fn prepare(&self, kv: &Kv, object: &mut Object) -> Result<Vec<String>, Refusal> {
+        self.prepare_audited(kv, object).await.map(|prepared| prepared.warnings)
+    }
+
+    /// [`Admission::prepare`], with the annotations for the request's audit event.
+    pub async fn prepare_audited(&self, kv: &Kv, object: &mut Object) -> Result<Prepared, Refusal> {
+        let mut prepared = Prepared::default();
+        prepared.warnings = self.admit(kv, object, &mut prepared.audit).await?;
+        Ok(prepared)
+    }
+
+    async fn admit(
+        &self,
+        kv: &Kv,
+        object: &mut Object,
+        audit: &mut Vec<(String, String)>,
+    ) -> Result<Vec<String>, Refusal> {
         let namespace = object.metadata().namespace().to_string();
         if self.service_accounts
             && let Some(pod) = object.downcast_mut::<Pod>()
@@ -108,6 +132,7 @@ impl Admission {
                 None => template.unwrap_or_default(),
             };
             let verdict = pod_security::admit(&namespace, &policy, &spec, is_pod);
+            audit.extend(verdict.audit);
             if let Some(refusal) = verdict.refusal {
                 return Err(Refusal::Forbidden(refusal));
             }

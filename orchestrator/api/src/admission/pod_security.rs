@@ -1,8 +1,8 @@
 //! Pod Security admission: Kubernetes' Pod Security Standards (`privileged`,
 //! `baseline`, `restricted`) chosen per namespace by its labels
 //! `pod-security.kubernetes.io/<mode>` and `<mode>-version`, for the modes `enforce`
-//! (a violating pod is refused), `warn` (the client is warned) and `audit`
-//! (accepted; berth keeps no audit log, so it does nothing more).
+//! (a violating pod is refused), `warn` (the client is warned) and `audit` (the
+//! request's audit event is annotated `pod-security.kubernetes.io/audit-violations`).
 //!
 //! The checks are those of Kubernetes' `latest` standards (every version label up
 //! to `v1.32` gets them, as berth has no older rule sets): the baseline checks in
@@ -79,6 +79,8 @@ impl std::fmt::Display for Policy {
 pub struct NamespacePolicy {
     pub enforce: Policy,
     pub warn: Option<Policy>,
+    /// The policy whose violations annotate the audit event (`None`: none).
+    pub audit: Option<Policy>,
 }
 
 /// Whether a version label is one berth accepts: `latest`, or `v1.N` up to its own.
@@ -115,7 +117,8 @@ fn mode_policy(labels: &BTreeMap<String, String>, mode: &str, default: Option<Le
 pub fn namespace_policy(labels: &BTreeMap<String, String>, default_enforce: Level) -> NamespacePolicy {
     let enforce = mode_policy(labels, "enforce", Some(default_enforce)).expect("a default is given");
     let warn = mode_policy(labels, "warn", None).filter(|p| p.level != Level::Privileged);
-    NamespacePolicy { enforce, warn }
+    let audit = mode_policy(labels, "audit", None).filter(|p| p.level != Level::Privileged);
+    NamespacePolicy { enforce, warn, audit }
 }
 
 /// The namespace labels' own errors, as Kubernetes refuses a namespace whose Pod
@@ -213,7 +216,15 @@ pub struct Verdict {
     pub refusal: Option<String>,
     /// `Warning` texts for the client.
     pub warnings: Vec<String>,
+    /// Annotations for the request's audit event: the policy enforced, and what the
+    /// `audit` policy would have refused.
+    pub audit: Vec<(String, String)>,
 }
+
+/// The audit annotation naming the enforced policy a request was checked against.
+pub const ENFORCE_POLICY_ANNOTATION: &str = "pod-security.kubernetes.io/enforce-policy";
+/// The audit annotation of what the namespace's `audit` policy would refuse.
+pub const AUDIT_VIOLATIONS_ANNOTATION: &str = "pod-security.kubernetes.io/audit-violations";
 
 /// Checks a pod (`is_pod`) or a workload's template against a namespace's policy: a
 /// pod that breaks `enforce` is refused; a template gets a warning for it instead,
@@ -222,6 +233,18 @@ pub fn admit(namespace: &str, policy: &NamespacePolicy, spec: &PodSpec, is_pod: 
     let mut verdict = Verdict::default();
     if EXEMPT_NAMESPACES.contains(&namespace) {
         return verdict;
+    }
+    verdict
+        .audit
+        .push((ENFORCE_POLICY_ANNOTATION.to_string(), policy.enforce.to_string()));
+    if let Some(audit) = &policy.audit {
+        let violations = check(spec, audit.level);
+        if !violations.is_empty() {
+            verdict.audit.push((
+                AUDIT_VIOLATIONS_ANNOTATION.to_string(),
+                would(&describe(audit, &violations)),
+            ));
+        }
     }
     let enforced = check(spec, policy.enforce.level);
     if !enforced.is_empty() {

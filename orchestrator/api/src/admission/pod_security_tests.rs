@@ -111,6 +111,7 @@ fn labels_choose_the_policy_and_bad_labels_mean_restricted() {
     let default = namespace_policy(&BTreeMap::new(), Level::Baseline);
     assert_eq!(default.enforce, Policy::latest(Level::Baseline));
     assert_eq!(default.warn, None);
+    assert_eq!(default.audit, None);
     let labelled = namespace_policy(
         &labels(&[
             ("enforce", "privileged"),
@@ -154,6 +155,7 @@ fn pods_are_refused_templates_warned_and_kube_system_exempt() {
     let policy = NamespacePolicy {
         enforce: Policy::latest(Level::Baseline),
         warn: Some(Policy::latest(Level::Restricted)),
+        audit: None,
     };
     let refused = admit("dev", &policy, &pod, true);
     assert!(
@@ -178,4 +180,25 @@ fn pods_are_refused_templates_warned_and_kube_system_exempt() {
         warned.warnings[0].starts_with("would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation")
     );
     assert_eq!(admit("kube-system", &policy, &pod, true), Verdict::default());
+}
+
+#[test]
+fn the_audit_label_annotates_the_audit_event_and_refuses_nothing() {
+    let policy = namespace_policy(&labels(&[("audit", "restricted")]), Level::Baseline);
+    assert_eq!(policy.audit, Some(Policy::latest(Level::Restricted)));
+    let root = spec(json!({"containers": [{"name": "c", "image": "i"}]}));
+    let verdict = admit("dev", &policy, &root, true);
+    assert_eq!(verdict.refusal, None);
+    assert!(verdict.warnings.is_empty(), "{:?}", verdict.warnings);
+    assert_eq!(
+        verdict.audit[0],
+        (ENFORCE_POLICY_ANNOTATION.to_string(), "baseline:latest".to_string())
+    );
+    let (key, value) = &verdict.audit[1];
+    assert_eq!(key, AUDIT_VIOLATIONS_ANNOTATION);
+    assert!(
+        value.starts_with("would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false"),
+        "{value}"
+    );
+    assert_eq!(admit("kube-system", &policy, &root, true).audit, []);
 }
