@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use anyhow::Result;
-use berth_testkit::{QUIET_RAFT_LOG, System};
+use anyhow::{Context, Result};
+use berth_testkit::{ClusterTls, QUIET_RAFT_LOG, System};
 
 use crate::proxy::LinkProxy;
+use crate::workload::ClientTls;
 
 #[derive(Debug, Clone)]
 pub struct ClusterSpec {
@@ -25,6 +26,9 @@ pub struct ClusterSpec {
     /// `slow-disk`, which the disk nemesis needs.
     pub test_fault: Option<String>,
     pub seed: u64,
+    /// https on the client port and the peer links, taking only clients and peers
+    /// with a certificate of its CA; `None` for http.
+    pub tls: Option<ClusterTls>,
 }
 
 /// What the nemesis knows of one replica beyond its process.
@@ -43,6 +47,8 @@ pub struct Cluster {
     proxies: BTreeMap<(usize, usize), LinkProxy>,
     /// Every crash seen so far (a replica that exited without being killed).
     pub crashes: Vec<String>,
+    /// What the suite's own clients present, when the cluster runs TLS.
+    client_tls: Option<ClientTls>,
 }
 
 const CLUSTER_TOKEN: &str = "berth-jepsen";
@@ -50,6 +56,34 @@ const CLUSTER_TOKEN: &str = "berth-jepsen";
 /// The file in a data dir whose number (ms) every raft log sync of a replica started
 /// with `--test-fault slow-disk` waits first (berth's usage text documents it).
 const SLOW_DISK_CONTROL_FILE: &str = "test-fault-slow-disk-ms";
+
+/// Makes a CA and its certificates in `dir` with `berth pki init`, and returns the
+/// one pair a TLS run uses for everything: the store's peer certificate, valid for
+/// 127.0.0.1 and good for servers and clients alike.
+pub fn make_pki(berth: &Path, dir: &Path) -> Result<ClusterTls> {
+    let output = std::process::Command::new(berth)
+        .args(["pki", "init", "--dir"])
+        .arg(dir)
+        .output()
+        .with_context(|| format!("running {} pki init", berth.display()))?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} pki init --dir {} failed ({}): {}",
+        berth.display(),
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let tls = ClusterTls {
+        ca_file: dir.join("ca.crt"),
+        cert_file: dir.join("store").join("peer.crt"),
+        key_file: dir.join("store").join("peer.key"),
+    };
+    for file in [&tls.ca_file, &tls.cert_file, &tls.key_file] {
+        anyhow::ensure!(file.is_file(), "berth pki init made no {}", file.display());
+    }
+    Ok(tls)
+}
 
 impl Cluster {
     /// Starts every replica (and the proxies between them).
@@ -61,6 +95,13 @@ impl Cluster {
         if let Some(fault) = &spec.test_fault {
             launch = launch.args(["--test-fault", fault]);
         }
+        let client_tls = match &spec.tls {
+            Some(tls) => {
+                launch = launch.tls(tls.clone());
+                Some(ClientTls::load(tls)?)
+            }
+            None => None,
+        };
         let mut replicas = berth_testkit::Cluster::new(launch)?;
         let mut proxies = BTreeMap::new();
         for from in 0..spec.nodes {
@@ -69,7 +110,10 @@ impl Cluster {
                 let target: SocketAddr = ([127, 0, 0, 1], replicas.replicas[to].peer_port).into();
                 let seed = spec.seed ^ ((from as u64) << 32 | to as u64);
                 let proxy = LinkProxy::start(target, seed).await?;
-                dial.push(format!("{}={}", replicas.replicas[to].name, proxy.url()));
+                // TLS passes through the proxy, so it is dialled with the scheme of
+                // the replica behind it.
+                let url = proxy.url(replicas.replicas[to].scheme);
+                dial.push(format!("{}={url}", replicas.replicas[to].name));
                 proxies.insert((from, to), proxy);
             }
             // Its peers are dialled through the proxies.
@@ -81,6 +125,7 @@ impl Cluster {
             replicas,
             proxies,
             crashes: Vec::new(),
+            client_tls,
         })
     }
 
@@ -90,6 +135,11 @@ impl Cluster {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// What a client presents to this cluster: the CA and certificate of a TLS run.
+    pub fn client_tls(&self) -> Option<&ClientTls> {
+        self.client_tls.as_ref()
     }
 
     pub fn name(&self, i: usize) -> String {
@@ -248,7 +298,9 @@ impl Cluster {
             replica.is_running() && !replica.is_paused()
         });
         for i in answering {
-            let Ok(status) = berth_testkit::status(&self.endpoint(i), Duration::from_secs(1)).await else {
+            let Ok(status) =
+                berth_testkit::status_with(&self.endpoint(i), Duration::from_secs(1), self.replicas.tls()).await
+            else {
                 continue;
             };
             self.members[i].member_id.store(status.member_id, Ordering::Relaxed);

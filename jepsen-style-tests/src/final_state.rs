@@ -1,6 +1,7 @@
 //! The checks that ask the healed cluster, after the workloads stopped: acknowledged
 //! writes are still there (`durability`), the replicas agree (`convergence`), none
-//! exited by itself (`crashes`), and unattended leases expire (`lease-expiry`).
+//! exited by itself (`crashes`), unattended leases expire (`lease-expiry`), and a TLS
+//! run's cluster refuses clients without a certificate (`client-auth`).
 //!
 //! Unlike the history checkers these talk to the cluster, but their verdicts follow the
 //! same rules (`Findings`): a cluster that does not answer is an anomaly, never a
@@ -15,7 +16,7 @@ use tokio::sync::Mutex;
 use crate::check::{CheckResult, Findings, describe};
 use crate::cluster::Cluster;
 use crate::history::{Completed, Kind, Op};
-use crate::workload::{self, append, lease};
+use crate::workload::{self, ClientTls, append, lease};
 
 /// The key the runner writes once the cluster is healed.
 pub const RECOVERED_KEY: &str = "jepsen/recovered";
@@ -77,13 +78,13 @@ fn written(c: &Completed) -> Option<Written<'_>> {
 /// Every acknowledged write (register writes, successful compare-and-swaps, appends)
 /// is still there: reading its keys at its revision gives what it wrote, written at
 /// that revision. A write whose revision was compacted away is not counted as checked.
-pub async fn durability_check(endpoints: &[String], completed: &[Completed]) -> CheckResult {
+pub async fn durability_check(endpoints: &[String], tls: Option<&ClientTls>, completed: &[Completed]) -> CheckResult {
     const NAME: &str = "durability";
     let started = Instant::now();
     let mut findings = Findings::default();
     let writes: Vec<Written> = completed.iter().filter_map(written).collect();
     let mut checked = 0;
-    let Some(mut client) = workload::connect(endpoints).await else {
+    let Some(mut client) = workload::connect(endpoints, tls).await else {
         findings.flag("unavailable", Vec::new(), "the healed cluster does not answer".into());
         return findings.finish(NAME, checked, started);
     };
@@ -127,7 +128,9 @@ pub async fn convergence_check(cluster: &Arc<Mutex<Cluster>>, endpoints: &[Strin
     const NAME: &str = "convergence";
     let started = Instant::now();
     let mut findings = Findings::default();
-    let revision = match workload::connect(endpoints).await {
+    let tls = cluster.lock().await.client_tls().cloned();
+    let tls = tls.as_ref();
+    let revision = match workload::connect(endpoints, tls).await {
         Some(mut c) => c
             .get(RECOVERED_KEY, None)
             .await
@@ -147,7 +150,7 @@ pub async fn convergence_check(cluster: &Arc<Mutex<Cluster>>, endpoints: &[Strin
         while Instant::now() < deadline {
             // The linearizable read first makes the replica apply everything
             // committed (a compaction, say, changes no revision).
-            if let Some(mut c) = workload::connect(std::slice::from_ref(endpoint)).await
+            if let Some(mut c) = workload::connect(std::slice::from_ref(endpoint), tls).await
                 && c.get(RECOVERED_KEY, None).await.is_ok()
                 && let Ok(resp) = c.hash_kv(revision).await
                 && resp.header().is_some_and(|h| h.revision() >= revision)
@@ -187,11 +190,53 @@ pub async fn crash_check(cluster: &Arc<Mutex<Cluster>>) -> CheckResult {
     findings.finish("crashes", c.len(), started)
 }
 
+/// A TLS run's cluster takes only clients with a certificate of its CA: every replica
+/// serves a read to a client that presents the run's certificate, and refuses one
+/// that trusts the CA but presents none. A replica that does not serve the certified
+/// client leaves the question open (its refusal would prove nothing); one that
+/// answers the uncertified client is an anomaly. `ops_checked` counts the replicas
+/// that were asked both ways.
+pub async fn client_auth_check(endpoints: &[String], tls: &ClientTls, uncertified: &ClientTls) -> CheckResult {
+    const NAME: &str = "client-auth";
+    let started = Instant::now();
+    let mut findings = Findings::default();
+    let mut checked = 0;
+    for endpoint in endpoints {
+        let endpoint = std::slice::from_ref(endpoint);
+        let certified = match workload::connect(endpoint, Some(tls)).await {
+            Some(mut c) => c.get(RECOVERED_KEY, None).await.map(|_| ()).map_err(|e| e.to_string()),
+            None => Err("no connection".to_string()),
+        };
+        if let Err(e) = certified {
+            let description = format!("{} did not serve a client with the certificate: {e}", endpoint[0]);
+            findings.undecided("unavailable", Vec::new(), description);
+            continue;
+        }
+        if let Some(mut c) = workload::connect(endpoint, Some(uncertified)).await
+            && let Ok(resp) = c.get(RECOVERED_KEY, None).await
+        {
+            let description = format!(
+                "{} served a client without a certificate (revision {})",
+                endpoint[0],
+                resp.header().map_or(0, |h| h.revision())
+            );
+            findings.flag("no-client-auth", Vec::new(), description);
+        }
+        checked += 1;
+    }
+    findings.finish(NAME, checked, started)
+}
+
 /// Once nothing keeps them alive, every lease expires and takes its key with it.
 /// After `wait`, every granted lease's key is read; a key still there is an anomaly,
 /// and so is a cluster that cannot be asked (the check then says what it could not
 /// read, rather than pass on keys it never saw). `ops_checked` counts the keys read.
-pub async fn lease_expiry_check(endpoints: &[String], completed: &[Completed], wait: Duration) -> CheckResult {
+pub async fn lease_expiry_check(
+    endpoints: &[String],
+    tls: Option<&ClientTls>,
+    completed: &[Completed],
+    wait: Duration,
+) -> CheckResult {
     const NAME: &str = "lease-expiry";
     let started = Instant::now();
     let mut findings = Findings::default();
@@ -208,7 +253,7 @@ pub async fn lease_expiry_check(endpoints: &[String], completed: &[Completed], w
     }
     tokio::time::sleep(wait).await;
     let mut checked = 0;
-    let Some(mut client) = workload::connect(endpoints).await else {
+    let Some(mut client) = workload::connect(endpoints, tls).await else {
         let description = format!(
             "could not connect to the healed cluster ({}) to see whether {} leases expired",
             endpoints.join(", "),
@@ -266,7 +311,7 @@ mod tests {
     #[tokio::test]
     async fn lease_expiry_fails_when_the_cluster_cannot_be_reached() {
         let h = one_grant();
-        let r = lease_expiry_check(&unreachable_endpoint(), &h.ops, Duration::ZERO).await;
+        let r = lease_expiry_check(&unreachable_endpoint(), None, &h.ops, Duration::ZERO).await;
         assert_eq!(r.verdict, Verdict::Invalid, "{r:?}");
         assert_eq!(r.ops_checked, 0);
         let a = &r.anomalies[0];
@@ -290,7 +335,7 @@ mod tests {
             },
             0,
         );
-        let r = lease_expiry_check(&unreachable_endpoint(), &h.ops, Duration::from_secs(3600)).await;
+        let r = lease_expiry_check(&unreachable_endpoint(), None, &h.ops, Duration::from_secs(3600)).await;
         assert_eq!(r.verdict, Verdict::Unknown, "{r:?}");
         assert_eq!(r.anomalies[0].kind, format!("{UNDECIDED}{NOTHING_CHECKED}"));
         assert!(r.anomalies[0].description.contains("lease-expiry"), "{r:?}");
@@ -298,7 +343,7 @@ mod tests {
 
     #[tokio::test]
     async fn durability_of_an_empty_history_is_not_valid() {
-        let r = durability_check(&unreachable_endpoint(), &[]).await;
+        let r = durability_check(&unreachable_endpoint(), None, &[]).await;
         assert_ne!(r.verdict, Verdict::Valid, "{r:?}");
         assert_eq!(r.ops_checked, 0);
     }
@@ -307,7 +352,7 @@ mod tests {
     async fn durability_fails_when_the_cluster_cannot_be_reached() {
         let mut h = History::new();
         h.ok(1, crate::check::fixture::write("r/0", "a"), 0, 10, Some(2));
-        let r = durability_check(&unreachable_endpoint(), &h.ops).await;
+        let r = durability_check(&unreachable_endpoint(), None, &h.ops).await;
         assert_eq!(r.verdict, Verdict::Invalid, "{r:?}");
         assert_eq!(r.anomalies[0].kind, "unreadable", "{r:?}");
     }

@@ -52,6 +52,10 @@ struct Args {
     /// How long the linearizability search may take (seconds).
     #[arg(long, default_value_t = 60)]
     check_deadline: u64,
+    /// Run the cluster over TLS with client-certificate auth, from a CA made for the
+    /// run (`berth pki init`); every client of the suite presents its certificate.
+    #[arg(long)]
+    tls: bool,
 }
 
 fn default_berth() -> Option<PathBuf> {
@@ -131,6 +135,7 @@ fn main() -> ExitCode {
         keys: args.keys,
         clients: args.clients,
         check_deadline: Duration::from_secs(args.check_deadline),
+        tls: args.tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -191,7 +191,7 @@ async fn member_client(c: &Cluster, except: usize) -> anyhow::Result<etcd_client
         .filter(|i| *i != except && !c.is_removed(*i))
         .map(|i| c.endpoint(i))
         .collect();
-    crate::workload::connect(&endpoints)
+    crate::workload::connect(&endpoints, c.client_tls())
         .await
         .ok_or_else(|| anyhow::anyhow!("no member answers"))
 }

@@ -55,8 +55,10 @@ impl LinkProxy {
         })
     }
 
-    pub fn url(&self) -> String {
-        format!("http://{}", self.listen)
+    /// The URL to dial the target by: `scheme` is the target's (`http` or `https`;
+    /// the proxy forwards bytes, so TLS passes through it).
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://{}", self.listen)
     }
 
     /// Cuts the link (true) or heals it (false).

@@ -12,8 +12,15 @@ pub fn summary(report: &RunReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "berth-jepsen: seed {}, {} nodes, {:.1} s",
-        report.seed, report.nodes, report.duration_s
+        "berth-jepsen: seed {}, {} nodes{}, {:.1} s",
+        report.seed,
+        report.nodes,
+        if report.tls {
+            " over TLS with client certificates"
+        } else {
+            ""
+        },
+        report.duration_s
     );
     let workloads: Vec<String> = report
         .workloads

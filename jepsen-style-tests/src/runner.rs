@@ -18,7 +18,7 @@ use crate::history::{Completed, Consistency, Kind, Op, pair};
 use crate::nemesis::{self, FaultKind, FaultRecord, Schedule};
 use crate::recorder::Recorder;
 use crate::rng::Rng;
-use crate::workload::{self, WorkloadConfig, append, lease, register};
+use crate::workload::{self, ClientTls, WorkloadConfig, append, lease, register};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub keys: u64,
     pub clients: u64,
     pub check_deadline: Duration,
+    /// Run the cluster over TLS with client-certificate auth (a CA made for the run
+    /// by `berth pki init`), every client of the suite presenting its certificate.
+    pub tls: bool,
 }
 
 /// Everything a run found, as the report prints it.
@@ -85,6 +88,8 @@ pub struct RunOptions {
 pub struct RunReport {
     pub seed: u64,
     pub nodes: usize,
+    /// The cluster ran over TLS with client-certificate auth.
+    pub tls: bool,
     pub duration_s: f64,
     pub workloads: Vec<WorkloadKind>,
     pub faults: Vec<FaultRecord>,
@@ -119,12 +124,18 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let started = Instant::now();
     let run_dir = options.out.join(format!("run-{}-{}", options.seed, std::process::id()));
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let tls = if options.tls {
+        Some(crate::cluster::make_pki(&options.berth, &run_dir.join("pki"))?)
+    } else {
+        None
+    };
     let spec = ClusterSpec {
         nodes: options.nodes,
         berth: options.berth.clone(),
         dir: run_dir.join("cluster"),
         test_fault: replica_test_fault(&options)?,
         seed: options.seed,
+        tls: tls.clone(),
     };
     let cluster = Cluster::start(spec).await?;
     cluster
@@ -132,12 +143,14 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         .await
         .context("the cluster elected no leader within 30 s (see the replica logs in the run folder)")?;
     let endpoints = cluster.endpoints();
+    let client_tls = cluster.client_tls().cloned();
     let cluster = Arc::new(Mutex::new(cluster));
     let recorder = Recorder::new(Instant::now());
     let rng = Rng::new(options.seed);
     let deadline = tokio::time::Instant::now() + options.time;
     let config = WorkloadConfig {
         endpoints: endpoints.clone(),
+        tls: client_tls.clone(),
         deadline,
         seed: options.seed,
     };
@@ -168,7 +181,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     // Heal everything and time how long until the cluster takes writes again.
     let healed_ns = recorder.now_ns();
     cluster.lock().await.heal_all()?;
-    let recovery = time_to_first_write(&endpoints, Duration::from_secs(30)).await;
+    let recovery = time_to_first_write(&endpoints, client_tls.as_ref(), Duration::from_secs(30)).await;
     for t in tasks {
         let _ = t.await;
     }
@@ -177,7 +190,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let mut checks = Vec::new();
 
     // The final state, read once the cluster is whole again.
-    let finals = final_reads(&endpoints, &recorder, &options).await;
+    let finals = final_reads(&endpoints, client_tls.as_ref(), &recorder, &options).await;
     let events = recorder.events();
     let completed = pair(&events);
 
@@ -189,14 +202,26 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
         options.check_deadline,
     ));
     if options.workloads.contains(&WorkloadKind::Lease) {
-        checks.push(final_state::lease_expiry_check(&endpoints, &completed, final_state::LEASE_EXPIRY_WAIT).await);
+        checks.push(
+            final_state::lease_expiry_check(
+                &endpoints,
+                client_tls.as_ref(),
+                &completed,
+                final_state::LEASE_EXPIRY_WAIT,
+            )
+            .await,
+        );
     }
     // Only the register and append workloads write values to read back.
     if options.workloads.contains(&WorkloadKind::Register) || options.workloads.contains(&WorkloadKind::Append) {
-        checks.push(final_state::durability_check(&endpoints, &completed).await);
+        checks.push(final_state::durability_check(&endpoints, client_tls.as_ref(), &completed).await);
     }
     checks.push(final_state::convergence_check(&cluster, &endpoints).await);
     checks.push(final_state::crash_check(&cluster).await);
+    if let (Some(tls), Some(client_tls)) = (&tls, &client_tls) {
+        let uncertified = ClientTls::trusting(&tls.ca_file)?;
+        checks.push(final_state::client_auth_check(&endpoints, client_tls, &uncertified).await);
+    }
 
     let ops = count(&completed);
     let throughput = throughput(&completed, &faults, healed_ns);
@@ -209,6 +234,7 @@ pub async fn run(options: RunOptions) -> Result<RunReport> {
     let report = RunReport {
         seed: options.seed,
         nodes: options.nodes,
+        tls: options.tls,
         duration_s: started.elapsed().as_secs_f64(),
         workloads: options.workloads.clone(),
         faults,
@@ -334,6 +360,9 @@ pub fn reproduce_command(options: &RunOptions) -> String {
     if let Some(fault) = &options.test_fault {
         cmd.push_str(&format!(" --test-fault {fault}"));
     }
+    if options.tls {
+        cmd.push_str(" --tls");
+    }
     cmd
 }
 
@@ -377,10 +406,10 @@ fn throughput(completed: &[Completed], faults: &[FaultRecord], healed_ns: u64) -
     }
 }
 
-async fn time_to_first_write(endpoints: &[String], timeout: Duration) -> Option<Duration> {
+async fn time_to_first_write(endpoints: &[String], tls: Option<&ClientTls>, timeout: Duration) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < timeout {
-        if let Some(mut c) = workload::connect(endpoints).await
+        if let Some(mut c) = workload::connect(endpoints, tls).await
             && c.put(final_state::RECOVERED_KEY, "yes", None).await.is_ok()
         {
             return Some(started.elapsed());
@@ -396,9 +425,14 @@ struct Finals {
 
 /// Final linearizable reads of every register key (recorded as operations of a
 /// final process, so the checkers weigh them like any other) and of the lists.
-async fn final_reads(endpoints: &[String], recorder: &Recorder, options: &RunOptions) -> Finals {
+async fn final_reads(
+    endpoints: &[String],
+    tls: Option<&ClientTls>,
+    recorder: &Recorder,
+    options: &RunOptions,
+) -> Finals {
     let mut lists = BTreeMap::new();
-    let Some(mut c) = workload::connect(endpoints).await else {
+    let Some(mut c) = workload::connect(endpoints, tls).await else {
         return Finals { lists };
     };
     if options.workloads.contains(&WorkloadKind::Register) {

@@ -25,6 +25,7 @@ fn options(seed: u64, time: Duration, nemeses: &[&str], workloads: &[&str], test
         keys: 4,
         clients: 6,
         check_deadline: Duration::from_secs(60),
+        tls: false,
     }
 }
 

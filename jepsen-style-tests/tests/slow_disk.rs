@@ -29,6 +29,7 @@ async fn a_slowed_disk_delays_every_commit_until_healed() {
         dir: dir.path().join("cluster"),
         test_fault: Some("slow-disk".into()),
         seed: 1,
+        tls: None,
     };
     let mut cluster = Cluster::start(spec).await.unwrap();
     cluster

@@ -45,7 +45,7 @@ async fn client(id: u64, config: WorkloadConfig, recorder: Recorder, keys: u64) 
     let endpoint = config.endpoints[(id as usize) % config.endpoints.len()].clone();
     let mut client = None;
     while tokio::time::Instant::now() < config.deadline {
-        let Some(c) = super::ensure_connected(&mut client, &endpoint).await else {
+        let Some(c) = super::ensure_connected(&mut client, &endpoint, config.tls.as_ref()).await else {
             continue;
         };
         let first = rng.below(keys);

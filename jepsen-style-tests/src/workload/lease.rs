@@ -31,7 +31,7 @@ async fn client(id: u64, config: WorkloadConfig, recorder: Recorder) {
     let mut process = process_base;
     let mut round = 0u64;
     while tokio::time::Instant::now() < config.deadline {
-        let Some(mut c) = connect(&config.endpoints).await else {
+        let Some(mut c) = connect(&config.endpoints, config.tls.as_ref()).await else {
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         };

@@ -8,7 +8,10 @@ pub mod lease;
 pub mod register;
 pub mod watch;
 
+use std::path::Path;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::history::Kind;
 
@@ -22,11 +25,45 @@ pub const THINK_TIME: Duration = Duration::from_millis(20);
 /// A client's pause after an error, so a dead replica is not hammered.
 pub const ERROR_BACKOFF: Duration = Duration::from_millis(200);
 
-pub async fn connect(endpoints: &[String]) -> Option<etcd_client::Client> {
-    let options = etcd_client::ConnectOptions::new()
+/// What the suite's clients present to a cluster that runs TLS with client-certificate
+/// auth: the run's CA and its client certificate, read once and cloned into every
+/// client (a run over http has none).
+#[derive(Debug, Clone)]
+pub struct ClientTls(etcd_client::TlsOptions);
+
+impl ClientTls {
+    /// The CA and the certificate of `tls`.
+    pub fn load(tls: &berth_testkit::ClusterTls) -> anyhow::Result<Self> {
+        let options = Self::trusting(&tls.ca_file)?
+            .0
+            .identity(etcd_client::Identity::from_pem(
+                read(&tls.cert_file)?,
+                read(&tls.key_file)?,
+            ));
+        Ok(Self(options))
+    }
+
+    /// A client that trusts the CA in `ca_file` but has no certificate of its own,
+    /// which a cluster with client-certificate auth must refuse.
+    pub fn trusting(ca_file: &Path) -> anyhow::Result<Self> {
+        let ca = etcd_client::Certificate::from_pem(read(ca_file)?);
+        Ok(Self(etcd_client::TlsOptions::new().ca_certificate(ca)))
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// A client of `endpoints` (https ones with `tls`), or `None` when none answers in time.
+pub async fn connect(endpoints: &[String], tls: Option<&ClientTls>) -> Option<etcd_client::Client> {
+    let mut options = etcd_client::ConnectOptions::new()
         .with_connect_timeout(Duration::from_millis(500))
         .with_timeout(OP_TIMEOUT)
         .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2));
+    if let Some(tls) = tls {
+        options = options.with_tls(tls.0.clone());
+    }
     tokio::time::timeout(OP_TIMEOUT, etcd_client::Client::connect(endpoints, Some(options)))
         .await
         .ok()?
@@ -38,9 +75,10 @@ pub async fn connect(endpoints: &[String]) -> Option<etcd_client::Client> {
 pub async fn ensure_connected<'a>(
     client: &'a mut Option<etcd_client::Client>,
     endpoint: &str,
+    tls: Option<&ClientTls>,
 ) -> Option<&'a mut etcd_client::Client> {
     if client.is_none() {
-        *client = connect(&[endpoint.to_string()]).await;
+        *client = connect(&[endpoint.to_string()], tls).await;
         if client.is_none() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -81,6 +119,8 @@ pub fn text(bytes: &[u8]) -> String {
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
     pub endpoints: Vec<String>,
+    /// What the clients present when the cluster runs TLS.
+    pub tls: Option<ClientTls>,
     pub deadline: tokio::time::Instant,
     pub seed: u64,
 }

@@ -52,7 +52,7 @@ async fn client(
     let mut client = None;
     let mut counter = 0u64;
     while tokio::time::Instant::now() < config.deadline {
-        let Some(c) = super::ensure_connected(&mut client, &endpoint).await else {
+        let Some(c) = super::ensure_connected(&mut client, &endpoint, config.tls.as_ref()).await else {
             continue;
         };
         counter += 1;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use etcd_client::{EventType, WatchOptions};
 
-use super::{WorkloadConfig, connect, text};
+use super::{ClientTls, WorkloadConfig, connect, text};
 use crate::history::{WatchEvent, WatchSession};
 use crate::recorder::Recorder;
 use crate::rng::Rng;
@@ -33,7 +33,15 @@ async fn watcher(id: u64, config: WorkloadConfig, recorder: Recorder, prefix: &s
         let endpoint = rng.pick(&config.endpoints).clone();
         let length = Duration::from_millis(rng.between(2_000, 8_000));
         let session_end = (tokio::time::Instant::now() + length).min(end);
-        let session = session(id * 1000 + session_index, &endpoint, prefix, next_revision, session_end).await;
+        let session = session(
+            id * 1000 + session_index,
+            &endpoint,
+            config.tls.as_ref(),
+            prefix,
+            next_revision,
+            session_end,
+        )
+        .await;
         session_index += 1;
         if let Some(session) = session {
             let last = session.responses.iter().flatten().map(|e| e.mod_revision).max();
@@ -55,11 +63,12 @@ async fn watcher(id: u64, config: WorkloadConfig, recorder: Recorder, prefix: &s
 async fn session(
     watcher: u64,
     endpoint: &str,
+    tls: Option<&ClientTls>,
     prefix: &str,
     start: i64,
     until: tokio::time::Instant,
 ) -> Option<WatchSession> {
-    let mut client = connect(&[endpoint.to_string()]).await?;
+    let mut client = connect(&[endpoint.to_string()], tls).await?;
     let options = WatchOptions::new()
         .with_prefix()
         .with_start_revision(start)
