@@ -230,18 +230,7 @@ pub async fn begin(
     source: Option<std::net::IpAddr>,
 ) -> Result<Option<Record>, crate::status::ApiError> {
     let received = std::time::SystemTime::now();
-    let path = request.uri().path().to_string();
-    let attributes = crate::route::parse(&path).map(|route| {
-        let params = crate::params::Params::parse(request.uri()).unwrap_or_default();
-        let watch = matches!(route, crate::route::Route::Collection { .. }) && params.flag("watch").unwrap_or(false);
-        crate::auth::authz::attributes::of_route(request.method(), &path, &route, watch, params.text("fieldSelector"))
-            .into_iter()
-            .last()
-    });
-    let attributes = match attributes {
-        Some(found) => found,
-        None => Some(Attributes::path(&request.method().as_str().to_ascii_lowercase(), &path)),
-    };
+    let attributes = attributes_of(request);
     let level = log.level(user, attributes.as_ref());
     if level == Level::None {
         return Ok(None);
@@ -259,14 +248,6 @@ pub async fn begin(
             .ok();
         *request.body_mut() = axum::body::Body::from(bytes);
     }
-    let header = |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
     Ok(Some(Record {
         level,
         id: audit_id(),
@@ -277,9 +258,66 @@ pub async fn begin(
         annotations: Default::default(),
         uri: request.uri().to_string(),
         source,
-        user_agent: header(axum::http::header::USER_AGENT),
+        user_agent: user_agent(request),
         request_object,
     }))
+}
+
+/// What `request` asks to do, as the authorizer sees it.
+fn attributes_of(request: &axum::extract::Request) -> Option<Attributes> {
+    let path = request.uri().path().to_string();
+    let attributes = crate::route::parse(&path).map(|route| {
+        let params = crate::params::Params::parse(request.uri()).unwrap_or_default();
+        let watch = matches!(route, crate::route::Route::Collection { .. }) && params.flag("watch").unwrap_or(false);
+        crate::auth::authz::attributes::of_route(request.method(), &path, &route, watch, params.text("fieldSelector"))
+            .into_iter()
+            .last()
+    });
+    match attributes {
+        Some(found) => found,
+        None => Some(Attributes::path(&request.method().as_str().to_ascii_lowercase(), &path)),
+    }
+}
+
+fn user_agent(request: &axum::extract::Request) -> String {
+    request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// A request refused because its credentials authenticate nobody (401), audited as
+/// Kubernetes audits a failed authentication: no user, no body, the refusal.
+pub fn unauthenticated(
+    log: &AuditLog,
+    request: &axum::extract::Request,
+    source: Option<std::net::IpAddr>,
+    status: &Value,
+) {
+    let nobody = UserInfo {
+        name: String::new(),
+        uid: String::new(),
+        groups: Vec::new(),
+        extra: Default::default(),
+    };
+    let attributes = attributes_of(request);
+    let level = log.level(&nobody, attributes.as_ref()).min(Level::Metadata);
+    let record = Record {
+        level,
+        id: audit_id(),
+        received: std::time::SystemTime::now(),
+        attributes,
+        user: nobody,
+        impersonated_user: None,
+        annotations: Default::default(),
+        uri: request.uri().to_string(),
+        source,
+        user_agent: user_agent(request),
+        request_object: None,
+    };
+    log.write(record, 401, Some(status), "ResponseStarted");
 }
 
 /// A random id for one request's events (a UUID's form).
@@ -377,6 +415,10 @@ fn micro_time(t: std::time::SystemTime) -> String {
 
 fn event(record: &Record, code: u16, status: Option<&Value>, stage: &str) -> Value {
     let user_info = |user: &UserInfo| {
+        if user.name.is_empty() {
+            // Nobody was authenticated.
+            return json!({});
+        }
         let mut info = json!({"username": user.name, "groups": user.groups});
         if !user.uid.is_empty() {
             info["uid"] = json!(user.uid);

@@ -175,7 +175,12 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
             Ok(user) => {
                 request.extensions_mut().insert(user);
             }
-            Err(error) => return codec::render(format, error.code, &error.status()),
+            Err(error) => {
+                if let Some(log) = &api.audit {
+                    audit::unauthenticated(log, &request, source, &error.status());
+                }
+                return codec::render(format, error.code, &error.status());
+            }
         }
     }
     // The unit tests act as a user by naming it in a header.

@@ -541,6 +541,23 @@ fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
     });
     let all = std::fs::read_to_string(&audit_log).unwrap();
     assert!(!all.contains("hunter2-audited"), "a Secret's value in the audit log");
+    // A token that authenticates nobody gets 401, and is audited with no user.
+    let refused = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(pki.join("ca.crt"))
+        .args(["-H", "Authorization: Bearer not-a-token"])
+        .arg(format!("{url}/api/v1/namespaces/team-b/secrets?audit-probe=1"))
+        .output()
+        .expect("curl (the test script installs it)");
+    assert_eq!(String::from_utf8_lossy(&refused.stdout), "401");
+    let unauthenticated = eventually_blocking("the 401 audited", || {
+        let text = std::fs::read_to_string(&audit_log).ok()?;
+        text.lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["requestURI"].as_str().is_some_and(|uri| uri.contains("audit-probe")))
+    });
+    assert_eq!(unauthenticated["responseStatus"]["code"], 401, "{unauthenticated}");
+    assert_eq!(unauthenticated["user"], serde_json::json!({}), "{unauthenticated}");
     let refused = events
         .iter()
         .find(|e| {
