@@ -39,6 +39,30 @@ pub async fn charges(api: &ApiServer, kind: &Kind, object: &Object, fresh: bool)
         .map_err(|r| refused(kind, object.metadata().name(), r))
 }
 
+/// Pod Security on an update (a pod's new images, a workload's new template); the
+/// warnings for the client.
+pub async fn check_update(
+    api: &ApiServer,
+    kind: &Kind,
+    stored: &serde_json::Value,
+    new: &Object,
+) -> Result<Vec<String>, ApiError> {
+    use berth_api::kinds::{deployment::DEPLOYMENT, pod::POD, replica_set::REPLICA_SET, stateful_set::STATEFUL_SET};
+    if ![&POD, &DEPLOYMENT, &REPLICA_SET, &STATEFUL_SET].contains(&kind) {
+        return Ok(Vec::new());
+    }
+    let old = (kind.decode)(super::storage::for_storage(kind, stored.clone()))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let prepared = api
+        .settings
+        .admission
+        .check_update(&api.kv, &old, new)
+        .await
+        .map_err(|r| refused(kind, new.metadata().name(), r))?;
+    super::audit::annotate(prepared.audit);
+    Ok(prepared.warnings)
+}
+
 /// The quota writes an update's growth needs (a Service's new node ports, a
 /// claim's larger request), to be written with it.
 pub async fn update_charges(

@@ -423,6 +423,7 @@ pub async fn write(
         if kind == namespaces() {
             warnings.extend(super::admission::namespace_warnings(api, &stored, &object).await);
         }
+        warnings.extend(super::admission::check_update(api, kind, &stored, &object).await?);
         super::storage_admission::check_resize(api, kind, &stored, &object).await?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);

@@ -208,11 +208,13 @@ fn everyday_kubectl_verbs_work_and_lose_nothing() {
     });
     assert_eq!(header(&events), "LAST SEEN TYPE REASON OBJECT MESSAGE", "{events}");
     assert!(events.contains("Successfully assigned default/web-"), "{events}");
-    let pod = kubectl.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
-    let pod = pod.lines().next().unwrap().to_string();
-    let described = eventually_blocking("the pod's events in describe", || {
-        let described = kubectl.ok(&["describe", &pod]);
-        described.contains("Started container main").then_some(described)
+    // A pod of the last rollout (one of an earlier may be going away meanwhile).
+    let described = eventually_blocking("a pod's events in describe", || {
+        let pods = kubectl.ok(&["get", "pods", "-l", "app=web", "-o", "name"]);
+        let pod = pods.lines().next()?.to_string();
+        let out = cluster.kubectl_output(&["describe", &pod]);
+        let described = String::from_utf8_lossy(&out.stdout).into_owned();
+        (out.status.success() && described.contains("Started container main")).then_some(described)
     });
     assert!(described.contains("default-scheduler"), "{described}");
     let described = kubectl.ok(&["describe", "deployment", "web"]);

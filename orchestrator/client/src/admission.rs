@@ -161,6 +161,31 @@ impl Admission {
         }
     }
 
+    /// Pod Security on an update, as Kubernetes checks one: a pod whose containers or
+    /// images changed is checked as a new pod would be (refused when it breaks the
+    /// enforced level); a workload whose pod template changed gets the warnings a new
+    /// one would. Other updates are not checked.
+    pub async fn check_update(&self, kv: &Kv, old: &Object, new: &Object) -> Result<Prepared, Refusal> {
+        let namespace = new.metadata().namespace().to_string();
+        let (spec, is_pod) = match (old.downcast_ref::<Pod>(), new.downcast_ref::<Pod>()) {
+            (Some(old), Some(new)) if is_significant_pod_update(&old.spec, &new.spec) => (new.spec.clone(), true),
+            (Some(_), Some(_)) => return Ok(Prepared::default()),
+            _ => match (template_of(old), template_of(new)) {
+                (Some(before), Some(after)) if before != after => (after, false),
+                _ => return Ok(Prepared::default()),
+            },
+        };
+        let policy = self.namespace_policy(kv, &namespace).await?;
+        let verdict = pod_security::admit(&namespace, &policy, &spec, is_pod);
+        if let Some(refusal) = verdict.refusal {
+            return Err(Refusal::Forbidden(refusal));
+        }
+        Ok(Prepared {
+            warnings: verdict.warnings,
+            audit: verdict.audit,
+        })
+    }
+
     /// The namespace's Pod Security policy (the default where it has no label, or
     /// does not exist yet: its create will be refused for that).
     async fn namespace_policy(&self, kv: &Kv, namespace: &str) -> Result<pod_security::NamespacePolicy, KvError> {
@@ -269,6 +294,16 @@ async fn service_account(kv: &Kv, namespace: &str, name: &str) -> Result<Option<
                 .map_err(|e| Refusal::Store(KvError::Other(format!("{}: {e}", record.key))))
         })
         .transpose()
+}
+
+/// Whether a pod update changes what Pod Security looks at beyond what Kubernetes
+/// exempts: the containers, or any container's image.
+fn is_significant_pod_update(old: &PodSpec, new: &PodSpec) -> bool {
+    let images =
+        |containers: &[berth_api::objects::Container]| containers.iter().map(|c| c.image.clone()).collect::<Vec<_>>();
+    images(&old.containers) != images(&new.containers)
+        || images(old.init_containers.as_deref().unwrap_or_default())
+            != images(new.init_containers.as_deref().unwrap_or_default())
 }
 
 /// A workload's pod template (Deployments, ReplicaSets, StatefulSets).

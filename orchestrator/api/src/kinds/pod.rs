@@ -112,6 +112,7 @@ fn validate(object: &Object, errors: &mut Vec<FieldError>) {
 fn validate_update(old: &Object, new: &Object, errors: &mut Vec<FieldError>) {
     if let (Some(old), Some(new)) = (old.downcast_ref::<Pod>(), new.downcast_ref::<Pod>()) {
         validation::scheduling_gates_update(&old.spec, &new.spec, errors);
+        validation::pod_spec_update(&old.spec, &new.spec, errors);
     }
 }
 

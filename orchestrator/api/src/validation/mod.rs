@@ -9,6 +9,7 @@ mod deployment;
 pub mod env;
 mod init_containers;
 mod pod_dns;
+mod pod_update;
 mod probes;
 mod scheduling_gates;
 pub mod service;
@@ -17,6 +18,7 @@ mod unsupported;
 pub mod volumes;
 
 pub use deployment::deployment_strategy;
+pub use pod_update::{FORBIDDEN_POD_UPDATE, pod_spec_update};
 pub use scheduling_gates::scheduling_gates_update;
 
 pub use unsupported::NOT_IMPLEMENTED;

@@ -283,4 +283,59 @@ async fn a_namespace_relabelled_stricter_warns_of_the_pods_already_in_it() {
         "an unchanged level warns of nothing: {:?}",
         again.warnings
     );
+
+    // Updates: a label on a pod that breaks the new level is not checked; a new image
+    // is, and the pod is refused as a new one would be.
+    let labelled = server
+        .merge_patch(
+            "/api/v1/namespaces/ops/pods/p1",
+            &json!({"metadata": {"labels": {"tier": "a"}}}),
+        )
+        .await;
+    assert_eq!(labelled.status, 200, "{}", labelled.json());
+    let new_image = |mut pod: Value| {
+        pod["spec"]["containers"][0]["image"] = json!("busybox:1.36");
+        pod
+    };
+    let p1 = new_image(server.get("/api/v1/namespaces/ops/pods/p1").await.json());
+    let refused = server.send_json("PUT", "/api/v1/namespaces/ops/pods/p1", &p1).await;
+    assert_eq!(refused.status, 403, "{}", refused.json());
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("pods \"p1\" is forbidden: violates PodSecurity \"baseline:latest\": privileged"),
+        "{}",
+        refused.json()
+    );
+    let plain = new_image(server.get("/api/v1/namespaces/ops/pods/plain").await.json());
+    let fine = server
+        .send_json("PUT", "/api/v1/namespaces/ops/pods/plain", &plain)
+        .await;
+    assert_eq!(fine.status, 200, "{}", fine.json());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workloads_new_template_is_warned_of_as_a_new_workload_is() {
+    let server = start().await;
+    let created = server.send_json("POST", DEPLOYMENTS, &deployment("web", 1)).await;
+    assert_eq!(created.status, 201, "{}", created.json());
+    assert!(created.warnings.is_empty(), "{:?}", created.warnings);
+    let path = format!("{DEPLOYMENTS}/web");
+    let mut web = server.get(&path).await.json();
+    web["spec"]["template"]["spec"]["containers"][0]["securityContext"] = json!({"privileged": true});
+    let updated = server.send_json("PUT", &path, &web).await;
+    assert_eq!(updated.status, 200, "a workload is accepted: {}", updated.json());
+    assert_eq!(updated.warnings.len(), 1, "{:?}", updated.warnings);
+    assert!(
+        updated.warnings[0].starts_with("299 - \"would violate PodSecurity \\\"baseline:latest\\\": privileged"),
+        "{:?}",
+        updated.warnings
+    );
+    let scaled = server.merge_patch(&path, &json!({"spec": {"replicas": 2}})).await;
+    assert!(
+        scaled.warnings.is_empty(),
+        "the template did not change: {:?}",
+        scaled.warnings
+    );
 }
