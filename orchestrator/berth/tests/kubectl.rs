@@ -229,7 +229,9 @@ fn everyday_kubectl_verbs_work_and_lose_nothing() {
         let out = cluster.kubectl_output(&["replace", "-f", manifest.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() || stderr.contains("(Conflict)"), "{stderr}");
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     });
     assert_eq!(replaced.trim(), "deployment.apps/web replaced");
     assert_eq!(

@@ -185,7 +185,9 @@ spec:
     assert_eq!(status["lastState"]["terminated"]["exitCode"], 3, "{status}");
     // The current instance's log: one just started may not have written yet.
     eventually_blocking("the crasher's log", || {
-        stdout(&cluster.berth(&["logs", "crasher"])).contains("crashing").then_some(())
+        stdout(&cluster.berth(&["logs", "crasher"]))
+            .contains("crashing")
+            .then_some(())
     });
     // The agent told the story: the container started, exited, and backs off.
     let backoff = eventually_blocking("a BackOff event about the crasher", || {

@@ -81,7 +81,10 @@ impl Secure {
             format!("--tls-cert-file={}", self.path("apiserver", false)),
             format!("--tls-private-key-file={}", self.path("apiserver", true)),
             format!("--client-ca-file={}", self.ca()),
-            format!("--kubelet-client-certificate={}", self.path("apiserver-kubelet-client", false)),
+            format!(
+                "--kubelet-client-certificate={}",
+                self.path("apiserver-kubelet-client", false)
+            ),
             format!("--kubelet-client-key={}", self.path("apiserver-kubelet-client", true)),
             format!("--kubelet-certificate-authority={}", self.ca()),
         ];
@@ -230,23 +233,23 @@ impl TestCluster {
             .map(|j| {
                 let name = format!("node-{j}");
                 let mut args: Vec<String> = vec![
-                        "agent".into(),
-                        format!("--name={name}"),
-                        format!("--store={stores}"),
-                        format!("--data-dir={}", dir.join(&name).display()),
-                        format!("--listen=127.0.0.1:{}", free_port()),
-                        "--cpu=2".into(),
-                        "--memory=2Gi".into(),
-                        "--lease-ttl=3s".into(),
-                        "--restart-backoff=500ms".into(),
-                        // The tests' pods run commands on the host (their images are
-                        // names only, never pulled).
-                        "--runtime=process".into(),
-                        // Many such clusters run at once in the machine's own network
-                        // namespace: none of them programs its Services into the host's iptables.
-                        "--proxy-mode=none".into(),
-                    ];
-                    args.extend(secure.iter().flat_map(|secure| secure.agent_flags(&name)));
+                    "agent".into(),
+                    format!("--name={name}"),
+                    format!("--store={stores}"),
+                    format!("--data-dir={}", dir.join(&name).display()),
+                    format!("--listen=127.0.0.1:{}", free_port()),
+                    "--cpu=2".into(),
+                    "--memory=2Gi".into(),
+                    "--lease-ttl=3s".into(),
+                    "--restart-backoff=500ms".into(),
+                    // The tests' pods run commands on the host (their images are
+                    // names only, never pulled).
+                    "--runtime=process".into(),
+                    // Many such clusters run at once in the machine's own network
+                    // namespace: none of them programs its Services into the host's iptables.
+                    "--proxy-mode=none".into(),
+                ];
+                args.extend(secure.iter().flat_map(|secure| secure.agent_flags(&name)));
                 Process::new(&name, BERTH, dir.join(format!("{name}.log")))
                     .with_args(args)
                     .with_env("RUST_LOG", QUIET_RAFT_LOG)
@@ -338,7 +341,10 @@ impl TestCluster {
             .expect("curl (the test script installs it)");
         let text = String::from_utf8_lossy(&out.stdout);
         let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
-        (status.trim().parse().unwrap_or(0), serde_json::from_str(body).unwrap_or(Value::Null))
+        (
+            status.trim().parse().unwrap_or(0),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
     }
 
     pub fn pods(&self) -> Vec<Value> {
