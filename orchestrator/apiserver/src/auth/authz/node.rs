@@ -13,12 +13,22 @@
 //! persistentvolumeclaims get: named by a pod bound to it; persistentvolumes get:
 //!                bound to such a claim
 //! serviceaccounts/token create: the service account of a pod bound to it
-//! anything else  no opinion
+//! anything else  what the `system:node` role allows (services, events, leases,
+//!                runtime classes...), as Kubernetes' Node authorizer allows it to
+//!                every node; otherwise no opinion
 //! ```
 
+use std::sync::LazyLock;
+
+use berth_api::rbac::PolicyRule;
+use berth_api::rbac::rule_allows_resource;
+
+use super::Authorizer;
 use super::attributes::{Attributes, ResourceAttributes};
 use super::node_graph::{NodeGraph, Uses};
 use crate::auth::user::UserInfo;
+use crate::status::ApiError;
+use berth_api::meta::MetaExt;
 
 /// Nodes' user name prefix and group.
 pub const NODE_USER_PREFIX: &str = "system:node:";
@@ -55,7 +65,13 @@ pub fn decide(graph: &NodeGraph, user: &UserInfo, attributes: &Attributes) -> Re
             }
         }),
         ("", "serviceaccounts") => create_token(graph, node, verb, r),
-        _ => Err(String::new()),
+        _ => {
+            static NODE_RULES: LazyLock<Vec<PolicyRule>> = LazyLock::new(berth_api::rbac::bootstrap::node_rules);
+            let allowed = NODE_RULES
+                .iter()
+                .any(|rule| rule_allows_resource(rule, verb, &r.group, &r.resource, &r.subresource, &r.name));
+            if allowed { Ok(()) } else { Err(String::new()) }
+        }
     }
 }
 
@@ -159,6 +175,33 @@ fn create_token(graph: &NodeGraph, node: &str, verb: &str, r: &ResourceAttribute
         return Err("can only create token subresource of serviceaccount".into());
     }
     related(graph, node, Uses::ServiceAccount, r)
+}
+
+/// NodeRestriction's check of a Node written by a node under the Node mode: its
+/// own only. (A create names its Node in the body, which the authorizer does not
+/// see; a status write keeps the spec, so it cannot change a pod's either.)
+pub fn check_write(
+    authorizer: &Authorizer,
+    user: Option<&UserInfo>,
+    object: &berth_api::kinds::Object,
+) -> Result<(), ApiError> {
+    let kind = object.descriptor();
+    if authorizer.node_graph().is_none() || kind.plural != "nodes" || !kind.group.is_empty() {
+        return Ok(());
+    }
+    let Some(node) = user.and_then(node_name) else {
+        return Ok(());
+    };
+    let name = object.metadata().name();
+    if name == node {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        403,
+        "Forbidden",
+        format!("nodes {name:?} is forbidden: node {node:?} is not allowed to modify node {name:?}"),
+    )
+    .with_details(serde_json::json!({"name": name, "group": "", "kind": "nodes"})))
 }
 
 #[cfg(test)]

@@ -181,6 +181,31 @@ fn a_node_reads_what_its_pods_name() {
 }
 
 #[test]
+fn the_rest_of_the_node_role_is_every_nodes() {
+    let g = graph();
+    let n1 = node("n1");
+    let class = Attributes::resource(
+        "get",
+        ResourceAttributes {
+            group: "node.k8s.io".into(),
+            resource: "runtimeclasses".into(),
+            name: "gvisor".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(decide(&g, &n1, &class), Ok(()));
+    assert_eq!(decide(&g, &n1, &on("watch", "services", "", "", "")), Ok(()));
+    assert_eq!(
+        decide(&g, &n1, &on("delete", "services", "", "default", "web")),
+        Err(String::new())
+    );
+    assert_eq!(
+        decide(&g, &n1, &on("get", "namespaces", "", "", "default")),
+        Err(String::new())
+    );
+}
+
+#[test]
 fn a_node_asks_tokens_for_its_pods_service_accounts_only() {
     let g = graph();
     let (n1, n2) = (node("n1"), node("n2"));
@@ -217,4 +242,31 @@ fn the_node_mode_is_asked_before_rbac_and_its_reason_ends_the_refusal() {
     assert!(authorizer.authorize(&node("n2"), &asks).allowed);
     let other = UserInfo::authenticated("alice", []);
     assert_eq!(authorizer.authorize(&other, &asks).reason, "", "no reason for others");
+}
+
+#[test]
+fn a_node_creates_no_other_node() {
+    use berth_api::objects::Node;
+    let node_object = |name: &str| {
+        let node: Node = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        berth_api::kinds::Object::new(node)
+    };
+    let with_node = Authorizer::new(&[Mode::Node, Mode::Rbac]);
+    let n2 = node("n2");
+    assert!(check_write(&with_node, Some(&n2), &node_object("n2")).is_ok());
+    let refused = check_write(&with_node, Some(&n2), &node_object("n1")).unwrap_err();
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (
+            403,
+            "nodes \"n1\" is forbidden: node \"n2\" is not allowed to modify node \"n1\""
+        )
+    );
+    let admin = UserInfo::authenticated("admin", []);
+    assert!(check_write(&with_node, Some(&admin), &node_object("n1")).is_ok());
+    let rbac_only = Authorizer::new(&[Mode::Rbac]);
+    assert!(
+        check_write(&rbac_only, Some(&n2), &node_object("n1")).is_ok(),
+        "without the Node mode, RBAC alone"
+    );
 }
