@@ -87,19 +87,25 @@ fn a_nodes_credentials_reach_only_its_own_pods_and_what_they_name() {
         out.status.success().then(|| text(&out))
     });
     assert_eq!(secret, "cA==", "base64 of p");
-    let status = r#"{"status":{"message":"from n1"}}"#;
-    let out = n1(&[
-        "patch",
+    // (A replace: kubectl's patch reads pods/status first, which a node may not.)
+    let pod = admin(&["get", "pod", "web", "-o", "json"]);
+    assert!(pod.status.success(), "{}", text(&pod));
+    let mut pod: serde_json::Value = serde_json::from_slice(&pod.stdout).unwrap();
+    pod["status"]["message"] = "from n1".into();
+    // A status write does not change the spec, whatever the body says.
+    pod["spec"]["activeDeadlineSeconds"] = 5.into();
+    let pod_file = work.path().join("web.json");
+    std::fs::write(&pod_file, pod.to_string()).unwrap();
+    let out = n1(&["replace", "--subresource=status", "-f", pod_file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = admin(&[
+        "get",
         "pod",
         "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        status,
+        "-o",
+        "jsonpath={.status.message} {.spec.activeDeadlineSeconds}",
     ]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = admin(&["get", "pod", "web", "-o", "jsonpath={.status.message}"]);
-    assert_eq!(text(&out), "from n1");
+    assert_eq!(text(&out), "from n1 ");
 
     // n1: not a Secret its pods do not name, nor all of them.
     let out = n1(&["get", "secret", "other"]);
@@ -120,10 +126,6 @@ fn a_nodes_credentials_reach_only_its_own_pods_and_what_they_name() {
     );
 
     // n2: not n1's pod's status, nor its Secret, nor the pod itself.
-    let pod = admin(&["get", "pod", "web", "-o", "json"]);
-    assert!(pod.status.success(), "{}", text(&pod));
-    let pod_file = work.path().join("web.json");
-    std::fs::write(&pod_file, &pod.stdout).unwrap();
     let out = n2(&["replace", "--subresource=status", "-f", pod_file.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(

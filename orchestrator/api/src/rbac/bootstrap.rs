@@ -408,7 +408,8 @@ fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
             kind: "ClusterRole".into(),
             name: role.into(),
         },
-        subjects: Some(subjects),
+        // None rather than an empty list, as Kubernetes writes a binding without any.
+        subjects: (!subjects.is_empty()).then_some(subjects),
     }
 }
 
@@ -489,8 +490,8 @@ pub fn reconcile_binding(stored: &ClusterRoleBinding, default: &ClusterRoleBindi
     }
     let mut binding = stored.clone();
     reconcile_meta(&mut binding.metadata, &default.metadata);
-    let subjects = binding.subjects.get_or_insert_with(Vec::new);
     for subject in default.subjects.iter().flatten() {
+        let subjects = binding.subjects.get_or_insert_with(Vec::new);
         if !subjects.contains(subject) {
             subjects.push(subject.clone());
         }

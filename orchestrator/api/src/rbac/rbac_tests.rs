@@ -248,10 +248,12 @@ fn the_node_role_lets_agents_run_their_pods_and_nothing_more_and_binds_to_system
         (subjects[0].kind.as_str(), subjects[0].name.as_str()),
         ("Group", "system:nodes")
     );
+    let without = node_binding(true);
+    assert_eq!(without.subjects, None, "with the Node mode, no subjects");
     assert_eq!(
-        node_binding(true).subjects,
-        Some(vec![]),
-        "with the Node mode, no subjects"
+        bootstrap::reconcile_binding(&without, &without),
+        None,
+        "nothing to mend in a binding without subjects"
     );
     let proxier = roles
         .iter()

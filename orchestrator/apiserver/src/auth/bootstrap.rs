@@ -63,16 +63,19 @@ async fn reconcile(kv: &Kv, registry: &Registry, node_mode: bool) -> Result<(), 
         match stored {
             None => create(registry, Object::new(default)).await?,
             Some(mut stored) => {
-                if node_mode && default.metadata.name() == NODE {
-                    let before = stored.subjects.as_ref().map_or(0, Vec::len);
-                    stored
-                        .subjects
-                        .get_or_insert_default()
-                        .retain(|s| !(s.kind == berth_api::rbac::GROUP_KIND && s.name == NODES_GROUP));
-                    if stored.subjects.as_ref().map_or(0, Vec::len) != before {
-                        update(registry, Object::new(stored.clone())).await?;
-                        continue;
+                let nodes_group =
+                    |s: &berth_api::rbac::Subject| s.kind == berth_api::rbac::GROUP_KIND && s.name == NODES_GROUP;
+                if node_mode
+                    && default.metadata.name() == NODE
+                    && let Some(subjects) = &mut stored.subjects
+                    && subjects.iter().any(nodes_group)
+                {
+                    subjects.retain(|s| !nodes_group(s));
+                    if subjects.is_empty() {
+                        stored.subjects = None;
                     }
+                    update(registry, Object::new(stored)).await?;
+                    continue;
                 }
                 if let Some(mended) = reconcile_binding(&stored, &default) {
                     update(registry, Object::new(mended)).await?;

@@ -198,10 +198,25 @@ impl Authorizer {
         }
     }
 
-    /// `Ok` if every one of `attributes` is allowed, else the 403 of the first that is not.
-    pub fn check(&self, user: &UserInfo, attributes: &[Attributes]) -> Result<(), ApiError> {
+    /// `Ok` if every one of `attributes` is allowed, else the 403 of the first that
+    /// is not. A node refused something about pods is asked again after the pods
+    /// concerned are read from the store (`kv`), in case the graph lags.
+    pub async fn check(
+        &self,
+        kv: &berth_client::kv::Kv,
+        user: &UserInfo,
+        attributes: &[Attributes],
+    ) -> Result<(), ApiError> {
         for attributes in attributes {
-            let decision = self.authorize(user, attributes);
+            let mut decision = self.authorize(user, attributes);
+            if !decision.allowed
+                && let Some(graph) = &self.node
+                && node::node_name(user).is_some()
+                && let Some((namespace, pod)) = node::pods_concerned(attributes)
+            {
+                graph.refresh(kv, namespace, pod).await;
+                decision = self.authorize(user, attributes);
+            }
             if !decision.allowed {
                 return Err(forbidden_because(user, attributes, &decision.reason));
             }

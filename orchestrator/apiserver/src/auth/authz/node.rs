@@ -75,6 +75,21 @@ pub fn decide(graph: &NodeGraph, user: &UserInfo, attributes: &Attributes) -> Re
     }
 }
 
+/// The pods whose binding decides `attributes` for a node, to read again before a
+/// refusal: the pod named (namespace, Some(pod)), or those of the namespace of
+/// a Secret, ConfigMap, claim or service account (namespace, None).
+pub fn pods_concerned(attributes: &Attributes) -> Option<(&str, Option<&str>)> {
+    let r = attributes.resource.as_ref()?;
+    if !r.group.is_empty() || r.namespace.is_empty() || r.name.is_empty() {
+        return None;
+    }
+    match r.resource.as_str() {
+        "pods" => Some((&r.namespace, Some(&r.name))),
+        "secrets" | "configmaps" | "persistentvolumeclaims" | "serviceaccounts" => Some((&r.namespace, None)),
+        _ => None,
+    }
+}
+
 fn no_relationship(node: &str) -> String {
     format!("no relationship found between node {node:?} and this object")
 }

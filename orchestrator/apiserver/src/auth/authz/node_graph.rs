@@ -4,8 +4,10 @@
 //! cache keeps roles. Kubernetes keeps the same facts as a graph; here a node's
 //! pods are indexed by node and a question walks that node's pods.
 //!
-//! A pod just bound is allowed once its watch event has arrived here; until then
-//! its node is refused, as a kubelet is until the graph has the edge.
+//! A pod just bound may not be here yet when its node, told by its own watch,
+//! asks for it or what it names: before refusing a node, the authorizer reads the
+//! pods the request is about from the store ([`NodeGraph::refresh`]) and asks
+//! again, where Kubernetes refuses until its graph has the edge.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
@@ -280,6 +282,30 @@ impl NodeGraph {
     pub fn put_claim(&self, namespace: &str, name: &str, volume: &str) {
         let mut graph = self.graph.write().unwrap_or_else(|e| e.into_inner());
         graph.claims.insert(format!("{namespace}/{name}"), volume.into());
+    }
+
+    /// Reads from the store the pods a refused request of a node is about (the pod
+    /// it names, or its namespace's pods for what a pod names) and puts them here,
+    /// so that a decision does not lag behind the request. A later watch event
+    /// brings the same or newer. Volumes are left to the watch.
+    pub async fn refresh(&self, kv: &Kv, namespace: &str, pod: Option<&str>) {
+        let records = match pod {
+            Some(name) => kv.get(&POD.key(namespace, name)).await.map(|r| r.into_iter().collect()),
+            None => kv.list(&POD.prefix(Some(namespace))).await.map(|(records, _)| records),
+        };
+        let records: Vec<Record> = match records {
+            Ok(records) => records,
+            Err(e) => {
+                tracing::debug!(error = %e, "the node authorizer cannot read pods now");
+                return;
+            }
+        };
+        let mut graph = self.graph.write().unwrap_or_else(|e| e.into_inner());
+        for record in records {
+            if let Ok(pod) = serde_json::from_slice::<Pod>(&record.value) {
+                graph.put_pod(&record.key, PodEdges::of(&pod));
+            }
+        }
     }
 
     /// The node the pod is bound to ("" unbound), if the pod is known.

@@ -270,3 +270,18 @@ fn a_node_creates_no_other_node() {
         "without the Node mode, RBAC alone"
     );
 }
+
+#[test]
+fn a_refusal_reads_again_the_pods_it_depends_on() {
+    assert_eq!(
+        pods_concerned(&on("update", "pods", "status", "default", "web")),
+        Some(("default", Some("web")))
+    );
+    assert_eq!(
+        pods_concerned(&on("get", "secrets", "", "default", "db")),
+        Some(("default", None))
+    );
+    assert_eq!(pods_concerned(&on("list", "secrets", "", "default", "")), None);
+    assert_eq!(pods_concerned(&on("get", "nodes", "", "", "n1")), None);
+    assert_eq!(pods_concerned(&on("get", "services", "", "default", "web")), None);
+}
