@@ -137,7 +137,7 @@ pub async fn handle(api: &ApiServer, request: Request) -> Result<Response, ApiEr
             params.text("fieldSelector"),
         );
         let user = parts.extensions.get::<UserInfo>().expect("inserted above");
-        api.authorizer.check(user, &asks)?;
+        api.authorizer.check(&api.kv, user, &asks).await?;
     }
     let class = Class::of(&parts.method, &route, watch);
     let _slot = api.inflight.enter(class)?;

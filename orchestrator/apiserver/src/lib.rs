@@ -144,7 +144,8 @@ pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     ));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
     tokio::spawn(storage_admission::ensure_default_storage_class(api.registry.clone()));
-    tokio::spawn(auth::bootstrap::ensure_default_roles(api.kv.clone()));
+    let node_mode = api.authorizer.node_graph().is_some();
+    tokio::spawn(auth::bootstrap::ensure_default_roles(api.kv.clone(), node_mode));
     api.authorizer.start(&api.kv);
     if let Ok(address) = listener.local_addr() {
         tracing::info!(%address, settings = ?api.settings, "serving the API");

@@ -76,6 +76,7 @@ pub async fn create(
     let mut warnings = Vec::new();
     let mut object = validate(kind, body, options.field_validation, &mut warnings)?;
     crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
+    crate::auth::authz::node::check_write(&api.authorizer, options.user, &object)?;
     admit_runtime_class(api, kind, &object).await?;
     super::storage_admission::default_class_of_claim(api, kind, &mut object).await?;
     super::storage_admission::add_protection(kind, &mut object);
@@ -420,6 +421,7 @@ pub async fn write(
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
         validate_update(kind, &stored, &object)?;
         crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
+        crate::auth::authz::node::check_write(&api.authorizer, options.user, &object)?;
         if kind == namespaces() {
             warnings.extend(super::admission::namespace_warnings(api, &stored, &object).await);
         }

@@ -1,7 +1,8 @@
 //! An agent that reaches the cluster through the API server, as a kubelet does:
 //! `berth agent --kubeconfig` with a certificate for `system:node:<name>` in
 //! `system:nodes` from `berth pki`, against a server over HTTPS that authorizes
-//! with RBAC (the default `system:node` role). The audit log shows who did what.
+//! with `Node,RBAC` (its default with a client CA). The audit log shows who did
+//! what.
 
 mod common;
 
@@ -133,12 +134,12 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
             .contains("fieldSelector=spec.nodeName%3Dn1")),
         "the agent watches only its own pods: {watches:?}"
     );
-    // The Services and their EndpointSlices, for the node's DNS server.
+    // The Services and their EndpointSlices, for the node's DNS server. (A watch is
+    // audited once its response starts, which may be a moment after its list.)
     for resource in ["services", "endpointslices"] {
-        assert!(
-            !audited(&audit_log, node_user, "watch", resource).is_empty(),
-            "the agent watches the {resource}"
-        );
+        eventually_blocking(&format!("the agent watches the {resource}"), || {
+            (!audited(&audit_log, node_user, "watch", resource).is_empty()).then_some(())
+        });
     }
     assert!(
         !audited(&audit_log, node_user, "create", "nodes").is_empty(),
@@ -147,6 +148,25 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
     assert!(
         !audited(&audit_log, node_user, "get", "configmaps").is_empty(),
         "the ConfigMap read by the agent"
+    );
+    // Watched alone, as the Node mode lets a node read only what its pods name.
+    eventually_blocking("the agent watches the ConfigMap its pod names", || {
+        audited(&audit_log, node_user, "watch", "configmaps")
+            .iter()
+            .any(|e| {
+                let uri = e["requestURI"].as_str().unwrap_or("");
+                uri.starts_with("/api/v1/namespaces/default/configmaps?")
+                    && uri.contains("metadata.name%3Dgreeting")
+                    && e["responseStatus"]["code"] == 200
+            })
+            .then_some(())
+    });
+    assert!(
+        audited(&audit_log, node_user, "list", "configmaps")
+            .iter()
+            .chain(&audited(&audit_log, node_user, "list", "secrets"))
+            .all(|e| e["responseStatus"]["code"] == 200),
+        "nothing of the agent's refused"
     );
     let status_writes = audited(&audit_log, node_user, "update", "pods/status");
     assert!(

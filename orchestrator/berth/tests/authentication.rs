@@ -70,7 +70,7 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     let out = as_admin(&["create", "configmap", "made-by-admin", "--from-literal=a=b"]);
     assert!(out.status.success(), "{}", text(&out));
     // Alice is who her certificate says, and may do nothing until a role is bound
-    // to her (the server's default with users to tell apart is RBAC).
+    // to her (the server's default with users to tell apart is Node,RBAC).
     let as_alice = |args: &[&str]| {
         let mut all = vec!["--kubeconfig", alice.to_str().unwrap()];
         all.extend_from_slice(args);

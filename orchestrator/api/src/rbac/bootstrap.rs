@@ -317,9 +317,10 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
 }
 
 /// `system:node`: the kubelet's rules, as Kubernetes' bootstrap policy has them.
-/// Kubernetes narrows them to a node's own objects with the Node authorizer and
-/// the NodeRestriction admission plugin; berth does not have those yet.
-fn node_rules() -> Vec<PolicyRule> {
+/// Kubernetes narrows them to a node's own objects with the Node authorizer; its
+/// Node mode allows the rest of them to every node, the role's binding having no
+/// subjects then.
+pub fn node_rules() -> Vec<PolicyRule> {
     vec![
         rule(&["create"], &["authentication.k8s.io"], &["tokenreviews"]),
         rule(
@@ -407,12 +408,15 @@ fn binding(role: &str, subjects: Vec<Subject>) -> ClusterRoleBinding {
             kind: "ClusterRole".into(),
             name: role.into(),
         },
-        subjects: Some(subjects),
+        // None rather than an empty list, as Kubernetes writes a binding without any.
+        subjects: (!subjects.is_empty()).then_some(subjects),
     }
 }
 
-/// The default ClusterRoleBindings, each named as its role.
-pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
+/// The default ClusterRoleBindings, each named as its role. With the Node
+/// authorization mode (`node_mode`), `system:node`'s has no subjects, as in
+/// Kubernetes: that mode decides what each node may.
+pub fn cluster_role_bindings(node_mode: bool) -> Vec<ClusterRoleBinding> {
     const MASTERS: &str = "system:masters";
     const AUTHENTICATED: &str = "system:authenticated";
     const UNAUTHENTICATED: &str = "system:unauthenticated";
@@ -424,10 +428,8 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
             "system:public-info-viewer",
             vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
         ),
-        // Kubernetes leaves this binding without subjects and lets its Node
-        // authorizer decide for `system:nodes`; until berth has one, the group gets
-        // the role, each node the whole of it.
-        binding(NODE, vec![group(NODES_GROUP)]),
+        // Without the Node mode, the group gets the role: each node the whole of it.
+        binding(NODE, if node_mode { vec![] } else { vec![group(NODES_GROUP)] }),
         binding(NODE_PROXIER, vec![user(KUBE_PROXY), group(NODES_GROUP)]),
     ]
 }
@@ -488,8 +490,8 @@ pub fn reconcile_binding(stored: &ClusterRoleBinding, default: &ClusterRoleBindi
     }
     let mut binding = stored.clone();
     reconcile_meta(&mut binding.metadata, &default.metadata);
-    let subjects = binding.subjects.get_or_insert_with(Vec::new);
     for subject in default.subjects.iter().flatten() {
+        let subjects = binding.subjects.get_or_insert_with(Vec::new);
         if !subjects.contains(subject) {
             subjects.push(subject.clone());
         }

@@ -234,16 +234,26 @@ fn the_node_role_lets_agents_run_their_pods_and_nothing_more_and_binds_to_system
     assert!(!allows("create", "", "secrets", ""));
     assert!(!allows("delete", "", "nodes", ""));
     assert!(!allows("get", "apps", "deployments", ""));
-    let binding = bootstrap::cluster_role_bindings()
-        .into_iter()
-        .find(|b| b.metadata.name.as_deref() == Some(bootstrap::NODE))
-        .unwrap();
+    let node_binding = |node_mode| {
+        bootstrap::cluster_role_bindings(node_mode)
+            .into_iter()
+            .find(|b| b.metadata.name.as_deref() == Some(bootstrap::NODE))
+            .unwrap()
+    };
+    let binding = node_binding(false);
     assert_eq!(binding.role_ref.name, bootstrap::NODE);
     let subjects = binding.subjects.unwrap_or_default();
     assert_eq!(subjects.len(), 1);
     assert_eq!(
         (subjects[0].kind.as_str(), subjects[0].name.as_str()),
         ("Group", "system:nodes")
+    );
+    let without = node_binding(true);
+    assert_eq!(without.subjects, None, "with the Node mode, no subjects");
+    assert_eq!(
+        bootstrap::reconcile_binding(&without, &without),
+        None,
+        "nothing to mend in a binding without subjects"
     );
     let proxier = roles
         .iter()
@@ -259,7 +269,7 @@ fn the_node_role_lets_agents_run_their_pods_and_nothing_more_and_binds_to_system
     assert!(proxier_allows("watch", "discovery.k8s.io", "endpointslices"));
     assert!(proxier_allows("list", "", "services"));
     assert!(!proxier_allows("get", "", "secrets"));
-    let proxier_binding = bootstrap::cluster_role_bindings()
+    let proxier_binding = bootstrap::cluster_role_bindings(true)
         .into_iter()
         .find(|b| b.metadata.name.as_deref() == Some(bootstrap::NODE_PROXIER))
         .unwrap();
@@ -317,7 +327,7 @@ fn reconciling_a_default_adds_back_only_what_was_taken() {
     let mut kept = trimmed.clone();
     kept.metadata.annotations = Some([(AUTOUPDATE.to_string(), "false".to_string())].into());
     assert_eq!(bootstrap::reconcile_role(&kept, basic), None);
-    let binding = &bootstrap::cluster_role_bindings()[0];
+    let binding = &bootstrap::cluster_role_bindings(false)[0];
     let mut emptied = binding.clone();
     emptied.subjects = None;
     assert_eq!(

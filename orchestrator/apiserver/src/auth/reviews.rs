@@ -293,12 +293,19 @@ fn user_info(user: &UserInfo) -> Value {
 fn rules_review(authorizer: &Authorizer, user: &UserInfo, namespace: &str) -> Value {
     let mut resource_rules = Vec::new();
     let mut non_resource_rules = Vec::new();
+    // The Node mode's rules are not a list (they follow each pod), so a node's
+    // answer is incomplete, as Kubernetes' is.
+    let mut incomplete = false;
     for mode in authorizer.modes() {
         let rules = match mode {
             Mode::AlwaysAllow => vec![
                 berth_api::rbac::bootstrap::rule(&["*"], &["*"], &["*"]),
                 berth_api::rbac::bootstrap::url_rule(&["*"], &["*"]),
             ],
+            Mode::Node => {
+                incomplete |= super::authz::node::node_name(user).is_some();
+                Vec::new()
+            }
             Mode::Rbac => authorizer
                 .rbac()
                 .map(|c| c.rules_for(user, namespace))
@@ -317,7 +324,7 @@ fn rules_review(authorizer: &Authorizer, user: &UserInfo, namespace: &str) -> Va
             }
         }
     }
-    json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false})
+    json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": incomplete})
 }
 
 #[cfg(test)]

@@ -251,10 +251,10 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
     let security = ApiSecurityFlags::parse(args)?;
     let store_client = StoreClientFlags::take(args)?;
-    // With users to tell apart, RBAC decides by default (default deny); without
-    // authentication every request is anonymous, and AlwaysAllow stays the default.
+    // With users to tell apart, Node then RBAC decide by default (default deny);
+    // without authentication every request is anonymous, and AlwaysAllow stays.
     if !mode_given && (security.client_ca_file.is_some() || security.token_auth_file.is_some()) {
-        api.authorization_modes = vec![berth_apiserver::auth::authz::Mode::Rbac];
+        api.authorization_modes = berth_apiserver::auth::authz::SECURE_MODES.to_vec();
     }
     Ok(ServerFlags {
         api_listen,
@@ -558,16 +558,18 @@ mod tests {
         let (with_users, _) = parse(&["--token-auth-file=tokens.csv"]).unwrap();
         assert_eq!(
             with_users.api.authorization_modes,
-            [Mode::Rbac],
-            "users: RBAC by default"
+            [Mode::Node, Mode::Rbac],
+            "users: Node then RBAC by default"
         );
         let (told, _) = parse(&["--token-auth-file=tokens.csv", "--authorization-mode=AlwaysAllow"]).unwrap();
         assert_eq!(told.api.authorization_modes, [Mode::AlwaysAllow]);
         let (both, _) = parse(&["--authorization-mode", "AlwaysAllow,RBAC"]).unwrap();
         assert_eq!(both.api.authorization_modes, [Mode::AlwaysAllow, Mode::Rbac]);
-        let refused = parse(&["--authorization-mode=Node,RBAC"]).err().unwrap();
+        let (node, _) = parse(&["--authorization-mode=Node,RBAC"]).unwrap();
+        assert_eq!(node.api.authorization_modes, [Mode::Node, Mode::Rbac]);
+        let refused = parse(&["--authorization-mode=Webhook"]).err().unwrap();
         assert!(
-            refused.contains("--authorization-mode: authorization mode \"Node\" is not implemented"),
+            refused.contains("--authorization-mode: authorization mode \"Webhook\" is not implemented"),
             "{refused}"
         );
     }

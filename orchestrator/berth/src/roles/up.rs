@@ -47,8 +47,8 @@ pub struct UpFlags {
     /// How long a node stays without its heartbeat (not ready) before its pods move.
     #[arg(long, default_value = "10s")]
     node_monitor_grace_period: String,
-    /// The API servers' authorizers, in order: AlwaysAllow, RBAC.
-    #[arg(long, default_value = "RBAC")]
+    /// The API servers' authorizers, in order: AlwaysAllow, Node, RBAC.
+    #[arg(long, default_value = "Node,RBAC")]
     authorization_mode: String,
     /// New namespaces accept traffic only from their own pods (the label
     /// berth.io/isolation: namespace; `none` opts one out); false leaves them open.

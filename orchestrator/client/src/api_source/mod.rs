@@ -23,7 +23,7 @@ use crate::kv::{Kv, KvError, Record};
 use crate::reflector::Sink;
 
 pub use records::{WatchEvent, decode_event, object_of_key, record_of, response_error};
-pub use reflect::{Next, WatchEnd, next_after, reflect};
+pub use reflect::{Next, WatchEnd, next_after, reflect, reflect_in};
 
 /// Where a list-then-watch loop reads a kind: the store, or the API servers.
 #[derive(Clone)]

@@ -140,9 +140,10 @@ pub fn response_error(status: u16, body: &[u8]) -> KvError {
     }
 }
 
-/// The collection's path with `params` (values percent-encoded, empty ones left out).
-pub fn collection_query(kind: &KindDescriptor, params: &[(&str, &str)]) -> String {
-    let mut path = kind.collection_path(None);
+/// The collection's path (within `namespace`, all of them with `None`) with
+/// `params` (values percent-encoded, empty ones left out).
+pub fn collection_query(kind: &KindDescriptor, namespace: Option<&str>, params: &[(&str, &str)]) -> String {
+    let mut path = kind.collection_path(namespace);
     let mut separator = '?';
     for (name, value) in params.iter().filter(|(_, value)| !value.is_empty()) {
         path.push(separator);

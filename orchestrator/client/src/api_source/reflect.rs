@@ -70,9 +70,23 @@ pub async fn reflect(
     field_selector: Option<String>,
     sink: Arc<dyn Sink>,
 ) {
+    reflect_in(api, kind, None, field_selector, sink).await
+}
+
+/// [`reflect`] within `namespace` (all of them with `None`): a node watches one
+/// Secret as `/api/v1/namespaces/<ns>/secrets?fieldSelector=metadata.name=<name>`,
+/// which the Node authorizer allows when a pod of the node names it.
+pub async fn reflect_in(
+    api: ApiSource,
+    kind: &'static KindDescriptor,
+    namespace: Option<String>,
+    field_selector: Option<String>,
+    sink: Arc<dyn Sink>,
+) {
     let selector = field_selector.unwrap_or_default();
+    let namespace = namespace.as_deref();
     loop {
-        let mut revision = match api.list(kind, &selector).await {
+        let mut revision = match api.list_in(kind, namespace, &selector).await {
             Ok((records, revision)) => {
                 sink.replace(records, revision);
                 revision
@@ -84,7 +98,7 @@ pub async fn reflect(
             }
         };
         loop {
-            let end = watch_once(&api, kind, &selector, &mut revision, sink.as_ref()).await;
+            let end = watch_once(&api, kind, namespace, &selector, &mut revision, sink.as_ref()).await;
             match next_after(&end) {
                 Next::Relist => {
                     tracing::info!(
@@ -109,6 +123,7 @@ pub async fn reflect(
 async fn watch_once(
     api: &ApiSource,
     kind: &'static KindDescriptor,
+    namespace: Option<&str>,
     selector: &str,
     revision: &mut i64,
     sink: &dyn Sink,
@@ -117,6 +132,7 @@ async fn watch_once(
     let timeout = WATCH_TIMEOUT.as_secs().to_string();
     let path = super::records::collection_query(
         kind,
+        namespace,
         &[
             ("watch", "true"),
             ("resourceVersion", &from),
@@ -178,11 +194,22 @@ impl ApiSource {
         kind: &'static KindDescriptor,
         field_selector: &str,
     ) -> Result<(Vec<crate::kv::Record>, i64), KvError> {
+        self.list_in(kind, None, field_selector).await
+    }
+
+    /// [`list`](Self::list) within `namespace` (all of them with `None`).
+    pub async fn list_in(
+        &self,
+        kind: &'static KindDescriptor,
+        namespace: Option<&str>,
+        field_selector: &str,
+    ) -> Result<(Vec<crate::kv::Record>, i64), KvError> {
         let mut records = Vec::new();
         let mut continue_token = String::new();
         loop {
             let path = super::records::collection_query(
                 kind,
+                namespace,
                 &[
                     ("limit", "500"),
                     ("fieldSelector", field_selector),

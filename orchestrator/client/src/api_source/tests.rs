@@ -159,6 +159,7 @@ fn queries_are_percent_encoded_and_empty_values_left_out() {
     assert_eq!(
         records::collection_query(
             &POD,
+            None,
             &[
                 ("watch", "true"),
                 ("fieldSelector", "spec.nodeName=n1"),
@@ -167,7 +168,14 @@ fn queries_are_percent_encoded_and_empty_values_left_out() {
         ),
         "/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dn1"
     );
-    assert_eq!(records::collection_query(&NODE, &[("continue", "")]), "/api/v1/nodes");
+    assert_eq!(
+        records::collection_query(&NODE, None, &[("continue", "")]),
+        "/api/v1/nodes"
+    );
+    assert_eq!(
+        records::collection_query(&POD, Some("team-a"), &[("fieldSelector", "metadata.name=web")]),
+        "/api/v1/namespaces/team-a/pods?fieldSelector=metadata.name%3Dweb"
+    );
 }
 
 /// What a sink was handed, in order.

@@ -12,6 +12,10 @@
 //!  (ConfigMaps, Secrets, RuntimeClasses, claims and their volumes)
 //! ```
 //!
+//! In API mode the ConfigMaps and Secrets pods name are watched one by one
+//! (`fieldSelector=metadata.name=<name>` in their namespace), as the Node
+//! authorizer allows a node to read only those.
+//!
 //! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
 //! routes') are watched through the API too. Whatever has not moved yet goes to the
 //! store in both modes (the heartbeat lease, events, the local volumes'
@@ -56,6 +60,11 @@ impl Cluster {
 
     pub fn is_api(&self) -> bool {
         self.api.is_some()
+    }
+
+    /// The API server, in API mode.
+    pub fn api_source(&self) -> Option<&ApiSource> {
+        self.api.as_ref()
     }
 
     /// Lists then watches `kind` forever, feeding `sink`. Over the API only what

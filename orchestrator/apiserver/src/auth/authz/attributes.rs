@@ -38,6 +38,9 @@ pub struct Attributes {
     /// `None`: a non-resource request, named by [`path`](Self::path).
     pub resource: Option<ResourceAttributes>,
     pub path: String,
+    /// A list's or watch's field selector, as given (the Node mode reads
+    /// `spec.nodeName=<node>` in it).
+    pub field_selector: String,
 }
 
 impl Attributes {
@@ -46,6 +49,7 @@ impl Attributes {
             verb: verb.into(),
             resource: Some(resource),
             path: String::new(),
+            field_selector: String::new(),
         }
     }
 
@@ -54,11 +58,23 @@ impl Attributes {
             verb: verb.into(),
             resource: None,
             path: path.into(),
+            field_selector: String::new(),
         }
     }
 
     pub fn namespace(&self) -> &str {
         self.resource.as_ref().map_or("", |r| r.namespace.as_str())
+    }
+
+    /// Whether the field selector requires `spec.nodeName` to be `node`.
+    pub fn selects_node(&self, node: &str) -> bool {
+        self.field_selector.split(',').any(|term| {
+            term.split_once("==")
+                .or_else(|| term.split_once('='))
+                .is_some_and(|(field, value)| {
+                    field.trim() == "spec.nodeName" && !field.ends_with('!') && value.trim() == node
+                })
+        })
     }
 }
 
@@ -99,7 +115,11 @@ pub fn of_route(method: &Method, path: &str, route: &Route, watch: bool, field_s
                 "watch" | "list" => selected_name(field_selector).unwrap_or_default(),
                 _ => "",
             };
-            vec![Attributes::resource(verb, resource(kind, namespace, name, ""))]
+            let mut asks = Attributes::resource(verb, resource(kind, namespace, name, ""));
+            if matches!(verb, "watch" | "list") {
+                asks.field_selector = field_selector.into();
+            }
+            vec![asks]
         }
         Route::Object {
             kind,

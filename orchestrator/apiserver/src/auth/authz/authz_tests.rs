@@ -14,11 +14,12 @@ fn pods(verb: &str, namespace: &str, name: &str, subresource: &str) -> Attribute
 }
 
 #[test]
-fn modes_are_kube_apiservers_and_node_is_refused_by_name() {
+fn modes_are_kube_apiservers() {
     assert_eq!(parse_modes("RBAC"), Ok(vec![Mode::Rbac]));
     assert_eq!(parse_modes("AlwaysAllow,RBAC"), Ok(vec![Mode::AlwaysAllow, Mode::Rbac]));
-    let node = parse_modes("Node,RBAC").unwrap_err();
-    assert!(node.contains("\"Node\" is not implemented"), "{node}");
+    assert_eq!(parse_modes("Node,RBAC"), Ok(SECURE_MODES.to_vec()));
+    let abac = parse_modes("ABAC").unwrap_err();
+    assert!(abac.contains("\"ABAC\" is not implemented"), "{abac}");
     assert!(parse_modes("rbac").unwrap_err().contains("not a valid mode"));
     assert!(parse_modes("RBAC,RBAC").is_err());
     assert!(parse_modes("").is_err());
@@ -78,5 +79,9 @@ fn always_allow_allows_and_rbac_alone_denies_without_bindings() {
         rbac.authorize(&admin, &pods("delete", "a", "p", "")).allowed,
         "system:masters"
     );
-    assert!(rbac.check(&alice, &[pods("get", "a", "p", "")]).is_err());
+    assert_eq!(
+        rbac.authorize(&alice, &pods("get", "a", "p", "")).reason,
+        "",
+        "RBAC gives no reason for a refusal"
+    );
 }

@@ -22,6 +22,7 @@
 
 mod background;
 mod config_env;
+mod config_watch;
 mod container_spec;
 mod container_step;
 pub(crate) mod dns_config;
@@ -69,8 +70,6 @@ use berth_api::objects::{Pod, PodStatus};
 use berth_api::time::from_system_time;
 use berth_client::events::Recorder;
 use berth_client::kv::{AbortOnDrop, KvError};
-use berth_client::kv::{Event, Record};
-use berth_client::reflector::Sink;
 use executor::Executor;
 use memory::Now;
 use plan::{Action, pod_name};
@@ -138,13 +137,20 @@ impl PodSupervisor {
         let follower = tokio::spawn(self.cluster.clone().reflect(&POD, bound_here, bound));
         let _follower = AbortOnDrop(follower);
         // A change wakes the pass at once, so running pods' files follow within a read.
+        // From the store, one watch of each kind; through the API, one watch per
+        // object the pods name (config_watch.rs).
         let config_wake = Arc::new(tokio::sync::Notify::new());
-        let changes = tokio::spawn(watch_config(
-            self.cluster.clone(),
-            self.config_changed.clone(),
-            config_wake.clone(),
-        ));
-        let _changes = AbortOnDrop(changes);
+        let mut watches = self
+            .cluster
+            .api_source()
+            .map(|api| config_watch::ConfigWatches::new(api.clone(), self.config_changed.clone(), config_wake.clone()));
+        let _changes = watches.is_none().then(|| {
+            AbortOnDrop(tokio::spawn(watch_config(
+                self.cluster.store.kv.clone(),
+                self.config_changed.clone(),
+                config_wake.clone(),
+            )))
+        });
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let probed = self.executor.probe_results_wake();
         loop {
@@ -156,6 +162,9 @@ impl PodSupervisor {
             }
             let current = desired.borrow_and_update().clone();
             if let Some(pods) = current {
+                if let Some(watches) = &mut watches {
+                    watches.follow(config_watch::named_by(pods.values()));
+                }
                 self.sync(&pods).await;
             }
         }
@@ -371,21 +380,17 @@ impl PodSupervisor {
     }
 }
 
-/// Sets `changed` and wakes the pass whenever a ConfigMap or Secret is written or
-/// deleted (the values are not looked at: the supervisor reads what its pods name),
-/// and sets it once more after a watch ends, since a change may have been missed.
-async fn watch_config(cluster: Cluster, changed: Arc<std::sync::atomic::AtomicBool>, wake: Arc<tokio::sync::Notify>) {
+/// Sets `changed` and wakes the pass whenever a ConfigMap or Secret in the store is
+/// written or deleted (the values are not looked at: the supervisor reads what its
+/// pods name), and sets it once more after a watch ends, since a change may have
+/// been missed.
+async fn watch_config(
+    kv: berth_client::kv::Kv,
+    changed: Arc<std::sync::atomic::AtomicBool>,
+    wake: Arc<tokio::sync::Notify>,
+) {
     use berth_api::kinds::config_map::CONFIG_MAP;
     use berth_api::kinds::secret::SECRET;
-    if cluster.is_api() {
-        // Over the API, a list-then-watch loop of each: a (re-)list may hide a
-        // change, so it counts as one too.
-        let sink = Arc::new(ConfigChanges { changed, wake });
-        let config_maps = cluster.clone().reflect(&CONFIG_MAP, None, sink.clone());
-        tokio::join!(config_maps, cluster.reflect(&SECRET, None, sink));
-        return;
-    }
-    let kv = cluster.store.kv;
     let watch_one = |prefix: String| {
         let (kv, changed, wake) = (kv.clone(), changed.clone(), wake.clone());
         async move {
@@ -411,27 +416,4 @@ async fn watch_config(cluster: Cluster, changed: Arc<std::sync::atomic::AtomicBo
         }
     };
     tokio::join!(watch_one(CONFIG_MAP.prefix(None)), watch_one(SECRET.prefix(None)));
-}
-
-/// Marks a possible change of the ConfigMaps or Secrets and wakes the pass.
-struct ConfigChanges {
-    changed: Arc<std::sync::atomic::AtomicBool>,
-    wake: Arc<tokio::sync::Notify>,
-}
-
-impl ConfigChanges {
-    fn mark(&self) {
-        self.changed.store(true, Ordering::Relaxed);
-        self.wake.notify_one();
-    }
-}
-
-impl Sink for ConfigChanges {
-    fn replace(&self, _records: Vec<Record>, _revision: i64) {
-        self.mark();
-    }
-
-    fn apply(&self, _events: Vec<Event>, _revision: i64) {
-        self.mark();
-    }
 }
