@@ -21,6 +21,7 @@ pub mod endpoint_slice;
 pub mod event;
 pub mod horizontal_pod_autoscaler;
 pub mod horizontal_pod_autoscaler_v1;
+pub mod lease;
 pub mod limit_range;
 pub mod namespace;
 pub mod network_policy;
@@ -74,6 +75,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &limit_range::LIMIT_RANGE,
     &service_account::SERVICE_ACCOUNT,
     &network_policy::NETWORK_POLICY,
+    &lease::LEASE,
 ];
 
 /// The kind of a `kind` field (`Pod`).

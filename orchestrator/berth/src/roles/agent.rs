@@ -34,9 +34,8 @@ pub struct AgentFlags {
     #[arg(long)]
     name: Option<String>,
     /// The control plane's store (etcd API) endpoints, comma-separated. With
-    /// --kubeconfig, only for what does not go through the API server yet: the
-    /// heartbeat lease, events, local volumes and the network policies' view of
-    /// the cluster.
+    /// --kubeconfig, only for what does not go through the API server yet: events,
+    /// local volumes and the network policies' view of the cluster.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     store: Vec<String>,
     /// Reach the API server as the kubeconfig's user (`system:node:<name>` in
@@ -67,7 +66,8 @@ pub struct AgentFlags {
     /// Node labels, `key=value` comma-separated.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
-    /// The heartbeat lease's TTL.
+    /// The heartbeat lease's TTL; with --kubeconfig, the duration of the node's
+    /// Lease in kube-node-lease (renewed every quarter of it).
     #[arg(long, default_value = "10s")]
     lease_ttl: String,
     /// The first back-off before restarting a crashed container (doubles up to 5m).

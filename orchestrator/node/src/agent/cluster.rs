@@ -13,10 +13,10 @@
 //! ```
 //!
 //! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
-//! routes') are watched through the API too. Whatever has not moved yet goes to the
-//! store in both modes (the heartbeat lease, events, the local volumes'
-//! provisioner, the network policies' reflectors), so API mode still needs
-//! `--store` too.
+//! routes') are watched through the API too, and the heartbeat is the node's Lease
+//! there ([`super::node_lease`]). Whatever has not moved yet goes to the store in
+//! both modes (events, the local volumes' provisioner, the network policies'
+//! reflectors), so API mode still needs `--store` too.
 
 use std::sync::Arc;
 
@@ -56,6 +56,11 @@ impl Cluster {
 
     pub fn is_api(&self) -> bool {
         self.api.is_some()
+    }
+
+    /// The API server, in API mode.
+    pub fn api_source(&self) -> Option<&ApiSource> {
+        self.api.as_ref()
     }
 
     /// Lists then watches `kind` forever, feeding `sink`. Over the API only what
