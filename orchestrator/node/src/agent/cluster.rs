@@ -14,9 +14,9 @@
 //!
 //! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
 //! routes') are watched through the API too, and the heartbeat is the node's Lease
-//! there ([`super::node_lease`]). Whatever has not moved yet goes to the store in
-//! both modes (events, the local volumes' provisioner, the network policies'
-//! reflectors), so API mode still needs `--store` too.
+//! there ([`super::node_lease`]), and events are posted there. Whatever has not
+//! moved yet goes to the store in both modes (the local volumes' provisioner, the
+//! network policies' reflectors), so API mode still needs `--store` too.
 
 use std::sync::Arc;
 
@@ -56,6 +56,15 @@ impl Cluster {
 
     pub fn is_api(&self) -> bool {
         self.api.is_some()
+    }
+
+    /// What the agent records its events with (as `component` on `host`): to the
+    /// store, or through the API server.
+    pub fn recorder(&self, component: &str, host: &str) -> berth_client::events::Recorder {
+        match &self.api {
+            Some(api) => berth_client::events::Recorder::through_api(api.clone(), component, host),
+            None => berth_client::events::Recorder::new(self.store.kv.clone(), component, host),
+        }
     }
 
     /// The API server, in API mode.
