@@ -34,8 +34,8 @@ pub struct AgentFlags {
     #[arg(long)]
     name: Option<String>,
     /// The control plane's store (etcd API) endpoints, comma-separated. With
-    /// --kubeconfig, only for what does not go through the API server yet: local
-    /// volumes and the network policies' view of the cluster.
+    /// --kubeconfig, only for what does not go through the API server yet: the
+    /// network policies' view of the cluster.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     store: Vec<String>,
     /// Reach the API server as the kubeconfig's user (`system:node:<name>` in

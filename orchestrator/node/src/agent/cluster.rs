@@ -14,17 +14,19 @@
 //!
 //! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
 //! routes') are watched through the API too, and the heartbeat is the node's Lease
-//! there ([`super::node_lease`]), and events are posted there. Whatever has not
-//! moved yet goes to the store in both modes (the local volumes' provisioner, the
-//! network policies' reflectors), so API mode still needs `--store` too.
+//! there ([`super::node_lease`]); events are posted there, and the local volumes'
+//! provisioner watches and deletes its PersistentVolumes there. Whatever has not
+//! moved yet goes to the store in both modes (the network policies' reflectors), so
+//! API mode still needs `--store` too.
 
 use std::sync::Arc;
 
 use berth_api::kinds::KindDescriptor;
 use berth_api::kinds::node::NODE;
+use berth_api::kinds::persistent_volume::PERSISTENT_VOLUME;
 use berth_api::kinds::pod::POD;
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Node, NodeSpec, Pod, PodSpec};
+use berth_api::objects::{Node, NodeSpec, PersistentVolumeSpec, Pod, PodSpec};
 use berth_client::api_source::{ApiSource, Source};
 use berth_client::kv::{KvError, Record};
 use berth_client::reflector::Sink;
@@ -155,6 +157,25 @@ impl Cluster {
             None => self
                 .store
                 .delete::<PodSpec>(namespace, name, resource_version, None)
+                .await
+                .map(drop),
+        }
+    }
+
+    /// Deletes the PersistentVolume `name` if it is still at `resource_version`.
+    pub async fn delete_volume(&self, name: &str, resource_version: i64) -> Result<(), KvError> {
+        match &self.api {
+            Some(api) => {
+                let options = json!({
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "preconditions": {"resourceVersion": resource_version.to_string()},
+                });
+                api.delete(&PERSISTENT_VOLUME, "", name, &options).await
+            }
+            None => self
+                .store
+                .delete::<PersistentVolumeSpec>("", name, Some(resource_version), None)
                 .await
                 .map(drop),
         }

@@ -185,7 +185,7 @@ pub async fn run(
     let host_netns = config.pod_routes.as_ref().and_then(|r| r.host_netns.clone());
     let _dns = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.clone().serve(host_netns)));
     let _local_volumes = berth_client::kv::AbortOnDrop(tokio::spawn(local_volumes::run(
-        registry.clone(),
+        cluster.clone(),
         config.name.clone(),
         config.local_volume_dir.clone(),
     )));
