@@ -6,8 +6,10 @@
 //! Recording never fails its caller: an event that cannot be written is logged.
 //!
 //! A recorder writes to the store, or (an agent with `--kubeconfig`) through the API
-//! server: a POST of a new event, a PUT of a repeat's count at the version read;
-//! the API server attaches what it creates to its own event leases.
+//! server, which nodes may not read events from: as Kubernetes' recorder, it counts
+//! the repeats in memory, POSTs a new event and PATCHes a repeat's `count` and
+//! `lastTimestamp` (POSTing it again if it went meanwhile). The API server attaches
+//! what it creates to its own event leases.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -30,6 +32,9 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 /// How long one lease takes new events: events of the same minute share a lease, as
 /// kube-apiserver's do, so that recording does not grant a lease per event.
 const LEASE_REUSE: Duration = Duration::from_secs(60);
+
+/// How many events a recorder through the API server counts the repeats of.
+const COUNTED_EVENTS: usize = 4096;
 
 /// The leases events are attached to, shared by everything that writes events.
 #[derive(Default)]
@@ -86,7 +91,11 @@ enum Target {
         registry: Registry,
         leases: Arc<EventLeases>,
     },
-    Api(ApiSource),
+    /// The API server, and how often each event (by name) was recorded so far.
+    Api {
+        api: ApiSource,
+        counts: Arc<Mutex<std::collections::HashMap<String, i32>>>,
+    },
 }
 
 /// The reference an event names its object by.
@@ -122,7 +131,10 @@ impl Recorder {
     /// A recorder that writes through the API server.
     pub fn through_api(api: ApiSource, component: &str, host: &str) -> Recorder {
         Recorder {
-            target: Target::Api(api),
+            target: Target::Api {
+                api,
+                counts: Arc::default(),
+            },
             component: component.to_string(),
             host: host.to_string(),
         }
@@ -147,86 +159,96 @@ impl Recorder {
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".to_string());
         let name = event_name(object, type_, reason, message, &self.component);
         let now = time::now();
-        for _ in 0..4 {
-            let stored = match &self.target {
-                Target::Store { registry, .. } => registry.kv.get(&EVENT.key(&namespace, &name)).await?,
-                Target::Api(api) => api.read(&EVENT, &namespace, &name).await?,
-            };
-            let written = match stored {
-                Some(record) => {
-                    let mut event: Event = serde_json::from_slice(&record.value)
-                        .map_err(|e| KvError::Other(format!("stored event {namespace}/{name} does not decode: {e}")))?;
-                    event.count = Some(event.count.unwrap_or(1) + 1);
-                    event.last_timestamp = Some(now.clone());
-                    self.update(event, record.mod_revision).await
-                }
-                None => {
-                    let event = Event {
-                        metadata: named(&namespace, &name),
-                        involved_object: object.clone(),
-                        type_: Some(type_.as_str().to_string()),
-                        reason: Some(reason.to_string()),
-                        message: Some(message.to_string()),
-                        count: Some(1),
-                        first_timestamp: Some(now.clone()),
-                        last_timestamp: Some(now.clone()),
-                        source: Some(EventSource {
-                            component: Some(self.component.clone()),
-                            host: (!self.host.is_empty()).then(|| self.host.clone()),
-                        }),
-                        reporting_component: Some(self.component.clone()),
-                        reporting_instance: Some(if self.host.is_empty() {
-                            self.component.clone()
-                        } else {
-                            self.host.clone()
-                        }),
-                        ..Default::default()
-                    };
-                    self.create(event).await
-                }
-            };
-            match written {
-                // Another writer got there first: read it again.
-                Err(KvError::Conflict { .. } | KvError::AlreadyExists | KvError::NotFound) => continue,
-                other => return other,
-            }
-        }
-        Err(KvError::Other(format!(
-            "event {name} kept changing while it was recorded"
-        )))
-    }
-
-    /// Writes a repeat's count over the event at `mod_revision`.
-    async fn update(&self, mut event: Event, mod_revision: i64) -> Result<()> {
+        let event = Event {
+            metadata: named(&namespace, &name),
+            involved_object: object.clone(),
+            type_: Some(type_.as_str().to_string()),
+            reason: Some(reason.to_string()),
+            message: Some(message.to_string()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now.clone()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: (!self.host.is_empty()).then(|| self.host.clone()),
+            }),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(if self.host.is_empty() {
+                self.component.clone()
+            } else {
+                self.host.clone()
+            }),
+            ..Default::default()
+        };
         match &self.target {
-            Target::Store { registry, .. } => {
-                event.metadata.resource_version = None;
-                let key = EVENT.key(event.metadata.namespace(), event.metadata.name());
-                let value = serde_json::to_vec(&event).expect("events serialize");
-                registry.kv.update(&key, value, mod_revision, None).await.map(drop)
-            }
-            Target::Api(api) => {
-                event.metadata.resource_version = Some(mod_revision.to_string());
-                let body = serde_json::to_value(&event).expect("events serialize");
-                let (namespace, name) = (event.metadata.namespace(), event.metadata.name());
-                api.replace(&EVENT, namespace, name, None, &body).await.map(drop)
+            Target::Store { registry, leases } => record_in_store(registry, leases, event).await,
+            Target::Api { api, counts } => {
+                let count = {
+                    let mut counts = counts.lock().await;
+                    // Bounded, as Kubernetes' correlator's cache is: a forgotten
+                    // event's next repeat is POSTed, found there, and left.
+                    if counts.len() >= COUNTED_EVENTS && !counts.contains_key(&name) {
+                        counts.clear();
+                    }
+                    let count = counts.entry(name.clone()).or_insert(0);
+                    *count += 1;
+                    *count
+                };
+                record_through_api(api, event, count).await
             }
         }
     }
+}
 
-    async fn create(&self, event: Event) -> Result<()> {
-        match &self.target {
-            Target::Store { registry, leases } => {
-                let lease = leases.lease(&registry.kv).await?;
-                let object = berth_api::kinds::Object::new(event);
-                registry.create_leased(&object, lease, None).await.map(drop)
-            }
-            Target::Api(api) => {
-                let namespace = event.metadata.namespace().to_string();
-                let body = serde_json::to_value(&event).expect("events serialize");
-                api.create(&EVENT, &namespace, &body).await.map(drop)
+/// Creates the event, or raises the count of the one stored.
+async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event) -> Result<()> {
+    let key = EVENT.key(event.metadata.namespace(), event.metadata.name());
+    for _ in 0..4 {
+        if let Some(record) = registry.kv.get(&key).await? {
+            let mut stored: Event = serde_json::from_slice(&record.value)
+                .map_err(|e| KvError::Other(format!("stored event at {key} does not decode: {e}")))?;
+            stored.count = Some(stored.count.unwrap_or(1) + 1);
+            stored.last_timestamp = event.last_timestamp.clone();
+            stored.metadata.resource_version = None;
+            let value = serde_json::to_vec(&stored).expect("events serialize");
+            match registry.kv.update(&key, value, record.mod_revision, None).await {
+                Err(KvError::Conflict { .. }) => continue,
+                other => return other.map(drop),
             }
         }
+        let lease = leases.lease(&registry.kv).await?;
+        let object = berth_api::kinds::Object::new(event.clone());
+        match registry.create_leased(&object, lease, None).await {
+            Err(KvError::AlreadyExists) => continue,
+            other => return other.map(drop),
+        }
+    }
+    Err(KvError::Other(format!(
+        "event {key} kept changing while it was recorded"
+    )))
+}
+
+/// The `count`th time of the event: a POST the first time, else a merge PATCH of
+/// its count and last time, and a POST again if it is gone. One already there at
+/// the first time (written before this process started) is left as it is.
+async fn record_through_api(api: &ApiSource, mut event: Event, count: i32) -> Result<()> {
+    let namespace = event.metadata.namespace().to_string();
+    let name = event.metadata.name().to_string();
+    if count > 1 {
+        let patch = serde_json::json!({"count": count, "lastTimestamp": event.last_timestamp});
+        match api.merge_patch(&EVENT, &namespace, &name, &patch).await {
+            Err(KvError::NotFound) => event.count = Some(count),
+            other => return other.map(drop),
+        }
+    }
+    let body = serde_json::to_value(&event).expect("events serialize");
+    match api.create(&EVENT, &namespace, &body).await {
+        Ok(_) => Ok(()),
+        Err(KvError::AlreadyExists) => {
+            tracing::debug!(event = %name, "the event is there already; not recorded again");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -355,7 +377,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn through_the_api_a_new_event_is_posted_and_a_repeat_put_with_its_count() {
+    async fn through_the_api_a_new_event_is_posted_and_a_repeat_patched_with_its_count() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let mut pod = Pod::new(named("dev", "web-1"), PodSpec::default());
@@ -378,15 +400,15 @@ mod tests {
         let server = tokio::spawn(scripted(
             listener,
             vec![
-                (404, not_found),
                 (201, stored.clone()),
                 (200, stored.clone()),
-                (200, stored),
+                (404, not_found),
+                (201, stored),
             ],
         ));
         let api = ApiSource::new(Arc::new(crate::http_client::HttpClient::new(vec![url])));
         let recorder = Recorder::through_api(api, "kubelet", "n1");
-        for _ in 0..2 {
+        for _ in 0..3 {
             recorder
                 .record(&reference, EventType::Normal, "Started", "Started container c")
                 .await;
@@ -394,27 +416,26 @@ mod tests {
         let seen = server.await.unwrap();
         let lines: Vec<&str> = seen.iter().map(|(line, _)| line.as_str()).collect();
         let path = format!("/api/v1/namespaces/dev/events/{name}");
+        let post = "POST /api/v1/namespaces/dev/events HTTP/1.1".to_string();
         assert_eq!(
             lines,
             [
-                format!("GET {path} HTTP/1.1"),
-                "POST /api/v1/namespaces/dev/events HTTP/1.1".to_string(),
-                format!("GET {path} HTTP/1.1"),
-                format!("PUT {path} HTTP/1.1"),
-            ]
+                post.clone(),
+                format!("PATCH {path} HTTP/1.1"),
+                format!("PATCH {path} HTTP/1.1"),
+                post,
+            ],
+            "nodes may not read events: counted here, never a GET"
         );
-        let created = &seen[1].1;
+        let created = &seen[0].1;
         assert_eq!(created["count"], 1);
         assert_eq!(
             created["source"],
             serde_json::json!({"component": "kubelet", "host": "n1"})
         );
         assert_eq!(created["involvedObject"]["uid"], "u1");
-        let repeat = &seen[3].1;
-        assert_eq!(repeat["count"], 2);
-        assert_eq!(
-            repeat["metadata"]["resourceVersion"], "7",
-            "written at the version read"
-        );
+        assert_eq!(seen[1].1["count"], 2);
+        assert!(seen[1].1["lastTimestamp"].is_string());
+        assert_eq!(seen[3].1["count"], 3, "gone meanwhile: created again with its count");
     }
 }
