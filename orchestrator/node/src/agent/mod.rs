@@ -169,7 +169,7 @@ pub async fn run(
     let filter_loop = (filter.clone()).map(|f| {
         berth_client::kv::AbortOnDrop(tokio::spawn(crate::netpol::watch::run(
             f,
-            kv.clone(),
+            cluster.source(),
             config.name.clone(),
         )))
     });
@@ -288,8 +288,8 @@ impl std::fmt::Display for Heartbeat {
 }
 
 /// Grants a lease, attaches the heartbeat key to it and writes the Node's status
-/// (through the API server: writes the Node's status, then creates or renews its
-/// Lease); retries until the cluster answers.
+/// (through the API server: creates or renews the node's Lease, then writes the
+/// Node's status); retries until the cluster answers.
 async fn register(
     kv: &Kv,
     cluster: &cluster::Cluster,
@@ -301,8 +301,10 @@ async fn register(
     loop {
         let attempt = async {
             if let Some(api) = cluster.api_source() {
-                write_node(cluster, config, runtimes, port).await?;
+                // The heartbeat first, as the key in the store: a Node without
+                // one would be marked NotReady at once.
                 let lease = node_lease::NodeLease::ensure(api.clone(), &config.name, config.lease_ttl).await?;
+                write_node(cluster, config, runtimes, port).await?;
                 return Ok::<_, KvError>(Heartbeat::Api(lease));
             }
             let lease = kv.grant(ttl).await?;

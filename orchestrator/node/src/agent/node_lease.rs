@@ -4,7 +4,8 @@
 //! controller counts one not renewed within its grace period as a missed heartbeat.
 //!
 //! ```text
-//!  ensure: GET ─► absent: POST ─► renew every duration/4: GET, renewTime = now, PUT
+//!  ensure: GET ─► absent: POST ─► renew every duration/4: GET, renewTime = now (and
+//!                                   the Node as owner once it exists), PUT
 //!                                   │ failing: again after 200 ms doubling to 7 s
 //!                                   └─► no renewal for a whole duration: lost
 //! ```
@@ -32,16 +33,17 @@ pub fn micro_time(t: SystemTime) -> String {
 }
 
 /// The node's Lease, held by it for `duration`, renewed now, owned by the Node
-/// with `node_uid`.
-pub fn lease_object(node: &str, node_uid: &str, duration: Duration, now: SystemTime) -> Value {
+/// with `node_uid` (none before the Node exists: the first renewal after sets it,
+/// as the kubelet does).
+pub fn lease_object(node: &str, node_uid: Option<&str>, duration: Duration, now: SystemTime) -> Value {
+    let mut metadata = json!({"name": node, "namespace": NODE_LEASE_NAMESPACE});
+    if let Some(uid) = node_uid {
+        metadata["ownerReferences"] = owner(node, uid);
+    }
     json!({
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
-        "metadata": {
-            "name": node,
-            "namespace": NODE_LEASE_NAMESPACE,
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node, "uid": node_uid}],
-        },
+        "metadata": metadata,
         "spec": {
             "holderIdentity": node,
             "leaseDurationSeconds": duration.as_secs().max(1),
@@ -60,8 +62,7 @@ pub struct NodeLease {
 }
 
 impl NodeLease {
-    /// Creates the node's Lease, or renews the one there (taking it over). The
-    /// Node must exist: the Lease is owned by it.
+    /// Creates the node's Lease, or renews the one there (taking it over).
     pub async fn ensure(api: ApiSource, node: &str, duration: Duration) -> Result<NodeLease, KvError> {
         let mut lease = NodeLease {
             api,
@@ -79,17 +80,20 @@ impl NodeLease {
         let attempt = async {
             let now = SystemTime::now();
             let Some(record) = self.api.read(&LEASE, NODE_LEASE_NAMESPACE, &self.node).await? else {
-                let node_uid = match self.api.read(&NODE, "", &self.node).await? {
-                    Some(node) => uid_of(&node.value),
-                    None => return Err(KvError::NotFound),
-                };
-                let lease = lease_object(&self.node, &node_uid, self.duration, now);
+                let lease = lease_object(&self.node, self.node_uid().await?.as_deref(), self.duration, now);
                 return self.api.create(&LEASE, NODE_LEASE_NAMESPACE, &lease).await.map(drop);
             };
             // The stored Lease, its spec taken over (another holder's too, as the
-            // kubelet does: the name is the node's).
+            // kubelet does: the name is the node's), owned by the Node once it exists.
             let mut lease: Value = serde_json::from_slice(&record.value)
                 .map_err(|e| KvError::Other(format!("the node's Lease is not JSON: {e}")))?;
+            if lease["metadata"]["ownerReferences"]
+                .as_array()
+                .is_none_or(Vec::is_empty)
+                && let Some(uid) = self.node_uid().await?
+            {
+                lease["metadata"]["ownerReferences"] = owner(&self.node, &uid);
+            }
             lease["apiVersion"] = json!("coordination.k8s.io/v1");
             lease["kind"] = json!("Lease");
             lease["metadata"]["resourceVersion"] = json!(record.mod_revision.to_string());
@@ -111,6 +115,16 @@ impl NodeLease {
             Ok(Err(e)) => Err(e),
             Err(_) => Err(KvError::Unavailable("the Lease's renewal timed out".into())),
         }
+    }
+
+    /// The Node's uid; None while there is no Node.
+    async fn node_uid(&self) -> Result<Option<String>, KvError> {
+        let Some(record) = self.api.read(&NODE, "", &self.node).await? else {
+            return Ok(None);
+        };
+        let node: Value =
+            serde_json::from_slice(&record.value).map_err(|e| KvError::Other(format!("the Node is not JSON: {e}")))?;
+        Ok(node["metadata"]["uid"].as_str().map(str::to_string))
     }
 
     /// `kube-node-lease/<node>`.
@@ -163,11 +177,8 @@ pub async fn release(api: &ApiSource, node: &str) -> Result<(), KvError> {
     }
 }
 
-fn uid_of(stored: &[u8]) -> String {
-    serde_json::from_slice::<Value>(stored)
-        .ok()
-        .and_then(|node| node["metadata"]["uid"].as_str().map(str::to_string))
-        .unwrap_or_default()
+fn owner(node: &str, uid: &str) -> Value {
+    json!([{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}])
 }
 
 #[cfg(test)]
@@ -177,7 +188,7 @@ mod tests {
     #[test]
     fn the_lease_is_the_nodes_held_by_it_and_renewed_in_micro_time() {
         let at = UNIX_EPOCH + Duration::new(1_767_323_045, 123_456_789);
-        let lease = lease_object("n1", "u-1", Duration::from_secs(40), at);
+        let lease = lease_object("n1", Some("u-1"), Duration::from_secs(40), at);
         assert_eq!(lease["metadata"]["namespace"], "kube-node-lease");
         assert_eq!(lease["metadata"]["name"], "n1");
         assert_eq!(
@@ -189,5 +200,7 @@ mod tests {
             json!({"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2026-01-02T03:04:05.123456Z"})
         );
         assert!((LEASE.decode)(lease).is_ok(), "a Lease as the API decodes it");
+        let before_the_node = lease_object("n1", None, Duration::from_secs(40), at);
+        assert!(before_the_node["metadata"].get("ownerReferences").is_none());
     }
 }
