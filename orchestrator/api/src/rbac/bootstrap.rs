@@ -29,6 +29,9 @@ const KUBE_PROXY: &str = "system:kube-proxy";
 /// What a volume provisioner may do; berth's agents hold it too, as the node's side
 /// of the `berth.io/local` provisioner (its volumes watched, reclaimed ones deleted).
 pub const PERSISTENT_VOLUME_PROVISIONER: &str = "system:persistent-volume-provisioner";
+/// berth's own: what the agents' packet filter reads to enforce the NetworkPolicies
+/// (every pod, namespace and policy of the cluster).
+pub const NETWORK_POLICY_FILTER: &str = "system:berth:network-policy-filter";
 /// Their group (`system:node:<name>` is each one's user).
 pub const NODES_GROUP: &str = "system:nodes";
 pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
@@ -329,6 +332,14 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                 rule(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
             ],
         ),
+        role(
+            NETWORK_POLICY_FILTER,
+            &[],
+            vec![
+                rule(&["list", "watch"], &[""], &["pods", "namespaces"]),
+                rule(&["list", "watch"], &["networking.k8s.io"], &["networkpolicies"]),
+            ],
+        ),
     ];
     fill_aggregated(&mut roles);
     roles
@@ -449,6 +460,7 @@ pub fn cluster_role_bindings() -> Vec<ClusterRoleBinding> {
         binding(NODE_PROXIER, vec![user(KUBE_PROXY), group(NODES_GROUP)]),
         // Kubernetes binds it to nobody by default.
         binding(PERSISTENT_VOLUME_PROVISIONER, vec![group(NODES_GROUP)]),
+        binding(NETWORK_POLICY_FILTER, vec![group(NODES_GROUP)]),
     ]
 }
 

@@ -296,6 +296,26 @@ fn nodes_watch_and_delete_persistent_volumes_as_the_provisioner_role_allows() {
 }
 
 #[test]
+fn nodes_read_what_their_packet_filter_enforces() {
+    let roles = bootstrap::cluster_roles();
+    let filter = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(bootstrap::NETWORK_POLICY_FILTER))
+        .unwrap();
+    let allows = |verb: &str, group: &str, resource: &str| {
+        (filter.rules.iter().flatten()).any(|r| rule_allows_resource(r, verb, group, resource, "", "x"))
+    };
+    assert!(allows("watch", "", "pods") && allows("list", "", "namespaces"));
+    assert!(allows("watch", "networking.k8s.io", "networkpolicies"));
+    assert!(!allows("create", "networking.k8s.io", "networkpolicies"));
+    let bound = bootstrap::cluster_role_bindings().into_iter().any(|b| {
+        b.role_ref.name == bootstrap::NETWORK_POLICY_FILTER
+            && b.subjects.iter().flatten().any(|s| s.name == "system:nodes")
+    });
+    assert!(bound);
+}
+
+#[test]
 fn aggregation_takes_each_rule_once_from_matching_roles_by_name() {
     let labelled = |name: &str, label: &str, rules: Vec<PolicyRule>| ClusterRole {
         metadata: crate::meta::ObjectMeta {

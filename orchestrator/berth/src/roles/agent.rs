@@ -33,9 +33,8 @@ pub struct AgentFlags {
     /// The node's name (a DNS label); defaults to the host name.
     #[arg(long)]
     name: Option<String>,
-    /// The control plane's store (etcd API) endpoints, comma-separated. With
-    /// --kubeconfig, only for what does not go through the API server yet: the
-    /// network policies' view of the cluster.
+    /// The control plane's store (etcd API) endpoints, comma-separated. Not used
+    /// with --kubeconfig: then everything goes through the API server.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     store: Vec<String>,
     /// Reach the API server as the kubeconfig's user (`system:node:<name>` in

@@ -14,10 +14,11 @@
 //!
 //! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
 //! routes') are watched through the API too, and the heartbeat is the node's Lease
-//! there ([`super::node_lease`]); events are posted there, and the local volumes'
-//! provisioner watches and deletes its PersistentVolumes there. Whatever has not
-//! moved yet goes to the store in both modes (the network policies' reflectors), so
-//! API mode still needs `--store` too.
+//! there ([`super::node_lease`]); events are posted there, the local volumes'
+//! provisioner watches and deletes its PersistentVolumes there, and the packet
+//! filter watches the pods, namespaces and NetworkPolicies there. In API mode
+//! nothing is read from or written to the store, which is never dialled
+//! (`--store` is not needed).
 
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ const CONFLICT_ATTEMPTS: usize = 10;
 
 #[derive(Clone)]
 pub struct Cluster {
-    /// The store: everything in store mode, what has not moved in API mode.
+    /// The store: everything in store mode; never used in API mode.
     pub(crate) store: Registry,
     /// The API server, in API mode.
     api: Option<ApiSource>,
@@ -50,8 +51,7 @@ impl Cluster {
         Cluster { store, api: None }
     }
 
-    /// Pods, their status, the Node and what pods use through the API server; the
-    /// rest through the store.
+    /// Everything through the API server (`store` is never dialled).
     pub fn api(api: ApiSource, store: Registry) -> Cluster {
         Cluster { store, api: Some(api) }
     }
