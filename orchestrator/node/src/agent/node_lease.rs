@@ -203,4 +203,28 @@ mod tests {
         let before_the_node = lease_object("n1", None, Duration::from_secs(40), at);
         assert!(before_the_node["metadata"].get("ownerReferences").is_none());
     }
+
+    #[tokio::test]
+    async fn a_lease_that_cannot_be_renewed_for_its_duration_is_lost() {
+        // An API server that is not there: every renewal fails.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let http = berth_client::http_client::HttpClient::new(vec![format!("http://127.0.0.1:{port}")]);
+        let mut lease = NodeLease {
+            api: ApiSource::new(std::sync::Arc::new(http)),
+            node: "n1".into(),
+            duration: Duration::from_secs(2),
+            renewed: Instant::now(),
+        };
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), lease.keep())
+            .await
+            .expect("lost");
+        let took = started.elapsed();
+        assert!(took >= Duration::from_secs(2), "not before its duration: {took:?}");
+        assert!(took < Duration::from_secs(4), "soon after it: {took:?}");
+    }
 }
