@@ -122,8 +122,8 @@ pub struct AgentFlags {
     #[arg(long, value_parser = ["iptables", "none"])]
     proxy_mode: Option<String>,
     /// The control plane's EncryptionConfiguration (the API server's flag of the
-    /// same name): the agent reads its pods' image pull secrets from the store, and
-    /// needs the keys that encrypt them there.
+    /// same name): without --kubeconfig the agent reads its pods' image pull
+    /// secrets from the store, and needs the keys that encrypt them there.
     #[arg(long, value_name = "FILE")]
     encryption_provider_config: Option<PathBuf>,
     /// The node's certificate (PEM; `berth pki` makes one per node): the agent's
