@@ -282,6 +282,7 @@ mod tests {
                     &["netpol"],
                     &[]
                 ),
+                ("coordination.k8s.io/v1".to_string(), "Lease", "leases", true, &[], &[]),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -326,7 +327,8 @@ mod tests {
                 ("autoscaling", "v1"),
                 ("storage.k8s.io", "v1"),
                 ("rbac.authorization.k8s.io", "v1"),
-                ("networking.k8s.io", "v1")
+                ("networking.k8s.io", "v1"),
+                ("coordination.k8s.io", "v1")
             ]
         );
     }
