@@ -10,7 +10,8 @@
 //! An agent that reaches the cluster through the API server heartbeats with a
 //! `coordination.k8s.io` Lease instead (`kube-node-lease/<node>`, renewed every
 //! quarter of its duration, as the kubelet's): one not seen renewed within the grace
-//! period counts as an absent heartbeat from then on (so its node is marked at once,
+//! period (or its own duration, if longer: its agent fences itself only then)
+//! counts as an absent heartbeat from then on (so its node is marked at once,
 //! and its pods move another grace period later), and the marks are written only
 //! while the Lease is still as seen (the txn compares its revision too).
 //!
@@ -395,6 +396,16 @@ mod tests {
                 ("/registry/leases/kube-node-lease/api", 7)
             ]
         );
+
+        // A Lease longer than the grace period lapses only after its duration (its
+        // agent renews it every quarter of that, and fences itself after it).
+        let mut long = heartbeats.clone();
+        long.leases.get_mut("api").unwrap().duration = Duration::from_secs(30);
+        let within = assess(&nodes, &pods, &long, t0 + Duration::from_secs(22), grace);
+        assert!(within.mark.is_empty(), "{within:?}");
+        assert_eq!(within.next_check, Some(Duration::from_secs(10)));
+        let after = assess(&nodes, &pods, &long, t0 + Duration::from_secs(32), grace);
+        assert_eq!(after.mark, ["api"]);
 
         // A live heartbeat key keeps the node whatever its Lease says.
         heartbeats.live.insert("api".into(), t0);

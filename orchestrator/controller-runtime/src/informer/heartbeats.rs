@@ -66,22 +66,24 @@ impl HeartbeatSnapshot {
     }
 
     /// `None` while the node heartbeats (its key is live, or its Lease was renewed
-    /// within `grace` of `now`); otherwise since when it has not: the later of its
-    /// key's absence ([`absent_since`](Self::absent_since)) and its Lease's lapse.
+    /// within `grace` of `now`, or within its own duration if that is longer: its
+    /// agent fences itself only after that); otherwise since when it has not: the
+    /// later of its key's absence ([`absent_since`](Self::absent_since)) and its
+    /// Lease's lapse.
     pub fn absent_since_at(&self, node: &str, now: Instant, grace: Duration) -> Option<Instant> {
         let key_absent = self.absent_since(node)?;
         match self.leases.get(node) {
             None => Some(key_absent),
-            Some(lease) if lease.is_fresh(now, grace) => None,
-            Some(lease) => Some(key_absent.max(lease.renewed + grace)),
+            Some(lease) if lease.is_fresh(now, grace.max(lease.duration)) => None,
+            Some(lease) => Some(key_absent.max(lease.renewed + grace.max(lease.duration))),
         }
     }
 
     /// How long until the first Lease still fresh at `now` lapses, by `grace`.
     pub fn next_lapse(&self, now: Instant, grace: Duration) -> Option<Duration> {
         (self.leases.values())
-            .filter(|lease| lease.is_fresh(now, grace))
-            .map(|lease| (lease.renewed + grace).saturating_duration_since(now))
+            .filter(|lease| lease.is_fresh(now, grace.max(lease.duration)))
+            .map(|lease| (lease.renewed + grace.max(lease.duration)).saturating_duration_since(now))
             .min()
     }
 
