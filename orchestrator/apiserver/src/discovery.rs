@@ -357,6 +357,7 @@ mod tests {
                 "storage.k8s.io",
                 "rbac.authorization.k8s.io",
                 "networking.k8s.io",
+                "coordination.k8s.io",
                 "metrics.k8s.io",
                 "authorization.k8s.io",
                 "authentication.k8s.io"

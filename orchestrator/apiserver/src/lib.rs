@@ -135,11 +135,16 @@ impl ApiServer {
 }
 
 /// Serves the API on `listener` until the process ends; makes sure the `default`
-/// namespace exists (in the background, retrying while the store is unavailable),
+/// and `kube-node-lease` (the nodes' heartbeat Leases) namespaces exist (in the background, retrying while the store is unavailable),
 /// and keeps the `kubernetes` Service listing this server.
 pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
     tokio::spawn(ensure_default_namespace(
         api.registry.clone(),
+        api.settings.isolate_namespaces,
+    ));
+    tokio::spawn(ensure_namespace(
+        api.registry.clone(),
+        berth_api::kinds::lease::NODE_LEASE_NAMESPACE,
         api.settings.isolate_namespaces,
     ));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
@@ -278,10 +283,15 @@ pub async fn ensure_runtime_classes(registry: Registry) {
 
 /// Creates the `default` namespace unless it exists.
 pub async fn ensure_default_namespace(registry: Registry, isolate: bool) {
+    ensure_namespace(registry, "default", isolate).await
+}
+
+/// Creates the namespace `name` unless it exists.
+pub async fn ensure_namespace(registry: Registry, name: &str, isolate: bool) {
     let labels = isolate.then(isolation::labels);
     let mut namespace = Namespace::new(
         ObjectMeta {
-            name: Some("default".into()),
+            name: Some(name.into()),
             labels,
             ..Default::default()
         },
@@ -295,7 +305,7 @@ pub async fn ensure_default_namespace(registry: Registry, isolate: bool) {
         match registry.create(&namespace, None).await {
             Ok(_) | Err(KvError::AlreadyExists) => return,
             Err(e) => {
-                tracing::debug!(error = %e, "cannot create the default namespace yet; retrying");
+                tracing::debug!(error = %e, namespace = name, "cannot create the namespace yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         }

@@ -374,7 +374,8 @@ mod tests {
                 "autoscaling/v1",
                 "storage.k8s.io/v1",
                 "rbac.authorization.k8s.io/v1",
-                "networking.k8s.io/v1"
+                "networking.k8s.io/v1",
+                "coordination.k8s.io/v1"
             ]
         );
         let index = index();

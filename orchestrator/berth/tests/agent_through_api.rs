@@ -1,8 +1,8 @@
-//! An agent that reaches the cluster through the API server, as a kubelet does:
-//! `berth agent --kubeconfig` with a certificate for `system:node:<name>` in
+//! An agent that reaches the cluster through the API server only, as a kubelet
+//! does: `berth agent --kubeconfig` with a certificate for `system:node:<name>` in
 //! `system:nodes` from `berth pki`, against a server over HTTPS that authorizes
-//! with `Node,RBAC` (its default with a client CA). The audit log shows who did
-//! what.
+//! with `Node,RBAC` (its default with a client CA), and a store URL nothing listens
+//! on. The audit log shows who did what.
 
 mod common;
 
@@ -49,7 +49,7 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
     )
     .unwrap();
     let audit_log = work.path().join("audit.log");
-    let (servers, api_port) = start_server(vec![
+    let (_servers, api_port) = start_server(vec![
         format!("--tls-cert-file={}", file("apiserver.crt")),
         format!("--tls-private-key-file={}", file("apiserver.key")),
         format!("--client-ca-file={}", file("ca.crt")),
@@ -79,8 +79,9 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
         "agent".to_string(),
         "--name=n1".into(),
         format!("--kubeconfig={}", node_config.display()),
-        // The heartbeat lease and events still go to the store.
-        format!("--store={}", servers.endpoints().join(",")),
+        // Nothing listens there: the agent needs only the API server.
+        format!("--store=http://127.0.0.1:{}", free_port()),
+        "--lease-ttl=4s".into(),
         format!("--data-dir={}", work.path().join("n1").display()),
         format!("--listen=127.0.0.1:{}", free_port()),
         "--runtime=process".into(),
@@ -100,6 +101,25 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
         (text(&out) == "True n1").then(|| text(&out))
     });
     assert_eq!(ready, "True n1");
+    // Its heartbeat: the node's Lease, held by it, owned by its Node, renewed.
+    let lease = || {
+        let out = admin(&[
+            "get",
+            "lease",
+            "n1",
+            "-n",
+            "kube-node-lease",
+            "-o",
+            "jsonpath={.spec.holderIdentity} {.spec.leaseDurationSeconds} \
+             {.metadata.ownerReferences[0].kind}/{.metadata.ownerReferences[0].name} {.spec.renewTime}",
+        ]);
+        text(&out)
+    };
+    let first = eventually_blocking("n1's Lease", || {
+        let now = lease();
+        now.starts_with("n1 4 Node/n1 ").then_some(now)
+    });
+    eventually_blocking("n1's Lease renewed", || (lease() != first).then_some(()));
 
     let manifest = work.path().join("pod.yaml");
     std::fs::write(
@@ -124,8 +144,39 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
         (text(&out) == "Running n1").then_some(())
     });
 
+    // Its events, posted by the agent.
+    eventually_blocking("the pod's Started event", || {
+        let out = admin(&[
+            "get",
+            "events",
+            "--field-selector=involvedObject.name=through-api",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        ]);
+        text(&out).split(' ').any(|r| r == "Started").then_some(())
+    });
+
     // All of it as system:node:n1, through the API server.
     let node_user = "system:node:n1";
+    assert!(
+        audited(&audit_log, node_user, "create", "events")
+            .iter()
+            .any(|e| e["responseStatus"]["code"] == 201),
+        "the events created by the agent"
+    );
+    assert!(
+        audited(&audit_log, node_user, "update", "leases")
+            .iter()
+            .any(|e| e["objectRef"]["namespace"] == "kube-node-lease" && e["responseStatus"]["code"] == 200),
+        "the Lease renewed by the agent"
+    );
+    // The local volumes' provisioner's view, allowed by its role.
+    assert!(
+        audited(&audit_log, node_user, "list", "persistentvolumes")
+            .iter()
+            .any(|e| e["responseStatus"]["code"] == 200),
+        "the PersistentVolumes listed by the agent"
+    );
     let watches = audited(&audit_log, node_user, "watch", "pods");
     assert!(
         watches.iter().any(|e| e["requestURI"]
@@ -189,7 +240,19 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
             .any(|e| e["objectRef"]["name"] == "through-api"),
         "the pod removed by the agent"
     );
+    // Killed, the agent renews its Lease no more: the node goes NotReady.
     agent.kill();
+    eventually_blocking("n1 NotReady", || {
+        let out = admin(&[
+            "get",
+            "node",
+            "n1",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].status} \
+             {.status.conditions[?(@.type==\"Ready\")].reason}",
+        ]);
+        (text(&out) == "False NodeStatusUnknown").then_some(())
+    });
     for pid in common::workload_pids(&marker) {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }

@@ -4,6 +4,12 @@
 //! lease so that it goes after [`EVENT_TTL`] (kube-apiserver's `--event-ttl`).
 //!
 //! Recording never fails its caller: an event that cannot be written is logged.
+//!
+//! A recorder writes to the store, or (an agent with `--kubeconfig`) through the API
+//! server, which nodes may not read events from: as Kubernetes' recorder, it counts
+//! the repeats in memory, POSTs a new event and PATCHes a repeat's `count` and
+//! `lastTimestamp` (POSTing it again if it went meanwhile). The API server attaches
+//! what it creates to its own event leases.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -16,6 +22,7 @@ use berth_api::meta::{MetaExt, named};
 use berth_api::objects::{Resource, Spec};
 use berth_api::time;
 
+use crate::api_source::ApiSource;
 use crate::kv::{Kv, KvError, Result};
 use crate::registry::Registry;
 
@@ -25,6 +32,9 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 /// How long one lease takes new events: events of the same minute share a lease, as
 /// kube-apiserver's do, so that recording does not grant a lease per event.
 const LEASE_REUSE: Duration = Duration::from_secs(60);
+
+/// How many events a recorder through the API server counts the repeats of.
+const COUNTED_EVENTS: usize = 4096;
 
 /// The leases events are attached to, shared by everything that writes events.
 #[derive(Default)]
@@ -67,12 +77,25 @@ impl EventType {
 /// What a component records events with; cheap to clone.
 #[derive(Clone)]
 pub struct Recorder {
-    registry: Registry,
+    target: Target,
     /// `default-scheduler`, `deployment-controller`, `kubelet`: the event's source.
     component: String,
     /// The node a kubelet-like reporter runs on, else empty.
     host: String,
-    leases: Arc<EventLeases>,
+}
+
+/// Where a recorder writes.
+#[derive(Clone)]
+enum Target {
+    Store {
+        registry: Registry,
+        leases: Arc<EventLeases>,
+    },
+    /// The API server, and how often each event (by name) was recorded so far.
+    Api {
+        api: ApiSource,
+        counts: Arc<Mutex<std::collections::HashMap<String, i32>>>,
+    },
 }
 
 /// The reference an event names its object by.
@@ -96,10 +119,24 @@ impl Recorder {
     /// A recorder whose events share `leases` with other recorders' of the process.
     pub fn with_leases(kv: Kv, component: &str, host: &str, leases: Arc<EventLeases>) -> Recorder {
         Recorder {
-            registry: Registry::new(kv),
+            target: Target::Store {
+                registry: Registry::new(kv),
+                leases,
+            },
             component: component.to_string(),
             host: host.to_string(),
-            leases,
+        }
+    }
+
+    /// A recorder that writes through the API server.
+    pub fn through_api(api: ApiSource, component: &str, host: &str) -> Recorder {
+        Recorder {
+            target: Target::Api {
+                api,
+                counts: Arc::default(),
+            },
+            component: component.to_string(),
+            host: host.to_string(),
         }
     }
 
@@ -121,52 +158,97 @@ impl Recorder {
     async fn try_record(&self, object: &ObjectReference, type_: EventType, reason: &str, message: &str) -> Result<()> {
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".to_string());
         let name = event_name(object, type_, reason, message, &self.component);
-        let key = EVENT.key(&namespace, &name);
         let now = time::now();
-        for _ in 0..4 {
-            if let Some(record) = self.registry.kv.get(&key).await? {
-                let mut event: Event = serde_json::from_slice(&record.value)
-                    .map_err(|e| KvError::Other(format!("stored event at {key} does not decode: {e}")))?;
-                event.count = Some(event.count.unwrap_or(1) + 1);
-                event.last_timestamp = Some(now.clone());
-                event.metadata.resource_version = None;
-                let value = serde_json::to_vec(&event).expect("events serialize");
-                match self.registry.kv.update(&key, value, record.mod_revision, None).await {
-                    Err(KvError::Conflict { .. }) => continue,
-                    other => return other.map(drop),
-                }
+        let event = Event {
+            metadata: named(&namespace, &name),
+            involved_object: object.clone(),
+            type_: Some(type_.as_str().to_string()),
+            reason: Some(reason.to_string()),
+            message: Some(message.to_string()),
+            count: Some(1),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now.clone()),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: (!self.host.is_empty()).then(|| self.host.clone()),
+            }),
+            reporting_component: Some(self.component.clone()),
+            reporting_instance: Some(if self.host.is_empty() {
+                self.component.clone()
+            } else {
+                self.host.clone()
+            }),
+            ..Default::default()
+        };
+        match &self.target {
+            Target::Store { registry, leases } => record_in_store(registry, leases, event).await,
+            Target::Api { api, counts } => {
+                let count = {
+                    let mut counts = counts.lock().await;
+                    // Bounded, as Kubernetes' correlator's cache is: a forgotten
+                    // event's next repeat is POSTed, found there, and left.
+                    if counts.len() >= COUNTED_EVENTS && !counts.contains_key(&name) {
+                        counts.clear();
+                    }
+                    let count = counts.entry(name.clone()).or_insert(0);
+                    *count += 1;
+                    *count
+                };
+                record_through_api(api, event, count).await
             }
-            let event = Event {
-                metadata: named(&namespace, &name),
-                involved_object: object.clone(),
-                type_: Some(type_.as_str().to_string()),
-                reason: Some(reason.to_string()),
-                message: Some(message.to_string()),
-                count: Some(1),
-                first_timestamp: Some(now.clone()),
-                last_timestamp: Some(now.clone()),
-                source: Some(EventSource {
-                    component: Some(self.component.clone()),
-                    host: (!self.host.is_empty()).then(|| self.host.clone()),
-                }),
-                reporting_component: Some(self.component.clone()),
-                reporting_instance: Some(if self.host.is_empty() {
-                    self.component.clone()
-                } else {
-                    self.host.clone()
-                }),
-                ..Default::default()
-            };
-            let lease = self.leases.lease(&self.registry.kv).await?;
-            let object = berth_api::kinds::Object::new(event);
-            match self.registry.create_leased(&object, lease, None).await {
-                Err(KvError::AlreadyExists) => continue,
+        }
+    }
+}
+
+/// Creates the event, or raises the count of the one stored.
+async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event) -> Result<()> {
+    let key = EVENT.key(event.metadata.namespace(), event.metadata.name());
+    for _ in 0..4 {
+        if let Some(record) = registry.kv.get(&key).await? {
+            let mut stored: Event = serde_json::from_slice(&record.value)
+                .map_err(|e| KvError::Other(format!("stored event at {key} does not decode: {e}")))?;
+            stored.count = Some(stored.count.unwrap_or(1) + 1);
+            stored.last_timestamp = event.last_timestamp.clone();
+            stored.metadata.resource_version = None;
+            let value = serde_json::to_vec(&stored).expect("events serialize");
+            match registry.kv.update(&key, value, record.mod_revision, None).await {
+                Err(KvError::Conflict { .. }) => continue,
                 other => return other.map(drop),
             }
         }
-        Err(KvError::Other(format!(
-            "event {name} kept changing while it was recorded"
-        )))
+        let lease = leases.lease(&registry.kv).await?;
+        let object = berth_api::kinds::Object::new(event.clone());
+        match registry.create_leased(&object, lease, None).await {
+            Err(KvError::AlreadyExists) => continue,
+            other => return other.map(drop),
+        }
+    }
+    Err(KvError::Other(format!(
+        "event {key} kept changing while it was recorded"
+    )))
+}
+
+/// The `count`th time of the event: a POST the first time, else a merge PATCH of
+/// its count and last time, and a POST again if it is gone. One already there at
+/// the first time (written before this process started) is left as it is.
+async fn record_through_api(api: &ApiSource, mut event: Event, count: i32) -> Result<()> {
+    let namespace = event.metadata.namespace().to_string();
+    let name = event.metadata.name().to_string();
+    if count > 1 {
+        let patch = serde_json::json!({"count": count, "lastTimestamp": event.last_timestamp});
+        match api.merge_patch(&EVENT, &namespace, &name, &patch).await {
+            Err(KvError::NotFound) => event.count = Some(count),
+            other => return other.map(drop),
+        }
+    }
+    let body = serde_json::to_value(&event).expect("events serialize");
+    match api.create(&EVENT, &namespace, &body).await {
+        Ok(_) => Ok(()),
+        Err(KvError::AlreadyExists) => {
+            tracing::debug!(event = %name, "the event is there already; not recorded again");
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -247,5 +329,113 @@ mod tests {
         );
         assert!(records.iter().all(|r| r.lease != 0), "every event has a time to live");
         assert_eq!(records[0].lease, records[1].lease, "events of one minute share a lease");
+    }
+
+    /// Answers each request, one connection each, with the next of `responses`
+    /// (status, body), recording the requests' lines and bodies.
+    async fn scripted(
+        listener: tokio::net::TcpListener,
+        responses: Vec<(u16, serde_json::Value)>,
+    ) -> Vec<(String, serde_json::Value)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut seen = Vec::new();
+        for (status, body) in responses {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, length) = loop {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+                if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&request[..end]).to_string();
+                    let length = (head.lines())
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(str::to_string)
+                        })
+                        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+                    request.drain(..end + 4);
+                    break (head, length);
+                }
+            };
+            while request.len() < length {
+                let n = socket.read(&mut buf).await.unwrap();
+                request.extend_from_slice(&buf[..n]);
+            }
+            let body_in = serde_json::from_slice(&request).unwrap_or(serde_json::Value::Null);
+            seen.push((head.lines().next().unwrap().to_string(), body_in));
+            let body = body.to_string();
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(response.as_bytes()).await.unwrap();
+            socket.shutdown().await.ok();
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn through_the_api_a_new_event_is_posted_and_a_repeat_patched_with_its_count() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let mut pod = Pod::new(named("dev", "web-1"), PodSpec::default());
+        pod.metadata.uid = Some("u1".into());
+        let reference = reference(&pod);
+        let name = event_name(
+            &reference,
+            EventType::Normal,
+            "Started",
+            "Started container c",
+            "kubelet",
+        );
+        let stored = serde_json::json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": name, "namespace": "dev", "resourceVersion": "7"},
+            "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "dev", "uid": "u1"},
+            "reason": "Started", "message": "Started container c", "count": 1,
+        });
+        let not_found = serde_json::json!({"kind": "Status", "code": 404, "reason": "NotFound"});
+        let server = tokio::spawn(scripted(
+            listener,
+            vec![
+                (201, stored.clone()),
+                (200, stored.clone()),
+                (404, not_found),
+                (201, stored),
+            ],
+        ));
+        let api = ApiSource::new(Arc::new(crate::http_client::HttpClient::new(vec![url])));
+        let recorder = Recorder::through_api(api, "kubelet", "n1");
+        for _ in 0..3 {
+            recorder
+                .record(&reference, EventType::Normal, "Started", "Started container c")
+                .await;
+        }
+        let seen = server.await.unwrap();
+        let lines: Vec<&str> = seen.iter().map(|(line, _)| line.as_str()).collect();
+        let path = format!("/api/v1/namespaces/dev/events/{name}");
+        let post = "POST /api/v1/namespaces/dev/events HTTP/1.1".to_string();
+        assert_eq!(
+            lines,
+            [
+                post.clone(),
+                format!("PATCH {path} HTTP/1.1"),
+                format!("PATCH {path} HTTP/1.1"),
+                post,
+            ],
+            "nodes may not read events: counted here, never a GET"
+        );
+        let created = &seen[0].1;
+        assert_eq!(created["count"], 1);
+        assert_eq!(
+            created["source"],
+            serde_json::json!({"component": "kubelet", "host": "n1"})
+        );
+        assert_eq!(created["involvedObject"]["uid"], "u1");
+        assert_eq!(seen[1].1["count"], 2);
+        assert!(seen[1].1["lastTimestamp"].is_string());
+        assert_eq!(seen[3].1["count"], 3, "gone meanwhile: created again with its count");
     }
 }

@@ -20,6 +20,7 @@ use berth_client::registry::decode;
 use tokio::sync::watch;
 
 mod heartbeats;
+pub mod node_leases;
 pub use heartbeats::{HEARTBEAT_PREFIX, HeartbeatSnapshot, Heartbeats};
 
 /// Bumps `changed` after every list and every batch its cache applied, so that

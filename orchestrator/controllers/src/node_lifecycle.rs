@@ -7,6 +7,14 @@
 //! there to stop them gracefully), terminating ones included, so their ReplicaSets
 //! replace them elsewhere.
 //!
+//! An agent that reaches the cluster through the API server heartbeats with a
+//! `coordination.k8s.io` Lease instead (`kube-node-lease/<node>`, renewed every
+//! quarter of its duration, as the kubelet's): one not seen renewed within the grace
+//! period (or its own duration, if longer: its agent fences itself only then)
+//! counts as an absent heartbeat from then on (so its node is marked at once,
+//! and its pods move another grace period later), and the marks are written only
+//! while the Lease is still as seen (the txn compares its revision too).
+//!
 //! The key goes when the agent's lease expires, that is at most the lease's TTL
 //! (the agent's `--lease-ttl`, 10 s by default) after its last heartbeat, and the
 //! agent has stopped its workloads by then (it fences itself): so a dead node's pods
@@ -25,6 +33,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use berth_api::conditions::{Condition, condition, set_condition};
+use berth_api::kinds::lease::{LEASE, NODE_LEASE_NAMESPACE};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodCondition, PodSpec, key};
 use berth_api::time;
@@ -70,9 +79,9 @@ pub fn assess<'a>(
     now: Instant,
     grace: Duration,
 ) -> Assessment {
-    let mut next_check = None;
+    let mut next_check = heartbeats.next_lapse(now, grace);
     let mut is_lost = |name: &str| -> bool {
-        let Some(since) = heartbeats.absent_since(name) else {
+        let Some(since) = heartbeats.absent_since_at(name, now, grace) else {
             return false;
         };
         let absent = now.saturating_duration_since(since);
@@ -81,7 +90,7 @@ pub fn assess<'a>(
         }
         absent >= grace
     };
-    let is_absent = |name: &str| heartbeats.absent_since(name).is_some();
+    let is_absent = |name: &str| heartbeats.absent_since_at(name, now, grace).is_some();
     let mark = nodes
         .into_iter()
         .filter(|node| is_absent(node.metadata.name()) && !is_marked_unknown(node))
@@ -172,7 +181,6 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
             continue;
         };
         tracing::warn!(node = %name, "its heartbeat lease expired: marking the node NotReady");
-        let heartbeat = format!("{HEARTBEAT_PREFIX}{name}");
         let written = ctx
             .registry
             .kv
@@ -180,8 +188,7 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
                 &node_key,
                 encode(&marked_unknown(node)),
                 version,
-                // Only while the heartbeat is still absent (mod_revision 0).
-                &[(heartbeat.as_str(), 0)],
+                &still_absent(&heartbeats, name).compares(),
                 ctx.fence(),
             )
             .await;
@@ -205,7 +212,6 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
         ) else {
             continue;
         };
-        let heartbeat = format!("{HEARTBEAT_PREFIX}{node}");
         let written = ctx
             .registry
             .kv
@@ -213,7 +219,7 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
                 &pod_key,
                 encode(&marked_not_ready(pod)),
                 version,
-                &[(heartbeat.as_str(), 0)],
+                &still_absent(&heartbeats, node).compares(),
                 ctx.fence(),
             )
             .await;
@@ -233,6 +239,28 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
         benign(ctx.registry.delete::<PodSpec>(namespace, name, None, ctx.fence()).await)?;
     }
     Ok(requeue)
+}
+
+/// What a mark's txn compares: the heartbeat key still absent (mod_revision 0)
+/// and the node's Lease, if it has one, still at the revision seen.
+struct StillAbsent {
+    heartbeat: String,
+    lease: Option<(String, i64)>,
+}
+
+impl StillAbsent {
+    fn compares(&self) -> Vec<(&str, i64)> {
+        let mut compares = vec![(self.heartbeat.as_str(), 0)];
+        compares.extend(self.lease.as_ref().map(|(key, revision)| (key.as_str(), *revision)));
+        compares
+    }
+}
+
+fn still_absent(heartbeats: &HeartbeatSnapshot, node: &str) -> StillAbsent {
+    StillAbsent {
+        heartbeat: format!("{HEARTBEAT_PREFIX}{node}"),
+        lease: (heartbeats.leases.get(node)).map(|lease| (LEASE.key(NODE_LEASE_NAMESPACE, node), lease.mod_revision)),
+    }
 }
 
 #[cfg(test)]
@@ -323,6 +351,66 @@ mod tests {
         assert_eq!(all.evict.len(), 3);
         assert!(all.unready.is_empty());
         assert_eq!(all.next_check, None);
+    }
+
+    #[test]
+    fn a_node_lease_not_renewed_within_the_grace_period_is_a_missed_heartbeat() {
+        use berth_controller_runtime::informer::node_leases::NodeLease;
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(10);
+        let mut heartbeats = HeartbeatSnapshot {
+            synced_at: Some(t0),
+            leases_synced: true,
+            ..Default::default()
+        };
+        heartbeats.leases.insert(
+            "api".into(),
+            NodeLease {
+                renewed: t0 + Duration::from_secs(2),
+                renew_time: Some("2026-01-02T03:04:05.000000Z".into()),
+                duration: Duration::from_secs(10),
+                mod_revision: 7,
+            },
+        );
+        let nodes = [node("api", "True", "")];
+        let pods = [ready(pod("p", "api"))];
+
+        let fresh = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(11), grace);
+        assert!(fresh.mark.is_empty() && fresh.unready.is_empty(), "{fresh:?}");
+        assert_eq!(fresh.next_check, Some(Duration::from_secs(1)), "it lapses at t0 + 12 s");
+        assert!(heartbeats.is_live_at("api", t0 + Duration::from_secs(11)));
+
+        let lapsed = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(12), grace);
+        assert_eq!(lapsed.mark, ["api"]);
+        assert_eq!(lapsed.unready, [("default".to_string(), "p".to_string())]);
+        assert!(lapsed.evict.is_empty());
+        assert_eq!(lapsed.next_check, Some(grace), "lost a grace period after the lapse");
+        assert!(!heartbeats.is_live_at("api", t0 + Duration::from_secs(12)));
+
+        let lost = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(22), grace);
+        assert_eq!(lost.evict, [("default".to_string(), "p".to_string())]);
+        assert_eq!(
+            still_absent(&heartbeats, "api").compares(),
+            [
+                ("/berth/heartbeats/api", 0),
+                ("/registry/leases/kube-node-lease/api", 7)
+            ]
+        );
+
+        // A Lease longer than the grace period lapses only after its duration (its
+        // agent renews it every quarter of that, and fences itself after it).
+        let mut long = heartbeats.clone();
+        long.leases.get_mut("api").unwrap().duration = Duration::from_secs(30);
+        let within = assess(&nodes, &pods, &long, t0 + Duration::from_secs(22), grace);
+        assert!(within.mark.is_empty(), "{within:?}");
+        assert_eq!(within.next_check, Some(Duration::from_secs(10)));
+        let after = assess(&nodes, &pods, &long, t0 + Duration::from_secs(32), grace);
+        assert_eq!(after.mark, ["api"]);
+
+        // A live heartbeat key keeps the node whatever its Lease says.
+        heartbeats.live.insert("api".into(), t0);
+        let keyed = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(30), grace);
+        assert!(keyed.mark.is_empty() && keyed.evict.is_empty(), "{keyed:?}");
     }
 
     #[test]

@@ -258,7 +258,9 @@ async fn pass(
     assume().retain(|_, a| a.revision > pods.revision);
     let (mut infos, pending) = {
         let assumed = assume();
-        let infos = node_infos(&nodes, &pods, &assumed, |n| heartbeats.is_live(n));
+        let infos = node_infos(&nodes, &pods, &assumed, |n| {
+            heartbeats.is_live_at(n, tokio::time::Instant::now())
+        });
         (infos, pending_pods(&pods, &assumed))
     };
     let mut requeue = None;

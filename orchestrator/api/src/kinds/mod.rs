@@ -21,6 +21,7 @@ pub mod endpoint_slice;
 pub mod event;
 pub mod horizontal_pod_autoscaler;
 pub mod horizontal_pod_autoscaler_v1;
+pub mod lease;
 pub mod limit_range;
 pub mod namespace;
 pub mod network_policy;
@@ -74,6 +75,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &limit_range::LIMIT_RANGE,
     &service_account::SERVICE_ACCOUNT,
     &network_policy::NETWORK_POLICY,
+    &lease::LEASE,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -280,6 +282,7 @@ mod tests {
                     &["netpol"],
                     &[]
                 ),
+                ("coordination.k8s.io/v1".to_string(), "Lease", "leases", true, &[], &[]),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -324,7 +327,8 @@ mod tests {
                 ("autoscaling", "v1"),
                 ("storage.k8s.io", "v1"),
                 ("rbac.authorization.k8s.io", "v1"),
-                ("networking.k8s.io", "v1")
+                ("networking.k8s.io", "v1"),
+                ("coordination.k8s.io", "v1")
             ]
         );
     }

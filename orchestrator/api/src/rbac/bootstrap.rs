@@ -26,6 +26,12 @@ pub const NODE: &str = "system:node";
 /// node's service proxy and DNS server.
 pub const NODE_PROXIER: &str = "system:node-proxier";
 const KUBE_PROXY: &str = "system:kube-proxy";
+/// What a volume provisioner may do; berth's agents hold it too, as the node's side
+/// of the `berth.io/local` provisioner (its volumes watched, reclaimed ones deleted).
+pub const PERSISTENT_VOLUME_PROVISIONER: &str = "system:persistent-volume-provisioner";
+/// berth's own: what the agents' packet filter reads to enforce the NetworkPolicies
+/// (every pod, namespace and policy of the cluster).
+pub const NETWORK_POLICY_FILTER: &str = "system:berth:network-policy-filter";
 /// Their group (`system:node:<name>` is each one's user).
 pub const NODES_GROUP: &str = "system:nodes";
 pub const AGGREGATE_TO_ADMIN: &str = "rbac.authorization.k8s.io/aggregate-to-admin";
@@ -311,6 +317,29 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                 rule(&["list", "watch"], &["discovery.k8s.io"], &["endpointslices"]),
             ],
         ),
+        role(
+            PERSISTENT_VOLUME_PROVISIONER,
+            &[],
+            vec![
+                rule(
+                    &["get", "list", "watch", "create", "delete"],
+                    &[""],
+                    &["persistentvolumes"],
+                ),
+                rule(&["get", "list", "watch", "update"], &[""], &["persistentvolumeclaims"]),
+                rule(READ, &["storage.k8s.io"], &["storageclasses"]),
+                rule(&["watch"], &[""], &["events"]),
+                rule(&["create", "update", "patch"], &["", "events.k8s.io"], &["events"]),
+            ],
+        ),
+        role(
+            NETWORK_POLICY_FILTER,
+            &[],
+            vec![
+                rule(&["list", "watch"], &[""], &["pods", "namespaces"]),
+                rule(&["list", "watch"], &["networking.k8s.io"], &["networkpolicies"]),
+            ],
+        ),
     ];
     fill_aggregated(&mut roles);
     roles
@@ -431,6 +460,9 @@ pub fn cluster_role_bindings(node_mode: bool) -> Vec<ClusterRoleBinding> {
         // Without the Node mode, the group gets the role: each node the whole of it.
         binding(NODE, if node_mode { vec![] } else { vec![group(NODES_GROUP)] }),
         binding(NODE_PROXIER, vec![user(KUBE_PROXY), group(NODES_GROUP)]),
+        // Kubernetes binds it to nobody by default.
+        binding(PERSISTENT_VOLUME_PROVISIONER, vec![group(NODES_GROUP)]),
+        binding(NETWORK_POLICY_FILTER, vec![group(NODES_GROUP)]),
     ]
 }
 

@@ -283,6 +283,49 @@ fn the_node_role_lets_agents_run_their_pods_and_nothing_more_and_binds_to_system
 }
 
 #[test]
+fn nodes_watch_and_delete_persistent_volumes_as_the_provisioner_role_allows() {
+    let roles = bootstrap::cluster_roles();
+    let provisioner = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(bootstrap::PERSISTENT_VOLUME_PROVISIONER))
+        .unwrap();
+    let allows = |verb: &str, resource: &str| {
+        (provisioner.rules.iter().flatten()).any(|r| rule_allows_resource(r, verb, "", resource, "", "x"))
+    };
+    assert!(allows("watch", "persistentvolumes") && allows("delete", "persistentvolumes"));
+    assert!(allows("update", "persistentvolumeclaims"));
+    assert!(!allows("update", "persistentvolumes"), "{provisioner:?}");
+    let binding = bootstrap::cluster_role_bindings(true)
+        .into_iter()
+        .find(|b| b.metadata.name.as_deref() == Some(bootstrap::PERSISTENT_VOLUME_PROVISIONER))
+        .unwrap();
+    let subjects: Vec<(String, String)> = (binding.subjects.iter().flatten())
+        .map(|s| (s.kind.clone(), s.name.clone()))
+        .collect();
+    assert_eq!(subjects, [("Group".to_string(), "system:nodes".to_string())]);
+}
+
+#[test]
+fn nodes_read_what_their_packet_filter_enforces() {
+    let roles = bootstrap::cluster_roles();
+    let filter = roles
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(bootstrap::NETWORK_POLICY_FILTER))
+        .unwrap();
+    let allows = |verb: &str, group: &str, resource: &str| {
+        (filter.rules.iter().flatten()).any(|r| rule_allows_resource(r, verb, group, resource, "", "x"))
+    };
+    assert!(allows("watch", "", "pods") && allows("list", "", "namespaces"));
+    assert!(allows("watch", "networking.k8s.io", "networkpolicies"));
+    assert!(!allows("create", "networking.k8s.io", "networkpolicies"));
+    let bound = bootstrap::cluster_role_bindings(true).into_iter().any(|b| {
+        b.role_ref.name == bootstrap::NETWORK_POLICY_FILTER
+            && b.subjects.iter().flatten().any(|s| s.name == "system:nodes")
+    });
+    assert!(bound);
+}
+
+#[test]
 fn aggregation_takes_each_rule_once_from_matching_roles_by_name() {
     let labelled = |name: &str, label: &str, rules: Vec<PolicyRule>| ClusterRole {
         metadata: crate::meta::ObjectMeta {

@@ -33,10 +33,8 @@ pub struct AgentFlags {
     /// The node's name (a DNS label); defaults to the host name.
     #[arg(long)]
     name: Option<String>,
-    /// The control plane's store (etcd API) endpoints, comma-separated. With
-    /// --kubeconfig, only for what does not go through the API server yet: the
-    /// heartbeat lease, events, local volumes and the network policies' view of
-    /// the cluster.
+    /// The control plane's store (etcd API) endpoints, comma-separated. Not used
+    /// with --kubeconfig: then everything goes through the API server.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
     store: Vec<String>,
     /// Reach the API server as the kubeconfig's user (`system:node:<name>` in
@@ -67,7 +65,8 @@ pub struct AgentFlags {
     /// Node labels, `key=value` comma-separated.
     #[arg(long, value_delimiter = ',')]
     labels: Vec<String>,
-    /// The heartbeat lease's TTL.
+    /// The heartbeat lease's TTL; with --kubeconfig, the duration of the node's
+    /// Lease in kube-node-lease (renewed every quarter of it).
     #[arg(long, default_value = "10s")]
     lease_ttl: String,
     /// The first back-off before restarting a crashed container (doubles up to 5m).
@@ -123,8 +122,8 @@ pub struct AgentFlags {
     #[arg(long, value_parser = ["iptables", "none"])]
     proxy_mode: Option<String>,
     /// The control plane's EncryptionConfiguration (the API server's flag of the
-    /// same name): the agent reads its pods' image pull secrets from the store, and
-    /// needs the keys that encrypt them there.
+    /// same name): without --kubeconfig the agent reads its pods' image pull
+    /// secrets from the store, and needs the keys that encrypt them there.
     #[arg(long, value_name = "FILE")]
     encryption_provider_config: Option<PathBuf>,
     /// The node's certificate (PEM; `berth pki` makes one per node): the agent's

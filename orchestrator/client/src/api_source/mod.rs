@@ -114,6 +114,24 @@ impl ApiSource {
         self.record(kind, &body)
     }
 
+    /// Patches the object `namespace/name` with a JSON merge patch (RFC 7386).
+    pub async fn merge_patch(
+        &self,
+        kind: &'static KindDescriptor,
+        namespace: &str,
+        name: &str,
+        patch: &Value,
+    ) -> Result<Record, KvError> {
+        let body = (
+            "application/merge-patch+json",
+            serde_json::to_vec(patch).expect("values serialize"),
+        );
+        let body = self
+            .send_raw("PATCH", &kind.object_path(namespace, name), Some(body))
+            .await?;
+        self.record(kind, &body)
+    }
+
     /// Deletes the object `namespace/name` with `options` (a DeleteOptions:
     /// `gracePeriodSeconds`, `preconditions`).
     pub async fn delete(
@@ -141,6 +159,15 @@ impl ApiSource {
     /// One request; the body of a success, else the error the response stands for.
     async fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Vec<u8>, KvError> {
         let body = body.map(|b| ("application/json", serde_json::to_vec(b).expect("values serialize")));
+        self.send_raw(method, path, body).await
+    }
+
+    async fn send_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&'static str, Vec<u8>)>,
+    ) -> Result<Vec<u8>, KvError> {
         let response = self
             .http
             .request(method, path, body)

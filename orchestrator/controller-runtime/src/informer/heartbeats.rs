@@ -1,14 +1,18 @@
 //! The heartbeat informer: which agents keep their heartbeat key
 //! (`/berth/heartbeats/<node>`, attached to the agent's lease) alive, and when each
-//! key was seen appearing or disappearing, by this process's clock.
+//! key was seen appearing or disappearing, by this process's clock; and, for the
+//! agents that reach the cluster through the API server, when their node's Lease
+//! was last seen renewed ([`super::node_leases`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Notifying;
+use super::node_leases::{self, LeaseSink, NodeLease};
 use berth_client::kv::AbortOnDrop;
 use berth_client::kv::Record;
 use berth_client::kv::{Event, Kv};
@@ -28,6 +32,10 @@ pub struct HeartbeatSnapshot {
     pub gone: BTreeMap<String, Instant>,
     /// When the first list was applied; `None` before.
     pub synced_at: Option<Instant>,
+    /// Node name → its Lease in `kube-node-lease`, as last seen.
+    pub leases: BTreeMap<String, NodeLease>,
+    /// Whether the Leases' first list was applied.
+    pub leases_synced: bool,
     pub revision: i64,
 }
 
@@ -51,6 +59,34 @@ impl HeartbeatSnapshot {
         )
     }
 
+    /// Whether the node heartbeats at `now`: its key is live, or its Lease was
+    /// renewed within the Lease's own duration.
+    pub fn is_live_at(&self, node: &str, now: Instant) -> bool {
+        self.is_live(node) || self.leases.get(node).is_some_and(|l| l.is_fresh(now, l.duration))
+    }
+
+    /// `None` while the node heartbeats (its key is live, or its Lease was renewed
+    /// within `grace` of `now`, or within its own duration if that is longer: its
+    /// agent fences itself only after that); otherwise since when it has not: the
+    /// later of its key's absence ([`absent_since`](Self::absent_since)) and its
+    /// Lease's lapse.
+    pub fn absent_since_at(&self, node: &str, now: Instant, grace: Duration) -> Option<Instant> {
+        let key_absent = self.absent_since(node)?;
+        match self.leases.get(node) {
+            None => Some(key_absent),
+            Some(lease) if lease.is_fresh(now, grace.max(lease.duration)) => None,
+            Some(lease) => Some(key_absent.max(lease.renewed + grace.max(lease.duration))),
+        }
+    }
+
+    /// How long until the first Lease still fresh at `now` lapses, by `grace`.
+    pub fn next_lapse(&self, now: Instant, grace: Duration) -> Option<Duration> {
+        (self.leases.values())
+            .filter(|lease| lease.is_fresh(now, grace.max(lease.duration)))
+            .map(|lease| (lease.renewed + grace.max(lease.duration)).saturating_duration_since(now))
+            .min()
+    }
+
     fn set_live(&mut self, node: String, now: Instant) {
         self.gone.remove(&node);
         self.live.entry(node).or_insert(now);
@@ -69,7 +105,7 @@ fn node_of(key: &str) -> Option<String> {
 }
 
 struct HeartbeatSink {
-    state: RwLock<HeartbeatSnapshot>,
+    state: Arc<RwLock<HeartbeatSnapshot>>,
 }
 
 impl Sink for HeartbeatSink {
@@ -109,29 +145,34 @@ impl Sink for HeartbeatSink {
     }
 }
 
-/// The set of nodes with a live heartbeat key (`/berth/heartbeats/<node>`).
+/// The set of nodes with a live heartbeat key (`/berth/heartbeats/<node>`), and
+/// the nodes' Leases.
 #[derive(Clone)]
 pub struct Heartbeats {
     sink: Arc<HeartbeatSink>,
     changed: Arc<watch::Sender<u64>>,
-    _task: Arc<AbortOnDrop>,
+    _tasks: Arc<[AbortOnDrop; 2]>,
 }
 
 impl Heartbeats {
     pub fn start(kv: Kv) -> Self {
-        let sink = Arc::new(HeartbeatSink {
-            state: RwLock::new(HeartbeatSnapshot::default()),
-        });
+        let state = Arc::new(RwLock::new(HeartbeatSnapshot::default()));
+        let sink = Arc::new(HeartbeatSink { state: state.clone() });
         let changed = Arc::new(watch::channel(0).0);
         let notifying = Arc::new(Notifying {
             cache: sink.clone(),
             changed: changed.clone(),
         });
-        let task = tokio::spawn(reflect(kv, HEARTBEAT_PREFIX.to_string(), notifying, None));
+        let keys = tokio::spawn(reflect(kv.clone(), HEARTBEAT_PREFIX.to_string(), notifying, None));
+        let leases = Arc::new(LeaseSink {
+            state,
+            changed: changed.clone(),
+        });
+        let leases = tokio::spawn(reflect(kv, node_leases::prefix(), leases, None));
         Heartbeats {
             sink,
             changed,
-            _task: Arc::new(AbortOnDrop(task)),
+            _tasks: Arc::new([AbortOnDrop(keys), AbortOnDrop(leases)]),
         }
     }
 
@@ -140,12 +181,8 @@ impl Heartbeats {
     }
 
     pub fn has_synced(&self) -> bool {
-        self.sink
-            .state
-            .read()
-            .expect("heartbeat informer lock")
-            .synced_at
-            .is_some()
+        let state = self.sink.state.read().expect("heartbeat informer lock");
+        state.synced_at.is_some() && state.leases_synced
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

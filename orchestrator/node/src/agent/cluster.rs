@@ -17,18 +17,21 @@
 //! authorizer allows a node to read only those.
 //!
 //! The Services and EndpointSlices (the proxy's and DNS's) and the Nodes (the
-//! routes') are watched through the API too. Whatever has not moved yet goes to the
-//! store in both modes (the heartbeat lease, events, the local volumes'
-//! provisioner, the network policies' reflectors), so API mode still needs
-//! `--store` too.
+//! routes') are watched through the API too, and the heartbeat is the node's Lease
+//! there ([`super::node_lease`]); events are posted there, the local volumes'
+//! provisioner watches and deletes its PersistentVolumes there, and the packet
+//! filter watches the pods, namespaces and NetworkPolicies there. In API mode
+//! nothing is read from or written to the store, which is never dialled
+//! (`--store` is not needed).
 
 use std::sync::Arc;
 
 use berth_api::kinds::KindDescriptor;
 use berth_api::kinds::node::NODE;
+use berth_api::kinds::persistent_volume::PERSISTENT_VOLUME;
 use berth_api::kinds::pod::POD;
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Node, NodeSpec, Pod, PodSpec};
+use berth_api::objects::{Node, NodeSpec, PersistentVolumeSpec, Pod, PodSpec};
 use berth_client::api_source::{ApiSource, Source};
 use berth_client::kv::{KvError, Record};
 use berth_client::reflector::Sink;
@@ -40,7 +43,7 @@ const CONFLICT_ATTEMPTS: usize = 10;
 
 #[derive(Clone)]
 pub struct Cluster {
-    /// The store: everything in store mode, what has not moved in API mode.
+    /// The store: everything in store mode; never used in API mode.
     pub(crate) store: Registry,
     /// The API server, in API mode.
     api: Option<ApiSource>,
@@ -52,14 +55,22 @@ impl Cluster {
         Cluster { store, api: None }
     }
 
-    /// Pods, their status, the Node and what pods use through the API server; the
-    /// rest through the store.
+    /// Everything through the API server (`store` is never dialled).
     pub fn api(api: ApiSource, store: Registry) -> Cluster {
         Cluster { store, api: Some(api) }
     }
 
     pub fn is_api(&self) -> bool {
         self.api.is_some()
+    }
+
+    /// What the agent records its events with (as `component` on `host`): to the
+    /// store, or through the API server.
+    pub fn recorder(&self, component: &str, host: &str) -> berth_client::events::Recorder {
+        match &self.api {
+            Some(api) => berth_client::events::Recorder::through_api(api.clone(), component, host),
+            None => berth_client::events::Recorder::new(self.store.kv.clone(), component, host),
+        }
     }
 
     /// The API server, in API mode.
@@ -150,6 +161,25 @@ impl Cluster {
             None => self
                 .store
                 .delete::<PodSpec>(namespace, name, resource_version, None)
+                .await
+                .map(drop),
+        }
+    }
+
+    /// Deletes the PersistentVolume `name` if it is still at `resource_version`.
+    pub async fn delete_volume(&self, name: &str, resource_version: i64) -> Result<(), KvError> {
+        match &self.api {
+            Some(api) => {
+                let options = json!({
+                    "kind": "DeleteOptions",
+                    "apiVersion": "v1",
+                    "preconditions": {"resourceVersion": resource_version.to_string()},
+                });
+                api.delete(&PERSISTENT_VOLUME, "", name, &options).await
+            }
+            None => self
+                .store
+                .delete::<PersistentVolumeSpec>("", name, Some(resource_version), None)
                 .await
                 .map(drop),
         }

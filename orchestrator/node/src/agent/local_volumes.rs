@@ -6,27 +6,36 @@
 //! volume object.
 //!
 //! ```text
-//!  list PersistentVolumes ─► ours? (provisioned by berth.io/local, path under
-//!      │                     --local-volume-dir, node affinity allows this node)
-//!      │                  ─► Released + Delete: rm -r <path>, then DELETE the volume
-//!      │                  ─► otherwise: mkdir -p <path> (0777, as hostPath's
-//!      │                                DirectoryOrCreate leaves it to the pod's user)
-//!      └─ watch from the list's revision until a change, or a 10 s resync
+//!  PersistentVolumes (list-then-watch, from the store or the API server)
+//!      │  on a change, or every 10 s:
+//!      └─► each one ours? (provisioned by berth.io/local, path under
+//!            │             --local-volume-dir, node affinity allows this node)
+//!            ├─► Released + Delete: rm -r <path>, then delete the volume (at its
+//!            │                      resourceVersion)
+//!            └─► otherwise: mkdir -p <path> (0777, as hostPath's
+//!                           DirectoryOrCreate leaves it to the pod's user)
 //! ```
 //!
-//! Nothing outside `--local-volume-dir` is ever made or removed.
+//! Nothing outside `--local-volume-dir` is ever made or removed. Through the API
+//! server the agent reads and deletes the volumes as `system:nodes`, bound to
+//! `system:persistent-volume-provisioner`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use berth_api::kinds::persistent_volume::PERSISTENT_VOLUME;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{PersistentVolume, PersistentVolumeSpec};
 use berth_api::persistent_volumes::{
     DELETE, HOSTNAME_LABEL, LOCAL_PROVISIONER, PROVISIONED_BY, RELEASED, node_allows, volume_phase,
 };
-use berth_client::kv::KvError;
-use berth_client::registry::Registry;
+use berth_client::kv::{AbortOnDrop, Event, KvError, Record};
+use berth_client::reflector::Sink;
+use berth_client::registry::decode;
+
+use super::cluster::Cluster;
 
 /// How often the volumes are looked at again without a change.
 const RESYNC: Duration = Duration::from_secs(10);
@@ -67,30 +76,73 @@ pub(crate) fn step(volume: &PersistentVolume, node: &str, dir: &Path) -> Step {
     }
 }
 
-/// Keeps this node's local volumes' directories until the agent stops.
-pub(crate) async fn run(registry: Registry, node: String, dir: PathBuf) {
-    loop {
-        let revision = match sync(&registry, &node, &dir).await {
-            Ok(revision) => revision,
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot read the local volumes yet; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
+/// The volumes as the list-then-watch loop last saw them, by store key.
+#[derive(Default)]
+struct Volumes {
+    volumes: Mutex<Option<BTreeMap<String, PersistentVolume>>>,
+    changed: tokio::sync::Notify,
+}
+
+impl Volumes {
+    fn put(volumes: &mut BTreeMap<String, PersistentVolume>, record: &Record) {
+        match decode::<PersistentVolumeSpec>(record) {
+            Ok(volume) => {
+                volumes.insert(record.key.clone(), volume);
             }
-        };
-        // Wait for any change to the volumes (or the resync) before looking again.
-        if let Ok(mut watch) = registry.watch::<PersistentVolumeSpec>(None, revision + 1).await {
-            let _ = tokio::time::timeout(RESYNC, watch.next()).await;
-        } else {
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(e) => {
+                tracing::warn!(key = %record.key, error = %e, "skipping a volume that does not decode");
+                volumes.remove(&record.key);
+            }
         }
     }
 }
 
-/// One pass over every volume; the revision it read at.
-async fn sync(registry: &Registry, node: &str, dir: &Path) -> Result<i64, KvError> {
-    let (volumes, revision) = registry.list::<PersistentVolumeSpec>(None).await?;
-    for volume in &volumes {
+impl Sink for Volumes {
+    fn replace(&self, records: Vec<Record>, _revision: i64) {
+        let mut volumes = BTreeMap::new();
+        for record in &records {
+            Self::put(&mut volumes, record);
+        }
+        *self.volumes.lock().expect("volumes lock") = Some(volumes);
+        self.changed.notify_one();
+    }
+
+    fn apply(&self, events: Vec<Event>, _revision: i64) {
+        let mut guard = self.volumes.lock().expect("volumes lock");
+        let volumes = guard.get_or_insert_default();
+        for event in &events {
+            match event {
+                Event::Put(record) => Self::put(volumes, record),
+                Event::Delete { prev, .. } => {
+                    volumes.remove(&prev.key);
+                }
+            }
+        }
+        self.changed.notify_one();
+    }
+}
+
+/// Keeps this node's local volumes' directories until the agent stops.
+pub(crate) async fn run(cluster: Cluster, node: String, dir: PathBuf) {
+    let volumes = Arc::new(Volumes::default());
+    let _reflector = AbortOnDrop(tokio::spawn(cluster.clone().reflect(
+        &PERSISTENT_VOLUME,
+        None,
+        volumes.clone(),
+    )));
+    loop {
+        // Wait for any change to the volumes (or the resync) before looking again.
+        let _ = tokio::time::timeout(RESYNC, volumes.changed.notified()).await;
+        let snapshot = volumes.volumes.lock().expect("volumes lock").clone();
+        if let Some(snapshot) = snapshot {
+            sync(&cluster, &node, &dir, snapshot.values()).await;
+        }
+    }
+}
+
+/// One pass over every volume.
+async fn sync(cluster: &Cluster, node: &str, dir: &Path, volumes: impl Iterator<Item = &PersistentVolume>) {
+    for volume in volumes {
         match step(volume, node, dir) {
             Step::Nothing => {}
             Step::Make(path) => {
@@ -111,20 +163,17 @@ async fn sync(registry: &Registry, node: &str, dir: &Path) -> Result<i64, KvErro
                         continue;
                     }
                 }
-                let version = volume.metadata.resource_version().parse().ok();
-                match registry
-                    .delete::<PersistentVolumeSpec>("", volume.metadata.name(), version, None)
-                    .await
-                {
-                    Ok(_) => tracing::info!(volume = volume.metadata.name(), path = %path.display(),
+                let version = volume.metadata.resource_version().parse().unwrap_or(0);
+                match cluster.delete_volume(volume.metadata.name(), version).await {
+                    Ok(()) => tracing::info!(volume = volume.metadata.name(), path = %path.display(),
                         "reclaimed the local volume: directory and volume deleted"),
                     Err(KvError::NotFound | KvError::Conflict { .. }) => {}
-                    Err(e) => return Err(e),
+                    Err(e) => tracing::warn!(volume = volume.metadata.name(), error = %e,
+                        "cannot delete the reclaimed local volume; trying again"),
                 }
             }
         }
     }
-    Ok(revision)
 }
 
 fn make(path: &Path) -> std::io::Result<()> {

@@ -1,5 +1,5 @@
 //! The node supervisor (`berth agent`): registers its Node, heartbeats through a
-//! store lease, runs the pods bound to it through a [`Runtime`], reports their
+//! store lease (through the API server: its node's Lease, [`node_lease`]), runs the pods bound to it through a [`Runtime`], reports their
 //! status, and serves their logs.
 //!
 //! ```text
@@ -10,7 +10,7 @@
 //!
 //! Fencing: a node whose lease expired is declared NotReady by the leader after a
 //! grace period and its pods are replaced elsewhere. The agent stops its workloads as
-//! soon as it cannot renew its lease within the TTL, so a replacement never runs
+//! soon as it cannot renew its lease (or its Lease) within the TTL, so a replacement never runs
 //! beside a pod that the control plane has given up on.
 
 pub mod cluster;
@@ -18,6 +18,7 @@ pub mod dns;
 mod local_volumes;
 mod logs;
 mod metrics;
+pub mod node_lease;
 mod pods;
 mod stream;
 pub mod tls_listener;
@@ -60,7 +61,7 @@ pub struct AgentConfig {
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub labels: BTreeMap<String, String>,
-    /// The heartbeat lease's TTL.
+    /// The heartbeat lease's TTL (in API mode, the node Lease's duration).
     pub lease_ttl: Duration,
     /// The first restart back-off of a crashing container (doubles up to 5 minutes).
     pub restart_backoff: Duration,
@@ -168,7 +169,7 @@ pub async fn run(
     let filter_loop = (filter.clone()).map(|f| {
         berth_client::kv::AbortOnDrop(tokio::spawn(crate::netpol::watch::run(
             f,
-            kv.clone(),
+            cluster.source(),
             config.name.clone(),
         )))
     });
@@ -184,7 +185,7 @@ pub async fn run(
     let host_netns = config.pod_routes.as_ref().and_then(|r| r.host_netns.clone());
     let _dns = berth_client::kv::AbortOnDrop(tokio::spawn(node_dns.clone().serve(host_netns)));
     let _local_volumes = berth_client::kv::AbortOnDrop(tokio::spawn(local_volumes::run(
-        registry.clone(),
+        cluster.clone(),
         config.name.clone(),
         config.local_volume_dir.clone(),
     )));
@@ -204,11 +205,13 @@ pub async fn run(
     let current_lease = std::sync::atomic::AtomicI64::new(0);
     loop {
         let session = async {
-            let (lease, mut keep_alive) = register(&kv, &cluster, &config, &runtimes, port).await;
-            current_lease.store(lease, std::sync::atomic::Ordering::Relaxed);
+            let mut heartbeat = register(&kv, &cluster, &config, &runtimes, port).await;
+            if let Heartbeat::Store(lease, _) = &heartbeat {
+                current_lease.store(*lease, std::sync::atomic::Ordering::Relaxed);
+            }
             tokio::select! {
-                () = keep_alive.lost() => {
-                    tracing::warn!(node = %config.name, lease = format!("{lease:x}"),
+                () = heartbeat.lost() => {
+                    tracing::warn!(node = %config.name, heartbeat = %heartbeat,
                         "lost the heartbeat lease: stopping every workload (self-fencing)");
                     pods.stop_all(Duration::from_secs(1)).await;
                 }
@@ -230,6 +233,11 @@ pub async fn run(
             && let Err(e) = kv.revoke(lease).await
         {
             tracing::warn!(node = %config.name, error = %e, "cannot revoke the heartbeat lease");
+        }
+        if let Some(api) = cluster.api_source()
+            && let Err(e) = node_lease::release(api, &config.name).await
+        {
+            tracing::warn!(node = %config.name, error = %e, "cannot delete the node's Lease");
         }
     }
     // The service rules and the filter go with the agent (a sync still running
@@ -253,28 +261,62 @@ pub async fn run(
     Ok(())
 }
 
-/// Grants a lease, attaches the heartbeat key to it and writes the Node's status;
-/// retries until the store answers.
+/// How the agent heartbeats: a store lease its heartbeat key is attached to, or
+/// (through the API server) its node's Lease.
+enum Heartbeat {
+    Store(i64, berth_client::kv::KeepAlive),
+    Api(node_lease::NodeLease),
+}
+
+impl Heartbeat {
+    /// Resolves when the heartbeat could not be kept for its TTL.
+    async fn lost(&mut self) {
+        match self {
+            Heartbeat::Store(_, keep_alive) => keep_alive.lost().await,
+            Heartbeat::Api(lease) => lease.keep().await,
+        }
+    }
+}
+
+impl std::fmt::Display for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Heartbeat::Store(lease, _) => write!(f, "store lease {lease:x}"),
+            Heartbeat::Api(lease) => write!(f, "Lease {}", lease.name()),
+        }
+    }
+}
+
+/// Grants a lease, attaches the heartbeat key to it and writes the Node's status
+/// (through the API server: creates or renews the node's Lease, then writes the
+/// Node's status); retries until the cluster answers.
 async fn register(
     kv: &Kv,
     cluster: &cluster::Cluster,
     config: &AgentConfig,
     runtimes: &Runtimes,
     port: u16,
-) -> (i64, berth_client::kv::KeepAlive) {
+) -> Heartbeat {
     let ttl = config.lease_ttl.as_secs().max(1) as i64;
     loop {
         let attempt = async {
+            if let Some(api) = cluster.api_source() {
+                // The heartbeat first, as the key in the store: a Node without
+                // one would be marked NotReady at once.
+                let lease = node_lease::NodeLease::ensure(api.clone(), &config.name, config.lease_ttl).await?;
+                write_node(cluster, config, runtimes, port).await?;
+                return Ok::<_, KvError>(Heartbeat::Api(lease));
+            }
             let lease = kv.grant(ttl).await?;
             kv.put(&heartbeat_key(&config.name), config.name.clone().into_bytes(), lease)
                 .await?;
             write_node(cluster, config, runtimes, port).await?;
-            Ok::<_, KvError>(lease)
+            Ok(Heartbeat::Store(lease, kv.keep_alive(lease, ttl)))
         };
         match attempt.await {
-            Ok(lease) => {
-                tracing::info!(node = %config.name, lease = format!("{lease:x}"), "registered");
-                return (lease, kv.keep_alive(lease, ttl));
+            Ok(heartbeat) => {
+                tracing::info!(node = %config.name, %heartbeat, "registered");
+                return heartbeat;
             }
             Err(e) => {
                 tracing::warn!(node = %config.name, error = %e, "cannot register yet; retrying");

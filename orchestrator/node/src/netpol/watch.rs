@@ -1,11 +1,13 @@
 //! The filter's loop: the pods, namespaces and NetworkPolicies of the whole
-//! cluster, listed then watched (three reflectors), and after every change a sync
-//! of the filter; a burst of changes is taken together by the next sync.
+//! cluster, listed then watched (three reflectors, from the store or, with
+//! `--kubeconfig`, the API server as `system:nodes`, bound to
+//! `system:berth:network-policy-filter`), and after every change a sync of the
+//! filter; a burst of changes is taken together by the next sync.
 //!
 //! ```text
-//!  reflector /registry/pods/            ─┐
-//!  reflector /registry/namespaces/       ├─► caches ─► changed ─► pod_filters (pure)
-//!  reflector /registry/networkpolicies/ ─┘   ─► Filter::sync (blocking pool)
+//!  reflector pods             ─┐
+//!  reflector namespaces        ├─► caches ─► changed ─► pod_filters (pure)
+//!  reflector networkpolicies  ─┘   ─► Filter::sync (blocking pool)
 //!  every RESYNC, or after a failure: a full sync (the host read again)
 //! ```
 
@@ -15,8 +17,8 @@ use std::time::{Duration, Instant};
 use berth_api::kinds::namespace::NAMESPACE;
 use berth_api::kinds::network_policy::{NETWORK_POLICY, NetworkPolicy};
 use berth_api::kinds::pod::POD;
-use berth_client::kv::{AbortOnDrop, Kv};
-use berth_client::reflector::reflect;
+use berth_client::api_source::Source;
+use berth_client::kv::AbortOnDrop;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use tokio::sync::watch;
 
@@ -26,26 +28,20 @@ use crate::proxy::watch::{Cache, RESYNC};
 
 const RETRY: Duration = Duration::from_secs(1);
 
-/// Keeps the host's filter that of the store's policies for `node`'s pods,
+/// Keeps the host's filter that of the cluster's policies for `node`'s pods,
 /// forever; the agent aborts it, then calls [`Filter::stop`].
-pub async fn run(filter: Arc<Filter>, kv: Kv, node: String) {
+pub async fn run(filter: Arc<Filter>, source: Source, node: String) {
     let (changed_tx, mut changed) = watch::channel(());
     let pods = Arc::new(Cache::<Pod>::new(changed_tx.clone()));
     let namespaces = Arc::new(Cache::<Namespace>::new(changed_tx.clone()));
     let policies = Arc::new(Cache::<NetworkPolicy>::new(changed_tx));
-    let _pods = AbortOnDrop(tokio::spawn(reflect(kv.clone(), POD.prefix(None), pods.clone(), None)));
-    let _namespaces = AbortOnDrop(tokio::spawn(reflect(
-        kv.clone(),
-        NAMESPACE.prefix(None),
+    let _pods = AbortOnDrop(tokio::spawn(source.clone().reflect(&POD, None, pods.clone())));
+    let _namespaces = AbortOnDrop(tokio::spawn(source.clone().reflect(
+        &NAMESPACE,
+        None,
         namespaces.clone(),
-        None,
     )));
-    let _policies = AbortOnDrop(tokio::spawn(reflect(
-        kv,
-        NETWORK_POLICY.prefix(None),
-        policies.clone(),
-        None,
-    )));
+    let _policies = AbortOnDrop(tokio::spawn(source.reflect(&NETWORK_POLICY, None, policies.clone())));
     let mut last_full: Option<Instant> = None;
     let mut failed = false;
     loop {

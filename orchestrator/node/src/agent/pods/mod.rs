@@ -68,7 +68,6 @@ use berth_api::kinds::pod::POD;
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Pod, PodStatus};
 use berth_api::time::from_system_time;
-use berth_client::events::Recorder;
 use berth_client::kv::{AbortOnDrop, KvError};
 use executor::Executor;
 use memory::Now;
@@ -102,7 +101,7 @@ impl PodSupervisor {
         sandbox_dir: std::path::PathBuf,
     ) -> Self {
         // Events still go to the store (through the API server in a later step).
-        let events = Recorder::new(cluster.store.kv.clone(), "kubelet", &node);
+        let events = cluster.recorder("kubelet", &node);
         let executor = Executor::new(workloads, backoff_base, host_ip)
             .with_events(events)
             .with_secrets(Arc::new(cluster.clone()))
