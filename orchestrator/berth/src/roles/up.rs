@@ -263,18 +263,17 @@ async fn up(flags: UpFlags) -> ExitCode {
         let mut args = vec![
             "agent".into(),
             format!("--name={name}"),
-            format!("--store={}", store_urls.join(",")),
             format!("--data-dir={}", dir.join(&name).display()),
             format!("--listen=127.0.0.1:{}", 10250 + j),
             "--stop-pods-on-exit".into(),
-            encryption_flag.clone(),
         ];
-        // The agents still read and write the store themselves, with the control
-        // plane's client certificate; they are to go through the API servers instead.
-        args.extend(security.store_client.to_args());
-        // The agent's API takes only the API servers' client certificate.
-        match security.node_certificate(&name) {
-            Ok((cert, key)) => args.extend([
+        // The agent reaches the cluster through the API servers only, as
+        // system:node:<name> (the Node authorizer limits it to its own pods); it holds
+        // neither the store's client certificate nor the Secrets' key. Its own API
+        // takes only the API servers' client certificate.
+        match security.node_certificate(&name, &api_urls) {
+            Ok((cert, key, kubeconfig)) => args.extend([
+                format!("--kubeconfig={}", kubeconfig.display()),
                 format!("--tls-cert-file={}", cert.display()),
                 format!("--tls-private-key-file={}", key.display()),
                 format!("--client-ca-file={}", security.pki.ca_cert().display()),
@@ -419,12 +418,21 @@ impl Security {
     }
 
     /// The certificate and key files of agent `node` (made once), valid for the
-    /// loopback address the agents of berth up listen on.
-    fn node_certificate(&self, node: &str) -> Result<(PathBuf, PathBuf), String> {
-        self.pki
+    /// loopback address the agents of berth up listen on, and its kubeconfig for the
+    /// API servers at `api_urls` (the agent fails over across them).
+    fn node_certificate(&self, node: &str, api_urls: &[String]) -> Result<(PathBuf, PathBuf, PathBuf), String> {
+        let identity = self
+            .pki
             .ensure_node(&self.ca, node, &[])
             .map_err(|e| format!("the certificate of {node}: {e}"))?;
-        Ok(self.pki.pair(&Layout::node_name(node)))
+        let name = Layout::node_name(node);
+        let (cert, key) = self.pki.pair(&name);
+        let kubeconfig = cert.with_extension("kubeconfig");
+        let user = format!("system:node:{node}");
+        Kubeconfig::for_identity("berth", &api_urls.join(","), &self.ca.identity.cert_pem, &user, &identity)
+            .write(&kubeconfig)
+            .map_err(|e| format!("the kubeconfig of {node}: {e}"))?;
+        Ok((cert, key, kubeconfig))
     }
 }
 
