@@ -429,9 +429,15 @@ impl Security {
         let (cert, key) = self.pki.pair(&name);
         let kubeconfig = cert.with_extension("kubeconfig");
         let user = format!("system:node:{node}");
-        Kubeconfig::for_identity("berth", &api_urls.join(","), &self.ca.identity.cert_pem, &user, &identity)
-            .write(&kubeconfig)
-            .map_err(|e| format!("the kubeconfig of {node}: {e}"))?;
+        Kubeconfig::for_identity(
+            "berth",
+            &api_urls.join(","),
+            &self.ca.identity.cert_pem,
+            &user,
+            &identity,
+        )
+        .write(&kubeconfig)
+        .map_err(|e| format!("the kubeconfig of {node}: {e}"))?;
         Ok((cert, key, kubeconfig))
     }
 }
