@@ -41,22 +41,15 @@ pub async fn charges(api: &ApiServer, kind: &Kind, object: &Object, fresh: bool)
 
 /// Pod Security on an update (a pod's new images, a workload's new template); the
 /// warnings for the client.
-pub async fn check_update(
-    api: &ApiServer,
-    kind: &Kind,
-    stored: &serde_json::Value,
-    new: &Object,
-) -> Result<Vec<String>, ApiError> {
+pub async fn check_update(api: &ApiServer, kind: &Kind, old: &Object, new: &Object) -> Result<Vec<String>, ApiError> {
     use berth_api::kinds::{deployment::DEPLOYMENT, pod::POD, replica_set::REPLICA_SET, stateful_set::STATEFUL_SET};
     if ![&POD, &DEPLOYMENT, &REPLICA_SET, &STATEFUL_SET].contains(&kind) {
         return Ok(Vec::new());
     }
-    let old = (kind.decode)(super::storage::for_storage(kind, stored.clone()))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
     let prepared = api
         .settings
         .admission
-        .check_update(&api.kv, &old, new)
+        .check_update(&api.kv, old, new)
         .await
         .map_err(|r| refused(kind, new.metadata().name(), r))?;
     super::audit::annotate(prepared.audit);
@@ -65,19 +58,12 @@ pub async fn check_update(
 
 /// The quota writes an update's growth needs (a Service's new node ports, a
 /// claim's larger request), to be written with it.
-pub async fn update_charges(
-    api: &ApiServer,
-    kind: &Kind,
-    stored: &serde_json::Value,
-    new: &Object,
-) -> Result<Vec<Charge>, ApiError> {
+pub async fn update_charges(api: &ApiServer, kind: &Kind, old: &Object, new: &Object) -> Result<Vec<Charge>, ApiError> {
     use berth_api::kinds::{persistent_volume_claim::PERSISTENT_VOLUME_CLAIM, pod::POD, service::SERVICE};
     if ![&POD, &SERVICE, &PERSISTENT_VOLUME_CLAIM].contains(&kind) {
         return Ok(Vec::new());
     }
-    let old = (kind.decode)(super::storage::for_storage(kind, stored.clone()))
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    admission::update_charges(&api.kv, &old, new)
+    admission::update_charges(&api.kv, old, new)
         .await
         .map_err(|r| refused(kind, new.metadata().name(), r))
 }

@@ -214,7 +214,11 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
     };
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
-        let (handled, annotations) = audit::collecting(dispatch::handle(api, request)).await;
+        // Handlers' annotations are collected only for a request that is audited.
+        let (handled, annotations) = match record {
+            Some(_) => audit::collecting(dispatch::handle(api, request)).await,
+            None => (dispatch::handle(api, request).await, Vec::new()),
+        };
         let (response, status) = match handled {
             Ok(response) => {
                 tracing::debug!(code = response.status().as_u16(), "answered");

@@ -345,11 +345,13 @@ pub async fn server_side_apply(
 
 /// What the kind forbids an update to change (a Secret's data once it is
 /// immutable), judged against the stored object.
-fn validate_update(kind: &Kind, stored: &Value, new: &berth_api::kinds::Object) -> Result<(), ApiError> {
-    let old =
-        (kind.decode)(storage::for_storage(kind, stored.clone())).map_err(|e| ApiError::internal(e.to_string()))?;
+fn validate_update(
+    kind: &Kind,
+    old: &berth_api::kinds::Object,
+    new: &berth_api::kinds::Object,
+) -> Result<(), ApiError> {
     let mut errors = Vec::new();
-    (kind.validate_update)(&old, new, &mut errors);
+    (kind.validate_update)(old, new, &mut errors);
     if errors.is_empty() {
         return Ok(());
     }
@@ -419,13 +421,16 @@ pub async fn write(
         }
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
-        validate_update(kind, &stored, &object)?;
+        // The stored object, decoded once for the update's checks and charges.
+        let old =
+            (kind.decode)(storage::for_storage(kind, stored.clone())).map_err(|e| ApiError::internal(e.to_string()))?;
+        validate_update(kind, &old, &object)?;
         crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
         crate::auth::authz::node::check_write(&api.authorizer, options.user, &object)?;
         if kind == namespaces() {
             warnings.extend(super::admission::namespace_warnings(api, &stored, &object).await);
         }
-        warnings.extend(super::admission::check_update(api, kind, &stored, &object).await?);
+        warnings.extend(super::admission::check_update(api, kind, &old, &object).await?);
         super::storage_admission::check_resize(api, kind, &stored, &object).await?;
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);
@@ -436,7 +441,7 @@ pub async fn write(
                 warnings,
             });
         }
-        let charges = super::admission::update_charges(api, kind, &stored, &object).await?;
+        let charges = super::admission::update_charges(api, kind, &old, &object).await?;
         // The last finalizer of an object being deleted is gone: it goes now.
         let had_finalizers = stored
             .pointer("/metadata/finalizers")

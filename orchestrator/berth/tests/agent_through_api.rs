@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 
 use berth_testkit::{eventually_blocking, free_port};
-use common::pki::{self, berth, issue, kubectl, start_server, text};
+use common::pki::{self, issue, kubectl, start_server, text};
 use common::{BERTH, have_kubectl};
 use serde_json::Value;
 
@@ -36,10 +36,8 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
     if !have_kubectl() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let pki = work.path().join("pki");
+    let (work, pki) = pki::work_dir_with_ca();
     let pki_arg = pki.to_str().unwrap();
-    berth(&["pki", "init", "--dir", pki_arg]);
     issue(pki_arg, "nodes/n1", "system:node:n1", "system:nodes", &[]);
     let file = |name: &str| pki.join(name).display().to_string();
     let policy = work.path().join("audit-policy.yaml");

@@ -17,10 +17,8 @@ fn kubectl_gets_in_with_a_certificate_or_a_token_and_strangers_do_not() {
     if !have_kubectl() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let pki = work.path().join("pki");
+    let (work, pki) = pki::work_dir_with_ca();
     let pki_arg = pki.to_str().unwrap();
-    berth(&["pki", "init", "--dir", pki_arg]);
     issue(pki_arg, "users/alice", "alice", "team-a", &[]);
     // A CA of someone else's, and a user it signed.
     let stranger = work.path().join("stranger");
@@ -240,10 +238,8 @@ fn the_agents_api_takes_only_the_api_server_and_the_server_only_the_agents_own_a
     if !have_kubectl() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let pki = work.path().join("pki");
+    let (work, pki) = pki::work_dir_with_ca();
     let pki_arg = pki.to_str().unwrap();
-    berth(&["pki", "init", "--dir", pki_arg]);
     // n1's certificate holds 127.0.0.1, where it listens; n2's only another address.
     issue(
         pki_arg,
@@ -391,10 +387,8 @@ fn two_tenants_each_manage_their_own_namespace_and_see_nothing_of_the_other() {
     if !have_kubectl() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let pki = work.path().join("pki");
+    let (work, pki) = pki::work_dir_with_ca();
     let pki_arg = pki.to_str().unwrap();
-    berth(&["pki", "init", "--dir", pki_arg]);
     issue(pki_arg, "users/alice", "alice", "team-a", &[]);
     issue(pki_arg, "users/bob", "bob", "team-b", &[]);
     // Everything audited, with bodies where the policy may have them.

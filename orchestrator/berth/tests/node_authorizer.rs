@@ -7,17 +7,15 @@
 mod common;
 
 use common::have_kubectl;
-use common::pki::{berth, issue, kubectl, start_server, text};
+use common::pki::{self, berth, issue, kubectl, start_server, text};
 
 #[test]
 fn a_nodes_credentials_reach_only_its_own_pods_and_what_they_name() {
     if !have_kubectl() {
         return;
     }
-    let work = tempfile::tempdir().unwrap();
-    let pki = work.path().join("pki");
+    let (work, pki) = pki::work_dir_with_ca();
     let pki_arg = pki.to_str().unwrap();
-    berth(&["pki", "init", "--dir", pki_arg]);
     for node in ["n1", "n2"] {
         issue(
             pki_arg,

@@ -39,6 +39,15 @@ pub fn text(out: &Output) -> String {
     )
 }
 
+/// A temporary work dir holding a cluster CA and the control plane's certificates
+/// (`berth pki init`) in its `pki` folder; the dir, and that folder.
+pub fn work_dir_with_ca() -> (tempfile::TempDir, std::path::PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let pki = work.path().join("pki");
+    berth(&["pki", "init", "--dir", pki.to_str().unwrap()]);
+    (work, pki)
+}
+
 /// `berth pki issue` of `name` for `cn` in `org`, signed by the CA in `pki`.
 pub fn issue(pki: &str, name: &str, cn: &str, org: &str, extra: &[&str]) {
     let mut args = vec!["pki", "issue", "--dir", pki, "--name", name, "--cn", cn, "--org", org];
