@@ -197,7 +197,11 @@ pub(super) fn recover_segment(disk: &dyn Disk, path: PathBuf, first: u64) -> io:
         // The record's extent as far as its header can be believed.
         let extent = record_end(&bytes, end, &header).unwrap_or((end + HEADER_LEN as u64).min(capacity));
         let length_damaged = header.index == expected && checks_out_shorter(&bytes, end, &header, extent);
-        if length_damaged || !is_torn(&bytes, end, extent) {
+        // A tear zeroes a record's tail, never its length field's prefix: a length of
+        // zero or past the file is damage, even where the header's own tail (an
+        // index's high bytes) is zeros across a sector boundary.
+        let impossible_length = record_end(&bytes, end, &header).is_none();
+        if length_damaged || impossible_length || !is_torn(&bytes, end, extent) {
             let why = if length_damaged {
                 format!(
                     "the record for entry {expected} has a damaged length field ({})",
