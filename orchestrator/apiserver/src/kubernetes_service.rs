@@ -19,13 +19,13 @@
 //! the next pass, which finds nothing left to do. A registration goes with its lease
 //! when its API server dies, and the next pass drops its address.
 //!
-//! The port: kube-apiserver's Service has `https` 443 because it serves TLS. berth's
-//! API serves plain HTTP (TLS on the API is still to come), so the Service names its
-//! port `http`, on 80, the scheme's own port as 443 is https': `http://kubernetes.default.svc/`
-//! reaches the API, and `KUBERNETES_SERVICE_HOST`/`KUBERNETES_SERVICE_PORT` point at
-//! it. A client that assumes TLS there (client-go's in-cluster configuration) fails
-//! its handshake rather than send credentials in the clear. When the API serves TLS,
-//! the port becomes `https` 443 as Kubernetes'.
+//! The port: kube-apiserver's Service has `https` 443, and so does berth's when its
+//! API serves TLS (client-go's in-cluster configuration dials
+//! `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` and checks the
+//! serving certificate against the pod's `ca.crt`: `berth pki` makes it valid for
+//! the Service's address). An API served in plain HTTP (no `--tls-cert-file`) is
+//! `http` 80, the scheme's own port, so that no client sends credentials in the
+//! clear by mistake of scheme. The port is set when the Service is made.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -47,9 +47,25 @@ use crate::services::{self, Refusal, ServiceNetwork};
 /// The Service's name and namespace, as Kubernetes'.
 pub const NAME: &str = "kubernetes";
 pub const NAMESPACE: &str = "default";
-/// The Service's port: see the module's note on why not `https` 443.
-pub const PORT_NAME: &str = "http";
-pub const SERVICE_PORT: i32 = 80;
+/// The Service's port: `https` 443 for an API served with TLS, else `http` 80.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Port {
+    pub name: &'static str,
+    pub port: i32,
+}
+
+impl Port {
+    pub fn of(tls: bool) -> Port {
+        if tls {
+            Port {
+                name: "https",
+                port: 443,
+            }
+        } else {
+            Port { name: "http", port: 80 }
+        }
+    }
+}
 /// Where each API server registers its address, on a lease.
 pub const REGISTRATIONS: &str = "/berth/apiservers/";
 /// How long a registration outlives its API server: kube-apiserver's endpoint lease TTL.
@@ -85,7 +101,7 @@ fn default_route_address() -> Option<Ipv4Addr> {
 
 /// The Service as kube-apiserver makes it (its labels, no selector, the first
 /// address of the service range), with `target_port` the API's port.
-pub fn service(network: &ServiceNetwork, target_port: u16) -> Service {
+pub fn service(network: &ServiceNetwork, port: Port, target_port: u16) -> Service {
     let first = network.first_ip().to_string();
     Service::new(
         ObjectMeta {
@@ -105,8 +121,8 @@ pub fn service(network: &ServiceNetwork, target_port: u16) -> Service {
             cluster_ips: Some(vec![first]),
             session_affinity: Some("None".into()),
             ports: Some(vec![ServicePort {
-                name: Some(PORT_NAME.into()),
-                port: SERVICE_PORT,
+                name: Some(port.name.into()),
+                port: port.port,
                 protocol: Some("TCP".into()),
                 target_port: Some(IntOrString::Int(i32::from(target_port))),
                 ..Default::default()
@@ -121,13 +137,13 @@ pub fn service(network: &ServiceNetwork, target_port: u16) -> Service {
 /// replicas on one host each have their own). The first is named `kubernetes`, as
 /// Kubernetes' one slice; the others `kubernetes-<port>`. With no server registered,
 /// one empty slice: the Service has no endpoints, and says so.
-pub fn desired_slices(registered: &[SocketAddrV4]) -> Vec<EndpointSlice> {
+pub fn desired_slices(registered: &[SocketAddrV4], port_name: &'static str) -> Vec<EndpointSlice> {
     let mut by_port: BTreeMap<u16, Vec<Ipv4Addr>> = BTreeMap::new();
     for address in registered {
         by_port.entry(address.port()).or_default().push(*address.ip());
     }
     if by_port.is_empty() {
-        return vec![slice(NAME.into(), None, Vec::new())];
+        return vec![slice(NAME.into(), port_name, None, Vec::new())];
     }
     by_port
         .into_iter()
@@ -140,12 +156,12 @@ pub fn desired_slices(registered: &[SocketAddrV4]) -> Vec<EndpointSlice> {
             } else {
                 format!("{NAME}-{port}")
             };
-            slice(name, Some(port), ips)
+            slice(name, port_name, Some(port), ips)
         })
         .collect()
 }
 
-fn slice(name: String, port: Option<u16>, ips: Vec<Ipv4Addr>) -> EndpointSlice {
+fn slice(name: String, port_name: &'static str, port: Option<u16>, ips: Vec<Ipv4Addr>) -> EndpointSlice {
     EndpointSlice {
         metadata: ObjectMeta {
             name: Some(name),
@@ -167,7 +183,7 @@ fn slice(name: String, port: Option<u16>, ips: Vec<Ipv4Addr>) -> EndpointSlice {
             .collect(),
         ports: Some(
             port.map(|port| EndpointPort {
-                name: Some(PORT_NAME.into()),
+                name: Some(port_name.into()),
                 port: Some(i32::from(port)),
                 protocol: Some("TCP".into()),
                 app_protocol: None,
@@ -191,11 +207,11 @@ fn is_ours(slice: &EndpointSlice) -> bool {
 }
 
 /// Creates the Service unless it exists (whoever made it, and however it is now).
-async fn ensure_service(kv: &Kv, network: &ServiceNetwork, target_port: u16) -> Result<(), KvError> {
+async fn ensure_service(kv: &Kv, network: &ServiceNetwork, port: Port, target_port: u16) -> Result<(), KvError> {
     if kv.get(&SERVICE.key(NAMESPACE, NAME)).await?.is_some() {
         return Ok(());
     }
-    let mut object = Object::new(service(network, target_port));
+    let mut object = Object::new(service(network, port, target_port));
     (SERVICE.defaults)(&mut object);
     match services::create(kv, network, &mut object, None, &[]).await {
         Ok(Ok(_)) => {
@@ -226,8 +242,8 @@ async fn registrations(kv: &Kv) -> Result<Vec<SocketAddrV4>, KvError> {
 }
 
 /// Brings the stored slices to the desired ones; every write conditional.
-async fn reconcile_slices(kv: &Kv, registry: &Registry) -> Result<(), KvError> {
-    let want = desired_slices(&registrations(kv).await?);
+async fn reconcile_slices(kv: &Kv, registry: &Registry, port: Port) -> Result<(), KvError> {
+    let want = desired_slices(&registrations(kv).await?, port.name);
     let (records, _) = kv.list(&ENDPOINT_SLICE.prefix(Some(NAMESPACE))).await?;
     let mut stored: BTreeMap<String, (EndpointSlice, i64)> = records
         .iter()
@@ -311,9 +327,9 @@ async fn watch_changes(kv: Kv, prefix: String, changed: Arc<tokio::sync::Notify>
     }
 }
 
-/// Keeps the Service and its slices, and this server's registration at `address`
-/// (none: this server lists no address), until the process ends.
-pub async fn run(kv: Kv, network: ServiceNetwork, api_port: u16, address: Option<SocketAddrV4>) {
+/// Keeps the Service (on `port`) and its slices, and this server's registration at
+/// `address` (none: this server lists no address), until the process ends.
+pub async fn run(kv: Kv, network: ServiceNetwork, port: Port, api_port: u16, address: Option<SocketAddrV4>) {
     let registry = Registry::new(kv.clone());
     let changed = Arc::new(tokio::sync::Notify::new());
     for prefix in [
@@ -340,8 +356,8 @@ pub async fn run(kv: Kv, network: ServiceNetwork, api_port: u16, address: Option
             }
         }
         let pass = async {
-            ensure_service(&kv, &network, api_port).await?;
-            reconcile_slices(&kv, &registry).await
+            ensure_service(&kv, &network, port, api_port).await?;
+            reconcile_slices(&kv, &registry, port).await
         };
         let retry = match pass.await {
             Ok(()) => INTERVAL,
@@ -388,14 +404,17 @@ mod tests {
             cluster_ip_range: "10.100.0.0/16".parse().unwrap(),
             ..Default::default()
         };
-        let service = service(&network, 8080);
+        let service = service(&network, Port::of(true), 8080);
         assert_eq!(service.spec.cluster_ip.as_deref(), Some("10.100.0.1"));
         assert_eq!(service.spec.selector, None);
         let port = &service.spec.ports.as_ref().unwrap()[0];
         assert_eq!(
             (port.name.as_deref(), port.port, port.target_port.clone()),
-            (Some("http"), 80, Some(IntOrString::Int(8080)))
+            (Some("https"), 443, Some(IntOrString::Int(8080)))
         );
+        let plain = super::service(&network, Port::of(false), 8080);
+        let port = &plain.spec.ports.as_ref().unwrap()[0];
+        assert_eq!((port.name.as_deref(), port.port), (Some("http"), 80));
         assert_eq!(
             service.metadata.labels().get("provider").map(String::as_str),
             Some("kubernetes")
@@ -404,12 +423,15 @@ mod tests {
 
     #[test]
     fn the_slices_list_every_registered_server_one_slice_per_port() {
-        let none = desired_slices(&[]);
+        let none = desired_slices(&[], "https");
         assert_eq!(none.len(), 1);
         assert_eq!(none[0].metadata.name(), "kubernetes");
         assert!(none[0].endpoints.is_empty());
 
-        let one_port = desired_slices(&["10.0.0.2:6443".parse().unwrap(), "10.0.0.1:6443".parse().unwrap()]);
+        let one_port = desired_slices(
+            &["10.0.0.2:6443".parse().unwrap(), "10.0.0.1:6443".parse().unwrap()],
+            "https",
+        );
         assert_eq!(one_port.len(), 1);
         let slice = &one_port[0];
         assert_eq!(slice.metadata.name(), "kubernetes");
@@ -426,9 +448,12 @@ mod tests {
                 .all(|e| e.conditions.as_ref().unwrap().ready == Some(true))
         );
         let port = &slice.ports.as_ref().unwrap()[0];
-        assert_eq!((port.name.as_deref(), port.port), (Some("http"), Some(6443)));
+        assert_eq!((port.name.as_deref(), port.port), (Some("https"), Some(6443)));
 
-        let two_ports = desired_slices(&["10.0.0.1:8081".parse().unwrap(), "10.0.0.1:8080".parse().unwrap()]);
+        let two_ports = desired_slices(
+            &["10.0.0.1:8081".parse().unwrap(), "10.0.0.1:8080".parse().unwrap()],
+            "http",
+        );
         let names: Vec<&str> = two_ports.iter().map(|s| s.metadata.name()).collect();
         assert_eq!(names, ["kubernetes", "kubernetes-8081"]);
         assert!(two_ports.iter().all(is_ours));

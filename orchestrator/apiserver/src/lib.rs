@@ -157,6 +157,7 @@ pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
         tokio::spawn(kubernetes_service::run(
             api.kv.clone(),
             api.settings.service_network,
+            kubernetes_service::Port::of(api.tls.is_some()),
             address.port(),
             kubernetes_service::advertised(address, api.settings.advertise_address),
         ));

@@ -67,9 +67,8 @@ pub struct Admission {
     /// pod its imagePullSecrets.
     pub service_accounts: bool,
     /// With [`service_accounts`](Self::service_accounts): the `kube-api-access-*`
-    /// token volume mounted in every container. Off until the agents fill
-    /// `serviceAccountToken` projections: without that, the pods would wait on a
-    /// volume that is never set up.
+    /// token volume mounted in every container (`berth server` turns it on when it
+    /// can sign tokens: the agents ask for them by TokenRequest).
     pub mount_service_account_tokens: bool,
 }
 

@@ -45,6 +45,11 @@ pub fn default_hosts() -> Vec<String> {
     .collect()
 }
 
+/// The names of the API server as pods reach it, besides [`default_hosts`]: the
+/// `kubernetes` Service's full name and its address in the default service range
+/// (`--service-cluster-ip-range 10.96.0.0/12`).
+pub const API_SERVICE_HOSTS: &[&str] = &["kubernetes.default.svc.cluster.local", "10.96.0.1"];
+
 /// A cluster's certificate directory.
 #[derive(Debug, Clone)]
 pub struct Layout {
@@ -89,8 +94,19 @@ impl Layout {
             usage,
             ..Profile::server(cn, &all_hosts)
         };
+        // The API's certificate is also valid where pods reach it: the `kubernetes`
+        // Service's name and address (the first of the default service range), as
+        // kubeadm makes it.
+        let mut api_hosts = all_hosts.clone();
+        api_hosts.extend(API_SERVICE_HOSTS.iter().map(|h| h.to_string()));
         let wanted = [
-            ("apiserver", server("kube-apiserver", Usage::Server)),
+            (
+                "apiserver",
+                Profile {
+                    usage: Usage::Server,
+                    ..Profile::server("kube-apiserver", &api_hosts)
+                },
+            ),
             (
                 "apiserver-kubelet-client",
                 Profile::client(APISERVER_AGENT_CLIENT, &[ADMIN_GROUP]),

@@ -71,6 +71,44 @@ fn init_makes_the_set_once_and_keeps_it_across_runs() {
     assert_eq!(subject.organizations, ["system:nodes"]);
 }
 
+/// The DNS names and IP addresses a certificate is valid for.
+fn names_of(cert_pem: &str) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    let san = cert.subject_alternative_name().unwrap().expect("names");
+    san.value
+        .general_names
+        .iter()
+        .map(|name| match name {
+            GeneralName::DNSName(dns) => dns.to_string(),
+            GeneralName::IPAddress(ip) => match ip.len() {
+                4 => std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*ip).unwrap()).to_string(),
+                _ => format!("{ip:?}"),
+            },
+            other => format!("{other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_api_certificate_is_valid_where_pods_reach_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = Layout::new(dir.path());
+    layout.init(&["192.0.2.10".to_string()]).unwrap();
+    let api = names_of(&layout.read("apiserver").unwrap().cert_pem);
+    for name in [
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+        "10.96.0.1",
+        "192.0.2.10",
+    ] {
+        assert!(api.iter().any(|n| n == name), "{name} in {api:?}");
+    }
+    let store = names_of(&layout.read("store/server").unwrap().cert_pem);
+    assert!(!store.iter().any(|n| n == "10.96.0.1"), "{store:?}");
+}
+
 #[test]
 fn a_kubeconfig_written_for_an_identity_resolves_back_to_it() {
     let dir = tempfile::tempdir().unwrap();

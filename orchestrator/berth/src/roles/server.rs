@@ -244,12 +244,14 @@ pub fn parse_server_flags(args: &mut Vec<String>) -> Result<ServerFlags, String>
             .map_err(|_| format!("--node-cidr-mask-size {v:?}: must be a prefix length such as 24"))?;
     }
     settings.node_ipam.validate()?;
-    // ServiceAccount admission, as kube-apiserver has it on.
-    api.admission.service_accounts = true;
-    // One level for both paths that create pods: the API server's and the controllers'.
-    settings.admission = api.admission;
     let encryption_provider_config = take_flag(args, "encryption-provider-config")?.map(Into::into);
     let security = ApiSecurityFlags::parse(args)?;
+    // ServiceAccount admission, as kube-apiserver has it on; the token volume goes
+    // into pods where tokens can be signed (the agents ask for them).
+    api.admission.service_accounts = true;
+    api.admission.mount_service_account_tokens = security.service_account_signing_key_file.is_some();
+    // One level for both paths that create pods: the API server's and the controllers'.
+    settings.admission = api.admission;
     let store_client = StoreClientFlags::take(args)?;
     // With users to tell apart, Node then RBAC decide by default (default deny);
     // without authentication every request is anonymous, and AlwaysAllow stays.
@@ -512,6 +514,10 @@ mod tests {
         // A server admits pods as their ServiceAccounts, as kube-apiserver does.
         expected.admission.service_accounts = true;
         assert_eq!(defaults.api, expected);
+        // Pods get the token volume only where tokens can be signed.
+        let (signing, _) = parse(&["--service-account-signing-key-file", "sa.key"]).unwrap();
+        assert!(signing.api.admission.mount_service_account_tokens);
+        assert_eq!(signing.settings.admission, signing.api.admission);
         assert_eq!(defaults.api.max_requests_inflight, 400);
         assert_eq!(defaults.api.request_timeout, Duration::from_secs(60));
         for (bad, named) in [

@@ -146,6 +146,47 @@ impl ApiSource {
             .map(drop)
     }
 
+    /// A token for the ServiceAccount `namespace/account`, bound to the pod
+    /// `pod` (name, uid), for `audience` (the API server's own when None), to live
+    /// `expiration_seconds` (a TokenRequest, as the kubelet makes one for a
+    /// `serviceAccountToken` projection): the token and when it expires.
+    pub async fn request_token(
+        &self,
+        namespace: &str,
+        account: &str,
+        pod: (&str, &str),
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<(String, std::time::SystemTime), KvError> {
+        let path = format!(
+            "{}/token",
+            berth_api::kinds::service_account::SERVICE_ACCOUNT.object_path(namespace, account)
+        );
+        let request = serde_json::json!({
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": audience.map(|a| vec![a]),
+                "expirationSeconds": expiration_seconds,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod.0, "uid": pod.1},
+            },
+        });
+        let body = self.send("POST", &path, Some(&request)).await?;
+        let answer: Value = serde_json::from_slice(&body)
+            .map_err(|e| KvError::Other(format!("the API server sent a TokenRequest that is not JSON: {e}")))?;
+        let status = &answer["status"];
+        let token = status["token"].as_str().filter(|t| !t.is_empty());
+        let expires = status["expirationTimestamp"]
+            .as_str()
+            .and_then(berth_api::time::parse_rfc3339);
+        match (token, expires) {
+            (Some(token), Some(expires)) => Ok((token.to_string(), expires)),
+            _ => Err(KvError::Other(
+                "the API server's TokenRequest has no status.token or status.expirationTimestamp".into(),
+            )),
+        }
+    }
+
     fn record(&self, kind: &'static KindDescriptor, body: &[u8]) -> Result<Record, KvError> {
         let object: Value = serde_json::from_slice(body)
             .map_err(|e| KvError::Other(format!("the API server sent a {} that is not JSON: {e}", kind.kind)))?;

@@ -101,6 +101,32 @@ impl Cluster {
         }
     }
 
+    /// A token for the pod's ServiceAccount, bound to the pod (a TokenRequest
+    /// through the API server); store mode has no way to sign one.
+    pub async fn request_token(
+        &self,
+        pod: &Pod,
+        audience: Option<&str>,
+        expiration_seconds: i64,
+    ) -> Result<(String, std::time::SystemTime), KvError> {
+        let Some(api) = &self.api else {
+            return Err(KvError::Other(
+                "serviceAccountToken projections need the agent to reach the API server (berth agent --kubeconfig)"
+                    .into(),
+            ));
+        };
+        let account = berth_api::admission::service_account::account_name(&pod.spec);
+        let meta = &pod.metadata;
+        api.request_token(
+            meta.namespace(),
+            account,
+            (meta.name(), meta.uid()),
+            audience,
+            expiration_seconds,
+        )
+        .await
+    }
+
     pub async fn get_pod(&self, namespace: &str, name: &str) -> Result<Option<Pod>, KvError> {
         match &self.api {
             Some(api) => match api.read(&POD, namespace, name).await? {

@@ -65,6 +65,8 @@ pub(crate) type Values = BTreeMap<String, Vec<u8>>;
 #[derive(Clone, Default)]
 pub(crate) struct ConfigObjects {
     objects: BTreeMap<(Source, String, String), Option<Values>>,
+    /// The tokens of the pods' `serviceAccountToken` projections.
+    tokens: super::tokens::Issued,
 }
 
 /// Names only: the values may be secrets.
@@ -78,6 +80,11 @@ impl std::fmt::Debug for ConfigObjects {
                     None => format!("{kind} {namespace}/{name} not found"),
                 }
             }))
+            .entries(
+                self.tokens
+                    .keys()
+                    .map(|(uid, audience, lifetime)| format!("token of pod {uid} for {audience:?} ({lifetime} s)")),
+            )
             .finish()
     }
 }
@@ -100,6 +107,17 @@ impl ConfigObjects {
         if let Some(values) = earlier.objects.get(&key) {
             self.objects.insert(key, values.clone());
         }
+    }
+
+    /// The tokens of the projections, as the token manager has them.
+    pub(crate) fn set_tokens(&mut self, tokens: super::tokens::Issued) {
+        self.tokens = tokens;
+    }
+
+    /// The token of pod `uid`'s projection for `audience` (empty: the API
+    /// server's) living `lifetime` seconds: None when not asked for yet.
+    pub(crate) fn token(&self, uid: &str, audience: &str, lifetime: i64) -> Option<&Result<String, String>> {
+        self.tokens.get(&(uid.to_string(), audience.to_string(), lifetime))
     }
 
     /// `namespace/name` as read: None when it was not read before this pass, Some(None)

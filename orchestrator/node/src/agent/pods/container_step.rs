@@ -148,7 +148,16 @@ impl Step<'_> {
         };
         // Honest about the process runtime: its containers run on the host's own
         // filesystem, where a volume cannot be bound for one process alone.
-        let own_env = if !self.runs_images && container.volume_mounts.as_ref().is_some_and(|m| !m.is_empty()) {
+        // The ServiceAccount token's own volume is left aside there: the process
+        // reaches the API as the host does.
+        let bound =
+            |m: &&k8s_openapi::api::core::v1::VolumeMount| self.runs_images || !super::volumes::is_api_access(m);
+        let own_env = if container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| !self.runs_images && bound(&m))
+        {
             Err(EnvError::Missing(
                 "the process runtime runs commands on the host's own filesystem and cannot mount volumes \
                  (volumeMounts): give the pod a RuntimeClass whose handler runs images (runc)"
@@ -191,7 +200,7 @@ impl Step<'_> {
             ready.as_ref().map(|(_, sandbox)| sandbox),
             own_env,
         );
-        spec.mounts = self.volumes.map(|v| mounts(container, v)).unwrap_or_default();
+        spec.mounts = self.volumes.map(|v| mounts(container, v, bound)).unwrap_or_default();
         links.expansion = expansion_of(container, &spec, &links.declared);
         actions.push(Action::Start {
             pod_uid: pod.metadata.uid().to_string(),

@@ -35,6 +35,7 @@ mod probe;
 mod pull;
 mod sandbox;
 mod status;
+mod tokens;
 mod volumes;
 
 #[cfg(test)]
@@ -84,6 +85,8 @@ pub(crate) struct PodSupervisor {
     /// volumes name.
     config_changed: Arc<std::sync::atomic::AtomicBool>,
     last_resync: Option<tokio::time::Instant>,
+    /// The tokens of the pods' `serviceAccountToken` projections.
+    tokens: tokens::Tokens,
 }
 
 /// How often the running pods' ConfigMap and Secret volumes are read again even
@@ -114,6 +117,7 @@ impl PodSupervisor {
             index,
             config_changed: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             last_resync: None,
+            tokens: tokens::Tokens::default(),
         }
     }
 
@@ -286,6 +290,7 @@ impl PodSupervisor {
                 }
             }
         }
+        objects.set_tokens(self.tokens.refresh(&self.cluster, live()).await);
         self.executor.learn_config(objects);
     }
 

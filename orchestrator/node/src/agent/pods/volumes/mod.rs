@@ -329,12 +329,25 @@ pub(crate) fn tear_down(pods_dir: &Path, uid: &str) {
     }
 }
 
-/// The binds of a container's `volumeMounts`, from the pod's volumes as set up.
-pub(crate) fn mounts(container: &Container, ready: &ReadyVolumes) -> Vec<VolumeMount> {
+/// Whether `mount` is the ServiceAccount token's, as ServiceAccount admission adds
+/// it (`kube-api-access-*` at the account's mount path).
+pub(crate) fn is_api_access(mount: &k8s_openapi::api::core::v1::VolumeMount) -> bool {
+    use berth_api::admission::service_account::{MOUNT_PATH, VOLUME_PREFIX};
+    mount.name.starts_with(VOLUME_PREFIX) && mount.mount_path == MOUNT_PATH
+}
+
+/// The binds of a container's `volumeMounts` that `keep` keeps, from the pod's
+/// volumes as set up.
+pub(crate) fn mounts(
+    container: &Container,
+    ready: &ReadyVolumes,
+    keep: impl Fn(&&k8s_openapi::api::core::v1::VolumeMount) -> bool,
+) -> Vec<VolumeMount> {
     container
         .volume_mounts
         .iter()
         .flatten()
+        .filter(keep)
         .filter_map(|m| {
             let volume = ready.get(&m.name)?;
             Some(VolumeMount {

@@ -1,5 +1,6 @@
 //! The files of a `configMap`, `secret`, `downwardAPI` or `projected` volume, from
-//! the objects as read and the pod as it is now. Pure: the supervisor reads the
+//! the objects (and the projections' ServiceAccount tokens) as read and the pod as
+//! it is now. Pure: the supervisor reads the
 //! objects before the pass; what is missing and not `optional` is an error worded
 //! as the kubelet's (`configmap "x" not found`, `configmap references non-existent
 //! config key: k`). Errors name objects and keys, never values.
@@ -9,6 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{DownwardAPIVolumeFile, KeyToPath, Volume};
 
 use super::super::config_env::{ConfigObjects, NodeFacts, Source, Values, resource_value};
+use super::super::tokens::DEFAULT_EXPIRATION_SECONDS;
 use super::atomic_writer::{FileProjection, Payload};
 use berth_api::meta::MetaExt;
 use berth_api::objects::Pod;
@@ -98,6 +100,16 @@ pub(crate) fn payload(volume: &Volume, inputs: &Inputs<'_>) -> Option<Result<Pay
             }
             if let Some(downward) = &source.downward_api {
                 downward_files(downward.items.as_deref(), default, inputs, &mut payload)?;
+            }
+            if let Some(token) = &source.service_account_token {
+                let audience = token.audience.as_deref().unwrap_or_default();
+                let lifetime = token.expiration_seconds.unwrap_or(DEFAULT_EXPIRATION_SECONDS);
+                let data = match inputs.objects.token(inputs.pod.metadata.uid(), audience, lifetime) {
+                    None => return Err(ProjectionError::NotReadYet),
+                    Some(Err(failure)) => return Err(ProjectionError::Missing(failure.clone())),
+                    Some(Ok(token)) => token.clone().into_bytes(),
+                };
+                payload.insert(token.path.clone(), FileProjection { data, mode: default });
             }
             Ok(())
         })

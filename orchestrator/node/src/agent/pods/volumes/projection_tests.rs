@@ -159,6 +159,58 @@ fn projected_volumes_merge_their_sources_under_one_default_mode() {
 }
 
 #[test]
+fn a_service_account_token_is_the_token_asked_for_its_audience_and_lifetime() {
+    let volume = json!({"name": "kube-api-access-x1y2z", "projected": {"defaultMode": 0o644, "sources": [
+        {"serviceAccountToken": {"path": "token", "expirationSeconds": 3607}},
+        {"serviceAccountToken": {"path": "vault-token", "audience": "vault"}},
+        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]}}]}});
+    let pod = pod(json!([volume]));
+    let node = NodeFacts {
+        host_ip: "10.0.0.5".into(),
+        cpu_millis: 4000,
+        memory_bytes: 8 << 30,
+    };
+    let files = |tokens: &[((&str, i64), Result<&str, &str>)]| {
+        let mut objects = objects();
+        let issued = tokens
+            .iter()
+            .map(|((audience, life), token)| {
+                let key = ("uid-1".to_string(), audience.to_string(), *life);
+                (key, token.map(str::to_string).map_err(str::to_string))
+            })
+            .collect();
+        objects.set_tokens(issued);
+        let inputs = Inputs {
+            pod: &pod,
+            objects: &objects,
+            node: &node,
+        };
+        payload(&pod.spec.volumes.as_ref().unwrap()[0], &inputs)
+            .unwrap()
+            .map(|p| {
+                p.into_iter()
+                    .map(|(path, f)| (path, String::from_utf8(f.data).unwrap(), f.mode))
+                    .collect::<Vec<_>>()
+            })
+    };
+    // Not asked for yet: the volume waits.
+    assert_eq!(files(&[(("", 3607), Ok("t1"))]), Err(ProjectionError::NotReadYet));
+    // Refused: the refusal is the volume's error (the pod's FailedMount).
+    assert_eq!(
+        files(&[(("", 3607), Ok("t1")), (("vault", 3600), Err("forbidden"))]),
+        Err(ProjectionError::Missing("forbidden".into()))
+    );
+    assert_eq!(
+        files(&[(("", 3607), Ok("t1")), (("vault", 3600), Ok("t2"))]).unwrap(),
+        [
+            file("namespace", "prod", 0o644),
+            file("token", "t1", 0o644),
+            file("vault-token", "t2", 0o644)
+        ]
+    );
+}
+
+#[test]
 fn go_quoting() {
     assert_eq!(go_quote("plain"), "\"plain\"");
     assert_eq!(go_quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");

@@ -80,7 +80,7 @@ fn volumes_are_set_up_updated_in_place_and_torn_down() {
     );
     assert_eq!(std::fs::read_to_string(secret.join("password")).unwrap(), "hunter2");
 
-    let binds = mounts(&pod.spec.containers[0], &ready);
+    let binds = mounts(&pod.spec.containers[0], &ready, |_| true);
     assert_eq!(binds.len(), 3);
     assert_eq!((binds[2].sub_path.as_str(), binds[2].read_only), ("mode", true));
 
