@@ -37,6 +37,8 @@ have() { command -v "$1" >/dev/null 2>&1; }
 #   conntrack  the service proxy deletes UDP flows to endpoints that went away
 #   curl     the authentication tests call the API server and an agent without kubectl
 #            (kubectl with no user asks for a password)
+#   openssl  a test pod calls the API over TLS with it (busybox's own TLS cannot
+#            take the API's ECDSA certificate), with the libraries it links
 #   kubectl  the kubectl suite runs the real client against berth (Debian's package is
 #            old; the suite skips, saying so, below kubectl 1.30)
 #   the official Kubernetes Python client (below), in a virtual environment, which on
@@ -63,6 +65,7 @@ have_sbin iptables || missing_packages+=(iptables)
 have_sbin ip || missing_packages+=(iproute2)
 have_sbin conntrack || missing_packages+=(conntrack)
 have curl || missing_packages+=(curl)
+have openssl || missing_packages+=(openssl)
 have kubectl || missing_packages+=(kubernetes-client)
 # A virtual environment needs ensurepip, which Debian ships apart from python3.
 if have python3 && ! python3 -c 'import ensurepip' >/dev/null 2>&1; then

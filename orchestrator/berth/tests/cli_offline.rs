@@ -151,6 +151,16 @@ fn the_roles_refuse_bad_flags_by_name() {
             "--max-requests-inflight \"many\"",
         ),
         (&["server", "--request-timeout=0s"], "--request-timeout"),
+        // The etcd port open to other hosts beside an authenticating API.
+        (
+            &[
+                "server",
+                "--token-auth-file=tokens.csv",
+                "--listen-client-urls=http://0.0.0.0:23799",
+                "--advertise-client-urls=http://10.0.0.5:23799",
+            ],
+            "--listen-client-urls http://0.0.0.0:23799: the store's port takes any client",
+        ),
         (&["agent", "--cpu", "lots"], "--cpu \"lots\""),
         (&["agent", "--name", "Bad_Name"], "--name \"Bad_Name\""),
         (&["agent", "--store", "127.0.0.1:2379"], "--store"),

@@ -218,12 +218,6 @@ fn volume(v: &Volume, at: &str, containers: &[&str], errors: &mut Errors) {
             let at = format!("{at}.sources[{i}]");
             check(
                 errors,
-                source.service_account_token.is_some(),
-                format!("{at}.serviceAccountToken"),
-                "berth has no service accounts yet",
-            );
-            check(
-                errors,
                 source.cluster_trust_bundle.is_some(),
                 format!("{at}.clusterTrustBundle"),
                 "",
@@ -268,6 +262,9 @@ fn volume(v: &Volume, at: &str, containers: &[&str], errors: &mut Errors) {
                     note(&item.path, format!("{at}.downwardAPI.items[{j}].path"));
                 }
             }
+            if let Some(token) = &source.service_account_token {
+                note(&token.path, format!("{at}.serviceAccountToken.path"));
+            }
             if let Some(config) = &source.config_map {
                 object_name(&config.name, &format!("{at}.configMap.name"), errors);
                 key_paths(config.items.as_deref(), &format!("{at}.configMap.items"), errors);
@@ -283,6 +280,11 @@ fn volume(v: &Volume, at: &str, containers: &[&str], errors: &mut Errors) {
                     containers,
                     errors,
                 );
+            }
+            if let Some(token) = &source.service_account_token {
+                let at = format!("{at}.serviceAccountToken");
+                file_path(&token.path, &format!("{at}.path"), errors);
+                token_lifetime(token.expiration_seconds, &format!("{at}.expirationSeconds"), errors);
             }
         }
     }
@@ -324,6 +326,23 @@ pub fn local_path_problem(path: &str) -> Option<&'static str> {
         Some("must not start with '..'")
     } else {
         None
+    }
+}
+
+/// A projected token's life, as Kubernetes bounds it: ten minutes to 2^32 seconds.
+fn token_lifetime(seconds: Option<i64>, at: &str, errors: &mut Errors) {
+    match seconds {
+        Some(s) if s < 600 => err(
+            errors,
+            at,
+            format!("Invalid value: {s}: may not specify a duration less than 10 minutes"),
+        ),
+        Some(s) if s > 1 << 32 => err(
+            errors,
+            at,
+            format!("Invalid value: {s}: may not specify a duration larger than 2^32 seconds"),
+        ),
+        _ => {}
     }
 }
 

@@ -77,7 +77,6 @@ fn other_sources_are_refused_by_name() {
         {"name": "c", "csi": {"driver": "d"}},
         {"name": "e", "ephemeral": {}},
         {"name": "im", "image": {"reference": "busybox"}},
-        {"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
         {"name": "b", "projected": {"sources": [{"clusterTrustBundle": {"path": "ca"}}]}},
     ]))
     .unwrap();
@@ -100,8 +99,7 @@ fn other_sources_are_refused_by_name() {
             "spec.volumes[2].csi",
             "spec.volumes[3].ephemeral",
             "spec.volumes[4].image",
-            "spec.volumes[5].projected.sources[0].serviceAccountToken",
-            "spec.volumes[6].projected.sources[0].clusterTrustBundle",
+            "spec.volumes[5].projected.sources[0].clusterTrustBundle",
         ]
     );
     assert!(
@@ -188,6 +186,55 @@ fn items_paths_modes_and_host_path_types_are_checked() {
             ),
             format!("{v}[5].downwardAPI.items[1].resourceFieldRef.containerName: Required value"),
             format!("{v}[6].projected.sources[1].secret.items[0].path: conflicting duplicate paths \"same\""),
+        ]
+    );
+}
+
+#[test]
+fn a_projected_token_needs_a_relative_path_and_a_life_of_ten_minutes_to_2_32_seconds() {
+    let volumes: Vec<Volume> = serde_json::from_value(serde_json::json!([
+        {"name": "ok", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "token", "expirationSeconds": 600, "audience": "vault"}},
+            {"serviceAccountToken": {"path": "other"}}]}},
+        {"name": "bad", "projected": {"sources": [
+            {"serviceAccountToken": {"path": "/abs", "expirationSeconds": 599}},
+            {"serviceAccountToken": {"path": "", "expirationSeconds": 4294967297_i64}},
+            {"serviceAccountToken": {"path": "t"}},
+            {"secret": {"name": "s", "items": [{"key": "k", "path": "t"}]}}]}},
+    ]))
+    .unwrap();
+    let spec = PodSpec {
+        containers: vec![Container {
+            name: "app".into(),
+            ..Default::default()
+        }],
+        volumes: Some(volumes),
+        ..Default::default()
+    };
+    let mut errors = Vec::new();
+    pod_spec(&spec, "spec", &mut errors);
+    let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
+    let at = "spec.volumes[1].projected.sources";
+    assert_eq!(
+        found,
+        [
+            (
+                &*format!("{at}[0].serviceAccountToken.path"),
+                "Invalid value: \"/abs\": must be a relative path"
+            ),
+            (
+                &*format!("{at}[0].serviceAccountToken.expirationSeconds"),
+                "Invalid value: 599: may not specify a duration less than 10 minutes"
+            ),
+            (&*format!("{at}[1].serviceAccountToken.path"), "Required value"),
+            (
+                &*format!("{at}[1].serviceAccountToken.expirationSeconds"),
+                "Invalid value: 4294967297: may not specify a duration larger than 2^32 seconds"
+            ),
+            (
+                &*format!("{at}[3].secret.items[0].path"),
+                "conflicting duplicate paths \"t\""
+            ),
         ]
     );
 }

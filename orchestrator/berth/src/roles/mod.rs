@@ -10,7 +10,9 @@ pub mod image;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+mod server_usage;
 pub mod store_client;
+mod store_exposure;
 mod supervise;
 pub mod up;
 

@@ -40,6 +40,9 @@ pub struct ContainerCluster {
     pub api_ports: Vec<u16>,
     pub registry: Registry,
     pub server: Cluster,
+    /// The admin's kubeconfig, when the cluster runs secure
+    /// ([`ContainerCluster::start_secure`]).
+    pub admin_kubeconfig: Option<PathBuf>,
     // Last: the hosts go once nothing runs on them.
     pub network: HostNetwork,
 }
@@ -104,7 +107,17 @@ impl ContainerCluster {
     /// As [`ContainerCluster::start`], the server also given `server_args`.
     pub fn start_with_server_args(hosts: usize, server_args: &[&str]) -> Option<ContainerCluster> {
         let server_args = server_args.iter().map(|a| a.to_string()).collect();
-        Self::start_inner_with(1, hosts, |_, _| Vec::new(), false, server_args)
+        Self::start_inner_with(1, hosts, |_, _| Vec::new(), false, server_args, false)
+    }
+
+    /// As [`ContainerCluster::start_with_server_args`], secure as `berth up` runs:
+    /// a CA made for the cluster (`berth pki`'s layout in `<dir>/pki`), the API over
+    /// HTTPS (reachable from pods) authorizing with Node and RBAC and signing
+    /// ServiceAccount tokens, and agents that reach it only through the API, each
+    /// with a node certificate and kubeconfig of its own. kubectl runs as the admin.
+    pub fn start_secure(hosts: usize, server_args: &[&str]) -> Option<ContainerCluster> {
+        let server_args = server_args.iter().map(|a| a.to_string()).collect();
+        Self::start_inner_with(1, hosts, |_, _| Vec::new(), true, server_args, true)
     }
 
     fn start_inner(
@@ -113,7 +126,7 @@ impl ContainerCluster {
         agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
         api_for_pods: bool,
     ) -> Option<ContainerCluster> {
-        Self::start_inner_with(replicas, hosts, agent_args, api_for_pods, Vec::new())
+        Self::start_inner_with(replicas, hosts, agent_args, api_for_pods, Vec::new(), false)
     }
 
     fn start_inner_with(
@@ -122,6 +135,7 @@ impl ContainerCluster {
         agent_args: impl FnOnce(std::net::Ipv4Addr, &Path) -> Vec<String>,
         api_for_pods: bool,
         server_args: Vec<String>,
+        secure: bool,
     ) -> Option<ContainerCluster> {
         if !can_run_containers() {
             return None;
@@ -143,11 +157,21 @@ impl ContainerCluster {
         )
         .unwrap();
         let api_ports: Vec<u16> = (0..replicas).map(|_| free_port()).collect();
-        // The store also listens on the gateway, where the agents reach it.
+        let pki = secure.then(|| {
+            let layout = berth_pki::layout::Layout::new(server.dir().join("pki"));
+            let ca = layout.init(&[gateway.to_string()]).expect("the cluster's CA");
+            (layout, ca)
+        });
+        // The store also listens on the gateway, where the agents reach it (unless secure).
         let mut stores = Vec::new();
         for (replica, api_port) in server.replicas.iter_mut().zip(&api_ports) {
             let client_port = replica.client_port;
-            let urls = format!("http://127.0.0.1:{client_port},http://{gateway}:{client_port}");
+            // Secure, the agents go through the API: the store stays on loopback.
+            let urls = if secure {
+                format!("http://127.0.0.1:{client_port}")
+            } else {
+                format!("http://127.0.0.1:{client_port},http://{gateway}:{client_port}")
+            };
             replica.args = vec![
                 format!("--listen-client-urls={urls}"),
                 format!("--advertise-client-urls={urls}"),
@@ -157,6 +181,9 @@ impl ContainerCluster {
                 replica.args.push(format!("--advertise-address={gateway}"));
             } else {
                 replica.args.push(format!("--api-listen=127.0.0.1:{api_port}"));
+            }
+            if let Some((pki, _)) = &pki {
+                replica.args.extend(secure_server_flags(pki));
             }
             stores.push(format!("http://{gateway}:{client_port}"));
         }
@@ -168,10 +195,16 @@ impl ContainerCluster {
         for (i, host) in network.hosts().iter().enumerate() {
             let name = format!("host-{i}");
             let data_dir = dir.join(&name);
+            let access = match &pki {
+                Some((pki, ca)) => {
+                    let urls: Vec<String> = api_ports.iter().map(|p| format!("https://{gateway}:{p}")).collect();
+                    secure_agent_flags(pki, ca, &name, host.ip, &urls.join(","))
+                }
+                None => vec![format!("--store={store}")],
+            };
             let args = [
                 "agent".to_string(),
                 format!("--name={name}"),
-                format!("--store={store}"),
                 format!("--data-dir={}", data_dir.display()),
                 format!("--listen={}:{}", host.ip, free_port()),
                 format!("--advertise-address={}", host.ip),
@@ -185,6 +218,7 @@ impl ContainerCluster {
                 "--restart-backoff=500ms".into(),
             ]
             .into_iter()
+            .chain(access)
             .chain(extra_args.iter().cloned());
             agents.push(
                 host.process(&name, BERTH, args, dir.join(format!("{name}.log")))
@@ -192,7 +226,17 @@ impl ContainerCluster {
             );
             agent_dirs.push(data_dir);
         }
+        let admin_kubeconfig = pki.as_ref().map(|(pki, ca)| {
+            let path = dir.join("admin.kubeconfig");
+            let admin = pki.read("admin").expect("the admin's certificate");
+            let url = format!("https://127.0.0.1:{}", api_ports[0]);
+            berth_pki::kubeconfig::Kubeconfig::for_identity("berth", &url, &ca.identity.cert_pem, "admin", &admin)
+                .write(&path)
+                .expect("the admin's kubeconfig");
+            path
+        });
         let mut cluster = ContainerCluster {
+            admin_kubeconfig,
             agents,
             agent_dirs,
             api_port: api_ports[0],
@@ -218,7 +262,7 @@ impl ContainerCluster {
         let want = self.agents.len();
         eventually_blocking("every node Ready with a pod CIDR", || {
             self.check_running();
-            let (status, nodes) = http_get(self.api_port, "/api/v1/nodes");
+            let (status, nodes) = self.get_json("/api/v1/nodes");
             let ready = nodes["items"]
                 .as_array()?
                 .iter()
@@ -258,13 +302,32 @@ impl ContainerCluster {
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl")
-            .arg(format!("--server=http://127.0.0.1:{}", self.api_port))
+        let mut command = Command::new("kubectl");
+        match &self.admin_kubeconfig {
+            Some(kubeconfig) => command
+                .arg(format!("--server=https://127.0.0.1:{}", self.api_port))
+                .env("KUBECONFIG", kubeconfig),
+            None => command
+                .arg(format!("--server=http://127.0.0.1:{}", self.api_port))
+                .env("KUBECONFIG", "/dev/null"),
+        };
+        command
             .args(args)
-            .env("KUBECONFIG", "/dev/null")
             .env("HOME", self.server.dir())
             .output()
             .expect("kubectl runs")
+    }
+
+    /// GET of `path` on the API as the admin: the status (200 or not) and the body.
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        if self.admin_kubeconfig.is_none() {
+            return http_get(self.api_port, path);
+        }
+        let out = self.kubectl(&["get", "--raw", path]);
+        match serde_json::from_slice(&out.stdout) {
+            Ok(body) if out.status.success() => (200, body),
+            _ => (0, Value::Null),
+        }
     }
 
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
@@ -287,7 +350,7 @@ impl ContainerCluster {
 
     /// The pod as the API has it (`Value::Null` when it does not exist).
     pub fn pod(&self, name: &str) -> Value {
-        let (status, pod) = http_get(self.api_port, &format!("/api/v1/namespaces/default/pods/{name}"));
+        let (status, pod) = self.get_json(&format!("/api/v1/namespaces/default/pods/{name}"));
         if status == 200 { pod } else { Value::Null }
     }
 
@@ -332,7 +395,7 @@ impl ContainerCluster {
     pub fn wait_event(&mut self, name: &str, needle: &str) -> String {
         eventually_blocking(&format!("an event of pod {name} saying {needle:?}"), || {
             self.check_running();
-            let (_, events) = http_get(self.api_port, "/api/v1/namespaces/default/events");
+            let (_, events) = self.get_json("/api/v1/namespaces/default/events");
             events["items"]
                 .as_array()?
                 .iter()
@@ -447,6 +510,59 @@ impl ContainerCluster {
         }
         uids
     }
+}
+
+/// The secure API server's flags: HTTPS with the cluster's certificates, clients
+/// by certificate (Node,RBAC follows), the agents' API with the API's client
+/// certificate, ServiceAccount tokens signed and the CA published to pods.
+fn secure_server_flags(pki: &berth_pki::layout::Layout) -> Vec<String> {
+    let file = |name: &str, key: bool| {
+        let (cert, private) = pki.pair(name);
+        if key { private } else { cert }.display().to_string()
+    };
+    let ca = pki.ca_cert().display().to_string();
+    vec![
+        format!("--tls-cert-file={}", file("apiserver", false)),
+        format!("--tls-private-key-file={}", file("apiserver", true)),
+        format!("--client-ca-file={ca}"),
+        format!("--root-ca-file={ca}"),
+        format!(
+            "--kubelet-client-certificate={}",
+            file("apiserver-kubelet-client", false)
+        ),
+        format!("--kubelet-client-key={}", file("apiserver-kubelet-client", true)),
+        format!("--kubelet-certificate-authority={ca}"),
+        format!(
+            "--service-account-signing-key-file={}",
+            pki.service_account_key().0.display()
+        ),
+    ]
+}
+
+/// A secure agent's flags: its kubeconfig (as `system:node:<name>`, to the API at
+/// `urls`) instead of the store, and its API's certificate for its address.
+fn secure_agent_flags(
+    pki: &berth_pki::layout::Layout,
+    ca: &berth_pki::Ca,
+    node: &str,
+    address: std::net::Ipv4Addr,
+    urls: &str,
+) -> Vec<String> {
+    let identity = pki
+        .ensure_node(ca, node, &[address.to_string()])
+        .expect("the node's certificate");
+    let (cert, key) = pki.pair(&berth_pki::layout::Layout::node_name(node));
+    let kubeconfig = cert.with_extension("kubeconfig");
+    let user = format!("system:node:{node}");
+    berth_pki::kubeconfig::Kubeconfig::for_identity("berth", urls, &ca.identity.cert_pem, &user, &identity)
+        .write(&kubeconfig)
+        .expect("the node's kubeconfig");
+    vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--tls-cert-file={}", cert.display()),
+        format!("--tls-private-key-file={}", key.display()),
+        format!("--client-ca-file={}", pki.ca_cert().display()),
+    ]
 }
 
 /// Every cgroup v1 hierarchy's `berth` parent, and the v2 one's.
