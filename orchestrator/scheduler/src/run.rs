@@ -89,8 +89,8 @@ pub fn node_infos(
     infos.into_values().collect()
 }
 
-/// Gives the placed pods and `request` their namespaces' labels, which
-/// `namespaceSelector`s in pod affinity terms read. Pure.
+/// Gives the placed pods their namespaces' labels, which `namespaceSelector`s in
+/// pod affinity terms read (the loop gives each pod to place its own). Pure.
 pub fn with_namespace_labels(infos: &mut [NodeInfo], namespace_labels: &BTreeMap<String, BTreeMap<String, String>>) {
     for placed in infos.iter_mut().flat_map(|i| i.pods.iter_mut()) {
         placed.namespace_labels = namespace_labels.get(&placed.namespace).cloned().unwrap_or_default();

@@ -77,17 +77,13 @@ fn node_affinity_scores(pod: &PodRequest, fits: &[&NodeInfo]) -> Vec<i64> {
 /// does not tolerate (by its tolerations without an effect or with
 /// PreferNoSchedule), the fewest scoring 100.
 fn taint_scores(pod: &PodRequest, fits: &[&NodeInfo]) -> Vec<i64> {
-    let tolerations: Vec<_> = pod
-        .tolerations
-        .iter()
-        .filter(|t| matches!(t.effect.as_deref(), None | Some("") | Some("PreferNoSchedule")))
-        .cloned()
-        .collect();
     let raw: Vec<i64> = fits
         .iter()
         .map(|node| {
-            let untolerated = node.taints.iter().filter(|t| t.effect == "PreferNoSchedule");
-            untolerated.filter(|t| !filter::tolerates(&tolerations, t)).count() as i64
+            let preferred_not = node.taints.iter().filter(|t| t.effect == "PreferNoSchedule");
+            preferred_not
+                .filter(|t| !filter::tolerates(&pod.tolerations, t))
+                .count() as i64
         })
         .collect();
     let max = raw.iter().copied().max().unwrap_or(0);
