@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::meta::selector_matches;
-use berth_api::objects::{PodAffinityTerm, WeightedPodAffinityTerm};
+use berth_api::objects::{Affinity, PodAffinityTerm, WeightedPodAffinityTerm};
 
 use super::{NodeInfo, PlacedPod, PodRequest};
 
@@ -82,31 +82,22 @@ fn selects_incoming(term: &PodAffinityTerm, placed: &PlacedPod, pod: &PodRequest
     )
 }
 
-fn required_affinity(pod: &PodRequest) -> &[PodAffinityTerm] {
-    let terms = pod.affinity.as_ref().and_then(|a| a.pod_affinity.as_ref());
+fn required_affinity(affinity: Option<&Affinity>) -> &[PodAffinityTerm] {
+    let terms = affinity.and_then(|a| a.pod_affinity.as_ref());
     terms
         .and_then(|t| t.required_during_scheduling_ignored_during_execution.as_deref())
         .unwrap_or_default()
 }
 
-fn required_anti_affinity(affinity: Option<&berth_api::objects::Affinity>) -> &[PodAffinityTerm] {
+fn required_anti_affinity(affinity: Option<&Affinity>) -> &[PodAffinityTerm] {
     let terms = affinity.and_then(|a| a.pod_anti_affinity.as_ref());
     terms
         .and_then(|t| t.required_during_scheduling_ignored_during_execution.as_deref())
         .unwrap_or_default()
 }
 
-fn placed_required_affinity(placed: &PlacedPod) -> &[PodAffinityTerm] {
-    let terms = placed.affinity.as_ref().and_then(|a| a.pod_affinity.as_ref());
-    terms
-        .and_then(|t| t.required_during_scheduling_ignored_during_execution.as_deref())
-        .unwrap_or_default()
-}
-
 /// The preferred affinity and anti-affinity terms of an affinity.
-fn preferred(
-    affinity: Option<&berth_api::objects::Affinity>,
-) -> (&[WeightedPodAffinityTerm], &[WeightedPodAffinityTerm]) {
+fn preferred(affinity: Option<&Affinity>) -> (&[WeightedPodAffinityTerm], &[WeightedPodAffinityTerm]) {
     let affinity_terms = affinity
         .and_then(|a| a.pod_affinity.as_ref())
         .and_then(|t| t.preferred_during_scheduling_ignored_during_execution.as_deref());
@@ -137,7 +128,7 @@ pub struct InterPodAffinity {
 impl InterPodAffinity {
     pub fn new(pod: &PodRequest, nodes: &[NodeInfo]) -> Self {
         let mut state = InterPodAffinity::default();
-        let affinity = required_affinity(pod);
+        let affinity = required_affinity(pod.affinity.as_ref());
         let anti_affinity = required_anti_affinity(pod.affinity.as_ref());
         for node in nodes {
             for placed in &node.pods {
@@ -168,7 +159,7 @@ impl InterPodAffinity {
     /// `Err(reason)` when the node breaks one of the pod's required terms, or a
     /// placed pod's required anti-affinity.
     pub fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
-        let affinity = required_affinity(pod);
+        let affinity = required_affinity(pod.affinity.as_ref());
         if !affinity.is_empty() {
             let mut all_domains_hold_one = true;
             for term in affinity {
@@ -229,7 +220,7 @@ pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], nodes: &[NodeInfo]) -> Vec<i
                     add(&weighted.pod_affinity_term.topology_key, -i64::from(weighted.weight));
                 }
             }
-            for term in placed_required_affinity(placed) {
+            for term in required_affinity(placed.affinity.as_ref()) {
                 if selects_incoming(term, placed, pod) {
                     add(&term.topology_key, HARD_POD_AFFINITY_WEIGHT);
                 }
