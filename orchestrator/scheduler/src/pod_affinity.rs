@@ -34,52 +34,99 @@ const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 /// A topology domain: a topology key and a node's value for it.
 type Domain = (String, String);
 
-/// Whether a term (of a pod in `owner_namespace`) selects a pod: the pod's
-/// namespace is among the term's (`namespaces`, or those `namespaceSelector`
-/// matches, or the owner's own when neither is given) and `labelSelector` (none
-/// selects nothing) matches its labels.
-fn selects(
-    term: &PodAffinityTerm,
-    owner_namespace: &str,
-    namespace: &str,
-    namespace_labels: &BTreeMap<String, String>,
-    labels: &BTreeMap<String, String>,
-) -> bool {
+/// The pod that has a term: its namespace (the term's default) and its labels
+/// (which `matchLabelKeys` and `mismatchLabelKeys` read).
+struct Owner<'a> {
+    namespace: &'a str,
+    labels: &'a BTreeMap<String, String>,
+}
+
+/// A pod a term may select: its namespace, the namespace's labels and its own.
+struct Target<'a> {
+    namespace: &'a str,
+    namespace_labels: &'a BTreeMap<String, String>,
+    labels: &'a BTreeMap<String, String>,
+}
+
+/// Whether a term selects a pod: the pod's namespace is among the term's
+/// (`namespaces`, or those `namespaceSelector` matches, or the owner's own when
+/// neither is given) and `labelSelector` (none selects nothing) matches its labels,
+/// narrowed as the API server narrows it on create: each key of `matchLabelKeys`
+/// the owner has as `key in (owner's value)`, of `mismatchLabelKeys` as
+/// `key notin (owner's value)`.
+fn selects(term: &PodAffinityTerm, owner: &Owner, target: &Target) -> bool {
     let names = term.namespaces.as_deref().unwrap_or_default();
     let in_namespaces = match &term.namespace_selector {
-        None if names.is_empty() => namespace == owner_namespace,
+        None if names.is_empty() => target.namespace == owner.namespace,
         selector => {
-            names.iter().any(|n| n == namespace)
-                || selector.as_ref().is_some_and(|s| selector_matches(s, namespace_labels))
+            names.iter().any(|n| n == target.namespace)
+                || selector
+                    .as_ref()
+                    .is_some_and(|s| selector_matches(s, target.namespace_labels))
         }
     };
+    let value = |k: &str| target.labels.get(k).map(String::as_str);
+    let same = owner_values(term.match_label_keys.as_deref(), owner.labels).all(|(k, v)| value(k) == Some(v));
+    let different = owner_values(term.mismatch_label_keys.as_deref(), owner.labels).all(|(k, v)| value(k) != Some(v));
     in_namespaces
+        && same
+        && different
         && term
             .label_selector
             .as_ref()
-            .is_some_and(|s| selector_matches(s, labels))
+            .is_some_and(|s| selector_matches(s, target.labels))
+}
+
+/// The owner's values of the keys it has.
+fn owner_values<'a>(
+    keys: Option<&'a [String]>,
+    labels: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = (&'a str, &'a str)> {
+    let keys = keys.unwrap_or_default().iter();
+    keys.filter_map(|k| labels.get(k).map(|v| (k.as_str(), v.as_str())))
 }
 
 /// Whether `term`, a term of the incoming pod, selects a placed pod.
 fn selects_placed(term: &PodAffinityTerm, pod: &PodRequest, placed: &PlacedPod) -> bool {
-    selects(
-        term,
-        &pod.namespace,
-        &placed.namespace,
-        &placed.namespace_labels,
-        &placed.labels,
-    )
+    let owner = Owner {
+        namespace: &pod.namespace,
+        labels: &pod.labels,
+    };
+    selects(term, &owner, &placed_target(placed))
 }
 
 /// Whether `term`, a placed pod's term, selects the incoming pod.
 fn selects_incoming(term: &PodAffinityTerm, placed: &PlacedPod, pod: &PodRequest) -> bool {
-    selects(
-        term,
-        &placed.namespace,
-        &pod.namespace,
-        &pod.namespace_labels,
-        &pod.labels,
-    )
+    let owner = Owner {
+        namespace: &placed.namespace,
+        labels: &placed.labels,
+    };
+    selects(term, &owner, &incoming_target(pod))
+}
+
+/// Whether `term`, a term of the incoming pod, selects that pod itself.
+fn selects_itself(term: &PodAffinityTerm, pod: &PodRequest) -> bool {
+    let owner = Owner {
+        namespace: &pod.namespace,
+        labels: &pod.labels,
+    };
+    selects(term, &owner, &incoming_target(pod))
+}
+
+fn placed_target(placed: &PlacedPod) -> Target<'_> {
+    Target {
+        namespace: &placed.namespace,
+        namespace_labels: &placed.namespace_labels,
+        labels: &placed.labels,
+    }
+}
+
+fn incoming_target(pod: &PodRequest) -> Target<'_> {
+    Target {
+        namespace: &pod.namespace,
+        namespace_labels: &pod.namespace_labels,
+        labels: &pod.labels,
+    }
 }
 
 fn required_affinity(affinity: Option<&Affinity>) -> &[PodAffinityTerm] {
@@ -172,10 +219,7 @@ impl InterPodAffinity {
             }
             // The first pod of a group: nothing matches anywhere yet, and the pod
             // itself would.
-            let is_first = self.affinity_counts.is_empty()
-                && affinity
-                    .iter()
-                    .all(|t| selects(t, &pod.namespace, &pod.namespace, &pod.namespace_labels, &pod.labels));
+            let is_first = self.affinity_counts.is_empty() && affinity.iter().all(|t| selects_itself(t, pod));
             if !all_domains_hold_one && !is_first {
                 return Err(AFFINITY_REASON);
             }

@@ -193,3 +193,37 @@ fn preferred_terms_score_domains_both_ways() {
 fn fits_of(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
     nodes.iter().collect()
 }
+
+#[test]
+fn match_and_mismatch_label_keys_narrow_a_term_by_its_owners_labels() {
+    let mut nodes = nodes();
+    let version = |v: &str| PlacedPod {
+        labels: labels(&[("app", "web"), ("version", v)]),
+        ..placed("web")
+    };
+    nodes[0].pods.push(version("1"));
+    nodes[1].pods.push(version("2"));
+    let apart = |keys: serde_json::Value| {
+        let mut t = term("web", HOSTNAME);
+        t.as_object_mut().unwrap().extend(keys.as_object().unwrap().clone());
+        let mut p = pod(
+            "web",
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [t]}}),
+        );
+        p.labels.insert("version".into(), "2".into());
+        p
+    };
+    assert_eq!(allowed(&apart(json!({})), &nodes), ["n3"]);
+    // Apart from its own version only: v1 may share n1.
+    assert_eq!(
+        allowed(&apart(json!({"matchLabelKeys": ["version"]})), &nodes),
+        ["n1", "n3"]
+    );
+    // Apart from the other versions only: it may join v2 on n2.
+    assert_eq!(
+        allowed(&apart(json!({"mismatchLabelKeys": ["version"]})), &nodes),
+        ["n2", "n3"]
+    );
+    // A key the owner lacks narrows nothing.
+    assert_eq!(allowed(&apart(json!({"matchLabelKeys": ["tier"]})), &nodes), ["n3"]);
+}

@@ -1,10 +1,11 @@
 //! A pod's placement rules as Kubernetes validates them: `affinity` (node
 //! affinity's selector terms and preferences, pod affinity and anti-affinity terms)
 //! and `topologySpreadConstraints`, with Kubernetes' field paths and messages.
+//! Every field they have is implemented; none is refused.
 
 use std::collections::BTreeSet;
 
-use super::{Errors, err, is_dns_label, service::qualified_name_problems, unsupported};
+use super::{Errors, err, is_dns_label, service::qualified_name_problems};
 use crate::meta::LabelSelector;
 use crate::objects::{
     NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodAffinityTerm, PodSpec, TopologySpreadConstraint,
@@ -251,17 +252,58 @@ fn pod_affinity_term(term: &PodAffinityTerm, at: &str, errors: &mut Errors) {
     } else {
         label_name(&term.topology_key, &format!("{at}.topologyKey"), errors);
     }
-    let mut refuse = |is_set: bool, field: &str| {
-        unsupported::check(errors, is_set, format!("{at}.{field}"), "select pods by labelSelector");
+    let match_keys = term.match_label_keys.as_deref().unwrap_or_default();
+    let mismatch_keys = term.mismatch_label_keys.as_deref().unwrap_or_default();
+    let selector = term.label_selector.as_ref();
+    label_keys(match_keys, selector, true, &format!("{at}.matchLabelKeys"), errors);
+    label_keys(
+        mismatch_keys,
+        selector,
+        false,
+        &format!("{at}.mismatchLabelKeys"),
+        errors,
+    );
+    for (i, key) in match_keys.iter().enumerate() {
+        if mismatch_keys.contains(key) {
+            err(
+                errors,
+                format!("{at}.matchLabelKeys[{i}]"),
+                format!("Invalid value: {key:?}: exists in both matchLabelKeys and mismatchLabelKeys"),
+            );
+        }
+    }
+}
+
+/// `matchLabelKeys` or `mismatchLabelKeys` of a pod affinity term: label names, and
+/// only with a `labelSelector`; a key of `matchLabelKeys` may not be one the
+/// selector already selects by. (Kubernetes merges the keys into the stored
+/// selector on create; berth keeps them apart and the scheduler applies them, to
+/// the same effect.)
+fn label_keys(keys: &[String], selector: Option<&LabelSelector>, is_match: bool, at: &str, errors: &mut Errors) {
+    if keys.is_empty() {
+        return;
+    }
+    let Some(selector) = selector else {
+        err(
+            errors,
+            at,
+            "Forbidden: must not be specified when labelSelector is not set",
+        );
+        return;
     };
-    refuse(
-        term.match_label_keys.as_ref().is_some_and(|k| !k.is_empty()),
-        "matchLabelKeys",
-    );
-    refuse(
-        term.mismatch_label_keys.as_ref().is_some_and(|k| !k.is_empty()),
-        "mismatchLabelKeys",
-    );
+    for (i, key) in keys.iter().enumerate() {
+        let at = format!("{at}[{i}]");
+        label_name(key, &at, errors);
+        let in_selector = selector.match_labels.iter().flatten().any(|(k, _)| k == key)
+            || selector.match_expressions.iter().flatten().any(|r| &r.key == key);
+        if is_match && in_selector {
+            err(
+                errors,
+                at,
+                format!("Invalid value: {key:?}: exists in both matchLabelKeys and labelSelector"),
+            );
+        }
+    }
 }
 
 fn weighted_pod_affinity_term(term: &WeightedPodAffinityTerm, at: &str, errors: &mut Errors) {

@@ -128,10 +128,35 @@ fn pod_affinity_terms_are_checked() {
         [
             format!("{at}.weight: Invalid value: 101: must be in the range 1-100"),
             format!(
-                "{at}.podAffinityTerm.matchLabelKeys: {} (select pods by labelSelector)",
-                super::unsupported::NOT_IMPLEMENTED
+                "{at}.podAffinityTerm.matchLabelKeys: Forbidden: must not be specified when labelSelector is not set"
             ),
         ]
+    );
+    let keys = anti(
+        json!({"topologyKey": "zone", "labelSelector": {"matchLabels": {"app": "web"}},
+                           "matchLabelKeys": ["app", "version"], "mismatchLabelKeys": ["version", "app"]}),
+    );
+    let at = "spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]";
+    assert_eq!(
+        errors(keys),
+        [
+            format!("{at}.matchLabelKeys[0]: Invalid value: \"app\": exists in both matchLabelKeys and labelSelector"),
+            format!(
+                "{at}.matchLabelKeys[0]: Invalid value: \"app\": exists in both matchLabelKeys and mismatchLabelKeys"
+            ),
+            format!(
+                "{at}.matchLabelKeys[1]: Invalid value: \"version\": exists in both matchLabelKeys and mismatchLabelKeys"
+            ),
+        ]
+    );
+    let fine = anti(
+        json!({"topologyKey": "zone", "labelSelector": {"matchLabels": {"app": "web"}},
+                           "matchLabelKeys": ["pod-template-hash"], "mismatchLabelKeys": ["app"]}),
+    );
+    assert_eq!(
+        errors(fine),
+        Vec::<String>::new(),
+        "a mismatch key may narrow a selected key"
     );
 }
 
