@@ -33,6 +33,11 @@ pub use k8s_openapi::api::core::v1::{
     VolumeResourceRequirements,
 };
 pub use k8s_openapi::api::core::v1::{ResourceQuotaSpec, ResourceQuotaStatus};
+// Placement: affinity and topology spread.
+pub use k8s_openapi::api::core::v1::{
+    Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, PodAffinity, PodAffinityTerm,
+    PodAntiAffinity, PreferredSchedulingTerm, TopologySpreadConstraint, WeightedPodAffinityTerm,
+};
 pub use k8s_openapi::api::policy::v1::{PodDisruptionBudgetSpec, PodDisruptionBudgetStatus};
 pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 pub use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;

@@ -215,7 +215,7 @@ spec:
     assert_eq!(huge.0["status"]["phase"], "Pending");
     assert_eq!(huge.0["spec"]["nodeName"], Value::Null);
     let message = huge.1["message"].as_str().unwrap();
-    assert!(message.starts_with("0/2 nodes available"), "{message}");
+    assert!(message.starts_with("0/2 nodes are available"), "{message}");
     assert!(message.contains("2 insufficient memory"), "{message}");
     let described = stdout(&cluster.berth(&["describe", "pod", "huge"]));
     assert!(described.contains("insufficient memory"), "{described}");

@@ -1,7 +1,9 @@
 //! The filters a node must pass, each with the reason it gives when it does not,
 //! worded as Kubernetes words them so users recognise the explanation.
 
-use super::{NodeInfo, PodRequest};
+use berth_api::objects::{Taint, Toleration};
+
+use super::{NodeInfo, PodRequest, node_affinity};
 
 pub trait Filter: Sync {
     /// `Err(reason)` when the node cannot take the pod.
@@ -75,30 +77,33 @@ impl Filter for Schedulable {
     }
 }
 
+/// Kubernetes' NodeAffinity filter: `nodeSelector` and required node affinity.
 impl Filter for Selector {
     fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
-        if pod.node_selector.iter().all(|(k, v)| node.labels.get(k) == Some(v)) {
+        if node_affinity::matches(pod, node) {
             Ok(())
         } else {
-            Err("didn't match node selector")
+            Err(node_affinity::REASON)
         }
     }
 }
 
+/// Whether one of the tolerations tolerates the taint.
+pub fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
+    tolerations.iter().any(|t| {
+        let (key, operator) = (t.key.as_deref().unwrap_or(""), t.operator.as_deref().unwrap_or(""));
+        let (value, effect) = (t.value.as_deref().unwrap_or(""), t.effect.as_deref().unwrap_or(""));
+        let key_matches = key.is_empty() && operator == "Exists" || key == taint.key;
+        let value_matches = operator == "Exists" || value == taint.value.as_deref().unwrap_or("");
+        let effect_matches = effect.is_empty() || effect == taint.effect;
+        key_matches && value_matches && effect_matches
+    })
+}
+
 impl Filter for Taints {
     fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
-        let tolerated = |taint: &berth_api::objects::Taint| {
-            pod.tolerations.iter().any(|t| {
-                let (key, operator) = (t.key.as_deref().unwrap_or(""), t.operator.as_deref().unwrap_or(""));
-                let (value, effect) = (t.value.as_deref().unwrap_or(""), t.effect.as_deref().unwrap_or(""));
-                let key_matches = key.is_empty() && operator == "Exists" || key == taint.key;
-                let value_matches = operator == "Exists" || value == taint.value.as_deref().unwrap_or("");
-                let effect_matches = effect.is_empty() || effect == taint.effect;
-                key_matches && value_matches && effect_matches
-            })
-        };
-        let blocking = node.taints.iter().filter(|t| t.effect != "PreferNoSchedule");
-        if blocking.clone().all(tolerated) {
+        let mut blocking = node.taints.iter().filter(|t| t.effect != "PreferNoSchedule");
+        if blocking.all(|taint| tolerates(&pod.tolerations, taint)) {
             Ok(())
         } else {
             Err("had untolerated taint")

@@ -1,24 +1,31 @@
 //! The scheduler's core: a pure function from a snapshot of nodes and a pod to a
-//! placement, or to an explanation of why no node fits ("0/2 nodes available: 1
-//! insufficient memory, 1 not ready"). The binding transaction that commits a
+//! placement, or to an explanation of why no node fits ("0/2 nodes are available:
+//! 1 insufficient memory, 1 not ready."). The binding transaction that commits a
 //! placement (comparing the revisions the snapshot was read at) is the caller's.
 //!
 //! ```text
-//!  pod ──► filters (ready, schedulable, selector, taints, runtime handler, volume
-//!          binding (volumes.rs reads the pod's claims first), host ports, resources)
+//!  pod ──► filters (ready, schedulable, node affinity (node_affinity.rs), taints,
+//!          runtime handler, volume binding (volumes.rs reads the pod's claims first),
+//!          host ports, resources; then, counted over every node, topology spread
+//!          (topology_spread.rs) and inter-pod affinity (pod_affinity.rs))
 //!              │ nodes that pass                       │ rejections, counted by reason
 //!              ▼                                        ▼
-//!          score (score.rs: resources with non-zero     "0/N nodes available: …"
+//!          score (score.rs: resources with non-zero     "0/N nodes are available: …."
 //!                 defaults, least | most allocated;
-//!                 default topology spread of the
-//!                 pods of a ReplicaSet or a
-//!                 Service) ──► best node
+//!                 topology spread, the pod's own or
+//!                 the default one of the pods of a
+//!                 ReplicaSet or a Service; preferred
+//!                 node and pod affinity;
+//!                 PreferNoSchedule taints) ──► best node
 //! ```
 
 mod filter;
+mod node_affinity;
+mod pod_affinity;
 pub mod run;
 mod score;
 mod snapshot;
+mod topology_spread;
 mod volumes;
 
 pub use filter::{FILTERS, Filter};
@@ -46,13 +53,21 @@ pub struct Unschedulable {
 pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Result<String, Unschedulable> {
     let mut rejections: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut fits = Vec::new();
+    // The filters that look at other nodes' pods count them once for this pod.
+    let spread = topology_spread::TopologySpread::new(pod, nodes);
+    let inter_pod = pod_affinity::InterPodAffinity::new(pod, nodes);
     for node in nodes {
-        match FILTERS.iter().find_map(|f| f.check(pod, node).err()) {
+        let rejection = FILTERS
+            .iter()
+            .find_map(|f| f.check(pod, node).err())
+            .or_else(|| spread.check(pod, node).err())
+            .or_else(|| inter_pod.check(pod, node).err());
+        match rejection {
             Some(reason) => *rejections.entry(reason).or_default() += 1,
             None => fits.push(node),
         }
     }
-    let scores = score::scores(pod, &fits, strategy);
+    let scores = score::scores(pod, &fits, nodes, strategy);
     let best = fits.iter().zip(scores).max_by(|(a, sa), (b, sb)| {
         // Equal scores: the name decides, so the choice is deterministic.
         sa.cmp(sb).then_with(|| b.name.cmp(&a.name))
@@ -60,12 +75,15 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Res
     match best {
         Some((node, _)) => Ok(node.name.clone()),
         None => {
-            let reasons: Vec<String> = rejections.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
-            let mut message = format!("0/{} nodes available", nodes.len());
+            // As kube-scheduler words it: the reasons sorted, each with its count.
+            let mut reasons: Vec<String> = rejections.iter().map(|(reason, n)| format!("{n} {reason}")).collect();
+            reasons.sort();
+            let mut message = format!("0/{} nodes are available", nodes.len());
             if !reasons.is_empty() {
                 message.push_str(": ");
                 message.push_str(&reasons.join(", "));
             }
+            message.push('.');
             Err(Unschedulable { message })
         }
     }

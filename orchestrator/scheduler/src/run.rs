@@ -34,7 +34,7 @@ const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
 use berth_api::kinds::service::ServiceSpec;
 use berth_api::meta::{LabelSelector, MetaExt, Time, selector_is_empty};
-use berth_api::objects::{Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, Resource, key};
+use berth_api::objects::{NamespaceSpec, Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, Resource, key};
 use berth_api::owners::controller_of;
 use berth_api::time::now;
 use berth_client::events::{EventType, reference};
@@ -87,6 +87,33 @@ pub fn node_infos(
         }
     }
     infos.into_values().collect()
+}
+
+/// Gives the placed pods their namespaces' labels, which `namespaceSelector`s in
+/// pod affinity terms read (the loop gives each pod to place its own). Pure.
+pub fn with_namespace_labels(infos: &mut [NodeInfo], namespace_labels: &BTreeMap<String, BTreeMap<String, String>>) {
+    for placed in infos.iter_mut().flat_map(|i| i.pods.iter_mut()) {
+        placed.namespace_labels = namespace_labels.get(&placed.namespace).cloned().unwrap_or_default();
+    }
+}
+
+/// Whether any pod, pending or placed, has pod affinity terms (which may select
+/// namespaces by their labels).
+fn has_pod_affinity(pending: &[&Pod], infos: &[NodeInfo]) -> bool {
+    let terms = |a: &Option<berth_api::objects::Affinity>| {
+        a.as_ref()
+            .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
+    };
+    pending.iter().any(|p| terms(&p.spec.affinity)) || infos.iter().flat_map(|i| &i.pods).any(|p| terms(&p.affinity))
+}
+
+/// Every namespace's labels.
+async fn namespace_labels(ctx: &Context) -> Result<BTreeMap<String, BTreeMap<String, String>>, KvError> {
+    let (namespaces, _) = ctx.registry.list::<NamespaceSpec>(None).await?;
+    Ok(namespaces
+        .into_iter()
+        .map(|n| (n.metadata.name().to_string(), n.metadata.labels().clone()))
+        .collect())
 }
 
 /// The pods waiting for a node, oldest first (creationTimestamp, then the store's
@@ -263,6 +290,14 @@ async fn pass(
         });
         (infos, pending_pods(&pods, &assumed))
     };
+    // Read only when a pod affinity term could select namespaces by their labels.
+    let namespaces = if has_pod_affinity(&pending, &infos) {
+        let labels = namespace_labels(ctx).await?;
+        with_namespace_labels(&mut infos, &labels);
+        labels
+    } else {
+        BTreeMap::new()
+    };
     let mut requeue = None;
     for pod in gated_pods(&pods) {
         if !write_pending(ctx, pod, GATED_REASON, GATED_MESSAGE).await? {
@@ -274,6 +309,7 @@ async fn pass(
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
                 request.spread_selector = spread_selector(pod, &replica_sets, &services);
+                request.namespace_labels = namespaces.get(&request.namespace).cloned().unwrap_or_default();
                 match super::volumes::read_claims(ctx, pod).await? {
                     Ok((bound_volumes, waiting_claims)) => {
                         request.bound_volumes = bound_volumes;

@@ -9,19 +9,28 @@
 //!   (hostname, maxSkew 3) and the zone (`topology.kubernetes.io/zone`, maxSkew 5)
 //!   with the fewest of its siblings, the pods its spread selector matches (see
 //!   `run::spread_selector`); both constraints are ScheduleAnyway, so they rank
-//!   nodes and never exclude one.
+//!   nodes and never exclude one. A pod with constraints of its own is spread by
+//!   its `ScheduleAnyway` ones instead (topology_spread.rs), under either strategy;
+//! - node affinity (`NodeAffinity`, weight 2): the summed weights of the preferred
+//!   terms a node matches, the highest scoring 100;
+//! - inter-pod affinity (`InterPodAffinity`, weight 2; pod_affinity.rs);
+//! - PreferNoSchedule taints (`TaintToleration`, weight 3): the fewer a node has
+//!   that the pod does not tolerate, the better.
 
 use std::collections::BTreeMap;
 
 use berth_api::meta::{LabelSelector, selector_matches};
 
-use super::{NodeInfo, PodRequest, Strategy};
+use super::{NodeInfo, PodRequest, Strategy, filter, node_affinity, pod_affinity, topology_spread};
 
 /// The highest score a plugin gives (Kubernetes' `MaxNodeScore`).
-const MAX_SCORE: i64 = 100;
-/// How much spreading counts against resources (the default plugin weights).
+pub const MAX_SCORE: i64 = 100;
+/// How much each plugin counts (kube-scheduler's default plugin weights).
 const SPREAD_WEIGHT: i64 = 2;
 const RESOURCES_WEIGHT: i64 = 1;
+const NODE_AFFINITY_WEIGHT: i64 = 2;
+const INTER_POD_AFFINITY_WEIGHT: i64 = 2;
+const TAINT_TOLERATION_WEIGHT: i64 = 3;
 
 /// The zone label the default zone constraint reads.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -29,16 +38,64 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const HOSTNAME_MAX_SKEW: i64 = 3;
 const ZONE_MAX_SKEW: i64 = 5;
 
-/// Every fitting node's total score, in the order given.
-pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], strategy: Strategy) -> Vec<i64> {
+/// Every fitting node's total score, in the order given; `nodes` are all the
+/// nodes, whose pods count for spreading and inter-pod affinity.
+pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], nodes: &[NodeInfo], strategy: Strategy) -> Vec<i64> {
     let resources = fits
         .iter()
         .map(|node| resources(pod, node, strategy) * RESOURCES_WEIGHT);
     let spread = match (strategy, &pod.spread_selector) {
+        _ if !pod.topology_spread_constraints.is_empty() => {
+            topology_spread::scores(pod, fits, nodes).unwrap_or_else(|| vec![0; fits.len()])
+        }
         (Strategy::Spread, Some(selector)) => spread(pod, selector, fits),
         _ => vec![0; fits.len()],
     };
-    resources.zip(spread).map(|(r, s)| r + s * SPREAD_WEIGHT).collect()
+    let node_affinity = node_affinity_scores(pod, fits);
+    let inter_pod = pod_affinity::scores(pod, fits, nodes);
+    let taints = taint_scores(pod, fits);
+    let mut totals: Vec<i64> = resources.zip(spread).map(|(r, s)| r + s * SPREAD_WEIGHT).collect();
+    for (i, total) in totals.iter_mut().enumerate() {
+        *total += node_affinity[i] * NODE_AFFINITY_WEIGHT
+            + inter_pod[i] * INTER_POD_AFFINITY_WEIGHT
+            + taints[i] * TAINT_TOLERATION_WEIGHT;
+    }
+    totals
+}
+
+/// `NodeAffinity`'s score: the preferred terms' weights a node matches, scaled so
+/// the highest scores 100 (all 0 when no node matches any).
+fn node_affinity_scores(pod: &PodRequest, fits: &[&NodeInfo]) -> Vec<i64> {
+    let raw: Vec<i64> = fits.iter().map(|n| node_affinity::preferred_weight(pod, n)).collect();
+    let max = raw.iter().copied().max().unwrap_or(0);
+    raw.iter()
+        .map(|s| if max > 0 { MAX_SCORE * s / max } else { 0 })
+        .collect()
+}
+
+/// `TaintToleration`'s score: the PreferNoSchedule taints a node has that the pod
+/// does not tolerate (by its tolerations without an effect or with
+/// PreferNoSchedule), the fewest scoring 100.
+fn taint_scores(pod: &PodRequest, fits: &[&NodeInfo]) -> Vec<i64> {
+    let raw: Vec<i64> = fits
+        .iter()
+        .map(|node| {
+            let preferred_not = node.taints.iter().filter(|t| t.effect == "PreferNoSchedule");
+            preferred_not
+                .filter(|t| !filter::tolerates(&pod.tolerations, t))
+                .count() as i64
+        })
+        .collect();
+    let max = raw.iter().copied().max().unwrap_or(0);
+    raw.iter()
+        .map(|s| {
+            if max > 0 {
+                MAX_SCORE - MAX_SCORE * s / max
+            } else {
+                MAX_SCORE
+            }
+        })
+        .collect()
 }
 
 /// `NodeResourcesFit` with LeastAllocated (spread) or MostAllocated (bin-pack).

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::{LabelSelector, MetaExt};
 use berth_api::objects::{
-    Container, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, Quantity, Taint, Toleration,
+    Affinity, Container, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodSpec, Quantity, Taint, Toleration,
+    TopologySpreadConstraint,
 };
 use berth_api::quantity::{parse_cpu_millis, parse_memory_bytes};
 
@@ -29,7 +30,8 @@ pub struct NodeInfo {
     /// that pods without requests still weigh on a node.
     pub nonzero_used_cpu_millis: u64,
     pub nonzero_used_memory_bytes: u64,
-    /// The pods on the node that count for spreading (not being deleted).
+    /// The pods on the node that count for spreading and inter-pod affinity (not
+    /// being deleted).
     pub pods: Vec<PlacedPod>,
     /// The RuntimeClass handlers its agent runs (`status.runtimeHandlers`).
     pub runtime_handlers: BTreeSet<String>,
@@ -86,16 +88,23 @@ impl NodeInfo {
             self.pods.push(PlacedPod {
                 namespace: pod.namespace.clone(),
                 labels: pod.labels.clone(),
+                namespace_labels: pod.namespace_labels.clone(),
+                affinity: pod.affinity.clone(),
             });
         }
     }
 }
 
-/// A pod on a node, as spreading counts it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A pod on a node, as spreading and inter-pod affinity see it.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlacedPod {
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// Its namespace's labels, which other pods' `namespaceSelector`s read.
+    pub namespace_labels: BTreeMap<String, String>,
+    /// Its own affinity: its required anti-affinity keeps other pods away (the
+    /// symmetry kube-scheduler keeps), its terms weigh in others' scores.
+    pub affinity: Option<Affinity>,
 }
 
 /// What scoring counts for a container without a CPU request (Kubernetes'
@@ -112,6 +121,11 @@ pub struct PodRequest {
     pub cpu_millis: u64,
     pub memory_bytes: u64,
     pub node_selector: BTreeMap<String, String>,
+    /// `spec.affinity`: node affinity, pod affinity and anti-affinity.
+    pub affinity: Option<Affinity>,
+    /// `spec.topologySpreadConstraints`; a pod with any does not get the default
+    /// spread.
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
     pub tolerations: Vec<Toleration>,
     pub host_ports: BTreeSet<i32>,
     /// The handler of the pod's RuntimeClass; None without one (the node's default
@@ -124,6 +138,9 @@ pub struct PodRequest {
     pub nonzero_memory_bytes: u64,
     pub namespace: String,
     pub labels: BTreeMap<String, String>,
+    /// Its namespace's labels (for `namespaceSelector`s), filled in by the
+    /// scheduling loop.
+    pub namespace_labels: BTreeMap<String, String>,
     /// Being deleted: it holds its resources but no longer counts for spreading.
     pub is_deleting: bool,
     /// Which pods count as this pod's siblings for Kubernetes' default topology
@@ -156,6 +173,8 @@ impl PodRequest {
         let mut request = PodRequest {
             name: name.to_string(),
             node_selector: spec.node_selector.clone().unwrap_or_default(),
+            affinity: spec.affinity.clone(),
+            topology_spread_constraints: spec.topology_spread_constraints.clone().unwrap_or_default(),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
             runtime_handler: spec
                 .runtime_class_name

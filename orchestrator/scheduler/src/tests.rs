@@ -48,7 +48,10 @@ fn no_fit_is_explained_by_reason() {
     not_ready.is_ready = false;
     let nodes = [not_ready, node("b", 4000, GI)];
     let err = schedule(&pod(100, 2 * GI), &nodes, Strategy::Spread).unwrap_err();
-    assert_eq!(err.message, "0/2 nodes available: 1 insufficient memory, 1 not ready");
+    assert_eq!(
+        err.message,
+        "0/2 nodes are available: 1 insufficient memory, 1 not ready."
+    );
 }
 
 /// What the scheduling loop does with one snapshot: place each pod in turn and
@@ -99,7 +102,7 @@ fn a_plan_never_over_commits_a_node() {
     }
     nodes[0].is_unschedulable = true;
     let err = schedule(&pod(100, 1), &nodes[..1], Strategy::Spread).unwrap_err();
-    assert_eq!(err.message, "0/1 nodes available: 1 unschedulable");
+    assert_eq!(err.message, "0/1 nodes are available: 1 unschedulable.");
 }
 
 #[test]
@@ -120,7 +123,7 @@ fn selectors_taints_and_host_ports_filter_nodes() {
     let err = schedule(&wants_gpu, &nodes, Strategy::Spread).unwrap_err();
     assert_eq!(
         err.message,
-        "0/2 nodes available: 1 didn't match node selector, 1 had untolerated taint"
+        "0/2 nodes are available: 1 had untolerated taint, 1 node(s) didn't match Pod's node affinity/selector."
     );
     wants_gpu.tolerations.push(Toleration {
         key: Some("dedicated".into()),
@@ -138,7 +141,7 @@ fn selectors_taints_and_host_ports_filter_nodes() {
     assert_eq!(placed[0], Ok("only".into()));
     assert_eq!(
         placed[1].as_ref().unwrap_err().message,
-        "0/1 nodes available: 1 host port conflict"
+        "0/1 nodes are available: 1 host port conflict."
     );
 }
 
@@ -157,7 +160,7 @@ fn a_pod_of_a_runtime_class_goes_where_its_handler_is() {
         schedule(&contained, &nodes_without, Strategy::Spread)
             .unwrap_err()
             .message,
-        "0/1 nodes available: 1 didn't have the pod's runtime handler"
+        "0/1 nodes are available: 1 didn't have the pod's runtime handler."
     );
     assert_eq!(schedule(&contained, &nodes, Strategy::Spread), Ok("runc".into()));
     let any = pod(100, 1);
@@ -371,7 +374,7 @@ fn a_pod_goes_where_its_bound_volumes_are() {
     let err = schedule(&request, &nodes, Strategy::Spread).unwrap_err();
     assert_eq!(
         err.message,
-        "0/3 nodes available: 3 node(s) had volume node affinity conflict"
+        "0/3 nodes are available: 3 node(s) had volume node affinity conflict."
     );
 }
 
@@ -387,7 +390,7 @@ fn a_waiting_claim_goes_where_a_volume_can_be_had() {
     request.waiting_claims[0].candidates.clear();
     assert_eq!(
         schedule(&request, &nodes, Strategy::Spread).unwrap_err().message,
-        "0/2 nodes available: 2 node(s) didn't find available persistent volumes to bind"
+        "0/2 nodes are available: 2 node(s) didn't find available persistent volumes to bind."
     );
     // A class that provisions can have one anywhere, unless the claim already
     // names its node.
@@ -400,4 +403,39 @@ fn a_waiting_claim_goes_where_a_volume_can_be_had() {
         .get_or_insert_default()
         .insert(berth_api::persistent_volumes::SELECTED_NODE.into(), "b".into());
     assert_eq!(schedule(&request, &nodes, Strategy::Spread), Ok("b".into()));
+}
+
+#[test]
+fn prefer_no_schedule_taints_rank_nodes_and_tolerations_lift_them() {
+    let mut tainted = node("a", 4000, 8 * GI);
+    tainted.taints.push(Taint {
+        key: "spot".into(),
+        value: None,
+        effect: "PreferNoSchedule".into(),
+        time_added: None,
+    });
+    let nodes = [tainted, node("b", 4000, 8 * GI)];
+    let mut p = pod(100, GI);
+    assert_eq!(schedule(&p, &nodes, Strategy::Spread), Ok("b".into()));
+    assert_eq!(
+        schedule(&p, &nodes[..1], Strategy::Spread),
+        Ok("a".into()),
+        "a score, never a filter"
+    );
+    p.tolerations.push(Toleration {
+        key: Some("spot".into()),
+        operator: Some("Exists".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        schedule(&p, &nodes, Strategy::Spread),
+        Ok("a".into()),
+        "tolerated: the name decides"
+    );
+    p.tolerations[0].effect = Some("NoSchedule".into());
+    assert_eq!(
+        schedule(&p, &nodes, Strategy::Spread),
+        Ok("b".into()),
+        "a NoSchedule toleration does not tolerate PreferNoSchedule"
+    );
 }

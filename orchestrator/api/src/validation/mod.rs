@@ -8,6 +8,7 @@ mod containers;
 mod deployment;
 pub mod env;
 mod init_containers;
+mod placement;
 mod pod_dns;
 mod pod_update;
 mod probes;
@@ -358,6 +359,7 @@ pub fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
         }
     }
     scheduling_gates::pod_spec(spec, path, errors);
+    placement::pod_spec(spec, path, errors);
     containers::pod_spec(spec, path, errors);
     env::pod_spec(spec, path, errors);
     volumes::pod_spec(spec, path, errors);

@@ -63,16 +63,6 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     set(some_vec(&spec.host_aliases), "hostAliases", "");
     set(some_vec(&spec.readiness_gates), "readinessGates", "");
     set(some_vec(&spec.resource_claims), "resourceClaims", "");
-    set(
-        some_vec(&spec.topology_spread_constraints),
-        "topologySpreadConstraints",
-        "",
-    );
-    set(
-        spec.affinity.is_some(),
-        "affinity",
-        "the scheduler places pods by nodeSelector, taints and resources",
-    );
     set(spec.active_deadline_seconds.is_some(), "activeDeadlineSeconds", "");
     set(spec.os.is_some(), "os", "");
     set(spec.overhead.as_ref().is_some_and(|o| !o.is_empty()), "overhead", "");

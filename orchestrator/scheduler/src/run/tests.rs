@@ -160,15 +160,15 @@ fn a_node_with_a_ready_condition_but_no_heartbeat_or_unready_is_not_ready() {
 #[test]
 fn the_explanation_is_rewritten_only_when_it_changes() {
     let p = pod("p", "", "1", "");
-    let marked = marked_unschedulable(&p, "0/1 nodes available: 1 insufficient cpu").unwrap();
+    let marked = marked_unschedulable(&p, "0/1 nodes are available: 1 insufficient cpu.").unwrap();
     let c = condition(conditions(&marked), "PodScheduled").unwrap();
     assert_eq!((c.status(), c.reason()), ("False", "Unschedulable"));
     assert_eq!(marked.status.phase.as_deref(), Some("Pending"));
     assert_eq!(
-        marked_unschedulable(&marked, "0/1 nodes available: 1 insufficient cpu"),
+        marked_unschedulable(&marked, "0/1 nodes are available: 1 insufficient cpu."),
         None
     );
-    assert!(marked_unschedulable(&marked, "0/2 nodes available: 2 not ready").is_some());
+    assert!(marked_unschedulable(&marked, "0/2 nodes are available: 2 not ready.").is_some());
 
     let b = bound(&marked, "n1");
     assert_eq!(b.spec.node_name.as_deref(), Some("n1"));
@@ -332,4 +332,57 @@ fn gated_pods_wait_and_say_so_once() {
     assert_eq!((c.status(), c.reason()), ("False", "SchedulingGated"));
     let pods = Snapshot::from_objects([marked], 2);
     assert!(gated_pods(&pods).is_empty(), "a pod that says so is not written again");
+}
+
+#[test]
+fn namespace_selectors_read_the_namespaces_labels_and_bound_pods_keep_their_terms() {
+    let hostname = |mut n: Node| {
+        let name = n.metadata.name().to_string();
+        n.metadata.labels = Some([("kubernetes.io/hostname".to_string(), name)].into());
+        n
+    };
+    let nodes = Snapshot::from_objects([hostname(node("n1", "4", true)), hostname(node("n2", "4", true))], 1);
+    // n2 is the busier: resources alone choose n1.
+    let mut db = labelled(pod("db-1", "n1", "10m", ""), &[("app", "db")]);
+    db.spec.affinity = Some(
+        serde_json::from_value(
+            serde_json::json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "batch"}}, "topologyKey": "kubernetes.io/hostname",
+             "namespaceSelector": {}}]}}),
+        )
+        .unwrap(),
+    );
+    let pods = Snapshot::from_objects([db, labelled(pod("big", "n2", "2", ""), &[("app", "x")])], 1);
+    let mut infos = node_infos(&nodes, &pods, &BTreeMap::new(), |_| true);
+    let namespaces: BTreeMap<String, BTreeMap<String, String>> =
+        [("default".to_string(), labels(&[("team", "blue")]))].into();
+    with_namespace_labels(&mut infos, &namespaces);
+    assert_eq!(infos[0].pods[0].namespace_labels, labels(&[("team", "blue")]));
+
+    let away_from_blue_db = |team: &str| {
+        let mut web = labelled(pod("web", "", "10m", ""), &[("app", "web")]);
+        web.metadata.namespace = Some("other".into());
+        web.spec.affinity = Some(
+            serde_json::from_value(
+                serde_json::json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname",
+                 "namespaceSelector": {"matchLabels": {"team": team}}}]}}),
+            )
+            .unwrap(),
+        );
+        PodRequest::from_pod(&web).unwrap()
+    };
+    assert_eq!(
+        crate::schedule(&away_from_blue_db("blue"), &infos, Strategy::Spread),
+        Ok("n2".into())
+    );
+    assert_eq!(
+        crate::schedule(&away_from_blue_db("red"), &infos, Strategy::Spread),
+        Ok("n1".into())
+    );
+    // The bound db pod's own term, read from its spec, keeps batch pods off n1.
+    let mut batch = labelled(pod("batch", "", "10m", ""), &[("app", "batch")]);
+    batch.metadata.namespace = Some("other".into());
+    let batch = PodRequest::from_pod(&batch).unwrap();
+    assert_eq!(crate::schedule(&batch, &infos, Strategy::Spread), Ok("n2".into()));
 }
