@@ -199,7 +199,7 @@ async fn requests_over_the_inflight_caps_are_429_and_slow_ones_504() {
         max_mutating_requests_inflight: 1,
         // Long enough that the held request still holds its slot when a loaded machine
         // gets round to the next write.
-        request_timeout: Duration::from_secs(8),
+        request_timeout: Duration::from_secs(15),
         ..Settings::default()
     })
     .await;
