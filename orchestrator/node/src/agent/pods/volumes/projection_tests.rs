@@ -170,7 +170,9 @@ fn a_service_account_token_is_the_token_asked_for_its_audience_and_lifetime() {
         cpu_millis: 4000,
         memory_bytes: 8 << 30,
     };
-    let files = |tokens: &[((&str, i64), Result<&str, &str>)]| {
+    // ((audience, lifetime), the token or why there is none)
+    type Given<'a> = ((&'a str, i64), Result<&'a str, &'a str>);
+    let files = |tokens: &[Given<'_>]| {
         let mut objects = objects();
         let issued = tokens
             .iter()
