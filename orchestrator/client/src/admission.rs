@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! prepare: the pod's ServiceAccount ─► its name, pull secrets, token volume (refused if missing)
+//!          its PriorityClass ─► spec.priority, preemptionPolicy (admission_priority.rs)
 //!          namespace labels ─► Pod Security (pods refused, templates warned)
 //!          LimitRanges      ─► defaults (pods), bounds (pods, claims)
 //! charges: ResourceQuotas   ─► quota::charge per quota ─► (quota key, its revision, new status)
@@ -118,6 +119,7 @@ impl Admission {
             )
             .map_err(Refusal::Forbidden)?;
         }
+        crate::admission_priority::admit(kv, object).await?;
         let is_pod = object.downcast_ref::<Pod>().is_some();
         let template = template_of(object);
         let is_claim = object.downcast_ref::<PersistentVolumeClaim>().is_some();
@@ -166,6 +168,10 @@ impl Admission {
     /// enforced level); a workload whose pod template changed gets the warnings a new
     /// one would. Other updates are not checked.
     pub async fn check_update(&self, kv: &Kv, old: &Object, new: &Object) -> Result<Prepared, Refusal> {
+        if let Some(class) = new.downcast_ref::<berth_api::kinds::priority_class::PriorityClass>() {
+            crate::admission_priority::check_default(kv, class).await?;
+            return Ok(Prepared::default());
+        }
         let namespace = new.metadata().namespace().to_string();
         let (spec, is_pod) = match (old.downcast_ref::<Pod>(), new.downcast_ref::<Pod>()) {
             (Some(old), Some(new)) if is_significant_pod_update(&old.spec, &new.spec) => (new.spec.clone(), true),
