@@ -16,6 +16,7 @@
 //! ```
 
 mod filter;
+pub mod preemption;
 pub mod run;
 mod score;
 mod snapshot;
