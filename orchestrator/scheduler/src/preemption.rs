@@ -30,7 +30,7 @@ pub const PREEMPT_LOWER_PRIORITY: &str = "PreemptLowerPriority";
 /// A pod on a node, as preemption weighs it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Placed {
-    /// `namespace/name`, as the caller names it back.
+    /// The pod's store key, as the caller names it back.
     pub key: String,
     pub priority: i32,
     /// When it started (`status.startTime`, seconds since the epoch); `None`: not yet.
@@ -89,9 +89,7 @@ pub fn select(pod: &PodRequest, priority: i32, nodes: &[NodeInfo], placed: &[(St
     ];
     let mut left: Vec<&Preemption> = candidates.iter().collect();
     for criterion in criteria {
-        let Some(best) = left.iter().map(|c| criterion(c)).max() else {
-            return None;
-        };
+        let best = left.iter().map(|c| criterion(c)).max()?;
         left.retain(|c| criterion(c) == best);
         if left.len() == 1 {
             break;

@@ -1,5 +1,6 @@
-//! The scheduling loop on the leader: places the pods that have no node, in creation
-//! order, with the pure [`schedule`](super::schedule), and binds each in a
+//! The scheduling loop on the leader: places the pods that have no node, the highest
+//! priority first and then in creation order (preempting pods of lower priority for
+//! one that fits nowhere, run/preempt.rs), with the pure [`schedule`](super::schedule), and binds each in a
 //! transaction that compares the pod and the node as they were read (and the
 //! leadership fence), so a placement made from a stale view fails instead of
 //! over-committing a node.
@@ -89,22 +90,24 @@ pub fn node_infos(
     infos.into_values().collect()
 }
 
-/// The pods waiting for a node, oldest first (creationTimestamp, then the store's
-/// create revision), without those this loop already bound and those a scheduling
-/// gate holds. Pure.
+/// The pods waiting for a node, the highest priority first, then the oldest
+/// (creationTimestamp, then the store's create revision), as kube-scheduler's queue
+/// orders them, without those this loop already bound and those a scheduling gate
+/// holds. Pure.
 pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, Assumed>) -> Vec<&'a Pod> {
-    let mut pending: Vec<(Option<&Time>, i64, &Pod)> = pods
+    let mut pending: Vec<(std::cmp::Reverse<i32>, Option<&Time>, i64, &Pod)> = pods
         .entries()
         .map(|e| &*e.object)
         .filter(|p| node_name(p).is_empty() && !p.metadata.is_deleting() && !is_terminal(p))
         .filter(|p| !assumed.contains_key(&p.key()) && !is_gated(p))
         .map(|p| {
             let created = pods.create_revision(&p.key()).unwrap_or(i64::MAX);
-            (p.metadata.creation_timestamp.as_ref(), created, p)
+            let priority = std::cmp::Reverse(preempt::priority(p));
+            (priority, p.metadata.creation_timestamp.as_ref(), created, p)
         })
         .collect();
-    pending.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    pending.into_iter().map(|(_, _, p)| p).collect()
+    pending.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    pending.into_iter().map(|(_, _, _, p)| p).collect()
 }
 
 /// The request with its RuntimeClass's handler in place of the class's name, read
@@ -195,10 +198,12 @@ fn node_name(pod: &Pod) -> &str {
     pod.spec.node_name.as_deref().unwrap_or_default()
 }
 
-/// The pod bound to `node`: `spec.nodeName` and `PodScheduled=True`.
+/// The pod bound to `node`: `spec.nodeName` and `PodScheduled=True` (and no
+/// longer a nominated node).
 pub fn bound(pod: &Pod, node: &str) -> Pod {
     let mut pod = pod.clone();
     pod.spec.node_name = Some(node.to_string());
+    pod.status.nominated_node_name = None;
     set_condition(
         pod.status.conditions.get_or_insert_default(),
         PodCondition::new("PodScheduled", "True", "", ""),
@@ -270,6 +275,8 @@ async fn pass(
         }
     }
     let recorder = ctx.recorder(SCHEDULER_NAME);
+    let on_nodes = preempt::placed_pods(&pods);
+    let nominated = preempt::nominated_pods(&pending);
     for pod in pending {
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
@@ -298,10 +305,16 @@ async fn pass(
                 continue;
             }
         };
-        let placed = match schedule(&request, &infos, strategy) {
+        let seen = preempt::with_nominated(pod, &infos, &nominated);
+        let placed = match schedule(&request, seen.as_deref().unwrap_or(&infos), strategy) {
             Ok(node) => node,
             Err(unschedulable) => {
-                if !write_unschedulable(ctx, pod, &unschedulable.message).await? {
+                let message = &unschedulable.message;
+                let seen = seen.as_deref().unwrap_or(&infos);
+                if preempt::preempt(ctx, pod, &request, seen, &on_nodes, message, &recorder).await? {
+                    continue;
+                }
+                if !write_unschedulable(ctx, pod, message).await? {
                     requeue = Some(RETRY_SOON);
                 }
                 continue;
@@ -405,6 +418,8 @@ async fn write_pending(ctx: &Context, pod: &Pod, reason: &str, message: &str) ->
     }
     Ok(written)
 }
+
+mod preempt;
 
 #[cfg(test)]
 mod tests;
