@@ -100,6 +100,13 @@ async fn pods_get_the_priority_of_their_class() {
     );
     assert_eq!(spec["preemptionPolicy"], "Never");
 
+    // A pod replaced without its priority keeps the one admission gave it.
+    let mut replaced = pod("important", json!({"priorityClassName": "high"}));
+    replaced["metadata"]["labels"] = json!({"tier": "front"});
+    let updated = server.send_json("PUT", &format!("{PODS}/important"), &replaced).await;
+    assert_eq!(updated.status, 200, "{}", updated.json());
+    assert_eq!(updated.json()["spec"]["priority"], 1000);
+
     let missing = server
         .send_json("POST", PODS, &pod("lost", json!({"priorityClassName": "gone"})))
         .await;
