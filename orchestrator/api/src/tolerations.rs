@@ -45,6 +45,38 @@ pub fn no_execute_stay(tolerations: &[Toleration], taints: &[Taint]) -> Option<D
     stay
 }
 
+/// The taints Kubernetes puts on a node that is not ready, or whose agent stopped
+/// posting its status.
+pub const NOT_READY: &str = "node.kubernetes.io/not-ready";
+pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
+/// Kubernetes' DefaultTolerationSeconds admission: a pod that tolerates neither
+/// `not-ready` nor `unreachable` for NoExecute (a toleration of the key, or of every
+/// key, for NoExecute or every effect) gets a toleration of each for the seconds
+/// given (`None`: not added).
+pub fn add_defaults(tolerations: &mut Option<Vec<Toleration>>, not_ready: Option<i64>, unreachable: Option<i64>) {
+    for (key, seconds) in [(NOT_READY, not_ready), (UNREACHABLE, unreachable)] {
+        let Some(seconds) = seconds else { continue };
+        let covers = |t: &Toleration| {
+            let (k, effect) = (
+                t.key.as_deref().unwrap_or_default(),
+                t.effect.as_deref().unwrap_or_default(),
+            );
+            (k == key || k.is_empty()) && (effect == NO_EXECUTE || effect.is_empty())
+        };
+        if tolerations.iter().flatten().any(covers) {
+            continue;
+        }
+        tolerations.get_or_insert_default().push(Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some(NO_EXECUTE.into()),
+            toleration_seconds: Some(seconds),
+            ..Default::default()
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +114,33 @@ mod tests {
         assert!(!tolerates(&toleration("gpu", "Equal", "no", "", None), &gpu));
         assert!(!tolerates(&toleration("gpu", "Exists", "", "NoSchedule", None), &gpu));
         assert!(!tolerates(&toleration("other", "Exists", "", "", None), &gpu));
+    }
+
+    #[test]
+    fn default_tolerations_are_added_where_the_pod_has_none_of_its_own() {
+        let mut none = None;
+        add_defaults(&mut none, Some(300), Some(300));
+        let keys: Vec<(&str, Option<i64>)> = none
+            .iter()
+            .flatten()
+            .map(|t| (t.key.as_deref().unwrap(), t.toleration_seconds))
+            .collect();
+        assert_eq!(keys, [(NOT_READY, Some(300)), (UNREACHABLE, Some(300))]);
+        let own = toleration(UNREACHABLE, "Exists", "", NO_EXECUTE, Some(5));
+        let mut some = Some(vec![own.clone()]);
+        add_defaults(&mut some, Some(300), Some(300));
+        assert_eq!(
+            some.as_ref().unwrap().len(),
+            2,
+            "not-ready added, unreachable kept: {some:?}"
+        );
+        assert_eq!(some.as_ref().unwrap()[0], own);
+        let mut everything = Some(vec![toleration("", "Exists", "", "", None)]);
+        add_defaults(&mut everything, Some(300), Some(300));
+        assert_eq!(everything.unwrap().len(), 1);
+        let mut off = None;
+        add_defaults(&mut off, None, None);
+        assert_eq!(off, None);
     }
 
     #[test]

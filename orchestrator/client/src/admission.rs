@@ -72,6 +72,12 @@ pub struct Admission {
     /// `serviceAccountToken` projections: without that, the pods would wait on a
     /// volume that is never set up.
     pub mount_service_account_tokens: bool,
+    /// DefaultTolerationSeconds: the `tolerationSeconds` of the not-ready and
+    /// unreachable NoExecute tolerations a new pod gets when it has none of its own
+    /// (`--default-not-ready-toleration-seconds`,
+    /// `--default-unreachable-toleration-seconds`); `None`: not added.
+    pub default_not_ready_toleration_seconds: Option<i64>,
+    pub default_unreachable_toleration_seconds: Option<i64>,
 }
 
 /// What admission made of a new object: the client's warnings and the audit event's
@@ -120,6 +126,13 @@ impl Admission {
             .map_err(Refusal::Forbidden)?;
         }
         crate::admission_priority::admit(kv, object).await?;
+        if let Some(pod) = object.downcast_mut::<Pod>() {
+            berth_api::tolerations::add_defaults(
+                &mut pod.spec.tolerations,
+                self.default_not_ready_toleration_seconds,
+                self.default_unreachable_toleration_seconds,
+            );
+        }
         let is_pod = object.downcast_ref::<Pod>().is_some();
         let template = template_of(object);
         let is_claim = object.downcast_ref::<PersistentVolumeClaim>().is_some();

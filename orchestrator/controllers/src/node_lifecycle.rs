@@ -137,7 +137,7 @@ pub fn assess<'a>(
 }
 
 /// The taint Kubernetes puts on a node whose agent stopped posting its status.
-pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+pub const UNREACHABLE_TAINT: &str = berth_api::tolerations::UNREACHABLE;
 
 fn unreachable() -> Taint {
     Taint {

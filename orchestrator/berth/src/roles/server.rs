@@ -65,6 +65,12 @@ Server flags:
                                         the Pod Security level enforced in namespaces without
                                         a pod-security.kubernetes.io/enforce label (default
                                         baseline; Kubernetes' own default is privileged)
+  --default-not-ready-toleration-seconds N, --default-unreachable-toleration-seconds N
+                                        the tolerationSeconds of the node.kubernetes.io/
+                                        not-ready and unreachable NoExecute tolerations
+                                        every new pod without its own gets (default none:
+                                        a lost node's pods move after the grace period;
+                                        Kubernetes' default is 300)
   --isolate-namespaces[=true|false]     new namespaces get the label berth.io/isolation:
                                         namespace: their pods accept traffic only from pods
                                         of the same namespace (and what the namespace's
@@ -181,6 +187,23 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
         api.admission.pod_security_default = berth_api::admission::pod_security::Level::parse(&v).ok_or_else(|| {
             format!("--pod-security-default-enforce {v:?}: must be privileged, baseline or restricted")
         })?;
+    }
+    for (flag, seconds) in [
+        (
+            "default-not-ready-toleration-seconds",
+            &mut api.admission.default_not_ready_toleration_seconds,
+        ),
+        (
+            "default-unreachable-toleration-seconds",
+            &mut api.admission.default_unreachable_toleration_seconds,
+        ),
+    ] {
+        if let Some(v) = take_flag(args, flag)? {
+            *seconds = Some(
+                v.parse()
+                    .map_err(|_| format!("--{flag} {v:?}: expected a number of seconds"))?,
+            );
+        }
     }
     if let Some(v) = take_flag(args, "advertise-address")? {
         let ip: std::net::Ipv4Addr = v
@@ -570,6 +593,24 @@ mod tests {
         let refused = parse(&["--authorization-mode=Webhook"]).err().unwrap();
         assert!(
             refused.contains("--authorization-mode: authorization mode \"Webhook\" is not implemented"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn default_toleration_seconds_are_off_unless_given() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.settings.admission.default_not_ready_toleration_seconds, None);
+        assert_eq!(defaults.settings.admission.default_unreachable_toleration_seconds, None);
+        let (flags, _) = parse(&["--default-unreachable-toleration-seconds=300"]).unwrap();
+        assert_eq!(
+            flags.settings.admission.default_unreachable_toleration_seconds,
+            Some(300)
+        );
+        assert_eq!(flags.api.admission.default_unreachable_toleration_seconds, Some(300));
+        let refused = parse(&["--default-not-ready-toleration-seconds=soon"]).err().unwrap();
+        assert!(
+            refused.contains("--default-not-ready-toleration-seconds \"soon\""),
             "{refused}"
         );
     }
