@@ -8,21 +8,37 @@
 //!  each node: remove every pod of lower priority ──► the pod passes every filter? ──no──► not a candidate
 //!                 │ yes
 //!                 ▼
-//!  put them back, most important first, while the pod still fits: the rest are the victims
+//!  put them back while the pod still fits, those a PodDisruptionBudget protects
+//!  first, then the rest, most important first: the others are the victims
 //!
-//!  candidates ──► the lowest highest victim priority ──► the lowest sum of victim
-//!  priorities ──► the fewest victims ──► the latest start of the most important
-//!  victims ──► the first node by name
+//!  candidates ──► the fewest budgets broken ──► the lowest highest victim priority
+//!  ──► the lowest sum of victim priorities ──► the fewest victims ──► the latest
+//!  start of the most important victims ──► the first node by name
 //! ```
 //!
 //! Pods already being deleted are never victims (they will go by themselves), and
 //! a pod that nominated a node where pods of lower priority are still going waits
-//! for them rather than preempting again ([`may_preempt`]). PodDisruptionBudgets
-//! are not weighed (Kubernetes prefers candidates that break none).
+//! for them rather than preempting again ([`may_preempt`]). A budget is broken, as
+//! Kubernetes counts it, by a victim it selects once its `disruptionsAllowed` are
+//! used up (pods it already counts as disrupted do not use them).
 
 use std::cmp::Reverse;
+use std::collections::BTreeSet;
+
+use berth_api::meta::{LabelSelector, selector_is_empty, selector_matches};
 
 use super::{FILTERS, NodeInfo, PodRequest};
+
+/// A PodDisruptionBudget, as preemption weighs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Budget {
+    pub namespace: String,
+    pub selector: LabelSelector,
+    /// `status.disruptionsAllowed`.
+    pub disruptions_allowed: i32,
+    /// The names in `status.disruptedPods`.
+    pub disrupted: BTreeSet<String>,
+}
 
 /// The policy that lets a pod preempt (the default); `Never` does not.
 pub const PREEMPT_LOWER_PRIORITY: &str = "PreemptLowerPriority";
@@ -44,6 +60,8 @@ pub struct Placed {
 pub struct Preemption {
     pub node: String,
     pub victims: Vec<Placed>,
+    /// How many victims break a budget.
+    pub budget_violations: usize,
 }
 
 /// Whether `pod` may preempt now: its policy allows it, and, when it already
@@ -63,20 +81,25 @@ pub fn may_preempt(policy: Option<&str>, priority: i32, nominated: Option<&str>,
 
 /// The node where `pod` (of `priority`) fits once the fewest, least important pods
 /// of lower priority are gone, and those pods; `None` when no eviction makes it fit.
-/// `placed` lists the pods on each node as `(node, pod)`.
-pub fn select(pod: &PodRequest, priority: i32, nodes: &[NodeInfo], placed: &[(String, Placed)]) -> Option<Preemption> {
+/// `placed` lists the pods on each node as `(node, pod)`; `budgets` the cluster's
+/// PodDisruptionBudgets.
+pub fn select(
+    pod: &PodRequest,
+    priority: i32,
+    nodes: &[NodeInfo],
+    placed: &[(String, Placed)],
+    budgets: &[Budget],
+) -> Option<Preemption> {
     let candidates: Vec<Preemption> = nodes
         .iter()
         .filter_map(|node| {
             let on_node = placed.iter().filter(|(n, _)| *n == node.name).map(|(_, p)| p);
-            victims_on(pod, priority, node, on_node).map(|victims| Preemption {
-                node: node.name.clone(),
-                victims,
-            })
+            victims_on(pod, priority, node, on_node, budgets)
         })
         .collect();
     // Each criterion keeps the candidates that do best by it; the first left wins.
-    let criteria: [&dyn Fn(&Preemption) -> i64; 4] = [
+    let criteria: [&dyn Fn(&Preemption) -> i64; 5] = [
+        &|c| -(c.budget_violations as i64),
         &|c| -highest_priority(c),
         &|c| {
             -c.victims
@@ -127,7 +150,8 @@ fn victims_on<'a>(
     priority: i32,
     node: &NodeInfo,
     on_node: impl Iterator<Item = &'a Placed>,
-) -> Option<Vec<Placed>> {
+    budgets: &[Budget],
+) -> Option<Preemption> {
     let fits = |info: &NodeInfo| FILTERS.iter().all(|f| f.check(pod, info).is_ok());
     if fits(node) {
         return None;
@@ -142,16 +166,53 @@ fn victims_on<'a>(
     }
     // Most important first: higher priority, then the earlier start (as Kubernetes'
     // MoreImportantPod), then the name so the choice is deterministic.
-    lower.sort_by_key(|p| (Reverse(p.priority), p.started.unwrap_or(i64::MAX), p.key.clone()));
+    let importance = |p: &Placed| (Reverse(p.priority), p.started.unwrap_or(i64::MAX), p.key.clone());
+    lower.sort_by_key(|p| importance(p));
+    // Those a budget protects are put back first, so as few as can be are evicted.
+    let protected = breaks_budget(&lower, budgets);
+    let (breaking, free): (Vec<_>, Vec<_>) = lower.iter().zip(protected).partition(|(_, breaks)| *breaks);
     let mut victims = Vec::new();
-    for candidate in lower {
+    let mut budget_violations = 0;
+    for (candidate, breaks) in breaking.into_iter().chain(free) {
         info.charge(&candidate.request);
         if !fits(&info) {
             uncharge(&mut info, &candidate.request);
-            victims.push(candidate.clone());
+            victims.push((*candidate).clone());
+            budget_violations += usize::from(breaks);
         }
     }
-    (!victims.is_empty()).then_some(victims)
+    victims.sort_by_key(importance);
+    (!victims.is_empty()).then(|| Preemption {
+        node: node.name.clone(),
+        victims,
+        budget_violations,
+    })
+}
+
+/// For each pod (in order), whether evicting it, and those before it, breaks a
+/// budget that selects it (Kubernetes' filterPodsWithPDBViolation). Pure.
+fn breaks_budget(pods: &[&Placed], budgets: &[Budget]) -> Vec<bool> {
+    let mut allowed: Vec<i32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
+    pods.iter()
+        .map(|pod| {
+            let request = &pod.request;
+            let mut breaks = false;
+            if request.labels.is_empty() {
+                return false;
+            }
+            for (budget, allowed) in budgets.iter().zip(allowed.iter_mut()) {
+                let selects = budget.namespace == request.namespace
+                    && !selector_is_empty(&budget.selector)
+                    && selector_matches(&budget.selector, &request.labels);
+                if !selects || budget.disrupted.contains(&request.name) {
+                    continue;
+                }
+                *allowed -= 1;
+                breaks |= *allowed < 0;
+            }
+            breaks
+        })
+        .collect()
 }
 
 /// `NodeInfo::charge` undone, as far as the filters read it (spreading's pod list

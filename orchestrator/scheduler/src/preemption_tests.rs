@@ -1,4 +1,5 @@
 use super::*;
+use berth_api::meta::LabelSelector;
 use berth_api::objects::Taint;
 
 const GI: u64 = 1 << 30;
@@ -59,15 +60,15 @@ fn only_pods_of_lower_priority_are_evicted_and_only_as_many_as_needed() {
     place(&mut nodes, &mut placed, "n1", "low-b", 10, 300);
     place(&mut nodes, &mut placed, "n1", "same", 100, 300);
     // 100 m free; 400 m asked: one 300 m pod must go, the least important.
-    let chosen = select(&request(400), 100, &nodes, &placed);
+    let chosen = select(&request(400), 100, &nodes, &placed, &[]);
     assert_eq!(victims(&chosen), Some(("n1", vec!["low-a"])));
     // 700 m needs both lower pods; the one of equal priority stays.
-    let chosen = select(&request(700), 100, &nodes, &placed);
+    let chosen = select(&request(700), 100, &nodes, &placed, &[]);
     assert_eq!(victims(&chosen), Some(("n1", vec!["low-b", "low-a"])));
     // Nothing of lower priority frees enough for 800 m.
-    assert_eq!(select(&request(800), 100, &nodes, &placed), None);
+    assert_eq!(select(&request(800), 100, &nodes, &placed, &[]), None);
     // A pod of the lowest priority preempts nobody.
-    assert_eq!(select(&request(400), 0, &nodes, &placed), None);
+    assert_eq!(select(&request(400), 0, &nodes, &placed, &[]), None);
 }
 
 #[test]
@@ -75,14 +76,18 @@ fn a_pod_that_fits_or_cannot_fit_for_other_reasons_preempts_nobody() {
     let mut nodes = [node("n1", 1000)];
     let mut placed = Vec::new();
     place(&mut nodes, &mut placed, "n1", "low", 0, 900);
-    assert_eq!(select(&request(100), 100, &nodes, &placed), None, "it fits already");
+    assert_eq!(
+        select(&request(100), 100, &nodes, &placed, &[]),
+        None,
+        "it fits already"
+    );
     nodes[0].taints = vec![Taint {
         key: "dedicated".into(),
         effect: "NoSchedule".into(),
         ..Default::default()
     }];
     assert_eq!(
-        select(&request(500), 100, &nodes, &placed),
+        select(&request(500), 100, &nodes, &placed, &[]),
         None,
         "evicting does not remove a taint"
     );
@@ -97,10 +102,10 @@ fn the_node_with_the_least_important_victims_wins() {
     place(&mut nodes, &mut placed, "b", "b-low-2", 5, 500);
     place(&mut nodes, &mut placed, "c", "c-low", 5, 1000);
     // b and c both have victims of at most 5; c needs one, b two: c's sum is lower.
-    let chosen = select(&request(800), 100, &nodes, &placed);
+    let chosen = select(&request(800), 100, &nodes, &placed, &[]);
     assert_eq!(victims(&chosen), Some(("c", vec!["c-low"])));
     // Without c, the lowest highest priority (b's 5) beats a's single pod of 50.
-    let chosen = select(&request(800), 100, &nodes[..2], &placed);
+    let chosen = select(&request(800), 100, &nodes[..2], &placed, &[]);
     assert_eq!(victims(&chosen), Some(("b", vec!["b-low-1", "b-low-2"])));
 }
 
@@ -114,7 +119,7 @@ fn equal_victims_lose_the_least_work_then_the_first_node() {
     placed[0].1.started = Some(10);
     placed[1].1.started = Some(500);
     placed[2].1.started = Some(500);
-    let chosen = select(&request(500), 100, &nodes, &placed);
+    let chosen = select(&request(500), 100, &nodes, &placed, &[]);
     assert_eq!(victims(&chosen), Some(("b", vec!["young"])));
 }
 
@@ -125,7 +130,7 @@ fn pods_being_deleted_are_not_victims_and_a_nominated_pod_waits_for_them() {
     place(&mut nodes, &mut placed, "n1", "going", 0, 600);
     place(&mut nodes, &mut placed, "n1", "staying", 0, 400);
     placed[0].1.is_deleting = true;
-    let chosen = select(&request(500), 100, &nodes, &placed);
+    let chosen = select(&request(500), 100, &nodes, &placed, &[]);
     assert_eq!(
         victims(&chosen),
         None,
@@ -157,6 +162,47 @@ fn host_ports_are_freed_by_their_pods_eviction() {
             ..Default::default()
         },
     ));
-    let chosen = select(&web, 100, &nodes, &placed);
+    let chosen = select(&web, 100, &nodes, &placed, &[]);
     assert_eq!(victims(&chosen), Some(("n1", vec!["web"])));
+}
+
+#[test]
+fn a_node_whose_victims_break_no_budget_is_preferred() {
+    let mut nodes = [node("a", 1000), node("b", 1000)];
+    let mut placed = Vec::new();
+    place(&mut nodes, &mut placed, "a", "a-web", 0, 1000);
+    place(&mut nodes, &mut placed, "b", "b-batch", 5, 1000);
+    let label = |placed: &mut Vec<(String, Placed)>, i: usize, app: &str| {
+        let name = placed[i].1.key.clone();
+        let request = &mut placed[i].1.request;
+        request.namespace = "default".into();
+        request.name = name;
+        request.labels = [("app".to_string(), app.to_string())].into();
+    };
+    label(&mut placed, 0, "web");
+    label(&mut placed, 1, "batch");
+    let budget = |allowed: i32, disrupted: &[&str]| Budget {
+        namespace: "default".into(),
+        selector: LabelSelector {
+            match_labels: Some([("app".to_string(), "web".to_string())].into()),
+            ..Default::default()
+        },
+        disruptions_allowed: allowed,
+        disrupted: disrupted.iter().map(|d| d.to_string()).collect(),
+    };
+    // Without budgets a's victim, of lower priority, is the better one.
+    let free = select(&request(500), 100, &nodes, &placed, &[]);
+    assert_eq!(victims(&free), Some(("a", vec!["a-web"])));
+    // A budget with no disruption left protects it: b's victim breaks none.
+    let protected = select(&request(500), 100, &nodes, &placed, &[budget(0, &[])]);
+    assert_eq!(victims(&protected), Some(("b", vec!["b-batch"])));
+    assert_eq!(protected.unwrap().budget_violations, 0);
+    // One disruption allowed, or the pod already counted as disrupted: no violation.
+    for budgets in [[budget(1, &[])], [budget(0, &["a-web"])]] {
+        let allowed = select(&request(500), 100, &nodes, &placed, &budgets);
+        assert_eq!(victims(&allowed), Some(("a", vec!["a-web"])), "{budgets:?}");
+    }
+    // Only a's pod could make room: it goes, the violation counted.
+    let only = select(&request(500), 100, &nodes[..1], &placed, &[budget(0, &[])]);
+    assert_eq!(only.map(|p| p.budget_violations), Some(1));
 }

@@ -10,7 +10,7 @@ use std::time::UNIX_EPOCH;
 
 use berth_api::conditions::{Condition, is_terminal, set_condition};
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Pod, PodCondition, PodSpec};
+use berth_api::objects::{Pod, PodCondition, PodDisruptionBudgetSpec, PodSpec};
 use berth_api::time::{now, to_system_time};
 use berth_client::events::{EventType, Recorder, reference};
 use berth_client::graceful::delete_pod;
@@ -20,7 +20,7 @@ use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, benign};
 
 use super::{SCHEDULER_NAME, marked_unschedulable};
-use crate::preemption::{Placed, may_preempt, select};
+use crate::preemption::{Budget, Placed, may_preempt, select};
 use crate::{NodeInfo, PodRequest};
 
 /// A pod's priority (`spec.priority`, which admission sets; 0 without).
@@ -113,7 +113,12 @@ pub async fn preempt(
     if !may_preempt(policy, priority(pod), nominated_node(pod), placed) {
         return Ok(false);
     }
-    let Some(chosen) = select(request, priority(pod), infos, placed) else {
+    if select(request, priority(pod), infos, placed, &[]).is_none() {
+        return Ok(false);
+    }
+    // The budgets are read only when some eviction would make room.
+    let budgets = budgets(ctx).await?;
+    let Some(chosen) = select(request, priority(pod), infos, placed, &budgets) else {
         return Ok(false);
     };
     let Ok(version) = pod.metadata.resource_version().parse::<i64>() else {
@@ -140,6 +145,26 @@ pub async fn preempt(
         evict(ctx, pod, victim, &chosen.node, recorder).await?;
     }
     Ok(true)
+}
+
+/// The cluster's PodDisruptionBudgets, as preemption weighs them.
+async fn budgets(ctx: &Context) -> Result<Vec<Budget>, KvError> {
+    let (budgets, _) = ctx.registry.list::<PodDisruptionBudgetSpec>(None).await?;
+    Ok(budgets
+        .into_iter()
+        .map(|b| Budget {
+            namespace: b.metadata.namespace().to_string(),
+            selector: b.spec.selector.clone().unwrap_or_default(),
+            disruptions_allowed: b.status.disruptions_allowed,
+            disrupted: b
+                .status
+                .disrupted_pods
+                .iter()
+                .flatten()
+                .map(|(name, _)| name.clone())
+                .collect(),
+        })
+        .collect())
 }
 
 /// The victim marked `DisruptionTarget` (as the preemptor's scheduler says it),
