@@ -149,6 +149,25 @@ fn a_high_priority_pod_preempts_and_no_execute_taints_evict() {
     cluster.kubectl_ok(&["apply", "-f", urgent.to_str().unwrap()]);
     let placed = eventually_blocking("the urgent pod running", || pod(&cluster, "urgent").filter(is_running));
     assert_eq!(placed["spec"]["priority"], 1000, "{placed}");
+    let described = cluster.kubectl_ok(&["describe", "pod", "urgent"]);
+    for line in ["Priority:", "Priority Class Name:"] {
+        let found = described.lines().find(|l| l.starts_with(line));
+        assert!(
+            found.is_some_and(|l| l.ends_with("1000") || l.ends_with("high")),
+            "{described}"
+        );
+    }
+    let class = cluster.kubectl_ok(&["describe", "pc", "high"]);
+    assert!(
+        class.lines().any(|l| l.starts_with("Value:") && l.ends_with("1000")),
+        "{class}"
+    );
+    assert!(
+        class
+            .lines()
+            .any(|l| l.starts_with("Description:") && l.ends_with("what must run")),
+        "{class}"
+    );
     let node = placed["spec"]["nodeName"].as_str().unwrap().to_string();
     // The victim may still be finishing its deletion once its room is free.
     let survivors: Vec<&str> = ["low-0", "low-1"]
