@@ -150,11 +150,11 @@ fn a_high_priority_pod_preempts_and_no_execute_taints_evict() {
     let placed = eventually_blocking("the urgent pod running", || pod(&cluster, "urgent").filter(is_running));
     assert_eq!(placed["spec"]["priority"], 1000, "{placed}");
     let described = cluster.kubectl_ok(&["describe", "pod", "urgent"]);
-    for line in ["Priority:", "Priority Class Name:"] {
-        let found = described.lines().find(|l| l.starts_with(line));
+    for (field, value) in [("Priority:", "1000"), ("Priority Class Name:", "high")] {
+        let found = described.lines().find(|l| l.starts_with(field));
         assert!(
-            found.is_some_and(|l| l.ends_with("1000") || l.ends_with("high")),
-            "{described}"
+            found.is_some_and(|l| l.ends_with(value)),
+            "{field} {value}: {described}"
         );
     }
     let class = cluster.kubectl_ok(&["describe", "pc", "high"]);
