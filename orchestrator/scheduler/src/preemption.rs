@@ -23,7 +23,7 @@
 //! used up (pods it already counts as disrupted do not use them).
 
 use std::cmp::Reverse;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::meta::{LabelSelector, selector_is_empty, selector_matches};
 
@@ -90,10 +90,24 @@ pub fn select(
     placed: &[(String, Placed)],
     budgets: &[Budget],
 ) -> Option<Preemption> {
+    // Most pods that fit nowhere have nobody below them to evict: that costs no more.
+    let is_victim = |p: &Placed| p.priority < priority && !p.is_deleting;
+    if !placed.iter().any(|(_, p)| is_victim(p)) {
+        return None;
+    }
+    let mut by_node: BTreeMap<&str, Vec<&Placed>> = BTreeMap::new();
+    for (node, p) in placed {
+        by_node.entry(node.as_str()).or_default().push(p);
+    }
     let candidates: Vec<Preemption> = nodes
         .iter()
+        .filter(|node| {
+            by_node
+                .get(node.name.as_str())
+                .is_some_and(|on| on.iter().any(|p| is_victim(p)))
+        })
         .filter_map(|node| {
-            let on_node = placed.iter().filter(|(n, _)| *n == node.name).map(|(_, p)| p);
+            let on_node = by_node[node.name.as_str()].iter().copied();
             victims_on(pod, priority, node, on_node, budgets)
         })
         .collect();

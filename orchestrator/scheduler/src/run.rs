@@ -1,18 +1,19 @@
 //! The scheduling loop on the leader: places the pods that have no node, the highest
 //! priority first and then in creation order (preempting pods of lower priority for
-//! one that fits nowhere, run/preempt.rs), with the pure [`schedule`](super::schedule), and binds each in a
-//! transaction that compares the pod and the node as they were read (and the
-//! leadership fence), so a placement made from a stale view fails instead of
-//! over-committing a node.
+//! one that fits nowhere, run/preempt.rs), with the pure
+//! [`schedule`](super::schedule), and binds each in a transaction that compares the
+//! pod and the node as they were read (and the leadership fence), so a placement made
+//! from a stale view fails instead of over-committing a node.
 //!
 //! ```text
 //!  caches (nodes, pods, heartbeats) + assumed binds ──► NodeInfos (what is left)
 //!                                                          │
-//!  unbound pods, oldest first ──► their claims (volumes.rs) ──► schedule ──► bind: txn(pod rv,
+//!  unbound pods, by priority ──► their claims (volumes.rs) ──► schedule ──► bind: txn(pod rv,
 //!                                  node rv, fence; with the claims waiting for it: their rv,
 //!                                  and their selected-node annotation put in the same txn)
 //!                                    │            ok: charge the node, assume the pod
-//!                                    └─► no fit: PodScheduled=False "0/N nodes …"
+//!                                    └─► no fit: preempt (run/preempt.rs), or
+//!                                        PodScheduled=False "0/N nodes …"
 //! ```
 //!
 //! Assumed pods: a pod this loop bound stays charged to its node until the pod cache
@@ -275,7 +276,8 @@ async fn pass(
         }
     }
     let recorder = ctx.recorder(SCHEDULER_NAME);
-    let on_nodes = preempt::placed_pods(&pods);
+    // The pods on nodes as preemption weighs them, gathered once a pod fits nowhere.
+    let mut on_nodes = None;
     let nominated = preempt::nominated_pods(&pending);
     for pod in pending {
         let request = match PodRequest::from_pod(pod) {
@@ -311,7 +313,8 @@ async fn pass(
             Err(unschedulable) => {
                 let message = &unschedulable.message;
                 let seen = seen.as_deref().unwrap_or(&infos);
-                if preempt::preempt(ctx, pod, &request, seen, &on_nodes, message, &recorder).await? {
+                let on_nodes = on_nodes.get_or_insert_with(|| preempt::placed_pods(&pods));
+                if preempt::preempt(ctx, pod, &request, seen, on_nodes, message, &recorder).await? {
                     continue;
                 }
                 if !write_unschedulable(ctx, pod, message).await? {
