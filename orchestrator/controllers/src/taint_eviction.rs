@@ -22,7 +22,7 @@ use berth_api::conditions::{Condition, is_terminal, set_condition};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, Pod, PodCondition, PodSpec, key};
 use berth_api::time::now;
-use berth_api::tolerations::no_execute_stay;
+use berth_api::tolerations::{NO_EXECUTE, no_execute_stay};
 use berth_client::events::{EventType, reference};
 use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
@@ -56,9 +56,19 @@ pub fn assess<'a>(
 ) -> Assessment {
     let taints: BTreeMap<&str, &[berth_api::objects::Taint]> = nodes
         .into_iter()
-        .filter_map(|n| Some((n.metadata.name(), n.spec.taints.as_deref().filter(|t| !t.is_empty())?)))
+        .filter_map(|n| {
+            let taints = n.spec.taints.as_deref()?;
+            taints
+                .iter()
+                .any(|t| t.effect == NO_EXECUTE)
+                .then_some((n.metadata.name(), taints))
+        })
         .collect();
     let mut assessment = Assessment::default();
+    // Most clusters taint no node: then a pod's change costs no walk over every pod.
+    if taints.is_empty() && waiting.is_empty() {
+        return assessment;
+    }
     let mut still_waiting = Vec::new();
     for pod in pods {
         if pod.metadata.is_deleting() || is_terminal(pod) {
