@@ -27,4 +27,5 @@ pub mod rbac;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
+pub mod tolerations;
 pub mod validation;

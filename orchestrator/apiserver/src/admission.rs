@@ -39,11 +39,13 @@ pub async fn charges(api: &ApiServer, kind: &Kind, object: &Object, fresh: bool)
         .map_err(|r| refused(kind, object.metadata().name(), r))
 }
 
-/// Pod Security on an update (a pod's new images, a workload's new template); the
-/// warnings for the client.
+/// Pod Security on an update (a pod's new images, a workload's new template), and
+/// a PriorityClass made the global default while another is; the warnings for the
+/// client.
 pub async fn check_update(api: &ApiServer, kind: &Kind, old: &Object, new: &Object) -> Result<Vec<String>, ApiError> {
+    use berth_api::kinds::priority_class::PRIORITY_CLASS;
     use berth_api::kinds::{deployment::DEPLOYMENT, pod::POD, replica_set::REPLICA_SET, stateful_set::STATEFUL_SET};
-    if ![&POD, &DEPLOYMENT, &REPLICA_SET, &STATEFUL_SET].contains(&kind) {
+    if ![&POD, &DEPLOYMENT, &REPLICA_SET, &STATEFUL_SET, &PRIORITY_CLASS].contains(&kind) {
         return Ok(Vec::new());
     }
     let prepared = api

@@ -358,6 +358,7 @@ mod tests {
                 "rbac.authorization.k8s.io",
                 "networking.k8s.io",
                 "coordination.k8s.io",
+                "scheduling.k8s.io",
                 "metrics.k8s.io",
                 "authorization.k8s.io",
                 "authentication.k8s.io"

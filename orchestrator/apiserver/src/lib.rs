@@ -148,6 +148,7 @@ pub async fn serve(listener: tokio::net::TcpListener, api: ApiServer) {
         api.settings.isolate_namespaces,
     ));
     tokio::spawn(ensure_runtime_classes(api.registry.clone()));
+    tokio::spawn(ensure_priority_classes(api.registry.clone()));
     tokio::spawn(storage_admission::ensure_default_storage_class(api.registry.clone()));
     let node_mode = api.authorizer.node_graph().is_some();
     tokio::spawn(auth::bootstrap::ensure_default_roles(api.kv.clone(), node_mode));
@@ -279,6 +280,26 @@ pub async fn ensure_runtime_classes(registry: Registry) {
                 Ok(_) | Err(KvError::AlreadyExists) => break,
                 Err(e) => {
                     tracing::debug!(error = %e, class = name, "cannot create the RuntimeClass yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Creates the system's PriorityClasses (`system-node-critical`,
+/// `system-cluster-critical`) that do not exist, as kube-apiserver does at start.
+pub async fn ensure_priority_classes(registry: Registry) {
+    use berth_api::kinds::Object;
+    use berth_api::kinds::priority_class::system_classes;
+    use berth_api::meta::MetaExt;
+    for class in system_classes() {
+        let class = Object::new(class);
+        loop {
+            match registry.create(&class, None).await {
+                Ok(_) | Err(KvError::AlreadyExists) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, class = class.metadata().name(), "cannot create the PriorityClass yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
             }

@@ -375,7 +375,8 @@ mod tests {
                 "storage.k8s.io/v1",
                 "rbac.authorization.k8s.io/v1",
                 "networking.k8s.io/v1",
-                "coordination.k8s.io/v1"
+                "coordination.k8s.io/v1",
+                "scheduling.k8s.io/v1"
             ]
         );
         let index = index();

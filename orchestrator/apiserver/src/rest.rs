@@ -185,6 +185,21 @@ pub async fn create(
 }
 
 /// Services: their cluster IPs and node ports are written with them (`services.rs`).
+/// A pod's priority and preemption policy, set by admission at its create, kept
+/// by an update that leaves them out (as Kubernetes' Priority admission keeps them).
+fn keep_priority(stored: &Value, new: &mut Value) {
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in ["priority", "preemptionPolicy"] {
+        if spec.get(field).is_none_or(Value::is_null)
+            && let Some(kept) = stored["spec"].get(field).filter(|v| !v.is_null())
+        {
+            spec.insert(field.into(), kept.clone());
+        }
+    }
+}
+
 fn is_services(kind: &Kind) -> bool {
     *kind == berth_api::kinds::service::SERVICE
 }
@@ -418,6 +433,9 @@ pub async fn write(
         }
         if is_services(kind) {
             services::keep_allocations(&stored, &mut new);
+        }
+        if *kind == berth_api::kinds::pod::POD {
+            keep_priority(&stored, &mut new);
         }
         let mut warnings = Vec::new();
         let mut object = validate(kind, new, options.field_validation, &mut warnings)?;

@@ -177,7 +177,7 @@ mod tests {
              horizontalpodautoscalers (hpa), statefulsets (sts), controllerrevisions, persistentvolumes (pv), \
              persistentvolumeclaims (pvc), storageclasses (sc), roles, clusterroles, rolebindings, \
              clusterrolebindings, resourcequotas (quota), limitranges (limits), serviceaccounts (sa), \
-             networkpolicies (netpol), leases"
+             networkpolicies (netpol), leases, priorityclasses (pc)"
         );
     }
 

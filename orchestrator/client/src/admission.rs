@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! prepare: the pod's ServiceAccount ─► its name, pull secrets, token volume (refused if missing)
+//!          its PriorityClass ─► spec.priority, preemptionPolicy (admission_priority.rs)
 //!          namespace labels ─► Pod Security (pods refused, templates warned)
 //!          LimitRanges      ─► defaults (pods), bounds (pods, claims)
 //! charges: ResourceQuotas   ─► quota::charge per quota ─► (quota key, its revision, new status)
@@ -70,6 +71,12 @@ pub struct Admission {
     /// token volume mounted in every container (`berth server` turns it on when it
     /// can sign tokens: the agents ask for them by TokenRequest).
     pub mount_service_account_tokens: bool,
+    /// DefaultTolerationSeconds: the `tolerationSeconds` of the not-ready and
+    /// unreachable NoExecute tolerations a new pod gets when it has none of its own
+    /// (`--default-not-ready-toleration-seconds`,
+    /// `--default-unreachable-toleration-seconds`); `None`: not added.
+    pub default_not_ready_toleration_seconds: Option<i64>,
+    pub default_unreachable_toleration_seconds: Option<i64>,
 }
 
 /// What admission made of a new object: the client's warnings and the audit event's
@@ -116,6 +123,14 @@ impl Admission {
                 &suffix,
             )
             .map_err(Refusal::Forbidden)?;
+        }
+        crate::admission_priority::admit(kv, object).await?;
+        if let Some(pod) = object.downcast_mut::<Pod>() {
+            berth_api::tolerations::add_defaults(
+                &mut pod.spec.tolerations,
+                self.default_not_ready_toleration_seconds,
+                self.default_unreachable_toleration_seconds,
+            );
         }
         let is_pod = object.downcast_ref::<Pod>().is_some();
         let template = template_of(object);
@@ -165,6 +180,10 @@ impl Admission {
     /// enforced level); a workload whose pod template changed gets the warnings a new
     /// one would. Other updates are not checked.
     pub async fn check_update(&self, kv: &Kv, old: &Object, new: &Object) -> Result<Prepared, Refusal> {
+        if let Some(class) = new.downcast_ref::<berth_api::kinds::priority_class::PriorityClass>() {
+            crate::admission_priority::check_default(kv, class).await?;
+            return Ok(Prepared::default());
+        }
         let namespace = new.metadata().namespace().to_string();
         let (spec, is_pod) = match (old.downcast_ref::<Pod>(), new.downcast_ref::<Pod>()) {
             (Some(old), Some(new)) if is_significant_pod_update(&old.spec, &new.spec) => (new.spec.clone(), true),

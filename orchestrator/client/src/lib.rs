@@ -5,6 +5,7 @@
 //! rest, on every read and write of a [`kv::Kv`] given one.
 
 pub mod admission;
+mod admission_priority;
 pub mod agents;
 pub mod api_source;
 pub mod envelope;

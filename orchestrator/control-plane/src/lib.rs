@@ -141,6 +141,11 @@ pub async fn run_while_leader(
         "node-lifecycle"
     });
     let c = ctx.clone();
+    loops.spawn(async move {
+        berth_controllers::taint_eviction::run(c, resync).await;
+        "taint-eviction"
+    });
+    let c = ctx.clone();
     let ipam = settings.node_ipam;
     loops.spawn(async move {
         berth_controllers::node_ipam::run(c, ipam, resync).await;

@@ -17,6 +17,7 @@ pub mod resource_quota;
 pub mod service_account;
 pub mod statefulset;
 pub mod storage_protection;
+pub mod taint_eviction;
 mod template_json;
 pub mod volume_binder;
 

@@ -5,7 +5,10 @@
 //! (ready and serving alike); once it has been absent for longer
 //! than the grace period the pods bound to it are deleted at once (grace 0: nobody is
 //! there to stop them gracefully), terminating ones included, so their ReplicaSets
-//! replace them elsewhere.
+//! replace them elsewhere. The lost node counts, from then, as tainted
+//! `node.kubernetes.io/unreachable:NoExecute`: a pod that tolerates that taint stays
+//! its `tolerationSeconds` longer, or for good without them (the taint eviction
+//! controller, taint_eviction.rs, evicts for the taints nodes carry).
 //!
 //! An agent that reaches the cluster through the API server heartbeats with a
 //! `coordination.k8s.io` Lease instead (`kube-node-lease/<node>`, renewed every
@@ -35,8 +38,9 @@ use tokio::time::Instant;
 use berth_api::conditions::{Condition, condition, set_condition};
 use berth_api::kinds::lease::{LEASE, NODE_LEASE_NAMESPACE};
 use berth_api::meta::MetaExt;
-use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodCondition, PodSpec, key};
+use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodCondition, PodSpec, Taint, key};
 use berth_api::time;
+use berth_api::tolerations::{NO_EXECUTE, no_execute_stay};
 use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
@@ -80,15 +84,10 @@ pub fn assess<'a>(
     grace: Duration,
 ) -> Assessment {
     let mut next_check = heartbeats.next_lapse(now, grace);
-    let mut is_lost = |name: &str| -> bool {
-        let Some(since) = heartbeats.absent_since_at(name, now, grace) else {
-            return false;
-        };
-        let absent = now.saturating_duration_since(since);
-        if absent < grace {
-            next_check = sooner(next_check, Some(grace - absent));
-        }
-        absent >= grace
+    // How long the node's heartbeat has been absent.
+    let absent_for = |name: &str| -> Option<Duration> {
+        let since = heartbeats.absent_since_at(name, now, grace)?;
+        Some(now.saturating_duration_since(since))
     };
     let is_absent = |name: &str| heartbeats.absent_since_at(name, now, grace).is_some();
     let mark = nodes
@@ -109,10 +108,24 @@ pub fn assess<'a>(
         // would stay `serving` in its EndpointSlices, where a proxy's fallback to
         // serving-terminating endpoints could pick it (Kubernetes' MarkPodsNotReady
         // marks every pod of the node).
-        if is_lost(node) {
-            evict.push(id());
-        } else if is_pod_ready(pod) {
-            unready.push(id());
+        // A lost node is `node.kubernetes.io/unreachable:NoExecute` to its pods:
+        // one that tolerates it stays its tolerationSeconds (forever without).
+        let absent = absent_for(node).unwrap_or_default();
+        if absent < grace {
+            next_check = sooner(next_check, Some(grace - absent));
+        }
+        let lost_for = absent.checked_sub(grace);
+        let stay = lost_for.map(|lost| (lost, no_execute_stay(tolerations(pod), &[unreachable()])));
+        match stay {
+            Some((lost, Some(stay))) if lost >= stay => evict.push(id()),
+            Some((lost, Some(stay))) => {
+                next_check = sooner(next_check, Some(stay - lost));
+                if is_pod_ready(pod) {
+                    unready.push(id());
+                }
+            }
+            _ if is_pod_ready(pod) => unready.push(id()),
+            _ => {}
         }
     }
     Assessment {
@@ -121,6 +134,21 @@ pub fn assess<'a>(
         evict,
         next_check,
     }
+}
+
+/// The taint Kubernetes puts on a node whose agent stopped posting its status.
+pub const UNREACHABLE_TAINT: &str = berth_api::tolerations::UNREACHABLE;
+
+fn unreachable() -> Taint {
+    Taint {
+        key: UNREACHABLE_TAINT.into(),
+        effect: NO_EXECUTE.into(),
+        ..Default::default()
+    }
+}
+
+fn tolerations(pod: &Pod) -> &[berth_api::objects::Toleration] {
+    pod.spec.tolerations.as_deref().unwrap_or_default()
 }
 
 fn is_pod_ready(pod: &Pod) -> bool {
@@ -411,6 +439,52 @@ mod tests {
         heartbeats.live.insert("api".into(), t0);
         let keyed = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(30), grace);
         assert!(keyed.mark.is_empty() && keyed.evict.is_empty(), "{keyed:?}");
+    }
+
+    #[test]
+    fn a_pod_that_tolerates_unreachable_stays_on_a_lost_node_its_toleration_seconds() {
+        use berth_api::objects::Toleration;
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(10);
+        let mut heartbeats = HeartbeatSnapshot {
+            synced_at: Some(t0),
+            ..Default::default()
+        };
+        heartbeats.gone.insert("gone".into(), t0);
+        let tolerating = |name: &str, seconds: Option<i64>| {
+            let mut pod = ready(pod(name, "gone"));
+            pod.spec.tolerations = Some(vec![Toleration {
+                key: Some(UNREACHABLE_TAINT.into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoExecute".into()),
+                toleration_seconds: seconds,
+                ..Default::default()
+            }]);
+            pod
+        };
+        let pods = [
+            ready(pod("plain", "gone")),
+            tolerating("patient", Some(20)),
+            tolerating("loyal", None),
+        ];
+        let nodes = [node("gone", "True", "")];
+        let lost = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(12), grace);
+        assert_eq!(lost.evict, [("default".to_string(), "plain".to_string())]);
+        assert_eq!(lost.unready.len(), 2, "the others stay, not ready: {lost:?}");
+        assert_eq!(
+            lost.next_check,
+            Some(Duration::from_secs(18)),
+            "patient goes 20 s after the loss"
+        );
+        let later = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(30), grace);
+        assert_eq!(
+            later.evict,
+            [
+                ("default".to_string(), "plain".to_string()),
+                ("default".to_string(), "patient".to_string())
+            ]
+        );
+        assert_eq!(later.next_check, None, "loyal stays for good");
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod filter;
 mod node_affinity;
 mod pod_affinity;
+pub mod preemption;
 pub mod run;
 mod score;
 mod snapshot;

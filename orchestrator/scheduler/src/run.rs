@@ -1,17 +1,19 @@
-//! The scheduling loop on the leader: places the pods that have no node, in creation
-//! order, with the pure [`schedule`](super::schedule), and binds each in a
-//! transaction that compares the pod and the node as they were read (and the
-//! leadership fence), so a placement made from a stale view fails instead of
-//! over-committing a node.
+//! The scheduling loop on the leader: places the pods that have no node, the highest
+//! priority first and then in creation order (preempting pods of lower priority for
+//! one that fits nowhere, run/preempt.rs), with the pure
+//! [`schedule`](super::schedule), and binds each in a transaction that compares the
+//! pod and the node as they were read (and the leadership fence), so a placement made
+//! from a stale view fails instead of over-committing a node.
 //!
 //! ```text
 //!  caches (nodes, pods, heartbeats) + assumed binds ──► NodeInfos (what is left)
 //!                                                          │
-//!  unbound pods, oldest first ──► their claims (volumes.rs) ──► schedule ──► bind: txn(pod rv,
+//!  unbound pods, by priority ──► their claims (volumes.rs) ──► schedule ──► bind: txn(pod rv,
 //!                                  node rv, fence; with the claims waiting for it: their rv,
 //!                                  and their selected-node annotation put in the same txn)
 //!                                    │            ok: charge the node, assume the pod
-//!                                    └─► no fit: PodScheduled=False "0/N nodes …"
+//!                                    └─► no fit: preempt (run/preempt.rs), or
+//!                                        PodScheduled=False "0/N nodes …"
 //! ```
 //!
 //! Assumed pods: a pod this loop bound stays charged to its node until the pod cache
@@ -116,22 +118,24 @@ async fn namespace_labels(ctx: &Context) -> Result<BTreeMap<String, BTreeMap<Str
         .collect())
 }
 
-/// The pods waiting for a node, oldest first (creationTimestamp, then the store's
-/// create revision), without those this loop already bound and those a scheduling
-/// gate holds. Pure.
+/// The pods waiting for a node, the highest priority first, then the oldest
+/// (creationTimestamp, then the store's create revision), as kube-scheduler's queue
+/// orders them, without those this loop already bound and those a scheduling gate
+/// holds. Pure.
 pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, Assumed>) -> Vec<&'a Pod> {
-    let mut pending: Vec<(Option<&Time>, i64, &Pod)> = pods
+    let mut pending: Vec<(std::cmp::Reverse<i32>, Option<&Time>, i64, &Pod)> = pods
         .entries()
         .map(|e| &*e.object)
         .filter(|p| node_name(p).is_empty() && !p.metadata.is_deleting() && !is_terminal(p))
         .filter(|p| !assumed.contains_key(&p.key()) && !is_gated(p))
         .map(|p| {
             let created = pods.create_revision(&p.key()).unwrap_or(i64::MAX);
-            (p.metadata.creation_timestamp.as_ref(), created, p)
+            let priority = std::cmp::Reverse(preempt::priority(p));
+            (priority, p.metadata.creation_timestamp.as_ref(), created, p)
         })
         .collect();
-    pending.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    pending.into_iter().map(|(_, _, p)| p).collect()
+    pending.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    pending.into_iter().map(|(_, _, _, p)| p).collect()
 }
 
 /// The request with its RuntimeClass's handler in place of the class's name, read
@@ -222,10 +226,12 @@ fn node_name(pod: &Pod) -> &str {
     pod.spec.node_name.as_deref().unwrap_or_default()
 }
 
-/// The pod bound to `node`: `spec.nodeName` and `PodScheduled=True`.
+/// The pod bound to `node`: `spec.nodeName` and `PodScheduled=True` (and no
+/// longer a nominated node).
 pub fn bound(pod: &Pod, node: &str) -> Pod {
     let mut pod = pod.clone();
     pod.spec.node_name = Some(node.to_string());
+    pod.status.nominated_node_name = None;
     set_condition(
         pod.status.conditions.get_or_insert_default(),
         PodCondition::new("PodScheduled", "True", "", ""),
@@ -305,6 +311,9 @@ async fn pass(
         }
     }
     let recorder = ctx.recorder(SCHEDULER_NAME);
+    // The pods on nodes as preemption weighs them, gathered once a pod fits nowhere.
+    let mut on_nodes = None;
+    let nominated = preempt::nominated_pods(&pending);
     for pod in pending {
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
@@ -334,10 +343,17 @@ async fn pass(
                 continue;
             }
         };
-        let placed = match schedule(&request, &infos, strategy) {
+        let seen = preempt::with_nominated(pod, &infos, &nominated);
+        let placed = match schedule(&request, seen.as_deref().unwrap_or(&infos), strategy) {
             Ok(node) => node,
             Err(unschedulable) => {
-                if !write_unschedulable(ctx, pod, &unschedulable.message).await? {
+                let message = &unschedulable.message;
+                let seen = seen.as_deref().unwrap_or(&infos);
+                let on_nodes = on_nodes.get_or_insert_with(|| preempt::placed_pods(&pods));
+                if preempt::preempt(ctx, pod, &request, seen, on_nodes, message, &recorder).await? {
+                    continue;
+                }
+                if !write_unschedulable(ctx, pod, message).await? {
                     requeue = Some(RETRY_SOON);
                 }
                 continue;
@@ -441,6 +457,8 @@ async fn write_pending(ctx: &Context, pod: &Pod, reason: &str, message: &str) ->
     }
     Ok(written)
 }
+
+mod preempt;
 
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,7 @@ pub mod persistent_volume;
 pub mod persistent_volume_claim;
 pub mod pod;
 pub mod pod_disruption_budget;
+pub mod priority_class;
 pub mod replica_set;
 pub mod resource_quota;
 pub mod runtime_class;
@@ -76,6 +77,7 @@ pub static KINDS: &[&KindDescriptor] = &[
     &service_account::SERVICE_ACCOUNT,
     &network_policy::NETWORK_POLICY,
     &lease::LEASE,
+    &priority_class::PRIORITY_CLASS,
 ];
 
 /// The kind of a `kind` field (`Pod`).
@@ -283,6 +285,14 @@ mod tests {
                     &[]
                 ),
                 ("coordination.k8s.io/v1".to_string(), "Lease", "leases", true, &[], &[]),
+                (
+                    "scheduling.k8s.io/v1".to_string(),
+                    "PriorityClass",
+                    "priorityclasses",
+                    false,
+                    &["pc"],
+                    &[]
+                ),
             ]
         );
         let scalable: Vec<&str> = KINDS
@@ -328,7 +338,8 @@ mod tests {
                 ("storage.k8s.io", "v1"),
                 ("rbac.authorization.k8s.io", "v1"),
                 ("networking.k8s.io", "v1"),
-                ("coordination.k8s.io", "v1")
+                ("coordination.k8s.io", "v1"),
+                ("scheduling.k8s.io", "v1")
             ]
         );
     }

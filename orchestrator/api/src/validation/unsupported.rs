@@ -67,10 +67,9 @@ pub(super) fn pod_spec(spec: &PodSpec, path: &str, errors: &mut Errors) {
     set(spec.os.is_some(), "os", "");
     set(spec.overhead.as_ref().is_some_and(|o| !o.is_empty()), "overhead", "");
     set(spec.resources.is_some(), "resources", "pod-level resources");
-    set(spec.priority.is_some_and(|p| p != 0), "priority", "");
-    set(other_than(&spec.priority_class_name, &[]), "priorityClassName", "");
+    // priority and priorityClassName are admission's (the Priority plugin).
     set(
-        other_than(&spec.preemption_policy, &["PreemptLowerPriority"]),
+        other_than(&spec.preemption_policy, &["PreemptLowerPriority", "Never"]),
         "preemptionPolicy",
         "",
     );

@@ -17,6 +17,7 @@ mod logs;
 mod namespaces;
 mod network_policies;
 mod patches;
+mod priority_classes;
 mod protobuf;
 mod rbac;
 mod secrets;

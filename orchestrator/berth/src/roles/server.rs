@@ -118,6 +118,23 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
             format!("--pod-security-default-enforce {v:?}: must be privileged, baseline or restricted")
         })?;
     }
+    for (flag, seconds) in [
+        (
+            "default-not-ready-toleration-seconds",
+            &mut api.admission.default_not_ready_toleration_seconds,
+        ),
+        (
+            "default-unreachable-toleration-seconds",
+            &mut api.admission.default_unreachable_toleration_seconds,
+        ),
+    ] {
+        if let Some(v) = take_flag(args, flag)? {
+            *seconds = Some(
+                v.parse()
+                    .map_err(|_| format!("--{flag} {v:?}: expected a number of seconds"))?,
+            );
+        }
+    }
     if let Some(v) = take_flag(args, "advertise-address")? {
         let ip: std::net::Ipv4Addr = v
             .parse()
@@ -520,6 +537,24 @@ mod tests {
         let refused = parse(&["--authorization-mode=Webhook"]).err().unwrap();
         assert!(
             refused.contains("--authorization-mode: authorization mode \"Webhook\" is not implemented"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn default_toleration_seconds_are_off_unless_given() {
+        let (defaults, _) = parse(&[]).unwrap();
+        assert_eq!(defaults.settings.admission.default_not_ready_toleration_seconds, None);
+        assert_eq!(defaults.settings.admission.default_unreachable_toleration_seconds, None);
+        let (flags, _) = parse(&["--default-unreachable-toleration-seconds=300"]).unwrap();
+        assert_eq!(
+            flags.settings.admission.default_unreachable_toleration_seconds,
+            Some(300)
+        );
+        assert_eq!(flags.api.admission.default_unreachable_toleration_seconds, Some(300));
+        let refused = parse(&["--default-not-ready-toleration-seconds=soon"]).err().unwrap();
+        assert!(
+            refused.contains("--default-not-ready-toleration-seconds \"soon\""),
             "{refused}"
         );
     }

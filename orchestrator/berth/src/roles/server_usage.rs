@@ -48,6 +48,12 @@ Server flags:
                                         the Pod Security level enforced in namespaces without
                                         a pod-security.kubernetes.io/enforce label (default
                                         baseline; Kubernetes' own default is privileged)
+  --default-not-ready-toleration-seconds N, --default-unreachable-toleration-seconds N
+                                        the tolerationSeconds of the node.kubernetes.io/
+                                        not-ready and unreachable NoExecute tolerations
+                                        every new pod without its own gets (default none:
+                                        a lost node's pods move after the grace period;
+                                        Kubernetes' default is 300)
   --isolate-namespaces[=true|false]     new namespaces get the label berth.io/isolation:
                                         namespace: their pods accept traffic only from pods
                                         of the same namespace (and what the namespace's

@@ -143,6 +143,28 @@ fn pending_pods_come_oldest_first() {
 }
 
 #[test]
+fn pending_pods_of_higher_priority_come_first() {
+    let with_priority = |mut pod: Pod, priority: i32| {
+        pod.spec.priority = Some(priority);
+        pod
+    };
+    let pods = Snapshot::from_objects(
+        [
+            pod("old", "", "1m", "2026-01-01T00:00:00Z"),
+            with_priority(pod("urgent", "", "1m", "2026-01-01T00:00:03Z"), 1000),
+            with_priority(pod("lowly", "", "1m", "2026-01-01T00:00:01Z"), -5),
+            with_priority(pod("mid", "", "1m", "2026-01-01T00:00:02Z"), 10),
+        ],
+        1,
+    );
+    let order: Vec<&str> = pending_pods(&pods, &BTreeMap::new())
+        .iter()
+        .map(|p| p.metadata.name())
+        .collect();
+    assert_eq!(order, ["urgent", "mid", "old", "lowly"]);
+}
+
+#[test]
 fn a_node_with_a_ready_condition_but_no_heartbeat_or_unready_is_not_ready() {
     assert!(NodeInfo::from_node(&node("n", "1", true), true).is_ready);
     assert!(!NodeInfo::from_node(&node("n", "1", true), false).is_ready);
