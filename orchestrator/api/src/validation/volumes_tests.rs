@@ -80,14 +80,7 @@ fn other_sources_are_refused_by_name() {
         {"name": "b", "projected": {"sources": [{"clusterTrustBundle": {"path": "ca"}}]}},
     ]))
     .unwrap();
-    let spec = PodSpec {
-        containers: vec![Container {
-            name: "app".into(),
-            ..Default::default()
-        }],
-        volumes: Some(volumes),
-        ..Default::default()
-    };
+    let spec = spec_with(volumes);
     let mut errors = Vec::new();
     pod_spec(&spec, "spec", &mut errors);
     let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
@@ -203,14 +196,7 @@ fn a_projected_token_needs_a_relative_path_and_a_life_of_ten_minutes_to_2_32_sec
             {"secret": {"name": "s", "items": [{"key": "k", "path": "t"}]}}]}},
     ]))
     .unwrap();
-    let spec = PodSpec {
-        containers: vec![Container {
-            name: "app".into(),
-            ..Default::default()
-        }],
-        volumes: Some(volumes),
-        ..Default::default()
-    };
+    let spec = spec_with(volumes);
     let mut errors = Vec::new();
     pod_spec(&spec, "spec", &mut errors);
     let found: Vec<(&str, &str)> = errors.iter().map(|e| (e.field.as_str(), e.message.as_str())).collect();
@@ -237,4 +223,16 @@ fn a_projected_token_needs_a_relative_path_and_a_life_of_ten_minutes_to_2_32_sec
             ),
         ]
     );
+}
+
+/// A pod spec of one container, `app`, with `volumes`.
+fn spec_with(volumes: Vec<Volume>) -> PodSpec {
+    PodSpec {
+        containers: vec![Container {
+            name: "app".into(),
+            ..Default::default()
+        }],
+        volumes: Some(volumes),
+        ..Default::default()
+    }
 }
