@@ -216,9 +216,9 @@ spec:
     assert_eq!(huge.0["spec"]["nodeName"], Value::Null);
     let message = huge.1["message"].as_str().unwrap();
     assert!(message.starts_with("0/2 nodes are available"), "{message}");
-    assert!(message.contains("2 insufficient memory"), "{message}");
+    assert!(message.contains("2 Insufficient memory"), "{message}");
     let described = stdout(&cluster.berth(&["describe", "pod", "huge"]));
-    assert!(described.contains("insufficient memory"), "{described}");
+    assert!(described.contains("Insufficient memory"), "{described}");
 }
 
 #[test]

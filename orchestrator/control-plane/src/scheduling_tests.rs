@@ -48,7 +48,7 @@ async fn pods_fill_nodes_up_to_their_allocatable_and_the_rest_wait_with_a_reason
     .await;
     let c = condition(waiting.status.conditions.as_deref().unwrap(), "PodScheduled").unwrap();
     assert_eq!(c.reason(), "Unschedulable");
-    assert_eq!(c.message(), "0/2 nodes are available: 2 insufficient cpu.");
+    assert_eq!(c.message(), "0/2 nodes are available: 2 Insufficient cpu.");
     assert_eq!(waiting.status.phase.as_deref(), Some("Pending"));
     let pods: Vec<Pod> = pods(&cp.registry).await.into_iter().filter(is_active).collect();
     for n in ["n1", "n2"] {
@@ -87,7 +87,7 @@ async fn pods_fill_nodes_up_to_their_allocatable_and_the_rest_wait_with_a_reason
     assert_eq!(failed.type_.as_deref(), Some("Warning"));
     assert_eq!(
         failed.message.as_deref(),
-        Some("0/2 nodes are available: 2 insufficient cpu.")
+        Some("0/2 nodes are available: 2 Insufficient cpu.")
     );
     let scheduled = eventually("a Scheduled event", async || about("Scheduled").await).await;
     assert_eq!(

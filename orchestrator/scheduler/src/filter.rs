@@ -63,14 +63,18 @@ impl Filter for VolumeBinding {
 
 impl Filter for Ready {
     fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
-        if node.is_ready { Ok(()) } else { Err("not ready") }
+        if node.is_ready {
+            Ok(())
+        } else {
+            Err("node(s) were not ready")
+        }
     }
 }
 
 impl Filter for Schedulable {
     fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
         if node.is_unschedulable {
-            Err("unschedulable")
+            Err("node(s) were unschedulable")
         } else {
             Ok(())
         }
@@ -106,7 +110,7 @@ impl Filter for Taints {
         if blocking.all(|taint| tolerates(&pod.tolerations, taint)) {
             Ok(())
         } else {
-            Err("had untolerated taint")
+            Err("node(s) had untolerated taint")
         }
     }
 }
@@ -116,7 +120,9 @@ impl Filter for Taints {
 impl Filter for RuntimeHandler {
     fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
         match &pod.runtime_handler {
-            Some(handler) if !node.runtime_handlers.contains(handler) => Err("didn't have the pod's runtime handler"),
+            Some(handler) if !node.runtime_handlers.contains(handler) => {
+                Err("node(s) didn't have the pod's runtime handler")
+            }
             _ => Ok(()),
         }
     }
@@ -127,7 +133,7 @@ impl Filter for HostPorts {
         if pod.host_ports.is_disjoint(&node.used_host_ports) {
             Ok(())
         } else {
-            Err("host port conflict")
+            Err("node(s) didn't have free ports for the requested pod ports")
         }
     }
 }
@@ -135,10 +141,10 @@ impl Filter for HostPorts {
 impl Filter for Resources {
     fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
         if node.used_cpu_millis + pod.cpu_millis > node.allocatable_cpu_millis {
-            return Err("insufficient cpu");
+            return Err("Insufficient cpu");
         }
         if node.used_memory_bytes + pod.memory_bytes > node.allocatable_memory_bytes {
-            return Err("insufficient memory");
+            return Err("Insufficient memory");
         }
         Ok(())
     }

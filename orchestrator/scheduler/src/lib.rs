@@ -1,6 +1,6 @@
 //! The scheduler's core: a pure function from a snapshot of nodes and a pod to a
 //! placement, or to an explanation of why no node fits ("0/2 nodes are available:
-//! 1 insufficient memory, 1 not ready."). The binding transaction that commits a
+//! 1 Insufficient memory, 1 node(s) were not ready."). The binding transaction that commits a
 //! placement (comparing the revisions the snapshot was read at) is the caller's.
 //!
 //! ```text

@@ -50,7 +50,7 @@ fn no_fit_is_explained_by_reason() {
     let err = schedule(&pod(100, 2 * GI), &nodes, Strategy::Spread).unwrap_err();
     assert_eq!(
         err.message,
-        "0/2 nodes are available: 1 insufficient memory, 1 not ready."
+        "0/2 nodes are available: 1 Insufficient memory, 1 node(s) were not ready."
     );
 }
 
@@ -97,12 +97,12 @@ fn a_plan_never_over_commits_a_node() {
         assert!(
             placed[6..]
                 .iter()
-                .all(|p| p.as_ref().is_err_and(|e| e.message.contains("insufficient cpu")))
+                .all(|p| p.as_ref().is_err_and(|e| e.message.contains("Insufficient cpu")))
         );
     }
     nodes[0].is_unschedulable = true;
     let err = schedule(&pod(100, 1), &nodes[..1], Strategy::Spread).unwrap_err();
-    assert_eq!(err.message, "0/1 nodes are available: 1 unschedulable.");
+    assert_eq!(err.message, "0/1 nodes are available: 1 node(s) were unschedulable.");
 }
 
 #[test]
@@ -123,7 +123,7 @@ fn selectors_taints_and_host_ports_filter_nodes() {
     let err = schedule(&wants_gpu, &nodes, Strategy::Spread).unwrap_err();
     assert_eq!(
         err.message,
-        "0/2 nodes are available: 1 had untolerated taint, 1 node(s) didn't match Pod's node affinity/selector."
+        "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint."
     );
     wants_gpu.tolerations.push(Toleration {
         key: Some("dedicated".into()),
@@ -141,7 +141,7 @@ fn selectors_taints_and_host_ports_filter_nodes() {
     assert_eq!(placed[0], Ok("only".into()));
     assert_eq!(
         placed[1].as_ref().unwrap_err().message,
-        "0/1 nodes are available: 1 host port conflict."
+        "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
     );
 }
 
@@ -160,7 +160,7 @@ fn a_pod_of_a_runtime_class_goes_where_its_handler_is() {
         schedule(&contained, &nodes_without, Strategy::Spread)
             .unwrap_err()
             .message,
-        "0/1 nodes are available: 1 didn't have the pod's runtime handler."
+        "0/1 nodes are available: 1 node(s) didn't have the pod's runtime handler."
     );
     assert_eq!(schedule(&contained, &nodes, Strategy::Spread), Ok("runc".into()));
     let any = pod(100, 1);

@@ -80,7 +80,7 @@ fn a_node_without_the_key_or_beyond_the_skew_is_explained() {
     assert_eq!(
         err.message,
         "0/3 nodes are available: 1 node(s) didn't match pod topology spread constraints, \
-         1 node(s) didn't match pod topology spread constraints (missing required label), 1 not ready."
+         1 node(s) didn't match pod topology spread constraints (missing required label), 1 node(s) were not ready."
     );
 }
 

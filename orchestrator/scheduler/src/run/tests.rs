@@ -182,15 +182,15 @@ fn a_node_with_a_ready_condition_but_no_heartbeat_or_unready_is_not_ready() {
 #[test]
 fn the_explanation_is_rewritten_only_when_it_changes() {
     let p = pod("p", "", "1", "");
-    let marked = marked_unschedulable(&p, "0/1 nodes are available: 1 insufficient cpu.").unwrap();
+    let marked = marked_unschedulable(&p, "0/1 nodes are available: 1 Insufficient cpu.").unwrap();
     let c = condition(conditions(&marked), "PodScheduled").unwrap();
     assert_eq!((c.status(), c.reason()), ("False", "Unschedulable"));
     assert_eq!(marked.status.phase.as_deref(), Some("Pending"));
     assert_eq!(
-        marked_unschedulable(&marked, "0/1 nodes are available: 1 insufficient cpu."),
+        marked_unschedulable(&marked, "0/1 nodes are available: 1 Insufficient cpu."),
         None
     );
-    assert!(marked_unschedulable(&marked, "0/2 nodes are available: 2 not ready.").is_some());
+    assert!(marked_unschedulable(&marked, "0/2 nodes are available: 2 node(s) were not ready.").is_some());
 
     let b = bound(&marked, "n1");
     assert_eq!(b.spec.node_name.as_deref(), Some("n1"));
