@@ -35,6 +35,7 @@ mod probe;
 mod pull;
 mod sandbox;
 mod status;
+pub(crate) use status::merge_status;
 mod volumes;
 
 #[cfg(test)]
@@ -72,7 +73,6 @@ use berth_client::kv::{AbortOnDrop, KvError};
 use executor::Executor;
 use memory::Now;
 use plan::{Action, pod_name};
-use status::merge_status;
 
 pub(crate) struct PodSupervisor {
     node: String,
