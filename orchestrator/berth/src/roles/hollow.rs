@@ -20,9 +20,14 @@ pub struct HollowFlags {
         long,
         value_name = "N",
         requires = "kubeconfig",
+        // What a real agent's node does, which a hollow node does not: refused
+        // rather than ignored.
         conflicts_with_all = [
-            "name", "data_dir", "local_volume_dir", "runtime", "proxy_mode", "cni_bin_dir",
-            "tls_cert_file", "encryption_provider_config", "stop_pods_on_exit",
+            "name", "data_dir", "local_volume_dir", "cpu", "memory", "restart_backoff",
+            "stop_pods_on_exit", "runtime", "insecure_registries", "image_gc_high_threshold",
+            "image_gc_low_threshold", "cni_bin_dir", "pod_bridge", "cluster_domain",
+            "cluster_dns", "resolv_conf", "service_cluster_ip_range", "proxy_mode",
+            "encryption_provider_config", "tls_cert_file",
         ],
         value_parser = clap::value_parser!(u32).range(1..),
     )]
@@ -116,5 +121,54 @@ pub fn run(flags: AgentFlags) -> ExitCode {
             berth_cli::err_line(format_args!("berth agent: {e}"));
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<AgentFlags, String> {
+        use clap::Parser;
+        AgentFlags::try_parse_from(std::iter::once("berth agent").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn hollow_nodes_take_their_own_flags_and_refuse_a_real_nodes() {
+        let flags = parse(&[
+            "--hollow=3",
+            "--kubeconfig=k",
+            "--hollow-pods=20",
+            "--labels=a=b",
+            "--listen=127.0.0.1:9",
+        ])
+        .unwrap();
+        let hollow = config(&flags).unwrap();
+        assert_eq!(hollow.count, 3);
+        assert_eq!(hollow.node_name(2), "hollow-2");
+        assert_eq!(
+            (hollow.pods, hollow.cpu_millis, hollow.memory_bytes),
+            (20, 4000, 16 << 30)
+        );
+        assert_eq!(hollow.labels["a"], "b");
+        assert_eq!((hollow.address.as_str(), hollow.port), ("127.0.0.1", 9));
+        assert_eq!(hollow.lease_ttl, Duration::from_secs(10));
+
+        let error = parse(&["--hollow=3"]).unwrap_err();
+        assert!(error.contains("--kubeconfig"), "{error}");
+        for flag in ["--cpu=2", "--name=n", "--runtime=process", "--pod-bridge=b"] {
+            let error = parse(&["--hollow=3", "--kubeconfig=k", flag]).unwrap_err();
+            let name = flag.split('=').next().unwrap();
+            assert!(error.contains(name), "{flag}: {error}");
+        }
+        let error = parse(&["--hollow-cpu=2"]).unwrap_err();
+        assert!(error.contains("--hollow"), "{error}");
+        assert!(parse(&["--hollow=0", "--kubeconfig=k"]).is_err());
+
+        let bad = parse(&["--hollow=3", "--kubeconfig=k", "--hollow-prefix=Big"]).unwrap();
+        assert!(config(&bad).unwrap_err().contains("--hollow-prefix"));
+        let bad = parse(&["--hollow=3", "--kubeconfig=k", "--hollow-memory=lots"]).unwrap();
+        assert!(config(&bad).unwrap_err().contains("--hollow-memory"));
     }
 }
