@@ -14,11 +14,24 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use berth_testkit::{Process, QUIET_RAFT_LOG, eventually_blocking, free_port};
+use berth_testkit::{Process, QUIET_RAFT_LOG, free_port};
 use common::*;
 use serde_json::{Value, json};
 
 const DEPLOYMENTS: usize = 4;
+
+/// Polls `check` until it answers; a generous bound, for a cluster that hangs.
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(value) = check() {
+            eprintln!("{what}: after {:.1} s", started.elapsed().as_secs_f64());
+            return value;
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "hung waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
 
 fn env_count(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -120,7 +133,7 @@ fn hollow_nodes_run_a_thousand_pods_and_each_watches_only_its_own() {
     hollow.start().unwrap();
     cluster.agents.push(hollow);
 
-    eventually_blocking("every hollow Node Ready", || {
+    wait_for("every hollow Node Ready", || {
         let (status, list) = http_get(port, "/api/v1/nodes?labelSelector=tier%3Dhollow");
         let items = list["items"].as_array().cloned().unwrap_or_default();
         (status == 200 && items.len() == nodes && items.iter().all(|n| condition(n, "Ready"))).then_some(())
@@ -148,7 +161,7 @@ fn hollow_nodes_run_a_thousand_pods_and_each_watches_only_its_own() {
         assert_eq!(status, 201, "{body}");
     }
     let total = per_deployment * DEPLOYMENTS;
-    let listed = eventually_blocking("every pod Running and Ready on a hollow node", || {
+    let listed = wait_for("every pod Running and Ready on a hollow node", || {
         let (status, list) = http_get(port, "/api/v1/namespaces/default/pods");
         let items = list["items"].as_array().cloned().unwrap_or_default();
         let running = items
@@ -174,7 +187,7 @@ fn hollow_nodes_run_a_thousand_pods_and_each_watches_only_its_own() {
     assert_eq!(addresses.len(), total, "every pod its own address");
 
     // Each node's watch: its own pods, and only those.
-    let seen = eventually_blocking("the hollow nodes' counters", || {
+    let seen = wait_for("the hollow nodes' counters", || {
         let seen = metrics(metrics_port);
         let bound = per_node(&seen, "berth_hollow_pods");
         (bound.len() == nodes && bound.iter().all(|(n, c)| on_node.get(n).copied().unwrap_or(0) == *c)).then_some(seen)
@@ -199,7 +212,7 @@ fn hollow_nodes_run_a_thousand_pods_and_each_watches_only_its_own() {
     // finish them.
     let out = cluster.berth(&["scale", "deployment/web-0", "--replicas", "0"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    eventually_blocking("web-0's pods finished", || {
+    wait_for("web-0's pods finished", || {
         let (status, list) = http_get(port, "/api/v1/namespaces/default/pods");
         let items = list["items"].as_array().cloned().unwrap_or_default();
         (status == 200 && items.len() == total - per_deployment).then_some(())
