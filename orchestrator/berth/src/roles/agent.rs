@@ -324,6 +324,12 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
 
 /// The API servers and the credentials a kubeconfig names, read as kubectl reads it.
 pub(super) fn api_source(path: &std::path::Path) -> Result<berth_client::api_source::ApiSource, String> {
+    Ok(api_sources(path)?.swap_remove(0))
+}
+
+/// [`api_source`] once per server the kubeconfig names, each trying a different
+/// one first (the servers in turn), so that many clients can be spread over them.
+pub(super) fn api_sources(path: &std::path::Path) -> Result<Vec<berth_client::api_source::ApiSource>, String> {
     // kubectl takes a kubeconfig without a context for none at all; an agent told
     // to use one needs its server and user.
     let file = berth_pki::kubeconfig::Kubeconfig::read(path).map_err(|e| format!("--kubeconfig {e}"))?;
@@ -338,11 +344,17 @@ pub(super) fn api_source(path: &std::path::Path) -> Result<berth_client::api_sou
         ..Default::default()
     };
     let connection = berth_cli::kubeconfig::connection(&sources).map_err(|e| format!("--kubeconfig: {e}"))?;
-    let mut http = berth_client::http_client::HttpClient::new(connection.servers).with_bearer_token(connection.token);
-    if let Some(tls) = connection.tls {
-        http = http.with_tls(tls);
+    let mut sources = Vec::new();
+    for first in 0..connection.servers.len().max(1) {
+        let mut servers = connection.servers.clone();
+        servers.rotate_left(first);
+        let mut http = berth_client::http_client::HttpClient::new(servers).with_bearer_token(connection.token.clone());
+        if let Some(tls) = &connection.tls {
+            http = http.with_tls(tls.clone());
+        }
+        sources.push(berth_client::api_source::ApiSource::new(Arc::new(http)));
     }
-    Ok(berth_client::api_source::ApiSource::new(Arc::new(http)))
+    Ok(sources)
 }
 
 /// The agent API's HTTPS settings from the TLS flags.

@@ -83,7 +83,9 @@ fn config(flags: &AgentFlags) -> Result<HollowConfig, String> {
 pub fn run(flags: AgentFlags) -> ExitCode {
     let prepared = config(&flags).and_then(|config| {
         let path = flags.kubeconfig.as_deref().ok_or("--hollow needs --kubeconfig")?;
-        Ok((config, super::agent::api_source(path)?))
+        // The nodes spread over the kubeconfig's API servers (node i tries server
+        // i mod n first), rather than all on the first.
+        Ok((config, super::agent::api_sources(path)?))
     });
     let (config, api) = match prepared {
         Ok(c) => c,
@@ -101,7 +103,8 @@ pub fn run(flags: AgentFlags) -> ExitCode {
     let result: Result<(), String> = tokio.block_on(async move {
         // Never dialled: hollow nodes reach the cluster through the API server alone.
         let store = berth_client::kv::Kv::connect(&store).map_err(|e| format!("--store: {e}"))?;
-        let cluster = Cluster::api(api, berth_client::registry::Registry::new(store));
+        let registry = berth_client::registry::Registry::new(store);
+        let clusters: Vec<Cluster> = api.into_iter().map(|api| Cluster::api(api, registry.clone())).collect();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen} (--listen): {e}"))?;
@@ -109,7 +112,7 @@ pub fn run(flags: AgentFlags) -> ExitCode {
         tracing::info!(nodes = config.count, prefix = %config.prefix, metrics = %listen, "hollow nodes starting");
         let metrics = berth_client::kv::AbortOnDrop(tokio::spawn(hollow::serve_metrics(listener, stats.clone())));
         tokio::select! {
-            () = hollow::run(config, cluster, stats) => {}
+            () = hollow::run(config, clusters, stats) => {}
             () = super::wait_for_signal() => {}
         }
         drop(metrics);

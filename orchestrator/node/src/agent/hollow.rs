@@ -3,7 +3,7 @@
 //! control plane as N nodes would.
 //!
 //! ```text
-//!  one task per node <prefix>-<i>, all over one ApiSource:
+//!  one task per node <prefix>-<i>; node i tries API server i mod n first:
 //!    register: the node's Lease (node_lease.rs) ─► the Node (cluster.rs write_node)
 //!    ├─ Lease renewed every duration/4; lost ─► register again
 //!    ├─ pods?fieldSelector=spec.nodeName=<node>: list, watch ─► HollowPods (counts)
@@ -193,12 +193,13 @@ impl HollowStats {
     }
 }
 
-/// Runs every hollow node through `cluster` (in API mode: the store is never
-/// dialled) until the future is dropped.
-pub async fn run(config: HollowConfig, cluster: Cluster, stats: Arc<HollowStats>) {
+/// Runs every hollow node until the future is dropped, node i through
+/// `clusters[i mod n]` (each in API mode: the store is never dialled; each may try
+/// a different API server first).
+pub async fn run(config: HollowConfig, clusters: Vec<Cluster>, stats: Arc<HollowStats>) {
     assert!(
-        cluster.is_api(),
-        "hollow nodes reach the cluster through the API server"
+        !clusters.is_empty() && clusters.iter().all(Cluster::is_api),
+        "hollow nodes reach the cluster through the API servers"
     );
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
@@ -207,7 +208,7 @@ pub async fn run(config: HollowConfig, cluster: Cluster, stats: Arc<HollowStats>
             index,
             name: config.node_name(index),
             config: config.clone(),
-            cluster: cluster.clone(),
+            cluster: clusters[index % clusters.len()].clone(),
             stats: stats.clone(),
         };
         tasks.spawn(node.run());
