@@ -1,6 +1,7 @@
 //! Hollow nodes at CI size: one `berth agent --hollow N` process (N from
 //! BERTH_HOLLOW_NODES, 100 by default) against three replicas, Deployments of
-//! BERTH_HOLLOW_PODS pods in all (1000 by default): every Node Ready, every pod
+//! BERTH_HOLLOW_PODS pods in all (400 by default: a debug build places about 15
+//! pods/s on two cores, so 1000 take over a minute): every Node Ready, every pod
 //! Running and Ready at an address of its node's range, and each hollow node's watch
 //! delivered its own pods only (its counters on the agent's /metrics). Scaling down
 //! then shows the hollow nodes finishing the pods whose deletion began.
@@ -98,9 +99,9 @@ fn condition(object: &Value, type_: &str) -> bool {
 }
 
 #[test]
-fn hollow_nodes_run_a_thousand_pods_and_each_watches_only_its_own() {
+fn hollow_nodes_run_hundreds_of_pods_and_each_watches_only_its_own() {
     let nodes = env_count("BERTH_HOLLOW_NODES", 100);
-    let pods = env_count("BERTH_HOLLOW_PODS", 1000);
+    let pods = env_count("BERTH_HOLLOW_PODS", 400);
     let mut cluster = TestCluster::new("40s");
     cluster.agents.clear();
     cluster.servers.start_all().unwrap();
