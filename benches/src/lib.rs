@@ -51,6 +51,7 @@ pub mod paired;
 pub mod pods;
 pub mod progress;
 pub mod report;
+pub mod scale;
 pub mod secrets;
 pub mod security;
 pub mod traffic;

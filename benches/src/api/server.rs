@@ -136,7 +136,7 @@ pub struct Memory {
 }
 
 impl Memory {
-    fn parse(status: &str) -> Option<Memory> {
+    pub(crate) fn parse(status: &str) -> Option<Memory> {
         let field = |name: &str| {
             status
                 .lines()
@@ -151,7 +151,7 @@ impl Memory {
 }
 
 /// utime + stime of /proc/PID/stat, in clock ticks.
-fn cpu_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn cpu_ticks(stat: &str) -> Option<u64> {
     // The fields after the command name (in parentheses, which may hold spaces);
     // utime and stime are the 14th and 15th of the line, the 12th and 13th after it.
     let after_name = stat.rsplit_once(')')?.1;
@@ -161,7 +161,7 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
-fn clock_ticks_per_second() -> f64 {
+pub(crate) fn clock_ticks_per_second() -> f64 {
     crate::compare::machine::command_output("getconf", &["CLK_TCK"])
         .and_then(|ticks| ticks.parse().ok())
         .unwrap_or(100.0)

@@ -11,6 +11,7 @@ use berth_benches::duration::parse_duration;
 use berth_benches::options::{Consistency, LoadOptions};
 use berth_benches::pods::{self, PodsOptions};
 use berth_benches::report::Report;
+use berth_benches::scale::{self, ScaleOptions};
 use berth_benches::secrets::{self, SecretsOptions};
 use berth_benches::security::{self, SecurityOptions};
 use berth_benches::traffic::{self, TrafficOptions};
@@ -99,6 +100,10 @@ enum Workload {
     /// The horizontal pod autoscaler's reaction to a load step: from the step to the
     /// scale-up decision and to every new replica Ready.
     Autoscale(AutoscaleOptions),
+    /// The control plane against hollow nodes (as kubemark): 3 replicas, one
+    /// `berth agent --hollow N`, Deployments of many pods; placement throughput, pod
+    /// startup, mutating call latency, each process's RSS and CPU.
+    Scale(ScaleOptions),
 }
 
 #[tokio::main]
@@ -130,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
         Workload::Secrets(options) => return secrets::run_until_interrupted(&options).await,
         Workload::ApiSecurity(options) => return security::run_until_interrupted(&options).await,
         Workload::Autoscale(options) => return autoscale::run_until_interrupted(&options).await,
+        Workload::Scale(options) => return scale::run_until_interrupted(&options).await,
     };
     print_report(&report);
     Ok(())

@@ -36,13 +36,13 @@ pub struct AgentFlags {
     /// The control plane's store (etcd API) endpoints, comma-separated. Not used
     /// with --kubeconfig: then everything goes through the API server.
     #[arg(long, default_value = "http://127.0.0.1:2379", value_delimiter = ',')]
-    store: Vec<String>,
+    pub(super) store: Vec<String>,
     /// Reach the API server as the kubeconfig's user (`system:node:<name>` in
     /// `system:nodes`, as `berth pki` issues for a node) with its server URLs
     /// (comma-separated for several), CA, and client certificate or token: the
     /// pods bound here, their status, the Node and what the pods use go through it.
     #[arg(long, value_name = "FILE")]
-    kubeconfig: Option<PathBuf>,
+    pub(super) kubeconfig: Option<PathBuf>,
     /// Where the agent keeps container records and logs (default: <name>.agent).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -52,10 +52,10 @@ pub struct AgentFlags {
     local_volume_dir: Option<PathBuf>,
     /// Where the agent serves container logs to the API server.
     #[arg(long, default_value = "127.0.0.1:10250")]
-    listen: SocketAddr,
+    pub(super) listen: SocketAddr,
     /// The address the API server reaches this node at (default: the --listen host).
     #[arg(long)]
-    advertise_address: Option<String>,
+    pub(super) advertise_address: Option<String>,
     /// CPU the node offers, as a quantity (`2`, `1500m`); default: the host's CPUs.
     #[arg(long)]
     cpu: Option<String>,
@@ -64,11 +64,11 @@ pub struct AgentFlags {
     memory: Option<String>,
     /// Node labels, `key=value` comma-separated.
     #[arg(long, value_delimiter = ',')]
-    labels: Vec<String>,
+    pub(super) labels: Vec<String>,
     /// The heartbeat lease's TTL; with --kubeconfig, the duration of the node's
     /// Lease in kube-node-lease (renewed every quarter of it).
     #[arg(long, default_value = "10s")]
-    lease_ttl: String,
+    pub(super) lease_ttl: String,
     /// The first back-off before restarting a crashed container (doubles up to 5m).
     #[arg(long, default_value = "10s")]
     restart_backoff: String,
@@ -140,12 +140,18 @@ pub struct AgentFlags {
     /// How to reach an https store (`--store https://...`).
     #[command(flatten)]
     store_client: super::store_client::StoreClientFlags,
+    /// Run N hollow nodes instead (as kubemark's): simulated agents that register
+    /// `<--hollow-prefix>-<i>`, renew their Leases and report their pods Running
+    /// without starting anything. Needs --kubeconfig, as a user that may act for
+    /// every one of them; --listen serves their counters on /metrics.
+    #[command(flatten)]
+    pub hollow: super::hollow::HollowFlags,
     /// Log level (error, warn, info, debug).
     #[arg(long, default_value = "info")]
     log_level: String,
 }
 
-fn duration(flag: &str, value: &str) -> Result<Duration, String> {
+pub(super) fn duration(flag: &str, value: &str) -> Result<Duration, String> {
     let ms = parse_duration_ms(value).map_err(|e| format!("--{flag}: {e}"))?;
     if ms == 0 {
         return Err(format!("--{flag} must be more than 0"));
@@ -196,6 +202,18 @@ pub fn images_config(flags: &AgentFlags, data_dir: &std::path::Path) -> Result<I
     Ok(config)
 }
 
+/// `--labels`: `key=value` pairs.
+pub(super) fn labels(flags: &[String]) -> Result<BTreeMap<String, String>, String> {
+    let mut labels = BTreeMap::new();
+    for label in flags.iter().filter(|l| !l.is_empty()) {
+        let Some((k, v)) = label.split_once('=') else {
+            return Err(format!("--labels {label:?}: expected key=value"));
+        };
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok(labels)
+}
+
 pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
     let tls = agent_tls(&flags)?;
     let name = node_name(flags.name)?;
@@ -208,13 +226,7 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
         Some(q) => parse_memory_bytes(&q).map_err(|e| format!("--memory {q:?}: {}", e.0))?,
         None => detected_memory,
     };
-    let mut labels = BTreeMap::new();
-    for label in flags.labels.iter().filter(|l| !l.is_empty()) {
-        let Some((k, v)) = label.split_once('=') else {
-            return Err(format!("--labels {label:?}: expected key=value"));
-        };
-        labels.insert(k.to_string(), v.to_string());
-    }
+    let labels = labels(&flags.labels)?;
     for url in &flags.store {
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(format!("--store {url:?}: expected a URL such as http://127.0.0.1:2379"));
@@ -311,7 +323,13 @@ pub fn config(flags: AgentFlags) -> Result<AgentConfig, String> {
 }
 
 /// The API servers and the credentials a kubeconfig names, read as kubectl reads it.
-fn api_source(path: &std::path::Path) -> Result<berth_client::api_source::ApiSource, String> {
+pub(super) fn api_source(path: &std::path::Path) -> Result<berth_client::api_source::ApiSource, String> {
+    Ok(api_sources(path)?.swap_remove(0))
+}
+
+/// [`api_source`] once per server the kubeconfig names, each trying a different
+/// one first (the servers in turn), so that many clients can be spread over them.
+pub(super) fn api_sources(path: &std::path::Path) -> Result<Vec<berth_client::api_source::ApiSource>, String> {
     // kubectl takes a kubeconfig without a context for none at all; an agent told
     // to use one needs its server and user.
     let file = berth_pki::kubeconfig::Kubeconfig::read(path).map_err(|e| format!("--kubeconfig {e}"))?;
@@ -326,11 +344,17 @@ fn api_source(path: &std::path::Path) -> Result<berth_client::api_source::ApiSou
         ..Default::default()
     };
     let connection = berth_cli::kubeconfig::connection(&sources).map_err(|e| format!("--kubeconfig: {e}"))?;
-    let mut http = berth_client::http_client::HttpClient::new(connection.servers).with_bearer_token(connection.token);
-    if let Some(tls) = connection.tls {
-        http = http.with_tls(tls);
+    let mut sources = Vec::new();
+    for first in 0..connection.servers.len().max(1) {
+        let mut servers = connection.servers.clone();
+        servers.rotate_left(first);
+        let mut http = berth_client::http_client::HttpClient::new(servers).with_bearer_token(connection.token.clone());
+        if let Some(tls) = &connection.tls {
+            http = http.with_tls(tls.clone());
+        }
+        sources.push(berth_client::api_source::ApiSource::new(Arc::new(http)));
     }
-    Ok(berth_client::api_source::ApiSource::new(Arc::new(http)))
+    Ok(sources)
 }
 
 /// The agent API's HTTPS settings from the TLS flags.
@@ -361,6 +385,9 @@ pub fn run(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     super::init_logging(&flags.log_level);
+    if flags.hollow.hollow.is_some() {
+        return super::hollow::run(flags);
+    }
     let runtime_flag = flags.runtime.clone();
     let proxy_flag = flags.proxy_mode.clone();
     let data_dir = flags.data_dir.clone();

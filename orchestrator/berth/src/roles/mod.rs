@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod api_security;
 mod example_image;
+pub mod hollow;
 pub mod image;
 pub mod pki;
 pub mod secrets;

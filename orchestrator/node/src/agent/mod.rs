@@ -15,6 +15,7 @@
 
 pub mod cluster;
 pub mod dns;
+pub mod hollow;
 mod local_volumes;
 mod logs;
 mod metrics;

@@ -38,6 +38,8 @@ mod status;
 mod tokens;
 mod volumes;
 
+pub(crate) use status::merge_status;
+
 #[cfg(test)]
 mod container_tests;
 #[cfg(test)]
@@ -73,7 +75,6 @@ use berth_client::kv::{AbortOnDrop, KvError};
 use executor::Executor;
 use memory::Now;
 use plan::{Action, pod_name};
-use status::merge_status;
 
 pub(crate) struct PodSupervisor {
     node: String,
