@@ -1,6 +1,7 @@
 //! A small HTTP/1.1 client for berth's own API servers and agents: `http://`, or
-//! `https://` with the cluster's CA (and a client certificate or a bearer token), one
-//! connection per request, and failover across several base URLs.
+//! `https://` with the cluster's CA (and a client certificate or a bearer token),
+//! keep-alive connections kept for the next request (pool.rs), and failover across
+//! several base URLs.
 //!
 //! ```text
 //!  request(method, path) ──► connect to the preferred base ──refused/timeout──► next base …
@@ -10,9 +11,14 @@
 //! ```
 //!
 //! Failover happens only while connecting (and, for GET, when a fresh connection
-//! breaks before any response arrives), so a write is never sent twice. The base that
+//! breaks before any response arrives), so a write is never sent twice. A kept
+//! connection that the server closed meanwhile costs nothing: a request it never
+//! carried (and any read) goes on a new connection; a write it may have carried is
+//! an error, as on a fresh one. The base that
 //! last accepted a connection is tried first next time, so a dead replica costs one
 //! refused connection per command, not one per request.
+
+mod pool;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -195,6 +201,8 @@ pub struct HttpClient {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// Sent as `Authorization: Bearer <token>`.
     bearer_token: Option<String>,
+    /// Connections idle after a whole response, for the next request.
+    pool: pool::Pool,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -215,6 +223,7 @@ impl HttpClient {
             preferred: AtomicUsize::new(0),
             tls: None,
             bearer_token: None,
+            pool: pool::Pool::default(),
         }
     }
 
@@ -240,14 +249,17 @@ impl HttpClient {
             Some((content_type, body)) => (Some(content_type), Bytes::from(body)),
             None => (None, Bytes::new()),
         };
-        let (base, response) = self
+        let sent = self
             .send(method, path_and_query, content_type, body, retry_after_connect)
             .await?;
-        let status = response.status().as_u16();
-        let collected = tokio::time::timeout(RESPONSE_TIMEOUT, response.into_body().collect())
+        let base = sent.url;
+        let status = sent.response.status().as_u16();
+        let collected = tokio::time::timeout(RESPONSE_TIMEOUT, sent.response.into_body().collect())
             .await
             .map_err(|_| timeout(&base))?
             .map_err(|e| exchange(&base, &e))?;
+        // The whole response read: the connection may carry the next request.
+        self.pool.put(sent.index, sent.sender);
         Ok(Response {
             status,
             body: collected.to_bytes().to_vec(),
@@ -257,19 +269,21 @@ impl HttpClient {
     /// Like request, but the body is read as it arrives (watch, logs -f).
     pub async fn stream(&self, method: &str, path_and_query: &str) -> Result<StreamingResponse, HttpError> {
         let retry_after_connect = method.eq_ignore_ascii_case("GET");
-        let (base, response) = self
+        // The connection goes with the stream (its sender dropped: closed once read).
+        let sent = self
             .send(method, path_and_query, None, Bytes::new(), retry_after_connect)
             .await?;
         Ok(StreamingResponse {
-            status: response.status().as_u16(),
-            base,
-            body: response.into_body(),
+            status: sent.response.status().as_u16(),
+            base: sent.url,
+            body: sent.response.into_body(),
             buffered: Vec::new(),
         })
     }
 
-    /// Sends one request to the first base that takes it; returns that base and the
-    /// response head (the body still to be read).
+    /// Sends one request to the first base that takes it, on a kept connection to
+    /// it if there is one; returns the base, the connection and the response head
+    /// (the body still to be read).
     async fn send(
         &self,
         method: &str,
@@ -277,7 +291,7 @@ impl HttpClient {
         content_type: Option<&str>,
         body: Bytes,
         retry_after_connect: bool,
-    ) -> Result<(String, hyper::Response<Incoming>), HttpError> {
+    ) -> Result<Sent, HttpError> {
         let method = hyper::Method::from_bytes(method.as_bytes()).map_err(|e| HttpError::Exchange {
             base: self.bases.join(","),
             message: format!("bad method {method:?}: {e}"),
@@ -291,6 +305,41 @@ impl HttpClient {
             let index = (first + offset) % self.bases.len();
             let url = &self.bases[index];
             let base = parse_base(url)?;
+            let build = || {
+                let mut request = hyper::Request::builder()
+                    .method(method.clone())
+                    .uri(format!("{}{path_and_query}", base.path_prefix))
+                    .header(hyper::header::HOST, &base.authority)
+                    .header(hyper::header::USER_AGENT, concat!("berth/", env!("CARGO_PKG_VERSION")));
+                if let Some(content_type) = content_type {
+                    request = request.header(hyper::header::CONTENT_TYPE, content_type);
+                }
+                if let Some(token) = &self.bearer_token {
+                    request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+                }
+                request.body(Full::new(body.clone())).map_err(|e| HttpError::Exchange {
+                    base: url.clone(),
+                    message: format!("bad request {path_and_query:?}: {e}"),
+                })
+            };
+            if let Some(mut sender) = self.pool.take(index) {
+                match tokio::time::timeout(RESPONSE_TIMEOUT, sender.try_send_request(build()?)).await {
+                    Err(_) => return Err(timeout(url)),
+                    Ok(Ok(response)) => {
+                        let url = url.clone();
+                        return Ok(Sent {
+                            url,
+                            index,
+                            sender,
+                            response,
+                        });
+                    }
+                    // Closed before it carried the request, or a read: a new
+                    // connection takes it. A write it may have carried is not sent again.
+                    Ok(Err(e)) if e.message().is_some() || retry_after_connect => {}
+                    Ok(Err(e)) => return Err(exchange(url, e.error())),
+                }
+            }
             let mut sender = match connect(&base, self.tls.as_ref()).await {
                 Ok(sender) => sender,
                 Err(why) => {
@@ -299,24 +348,17 @@ impl HttpClient {
                 }
             };
             self.preferred.store(index, Ordering::Relaxed);
-            let mut request = hyper::Request::builder()
-                .method(method.clone())
-                .uri(format!("{}{path_and_query}", base.path_prefix))
-                .header(hyper::header::HOST, &base.authority)
-                .header(hyper::header::USER_AGENT, concat!("berth/", env!("CARGO_PKG_VERSION")));
-            if let Some(content_type) = content_type {
-                request = request.header(hyper::header::CONTENT_TYPE, content_type);
-            }
-            if let Some(token) = &self.bearer_token {
-                request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            let request = request.body(Full::new(body.clone())).map_err(|e| HttpError::Exchange {
-                base: url.clone(),
-                message: format!("bad request {path_and_query:?}: {e}"),
-            })?;
-            match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(request)).await {
+            match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(build()?)).await {
                 Err(_) => return Err(timeout(url)),
-                Ok(Ok(response)) => return Ok((url.clone(), response)),
+                Ok(Ok(response)) => {
+                    let url = url.clone();
+                    return Ok(Sent {
+                        url,
+                        index,
+                        sender,
+                        response,
+                    });
+                }
                 // A replica that accepted the connection and then went away: a read
                 // can safely be asked of the next one, a write cannot (it may have
                 // been applied).
@@ -326,6 +368,14 @@ impl HttpClient {
         }
         Err(HttpError::Unreachable { attempts })
     }
+}
+
+/// A request sent: the base that took it, the connection, the response head.
+struct Sent {
+    url: String,
+    index: usize,
+    sender: SendRequest<Full<Bytes>>,
+    response: hyper::Response<Incoming>,
 }
 
 /// Opens a connection (with its TLS handshake for `https`) and completes the
@@ -360,7 +410,8 @@ where
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| e.to_string())?;
-    // The connection task ends when the response body is read or dropped.
+    // The connection task ends when its sender is dropped (after the response is
+    // read) or the server closes it.
     tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -395,138 +446,4 @@ fn timeout(base: &str) -> HttpError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    #[test]
-    fn base_urls() {
-        let base = parse_base("http://127.0.0.1:8080").unwrap();
-        assert_eq!(base.authority, "127.0.0.1:8080");
-        assert_eq!(base.path_prefix, "");
-        assert_eq!(parse_base("localhost").unwrap().authority, "localhost:80");
-        assert_eq!(parse_base("http://h:1/api/").unwrap().path_prefix, "/api");
-        assert_eq!(parse_base("http://[::1]").unwrap().authority, "[::1]:80");
-        assert_eq!(parse_base("http://[::1]:9").unwrap().authority, "[::1]:9");
-        let https = parse_base("https://[::1]").unwrap();
-        assert_eq!(
-            (https.https, https.host.as_str(), https.authority.as_str()),
-            (true, "::1", "[::1]:443")
-        );
-        assert_eq!(parse_base("https://api.example:6443").unwrap().host, "api.example");
-        assert!(matches!(parse_base("ftp://h:1"), Err(HttpError::BadUrl { .. })));
-        assert!(matches!(parse_base("http://"), Err(HttpError::BadUrl { .. })));
-    }
-
-    /// Answers one request with `response`, returning the request it read.
-    async fn serve_once(listener: TcpListener, response: &'static str) -> String {
-        let (mut socket, _) = listener.accept().await.unwrap();
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = socket.read(&mut buf).await.unwrap();
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request);
-            if let Some(head_end) = text.find("\r\n\r\n") {
-                let length = text
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(str::to_string)
-                    })
-                    .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-                if request.len() >= head_end + 4 + length {
-                    break;
-                }
-            }
-            if n == 0 {
-                break;
-            }
-        }
-        socket.write_all(response.as_bytes()).await.unwrap();
-        socket.shutdown().await.unwrap();
-        String::from_utf8(request).unwrap()
-    }
-
-    /// A port nothing listens on: bound, then closed.
-    async fn dead_port() -> u16 {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap().port()
-    }
-
-    #[tokio::test]
-    async fn a_refused_base_fails_over_to_the_next() {
-        let dead = dead_port().await;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let live = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(serve_once(
-            listener,
-            "HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n{}",
-        ));
-        let client = HttpClient::new(vec![
-            format!("http://127.0.0.1:{dead}"),
-            format!("http://127.0.0.1:{live}"),
-        ]);
-        let response = client
-            .request(
-                "POST",
-                "/api/v1/namespaces",
-                Some(("application/json", b"{\"a\":1}".to_vec())),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status, 201);
-        assert_eq!(response.body, b"{}");
-        let request = server.await.unwrap();
-        assert!(request.starts_with("POST /api/v1/namespaces HTTP/1.1\r\n"), "{request}");
-        assert!(
-            request.to_ascii_lowercase().contains("content-type: application/json"),
-            "{request}"
-        );
-        assert!(request.ends_with("{\"a\":1}"), "{request}");
-        assert_eq!(
-            client.preferred.load(Ordering::Relaxed),
-            1,
-            "the live base is tried first next time"
-        );
-    }
-
-    #[tokio::test]
-    async fn nothing_reachable_lists_every_base() {
-        let (a, b) = (dead_port().await, dead_port().await);
-        let client = HttpClient::new(vec![format!("http://127.0.0.1:{a}"), format!("http://127.0.0.1:{b}")]);
-        match client.request("GET", "/", None).await {
-            Err(HttpError::Unreachable { attempts }) => {
-                assert_eq!(attempts.len(), 2);
-                assert_eq!(attempts[0].1, "connection refused");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[tokio::test]
-    async fn streams_read_by_line_and_by_chunk() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let server = tokio::spawn(serve_once(
-            listener,
-            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
-             5\r\none\nt\r\n5\r\nwo\nth\r\n3\r\nree\r\n0\r\n\r\n",
-        ));
-        let client = HttpClient::new(vec![format!("http://127.0.0.1:{port}")]);
-        let mut stream = client.stream("GET", "/api/v1/pods?watch=1").await.unwrap();
-        assert_eq!(stream.status, 200);
-        assert_eq!(stream.next_line().await.unwrap().unwrap(), b"one");
-        assert_eq!(stream.next_line().await.unwrap().unwrap(), b"two");
-        assert_eq!(stream.chunk().await.unwrap().unwrap().as_ref(), b"th");
-        assert_eq!(
-            stream.next_line().await.unwrap().unwrap(),
-            b"ree",
-            "a last line without newline"
-        );
-        assert_eq!(stream.next_line().await.unwrap(), None);
-        server.await.unwrap();
-    }
-}
+mod tests;
