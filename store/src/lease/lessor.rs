@@ -6,7 +6,7 @@
 //! reads a clock. A replica that becomes leader starts every deadline afresh (now +
 //! granted TTL), so a failover never expires a lease whose holder kept it alive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,9 @@ const REVOKE_RETRY: Duration = Duration::from_secs(3);
 struct Deadlines {
     is_primary: bool,
     by_lease: HashMap<i64, Instant>,
+    /// Leases found expired whose revocation is proposed: no keepalive brings them
+    /// back (etcd's `Renew` of an expired lease waits for its revocation).
+    revoking: HashSet<i64>,
 }
 
 #[derive(Debug)]
@@ -52,6 +55,7 @@ impl Lessor {
         let mut state = self.lock();
         state.is_primary = true;
         state.by_lease = leases.map(|(id, ttl)| (id, now + ttl_duration(ttl))).collect();
+        state.revoking.clear();
     }
 
     /// This replica is no longer leader: its deadlines mean nothing any more.
@@ -59,16 +63,23 @@ impl Lessor {
         let mut state = self.lock();
         state.is_primary = false;
         state.by_lease.clear();
+        state.revoking.clear();
     }
 
     pub fn is_primary(&self) -> bool {
         self.lock().is_primary
     }
 
-    /// A keepalive: the lease lives for its granted TTL from now.
-    pub fn renew(&self, id: i64, ttl_seconds: i64) {
+    /// A keepalive: the lease lives for its granted TTL from now. False, and
+    /// nothing renewed, for a lease found expired whose revocation is under way: the
+    /// caller answers once it is revoked (or another leader answers).
+    pub fn renew(&self, id: i64, ttl_seconds: i64) -> bool {
         let mut state = self.lock();
+        if state.revoking.contains(&id) {
+            return false;
+        }
         state.by_lease.insert(id, Instant::now() + ttl_duration(ttl_seconds));
+        true
     }
 
     /// Seconds left before the lease expires, as etcd reports them (rounded up).
@@ -104,6 +115,8 @@ impl Lessor {
                 alive.insert(id, deadline);
             }
         }
+        state.revoking.retain(|id| alive.contains_key(id));
+        state.revoking.extend(expired.iter().copied());
         state.by_lease = alive;
         expired
     }
@@ -140,8 +153,26 @@ mod tests {
     fn a_renewed_lease_does_not_expire() {
         let lessor = Lessor::new(1);
         lessor.promote(std::iter::once((7, 60)));
-        lessor.renew(7, 60);
+        assert!(lessor.renew(7, 60));
         assert!(lessor.take_expired([(7, 60)].into_iter()).is_empty());
         assert!(lessor.remaining_seconds(7, 60) > 58);
+    }
+
+    #[test]
+    fn a_lease_whose_revocation_is_proposed_is_not_renewed() {
+        let lessor = Lessor::new(1);
+        lessor.promote([(1, 0), (2, 60)].into_iter());
+        assert_eq!(lessor.take_expired([(1, 0), (2, 60)].into_iter()), vec![1]);
+        // A keepalive that comes after the expiry was seen does not bring it back.
+        assert!(!lessor.renew(1, 60));
+        assert!(lessor.renew(2, 60));
+        // Revoked (gone from the leases), the id is forgotten.
+        assert!(lessor.take_expired([(2, 60)].into_iter()).is_empty());
+        assert!(lessor.renew(1, 60), "a lease of that id granted again is renewed");
+        // A new leader starts every lease afresh.
+        assert_eq!(lessor.take_expired([(1, 0)].into_iter()), Vec::<i64>::new());
+        lessor.demote();
+        lessor.promote(std::iter::once((1, 60)));
+        assert!(lessor.renew(1, 60));
     }
 }

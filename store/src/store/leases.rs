@@ -72,10 +72,10 @@ impl Store {
             )
         };
         let ttl = match ttl {
-            Some(ttl) => {
-                self.inner.lessor.renew(req.id, ttl);
-                ttl
-            }
+            // Expired, its revocation proposed: asked again until it is revoked
+            // (then TTL 0) or another leader has it.
+            Some(ttl) if !self.inner.lessor.renew(req.id, ttl) => return Err(StoreError::LeaderChanged),
+            Some(ttl) => ttl,
             None => 0,
         };
         Ok(LeaseKeepAliveResponse {
