@@ -325,15 +325,7 @@ impl HttpClient {
             if let Some(mut sender) = self.pool.take(index) {
                 match tokio::time::timeout(RESPONSE_TIMEOUT, sender.try_send_request(build()?)).await {
                     Err(_) => return Err(timeout(url)),
-                    Ok(Ok(response)) => {
-                        let url = url.clone();
-                        return Ok(Sent {
-                            url,
-                            index,
-                            sender,
-                            response,
-                        });
-                    }
+                    Ok(Ok(response)) => return Ok(Sent::new(url, index, sender, response)),
                     // Closed before it carried the request, or a read: a new
                     // connection takes it. A write it may have carried is not sent again.
                     Ok(Err(e)) if e.message().is_some() || retry_after_connect => {}
@@ -350,15 +342,7 @@ impl HttpClient {
             self.preferred.store(index, Ordering::Relaxed);
             match tokio::time::timeout(RESPONSE_TIMEOUT, sender.send_request(build()?)).await {
                 Err(_) => return Err(timeout(url)),
-                Ok(Ok(response)) => {
-                    let url = url.clone();
-                    return Ok(Sent {
-                        url,
-                        index,
-                        sender,
-                        response,
-                    });
-                }
+                Ok(Ok(response)) => return Ok(Sent::new(url, index, sender, response)),
                 // A replica that accepted the connection and then went away: a read
                 // can safely be asked of the next one, a write cannot (it may have
                 // been applied).
@@ -376,6 +360,17 @@ struct Sent {
     index: usize,
     sender: SendRequest<Full<Bytes>>,
     response: hyper::Response<Incoming>,
+}
+
+impl Sent {
+    fn new(url: &str, index: usize, sender: SendRequest<Full<Bytes>>, response: hyper::Response<Incoming>) -> Self {
+        Sent {
+            url: url.to_string(),
+            index,
+            sender,
+            response,
+        }
+    }
 }
 
 /// Opens a connection (with its TLS handshake for `https`) and completes the
