@@ -194,7 +194,10 @@ fn list_request(kind: &Kind, params: &Params) -> Result<ListRequest, ApiError> {
     // Exact, or (as kube-apiserver has always done) a resourceVersion with a limit:
     // the list as it was at that revision. Otherwise: now, which is never older.
     let exact_revision = resource_version.filter(|&rv| rv > 0 && (exact || (!has_match && limit.unwrap_or(0) > 0)));
+    // resourceVersion=0 (NotOlderThan 0, any): whatever the watch cache has.
+    let from_cache = resource_version == Some(0) && continue_token.is_none();
     Ok(ListRequest {
+        from_cache,
         filter: params.filter(kind)?,
         limit: limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX)),
         continue_token,
@@ -290,7 +293,7 @@ async fn respond(
         Route::Collection { kind, namespace } => match method {
             Method::GET if params.flag("watch")? => {
                 let request = WatchRequest {
-                    resource_version: params.integer("resourceVersion", 0..=i64::MAX)?.unwrap_or(0),
+                    resource_version: params.integer("resourceVersion", 0..=i64::MAX)?,
                     filter: params.filter(kind)?,
                     allow_bookmarks: params.flag("allowWatchBookmarks")?,
                     // 0 is no timeout, as in Kubernetes.

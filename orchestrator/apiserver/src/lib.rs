@@ -59,6 +59,7 @@ mod storage_admission;
 mod streaming;
 mod table;
 mod watch;
+mod watch_cache;
 
 #[cfg(test)]
 mod tests;
@@ -93,6 +94,8 @@ pub struct ApiServer {
     /// `--audit-log-path` with its policy.
     audit: Option<audit::AuditLog>,
     authorizer: auth::authz::Authorizer,
+    /// One store watch per kind, fanned out to every client's watch.
+    watch_caches: std::sync::Arc<watch_cache::Caches>,
 }
 
 impl ApiServer {
@@ -112,6 +115,7 @@ impl ApiServer {
             authenticator: Default::default(),
             tls: None,
             audit: None,
+            watch_caches: Default::default(),
         }
     }
 

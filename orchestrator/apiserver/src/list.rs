@@ -41,6 +41,9 @@ pub struct ListRequest {
     /// Read at exactly this revision (`resourceVersion` with
     /// `resourceVersionMatch=Exact`, or with `limit`) rather than now.
     pub exact_revision: Option<i64>,
+    /// `resourceVersion=0`: any revision will do; served from the watch cache (all
+    /// of it: its `limit` is not honored, as kube-apiserver's cache does not).
+    pub from_cache: bool,
 }
 
 const TOKEN_VERSION: &str = "meta.k8s.io/v1";
@@ -139,6 +142,12 @@ pub async fn list(
     request: &ListRequest,
 ) -> Result<Value, ApiError> {
     let prefix = kind.prefix(namespace);
+    if request.from_cache
+        && api.settings.watch_cache
+        && let Some(list) = from_cache(api, kind, &prefix, request).await?
+    {
+        return Ok(list);
+    }
     let (start, revision) = match &request.continue_token {
         Some(token) => decode_continue(token, &prefix)
             .map_err(|why| ApiError::bad_request(format!("invalid continue token: {why}")))?,
@@ -171,6 +180,36 @@ pub async fn list(
             }
         }
     }
+}
+
+/// The list from the kind's watch cache, or `None` when it cannot serve it yet.
+async fn from_cache(
+    api: &ApiServer,
+    kind: &'static Kind,
+    prefix: &str,
+    request: &ListRequest,
+) -> Result<Option<Value>, ApiError> {
+    let cache = api.watch_caches.of(&api.kv, kind);
+    let node = super::watch_cache::lines::indexed_node(kind, &request.filter);
+    let Some((entries, revision)) = cache.list(prefix, node.as_deref()).await else {
+        return Ok(None);
+    };
+    let filter = request.filter.clone();
+    let items = tokio::task::spawn_blocking(move || {
+        let records = entries.iter().map(|e| e.record.clone()).collect();
+        decode_page(kind, &filter, records)
+            .into_iter()
+            .filter_map(|(_, object)| object)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("decoding the cached list failed: {e}")))?;
+    Ok(Some(json!({
+        "kind": kind.list_kind(),
+        "apiVersion": kind.api_version(),
+        "metadata": {"resourceVersion": revision.to_string()},
+        "items": items,
+    })))
 }
 
 /// What [`read`] found.

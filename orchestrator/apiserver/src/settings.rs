@@ -57,6 +57,9 @@ pub struct Settings {
     /// namespace` (unless they carry the label already), which the agents read as
     /// an implied policy admitting only the namespace's own pods.
     pub isolate_namespaces: bool,
+    /// `--watch-cache`: watches and `resourceVersion=0` lists served from one
+    /// store watch per kind (watch_cache/); off, each watch is a store watch.
+    pub watch_cache: bool,
 }
 
 impl Default for Settings {
@@ -74,6 +77,7 @@ impl Default for Settings {
             authorization_modes: crate::auth::authz::DEFAULT_MODES.to_vec(),
             admission: Default::default(),
             isolate_namespaces: false,
+            watch_cache: true,
         }
     }
 }

@@ -30,12 +30,15 @@ use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{decode, stamp};
 use super::table::Include;
+use super::watch_cache::From;
+use super::watch_cache::lines::WatcherSpec;
 use berth_client::kv::{Event, Kv, KvError, Record, Watch};
 
 #[derive(Debug, Clone, Default)]
 pub struct WatchRequest {
-    /// Events after this revision; 0 lists first.
-    pub resource_version: i64,
+    /// `resourceVersion`: unset lists (from the store) first; 0 starts from the
+    /// cache's objects, whatever its revision; N sends the changes after N.
+    pub resource_version: Option<i64>,
     pub filter: Filter,
     pub allow_bookmarks: bool,
     /// `timeoutSeconds`, if any (the caller bounds it).
@@ -56,11 +59,26 @@ pub fn event_type(passed_before: bool, passes_now: bool) -> Option<&'static str>
 }
 
 /// An event's line, its object as a one-row Table when the client asked for tables.
-fn object_line(kind: &Kind, table: Option<(&'static str, Include)>, event_type: &str, object: &Value) -> Vec<u8> {
+pub(crate) fn object_line(
+    kind: &Kind,
+    table: Option<(&'static str, Include)>,
+    event_type: &str,
+    object: &Value,
+) -> Vec<u8> {
     match table {
         Some((version, include)) => line(event_type, &super::table::table(kind, version, object, false, include)),
         None => line(event_type, object),
     }
+}
+
+/// A BOOKMARK line: nothing of the kind changed up to `revision` that was not sent.
+pub(crate) fn bookmark_line(kind: &Kind, revision: i64) -> Vec<u8> {
+    let bookmark = json!({
+        "kind": kind.kind,
+        "apiVersion": kind.api_version(),
+        "metadata": {"resourceVersion": revision.to_string()},
+    });
+    line("BOOKMARK", &bookmark)
 }
 
 fn line(event_type: &str, object: &Value) -> Vec<u8> {
@@ -80,22 +98,64 @@ pub async fn watch(
     let prefix = kind.prefix(namespace);
     let mut first = Vec::new();
     let mut passed = HashMap::new();
-    let after = if request.resource_version > 0 {
-        request.resource_version
-    } else {
-        let (kvs, revision) = api.kv.list(&prefix).await.map_err(|e| ApiError::from_kv(e, kind, ""))?;
-        for kv in &kvs {
-            let Ok(object) = decode(kind, kv) else { continue };
-            let passes = request.filter.matches(&object);
-            if passes {
-                first.extend(object_line(kind, request.table, "ADDED", &object));
+    let after = match request.resource_version {
+        Some(revision) if revision > 0 => revision,
+        Some(_) => 0,
+        None => {
+            let (kvs, revision) = api.kv.list(&prefix).await.map_err(|e| ApiError::from_kv(e, kind, ""))?;
+            for kv in &kvs {
+                let Ok(object) = decode(kind, kv) else { continue };
+                let passes = request.filter.matches(&object);
+                if passes {
+                    first.extend(object_line(kind, request.table, "ADDED", &object));
+                }
+                if !request.filter.is_everything() {
+                    passed.insert(kv.key.clone(), passes);
+                }
             }
-            if !request.filter.is_everything() {
-                passed.insert(kv.key.clone(), passes);
-            }
+            revision
         }
-        revision
     };
+    let deadline = request.timeout.and_then(|t| Instant::now().checked_add(t));
+    if api.settings.watch_cache {
+        let cache = api.watch_caches.of(&api.kv, kind);
+        let spec = WatcherSpec::new(
+            kind,
+            prefix.clone(),
+            request.filter.clone(),
+            request.allow_bookmarks,
+            request.table,
+        );
+        let from = match request.resource_version {
+            Some(0) => From::Any,
+            _ => From::After(after),
+        };
+        if let Some(subscription) = cache.subscribe(spec, from).await {
+            first.extend(subscription.first);
+            let watcher = CachedWatcher {
+                lines: subscription.lines,
+                first: (!first.is_empty()).then_some(first),
+                deadline,
+            };
+            return Ok(streaming(futures::stream::unfold(watcher, |mut watcher| async move {
+                let chunk = watcher.next_chunk().await?;
+                Some((Ok::<_, Infallible>(Bytes::from(chunk)), watcher))
+            })));
+        }
+    }
+    // Not from the cache: the store's own watch, from the list, or the revision asked.
+    if request.resource_version == Some(0) {
+        return Box::pin(watch(
+            api,
+            kind,
+            namespace,
+            WatchRequest {
+                resource_version: None,
+                ..request
+            },
+        ))
+        .await;
+    }
     let store_watch = open(api, kind, &prefix, after).await?;
     let watcher = Watcher {
         kv: api.kv.clone(),
@@ -106,21 +166,57 @@ pub async fn watch(
         allow_bookmarks: request.allow_bookmarks,
         table: request.table,
         // A deadline past what an Instant holds is no deadline.
-        deadline: request.timeout.and_then(|t| Instant::now().checked_add(t)),
+        deadline,
         first: (!first.is_empty()).then_some(first),
         is_done: false,
     };
-    let chunks = futures::stream::unfold(watcher, |mut watcher| async move {
+    Ok(streaming(futures::stream::unfold(watcher, |mut watcher| async move {
         let chunk = watcher.next_chunk().await?;
         Some((Ok::<_, Infallible>(Bytes::from(chunk)), watcher))
-    });
-    Ok(Response::builder()
+    })))
+}
+
+/// The response of a watch: its chunks as they come.
+fn streaming(chunks: impl futures::Stream<Item = Result<Bytes, Infallible>> + Send + 'static) -> Response {
+    Response::builder()
         .status(200)
         .header(CONTENT_TYPE, "application/json")
         .header(CACHE_CONTROL, "no-cache, private")
         .body(Body::from_stream(chunks))
-        .expect("a valid response"))
+        .expect("a valid response")
 }
+
+/// A watch the cache feeds.
+struct CachedWatcher {
+    lines: tokio::sync::mpsc::Receiver<Bytes>,
+    first: Option<Vec<u8>>,
+    deadline: Option<Instant>,
+}
+
+impl CachedWatcher {
+    /// The lines that are ready, at least one; `None` ends the response (its
+    /// timeout, or the cache closed it).
+    async fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        if let Some(first) = self.first.take() {
+            return Some(first);
+        }
+        let line = match self.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, self.lines.recv()).await.ok()?,
+            None => self.lines.recv().await,
+        }?;
+        let mut chunk = line.to_vec();
+        while chunk.len() < CHUNK_BYTES {
+            match self.lines.try_recv() {
+                Ok(line) => chunk.extend_from_slice(&line),
+                Err(_) => break,
+            }
+        }
+        Some(chunk)
+    }
+}
+
+/// How many bytes of ready lines one chunk of a cached watch gathers at most.
+const CHUNK_BYTES: usize = 256 * 1024;
 
 /// Opens the store watch from `after + 1`, or fails with 410 if that is compacted.
 ///
@@ -188,12 +284,7 @@ impl Watcher {
             };
             let mut chunk = Vec::new();
             if events.is_empty() && self.allow_bookmarks {
-                let bookmark = json!({
-                    "kind": self.kind.kind,
-                    "apiVersion": self.kind.api_version(),
-                    "metadata": {"resourceVersion": revision.to_string()},
-                });
-                chunk.extend(line("BOOKMARK", &bookmark));
+                chunk.extend(bookmark_line(self.kind, revision));
             }
             for event in events {
                 self.translate(event, &mut chunk).await;

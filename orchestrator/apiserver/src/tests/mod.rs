@@ -24,6 +24,7 @@ mod secrets;
 mod service_accounts;
 mod services;
 mod streaming;
+mod watch_cache;
 mod watches;
 mod writes;
 

@@ -70,11 +70,13 @@ async fn watches_report_changes_in_order_and_refuse_compacted_revisions() {
     assert_eq!(fresh.next_named().await, ("ADDED".into(), "q".into()));
     assert_eq!(fresh.next().await, None, "timeoutSeconds ends the watch");
 
-    // After a compaction, the old revision is gone: 410.
+    // After a compaction, a revision older than the watch cache holds is gone: 410.
+    // (One the cache still holds is served from it, as kube-apiserver's cache does.)
     let current: i64 = version_of(&server.get(&format!("{PODS}/q")).await.json())
         .parse()
         .unwrap();
     server.store.compact(current).await;
+    let start_version = "1";
     let expired = server
         .get(&format!("{PODS}?watch=1&resourceVersion={start_version}"))
         .await;

@@ -147,6 +147,9 @@ fn parse_api_flags(args: &mut Vec<String>) -> Result<Settings, String> {
     if let Some(on) = take_switch(args, "isolate-namespaces")? {
         api.isolate_namespaces = on;
     }
+    if let Some(on) = take_switch(args, "watch-cache")? {
+        api.watch_cache = on;
+    }
     if let Some(v) = take_flag(args, "authorization-mode")? {
         api.authorization_modes =
             berth_apiserver::auth::authz::parse_modes(&v).map_err(|e| format!("--authorization-mode: {e}"))?;
@@ -581,6 +584,12 @@ mod tests {
         assert_eq!(rest, ["--name=s1"]);
         let (off, _) = parse(&["--isolate-namespaces", "--isolate-namespaces=false"]).unwrap();
         assert!(!off.api.isolate_namespaces);
+        assert!(
+            defaults.api.watch_cache,
+            "kube-apiserver's --watch-cache is on by default"
+        );
+        let (off, _) = parse(&["--watch-cache=false"]).unwrap();
+        assert!(!off.api.watch_cache);
         let error = parse(&["--isolate-namespaces=maybe"]).err().unwrap();
         assert!(
             error.contains("--isolate-namespaces \"maybe\": must be true or false"),

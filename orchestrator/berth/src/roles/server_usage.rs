@@ -59,6 +59,9 @@ Server flags:
                                         of the same namespace (and what the namespace's
                                         NetworkPolicies allow); `none` opts a namespace out
                                         (default false; `berth up` turns it on)
+  --watch-cache[=true|false]            watches and resourceVersion=0 lists are served from
+                                        one store watch per kind, kept in memory (default
+                                        true, as kube-apiserver)
   --encryption-provider-config FILE     Kubernetes' EncryptionConfiguration (aesgcm and
                                         identity providers): Secrets are encrypted in the
                                         store with its first provider's first key and read

@@ -85,8 +85,12 @@ pub async fn reflect_in(
 ) {
     let selector = field_selector.unwrap_or_default();
     let namespace = namespace.as_deref();
+    // The first list takes what the API server's watch cache has (resourceVersion
+    // 0), as client-go's reflectors do; after a 410 the list is a consistent one.
+    let mut any_revision = true;
     loop {
-        let mut revision = match api.list_in(kind, namespace, &selector).await {
+        let listed = api.list_from(kind, namespace, &selector, any_revision).await;
+        let mut revision = match listed {
             Ok((records, revision)) => {
                 sink.replace(records, revision);
                 revision
@@ -101,6 +105,7 @@ pub async fn reflect_in(
             let end = watch_once(&api, kind, namespace, &selector, &mut revision, sink.as_ref()).await;
             match next_after(&end) {
                 Next::Relist => {
+                    any_revision = false;
                     tracing::info!(
                         kind = kind.plural,
                         revision,
@@ -204,13 +209,32 @@ impl ApiSource {
         namespace: Option<&str>,
         field_selector: &str,
     ) -> Result<(Vec<crate::kv::Record>, i64), KvError> {
+        self.list_from(kind, namespace, field_selector, false).await
+    }
+
+    /// [`list_in`](Self::list_in); with `any_revision`, at `resourceVersion=0`: what
+    /// the API server's watch cache holds, at its revision, in one response.
+    pub async fn list_from(
+        &self,
+        kind: &'static KindDescriptor,
+        namespace: Option<&str>,
+        field_selector: &str,
+        any_revision: bool,
+    ) -> Result<(Vec<crate::kv::Record>, i64), KvError> {
         let mut records = Vec::new();
         let mut continue_token = String::new();
         loop {
+            // A continued list names no resourceVersion.
+            let any = if any_revision && continue_token.is_empty() {
+                "0"
+            } else {
+                ""
+            };
             let path = super::records::collection_query(
                 kind,
                 namespace,
                 &[
+                    ("resourceVersion", any),
                     ("limit", "500"),
                     ("fieldSelector", field_selector),
                     ("continue", &continue_token),

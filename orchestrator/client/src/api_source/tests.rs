@@ -300,10 +300,16 @@ async fn lists_in_pages_watches_from_the_list_and_lists_again_when_expired() {
     let requests = requests.lock().unwrap().clone();
     let selector = "fieldSelector=metadata.name%21%3Dz";
     assert!(
-        requests[0].starts_with(&format!("GET /api/v1/configmaps?limit=500&{selector} ")),
-        "{requests:?}"
+        requests[0].starts_with(&format!(
+            "GET /api/v1/configmaps?resourceVersion=0&limit=500&{selector} "
+        )),
+        "the first list takes the watch cache's: {requests:?}"
     );
     assert!(requests[1].contains("continue=page-2"), "{requests:?}");
+    assert!(
+        !requests[1].contains("resourceVersion"),
+        "a continued list names none: {requests:?}"
+    );
     assert!(
         requests[2].contains("watch=true&resourceVersion=5&allowWatchBookmarks=true&")
             && requests[2].contains(selector),
@@ -312,6 +318,9 @@ async fn lists_in_pages_watches_from_the_list_and_lists_again_when_expired() {
     // The stream ended after a bookmark: the next watch goes on from it.
     assert!(requests[3].contains("resourceVersion=8&"), "{requests:?}");
     // Expired: a new list, then a watch from its resourceVersion.
-    assert!(requests[4].contains("limit=500"), "{requests:?}");
+    assert!(
+        requests[4].starts_with(&format!("GET /api/v1/configmaps?limit=500&{selector} ")),
+        "after a 410, a consistent list: {requests:?}"
+    );
     assert!(requests[5].contains("resourceVersion=20&"), "{requests:?}");
 }

@@ -1,0 +1,100 @@
+use super::*;
+use crate::selector::Filter;
+use berth_client::testing::store;
+
+fn pods() -> &'static Kind {
+    crate::tests::kind("pods")
+}
+
+fn spec(prefix: &str) -> WatcherSpec {
+    WatcherSpec::new(pods(), prefix.to_string(), Filter::default(), true, None)
+}
+
+fn pod(name: &str) -> Vec<u8> {
+    format!(r#"{{"metadata":{{"name":"{name}","namespace":"a"}},"spec":{{"containers":[]}}}}"#).into_bytes()
+}
+
+async fn next_line(subscription: &mut Subscription) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(20), subscription.lines.recv())
+        .await
+        .expect("a line in time")
+        .expect("the watcher is open");
+    serde_json::from_slice(&line).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_watchers_share_one_cache_and_a_slow_one_is_closed() {
+    let store = store().await;
+    let caches = Caches::default();
+    let cache = caches.of(&store.kv, pods());
+    assert!(Arc::ptr_eq(&cache, &caches.of(&store.kv, pods())), "one cache per kind");
+
+    let mut keeping_up = cache.subscribe(spec("/registry/pods/"), From::Any).await.unwrap();
+    let mut slow = cache.subscribe(spec("/registry/pods/a/"), From::Any).await.unwrap();
+    assert_eq!(cache.watchers(), 2);
+    assert!(keeping_up.first.is_empty() && slow.first.is_empty());
+
+    // The slow watcher reads nothing while more changes come than its queue holds.
+    let writes = QUEUE + 10;
+    let reader = tokio::spawn(async move {
+        let mut seen = 0;
+        while seen < writes {
+            let event = next_line(&mut keeping_up).await;
+            assert_eq!(event["type"], "ADDED");
+            seen += 1;
+        }
+        keeping_up
+    });
+    for i in 0..writes {
+        store
+            .kv
+            .put(&format!("/registry/pods/a/p{i:05}"), pod(&format!("p{i:05}")), 0)
+            .await
+            .unwrap();
+    }
+    let keeping_up = reader.await.unwrap();
+
+    // It was closed once full: what it queued, then the end (its client resumes
+    // from its last resourceVersion).
+    let mut queued = 0;
+    while tokio::time::timeout(Duration::from_secs(20), slow.lines.recv())
+        .await
+        .expect("the slow watcher ends")
+        .is_some()
+    {
+        queued += 1;
+    }
+    assert_eq!(queued, QUEUE);
+    assert_eq!(cache.watchers(), 1);
+    drop(keeping_up);
+
+    // A watcher whose client went away is forgotten by the next progress at the latest.
+    let mut progress_or_write = 0;
+    while cache.watchers() > 0 {
+        store.kv.put("/registry/pods/a/tick", pod("tick"), 0).await.unwrap();
+        progress_or_write += 1;
+        assert!(progress_or_write < 1000, "the closed watcher is never forgotten");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_before_the_cache_is_not_served_from_it() {
+    let store = store().await;
+    let first = store.kv.put("/registry/pods/a/p", pod("p"), 0).await.unwrap();
+    let caches = Caches::default();
+    let cache = caches.of(&store.kv, pods());
+    let (listed, at) = cache.list("/registry/pods/", None).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert!(at >= first);
+    assert!(
+        cache
+            .subscribe(spec("/registry/pods/"), From::After(first - 1))
+            .await
+            .is_none()
+    );
+    let mut from_list = cache.subscribe(spec("/registry/pods/"), From::After(at)).await.unwrap();
+    store.kv.put("/registry/pods/a/p", pod("p"), 0).await.unwrap();
+    let event = next_line(&mut from_list).await;
+    assert_eq!(event["type"], "MODIFIED");
+}

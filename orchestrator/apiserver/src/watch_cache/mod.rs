@@ -1,0 +1,356 @@
+//! The API server's watch cache, as kube-apiserver's: one store watch per kind
+//! (started by the kind's first watch or `resourceVersion=0` list), fanned out to
+//! every client's watch, instead of one store watch per client.
+//!
+//! ```text
+//!  store: list R ──► State (objects, pods by node) ──► watch from R + 1
+//!                                                        │ batch: apply ──► window of changes
+//!                                                        ▼         (prev and next versions)
+//!     watchers ◄── lines, made once per change ◄── the watchers it may concern:
+//!     (bounded queues;                               those of the pods' nodes
+//!      full: closed, the client                      (spec.nodeName=<node>) and
+//!      resumes from its last                         every other
+//!      resourceVersion)
+//!  progress ──► BOOKMARK to those that allow them
+//!  compacted (the cache fell behind) ──► list again; every watcher closed
+//! ```
+//!
+//! A watch from a revision the window no longer holds, or started while the cache
+//! cannot be, is served by the store as before (watch.rs), which answers 410 once
+//! that revision is compacted. A list with `resourceVersion=0` is served from the
+//! cache (any revision will do, as Kubernetes allows; its `limit` is not honored, as
+//! kube-apiserver's cache does not).
+
+pub mod lines;
+mod state;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use self::lines::{ChangeView, WatcherSpec, indexes_nodes};
+use self::state::{Change, Entry, State};
+use crate::route::Kind;
+use berth_client::kv::{Kv, KvError};
+
+/// How many lines a watcher's queue holds before the watcher is closed as too slow.
+const QUEUE: usize = 1024;
+/// How long a request waits for a kind's new cache to be filled before the store
+/// serves it instead.
+const READY_WAIT: Duration = Duration::from_secs(10);
+/// The pause before the store's watch is opened again after it broke.
+const REWATCH_DELAY: Duration = Duration::from_millis(200);
+
+/// Every kind's cache, each started on first use.
+#[derive(Default)]
+pub struct Caches {
+    caches: Mutex<HashMap<usize, Arc<Cache>>>,
+}
+
+impl Caches {
+    /// The cache of `kind`, started if it was not.
+    pub fn of(&self, kv: &Kv, kind: &'static Kind) -> Arc<Cache> {
+        let id = kind as *const Kind as usize;
+        let mut caches = self.caches.lock().expect("caches lock");
+        caches
+            .entry(id)
+            .or_insert_with(|| Cache::start(kv.clone(), kind))
+            .clone()
+    }
+}
+
+/// One kind's cache and the watchers it feeds.
+pub struct Cache {
+    kind: &'static Kind,
+    inner: Mutex<Inner>,
+    ready: watch::Receiver<bool>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Cache {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().expect("task lock").take() {
+            task.abort();
+        }
+    }
+}
+
+struct Inner {
+    state: State,
+    watchers: Watchers,
+}
+
+#[derive(Default)]
+struct Watchers {
+    next_id: u64,
+    all: HashMap<u64, Registered>,
+    /// Watchers without a node of their own: offered every change.
+    anywhere: BTreeSet<u64>,
+    by_node: HashMap<String, BTreeSet<u64>>,
+}
+
+struct Registered {
+    spec: Arc<WatcherSpec>,
+    /// Changes at or before this revision were sent otherwise (or not wanted).
+    after: i64,
+    tx: mpsc::Sender<Bytes>,
+}
+
+impl Watchers {
+    fn add(&mut self, spec: Arc<WatcherSpec>, after: i64, tx: mpsc::Sender<Bytes>) {
+        let id = self.next_id;
+        self.next_id += 1;
+        match &spec.node {
+            Some(node) => self.by_node.entry(node.clone()).or_default().insert(id),
+            None => self.anywhere.insert(id),
+        };
+        self.all.insert(id, Registered { spec, after, tx });
+    }
+
+    fn remove(&mut self, id: u64) {
+        let Some(gone) = self.all.remove(&id) else { return };
+        match &gone.spec.node {
+            Some(node) => {
+                if let Some(ids) = self.by_node.get_mut(node) {
+                    ids.remove(&id);
+                    if ids.is_empty() {
+                        self.by_node.remove(node);
+                    }
+                }
+            }
+            None => {
+                self.anywhere.remove(&id);
+            }
+        }
+    }
+
+    /// The watchers a change may concern.
+    fn candidates(&self, change: &Change) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.anywhere.iter().copied().collect();
+        let nodes = [&change.prev, &change.next].map(|e| e.as_ref().and_then(|e| e.node.as_deref()));
+        for node in nodes.iter().flatten() {
+            ids.extend(self.by_node.get(*node).into_iter().flatten());
+        }
+        if nodes[0].is_some() && nodes[0] == nodes[1] {
+            ids.sort_unstable();
+            ids.dedup();
+        }
+        ids
+    }
+
+    fn clear(&mut self) {
+        *self = Watchers {
+            next_id: self.next_id,
+            ..Default::default()
+        };
+    }
+}
+
+/// Where a cached watch starts.
+#[derive(Debug, Clone, Copy)]
+pub enum From {
+    /// `resourceVersion=0`: every cached object as ADDED, then the changes after.
+    Any,
+    /// The changes after this revision.
+    After(i64),
+}
+
+/// A watch the cache serves: its first lines, then its queue.
+pub struct Subscription {
+    pub first: Vec<u8>,
+    pub lines: mpsc::Receiver<Bytes>,
+}
+
+impl Cache {
+    fn start(kv: Kv, kind: &'static Kind) -> Arc<Cache> {
+        let (ready_tx, ready) = watch::channel(false);
+        let cache = Arc::new(Cache {
+            kind,
+            inner: Mutex::new(Inner {
+                state: State::new(indexes_nodes(kind)),
+                watchers: Watchers::default(),
+            }),
+            ready,
+            task: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&cache);
+        let task = tokio::spawn(feed(weak, kv, kind, ready_tx));
+        *cache.task.lock().expect("task lock") = Some(task);
+        cache
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().expect("watch cache lock")
+    }
+
+    /// Whether the cache has been filled, waiting a while for it.
+    async fn wait_ready(&self) -> bool {
+        let mut ready = self.ready.clone();
+        tokio::time::timeout(READY_WAIT, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    /// Starts a watch from the cache; `None` when the cache cannot serve it (not
+    /// filled in time, or `from` is older than its window).
+    pub async fn subscribe(&self, spec: WatcherSpec, from: From) -> Option<Subscription> {
+        if !self.wait_ready().await {
+            return None;
+        }
+        let spec = Arc::new(spec);
+        let (tx, lines) = mpsc::channel(QUEUE);
+        let mut first = Vec::new();
+        match from {
+            From::Any => {
+                let objects = {
+                    let mut inner = self.lock();
+                    let objects = inner.state.objects_under(&spec.prefix, spec.node.as_deref());
+                    let at = inner.state.revision;
+                    inner.watchers.add(spec.clone(), at, tx);
+                    objects
+                };
+                for entry in &objects {
+                    first.extend(lines::added_line(self.kind, entry, &spec).unwrap_or_default());
+                }
+            }
+            From::After(revision) => {
+                let changes = {
+                    let mut inner = self.lock();
+                    let changes = inner.state.changes_after(revision)?;
+                    inner.watchers.add(spec.clone(), revision, tx);
+                    changes
+                };
+                for change in &changes {
+                    if let Some(line) = ChangeView::new(self.kind, change).line_for(&spec) {
+                        first.extend_from_slice(&line);
+                    }
+                }
+            }
+        }
+        Some(Subscription { first, lines })
+    }
+
+    /// The cached objects under `prefix` (on `node`, for pods), and the revision
+    /// the cache is at; `None` when the cache is not filled in time.
+    pub async fn list(&self, prefix: &str, node: Option<&str>) -> Option<(Vec<Arc<Entry>>, i64)> {
+        if !self.wait_ready().await {
+            return None;
+        }
+        let inner = self.lock();
+        Some((inner.state.objects_under(prefix, node), inner.state.revision))
+    }
+
+    /// Applies a batch of the store's watch and offers its changes to the watchers.
+    fn apply(&self, revision: i64, events: Vec<berth_client::kv::Event>) {
+        let mut inner = self.lock();
+        let is_progress = events.is_empty();
+        let changes = inner.state.apply(revision, events);
+        let Inner { watchers, state } = &mut *inner;
+        let mut gone = Vec::new();
+        for change in &changes {
+            let view = ChangeView::new(self.kind, change);
+            for id in watchers.candidates(change) {
+                let watcher = &watchers.all[&id];
+                if change.revision <= watcher.after {
+                    continue;
+                }
+                if let Some(line) = view.line_for(&watcher.spec)
+                    && watcher.tx.try_send(line).is_err()
+                {
+                    // Too slow, or gone: it is closed, and resumes from its last
+                    // resourceVersion if it is still there.
+                    gone.push(id);
+                }
+            }
+        }
+        if is_progress {
+            let bookmark = lines::bookmark(self.kind, state.revision);
+            for (id, watcher) in &watchers.all {
+                if watcher.tx.is_closed() {
+                    gone.push(*id);
+                } else if watcher.spec.allow_bookmarks && state.revision > watcher.after {
+                    // A full queue skips a bookmark; the next one will do.
+                    let _ = watcher.tx.try_send(bookmark.clone());
+                }
+            }
+        }
+        for id in gone {
+            watchers.remove(id);
+        }
+    }
+
+    /// Everything as listed at `revision`; every watcher is closed (each resumes
+    /// from its last resourceVersion, or lists again on a 410).
+    fn reset(&self, records: Vec<berth_client::kv::Record>, revision: i64) {
+        let mut inner = self.lock();
+        inner.state.reset(records, revision);
+        inner.watchers.clear();
+    }
+
+    /// How many watchers the cache feeds.
+    #[cfg(test)]
+    pub fn watchers(&self) -> usize {
+        self.lock().watchers.all.len()
+    }
+}
+
+/// Fills the cache and keeps it current until the cache is dropped.
+async fn feed(cache: std::sync::Weak<Cache>, kv: Kv, kind: &'static Kind, ready: watch::Sender<bool>) {
+    let prefix = kind.prefix(None);
+    loop {
+        let (records, revision) = match kv.list(&prefix).await {
+            Ok(listed) => listed,
+            Err(e) => {
+                tracing::debug!(kind = kind.plural, error = %e, "the watch cache cannot list yet");
+                tokio::time::sleep(REWATCH_DELAY).await;
+                continue;
+            }
+        };
+        let Some(strong) = cache.upgrade() else { return };
+        strong.reset(records, revision);
+        drop(strong);
+        let _ = ready.send(true);
+        let mut at = revision;
+        'watch: loop {
+            let mut store_watch = match kv.watch(&prefix, at + 1).await {
+                Ok(w) => w,
+                Err(KvError::Compacted { .. }) => break 'watch,
+                Err(e) => {
+                    tracing::debug!(kind = kind.plural, error = %e, "the watch cache's store watch failed; again");
+                    tokio::time::sleep(REWATCH_DELAY).await;
+                    continue;
+                }
+            };
+            loop {
+                match store_watch.next().await {
+                    Some(Ok((revision, events))) => {
+                        let Some(strong) = cache.upgrade() else { return };
+                        strong.apply(revision, events);
+                        at = strong.lock().state.revision;
+                    }
+                    Some(Err(KvError::Compacted { .. })) => break 'watch,
+                    Some(Err(e)) => {
+                        tracing::debug!(kind = kind.plural, error = %e, "the watch cache's store watch broke; again");
+                        tokio::time::sleep(REWATCH_DELAY).await;
+                        continue 'watch;
+                    }
+                    None => {
+                        tokio::time::sleep(REWATCH_DELAY).await;
+                        continue 'watch;
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            kind = kind.plural,
+            "the watch cache fell behind the store's compaction; listing again"
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod tests;
