@@ -47,6 +47,7 @@ mod params;
 mod patch;
 mod prepare;
 mod protobuf;
+mod request_metrics;
 mod rest;
 mod route;
 mod scale;
@@ -93,6 +94,8 @@ pub struct ApiServer {
     /// `--audit-log-path` with its policy.
     audit: Option<audit::AuditLog>,
     authorizer: auth::authz::Authorizer,
+    /// What this server has answered, for `/metrics`.
+    request_metrics: std::sync::Arc<request_metrics::RequestMetrics>,
 }
 
 impl ApiServer {
@@ -112,6 +115,7 @@ impl ApiServer {
             authenticator: Default::default(),
             tls: None,
             audit: None,
+            request_metrics: Default::default(),
         }
     }
 
@@ -214,6 +218,7 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
             Err(error) => return codec::render(format, error.code, &error.status()),
         },
     };
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
         // Handlers' annotations are collected only for a request that is audited.
@@ -247,6 +252,10 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
             let stage = if streams { "ResponseStarted" } else { "ResponseComplete" };
             log.write(record, response.status().as_u16(), status.as_ref(), stage);
         }
+        let route = route::parse(uri.path());
+        let watch = params::Params::parse(&uri).is_ok_and(|p| p.flag("watch").unwrap_or(false));
+        let labels = request_metrics::labels_of(&method, uri.path(), route.as_ref(), watch);
+        api.request_metrics.count_request(labels, response.status().as_u16());
         response
     }
     .instrument(span)

@@ -97,7 +97,9 @@ pub async fn watch(
         revision
     };
     let store_watch = open(api, kind, &prefix, after).await?;
+    api.request_metrics.count_watch_events(kind, lines_in(&first));
     let watcher = Watcher {
+        metrics: api.request_metrics.clone(),
         kv: api.kv.clone(),
         kind,
         watch: store_watch,
@@ -120,6 +122,11 @@ pub async fn watch(
         .header(CACHE_CONTROL, "no-cache, private")
         .body(Body::from_stream(chunks))
         .expect("a valid response"))
+}
+
+/// The events in a chunk: one line each.
+fn lines_in(chunk: &[u8]) -> u64 {
+    chunk.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
 /// Opens the store watch from `after + 1`, or fails with 410 if that is compacted.
@@ -146,6 +153,8 @@ async fn open(api: &ApiServer, kind: &Kind, prefix: &str, after: i64) -> Result<
 }
 
 struct Watcher {
+    /// Where the events sent are counted.
+    metrics: std::sync::Arc<crate::request_metrics::RequestMetrics>,
     kv: Kv,
     kind: &'static Kind,
     watch: Watch,
@@ -199,6 +208,7 @@ impl Watcher {
                 self.translate(event, &mut chunk).await;
             }
             if !chunk.is_empty() {
+                self.metrics.count_watch_events(self.kind, lines_in(&chunk));
                 return Some(chunk);
             }
         }
