@@ -96,6 +96,9 @@ pub struct ApiServer {
     authorizer: auth::authz::Authorizer,
     /// What this server has answered, for `/metrics`.
     request_metrics: std::sync::Arc<request_metrics::RequestMetrics>,
+    /// The group committer of nodes' Lease renewals (see `rest::write`), started
+    /// by the first.
+    node_lease_group: std::sync::Arc<std::sync::OnceLock<berth_client::kv::Group>>,
 }
 
 impl ApiServer {
@@ -116,6 +119,7 @@ impl ApiServer {
             tls: None,
             audit: None,
             request_metrics: Default::default(),
+            node_lease_group: Default::default(),
         }
     }
 
@@ -135,6 +139,13 @@ impl ApiServer {
         self.tls = tls.map(tokio_rustls::TlsAcceptor::from);
         self.authenticator = std::sync::Arc::new(authenticator);
         self
+    }
+
+    /// The group committer nodes' Lease renewals go through: renewals arriving
+    /// while a batch is in flight are committed together in the next, one store
+    /// transaction (one log entry) per batch rather than per heartbeat.
+    fn node_lease_group(&self) -> &berth_client::kv::Group {
+        self.node_lease_group.get_or_init(|| self.kv.group())
     }
 }
 

@@ -93,3 +93,62 @@ async fn metrics_count_each_renewal_and_each_watch_event() {
     );
     assert_eq!(series(&text, "apiserver_watch_events_total", &leases), 2, "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_renewals_are_committed_together_each_with_its_own_answer() {
+    const NODES: usize = 48;
+    let server = std::sync::Arc::new(start().await);
+    node_lease_namespace(&server).await;
+    let mut leases = Vec::new();
+    for i in 0..NODES {
+        let created = server.send_json("POST", NODE_LEASES, &lease(&format!("n{i}"))).await;
+        assert_eq!(created.status, 201, "{:?}", created.json());
+        leases.push(created.json());
+    }
+    let renew = |lease: Value| {
+        let server = server.clone();
+        tokio::spawn(async move {
+            let name = lease["metadata"]["name"].as_str().unwrap().to_string();
+            let mut renewed = lease;
+            renewed["spec"]["renewTime"] = json!("2026-01-02T03:04:06.000000Z");
+            let reply = server
+                .send_json("PUT", &format!("{NODE_LEASES}/{name}"), &renewed)
+                .await;
+            (name, reply.status, reply.json())
+        })
+    };
+    // Every node renews at once, and n0 twice at the version it read: one of those
+    // two is stale once the other is written.
+    let tasks: Vec<_> = (leases.iter().cloned().chain([leases[0].clone()])).map(renew).collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+
+    let n0: Vec<u16> = (answers.iter())
+        .filter(|(name, ..)| name == "n0")
+        .map(|(_, status, _)| *status)
+        .collect();
+    assert!(n0 == [200, 409] || n0 == [409, 200], "one renewal of n0 wins: {n0:?}");
+    let conflict = answers.iter().find(|(_, status, _)| *status == 409).unwrap();
+    assert_eq!(conflict.2["reason"], "Conflict", "{:?}", conflict.2);
+    let renewed: Vec<&(String, u16, Value)> = answers.iter().filter(|(_, status, _)| *status == 200).collect();
+    assert_eq!(renewed.len(), NODES, "every node's renewal but the stale one");
+    let mut revisions = std::collections::BTreeSet::new();
+    for (name, _, object) in &renewed {
+        assert_eq!(object["spec"]["renewTime"], "2026-01-02T03:04:06.000000Z");
+        let stored = server.get(&format!("{NODE_LEASES}/{name}")).await.json();
+        assert_eq!(
+            version_of(&stored),
+            version_of(object),
+            "{name}: its answer names what was stored"
+        );
+        assert_eq!(stored["spec"]["renewTime"], "2026-01-02T03:04:06.000000Z");
+        revisions.insert(version_of(object));
+    }
+    assert!(
+        revisions.len() < NODES,
+        "{NODES} renewals committed in {} store revisions",
+        revisions.len()
+    );
+}
