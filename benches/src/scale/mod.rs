@@ -4,6 +4,9 @@
 //! ```text
 //!  start:   3 `berth server` replicas; one `berth agent --hollow N` through their API
 //!           servers (a kubeconfig naming all three); wait for N Nodes Ready
+//!  steady:  a lease interval to settle, then --steady with nothing but heartbeats:
+//!           what one node costs (steady.rs: requests, store revisions and log
+//!           entries, watch events per node and second, the servers' CPU)
 //!  load:    a watch on the run's namespace (watch.rs); D Deployments of P/D replicas;
 //!           a probe creates, updates and deletes ConfigMaps at --probe-rate, round
 //!           robin over the replicas, until every pod is Running
@@ -13,6 +16,7 @@
 //!           over the load (which one saturates), the hollow nodes' foreign events
 //! ```
 
+mod steady;
 mod watch;
 
 use std::sync::{Arc, Mutex};
@@ -39,7 +43,7 @@ pub struct ScaleOptions {
     /// Hollow nodes, all in one `berth agent --hollow` process.
     #[arg(long, default_value_t = 1000)]
     pub nodes: u32,
-    /// Pods in all, over --deployments Deployments.
+    /// Pods in all, over --deployments Deployments (0: no load, the steady state only).
     #[arg(long, default_value_t = 10_000)]
     pub pods: u64,
     #[arg(long, default_value_t = 10)]
@@ -50,6 +54,10 @@ pub struct ScaleOptions {
     /// Mutating calls per second of the latency probe (ConfigMap create, update, delete).
     #[arg(long, default_value_t = 10)]
     pub probe_rate: u32,
+    /// How long the steady state is watched, once every node is Ready, before the
+    /// load (0s: not at all).
+    #[arg(long, value_parser = parse_duration, default_value = "60s")]
+    pub steady: Duration,
     /// How long the nodes may take to be Ready, and the pods to be Running.
     #[arg(long, value_parser = parse_duration, default_value = "15m")]
     pub timeout: Duration,
@@ -87,9 +95,10 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
 
 pub async fn run(options: &ScaleOptions) -> anyhow::Result<()> {
     ensure!(
-        options.deployments >= 1 && options.pods >= options.deployments,
-        "--pods must be at least --deployments"
+        options.pods == 0 || (options.deployments >= 1 && options.pods >= options.deployments),
+        "--pods must be 0 or at least --deployments"
     );
+    parse_duration(&options.lease_ttl).map_err(|e| anyhow::anyhow!("--lease-ttl: {e}"))?;
     let (binary, temp) = options.binary.prepare("berth-bench-scale-")?;
     let spec = ClusterSpec::new(System::BerthServer, &binary, 3)
         .dir(temp.path())
@@ -189,6 +198,29 @@ async fn measure(
     }
     let registered_in = registering.elapsed();
     eprintln!("-- every node Ready after {registered_in:?}");
+    let steady = match options.steady.is_zero() {
+        true => None,
+        false => Some(steady_cost(options, servers, apis).await?),
+    };
+    if options.pods == 0 {
+        println!("berth-bench scale: {} hollow nodes, no pods", options.nodes);
+        println!(
+            "  nodes Ready after             {:>10.1} s",
+            registered_in.as_secs_f64()
+        );
+        if let Some(steady) = &steady {
+            steady.print();
+        }
+        let line = json!({
+            "bench": "scale",
+            "nodes": options.nodes,
+            "pods": 0,
+            "nodes_ready_s": registered_in.as_secs_f64(),
+            "steady": steady.as_ref().map(steady::Cost::to_json),
+        });
+        println!("{line}");
+        return Ok(());
+    }
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
     post(&mut c, "/api/v1/namespaces", &namespace).await?.expect(201)?;
     let list = c
@@ -303,6 +335,9 @@ async fn measure(
         mutating.count
     );
     println!("  hollow watch events           {events:>10} ({foreign} of other nodes' pods)");
+    if let Some(steady) = &steady {
+        steady.print();
+    }
     println!("  process             RSS MiB  peak MiB  CPU s  cores over the load");
     for u in &usage {
         println!(
@@ -327,12 +362,42 @@ async fn measure(
         "mutating_refused_429": refused,
         "hollow_watch_events": events,
         "hollow_foreign_events": foreign,
+        "steady": steady.as_ref().map(steady::Cost::to_json),
         "processes": usage.iter().map(|u| json!({
             "name": u.name, "rss_kib": u.memory.rss_kib, "peak_rss_kib": u.memory.peak_rss_kib, "cpu_s": u.cpu_s,
         })).collect::<Vec<_>>(),
     });
     println!("{line}");
     Ok(())
+}
+
+/// Watches the cluster at rest for --steady, after a lease interval for the last
+/// registrations' writes (node IPAM's, the Leases' owners) to settle.
+async fn steady_cost(options: &ScaleOptions, servers: &Cluster, apis: &[String]) -> anyhow::Result<steady::Cost> {
+    let lease_ttl = parse_duration(&options.lease_ttl).map_err(|e| anyhow::anyhow!("--lease-ttl: {e}"))?;
+    tokio::time::sleep(lease_ttl / 4).await;
+    let stores: Vec<String> = (servers.endpoints().iter())
+        .map(|url| url.trim_start_matches("http://").to_owned())
+        .collect();
+    let pids: Vec<u32> = servers.replicas.iter().filter_map(|r| r.pid()).collect();
+    let cpu = || pids.iter().map(|pid| cpu_seconds(*pid).unwrap_or(0.0)).sum::<f64>();
+    eprintln!("-- steady state for {:?}", options.steady);
+    let (cpu_before, before, started) = (cpu(), steady::read(apis, &stores).await?, Instant::now());
+    tokio::time::sleep(options.steady).await;
+    let after = steady::read(apis, &stores).await?;
+    let (window_s, cpu_after) = (started.elapsed().as_secs_f64(), cpu());
+    let rss_mib: f64 = (pids.iter())
+        .filter_map(|pid| proc_usage("server", *pid, 0.0).ok())
+        .map(|u| u.memory.rss_kib as f64 / 1024.0)
+        .sum();
+    Ok(steady::cost(
+        options.nodes,
+        window_s,
+        &before,
+        &after,
+        cpu_after - cpu_before,
+        rss_mib,
+    ))
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

@@ -266,6 +266,11 @@ async fn respond(
             ))),
         },
         Route::Version => reply(200, discovery::version()),
+        Route::ServerMetrics => Ok((
+            [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            api.request_metrics.text(),
+        )
+            .into_response()),
         Route::OpenApiIndex => reply(200, openapi::index()),
         Route::OpenApiV2 if accepts_json(headers) => reply(200, openapi::v2().clone()),
         Route::OpenApiV2 => Err(ApiError::new(

@@ -47,6 +47,7 @@ mod params;
 mod patch;
 mod prepare;
 mod protobuf;
+mod request_metrics;
 mod rest;
 mod route;
 mod scale;
@@ -96,6 +97,11 @@ pub struct ApiServer {
     authorizer: auth::authz::Authorizer,
     /// One store watch per kind, fanned out to every client's watch.
     watch_caches: std::sync::Arc<watch_cache::Caches>,
+    /// What this server has answered, for `/metrics`.
+    request_metrics: std::sync::Arc<request_metrics::RequestMetrics>,
+    /// The group committer of nodes' Lease renewals (see `rest::write`), started
+    /// by the first.
+    node_lease_group: std::sync::Arc<std::sync::OnceLock<berth_client::kv::Group>>,
 }
 
 impl ApiServer {
@@ -116,6 +122,8 @@ impl ApiServer {
             tls: None,
             audit: None,
             watch_caches: Default::default(),
+            request_metrics: Default::default(),
+            node_lease_group: Default::default(),
         }
     }
 
@@ -135,6 +143,13 @@ impl ApiServer {
         self.tls = tls.map(tokio_rustls::TlsAcceptor::from);
         self.authenticator = std::sync::Arc::new(authenticator);
         self
+    }
+
+    /// The group committer nodes' Lease renewals go through: renewals arriving
+    /// while a batch is in flight are committed together in the next, one store
+    /// transaction (one log entry) per batch rather than per heartbeat.
+    fn node_lease_group(&self) -> &berth_client::kv::Group {
+        self.node_lease_group.get_or_init(|| self.kv.group())
     }
 }
 
@@ -218,6 +233,7 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
             Err(error) => return codec::render(format, error.code, &error.status()),
         },
     };
+    let (method, uri) = (request.method().clone(), request.uri().clone());
     let span = tracing::info_span!("request", method = %request.method(), path = %request.uri().path());
     async move {
         // Handlers' annotations are collected only for a request that is audited.
@@ -251,6 +267,10 @@ async fn answer(api: &ApiServer, mut request: Request) -> Response {
             let stage = if streams { "ResponseStarted" } else { "ResponseComplete" };
             log.write(record, response.status().as_u16(), status.as_ref(), stage);
         }
+        let route = route::parse(uri.path());
+        let watch = params::Params::parse(&uri).is_ok_and(|p| p.flag("watch").unwrap_or(false));
+        let labels = request_metrics::labels_of(&method, uri.path(), route.as_ref(), watch);
+        api.request_metrics.count_request(labels, response.status().as_u16());
         response
     }
     .instrument(span)

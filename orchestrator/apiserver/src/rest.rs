@@ -200,6 +200,12 @@ fn keep_priority(stored: &Value, new: &mut Value) {
     }
 }
 
+/// A node's Lease: its renewals, one per node every few seconds, are committed
+/// in groups (see `ApiServer::node_lease_group`).
+fn is_node_lease(kind: &Kind, namespace: &str) -> bool {
+    *kind == berth_api::kinds::lease::LEASE && namespace == berth_api::kinds::lease::NODE_LEASE_NAMESPACE
+}
+
 fn is_services(kind: &Kind) -> bool {
     *kind == berth_api::kinds::service::SERVICE
 }
@@ -507,6 +513,8 @@ pub async fn write(
             }
         } else if !charges.is_empty() {
             storage::update_charged(&api.kv, &object, &charges).await
+        } else if is_node_lease(kind, namespace) {
+            storage::update_grouped(api.node_lease_group(), &object, &old).await
         } else {
             storage::update(&api.kv, &object).await
         };

@@ -48,6 +48,8 @@ pub enum Route {
     Healthz,
     Readyz,
     Version,
+    /// `/metrics`: the server's counters in Prometheus' text format.
+    ServerMetrics,
     /// `/openapi/v3`: the OpenAPI documents, one per group version.
     OpenApiIndex,
     /// `/openapi/v2`: one Swagger 2.0 document of every kind.
@@ -89,6 +91,7 @@ pub fn parse(path: &str) -> Option<Route> {
     match path {
         "/healthz" | "/livez" => return Some(Route::Healthz),
         "/readyz" => return Some(Route::Readyz),
+        "/metrics" => return Some(Route::ServerMetrics),
         // kubectl and the Python client ask for `/version/`.
         "/version" | "/version/" => return Some(Route::Version),
         "/api" | "/api/" => return Some(Route::CoreVersions),

@@ -8,9 +8,10 @@ use serde_json::Value;
 use super::route::Kind;
 use super::status::ApiError;
 use berth_api::kinds::Object;
+use berth_api::meta::MetaExt;
 use berth_client::admission::Charge;
-use berth_client::kv::{Fence, Kv, KvError, Record};
-use berth_client::registry::{Registry, decode_value};
+use berth_client::kv::{Fence, Group, Kv, KvError, Record};
+use berth_client::registry::{Registry, Stored, decode_value};
 
 /// A stored object as the API shows it: with `kind`, `apiVersion` and
 /// `metadata.resourceVersion` (the key's mod_revision).
@@ -81,6 +82,25 @@ pub async fn create_charged(
 pub async fn update(kv: &Kv, object: &Object) -> Result<Value, KvError> {
     let updated = Registry::new(kv.clone()).update(object, None).await?;
     Ok(to_value(&updated))
+}
+
+/// [`update`] through `group`, committed with the other updates queued there
+/// (`stored`: the object as read, at the revision the update is conditional on).
+pub async fn update_grouped(group: &Group, object: &Object, stored: &Object) -> Result<Value, KvError> {
+    let expected: i64 = (object.metadata().resource_version())
+        .parse()
+        .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
+    let mut object = object.clone();
+    // The generation as the registry sets it: bumped when the spec changed.
+    let generation = stored.metadata().generation().max(1);
+    object.metadata_mut().generation = Some(match stored.has_spec_of(&object) {
+        true => generation,
+        false => generation + 1,
+    });
+    let key = Stored::key(&object);
+    let revision = group.update_if(&key, object.encode(), expected, &[], None).await?;
+    object.metadata_mut().resource_version = Some(revision.to_string());
+    Ok(to_value(&object))
 }
 
 /// [`update`] with its quotas' charges, in one transaction (`Conflict`: the object

@@ -137,9 +137,14 @@ pub async fn watch(
                 first: (!first.is_empty()).then_some(first),
                 deadline,
             };
-            return Ok(streaming(futures::stream::unfold(watcher, |mut watcher| async move {
-                let chunk = watcher.next_chunk().await?;
-                Some((Ok::<_, Infallible>(Bytes::from(chunk)), watcher))
+            let metrics = api.request_metrics.clone();
+            return Ok(streaming(futures::stream::unfold(watcher, move |mut watcher| {
+                let metrics = metrics.clone();
+                async move {
+                    let chunk = watcher.next_chunk().await?;
+                    metrics.count_watch_events(kind, lines_in(&chunk));
+                    Some((Ok::<_, Infallible>(Bytes::from(chunk)), watcher))
+                }
             })));
         }
     }
@@ -157,7 +162,9 @@ pub async fn watch(
         .await;
     }
     let store_watch = open(api, kind, &prefix, after).await?;
+    api.request_metrics.count_watch_events(kind, lines_in(&first));
     let watcher = Watcher {
+        metrics: api.request_metrics.clone(),
         kv: api.kv.clone(),
         kind,
         watch: store_watch,
@@ -218,6 +225,11 @@ impl CachedWatcher {
 /// How many bytes of ready lines one chunk of a cached watch gathers at most.
 const CHUNK_BYTES: usize = 256 * 1024;
 
+/// The events in a chunk: one line each.
+fn lines_in(chunk: &[u8]) -> u64 {
+    chunk.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
 /// Opens the store watch from `after + 1`, or fails with 410 if that is compacted.
 ///
 /// The store, like etcd, accepts a watch from a compacted revision and cancels it
@@ -242,6 +254,8 @@ async fn open(api: &ApiServer, kind: &Kind, prefix: &str, after: i64) -> Result<
 }
 
 struct Watcher {
+    /// Where the events sent are counted.
+    metrics: std::sync::Arc<crate::request_metrics::RequestMetrics>,
     kv: Kv,
     kind: &'static Kind,
     watch: Watch,
@@ -290,6 +304,7 @@ impl Watcher {
                 self.translate(event, &mut chunk).await;
             }
             if !chunk.is_empty() {
+                self.metrics.count_watch_events(self.kind, lines_in(&chunk));
                 return Some(chunk);
             }
         }

@@ -154,6 +154,7 @@ impl WatchStreamTask {
     async fn send(&self, mut response: WatchResponse) -> bool {
         let revision = response.header.as_ref().map_or(0, |h| h.revision);
         response.header = Some(self.store.header(revision));
+        self.store.count_watch_events(response.events.len() as u64);
         self.out.send(Ok(response)).await.is_ok()
     }
 

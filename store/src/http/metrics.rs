@@ -72,6 +72,11 @@ fn metrics_text(store: &Store) -> String {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n"));
     }
     out.push_str(&format!(
+        "# HELP etcd_debugging_mvcc_events_total Total number of events sent by this member.\n\
+         # TYPE etcd_debugging_mvcc_events_total counter\netcd_debugging_mvcc_events_total {}\n",
+        store.watch_events_sent()
+    ));
+    out.push_str(&format!(
         "# HELP etcd_debugging_lease_total Leases granted and alive.\n# TYPE etcd_debugging_lease_total gauge\netcd_debugging_lease_total {leases}\n"
     ));
     out

@@ -95,6 +95,8 @@ struct Inner {
     state_backend: Arc<backend::WriteBehind>,
     /// Whether auth is on, and this member's tokens (see `auth::runtime`).
     auth: Arc<AuthRuntime>,
+    /// Events sent to watch clients by this member (`etcd_debugging_mvcc_events_total`).
+    watch_events_sent: AtomicU64,
     shutdown: watch::Sender<bool>,
 }
 
@@ -137,6 +139,16 @@ fn raft_config(config: &StoreConfig) -> Result<openraft::Config> {
 }
 
 impl Store {
+    /// Counts `events` sent to a watch client.
+    pub fn count_watch_events(&self, events: u64) {
+        (self.inner.watch_events_sent).fetch_add(events, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The events this member has sent to watch clients since it started.
+    pub fn watch_events_sent(&self) -> u64 {
+        (self.inner.watch_events_sent).load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Opens (or creates) the replica's data dir and starts its Raft node. The peer
     /// service must be served (see `server`) for other replicas to reach it.
     pub async fn open(config: StoreConfig) -> Result<Store> {
@@ -271,6 +283,7 @@ impl Store {
                 space,
                 state_backend: state_backend_handle,
                 auth,
+                watch_events_sent: AtomicU64::new(0),
                 shutdown,
             }),
             deadline: None,

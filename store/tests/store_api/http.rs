@@ -80,3 +80,39 @@ async fn health_is_false_while_the_nospace_alarm_is_raised() {
     assert_eq!(health.status, 503, "{health:?}");
     assert_eq!(health.json()["reason"], "ALARM NOSPACE", "{health:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_the_events_sent_to_watchers() {
+    let cluster = start(1, &[]).await;
+    let endpoint = cluster.replicas[0].endpoint();
+    let events_sent = || async {
+        let body = get(&endpoint, "/metrics").await.body;
+        (body.lines())
+            .find_map(|l| l.strip_prefix("etcd_debugging_mvcc_events_total "))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("no etcd_debugging_mvcc_events_total in {body}"))
+    };
+    assert_eq!(events_sent().await, 0);
+    let mut client = cluster.client_of(0).await;
+    let mut stream = client
+        .watch("w/", Some(etcd_client::WatchOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert!(stream.message().await.unwrap().unwrap().created());
+    client.put("w/a", "1", None).await.unwrap();
+    client.put("w/b", "2", None).await.unwrap();
+    let mut seen = 0;
+    while seen < 2 {
+        let response = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("the events in time")
+            .unwrap()
+            .unwrap();
+        seen += response.events().len();
+    }
+    assert_eq!(
+        events_sent().await,
+        2,
+        "one per event sent, none for the created answer"
+    );
+}

@@ -3,7 +3,8 @@
 //! `edit` and `view`, aggregated from `system:aggregate-to-*` (and from each other:
 //! `view` is aggregated into `edit`, `edit` into `admin`), and the roles everyone
 //! has: `system:basic-user` (the self reviews), `system:discovery` and
-//! `system:public-info-viewer` (health and version, for anonymous users too), and
+//! `system:public-info-viewer` (health and version, for anonymous users too),
+//! `system:monitoring` (`/metrics` and the health checks, for its group), and
 //! `system:node` and `system:node-proxier`, what a node's agent may do.
 //!
 //! Each carries [`AUTOUPDATE`] `"true"`: the API server creates the missing ones at
@@ -306,6 +307,24 @@ pub fn cluster_roles() -> Vec<ClusterRole> {
                 &["/healthz", "/livez", "/readyz", "/version", "/version/"],
             )],
         ),
+        // Who reads the servers' /metrics (a Prometheus scraper's group).
+        role(
+            "system:monitoring",
+            &[],
+            vec![url_rule(
+                &["get"],
+                &[
+                    "/healthz",
+                    "/healthz/*",
+                    "/livez",
+                    "/livez/*",
+                    "/metrics",
+                    "/metrics/slis",
+                    "/readyz",
+                    "/readyz/*",
+                ],
+            )],
+        ),
         role(NODE, &[], node_rules()),
         role(
             NODE_PROXIER,
@@ -457,6 +476,7 @@ pub fn cluster_role_bindings(node_mode: bool) -> Vec<ClusterRoleBinding> {
             "system:public-info-viewer",
             vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
         ),
+        binding("system:monitoring", vec![group("system:monitoring")]),
         // Without the Node mode, the group gets the role: each node the whole of it.
         binding(NODE, if node_mode { vec![] } else { vec![group(NODES_GROUP)] }),
         binding(NODE_PROXIER, vec![user(KUBE_PROXY), group(NODES_GROUP)]),

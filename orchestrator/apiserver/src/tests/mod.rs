@@ -11,6 +11,7 @@ mod events;
 mod fields;
 mod graceful;
 mod kubernetes_service;
+mod leases;
 mod limits;
 mod lists;
 mod logs;

@@ -19,6 +19,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::envelope::Envelope;
 
+mod group;
 mod lease;
 mod read;
 mod record;
@@ -29,6 +30,7 @@ mod together;
 mod watch;
 mod write;
 
+pub use group::{Group, MAX_GROUP_OPS};
 pub use lease::KeepAlive;
 pub use read::{LIST_PAGE, Page};
 pub use record::Record;

@@ -15,11 +15,11 @@ use super::{Fence, Kv, KvError, Record, Result, status_error};
 /// past its successor's claim (there must be none).
 const FENCE_LOG: &str = "berth_client::fence";
 
-fn log_fenced(key: &str, fence: &Fence, revision: i64) {
+pub(super) fn log_fenced(key: &str, fence: &Fence, revision: i64) {
     tracing::debug!(target: FENCE_LOG, record = %fence.key, key, fence = fence.mod_revision, revision, "fenced write");
 }
 
-fn log_refused(key: &str, fence: &Fence) {
+pub(super) fn log_refused(key: &str, fence: &Fence) {
     tracing::debug!(target: FENCE_LOG, record = %fence.key, key, fence = fence.mod_revision, "fenced write refused: the record changed");
 }
 

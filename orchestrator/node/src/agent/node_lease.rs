@@ -4,11 +4,17 @@
 //! controller counts one not renewed within its grace period as a missed heartbeat.
 //!
 //! ```text
-//!  ensure: GET ─► absent: POST ─► renew every duration/4: GET, renewTime = now (and
-//!                                   the Node as owner once it exists), PUT
-//!                                   │ failing: again after 200 ms doubling to 7 s
-//!                                   └─► no renewal for a whole duration: lost
+//!  ensure: GET ─► absent: POST ─► renew every duration/4: PUT the Lease last written,
+//!            └─► present: PUT        renewTime = now (and the Node as owner once it
+//!                                    exists), at the version it was written at
+//!                                    │ 409 or 404: GET, then PUT (or POST) that
+//!                                    │ failing: again after 200 ms doubling to 7 s
+//!                                    └─► no renewal for a whole duration: lost
 //! ```
+//!
+//! As the kubelet's lease controller, a renewal trusts that nobody else writes the
+//! node's Lease: one PUT and no GET per heartbeat, the Lease read again only when the
+//! PUT finds it changed or gone.
 //!
 //! Lost is the agent's cue to stop its workloads (self-fencing), as in store mode
 //! when its store lease lapses.
@@ -18,7 +24,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use berth_api::kinds::lease::{LEASE, NODE_LEASE_NAMESPACE};
 use berth_api::kinds::node::NODE;
 use berth_client::api_source::ApiSource;
-use berth_client::kv::KvError;
+use berth_client::kv::{KvError, Record};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -59,6 +65,10 @@ pub struct NodeLease {
     duration: Duration,
     /// When the Lease was last written.
     renewed: Instant,
+    /// The Lease as this agent last wrote it (its mod_revision the version a
+    /// renewal is conditional on); None before the first write and after a
+    /// renewal found it changed or gone.
+    last: Option<Record>,
 }
 
 impl NodeLease {
@@ -69,52 +79,75 @@ impl NodeLease {
             node: node.to_string(),
             duration,
             renewed: Instant::now(),
+            last: None,
         };
         lease.renew().await?;
         Ok(lease)
     }
 
-    /// One renewal: the Lease read, its holder, duration, owner and renewTime set,
-    /// written at the version read; created when absent.
+    /// One renewal: the Lease last written, with holder, duration, owner and
+    /// renewTime set, written at the version it was written at; when that fails
+    /// because the Lease changed or went, read again and written at the version
+    /// read (created when absent).
     pub async fn renew(&mut self) -> Result<(), KvError> {
+        let limit = self.interval().max(Duration::from_secs(1));
         let attempt = async {
-            let now = SystemTime::now();
-            let Some(record) = self.api.read(&LEASE, NODE_LEASE_NAMESPACE, &self.node).await? else {
-                let lease = lease_object(&self.node, self.node_uid().await?.as_deref(), self.duration, now);
-                return self.api.create(&LEASE, NODE_LEASE_NAMESPACE, &lease).await.map(drop);
-            };
-            // The stored Lease, its spec taken over (another holder's too, as the
-            // kubelet does: the name is the node's), owned by the Node once it exists.
-            let mut lease: Value = serde_json::from_slice(&record.value)
-                .map_err(|e| KvError::Other(format!("the node's Lease is not JSON: {e}")))?;
-            if lease["metadata"]["ownerReferences"]
-                .as_array()
-                .is_none_or(Vec::is_empty)
-                && let Some(uid) = self.node_uid().await?
-            {
-                lease["metadata"]["ownerReferences"] = owner(&self.node, &uid);
+            if let Some(last) = self.last.take() {
+                match self.put(&last).await {
+                    Ok(written) => return Ok(written),
+                    // Another writer, or a deletion: read it again.
+                    Err(KvError::Conflict { .. } | KvError::NotFound) => {}
+                    Err(e) => {
+                        // Perhaps written after all: the next PUT tells (a 409).
+                        self.last = Some(last);
+                        return Err(e);
+                    }
+                }
             }
-            lease["apiVersion"] = json!("coordination.k8s.io/v1");
-            lease["kind"] = json!("Lease");
-            lease["metadata"]["resourceVersion"] = json!(record.mod_revision.to_string());
-            let spec = &mut lease["spec"];
-            spec["holderIdentity"] = json!(self.node);
-            spec["leaseDurationSeconds"] = json!(self.duration.as_secs().max(1));
-            spec["renewTime"] = json!(micro_time(now));
-            (self.api)
-                .replace(&LEASE, NODE_LEASE_NAMESPACE, &self.node, None, &lease)
-                .await
-                .map(drop)
+            match self.api.read(&LEASE, NODE_LEASE_NAMESPACE, &self.node).await? {
+                Some(record) => self.put(&record).await,
+                None => {
+                    let now = SystemTime::now();
+                    let lease = lease_object(&self.node, self.node_uid().await?.as_deref(), self.duration, now);
+                    self.api.create(&LEASE, NODE_LEASE_NAMESPACE, &lease).await
+                }
+            }
         };
         // A request that hangs counts as a failed renewal.
-        match tokio::time::timeout(self.interval().max(Duration::from_secs(1)), attempt).await {
-            Ok(Ok(())) => {
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(written)) => {
+                self.last = Some(written);
                 self.renewed = Instant::now();
                 Ok(())
             }
             Ok(Err(e)) => Err(e),
             Err(_) => Err(KvError::Unavailable("the Lease's renewal timed out".into())),
         }
+    }
+
+    /// Writes `record`'s Lease renewed now, at its version: its spec taken over
+    /// (another holder's too, as the kubelet does: the name is the node's), owned by
+    /// the Node once it exists. The Lease as written.
+    async fn put(&self, record: &Record) -> Result<Record, KvError> {
+        let mut lease: Value = serde_json::from_slice(&record.value)
+            .map_err(|e| KvError::Other(format!("the node's Lease is not JSON: {e}")))?;
+        if lease["metadata"]["ownerReferences"]
+            .as_array()
+            .is_none_or(Vec::is_empty)
+            && let Some(uid) = self.node_uid().await?
+        {
+            lease["metadata"]["ownerReferences"] = owner(&self.node, &uid);
+        }
+        renewed(
+            &mut lease,
+            &self.node,
+            self.duration,
+            record.mod_revision,
+            SystemTime::now(),
+        );
+        (self.api)
+            .replace(&LEASE, NODE_LEASE_NAMESPACE, &self.node, None, &lease)
+            .await
     }
 
     /// The Node's uid; None while there is no Node.
@@ -177,54 +210,22 @@ pub async fn release(api: &ApiSource, node: &str) -> Result<(), KvError> {
     }
 }
 
+/// Sets a stored Lease's holder, duration and renewTime to `node`'s, now, to be
+/// written at `revision`.
+fn renewed(lease: &mut Value, node: &str, duration: Duration, revision: i64, now: SystemTime) {
+    lease["apiVersion"] = json!("coordination.k8s.io/v1");
+    lease["kind"] = json!("Lease");
+    lease["metadata"]["resourceVersion"] = json!(revision.to_string());
+    let spec = &mut lease["spec"];
+    spec["holderIdentity"] = json!(node);
+    spec["leaseDurationSeconds"] = json!(duration.as_secs().max(1));
+    spec["renewTime"] = json!(micro_time(now));
+}
+
 fn owner(node: &str, uid: &str) -> Value {
     json!([{"apiVersion": "v1", "kind": "Node", "name": node, "uid": uid}])
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_lease_is_the_nodes_held_by_it_and_renewed_in_micro_time() {
-        let at = UNIX_EPOCH + Duration::new(1_767_323_045, 123_456_789);
-        let lease = lease_object("n1", Some("u-1"), Duration::from_secs(40), at);
-        assert_eq!(lease["metadata"]["namespace"], "kube-node-lease");
-        assert_eq!(lease["metadata"]["name"], "n1");
-        assert_eq!(
-            lease["metadata"]["ownerReferences"],
-            json!([{"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "u-1"}])
-        );
-        assert_eq!(
-            lease["spec"],
-            json!({"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2026-01-02T03:04:05.123456Z"})
-        );
-        assert!((LEASE.decode)(lease).is_ok(), "a Lease as the API decodes it");
-        let before_the_node = lease_object("n1", None, Duration::from_secs(40), at);
-        assert!(before_the_node["metadata"].get("ownerReferences").is_none());
-    }
-
-    #[tokio::test]
-    async fn a_lease_that_cannot_be_renewed_for_its_duration_is_lost() {
-        // An API server that is not there: every renewal fails.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let http = berth_client::http_client::HttpClient::new(vec![format!("http://127.0.0.1:{port}")]);
-        let mut lease = NodeLease {
-            api: ApiSource::new(std::sync::Arc::new(http)),
-            node: "n1".into(),
-            duration: Duration::from_secs(2),
-            renewed: Instant::now(),
-        };
-        let started = Instant::now();
-        tokio::time::timeout(Duration::from_secs(10), lease.keep())
-            .await
-            .expect("lost");
-        let took = started.elapsed();
-        assert!(took >= Duration::from_secs(2), "not before its duration: {took:?}");
-        assert!(took < Duration::from_secs(4), "soon after it: {took:?}");
-    }
-}
+#[path = "node_lease_tests.rs"]
+mod tests;
