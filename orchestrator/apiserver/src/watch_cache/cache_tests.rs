@@ -98,3 +98,33 @@ async fn a_revision_before_the_cache_is_not_served_from_it() {
     let event = next_line(&mut from_list).await;
     assert_eq!(event["type"], "MODIFIED");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_transactions_changes_reach_a_watcher_together() {
+    let store = store().await;
+    let caches = Caches::default();
+    let cache = caches.of(&store.kv, pods());
+    let mut watcher = cache.subscribe(spec("/registry/pods/"), From::Any).await.unwrap();
+    let together = berth_client::kv::Together {
+        conditions: vec![("/registry/pods/a/x".into(), 0), ("/registry/pods/a/y".into(), 0)],
+        puts: vec![
+            ("/registry/pods/a/x".into(), pod("x")),
+            ("/registry/pods/a/y".into(), pod("y")),
+        ],
+        deletes: Vec::new(),
+    };
+    store.kv.write_together(&together).await.unwrap().unwrap();
+    let message = tokio::time::timeout(Duration::from_secs(20), watcher.lines.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let names: Vec<String> = message
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let event: serde_json::Value = serde_json::from_slice(line).unwrap();
+            event["object"]["metadata"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(names, ["x", "y"], "both changes of the revision in one message");
+}

@@ -36,7 +36,8 @@ use self::state::{Change, Entry, State};
 use crate::route::Kind;
 use berth_client::kv::{Kv, KvError};
 
-/// How many lines a watcher's queue holds before the watcher is closed as too slow.
+/// How many batches of lines (one revision's each) a watcher's queue holds before
+/// the watcher is closed as too slow.
 const QUEUE: usize = 1024;
 /// How long a request waits for a kind's new cache to be filled before the store
 /// serves it instead.
@@ -250,6 +251,10 @@ impl Cache {
         let changes = inner.state.apply(revision, events);
         let Inner { watchers, state } = &mut *inner;
         let mut gone = Vec::new();
+        // Each watcher's lines of the batch, sent as one message: a revision's changes
+        // (one transaction's) reach a watcher all together or not at all, so a client
+        // that resumes from the last resourceVersion it saw misses none of them.
+        let mut batches: HashMap<u64, Vec<Bytes>> = HashMap::new();
         for change in &changes {
             let view = ChangeView::new(self.kind, change);
             for id in watchers.candidates(change) {
@@ -257,13 +262,21 @@ impl Cache {
                 if change.revision <= watcher.after {
                     continue;
                 }
-                if let Some(line) = view.line_for(&watcher.spec)
-                    && watcher.tx.try_send(line).is_err()
-                {
-                    // Too slow, or gone: it is closed, and resumes from its last
-                    // resourceVersion if it is still there.
-                    gone.push(id);
+                if let Some(line) = view.line_for(&watcher.spec) {
+                    batches.entry(id).or_default().push(line);
                 }
+            }
+        }
+        for (id, mut lines) in batches {
+            // One line (most batches) goes as made, shared with the other watchers.
+            let message = match lines.len() {
+                1 => lines.pop().expect("one line"),
+                _ => Bytes::from(lines.concat()),
+            };
+            if watchers.all[&id].tx.try_send(message).is_err() {
+                // Too slow, or gone: it is closed, and resumes from its last
+                // resourceVersion if it is still there.
+                gone.push(id);
             }
         }
         if is_progress {
