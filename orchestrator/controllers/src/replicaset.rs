@@ -312,39 +312,61 @@ async fn pass(ctx: &Context, expectations: &std::sync::Mutex<Expectations>) -> R
         }
         // A create admission refuses (a quota, Pod Security, a LimitRange) ends the
         // pass's creates; the set says so, as Kubernetes' ReplicaFailure condition.
+        // The creates go in slow-start batches, as Kubernetes': 1, 2, 4, … at once,
+        // a batch with a failure the last.
         let mut failure = None;
-        for _ in 0..plan.create {
-            let pod = new_pod(rs, &random_suffix(5));
-            match ctx.admission.create_pod(&ctx.registry.kv, &pod, ctx.fence()).await {
-                Ok(created) => {
-                    let revision = created.metadata.resource_version().parse().unwrap_or(i64::MAX);
-                    expect().created(uid, created.key(), revision);
-                    recorder.emit(
-                        reference(rs),
-                        EventType::Normal,
-                        "SuccessfulCreate",
-                        format!("Created pod: {}", created.metadata.name()),
-                    );
-                }
-                Err(Refusal::Forbidden(why)) => {
-                    let message = format!("pods {:?} is forbidden: {why}", pod.metadata.name());
-                    tracing::info!(replicaset = %rs.key(), %message, "a pod was refused");
-                    recorder.emit(
-                        reference(rs),
-                        EventType::Warning,
-                        FAILED_CREATE,
-                        format!("Error creating: {message}"),
-                    );
-                    failure = Some(message);
-                    requeue = sooner(requeue, Some(RETRY_REFUSED));
-                    break;
-                }
-                // A name collision: try again with another suffix.
-                Err(Refusal::Store(e)) => {
-                    if benign(Err::<(), _>(e))?.is_none() {
-                        requeue = sooner(requeue, Some(RETRY_SOON));
+        let mut attempted = 0;
+        let mut batch = 1;
+        while attempted < plan.create && failure.is_none() {
+            let size = batch.min(plan.create - attempted);
+            attempted += size;
+            batch *= 2;
+            let pods: Vec<Pod> = (0..size).map(|_| new_pod(rs, &random_suffix(5))).collect();
+            let creates = pods
+                .iter()
+                .map(|pod| ctx.admission.create_pod(&ctx.registry.kv, pod, ctx.fence()));
+            let outcomes = futures::future::join_all(creates).await;
+            let mut store_error = None;
+            for (pod, outcome) in pods.iter().zip(outcomes) {
+                match outcome {
+                    Ok(created) => {
+                        let revision = created.metadata.resource_version().parse().unwrap_or(i64::MAX);
+                        expect().created(uid, created.key(), revision);
+                        recorder.emit(
+                            reference(rs),
+                            EventType::Normal,
+                            "SuccessfulCreate",
+                            format!("Created pod: {}", created.metadata.name()),
+                        );
                     }
+                    Err(Refusal::Forbidden(why)) => {
+                        if failure.is_some() {
+                            continue;
+                        }
+                        let message = format!("pods {:?} is forbidden: {why}", pod.metadata.name());
+                        tracing::info!(replicaset = %rs.key(), %message, "a pod was refused");
+                        recorder.emit(
+                            reference(rs),
+                            EventType::Warning,
+                            FAILED_CREATE,
+                            format!("Error creating: {message}"),
+                        );
+                        failure = Some(message);
+                        requeue = sooner(requeue, Some(RETRY_REFUSED));
+                    }
+                    // A name collision (or a quota charged meanwhile): the next pass
+                    // creates it, with another suffix.
+                    Err(Refusal::Store(e)) => match benign(Err::<(), _>(e)) {
+                        Ok(_) => requeue = sooner(requeue, Some(RETRY_SOON)),
+                        Err(e) => {
+                            store_error.get_or_insert(e);
+                        }
+                    },
                 }
+            }
+            // The pass ends on a store error once the creates that landed are expected.
+            if let Some(e) = store_error {
+                return Err(e);
             }
         }
         for pod in plan.delete {

@@ -1,19 +1,24 @@
 //! The scheduling loop on the leader: places the pods that have no node, the highest
 //! priority first and then in creation order (preempting pods of lower priority for
 //! one that fits nowhere, run/preempt.rs), with the pure
-//! [`schedule`](super::schedule), and binds each in a transaction that compares the
-//! pod and the node as they were read (and the leadership fence), so a placement made
-//! from a stale view fails instead of over-committing a node.
+//! [`schedule`](super::schedule), all from one snapshot, each placement charged to its
+//! node as it is made; binds each in a transaction that compares the pod and the node
+//! as they were read (and the leadership fence), so a placement made from a stale view
+//! fails instead of over-committing a node. The binds and the explanations of a pass
+//! go through the group commit (run/binds.rs): many to a transaction, each with its
+//! own outcome.
 //!
 //! ```text
 //!  caches (nodes, pods, heartbeats) + assumed binds ──► NodeInfos (what is left)
 //!                                                          │
-//!  unbound pods, by priority ──► their claims (volumes.rs) ──► schedule ──► bind: txn(pod rv,
-//!                                  node rv, fence; with the claims waiting for it: their rv,
-//!                                  and their selected-node annotation put in the same txn)
-//!                                    │            ok: charge the node, assume the pod
-//!                                    └─► no fit: preempt (run/preempt.rs), or
+//!  unbound pods, by priority ──► their claims (volumes.rs) ──► schedule ──► charge the node,
+//!                                    │           queue the bind: txn(pod rv, node rv, fence);
+//!                                    │           with claims waiting for it, alone: their rv,
+//!                                    │           and their selected-node annotation in the txn
+//!                                    └─► no fit: preempt (run/preempt.rs), or queue
 //!                                        PodScheduled=False "0/N nodes …"
+//!  end of the pass: every queued write settled (run/binds.rs): bound ─► assume the pod;
+//!                   lost a race ─► the pod is looked at again next pass
 //! ```
 //!
 //! Assumed pods: a pod this loop bound stays charged to its node until the pod cache
@@ -23,7 +28,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{NodeInfo, PodRequest, Strategy, schedule};
 
@@ -36,11 +41,11 @@ const SCHEDULER_NAME: &str = "default-scheduler";
 use berth_api::conditions::{Condition, is_terminal, set_condition};
 use berth_api::kinds::service::ServiceSpec;
 use berth_api::meta::{LabelSelector, MetaExt, Time, selector_is_empty};
-use berth_api::objects::{NamespaceSpec, Node, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, Resource, key};
+use berth_api::objects::{NamespaceSpec, NodeSpec, Pod, PodCondition, PodSpec, ReplicaSetSpec, Resource, key};
 use berth_api::owners::controller_of;
 use berth_api::time::now;
-use berth_client::events::{EventType, reference};
-use berth_client::kv::KvError;
+use berth_client::events::Recorder;
+use berth_client::kv::{Group, KvError};
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -139,16 +144,23 @@ pub fn pending_pods<'a>(pods: &'a Snapshot<PodSpec>, assumed: &BTreeMap<String, 
 }
 
 /// The request with its RuntimeClass's handler in place of the class's name, read
-/// from the store (admission checked the class exists; a class deleted since is
-/// taken as naming its handler).
-async fn with_class_handler(ctx: &Context, mut request: PodRequest) -> Result<PodRequest, KvError> {
+/// from the store once a pass for each class named (`handlers`; admission checked
+/// the class exists; a class deleted since is taken as naming its handler).
+async fn with_class_handler(
+    ctx: &Context,
+    handlers: &mut BTreeMap<String, Option<String>>,
+    mut request: PodRequest,
+) -> Result<PodRequest, KvError> {
     use berth_api::kinds::runtime_class::{RUNTIME_CLASS, handler_of_stored};
-    if let Some(class) = &request.runtime_handler
-        && let Some(record) = ctx.registry.kv.get(&RUNTIME_CLASS.key("", class)).await?
-        && let Some(handler) = handler_of_stored(&record.value)
-    {
-        request.runtime_handler = Some(handler);
+    let Some(class) = request.runtime_handler.take() else {
+        return Ok(request);
+    };
+    if !handlers.contains_key(&class) {
+        let record = ctx.registry.kv.get(&RUNTIME_CLASS.key("", &class)).await?;
+        let handler = record.and_then(|r| handler_of_stored(&r.value));
+        handlers.insert(class.clone(), handler);
     }
+    request.runtime_handler = Some(handlers[&class].clone().unwrap_or(class));
     Ok(request)
 }
 
@@ -273,29 +285,79 @@ pub async fn run(ctx: Context, strategy: Strategy, resync: Duration) {
         ctx.caches.heartbeats.subscribe(),
     ];
     let assumed = Mutex::new(BTreeMap::new());
-    drive("scheduler", triggers, resync, || pass(&ctx, strategy, &assumed)).await;
+    let group = ctx.registry.kv.group();
+    drive("scheduler", triggers, resync, || pass(&ctx, &group, strategy, &assumed)).await;
 }
 
 async fn pass(
     ctx: &Context,
+    group: &Group,
     strategy: Strategy,
     assumed: &Mutex<BTreeMap<String, Assumed>>,
 ) -> Result<Requeue, KvError> {
+    let started = Instant::now();
     let pods = ctx.caches.pods.snapshot();
     let nodes = ctx.caches.nodes.snapshot();
     let heartbeats = ctx.caches.heartbeats.snapshot();
-    let replica_sets = ctx.caches.replica_sets.snapshot();
-    let services = ctx.caches.services.snapshot();
     // Only this loop's task uses `assumed`; the lock is never held across an await.
     let assume = || assumed.lock().expect("assumed pods lock");
     assume().retain(|_, a| a.revision > pods.revision);
-    let (mut infos, pending) = {
+    let (infos, pending) = {
         let assumed = assume();
         let infos = node_infos(&nodes, &pods, &assumed, |n| {
             heartbeats.is_live_at(n, tokio::time::Instant::now())
         });
         (infos, pending_pods(&pods, &assumed))
     };
+    let mut requeue = None;
+    for pod in gated_pods(&pods) {
+        if !write_gated(ctx, pod).await? {
+            requeue = Some(RETRY_SOON);
+        }
+    }
+    let recorder = ctx.recorder(SCHEDULER_NAME);
+    let pending_count = pending.len();
+    let mut queued = Vec::new();
+    // Every bind queued is settled, even when placing ends in an error: a pod
+    // bound and not assumed would leave its node's room looking free.
+    let placing = place(
+        ctx,
+        group,
+        strategy,
+        &pods,
+        &nodes,
+        infos,
+        pending,
+        &mut queued,
+        &recorder,
+    )
+    .await;
+    let placed_in = started.elapsed();
+    let (settled, bound) = binds::settle(queued, &recorder, assumed).await;
+    tracing::debug!(pending = pending_count, bound, placing = ?placed_in, total = ?started.elapsed(), "scheduling pass");
+    Ok(sooner(sooner(requeue, placing?), settled?))
+}
+
+/// Places every pending pod against `infos`, charging each placement as it is made
+/// (so the pods after it see the room it takes; a bind that then fails leaves its
+/// charge until the next pass, which only makes this pass's later placements more
+/// careful), and queues its bind in `queued`; a pod with claims waiting for it is
+/// bound here, alone. What the pass asks for: to run again soon when a write lost a
+/// race or a pod waits for its claims.
+#[allow(clippy::too_many_arguments)]
+async fn place<'a>(
+    ctx: &Context,
+    group: &Group,
+    strategy: Strategy,
+    pods: &'a Snapshot<PodSpec>,
+    nodes: &Snapshot<NodeSpec>,
+    mut infos: Vec<NodeInfo>,
+    pending: Vec<&'a Pod>,
+    queued: &mut Vec<binds::Queued<'a>>,
+    recorder: &Recorder,
+) -> Result<Requeue, KvError> {
+    let replica_sets = ctx.caches.replica_sets.snapshot();
+    let services = ctx.caches.services.snapshot();
     // Read only when a pod affinity term could select namespaces by their labels.
     let namespaces = if has_pod_affinity(&pending, &infos) {
         let labels = namespace_labels(ctx).await?;
@@ -305,14 +367,10 @@ async fn pass(
         BTreeMap::new()
     };
     let mut requeue = None;
-    for pod in gated_pods(&pods) {
-        if !write_pending(ctx, pod, GATED_REASON, GATED_MESSAGE).await? {
-            requeue = Some(RETRY_SOON);
-        }
-    }
-    let recorder = ctx.recorder(SCHEDULER_NAME);
     // The pods on nodes as preemption weighs them, gathered once a pod fits nowhere.
     let mut on_nodes = None;
+    let mut handlers = BTreeMap::new();
+    let mut siblings = siblings::Siblings::default();
     let nominated = preempt::nominated_pods(&pending);
     for pod in pending {
         let request = match PodRequest::from_pod(pod) {
@@ -328,137 +386,76 @@ async fn pass(
                         // Claims are not watched here: look again soon, for the
                         // binder's write (a class, a bound volume) or a new claim.
                         requeue = sooner(requeue, Some(CLAIMS_RECHECK));
-                        if !write_unschedulable(ctx, pod, &message).await? {
-                            requeue = Some(RETRY_SOON);
-                        }
+                        queued.extend(binds::queue_unschedulable(ctx, group, pod, message));
                         continue;
                     }
                 }
-                with_class_handler(ctx, request).await?
+                with_class_handler(ctx, &mut handlers, request).await?
             }
             Err(e) => {
-                if !write_unschedulable(ctx, pod, &e.0).await? {
-                    requeue = Some(RETRY_SOON);
-                }
+                queued.extend(binds::queue_unschedulable(ctx, group, pod, e.0));
                 continue;
             }
         };
         let seen = preempt::with_nominated(pod, &infos, &nominated);
+        let mut request = request;
+        // The counts leave out the pods nominated to nodes, which a view with them counts.
+        if seen.is_none() {
+            request.siblings = siblings.of(&request, &infos);
+        }
         let placed = match schedule(&request, seen.as_deref().unwrap_or(&infos), strategy) {
             Ok(node) => node,
             Err(unschedulable) => {
-                let message = &unschedulable.message;
                 let seen = seen.as_deref().unwrap_or(&infos);
-                let on_nodes = on_nodes.get_or_insert_with(|| preempt::placed_pods(&pods));
-                if preempt::preempt(ctx, pod, &request, seen, on_nodes, message, &recorder).await? {
+                let on_nodes = on_nodes.get_or_insert_with(|| preempt::placed_pods(pods));
+                let message = &unschedulable.message;
+                if preempt::preempt(ctx, pod, &request, seen, on_nodes, message, recorder).await? {
                     continue;
                 }
-                if !write_unschedulable(ctx, pod, message).await? {
-                    requeue = Some(RETRY_SOON);
-                }
+                queued.extend(binds::queue_unschedulable(ctx, group, pod, unschedulable.message));
                 continue;
             }
         };
         let Some(node) = nodes.get(&key::<NodeSpec>("", &placed)) else {
             continue;
         };
-        let bound_to = if request.waiting_claims.is_empty() {
-            bind(ctx, pod, node).await?
+        if let Some(info) = infos.iter_mut().find(|i| i.name == placed) {
+            info.charge(&request);
+        }
+        request.siblings = None;
+        siblings.placed(&request, &placed);
+        if request.waiting_claims.is_empty() {
+            queued.push(binds::queue_bind(ctx, group, pod, node, request));
         } else {
             let bound_pod = bound(pod, node.metadata.name());
-            super::volumes::bind_with_claims(ctx, pod, &bound_pod, node, &request.waiting_claims).await?
-        };
-        match bound_to {
-            Some(revision) => {
-                tracing::info!(pod = %pod.key(), node = %placed, "bound");
-                recorder.emit(
-                    reference(pod),
-                    EventType::Normal,
-                    "Scheduled",
-                    format!(
-                        "Successfully assigned {}/{} to {placed}",
-                        pod.metadata.namespace(),
-                        pod.metadata.name()
-                    ),
-                );
-                if let Some(info) = infos.iter_mut().find(|i| i.name == placed) {
-                    info.charge(&request);
-                }
-                assume().insert(
-                    pod.key(),
-                    Assumed {
-                        node: placed,
-                        request,
-                        revision,
-                    },
-                );
-            }
-            // The pod or the node changed since we read them: look again.
-            None => requeue = Some(RETRY_SOON),
+            let bound = super::volumes::bind_with_claims(ctx, pod, &bound_pod, node, &request.waiting_claims).await?;
+            queued.push(binds::made(pod, node, request, bound));
         }
     }
     Ok(requeue)
 }
 
-/// Binds `pod` to `node` if neither changed since read; the bind's revision, or
-/// `None` after a benign race.
-async fn bind(ctx: &Context, pod: &Pod, node: &Node) -> Result<Option<i64>, KvError> {
-    let (Ok(pod_version), Ok(node_version)) = (
-        pod.metadata.resource_version().parse::<i64>(),
-        node.metadata.resource_version().parse::<i64>(),
-    ) else {
-        return Ok(None);
-    };
-    let node_key = node.key();
-    let written = ctx
-        .registry
-        .kv
-        .update_if(
-            &pod.key(),
-            encode(&bound(pod, node.metadata.name())),
-            pod_version,
-            &[(node_key.as_str(), node_version)],
-            ctx.fence(),
-        )
-        .await;
-    benign(written)
-}
-
-/// Writes the scheduler's explanation on a pod when it changed, with a
-/// FailedScheduling event; false after a benign race.
-async fn write_unschedulable(ctx: &Context, pod: &Pod, message: &str) -> Result<bool, KvError> {
-    write_pending(ctx, pod, "Unschedulable", message).await
-}
-
-/// Writes `PodScheduled=False` for `reason` on a pod when it changed (with a
-/// FailedScheduling event when the pod is unschedulable, none for a gated pod, as
-/// kube-scheduler); false after a benign race.
-async fn write_pending(ctx: &Context, pod: &Pod, reason: &str, message: &str) -> Result<bool, KvError> {
-    let Some(marked) = marked_pending(pod, reason, message) else {
+/// Writes `PodScheduled=False` with `SchedulingGated` on a gated pod when it does
+/// not say so yet (with no event, as kube-scheduler); false after a benign race.
+async fn write_gated(ctx: &Context, pod: &Pod) -> Result<bool, KvError> {
+    let Some(marked) = marked_pending(pod, GATED_REASON, GATED_MESSAGE) else {
         return Ok(true);
     };
     let Ok(version) = pod.metadata.resource_version().parse::<i64>() else {
         return Ok(true);
     };
-    tracing::info!(pod = %pod.key(), %reason, %message, "not scheduled");
+    tracing::info!(pod = %pod.key(), reason = GATED_REASON, "not scheduled");
     let written = ctx
         .registry
         .kv
         .update(&pod.key(), encode(&marked), version, ctx.fence())
         .await;
-    let written = benign(written)?.is_some();
-    if written && reason == "Unschedulable" {
-        ctx.recorder(SCHEDULER_NAME).emit(
-            reference(pod),
-            EventType::Warning,
-            "FailedScheduling",
-            message.to_string(),
-        );
-    }
-    Ok(written)
+    Ok(benign(written)?.is_some())
 }
 
+mod binds;
 mod preempt;
+mod siblings;
 
 #[cfg(test)]
 mod tests;

@@ -124,15 +124,22 @@ fn resources(pod: &PodRequest, node: &NodeInfo, strategy: Strategy) -> i64 {
     (cpu + memory) / 2
 }
 
+/// The pods of `namespace` on the node that `selector` matches: a pod's siblings
+/// for the default spread.
+pub fn siblings_on(node: &NodeInfo, namespace: &str, selector: &LabelSelector) -> usize {
+    node.pods
+        .iter()
+        .filter(|p| p.namespace == namespace && selector_matches(selector, &p.labels))
+        .count()
+}
+
 /// `PodTopologySpread`'s score with the system default constraints: per node,
 /// `count × ln(domains + 2) + maxSkew − 1` summed over the constraints, then
 /// normalized so that the node with the fewest siblings scores 100.
 fn spread(pod: &PodRequest, selector: &LabelSelector, fits: &[&NodeInfo]) -> Vec<i64> {
-    let siblings = |node: &NodeInfo| {
-        node.pods
-            .iter()
-            .filter(|p| p.namespace == pod.namespace && selector_matches(selector, &p.labels))
-            .count() as f64
+    let siblings = |node: &NodeInfo| match &pod.siblings {
+        Some(counted) => counted.get(&node.name).copied().unwrap_or(0) as f64,
+        None => siblings_on(node, &pod.namespace, selector) as f64,
     };
     let on_node: Vec<f64> = fits.iter().map(|node| siblings(node)).collect();
     let mut in_zone: BTreeMap<&str, f64> = BTreeMap::new();

@@ -2,6 +2,7 @@
 //! bound to them, and a pod's needs, summed over its containers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use berth_api::kinds::pod::is_sidecar;
 use berth_api::meta::{LabelSelector, MetaExt};
@@ -146,6 +147,10 @@ pub struct PodRequest {
     /// Which pods count as this pod's siblings for Kubernetes' default topology
     /// spread (the selectors of its Services and its ReplicaSet); `None`: the pod is not spread.
     pub spread_selector: Option<LabelSelector>,
+    /// The pods `spread_selector` matches on each node (by name; a node not named
+    /// has none), when the caller has counted them (the scheduling loop does, once
+    /// a pass for each selector); `None`: scoring counts them over the nodes' pods.
+    pub siblings: Option<Arc<BTreeMap<String, usize>>>,
     /// The volumes its claims are bound to: the node must be in each one's node
     /// affinity.
     pub bound_volumes: Vec<PersistentVolume>,

@@ -181,10 +181,12 @@ async fn watch_once(
     }
 }
 
-fn apply(sink: &dyn Sink, event: Event, revision: &mut i64) {
+pub(super) fn apply(sink: &dyn Sink, event: Event, revision: &mut i64) {
     let at = event.revision();
-    // An event not newer than what was seen (never expected) was applied already.
-    if at <= *revision {
+    // An event older than what was seen (never expected) was applied already. One
+    // at the revision seen is not: a transaction that writes several objects (the
+    // scheduler's batched binds) gives each the same revision.
+    if at < *revision {
         return;
     }
     *revision = at;

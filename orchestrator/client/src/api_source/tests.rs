@@ -324,3 +324,25 @@ async fn lists_in_pages_watches_from_the_list_and_lists_again_when_expired() {
     );
     assert!(requests[5].contains("resourceVersion=20&"), "{requests:?}");
 }
+
+#[test]
+fn every_object_a_transaction_wrote_is_applied_though_they_share_its_revision() {
+    let sink = Recorded::default();
+    let put = |key: &str, revision: i64| {
+        Event::Put(crate::kv::Record {
+            key: key.into(),
+            mod_revision: revision,
+            ..Default::default()
+        })
+    };
+    let mut revision = 5;
+    reflect::apply(&sink, put("/registry/pods/default/a", 7), &mut revision);
+    reflect::apply(&sink, put("/registry/pods/default/b", 7), &mut revision);
+    reflect::apply(&sink, put("/registry/pods/default/c", 6), &mut revision);
+    assert_eq!(revision, 7);
+    assert_eq!(
+        *sink.0.lock().unwrap(),
+        ["put /registry/pods/default/a at 7", "put /registry/pods/default/b at 7"],
+        "an older event is skipped"
+    );
+}

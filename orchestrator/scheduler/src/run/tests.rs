@@ -2,7 +2,7 @@ use super::*;
 use berth_api::conditions::condition;
 use berth_api::kinds::service::Service;
 use berth_api::meta::ObjectMeta;
-use berth_api::objects::{Container, NodeCondition, NodeStatus, Quantity, Resource, ResourceRequirements};
+use berth_api::objects::{Container, Node, NodeCondition, NodeStatus, Quantity, Resource, ResourceRequirements};
 use berth_api::time::{from_system_time, parse_rfc3339};
 
 fn node(name: &str, cpu: &str, ready: bool) -> Node {

@@ -1,0 +1,60 @@
+//! The default spread's sibling counts of a pass: for each spread selector (a
+//! ReplicaSet's, a Service's) the pods it matches on each node, counted over every
+//! node once a pass, the first time a pod with that selector is placed, and kept up
+//! to date as the pass places pods. Scoring a pod then reads its counts instead of
+//! matching the selector against every pod placed (which made a pass of n pods
+//! O(n × pods on nodes)).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use berth_api::meta::{LabelSelector, selector_matches};
+
+use crate::score::siblings_on;
+use crate::{NodeInfo, PodRequest};
+
+/// The pods a selector matches, by node name.
+pub type Counts = Arc<BTreeMap<String, usize>>;
+
+/// Counts by `(namespace, selector)`.
+#[derive(Debug, Default)]
+pub struct Siblings {
+    counted: Vec<(String, LabelSelector, Counts)>,
+}
+
+impl Siblings {
+    /// The counts for `request`'s spread selector (none when it is not spread),
+    /// counted over `infos` the first time.
+    pub fn of(&mut self, request: &PodRequest, infos: &[NodeInfo]) -> Option<Counts> {
+        let selector = request.spread_selector.as_ref()?;
+        let namespace = &request.namespace;
+        if let Some((_, _, counts)) = self.counted.iter().find(|(n, s, _)| n == namespace && s == selector) {
+            return Some(counts.clone());
+        }
+        let counts: BTreeMap<String, usize> = infos
+            .iter()
+            .map(|node| (node.name.clone(), siblings_on(node, namespace, selector)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let counts = Arc::new(counts);
+        self.counted.push((namespace.clone(), selector.clone(), counts.clone()));
+        Some(counts)
+    }
+
+    /// Counts `pod`, just placed on `node` (and so among the node's pods), for each
+    /// selector of its namespace that matches it.
+    pub fn placed(&mut self, pod: &PodRequest, node: &str) {
+        if pod.is_deleting {
+            return;
+        }
+        for (namespace, selector, counts) in &mut self.counted {
+            if *namespace == pod.namespace && selector_matches(selector, &pod.labels) {
+                *Arc::make_mut(counts).entry(node.to_string()).or_default() += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "siblings_tests.rs"]
+mod tests;

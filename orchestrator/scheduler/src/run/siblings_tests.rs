@@ -1,0 +1,73 @@
+use std::collections::BTreeMap;
+
+use berth_api::meta::LabelSelector;
+
+use super::*;
+
+fn selector(app: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([("app".to_string(), app.to_string())])),
+        ..Default::default()
+    }
+}
+
+fn pod(namespace: &str, app: &str) -> PodRequest {
+    PodRequest {
+        namespace: namespace.into(),
+        labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+        spread_selector: Some(selector(app)),
+        ..Default::default()
+    }
+}
+
+fn node(name: &str) -> NodeInfo {
+    NodeInfo {
+        name: name.into(),
+        ..Default::default()
+    }
+}
+
+/// What scoring would count without the cache.
+fn recount(request: &PodRequest, infos: &[NodeInfo]) -> BTreeMap<String, usize> {
+    let selector = request.spread_selector.as_ref().unwrap();
+    infos
+        .iter()
+        .map(|n| (n.name.clone(), siblings_on(n, &request.namespace, selector)))
+        .filter(|(_, c)| *c > 0)
+        .collect()
+}
+
+#[test]
+fn counts_kept_as_pods_are_placed_equal_a_recount() {
+    let mut infos = vec![node("a"), node("b"), node("c")];
+    infos[0].charge(&pod("default", "web"));
+    infos[1].charge(&pod("other", "web"));
+    infos[2].charge(&pod("default", "db"));
+    let mut siblings = Siblings::default();
+    let web = pod("default", "web");
+    let db = pod("default", "db");
+    assert_eq!(
+        *siblings.of(&web, &infos).unwrap(),
+        BTreeMap::from([("a".to_string(), 1)])
+    );
+    assert_eq!(
+        *siblings.of(&db, &infos).unwrap(),
+        BTreeMap::from([("c".to_string(), 1)])
+    );
+    // Placed in the pass: charged to the node and counted.
+    for (i, placed) in [(1, &web), (1, &web), (2, &db), (0, &pod("other", "web"))] {
+        infos[i].charge(placed);
+        siblings.placed(placed, &infos[i].name.clone());
+    }
+    for request in [&web, &db] {
+        assert_eq!(*siblings.of(request, &infos).unwrap(), recount(request, &infos));
+    }
+    assert_eq!(siblings.of(&web, &infos).unwrap()["b"], 2);
+}
+
+#[test]
+fn a_pod_without_a_spread_selector_has_no_counts() {
+    let mut siblings = Siblings::default();
+    let request = PodRequest::default();
+    assert_eq!(siblings.of(&request, &[node("a")]), None);
+}
