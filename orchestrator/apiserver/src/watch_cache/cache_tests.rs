@@ -14,12 +14,24 @@ fn pod(name: &str) -> Vec<u8> {
     format!(r#"{{"metadata":{{"name":"{name}","namespace":"a"}},"spec":{{"containers":[]}}}}"#).into_bytes()
 }
 
+/// The next message that is not a bookmark (the store's progress notifications).
+async fn next_message(subscription: &mut Subscription) -> Bytes {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), subscription.lines.recv())
+            .await
+            .expect("a line in time")
+            .expect("the watcher is open");
+        let first_line = message.split(|&b| b == b'\n').next().unwrap_or_default();
+        let event: serde_json::Value = serde_json::from_slice(first_line).unwrap();
+        if event["type"] != "BOOKMARK" {
+            return message;
+        }
+    }
+}
+
+/// The next event of a message of one line, bookmarks skipped.
 async fn next_line(subscription: &mut Subscription) -> serde_json::Value {
-    let line = tokio::time::timeout(Duration::from_secs(20), subscription.lines.recv())
-        .await
-        .expect("a line in time")
-        .expect("the watcher is open");
-    serde_json::from_slice(&line).unwrap()
+    serde_json::from_slice(&next_message(subscription).await).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,10 +126,7 @@ async fn one_transactions_changes_reach_a_watcher_together() {
         deletes: Vec::new(),
     };
     store.kv.write_together(&together).await.unwrap().unwrap();
-    let message = tokio::time::timeout(Duration::from_secs(20), watcher.lines.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let message = next_message(&mut watcher).await;
     let names: Vec<String> = message
         .split(|&b| b == b'\n')
         .filter(|line| !line.is_empty())
