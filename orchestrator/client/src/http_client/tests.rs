@@ -22,6 +22,22 @@ fn base_urls() {
     assert!(matches!(parse_base("http://"), Err(HttpError::BadUrl { .. })));
 }
 
+/// The length of the first request in `bytes` (head and `content-length` body) once
+/// all of it is there.
+fn whole_request_len(bytes: &[u8]) -> Option<usize> {
+    let text = String::from_utf8_lossy(bytes);
+    let head_end = text.find("\r\n\r\n")?;
+    let length = text[..head_end]
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_string)
+        })
+        .map_or(0, |n| n.trim().parse::<usize>().unwrap());
+    (bytes.len() >= head_end + 4 + length).then_some(head_end + 4 + length)
+}
+
 /// Answers one request with `response`, returning the request it read.
 async fn serve_once(listener: TcpListener, response: &'static str) -> String {
     let (mut socket, _) = listener.accept().await.unwrap();
@@ -30,19 +46,8 @@ async fn serve_once(listener: TcpListener, response: &'static str) -> String {
     loop {
         let n = socket.read(&mut buf).await.unwrap();
         request.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&request);
-        if let Some(head_end) = text.find("\r\n\r\n") {
-            let length = text
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(str::to_string)
-                })
-                .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-            if request.len() >= head_end + 4 + length {
-                break;
-            }
+        if whole_request_len(&request).is_some() {
+            break;
         }
         if n == 0 {
             break;
@@ -150,28 +155,17 @@ async fn keep_alive_server(close_after: Option<usize>) -> (u16, Arc<AtomicUsize>
                 let mut served = 0;
                 let mut buf = [0u8; 4096];
                 loop {
-                    let text = String::from_utf8_lossy(&pending).to_string();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length = text[..head_end]
-                            .lines()
-                            .find_map(|l| {
-                                l.to_ascii_lowercase()
-                                    .strip_prefix("content-length: ")
-                                    .map(str::to_string)
-                            })
-                            .map_or(0, |n| n.trim().parse::<usize>().unwrap());
-                        if pending.len() >= head_end + 4 + length {
-                            pending.drain(..head_end + 4 + length);
-                            socket
-                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                                .await
-                                .unwrap();
-                            served += 1;
-                            if close_after == Some(served) {
-                                return;
-                            }
-                            continue;
+                    if let Some(length) = whole_request_len(&pending) {
+                        pending.drain(..length);
+                        socket
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                            .await
+                            .unwrap();
+                        served += 1;
+                        if close_after == Some(served) {
+                            return;
                         }
+                        continue;
                     }
                     match socket.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
