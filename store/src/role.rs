@@ -106,6 +106,19 @@ pub fn tokio_runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode>
         })
 }
 
+/// The runtime of a store replica that shares its process with other work (`berth
+/// server`): threads named `store` that the process's other runtime cannot starve.
+pub fn store_runtime(command: &str) -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name("store")
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("berth {command}: cannot start the store's runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// Logs to stderr at etcd's `--log-level` (its panic levels read as `error`);
 /// `RUST_LOG` overrides it.
 pub fn init_logging(level: &str) {

@@ -111,10 +111,10 @@ pub async fn run(options: &ScaleOptions) -> anyhow::Result<()> {
             HEARTBEAT_INTERVAL_MS.to_string(),
             "--election-timeout".to_owned(),
             ELECTION_TIMEOUT_MS.to_string(),
-            // Room for 4096 nodes' /24 blocks: node IPAM gives every hollow Node one
+            // Room for 8192 nodes' /24 blocks: node IPAM gives every hollow Node one
             // (the default /16 holds 256, and the rest would be CIDRNotAvailable).
             "--cluster-cidr".to_owned(),
-            "10.0.0.0/12".to_owned(),
+            "10.0.0.0/11".to_owned(),
         ]);
     let mut servers = Cluster::new(spec)?;
     let apis: Vec<String> = (0..3).map(|_| format!("127.0.0.1:{}", free_port())).collect();

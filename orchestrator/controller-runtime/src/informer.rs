@@ -7,16 +7,21 @@
 //! and every batch of events (a `tokio::sync::watch` of a counter, so bursts coalesce
 //! and a change is never missed: level-triggered controllers only need "look again").
 //!
+//! Snapshots: the cache is a persistent map ([`imbl::OrdMap`]); a snapshot is a
+//! clone that shares its nodes, taken in O(1), and a change made while snapshots
+//! live copies only the path to what it changes (a `BTreeMap` behind an `Arc` would
+//! be copied whole: 100 000 pods on every batch of events while any pass runs).
+//!
 //! Locks: each informer has one `std::sync::RwLock`, never held across an await and
 //! never together with another lock.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use berth_api::objects::{Resource, Spec, prefix};
 use berth_client::kv::{AbortOnDrop, Event, Kv, Record};
 use berth_client::reflector::{Sink, reflect};
 use berth_client::registry::decode;
+use imbl::OrdMap;
 use tokio::sync::watch;
 
 mod heartbeats;
@@ -70,7 +75,7 @@ impl<S: Spec> Clone for Entry<S> {
 
 /// A consistent, immutable view of an informer's cache at one revision.
 pub struct Snapshot<S: Spec> {
-    objects: Arc<BTreeMap<String, Entry<S>>>,
+    objects: OrdMap<String, Entry<S>>,
     pub revision: i64,
 }
 
@@ -99,10 +104,7 @@ impl<S: Spec> Snapshot<S> {
                 (object.key(), entry)
             })
             .collect();
-        Snapshot {
-            objects: Arc::new(objects),
-            revision,
-        }
+        Snapshot { objects, revision }
     }
 
     pub fn get(&self, key: &str) -> Option<&Resource<S>> {
@@ -133,7 +135,7 @@ impl<S: Spec> Snapshot<S> {
 }
 
 struct TypedState<S: Spec> {
-    objects: Arc<BTreeMap<String, Entry<S>>>,
+    objects: OrdMap<String, Entry<S>>,
     revision: i64,
     has_synced: bool,
 }
@@ -162,7 +164,7 @@ impl<S: Spec> Sink for TypedSink<S> {
     fn replace(&self, kvs: Vec<Record>, revision: i64) {
         let objects = kvs.iter().filter_map(entry::<S>).collect();
         let mut state = self.state.write().expect("informer lock");
-        state.objects = Arc::new(objects);
+        state.objects = objects;
         state.revision = state.revision.max(revision);
         state.has_synced = true;
     }
@@ -170,7 +172,7 @@ impl<S: Spec> Sink for TypedSink<S> {
     fn apply(&self, events: Vec<Event>, revision: i64) {
         let mut state = self.state.write().expect("informer lock");
         if !events.is_empty() {
-            let objects = Arc::make_mut(&mut state.objects);
+            let objects = &mut state.objects;
             for event in events {
                 match event {
                     Event::Put(kv) => match entry::<S>(&kv) {
@@ -226,7 +228,7 @@ impl<S: Spec> Informer<S> {
     fn start_inner(kv: Kv, prefix: String, resume: Option<i64>) -> Self {
         let sink = Arc::new(TypedSink {
             state: RwLock::new(TypedState {
-                objects: Arc::default(),
+                objects: OrdMap::new(),
                 revision: resume.map_or(0, |r| r - 1),
                 has_synced: resume.is_some(),
             }),

@@ -15,13 +15,13 @@
 //! A node whose podCIDR lies outside the cluster CIDR (set by hand) keeps it; its
 //! block still counts as used where it overlaps.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use berth_api::cidr::Ipv4Cidr;
 use berth_api::meta::MetaExt;
-use berth_api::objects::Node;
+use berth_api::objects::{Node, NodeSpec, key};
 use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -162,16 +162,27 @@ impl Assumed {
 pub async fn run(ctx: Context, settings: NodeIpamSettings, resync: Duration) {
     ctx.caches.nodes.wait_synced().await;
     let assumed = Assumed::default();
+    let reported = Mutex::new(BTreeSet::new());
     let triggers = vec![ctx.caches.nodes.subscribe()];
-    drive("node-ipam", triggers, resync, || pass(&ctx, &settings, &assumed)).await;
+    drive("node-ipam", triggers, resync, || {
+        pass(&ctx, &settings, &assumed, &reported)
+    })
+    .await;
 }
 
-async fn pass(ctx: &Context, settings: &NodeIpamSettings, assumed: &Assumed) -> Result<Requeue, KvError> {
+/// `reported`: the nodes already told there is no block for them (once each, as
+/// Kubernetes' allocator records it when it fails, not on every pass).
+async fn pass(
+    ctx: &Context,
+    settings: &NodeIpamSettings,
+    assumed: &Assumed,
+    reported: &Mutex<BTreeSet<String>>,
+) -> Result<Requeue, KvError> {
     let nodes = ctx.caches.nodes.snapshot();
     let allocation = allocate(nodes.iter(), assumed.current(nodes.revision), settings);
     let mut requeue = None;
     for (name, block) in &allocation.assign {
-        let Some(node) = nodes.iter().find(|n| n.metadata.name() == name) else {
+        let Some(node) = nodes.get(&key::<NodeSpec>("", name)) else {
             continue;
         };
         match benign(ctx.registry.update(&with_pod_cidr(node, *block), ctx.fence()).await)? {
@@ -185,8 +196,16 @@ async fn pass(ctx: &Context, settings: &NodeIpamSettings, assumed: &Assumed) -> 
             None => requeue = sooner(requeue, Some(RETRY_SOON)),
         }
     }
-    for name in &allocation.exhausted {
-        let Some(node) = nodes.iter().find(|n| n.metadata.name() == name) else {
+    let newly_exhausted: Vec<&String> = {
+        let exhausted: BTreeSet<&String> = allocation.exhausted.iter().collect();
+        let mut reported = reported.lock().expect("reported nodes lock");
+        reported.retain(|name| exhausted.contains(name));
+        (allocation.exhausted.iter())
+            .filter(|name| reported.insert(name.to_string()))
+            .collect()
+    };
+    for name in newly_exhausted {
+        let Some(node) = nodes.get(&key::<NodeSpec>("", name)) else {
             continue;
         };
         tracing::warn!(node = %name, cluster_cidr = %settings.cluster_cidr, "no pod CIDR left for the node");

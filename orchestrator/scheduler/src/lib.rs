@@ -50,14 +50,59 @@ pub struct Unschedulable {
     pub message: String,
 }
 
+/// Below this many nodes every node is filtered and scored (kube-scheduler's
+/// `minFeasibleNodesToFind`).
+const MIN_FEASIBLE_NODES: usize = 100;
+/// The least share of the nodes a search looks for, in percent
+/// (`minFeasibleNodesPercentageToFind`).
+const MIN_FEASIBLE_PERCENT: usize = 5;
+
+/// How many fitting nodes the search for one pod stops at, as kube-scheduler's
+/// adaptive `percentageOfNodesToScore`: every node below 100; then 50 % less one
+/// point per 125 nodes, at least 5 % and at least 100 nodes (500 of 5000 nodes).
+/// A search that finds fewer looks at every node.
+pub fn feasible_nodes_to_find(all: usize) -> usize {
+    if all < MIN_FEASIBLE_NODES {
+        return all;
+    }
+    let percent = 50usize.saturating_sub(all / 125).max(MIN_FEASIBLE_PERCENT);
+    (all * percent / 100).max(MIN_FEASIBLE_NODES)
+}
+
+/// A placement, and how many nodes its search looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub node: String,
+    pub examined: usize,
+}
+
 /// Picks a node for `pod`, or says why none fits.
 pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Result<String, Unschedulable> {
+    schedule_from(pod, nodes, strategy, 0).map(|p| p.node)
+}
+
+/// [`schedule`], filtering the nodes from `start` round the list and stopping once
+/// [`feasible_nodes_to_find`] fit, as kube-scheduler does: the caller starts the
+/// next pod's search where this one stopped (`start + examined`), so that searches
+/// go round every node. The filters that count over other nodes' pods (topology
+/// spread, inter-pod affinity) still count every node; a pod that fits nowhere has
+/// every node's reason.
+pub fn schedule_from(
+    pod: &PodRequest,
+    nodes: &[NodeInfo],
+    strategy: Strategy,
+    start: usize,
+) -> Result<Placement, Unschedulable> {
     let mut rejections: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut fits = Vec::new();
     // The filters that look at other nodes' pods count them once for this pod.
     let spread = topology_spread::TopologySpread::new(pod, nodes);
     let inter_pod = pod_affinity::InterPodAffinity::new(pod, nodes);
-    for node in nodes {
+    let wanted = feasible_nodes_to_find(nodes.len());
+    let mut examined = 0;
+    for i in 0..nodes.len() {
+        let node = &nodes[(start + i) % nodes.len()];
+        examined = i + 1;
         let rejection = FILTERS
             .iter()
             .find_map(|f| f.check(pod, node).err())
@@ -67,6 +112,9 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Res
             Some(reason) => *rejections.entry(reason).or_default() += 1,
             None => fits.push(node),
         }
+        if fits.len() >= wanted {
+            break;
+        }
     }
     let scores = score::scores(pod, &fits, nodes, strategy);
     let best = fits.iter().zip(scores).max_by(|(a, sa), (b, sb)| {
@@ -74,7 +122,10 @@ pub fn schedule(pod: &PodRequest, nodes: &[NodeInfo], strategy: Strategy) -> Res
         sa.cmp(sb).then_with(|| b.name.cmp(&a.name))
     });
     match best {
-        Some((node, _)) => Ok(node.name.clone()),
+        Some((node, _)) => Ok(Placement {
+            node: node.name.clone(),
+            examined,
+        }),
         None => {
             // As kube-scheduler words it: the reasons sorted, each with its count.
             let mut reasons: Vec<String> = rejections.iter().map(|(reason, n)| format!("{n} {reason}")).collect();

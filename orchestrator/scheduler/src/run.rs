@@ -30,11 +30,14 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{NodeInfo, PodRequest, Strategy, schedule};
+use super::{NodeInfo, PodRequest, Strategy, schedule_from};
 
 /// How soon a pass runs again while a pod waits for its claims (missing, or not
 /// yet bound under Immediate binding), which this loop reads but does not watch.
 const CLAIMS_RECHECK: Duration = Duration::from_secs(1);
+
+/// How many pods a pass places between two yields to the runtime.
+const YIELD_EVERY: usize = 32;
 
 /// The scheduler's name, as pods' `schedulerName` and its events' source say.
 const SCHEDULER_NAME: &str = "default-scheduler";
@@ -334,7 +337,9 @@ async fn pass(
     .await;
     let placed_in = started.elapsed();
     let (settled, bound) = binds::settle(queued, &recorder, assumed).await;
-    tracing::debug!(pending = pending_count, bound, placing = ?placed_in, total = ?started.elapsed(), "scheduling pass");
+    if bound > 0 {
+        tracing::info!(pending = pending_count, bound, placing = ?placed_in, total = ?started.elapsed(), "scheduling pass");
+    }
     Ok(sooner(sooner(requeue, placing?), settled?))
 }
 
@@ -372,7 +377,16 @@ async fn place<'a>(
     let mut handlers = BTreeMap::new();
     let mut siblings = siblings::Siblings::default();
     let nominated = preempt::nominated_pods(&pending);
-    for pod in pending {
+    // Where each node is in `infos`, and where the next pod's search starts.
+    let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
+    let by_name: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let mut next_start = 0;
+    for (n, pod) in pending.into_iter().enumerate() {
+        // A pass over thousands of pods leaves the runtime's threads to the API
+        // server's requests from time to time.
+        if n % YIELD_EVERY == YIELD_EVERY - 1 {
+            tokio::task::yield_now().await;
+        }
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
                 request.spread_selector = spread_selector(pod, &replica_sets, &services);
@@ -403,8 +417,11 @@ async fn place<'a>(
         if seen.is_none() {
             request.siblings = siblings.of(&request, &infos);
         }
-        let placed = match schedule(&request, seen.as_deref().unwrap_or(&infos), strategy) {
-            Ok(node) => node,
+        let placed = match schedule_from(&request, seen.as_deref().unwrap_or(&infos), strategy, next_start) {
+            Ok(placement) => {
+                next_start = (next_start + placement.examined) % infos.len().max(1);
+                placement.node
+            }
             Err(unschedulable) => {
                 let seen = seen.as_deref().unwrap_or(&infos);
                 let on_nodes = on_nodes.get_or_insert_with(|| preempt::placed_pods(pods));
@@ -419,8 +436,8 @@ async fn place<'a>(
         let Some(node) = nodes.get(&key::<NodeSpec>("", &placed)) else {
             continue;
         };
-        if let Some(info) = infos.iter_mut().find(|i| i.name == placed) {
-            info.charge(&request);
+        if let Some(&i) = by_name.get(placed.as_str()) {
+            infos[i].charge(&request);
         }
         request.siblings = None;
         siblings.placed(&request, &placed);

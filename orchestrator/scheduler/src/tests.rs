@@ -439,3 +439,46 @@ fn prefer_no_schedule_taints_rank_nodes_and_tolerations_lift_them() {
         "a NoSchedule toleration does not tolerate PreferNoSchedule"
     );
 }
+
+#[test]
+fn large_clusters_are_searched_in_part_as_kube_scheduler_does() {
+    assert_eq!(feasible_nodes_to_find(50), 50);
+    assert_eq!(feasible_nodes_to_find(100), 100);
+    assert_eq!(feasible_nodes_to_find(1000), 420);
+    assert_eq!(feasible_nodes_to_find(5000), 500);
+    assert_eq!(feasible_nodes_to_find(20000), 1000);
+}
+
+#[test]
+fn a_search_stops_at_enough_fitting_nodes_and_the_next_goes_on_from_there() {
+    let nodes: Vec<NodeInfo> = (0..1000).map(|i| node(&format!("n{i:04}"), 4000, 8 * GI)).collect();
+    let first = schedule_from(&pod(100, GI), &nodes, Strategy::Spread, 0).unwrap();
+    assert_eq!(first.examined, 420, "every node fits: the search stops at 420");
+    // Equal scores: the first name among the nodes looked at.
+    assert_eq!(first.node, "n0000");
+    let second = schedule_from(&pod(100, GI), &nodes, Strategy::Spread, 900).unwrap();
+    assert_eq!(second.examined, 420);
+    assert_eq!(second.node, "n0000", "the search went round the end of the list");
+    let third = schedule_from(&pod(100, GI), &nodes, Strategy::Spread, 420).unwrap();
+    assert_eq!(third.node, "n0420");
+}
+
+#[test]
+fn a_pod_that_fits_nowhere_is_explained_over_every_node_of_a_large_cluster() {
+    let nodes: Vec<NodeInfo> = (0..1000).map(|i| node(&format!("n{i:04}"), 1000, GI)).collect();
+    let err = schedule_from(&pod(2000, GI), &nodes, Strategy::Spread, 300).unwrap_err();
+    assert_eq!(err.message, "0/1000 nodes are available: 1000 Insufficient cpu.");
+}
+
+#[test]
+fn the_few_fitting_nodes_of_a_large_cluster_are_all_found() {
+    let mut nodes: Vec<NodeInfo> = (0..1000).map(|i| node(&format!("n{i:04}"), 1000, GI)).collect();
+    nodes[10] = node("n0010", 8000, 8 * GI);
+    nodes[990] = node("n0990", 8000, 16 * GI);
+    let placed = schedule_from(&pod(2000, GI), &nodes, Strategy::Spread, 500).unwrap();
+    assert_eq!(
+        placed.examined, 1000,
+        "fewer fit than the search wants: it looks at every node"
+    );
+    assert_eq!(placed.node, "n0990", "the least allocated of the two");
+}

@@ -297,7 +297,15 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    runtime.block_on(async move {
+    // The store replica runs on threads of its own: the API server's and the
+    // controllers' work (a scheduling pass over thousands of pods, a sweep of every
+    // object) must not delay a heartbeat or a vote, or a busy leader loses its term.
+    let store_runtime = match berth_store::role::store_runtime("server") {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let store_threads = store_runtime.handle().clone();
+    let code = runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(server_flags.api_listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -308,10 +316,14 @@ pub fn run(args: &[String]) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let server = match Server::start(config.clone()).await {
-            Ok(server) => server,
-            Err(e) => {
+        let server = match store_threads.spawn(Server::start(config.clone())).await {
+            Ok(Ok(server)) => server,
+            Ok(Err(e)) => {
                 berth_cli::err_line(format_args!("berth server: {e}"));
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                berth_cli::err_line(format_args!("berth server: the store did not start: {e}"));
                 return ExitCode::FAILURE;
             }
         };
@@ -351,7 +363,9 @@ pub fn run(args: &[String]) -> ExitCode {
         let failure = berth_store::role::wait_for_signal_or_failure(server.store()).await;
         tracing::info!("stopping");
         control.abort();
-        server.shutdown().await;
+        if let Err(e) = store_threads.spawn(server.shutdown()).await {
+            tracing::warn!(error = %e, "the store's shutdown did not finish");
+        }
         match failure {
             None => ExitCode::SUCCESS,
             Some(reason) => {
@@ -359,7 +373,11 @@ pub fn run(args: &[String]) -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // The API's runtime first: nothing reaches the store once it is gone.
+    drop(runtime);
+    drop(store_runtime);
+    code
 }
 
 /// The envelope of Secrets at rest from `--encryption-provider-config`; without

@@ -4,10 +4,11 @@
 //! agents that reach the cluster through the API server, when their node's Lease
 //! was last seen renewed ([`super::node_leases`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use imbl::OrdMap;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -27,13 +28,13 @@ pub const HEARTBEAT_PREFIX: &str = "/berth/heartbeats/";
 #[derive(Debug, Clone, Default)]
 pub struct HeartbeatSnapshot {
     /// Node name → when its key was seen appearing.
-    pub live: BTreeMap<String, Instant>,
+    pub live: OrdMap<String, Instant>,
     /// Node name → when its key was seen disappearing.
-    pub gone: BTreeMap<String, Instant>,
+    pub gone: OrdMap<String, Instant>,
     /// When the first list was applied; `None` before.
     pub synced_at: Option<Instant>,
     /// Node name → its Lease in `kube-node-lease`, as last seen.
-    pub leases: BTreeMap<String, NodeLease>,
+    pub leases: OrdMap<String, NodeLease>,
     /// Whether the Leases' first list was applied.
     pub leases_synced: bool,
     pub revision: i64,
@@ -89,7 +90,9 @@ impl HeartbeatSnapshot {
 
     fn set_live(&mut self, node: String, now: Instant) {
         self.gone.remove(&node);
-        self.live.entry(node).or_insert(now);
+        if !self.live.contains_key(&node) {
+            self.live.insert(node, now);
+        }
     }
 
     fn set_gone(&mut self, node: &str, now: Instant) {

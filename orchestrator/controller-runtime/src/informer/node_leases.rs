@@ -84,8 +84,11 @@ impl Sink for LeaseSink {
         let now = Instant::now();
         {
             let mut state = self.state.write().expect("heartbeat informer lock");
-            let present: Vec<String> = records.iter().filter_map(|r| node_of(&r.key)).collect();
-            state.leases.retain(|node, _| present.contains(node));
+            let present: std::collections::BTreeSet<String> = records.iter().filter_map(|r| node_of(&r.key)).collect();
+            let vanished: Vec<String> = state.leases.keys().filter(|n| !present.contains(*n)).cloned().collect();
+            for node in vanished {
+                state.leases.remove(&node);
+            }
             for record in &records {
                 put(&mut state, record, now);
             }

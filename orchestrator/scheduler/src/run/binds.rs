@@ -129,7 +129,7 @@ pub async fn settle(
         match then {
             Then::Bound { node, request } => {
                 bound += 1;
-                tracing::info!(pod = %pod.key(), %node, "bound");
+                tracing::debug!(pod = %pod.key(), %node, "bound");
                 let message = format!(
                     "Successfully assigned {}/{} to {node}",
                     pod.metadata.namespace(),
