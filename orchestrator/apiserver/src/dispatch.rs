@@ -15,7 +15,7 @@ use super::auth::UserInfo;
 use super::auth::authz::attributes;
 use super::codec::{accepted, content_type, decode_object_blocking, read_body, render, response_format};
 use super::inflight::Class;
-use super::list::ListRequest;
+use super::list::{FromCache, ListRequest};
 use super::logs::{LogRequest, logs};
 use super::managed_fields::{Manager, check_field_manager, check_patch_options};
 use super::params::Params;
@@ -194,8 +194,16 @@ fn list_request(kind: &Kind, params: &Params) -> Result<ListRequest, ApiError> {
     // Exact, or (as kube-apiserver has always done) a resourceVersion with a limit:
     // the list as it was at that revision. Otherwise: now, which is never older.
     let exact_revision = resource_version.filter(|&rv| rv > 0 && (exact || (!has_match && limit.unwrap_or(0) > 0)));
-    // resourceVersion=0 (NotOlderThan 0, any): whatever the watch cache has.
-    let from_cache = resource_version == Some(0) && continue_token.is_none();
+    // resourceVersion=0 (NotOlderThan 0, any): whatever the watch cache has; whole
+    // lists not older than a revision, or at the current one: the cache once it
+    // has caught up with it.
+    let from_cache = match resource_version {
+        _ if continue_token.is_some() || exact_revision.is_some() => FromCache::No,
+        Some(0) => FromCache::Any,
+        _ if limit.unwrap_or(0) > 0 => FromCache::No,
+        Some(revision) => FromCache::AtLeast(revision),
+        None => FromCache::Current,
+    };
     Ok(ListRequest {
         from_cache,
         filter: params.filter(kind)?,

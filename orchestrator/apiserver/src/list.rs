@@ -41,9 +41,24 @@ pub struct ListRequest {
     /// Read at exactly this revision (`resourceVersion` with
     /// `resourceVersionMatch=Exact`, or with `limit`) rather than now.
     pub exact_revision: Option<i64>,
-    /// `resourceVersion=0`: any revision will do; served from the watch cache (all
-    /// of it: its `limit` is not honored, as kube-apiserver's cache does not).
-    pub from_cache: bool,
+    /// Whether, and once it has reached which revision, the watch cache may serve it.
+    pub from_cache: FromCache,
+}
+
+/// Which lists the watch cache serves, as kube-apiserver 1.32's does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FromCache {
+    /// Pages (`limit`, `continue`) and exact revisions: the store serves them.
+    #[default]
+    No,
+    /// `resourceVersion=0`: any revision will do (all of the list: its `limit` is
+    /// not honored, as kube-apiserver's cache does not).
+    Any,
+    /// `resourceVersion=N` (not older than), no `limit`: at N or later.
+    AtLeast(i64),
+    /// No `resourceVersion`, no `limit`: a consistent list, at the store's current
+    /// revision or later.
+    Current,
 }
 
 const TOKEN_VERSION: &str = "meta.k8s.io/v1";
@@ -142,7 +157,7 @@ pub async fn list(
     request: &ListRequest,
 ) -> Result<Value, ApiError> {
     let prefix = kind.prefix(namespace);
-    if request.from_cache
+    if request.from_cache != FromCache::No
         && api.settings.watch_cache
         && let Some(list) = from_cache(api, kind, &prefix, request).await?
     {
@@ -191,7 +206,12 @@ async fn from_cache(
 ) -> Result<Option<Value>, ApiError> {
     let cache = api.watch_caches.of(&api.kv, kind);
     let node = super::watch_cache::lines::indexed_node(kind, &request.filter);
-    let Some((entries, revision)) = cache.list(prefix, node.as_deref()).await else {
+    let at_least = match request.from_cache {
+        FromCache::No | FromCache::Any => 0,
+        FromCache::AtLeast(revision) => revision,
+        FromCache::Current => (api.kv.current_revision(prefix).await).map_err(|e| ApiError::from_kv(e, kind, ""))?,
+    };
+    let Some((entries, revision)) = cache.list(prefix, node.as_deref(), at_least).await else {
         return Ok(None);
     };
     let filter = request.filter.clone();

@@ -100,7 +100,7 @@ fn list_request(params: &Params, kind: &berth_api::kinds::KindDescriptor) -> Res
         limit: None,
         continue_token: None,
         exact_revision: None,
-        from_cache: false,
+        from_cache: crate::list::FromCache::No,
     })
 }
 

@@ -30,8 +30,8 @@ use super::selector::Filter;
 use super::status::ApiError;
 use super::storage::{decode, stamp};
 use super::table::Include;
-use super::watch_cache::From;
 use super::watch_cache::lines::WatcherSpec;
+use super::watch_cache::{From, Unserved};
 use berth_client::kv::{Event, Kv, KvError, Record, Watch};
 
 #[derive(Debug, Clone, Default)]
@@ -130,7 +130,11 @@ pub async fn watch(
             Some(0) => From::Any,
             _ => From::After(after),
         };
-        if let Some(subscription) = cache.subscribe(spec, from).await {
+        let subscribed = cache.subscribe(spec, from).await;
+        if let Err(Unserved::TooOld { oldest }) = subscribed {
+            return Err(ApiError::expired(after, oldest));
+        }
+        if let Ok(subscription) = subscribed {
             first.extend(subscription.first);
             let watcher = CachedWatcher {
                 lines: subscription.lines,

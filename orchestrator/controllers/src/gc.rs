@@ -10,6 +10,7 @@
 //! dependent is deleted, and the delete compares the dependent's version as read.
 //! Owners of kinds this collector does not know keep their dependents.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -131,11 +132,17 @@ async fn pass(ctx: &Context, last_sweep: &Mutex<Option<Instant>>) -> Result<Requ
             requeue = Some(RETRY_SOON);
         }
     }
-    // A pod already terminating is on its way out.
-    let orphan_pods: Vec<&Resource<PodSpec>> = owners
-        .pods
-        .iter()
-        .filter(|pod| !pod.metadata.is_deleting() && is_orphan(&pod.metadata, in_caches(&owners)))
+    // A pod already terminating is on its way out. Most pods have one owner, which
+    // many share (a ReplicaSet's): each such owner is looked up once a pass.
+    let mut verdicts: HashMap<[&str; 5], bool> = HashMap::new();
+    let orphan_pods: Vec<&Resource<PodSpec>> = (owners.pods.iter())
+        .filter(|pod| !pod.metadata.is_deleting())
+        .filter(|pod| match pod.metadata.owner_references() {
+            [o] => *verdicts
+                .entry([pod.metadata.namespace(), &o.api_version, &o.kind, &o.name, &o.uid])
+                .or_insert_with(|| is_orphan(&pod.metadata, in_caches(&owners))),
+            _ => is_orphan(&pod.metadata, in_caches(&owners)),
+        })
         .collect();
     for pod in orphan_pods {
         if !collect(ctx, pod).await? {

@@ -31,6 +31,7 @@
 //! then. The marks are written only while the heartbeat key is still absent (the
 //! txn compares it), so they can never land after the returning agent's own status.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -84,24 +85,30 @@ pub fn assess<'a>(
     grace: Duration,
 ) -> Assessment {
     let mut next_check = heartbeats.next_lapse(now, grace);
-    // How long the node's heartbeat has been absent.
-    let absent_for = |name: &str| -> Option<Duration> {
-        let since = heartbeats.absent_since_at(name, now, grace)?;
-        Some(now.saturating_duration_since(since))
+    // How long each node's heartbeat has been absent (None: it is not), looked up
+    // once per node: a pass goes over every pod, and most are on live nodes.
+    let mut absence: HashMap<&str, Option<Duration>> = HashMap::new();
+    let mut absent_for = |name: &'a str| -> Option<Duration> {
+        *absence.entry(name).or_insert_with(|| {
+            let since = heartbeats.absent_since_at(name, now, grace)?;
+            Some(now.saturating_duration_since(since))
+        })
     };
-    let is_absent = |name: &str| heartbeats.absent_since_at(name, now, grace).is_some();
     let mark = nodes
         .into_iter()
-        .filter(|node| is_absent(node.metadata.name()) && !is_marked_unknown(node))
+        .filter(|node| absent_for(node.metadata.name()).is_some() && !is_marked_unknown(node))
         .map(|node| node.metadata.name().to_string())
         .collect();
     let mut unready = Vec::new();
     let mut evict = Vec::new();
     for pod in pods {
         let node = pod.spec.node_name.as_deref().unwrap_or_default();
-        if node.is_empty() || !is_absent(node) {
+        if node.is_empty() {
             continue;
         }
+        let Some(absent) = absent_for(node) else {
+            continue;
+        };
         let id = || (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
         // Terminating pods too, both ways: no agent will finish their deletion
         // (Kubernetes' pod GC force-deletes them), and a terminating pod left Ready
@@ -110,7 +117,6 @@ pub fn assess<'a>(
         // marks every pod of the node).
         // A lost node is `node.kubernetes.io/unreachable:NoExecute` to its pods:
         // one that tolerates it stays its tolerationSeconds (forever without).
-        let absent = absent_for(node).unwrap_or_default();
         if absent < grace {
             next_check = sooner(next_check, Some(grace - absent));
         }

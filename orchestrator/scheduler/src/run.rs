@@ -71,6 +71,18 @@ pub fn node_infos(
     assumed: &BTreeMap<String, Assumed>,
     has_heartbeat: impl Fn(&str) -> bool,
 ) -> Vec<NodeInfo> {
+    node_infos_with(nodes, pods, assumed, has_heartbeat, &mut Requests::default())
+}
+
+/// [`node_infos`], with the bound pods' requests taken from `requests` where the
+/// pod has not changed since they were made (and kept there for the next pass).
+pub fn node_infos_with(
+    nodes: &Snapshot<NodeSpec>,
+    pods: &Snapshot<PodSpec>,
+    assumed: &BTreeMap<String, Assumed>,
+    has_heartbeat: impl Fn(&str) -> bool,
+    requests: &mut Requests,
+) -> Vec<NodeInfo> {
     let mut infos: BTreeMap<&str, NodeInfo> = nodes
         .iter()
         .map(|node| {
@@ -78,18 +90,20 @@ pub fn node_infos(
             (name, NodeInfo::from_node(node, has_heartbeat(name)))
         })
         .collect();
-    for pod in pods.iter() {
+    for entry in pods.entries() {
+        let pod = &entry.object;
         if node_name(pod).is_empty() || is_terminal(pod) {
             continue;
         }
         let Some(info) = infos.get_mut(node_name(pod)) else {
             continue;
         };
-        match PodRequest::from_pod(pod) {
+        match requests.of(pod) {
             Ok(request) => info.charge(&request),
             Err(e) => tracing::warn!(pod = %pod.key(), error = %e.0, "a bound pod's requests do not parse"),
         }
     }
+    requests.keep_only(pods);
     for (pod_key, assumed) in assumed {
         let cached_unbound = pods.get(pod_key).is_some_and(|p| node_name(p).is_empty());
         if let (true, Some(info)) = (cached_unbound, infos.get_mut(assumed.node.as_str())) {
@@ -288,8 +302,12 @@ pub async fn run(ctx: Context, strategy: Strategy, resync: Duration) {
         ctx.caches.heartbeats.subscribe(),
     ];
     let assumed = Mutex::new(BTreeMap::new());
+    let requests = Mutex::new(Requests::default());
     let group = ctx.registry.kv.group();
-    drive("scheduler", triggers, resync, || pass(&ctx, &group, strategy, &assumed)).await;
+    drive("scheduler", triggers, resync, || {
+        pass(&ctx, &group, strategy, &assumed, &requests)
+    })
+    .await;
 }
 
 async fn pass(
@@ -297,6 +315,7 @@ async fn pass(
     group: &Group,
     strategy: Strategy,
     assumed: &Mutex<BTreeMap<String, Assumed>>,
+    requests: &Mutex<Requests>,
 ) -> Result<Requeue, KvError> {
     let started = Instant::now();
     let pods = ctx.caches.pods.snapshot();
@@ -307,9 +326,9 @@ async fn pass(
     assume().retain(|_, a| a.revision > pods.revision);
     let (infos, pending) = {
         let assumed = assume();
-        let infos = node_infos(&nodes, &pods, &assumed, |n| {
-            heartbeats.is_live_at(n, tokio::time::Instant::now())
-        });
+        let mut requests = requests.lock().expect("requests lock");
+        let live = |n: &str| heartbeats.is_live_at(n, tokio::time::Instant::now());
+        let infos = node_infos_with(&nodes, &pods, &assumed, live, &mut requests);
         (infos, pending_pods(&pods, &assumed))
     };
     let mut requeue = None;
@@ -472,7 +491,10 @@ async fn write_gated(ctx: &Context, pod: &Pod) -> Result<bool, KvError> {
 
 mod binds;
 mod preempt;
+mod requests;
 mod siblings;
+
+pub use requests::Requests;
 
 #[cfg(test)]
 mod tests;

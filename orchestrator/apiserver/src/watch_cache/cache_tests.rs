@@ -96,14 +96,16 @@ async fn a_revision_before_the_cache_is_not_served_from_it() {
     let first = store.kv.put("/registry/pods/a/p", pod("p"), 0).await.unwrap();
     let caches = Caches::default();
     let cache = caches.of(&store.kv, pods());
-    let (listed, at) = cache.list("/registry/pods/", None).await.unwrap();
+    let (listed, at) = cache.list("/registry/pods/", None, 0).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert!(at >= first);
-    assert!(
+    assert_eq!(
         cache
             .subscribe(spec("/registry/pods/"), From::After(first - 1))
             .await
-            .is_none()
+            .err(),
+        Some(Unserved::ByStore),
+        "a revision from before the cache was filled is the store's to serve"
     );
     let mut from_list = cache.subscribe(spec("/registry/pods/"), From::After(at)).await.unwrap();
     store.kv.put("/registry/pods/a/p", pod("p"), 0).await.unwrap();

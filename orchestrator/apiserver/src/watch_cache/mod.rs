@@ -15,11 +15,21 @@
 //!  compacted (the cache fell behind) ──► list again; every watcher closed
 //! ```
 //!
-//! A watch from a revision the window no longer holds, or started while the cache
-//! cannot be, is served by the store as before (watch.rs), which answers 410 once
-//! that revision is compacted. A list with `resourceVersion=0` is served from the
-//! cache (any revision will do, as Kubernetes allows; its `limit` is not honored, as
-//! kube-apiserver's cache does not).
+//! A watch from a revision the window has dropped is answered 410 Expired, as
+//! kube-apiserver's cache answers it: the client lists again (from the cache)
+//! instead of every late client replaying the store's history on a store watch of
+//! its own. A watch from before the cache was filled, or while it cannot be, is
+//! served by the store as before (watch.rs), which answers 410 once that revision
+//! is compacted.
+//!
+//! Lists: `resourceVersion=0` is served from the cache as it is (any revision will
+//! do, as Kubernetes allows; its `limit` is not honored, as kube-apiserver's cache
+//! does not). A consistent list (no `resourceVersion`) or one not older than a
+//! revision, without `limit`, is served from the cache once it has caught up with
+//! the store's current revision (or the one asked), as kube-apiserver 1.32's
+//! consistent reads from cache: the cache asks the store for a progress
+//! notification to learn it has, and a cache that has not within [`FRESH_WAIT`]
+//! leaves the list to the store.
 
 pub mod lines;
 mod state;
@@ -29,7 +39,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use self::lines::{ChangeView, WatcherSpec, indexes_nodes};
 use self::state::{Change, Entry, State};
@@ -44,6 +54,9 @@ const QUEUE: usize = 1024;
 const READY_WAIT: Duration = Duration::from_secs(10);
 /// The pause before the store's watch is opened again after it broke.
 const REWATCH_DELAY: Duration = Duration::from_millis(200);
+/// How long a list waits for the cache to reach the revision it must be served at
+/// (kube-apiserver waits 3 s too) before the store serves it.
+pub const FRESH_WAIT: Duration = Duration::from_secs(3);
 
 /// Every kind's cache, each started on first use.
 #[derive(Default)]
@@ -68,6 +81,10 @@ pub struct Cache {
     kind: &'static Kind,
     inner: Mutex<Inner>,
     ready: watch::Receiver<bool>,
+    /// The revision the cache has caught up with, for lists that wait for it.
+    revision: watch::Sender<i64>,
+    /// Asks the feeder for a progress notification of the store's watch.
+    progress: Arc<Notify>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
@@ -165,9 +182,21 @@ pub struct Subscription {
     pub lines: mpsc::Receiver<Bytes>,
 }
 
+/// Why the cache does not serve a watch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Unserved {
+    /// Not filled in time, or the revision is from before it was: the store's
+    /// watch serves it.
+    ByStore,
+    /// The window has dropped changes after the revision: every change after
+    /// `oldest` is still held (410 Expired: the client lists again).
+    TooOld { oldest: i64 },
+}
+
 impl Cache {
     fn start(kv: Kv, kind: &'static Kind) -> Arc<Cache> {
         let (ready_tx, ready) = watch::channel(false);
+        let progress = Arc::new(Notify::new());
         let cache = Arc::new(Cache {
             kind,
             inner: Mutex::new(Inner {
@@ -175,10 +204,12 @@ impl Cache {
                 watchers: Watchers::default(),
             }),
             ready,
+            revision: watch::channel(0).0,
+            progress: progress.clone(),
             task: Mutex::new(None),
         });
         let weak = Arc::downgrade(&cache);
-        let task = tokio::spawn(feed(weak, kv, kind, ready_tx));
+        let task = tokio::spawn(feed(weak, kv, kind, ready_tx, progress));
         *cache.task.lock().expect("task lock") = Some(task);
         cache
     }
@@ -195,11 +226,10 @@ impl Cache {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// Starts a watch from the cache; `None` when the cache cannot serve it (not
-    /// filled in time, or `from` is older than its window).
-    pub async fn subscribe(&self, spec: WatcherSpec, from: From) -> Option<Subscription> {
+    /// Starts a watch from the cache, or says why it does not serve it.
+    pub async fn subscribe(&self, spec: WatcherSpec, from: From) -> Result<Subscription, Unserved> {
         if !self.wait_ready().await {
-            return None;
+            return Err(Unserved::ByStore);
         }
         let spec = Arc::new(spec);
         let (tx, lines) = mpsc::channel(QUEUE);
@@ -220,7 +250,13 @@ impl Cache {
             From::After(revision) => {
                 let changes = {
                     let mut inner = self.lock();
-                    let changes = inner.state.changes_after(revision)?;
+                    let Some(changes) = inner.state.changes_after(revision) else {
+                        let state = &inner.state;
+                        return Err(match state.oldest > state.listed_at {
+                            true => Unserved::TooOld { oldest: state.oldest },
+                            false => Unserved::ByStore,
+                        });
+                    };
                     inner.watchers.add(spec.clone(), revision, tx);
                     changes
                 };
@@ -231,17 +267,31 @@ impl Cache {
                 }
             }
         }
-        Some(Subscription { first, lines })
+        Ok(Subscription { first, lines })
     }
 
     /// The cached objects under `prefix` (on `node`, for pods), and the revision
-    /// the cache is at; `None` when the cache is not filled in time.
-    pub async fn list(&self, prefix: &str, node: Option<&str>) -> Option<(Vec<Arc<Entry>>, i64)> {
-        if !self.wait_ready().await {
+    /// the cache is at, once it is at `at_least` or later (0: at once); `None` when
+    /// the cache is not filled, or has not caught up, in time.
+    pub async fn list(&self, prefix: &str, node: Option<&str>, at_least: i64) -> Option<(Vec<Arc<Entry>>, i64)> {
+        if !self.wait_ready().await || !self.wait_for(at_least).await {
             return None;
         }
         let inner = self.lock();
         Some((inner.state.objects_under(prefix, node), inner.state.revision))
+    }
+
+    /// Whether the cache reaches `revision` within [`FRESH_WAIT`], asking the store
+    /// for progress (its watch is silent while nothing under the prefix changes).
+    async fn wait_for(&self, revision: i64) -> bool {
+        let mut at = self.revision.subscribe();
+        if *at.borrow_and_update() >= revision {
+            return true;
+        }
+        self.progress.notify_one();
+        tokio::time::timeout(FRESH_WAIT, at.wait_for(|r| *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Applies a batch of the store's watch and offers its changes to the watchers.
@@ -249,6 +299,7 @@ impl Cache {
         let mut inner = self.lock();
         let is_progress = events.is_empty();
         let changes = inner.state.apply(revision, events);
+        self.revision.send_replace(inner.state.revision);
         let Inner { watchers, state } = &mut *inner;
         let mut gone = Vec::new();
         // Each watcher's lines of the batch, sent as one message: a revision's changes
@@ -301,6 +352,7 @@ impl Cache {
         let mut inner = self.lock();
         inner.state.reset(records, revision);
         inner.watchers.clear();
+        self.revision.send_replace(revision);
     }
 
     /// How many watchers the cache feeds.
@@ -311,7 +363,13 @@ impl Cache {
 }
 
 /// Fills the cache and keeps it current until the cache is dropped.
-async fn feed(cache: std::sync::Weak<Cache>, kv: Kv, kind: &'static Kind, ready: watch::Sender<bool>) {
+async fn feed(
+    cache: std::sync::Weak<Cache>,
+    kv: Kv,
+    kind: &'static Kind,
+    ready: watch::Sender<bool>,
+    progress: Arc<Notify>,
+) {
     let prefix = kind.prefix(None);
     loop {
         let (records, revision) = match kv.list(&prefix).await {
@@ -338,7 +396,14 @@ async fn feed(cache: std::sync::Weak<Cache>, kv: Kv, kind: &'static Kind, ready:
                 }
             };
             loop {
-                match store_watch.next().await {
+                let next = tokio::select! {
+                    next = store_watch.next() => next,
+                    () = progress.notified() => {
+                        store_watch.request_progress().await;
+                        continue;
+                    }
+                };
+                match next {
                     Some(Ok((revision, events))) => {
                         let Some(strong) = cache.upgrade() else { return };
                         strong.apply(revision, events);

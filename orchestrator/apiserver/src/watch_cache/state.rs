@@ -67,6 +67,9 @@ pub struct State {
     pub window: VecDeque<Arc<Change>>,
     /// Every change after this revision is in the window.
     pub oldest: i64,
+    /// The revision of the last list: the window has dropped changes once `oldest`
+    /// is past it.
+    pub listed_at: i64,
     /// The store's revision the cache has caught up with.
     pub revision: i64,
     pub indexes_nodes: bool,
@@ -91,6 +94,7 @@ impl State {
             self.objects.insert(entry.record.key.clone(), entry);
         }
         self.oldest = revision;
+        self.listed_at = revision;
         self.revision = revision;
     }
 

@@ -86,10 +86,12 @@ pub async fn reflect_in(
     let selector = field_selector.unwrap_or_default();
     let namespace = namespace.as_deref();
     // The first list takes what the API server's watch cache has (resourceVersion
-    // 0), as client-go's reflectors do; after a 410 the list is a consistent one.
-    let mut any_revision = true;
+    // 0), as client-go's reflectors do; after a 410 the list is a consistent one,
+    // whole, which the cache serves once it has caught up with the store (paged,
+    // the store would serve it: a node's few pods read out of all of them).
+    let mut read = ListRead::Any;
     loop {
-        let listed = api.list_from(kind, namespace, &selector, any_revision).await;
+        let listed = api.list_from(kind, namespace, &selector, read).await;
         let mut revision = match listed {
             Ok((records, revision)) => {
                 sink.replace(records, revision);
@@ -105,7 +107,7 @@ pub async fn reflect_in(
             let end = watch_once(&api, kind, namespace, &selector, &mut revision, sink.as_ref()).await;
             match next_after(&end) {
                 Next::Relist => {
-                    any_revision = false;
+                    read = ListRead::Current;
                     tracing::info!(
                         kind = kind.plural,
                         revision,
@@ -193,6 +195,19 @@ pub(super) fn apply(sink: &dyn Sink, event: Event, revision: &mut i64) {
     sink.apply(vec![event], at);
 }
 
+/// How a list through the API server is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListRead {
+    /// `resourceVersion=0`: what the API server's watch cache holds, at its
+    /// revision, in one response.
+    Any,
+    /// No `resourceVersion` and no `limit`: at the store's current revision, in one
+    /// response (the watch cache serves it once it has caught up).
+    Current,
+    /// No `resourceVersion`, pages of 500: the store serves them, at one revision.
+    Pages,
+}
+
 impl ApiSource {
     /// Every object of `kind` the selector selects (all with ""), read in pages at
     /// one resourceVersion, and that resourceVersion.
@@ -211,33 +226,33 @@ impl ApiSource {
         namespace: Option<&str>,
         field_selector: &str,
     ) -> Result<(Vec<crate::kv::Record>, i64), KvError> {
-        self.list_from(kind, namespace, field_selector, false).await
+        self.list_from(kind, namespace, field_selector, ListRead::Pages).await
     }
 
-    /// [`list_in`](Self::list_in); with `any_revision`, at `resourceVersion=0`: what
-    /// the API server's watch cache holds, at its revision, in one response.
+    /// [`list_in`](Self::list_in), read as `read` says.
     pub async fn list_from(
         &self,
         kind: &'static KindDescriptor,
         namespace: Option<&str>,
         field_selector: &str,
-        any_revision: bool,
+        read: ListRead,
     ) -> Result<(Vec<crate::kv::Record>, i64), KvError> {
         let mut records = Vec::new();
         let mut continue_token = String::new();
         loop {
             // A continued list names no resourceVersion.
-            let any = if any_revision && continue_token.is_empty() {
+            let any = if read == ListRead::Any && continue_token.is_empty() {
                 "0"
             } else {
                 ""
             };
+            let limit = if read == ListRead::Current { "" } else { "500" };
             let path = super::records::collection_query(
                 kind,
                 namespace,
                 &[
                     ("resourceVersion", any),
-                    ("limit", "500"),
+                    ("limit", limit),
                     ("fieldSelector", field_selector),
                     ("continue", &continue_token),
                 ],

@@ -141,6 +141,20 @@ impl Kv {
         .await
     }
 
+    /// The store's current revision, by a linearizable read of the one key
+    /// `prefix` (as kube-apiserver asks etcd before serving a consistent list from
+    /// its cache): the header's revision, whether or not the key exists.
+    pub async fn current_revision(&self, prefix: &str) -> Result<i64> {
+        let page = self
+            .range(RangeRequest {
+                key: prefix.as_bytes().to_vec(),
+                keys_only: true,
+                ..Default::default()
+            })
+            .await?;
+        Ok(page.revision)
+    }
+
     /// A linearizable read of every key under `prefix`, in key order, and the
     /// store's revision at the read; read in pages of [`LIST_PAGE`] keys at that one
     /// revision.

@@ -1,7 +1,7 @@
 //! Prefix watches from a revision, as batches of events in revision order.
 
 use berth_proto::etcdserverpb::watch_request::RequestUnion;
-use berth_proto::etcdserverpb::{WatchCreateRequest, WatchRequest};
+use berth_proto::etcdserverpb::{WatchCreateRequest, WatchProgressRequest, WatchRequest};
 use berth_proto::mvccpb::event::EventType;
 use tokio::sync::mpsc;
 
@@ -39,6 +39,7 @@ impl Event {
 /// are never split), or progress-only batches (empty) with the store's revision.
 pub struct Watch {
     events: mpsc::Receiver<Result<(i64, Vec<Event>)>>,
+    requests: mpsc::Sender<WatchRequest>,
     _task: AbortOnDrop,
 }
 
@@ -47,6 +48,17 @@ impl Watch {
     /// (the caller re-watches from its last revision + 1).
     pub async fn next(&mut self) -> Option<Result<(i64, Vec<Event>)>> {
         self.events.recv().await
+    }
+
+    /// Asks the store for a progress notification (etcd's `WatchProgressRequest`):
+    /// an empty batch at the store's current revision once every event up to it
+    /// has been sent, which [`next`](Self::next) yields as any other. A watch
+    /// whose stream has ended ignores it.
+    pub async fn request_progress(&self) {
+        let request = WatchRequest {
+            request_union: Some(RequestUnion::ProgressRequest(WatchProgressRequest {})),
+        };
+        let _ = self.requests.send(request).await;
     }
 }
 
@@ -98,8 +110,9 @@ impl Kv {
         let (tx, events) = mpsc::channel(64);
         let pending = (!first.events.is_empty()).then_some(first);
         let envelope = self.envelope.clone();
+        let kept = requests.clone();
         let task = tokio::spawn(async move {
-            let _requests = requests; // closing it would end the watch
+            let _requests = kept; // closing it would end the watch
             let mut next = pending;
             loop {
                 let response = match next.take() {
@@ -157,6 +170,7 @@ impl Kv {
         });
         Ok(Watch {
             events,
+            requests,
             _task: AbortOnDrop(task),
         })
     }

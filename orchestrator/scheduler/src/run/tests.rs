@@ -408,3 +408,29 @@ fn namespace_selectors_read_the_namespaces_labels_and_bound_pods_keep_their_term
     let batch = PodRequest::from_pod(&batch).unwrap();
     assert_eq!(crate::schedule(&batch, &infos, Strategy::Spread), Ok("n2".into()));
 }
+
+#[test]
+fn bound_pods_requests_are_made_again_only_for_pods_that_changed() {
+    let nodes = Snapshot::from_objects([node("n1", "4", true)], 10);
+    let before = Snapshot::from_objects([pod("a", "n1", "200m", ""), pod("b", "n1", "300m", "")], 10);
+    let mut requests = Requests::default();
+    let infos = node_infos_with(&nodes, &before, &BTreeMap::new(), |_| true, &mut requests);
+    assert_eq!(infos[0].used_cpu_millis, 500);
+    assert_eq!(requests.len(), 2);
+    let a = before.entries().next().unwrap().object.clone();
+    let made = requests.of(&a).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&made, &requests.of(&a).unwrap()),
+        "the same object: kept"
+    );
+
+    // "a" asks for more now; "b" is gone.
+    let after = Snapshot::from_objects([pod("a", "n1", "1", "")], 11);
+    let infos = node_infos_with(&nodes, &after, &BTreeMap::new(), |_| true, &mut requests);
+    assert_eq!(
+        infos[0].used_cpu_millis, 1000,
+        "the changed pod's requests were made again"
+    );
+    assert_eq!(requests.len(), 1, "the gone pod's are forgotten");
+    assert_eq!(infos, node_infos(&nodes, &after, &BTreeMap::new(), |_| true));
+}
