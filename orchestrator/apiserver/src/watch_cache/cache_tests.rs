@@ -139,3 +139,68 @@ async fn one_transactions_changes_reach_a_watcher_together() {
         .collect();
     assert_eq!(names, ["x", "y"], "both changes of the revision in one message");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_the_window_dropped_is_too_old_and_one_before_the_cache_is_the_stores() {
+    let store = store().await;
+    let before = store.kv.put("/registry/pods/a/p", pod("p"), 0).await.unwrap();
+    let caches = Caches::with_window(3);
+    let cache = caches.of(&store.kv, pods());
+    let (_, listed) = cache.list("/registry/pods/", None, 0).await.unwrap();
+    let mut watcher = cache
+        .subscribe(spec("/registry/pods/"), From::After(listed))
+        .await
+        .unwrap();
+    // Five changes through a window of three: the first two are dropped.
+    let mut written = Vec::new();
+    for i in 0..5 {
+        written.push(
+            store
+                .kv
+                .put(&format!("/registry/pods/a/q{i}"), pod("q"), 0)
+                .await
+                .unwrap(),
+        );
+    }
+    for _ in 0..5 {
+        next_line(&mut watcher).await;
+    }
+    let from_dropped = cache.subscribe(spec("/registry/pods/"), From::After(written[0])).await;
+    assert_eq!(
+        from_dropped.err(),
+        Some(Unserved::TooOld { oldest: written[1] }),
+        "the change after it is gone from the window"
+    );
+    assert!(
+        cache
+            .subscribe(spec("/registry/pods/"), From::After(written[1]))
+            .await
+            .is_ok(),
+        "every change after the oldest kept is still held"
+    );
+    // A revision from before the cache's list is still older than the window.
+    let from_before = cache.subscribe(spec("/registry/pods/"), From::After(before)).await;
+    assert!(matches!(from_before.err(), Some(Unserved::TooOld { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_at_a_revision_waits_for_the_cache_to_reach_it() {
+    let store = store().await;
+    store.kv.put("/registry/pods/a/p", pod("p"), 0).await.unwrap();
+    let caches = Caches::default();
+    let cache = caches.of(&store.kv, pods());
+    cache.list("/registry/pods/", None, 0).await.unwrap();
+    // A write elsewhere moves the store's revision; nothing under the prefix
+    // changes, so only a progress notification tells the cache it is current.
+    let elsewhere = store.kv.put("/registry/services/a/s", b"{}".to_vec(), 0).await.unwrap();
+    let current = store.kv.current_revision("/registry/pods/").await.unwrap();
+    assert_eq!(current, elsewhere);
+    let (listed, at) = cache
+        .list("/registry/pods/", None, current)
+        .await
+        .expect("caught up in time");
+    assert_eq!(listed.len(), 1);
+    assert!(at >= current, "served at {at}, asked for {current} or later");
+    // A revision the store has not reached: the cache does not serve it.
+    assert!(cache.list("/registry/pods/", None, current + 100).await.is_none());
+}

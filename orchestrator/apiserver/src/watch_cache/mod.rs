@@ -59,19 +59,34 @@ const REWATCH_DELAY: Duration = Duration::from_millis(200);
 pub const FRESH_WAIT: Duration = Duration::from_secs(3);
 
 /// Every kind's cache, each started on first use.
-#[derive(Default)]
 pub struct Caches {
     caches: Mutex<HashMap<usize, Arc<Cache>>>,
+    /// How many changes each cache's window keeps.
+    window_len: usize,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Caches::with_window(state::WINDOW)
+    }
 }
 
 impl Caches {
+    /// Caches whose windows keep `window_len` changes each.
+    pub fn with_window(window_len: usize) -> Self {
+        Caches {
+            caches: Mutex::default(),
+            window_len,
+        }
+    }
+
     /// The cache of `kind`, started if it was not.
     pub fn of(&self, kv: &Kv, kind: &'static Kind) -> Arc<Cache> {
         let id = kind as *const Kind as usize;
         let mut caches = self.caches.lock().expect("caches lock");
         caches
             .entry(id)
-            .or_insert_with(|| Cache::start(kv.clone(), kind))
+            .or_insert_with(|| Cache::start(kv.clone(), kind, self.window_len))
             .clone()
     }
 }
@@ -194,13 +209,13 @@ pub enum Unserved {
 }
 
 impl Cache {
-    fn start(kv: Kv, kind: &'static Kind) -> Arc<Cache> {
+    fn start(kv: Kv, kind: &'static Kind, window_len: usize) -> Arc<Cache> {
         let (ready_tx, ready) = watch::channel(false);
         let progress = Arc::new(Notify::new());
         let cache = Arc::new(Cache {
             kind,
             inner: Mutex::new(Inner {
-                state: State::new(indexes_nodes(kind)),
+                state: State::with_window(indexes_nodes(kind), window_len),
                 watchers: Watchers::default(),
             }),
             ready,
@@ -271,10 +286,15 @@ impl Cache {
     }
 
     /// The cached objects under `prefix` (on `node`, for pods), and the revision
-    /// the cache is at, once it is at `at_least` or later (0: at once); `None` when
-    /// the cache is not filled, or has not caught up, in time.
+    /// the cache is at; `None` when the cache is not filled in time (while it is
+    /// being filled, for a list at a revision: the store serves those at once, as
+    /// kube-apiserver's do), or has not caught up with `at_least` (0: any) in time.
     pub async fn list(&self, prefix: &str, node: Option<&str>, at_least: i64) -> Option<(Vec<Arc<Entry>>, i64)> {
-        if !self.wait_ready().await || !self.wait_for(at_least).await {
+        let ready = match at_least {
+            0 => self.wait_ready().await,
+            _ => *self.ready.borrow(),
+        };
+        if !ready || !self.wait_for(at_least).await {
             return None;
         }
         let inner = self.lock();

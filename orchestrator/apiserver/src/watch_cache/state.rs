@@ -73,12 +73,21 @@ pub struct State {
     /// The store's revision the cache has caught up with.
     pub revision: i64,
     pub indexes_nodes: bool,
+    /// How many changes the window keeps ([`WINDOW`]).
+    pub window_len: usize,
 }
 
 impl State {
+    #[cfg(test)]
     pub fn new(indexes_nodes: bool) -> State {
+        State::with_window(indexes_nodes, WINDOW)
+    }
+
+    /// A state whose window keeps `window_len` changes.
+    pub fn with_window(indexes_nodes: bool, window_len: usize) -> State {
         State {
             indexes_nodes,
+            window_len,
             ..Default::default()
         }
     }
@@ -99,7 +108,7 @@ impl State {
     }
 
     /// Applies one batch of the store's watch (all of one revision, or none: progress),
-    /// keeping the window at most [`WINDOW`] long; the changes made.
+    /// keeping the window at most `window_len` long; the changes made.
     pub fn apply(&mut self, revision: i64, events: Vec<Event>) -> Vec<Arc<Change>> {
         let mut changes = Vec::with_capacity(events.len());
         for event in events {
@@ -138,7 +147,7 @@ impl State {
             self.window.push_back(change.clone());
             changes.push(change);
         }
-        while self.window.len() > WINDOW {
+        while self.window.len() > self.window_len {
             if let Some(gone) = self.window.pop_front() {
                 self.oldest = self.oldest.max(gone.revision);
             }

@@ -38,8 +38,9 @@ impl Requests {
             .retain(|key, (made_from, _)| pods.get(key).is_some_and(|now| std::ptr::eq(now, &**made_from)));
     }
 
+    /// How many pods' requests are kept.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub fn kept(&self) -> usize {
         self.known.len()
     }
 }

@@ -416,7 +416,7 @@ fn bound_pods_requests_are_made_again_only_for_pods_that_changed() {
     let mut requests = Requests::default();
     let infos = node_infos_with(&nodes, &before, &BTreeMap::new(), |_| true, &mut requests);
     assert_eq!(infos[0].used_cpu_millis, 500);
-    assert_eq!(requests.len(), 2);
+    assert_eq!(requests.kept(), 2);
     let a = before.entries().next().unwrap().object.clone();
     let made = requests.of(&a).unwrap();
     assert!(
@@ -431,6 +431,6 @@ fn bound_pods_requests_are_made_again_only_for_pods_that_changed() {
         infos[0].used_cpu_millis, 1000,
         "the changed pod's requests were made again"
     );
-    assert_eq!(requests.len(), 1, "the gone pod's are forgotten");
+    assert_eq!(requests.kept(), 1, "the gone pod's are forgotten");
     assert_eq!(infos, node_infos(&nodes, &after, &BTreeMap::new(), |_| true));
 }
