@@ -131,8 +131,27 @@ pub fn sooner(a: Requeue, b: Requeue) -> Requeue {
 /// Runs `pass` at start, after every change of `triggers`, on every `resync` tick
 /// and when a pass asks to be requeued. Returns only when a pass fails with
 /// `Fenced`.
-pub async fn drive<F, Fut>(name: &'static str, mut triggers: Vec<watch::Receiver<u64>>, resync: Duration, mut pass: F)
+pub async fn drive<F, Fut>(name: &'static str, triggers: Vec<watch::Receiver<u64>>, resync: Duration, pass: F)
 where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Requeue, KvError>>,
+{
+    drive_spaced(name, triggers, resync, Duration::ZERO, pass).await
+}
+
+/// [`drive`], with passes that changes start at least `min_spacing` apart: for
+/// loops that walk every pod but act only on what time or rare events bring (a
+/// lost node, an orphan), which a stream of changes elsewhere (thousands of pods
+/// bound and started, every node's Lease renewed) would otherwise run over and
+/// over for nothing. (A change that comes first may hold a requeue the pass asked
+/// for back by as much.)
+pub async fn drive_spaced<F, Fut>(
+    name: &'static str,
+    mut triggers: Vec<watch::Receiver<u64>>,
+    resync: Duration,
+    min_spacing: Duration,
+    mut pass: F,
+) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Requeue, KvError>>,
 {
@@ -163,7 +182,7 @@ where
             () = changed_any(&mut triggers) => {
                 // Changes that keep coming wait out the pass's spacing, so they are
                 // taken in batches.
-                tokio::time::sleep_until(ended + spacing(ended - started)).await;
+                tokio::time::sleep_until(ended + spacing(ended - started).max(min_spacing)).await;
             }
             () = tokio::time::sleep_until(deadline) => {}
         }

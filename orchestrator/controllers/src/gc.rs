@@ -14,12 +14,13 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::WALK_SPACING;
 use berth_api::meta::{MetaExt, ObjectMeta, OwnerReference};
 use berth_api::objects::{DeploymentSpec, PodSpec, ReplicaSetSpec, Resource, Spec, StatefulSetSpec, key};
 use berth_client::graceful::delete_pod;
 use berth_client::kv::{KvError, Record};
 use berth_controller_runtime::informer::Snapshot;
-use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive};
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive_spaced};
 
 use crate::statefulset::claims::CLAIMS_PREFIX;
 use crate::statefulset::revisions::REVISIONS_PREFIX;
@@ -84,7 +85,10 @@ pub async fn run(ctx: Context, resync: Duration) {
         ctx.caches.pods.subscribe(),
     ];
     let last_sweep = Mutex::new(None);
-    drive("garbage-collector", triggers, resync, || pass(&ctx, &last_sweep)).await;
+    drive_spaced("garbage-collector", triggers, resync, WALK_SPACING, || {
+        pass(&ctx, &last_sweep)
+    })
+    .await;
 }
 
 /// Claims and ControllerRevisions have no cache here: they are swept from the store

@@ -21,6 +21,11 @@ pub mod taint_eviction;
 mod template_json;
 pub mod volume_binder;
 
+/// The least time between two passes of the loops that walk every pod to find what
+/// time or rare events bring (node lifecycle, taint eviction, garbage collection):
+/// Kubernetes' node lifecycle controller looks every `--node-monitor-period` (5 s).
+pub(crate) const WALK_SPACING: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `spec.replicas` of a ReplicaSet or Deployment as Kubernetes reads it: 1 when absent.
 pub(crate) fn spec_replicas(replicas: Option<i32>) -> i32 {
     replicas.unwrap_or(1)

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::WALK_SPACING;
 use berth_api::conditions::{Condition, condition, set_condition};
 use berth_api::kinds::lease::{LEASE, NODE_LEASE_NAMESPACE};
 use berth_api::meta::MetaExt;
@@ -46,7 +47,7 @@ use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::{HEARTBEAT_PREFIX, HeartbeatSnapshot};
-use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
+use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive_spaced, sooner};
 
 pub const REASON_UNKNOWN: &str = "NodeStatusUnknown";
 pub const MESSAGE_UNKNOWN: &str = "Kubelet stopped posting node status.";
@@ -199,7 +200,7 @@ pub async fn run(ctx: Context, grace: Duration, resync: Duration) {
         ctx.caches.pods.subscribe(),
         ctx.caches.heartbeats.subscribe(),
     ];
-    drive("node-lifecycle", triggers, resync, || pass(&ctx, grace)).await;
+    drive_spaced("node-lifecycle", triggers, resync, WALK_SPACING, || pass(&ctx, grace)).await;
 }
 
 async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::WALK_SPACING;
 use berth_api::conditions::{Condition, is_terminal, set_condition};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, Pod, PodCondition, PodSpec, key};
@@ -26,7 +27,7 @@ use berth_api::tolerations::{NO_EXECUTE, no_execute_stay};
 use berth_client::events::{EventType, reference};
 use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
-use berth_controller_runtime::{Context, Requeue, benign, drive};
+use berth_controller_runtime::{Context, Requeue, benign, drive_spaced};
 
 /// The component its events name, as Kubernetes' controller manager runs it.
 const COMPONENT: &str = "taint-eviction-controller";
@@ -109,7 +110,10 @@ pub async fn run(ctx: Context, resync: Duration) {
     ctx.caches.pods.wait_synced().await;
     let triggers = vec![ctx.caches.nodes.subscribe(), ctx.caches.pods.subscribe()];
     let waiting = Mutex::new(BTreeMap::new());
-    drive("taint-eviction", triggers, resync, || pass(&ctx, &waiting)).await;
+    drive_spaced("taint-eviction", triggers, resync, WALK_SPACING, || {
+        pass(&ctx, &waiting)
+    })
+    .await;
 }
 
 async fn pass(ctx: &Context, waiting: &Mutex<BTreeMap<String, Instant>>) -> Result<Requeue, KvError> {
