@@ -188,6 +188,9 @@ async fn measure(cluster: &mut TrafficCluster, options: &TrafficOptions, dir: &P
     Ok(())
 }
 
+/// How long the cluster IP may take to answer once its endpoints are ready.
+const SERVICE_ROUTED_WITHIN: Duration = Duration::from_secs(30);
+
 fn http(
     cluster: &TrafficCluster,
     options: &TrafficOptions,
@@ -218,6 +221,32 @@ fn http(
             .map_err(|_| anyhow::anyhow!("the load generator panicked"))?
             .context("entering host-0")?
     };
+    // Measured once the Service answers from the client's host: the cluster waited
+    // for its EndpointSlice, which is the API's; each host's proxy programs its rules
+    // a moment later (longer on a loaded machine).
+    let deadline = std::time::Instant::now() + SERVICE_ROUTED_WITHIN;
+    loop {
+        let probe = Load {
+            targets: service.clone(),
+            connections: 1,
+            mode: Mode::NewConnection,
+            warm_up: Duration::ZERO,
+            duration: Duration::from_millis(200),
+            timeout: Duration::from_secs(1),
+        };
+        let answered = client
+            .spawn_inside(move || load::run_blocking(&probe))
+            .join()
+            .map_err(|_| anyhow::anyhow!("the load generator panicked"))?
+            .context("entering host-0")??;
+        if !answered.outcome.latencies.is_empty() && answered.outcome.errors == 0 {
+            break;
+        }
+        ensure!(
+            std::time::Instant::now() < deadline,
+            "the Service {cluster_ip}:{SERVICE_PORT} did not answer from host-0 within {SERVICE_ROUTED_WITHIN:?}"
+        );
+    }
     let mut rows = Vec::new();
     for mode in [Mode::KeepAlive, Mode::NewConnection] {
         let (mut to_service, mut to_pods) = (load::Ran::default(), load::Ran::default());
