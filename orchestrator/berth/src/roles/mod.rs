@@ -11,6 +11,7 @@ pub mod image;
 pub mod pki;
 pub mod secrets;
 pub mod server;
+mod server_runtime;
 mod server_usage;
 pub mod store_client;
 mod store_exposure;
