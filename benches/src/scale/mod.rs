@@ -222,7 +222,7 @@ async fn measure(
         return Ok(());
     }
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
-    post(&mut c, "/api/v1/namespaces", &namespace).await?.expect(201)?;
+    create(&mut c, "/api/v1/namespaces", &namespace).await?;
     let list = c
         .get(&format!("/api/v1/namespaces/{NAMESPACE}/pods"))
         .await?
@@ -253,9 +253,7 @@ async fn measure(
     eprintln!("-- {} Deployments of {per} pods", options.deployments);
     for d in 0..options.deployments {
         let path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments");
-        post(&mut c, &path, &deployment(&format!("load-{d}"), per))
-            .await?
-            .expect(201)?;
+        create(&mut c, &path, &deployment(&format!("load-{d}"), per)).await?;
     }
     loop {
         servers.check_running()?;
@@ -427,6 +425,24 @@ fn deployment(name: &str, replicas: u64) -> Value {
 async fn post(c: &mut Connection, path: &str, body: &Value) -> anyhow::Result<crate::api::http::Answer> {
     let body = Bytes::from(serde_json::to_vec(body)?);
     c.request(Method::POST, path, Some(("application/json", body))).await
+}
+
+/// Creates the load's objects, again after a 429 (a server busy with the nodes'
+/// registrations), as client-go does after the Retry-After it names.
+async fn create(c: &mut Connection, path: &str, body: &Value) -> anyhow::Result<()> {
+    for _ in 0..60 {
+        let answer = post(c, path, body).await?;
+        if answer.status != 429 {
+            answer.expect(201)?;
+            return Ok(());
+        }
+        let after = serde_json::from_slice::<Value>(&answer.body).ok();
+        let seconds = after
+            .and_then(|v| v["details"]["retryAfterSeconds"].as_u64())
+            .unwrap_or(1);
+        tokio::time::sleep(Duration::from_secs(seconds.clamp(1, 5))).await;
+    }
+    bail!("POST {path}: still 429 after a minute")
 }
 
 async fn ready_nodes(c: &mut Connection) -> anyhow::Result<usize> {

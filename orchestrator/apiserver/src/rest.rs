@@ -61,6 +61,26 @@ pub async fn get(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> R
     }
 }
 
+/// The object an update starts from, and whether it is the watch cache's copy:
+/// that copy when the cache has the key at the version the request expects (or
+/// the request expects none), else the store's (as kube-apiserver's GuaranteedUpdate
+/// starts from its cache's object). The update is conditional on the revision.
+async fn current(
+    api: &ApiServer,
+    kind: &'static Kind,
+    namespace: &str,
+    name: &str,
+    expected: Option<&str>,
+) -> Result<(Value, bool), ApiError> {
+    if api.settings.watch_cache
+        && let Some(record) = api.watch_caches.of(&api.kv, kind).get(&kind.key(namespace, name))
+        && expected.is_none_or(|expected| expected == record.mod_revision.to_string())
+    {
+        return Ok((decode(kind, &record)?, true));
+    }
+    Ok((get(api, kind, namespace, name).await?, false))
+}
+
 /// Creates an object from a request body; a namespaced one needs its namespace to
 /// exist and not be terminating. `manager` is recorded as its creator; `None` when
 /// the body carries its managed fields already (an apply).
@@ -254,7 +274,7 @@ async fn namespace_fence(
 #[allow(clippy::too_many_arguments)]
 pub async fn replace(
     api: &ApiServer,
-    kind: &Kind,
+    kind: &'static Kind,
     namespace: &str,
     name: &str,
     part: Part,
@@ -274,7 +294,7 @@ pub async fn replace(
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
-    kind: &Kind,
+    kind: &'static Kind,
     namespace: &str,
     name: &str,
     part: Part,
@@ -298,7 +318,7 @@ pub async fn patch(
 #[allow(clippy::too_many_arguments)]
 pub async fn server_side_apply(
     api: &ApiServer,
-    kind: &Kind,
+    kind: &'static Kind,
     namespace: &str,
     name: &str,
     part: Part,
@@ -415,20 +435,39 @@ async fn admit_runtime_class(api: &ApiServer, kind: &Kind, object: &berth_api::k
 /// retried.
 pub async fn write(
     api: &ApiServer,
-    kind: &Kind,
+    kind: &'static Kind,
     namespace: &str,
     name: &str,
     expected: Option<String>,
     options: WriteOptions<'_>,
     mut change: impl FnMut(&Value) -> Result<Option<Value>, ApiError>,
 ) -> Result<Written, ApiError> {
-    for _ in 0..MAX_ATTEMPTS {
-        let stored = get(api, kind, namespace, name).await?;
+    for attempt in 0..MAX_ATTEMPTS {
+        // The first attempt starts from the watch cache's copy; one that was stale
+        // fails its condition, and the next attempts read the store.
+        let (stored, cached) = match attempt {
+            0 => current(api, kind, namespace, name, expected.as_deref()).await?,
+            _ => (get(api, kind, namespace, name).await?, false),
+        };
         let stored_version = resource_version(&stored);
         if expected.as_ref().is_some_and(|expected| *expected != stored_version) {
             return Err(ApiError::conflict(kind, name));
         }
-        let Some(mut new) = change(&stored)? else {
+        // A refusal made from the cache's copy may be the copy's staleness: the
+        // store's copy decides (as kube-apiserver retries a failed update func).
+        macro_rules! decided {
+            ($result:expr) => {
+                match $result {
+                    Err(_) if cached => continue,
+                    result => result?,
+                }
+            };
+        }
+        let Some(mut new) = decided!(change(&stored)) else {
+            if cached {
+                // Nothing to change in the cache's copy: the store's may differ.
+                continue;
+            }
             return Ok(Written {
                 object: stored,
                 warnings: Vec::new(),
@@ -444,18 +483,22 @@ pub async fn write(
             keep_priority(&stored, &mut new);
         }
         let mut warnings = Vec::new();
-        let mut object = validate(kind, new, options.field_validation, &mut warnings)?;
+        let mut object = decided!(validate(kind, new, options.field_validation, &mut warnings));
         // The stored object, decoded once for the update's checks and charges.
         let old =
             (kind.decode)(storage::for_storage(kind, stored.clone())).map_err(|e| ApiError::internal(e.to_string()))?;
-        validate_update(kind, &old, &object)?;
-        crate::auth::authz::escalation::check_write(api, options.user, &object).await?;
-        crate::auth::authz::node::check_write(&api.authorizer, options.user, &object)?;
+        decided!(validate_update(kind, &old, &object));
+        decided!(crate::auth::authz::escalation::check_write(api, options.user, &object).await);
+        decided!(crate::auth::authz::node::check_write(
+            &api.authorizer,
+            options.user,
+            &object
+        ));
         if kind == namespaces() {
             warnings.extend(super::admission::namespace_warnings(api, &stored, &object).await);
         }
-        warnings.extend(super::admission::check_update(api, kind, &old, &object).await?);
-        super::storage_admission::check_resize(api, kind, &stored, &object).await?;
+        warnings.extend(decided!(super::admission::check_update(api, kind, &old, &object).await));
+        decided!(super::storage_admission::check_resize(api, kind, &stored, &object).await);
         if let Some(manager) = options.manager {
             track(kind, Some(&stored), &mut object, manager);
         }

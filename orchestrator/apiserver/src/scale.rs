@@ -21,7 +21,7 @@ pub async fn read(api: &ApiServer, kind: &Kind, namespace: &str, name: &str) -> 
 /// PUT: sets the replicas the submitted `Scale` asks for.
 pub async fn replace(
     api: &ApiServer,
-    kind: &Kind,
+    kind: &'static Kind,
     namespace: &str,
     name: &str,
     mut scale: Value,
@@ -51,7 +51,7 @@ pub async fn replace(
 #[allow(clippy::too_many_arguments)]
 pub async fn patch(
     api: &ApiServer,
-    kind: &Kind,
+    kind: &'static Kind,
     namespace: &str,
     name: &str,
     patch_type: PatchType,

@@ -2,14 +2,21 @@
 //! distinct happening (the same object, reason, message and reporter), its `count`
 //! and `lastTimestamp` raised when it happens again, and every event attached to a
 //! lease so that it goes after [`EVENT_TTL`] (kube-apiserver's `--event-ttl`).
+//! Before that, client-go's correlator (correlator.rs): a source's events about one
+//! object are rate limited, and many distinct messages of one reason about it are
+//! combined into one event.
 //!
 //! Recording never fails its caller: an event that cannot be written is logged.
 //!
 //! A recorder writes to the store, or (an agent with `--kubeconfig`) through the API
-//! server, which nodes may not read events from: as Kubernetes' recorder, it counts
-//! the repeats in memory, POSTs a new event and PATCHes a repeat's `count` and
-//! `lastTimestamp` (POSTing it again if it went meanwhile). The API server attaches
-//! what it creates to its own event leases.
+//! server, which nodes may not read events from. Either way it counts the repeats
+//! in memory, as Kubernetes' recorder: the first time an event is created (found
+//! there already, written before this process started: its count raised in the
+//! store, left as it is through the API server), a repeat raises its `count` and
+//! `lastTimestamp` (a merge PATCH through the API server, created again if it went
+//! meanwhile). The API server attaches what it creates to its own event leases.
+
+mod correlator;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -32,9 +39,6 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 /// How long one lease takes new events: events of the same minute share a lease, as
 /// kube-apiserver's do, so that recording does not grant a lease per event.
 const LEASE_REUSE: Duration = Duration::from_secs(60);
-
-/// How many events a recorder through the API server counts the repeats of.
-const COUNTED_EVENTS: usize = 4096;
 
 /// The leases events are attached to, shared by everything that writes events.
 #[derive(Default)]
@@ -82,6 +86,8 @@ pub struct Recorder {
     component: String,
     /// The node a kubelet-like reporter runs on, else empty.
     host: String,
+    /// Shared by the recorder's clones.
+    correlator: Arc<std::sync::Mutex<correlator::Correlator>>,
 }
 
 /// Where a recorder writes.
@@ -91,11 +97,8 @@ enum Target {
         registry: Registry,
         leases: Arc<EventLeases>,
     },
-    /// The API server, and how often each event (by name) was recorded so far.
-    Api {
-        api: ApiSource,
-        counts: Arc<Mutex<std::collections::HashMap<String, i32>>>,
-    },
+    /// The API server.
+    Api { api: ApiSource },
 }
 
 /// The reference an event names its object by.
@@ -125,18 +128,17 @@ impl Recorder {
             },
             component: component.to_string(),
             host: host.to_string(),
+            correlator: Arc::default(),
         }
     }
 
     /// A recorder that writes through the API server.
     pub fn through_api(api: ApiSource, component: &str, host: &str) -> Recorder {
         Recorder {
-            target: Target::Api {
-                api,
-                counts: Arc::default(),
-            },
+            target: Target::Api { api },
             component: component.to_string(),
             host: host.to_string(),
+            correlator: Arc::default(),
         }
     }
 
@@ -156,15 +158,44 @@ impl Recorder {
     }
 
     async fn try_record(&self, object: &ObjectReference, type_: EventType, reason: &str, message: &str) -> Result<()> {
+        let said = correlator::Said {
+            about: [
+                self.component.as_str(),
+                &self.host,
+                object.kind.as_deref().unwrap_or_default(),
+                object.namespace.as_deref().unwrap_or_default(),
+                object.name.as_deref().unwrap_or_default(),
+                object.uid.as_deref().unwrap_or_default(),
+                object.api_version.as_deref().unwrap_or_default(),
+            ]
+            .join("\u{0}"),
+            reason: format!("{}\u{0}{reason}", type_.as_str()),
+            message: message.to_string(),
+        };
+        let verdict = self
+            .correlator
+            .lock()
+            .expect("correlator lock")
+            .observe(&said, Instant::now());
+        let Some(verdict) = verdict else {
+            tracing::debug!(reason, object = ?object.name, "an event dropped: its source said too much about its object");
+            return Ok(());
+        };
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".to_string());
-        let name = event_name(object, type_, reason, message, &self.component);
+        // A combined event is one whatever its latest message.
+        let distinct = if verdict.combined {
+            correlator::COMBINED
+        } else {
+            message
+        };
+        let name = event_name(object, type_, reason, distinct, &self.component);
         let now = time::now();
         let event = Event {
             metadata: named(&namespace, &name),
             involved_object: object.clone(),
             type_: Some(type_.as_str().to_string()),
             reason: Some(reason.to_string()),
-            message: Some(message.to_string()),
+            message: Some(verdict.message),
             count: Some(1),
             first_timestamp: Some(now.clone()),
             last_timestamp: Some(now.clone()),
@@ -181,34 +212,25 @@ impl Recorder {
             ..Default::default()
         };
         match &self.target {
-            Target::Store { registry, leases } => record_in_store(registry, leases, event).await,
-            Target::Api { api, counts } => {
-                let count = {
-                    let mut counts = counts.lock().await;
-                    // Bounded, as Kubernetes' correlator's cache is: a forgotten
-                    // event's next repeat is POSTed, found there, and left.
-                    if counts.len() >= COUNTED_EVENTS && !counts.contains_key(&name) {
-                        counts.clear();
-                    }
-                    let count = counts.entry(name.clone()).or_insert(0);
-                    *count += 1;
-                    *count
-                };
-                record_through_api(api, event, count).await
-            }
+            Target::Store { registry, leases } => record_in_store(registry, leases, event, verdict.count).await,
+            Target::Api { api } => record_through_api(api, event, verdict.count).await,
         }
     }
 }
 
-/// Creates the event, or raises the count of the one stored.
-async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event) -> Result<()> {
+/// The `count`th time of the event: created the first time without reading the
+/// store; a repeat (or a first time found there already) raises the stored one's
+/// count, its last time and its message (a combined event's latest).
+async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event, count: i32) -> Result<()> {
     let key = EVENT.key(event.metadata.namespace(), event.metadata.name());
+    let mut create_first = count == 1;
     for _ in 0..4 {
-        if let Some(record) = registry.kv.get(&key).await? {
+        if !create_first && let Some(record) = registry.kv.get(&key).await? {
             let mut stored: Event = serde_json::from_slice(&record.value)
                 .map_err(|e| KvError::Other(format!("stored event at {key} does not decode: {e}")))?;
             stored.count = Some(stored.count.unwrap_or(1) + 1);
             stored.last_timestamp = event.last_timestamp.clone();
+            stored.message = event.message.clone();
             stored.metadata.resource_version = None;
             let value = serde_json::to_vec(&stored).expect("events serialize");
             match registry.kv.update(&key, value, record.mod_revision, None).await {
@@ -216,6 +238,7 @@ async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event
                 other => return other.map(drop),
             }
         }
+        create_first = false;
         let lease = leases.lease(&registry.kv).await?;
         let object = berth_api::kinds::Object::new(event.clone());
         match registry.create_leased(&object, lease, None).await {
@@ -235,7 +258,9 @@ async fn record_through_api(api: &ApiSource, mut event: Event, count: i32) -> Re
     let namespace = event.metadata.namespace().to_string();
     let name = event.metadata.name().to_string();
     if count > 1 {
-        let patch = serde_json::json!({"count": count, "lastTimestamp": event.last_timestamp});
+        let patch = serde_json::json!({
+            "count": count, "lastTimestamp": event.last_timestamp, "message": event.message,
+        });
         match api.merge_patch(&EVENT, &namespace, &name, &patch).await {
             Err(KvError::NotFound) => event.count = Some(count),
             other => return other.map(drop),
@@ -329,6 +354,54 @@ mod tests {
         );
         assert!(records.iter().all(|r| r.lease != 0), "every event has a time to live");
         assert_eq!(records[0].lease, records[1].lease, "events of one minute share a lease");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_sources_many_events_about_one_object_are_combined_then_limited() {
+        let t = crate::testing::store().await;
+        let recorder = Recorder::new(t.kv.clone(), "replicaset-controller", "");
+        let mut rs = Pod::new(named("dev", "web-abc"), PodSpec::default());
+        rs.metadata.uid = Some("rs1".into());
+        let reference = reference(&rs);
+        for i in 0..40 {
+            let message = format!("Created pod: web-abc-{i}");
+            recorder
+                .record(&reference, EventType::Normal, "SuccessfulCreate", &message)
+                .await;
+        }
+        let (records, _) = t.kv.list(&EVENT.prefix(Some("dev"))).await.unwrap();
+        let events: Vec<Event> = records
+            .iter()
+            .map(|r| serde_json::from_slice(&r.value).unwrap())
+            .collect();
+        // Nine on their own, then the tenth and on combined into one event, until
+        // the burst of 25 is spent: the last 15 are dropped.
+        assert_eq!(events.len(), 10, "{events:#?}");
+        let combined: Vec<&Event> = (events.iter())
+            .filter(|e| e.message.as_deref().unwrap().starts_with(correlator::COMBINED))
+            .collect();
+        assert_eq!(combined.len(), 1);
+        assert_eq!(combined[0].count, Some(16));
+        assert_eq!(
+            combined[0].message.as_deref(),
+            Some("(combined from similar events): Created pod: web-abc-24")
+        );
+        let single = events.iter().filter(|e| e.count == Some(1)).count();
+        assert_eq!(single, 9);
+        // Another object has a burst of its own.
+        let mut other = rs.clone();
+        other.metadata.name = Some("web-def".into());
+        other.metadata.uid = Some("rs2".into());
+        recorder
+            .record(
+                &super::reference(&other),
+                EventType::Normal,
+                "SuccessfulCreate",
+                "Created pod: web-def-0",
+            )
+            .await;
+        let (records, _) = t.kv.list(&EVENT.prefix(Some("dev"))).await.unwrap();
+        assert_eq!(records.len(), 11);
     }
 
     /// Answers each request, one connection each, with the next of `responses`

@@ -1,4 +1,5 @@
 use serde_json::json;
+use std::sync::Arc;
 
 use crate::{NodeInfo, PodRequest, Strategy, schedule};
 
@@ -17,7 +18,7 @@ fn with_affinity(affinity: serde_json::Value) -> PodRequest {
     PodRequest {
         name: "p".into(),
         namespace: "default".into(),
-        affinity: Some(serde_json::from_value(affinity).unwrap()),
+        affinity: Some(Arc::new(serde_json::from_value(affinity).unwrap())),
         ..Default::default()
     }
 }

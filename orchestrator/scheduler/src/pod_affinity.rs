@@ -175,10 +175,12 @@ pub struct InterPodAffinity {
 impl InterPodAffinity {
     pub fn new(pod: &PodRequest, nodes: &[NodeInfo]) -> Self {
         let mut state = InterPodAffinity::default();
-        let affinity = required_affinity(pod.affinity.as_ref());
-        let anti_affinity = required_anti_affinity(pod.affinity.as_ref());
+        let affinity = required_affinity(pod.affinity.as_deref());
+        let anti_affinity = required_anti_affinity(pod.affinity.as_deref());
+        // Without terms of its own, only the placed pods' terms matter.
+        let all = !affinity.is_empty() || !anti_affinity.is_empty();
         for node in nodes {
-            for placed in &node.pods {
+            for placed in node.pods_for_affinity(all) {
                 if !affinity.is_empty() && affinity.iter().all(|t| selects_placed(t, pod, placed)) {
                     for term in affinity {
                         if let Some(d) = domain(node, &term.topology_key) {
@@ -191,7 +193,7 @@ impl InterPodAffinity {
                         *state.anti_affinity_counts.entry(d).or_default() += 1;
                     }
                 }
-                for term in required_anti_affinity(placed.affinity.as_ref()) {
+                for term in required_anti_affinity(placed.affinity.as_deref()) {
                     if selects_incoming(term, placed, pod)
                         && let Some(d) = domain(node, &term.topology_key)
                     {
@@ -206,7 +208,7 @@ impl InterPodAffinity {
     /// `Err(reason)` when the node breaks one of the pod's required terms, or a
     /// placed pod's required anti-affinity.
     pub fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
-        let affinity = required_affinity(pod.affinity.as_ref());
+        let affinity = required_affinity(pod.affinity.as_deref());
         if !affinity.is_empty() {
             let mut all_domains_hold_one = true;
             for term in affinity {
@@ -224,7 +226,7 @@ impl InterPodAffinity {
                 return Err(AFFINITY_REASON);
             }
         }
-        for term in required_anti_affinity(pod.affinity.as_ref()) {
+        for term in required_anti_affinity(pod.affinity.as_deref()) {
             if let Some(d) = domain(node, &term.topology_key)
                 && self.anti_affinity_counts.get(&d).copied().unwrap_or(0) > 0
             {
@@ -246,14 +248,15 @@ impl InterPodAffinity {
 /// on every node.
 pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], nodes: &[NodeInfo]) -> Vec<i64> {
     let mut by_domain: BTreeMap<Domain, i64> = BTreeMap::new();
-    let (own_affinity, own_anti) = preferred(pod.affinity.as_ref());
+    let (own_affinity, own_anti) = preferred(pod.affinity.as_deref());
+    let all = !own_affinity.is_empty() || !own_anti.is_empty();
     for node in nodes {
         let mut add = |key: &str, weight: i64| {
             if let Some(d) = domain(node, key) {
                 *by_domain.entry(d).or_default() += weight;
             }
         };
-        for placed in &node.pods {
+        for placed in node.pods_for_affinity(all) {
             for weighted in own_affinity {
                 if selects_placed(&weighted.pod_affinity_term, pod, placed) {
                     add(&weighted.pod_affinity_term.topology_key, i64::from(weighted.weight));
@@ -264,12 +267,12 @@ pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], nodes: &[NodeInfo]) -> Vec<i
                     add(&weighted.pod_affinity_term.topology_key, -i64::from(weighted.weight));
                 }
             }
-            for term in required_affinity(placed.affinity.as_ref()) {
+            for term in required_affinity(placed.affinity.as_deref()) {
                 if selects_incoming(term, placed, pod) {
                     add(&term.topology_key, HARD_POD_AFFINITY_WEIGHT);
                 }
             }
-            let (their_affinity, their_anti) = preferred(placed.affinity.as_ref());
+            let (their_affinity, their_anti) = preferred(placed.affinity.as_deref());
             for weighted in their_affinity {
                 if selects_incoming(&weighted.pod_affinity_term, placed, pod) {
                     add(&weighted.pod_affinity_term.topology_key, i64::from(weighted.weight));

@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde_json::json;
 
@@ -29,7 +30,7 @@ fn nodes() -> Vec<NodeInfo> {
 fn placed(app: &str) -> PlacedPod {
     PlacedPod {
         namespace: "default".into(),
-        labels: labels(&[("app", app)]),
+        labels: labels(&[("app", app)]).into(),
         ..Default::default()
     }
 }
@@ -38,8 +39,8 @@ fn pod(app: &str, affinity: serde_json::Value) -> PodRequest {
     PodRequest {
         name: "p".into(),
         namespace: "default".into(),
-        labels: labels(&[("app", app)]),
-        affinity: Some(serde_json::from_value(affinity).unwrap()),
+        labels: labels(&[("app", app)]).into(),
+        affinity: Some(Arc::new(serde_json::from_value(affinity).unwrap())),
         ..Default::default()
     }
 }
@@ -60,7 +61,7 @@ fn allowed(pod: &PodRequest, nodes: &[NodeInfo]) -> Vec<String> {
 #[test]
 fn required_affinity_follows_the_matching_pods_domain() {
     let mut nodes = nodes();
-    nodes[1].pods.push(placed("db"));
+    nodes[1].place(placed("db"));
     let by_zone = pod(
         "web",
         json!({"podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("db", ZONE)]}}),
@@ -98,7 +99,7 @@ fn the_first_pod_of_a_group_that_matches_itself_goes_anywhere() {
         allowed(&elsewhere, &nodes).is_empty(),
         "a pod that does not match its own term waits"
     );
-    nodes[2].pods.push(placed("cache"));
+    nodes[2].place(placed("cache"));
     assert_eq!(allowed(&together, &nodes), ["n3"], "once one runs, the rest follow it");
 }
 
@@ -106,8 +107,8 @@ fn the_first_pod_of_a_group_that_matches_itself_goes_anywhere() {
 fn required_anti_affinity_keeps_pods_apart_both_ways() {
     let mut nodes = nodes();
     let apart = json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web", HOSTNAME)]}});
-    nodes[0].pods.push(PlacedPod {
-        affinity: Some(serde_json::from_value(apart.clone()).unwrap()),
+    nodes[0].place(PlacedPod {
+        affinity: Some(Arc::new(serde_json::from_value(apart.clone()).unwrap())),
         ..placed("web")
     });
     let replica = pod("web", apart);
@@ -123,8 +124,8 @@ fn required_anti_affinity_keeps_pods_apart_both_ways() {
         err.message,
         "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules."
     );
-    nodes[1].pods.push(placed("web"));
-    nodes[2].pods.push(placed("web"));
+    nodes[1].place(placed("web"));
+    nodes[2].place(placed("web"));
     let err = schedule(&replica, &nodes, Strategy::Spread).unwrap_err();
     assert_eq!(
         err.message,
@@ -135,9 +136,9 @@ fn required_anti_affinity_keeps_pods_apart_both_ways() {
 #[test]
 fn terms_select_pods_by_namespace_names_and_labels() {
     let mut nodes = nodes();
-    nodes[0].pods.push(PlacedPod {
+    nodes[0].place(PlacedPod {
         namespace: "other".into(),
-        namespace_labels: labels(&[("team", "blue")]),
+        namespace_labels: labels(&[("team", "blue")]).into(),
         ..placed("db")
     });
     let anti = |extra: serde_json::Value| {
@@ -164,7 +165,7 @@ fn terms_select_pods_by_namespace_names_and_labels() {
 #[test]
 fn preferred_terms_score_domains_both_ways() {
     let mut nodes = nodes();
-    nodes[2].pods.push(placed("db"));
+    nodes[2].place(placed("db"));
     let near_db = pod(
         "web",
         json!({"podAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
@@ -182,7 +183,9 @@ fn preferred_terms_score_domains_both_ways() {
     // The placed pod's preferred anti-affinity keeps web pods away from it too.
     let avoids_web = json!({"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 20, "podAffinityTerm": term("web", ZONE)}]}});
-    nodes[2].pods[0].affinity = Some(serde_json::from_value(avoids_web).unwrap());
+    let mut db = nodes[2].pods.remove(0);
+    db.affinity = Some(Arc::new(serde_json::from_value(avoids_web).unwrap()));
+    nodes[2].place(db);
     let plain = PodRequest {
         affinity: None,
         ..near_db
@@ -198,11 +201,11 @@ fn fits_of(nodes: &[NodeInfo]) -> Vec<&NodeInfo> {
 fn match_and_mismatch_label_keys_narrow_a_term_by_its_owners_labels() {
     let mut nodes = nodes();
     let version = |v: &str| PlacedPod {
-        labels: labels(&[("app", "web"), ("version", v)]),
+        labels: labels(&[("app", "web"), ("version", v)]).into(),
         ..placed("web")
     };
-    nodes[0].pods.push(version("1"));
-    nodes[1].pods.push(version("2"));
+    nodes[0].place(version("1"));
+    nodes[1].place(version("2"));
     let apart = |keys: serde_json::Value| {
         let mut t = term("web", HOSTNAME);
         t.as_object_mut().unwrap().extend(keys.as_object().unwrap().clone());
@@ -210,7 +213,7 @@ fn match_and_mismatch_label_keys_narrow_a_term_by_its_owners_labels() {
             "web",
             json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [t]}}),
         );
-        p.labels.insert("version".into(), "2".into());
+        Arc::make_mut(&mut p.labels).insert("version".into(), "2".into());
         p
     };
     assert_eq!(allowed(&apart(json!({})), &nodes), ["n3"]);
@@ -226,4 +229,45 @@ fn match_and_mismatch_label_keys_narrow_a_term_by_its_owners_labels() {
     );
     // A key the owner lacks narrows nothing.
     assert_eq!(allowed(&apart(json!({"matchLabelKeys": ["tier"]})), &nodes), ["n3"]);
+}
+
+#[test]
+fn a_pod_without_terms_is_weighed_against_the_placed_pods_with_terms_only() {
+    let mut nodes = nodes();
+    for _ in 0..50 {
+        nodes[0].place(placed("web"));
+        nodes[2].place(placed("web"));
+    }
+    // One placed pod on n2 keeps web pods off its node.
+    let mut keeper = placed("db");
+    keeper.affinity = Some(Arc::new(
+        serde_json::from_value(
+            json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+            term("web", HOSTNAME)]}}),
+        )
+        .unwrap(),
+    ));
+    nodes[1].place(keeper);
+    let counted = |n: &NodeInfo, all: bool| n.pods_for_affinity(all).count();
+    assert_eq!(
+        nodes.iter().map(|n| n.pods_with_affinity).collect::<Vec<_>>(),
+        [0, 1, 0]
+    );
+    assert_eq!(nodes.iter().map(|n| counted(n, false)).collect::<Vec<_>>(), [0, 1, 0]);
+    assert_eq!(nodes.iter().map(|n| counted(n, true)).collect::<Vec<_>>(), [50, 1, 50]);
+    let plain = PodRequest {
+        labels: labels(&[("app", "web")]).into(),
+        ..pod("web", json!({}))
+    };
+    let plain = PodRequest {
+        affinity: None,
+        ..plain
+    };
+    assert_eq!(allowed(&plain, &nodes), ["n1", "n3"]);
+    // A pod with terms of its own still counts every placed pod.
+    let apart = pod(
+        "web",
+        json!({"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term("web", ZONE)]}}),
+    );
+    assert!(allowed(&apart, &nodes).is_empty(), "web pods are in both zones");
 }

@@ -1,6 +1,7 @@
 use super::*;
 use berth_api::meta::LabelSelector;
 use berth_api::objects::Taint;
+use std::sync::Arc;
 
 const GI: u64 = 1 << 30;
 
@@ -177,7 +178,7 @@ fn a_node_whose_victims_break_no_budget_is_preferred() {
         let request = &mut placed[i].1.request;
         request.namespace = "default".into();
         request.name = name;
-        request.labels = [("app".to_string(), app.to_string())].into();
+        request.labels = Arc::new([("app".to_string(), app.to_string())].into());
     };
     label(&mut placed, 0, "web");
     label(&mut placed, 1, "batch");
@@ -217,7 +218,7 @@ fn no_pod_is_evicted_for_a_node_that_inter_pod_rules_still_refuse() {
     // n1 holds a web pod nobody may evict and the cheapest victim; n2 a dearer one.
     place(&mut nodes, &mut placed, "n1", "low-cheap", 0, 700);
     let web = PodRequest {
-        labels: [("app".to_string(), "web".to_string())].into(),
+        labels: Arc::new([("app".to_string(), "web".to_string())].into()),
         ..request(100)
     };
     nodes[0].charge(&web);
@@ -227,7 +228,7 @@ fn no_pod_is_evicted_for_a_node_that_inter_pod_rules_still_refuse() {
             {"labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname"}]}}))
     .unwrap();
     let pod = PodRequest {
-        affinity: Some(affinity),
+        affinity: Some(Arc::new(affinity)),
         ..request(600)
     };
     let chosen = select(&pod, 100, &nodes, &placed, &[]);

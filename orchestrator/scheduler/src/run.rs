@@ -27,9 +27,10 @@
 //! it took as free.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::snapshot::{Labels, has_pod_terms};
 use super::{NodeInfo, PodRequest, Strategy, schedule_from};
 
 /// How soon a pass runs again while a pod waits for its claims (missing, or not
@@ -48,7 +49,7 @@ use berth_api::objects::{NamespaceSpec, NodeSpec, Pod, PodCondition, PodSpec, Re
 use berth_api::owners::controller_of;
 use berth_api::time::now;
 use berth_client::events::Recorder;
-use berth_client::kv::{Group, KvError};
+use berth_client::kv::KvError;
 use berth_client::registry::encode;
 use berth_controller_runtime::informer::Snapshot;
 use berth_controller_runtime::{Context, RETRY_SOON, Requeue, benign, drive, sooner};
@@ -116,19 +117,18 @@ pub fn node_infos_with(
 /// Gives the placed pods their namespaces' labels, which `namespaceSelector`s in
 /// pod affinity terms read (the loop gives each pod to place its own). Pure.
 pub fn with_namespace_labels(infos: &mut [NodeInfo], namespace_labels: &BTreeMap<String, BTreeMap<String, String>>) {
+    let shared: BTreeMap<&String, Labels> = (namespace_labels.iter())
+        .map(|(name, labels)| (name, Arc::new(labels.clone())))
+        .collect();
     for placed in infos.iter_mut().flat_map(|i| i.pods.iter_mut()) {
-        placed.namespace_labels = namespace_labels.get(&placed.namespace).cloned().unwrap_or_default();
+        placed.namespace_labels = shared.get(&placed.namespace).cloned().unwrap_or_default();
     }
 }
 
 /// Whether any pod, pending or placed, has pod affinity terms (which may select
 /// namespaces by their labels).
 fn has_pod_affinity(pending: &[&Pod], infos: &[NodeInfo]) -> bool {
-    let terms = |a: &Option<berth_api::objects::Affinity>| {
-        a.as_ref()
-            .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
-    };
-    pending.iter().any(|p| terms(&p.spec.affinity)) || infos.iter().flat_map(|i| &i.pods).any(|p| terms(&p.affinity))
+    pending.iter().any(|p| has_pod_terms(p.spec.affinity.as_ref())) || infos.iter().any(|i| i.pods_with_affinity > 0)
 }
 
 /// Every namespace's labels.
@@ -303,16 +303,16 @@ pub async fn run(ctx: Context, strategy: Strategy, resync: Duration) {
     ];
     let assumed = Mutex::new(BTreeMap::new());
     let requests = Mutex::new(Requests::default());
-    let group = ctx.registry.kv.group();
+    let groups = binds::Groups::new(&ctx);
     drive("scheduler", triggers, resync, || {
-        pass(&ctx, &group, strategy, &assumed, &requests)
+        pass(&ctx, &groups, strategy, &assumed, &requests)
     })
     .await;
 }
 
 async fn pass(
     ctx: &Context,
-    group: &Group,
+    groups: &binds::Groups,
     strategy: Strategy,
     assumed: &Mutex<BTreeMap<String, Assumed>>,
     requests: &Mutex<Requests>,
@@ -344,7 +344,7 @@ async fn pass(
     // bound and not assumed would leave its node's room looking free.
     let placing = place(
         ctx,
-        group,
+        groups,
         strategy,
         &pods,
         &nodes,
@@ -371,7 +371,7 @@ async fn pass(
 #[allow(clippy::too_many_arguments)]
 async fn place<'a>(
     ctx: &Context,
-    group: &Group,
+    groups: &binds::Groups,
     strategy: Strategy,
     pods: &'a Snapshot<PodSpec>,
     nodes: &Snapshot<NodeSpec>,
@@ -409,7 +409,7 @@ async fn place<'a>(
         let request = match PodRequest::from_pod(pod) {
             Ok(mut request) => {
                 request.spread_selector = spread_selector(pod, &replica_sets, &services);
-                request.namespace_labels = namespaces.get(&request.namespace).cloned().unwrap_or_default();
+                request.namespace_labels = Arc::new(namespaces.get(&request.namespace).cloned().unwrap_or_default());
                 match super::volumes::read_claims(ctx, pod).await? {
                     Ok((bound_volumes, waiting_claims)) => {
                         request.bound_volumes = bound_volumes;
@@ -419,14 +419,14 @@ async fn place<'a>(
                         // Claims are not watched here: look again soon, for the
                         // binder's write (a class, a bound volume) or a new claim.
                         requeue = sooner(requeue, Some(CLAIMS_RECHECK));
-                        queued.extend(binds::queue_unschedulable(ctx, group, pod, message));
+                        queued.extend(binds::queue_unschedulable(ctx, groups, pod, message));
                         continue;
                     }
                 }
                 with_class_handler(ctx, &mut handlers, request).await?
             }
             Err(e) => {
-                queued.extend(binds::queue_unschedulable(ctx, group, pod, e.0));
+                queued.extend(binds::queue_unschedulable(ctx, groups, pod, e.0));
                 continue;
             }
         };
@@ -448,7 +448,7 @@ async fn place<'a>(
                 if preempt::preempt(ctx, pod, &request, seen, on_nodes, message, recorder).await? {
                     continue;
                 }
-                queued.extend(binds::queue_unschedulable(ctx, group, pod, unschedulable.message));
+                queued.extend(binds::queue_unschedulable(ctx, groups, pod, unschedulable.message));
                 continue;
             }
         };
@@ -461,7 +461,7 @@ async fn place<'a>(
         request.siblings = None;
         siblings.placed(&request, &placed);
         if request.waiting_claims.is_empty() {
-            queued.push(binds::queue_bind(ctx, group, pod, node, request));
+            queued.push(binds::queue_bind(ctx, groups, pod, node, request));
         } else {
             let bound_pod = bound(pod, node.metadata.name());
             let bound = super::volumes::bind_with_claims(ctx, pod, &bound_pod, node, &request.waiting_claims).await?;

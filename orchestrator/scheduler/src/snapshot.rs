@@ -34,6 +34,10 @@ pub struct NodeInfo {
     /// The pods on the node that count for spreading and inter-pod affinity (not
     /// being deleted).
     pub pods: Vec<PlacedPod>,
+    /// How many of `pods` have pod affinity or anti-affinity terms of their own (the
+    /// only ones inter-pod affinity looks at for a pod without terms; kube-scheduler
+    /// keeps such a list per node too). Kept by [`NodeInfo::place`].
+    pub pods_with_affinity: usize,
     /// The RuntimeClass handlers its agent runs (`status.runtimeHandlers`).
     pub runtime_handlers: BTreeSet<String>,
 }
@@ -86,7 +90,7 @@ impl NodeInfo {
         self.nonzero_used_cpu_millis += pod.nonzero_cpu_millis;
         self.nonzero_used_memory_bytes += pod.nonzero_memory_bytes;
         if !pod.is_deleting {
-            self.pods.push(PlacedPod {
+            self.place(PlacedPod {
                 namespace: pod.namespace.clone(),
                 labels: pod.labels.clone(),
                 namespace_labels: pod.namespace_labels.clone(),
@@ -94,18 +98,44 @@ impl NodeInfo {
             });
         }
     }
+
+    /// Counts `placed` among the node's pods.
+    pub fn place(&mut self, placed: PlacedPod) {
+        if has_pod_terms(placed.affinity.as_deref()) {
+            self.pods_with_affinity += 1;
+        }
+        self.pods.push(placed);
+    }
+
+    /// The pods inter-pod affinity looks at: all of them for a pod with terms of
+    /// its own (`all`), else those with terms.
+    pub fn pods_for_affinity(&self, all: bool) -> impl Iterator<Item = &PlacedPod> {
+        let any = all || self.pods_with_affinity > 0;
+        (self.pods.iter())
+            .take(if any { usize::MAX } else { 0 })
+            .filter(move |p| all || has_pod_terms(p.affinity.as_deref()))
+    }
 }
+
+/// Whether an affinity has pod affinity or anti-affinity terms.
+pub fn has_pod_terms(affinity: Option<&Affinity>) -> bool {
+    affinity.is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
+}
+
+/// Labels shared between a pod's requests and the nodes' copies a pass makes of
+/// it (a pass places every bound pod on its node again).
+pub type Labels = Arc<BTreeMap<String, String>>;
 
 /// A pod on a node, as spreading and inter-pod affinity see it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PlacedPod {
     pub namespace: String,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Its namespace's labels, which other pods' `namespaceSelector`s read.
-    pub namespace_labels: BTreeMap<String, String>,
+    pub namespace_labels: Labels,
     /// Its own affinity: its required anti-affinity keeps other pods away (the
     /// symmetry kube-scheduler keeps), its terms weigh in others' scores.
-    pub affinity: Option<Affinity>,
+    pub affinity: Option<Arc<Affinity>>,
 }
 
 /// What scoring counts for a container without a CPU request (Kubernetes'
@@ -123,7 +153,7 @@ pub struct PodRequest {
     pub memory_bytes: u64,
     pub node_selector: BTreeMap<String, String>,
     /// `spec.affinity`: node affinity, pod affinity and anti-affinity.
-    pub affinity: Option<Affinity>,
+    pub affinity: Option<Arc<Affinity>>,
     /// `spec.topologySpreadConstraints`; a pod with any does not get the default
     /// spread.
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
@@ -138,10 +168,10 @@ pub struct PodRequest {
     pub nonzero_cpu_millis: u64,
     pub nonzero_memory_bytes: u64,
     pub namespace: String,
-    pub labels: BTreeMap<String, String>,
+    pub labels: Labels,
     /// Its namespace's labels (for `namespaceSelector`s), filled in by the
     /// scheduling loop.
-    pub namespace_labels: BTreeMap<String, String>,
+    pub namespace_labels: Labels,
     /// Being deleted: it holds its resources but no longer counts for spreading.
     pub is_deleting: bool,
     /// Which pods count as this pod's siblings for Kubernetes' default topology
@@ -178,7 +208,7 @@ impl PodRequest {
         let mut request = PodRequest {
             name: name.to_string(),
             node_selector: spec.node_selector.clone().unwrap_or_default(),
-            affinity: spec.affinity.clone(),
+            affinity: spec.affinity.clone().map(Arc::new),
             topology_spread_constraints: spec.topology_spread_constraints.clone().unwrap_or_default(),
             tolerations: spec.tolerations.clone().unwrap_or_default(),
             runtime_handler: spec
@@ -224,7 +254,7 @@ impl PodRequest {
     pub fn from_pod(pod: &Pod) -> Result<Self, SnapshotError> {
         let mut request = Self::from_spec(pod.metadata.name(), &pod.spec)?;
         request.namespace = pod.metadata.namespace().to_string();
-        request.labels = pod.metadata.labels().clone();
+        request.labels = Arc::new(pod.metadata.labels().clone());
         request.is_deleting = pod.metadata.deletion_timestamp.is_some();
         Ok(request)
     }

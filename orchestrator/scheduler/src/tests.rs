@@ -198,7 +198,7 @@ fn replica(app: &str) -> PodRequest {
         name: format!("{app}-x"),
         namespace: "default".into(),
         spread_selector: Some(berth_api::meta::match_labels(labels.clone())),
-        labels,
+        labels: labels.into(),
         ..PodRequest::from_spec("p", &one_container()).unwrap()
     }
 }

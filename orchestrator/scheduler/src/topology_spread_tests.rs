@@ -26,7 +26,7 @@ fn node(name: &str, zone: &str, web_pods: usize) -> NodeInfo {
 fn web() -> PlacedPod {
     PlacedPod {
         namespace: "default".into(),
-        labels: labels(&[("app", "web"), ("version", "1")]),
+        labels: labels(&[("app", "web"), ("version", "1")]).into(),
         ..Default::default()
     }
 }
@@ -35,7 +35,7 @@ fn pod(constraints: serde_json::Value) -> PodRequest {
     PodRequest {
         name: "p".into(),
         namespace: "default".into(),
-        labels: labels(&[("app", "web"), ("version", "2")]),
+        labels: labels(&[("app", "web"), ("version", "2")]).into(),
         topology_spread_constraints: serde_json::from_value(constraints).unwrap(),
         ..Default::default()
     }

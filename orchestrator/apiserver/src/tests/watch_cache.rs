@@ -209,3 +209,82 @@ async fn without_the_cache_watches_are_the_stores_own() {
     assert_eq!(after.next_named().await, ("MODIFIED".into(), "p".into()));
     assert_eq!(n1.next_named().await, ("MODIFIED".into(), "p".into()));
 }
+
+/// Writes a label on the pod straight in the store, as another API server would.
+async fn label_in_store(server: &Server, name: &str, key: &str, value: &str) -> i64 {
+    let key_of = format!("/registry/pods/default/{name}");
+    let record = server.store.kv.get(&key_of).await.unwrap().unwrap();
+    let mut stored: Value = serde_json::from_slice(&record.value).unwrap();
+    stored["metadata"]["labels"][key] = value.into();
+    let value = serde_json::to_vec(&stored).unwrap();
+    (server.store.kv)
+        .update(&key_of, value, record.mod_revision, None)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updates_start_from_the_cache_and_lose_no_write_the_cache_has_not_seen() {
+    let store = store().await;
+    let api = ApiServer::with_settings(store.kv.clone(), Settings::default());
+    let server = start_on(store, api.clone()).await;
+    create(&server, &pod_on("p", Some("n1"))).await;
+    let cache = api.watch_caches.of(&api.kv, kind("pods"));
+    let patch = |label: &str| json!({"metadata": {"labels": {"api": label}}});
+    // Filled, and current: a patch starts from its copy.
+    assert_eq!(server.get(&format!("{PODS}?resourceVersion=0")).await.status, 200);
+    let patched = server.merge_patch(&format!("{PODS}/p"), &patch("1")).await;
+    assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
+    assert!(cache.get("/registry/pods/default/p").is_some());
+
+    // From now on the cache hears of nothing: every copy it has is stale.
+    cache.freeze();
+    for round in 2..6 {
+        let round = round.to_string();
+        let written = label_in_store(&server, "p", "direct", &round).await;
+        let patched = server.merge_patch(&format!("{PODS}/p"), &patch(&round)).await;
+        assert_eq!(patched.status, 200, "{}", String::from_utf8_lossy(&patched.body));
+        let patched = patched.json();
+        assert!(version_of(&patched).parse::<i64>().unwrap() > written);
+        let stored = server.get(&format!("{PODS}/p")).await.json();
+        for object in [&patched, &stored] {
+            assert_eq!(object["metadata"]["labels"]["direct"], round.as_str());
+            assert_eq!(object["metadata"]["labels"]["api"], round.as_str());
+        }
+    }
+
+    // A replace naming the version its client read is refused once the store moved
+    // on, even where the cache still holds that version.
+    let read = server.get(&format!("{PODS}/p")).await.json();
+    label_in_store(&server, "p", "direct", "last").await;
+    let mut replaced = read.clone();
+    replaced["metadata"]["labels"]["api"] = "stale".into();
+    let refused = server.send_json("PUT", &format!("{PODS}/p"), &replaced).await;
+    assert_eq!(refused.status, 409, "{}", String::from_utf8_lossy(&refused.body));
+    let stored = server.get(&format!("{PODS}/p")).await.json();
+    assert_eq!(stored["metadata"]["labels"]["direct"], "last");
+    assert_ne!(stored["metadata"]["labels"]["api"], "stale");
+    // One naming the store's version goes through.
+    let mut current = stored.clone();
+    current["metadata"]["labels"]["api"] = "fresh".into();
+    let accepted = server.send_json("PUT", &format!("{PODS}/p"), &current).await;
+    assert_eq!(accepted.status, 200, "{}", String::from_utf8_lossy(&accepted.body));
+    assert_eq!(accepted.json()["metadata"]["labels"]["direct"], "last");
+
+    // A JSON patch whose test fails against the stale copy but holds against the
+    // store's is decided by the store's.
+    let test_current = json!([
+        {"op": "test", "path": "/metadata/labels/direct", "value": "last"},
+        {"op": "add", "path": "/metadata/labels/tested", "value": "yes"},
+    ]);
+    let applied = server
+        .call(
+            "PATCH",
+            &format!("{PODS}/p"),
+            &[("content-type", "application/json-patch+json")],
+            test_current.to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(applied.status, 200, "{}", String::from_utf8_lossy(&applied.body));
+    assert_eq!(applied.json()["metadata"]["labels"]["tested"], "yes");
+}

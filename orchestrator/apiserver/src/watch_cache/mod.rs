@@ -1,6 +1,7 @@
 //! The API server's watch cache, as kube-apiserver's: one store watch per kind
-//! (started by the kind's first watch or `resourceVersion=0` list), fanned out to
-//! every client's watch, instead of one store watch per client.
+//! (started by the kind's first watch, `resourceVersion=0` list or update), fanned
+//! out to every client's watch, instead of one store watch per client. An update
+//! starts from the cache's copy of its object (rest.rs), as kube-apiserver's do.
 //!
 //! ```text
 //!  store: list R ──► State (objects, pods by node) ──► watch from R + 1
@@ -299,6 +300,26 @@ impl Cache {
         }
         let inner = self.lock();
         Some((inner.state.objects_under(prefix, node), inner.state.revision))
+    }
+
+    /// The object at `key` as the cache holds it, without waiting: `None` when the
+    /// cache is not filled yet or has no such key. It may be behind the store: an
+    /// update made from it is conditional on its revision (kube-apiserver's
+    /// GuaranteedUpdate starts from its cache's object the same way).
+    pub fn get(&self, key: &str) -> Option<berth_client::kv::Record> {
+        if !*self.ready.borrow() {
+            return None;
+        }
+        let inner = self.lock();
+        inner.state.objects.get(key).map(|entry| entry.record.clone())
+    }
+
+    /// Stops the cache where it is (its store watch ends): a stale cache, for tests.
+    #[cfg(test)]
+    pub fn freeze(&self) {
+        if let Some(task) = self.task.lock().expect("task lock").take() {
+            task.abort();
+        }
     }
 
     /// Whether the cache reaches `revision` within [`FRESH_WAIT`], asking the store

@@ -1,7 +1,8 @@
-//! A pass's writes to the pods it placed or could not place, queued in the group
-//! commit (berth-client's `Group`) as the pass goes and settled at its end: many
-//! pods' binds and explanations go to the store in one transaction each batch,
-//! each compared with what the pass read, each with its own outcome.
+//! A pass's writes to the pods it placed or could not place, queued in group
+//! commits (berth-client's `Group`; [`GROUPS`] of them, a pod's writes always in the
+//! same) as the pass goes and settled at its end: many pods' binds and explanations
+//! go to the store in one transaction each batch, each compared with what the pass
+//! read, each with its own outcome.
 //!
 //! ```text
 //!  place ─► queue_bind: txn(pod rv, node rv, fence) ─┐      settle: bound ─► Scheduled event,
@@ -27,6 +28,28 @@ use crate::PodRequest;
 
 type Outcome = Pin<Box<dyn Future<Output = Result<Option<i64>, KvError>> + Send>>;
 
+/// How many group committers a scheduler writes through. Each has one transaction
+/// in flight; several let one batch's commit overlap the next one's (a pass places
+/// thousands of pods, and a transaction holds at most 128 compares).
+const GROUPS: usize = 4;
+
+/// The scheduler's group committers; a pod's writes always go through the same
+/// one (by its key), so they stay in order.
+pub struct Groups(Vec<Group>);
+
+impl Groups {
+    pub fn new(ctx: &Context) -> Groups {
+        Groups((0..GROUPS).map(|_| ctx.registry.kv.group()).collect())
+    }
+
+    fn of(&self, pod: &Pod) -> &Group {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (pod.metadata.namespace(), pod.metadata.name()).hash(&mut hasher);
+        &self.0[hasher.finish() as usize % self.0.len()]
+    }
+}
+
 /// A write about `pod`, made or queued: its outcome (the revision, or `None`
 /// after a benign race), and what follows when it lands.
 pub struct Queued<'a> {
@@ -44,7 +67,7 @@ enum Then {
 
 /// Queues the bind of `pod` to `node`, made if neither changed since read (and the
 /// fence holds).
-pub fn queue_bind<'a>(ctx: &Context, group: &Group, pod: &'a Pod, node: &Node, request: PodRequest) -> Queued<'a> {
+pub fn queue_bind<'a>(ctx: &Context, groups: &Groups, pod: &'a Pod, node: &Node, request: PodRequest) -> Queued<'a> {
     let then = Then::Bound {
         node: node.metadata.name().to_string(),
         request: Box::new(request),
@@ -60,7 +83,7 @@ pub fn queue_bind<'a>(ctx: &Context, group: &Group, pod: &'a Pod, node: &Node, r
         };
     };
     let node_key = node.key();
-    let written = group.update_if(
+    let written = groups.of(pod).update_if(
         &pod.key(),
         encode(&bound(pod, node.metadata.name())),
         pod_version,
@@ -89,11 +112,13 @@ pub fn made<'a>(pod: &'a Pod, node: &Node, request: PodRequest, revision: Option
 
 /// Queues the scheduler's explanation (`PodScheduled=False`, Unschedulable,
 /// `message`) on a pod, unless it already says so.
-pub fn queue_unschedulable<'a>(ctx: &Context, group: &Group, pod: &'a Pod, message: String) -> Option<Queued<'a>> {
+pub fn queue_unschedulable<'a>(ctx: &Context, groups: &Groups, pod: &'a Pod, message: String) -> Option<Queued<'a>> {
     let marked = marked_unschedulable(pod, &message)?;
     let version = pod.metadata.resource_version().parse::<i64>().ok()?;
     tracing::info!(pod = %pod.key(), reason = "Unschedulable", %message, "not scheduled");
-    let written = group.update_if(&pod.key(), encode(&marked), version, &[], ctx.fence());
+    let written = groups
+        .of(pod)
+        .update_if(&pod.key(), encode(&marked), version, &[], ctx.fence());
     Some(Queued {
         pod,
         then: Then::Explained { message },

@@ -14,7 +14,7 @@ fn selector(app: &str) -> LabelSelector {
 fn pod(namespace: &str, app: &str) -> PodRequest {
     PodRequest {
         namespace: namespace.into(),
-        labels: BTreeMap::from([("app".to_string(), app.to_string())]),
+        labels: Arc::new(BTreeMap::from([("app".to_string(), app.to_string())])),
         spread_selector: Some(selector(app)),
         ..Default::default()
     }

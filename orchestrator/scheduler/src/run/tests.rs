@@ -379,7 +379,7 @@ fn namespace_selectors_read_the_namespaces_labels_and_bound_pods_keep_their_term
     let namespaces: BTreeMap<String, BTreeMap<String, String>> =
         [("default".to_string(), labels(&[("team", "blue")]))].into();
     with_namespace_labels(&mut infos, &namespaces);
-    assert_eq!(infos[0].pods[0].namespace_labels, labels(&[("team", "blue")]));
+    assert_eq!(infos[0].pods[0].namespace_labels, labels(&[("team", "blue")]).into());
 
     let away_from_blue_db = |team: &str| {
         let mut web = labelled(pod("web", "", "10m", ""), &[("app", "web")]);
