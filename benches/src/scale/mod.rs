@@ -185,7 +185,15 @@ async fn measure(
             "the hollow agent exited: {}",
             hollow.log_tail(20).join("\n")
         );
-        let ready = ready_nodes(&mut c).await.unwrap_or(0);
+        // A connection the busy server dropped (a registration storm) is opened
+        // again; otherwise every later count would fail.
+        let ready = match ready_nodes(&mut c).await {
+            Ok(ready) => ready,
+            Err(_) => {
+                c = Connection::open(&apis[0]).await?;
+                0
+            }
+        };
         if ready >= options.nodes as usize {
             break;
         }
