@@ -1,13 +1,19 @@
 //! The filters a node must pass, each with the reason it gives when it does not,
 //! worded as Kubernetes words them so users recognise the explanation.
 
+use std::borrow::Cow;
+
 use berth_api::objects::{Taint, Toleration};
 
 use super::{NodeInfo, PodRequest, node_affinity};
 
+/// Why a node cannot take a pod, as the Pending message counts it; most reasons are
+/// fixed text, the taint filter's names the taint.
+pub type Reason = Cow<'static, str>;
+
 pub trait Filter: Sync {
     /// `Err(reason)` when the node cannot take the pod.
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str>;
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason>;
 }
 
 struct Ready;
@@ -36,11 +42,11 @@ pub static FILTERS: [&dyn Filter; 8] = [
 /// there or be provisioned there (Kubernetes' VolumeBinding plugin). A claim the
 /// scheduler already chose a node for keeps it.
 impl Filter for VolumeBinding {
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         use berth_api::persistent_volumes::{SELECTED_NODE, node_allows};
         let reachable = |volume| node_allows(volume, &node.name, &node.labels);
         if !pod.bound_volumes.iter().all(reachable) {
-            return Err("node(s) had volume node affinity conflict");
+            return Err("node(s) had volume node affinity conflict".into());
         }
         for waiting in &pod.waiting_claims {
             if let Some(selected) = waiting
@@ -51,10 +57,10 @@ impl Filter for VolumeBinding {
                 .and_then(|a| a.get(SELECTED_NODE))
                 && *selected != node.name
             {
-                return Err("node(s) had volume node affinity conflict");
+                return Err("node(s) had volume node affinity conflict".into());
             }
             if !waiting.is_provisioned && !waiting.candidates.iter().any(reachable) {
-                return Err("node(s) didn't find available persistent volumes to bind");
+                return Err("node(s) didn't find available persistent volumes to bind".into());
             }
         }
         Ok(())
@@ -62,19 +68,19 @@ impl Filter for VolumeBinding {
 }
 
 impl Filter for Ready {
-    fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         if node.is_ready {
             Ok(())
         } else {
-            Err("node(s) were not ready")
+            Err("node(s) were not ready".into())
         }
     }
 }
 
 impl Filter for Schedulable {
-    fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, _: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         if node.is_unschedulable {
-            Err("node(s) were unschedulable")
+            Err("node(s) were unschedulable".into())
         } else {
             Ok(())
         }
@@ -83,11 +89,11 @@ impl Filter for Schedulable {
 
 /// Kubernetes' NodeAffinity filter: `nodeSelector` and required node affinity.
 impl Filter for Selector {
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         if node_affinity::matches(pod, node) {
             Ok(())
         } else {
-            Err(node_affinity::REASON)
+            Err(node_affinity::REASON.into())
         }
     }
 }
@@ -104,13 +110,20 @@ pub fn tolerates(tolerations: &[Toleration], taint: &Taint) -> bool {
     })
 }
 
+/// Kubernetes' TaintToleration filter: the first NoSchedule or NoExecute taint the
+/// pod does not tolerate keeps it off, and the reason names it as kube-scheduler
+/// does (`{key: value}`), so nodes tainted differently are counted apart.
 impl Filter for Taints {
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         let mut blocking = node.taints.iter().filter(|t| t.effect != "PreferNoSchedule");
-        if blocking.all(|taint| tolerates(&pod.tolerations, taint)) {
-            Ok(())
-        } else {
-            Err("node(s) had untolerated taint")
+        match blocking.find(|taint| !tolerates(&pod.tolerations, taint)) {
+            None => Ok(()),
+            Some(taint) => Err(format!(
+                "node(s) had untolerated taint {{{}: {}}}",
+                taint.key,
+                taint.value.as_deref().unwrap_or_default()
+            )
+            .into()),
         }
     }
 }
@@ -118,10 +131,10 @@ impl Filter for Taints {
 /// A pod of a RuntimeClass goes only where the agent runs the class's handler (the
 /// kubelet would refuse it: "RuntimeHandler not supported").
 impl Filter for RuntimeHandler {
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         match &pod.runtime_handler {
             Some(handler) if !node.runtime_handlers.contains(handler) => {
-                Err("node(s) didn't have the pod's runtime handler")
+                Err("node(s) didn't have the pod's runtime handler".into())
             }
             _ => Ok(()),
         }
@@ -129,22 +142,22 @@ impl Filter for RuntimeHandler {
 }
 
 impl Filter for HostPorts {
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         if pod.host_ports.is_disjoint(&node.used_host_ports) {
             Ok(())
         } else {
-            Err("node(s) didn't have free ports for the requested pod ports")
+            Err("node(s) didn't have free ports for the requested pod ports".into())
         }
     }
 }
 
 impl Filter for Resources {
-    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
+    fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), Reason> {
         if node.used_cpu_millis + pod.cpu_millis > node.allocatable_cpu_millis {
-            return Err("Insufficient cpu");
+            return Err("Insufficient cpu".into());
         }
         if node.used_memory_bytes + pod.memory_bytes > node.allocatable_memory_bytes {
-            return Err("Insufficient memory");
+            return Err("Insufficient memory".into());
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ mod snapshot;
 mod topology_spread;
 mod volumes;
 
-pub use filter::{FILTERS, Filter};
+pub use filter::{FILTERS, Filter, Reason};
 pub use score::ZONE_LABEL;
 pub use snapshot::{DEFAULT_CPU_MILLIS, DEFAULT_MEMORY_BYTES, NodeInfo, PlacedPod, PodRequest, WaitingClaim};
 
@@ -93,7 +93,7 @@ pub fn schedule_from(
     strategy: Strategy,
     start: usize,
 ) -> Result<Placement, Unschedulable> {
-    let mut rejections: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut rejections: BTreeMap<Reason, usize> = BTreeMap::new();
     let mut fits = Vec::new();
     // The filters that look at other nodes' pods count them once for this pod.
     let spread = topology_spread::TopologySpread::new(pod, nodes);
@@ -106,8 +106,8 @@ pub fn schedule_from(
         let rejection = FILTERS
             .iter()
             .find_map(|f| f.check(pod, node).err())
-            .or_else(|| spread.check(pod, node).err())
-            .or_else(|| inter_pod.check(pod, node).err());
+            .or_else(|| spread.check(pod, node).err().map(Reason::from))
+            .or_else(|| inter_pod.check(pod, node).err().map(Reason::from));
         match rejection {
             Some(reason) => *rejections.entry(reason).or_default() += 1,
             None => fits.push(node),

@@ -110,10 +110,13 @@ impl NodeInfo {
     /// The pods inter-pod affinity looks at: all of them for a pod with terms of
     /// its own (`all`), else those with terms.
     pub fn pods_for_affinity(&self, all: bool) -> impl Iterator<Item = &PlacedPod> {
-        let any = all || self.pods_with_affinity > 0;
-        (self.pods.iter())
-            .take(if any { usize::MAX } else { 0 })
-            .filter(move |p| all || has_pod_terms(p.affinity.as_deref()))
+        // A node none of whose pods has terms has nothing to show a pod without any.
+        let pods: &[PlacedPod] = if all || self.pods_with_affinity > 0 {
+            &self.pods
+        } else {
+            &[]
+        };
+        pods.iter().filter(move |p| all || has_pod_terms(p.affinity.as_deref()))
     }
 }
 

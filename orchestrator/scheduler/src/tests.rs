@@ -123,7 +123,7 @@ fn selectors_taints_and_host_ports_filter_nodes() {
     let err = schedule(&wants_gpu, &nodes, Strategy::Spread).unwrap_err();
     assert_eq!(
         err.message,
-        "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint."
+        "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: ml}."
     );
     wants_gpu.tolerations.push(Toleration {
         key: Some("dedicated".into()),
@@ -143,6 +143,44 @@ fn selectors_taints_and_host_ports_filter_nodes() {
         placed[1].as_ref().unwrap_err().message,
         "0/1 nodes are available: 1 node(s) didn't have free ports for the requested pod ports."
     );
+}
+
+#[test]
+fn the_untolerated_taint_is_named_and_nodes_are_counted_by_taint() {
+    let taint = |key: &str, value: Option<&str>, effect: &str| Taint {
+        key: key.into(),
+        value: value.map(Into::into),
+        effect: effect.into(),
+        time_added: None,
+    };
+    let mut nodes: Vec<NodeInfo> = ["a", "b", "c"].iter().map(|n| node(n, 4000, 8 * GI)).collect();
+    nodes[0]
+        .taints
+        .push(taint("node-role.kubernetes.io/control-plane", None, "NoSchedule"));
+    // PreferNoSchedule never filters; the first blocking taint not tolerated is named.
+    nodes[1].taints.push(taint("soft", Some("x"), "PreferNoSchedule"));
+    nodes[1].taints.push(taint("dedicated", Some("ml"), "NoExecute"));
+    nodes[2].taints.push(taint("dedicated", Some("ml"), "NoSchedule"));
+    let err = schedule(&pod(100, 1), &nodes, Strategy::Spread).unwrap_err();
+    assert_eq!(
+        err.message,
+        "0/3 nodes are available: 1 node(s) had untolerated taint {node-role.kubernetes.io/control-plane: }, \
+         2 node(s) had untolerated taint {dedicated: ml}."
+    );
+    let mut tolerant = pod(100, 1);
+    tolerant.tolerations.push(Toleration {
+        key: Some("dedicated".into()),
+        operator: Some("Exists".into()),
+        ..Default::default()
+    });
+    let err = schedule(&tolerant, &nodes[..1], Strategy::Spread).unwrap_err();
+    assert!(
+        err.message.ends_with("{node-role.kubernetes.io/control-plane: }."),
+        "{}",
+        err.message
+    );
+    // Both fit; the PreferNoSchedule taint it does not tolerate ranks b lower.
+    assert_eq!(schedule(&tolerant, &nodes[1..], Strategy::Spread), Ok("c".into()));
 }
 
 #[test]
