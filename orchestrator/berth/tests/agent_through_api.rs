@@ -251,6 +251,29 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
         ]);
         (text(&out) == "False NodeStatusUnknown").then_some(())
     });
+    // Tainted as Kubernetes' node controller taints it: NoSchedule with the mark,
+    // NoExecute once it is lost (a grace period later).
+    let taints = || {
+        let jsonpath = "jsonpath={range .spec.taints[*]}{.key}:{.effect} {end}";
+        text(&admin(&["get", "node", "n1", "-o", jsonpath])).trim().to_string()
+    };
+    assert!(
+        taints().starts_with("node.kubernetes.io/unreachable:NoSchedule"),
+        "{}",
+        taints()
+    );
+    eventually_blocking("n1 tainted unreachable:NoExecute", || {
+        let both = "node.kubernetes.io/unreachable:NoSchedule node.kubernetes.io/unreachable:NoExecute";
+        (taints() == both).then_some(())
+    });
+    // Back, the agent says Ready again and the taints go.
+    agent.start().unwrap();
+    eventually_blocking("n1 Ready and untainted", || {
+        let jsonpath = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}";
+        let ready = text(&admin(&["get", "node", "n1", "-o", jsonpath]));
+        (ready == "True" && taints().is_empty()).then_some(())
+    });
+    agent.kill();
     for pid in common::workload_pids(&marker) {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }

@@ -10,6 +10,12 @@
 //! its `tolerationSeconds` longer, or for good without them (the taint eviction
 //! controller, taint_eviction.rs, evicts for the taints nodes carry).
 //!
+//! The Node carries those taints, as Kubernetes' node lifecycle controller writes
+//! them, so that `kubectl describe node` shows why nothing runs there:
+//! `node.kubernetes.io/unreachable:NoSchedule` with the NotReady mark, and
+//! `node.kubernetes.io/unreachable:NoExecute` once the node is lost; both are taken
+//! off once its heartbeat is back and its agent has written `Ready=True` again.
+//!
 //! An agent that reaches the cluster through the API server heartbeats with a
 //! `coordination.k8s.io` Lease instead (`kube-node-lease/<node>`, renewed every
 //! quarter of its duration, as the kubelet's): one not seen renewed within the grace
@@ -31,7 +37,7 @@
 //! then. The marks are written only while the heartbeat key is still absent (the
 //! txn compares it), so they can never land after the returning agent's own status.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -43,6 +49,9 @@ use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodCondition, PodSpec, Taint, key};
 use berth_api::time;
 use berth_api::tolerations::{NO_EXECUTE, no_execute_stay};
+
+/// The taint effect that keeps new pods off.
+const NO_SCHEDULE: &str = "NoSchedule";
 use berth_client::events::{EventType, reference};
 use berth_client::kv::KvError;
 use berth_client::registry::encode;
@@ -58,8 +67,13 @@ pub const POD_MESSAGE_NOT_READY: &str = "Node is not ready";
 /// What the lost nodes need.
 #[derive(Debug, Default, PartialEq)]
 pub struct Assessment {
-    /// Nodes to mark `Ready=False`.
+    /// Nodes without heartbeat to mark `Ready=False` and taint unreachable
+    /// (NoSchedule), where they are not yet.
     pub mark: Vec<String>,
+    /// Lost nodes to taint unreachable (NoExecute), where they are not yet.
+    pub lost: Vec<String>,
+    /// Nodes back (heartbeat live, `Ready=True`) that still carry unreachable taints.
+    pub untaint: Vec<String>,
     /// Ready pods (terminating or not) on nodes without a heartbeat, to mark not
     /// ready, as (namespace, name).
     pub unready: Vec<(String, String)>,
@@ -95,11 +109,22 @@ pub fn assess<'a>(
             Some(now.saturating_duration_since(since))
         })
     };
-    let mark = nodes
-        .into_iter()
-        .filter(|node| absent_for(node.metadata.name()).is_some() && !is_marked_unknown(node))
-        .map(|node| node.metadata.name().to_string())
-        .collect();
+    let (mut mark, mut lost, mut untaint) = (Vec::new(), Vec::new(), Vec::new());
+    for node in nodes {
+        let name = node.metadata.name();
+        match absent_for(name) {
+            Some(absent) => {
+                if !is_marked_unknown(node) || !has_unreachable_taint(node, NO_SCHEDULE) {
+                    mark.push(name.to_string());
+                }
+                if absent >= grace && !has_unreachable_taint(node, NO_EXECUTE) {
+                    lost.push(name.to_string());
+                }
+            }
+            None if is_node_ready(node) && has_unreachable_taint(node, "") => untaint.push(name.to_string()),
+            None => {}
+        }
+    }
     let mut unready = Vec::new();
     let mut evict = Vec::new();
     for pod in pods {
@@ -137,6 +162,8 @@ pub fn assess<'a>(
     }
     Assessment {
         mark,
+        lost,
+        untaint,
         unready,
         evict,
         next_check,
@@ -152,6 +179,16 @@ fn unreachable() -> Taint {
         effect: NO_EXECUTE.into(),
         ..Default::default()
     }
+}
+
+/// Whether the node carries the unreachable taint with `effect` (any effect: empty).
+fn has_unreachable_taint(node: &Node, effect: &str) -> bool {
+    (node.spec.taints.iter().flatten()).any(|t| t.key == UNREACHABLE_TAINT && (effect.is_empty() || t.effect == effect))
+}
+
+fn is_node_ready(node: &Node) -> bool {
+    let conditions = node.status.conditions.as_deref().unwrap_or_default();
+    condition(conditions, "Ready").is_some_and(|c| c.status() == "True")
 }
 
 fn tolerations(pod: &Pod) -> &[berth_api::objects::Toleration] {
@@ -179,14 +216,44 @@ pub fn marked_not_ready(pod: &Pod) -> Pod {
     pod
 }
 
-/// The node with its Ready condition set to False / NodeStatusUnknown.
-pub fn marked_unknown(node: &Node) -> Node {
+/// The node with its Ready condition set to False / NodeStatusUnknown (where it
+/// is not yet: its transition time stays) and tainted
+/// `node.kubernetes.io/unreachable:NoSchedule`, and `:NoExecute` too when `lost`
+/// (each taint added once, stamped with the time it was added).
+pub fn marked_unknown(node: &Node, lost: bool) -> Node {
     let mut node = node.clone();
-    set_condition(
-        node.status.conditions.get_or_insert_default(),
-        NodeCondition::new("Ready", "False", REASON_UNKNOWN, MESSAGE_UNKNOWN),
-        &time::now(),
-    );
+    let now = time::now();
+    if !is_marked_unknown(&node) {
+        set_condition(
+            node.status.conditions.get_or_insert_default(),
+            NodeCondition::new("Ready", "False", REASON_UNKNOWN, MESSAGE_UNKNOWN),
+            &now,
+        );
+    }
+    let effects: &[&str] = if lost {
+        &[NO_SCHEDULE, NO_EXECUTE]
+    } else {
+        &[NO_SCHEDULE]
+    };
+    for effect in effects {
+        if !has_unreachable_taint(&node, effect) {
+            node.spec.taints.get_or_insert_default().push(Taint {
+                key: UNREACHABLE_TAINT.into(),
+                effect: effect.to_string(),
+                time_added: Some(now.clone()),
+                ..Default::default()
+            });
+        }
+    }
+    node
+}
+
+/// The node without its unreachable taints (its other taints kept).
+pub fn untainted(node: &Node) -> Node {
+    let mut node = node.clone();
+    if let Some(taints) = &mut node.spec.taints {
+        taints.retain(|t| t.key != UNREACHABLE_TAINT);
+    }
     node
 }
 
@@ -209,19 +276,27 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
     let heartbeats = ctx.caches.heartbeats.snapshot();
     let assessment = assess(nodes.iter(), pods.iter(), &heartbeats, Instant::now(), grace);
     let mut requeue = assessment.next_check;
-    for name in &assessment.mark {
+    let absent: BTreeSet<&String> = assessment.mark.iter().chain(&assessment.lost).collect();
+    for name in absent {
         let node_key = key::<NodeSpec>("", name);
         let Some(node) = nodes.get(&node_key) else { continue };
         let Ok(version) = node.metadata.resource_version().parse::<i64>() else {
             continue;
         };
-        tracing::warn!(node = %name, "its heartbeat lease expired: marking the node NotReady");
+        let lost = assessment.lost.contains(name);
+        let newly_unknown = !is_marked_unknown(node);
+        if newly_unknown {
+            tracing::warn!(node = %name, "its heartbeat lease expired: marking the node NotReady");
+        }
+        if lost {
+            tracing::warn!(node = %name, "the node is lost: tainting it {UNREACHABLE_TAINT}:{NO_EXECUTE}");
+        }
         let written = ctx
             .registry
             .kv
             .update_if(
                 &node_key,
-                encode(&marked_unknown(node)),
+                encode(&marked_unknown(node, lost)),
                 version,
                 &still_absent(&heartbeats, name).compares(),
                 ctx.fence(),
@@ -229,13 +304,27 @@ async fn pass(ctx: &Context, grace: Duration) -> Result<Requeue, KvError> {
             .await;
         if benign(written)?.is_none() {
             requeue = sooner(requeue, Some(RETRY_SOON));
-        } else {
+        } else if newly_unknown {
             ctx.recorder("node-controller").emit(
                 reference(node),
                 EventType::Normal,
                 "NodeNotReady",
                 format!("Node {name} status is now: NodeNotReady"),
             );
+        }
+    }
+    for name in &assessment.untaint {
+        let node_key = key::<NodeSpec>("", name);
+        let Some(node) = nodes.get(&node_key) else { continue };
+        let Ok(version) = node.metadata.resource_version().parse::<i64>() else {
+            continue;
+        };
+        tracing::info!(node = %name, "the node is back: removing its {UNREACHABLE_TAINT} taints");
+        let written = (ctx.registry.kv)
+            .update(&node_key, encode(&untainted(node)), version, ctx.fence())
+            .await;
+        if benign(written)?.is_none() {
+            requeue = sooner(requeue, Some(RETRY_SOON));
         }
     }
     for (namespace, name) in &assessment.unready {
@@ -299,278 +388,5 @@ fn still_absent(heartbeats: &HeartbeatSnapshot, node: &str) -> StillAbsent {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use berth_api::meta::ObjectMeta;
-    use berth_api::objects::Resource;
-
-    fn node(name: &str, ready: &str, reason: &str) -> Node {
-        let mut node = Resource::new(
-            ObjectMeta {
-                name: Some(name.into()),
-                ..Default::default()
-            },
-            NodeSpec::default(),
-        );
-        node.status
-            .conditions
-            .get_or_insert_default()
-            .push(NodeCondition::new("Ready", ready, reason, ""));
-        node
-    }
-
-    fn pod(name: &str, node: &str) -> Pod {
-        let mut pod = Resource::new(
-            ObjectMeta {
-                name: Some(name.into()),
-                namespace: Some("default".into()),
-                ..Default::default()
-            },
-            PodSpec::default(),
-        );
-        pod.spec.node_name = Some(node.into());
-        pod
-    }
-
-    fn ready(mut pod: Pod) -> Pod {
-        pod.status.conditions = Some(vec![PodCondition::new("Ready", "True", "", "")]);
-        pod
-    }
-
-    #[test]
-    fn a_node_without_heartbeat_is_not_ready_at_once_and_lost_after_the_grace_period() {
-        let t0 = Instant::now();
-        let grace = Duration::from_secs(10);
-        let mut heartbeats = HeartbeatSnapshot {
-            synced_at: Some(t0),
-            ..Default::default()
-        };
-        heartbeats.live.insert("alive".into(), t0);
-        heartbeats.gone.insert("gone".into(), t0 + Duration::from_secs(5));
-        let nodes = [
-            node("alive", "True", ""),
-            node("gone", "True", ""),
-            node("never", "True", ""),
-        ];
-        let pods = [
-            ready(pod("a", "alive")),
-            ready(pod("g", "gone")),
-            pod("g-unready", "gone"),
-            ready(pod("n", "never")),
-            pod("u", ""),
-        ];
-
-        // Its lease expired: the node and its ready pods are marked, nothing moves yet.
-        let early = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(9), grace);
-        assert_eq!(early.mark, ["gone", "never"]);
-        assert_eq!(
-            early.unready,
-            [
-                ("default".to_string(), "g".to_string()),
-                ("default".to_string(), "n".to_string())
-            ]
-        );
-        assert!(early.evict.is_empty(), "{early:?}");
-        assert_eq!(early.next_check, Some(Duration::from_secs(1)), "'never' is lost in 1 s");
-
-        let later = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(11), grace);
-        assert_eq!(later.evict, [("default".to_string(), "n".to_string())]);
-        assert_eq!(later.unready, [("default".to_string(), "g".to_string())]);
-        assert_eq!(
-            later.next_check,
-            Some(Duration::from_secs(4)),
-            "'gone' is lost at t0 + 15 s"
-        );
-
-        let all = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(15), grace);
-        assert_eq!(all.evict.len(), 3);
-        assert!(all.unready.is_empty());
-        assert_eq!(all.next_check, None);
-    }
-
-    #[test]
-    fn a_node_lease_not_renewed_within_the_grace_period_is_a_missed_heartbeat() {
-        use berth_controller_runtime::informer::node_leases::NodeLease;
-        let t0 = Instant::now();
-        let grace = Duration::from_secs(10);
-        let mut heartbeats = HeartbeatSnapshot {
-            synced_at: Some(t0),
-            leases_synced: true,
-            ..Default::default()
-        };
-        heartbeats.leases.insert(
-            "api".into(),
-            NodeLease {
-                renewed: t0 + Duration::from_secs(2),
-                renew_time: Some("2026-01-02T03:04:05.000000Z".into()),
-                duration: Duration::from_secs(10),
-                mod_revision: 7,
-            },
-        );
-        let nodes = [node("api", "True", "")];
-        let pods = [ready(pod("p", "api"))];
-
-        let fresh = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(11), grace);
-        assert!(fresh.mark.is_empty() && fresh.unready.is_empty(), "{fresh:?}");
-        assert_eq!(fresh.next_check, Some(Duration::from_secs(1)), "it lapses at t0 + 12 s");
-        assert!(heartbeats.is_live_at("api", t0 + Duration::from_secs(11)));
-
-        let lapsed = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(12), grace);
-        assert_eq!(lapsed.mark, ["api"]);
-        assert_eq!(lapsed.unready, [("default".to_string(), "p".to_string())]);
-        assert!(lapsed.evict.is_empty());
-        assert_eq!(lapsed.next_check, Some(grace), "lost a grace period after the lapse");
-        assert!(!heartbeats.is_live_at("api", t0 + Duration::from_secs(12)));
-
-        let lost = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(22), grace);
-        assert_eq!(lost.evict, [("default".to_string(), "p".to_string())]);
-        assert_eq!(
-            still_absent(&heartbeats, "api").compares(),
-            [
-                ("/berth/heartbeats/api", 0),
-                ("/registry/leases/kube-node-lease/api", 7)
-            ]
-        );
-
-        // A Lease longer than the grace period lapses only after its duration (its
-        // agent renews it every quarter of that, and fences itself after it).
-        let mut long = heartbeats.clone();
-        long.leases.get_mut("api").unwrap().duration = Duration::from_secs(30);
-        let within = assess(&nodes, &pods, &long, t0 + Duration::from_secs(22), grace);
-        assert!(within.mark.is_empty(), "{within:?}");
-        assert_eq!(within.next_check, Some(Duration::from_secs(10)));
-        let after = assess(&nodes, &pods, &long, t0 + Duration::from_secs(32), grace);
-        assert_eq!(after.mark, ["api"]);
-
-        // A live heartbeat key keeps the node whatever its Lease says.
-        heartbeats.live.insert("api".into(), t0);
-        let keyed = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(30), grace);
-        assert!(keyed.mark.is_empty() && keyed.evict.is_empty(), "{keyed:?}");
-    }
-
-    #[test]
-    fn a_pod_that_tolerates_unreachable_stays_on_a_lost_node_its_toleration_seconds() {
-        use berth_api::objects::Toleration;
-        let t0 = Instant::now();
-        let grace = Duration::from_secs(10);
-        let mut heartbeats = HeartbeatSnapshot {
-            synced_at: Some(t0),
-            ..Default::default()
-        };
-        heartbeats.gone.insert("gone".into(), t0);
-        let tolerating = |name: &str, seconds: Option<i64>| {
-            let mut pod = ready(pod(name, "gone"));
-            pod.spec.tolerations = Some(vec![Toleration {
-                key: Some(UNREACHABLE_TAINT.into()),
-                operator: Some("Exists".into()),
-                effect: Some("NoExecute".into()),
-                toleration_seconds: seconds,
-                ..Default::default()
-            }]);
-            pod
-        };
-        let pods = [
-            ready(pod("plain", "gone")),
-            tolerating("patient", Some(20)),
-            tolerating("loyal", None),
-        ];
-        let nodes = [node("gone", "True", "")];
-        let lost = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(12), grace);
-        assert_eq!(lost.evict, [("default".to_string(), "plain".to_string())]);
-        assert_eq!(lost.unready.len(), 2, "the others stay, not ready: {lost:?}");
-        assert_eq!(
-            lost.next_check,
-            Some(Duration::from_secs(18)),
-            "patient goes 20 s after the loss"
-        );
-        let later = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(30), grace);
-        assert_eq!(
-            later.evict,
-            [
-                ("default".to_string(), "plain".to_string()),
-                ("default".to_string(), "patient".to_string())
-            ]
-        );
-        assert_eq!(later.next_check, None, "loyal stays for good");
-    }
-
-    #[test]
-    fn a_pod_marked_not_ready_keeps_its_other_conditions() {
-        let mut pod = ready(pod("p", "n1"));
-        pod.status
-            .conditions
-            .get_or_insert_default()
-            .push(PodCondition::new("PodScheduled", "True", "", ""));
-        let marked = marked_not_ready(&pod);
-        let conditions = marked.status.conditions.as_deref().unwrap();
-        assert_eq!(condition(conditions, "Ready").unwrap().status(), "False");
-        assert!(condition(conditions, "Ready").unwrap().last_transition_time.is_some());
-        assert_eq!(condition(conditions, "PodScheduled").unwrap().status(), "True");
-        assert!(!is_pod_ready(&marked));
-    }
-
-    #[test]
-    fn a_marked_node_is_not_marked_again_but_its_pods_still_go() {
-        let t0 = Instant::now();
-        let heartbeats = HeartbeatSnapshot {
-            synced_at: Some(t0),
-            ..Default::default()
-        };
-        let marked = marked_unknown(&node("n1", "True", ""));
-        assert!(is_marked_unknown(&marked));
-        let ready = condition(marked.status.conditions.as_deref().unwrap(), "Ready").unwrap();
-        assert_eq!(ready.message(), MESSAGE_UNKNOWN);
-        assert!(ready.last_transition_time.is_some());
-        let a = assess(
-            [&marked],
-            [&pod("p", "n1")],
-            &heartbeats,
-            t0 + Duration::from_secs(1),
-            Duration::ZERO,
-        );
-        assert!(a.mark.is_empty());
-        assert_eq!(a.evict.len(), 1);
-
-        let mut terminating = pod("t", "n1");
-        terminating.metadata.deletion_timestamp = Some(time::now());
-        let a = assess(
-            [&marked],
-            [&terminating],
-            &heartbeats,
-            t0 + Duration::from_secs(1),
-            Duration::ZERO,
-        );
-        assert_eq!(
-            a.evict,
-            [("default".to_string(), "t".to_string())],
-            "no agent will finish a terminating pod of a lost node"
-        );
-    }
-
-    #[test]
-    fn a_terminating_pod_of_a_node_without_heartbeat_is_marked_not_ready_too() {
-        let t0 = Instant::now();
-        let mut heartbeats = HeartbeatSnapshot {
-            synced_at: Some(t0),
-            ..Default::default()
-        };
-        heartbeats.gone.insert("gone".into(), t0);
-        let mut terminating = ready(pod("t", "gone"));
-        terminating.metadata.deletion_timestamp = Some(time::now());
-        let mut marked_terminating = marked_not_ready(&terminating);
-        marked_terminating.metadata.name = Some("t-marked".into());
-        let a = assess(
-            [&node("gone", "True", "")],
-            [&terminating, &marked_terminating],
-            &heartbeats,
-            t0 + Duration::from_secs(1),
-            Duration::from_secs(10),
-        );
-        assert_eq!(
-            a.unready,
-            [("default".to_string(), "t".to_string())],
-            "before the grace: marked not ready (once), not yet evicted"
-        );
-        assert!(a.evict.is_empty());
-    }
-}
+#[path = "node_lifecycle_tests.rs"]
+mod tests;
