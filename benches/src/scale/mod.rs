@@ -10,12 +10,16 @@
 //!  load:    a watch on the run's namespace (watch.rs); D Deployments of P/D replicas;
 //!           a probe creates, updates and deletes ConfigMaps at --probe-rate, round
 //!           robin over the replicas, until every pod is Running
+//!  latency: --latency-pods one-pod Deployments at --latency-rate (latency_pods.rs:
+//!           ClusterLoader2's density test reads the pod startup SLO on these)
 //!  report:  placement throughput (pods bound / the time from the first pod seen to the
 //!           last bound), pod startup p50/p99 (seen → reported Running and Ready),
-//!           the probe's mutating calls p50/p99, each process's RSS and CPU time
+//!           the latency pods' startup p50/p99, the probe's mutating calls p50/p99,
+//!           each process's RSS and CPU time
 //!           over the load (which one saturates), the hollow nodes' foreign events
 //! ```
 
+mod latency_pods;
 mod steady;
 mod watch;
 
@@ -37,6 +41,8 @@ use crate::latency::{LatencySummary, ms};
 use watch::Seen;
 
 const NAMESPACE: &str = "scale";
+/// The prefix of the load's Deployments' (and so their pods') names.
+const LOAD_PREFIX: &str = "load-";
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct ScaleOptions {
@@ -48,6 +54,14 @@ pub struct ScaleOptions {
     pub pods: u64,
     #[arg(long, default_value_t = 10)]
     pub deployments: u64,
+    /// One-pod Deployments created after the load, whose pods' startup is the
+    /// Kubernetes SLO's measure (ClusterLoader2's density test: 500 at 5 a second);
+    /// 0: none.
+    #[arg(long, default_value_t = 500)]
+    pub latency_pods: u64,
+    /// How many latency Deployments are created a second.
+    #[arg(long, default_value_t = 5.0)]
+    pub latency_rate: f64,
     /// The hollow nodes' Lease duration (renewed every quarter of it; a kubelet's is 40s).
     #[arg(long, default_value = "40s")]
     pub lease_ttl: String,
@@ -261,7 +275,7 @@ async fn measure(
     eprintln!("-- {} Deployments of {per} pods", options.deployments);
     for d in 0..options.deployments {
         let path = format!("/apis/apps/v1/namespaces/{NAMESPACE}/deployments");
-        create(&mut c, &path, &deployment(&format!("load-{d}"), per)).await?;
+        create(&mut c, &path, &deployment(&format!("{LOAD_PREFIX}{d}"), per)).await?;
     }
     loop {
         servers.check_running()?;
@@ -295,29 +309,28 @@ async fn measure(
     let usage: Vec<Usage> = (pids.iter().zip(&cpu_before))
         .map(|((name, pid), before)| proc_usage(name, *pid, *before))
         .collect::<anyhow::Result<_>>()?;
+    let (placement, startup) = {
+        let seen = seen.lock().expect("seen lock");
+        let first = seen
+            .pods
+            .values()
+            .filter_map(|t| t.created)
+            .min()
+            .context("no pod seen")?;
+        let last_bound = seen
+            .pods
+            .values()
+            .filter_map(|t| t.bound)
+            .max()
+            .context("no pod bound")?;
+        let placement = seen.bound() as f64 / last_bound.saturating_duration_since(first).as_secs_f64().max(1e-3);
+        (placement, LatencySummary::from_samples(seen.startups(LOAD_PREFIX)))
+    };
+    let mutating = LatencySummary::from_samples(probe_latencies);
+    latency_pods::run(options, &mut c, &seen).await?;
+    let latency = LatencySummary::from_samples(seen.lock().expect("seen lock").startups(latency_pods::PREFIX));
     let foreign = hollow_sum(metrics, "berth_hollow_foreign_pod_events_total").await?;
     let events = hollow_sum(metrics, "berth_hollow_pod_events_total").await?;
-
-    let seen = seen.lock().expect("seen lock");
-    let first = seen
-        .pods
-        .values()
-        .filter_map(|t| t.created)
-        .min()
-        .context("no pod seen")?;
-    let last_bound = seen
-        .pods
-        .values()
-        .filter_map(|t| t.bound)
-        .max()
-        .context("no pod bound")?;
-    let placement = seen.bound() as f64 / last_bound.saturating_duration_since(first).as_secs_f64().max(1e-3);
-    let startup = LatencySummary::from_samples(
-        (seen.pods.values())
-            .filter_map(|t| Some(t.running?.saturating_duration_since(t.created?)))
-            .collect(),
-    );
-    let mutating = LatencySummary::from_samples(probe_latencies);
 
     println!(
         "berth-bench scale: {} hollow nodes, {total} pods in {} Deployments",
@@ -330,10 +343,19 @@ async fn measure(
     println!("  all pods Running after        {load_s:>10.1} s");
     println!("  placement throughput          {placement:>10.1} pods/s bound");
     println!(
-        "  pod startup p50 / p99         {:>10.0} / {:.0} ms (seen → Running and Ready)",
+        "  pod startup p50 / p99         {:>10.0} / {:.0} ms (the load's: seen → Running and Ready)",
         ms(startup.p50),
         ms(startup.p99)
     );
+    if latency.count > 0 {
+        println!(
+            "  latency pods' startup p50/p99 {:>10.0} / {:.0} ms ({} one-pod Deployments at {}/s after the load)",
+            ms(latency.p50),
+            ms(latency.p99),
+            latency.count,
+            options.latency_rate
+        );
+    }
     println!(
         "  mutating calls p50 / p99      {:>10.1} / {:.1} ms ({} probe calls, {refused} answered 429)",
         ms(mutating.p50),
@@ -364,6 +386,7 @@ async fn measure(
         "all_running_s": load_s,
         "placement_pods_per_s": placement,
         "pod_startup_ms": startup.to_json(),
+        "latency_pod_startup_ms": latency.to_json(),
         "mutating_ms": mutating.to_json(),
         "mutating_refused_429": refused,
         "hollow_watch_events": events,

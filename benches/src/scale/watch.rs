@@ -55,6 +55,21 @@ impl Seen {
         self.pods.values().filter(|t| t.running.is_some()).count()
     }
 
+    /// The pods whose names start with `prefix` seen Running and Ready.
+    pub fn running_with_prefix(&self, prefix: &str) -> usize {
+        (self.pods.iter())
+            .filter(|(name, t)| name.starts_with(prefix) && t.running.is_some())
+            .count()
+    }
+
+    /// Create → Running and Ready of the pods whose names start with `prefix`.
+    pub fn startups(&self, prefix: &str) -> Vec<std::time::Duration> {
+        (self.pods.iter())
+            .filter(|(name, _)| name.starts_with(prefix))
+            .filter_map(|(_, t)| Some(t.running?.saturating_duration_since(t.created?)))
+            .collect()
+    }
+
     pub fn bound(&self) -> usize {
         self.pods.values().filter(|t| t.bound.is_some()).count()
     }
