@@ -17,12 +17,14 @@ use crate::api::http::Connection;
 pub const PREFIX: &str = "latency-";
 
 /// Creates `--latency-pods` one-pod Deployments at `--latency-rate` per second and
-/// waits until the watch has seen all their pods Running and Ready.
-pub async fn run(options: &ScaleOptions, c: &mut Connection, seen: &Mutex<Seen>) -> anyhow::Result<()> {
+/// waits until the watch has seen all their pods Running and Ready. On a connection
+/// of its own to `api` (one left idle through the load is closed by then).
+pub async fn run(options: &ScaleOptions, api: &str, seen: &Mutex<Seen>) -> anyhow::Result<()> {
     let count = options.latency_pods;
     if count == 0 {
         return Ok(());
     }
+    let c = &mut Connection::open(api).await?;
     eprintln!(
         "-- {count} latency Deployments of one pod, {} a second",
         options.latency_rate

@@ -327,7 +327,7 @@ async fn measure(
         (placement, LatencySummary::from_samples(seen.startups(LOAD_PREFIX)))
     };
     let mutating = LatencySummary::from_samples(probe_latencies);
-    latency_pods::run(options, &mut c, &seen).await?;
+    latency_pods::run(options, &apis[0], &seen).await?;
     let latency = LatencySummary::from_samples(seen.lock().expect("seen lock").startups(latency_pods::PREFIX));
     let foreign = hollow_sum(metrics, "berth_hollow_foreign_pod_events_total").await?;
     let events = hollow_sum(metrics, "berth_hollow_pod_events_total").await?;
