@@ -95,13 +95,16 @@ pub fn schedule_from(
 ) -> Result<Placement, Unschedulable> {
     let mut rejections: BTreeMap<Reason, usize> = BTreeMap::new();
     let mut fits = Vec::new();
+    // Where each fitting node is in `nodes` (what sibling counts are indexed by).
+    let mut positions = Vec::new();
     // The filters that look at other nodes' pods count them once for this pod.
     let spread = topology_spread::TopologySpread::new(pod, nodes);
     let inter_pod = pod_affinity::InterPodAffinity::new(pod, nodes);
     let wanted = feasible_nodes_to_find(nodes.len());
     let mut examined = 0;
     for i in 0..nodes.len() {
-        let node = &nodes[(start + i) % nodes.len()];
+        let position = (start + i) % nodes.len();
+        let node = &nodes[position];
         examined = i + 1;
         let rejection = FILTERS
             .iter()
@@ -110,13 +113,16 @@ pub fn schedule_from(
             .or_else(|| inter_pod.check(pod, node).err().map(Reason::from));
         match rejection {
             Some(reason) => *rejections.entry(reason).or_default() += 1,
-            None => fits.push(node),
+            None => {
+                fits.push(node);
+                positions.push(position);
+            }
         }
         if fits.len() >= wanted {
             break;
         }
     }
-    let scores = score::scores(pod, &fits, nodes, strategy);
+    let scores = score::scores(pod, &fits, &positions, nodes, strategy);
     let best = fits.iter().zip(scores).max_by(|(a, sa), (b, sb)| {
         // Equal scores: the name decides, so the choice is deterministic.
         sa.cmp(sb).then_with(|| b.name.cmp(&a.name))

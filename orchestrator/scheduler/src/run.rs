@@ -455,11 +455,11 @@ async fn place<'a>(
         let Some(node) = nodes.get(&key::<NodeSpec>("", &placed)) else {
             continue;
         };
+        request.siblings = None;
         if let Some(&i) = by_name.get(placed.as_str()) {
             infos[i].charge(&request);
+            siblings.placed(&request, i);
         }
-        request.siblings = None;
-        siblings.placed(&request, &placed);
         if request.waiting_claims.is_empty() {
             queued.push(binds::queue_bind(ctx, groups, pod, node, request));
         } else {

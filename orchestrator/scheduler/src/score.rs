@@ -17,8 +17,6 @@
 //! - PreferNoSchedule taints (`TaintToleration`, weight 3): the fewer a node has
 //!   that the pod does not tolerate, the better.
 
-use std::collections::BTreeMap;
-
 use berth_api::meta::{LabelSelector, selector_matches};
 
 use super::{NodeInfo, PodRequest, Strategy, filter, node_affinity, pod_affinity, topology_spread};
@@ -38,9 +36,16 @@ pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
 const HOSTNAME_MAX_SKEW: i64 = 3;
 const ZONE_MAX_SKEW: i64 = 5;
 
-/// Every fitting node's total score, in the order given; `nodes` are all the
-/// nodes, whose pods count for spreading and inter-pod affinity.
-pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], nodes: &[NodeInfo], strategy: Strategy) -> Vec<i64> {
+/// Every fitting node's total score, in the order given; `positions` are where
+/// each is in `nodes`, all the nodes, whose pods count for spreading and
+/// inter-pod affinity.
+pub fn scores(
+    pod: &PodRequest,
+    fits: &[&NodeInfo],
+    positions: &[usize],
+    nodes: &[NodeInfo],
+    strategy: Strategy,
+) -> Vec<i64> {
     let resources = fits
         .iter()
         .map(|node| resources(pod, node, strategy) * RESOURCES_WEIGHT);
@@ -48,7 +53,7 @@ pub fn scores(pod: &PodRequest, fits: &[&NodeInfo], nodes: &[NodeInfo], strategy
         _ if !pod.topology_spread_constraints.is_empty() => {
             topology_spread::scores(pod, fits, nodes).unwrap_or_else(|| vec![0; fits.len()])
         }
-        (Strategy::Spread, Some(selector)) => spread(pod, selector, fits),
+        (Strategy::Spread, Some(selector)) => spread(pod, selector, fits, positions),
         _ => vec![0; fits.len()],
     };
     let node_affinity = node_affinity_scores(pod, fits);
@@ -135,28 +140,41 @@ pub fn siblings_on(node: &NodeInfo, namespace: &str, selector: &LabelSelector) -
 
 /// `PodTopologySpread`'s score with the system default constraints: per node,
 /// `count × ln(domains + 2) + maxSkew − 1` summed over the constraints, then
-/// normalized so that the node with the fewest siblings scores 100.
-fn spread(pod: &PodRequest, selector: &LabelSelector, fits: &[&NodeInfo]) -> Vec<i64> {
-    let siblings = |node: &NodeInfo| match &pod.siblings {
-        Some(counted) => counted.get(&node.name).copied().unwrap_or(0) as f64,
-        None => siblings_on(node, &pod.namespace, selector) as f64,
+/// normalized so that the node with the fewest siblings scores 100. Runs for
+/// every pod against hundreds of nodes: the counts are read by position, each
+/// node's zone once, and the few zones summed in a short list.
+fn spread(pod: &PodRequest, selector: &LabelSelector, fits: &[&NodeInfo], positions: &[usize]) -> Vec<i64> {
+    let on_node: Vec<f64> = match &pod.siblings {
+        Some(counted) => (positions.iter())
+            .map(|&p| counted.get(p).copied().unwrap_or(0) as f64)
+            .collect(),
+        None => (fits.iter())
+            .map(|node| siblings_on(node, &pod.namespace, selector) as f64)
+            .collect(),
     };
-    let on_node: Vec<f64> = fits.iter().map(|node| siblings(node)).collect();
-    let mut in_zone: BTreeMap<&str, f64> = BTreeMap::new();
-    for (node, count) in fits.iter().zip(&on_node) {
-        if let Some(zone) = node.labels.get(ZONE_LABEL) {
-            *in_zone.entry(zone).or_default() += count;
+    let zones: Vec<Option<&str>> = fits
+        .iter()
+        .map(|n| n.labels.get(ZONE_LABEL).map(String::as_str))
+        .collect();
+    // (zone, its siblings), in the order first seen.
+    let mut in_zone: Vec<(&str, f64)> = Vec::new();
+    for (zone, count) in zones.iter().zip(&on_node) {
+        let Some(zone) = *zone else { continue };
+        match in_zone.iter_mut().find(|(z, _)| *z == zone) {
+            Some((_, total)) => *total += count,
+            None => in_zone.push((zone, *count)),
         }
     }
+    let zone_total = |zone: &str| in_zone.iter().find(|(z, _)| *z == zone).map_or(0.0, |(_, t)| *t);
     let weight = |domains: usize| ((domains + 2) as f64).ln();
     let (node_weight, zone_weight) = (weight(fits.len()), weight(in_zone.len()));
-    let raw: Vec<i64> = fits
+    let raw: Vec<i64> = zones
         .iter()
         .zip(&on_node)
-        .map(|(node, count)| {
+        .map(|(zone, count)| {
             let mut score = count * node_weight + (HOSTNAME_MAX_SKEW - 1) as f64;
-            if let Some(zone) = node.labels.get(ZONE_LABEL) {
-                score += in_zone[zone.as_str()] * zone_weight + (ZONE_MAX_SKEW - 1) as f64;
+            if let Some(zone) = zone {
+                score += zone_total(zone) * zone_weight + (ZONE_MAX_SKEW - 1) as f64;
             }
             score.round() as i64
         })

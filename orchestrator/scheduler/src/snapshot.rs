@@ -180,10 +180,11 @@ pub struct PodRequest {
     /// Which pods count as this pod's siblings for Kubernetes' default topology
     /// spread (the selectors of its Services and its ReplicaSet); `None`: the pod is not spread.
     pub spread_selector: Option<LabelSelector>,
-    /// The pods `spread_selector` matches on each node (by name; a node not named
-    /// has none), when the caller has counted them (the scheduling loop does, once
-    /// a pass for each selector); `None`: scoring counts them over the nodes' pods.
-    pub siblings: Option<Arc<BTreeMap<String, usize>>>,
+    /// The pods `spread_selector` matches on each node, by the node's position in
+    /// the nodes the pod is scheduled against (a position beyond the end has none),
+    /// when the caller has counted them (the scheduling loop does, once a pass for
+    /// each selector); `None`: scoring counts them over the nodes' pods.
+    pub siblings: Option<Arc<Vec<u32>>>,
     /// The volumes its claims are bound to: the node must be in each one's node
     /// affinity.
     pub bound_volumes: Vec<PersistentVolume>,

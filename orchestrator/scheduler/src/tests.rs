@@ -331,6 +331,42 @@ fn replicas_spread_over_zones() {
 }
 
 #[test]
+fn sibling_counts_read_by_position_score_as_a_recount_does() {
+    let mut nodes: Vec<NodeInfo> = (0..6)
+        .map(|i| {
+            let mut n = node(&format!("n{i}"), 4000, 8 * GI);
+            n.labels.insert(ZONE_LABEL.into(), ["a", "b", "c"][i % 3].into());
+            n
+        })
+        .collect();
+    let web = replica("web");
+    for (i, count) in [(0, 3), (1, 1), (3, 2), (4, 5)] {
+        for _ in 0..count {
+            nodes[i].charge(&web);
+        }
+    }
+    nodes[5].charge(&replica("db"));
+    let selector = web.spread_selector.clone().unwrap();
+    let counted: Vec<u32> = (nodes.iter())
+        .map(|n| score::siblings_on(n, "default", &selector) as u32)
+        .collect();
+    assert_eq!(counted, [3, 1, 0, 2, 5, 0]);
+    let mut with_counts = web.clone();
+    with_counts.siblings = Some(std::sync::Arc::new(counted));
+    // The fitting nodes in the order a search from n4 meets them, some left out.
+    let positions = [4, 5, 0, 1, 3];
+    let fits: Vec<&NodeInfo> = positions.iter().map(|&p| &nodes[p]).collect();
+    let recounted = score::scores(&web, &fits, &positions, &nodes, Strategy::Spread);
+    assert_eq!(
+        score::scores(&with_counts, &fits, &positions, &nodes, Strategy::Spread),
+        recounted
+    );
+    // The emptiest node of the emptiest zone scores highest: n5 (zone c, 0 of web).
+    let best = (positions.iter().zip(&recounted)).max_by_key(|(_, s)| **s).unwrap();
+    assert_eq!(*best.0, 5, "{recounted:?}");
+}
+
+#[test]
 fn spreading_never_overrides_a_filter_and_bin_pack_still_packs() {
     let mut nodes = vec![node("a", 4000, 8 * GI), node("b", 4000, 8 * GI)];
     nodes[1].is_unschedulable = true;

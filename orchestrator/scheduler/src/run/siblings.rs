@@ -5,7 +5,6 @@
 //! matching the selector against every pod placed (which made a pass of n pods
 //! O(n × pods on nodes)).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use berth_api::meta::{LabelSelector, selector_matches};
@@ -13,8 +12,8 @@ use berth_api::meta::{LabelSelector, selector_matches};
 use crate::score::siblings_on;
 use crate::{NodeInfo, PodRequest};
 
-/// The pods a selector matches, by node name.
-pub type Counts = Arc<BTreeMap<String, usize>>;
+/// The pods a selector matches, by the node's position in the pass's nodes.
+pub type Counts = Arc<Vec<u32>>;
 
 /// Counts by `(namespace, selector)`.
 #[derive(Debug, Default)]
@@ -31,25 +30,26 @@ impl Siblings {
         if let Some((_, _, counts)) = self.counted.iter().find(|(n, s, _)| n == namespace && s == selector) {
             return Some(counts.clone());
         }
-        let counts: BTreeMap<String, usize> = infos
-            .iter()
-            .map(|node| (node.name.clone(), siblings_on(node, namespace, selector)))
-            .filter(|(_, n)| *n > 0)
+        let counts: Vec<u32> = (infos.iter())
+            .map(|node| siblings_on(node, namespace, selector) as u32)
             .collect();
         let counts = Arc::new(counts);
         self.counted.push((namespace.clone(), selector.clone(), counts.clone()));
         Some(counts)
     }
 
-    /// Counts `pod`, just placed on `node` (and so among the node's pods), for each
-    /// selector of its namespace that matches it.
-    pub fn placed(&mut self, pod: &PodRequest, node: &str) {
+    /// Counts `pod`, just placed on the node at `position` (and so among the node's
+    /// pods), for each selector of its namespace that matches it.
+    pub fn placed(&mut self, pod: &PodRequest, position: usize) {
         if pod.is_deleting {
             return;
         }
         for (namespace, selector, counts) in &mut self.counted {
-            if *namespace == pod.namespace && selector_matches(selector, &pod.labels) {
-                *Arc::make_mut(counts).entry(node.to_string()).or_default() += 1;
+            if *namespace == pod.namespace
+                && selector_matches(selector, &pod.labels)
+                && let Some(count) = Arc::make_mut(counts).get_mut(position)
+            {
+                *count += 1;
             }
         }
     }
