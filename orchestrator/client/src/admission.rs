@@ -8,7 +8,8 @@
 //!
 //! Admission reads serializably (the replica's applied state, as kube-apiserver's
 //! admission reads its informers' caches): a quota read stale makes the create's
-//! transaction fail, and the next charge reads it linearizably.
+//! transaction fail, and the next charge reads it linearizably. Creates made
+//! together (a ReplicaSet's batch) share those reads (admission_reads.rs).
 //!
 //! ```text
 //! prepare: the pod's ServiceAccount ─► its name, pull secrets, token volume (refused if missing)
@@ -33,6 +34,7 @@ use berth_api::objects::{
 };
 use berth_api::qos::qos_class;
 
+use crate::admission_reads::{Reads, SharedReads};
 use crate::kv::{Fence, Kv, KvError};
 use crate::registry::{Registry, decode};
 
@@ -98,13 +100,13 @@ impl Admission {
     /// [`Admission::prepare`], with the annotations for the request's audit event.
     pub async fn prepare_audited(&self, kv: &Kv, object: &mut Object) -> Result<Prepared, Refusal> {
         let mut prepared = Prepared::default();
-        prepared.warnings = self.admit(kv, object, &mut prepared.audit).await?;
+        prepared.warnings = self.admit(Reads::direct(kv), object, &mut prepared.audit).await?;
         Ok(prepared)
     }
 
     async fn admit(
         &self,
-        kv: &Kv,
+        reads: Reads<'_>,
         object: &mut Object,
         audit: &mut Vec<(String, String)>,
     ) -> Result<Vec<String>, Refusal> {
@@ -113,7 +115,7 @@ impl Admission {
             && let Some(pod) = object.downcast_mut::<Pod>()
         {
             let name = service_account::account_name(&pod.spec).to_string();
-            let account = service_account(kv, &namespace, &name).await?;
+            let account = service_account(reads, &namespace, &name).await?;
             let suffix = berth_api::names::random_suffix(5);
             service_account::admit(
                 &namespace,
@@ -124,7 +126,7 @@ impl Admission {
             )
             .map_err(Refusal::Forbidden)?;
         }
-        crate::admission_priority::admit(kv, object).await?;
+        crate::admission_priority::admit(reads, object).await?;
         if let Some(pod) = object.downcast_mut::<Pod>() {
             berth_api::tolerations::add_defaults(
                 &mut pod.spec.tolerations,
@@ -140,7 +142,7 @@ impl Admission {
         }
         let mut warnings = Vec::new();
         if is_pod || template.is_some() {
-            let policy = self.namespace_policy(kv, &namespace).await?;
+            let policy = self.namespace_policy(reads, &namespace).await?;
             let spec = match object.downcast_ref::<Pod>() {
                 Some(pod) => pod.spec.clone(),
                 None => template.unwrap_or_default(),
@@ -155,7 +157,7 @@ impl Admission {
         if !is_pod && !is_claim {
             return Ok(warnings);
         }
-        let ranges = limit_ranges(kv, &namespace).await?;
+        let ranges = limit_ranges_from(reads, &namespace).await?;
         if ranges.is_empty() {
             return Ok(warnings);
         }
@@ -193,7 +195,7 @@ impl Admission {
                 _ => return Ok(Prepared::default()),
             },
         };
-        let policy = self.namespace_policy(kv, &namespace).await?;
+        let policy = self.namespace_policy(Reads::direct(kv), &namespace).await?;
         let verdict = pod_security::admit(&namespace, &policy, &spec, is_pod);
         if let Some(refusal) = verdict.refusal {
             return Err(Refusal::Forbidden(refusal));
@@ -206,8 +208,12 @@ impl Admission {
 
     /// The namespace's Pod Security policy (the default where it has no label, or
     /// does not exist yet: its create will be refused for that).
-    async fn namespace_policy(&self, kv: &Kv, namespace: &str) -> Result<pod_security::NamespacePolicy, KvError> {
-        let labels = match kv.get_serializable(&key::<NamespaceSpec>("", namespace)).await? {
+    async fn namespace_policy(
+        &self,
+        reads: Reads<'_>,
+        namespace: &str,
+    ) -> Result<pod_security::NamespacePolicy, KvError> {
+        let labels = match reads.get(&key::<NamespaceSpec>("", namespace)).await? {
             Some(record) => decode::<NamespaceSpec>(&record)?.metadata.labels().clone(),
             None => Default::default(),
         };
@@ -219,13 +225,22 @@ impl Admission {
     pub async fn create(
         &self,
         kv: &Kv,
+        object: Object,
+        fence: Option<&Fence>,
+    ) -> Result<(Object, Vec<String>), Refusal> {
+        self.create_reading(Reads::direct(kv), object, fence).await
+    }
+
+    async fn create_reading(
+        &self,
+        reads: Reads<'_>,
         mut object: Object,
         fence: Option<&Fence>,
     ) -> Result<(Object, Vec<String>), Refusal> {
-        let warnings = self.prepare(kv, &mut object).await?;
-        let registry = Registry::new(kv.clone());
+        let warnings = self.admit(reads, &mut object, &mut Vec::new()).await?;
+        let registry = Registry::new(reads.kv.clone());
         for attempt in 0..MAX_CHARGES {
-            let charged = charges(kv, &object, attempt > 0).await?;
+            let charged = charges_from(reads, &object, attempt > 0).await?;
             match registry.create_with(&object, fence, &charged).await {
                 Err(KvError::Conflict { .. }) if !charged.is_empty() => continue,
                 Ok(created) => return Ok((created, warnings)),
@@ -237,7 +252,23 @@ impl Admission {
 
     /// [`create`](Self::create) for a typed pod (the controllers').
     pub async fn create_pod(&self, kv: &Kv, pod: &Pod, fence: Option<&Fence>) -> Result<Pod, Refusal> {
-        let (created, _) = self.create(kv, Object::new(pod.clone()), fence).await?;
+        self.create_pod_sharing(kv, pod, fence, None).await
+    }
+
+    /// [`create_pod`](Self::create_pod), for one of a batch of creates made
+    /// together that share their serializable reads through `shared`.
+    pub async fn create_pod_sharing(
+        &self,
+        kv: &Kv,
+        pod: &Pod,
+        fence: Option<&Fence>,
+        shared: Option<&SharedReads>,
+    ) -> Result<Pod, Refusal> {
+        let reads = match shared {
+            Some(shared) => Reads::shared(kv, shared),
+            None => Reads::direct(kv),
+        };
+        let (created, _) = self.create_reading(reads, Object::new(pod.clone()), fence).await?;
         created
             .downcast_ref::<Pod>()
             .cloned()
@@ -262,7 +293,7 @@ pub async fn update_charges(kv: &Kv, old: &Object, new: &Object) -> Result<Vec<C
         return Ok(Vec::new());
     }
     let namespace = new.metadata().namespace();
-    let quotas = quotas(kv, namespace, true).await?;
+    let quotas = quotas(Reads::direct(kv), namespace, true).await?;
     let mut charged = Vec::new();
     for q in &quotas {
         match quota::charge(q, new, &delta) {
@@ -289,9 +320,9 @@ const DEFAULT_ACCOUNT_PAUSE: std::time::Duration = std::time::Duration::from_mil
 
 /// The pod's ServiceAccount: read serializably, then linearizably when not found
 /// (several times for `default`, which its controller is about to make).
-async fn service_account(kv: &Kv, namespace: &str, name: &str) -> Result<Option<ServiceAccount>, Refusal> {
+async fn service_account(reads: Reads<'_>, namespace: &str, name: &str) -> Result<Option<ServiceAccount>, Refusal> {
     let key = SERVICE_ACCOUNT.key(namespace, name);
-    let mut record = kv.get_serializable(&key).await?;
+    let mut record = reads.get(&key).await?;
     let lookups = if name == DEFAULT_SERVICE_ACCOUNT {
         DEFAULT_ACCOUNT_LOOKUPS
     } else {
@@ -304,7 +335,7 @@ async fn service_account(kv: &Kv, namespace: &str, name: &str) -> Result<Option<
         if lookup > 0 {
             tokio::time::sleep(DEFAULT_ACCOUNT_PAUSE).await;
         }
-        record = kv.get(&key).await?;
+        record = reads.kv.get(&key).await?;
     }
     record
         .map(|record| {
@@ -340,7 +371,11 @@ fn template_of(object: &Object) -> Option<PodSpec> {
 
 /// The namespace's LimitRanges (read serializably).
 pub async fn limit_ranges(kv: &Kv, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
-    let (records, _) = kv.list_serializable(&LIMIT_RANGE.prefix(Some(namespace))).await?;
+    limit_ranges_from(Reads::direct(kv), namespace).await
+}
+
+async fn limit_ranges_from(reads: Reads<'_>, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
+    let records = reads.list(&LIMIT_RANGE.prefix(Some(namespace))).await?;
     Ok(records
         .iter()
         .filter_map(|r| serde_json::from_slice::<LimitRange>(&r.value).ok())
@@ -349,11 +384,11 @@ pub async fn limit_ranges(kv: &Kv, namespace: &str) -> Result<Vec<LimitRange>, K
 
 /// The namespace's ResourceQuotas: linearizable when `fresh` (after a charge
 /// failed on a quota that had moved), serializable otherwise.
-async fn quotas(kv: &Kv, namespace: &str, fresh: bool) -> Result<Vec<ResourceQuota>, KvError> {
+async fn quotas(reads: Reads<'_>, namespace: &str, fresh: bool) -> Result<Vec<ResourceQuota>, KvError> {
     let prefix = berth_api::objects::prefix::<ResourceQuotaSpec>(Some(namespace));
-    let (records, _) = match fresh {
-        true => kv.list(&prefix).await?,
-        false => kv.list_serializable(&prefix).await?,
+    let records = match fresh {
+        true => reads.kv.list(&prefix).await?.0,
+        false => reads.list(&prefix).await?,
     };
     records.iter().map(decode).collect()
 }
@@ -363,11 +398,15 @@ async fn quotas(kv: &Kv, namespace: &str, fresh: bool) -> Result<Vec<ResourceQuo
 /// the quotas linearizably: a create charges again that way when its write found a
 /// quota moved.
 pub async fn charges(kv: &Kv, object: &Object, fresh: bool) -> Result<Vec<Charge>, Refusal> {
+    charges_from(Reads::direct(kv), object, fresh).await
+}
+
+async fn charges_from(reads: Reads<'_>, object: &Object, fresh: bool) -> Result<Vec<Charge>, Refusal> {
     let namespace = object.metadata().namespace();
     if !object.descriptor().namespaced || namespace.is_empty() {
         return Ok(Vec::new());
     }
-    let quotas = quotas(kv, namespace, fresh).await?;
+    let quotas = quotas(reads, namespace, fresh).await?;
     if quotas.is_empty() {
         return Ok(Vec::new());
     }

@@ -12,20 +12,21 @@ use berth_api::kinds::priority_class::{
 use berth_api::objects::Pod;
 
 use crate::admission::Refusal;
+use crate::admission_reads::Reads;
 use crate::kv::Kv;
 
 /// Every PriorityClass in the store.
-async fn classes(kv: &Kv) -> Result<Vec<PriorityClass>, Refusal> {
-    let (records, _) = kv.list_serializable(&PRIORITY_CLASS.prefix(None)).await?;
+async fn classes(reads: Reads<'_>) -> Result<Vec<PriorityClass>, Refusal> {
+    let records = reads.list(&PRIORITY_CLASS.prefix(None)).await?;
     Ok(records.iter().filter_map(|r| from_stored(&r.value)).collect())
 }
 
 /// A new pod's priority from its class; refused when the class does not exist or
 /// the pod states a priority or policy of its own that disagrees. A PriorityClass
 /// marked globalDefault is refused while another is. Other objects pass.
-pub(crate) async fn admit(kv: &Kv, object: &mut Object) -> Result<(), Refusal> {
+pub(crate) async fn admit(reads: Reads<'_>, object: &mut Object) -> Result<(), Refusal> {
     if let Some(class) = object.downcast_ref::<PriorityClass>() {
-        return check_default(kv, class).await;
+        return check_default(reads.kv, class).await;
     }
     let Some(pod) = object.downcast_mut::<Pod>() else {
         return Ok(());
@@ -33,12 +34,12 @@ pub(crate) async fn admit(kv: &Kv, object: &mut Object) -> Result<(), Refusal> {
     let class_name = pod.spec.priority_class_name.clone().unwrap_or_default();
     let mut named = None;
     let all = if class_name.is_empty() {
-        classes(kv).await?
+        classes(reads).await?
     } else {
-        let mut record = kv.get_serializable(&PRIORITY_CLASS.key("", &class_name)).await?;
+        let mut record = reads.get(&PRIORITY_CLASS.key("", &class_name)).await?;
         if record.is_none() {
             // A class made a moment ago may not have reached this replica yet.
-            record = kv.get(&PRIORITY_CLASS.key("", &class_name)).await?;
+            record = reads.kv.get(&PRIORITY_CLASS.key("", &class_name)).await?;
         }
         named = record.and_then(|r| from_stored(&r.value));
         Vec::new()
@@ -62,7 +63,7 @@ pub(crate) async fn check_default(kv: &Kv, class: &PriorityClass) -> Result<(), 
     if class.global_default != Some(true) {
         return Ok(());
     }
-    let all = classes(kv).await?;
+    let all = classes(Reads::direct(kv)).await?;
     match second_default(class, &all) {
         Some(refusal) => Err(Refusal::Forbidden(refusal)),
         None => Ok(()),

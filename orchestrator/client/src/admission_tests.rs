@@ -163,3 +163,59 @@ async fn a_pod_runs_as_an_account_that_exists() {
         volume.name
     );
 }
+
+/// A batch's creates share their serializable reads: what the first read is what
+/// the batch admits by (a LimitRange changed meanwhile is seen by the next batch
+/// only), and a quota still admits no more than its room, the store's compare
+/// catching the charges made from one shared read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_creates_reads_once_and_still_keeps_to_its_quota() {
+    use crate::admission_reads::SharedReads;
+    let t = crate::testing::store().await;
+    let range = |cpu: &str| {
+        json!({"apiVersion": "v1", "kind": "LimitRange", "metadata": {"name": "l", "namespace": "dev"},
+               "spec": {"limits": [{"type": "Container", "defaultRequest": {"cpu": cpu}}]}})
+    };
+    put(&t.kv, "/registry/limitranges/dev/l", range("100m")).await;
+    quota(&t.kv, json!({"pods": "4"})).await;
+    let admission = Admission::default();
+    let requested = |pod: &Pod| {
+        let resources = pod.spec.containers[0].resources.as_ref().unwrap();
+        resources.requests.as_ref().unwrap()["cpu"].0.clone()
+    };
+
+    let batch = SharedReads::default();
+    let (a, b) = (pod("a", json!({})), pod("b", json!({})));
+    let first = admission
+        .create_pod_sharing(&t.kv, &a, None, Some(&batch))
+        .await
+        .unwrap();
+    assert_eq!(requested(&first), "100m");
+    put(&t.kv, "/registry/limitranges/dev/l", range("200m")).await;
+    let same = admission
+        .create_pod_sharing(&t.kv, &b, None, Some(&batch))
+        .await
+        .unwrap();
+    assert_eq!(requested(&same), "100m", "read once for the batch");
+    let direct = admission.create_pod(&t.kv, &pod("c", json!({})), None).await.unwrap();
+    assert_eq!(requested(&direct), "200m", "a create alone reads the store");
+
+    // The quota has room for one more; a batch of three reads it once, together,
+    // and all three charge it from that read: one write wins, the others are
+    // charged again from the store and refused.
+    let next = SharedReads::default();
+    let pods: Vec<Pod> = ["d", "e", "f"].iter().map(|n| pod(n, json!({}))).collect();
+    let creates = (pods.iter()).map(|p| admission.create_pod_sharing(&t.kv, p, None, Some(&next)));
+    let outcomes = futures::future::join_all(creates).await;
+    assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 1, "{outcomes:?}");
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(Refusal::Forbidden(_))))
+        .count();
+    assert_eq!(refused, 2, "{outcomes:?}");
+    let (stored, _) = Registry::new(t.kv.clone())
+        .list::<berth_api::objects::PodSpec>(Some("dev"))
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 4);
+}

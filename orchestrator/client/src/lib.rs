@@ -6,6 +6,7 @@
 
 pub mod admission;
 mod admission_priority;
+pub mod admission_reads;
 pub mod agents;
 pub mod api_source;
 pub mod envelope;

@@ -22,6 +22,7 @@ use berth_api::owners::{controller_of, controller_ref, is_controlled_by};
 use berth_api::qos::qos_class;
 use berth_api::time::to_system_time;
 use berth_client::admission::Refusal;
+use berth_client::admission_reads::SharedReads;
 use berth_client::events::{EventType, Recorder, reference};
 use berth_client::graceful::delete_pod;
 use berth_client::kv::KvError;
@@ -360,9 +361,10 @@ async fn sync(
         attempted += size;
         batch *= 2;
         let pods: Vec<Pod> = (0..size).map(|_| new_pod(rs, &random_suffix(5))).collect();
-        let creates = pods
-            .iter()
-            .map(|pod| ctx.admission.create_pod(&ctx.registry.kv, pod, ctx.fence()));
+        // The batch's pods ask admission the same questions: asked once for all.
+        let shared = SharedReads::default();
+        let creates = (pods.iter())
+            .map(|pod| (ctx.admission).create_pod_sharing(&ctx.registry.kv, pod, ctx.fence(), Some(&shared)));
         let outcomes = futures::future::join_all(creates).await;
         let mut store_error = None;
         for (pod, outcome) in pods.iter().zip(outcomes) {
