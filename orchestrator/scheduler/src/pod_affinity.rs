@@ -16,7 +16,7 @@
 //! placed pods, placed pods' terms over this pod, their required affinity weighing
 //! 1), normalized to 0..=100 over the nodes that fit.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use berth_api::meta::selector_matches;
 use berth_api::objects::{Affinity, PodAffinityTerm, WeightedPodAffinityTerm};
@@ -159,8 +159,10 @@ fn domain(node: &NodeInfo, key: &str) -> Option<Domain> {
     node.labels.get(key).map(|value| (key.to_string(), value.clone()))
 }
 
-/// What the filter needs, counted once over every node for one pod.
-#[derive(Debug, Default)]
+/// What the filter needs, counted once over every node for one pod, and kept as
+/// preemption takes placed pods away and puts them back ([`InterPodAffinity::count`]).
+/// A domain's entry goes when its count falls to 0.
+#[derive(Debug, Default, Clone)]
 pub struct InterPodAffinity {
     /// Per domain of the pod's required affinity terms: the placed pods there that
     /// match all of them.
@@ -168,8 +170,18 @@ pub struct InterPodAffinity {
     /// Per domain of the pod's required anti-affinity terms: the placed pods there
     /// a term matches.
     anti_affinity_counts: BTreeMap<Domain, usize>,
-    /// The domains of placed pods whose required anti-affinity matches the pod.
-    repelled_by_placed: BTreeSet<Domain>,
+    /// The domains of placed pods whose required anti-affinity matches the pod,
+    /// with how many such terms each.
+    repelled_by_placed: BTreeMap<Domain, usize>,
+}
+
+/// Adds `delta` (±1) to the domain's count, its entry gone at 0.
+fn bump(counts: &mut BTreeMap<Domain, usize>, domain: Domain, delta: isize) {
+    let count = counts.entry(domain.clone()).or_default();
+    *count = count.saturating_add_signed(delta);
+    if *count == 0 {
+        counts.remove(&domain);
+    }
 }
 
 impl InterPodAffinity {
@@ -181,28 +193,36 @@ impl InterPodAffinity {
         let all = !affinity.is_empty() || !anti_affinity.is_empty();
         for node in nodes {
             for placed in node.pods_for_affinity(all) {
-                if !affinity.is_empty() && affinity.iter().all(|t| selects_placed(t, pod, placed)) {
-                    for term in affinity {
-                        if let Some(d) = domain(node, &term.topology_key) {
-                            *state.affinity_counts.entry(d).or_default() += 1;
-                        }
-                    }
-                }
-                for term in anti_affinity.iter().filter(|t| selects_placed(t, pod, placed)) {
-                    if let Some(d) = domain(node, &term.topology_key) {
-                        *state.anti_affinity_counts.entry(d).or_default() += 1;
-                    }
-                }
-                for term in required_anti_affinity(placed.affinity.as_deref()) {
-                    if selects_incoming(term, placed, pod)
-                        && let Some(d) = domain(node, &term.topology_key)
-                    {
-                        state.repelled_by_placed.insert(d);
-                    }
-                }
+                state.count(pod, node, placed, 1);
             }
         }
         state
+    }
+
+    /// Counts `placed`, a pod on `node`, in (`delta` 1) or out (-1): what
+    /// kube-scheduler's AddPod and RemovePod do to this state for preemption.
+    pub fn count(&mut self, pod: &PodRequest, node: &NodeInfo, placed: &PlacedPod, delta: isize) {
+        let affinity = required_affinity(pod.affinity.as_deref());
+        if !affinity.is_empty() && affinity.iter().all(|t| selects_placed(t, pod, placed)) {
+            for term in affinity {
+                if let Some(d) = domain(node, &term.topology_key) {
+                    bump(&mut self.affinity_counts, d, delta);
+                }
+            }
+        }
+        let anti_affinity = required_anti_affinity(pod.affinity.as_deref());
+        for term in anti_affinity.iter().filter(|t| selects_placed(t, pod, placed)) {
+            if let Some(d) = domain(node, &term.topology_key) {
+                bump(&mut self.anti_affinity_counts, d, delta);
+            }
+        }
+        for term in required_anti_affinity(placed.affinity.as_deref()) {
+            if selects_incoming(term, placed, pod)
+                && let Some(d) = domain(node, &term.topology_key)
+            {
+                bump(&mut self.repelled_by_placed, d, delta);
+            }
+        }
     }
 
     /// `Err(reason)` when the node breaks one of the pod's required terms, or a
@@ -235,7 +255,7 @@ impl InterPodAffinity {
         }
         if self
             .repelled_by_placed
-            .iter()
+            .keys()
             .any(|(key, value)| node.labels.get(key) == Some(value))
         {
             return Err(EXISTING_ANTI_AFFINITY_REASON);

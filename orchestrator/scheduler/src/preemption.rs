@@ -6,6 +6,7 @@
 //!
 //! ```text
 //!  each node: remove every pod of lower priority ──► the pod passes every filter? ──no──► not a candidate
+//!             (those that count other nodes' pods too: the victims counted out of them)
 //!                 │ yes
 //!                 ▼
 //!  put them back while the pod still fits, those a PodDisruptionBudget protects
@@ -27,7 +28,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use berth_api::meta::{LabelSelector, selector_is_empty, selector_matches};
 
-use super::{FILTERS, NodeInfo, PodRequest};
+use super::pod_affinity::InterPodAffinity;
+use super::topology_spread::TopologySpread;
+use super::{FILTERS, NodeInfo, PlacedPod, PodRequest};
 
 /// A PodDisruptionBudget, as preemption weighs it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -99,14 +102,17 @@ pub fn select(
     for (node, p) in placed {
         by_node.entry(node.as_str()).or_default().push(p);
     }
-    // The rules that look at other nodes' pods (topology spread, inter-pod
-    // affinity) are taken as they stand, victims and all: a node they refuse is no
-    // candidate, so no pod is evicted for a node the pod could still not take.
-    let spread = crate::topology_spread::TopologySpread::new(pod, nodes);
-    let inter_pod = crate::pod_affinity::InterPodAffinity::new(pod, nodes);
+    // The rules that count other nodes' pods (topology spread, inter-pod affinity)
+    // are counted once; each candidate's victims are counted out of them, and back
+    // in as they are reprieved, as kube-scheduler's RemovePod and AddPod do: a pod
+    // kept off a node only by pods of lower priority (their anti-affinity, or its
+    // own against them) may evict them.
+    let rules = Rules {
+        spread: TopologySpread::new(pod, nodes),
+        inter_pod: InterPodAffinity::new(pod, nodes),
+    };
     let candidates: Vec<Preemption> = nodes
         .iter()
-        .filter(|node| spread.check(pod, node).is_ok() && inter_pod.check(pod, node).is_ok())
         .filter(|node| {
             by_node
                 .get(node.name.as_str())
@@ -114,7 +120,7 @@ pub fn select(
         })
         .filter_map(|node| {
             let on_node = by_node[node.name.as_str()].iter().copied();
-            victims_on(pod, priority, node, on_node, budgets)
+            victims_on(pod, priority, node, on_node, budgets, &rules)
         })
         .collect();
     // Each criterion keeps the candidates that do best by it; the first left wins.
@@ -163,25 +169,63 @@ fn earliest_start_of_most_important(candidate: &Preemption) -> i64 {
         .unwrap_or(i64::MIN)
 }
 
+/// The rules that count the pods of every node, for one pod.
+#[derive(Clone)]
+struct Rules<'a> {
+    spread: TopologySpread<'a>,
+    inter_pod: InterPodAffinity,
+}
+
+impl<'a> Rules<'a> {
+    fn allow(&self, pod: &PodRequest, node: &NodeInfo) -> bool {
+        self.spread.check(pod, node).is_ok() && self.inter_pod.check(pod, node).is_ok()
+    }
+
+    /// Counts `placed`, on `node`, in (1) or out (-1).
+    fn count(&mut self, pod: &PodRequest, node: &'a NodeInfo, placed: &Placed, delta: i8) {
+        if placed.is_deleting {
+            return; // never counted: a pod being deleted no longer counts
+        }
+        let request = &placed.request;
+        let placed = PlacedPod {
+            namespace: request.namespace.clone(),
+            labels: request.labels.clone(),
+            // A namespace's labels are the same on every pod of it; the node's own
+            // copy of this pod carries them (the scheduling loop fills them in).
+            namespace_labels: (node.pods.iter())
+                .find(|p| p.namespace == request.namespace)
+                .map(|p| p.namespace_labels.clone())
+                .unwrap_or_default(),
+            affinity: request.affinity.clone(),
+        };
+        self.spread.count(pod, node, &placed, i64::from(delta));
+        self.inter_pod.count(pod, node, &placed, isize::from(delta));
+    }
+}
+
 /// The pods to evict on `node` for `pod` to fit, most important first; `None` when
 /// it would not fit even without every pod of lower priority, or fits already.
 fn victims_on<'a>(
     pod: &PodRequest,
     priority: i32,
-    node: &NodeInfo,
+    node: &'a NodeInfo,
     on_node: impl Iterator<Item = &'a Placed>,
     budgets: &[Budget],
+    rules: &Rules<'a>,
 ) -> Option<Preemption> {
-    let fits = |info: &NodeInfo| FILTERS.iter().all(|f| f.check(pod, info).is_ok());
-    if fits(node) {
+    let fits =
+        |info: &NodeInfo, rules: &Rules| FILTERS.iter().all(|f| f.check(pod, info).is_ok()) && rules.allow(pod, node);
+    let mut rules = rules.clone();
+    if fits(node, &rules) {
         return None;
     }
     let mut lower: Vec<&Placed> = on_node.filter(|p| p.priority < priority && !p.is_deleting).collect();
     let mut info = node.clone();
     for victim in &lower {
         uncharge(&mut info, &victim.request);
+        rules.count(pod, node, victim, -1);
     }
-    if !fits(&info) {
+    if !fits(&info, &rules) {
         return None;
     }
     // Most important first: higher priority, then the earlier start (as Kubernetes'
@@ -195,8 +239,10 @@ fn victims_on<'a>(
     let mut budget_violations = 0;
     for (candidate, breaks) in breaking.into_iter().chain(free) {
         info.charge(&candidate.request);
-        if !fits(&info) {
+        rules.count(pod, node, candidate, 1);
+        if !fits(&info, &rules) {
             uncharge(&mut info, &candidate.request);
+            rules.count(pod, node, candidate, -1);
             victims.push((*candidate).clone());
             budget_violations += usize::from(breaks);
         }
@@ -236,7 +282,7 @@ fn breaks_budget(pods: &[&Placed], budgets: &[Budget]) -> Vec<bool> {
 }
 
 /// `NodeInfo::charge` undone, as far as the per-node filters read it (the pod list
-/// is left: the inter-pod rules are checked with the victims in place, in `select`).
+/// is left: the rules that count pods are kept apart, in [`Rules`]).
 fn uncharge(info: &mut NodeInfo, pod: &PodRequest) {
     info.used_cpu_millis = info.used_cpu_millis.saturating_sub(pod.cpu_millis);
     info.used_memory_bytes = info.used_memory_bytes.saturating_sub(pod.memory_bytes);

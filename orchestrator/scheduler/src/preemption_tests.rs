@@ -237,3 +237,63 @@ fn no_pod_is_evicted_for_a_node_that_inter_pod_rules_still_refuse() {
     let chosen = select(&request(600), 100, &nodes, &placed, &[]);
     assert_eq!(victims(&chosen), Some(("n1", vec!["low-cheap"])));
 }
+
+#[test]
+fn a_pod_kept_off_only_by_lower_priority_pods_inter_pod_rules_evicts_them() {
+    let anti = |app: &str| -> Option<Arc<berth_api::objects::Affinity>> {
+        let affinity = serde_json::from_value(serde_json::json!({
+            "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+                {"labelSelector": {"matchLabels": {"app": app}}, "topologyKey": "kubernetes.io/hostname"}]}}));
+        Some(Arc::new(affinity.unwrap()))
+    };
+    let labeled = |app: &str, affinity| PodRequest {
+        namespace: "default".into(),
+        labels: Arc::new([("app".to_string(), app.to_string())].into()),
+        affinity,
+        ..request(100)
+    };
+    let mut node = node("n1", 4000);
+    node.labels.insert("kubernetes.io/hostname".into(), "n1".into());
+    let on_n1 = |pods: &[(&str, i32, &PodRequest)]| {
+        let mut nodes = [node.clone()];
+        let mut placed = Vec::new();
+        for (key, priority, request) in pods {
+            nodes[0].charge(request);
+            let started = Some(1000);
+            let (key, priority, request) = (key.to_string(), *priority, (*request).clone());
+            placed.push((
+                "n1".to_string(),
+                Placed {
+                    key,
+                    priority,
+                    started,
+                    is_deleting: false,
+                    request,
+                },
+            ));
+        }
+        (nodes, placed)
+    };
+    let (db, other) = (labeled("db", None), labeled("other", None));
+
+    // The pod's own anti-affinity against a db pod of lower priority: the db pod
+    // goes, and only it (the other pod is put back: it does not stand in the way).
+    let web = labeled("web", anti("db"));
+    let (nodes, placed) = on_n1(&[("low-db", 0, &db), ("low-other", 0, &other)]);
+    assert_eq!(
+        victims(&select(&web, 100, &nodes, &placed, &[])),
+        Some(("n1", vec!["low-db"]))
+    );
+    // Of the same priority, the db pod stays, and nothing else would help.
+    let (nodes, placed) = on_n1(&[("db", 100, &db), ("low-other", 0, &other)]);
+    assert_eq!(select(&web, 100, &nodes, &placed, &[]), None);
+
+    // A placed pod of lower priority whose own anti-affinity keeps web pods away.
+    let loner = labeled("loner", anti("web"));
+    let plain_web = labeled("web", None);
+    let (nodes, placed) = on_n1(&[("low-loner", 0, &loner), ("low-other", 0, &other)]);
+    assert_eq!(
+        victims(&select(&plain_web, 100, &nodes, &placed, &[])),
+        Some(("n1", vec!["low-loner"]))
+    );
+}

@@ -21,13 +21,13 @@ use berth_api::meta::{LabelSelector, LabelSelectorRequirement, selector_matches}
 use berth_api::persistent_volumes::HOSTNAME_LABEL;
 
 use super::score::MAX_SCORE;
-use super::{NodeInfo, PodRequest, filter, node_affinity};
+use super::{NodeInfo, PlacedPod, PodRequest, filter, node_affinity};
 
 pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
 pub const MISSING_LABEL_REASON: &str = "node(s) didn't match pod topology spread constraints (missing required label)";
 
 /// One of the pod's constraints, ready to count with.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Constraint<'a> {
     key: &'a str,
     max_skew: i64,
@@ -103,8 +103,9 @@ fn has_keys(node: &NodeInfo, constraints: &[Constraint]) -> bool {
 }
 
 /// The `DoNotSchedule` constraints and their counts per domain, counted once over
-/// every node for one pod.
-#[derive(Debug)]
+/// every node for one pod, and kept as preemption takes placed pods away and puts
+/// them back ([`TopologySpread::count`]).
+#[derive(Debug, Clone)]
 pub struct TopologySpread<'a> {
     constraints: Vec<Constraint<'a>>,
     counts: Vec<BTreeMap<&'a str, i64>>,
@@ -122,6 +123,19 @@ impl<'a> TopologySpread<'a> {
             }
         }
         TopologySpread { constraints, counts }
+    }
+
+    /// Counts `placed`, a pod on `node`, in (`delta` 1) or out (-1), where the
+    /// constraints count the node's pods.
+    pub fn count(&mut self, pod: &PodRequest, node: &'a NodeInfo, placed: &PlacedPod, delta: i64) {
+        if !has_keys(node, &self.constraints) || placed.namespace != pod.namespace {
+            return;
+        }
+        for (c, counts) in self.constraints.iter().zip(&mut self.counts) {
+            if c.counts_node(pod, node) && c.selects(&placed.labels) {
+                *counts.entry(node.labels[c.key].as_str()).or_default() += delta;
+            }
+        }
     }
 
     pub fn check(&self, pod: &PodRequest, node: &NodeInfo) -> Result<(), &'static str> {
