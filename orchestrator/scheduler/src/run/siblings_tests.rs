@@ -3,6 +3,7 @@ use std::collections::BTreeMap;
 use berth_api::meta::LabelSelector;
 
 use super::*;
+use crate::score::siblings_on;
 
 fn selector(app: &str) -> LabelSelector {
     LabelSelector {
@@ -56,6 +57,10 @@ fn counts_kept_as_pods_are_placed_equal_a_recount() {
         assert_eq!(*siblings.of(request, &infos).unwrap(), recount(request, &infos));
     }
     assert_eq!(siblings.of(&web, &infos).unwrap()[1], 2);
+    // A selector first counted after the pass placed pods counts them too.
+    let other_web = pod("other", "web");
+    assert_eq!(*siblings.of(&other_web, &infos).unwrap(), [1, 1, 0]);
+    assert_eq!(*siblings.of(&other_web, &infos).unwrap(), recount(&other_web, &infos));
 }
 
 #[test]

@@ -434,3 +434,24 @@ fn bound_pods_requests_are_made_again_only_for_pods_that_changed() {
     assert_eq!(requests.kept(), 1, "the gone pod's are forgotten");
     assert_eq!(infos, node_infos(&nodes, &after, &BTreeMap::new(), |_| true));
 }
+
+#[test]
+fn pods_with_equal_labels_share_one_label_set() {
+    let nodes = Snapshot::from_objects([node("n1", "4", true)], 10);
+    let web = |name: &str| labelled(pod(name, "n1", "100m", ""), &[("app", "web")]);
+    let db = labelled(pod("c", "n1", "100m", ""), &[("app", "db")]);
+    let pods = Snapshot::from_objects([web("a"), web("b"), db], 10);
+    let mut requests = Requests::default();
+    let infos = node_infos_with(&nodes, &pods, &BTreeMap::new(), |_| true, &mut requests);
+    let labels: Vec<&Labels> = infos[0].pods.iter().map(|p| &p.labels).collect();
+    assert!(Arc::ptr_eq(labels[0], labels[1]), "a and b: one set");
+    assert!(!Arc::ptr_eq(labels[0], labels[2]), "c's differs");
+    assert_eq!(**labels[0], BTreeMap::from([("app".to_string(), "web".to_string())]));
+    assert_eq!(
+        labels
+            .iter()
+            .filter(|l| l.get("app").map(String::as_str) == Some("db"))
+            .count(),
+        1
+    );
+}
