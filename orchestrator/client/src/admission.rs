@@ -157,7 +157,7 @@ impl Admission {
         if !is_pod && !is_claim {
             return Ok(warnings);
         }
-        let ranges = limit_ranges_from(reads, &namespace).await?;
+        let ranges = limit_ranges(reads, &namespace).await?;
         if ranges.is_empty() {
             return Ok(warnings);
         }
@@ -264,10 +264,7 @@ impl Admission {
         fence: Option<&Fence>,
         shared: Option<&SharedReads>,
     ) -> Result<Pod, Refusal> {
-        let reads = match shared {
-            Some(shared) => Reads::shared(kv, shared),
-            None => Reads::direct(kv),
-        };
+        let reads = Reads::new(kv, shared);
         let (created, _) = self.create_reading(reads, Object::new(pod.clone()), fence).await?;
         created
             .downcast_ref::<Pod>()
@@ -370,11 +367,7 @@ fn template_of(object: &Object) -> Option<PodSpec> {
 }
 
 /// The namespace's LimitRanges (read serializably).
-pub async fn limit_ranges(kv: &Kv, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
-    limit_ranges_from(Reads::direct(kv), namespace).await
-}
-
-async fn limit_ranges_from(reads: Reads<'_>, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
+async fn limit_ranges(reads: Reads<'_>, namespace: &str) -> Result<Vec<LimitRange>, KvError> {
     let records = reads.list(&LIMIT_RANGE.prefix(Some(namespace))).await?;
     Ok(records
         .iter()

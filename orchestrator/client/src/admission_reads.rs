@@ -28,17 +28,15 @@ pub struct Reads<'a> {
 }
 
 impl<'a> Reads<'a> {
-    /// Every read asks the store.
-    pub fn direct(kv: &'a Kv) -> Self {
-        Reads { kv, shared: None }
+    /// Serializable reads shared through `shared`; without it every read asks the
+    /// store.
+    pub fn new(kv: &'a Kv, shared: Option<&'a SharedReads>) -> Self {
+        Reads { kv, shared }
     }
 
-    /// Serializable reads shared through `shared`.
-    pub fn shared(kv: &'a Kv, shared: &'a SharedReads) -> Self {
-        Reads {
-            kv,
-            shared: Some(shared),
-        }
+    /// Every read asks the store.
+    pub fn direct(kv: &'a Kv) -> Self {
+        Reads::new(kv, None)
     }
 
     /// `key`, read serializably.

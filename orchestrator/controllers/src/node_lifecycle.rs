@@ -43,7 +43,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::WALK_SPACING;
-use berth_api::conditions::{Condition, condition, set_condition};
+use berth_api::conditions::{Condition, condition, is_pod_ready, is_true, set_condition};
 use berth_api::kinds::lease::{LEASE, NODE_LEASE_NAMESPACE};
 use berth_api::meta::MetaExt;
 use berth_api::objects::{Node, NodeCondition, NodeSpec, Pod, PodCondition, PodSpec, Taint, key};
@@ -121,7 +121,9 @@ pub fn assess<'a>(
                     lost.push(name.to_string());
                 }
             }
-            None if is_node_ready(node) && has_unreachable_taint(node, "") => untaint.push(name.to_string()),
+            None if is_true(node.status.conditions.as_ref(), "Ready") && has_unreachable_taint(node, "") => {
+                untaint.push(name.to_string())
+            }
             None => {}
         }
     }
@@ -186,18 +188,8 @@ fn has_unreachable_taint(node: &Node, effect: &str) -> bool {
     (node.spec.taints.iter().flatten()).any(|t| t.key == UNREACHABLE_TAINT && (effect.is_empty() || t.effect == effect))
 }
 
-fn is_node_ready(node: &Node) -> bool {
-    let conditions = node.status.conditions.as_deref().unwrap_or_default();
-    condition(conditions, "Ready").is_some_and(|c| c.status() == "True")
-}
-
 fn tolerations(pod: &Pod) -> &[berth_api::objects::Toleration] {
     pod.spec.tolerations.as_deref().unwrap_or_default()
-}
-
-fn is_pod_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.conditions.as_deref().unwrap_or_default();
-    condition(conditions, "Ready").is_some_and(|c| c.status() == "True")
 }
 
 /// The pod with its Ready condition set to False (its reason and message kept, as

@@ -2,6 +2,14 @@ use super::*;
 use berth_api::meta::ObjectMeta;
 use berth_api::objects::Resource;
 
+/// Heartbeats synced at `t0`, none live or gone yet.
+fn synced_at(t0: Instant) -> HeartbeatSnapshot {
+    HeartbeatSnapshot {
+        synced_at: Some(t0),
+        ..Default::default()
+    }
+}
+
 fn node(name: &str, ready: &str, reason: &str) -> Node {
     let mut node = Resource::new(
         ObjectMeta {
@@ -39,10 +47,7 @@ fn ready(mut pod: Pod) -> Pod {
 fn a_node_without_heartbeat_is_not_ready_at_once_and_lost_after_the_grace_period() {
     let t0 = Instant::now();
     let grace = Duration::from_secs(10);
-    let mut heartbeats = HeartbeatSnapshot {
-        synced_at: Some(t0),
-        ..Default::default()
-    };
+    let mut heartbeats = synced_at(t0);
     heartbeats.live.insert("alive".into(), t0);
     heartbeats.gone.insert("gone".into(), t0 + Duration::from_secs(5));
     let nodes = [
@@ -153,10 +158,7 @@ fn a_pod_that_tolerates_unreachable_stays_on_a_lost_node_its_toleration_seconds(
     use berth_api::objects::Toleration;
     let t0 = Instant::now();
     let grace = Duration::from_secs(10);
-    let mut heartbeats = HeartbeatSnapshot {
-        synced_at: Some(t0),
-        ..Default::default()
-    };
+    let mut heartbeats = synced_at(t0);
     heartbeats.gone.insert("gone".into(), t0);
     let tolerating = |name: &str, seconds: Option<i64>| {
         let mut pod = ready(pod(name, "gone"));
@@ -212,10 +214,7 @@ fn a_pod_marked_not_ready_keeps_its_other_conditions() {
 #[test]
 fn a_marked_node_is_not_marked_again_but_its_pods_still_go() {
     let t0 = Instant::now();
-    let heartbeats = HeartbeatSnapshot {
-        synced_at: Some(t0),
-        ..Default::default()
-    };
+    let heartbeats = synced_at(t0);
     let marked = marked_unknown(&node("n1", "True", ""), false);
     assert!(is_marked_unknown(&marked));
     let ready = condition(marked.status.conditions.as_deref().unwrap(), "Ready").unwrap();
@@ -250,10 +249,7 @@ fn a_marked_node_is_not_marked_again_but_its_pods_still_go() {
 #[test]
 fn a_terminating_pod_of_a_node_without_heartbeat_is_marked_not_ready_too() {
     let t0 = Instant::now();
-    let mut heartbeats = HeartbeatSnapshot {
-        synced_at: Some(t0),
-        ..Default::default()
-    };
+    let mut heartbeats = synced_at(t0);
     heartbeats.gone.insert("gone".into(), t0);
     let mut terminating = ready(pod("t", "gone"));
     terminating.metadata.deletion_timestamp = Some(time::now());
@@ -278,10 +274,7 @@ fn a_terminating_pod_of_a_node_without_heartbeat_is_marked_not_ready_too() {
 fn a_lost_node_carries_the_unreachable_taints_until_it_is_back() {
     let t0 = Instant::now();
     let grace = Duration::from_secs(10);
-    let mut heartbeats = HeartbeatSnapshot {
-        synced_at: Some(t0),
-        ..Default::default()
-    };
+    let mut heartbeats = synced_at(t0);
     heartbeats.gone.insert("n1".into(), t0);
     let mut fresh = node("n1", "True", "");
     fresh.spec.taints = Some(vec![Taint {

@@ -177,10 +177,13 @@ pub struct InterPodAffinity {
 
 /// Adds `delta` (±1) to the domain's count, its entry gone at 0.
 fn bump(counts: &mut BTreeMap<Domain, usize>, domain: Domain, delta: isize) {
-    let count = counts.entry(domain.clone()).or_default();
-    *count = count.saturating_add_signed(delta);
-    if *count == 0 {
-        counts.remove(&domain);
+    if delta >= 0 {
+        *counts.entry(domain).or_default() += delta.unsigned_abs();
+    } else if let Some(count) = counts.get_mut(&domain) {
+        *count = count.saturating_sub(delta.unsigned_abs());
+        if *count == 0 {
+            counts.remove(&domain);
+        }
     }
 }
 
