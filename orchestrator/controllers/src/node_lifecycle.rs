@@ -22,7 +22,10 @@
 //! period (or its own duration, if longer: its agent fences itself only then)
 //! counts as an absent heartbeat from then on (so its node is marked at once,
 //! and its pods move another grace period later), and the marks are written only
-//! while the Lease is still as seen (the txn compares its revision too).
+//! while the Lease is still as seen (the txn compares its revision too). A node
+//! created less than the grace period ago whose heartbeat has not been seen yet
+//! is left alone until then, as Kubernetes counts a new node's grace from its
+//! creation: its Lease may simply not have reached this informer yet.
 //!
 //! The key goes when the agent's lease expires, that is at most the lease's TTL
 //! (the agent's `--lease-ttl`, 10 s by default) after its last heartbeat, and the
@@ -38,7 +41,7 @@
 //! txn compares it), so they can never land after the returning agent's own status.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
@@ -89,6 +92,13 @@ pub fn is_marked_unknown(node: &Node) -> bool {
     condition(conditions, "Ready").is_some_and(|c| c.status() == "False" && c.reason() == REASON_UNKNOWN)
 }
 
+/// How much longer `node`, created less than `grace` before `now`, counts as new.
+fn new_for(node: &Node, now: SystemTime, grace: Duration) -> Option<Duration> {
+    let created = berth_api::time::to_system_time(node.metadata.creation_timestamp.as_ref()?);
+    let age = now.duration_since(created).unwrap_or_default();
+    grace.checked_sub(age).filter(|left| !left.is_zero())
+}
+
 /// Which nodes are lost at `now` and what to do about them. A node is lost once its
 /// heartbeat has been absent for `grace`; pods are evicted from lost node names
 /// whether or not a Node object exists for them. Pure.
@@ -103,6 +113,21 @@ pub fn assess<'a>(
     // How long each node's heartbeat has been absent (None: it is not), looked up
     // once per node: a pass goes over every pod, and most are on live nodes.
     let mut absence: HashMap<&str, Option<Duration>> = HashMap::new();
+    // A node created within the grace period whose heartbeat has not been seen yet
+    // is new, not silent (Kubernetes counts a node's grace from its creation until
+    // its first heartbeat): thousands of nodes registering at once are seen before
+    // their Leases by an informer that lags.
+    let nodes: Vec<&Node> = nodes.into_iter().collect();
+    let wall_now = SystemTime::now();
+    for node in &nodes {
+        let name = node.metadata.name();
+        if let Some(left) = new_for(node, wall_now, grace)
+            && heartbeats.absent_since_at(name, now, grace).is_some()
+        {
+            absence.insert(name, None);
+            next_check = sooner(next_check, Some(left));
+        }
+    }
     let mut absent_for = |name: &'a str| -> Option<Duration> {
         *absence.entry(name).or_insert_with(|| {
             let since = heartbeats.absent_since_at(name, now, grace)?;

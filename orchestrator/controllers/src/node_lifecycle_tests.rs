@@ -346,3 +346,28 @@ fn a_lost_node_carries_the_unreachable_taints_until_it_is_back() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_new_node_whose_heartbeat_is_not_seen_yet_has_the_grace_period_from_its_creation() {
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(40);
+    let heartbeats = synced_at(t0);
+    let created = |ago: u64| {
+        let mut node = node(&format!("created-{ago}s-ago"), "True", "");
+        let at = std::time::SystemTime::now() - Duration::from_secs(ago);
+        node.metadata.creation_timestamp = Some(berth_api::time::from_system_time(at));
+        node
+    };
+    let nodes = [created(1), created(41)];
+    let pods = [
+        ready(pod("new", "created-1s-ago")),
+        ready(pod("old", "created-41s-ago")),
+    ];
+    let a = assess(&nodes, &pods, &heartbeats, t0 + Duration::from_secs(10), grace);
+    assert_eq!(a.mark, ["created-41s-ago"], "{a:?}");
+    assert_eq!(a.unready, [("default".to_string(), "old".to_string())]);
+    assert!(
+        a.next_check.is_some_and(|next| next <= Duration::from_secs(39)),
+        "the new node is checked again once its grace has passed: {a:?}"
+    );
+}
