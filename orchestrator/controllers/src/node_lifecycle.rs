@@ -116,28 +116,24 @@ pub fn assess<'a>(
     // A node created within the grace period whose heartbeat has not been seen yet
     // is new, not silent (Kubernetes counts a node's grace from its creation until
     // its first heartbeat): thousands of nodes registering at once are seen before
-    // their Leases by an informer that lags.
-    let nodes: Vec<&Node> = nodes.into_iter().collect();
+    // their Leases by an informer that lags. `new_until`: when the first of them
+    // turns silent.
+    let mut new_until: Option<Duration> = None;
     let wall_now = SystemTime::now();
-    for node in &nodes {
-        let name = node.metadata.name();
-        if let Some(left) = new_for(node, wall_now, grace)
-            && heartbeats.absent_since_at(name, now, grace).is_some()
-        {
-            absence.insert(name, None);
-            next_check = sooner(next_check, Some(left));
-        }
-    }
-    let mut absent_for = |name: &'a str| -> Option<Duration> {
+    let mut absent_for = |name: &'a str, node: Option<&Node>| -> Option<Duration> {
         *absence.entry(name).or_insert_with(|| {
             let since = heartbeats.absent_since_at(name, now, grace)?;
+            if let Some(left) = node.and_then(|node| new_for(node, wall_now, grace)) {
+                new_until = sooner(new_until, Some(left));
+                return None;
+            }
             Some(now.saturating_duration_since(since))
         })
     };
     let (mut mark, mut lost, mut untaint) = (Vec::new(), Vec::new(), Vec::new());
     for node in nodes {
         let name = node.metadata.name();
-        match absent_for(name) {
+        match absent_for(name, Some(node)) {
             Some(absent) => {
                 if !is_marked_unknown(node) || !has_unreachable_taint(node, NO_SCHEDULE) {
                     mark.push(name.to_string());
@@ -159,7 +155,8 @@ pub fn assess<'a>(
         if node.is_empty() {
             continue;
         }
-        let Some(absent) = absent_for(node) else {
+        // Nodes were looked up above; a name without a Node is never new.
+        let Some(absent) = absent_for(node, None) else {
             continue;
         };
         let id = || (pod.metadata.namespace().to_string(), pod.metadata.name().to_string());
@@ -193,7 +190,7 @@ pub fn assess<'a>(
         untaint,
         unready,
         evict,
-        next_check,
+        next_check: sooner(next_check, new_until),
     }
 }
 
