@@ -281,9 +281,12 @@ fn config_maps_secrets_and_the_downward_api_are_files_updated_in_running_pods() 
         message,
         "MountVolume.SetUp failed for volume \"cfg\" : configmap \"late\" not found"
     );
-    let pod = cluster.pod("late");
-    let waiting = &ContainerCluster::container_status(&pod, "main")["state"]["waiting"];
-    assert_eq!(waiting["reason"], "ContainerCreating", "{pod}");
+    // The agent writes the event and the pod's status apart: the status may follow.
+    let waiting = cluster.wait_pod("late", "its container waiting", |pod| {
+        let waiting = &ContainerCluster::container_status(pod, "main")["state"]["waiting"];
+        waiting.is_object().then(|| waiting.clone())
+    });
+    assert_eq!(waiting["reason"], "ContainerCreating", "{waiting}");
     cluster.kubectl_ok(&["create", "configmap", "late", "--from-literal=ready=yes"]);
     cluster.wait_running("late");
     assert_eq!(cat(&cluster, "late", "main", "/etc/cfg/ready").as_deref(), Some("yes"));
