@@ -238,6 +238,18 @@ fn an_agent_with_a_node_certificate_registers_and_runs_its_pod_through_the_api_s
             .any(|e| e["objectRef"]["name"] == "through-api"),
         "the pod removed by the agent"
     );
+    // Marked not Ready while its heartbeat is held (as the node lifecycle controller
+    // marks a node whose Lease renewals it saw late), the agent writes it Ready again,
+    // as a kubelet posts a status that differs from its own.
+    let ready = || {
+        let jsonpath = "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}";
+        text(&admin(&["get", "node", "n1", "-o", jsonpath]))
+    };
+    assert_eq!(ready(), "True");
+    let mark = r#"[{"op":"replace","path":"/status/conditions/0/status","value":"False"}]"#;
+    let out = admin(&["patch", "node", "n1", "--subresource=status", "--type=json", "-p", mark]);
+    assert!(out.status.success(), "{}", text(&out));
+    eventually_blocking("n1 Ready again", || (ready() == "True").then_some(()));
     // Killed, the agent renews its Lease no more: the node goes NotReady.
     agent.kill();
     eventually_blocking("n1 NotReady", || {

@@ -149,6 +149,18 @@ fn hollow_nodes_run_hundreds_of_pods_and_each_watches_only_its_own() {
     );
     assert_eq!(status, 200, "{lease}");
     assert_eq!(lease["spec"]["holderIdentity"], "hollow-0");
+    // Marked not Ready while its Lease is renewed (as the node lifecycle controller
+    // marks a node whose renewals it saw late), a hollow node writes it Ready again.
+    let (_, mut marked) = http_get(port, "/api/v1/nodes/hollow-1");
+    marked["status"]["conditions"] = json!([
+        {"type": "Ready", "status": "False", "reason": "NodeStatusUnknown", "message": "marked by the test"}
+    ]);
+    let (status, body) = http(port, "PUT", "/api/v1/nodes/hollow-1/status", Some(&marked));
+    assert_eq!(status, 200, "{body}");
+    wait_for("hollow-1 Ready again", || {
+        let (_, node) = http_get(port, "/api/v1/nodes/hollow-1");
+        condition(&node, "Ready").then_some(())
+    });
 
     let per_deployment = pods / DEPLOYMENTS;
     for d in 0..DEPLOYMENTS {

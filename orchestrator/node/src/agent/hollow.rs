@@ -6,6 +6,8 @@
 //!  one task per node <prefix>-<i>; node i tries API server i mod n first:
 //!    register: the node's Lease (node_lease.rs) ─► the Node (cluster.rs write_node)
 //!    ├─ Lease renewed every duration/4; lost ─► register again
+//!    ├─ its Node seen not Ready (one watch of every Node, node_ready.rs) while the
+//!    │    Lease is held ─► its status written Ready again, as a kubelet's
 //!    ├─ pods?fieldSelector=spec.nodeName=<node>: list, watch ─► HollowPods (counts)
 //!    └─ each pod changed: bound, not Running+Ready ─► PUT status: Running, Ready,
 //!         an IP of the node's fake range, containers running since first seen
@@ -26,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use berth_api::conditions::Condition;
+use berth_api::kinds::node::NODE;
 use berth_api::kinds::pod::{POD, is_sidecar};
 use berth_api::meta::{MetaExt, Time};
 use berth_api::objects::{
@@ -41,6 +44,7 @@ use berth_client::registry::decode;
 
 use super::cluster::Cluster;
 use super::node_lease::NodeLease;
+use super::node_ready::NodeMarks;
 
 /// Where the fake pod addresses come from: 100.64.0.0/10.
 const POD_RANGE: (Ipv4Addr, u32) = (Ipv4Addr::new(100, 64, 0, 0), 10);
@@ -203,6 +207,9 @@ pub async fn run(config: HollowConfig, clusters: Vec<Cluster>, stats: Arc<Hollow
     );
     let config = Arc::new(config);
     let mut tasks = tokio::task::JoinSet::new();
+    // One watch of every Node for all of them (a kubelet watches its own).
+    let marks = Arc::new(NodeMarks::new((0..config.count).map(|i| config.node_name(i))));
+    tasks.spawn(clusters[0].clone().reflect(&NODE, None, marks.clone()));
     for index in 0..config.count {
         let node = HollowNode {
             index,
@@ -210,6 +217,7 @@ pub async fn run(config: HollowConfig, clusters: Vec<Cluster>, stats: Arc<Hollow
             config: config.clone(),
             cluster: clusters[index % clusters.len()].clone(),
             stats: stats.clone(),
+            marks: marks.clone(),
         };
         tasks.spawn(node.run());
     }
@@ -222,6 +230,7 @@ struct HollowNode {
     config: Arc<HollowConfig>,
     cluster: Cluster,
     stats: Arc<HollowStats>,
+    marks: Arc<NodeMarks>,
 }
 
 impl HollowNode {
@@ -237,7 +246,14 @@ impl HollowNode {
         let heartbeat = async {
             loop {
                 let mut lease = self.register().await;
-                lease.keep().await;
+                let ready = self.marks.keep(self.index, || {
+                    let (cluster, node) = (&self.cluster, node_object(&self.config, &self.name));
+                    async move { cluster.write_node(&node).await }
+                });
+                tokio::select! {
+                    () = lease.keep() => {}
+                    () = ready => {}
+                }
                 self.counters().registered.store(0, Ordering::Relaxed);
                 tracing::warn!(node = %self.name, "lost the node's Lease; registering again");
             }

@@ -6,6 +6,8 @@
 //!  session: grant lease ─► heartbeat key + Node status ─► pods loop ──────────┐
 //!               ▲                                       (list, watch, sync)   │
 //!               └──── lease lost: stop every workload (self-fencing) ◄────────┘
+//!  beside the pods loop: its Node seen marked not Ready ─► Node status written
+//!  Ready again ([`node_ready`])
 //! ```
 //!
 //! Fencing: a node whose lease expired is declared NotReady by the leader after a
@@ -20,6 +22,7 @@ mod local_volumes;
 mod logs;
 mod metrics;
 pub mod node_lease;
+mod node_ready;
 mod pods;
 mod stream;
 pub mod tls_listener;
@@ -204,6 +207,13 @@ pub async fn run(
     .with_dns(node_dns);
     tokio::pin!(shutdown);
     let current_lease = std::sync::atomic::AtomicI64::new(0);
+    // The Node as stored: marked not Ready while the heartbeat is held, written Ready again.
+    let marks = Arc::new(node_ready::NodeMarks::new([config.name.clone()]));
+    let _node_watch = berth_client::kv::AbortOnDrop(tokio::spawn(cluster.clone().reflect(
+        &berth_api::kinds::node::NODE,
+        Some(format!("metadata.name={}", config.name)),
+        marks.clone(),
+    )));
     loop {
         let session = async {
             let mut heartbeat = register(&kv, &cluster, &config, &runtimes, port).await;
@@ -217,6 +227,7 @@ pub async fn run(
                     pods.stop_all(Duration::from_secs(1)).await;
                 }
                 () = pods.run() => {}
+                () = marks.keep(0, || write_node(&cluster, &config, &runtimes, port)) => {}
             }
         };
         tokio::select! {
