@@ -61,6 +61,12 @@ impl ApiSource {
         ApiSource { http }
     }
 
+    /// The same API servers and credentials over connections of its own
+    /// ([`HttpClient::with_own_connections`]).
+    pub fn with_own_connections(&self) -> Self {
+        ApiSource::new(Arc::new(self.http.with_own_connections()))
+    }
+
     /// The object a store key names (`/registry/configmaps/default/app`), as the
     /// store would hold it; None when there is none.
     pub async fn get(&self, key: &str) -> Result<Option<Record>, KvError> {

@@ -238,6 +238,20 @@ impl HttpClient {
         self
     }
 
+    /// The same client (bases, TLS, token) with connections of its own: what one
+    /// kubelet of many simulated in one process holds, rather than a share of
+    /// [`MAX_IDLE`](pool::MAX_IDLE) kept connections with thousands of others
+    /// (each request beyond them a new connection).
+    pub fn with_own_connections(&self) -> Self {
+        HttpClient {
+            bases: self.bases.clone(),
+            preferred: AtomicUsize::new(self.preferred.load(Ordering::Relaxed)),
+            tls: self.tls.clone(),
+            bearer_token: self.bearer_token.clone(),
+            pool: pool::Pool::default(),
+        }
+    }
+
     pub async fn request(
         &self,
         method: &str,

@@ -221,3 +221,21 @@ async fn streams_are_not_kept() {
     client.request("GET", "/y", None).await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_client_with_its_own_connections_keeps_its_own_and_the_same_credentials() {
+    let (port, accepted) = keep_alive_server(None).await;
+    let shared = HttpClient::new(vec![format!("http://127.0.0.1:{port}")]).with_bearer_token(Some("t0k3n".into()));
+    let own: Vec<HttpClient> = (0..3).map(|_| shared.with_own_connections()).collect();
+    for _ in 0..2 {
+        for client in &own {
+            assert_eq!(client.request("GET", "/y", None).await.unwrap().status, 200);
+        }
+    }
+    // Each its one connection, reused; none taken from or given to the shared one.
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    assert!(own.iter().all(|c| c.pool.len() == 1));
+    assert_eq!(shared.pool.len(), 0);
+    assert_eq!(own[0].bearer_token.as_deref(), Some("t0k3n"));
+    assert_eq!(own[0].bases, shared.bases);
+}

@@ -60,6 +60,15 @@ impl Cluster {
         Cluster { store, api: Some(api) }
     }
 
+    /// The same cluster over connections of its own (API mode; store mode shares
+    /// the store client's).
+    pub fn with_own_connections(&self) -> Cluster {
+        Cluster {
+            store: self.store.clone(),
+            api: self.api.as_ref().map(ApiSource::with_own_connections),
+        }
+    }
+
     pub fn is_api(&self) -> bool {
         self.api.is_some()
     }

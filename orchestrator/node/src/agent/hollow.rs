@@ -215,7 +215,8 @@ pub async fn run(config: HollowConfig, clusters: Vec<Cluster>, stats: Arc<Hollow
             index,
             name: config.node_name(index),
             config: config.clone(),
-            cluster: clusters[index % clusters.len()].clone(),
+            // Connections of its own, as each kubelet keeps its own.
+            cluster: clusters[index % clusters.len()].with_own_connections(),
             stats: stats.clone(),
             marks: marks.clone(),
         };
