@@ -84,30 +84,62 @@ pub async fn update(kv: &Kv, object: &Object) -> Result<Value, KvError> {
     Ok(to_value(&updated))
 }
 
-/// [`update`] through `group`, committed with the other updates queued there
-/// (`stored`: the object as read, at the revision the update is conditional on).
-pub async fn update_grouped(group: &Group, object: &Object, stored: &Object) -> Result<Value, KvError> {
+/// What an update of `stored` (the object as read, at the revision the update is
+/// conditional on) writes: the object with the generation as the registry sets it
+/// (bumped when the spec changed), its key, and that revision. Exact without
+/// reading the store again: should the stored object have moved since, the
+/// condition fails the write.
+fn prepared(object: &Object, stored: &Object) -> Result<(Object, String, i64), KvError> {
     let expected: i64 = (object.metadata().resource_version())
         .parse()
         .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
     let mut object = object.clone();
-    // The generation as the registry sets it: bumped when the spec changed.
     let generation = stored.metadata().generation().max(1);
     object.metadata_mut().generation = Some(match stored.has_spec_of(&object) {
         true => generation,
         false => generation + 1,
     });
     let key = Stored::key(&object);
+    Ok((object, key, expected))
+}
+
+/// [`update`] of `stored`, the object as read (see [`prepared`]), without reading
+/// it again.
+pub async fn update_from(kv: &Kv, object: &Object, stored: &Object) -> Result<Value, KvError> {
+    let (mut object, key, expected) = prepared(object, stored)?;
+    let revision = kv.update(&key, object.encode(), expected, None).await?;
+    object.metadata_mut().resource_version = Some(revision.to_string());
+    Ok(to_value(&object))
+}
+
+/// [`update_from`] through `group`, committed with the other updates queued there.
+pub async fn update_grouped(group: &Group, object: &Object, stored: &Object) -> Result<Value, KvError> {
+    let (mut object, key, expected) = prepared(object, stored)?;
     let revision = group.update_if(&key, object.encode(), expected, &[], None).await?;
     object.metadata_mut().resource_version = Some(revision.to_string());
     Ok(to_value(&object))
 }
 
-/// [`update`] with its quotas' charges, in one transaction (`Conflict`: the object
-/// or a quota moved).
-pub async fn update_charged(kv: &Kv, object: &Object, charges: &[Charge]) -> Result<Value, KvError> {
-    let updated = Registry::new(kv.clone()).update_with(object, None, charges).await?;
-    Ok(to_value(&updated))
+/// [`update_from`] with its quotas' charges, in one transaction (`Conflict`: the
+/// object or a quota moved).
+pub async fn update_charged(kv: &Kv, object: &Object, stored: &Object, charges: &[Charge]) -> Result<Value, KvError> {
+    let (mut object, key, expected) = prepared(object, stored)?;
+    let mut together = berth_client::kv::Together {
+        conditions: vec![(key.clone(), expected)],
+        puts: vec![(key, object.encode())],
+        deletes: Vec::new(),
+    };
+    for (key, revision, value) in charges {
+        together.conditions.push((key.clone(), *revision));
+        together.puts.push((key.clone(), value.clone()));
+    }
+    match kv.write_together(&together).await? {
+        Ok(revision) => {
+            object.metadata_mut().resource_version = Some(revision.to_string());
+            Ok(to_value(&object))
+        }
+        Err(_) => Err(KvError::Conflict { current: 0 }),
+    }
 }
 
 #[cfg(test)]
