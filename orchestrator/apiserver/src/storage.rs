@@ -3,6 +3,8 @@
 //! registry (`berth_client::registry::Registry`), which fills uid, creationTimestamp
 //! and generation on create and bumps the generation when an update changes the spec.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::route::Kind;
@@ -20,6 +22,56 @@ pub fn decode(kind: &Kind, record: &Record) -> Result<Value, ApiError> {
     let mut object = served(kind, object);
     stamp(kind, &mut object, record.mod_revision);
     Ok(object)
+}
+
+/// The object as [`decode`] serves it (stamped at `revision`), written straight
+/// from the stored JSON: its members and its metadata's read without decoding
+/// their values, which are copied as stored. None where only a whole decode will
+/// do: a kind converted to be served, a value that is not a JSON object (an
+/// encrypted one), metadata that is not an object, a member name with escapes.
+pub fn served_json(kind: &Kind, record: &Record, revision: i64) -> Option<Vec<u8>> {
+    use serde_json::value::RawValue;
+    type Members<'a> = BTreeMap<&'a str, &'a RawValue>;
+    if kind.conversion.is_some() {
+        return None;
+    }
+    let mut members: Members = serde_json::from_slice(&record.value).ok()?;
+    let mut metadata: Members = match members.remove("metadata") {
+        Some(raw) => serde_json::from_str(raw.get()).ok()?,
+        None => Members::new(),
+    };
+    members.remove("kind");
+    members.remove("apiVersion");
+    metadata.remove("resourceVersion");
+    let mut out = Vec::with_capacity(record.value.len() + 96);
+    let write_name = |out: &mut Vec<u8>, name: &str| {
+        serde_json::to_writer(&mut *out, name).expect("strings serialize");
+        out.push(b':');
+    };
+    out.push(b'{');
+    write_name(&mut out, "kind");
+    serde_json::to_writer(&mut out, kind.kind).expect("strings serialize");
+    out.push(b',');
+    write_name(&mut out, "apiVersion");
+    serde_json::to_writer(&mut out, &kind.api_version()).expect("strings serialize");
+    out.push(b',');
+    write_name(&mut out, "metadata");
+    out.push(b'{');
+    for (name, value) in &metadata {
+        write_name(&mut out, name);
+        out.extend_from_slice(value.get().as_bytes());
+        out.push(b',');
+    }
+    write_name(&mut out, "resourceVersion");
+    serde_json::to_writer(&mut out, &revision.to_string()).expect("strings serialize");
+    out.push(b'}');
+    for (name, value) in &members {
+        out.push(b',');
+        write_name(&mut out, name);
+        out.extend_from_slice(value.get().as_bytes());
+    }
+    out.push(b'}');
+    Some(out)
 }
 
 /// Sets `kind`, `apiVersion` and `metadata.resourceVersion`.
@@ -164,5 +216,54 @@ mod tests {
             ..kv
         };
         assert_eq!(decode(pods, &broken).unwrap_err().code, 500);
+    }
+
+    #[test]
+    fn objects_written_straight_from_the_stored_json_read_as_decoded_ones() {
+        let pods = crate::tests::kind("pods");
+        let record = |value: &str| Record {
+            key: "/registry/pods/default/p".into(),
+            value: value.as_bytes().to_vec(),
+            mod_revision: 42,
+            ..Default::default()
+        };
+        for value in [
+            r#"{"metadata":{"name":"p","labels":{"a":"b"}},"spec":{"containers":[{"name":"c","args":["x y","\u00e9\n"]}],"nodeName":"n1"},"status":{"phase":"Running"}}"#,
+            // A stale stamp is replaced; members are kept whatever their order.
+            r#"{"status":{},"kind":"Old","apiVersion":"v0","metadata":{"resourceVersion":"7","uid":"u"},"spec":{"x":1.5e3,"y":null}}"#,
+            // No metadata at all.
+            r#"{"spec":{}}"#,
+            r#" { "metadata" : { } , "spec" : [ 1 , 2 ] } "#,
+        ] {
+            let record = record(value);
+            let raw = served_json(pods, &record, record.mod_revision).unwrap_or_else(|| panic!("{value}"));
+            let raw: Value = serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(raw, decode(pods, &record).unwrap(), "{value}");
+            assert_eq!(raw["metadata"]["resourceVersion"], "42");
+            assert_eq!((&raw["kind"], &raw["apiVersion"]), (&"Pod".into(), &"v1".into()));
+        }
+        // A DELETED line's object carries the change's revision.
+        let stamped = served_json(pods, &record(r#"{"metadata":{"name":"p"}}"#), 50).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&stamped).unwrap()["metadata"]["resourceVersion"],
+            "50"
+        );
+        // What only a whole decode serves (or refuses) is left to it.
+        for value in [
+            "[1]",
+            "{",
+            r#"{"metadata":null}"#,
+            r#"{"metadata":{"na\u006de":"p"}}"#,
+            "k8s:enc:aescbc:v1:key1:\x01",
+        ] {
+            assert_eq!(served_json(pods, &record(value), 42), None, "{value}");
+        }
+        let events = crate::route::parse("/apis/events.k8s.io/v1/events").map(|route| match route {
+            crate::route::Route::Collection { kind, .. } => kind,
+            _ => panic!("events.k8s.io events are a collection"),
+        });
+        let events = events.unwrap();
+        assert!(events.conversion.is_some());
+        assert_eq!(served_json(events, &record(r#"{"metadata":{}}"#), 42), None);
     }
 }

@@ -81,6 +81,17 @@ pub(crate) fn bookmark_line(kind: &Kind, revision: i64) -> Vec<u8> {
     line("BOOKMARK", &bookmark)
 }
 
+/// A line of `event_type` for an object already in JSON.
+pub(crate) fn raw_line(event_type: &str, object: &[u8]) -> Vec<u8> {
+    let mut line = Vec::with_capacity(object.len() + 32);
+    line.extend_from_slice(b"{\"type\":");
+    serde_json::to_writer(&mut line, event_type).expect("strings serialize");
+    line.extend_from_slice(b",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    line
+}
+
 fn line(event_type: &str, object: &Value) -> Vec<u8> {
     let mut line = serde_json::to_vec(&json!({"type": event_type, "object": object})).expect("values serialize");
     line.push(b'\n');

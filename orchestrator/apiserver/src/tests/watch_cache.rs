@@ -78,6 +78,35 @@ async fn watches_by_node_hear_only_of_their_own_pods() {
     // n2 heard of none of that: its next event is its own new pod.
     create(&server, &pod_on("d", Some("n2"))).await;
     assert_eq!(n2.next_named().await, ("ADDED".into(), "d".into()));
+
+    // A node's watch that selects by label too: c is its own once labelled, and
+    // stops being so when the label changes (the filter reads the objects).
+    let mut web_on_n1 = server
+        .watch(&format!("{}&labelSelector=tier%3Dweb", by_node("n1")))
+        .await;
+    let label = |tier: &str| json!({"metadata": {"labels": {"tier": tier}}});
+    server.merge_patch(&format!("{PODS}/c"), &label("web")).await;
+    let added = web_on_n1.next().await.unwrap();
+    assert_eq!(
+        (&added["type"], &added["object"]["metadata"]["name"]),
+        (&"ADDED".into(), &"c".into())
+    );
+    assert_eq!(added["object"]["kind"], "Pod");
+    assert_eq!(added["object"]["metadata"]["labels"]["tier"], "web");
+    server.merge_patch(&format!("{PODS}/c"), &label("db")).await;
+    let gone = web_on_n1.next().await.unwrap();
+    assert_eq!(
+        (&gone["type"], &gone["object"]["metadata"]["name"]),
+        (&"DELETED".into(), &"c".into())
+    );
+    // As it was before the change, stamped with the change's revision.
+    assert_eq!(gone["object"]["metadata"]["labels"]["tier"], "web");
+    let now = server.get(&format!("{PODS}/c")).await.json();
+    assert_eq!(
+        gone["object"]["metadata"]["resourceVersion"],
+        now["metadata"]["resourceVersion"]
+    );
+    assert_eq!(n1.next_named().await, ("MODIFIED".into(), "c".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

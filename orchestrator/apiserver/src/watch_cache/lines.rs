@@ -13,9 +13,9 @@ use serde_json::Value;
 use super::state::{Change, Entry};
 use crate::route::Kind;
 use crate::selector::Filter;
-use crate::storage::{decode, stamp};
+use crate::storage::{decode, served_json, stamp};
 use crate::table::Include;
-use crate::watch::{event_type, object_line};
+use crate::watch::{event_type, object_line, raw_line};
 
 /// What one watcher asked for.
 #[derive(Debug, Clone)]
@@ -99,6 +99,20 @@ impl<'a> ChangeView<'a> {
             .as_ref()
     }
 
+    /// Whether `version` passes the watcher's filter, decoded only when the cache's
+    /// index does not decide it.
+    fn passes<'v>(
+        &self,
+        spec: &WatcherSpec,
+        version: Option<&Arc<Entry>>,
+        decoded: impl FnOnce() -> Option<&'v Value>,
+    ) -> bool {
+        let Some(version) = version else {
+            return false;
+        };
+        indexed_pass(spec, version).unwrap_or_else(|| decoded().is_some_and(|o| spec.filter.matches(o)))
+    }
+
     /// The line this watcher gets, if any.
     pub fn line_for(&self, spec: &WatcherSpec) -> Option<Bytes> {
         if !self.change.key.starts_with(&spec.prefix) {
@@ -109,31 +123,43 @@ impl<'a> ChangeView<'a> {
         {
             return None;
         }
-        let passed_before = self.prev().is_some_and(|o| spec.filter.matches(o));
-        let passes_now = self.next().is_some_and(|o| spec.filter.matches(o));
+        let passed_before = self.passes(spec, self.change.prev.as_ref(), || self.prev());
+        let passes_now = self.passes(spec, self.change.next.as_ref(), || self.next());
         let event_type = event_type(passed_before, passes_now)?;
         let slot = match event_type {
             "ADDED" => 0,
             "MODIFIED" => 1,
             _ => 2,
         };
-        let object = || -> Value {
-            match event_type {
-                "DELETED" => {
-                    let mut object = self.prev().cloned().unwrap_or_default();
-                    stamp(self.kind, &mut object, self.change.revision);
-                    object
-                }
-                _ => self.next().cloned().unwrap_or_default(),
-            }
+        // A DELETED line carries the previous version, stamped with the change's revision.
+        let (version, revision) = match event_type {
+            "DELETED" => (self.change.prev.as_ref()?, self.change.revision),
+            _ => (
+                self.change.next.as_ref()?,
+                self.change.next.as_ref()?.record.mod_revision,
+            ),
+        };
+        let object = || -> Option<Value> {
+            let mut object = match event_type {
+                "DELETED" => self.prev()?.clone(),
+                _ => self.next()?.clone(),
+            };
+            stamp(self.kind, &mut object, revision);
+            Some(object)
         };
         match spec.table {
-            Some(table) => Some(Bytes::from(object_line(self.kind, Some(table), event_type, &object()))),
-            None => Some(
-                self.lines[slot]
-                    .get_or_init(|| Bytes::from(object_line(self.kind, None, event_type, &object())))
-                    .clone(),
-            ),
+            Some(table) => Some(Bytes::from(object_line(self.kind, Some(table), event_type, &object()?))),
+            None => {
+                if let Some(line) = self.lines[slot].get() {
+                    return Some(line.clone());
+                }
+                // Straight from the stored JSON where it can be, else decoded.
+                let line = match served_json(self.kind, &version.record, revision) {
+                    Some(json) => raw_line(event_type, &json),
+                    None => object_line(self.kind, None, event_type, &object()?),
+                };
+                Some(self.lines[slot].get_or_init(|| Bytes::from(line)).clone())
+            }
         }
     }
 }
@@ -145,8 +171,31 @@ fn decoded(kind: &Kind, entry: &Arc<Entry>) -> Option<Value> {
         .ok()
 }
 
+/// Whether `version` passes the watcher's filter, when what the cache indexes
+/// decides it (a node's watch of its pods: always); None when the object must be
+/// decoded to tell.
+fn indexed_pass(spec: &WatcherSpec, version: &Entry) -> Option<bool> {
+    if spec.filter.is_everything() {
+        return Some(true);
+    }
+    let node = spec.node.as_ref()?;
+    (spec.filter.labels.is_everything() && spec.filter.fields.terms.len() == 1)
+        .then(|| version.node.as_deref() == Some(node.as_str()))
+}
+
 /// The ADDED line of a cached object for this watcher, if it passes its filter.
 pub fn added_line(kind: &'static Kind, entry: &Arc<Entry>, spec: &WatcherSpec) -> Option<Vec<u8>> {
+    if spec.table.is_none()
+        && let Some(passes) = indexed_pass(spec, entry)
+    {
+        if !passes {
+            return None;
+        }
+        return match served_json(kind, &entry.record, entry.record.mod_revision) {
+            Some(json) => Some(raw_line("ADDED", &json)),
+            None => Some(object_line(kind, None, "ADDED", &decoded(kind, entry)?)),
+        };
+    }
     let object = decoded(kind, entry)?;
     spec.filter
         .matches(&object)
