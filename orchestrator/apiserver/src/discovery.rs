@@ -46,7 +46,8 @@ pub fn version() -> Value {
 
 pub fn core_versions() -> Value {
     let versions: Vec<&str> = group_versions()
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|(group, _)| group.is_empty())
         .map(|(_, version)| version)
         .collect();
@@ -60,7 +61,7 @@ pub fn core_versions() -> Value {
 /// The named groups; a group's first version is its preferred one.
 pub fn groups() -> Value {
     let mut groups: Vec<(&str, Vec<Value>)> = Vec::new();
-    for (group, version) in group_versions().into_iter().filter(|(group, _)| !group.is_empty()) {
+    for (group, version) in group_versions().iter().copied().filter(|(group, _)| !group.is_empty()) {
         let entry = json!({"groupVersion": group_version(group, version), "version": version});
         match groups.iter_mut().find(|(name, _)| *name == group) {
             Some((_, versions)) => versions.push(entry),
@@ -114,9 +115,10 @@ fn review_groups() -> Vec<&'static str> {
 /// The group version of the reviews `path` names (`/apis/authorization.k8s.io/v1`).
 pub fn review_group_version(path: &str) -> Option<(&'static str, &'static str)> {
     let path = path.strip_suffix('/').unwrap_or(path);
+    let named = path.strip_prefix("/apis/")?.strip_suffix("/v1")?;
     review_groups()
         .into_iter()
-        .find(|group| path == format!("/apis/{group}/v1"))
+        .find(|group| *group == named)
         .map(|group| (group, "v1"))
 }
 
@@ -230,7 +232,8 @@ pub fn wants_aggregated(headers: &axum::http::HeaderMap) -> bool {
 pub fn aggregated(core: bool) -> Value {
     let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
     for (group, version) in group_versions()
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|(group, _)| group.is_empty() == core)
     {
         match groups.iter_mut().find(|(name, _)| *name == group) {

@@ -32,7 +32,8 @@ fn documents() -> &'static BTreeMap<String, Document> {
     static DOCUMENTS: OnceLock<BTreeMap<String, Document>> = OnceLock::new();
     DOCUMENTS.get_or_init(|| {
         group_versions()
-            .into_iter()
+            .iter()
+            .copied()
             .map(|(group, version)| {
                 let body = document(group, version);
                 let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -349,7 +350,8 @@ fn add_paths(paths: &mut Map<String, Value>, kind: &Kind, schema: &str) {
 /// The group version a path under `/openapi/v3/` names, for routing.
 pub fn is_document(path: &str) -> bool {
     group_versions()
-        .into_iter()
+        .iter()
+        .copied()
         .any(|(group, version)| document_path(group, version) == path)
 }
 
@@ -360,7 +362,11 @@ mod tests {
 
     #[test]
     fn every_kind_has_a_schema_and_a_patch_operation_with_field_validation() {
-        let served: Vec<String> = group_versions().into_iter().map(|(g, v)| group_version(g, v)).collect();
+        let served: Vec<String> = group_versions()
+            .iter()
+            .copied()
+            .map(|(g, v)| group_version(g, v))
+            .collect();
         assert_eq!(
             served,
             [

@@ -124,7 +124,8 @@ pub fn parse(path: &str) -> Option<Route> {
         (group, version, rest)
     };
     let (group, version) = kinds::group_versions()
-        .into_iter()
+        .iter()
+        .copied()
         .find(|served| *served == (group, version))?;
     if rest.is_empty() {
         return Some(Route::Resources { group, version });

@@ -94,14 +94,18 @@ pub fn served(group: &str, version: &str, plural: &str) -> Option<&'static KindD
 }
 
 /// Every group version that serves a kind, once each, in the order of [`KINDS`].
-pub fn group_versions() -> Vec<(&'static str, &'static str)> {
-    let mut found: Vec<(&'static str, &'static str)> = Vec::new();
-    for kind in KINDS {
-        if !found.contains(&(kind.group, kind.version)) {
-            found.push((kind.group, kind.version));
+pub fn group_versions() -> &'static [(&'static str, &'static str)] {
+    // Every request's route is looked up here: found once.
+    static FOUND: std::sync::LazyLock<Vec<(&'static str, &'static str)>> = std::sync::LazyLock::new(|| {
+        let mut found: Vec<(&'static str, &'static str)> = Vec::new();
+        for kind in KINDS {
+            if !found.contains(&(kind.group, kind.version)) {
+                found.push((kind.group, kind.version));
+            }
         }
-    }
-    found
+        found
+    });
+    &FOUND
 }
 
 #[cfg(test)]
