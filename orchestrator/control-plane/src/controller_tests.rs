@@ -169,3 +169,82 @@ async fn a_lost_nodes_pods_are_replaced_on_another_node() {
         "n2 is untouched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_collector_follows_each_change_pods_born_orphans_and_pods_whose_owner_goes() {
+    let cp = start(settings(Duration::from_secs(60))).await;
+    cp.registry
+        .create(&deployment("web", 2, "img:1", "100m"), None)
+        .await
+        .unwrap();
+    let web = eventually("web's two pods", async || {
+        let pods = active(pods(&cp.registry).await);
+        (pods.len() == 2).then_some(pods)
+    })
+    .await;
+    // Passes made with nothing to collect: the next ones look at what changes.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    // A pod whose owner never existed is collected when it appears.
+    let owned_by = |name: &str, uid: &str| {
+        Pod::new(
+            berth_api::meta::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("default".into()),
+                labels: Some([("app".to_string(), name.to_string())].into()),
+                owner_references: Some(vec![berth_api::meta::OwnerReference {
+                    api_version: "apps/v1".into(),
+                    kind: "ReplicaSet".into(),
+                    name: "gone".into(),
+                    uid: uid.into(),
+                    controller: Some(true),
+                    block_owner_deletion: None,
+                }]),
+                ..Default::default()
+            },
+            berth_api::objects::PodSpec {
+                containers: vec![berth_api::objects::Container {
+                    name: "app".into(),
+                    image: Some("img:1".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        )
+    };
+    cp.registry
+        .create(&owned_by("stray", "no-such-uid"), None)
+        .await
+        .unwrap();
+    eventually("the stray pod collected", async || {
+        let pods = pods(&cp.registry).await;
+        (!pods.iter().any(|p| p.metadata.name() == "stray")).then_some(())
+    })
+    .await;
+    // Pods of a set that goes (it was there when they were last looked at) are.
+    let set = replica_sets(&cp.registry).await.remove(0);
+    let mut kept = owned_by("kept", set.metadata.uid());
+    kept.metadata.owner_references_mut()[0].name = set.metadata.name().to_string();
+    // Owned, not controlled: the set's controller leaves it alone.
+    kept.metadata.owner_references_mut()[0].controller = None;
+    cp.registry.create(&kept, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let names: Vec<String> = pods(&cp.registry)
+        .await
+        .iter()
+        .map(|p| p.metadata.name().to_string())
+        .collect();
+    assert!(names.contains(&"kept".to_string()), "an owned pod stays: {names:?}");
+    for pod in &web {
+        assert!(names.contains(&pod.metadata.name().to_string()), "{names:?}");
+    }
+    cp.registry
+        .delete::<DeploymentSpec>("default", "web", None, None)
+        .await
+        .unwrap();
+    eventually("the set's pods, kept among them, collected", async || {
+        pods(&cp.registry).await.is_empty().then_some(())
+    })
+    .await;
+    assert_eq!(cp.stop().await, crate::Exit::Stopped);
+}
