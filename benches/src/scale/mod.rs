@@ -165,6 +165,8 @@ pub async fn run(options: &ScaleOptions) -> anyhow::Result<()> {
     if result.is_err() {
         eprintln!("{}", servers.log_tails(20));
         eprintln!("hollow: {}", hollow.log_tail(20).join("\n"));
+        // The whole logs (and the replicas' data) stay for a look at what went wrong.
+        eprintln!("the run's logs and data are kept in {}", temp.keep().display());
     }
     result
 }
