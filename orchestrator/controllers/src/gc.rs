@@ -12,7 +12,7 @@
 //!
 //! A pass looks at the pods new or changed since the last pass that left nothing to
 //! retry (the informer's snapshots tell, without visiting what they share), and at
-//! every pod only when an owner went since: a pod can only become an orphan by
+//! every pod only when an owner (or any pod) went since: a pod can only become an orphan by
 //! being written so, or by losing its owner (Kubernetes' collector follows each
 //! change too). 50 000 pods are no longer walked every second while they are made.
 
@@ -92,8 +92,9 @@ impl Owners {
     }
 
     /// Whether an owner that `earlier` had is gone (or is another object of the
-    /// same name: its uid changed). Only then can a pod that was not an orphan
-    /// become one; new and changed pods are looked at anyway.
+    /// same name: its uid changed); pods own pods' claims and may own pods. Only
+    /// then can a pod that was not an orphan become one; new and changed pods are
+    /// looked at anyway.
     fn lost_an_owner_since(&self, earlier: &Owners) -> bool {
         fn lost<S: Spec>(now: &Snapshot<S>, earlier: &Snapshot<S>) -> bool {
             now.changes_since(earlier).any(|d| match (d.before, d.after) {
@@ -105,6 +106,7 @@ impl Owners {
         lost(&self.deployments, &earlier.deployments)
             || lost(&self.replica_sets, &earlier.replica_sets)
             || lost(&self.stateful_sets, &earlier.stateful_sets)
+            || lost(&self.pods, &earlier.pods)
     }
 
     /// The pods a pass looks at: those new or changed since `walked` (the caches

@@ -134,10 +134,10 @@ impl<'a> ChangeView<'a> {
         // A DELETED line carries the previous version, stamped with the change's revision.
         let (version, revision) = match event_type {
             "DELETED" => (self.change.prev.as_ref()?, self.change.revision),
-            _ => (
-                self.change.next.as_ref()?,
-                self.change.next.as_ref()?.record.mod_revision,
-            ),
+            _ => {
+                let next = self.change.next.as_ref()?;
+                (next, next.record.mod_revision)
+            }
         };
         let object = || -> Option<Value> {
             let mut object = match event_type {
@@ -153,11 +153,7 @@ impl<'a> ChangeView<'a> {
                 if let Some(line) = self.lines[slot].get() {
                     return Some(line.clone());
                 }
-                // Straight from the stored JSON where it can be, else decoded.
-                let line = match served_json(self.kind, &version.record, revision) {
-                    Some(json) => raw_line(event_type, &json),
-                    None => object_line(self.kind, None, event_type, &object()?),
-                };
+                let line = plain_line(self.kind, event_type, version, revision, object)?;
                 Some(self.lines[slot].get_or_init(|| Bytes::from(line)).clone())
             }
         }
@@ -169,6 +165,21 @@ fn decoded(kind: &Kind, entry: &Arc<Entry>) -> Option<Value> {
     decode(kind, &entry.record)
         .map_err(|e| tracing::warn!(key = %entry.record.key, error = %e.message, "not sending an object that does not decode"))
         .ok()
+}
+
+/// A line without a table for `version` stamped at `revision`: straight from the
+/// stored JSON where it can be, else from the object `decode` gives.
+fn plain_line(
+    kind: &Kind,
+    event_type: &str,
+    version: &Entry,
+    revision: i64,
+    decode: impl FnOnce() -> Option<Value>,
+) -> Option<Vec<u8>> {
+    match served_json(kind, &version.record, revision) {
+        Some(json) => Some(raw_line(event_type, &json)),
+        None => Some(object_line(kind, None, event_type, &decode()?)),
+    }
 }
 
 /// Whether `version` passes the watcher's filter, when what the cache indexes
@@ -188,13 +199,10 @@ pub fn added_line(kind: &'static Kind, entry: &Arc<Entry>, spec: &WatcherSpec) -
     if spec.table.is_none()
         && let Some(passes) = indexed_pass(spec, entry)
     {
-        if !passes {
-            return None;
-        }
-        return match served_json(kind, &entry.record, entry.record.mod_revision) {
-            Some(json) => Some(raw_line("ADDED", &json)),
-            None => Some(object_line(kind, None, "ADDED", &decoded(kind, entry)?)),
-        };
+        let revision = entry.record.mod_revision;
+        return passes
+            .then(|| plain_line(kind, "ADDED", entry, revision, || decoded(kind, entry)))
+            .flatten();
     }
     let object = decoded(kind, entry)?;
     spec.filter
