@@ -68,7 +68,9 @@ async fn raise_nospace_when_the_disk_fills(store: Store) {
 }
 
 async fn follow_leadership(store: Store) {
-    let mut metrics = store.raft().metrics();
+    // The server's metrics change with its role, term, leader and membership only,
+    // not with every entry written and applied as the whole metrics do.
+    let mut metrics = store.raft().server_metrics();
     let mut shutdown = store.shutdown_signal();
     // The term this replica leads in, if it does. By term rather than a flag: a
     // leader that loses a term and wins the next between two looks at the metrics
@@ -79,7 +81,7 @@ async fn follow_leadership(store: Store) {
         let (leading, leader) = {
             let m = metrics.borrow_and_update();
             (
-                (m.state == ServerState::Leader).then_some(m.current_term),
+                (m.state == ServerState::Leader).then_some(m.vote.leader_id().get_term()),
                 m.current_leader,
             )
         };

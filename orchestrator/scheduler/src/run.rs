@@ -400,6 +400,8 @@ async fn place<'a>(
     let names: Vec<String> = infos.iter().map(|i| i.name.clone()).collect();
     let by_name: BTreeMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut next_start = 0;
+    // The nodes' zones, read from their labels once a pass rather than per pod.
+    let zones = Arc::new(super::score::number_zones(&infos));
     for (n, pod) in pending.into_iter().enumerate() {
         // A pass over thousands of pods leaves the runtime's threads to the API
         // server's requests from time to time.
@@ -432,6 +434,8 @@ async fn place<'a>(
         };
         let seen = preempt::with_nominated(pod, &infos, &nominated);
         let mut request = request;
+        // The nominated pods' view has the same nodes in the same places.
+        request.zones = Some(zones.clone());
         // The counts leave out the pods nominated to nodes, which a view with them counts.
         if seen.is_none() {
             request.siblings = siblings.of(&request, &infos);
@@ -456,6 +460,7 @@ async fn place<'a>(
             continue;
         };
         request.siblings = None;
+        request.zones = None;
         if let Some(&i) = by_name.get(placed.as_str()) {
             infos[i].charge(&request);
             siblings.placed(&request, i);

@@ -138,11 +138,30 @@ pub fn siblings_on(node: &NodeInfo, namespace: &str, selector: &LabelSelector) -
         .count()
 }
 
+/// Each node's zone as a number, the same for nodes of one zone (in the order
+/// first met); `None` for a node without the zone label.
+pub fn number_zones<'a>(nodes: impl IntoIterator<Item = &'a NodeInfo>) -> Vec<Option<u32>> {
+    let mut names: Vec<&str> = Vec::new();
+    (nodes.into_iter())
+        .map(|node| {
+            let zone = node.labels.get(ZONE_LABEL)?;
+            let number = match names.iter().position(|z| z == zone) {
+                Some(i) => i,
+                None => {
+                    names.push(zone);
+                    names.len() - 1
+                }
+            };
+            Some(number as u32)
+        })
+        .collect()
+}
+
 /// `PodTopologySpread`'s score with the system default constraints: per node,
 /// `count × ln(domains + 2) + maxSkew − 1` summed over the constraints, then
 /// normalized so that the node with the fewest siblings scores 100. Runs for
-/// every pod against hundreds of nodes: the counts are read by position, each
-/// node's zone once, and the few zones summed in a short list.
+/// every pod against hundreds of nodes: the counts and the zones (numbered once a
+/// pass) are read by position, and each zone's total kept by its number.
 fn spread(pod: &PodRequest, selector: &LabelSelector, fits: &[&NodeInfo], positions: &[usize]) -> Vec<i64> {
     let on_node: Vec<f64> = match &pod.siblings {
         Some(counted) => (positions.iter())
@@ -152,29 +171,32 @@ fn spread(pod: &PodRequest, selector: &LabelSelector, fits: &[&NodeInfo], positi
             .map(|node| siblings_on(node, &pod.namespace, selector) as f64)
             .collect(),
     };
-    let zones: Vec<Option<&str>> = fits
-        .iter()
-        .map(|n| n.labels.get(ZONE_LABEL).map(String::as_str))
-        .collect();
-    // (zone, its siblings), in the order first seen.
-    let mut in_zone: Vec<(&str, f64)> = Vec::new();
+    let zones: Vec<Option<u32>> = match &pod.zones {
+        Some(numbered) => (positions.iter())
+            .map(|&p| numbered.get(p).copied().flatten())
+            .collect(),
+        None => number_zones(fits.iter().copied()),
+    };
+    // Each zone's siblings, by its number, and whether a fitting node is in it.
+    let size = zones.iter().flatten().max().map_or(0, |z| *z as usize + 1);
+    let mut in_zone = vec![(false, 0.0f64); size];
     for (zone, count) in zones.iter().zip(&on_node) {
-        let Some(zone) = *zone else { continue };
-        match in_zone.iter_mut().find(|(z, _)| *z == zone) {
-            Some((_, total)) => *total += count,
-            None => in_zone.push((zone, *count)),
+        if let Some(zone) = zone {
+            let (seen, total) = &mut in_zone[*zone as usize];
+            *seen = true;
+            *total += count;
         }
     }
-    let zone_total = |zone: &str| in_zone.iter().find(|(z, _)| *z == zone).map_or(0.0, |(_, t)| *t);
+    let domains = in_zone.iter().filter(|(seen, _)| *seen).count();
     let weight = |domains: usize| ((domains + 2) as f64).ln();
-    let (node_weight, zone_weight) = (weight(fits.len()), weight(in_zone.len()));
+    let (node_weight, zone_weight) = (weight(fits.len()), weight(domains));
     let raw: Vec<i64> = zones
         .iter()
         .zip(&on_node)
         .map(|(zone, count)| {
             let mut score = count * node_weight + (HOSTNAME_MAX_SKEW - 1) as f64;
             if let Some(zone) = zone {
-                score += zone_total(zone) * zone_weight + (ZONE_MAX_SKEW - 1) as f64;
+                score += in_zone[*zone as usize].1 * zone_weight + (ZONE_MAX_SKEW - 1) as f64;
             }
             score.round() as i64
         })

@@ -185,6 +185,10 @@ pub struct PodRequest {
     /// when the caller has counted them (the scheduling loop does, once a pass for
     /// each selector); `None`: scoring counts them over the nodes' pods.
     pub siblings: Option<Arc<Vec<u32>>>,
+    /// Each node's zone (`topology.kubernetes.io/zone`) as a number, one per zone,
+    /// by the node's position as `siblings` is, when the caller has read them (the
+    /// scheduling loop does, once a pass); `None`: scoring reads the nodes' labels.
+    pub zones: Option<Arc<Vec<Option<u32>>>>,
     /// The volumes its claims are bound to: the node must be in each one's node
     /// affinity.
     pub bound_volumes: Vec<PersistentVolume>,

@@ -331,7 +331,7 @@ fn replicas_spread_over_zones() {
 }
 
 #[test]
-fn sibling_counts_read_by_position_score_as_a_recount_does() {
+fn sibling_counts_and_zones_read_by_position_score_as_a_recount_does() {
     let mut nodes: Vec<NodeInfo> = (0..6)
         .map(|i| {
             let mut n = node(&format!("n{i}"), 4000, 8 * GI);
@@ -353,6 +353,10 @@ fn sibling_counts_read_by_position_score_as_a_recount_does() {
     assert_eq!(counted, [3, 1, 0, 2, 5, 0]);
     let mut with_counts = web.clone();
     with_counts.siblings = Some(std::sync::Arc::new(counted));
+    // Zones numbered once, as a pass does: a, b, c in the order met.
+    let zones = score::number_zones(&nodes);
+    assert_eq!(zones, [Some(0), Some(1), Some(2), Some(0), Some(1), Some(2)]);
+    with_counts.zones = Some(std::sync::Arc::new(zones));
     // The fitting nodes in the order a search from n4 meets them, some left out.
     let positions = [4, 5, 0, 1, 3];
     let fits: Vec<&NodeInfo> = positions.iter().map(|&p| &nodes[p]).collect();

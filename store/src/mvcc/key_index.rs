@@ -68,6 +68,23 @@ impl KeyIndex {
         after.checked_sub(1).map(|i| self.entries[i])
     }
 
+    /// What a compare at main revision `at` reads besides the value, from the index
+    /// alone: `Some(None)` when the key has no live value at `at`, `Some(Some((mod
+    /// revision, meta)))` when `at` sees its latest change, `None` when `at` sees an
+    /// older one (whose creation revision, version and lease only its record holds).
+    pub fn meta_at(&self, at: i64) -> Option<Option<(i64, LiveMeta)>> {
+        let Some(entry) = self.latest_at(at) else {
+            return Some(None);
+        };
+        if entry.is_tombstone {
+            return Some(None);
+        }
+        if self.entries.last() != Some(&entry) {
+            return None;
+        }
+        self.live.map(|meta| Some((entry.revision.main, meta)))
+    }
+
     /// The live revision strictly before `revision`: what a change at `revision` replaced.
     pub fn live_before(&self, revision: Revision) -> Option<Revision> {
         let at = self.entries.partition_point(|e| e.revision < revision);
@@ -167,6 +184,20 @@ mod tests {
         assert_eq!(k.live_at(100), Some(rev(8)));
         assert_eq!(k.live_before(rev(8)), None);
         assert_eq!(k.live_before(rev(6)), Some(rev(4)));
+    }
+
+    #[test]
+    fn meta_at_answers_from_the_index_only_for_the_latest_change() {
+        let k = history(&[(2, false), (4, false), (6, true), (8, false), (9, false)]);
+        assert_eq!(k.meta_at(1), Some(None), "not created yet");
+        assert_eq!(k.meta_at(7), Some(None), "deleted");
+        assert_eq!(k.meta_at(3), None, "an older value: its record says");
+        assert_eq!(k.meta_at(8), None);
+        assert_eq!(k.meta_at(9), Some(Some((9, meta(8, 2)))));
+        assert_eq!(k.meta_at(100), Some(Some((9, meta(8, 2)))));
+        let deleted = history(&[(2, false), (3, true)]);
+        assert_eq!(deleted.meta_at(5), Some(None));
+        assert_eq!(KeyIndex::default().meta_at(5), Some(None));
     }
 
     #[test]

@@ -127,13 +127,19 @@ impl Store {
     /// failed, say): the replica can then no longer take part, and its process should
     /// exit so that a supervisor restarts it rather than serve on as a zombie.
     pub async fn raft_stopped(&self) -> String {
-        let mut metrics = self.inner.raft.metrics();
+        // The core drops its metrics' senders when it stops, having said why in the
+        // whole metrics: wait on the server's metrics, which change with the role and
+        // term only, not on the whole ones, which change with every entry.
+        let mut server = self.inner.raft.server_metrics();
         loop {
-            if let Err(fatal) = &metrics.borrow_and_update().running_state {
+            if let Err(fatal) = &self.inner.raft.metrics().borrow().running_state {
                 return fatal.to_string();
             }
-            if metrics.changed().await.is_err() {
-                return "the raft core is gone".to_string();
+            if server.changed().await.is_err() {
+                return match &self.inner.raft.metrics().borrow().running_state {
+                    Err(fatal) => fatal.to_string(),
+                    Ok(()) => "the raft core is gone".to_string(),
+                };
             }
         }
     }

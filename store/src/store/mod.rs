@@ -416,7 +416,7 @@ impl Store {
     /// The leader, waiting for one to be known (an election in progress) until
     /// `deadline`. A request that finds none by then was not written.
     async fn wait_for_leader(&self, deadline: Instant) -> Result<NodeId> {
-        let mut metrics = self.inner.raft.metrics();
+        let mut metrics = self.inner.raft.server_metrics();
         loop {
             if let Some(leader) = metrics.borrow_and_update().current_leader {
                 return Ok(leader);
@@ -437,7 +437,7 @@ impl Store {
         if wake >= deadline {
             return false;
         }
-        let mut metrics = self.inner.raft.metrics();
+        let mut metrics = self.inner.raft.server_metrics();
         let known = metrics.borrow_and_update().current_leader;
         loop {
             tokio::select! {

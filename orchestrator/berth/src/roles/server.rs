@@ -405,13 +405,15 @@ fn encryption(path: Option<&std::path::Path>) -> Result<Option<Arc<Envelope>>, S
 /// Runs the controllers and the scheduler for as long as this replica leads, with
 /// a fresh leadership record (and full reconcile) for each term it leads.
 async fn lead_when_leader(store: Store, kv: Kv, name: String, settings: ControlSettings) {
-    let mut metrics = store.raft().metrics();
+    // The server's metrics: they change with the role and term, not with every
+    // entry the store writes (a wake-up each, while this replica leads).
+    let mut metrics = store.raft().server_metrics();
     loop {
         // The Raft leader id, as openraft orders leaders: the term, then the node id
         // (two candidates may both win one term, the greater id second).
         let leader_id = {
             let m = metrics.borrow_and_update();
-            m.state.is_leader().then_some((m.current_term, m.id))
+            m.state.is_leader().then_some((m.vote.leader_id().get_term(), m.id))
         };
         let Some((term, leader)) = leader_id else {
             if metrics.changed().await.is_err() {
@@ -446,7 +448,7 @@ async fn lead_when_leader(store: Store, kv: Kv, name: String, settings: ControlS
                 changed = metrics.changed() => {
                     let still = {
                         let m = metrics.borrow();
-                        m.state.is_leader() && m.current_term == term
+                        m.state.is_leader() && m.vote.leader_id().get_term() == term
                     };
                     if changed.is_err() || !still {
                         let _ = stop_tx.send(true);

@@ -9,9 +9,10 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use berth_api::kinds::lease::{LEASE, Lease, NODE_LEASE_NAMESPACE};
+use berth_api::kinds::lease::{LEASE, NODE_LEASE_NAMESPACE};
 use berth_client::kv::{Event, Record};
 use berth_client::reflector::Sink;
+use serde::Deserialize;
 
 use super::heartbeats::HeartbeatSnapshot;
 
@@ -35,6 +36,24 @@ impl NodeLease {
     }
 }
 
+/// What a heartbeat needs of a stored Lease: 5000 nodes renew every 10 s, and the
+/// rest of the object (its metadata, managed fields) is skipped, not decoded.
+#[derive(Debug, Deserialize)]
+struct Heartbeat {
+    #[serde(default)]
+    spec: Option<HeartbeatSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct HeartbeatSpec {
+    /// Compared with the last one seen, as written (never parsed).
+    #[serde(default)]
+    renew_time: Option<String>,
+    #[serde(default)]
+    lease_duration_seconds: Option<i32>,
+}
+
 /// The store prefix of the nodes' Leases.
 pub fn prefix() -> String {
     LEASE.prefix(Some(NODE_LEASE_NAMESPACE))
@@ -49,12 +68,12 @@ fn node_of(key: &str) -> Option<String> {
 /// changed (a new Lease, or one renewed after it had lapsed).
 fn put(state: &mut HeartbeatSnapshot, record: &Record, now: Instant) -> bool {
     let Some(node) = node_of(&record.key) else { return false };
-    let Ok(lease) = serde_json::from_slice::<Lease>(&record.value) else {
+    let Ok(lease) = serde_json::from_slice::<Heartbeat>(&record.value) else {
         tracing::warn!(key = %record.key, "skipping a node Lease that does not decode");
         return false;
     };
     let spec = lease.spec.unwrap_or_default();
-    let renew_time = spec.renew_time.map(|t| t.0.to_string());
+    let renew_time = spec.renew_time;
     let duration = Duration::from_secs(spec.lease_duration_seconds.unwrap_or(0).max(0) as u64);
     let previous = state.leases.get(&node);
     let renewed = match previous {
@@ -134,6 +153,38 @@ mod tests {
             r#"{{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{{"name":"n1","namespace":"kube-node-lease"}},"spec":{{"holderIdentity":"n1","leaseDurationSeconds":10,"renewTime":"{renew_time}"}}}}"#
         )
         .into_bytes()
+    }
+
+    /// A Lease as a kubelet writes it, with what the heartbeat skips.
+    #[test]
+    fn a_whole_lease_is_read_for_its_renewal_only() {
+        let value = br#"{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":"n1","namespace":"kube-node-lease","uid":"u","resourceVersion":"7","ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n1","uid":"n"}],"managedFields":[{"manager":"kubelet","operation":"Update","apiVersion":"coordination.k8s.io/v1","time":"2026-01-02T03:04:05Z","fieldsType":"FieldsV1","fieldsV1":{"f:spec":{"f:renewTime":{}}}}]},"spec":{"holderIdentity":"n1","leaseDurationSeconds":40,"renewTime":"2026-01-02T03:04:05.123456Z"}}"#;
+        let record = |value: &[u8], mod_revision| Record {
+            key: LEASE.key(NODE_LEASE_NAMESPACE, "n1"),
+            value: value.to_vec(),
+            create_revision: 1,
+            mod_revision,
+            version: 1,
+            lease: 0,
+        };
+        let mut state = HeartbeatSnapshot::default();
+        let now = Instant::now();
+        assert!(put(&mut state, &record(value, 7), now), "a new Lease");
+        let seen = &state.leases["n1"];
+        assert_eq!(seen.duration, Duration::from_secs(40));
+        assert_eq!(seen.renew_time.as_deref(), Some("2026-01-02T03:04:05.123456Z"));
+        assert_eq!(seen.mod_revision, 7);
+
+        // A Lease without a spec, or with nulls, is one never renewed.
+        let bare = br#"{"metadata":{"name":"n1"},"spec":{"renewTime":null,"leaseDurationSeconds":null}}"#;
+        put(&mut state, &record(bare, 8), now);
+        assert_eq!(state.leases["n1"].renew_time, None);
+        assert_eq!(state.leases["n1"].duration, Duration::ZERO);
+        put(&mut state, &record(br#"{"metadata":{"name":"n1"}}"#, 9), now);
+        assert_eq!(state.leases["n1"].mod_revision, 9);
+        // What does not decode is skipped, the last Lease kept.
+        assert!(!put(&mut state, &record(b"{not json", 10), now));
+        assert_eq!(state.leases["n1"].mod_revision, 9);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use berth_proto::mvccpb::KeyValue;
 
 use super::{KvStore, decode_record};
 use crate::mvcc::MvccError;
-use crate::mvcc::key_index::KeyIndex;
+use crate::mvcc::key_index::{KeyIndex, LiveMeta};
 use crate::mvcc::packs::Records;
 use crate::mvcc::range::{KeyRange, RangeOptions, RangeResult};
 use crate::mvcc::revision::Revision;
@@ -86,6 +86,16 @@ impl KvStore {
                 revision,
                 reason: "indexed revision missing from the backend".into(),
             }),
+        }
+    }
+
+    /// A key's mod revision and what its live value carries at main revision `at`,
+    /// from the index without reading the value (see `KeyIndex::meta_at`; `None`:
+    /// only the record can say).
+    pub fn meta_at(&self, key: &[u8], at: i64) -> Option<Option<(i64, LiveMeta)>> {
+        match self.index.get(key) {
+            Some(index) => index.meta_at(at),
+            None => Some(None),
         }
     }
 

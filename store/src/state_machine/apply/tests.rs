@@ -110,6 +110,49 @@ fn every_compare_target_and_result() {
 }
 
 #[test]
+fn compares_see_the_value_at_their_revision_and_deleted_keys_as_zero() {
+    let mut s = fixture();
+    let holds = |s: &AppliedState, key, target, value, at| {
+        s.compare_holds(&cmp(key, "", target, CompareResult::Equal, value), at)
+            .unwrap()
+    };
+    // At revision 1 "a" was its first value: what the index does not keep is read.
+    assert!(holds(&s, "a", CompareTarget::Mod, TargetUnion::ModRevision(1), 1));
+    assert!(holds(&s, "a", CompareTarget::Version, TargetUnion::Version(1), 1));
+    assert!(holds(&s, "a", CompareTarget::Lease, TargetUnion::Lease(0), 1));
+    assert!(holds(&s, "b", CompareTarget::Version, TargetUnion::Version(0), 1));
+    run(
+        &mut s,
+        command::Command::DeleteRange(DeleteRangeRequest {
+            key: b"b".to_vec(),
+            ..Default::default()
+        }),
+    )
+    .unwrap();
+    let at = s.kv.current_revision();
+    for (target, zero) in [
+        (CompareTarget::Version, TargetUnion::Version(0)),
+        (CompareTarget::Create, TargetUnion::CreateRevision(0)),
+        (CompareTarget::Mod, TargetUnion::ModRevision(0)),
+        (CompareTarget::Lease, TargetUnion::Lease(0)),
+    ] {
+        assert!(holds(&s, "b", target, zero, at), "{target:?}");
+    }
+    assert!(holds(&s, "b", CompareTarget::Mod, TargetUnion::ModRevision(3), 3));
+    // Put again: a new life, created at the put.
+    run(&mut s, put("b", "b2", 0)).unwrap();
+    let at = s.kv.current_revision();
+    assert!(holds(
+        &s,
+        "b",
+        CompareTarget::Create,
+        TargetUnion::CreateRevision(at),
+        at
+    ));
+    assert!(holds(&s, "b", CompareTarget::Version, TargetUnion::Version(1), at));
+}
+
+#[test]
 fn range_compares_hold_for_every_key_and_missing_keys_compare_as_zero() {
     let s = fixture();
     let at = s.kv.current_revision();

@@ -95,9 +95,24 @@ impl AppliedState {
     }
 
     pub(super) fn compare_holds(&self, cmp: &Compare, at: i64) -> Result<bool, MvccError> {
+        let target = compare::CompareTarget::try_from(cmp.target).unwrap_or(compare::CompareTarget::Version);
+        // One key's revisions, version or lease: the index knows them, and most
+        // compares (every conditional update) need no read of the value.
+        if cmp.range_end.is_empty()
+            && target != compare::CompareTarget::Value
+            && let Some(live) = self.kv.meta_at(&cmp.key, at)
+        {
+            let kv = live.map_or_else(KeyValue::default, |(mod_revision, meta)| KeyValue {
+                create_revision: meta.create_revision,
+                mod_revision,
+                version: meta.version,
+                lease: meta.lease,
+                ..KeyValue::default()
+            });
+            return Ok(compare_one(&kv, cmp, target));
+        }
         let range = KeyRange::new(&cmp.key, &cmp.range_end);
         let kvs = self.kv.range_at(&range, &RangeOptions::default(), at)?.kvs;
-        let target = compare::CompareTarget::try_from(cmp.target).unwrap_or(compare::CompareTarget::Version);
         if kvs.is_empty() {
             if target == compare::CompareTarget::Value {
                 return Ok(false);
