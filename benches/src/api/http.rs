@@ -21,6 +21,7 @@ use tokio::net::TcpStream;
 pub struct Connection {
     /// `127.0.0.1:PORT`, the Host header.
     authority: String,
+    tls: Option<Arc<ClientConfig>>,
     sender: SendRequest<Full<Bytes>>,
 }
 
@@ -48,29 +49,12 @@ impl Connection {
         Self::open_with(authority, None).await
     }
 
-    /// A connection over TLS when `tls` is given (the server's name is the
-    /// authority's host), plain HTTP otherwise.
+    /// A kept connection to `authority` (see [`dial`]).
     pub async fn open_with(authority: &str, tls: Option<&Arc<ClientConfig>>) -> anyhow::Result<Connection> {
-        let stream = TcpStream::connect(authority)
-            .await
-            .with_context(|| format!("connecting to {authority}"))?;
-        stream.set_nodelay(true).context("setting TCP_NODELAY")?;
-        let sender = match tls {
-            None => handshake(TokioIo::new(stream)).await?,
-            Some(config) => {
-                let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
-                let name =
-                    ServerName::try_from(host.to_owned()).with_context(|| format!("the server name {host:?}"))?;
-                let stream = tokio_rustls::TlsConnector::from(config.clone())
-                    .connect(name, stream)
-                    .await
-                    .with_context(|| format!("the TLS handshake with {authority}"))?;
-                handshake(TokioIo::new(stream)).await?
-            }
-        };
         Ok(Connection {
             authority: authority.to_owned(),
-            sender,
+            tls: tls.cloned(),
+            sender: dial(authority, tls).await?,
         })
     }
 
@@ -81,7 +65,13 @@ impl Connection {
         path_and_query: &str,
         body: Option<(&str, Bytes)>,
     ) -> anyhow::Result<Response<Incoming>> {
-        self.sender.ready().await.context("the connection closed")?;
+        if self.sender.ready().await.is_err() {
+            // The server closed the kept connection (an API server does after 90 s
+            // idle, as a long run's load phase leaves some): dial again, as client
+            // libraries do.
+            self.sender = dial(&self.authority, self.tls.as_ref()).await?;
+            self.sender.ready().await.context("the connection closed")?;
+        }
         let mut request = Request::builder()
             .method(method)
             .uri(path_and_query)
@@ -126,6 +116,27 @@ impl Connection {
     }
 }
 
+/// A new connection over TLS when `tls` is given (the server's name is the
+/// authority's host), plain HTTP otherwise.
+async fn dial(authority: &str, tls: Option<&Arc<ClientConfig>>) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(authority)
+        .await
+        .with_context(|| format!("connecting to {authority}"))?;
+    stream.set_nodelay(true).context("setting TCP_NODELAY")?;
+    match tls {
+        None => handshake(TokioIo::new(stream)).await,
+        Some(config) => {
+            let host = authority.rsplit_once(':').map_or(authority, |(host, _)| host);
+            let name = ServerName::try_from(host.to_owned()).with_context(|| format!("the server name {host:?}"))?;
+            let stream = tokio_rustls::TlsConnector::from(config.clone())
+                .connect(name, stream)
+                .await
+                .with_context(|| format!("the TLS handshake with {authority}"))?;
+            handshake(TokioIo::new(stream)).await
+        }
+    }
+}
+
 async fn handshake<T>(io: TokioIo<T>) -> anyhow::Result<SendRequest<Full<Bytes>>>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -150,5 +161,56 @@ pub async fn next_data(body: &mut Incoming) -> anyhow::Result<Option<Bytes>> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server that answers one request per connection, then closes it, as an API
+    /// server closes a connection left idle.
+    async fn one_answer_per_connection() -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let mut accepted = 0;
+            while accepted < 2 {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                accepted += 1;
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the request arrives whole");
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{accepted}");
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                socket.shutdown().await.unwrap();
+            }
+            accepted
+        });
+        (authority, server)
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closed_is_dialled_again() {
+        let (authority, server) = one_answer_per_connection().await;
+        let mut connection = Connection::open(&authority).await.unwrap();
+        let first = connection.get("/a").await.unwrap();
+        assert_eq!((first.status, &first.body[..]), (200, &b"1"[..]));
+        // Let the client see the close before the next request.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let second = connection.get("/b").await.unwrap();
+        assert_eq!(
+            (second.status, &second.body[..]),
+            (200, &b"2"[..]),
+            "answered on a new connection"
+        );
+        assert_eq!(server.await.unwrap(), 2);
     }
 }
