@@ -162,13 +162,23 @@ pub async fn run(options: &ScaleOptions) -> anyhow::Result<()> {
     hollow.start()?;
     let result = measure(options, &mut servers, &mut hollow, &apis, &metrics).await;
     hollow.kill();
-    if result.is_err() {
-        eprintln!("{}", servers.log_tails(20));
-        eprintln!("hollow: {}", hollow.log_tail(20).join("\n"));
-        // The whole logs (and the replicas' data) stay for a look at what went wrong.
-        eprintln!("the run's logs and data are kept in {}", temp.keep().display());
+    match &result {
+        Err(_) => {
+            eprintln!("{}", servers.log_tails(20));
+            eprintln!("hollow: {}", hollow.log_tail(20).join("\n"));
+            // The whole logs (and the replicas' data) stay for a look at what went wrong.
+            eprintln!("the run's logs and data are kept in {}", temp.keep().display());
+        }
+        // Leadership moved under load: the logs say why.
+        Ok(elections) if *elections > 0 => {
+            eprintln!(
+                "{elections} election(s) during the run; its logs and data are kept in {}",
+                temp.keep().display()
+            );
+        }
+        Ok(_) => {}
     }
-    result
+    result.map(drop)
 }
 
 async fn wait_ready(api: &str, timeout: Duration) -> anyhow::Result<()> {
@@ -184,13 +194,15 @@ async fn wait_ready(api: &str, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// Runs the load and prints its figures; returns the elections during it (Raft
+/// term increases, from the load's start to the end of the latency pods).
 async fn measure(
     options: &ScaleOptions,
     servers: &mut Cluster,
     hollow: &mut Process,
     apis: &[String],
     metrics: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u64> {
     let mut c = Connection::open(&apis[0]).await?;
     let registering = Instant::now();
     eprintln!("-- {} hollow nodes registering", options.nodes);
@@ -243,7 +255,7 @@ async fn measure(
             "steady": steady.as_ref().map(steady::Cost::to_json),
         });
         println!("{line}");
-        return Ok(());
+        return Ok(0);
     }
     let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}});
     create(&mut c, "/api/v1/namespaces", &namespace).await?;
@@ -271,6 +283,8 @@ async fn measure(
     let probe_stop = Arc::new(tokio::sync::Notify::new());
     let probe = tokio::spawn(probe(apis.to_vec(), options.probe_rate, probe_stop.clone()));
 
+    let stores = store_authorities(servers);
+    let term_before = steady::read(&[], &stores).await?.term;
     let started = Instant::now();
     let per = options.pods / options.deployments;
     let total = per * options.deployments;
@@ -331,6 +345,8 @@ async fn measure(
     let mutating = LatencySummary::from_samples(probe_latencies);
     latency_pods::run(options, &apis[0], &seen).await?;
     let latency = LatencySummary::from_samples(seen.lock().expect("seen lock").startups(latency_pods::PREFIX));
+    let term_after = steady::read(&[], &stores).await?.term;
+    let elections = (term_after - term_before).max(0.0) as u64;
     let foreign = hollow_sum(metrics, "berth_hollow_foreign_pod_events_total").await?;
     let events = hollow_sum(metrics, "berth_hollow_pod_events_total").await?;
 
@@ -365,6 +381,7 @@ async fn measure(
         mutating.count
     );
     println!("  hollow watch events           {events:>10} ({foreign} of other nodes' pods)");
+    println!("  elections                     {elections:>10} (Raft term {term_before} → {term_after})");
     if let Some(steady) = &steady {
         steady.print();
     }
@@ -393,13 +410,21 @@ async fn measure(
         "mutating_refused_429": refused,
         "hollow_watch_events": events,
         "hollow_foreign_events": foreign,
+        "elections": elections,
         "steady": steady.as_ref().map(steady::Cost::to_json),
         "processes": usage.iter().map(|u| json!({
             "name": u.name, "rss_kib": u.memory.rss_kib, "peak_rss_kib": u.memory.peak_rss_kib, "cpu_s": u.cpu_s,
         })).collect::<Vec<_>>(),
     });
     println!("{line}");
-    Ok(())
+    Ok(elections)
+}
+
+/// The store replicas' client authorities (`host:port`), for their `/metrics`.
+fn store_authorities(servers: &Cluster) -> Vec<String> {
+    (servers.endpoints().iter())
+        .map(|url| url.trim_start_matches("http://").to_owned())
+        .collect()
 }
 
 /// Watches the cluster at rest for --steady, after a lease interval for the last
@@ -407,9 +432,7 @@ async fn measure(
 async fn steady_cost(options: &ScaleOptions, servers: &Cluster, apis: &[String]) -> anyhow::Result<steady::Cost> {
     let lease_ttl = parse_duration(&options.lease_ttl).map_err(|e| anyhow::anyhow!("--lease-ttl: {e}"))?;
     tokio::time::sleep(lease_ttl / 4).await;
-    let stores: Vec<String> = (servers.endpoints().iter())
-        .map(|url| url.trim_start_matches("http://").to_owned())
-        .collect();
+    let stores = store_authorities(servers);
     let pids: Vec<u32> = servers.replicas.iter().filter_map(|r| r.pid()).collect();
     let cpu = || pids.iter().map(|pid| cpu_seconds(*pid).unwrap_or(0.0)).sum::<f64>();
     eprintln!("-- steady state for {:?}", options.steady);

@@ -27,6 +27,8 @@ pub struct Counters {
     pub revision: f64,
     pub log_index: f64,
     pub store_watch_events: f64,
+    /// The highest Raft term of the replicas: each election raises it.
+    pub term: f64,
 }
 
 /// The sum of the series `name` (with any labels) whose lines contain every one
@@ -59,6 +61,7 @@ impl Counters {
         self.revision = self.revision.max(revision);
         self.log_index = self.log_index.max(log_index);
         self.store_watch_events += series_sum(text, "etcd_debugging_mvcc_events_total", &[]);
+        self.term = self.term.max(series_sum(text, "etcd_server_term", &[]));
     }
 }
 
@@ -212,5 +215,25 @@ mod tests {
         assert_eq!(cost.store_watch_events_per_node_s, 0.2);
         assert_eq!(cost.api_watch_events_per_node_s, 0.1);
         assert_eq!(cost.cpu_millicores_per_node, 10.0);
+    }
+
+    #[test]
+    fn the_term_is_the_highest_replicas() {
+        let mut counters = Counters::default();
+        counters.add_store(
+            "etcd_server_term 3
+etcd_server_termination_total 9
+",
+        );
+        counters.add_store(
+            "# TYPE etcd_server_term gauge
+etcd_server_term 4
+",
+        );
+        counters.add_store(
+            "etcd_server_term 2
+",
+        );
+        assert_eq!(counters.term, 4.0);
     }
 }
