@@ -54,6 +54,8 @@ impl Shared {
     /// Syncs every append written so far and records how far the log is on disk.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         let _one_at_a_time = self.syncing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // The test fault's wait stands for a slow fsync, and counts as one.
+        let started = std::time::Instant::now();
         crate::slow_disk::before_sync();
         // After a failed sync the kernel may have dropped the pages it could not write:
         // a later sync that succeeds says nothing about them.
@@ -69,6 +71,7 @@ impl Shared {
             self.durable.fail(format!("syncing the raft log: {e}"));
             return Err(e);
         }
+        warn_if_slow(started.elapsed());
         let files = self.files();
         let upto = match files.cut_to {
             Some(cut_to) => upto.min(cut_to),
@@ -76,6 +79,21 @@ impl Shared {
         };
         self.durable.reached(upto);
         Ok(())
+    }
+}
+
+/// A sync past this is logged, as etcd logs a slow fdatasync of its WAL: a follower
+/// answers the leader only once its appends are on disk, so a sync this long leaves
+/// the leader's heartbeats unanswered for as long, near an election timeout.
+const WARN_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn warn_if_slow(took: std::time::Duration) {
+    if took > WARN_SYNC {
+        tracing::warn!(
+            took_ms = took.as_millis() as u64,
+            expected_ms = WARN_SYNC.as_millis() as u64,
+            "slow fdatasync of the raft log"
+        );
     }
 }
 
