@@ -38,6 +38,9 @@ pub struct StoreConfig {
     pub snapshot_count: u64,
     pub quota_backend_bytes: u64,
     pub max_request_bytes: usize,
+    /// The streams (calls in flight, watches) one client connection may have open at
+    /// once; more wait in the client until one ends (`--max-concurrent-streams`).
+    pub max_concurrent_streams: u32,
     pub auto_compaction: Option<AutoCompaction>,
     pub listen_metrics_urls: Vec<String>,
     pub watch_progress_notify_interval: Duration,
@@ -102,6 +105,12 @@ pub struct TestFaults {
 
 pub const DEFAULT_QUOTA_BACKEND_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1536 * 1024;
+/// `--max-concurrent-streams`. etcd leaves it unbounded; berth's HTTP/2 server closes
+/// a connection (GOAWAY, ENHANCE_YOUR_CALM) on which more small request frames wait
+/// unread than its window allows for, so a client that fires thousands of calls at
+/// once (a control plane's burst, on a loaded host) would lose every call and watch
+/// on it. Bounded, the calls past the bound wait in the client instead.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1000;
 /// etcd's `--auth-token-ttl`: 300 s.
 pub const DEFAULT_AUTH_TOKEN_TTL: Duration = Duration::from_secs(300);
 
@@ -125,6 +134,7 @@ impl StoreConfig {
             snapshot_count: 100_000,
             quota_backend_bytes: DEFAULT_QUOTA_BACKEND_BYTES,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
             auto_compaction: None,
             listen_metrics_urls: Vec::new(),
             watch_progress_notify_interval: Duration::from_secs(600),

@@ -123,9 +123,15 @@ impl Server {
         }
         for listener in client_listeners {
             let acceptor = acceptor_for(&listener, store.tls().client_acceptor())?;
+            let streams = store.config().max_concurrent_streams;
             let router = tonic::transport::Server::builder()
                 .tcp_nodelay(true)
                 .http2_keepalive_interval(Some(Duration::from_secs(30)))
+                .max_concurrent_streams(streams)
+                .initial_connection_window_size(connection_window(streams))
+                // A client may give up on every call it has in flight (timeouts) before
+                // this server has taken them up; h2's own allowance is 20.
+                .http2_max_pending_accept_reset_streams(Some(streams as usize))
                 .add_service(RequestLimits::new(
                     KvServer::new(kv::KvService { store: store.clone() }).max_decoding_message_size(max_message),
                     max_message,
@@ -177,6 +183,18 @@ fn nodelay_incoming(listener: TcpListener) -> impl Stream<Item = std::io::Result
         Ok(stream)
     })
 }
+
+/// The HTTP/2 flow-control window of a client connection with up to `streams`
+/// streams: the server closes a connection (GOAWAY, "too_many_data_frames") once the
+/// small DATA frames it holds unread cost more than half its window, at up to
+/// [`SMALL_FRAME_COST`] each, and every stream may hold one (a unary call's
+/// request). At least hyper's default of 1 MiB.
+fn connection_window(streams: u32) -> u32 {
+    (u64::from(streams) * 2 * SMALL_FRAME_COST).clamp(1 << 20, i32::MAX as u64) as u32
+}
+
+/// What h2 counts a small DATA frame held unread as (its overhead threshold).
+const SMALL_FRAME_COST: u64 = 256;
 
 /// How long a new client connection may take to send its first bytes.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);

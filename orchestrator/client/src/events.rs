@@ -7,6 +7,10 @@
 //! combined into one event.
 //!
 //! Recording never fails its caller: an event that cannot be written is logged.
+//! Events emitted without waiting are written a few at a time, and past a queue of
+//! them the newest are dropped, as client-go's broadcaster drops past its 1000: a
+//! scheduler that places thousands of pods in one pass does not fire thousands of
+//! writes at once at the store.
 //!
 //! A recorder writes to the store, or (an agent with `--kubeconfig`) through the API
 //! server, which nodes may not read events from. Either way it counts the repeats
@@ -20,6 +24,7 @@ mod correlator;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -40,10 +45,42 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 /// kube-apiserver's do, so that recording does not grant a lease per event.
 const LEASE_REUSE: Duration = Duration::from_secs(60);
 
-/// The leases events are attached to, shared by everything that writes events.
+/// How many emitted events a process writes at once; the others wait their turn.
+const EVENT_WRITERS: usize = 32;
+
+/// How many emitted events may be waiting or being written before more are dropped
+/// (client-go's broadcaster queues 1000).
+const MAX_QUEUED_EVENTS: usize = 1000;
+
+/// The leases events are attached to, shared by everything that writes events, and
+/// what the recorders that share them share besides: the correlator, so that a
+/// source's repeats are counted across its passes, and the queue of emitted events.
 #[derive(Default)]
 pub struct EventLeases {
     current: Mutex<Option<(i64, Instant)>>,
+    recording: Arc<Recording>,
+}
+
+/// The state recorders share (see [`EventLeases`]).
+struct Recording {
+    correlator: std::sync::Mutex<correlator::Correlator>,
+    /// One permit for each event being written.
+    writers: tokio::sync::Semaphore,
+    /// Emitted events waiting or being written.
+    queued: AtomicUsize,
+    /// Emitted events dropped, for the log.
+    dropped: AtomicU64,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            correlator: Default::default(),
+            writers: tokio::sync::Semaphore::new(EVENT_WRITERS),
+            queued: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
 }
 
 impl EventLeases {
@@ -86,8 +123,8 @@ pub struct Recorder {
     component: String,
     /// The node a kubelet-like reporter runs on, else empty.
     host: String,
-    /// Shared by the recorder's clones.
-    correlator: Arc<std::sync::Mutex<correlator::Correlator>>,
+    /// Shared by the recorder's clones, and by the recorders that share its leases.
+    recording: Arc<Recording>,
 }
 
 /// Where a recorder writes.
@@ -122,13 +159,13 @@ impl Recorder {
     /// A recorder whose events share `leases` with other recorders' of the process.
     pub fn with_leases(kv: Kv, component: &str, host: &str, leases: Arc<EventLeases>) -> Recorder {
         Recorder {
+            recording: leases.recording.clone(),
             target: Target::Store {
                 registry: Registry::new(kv),
                 leases,
             },
             component: component.to_string(),
             host: host.to_string(),
-            correlator: Arc::default(),
         }
     }
 
@@ -138,16 +175,32 @@ impl Recorder {
             target: Target::Api { api },
             component: component.to_string(),
             host: host.to_string(),
-            correlator: Arc::default(),
+            recording: Arc::default(),
         }
     }
 
     /// Records an event without waiting for the write (as Kubernetes' event
-    /// broadcaster does): the caller's loop is not slowed by its events.
+    /// broadcaster does): the caller's loop is not slowed by its events. It is
+    /// written when one of [`EVENT_WRITERS`] is free, and dropped (logged) when
+    /// [`MAX_QUEUED_EVENTS`] are queued already.
     pub fn emit(&self, object: ObjectReference, type_: EventType, reason: &str, message: String) {
+        let recording = self.recording.clone();
+        if recording.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_EVENTS {
+            recording.queued.fetch_sub(1, Ordering::Relaxed);
+            let dropped = recording.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if dropped % MAX_QUEUED_EVENTS as u64 == 1 {
+                tracing::warn!(reason, dropped, "too many events queued; dropping the newest");
+            }
+            return;
+        }
         let recorder = self.clone();
         let reason = reason.to_string();
-        tokio::spawn(async move { recorder.record(&object, type_, &reason, &message).await });
+        tokio::spawn(async move {
+            if let Ok(_turn) = recording.writers.acquire().await {
+                recorder.record(&object, type_, &reason, &message).await;
+            }
+            recording.queued.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 
     /// Records that `reason` happened to `object`, with a message for people.
@@ -172,8 +225,7 @@ impl Recorder {
             reason: format!("{}\u{0}{reason}", type_.as_str()),
             message: message.to_string(),
         };
-        let verdict = self
-            .correlator
+        let verdict = (self.recording.correlator)
             .lock()
             .expect("correlator lock")
             .observe(&said, Instant::now());
@@ -402,6 +454,38 @@ mod tests {
             .await;
         let (records, _) = t.kv.list(&EVENT.prefix(Some("dev"))).await.unwrap();
         assert_eq!(records.len(), 11);
+    }
+
+    /// On one thread, nothing emitted is written before the emitting loop yields:
+    /// the first 1000 wait their turn, the rest are dropped.
+    #[tokio::test]
+    async fn emitted_events_past_the_queue_are_dropped_and_the_queued_all_written() {
+        let t = crate::testing::store().await;
+        let recorder = Recorder::new(t.kv.clone(), "default-scheduler", "");
+        for i in 0..MAX_QUEUED_EVENTS + 500 {
+            let mut pod = Pod::new(named("dev", &format!("web-{i}")), PodSpec::default());
+            pod.metadata.uid = Some(format!("u{i}"));
+            let message = format!("Successfully assigned dev/web-{i} to n1");
+            recorder.emit(reference(&pod), EventType::Normal, "Scheduled", message);
+        }
+        let recording = recorder.recording.clone();
+        assert_eq!(recording.queued.load(Ordering::Relaxed), MAX_QUEUED_EVENTS);
+        assert_eq!(recording.dropped.load(Ordering::Relaxed), 500);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+        while recording.queued.load(Ordering::Relaxed) > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the queued events are never written"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let (records, _) = t.kv.list(&EVENT.prefix(Some("dev"))).await.unwrap();
+        assert_eq!(records.len(), MAX_QUEUED_EVENTS);
+        // The queue has room again.
+        let mut pod = Pod::new(named("dev", "late"), PodSpec::default());
+        pod.metadata.uid = Some("late".into());
+        recorder.emit(reference(&pod), EventType::Normal, "Scheduled", "late".into());
+        assert_eq!(recording.queued.load(Ordering::Relaxed), 1);
     }
 
     /// Answers each request, one connection each, with the next of `responses`

@@ -30,6 +30,7 @@ impl Default for StoreFlags {
             snapshot_count: 100_000,
             quota_backend_bytes: 0,
             max_request_bytes: 1_572_864,
+            max_concurrent_streams: crate::config::DEFAULT_MAX_CONCURRENT_STREAMS,
             auto_compaction_mode: CompactionMode::Periodic,
             auto_compaction_retention: "0".to_string(),
             strict_reconfig_check: true,

@@ -25,6 +25,7 @@ pub(super) enum Flag {
     ListenClientUrls,
     QuotaBackendBytes,
     MaxRequestBytes,
+    MaxConcurrentStreams,
     InitialAdvertisePeerUrls,
     InitialCluster,
     InitialClusterState,
@@ -57,7 +58,7 @@ pub(super) enum Flag {
 }
 
 impl Flag {
-    pub(super) const ALL: [Flag; 38] = [
+    pub(super) const ALL: [Flag; 39] = [
         Flag::Name,
         Flag::DataDir,
         Flag::SnapshotCount,
@@ -67,6 +68,7 @@ impl Flag {
         Flag::ListenClientUrls,
         Flag::QuotaBackendBytes,
         Flag::MaxRequestBytes,
+        Flag::MaxConcurrentStreams,
         Flag::InitialAdvertisePeerUrls,
         Flag::InitialCluster,
         Flag::InitialClusterState,
@@ -110,6 +112,7 @@ impl Flag {
             Flag::ListenClientUrls => "listen-client-urls",
             Flag::QuotaBackendBytes => "quota-backend-bytes",
             Flag::MaxRequestBytes => "max-request-bytes",
+            Flag::MaxConcurrentStreams => "max-concurrent-streams",
             Flag::InitialAdvertisePeerUrls => "initial-advertise-peer-urls",
             Flag::InitialCluster => "initial-cluster",
             Flag::InitialClusterState => "initial-cluster-state",
@@ -185,6 +188,12 @@ pub(super) fn apply(flags: &mut StoreFlags, flag: Flag, value: &str) -> Result<(
         Flag::ElectionTimeout => flags.election_timeout_ms = parse_u64(flag, value)?,
         Flag::QuotaBackendBytes => flags.quota_backend_bytes = parse_u64(flag, value)?,
         Flag::MaxRequestBytes => flags.max_request_bytes = parse_u64(flag, value)?,
+        Flag::MaxConcurrentStreams => {
+            flags.max_concurrent_streams = u32::try_from(parse_u64(flag, value)?)
+                .ok()
+                .filter(|streams| *streams > 0)
+                .ok_or_else(|| invalid("must be between 1 and 4294967295"))?;
+        }
         Flag::ListenPeerUrls => flags.listen_peer_urls = parse_urls(flag, value)?,
         Flag::ListenClientUrls => flags.listen_client_urls = parse_urls(flag, value)?,
         Flag::InitialAdvertisePeerUrls => {

@@ -35,6 +35,7 @@ impl StoreFlags {
             snapshot_count: self.snapshot_count,
             quota_backend_bytes: self.effective_quota_backend_bytes(),
             max_request_bytes: self.max_request_bytes as usize,
+            max_concurrent_streams: self.max_concurrent_streams,
             auto_compaction,
             listen_metrics_urls: self.listen_metrics_urls.clone(),
             watch_progress_notify_interval: Duration::from_millis(self.experimental_watch_progress_notify_interval_ms),

@@ -31,6 +31,7 @@ pub struct StoreFlags {
     /// 0 means the default quota; see [`StoreFlags::effective_quota_backend_bytes`].
     pub quota_backend_bytes: u64,
     pub max_request_bytes: u64,
+    pub max_concurrent_streams: u32,
     pub auto_compaction_mode: CompactionMode,
     /// As given; see [`StoreFlags::compaction_retention`] for its meaning.
     pub auto_compaction_retention: String,

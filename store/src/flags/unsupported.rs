@@ -10,7 +10,6 @@ pub(super) const UNSUPPORTED_FLAGS: &[&str] = &[
     "max-snapshots",
     "max-wals",
     "max-txn-ops",
-    "max-concurrent-streams",
     "max-learners",
     "initial-election-tick-advance",
     "pre-vote",

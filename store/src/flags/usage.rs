@@ -39,6 +39,9 @@ Member:
     Raise alarms when backend size exceeds the given quota (0 defaults to 2 GiB).
   --max-request-bytes '1572864'
     Maximum client request size in bytes the server will accept.
+  --max-concurrent-streams '1000'
+    Maximum concurrent streams that each client can open at a time (etcd's
+    default is unbounded; past berth's, a client's calls wait their turn).
 
 Clustering:
   --initial-advertise-peer-urls 'http://localhost:2380'

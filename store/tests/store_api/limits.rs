@@ -170,3 +170,56 @@ impl Decoder for RawCodec {
         Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
     }
 }
+
+/// Regression: a control plane that fired a few thousand calls at once on its one
+/// connection to a loaded replica lost all of them, and every watch on it: the HTTP/2
+/// server closed the connection (GOAWAY ENHANCE_YOUR_CALM, "too_many_data_frames")
+/// once the requests it held unread outgrew its allowance for small frames. The
+/// client's calls now wait their turn past `--max-concurrent-streams` instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousands_of_calls_at_once_on_one_connection_all_succeed() {
+    let cluster = start(1, &[]).await;
+    let client = cluster.client_of(0).await;
+    let mut watcher = client.clone();
+    let mut watch = watcher
+        .watch("burst/", Some(etcd_client::WatchOptions::new().with_prefix()))
+        .await
+        .unwrap();
+    assert!(watch.message().await.unwrap().unwrap().created());
+    const CALLS: usize = 6000;
+    let puts = (0..CALLS).map(|i| {
+        let mut client = client.clone();
+        async move { client.put(format!("burst/{i}"), "v", None).await }
+    });
+    let results = futures::future::join_all(puts).await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {CALLS} calls failed, first: {:?}",
+        failed.len(),
+        failed.first()
+    );
+    let mut client = client;
+    let listed = client
+        .get(
+            "burst/",
+            Some(etcd_client::GetOptions::new().with_prefix().with_count_only()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.count(), CALLS as i64);
+    // The watch on the same connection saw every put.
+    let mut seen = 0;
+    while seen < CALLS {
+        let response = tokio::time::timeout(std::time::Duration::from_secs(30), watch.message())
+            .await
+            .expect("the watch hangs")
+            .expect("the watch failed")
+            .expect("the watch ended");
+        seen += response.events().len();
+    }
+    assert_eq!(seen, CALLS);
+}

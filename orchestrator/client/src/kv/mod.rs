@@ -84,11 +84,26 @@ fn status_error(s: tonic::Status) -> KvError {
     use tonic::Code;
     match (s.code(), s.message()) {
         (Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown | Code::Aborted, _) => {
-            KvError::Unavailable(s.message().to_string())
+            KvError::Unavailable(with_causes(&s))
         }
         (Code::InvalidArgument, REQUEST_TOO_LARGE) => KvError::RequestTooLarge,
         _ => KvError::Other(s.message().to_string()),
     }
+}
+
+/// The status's message and what caused it (a connection's failure says only
+/// "transport error" without its causes: "connection reset", a GOAWAY's reason).
+fn with_causes(s: &tonic::Status) -> String {
+    let mut message = s.message().to_string();
+    let mut cause = std::error::Error::source(s);
+    while let Some(error) = cause {
+        let said = error.to_string();
+        if !message.ends_with(&said) {
+            message = format!("{message}: {said}");
+        }
+        cause = error.source();
+    }
+    message
 }
 
 /// A read's error: as [`status_error`], and a read at `revision` may be of a

@@ -257,3 +257,38 @@ async fn a_commit_makes_every_write_or_none() {
     let again = kv.commit(&spend(budget, pod_now), None).await;
     assert!(matches!(again, Err(KvError::Conflict { .. })), "{again:?}");
 }
+
+#[test]
+fn an_unavailable_store_is_reported_with_what_caused_it() {
+    #[derive(Debug)]
+    struct Wrapped(std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("error reading a body from connection")
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let mut status = tonic::Status::unavailable("transport error");
+    let reset = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+    status.set_source(std::sync::Arc::new(Wrapped(reset)));
+    assert_eq!(
+        status_error(status).to_string(),
+        "the store is unavailable: transport error: error reading a body from connection: connection reset by peer"
+    );
+    // A cause that only repeats the message is not said twice.
+    let mut status = tonic::Status::unavailable("connection closed");
+    status.set_source(std::sync::Arc::new(std::io::Error::other("connection closed")));
+    assert_eq!(
+        status_error(status).to_string(),
+        "the store is unavailable: connection closed"
+    );
+    // Other errors are as the store said them.
+    assert_eq!(
+        status_error(tonic::Status::invalid_argument("etcdserver: bad")).to_string(),
+        "store error: etcdserver: bad"
+    );
+}

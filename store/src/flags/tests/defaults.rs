@@ -26,6 +26,7 @@ fn no_flags_gives_etcd_defaults() {
     assert_eq!(flags.quota_backend_bytes, 0);
     assert_eq!(flags.effective_quota_backend_bytes(), 2 * 1024 * 1024 * 1024);
     assert_eq!(flags.max_request_bytes, 1_572_864);
+    assert_eq!(flags.max_concurrent_streams, 1000);
     assert_eq!(flags.auto_compaction_mode, CompactionMode::Periodic);
     assert_eq!(flags.auto_compaction_retention, "0");
     assert_eq!(flags.compaction_retention().unwrap(), CompactionRetention::Disabled);
@@ -45,7 +46,7 @@ fn a_three_member_command_line() {
          --initial-cluster {THREE_MEMBERS} \
          --initial-cluster-state new --initial-cluster-token tok \
          --heartbeat-interval 50 --election-timeout 500 --snapshot-count 10 \
-         --quota-backend-bytes 1024 --max-request-bytes 2048 \
+         --quota-backend-bytes 1024 --max-request-bytes 2048 --max-concurrent-streams 4294967295 \
          --auto-compaction-mode revision --auto-compaction-retention 1000 \
          --listen-metrics-urls http://127.0.0.1:22381 --log-level debug \
          --experimental-watch-progress-notify-interval 5s"
@@ -61,6 +62,7 @@ fn a_three_member_command_line() {
     assert_eq!(flags.snapshot_count, 10);
     assert_eq!(flags.effective_quota_backend_bytes(), 1024);
     assert_eq!(flags.max_request_bytes, 2048);
+    assert_eq!(flags.max_concurrent_streams, u32::MAX);
     assert_eq!(
         flags.compaction_retention().unwrap(),
         CompactionRetention::Revision { revisions: 1000 }

@@ -25,6 +25,12 @@ fn bad_numbers_name_the_flag() {
         r#"invalid value "-1" for flag --quota-backend-bytes: must not be negative"#
     );
     assert!(parse_err("--heartbeat-interval 0").contains("--heartbeat-interval"));
+    for streams in ["0", "4294967296"] {
+        assert_eq!(
+            parse_err(&format!("--max-concurrent-streams {streams}")),
+            format!(r#"invalid value "{streams}" for flag --max-concurrent-streams: must be between 1 and 4294967295"#)
+        );
+    }
 }
 
 #[test]
