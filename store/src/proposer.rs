@@ -185,7 +185,7 @@ fn unit_bytes(unit: &Unit) -> usize {
 
 /// Appends a batch to this replica's log (it leads) and waits for it to apply.
 pub async fn write_locally(raft: &Raft, batch: CommandBatch) -> Result<Vec<CommandOutcome>, ProposeError> {
-    raft.client_write(Request(batch))
+    raft.client_write(Request::new(&batch))
         .await
         .map(|written| written.data.0)
         .map_err(|e| classify(&e))

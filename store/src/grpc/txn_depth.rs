@@ -180,10 +180,11 @@ mod tests {
                     }],
                     initial_revision: 1,
                 };
-                let entry: Request = decode(&encode(&Request(batch)).unwrap()).unwrap();
+                let entry: Request = decode(&encode(&Request::new(&batch)).unwrap()).unwrap();
+                let batch = entry.batch().unwrap();
                 let backend: SharedBackend = Arc::new(MemoryBackend::new());
                 let mut state = AppliedState::load(&backend).unwrap();
-                let applied = state.apply(&entry.0.commands[0], &mut WriteBatch::new()).unwrap();
+                let applied = state.apply(&batch.commands[0], &mut WriteBatch::new()).unwrap();
                 let result = CommandResult {
                     result: Some(applied.result.unwrap()),
                 };

@@ -27,11 +27,42 @@ impl std::fmt::Display for MemberInfo {
     }
 }
 
-/// The payload of a normal log entry: a batch of client commands, stored as the
+/// The payload of a normal log entry: a batch of client commands, kept as the
 /// protobuf encoding of [`CommandBatch`] so the log format is versioned by proto
-/// field numbers rather than by Rust type layout.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Request(pub CommandBatch);
+/// field numbers rather than by Rust type layout. The encoding is what the log
+/// stores and replication sends (read back and passed on as it is, on the leader for
+/// each follower and on each follower); the batch is decoded where it is applied.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    encoded: bytes::Bytes,
+}
+
+impl Request {
+    pub fn new(batch: &CommandBatch) -> Request {
+        Request {
+            encoded: batch.encode_to_vec().into(),
+        }
+    }
+
+    /// A payload of these bytes, as a log read them (a test's torn or foreign entry).
+    #[cfg(test)]
+    pub(crate) fn from_encoded(encoded: Vec<u8>) -> Request {
+        Request {
+            encoded: encoded.into(),
+        }
+    }
+
+    /// The batch, decoded.
+    pub fn batch(&self) -> Result<CommandBatch, prost::DecodeError> {
+        CommandBatch::decode(&self.encoded[..])
+    }
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Request({} bytes)", self.encoded.len())
+    }
+}
 
 /// What applying one command returns: its response, or the error that every replica
 /// decided alike (a compacted revision, an unknown lease), with the error's numbers.
@@ -43,22 +74,22 @@ pub struct Response(pub Vec<CommandOutcome>);
 
 impl std::fmt::Display for Request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "batch of {} commands", self.0.commands.len())
+        write!(f, "batch of {} bytes", self.encoded.len())
     }
 }
 
 impl Serialize for Request {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0.encode_to_vec())
+        s.serialize_bytes(&self.encoded)
     }
 }
 
 impl<'de> Deserialize<'de> for Request {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let bytes: serde_bytes_compat::Bytes = Deserialize::deserialize(d)?;
-        CommandBatch::decode(bytes.0.as_slice())
-            .map(Request)
-            .map_err(serde::de::Error::custom)
+        Ok(Request {
+            encoded: bytes.0.into(),
+        })
     }
 }
 

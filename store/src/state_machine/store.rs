@@ -255,6 +255,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 .await
                 .map_err(sm_write_error)?;
         }
+        // The log keeps and sends batches encoded: each is decoded here, before the
+        // state is locked.
+        let batches = (entries.iter())
+            .map(|entry| match &entry.payload {
+                EntryPayload::Normal(request) => request.batch().map(Some).map_err(|e| {
+                    let e = AnyError::error(format!("the entry's batch does not decode: {e}"));
+                    StorageError::from(StorageIOError::read_log_at_index(entry.log_id.index, e))
+                }),
+                _ => Ok(None),
+            })
+            .collect::<Result<Vec<_>, StorageError>>()?;
         let mut responses = Vec::with_capacity(entries.len());
         let mut events = Vec::new();
         let mut auth_effects = Vec::new();
@@ -262,18 +273,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut state = self.state.write();
             let mut lease_batch = WriteBatch::new();
             state.kv.set_events_carry_prev_kv(self.hub.wants_prev_kv());
-            for entry in entries {
+            for (entry, batch) in entries.into_iter().zip(batches) {
                 state.last_applied = Some(entry.log_id);
-                let results = match entry.payload {
-                    EntryPayload::Blank => Vec::new(),
-                    EntryPayload::Membership(membership) => {
+                let results = match (entry.payload, batch) {
+                    (EntryPayload::Membership(membership), _) => {
                         state.membership = StoredMembership::new(Some(entry.log_id), membership);
                         Vec::new()
                     }
-                    EntryPayload::Normal(request) => {
-                        state.kv.start_numbering(request.0.initial_revision);
-                        let mut results = Vec::with_capacity(request.0.commands.len());
-                        for command in &request.0.commands {
+                    (EntryPayload::Normal(_), Some(batch)) => {
+                        state.kv.start_numbering(batch.initial_revision);
+                        let mut results = Vec::with_capacity(batch.commands.len());
+                        for command in &batch.commands {
                             let applied = apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
                             results.push(applied.result);
                             events.extend(applied.events);
@@ -281,6 +291,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                         }
                         results
                     }
+                    (EntryPayload::Blank | EntryPayload::Normal(_), _) => Vec::new(),
                 };
                 responses.push(Response(results));
             }
@@ -398,7 +409,7 @@ mod tests {
         };
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Request(CommandBatch {
+            payload: EntryPayload::Normal(Request::new(&CommandBatch {
                 commands: vec![Command {
                     command: Some(command::Command::Put(put)),
                 }],
@@ -446,13 +457,36 @@ mod tests {
         assert_eq!(state.read().kv.current_revision(), revision + 2);
     }
 
+    /// A batch is decoded where it is applied: one that does not decode stops the
+    /// apply with the log index named, before anything of its batch is applied.
+    #[tokio::test]
+    async fn an_entry_whose_batch_does_not_decode_is_refused_with_its_index() {
+        let (mut sm, state, on_disk, _snapshots) = state_machine();
+        let revision = state.read().kv.current_revision();
+        let torn = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 2),
+            payload: EntryPayload::Normal(Request::from_encoded(vec![0x0a, 0xff])),
+        };
+        on_disk.reached(Some(torn.log_id));
+        let error = sm.apply([put_entry(1), torn]).await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("when Read LogIndex(2): the entry's batch does not decode"),
+            "{error}"
+        );
+        assert_eq!(state.read().last_applied, None);
+        assert_eq!(state.read().kv.current_revision(), revision);
+    }
+
     fn numbered(entry: Entry, initial_revision: i64) -> Entry {
         match entry.payload {
-            EntryPayload::Normal(Request(mut batch)) => {
+            EntryPayload::Normal(request) => {
+                let mut batch = request.batch().unwrap();
                 batch.initial_revision = initial_revision;
                 Entry {
                     log_id: entry.log_id,
-                    payload: EntryPayload::Normal(Request(batch)),
+                    payload: EntryPayload::Normal(Request::new(&batch)),
                 }
             }
             _ => unreachable!("a put entry"),
@@ -462,7 +496,7 @@ mod tests {
     fn empty_entry(index: u64, initial_revision: i64) -> Entry {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(Request(CommandBatch {
+            payload: EntryPayload::Normal(Request::new(&CommandBatch {
                 commands: Vec::new(),
                 initial_revision,
             })),

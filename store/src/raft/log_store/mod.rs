@@ -421,7 +421,7 @@ fn put_entry(index: u64, put: berth_proto::etcdserverpb::PutRequest) -> Entry {
     use berth_proto::berthpb::{Command, CommandBatch, command};
     Entry {
         log_id: LogId::new(openraft::CommittedLeaderId::new(1, 2), index),
-        payload: EntryPayload::Normal(crate::raft::Request(CommandBatch {
+        payload: EntryPayload::Normal(crate::raft::Request::new(&CommandBatch {
             commands: vec![Command {
                 command: Some(command::Command::Put(put)),
             }],

@@ -124,10 +124,12 @@ async fn a_state_that_lost_its_unflushed_writes_is_rebuilt_from_the_log() {
 fn own(index: u64, len: usize) -> Entry {
     let mut entry = put(index);
     entry.log_id = LogId::new(CommittedLeaderId::new(1, 1), index);
-    if let EntryPayload::Normal(Request(batch)) = &mut entry.payload
-        && let Some(command::Command::Put(put)) = &mut batch.commands[0].command
-    {
-        put.value = vec![b'v'; len];
+    if let EntryPayload::Normal(request) = &mut entry.payload {
+        let mut batch = request.batch().unwrap();
+        if let Some(command::Command::Put(put)) = &mut batch.commands[0].command {
+            put.value = vec![b'v'; len];
+        }
+        *request = Request::new(&batch);
     }
     entry
 }
