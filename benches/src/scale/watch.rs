@@ -1,6 +1,8 @@
 //! The pods of the run as a watch saw them: when each appeared, was bound to a node,
 //! and was reported Running and Ready. One watch, on a connection of its own,
-//! resumed from the last resourceVersion when the server ends it.
+//! resumed from the last resourceVersion when the server ends it; a revision the
+//! server no longer has (410 Gone) is followed by a list, as client-go's reflector
+//! lists again, and the watch goes on from the list's.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -37,6 +39,12 @@ impl Seen {
             return version;
         }
         self.events += 1;
+        self.observe(object, at);
+        version
+    }
+
+    /// Notes what `object` (a pod) says of its steps, seen at `at`.
+    fn observe(&mut self, object: &Value, at: Instant) -> Option<()> {
         let name = object["metadata"]["name"].as_str()?.to_owned();
         let times = self.pods.entry(name).or_default();
         times.created.get_or_insert(at);
@@ -48,7 +56,7 @@ impl Seen {
         if object["status"]["phase"] == "Running" && ready {
             times.running.get_or_insert(at);
         }
-        version
+        Some(())
     }
 
     pub fn running(&self) -> usize {
@@ -75,15 +83,52 @@ impl Seen {
     }
 }
 
+/// A watch answered 410 Gone: its revision is no longer served.
+#[derive(Debug)]
+struct Expired;
+
+impl std::fmt::Display for Expired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the watch answered 410 Gone")
+    }
+}
+
+impl std::error::Error for Expired {}
+
 /// Watches the pods of `namespace` at `authority` from `version` until dropped.
 pub async fn follow(authority: String, namespace: String, version: String, seen: Arc<Mutex<Seen>>) {
     let mut version = version;
     loop {
-        if let Err(error) = follow_once(&authority, &namespace, &mut version, &seen).await {
+        let Err(error) = follow_once(&authority, &namespace, &mut version, &seen).await else {
+            continue;
+        };
+        if error.downcast_ref::<Expired>().is_some() {
+            match list(&authority, &namespace, &seen).await {
+                Ok(listed) => {
+                    eprintln!("the pods' watch: revision {version} is gone; listed again at {listed}");
+                    version = listed;
+                    continue;
+                }
+                Err(error) => eprintln!("the pods' watch: revision {version} is gone, and listing failed: {error:#}"),
+            }
+        } else {
             eprintln!("the pods' watch ended ({error:#}); resuming from {version}");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
+}
+
+/// Lists the pods of `namespace` into `seen`; the list's resourceVersion.
+async fn list(authority: &str, namespace: &str, seen: &Mutex<Seen>) -> anyhow::Result<String> {
+    let mut connection = Connection::open(authority).await?;
+    let body = (connection.get(&format!("/api/v1/namespaces/{namespace}/pods")).await?).expect(200)?;
+    let at = Instant::now();
+    let list: Value = serde_json::from_slice(&body).context("the pods' list")?;
+    let mut seen = seen.lock().expect("seen lock");
+    for pod in list["items"].as_array().into_iter().flatten() {
+        seen.observe(pod, at);
+    }
+    (list["metadata"]["resourceVersion"].as_str().map(str::to_owned)).context("the pods' list has no resourceVersion")
 }
 
 async fn follow_once(authority: &str, namespace: &str, version: &mut String, seen: &Mutex<Seen>) -> anyhow::Result<()> {
@@ -91,6 +136,9 @@ async fn follow_once(authority: &str, namespace: &str, version: &mut String, see
     let path =
         format!("/api/v1/namespaces/{namespace}/pods?watch=true&allowWatchBookmarks=true&resourceVersion={version}");
     let response = connection.send(Method::GET, &path, None).await?;
+    if response.status() == 410 {
+        return Err(Expired.into());
+    }
     anyhow::ensure!(response.status() == 200, "the watch answered {}", response.status());
     let mut body = response.into_body();
     let mut buffer = Vec::new();
@@ -105,4 +153,77 @@ async fn follow_once(authority: &str, namespace: &str, version: &mut String, see
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// Answers three connections in turn: the watch from "5" with 410, the list (one
+    /// pod, bound, at "9"), and the watch from the list's revision with one event; the
+    /// request lines, in order.
+    async fn gone_then_listed() -> (String, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let pod = |name: &str, node: &str, version: &str| serde_json::json!({"metadata": {"name": name, "resourceVersion": version}, "spec": {"nodeName": node}});
+        let list = serde_json::json!({"metadata": {"resourceVersion": "9"}, "items": [pod("a", "n1", "8")]});
+        let event = serde_json::json!({"type": "ADDED", "object": pod("b", "", "10")});
+        let answers = [
+            (410, "{}".to_owned()),
+            (200, list.to_string()),
+            (200, format!("{event}\n")),
+        ];
+        let server = tokio::spawn(async move {
+            let mut lines = Vec::new();
+            for (status, body) in answers {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = socket.read(&mut buf).await.unwrap();
+                    assert!(n > 0, "the request arrives whole");
+                    head.extend_from_slice(&buf[..n]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                lines.push(head.lines().next().unwrap().to_owned());
+                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                socket.shutdown().await.unwrap();
+            }
+            lines
+        });
+        (authority, server)
+    }
+
+    #[tokio::test]
+    async fn a_revision_the_server_no_longer_has_is_followed_by_a_list() {
+        let (authority, server) = gone_then_listed().await;
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let watch = tokio::spawn(follow(authority, "ns".into(), "5".into(), seen.clone()));
+        let lines = tokio::time::timeout(std::time::Duration::from_secs(10), server)
+            .await
+            .expect("the watch never listed and watched again")
+            .unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while seen.lock().unwrap().events == 0 {
+            assert!(Instant::now() < deadline, "the watch's event was never read");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        watch.abort();
+        assert_eq!(
+            lines,
+            [
+                "GET /api/v1/namespaces/ns/pods?watch=true&allowWatchBookmarks=true&resourceVersion=5 HTTP/1.1",
+                "GET /api/v1/namespaces/ns/pods HTTP/1.1",
+                "GET /api/v1/namespaces/ns/pods?watch=true&allowWatchBookmarks=true&resourceVersion=9 HTTP/1.1",
+            ]
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.bound(), 1, "the listed pod, bound");
+        assert!(seen.pods.contains_key("a"));
+        assert_eq!(seen.events, 1, "a listed pod is not a watch event");
+    }
 }
