@@ -164,42 +164,42 @@ pub async fn next_data(body: &mut Incoming) -> anyhow::Result<Option<Bytes>> {
     }
 }
 
+/// For tests: a server that answers each connection's one request with the next of
+/// `answers` (status, body) and closes it, as an API server closes a connection left
+/// idle; the request lines it read, in order.
+#[cfg(test)]
+pub(crate) async fn scripted(answers: Vec<(u16, String)>) -> (String, tokio::task::JoinHandle<Vec<String>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let authority = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let mut lines = Vec::new();
+        for (status, body) in answers {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the request arrives whole");
+                head.extend_from_slice(&buf[..n]);
+            }
+            lines.push(String::from_utf8_lossy(&head).lines().next().unwrap().to_owned());
+            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            socket.shutdown().await.unwrap();
+        }
+        lines
+    });
+    (authority, server)
+}
+
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
     use super::*;
-
-    /// A server that answers one request per connection, then closes it, as an API
-    /// server closes a connection left idle.
-    async fn one_answer_per_connection() -> (String, tokio::task::JoinHandle<usize>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority = listener.local_addr().unwrap().to_string();
-        let server = tokio::spawn(async move {
-            let mut accepted = 0;
-            while accepted < 2 {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                accepted += 1;
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "the request arrives whole");
-                    head.extend_from_slice(&buf[..n]);
-                }
-                let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\n{accepted}");
-                socket.write_all(answer.as_bytes()).await.unwrap();
-                socket.shutdown().await.unwrap();
-            }
-            accepted
-        });
-        (authority, server)
-    }
 
     #[tokio::test]
     async fn a_connection_the_server_closed_is_dialled_again() {
-        let (authority, server) = one_answer_per_connection().await;
+        let (authority, server) = scripted(vec![(200, "1".into()), (200, "2".into())]).await;
         let mut connection = Connection::open(&authority).await.unwrap();
         let first = connection.get("/a").await.unwrap();
         assert_eq!((first.status, &first.body[..]), (200, &b"1"[..]));
@@ -211,6 +211,6 @@ mod tests {
             (200, &b"2"[..]),
             "answered on a new connection"
         );
-        assert_eq!(server.await.unwrap(), 2);
+        assert_eq!(server.await.unwrap(), ["GET /a HTTP/1.1", "GET /b HTTP/1.1"]);
     }
 }

@@ -157,50 +157,22 @@ async fn follow_once(authority: &str, namespace: &str, version: &mut String, see
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
     use super::*;
-
-    /// Answers three connections in turn: the watch from "5" with 410, the list (one
-    /// pod, bound, at "9"), and the watch from the list's revision with one event; the
-    /// request lines, in order.
-    async fn gone_then_listed() -> (String, tokio::task::JoinHandle<Vec<String>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let authority = listener.local_addr().unwrap().to_string();
-        let pod = |name: &str, node: &str, version: &str| serde_json::json!({"metadata": {"name": name, "resourceVersion": version}, "spec": {"nodeName": node}});
-        let list = serde_json::json!({"metadata": {"resourceVersion": "9"}, "items": [pod("a", "n1", "8")]});
-        let event = serde_json::json!({"type": "ADDED", "object": pod("b", "", "10")});
-        let answers = [
-            (410, "{}".to_owned()),
-            (200, list.to_string()),
-            (200, format!("{event}\n")),
-        ];
-        let server = tokio::spawn(async move {
-            let mut lines = Vec::new();
-            for (status, body) in answers {
-                let (mut socket, _) = listener.accept().await.unwrap();
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let n = socket.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "the request arrives whole");
-                    head.extend_from_slice(&buf[..n]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                lines.push(head.lines().next().unwrap().to_owned());
-                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n\r\n{body}", body.len());
-                socket.write_all(answer.as_bytes()).await.unwrap();
-                socket.shutdown().await.unwrap();
-            }
-            lines
-        });
-        (authority, server)
-    }
+    use crate::api::http::scripted;
 
     #[tokio::test]
     async fn a_revision_the_server_no_longer_has_is_followed_by_a_list() {
-        let (authority, server) = gone_then_listed().await;
+        let pod = |name: &str, node: &str, version: &str| serde_json::json!({"metadata": {"name": name, "resourceVersion": version}, "spec": {"nodeName": node}});
+        let list = serde_json::json!({"metadata": {"resourceVersion": "9"}, "items": [pod("a", "n1", "8")]});
+        let event = serde_json::json!({"type": "ADDED", "object": pod("b", "", "10")});
+        // The watch from "5" answered 410, the list (one pod, bound, at "9"), and the
+        // watch from the list's revision with one event.
+        let (authority, server) = scripted(vec![
+            (410, "{}".into()),
+            (200, list.to_string()),
+            (200, format!("{event}\n")),
+        ])
+        .await;
         let seen = Arc::new(Mutex::new(Seen::default()));
         let watch = tokio::spawn(follow(authority, "ns".into(), "5".into(), seen.clone()));
         let lines = tokio::time::timeout(std::time::Duration::from_secs(10), server)
