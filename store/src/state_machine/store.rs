@@ -20,7 +20,7 @@ use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use berth_proto::berthpb::Command;
+use berth_proto::berthpb::{Command, CommandBatch};
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
 
@@ -233,6 +233,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     }
 }
 
+/// An entry's payload as apply takes it: a normal entry's batch decoded.
+enum Payload {
+    Blank,
+    Membership(openraft::Membership<crate::raft::NodeId, crate::raft::MemberInfo>),
+    Batch(CommandBatch),
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachineStore {
     type SnapshotBuilder = Self;
 
@@ -257,13 +264,17 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         // The log keeps and sends batches encoded: each is decoded here, before the
         // state is locked.
-        let batches = (entries.iter())
-            .map(|entry| match &entry.payload {
-                EntryPayload::Normal(request) => request.batch().map(Some).map_err(|e| {
-                    let e = AnyError::error(format!("the entry's batch does not decode: {e}"));
-                    StorageError::from(StorageIOError::read_log_at_index(entry.log_id.index, e))
-                }),
-                _ => Ok(None),
+        let entries = (entries.into_iter())
+            .map(|entry| {
+                let payload = match entry.payload {
+                    EntryPayload::Blank => Payload::Blank,
+                    EntryPayload::Membership(membership) => Payload::Membership(membership),
+                    EntryPayload::Normal(request) => Payload::Batch(request.batch().map_err(|e| {
+                        let e = AnyError::error(format!("the entry's batch does not decode: {e}"));
+                        StorageError::from(StorageIOError::read_log_at_index(entry.log_id.index, e))
+                    })?),
+                };
+                Ok((entry.log_id, payload))
             })
             .collect::<Result<Vec<_>, StorageError>>()?;
         let mut responses = Vec::with_capacity(entries.len());
@@ -273,25 +284,25 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             let mut state = self.state.write();
             let mut lease_batch = WriteBatch::new();
             state.kv.set_events_carry_prev_kv(self.hub.wants_prev_kv());
-            for (entry, batch) in entries.into_iter().zip(batches) {
-                state.last_applied = Some(entry.log_id);
-                let results = match (entry.payload, batch) {
-                    (EntryPayload::Membership(membership), _) => {
-                        state.membership = StoredMembership::new(Some(entry.log_id), membership);
+            for (log_id, payload) in entries {
+                state.last_applied = Some(log_id);
+                let results = match payload {
+                    Payload::Blank => Vec::new(),
+                    Payload::Membership(membership) => {
+                        state.membership = StoredMembership::new(Some(log_id), membership);
                         Vec::new()
                     }
-                    (EntryPayload::Normal(_), Some(batch)) => {
+                    Payload::Batch(batch) => {
                         state.kv.start_numbering(batch.initial_revision);
                         let mut results = Vec::with_capacity(batch.commands.len());
                         for command in &batch.commands {
-                            let applied = apply_one(&mut state, command, &mut lease_batch, entry.log_id)?;
+                            let applied = apply_one(&mut state, command, &mut lease_batch, log_id)?;
                             results.push(applied.result);
                             events.extend(applied.events);
                             auth_effects.extend(applied.auth);
                         }
                         results
                     }
-                    (EntryPayload::Blank | EntryPayload::Normal(_), _) => Vec::new(),
                 };
                 responses.push(Response(results));
             }
