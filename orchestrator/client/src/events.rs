@@ -7,10 +7,11 @@
 //! combined into one event.
 //!
 //! Recording never fails its caller: an event that cannot be written is logged.
-//! Events emitted without waiting are written a few at a time, and past a queue of
-//! them the newest are dropped, as client-go's broadcaster drops past its 1000: a
-//! scheduler that places thousands of pods in one pass does not fire thousands of
-//! writes at once at the store.
+//! Events emitted without waiting are written a bounded number at a time, and past
+//! a queue of them the newest are dropped, as client-go's broadcaster drops past
+//! its 1000: a scheduler that places thousands of pods in one pass does not fire
+//! thousands of writes at once at the store. New events go to the store through a
+//! group commit, many in one transaction.
 //!
 //! A recorder writes to the store, or (an agent with `--kubeconfig`) through the API
 //! server, which nodes may not read events from. Either way it counts the repeats
@@ -22,9 +23,11 @@
 
 mod correlator;
 
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Mutex;
@@ -35,8 +38,8 @@ use berth_api::objects::{Resource, Spec};
 use berth_api::time;
 
 use crate::api_source::ApiSource;
-use crate::kv::{Kv, KvError, Result};
-use crate::registry::Registry;
+use crate::kv::{Group, Kv, KvError, Result};
+use crate::registry::{Registry, Stored, new_object};
 
 /// How long an event is kept after it was first recorded.
 pub const EVENT_TTL: Duration = Duration::from_secs(3600);
@@ -46,11 +49,14 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 const LEASE_REUSE: Duration = Duration::from_secs(60);
 
 /// How many emitted events a process writes at once; the others wait their turn.
-const EVENT_WRITERS: usize = 32;
+/// Those written to the store are created through one group commit, so this many
+/// fill one of its transactions.
+const EVENT_WRITERS: usize = crate::kv::MAX_GROUP_OPS;
 
-/// How many emitted events may be waiting or being written before more are dropped
-/// (client-go's broadcaster queues 1000).
-const MAX_QUEUED_EVENTS: usize = 1000;
+/// How many emitted events may be waiting or being written before more are dropped.
+/// client-go's broadcaster queues 1000, but kube-scheduler binds one pod at a time;
+/// a berth scheduler pass binds thousands at once and emits their events together.
+const MAX_QUEUED_EVENTS: usize = 10_000;
 
 /// The leases events are attached to, shared by everything that writes events, and
 /// what the recorders that share them share besides: the correlator, so that a
@@ -70,6 +76,12 @@ struct Recording {
     queued: AtomicUsize,
     /// Emitted events dropped, for the log.
     dropped: AtomicU64,
+    /// Where events are created in the store, many in one transaction; made with
+    /// the first.
+    group: OnceLock<Group>,
+    /// The keys of the events being written, each with the repeats that came
+    /// meanwhile folded into one (see [`Recorder::write_in_turn`]).
+    writing: std::sync::Mutex<HashMap<String, Option<Happening>>>,
 }
 
 impl Default for Recording {
@@ -79,6 +91,8 @@ impl Default for Recording {
             writers: tokio::sync::Semaphore::new(EVENT_WRITERS),
             queued: AtomicUsize::new(0),
             dropped: AtomicU64::new(0),
+            group: OnceLock::new(),
+            writing: Default::default(),
         }
     }
 }
@@ -205,12 +219,53 @@ impl Recorder {
 
     /// Records that `reason` happened to `object`, with a message for people.
     pub async fn record(&self, object: &ObjectReference, type_: EventType, reason: &str, message: &str) {
-        if let Err(e) = self.try_record(object, type_, reason, message).await {
-            tracing::warn!(error = %e, reason, "an event was not recorded");
+        if let Some(happening) = self.happening(object, type_, reason, message) {
+            self.write_in_turn(happening).await;
         }
     }
 
-    async fn try_record(&self, object: &ObjectReference, type_: EventType, reason: &str, message: &str) -> Result<()> {
+    /// Writes `happening`, unless one of its event is being written: then it is
+    /// folded into the next write of that event, made once the current one is done.
+    /// So the writes of one event never race each other (a controller that says
+    /// "Created pod" for a burst of pods at once raises one event's count), and a
+    /// burst of repeats costs one write after the one under way.
+    async fn write_in_turn(&self, happening: Happening) {
+        let key = EVENT.key(happening.event.metadata.namespace(), happening.event.metadata.name());
+        {
+            let mut writing = self.recording.writing.lock().expect("events being written lock");
+            match writing.entry(key.clone()) {
+                Entry::Occupied(mut later) => {
+                    let later = later.get_mut();
+                    let times = happening.times + later.as_ref().map_or(0, |h| h.times);
+                    *later = Some(Happening { times, ..happening });
+                    return;
+                }
+                Entry::Vacant(entry) => {
+                    entry.insert(None);
+                }
+            }
+        }
+        let mut next = Some(happening);
+        while let Some(happening) = next {
+            let reason = happening.event.reason.clone().unwrap_or_default();
+            let written = match &self.target {
+                Target::Store { registry, leases } => record_in_store(registry, leases, happening).await,
+                Target::Api { api } => record_through_api(api, happening).await,
+            };
+            if let Err(e) = written {
+                tracing::warn!(error = %e, reason, "an event was not recorded");
+            }
+            let mut writing = self.recording.writing.lock().expect("events being written lock");
+            next = writing.get_mut(&key).and_then(Option::take);
+            if next.is_none() {
+                writing.remove(&key);
+            }
+        }
+    }
+
+    /// The event `reason` makes of `object`, as the correlator has it; `None` when
+    /// the correlator drops it.
+    fn happening(&self, object: &ObjectReference, type_: EventType, reason: &str, message: &str) -> Option<Happening> {
         let said = correlator::Said {
             about: [
                 self.component.as_str(),
@@ -231,7 +286,7 @@ impl Recorder {
             .observe(&said, Instant::now());
         let Some(verdict) = verdict else {
             tracing::debug!(reason, object = ?object.name, "an event dropped: its source said too much about its object");
-            return Ok(());
+            return None;
         };
         let namespace = object.namespace.clone().unwrap_or_else(|| "default".to_string());
         // A combined event is one whatever its latest message.
@@ -263,24 +318,40 @@ impl Recorder {
             }),
             ..Default::default()
         };
-        match &self.target {
-            Target::Store { registry, leases } => record_in_store(registry, leases, event, verdict.count).await,
-            Target::Api { api } => record_through_api(api, event, verdict.count).await,
-        }
+        Some(Happening {
+            event,
+            count: verdict.count,
+            times: 1,
+        })
     }
 }
 
-/// The `count`th time of the event: created the first time without reading the
-/// store; a repeat (or a first time found there already) raises the stored one's
-/// count, its last time and its message (a combined event's latest).
-async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event, count: i32) -> Result<()> {
+/// An event to write: the `count`th time of it as the correlator counts, `times`
+/// of them since the write before (more than one when repeats were folded).
+struct Happening {
+    event: Event,
+    count: i32,
+    times: i32,
+}
+
+/// Created the first time without reading the store; a repeat (or a first time
+/// found there already) raises the stored one's count by its times, and sets its
+/// last time and its message (a combined event's latest); created again, counting
+/// its times, if it is gone.
+async fn record_in_store(registry: &Registry, leases: &EventLeases, happening: Happening) -> Result<()> {
+    let Happening {
+        mut event,
+        count,
+        times,
+    } = happening;
+    event.count = Some(times);
     let key = EVENT.key(event.metadata.namespace(), event.metadata.name());
     let mut create_first = count == 1;
     for _ in 0..4 {
         if !create_first && let Some(record) = registry.kv.get(&key).await? {
             let mut stored: Event = serde_json::from_slice(&record.value)
                 .map_err(|e| KvError::Other(format!("stored event at {key} does not decode: {e}")))?;
-            stored.count = Some(stored.count.unwrap_or(1) + 1);
+            stored.count = Some(stored.count.unwrap_or(1) + times);
             stored.last_timestamp = event.last_timestamp.clone();
             stored.message = event.message.clone();
             stored.metadata.resource_version = None;
@@ -292,8 +363,9 @@ async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event
         }
         create_first = false;
         let lease = leases.lease(&registry.kv).await?;
-        let object = berth_api::kinds::Object::new(event.clone());
-        match registry.create_leased(&object, lease, None).await {
+        let object = new_object(&berth_api::kinds::Object::new(event.clone()));
+        let group = leases.recording.group.get_or_init(|| registry.kv.group());
+        match group.create(&key, object.encode(), lease).await {
             Err(KvError::AlreadyExists) => continue,
             other => return other.map(drop),
         }
@@ -306,7 +378,8 @@ async fn record_in_store(registry: &Registry, leases: &EventLeases, event: Event
 /// The `count`th time of the event: a POST the first time, else a merge PATCH of
 /// its count and last time, and a POST again if it is gone. One already there at
 /// the first time (written before this process started) is left as it is.
-async fn record_through_api(api: &ApiSource, mut event: Event, count: i32) -> Result<()> {
+async fn record_through_api(api: &ApiSource, happening: Happening) -> Result<()> {
+    let Happening { mut event, count, .. } = happening;
     let namespace = event.metadata.namespace().to_string();
     let name = event.metadata.name().to_string();
     if count > 1 {
@@ -406,6 +479,21 @@ mod tests {
         );
         assert!(records.iter().all(|r| r.lease != 0), "every event has a time to live");
         assert_eq!(records[0].lease, records[1].lease, "events of one minute share a lease");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_one_events_repeats_at_once_counts_every_one() {
+        let t = crate::testing::store().await;
+        let recorder = Recorder::new(t.kv.clone(), "replicaset-controller", "");
+        let mut rs = Pod::new(named("dev", "web-abc"), PodSpec::default());
+        rs.metadata.uid = Some("rs1".into());
+        let reference = reference(&rs);
+        let burst = (0..20).map(|_| recorder.record(&reference, EventType::Normal, "SuccessfulCreate", "Created pods"));
+        futures::future::join_all(burst).await;
+        let (records, _) = t.kv.list(&EVENT.prefix(Some("dev"))).await.unwrap();
+        assert_eq!(records.len(), 1);
+        let event: Event = serde_json::from_slice(&records[0].value).unwrap();
+        assert_eq!(event.count, Some(20), "every repeat counted, none lost to a race");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -119,6 +119,20 @@ impl Stored for Object {
     }
 }
 
+/// `object` as it is created: a uid when it has none, its creation time, its
+/// first generation, no deletion time.
+pub fn new_object<T: Stored>(object: &T) -> T {
+    let mut object = object.clone();
+    let metadata = object.metadata_mut();
+    if metadata.uid().is_empty() {
+        metadata.uid = Some(new_uid());
+    }
+    metadata.creation_timestamp = Some(time::now());
+    metadata.generation = Some(1);
+    metadata.deletion_timestamp = None;
+    object
+}
+
 /// Typed reads and conditional writes of objects.
 #[derive(Clone)]
 pub struct Registry {
@@ -152,14 +166,7 @@ impl Registry {
 
     /// Creates an object attached to a lease (0: none): it goes when the lease does.
     pub async fn create_leased<T: Stored>(&self, object: &T, lease: i64, fence: Option<&Fence>) -> Result<T> {
-        let mut object = object.clone();
-        let metadata = object.metadata_mut();
-        if metadata.uid().is_empty() {
-            metadata.uid = Some(new_uid());
-        }
-        metadata.creation_timestamp = Some(time::now());
-        metadata.generation = Some(1);
-        metadata.deletion_timestamp = None;
+        let mut object = new_object(object);
         let revision = self.kv.create(&object.key(), object.encode(), lease, fence).await?;
         object.metadata_mut().resource_version = Some(revision.to_string());
         Ok(object)
@@ -178,14 +185,7 @@ impl Registry {
         if also.is_empty() {
             return self.create(object, fence).await;
         }
-        let mut object = object.clone();
-        let metadata = object.metadata_mut();
-        if metadata.uid().is_empty() {
-            metadata.uid = Some(new_uid());
-        }
-        metadata.creation_timestamp = Some(time::now());
-        metadata.generation = Some(1);
-        metadata.deletion_timestamp = None;
+        let mut object = new_object(object);
         let key = object.key();
         let mut together = crate::kv::Together {
             conditions: vec![(key.clone(), 0)],

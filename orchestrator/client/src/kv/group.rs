@@ -3,7 +3,8 @@
 //! sends the queue as one transaction (bounded by etcd's `--max-txn-ops` and a size),
 //! and the writes made while that transaction is in flight go in the next, so an
 //! idle group adds no delay and a busy one pays one round trip per batch instead of
-//! one per write. The scheduler binds pods with it; node heartbeats can write with it.
+//! one per write. The scheduler binds pods with it, event recorders create events
+//! with it; node heartbeats can write with it.
 //!
 //! ```text
 //!  update_if(key, value, rev, also, fence) ─► queue ─► batch: writes that touch no
@@ -58,6 +59,8 @@ struct Queued {
     mod_revision: i64,
     also: Vec<(String, i64)>,
     fence: Option<Fence>,
+    /// The lease the put attaches the key to (0: none).
+    lease: i64,
     done: oneshot::Sender<Result<i64>>,
 }
 
@@ -102,14 +105,45 @@ impl Group {
         also: &[(&str, i64)],
         fence: Option<&Fence>,
     ) -> impl Future<Output = Result<i64>> + Send + 'static + use<> {
+        let also = also.iter().map(|(k, r)| (k.to_string(), *r)).collect();
+        self.queue(key, value, mod_revision, also, fence.cloned(), 0)
+    }
+
+    /// Queues the creation of `key`, attached to `lease` (0: none): what
+    /// [`Kv::create`] would have given alone, `AlreadyExists` when the key is there.
+    pub fn create(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        lease: i64,
+    ) -> impl Future<Output = Result<i64>> + Send + 'static + use<> {
+        let written = self.queue(key, value, 0, Vec::new(), None, lease);
+        async move {
+            match written.await {
+                Err(KvError::Conflict { .. }) => Err(KvError::AlreadyExists),
+                other => other,
+            }
+        }
+    }
+
+    fn queue(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        mod_revision: i64,
+        also: Vec<(String, i64)>,
+        fence: Option<Fence>,
+        lease: i64,
+    ) -> impl Future<Output = Result<i64>> + Send + 'static + use<> {
         let (done, outcome) = oneshot::channel();
         let queued = self.kv.seal(key, value).and_then(|value| {
             let write = Queued {
                 key: key.to_string(),
                 value,
                 mod_revision,
-                also: also.iter().map(|(k, r)| (k.to_string(), *r)).collect(),
-                fence: fence.cloned(),
+                also,
+                fence,
+                lease,
                 done,
             };
             self.queue
@@ -198,7 +232,7 @@ async fn commit(kv: &Kv, batch: Vec<Queued>) -> Vec<Queued> {
     for write in &batch {
         compare.push(mod_revision_is(&write.key, write.mod_revision));
         compare.extend(write.also.iter().map(|(k, r)| mod_revision_is(k, *r)));
-        success.push(put_op(&write.key, write.value.clone(), 0));
+        success.push(put_op(&write.key, write.value.clone(), write.lease));
         for key in write.keys() {
             let next = reads.len();
             reads.entry(key).or_insert(next);

@@ -122,3 +122,30 @@ async fn a_lost_fence_fails_every_write_it_guards_and_no_other() {
     assert_eq!(kv.get("/a").await.unwrap().unwrap().value, b"1");
     assert_eq!(kv.get("/b").await.unwrap().unwrap().value, b"0");
 }
+
+#[tokio::test]
+async fn creates_land_together_on_their_lease_and_a_taken_key_is_refused_alone() {
+    let t = crate::testing::store().await;
+    let kv = &t.kv;
+    created(kv, "/events/taken").await;
+    let lease = kv.grant(600).await.unwrap();
+    let group = kv.group();
+    let writes: Vec<_> = (0..5)
+        .map(|i| group.create(&format!("/events/e{i}"), b"new".to_vec(), lease))
+        .chain([group.create("/events/taken", b"new".to_vec(), lease)])
+        .collect();
+    let outcomes = futures::future::join_all(writes).await;
+    assert!(matches!(outcomes[5], Err(KvError::AlreadyExists)), "{:?}", outcomes[5]);
+    let revisions: BTreeSet<i64> = outcomes[..5].iter().map(|o| *o.as_ref().unwrap()).collect();
+    assert_eq!(revisions.len(), 1, "the creates land in one transaction");
+    for i in 0..5 {
+        let record = kv.get(&format!("/events/e{i}")).await.unwrap().unwrap();
+        assert_eq!((record.value.as_slice(), record.lease), (&b"new"[..], lease));
+    }
+    assert_eq!(kv.get("/events/taken").await.unwrap().unwrap().value, b"0");
+    kv.revoke(lease).await.unwrap();
+    assert!(
+        kv.get("/events/e0").await.unwrap().is_none(),
+        "they go with their lease"
+    );
+}
