@@ -49,9 +49,9 @@ pub const EVENT_TTL: Duration = Duration::from_secs(3600);
 const LEASE_REUSE: Duration = Duration::from_secs(60);
 
 /// How many emitted events a process writes at once; the others wait their turn.
-/// Those written to the store are created through one group commit, so this many
-/// fill one of its transactions.
-const EVENT_WRITERS: usize = crate::kv::MAX_GROUP_OPS;
+/// Those written to the store are created through one group commit: this many fill
+/// the transaction in flight and the next one.
+const EVENT_WRITERS: usize = 2 * crate::kv::MAX_GROUP_OPS;
 
 /// How many emitted events may be waiting or being written before more are dropped.
 /// client-go's broadcaster queues 1000, but kube-scheduler binds one pod at a time;
@@ -74,7 +74,7 @@ struct Recording {
     writers: tokio::sync::Semaphore,
     /// Emitted events waiting or being written.
     queued: AtomicUsize,
-    /// Emitted events dropped, for the log.
+    /// Emitted events dropped since the queue was last found with room, for the log.
     dropped: AtomicU64,
     /// Where events are created in the store, many in one transaction; made with
     /// the first.
@@ -201,11 +201,17 @@ impl Recorder {
         let recording = self.recording.clone();
         if recording.queued.fetch_add(1, Ordering::Relaxed) >= MAX_QUEUED_EVENTS {
             recording.queued.fetch_sub(1, Ordering::Relaxed);
-            let dropped = recording.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if dropped % MAX_QUEUED_EVENTS as u64 == 1 {
-                tracing::warn!(reason, dropped, "too many events queued; dropping the newest");
+            if recording.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(reason, "too many events queued; dropping the newest");
             }
             return;
+        }
+        let dropped = recording.dropped.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "the event queue has room again; events dropped while it was full"
+            );
         }
         let recorder = self.clone();
         let reason = reason.to_string();
@@ -545,7 +551,7 @@ mod tests {
     }
 
     /// On one thread, nothing emitted is written before the emitting loop yields:
-    /// the first 1000 wait their turn, the rest are dropped.
+    /// the first [`MAX_QUEUED_EVENTS`] wait their turn, the rest are dropped.
     #[tokio::test]
     async fn emitted_events_past_the_queue_are_dropped_and_the_queued_all_written() {
         let t = crate::testing::store().await;
@@ -574,6 +580,7 @@ mod tests {
         pod.metadata.uid = Some("late".into());
         recorder.emit(reference(&pod), EventType::Normal, "Scheduled", "late".into());
         assert_eq!(recording.queued.load(Ordering::Relaxed), 1);
+        assert_eq!(recording.dropped.load(Ordering::Relaxed), 0, "the drops were logged");
     }
 
     /// Answers each request, one connection each, with the next of `responses`

@@ -115,7 +115,7 @@ impl Stored for Object {
     }
 
     fn has_spec_of(&self, other: &Self) -> bool {
-        self.to_value()["spec"] == other.to_value()["spec"]
+        self.same_spec(other)
     }
 }
 

@@ -23,6 +23,11 @@ pub trait TypedObject: Any + Send + Sync + fmt::Debug {
     /// The form the store keeps (see [`Resource::stored_form`]).
     fn stored_form(&self) -> Vec<u8>;
     fn clone_boxed(&self) -> Box<dyn TypedObject>;
+    /// Whether `other` is of the same kind with an equal `spec` (none counts as
+    /// equal to none): what decides whether an update raises the generation.
+    fn same_spec(&self, other: &dyn TypedObject) -> bool {
+        self.to_value()["spec"] == other.to_value()["spec"]
+    }
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
@@ -51,6 +56,10 @@ impl<S: Spec> TypedObject for Resource<S> {
 
     fn clone_boxed(&self) -> Box<dyn TypedObject> {
         Box::new(self.clone())
+    }
+
+    fn same_spec(&self, other: &dyn TypedObject) -> bool {
+        (other.as_any().downcast_ref::<Resource<S>>()).is_some_and(|other| self.spec == other.spec)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -158,6 +167,11 @@ impl Object {
         self.0.to_value()
     }
 
+    /// See [`TypedObject::same_spec`].
+    pub fn same_spec(&self, other: &Object) -> bool {
+        self.0.same_spec(other.0.as_ref())
+    }
+
     /// The form the store keeps (see [`Resource::stored_form`]).
     pub fn stored_form(&self) -> Vec<u8> {
         self.0.stored_form()
@@ -250,5 +264,30 @@ mod tests {
         assert_eq!(object.downcast::<Pod>().unwrap().metadata.namespace(), "dev");
         let unknown = Object::from_value(serde_json::json!({"kind": "Flurb"})).unwrap_err();
         assert_eq!(unknown.to_string(), "kind: unknown kind \"Flurb\"");
+    }
+
+    #[test]
+    fn the_spec_alone_decides_whether_two_objects_have_the_same() {
+        let pod = |node: &str, phase: &str| {
+            Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": "p", "namespace": "dev"},
+                "spec": {"containers": [], "nodeName": node}, "status": {"phase": phase}}))
+            .unwrap()
+        };
+        assert!(pod("n1", "Pending").same_spec(&pod("n1", "Running")));
+        assert!(!pod("n1", "Pending").same_spec(&pod("n2", "Pending")));
+        let namespace = Object::from_value(serde_json::json!({"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": "p"}}))
+        .unwrap();
+        assert!(!pod("n1", "Pending").same_spec(&namespace), "another kind");
+        let lease = |holder: &str| {
+            Object::from_value(
+                serde_json::json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": "n1", "namespace": "kube-node-lease"}, "spec": {"holderIdentity": holder}}),
+            )
+            .unwrap()
+        };
+        assert!(lease("n1").same_spec(&lease("n1")));
+        assert!(!lease("n1").same_spec(&lease("n2")));
     }
 }

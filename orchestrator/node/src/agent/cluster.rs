@@ -152,6 +152,20 @@ impl Cluster {
         &self,
         namespace: &str,
         name: &str,
+        change: impl FnMut(&mut Pod) -> bool,
+    ) -> Result<Pod, KvError> {
+        self.modify_pod_status_from(None, namespace, name, change).await
+    }
+
+    /// [`modify_pod_status`](Self::modify_pod_status), through the API server
+    /// starting from `seen` (the pod as a watch delivered it) instead of reading it
+    /// first: the write is made at `seen`'s resourceVersion, so a stale copy fails
+    /// it and the pod is read again.
+    pub async fn modify_pod_status_from(
+        &self,
+        mut seen: Option<Pod>,
+        namespace: &str,
+        name: &str,
         mut change: impl FnMut(&mut Pod) -> bool,
     ) -> Result<Pod, KvError> {
         let Some(api) = &self.api else {
@@ -159,7 +173,11 @@ impl Cluster {
         };
         let mut attempts = 0;
         loop {
-            let Some(mut pod) = self.get_pod(namespace, name).await? else {
+            let pod = match seen.take() {
+                Some(pod) => Some(pod),
+                None => self.get_pod(namespace, name).await?,
+            };
+            let Some(mut pod) = pod else {
                 return Err(KvError::NotFound);
             };
             if !change(&mut pod) {

@@ -10,7 +10,8 @@
 //!    │    Lease is held ─► its status written Ready again, as a kubelet's
 //!    ├─ pods?fieldSelector=spec.nodeName=<node>: list, watch ─► HollowPods (counts)
 //!    └─ each pod changed: bound, not Running+Ready ─► PUT status: Running, Ready,
-//!         an IP of the node's fake range, containers running since first seen
+//!         an IP of the node's fake range, containers running since first seen;
+//!         made from the watched copy at its resourceVersion (409: GET, again)
 //!       deletionTimestamp set ─► DELETE, grace 0, preconditions.uid (as the agent
 //!         removes a pod whose containers stopped)
 //! ```
@@ -301,7 +302,8 @@ impl HollowNode {
                     self.finish(&bound).await
                 } else if !bound.settled {
                     let slot = self.slot(&mut slots, &key, &bound);
-                    self.report(&bound, slot).await
+                    let seen = pods.unsettled.lock().expect("hollow pods lock").remove(&key);
+                    self.report(&bound, slot, seen).await
                 } else {
                     true
                 };
@@ -338,12 +340,12 @@ impl HollowNode {
     }
 
     /// Writes the pod's status as running here; false when it should be tried again.
-    async fn report(&self, bound: &Bound, slot: Option<u32>) -> bool {
+    async fn report(&self, bound: &Bound, slot: Option<u32>, seen: Option<Pod>) -> bool {
         let pod_ip = slot.map(|slot| self.config.pod_ip(self.index, slot));
         let now = from_system_time(SystemTime::now());
         let result = self
             .cluster
-            .modify_pod_status(&bound.namespace, &bound.name, |stored| {
+            .modify_pod_status_from(seen, &bound.namespace, &bound.name, |stored| {
                 if stored.metadata.uid() != bound.uid
                     || stored.spec.node_name.as_deref() != Some(self.name.as_str())
                     || stored.metadata.deletion_timestamp.is_some()
@@ -567,6 +569,9 @@ pub(crate) struct HollowPods {
     stats: Arc<HollowStats>,
     index: usize,
     bound: Mutex<BTreeMap<String, Bound>>,
+    /// The latest copy of each pod bound here and not yet reported Running, which
+    /// the report starts from rather than reading the pod again.
+    unsettled: Mutex<BTreeMap<String, Pod>>,
     dirty: Mutex<BTreeSet<String>>,
     wake: tokio::sync::Notify,
 }
@@ -578,6 +583,7 @@ impl HollowPods {
             stats,
             index,
             bound: Mutex::default(),
+            unsettled: Mutex::default(),
             dirty: Mutex::default(),
             wake: tokio::sync::Notify::new(),
         }
@@ -597,14 +603,25 @@ impl HollowPods {
             Some(pod) if pod.spec.node_name.as_deref() == Some(self.node.as_str()) => {
                 let new = Bound::of(&pod);
                 let changed = bound.get(&record.key) != Some(&new);
+                let mut unsettled = self.unsettled.lock().expect("hollow pods lock");
+                if new.settled || new.deleting {
+                    unsettled.remove(&record.key);
+                } else {
+                    unsettled.insert(record.key.clone(), pod);
+                }
                 bound.insert(record.key.clone(), new);
                 changed.then(|| record.key.clone())
             }
             _ => {
                 self.counters().foreign.fetch_add(1, Ordering::Relaxed);
+                self.forget(&record.key);
                 bound.remove(&record.key).map(|_| record.key.clone())
             }
         }
+    }
+
+    fn forget(&self, key: &str) {
+        self.unsettled.lock().expect("hollow pods lock").remove(key);
     }
 
     fn publish(&self, bound: &BTreeMap<String, Bound>, changed: Vec<String>) {
@@ -623,7 +640,10 @@ impl Sink for HollowPods {
         let mut fresh = BTreeMap::new();
         let mut changed: Vec<String> = records.iter().filter_map(|r| self.put(&mut fresh, r)).collect();
         // Gone while the watch was down: forgotten (their slots freed).
-        changed.extend(before.into_iter().filter(|key| !fresh.contains_key(key)));
+        for gone in before.into_iter().filter(|key| !fresh.contains_key(key)) {
+            self.forget(&gone);
+            changed.push(gone);
+        }
         // Listed again unchanged: nothing to do for them.
         changed.retain(|key| fresh.get(key) != bound.get(key) || !fresh.contains_key(key));
         *bound = fresh;
@@ -643,6 +663,7 @@ impl Sink for HollowPods {
                     if !own {
                         self.counters().foreign.fetch_add(1, Ordering::Relaxed);
                     }
+                    self.forget(&prev.key);
                     if bound.remove(&prev.key).is_some() {
                         changed.push(prev.key.clone());
                     }

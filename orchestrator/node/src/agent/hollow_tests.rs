@@ -151,6 +151,12 @@ fn the_watch_counts_every_pod_and_those_of_other_nodes() {
     assert_eq!(counters.pods.load(Ordering::Relaxed), 1);
     let dirty = std::mem::take(&mut *sink.dirty.lock().unwrap());
     assert_eq!(dirty, BTreeSet::from(["/registry/pods/default/a".to_string()]));
+    let unsettled = |sink: &HollowPods| sink.unsettled.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(
+        unsettled(&sink),
+        ["/registry/pods/default/a"],
+        "its copy kept for the report"
+    );
 
     // Listed again unchanged: nothing to do.
     sink.replace(vec![record(&mine, 5)], 7);
@@ -161,6 +167,7 @@ fn the_watch_counts_every_pod_and_those_of_other_nodes() {
     deleting.metadata.deletion_timestamp = Some(started_time());
     sink.apply(vec![Event::Put(record(&deleting, 8))], 8);
     assert!(sink.bound.lock().unwrap()["/registry/pods/default/a"].deleting);
+    assert!(unsettled(&sink).is_empty(), "nothing to report of a pod going");
     assert_eq!(sink.dirty.lock().unwrap().len(), 1);
 
     // Gone: forgotten, its slot to be freed.
@@ -191,4 +198,103 @@ fn the_watch_counts_every_pod_and_those_of_other_nodes() {
 
 fn started_time() -> Time {
     from_system_time(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+}
+
+/// An API server holding one pod, answering a status PUT at another
+/// resourceVersion with 409 as kube-apiserver does, and noting every request.
+struct FakePods {
+    pod: Pod,
+    revision: i64,
+    requests: Vec<String>,
+}
+
+const POD_PATH: &str = "/api/v1/namespaces/default/pods/a";
+
+fn answer_pods(fake: &mut FakePods, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    fake.requests.push(format!("{method} {path}"));
+    let served = |fake: &FakePods| {
+        let mut pod = fake.pod.clone();
+        pod.metadata.resource_version = Some(fake.revision.to_string());
+        serde_json::to_string(&pod).unwrap()
+    };
+    match (method, path) {
+        ("GET", POD_PATH) => (200, served(fake)),
+        ("PUT", p) if p == format!("{POD_PATH}/status") => {
+            let sent: Pod = serde_json::from_slice(body).unwrap();
+            if sent.metadata.resource_version != Some(fake.revision.to_string()) {
+                let status = serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                                                "reason": "Conflict", "code": 409, "message": "conflict"});
+                return (409, status.to_string());
+            }
+            fake.pod.status = sent.status;
+            fake.revision += 1;
+            (200, served(fake))
+        }
+        _ => (404, "{}".into()),
+    }
+}
+
+async fn serve_pods(fake: Arc<Mutex<FakePods>>) -> Cluster {
+    use axum::http::{Method, StatusCode, Uri};
+    let app = axum::Router::new().fallback(move |method: Method, uri: Uri, body: axum::body::Bytes| {
+        let fake = fake.clone();
+        async move {
+            let (code, body) = answer_pods(&mut fake.lock().unwrap(), method.as_str(), uri.path(), &body);
+            (
+                StatusCode::from_u16(code).unwrap(),
+                [("content-type", "application/json")],
+                body,
+            )
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let api =
+        berth_client::api_source::ApiSource::new(Arc::new(berth_client::http_client::HttpClient::new(vec![base])));
+    // Never dialled: the cluster is reached through the API server alone.
+    let store = berth_client::kv::Kv::connect(&["http://127.0.0.1:9".to_string()]).unwrap();
+    Cluster::api(api, berth_client::registry::Registry::new(store))
+}
+
+/// The watched copy of a pod is what its report starts from: one PUT when the
+/// copy is current; when it is stale the PUT is refused and the pod read again.
+#[tokio::test]
+async fn a_report_starts_from_the_watched_copy_and_reads_again_when_it_is_stale() {
+    let config = Arc::new(config());
+    let stored = pod("a", "hollow-1");
+    let fake = Arc::new(Mutex::new(FakePods {
+        pod: stored.clone(),
+        revision: 7,
+        requests: Vec::new(),
+    }));
+    let node = HollowNode {
+        index: 1,
+        name: "hollow-1".into(),
+        config: config.clone(),
+        cluster: serve_pods(fake.clone()).await,
+        stats: HollowStats::new(&config),
+        marks: Arc::new(NodeMarks::new(["hollow-1".to_string()])),
+    };
+    let running = |fake: &Mutex<FakePods>| fake.lock().unwrap().pod.status.phase.clone();
+    let mut seen = stored.clone();
+    seen.metadata.resource_version = Some("7".into());
+    assert!(node.report(&Bound::of(&seen), Some(0), Some(seen.clone())).await);
+    assert_eq!(running(&fake).as_deref(), Some("Running"));
+    let requests = std::mem::take(&mut fake.lock().unwrap().requests);
+    assert_eq!(requests, [format!("PUT {POD_PATH}/status")]);
+
+    // The stored pod moved on (written again meanwhile): the copy is stale.
+    fake.lock().unwrap().pod.status = stored.status.clone();
+    assert!(node.report(&Bound::of(&seen), Some(0), Some(seen)).await);
+    assert_eq!(running(&fake).as_deref(), Some("Running"));
+    let requests = std::mem::take(&mut fake.lock().unwrap().requests);
+    assert_eq!(
+        requests,
+        [
+            format!("PUT {POD_PATH}/status"),
+            format!("GET {POD_PATH}"),
+            format!("PUT {POD_PATH}/status")
+        ]
+    );
 }
