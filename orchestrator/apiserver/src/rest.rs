@@ -485,8 +485,7 @@ pub async fn write(
         let mut warnings = Vec::new();
         let mut object = decided!(validate(kind, new, options.field_validation, &mut warnings));
         // The stored object, decoded once for the update's checks and charges.
-        let old =
-            (kind.decode)(storage::for_storage(kind, stored.clone())).map_err(|e| ApiError::internal(e.to_string()))?;
+        let old = storage::decode_stored(kind, &stored).map_err(|e| ApiError::internal(e.to_string()))?;
         decided!(validate_update(kind, &old, &object));
         decided!(crate::auth::authz::escalation::check_write(api, options.user, &object).await);
         decided!(crate::auth::authz::node::check_write(

@@ -101,6 +101,15 @@ pub fn for_storage(kind: &Kind, object: Value) -> Value {
     }
 }
 
+/// The typed object of `stored`, an object as served (converted to the form it is
+/// stored in first, for a kind served in another).
+pub fn decode_stored(kind: &Kind, stored: &Value) -> Result<Object, berth_api::validation::FieldError> {
+    match kind.conversion {
+        Some(_) => (kind.decode)(&for_storage(kind, stored.clone())),
+        None => (kind.decode)(stored),
+    }
+}
+
 /// The object as written: with its kind's `kind` and `apiVersion`.
 pub fn to_value(object: &Object) -> Value {
     let mut value = object.to_value();

@@ -60,7 +60,7 @@ pub fn columns(kind: &Kind) -> Vec<Value> {
 
 /// One row of an object as stored.
 pub fn row(kind: &Kind, object: &Value, include: Include, now: SystemTime) -> Value {
-    let cells = match (kind.decode)(object.clone()) {
+    let cells = match (kind.decode)(object) {
         Ok(typed) => (kind.cells)(&typed, now),
         Err(e) => {
             tracing::warn!(error = %e, "a stored object does not decode; its row is its name only");

@@ -111,7 +111,7 @@ impl Stored for Object {
 
     fn decode_stored(&self, record: &Record) -> Result<Self> {
         let value = decode_value(record, self.kind())?;
-        (self.descriptor().decode)(value).map_err(|e| KvError::Other(e.to_string()))
+        (self.descriptor().decode)(&value).map_err(|e| KvError::Other(e.to_string()))
     }
 
     fn has_spec_of(&self, other: &Self) -> bool {

@@ -98,7 +98,7 @@ async fn counted_objects(kv: &Kv, namespace: &str, spec: &ResourceQuotaSpec) -> 
         let (records, _) = kv.list(&kind.prefix(Some(namespace))).await?;
         for record in &records {
             match decode_value(record, kind.kind)
-                .and_then(|v| (kind.decode)(v).map_err(|e| KvError::Other(e.to_string())))
+                .and_then(|v| (kind.decode)(&v).map_err(|e| KvError::Other(e.to_string())))
             {
                 Ok(object) => objects.push(object),
                 Err(e) => tracing::warn!(key = %record.key, error = %e, "a stored object the quota cannot count"),

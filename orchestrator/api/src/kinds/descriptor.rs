@@ -42,7 +42,7 @@ pub struct KindDescriptor {
     pub status_on_create: StatusOnCreate,
     /// Reads a JSON object into the kind's typed object (serde's message names a
     /// missing or mistyped field); [`Object::to_value`] is the way back.
-    pub decode: fn(serde_json::Value) -> Result<Object, FieldError>,
+    pub decode: fn(&serde_json::Value) -> Result<Object, FieldError>,
     /// Fills in what Kubernetes defaults when a client leaves it out (a Deployment's
     /// `spec.replicas: 1`), between decoding and validation, on every write.
     pub defaults: fn(&mut Object),

@@ -222,7 +222,7 @@ mod tests {
     use super::*;
 
     fn slice(value: serde_json::Value) -> Object {
-        let mut object = (ENDPOINT_SLICE.decode)(value).unwrap();
+        let mut object = (ENDPOINT_SLICE.decode)(&value).unwrap();
         (ENDPOINT_SLICE.defaults)(&mut object);
         object
     }

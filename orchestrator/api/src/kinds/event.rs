@@ -146,7 +146,7 @@ pub static EVENT_V1: KindDescriptor = KindDescriptor {
     group: "events.k8s.io",
     version: "v1",
     // A served object is read by converting it to the stored form first.
-    decode: |value| Object::decode_as::<Event>(rename(value, &swapped(), "v1")),
+    decode: |value| Object::decode_as::<Event>(&rename(value.clone(), &swapped(), "v1")),
     conversion: Some(Conversion {
         from_storage: |value| rename(value, CORE_TO_V1, "events.k8s.io/v1"),
         to_storage: |value| rename(value, &swapped(), "v1"),

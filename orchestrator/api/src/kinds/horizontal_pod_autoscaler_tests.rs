@@ -3,7 +3,7 @@ use serde_json::json;
 use super::*;
 
 fn decode(value: serde_json::Value) -> HorizontalPodAutoscaler {
-    let mut object = (HORIZONTAL_POD_AUTOSCALER.decode)(value).unwrap();
+    let mut object = (HORIZONTAL_POD_AUTOSCALER.decode)(&value).unwrap();
     (HORIZONTAL_POD_AUTOSCALER.defaults)(&mut object);
     object.downcast_ref::<HorizontalPodAutoscaler>().unwrap().clone()
 }

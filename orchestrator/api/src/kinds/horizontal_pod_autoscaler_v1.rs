@@ -25,7 +25,9 @@ const CONDITIONS: &str = "autoscaling.alpha.kubernetes.io/conditions";
 pub static HORIZONTAL_POD_AUTOSCALER_V1: KindDescriptor = KindDescriptor {
     version: "v1",
     // A served object is read by converting it to the stored form first.
-    decode: |value| Object::decode::<super::horizontal_pod_autoscaler::HorizontalPodAutoscalerSpec>(to_v2(value)),
+    decode: |value| {
+        Object::decode::<super::horizontal_pod_autoscaler::HorizontalPodAutoscalerSpec>(&to_v2(value.clone()))
+    },
     conversion: Some(Conversion {
         from_storage: to_v1,
         to_storage: to_v2,
@@ -262,7 +264,7 @@ mod tests {
             json!([{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}])
         );
         assert_eq!(v2["metadata"], json!({"name": "web"}));
-        let decoded = (HORIZONTAL_POD_AUTOSCALER_V1.decode)(to_v1(v2)).unwrap();
+        let decoded = (HORIZONTAL_POD_AUTOSCALER_V1.decode)(&to_v1(v2)).unwrap();
         assert_eq!(decoded.to_value()["spec"]["maxReplicas"], 5);
     }
 }

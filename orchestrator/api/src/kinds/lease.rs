@@ -84,7 +84,7 @@ mod tests {
     use serde_json::json;
 
     fn problems(spec: serde_json::Value) -> Vec<String> {
-        let object = (LEASE.decode)(json!({
+        let object = (LEASE.decode)(&json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": "n1", "namespace": NODE_LEASE_NAMESPACE},
             "spec": spec,
@@ -117,7 +117,7 @@ mod tests {
 
     #[test]
     fn the_holder_is_a_column() {
-        let object = (LEASE.decode)(json!({
+        let object = (LEASE.decode)(&json!({
             "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
             "metadata": {"name": "n1", "namespace": NODE_LEASE_NAMESPACE},
             "spec": {"holderIdentity": "n1"},

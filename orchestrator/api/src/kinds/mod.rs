@@ -395,7 +395,7 @@ mod tests {
             }
             let empty = serde_json::json!({"apiVersion": kind.api_version(), "kind": kind.kind,
                 "metadata": {"name": "x"}, "involvedObject": {"kind": "Pod"}});
-            let object = (kind.decode)(empty).unwrap();
+            let object = (kind.decode)(&empty).unwrap();
             assert_eq!((kind.cells)(&object, now).len(), columns.len(), "{}: cells", kind.kind);
             let mut names = BTreeSet::new();
             for column in columns {

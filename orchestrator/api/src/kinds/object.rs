@@ -135,7 +135,7 @@ impl Object {
     pub fn from_value(value: Value) -> Result<Object, FieldError> {
         let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default();
         match super::by_kind(kind) {
-            Some(descriptor) => (descriptor.decode)(value),
+            Some(descriptor) => (descriptor.decode)(&value),
             None => Err(FieldError {
                 field: "kind".into(),
                 message: format!("unknown kind {kind:?}"),
@@ -146,12 +146,12 @@ impl Object {
     /// Reads a JSON object as a typed one: the [`KindDescriptor::decode`] of a kind
     /// whose objects are [`Resource`]s.
     /// A mistyped or missing field is named by its path (`spec.replicas`).
-    pub fn decode<S: Spec>(value: Value) -> Result<Object, FieldError> {
+    pub fn decode<S: Spec>(value: &Value) -> Result<Object, FieldError> {
         Object::decode_as::<Resource<S>>(value)
     }
 
     /// Reads a JSON object as a `T` (a kind without berth's envelope: [`flat_kind!`]).
-    pub fn decode_as<T: TypedObject + serde::de::DeserializeOwned>(value: Value) -> Result<Object, FieldError> {
+    pub fn decode_as<T: TypedObject + serde::de::DeserializeOwned>(value: &Value) -> Result<Object, FieldError> {
         serde_path_to_error::deserialize::<_, T>(value)
             .map(Object::new)
             .map_err(|e| {

@@ -254,7 +254,7 @@ mod tests {
     use crate::meta::named;
 
     fn decoded(value: Value) -> Object {
-        let mut object = (SERVICE.decode)(value).unwrap();
+        let mut object = (SERVICE.decode)(&value).unwrap();
         (SERVICE.defaults)(&mut object);
         object
     }

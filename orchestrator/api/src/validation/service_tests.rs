@@ -5,7 +5,7 @@ use crate::kinds::service::SERVICE;
 fn errors_of(spec: serde_json::Value) -> Vec<String> {
     let value = serde_json::json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "default"}, "spec": spec});
-    let mut object: Object = (SERVICE.decode)(value).unwrap();
+    let mut object: Object = (SERVICE.decode)(&value).unwrap();
     (SERVICE.defaults)(&mut object);
     crate::validation::validate(&object)
         .iter()
@@ -118,7 +118,7 @@ fn fields_of_another_type_or_mode_are_refused_as_kubernetes_does() {
     let with_status = serde_json::json!({"apiVersion": "v1", "kind": "Service",
         "metadata": {"name": "web", "namespace": "default"}, "spec": {"ports": [{"port": 80}]},
         "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.7"}]}}});
-    let mut object: Object = (SERVICE.decode)(with_status).unwrap();
+    let mut object: Object = (SERVICE.decode)(&with_status).unwrap();
     (SERVICE.defaults)(&mut object);
     let errors: Vec<String> = crate::validation::validate(&object)
         .iter()

@@ -68,7 +68,7 @@ fn a_hollow_node_offers_its_flags_capacity_is_ready_and_names_itself() {
     assert_eq!((ready.type_.as_str(), ready.status.as_str()), ("Ready", "True"));
     let body = serde_json::to_value(&node).unwrap();
     assert!(
-        (berth_api::kinds::node::NODE.decode)(body).is_ok(),
+        (berth_api::kinds::node::NODE.decode)(&body).is_ok(),
         "a Node as the API decodes it"
     );
 }

@@ -19,7 +19,7 @@ fn the_lease_is_the_nodes_held_by_it_and_renewed_in_micro_time() {
         lease["spec"],
         json!({"holderIdentity": "n1", "leaseDurationSeconds": 40, "renewTime": "2026-01-02T03:04:05.123456Z"})
     );
-    assert!((LEASE.decode)(lease).is_ok(), "a Lease as the API decodes it");
+    assert!((LEASE.decode)(&lease).is_ok(), "a Lease as the API decodes it");
     let before_the_node = lease_object("n1", None, Duration::from_secs(40), at);
     assert!(before_the_node["metadata"].get("ownerReferences").is_none());
 }
