@@ -36,9 +36,20 @@ impl Comparison {
 
 /// The difference from `old` to `new`, two objects of the kind `schema` describes.
 pub fn compare(old: &Value, new: &Value, schema: &PatchSchema) -> Comparison {
+    compare_walk(old, new, schema, false)
+}
+
+/// [`compare`] of two objects as if neither had `metadata.managedFields`, without
+/// copying them to take it out.
+pub fn compare_without_managed_fields(old: &Value, new: &Value, schema: &PatchSchema) -> Comparison {
+    compare_walk(old, new, schema, true)
+}
+
+fn compare_walk(old: &Value, new: &Value, schema: &PatchSchema, skip_managed_fields: bool) -> Comparison {
     let mut walk = Walk {
         comparison: Comparison::default(),
         path: Vec::new(),
+        skip_managed_fields,
     };
     walk.value(Some(old), Some(new), Node::root(schema));
     walk.comparison
@@ -47,6 +58,8 @@ pub fn compare(old: &Value, new: &Value, schema: &PatchSchema) -> Comparison {
 struct Walk {
     comparison: Comparison,
     path: Vec<PathElement>,
+    /// `metadata.managedFields` is not walked.
+    skip_managed_fields: bool,
 }
 
 fn is_empty_container(value: Option<&Value>) -> bool {
@@ -99,7 +112,13 @@ impl Walk {
         let old_fields = old.and_then(Value::as_object).unwrap_or(&empty);
         let new_fields = new.and_then(Value::as_object).unwrap_or(&empty);
         let names: std::collections::BTreeSet<&String> = old_fields.keys().chain(new_fields.keys()).collect();
+        let in_metadata = self.skip_managed_fields
+            && self.path.len() == 1
+            && matches!(&self.path[0], PathElement::Field(name) if name == "metadata");
         for name in names {
+            if in_metadata && name == "managedFields" {
+                continue;
+            }
             self.path.push(PathElement::field(name));
             self.value(old_fields.get(name), new_fields.get(name), node.field(name));
             self.path.pop();
@@ -166,6 +185,27 @@ mod tests {
 
     fn containers(inner: Value) -> Value {
         json!({"f:spec": {"f:template": {"f:spec": {"f:containers": inner}}}})
+    }
+
+    #[test]
+    fn managed_fields_can_be_left_out_of_a_comparison() {
+        let object = |replicas: i64, manager: &str| {
+            json!({"metadata": {"name": "web", "managedFields": [{"manager": manager}]},
+                   "spec": {"replicas": replicas}})
+        };
+        let (old, new) = (object(1, "a"), object(2, "b"));
+        let schema = PatchSchema::for_type::<Deployment>();
+        let comparison = compare_without_managed_fields(&old, &new, &schema);
+        assert_eq!(
+            to_fields_v1(&comparison.modified),
+            json!({"f:spec": {"f:replicas": {}}})
+        );
+        assert_eq!(
+            (to_fields_v1(&comparison.added), to_fields_v1(&comparison.removed)),
+            (json!({}), json!({}))
+        );
+        let whole = compare(&old, &new, &schema);
+        assert_ne!(to_fields_v1(&whole.modified), to_fields_v1(&comparison.modified));
     }
 
     #[test]

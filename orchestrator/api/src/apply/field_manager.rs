@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use serde_json::{Map, Value, json};
 
 use super::applied_fields::applied_fields;
-use super::compare::compare;
+use super::compare::{compare, compare_without_managed_fields};
 use super::conflict::{Conflict, Conflicts};
 use super::field_set::FieldSet;
 use super::last_applied::{self, KUBECTL, fields_still_as_last_applied};
@@ -339,8 +339,8 @@ pub fn update(
     if managers.is_empty() && live.is_some() {
         return Vec::new();
     }
-    let old_object = live.map_or_else(|| json!({}), without_managed_fields);
-    let comparison = compare(&old_object, &without_managed_fields(new), schema);
+    let nothing = json!({});
+    let comparison = compare_without_managed_fields(live.unwrap_or(&nothing), new, schema);
     let changed = owned(&comparison.changed(), writer.subresource);
     let me = ManagerId::update(writer.manager, writer.api_version, writer.subresource);
     for (id, managed) in managers.managers.iter_mut() {
