@@ -554,11 +554,11 @@ pub async fn write(
                 Err(refusal) => Err(refusal.into_api_error(&object)?),
             }
         } else if !charges.is_empty() {
-            storage::update_charged(&api.kv, &object, &old, &charges).await
+            storage::update_charged(&api.kv, object, &old, &charges).await
         } else if is_node_lease(kind, namespace) {
-            storage::update_grouped(api.node_lease_group(), &object, &old).await
+            storage::update_grouped(api.node_lease_group(), object, &old).await
         } else {
-            storage::update_from(&api.kv, &object, &old).await
+            storage::update_from(&api.kv, object, &old).await
         };
         match updated {
             Ok(object) => {

@@ -150,11 +150,10 @@ pub async fn update(kv: &Kv, object: &Object) -> Result<Value, KvError> {
 /// (bumped when the spec changed), its key, and that revision. Exact without
 /// reading the store again: should the stored object have moved since, the
 /// condition fails the write.
-fn prepared(object: &Object, stored: &Object) -> Result<(Object, String, i64), KvError> {
+fn prepared(mut object: Object, stored: &Object) -> Result<(Object, String, i64), KvError> {
     let expected: i64 = (object.metadata().resource_version())
         .parse()
         .map_err(|_| KvError::Other("metadata.resourceVersion: required for an update".into()))?;
-    let mut object = object.clone();
     let generation = stored.metadata().generation().max(1);
     object.metadata_mut().generation = Some(match stored.has_spec_of(&object) {
         true => generation,
@@ -166,7 +165,7 @@ fn prepared(object: &Object, stored: &Object) -> Result<(Object, String, i64), K
 
 /// [`update`] of `stored`, the object as read (see [`prepared`]), without reading
 /// it again.
-pub async fn update_from(kv: &Kv, object: &Object, stored: &Object) -> Result<Value, KvError> {
+pub async fn update_from(kv: &Kv, object: Object, stored: &Object) -> Result<Value, KvError> {
     let (mut object, key, expected) = prepared(object, stored)?;
     let revision = kv.update(&key, object.encode(), expected, None).await?;
     object.metadata_mut().resource_version = Some(revision.to_string());
@@ -174,7 +173,7 @@ pub async fn update_from(kv: &Kv, object: &Object, stored: &Object) -> Result<Va
 }
 
 /// [`update_from`] through `group`, committed with the other updates queued there.
-pub async fn update_grouped(group: &Group, object: &Object, stored: &Object) -> Result<Value, KvError> {
+pub async fn update_grouped(group: &Group, object: Object, stored: &Object) -> Result<Value, KvError> {
     let (mut object, key, expected) = prepared(object, stored)?;
     let revision = group.update_if(&key, object.encode(), expected, &[], None).await?;
     object.metadata_mut().resource_version = Some(revision.to_string());
@@ -183,7 +182,7 @@ pub async fn update_grouped(group: &Group, object: &Object, stored: &Object) -> 
 
 /// [`update_from`] with its quotas' charges, in one transaction (`Conflict`: the
 /// object or a quota moved).
-pub async fn update_charged(kv: &Kv, object: &Object, stored: &Object, charges: &[Charge]) -> Result<Value, KvError> {
+pub async fn update_charged(kv: &Kv, object: Object, stored: &Object, charges: &[Charge]) -> Result<Value, KvError> {
     let (mut object, key, expected) = prepared(object, stored)?;
     let mut together = berth_client::kv::Together {
         conditions: vec![(key.clone(), expected)],
